@@ -1,0 +1,137 @@
+# The pipeline (see ARCHITECTURE.md):
+#   kernel/**/*.ts --asc--> kernel.wasm --wasm2c--> kernel.c --clang--> objects
+#   boot/**/*.{c,S,asm} --clang/nasm--> objects
+#   objects --lld-link--> BOOTX64.EFI      objects --ld.lld + linker.ld--> hv.elf
+# The C sources are compiled twice, once per object format (COFF for UEFI,
+# ELF for multiboot); the kernel.c both link is generated from the one kernel.wasm
+# the Node tests load.
+
+B        := build
+CLANG    := clang-16
+LLDLINK  := lld-link-16
+LDLLD    := ld.lld-16
+NASM     := nasm
+WASM2C   := wasm2c
+ASC      := node_modules/.bin/asc
+RESINC   := $(shell $(CLANG) -print-resource-dir 2>/dev/null)/include
+
+KERNEL_TS := $(shell find kernel -name '*.ts' 2>/dev/null)
+COMMON_C  := $(wildcard boot/common/*.c boot/rt/*.c boot/imports/*.c)
+COMMON_S  := $(wildcard boot/common/*.S boot/entry/*.S)
+UEFI_C    := $(wildcard boot/uefi/*.c)
+MB_C      := $(wildcard boot/multiboot/*.c)
+MB_ASM    := $(wildcard boot/multiboot/*.asm)
+HEADERS   := $(wildcard boot/include/*.h boot/rt/include/*.h boot/uefi/*.h boot/multiboot/*.h)
+
+CFLAGS_BASE := -std=gnu11 -O2 -flto -ffreestanding -nostdinc -isystem $(RESINC) \
+  -Iboot/include -Iboot/rt/include -I$(B)/gen -fno-stack-protector -mno-red-zone \
+  -fno-exceptions -fno-asynchronous-unwind-tables -Wall -Wextra -Wno-unused-parameter \
+  -DWASM_RT_MEMCHECK_SIGNAL_HANDLER=0 $(EXTRA_CFLAGS)
+CFLAGS_EFI  := $(CFLAGS_BASE) --target=x86_64-unknown-windows-gnu -mno-stack-arg-probe -DHV_UEFI=1
+CFLAGS_ELF  := $(CFLAGS_BASE) --target=x86_64-unknown-none-elf -fno-pic -fno-pie -DHV_MULTIBOOT=1
+# wasm2c output: generated code, warnings are not ours to fix
+KCFLAGS     := -Wno-unused-function -Wno-unused-variable -Wno-unused-but-set-variable -Wno-sign-compare
+
+ASCFLAGS := --runtime stub -O3 --initialMemory 64 --maximumMemory 256
+
+.PHONY: all wasm efi elf iso esp setup run run-qemu run-kvm test test-unit test-emu bench gen check-gen clean
+all: $(B)/kernel.wasm $(B)/BOOTX64.EFI $(B)/hv.elf $(B)/esp.img $(B)/hv.iso
+
+wasm: $(B)/kernel.wasm
+efi: $(B)/BOOTX64.EFI
+elf: $(B)/hv.elf
+
+# ---- kernel: AssemblyScript -> wasm -> C ----------------------------------
+$(B)/kernel.wasm: $(KERNEL_TS) package.json | $(B)
+	$(ASC) kernel/main.ts -o $@ -t $(B)/kernel.wat $(ASCFLAGS)
+
+$(B)/gen/kernel.c $(B)/gen/kernel.h $(B)/gen/instantiate.h: $(B)/kernel.wasm
+	@mkdir -p $(B)/gen
+	@$(WASM2C) --version | grep -qx '1.0.32' || { echo "wasm2c 1.0.32 required (Debian 12 wabt): the C API changed after it"; exit 1; }
+	$(WASM2C) $< -n kernel -o $(B)/gen/kernel.c
+	cp /usr/include/wasm-rt.h $(B)/gen/wasm-rt.h
+	@# Z_kernel_instantiate takes one (unused) instance pointer per import
+	@# module; count them from the generated prototype.
+	n=$$(grep -o 'Z_kernel_instantiate(Z_kernel_instance_t\*[^;]*' $(B)/gen/kernel.h | grep -o 'struct Z_' | wc -l); \
+	  args=$$(for k in $$(seq $$n); do printf ', NULL'; done); \
+	  echo "#define HV_INSTANTIATE(inst) Z_kernel_instantiate(inst$$args)" > $(B)/gen/instantiate.h
+
+# ---- C objects, two flavours --------------------------------------------------
+$(B)/efi/%.o: %.c $(HEADERS) $(B)/gen/kernel.h
+	@mkdir -p $(dir $@)
+	$(CLANG) $(CFLAGS_EFI) -c $< -o $@
+$(B)/efi/%.o: %.S $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(CFLAGS_EFI) -c $< -o $@
+$(B)/elf/%.o: %.c $(HEADERS) $(B)/gen/kernel.h
+	@mkdir -p $(dir $@)
+	$(CLANG) $(CFLAGS_ELF) -c $< -o $@
+$(B)/elf/%.o: %.S $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(CFLAGS_ELF) -c $< -o $@
+$(B)/elf/%.o: %.asm
+	@mkdir -p $(dir $@)
+	$(NASM) -f elf64 $< -o $@
+$(B)/efi/kernel.o: $(B)/gen/kernel.c
+	$(CLANG) $(CFLAGS_EFI) $(KCFLAGS) -c $< -o $@
+$(B)/elf/kernel.o: $(B)/gen/kernel.c
+	@mkdir -p $(B)/elf
+	$(CLANG) $(CFLAGS_ELF) $(KCFLAGS) -c $< -o $@
+
+EFI_OBJS := $(patsubst %.c,$(B)/efi/%.o,$(COMMON_C) $(UEFI_C)) $(patsubst %.S,$(B)/efi/%.o,$(COMMON_S)) $(B)/efi/kernel.o
+ELF_OBJS := $(patsubst %.asm,$(B)/elf/%.o,$(MB_ASM)) $(patsubst %.c,$(B)/elf/%.o,$(COMMON_C) $(MB_C)) \
+            $(patsubst %.S,$(B)/elf/%.o,$(COMMON_S)) $(B)/elf/kernel.o
+
+$(B)/BOOTX64.EFI: $(EFI_OBJS)
+	$(LLDLINK) /subsystem:efi_application /entry:efi_main /nodefaultlib /out:$@ $^
+
+$(B)/hv.elf: $(ELF_OBJS) linker.ld
+	$(LDLLD) -T linker.ld -nostdlib -z max-page-size=0x1000 -o $@ $(ELF_OBJS)
+
+# ---- boot media ------------------------------------------------------------
+# ESP directory (QEMU's fat:rw: drive) and a FAT disk image (Bochs) holding
+# EFI/BOOT/BOOTX64.EFI and the configuration file EFI/BOOT/hv.cfg.
+HV_CFG ?= tests/qemu/hv.cfg
+$(B)/esp/EFI/BOOT/BOOTX64.EFI: $(B)/BOOTX64.EFI $(HV_CFG)
+	@mkdir -p $(dir $@)
+	cp $(B)/BOOTX64.EFI $@
+	cp $(HV_CFG) $(B)/esp/EFI/BOOT/hv.cfg
+$(B)/esp.img: $(B)/esp/EFI/BOOT/BOOTX64.EFI tools/mkesp.sh
+	bash tools/mkesp.sh $(B)/esp $@
+$(B)/hv.iso: $(B)/hv.elf tools/mkiso.sh
+	bash tools/mkiso.sh $(B)/hv.elf $@
+
+$(B):
+	@mkdir -p $(B)
+
+# ---- generated VMX constants -------------------------------------------------
+gen:
+	node tools/vmx/gen.mjs
+check-gen:
+	node tools/vmx/gen.mjs --check
+
+# ---- set-up, demo, tests ---------------------------------------------------------
+setup:
+	bash tools/setup.sh
+
+run: setup
+	$(MAKE) all
+	node --import tsx tools/emu/run.ts bochs-mb
+
+run-qemu: setup
+	$(MAKE) all
+	node --import tsx tools/emu/run.ts qemu-efi
+
+run-kvm: setup
+	$(MAKE) all
+	node --import tsx tools/emu/run.ts kvm-efi
+
+test: setup
+	$(MAKE) check-gen all
+	node --import tsx tools/test.ts
+
+test-unit: all
+	node --import tsx tools/test.ts tests/unit
+
+clean:
+	rm -rf $(B)

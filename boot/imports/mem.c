@@ -1,0 +1,51 @@
+/* Imports of the mem module: physical memory through the identity map.
+ * Every access is checked: it must lie inside the mapped physical range and
+ * must not touch a protected hypervisor range (boot/common/protect.c). A
+ * violation is a kernel bug; it is reported and the machine stops. */
+#include "hv.h"
+#include "kernel.h"
+
+struct Z_mem_instance_t;
+
+extern wasm_rt_memory_t *hv_kernel_memory;
+
+static void *phys(u64 pa, u64 len, const char *op) {
+    u64 top = hv_paging_top();
+    if (len > top || pa > top - len || hv_range_protected(pa, len)) {
+        hv_puts("hv: trap: mem.");
+        hv_puts(op);
+        hv_puts(" of ");
+        hv_put_dec(len);
+        hv_puts(" bytes at ");
+        hv_put_hex(pa);
+        hv_puts(pa > top - len ? " is beyond mapped physical memory\n" : " touches the hypervisor's own memory\n");
+        hv_exit(HV_STATUS_TRAP);
+    }
+    return (void *)pa;
+}
+
+static u8 *linear(u32 ptr, u32 len) {
+    if ((u64)ptr + len > hv_kernel_memory->size) wasm_rt_trap(WASM_RT_TRAP_OOB);
+    return hv_kernel_memory->data + ptr;
+}
+
+u32 Z_memZ_read8(struct Z_mem_instance_t *i, u64 pa) { return *(volatile u8 *)phys(pa, 1, "read8"); }
+u32 Z_memZ_read16(struct Z_mem_instance_t *i, u64 pa) { return *(volatile u16 *)phys(pa, 2, "read16"); }
+u32 Z_memZ_read32(struct Z_mem_instance_t *i, u64 pa) { return *(volatile u32 *)phys(pa, 4, "read32"); }
+u64 Z_memZ_read64(struct Z_mem_instance_t *i, u64 pa) { return *(volatile u64 *)phys(pa, 8, "read64"); }
+void Z_memZ_write8(struct Z_mem_instance_t *i, u64 pa, u32 v) { *(volatile u8 *)phys(pa, 1, "write8") = (u8)v; }
+void Z_memZ_write16(struct Z_mem_instance_t *i, u64 pa, u32 v) { *(volatile u16 *)phys(pa, 2, "write16") = (u16)v; }
+void Z_memZ_write32(struct Z_mem_instance_t *i, u64 pa, u32 v) { *(volatile u32 *)phys(pa, 4, "write32") = v; }
+void Z_memZ_write64(struct Z_mem_instance_t *i, u64 pa, u64 v) { *(volatile u64 *)phys(pa, 8, "write64") = v; }
+
+void Z_memZ_zero(struct Z_mem_instance_t *i, u64 pa, u64 len) {
+    if (len) memset(phys(pa, len, "zero"), 0, len);
+}
+
+void Z_memZ_copyin(struct Z_mem_instance_t *i, u32 dst, u64 pa, u32 len) {
+    if (len) memcpy(linear(dst, len), phys(pa, len, "copyin"), len);
+}
+
+void Z_memZ_copyout(struct Z_mem_instance_t *i, u64 pa, u32 src, u32 len) {
+    if (len) memcpy(phys(pa, len, "copyout"), linear(src, len), len);
+}

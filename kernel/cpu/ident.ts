@@ -1,0 +1,108 @@
+// Processor identification from CPUID (SDM Vol. 2A, CPUID).
+import * as cpu from "../hw/cpu";
+import * as print from "../lib/print";
+
+const regs: usize = memory.data(16);
+
+export let maxBasicLeaf: u32 = 0;
+export let maxExtLeaf: u32 = 0;
+export let family: u32 = 0;
+export let model: u32 = 0;
+export let stepping: u32 = 0;
+export let leaf1Ecx: u32 = 0;
+export let leaf1Edx: u32 = 0;
+export let physAddrBits: u32 = 36;
+export let hypervisorPresent: bool = false;
+const vendor: usize = memory.data(13);
+const brand: usize = memory.data(49);
+const hvVendor: usize = memory.data(13);
+
+export function eax(): u32 { return load<u32>(regs); }
+export function ebx(): u32 { return load<u32>(regs, 4); }
+export function ecx(): u32 { return load<u32>(regs, 8); }
+export function edx(): u32 { return load<u32>(regs, 12); }
+
+export function query(leaf: u32, subleaf: u32 = 0): void {
+  cpu.cpuid(leaf, subleaf, regs);
+}
+
+// CPUID.1:ECX bit 5: VMX (SDM Vol. 3C 24.6 "Discovering support for VMX").
+export const CPUID1_ECX_VMX: u32 = 1 << 5;
+export const CPUID1_ECX_HYPERVISOR: u32 = 1 << 31;
+
+export function identify(): void {
+  query(0);
+  maxBasicLeaf = eax();
+  store<u32>(vendor, ebx());
+  store<u32>(vendor, edx(), 4);
+  store<u32>(vendor, ecx(), 8);
+  query(1);
+  const sig = eax();
+  leaf1Ecx = ecx();
+  leaf1Edx = edx();
+  // Display family/model per the CPUID leaf 1 signature rules.
+  const baseFamily = (sig >> 8) & 0xf;
+  family = baseFamily == 0xf ? baseFamily + ((sig >> 20) & 0xff) : baseFamily;
+  model = (sig >> 4) & 0xf;
+  if (baseFamily == 0x6 || baseFamily == 0xf) model |= ((sig >> 16) & 0xf) << 4;
+  stepping = sig & 0xf;
+  hypervisorPresent = (leaf1Ecx & CPUID1_ECX_HYPERVISOR) != 0;
+  query(0x80000000);
+  maxExtLeaf = eax();
+  store<u8>(brand, 0);
+  if (maxExtLeaf >= 0x80000004) {
+    for (let i: u32 = 0; i < 3; i++) {
+      query(0x80000002 + i);
+      store<u32>(brand + 16 * i, eax());
+      store<u32>(brand + 16 * i + 4, ebx());
+      store<u32>(brand + 16 * i + 8, ecx());
+      store<u32>(brand + 16 * i + 12, edx());
+    }
+    store<u8>(brand, 0, 48);
+  }
+  if (maxExtLeaf >= 0x80000008) {
+    query(0x80000008);
+    physAddrBits = eax() & 0xff;
+  }
+  store<u8>(hvVendor, 0);
+  if (hypervisorPresent) {
+    query(0x40000000);
+    store<u32>(hvVendor, ebx());
+    store<u32>(hvVendor, ecx(), 4);
+    store<u32>(hvVendor, edx(), 8);
+  }
+}
+
+function cstrlen(p: usize, max: i32): i32 {
+  let n = 0;
+  while (n < max && load<u8>(p + <usize>n) != 0) n++;
+  return n;
+}
+
+export function report(): void {
+  print.str("hv: cpu: ");
+  print.bytes(vendor, 12);
+  print.str(" family ");
+  print.hex(family);
+  print.str(" model ");
+  print.hex(model);
+  print.str(" stepping ");
+  print.dec(stepping);
+  print.str(", ");
+  print.dec(physAddrBits);
+  print.str("-bit physical addresses");
+  if (hypervisorPresent) {
+    print.str(", under hypervisor \"");
+    print.bytes(hvVendor, cstrlen(hvVendor, 12));
+    print.str("\"");
+  }
+  print.nl();
+  let b = brand;
+  let n = cstrlen(brand, 48);
+  while (n > 0 && load<u8>(b) == 0x20) { b++; n--; }
+  if (n > 0) {
+    print.str("hv: cpu: ");
+    print.bytes(b, n);
+    print.nl();
+  }
+}

@@ -1,0 +1,35 @@
+// Physical-memory imports. Guest memory, VMCS regions, page tables and boot
+// data live in physical memory and are reached only through these. The
+// implementation refuses (and stops the machine with a report) any access
+// that overlaps the hypervisor's own image, stacks, page tables or linear
+// memory, or that lies beyond the physical memory the boot map describes: a
+// kernel bug cannot turn into a write over the hypervisor itself.
+@external("mem", "read8")
+export declare function read8(pa: u64): u32;
+@external("mem", "read16")
+export declare function read16(pa: u64): u32;
+@external("mem", "read32")
+export declare function read32(pa: u64): u32;
+@external("mem", "read64")
+export declare function read64(pa: u64): u64;
+
+@external("mem", "write8")
+export declare function write8(pa: u64, value: u32): void;
+@external("mem", "write16")
+export declare function write16(pa: u64, value: u32): void;
+@external("mem", "write32")
+export declare function write32(pa: u64, value: u32): void;
+@external("mem", "write64")
+export declare function write64(pa: u64, value: u64): void;
+
+// Fill [pa, pa+len) with zero bytes.
+@external("mem", "zero")
+export declare function zero(pa: u64, len: u64): void;
+
+// Copy len bytes from physical pa into linear memory at dst.
+@external("mem", "copyin")
+export declare function copyin(dst: usize, pa: u64, len: u32): void;
+
+// Copy len bytes from linear memory at src to physical pa.
+@external("mem", "copyout")
+export declare function copyout(pa: u64, src: usize, len: u32): void;

@@ -1,0 +1,27 @@
+// VMX instruction imports (SDM Vol. 3C ch. 31). Instructions that can fail
+// return a VMX status: VMX_SUCCEED, VMX_FAIL_INVALID (CF=1) or VMX_FAIL_VALID
+// (ZF=1; the error number is in the VM-instruction error field, read with
+// vmread). vmread/vmwrite of fields the kernel itself chose cannot fail on a
+// correct kernel; the implementation stops the machine with a report if one does.
+export const VMX_SUCCEED: i32 = 0;
+export const VMX_FAIL_INVALID: i32 = 1;
+export const VMX_FAIL_VALID: i32 = 2;
+
+@external("vmx", "vmxon")
+export declare function vmxon(pa: u64): i32;
+@external("vmx", "vmxoff")
+export declare function vmxoff(): i32;
+@external("vmx", "vmclear")
+export declare function vmclear(pa: u64): i32;
+@external("vmx", "vmptrld")
+export declare function vmptrld(pa: u64): i32;
+@external("vmx", "vmptrst")
+export declare function vmptrst(): u64;
+@external("vmx", "vmread")
+export declare function vmread(field: u32): u64;
+@external("vmx", "vmwrite")
+export declare function vmwrite(field: u32, value: u64): void;
+@external("vmx", "invept")
+export declare function invept(type: u32, eptp: u64): i32;
+@external("vmx", "invvpid")
+export declare function invvpid(type: u32, vpid: u32, linear: u64): i32;
