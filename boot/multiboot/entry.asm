@@ -108,3 +108,10 @@ tmp_pdpt: resb 4096
 tmp_pd:   resb 4 * 4096
 boot32_stack: resb 16384
 boot32_stack_top:
+
+; Boot data for the kernel (struct hv_bootinfo, map, file table: mb.c). It
+; lies after the image (linker.ld), outside the ranges mem.* refuses, and is
+; NOBITS so the ELF file does not carry the image's .bss as zeros.
+section .bootdata nobits alloc noexec write align=4096
+global mb_bootdata
+mb_bootdata: resb 16384

@@ -11,13 +11,16 @@
 #define MMAP_MAX  256
 #define FILES_MAX 32
 
-/* Boot data lives in its own section after the image (linker.ld): the kernel
- * reads it through mem.*, which refuses the image itself. */
-static struct {
+/* Boot data lives in its own section after the image (entry.asm, linker.ld):
+ * the kernel reads it through mem.*, which refuses the image itself. */
+struct mb_bootdata {
     struct hv_bootinfo bi;
     struct hv_mmap_entry mmap[MMAP_MAX];
     struct hv_file files[FILES_MAX];
-} bootdata __attribute__((section(".bootdata"), aligned(64)));
+};
+_Static_assert(sizeof(struct mb_bootdata) <= 16384, "entry.asm reserves 16 KiB");
+extern struct mb_bootdata mb_bootdata;
+#define bootdata mb_bootdata
 
 extern const u8 __bootdata_start[], __bootdata_end[];
 

@@ -1,0 +1,895 @@
+// The one declaration of the VMX constants this project uses.
+//
+// Everything here is plain data taken from the Intel SDM (Intel 64 and IA-32 Architectures
+// Software Developer's Manual, Vol. 3C chapters 25-31 and Vol. 3D appendices A-C, plus Vol. 4
+// for MSR numbers). tools/vmx/gen.mjs checks it and writes three versions of it:
+//   kernel/arch/vmx.ts        AssemblyScript, for the kernel
+//   boot/include/vmx-consts.h C and assembly, for boot/
+//   tests/model/vmx-consts.ts TypeScript, for the software VMX model and the Node tests
+// Edit this file, run `make gen`, commit the table and the generated files together
+// (`make check-gen` fails when they drift).
+//
+// Naming convention (the same names in all three languages):
+// - VMCS fields: the SDM Appendix B field name in UPPER_SNAKE ("Guest RIP" -> GUEST_RIP,
+//   "VM-exit instruction length" -> VM_EXIT_INSTRUCTION_LENGTH), with these fixed rules:
+//     * "information" -> INFO; "processor-based" -> PROC_BASED; "VM-execution" -> VM_EXEC;
+//     * a field holding a word of control bits is <name>_CONTROL, singular
+//       (PIN_BASED_VM_EXEC_CONTROL, PRIMARY_PROC_BASED_VM_EXEC_CONTROL, VM_EXIT_CONTROL,
+//       VM_ENTRY_CONTROL, VM_FUNCTION_CONTROL, SECONDARY_VM_EXIT_CONTROL);
+//     * "Address of X bitmap" is named for the bitmap: IO_BITMAP_A, MSR_BITMAPS,
+//       VMREAD_BITMAP, VMWRITE_BITMAP; other address fields keep _ADDRESS (EPTP_LIST_ADDRESS);
+//     * "Exit reason" is VM_EXIT_REASON, so it does not read like one of the EXIT_REASON_*
+//       numbers; the SDM's newest names for the event fields ("injected-event identification",
+//       "original-event identification", ...) are kept as `sdm` text while the names use the
+//       long-standing ones (VM_ENTRY_INTERRUPTION_INFO, IDT_VECTORING_INFO, ...).
+//   Only the full encoding of a 64-bit field is declared; the generator adds <NAME>_HIGH
+//   (encoding | 1). Width and type are derived from the encoding, never declared.
+// - Exit reasons: EXIT_REASON_<NAME>; VM-instruction errors: VMXERR_<NAME>.
+// - Control bits, as masks: a prefix per control word + the SDM control name:
+//   PIN_ (pin-based), PROC_ (primary processor-based), PROC2_ (secondary), PROC3_ (tertiary),
+//   EXIT_ (primary VM-exit), EXIT2_ (secondary VM-exit), ENTRY_ (VM-entry) and VMFUNC_CTL_
+//   (VM-function controls; VMFUNC_ alone names the VM function numbers), e.g.
+//   PROC2_ENABLE_EPT, EXIT_HOST_ADDRESS_SPACE_SIZE. The "default1" (reserved, must be 1)
+//   masks are PIN_DEFAULT1, PROC_DEFAULT1, EXIT_DEFAULT1, ENTRY_DEFAULT1.
+// - MSR numbers: MSR_<SDM MSR name> (MSR_IA32_VMX_BASIC). Bit masks inside an MSR or register
+//   use a prefix per register (VMX_BASIC_, VMX_MISC_, EPT_VPID_CAP_, FEATURE_CONTROL_,
+//   X86_CR0_, X86_CR4_, X86_RFLAGS_, X86_EFER_). A single bit is a mask; a multi-bit field
+//   is <NAME>_SHIFT plus <NAME>_MASK (the mask already shifted into place).
+//
+// Entries carry an `sdm` string with the SDM wording; the generator puts it in comments and in
+// the TypeScript metadata, and the name lookups return the `name` (without prefix).
+
+// ---------------------------------------------------------------------------------------------
+// 1. VMCS fields (Vol. 3D Appendix B; encoding layout in Vol. 3C 25.11.2)
+//    bits 31:15 reserved (0) | 14:13 width | 12 reserved (0) | 11:10 type | 9:1 index | 0 high
+//    width: 0 16-bit, 1 64-bit, 2 32-bit, 3 natural-width
+//    type:  0 control, 1 VM-exit information (read-only data), 2 guest state, 3 host state
+//
+//    `shadow: true` marks the fields the hypervisor will let L1 VMREAD/VMWRITE through a
+//    shadow VMCS (VMCS shadowing, 25.10): the exit-information and guest-state fields an L1
+//    hypervisor touches on nearly every exit (reason, qualification, instruction length and
+//    information, event information, RIP/RSP/RFLAGS, interruptibility, entry event injection).
+//    Writing the read-only ones into a shadow VMCS needs IA32_VMX_MISC bit 29 ("VMWRITE to
+//    any supported field"); code that enables shadowing checks it.
+// ---------------------------------------------------------------------------------------------
+export const VMCS_FIELDS = [
+  // B.1.1 16-bit control fields
+  { name: 'VIRTUAL_PROCESSOR_ID', encoding: 0x0000, sdm: 'Virtual-processor identifier (VPID)' },
+  { name: 'POSTED_INTERRUPT_NOTIFICATION_VECTOR', encoding: 0x0002, sdm: 'Posted-interrupt notification vector' },
+  { name: 'EPTP_INDEX', encoding: 0x0004, sdm: 'EPTP index' },
+  { name: 'HLAT_PREFIX_SIZE', encoding: 0x0006, sdm: 'HLAT prefix size' },
+  { name: 'LAST_PID_POINTER_INDEX', encoding: 0x0008, sdm: 'Last PID-pointer index' },
+
+  // B.1.2 16-bit guest-state fields
+  { name: 'GUEST_ES_SELECTOR', encoding: 0x0800, sdm: 'Guest ES selector' },
+  { name: 'GUEST_CS_SELECTOR', encoding: 0x0802, sdm: 'Guest CS selector', shadow: true },
+  { name: 'GUEST_SS_SELECTOR', encoding: 0x0804, sdm: 'Guest SS selector' },
+  { name: 'GUEST_DS_SELECTOR', encoding: 0x0806, sdm: 'Guest DS selector' },
+  { name: 'GUEST_FS_SELECTOR', encoding: 0x0808, sdm: 'Guest FS selector' },
+  { name: 'GUEST_GS_SELECTOR', encoding: 0x080a, sdm: 'Guest GS selector' },
+  { name: 'GUEST_LDTR_SELECTOR', encoding: 0x080c, sdm: 'Guest LDTR selector' },
+  { name: 'GUEST_TR_SELECTOR', encoding: 0x080e, sdm: 'Guest TR selector' },
+  { name: 'GUEST_INTERRUPT_STATUS', encoding: 0x0810, sdm: 'Guest interrupt status' },
+  { name: 'PML_INDEX', encoding: 0x0812, sdm: 'PML index' },
+  { name: 'GUEST_UINV', encoding: 0x0814, sdm: 'Guest UINV' },
+
+  // B.1.3 16-bit host-state fields
+  { name: 'HOST_ES_SELECTOR', encoding: 0x0c00, sdm: 'Host ES selector' },
+  { name: 'HOST_CS_SELECTOR', encoding: 0x0c02, sdm: 'Host CS selector' },
+  { name: 'HOST_SS_SELECTOR', encoding: 0x0c04, sdm: 'Host SS selector' },
+  { name: 'HOST_DS_SELECTOR', encoding: 0x0c06, sdm: 'Host DS selector' },
+  { name: 'HOST_FS_SELECTOR', encoding: 0x0c08, sdm: 'Host FS selector' },
+  { name: 'HOST_GS_SELECTOR', encoding: 0x0c0a, sdm: 'Host GS selector' },
+  { name: 'HOST_TR_SELECTOR', encoding: 0x0c0c, sdm: 'Host TR selector' },
+
+  // B.2.1 64-bit control fields
+  { name: 'IO_BITMAP_A', encoding: 0x2000, sdm: 'Address of I/O bitmap A' },
+  { name: 'IO_BITMAP_B', encoding: 0x2002, sdm: 'Address of I/O bitmap B' },
+  { name: 'MSR_BITMAPS', encoding: 0x2004, sdm: 'Address of MSR bitmaps' },
+  { name: 'VM_EXIT_MSR_STORE_ADDRESS', encoding: 0x2006, sdm: 'VM-exit MSR-store address' },
+  { name: 'VM_EXIT_MSR_LOAD_ADDRESS', encoding: 0x2008, sdm: 'VM-exit MSR-load address' },
+  { name: 'VM_ENTRY_MSR_LOAD_ADDRESS', encoding: 0x200a, sdm: 'VM-entry MSR-load address' },
+  { name: 'EXECUTIVE_VMCS_POINTER', encoding: 0x200c, sdm: 'Executive-VMCS pointer' },
+  { name: 'PML_ADDRESS', encoding: 0x200e, sdm: 'PML address' },
+  { name: 'TSC_OFFSET', encoding: 0x2010, sdm: 'TSC offset' },
+  { name: 'VIRTUAL_APIC_ADDRESS', encoding: 0x2012, sdm: 'Virtual-APIC address' },
+  { name: 'APIC_ACCESS_ADDRESS', encoding: 0x2014, sdm: 'APIC-access address' },
+  { name: 'POSTED_INTERRUPT_DESCRIPTOR_ADDRESS', encoding: 0x2016, sdm: 'Posted-interrupt descriptor address' },
+  { name: 'VM_FUNCTION_CONTROL', encoding: 0x2018, sdm: 'VM-function controls' },
+  { name: 'EPT_POINTER', encoding: 0x201a, sdm: 'EPT pointer (EPTP)' },
+  { name: 'EOI_EXIT_BITMAP_0', encoding: 0x201c, sdm: 'EOI-exit bitmap 0 (EOI_EXIT0)' },
+  { name: 'EOI_EXIT_BITMAP_1', encoding: 0x201e, sdm: 'EOI-exit bitmap 1 (EOI_EXIT1)' },
+  { name: 'EOI_EXIT_BITMAP_2', encoding: 0x2020, sdm: 'EOI-exit bitmap 2 (EOI_EXIT2)' },
+  { name: 'EOI_EXIT_BITMAP_3', encoding: 0x2022, sdm: 'EOI-exit bitmap 3 (EOI_EXIT3)' },
+  { name: 'EPTP_LIST_ADDRESS', encoding: 0x2024, sdm: 'EPTP-list address' },
+  { name: 'VMREAD_BITMAP', encoding: 0x2026, sdm: 'VMREAD-bitmap address' },
+  { name: 'VMWRITE_BITMAP', encoding: 0x2028, sdm: 'VMWRITE-bitmap address' },
+  { name: 'VIRTUALIZATION_EXCEPTION_INFO_ADDRESS', encoding: 0x202a, sdm: 'Virtualization-exception information address' },
+  { name: 'XSS_EXITING_BITMAP', encoding: 0x202c, sdm: 'XSS-exiting bitmap' },
+  { name: 'ENCLS_EXITING_BITMAP', encoding: 0x202e, sdm: 'ENCLS-exiting bitmap' },
+  { name: 'SUB_PAGE_PERMISSION_TABLE_POINTER', encoding: 0x2030, sdm: 'Sub-page-permission-table pointer' },
+  { name: 'TSC_MULTIPLIER', encoding: 0x2032, sdm: 'TSC multiplier' },
+  { name: 'TERTIARY_PROC_BASED_VM_EXEC_CONTROL', encoding: 0x2034, sdm: 'Tertiary processor-based VM-execution controls' },
+  // Listed in the SDM editions that document ENCLV (index 27); newer editions leave it out.
+  { name: 'ENCLV_EXITING_BITMAP', encoding: 0x2036, sdm: 'ENCLV-exiting bitmap' },
+  { name: 'LOW_PASID_DIRECTORY_ADDRESS', encoding: 0x2038, sdm: 'Low PASID directory address' },
+  { name: 'HIGH_PASID_DIRECTORY_ADDRESS', encoding: 0x203a, sdm: 'High PASID directory address' },
+  { name: 'SHARED_EPT_POINTER', encoding: 0x203c, sdm: 'SEAM shared EPT pointer' },
+  { name: 'PCONFIG_EXITING_BITMAP', encoding: 0x203e, sdm: 'PCONFIG-exiting bitmap' },
+  { name: 'HLAT_POINTER', encoding: 0x2040, sdm: 'Hypervisor-managed linear-address translation pointer (HLATP)' },
+  { name: 'PID_POINTER_TABLE_ADDRESS', encoding: 0x2042, sdm: 'PID-pointer table address' },
+  { name: 'SECONDARY_VM_EXIT_CONTROL', encoding: 0x2044, sdm: 'Secondary VM-exit controls' },
+  { name: 'IA32_SPEC_CTRL_MASK', encoding: 0x204a, sdm: 'IA32_SPEC_CTRL mask' },
+  { name: 'IA32_SPEC_CTRL_SHADOW', encoding: 0x204c, sdm: 'IA32_SPEC_CTRL shadow' },
+  { name: 'INJECTED_EVENT_DATA', encoding: 0x2052, sdm: 'Injected-event data (FRED)' },
+
+  // B.2.2 64-bit read-only data fields
+  { name: 'GUEST_PHYSICAL_ADDRESS', encoding: 0x2400, sdm: 'Guest-physical address', shadow: true },
+  { name: 'VM_EXIT_MSR_DATA', encoding: 0x2402, sdm: 'MSR data (MSR-list instructions)' },
+  { name: 'ORIGINAL_EVENT_DATA', encoding: 0x2404, sdm: 'Original-event data (FRED)' },
+
+  // B.2.3 64-bit guest-state fields
+  { name: 'VMCS_LINK_POINTER', encoding: 0x2800, sdm: 'VMCS link pointer' },
+  { name: 'GUEST_IA32_DEBUGCTL', encoding: 0x2802, sdm: 'Guest IA32_DEBUGCTL' },
+  { name: 'GUEST_IA32_PAT', encoding: 0x2804, sdm: 'Guest IA32_PAT' },
+  { name: 'GUEST_IA32_EFER', encoding: 0x2806, sdm: 'Guest IA32_EFER' },
+  { name: 'GUEST_IA32_PERF_GLOBAL_CTRL', encoding: 0x2808, sdm: 'Guest IA32_PERF_GLOBAL_CTRL' },
+  { name: 'GUEST_PDPTE0', encoding: 0x280a, sdm: 'Guest PDPTE0' },
+  { name: 'GUEST_PDPTE1', encoding: 0x280c, sdm: 'Guest PDPTE1' },
+  { name: 'GUEST_PDPTE2', encoding: 0x280e, sdm: 'Guest PDPTE2' },
+  { name: 'GUEST_PDPTE3', encoding: 0x2810, sdm: 'Guest PDPTE3' },
+  { name: 'GUEST_IA32_BNDCFGS', encoding: 0x2812, sdm: 'Guest IA32_BNDCFGS' },
+  { name: 'GUEST_IA32_RTIT_CTL', encoding: 0x2814, sdm: 'Guest IA32_RTIT_CTL' },
+  { name: 'GUEST_IA32_LBR_CTL', encoding: 0x2816, sdm: 'Guest IA32_LBR_CTL' },
+  { name: 'GUEST_IA32_PKRS', encoding: 0x2818, sdm: 'Guest IA32_PKRS' },
+  { name: 'GUEST_IA32_FRED_CONFIG', encoding: 0x281a, sdm: 'Guest IA32_FRED_CONFIG' },
+  { name: 'GUEST_IA32_FRED_RSP1', encoding: 0x281c, sdm: 'Guest IA32_FRED_RSP1' },
+  { name: 'GUEST_IA32_FRED_RSP2', encoding: 0x281e, sdm: 'Guest IA32_FRED_RSP2' },
+  { name: 'GUEST_IA32_FRED_RSP3', encoding: 0x2820, sdm: 'Guest IA32_FRED_RSP3' },
+  { name: 'GUEST_IA32_FRED_STKLVLS', encoding: 0x2822, sdm: 'Guest IA32_FRED_STKLVLS' },
+  { name: 'GUEST_IA32_FRED_SSP1', encoding: 0x2824, sdm: 'Guest IA32_FRED_SSP1' },
+  { name: 'GUEST_IA32_FRED_SSP2', encoding: 0x2826, sdm: 'Guest IA32_FRED_SSP2' },
+  { name: 'GUEST_IA32_FRED_SSP3', encoding: 0x2828, sdm: 'Guest IA32_FRED_SSP3' },
+
+  // B.2.4 64-bit host-state fields
+  { name: 'HOST_IA32_PAT', encoding: 0x2c00, sdm: 'Host IA32_PAT' },
+  { name: 'HOST_IA32_EFER', encoding: 0x2c02, sdm: 'Host IA32_EFER' },
+  { name: 'HOST_IA32_PERF_GLOBAL_CTRL', encoding: 0x2c04, sdm: 'Host IA32_PERF_GLOBAL_CTRL' },
+  { name: 'HOST_IA32_PKRS', encoding: 0x2c06, sdm: 'Host IA32_PKRS' },
+  { name: 'HOST_IA32_FRED_CONFIG', encoding: 0x2c08, sdm: 'Host IA32_FRED_CONFIG' },
+  { name: 'HOST_IA32_FRED_RSP1', encoding: 0x2c0a, sdm: 'Host IA32_FRED_RSP1' },
+  { name: 'HOST_IA32_FRED_RSP2', encoding: 0x2c0c, sdm: 'Host IA32_FRED_RSP2' },
+  { name: 'HOST_IA32_FRED_RSP3', encoding: 0x2c0e, sdm: 'Host IA32_FRED_RSP3' },
+  { name: 'HOST_IA32_FRED_STKLVLS', encoding: 0x2c10, sdm: 'Host IA32_FRED_STKLVLS' },
+  { name: 'HOST_IA32_FRED_SSP1', encoding: 0x2c12, sdm: 'Host IA32_FRED_SSP1' },
+  { name: 'HOST_IA32_FRED_SSP2', encoding: 0x2c14, sdm: 'Host IA32_FRED_SSP2' },
+  { name: 'HOST_IA32_FRED_SSP3', encoding: 0x2c16, sdm: 'Host IA32_FRED_SSP3' },
+
+  // B.3.1 32-bit control fields
+  { name: 'PIN_BASED_VM_EXEC_CONTROL', encoding: 0x4000, sdm: 'Pin-based VM-execution controls' },
+  { name: 'PRIMARY_PROC_BASED_VM_EXEC_CONTROL', encoding: 0x4002, sdm: 'Primary processor-based VM-execution controls' },
+  { name: 'EXCEPTION_BITMAP', encoding: 0x4004, sdm: 'Exception bitmap' },
+  { name: 'PAGE_FAULT_ERROR_CODE_MASK', encoding: 0x4006, sdm: 'Page-fault error-code mask' },
+  { name: 'PAGE_FAULT_ERROR_CODE_MATCH', encoding: 0x4008, sdm: 'Page-fault error-code match' },
+  { name: 'CR3_TARGET_COUNT', encoding: 0x400a, sdm: 'CR3-target count' },
+  { name: 'VM_EXIT_CONTROL', encoding: 0x400c, sdm: '(Primary) VM-exit controls' },
+  { name: 'VM_EXIT_MSR_STORE_COUNT', encoding: 0x400e, sdm: 'VM-exit MSR-store count' },
+  { name: 'VM_EXIT_MSR_LOAD_COUNT', encoding: 0x4010, sdm: 'VM-exit MSR-load count' },
+  { name: 'VM_ENTRY_CONTROL', encoding: 0x4012, sdm: 'VM-entry controls' },
+  { name: 'VM_ENTRY_MSR_LOAD_COUNT', encoding: 0x4014, sdm: 'VM-entry MSR-load count' },
+  { name: 'VM_ENTRY_INTERRUPTION_INFO', encoding: 0x4016, sdm: 'VM-entry interruption-information field (injected-event identification)', shadow: true },
+  { name: 'VM_ENTRY_EXCEPTION_ERROR_CODE', encoding: 0x4018, sdm: 'VM-entry exception error code (injected-event error code)', shadow: true },
+  { name: 'VM_ENTRY_INSTRUCTION_LENGTH', encoding: 0x401a, sdm: 'VM-entry instruction length', shadow: true },
+  { name: 'TPR_THRESHOLD', encoding: 0x401c, sdm: 'TPR threshold' },
+  { name: 'SECONDARY_PROC_BASED_VM_EXEC_CONTROL', encoding: 0x401e, sdm: 'Secondary processor-based VM-execution controls' },
+  { name: 'PLE_GAP', encoding: 0x4020, sdm: 'PLE_Gap' },
+  { name: 'PLE_WINDOW', encoding: 0x4022, sdm: 'PLE_Window' },
+  { name: 'INSTRUCTION_TIMEOUT_CONTROL', encoding: 0x4024, sdm: 'Instruction-timeout control' },
+  { name: 'SEAM_GUEST_KEYID', encoding: 0x4026, sdm: 'SEAM-guest KeyID' },
+
+  // B.3.2 32-bit read-only data fields
+  { name: 'VM_INSTRUCTION_ERROR', encoding: 0x4400, sdm: 'VM-instruction error' },
+  { name: 'VM_EXIT_REASON', encoding: 0x4402, sdm: 'Exit reason', shadow: true },
+  { name: 'VM_EXIT_INTERRUPTION_INFO', encoding: 0x4404, sdm: 'VM-exit interruption information (exiting-event identification)', shadow: true },
+  { name: 'VM_EXIT_INTERRUPTION_ERROR_CODE', encoding: 0x4406, sdm: 'VM-exit interruption error code (exiting-event error code)', shadow: true },
+  { name: 'IDT_VECTORING_INFO', encoding: 0x4408, sdm: 'IDT-vectoring information (original-event identification)', shadow: true },
+  { name: 'IDT_VECTORING_ERROR_CODE', encoding: 0x440a, sdm: 'IDT-vectoring error code (original-event error code)', shadow: true },
+  { name: 'VM_EXIT_INSTRUCTION_LENGTH', encoding: 0x440c, sdm: 'VM-exit instruction length', shadow: true },
+  { name: 'VM_EXIT_INSTRUCTION_INFO', encoding: 0x440e, sdm: 'VM-exit instruction information', shadow: true },
+
+  // B.3.3 32-bit guest-state fields (index 22, encoding 482CH, is not used)
+  { name: 'GUEST_ES_LIMIT', encoding: 0x4800, sdm: 'Guest ES limit' },
+  { name: 'GUEST_CS_LIMIT', encoding: 0x4802, sdm: 'Guest CS limit' },
+  { name: 'GUEST_SS_LIMIT', encoding: 0x4804, sdm: 'Guest SS limit' },
+  { name: 'GUEST_DS_LIMIT', encoding: 0x4806, sdm: 'Guest DS limit' },
+  { name: 'GUEST_FS_LIMIT', encoding: 0x4808, sdm: 'Guest FS limit' },
+  { name: 'GUEST_GS_LIMIT', encoding: 0x480a, sdm: 'Guest GS limit' },
+  { name: 'GUEST_LDTR_LIMIT', encoding: 0x480c, sdm: 'Guest LDTR limit' },
+  { name: 'GUEST_TR_LIMIT', encoding: 0x480e, sdm: 'Guest TR limit' },
+  { name: 'GUEST_GDTR_LIMIT', encoding: 0x4810, sdm: 'Guest GDTR limit' },
+  { name: 'GUEST_IDTR_LIMIT', encoding: 0x4812, sdm: 'Guest IDTR limit' },
+  { name: 'GUEST_ES_ACCESS_RIGHTS', encoding: 0x4814, sdm: 'Guest ES access rights' },
+  { name: 'GUEST_CS_ACCESS_RIGHTS', encoding: 0x4816, sdm: 'Guest CS access rights', shadow: true },
+  { name: 'GUEST_SS_ACCESS_RIGHTS', encoding: 0x4818, sdm: 'Guest SS access rights', shadow: true },
+  { name: 'GUEST_DS_ACCESS_RIGHTS', encoding: 0x481a, sdm: 'Guest DS access rights' },
+  { name: 'GUEST_FS_ACCESS_RIGHTS', encoding: 0x481c, sdm: 'Guest FS access rights' },
+  { name: 'GUEST_GS_ACCESS_RIGHTS', encoding: 0x481e, sdm: 'Guest GS access rights' },
+  { name: 'GUEST_LDTR_ACCESS_RIGHTS', encoding: 0x4820, sdm: 'Guest LDTR access rights' },
+  { name: 'GUEST_TR_ACCESS_RIGHTS', encoding: 0x4822, sdm: 'Guest TR access rights' },
+  { name: 'GUEST_INTERRUPTIBILITY_STATE', encoding: 0x4824, sdm: 'Guest interruptibility state', shadow: true },
+  { name: 'GUEST_ACTIVITY_STATE', encoding: 0x4826, sdm: 'Guest activity state' },
+  { name: 'GUEST_SMBASE', encoding: 0x4828, sdm: 'Guest SMBASE' },
+  { name: 'GUEST_IA32_SYSENTER_CS', encoding: 0x482a, sdm: 'Guest IA32_SYSENTER_CS' },
+  { name: 'VMX_PREEMPTION_TIMER_VALUE', encoding: 0x482e, sdm: 'VMX-preemption timer value' },
+
+  // B.3.4 32-bit host-state field
+  { name: 'HOST_IA32_SYSENTER_CS', encoding: 0x4c00, sdm: 'Host IA32_SYSENTER_CS' },
+
+  // B.4.1 natural-width control fields
+  { name: 'CR0_GUEST_HOST_MASK', encoding: 0x6000, sdm: 'CR0 guest/host mask' },
+  { name: 'CR4_GUEST_HOST_MASK', encoding: 0x6002, sdm: 'CR4 guest/host mask' },
+  { name: 'CR0_READ_SHADOW', encoding: 0x6004, sdm: 'CR0 read shadow' },
+  { name: 'CR4_READ_SHADOW', encoding: 0x6006, sdm: 'CR4 read shadow' },
+  { name: 'CR3_TARGET_VALUE0', encoding: 0x6008, sdm: 'CR3-target value 0' },
+  { name: 'CR3_TARGET_VALUE1', encoding: 0x600a, sdm: 'CR3-target value 1' },
+  { name: 'CR3_TARGET_VALUE2', encoding: 0x600c, sdm: 'CR3-target value 2' },
+  { name: 'CR3_TARGET_VALUE3', encoding: 0x600e, sdm: 'CR3-target value 3' },
+
+  // B.4.2 natural-width read-only data fields
+  { name: 'EXIT_QUALIFICATION', encoding: 0x6400, sdm: 'Exit qualification', shadow: true },
+  { name: 'IO_RCX', encoding: 0x6402, sdm: 'I/O RCX' },
+  { name: 'IO_RSI', encoding: 0x6404, sdm: 'I/O RSI' },
+  { name: 'IO_RDI', encoding: 0x6406, sdm: 'I/O RDI' },
+  { name: 'IO_RIP', encoding: 0x6408, sdm: 'I/O RIP' },
+  { name: 'GUEST_LINEAR_ADDRESS', encoding: 0x640a, sdm: 'Guest-linear address', shadow: true },
+
+  // B.4.3 natural-width guest-state fields
+  { name: 'GUEST_CR0', encoding: 0x6800, sdm: 'Guest CR0', shadow: true },
+  { name: 'GUEST_CR3', encoding: 0x6802, sdm: 'Guest CR3', shadow: true },
+  { name: 'GUEST_CR4', encoding: 0x6804, sdm: 'Guest CR4', shadow: true },
+  { name: 'GUEST_ES_BASE', encoding: 0x6806, sdm: 'Guest ES base' },
+  { name: 'GUEST_CS_BASE', encoding: 0x6808, sdm: 'Guest CS base' },
+  { name: 'GUEST_SS_BASE', encoding: 0x680a, sdm: 'Guest SS base' },
+  { name: 'GUEST_DS_BASE', encoding: 0x680c, sdm: 'Guest DS base' },
+  { name: 'GUEST_FS_BASE', encoding: 0x680e, sdm: 'Guest FS base' },
+  { name: 'GUEST_GS_BASE', encoding: 0x6810, sdm: 'Guest GS base' },
+  { name: 'GUEST_LDTR_BASE', encoding: 0x6812, sdm: 'Guest LDTR base' },
+  { name: 'GUEST_TR_BASE', encoding: 0x6814, sdm: 'Guest TR base' },
+  { name: 'GUEST_GDTR_BASE', encoding: 0x6816, sdm: 'Guest GDTR base' },
+  { name: 'GUEST_IDTR_BASE', encoding: 0x6818, sdm: 'Guest IDTR base' },
+  { name: 'GUEST_DR7', encoding: 0x681a, sdm: 'Guest DR7' },
+  { name: 'GUEST_RSP', encoding: 0x681c, sdm: 'Guest RSP', shadow: true },
+  { name: 'GUEST_RIP', encoding: 0x681e, sdm: 'Guest RIP', shadow: true },
+  { name: 'GUEST_RFLAGS', encoding: 0x6820, sdm: 'Guest RFLAGS', shadow: true },
+  { name: 'GUEST_PENDING_DEBUG_EXCEPTIONS', encoding: 0x6822, sdm: 'Guest pending debug exceptions' },
+  { name: 'GUEST_IA32_SYSENTER_ESP', encoding: 0x6824, sdm: 'Guest IA32_SYSENTER_ESP' },
+  { name: 'GUEST_IA32_SYSENTER_EIP', encoding: 0x6826, sdm: 'Guest IA32_SYSENTER_EIP' },
+  { name: 'GUEST_IA32_S_CET', encoding: 0x6828, sdm: 'Guest IA32_S_CET' },
+  { name: 'GUEST_SSP', encoding: 0x682a, sdm: 'Guest SSP' },
+  { name: 'GUEST_IA32_INTERRUPT_SSP_TABLE_ADDR', encoding: 0x682c, sdm: 'Guest IA32_INTERRUPT_SSP_TABLE_ADDR' },
+
+  // B.4.4 natural-width host-state fields
+  { name: 'HOST_CR0', encoding: 0x6c00, sdm: 'Host CR0' },
+  { name: 'HOST_CR3', encoding: 0x6c02, sdm: 'Host CR3' },
+  { name: 'HOST_CR4', encoding: 0x6c04, sdm: 'Host CR4' },
+  { name: 'HOST_FS_BASE', encoding: 0x6c06, sdm: 'Host FS base' },
+  { name: 'HOST_GS_BASE', encoding: 0x6c08, sdm: 'Host GS base' },
+  { name: 'HOST_TR_BASE', encoding: 0x6c0a, sdm: 'Host TR base' },
+  { name: 'HOST_GDTR_BASE', encoding: 0x6c0c, sdm: 'Host GDTR base' },
+  { name: 'HOST_IDTR_BASE', encoding: 0x6c0e, sdm: 'Host IDTR base' },
+  { name: 'HOST_IA32_SYSENTER_ESP', encoding: 0x6c10, sdm: 'Host IA32_SYSENTER_ESP' },
+  { name: 'HOST_IA32_SYSENTER_EIP', encoding: 0x6c12, sdm: 'Host IA32_SYSENTER_EIP' },
+  { name: 'HOST_RSP', encoding: 0x6c14, sdm: 'Host RSP' },
+  { name: 'HOST_RIP', encoding: 0x6c16, sdm: 'Host RIP' },
+  { name: 'HOST_IA32_S_CET', encoding: 0x6c18, sdm: 'Host IA32_S_CET' },
+  { name: 'HOST_SSP', encoding: 0x6c1a, sdm: 'Host SSP' },
+  { name: 'HOST_IA32_INTERRUPT_SSP_TABLE_ADDR', encoding: 0x6c1c, sdm: 'Host IA32_INTERRUPT_SSP_TABLE_ADDR' },
+];
+
+// The private vmcs12 page: the in-memory form of a VMCS that L1 created (its VMCS region,
+// 4 KiB). Only the first 8 bytes are architectural (25.2: bits 30:0 revision identifier,
+// bit 31 shadow-VMCS indicator, then the VMX-abort indicator); the rest of the format is ours.
+// The generator lays the fields out after this header: all 8-byte slots (64-bit and
+// natural-width fields), then 4-byte, then 2-byte, each group in encoding order, so every
+// slot is naturally aligned.
+export const VMCS12 = {
+  pageSize: 4096,
+  headerSize: 16,
+  header: [
+    { name: 'VMCS12_REVISION_ID_OFFSET', offset: 0, size: 4, sdm: 'VMCS revision identifier + shadow-VMCS indicator (25.2)' },
+    { name: 'VMCS12_ABORT_INDICATOR_OFFSET', offset: 4, size: 4, sdm: 'VMX-abort indicator (25.2)' },
+    { name: 'VMCS12_LAUNCH_STATE_OFFSET', offset: 8, size: 4, sdm: 'launch state, private: 0 clear, 1 launched (25.1)' },
+  ],
+};
+
+// ---------------------------------------------------------------------------------------------
+// 2. Basic exit reasons (Vol. 3D Appendix C, Table C-1). 35, 38, 42 and 71 are not used.
+// ---------------------------------------------------------------------------------------------
+export const EXIT_REASONS = [
+  { number: 0, name: 'EXCEPTION_NMI', sdm: 'Exception or non-maskable interrupt (NMI)' },
+  { number: 1, name: 'EXTERNAL_INTERRUPT', sdm: 'External interrupt' },
+  { number: 2, name: 'TRIPLE_FAULT', sdm: 'Triple fault' },
+  { number: 3, name: 'INIT_SIGNAL', sdm: 'INIT signal' },
+  { number: 4, name: 'SIPI', sdm: 'Start-up IPI (SIPI)' },
+  { number: 5, name: 'IO_SMI', sdm: 'I/O system-management interrupt (SMI)' },
+  { number: 6, name: 'OTHER_SMI', sdm: 'Other SMI' },
+  { number: 7, name: 'INTERRUPT_WINDOW', sdm: 'Interrupt window' },
+  { number: 8, name: 'NMI_WINDOW', sdm: 'NMI window' },
+  { number: 9, name: 'TASK_SWITCH', sdm: 'Task switch' },
+  { number: 10, name: 'CPUID', sdm: 'CPUID' },
+  { number: 11, name: 'GETSEC', sdm: 'GETSEC' },
+  { number: 12, name: 'HLT', sdm: 'HLT' },
+  { number: 13, name: 'INVD', sdm: 'INVD' },
+  { number: 14, name: 'INVLPG', sdm: 'INVLPG' },
+  { number: 15, name: 'RDPMC', sdm: 'RDPMC' },
+  { number: 16, name: 'RDTSC', sdm: 'RDTSC' },
+  { number: 17, name: 'RSM', sdm: 'RSM' },
+  { number: 18, name: 'VMCALL', sdm: 'VMCALL' },
+  { number: 19, name: 'VMCLEAR', sdm: 'VMCLEAR' },
+  { number: 20, name: 'VMLAUNCH', sdm: 'VMLAUNCH' },
+  { number: 21, name: 'VMPTRLD', sdm: 'VMPTRLD' },
+  { number: 22, name: 'VMPTRST', sdm: 'VMPTRST' },
+  { number: 23, name: 'VMREAD', sdm: 'VMREAD' },
+  { number: 24, name: 'VMRESUME', sdm: 'VMRESUME' },
+  { number: 25, name: 'VMWRITE', sdm: 'VMWRITE' },
+  { number: 26, name: 'VMXOFF', sdm: 'VMXOFF' },
+  { number: 27, name: 'VMXON', sdm: 'VMXON' },
+  { number: 28, name: 'CR_ACCESS', sdm: 'Control-register accesses' },
+  { number: 29, name: 'MOV_DR', sdm: 'MOV DR' },
+  { number: 30, name: 'IO_INSTRUCTION', sdm: 'I/O instruction' },
+  { number: 31, name: 'RDMSR', sdm: 'RDMSR' },
+  { number: 32, name: 'WRMSR', sdm: 'WRMSR' },
+  { number: 33, name: 'ENTRY_FAILURE_GUEST_STATE', sdm: 'VM-entry failure due to invalid guest state' },
+  { number: 34, name: 'ENTRY_FAILURE_MSR_LOADING', sdm: 'VM-entry failure due to MSR loading' },
+  { number: 36, name: 'MWAIT', sdm: 'MWAIT' },
+  { number: 37, name: 'MONITOR_TRAP_FLAG', sdm: 'Monitor trap flag' },
+  { number: 39, name: 'MONITOR', sdm: 'MONITOR' },
+  { number: 40, name: 'PAUSE', sdm: 'PAUSE' },
+  { number: 41, name: 'ENTRY_FAILURE_MACHINE_CHECK', sdm: 'VM-entry failure due to machine-check event' },
+  { number: 43, name: 'TPR_BELOW_THRESHOLD', sdm: 'TPR below threshold' },
+  { number: 44, name: 'APIC_ACCESS', sdm: 'APIC access' },
+  { number: 45, name: 'VIRTUALIZED_EOI', sdm: 'Virtualized EOI' },
+  { number: 46, name: 'GDTR_IDTR_ACCESS', sdm: 'Access to GDTR or IDTR' },
+  { number: 47, name: 'LDTR_TR_ACCESS', sdm: 'Access to LDTR or TR' },
+  { number: 48, name: 'EPT_VIOLATION', sdm: 'EPT violation' },
+  { number: 49, name: 'EPT_MISCONFIG', sdm: 'EPT misconfiguration' },
+  { number: 50, name: 'INVEPT', sdm: 'INVEPT' },
+  { number: 51, name: 'RDTSCP', sdm: 'RDTSCP' },
+  { number: 52, name: 'PREEMPTION_TIMER', sdm: 'VMX-preemption timer expired' },
+  { number: 53, name: 'INVVPID', sdm: 'INVVPID' },
+  { number: 54, name: 'WBINVD', sdm: 'WBINVD or WBNOINVD' },
+  { number: 55, name: 'XSETBV', sdm: 'XSETBV' },
+  { number: 56, name: 'APIC_WRITE', sdm: 'APIC write' },
+  { number: 57, name: 'RDRAND', sdm: 'RDRAND' },
+  { number: 58, name: 'INVPCID', sdm: 'INVPCID' },
+  { number: 59, name: 'VMFUNC', sdm: 'VMFUNC' },
+  { number: 60, name: 'ENCLS', sdm: 'ENCLS' },
+  { number: 61, name: 'RDSEED', sdm: 'RDSEED' },
+  { number: 62, name: 'PML_FULL', sdm: 'Page-modification log full' },
+  { number: 63, name: 'XSAVES', sdm: 'XSAVES' },
+  { number: 64, name: 'XRSTORS', sdm: 'XRSTORS' },
+  { number: 65, name: 'PCONFIG', sdm: 'PCONFIG' },
+  { number: 66, name: 'SPP_EVENT', sdm: 'SPP-related event' },
+  { number: 67, name: 'UMWAIT', sdm: 'UMWAIT' },
+  { number: 68, name: 'TPAUSE', sdm: 'TPAUSE' },
+  { number: 69, name: 'LOADIWKEY', sdm: 'LOADIWKEY' },
+  { number: 70, name: 'ENCLV', sdm: 'ENCLV' },
+  { number: 72, name: 'ENQCMD_PASID_FAILURE', sdm: 'ENQCMD PASID translation failure' },
+  { number: 73, name: 'ENQCMDS_PASID_FAILURE', sdm: 'ENQCMDS PASID translation failure' },
+  { number: 74, name: 'BUS_LOCK', sdm: 'Bus lock' },
+  { number: 75, name: 'INSTRUCTION_TIMEOUT', sdm: 'Instruction timeout' },
+  { number: 76, name: 'SEAMCALL', sdm: 'SEAMCALL' },
+  { number: 77, name: 'TDCALL', sdm: 'TDCALL' },
+  { number: 78, name: 'RDMSRLIST', sdm: 'RDMSRLIST' },
+  { number: 79, name: 'WRMSRLIST', sdm: 'WRMSRLIST' },
+];
+
+// Bits of the 32-bit exit-reason field around the basic exit reason (25.9.1, Table 25-17).
+export const EXIT_REASON_FIELD = {
+  prefix: 'EXIT_REASON_',
+  bitsName: 'EXIT_REASON_FLAG_BITS', // TypeScript metadata array
+  width: 32,
+  sdm: '25.9.1 exit-reason field',
+  fields: [{ name: 'BASIC', lsb: 0, msb: 15, sdm: 'basic exit reason' }],
+  bits: [
+    { bit: 26, name: 'FLAG_BUS_LOCK', sdm: 'bus lock asserted (with "VMM bus-lock detection")' },
+    { bit: 27, name: 'FLAG_ENCLAVE_MODE', sdm: 'VM exit incident to enclave mode' },
+    { bit: 28, name: 'FLAG_PENDING_MTF', sdm: 'pending MTF VM exit' },
+    { bit: 29, name: 'FLAG_FROM_VMX_ROOT', sdm: 'VM exit from VMX root operation (SMM)' },
+    { bit: 31, name: 'FLAG_ENTRY_FAILURE', sdm: 'VM-entry failure' },
+  ],
+};
+
+// ---------------------------------------------------------------------------------------------
+// 3. VM-execution, VM-exit and VM-entry controls (Vol. 3C 25.6-25.8) with the capability MSRs
+//    that report their allowed settings (Appendix A.3-A.5, A.11) and the default1 masks
+//    (A.2: the bits that are reserved and must be 1 when the TRUE MSRs are not used; a few
+//    named controls are also "default1" - marked here with default1: true, and the generator
+//    checks that these are exactly the named bits inside the mask).
+// ---------------------------------------------------------------------------------------------
+export const CONTROLS = [
+  {
+    key: 'pin', prefix: 'PIN_', nameFn: 'pinCtlName', width: 32,
+    field: 'PIN_BASED_VM_EXEC_CONTROL', capMsr: 'IA32_VMX_PINBASED_CTLS', trueCapMsr: 'IA32_VMX_TRUE_PINBASED_CTLS',
+    defaults1: 0x00000016, sdm: '25.6.1 pin-based VM-execution controls',
+    bits: [
+      { bit: 0, name: 'EXTERNAL_INTERRUPT_EXITING', sdm: 'External-interrupt exiting' },
+      { bit: 3, name: 'NMI_EXITING', sdm: 'NMI exiting' },
+      { bit: 5, name: 'VIRTUAL_NMIS', sdm: 'Virtual NMIs' },
+      { bit: 6, name: 'ACTIVATE_VMX_PREEMPTION_TIMER', sdm: 'Activate VMX-preemption timer' },
+      { bit: 7, name: 'PROCESS_POSTED_INTERRUPTS', sdm: 'Process posted interrupts' },
+    ],
+  },
+  {
+    key: 'proc', prefix: 'PROC_', nameFn: 'procCtlName', width: 32,
+    field: 'PRIMARY_PROC_BASED_VM_EXEC_CONTROL', capMsr: 'IA32_VMX_PROCBASED_CTLS', trueCapMsr: 'IA32_VMX_TRUE_PROCBASED_CTLS',
+    defaults1: 0x0401e172, sdm: '25.6.2 primary processor-based VM-execution controls',
+    bits: [
+      { bit: 2, name: 'INTERRUPT_WINDOW_EXITING', sdm: 'Interrupt-window exiting' },
+      { bit: 3, name: 'USE_TSC_OFFSETTING', sdm: 'Use TSC offsetting' },
+      { bit: 7, name: 'HLT_EXITING', sdm: 'HLT exiting' },
+      { bit: 9, name: 'INVLPG_EXITING', sdm: 'INVLPG exiting' },
+      { bit: 10, name: 'MWAIT_EXITING', sdm: 'MWAIT exiting' },
+      { bit: 11, name: 'RDPMC_EXITING', sdm: 'RDPMC exiting' },
+      { bit: 12, name: 'RDTSC_EXITING', sdm: 'RDTSC exiting' },
+      { bit: 15, name: 'CR3_LOAD_EXITING', sdm: 'CR3-load exiting', default1: true },
+      { bit: 16, name: 'CR3_STORE_EXITING', sdm: 'CR3-store exiting', default1: true },
+      { bit: 17, name: 'ACTIVATE_TERTIARY_CONTROLS', sdm: 'Activate tertiary controls' },
+      { bit: 19, name: 'CR8_LOAD_EXITING', sdm: 'CR8-load exiting' },
+      { bit: 20, name: 'CR8_STORE_EXITING', sdm: 'CR8-store exiting' },
+      { bit: 21, name: 'USE_TPR_SHADOW', sdm: 'Use TPR shadow' },
+      { bit: 22, name: 'NMI_WINDOW_EXITING', sdm: 'NMI-window exiting' },
+      { bit: 23, name: 'MOV_DR_EXITING', sdm: 'MOV-DR exiting' },
+      { bit: 24, name: 'UNCONDITIONAL_IO_EXITING', sdm: 'Unconditional I/O exiting' },
+      { bit: 25, name: 'USE_IO_BITMAPS', sdm: 'Use I/O bitmaps' },
+      { bit: 27, name: 'MONITOR_TRAP_FLAG', sdm: 'Monitor trap flag' },
+      { bit: 28, name: 'USE_MSR_BITMAPS', sdm: 'Use MSR bitmaps' },
+      { bit: 29, name: 'MONITOR_EXITING', sdm: 'MONITOR exiting' },
+      { bit: 30, name: 'PAUSE_EXITING', sdm: 'PAUSE exiting' },
+      { bit: 31, name: 'ACTIVATE_SECONDARY_CONTROLS', sdm: 'Activate secondary controls' },
+    ],
+  },
+  {
+    key: 'proc2', prefix: 'PROC2_', nameFn: 'proc2CtlName', width: 32,
+    field: 'SECONDARY_PROC_BASED_VM_EXEC_CONTROL', capMsr: 'IA32_VMX_PROCBASED_CTLS2', trueCapMsr: null,
+    defaults1: 0, sdm: '25.6.2 secondary processor-based VM-execution controls',
+    bits: [
+      { bit: 0, name: 'VIRTUALIZE_APIC_ACCESSES', sdm: 'Virtualize APIC accesses' },
+      { bit: 1, name: 'ENABLE_EPT', sdm: 'Enable EPT' },
+      { bit: 2, name: 'DESCRIPTOR_TABLE_EXITING', sdm: 'Descriptor-table exiting' },
+      { bit: 3, name: 'ENABLE_RDTSCP', sdm: 'Enable RDTSCP' },
+      { bit: 4, name: 'VIRTUALIZE_X2APIC_MODE', sdm: 'Virtualize x2APIC mode' },
+      { bit: 5, name: 'ENABLE_VPID', sdm: 'Enable VPID' },
+      { bit: 6, name: 'WBINVD_EXITING', sdm: 'WBINVD exiting' },
+      { bit: 7, name: 'UNRESTRICTED_GUEST', sdm: 'Unrestricted guest' },
+      { bit: 8, name: 'APIC_REGISTER_VIRTUALIZATION', sdm: 'APIC-register virtualization' },
+      { bit: 9, name: 'VIRTUAL_INTERRUPT_DELIVERY', sdm: 'Virtual-interrupt delivery' },
+      { bit: 10, name: 'PAUSE_LOOP_EXITING', sdm: 'PAUSE-loop exiting' },
+      { bit: 11, name: 'RDRAND_EXITING', sdm: 'RDRAND exiting' },
+      { bit: 12, name: 'ENABLE_INVPCID', sdm: 'Enable INVPCID' },
+      { bit: 13, name: 'ENABLE_VM_FUNCTIONS', sdm: 'Enable VM functions' },
+      { bit: 14, name: 'VMCS_SHADOWING', sdm: 'VMCS shadowing' },
+      { bit: 15, name: 'ENABLE_ENCLS_EXITING', sdm: 'Enable ENCLS exiting' },
+      { bit: 16, name: 'RDSEED_EXITING', sdm: 'RDSEED exiting' },
+      { bit: 17, name: 'ENABLE_PML', sdm: 'Enable PML' },
+      { bit: 18, name: 'EPT_VIOLATION_VE', sdm: 'EPT-violation #VE' },
+      { bit: 19, name: 'CONCEAL_VMX_FROM_PT', sdm: 'Conceal VMX from PT' },
+      { bit: 20, name: 'ENABLE_XSAVES_XRSTORS', sdm: 'Enable XSAVES/XRSTORS' },
+      { bit: 21, name: 'PASID_TRANSLATION', sdm: 'PASID translation' },
+      { bit: 22, name: 'MODE_BASED_EXECUTE_CONTROL', sdm: 'Mode-based execute control for EPT' },
+      { bit: 23, name: 'SUB_PAGE_WRITE_PERMISSIONS', sdm: 'Sub-page write permissions for EPT' },
+      { bit: 24, name: 'PT_USES_GUEST_PHYSICAL_ADDRESSES', sdm: 'Intel PT uses guest physical addresses' },
+      { bit: 25, name: 'USE_TSC_SCALING', sdm: 'Use TSC scaling' },
+      { bit: 26, name: 'ENABLE_USER_WAIT_AND_PAUSE', sdm: 'Enable user wait and pause' },
+      { bit: 27, name: 'ENABLE_PCONFIG', sdm: 'Enable PCONFIG' },
+      { bit: 28, name: 'ENABLE_ENCLV_EXITING', sdm: 'Enable ENCLV exiting' },
+      { bit: 30, name: 'VMM_BUS_LOCK_DETECTION', sdm: 'VMM bus-lock detection' },
+      { bit: 31, name: 'INSTRUCTION_TIMEOUT', sdm: 'Instruction timeout' },
+    ],
+  },
+  {
+    key: 'proc3', prefix: 'PROC3_', nameFn: 'proc3CtlName', width: 64,
+    field: 'TERTIARY_PROC_BASED_VM_EXEC_CONTROL', capMsr: 'IA32_VMX_PROCBASED_CTLS3', trueCapMsr: null,
+    defaults1: 0, sdm: '25.6.2 tertiary processor-based VM-execution controls',
+    bits: [
+      { bit: 0, name: 'LOADIWKEY_EXITING', sdm: 'LOADIWKEY exiting' },
+      { bit: 1, name: 'ENABLE_HLAT', sdm: 'Enable HLAT' },
+      { bit: 2, name: 'EPT_PAGING_WRITE_CONTROL', sdm: 'EPT paging-write control' },
+      { bit: 3, name: 'GUEST_PAGING_VERIFICATION', sdm: 'Guest-paging verification' },
+      { bit: 4, name: 'IPI_VIRTUALIZATION', sdm: 'IPI virtualization' },
+      { bit: 7, name: 'VIRTUALIZE_IA32_SPEC_CTRL', sdm: 'Virtualize IA32_SPEC_CTRL' },
+    ],
+  },
+  {
+    key: 'exit', prefix: 'EXIT_', nameFn: 'exitCtlName', width: 32,
+    field: 'VM_EXIT_CONTROL', capMsr: 'IA32_VMX_EXIT_CTLS', trueCapMsr: 'IA32_VMX_TRUE_EXIT_CTLS',
+    defaults1: 0x00036dff, sdm: '25.7.1 (primary) VM-exit controls',
+    bits: [
+      { bit: 2, name: 'SAVE_DEBUG_CONTROLS', sdm: 'Save debug controls', default1: true },
+      { bit: 9, name: 'HOST_ADDRESS_SPACE_SIZE', sdm: 'Host address-space size' },
+      { bit: 12, name: 'LOAD_IA32_PERF_GLOBAL_CTRL', sdm: 'Load IA32_PERF_GLOBAL_CTRL' },
+      { bit: 15, name: 'ACKNOWLEDGE_INTERRUPT_ON_EXIT', sdm: 'Acknowledge interrupt on exit' },
+      { bit: 18, name: 'SAVE_IA32_PAT', sdm: 'Save IA32_PAT' },
+      { bit: 19, name: 'LOAD_IA32_PAT', sdm: 'Load IA32_PAT' },
+      { bit: 20, name: 'SAVE_IA32_EFER', sdm: 'Save IA32_EFER' },
+      { bit: 21, name: 'LOAD_IA32_EFER', sdm: 'Load IA32_EFER' },
+      { bit: 22, name: 'SAVE_VMX_PREEMPTION_TIMER_VALUE', sdm: 'Save VMX-preemption timer value' },
+      { bit: 23, name: 'CLEAR_IA32_BNDCFGS', sdm: 'Clear IA32_BNDCFGS' },
+      { bit: 24, name: 'CONCEAL_VMX_FROM_PT', sdm: 'Conceal VMX from PT' },
+      { bit: 25, name: 'CLEAR_IA32_RTIT_CTL', sdm: 'Clear IA32_RTIT_CTL' },
+      { bit: 26, name: 'CLEAR_IA32_LBR_CTL', sdm: 'Clear IA32_LBR_CTL' },
+      { bit: 27, name: 'CLEAR_UINV', sdm: 'Clear UINV' },
+      { bit: 28, name: 'LOAD_CET_STATE', sdm: 'Load CET state' },
+      { bit: 29, name: 'LOAD_PKRS', sdm: 'Load PKRS' },
+      { bit: 30, name: 'SAVE_IA32_PERF_GLOBAL_CTL', sdm: 'Save IA32_PERF_GLOBAL_CTL' },
+      { bit: 31, name: 'ACTIVATE_SECONDARY_CONTROLS', sdm: 'Activate secondary controls' },
+    ],
+  },
+  {
+    key: 'exit2', prefix: 'EXIT2_', nameFn: 'exit2CtlName', width: 64,
+    field: 'SECONDARY_VM_EXIT_CONTROL', capMsr: 'IA32_VMX_EXIT_CTLS2', trueCapMsr: null,
+    defaults1: 0, sdm: '25.7.1 secondary VM-exit controls',
+    bits: [
+      { bit: 0, name: 'SAVE_FRED', sdm: 'Save FRED' },
+      { bit: 1, name: 'LOAD_FRED', sdm: 'Load FRED' },
+    ],
+  },
+  {
+    key: 'entry', prefix: 'ENTRY_', nameFn: 'entryCtlName', width: 32,
+    field: 'VM_ENTRY_CONTROL', capMsr: 'IA32_VMX_ENTRY_CTLS', trueCapMsr: 'IA32_VMX_TRUE_ENTRY_CTLS',
+    defaults1: 0x000011ff, sdm: '25.8.1 VM-entry controls',
+    bits: [
+      { bit: 2, name: 'LOAD_DEBUG_CONTROLS', sdm: 'Load debug controls', default1: true },
+      { bit: 9, name: 'IA32E_MODE_GUEST', sdm: 'IA-32e mode guest' },
+      { bit: 10, name: 'ENTRY_TO_SMM', sdm: 'Entry to SMM' },
+      { bit: 11, name: 'DEACTIVATE_DUAL_MONITOR_TREATMENT', sdm: 'Deactivate dual-monitor treatment' },
+      { bit: 13, name: 'LOAD_IA32_PERF_GLOBAL_CTRL', sdm: 'Load IA32_PERF_GLOBAL_CTRL' },
+      { bit: 14, name: 'LOAD_IA32_PAT', sdm: 'Load IA32_PAT' },
+      { bit: 15, name: 'LOAD_IA32_EFER', sdm: 'Load IA32_EFER' },
+      { bit: 16, name: 'LOAD_IA32_BNDCFGS', sdm: 'Load IA32_BNDCFGS' },
+      { bit: 17, name: 'CONCEAL_VMX_FROM_PT', sdm: 'Conceal VMX from PT' },
+      { bit: 18, name: 'LOAD_IA32_RTIT_CTL', sdm: 'Load IA32_RTIT_CTL' },
+      { bit: 19, name: 'LOAD_UINV', sdm: 'Load UINV' },
+      { bit: 20, name: 'LOAD_CET_STATE', sdm: 'Load CET state' },
+      { bit: 21, name: 'LOAD_GUEST_IA32_LBR_CTL', sdm: 'Load guest IA32_LBR_CTL' },
+      { bit: 22, name: 'LOAD_PKRS', sdm: 'Load PKRS' },
+      { bit: 23, name: 'LOAD_FRED', sdm: 'Load FRED' },
+    ],
+  },
+  {
+    // VM-function controls: bit n enables VM function n (25.6.14, 26.5.6).
+    key: 'vmfunc', prefix: 'VMFUNC_CTL_', nameFn: 'vmfuncCtlName', width: 64,
+    field: 'VM_FUNCTION_CONTROL', capMsr: 'IA32_VMX_VMFUNC', trueCapMsr: null,
+    defaults1: 0, sdm: '25.6.14 VM-function controls',
+    bits: [
+      { bit: 0, name: 'EPTP_SWITCHING', sdm: 'EPTP switching' },
+    ],
+  },
+];
+
+// VM function numbers (the value of EAX for VMFUNC, 26.5.6).
+export const VMFUNCS = [
+  { number: 0, name: 'EPTP_SWITCHING', sdm: 'EPTP switching' },
+];
+
+// ---------------------------------------------------------------------------------------------
+// 4. MSR numbers (Vol. 4 Table 2-2; the VMX capability MSRs are described in Vol. 3D App. A)
+// ---------------------------------------------------------------------------------------------
+export const MSRS = [
+  { name: 'IA32_TIME_STAMP_COUNTER', number: 0x10 },
+  { name: 'IA32_APIC_BASE', number: 0x1b },
+  { name: 'IA32_FEATURE_CONTROL', number: 0x3a },
+  { name: 'IA32_SPEC_CTRL', number: 0x48 },
+  { name: 'IA32_SMM_MONITOR_CTL', number: 0x9b },
+  { name: 'IA32_SYSENTER_CS', number: 0x174 },
+  { name: 'IA32_SYSENTER_ESP', number: 0x175 },
+  { name: 'IA32_SYSENTER_EIP', number: 0x176 },
+  { name: 'IA32_MISC_ENABLE', number: 0x1a0 },
+  { name: 'IA32_DEBUGCTL', number: 0x1d9 },
+  { name: 'IA32_PAT', number: 0x277 },
+  { name: 'IA32_PERF_GLOBAL_CTRL', number: 0x38f },
+  { name: 'IA32_VMX_BASIC', number: 0x480, sdm: 'A.1' },
+  { name: 'IA32_VMX_PINBASED_CTLS', number: 0x481, sdm: 'A.3.1' },
+  { name: 'IA32_VMX_PROCBASED_CTLS', number: 0x482, sdm: 'A.3.2' },
+  { name: 'IA32_VMX_EXIT_CTLS', number: 0x483, sdm: 'A.4.1' },
+  { name: 'IA32_VMX_ENTRY_CTLS', number: 0x484, sdm: 'A.5' },
+  { name: 'IA32_VMX_MISC', number: 0x485, sdm: 'A.6' },
+  { name: 'IA32_VMX_CR0_FIXED0', number: 0x486, sdm: 'A.7' },
+  { name: 'IA32_VMX_CR0_FIXED1', number: 0x487, sdm: 'A.7' },
+  { name: 'IA32_VMX_CR4_FIXED0', number: 0x488, sdm: 'A.8' },
+  { name: 'IA32_VMX_CR4_FIXED1', number: 0x489, sdm: 'A.8' },
+  { name: 'IA32_VMX_VMCS_ENUM', number: 0x48a, sdm: 'A.9' },
+  { name: 'IA32_VMX_PROCBASED_CTLS2', number: 0x48b, sdm: 'A.3.3' },
+  { name: 'IA32_VMX_EPT_VPID_CAP', number: 0x48c, sdm: 'A.10' },
+  { name: 'IA32_VMX_TRUE_PINBASED_CTLS', number: 0x48d, sdm: 'A.3.1' },
+  { name: 'IA32_VMX_TRUE_PROCBASED_CTLS', number: 0x48e, sdm: 'A.3.2' },
+  { name: 'IA32_VMX_TRUE_EXIT_CTLS', number: 0x48f, sdm: 'A.4.1' },
+  { name: 'IA32_VMX_TRUE_ENTRY_CTLS', number: 0x490, sdm: 'A.5' },
+  { name: 'IA32_VMX_VMFUNC', number: 0x491, sdm: 'A.11' },
+  { name: 'IA32_VMX_PROCBASED_CTLS3', number: 0x492, sdm: 'A.3.4' },
+  { name: 'IA32_VMX_EXIT_CTLS2', number: 0x493, sdm: 'A.4.2' },
+  { name: 'IA32_RTIT_CTL', number: 0x570 },
+  { name: 'IA32_S_CET', number: 0x6a2 },
+  { name: 'IA32_INTERRUPT_SSP_TABLE_ADDR', number: 0x6a8 },
+  { name: 'IA32_TSC_DEADLINE', number: 0x6e0 },
+  { name: 'IA32_PKRS', number: 0x6e1 },
+  { name: 'IA32_BNDCFGS', number: 0xd90 },
+  { name: 'IA32_XSS', number: 0xda0 },
+  { name: 'IA32_LBR_CTL', number: 0x14ce },
+  { name: 'IA32_EFER', number: 0xc0000080 },
+  { name: 'IA32_STAR', number: 0xc0000081 },
+  { name: 'IA32_LSTAR', number: 0xc0000082 },
+  { name: 'IA32_CSTAR', number: 0xc0000083 },
+  { name: 'IA32_FMASK', number: 0xc0000084 },
+  { name: 'IA32_FS_BASE', number: 0xc0000100 },
+  { name: 'IA32_GS_BASE', number: 0xc0000101 },
+  { name: 'IA32_KERNEL_GS_BASE', number: 0xc0000102 },
+  { name: 'IA32_TSC_AUX', number: 0xc0000103 },
+];
+
+// ---------------------------------------------------------------------------------------------
+// 5 and 7. Bits and fields inside MSRs, control registers and flags.
+//    bits:   { bit, name }            -> <prefix><name> = 1 << bit
+//    fields: { lsb, msb, name }       -> <prefix><name>_SHIFT = lsb, <prefix><name>_MASK
+//    nameFn: also generate a name lookup by bit number (AssemblyScript)
+// ---------------------------------------------------------------------------------------------
+export const REGISTERS = [
+  {
+    key: 'featureControl', prefix: 'FEATURE_CONTROL_', width: 64, sdm: 'IA32_FEATURE_CONTROL (Vol. 3C 24.7, Vol. 4 Table 2-2)',
+    bits: [
+      { bit: 0, name: 'LOCK', sdm: 'Lock bit' },
+      { bit: 1, name: 'VMX_INSIDE_SMX', sdm: 'Enable VMX inside SMX operation' },
+      { bit: 2, name: 'VMX_OUTSIDE_SMX', sdm: 'Enable VMX outside SMX operation' },
+      { bit: 15, name: 'SENTER_GLOBAL_ENABLE', sdm: 'SENTER global enable' },
+      { bit: 17, name: 'SGX_LAUNCH_CONTROL', sdm: 'SGX launch control enable' },
+      { bit: 18, name: 'SGX_GLOBAL_ENABLE', sdm: 'SGX global enable' },
+      { bit: 20, name: 'LMCE_ON', sdm: 'LMCE on' },
+    ],
+    fields: [{ lsb: 8, msb: 14, name: 'SENTER_LOCAL_FUNCTIONS', sdm: 'SENTER local function enables' }],
+  },
+  {
+    key: 'vmxBasic', prefix: 'VMX_BASIC_', width: 64, sdm: 'IA32_VMX_BASIC (A.1)',
+    fields: [
+      { lsb: 0, msb: 30, name: 'REVISION_ID', sdm: 'VMCS revision identifier' },
+      { lsb: 32, msb: 44, name: 'VMCS_SIZE', sdm: 'bytes to allocate for the VMXON region and any VMCS region' },
+      { lsb: 50, msb: 53, name: 'MEMORY_TYPE', sdm: 'memory type for VMCS, VMCS data structures and MSEG (VMX_MEMTYPE_*)' },
+    ],
+    bits: [
+      { bit: 48, name: 'PHYS_ADDR_32BIT', sdm: 'VMXON/VMCS/structure addresses limited to 32 bits' },
+      { bit: 49, name: 'DUAL_MONITOR', sdm: 'dual-monitor treatment of SMIs and SMM supported' },
+      { bit: 54, name: 'INS_OUTS_INFO', sdm: 'VM-exit instruction information reported for INS/OUTS' },
+      { bit: 55, name: 'TRUE_CONTROLS', sdm: 'default1 controls may be 0: the IA32_VMX_TRUE_*_CTLS MSRs exist' },
+      { bit: 56, name: 'ANY_ERROR_CODE', sdm: 'VM entry may deliver a hardware exception with or without an error code, for any vector' },
+    ],
+  },
+  {
+    key: 'vmxMisc', prefix: 'VMX_MISC_', width: 64, sdm: 'IA32_VMX_MISC (A.6)',
+    fields: [
+      { lsb: 0, msb: 4, name: 'PREEMPTION_TIMER_RATE', sdm: 'timer counts down when TSC bit X changes, X = this value' },
+      { lsb: 16, msb: 24, name: 'CR3_TARGET_COUNT', sdm: 'number of CR3-target values supported' },
+      { lsb: 25, msb: 27, name: 'MAX_MSR_LIST', sdm: 'recommended maximum MSR-list entries is 512 * (N + 1)' },
+      { lsb: 32, msb: 63, name: 'MSEG_REVISION_ID', sdm: 'MSEG revision identifier' },
+    ],
+    bits: [
+      { bit: 5, name: 'STORE_EFER_LMA', sdm: 'VM exits store EFER.LMA into the "IA-32e mode guest" VM-entry control' },
+      { bit: 6, name: 'ACTIVITY_HLT', sdm: 'activity state HLT supported' },
+      { bit: 7, name: 'ACTIVITY_SHUTDOWN', sdm: 'activity state shutdown supported' },
+      { bit: 8, name: 'ACTIVITY_WAIT_FOR_SIPI', sdm: 'activity state wait-for-SIPI supported' },
+      { bit: 14, name: 'PT_IN_VMX', sdm: 'Intel PT can be used in VMX operation' },
+      { bit: 15, name: 'RDMSR_SMBASE_IN_SMM', sdm: 'RDMSR can read IA32_SMBASE in SMM' },
+      { bit: 28, name: 'SMM_VMXOFF_BLOCKS_SMI', sdm: 'bit 2 of IA32_SMM_MONITOR_CTL can be set (VMXOFF unblocks SMIs)' },
+      { bit: 29, name: 'VMWRITE_ANY_FIELD', sdm: 'VMWRITE can write any supported field, including VM-exit information fields' },
+      { bit: 30, name: 'ZERO_LENGTH_INJECTION', sdm: 'VM entry allows injection of software interrupts/exceptions with instruction length 0' },
+    ],
+  },
+  {
+    key: 'vmcsEnum', prefix: 'VMX_VMCS_ENUM_', width: 64, sdm: 'IA32_VMX_VMCS_ENUM (A.9)',
+    fields: [{ lsb: 1, msb: 9, name: 'MAX_INDEX', sdm: 'highest index value used in any VMCS field encoding' }],
+    bits: [],
+  },
+  {
+    key: 'eptVpidCap', prefix: 'EPT_VPID_CAP_', nameFn: 'eptVpidCapName', width: 64, sdm: 'IA32_VMX_EPT_VPID_CAP (A.10)',
+    bits: [
+      { bit: 0, name: 'EXECUTE_ONLY', sdm: 'execute-only EPT translations' },
+      { bit: 6, name: 'PAGE_WALK_LENGTH_4', sdm: 'page-walk length of 4' },
+      { bit: 7, name: 'PAGE_WALK_LENGTH_5', sdm: 'page-walk length of 5' },
+      { bit: 8, name: 'MEMTYPE_UC', sdm: 'EPT paging-structure memory type uncacheable (UC)' },
+      { bit: 14, name: 'MEMTYPE_WB', sdm: 'EPT paging-structure memory type write-back (WB)' },
+      { bit: 16, name: 'PDE_2MB_PAGES', sdm: 'EPT PDE can map a 2-MByte page' },
+      { bit: 17, name: 'PDPTE_1GB_PAGES', sdm: 'EPT PDPTE can map a 1-GByte page' },
+      { bit: 20, name: 'INVEPT', sdm: 'INVEPT instruction supported' },
+      { bit: 21, name: 'ACCESSED_DIRTY_FLAGS', sdm: 'accessed and dirty flags for EPT' },
+      { bit: 22, name: 'ADVANCED_EPT_VIOLATION_INFO', sdm: 'advanced VM-exit information for EPT violations' },
+      { bit: 23, name: 'SUPERVISOR_SHADOW_STACK_CONTROL', sdm: 'supervisor shadow-stack control' },
+      { bit: 25, name: 'INVEPT_SINGLE_CONTEXT', sdm: 'single-context INVEPT type' },
+      { bit: 26, name: 'INVEPT_ALL_CONTEXT', sdm: 'all-context INVEPT type' },
+      { bit: 32, name: 'INVVPID', sdm: 'INVVPID instruction supported' },
+      { bit: 40, name: 'INVVPID_INDIVIDUAL_ADDRESS', sdm: 'individual-address INVVPID type' },
+      { bit: 41, name: 'INVVPID_SINGLE_CONTEXT', sdm: 'single-context INVVPID type' },
+      { bit: 42, name: 'INVVPID_ALL_CONTEXT', sdm: 'all-context INVVPID type' },
+      { bit: 43, name: 'INVVPID_SINGLE_CONTEXT_RETAINING_GLOBALS', sdm: 'single-context-retaining-globals INVVPID type' },
+    ],
+    fields: [{ lsb: 48, msb: 53, name: 'MAX_HLAT_PREFIX_SIZE', sdm: 'maximum HLAT prefix size' }],
+  },
+  {
+    key: 'cr0', prefix: 'X86_CR0_', width: 32, sdm: 'CR0 (Vol. 3A 2.5)',
+    bits: [
+      { bit: 0, name: 'PE', sdm: 'Protection Enable' },
+      { bit: 1, name: 'MP', sdm: 'Monitor Coprocessor' },
+      { bit: 2, name: 'EM', sdm: 'Emulation' },
+      { bit: 3, name: 'TS', sdm: 'Task Switched' },
+      { bit: 4, name: 'ET', sdm: 'Extension Type' },
+      { bit: 5, name: 'NE', sdm: 'Numeric Error' },
+      { bit: 16, name: 'WP', sdm: 'Write Protect' },
+      { bit: 18, name: 'AM', sdm: 'Alignment Mask' },
+      { bit: 29, name: 'NW', sdm: 'Not Write-through' },
+      { bit: 30, name: 'CD', sdm: 'Cache Disable' },
+      { bit: 31, name: 'PG', sdm: 'Paging' },
+    ],
+  },
+  {
+    key: 'cr4', prefix: 'X86_CR4_', width: 32, sdm: 'CR4 (Vol. 3A 2.5)',
+    bits: [
+      { bit: 0, name: 'VME', sdm: 'Virtual-8086 Mode Extensions' },
+      { bit: 1, name: 'PVI', sdm: 'Protected-Mode Virtual Interrupts' },
+      { bit: 2, name: 'TSD', sdm: 'Time Stamp Disable' },
+      { bit: 3, name: 'DE', sdm: 'Debugging Extensions' },
+      { bit: 4, name: 'PSE', sdm: 'Page Size Extensions' },
+      { bit: 5, name: 'PAE', sdm: 'Physical Address Extension' },
+      { bit: 6, name: 'MCE', sdm: 'Machine-Check Enable' },
+      { bit: 7, name: 'PGE', sdm: 'Page Global Enable' },
+      { bit: 8, name: 'PCE', sdm: 'Performance-Monitoring Counter Enable' },
+      { bit: 9, name: 'OSFXSR', sdm: 'OS support for FXSAVE and FXRSTOR' },
+      { bit: 10, name: 'OSXMMEXCPT', sdm: 'OS support for unmasked SIMD FP exceptions' },
+      { bit: 11, name: 'UMIP', sdm: 'User-Mode Instruction Prevention' },
+      { bit: 12, name: 'LA57', sdm: '57-bit linear addresses' },
+      { bit: 13, name: 'VMXE', sdm: 'VMX-Enable' },
+      { bit: 14, name: 'SMXE', sdm: 'SMX-Enable' },
+      { bit: 16, name: 'FSGSBASE', sdm: 'FSGSBASE-Enable' },
+      { bit: 17, name: 'PCIDE', sdm: 'PCID-Enable' },
+      { bit: 18, name: 'OSXSAVE', sdm: 'XSAVE and Processor Extended States-Enable' },
+      { bit: 19, name: 'KL', sdm: 'Key-Locker-Enable' },
+      { bit: 20, name: 'SMEP', sdm: 'SMEP-Enable' },
+      { bit: 21, name: 'SMAP', sdm: 'SMAP-Enable' },
+      { bit: 22, name: 'PKE', sdm: 'Enable protection keys for user-mode pages' },
+      { bit: 23, name: 'CET', sdm: 'Control-flow Enforcement Technology' },
+      { bit: 24, name: 'PKS', sdm: 'Enable protection keys for supervisor-mode pages' },
+      { bit: 25, name: 'UINTR', sdm: 'User Interrupts Enable' },
+    ],
+  },
+  {
+    key: 'rflags', prefix: 'X86_RFLAGS_', width: 32, sdm: 'RFLAGS (Vol. 1 3.4.3, Vol. 3A 2.3); VMX status: 31.2',
+    bits: [
+      { bit: 0, name: 'CF', sdm: 'Carry flag (VMfailInvalid)' },
+      { bit: 1, name: 'FIXED1', sdm: 'reserved, always 1' },
+      { bit: 2, name: 'PF', sdm: 'Parity flag' },
+      { bit: 4, name: 'AF', sdm: 'Auxiliary carry flag' },
+      { bit: 6, name: 'ZF', sdm: 'Zero flag (VMfailValid)' },
+      { bit: 7, name: 'SF', sdm: 'Sign flag' },
+      { bit: 8, name: 'TF', sdm: 'Trap flag' },
+      { bit: 9, name: 'IF', sdm: 'Interrupt enable flag' },
+      { bit: 10, name: 'DF', sdm: 'Direction flag' },
+      { bit: 11, name: 'OF', sdm: 'Overflow flag' },
+      { bit: 14, name: 'NT', sdm: 'Nested task' },
+      { bit: 16, name: 'RF', sdm: 'Resume flag' },
+      { bit: 17, name: 'VM', sdm: 'Virtual-8086 mode' },
+      { bit: 18, name: 'AC', sdm: 'Alignment check / access control' },
+      { bit: 19, name: 'VIF', sdm: 'Virtual interrupt flag' },
+      { bit: 20, name: 'VIP', sdm: 'Virtual interrupt pending' },
+      { bit: 21, name: 'ID', sdm: 'ID flag' },
+    ],
+    fields: [{ lsb: 12, msb: 13, name: 'IOPL', sdm: 'I/O privilege level' }],
+  },
+  {
+    key: 'efer', prefix: 'X86_EFER_', width: 32, sdm: 'IA32_EFER (Vol. 3A 2.2.1)',
+    bits: [
+      { bit: 0, name: 'SCE', sdm: 'SYSCALL enable' },
+      { bit: 8, name: 'LME', sdm: 'IA-32e mode enable' },
+      { bit: 10, name: 'LMA', sdm: 'IA-32e mode active' },
+      { bit: 11, name: 'NXE', sdm: 'Execute-disable bit enable' },
+    ],
+  },
+  {
+    key: 'interruptibility', prefix: 'INTERRUPTIBILITY_', width: 32, sdm: 'guest interruptibility state (25.4.2, Table 25-3)',
+    bits: [
+      { bit: 0, name: 'BLOCKING_BY_STI', sdm: 'Blocking by STI' },
+      { bit: 1, name: 'BLOCKING_BY_MOV_SS', sdm: 'Blocking by MOV SS' },
+      { bit: 2, name: 'BLOCKING_BY_SMI', sdm: 'Blocking by SMI' },
+      { bit: 3, name: 'BLOCKING_BY_NMI', sdm: 'Blocking by NMI' },
+      { bit: 4, name: 'ENCLAVE_INTERRUPTION', sdm: 'Enclave interruption' },
+    ],
+  },
+  {
+    key: 'intrInfo', prefix: 'INTR_INFO_', width: 32,
+    sdm: 'interruption-information format shared by the VM-entry, VM-exit and IDT-vectoring fields (25.8.3, 25.9.2, 25.9.3)',
+    fields: [
+      { lsb: 0, msb: 7, name: 'VECTOR', sdm: 'vector of interrupt or exception' },
+      { lsb: 8, msb: 10, name: 'TYPE', sdm: 'interruption type (INTR_TYPE_*)' },
+    ],
+    bits: [
+      { bit: 11, name: 'DELIVER_ERROR_CODE', sdm: 'deliver (entry) / error code valid (exit)' },
+      { bit: 12, name: 'NMI_UNBLOCKING_IRET', sdm: 'NMI unblocking due to IRET (exit information)' },
+      { bit: 31, name: 'VALID', sdm: 'valid' },
+    ],
+  },
+];
+
+// Small enumerations: named values that are not bit masks.
+export const VALUES = [
+  { group: 'memory types for VMX structures and EPT (A.1, 29.3.7)', prefix: 'VMX_MEMTYPE_', values: [
+    { name: 'UC', value: 0, sdm: 'uncacheable' },
+    { name: 'WB', value: 6, sdm: 'write-back' },
+  ] },
+  { group: 'guest activity state (25.4.2)', prefix: 'ACTIVITY_STATE_', values: [
+    { name: 'ACTIVE', value: 0, sdm: 'Active' },
+    { name: 'HLT', value: 1, sdm: 'HLT' },
+    { name: 'SHUTDOWN', value: 2, sdm: 'Shutdown' },
+    { name: 'WAIT_FOR_SIPI', value: 3, sdm: 'Wait-for-SIPI' },
+  ] },
+  { group: 'interruption type, bits 10:8 of INTR_INFO (25.8.3)', prefix: 'INTR_TYPE_', values: [
+    { name: 'EXTERNAL_INTERRUPT', value: 0, sdm: 'External interrupt' },
+    { name: 'NMI', value: 2, sdm: 'Non-maskable interrupt (NMI)' },
+    { name: 'HARDWARE_EXCEPTION', value: 3, sdm: 'Hardware exception' },
+    { name: 'SOFTWARE_INTERRUPT', value: 4, sdm: 'Software interrupt' },
+    { name: 'PRIVILEGED_SOFTWARE_EXCEPTION', value: 5, sdm: 'Privileged software exception' },
+    { name: 'SOFTWARE_EXCEPTION', value: 6, sdm: 'Software exception' },
+    { name: 'OTHER_EVENT', value: 7, sdm: 'Other event' },
+  ] },
+  { group: 'INVEPT types (31.3 INVEPT)', prefix: 'INVEPT_TYPE_', values: [
+    { name: 'SINGLE_CONTEXT', value: 1, sdm: 'Single-context invalidation' },
+    { name: 'ALL_CONTEXT', value: 2, sdm: 'Global (all-context) invalidation' },
+  ] },
+  { group: 'INVVPID types (31.3 INVVPID)', prefix: 'INVVPID_TYPE_', values: [
+    { name: 'INDIVIDUAL_ADDRESS', value: 0, sdm: 'Individual-address invalidation' },
+    { name: 'SINGLE_CONTEXT', value: 1, sdm: 'Single-context invalidation' },
+    { name: 'ALL_CONTEXT', value: 2, sdm: 'All-contexts invalidation' },
+    { name: 'SINGLE_CONTEXT_RETAINING_GLOBALS', value: 3, sdm: 'Single-context invalidation, retaining global translations' },
+  ] },
+  { group: 'VMCS region (25.2)', prefix: 'VMCS_', values: [
+    { name: 'SHADOW_INDICATOR', value: 0x80000000, sdm: 'bit 31 of the first dword of a VMCS region: shadow VMCS' },
+  ] },
+];
+
+// ---------------------------------------------------------------------------------------------
+// 6. VM-instruction error numbers (Vol. 3C 31.4, Table 31-1). 14, 21 and 27 are not used.
+// ---------------------------------------------------------------------------------------------
+export const VMX_ERRORS = [
+  { number: 1, name: 'VMCALL_IN_VMX_ROOT_OPERATION', sdm: 'VMCALL executed in VMX root operation' },
+  { number: 2, name: 'VMCLEAR_INVALID_ADDRESS', sdm: 'VMCLEAR with invalid physical address' },
+  { number: 3, name: 'VMCLEAR_VMXON_POINTER', sdm: 'VMCLEAR with VMXON pointer' },
+  { number: 4, name: 'VMLAUNCH_NONCLEAR_VMCS', sdm: 'VMLAUNCH with non-clear VMCS' },
+  { number: 5, name: 'VMRESUME_NONLAUNCHED_VMCS', sdm: 'VMRESUME with non-launched VMCS' },
+  { number: 6, name: 'VMRESUME_AFTER_VMXOFF', sdm: 'VMRESUME after VMXOFF (VMXOFF and VMXON between VMLAUNCH and VMRESUME)' },
+  { number: 7, name: 'ENTRY_INVALID_CONTROL_FIELD', sdm: 'VM entry with invalid control field(s)' },
+  { number: 8, name: 'ENTRY_INVALID_HOST_STATE_FIELD', sdm: 'VM entry with invalid host-state field(s)' },
+  { number: 9, name: 'VMPTRLD_INVALID_ADDRESS', sdm: 'VMPTRLD with invalid physical address' },
+  { number: 10, name: 'VMPTRLD_VMXON_POINTER', sdm: 'VMPTRLD with VMXON pointer' },
+  { number: 11, name: 'VMPTRLD_INCORRECT_REVISION_ID', sdm: 'VMPTRLD with incorrect VMCS revision identifier' },
+  { number: 12, name: 'UNSUPPORTED_VMCS_COMPONENT', sdm: 'VMREAD/VMWRITE from/to unsupported VMCS component' },
+  { number: 13, name: 'VMWRITE_READ_ONLY_VMCS_COMPONENT', sdm: 'VMWRITE to read-only VMCS component' },
+  { number: 15, name: 'VMXON_IN_VMX_ROOT_OPERATION', sdm: 'VMXON executed in VMX root operation' },
+  { number: 16, name: 'ENTRY_INVALID_EXECUTIVE_VMCS_POINTER', sdm: 'VM entry with invalid executive-VMCS pointer' },
+  { number: 17, name: 'ENTRY_NONLAUNCHED_EXECUTIVE_VMCS', sdm: 'VM entry with non-launched executive VMCS' },
+  { number: 18, name: 'ENTRY_EXECUTIVE_VMCS_POINTER_NOT_VMXON_POINTER', sdm: 'VM entry with executive-VMCS pointer not VMXON pointer (when attempting to deactivate the dual-monitor treatment of SMIs and SMM)' },
+  { number: 19, name: 'VMCALL_NONCLEAR_VMCS', sdm: 'VMCALL with non-clear VMCS (when attempting to activate the dual-monitor treatment of SMIs and SMM)' },
+  { number: 20, name: 'VMCALL_INVALID_VM_EXIT_CONTROL_FIELDS', sdm: 'VMCALL with invalid VM-exit control fields' },
+  { number: 22, name: 'VMCALL_INCORRECT_MSEG_REVISION_ID', sdm: 'VMCALL with incorrect MSEG revision identifier (when attempting to activate the dual-monitor treatment of SMIs and SMM)' },
+  { number: 23, name: 'VMXOFF_UNDER_DUAL_MONITOR_TREATMENT', sdm: 'VMXOFF under dual-monitor treatment of SMIs and SMM' },
+  { number: 24, name: 'VMCALL_INVALID_SMM_MONITOR_FEATURES', sdm: 'VMCALL with invalid SMM-monitor features (when attempting to activate the dual-monitor treatment of SMIs and SMM)' },
+  { number: 25, name: 'ENTRY_INVALID_EXECUTIVE_VMCS_EXEC_CONTROLS', sdm: 'VM entry with invalid VM-execution control fields in executive VMCS (when attempting to return from SMM)' },
+  { number: 26, name: 'ENTRY_EVENTS_BLOCKED_BY_MOV_SS', sdm: 'VM entry with events blocked by MOV SS' },
+  { number: 28, name: 'INVALID_OPERAND_TO_INVEPT_INVVPID', sdm: 'Invalid operand to INVEPT/INVVPID' },
+];
+
+// ---------------------------------------------------------------------------------------------
+// Hyper-V enlightened VMCS (TLFS "Enlightened VMCS"): reserved for a later issue.
+// When it is filled in, declare here, as the TLFS gives them: the eVMCS version, each eVMCS
+// field's byte offset and size together with the VMCS field it stands for (by name from
+// VMCS_FIELDS), and the clean-field groups (bit number + the fields each covers). The
+// generator will then check that offsets do not overlap and that every referenced VMCS field
+// exists, and emit the offsets next to the vmcs12 layout. Empty sections emit nothing.
+// ---------------------------------------------------------------------------------------------
+export const EVMCS = {
+  fields: [],
+  cleanFields: [],
+};
