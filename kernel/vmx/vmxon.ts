@@ -99,6 +99,7 @@ export function enable(): u32 {
   if (cmdline.showCaps) caps.report();
 
   // 24.8: CR0 and CR4 must satisfy the FIXED MSRs; CR4.VMXE enables VMXON.
+  const vmxeBefore = (cpu.readcr(4) & CR4_VMXE) != 0;
   if (!applyFixed(0, 0, caps.cr0Fixed0, caps.cr0Fixed1)) return STATUS_VMX_SETUP;
   if (!applyFixed(4, CR4_VMXE, caps.cr4Fixed0, caps.cr4Fixed1)) return STATUS_VMX_SETUP;
 
@@ -132,7 +133,9 @@ export function enable(): u32 {
       print.str(")");
     }
     print.nl();
-    cpu.writecr(4, cpu.readcr(4) & ~CR4_VMXE);
+    // Undo only what we did: if VMXE was already set, something else (a
+    // previous VMM, firmware) may be in VMX operation, where clearing it #GPs.
+    if (!vmxeBefore) cpu.writecr(4, cpu.readcr(4) & ~CR4_VMXE);
     pages.free(region, 1);
     return STATUS_VMX_SETUP;
   }

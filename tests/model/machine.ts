@@ -1,0 +1,398 @@
+// The model machine: one logical processor (registers, MSRs, CPUID), physical
+// memory, a console, port I/O, and the software VMX; `imports()` turns it into
+// the import object kernel.wasm is instantiated with, one function per import
+// declared in kernel/hw/*.ts plus AssemblyScript's env.abort.
+//
+// Three ways a run ends, all thrown out of an import and caught by run.ts:
+//   - ExitSignal: sys.exit (after printing the C runtime's final line);
+//   - MachineFault: the kernel did something the hardware would fault on, or
+//     the C imports would refuse (#GP, #UD, bad physical access, failed
+//     VMREAD/VMWRITE): a kernel bug at this level, recorded in `faults`;
+//   - a wasm trap (RuntimeError) or env.abort: printed like boot/rt does.
+import { PhysMem } from './phys.ts';
+import { Vmx } from './vmx.ts';
+import { CR0, CR0_DEFINED, CR4, EFER, MSR, hex, msrName } from './consts.ts';
+import { fieldName } from './vmcs-fields.ts';
+
+export type Regs = [number, number, number, number]; // EAX, EBX, ECX, EDX
+export type CpuidEntry = Regs | ((sub: number, m: Machine) => Regs);
+
+export interface MsrDef {
+  value: bigint;
+  read?: (m: Machine) => bigint; // dynamic value (e.g. IA32_TSC)
+  // WRMSR: null = not writable (#GP); otherwise returns a #GP reason, or
+  // null to accept (the value is then stored, as returned by `store` if given).
+  write: ((v: bigint, m: Machine) => string | null) | null;
+  store?: (v: bigint, m: Machine) => bigint;
+}
+
+export interface MachineConfig {
+  name: string;
+  memSize: number;
+  cpuid: Map<number, CpuidEntry>;
+  msrs: Map<number, MsrDef>;
+  absentMsrReasons?: Map<number, string>; // why an MSR is absent, for fault messages
+  cr0: bigint; cr2?: bigint; cr3: bigint; cr4: bigint; cr8?: bigint;
+  cr4Supported: bigint; // CR4 bits the processor implements; setting others is #GP
+  tsc?: bigint; // initial TSC
+  tscStep?: bigint; // added on every import call
+}
+
+export interface IoEvent { dir: 'in' | 'out'; port: number; size: number; value: number }
+export interface PortHandler { read?(size: number): number; write?(size: number, value: number): void }
+// A device register window reached through mem.read*/write* (e.g. the local
+// APIC at 0xfee00000); offsets are relative to base.
+export interface MmioHandler {
+  base: number; end: number;
+  read?(off: number, size: number): bigint;
+  write?(off: number, size: number, value: bigint): void;
+}
+
+export const STATUS_NAMES = ['ok', 'fail', 'no-vtx', 'vmx-locked', 'vmx-setup', 'trap', 'exception', 'boot'];
+
+export class ExitSignal extends Error {
+  constructor(readonly status: number) { super(`sys.exit(${status})`); }
+}
+export class MachineFault extends Error {}
+
+export class Machine {
+  readonly name: string;
+  readonly phys: PhysMem;
+  readonly vmx: Vmx;
+  readonly cpuid: Map<number, CpuidEntry>;
+  readonly msrs: Map<number, MsrDef>;
+  readonly absentMsrReasons: Map<number, string>;
+  readonly crs = new Map<number, bigint>();
+  cr4Supported: bigint;
+  tsc: bigint;
+  tscStep: bigint;
+  console = '';
+  echo = process.env.HV_MODEL_ECHO === '1'; // copy console output to stderr live
+  readonly ioLog: IoEvent[] = [];
+  readonly ports = new Map<number, PortHandler>();
+  readonly mmio: MmioHandler[] = [];
+  readonly faults: string[] = [];
+  readonly calls = new Map<string, number>(); // import name -> number of calls
+  halts = 0;
+  onHalt: ((m: Machine) => void) | null = null;
+  exitStatus: number | null = null;
+  bootInfo: bigint | null = null; // set by bootinfo.ts
+  kernelMemory: WebAssembly.Memory | null = null; // set by run.ts
+
+  constructor(c: MachineConfig) {
+    this.name = c.name;
+    this.phys = new PhysMem(c.memSize);
+    this.cpuid = c.cpuid;
+    this.msrs = c.msrs;
+    this.absentMsrReasons = c.absentMsrReasons ?? new Map();
+    this.crs.set(0, c.cr0).set(2, c.cr2 ?? 0n).set(3, c.cr3).set(4, c.cr4).set(8, c.cr8 ?? 0n);
+    this.cr4Supported = c.cr4Supported;
+    this.tsc = c.tsc ?? 1_000_000n;
+    this.tscStep = c.tscStep ?? 100n;
+    this.vmx = new Vmx(this);
+  }
+
+  // ---- processor state ------------------------------------------------------
+  cr(n: number): bigint { return this.crs.get(n) ?? 0n; }
+  efer(): bigint { return this.msrPeek(MSR.IA32_EFER) ?? 0n; }
+  msrPeek(n: number): bigint | undefined {
+    const d = this.msrs.get(n);
+    return d ? (d.read ? d.read(this) : d.value) : undefined;
+  }
+  setMsr(n: number, value: bigint): void {
+    const d = this.msrs.get(n);
+    if (d) d.value = value;
+    else this.msrs.set(n, { value, write: null });
+  }
+  removeMsr(n: number, reason: string): void {
+    this.msrs.delete(n);
+    this.absentMsrReasons.set(n, reason);
+  }
+
+  // CPUID as the processor answers it. Leaves above the maximum basic leaf
+  // (CPUID.0:EAX), or above the maximum extended leaf, return the data of the
+  // highest basic leaf -- what Intel processors do (SDM Vol. 2A CPUID, "If a
+  // value entered for CPUID.EAX is higher than the maximum input value ...").
+  // Leaves within range that the table does not define return zeros.
+  cpuidRaw(leaf: number, sub: number): Regs {
+    leaf >>>= 0;
+    sub >>>= 0;
+    const maxBasic = this.entry(0, 0)?.[0] ?? 0;
+    const maxExt = this.entry(0x80000000, 0)?.[0] ?? 0;
+    if (leaf >= 0x80000000 ? leaf > maxExt : leaf > maxBasic) leaf = maxBasic;
+    return this.entry(leaf, sub) ?? [0, 0, 0, 0];
+  }
+  private entry(leaf: number, sub: number): Regs | undefined {
+    const e = this.cpuid.get(leaf);
+    if (e === undefined) return undefined;
+    const r = typeof e === 'function' ? e(sub, this) : e;
+    return r.map((x) => x >>> 0) as Regs;
+  }
+  cpuidBit(leaf: number, reg: 0 | 1 | 2 | 3, bit: number): boolean {
+    return ((this.cpuidRaw(leaf, 0)[reg] >>> bit) & 1) === 1;
+  }
+  maxPhysAddr(): number { return this.cpuidRaw(0x80000008, 0)[0] & 0xff; }
+
+  // ---- ending a run -----------------------------------------------------------
+  fault(msg: string): never {
+    this.faults.push(msg);
+    throw new MachineFault(msg);
+  }
+  print(s: string): void {
+    this.console += s;
+    if (this.echo) process.stderr.write(s);
+  }
+  exit(status: number): never {
+    status >>>= 0;
+    if (this.exitStatus === null) {
+      this.exitStatus = status;
+      this.print(`hv: exit status=${status} (${STATUS_NAMES[status] ?? 'unknown'})\n`);
+    }
+    throw new ExitSignal(status);
+  }
+  // A trap as boot/rt/wasm-rt.c reports it: "hv: trap: <what>", status 5.
+  trap(what: string): never {
+    this.print(`hv: trap: ${what}\n`);
+    return this.exit(5);
+  }
+
+  // ---- control registers (SDM Vol. 3A 2.5, Vol. 3C 24.8) --------------------
+  writeCr(n: number, v: bigint): void {
+    v = BigInt.asUintN(64, v);
+    const gp = (why: string): never => this.fault(`#GP(0): MOV CR${n}, ${hex(v)}: ${why}`);
+    const lma = (this.efer() & EFER.LMA) !== 0n;
+    const inVmx = this.vmx.inVmxOperation;
+    switch (n) {
+      case 0: {
+        if (v >> 32n) gp('bits 63:32 are reserved');
+        if ((v & CR0.PG) && !(v & CR0.PE)) gp('PG=1 with PE=0');
+        if ((v & CR0.NW) && !(v & CR0.CD)) gp('NW=1 with CD=0');
+        if (lma && !(v & CR0.PG)) gp('clearing PG in 64-bit mode');
+        v = (v & CR0_DEFINED) | CR0.ET; // other bits of 31:0 are ignored; ET is fixed to 1
+        if (inVmx) this.checkFixed(0, v, MSR.IA32_VMX_CR0_FIXED0, MSR.IA32_VMX_CR0_FIXED1, gp);
+        break;
+      }
+      case 2: break;
+      case 3: {
+        const pcide = (this.cr(4) & CR4.PCIDE) !== 0n;
+        const val = pcide ? v & ~(1n << 63n) : v; // bit 63 = no-flush hint with PCIDE, not stored
+        if (val >> BigInt(this.maxPhysAddr())) gp(`bits beyond MAXPHYADDR (${this.maxPhysAddr()}) are set`);
+        v = val;
+        break;
+      }
+      case 4: {
+        const old = this.cr(4);
+        if (v & ~this.cr4Supported) {
+          const bad = v & ~this.cr4Supported;
+          gp(bad & CR4.VMXE ? 'CR4.VMXE is reserved: CPUID.1:ECX.VMX[bit 5] = 0'
+            : `reserved bits ${hex(bad)} (not implemented by this processor)`);
+        }
+        if (lma && !(v & CR4.PAE)) gp('clearing PAE in 64-bit mode');
+        if (lma && ((v ^ old) & CR4.LA57)) gp('changing LA57 in 64-bit mode');
+        if ((v & CR4.PCIDE) && !(old & CR4.PCIDE) && (this.cr(3) & 0xfffn)) gp('setting PCIDE with CR3[11:0] != 0');
+        if (inVmx) this.checkFixed(4, v, MSR.IA32_VMX_CR4_FIXED0, MSR.IA32_VMX_CR4_FIXED1, gp);
+        break;
+      }
+      case 8:
+        if (v >> 4n) gp('bits 63:4 are reserved');
+        break;
+      default:
+        this.fault(`#UD: MOV to CR${n} (no such control register; the C import traps)`);
+    }
+    this.crs.set(n, v);
+  }
+  // In VMX operation, CR0/CR4 bits fixed by IA32_VMX_CRn_FIXED0/1 cannot change (24.8).
+  private checkFixed(n: number, v: bigint, f0: number, f1: number, gp: (w: string) => never): void {
+    const fixed0 = this.msrPeek(f0) ?? 0n, fixed1 = this.msrPeek(f1) ?? ~0n;
+    const bad = (~v & fixed0) | (v & ~fixed1);
+    if (bad) gp(`in VMX operation bits ${hex(bad)} are fixed by IA32_VMX_CR${n}_FIXED0 ${hex(fixed0)} / FIXED1 ${hex(fixed1)} (SDM 24.8)`);
+  }
+
+  readMsr(n: number): bigint {
+    const d = this.msrs.get(n);
+    if (!d) {
+      const why = this.absentMsrReasons.get(n);
+      this.fault(`#GP(0): RDMSR ${msrName(n)} (absent${why ? `: ${why}` : ''})`);
+    }
+    return d.read ? d.read(this) : d.value;
+  }
+  writeMsr(n: number, v: bigint): void {
+    v = BigInt.asUintN(64, v);
+    const d = this.msrs.get(n);
+    const gp = (why: string): never => this.fault(`#GP(0): WRMSR ${msrName(n)}, ${hex(v)}: ${why}`);
+    if (!d) return gp(`absent${this.absentMsrReasons.has(n) ? `: ${this.absentMsrReasons.get(n)}` : ''}`);
+    if (!d.write) return gp('read-only MSR');
+    const why = d.write(v, this);
+    if (why) gp(why);
+    d.value = d.store ? d.store(v, this) : v;
+  }
+
+  // ---- linear memory of the kernel -------------------------------------------
+  private linear(ptr: number, len: number): Uint8Array {
+    const mem = this.kernelMemory;
+    if (!mem) throw new Error('kernel memory not attached');
+    if (ptr + len > mem.buffer.byteLength) this.trap('wasm out-of-bounds linear memory or table access');
+    return new Uint8Array(mem.buffer, ptr, len);
+  }
+  // An AssemblyScript string (UTF-16LE, byte length in the u32 before it).
+  asString(ptr: number): string {
+    if (ptr < 4) return '?';
+    const bytes = new DataView(this.linear(ptr - 4, 4).slice().buffer).getUint32(0, true);
+    const b = this.linear(ptr, bytes);
+    let s = '';
+    for (let i = 0; i + 1 < bytes; i += 2) {
+      const c = b[i] | (b[i + 1] << 8);
+      s += c < 0x80 ? String.fromCharCode(c) : '?';
+    }
+    return s;
+  }
+
+  // ---- physical memory through the mem.* imports ----------------------------
+  private physCheck(op: string, pa: bigint, len: bigint, write: boolean): number {
+    const why = this.phys.check(op, pa, len, write);
+    if (why) this.fault(why);
+    return Number(pa);
+  }
+
+  // ---- the import object --------------------------------------------------------
+  imports(): WebAssembly.Imports {
+    const u32 = (x: number): number => x >>> 0;
+    const u64 = (x: bigint): bigint => BigInt.asUintN(64, x);
+    const vmxStatus = (insn: string, enc: number, status: number): void => {
+      if (status === 0) return;
+      const err = status === 2 ? Number(this.vmx.field(0x4400)) : 0;
+      this.fault(`${insn} of field ${hex(enc)} (${fieldName(enc)}) failed: ` +
+        (status === 1 ? 'VMfailInvalid (no current VMCS)' : `VMfailValid, VM-instruction error ${err}`));
+    };
+    const device = (pa: bigint, size: number): MmioHandler | undefined =>
+      this.mmio.find((d) => pa >= BigInt(d.base) && pa + BigInt(size) <= BigInt(d.end));
+    const readN = (size: number, pa: bigint): bigint => {
+      const d = device(pa, size);
+      if (d) return BigInt.asUintN(size * 8, d.read ? d.read(Number(pa) - d.base, size) : -1n);
+      return this.phys.readInt(this.physCheck(`read${size * 8}`, pa, BigInt(size), false), size);
+    };
+    const writeN = (size: number, pa: bigint, v: bigint): void => {
+      const d = device(pa, size);
+      if (d) d.write?.(Number(pa) - d.base, size, BigInt.asUintN(size * 8, v));
+      else this.phys.writeInt(this.physCheck(`write${size * 8}`, pa, BigInt(size), true), size, v);
+    };
+    const read = (size: number) => (pa: bigint): number => Number(readN(size, u64(pa)));
+    const write = (size: number) => (pa: bigint, v: number): void => writeN(size, u64(pa), BigInt(u32(v)));
+    const modules: Record<string, Record<string, (...a: any[]) => any>> = {
+      env: {
+        abort: (msg: number, file: number, line: number, col: number) =>
+          this.trap(`abort: ${this.asString(u32(msg))} at ${this.asString(u32(file))}:${u32(line)}:${u32(col)}`),
+      },
+      con: {
+        write: (ptr: number, len: number) => {
+          const b = this.linear(u32(ptr), u32(len));
+          let s = '';
+          for (const c of b) s += String.fromCharCode(c);
+          this.print(s);
+        },
+      },
+      cpu: {
+        cpuid: (leaf: number, sub: number, out: number) => {
+          const r = this.cpuidRaw(u32(leaf), u32(sub));
+          const dv = new DataView(this.linear(u32(out), 16).buffer, u32(out), 16);
+          r.forEach((x, i) => dv.setUint32(i * 4, x, true));
+        },
+        rdmsr: (n: number) => this.readMsr(u32(n)),
+        wrmsr: (n: number, v: bigint) => this.writeMsr(u32(n), u64(v)),
+        readcr: (n: number) => {
+          n = u32(n);
+          if (![0, 2, 3, 4, 8].includes(n)) this.fault(`#UD: MOV from CR${n} (no such control register; the C import traps)`);
+          return this.cr(n);
+        },
+        writecr: (n: number, v: bigint) => this.writeCr(u32(n), u64(v)),
+        rdtsc: () => this.tsc,
+        index: () => 0,
+      },
+      io: {
+        inp: (port: number, size: number) => {
+          port = u32(port);
+          size = u32(size);
+          this.checkPort('io.inp', port, size);
+          const h = this.ports.get(port);
+          const mask = size === 4 ? 0xffffffff : (1 << (size * 8)) - 1;
+          const value = (h?.read ? h.read(size) : 0xffffffff) & mask;
+          this.ioLog.push({ dir: 'in', port, size, value: value >>> 0 });
+          return value;
+        },
+        outp: (port: number, size: number, value: number) => {
+          port = u32(port);
+          size = u32(size);
+          this.checkPort('io.outp', port, size);
+          const mask = size === 4 ? 0xffffffff : (1 << (size * 8)) - 1;
+          value = (u32(value) & mask) >>> 0;
+          this.ioLog.push({ dir: 'out', port, size, value });
+          this.ports.get(port)?.write?.(size, value);
+        },
+      },
+      mem: {
+        read8: read(1), read16: read(2), read32: read(4),
+        read64: (pa: bigint) => readN(8, u64(pa)),
+        write8: write(1), write16: write(2), write32: write(4),
+        write64: (pa: bigint, v: bigint) => writeN(8, u64(pa), u64(v)),
+        zero: (pa: bigint, len: bigint) => {
+          if (u64(len) === 0n) return;
+          this.phys.fill(this.physCheck('zero', u64(pa), u64(len), true), Number(u64(len)), 0);
+        },
+        copyin: (dst: number, pa: bigint, len: number) => {
+          if (u32(len) === 0) return;
+          const d = this.linear(u32(dst), u32(len));
+          d.set(this.phys.read(this.physCheck('copyin', u64(pa), BigInt(u32(len)), false), u32(len)));
+        },
+        copyout: (pa: bigint, src: number, len: number) => {
+          if (u32(len) === 0) return;
+          const s = this.linear(u32(src), u32(len)).slice();
+          this.phys.write(this.physCheck('copyout', u64(pa), BigInt(u32(len)), true), s);
+        },
+      },
+      vmx: {
+        vmxon: (pa: bigint) => this.vmx.vmxon(u64(pa)),
+        vmxoff: () => this.vmx.vmxoff(),
+        vmclear: (pa: bigint) => this.vmx.vmclear(u64(pa)),
+        vmptrld: (pa: bigint) => this.vmx.vmptrld(u64(pa)),
+        vmptrst: () => this.vmx.vmptrst(),
+        vmread: (enc: number) => {
+          const r = this.vmx.vmread(u32(enc));
+          vmxStatus('VMREAD', u32(enc), r.status);
+          return r.value;
+        },
+        vmwrite: (enc: number, v: bigint) => vmxStatus('VMWRITE', u32(enc), this.vmx.vmwrite(u32(enc), u64(v))),
+        invept: (type: number, eptp: bigint) => this.vmx.invept(u32(type), u64(eptp)),
+        invvpid: (type: number, vpid: number, la: bigint) => this.vmx.invvpid(u32(type), u32(vpid), u64(la)),
+      },
+      sys: {
+        exit: (status: number) => this.exit(u32(status)),
+        halt: () => {
+          this.halts++;
+          if (!this.onHalt) this.fault('sys.halt with no wake-up source: interrupts are masked, the machine would stop here forever');
+          this.onHalt(this);
+        },
+      },
+    };
+    // Every import: count it, advance the TSC, refuse to run after the end.
+    const out: WebAssembly.Imports = {};
+    for (const [mod, fns] of Object.entries(modules)) {
+      const wrapped: Record<string, (...a: any[]) => any> = {};
+      for (const [name, fn] of Object.entries(fns)) {
+        const key = `${mod}.${name}`;
+        wrapped[name] = (...args: any[]) => {
+          if (this.exitStatus !== null || this.faults.length) throw new MachineFault(`${key} called after the run ended`);
+          this.calls.set(key, (this.calls.get(key) ?? 0) + 1);
+          this.tsc += this.tscStep;
+          return fn(...args);
+        };
+      }
+      out[mod] = wrapped;
+    }
+    return out;
+  }
+
+  private checkPort(op: string, port: number, size: number): void {
+    if (size !== 1 && size !== 2 && size !== 4) this.fault(`${op}: size ${size} (must be 1, 2 or 4; the C import traps)`);
+    if (port > 0xffff) this.fault(`${op}: port ${hex(port)} beyond the 16-bit I/O space`);
+  }
+}

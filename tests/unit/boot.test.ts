@@ -1,0 +1,76 @@
+// Boot information and command line as kernel.wasm reads them
+// (boot/include/bootinfo.h), run on the model.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { tigerlake, runKernel, buildBootInfo } from '../model/index.ts';
+
+test('summary: source, command line, files', () => {
+  const data = new TextEncoder().encode('guest kernel bytes');
+  const r = runKernel(tigerlake(), {
+    boot: { source: 'uefi', cmdline: 'caps=off', files: [{ name: '/EFI/hv/guest.elf', data }] },
+  });
+  assert.equal(r.faults, []);
+  assert.is(r.status, 0);
+  assert.match(r.console, /^hv: kernel start tsc=\d+\n/);
+  assert.match(r.console, /hv: boot: uefi, \d+ memory map entries, 1 files, front-end entry tsc=\d+/);
+  assert.match(r.console, /hv: command line: "caps=off"/);
+  assert.match(r.console, new RegExp(`hv: file /EFI/hv/guest.elf: ${data.length} bytes at 0x[0-9a-f]+`));
+});
+
+test('unknown option: named, status 7, never ignored', () => {
+  const r = runKernel(tigerlake(), { boot: { cmdline: 'caps=off  frobnicate=3' } });
+  assert.equal(r.faults, []);
+  assert.is(r.status, 7);
+  assert.match(r.console, /hv: command line: unknown option 'frobnicate=3'/);
+  assert.not.match(r.console, /vmxon ok/);
+});
+
+test('bad option value: named, status 7', () => {
+  const r = runKernel(tigerlake(), { boot: { cmdline: 'caps=maybe' } });
+  assert.is(r.status, 7);
+  assert.match(r.console, /caps= takes on or off, not 'maybe'/);
+});
+
+// Corrupt one field of a well-formed structure and expect the named check.
+function corrupt(offset: number, width: 32 | 64, value: bigint | number, expect: RegExp): void {
+  const m = tigerlake();
+  const layout = buildBootInfo(m, { cmdline: '' });
+  const at = Number(layout.bootinfo) + offset;
+  if (width === 32) m.phys.write32(at, Number(value));
+  else m.phys.write64(at, BigInt(value));
+  const r = runKernel(m);
+  assert.equal(r.faults, [], 'the kernel must not follow a bad pointer');
+  assert.is(r.status, 7);
+  assert.match(r.console, expect);
+}
+
+test('bad magic', () => corrupt(0, 32, 0x12345678, /boot info invalid: magic \(0x12345678\)/));
+test('bad version', () => corrupt(4, 32, 9, /boot info invalid: version \(0x9\)/));
+test('bad source', () => corrupt(8, 32, 3, /boot info invalid: source/));
+test('no memory map', () => corrupt(12, 32, 0, /boot info invalid: memory map entry count \(0x0\)/));
+test('huge memory map', () => corrupt(12, 32, 100000, /memory map entry count \(0x186a0\)/));
+test('command line too long', () => corrupt(32, 32, 5000, /command line length \(0x1388\)/));
+test('too many files', () => corrupt(36, 32, 65, /file count \(0x41\)/));
+
+test('file table with a wrapping range', () => {
+  const m = tigerlake();
+  const layout = buildBootInfo(m, { files: [{ name: '/g', data: new Uint8Array(16) }] });
+  const table = Number(m.phys.read64(Number(layout.bootinfo) + 40));
+  m.phys.write64(table + 8, 0xffffffffffff0000n);
+  const r = runKernel(m);
+  assert.equal(r.faults, []);
+  assert.is(r.status, 7);
+  assert.match(r.console, /boot info invalid: file wraps/);
+});
+
+test('non-ASCII byte in the command line', () => {
+  const m = tigerlake();
+  const layout = buildBootInfo(m, { cmdline: 'caps=on' });
+  const cmd = Number(m.phys.read64(Number(layout.bootinfo) + 24));
+  m.phys.write(cmd + 2, new Uint8Array([0xff]));
+  const r = runKernel(m);
+  assert.is(r.status, 7);
+  assert.match(r.console, /command line byte \(0xff\)/);
+});
+
+test.run();
