@@ -32,6 +32,13 @@ void hv_putc(char c) {
     if (e9_present && c != '\r') outb(0xe9, (u8)c);
 }
 
+/* Wait until the UART has sent everything (LSR bit 6, transmitter empty), so
+ * that stopping the machine right after the last line does not cut it off. */
+void hv_console_flush(void) {
+    for (u32 spin = 0; spin < 1000000; spin++)
+        if (inb(COM1 + 5) & 0x40) break;
+}
+
 void hv_puts(const char *s) {
     while (*s) hv_putc(*s++);
 }

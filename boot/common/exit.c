@@ -45,6 +45,7 @@ _Noreturn void hv_exit(u32 status) {
         hv_puts(hv_status_name(status));
         hv_puts(")\n");
     }
+    hv_console_flush();
     if (under_qemu()) {
         outl(0xf4, status);
     } else if (hv_console_e9()) {

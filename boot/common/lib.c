@@ -19,6 +19,14 @@ void *memmove(void *d, const void *s, size_t n) {
 
 void *memset(void *d, int c, size_t n) {
     void *ret = d;
+    /* Whole quadwords first: an emulator counts every iteration of a string
+     * instruction, so clearing the 4 MiB linear memory byte by byte would
+     * cost 4M ticks of boot time on Bochs. */
+    if (n >= 64 && ((u64)d & 7) == 0) {
+        u64 q = n / 8, v = 0x0101010101010101ull * (u8)c;
+        __asm__ volatile("rep stosq" : "+D"(d), "+c"(q) : "a"(v) : "memory");
+        n &= 7;
+    }
     __asm__ volatile("rep stosb" : "+D"(d), "+c"(n) : "a"(c) : "memory");
     return ret;
 }

@@ -6,7 +6,7 @@
 
 #define BOOT_STACK_SIZE (256u << 10)
 static u8 boot_stack[BOOT_STACK_SIZE] __attribute__((aligned(16)));
-u8 hv_linear_memory[HV_LINEAR_MAX] __attribute__((aligned(4096)));
+u8 *hv_linear_memory;
 
 Z_kernel_instance_t hv_kernel;
 wasm_rt_memory_t *hv_kernel_memory;
@@ -30,6 +30,46 @@ void hv_image_range(u64 *base, u64 *end) {
 }
 #endif
 
+/* Does [b, e) overlap any map entry that is not available RAM? */
+static bool overlaps_unavailable(const struct hv_bootinfo *bi, u64 b, u64 e) {
+    const struct hv_mmap_entry *m = (const struct hv_mmap_entry *)bi->mmap;
+    for (u32 i = 0; i < bi->mmap_count; i++)
+        if (m[i].type != HV_MEM_AVAILABLE && b < m[i].base + m[i].length && e > m[i].base) return true;
+    return false;
+}
+
+/* Place the linear memory in available RAM above 16 MiB (2 MiB aligned, away
+ * from firmware and DMA-able low memory), and record it in the map as
+ * hypervisor memory so that the page allocator never hands it out and the
+ * mem.* imports refuse it. */
+static void place_linear_memory(struct hv_bootinfo *bi) {
+    struct hv_mmap_entry *m = (struct hv_mmap_entry *)bi->mmap;
+    const u64 align = 2ull << 20, floor = 16ull << 20;
+    for (u32 i = 0; i < bi->mmap_count && !hv_linear_memory; i++) {
+        if (m[i].type != HV_MEM_AVAILABLE) continue;
+        u64 end = m[i].base + m[i].length;
+        u64 b = (m[i].base < floor ? floor : m[i].base + align - 1) & ~(align - 1);
+        for (; b + HV_LINEAR_MAX <= end; b += align) {
+            if (!overlaps_unavailable(bi, b, b + HV_LINEAR_MAX)) {
+                hv_linear_memory = (u8 *)b;
+                break;
+            }
+        }
+    }
+    if (!hv_linear_memory || bi->mmap_count >= bi->mmap_capacity) {
+        hv_puts(hv_linear_memory ? "hv: boot map has no room for the linear memory entry\n"
+                                 : "hv: no free 16 MiB of RAM above 16 MiB for the kernel's linear memory\n");
+        hv_exit(HV_STATUS_BOOT);
+    }
+    m[bi->mmap_count].base = (u64)hv_linear_memory;
+    m[bi->mmap_count].length = HV_LINEAR_MAX;
+    m[bi->mmap_count].type = HV_MEM_HYPERVISOR;
+    m[bi->mmap_count].reserved = 0;
+    bi->mmap_count++;
+    bi->linear_base = (u64)hv_linear_memory;
+    bi->linear_size = HV_LINEAR_MAX;
+}
+
 __attribute__((sysv_abi, noreturn, used)) static void hv_start_on_stack(struct hv_bootinfo *bi) {
     hv_cpu_init();
 
@@ -39,9 +79,8 @@ __attribute__((sysv_abi, noreturn, used)) static void hv_start_on_stack(struct h
     for (u32 i = 0; i < bi->mmap_count; i++)
         if (m[i].base + m[i].length > top) top = m[i].base + m[i].length;
     hv_paging_init(top);
+    place_linear_memory(bi);
     hv_protect_from_bootinfo(bi);
-    bi->linear_base = (u64)hv_linear_memory;
-    bi->linear_size = HV_LINEAR_MAX;
 
     wasm_rt_init();
     Z_kernel_init_module();

@@ -58,7 +58,8 @@ struct hv_bootinfo {        /* 80 bytes */
     u64 linear_base;        /* 56 wasm linear memory region */
     u64 linear_size;        /* 64 */
     u32 cpu_count;          /* 72 processors the firmware reported (0 = unknown) */
-    u32 reserved;           /* 76 */
+    u32 mmap_capacity;      /* 76 entries the map array has room for (hv_start
+                               appends the linear memory's range) */
 };
 
 _Static_assert(sizeof(struct hv_mmap_entry) == 24, "mmap entry layout");

@@ -67,6 +67,7 @@ __attribute__((sysv_abi)) void mb_main(u32 magic, u32 info) {
     bi->source = HV_BOOT_SOURCE_MULTIBOOT;
     bi->tsc_at_entry = tsc;
     bi->mmap = (u64)bootdata.mmap;
+    bi->mmap_capacity = MMAP_MAX;
     bi->files = (u64)bootdata.files;
 
     u32 total = *(const u32 *)(u64)info;

@@ -99,6 +99,7 @@ efi_status efi_main(efi_handle image, efi_system_table *st)
     uefi_exit_boot_services(&u, &map, bi->file_count + 8);
     bi->mmap_count = uefi_translate_map(&map, files, bi->file_count);
     bi->mmap = (u64)map.out;
+    bi->mmap_capacity = map.out_cap;
 
     hv_start(bi);
 }

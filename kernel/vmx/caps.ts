@@ -72,12 +72,15 @@ export function canSet(ctl: u64, mask: u32): bool {
 }
 
 // Print "hv: vmx: <label>:" followed by the names of the set bits of `bits`,
-// wrapping long lists onto continuation lines.
+// wrapping long lists onto continuation lines. Bits without a name (the
+// "reserved, must be 1" default1 bits of SDM Appendix A.2) are shown
+// together as one mask at the end.
 function names(label: string, bits: u32, kind: i32): void {
   print.str("hv: vmx: ");
   print.str(label);
   print.str(":");
   let col = 0;
+  let unnamed: u32 = 0;
   for (let b: u32 = 0; b < 32; b++) {
     if ((bits & (1 << b)) == 0) continue;
     let n: string;
@@ -88,20 +91,23 @@ function names(label: string, bits: u32, kind: i32): void {
       case 3: n = V.exitCtlName(b); break;
       default: n = V.entryCtlName(b); break;
     }
+    if (n.length == 0) {
+      unnamed |= 1 << b;
+      continue;
+    }
     if (col > 90) {
       print.nl();
       print.str("hv: vmx:   ");
       col = 0;
     }
     print.str(" ");
-    if (n.length == 0) {
-      print.str("bit");
-      print.dec(b);
-      col += 6;
-    } else {
-      print.str(n);
-      col += n.length + 1;
-    }
+    print.str(n);
+    col += n.length + 1;
+  }
+  if (unnamed != 0) {
+    print.str(" (reserved bits ");
+    print.hex(unnamed);
+    print.str(")");
   }
   print.nl();
 }

@@ -85,13 +85,11 @@ export function buildBootInfo(m: Machine, spec: BootSpec = {}): BootLayout {
   const filesOff = mmapOff + mmapCount * 24;
   const stringsOff = filesOff + files.length * 32;
   const cmd = ascii(spec.cmdline ?? '', 'cmdline');
+  // struct hv_file.name: the file name, then its arguments after a space
+  // (a multiboot module string), NUL-terminated; name_len counts it all.
   const names = files.map((f) => {
-    const n = ascii(f.name, 'file name');
-    const a = f.args !== undefined ? ascii(f.args, 'file args') : new Uint8Array(0);
-    const b = new Uint8Array(n.length + a.length);
-    b.set(n);
-    b.set(a, n.length);
-    return { bytes: b, nameLen: f.name.length, args: f.args !== undefined ? n.length : 0 };
+    const text = f.args !== undefined ? `${f.name} ${f.args}` : f.name;
+    return { bytes: ascii(text, 'file name'), nameLen: text.length };
   });
   const dataSize = up(stringsOff + cmd.length + names.reduce((s, n) => s + n.bytes.length, 0), PAGE);
   let next = dataBase + dataSize;
@@ -140,7 +138,7 @@ export function buildBootInfo(m: Machine, spec: BootSpec = {}): BootLayout {
     p.write64(a + 8, BigInt(fileRanges[i].length));
     p.write64(a + 16, BigInt(s));
     p.write32(a + 24, n.nameLen);
-    p.write32(a + 28, n.args);
+    p.write32(a + 28, 0); // reserved
     p.write(s, n.bytes);
     s += n.bytes.length;
     p.write(fileRanges[i].base, files[i].data);
