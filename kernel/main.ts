@@ -10,6 +10,7 @@ import * as ident from "./cpu/ident";
 import * as vmxon from "./vmx/vmxon";
 import * as cmdline from "./boot/cmdline";
 import { STATUS_OK, STATUS_BOOT } from "./lib/status";
+import { MSR_IA32_FS_BASE } from "./arch/vmx";
 
 export function kmain(bootInfo: u64): void {
   print.str("hv: kernel start tsc=");
@@ -24,6 +25,7 @@ export function kmain(bootInfo: u64): void {
     sys.exit(STATUS_BOOT);
     return;
   }
+  if (cmdline.crash != cmdline.CRASH_NONE) crashNow(cmdline.crash);
   pages.init();
   pages.report();
   ident.identify();
@@ -35,6 +37,22 @@ export function kmain(bootInfo: u64): void {
   }
   print.say("VMX root operation reached on the boot processor; nothing else to run yet");
   sys.exit(STATUS_OK);
+}
+
+// crash=: take the requested failure path. None of them returns.
+function crashNow(kind: i32): void {
+  print.say("crash requested on the command line");
+  if (kind == cmdline.CRASH_TRAP) {
+    // Beyond the end of linear memory: the bounds check traps.
+    const p: usize = <usize>memory.size() << 16;
+    print.dec(load<u32>(p + 16));
+  } else if (kind == cmdline.CRASH_ABORT) {
+    abort("crash=abort requested");
+  } else {
+    // WRMSR of a non-canonical address to IA32_FS_BASE is #GP(0) on every
+    // Intel 64 processor (SDM Vol. 2B WRMSR).
+    cpu.wrmsr(MSR_IA32_FS_BASE, 0x8000000000000000);
+  }
 }
 
 // Test hooks for tests/unit: the allocator and boot-info parser are

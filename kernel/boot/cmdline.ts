@@ -7,6 +7,15 @@ import * as print from "../lib/print";
 // caps=on|off: print the decoded VMX capability summary at bring-up.
 export let showCaps: bool = true;
 
+// crash=trap|abort|exception: end the run through one of the failure paths
+// (a wasm out-of-bounds trap, an AssemblyScript abort, a CPU #GP in the
+// hypervisor), so that tests can check each is reported and stops cleanly.
+export const CRASH_NONE: i32 = 0;
+export const CRASH_TRAP: i32 = 1;
+export const CRASH_ABORT: i32 = 2;
+export const CRASH_EXCEPTION: i32 = 3;
+export let crash: i32 = CRASH_NONE;
+
 function isSpace(c: u32): bool {
   return c == 0x20 || c == 0x09 || c == 0x0a || c == 0x0d;
 }
@@ -48,6 +57,16 @@ function option(p: usize, n: i32): bool {
     if (valueIs(vp, vn, "on")) showCaps = true;
     else if (valueIs(vp, vn, "off")) showCaps = false;
     else return bad("caps= takes on or off, not", vp, vn);
+    return true;
+  }
+  v = keyIs(p, n, "crash");
+  if (v >= 0) {
+    const vp = p + <usize>v;
+    const vn = n - v;
+    if (valueIs(vp, vn, "trap")) crash = CRASH_TRAP;
+    else if (valueIs(vp, vn, "abort")) crash = CRASH_ABORT;
+    else if (valueIs(vp, vn, "exception")) crash = CRASH_EXCEPTION;
+    else return bad("crash= takes trap, abort or exception, not", vp, vn);
     return true;
   }
   return bad("unknown option", p, n);

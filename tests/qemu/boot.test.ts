@@ -117,4 +117,33 @@ test('Bochs + legacy BIOS + GRUB boots hv.elf (multiboot2) and reaches VMXON', a
   checkVmxonTicks(recordTicks('bochs-mb', r, true));
 });
 
+// The failure paths of the real image (boot/rt, boot/common/cpu.c): each
+// must print what happened and stop with its status, never hang or reset.
+async function crashRun(kind: string) {
+  const name = `test-bochs-mb-crash-${kind}`;
+  const runDir = freshRunDir(name);
+  need(ELF);
+  const iso = path.join(runDir, 'hv.iso');
+  sh('mkiso.sh', [ELF, iso, '--cmdline', `caps=off crash=${kind}`]);
+  return runBochs({ name, boot: 'bios-cdrom', image: iso, runDir, timeoutMs: 180_000 });
+}
+
+test('Bochs + GRUB, crash=trap: the wasm runtime reports the trap and stops (status 5)', async () => {
+  const r = await crashRun('trap');
+  expectRun(r, { status: 5, exitCode: 1, lines: [/^hv: trap: wasm out-of-bounds linear memory or table access$/] });
+});
+
+test('Bochs + GRUB, crash=exception: #GP in the hypervisor prints a register dump (status 6)', async () => {
+  const r = await crashRun('exception');
+  expectRun(r, {
+    status: 6,
+    exitCode: 1,
+    lines: [
+      /^hv: exception: #GP general protection \(vector 13\) error 0x0 in the hypervisor$/,
+      /^hv: regs: rip=0x[0-9a-f]+ cs=0x8 rflags=0x[0-9a-f]+ rsp=0x[0-9a-f]+ ss=0x10 cr2=0x[0-9a-f]+ cr3=0x[0-9a-f]+$/,
+      /^hv: regs: rax=0x0 .*rcx=0xc0000100 rdx=0x80000000 /,
+    ],
+  });
+});
+
 test.run();

@@ -73,4 +73,22 @@ test('non-ASCII byte in the command line', () => {
   assert.match(r.console, /command line byte \(0xff\)/);
 });
 
+test('crash=trap: a wasm out-of-bounds access is reported as a trap, status 5', () => {
+  const r = runKernel(tigerlake(), { boot: { cmdline: 'crash=trap' } });
+  assert.is(r.status, 5);
+  assert.match(r.console, /hv: trap: wasm out-of-bounds linear memory or table access\nhv: exit status=5 \(trap\)\n$/);
+});
+
+test('crash=abort: an AssemblyScript abort prints its message, status 5', () => {
+  const r = runKernel(tigerlake(), { boot: { cmdline: 'crash=abort' } });
+  assert.is(r.status, 5);
+  assert.match(r.console, /hv: trap: abort: crash=abort requested at \S+\nhv: exit status=5 \(trap\)\n$/);
+});
+
+test('crash=exception: the #GP reaches the machine (on hardware the IDT reports it)', () => {
+  const r = runKernel(tigerlake(), { boot: { cmdline: 'crash=exception' } });
+  assert.match(r.faults.join('\n'), /#GP/);
+  assert.match(r.console, /crash requested on the command line/);
+});
+
 test.run();
