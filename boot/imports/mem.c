@@ -7,7 +7,6 @@
 
 struct Z_mem_instance_t;
 
-extern wasm_rt_memory_t *hv_kernel_memory;
 
 static void *phys(u64 pa, u64 len, const char *op) {
     u64 top = hv_paging_top();
@@ -24,10 +23,6 @@ static void *phys(u64 pa, u64 len, const char *op) {
     return (void *)pa;
 }
 
-static u8 *linear(u32 ptr, u32 len) {
-    if ((u64)ptr + len > hv_kernel_memory->size) wasm_rt_trap(WASM_RT_TRAP_OOB);
-    return hv_kernel_memory->data + ptr;
-}
 
 u32 Z_memZ_read8(struct Z_mem_instance_t *i, u64 pa) { return *(volatile u8 *)phys(pa, 1, "read8"); }
 u32 Z_memZ_read16(struct Z_mem_instance_t *i, u64 pa) { return *(volatile u16 *)phys(pa, 2, "read16"); }
@@ -43,9 +38,9 @@ void Z_memZ_zero(struct Z_mem_instance_t *i, u64 pa, u64 len) {
 }
 
 void Z_memZ_copyin(struct Z_mem_instance_t *i, u32 dst, u64 pa, u32 len) {
-    if (len) memcpy(linear(dst, len), phys(pa, len, "copyin"), len);
+    if (len) memcpy(hv_linear(dst, len), phys(pa, len, "copyin"), len);
 }
 
 void Z_memZ_copyout(struct Z_mem_instance_t *i, u64 pa, u32 src, u32 len) {
-    if (len) memcpy(phys(pa, len, "copyout"), linear(src, len), len);
+    if (len) memcpy(phys(pa, len, "copyout"), hv_linear(src, len), len);
 }

@@ -14,20 +14,20 @@ struct Z_env_instance_t;
 extern wasm_rt_memory_t *hv_kernel_memory;
 
 /* A pointer into linear memory, checked like a wasm access would be. */
-static u8 *linear(u32 ptr, u32 len) {
+u8 *hv_linear(u32 ptr, u32 len) {
     if ((u64)ptr + len > hv_kernel_memory->size) wasm_rt_trap(WASM_RT_TRAP_OOB);
     return hv_kernel_memory->data + ptr;
 }
 
 void Z_conZ_write(struct Z_con_instance_t *i, u32 ptr, u32 len) {
-    const u8 *p = linear(ptr, len);
+    const u8 *p = hv_linear(ptr, len);
     for (u32 k = 0; k < len; k++) hv_putc((char)p[k]);
 }
 
 void Z_cpuZ_cpuid(struct Z_cpu_instance_t *i, u32 leaf, u32 sub, u32 out) {
     u32 r[4];
     cpuid(leaf, sub, r);
-    memcpy(linear(out, 16), r, 16);
+    memcpy(hv_linear(out, 16), r, 16);
 }
 
 u64 Z_cpuZ_rdmsr(struct Z_cpu_instance_t *i, u32 msr) { return rdmsr(msr); }
@@ -88,8 +88,8 @@ void Z_sysZ_halt(struct Z_sys_instance_t *i) { __asm__ volatile("hlt"); }
  * with their byte length in the word before them. */
 static void put_as_string(u32 ptr) {
     if (ptr < 4) { hv_puts("?"); return; }
-    u32 bytes = *(const u32 *)linear(ptr - 4, 4);
-    const u16 *s = (const u16 *)linear(ptr, bytes);
+    u32 bytes = *(const u32 *)hv_linear(ptr - 4, 4);
+    const u16 *s = (const u16 *)hv_linear(ptr, bytes);
     for (u32 k = 0; k < bytes / 2; k++) hv_putc(s[k] < 0x80 ? (char)s[k] : '?');
 }
 

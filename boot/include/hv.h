@@ -51,6 +51,10 @@ void hv_image_range(u64 *base, u64 *end);
 extern u8 *hv_linear_memory;
 #define HV_LINEAR_MAX (16u << 20)
 
+/* imports/system.c: a pointer to [ptr, ptr+len) of the kernel's linear
+ * memory, bounds-checked like a wasm access (a bad one traps). */
+u8 *hv_linear(u32 ptr, u32 len);
+
 /* exit.c: print the final line and stop the machine (emulator exit ports when
  * an emulator is detected, otherwise halt). */
 _Noreturn void hv_exit(u32 status);
