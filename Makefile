@@ -16,7 +16,7 @@ ASC      := node_modules/.bin/asc
 RESINC   := $(shell $(CLANG) -print-resource-dir 2>/dev/null)/include
 
 KERNEL_TS := $(shell find kernel -name '*.ts' 2>/dev/null)
-COMMON_C  := $(wildcard boot/common/*.c boot/rt/*.c boot/imports/*.c)
+COMMON_C  := $(wildcard boot/common/*.c boot/rt/*.c boot/imports/*.c boot/smp/*.c)
 COMMON_S  := $(wildcard boot/common/*.S boot/entry/*.S)
 UEFI_C    := $(wildcard boot/uefi/*.c)
 MB_C      := $(wildcard boot/multiboot/*.c)

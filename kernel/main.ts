@@ -58,3 +58,5 @@ function crashNow(kind: i32): void {
 // Test hooks for tests/unit: the allocator and boot-info parser are
 // exercised directly by the Node model tests.
 export { pages_alloc, pages_free, pages_count, pages_rangeStart, pages_rangeEnd, boot_parse, pages_init } from "./testhooks";
+export * from "./hooks/loader";
+export * from "./hooks/devices";

@@ -41,6 +41,10 @@ void Z_memZ_copyin(struct Z_mem_instance_t *i, u32 dst, u64 pa, u32 len) {
     if (len) memcpy(hv_linear(dst, len), phys(pa, len, "copyin"), len);
 }
 
+void Z_memZ_copy(struct Z_mem_instance_t *i, u64 dst, u64 src, u64 len) {
+    if (len) memcpy(phys(dst, len, "copy"), phys(src, len, "copy"), len);
+}
+
 void Z_memZ_copyout(struct Z_mem_instance_t *i, u64 pa, u32 src, u32 len) {
     if (len) memcpy(phys(pa, len, "copyout"), hv_linear(src, len), len);
 }

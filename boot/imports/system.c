@@ -58,7 +58,6 @@ void Z_cpuZ_writecr(struct Z_cpu_instance_t *i, u32 n, u64 v) {
 }
 
 u64 Z_cpuZ_rdtsc(struct Z_cpu_instance_t *i) { return rdtsc(); }
-u32 Z_cpuZ_index(struct Z_cpu_instance_t *i) { return 0; /* one CPU until the APs are started */ }
 
 u32 Z_ioZ_inp(struct Z_io_instance_t *i, u32 port, u32 size) {
     switch (size) {

@@ -25,3 +25,21 @@ export declare function rdtsc(): u64;
 // Index of the executing processor (0 = the boot processor).
 @external("cpu", "index")
 export declare function index(): u32;
+
+// Number of processors the hypervisor runs on (started and in its idle loop).
+@external("cpu", "count")
+export declare function count(): u32;
+
+// Continue the calling kernel thread on processor `target`: returns there.
+// The kernel has one thread of execution; it moves between processors for
+// per-CPU work (VMXON on each) and for vCPU migration. Returns false if the
+// target is not running.
+@external("cpu", "migrate")
+export declare function migrate(target: u32): bool;
+
+// The executing processor's host state for the VMCS host-state area, stored
+// at out as little-endian u64: [0] CR3, [1] GDTR base, [2] IDTR base,
+// [3] TR base, [4] FS base, [5] GS base, [6] selectors CS | SS << 16 |
+// DS << 32 | TR << 48 (ES = FS = GS = DS, or 0 when null).
+@external("cpu", "hoststate")
+export declare function hoststate(out: usize): void;

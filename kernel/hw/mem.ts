@@ -30,6 +30,10 @@ export declare function zero(pa: u64, len: u64): void;
 @external("mem", "copyin")
 export declare function copyin(dst: usize, pa: u64, len: u32): void;
 
+// Copy len bytes from physical src to physical dst (ranges must not overlap).
+@external("mem", "copy")
+export declare function copy(dst: u64, src: u64, len: u64): void;
+
 // Copy len bytes from linear memory at src to physical pa.
 @external("mem", "copyout")
 export declare function copyout(pa: u64, src: usize, len: u32): void;

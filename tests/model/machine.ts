@@ -75,6 +75,9 @@ export class Machine {
   readonly calls = new Map<string, number>(); // import name -> number of calls
   halts = 0;
   onHalt: ((m: Machine) => void) | null = null;
+  // Processors: the kernel thread runs on cpuIndex; cpu.migrate moves it.
+  cpuCount = 1;
+  cpuIndex = 0;
   exitStatus: number | null = null;
   bootInfo: bigint | null = null; // set by bootinfo.ts
   kernelMemory: WebAssembly.Memory | null = null; // set by run.ts
@@ -306,7 +309,24 @@ export class Machine {
         },
         writecr: (n: number, v: bigint) => this.writeCr(u32(n), u64(v)),
         rdtsc: () => this.tsc,
-        index: () => 0,
+        index: () => this.cpuIndex,
+        count: () => this.cpuCount,
+        migrate: (t: number) => {
+          t = u32(t);
+          if (t >= this.cpuCount) return 0;
+          this.cpuIndex = t;
+          return 1;
+        },
+        hoststate: (out: number) => {
+          // The host state boot/smp/smp.c reports: CR3, GDTR, IDTR, TR base,
+          // FS/GS base and the selectors (CS 0x08, SS/DS 0x10, TR 0x18);
+          // per-CPU tables 0x1000 apart.
+          const dv = new DataView(this.linear(u32(out), 56).buffer, u32(out), 56);
+          const c = BigInt(this.cpuIndex) * 0x1000n;
+          const vals = [this.cr(3), 0x200000n + c, 0x210000n + c, 0x220000n + c, 0n, 0n,
+            0x08n | (0x10n << 16n) | (0x10n << 32n) | (0x18n << 48n)];
+          vals.forEach((v, i) => dv.setBigUint64(i * 8, v, true));
+        },
       },
       io: {
         inp: (port: number, size: number) => {
@@ -347,6 +367,12 @@ export class Machine {
           if (u32(len) === 0) return;
           const s = this.linear(u32(src), u32(len)).slice();
           this.phys.write(this.physCheck('copyout', u64(pa), BigInt(u32(len)), true), s);
+        },
+        copy: (dst: bigint, src: bigint, len: bigint) => {
+          const n = u64(len);
+          if (n === 0n) return;
+          const s = this.phys.read(this.physCheck('copy', u64(src), n, false), Number(n));
+          this.phys.write(this.physCheck('copy', u64(dst), n, true), s);
         },
       },
       vmx: {

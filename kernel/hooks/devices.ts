@@ -1,0 +1,1 @@
+// Test hooks of the device models (tests/unit). See kernel/testhooks.ts.

@@ -1,0 +1,1 @@
+// Test hooks of the guest loader (tests/unit). See kernel/testhooks.ts.
