@@ -9,7 +9,9 @@ import * as pages from "./mm/pages";
 import * as ident from "./cpu/ident";
 import * as vmxon from "./vmx/vmxon";
 import * as cmdline from "./boot/cmdline";
-import { STATUS_OK, STATUS_BOOT } from "./lib/status";
+import * as config from "./vm/config";
+import * as guest from "./vm/guest";
+import { STATUS_OK, STATUS_BOOT, STATUS_FAIL } from "./lib/status";
 import { MSR_IA32_FS_BASE } from "./arch/vmx";
 
 export function kmain(bootInfo: u64): void {
@@ -35,8 +37,12 @@ export function kmain(bootInfo: u64): void {
     sys.exit(status);
     return;
   }
-  print.say("VMX root operation reached on the boot processor; nothing else to run yet");
-  sys.exit(STATUS_OK);
+  if (config.count == 0) {
+    print.say("no guest on the command line (guest=FILE): nothing to run");
+    sys.exit(STATUS_OK);
+    return;
+  }
+  sys.exit(guest.runAll() ? STATUS_OK : STATUS_FAIL);
 }
 
 // crash=: take the requested failure path. None of them returns.

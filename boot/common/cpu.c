@@ -1,7 +1,9 @@
-/* The boot processor's own descriptor tables: a GDT with a 64-bit code and
+/* Descriptor tables: per processor a GDT with a 64-bit code and
  * data segment and a TSS (VM exits load TR from the host-state area, and the
- * host TR selector must not be null: SDM Vol. 3C 26.2.3), an IDT whose
- * exception handlers report and stop, and SSE enabled for compiled code. */
+ * host TR selector must not be null: SDM Vol. 3C 26.2.3), one IDT (shared
+ * by all processors) whose exception handlers report and stop, and SSE
+ * enabled for compiled code. The boot processor's tables are static; each
+ * application processor's come from boot/smp (hv_cpu_init_ap). */
 #include "hv.h"
 
 #define SEL_CODE 0x08
@@ -33,15 +35,16 @@ struct __attribute__((packed)) table_ptr {
     u64 base;
 };
 
-static u64 gdt[5] __attribute__((aligned(16)));
-static struct tss64 tss __attribute__((aligned(16)));
+_Static_assert(sizeof(struct tss64) == sizeof(((struct hv_cpu_tables *)0)->tss), "TSS size");
+
+static struct hv_cpu_tables bsp_tables __attribute__((aligned(16)));
 static struct idt_entry idt[256] __attribute__((aligned(16)));
 /* Separate stacks for #DF, NMI and #MC: they may arrive on a broken stack. */
 static u8 ist_stack[3][8192] __attribute__((aligned(16)));
 
 extern const u64 hv_isr_table[32]; /* isr.S */
 
-static void set_gate(int vec, u64 handler, u8 ist) {
+void hv_idt_set_gate(u8 vec, u64 handler, u8 ist) {
     idt[vec].offset_low = (u16)handler;
     idt[vec].selector = SEL_CODE;
     idt[vec].ist = ist;
@@ -51,22 +54,26 @@ static void set_gate(int vec, u64 handler, u8 ist) {
     idt[vec].reserved = 0;
 }
 
-void hv_cpu_init(void) {
-    __asm__ volatile("cli");
+/* Fill t (GDT and TSS, IST stacks ist_top[0..2]) and load GDTR, the
+ * segment registers, TR and the shared IDT on the executing processor. */
+static void load_tables(struct hv_cpu_tables *t, const u64 ist_top[3]) {
+    u64 *gdt = t->gdt;
+    struct tss64 *tss = (struct tss64 *)t->tss;
+    memset(t, 0, sizeof *t);
     gdt[0] = 0;
     gdt[1] = 0x00af9a000000ffffull; /* code: present, DPL 0, L=1 */
     gdt[2] = 0x00cf92000000ffffull; /* data: present, writable */
-    u64 base = (u64)&tss;
-    u64 limit = sizeof tss - 1;
+    u64 base = (u64)tss;
+    u64 limit = sizeof *tss - 1;
     gdt[3] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ull << 40) |
              (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
     gdt[4] = base >> 32;
-    tss.ist[0] = (u64)&ist_stack[0][sizeof ist_stack[0]];
-    tss.ist[1] = (u64)&ist_stack[1][sizeof ist_stack[1]];
-    tss.ist[2] = (u64)&ist_stack[2][sizeof ist_stack[2]];
-    tss.iomap_base = sizeof tss; /* no I/O permission bitmap */
+    tss->ist[0] = ist_top[0];
+    tss->ist[1] = ist_top[1];
+    tss->ist[2] = ist_top[2];
+    tss->iomap_base = sizeof *tss; /* no I/O permission bitmap */
 
-    struct table_ptr gp = { sizeof gdt - 1, (u64)gdt };
+    struct table_ptr gp = { sizeof t->gdt - 1, (u64)gdt };
     __asm__ volatile(
         "lgdt %0\n\t"
         "pushq %1\n\t"
@@ -84,12 +91,26 @@ void hv_cpu_init(void) {
         "ltr %w3"
         :: "m"(gp), "i"(SEL_CODE), "r"((u32)SEL_DATA), "r"((u32)SEL_TSS) : "rax", "memory");
 
-    for (int v = 0; v < 32; v++) {
-        u8 ist = v == 8 ? 1 : v == 2 ? 2 : v == 18 ? 3 : 0;
-        set_gate(v, hv_isr_table[v], ist);
-    }
     struct table_ptr ip = { sizeof idt - 1, (u64)idt };
     __asm__ volatile("lidt %0" :: "m"(ip));
+}
+
+void hv_cpu_init_ap(struct hv_cpu_tables *t, const u64 ist_top[3]) {
+    load_tables(t, ist_top);
+}
+
+void hv_cpu_init(void) {
+    __asm__ volatile("cli");
+    for (int v = 0; v < 32; v++) {
+        u8 ist = v == 8 ? 1 : v == 2 ? 2 : v == 18 ? 3 : 0;
+        hv_idt_set_gate((u8)v, hv_isr_table[v], ist);
+    }
+    const u64 ist_top[3] = {
+        (u64)&ist_stack[0][sizeof ist_stack[0]],
+        (u64)&ist_stack[1][sizeof ist_stack[1]],
+        (u64)&ist_stack[2][sizeof ist_stack[2]],
+    };
+    load_tables(&bsp_tables, ist_top);
 
     /* SSE for compiled code: CR0.EM=0, CR0.MP=1, CR4.OSFXSR and OSXMMEXCPT. */
     u64 cr0, cr4;

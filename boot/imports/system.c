@@ -57,6 +57,12 @@ void Z_cpuZ_writecr(struct Z_cpu_instance_t *i, u32 n, u64 v) {
     }
 }
 
+void Z_cpuZ_xsetbv(struct Z_cpu_instance_t *i, u32 index, u64 v) {
+    __asm__ volatile("xsetbv" :: "c"(index), "a"((u32)v), "d"((u32)(v >> 32)) : "memory");
+}
+
+void Z_cpuZ_wbinvd(struct Z_cpu_instance_t *i) { __asm__ volatile("wbinvd" ::: "memory"); }
+
 u64 Z_cpuZ_rdtsc(struct Z_cpu_instance_t *i) { return rdtsc(); }
 
 u32 Z_ioZ_inp(struct Z_io_instance_t *i, u32 port, u32 size) {

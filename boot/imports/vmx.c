@@ -68,3 +68,14 @@ u32 Z_vmxZ_invvpid(struct Z_vmx_instance_t *i, u32 type, u32 vpid, u64 linear) {
     u64 desc[2] = { vpid & 0xffff, linear };
     return VMX_STATUS("invvpid %2, %3", "m"(desc), "r"((u64)type));
 }
+
+/* VM entry: boot/entry/vmenter.S. The register block (see there) lives in
+ * linear memory; 256 + 512 bytes. */
+__attribute__((sysv_abi)) u32 hv_vmenter(u64 *regs, u32 launched);
+#define REGS_BYTES (256 + 512)
+
+u32 Z_vmxZ_enter(struct Z_vmx_instance_t *i, u32 regs, u32 launched) {
+    u8 *p = hv_linear(regs, REGS_BYTES);
+    if ((u64)p & 15) wasm_rt_trap(WASM_RT_TRAP_OOB); /* FXSAVE needs 16-byte alignment */
+    return hv_vmenter((u64 *)p, launched);
+}

@@ -44,7 +44,7 @@ struct hv_file {            /* 32 bytes */
     u32 reserved;           /* 0 */
 };
 
-struct hv_bootinfo {        /* 80 bytes */
+struct hv_bootinfo {        /* 88 bytes */
     u32 magic;              /*  0 */
     u32 version;            /*  4 */
     u32 source;             /*  8 HV_BOOT_SOURCE_* */
@@ -60,10 +60,12 @@ struct hv_bootinfo {        /* 80 bytes */
     u32 cpu_count;          /* 72 processors the firmware reported (0 = unknown) */
     u32 mmap_capacity;      /* 76 entries the map array has room for (hv_start
                                appends the linear memory's range) */
+    u64 rsdp;               /* 80 ACPI RSDP (UEFI: from the configuration table);
+                               0 = unknown: boot/smp searches the BIOS areas */
 };
 
 _Static_assert(sizeof(struct hv_mmap_entry) == 24, "mmap entry layout");
 _Static_assert(sizeof(struct hv_file) == 32, "file layout");
-_Static_assert(sizeof(struct hv_bootinfo) == 80, "bootinfo layout");
+_Static_assert(sizeof(struct hv_bootinfo) == 88, "bootinfo layout");
 
 #endif

@@ -29,6 +29,21 @@ bool hv_console_e9(void); /* port 0xE9 debug console present (an emulator) */
 /* cpu.c: our own GDT (with a TSS, which VMX host state needs), IDT whose
  * exception handlers print a register dump and stop, SSE enabled. */
 void hv_cpu_init(void);
+/* Each application processor (boot/smp) has its own GDT and TSS (the VMCS
+ * host-state area is per CPU: GDTR, TR) with its own IST stacks, and shares
+ * the boot processor's IDT. Same selectors as on the boot processor. */
+struct hv_cpu_tables {
+    u64 gdt[5];             /* null, code 0x08, data 0x10, TSS 0x18 (16 bytes) */
+    u64 tss[13];            /* the 104-byte 64-bit TSS */
+};
+void hv_cpu_init_ap(struct hv_cpu_tables *t, const u64 ist_top[3]);
+/* Install an interrupt gate (DPL 0) in the shared IDT; ist 0 = no IST. */
+void hv_idt_set_gate(u8 vec, u64 handler, u8 ist);
+
+/* boot/smp: find the processors (ACPI MADT), start the application
+ * processors and park them in their idle loops (HLT); called by hv_start
+ * before the kernel reads the boot map (it reserves its pages there). */
+void hv_smp_init(struct hv_bootinfo *bi);
 
 /* paging.c: identity-map physical memory [0, top) and switch CR3 to it. */
 void hv_paging_init(u64 top);

@@ -3,6 +3,7 @@
 // test configuration must not turn into a run that tests something else.
 import * as boot from "./bootinfo";
 import * as print from "../lib/print";
+import * as config from "../vm/config";
 
 // caps=on|off: print the decoded VMX capability summary at bring-up.
 export let showCaps: bool = true;
@@ -49,14 +50,64 @@ function bad(what: string, p: usize, n: i32): bool {
   return false;
 }
 
+// An on|off value: 1, 0, or -1 (and a printed error) for anything else.
+function onOff(key: string, vp: usize, vn: i32): i32 {
+  if (valueIs(vp, vn, "on")) return 1;
+  if (valueIs(vp, vn, "off")) return 0;
+  print.str("hv: command line: ");
+  print.str(key);
+  print.str("= takes on or off, not '");
+  print.bytes(vp, vn);
+  print.str("'");
+  print.nl();
+  return -1;
+}
+
+// A size with an optional K, M or G suffix (binary units); 0 when malformed.
+function parseSize(p: usize, n: i32): u64 {
+  let v: u64 = 0;
+  let i = 0;
+  for (; i < n; i++) {
+    const c = <u32>load<u8>(p + <usize>i);
+    if (c < 0x30 || c > 0x39) break;
+    if (v > 0xffffffffff) return 0;
+    v = v * 10 + <u64>(c - 0x30);
+  }
+  if (i == 0) return 0;
+  if (i == n) return v;
+  if (i != n - 1) return 0;
+  const u = <u32>load<u8>(p + <usize>i) | 0x20;
+  if (u == 0x6b) return v << 10;
+  if (u == 0x6d) return v << 20;
+  if (u == 0x67) return v << 30;
+  return 0;
+}
+
+// A decimal number; -1 when malformed.
+function parseDec(p: usize, n: i32): i64 {
+  if (n == 0 || n > 9) return -1;
+  let v: i64 = 0;
+  for (let i = 0; i < n; i++) {
+    const c = <i64>load<u8>(p + <usize>i);
+    if (c < 0x30 || c > 0x39) return -1;
+    v = v * 10 + c - 0x30;
+  }
+  return v;
+}
+
+let current: i32 = -1; // the guest the per-guest options apply to
+
+function guestOption(key: string, p: usize, n: i32): bool {
+  if (current < 0) return bad(key + "= must follow a guest= option:", p, n);
+  return true;
+}
+
 function option(p: usize, n: i32): bool {
   let v = keyIs(p, n, "caps");
   if (v >= 0) {
-    const vp = p + <usize>v;
-    const vn = n - v;
-    if (valueIs(vp, vn, "on")) showCaps = true;
-    else if (valueIs(vp, vn, "off")) showCaps = false;
-    else return bad("caps= takes on or off, not", vp, vn);
+    const r = onOff("caps", p + <usize>v, n - v);
+    if (r < 0) return false;
+    showCaps = r == 1;
     return true;
   }
   v = keyIs(p, n, "crash");
@@ -67,6 +118,85 @@ function option(p: usize, n: i32): bool {
     else if (valueIs(vp, vn, "abort")) crash = CRASH_ABORT;
     else if (valueIs(vp, vn, "exception")) crash = CRASH_EXCEPTION;
     else return bad("crash= takes trap, abort or exception, not", vp, vn);
+    return true;
+  }
+  v = keyIs(p, n, "guest");
+  if (v >= 0) {
+    const f = config.findFile(p + <usize>v, n - v);
+    if (f < 0) return bad("no boot file named", p + <usize>v, n - v);
+    current = config.addGuest(<u32>f);
+    if (current < 0) return bad("too many guests at", p, n);
+    return true;
+  }
+  v = keyIs(p, n, "mem");
+  if (v >= 0) {
+    if (!guestOption("mem", p, n)) return false;
+    const size = parseSize(p + <usize>v, n - v);
+    // At least 2 MiB (the loader's low memory and a kernel), at most 3 GiB
+    // (below the 32-bit MMIO hole the guest's map leaves free).
+    if (size < (2 << 20) || size > (3 << 30) || (size & 0xfff) != 0)
+      return bad("mem= needs a page-aligned size from 2M to 3G, not", p + <usize>v, n - v);
+    config.memBytes[current] = size;
+    return true;
+  }
+  v = keyIs(p, n, "vpid");
+  if (v >= 0) {
+    if (!guestOption("vpid", p, n)) return false;
+    const r = onOff("vpid", p + <usize>v, n - v);
+    if (r < 0) return false;
+    config.vpid[current] = r == 1;
+    return true;
+  }
+  v = keyIs(p, n, "shadow-vmcs");
+  if (v >= 0) {
+    if (!guestOption("shadow-vmcs", p, n)) return false;
+    const r = onOff("shadow-vmcs", p + <usize>v, n - v);
+    if (r < 0) return false;
+    config.shadowVmcs[current] = r == 1;
+    return true;
+  }
+  v = keyIs(p, n, "ept");
+  if (v >= 0) {
+    if (!guestOption("ept", p, n)) return false;
+    const r = onOff("ept", p + <usize>v, n - v);
+    if (r < 0) return false;
+    // Guests start in protected mode with paging off, which VMX allows
+    // only as an unrestricted guest, which requires EPT (SDM 26.2.1.1).
+    if (r == 0) return bad("ept=off is not supported (guests run unrestricted, which needs EPT):", p, n);
+    return true;
+  }
+  v = keyIs(p, n, "args");
+  if (v >= 0) {
+    if (!guestOption("args", p, n)) return false;
+    // Commas stand for spaces (the command line itself is space-separated).
+    for (let i = v; i < n; i++) if (load<u8>(p + <usize>i) == 0x2c) store<u8>(p + <usize>i, 0x20);
+    config.argsStart[current] = <i32>(p + <usize>v - boot.cmdline);
+    config.argsLen[current] = n - v;
+    return true;
+  }
+  v = keyIs(p, n, "module");
+  if (v >= 0) {
+    if (!guestOption("module", p, n)) return false;
+    const f = config.findFile(p + <usize>v, n - v);
+    if (f < 0) return bad("no boot file named", p + <usize>v, n - v);
+    if (!config.addModule(current, <u32>f)) return bad("too many modules at", p, n);
+    return true;
+  }
+  v = keyIs(p, n, "expect");
+  if (v >= 0) {
+    if (!guestOption("expect", p, n)) return false;
+    const vp = p + <usize>v;
+    const vn = n - v;
+    if (valueIs(vp, vn, "pass")) config.expect[current] = config.OUTCOME_PASS;
+    else if (valueIs(vp, vn, "triple-fault")) config.expect[current] = config.OUTCOME_TRIPLE_FAULT;
+    else if (valueIs(vp, vn, "ept-violation")) config.expect[current] = config.OUTCOME_EPT_VIOLATION;
+    else if (valueIs(vp, vn, "halt")) config.expect[current] = config.OUTCOME_HALT;
+    else {
+      const code = vn > 5 && valueIs(vp, 5, "exit:") ? parseDec(vp + 5, vn - 5) : -1;
+      if (code < 0) return bad("expect= takes pass, exit:N, triple-fault, ept-violation or halt, not", vp, vn);
+      config.expect[current] = config.OUTCOME_EXIT;
+      config.expectCode[current] = <u32>code;
+    }
     return true;
   }
   return bad("unknown option", p, n);

@@ -1,1 +1,71 @@
 // Test hooks of the device models (tests/unit). See kernel/testhooks.ts.
+// dev_*: the guest's port devices (kernel/devices/ports.ts);
+// apic_*: the guest's local APIC (kernel/apic/lapic.ts).
+import * as ports from "../devices/ports";
+import * as uart from "../devices/uart";
+import * as lapic from "../apic/lapic";
+
+export function dev_reset(ramSize: u64, cpuCount: u32): void {
+  ports.reset(ramSize, cpuCount);
+}
+export function dev_in(port: u32, size: u32): u32 {
+  return ports.ioIn(port, size);
+}
+export function dev_out(port: u32, size: u32, value: u32): void {
+  ports.ioOut(port, size, value);
+}
+export function dev_exitRequested(): bool {
+  return ports.exitRequested;
+}
+export function dev_exitCode(): u32 {
+  return ports.exitCode;
+}
+export function dev_deniedReads(): u32 {
+  return ports.deniedReads;
+}
+export function dev_deniedWrites(): u32 {
+  return ports.deniedWrites;
+}
+export function dev_lastDenied(): u32 {
+  return ports.lastDenied;
+}
+export function dev_flushConsole(): void {
+  ports.flushConsole();
+}
+export function dev_uartPending(): i32 {
+  return uart.pending();
+}
+
+export function apic_reset(apicId: u32, tscNow: u64): void {
+  lapic.reset(apicId, tscNow);
+}
+export function apic_baseRead(): u64 {
+  return lapic.apicBaseRead();
+}
+export function apic_baseWrite(v: u64): bool {
+  return lapic.apicBaseWrite(v);
+}
+export function apic_enabled(): bool {
+  return lapic.enabled();
+}
+export function apic_read(offset: u32, tscNow: u64): u32 {
+  return lapic.read(offset, tscNow);
+}
+export function apic_write(offset: u32, value: u32, tscNow: u64): void {
+  lapic.write(offset, value, tscNow);
+}
+export function apic_pendingVector(tscNow: u64): i32 {
+  return lapic.pendingVector(tscNow);
+}
+export function apic_acknowledge(vector: u32): void {
+  lapic.acknowledge(vector);
+}
+export function apic_nextTimerDeadline(): u64 {
+  return lapic.nextTimerDeadline();
+}
+export function apic_ipisDropped(): u32 {
+  return lapic.ipisDropped;
+}
+export function apic_ipisDelivered(): u32 {
+  return lapic.ipisDelivered;
+}

@@ -43,3 +43,12 @@ export declare function migrate(target: u32): bool;
 // DS << 32 | TR << 48 (ES = FS = GS = DS, or 0 when null).
 @external("cpu", "hoststate")
 export declare function hoststate(out: usize): void;
+
+// XSETBV: write extended control register `index` (0 = XCR0). The caller
+// has checked the value against the SDM's #GP rules.
+@external("cpu", "xsetbv")
+export declare function xsetbv(index: u32, value: u64): void;
+
+// WBINVD: write back and invalidate the caches.
+@external("cpu", "wbinvd")
+export declare function wbinvd(): void;

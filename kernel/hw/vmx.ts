@@ -25,3 +25,11 @@ export declare function vmwrite(field: u32, value: u64): void;
 export declare function invept(type: u32, eptp: u64): i32;
 @external("vmx", "invvpid")
 export declare function invvpid(type: u32, vpid: u32, linear: u64): i32;
+
+// Enter the guest whose register block is at regs (boot/entry/vmenter.S:
+// GPRs in hardware order, CR2, FXSAVE area at +256; 768 bytes, 16-byte
+// aligned) with VMRESUME if launched, else VMLAUNCH. Returns VMX_SUCCEED
+// when the guest has exited (the block then holds its registers), or the
+// VMfail status of the entry instruction.
+@external("vmx", "enter")
+export declare function enter(regs: usize, launched: bool): i32;

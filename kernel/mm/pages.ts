@@ -161,6 +161,31 @@ export function alloc(n: u32, limit: u64 = 0): u64 {
   return 0;
 }
 
+// Allocate n contiguous zeroed pages whose first page is aligned to `align`
+// bytes (a power of two, >= PAGE_SIZE), e.g. 2 MiB so that EPT can map guest
+// RAM with large pages. Returns 0 when no range can satisfy the request.
+export function allocAligned(n: u32, align: u64): u64 {
+  const bytes = <u64>n * PAGE_SIZE;
+  if (n == 0 || align < PAGE_SIZE || (align & (align - 1)) != 0) return 0;
+  for (let i = 0; i < count; i++) {
+    const s = (starts[i] + align - 1) & ~(align - 1);
+    const e = ends[i];
+    if (s >= e || e - s < bytes) continue;
+    const rs = starts[i];
+    // Cut [s, s+bytes) out of [rs, e): keep the head and the tail.
+    if (s == rs) {
+      if (s + bytes == e) removeAt(i);
+      else starts[i] = s + bytes;
+    } else {
+      ends[i] = s;
+      if (s + bytes < e) insertAt(i + 1, s + bytes, e);
+    }
+    mem.zero(s, bytes);
+    return s;
+  }
+  return 0;
+}
+
 // Return n pages at pa. Freeing memory that is already free is a hypervisor
 // bug: abort rather than corrupt the list.
 export function free(pa: u64, n: u32): void {

@@ -77,6 +77,8 @@ export class Machine {
   onHalt: ((m: Machine) => void) | null = null;
   // Processors: the kernel thread runs on cpuIndex; cpu.migrate moves it.
   cpuCount = 1;
+  regsPtr = 0; // the register block of the last vmx.enter (boot/entry/vmenter.S layout)
+  xcr0 = 1n;
   cpuIndex = 0;
   exitStatus: number | null = null;
   bootInfo: bigint | null = null; // set by bootinfo.ts
@@ -231,6 +233,16 @@ export class Machine {
   }
 
   // ---- linear memory of the kernel -------------------------------------------
+  // The guest's general registers in the kernel's register block, by
+  // hardware register number (0 RAX, 1 RCX, 2 RDX, 3 RBX, 5 RBP, 6 RSI,
+  // 7 RDI, 8-15 R8-R15), for guest scripts.
+  guestReg(n: number): bigint {
+    return new DataView(this.linear(this.regsPtr + n * 8, 8).slice().buffer).getBigUint64(0, true);
+  }
+  setGuestReg(n: number, v: bigint): void {
+    new DataView(this.linear(this.regsPtr + n * 8, 8).buffer, this.regsPtr + n * 8, 8).setBigUint64(0, BigInt.asUintN(64, v), true);
+  }
+
   private linear(ptr: number, len: number): Uint8Array {
     const mem = this.kernelMemory;
     if (!mem) throw new Error('kernel memory not attached');
@@ -310,6 +322,12 @@ export class Machine {
         writecr: (n: number, v: bigint) => this.writeCr(u32(n), u64(v)),
         rdtsc: () => this.tsc,
         index: () => this.cpuIndex,
+        xsetbv: (idx: number, v: bigint) => {
+          if (!(this.cr(4) & (1n << 18n))) this.fault('#UD: XSETBV with CR4.OSXSAVE clear');
+          this.xcr0 = u64(v);
+          void idx;
+        },
+        wbinvd: () => {},
         count: () => this.cpuCount,
         migrate: (t: number) => {
           t = u32(t);
@@ -378,6 +396,14 @@ export class Machine {
       vmx: {
         vmxon: (pa: bigint) => this.vmx.vmxon(u64(pa)),
         vmxoff: () => this.vmx.vmxoff(),
+        // VMLAUNCH (launched = 0) or VMRESUME: the entry checks, then the
+        // test's guest script plays the guest and writes the exit fields.
+        enter: (regs: number, launched: number) => {
+          this.regsPtr = u32(regs);
+          if ((this.regsPtr & 15) !== 0) this.fault(`vmx.enter: register block ${this.regsPtr} not 16-byte aligned (FXSAVE)`);
+          if (!this.vmx.guest) this.fault('vmx.enter: the test gave the model no guest script (m.vmx.guest)');
+          return this.vmx.enter(u32(launched) === 0);
+        },
         vmclear: (pa: bigint) => this.vmx.vmclear(u64(pa)),
         vmptrld: (pa: bigint) => this.vmx.vmptrld(u64(pa)),
         vmptrst: () => this.vmx.vmptrst(),

@@ -1,0 +1,83 @@
+// Extended page tables (SDM Vol. 3C 29.3): the guest-physical to host-
+// physical translation the hypervisor builds for each guest. Four levels,
+// write-back memory type, 2 MiB pages where both addresses and the length
+// allow it, 4 KiB pages elsewhere. Table pages come from the page allocator
+// and are all freed with the tree.
+import * as mem from "../hw/mem";
+import * as pages from "../mm/pages";
+
+export const EPT_READ: u64 = 1 << 0;
+export const EPT_WRITE: u64 = 1 << 1;
+export const EPT_EXEC: u64 = 1 << 2;
+export const EPT_RWX: u64 = EPT_READ | EPT_WRITE | EPT_EXEC;
+const EPT_MEMTYPE_WB: u64 = 6 << 3; // leaf bits 5:3 (29.3.7)
+const EPT_LARGE: u64 = 1 << 7; // bit 7 in a PDE: maps 2 MiB
+const ADDR_MASK: u64 = 0x000ffffffffff000;
+const SIZE_2M: u64 = 0x200000;
+const SIZE_4K: u64 = 0x1000;
+
+// EPTP (25.6.11): memory type WB (6) in bits 2:0, page-walk length - 1 = 3
+// in bits 5:3; accessed/dirty flags off.
+export function eptp(root: u64): u64 {
+  return root | (3 << 3) | 6;
+}
+
+// A new, empty EPT tree; returns its PML4 page or 0 when out of memory.
+export function create(): u64 {
+  return pages.alloc(1);
+}
+
+// The table one level down from entry `index` of `table`, allocating it
+// when absent. Returns 0 when out of memory.
+function next(table: u64, index: u64): u64 {
+  const ea = table + index * 8;
+  const e = mem.read64(ea);
+  if ((e & EPT_RWX) != 0) return e & ADDR_MASK;
+  const t = pages.alloc(1);
+  if (t == 0) return 0;
+  // Non-leaf entries grant everything; the leaf decides (29.3.3).
+  mem.write64(ea, t | EPT_RWX);
+  return t;
+}
+
+// Map guest-physical [gpa, gpa+len) to host-physical [hpa, hpa+len) with
+// permissions perm (EPT_READ/WRITE/EXEC). All three must be 4 KiB aligned.
+// Returns false when out of memory for tables.
+export function map(root: u64, gpa: u64, hpa: u64, len: u64, perm: u64): bool {
+  let off: u64 = 0;
+  while (off < len) {
+    const g = gpa + off;
+    const h = hpa + off;
+    const pdpt = next(root, (g >> 39) & 511);
+    if (pdpt == 0) return false;
+    const pd = next(pdpt, (g >> 30) & 511);
+    if (pd == 0) return false;
+    if ((g & (SIZE_2M - 1)) == 0 && (h & (SIZE_2M - 1)) == 0 && len - off >= SIZE_2M) {
+      mem.write64(pd + ((g >> 21) & 511) * 8, h | perm | EPT_MEMTYPE_WB | EPT_LARGE);
+      off += SIZE_2M;
+      continue;
+    }
+    const pt = next(pd, (g >> 21) & 511);
+    if (pt == 0) return false;
+    mem.write64(pt + ((g >> 12) & 511) * 8, h | perm | EPT_MEMTYPE_WB);
+    off += SIZE_4K;
+  }
+  return true;
+}
+
+// Free every table page of the tree (not the memory it maps).
+function freeLevel(table: u64, level: i32): void {
+  if (level > 1) {
+    for (let i: u64 = 0; i < 512; i++) {
+      const e = mem.read64(table + i * 8);
+      if ((e & EPT_RWX) == 0) continue;
+      if (level == 2 && (e & EPT_LARGE) != 0) continue;
+      freeLevel(e & ADDR_MASK, level - 1);
+    }
+  }
+  pages.free(table, 1);
+}
+
+export function destroy(root: u64): void {
+  if (root != 0) freeLevel(root, 4);
+}

@@ -1,0 +1,89 @@
+// The guests named on the command line, in order:
+//   guest=FILE [mem=SIZE] [vpid=on|off] [ept=on] [shadow-vmcs=on|off]
+//              [args=A,B,...] [module=FILE]... [expect=OUTCOME]
+// Options after a guest= apply to that guest. FILE is the first word of a
+// boot file's name (UEFI: the ESP path as written; multiboot: the module
+// string). SIZE is a number with K, M or G. OUTCOME is pass (the default:
+// the guest ends itself with isa-debug-exit value 0 or hypercall exit 0),
+// exit:N (that exit code), triple-fault, ept-violation or halt.
+import * as boot from "../boot/bootinfo";
+import * as mem from "../hw/mem";
+
+export const MAX_GUESTS: i32 = 16;
+export const MAX_MODULES: i32 = 8;
+const NAME_MAX: i32 = 256;
+
+export const OUTCOME_PASS: i32 = 0;
+export const OUTCOME_EXIT: i32 = 1;
+export const OUTCOME_TRIPLE_FAULT: i32 = 2;
+export const OUTCOME_EPT_VIOLATION: i32 = 3;
+export const OUTCOME_HALT: i32 = 4;
+export const OUTCOME_STOPPED: i32 = 5; // stopped by the hypervisor for another reason
+
+export let count: i32 = 0;
+export const file = new StaticArray<u32>(MAX_GUESTS);
+export const memBytes = new StaticArray<u64>(MAX_GUESTS);
+export const vpid = new StaticArray<bool>(MAX_GUESTS);
+export const shadowVmcs = new StaticArray<bool>(MAX_GUESTS);
+export const expect = new StaticArray<i32>(MAX_GUESTS);
+export const expectCode = new StaticArray<u32>(MAX_GUESTS);
+export const argsStart = new StaticArray<i32>(MAX_GUESTS); // into boot.cmdline
+export const argsLen = new StaticArray<i32>(MAX_GUESTS);
+export const moduleCount = new StaticArray<i32>(MAX_GUESTS);
+// Module boot-file indices, MAX_MODULES per guest, as u32 in linear memory
+// (the loader takes a pointer).
+export const modules: usize = memory.data(MAX_GUESTS * MAX_MODULES * 4, 4);
+
+export const DEFAULT_MEM: u64 = 32 << 20;
+
+export function modulesOf(g: i32): usize {
+  return modules + <usize>(g * MAX_MODULES * 4);
+}
+
+// A boot file whose name's first word is [p, p+n), or -1.
+const nameBuf: usize = memory.data(NAME_MAX);
+export function findFile(p: usize, n: i32): i32 {
+  for (let i: u32 = 0; i < boot.fileCount; i++) {
+    const len = <i32>boot.fileNameLen(i);
+    if (len < n) continue;
+    mem.copyin(nameBuf, boot.fileNameAddr(i), <u32>min(len, NAME_MAX));
+    let same = true;
+    for (let k = 0; k < n && same; k++) same = load<u8>(nameBuf + <usize>k) == load<u8>(p + <usize>k);
+    if (!same) continue;
+    if (len == n || load<u8>(nameBuf + <usize>n) == 0x20) return <i32>i;
+  }
+  return -1;
+}
+
+export function addGuest(f: u32): i32 {
+  if (count == MAX_GUESTS) return -1;
+  const g = count++;
+  file[g] = f;
+  memBytes[g] = DEFAULT_MEM;
+  vpid[g] = true;
+  shadowVmcs[g] = true;
+  expect[g] = OUTCOME_PASS;
+  expectCode[g] = 0;
+  argsStart[g] = 0;
+  argsLen[g] = 0;
+  moduleCount[g] = 0;
+  return g;
+}
+
+export function addModule(g: i32, f: u32): bool {
+  if (moduleCount[g] == MAX_MODULES) return false;
+  store<u32>(modulesOf(g) + <usize>(moduleCount[g] * 4), f);
+  moduleCount[g]++;
+  return true;
+}
+
+export function outcomeName(o: i32): string {
+  switch (o) {
+    case OUTCOME_PASS: return "pass";
+    case OUTCOME_EXIT: return "exit";
+    case OUTCOME_TRIPLE_FAULT: return "triple-fault";
+    case OUTCOME_EPT_VIOLATION: return "ept-violation";
+    case OUTCOME_HALT: return "halt";
+  }
+  return "stopped";
+}

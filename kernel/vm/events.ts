@@ -1,0 +1,64 @@
+// Event injection and instruction completion (SDM Vol. 3C 27.2.4, 28.6).
+import * as vmx from "../hw/vmx";
+import * as V from "../arch/vmx";
+
+export const VEC_DE: u32 = 0;
+export const VEC_UD: u32 = 6;
+export const VEC_DF: u32 = 8;
+export const VEC_GP: u32 = 13;
+export const VEC_PF: u32 = 14;
+
+// Inject hardware exception `vector` at the next VM entry (26.6), with an
+// error code when hasError. The faulting instruction is not completed.
+export function injectException(vector: u32, hasError: bool, error: u32): void {
+  let info = V.INTR_INFO_VALID | (3 << V.INTR_INFO_TYPE_SHIFT) | vector;
+  if (hasError) {
+    info |= V.INTR_INFO_DELIVER_ERROR_CODE;
+    vmx.vmwrite(V.VM_ENTRY_EXCEPTION_ERROR_CODE, error);
+  }
+  vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, info);
+}
+
+export function injectGP(): void {
+  injectException(VEC_GP, true, 0);
+}
+
+export function injectUD(): void {
+  injectException(VEC_UD, false, 0);
+}
+
+// Inject external interrupt `vector` (the guest must be able to take it).
+export function injectInterrupt(vector: u32): void {
+  vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, V.INTR_INFO_VALID | vector);
+}
+
+// Complete an emulated instruction: move RIP past it, and end the blocking
+// by STI or MOV SS it may have been under, as executing it would have (the
+// instruction length comes from the exit, 27.2.5).
+export function skipInstruction(): void {
+  const len = vmx.vmread(V.VM_EXIT_INSTRUCTION_LENGTH);
+  vmx.vmwrite(V.GUEST_RIP, vmx.vmread(V.GUEST_RIP) + len);
+  const intr = <u32>vmx.vmread(V.GUEST_INTERRUPTIBILITY_STATE);
+  const mask = V.INTERRUPTIBILITY_BLOCKING_BY_STI | V.INTERRUPTIBILITY_BLOCKING_BY_MOV_SS;
+  if ((intr & mask) != 0) vmx.vmwrite(V.GUEST_INTERRUPTIBILITY_STATE, intr & ~mask);
+}
+
+// An event that was being delivered when the exit happened (IDT-vectoring
+// information, 27.2.4) must be delivered again on the next entry, unless
+// the handler injects something else. Called before dispatching an exit.
+export function reinjectVectoring(): void {
+  const info = <u32>vmx.vmread(V.IDT_VECTORING_INFO);
+  if ((info & V.INTR_INFO_VALID) == 0) return;
+  const type = (info & V.INTR_INFO_TYPE_MASK) >> V.INTR_INFO_TYPE_SHIFT;
+  if ((info & V.INTR_INFO_DELIVER_ERROR_CODE) != 0)
+    vmx.vmwrite(V.VM_ENTRY_EXCEPTION_ERROR_CODE, vmx.vmread(V.IDT_VECTORING_ERROR_CODE));
+  // Software interrupts and exceptions (types 4-6) need their instruction
+  // length again (26.6.1.3).
+  if (type >= 4) vmx.vmwrite(V.VM_ENTRY_INSTRUCTION_LENGTH, vmx.vmread(V.VM_EXIT_INSTRUCTION_LENGTH));
+  vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, info & ~V.INTR_INFO_NMI_UNBLOCKING_IRET);
+}
+
+// Guest CPL: the DPL of SS (SDM Vol. 3A 5.5: CPL = SS.DPL outside real mode).
+export function guestCpl(): u32 {
+  return (<u32>vmx.vmread(V.GUEST_SS_ACCESS_RIGHTS) >> 5) & 3;
+}

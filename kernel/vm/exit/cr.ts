@@ -1,0 +1,98 @@
+// Control-register exits (reason 28; SDM Vol. 3C 26.1.3, qualification in
+// 28.2.1 Table 28-3): writes that change CR0/CR4 bits the host owns, and
+// every CR8 access (the guest's TPR lives in its virtual local APIC, never
+// in the physical one).
+import * as vmx from "../../hw/vmx";
+import * as V from "../../arch/vmx";
+import * as caps from "../../vmx/caps";
+import * as lapic from "../../apic/lapic";
+import * as cpu from "../../hw/cpu";
+import * as vcpu from "../vcpu";
+import * as vmcs01 from "../vmcs01";
+import * as events from "../events";
+import { RESUME, stop } from "../exits";
+import * as config from "../config";
+import * as print from "../../lib/print";
+
+const ACCESS_MOV_TO_CR: u32 = 0;
+const ACCESS_MOV_FROM_CR: u32 = 1;
+const ACCESS_CLTS: u32 = 2;
+const ACCESS_LMSW: u32 = 3;
+
+function gpr(n: u32): u64 {
+  return n == vcpu.RSP ? vmx.vmread(V.GUEST_RSP) : vcpu.reg(n);
+}
+function setGpr(n: u32, v: u64): void {
+  if (n == vcpu.RSP) vmx.vmwrite(V.GUEST_RSP, v);
+  else vcpu.setReg(n, v);
+}
+
+function longMode(): bool {
+  return (vmx.vmread(V.GUEST_IA32_EFER) & (1 << 10)) != 0;
+}
+
+// MOV to CR0 (SDM Vol. 2B MOV to CR; Vol. 3A 2.5): reserved bits #GP, PG
+// without PE #GP, NW without CD #GP. The guest sees what it wrote; the
+// processor runs with VMX's fixed bits added.
+function writeCr0(v: u64): bool {
+  if ((v >> 32) != 0) return false;
+  if ((v & V.X86_CR0_PG) != 0 && (v & V.X86_CR0_PE) == 0) return false;
+  if ((v & V.X86_CR0_NW) != 0 && (v & V.X86_CR0_CD) == 0) return false;
+  vmx.vmwrite(V.CR0_READ_SHADOW, v);
+  vmx.vmwrite(V.GUEST_CR0, vmcs01.realCr0(v));
+  return true;
+}
+
+// MOV to CR4: VMXE and SMXE are not offered (CPUID hides VMX and SMX), so
+// setting them is #GP, as are bits the processor lacks (CR4_FIXED1).
+function writeCr4(v: u64): bool {
+  if ((v & (V.X86_CR4_VMXE | V.X86_CR4_SMXE)) != 0) return false;
+  if ((v & ~caps.cr4Fixed1 & ~(<u64>V.X86_CR4_VMXE)) != 0) return false;
+  // PAE may not be cleared in long mode (SDM Vol. 3A 9.8.5.4).
+  if (longMode() && (v & V.X86_CR4_PAE) == 0) return false;
+  vmx.vmwrite(V.CR4_READ_SHADOW, v);
+  vmx.vmwrite(V.GUEST_CR4, vmcs01.realCr4(v));
+  return true;
+}
+
+export function handle(reason: u32): i32 {
+  const q = <u32>vmx.vmread(V.EXIT_QUALIFICATION);
+  const crn = q & 0xf;
+  const access = (q >> 4) & 3;
+  const r = (q >> 8) & 0xf;
+  let ok = true;
+  if (access == ACCESS_MOV_TO_CR) {
+    const v = gpr(r);
+    if (crn == 0) ok = writeCr0(v);
+    else if (crn == 4) ok = writeCr4(v);
+    else if (crn == 8) {
+      if ((v & ~<u64>0xf) != 0) ok = false; // CR8 bits 63:4 reserved
+      else lapic.write(lapic.REG_TPR, <u32>v << 4, cpu.rdtsc());
+    } else return unexpected(q);
+  } else if (access == ACCESS_MOV_FROM_CR) {
+    if (crn != 8) return unexpected(q);
+    setGpr(r, <u64>(lapic.read(lapic.REG_TPR) >> 4));
+  } else if (access == ACCESS_CLTS) {
+    const shadow = vmx.vmread(V.CR0_READ_SHADOW) & ~(<u64>V.X86_CR0_TS);
+    ok = writeCr0(shadow);
+  } else {
+    // LMSW loads CR0 bits 3:0 but cannot clear PE (SDM Vol. 2A LMSW).
+    const src = (q >> 16) & 0xffff;
+    const shadow = vmx.vmread(V.CR0_READ_SHADOW);
+    const v = (shadow & ~<u64>0xe) | <u64>(src & 0xf) | (shadow & 1);
+    ok = writeCr0(v);
+  }
+  if (!ok) {
+    events.injectGP();
+    return RESUME;
+  }
+  events.skipInstruction();
+  return RESUME;
+}
+
+function unexpected(q: u32): i32 {
+  print.str("hv: guest: unexpected control-register exit, qualification ");
+  print.hex(q);
+  print.nl();
+  return stop(config.OUTCOME_STOPPED);
+}

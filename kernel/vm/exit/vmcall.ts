@@ -1,0 +1,61 @@
+// VMCALL exits (reason 18): the hypercall interface of docs/guest-interface.md.
+// RAX = function; arguments RBX, RCX; result in RAX.
+import * as vmx from "../../hw/vmx";
+import * as V from "../../arch/vmx";
+import * as print from "../../lib/print";
+import * as vcpu from "../vcpu";
+import * as guestmem from "../guestmem";
+import * as events from "../events";
+import { RESUME, stopWithCode } from "../exits";
+
+export const HC_PRINT: u64 = 0;
+export const HC_EXIT: u64 = 1;
+export const HC_QUERY: u64 = 2;
+
+export const HC_OK: u64 = 0;
+export const HC_BAD_ARGUMENT: u64 = 1;
+export const HC_UNKNOWN: u64 = 2;
+
+export const PRINT_MAX: u64 = 256;
+const text: usize = memory.data(<i32>PRINT_MAX);
+
+function query(what: u64): u64 {
+  if (what == 0) return 1; // interface version
+  if (what == 1) return vcpu.exits;
+  if (what == 2) return guestmem.size;
+  return u64.MAX_VALUE;
+}
+
+export function handle(reason: u32): i32 {
+  // VMCALL at CPL > 0 is refused with #UD: the interface is for the guest
+  // kernel only.
+  if (events.guestCpl() != 0) {
+    events.injectUD();
+    return RESUME;
+  }
+  const fn = vcpu.reg(vcpu.RAX);
+  const a = vcpu.reg(vcpu.RBX);
+  const b = vcpu.reg(vcpu.RCX);
+  let result = HC_OK;
+  if (fn == HC_PRINT) {
+    if (b > PRINT_MAX || !guestmem.isRam(a, b)) {
+      result = HC_BAD_ARGUMENT;
+    } else {
+      guestmem.copyOut(text, a, <u32>b);
+      print.str("L1| ");
+      print.bytes(text, <i32>b);
+      print.nl();
+    }
+  } else if (fn == HC_EXIT) {
+    events.skipInstruction();
+    return stopWithCode(<u32>a);
+  } else if (fn == HC_QUERY) {
+    const v = query(a);
+    result = v == u64.MAX_VALUE ? HC_BAD_ARGUMENT : v;
+  } else {
+    result = HC_UNKNOWN;
+  }
+  vcpu.setReg(vcpu.RAX, result);
+  events.skipInstruction();
+  return RESUME;
+}

@@ -1,0 +1,90 @@
+// VM-exit dispatch (SDM Vol. 3C 28, Appendix C): one handler per basic exit
+// reason, each counted. A handler returns RESUME or STOP; an exit reason
+// with no handler stops the VM with a report, never resumes it silently.
+import * as print from "../lib/print";
+import * as vmx from "../hw/vmx";
+import * as V from "../arch/vmx";
+import * as config from "./config";
+
+export const RESUME: i32 = 0;
+export const STOP: i32 = 1;
+export const REASONS: i32 = 80;
+
+export type Handler = (reason: u32) => i32;
+
+// How the guest ended (config.OUTCOME_*) and its exit code when it ended
+// itself.
+export let outcome: i32 = config.OUTCOME_STOPPED;
+export let exitCode: u32 = 0;
+
+
+function unhandled(reason: u32): i32 {
+  print.str("hv: guest: exit reason ");
+  print.dec(reason);
+  print.str(" (");
+  print.str(V.exitReasonName(reason));
+  print.str(") has no handler; qualification ");
+  print.hex(vmx.vmread(V.EXIT_QUALIFICATION));
+  print.str(", rip ");
+  print.hex(vmx.vmread(V.GUEST_RIP));
+  print.nl();
+  return stop(config.OUTCOME_STOPPED);
+}
+
+const table = new StaticArray<Handler>(REASONS);
+export const counts = new StaticArray<u64>(REASONS);
+for (let i = 0; i < REASONS; i++) table[i] = unhandled;
+
+export function register(reason: u32, h: Handler): void {
+  table[reason] = h;
+}
+
+@inline export function dispatch(reason: u32): i32 {
+  if (reason >= <u32>REASONS) return unhandled(reason);
+  unchecked(counts[reason]++);
+  return unchecked(table[reason])(reason);
+}
+
+export function stop(o: i32): i32 {
+  outcome = o;
+  return STOP;
+}
+
+export function stopWithCode(code: u32): i32 {
+  outcome = config.OUTCOME_EXIT;
+  exitCode = code;
+  return STOP;
+}
+
+export function resetCounts(): void {
+  for (let i = 0; i < REASONS; i++) counts[i] = 0;
+  outcome = config.OUTCOME_STOPPED;
+  exitCode = 0;
+}
+
+// The exit table printed when a guest ends (like kvm_stat): reasons with a
+// non-zero count, most frequent first.
+export function report(): void {
+  let total: u64 = 0;
+  for (let i = 0; i < REASONS; i++) total += counts[i];
+  print.str("hv: exits: ");
+  print.dec(total);
+  print.str(" in all");
+  print.nl();
+  let last: u64 = u64.MAX_VALUE;
+  // Repeated selection keeps this allocation-free; there are few reasons.
+  while (true) {
+    let best: u64 = 0;
+    for (let i = 0; i < REASONS; i++) if (counts[i] < last && counts[i] > best) best = counts[i];
+    if (best == 0) break;
+    for (let i = 0; i < REASONS; i++) {
+      if (counts[i] != best) continue;
+      print.str("hv:   ");
+      print.str(V.exitReasonName(<u32>i));
+      for (let pad = V.exitReasonName(<u32>i).length; pad < 24; pad++) print.chr(0x20);
+      print.dec(best);
+      print.nl();
+    }
+    last = best;
+  }
+}

@@ -1,0 +1,238 @@
+// Running the guests of the command line, one after another: guest RAM and
+// its EPT, the loaded multiboot kernel, vmcs01, the VM-entry/exit loop, and
+// the report when the guest ends.
+import * as cpu from "../hw/cpu";
+import * as vmx from "../hw/vmx";
+import * as mem from "../hw/mem";
+import * as pages from "../mm/pages";
+import * as print from "../lib/print";
+import * as boot from "../boot/bootinfo";
+import * as caps from "../vmx/caps";
+import * as ept from "../ept/ept";
+import * as loader from "../guest/loader";
+import * as ports from "../devices/ports";
+import * as lapic from "../apic/lapic";
+import * as V from "../arch/vmx";
+import * as config from "./config";
+import * as guestmem from "./guestmem";
+import * as vcpu from "./vcpu";
+import * as vmcs01 from "./vmcs01";
+import * as events from "./events";
+import * as exits from "./exits";
+import * as cpuidExit from "./exit/cpuid";
+import * as msrExit from "./exit/msr";
+import * as crExit from "./exit/cr";
+import * as ioExit from "./exit/io";
+import * as vmcallExit from "./exit/vmcall";
+import * as misc from "./exit/misc";
+
+const SIZE_2M: u64 = 0x200000;
+
+function registerHandlers(): void {
+  exits.register(V.EXIT_REASON_EXCEPTION_NMI, misc.handleExceptionOrNmi);
+  exits.register(V.EXIT_REASON_EXTERNAL_INTERRUPT, misc.handleExternalInterrupt);
+  exits.register(V.EXIT_REASON_TRIPLE_FAULT, misc.handleTripleFault);
+  exits.register(V.EXIT_REASON_TASK_SWITCH, misc.handleTaskSwitch);
+  exits.register(V.EXIT_REASON_CPUID, cpuidExit.handle);
+  exits.register(V.EXIT_REASON_GETSEC, misc.handleUD);
+  exits.register(V.EXIT_REASON_HLT, misc.handleHlt);
+  exits.register(V.EXIT_REASON_INVD, misc.handleWbinvd);
+  exits.register(V.EXIT_REASON_RDTSC, misc.handleRdtsc);
+  exits.register(V.EXIT_REASON_VMCALL, vmcallExit.handle);
+  exits.register(V.EXIT_REASON_VMCLEAR, misc.handleUD);
+  exits.register(V.EXIT_REASON_VMLAUNCH, misc.handleUD);
+  exits.register(V.EXIT_REASON_VMPTRLD, misc.handleUD);
+  exits.register(V.EXIT_REASON_VMPTRST, misc.handleUD);
+  exits.register(V.EXIT_REASON_VMREAD, misc.handleUD);
+  exits.register(V.EXIT_REASON_VMRESUME, misc.handleUD);
+  exits.register(V.EXIT_REASON_VMWRITE, misc.handleUD);
+  exits.register(V.EXIT_REASON_VMXOFF, misc.handleUD);
+  exits.register(V.EXIT_REASON_VMXON, misc.handleUD);
+  exits.register(V.EXIT_REASON_CR_ACCESS, crExit.handle);
+  exits.register(V.EXIT_REASON_IO_INSTRUCTION, ioExit.handle);
+  exits.register(V.EXIT_REASON_RDMSR, msrExit.handleRead);
+  exits.register(V.EXIT_REASON_WRMSR, msrExit.handleWrite);
+  exits.register(V.EXIT_REASON_MWAIT, misc.handleUD);
+  exits.register(V.EXIT_REASON_MONITOR, misc.handleUD);
+  exits.register(V.EXIT_REASON_EPT_VIOLATION, misc.handleEptViolation);
+  exits.register(V.EXIT_REASON_EPT_MISCONFIG, misc.handleEptMisconfig);
+  exits.register(V.EXIT_REASON_INVEPT, misc.handleUD);
+  exits.register(V.EXIT_REASON_RDTSCP, misc.handleRdtsc);
+  exits.register(V.EXIT_REASON_INVVPID, misc.handleUD);
+  exits.register(V.EXIT_REASON_WBINVD, misc.handleWbinvd);
+  exits.register(V.EXIT_REASON_XSETBV, misc.handleXsetbv);
+  exits.register(V.EXIT_REASON_VMFUNC, misc.handleUD);
+}
+
+// RDPMC exits only when intercepted: a guest without a PMU gets #GP
+// (SDM Vol. 2B RDPMC: invalid counter).
+function handleRdpmc(reason: u32): i32 {
+  events.injectGP();
+  return exits.RESUME;
+}
+
+let handlersReady = false;
+
+// Pass-through MSRs that VMX does not switch keep the guest's values in the
+// processor: clear them so that the next guest does not see this one's.
+function scrubPassThroughMsrs(): void {
+  cpu.wrmsr(V.MSR_IA32_KERNEL_GS_BASE, 0);
+  cpu.wrmsr(V.MSR_IA32_STAR, 0);
+  cpu.wrmsr(V.MSR_IA32_LSTAR, 0);
+  cpu.wrmsr(V.MSR_IA32_CSTAR, 0);
+  cpu.wrmsr(V.MSR_IA32_FMASK, 0);
+  cpu.wrmsr(V.MSR_IA32_TSC_AUX, 0);
+}
+
+function printName(g: i32): void {
+  const f = config.file[g];
+  const tmp = memory.data(64);
+  const n = <u32>min<u32>(boot.fileNameLen(f), 64);
+  mem.copyin(tmp, boot.fileNameAddr(f), n);
+  let w = 0;
+  while (w < <i32>n && load<u8>(tmp + <usize>w) != 0x20) w++;
+  print.bytes(tmp, w);
+}
+
+// The VM-entry/exit loop. Returns when a handler stops the VM.
+function loop(): void {
+  while (true) {
+    const r = vmx.enter(vcpu.regs, vcpu.launched);
+    if (r != vmx.VMX_SUCCEED) {
+      print.str("hv: guest: VM entry failed: ");
+      if (r == vmx.VMX_FAIL_INVALID) print.str("VMfailInvalid");
+      else {
+        const err = <u32>vmx.vmread(V.VM_INSTRUCTION_ERROR);
+        print.str("VMfailValid, error ");
+        print.dec(err);
+        print.str(" (");
+        print.str(V.vmxErrorName(err));
+        print.str(")");
+      }
+      print.nl();
+      exits.stop(config.OUTCOME_STOPPED);
+      return;
+    }
+    vcpu.setLaunched(true);
+    vcpu.countExit();
+    const reason = <u32>vmx.vmread(V.VM_EXIT_REASON);
+    if ((reason & V.EXIT_REASON_FLAG_ENTRY_FAILURE) != 0) {
+      misc.reportEntryFailure(reason);
+      exits.stop(config.OUTCOME_STOPPED);
+      return;
+    }
+    events.reinjectVectoring();
+    if (exits.dispatch(reason & 0xffff) == exits.STOP) return;
+  }
+}
+
+// Run guest g; returns whether it ended as expected.
+function runOne(g: i32): bool {
+  const bytes = config.memBytes[g];
+  print.str("hv: guest ");
+  print.dec(g + 1);
+  print.str(" (");
+  printName(g);
+  print.str("): ");
+  print.dec(bytes >> 20);
+  print.str(" MiB, vpid ");
+  print.str(config.vpid[g] ? "on" : "off");
+  print.str(", expecting ");
+  print.str(config.outcomeName(config.expect[g]));
+  if (config.expect[g] == config.OUTCOME_EXIT) {
+    print.str(":");
+    print.dec(config.expectCode[g]);
+  }
+  print.nl();
+
+  exits.resetCounts();
+  const ram = pages.allocAligned(<u32>(bytes >> 12), SIZE_2M);
+  if (ram == 0) {
+    print.say("guest: not enough free memory for its RAM");
+    return false;
+  }
+  guestmem.setup(ram, bytes);
+  const root = ept.create();
+  let ok = root != 0 && ept.map(root, 0, ram, bytes, ept.EPT_RWX);
+  if (!ok) print.say("guest: out of memory for its EPT tables");
+  if (ok) {
+    ports.reset(bytes, 1);
+    lapic.reset(0, cpu.rdtsc());
+    msrExit.reset();
+    vcpu.reset();
+    ok = loader.load(config.file[g], boot.cmdline + <usize>config.argsStart[g], config.argsLen[g],
+      config.modulesOf(g), config.moduleCount[g]);
+  }
+  if (ok) ok = vmcs01.create(ept.eptp(root), loader.entryEip, config.vpid[g]);
+  if (ok) {
+    vcpu.setReg(vcpu.RAX, loader.entryEax);
+    vcpu.setReg(vcpu.RBX, loader.entryEbx);
+    // Cached translations of an earlier guest must not survive into this
+    // one: the same EPTP or VPID may have been used before (SDM 29.4.3).
+    if ((caps.eptVpidCap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0) vmx.invept(2, 0);
+    if (vmcs01.vpidEnabled && (caps.eptVpidCap & V.EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT) != 0)
+      vmx.invvpid(1, vmcs01.GUEST_VPID, 0);
+    loop();
+    ports.flushConsole();
+    vmx.vmclear(vcpu.vmcs);
+    vcpu.setLaunched(false);
+    scrubPassThroughMsrs();
+  } else {
+    exits.stop(config.OUTCOME_STOPPED);
+  }
+  ept.destroy(root);
+  pages.free(ram, <u32>(bytes >> 12));
+  return report(g);
+}
+
+function report(g: i32): bool {
+  const o = exits.outcome;
+  const want = config.expect[g];
+  let pass: bool;
+  if (want == config.OUTCOME_PASS) {
+    // isa-debug-exit value 0 is code 1; hypercall exit status 0 is code 0.
+    pass = o == config.OUTCOME_EXIT && (exits.exitCode == 0 || (ports.exitRequested && exits.exitCode == 1));
+  } else if (want == config.OUTCOME_EXIT) {
+    pass = o == config.OUTCOME_EXIT && exits.exitCode == config.expectCode[g];
+  } else {
+    pass = o == want;
+  }
+  print.str("hv: guest ");
+  print.dec(g + 1);
+  print.str(" (");
+  printName(g);
+  print.str(") ended: ");
+  print.str(config.outcomeName(o));
+  if (o == config.OUTCOME_EXIT) {
+    print.str(ports.exitRequested ? " via isa-debug-exit, code " : " via hypercall, status ");
+    print.dec(exits.exitCode);
+  }
+  print.str(", ");
+  print.dec(vcpu.exits);
+  print.str(" exits, denied port reads ");
+  print.dec(ports.deniedReads);
+  print.str(" writes ");
+  print.dec(ports.deniedWrites);
+  print.str(pass ? ": as expected" : ": NOT as expected");
+  print.nl();
+  exits.report();
+  return pass;
+}
+
+// Run every guest; returns whether all ended as expected.
+export function runAll(): bool {
+  if (!handlersReady) {
+    registerHandlers();
+    exits.register(V.EXIT_REASON_RDPMC, handleRdpmc);
+    handlersReady = true;
+  }
+  let all = true;
+  for (let g = 0; g < config.count; g++) {
+    if (!runOne(g)) all = false;
+  }
+  print.str("hv: guests: ");
+  print.dec(config.count);
+  print.str(all ? " run, all as expected" : " run, some NOT as expected");
+  print.nl();
+  return all;
+}

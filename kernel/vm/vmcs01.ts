@@ -1,0 +1,249 @@
+// The VMCS the hypervisor runs a guest with (vmcs01 in nested terms), built
+// from the capability MSRs (SDM Vol. 3C 25; Vol. 3D A). Guests start in the
+// multiboot entry state: 32-bit protected mode, paging off — which VMX runs
+// only as an "unrestricted guest" under EPT (25.6.2, 26.2.1.1).
+import * as cpu from "../hw/cpu";
+import * as mem from "../hw/mem";
+import * as vmx from "../hw/vmx";
+import * as pages from "../mm/pages";
+import * as print from "../lib/print";
+import * as caps from "../vmx/caps";
+import * as ctl from "./controls";
+import * as vcpu from "./vcpu";
+import * as V from "../arch/vmx";
+
+// Per-guest pages (allocated once, reused for every guest).
+export let msrBitmap: u64 = 0;
+export let ioBitmapA: u64 = 0;
+export let ioBitmapB: u64 = 0;
+
+// What the guest sees in CR0/CR4 for the bits the host owns.
+export let cr0Mask: u64 = 0;
+export let cr4Mask: u64 = 0;
+export let vpidEnabled: bool = false;
+
+export const GUEST_VPID: u32 = 1;
+
+const host: usize = memory.data(56, 8);
+
+// MSRs a guest reads and writes directly: the host never uses them while
+// the guest is stopped (no SYSCALL, no SWAPGS in the hypervisor), and the
+// ones VMX does not switch are reset between guests (guest.ts).
+function passThrough(msr: u32, read: bool, write: bool): void {
+  let base: u64;
+  let bit: u32;
+  if (msr < 0x2000) {
+    base = msrBitmap;
+    bit = msr;
+  } else {
+    base = msrBitmap + 1024;
+    bit = msr - 0xc0000000;
+  }
+  // Read bitmaps at +0 (low) / +1024 (high), write bitmaps 2048 further (25.6.9).
+  if (read) {
+    const a = base + <u64>(bit >> 3);
+    mem.write8(a, mem.read8(a) & ~(1 << (bit & 7)));
+  }
+  if (write) {
+    const a = base + 2048 + <u64>(bit >> 3);
+    mem.write8(a, mem.read8(a) & ~(1 << (bit & 7)));
+  }
+}
+
+function setupBitmaps(): bool {
+  if (msrBitmap == 0) {
+    msrBitmap = pages.alloc(1);
+    ioBitmapA = pages.alloc(1);
+    ioBitmapB = pages.alloc(1);
+    if (msrBitmap == 0 || ioBitmapA == 0 || ioBitmapB == 0) return false;
+  }
+  // Every port exits (the guest's devices are all emulated or denied), and
+  // every MSR exits except the pass-through set.
+  for (let o: u64 = 0; o < 4096; o += 8) {
+    mem.write64(ioBitmapA + o, u64.MAX_VALUE);
+    mem.write64(ioBitmapB + o, u64.MAX_VALUE);
+    mem.write64(msrBitmap + o, u64.MAX_VALUE);
+  }
+  passThrough(V.MSR_IA32_FS_BASE, true, true);
+  passThrough(V.MSR_IA32_GS_BASE, true, true);
+  passThrough(V.MSR_IA32_KERNEL_GS_BASE, true, true);
+  passThrough(V.MSR_IA32_STAR, true, true);
+  passThrough(V.MSR_IA32_LSTAR, true, true);
+  passThrough(V.MSR_IA32_CSTAR, true, true);
+  passThrough(V.MSR_IA32_FMASK, true, true);
+  passThrough(V.MSR_IA32_TSC_AUX, true, true);
+  passThrough(V.MSR_IA32_SYSENTER_CS, true, true);
+  passThrough(V.MSR_IA32_SYSENTER_ESP, true, true);
+  passThrough(V.MSR_IA32_SYSENTER_EIP, true, true);
+  passThrough(V.MSR_IA32_PAT, true, false);
+  passThrough(V.MSR_IA32_EFER, true, false);
+  return true;
+}
+
+// Host-state area (25.5, 26.2.3): this processor's tables and the
+// registers the exit path expects; HOST_RSP/RIP are written by the stub.
+export function writeHostState(): void {
+  cpu.hoststate(host);
+  vmx.vmwrite(V.HOST_CR0, cpu.readcr(0));
+  vmx.vmwrite(V.HOST_CR3, load<u64>(host, 0));
+  vmx.vmwrite(V.HOST_CR4, cpu.readcr(4));
+  const sel = load<u64>(host, 48);
+  const cs = <u32>sel & 0xffff;
+  const ss = <u32>(sel >> 16) & 0xffff;
+  const ds = <u32>(sel >> 32) & 0xffff;
+  const tr = <u32>(sel >> 48) & 0xffff;
+  vmx.vmwrite(V.HOST_CS_SELECTOR, cs);
+  vmx.vmwrite(V.HOST_SS_SELECTOR, ss);
+  vmx.vmwrite(V.HOST_DS_SELECTOR, ds);
+  vmx.vmwrite(V.HOST_ES_SELECTOR, ds);
+  vmx.vmwrite(V.HOST_FS_SELECTOR, 0);
+  vmx.vmwrite(V.HOST_GS_SELECTOR, 0);
+  vmx.vmwrite(V.HOST_TR_SELECTOR, tr);
+  vmx.vmwrite(V.HOST_GDTR_BASE, load<u64>(host, 8));
+  vmx.vmwrite(V.HOST_IDTR_BASE, load<u64>(host, 16));
+  vmx.vmwrite(V.HOST_TR_BASE, load<u64>(host, 24));
+  vmx.vmwrite(V.HOST_FS_BASE, load<u64>(host, 32));
+  vmx.vmwrite(V.HOST_GS_BASE, load<u64>(host, 40));
+  vmx.vmwrite(V.HOST_IA32_SYSENTER_CS, 0);
+  vmx.vmwrite(V.HOST_IA32_SYSENTER_ESP, 0);
+  vmx.vmwrite(V.HOST_IA32_SYSENTER_EIP, 0);
+  vmx.vmwrite(V.HOST_IA32_EFER, cpu.rdmsr(V.MSR_IA32_EFER));
+  vmx.vmwrite(V.HOST_IA32_PAT, cpu.rdmsr(V.MSR_IA32_PAT));
+}
+
+// Flat 32-bit segments of the multiboot entry state (access rights 25.4.1).
+const AR_CODE32: u32 = 0xc09b; // G, D/B, P, S, type 11 (execute/read, accessed)
+const AR_DATA32: u32 = 0xc093; // G, D/B, P, S, type 3 (read/write, accessed)
+const AR_TSS32_BUSY: u32 = 0x008b; // P, type 11
+const AR_UNUSABLE: u32 = 0x10000;
+
+function segment(sel: u32, base: u32, limit: u32, ar: u32, sf: u32): void {
+  // Guest-state fields of a segment lie at fixed distances from its selector
+  // field (Appendix B: selector 0x08xx, limit 0x48xx, AR 0x48xx+0x14, base 0x68xx).
+  vmx.vmwrite(V.GUEST_ES_SELECTOR + sf, sel);
+  vmx.vmwrite(V.GUEST_ES_BASE + sf, base);
+  vmx.vmwrite(V.GUEST_ES_LIMIT + sf, limit);
+  vmx.vmwrite(V.GUEST_ES_ACCESS_RIGHTS + sf, ar);
+}
+
+// The CR0 the processor runs the guest with when the guest wants `v`:
+// VMX's fixed bits applied, except PE and PG (free for an unrestricted guest).
+export function realCr0(v: u64): u64 {
+  const free: u64 = V.X86_CR0_PE | V.X86_CR0_PG;
+  return (v | (caps.cr0Fixed0 & ~free)) & (caps.cr0Fixed1 | free);
+}
+
+export function realCr4(v: u64): u64 {
+  return (v | caps.cr4Fixed0) & caps.cr4Fixed1;
+}
+
+// Build and load a fresh VMCS for a guest entering at eip with EAX/EBX set
+// by the caller. eptp is its EPT pointer. Returns false (after printing
+// why) when the processor cannot run it.
+export function create(eptp: u64, eip: u32, wantVpid: bool): bool {
+  if (!setupBitmaps()) {
+    print.say("out of memory for the VMX bitmaps");
+    return false;
+  }
+  if (vcpu.vmcs == 0) {
+    const v = pages.alloc(1, caps.physAddr32() ? 0x100000000 : 0);
+    if (v == 0) {
+      print.say("out of memory for the VMCS");
+      return false;
+    }
+    vcpu.setVmcs(v);
+  }
+  // 24.11.3: a VMCS is launched only after VMCLEAR sets it clear.
+  mem.zero(vcpu.vmcs, 4096);
+  mem.write32(vcpu.vmcs, caps.revisionId());
+  if (vmx.vmclear(vcpu.vmcs) != vmx.VMX_SUCCEED || vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) {
+    print.say("VMCLEAR/VMPTRLD of the guest's VMCS failed");
+    return false;
+  }
+  vcpu.setLaunched(false);
+
+  ctl.resetMissing();
+  const pin = ctl.adjust(caps.pin, ctl.KIND_PIN,
+    V.PIN_EXTERNAL_INTERRUPT_EXITING | V.PIN_NMI_EXITING, V.PIN_VIRTUAL_NMIS);
+  const proc = ctl.adjust(caps.proc, ctl.KIND_PROC,
+    V.PROC_HLT_EXITING | V.PROC_USE_IO_BITMAPS | V.PROC_USE_MSR_BITMAPS | V.PROC_ACTIVATE_SECONDARY_CONTROLS |
+    V.PROC_CR8_LOAD_EXITING | V.PROC_CR8_STORE_EXITING,
+    V.PROC_MWAIT_EXITING | V.PROC_MONITOR_EXITING | V.PROC_RDPMC_EXITING);
+  const p2opt = V.PROC2_ENABLE_RDTSCP | V.PROC2_WBINVD_EXITING | (wantVpid ? V.PROC2_ENABLE_VPID : 0);
+  const proc2 = ctl.adjust(caps.proc2, ctl.KIND_PROC2, V.PROC2_ENABLE_EPT | V.PROC2_UNRESTRICTED_GUEST, p2opt);
+  const exitc = ctl.adjust(caps.exit, ctl.KIND_EXIT,
+    V.EXIT_HOST_ADDRESS_SPACE_SIZE | V.EXIT_SAVE_IA32_EFER | V.EXIT_LOAD_IA32_EFER |
+    V.EXIT_SAVE_IA32_PAT | V.EXIT_LOAD_IA32_PAT | V.EXIT_ACKNOWLEDGE_INTERRUPT_ON_EXIT, 0);
+  // IA-32e mode guest starts 0; the processor keeps it equal to EFER.LMA on
+  // every VM exit (27.2), so guests that enter long mode need nothing more.
+  const entry = ctl.adjust(caps.entry, ctl.KIND_ENTRY, V.ENTRY_LOAD_IA32_EFER | V.ENTRY_LOAD_IA32_PAT, 0) &
+    ~V.ENTRY_IA32E_MODE_GUEST;
+  if (ctl.missing) return false;
+  vpidEnabled = (proc2 & V.PROC2_ENABLE_VPID) != 0;
+
+  vmx.vmwrite(V.PIN_BASED_VM_EXEC_CONTROL, pin);
+  vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, proc);
+  vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, proc2);
+  vmx.vmwrite(V.VM_EXIT_CONTROL, exitc);
+  vmx.vmwrite(V.VM_ENTRY_CONTROL, entry);
+  vmx.vmwrite(V.EXCEPTION_BITMAP, 0);
+  vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MASK, 0);
+  vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MATCH, 0);
+  vmx.vmwrite(V.CR3_TARGET_COUNT, 0);
+  vmx.vmwrite(V.VM_EXIT_MSR_STORE_COUNT, 0);
+  vmx.vmwrite(V.VM_EXIT_MSR_LOAD_COUNT, 0);
+  vmx.vmwrite(V.VM_ENTRY_MSR_LOAD_COUNT, 0);
+  vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, 0);
+  vmx.vmwrite(V.IO_BITMAP_A, ioBitmapA);
+  vmx.vmwrite(V.IO_BITMAP_B, ioBitmapB);
+  vmx.vmwrite(V.MSR_BITMAPS, msrBitmap);
+  vmx.vmwrite(V.TSC_OFFSET, 0);
+  vmx.vmwrite(V.EPT_POINTER, eptp);
+  if (vpidEnabled) vmx.vmwrite(V.VIRTUAL_PROCESSOR_ID, GUEST_VPID);
+  vmx.vmwrite(V.VMCS_LINK_POINTER, u64.MAX_VALUE);
+
+  // CR0/CR4: the host owns the bits VMX fixes (except PE and PG, which an
+  // unrestricted guest controls) and CR4.VMXE; the guest reads its own
+  // view of them from the read shadows (25.6.6).
+  const lo32: u64 = 0xffffffff;
+  cr0Mask = (caps.cr0Fixed0 | (~caps.cr0Fixed1 & lo32)) & ~(<u64>(V.X86_CR0_PE | V.X86_CR0_PG)) & lo32;
+  cr4Mask = (caps.cr4Fixed0 | ~caps.cr4Fixed1) & lo32;
+  const cr0Shadow: u64 = V.X86_CR0_PE | V.X86_CR0_ET;
+  vmx.vmwrite(V.CR0_GUEST_HOST_MASK, cr0Mask);
+  vmx.vmwrite(V.CR4_GUEST_HOST_MASK, cr4Mask);
+  vmx.vmwrite(V.CR0_READ_SHADOW, cr0Shadow);
+  vmx.vmwrite(V.CR4_READ_SHADOW, 0);
+  vmx.vmwrite(V.GUEST_CR0, realCr0(cr0Shadow));
+  vmx.vmwrite(V.GUEST_CR3, 0);
+  vmx.vmwrite(V.GUEST_CR4, realCr4(0));
+  vmx.vmwrite(V.GUEST_DR7, 0x400);
+
+  const sf = V.GUEST_CS_SELECTOR - V.GUEST_ES_SELECTOR; // distance between two segments
+  segment(0x10, 0, 0xffffffff, AR_DATA32, 0); // ES
+  segment(0x08, 0, 0xffffffff, AR_CODE32, sf); // CS
+  segment(0x10, 0, 0xffffffff, AR_DATA32, 2 * sf); // SS
+  segment(0x10, 0, 0xffffffff, AR_DATA32, 3 * sf); // DS
+  segment(0x10, 0, 0xffffffff, AR_DATA32, 4 * sf); // FS
+  segment(0x10, 0, 0xffffffff, AR_DATA32, 5 * sf); // GS
+  segment(0, 0, 0, AR_UNUSABLE, 6 * sf); // LDTR
+  segment(0, 0, 0x67, AR_TSS32_BUSY, 7 * sf); // TR
+  vmx.vmwrite(V.GUEST_GDTR_BASE, 0);
+  vmx.vmwrite(V.GUEST_GDTR_LIMIT, 0xffff);
+  vmx.vmwrite(V.GUEST_IDTR_BASE, 0);
+  vmx.vmwrite(V.GUEST_IDTR_LIMIT, 0xffff);
+  vmx.vmwrite(V.GUEST_RIP, eip);
+  vmx.vmwrite(V.GUEST_RSP, 0);
+  vmx.vmwrite(V.GUEST_RFLAGS, 0x2);
+  vmx.vmwrite(V.GUEST_INTERRUPTIBILITY_STATE, 0);
+  vmx.vmwrite(V.GUEST_ACTIVITY_STATE, V.ACTIVITY_STATE_ACTIVE);
+  vmx.vmwrite(V.GUEST_PENDING_DEBUG_EXCEPTIONS, 0);
+  vmx.vmwrite(V.GUEST_IA32_DEBUGCTL, 0);
+  vmx.vmwrite(V.GUEST_IA32_EFER, 0);
+  vmx.vmwrite(V.GUEST_IA32_PAT, 0x0007040600070406); // the power-up PAT (SDM Vol. 3A 11.12.4)
+  vmx.vmwrite(V.GUEST_IA32_SYSENTER_CS, 0);
+  vmx.vmwrite(V.GUEST_IA32_SYSENTER_ESP, 0);
+  vmx.vmwrite(V.GUEST_IA32_SYSENTER_EIP, 0);
+
+  writeHostState();
+  return true;
+}

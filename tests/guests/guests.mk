@@ -1,0 +1,68 @@
+# Test guests (tests/guests/README.md): multiboot kernels the hypervisor runs
+# in its tests, built with the project's toolchain (clang-16, nasm, ld.lld-16).
+#
+#   make guests                       (from the repository root, once the top-level
+#                                      Makefile has `include tests/guests/guests.mk`)
+#   make -f tests/guests/guests.mk guests      (on its own)
+#
+# Output: build/guests/{suite,mb2,triple,unbacked,badmsr,halt,bench}.elf
+# (ELF32, loaded at 1 MiB; mb2.elf is Multiboot 2, the others Multiboot 1)
+# and build/guests/module.txt (the data module the suite and mb2 check).
+# Paths are relative to the repository root, where make runs.
+# Every variable and target here starts with GUEST/guest(s) so that the
+# fragment does not collide with the top-level Makefile's names.
+
+# Keep the including Makefile's default goal (this fragment's first rule
+# would otherwise become it when included before `all`).
+GUEST_SAVED_GOAL := $(.DEFAULT_GOAL)
+
+GUEST_SRC  := tests/guests
+GUEST_OUT  ?= build/guests
+GUEST_CC   ?= clang-16
+GUEST_LD   ?= ld.lld-16
+GUEST_NASM ?= nasm
+
+GUEST_CFLAGS := --target=i386-unknown-none-elf -m32 -std=gnu11 -O2 -ffreestanding -nostdlib \
+  -fno-pic -fno-pie -fno-stack-protector -fno-asynchronous-unwind-tables -fno-unwind-tables \
+  -mno-sse -mno-mmx -mno-80387 -Wall -Wextra -Wno-unused-parameter -I$(GUEST_SRC)/lib
+GUEST_NASMFLAGS := -f elf32 -I$(GUEST_SRC)/data/
+GUEST_LDFLAGS := -m elf_i386 -nostdlib -static -z max-page-size=0x1000 -T $(GUEST_SRC)/lib/guest.ld
+
+GUEST_NAMES := suite mb2 triple unbacked badmsr halt bench
+GUEST_ELFS  := $(GUEST_NAMES:%=$(GUEST_OUT)/%.elf)
+GUEST_LIB_C := $(wildcard $(GUEST_SRC)/lib/*.c)
+GUEST_LIB_O := $(GUEST_LIB_C:$(GUEST_SRC)/lib/%.c=$(GUEST_OUT)/obj/lib/%.o) $(GUEST_OUT)/obj/lib/start.o
+GUEST_HDRS  := $(wildcard $(GUEST_SRC)/lib/*.h)
+GUEST_MB1   := $(GUEST_OUT)/obj/lib/mb1hdr.o
+GUEST_MB2   := $(GUEST_OUT)/obj/lib/mb2hdr.o
+GUEST_MODREF := $(GUEST_OUT)/obj/lib/modref.o
+
+.PHONY: guests guests-clean
+guests: $(GUEST_ELFS) $(GUEST_OUT)/module.txt
+
+$(GUEST_OUT)/obj/lib/%.o: $(GUEST_SRC)/lib/%.c $(GUEST_HDRS) $(GUEST_SRC)/guests.mk
+	@mkdir -p $(dir $@)
+	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
+$(GUEST_OUT)/obj/lib/%.o: $(GUEST_SRC)/lib/%.asm
+	@mkdir -p $(dir $@)
+	$(GUEST_NASM) $(GUEST_NASMFLAGS) $< -o $@
+$(GUEST_MODREF): $(GUEST_SRC)/data/module.txt
+$(GUEST_OUT)/obj/%.o: $(GUEST_SRC)/%.c $(GUEST_HDRS) $(GUEST_SRC)/guests.mk
+	@mkdir -p $(dir $@)
+	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
+
+# One link per guest: its header (Multiboot 1 or 2), its own object, the library.
+$(GUEST_OUT)/mb2.elf: $(GUEST_MB2) $(GUEST_OUT)/obj/mb2.o $(GUEST_MODREF)
+$(GUEST_OUT)/suite.elf: $(GUEST_MB1) $(GUEST_OUT)/obj/suite.o $(GUEST_MODREF)
+$(filter-out $(GUEST_OUT)/mb2.elf $(GUEST_OUT)/suite.elf,$(GUEST_ELFS)): $(GUEST_OUT)/%.elf: $(GUEST_MB1) $(GUEST_OUT)/obj/%.o
+$(GUEST_ELFS): $(GUEST_LIB_O) $(GUEST_SRC)/lib/guest.ld
+	$(GUEST_LD) $(GUEST_LDFLAGS) -o $@ $(filter %.o,$^)
+
+$(GUEST_OUT)/module.txt: $(GUEST_SRC)/data/module.txt
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+guests-clean:
+	rm -rf $(GUEST_OUT)
+
+.DEFAULT_GOAL := $(GUEST_SAVED_GOAL)
