@@ -35,7 +35,10 @@ KCFLAGS     := -Wno-unused-function -Wno-unused-variable -Wno-unused-but-set-var
 ASCFLAGS := --runtime stub -O3 --initialMemory 16 --maximumMemory 256
 
 .PHONY: all wasm efi elf iso esp setup run run-qemu run-kvm test test-unit test-emu bench gen check-gen clean
-all: $(B)/kernel.wasm $(B)/BOOTX64.EFI $(B)/hv.elf $(B)/esp.img $(B)/hv.iso
+all: $(B)/kernel.wasm $(B)/BOOTX64.EFI $(B)/hv.elf $(B)/esp.img $(B)/hv.iso guests
+
+# Test guests (tests/guests/): multiboot kernels built by the same toolchain.
+include tests/guests/guests.mk
 
 wasm: $(B)/kernel.wasm
 efi: $(B)/BOOTX64.EFI

@@ -119,6 +119,11 @@ void hv_cpu_init(void) {
     __asm__ volatile("mov %0, %%cr0" :: "r"(cr0));
     __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
     cr4 |= (1ull << 9) | (1ull << 10);
+    /* CR4.OSXSAVE where the processor has XSAVE (CPUID.1:ECX[26]): the
+     * hypervisor executes XSETBV for its guests (SDM Vol. 2C XSETBV #UD). */
+    u32 r[4];
+    cpuid(1, 0, r);
+    if (r[2] & (1u << 26)) cr4 |= 1ull << 18;
     __asm__ volatile("mov %0, %%cr4" :: "r"(cr4));
 }
 

@@ -80,6 +80,7 @@ __attribute__((sysv_abi, noreturn, used)) static void hv_start_on_stack(struct h
         if (m[i].base + m[i].length > top) top = m[i].base + m[i].length;
     hv_paging_init(top);
     place_linear_memory(bi);
+    hv_smp_init(bi); /* reserves its pages in the map: before the protected ranges */
     hv_protect_from_bootinfo(bi);
 
     wasm_rt_init();

@@ -112,7 +112,18 @@ typedef struct {
     efi_status (EFIAPI *set_watchdog_timer)(u64 timeout, u64 code, u64 data_size, char16 *data);
 } efi_boot_services;
 
-/* §4.3 EFI_SYSTEM_TABLE, up to the boot services pointer. */
+/* §4.6 EFI_CONFIGURATION_TABLE and the ACPI entries' GUIDs (the table
+ * holds the RSDP: ACPI 2.0+ preferred, else 1.0). */
+typedef struct {
+    efi_guid vendor_guid;
+    void *vendor_table;
+} efi_configuration_table;
+#define EFI_ACPI_20_TABLE_GUID \
+    { 0x8868e871, 0xe4f1, 0x11d3, { 0xbc, 0x22, 0x00, 0x80, 0xc7, 0x3c, 0x88, 0x81 } }
+#define EFI_ACPI_10_TABLE_GUID \
+    { 0xeb9d2d30, 0x2d88, 0x11d3, { 0x9a, 0x16, 0x00, 0x90, 0x27, 0x3f, 0xc1, 0x4d } }
+
+/* §4.3 EFI_SYSTEM_TABLE, up to the configuration table. */
 typedef struct {
     efi_table_header hdr;
     char16 *firmware_vendor;
@@ -125,6 +136,8 @@ typedef struct {
     void *std_err;
     void *runtime_services;
     efi_boot_services *boot_services;
+    u64 number_of_table_entries;
+    efi_configuration_table *configuration_table;
 } efi_system_table;
 
 /* §9.1 EFI_LOADED_IMAGE_PROTOCOL, up to LoadOptions. */
@@ -165,6 +178,7 @@ typedef struct {
 } efi_simple_file_system;
 
 _Static_assert(__builtin_offsetof(efi_system_table, boot_services) == 96, "EFI_SYSTEM_TABLE");
+_Static_assert(__builtin_offsetof(efi_system_table, configuration_table) == 112, "EFI_SYSTEM_TABLE");
 _Static_assert(__builtin_offsetof(efi_boot_services, allocate_pages) == 40, "AllocatePages");
 _Static_assert(__builtin_offsetof(efi_boot_services, get_memory_map) == 56, "GetMemoryMap");
 _Static_assert(__builtin_offsetof(efi_boot_services, handle_protocol) == 152, "HandleProtocol");

@@ -50,6 +50,22 @@ _Noreturn void uefi_fail(const char *what, const char *arg, efi_status s)
     hv_exit(HV_STATUS_BOOT);
 }
 
+/* The ACPI RSDP from the configuration table (§4.6), for boot/smp's MADT
+ * search: legacy BIOS areas hold no RSDP under UEFI. 0 if absent. */
+static u64 uefi_rsdp(efi_system_table *st)
+{
+    static const efi_guid acpi20 = EFI_ACPI_20_TABLE_GUID, acpi10 = EFI_ACPI_10_TABLE_GUID;
+    u64 rsdp = 0;
+    for (u64 i = 0; i < st->number_of_table_entries; i++) {
+        const efi_configuration_table *t = &st->configuration_table[i];
+        if (memcmp(&t->vendor_guid, &acpi20, sizeof acpi20) == 0)
+            return (u64)t->vendor_table;
+        if (memcmp(&t->vendor_guid, &acpi10, sizeof acpi10) == 0)
+            rsdp = (u64)t->vendor_table;
+    }
+    return rsdp;
+}
+
 /* Entry point named by the linker (/entry:efi_main); UEFI calls it with the
  * image handle and the system table (§4.1 EFI_IMAGE_ENTRY_POINT). */
 efi_status efi_main(efi_handle image, efi_system_table *st)
@@ -88,6 +104,7 @@ efi_status efi_main(efi_handle image, efi_system_table *st)
     bi->cmdline_len = strlen(cmdline);
     bi->tsc_at_entry = tsc_at_entry;
     bi->cpu_count = 0; /* not counted yet */
+    bi->rsdp = uefi_rsdp(st);
     /* linear_base/linear_size: left 0, hv_start fills them in. */
 
     struct hv_file *files;

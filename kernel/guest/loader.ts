@@ -15,7 +15,7 @@
 //   false; nothing traps and nothing is written outside guest RAM (every
 //   write goes through guestmem after an isRam check).
 //
-// Decisions (documented here and in docs/guest-interface.md's terms):
+// Decisions:
 // - Where a kernel may load: every loaded range must lie inside guest RAM,
 //   must not touch page 0 [0, 0x1000) (the real-mode interrupt table and
 //   BIOS data area on a PC; a segment there is almost always a linker script
@@ -245,7 +245,7 @@ function copyImage(): bool {
     if (!guestmem.isRam(a, n) || fsz > n || !image.has(image.planOffOf(k), fsz)) return false;
     if (fsz > 0) guestmem.copyFromHost(a, image.base + image.planOffOf(k), fsz);
     // Multiboot and ELF: memory past the file data (bss) reads as zero.
-    // mutated
+    if (n > fsz) guestmem.zero(a + fsz, n - fsz);
   }
   return true;
 }

@@ -25,6 +25,7 @@ import * as crExit from "./exit/cr";
 import * as ioExit from "./exit/io";
 import * as vmcallExit from "./exit/vmcall";
 import * as misc from "./exit/misc";
+import * as irq from "./irq";
 
 const SIZE_2M: u64 = 0x200000;
 
@@ -62,6 +63,8 @@ function registerHandlers(): void {
   exits.register(V.EXIT_REASON_WBINVD, misc.handleWbinvd);
   exits.register(V.EXIT_REASON_XSETBV, misc.handleXsetbv);
   exits.register(V.EXIT_REASON_VMFUNC, misc.handleUD);
+  exits.register(V.EXIT_REASON_INTERRUPT_WINDOW, irq.handleWake);
+  exits.register(V.EXIT_REASON_PREEMPTION_TIMER, irq.handleWake);
 }
 
 // RDPMC exits only when intercepted: a guest without a PMU gets #GP
@@ -82,7 +85,13 @@ function scrubPassThroughMsrs(): void {
   cpu.wrmsr(V.MSR_IA32_CSTAR, 0);
   cpu.wrmsr(V.MSR_IA32_FMASK, 0);
   cpu.wrmsr(V.MSR_IA32_TSC_AUX, 0);
+  // XCR0 is not switched by VMX either: back to x87 (+ SSE when XSAVE knows it).
+  if ((cpu.readcr(4) & V.X86_CR4_OSXSAVE) != 0) {
+    cpu.cpuid(0xd, 0, xsaveInfo);
+    cpu.xsetbv(0, (load<u32>(xsaveInfo) & 2) != 0 ? 3 : 1);
+  }
 }
+const xsaveInfo: usize = memory.data(16, 16);
 
 function printName(g: i32): void {
   const f = config.file[g];
@@ -123,6 +132,7 @@ function loop(): void {
     }
     events.reinjectVectoring();
     if (exits.dispatch(reason & 0xffff) == exits.STOP) return;
+    irq.deliver();
   }
 }
 
@@ -164,6 +174,7 @@ function runOne(g: i32): bool {
       config.modulesOf(g), config.moduleCount[g]);
   }
   if (ok) ok = vmcs01.create(ept.eptp(root), loader.entryEip, config.vpid[g]);
+  if (ok) irq.reset();
   if (ok) {
     vcpu.setReg(vcpu.RAX, loader.entryEax);
     vcpu.setReg(vcpu.RBX, loader.entryEbx);

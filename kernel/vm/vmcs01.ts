@@ -75,7 +75,9 @@ function setupBitmaps(): bool {
   passThrough(V.MSR_IA32_SYSENTER_CS, true, true);
   passThrough(V.MSR_IA32_SYSENTER_ESP, true, true);
   passThrough(V.MSR_IA32_SYSENTER_EIP, true, true);
-  passThrough(V.MSR_IA32_PAT, true, false);
+  // PAT is switched by the VMCS (save/load IA32_PAT); the processor checks
+  // a guest's WRMSR itself (#GP for reserved memory types).
+  passThrough(V.MSR_IA32_PAT, true, true);
   passThrough(V.MSR_IA32_EFER, true, false);
   return true;
 }

@@ -71,7 +71,7 @@ export function handle(reason: u32): i32 {
     } else return unexpected(q);
   } else if (access == ACCESS_MOV_FROM_CR) {
     if (crn != 8) return unexpected(q);
-    setGpr(r, <u64>(lapic.read(lapic.REG_TPR) >> 4));
+    setGpr(r, <u64>((lapic.read(lapic.REG_TPR) >> 4) & 0xf));
   } else if (access == ACCESS_CLTS) {
     const shadow = vmx.vmread(V.CR0_READ_SHADOW) & ~(<u64>V.X86_CR0_TS);
     ok = writeCr0(shadow);

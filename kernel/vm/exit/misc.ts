@@ -9,6 +9,8 @@ import * as vcpu from "../vcpu";
 import * as events from "../events";
 import * as config from "../config";
 import * as guestmem from "../guestmem";
+import * as irq from "../irq";
+import * as mmio from "../mmio";
 import { RESUME, stop } from "../exits";
 
 const regs: usize = memory.data(16, 16);
@@ -123,6 +125,10 @@ export function handleHlt(reason: u32): i32 {
     dumpRegisters();
     return stop(config.OUTCOME_HALT);
   }
+  if (irq.haltUntilInterrupt()) {
+    events.skipInstruction();
+    return RESUME;
+  }
   print.say("guest: halted with no interrupt source that could wake it: halted forever");
   return stop(config.OUTCOME_HALT);
 }
@@ -132,6 +138,7 @@ export function handleHlt(reason: u32): i32 {
 export function handleEptViolation(reason: u32): i32 {
   const q = vmx.vmread(V.EXIT_QUALIFICATION);
   const gpa = vmx.vmread(V.GUEST_PHYSICAL_ADDRESS);
+  if (mmio.isApic(gpa)) return mmio.emulateApic(gpa) ? RESUME : stop(config.OUTCOME_STOPPED);
   print.str("hv: guest: ");
   print.str((q & 2) != 0 ? "write to" : (q & 4) != 0 ? "instruction fetch from" : "read of");
   print.str(" unbacked guest-physical address ");

@@ -141,7 +141,9 @@ int snprintf_(char *buf, int size, const char *fmt, ...);
 #define snprintf snprintf_
 
 /* TAP: `ok N - name` / `not ok N - name`; finish() prints `1..N` and
- * `RESULT: PASS|FAIL`. */
+ * `RESULT: PASS|FAIL`. In a check's format, text after '|' is details,
+ * printed only for a failing check or when tap_verbose is set. */
+extern bool tap_verbose;
 bool check(bool cond, const char *fmt, ...);
 /* A check of the hypervisor's contract: strict under our hypervisor; elsewhere
  * `ok` when the machine happens to agree, else `ok N - name # SKIP not under hv`. */
@@ -221,6 +223,7 @@ struct bootinfo {
     struct mmap_entry mmap[MAX_MMAP];
     int ntags; u32 tags[MAX_TAGS]; /* MB2 tag types in order, end tag included */
     u32 lowest, highest; /* extent of the information structure and what it points to */
+    bool overlaps_image;  /* some piece of it lies in [__image_start, __image_end) */
 };
 extern struct bootinfo boot;
 void mb_parse(u32 magic, u32 addr);
@@ -246,6 +249,7 @@ struct entry_state {
     u32 eax, ebx, ecx, edx, esi, edi, ebp, esp;
     u32 eflags, cr0, cr4;
     u32 cs, ds, es, fs, gs, ss;
+    u64 tsc; /* RDTSC at entry */
 };
 extern struct entry_state entry;
 extern char __image_start[], __image_end[], __bss_start[];

@@ -32,4 +32,7 @@ void guest_init(const char *name) {
     con_init();
     idt_init();
     mb_parse(entry.eax, entry.ebx);
+    tap_verbose = has_word(boot.cmdline, "verbose");
 }
+
+_Static_assert(offsetof(struct entry_state, tsc) == 68, "start.asm stores the entry TSC at offset 68");

@@ -8,6 +8,8 @@
 struct bootinfo boot;
 
 static void span(u32 start, u32 len) {
+    u32 lo = (u32)(uintptr_t)__image_start, hi = (u32)(uintptr_t)__image_end;
+    if (start < hi && start + len > lo) boot.overlaps_image = true;
     if (start < boot.lowest) boot.lowest = start;
     if (start + len > boot.highest) boot.highest = start + len;
 }

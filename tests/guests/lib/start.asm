@@ -31,6 +31,7 @@ ES_ES equ 52
 ES_FS equ 56
 ES_GS equ 60
 ES_SS equ 64
+ES_TSC equ 68
 
 _start:
     ; Record the registers before touching any of them. DS is flat by the
@@ -44,6 +45,9 @@ _start:
     mov [entry + ES_EDI], edi
     mov [entry + ES_EBP], ebp
     mov [entry + ES_ESP], esp
+    rdtsc                       ; Bochs (clock sync=none): instructions since reset
+    mov [entry + ES_TSC], eax
+    mov [entry + ES_TSC + 4], edx
     mov esp, stack_top
     pushfd
     pop eax

@@ -1,0 +1,75 @@
+// MMIO emulation for the devices a guest reaches through memory: its local
+// APIC page at 0xFEE00000. The page is absent from the guest's EPT, so each
+// access is an EPT violation (29.3.3.2); the MOV at RIP is decoded
+// (decode.ts) and performed on the software local APIC (apic/lapic.ts).
+import * as cpu from "../hw/cpu";
+import * as vmx from "../hw/vmx";
+import * as V from "../arch/vmx";
+import * as lapic from "../apic/lapic";
+import * as print from "../lib/print";
+import * as decode from "./decode";
+import * as vcpu from "./vcpu";
+
+export const APIC_PAGE: u64 = 0xfee00000;
+
+export function isApic(gpa: u64): bool {
+  return (gpa & ~<u64>0xfff) == APIC_PAGE;
+}
+
+function regValue(): u64 {
+  if (decode.hasImm) return decode.imm;
+  if (decode.highByte) return (vcpu.reg(<u32>decode.reg - 4) >> 8) & 0xff;
+  return decode.reg == vcpu.RSP ? vmx.vmread(V.GUEST_RSP) : vcpu.reg(<u32>decode.reg);
+}
+
+function setRegValue(v: u64): void {
+  const r = <u32>decode.reg;
+  if (decode.highByte) {
+    const q = vcpu.reg(r - 4);
+    vcpu.setReg(r - 4, (q & ~<u64>0xff00) | ((v & 0xff) << 8));
+    return;
+  }
+  const old = r == vcpu.RSP ? vmx.vmread(V.GUEST_RSP) : vcpu.reg(r);
+  let nv: u64;
+  // A 32-bit destination zero-extends into the 64-bit register; 8- and
+  // 16-bit ones keep the rest (SDM Vol. 1 3.4.1.1).
+  if (decode.size == 8) nv = v;
+  else if (decode.size == 4) nv = v & 0xffffffff;
+  else if (decode.size == 2) nv = (old & ~<u64>0xffff) | (v & 0xffff);
+  else nv = (old & ~<u64>0xff) | (v & 0xff);
+  if (r == vcpu.RSP) vmx.vmwrite(V.GUEST_RSP, nv);
+  else vcpu.setReg(r, nv);
+}
+
+// Emulate the access at gpa (inside the APIC page). False when the
+// instruction cannot be decoded; the caller stops the VM.
+export function emulateApic(gpa: u64): bool {
+  if (!decode.decode()) {
+    print.str("hv: guest: cannot decode the instruction accessing the local APIC at ");
+    print.hex(gpa);
+    print.str(": rip ");
+    print.hex(vmx.vmread(V.GUEST_RIP));
+    print.str(", bytes");
+    for (let k: u32 = 0; k < decode.fetched; k++) {
+      print.str(" ");
+      print.hexw(<u64>load<u8>(decode.bytes + <usize>k), 2);
+    }
+    print.nl();
+    return false;
+  }
+  const off = <u32>(gpa & 0xfff);
+  // The APIC's registers are 32 bits wide on 16-byte boundaries (SDM Vol.
+  // 3A 11.4.1); other accesses are undefined: reads give 0, writes are
+  // dropped.
+  const aligned = (off & 3) == 0 && decode.size == 4;
+  if (decode.isWrite) {
+    if (aligned) lapic.write(off, <u32>regValue(), cpu.rdtsc());
+  } else {
+    setRegValue(aligned ? <u64>lapic.read(off, cpu.rdtsc()) : 0);
+  }
+  vmx.vmwrite(V.GUEST_RIP, vmx.vmread(V.GUEST_RIP) + decode.length);
+  const intr = <u32>vmx.vmread(V.GUEST_INTERRUPTIBILITY_STATE);
+  const mask = V.INTERRUPTIBILITY_BLOCKING_BY_STI | V.INTERRUPTIBILITY_BLOCKING_BY_MOV_SS;
+  if ((intr & mask) != 0) vmx.vmwrite(V.GUEST_INTERRUPTIBILITY_STATE, intr & ~mask);
+  return true;
+}

@@ -1,0 +1,108 @@
+/* bench.elf: round-trip costs measured in the guest with RDTSC.
+ *
+ * On Bochs with `clock: sync=none` RDTSC counts emulated instructions, so a
+ * delta is the path length of the exit and its handling in the hypervisor,
+ * exact and repeatable. Each sample is `lfence; rdtsc` before and after one
+ * operation (LFENCE so that real CPUs do not start RDTSC early; on Bochs it
+ * is just one more instruction), minus the cost of an empty pair (its
+ * minimum over the samples). Each operation runs 16 times to warm up, then
+ * N times (1000, or the command line's n=N, 1..1000); the guest prints
+ *   bench: <op> min=<n> median=<n> n=<N>
+ * per operation, then `RESULT: PASS`, and ends with isa-debug-exit 0.
+ * The VMCALL only runs under our hypervisor (elsewhere: a `skipped` line). */
+#include "guest.h"
+
+#define MAX_N 1000
+#define WARMUP 16
+
+static u32 samples[MAX_N];
+static int N = MAX_N;
+
+static void sort(u32 *a, int n) {
+    /* Shell sort with the 3x+1 gaps: a few hundred thousand instructions for 1000 samples. */
+    int gap = 1;
+    while (gap < n / 3) gap = gap * 3 + 1;
+    for (; gap > 0; gap /= 3) {
+        for (int i = gap; i < n; i++) {
+            u32 v = a[i];
+            int j = i;
+            for (; j >= gap && a[j - gap] > v; j -= gap) a[j] = a[j - gap];
+            a[j] = v;
+        }
+    }
+}
+
+/* One asm block per sample, so nothing the compiler generates lies between
+ * the two RDTSCs. The timed region holds the operation and its register
+ * set-up: CPUID 2 instructions (EAX, ECX = 0), VMCALL 2 (RAX = 2, RBX = 0),
+ * OUT 2 (AL, DX), RDMSR none (ECX is loaded before the first RDTSC). */
+#define T_START "lfence\n\trdtsc\n\tmovl %%eax, %%esi\n\t"
+#define T_END "lfence\n\trdtsc\n\tsubl %%esi, %%eax\n\t"
+
+static u32 s_empty(void) {
+    u32 t;
+    __asm__ volatile(T_START T_END : "=a"(t)::"edx", "esi", "memory");
+    return t;
+}
+static u32 s_cpuid(void) {
+    u32 t;
+    __asm__ volatile(T_START "xorl %%eax, %%eax\n\txorl %%ecx, %%ecx\n\tcpuid\n\t" T_END
+                     : "=a"(t)::"ebx", "ecx", "edx", "esi", "memory");
+    return t;
+}
+static u32 s_vmcall(void) {
+    u32 t;
+    __asm__ volatile(T_START "movl $2, %%eax\n\txorl %%ebx, %%ebx\n\tvmcall\n\t" T_END
+                     : "=a"(t)::"ebx", "ecx", "edx", "esi", "memory");
+    return t;
+}
+static u32 s_port(void) {
+    u32 t;
+    __asm__ volatile(T_START "movb $0x5a, %%al\n\tmovw $0x3ff, %%dx\n\toutb %%al, %%dx\n\t" T_END
+                     : "=a"(t)::"edx", "esi", "memory");
+    return t;
+}
+static u32 s_rdmsr(void) {
+    u32 t;
+    __asm__ volatile(T_START "rdmsr\n\t" T_END : "=a"(t) : "c"(MSR_APIC_BASE) : "edx", "esi", "memory");
+    return t;
+}
+
+static u32 overhead;
+
+static void run(u32 (*sample)(void), const char *name) {
+    for (int i = 0; i < WARMUP; i++) sample();
+    for (int i = 0; i < N; i++) {
+        u32 d = sample();
+        samples[i] = d > overhead ? d - overhead : 0;
+    }
+    sort(samples, N);
+    printf("bench: %s min=%u median=%u n=%d\n", name, samples[0], samples[N / 2], N);
+}
+
+void guest_main(void) {
+    guest_init("bench");
+    char buf[16];
+    bool okn;
+    if (word_value(boot.cmdline, "n", buf, sizeof buf)) {
+        u32 n = parse_u32(buf, &okn);
+        if (!okn || n < 1 || n > MAX_N) fail_stop("n=%s: want 1..%d", buf, MAX_N);
+        N = (int)n;
+    }
+    printf("bench: round trips in RDTSC ticks (Bochs sync=none: instructions), lfence;rdtsc pairs%s\n",
+           under_hv() ? ", under ASHypervisor" : "");
+    for (int i = 0; i < WARMUP; i++) s_empty();
+    for (int i = 0; i < N; i++) samples[i] = s_empty();
+    sort(samples, N);
+    overhead = samples[0];
+    printf("bench: overhead min=%u median=%u n=%d (subtracted: the min)\n", samples[0], samples[N / 2], N);
+
+    run(s_cpuid, "cpuid");
+    if (under_hv()) run(s_vmcall, "vmcall-query");
+    else printf("bench: vmcall-query skipped (not under hv)\n");
+    run(s_port, "port-out");
+    run(s_rdmsr, "rdmsr-apicbase");
+    printf("# bench: %llu TSC ticks since entry\n", rdtsc() - entry.tsc);
+    printf("RESULT: PASS\n");
+    exit_debug(0);
+}
