@@ -88,6 +88,24 @@ ELF_OBJS := $(patsubst %.asm,$(B)/elf/%.o,$(MB_ASM)) $(patsubst %.c,$(B)/elf/%.o
 $(B)/BOOTX64.EFI: $(EFI_OBJS)
 	$(LLDLINK) /subsystem:efi_application /entry:efi_main /nodefaultlib /out:$@ $^
 
+# The profiling build for make bench: the same image with RDTSC stamps at
+# the edges of the VM entry/exit stub and its C wrapper (-DHV_PROFILE).
+$(B)/prof/%.o: %.c $(HEADERS) $(B)/gen/kernel.h
+	@mkdir -p $(dir $@)
+	$(CLANG) $(CFLAGS_ELF) -DHV_PROFILE=1 -c $< -o $@
+$(B)/prof/%.o: %.S $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(CFLAGS_ELF) -DHV_PROFILE=1 -c $< -o $@
+$(B)/prof/%.o: %.asm
+	@mkdir -p $(dir $@)
+	$(NASM) -f elf64 $< -o $@
+$(B)/prof/kernel.o: $(B)/gen/kernel.c
+	@mkdir -p $(B)/prof
+	$(CLANG) $(CFLAGS_ELF) $(KCFLAGS) -c $< -o $@
+PROF_OBJS := $(patsubst $(B)/elf/%,$(B)/prof/%,$(ELF_OBJS))
+$(B)/prof/hv.elf: $(PROF_OBJS) linker.ld
+	$(LDLLD) -T linker.ld -nostdlib -z max-page-size=0x1000 -o $@ $(PROF_OBJS)
+
 $(B)/hv.elf: $(ELF_OBJS) linker.ld
 	$(LDLLD) -T linker.ld -nostdlib -z max-page-size=0x1000 -o $@ $(ELF_OBJS)
 
@@ -133,6 +151,10 @@ run-kvm: setup
 test: setup
 	$(MAKE) check-gen all
 	node --import tsx tools/test.ts
+
+bench: setup
+	$(MAKE) all $(B)/prof/hv.elf
+	node --import tsx tools/bench.ts
 
 test-unit: all
 	node --import tsx tools/test.ts tests/unit

@@ -33,9 +33,29 @@
 #define R_CR2 128
 #define R_FX 256
 
+/* With HV_PROFILE (make bench's profiling build only), the stub records
+ * RDTSC at its start, just before VMLAUNCH/VMRESUME, first thing after a VM
+ * exit, and just before returning; boot/imports/vmx.c reports them. */
+#ifdef HV_PROFILE
+#define STAMP(slot) pushq %rax; pushq %rdx; rdtsc; shlq $32, %rdx; orq %rdx, %rax; \
+    movq %rax, hv_prof_stamps+8*slot(%rip); popq %rdx; popq %rax
+#else
+#define STAMP(slot)
+#endif
+
     .text
+#ifdef HV_PROFILE
+    /* Two stamps back to back: what one stamp adds to a measured interval. */
+    .globl hv_prof_calibrate
+hv_prof_calibrate:
+    STAMP(8)
+    STAMP(9)
+    ret
+#endif
+
     .globl hv_vmenter
 hv_vmenter:
+    STAMP(0)
     pushq %rbx
     pushq %rbp
     pushq %r12
@@ -50,6 +70,7 @@ hv_vmenter:
     movq $HOST_RIP, %rax
     vmwrite %rdx, %rax
 
+    STAMP(1)
     fxrstor64 R_FX(%rdi)            /* guest x87/SSE state */
     movq R_CR2(%rdi), %rax
     movq %rax, %cr2
@@ -91,6 +112,7 @@ vm_exit:
     movq %rax, R_RAX(%rdi)
     movq %rcx, R_RCX(%rdi)
     movq %rdx, R_RDX(%rdi)
+    STAMP(2)
     movq %rbx, R_RBX(%rdi)
     movq %rbp, R_RBP(%rdi)
     movq %rsi, R_RSI(%rdi)
@@ -112,6 +134,7 @@ vm_exit:
     xorl %eax, %eax
 
 vm_return:
+    STAMP(3)
     pushq $0x1f80
     ldmxcsr (%rsp)
     addq $8, %rsp

@@ -74,8 +74,50 @@ u32 Z_vmxZ_invvpid(struct Z_vmx_instance_t *i, u32 type, u32 vpid, u64 linear) {
 __attribute__((sysv_abi)) u32 hv_vmenter(u64 *regs, u32 launched);
 #define REGS_BYTES (256 + 512)
 
+/* Profiling build only: timestamps of the last round trip through here.
+ * [0] stub start, [1] stub before VM entry, [2] stub after VM exit, [3] stub
+ * return (written by vmenter.S); [4] C entry, [5] C return; [6] the C
+ * return of the round trip before; [7] 1 in the profiling build; [8..11]
+ * calibration (Z_vmxZ_profile). */
+#ifdef HV_PROFILE
+u64 hv_prof_stamps[12] = { [7] = 1 }; /* [7]: this is the profiling build */
+__attribute__((sysv_abi)) void hv_prof_calibrate(void);
+#else
+u64 hv_prof_stamps[12];
+#endif
+
+/* RDTSC that the compiler may not move across the code around it (after
+ * LTO inlines this wrapper into the kernel's loop). */
+static inline u64 prof_stamp(void) {
+    u32 lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi) :: "memory");
+    return ((u64)hi << 32) | lo;
+}
+
 u32 Z_vmxZ_enter(struct Z_vmx_instance_t *i, u32 regs, u32 launched) {
+#ifdef HV_PROFILE
+    hv_prof_stamps[6] = hv_prof_stamps[5];
+    hv_prof_stamps[4] = prof_stamp();
+#endif
     u8 *p = hv_linear(regs, REGS_BYTES);
     if ((u64)p & 15) wasm_rt_trap(WASM_RT_TRAP_OOB); /* FXSAVE needs 16-byte alignment */
-    return hv_vmenter((u64 *)p, launched);
+    u32 r = hv_vmenter((u64 *)p, launched);
+#ifdef HV_PROFILE
+    hv_prof_stamps[5] = prof_stamp();
+#endif
+    return r;
+}
+
+/* vmx.profile: the timestamps above, into linear memory (zeros unless this
+ * is the profiling build). */
+void Z_vmxZ_profile(struct Z_vmx_instance_t *i, u32 out) {
+#ifdef HV_PROFILE
+    /* [8]/[9]: two asm stamps back to back, [10]/[11]: two C stamps. */
+    if (hv_prof_stamps[8] == 0) {
+        hv_prof_calibrate();
+        hv_prof_stamps[10] = prof_stamp();
+        hv_prof_stamps[11] = prof_stamp();
+    }
+#endif
+    memcpy(hv_linear(out, sizeof hv_prof_stamps), hv_prof_stamps, sizeof hv_prof_stamps);
 }

@@ -33,10 +33,10 @@ struct smp_cpu {
 _Static_assert(__builtin_offsetof(struct smp_cpu, index) == 0, "cpu.index reads %gs:0");
 _Static_assert(__builtin_offsetof(struct smp_cpu, idle_top) == SMP_CPU_IDLE_TOP, "smp.c stub");
 
-#define SMP_AP_BLOCK      0x8000u /* per application processor: */
-#define SMP_AP_IST_BASE   0x1000u /*   3 x 4 KiB IST stacks */
-#define SMP_AP_IST_SIZE   0x1000u
-#define SMP_AP_IDLE_BASE  0x4000u /*   16 KiB idle stack */
+#define SMP_AP_BLOCK      0x8000 /* per application processor (no suffix: used in asm): */
+#define SMP_AP_IST_BASE   0x1000 /*   3 x 4 KiB IST stacks */
+#define SMP_AP_IST_SIZE   0x1000
+#define SMP_AP_IDLE_BASE  0x4000 /*   16 KiB idle stack, up to the end of the block */
 _Static_assert(sizeof(struct smp_cpu) <= SMP_AP_IST_BASE, "block layout");
 
 /* smp.c */
@@ -63,6 +63,7 @@ bool smp_madt_read(const struct hv_bootinfo *bi, struct smp_madt *out);
 #define ICR_FIXED     0x00004000u /* delivery mode 000, level assert */
 #define ICR_INIT      0x00004500u /* delivery mode 101, level assert, edge */
 #define ICR_STARTUP   0x00004600u /* delivery mode 110 | vector (page number) */
+#define ICR_ALL_BUT_SELF 0x000c0000u /* destination shorthand 11 */
 extern bool smp_x2apic;
 bool smp_lapic_probe(void);       /* boot processor: mode and base; false if unusable */
 void smp_lapic_init(void);        /* executing CPU: enable, mask LVTs, spurious vector */
@@ -75,9 +76,12 @@ void smp_delay_init(void);
 void smp_delay_us(u64 us);
 u64 smp_tsc_after_us(u64 us);     /* RDTSC value us microseconds from now */
 
-/* trampoline.c */
+/* trampoline.c. A starting processor takes the next free slot n (an atomic
+ * counter); n < max: it runs on the block at blocks + n * SMP_AP_BLOCK,
+ * otherwise it parks (cli; hlt). */
 #define SMP_TRAMP_BYTES 0x2000u   /* code page + a PML4 page below 4 GiB */
 void smp_tramp_install(u64 page);
-void smp_tramp_arm(u64 page, u64 stack, struct smp_cpu *arg);
+void smp_tramp_arm(u64 page, u64 blocks, u32 max);
+u32 smp_tramp_taken(u64 page);    /* slots taken so far (may exceed max) */
 
 #endif

@@ -12,14 +12,19 @@
  *   32-bit: CR4.PAE (+ OSFXSR, OSXMMEXCPT: the C code uses SSE), CR3 = the
  *           PML4 copy, EFER = the boot processor's with LME, CR0.PG (and
  *           CD/NW off: after INIT the caches are disabled), far jump to
- *   64-bit: CR3 = the real page tables, RSP = the processor's idle stack,
- *           call entry(arg) (bringup.c: ap_entry).
+ *   64-bit: CR3 = the real page tables; take a slot n with LOCK XADD on
+ *           the data block's counter (the SDM's COUNT); n < max: RDI =
+ *           blocks + n * SMP_AP_BLOCK, RSP = the end of that block (its
+ *           idle stack), call smp_ap_entry(RDI) (bringup.c); otherwise
+ *           park in cli; hlt.
+ * One slot (max 1) when bringup.c starts processors one at a time from the
+ * MADT; max = all blocks after a broadcast start-up.
  *
  * The code is position-independent apart from the far-jump targets and the
  * GDT base, which smp_tramp_install writes into the data block (at offset
  * 8, right after the first jump) together with everything else the
- * processor needs; smp_tramp_arm sets the per-processor stack and argument
- * before each STARTUP IPI (one processor is started at a time). */
+ * processor needs; smp_tramp_arm sets the blocks and resets the counter
+ * before each STARTUP IPI. */
 #include "smp.h"
 
 /* Offsets from the start of the trampoline (the asm below uses them). */
@@ -29,9 +34,10 @@
 #define TD_CR3LO  32
 #define TD_EFER   36
 #define TD_CR3    40
-#define TD_STACK  48
+#define TD_COUNT  48
+#define TD_MAX    52
 #define TD_ENTRY  56
-#define TD_ARG    64
+#define TD_BLOCKS 64
 #define TD_GDT    72
 #define TD_END    104
 
@@ -47,13 +53,16 @@ struct __attribute__((packed)) tramp_data {
     u16 pad2;
     u32 cr3_low;
     u32 efer;
-    u64 cr3, stack, entry, arg;
+    u64 cr3;
+    u32 count, max;
+    u64 entry, blocks;
     u64 gdt[4];
 };
 #define OFF(f) (TD_GDTR + __builtin_offsetof(struct tramp_data, f))
 _Static_assert(OFF(far32_off) == TD_FAR32 && OFF(far64_off) == TD_FAR64, "tramp_data");
 _Static_assert(OFF(cr3_low) == TD_CR3LO && OFF(efer) == TD_EFER && OFF(cr3) == TD_CR3, "tramp_data");
-_Static_assert(OFF(stack) == TD_STACK && OFF(entry) == TD_ENTRY && OFF(arg) == TD_ARG, "tramp_data");
+_Static_assert(OFF(count) == TD_COUNT && OFF(max) == TD_MAX, "tramp_data");
+_Static_assert(OFF(entry) == TD_ENTRY && OFF(blocks) == TD_BLOCKS, "tramp_data");
 _Static_assert(OFF(gdt) == TD_GDT && TD_GDTR + sizeof(struct tramp_data) == TD_END, "tramp_data");
 
 #define STR_(x) #x
@@ -105,8 +114,13 @@ __asm__(
     "    movl %ebx, %ebx\n"                  /* bits 63:32 are undefined after the switch */
     "    movq " STR(TD_CR3) "(%rbx), %rax\n"
     "    movq %rax, %cr3\n"
-    "    movq " STR(TD_STACK) "(%rbx), %rsp\n"
-    "    movq " STR(TD_ARG) "(%rbx), %rdi\n"
+    "    movl $1, %eax\n"                   /* take a slot */
+    "    lock xaddl %eax, " STR(TD_COUNT) "(%rbx)\n"
+    "    cmpl " STR(TD_MAX) "(%rbx), %eax\n"
+    "    jae 2f\n"                          /* none left: park */
+    "    imulq $" STR(SMP_AP_BLOCK) ", %rax, %rdi\n"
+    "    addq " STR(TD_BLOCKS) "(%rbx), %rdi\n"
+    "    leaq " STR(SMP_AP_BLOCK) "(%rdi), %rsp\n" /* its idle stack */
     "    movq " STR(TD_ENTRY) "(%rbx), %rax\n"
     "    xorl %ebp, %ebp\n"
     "    callq *%rax\n"
@@ -146,9 +160,13 @@ void smp_tramp_install(u64 page) {
     d->entry = (u64)smp_ap_entry;
 }
 
-void smp_tramp_arm(u64 page, u64 stack, struct smp_cpu *arg) {
+void smp_tramp_arm(u64 page, u64 blocks, u32 max) {
     struct tramp_data *d = (struct tramp_data *)(page + TD_GDTR);
-    d->stack = stack;
-    d->arg = (u64)arg;
-    __asm__ volatile("" ::: "memory");
+    d->blocks = blocks;
+    d->max = max;
+    __atomic_store_n((u32 *)(page + TD_COUNT), 0, __ATOMIC_RELEASE); /* 4-byte aligned */
+}
+
+u32 smp_tramp_taken(u64 page) {
+    return __atomic_load_n((u32 *)(page + TD_COUNT), __ATOMIC_ACQUIRE);
 }

@@ -31,5 +31,13 @@ export declare function invvpid(type: u32, vpid: u32, linear: u64): i32;
 // aligned) with VMRESUME if launched, else VMLAUNCH. Returns VMX_SUCCEED
 // when the guest has exited (the block then holds its registers), or the
 // VMfail status of the entry instruction.
+// The timestamps of the last VM round trip (12 x u64 at out: stub start,
+// stub before entry, stub after exit, stub return, C wrapper entry, C
+// wrapper return, previous C return, 1 = profiling build, then two pairs of
+// back-to-back stamps, asm and C, for calibration). All zero except in the
+// profiling build (make bench).
+@external("vmx", "profile")
+export declare function profile(out: usize): void;
+
 @external("vmx", "enter")
 export declare function enter(regs: usize, launched: bool): i32;

@@ -26,6 +26,7 @@ import * as ioExit from "./exit/io";
 import * as vmcallExit from "./exit/vmcall";
 import * as misc from "./exit/misc";
 import * as irq from "./irq";
+import * as profile from "./profile";
 
 const SIZE_2M: u64 = 0x200000;
 
@@ -174,7 +175,10 @@ function runOne(g: i32): bool {
       config.modulesOf(g), config.moduleCount[g]);
   }
   if (ok) ok = vmcs01.create(ept.eptp(root), loader.entryEip, config.vpid[g]);
-  if (ok) irq.reset();
+  if (ok) {
+    irq.reset();
+    profile.reset();
+  }
   if (ok) {
     vcpu.setReg(vcpu.RAX, loader.entryEax);
     vcpu.setReg(vcpu.RBX, loader.entryEbx);
@@ -227,6 +231,7 @@ function report(g: i32): bool {
   print.str(pass ? ": as expected" : ": NOT as expected");
   print.nl();
   exits.report();
+  profile.report();
   return pass;
 }
 

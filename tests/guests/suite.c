@@ -9,6 +9,7 @@
  *                       first word ends in module.txt
  *   console=vmcall      under hv, print lines through the VMCALL print
  *                       hypercall instead of COM1 (one exit per line)
+ *   verbose             print the boot information and every check's details
  * Hypervisor-specific checks (CPUID leaves, hypercalls, exact memory map)
  * run only under our hypervisor; elsewhere they print `# SKIP not under hv`. */
 #include "guest.h"

@@ -396,6 +396,9 @@ export class Machine {
       vmx: {
         vmxon: (pa: bigint) => this.vmx.vmxon(u64(pa)),
         vmxoff: () => this.vmx.vmxoff(),
+        profile: (out: number) => {
+          this.linear(u32(out), 96).fill(0);
+        },
         // VMLAUNCH (launched = 0) or VMRESUME: the entry checks, then the
         // test's guest script plays the guest and writes the exit fields.
         enter: (regs: number, launched: number) => {

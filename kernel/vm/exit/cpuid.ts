@@ -6,6 +6,7 @@ import * as vmx from "../../hw/vmx";
 import * as V from "../../arch/vmx";
 import * as vcpu from "../vcpu";
 import * as events from "../events";
+import * as profile from "../profile";
 import { RESUME } from "../exits";
 
 const out: usize = memory.data(16, 16);
@@ -28,6 +29,7 @@ const L7_EBX_HIDE: u32 = 1 << 10;
 const L7_ECX_HIDE: u32 = 1 << 5;
 
 export function handle(reason: u32): i32 {
+  if (profile.enabled) profile.sample();
   const leaf = <u32>vcpu.reg(vcpu.RAX);
   const sub = <u32>vcpu.reg(vcpu.RCX);
   let a: u32 = 0, b: u32 = 0, c: u32 = 0, d: u32 = 0;

@@ -138,7 +138,11 @@ export function handleHlt(reason: u32): i32 {
 export function handleEptViolation(reason: u32): i32 {
   const q = vmx.vmread(V.EXIT_QUALIFICATION);
   const gpa = vmx.vmread(V.GUEST_PHYSICAL_ADDRESS);
-  if (mmio.isApic(gpa)) return mmio.emulateApic(gpa) ? RESUME : stop(config.OUTCOME_STOPPED);
+  // An APIC access by the instruction at RIP is emulated. One made while
+  // delivering an event (IDT-vectoring valid: the IDT, a stack or a TSS in
+  // the APIC page) is not an instruction to emulate; the VM stops below.
+  const vectoring = (<u32>vmx.vmread(V.IDT_VECTORING_INFO) & V.INTR_INFO_VALID) != 0;
+  if (mmio.isApic(gpa) && !vectoring) return mmio.emulateApic(gpa) ? RESUME : stop(config.OUTCOME_STOPPED);
   print.str("hv: guest: ");
   print.str((q & 2) != 0 ? "write to" : (q & 4) != 0 ? "instruction fetch from" : "read of");
   print.str(" unbacked guest-physical address ");

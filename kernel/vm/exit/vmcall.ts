@@ -1,5 +1,6 @@
 // VMCALL exits (reason 18): the hypercall interface of docs/guest-interface.md.
 // RAX = function; arguments RBX, RCX; result in RAX.
+import * as cpu from "../../hw/cpu";
 import * as vmx from "../../hw/vmx";
 import * as V from "../../arch/vmx";
 import * as print from "../../lib/print";
@@ -23,6 +24,8 @@ function query(what: u64): u64 {
   if (what == 0) return 1; // interface version
   if (what == 1) return vcpu.exits;
   if (what == 2) return guestmem.size;
+  if (what == 3) return cpu.rdtsc() + vmx.vmread(V.TSC_OFFSET); // the guest's TSC, read by the hypervisor
+
   return u64.MAX_VALUE;
 }
 

@@ -59,8 +59,15 @@ static inline void write_cr4(u32 v) { __asm__ volatile("mov %0, %%cr4" ::"r"(v) 
 static inline u32 read_eflags(void) { u32 v; __asm__ volatile("pushfl\n\tpopl %0" : "=r"(v)); return v; }
 static inline void cli(void) { __asm__ volatile("cli" ::: "memory"); }
 static inline void sti(void) { __asm__ volatile("sti" ::: "memory"); }
-static inline u32 mmio_read32(u32 addr) { return *(volatile u32 *)(uintptr_t)addr; }
-static inline void mmio_write32(u32 addr, u32 v) { *(volatile u32 *)(uintptr_t)addr = v; }
+/* MMIO through an explicit 32-bit MOV: a plain volatile access may compile to
+ * TEST/CMP/OR with a memory operand, and a hypervisor emulating the access
+ * (the local APIC page) decodes MOV for certain. */
+static inline u32 mmio_read32(u32 addr) {
+    u32 v;
+    __asm__ volatile("movl (%1), %0" : "=r"(v) : "r"(addr) : "memory");
+    return v;
+}
+static inline void mmio_write32(u32 addr, u32 v) { __asm__ volatile("movl %0, (%1)" ::"r"(v), "r"(addr) : "memory"); }
 
 #define CR0_PE (1u << 0)
 #define CR0_PG (1u << 31)
