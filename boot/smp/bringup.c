@@ -214,14 +214,11 @@ void hv_smp_init(struct hv_bootinfo *bi) {
     smp_lapic_init();
     smp_install_vectors();
 
-    /* The application processors from the MADT, in its order, up to the cap. */
+    /* The application processors from the MADT, in its order, up to the
+     * cap. (Few lines on the console: on Bochs each character costs some
+     * 4,000 emulated instructions of UART time.) */
     u32 ap[MAX_APS], aps = 0, skipped = madt.more;
     if (have_madt) {
-        hv_puts("hv: smp: ACPI MADT (RSDP ");
-        hv_put_hex(madt.rsdp);
-        hv_puts(") lists ");
-        hv_put_dec(madt.cpus + madt.more);
-        hv_puts(madt.cpus + madt.more == 1 ? " processor\n" : " processors\n");
         if (!bi->cpu_count) bi->cpu_count = madt.cpus + madt.more;
         for (u32 i = 0; i < madt.cpus; i++) {
             u32 id = madt.apic_id[i];
@@ -237,14 +234,11 @@ void hv_smp_init(struct hv_bootinfo *bi) {
             hv_put_dec(skipped);
             hv_puts(" processors left out (at most " STR(SMP_MAX_CPUS) " CPUs; IDs above 254 need x2APIC mode)\n");
         }
-        if (!aps) {
-            alone("the MADT lists no other processor");
+        if (!aps) { /* a uniprocessor: nothing to say but the count */
+            report();
             return;
         }
     } else {
-        hv_puts(madt.rsdp ? "hv: smp: the ACPI tables have no valid MADT; "
-                          : "hv: smp: no ACPI tables (RSDP) found; ");
-        hv_puts("starting all processors with a broadcast INIT-SIPI-SIPI\n");
         aps = MAX_APS;
     }
 
@@ -257,9 +251,27 @@ void hv_smp_init(struct hv_bootinfo *bi) {
                      : !blocks ? "no free memory for the processors' stacks" : "the boot map is full");
         return;
     }
-    smp_delay_init();
+    const char *tsc_how = smp_delay_init();
     smp_tramp_install(tramp);
-    hv_puts("hv: smp: start-up code at ");
+    if (have_madt) {
+        hv_puts("hv: smp: ACPI MADT (RSDP ");
+        hv_put_hex(madt.rsdp);
+        hv_puts(") lists ");
+        hv_put_dec(madt.cpus + madt.more);
+        hv_puts(" processors");
+    } else {
+        hv_puts(madt.rsdp ? "hv: smp: no valid ACPI MADT (RSDP " : "hv: smp: no ACPI RSDP");
+        if (madt.rsdp) {
+            hv_put_hex(madt.rsdp);
+            hv_puts(")");
+        }
+        hv_puts(": broadcast INIT-SIPI-SIPI");
+    }
+    hv_puts("; TSC ");
+    hv_put_dec(smp_tsc_khz());
+    hv_puts(" kHz (");
+    hv_puts(tsc_how);
+    hv_puts("); start-up code at ");
     hv_put_hex(tramp);
     hv_puts(", per-CPU blocks at ");
     hv_put_hex(blocks);

@@ -49,7 +49,7 @@ static u64 cpuid_hz(void) {
     return 0;
 }
 
-void smp_delay_init(void) {
+const char *smp_delay_init(void) {
     const char *how = "PIT";
     tsc_hz = pit_measure();
     if (!tsc_hz) {
@@ -60,12 +60,10 @@ void smp_delay_init(void) {
         how = "guessed";
         tsc_hz = GUESS_HZ;
     }
-    hv_puts("hv: smp: TSC ");
-    hv_put_dec(tsc_hz / 1000);
-    hv_puts(" kHz (");
-    hv_puts(how);
-    hv_puts(")\n");
+    return how;
 }
+
+u64 smp_tsc_khz(void) { return tsc_hz / 1000; }
 
 u64 smp_tsc_after_us(u64 us) {
     return rdtsc() + us * (tsc_hz / 1000) / 1000 + 1;

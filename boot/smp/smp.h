@@ -72,7 +72,8 @@ void smp_lapic_ipi(u32 apic_id, u32 icr);
 void smp_mask_legacy(const struct smp_madt *m); /* 8259 PIC and I/O APIC inputs */
 
 /* delay.c */
-void smp_delay_init(void);
+const char *smp_delay_init(void); /* how the rate was found: "PIT", "CPUID", "guessed" */
+u64 smp_tsc_khz(void);
 void smp_delay_us(u64 us);
 u64 smp_tsc_after_us(u64 us);     /* RDTSC value us microseconds from now */
 
