@@ -40,9 +40,10 @@ void hv_cpu_init_ap(struct hv_cpu_tables *t, const u64 ist_top[3]);
 /* Install an interrupt gate (DPL 0) in the shared IDT; ist 0 = no IST. */
 void hv_idt_set_gate(u8 vec, u64 handler, u8 ist);
 
-/* boot/smp: find the processors (ACPI MADT), start the application
- * processors and park them in their idle loops (HLT); called by hv_start
- * before the kernel reads the boot map (it reserves its pages there). */
+/* boot/smp: find the processors (ACPI MADT; without one, a broadcast
+ * INIT-SIPI-SIPI), start the application processors and park them in their
+ * idle loops (HLT); called by hv_start before the kernel reads the boot map
+ * (it reserves its pages there). */
 void hv_smp_init(struct hv_bootinfo *bi);
 
 /* paging.c: identity-map physical memory [0, top) and switch CR3 to it. */

@@ -77,14 +77,15 @@ static struct hv_mmap_entry *reserve(struct hv_bootinfo *bi, u64 base, u64 len) 
 }
 
 /* First C code of an application processor (the trampoline calls it on its
- * idle stack): the boot processor's CR0/CR4/XCR0, its own GDT/TSS, GS base,
- * local APIC; then it reports in and idles. */
+ * idle stack, SSE already on): its own GDT/TSS and the IDT (first, so that
+ * a fault from here on is reported), the boot processor's CR0/CR4/XCR0, GS
+ * base, local APIC; then it reports in and idles. */
 __attribute__((sysv_abi, noreturn, used)) void smp_ap_entry(struct smp_cpu *c) {
+    hv_cpu_init_ap(&c->tables, c->ist_top);
     __asm__ volatile("mov %0, %%cr0" :: "r"(bsp_cr0) : "memory");
     __asm__ volatile("mov %0, %%cr4" :: "r"(bsp_cr4) : "memory");
     if (bsp_cr4 & (1ull << 18)) /* OSXSAVE */
         __asm__ volatile("xsetbv" :: "c"(0), "a"((u32)bsp_xcr0), "d"((u32)(bsp_xcr0 >> 32)));
-    hv_cpu_init_ap(&c->tables, c->ist_top);
     wrmsr(0xc0000101, (u64)c); /* IA32_GS_BASE */
     smp_lapic_init();
     c->apic_id = smp_lapic_id();
@@ -215,8 +216,8 @@ void hv_smp_init(struct hv_bootinfo *bi) {
     smp_install_vectors();
 
     /* The application processors from the MADT, in its order, up to the
-     * cap. (Few lines on the console: on Bochs each character costs some
-     * 4,000 emulated instructions of UART time.) */
+     * cap. Few console lines: on Bochs each character costs thousands of
+     * emulated instructions of UART time, before every kernel start. */
     u32 ap[MAX_APS], aps = 0, skipped = madt.more;
     if (have_madt) {
         if (!bi->cpu_count) bi->cpu_count = madt.cpus + madt.more;

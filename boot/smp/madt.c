@@ -14,8 +14,8 @@
  * (ID u8, reserved u8, address u32, GSI base u32). */
 #include "smp.h"
 
-static u32 rd32(const u8 *p) { u32 v; memcpy(&v, p, 4); return v; }
-static u64 rd64(const u8 *p) { u64 v; memcpy(&v, p, 8); return v; }
+static u32 rd32(const u8 *p) { u32 v; __builtin_memcpy(&v, p, 4); return v; }
+static u64 rd64(const u8 *p) { u64 v; __builtin_memcpy(&v, p, 8); return v; }
 
 static bool mapped(u64 pa, u64 len) {
     return pa != 0 && pa + len > pa && pa + len <= hv_paging_top();
@@ -41,8 +41,9 @@ static bool rsdp_ok(u64 pa) {
 }
 
 static u64 rsdp_scan(u64 base, u64 len) {
+    const u64 sig = 0x2052545020445352ull; /* "RSD PTR " read as a little-endian u64 */
     for (u64 off = 0; off + 20 <= len; off += 16)
-        if (rsdp_ok(base + off)) return base + off;
+        if (rd64((const u8 *)(base + off)) == sig && rsdp_ok(base + off)) return base + off;
     return 0;
 }
 
@@ -50,7 +51,7 @@ static u64 find_rsdp(const struct hv_bootinfo *bi) {
     if (bi->rsdp && rsdp_ok(bi->rsdp)) return bi->rsdp;
     /* BDA word 0x40E: the EBDA's real-mode segment. */
     u16 ebda_seg;
-    memcpy(&ebda_seg, (const void *)(u64)0x40e, 2);
+    __builtin_memcpy(&ebda_seg, (const void *)(u64)0x40e, 2);
     u64 ebda = (u64)ebda_seg << 4;
     if (ebda >= 0x80000 && ebda < 0xa0000) {
         u64 r = rsdp_scan(ebda, 1024);

@@ -13,24 +13,33 @@
  * call, since smp_switch is declared sysv_abi.
  *
  * Interrupts: the kernel thread runs with IF=0; a processor enables them
- * only in `sti; hlt`. Vectors 0x20-0xFE (the wake-up vector 0xF0 and any
- * stray one) go to a stub that writes the EOI and returns; 0xFF, the
- * spurious vector, returns without EOI (SDM Vol. 3A 10.9). */
+ * only in `sti; hlt`. The wake-up vector 0xF0 counts itself (wakes_seen)
+ * and, like any stray vector 0x20-0xFE, writes the EOI and returns; 0xFF,
+ * the spurious vector, returns without EOI (SDM Vol. 3A 10.9).
+ *
+ * Every wake-up IPI is taken in the idle loop, never left pending for the
+ * kernel thread (where it would surface as an external-interrupt VM exit
+ * of a guest): the sender counts it (wakes_sent) before publishing the
+ * handoff, and a processor that finds the handoff before the IPI arrived
+ * (it was awake already) waits in `sti; hlt` until wakes_seen catches up. */
 #include "smp.h"
 #include "kernel.h"
 
 struct Z_cpu_instance_t;
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 struct smp_cpu *smp_cpus[SMP_MAX_CPUS];
 u32 smp_online;
 
 __attribute__((sysv_abi)) u32 smp_switch(u32 target);
 __attribute__((sysv_abi, noreturn)) void smp_resume(u64 context);
-extern const u8 smp_eoi_isr[], smp_spurious_isr[];
+extern const u8 smp_wake_isr[], smp_eoi_isr[], smp_spurious_isr[];
 
 __asm__(
     "    .text\n"
-    "    .globl smp_switch, smp_resume, smp_eoi_isr, smp_spurious_isr\n"
+    "    .globl smp_switch, smp_resume, smp_wake_isr, smp_eoi_isr, smp_spurious_isr\n"
     "smp_switch:\n"
     "    pushq %rbp\n"
     "    pushq %rbx\n"
@@ -58,6 +67,8 @@ __asm__(
     "    popq %rbp\n"
     "    movl $1, %eax\n"
     "    ret\n"
+    "smp_wake_isr:\n"
+    "    incl %gs:" STR(SMP_CPU_WAKES_SEEN) "\n"
     "smp_eoi_isr:\n"
     "    pushq %rax\n"
     "    pushq %rcx\n"
@@ -86,6 +97,7 @@ static inline struct smp_cpu *this_cpu(void) {
 
 void smp_install_vectors(void) {
     for (u32 v = 0x20; v < SMP_SPURIOUS_VECTOR; v++) hv_idt_set_gate((u8)v, (u64)smp_eoi_isr, 0);
+    hv_idt_set_gate(SMP_WAKE_VECTOR, (u64)smp_wake_isr, 0);
     hv_idt_set_gate(SMP_SPURIOUS_VECTOR, (u64)smp_spurious_isr, 0);
 }
 
@@ -93,7 +105,12 @@ __attribute__((sysv_abi, noreturn)) void smp_idle(struct smp_cpu *c) {
     for (;;) {
         __asm__ volatile("cli" ::: "memory");
         u64 ctx = __atomic_exchange_n(&c->handoff, 0, __ATOMIC_ACQUIRE);
-        if (ctx) smp_resume(ctx);
+        if (ctx) {
+            while (__atomic_load_n(&c->wakes_seen, __ATOMIC_RELAXED) !=
+                   __atomic_load_n(&c->wakes_sent, __ATOMIC_RELAXED))
+                __asm__ volatile("sti; hlt; cli" ::: "memory");
+            smp_resume(ctx);
+        }
         /* STI's one-instruction interrupt shadow: the IPI that arrives
          * after the check wakes the HLT instead of being taken before it. */
         __asm__ volatile("sti; hlt" ::: "memory");
@@ -103,6 +120,7 @@ __attribute__((sysv_abi, noreturn)) void smp_idle(struct smp_cpu *c) {
 /* On the departing processor's idle stack (smp_switch). */
 __attribute__((sysv_abi, noreturn, used)) void smp_depart(u32 target, u64 ctx) {
     struct smp_cpu *t = smp_cpus[target];
+    __atomic_fetch_add(&t->wakes_sent, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&t->handoff, ctx, __ATOMIC_RELEASE);
     smp_lapic_ipi(t->apic_id, ICR_FIXED | SMP_WAKE_VECTOR);
     smp_idle(this_cpu());

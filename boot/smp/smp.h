@@ -19,19 +19,24 @@
  * %gs:SMP_CPU_IDLE_TOP. An application processor's block is the start of a
  * SMP_AP_BLOCK-byte area: this structure, its IST stacks, its idle stack. */
 struct smp_cpu {
-    u32 index;              /*  0 0 = boot processor, 1.. = in start order */
+    u32 index;              /*  0 0 = boot processor, 1.. = MADT order (broadcast: APIC ID order) */
     u32 apic_id;            /*  4 */
     struct smp_cpu *self;   /*  8 */
     u64 idle_top;           /* 16 top of the idle stack (16-byte aligned) */
     u64 handoff;            /* 24 a parked kernel-thread context for this CPU, 0 = none */
     u32 online;             /* 32 set by the processor when it reaches its idle loop */
+    u32 wakes_seen;         /* 36 wake-up IPIs taken (its interrupt stub counts them) */
+    u32 wakes_sent;         /* 40 wake-up IPIs sent to it */
     u32 reserved;
-    u64 ist_top[3];         /* 40 #DF, NMI, #MC stacks (application processors) */
-    struct hv_cpu_tables tables; /* 64 GDT and TSS (application processors) */
+    u64 ist_top[3];         /* 48 #DF, NMI, #MC stacks (application processors) */
+    struct hv_cpu_tables tables; /* 72 GDT and TSS (application processors) */
 };
 #define SMP_CPU_IDLE_TOP 16
+#define SMP_CPU_WAKES_SEEN 36
 _Static_assert(__builtin_offsetof(struct smp_cpu, index) == 0, "cpu.index reads %gs:0");
+_Static_assert(__builtin_offsetof(struct smp_cpu, self) == 8, "smp.c reads %gs:8");
 _Static_assert(__builtin_offsetof(struct smp_cpu, idle_top) == SMP_CPU_IDLE_TOP, "smp.c stub");
+_Static_assert(__builtin_offsetof(struct smp_cpu, wakes_seen) == SMP_CPU_WAKES_SEEN, "smp.c stub");
 
 #define SMP_AP_BLOCK      0x8000 /* per application processor (no suffix: used in asm): */
 #define SMP_AP_IST_BASE   0x1000 /*   3 x 4 KiB IST stacks */
