@@ -32,7 +32,7 @@ export function kmain(bootInfo: u64): void {
   pages.report();
   ident.identify();
   ident.report();
-  const status = vmxon.enable();
+  const status = enableVmxEverywhere();
   if (status != STATUS_OK) {
     sys.exit(status);
     return;
@@ -43,6 +43,33 @@ export function kmain(bootInfo: u64): void {
     return;
   }
   sys.exit(guest.runAll() ? STATUS_OK : STATUS_FAIL);
+}
+
+// VMX root operation on every processor: the kernel thread visits each in
+// turn (cpu.migrate) and executes VMXON there, then returns to the boot
+// processor. Every processor is then in VMX root and idles in HLT.
+function enableVmxEverywhere(): u32 {
+  let status = vmxon.enable();
+  const n = cpu.count();
+  for (let c: u32 = 1; c < n && status == STATUS_OK; c++) {
+    if (!cpu.migrate(c)) {
+      print.str("hv: cpu ");
+      print.dec(c);
+      print.str(" is not running");
+      print.nl();
+      status = STATUS_BOOT;
+      break;
+    }
+    status = vmxon.enable();
+  }
+  cpu.migrate(0);
+  if (status == STATUS_OK && n > 1) {
+    print.str("hv: VMX root operation on all ");
+    print.dec(n);
+    print.str(" processors");
+    print.nl();
+  }
+  return status;
 }
 
 // crash=: take the requested failure path. None of them returns.

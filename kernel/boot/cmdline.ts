@@ -4,6 +4,7 @@
 import * as boot from "./bootinfo";
 import * as print from "../lib/print";
 import * as config from "../vm/config";
+import * as migrate from "../vm/migrate";
 
 // caps=on|off: print the decoded VMX capability summary at bring-up.
 export let showCaps: bool = true;
@@ -118,6 +119,14 @@ function option(p: usize, n: i32): bool {
     else if (valueIs(vp, vn, "abort")) crash = CRASH_ABORT;
     else if (valueIs(vp, vn, "exception")) crash = CRASH_EXCEPTION;
     else return bad("crash= takes trap, abort or exception, not", vp, vn);
+    return true;
+  }
+  v = keyIs(p, n, "migrate");
+  if (v >= 0) {
+    // A test option: move the running vCPU to the next processor every N exits.
+    const k = parseDec(p + <usize>v, n - v);
+    if (k <= 0) return bad("migrate= needs a number of exits (1 or more), not", p + <usize>v, n - v);
+    migrate.setEvery(<u32>k);
     return true;
   }
   v = keyIs(p, n, "guest");

@@ -27,6 +27,7 @@ import * as vmcallExit from "./exit/vmcall";
 import * as misc from "./exit/misc";
 import * as irq from "./irq";
 import * as profile from "./profile";
+import * as migrate from "./migrate";
 
 const SIZE_2M: u64 = 0x200000;
 
@@ -134,6 +135,10 @@ function loop(): void {
     events.reinjectVectoring();
     if (exits.dispatch(reason & 0xffff) == exits.STOP) return;
     irq.deliver();
+    if (migrate.due() && !migrate.move()) {
+      exits.stop(config.OUTCOME_STOPPED);
+      return;
+    }
   }
 }
 
@@ -178,6 +183,8 @@ function runOne(g: i32): bool {
   if (ok) {
     irq.reset();
     profile.reset();
+    migrate.reset();
+    migrate.setGuestXcr0(1);
   }
   if (ok) {
     vcpu.setReg(vcpu.RAX, loader.entryEax);
@@ -192,6 +199,11 @@ function runOne(g: i32): bool {
     vmx.vmclear(vcpu.vmcs);
     vcpu.setLaunched(false);
     scrubPassThroughMsrs();
+    // The next guest starts where the first did.
+    if (cpu.index() != 0) {
+      cpu.migrate(0);
+      scrubPassThroughMsrs();
+    }
   } else {
     exits.stop(config.OUTCOME_STOPPED);
   }
@@ -230,6 +242,16 @@ function report(g: i32): bool {
   print.dec(ports.deniedWrites);
   print.str(pass ? ": as expected" : ": NOT as expected");
   print.nl();
+  if (migrate.every != 0) {
+    print.str("hv: vcpu migrations: ");
+    print.dec(migrate.count);
+    print.str(" (every ");
+    print.dec(migrate.every);
+    print.str(" exits, ");
+    print.dec(cpu.count());
+    print.str(" processors)");
+    print.nl();
+  }
   exits.report();
   profile.report();
   return pass;

@@ -17,7 +17,11 @@ const FC_VMX_OUTSIDE_SMX: u64 = 1 << 2;
 const CR4_VMXE: u64 = 1 << 13;
 const FOUR_GIB: u64 = 0x100000000;
 
-export let vmxonRegion: u64 = 0;
+// One VMXON region per processor (24.11.5: each logical processor needs
+// its own), indexed by cpu.index().
+export const MAX_CPUS: i32 = 64;
+export const vmxonRegions = new StaticArray<u64>(MAX_CPUS);
+let capsRead = false;
 
 // Bring CR0 or CR4 to a value VMX operation allows: set what FIXED0 requires
 // and check nothing FIXED1 forbids is set. A forbidden bit that is set is not
@@ -61,6 +65,10 @@ function applyFixed(n: u32, extra: u64, fixed0: u64, fixed1: u64): bool {
 
 // Check and enable VMX, then execute VMXON. Returns a status (lib/status.ts).
 export function enable(): u32 {
+  if (<i32>cpu.index() >= MAX_CPUS) {
+    print.say("vmx: more processors than the hypervisor supports");
+    return STATUS_VMX_SETUP;
+  }
   // 24.6: VMX is present iff CPUID.1:ECX.VMX[bit 5] = 1.
   if ((ident.leaf1Ecx & ident.CPUID1_ECX_VMX) == 0) {
     print.say("no VT-x: CPUID.1:ECX.VMX[bit 5] is 0, this processor (or emulator) does not offer VMX");
@@ -95,8 +103,12 @@ export function enable(): u32 {
     print.nl();
   }
 
-  caps.read();
-  if (cmdline.showCaps) caps.report();
+  // The capability MSRs describe every processor alike; read and show them once.
+  if (!capsRead) {
+    caps.read();
+    if (cmdline.showCaps) caps.report();
+    capsRead = true;
+  }
 
   // 24.8: CR0 and CR4 must satisfy the FIXED MSRs; CR4.VMXE enables VMXON.
   const vmxeBefore = (cpu.readcr(4) & CR4_VMXE) != 0;
@@ -139,7 +151,7 @@ export function enable(): u32 {
     pages.free(region, 1);
     return STATUS_VMX_SETUP;
   }
-  vmxonRegion = region;
+  vmxonRegions[<i32>cpu.index()] = region;
   print.str("hv: vmxon ok: cpu ");
   print.dec(cpu.index());
   print.str(", revision ");

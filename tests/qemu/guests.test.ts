@@ -5,42 +5,9 @@
 // end with status 0.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { runBochs } from '../../tools/emu/bochs.ts';
-import { expectRun, freshRunDir, REPO } from '../../tools/emu/runner.ts';
-
-const G = path.join(REPO, 'build', 'guests');
-const ELF = path.join(REPO, 'build', 'hv.elf');
-
-// The command line and modules of the all-guests boot.
-export const GUESTS_CMDLINE = [
-  'caps=off',
-  'guest=suite.elf args=mods=1,tag=suite-args-ok module=module.txt',
-  'guest=mb2.elf args=mods=1,tag=mb2-args-ok module=module.txt',
-  'guest=triple.elf expect=triple-fault',
-  'guest=unbacked.elf expect=ept-violation',
-  'guest=badmsr.elf expect=triple-fault',
-  'guest=halt.elf expect=halt',
-  'guest=bench.elf args=n=50',
-].join(' ');
-const MODULES = ['suite', 'mb2', 'triple', 'unbacked', 'badmsr', 'halt', 'bench'].flatMap((g) => ['--module', path.join(G, `${g}.elf`), `${g}.elf`]);
-
-export function guestIso(runDir: string, cmdline: string): string {
-  for (const f of [ELF, path.join(G, 'suite.elf'), path.join(G, 'module.txt')])
-    if (!fs.existsSync(f)) throw new Error(`${path.relative(REPO, f)} does not exist: run make all first`);
-  const iso = path.join(runDir, 'hv.iso');
-  execFileSync('bash', [path.join(REPO, 'tools', 'mkiso.sh'), ELF, iso, '--cmdline', cmdline, ...MODULES,
-    '--module', path.join(G, 'module.txt'), 'module.txt modarg=1'], { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] });
-  return iso;
-}
-
-// Each guest's "ended" line, in order: [guest, how it ended, as expected?].
-export function endings(serial: string): [string, string, boolean][] {
-  return [...serial.matchAll(/^hv: guest \d+ \((\S+)\) ended: (.*?): (as expected|NOT as expected)$/gm)]
-    .map((m) => [m[1], m[2], m[3] === 'as expected']);
-}
+import { expectRun, freshRunDir } from '../../tools/emu/runner.ts';
+import { GUESTS_CMDLINE, guestIso, endings } from './guestboot.ts';
 
 test('Bochs, 1 CPU: every test guest ends as expected, the hypervisor stays up', async () => {
   const name = 'test-guests';
@@ -64,6 +31,30 @@ test('Bochs, 1 CPU: every test guest ends as expected, the hypervisor stays up',
   assert.match(r.serial, /^hv: guest: halted with interrupts disabled and nothing pending: halted forever$/m);
   // Exit tables were printed.
   assert.match(r.serial, /^hv: exits: \d+ in all\nhv:   IO_INSTRUCTION +\d+$/m);
+});
+
+test('Bochs, 2 CPUs, vCPU migration every 7 exits: the suite still passes and the vCPU really moved', async () => {
+  const name = 'test-guests-smp-migrate';
+  const runDir = freshRunDir(name);
+  const cmdline = 'caps=off migrate=7 guest=suite.elf args=mods=1,tag=suite-args-ok module=module.txt ' +
+    'guest=mb2.elf args=mods=1,tag=mb2-args-ok module=module.txt guest=triple.elf expect=triple-fault';
+  const iso = guestIso(runDir, cmdline);
+  const r = await runBochs({ name, boot: 'bios-cdrom', image: iso, runDir, cpus: 2, timeoutMs: 240_000 });
+  expectRun(r, {
+    status: 0, exitCode: 0,
+    lines: [/^hv: VMX root operation on all 2 processors$/, /^hv: guests: 3 run, all as expected$/],
+  });
+  const e = endings(r.serial);
+  assert.equal(e.map((x) => x[0]), ['suite.elf', 'mb2.elf', 'triple.elf']);
+  assert.ok(e.every((x) => x[2]), JSON.stringify(e));
+  const moves = [...r.serial.matchAll(/^hv: vcpu migrations: (\d+) \(every 7 exits, 2 processors\)$/gm)].map((m) => Number(m[1]));
+  assert.is(moves.length, 3);
+  // Each guest moved about once per 7 exits (VMCLEAR, VMPTRLD, VMLAUNCH each time).
+  const exitsOf = [...r.serial.matchAll(/^hv: guest \d+ \(\S+\) ended: .*?, (\d+) exits,/gm)].map((m) => Number(m[1]));
+  // (the last exit ends the guest, so it never moves)
+  moves.forEach((m, i) => assert.is(m, Math.floor((exitsOf[i] - 1) / 7), `guest ${i + 1}: ${m} moves for ${exitsOf[i]} exits`));
+  assert.is((r.serial.match(/^L1\| RESULT: PASS$/gm) ?? []).length, 2);
+  assert.not.match(r.serial, /^L1\| not ok /m);
 });
 
 test.run();

@@ -10,6 +10,7 @@ import * as events from "../events";
 import * as config from "../config";
 import * as guestmem from "../guestmem";
 import * as irq from "../irq";
+import * as migrate from "../migrate";
 import * as mmio from "../mmio";
 import { RESUME, stop } from "../exits";
 
@@ -41,6 +42,7 @@ export function handleXsetbv(reason: u32): i32 {
     return RESUME;
   }
   cpu.xsetbv(0, v);
+  migrate.setGuestXcr0(v);
   events.skipInstruction();
   return RESUME;
 }

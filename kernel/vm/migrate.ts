@@ -1,0 +1,72 @@
+// Moving the running vCPU to another processor (the test option
+// migrate=N: every N exits). A VMCS is cached by the processor it is
+// active on and must be VMCLEARed there before another processor may load
+// it (SDM Vol. 3C 25.11.1); VMCLEAR also makes it "clear", so the next
+// entry on the new processor is a VMLAUNCH (25.11.3). The host-state area
+// is rewritten for the new processor's tables. State that VMX does not
+// switch — the pass-through MSRs and XCR0 — lives in the processor and is
+// carried over by hand.
+import * as cpu from "../hw/cpu";
+import * as vmx from "../hw/vmx";
+import * as print from "../lib/print";
+import * as V from "../arch/vmx";
+import * as vcpu from "./vcpu";
+import * as vmcs01 from "./vmcs01";
+
+export let every: u32 = 0; // 0 = never
+export let count: u32 = 0; // migrations of the current guest
+
+// Guest values of the MSRs passed through without VMCS switching.
+const CARRIED: StaticArray<u32> = [
+  V.MSR_IA32_KERNEL_GS_BASE, V.MSR_IA32_STAR, V.MSR_IA32_LSTAR, V.MSR_IA32_CSTAR, V.MSR_IA32_FMASK,
+  V.MSR_IA32_TSC_AUX,
+];
+const values = new StaticArray<u64>(6);
+
+export function setEvery(n: u32): void {
+  every = n;
+}
+
+export function reset(): void {
+  count = 0;
+}
+
+// The guest's XCR0 (XSETBV exits record it): what the next processor needs.
+export let guestXcr0: u64 = 1;
+export function setGuestXcr0(v: u64): void {
+  guestXcr0 = v;
+}
+
+// Is it time to move? Called after each handled exit.
+@inline export function due(): bool {
+  return every != 0 && cpu.count() > 1 && vcpu.exits % <u64>every == 0;
+}
+
+// Move to the next processor. Returns false (after printing why) when the
+// VMCS cannot be cleared or loaded.
+export function move(): bool {
+  const from = cpu.index();
+  const to = (from + 1) % cpu.count();
+  for (let i = 0; i < CARRIED.length; i++) values[i] = cpu.rdmsr(CARRIED[i]);
+  if (vmx.vmclear(vcpu.vmcs) != vmx.VMX_SUCCEED) {
+    print.say("migrate: VMCLEAR failed");
+    return false;
+  }
+  vcpu.setLaunched(false);
+  if (!cpu.migrate(to)) {
+    print.str("hv: migrate: processor ");
+    print.dec(to);
+    print.str(" is not running");
+    print.nl();
+    cpu.migrate(from);
+  }
+  if (vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) {
+    print.say("migrate: VMPTRLD failed");
+    return false;
+  }
+  vmcs01.writeHostState();
+  for (let i = 0; i < CARRIED.length; i++) cpu.wrmsr(CARRIED[i], values[i]);
+  if ((cpu.readcr(4) & V.X86_CR4_OSXSAVE) != 0) cpu.xsetbv(0, guestXcr0);
+  count++;
+  return true;
+}
