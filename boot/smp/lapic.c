@@ -91,6 +91,10 @@ void smp_lapic_init(void) {
     for (int i = 0; i < 8; i++) wr(REG_EOI, 0);
 }
 
+/* End of interrupt for the vector in service (an interrupt acknowledged by
+ * a VM exit, "acknowledge interrupt on exit", SDM Vol. 3C 27.2.2). */
+void smp_lapic_eoi_now(void) { wr(REG_EOI, 0); }
+
 void smp_lapic_ipi(u32 apic_id, u32 icr) {
     /* The handoff stores must be visible before the IPI: x2APIC ICR writes
      * (WRMSR) are not serializing (SDM Vol. 3A 10.12.3). */

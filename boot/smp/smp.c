@@ -126,6 +126,9 @@ __attribute__((sysv_abi, noreturn, used)) void smp_depart(u32 target, u64 ctx) {
     smp_idle(this_cpu());
 }
 
+/* cpu.eoi: end of interrupt on this processor's local APIC. */
+void Z_cpuZ_eoi(struct Z_cpu_instance_t *i) { smp_lapic_eoi_now(); }
+
 u32 Z_cpuZ_index(struct Z_cpu_instance_t *i) {
     u32 v;
     __asm__ volatile("movl %%gs:0, %0" : "=r"(v));

@@ -73,6 +73,7 @@ extern bool smp_x2apic;
 bool smp_lapic_probe(void);       /* boot processor: mode and base; false if unusable */
 void smp_lapic_init(void);        /* executing CPU: enable, mask LVTs, spurious vector */
 u32 smp_lapic_id(void);
+void smp_lapic_eoi_now(void);
 void smp_lapic_ipi(u32 apic_id, u32 icr);
 void smp_mask_legacy(const struct smp_madt *m); /* 8259 PIC and I/O APIC inputs */
 

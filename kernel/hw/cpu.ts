@@ -49,6 +49,11 @@ export declare function hoststate(out: usize): void;
 @external("cpu", "xsetbv")
 export declare function xsetbv(index: u32, value: u64): void;
 
+// End of interrupt on the executing processor's local APIC, for an
+// interrupt the processor acknowledged on a VM exit.
+@external("cpu", "eoi")
+export declare function eoi(): void;
+
 // WBINVD: write back and invalidate the caches.
 @external("cpu", "wbinvd")
 export declare function wbinvd(): void;

@@ -79,6 +79,7 @@ export class Machine {
   cpuCount = 1;
   regsPtr = 0; // the register block of the last vmx.enter (boot/entry/vmenter.S layout)
   xcr0 = 1n;
+  eois = 0; // cpu.eoi calls
   cpuIndex = 0;
   exitStatus: number | null = null;
   bootInfo: bigint | null = null; // set by bootinfo.ts
@@ -328,6 +329,9 @@ export class Machine {
           void idx;
         },
         wbinvd: () => {},
+        eoi: () => {
+          this.eois++;
+        },
         count: () => this.cpuCount,
         migrate: (t: number) => {
           t = u32(t);

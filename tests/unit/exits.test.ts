@@ -225,6 +225,7 @@ test('an event interrupted by an exit is re-injected (IDT-vectoring information)
         [V.IDT_VECTORING_INFO]: vectoring | (1n << 12n), [V.IDT_VECTORING_ERROR_CODE]: 6n,
         [V.VM_EXIT_INTERRUPTION_INFO]: 0x800000f0n } },
       check: (m) => {
+        assert.is(m.eois, 1, 'the acknowledged host interrupt is ended at the local APIC');
         assert.is(injected(m), vectoring, 'same event, NMI-unblocking bit dropped');
         assert.is(m.vmx.field(V.VM_ENTRY_EXCEPTION_ERROR_CODE), 6n);
       } },

@@ -174,6 +174,9 @@ export function handleEptMisconfig(reason: u32): i32 {
 export let hostInterrupts: u32 = 0;
 export function handleExternalInterrupt(reason: u32): i32 {
   hostInterrupts++;
+  // Acknowledged by the exit, so in service at the local APIC: without an
+  // EOI it would block every interrupt of equal or lower priority.
+  cpu.eoi();
   return RESUME;
 }
 
