@@ -95,14 +95,28 @@ test('QEMU TCG + OVMF boots BOOTX64.EFI and reports no VT-x (status 2)', async (
   recordTicks('qemu-efi', r, false);
 });
 
-test('Bochs + OVMF boots BOOTX64.EFI and reaches VMXON', async () => {
+test('Bochs + OVMF boots BOOTX64.EFI, reaches VMXON, and runs a guest loaded from the ESP', async () => {
   const name = 'test-bochs-efi';
   const runDir = freshRunDir(name);
   const esp = makeEsp(runDir);
+  // The UEFI front-end reads the files the configuration names from the ESP.
+  const boot = path.join(esp, 'EFI', 'BOOT');
+  for (const f of ['suite.elf', 'module.txt']) {
+    const src = path.join(REPO, 'build', 'guests', f);
+    need(src);
+    fs.copyFileSync(src, path.join(boot, f));
+  }
+  fs.writeFileSync(path.join(boot, 'hv.cfg'), '# boot.test.ts: the guest suite from the ESP\n' +
+    'guest=/EFI/BOOT/suite.elf args=mods=1,tag=suite-args-ok module=/EFI/BOOT/module.txt\n');
   const img = path.join(runDir, 'disk.img');
   sh('mkesp.sh', [esp, img]);
   const r = await runBochs({ name, boot: 'ovmf-disk', image: img, runDir, timeoutMs: 300_000 });
-  expectRun(r, { status: 0, exitCode: 0, lines: [KERNEL_START, VMXON_OK] });
+  expectRun(r, {
+    status: 0, exitCode: 0,
+    lines: [KERNEL_START, VMXON_OK, /^hv: file \/EFI\/BOOT\/suite\.elf: \d+ bytes/, /^L1\| RESULT: PASS$/,
+      /^hv: guest 1 \(\/EFI\/BOOT\/suite\.elf\) ended: exit via isa-debug-exit, code 1, .*: as expected$/],
+  });
+  assert.not.match(r.serial, /^L1\| not ok /m);
   checkVmxonTicks(recordTicks('bochs-efi', r, true));
 });
 
