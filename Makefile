@@ -113,10 +113,11 @@ $(B)/hv.elf: $(ELF_OBJS) linker.ld
 # ESP directory (QEMU's fat:rw: drive) and a FAT disk image (Bochs) holding
 # EFI/BOOT/BOOTX64.EFI and the configuration file EFI/BOOT/hv.cfg.
 HV_CFG ?= tests/qemu/hv.cfg
-$(B)/esp/EFI/BOOT/BOOTX64.EFI: $(B)/BOOTX64.EFI $(HV_CFG)
+$(B)/esp/EFI/BOOT/BOOTX64.EFI: $(B)/BOOTX64.EFI $(HV_CFG) guests
 	@mkdir -p $(dir $@)
 	cp $(B)/BOOTX64.EFI $@
 	cp $(HV_CFG) $(B)/esp/EFI/BOOT/hv.cfg
+	cp $(GUEST_ELFS) $(GUEST_OUT)/module.txt $(B)/esp/EFI/BOOT/
 $(B)/esp.img: $(B)/esp/EFI/BOOT/BOOTX64.EFI tools/mkesp.sh
 	bash tools/mkesp.sh $(B)/esp $@
 $(B)/hv.iso: $(B)/hv.elf tools/mkiso.sh
@@ -135,9 +136,12 @@ check-gen:
 setup:
 	bash tools/setup.sh
 
+# The demo: the guest-interface suite, a guest that must be contained, and
+# the benchmark guest, one after another on Bochs.
+DEMO ?= guest=suite.elf args=mods=1,tag=suite-args-ok module=module.txt guest=triple.elf expect=triple-fault guest=bench.elf args=n=200
 run: setup
 	$(MAKE) all
-	node --import tsx tools/emu/run.ts bochs-mb
+	node --import tsx tools/emu/run.ts bochs-mb --cmdline "$(DEMO)"
 
 run-qemu: setup
 	$(MAKE) all

@@ -25,9 +25,8 @@ void Z_conZ_write(struct Z_con_instance_t *i, u32 ptr, u32 len) {
 }
 
 void Z_cpuZ_cpuid(struct Z_cpu_instance_t *i, u32 leaf, u32 sub, u32 out) {
-    u32 r[4];
-    cpuid(leaf, sub, r);
-    memcpy(hv_linear(out, 16), r, 16);
+    u32 *o = (u32 *)hv_linear(out, 16);
+    cpuid(leaf, sub, o);
 }
 
 u64 Z_cpuZ_rdmsr(struct Z_cpu_instance_t *i, u32 msr) { return rdmsr(msr); }

@@ -81,7 +81,12 @@ async function main(): Promise<void> {
   if (o.mode === 'bochs-mb') {
     need('build/hv.elf');
     const iso = path.join(runDir, 'hv.iso');
-    tool('mkiso.sh', ['build/hv.elf', iso, ...(o.cmdline !== undefined ? ['--cmdline', o.cmdline] : [])]);
+    // The test guests ride along as modules named by their file names
+    // (guest=suite.elf ...), so any command line can run them.
+    const guests = fs.existsSync(path.join(REPO, 'build/guests'))
+      ? fs.readdirSync(path.join(REPO, 'build/guests')).filter((f) => /\.(elf|txt)$/.test(f)).sort() : [];
+    const modules = guests.flatMap((f) => ['--module', path.join('build/guests', f), f]);
+    tool('mkiso.sh', ['build/hv.elf', iso, ...(o.cmdline !== undefined ? ['--cmdline', o.cmdline] : []), ...modules]);
     exitCode = o.expectStatus === 0 ? 0 : 1;
     console.error(`run: Bochs + legacy BIOS + GRUB, ${o.cpus} CPU(s); serial log ${path.relative(REPO, path.join(runDir, 'serial.txt'))}`);
     result = await runBochs({ name, boot: 'bios-cdrom', image: iso, cpus: o.cpus, megs: o.megs, timeoutMs: o.timeoutMs, live: true, runDir });
