@@ -174,6 +174,19 @@ function option(p: usize, n: i32): bool {
     if (r == 0) return bad("ept=off is not supported (guests run unrestricted, which needs EPT):", p, n);
     return true;
   }
+  v = keyIs(p, n, "max-ticks");
+  if (v >= 0) {
+    if (!guestOption("max-ticks", p, n)) return false;
+    let t: u64 = 0;
+    for (let i = v; i < n; i++) {
+      const ch = <u64>load<u8>(p + <usize>i);
+      if (ch < 0x30 || ch > 0x39 || t > 100000000000000) return bad("max-ticks= needs a decimal number, not", p + <usize>v, n - v);
+      t = t * 10 + ch - 0x30;
+    }
+    if (v == n) return bad("max-ticks= needs a decimal number, not", p + <usize>v, 0);
+    config.maxTicks[current] = t;
+    return true;
+  }
   v = keyIs(p, n, "args");
   if (v >= 0) {
     if (!guestOption("args", p, n)) return false;
@@ -200,9 +213,10 @@ function option(p: usize, n: i32): bool {
     else if (valueIs(vp, vn, "triple-fault")) config.expect[current] = config.OUTCOME_TRIPLE_FAULT;
     else if (valueIs(vp, vn, "ept-violation")) config.expect[current] = config.OUTCOME_EPT_VIOLATION;
     else if (valueIs(vp, vn, "halt")) config.expect[current] = config.OUTCOME_HALT;
+    else if (valueIs(vp, vn, "timeout")) config.expect[current] = config.OUTCOME_TIMEOUT;
     else {
       const code = vn > 5 && valueIs(vp, 5, "exit:") ? parseDec(vp + 5, vn - 5) : -1;
-      if (code < 0) return bad("expect= takes pass, exit:N, triple-fault, ept-violation or halt, not", vp, vn);
+      if (code < 0) return bad("expect= takes pass, exit:N, triple-fault, ept-violation, halt or timeout, not", vp, vn);
       config.expect[current] = config.OUTCOME_EXIT;
       config.expectCode[current] = <u32>code;
     }

@@ -1,11 +1,12 @@
 // The guests named on the command line, in order:
 //   guest=FILE [mem=SIZE] [vpid=on|off] [ept=on] [shadow-vmcs=on|off]
-//              [args=A,B,...] [module=FILE]... [expect=OUTCOME]
+//              [args=A,B,...] [module=FILE]... [expect=OUTCOME] [max-ticks=N]
 // Options after a guest= apply to that guest. FILE is the first word of a
 // boot file's name (UEFI: the ESP path as written; multiboot: the module
 // string). SIZE is a number with K, M or G. OUTCOME is pass (the default:
 // the guest ends itself with isa-debug-exit value 0 or hypercall exit 0),
-// exit:N (that exit code), triple-fault, ept-violation or halt.
+// exit:N (that exit code), triple-fault, ept-violation, halt or timeout.
+// max-ticks=N stops the guest once it has run N TSC ticks (0: no limit).
 import * as boot from "../boot/bootinfo";
 import * as mem from "../hw/mem";
 
@@ -19,6 +20,7 @@ export const OUTCOME_TRIPLE_FAULT: i32 = 2;
 export const OUTCOME_EPT_VIOLATION: i32 = 3;
 export const OUTCOME_HALT: i32 = 4;
 export const OUTCOME_STOPPED: i32 = 5; // stopped by the hypervisor for another reason
+export const OUTCOME_TIMEOUT: i32 = 6; // ran past its max-ticks= budget
 
 export let count: i32 = 0;
 export const file = new StaticArray<u32>(MAX_GUESTS);
@@ -27,6 +29,7 @@ export const vpid = new StaticArray<bool>(MAX_GUESTS);
 export const shadowVmcs = new StaticArray<bool>(MAX_GUESTS);
 export const expect = new StaticArray<i32>(MAX_GUESTS);
 export const expectCode = new StaticArray<u32>(MAX_GUESTS);
+export const maxTicks = new StaticArray<u64>(MAX_GUESTS); // 0 = no budget
 export const argsStart = new StaticArray<i32>(MAX_GUESTS); // into boot.cmdline
 export const argsLen = new StaticArray<i32>(MAX_GUESTS);
 export const moduleCount = new StaticArray<i32>(MAX_GUESTS);
@@ -65,6 +68,7 @@ export function addGuest(f: u32): i32 {
   expect[g] = OUTCOME_PASS;
   expectCode[g] = 0;
   argsStart[g] = 0;
+  maxTicks[g] = 0;
   argsLen[g] = 0;
   moduleCount[g] = 0;
   return g;
@@ -84,6 +88,7 @@ export function outcomeName(o: i32): string {
     case OUTCOME_TRIPLE_FAULT: return "triple-fault";
     case OUTCOME_EPT_VIOLATION: return "ept-violation";
     case OUTCOME_HALT: return "halt";
+    case OUTCOME_TIMEOUT: return "timeout";
   }
   return "stopped";
 }

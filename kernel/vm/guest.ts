@@ -185,6 +185,7 @@ function runOne(g: i32): bool {
     profile.reset();
     migrate.reset();
     migrate.setGuestXcr0(1);
+    irq.setBudget(config.maxTicks[g]);
   }
   if (ok) {
     vcpu.setReg(vcpu.RAX, loader.entryEax);

@@ -2,27 +2,44 @@
 // injection, 25.6.2 interrupt-window exiting, 26.5.1 VMX-preemption timer).
 // Before each VM entry: if the virtual APIC has a deliverable vector and
 // the guest can take an interrupt now, inject it; otherwise ask for an
-// interrupt-window exit. While its timer is armed, the VMX-preemption timer
-// brings control back no later than the timer's deadline.
+// interrupt-window exit. The VMX-preemption timer always runs: it brings
+// control back by the guest APIC timer's deadline when one is armed, and
+// otherwise every SLICE ticks, so that a guest that never exits cannot keep
+// the hypervisor from its own work (the max-ticks= budget, for one).
 import * as cpu from "../hw/cpu";
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
 import * as caps from "../vmx/caps";
 import * as lapic from "../apic/lapic";
 import * as events from "./events";
-import { RESUME } from "./exits";
+import * as print from "../lib/print";
+import * as config from "./config";
+import { RESUME, stop } from "./exits";
+
+const SLICE: u64 = 1 << 24; // preemption-timer ticks between forced exits
 
 let windowExiting = false;
-let preemptTimer = false;
+let timerValue: u64 = 0; // what the VMCS holds (reloaded by every entry)
 let procBase: u32 = 0;
-let pinBase: u32 = 0;
 
-// Called after vmcs01.create: the controls without the two we toggle.
+// Called after vmcs01.create: start the preemption timer at one slice.
+// The VMCS field is not written back by exits (no "save VMX-preemption
+// timer value"), so an unchanged value costs nothing per entry.
 export function reset(): void {
   procBase = <u32>vmx.vmread(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & ~V.PROC_INTERRUPT_WINDOW_EXITING;
-  pinBase = <u32>vmx.vmread(V.PIN_BASED_VM_EXEC_CONTROL) & ~V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER;
   windowExiting = false;
-  preemptTimer = false;
+  timerValue = 0;
+  if (canPreempt()) {
+    vmx.vmwrite(V.PIN_BASED_VM_EXEC_CONTROL,
+      vmx.vmread(V.PIN_BASED_VM_EXEC_CONTROL) | V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER);
+    setTimer(SLICE);
+  }
+}
+
+function setTimer(v: u64): void {
+  if (v == timerValue) return;
+  timerValue = v;
+  vmx.vmwrite(V.VMX_PREEMPTION_TIMER_VALUE, v);
 }
 
 function setWindow(on: bool): void {
@@ -36,16 +53,12 @@ function canPreempt(): bool {
 }
 
 function setPreemption(deadline: u64, now: u64): void {
-  const on = deadline != u64.MAX_VALUE && canPreempt();
-  if (on) {
-    // The timer counts down at the TSC rate divided by 2^(VMX_MISC[4:0]).
-    const rate = <u64>(<u32>caps.misc & 0x1f);
-    const ticks = deadline > now ? (deadline - now) >> rate : 0;
-    vmx.vmwrite(V.VMX_PREEMPTION_TIMER_VALUE, ticks > 0xffffffff ? 0xffffffff : ticks);
-  }
-  if (on == preemptTimer) return;
-  preemptTimer = on;
-  vmx.vmwrite(V.PIN_BASED_VM_EXEC_CONTROL, pinBase | (on ? V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER : 0));
+  if (!canPreempt()) return;
+  // The timer counts down at the TSC rate divided by 2^(VMX_MISC[4:0]).
+  const rate = <u64>(<u32>caps.misc & 0x1f);
+  let ticks = SLICE;
+  if (deadline != u64.MAX_VALUE) ticks = min(SLICE, deadline > now ? (deadline - now) >> rate : 0);
+  setTimer(ticks);
 }
 
 // Before VM entry.
@@ -55,7 +68,7 @@ export function deliver(): void {
   // most exits of most guests take this branch.
   if (!lapic.enabled()) {
     if (windowExiting) setWindow(false);
-    if (preemptTimer) setPreemption(u64.MAX_VALUE, 0);
+    if (timerValue != SLICE) setPreemption(u64.MAX_VALUE, 0);
     return;
   }
   const now = cpu.rdtsc();
@@ -83,8 +96,18 @@ export function deliver(): void {
 }
 
 // Interrupt window (7) and preemption timer (52) exits only bring control
-// back; deliver() does the rest before the next entry.
+// back; deliver() does the rest before the next entry. The guest's time
+// budget (max-ticks=) is checked here, where a guest that never exits still
+// arrives once per slice.
+export let budgetEnd: u64 = u64.MAX_VALUE;
+export function setBudget(ticks: u64): void {
+  budgetEnd = ticks == 0 ? u64.MAX_VALUE : cpu.rdtsc() + ticks;
+}
 export function handleWake(reason: u32): i32 {
+  if (cpu.rdtsc() >= budgetEnd) {
+    print.say("guest: ran past its max-ticks= budget");
+    return stop(config.OUTCOME_TIMEOUT);
+  }
   return RESUME;
 }
 

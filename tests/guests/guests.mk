@@ -28,7 +28,7 @@ GUEST_CFLAGS := --target=i386-unknown-none-elf -m32 -std=gnu11 -O2 -ffreestandin
 GUEST_NASMFLAGS := -f elf32 -I$(GUEST_SRC)/data/
 GUEST_LDFLAGS := -m elf_i386 -nostdlib -static -z max-page-size=0x1000 -T $(GUEST_SRC)/lib/guest.ld
 
-GUEST_NAMES := suite mb2 triple unbacked badmsr halt bench
+GUEST_NAMES := suite mb2 triple unbacked badmsr halt spin bench
 GUEST_ELFS  := $(GUEST_NAMES:%=$(GUEST_OUT)/%.elf)
 GUEST_LIB_C := $(wildcard $(GUEST_SRC)/lib/*.c)
 GUEST_LIB_O := $(GUEST_LIB_C:$(GUEST_SRC)/lib/%.c=$(GUEST_OUT)/obj/lib/%.o) $(GUEST_OUT)/obj/lib/start.o

@@ -17,9 +17,10 @@ export const GUESTS_CMDLINE = [
   'guest=unbacked.elf expect=ept-violation',
   'guest=badmsr.elf expect=triple-fault',
   'guest=halt.elf expect=halt',
+  'guest=spin.elf max-ticks=20000000 expect=timeout',
   'guest=bench.elf args=n=50',
 ].join(' ');
-const MODULES = ['suite', 'mb2', 'triple', 'unbacked', 'badmsr', 'halt', 'bench'].flatMap((g) => ['--module', path.join(G, `${g}.elf`), `${g}.elf`]);
+const MODULES = ['suite', 'mb2', 'triple', 'unbacked', 'badmsr', 'halt', 'spin', 'bench'].flatMap((g) => ['--module', path.join(G, `${g}.elf`), `${g}.elf`]);
 
 export function guestIso(runDir: string, cmdline: string): string {
   for (const f of [ELF, path.join(G, 'suite.elf'), path.join(G, 'module.txt')])

@@ -14,15 +14,17 @@ test('Bochs, 1 CPU: every test guest ends as expected, the hypervisor stays up',
   const runDir = freshRunDir(name);
   const iso = guestIso(runDir, GUESTS_CMDLINE);
   const r = await runBochs({ name, boot: 'bios-cdrom', image: iso, runDir, cpus: 1, timeoutMs: 240_000 });
-  expectRun(r, { status: 0, exitCode: 0, lines: [/^hv: guests: 7 run, all as expected$/] });
+  expectRun(r, { status: 0, exitCode: 0, lines: [/^hv: guests: 8 run, all as expected$/] });
   const e = endings(r.serial);
-  assert.equal(e.map((x) => x[0]), ['suite.elf', 'mb2.elf', 'triple.elf', 'unbacked.elf', 'badmsr.elf', 'halt.elf', 'bench.elf']);
+  assert.equal(e.map((x) => x[0]), ['suite.elf', 'mb2.elf', 'triple.elf', 'unbacked.elf', 'badmsr.elf', 'halt.elf', 'spin.elf', 'bench.elf']);
   assert.ok(e.every((x) => x[2]), JSON.stringify(e));
   assert.match(e[0][1], /^exit via isa-debug-exit, code 1, \d+ exits/);
   assert.match(e[1][1], /^exit via hypercall, status 0/);
   assert.match(e[2][1], /^triple-fault/);
   assert.match(e[3][1], /^ept-violation/);
   assert.match(e[5][1], /^halt/);
+  assert.match(e[6][1], /^timeout/);
+  assert.match(r.serial, /^hv: guest: ran past its max-ticks= budget$/m);
   // The suite's and mb2's own verdicts, and no failed check.
   assert.is((r.serial.match(/^L1\| RESULT: PASS$/gm) ?? []).length, 3, 'suite, mb2 and bench pass');
   assert.not.match(r.serial, /^L1\| not ok /m);

@@ -251,6 +251,19 @@ test('contained guest failures: triple fault, unbacked memory, halt with IF=0, u
   for (const r of [tf, ept, halt, unk]) assert.equal(r.faults, []);
 });
 
+test('max-ticks= budget: a guest that only ever reaches the preemption timer is stopped', () => {
+  const steps = Array.from({ length: 50 }, () => ({ exit: { reason: V.EXIT_REASON_PREEMPTION_TIMER } }));
+  const r = play(steps, 'max-ticks=2000 expect=timeout', { noFinalExit: true });
+  assert.equal(r.faults, []);
+  assert.is(r.status, 0, r.console);
+  assert.match(r.console, /ran past its max-ticks= budget\nhv: guest 1 \(\/g\) ended: timeout, \d+ exits.*: as expected/);
+  assert.ok(r.steps < 50, 'stopped before the script ran out');
+  // the preemption timer was armed in the guest's VMCS (cleared, no longer current)
+  const vmcs = [...r.machine.vmx.vmcs.values()][0];
+  assert.ok(((vmcs.fields.get(V.PIN_BASED_VM_EXEC_CONTROL) ?? 0n) & BigInt(V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER)) !== 0n);
+  assert.ok((vmcs.fields.get(V.VMX_PREEMPTION_TIMER_VALUE) ?? 0n) > 0n);
+});
+
 test('exit table: counts by reason, most frequent first', () => {
   const r = play([
     { exit: { reason: V.EXIT_REASON_CPUID, regs: { [RAX]: 0n } } },
