@@ -8,6 +8,7 @@ import * as pages from "../mm/pages";
 import * as print from "../lib/print";
 import * as boot from "../boot/bootinfo";
 import * as caps from "../vmx/caps";
+import * as vmfail from "../vmx/vmfail";
 import * as ept from "../ept/ept";
 import * as loader from "../guest/loader";
 import * as ports from "../devices/ports";
@@ -111,15 +112,7 @@ function loop(): void {
     const r = vmx.enter(vcpu.regs, vcpu.launched);
     if (r != vmx.VMX_SUCCEED) {
       print.str("hv: guest: VM entry failed: ");
-      if (r == vmx.VMX_FAIL_INVALID) print.str("VMfailInvalid");
-      else {
-        const err = <u32>vmx.vmread(V.VM_INSTRUCTION_ERROR);
-        print.str("VMfailValid, error ");
-        print.dec(err);
-        print.str(" (");
-        print.str(V.vmxErrorName(err));
-        print.str(")");
-      }
+      vmfail.describe(r);
       print.nl();
       exits.stop(config.OUTCOME_STOPPED);
       return;

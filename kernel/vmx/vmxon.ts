@@ -8,6 +8,7 @@ import * as print from "../lib/print";
 import * as ident from "../cpu/ident";
 import * as pages from "../mm/pages";
 import * as caps from "./caps";
+import * as vmfail from "./vmfail";
 import * as cmdline from "../boot/cmdline";
 import * as V from "../arch/vmx";
 import { STATUS_OK, STATUS_NO_VTX, STATUS_VMX_LOCKED, STATUS_VMX_SETUP, STATUS_BOOT } from "../lib/status";
@@ -134,16 +135,7 @@ export function enable(): u32 {
   const r = vmx.vmxon(region);
   if (r != vmx.VMX_SUCCEED) {
     print.str("hv: vmx: VMXON failed: ");
-    if (r == vmx.VMX_FAIL_INVALID) {
-      print.str("VMfailInvalid");
-    } else {
-      const err = <u32>vmx.vmread(V.VM_INSTRUCTION_ERROR);
-      print.str("VMfailValid, error ");
-      print.dec(err);
-      print.str(" (");
-      print.str(V.vmxErrorName(err));
-      print.str(")");
-    }
+    vmfail.describe(r);
     print.nl();
     // Undo only what we did: if VMXE was already set, something else (a
     // previous VMM, firmware) may be in VMX operation, where clearing it #GPs.
