@@ -164,6 +164,14 @@ function option(p: usize, n: i32): bool {
     config.shadowVmcs[current] = r == 1;
     return true;
   }
+  v = keyIs(p, n, "nested");
+  if (v >= 0) {
+    if (!guestOption("nested", p, n)) return false;
+    const r = onOff("nested", p + <usize>v, n - v);
+    if (r < 0) return false;
+    config.nested[current] = r == 1;
+    return true;
+  }
   v = keyIs(p, n, "ept");
   if (v >= 0) {
     if (!guestOption("ept", p, n)) return false;

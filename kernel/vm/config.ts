@@ -1,5 +1,5 @@
 // The guests named on the command line, in order:
-//   guest=FILE [mem=SIZE] [vpid=on|off] [ept=on] [shadow-vmcs=on|off]
+//   guest=FILE [mem=SIZE] [vpid=on|off] [ept=on] [shadow-vmcs=on|off] [nested=on|off]
 //              [args=A,B,...] [module=FILE]... [expect=OUTCOME] [max-ticks=N]
 // Options after a guest= apply to that guest. FILE is the first word of a
 // boot file's name (UEFI: the ESP path as written; multiboot: the module
@@ -27,6 +27,7 @@ export const file = new StaticArray<u32>(MAX_GUESTS);
 export const memBytes = new StaticArray<u64>(MAX_GUESTS);
 export const vpid = new StaticArray<bool>(MAX_GUESTS);
 export const shadowVmcs = new StaticArray<bool>(MAX_GUESTS);
+export const nested = new StaticArray<bool>(MAX_GUESTS); // nested=on: VMX offered to the guest
 export const expect = new StaticArray<i32>(MAX_GUESTS);
 export const expectCode = new StaticArray<u32>(MAX_GUESTS);
 export const maxTicks = new StaticArray<u64>(MAX_GUESTS); // 0 = no budget
@@ -65,6 +66,7 @@ export function addGuest(f: u32): i32 {
   memBytes[g] = DEFAULT_MEM;
   vpid[g] = true;
   shadowVmcs[g] = true;
+  nested[g] = false;
   expect[g] = OUTCOME_PASS;
   expectCode[g] = 0;
   argsStart[g] = 0;

@@ -29,6 +29,7 @@ import * as misc from "./exit/misc";
 import * as irq from "./irq";
 import * as profile from "./profile";
 import * as migrate from "./migrate";
+import * as nested from "../nested/state";
 
 const SIZE_2M: u64 = 0x200000;
 
@@ -146,6 +147,7 @@ function runOne(g: i32): bool {
   print.dec(bytes >> 20);
   print.str(" MiB, vpid ");
   print.str(config.vpid[g] ? "on" : "off");
+  if (config.nested[g]) print.str(", nested VMX");
   print.str(", expecting ");
   print.str(config.outcomeName(config.expect[g]));
   if (config.expect[g] == config.OUTCOME_EXIT) {
@@ -179,6 +181,7 @@ function runOne(g: i32): bool {
     migrate.reset();
     migrate.setGuestXcr0(1);
     irq.setBudget(config.maxTicks[g]);
+    nested.reset(config.nested[g]);
   }
   if (ok) {
     vcpu.setReg(vcpu.RAX, loader.entryEax);

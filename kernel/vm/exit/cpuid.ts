@@ -7,6 +7,7 @@ import * as V from "../../arch/vmx";
 import * as vcpu from "../vcpu";
 import * as events from "../events";
 import * as profile from "../profile";
+import * as nested from "../../nested/state";
 import { RESUME } from "../exits";
 
 const out: usize = memory.data(16, 16);
@@ -50,6 +51,7 @@ export function handle(reason: u32): i32 {
     d = load<u32>(out, 12);
     if (leaf == 1) {
       c &= ~L1_ECX_HIDE;
+      if (nested.enabled) c |= 1 << 5; // VMX offered (nested=on)
       c |= 1 << 31;
       if ((vmx.vmread(V.GUEST_CR4) & V.X86_CR4_OSXSAVE) != 0 && (c & (1 << 26)) != 0) c |= 1 << 27;
       b &= 0x00ffffff; // initial APIC ID 0 (one vCPU)

@@ -13,6 +13,7 @@ import * as events from "../events";
 import { RESUME, stop } from "../exits";
 import * as config from "../config";
 import * as print from "../../lib/print";
+import * as nested from "../../nested/state";
 
 const ACCESS_MOV_TO_CR: u32 = 0;
 const ACCESS_MOV_FROM_CR: u32 = 1;
@@ -43,10 +44,14 @@ function writeCr0(v: u64): bool {
   return true;
 }
 
-// MOV to CR4: VMXE and SMXE are not offered (CPUID hides VMX and SMX), so
-// setting them is #GP, as are bits the processor lacks (CR4_FIXED1).
+// MOV to CR4: SMXE is never offered, VMXE only with nested=on (CPUID
+// shows VMX then); setting what is not offered is #GP, as are bits the
+// processor lacks (CR4_FIXED1). In VMX operation CR4.VMXE cannot be cleared
+// (SDM Vol. 3C 24.8: #GP).
 function writeCr4(v: u64): bool {
-  if ((v & (V.X86_CR4_VMXE | V.X86_CR4_SMXE)) != 0) return false;
+  if ((v & V.X86_CR4_SMXE) != 0) return false;
+  if ((v & V.X86_CR4_VMXE) != 0 && !nested.enabled) return false;
+  if ((v & V.X86_CR4_VMXE) == 0 && nested.vmxOn) return false;
   if ((v & ~caps.cr4Fixed1 & ~(<u64>V.X86_CR4_VMXE)) != 0) return false;
   // PAE may not be cleared in long mode (SDM Vol. 3A 9.8.5.4).
   if (longMode() && (v & V.X86_CR4_PAE) == 0) return false;
