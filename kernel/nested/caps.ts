@@ -1,0 +1,130 @@
+// The VMX capabilities offered to L1 (SDM Vol. 3D Appendix A): what the
+// processor has, intersected with what the hypervisor emulates for L1 (the
+// controls vmcs02 can honour). L1 never sees a control the hypervisor would
+// not honour. EPT, VPID, unrestricted guest and VM functions are not offered
+// until nested EPT exists (issue 5); the EPT/VPID and VMFUNC capability MSRs
+// are then absent (#GP), as the SDM makes them for such a processor (A.10,
+// A.11).
+import * as V from "../arch/vmx";
+import * as hw from "../vmx/caps";
+
+// L1's VMCS revision identifier: our own layout, not the processor's, so an
+// L1 that hands us a hardware VMCS is caught (VMPTRLD error 11).
+export const REVISION_ID: u32 = 0x41534856; // "VHSA"
+
+// Controls the hypervisor implements for L1, per control word (1 = may be
+// set by L1). Anything not listed stays 0 in what L1 may set.
+const PIN_EMULATED: u32 = V.PIN_EXTERNAL_INTERRUPT_EXITING | V.PIN_NMI_EXITING | V.PIN_VIRTUAL_NMIS;
+const PROC_EMULATED: u32 = V.PROC_INTERRUPT_WINDOW_EXITING | V.PROC_USE_TSC_OFFSETTING | V.PROC_HLT_EXITING |
+  V.PROC_INVLPG_EXITING | V.PROC_MWAIT_EXITING | V.PROC_RDPMC_EXITING | V.PROC_RDTSC_EXITING |
+  V.PROC_CR3_LOAD_EXITING | V.PROC_CR3_STORE_EXITING | V.PROC_CR8_LOAD_EXITING | V.PROC_CR8_STORE_EXITING |
+  V.PROC_NMI_WINDOW_EXITING | V.PROC_MOV_DR_EXITING | V.PROC_UNCONDITIONAL_IO_EXITING | V.PROC_USE_IO_BITMAPS |
+  V.PROC_USE_MSR_BITMAPS | V.PROC_MONITOR_EXITING | V.PROC_PAUSE_EXITING | V.PROC_ACTIVATE_SECONDARY_CONTROLS;
+const PROC2_EMULATED: u32 = V.PROC2_DESCRIPTOR_TABLE_EXITING | V.PROC2_ENABLE_RDTSCP | V.PROC2_WBINVD_EXITING;
+const EXIT_EMULATED: u32 = V.EXIT_SAVE_DEBUG_CONTROLS | V.EXIT_HOST_ADDRESS_SPACE_SIZE |
+  V.EXIT_ACKNOWLEDGE_INTERRUPT_ON_EXIT | V.EXIT_SAVE_IA32_PAT | V.EXIT_LOAD_IA32_PAT | V.EXIT_SAVE_IA32_EFER |
+  V.EXIT_LOAD_IA32_EFER;
+const ENTRY_EMULATED: u32 = V.ENTRY_LOAD_DEBUG_CONTROLS | V.ENTRY_IA32E_MODE_GUEST | V.ENTRY_LOAD_IA32_PAT |
+  V.ENTRY_LOAD_IA32_EFER;
+
+// A capability MSR value (allowed-0 in 31:0, allowed-1 in 63:32) limited to
+// `emulated`: a bit may be 1 only if the processor and we allow it; a bit
+// the processor forces to 1 stays forced (vmcs02 will have it set anyway).
+function limit(cap: u64, emulated: u32, default1: u32): u64 {
+  const allowed0 = <u32>cap | default1;
+  const allowed1 = (<u32>(cap >> 32) & emulated) | allowed0;
+  return (<u64>allowed1 << 32) | <u64>allowed0;
+}
+
+// IA32_VMX_BASIC for L1: our revision, 4 KiB regions, write-back, INS/OUTS
+// information and TRUE controls as the processor has them; no dual-monitor.
+export function basic(): u64 {
+  const keep = V.VMX_BASIC_INS_OUTS_INFO | V.VMX_BASIC_TRUE_CONTROLS | V.VMX_BASIC_MEMORY_TYPE_MASK;
+  return (hw.basic & keep) | (<u64>4096 << 32) | <u64>REVISION_ID;
+}
+
+// The TRUE_* controls (allowed-0 may clear default1 bits) and the plain ones
+// (default1 bits reported as required, A.3.1).
+export function pin(trueCtls: bool): u64 {
+  return limit(hw.pin, PIN_EMULATED, trueCtls ? 0 : V.PIN_DEFAULT1);
+}
+export function proc(trueCtls: bool): u64 {
+  return limit(hw.proc, PROC_EMULATED, trueCtls ? 0 : V.PROC_DEFAULT1);
+}
+export function proc2(): u64 {
+  return hw.hasProc2 ? limit(hw.proc2, PROC2_EMULATED, 0) : 0;
+}
+export function exit(trueCtls: bool): u64 {
+  return limit(hw.exit, EXIT_EMULATED, trueCtls ? 0 : V.EXIT_DEFAULT1);
+}
+export function entry(trueCtls: bool): u64 {
+  return limit(hw.entry, ENTRY_EMULATED, trueCtls ? 0 : V.ENTRY_DEFAULT1);
+}
+
+// IA32_VMX_MISC: VM exits store EFER.LMA (bit 5), activity state HLT (bit 6),
+// no CR3 targets, the processor's MSR-list size, VMWRITE to read-only exit
+// fields (bit 29: the vmcs12 cache takes any write), no preemption timer
+// rate (the timer is not offered).
+export function misc(): u64 {
+  return V.VMX_MISC_STORE_EFER_LMA | V.VMX_MISC_ACTIVITY_HLT | (hw.misc & V.VMX_MISC_MAX_MSR_LIST_MASK) |
+    V.VMX_MISC_VMWRITE_ANY_FIELD;
+}
+
+// CR0/CR4 in VMX operation: without unrestricted guest, PE, NE and PG are
+// fixed to 1 in CR0 for L1's guests (A.7); CR4.VMXE is fixed to 1 (A.8).
+export function cr0Fixed0(): u64 {
+  return hw.cr0Fixed0 | V.X86_CR0_PE | V.X86_CR0_NE | V.X86_CR0_PG;
+}
+export function cr0Fixed1(): u64 {
+  return hw.cr0Fixed1;
+}
+export function cr4Fixed0(): u64 {
+  return hw.cr4Fixed0 | V.X86_CR4_VMXE;
+}
+export function cr4Fixed1(): u64 {
+  return hw.cr4Fixed1;
+}
+
+// IA32_VMX_VMCS_ENUM bits 9:1: the highest field index in our field table.
+export function vmcsEnum(): u64 {
+  let highest: u32 = 0;
+  for (let i = 0; i < V.VMCS_FIELD_COUNT; i++) {
+    const idx = (V.vmcsFieldEncodingAt(i) & V.VMCS_ENC_INDEX_MASK) >> V.VMCS_ENC_INDEX_SHIFT;
+    if (idx > highest) highest = idx;
+  }
+  return <u64>highest << 1;
+}
+
+// L1's RDMSR of a VMX capability MSR: false when the MSR does not exist for
+// L1's (virtual) processor, which is #GP.
+export let value: u64 = 0;
+export function readMsr(msr: u32): bool {
+  const t = (hw.basic & V.VMX_BASIC_TRUE_CONTROLS) != 0;
+  switch (msr) {
+    case V.MSR_IA32_VMX_BASIC: value = basic(); return true;
+    case V.MSR_IA32_VMX_PINBASED_CTLS: value = pin(false); return true;
+    case V.MSR_IA32_VMX_PROCBASED_CTLS: value = proc(false); return true;
+    case V.MSR_IA32_VMX_EXIT_CTLS: value = exit(false); return true;
+    case V.MSR_IA32_VMX_ENTRY_CTLS: value = entry(false); return true;
+    case V.MSR_IA32_VMX_MISC: value = misc(); return true;
+    case V.MSR_IA32_VMX_CR0_FIXED0: value = cr0Fixed0(); return true;
+    case V.MSR_IA32_VMX_CR0_FIXED1: value = cr0Fixed1(); return true;
+    case V.MSR_IA32_VMX_CR4_FIXED0: value = cr4Fixed0(); return true;
+    case V.MSR_IA32_VMX_CR4_FIXED1: value = cr4Fixed1(); return true;
+    case V.MSR_IA32_VMX_VMCS_ENUM: value = vmcsEnum(); return true;
+    case V.MSR_IA32_VMX_PROCBASED_CTLS2:
+      // Exists only if "activate secondary controls" may be 1 (A.3.3).
+      if ((proc(true) >> 32 & V.PROC_ACTIVATE_SECONDARY_CONTROLS) == 0) return false;
+      value = proc2();
+      return true;
+  }
+  if (t) {
+    switch (msr) {
+      case V.MSR_IA32_VMX_TRUE_PINBASED_CTLS: value = pin(true); return true;
+      case V.MSR_IA32_VMX_TRUE_PROCBASED_CTLS: value = proc(true); return true;
+      case V.MSR_IA32_VMX_TRUE_EXIT_CTLS: value = exit(true); return true;
+      case V.MSR_IA32_VMX_TRUE_ENTRY_CTLS: value = entry(true); return true;
+    }
+  }
+  return false;
+}
