@@ -30,6 +30,9 @@ import * as irq from "./irq";
 import * as profile from "./profile";
 import * as migrate from "./migrate";
 import * as nested from "../nested/state";
+import * as l2exit from "../nested/l2exit";
+import * as vmcs02 from "../nested/vmcs02";
+import * as reflect from "../nested/reflect";
 
 const SIZE_2M: u64 = 0x200000;
 
@@ -122,13 +125,18 @@ function loop(): void {
     vcpu.countExit();
     const reason = <u32>vmx.vmread(V.VM_EXIT_REASON);
     if ((reason & V.EXIT_REASON_FLAG_ENTRY_FAILURE) != 0) {
+      if (nested.inL2) print.say("nested: the processor refused vmcs02 that the hypervisor's entry checks passed (a hypervisor bug)");
       misc.reportEntryFailure(reason);
       exits.stop(config.OUTCOME_STOPPED);
       return;
     }
     events.reinjectVectoring();
-    if (exits.dispatch(reason & 0xffff) == exits.STOP) return;
-    irq.deliver();
+    if (nested.inL2) {
+      if (l2exit.handle(reason & 0xffff) == exits.STOP) return;
+    } else {
+      if (exits.dispatch(reason & 0xffff) == exits.STOP) return;
+    }
+    if (!nested.inL2) irq.deliver();
     if (migrate.due() && !migrate.move()) {
       exits.stop(config.OUTCOME_STOPPED);
       return;
@@ -182,6 +190,8 @@ function runOne(g: i32): bool {
     migrate.setGuestXcr0(1);
     irq.setBudget(config.maxTicks[g]);
     nested.reset(config.nested[g]);
+    vmcs02.reset();
+    reflect.resetCounts();
   }
   if (ok) {
     vcpu.setReg(vcpu.RAX, loader.entryEax);
@@ -194,6 +204,9 @@ function runOne(g: i32): bool {
     loop();
     ports.flushConsole();
     vmx.vmclear(vcpu.vmcs);
+    // A nested guest's vmcs02 is active here too; clear it before its page
+    // is reused (a VMCS region is not written while active, 25.11.1).
+    if (vmcs02.initialized) vmx.vmclear(vmcs02.vmcs02);
     vcpu.setLaunched(false);
     scrubPassThroughMsrs();
     // The next guest starts where the first did.
@@ -250,8 +263,29 @@ function report(g: i32): bool {
     print.nl();
   }
   exits.report();
+  if (config.nested[g]) reportNested();
   profile.report();
   return pass;
+}
+
+// The L2 exits: reflected to L1 by reason, and those L0 handled itself.
+function reportNested(): void {
+  let total: u64 = 0;
+  for (let i = 0; i < exits.REASONS; i++) total += reflect.counts[i];
+  print.str("hv: L2 exits: ");
+  print.dec(total);
+  print.str(" reflected to L1, ");
+  print.dec(reflect.handledByL0);
+  print.str(" handled by L0");
+  print.nl();
+  for (let i = 0; i < exits.REASONS; i++) {
+    if (reflect.counts[i] == 0) continue;
+    print.str("hv:   L2 -> L1 ");
+    print.str(V.exitReasonName(<u32>i));
+    for (let pad = V.exitReasonName(<u32>i).length; pad < 24; pad++) print.chr(0x20);
+    print.dec(reflect.counts[i]);
+    print.nl();
+  }
 }
 
 // Run every guest; returns whether all ended as expected.

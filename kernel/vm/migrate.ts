@@ -12,6 +12,8 @@ import * as print from "../lib/print";
 import * as V from "../arch/vmx";
 import * as vcpu from "./vcpu";
 import * as vmcs01 from "./vmcs01";
+import * as vmcs02 from "../nested/vmcs02";
+import * as nested from "../nested/state";
 
 export let every: u32 = 0; // 0 = never
 export let count: u32 = 0; // migrations of the current guest
@@ -48,11 +50,15 @@ export function move(): bool {
   const from = cpu.index();
   const to = (from + 1) % cpu.count();
   for (let i = 0; i < CARRIED.length; i++) values[i] = cpu.rdmsr(CARRIED[i]);
-  if (vmx.vmclear(vcpu.vmcs) != vmx.VMX_SUCCEED) {
+  // Both VMCSs of a nested guest may be active on this processor.
+  if (vmx.vmclear(vcpu.vmcs) != vmx.VMX_SUCCEED ||
+    (vmcs02.initialized && vmx.vmclear(vmcs02.vmcs02) != vmx.VMX_SUCCEED)) {
     print.say("migrate: VMCLEAR failed");
     return false;
   }
   vcpu.setLaunched(false);
+  vmcs02.cleared();
+  vmcs02.setL1Launched(false);
   if (!cpu.migrate(to)) {
     print.str("hv: migrate: processor ");
     print.dec(to);
@@ -60,11 +66,24 @@ export function move(): bool {
     print.nl();
     cpu.migrate(from);
   }
+  // Host state is the processor's: rewrite it in each VMCS, then make the
+  // one the vCPU runs current again (vmcs02 while L2 runs).
+  if (vmcs02.initialized) {
+    if (vmx.vmptrld(vmcs02.vmcs02) != vmx.VMX_SUCCEED) {
+      print.say("migrate: VMPTRLD of vmcs02 failed");
+      return false;
+    }
+    vmcs01.writeHostState();
+  }
   if (vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) {
     print.say("migrate: VMPTRLD failed");
     return false;
   }
   vmcs01.writeHostState();
+  if (nested.inL2 && vmx.vmptrld(vmcs02.vmcs02) != vmx.VMX_SUCCEED) {
+    print.say("migrate: VMPTRLD of vmcs02 failed");
+    return false;
+  }
   for (let i = 0; i < CARRIED.length; i++) cpu.wrmsr(CARRIED[i], values[i]);
   if ((cpu.readcr(4) & V.X86_CR4_OSXSAVE) != 0) cpu.xsetbv(0, guestXcr0);
   count++;

@@ -1,0 +1,51 @@
+// Exits while L2 runs (vmcs02 current): reflected to L1 when L1 asked for
+// them (reflect-decide.ts), otherwise handled by L0 as it would handle the
+// same exit from L1 — on vmcs02, so that L2 continues. Control-register
+// writes need the merged mask/shadow of vmcs02, and a halted L2 that L1
+// does not intercept has no one to wake it.
+import * as vmx from "../hw/vmx";
+import * as print from "../lib/print";
+import * as V from "../arch/vmx";
+import * as caps from "../vmx/caps";
+import * as vcpu from "../vm/vcpu";
+import * as events from "../vm/events";
+import * as exits from "../vm/exits";
+import * as config from "../vm/config";
+import * as crExit from "../vm/exit/cr";
+import * as decide from "./reflect-decide";
+import * as reflect from "./reflect";
+import * as state from "./state";
+
+// MOV to CR0/CR4 by L2 that L1 does not intercept: only bits L0 owns
+// changed (vmcs01's mask: VMX's fixed bits). The processor's view gets the
+// fixed bits, L2's view (the vmcs02 shadow) shows what it wrote for the
+// bits L1 does not own and L1's shadow for those it does.
+function crWrite(q: u32): i32 {
+  const crn = q & 0xf;
+  const access = (q >> 4) & 3;
+  if (crn == 8 || access != 0 || (crn != 0 && crn != 4)) return crExit.handle(V.EXIT_REASON_CR_ACCESS);
+  const r = (q >> 8) & 0xf;
+  const v = r == vcpu.RSP ? vmx.vmread(V.GUEST_RSP) : vcpu.reg(r);
+  if ((v >> 32) != 0) {
+    events.injectGP();
+    return exits.RESUME;
+  }
+  const mask12 = state.read(crn == 0 ? V.CR0_GUEST_HOST_MASK : V.CR4_GUEST_HOST_MASK);
+  const shadow12 = state.read(crn == 0 ? V.CR0_READ_SHADOW : V.CR4_READ_SHADOW);
+  const real = crn == 0 ? (v | caps.cr0Fixed0) & caps.cr0Fixed1 : (v | caps.cr4Fixed0) & caps.cr4Fixed1;
+  vmx.vmwrite(crn == 0 ? V.GUEST_CR0 : V.GUEST_CR4, real);
+  vmx.vmwrite(crn == 0 ? V.CR0_READ_SHADOW : V.CR4_READ_SHADOW, (shadow12 & mask12) | (v & ~mask12));
+  events.skipInstruction();
+  return exits.RESUME;
+}
+
+export function handle(reason: u32): i32 {
+  if (decide.l1Wants(reason)) return reflect.reflect(reason);
+  reflect.countL0();
+  if (reason == V.EXIT_REASON_CR_ACCESS) return crWrite(<u32>vmx.vmread(V.EXIT_QUALIFICATION));
+  if (reason == V.EXIT_REASON_HLT) {
+    print.say("nested: L2 halted and L1 does not intercept HLT: nothing can wake it");
+    return exits.stop(config.OUTCOME_HALT);
+  }
+  return exits.dispatch(reason);
+}

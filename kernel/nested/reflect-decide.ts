@@ -1,0 +1,141 @@
+// Does L1 want this exit from L2? (SDM Vol. 3C 26.1-26.2: which
+// instructions and events cause VM exits, applied to vmcs12's controls and
+// bitmaps.) vmcs02 exits for everything L0 needs or L1 asked for; an exit
+// L1 asked for is reflected to L1, the rest L0 handles as for L1 itself.
+import * as vmx from "../hw/vmx";
+import * as V from "../arch/vmx";
+import * as guestmem from "../vm/guestmem";
+import * as vcpu from "../vm/vcpu";
+import * as state from "./state";
+
+function proc(): u32 {
+  return <u32>state.read(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
+}
+function proc2(): u32 {
+  return (proc() & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 ? <u32>state.read(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) : 0;
+}
+function pin(): u32 {
+  return <u32>state.read(V.PIN_BASED_VM_EXEC_CONTROL);
+}
+
+// 26.1.3 I/O instructions: unconditional I/O exiting, or the I/O bitmap bit
+// of any port the access touches (a 16-bit port space wrapping at 0xFFFF
+// always exits).
+function ioWanted(q: u32): bool {
+  const p = proc();
+  if ((p & V.PROC_USE_IO_BITMAPS) == 0) return (p & V.PROC_UNCONDITIONAL_IO_EXITING) != 0;
+  const port = q >> 16;
+  const size = (q & 7) + 1;
+  if (port + size > 0x10000) return true;
+  for (let k: u32 = 0; k < size; k++) {
+    const pp = port + k;
+    const bitmap = pp < 0x8000 ? state.read(V.IO_BITMAP_A) : state.read(V.IO_BITMAP_B);
+    const bit = pp & 0x7fff;
+    if (!guestmem.isRam(bitmap + (bit >> 3), 1)) return true;
+    if ((guestmem.read8(bitmap + <u64>(bit >> 3)) & (1 << (bit & 7))) != 0) return true;
+  }
+  return false;
+}
+
+// 26.1.3 RDMSR/WRMSR with MSR bitmaps (25.6.9): low MSRs 0-1FFFH, high
+// C0000000H-C0001FFFH; any other MSR always exits.
+function msrWanted(write: bool): bool {
+  if ((proc() & V.PROC_USE_MSR_BITMAPS) == 0) return true;
+  const msr = <u32>vcpu.reg(vcpu.RCX);
+  let off: u64;
+  if (msr < 0x2000) off = 0;
+  else if (msr >= 0xc0000000 && msr < 0xc0002000) off = 1024;
+  else return true;
+  if (write) off += 2048;
+  const bit = msr & 0x1fff;
+  const a = state.read(V.MSR_BITMAPS) + off + <u64>(bit >> 3);
+  if (!guestmem.isRam(a, 1)) return true;
+  return (guestmem.read8(a) & (1 << (bit & 7))) != 0;
+}
+
+// 26.1.3 MOV to CR0/CR4, CLTS, LMSW against L1's mask and shadow; CR3 and
+// CR8 by their exiting controls.
+function crWanted(q: u32): bool {
+  const crn = q & 0xf;
+  const access = (q >> 4) & 3;
+  if (crn == 3) return (proc() & (access == 0 ? V.PROC_CR3_LOAD_EXITING : V.PROC_CR3_STORE_EXITING)) != 0;
+  if (crn == 8) return (proc() & (access == 0 ? V.PROC_CR8_LOAD_EXITING : V.PROC_CR8_STORE_EXITING)) != 0;
+  const mask = state.read(crn == 0 ? V.CR0_GUEST_HOST_MASK : V.CR4_GUEST_HOST_MASK);
+  const shadow = state.read(crn == 0 ? V.CR0_READ_SHADOW : V.CR4_READ_SHADOW);
+  if (access == 0) {
+    const r = (q >> 8) & 0xf;
+    const v = r == vcpu.RSP ? vmx.vmread(V.GUEST_RSP) : vcpu.reg(r);
+    return ((v ^ shadow) & mask) != 0;
+  }
+  if (access == 2) return (mask & V.X86_CR0_TS) != 0 && (shadow & V.X86_CR0_TS) != 0; // CLTS
+  if (access == 3) {
+    // LMSW: bits 3:0; PE can be set but not cleared.
+    const src = <u64>((q >> 16) & 0xf);
+    if ((mask & 1) != 0 && (shadow & 1) == 0 && (src & 1) != 0) return true;
+    return ((src ^ shadow) & mask & 0xe) != 0;
+  }
+  return false; // MOV from CR0/CR4 never exits
+}
+
+// The exception bitmap, with the #PF error-code mask/match rule (25.6.3).
+function exceptionWanted(): bool {
+  const info = <u32>vmx.vmread(V.VM_EXIT_INTERRUPTION_INFO);
+  const type = (info & V.INTR_INFO_TYPE_MASK) >> V.INTR_INFO_TYPE_SHIFT;
+  if (type == V.INTR_TYPE_NMI) return (pin() & V.PIN_NMI_EXITING) != 0;
+  const vector = info & 0xff;
+  const bitmap = <u32>state.read(V.EXCEPTION_BITMAP);
+  const inBitmap = (bitmap & (1 << vector)) != 0;
+  if (vector != 14) return inBitmap;
+  const ec = <u32>vmx.vmread(V.VM_EXIT_INTERRUPTION_ERROR_CODE);
+  const match = (ec & <u32>state.read(V.PAGE_FAULT_ERROR_CODE_MASK)) == <u32>state.read(V.PAGE_FAULT_ERROR_CODE_MATCH);
+  return match ? inBitmap : !inBitmap;
+}
+
+export function l1Wants(reason: u32): bool {
+  switch (reason) {
+    case V.EXIT_REASON_EXCEPTION_NMI: return exceptionWanted();
+    case V.EXIT_REASON_EXTERNAL_INTERRUPT: return false; // a physical interrupt: L0's
+    case V.EXIT_REASON_TRIPLE_FAULT: return true;
+    case V.EXIT_REASON_INIT_SIGNAL:
+    case V.EXIT_REASON_SIPI: return false;
+    case V.EXIT_REASON_INTERRUPT_WINDOW: return (proc() & V.PROC_INTERRUPT_WINDOW_EXITING) != 0;
+    case V.EXIT_REASON_NMI_WINDOW: return (proc() & V.PROC_NMI_WINDOW_EXITING) != 0;
+    case V.EXIT_REASON_TASK_SWITCH:
+    case V.EXIT_REASON_CPUID:
+    case V.EXIT_REASON_GETSEC:
+    case V.EXIT_REASON_INVD:
+    case V.EXIT_REASON_VMCALL:
+    case V.EXIT_REASON_VMCLEAR:
+    case V.EXIT_REASON_VMLAUNCH:
+    case V.EXIT_REASON_VMPTRLD:
+    case V.EXIT_REASON_VMPTRST:
+    case V.EXIT_REASON_VMREAD:
+    case V.EXIT_REASON_VMRESUME:
+    case V.EXIT_REASON_VMWRITE:
+    case V.EXIT_REASON_VMXOFF:
+    case V.EXIT_REASON_VMXON:
+    case V.EXIT_REASON_INVEPT:
+    case V.EXIT_REASON_INVVPID:
+    case V.EXIT_REASON_XSETBV:
+    case V.EXIT_REASON_VMFUNC: return true; // exit unconditionally (26.1.2)
+    case V.EXIT_REASON_HLT: return (proc() & V.PROC_HLT_EXITING) != 0;
+    case V.EXIT_REASON_INVLPG: return (proc() & V.PROC_INVLPG_EXITING) != 0;
+    case V.EXIT_REASON_RDPMC: return (proc() & V.PROC_RDPMC_EXITING) != 0;
+    case V.EXIT_REASON_RDTSC: return (proc() & V.PROC_RDTSC_EXITING) != 0;
+    case V.EXIT_REASON_RDTSCP: return (proc() & V.PROC_RDTSC_EXITING) != 0;
+    case V.EXIT_REASON_CR_ACCESS: return crWanted(<u32>vmx.vmread(V.EXIT_QUALIFICATION));
+    case V.EXIT_REASON_MOV_DR: return (proc() & V.PROC_MOV_DR_EXITING) != 0;
+    case V.EXIT_REASON_IO_INSTRUCTION: return ioWanted(<u32>vmx.vmread(V.EXIT_QUALIFICATION));
+    case V.EXIT_REASON_RDMSR: return msrWanted(false);
+    case V.EXIT_REASON_WRMSR: return msrWanted(true);
+    case V.EXIT_REASON_MWAIT: return (proc() & V.PROC_MWAIT_EXITING) != 0;
+    case V.EXIT_REASON_MONITOR: return (proc() & V.PROC_MONITOR_EXITING) != 0;
+    case V.EXIT_REASON_PAUSE: return (proc() & V.PROC_PAUSE_EXITING) != 0;
+    case V.EXIT_REASON_GDTR_IDTR_ACCESS:
+    case V.EXIT_REASON_LDTR_TR_ACCESS: return (proc2() & V.PROC2_DESCRIPTOR_TABLE_EXITING) != 0;
+    case V.EXIT_REASON_WBINVD: return (proc2() & V.PROC2_WBINVD_EXITING) != 0;
+  }
+  // EPT violations/misconfigurations (L1 has no EPT: its own memory, L0's
+  // EPT), the preemption timer (not offered) and the rest are L0's.
+  return false;
+}

@@ -1,0 +1,210 @@
+// vmcs02: the VMCS the processor runs L2 with (SDM Vol. 3C 25; the nested
+// scheme of seeds/003: constant state written exactly once per vmcs02,
+// tracked by its own flag — NOT by the launch state, which VMCLEAR clears
+// whenever the vCPU moves to another processor — and everything that
+// depends on vmcs12 merged at each nested VM entry).
+//
+// Merge rules (what L0 needs ∪ what L1 asked for):
+//   controls      L0's vmcs01 controls | vmcs12's, except that L1's choices
+//                 decide exits L0 does not need (HLT, RDTSC, ...);
+//   I/O           every port exits to L0 (vmcs01's all-ones bitmaps); L0
+//                 reflects an access only if L1's bitmaps/controls ask (reflect.ts);
+//   MSR bitmap    L0's bitmap OR L1's, or all ones when L1 uses none;
+//   exceptions    L0's bitmap (0) | L1's; #PF error-code mask/match are L1's;
+//   CR0/CR4       mask = L0's | L1's; the shadow shows L1's shadow for L1's
+//                 bits and vmcs12's guest value for the bits only L0 owns;
+//   TSC offset    vmcs01's + vmcs12's when L1 uses offsetting;
+//   EPT           L1 has no EPT in vmcs12 (not offered), so L2 runs on L1's
+//                 own EPT (vmcs01's EPTP): L2's physical addresses are L1's;
+//   VPID          L2 gets its own VPID, flushed at every nested entry, which
+//                 is what VM entry means for TLBs when L1 has no VPID.
+import * as vmx from "../hw/vmx";
+import * as mem from "../hw/mem";
+import * as pages from "../mm/pages";
+import * as print from "../lib/print";
+import * as caps from "../vmx/caps";
+import * as V from "../arch/vmx";
+import * as vmcs01 from "../vm/vmcs01";
+import * as guestmem from "../vm/guestmem";
+import * as state from "./state";
+import * as fields from "./fields";
+
+export const L2_VPID: u32 = 2;
+
+export let vmcs02: u64 = 0; // physical address
+export let initialized: bool = false; // constant state written (seeds/003)
+export let launched: bool = false; // VMLAUNCH done since the last VMCLEAR of vmcs02
+// vmcs01's launch state while vmcs02 is current (vcpu.launched then
+// describes vmcs02).
+export let l1Launched: bool = true;
+export function setL1Launched(v: bool): void {
+  l1Launched = v;
+}
+let msrBitmap02: u64 = 0;
+
+// vmcs01's values this merge builds on (read while vmcs01 was current).
+let pin01: u32 = 0;
+let proc01: u32 = 0;
+let proc2_01: u32 = 0;
+let exit01: u32 = 0;
+let entry01: u32 = 0;
+let eptp01: u64 = 0;
+let cr0Mask01: u64 = 0;
+let cr4Mask01: u64 = 0;
+let tscOffset01: u64 = 0;
+
+export function reset(): void {
+  initialized = false;
+  launched = false;
+  l1Launched = true;
+}
+
+// After VMCLEAR of vmcs02 (vCPU migration): clear, still initialized —
+// the constant state stays (seeds/003); only its host state, which is the
+// processor's, is rewritten on the new processor.
+export function cleared(): void {
+  launched = false;
+}
+
+export function setLaunched(v: bool): void {
+  launched = v;
+}
+
+// Read what L2's VMCS inherits from L1's while vmcs01 is still current.
+export function captureVmcs01(): void {
+  pin01 = <u32>vmx.vmread(V.PIN_BASED_VM_EXEC_CONTROL);
+  proc01 = <u32>vmx.vmread(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & ~V.PROC_INTERRUPT_WINDOW_EXITING;
+  proc2_01 = <u32>vmx.vmread(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL);
+  exit01 = <u32>vmx.vmread(V.VM_EXIT_CONTROL);
+  entry01 = <u32>vmx.vmread(V.VM_ENTRY_CONTROL);
+  eptp01 = vmx.vmread(V.EPT_POINTER);
+  cr0Mask01 = vmx.vmread(V.CR0_GUEST_HOST_MASK);
+  cr4Mask01 = vmx.vmread(V.CR4_GUEST_HOST_MASK);
+  tscOffset01 = vmx.vmread(V.TSC_OFFSET);
+}
+
+// Make vmcs02 current on this processor, creating it the first time.
+export function load(): bool {
+  if (vmcs02 == 0) {
+    vmcs02 = pages.alloc(1, caps.physAddr32() ? 0x100000000 : 0);
+    msrBitmap02 = pages.alloc(1);
+    if (vmcs02 == 0 || msrBitmap02 == 0) {
+      print.say("nested: out of memory for vmcs02");
+      return false;
+    }
+  }
+  if (!initialized) {
+    mem.write32(vmcs02, caps.revisionId());
+    if (vmx.vmclear(vmcs02) != vmx.VMX_SUCCEED) return false;
+    launched = false;
+  }
+  return vmx.vmptrld(vmcs02) == vmx.VMX_SUCCEED;
+}
+
+// State of vmcs02 that never depends on vmcs12: written once per vmcs02.
+function writeConstantState(): void {
+  vmcs01.writeHostState();
+  vmx.vmwrite(V.VMCS_LINK_POINTER, u64.MAX_VALUE);
+  vmx.vmwrite(V.CR3_TARGET_COUNT, 0);
+  vmx.vmwrite(V.VM_EXIT_MSR_STORE_COUNT, 0);
+  vmx.vmwrite(V.VM_EXIT_MSR_LOAD_COUNT, 0);
+  vmx.vmwrite(V.VM_ENTRY_MSR_LOAD_COUNT, 0);
+  vmx.vmwrite(V.IO_BITMAP_A, vmcs01.ioBitmapA);
+  vmx.vmwrite(V.IO_BITMAP_B, vmcs01.ioBitmapB);
+  vmx.vmwrite(V.MSR_BITMAPS, msrBitmap02);
+  if (vmcs01.vpidEnabled) vmx.vmwrite(V.VIRTUAL_PROCESSOR_ID, L2_VPID);
+  initialized = true;
+}
+
+// L0's MSR bitmap OR L1's (25.6.9): an access exits to L0 if either wants
+// it; reflect.ts then decides whether L1 sees it.
+function mergeMsrBitmap(): void {
+  const useL1 = (<u32>state.read(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_USE_MSR_BITMAPS) != 0;
+  const l1 = state.read(V.MSR_BITMAPS);
+  for (let o: u64 = 0; o < 4096; o += 8) {
+    let v = mem.read64(vmcs01.msrBitmap + o);
+    v |= useL1 ? guestmem.read64(l1 + o) : u64.MAX_VALUE;
+    mem.write64(msrBitmap02 + o, v);
+  }
+}
+
+// vmcs12 → vmcs02, at every nested VM entry (vmcs02 is current).
+export function merge(): void {
+  if (!initialized) writeConstantState();
+  const pin12 = <u32>state.read(V.PIN_BASED_VM_EXEC_CONTROL);
+  const proc12 = <u32>state.read(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
+  const proc2_12 = (proc12 & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0
+    ? <u32>state.read(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) : 0;
+  const entry12 = <u32>state.read(V.VM_ENTRY_CONTROL);
+
+  // Exits L0 takes for itself, as in vmcs01: external interrupts, NMIs, the
+  // preemption timer (L0 regains control from L2 as from L1), HLT (a halted
+  // L2 must not stop the processor; reflect.ts gives it to L1 when L1 asked
+  // for HLT exiting, else L0 decides), I/O and MSR bitmaps, CR8.
+  const proc01Own = proc01 & ~V.PROC_USE_TSC_OFFSETTING;
+  vmx.vmwrite(V.PIN_BASED_VM_EXEC_CONTROL, pin01 | pin12);
+  vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL,
+    proc01Own | (proc12 & ~V.PROC_USE_IO_BITMAPS & ~V.PROC_UNCONDITIONAL_IO_EXITING) |
+    V.PROC_USE_IO_BITMAPS | V.PROC_USE_MSR_BITMAPS | V.PROC_ACTIVATE_SECONDARY_CONTROLS |
+    ((proc12 & V.PROC_USE_TSC_OFFSETTING) != 0 ? V.PROC_USE_TSC_OFFSETTING : 0));
+  // Secondary: L0's EPT, and VPID when L0 has it; no unrestricted guest
+  // (not offered to L1, so L2 runs with paging on).
+  vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL,
+    (proc2_01 & ~V.PROC2_UNRESTRICTED_GUEST) | proc2_12);
+  vmx.vmwrite(V.VM_EXIT_CONTROL, exit01);
+  // Entry: L0 always loads EFER and PAT into L2 (computed below when L1
+  // does not ask for them), IA-32e mode guest as vmcs12 says.
+  vmx.vmwrite(V.VM_ENTRY_CONTROL,
+    (entry01 & ~V.ENTRY_IA32E_MODE_GUEST) | (entry12 & (V.ENTRY_IA32E_MODE_GUEST | V.ENTRY_LOAD_DEBUG_CONTROLS)));
+  vmx.vmwrite(V.EPT_POINTER, eptp01);
+  vmx.vmwrite(V.EXCEPTION_BITMAP, state.read(V.EXCEPTION_BITMAP));
+  vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MASK, state.read(V.PAGE_FAULT_ERROR_CODE_MASK));
+  vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MATCH, state.read(V.PAGE_FAULT_ERROR_CODE_MATCH));
+  vmx.vmwrite(V.TSC_OFFSET, tscOffset01 + ((proc12 & V.PROC_USE_TSC_OFFSETTING) != 0 ? state.read(V.TSC_OFFSET) : 0));
+  mergeMsrBitmap();
+
+  // CR0/CR4 (25.6.6): see the comment at the top.
+  const cr0Mask12 = state.read(V.CR0_GUEST_HOST_MASK);
+  const cr4Mask12 = state.read(V.CR4_GUEST_HOST_MASK);
+  const cr0_12 = state.read(V.GUEST_CR0);
+  const cr4_12 = state.read(V.GUEST_CR4);
+  vmx.vmwrite(V.CR0_GUEST_HOST_MASK, cr0Mask01 | cr0Mask12);
+  vmx.vmwrite(V.CR4_GUEST_HOST_MASK, cr4Mask01 | cr4Mask12);
+  vmx.vmwrite(V.CR0_READ_SHADOW, (state.read(V.CR0_READ_SHADOW) & cr0Mask12) | (cr0_12 & ~cr0Mask12));
+  vmx.vmwrite(V.CR4_READ_SHADOW, (state.read(V.CR4_READ_SHADOW) & cr4Mask12) | (cr4_12 & ~cr4Mask12));
+  vmx.vmwrite(V.GUEST_CR0, (cr0_12 | caps.cr0Fixed0) & caps.cr0Fixed1);
+  vmx.vmwrite(V.GUEST_CR4, (cr4_12 | caps.cr4Fixed0) & caps.cr4Fixed1);
+
+  for (let i = 0; i < fields.GUEST_STATE.length; i++) {
+    const f = unchecked(fields.GUEST_STATE[i]);
+    vmx.vmwrite(f, state.read(f));
+  }
+  // EFER and PAT when vmcs12 does not load them (27.3.2.1): L1's current
+  // values, EFER.LMA/LME from "IA-32e mode guest".
+  if ((entry12 & V.ENTRY_LOAD_IA32_EFER) == 0) {
+    let efer = l1Efer & ~(<u64>((1 << 8) | (1 << 10)));
+    if ((entry12 & V.ENTRY_IA32E_MODE_GUEST) != 0) efer |= (1 << 8) | (1 << 10);
+    vmx.vmwrite(V.GUEST_IA32_EFER, efer);
+  }
+  if ((entry12 & V.ENTRY_LOAD_IA32_PAT) == 0) vmx.vmwrite(V.GUEST_IA32_PAT, l1Pat);
+  if ((entry12 & V.ENTRY_LOAD_DEBUG_CONTROLS) == 0) {
+    vmx.vmwrite(V.GUEST_DR7, l1Dr7);
+    vmx.vmwrite(V.GUEST_IA32_DEBUGCTL, l1Debugctl);
+  }
+  // The event L1 injects into L2 (26.6).
+  vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, state.read(V.VM_ENTRY_INTERRUPTION_INFO));
+  vmx.vmwrite(V.VM_ENTRY_EXCEPTION_ERROR_CODE, state.read(V.VM_ENTRY_EXCEPTION_ERROR_CODE));
+  vmx.vmwrite(V.VM_ENTRY_INSTRUCTION_LENGTH, state.read(V.VM_ENTRY_INSTRUCTION_LENGTH));
+}
+
+// L1's EFER, PAT, DR7 and DEBUGCTL at the nested entry (from vmcs01).
+let l1Efer: u64 = 0;
+let l1Pat: u64 = 0;
+let l1Dr7: u64 = 0;
+let l1Debugctl: u64 = 0;
+export function captureL1Msrs(): void {
+  l1Efer = vmx.vmread(V.GUEST_IA32_EFER);
+  l1Pat = vmx.vmread(V.GUEST_IA32_PAT);
+  l1Dr7 = vmx.vmread(V.GUEST_DR7);
+  l1Debugctl = vmx.vmread(V.GUEST_IA32_DEBUGCTL);
+}
