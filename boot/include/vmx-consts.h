@@ -746,6 +746,30 @@
 #define INTERRUPTIBILITY_BLOCKING_BY_NMI 0x00000008 /* bit 3: Blocking by NMI */
 #define INTERRUPTIBILITY_ENCLAVE_INTERRUPTION 0x00000010 /* bit 4: Enclave interruption */
 
+/* ---- guest segment access-rights fields (25.4.1, Table 25-2); bits 11:8 and 31:17 reserved */
+#define SEG_AR_TYPE_SHIFT 0 /* bits 3:0: segment type */
+#define SEG_AR_TYPE_MASK 0x0000000f
+#define SEG_AR_DPL_SHIFT 5 /* bits 6:5: descriptor privilege level */
+#define SEG_AR_DPL_MASK 0x00000060
+#define SEG_AR_S 0x00000010 /* bit 4: descriptor type (0 = system; 1 = code or data) */
+#define SEG_AR_P 0x00000080 /* bit 7: segment present */
+#define SEG_AR_AVL 0x00001000 /* bit 12: available for use by system software */
+#define SEG_AR_L 0x00002000 /* bit 13: 64-bit mode active (CS only) */
+#define SEG_AR_DB 0x00004000 /* bit 14: default operation size (0 = 16-bit segment; 1 = 32-bit segment) */
+#define SEG_AR_G 0x00008000 /* bit 15: granularity */
+#define SEG_AR_UNUSABLE 0x00010000 /* bit 16: segment unusable (0 = usable; 1 = unusable) */
+
+/* ---- guest pending debug exceptions (25.4.2, Table 25-4); bits 11:4, 13, 15 and 63:17 reserved */
+#define PENDING_DBG_B3_B0_SHIFT 0 /* bits 3:0: breakpoint conditions met */
+#define PENDING_DBG_B3_B0_MASK VMX_U64(0x000000000000000f)
+#define PENDING_DBG_ENABLED_BREAKPOINT VMX_U64(0x0000000000001000) /* bit 12: at least one enabled data or I/O breakpoint met its condition */
+#define PENDING_DBG_BS VMX_U64(0x0000000000004000) /* bit 14: single-step debug exception */
+#define PENDING_DBG_RTM VMX_U64(0x0000000000010000) /* bit 16: debug exception or breakpoint inside an RTM region */
+
+/* ---- IA32_DEBUGCTL (Vol. 3B 18.4.1, Vol. 4 Table 2-2) */
+#define X86_DEBUGCTL_LBR VMX_U64(0x0000000000000001) /* bit 0: last branch record */
+#define X86_DEBUGCTL_BTF VMX_U64(0x0000000000000002) /* bit 1: single-step on branches */
+
 /* ---- interruption-information format shared by the VM-entry, VM-exit and IDT-vectoring fields (25.8.3, 25.9.2, 25.9.3) */
 #define INTR_INFO_VECTOR_SHIFT 0 /* bits 7:0: vector of interrupt or exception */
 #define INTR_INFO_VECTOR_MASK 0x000000ff
@@ -754,6 +778,25 @@
 #define INTR_INFO_DELIVER_ERROR_CODE 0x00000800 /* bit 11: deliver (entry) / error code valid (exit) */
 #define INTR_INFO_NMI_UNBLOCKING_IRET 0x00001000 /* bit 12: NMI unblocking due to IRET (exit information) */
 #define INTR_INFO_VALID 0x80000000 /* bit 31: valid */
+
+/* ---- VM-exit instruction-information field for INVEPT/INVPCID/INVVPID (28.2.5 Table 28-9), VMCLEAR/VMPTRLD/VMPTRST/VMXON/XRSTORS/XSAVES (Table 28-13) and VMREAD/VMWRITE (Table 28-14) */
+#define INSN_INFO_SCALING_SHIFT 0 /* bits 1:0: index scaling: 0 none, 1 by 2, 2 by 4, 3 by 8 */
+#define INSN_INFO_SCALING_MASK 0x00000003
+#define INSN_INFO_REG1_SHIFT 3 /* bits 6:3: VMREAD/VMWRITE register operand (with REG_OPERAND) */
+#define INSN_INFO_REG1_MASK 0x00000078
+#define INSN_INFO_ADDR_SIZE_SHIFT 7 /* bits 9:7: address size: 0 16-bit, 1 32-bit, 2 64-bit */
+#define INSN_INFO_ADDR_SIZE_MASK 0x00000380
+#define INSN_INFO_SEGMENT_SHIFT 15 /* bits 17:15: segment register: 0 ES, 1 CS, 2 SS, 3 DS, 4 FS, 5 GS */
+#define INSN_INFO_SEGMENT_MASK 0x00038000
+#define INSN_INFO_INDEX_REG_SHIFT 18 /* bits 21:18: index register (register-number order RAX..R15) */
+#define INSN_INFO_INDEX_REG_MASK 0x003c0000
+#define INSN_INFO_BASE_REG_SHIFT 23 /* bits 26:23: base register */
+#define INSN_INFO_BASE_REG_MASK 0x07800000
+#define INSN_INFO_REG2_SHIFT 28 /* bits 31:28: INVEPT/INVVPID type register, VMREAD/VMWRITE field-encoding register */
+#define INSN_INFO_REG2_MASK 0xf0000000
+#define INSN_INFO_REG_OPERAND 0x00000400 /* bit 10: VMREAD/VMWRITE: register operand (0 = memory); 0 for the others */
+#define INSN_INFO_INDEX_INVALID 0x00400000 /* bit 22: no index register */
+#define INSN_INFO_BASE_INVALID 0x08000000 /* bit 27: no base register */
 
 /* ---- memory types for VMX structures and EPT (A.1, 29.3.7) */
 #define VMX_MEMTYPE_UC 0 /* uncacheable */
@@ -783,6 +826,12 @@
 #define INVVPID_TYPE_SINGLE_CONTEXT 1 /* Single-context invalidation */
 #define INVVPID_TYPE_ALL_CONTEXT 2 /* All-contexts invalidation */
 #define INVVPID_TYPE_SINGLE_CONTEXT_RETAINING_GLOBALS 3 /* Single-context invalidation, retaining global translations */
+
+/* ---- exit qualification of a VM-entry failure due to invalid guest state (27.8) */
+#define ENTRY_FAIL_QUAL_DEFAULT 0 /* in most cases */
+#define ENTRY_FAIL_QUAL_PDPTE 2 /* failure was due to a problem loading the PDPTEs (27.3.1.6) */
+#define ENTRY_FAIL_QUAL_NMI_STI 3 /* attempt to inject an NMI into a guest that is blocking events through the STI blocking bit (27.3.1.5) */
+#define ENTRY_FAIL_QUAL_VMCS_LINK_POINTER 4 /* failure was due to an invalid VMCS link pointer (27.3.1.5) */
 
 /* ---- VMCS region (25.2) */
 #define VMCS_SHADOW_INDICATOR 0x80000000 /* bit 31 of the first dword of a VMCS region: shadow VMCS */

@@ -1,10 +1,12 @@
 // Event injection and instruction completion (SDM Vol. 3C 27.2.4, 28.6).
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
+import * as vcpu from "./vcpu";
 
 export const VEC_DE: u32 = 0;
 export const VEC_UD: u32 = 6;
 export const VEC_DF: u32 = 8;
+export const VEC_SS: u32 = 12;
 export const VEC_GP: u32 = 13;
 export const VEC_PF: u32 = 14;
 
@@ -25,6 +27,21 @@ export function injectGP(): void {
 
 export function injectUD(): void {
   injectException(VEC_UD, false, 0);
+}
+
+// #SS(0): a stack-segment limit, usability or canonical violation by an
+// SS-relative memory operand (SDM Vol. 3A 6.15, "Interrupt 12").
+export function injectSS(): void {
+  injectException(VEC_SS, true, 0);
+}
+
+// #PF with `error` (SDM Vol. 3A 4.7: P, W/R, U/S, RSVD, I/D bits) for the
+// linear address `lin`, which the processor would have put in CR2 before
+// delivering it (6.15, "Interrupt 14"). CR2 is the one in the register
+// block (vcpu.ts layout, +128): the entry stub loads it into the real CR2.
+export function injectPF(lin: u64, error: u32): void {
+  store<u64>(vcpu.regs, lin, 128);
+  injectException(VEC_PF, true, error);
 }
 
 // Inject external interrupt `vector` (the guest must be able to take it).

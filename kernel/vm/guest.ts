@@ -30,7 +30,9 @@ import * as irq from "./irq";
 import * as profile from "./profile";
 import * as migrate from "./migrate";
 import * as nested from "../nested/state";
+import * as nestedInsn from "../nested/handlers";
 import * as l2exit from "../nested/l2exit";
+import * as launch from "../nested/launch";
 import * as vmcs02 from "../nested/vmcs02";
 import * as reflect from "../nested/reflect";
 
@@ -47,15 +49,8 @@ function registerHandlers(): void {
   exits.register(V.EXIT_REASON_INVD, misc.handleWbinvd);
   exits.register(V.EXIT_REASON_RDTSC, misc.handleRdtsc);
   exits.register(V.EXIT_REASON_VMCALL, vmcallExit.handle);
-  exits.register(V.EXIT_REASON_VMCLEAR, misc.handleUD);
-  exits.register(V.EXIT_REASON_VMLAUNCH, misc.handleUD);
-  exits.register(V.EXIT_REASON_VMPTRLD, misc.handleUD);
-  exits.register(V.EXIT_REASON_VMPTRST, misc.handleUD);
-  exits.register(V.EXIT_REASON_VMREAD, misc.handleUD);
-  exits.register(V.EXIT_REASON_VMRESUME, misc.handleUD);
-  exits.register(V.EXIT_REASON_VMWRITE, misc.handleUD);
-  exits.register(V.EXIT_REASON_VMXOFF, misc.handleUD);
-  exits.register(V.EXIT_REASON_VMXON, misc.handleUD);
+  exits.register(V.EXIT_REASON_VMLAUNCH, launch.handle);
+  exits.register(V.EXIT_REASON_VMRESUME, launch.handle);
   exits.register(V.EXIT_REASON_CR_ACCESS, crExit.handle);
   exits.register(V.EXIT_REASON_IO_INSTRUCTION, ioExit.handle);
   exits.register(V.EXIT_REASON_RDMSR, msrExit.handleRead);
@@ -64,14 +59,15 @@ function registerHandlers(): void {
   exits.register(V.EXIT_REASON_MONITOR, misc.handleUD);
   exits.register(V.EXIT_REASON_EPT_VIOLATION, misc.handleEptViolation);
   exits.register(V.EXIT_REASON_EPT_MISCONFIG, misc.handleEptMisconfig);
-  exits.register(V.EXIT_REASON_INVEPT, misc.handleUD);
   exits.register(V.EXIT_REASON_RDTSCP, misc.handleRdtsc);
-  exits.register(V.EXIT_REASON_INVVPID, misc.handleUD);
   exits.register(V.EXIT_REASON_WBINVD, misc.handleWbinvd);
   exits.register(V.EXIT_REASON_XSETBV, misc.handleXsetbv);
   exits.register(V.EXIT_REASON_VMFUNC, misc.handleUD);
   exits.register(V.EXIT_REASON_INTERRUPT_WINDOW, irq.handleWake);
   exits.register(V.EXIT_REASON_PREEMPTION_TIMER, irq.handleWake);
+  // VMXON, VMXOFF, VMCLEAR, VMPTRLD, VMPTRST, VMREAD, VMWRITE, INVEPT,
+  // INVVPID: emulated with nested=on, #UD otherwise.
+  nestedInsn.register();
 }
 
 // RDPMC exits only when intercepted: a guest without a PMU gets #GP

@@ -5,8 +5,9 @@
 #                                      Makefile has `include tests/guests/guests.mk`)
 #   make -f tests/guests/guests.mk guests      (on its own)
 #
-# Output: build/guests/{suite,mb2,triple,unbacked,badmsr,halt,bench}.elf
-# (ELF32, loaded at 1 MiB; mb2.elf is Multiboot 2, the others Multiboot 1)
+# Output: build/guests/{suite,mb2,triple,unbacked,badmsr,halt,bench,l1}.elf
+# (ELF32, loaded at 1 MiB; mb2.elf and l1.elf are Multiboot 2, the others Multiboot 1;
+# l1.elf, the minimal L1 hypervisor, is built from the files in l1/)
 # and build/guests/module.txt (the data module the suite and mb2 check).
 # Paths are relative to the repository root, where make runs.
 # Every variable and target here starts with GUEST/guest(s) so that the
@@ -28,7 +29,7 @@ GUEST_CFLAGS := --target=i386-unknown-none-elf -m32 -std=gnu11 -O2 -ffreestandin
 GUEST_NASMFLAGS := -f elf32 -I$(GUEST_SRC)/data/
 GUEST_LDFLAGS := -m elf_i386 -nostdlib -static -z max-page-size=0x1000 -T $(GUEST_SRC)/lib/guest.ld
 
-GUEST_NAMES := suite mb2 triple unbacked badmsr halt spin bench
+GUEST_NAMES := suite mb2 triple unbacked badmsr halt spin bench l1
 GUEST_ELFS  := $(GUEST_NAMES:%=$(GUEST_OUT)/%.elf)
 GUEST_LIB_C := $(wildcard $(GUEST_SRC)/lib/*.c)
 GUEST_LIB_O := $(GUEST_LIB_C:$(GUEST_SRC)/lib/%.c=$(GUEST_OUT)/obj/lib/%.o) $(GUEST_OUT)/obj/lib/start.o
@@ -36,6 +37,10 @@ GUEST_HDRS  := $(wildcard $(GUEST_SRC)/lib/*.h)
 GUEST_MB1   := $(GUEST_OUT)/obj/lib/mb1hdr.o
 GUEST_MB2   := $(GUEST_OUT)/obj/lib/mb2hdr.o
 GUEST_MODREF := $(GUEST_OUT)/obj/lib/modref.o
+# l1.elf: several sources of its own in l1/ (C and nasm), with its own header.
+GUEST_L1_C  := $(wildcard $(GUEST_SRC)/l1/*.c)
+GUEST_L1_O  := $(GUEST_L1_C:$(GUEST_SRC)/l1/%.c=$(GUEST_OUT)/obj/l1/%.o) $(GUEST_OUT)/obj/l1/run.o
+GUEST_L1_HDRS := $(wildcard $(GUEST_SRC)/l1/*.h)
 
 .PHONY: guests guests-clean
 guests: $(GUEST_ELFS) $(GUEST_OUT)/module.txt
@@ -47,6 +52,12 @@ $(GUEST_OUT)/obj/lib/%.o: $(GUEST_SRC)/lib/%.asm
 	@mkdir -p $(dir $@)
 	$(GUEST_NASM) $(GUEST_NASMFLAGS) $< -o $@
 $(GUEST_MODREF): $(GUEST_SRC)/data/module.txt
+$(GUEST_OUT)/obj/l1/%.o: $(GUEST_SRC)/l1/%.c $(GUEST_HDRS) $(GUEST_L1_HDRS) $(GUEST_SRC)/guests.mk
+	@mkdir -p $(dir $@)
+	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
+$(GUEST_OUT)/obj/l1/%.o: $(GUEST_SRC)/l1/%.asm
+	@mkdir -p $(dir $@)
+	$(GUEST_NASM) $(GUEST_NASMFLAGS) $< -o $@
 $(GUEST_OUT)/obj/%.o: $(GUEST_SRC)/%.c $(GUEST_HDRS) $(GUEST_SRC)/guests.mk
 	@mkdir -p $(dir $@)
 	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
@@ -54,7 +65,9 @@ $(GUEST_OUT)/obj/%.o: $(GUEST_SRC)/%.c $(GUEST_HDRS) $(GUEST_SRC)/guests.mk
 # One link per guest: its header (Multiboot 1 or 2), its own object, the library.
 $(GUEST_OUT)/mb2.elf: $(GUEST_MB2) $(GUEST_OUT)/obj/mb2.o $(GUEST_MODREF)
 $(GUEST_OUT)/suite.elf: $(GUEST_MB1) $(GUEST_OUT)/obj/suite.o $(GUEST_MODREF)
-$(filter-out $(GUEST_OUT)/mb2.elf $(GUEST_OUT)/suite.elf,$(GUEST_ELFS)): $(GUEST_OUT)/%.elf: $(GUEST_MB1) $(GUEST_OUT)/obj/%.o
+# Multiboot 2, so that GRUB's multiboot2 command (tools/mkiso.sh) boots it on bare Bochs too.
+$(GUEST_OUT)/l1.elf: $(GUEST_MB2) $(GUEST_L1_O)
+$(filter-out $(GUEST_OUT)/mb2.elf $(GUEST_OUT)/suite.elf $(GUEST_OUT)/l1.elf,$(GUEST_ELFS)): $(GUEST_OUT)/%.elf: $(GUEST_MB1) $(GUEST_OUT)/obj/%.o
 $(GUEST_ELFS): $(GUEST_LIB_O) $(GUEST_SRC)/lib/guest.ld
 	$(GUEST_LD) $(GUEST_LDFLAGS) -o $@ $(filter %.o,$^)
 

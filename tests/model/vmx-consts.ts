@@ -767,6 +767,30 @@ export const INTERRUPTIBILITY_BLOCKING_BY_SMI = 0x00000004; // bit 2: Blocking b
 export const INTERRUPTIBILITY_BLOCKING_BY_NMI = 0x00000008; // bit 3: Blocking by NMI
 export const INTERRUPTIBILITY_ENCLAVE_INTERRUPTION = 0x00000010; // bit 4: Enclave interruption
 
+// ---- guest segment access-rights fields (25.4.1, Table 25-2); bits 11:8 and 31:17 reserved
+export const SEG_AR_TYPE_SHIFT = 0; // bits 3:0: segment type
+export const SEG_AR_TYPE_MASK = 0x0000000f;
+export const SEG_AR_DPL_SHIFT = 5; // bits 6:5: descriptor privilege level
+export const SEG_AR_DPL_MASK = 0x00000060;
+export const SEG_AR_S = 0x00000010; // bit 4: descriptor type (0 = system; 1 = code or data)
+export const SEG_AR_P = 0x00000080; // bit 7: segment present
+export const SEG_AR_AVL = 0x00001000; // bit 12: available for use by system software
+export const SEG_AR_L = 0x00002000; // bit 13: 64-bit mode active (CS only)
+export const SEG_AR_DB = 0x00004000; // bit 14: default operation size (0 = 16-bit segment; 1 = 32-bit segment)
+export const SEG_AR_G = 0x00008000; // bit 15: granularity
+export const SEG_AR_UNUSABLE = 0x00010000; // bit 16: segment unusable (0 = usable; 1 = unusable)
+
+// ---- guest pending debug exceptions (25.4.2, Table 25-4); bits 11:4, 13, 15 and 63:17 reserved
+export const PENDING_DBG_B3_B0_SHIFT = 0; // bits 3:0: breakpoint conditions met
+export const PENDING_DBG_B3_B0_MASK = 0x000000000000000f;
+export const PENDING_DBG_ENABLED_BREAKPOINT = 0x0000000000001000; // bit 12: at least one enabled data or I/O breakpoint met its condition
+export const PENDING_DBG_BS = 0x0000000000004000; // bit 14: single-step debug exception
+export const PENDING_DBG_RTM = 0x0000000000010000; // bit 16: debug exception or breakpoint inside an RTM region
+
+// ---- IA32_DEBUGCTL (Vol. 3B 18.4.1, Vol. 4 Table 2-2)
+export const X86_DEBUGCTL_LBR = 0x0000000000000001; // bit 0: last branch record
+export const X86_DEBUGCTL_BTF = 0x0000000000000002; // bit 1: single-step on branches
+
 // ---- interruption-information format shared by the VM-entry, VM-exit and IDT-vectoring fields (25.8.3, 25.9.2, 25.9.3)
 export const INTR_INFO_VECTOR_SHIFT = 0; // bits 7:0: vector of interrupt or exception
 export const INTR_INFO_VECTOR_MASK = 0x000000ff;
@@ -775,6 +799,25 @@ export const INTR_INFO_TYPE_MASK = 0x00000700;
 export const INTR_INFO_DELIVER_ERROR_CODE = 0x00000800; // bit 11: deliver (entry) / error code valid (exit)
 export const INTR_INFO_NMI_UNBLOCKING_IRET = 0x00001000; // bit 12: NMI unblocking due to IRET (exit information)
 export const INTR_INFO_VALID = 0x80000000; // bit 31: valid
+
+// ---- VM-exit instruction-information field for INVEPT/INVPCID/INVVPID (28.2.5 Table 28-9), VMCLEAR/VMPTRLD/VMPTRST/VMXON/XRSTORS/XSAVES (Table 28-13) and VMREAD/VMWRITE (Table 28-14)
+export const INSN_INFO_SCALING_SHIFT = 0; // bits 1:0: index scaling: 0 none, 1 by 2, 2 by 4, 3 by 8
+export const INSN_INFO_SCALING_MASK = 0x00000003;
+export const INSN_INFO_REG1_SHIFT = 3; // bits 6:3: VMREAD/VMWRITE register operand (with REG_OPERAND)
+export const INSN_INFO_REG1_MASK = 0x00000078;
+export const INSN_INFO_ADDR_SIZE_SHIFT = 7; // bits 9:7: address size: 0 16-bit, 1 32-bit, 2 64-bit
+export const INSN_INFO_ADDR_SIZE_MASK = 0x00000380;
+export const INSN_INFO_SEGMENT_SHIFT = 15; // bits 17:15: segment register: 0 ES, 1 CS, 2 SS, 3 DS, 4 FS, 5 GS
+export const INSN_INFO_SEGMENT_MASK = 0x00038000;
+export const INSN_INFO_INDEX_REG_SHIFT = 18; // bits 21:18: index register (register-number order RAX..R15)
+export const INSN_INFO_INDEX_REG_MASK = 0x003c0000;
+export const INSN_INFO_BASE_REG_SHIFT = 23; // bits 26:23: base register
+export const INSN_INFO_BASE_REG_MASK = 0x07800000;
+export const INSN_INFO_REG2_SHIFT = 28; // bits 31:28: INVEPT/INVVPID type register, VMREAD/VMWRITE field-encoding register
+export const INSN_INFO_REG2_MASK = 0xf0000000;
+export const INSN_INFO_REG_OPERAND = 0x00000400; // bit 10: VMREAD/VMWRITE: register operand (0 = memory); 0 for the others
+export const INSN_INFO_INDEX_INVALID = 0x00400000; // bit 22: no index register
+export const INSN_INFO_BASE_INVALID = 0x08000000; // bit 27: no base register
 
 // ---- memory types for VMX structures and EPT (A.1, 29.3.7)
 export const VMX_MEMTYPE_UC = 0; // uncacheable
@@ -804,6 +847,12 @@ export const INVVPID_TYPE_INDIVIDUAL_ADDRESS = 0; // Individual-address invalida
 export const INVVPID_TYPE_SINGLE_CONTEXT = 1; // Single-context invalidation
 export const INVVPID_TYPE_ALL_CONTEXT = 2; // All-contexts invalidation
 export const INVVPID_TYPE_SINGLE_CONTEXT_RETAINING_GLOBALS = 3; // Single-context invalidation, retaining global translations
+
+// ---- exit qualification of a VM-entry failure due to invalid guest state (27.8)
+export const ENTRY_FAIL_QUAL_DEFAULT = 0; // in most cases
+export const ENTRY_FAIL_QUAL_PDPTE = 2; // failure was due to a problem loading the PDPTEs (27.3.1.6)
+export const ENTRY_FAIL_QUAL_NMI_STI = 3; // attempt to inject an NMI into a guest that is blocking events through the STI blocking bit (27.3.1.5)
+export const ENTRY_FAIL_QUAL_VMCS_LINK_POINTER = 4; // failure was due to an invalid VMCS link pointer (27.3.1.5)
 
 // ---- VMCS region (25.2)
 export const VMCS_SHADOW_INDICATOR = 0x80000000; // bit 31 of the first dword of a VMCS region: shadow VMCS
@@ -1402,10 +1451,37 @@ export const INTERRUPTIBILITY_BITS: readonly BitName[] = [
   { bit: 4, name: "ENCLAVE_INTERRUPTION", mask: 0x10, sdm: "Enclave interruption" },
 ];
 
+export const SEG_AR_BITS: readonly BitName[] = [
+  { bit: 4, name: "S", mask: 0x10, sdm: "descriptor type (0 = system; 1 = code or data)" },
+  { bit: 7, name: "P", mask: 0x80, sdm: "segment present" },
+  { bit: 12, name: "AVL", mask: 0x1000, sdm: "available for use by system software" },
+  { bit: 13, name: "L", mask: 0x2000, sdm: "64-bit mode active (CS only)" },
+  { bit: 14, name: "DB", mask: 0x4000, sdm: "default operation size (0 = 16-bit segment; 1 = 32-bit segment)" },
+  { bit: 15, name: "G", mask: 0x8000, sdm: "granularity" },
+  { bit: 16, name: "UNUSABLE", mask: 0x10000, sdm: "segment unusable (0 = usable; 1 = unusable)" },
+];
+
+export const PENDING_DBG_BITS: readonly BitName[] = [
+  { bit: 12, name: "ENABLED_BREAKPOINT", mask: 0x1000, sdm: "at least one enabled data or I/O breakpoint met its condition" },
+  { bit: 14, name: "BS", mask: 0x4000, sdm: "single-step debug exception" },
+  { bit: 16, name: "RTM", mask: 0x10000, sdm: "debug exception or breakpoint inside an RTM region" },
+];
+
+export const X86_DEBUGCTL_BITS: readonly BitName[] = [
+  { bit: 0, name: "LBR", mask: 0x1, sdm: "last branch record" },
+  { bit: 1, name: "BTF", mask: 0x2, sdm: "single-step on branches" },
+];
+
 export const INTR_INFO_BITS: readonly BitName[] = [
   { bit: 11, name: "DELIVER_ERROR_CODE", mask: 0x800, sdm: "deliver (entry) / error code valid (exit)" },
   { bit: 12, name: "NMI_UNBLOCKING_IRET", mask: 0x1000, sdm: "NMI unblocking due to IRET (exit information)" },
   { bit: 31, name: "VALID", mask: 0x80000000, sdm: "valid" },
+];
+
+export const INSN_INFO_BITS: readonly BitName[] = [
+  { bit: 10, name: "REG_OPERAND", mask: 0x400, sdm: "VMREAD/VMWRITE: register operand (0 = memory); 0 for the others" },
+  { bit: 22, name: "INDEX_INVALID", mask: 0x400000, sdm: "no index register" },
+  { bit: 27, name: "BASE_INVALID", mask: 0x8000000, sdm: "no base register" },
 ];
 
 export const CONTROL_WORDS: readonly ControlWord[] = [

@@ -800,6 +800,40 @@ export const REGISTERS = [
     ],
   },
   {
+    key: 'segAr', prefix: 'SEG_AR_', width: 32,
+    sdm: 'guest segment access-rights fields (25.4.1, Table 25-2); bits 11:8 and 31:17 reserved',
+    fields: [
+      { lsb: 0, msb: 3, name: 'TYPE', sdm: 'segment type' },
+      { lsb: 5, msb: 6, name: 'DPL', sdm: 'descriptor privilege level' },
+    ],
+    bits: [
+      { bit: 4, name: 'S', sdm: 'descriptor type (0 = system; 1 = code or data)' },
+      { bit: 7, name: 'P', sdm: 'segment present' },
+      { bit: 12, name: 'AVL', sdm: 'available for use by system software' },
+      { bit: 13, name: 'L', sdm: '64-bit mode active (CS only)' },
+      { bit: 14, name: 'DB', sdm: 'default operation size (0 = 16-bit segment; 1 = 32-bit segment)' },
+      { bit: 15, name: 'G', sdm: 'granularity' },
+      { bit: 16, name: 'UNUSABLE', sdm: 'segment unusable (0 = usable; 1 = unusable)' },
+    ],
+  },
+  {
+    key: 'pendingDbg', prefix: 'PENDING_DBG_', width: 64,
+    sdm: 'guest pending debug exceptions (25.4.2, Table 25-4); bits 11:4, 13, 15 and 63:17 reserved',
+    fields: [{ lsb: 0, msb: 3, name: 'B3_B0', sdm: 'breakpoint conditions met' }],
+    bits: [
+      { bit: 12, name: 'ENABLED_BREAKPOINT', sdm: 'at least one enabled data or I/O breakpoint met its condition' },
+      { bit: 14, name: 'BS', sdm: 'single-step debug exception' },
+      { bit: 16, name: 'RTM', sdm: 'debug exception or breakpoint inside an RTM region' },
+    ],
+  },
+  {
+    key: 'debugctl', prefix: 'X86_DEBUGCTL_', width: 64, sdm: 'IA32_DEBUGCTL (Vol. 3B 18.4.1, Vol. 4 Table 2-2)',
+    bits: [
+      { bit: 0, name: 'LBR', sdm: 'last branch record' },
+      { bit: 1, name: 'BTF', sdm: 'single-step on branches' },
+    ],
+  },
+  {
     key: 'intrInfo', prefix: 'INTR_INFO_', width: 32,
     sdm: 'interruption-information format shared by the VM-entry, VM-exit and IDT-vectoring fields (25.8.3, 25.9.2, 25.9.3)',
     fields: [
@@ -810,6 +844,24 @@ export const REGISTERS = [
       { bit: 11, name: 'DELIVER_ERROR_CODE', sdm: 'deliver (entry) / error code valid (exit)' },
       { bit: 12, name: 'NMI_UNBLOCKING_IRET', sdm: 'NMI unblocking due to IRET (exit information)' },
       { bit: 31, name: 'VALID', sdm: 'valid' },
+    ],
+  },
+  {
+    key: 'insnInfo', prefix: 'INSN_INFO_', width: 32,
+    sdm: 'VM-exit instruction-information field for INVEPT/INVPCID/INVVPID (28.2.5 Table 28-9), VMCLEAR/VMPTRLD/VMPTRST/VMXON/XRSTORS/XSAVES (Table 28-13) and VMREAD/VMWRITE (Table 28-14)',
+    fields: [
+      { lsb: 0, msb: 1, name: 'SCALING', sdm: 'index scaling: 0 none, 1 by 2, 2 by 4, 3 by 8' },
+      { lsb: 3, msb: 6, name: 'REG1', sdm: 'VMREAD/VMWRITE register operand (with REG_OPERAND)' },
+      { lsb: 7, msb: 9, name: 'ADDR_SIZE', sdm: 'address size: 0 16-bit, 1 32-bit, 2 64-bit' },
+      { lsb: 15, msb: 17, name: 'SEGMENT', sdm: 'segment register: 0 ES, 1 CS, 2 SS, 3 DS, 4 FS, 5 GS' },
+      { lsb: 18, msb: 21, name: 'INDEX_REG', sdm: 'index register (register-number order RAX..R15)' },
+      { lsb: 23, msb: 26, name: 'BASE_REG', sdm: 'base register' },
+      { lsb: 28, msb: 31, name: 'REG2', sdm: 'INVEPT/INVVPID type register, VMREAD/VMWRITE field-encoding register' },
+    ],
+    bits: [
+      { bit: 10, name: 'REG_OPERAND', sdm: 'VMREAD/VMWRITE: register operand (0 = memory); 0 for the others' },
+      { bit: 22, name: 'INDEX_INVALID', sdm: 'no index register' },
+      { bit: 27, name: 'BASE_INVALID', sdm: 'no base register' },
     ],
   },
 ];
@@ -844,6 +896,12 @@ export const VALUES = [
     { name: 'SINGLE_CONTEXT', value: 1, sdm: 'Single-context invalidation' },
     { name: 'ALL_CONTEXT', value: 2, sdm: 'All-contexts invalidation' },
     { name: 'SINGLE_CONTEXT_RETAINING_GLOBALS', value: 3, sdm: 'Single-context invalidation, retaining global translations' },
+  ] },
+  { group: 'exit qualification of a VM-entry failure due to invalid guest state (27.8)', prefix: 'ENTRY_FAIL_QUAL_', values: [
+    { name: 'DEFAULT', value: 0, sdm: 'in most cases' },
+    { name: 'PDPTE', value: 2, sdm: 'failure was due to a problem loading the PDPTEs (27.3.1.6)' },
+    { name: 'NMI_STI', value: 3, sdm: 'attempt to inject an NMI into a guest that is blocking events through the STI blocking bit (27.3.1.5)' },
+    { name: 'VMCS_LINK_POINTER', value: 4, sdm: 'failure was due to an invalid VMCS link pointer (27.3.1.5)' },
   ] },
   { group: 'VMCS region (25.2)', prefix: 'VMCS_', values: [
     { name: 'SHADOW_INDICATOR', value: 0x80000000, sdm: 'bit 31 of the first dword of a VMCS region: shadow VMCS' },

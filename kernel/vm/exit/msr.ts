@@ -8,6 +8,8 @@ import * as V from "../../arch/vmx";
 import * as lapic from "../../apic/lapic";
 import * as vcpu from "../vcpu";
 import * as events from "../events";
+import * as nested from "../../nested/state";
+import * as nestedCaps from "../../nested/caps";
 import { RESUME } from "../exits";
 
 const MSR_MTRRCAP: u32 = 0xfe;
@@ -16,9 +18,13 @@ const MSR_MTRR_DEF_TYPE: u32 = 0x2ff;
 // The guest's view of the emulated MSRs that have state.
 let mtrrDefType: u64 = 0xc06; // MTRRs enabled, fixed ranges enabled, default WB
 let miscEnable: u64 = 0;
+// L1's IA32_FEATURE_CONTROL with nested=on (SDM Vol. 3C 24.7, Vol. 4 Table
+// 2-2): 0 at reset, as firmware would find it; kernel/nested/vmxon.ts reads it.
+export let featureControl: u64 = 0;
 
 export function reset(): void {
   mtrrDefType = 0xc06;
+  featureControl = 0;
   miscEnable = cpu.rdmsr(V.MSR_IA32_MISC_ENABLE);
 }
 
@@ -27,8 +33,8 @@ let value: u64 = 0;
 function read(msr: u32): bool {
   switch (msr) {
     case V.MSR_IA32_APIC_BASE: value = lapic.apicBaseRead(); return true;
-    // Locked, VMX off inside and outside SMX: VMX is not offered (nested=off).
-    case V.MSR_IA32_FEATURE_CONTROL: value = V.FEATURE_CONTROL_LOCK; return true;
+    // nested=off: locked, VMX off inside and outside SMX (VMX is not offered).
+    case V.MSR_IA32_FEATURE_CONTROL: value = nested.enabled ? featureControl : V.FEATURE_CONTROL_LOCK; return true;
     case V.MSR_IA32_MISC_ENABLE: value = miscEnable; return true;
     case V.MSR_IA32_TIME_STAMP_COUNTER: value = cpu.rdtsc() + vmx.vmread(V.TSC_OFFSET); return true;
     // No variable ranges, fixed ranges supported, WC not (SDM Vol. 3A 11.11.2.1).
@@ -36,13 +42,18 @@ function read(msr: u32): bool {
     case MSR_MTRR_DEF_TYPE: value = mtrrDefType; return true;
     case V.MSR_IA32_EFER: value = vmx.vmread(V.GUEST_IA32_EFER); return true;
   }
+  // The VMX capability MSRs exist when VMX is offered (nested=on; A.1).
+  if (nested.enabled && nestedCaps.readMsr(msr)) {
+    value = nestedCaps.value;
+    return true;
+  }
   return false;
 }
 
 function write(msr: u32, v: u64): bool {
   switch (msr) {
     case V.MSR_IA32_APIC_BASE: return lapic.apicBaseWrite(v);
-    case V.MSR_IA32_FEATURE_CONTROL: return false; // locked: #GP
+    case V.MSR_IA32_FEATURE_CONTROL: return nested.enabled && writeFeatureControl(v);
     case V.MSR_IA32_MISC_ENABLE: return true; // accepted, not applied
     case MSR_MTRR_DEF_TYPE:
       // Bits 7:0 type (0, 1, 4, 5, 6), 10 FE, 11 E; the rest reserved.
@@ -54,6 +65,17 @@ function write(msr: u32, v: u64): bool {
     case V.MSR_IA32_EFER: return writeEfer(v);
   }
   return false;
+}
+
+// IA32_FEATURE_CONTROL with nested=on: writable until the lock bit is set
+// (then #GP, as on the processor). Only the lock bit and bit 2 (VMX outside
+// SMX) may be set: SMX, SGX and LMCE are not offered, so their enables are
+// reserved (#GP). With nested=off the MSR reads locked and writes are #GP.
+function writeFeatureControl(v: u64): bool {
+  if ((featureControl & V.FEATURE_CONTROL_LOCK) != 0) return false;
+  if ((v & ~(V.FEATURE_CONTROL_LOCK | V.FEATURE_CONTROL_VMX_OUTSIDE_SMX)) != 0) return false;
+  featureControl = v;
+  return true;
 }
 
 // EFER writes (SDM Vol. 3A 2.2.1, Vol. 4): SCE (0), LME (8), LMA (10,

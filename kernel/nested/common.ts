@@ -1,0 +1,115 @@
+// What every emulated VMX instruction checks first, in the order of the
+// Operation sections of SDM Vol. 3C 31.3, and the views of L1's state those
+// checks need.
+//
+// All VMX instructions but VMXON begin with
+//   IF (register operand) or (not in VMX operation) or (CR0.PE = 0) or
+//      (RFLAGS.VM = 1) or (IA32_EFER.LMA = 1 and CS.L = 0)
+//     THEN #UD;
+//   ELSIF in VMX non-root operation THEN VMexit;
+//   ELSIF CPL > 0 THEN #GP(0);
+// and VMXON with the same #UD test, "not in VMX operation" replaced by
+// CR4.VMXE = 0 (its #GP and VM-exit tests come later: vmxon.ts). A
+// register operand where the instruction has only a memory
+// form never reaches us: #UD has priority over the VM exit (26.1.1), and the
+// instruction-information field reports such operands as memory (28.2.5).
+import * as vmx from "../hw/vmx";
+import * as V from "../arch/vmx";
+import * as print from "../lib/print";
+import * as events from "../vm/events";
+import * as config from "../vm/config";
+import * as guestmem from "../vm/guestmem";
+import * as ident from "../cpu/ident";
+import { RESUME, stop } from "../vm/exits";
+import * as state from "./state";
+import * as caps from "./caps";
+
+// check() results other than a handler result (RESUME/STOP are 0 and 1).
+export const PROCEED: i32 = -1;
+
+// L1's view of a control register: the bits it owns from the real value,
+// the bits the hypervisor owns (mask) from the read shadow (25.6.6).
+export function guestCr0(): u64 {
+  const mask = vmx.vmread(V.CR0_GUEST_HOST_MASK);
+  return (vmx.vmread(V.GUEST_CR0) & ~mask) | (vmx.vmread(V.CR0_READ_SHADOW) & mask);
+}
+export function guestCr4(): u64 {
+  const mask = vmx.vmread(V.CR4_GUEST_HOST_MASK);
+  return (vmx.vmread(V.GUEST_CR4) & ~mask) | (vmx.vmread(V.CR4_READ_SHADOW) & mask);
+}
+
+export function efer(): u64 {
+  return vmx.vmread(V.GUEST_IA32_EFER);
+}
+
+// What check() read of L1's state, for the rest of the same exit (each
+// VMCS field read once per exit): RFLAGS, and whether L1 is in 64-bit mode
+// (IA-32e mode active and CS.L, Vol. 3A 2.2.1).
+export let rflags: u64 = 0;
+export let long: bool = false;
+
+// The #UD conditions. VMXON does not require VMX operation but CR4.VMXE;
+// the others require VMX operation, which implies CR4.VMXE = 1 (cr.ts
+// refuses to clear it in VMX operation, 24.8), so it is not read again.
+function undefinedOpcode(vmxon: bool): bool {
+  if (vmxon) {
+    if ((guestCr4() & V.X86_CR4_VMXE) == 0) return true;
+  } else if (!state.vmxOn) {
+    return true;
+  }
+  if ((guestCr0() & V.X86_CR0_PE) == 0) return true; // real-address mode
+  rflags = vmx.vmread(V.GUEST_RFLAGS);
+  if ((rflags & V.X86_RFLAGS_VM) != 0) return true; // virtual-8086 mode
+  // Compatibility mode: IA-32e mode with a 16/32-bit code segment.
+  const lma = (efer() & V.X86_EFER_LMA) != 0;
+  long = lma && (<u32>vmx.vmread(V.GUEST_CS_ACCESS_RIGHTS) & V.SEG_AR_L) != 0;
+  if (lma && !long) return true;
+  return false;
+}
+
+// "ELSIF in VMX non-root operation THEN VMexit": L1's VMX instruction was
+// executed by L2 and belongs to L1 as a VM exit. Reflection is not there yet
+// (it needs VMLAUNCH first, so this cannot happen today): the VM stops
+// rather than doing something the SDM does not allow.
+export function exitToL1NotYet(reason: u32): i32 {
+  print.str("hv: guest: L2 executed ");
+  print.str(V.exitReasonName(reason));
+  print.str(": the VM exit to L1 is not implemented yet");
+  print.nl();
+  return stop(config.OUTCOME_STOPPED);
+}
+
+// The checks shared by all VMX instructions but VMXON, in SDM order; for
+// VMXON (vmxon = true) only its #UD test. PROCEED (rflags and long set),
+// or the handler's result after the fault was injected (the instruction
+// does not complete). Every VMX instruction handler calls it first.
+export function check(reason: u32, vmxon: bool): i32 {
+  if (undefinedOpcode(vmxon)) {
+    events.injectUD();
+    return RESUME;
+  }
+  if (vmxon) return PROCEED;
+  if (state.inL2) return exitToL1NotYet(reason);
+  if (events.guestCpl() > 0) {
+    events.injectGP();
+    return RESUME;
+  }
+  return PROCEED;
+}
+
+// The SDM's test of a VMXON/VMCS pointer (31.3 VMXON, VMCLEAR, VMPTRLD):
+// "addr is not 4KB-aligned or addr sets any bits beyond the
+// physical-address width". The width is the one L1's CPUID.80000008H:EAX[7:0]
+// reports (the host's: cpuid.ts passes the leaf through); with
+// IA32_VMX_BASIC[48] addresses are further limited to 32 bits (A.1).
+export function badAddress(addr: u64): bool {
+  if ((addr & 0xfff) != 0) return true;
+  if (ident.physAddrBits < 64 && (addr >> ident.physAddrBits) != 0) return true;
+  if ((caps.basic() & V.VMX_BASIC_PHYS_ADDR_32BIT) != 0 && (addr >> 32) != 0) return true;
+  return false;
+}
+
+// A VMXON region or VMCS (one page, VMX_BASIC[44:32] = 4096) lies in L1's RAM.
+export function inRam(addr: u64): bool {
+  return guestmem.isRam(addr, <u64>V.VMCS12_PAGE_SIZE);
+}

@@ -1,0 +1,162 @@
+// VM-entry checks on the VMX controls of the current vmcs12 (SDM Vol. 3C
+// 27.2.1: execution controls 27.2.1.1, exit controls 27.2.1.2, entry
+// controls and event injection 27.2.1.3), made against what the hypervisor
+// OFFERS L1 (nested/caps.ts), not against the processor. A failure is
+// VMfailValid(7) for the caller. See entry-checks.ts for the list of checks
+// that cannot apply with the offered capabilities.
+import * as V from "../arch/vmx";
+import * as caps from "./caps";
+import * as state from "./state";
+import * as guestmem from "../vm/guestmem";
+import { fail, beyondPhys } from "./entry-checks-env";
+
+// Exceptions that deliver an error code (SDM Vol. 3A Table 6-1): #DF 8,
+// #TS 10, #NP 11, #SS 12, #GP 13, #PF 14, #AC 17, #CP 21.
+const EXC_WITH_ERROR_CODE: u32 = (1 << 8) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 13) | (1 << 14) |
+  (1 << 17) | (1 << 21);
+const EXC_VECTOR_MAX: u32 = 31; // hardware exceptions use vectors 0-31
+const NMI_VECTOR: u32 = 2;
+const INSN_LEN_MAX: u64 = 15; // the longest x86 instruction
+const MSR_ENTRY_BYTES: u64 = 16; // one entry of an MSR-load/store area (25.7.2)
+const PAGE: u64 = 4096;
+
+// The entry interruption-information bits VM entry defines; 30:12 are reserved.
+const INTR_INFO_DEFINED: u32 = V.INTR_INFO_VECTOR_MASK | V.INTR_INFO_TYPE_MASK | V.INTR_INFO_DELIVER_ERROR_CODE |
+  V.INTR_INFO_VALID;
+
+// "Reserved bits ... must be set properly" (27.2.1): every allowed-0 bit
+// (bits 31:0 of the capability) set, no bit outside allowed-1 (63:32).
+function reservedOk(v: u32, cap: u64): bool {
+  const must1 = <u32>cap;
+  const may1 = <u32>(cap >> 32);
+  return (v & must1) == must1 && (v & ~may1) == 0;
+}
+
+// A 4-KiB bitmap address: bits 11:0 clear, nothing beyond the physical-
+// address width (27.2.1.1) and — the hypervisor's own rule, since it reads
+// L1's bitmaps in software — the whole page inside L1's RAM: a bitmap in
+// MMIO or beyond RAM is refused here rather than followed later.
+function bitmapOk(enc: u32, align: string, width: string, ram: string): bool {
+  const a = state.read(enc);
+  if ((a & (PAGE - 1)) != 0) return fail(align);
+  if (beyondPhys(a)) return fail(width);
+  if (!guestmem.isRam(a, PAGE)) return fail(ram);
+  return true;
+}
+
+// An MSR-load/store area (27.2.1.2, 27.2.1.3), checked when its count is
+// not 0: bits 3:0 of the address clear; neither the address nor that of the
+// area's last byte (address + count * 16 - 1, computed wider than the
+// physical-address width) beyond the width; and, as the hypervisor's own
+// rule (it walks the list in software), the area inside L1's RAM.
+function msrAreaOk(countEnc: u32, addrEnc: u32, align: string, width: string, ram: string): bool {
+  const count = state.read(countEnc);
+  if (count == 0) return true;
+  const a = state.read(addrEnc);
+  if ((a & (MSR_ENTRY_BYTES - 1)) != 0) return fail(align);
+  const bytes = count * MSR_ENTRY_BYTES; // count is 32 bits: no overflow
+  if (beyondPhys(a) || beyondPhys(a + bytes - 1) || a + bytes - 1 < a) return fail(width);
+  if (!guestmem.isRam(a, bytes)) return fail(ram);
+  return true;
+}
+
+export function check(): bool {
+  const t = (caps.basic() & V.VMX_BASIC_TRUE_CONTROLS) != 0;
+  const misc = caps.misc();
+  const pin = <u32>state.read(V.PIN_BASED_VM_EXEC_CONTROL);
+  const proc = <u32>state.read(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
+
+  // ---- 27.2.1.1 VM-execution control fields
+  if (!reservedOk(pin, caps.pin(t))) return fail("ctls.pin.reserved");
+  if (!reservedOk(proc, caps.proc(t))) return fail("ctls.proc.reserved");
+  // With "activate secondary controls" 0 the secondary controls are not
+  // checked and act as 0.
+  let proc2: u32 = 0;
+  if ((proc & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0) {
+    proc2 = <u32>state.read(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL);
+    if (!reservedOk(proc2, caps.proc2())) return fail("ctls.proc2.reserved");
+  }
+  const cr3Targets = (misc & V.VMX_MISC_CR3_TARGET_COUNT_MASK) >> V.VMX_MISC_CR3_TARGET_COUNT_SHIFT;
+  if (state.read(V.CR3_TARGET_COUNT) > cr3Targets) return fail("ctls.cr3-target-count");
+  if ((proc & V.PROC_USE_IO_BITMAPS) != 0) {
+    if (!bitmapOk(V.IO_BITMAP_A, "ctls.io-bitmap-a.align", "ctls.io-bitmap-a.width", "ctls.io-bitmap-a.ram")) {
+      return false;
+    }
+    if (!bitmapOk(V.IO_BITMAP_B, "ctls.io-bitmap-b.align", "ctls.io-bitmap-b.width", "ctls.io-bitmap-b.ram")) {
+      return false;
+    }
+  }
+  if ((proc & V.PROC_USE_MSR_BITMAPS) != 0) {
+    if (!bitmapOk(V.MSR_BITMAPS, "ctls.msr-bitmap.align", "ctls.msr-bitmap.width", "ctls.msr-bitmap.ram")) {
+      return false;
+    }
+  }
+  // "use TPR shadow" is not offered: its 1-setting already failed
+  // ctls.proc.reserved, and with it 0 the controls that need it (virtualize
+  // x2APIC mode, APIC-register virtualization, virtual-interrupt delivery)
+  // are not offered either (ctls.proc2.reserved).
+  if ((pin & V.PIN_NMI_EXITING) == 0 && (pin & V.PIN_VIRTUAL_NMIS) != 0) {
+    return fail("ctls.pin.virtual-nmis-without-nmi-exiting");
+  }
+  if ((pin & V.PIN_VIRTUAL_NMIS) == 0 && (proc & V.PROC_NMI_WINDOW_EXITING) != 0) {
+    return fail("ctls.proc.nmi-window-without-virtual-nmis");
+  }
+
+  // ---- 27.2.1.2 VM-exit control fields
+  const exit = <u32>state.read(V.VM_EXIT_CONTROL);
+  if (!reservedOk(exit, caps.exit(t))) return fail("ctls.exit.reserved");
+  if (!msrAreaOk(V.VM_EXIT_MSR_STORE_COUNT, V.VM_EXIT_MSR_STORE_ADDRESS, "ctls.exit-msr-store.align",
+    "ctls.exit-msr-store.width", "ctls.exit-msr-store.ram")) return false;
+  if (!msrAreaOk(V.VM_EXIT_MSR_LOAD_COUNT, V.VM_EXIT_MSR_LOAD_ADDRESS, "ctls.exit-msr-load.align",
+    "ctls.exit-msr-load.width", "ctls.exit-msr-load.ram")) return false;
+
+  // ---- 27.2.1.3 VM-entry control fields
+  const entry = <u32>state.read(V.VM_ENTRY_CONTROL);
+  if (!reservedOk(entry, caps.entry(t))) return fail("ctls.entry.reserved");
+  if (!injectionOk(proc2, misc, t)) return false;
+  if (!msrAreaOk(V.VM_ENTRY_MSR_LOAD_COUNT, V.VM_ENTRY_MSR_LOAD_ADDRESS, "ctls.entry-msr-load.align",
+    "ctls.entry-msr-load.width", "ctls.entry-msr-load.ram")) return false;
+  // "entry to SMM" and "deactivate dual-monitor treatment" are not offered
+  // (ctls.entry.reserved), and L1 is never in SMM.
+  return true;
+}
+
+// Event injection (27.2.1.3): the VM-entry interruption-information field,
+// exception error code and instruction length, when the valid bit is 1.
+function injectionOk(proc2: u32, misc: u64, t: bool): bool {
+  const info = <u32>state.read(V.VM_ENTRY_INTERRUPTION_INFO);
+  if ((info & V.INTR_INFO_VALID) == 0) return true;
+  const type = (info & V.INTR_INFO_TYPE_MASK) >> V.INTR_INFO_TYPE_SHIFT;
+  const vector = (info & V.INTR_INFO_VECTOR_MASK) >> V.INTR_INFO_VECTOR_SHIFT;
+  // Type 1 is reserved everywhere; 7 (other event) unless "monitor trap
+  // flag" may be 1 — which the offered controls decide.
+  const mtf = ((caps.proc(t) >> 32) & V.PROC_MONITOR_TRAP_FLAG) != 0;
+  if (type == 1 || (type == V.INTR_TYPE_OTHER_EVENT && !mtf)) return fail("ctls.entry.intr.type-reserved");
+  if (type == V.INTR_TYPE_NMI && vector != NMI_VECTOR) return fail("ctls.entry.intr.nmi-vector");
+  if (type == V.INTR_TYPE_HARDWARE_EXCEPTION && vector > EXC_VECTOR_MAX) return fail("ctls.entry.intr.exception-vector");
+  if (type == V.INTR_TYPE_OTHER_EVENT && vector != 0) return fail("ctls.entry.intr.other-vector");
+  // Deliver-error-code is 1 exactly for hardware exceptions that push an
+  // error code, provided "unrestricted guest" is 0 or CR0.PE is 1 in the
+  // guest CR0 field; with IA32_VMX_BASIC[56] (not offered today) any
+  // hardware exception may have one or not.
+  const ec = (info & V.INTR_INFO_DELIVER_ERROR_CODE) != 0;
+  const unrestricted = (proc2 & V.PROC2_UNRESTRICTED_GUEST) != 0;
+  const pe = (state.read(V.GUEST_CR0) & V.X86_CR0_PE) != 0;
+  const hw = type == V.INTR_TYPE_HARDWARE_EXCEPTION;
+  if (ec && (!hw || (unrestricted && !pe))) return fail("ctls.entry.intr.errcode-not-allowed");
+  if (hw && (!unrestricted || pe) && (caps.basic() & V.VMX_BASIC_ANY_ERROR_CODE) == 0) {
+    const pushes = vector < 32 && (EXC_WITH_ERROR_CODE & (1 << vector)) != 0;
+    if (pushes && !ec) return fail("ctls.entry.intr.errcode-missing");
+    if (!pushes && ec) return fail("ctls.entry.intr.errcode-not-allowed");
+  }
+  if ((info & ~INTR_INFO_DEFINED) != 0) return fail("ctls.entry.intr.reserved");
+  if (ec && (state.read(V.VM_ENTRY_EXCEPTION_ERROR_CODE) >> 16) != 0) return fail("ctls.entry.errcode.reserved");
+  if (type == V.INTR_TYPE_SOFTWARE_INTERRUPT || type == V.INTR_TYPE_PRIVILEGED_SOFTWARE_EXCEPTION ||
+    type == V.INTR_TYPE_SOFTWARE_EXCEPTION) {
+    const len = state.read(V.VM_ENTRY_INSTRUCTION_LENGTH);
+    if (len > INSN_LEN_MAX || (len == 0 && (misc & V.VMX_MISC_ZERO_LENGTH_INJECTION) == 0)) {
+      return fail("ctls.entry.insn-len");
+    }
+  }
+  return true;
+}

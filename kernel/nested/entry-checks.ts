@@ -1,0 +1,88 @@
+// The VM-entry checks the SDM (Vol. 3C 27.2, 27.3.1) makes on a VMCS, made
+// by the hypervisor on L1's current vmcs12 when L1 executes VMLAUNCH or
+// VMRESUME, before vmcs02 is built: controls (entry-checks-controls.ts),
+// then host state (entry-checks-host.ts), then guest state
+// (entry-checks-guest.ts), stopping at the first failure. Every check has a
+// short, stable name (ctls.*, host.*, guest.*) that the caller logs.
+//
+//   check(launch)        ENTRY_OK, or the class of the first failure:
+//     FAIL_CONTROLS      -> VMfailValid(7)  (caller)
+//     FAIL_HOST          -> VMfailValid(8)  (caller)
+//     FAIL_GUEST         -> failed VM entry, exit reason 33 | bit 31, exit
+//                           qualification `exitQualification` (caller; 27.8)
+//   failedCheck          the failing check's name, "" when all passed
+//   setL1Ia32e(lma)      L1's IA32_EFER.LMA, for 27.2.4 (set it before check)
+//
+// The checks are made against what the hypervisor offers L1 (nested/caps.ts:
+// the allowed-0/allowed-1 controls, IA32_VMX_MISC, the CR0/CR4 fixed bits,
+// IA32_VMX_BASIC), never against the processor. Besides the SDM's rules the
+// hypervisor adds one of its own: every structure the checks locate in L1's
+// memory (I/O and MSR bitmaps, MSR-load/store areas, the VMCS the link
+// pointer names, the PDPTE table) must lie inside L1's RAM
+// (guestmem.isRam), because the hypervisor reads them in software and never
+// follows a guest pointer outside RAM.
+//
+// Skipped, because they cannot apply with the offered capabilities (a vmcs12
+// that sets the control they depend on already fails a reserved-bit check):
+//  - controls: everything tied to "use TPR shadow" (virtual-APIC address,
+//    TPR threshold, VTPR), "virtualize APIC accesses", "virtualize x2APIC
+//    mode", "APIC-register virtualization", "virtual-interrupt delivery",
+//    "process posted interrupts", "enable VPID", "enable EPT" (EPTP), "enable
+//    PML", "unrestricted guest" needing EPT, "enable VM functions", "VMCS
+//    shadowing" bitmaps, "EPT-violation #VE", "sub-page write permissions",
+//    "Intel PT uses guest-physical addresses", "enable user wait and pause",
+//    tertiary controls (HLAT, IPI virtualization, ...), secondary exit
+//    controls, "activate VMX-preemption timer" / "save VMX-preemption timer
+//    value", "entry to SMM" / "deactivate dual-monitor treatment", FRED;
+//    IA32_VMX_BASIC[48] (32-bit structure addresses) is not offered;
+//  - host state: the fields of "load IA32_PERF_GLOBAL_CTRL", "load CET
+//    state", "load PKRS" and FRED (not offered);
+//  - guest state: the fields of "load IA32_PERF_GLOBAL_CTRL", "load
+//    IA32_BNDCFGS", "load IA32_RTIT_CTL", "load CET state", "load guest
+//    IA32_LBR_CTL", "load PKRS", "load UINV", FRED (not offered); SMBASE
+//    and the SMM interruptibility/activity rules ("entry to SMM" not
+//    offered, L1 never in SMM); the VMX-preemption timer value; guest
+//    interrupt status and PML index; the executive-VMCS and SMM variants of
+//    the VMCS-link-pointer checks; the guest PDPTE fields (27.3.1.6 with
+//    "enable EPT" 1). The unrestricted-guest relaxations are written but
+//    never taken.
+//
+// What is checked: see the names in the three files; `grep -o '"ctls\.[^"]*"'`
+// and the like list them.
+//
+// Nothing is cached between entries: every VMLAUNCH/VMRESUME runs every
+// check, so no check is skipped on the ground that its state is unchanged.
+import * as controls from "./entry-checks-controls";
+import * as host from "./entry-checks-host";
+import * as guest from "./entry-checks-guest";
+import * as env from "./entry-checks-env";
+
+export const ENTRY_OK: i32 = 0;
+export const FAIL_CONTROLS: i32 = 1;
+export const FAIL_HOST: i32 = 2;
+export const FAIL_GUEST: i32 = 3;
+
+export let failedCheck: string = "";
+export let exitQualification: u64 = 0;
+
+export function setL1Ia32e(lma: bool): void {
+  env.setL1Ia32e(lma);
+}
+
+// `launch`: VMLAUNCH (true) or VMRESUME (false). The SDM makes the same
+// checks for both; the launch-state checks (VM-instruction errors 4 and 5)
+// belong to the instruction and come before these (31.3).
+export function check(launch: bool): i32 {
+  env.clearFailure();
+  failedCheck = "";
+  exitQualification = 0;
+  let r = ENTRY_OK;
+  if (!controls.check()) r = FAIL_CONTROLS;
+  else if (!host.check()) r = FAIL_HOST;
+  else if (!guest.check()) r = FAIL_GUEST;
+  if (r != ENTRY_OK) {
+    failedCheck = env.failName;
+    if (r == FAIL_GUEST) exitQualification = env.failQual;
+  }
+  return r;
+}

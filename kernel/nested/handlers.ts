@@ -1,0 +1,58 @@
+// The exit handlers for L1's VMX instructions (SDM Vol. 3C 26.1.2: they
+// exit unconditionally in VMX non-root operation). With nested=off the guest
+// has no VMX (CPUID.1:ECX.VMX = 0) and each is #UD, as on such a processor;
+// with nested=on each is emulated (vmxon.ts, vmptr.ts, vmrw.ts,
+// invalidate.ts). VMLAUNCH and VMRESUME are not here (still #UD).
+import * as V from "../arch/vmx";
+import * as events from "../vm/events";
+import * as exits from "../vm/exits";
+import * as state from "./state";
+import * as vmxonInsn from "./vmxon";
+import * as vmptr from "./vmptr";
+import * as vmrw from "./vmrw";
+import * as invalidate from "./invalidate";
+
+function noVmx(): i32 {
+  events.injectUD();
+  return exits.RESUME;
+}
+
+function onVmxon(reason: u32): i32 {
+  return state.enabled ? vmxonInsn.vmxon(reason) : noVmx();
+}
+function onVmxoff(reason: u32): i32 {
+  return state.enabled ? vmxonInsn.vmxoff(reason) : noVmx();
+}
+function onVmclear(reason: u32): i32 {
+  return state.enabled ? vmptr.vmclear(reason) : noVmx();
+}
+function onVmptrld(reason: u32): i32 {
+  return state.enabled ? vmptr.vmptrld(reason) : noVmx();
+}
+function onVmptrst(reason: u32): i32 {
+  return state.enabled ? vmptr.vmptrst(reason) : noVmx();
+}
+function onVmread(reason: u32): i32 {
+  return state.enabled ? vmrw.vmread(reason) : noVmx();
+}
+function onVmwrite(reason: u32): i32 {
+  return state.enabled ? vmrw.vmwrite(reason) : noVmx();
+}
+function onInvept(reason: u32): i32 {
+  return state.enabled ? invalidate.invept(reason) : noVmx();
+}
+function onInvvpid(reason: u32): i32 {
+  return state.enabled ? invalidate.invvpid(reason) : noVmx();
+}
+
+export function register(): void {
+  exits.register(V.EXIT_REASON_VMXON, onVmxon);
+  exits.register(V.EXIT_REASON_VMXOFF, onVmxoff);
+  exits.register(V.EXIT_REASON_VMCLEAR, onVmclear);
+  exits.register(V.EXIT_REASON_VMPTRLD, onVmptrld);
+  exits.register(V.EXIT_REASON_VMPTRST, onVmptrst);
+  exits.register(V.EXIT_REASON_VMREAD, onVmread);
+  exits.register(V.EXIT_REASON_VMWRITE, onVmwrite);
+  exits.register(V.EXIT_REASON_INVEPT, onInvept);
+  exits.register(V.EXIT_REASON_INVVPID, onInvvpid);
+}

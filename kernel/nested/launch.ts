@@ -1,0 +1,91 @@
+// VMLAUNCH and VMRESUME by L1 (SDM Vol. 3C 31.3 VMLAUNCH/VMRESUME, 27 "VM
+// Entries"): the instruction's own checks, the VM-entry checks on vmcs12
+// (entry-checks.ts), then the switch to vmcs02 (vmcs02.ts) so that the next
+// VM entry runs L2. A failed check is answered as the processor would:
+// VMfailInvalid, VMfailValid(4, 5, 7, 8, 26), or a failed VM entry to L1
+// (exit reason 33 | bit 31 with its qualification).
+import * as vmx from "../hw/vmx";
+import * as print from "../lib/print";
+import * as V from "../arch/vmx";
+import * as hwcaps from "../vmx/caps";
+import * as vcpu from "../vm/vcpu";
+import * as vmcs01 from "../vm/vmcs01";
+import * as events from "../vm/events";
+import * as exits from "../vm/exits";
+import * as config from "../vm/config";
+import * as state from "./state";
+import * as common from "./common";
+import * as vmfail from "./vmfail";
+import * as entry from "./entry-checks";
+import * as vmcs02 from "./vmcs02";
+import * as reflect from "./reflect";
+
+export let launches: u64 = 0; // nested VM entries into L2
+
+function logFailed(what: string): void {
+  print.str("hv: nested: ");
+  print.str(what);
+  print.str(" failed check ");
+  print.str(entry.failedCheck);
+  print.nl();
+}
+
+export function handle(reason: u32): i32 {
+  if (!state.enabled) {
+    events.injectUD();
+    return exits.RESUME;
+  }
+  const c = common.check(reason, false);
+  if (c != common.PROCEED) return c;
+  const launch = reason == V.EXIT_REASON_VMLAUNCH;
+  // 31.3: no current VMCS (or a shadow VMCS: not offered) → VMfailInvalid.
+  if (state.current == state.INVALID) return vmfail.failInvalid();
+  // Events blocked by MOV SS → VMfailValid(26).
+  if ((<u32>vmx.vmread(V.GUEST_INTERRUPTIBILITY_STATE) & V.INTERRUPTIBILITY_BLOCKING_BY_MOV_SS) != 0)
+    return vmfail.failValid(V.VMXERR_ENTRY_EVENTS_BLOCKED_BY_MOV_SS);
+  if (launch && state.launchState() != 0) return vmfail.failValid(V.VMXERR_VMLAUNCH_NONCLEAR_VMCS);
+  if (!launch && state.launchState() != 1) return vmfail.failValid(V.VMXERR_VMRESUME_NONLAUNCHED_VMCS);
+
+  // 27.2-27.3, against what L1 was offered. L1's IA-32e mode decides some
+  // host-state rules.
+  entry.setL1Ia32e((vmx.vmread(V.GUEST_IA32_EFER) & (1 << 10)) != 0);
+  const r = entry.check(launch);
+  if (r == entry.FAIL_CONTROLS) {
+    logFailed("VM entry (controls)");
+    return vmfail.failValid(V.VMXERR_ENTRY_INVALID_CONTROL_FIELD);
+  }
+  if (r == entry.FAIL_HOST) {
+    logFailed("VM entry (host state)");
+    return vmfail.failValid(V.VMXERR_ENTRY_INVALID_HOST_STATE_FIELD);
+  }
+  if (r == entry.FAIL_GUEST) {
+    logFailed("VM entry (guest state)");
+    return reflect.reflectSynthetic(V.EXIT_REASON_ENTRY_FAILURE_GUEST_STATE | V.EXIT_REASON_FLAG_ENTRY_FAILURE,
+      entry.exitQualification, 0);
+  }
+  // VM-entry MSR-load lists are not supported yet: refused loudly, never
+  // ignored (the VM stops; the hypervisor goes on).
+  if (state.read(V.VM_ENTRY_MSR_LOAD_COUNT) != 0) {
+    print.say("nested: VM-entry MSR-load lists are not supported yet; stopping the VM");
+    return exits.stop(config.OUTCOME_STOPPED);
+  }
+
+  // Into L2: vmcs02 becomes current and the next VM entry runs it.
+  vmcs02.captureVmcs01();
+  vmcs02.captureL1Msrs();
+  vmcs02.setL1Launched(vcpu.launched);
+  if (!vmcs02.load()) {
+    print.say("nested: loading vmcs02 failed");
+    return exits.stop(config.OUTCOME_STOPPED);
+  }
+  vmcs02.merge();
+  vcpu.setLaunched(vmcs02.launched);
+  if (launch) state.setLaunchState(1);
+  state.setInL2(true);
+  launches++;
+  // L1 runs without VPID, so to L1 every VM entry and exit flushes the
+  // linear and combined mappings (29.4.3.1): L2's own VPID is flushed here.
+  if (vmcs01.vpidEnabled && (hwcaps.eptVpidCap & V.EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT) != 0)
+    vmx.invvpid(1, vmcs02.L2_VPID, 0);
+  return exits.RESUME;
+}

@@ -1,0 +1,220 @@
+// Data accesses to L1's linear memory made for an emulated instruction, as
+// the processor would make them at CPL 0 (SDM Vol. 3A ch. 4): the guest's
+// own paging structures are walked (32-bit, PAE, 4-level and 5-level
+// paging), with the checks that can fault a supervisor data access:
+// presence, reserved bits (4.7), write protection with CR0.WP and SMAP
+// (4.6.1); accessed and dirty flags are set as the processor sets them
+// (4.8). A failed check is a #PF to L1 with the error code the processor
+// would report. kernel/vm/paging.ts, which only looks for presence (it
+// serves the hypervisor's own reads of guest code), is not enough for this.
+//
+// Not modelled: protection keys (CR4.PKE/PKS; PKRU is guest state the
+// hypervisor does not hold) and 1-GByte-page support checks (the processor
+// offers them: CPUID is passed through).
+//
+// A paging structure or a data page outside L1's RAM is an access the
+// processor would have made through EPT: an EPT violation, which stops the
+// VM (as misc.ts does for any unbacked access). Here it is reported the
+// same way.
+import * as vmx from "../hw/vmx";
+import * as V from "../arch/vmx";
+import * as print from "../lib/print";
+import * as events from "../vm/events";
+import * as guestmem from "../vm/guestmem";
+import * as config from "../vm/config";
+import * as ident from "../cpu/ident";
+import { RESUME, stop } from "../vm/exits";
+import * as common from "./common";
+
+// Access results.
+export const OK: i32 = 0;
+export const FAULT: i32 = 1; // an exception was injected: the instruction does not complete
+export const HALT: i32 = 2; // the VM must stop (reported)
+
+// The handler result for FAULT or HALT.
+export function handlerResult(r: i32): i32 {
+  return r == HALT ? stop(config.OUTCOME_EPT_VIOLATION) : RESUME;
+}
+
+// #PF error code bits (4.7).
+const PF_P: u32 = 1 << 0;
+const PF_W: u32 = 1 << 1;
+const PF_RSVD: u32 = 1 << 3;
+
+const P: u64 = 1 << 0;
+const RW: u64 = 1 << 1;
+const US: u64 = 1 << 2;
+const A: u64 = 1 << 5;
+const D: u64 = 1 << 6;
+const PS: u64 = 1 << 7;
+const XD: u64 = <u64>1 << 63;
+
+// The guest-physical address of the last translate().
+export let gpa: u64 = 0;
+
+// Paging-structure entries used by the walk, for the accessed flags: their
+// guest-physical addresses (the flags are in the low dword of every format).
+const used = new StaticArray<u64>(5);
+let usedCount: i32 = 0;
+
+function fault(lin: u64, error: u32): i32 {
+  events.injectPF(lin, error);
+  return FAULT;
+}
+
+function outsideRam(what: string, addr: u64, lin: u64): i32 {
+  print.str("hv: guest: ");
+  print.str(what);
+  print.str(" at guest-physical ");
+  print.hex(addr);
+  print.str(" for linear address ");
+  print.hex(lin);
+  print.str(" of an emulated VMX instruction's operand is outside its RAM");
+  print.nl();
+  return HALT;
+}
+
+// Bits 51:M of an entry (M = physical-address width) are reserved, bit 63
+// too without EFER.NXE (4.5.4 Table 4-20 and 4.4.2).
+function reservedMask(nxe: bool): u64 {
+  const m = ident.physAddrBits;
+  let r: u64 = m < 52 ? ((<u64>1 << 52) - (<u64>1 << m)) : 0;
+  if (!nxe) r |= XD;
+  return r;
+}
+
+function addrMask(): u64 {
+  const m = ident.physAddrBits < 52 ? ident.physAddrBits : 52;
+  return ((<u64>1 << m) - 1) & ~(<u64>0xfff);
+}
+
+// Translate linear address lin for a supervisor data access (write or
+// read). OK with `gpa` set, or FAULT (#PF injected) or HALT.
+export function translate(lin: u64, write: bool): i32 {
+  const cr0 = vmx.vmread(V.GUEST_CR0);
+  usedCount = 0;
+  if ((cr0 & V.X86_CR0_PG) == 0) {
+    // Without paging, linear addresses are physical (32 bits, 4.1.1).
+    gpa = lin & 0xffffffff;
+    return OK;
+  }
+  const cr4 = vmx.vmread(V.GUEST_CR4);
+  const efer = vmx.vmread(V.GUEST_IA32_EFER);
+  const wp = (cr0 & V.X86_CR0_WP) != 0;
+  const errW: u32 = write ? PF_W : 0;
+  let writable = true;
+  let user = true;
+  let leaf: u64 = 0; // the entry that maps the page
+  let pageMask: u64 = 0xfff;
+
+  if ((efer & V.X86_EFER_LMA) != 0 || (cr4 & V.X86_CR4_PAE) != 0) {
+    const rsvd = reservedMask((efer & V.X86_EFER_NXE) != 0);
+    const amask = addrMask();
+    let table: u64;
+    let level: i32;
+    if ((efer & V.X86_EFER_LMA) != 0) {
+      level = (cr4 & V.X86_CR4_LA57) != 0 ? 5 : 4;
+      table = vmx.vmread(V.GUEST_CR3) & amask;
+    } else {
+      // PAE: the PDPTE comes from the VMCS, where the processor saved the
+      // four PDPTEs on the VM exit (EPT in use, 27.3.4); it has no R/W or
+      // U/S bits (4.4.1) and its reserved bits were checked when loaded.
+      lin &= 0xffffffff;
+      const pdpte = vmx.vmread(V.GUEST_PDPTE0 + <u32>((lin >> 30) << 1));
+      if ((pdpte & P) == 0) return fault(lin, errW);
+      table = pdpte & amask;
+      level = 2;
+    }
+    while (true) {
+      const shift = <u64>(12 + 9 * (level - 1));
+      const ea = table + ((lin >> shift) & 511) * 8;
+      if (!guestmem.isRam(ea, 8)) return outsideRam("a paging-structure entry", ea, lin);
+      const e = guestmem.read64(ea);
+      if ((e & P) == 0) return fault(lin, errW);
+      let r = rsvd;
+      const large = (e & PS) != 0 && (level == 2 || level == 3);
+      if (level >= 4) r |= PS; // PS is reserved in PML4Es and PML5Es
+      if (large) r |= level == 3 ? <u64>0x3fffe000 : <u64>0x1fe000; // bits 29:13 / 20:13
+      if ((e & r) != 0) return fault(lin, PF_P | errW | PF_RSVD);
+      if ((e & RW) == 0) writable = false;
+      if ((e & US) == 0) user = false;
+      used[usedCount++] = ea;
+      if (level == 1 || large) {
+        leaf = e & amask;
+        pageMask = (<u64>1 << shift) - 1;
+        break;
+      }
+      table = e & amask;
+      level--;
+    }
+  } else {
+    // 32-bit paging (4.3): 4-KByte pages, and 4-MByte pages with CR4.PSE.
+    lin &= 0xffffffff;
+    const pdeAddr = (vmx.vmread(V.GUEST_CR3) & 0xfffff000) + (lin >> 22) * 4;
+    if (!guestmem.isRam(pdeAddr, 4)) return outsideRam("a paging-structure entry", pdeAddr, lin);
+    const pde = <u64>guestmem.read32(pdeAddr);
+    if ((pde & P) == 0) return fault(lin, errW);
+    if ((pde & RW) == 0) writable = false;
+    if ((pde & US) == 0) user = false;
+    used[usedCount++] = pdeAddr;
+    if ((pde & PS) != 0 && (cr4 & V.X86_CR4_PSE) != 0) {
+      // Bit 21 is reserved; bits 20:13 hold physical-address bits 39:32
+      // (PSE-36), those at or above the physical-address width reserved.
+      const m = ident.physAddrBits < 32 ? 32 : ident.physAddrBits < 40 ? ident.physAddrBits : 40;
+      const r: u64 = (<u64>1 << 21) | (((<u64>1 << 21) - (<u64>1 << (13 + m - 32))) & 0x1fe000);
+      if ((pde & r) != 0) return fault(lin, PF_P | errW | PF_RSVD);
+      leaf = (pde & 0xffc00000) | (((pde >> 13) & 0xff) << 32);
+      pageMask = 0x3fffff;
+    } else {
+      const pteAddr = (pde & 0xfffff000) + ((lin >> 12) & 1023) * 4;
+      if (!guestmem.isRam(pteAddr, 4)) return outsideRam("a paging-structure entry", pteAddr, lin);
+      const pte = <u64>guestmem.read32(pteAddr);
+      if ((pte & P) == 0) return fault(lin, errW);
+      if ((pte & RW) == 0) writable = false;
+      if ((pte & US) == 0) user = false;
+      used[usedCount++] = pteAddr;
+      leaf = pte & 0xfffff000;
+    }
+  }
+
+  // Access rights of a supervisor-mode data access (4.6.1).
+  if (write && wp && !writable) return fault(lin, PF_P | PF_W);
+  if (user && (cr4 & V.X86_CR4_SMAP) != 0 && (common.rflags & V.X86_RFLAGS_AC) == 0)
+    return fault(lin, PF_P | errW);
+
+  gpa = (leaf & ~pageMask) | (lin & pageMask);
+  // Accessed flags in every entry used, dirty in the one that maps the page
+  // on a write (4.8).
+  for (let i = 0; i < usedCount; i++) {
+    const ea = unchecked(used[i]);
+    let lo = <u64>guestmem.read32(ea);
+    let nv = lo | A;
+    if (write && i == usedCount - 1) nv |= D;
+    if (nv != lo) guestmem.write32(ea, <u32>nv);
+  }
+  return OK;
+}
+
+// Translate an access of `len` bytes (at most a page) at lin, which may
+// cross into the next page: both pages are translated (and checked) before
+// any byte moves. gpa is the first byte's; gpa2 the next page's, when split.
+export let gpa2: u64 = 0;
+export let firstLen: u32 = 0; // bytes in the first page
+export function translateRange(lin: u64, len: u32, write: bool, wrap32: bool): i32 {
+  const inPage = <u32>(0x1000 - (lin & 0xfff));
+  firstLen = len <= inPage ? len : inPage;
+  let r = translate(lin, write);
+  if (r != OK) return r;
+  const first = gpa;
+  if (!guestmem.isRam(first, <u64>firstLen)) return outsideRam("data", first, lin);
+  if (firstLen < len) {
+    let next = (lin | 0xfff) + 1;
+    if (wrap32) next &= 0xffffffff;
+    r = translate(next, write);
+    if (r != OK) return r;
+    gpa2 = gpa;
+    if (!guestmem.isRam(gpa2, <u64>(len - firstLen))) return outsideRam("data", gpa2, next);
+  }
+  gpa = first;
+  return OK;
+}

@@ -1,0 +1,163 @@
+// The operands of L1's VMX instructions, as the VM exit describes them:
+// the VM-exit instruction-information field (SDM Vol. 3C 28.2.5: Table 28-9
+// for INVEPT/INVVPID, 28-13 for VMCLEAR/VMPTRLD/VMPTRST/VMXON, 28-14 for
+// VMREAD/VMWRITE) and the exit qualification (28.2.1), which holds the
+// instruction's displacement sign-extended to 64 bits.
+//
+// A memory operand's effective address is base + index * scale +
+// displacement, truncated to the address size (16, 32 or 64 bits). For
+// RIP-relative addressing (64-bit mode) the processor reports neither base
+// nor index and puts displacement + the next instruction's RIP in the
+// qualification, so the same sum is right for it too. The linear address
+// adds the segment base; then, as the processor does for a data access
+// (Vol. 3A 3.4-3.5, 5.3; the Protected Mode and 64-Bit Mode Exceptions of
+// each instruction in Vol. 3C 31.3):
+//   - outside 64-bit mode: an unusable segment, a write to a code or
+//     read-only data segment, a read from an execute-only code segment, or
+//     an access beyond the segment limit (expand-up or expand-down) is
+//     #GP(0), or #SS(0) when the segment is SS;
+//   - in 64-bit mode: only FS and GS bases apply, and an address that is not
+//     canonical is #GP(0), or #SS(0) for SS-relative accesses;
+// then paging (linear.ts): #PF.
+import * as vmx from "../hw/vmx";
+import * as V from "../arch/vmx";
+import * as print from "../lib/print";
+import * as vcpu from "../vm/vcpu";
+import * as events from "../vm/events";
+import * as guestmem from "../vm/guestmem";
+import * as common from "./common";
+import * as linear from "./linear";
+
+const SEG_SS: u32 = 2;
+const SEG_FS: u32 = 4;
+const SEG_GS: u32 = 5;
+// Distance between the fields of two consecutive segments (Appendix B: ES,
+// CS, SS, DS, FS, GS, each kind of field in this order).
+const SEG_STRIDE: u32 = V.GUEST_CS_SELECTOR - V.GUEST_ES_SELECTOR;
+
+// The general registers by hardware number; RSP lives in the VMCS.
+export function gpr(n: u32): u64 {
+  return n == vcpu.RSP ? vmx.vmread(V.GUEST_RSP) : vcpu.reg(n);
+}
+export function setGpr(n: u32, v: u64): void {
+  if (n == vcpu.RSP) vmx.vmwrite(V.GUEST_RSP, v);
+  else vcpu.setReg(n, v);
+}
+
+// Fields of the instruction information.
+export function isRegister(info: u32): bool {
+  return (info & V.INSN_INFO_REG_OPERAND) != 0;
+}
+export function reg1(info: u32): u32 {
+  return (info & V.INSN_INFO_REG1_MASK) >> V.INSN_INFO_REG1_SHIFT;
+}
+export function reg2(info: u32): u32 {
+  return (info & V.INSN_INFO_REG2_MASK) >> V.INSN_INFO_REG2_SHIFT;
+}
+
+// The last operand read (read()): the first 8 bytes, and bytes 15:8 of a
+// 16-byte operand.
+export let value: u64 = 0;
+export let valueHigh: u64 = 0;
+
+const buf: usize = memory.data(16, 16);
+let lin: u64 = 0; // the operand's linear address (address())
+let wrap32: bool = false; // linear addresses wrap at 4 GiB (outside IA-32e mode)
+
+function canonical(a: u64): bool {
+  const bits: u64 = (common.guestCr4() & V.X86_CR4_LA57) != 0 ? 57 : 48;
+  const top = <i64>a >> (bits - 1);
+  return top == 0 || top == -1;
+}
+
+function segFault(seg: u32): i32 {
+  if (seg == SEG_SS) events.injectSS();
+  else events.injectGP();
+  return linear.FAULT;
+}
+
+// May `len` bytes at offset ea of a segment with access rights ar and
+// (byte-granular, 25.4.1) limit be accessed (Vol. 3A 3.4.5.1, 5.3, 5.5)?
+function segmentAllows(ar: u32, limit: u64, ea: u64, len: u32, write: bool): bool {
+  if ((ar & V.SEG_AR_UNUSABLE) != 0) return false;
+  const type = (ar & V.SEG_AR_TYPE_MASK) >> V.SEG_AR_TYPE_SHIFT;
+  const code = (type & 8) != 0;
+  const rw = (type & 2) != 0; // code: readable; data: writable
+  if (code ? (write || !rw) : (write && !rw)) return false;
+  const last = ea + <u64>len - 1;
+  if (!code && (type & 4) != 0) {
+    // Expand-down: offsets limit+1 .. FFFFH, or FFFFFFFFH with the B flag.
+    const upper: u64 = (ar & V.SEG_AR_DB) != 0 ? 0xffffffff : 0xffff;
+    return ea > limit && last <= upper;
+  }
+  return last <= limit;
+}
+
+// The linear address of the memory operand of `len` bytes, with the
+// segmentation checks: linear.OK (lin set), or linear.FAULT / HALT.
+function address(info: u32, len: u32, write: bool): i32 {
+  let ea = vmx.vmread(V.EXIT_QUALIFICATION);
+  if ((info & V.INSN_INFO_BASE_INVALID) == 0)
+    ea += gpr((info & V.INSN_INFO_BASE_REG_MASK) >> V.INSN_INFO_BASE_REG_SHIFT);
+  if ((info & V.INSN_INFO_INDEX_INVALID) == 0) {
+    const scale = (info & V.INSN_INFO_SCALING_MASK) >> V.INSN_INFO_SCALING_SHIFT;
+    ea += gpr((info & V.INSN_INFO_INDEX_REG_MASK) >> V.INSN_INFO_INDEX_REG_SHIFT) << scale;
+  }
+  const asize = (info & V.INSN_INFO_ADDR_SIZE_MASK) >> V.INSN_INFO_ADDR_SIZE_SHIFT;
+  if (asize == 0) ea &= 0xffff;
+  else if (asize == 1) ea &= 0xffffffff;
+  const seg = (info & V.INSN_INFO_SEGMENT_MASK) >> V.INSN_INFO_SEGMENT_SHIFT;
+  if (seg > SEG_GS) {
+    // "Other values not used": a processor never reports one.
+    print.str("hv: guest: VMX instruction exit with segment register ");
+    print.dec(seg);
+    print.str(" in its instruction information ");
+    print.hex(info);
+    print.nl();
+    return linear.HALT;
+  }
+  const sf = SEG_STRIDE * seg;
+  if (common.long) {
+    // 64-bit mode: no limits; CS, DS, ES, SS bases are treated as 0 (3.4.4).
+    lin = seg == SEG_FS || seg == SEG_GS ? vmx.vmread(V.GUEST_ES_BASE + sf) + ea : ea;
+    wrap32 = false;
+    if (!canonical(lin) || !canonical(lin + <u64>len - 1)) return segFault(seg);
+    return linear.OK;
+  }
+  const ar = <u32>vmx.vmread(V.GUEST_ES_ACCESS_RIGHTS + sf);
+  const limit = vmx.vmread(V.GUEST_ES_LIMIT + sf) & 0xffffffff;
+  if (!segmentAllows(ar, limit, ea, len, write)) return segFault(seg);
+  lin = (vmx.vmread(V.GUEST_ES_BASE + sf) + ea) & 0xffffffff;
+  wrap32 = true;
+  return linear.OK;
+}
+
+// Read the memory operand of `len` bytes (2, 4, 8 or 16) into value /
+// valueHigh. linear.OK, or FAULT (exception injected) / HALT.
+export function read(info: u32, len: u32): i32 {
+  let r = address(info, len, false);
+  if (r != linear.OK) return r;
+  r = linear.translateRange(lin, len, false, wrap32);
+  if (r != linear.OK) return r;
+  const n1 = linear.firstLen;
+  guestmem.copyOut(buf, linear.gpa, n1);
+  if (n1 < len) guestmem.copyOut(buf + <usize>n1, linear.gpa2, len - n1);
+  if (len == 2) value = <u64>load<u16>(buf);
+  else if (len == 4) value = <u64>load<u32>(buf);
+  else value = load<u64>(buf);
+  valueHigh = len == 16 ? load<u64>(buf, 8) : 0;
+  return linear.OK;
+}
+
+// Write the low `len` bytes (2, 4 or 8) of v to the memory operand.
+export function write(info: u32, len: u32, v: u64): i32 {
+  let r = address(info, len, true);
+  if (r != linear.OK) return r;
+  r = linear.translateRange(lin, len, true, wrap32);
+  if (r != linear.OK) return r;
+  store<u64>(buf, v);
+  const n1 = linear.firstLen;
+  guestmem.copyIn(linear.gpa, buf, n1);
+  if (n1 < len) guestmem.copyIn(linear.gpa2, buf + <usize>n1, len - n1);
+  return linear.OK;
+}

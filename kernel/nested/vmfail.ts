@@ -1,0 +1,46 @@
+// How an emulated VMX instruction reports its outcome to L1 (SDM Vol. 3C
+// 31.2 "Conventions"): through the six arithmetic flags of RFLAGS and, for
+// VMfailValid, the VM-instruction error field of the current VMCS (31.4).
+//
+//               CF  PF  AF  ZF  SF  OF
+//   VMsucceed    0   0   0   0   0   0
+//   VMfailInvalid 1  0   0   0   0   0
+//   VMfailValid  0   0   0   1   0   0   + VM-instruction error := n
+//
+// VMfail(n) is VMfailValid(n) when there is a current VMCS, VMfailInvalid
+// otherwise. Every outcome here completes the instruction (RIP moves past
+// it); a fault does not and never comes through here.
+import * as vmx from "../hw/vmx";
+import * as V from "../arch/vmx";
+import * as events from "../vm/events";
+import { RESUME } from "../vm/exits";
+import * as state from "./state";
+import * as common from "./common";
+
+const ARITH: u64 = V.X86_RFLAGS_CF | V.X86_RFLAGS_PF | V.X86_RFLAGS_AF | V.X86_RFLAGS_ZF | V.X86_RFLAGS_SF |
+  V.X86_RFLAGS_OF;
+
+// RFLAGS as common.check() read it at the start of this exit.
+function finish(flags: u64): i32 {
+  vmx.vmwrite(V.GUEST_RFLAGS, (common.rflags & ~ARITH) | flags);
+  events.skipInstruction();
+  return RESUME;
+}
+
+export function succeed(): i32 {
+  return finish(0);
+}
+
+export function failInvalid(): i32 {
+  return finish(V.X86_RFLAGS_CF);
+}
+
+// The caller knows there is a current VMCS (its cache takes the error).
+export function failValid(error: u32): i32 {
+  state.write(V.VM_INSTRUCTION_ERROR, error);
+  return finish(V.X86_RFLAGS_ZF);
+}
+
+export function fail(error: u32): i32 {
+  return state.current != state.INVALID ? failValid(error) : failInvalid();
+}

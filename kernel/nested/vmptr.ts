@@ -1,0 +1,95 @@
+// VMCLEAR, VMPTRLD and VMPTRST for L1 (SDM Vol. 3C 31.3), in the order of
+// their Operation sections. All three first make the checks of every VMX
+// instruction (common.ts: #UD, VM exit from L2, #GP(0) at CPL > 0); then
+//
+// VMCLEAR  the 64-bit memory operand is read (#GP/#SS/#PF); VMfail(2) if
+//          the pointer is not 4-KByte aligned, beyond the physical-address
+//          width, or not in L1's RAM (a VMCS cannot be "ensured to be in
+//          memory" where there is none: the address is invalid for a VMCS);
+//          VMfail(3) if it is the VMXON pointer; else the VMCS's launch
+//          state in L1's memory becomes clear (the current vmcs12 is
+//          written back first, then forgotten: the current-VMCS pointer
+//          becomes FFFFFFFF_FFFFFFFFH), VMsucceed.
+// VMPTRLD  the operand is read; VMfail(9) for the same invalid pointers;
+//          VMfail(10) for the VMXON pointer; VMfail(11) if bits 30:0 of the
+//          region's first dword are not our revision identifier, or bit 31
+//          (shadow VMCS) is set and VMCS shadowing is not offered; else the
+//          VMCS becomes current (the previous one is written back to L1's
+//          memory, the new one read into the cache), VMsucceed.
+// VMPTRST  the current-VMCS pointer (FFFFFFFF_FFFFFFFFH when there is
+//          none) is stored to the 64-bit memory operand (#GP/#SS/#PF),
+//          VMsucceed.
+// VMfail(n) is VMfailValid(n) with a current VMCS, else VMfailInvalid.
+import * as vmx from "../hw/vmx";
+import * as V from "../arch/vmx";
+import * as guestmem from "../vm/guestmem";
+import * as state from "./state";
+import * as caps from "./caps";
+import * as common from "./common";
+import * as operand from "./operand";
+import * as linear from "./linear";
+import * as vmfail from "./vmfail";
+
+// The pointer operand of VMCLEAR/VMPTRLD, or a handler result in `result`.
+let result: i32 = 0;
+function readPointer(): bool {
+  const r = operand.read(<u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO), 8);
+  if (r == linear.OK) return true;
+  result = linear.handlerResult(r);
+  return false;
+}
+
+// May L1 load a VMCS whose first dword is rev (31.3 VMPTRLD; 25.2)?
+function revisionOk(rev: u32): bool {
+  if ((rev & ~V.VMCS_SHADOW_INDICATOR) != caps.REVISION_ID) return false;
+  if ((rev & V.VMCS_SHADOW_INDICATOR) == 0) return true;
+  // A shadow VMCS needs the 1-setting of "VMCS shadowing" (secondary
+  // controls allowed-1, and the secondary controls themselves).
+  const proc2Allowed = <u32>(caps.proc(true) >> 32) & V.PROC_ACTIVATE_SECONDARY_CONTROLS;
+  return proc2Allowed != 0 && (<u32>(caps.proc2() >> 32) & V.PROC2_VMCS_SHADOWING) != 0;
+}
+
+export function vmclear(reason: u32): i32 {
+  const c = common.check(reason, false);
+  if (c != common.PROCEED) return c;
+  if (!readPointer()) return result;
+  const addr = operand.value;
+  if (common.badAddress(addr) || !common.inRam(addr)) return vmfail.fail(V.VMXERR_VMCLEAR_INVALID_ADDRESS);
+  if (addr == state.vmxonPtr) return vmfail.fail(V.VMXERR_VMCLEAR_VMXON_POINTER);
+  if (addr == state.current) {
+    // Its data goes to memory with the launch state cleared.
+    state.setLaunchState(0);
+    state.flush();
+  } else {
+    guestmem.write32(addr + <u64>V.VMCS12_LAUNCH_STATE_OFFSET, 0);
+  }
+  return vmfail.succeed();
+}
+
+export function vmptrld(reason: u32): i32 {
+  const c = common.check(reason, false);
+  if (c != common.PROCEED) return c;
+  if (!readPointer()) return result;
+  const addr = operand.value;
+  if (common.badAddress(addr) || !common.inRam(addr)) return vmfail.fail(V.VMXERR_VMPTRLD_INVALID_ADDRESS);
+  if (addr == state.vmxonPtr) return vmfail.fail(V.VMXERR_VMPTRLD_VMXON_POINTER);
+  // The revision comes from memory, even for the current VMCS: that is
+  // what the processor reads (L1 may have changed the dword meanwhile, which
+  // the SDM makes undefined for an active VMCS, 25.11.1; memory is one of
+  // the possible answers).
+  if (!revisionOk(guestmem.read32(addr + <u64>V.VMCS12_REVISION_ID_OFFSET)))
+    return vmfail.fail(V.VMXERR_VMPTRLD_INCORRECT_REVISION_ID);
+  if (addr != state.current) {
+    state.flush();
+    state.load12(addr);
+  }
+  return vmfail.succeed();
+}
+
+export function vmptrst(reason: u32): i32 {
+  const c = common.check(reason, false);
+  if (c != common.PROCEED) return c;
+  const r = operand.write(<u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO), 8, state.current);
+  if (r != linear.OK) return linear.handlerResult(r);
+  return vmfail.succeed();
+}

@@ -1,0 +1,87 @@
+// VMREAD and VMWRITE for L1 on the cached current vmcs12 (SDM Vol. 3C 31.3),
+// in the order of their Operation sections, after the checks of every VMX
+// instruction (common.ts: #UD, VM exit from L2, #GP(0) at CPL > 0):
+//
+// VMREAD   VMfailInvalid without a current VMCS; VMfailValid(12) if the
+//          field encoding (the register in Reg2) names no supported field;
+//          else the field is stored to the destination (register Reg1 or
+//          memory: the memory access, and its faults, come only now),
+//          VMsucceed.
+// VMWRITE  VMfailInvalid without a current VMCS; a memory source is read
+//          now (its faults come before the field checks); VMfailValid(12)
+//          for an unsupported field; VMfailValid(13) for a read-only
+//          (VM-exit information) field unless IA32_VMX_MISC[29] is offered
+//          (it is: caps.misc(), and then such writes succeed); else the field
+//          is written, VMsucceed.
+//
+// Operand sizes (31.3 VMREAD/VMWRITE descriptions): the encoding register
+// and the value are 64 bits in 64-bit mode, 32 bits outside IA-32e mode
+// (CS.D does not matter; compatibility mode is #UD). An encoding with any
+// of bits 63:32 set is no field. A field shorter than the operand reads as
+// zero-extended and takes the operand's low bits; a longer one (a 64-bit or
+// natural-width field outside 64-bit mode) reads as its low 32 bits and is
+// written with its high bits cleared. The "high" encoding of a 64-bit field
+// (bit 0 set) is a 32-bit field: bits 63:32 of it (25.11.2, state.ts).
+// A 32-bit register destination outside 64-bit mode is written
+// zero-extended (bits 63:32 are not visible outside IA-32e mode).
+import * as vmx from "../hw/vmx";
+import * as V from "../arch/vmx";
+import * as state from "./state";
+import * as caps from "./caps";
+import * as common from "./common";
+import * as operand from "./operand";
+import * as linear from "./linear";
+import * as vmfail from "./vmfail";
+
+// Does `enc` (the whole operand) name a field of our vmcs12? The field
+// table (kernel/arch/vmx.ts) is the set of fields L1's processor supports;
+// IA32_VMX_VMCS_ENUM is derived from the same table (caps.vmcsEnum).
+function supported(enc: u64): bool {
+  return (enc >> 32) == 0 && V.vmcs12Offset(<u32>enc) >= 0;
+}
+
+function readOnly(enc: u32): bool {
+  return V.vmcsEncodingType(enc) == V.VMCS_TYPE_RO && (caps.misc() & V.VMX_MISC_VMWRITE_ANY_FIELD) == 0;
+}
+
+export function vmread(reason: u32): i32 {
+  const c = common.check(reason, false);
+  if (c != common.PROCEED) return c;
+  if (state.current == state.INVALID) return vmfail.failInvalid();
+  const info = <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO);
+  const long = common.long;
+  const mask: u64 = long ? u64.MAX_VALUE : 0xffffffff;
+  const enc = operand.gpr(operand.reg2(info)) & mask;
+  if (!supported(enc)) return vmfail.failValid(V.VMXERR_UNSUPPORTED_VMCS_COMPONENT);
+  const v = state.read(<u32>enc) & mask;
+  if (operand.isRegister(info)) {
+    operand.setGpr(operand.reg1(info), v);
+  } else {
+    const r = operand.write(info, long ? 8 : 4, v);
+    if (r != linear.OK) return linear.handlerResult(r);
+  }
+  return vmfail.succeed();
+}
+
+export function vmwrite(reason: u32): i32 {
+  const c = common.check(reason, false);
+  if (c != common.PROCEED) return c;
+  if (state.current == state.INVALID) return vmfail.failInvalid();
+  const info = <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO);
+  const long = common.long;
+  const mask: u64 = long ? u64.MAX_VALUE : 0xffffffff;
+  let v: u64;
+  if (operand.isRegister(info)) {
+    v = operand.gpr(operand.reg1(info));
+  } else {
+    const r = operand.read(info, long ? 8 : 4);
+    if (r != linear.OK) return linear.handlerResult(r);
+    v = operand.value;
+  }
+  v &= mask;
+  const enc = operand.gpr(operand.reg2(info)) & mask;
+  if (!supported(enc)) return vmfail.failValid(V.VMXERR_UNSUPPORTED_VMCS_COMPONENT);
+  if (readOnly(<u32>enc)) return vmfail.failValid(V.VMXERR_VMWRITE_READ_ONLY_VMCS_COMPONENT);
+  state.write(<u32>enc, v);
+  return vmfail.succeed();
+}
