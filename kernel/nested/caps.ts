@@ -85,6 +85,14 @@ export function cr4Fixed1(): u64 {
   return hw.cr4Fixed1;
 }
 
+// Does CR0/CR4 value v satisfy the fixed bits of VMX operation (24.8)?
+export function cr0Allowed(v: u64): bool {
+  return (v & cr0Fixed0()) == cr0Fixed0() && (v & ~cr0Fixed1()) == 0;
+}
+export function cr4Allowed(v: u64): bool {
+  return (v & cr4Fixed0()) == cr4Fixed0() && (v & ~cr4Fixed1()) == 0;
+}
+
 // IA32_VMX_VMCS_ENUM bits 9:1: the highest field index in our field table.
 export function vmcsEnum(): u64 {
   let highest: u32 = 0;
@@ -93,6 +101,51 @@ export function vmcsEnum(): u64 {
     if (idx > highest) highest = idx;
   }
   return <u64>highest << 1;
+}
+
+// VMCS fields of features L1 is not offered do not exist for L1: VMREAD
+// and VMWRITE of them fail with error 12 (31.4), as on a processor without
+// the feature (Appendix B lists fields "if the processor supports" it).
+export function fieldSupported(enc: u32): bool {
+  if (V.vmcs12Offset(enc) < 0) return false;
+  switch (enc & ~V.VMCS_ENC_HIGH) {
+    case V.VIRTUAL_PROCESSOR_ID: // VPID
+    case V.POSTED_INTERRUPT_NOTIFICATION_VECTOR:
+    case V.EPTP_INDEX: // #VE
+    case V.GUEST_INTERRUPT_STATUS: // virtual-interrupt delivery
+    case V.PML_INDEX:
+    case V.PML_ADDRESS:
+    case V.VIRTUAL_APIC_ADDRESS: // TPR shadow
+    case V.APIC_ACCESS_ADDRESS:
+    case V.POSTED_INTERRUPT_DESCRIPTOR_ADDRESS:
+    case V.VM_FUNCTION_CONTROL:
+    case V.EPT_POINTER:
+    case V.EOI_EXIT_BITMAP_0:
+    case V.EOI_EXIT_BITMAP_1:
+    case V.EOI_EXIT_BITMAP_2:
+    case V.EOI_EXIT_BITMAP_3:
+    case V.EPTP_LIST_ADDRESS:
+    case V.VMREAD_BITMAP: // VMCS shadowing
+    case V.VMWRITE_BITMAP:
+    case V.VIRTUALIZATION_EXCEPTION_INFO_ADDRESS:
+    case V.XSS_EXITING_BITMAP:
+    case V.ENCLS_EXITING_BITMAP:
+    case V.SUB_PAGE_PERMISSION_TABLE_POINTER:
+    case V.TSC_MULTIPLIER:
+    case V.TERTIARY_PROC_BASED_VM_EXEC_CONTROL:
+    case V.ENCLV_EXITING_BITMAP:
+    case V.GUEST_PHYSICAL_ADDRESS: // EPT
+    case V.GUEST_PDPTE0:
+    case V.GUEST_PDPTE1:
+    case V.GUEST_PDPTE2:
+    case V.GUEST_PDPTE3:
+    case V.TPR_THRESHOLD:
+    case V.PLE_GAP:
+    case V.PLE_WINDOW:
+    case V.VMX_PREEMPTION_TIMER_VALUE:
+      return false;
+  }
+  return true;
 }
 
 // L1's RDMSR of a VMX capability MSR: false when the MSR does not exist for

@@ -19,6 +19,7 @@ import * as vmfail from "./vmfail";
 import * as entry from "./entry-checks";
 import * as vmcs02 from "./vmcs02";
 import * as reflect from "./reflect";
+import * as msrlists from "./msrlists";
 
 export let launches: u64 = 0; // nested VM entries into L2
 
@@ -63,13 +64,6 @@ export function handle(reason: u32): i32 {
     return reflect.reflectSynthetic(V.EXIT_REASON_ENTRY_FAILURE_GUEST_STATE | V.EXIT_REASON_FLAG_ENTRY_FAILURE,
       entry.exitQualification, 0);
   }
-  // VM-entry MSR-load lists are not supported yet: refused loudly, never
-  // ignored (the VM stops; the hypervisor goes on).
-  if (state.read(V.VM_ENTRY_MSR_LOAD_COUNT) != 0) {
-    print.say("nested: VM-entry MSR-load lists are not supported yet; stopping the VM");
-    return exits.stop(config.OUTCOME_STOPPED);
-  }
-
   // Into L2: vmcs02 becomes current and the next VM entry runs it.
   vmcs02.captureVmcs01();
   vmcs02.captureL1Msrs();
@@ -79,6 +73,17 @@ export function handle(reason: u32): i32 {
     return exits.stop(config.OUTCOME_STOPPED);
   }
   vmcs02.merge();
+  // 27.4: the VM-entry MSR-load list, after the guest state, into L2's
+  // state; a failure is a failed VM entry with the entry's 1-based index.
+  const failed = msrlists.loadList(state.read(V.VM_ENTRY_MSR_LOAD_ADDRESS), <u32>state.read(V.VM_ENTRY_MSR_LOAD_COUNT));
+  if (failed != 0) {
+    print.str("hv: nested: VM entry failed loading MSR-load entry ");
+    print.dec(failed);
+    print.nl();
+    if (vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) return exits.stop(config.OUTCOME_STOPPED);
+    return reflect.reflectSynthetic(V.EXIT_REASON_ENTRY_FAILURE_MSR_LOADING | V.EXIT_REASON_FLAG_ENTRY_FAILURE,
+      <u64>failed, 0);
+  }
   vcpu.setLaunched(vmcs02.launched);
   if (launch) state.setLaunchState(1);
   state.setInL2(true);

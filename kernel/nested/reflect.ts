@@ -12,6 +12,7 @@ import * as config from "../vm/config";
 import * as state from "./state";
 import * as fields from "./fields";
 import * as vmcs02 from "./vmcs02";
+import * as msrlists from "./msrlists";
 
 export const counts = new StaticArray<u64>(exits.REASONS); // exits reflected to L1, by reason
 export let handledByL0: u64 = 0; // L2 exits L0 handled itself
@@ -123,24 +124,30 @@ function loadHostState(): void {
   vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, 0);
 }
 
-// The VM-exit MSR-store and MSR-load lists of vmcs12 (28.4, 28.6) are not
-// supported yet: their counts must be 0. A non-zero count is a VMX abort
-// for L1 (28.7): the VM stops with the reason, never ignored.
-function msrListsEmpty(): bool {
-  const store = state.read(V.VM_EXIT_MSR_STORE_COUNT);
-  const load = state.read(V.VM_EXIT_MSR_LOAD_COUNT);
-  if (store == 0 && load == 0) return true;
-  print.str("hv: nested: VMX abort for L1: VM-exit MSR-store count ");
-  print.dec(store);
-  print.str(" / load count ");
-  print.dec(load);
-  print.str(" (MSR lists on VM exit are not supported yet)");
+// A failure storing or loading the VM-exit MSR lists is a VMX abort (28.7):
+// L1's processor would shut down; its VM stops, with the reason.
+function vmxAbort(what: string, index: u32): i32 {
+  print.str("hv: nested: VMX abort for L1: ");
+  print.str(what);
+  print.str(" entry ");
+  print.dec(index);
+  print.str(" failed");
   print.nl();
-  return false;
+  return exits.stop(config.OUTCOME_STOPPED);
+}
+
+// 28.6: the VM-exit MSR-load list into L1's state (vmcs01 current), after
+// the host state.
+function loadExitList(): i32 {
+  const l = msrlists.loadList(state.read(V.VM_EXIT_MSR_LOAD_ADDRESS), <u32>state.read(V.VM_EXIT_MSR_LOAD_COUNT));
+  return l != 0 ? vmxAbort("VM-exit MSR-load", l) : exits.RESUME;
 }
 
 // Switch from vmcs02 (current) to vmcs01 with L1 in its host state.
 function toL1(): i32 {
+  // 28.4: L2's MSR values into the VM-exit MSR-store list (vmcs02 current).
+  const s = msrlists.storeList(state.read(V.VM_EXIT_MSR_STORE_ADDRESS), <u32>state.read(V.VM_EXIT_MSR_STORE_COUNT));
+  if (s != 0) return vmxAbort("VM-exit MSR-store", s);
   vmcs02.setLaunched(vcpu.launched);
   if (vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) {
     print.say("nested: VMPTRLD of vmcs01 failed");
@@ -148,9 +155,8 @@ function toL1(): i32 {
   }
   vcpu.setLaunched(vmcs02.l1Launched);
   state.setInL2(false);
-  if (!msrListsEmpty()) return exits.stop(config.OUTCOME_STOPPED);
   loadHostState();
-  return exits.RESUME;
+  return loadExitList();
 }
 
 // Reflect the current exit (vmcs02 current): exit information as the
@@ -177,9 +183,8 @@ export function reflectSynthetic(reason: u32, qualification: u64, intrInfo: u32)
     // A failed VM entry (27.8): vmcs01 is still current and L1's state is
     // unchanged apart from the host-state load.
     state.setInL2(false);
-    if (!msrListsEmpty()) return exits.stop(config.OUTCOME_STOPPED);
     loadHostState();
-    return exits.RESUME;
+    return loadExitList();
   }
   return toL1();
 }

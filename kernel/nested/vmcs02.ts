@@ -28,6 +28,7 @@ import * as vmcs01 from "../vm/vmcs01";
 import * as guestmem from "../vm/guestmem";
 import * as state from "./state";
 import * as fields from "./fields";
+import * as irq from "../vm/irq";
 
 export const L2_VPID: u32 = 2;
 
@@ -113,6 +114,9 @@ function writeConstantState(): void {
   vmx.vmwrite(V.IO_BITMAP_B, vmcs01.ioBitmapB);
   vmx.vmwrite(V.MSR_BITMAPS, msrBitmap02);
   if (vmcs01.vpidEnabled) vmx.vmwrite(V.VIRTUAL_PROCESSOR_ID, L2_VPID);
+  // L0 regains control from L2 once per slice, as from L1 (irq.ts); the
+  // field is not written back by exits, so once is enough.
+  if ((pin01 & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0) vmx.vmwrite(V.VMX_PREEMPTION_TIMER_VALUE, irq.SLICE);
   initialized = true;
 }
 

@@ -37,7 +37,7 @@ import * as vmfail from "./vmfail";
 // table (kernel/arch/vmx.ts) is the set of fields L1's processor supports;
 // IA32_VMX_VMCS_ENUM is derived from the same table (caps.vmcsEnum).
 function supported(enc: u64): bool {
-  return (enc >> 32) == 0 && V.vmcs12Offset(<u32>enc) >= 0;
+  return (enc >> 32) == 0 && caps.fieldSupported(<u32>enc);
 }
 
 function readOnly(enc: u32): bool {

@@ -16,7 +16,7 @@ import * as print from "../lib/print";
 import * as config from "./config";
 import { RESUME, stop } from "./exits";
 
-const SLICE: u64 = 1 << 24; // preemption-timer ticks between forced exits
+export const SLICE: u64 = 1 << 24; // preemption-timer ticks between forced exits
 
 let windowExiting = false;
 let timerValue: u64 = 0; // what the VMCS holds (reloaded by every entry)

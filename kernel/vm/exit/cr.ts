@@ -14,6 +14,7 @@ import { RESUME, stop } from "../exits";
 import * as config from "../config";
 import * as print from "../../lib/print";
 import * as nested from "../../nested/state";
+import * as nestedCaps from "../../nested/caps";
 
 const ACCESS_MOV_TO_CR: u32 = 0;
 const ACCESS_MOV_FROM_CR: u32 = 1;
@@ -37,6 +38,9 @@ function longMode(): bool {
 // processor runs with VMX's fixed bits added.
 function writeCr0(v: u64): bool {
   if ((v >> 32) != 0) return false;
+  // In VMX operation CR0 must stay inside the fixed bits offered to L1
+  // (SDM Vol. 3C 24.8: MOV to CR0 that violates them is #GP).
+  if (nested.vmxOn && !nestedCaps.cr0Allowed(v)) return false;
   if ((v & V.X86_CR0_PG) != 0 && (v & V.X86_CR0_PE) == 0) return false;
   if ((v & V.X86_CR0_NW) != 0 && (v & V.X86_CR0_CD) == 0) return false;
   vmx.vmwrite(V.CR0_READ_SHADOW, v);
@@ -51,7 +55,7 @@ function writeCr0(v: u64): bool {
 function writeCr4(v: u64): bool {
   if ((v & V.X86_CR4_SMXE) != 0) return false;
   if ((v & V.X86_CR4_VMXE) != 0 && !nested.enabled) return false;
-  if ((v & V.X86_CR4_VMXE) == 0 && nested.vmxOn) return false;
+  if (nested.vmxOn && !nestedCaps.cr4Allowed(v)) return false;
   if ((v & ~caps.cr4Fixed1 & ~(<u64>V.X86_CR4_VMXE)) != 0) return false;
   // PAE may not be cleared in long mode (SDM Vol. 3A 9.8.5.4).
   if (longMode() && (v & V.X86_CR4_PAE) == 0) return false;

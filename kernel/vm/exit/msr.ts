@@ -29,8 +29,8 @@ export function reset(): void {
 }
 
 // Value of an emulated MSR; false when the guest gets #GP.
-let value: u64 = 0;
-function read(msr: u32): bool {
+export let value: u64 = 0;
+export function read(msr: u32): bool {
   switch (msr) {
     case V.MSR_IA32_APIC_BASE: value = lapic.apicBaseRead(); return true;
     // nested=off: locked, VMX off inside and outside SMX (VMX is not offered).
@@ -50,7 +50,7 @@ function read(msr: u32): bool {
   return false;
 }
 
-function write(msr: u32, v: u64): bool {
+export function write(msr: u32, v: u64): bool {
   switch (msr) {
     case V.MSR_IA32_APIC_BASE: return lapic.apicBaseWrite(v);
     case V.MSR_IA32_FEATURE_CONTROL: return nested.enabled && writeFeatureControl(v);

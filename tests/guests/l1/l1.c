@@ -639,6 +639,7 @@ static struct l2regs regs;
 static struct exitinfo ex;
 static u32 last_run; /* what vmx_run returned */
 static u32 last_exc; /* the exception the VM-entry instruction raised (NO_EXC if none) */
+#define NOT_RESUMED 0xC0000001u /* last_run when there was no exit to resume after */
 static u32 vmcs_ctl_pin, vmcs_ctl_proc, vmcs_ctl_proc2, vmcs_ctl_exit, vmcs_ctl_entry;
 
 /* Build a fresh, valid VMCS in vmcs_l2 (current, launch state clear): the
@@ -758,6 +759,8 @@ static const char *run_str(void) {
     if (last_run == 0) {
         snprintf(buf, sizeof buf, "exit reason 0x%x qual 0x%x len %u info 0x%x intr 0x%x rip 0x%x", ex.reason, ex.qual,
                  ex.len, ex.info, ex.intr, ex.rip);
+    } else if (last_run == NOT_RESUMED) {
+        snprintf(buf, sizeof buf, "not resumed: no VM exit to resume after");
     } else if (last_run == 0xC0000000u) {
         snprintf(buf, sizeof buf, "VMWRITE of HOST_RSP/RIP raised vector %d", (i32)last_exc);
     } else if (last_exc != NO_EXC) {
@@ -795,7 +798,13 @@ static bool l2_run_at(u32 rip, u32 launch) {
     return true;
 }
 static bool l2_run(u32 rip) { return l2_run_at(rip, !l2_launched); }
+/* Resume L2 after the instruction that exited. Only after an exit: without
+ * one there is no instruction length to go by, and nothing is run. */
 static bool l2_resume_after_insn(void) {
+    if (last_run != 0 || !l2_launched || (ex.reason & EXIT_FAILED_ENTRY)) {
+        last_run = NOT_RESUMED;
+        return false;
+    }
     vw(F_GUEST_RIP, vr(F_GUEST_RIP) + vr(F_EXIT_INSN_LEN));
     return l2_run_at(0, !l2_launched);
 }
@@ -813,8 +822,8 @@ static void test_l2_basic(void) {
     l2_run(ADDR(l2_vmcall));
     check(exit_is(EXIT_VMCALL) && ex.len == 3 && ex.rip == ADDR(l2_vmcall) && ex.qual == 0,
           "VMLAUNCH runs L2; its VMCALL exits: reason 18, length 3, qualification 0|%s", run_str());
-    if (last_run) return;
-    check(!(ex.idt_vec & INTR_VALID), "IDT-vectoring information not valid after a VMCALL exit|0x%x", ex.idt_vec);
+    check(exit_is(EXIT_VMCALL) && !(ex.idt_vec & INTR_VALID), "IDT-vectoring information not valid after a VMCALL exit|%s, 0x%x",
+          run_str(), ex.idt_vec);
 
     /* Host state after the exit (27.5): RIP, RSP from the host-state area,
      * RFLAGS = 2, selectors, TR, GDTR/IDTR bases with limits FFFFH, DR7 400H. */
@@ -889,7 +898,6 @@ static void test_l2_cpuid(void) {
     l2_run(ADDR(l2_cpuid));
     check(exit_is(EXIT_CPUID) && ex.len == 2 && ex.rip == ADDR(l2_cpuid) && ex.qual == 0,
           "L2 CPUID exits to L1: reason 10, length 2, RIP at CPUID|%s", run_str());
-    if (!exit_is(EXIT_CPUID)) return;
     regs.eax = 0x4C314C32;
     regs.ebx = 0x11111111;
     regs.ecx = 0x22222222;
@@ -943,12 +951,10 @@ static void test_l2_io(void) {
     l2_run(ADDR(l2_in_imm));
     check(exit_is(EXIT_IO) && ex.qual == IOQ(0xE0, 1, 1, 1) && ex.len == 2,
           "IN AL, E0H (marked in bitmap A): exit 30, qualification port/size/IN/immediate, length 2|%s", run_str());
-    if (exit_is(EXIT_IO)) {
-        regs.eax = 0x5A;
-        l2_resume_after_insn();
-        check(vmcall_at(l2_in_imm, 2) && (regs.eax & 0xFF) == 0x5A, "L2 resumes after the emulated IN|%s eax 0x%x", run_str(),
-              regs.eax);
-    }
+    regs.eax = 0x5A;
+    l2_resume_after_insn();
+    check(vmcall_at(l2_in_imm, 2) && (regs.eax & 0xFF) == 0x5A, "L2 resumes after the emulated IN|%s eax 0x%x", run_str(),
+          regs.eax);
     regs.edx = 0x2F0;
     regs.eax = 0x1234;
     l2_run(ADDR(l2_out_dx_ax));
@@ -1008,13 +1014,11 @@ static void test_l2_msr(void) {
     l2_run(ADDR(l2_rdmsr));
     check(exit_is(EXIT_RDMSR) && ex.len == 2 && ex.rip == ADDR(l2_rdmsr), "RDMSR 175H (read bit set): exit 31, length 2|%s",
           run_str());
-    if (exit_is(EXIT_RDMSR)) {
-        regs.eax = 0x33334444;
-        regs.edx = 0x11112222;
-        l2_resume_after_insn();
-        check(vmcall_at(l2_rdmsr, 2) && regs.eax == 0x33334444 && regs.edx == 0x11112222,
-              "L2 resumes with L1's RDMSR result|%s", run_str());
-    }
+    regs.eax = 0x33334444;
+    regs.edx = 0x11112222;
+    l2_resume_after_insn();
+    check(vmcall_at(l2_rdmsr, 2) && regs.eax == 0x33334444 && regs.edx == 0x11112222,
+          "L2 resumes with L1's RDMSR result|%s", run_str());
     regs.ecx = MSR_SYSENTER_CS;
     l2_run(ADDR(l2_rdmsr));
     check(vmcall_at(l2_rdmsr, 2) && regs.eax == 0x4321,
@@ -1069,8 +1073,10 @@ static void test_l2_exceptions(void) {
     if (exit_is(EXIT_EXCEPTION)) {
         vw(F_GUEST_RIP, ADDR(l2_ud2) + 2);
         l2_run_at(0, 0);
-        check(vmcall_at(l2_ud2, 2), "L2 resumes after L1 skips the UD2|%s", run_str());
+    } else {
+        last_run = NOT_RESUMED;
     }
+    check(vmcall_at(l2_ud2, 2), "L2 resumes after L1 skips the UD2|%s", run_str());
     vw(F_EXCEPTION_BITMAP, 0);
     l2_run(ADDR(l2_ud2));
     check(exit_is(EXIT_VMCALL) && l2_seen.count == 1 && l2_seen.vector == 6 && l2_seen.eip == ADDR(l2_ud2) &&

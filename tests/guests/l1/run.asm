@@ -164,86 +164,94 @@ section __ex_table progbits alloc noexec nowrite align=4
     dd vmx_run.resume, vmx_run.fell_through
 
 ; ---- L2 ------------------------------------------------------------------------
+; After its VMCALL a snippet is never resumed: L1 always gives L2 a new RIP.
+; If a hypervisor below resumed it anyway, L2 stops in l2_stray (HLT with
+; interrupts off) instead of running on, so that the run still ends.
 section .text
 %macro L2 1
 global %1
 %1:
 %endmacro
 
+l2_stray:
+    cli
+    hlt
+    jmp l2_stray
+
 L2 l2_vmcall
     vmcall
-    ud2
+    jmp l2_stray
 L2 l2_cpuid                     ; exit 10, length 2
     cpuid
     vmcall
-    ud2
+    jmp l2_stray
 L2 l2_hlt                       ; exit 12, length 1
     hlt
     vmcall
-    ud2
+    jmp l2_stray
 L2 l2_rdtsc                     ; exit 16 with "RDTSC exiting", else EDX:EAX = TSC + offset
     rdtsc
     vmcall
-    ud2
+    jmp l2_stray
 L2 l2_in_imm                    ; IN AL, imm8: qualification bit 6 (immediate)
     in al, 0xE0
     vmcall
-    ud2
+    jmp l2_stray
 L2 l2_out_dx_ax                 ; OUT DX, AX (66 EF): 2 bytes
     out dx, ax
     vmcall
-    ud2
+    jmp l2_stray
 L2 l2_in_dx_eax                 ; IN EAX, DX (ED): 1 byte
     in eax, dx
     vmcall
-    ud2
+    jmp l2_stray
 L2 l2_in_dx_ax                  ; IN AX, DX (66 ED): ports DX and DX+1
     in ax, dx
     vmcall
-    ud2
+    jmp l2_stray
 L2 l2_scratch                   ; OUT DX, AL; IN AL, DX (DX = a port L1 does not mark)
     out dx, al
     xor eax, eax
     in al, dx
     vmcall
-    ud2
+    jmp l2_stray
 L2 l2_rdmsr
     rdmsr
     vmcall
-    ud2
+    jmp l2_stray
 L2 l2_wrmsr
     wrmsr
     vmcall
-    ud2
+    jmp l2_stray
 L2 l2_ud2                       ; #UD (hardware exception, vector 6)
     ud2
     vmcall
-    ud2
+    jmp l2_stray
 L2 l2_int3                      ; #BP (software exception, vector 3), 1 byte
     int3
     vmcall
-    ud2
+    jmp l2_stray
 L2 l2_load_ss                   ; MOV SS, BX with BX = a code selector: #GP(BX)
     mov ss, bx
     vmcall
-    ud2
+    jmp l2_stray
 L2 l2_pf_read                   ; read of an unmapped linear address in EBX: #PF
     mov eax, [ebx]
     vmcall
-    ud2
+    jmp l2_stray
 L2 l2_triple                    ; no usable IDT: #UD -> #GP -> #DF -> triple fault
     lidt [l2_null_idtr]
     ud2
     vmcall
-    ud2
+    jmp l2_stray
 L2 l2_mov_cr3                   ; MOV CR3, EBX: qualification CR3, MOV to CR, RBX
     mov cr3, ebx
     vmcall
-    ud2
+    jmp l2_stray
 L2 l2_read_cr0                  ; MOV EAX, CR0: masked bits come from the read shadow
     mov eax, cr0
     vmcall
-    ud2
+    jmp l2_stray
 L2 l2_clear_ts                  ; MOV CR0, ECX with CR0.TS cleared
     mov ecx, cr0
     and ecx, ~8
@@ -251,23 +259,23 @@ global l2_clear_ts_write
 l2_clear_ts_write:
     mov cr0, ecx
     vmcall
-    ud2
+    jmp l2_stray
 L2 l2_sgdt                      ; SGDT [EBX+4] (0F 01 43 04): 4 bytes
     sgdt [ebx + 4]
     vmcall
-    ud2
+    jmp l2_stray
 L2 l2_vmptrst                   ; VMPTRST [EBX+ESI*4+10H] (0F C7 7C B3 10): 5 bytes
     vmptrst [ebx + esi * 4 + 0x10]
     vmcall
-    ud2
+    jmp l2_stray
 L2 l2_vmptrst_ebp               ; VMPTRST [EBP+8] (0F C7 7D 08): segment SS
     vmptrst [ebp + 8]
     vmcall
-    ud2
+    jmp l2_stray
 L2 l2_vmread                    ; VMREAD EAX, ECX (0F 78 C8): 3 bytes
     vmread eax, ecx
     vmcall
-    ud2
+    jmp l2_stray
 L2 l2_end
 
 ; L2's exception handlers (its IDT is built by l1.c from l2_exc_table): each
@@ -293,7 +301,7 @@ l2_exc_common:
     mov [l2_seen + 20], eax
     inc dword [l2_seen + 24]
     vmcall
-    ud2
+    jmp l2_stray
 
 section .rodata
 global l2_exc_table
