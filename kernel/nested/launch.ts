@@ -22,6 +22,9 @@ import * as reflect from "./reflect";
 import * as msrlists from "./msrlists";
 
 export let launches: u64 = 0; // nested VM entries into L2
+export function resetCounts(): void {
+  launches = 0;
+}
 
 function logFailed(what: string): void {
   print.str("hv: nested: ");

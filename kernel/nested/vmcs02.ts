@@ -34,6 +34,7 @@ export const L2_VPID: u32 = 2;
 
 export let vmcs02: u64 = 0; // physical address
 export let initialized: bool = false; // constant state written (seeds/003)
+export let constantWrites: u32 = 0; // how often the constant state was written (1 per vmcs02)
 export let launched: bool = false; // VMLAUNCH done since the last VMCLEAR of vmcs02
 // vmcs01's launch state while vmcs02 is current (vcpu.launched then
 // describes vmcs02).
@@ -56,6 +57,7 @@ let tscOffset01: u64 = 0;
 
 export function reset(): void {
   initialized = false;
+  constantWrites = 0;
   launched = false;
   l1Launched = true;
 }
@@ -118,6 +120,7 @@ function writeConstantState(): void {
   // field is not written back by exits, so once is enough.
   if ((pin01 & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0) vmx.vmwrite(V.VMX_PREEMPTION_TIMER_VALUE, irq.SLICE);
   initialized = true;
+  constantWrites++;
 }
 
 // L0's MSR bitmap OR L1's (25.6.9): an access exits to L0 if either wants

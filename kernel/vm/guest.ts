@@ -188,6 +188,7 @@ function runOne(g: i32): bool {
     nested.reset(config.nested[g]);
     vmcs02.reset();
     reflect.resetCounts();
+    launch.resetCounts();
   }
   if (ok) {
     vcpu.setReg(vcpu.RAX, loader.entryEax);
@@ -272,7 +273,11 @@ function reportNested(): void {
   print.dec(total);
   print.str(" reflected to L1, ");
   print.dec(reflect.handledByL0);
-  print.str(" handled by L0");
+  print.str(" handled by L0; ");
+  print.dec(launch.launches);
+  print.str(" nested entries; vmcs02 constant state written ");
+  print.dec(vmcs02.constantWrites);
+  print.str(" time(s)");
   print.nl();
   for (let i = 0; i < exits.REASONS; i++) {
     if (reflect.counts[i] == 0) continue;

@@ -276,6 +276,12 @@ L2 l2_vmread                    ; VMREAD EAX, ECX (0F 78 C8): 3 bytes
     vmread eax, ecx
     vmcall
     jmp l2_stray
+L2 l2_spin                      ; ECX iterations (interrupts as RFLAGS.IF says), then VMCALL
+.again:
+    dec ecx
+    jnz .again
+    vmcall
+    jmp l2_stray
 L2 l2_end
 
 ; L2's exception handlers (its IDT is built by l1.c from l2_exc_table): each
@@ -292,6 +298,14 @@ l2_exc_ %+ i:
     jmp l2_exc_common
 %assign i i+1
 %endrep
+
+; L2's handler for vector 40H (L1's APIC timer vector, when L1 lets the
+; interrupt go to L2): recorded like an exception without error code.
+global l2_irq40
+l2_irq40:
+    mov dword [l2_seen + 8], 0xFFFFFFFF
+    mov dword [l2_seen + 0], 0x40
+    jmp l2_exc_common
 
 l2_exc_common:
     pop dword [l2_seen + 4]     ; EIP

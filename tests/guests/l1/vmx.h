@@ -85,6 +85,7 @@
 #define PROC2_VMCS_SHADOWING (1u << 14)
 
 #define EXIT_HOST_ADDR_SPACE_SIZE (1u << 9)
+#define EXIT_ACK_INTR_ON_EXIT (1u << 15)
 #define EXIT_SECONDARY (1u << 31)
 /* A.4: bits 0-8, 10, 11, 13, 14, 16, 17 */
 #define EXIT_DEFAULT1 (0x1FFu | (1u << 10) | (1u << 11) | (1u << 13) | (1u << 14) | (1u << 16) | (1u << 17))
@@ -227,6 +228,7 @@
 
 /* ---- basic exit reasons (SDM Vol. 3D Appendix C) ------------------------------------ */
 #define EXIT_EXCEPTION 0
+#define EXIT_EXTERNAL_INTERRUPT 1
 #define EXIT_TRIPLE_FAULT 2
 #define EXIT_CPUID 10
 #define EXIT_HLT 12
@@ -331,7 +333,7 @@ void vmx_exit_entry(void);
 extern char l2_vmcall[], l2_cpuid[], l2_hlt[], l2_rdtsc[], l2_in_imm[], l2_out_dx_ax[], l2_in_dx_eax[],
     l2_in_dx_ax[], l2_scratch[], l2_rdmsr[], l2_wrmsr[], l2_ud2[], l2_int3[], l2_load_ss[], l2_pf_read[],
     l2_triple[], l2_mov_cr3[], l2_read_cr0[], l2_clear_ts[], l2_clear_ts_write[], l2_sgdt[], l2_vmptrst[],
-    l2_vmptrst_ebp[], l2_vmread[], l2_end[];
+    l2_vmptrst_ebp[], l2_vmread[], l2_spin[], l2_irq40[], l2_end[];
 extern const u32 l2_exc_table[32];
 /* What L2's own exception handlers saw (run.asm). */
 struct l2_seen { u32 vector, eip, error, cs, eflags, cr2, count; };
