@@ -47,6 +47,7 @@ static u32 msr_area[4] ALIGNED(16);    /* one VM-entry MSR-load entry (SDM 24.8.
 static u64 l1_gdt[10] ALIGNED(8);
 
 #define PA(p) ((u64)(u32)(uintptr_t)(p))
+#define ADDR(x) ((u32)(uintptr_t)(x))
 #define HOLE 0x40000000u /* a 4-MiB linear range left unmapped (#PF checks) */
 #define L2_STACK_TOP ((u32)(uintptr_t)(l2_stack + sizeof l2_stack))
 #define SEL_FLAT2 0x30   /* a second flat ring-0 data segment */
@@ -62,7 +63,8 @@ extern u64 gdt[];
 extern u8 tss[];
 
 struct idt_gate { u16 off_lo, sel; u8 zero, type; u16 off_hi; };
-static struct idt_gate l2_idt[32] ALIGNED(8);
+static struct idt_gate l2_idt[0x41] ALIGNED(8); /* exceptions, and vector 40H */
+#define L1_TIMER_VECTOR 0x40
 
 /* ---- what the capability MSRs say ------------------------------------------------- */
 static struct {
@@ -145,9 +147,9 @@ static void setup_l1(void) {
     struct __attribute__((packed)) { u16 limit; u32 base; } d = { sizeof l1_gdt - 1, (u32)(uintptr_t)l1_gdt };
     __asm__ volatile("lgdt %0" ::"m"(d));
 
-    for (int v = 0; v < 32; v++) {
-        u32 h = l2_exc_table[v];
-        l2_idt[v] = (struct idt_gate){ (u16)h, SEL_KCODE, 0, 0x8E, (u16)(h >> 16) };
+    for (int v = 0; v < 0x41; v++) {
+        u32 h = v < 32 ? l2_exc_table[v] : v == L1_TIMER_VECTOR ? ADDR(l2_irq40) : 0;
+        l2_idt[v] = (struct idt_gate){ (u16)h, SEL_KCODE, 0, h ? 0x8E : 0, (u16)(h >> 16) };
     }
 }
 
@@ -645,14 +647,14 @@ static u32 vmcs_ctl_pin, vmcs_ctl_proc, vmcs_ctl_proc2, vmcs_ctl_exit, vmcs_ctl_
 /* Build a fresh, valid VMCS in vmcs_l2 (current, launch state clear): the
  * controls L1 wants plus those the MSRs force, host state = L1 as it is
  * now, guest state = L2 in L1's address space at l2_vmcall. */
-static bool l2_setup(u32 proc_want, u32 proc2_want, const char *name) {
+static bool l2_setup_ex(u32 pin_want, u32 proc_want, u32 proc2_want, u32 exit_want, const char *name) {
     if (!need_root(name)) return false;
     l2_launched = false;
     if (!make_current(vmcs_l2)) {
         check(false, "%s|VMCLEAR/VMPTRLD failed", name);
         return false;
     }
-    bool ok = ctl_value(cap.pin, 0, &vmcs_ctl_pin) && ctl_value(cap.exit, 0, &vmcs_ctl_exit) &&
+    bool ok = ctl_value(cap.pin, pin_want, &vmcs_ctl_pin) && ctl_value(cap.exit, exit_want, &vmcs_ctl_exit) &&
               ctl_value(cap.entry, 0, &vmcs_ctl_entry) &&
               ctl_value(cap.proc, proc_want | (proc2_want ? PROC_SECONDARY : 0), &vmcs_ctl_proc);
     vmcs_ctl_proc2 = 0;
@@ -754,6 +756,10 @@ static bool l2_setup(u32 proc_want, u32 proc2_want, const char *name) {
     return true;
 }
 
+static bool l2_setup(u32 proc_want, u32 proc2_want, const char *name) {
+    return l2_setup_ex(0, proc_want, proc2_want, 0, name);
+}
+
 static const char *run_str(void) {
     static char buf[96];
     if (last_run == 0) {
@@ -808,7 +814,6 @@ static bool l2_resume_after_insn(void) {
     vw(F_GUEST_RIP, vr(F_GUEST_RIP) + vr(F_EXIT_INSN_LEN));
     return l2_run_at(0, !l2_launched);
 }
-#define ADDR(x) ((u32)(uintptr_t)(x))
 static bool exit_is(u32 reason) { return last_run == 0 && ex.reason == reason; }
 static bool vmcall_at(const char *label, u32 off) { return exit_is(EXIT_VMCALL) && ex.rip == ADDR(label) + off; }
 
@@ -1203,6 +1208,135 @@ static void test_l2_insn_info(void) {
     }
 }
 
+/* ---- exits during event delivery (SDM 27.2.3, 27.2.4) ------------------------------------ */
+static void test_l2_event_delivery(void) {
+    if (!l2_setup(0, 0, "L2 exits during event delivery")) return;
+    diag("L2 exceptions with an unmapped stack");
+    /* #UD (not in the bitmap) cannot be delivered: its frame goes to an
+     * unmapped stack; the #PF (in the bitmap) exits, with the #UD in the
+     * IDT-vectoring information. */
+    vw(F_EXCEPTION_BITMAP, 1u << 14);
+    vw(F_GUEST_RIP, ADDR(l2_ud2));
+    vw(F_GUEST_RSP, HOLE + 0x1000);
+    l2_run(0);
+    check(exit_is(EXIT_EXCEPTION) && ex.intr == (INTR_VALID | INTR_ERROR_VALID | INTR_TYPE_HW_EXCEPTION | 14) &&
+              ex.intr_err == 2 && ex.qual >= HOLE + 0xFF0 && ex.qual < HOLE + 0x1000 &&
+              ex.idt_vec == (INTR_VALID | INTR_TYPE_HW_EXCEPTION | 6),
+          "#PF while delivering #UD: exit 0 (#PF, write), IDT-vectoring information 80000306H|%s err 0x%x idt-vec 0x%x",
+          run_str(), ex.intr_err, ex.idt_vec);
+    /* A software exception interrupted the same way: the VM-exit instruction
+     * length is that of the INT3 (27.2.4). */
+    vw(F_GUEST_RIP, ADDR(l2_int3));
+    vw(F_GUEST_RSP, HOLE + 0x1000);
+    l2_run(0);
+    check(exit_is(EXIT_EXCEPTION) && (ex.intr & 0xFF) == 14 && ex.idt_vec == (INTR_VALID | INTR_TYPE_SW_EXCEPTION | 3) &&
+              ex.len == 1,
+          "#PF while delivering INT3: IDT-vectoring information 80000603H, instruction length 1|%s idt-vec 0x%x", run_str(),
+          ex.idt_vec);
+}
+
+/* ---- L1's external interrupts while L2 runs (SDM 25.2, 27.2.2, 24.7.1) ------------------ */
+static volatile u32 l1_irqs;
+static void l1_timer_isr(struct frame *f) {
+    l1_irqs++;
+    apic_write(APIC_EOI, 0);
+}
+static void l1_spurious_isr(struct frame *f) {}
+static void apic_arm(u32 count) {
+    apic_write(APIC_SVR, 0x1FF); /* software enable, spurious vector FFH */
+    apic_write(APIC_TIMER_DIV, 0xB);
+    apic_write(APIC_LVT_TIMER, L1_TIMER_VECTOR); /* one-shot */
+    apic_write(APIC_TIMER_INIT, count);
+}
+static void apic_disarm(void) {
+    apic_write(APIC_LVT_TIMER, 0x10000 | L1_TIMER_VECTOR);
+    apic_write(APIC_TIMER_INIT, 0);
+}
+/* Let L1 take a pending interrupt: a few windows with IF = 1. */
+static void l1_window(void) {
+    for (int i = 0; i < 64 && !l1_irqs; i++) __asm__ volatile("sti; nop; nop; cli" ::: "memory");
+}
+#define TIMER_COUNT 20000
+#define SPIN 20000000
+
+static void test_l2_interrupts(void) {
+    idt_set_handler(L1_TIMER_VECTOR, l1_timer_isr);
+    idt_set_handler(0xFF, l1_spurious_isr);
+    if (l2_setup_ex(PIN_EXT_INT_EXITING, 0, 0, 0, "L1's interrupt while L2 runs, external-interrupt exiting")) {
+        diag("L2 spins while L1's APIC timer fires (external-interrupt exiting)");
+        l1_irqs = 0;
+        regs.ecx = SPIN;
+        apic_arm(TIMER_COUNT);
+        l2_run(ADDR(l2_spin));
+        u32 during = l1_irqs;
+        check(exit_is(EXIT_EXTERNAL_INTERRUPT) && !(ex.intr & INTR_VALID) && during == 0,
+              "external interrupt with external-interrupt exiting: exit 1, not acknowledged|%s", run_str());
+        l1_window();
+        check(l1_irqs == 1, "the interrupt stays pending for L1: delivered once L1 sets IF|%u deliveries", l1_irqs);
+        apic_disarm();
+    }
+    if ((allowed1(cap.exit) & EXIT_ACK_INTR_ON_EXIT) &&
+        l2_setup_ex(PIN_EXT_INT_EXITING, 0, 0, EXIT_ACK_INTR_ON_EXIT, "L1's interrupt while L2 runs, acknowledged on exit")) {
+        diag("L2 spins while L1's APIC timer fires (acknowledge interrupt on exit)");
+        l1_irqs = 0;
+        regs.ecx = SPIN;
+        apic_arm(TIMER_COUNT);
+        l2_run(ADDR(l2_spin));
+        check(exit_is(EXIT_EXTERNAL_INTERRUPT) && ex.intr == (INTR_VALID | L1_TIMER_VECTOR),
+              "\"acknowledge interrupt on exit\": exit 1, interruption info 80000040H|%s", run_str());
+        apic_write(APIC_EOI, 0); /* acknowledged: in service until this EOI */
+        l1_window();
+        check(l1_irqs == 0, "an interrupt acknowledged on exit is not delivered again|%u deliveries", l1_irqs);
+        apic_disarm();
+    }
+    if (l2_setup(0, 0, "L1's interrupt while L2 runs, no external-interrupt exiting")) {
+        diag("L2 spins with IF = 1 while L1's APIC timer fires (no exiting)");
+        vw(F_GUEST_RFLAGS, 0x202);
+        l1_irqs = 0;
+        regs.ecx = SPIN;
+        apic_arm(TIMER_COUNT);
+        l2_run(ADDR(l2_spin));
+        check(exit_is(EXIT_VMCALL) && l2_seen.count == 1 && l2_seen.vector == L1_TIMER_VECTOR && l1_irqs == 0,
+              "without external-interrupt exiting the interrupt goes through L2's IDT|%s; L2 saw %u, vector 0x%x; L1 saw %u",
+              run_str(), l2_seen.count, l2_seen.vector, l1_irqs);
+        apic_write(APIC_EOI, 0); /* L2's handler does not EOI */
+        apic_disarm();
+    }
+}
+
+/* ---- VM-entry MSR-load, VM-exit MSR-store and MSR-load lists (26.4, 27.4, 27.6) ---------- */
+static u32 exit_store_area[4] ALIGNED(16);
+static u32 exit_load_area[4] ALIGNED(16);
+
+static void test_msr_lists(void) {
+    memset(msr_bitmap, 0, 4096);
+    if (!l2_setup(PROC_USE_MSR_BITMAPS, 0, "VM-entry and VM-exit MSR lists")) return;
+    diag("MSR lists on entry and exit");
+    msr_area[0] = MSR_SYSENTER_EIP; msr_area[1] = 0; msr_area[2] = 0x11110000; msr_area[3] = 0;
+    exit_store_area[0] = MSR_SYSENTER_EIP; exit_store_area[1] = 0; exit_store_area[2] = exit_store_area[3] = 0xDEADBEEF;
+    exit_load_area[0] = MSR_SYSENTER_EIP; exit_load_area[1] = 0; exit_load_area[2] = 0x22220000; exit_load_area[3] = 0;
+    vw(F_GUEST_SYSENTER_EIP, 0x33330000);
+    vw(F_HOST_SYSENTER_EIP, 0x44440000);
+    vw64(F_ENTRY_MSR_LOAD_ADDR, PA(msr_area));
+    vw(F_ENTRY_MSR_LOAD_COUNT, 1);
+    vw64(F_EXIT_MSR_STORE_ADDR, PA(exit_store_area));
+    vw(F_EXIT_MSR_STORE_COUNT, 1);
+    vw64(F_EXIT_MSR_LOAD_ADDR, PA(exit_load_area));
+    vw(F_EXIT_MSR_LOAD_COUNT, 1);
+    regs.ecx = MSR_SYSENTER_EIP;
+    l2_run(ADDR(l2_rdmsr));
+    u64 host = 0;
+    try_rdmsr(MSR_SYSENTER_EIP, &host);
+    wrmsr(MSR_SYSENTER_EIP, 0);
+    u32 saved = vr(F_GUEST_SYSENTER_EIP);
+    check(vmcall_at(l2_rdmsr, 2) && regs.eax == 0x11110000,
+          "VM-entry MSR-load list applies after the guest-state area: L2 reads 11110000H|%s eax 0x%x", run_str(), regs.eax);
+    check(exit_store_area[2] == 0x11110000 && exit_store_area[3] == 0 && saved == 0x11110000,
+          "VM-exit MSR-store list and the guest-state area get L2's value|store 0x%x:%x, field 0x%x", exit_store_area[3],
+          exit_store_area[2], saved);
+    check(host == 0x22220000, "VM-exit MSR-load list applies after the host-state area: L1 has 22220000H|0x%llx", host);
+}
+
 /* ======================================================================================
  * VM-entry failures that cannot enter L2 by mistake (SDM 26.1-26.4, 26.7, 30.3)
  * ====================================================================================== */
@@ -1293,6 +1427,25 @@ static void test_entry_failures(void) {
         vw(F_GUEST_CR0, read_cr0());
         l2_run(ADDR(l2_vmcall));
         check(exit_is(EXIT_VMCALL), "VMLAUNCH works once the guest state is fixed|%s", run_str());
+    }
+    /* VMRESUME checks again what changed since the last entry (26.1: every
+     * entry checks everything). */
+    if (l2_setup(0, 0, "VMRESUME after the guest state became invalid")) {
+        l2_run(ADDR(l2_vmcall));
+        bool first = exit_is(EXIT_VMCALL);
+        vw(F_GUEST_CR0, read_cr0() & ~CR0_PG);
+        l2_run_at(ADDR(l2_vmcall), 0);
+        check(first && exit_is(EXIT_FAILED_ENTRY | EXIT_BAD_GUEST_STATE) && ex.qual == 0,
+              "VMRESUME with guest CR0.PG cleared after a good entry -> exit reason 80000021H|%s", run_str());
+        vw(F_GUEST_CR0, read_cr0());
+        l2_run_at(ADDR(l2_vmcall), 0);
+        check(exit_is(EXIT_VMCALL), "the VMCS stays launched after a failed VMRESUME: VMRESUME works again|%s", run_str());
+        if (bad) {
+            vw(F_PIN_CTLS, vmcs_ctl_pin | bad);
+            l2_run_at(ADDR(l2_vmcall), 0);
+            check(entry_fails(VMERR_ENTRY_BAD_CONTROL), "VMRESUME with a control made invalid after a good entry -> VMfailValid(7)|%s",
+                  run_str());
+        }
     }
     if (l2_setup(0, 0, "VM entry with guest RFLAGS bit 1 clear")) {
         vw(F_GUEST_RFLAGS, 0);
@@ -1418,6 +1571,9 @@ void guest_main(void) {
     test_l2_triple_fault();
     test_l2_cr();
     test_l2_insn_info();
+    test_l2_event_delivery();
+    test_l2_interrupts();
+    test_msr_lists();
     test_entry_failures();
     test_vmxoff();
     test_host_failures();
