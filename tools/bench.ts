@@ -1,45 +1,125 @@
-// make bench: run the benchmark guest (tests/guests/bench.c) under the
-// hypervisor on Bochs with ONE CPU (with several, Bochs's RDTSC is no longer
-// an exact instruction count) and report its round-trip figures: a table on
-// stdout and bench/results.json. The figures are measured in the guest with
-// RDTSC; on Bochs with `clock: sync=none` they are exact instruction counts.
+// make bench: run the benchmark guests under the hypervisor on Bochs with ONE
+// CPU (with several, Bochs's RDTSC is no longer an exact instruction count)
+// and report their figures: a table on stdout and bench/results.json. The
+// figures are measured in the guests with RDTSC; on Bochs with
+// `clock: sync=none` they are exact instruction counts.
+//  - tests/guests/bench.c: round trips of exits the hypervisor handles.
+//  - tests/guests/l1bench.c (the `nested` section): a minimal L1 hypervisor
+//    under nested=on, with VMCS shadowing as configured (on, the default)
+//    and with shadow-vmcs=off; and once on bare Bochs, where the same L1 is
+//    the OS and Bochs's own VMX handles L2's exits: the reference.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { runBochs } from './emu/bochs.ts';
 import { expectRun, freshRunDir, REPO } from './emu/runner.ts';
 
-const guest = path.join(REPO, 'build', 'guests', 'bench.elf');
+const GUESTS = path.join(REPO, 'build', 'guests');
+const HV = path.join(REPO, 'build', 'hv.elf');
 
-// One Bochs run of the benchmark guest under image `elf`.
-async function run(name: string, elf: string) {
+interface RunOptions {
+  /** The guest's file in build/guests/ (default bench.elf). */
+  guest?: string;
+  /** More words for the hypervisor's command line, after guest=. */
+  options?: string;
+  /** Boot the guest itself on bare Bochs (no hypervisor): `elf` is ignored. */
+  bare?: boolean;
+}
+
+// One Bochs run of a benchmark guest under image `elf` (or on bare Bochs).
+async function run(name: string, elf: string, o: RunOptions = {}) {
+  const guestFile = o.guest ?? 'bench.elf';
+  const guest = path.join(GUESTS, guestFile);
   const runDir = freshRunDir(name);
   const iso = path.join(runDir, 'hv.iso');
-  for (const f of [elf, guest]) if (!fs.existsSync(f)) throw new Error(`${path.relative(REPO, f)} is missing: run make bench`);
-  execFileSync('bash', [path.join(REPO, 'tools', 'mkiso.sh'), elf, iso, '--cmdline', 'caps=off guest=/bench.elf',
-    '--module', guest, '/bench.elf'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  for (const f of o.bare ? [guest] : [elf, guest]) {
+    if (!fs.existsSync(f)) throw new Error(`${path.relative(REPO, f)} is missing: run make bench`);
+  }
+  const isoArgs = o.bare
+    ? [guest, iso]
+    : [elf, iso, '--cmdline', `caps=off guest=/${guestFile}${o.options ? ` ${o.options}` : ''}`, '--module', guest, `/${guestFile}`];
+  execFileSync('bash', [path.join(REPO, 'tools', 'mkiso.sh'), ...isoArgs], { stdio: ['ignore', 'ignore', 'inherit'] });
   const r = await runBochs({ name, boot: 'bios-cdrom', image: iso, runDir, cpus: 1, timeoutMs: 300_000, progress: true });
-  expectRun(r, { status: 0, exitCode: 0, lines: [/^L1\| RESULT: PASS$/] });
+  if (o.bare) {
+    // No hypervisor, so no status line: the guest prints its result and
+    // ends Bochs itself (magic breakpoint: 0, port 8900H: 1).
+    if (r.timedOut || r.exitCode !== 0 || !/^RESULT: PASS$/m.test(r.serial)) {
+      throw new Error(`run ${name} (bare Bochs) failed: exit code ${r.exitCode}${r.timedOut ? ', timed out' : ''}; ` +
+        `serial ${r.serialPath}; reproduce: ${r.command}\n${r.serial.split('\n').slice(-15).join('\n')}`);
+    }
+  } else {
+    expectRun(r, { status: 0, exitCode: 0, lines: [/^L1\| RESULT: PASS$/] });
+  }
   return r;
 }
+
+interface Figure { min: number; median: number; n: number }
+// `bench: <op> min=N median=N n=N` lines (with the hypervisor's `L1| ` prefix
+// when under it).
+function parseFigures(serial: string): Record<string, Figure> {
+  const figures: Record<string, Figure> = {};
+  for (const m of serial.matchAll(/^(?:L1\| )?bench: (\S+) min=(\d+) median=(\d+) n=(\d+)$/gm)) {
+    figures[m[1]] = { min: Number(m[2]), median: Number(m[3]), n: Number(m[4]) };
+  }
+  return figures;
+}
+
+// The nested runs: label (as printed), run name, options.
+const NESTED = [
+  { key: 'hv', label: 'hv nested=on', name: 'bench-nested', options: 'nested=on' },
+  { key: 'hv-shadow-off', label: 'hv shadow-vmcs=off', name: 'bench-nested-noshadow', options: 'nested=on shadow-vmcs=off' },
+  { key: 'bare', label: 'bare Bochs (ref.)', name: 'bench-nested-bare', options: '', bare: true },
+] as const;
 
 // The figures come from the ordinary image; the profile (where a CPUID
 // round trip's ticks go) from the profiling build, whose stamps add ticks.
 let r, p;
+const nestedRuns: Record<string, Awaited<ReturnType<typeof run>>> = {};
 try {
-  r = await run('bench', path.join(REPO, 'build', 'hv.elf'));
+  r = await run('bench', HV);
   p = await run('bench-profile', path.join(REPO, 'build', 'prof', 'hv.elf'));
+  for (const n of NESTED) {
+    nestedRuns[n.key] = await run(n.name, HV, { guest: 'l1bench.elf', options: n.options, bare: 'bare' in n && n.bare });
+  }
 } catch (e) {
   console.error((e as Error).message);
   process.exit(1);
 }
 
-interface Figure { min: number; median: number; n: number }
 const figures: Record<string, Figure> = {};
 for (const m of r.serial.matchAll(/^L1\| bench: (\S+) min=(\d+) median=(\d+) n=(\d+)$/gm)) {
   figures[m[1]] = { min: Number(m[2]), median: Number(m[3]), n: Number(m[4]) };
 }
 if (Object.keys(figures).length === 0) throw new Error('the benchmark guest printed no figures');
+
+// Nested figures per run, and what follows from them. "L0 ticks" = the
+// L2 round trip minus L1's own handler: the VM exit reflected to L1 and
+// L1's VMRESUME (on bare Bochs: Bochs's VMX transitions, no L0 at all).
+const NESTED_FIGURES = ['l1-vmread-guest-rip', 'l1-vmread-exit-reason', 'l1-vmwrite-guest-rip', 'l2-cpuid-via-l1',
+  'l1-handler', 'l2-exit-to-l1-handler', 'l1-vmresume-to-l2'] as const;
+interface NestedResult {
+  label: string;
+  hypervisorCmdline: string | null;
+  figures: Record<string, Figure>;
+  l0ExitsPerL2Cpuid: number | null;
+  l0TicksPerNestedCpuid: number;
+}
+const nested: Record<string, NestedResult> = {};
+for (const n of NESTED) {
+  const serial = nestedRuns[n.key].serial;
+  const f = parseFigures(serial);
+  for (const k of NESTED_FIGURES) if (!f[k]) throw new Error(`${n.name}: l1bench.elf printed no ${k} figure`);
+  const ex = /^(?:L1\| )?bench: l0-exits-per-l2-cpuid value=(\d+\.\d+)/m.exec(serial);
+  const isBare = 'bare' in n && n.bare;
+  if (!isBare && !ex) throw new Error(`${n.name}: l1bench.elf printed no l0-exits-per-l2-cpuid figure`);
+  nested[n.key] = {
+    label: n.label,
+    hypervisorCmdline: isBare ? null : `caps=off guest=/l1bench.elf ${n.options}`,
+    figures: f,
+    l0ExitsPerL2Cpuid: ex ? Number(ex[1]) : null,
+    l0TicksPerNestedCpuid: f['l2-cpuid-via-l1'].min - f['l1-handler'].min,
+  };
+}
 
 // The hypervisor's own profile of a CPUID round trip, when it printed one.
 const profile: Record<string, number> = {};
@@ -63,6 +143,15 @@ const result = {
   date: new Date().toISOString(),
   figures,
   profile,
+  nested: {
+    what: 'tests/guests/l1bench.c, a minimal 32-bit L1 hypervisor: L1 VMREAD/VMWRITE of the current VMCS; an L2 CPUID ' +
+      'round trip timed in L2, handled by L1 with VMREAD exit reason, VMREAD exit-instruction length, VMREAD GUEST_RIP, ' +
+      'VMWRITE GUEST_RIP (16 instructions), VMRESUME; that handler timed by L1 (l1-handler); the two legs of the round ' +
+      'trip (l2-exit-to-l1-handler, l1-vmresume-to-l2: raw stamp-to-stamp ticks, the bare-Bochs values are the ' +
+      'instructions around the stamps); L0 VM exits per L2 CPUID from the exit-count hypercall (not on bare Bochs). ' +
+      'l0TicksPerNestedCpuid = l2-cpuid-via-l1 - l1-handler (on bare Bochs: Bochs\'s own VMX transitions).',
+    runs: nested,
+  },
 };
 fs.mkdirSync(path.join(REPO, 'bench'), { recursive: true });
 fs.writeFileSync(path.join(REPO, 'bench', 'results.json'), JSON.stringify(result, null, 2) + '\n');
@@ -76,4 +165,36 @@ if (Object.keys(profile).length) {
   console.log('\nCPUID round trip, where the ticks go (hypervisor profile):');
   for (const [k, v] of Object.entries(profile)) console.log(`  ${k.padEnd(24)} ${v}`);
 }
+
+// Nested VMX: the three runs side by side.
+const cell = (f: Figure | undefined) => (f === undefined ? '-' : f.median === f.min ? `${f.min}` : `${f.min} (med ${f.median})`);
+const nw = Math.max(...NESTED_FIGURES.map((k) => k.length), 'l0-exits-per-l2-cpuid'.length);
+const cw = Math.max(...NESTED.map((n) => n.label.length), 12);
+console.log('\nNested VMX (tests/guests/l1bench.c as L1, 1 CPU), min ticks (median if different):');
+console.log(`${'operation'.padEnd(nw)}  ${NESTED.map((n) => n.label.padStart(cw)).join('  ')}`);
+for (const k of NESTED_FIGURES) {
+  console.log(`${k.padEnd(nw)}  ${NESTED.map((n) => cell(nested[n.key].figures[k]).padStart(cw)).join('  ')}`);
+}
+const exitsCell = (v: number | null) => (v === null ? 'n/a' : v.toFixed(2));
+console.log(`${'l0-exits-per-l2-cpuid'.padEnd(nw)}  ${NESTED.map((n) => exitsCell(nested[n.key].l0ExitsPerL2Cpuid).padStart(cw)).join('  ')}`);
+console.log('  (l0-exits-per-l2-cpuid: from the hypervisor\'s exit-count hypercall, absent on bare Bochs; goal with shadowing: 2)');
+
+const bare = nested['bare'];
+console.log('\nL0 ticks per nested CPUID round trip = l2-cpuid-via-l1 - l1-handler (target: at most 1000):');
+for (const n of NESTED) {
+  const x = nested[n.key];
+  const f = x.figures;
+  const what = n.key === 'bare' ? '   (no L0: Bochs\'s own VM exit and VMRESUME)' : '';
+  console.log(`  ${n.label.padEnd(cw)}  ${f['l2-cpuid-via-l1'].min} - ${f['l1-handler'].min} = ${x.l0TicksPerNestedCpuid}${what}`);
+}
+console.log('Where they go (under the hypervisor minus the same stamps on bare Bochs):');
+for (const n of NESTED) {
+  if (n.key === 'bare') continue;
+  const f = nested[n.key].figures;
+  const b = bare.figures;
+  const leg = (k: string) => `${f[k].min} - ${b[k].min} = ${f[k].min - b[k].min}`;
+  console.log(`  ${n.label}: L2 exit reflected to L1 ${leg('l2-exit-to-l1-handler')}; L1's VMRESUME back to L2 ` +
+    `${leg('l1-vmresume-to-l2')}; and inside L1's handler (its VMREAD/VMWRITE exits) ${leg('l1-handler')}`);
+}
+
 console.log(`\nwritten: bench/results.json (commit ${commit})`);

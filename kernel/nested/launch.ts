@@ -20,6 +20,7 @@ import * as entry from "./entry-checks";
 import * as vmcs02 from "./vmcs02";
 import * as reflect from "./reflect";
 import * as msrlists from "./msrlists";
+import * as l2irq from "./l2irq";
 
 export let launches: u64 = 0; // nested VM entries into L2
 export function resetCounts(): void {
@@ -88,6 +89,7 @@ export function handle(reason: u32): i32 {
       <u64>failed, 0);
   }
   vcpu.setLaunched(vmcs02.launched);
+  l2irq.entered();
   if (launch) state.setLaunchState(1);
   state.setInL2(true);
   launches++;

@@ -116,9 +116,6 @@ function writeConstantState(): void {
   vmx.vmwrite(V.IO_BITMAP_B, vmcs01.ioBitmapB);
   vmx.vmwrite(V.MSR_BITMAPS, msrBitmap02);
   if (vmcs01.vpidEnabled) vmx.vmwrite(V.VIRTUAL_PROCESSOR_ID, L2_VPID);
-  // L0 regains control from L2 once per slice, as from L1 (irq.ts); the
-  // field is not written back by exits, so once is enough.
-  if ((pin01 & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0) vmx.vmwrite(V.VMX_PREEMPTION_TIMER_VALUE, irq.SLICE);
   initialized = true;
   constantWrites++;
 }
@@ -169,6 +166,9 @@ export function merge(): void {
   vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MATCH, state.read(V.PAGE_FAULT_ERROR_CODE_MATCH));
   vmx.vmwrite(V.TSC_OFFSET, tscOffset01 + ((proc12 & V.PROC_USE_TSC_OFFSETTING) != 0 ? state.read(V.TSC_OFFSET) : 0));
   mergeMsrBitmap();
+  // L0 regains control from L2 once per slice, as from L1 (irq.ts), or by
+  // L1's APIC timer deadline (l2irq.ts).
+  if ((pin01 & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0) vmx.vmwrite(V.VMX_PREEMPTION_TIMER_VALUE, irq.SLICE);
 
   // CR0/CR4 (25.6.6): see the comment at the top.
   const cr0Mask12 = state.read(V.CR0_GUEST_HOST_MASK);

@@ -33,6 +33,7 @@ import * as nested from "../nested/state";
 import * as nestedInsn from "../nested/handlers";
 import * as l2exit from "../nested/l2exit";
 import * as launch from "../nested/launch";
+import * as l2irq from "../nested/l2irq";
 import * as vmcs02 from "../nested/vmcs02";
 import * as reflect from "../nested/reflect";
 
@@ -133,6 +134,7 @@ function loop(): void {
       if (exits.dispatch(reason & 0xffff) == exits.STOP) return;
     }
     if (!nested.inL2) irq.deliver();
+    else if (l2irq.deliver() == exits.STOP) return;
     if (migrate.due() && !migrate.move()) {
       exits.stop(config.OUTCOME_STOPPED);
       return;

@@ -1,0 +1,89 @@
+// L1's interrupts while L2 runs (SDM Vol. 3C 26.2 "Other causes of VM
+// exits": external-interrupt exiting; 28.2.2 "acknowledge interrupt on
+// exit"). L1's local APIC (apic/lapic.ts) can have an interrupt for L1's
+// processor while L2 is on it. If L1 set "external-interrupt exiting" in
+// vmcs12, that is a VM exit to L1 (reason 1, the vector in the exit
+// interruption information when L1 asked to acknowledge on exit); if not,
+// the interrupt is L2's to take, as on a processor where L1 let external
+// interrupts through: it is injected into L2 when L2 can take it, else
+// L0 waits for L2's interrupt window. The VMX-preemption timer of vmcs02
+// follows L1's APIC timer so that L0 gets control when it fires.
+import * as cpu from "../hw/cpu";
+import * as vmx from "../hw/vmx";
+import * as V from "../arch/vmx";
+import * as hw from "../vmx/caps";
+import * as lapic from "../apic/lapic";
+import * as irq from "../vm/irq";
+import * as events from "../vm/events";
+import * as exits from "../vm/exits";
+import * as state from "./state";
+import * as reflect from "./reflect";
+
+let timerValue: u64 = 0;
+let window = false;
+
+// vmcs02 was just merged (its controls rewritten, the timer value too).
+export function entered(): void {
+  timerValue = irq.SLICE;
+  window = false;
+}
+
+function setTimer(deadline: u64, now: u64): void {
+  if ((<u32>(hw.pin >> 32) & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) == 0) return;
+  const rate = <u64>(<u32>hw.misc & 0x1f);
+  let ticks = irq.SLICE;
+  if (deadline != u64.MAX_VALUE) ticks = min(irq.SLICE, deadline > now ? (deadline - now) >> rate : 0);
+  if (ticks == timerValue) return;
+  timerValue = ticks;
+  vmx.vmwrite(V.VMX_PREEMPTION_TIMER_VALUE, ticks);
+}
+
+function setWindow(on: bool): void {
+  if (on == window) return;
+  window = on;
+  const p = <u32>vmx.vmread(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
+  const l1 = (<u32>state.read(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_INTERRUPT_WINDOW_EXITING) != 0;
+  if (on) vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, p | V.PROC_INTERRUPT_WINDOW_EXITING);
+  else if (!l1) vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, p & ~V.PROC_INTERRUPT_WINDOW_EXITING);
+}
+
+// Before each VM entry while L2 runs (vmcs02 current). Returns RESUME, or
+// what reflecting an external-interrupt exit to L1 returned.
+export function deliver(): i32 {
+  if (!lapic.enabled()) return exits.RESUME;
+  const now = cpu.rdtsc();
+  const v = lapic.pendingVector(now);
+  setTimer(lapic.nextTimerDeadline(), now);
+  if (v < 0) {
+    setWindow(false);
+    return exits.RESUME;
+  }
+  // Not while an event is being injected into L2 at this entry: the exit
+  // (or the interrupt) comes after that delivery.
+  const busy = (<u32>vmx.vmread(V.VM_ENTRY_INTERRUPTION_INFO) & V.INTR_INFO_VALID) != 0;
+  if ((<u32>state.read(V.PIN_BASED_VM_EXEC_CONTROL) & V.PIN_EXTERNAL_INTERRUPT_EXITING) != 0) {
+    if (busy) {
+      setWindow(true);
+      return exits.RESUME;
+    }
+    let info: u32 = 0;
+    if ((<u32>state.read(V.VM_EXIT_CONTROL) & V.EXIT_ACKNOWLEDGE_INTERRUPT_ON_EXIT) != 0) {
+      info = V.INTR_INFO_VALID | <u32>v; // type 0: external interrupt
+      lapic.acknowledge(<u32>v);
+    }
+    return reflect.reflectSynthetic(V.EXIT_REASON_EXTERNAL_INTERRUPT, 0, info);
+  }
+  const ifSet = (vmx.vmread(V.GUEST_RFLAGS) & (1 << 9)) != 0;
+  const shadow = (<u32>vmx.vmread(V.GUEST_INTERRUPTIBILITY_STATE) &
+    (V.INTERRUPTIBILITY_BLOCKING_BY_STI | V.INTERRUPTIBILITY_BLOCKING_BY_MOV_SS)) != 0;
+  if (busy || !ifSet || shadow) {
+    setWindow(true);
+    return exits.RESUME;
+  }
+  events.injectInterrupt(<u32>v);
+  lapic.acknowledge(<u32>v);
+  if (<u32>vmx.vmread(V.GUEST_ACTIVITY_STATE) != V.ACTIVITY_STATE_ACTIVE)
+    vmx.vmwrite(V.GUEST_ACTIVITY_STATE, V.ACTIVITY_STATE_ACTIVE);
+  setWindow(false);
+  return exits.RESUME;
+}

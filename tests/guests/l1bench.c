@@ -1,0 +1,540 @@
+/* l1bench.elf: nested-VMX costs measured in the guest with RDTSC (issue 4,
+ * "benchmark additions"). The guest is a small L1 hypervisor:
+ *
+ *   l1-vmread-guest-rip, l1-vmread-exit-reason, l1-vmwrite-guest-rip
+ *       one VMREAD/VMWRITE of the current VMCS (L2's, after L2 has run),
+ *       timed in L1 exactly as tests/guests/bench.c times an operation;
+ *   l2-cpuid-via-l1
+ *       measured inside L2: the round trip of a CPUID that exits to L1,
+ *       whose exit handler (lb_exit_fast below) is the minimum a real L1
+ *       needs: VMREAD exit reason, VMREAD exit-instruction length, VMREAD
+ *       GUEST_RIP, VMWRITE GUEST_RIP (+ length), VMRESUME, with the three
+ *       registers it uses saved and restored (16 instructions and VMRESUME);
+ *   l1-handler
+ *       that handler's own cost, timed by L1 around its body (RDTSC at its
+ *       entry and just before its VMRESUME, minus the same stamps around
+ *       nothing): round trip - handler = what the VM exit, the VMRESUME and
+ *       everything below L1 (our L0, or Bochs's own VMX) cost;
+ *   l0-exits-per-l2-cpuid
+ *       under our hypervisor only: its "VM exits so far" hypercall (VMCALL
+ *       RAX=2, RBX=1) read around a loop of K L2 CPUIDs and around the same
+ *       sequence with no CPUID (the overhead): (delta - overhead) / K.
+ *
+ * Timing method (as bench.c): each sample is `lfence; rdtsc` before and
+ * after the operation, minus the minimum of an empty pair measured the same
+ * way in the same mode (L1 for L1 figures, L2 for L2's); 16 warm-up samples,
+ * then N (1000, or the command line's n=N, 1..1000); min and median. On Bochs
+ * with `clock: sync=none` the ticks are emulated instructions.
+ *
+ * Capabilities come from the VMX MSRs (TRUE_* when VMX_BASIC bit 55 says so),
+ * so the same image runs on bare Bochs, where L1 is the OS and Bochs's own VMX
+ * handles L2's exits (the reference figures), and under our hypervisor with
+ * nested=on. L1 is 32-bit with paging (4 MiB pages, identity); L2 runs in
+ * L1's address space at CPL 0 with paging on (no EPT, no unrestricted guest).
+ * The VMX instruction wrappers come from tests/guests/l1/vmx.c.
+ *
+ * Output: `bench: <op> min=<n> median=<n> n=<N>` per figure,
+ * `bench: l0-exits-per-l2-cpuid value=<x.xx> ...` (or a `skipped` line when
+ * not under our hypervisor), `RESULT: PASS`; then isa-debug-exit 0 (our
+ * hypervisor) or, on bare Bochs, the magic breakpoint (xchg bx,bx: Bochs
+ * exits 0). A failure prints `RESULT: FAIL` and ends with code 1 (bare
+ * Bochs: port 8900H "Shutdown"). */
+#include "guest.h"
+#include "l1/vmx.h"
+
+#define MAX_N 1000
+#define WARMUP 16
+#define SLOTS (MAX_N + WARMUP)
+#define ADDR(x) ((u32)(uintptr_t)(x))
+#define PA(p) ((u64)ADDR(p))
+
+static u8 vmxon_region[4096] ALIGNED(4096);
+static u8 vmcs[4096] ALIGNED(4096);
+static u32 pd[1024] ALIGNED(4096); /* L1's and L2's page directory */
+static u8 l2_stack[256] ALIGNED(16);
+static u32 sorted[SLOTS];
+static int N = MAX_N;
+
+/* ---- the VM entry, the exit handlers and L2's code ----------------------------------
+ * lb_enter(launch): HOST_RSP := its own ESP (HOST_RIP, the handler, is chosen
+ * by the caller), L2's EBP and EDI from lb_l2_ebp/lb_l2_edi, the other GPRs 0,
+ * then VMLAUNCH or VMRESUME. Returns 0 after an exit that is not a CPUID
+ * (L2's final VMCALL), with L2's EBP and EDI stored back, 0x80000000 | EFLAGS
+ * if the VM-entry instruction failed, 0x40000000 | EFLAGS if a handler's
+ * VMRESUME failed.
+ *
+ * LB_BODY is the exit handler proper: for a CPUID exit, GUEST_RIP += the
+ * instruction length (CPUID's results stay what L2 had: no emulation);
+ * anything else goes to lb_exit_slow. lb_exit_fast = LB_BODY + VMRESUME;
+ * lb_exit_timed wraps LB_BODY in LB_T0/LB_T1 and records the delta in
+ * lb_hsamples; lb_stamps_only is LB_T0/LB_T1 around nothing (the overhead). */
+extern char lb_exit_fast[], lb_exit_timed[], lb_l2_time[], lb_l2_empty[], lb_l2_loop[];
+extern u32 lb_enter(u32 launch);
+extern u32 lb_stamps_only(void);
+extern volatile u32 lb_l2_ebp, lb_l2_edi, lb_hidx;
+extern u32 lb_hsamples[SLOTS], lb_h_t0[SLOTS], lb_h_t1[SLOTS];
+static u32 l2_stamps[2 * SLOTS]; /* L2's (start, end) RDTSC pairs */
+static u32 deltas[SLOTS];
+
+__asm__(
+    ".macro LB_BODY\n"
+    "    pushl %eax\n"
+    "    pushl %ecx\n"
+    "    pushl %edx\n"
+    "    movl $0x4402, %eax\n"       /* VM_EXIT_REASON */
+    "    vmread %eax, %ecx\n"
+    "    cmpl $10, %ecx\n"           /* CPUID */
+    "    jne lb_exit_slow\n"
+    "    movl $0x440C, %eax\n"       /* VM_EXIT_INSTRUCTION_LEN */
+    "    vmread %eax, %edx\n"
+    "    movl $0x681E, %eax\n"       /* GUEST_RIP */
+    "    vmread %eax, %ecx\n"
+    "    addl %edx, %ecx\n"
+    "    vmwrite %ecx, %eax\n"
+    "    popl %edx\n"
+    "    popl %ecx\n"
+    "    popl %eax\n"
+    ".endm\n"
+    /* EDX:EAX are L2's: kept in memory around the stamps. */
+    ".macro LB_T0\n"
+    "    movl %eax, lb_sv_eax\n"
+    "    movl %edx, lb_sv_edx\n"
+    "    lfence\n"
+    "    rdtsc\n"
+    "    movl %eax, lb_t0\n"
+    "    movl lb_sv_eax, %eax\n"
+    "    movl lb_sv_edx, %edx\n"
+    ".endm\n"
+    ".macro LB_T1\n"
+    "    movl %eax, lb_sv_eax\n"
+    "    movl %edx, lb_sv_edx\n"
+    "    lfence\n"
+    "    rdtsc\n"
+    "    movl %eax, lb_t1\n"        /* after the stamp: not in the delta */
+    "    subl lb_t0, %eax\n"
+    ".endm\n"
+    ".text\n"
+    ".globl lb_enter, lb_exit_fast, lb_exit_timed, lb_stamps_only\n"
+    "lb_enter:\n"
+    "    pushl %ebp\n"
+    "    pushl %ebx\n"
+    "    pushl %esi\n"
+    "    pushl %edi\n"
+    "    sgdt lb_gdtr\n"
+    "    sidt lb_idtr\n"
+    "    movl $0x6C14, %eax\n"       /* HOST_RSP */
+    "    vmwrite %esp, %eax\n"
+    "    movl 20(%esp), %eax\n"      /* launch */
+    "    movl lb_l2_ebp, %ebp\n"
+    "    movl lb_l2_edi, %edi\n"
+    "    xorl %ebx, %ebx\n"
+    "    xorl %ecx, %ecx\n"
+    "    xorl %edx, %edx\n"
+    "    xorl %esi, %esi\n"
+    "    testl %eax, %eax\n"
+    "    movl $0, %eax\n"            /* MOV keeps the flags of TEST */
+    "    jz 1f\n"
+    "    vmlaunch\n"
+    "    jmp 2f\n"
+    "1:  vmresume\n"
+    "2:  pushfl\n"                   /* the VM-entry instruction failed */
+    "    popl %eax\n"
+    "    orl $0x80000000, %eax\n"
+    "    jmp lb_out\n"
+    "lb_exit_fast:\n"                /* ESP = HOST_RSP, registers = L2's */
+    "    LB_BODY\n"
+    "    vmresume\n"
+    "    jmp lb_resume_failed\n"
+    "lb_exit_timed:\n"
+    "    LB_T0\n"
+    "    LB_BODY\n"
+    "    LB_T1\n"
+    "    movl lb_hidx, %edx\n"
+    "    cmpl $" "1016" ", %edx\n"   /* SLOTS */
+    "    jae 3f\n"
+    "    movl %eax, lb_hsamples(,%edx,4)\n"
+    "    movl lb_t0, %eax\n"
+    "    movl %eax, lb_h_t0(,%edx,4)\n"
+    "    movl lb_t1, %eax\n"
+    "    movl %eax, lb_h_t1(,%edx,4)\n"
+    "    incl %edx\n"
+    "    movl %edx, lb_hidx\n"
+    "3:  movl lb_sv_eax, %eax\n"
+    "    movl lb_sv_edx, %edx\n"
+    "    vmresume\n"
+    "lb_resume_failed:\n"
+    "    pushfl\n"
+    "    popl %eax\n"
+    "    orl $0x40000000, %eax\n"
+    "    jmp lb_out\n"
+    "lb_exit_slow:\n"                /* not a CPUID: back to C */
+    "    popl %edx\n"
+    "    popl %ecx\n"
+    "    popl %eax\n"
+    "    movl %ebp, lb_l2_ebp\n"
+    "    movl %edi, lb_l2_edi\n"
+    "    lgdt lb_gdtr\n"             /* the exit set both limits to FFFFH (SDM 27.5.2) */
+    "    lidt lb_idtr\n"
+    "    xorl %eax, %eax\n"
+    "lb_out:\n"
+    "    popl %edi\n"
+    "    popl %esi\n"
+    "    popl %ebx\n"
+    "    popl %ebp\n"
+    "    ret\n"
+    "lb_stamps_only:\n"
+    "    LB_T0\n"
+    "    LB_T1\n"
+    "    ret\n"
+    /* L2. EBP = iterations (> 0 for the two timed loops), EDI = where the
+     * samples go. Each ends with VMCALL (exit 18: back to C), never resumed. */
+    ".globl lb_l2_time, lb_l2_empty, lb_l2_loop\n"
+    "lb_l2_time:\n"                  /* CPUID round trips, as bench.c's s_cpuid */
+    "1:  lfence\n"
+    "    rdtsc\n"
+    "    movl %eax, %esi\n"
+    "    xorl %eax, %eax\n"
+    "    xorl %ecx, %ecx\n"
+    "    cpuid\n"
+    "    lfence\n"
+    "    rdtsc\n"
+    "    movl %esi, (%edi)\n"       /* both stamps (low 32 bits) */
+    "    movl %eax, 4(%edi)\n"
+    "    addl $8, %edi\n"
+    "    decl %ebp\n"
+    "    jnz 1b\n"
+    "    vmcall\n"
+    "    jmp lb_l2_stray\n"
+    "lb_l2_empty:\n"                 /* empty pairs: L2's own overhead */
+    "1:  lfence\n"
+    "    rdtsc\n"
+    "    movl %eax, %esi\n"
+    "    lfence\n"
+    "    rdtsc\n"
+    "    movl %esi, (%edi)\n"
+    "    movl %eax, 4(%edi)\n"
+    "    addl $8, %edi\n"
+    "    decl %ebp\n"
+    "    jnz 1b\n"
+    "    vmcall\n"
+    "    jmp lb_l2_stray\n"
+    "lb_l2_loop:\n"                  /* EBP CPUIDs (0: none), untimed */
+    "    testl %ebp, %ebp\n"
+    "    jz 2f\n"
+    "1:  xorl %eax, %eax\n"
+    "    xorl %ecx, %ecx\n"
+    "    cpuid\n"
+    "    decl %ebp\n"
+    "    jnz 1b\n"
+    "2:  vmcall\n"
+    "lb_l2_stray:\n"
+    "    cli\n"
+    "    hlt\n"
+    "    jmp lb_l2_stray\n"
+    ".data\n"
+    ".balign 4\n"
+    ".globl lb_l2_ebp, lb_l2_edi, lb_hidx, lb_hsamples, lb_h_t0, lb_h_t1\n"
+    "lb_l2_ebp: .long 0\n"
+    "lb_l2_edi: .long 0\n"
+    "lb_hidx: .long 0\n"
+    "lb_sv_eax: .long 0\n"
+    "lb_sv_edx: .long 0\n"
+    "lb_t0: .long 0\n"
+    "lb_t1: .long 0\n"
+    "lb_gdtr: .word 0\n"
+    "    .long 0\n"
+    "lb_idtr: .word 0\n"
+    "    .long 0\n"
+    ".bss\n"
+    ".balign 4\n"
+    "lb_hsamples: .skip 4064\n"      /* SLOTS * 4 */
+    "lb_h_t0: .skip 4064\n"
+    "lb_h_t1: .skip 4064\n"
+    ".text\n");
+_Static_assert(SLOTS == 1016, "lb_exit_timed and lb_hsamples use SLOTS literally");
+
+/* ---- ending ----------------------------------------------------------------------- */
+static NORETURN void end(u32 code) {
+    printf("RESULT: %s\n", code ? "FAIL" : "PASS");
+    outl(0xF4, code); /* isa-debug-exit: our hypervisor (and QEMU) end the guest here */
+    if (!under_hv()) {
+        /* Bare Bochs: magic breakpoint (exit 0) for PASS, port 8900H "Shutdown" (exit 1) for FAIL. */
+        if (!code) __asm__ volatile("xchg %%bx, %%bx" ::: "memory");
+        for (const char *s = "Shutdown"; *s; s++) outb(0x8900, (u8)*s);
+    }
+    halt_forever();
+}
+
+static NORETURN void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    printf("l1bench: ");
+    vprintf_(fmt, ap);
+    putc_('\n');
+    va_end(ap);
+    end(1);
+}
+
+/* ---- statistics ------------------------------------------------------------------- */
+/* Shell sort (gaps 3x+1) of a copy; returns min and median of n samples minus `minus`. */
+static void stats(const u32 *s, int n, u32 minus, u32 *min, u32 *median) {
+    for (int i = 0; i < n; i++) sorted[i] = s[i] > minus ? s[i] - minus : 0;
+    int h = 1;
+    while (h < n / 3) h = 3 * h + 1;
+    for (; h; h /= 3)
+        for (int i = h; i < n; i++) {
+            u32 v = sorted[i];
+            int j = i;
+            while (j >= h && sorted[j - h] > v) {
+                sorted[j] = sorted[j - h];
+                j -= h;
+            }
+            sorted[j] = v;
+        }
+    *min = sorted[0];
+    *median = sorted[n / 2];
+}
+
+static void report(const char *name, const u32 *s, u32 minus) {
+    u32 min, median;
+    stats(s, N, minus, &min, &median);
+    printf("bench: %s min=%u median=%u n=%d\n", name, min, median, N);
+}
+
+/* ---- timing in L1 (as bench.c: the field register is loaded before the first RDTSC) -- */
+#define T_START "lfence\n\trdtsc\n\tmovl %%eax, %%esi\n\t"
+#define T_END "lfence\n\trdtsc\n\tsubl %%esi, %%eax\n\t"
+static u32 s_empty(u32 unused) {
+    u32 t;
+    __asm__ volatile(T_START T_END : "=a"(t)::"edx", "esi", "memory");
+    return t;
+}
+static u32 s_vmread(u32 field) {
+    u32 t, v;
+    __asm__ volatile(T_START "vmread %%ecx, %%ebx\n\t" T_END : "=a"(t), "=b"(v) : "c"(field) : "edx", "esi", "memory", "cc");
+    return t;
+}
+static u32 vmwrite_value;
+static u32 s_vmwrite(u32 field) {
+    u32 t;
+    __asm__ volatile(T_START "vmwrite %%ebx, %%ecx\n\t" T_END
+                     : "=a"(t) : "b"(vmwrite_value), "c"(field) : "edx", "esi", "memory", "cc");
+    return t;
+}
+static u32 l1_samples[SLOTS];
+static void l1_sample(u32 (*fn)(u32), u32 arg) {
+    for (int i = 0; i < WARMUP + N; i++) l1_samples[i] = fn(arg);
+}
+
+/* ---- capabilities, VMX operation, the VMCS ------------------------------------------- */
+static u64 msr(u32 m) {
+    u64 v;
+    if (try_rdmsr(m, &v) != NO_EXC) die("RDMSR 0x%x: #%u", m, exc.vector);
+    return v;
+}
+
+/* A control word: the bits the capability MSR makes 1 plus `want`, which must be allowed (A.3-A.5). */
+static u32 ctl(u32 m, u32 want) {
+    u64 c = msr(m);
+    u32 v = ((u32)c | want) & (u32)(c >> 32);
+    if ((v & want) != want) die("control MSR 0x%x (0x%llx) does not allow 0x%x", m, c, want);
+    return v;
+}
+
+struct __attribute__((packed)) dtr { u16 limit; u32 base; };
+extern u8 tss[];
+
+static void setup_vmx(void) {
+    if (!(cpuid(1, 0).ecx & (1u << 5))) die("no VMX (CPUID.1:ECX bit 5 clear)");
+    u64 fc = msr(MSR_FEATURE_CONTROL);
+    if (!(fc & FC_LOCK)) {
+        if (try_wrmsr(MSR_FEATURE_CONTROL, fc | FC_LOCK | FC_VMX_OUTSIDE_SMX) != NO_EXC) die("cannot lock IA32_FEATURE_CONTROL");
+        fc = msr(MSR_FEATURE_CONTROL);
+    }
+    if (!(fc & FC_VMX_OUTSIDE_SMX)) die("IA32_FEATURE_CONTROL 0x%llx: VMX outside SMX off", fc);
+
+    /* Paging (VMX operation needs CR0.PG): 4 MiB identity pages over 4 GiB. */
+    for (u32 i = 0; i < 1024; i++) pd[i] = (i << 22) | 0x87;
+    write_cr4(read_cr4() | CR4_PSE);
+    write_cr3(ADDR(pd));
+    write_cr0(read_cr0() | CR0_PG | (1u << 5) /* NE */);
+    write_cr0((read_cr0() | (u32)msr(MSR_VMX_CR0_FIXED0)) & (u32)msr(MSR_VMX_CR0_FIXED1));
+    write_cr4((read_cr4() | (u32)msr(MSR_VMX_CR4_FIXED0)) & (u32)msr(MSR_VMX_CR4_FIXED1));
+
+    u64 basic = msr(MSR_VMX_BASIC);
+    bool tru = basic & BASIC_TRUE_CTLS;
+    u32 rev = BASIC_REVISION(basic);
+    *(u32 *)vmxon_region = rev;
+    *(u32 *)vmcs = rev;
+    u32 o;
+    if ((o = vmxon(PA(vmxon_region))) != VM_OK) die("VMXON: %s", vm_str(o));
+    if ((o = vmclear(PA(vmcs))) != VM_OK || (o = vmptrld(PA(vmcs))) != VM_OK) die("VMCLEAR/VMPTRLD: %s", vm_str(o));
+
+    u32 pin = ctl(tru ? MSR_VMX_TRUE_PINBASED : MSR_VMX_PINBASED, 0);
+    u32 proc = ctl(tru ? MSR_VMX_TRUE_PROCBASED : MSR_VMX_PROCBASED, 0);
+    u32 exitc = ctl(tru ? MSR_VMX_TRUE_EXIT : MSR_VMX_EXIT, 0);
+    u32 entry = ctl(tru ? MSR_VMX_TRUE_ENTRY : MSR_VMX_ENTRY, 0);
+    if (proc & PROC_SECONDARY) die("secondary controls forced on: not expected");
+    diag("VMX_BASIC 0x%llx (revision 0x%x); controls pin 0x%x proc 0x%x exit 0x%x entry 0x%x", basic, rev, pin, proc,
+         exitc, entry);
+
+    struct dtr g, i;
+    __asm__ volatile("sgdt %0\n\tsidt %1" : "=m"(g), "=m"(i));
+    u16 tr;
+    __asm__ volatile("str %0" : "=r"(tr));
+    const struct { u32 f, v; } t[] = {
+        { F_PIN_CTLS, pin }, { F_PROC_CTLS, proc }, { F_EXIT_CTLS, exitc }, { F_ENTRY_CTLS, entry },
+        { F_EXCEPTION_BITMAP, 0 }, { F_CR3_TARGET_COUNT, 0 }, { F_EXIT_MSR_STORE_COUNT, 0 },
+        { F_EXIT_MSR_LOAD_COUNT, 0 }, { F_ENTRY_MSR_LOAD_COUNT, 0 }, { F_ENTRY_INTR_INFO, 0 },
+        { F_VMCS_LINK_PTR, ~0u }, { F_VMCS_LINK_PTR | 1, ~0u }, { F_GUEST_DEBUGCTL, 0 }, { F_GUEST_DEBUGCTL | 1, 0 },
+        /* host = L1 as it is now */
+        { F_HOST_CR0, read_cr0() }, { F_HOST_CR3, read_cr3() }, { F_HOST_CR4, read_cr4() },
+        { F_HOST_CS_SEL, SEL_KCODE }, { F_HOST_SS_SEL, SEL_KDATA }, { F_HOST_DS_SEL, SEL_KDATA },
+        { F_HOST_ES_SEL, SEL_KDATA }, { F_HOST_FS_SEL, SEL_KDATA }, { F_HOST_GS_SEL, SEL_KDATA },
+        { F_HOST_TR_SEL, tr }, { F_HOST_TR_BASE, ADDR(tss) }, { F_HOST_GDTR_BASE, g.base },
+        { F_HOST_IDTR_BASE, i.base }, { F_HOST_FS_BASE, 0 }, { F_HOST_GS_BASE, 0 }, { F_HOST_SYSENTER_CS, 0 },
+        { F_HOST_SYSENTER_ESP, 0 }, { F_HOST_SYSENTER_EIP, 0 },
+        /* guest = L2 in L1's address space, CPL 0, interrupts off */
+        { F_GUEST_CR0, read_cr0() }, { F_GUEST_CR3, read_cr3() }, { F_GUEST_CR4, read_cr4() }, { F_GUEST_DR7, 0x400 },
+        { F_GUEST_CS_SEL, SEL_KCODE }, { F_GUEST_CS_BASE, 0 }, { F_GUEST_CS_LIMIT, ~0u }, { F_GUEST_CS_AR, AR_CODE32 },
+        { F_GUEST_LDTR_SEL, 0 }, { F_GUEST_LDTR_BASE, 0 }, { F_GUEST_LDTR_LIMIT, 0 }, { F_GUEST_LDTR_AR, AR_UNUSABLE },
+        { F_GUEST_TR_SEL, tr }, { F_GUEST_TR_BASE, ADDR(tss) }, { F_GUEST_TR_LIMIT, 0x67 }, { F_GUEST_TR_AR, AR_TSS32_BUSY },
+        { F_GUEST_GDTR_BASE, g.base }, { F_GUEST_GDTR_LIMIT, g.limit }, { F_GUEST_IDTR_BASE, i.base },
+        { F_GUEST_IDTR_LIMIT, i.limit }, { F_GUEST_RSP, ADDR(l2_stack + sizeof l2_stack) }, { F_GUEST_RFLAGS, 0x2 },
+        { F_GUEST_PENDING_DBG, 0 }, { F_GUEST_INTERRUPTIBILITY, 0 }, { F_GUEST_ACTIVITY, 0 },
+        { F_GUEST_SYSENTER_CS, 0 }, { F_GUEST_SYSENTER_ESP, 0 }, { F_GUEST_SYSENTER_EIP, 0 },
+    };
+    vmcs_errors = 0;
+    for (u32 k = 0; k < sizeof t / sizeof t[0]; k++) vw(t[k].f, t[k].v);
+    /* ES, SS, DS, FS, GS: flat data; each group (selector, base, limit, AR) at the same index. */
+    for (u32 s = F_GUEST_ES_SEL; s <= F_GUEST_GS_SEL; s += 2) {
+        if (s == F_GUEST_CS_SEL) continue;
+        u32 x = s - F_GUEST_ES_SEL;
+        vw(s, SEL_KDATA);
+        vw(F_GUEST_ES_BASE + x, 0);
+        vw(F_GUEST_ES_LIMIT + x, ~0u);
+        vw(F_GUEST_ES_AR + x, AR_DATA32);
+    }
+    if (vmcs_errors) die("VMCS set-up: %u VMWRITEs failed, first 0x%x: %s", vmcs_errors, vmcs_error_field, vm_str(vmcs_error_outcome));
+}
+
+/* Run L2 at `rip` with handler `host_rip` until its VMCALL: EBP = iterations,
+ * EDI = where its (start, end) stamp pairs go. */
+static bool launched;
+static void l2_run(char *rip, char *host_rip, u32 iterations, u32 *out) {
+    vmcs_errors = 0;
+    vw(F_GUEST_RIP, ADDR(rip));
+    vw(F_HOST_RIP, ADDR(host_rip));
+    if (vmcs_errors) die("VMWRITE of GUEST_RIP/HOST_RIP failed: %s", vm_str(vmcs_error_outcome));
+    lb_l2_ebp = iterations;
+    lb_l2_edi = ADDR(out);
+    u32 r = lb_enter(!launched);
+    if (r & 0x80000000u) die("VM entry (%s) failed: flags 0x%x, error %u", launched ? "VMRESUME" : "VMLAUNCH", r & 0xFFFF, vm_error());
+    if (r & 0x40000000u) die("the exit handler's VMRESUME failed: flags 0x%x, error %u", r & 0xFFFF, vm_error());
+    launched = true;
+    u32 reason = vr(F_EXIT_REASON), rip_now = vr(F_GUEST_RIP);
+    if (reason != EXIT_VMCALL) die("L2 at 0x%x: exit reason 0x%x at 0x%x, expected its VMCALL", ADDR(rip), reason, rip_now);
+    /* The loop ran to its end with EBP and EDI intact across every exit. */
+    if (lb_l2_ebp != 0 || (out && lb_l2_edi != ADDR(out + 2 * iterations)))
+        die("L2 at 0x%x: EBP %u, EDI 0x%x after the loop (expected 0, 0x%x): the handler lost L2's registers",
+            ADDR(rip), lb_l2_ebp, lb_l2_edi, ADDR(out + 2 * iterations));
+}
+
+/* deltas[i] = L2's end stamp - start stamp of its sample i. */
+static u32 *l2_deltas(void) {
+    for (int i = 0; i < WARMUP + N; i++) deltas[i] = l2_stamps[2 * i + 1] - l2_stamps[2 * i];
+    return deltas;
+}
+
+static u32 query_exits(void) { return vmcall(HC_QUERY, 1, 0); }
+
+void guest_main(void) {
+    guest_init("l1bench");
+    char buf[16];
+    bool okn;
+    if (word_value(boot.cmdline, "n", buf, sizeof buf)) {
+        u32 n = parse_u32(buf, &okn);
+        if (!okn || n < 1 || n > MAX_N) die("n=%s: want 1..%d", buf, MAX_N);
+        N = (int)n;
+    }
+    printf("bench: nested VMX in RDTSC ticks (Bochs sync=none: instructions), lfence;rdtsc pairs, %s\n",
+           under_hv() ? "L1 under ASHypervisor (nested)" : "L1 on bare metal/Bochs (reference: its own VMX)");
+    setup_vmx();
+    const u32 T = WARMUP + N;
+
+    /* L1's empty pair (subtracted from L1 figures, as bench.c does). */
+    l1_sample(s_empty, 0);
+    u32 l1_over, med;
+    stats(l1_samples + WARMUP, N, 0, &l1_over, &med);
+    printf("bench: overhead min=%u median=%u n=%d (subtracted: the min)\n", l1_over, med, N);
+
+    /* L2's empty pair, measured in L2 (subtracted from the L2 figure); this also launches L2. */
+    l2_run(lb_l2_empty, lb_exit_fast, T, l2_stamps);
+    u32 l2_over;
+    stats(l2_deltas() + WARMUP, N, 0, &l2_over, &med);
+    printf("bench: l2-overhead min=%u median=%u n=%d (L2's empty pair; subtracted from the L2 figure: the min)\n",
+           l2_over, med, N);
+
+    /* L1 VMREAD/VMWRITE of L2's VMCS (launched, current). */
+    u32 v;
+    if (vmread(F_GUEST_RIP, &v) != VM_OK || vmread(F_EXIT_REASON, &v) != VM_OK) die("VMREAD fails");
+    vmwrite_value = vr(F_GUEST_RIP);
+    if (vmwrite(F_GUEST_RIP, vmwrite_value) != VM_OK || vr(F_GUEST_RIP) != vmwrite_value) die("VMWRITE of GUEST_RIP fails");
+    l1_sample(s_vmread, F_GUEST_RIP);
+    report("l1-vmread-guest-rip", l1_samples + WARMUP, l1_over);
+    l1_sample(s_vmread, F_EXIT_REASON);
+    report("l1-vmread-exit-reason", l1_samples + WARMUP, l1_over);
+    l1_sample(s_vmwrite, F_GUEST_RIP);
+    report("l1-vmwrite-guest-rip", l1_samples + WARMUP, l1_over);
+
+    /* L2 CPUID round trips through L1's minimal handler, timed in L2. */
+    l2_run(lb_l2_time, lb_exit_fast, T, l2_stamps);
+    report("l2-cpuid-via-l1", l2_deltas() + WARMUP, l2_over);
+
+    /* The same handler body timed by L1 around it. */
+    static u32 stamps[SLOTS];
+    for (u32 k = 0; k < T; k++) stamps[k] = lb_stamps_only();
+    u32 h_over;
+    stats(stamps + WARMUP, N, 0, &h_over, &med);
+    lb_hidx = 0;
+    l2_run(lb_l2_time, lb_exit_timed, T, l2_stamps);
+    if (lb_hidx != T) die("timed handler: %u samples, expected %u", lb_hidx, T);
+    report("l1-handler", lb_hsamples + WARMUP, h_over);
+    /* The two legs of the same round trips: L1 and L2 read one TSC (no TSC
+     * offsetting at either level), so L2's stamps and the handler's compare.
+     * Raw stamp-to-stamp ticks: they include the few instructions around the
+     * stamps (see the bare-Bochs figures, where nothing else is in them). */
+    for (u32 k = 0; k < T; k++) deltas[k] = lb_h_t0[k] - l2_stamps[2 * k];
+    report("l2-exit-to-l1-handler", deltas + WARMUP, 0);
+    for (u32 k = 0; k < T; k++) deltas[k] = l2_stamps[2 * k + 1] - lb_h_t1[k];
+    report("l1-vmresume-to-l2", deltas + WARMUP, 0);
+    printf("# l1-handler: its body between the stamps (stamps alone: min %u, subtracted): PUSH EAX, ECX, EDX; "
+           "VMREAD exit reason (4402H), CMP, JNE; VMREAD exit-instruction length (440CH); VMREAD GUEST_RIP "
+           "(681EH), ADD, VMWRITE GUEST_RIP; POP EDX, ECX, EAX = 16 instructions (4 MOVs of field encodings "
+           "included); then VMRESUME, outside the stamps\n",
+           h_over);
+
+    /* VM exits L0 takes per L2 CPUID round trip: the hypervisor's exit count
+     * around K CPUIDs, minus the same around none (entry, VMCALL exit, these
+     * VMWRITEs and VMREADs, the query itself). */
+    if (under_hv()) {
+        u32 K = (u32)N;
+        l2_run(lb_l2_loop, lb_exit_fast, 0, 0); /* the same path once before counting */
+        u32 q0 = query_exits();
+        l2_run(lb_l2_loop, lb_exit_fast, 0, 0);
+        u32 q1 = query_exits();
+        l2_run(lb_l2_loop, lb_exit_fast, K, 0);
+        u32 q2 = query_exits();
+        u32 over = q1 - q0, delta = q2 - q1;
+        if (delta < over) die("exit counts: %u around %u CPUIDs, %u around none", delta, K, over);
+        u32 per100 = (u32)(((u64)(delta - over) * 100 + K / 2) / K);
+        printf("bench: l0-exits-per-l2-cpuid value=%u.%02u (exits %u around K=%u L2 CPUIDs, overhead %u around none)\n",
+               per100 / 100, per100 % 100, delta, K, over);
+    } else {
+        printf("bench: l0-exits-per-l2-cpuid skipped (not under ASHypervisor: no exit-count hypercall)\n");
+    }
+
+    if (vmclear(PA(vmcs)) != VM_OK || vmxoff() != VM_OK) die("VMCLEAR/VMXOFF failed");
+    printf("# bench: %llu TSC ticks since entry\n", rdtsc() - entry.tsc);
+    end(0);
+}
