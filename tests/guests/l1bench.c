@@ -15,6 +15,12 @@
  *       entry and just before its VMRESUME, minus the same stamps around
  *       nothing): round trip - handler = what the VM exit, the VMRESUME and
  *       everything below L1 (our L0, or Bochs's own VMX) cost;
+ *   l2-exit-to-l1-handler, l1-vmresume-to-l2
+ *       the two legs of those round trips (same run as l1-handler): L2's
+ *       stamp before CPUID to the handler's first stamp, and the handler's
+ *       last stamp to L2's stamp after CPUID. L1 and L2 read the same TSC
+ *       (no TSC offsetting at either level). Raw stamp-to-stamp ticks: on
+ *       bare Bochs they are just the instructions around the stamps (8, 17);
  *   l0-exits-per-l2-cpuid
  *       under our hypervisor only: its "VM exits so far" hypercall (VMCALL
  *       RAX=2, RBX=1) read around a loop of K L2 CPUIDs and around the same
@@ -508,11 +514,10 @@ void guest_main(void) {
     report("l2-exit-to-l1-handler", deltas + WARMUP, 0);
     for (u32 k = 0; k < T; k++) deltas[k] = l2_stamps[2 * k + 1] - lb_h_t1[k];
     report("l1-vmresume-to-l2", deltas + WARMUP, 0);
-    printf("# l1-handler: its body between the stamps (stamps alone: min %u, subtracted): PUSH EAX, ECX, EDX; "
-           "VMREAD exit reason (4402H), CMP, JNE; VMREAD exit-instruction length (440CH); VMREAD GUEST_RIP "
-           "(681EH), ADD, VMWRITE GUEST_RIP; POP EDX, ECX, EAX = 16 instructions (4 MOVs of field encodings "
-           "included); then VMRESUME, outside the stamps\n",
-           h_over);
+    printf("# l1-handler: the 16 instructions between the stamps (stamps alone: min %u, subtracted); "
+           "VMRESUME is after them\n", h_over);
+    printf("# l1-handler: PUSH EAX/ECX/EDX; MOV, VMREAD exit reason; CMP, JNE; MOV, VMREAD exit-instruction length; "
+           "MOV, VMREAD GUEST_RIP; ADD; VMWRITE GUEST_RIP; POP EDX/ECX/EAX\n");
 
     /* VM exits L0 takes per L2 CPUID round trip: the hypervisor's exit count
      * around K CPUIDs, minus the same around none (entry, VMCALL exit, these
