@@ -45,6 +45,12 @@ void Z_memZ_copy(struct Z_mem_instance_t *i, u64 dst, u64 src, u64 len) {
     if (len) memcpy(phys(dst, len, "copy"), phys(src, len, "copy"), len);
 }
 
+void Z_memZ_or(struct Z_mem_instance_t *i, u64 dst, u64 a, u64 b, u64 len) {
+    u64 *d = phys(dst, len, "or");
+    const u64 *x = phys(a, len, "or"), *y = phys(b, len, "or");
+    for (u64 k = 0; k < len / 8; k++) d[k] = x[k] | y[k];
+}
+
 void Z_memZ_copyout(struct Z_mem_instance_t *i, u64 pa, u32 src, u32 len) {
     if (len) memcpy(phys(pa, len, "copyout"), hv_linear(src, len), len);
 }

@@ -34,6 +34,12 @@ export declare function copyin(dst: usize, pa: u64, len: u32): void;
 @external("mem", "copy")
 export declare function copy(dst: u64, src: u64, len: u64): void;
 
+// dst = a | b over len bytes (a multiple of 8), all three physical and
+// non-overlapping: merging two bitmaps in one call instead of one import
+// call per word.
+@external("mem", "or")
+export declare function or(dst: u64, a: u64, b: u64, len: u64): void;
+
 // Copy len bytes from linear memory at src to physical pa.
 @external("mem", "copyout")
 export declare function copyout(pa: u64, src: usize, len: u32): void;

@@ -9,7 +9,7 @@
 //                 decide exits L0 does not need (HLT, RDTSC, ...);
 //   I/O           every port exits to L0 (vmcs01's all-ones bitmaps); L0
 //                 reflects an access only if L1's bitmaps/controls ask (reflect.ts);
-//   MSR bitmap    L0's bitmap OR L1's, or all ones when L1 uses none;
+//   MSR bitmap    L0's bitmap OR L1's, or none (every MSR exits) when L1 uses none;
 //   exceptions    L0's bitmap (0) | L1's; #PF error-code mask/match are L1's;
 //   CR0/CR4       mask = L0's | L1's; the shadow shows L1's shadow for L1's
 //                 bits and vmcs12's guest value for the bits only L0 owns;
@@ -121,15 +121,11 @@ function writeConstantState(): void {
 }
 
 // L0's MSR bitmap OR L1's (25.6.9): an access exits to L0 if either wants
-// it; reflect.ts then decides whether L1 sees it.
-function mergeMsrBitmap(): void {
-  const useL1 = (<u32>state.read(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_USE_MSR_BITMAPS) != 0;
-  const l1 = state.read(V.MSR_BITMAPS);
-  for (let o: u64 = 0; o < 4096; o += 8) {
-    let v = mem.read64(vmcs01.msrBitmap + o);
-    v |= useL1 ? guestmem.read64(l1 + o) : u64.MAX_VALUE;
-    mem.write64(msrBitmap02 + o, v);
-  }
+// it; reflect.ts then decides whether L1 sees it. When L1 uses no MSR
+// bitmap every MSR access exits anyway, and vmcs02 uses none either.
+function mergeMsrBitmap(useL1: bool): void {
+  // The entry checks made sure the page is L1 RAM (ctls.msr-bitmap.ram).
+  if (useL1) mem.or(msrBitmap02, vmcs01.msrBitmap, guestmem.hpa(state.read(V.MSR_BITMAPS), 4096), 4096);
 }
 
 // vmcs12 → vmcs02, at every nested VM entry (vmcs02 is current).
@@ -147,10 +143,12 @@ export function merge(): void {
   // for HLT exiting, else L0 decides), I/O and MSR bitmaps, CR8.
   const proc01Own = proc01 & ~V.PROC_USE_TSC_OFFSETTING;
   vmx.vmwrite(V.PIN_BASED_VM_EXEC_CONTROL, pin01 | pin12);
+  const msrBitmaps = (proc12 & V.PROC_USE_MSR_BITMAPS) != 0;
   vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL,
-    proc01Own | (proc12 & ~V.PROC_USE_IO_BITMAPS & ~V.PROC_UNCONDITIONAL_IO_EXITING) |
-    V.PROC_USE_IO_BITMAPS | V.PROC_USE_MSR_BITMAPS | V.PROC_ACTIVATE_SECONDARY_CONTROLS |
-    ((proc12 & V.PROC_USE_TSC_OFFSETTING) != 0 ? V.PROC_USE_TSC_OFFSETTING : 0));
+    ((proc01Own & ~V.PROC_USE_MSR_BITMAPS) | (proc12 & ~V.PROC_USE_IO_BITMAPS & ~V.PROC_UNCONDITIONAL_IO_EXITING) |
+      V.PROC_USE_IO_BITMAPS | V.PROC_ACTIVATE_SECONDARY_CONTROLS |
+      ((proc12 & V.PROC_USE_TSC_OFFSETTING) != 0 ? V.PROC_USE_TSC_OFFSETTING : 0)) |
+    (msrBitmaps ? V.PROC_USE_MSR_BITMAPS : 0));
   // Secondary: L0's EPT, and VPID when L0 has it; no unrestricted guest
   // (not offered to L1, so L2 runs with paging on).
   vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL,
@@ -165,7 +163,7 @@ export function merge(): void {
   vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MASK, state.read(V.PAGE_FAULT_ERROR_CODE_MASK));
   vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MATCH, state.read(V.PAGE_FAULT_ERROR_CODE_MATCH));
   vmx.vmwrite(V.TSC_OFFSET, tscOffset01 + ((proc12 & V.PROC_USE_TSC_OFFSETTING) != 0 ? state.read(V.TSC_OFFSET) : 0));
-  mergeMsrBitmap();
+  mergeMsrBitmap(msrBitmaps);
   // L0 regains control from L2 once per slice, as from L1 (irq.ts), or by
   // L1's APIC timer deadline (l2irq.ts).
   if ((pin01 & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0) vmx.vmwrite(V.VMX_PREEMPTION_TIMER_VALUE, irq.SLICE);

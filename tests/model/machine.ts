@@ -390,6 +390,14 @@ export class Machine {
           const s = this.linear(u32(src), u32(len)).slice();
           this.phys.write(this.physCheck('copyout', u64(pa), BigInt(u32(len)), true), s);
         },
+        or: (dst: bigint, a: bigint, b: bigint, len: bigint) => {
+          const n = Number(u64(len));
+          const x = this.phys.read(this.physCheck('or', u64(a), u64(len), false), n);
+          const y = this.phys.read(this.physCheck('or', u64(b), u64(len), false), n);
+          const out = new Uint8Array(n);
+          for (let k = 0; k < n; k++) out[k] = x[k] | y[k];
+          this.phys.write(this.physCheck('or', u64(dst), u64(len), true), out);
+        },
         copy: (dst: bigint, src: bigint, len: bigint) => {
           const n = u64(len);
           if (n === 0n) return;
