@@ -23,6 +23,7 @@ export function entry_setup(): void {
   hwcaps.read();
   env.resetCpuCache();
   state.reset(true);
+  checks.forget();
 }
 export function entry_setupRam(hostBase: u64, size: u64): void {
   guestmem.setup(hostBase, size);
@@ -33,6 +34,7 @@ export function entry_makeCurrent(gpa: u64): void {
 }
 export function entry_clear(): void {
   memory.fill(state.cache, 0, V.VMCS12_PAGE_SIZE);
+  state.markAllDirty(); // written behind write()'s back
 }
 // False for an encoding the vmcs12 layout does not have.
 export function entry_setField(enc: u32, value: u64): bool {

@@ -52,6 +52,7 @@
 //
 // Nothing is cached between entries: every VMLAUNCH/VMRESUME runs every
 // check, so no check is skipped on the ground that its state is unchanged.
+import * as state from "./state";
 import * as controls from "./entry-checks-controls";
 import * as host from "./entry-checks-host";
 import * as guest from "./entry-checks-guest";
@@ -72,17 +73,39 @@ export function setL1Ia32e(lma: bool): void {
 // `launch`: VMLAUNCH (true) or VMRESUME (false). The SDM makes the same
 // checks for both; the launch-state checks (VM-instruction errors 4 and 5)
 // belong to the instruction and come before these (31.3).
+// The control and host-state checks are skipped when state.dirty proves
+// those groups unchanged since they last passed (state.ts says how) and
+// L1's IA-32e mode, the one outside input of the host checks, is the same;
+// the capabilities and L1's RAM they also depend on never change while a
+// guest runs. The guest-state checks always run: every reflected exit
+// writes L2's state back into vmcs12.
+let passedLma: i32 = -1; // L1's IA-32e mode at the last full pass, -1 none
+export let skipped: u64 = 0; // entries whose control/host checks were skipped
+
+// Forget the last pass (a new guest, or a test that changed the machine).
+export function forget(): void {
+  passedLma = -1;
+  skipped = 0;
+}
+
 export function check(launch: bool): i32 {
   env.clearFailure();
   failedCheck = "";
   exitQualification = 0;
+  const lma: i32 = env.l1Ia32e ? 1 : 0;
+  const reuse = (state.dirty & (state.DIRTY_CONTROLS | state.DIRTY_HOST)) == 0 && passedLma == lma;
   let r = ENTRY_OK;
-  if (!controls.check()) r = FAIL_CONTROLS;
+  if (reuse) skipped++;
+  else if (!controls.check()) r = FAIL_CONTROLS;
   else if (!host.check()) r = FAIL_HOST;
-  else if (!guest.check()) r = FAIL_GUEST;
+  if (r == ENTRY_OK && !guest.check()) r = FAIL_GUEST;
   if (r != ENTRY_OK) {
     failedCheck = env.failName;
     if (r == FAIL_GUEST) exitQualification = env.failQual;
+    if (r != FAIL_GUEST) passedLma = -1;
+  } else {
+    state.markClean();
+    passedLma = lma;
   }
   return r;
 }

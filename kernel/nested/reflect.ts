@@ -43,10 +43,12 @@ function syncGuestState(): void {
   state.write(V.GUEST_CR0, (vmx.vmread(V.GUEST_CR0) & ~only0cr0) | (vmx.vmread(V.CR0_READ_SHADOW) & only0cr0));
   state.write(V.GUEST_CR4, (vmx.vmread(V.GUEST_CR4) & ~only0cr4) | (vmx.vmread(V.CR4_READ_SHADOW) & only0cr4));
   const ia32e = <u32>vmx.vmread(V.VM_ENTRY_CONTROL) & V.ENTRY_IA32E_MODE_GUEST;
-  state.write(V.VM_ENTRY_CONTROL, (<u32>state.read(V.VM_ENTRY_CONTROL) & ~V.ENTRY_IA32E_MODE_GUEST) | ia32e);
+  const entry12 = <u32>state.read(V.VM_ENTRY_CONTROL);
+  if ((entry12 & V.ENTRY_IA32E_MODE_GUEST) != ia32e) state.write(V.VM_ENTRY_CONTROL, (entry12 & ~V.ENTRY_IA32E_MODE_GUEST) | ia32e);
   // 28.2.x: the valid bit of the VM-entry interruption information is
-  // cleared by every VM exit.
-  state.write(V.VM_ENTRY_INTERRUPTION_INFO, state.read(V.VM_ENTRY_INTERRUPTION_INFO) & ~<u64>V.INTR_INFO_VALID);
+  // cleared by every VM exit. Quietly: with no event to inject, the
+  // event-injection checks have nothing to refuse.
+  state.writeQuiet(V.VM_ENTRY_INTERRUPTION_INFO, state.read(V.VM_ENTRY_INTERRUPTION_INFO) & ~<u64>V.INTR_INFO_VALID);
 }
 
 function syncExitInfo(): void {

@@ -33,6 +33,7 @@ export function reset(on: bool): void {
   vmxonPtr = INVALID;
   current = INVALID;
   inL2 = false;
+  dirty = DIRTY_ALL;
   memory.fill(cache, 0, V.VMCS12_PAGE_SIZE);
 }
 
@@ -57,8 +58,41 @@ export function read(enc: u32): u64 {
   return load<u64>(cache + off);
 }
 
+// Which groups of the current vmcs12 changed since the VM-entry checks last
+// passed on it. Every change of the cache goes through write() (L1's
+// VMWRITE, the hypervisor's own updates) or load12() (VMPTRLD: all of it),
+// so a clear bit PROVES that group is what the last successful check saw;
+// entry-checks.ts skips only such groups. The read-only exit-information
+// fields belong to no group (no entry check reads them).
+export const DIRTY_CONTROLS: u32 = 1;
+export const DIRTY_HOST: u32 = 2;
+export const DIRTY_GUEST: u32 = 4;
+export const DIRTY_ALL: u32 = 7;
+export let dirty: u32 = DIRTY_ALL;
+export function markClean(): void {
+  dirty = 0;
+}
+export function markAllDirty(): void {
+  dirty = DIRTY_ALL;
+}
+
+function dirtyBit(enc: u32): u32 {
+  const t = V.vmcsEncodingType(enc);
+  if (t == V.VMCS_TYPE_CONTROL) return DIRTY_CONTROLS;
+  if (t == V.VMCS_TYPE_HOST) return DIRTY_HOST;
+  if (t == V.VMCS_TYPE_GUEST) return DIRTY_GUEST;
+  return 0;
+}
+
 // Store v truncated to the field's width.
 export function write(enc: u32, v: u64): void {
+  dirty |= dirtyBit(enc);
+  writeQuiet(enc, v);
+}
+
+// Store without marking the group changed: only for updates that cannot
+// change what an entry check would conclude (the caller says why).
+export function writeQuiet(enc: u32, v: u64): void {
   const off = <usize>V.vmcs12Offset(enc);
   if ((enc & V.VMCS_ENC_HIGH) != 0) {
     store<u32>(cache + off, <u32>v);
@@ -82,6 +116,7 @@ export function setLaunchState(v: u32): void {
 export function load12(gpa: u64): void {
   guestmem.copyOut(cache, gpa, <u32>V.VMCS12_PAGE_SIZE);
   current = gpa;
+  dirty = DIRTY_ALL;
 }
 
 // Write the cache back to L1's memory and forget it (VMCLEAR of the current

@@ -34,6 +34,7 @@ import * as nestedInsn from "../nested/handlers";
 import * as l2exit from "../nested/l2exit";
 import * as launch from "../nested/launch";
 import * as l2irq from "../nested/l2irq";
+import * as entryChecks from "../nested/entry-checks";
 import * as vmcs02 from "../nested/vmcs02";
 import * as reflect from "../nested/reflect";
 
@@ -191,6 +192,7 @@ function runOne(g: i32): bool {
     vmcs02.reset();
     reflect.resetCounts();
     launch.resetCounts();
+    entryChecks.forget();
   }
   if (ok) {
     vcpu.setReg(vcpu.RAX, loader.entryEax);
