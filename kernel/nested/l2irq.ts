@@ -11,10 +11,8 @@
 import * as cpu from "../hw/cpu";
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
-import * as hw from "../vmx/caps";
 import * as lapic from "../apic/lapic";
 import * as irq from "../vm/irq";
-import * as events from "../vm/events";
 import * as exits from "../vm/exits";
 import * as state from "./state";
 import * as reflect from "./reflect";
@@ -29,10 +27,8 @@ export function entered(): void {
 }
 
 function setTimer(deadline: u64, now: u64): void {
-  if ((<u32>(hw.pin >> 32) & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) == 0) return;
-  const rate = <u64>(<u32>hw.misc & 0x1f);
-  let ticks = irq.SLICE;
-  if (deadline != u64.MAX_VALUE) ticks = min(irq.SLICE, deadline > now ? (deadline - now) >> rate : 0);
+  if (!irq.canPreempt()) return;
+  const ticks = irq.preemptionTicks(deadline, now);
   if (ticks == timerValue) return;
   timerValue = ticks;
   vmx.vmwrite(V.VMX_PREEMPTION_TIMER_VALUE, ticks);
@@ -73,17 +69,6 @@ export function deliver(): i32 {
     }
     return reflect.reflectSynthetic(V.EXIT_REASON_EXTERNAL_INTERRUPT, 0, info);
   }
-  const ifSet = (vmx.vmread(V.GUEST_RFLAGS) & (1 << 9)) != 0;
-  const shadow = (<u32>vmx.vmread(V.GUEST_INTERRUPTIBILITY_STATE) &
-    (V.INTERRUPTIBILITY_BLOCKING_BY_STI | V.INTERRUPTIBILITY_BLOCKING_BY_MOV_SS)) != 0;
-  if (busy || !ifSet || shadow) {
-    setWindow(true);
-    return exits.RESUME;
-  }
-  events.injectInterrupt(<u32>v);
-  lapic.acknowledge(<u32>v);
-  if (<u32>vmx.vmread(V.GUEST_ACTIVITY_STATE) != V.ACTIVITY_STATE_ACTIVE)
-    vmx.vmwrite(V.GUEST_ACTIVITY_STATE, V.ACTIVITY_STATE_ACTIVE);
-  setWindow(false);
+  setWindow(!irq.tryInject(<u32>v));
   return exits.RESUME;
 }

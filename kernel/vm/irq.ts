@@ -48,17 +48,38 @@ function setWindow(on: bool): void {
   vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, procBase | (on ? V.PROC_INTERRUPT_WINDOW_EXITING : 0));
 }
 
-function canPreempt(): bool {
+export function canPreempt(): bool {
   return (<u32>(caps.pin >> 32) & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0;
 }
 
-function setPreemption(deadline: u64, now: u64): void {
-  if (!canPreempt()) return;
-  // The timer counts down at the TSC rate divided by 2^(VMX_MISC[4:0]).
+// The preemption-timer value that returns control by TSC `deadline` (or
+// after one slice when there is none, or when it is further away). The
+// timer counts down at the TSC rate divided by 2^(VMX_MISC[4:0]).
+export function preemptionTicks(deadline: u64, now: u64): u64 {
+  if (deadline == u64.MAX_VALUE) return SLICE;
   const rate = <u64>(<u32>caps.misc & 0x1f);
-  let ticks = SLICE;
-  if (deadline != u64.MAX_VALUE) ticks = min(SLICE, deadline > now ? (deadline - now) >> rate : 0);
-  setTimer(ticks);
+  return min(SLICE, deadline > now ? (deadline - now) >> rate : 0);
+}
+
+function setPreemption(deadline: u64, now: u64): void {
+  if (canPreempt()) setTimer(preemptionTicks(deadline, now));
+}
+
+// Inject local-APIC vector v into the guest of the current VMCS if it can
+// take an interrupt now: not while another event is being injected, with
+// RFLAGS.IF clear, or in the shadow of STI / MOV SS (26.3.1.5); a halted
+// guest wakes. False: the caller waits for the interrupt window.
+export function tryInject(v: u32): bool {
+  const busy = (<u32>vmx.vmread(V.VM_ENTRY_INTERRUPTION_INFO) & V.INTR_INFO_VALID) != 0;
+  const ifSet = (vmx.vmread(V.GUEST_RFLAGS) & (1 << 9)) != 0;
+  const shadow = (<u32>vmx.vmread(V.GUEST_INTERRUPTIBILITY_STATE) &
+    (V.INTERRUPTIBILITY_BLOCKING_BY_STI | V.INTERRUPTIBILITY_BLOCKING_BY_MOV_SS)) != 0;
+  if (busy || !ifSet || shadow) return false;
+  events.injectInterrupt(v);
+  lapic.acknowledge(v);
+  if (<u32>vmx.vmread(V.GUEST_ACTIVITY_STATE) != V.ACTIVITY_STATE_ACTIVE)
+    vmx.vmwrite(V.GUEST_ACTIVITY_STATE, V.ACTIVITY_STATE_ACTIVE);
+  return true;
 }
 
 // Before VM entry.
@@ -78,21 +99,7 @@ export function deliver(): void {
     setWindow(false);
     return;
   }
-  // Not while another event is being injected, with RFLAGS.IF clear, or in
-  // the shadow of STI / MOV SS (26.3.1.5).
-  const busy = (<u32>vmx.vmread(V.VM_ENTRY_INTERRUPTION_INFO) & V.INTR_INFO_VALID) != 0;
-  const ifSet = (vmx.vmread(V.GUEST_RFLAGS) & (1 << 9)) != 0;
-  const shadow = (<u32>vmx.vmread(V.GUEST_INTERRUPTIBILITY_STATE) &
-    (V.INTERRUPTIBILITY_BLOCKING_BY_STI | V.INTERRUPTIBILITY_BLOCKING_BY_MOV_SS)) != 0;
-  if (busy || !ifSet || shadow) {
-    setWindow(true);
-    return;
-  }
-  events.injectInterrupt(<u32>v);
-  lapic.acknowledge(<u32>v);
-  if (<u32>vmx.vmread(V.GUEST_ACTIVITY_STATE) != V.ACTIVITY_STATE_ACTIVE)
-    vmx.vmwrite(V.GUEST_ACTIVITY_STATE, V.ACTIVITY_STATE_ACTIVE);
-  setWindow(false);
+  setWindow(!tryInject(<u32>v));
 }
 
 // Interrupt window (7) and preemption timer (52) exits only bring control
