@@ -21,6 +21,7 @@ import * as vmcs02 from "./vmcs02";
 import * as reflect from "./reflect";
 import * as msrlists from "./msrlists";
 import * as l2irq from "./l2irq";
+import * as shadow from "./shadow";
 
 export let launches: u64 = 0; // nested VM entries into L2
 export function resetCounts(): void {
@@ -45,6 +46,8 @@ export function handle(reason: u32): i32 {
   const launch = reason == V.EXIT_REASON_VMLAUNCH;
   // 31.3: no current VMCS (or a shadow VMCS: not offered) → VMfailInvalid.
   if (state.current == state.INVALID) return vmfail.failInvalid();
+  // What L1 wrote through the shadow VMCS, before anything reads vmcs12.
+  shadow.pull();
   // Events blocked by MOV SS → VMfailValid(26).
   if ((<u32>vmx.vmread(V.GUEST_INTERRUPTIBILITY_STATE) & V.INTERRUPTIBILITY_BLOCKING_BY_MOV_SS) != 0)
     return vmfail.failValid(V.VMXERR_ENTRY_EVENTS_BLOCKED_BY_MOV_SS);

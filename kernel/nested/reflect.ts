@@ -13,6 +13,7 @@ import * as state from "./state";
 import * as fields from "./fields";
 import * as vmcs02 from "./vmcs02";
 import * as msrlists from "./msrlists";
+import * as shadow from "./shadow";
 
 export const counts = new StaticArray<u64>(exits.REASONS); // exits reflected to L1, by reason
 export let handledByL0: u64 = 0; // L2 exits L0 handled itself
@@ -140,9 +141,12 @@ function vmxAbort(what: string, index: u32): i32 {
 
 // 28.6: the VM-exit MSR-load list into L1's state (vmcs01 current), after
 // the host state.
+// L1 then reads the exit through the shadow VMCS: it gets the new vmcs12.
 function loadExitList(): i32 {
   const l = msrlists.loadList(state.read(V.VM_EXIT_MSR_LOAD_ADDRESS), <u32>state.read(V.VM_EXIT_MSR_LOAD_COUNT));
-  return l != 0 ? vmxAbort("VM-exit MSR-load", l) : exits.RESUME;
+  if (l != 0) return vmxAbort("VM-exit MSR-load", l);
+  shadow.push();
+  return exits.RESUME;
 }
 
 // Switch from vmcs02 (current) to vmcs01 with L1 in its host state.

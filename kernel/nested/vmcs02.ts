@@ -151,8 +151,10 @@ export function merge(): void {
     (msrBitmaps ? V.PROC_USE_MSR_BITMAPS : 0));
   // Secondary: L0's EPT, and VPID when L0 has it; no unrestricted guest
   // (not offered to L1, so L2 runs with paging on).
+  // Not L0's VMCS shadowing either: that serves L1's VMREAD/VMWRITE
+  // (shadow.ts); L2's must exit to L0.
   vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL,
-    (proc2_01 & ~V.PROC2_UNRESTRICTED_GUEST) | proc2_12);
+    (proc2_01 & ~(V.PROC2_UNRESTRICTED_GUEST | V.PROC2_VMCS_SHADOWING)) | proc2_12);
   vmx.vmwrite(V.VM_EXIT_CONTROL, exit01);
   // Entry: L0 always loads EFER and PAT into L2 (computed below when L1
   // does not ask for them), IA-32e mode guest as vmcs12 says.

@@ -29,6 +29,7 @@ import * as common from "./common";
 import * as operand from "./operand";
 import * as linear from "./linear";
 import * as vmfail from "./vmfail";
+import * as shadow from "./shadow";
 
 // The pointer operand of VMCLEAR/VMPTRLD, or a handler result in `result`.
 let result: i32 = 0;
@@ -58,6 +59,8 @@ export function vmclear(reason: u32): i32 {
   if (addr == state.vmxonPtr) return vmfail.fail(V.VMXERR_VMCLEAR_VMXON_POINTER);
   if (addr == state.current) {
     // Its data goes to memory with the launch state cleared.
+    shadow.pull();
+    shadow.unlink();
     state.setLaunchState(0);
     state.flush();
   } else {
@@ -80,8 +83,10 @@ export function vmptrld(reason: u32): i32 {
   if (!revisionOk(guestmem.read32(addr + <u64>V.VMCS12_REVISION_ID_OFFSET)))
     return vmfail.fail(V.VMXERR_VMPTRLD_INCORRECT_REVISION_ID);
   if (addr != state.current) {
+    shadow.pull();
     state.flush();
     state.load12(addr);
+    shadow.push();
   }
   return vmfail.succeed();
 }

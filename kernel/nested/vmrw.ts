@@ -32,6 +32,16 @@ import * as common from "./common";
 import * as operand from "./operand";
 import * as linear from "./linear";
 import * as vmfail from "./vmfail";
+import * as shadow from "./shadow";
+
+// A shadowed field exits only where the processor says so (never for the
+// bitmaps shadow.ts builds, but e.g. in a software model): its current
+// value may be in the shadow VMCS, so the shadow is pulled first.
+function syncShadowed(enc: u32): bool {
+  if (!shadow.linked || !V.vmcsFieldIsShadowed(enc)) return false;
+  shadow.pull();
+  return true;
+}
 
 // Does `enc` (the whole operand) name a field of our vmcs12? The field
 // table (kernel/arch/vmx.ts) is the set of fields L1's processor supports;
@@ -53,6 +63,7 @@ export function vmread(reason: u32): i32 {
   const mask: u64 = long ? u64.MAX_VALUE : 0xffffffff;
   const enc = operand.gpr(operand.reg2(info)) & mask;
   if (!supported(enc)) return vmfail.failValid(V.VMXERR_UNSUPPORTED_VMCS_COMPONENT);
+  syncShadowed(<u32>enc);
   const v = state.read(<u32>enc) & mask;
   if (operand.isRegister(info)) {
     operand.setGpr(operand.reg1(info), v);
@@ -82,6 +93,8 @@ export function vmwrite(reason: u32): i32 {
   const enc = operand.gpr(operand.reg2(info)) & mask;
   if (!supported(enc)) return vmfail.failValid(V.VMXERR_UNSUPPORTED_VMCS_COMPONENT);
   if (readOnly(<u32>enc)) return vmfail.failValid(V.VMXERR_VMWRITE_READ_ONLY_VMCS_COMPONENT);
+  const inShadow = syncShadowed(<u32>enc);
   state.write(<u32>enc, v);
+  if (inShadow) shadow.push();
   return vmfail.succeed();
 }

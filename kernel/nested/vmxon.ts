@@ -40,6 +40,7 @@ import * as common from "./common";
 import * as operand from "./operand";
 import * as linear from "./linear";
 import * as vmfail from "./vmfail";
+import * as shadow from "./shadow";
 
 // "the values of CR0 and CR4 are supported in VMX operation" (24.8): every
 // bit that is 1 in FIXED0 is 1, every bit that is 0 in FIXED1 is 0.
@@ -97,6 +98,8 @@ export function vmxon(reason: u32): i32 {
 export function vmxoff(reason: u32): i32 {
   const c = common.check(reason, false);
   if (c != common.PROCEED) return c;
+  shadow.pull();
+  shadow.unlink();
   state.flush();
   state.setVmxOn(false, state.INVALID);
   return vmfail.succeed();

@@ -37,6 +37,7 @@ import * as l2irq from "../nested/l2irq";
 import * as entryChecks from "../nested/entry-checks";
 import * as vmcs02 from "../nested/vmcs02";
 import * as reflect from "../nested/reflect";
+import * as shadow from "../nested/shadow";
 
 const SIZE_2M: u64 = 0x200000;
 
@@ -182,6 +183,7 @@ function runOne(g: i32): bool {
       config.modulesOf(g), config.moduleCount[g]);
   }
   if (ok) ok = vmcs01.create(ept.eptp(root), loader.entryEip, config.vpid[g]);
+  if (ok) ok = shadow.setup(config.nested[g] && config.shadowVmcs[g]);
   if (ok) {
     irq.reset();
     profile.reset();
@@ -208,6 +210,7 @@ function runOne(g: i32): bool {
     // A nested guest's vmcs02 is active here too; clear it before its page
     // is reused (a VMCS region is not written while active, 25.11.1).
     if (vmcs02.initialized) vmx.vmclear(vmcs02.vmcs02);
+    shadow.clear();
     vcpu.setLaunched(false);
     scrubPassThroughMsrs();
     // The next guest starts where the first did.
@@ -281,13 +284,23 @@ function reportNested(): void {
   print.dec(launch.launches);
   print.str(" nested entries; vmcs02 constant state written ");
   print.dec(vmcs02.constantWrites);
-  print.str(" time(s)");
+  print.str(" time(s); shadow VMCS ");
+  if (shadow.enabled) {
+    print.dec(shadow.pushes);
+    print.str(" pushes, ");
+    print.dec(shadow.pulls);
+    print.str(" pulls");
+  } else {
+    print.str("off");
+  }
   print.nl();
   for (let i = 0; i < exits.REASONS; i++) {
     if (reflect.counts[i] == 0) continue;
     print.str("hv:   L2 -> L1 ");
-    print.str(V.exitReasonName(<u32>i));
-    for (let pad = V.exitReasonName(<u32>i).length; pad < 24; pad++) print.chr(0x20);
+    const name = V.exitReasonName(<u32>i);
+    print.str(name);
+    // At least one space: ENTRY_FAILURE_GUEST_STATE is 25 characters.
+    for (let pad = name.length; pad < 24 || pad == name.length; pad++) print.chr(0x20);
     print.dec(reflect.counts[i]);
     print.nl();
   }

@@ -14,6 +14,7 @@ import * as vcpu from "./vcpu";
 import * as vmcs01 from "./vmcs01";
 import * as vmcs02 from "../nested/vmcs02";
 import * as nested from "../nested/state";
+import * as shadow from "../nested/shadow";
 
 export let every: u32 = 0; // 0 = never
 export let count: u32 = 0; // migrations of the current guest
@@ -56,6 +57,7 @@ export function move(): bool {
     print.say("migrate: VMCLEAR failed");
     return false;
   }
+  shadow.clear();
   vcpu.setLaunched(false);
   vmcs02.cleared();
   vmcs02.setL1Launched(false);

@@ -41,22 +41,41 @@ test('the test L1 on bare Bochs (reference: Bochs\'s own VMX)', async () => {
   assert.match(r.serial, /^RESULT: PASS$/m);
 });
 
-for (const cpus of [1, 2]) {
-  test(`the test L1 under this hypervisor, nested=on, ${cpus} CPU(s)${cpus > 1 ? ', migrate=50' : ''}`, async () => {
-    const name = `test-l1-nested-${cpus}`;
+// VMCS shadowing on (the default: L1's VMREAD/VMWRITE of the shadowed
+// fields do not exit) and off (every one is emulated), and on with two CPUs.
+const RUNS = [
+  { cpus: 1, shadow: true },
+  { cpus: 1, shadow: false },
+  { cpus: 2, shadow: true },
+];
+for (const { cpus, shadow } of RUNS) {
+  test(`the test L1 under this hypervisor, nested=on, shadow-vmcs=${shadow ? 'on' : 'off'}, ${cpus} CPU(s)${cpus > 1 ? ', migrate=50' : ''}`, async () => {
+    const name = `test-l1-nested-${cpus}${shadow ? '' : '-noshadow'}`;
     const runDir = freshRunDir(name);
-    const cmdline = `caps=off ${cpus > 1 ? 'migrate=50 ' : ''}guest=l1.elf nested=on max-ticks=400000000`;
+    const cmdline = `caps=off ${cpus > 1 ? 'migrate=50 ' : ''}guest=l1.elf nested=on shadow-vmcs=${shadow ? 'on' : 'off'} max-ticks=400000000`;
     const r = await runBochs({ name, boot: 'bios-cdrom', image: iso(runDir, ELF, ['--cmdline', cmdline, '--module', L1, 'l1.elf']),
       runDir, cpus, timeoutMs: 240_000 });
     expectRun(r, { status: 0, exitCode: 0, lines: [/^L1\| RESULT: PASS$/, /^hv: guest 1 \(l1\.elf\) ended: exit via isa-debug-exit, code 1, .*: as expected$/] });
     const t = tap(r.serial, 'L1| ');
     assert.equal(t.notOk, []);
     assert.ok(t.ok > 100, `${t.ok} cases`);
-    const m = /^hv: L2 exits: (\d+) reflected to L1, (\d+) handled by L0; (\d+) nested entries; vmcs02 constant state written (\d+) time\(s\)$/m.exec(r.serial);
+    const m = /^hv: L2 exits: (\d+) reflected to L1, (\d+) handled by L0; (\d+) nested entries; vmcs02 constant state written (\d+) time\(s\); shadow VMCS (off|(\d+) pushes, (\d+) pulls)$/m.exec(r.serial);
     assert.ok(m, 'nested summary line');
     assert.ok(Number(m![1]) > 20, 'L2 exits reached L1');
     assert.ok(Number(m![3]) > 20, 'nested entries');
     assert.is(Number(m![4]), 1, 'vmcs02 constant state written exactly once, migrations or not');
+    if (shadow) {
+      // Every reflected exit and every VMPTRLD refreshes the shadow; every
+      // nested entry reads it back.
+      assert.ok(m![6] !== undefined, 'shadowing was used');
+      assert.ok(Number(m![6]) >= Number(m![1]), `pushes (${m![6]}) >= reflected exits (${m![1]})`);
+      assert.ok(Number(m![7]) >= Number(m![3]), `pulls (${m![7]}) >= nested entries (${m![3]})`);
+    } else {
+      assert.is(m![5], 'off');
+    }
+    // L1's VMREADs and VMWRITEs: with shadowing most never reach L0.
+    const rw = /^hv:\s+VMREAD\s+(\d+)/m.exec(r.serial);
+    if (!shadow) assert.ok(rw && Number(rw[1]) > 100, 'without shadowing every VMREAD exits');
     if (cpus > 1) {
       const mig = /^hv: vcpu migrations: (\d+)/m.exec(r.serial);
       assert.ok(mig && Number(mig[1]) > 10, 'the vCPU moved');

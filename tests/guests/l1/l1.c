@@ -158,6 +158,7 @@ static void setup_l1(void) {
 u64 user_operand;
 void user_vmxon(void);
 void user_vmread(void);
+void user_vmread_rip(void);
 void user_vmxoff(void);
 __asm__(".text\n"
         ".globl user_vmxon\n"
@@ -170,6 +171,14 @@ __asm__(".text\n"
         ".globl user_vmread\n"
         "user_vmread:\n"
         "    movl $0x4400, %ecx\n"
+        "1:  vmread %ecx, %eax\n"
+        "2:  int $0x80\n"
+        ".pushsection __ex_table, \"a\"\n"
+        "    .long 1b, 2b\n"
+        ".popsection\n"
+        ".globl user_vmread_rip\n"
+        "user_vmread_rip:\n"
+        "    movl $0x681E, %ecx\n"
         "1:  vmread %ecx, %eax\n"
         "2:  int $0x80\n"
         ".pushsection __ex_table, \"a\"\n"
@@ -632,6 +641,51 @@ static void test_vmread_vmwrite(void) {
     o = invvpid(4, desc);
     check(has_invvpid ? fail_valid(o, VMERR_INVEPT_INVVPID_OPERAND) : o == VM_UD, "INVVPID type 4 -> %s|%s",
           has_invvpid ? "VMfailValid(28)" : "#UD (INVVPID not offered)", out_str(o));
+}
+
+/* ======================================================================================
+ * Fields an L0 may serve from a shadow VMCS (SDM 25.10, 31.3): GUEST_RIP,
+ * GUEST_CS selector and the exit reason are read and written without an
+ * exit under such an L0, so these cases check that what L1 sees follows
+ * the current-VMCS pointer exactly as without shadowing.
+ * ====================================================================================== */
+static void test_shadowed_fields(void) {
+    if (!need_root("VMREAD/VMWRITE of frequently used fields")) return;
+    u64 a = PA(vmcs_a), b = PA(vmcs_b);
+    if (!make_current(vmcs_b) || !make_current(vmcs_a)) {
+        check(false, "frequently used fields|VMCLEAR/VMPTRLD failed");
+        return;
+    }
+    vmcs_errors = 0;
+    vw(F_GUEST_RIP, 0x1111);
+    vw(F_GUEST_CS_SEL, 0x10008);
+    u32 o = vmptrld(b);
+    vw(F_GUEST_RIP, 0x2222);
+    u32 rb = vr(F_GUEST_RIP);
+    u32 o2 = vmptrld(a);
+    u32 ra = vr(F_GUEST_RIP), cs = vr(F_GUEST_CS_SEL);
+    check(!vmcs_errors && o == VM_OK && o2 == VM_OK && ra == 0x1111 && rb == 0x2222 && cs == 0x0008,
+          "GUEST_RIP/CS selector written, another VMCS loaded and written, the first loaded again: each keeps its own|"
+          "A 0x%x cs 0x%x, B 0x%x", ra, cs, rb);
+    vw(F_GUEST_RIP, 0x3333);
+    o = vmclear(a);
+    u32 v = 0;
+    u32 r = vmread(F_GUEST_RIP, &v);
+    check(o == VM_OK && r == VM_FAIL_INVALID, "VMREAD GUEST_RIP after VMCLEAR of the current VMCS -> VMfailInvalid|%s %s",
+          out_str(o), out_str(r));
+    r = vmwrite(F_GUEST_RIP, 0x4444);
+    check(r == VM_FAIL_INVALID, "VMWRITE GUEST_RIP after VMCLEAR of the current VMCS -> VMfailInvalid|%s", out_str(r));
+    o = vmptrld(a);
+    v = vr(F_GUEST_RIP);
+    check(o == VM_OK && v == 0x3333, "GUEST_RIP written before VMCLEAR is in the VMCS after VMPTRLD|%s 0x%x", out_str(o), v);
+    /* A read-only field written with VMWRITE (VMX_MISC bit 29) reads back. */
+    if (cap.misc & MISC_VMWRITE_ANY) {
+        o = vmwrite(F_EXIT_REASON, 0x1234);
+        r = vmread(F_EXIT_REASON, &v);
+        check(o == VM_OK && r == VM_OK && v == 0x1234, "exit reason written (MISC bit 29) reads back|%s %s 0x%x", out_str(o),
+              out_str(r), v);
+    }
+    user_gp(user_vmread_rip, "VMREAD GUEST_RIP");
 }
 
 /* ======================================================================================
@@ -1497,6 +1551,8 @@ static void test_vmxoff(void) {
     if (!need_root("VMXOFF")) return;
     user_gp(user_vmxoff, "VMXOFF");
     vmclear(PA(vmcs_l2));
+    /* VMXOFF with a current VMCS (allowed: its data becomes undefined, 25.11.1). */
+    make_current(vmcs_a);
     diag("VMXOFF");
     u32 o = vmxoff();
     check(o == VM_OK, "VMXOFF -> VMsucceed|%s", out_str(o));
@@ -1508,6 +1564,9 @@ static void test_vmxoff(void) {
     check(o == VM_UD, "VMPTRST outside VMX operation -> #UD|%s", out_str(o));
     o = vmread(F_GUEST_ES_LIMIT, &v);
     check(o == VM_UD, "VMREAD outside VMX operation -> #UD|%s", out_str(o));
+    o = vmread(F_GUEST_RIP, &v);
+    u32 ow = vmwrite(F_GUEST_RIP, 0);
+    check(o == VM_UD && ow == VM_UD, "VMREAD/VMWRITE GUEST_RIP after VMXOFF -> #UD|%s %s", out_str(o), out_str(ow));
     o = vmxoff();
     check(o == VM_UD, "VMXOFF outside VMX operation -> #UD|%s", out_str(o));
     u32 e = try_write_cr4(cr4_vmx & ~CR4_VMXE);
@@ -1581,6 +1640,7 @@ void guest_main(void) {
     test_vmxon();
     test_vmcs_pointers();
     test_vmread_vmwrite();
+    test_shadowed_fields();
     test_l2_basic();
     test_l2_cpuid();
     test_l2_hlt_rdtsc();

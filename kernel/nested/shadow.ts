@@ -1,0 +1,186 @@
+// VMCS shadowing for L1 (SDM Vol. 3C 25.10 "VMCS types", 25.6.15 "VMCS
+// shadowing bitmap addresses", 31.3 VMREAD/VMWRITE): while L1 runs
+// with a current vmcs12, vmcs01 has the 1-setting of "VMCS shadowing" and
+// its VMCS link pointer names a shadow VMCS of ours. L1's VMREAD/VMWRITE of
+// a field whose bit is 0 in the VMREAD/VMWRITE bitmap then reads or writes
+// the shadow VMCS without a VM exit; every other encoding exits (the bit is
+// 1, or bits 63:15 of the encoding are not all 0) and is emulated by
+// vmrw.ts on the vmcs12 cache.
+//
+// The shadowed fields are the ones flagged `shadow` in the field table
+// (tools/vmx/table.mjs → vmcsFieldIsShadowed), less any not offered to L1.
+// VMREAD reads all of them; VMWRITE writes only the read/write ones (a
+// write to a read-only exit-information field keeps exiting, so that its
+// value is never only in the shadow).
+//
+// Who holds the truth for a shadowed field (the invariant):
+//   linked      the shadow VMCS (L1 may have written it since the last
+//               push); the vmcs12 cache may be stale for those fields.
+//   not linked  the vmcs12 cache.
+// pull() copies the read/write fields shadow → cache before L0 reads
+// vmcs12 on L1's behalf (VMLAUNCH/VMRESUME, VMCLEAR and VMPTRLD of another
+// VMCS, VMXOFF); push() copies all shadowed fields cache → shadow after L0
+// changed them (VMPTRLD, an exit reflected to L1) and links the shadow.
+// VMREAD in VMX non-root operation with "VMCS shadowing" 1 and link
+// pointer FFFFFFFF_FFFFFFFFH is VMfailInvalid, which is also L1's answer
+// without a current VMCS, but L1 outside VMX operation must get #UD, so
+// the control is only on while L1 has a current vmcs12.
+//
+// Like any VMCS, the shadow is VMCLEARed after each copy (the processor
+// may cache an active VMCS, 25.11.1), so it is never active when vmcs01
+// links it or when the vCPU moves to another processor.
+import * as vmx from "../hw/vmx";
+import * as mem from "../hw/mem";
+import * as pages from "../mm/pages";
+import * as print from "../lib/print";
+import * as hwcaps from "../vmx/caps";
+import * as V from "../arch/vmx";
+import * as vcpu from "../vm/vcpu";
+import * as state from "./state";
+import * as caps from "./caps";
+
+export let enabled: bool = false; // shadow-vmcs=on for this guest and the processor has it
+export let linked: bool = false; // vmcs01 links the shadow VMCS (see the invariant)
+export let pushes: u64 = 0;
+export let pulls: u64 = 0;
+
+let shadowVmcs: u64 = 0; // physical addresses, allocated once
+let readBitmap: u64 = 0;
+let writeBitmap: u64 = 0;
+let proc2Off: u32 = 0; // vmcs01's secondary controls without "VMCS shadowing"
+
+// The shadowed fields (full encodings; the high half of a 64-bit field is
+// covered by the full one here and by its own bitmap bit).
+const MAX_FIELDS = 64;
+const all = new StaticArray<u32>(MAX_FIELDS);
+let allCount: i32 = 0;
+const writable = new StaticArray<u32>(MAX_FIELDS);
+let writableCount: i32 = 0;
+
+function listFields(): void {
+  allCount = 0;
+  writableCount = 0;
+  for (let i = 0; i < V.VMCS_FIELD_COUNT; i++) {
+    const enc = V.vmcsFieldEncodingAt(i);
+    if (!V.vmcsFieldIsShadowed(enc) || !caps.fieldSupported(enc) || allCount == MAX_FIELDS) continue;
+    unchecked(all[allCount++] = enc);
+    if (V.vmcsEncodingType(enc) != V.VMCS_TYPE_RO) unchecked(writable[writableCount++] = enc);
+  }
+}
+
+// Bit enc[14:0] of a bitmap page clear: VMREAD/VMWRITE of enc does not exit (25.6.15).
+function allow(bitmap: u64, enc: u32): void {
+  const a = bitmap + <u64>((enc & 0x7fff) >> 3);
+  mem.write8(a, mem.read8(a) & ~(1 << (enc & 7)));
+}
+
+// Per guest, with vmcs01 current and freshly built. Returns false (after
+// printing why) only when memory runs out.
+export function setup(want: bool): bool {
+  linked = false;
+  pushes = 0;
+  pulls = 0;
+  enabled = want && hwcaps.hasProc2 && hwcaps.canSet(hwcaps.proc2, V.PROC2_VMCS_SHADOWING);
+  if (want && !enabled) print.say("nested: this processor has no VMCS shadowing: every VMREAD/VMWRITE of L1 is emulated");
+  if (!enabled) return true;
+  if (shadowVmcs == 0) {
+    shadowVmcs = pages.alloc(1, hwcaps.physAddr32() ? 0x100000000 : 0);
+    readBitmap = pages.alloc(1);
+    writeBitmap = pages.alloc(1);
+    if (shadowVmcs == 0 || readBitmap == 0 || writeBitmap == 0) {
+      print.say("nested: out of memory for the shadow VMCS");
+      return false;
+    }
+  }
+  listFields();
+  for (let o: u64 = 0; o < 4096; o += 8) {
+    mem.write64(readBitmap + o, u64.MAX_VALUE);
+    mem.write64(writeBitmap + o, u64.MAX_VALUE);
+  }
+  for (let i = 0; i < allCount; i++) {
+    const enc = unchecked(all[i]);
+    allow(readBitmap, enc);
+    if (V.vmcsEncodingWidth(enc) == V.VMCS_WIDTH_64) allow(readBitmap, enc | V.VMCS_ENC_HIGH);
+  }
+  for (let i = 0; i < writableCount; i++) {
+    const enc = unchecked(writable[i]);
+    allow(writeBitmap, enc);
+    if (V.vmcsEncodingWidth(enc) == V.VMCS_WIDTH_64) allow(writeBitmap, enc | V.VMCS_ENC_HIGH);
+  }
+  // 25.2: a shadow VMCS has bit 31 of its first dword set; VMCLEAR makes
+  // it clear and writes its (empty) data to memory.
+  mem.zero(shadowVmcs, 4096);
+  mem.write32(shadowVmcs, hwcaps.revisionId() | V.VMCS_SHADOW_INDICATOR);
+  if (vmx.vmclear(shadowVmcs) != vmx.VMX_SUCCEED) {
+    print.say("nested: VMCLEAR of the shadow VMCS failed");
+    enabled = false;
+    return true;
+  }
+  vmx.vmwrite(V.VMREAD_BITMAP, readBitmap);
+  vmx.vmwrite(V.VMWRITE_BITMAP, writeBitmap);
+  proc2Off = <u32>vmx.vmread(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & ~V.PROC2_VMCS_SHADOWING;
+  return true;
+}
+
+// vmcs01 current. The shadow VMCS becomes what L1's VMREAD/VMWRITE use.
+function link(): void {
+  vmx.vmwrite(V.VMCS_LINK_POINTER, shadowVmcs);
+  vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, proc2Off | V.PROC2_VMCS_SHADOWING);
+  linked = true;
+}
+
+// vmcs01 current. Every VMREAD/VMWRITE of L1 exits again; the cache is
+// the truth (the caller pulled first if the shadow could hold news).
+export function unlink(): void {
+  if (!linked) return;
+  vmx.vmwrite(V.VMCS_LINK_POINTER, u64.MAX_VALUE);
+  vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, proc2Off);
+  linked = false;
+}
+
+// Make the shadow current, run the copy, clear it and return to vmcs01.
+// A failing VMPTRLD/VMCLEAR of our own page is a hypervisor bug: reported,
+// and the copy is skipped (the caller's state stays consistent: the cache
+// keeps its values).
+function enterShadow(): bool {
+  if (vmx.vmptrld(shadowVmcs) == vmx.VMX_SUCCEED) return true;
+  print.say("nested: VMPTRLD of the shadow VMCS failed");
+  return false;
+}
+function leaveShadow(): void {
+  if (vmx.vmclear(shadowVmcs) != vmx.VMX_SUCCEED) print.say("nested: VMCLEAR of the shadow VMCS failed");
+  if (vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) print.say("nested: VMPTRLD of vmcs01 failed");
+}
+
+// Shadow → cache for the fields L1 can write without an exit. Only values
+// that differ are written, so the dirty groups the entry checks use
+// (state.ts) change only when L1 really changed something.
+export function pull(): void {
+  if (!linked || !enterShadow()) return;
+  for (let i = 0; i < writableCount; i++) {
+    const enc = unchecked(writable[i]);
+    const v = vmx.vmread(enc);
+    if (v != state.read(enc)) state.write(enc, v);
+  }
+  leaveShadow();
+  pulls++;
+}
+
+// Cache → shadow for every shadowed field, then link it (vmcs01 current,
+// L1 has a current vmcs12).
+export function push(): void {
+  if (!enabled || state.current == state.INVALID || !enterShadow()) return;
+  for (let i = 0; i < allCount; i++) {
+    const enc = unchecked(all[i]);
+    vmx.vmwrite(enc, state.read(enc));
+  }
+  leaveShadow();
+  if (!linked) link();
+  pushes++;
+}
+
+// The shadow may be cached by this processor: clear it before the vCPU
+// moves or the guest ends (25.11.1).
+export function clear(): void {
+  if (enabled) vmx.vmclear(shadowVmcs);
+}
