@@ -26,36 +26,100 @@ u64 Z_vmxZ_vmptrst(struct Z_vmx_instance_t *i) {
     return pa;
 }
 
-static _Noreturn void vmx_bug(const char *insn, u32 field, u32 status) {
+/* A VMREAD/VMWRITE of the kernel's own failed: a hypervisor bug. Which
+ * VMfail it was is told by the current-VMCS pointer (VMfailInvalid only
+ * without one, 31.2). */
+static _Noreturn __attribute__((noinline, cold)) void vmx_bug(const char *insn, u32 field) {
+    u64 cur = Z_vmxZ_vmptrst(0);
     hv_puts("hv: trap: ");
     hv_puts(insn);
     hv_puts(" of field ");
     hv_put_hex(field);
-    hv_puts(status == 1 ? " failed: VMfailInvalid (no current VMCS)\n" : " failed: VMfailValid\n");
-    if (status == 2) {
+    if (cur == ~0ull) {
+        hv_puts(" failed: VMfailInvalid (no current VMCS)\n");
+    } else {
         u64 err = 0;
         __asm__ volatile("vmread %1, %0" : "=r"(err) : "r"((u64)VM_INSTRUCTION_ERROR) : "cc");
-        hv_puts("hv: VM-instruction error ");
+        hv_puts(" failed: VMfailValid\nhv: VM-instruction error ");
         hv_put_dec(err);
         hv_puts("\n");
     }
     hv_exit(HV_STATUS_TRAP);
 }
 
+/* The flag output "=@ccbe" (CF or ZF: either VMfail) lets the compiler
+ * branch on the flags directly: these two run on every field access. */
 u64 Z_vmxZ_vmread(struct Z_vmx_instance_t *i, u32 field) {
-    u64 v = 0;
-    u8 cf, zf;
-    __asm__ volatile("vmread %3, %0\n\tsetc %1\n\tsetz %2"
-                     : "=r"(v), "=qm"(cf), "=qm"(zf) : "r"((u64)field) : "cc");
-    if (__builtin_expect(cf | zf, 0)) vmx_bug("VMREAD", field, cf ? 1 : 2);
+    u64 v;
+    _Bool bad;
+    __asm__ volatile("vmread %2, %0" : "=r"(v), "=@ccbe"(bad) : "r"((u64)field));
+    if (__builtin_expect(bad, 0)) vmx_bug("VMREAD", field);
     return v;
 }
 
 void Z_vmxZ_vmwrite(struct Z_vmx_instance_t *i, u32 field, u64 v) {
-    u8 cf, zf;
-    __asm__ volatile("vmwrite %3, %2\n\tsetc %0\n\tsetz %1"
-                     : "=qm"(cf), "=qm"(zf) : "r"((u64)field), "rm"(v) : "cc");
-    if (__builtin_expect(cf | zf, 0)) vmx_bug("VMWRITE", field, cf ? 1 : 2);
+    _Bool bad;
+    __asm__ volatile("vmwrite %2, %1" : "=@ccbe"(bad) : "r"((u64)field), "rm"(v));
+    if (__builtin_expect(bad, 0)) vmx_bug("VMWRITE", field);
+}
+
+/* Field lists: copying many fields of the current VMCS to or from linear
+ * memory in one call (kernel/hw/vmx.ts readfields/writefields). Each list
+ * entry is a u32: the field encoding in bits 15:0 and the byte offset of
+ * its value (from `base`) in bits 27:16; the value is 2, 4 or 8 bytes by
+ * the encoding's width (bits 14:13: 0 16-bit, 1 64-bit, 2 32-bit, 3
+ * natural width; Appendix B). Only entries whose bit is set in `mask` are
+ * copied; lists have at most 64 entries. */
+#define FL_ENC(e) ((e) & 0xffffu)
+#define FL_OFF(e) (((e) >> 16) & 0xfffu)
+
+/* (__builtin_memcpy: -ffreestanding would make plain memcpy a call.) */
+static u64 fl_load(const u8 *p, u32 enc) {
+    u32 w = (enc >> 13) & 3;
+    if (w == 0) { u16 v; __builtin_memcpy(&v, p, 2); return v; }
+    if (w == 2) { u32 v; __builtin_memcpy(&v, p, 4); return v; }
+    u64 v; __builtin_memcpy(&v, p, 8); return v;
+}
+static void fl_store(u8 *p, u32 enc, u64 v) {
+    u32 w = (enc >> 13) & 3;
+    if (w == 0) { u16 x = (u16)v; __builtin_memcpy(p, &x, 2); return; }
+    if (w == 2) { u32 x = (u32)v; __builtin_memcpy(p, &x, 4); return; }
+    __builtin_memcpy(p, &v, 8);
+}
+
+/* VMREAD each selected field into base + offset; returns the mask of the
+ * entries whose value differed from what was there before. */
+u64 Z_vmxZ_readfields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u64 mask) {
+    if (n > 64) wasm_rt_trap(WASM_RT_TRAP_OOB);
+    const u8 *l = hv_linear(list, n * 4);
+    u8 *b = hv_linear(base, 4096);
+    u64 changed = 0;
+    for (u32 k = 0; k < n; k++) {
+        if (!(mask >> k & 1)) continue;
+        u32 e;
+        __builtin_memcpy(&e, l + 4 * k, 4);
+        u32 enc = FL_ENC(e);
+        u64 v = Z_vmxZ_vmread(i, enc);
+        u8 *p = b + FL_OFF(e);
+        if (fl_load(p, enc) != v) {
+            fl_store(p, enc, v);
+            changed |= 1ull << k;
+        }
+    }
+    return changed;
+}
+
+/* VMWRITE each selected field from base + offset. */
+void Z_vmxZ_writefields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u64 mask) {
+    if (n > 64) wasm_rt_trap(WASM_RT_TRAP_OOB);
+    const u8 *l = hv_linear(list, n * 4);
+    u8 *b = hv_linear(base, 4096);
+    for (u32 k = 0; k < n; k++) {
+        if (!(mask >> k & 1)) continue;
+        u32 e;
+        __builtin_memcpy(&e, l + 4 * k, 4);
+        Z_vmxZ_vmwrite(i, FL_ENC(e), fl_load(b + FL_OFF(e), FL_ENC(e)));
+    }
 }
 
 /* INVEPT/INVVPID take a 128-bit descriptor in memory (31.3). */

@@ -21,6 +21,15 @@ export declare function vmptrst(): u64;
 export declare function vmread(field: u32): u64;
 @external("vmx", "vmwrite")
 export declare function vmwrite(field: u32, value: u64): void;
+// Many fields of the current VMCS at once, to or from a 4-KiB area of
+// linear memory at base (see kernel/nested/fieldlist.ts for the list
+// format: u32 entries, encoding in bits 15:0, byte offset in bits 27:16;
+// at most 64). Only entries whose bit is set in mask are copied.
+// readfields returns the mask of the entries whose value changed.
+@external("vmx", "readfields")
+export declare function readfields(list: usize, n: u32, base: usize, mask: u64): u64;
+@external("vmx", "writefields")
+export declare function writefields(list: usize, n: u32, base: usize, mask: u64): void;
 @external("vmx", "invept")
 export declare function invept(type: u32, eptp: u64): i32;
 @external("vmx", "invvpid")

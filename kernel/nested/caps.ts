@@ -143,6 +143,60 @@ export function fieldSupported(enc: u32): bool {
     case V.PLE_GAP:
     case V.PLE_WINDOW:
     case V.VMX_PREEMPTION_TIMER_VALUE:
+    // Features of later processors, none offered: HLAT, IPI virtualization
+    // (PID-pointer table, last PID-pointer index), user interrupts (UINV),
+    // PASID translation, TDX (shared EPTP, SEAM key id), PCONFIG exiting,
+    // secondary exit controls, IA32_SPEC_CTRL virtualization, FRED (event
+    // data, FRED MSRs), the VM-exit MSR data of MSR-list instructions,
+    // "load IA32_PERF_GLOBAL_CTRL", "load IA32_BNDCFGS", "load
+    // IA32_RTIT_CTL", "load guest IA32_LBR_CTL", "load PKRS", the
+    // instruction-timeout (notify) window, CET state.
+    case V.HLAT_PREFIX_SIZE:
+    case V.HLAT_POINTER:
+    case V.LAST_PID_POINTER_INDEX:
+    case V.PID_POINTER_TABLE_ADDRESS:
+    case V.GUEST_UINV:
+    case V.LOW_PASID_DIRECTORY_ADDRESS:
+    case V.HIGH_PASID_DIRECTORY_ADDRESS:
+    case V.SHARED_EPT_POINTER:
+    case V.SEAM_GUEST_KEYID:
+    case V.PCONFIG_EXITING_BITMAP:
+    case V.SECONDARY_VM_EXIT_CONTROL:
+    case V.IA32_SPEC_CTRL_MASK:
+    case V.IA32_SPEC_CTRL_SHADOW:
+    case V.INJECTED_EVENT_DATA:
+    case V.ORIGINAL_EVENT_DATA:
+    case V.VM_EXIT_MSR_DATA:
+    case V.GUEST_IA32_FRED_CONFIG:
+    case V.GUEST_IA32_FRED_RSP1:
+    case V.GUEST_IA32_FRED_RSP2:
+    case V.GUEST_IA32_FRED_RSP3:
+    case V.GUEST_IA32_FRED_STKLVLS:
+    case V.GUEST_IA32_FRED_SSP1:
+    case V.GUEST_IA32_FRED_SSP2:
+    case V.GUEST_IA32_FRED_SSP3:
+    case V.HOST_IA32_FRED_CONFIG:
+    case V.HOST_IA32_FRED_RSP1:
+    case V.HOST_IA32_FRED_RSP2:
+    case V.HOST_IA32_FRED_RSP3:
+    case V.HOST_IA32_FRED_STKLVLS:
+    case V.HOST_IA32_FRED_SSP1:
+    case V.HOST_IA32_FRED_SSP2:
+    case V.HOST_IA32_FRED_SSP3:
+    case V.GUEST_IA32_PERF_GLOBAL_CTRL:
+    case V.HOST_IA32_PERF_GLOBAL_CTRL:
+    case V.GUEST_IA32_BNDCFGS:
+    case V.GUEST_IA32_RTIT_CTL:
+    case V.GUEST_IA32_LBR_CTL:
+    case V.GUEST_IA32_PKRS:
+    case V.HOST_IA32_PKRS:
+    case V.INSTRUCTION_TIMEOUT_CONTROL:
+    case V.GUEST_IA32_S_CET:
+    case V.GUEST_SSP:
+    case V.GUEST_IA32_INTERRUPT_SSP_TABLE_ADDR:
+    case V.HOST_IA32_S_CET:
+    case V.HOST_SSP:
+    case V.HOST_IA32_INTERRUPT_SSP_TABLE_ADDR:
       return false;
   }
   return true;

@@ -101,7 +101,12 @@ const N_AR_RSV: StaticArray<string> = ["guest.es.ar-reserved", "guest.cs.ar-rese
   "guest.ds.ar-reserved", "guest.fs.ar-reserved", "guest.gs.ar-reserved"];
 const N_G: StaticArray<string> = ["guest.es.g", "guest.cs.g", "guest.ss.g", "guest.ds.g", "guest.fs.g", "guest.gs.g"];
 
-export function check(): bool {
+// How much to check (entry-checks.ts decides from state.dirty):
+export const CHECK_MEMORY: i32 = 0; // only what depends on L1's memory (link pointer VMCS, PDPTEs)
+export const CHECK_DYNAMIC: i32 = 1; // and RIP, RFLAGS, activity, interruptibility, pending debug, event
+export const CHECK_ALL: i32 = 2;
+
+export function check(level: i32): bool {
   const entry = <u32>state.read(V.VM_ENTRY_CONTROL);
   const pin = <u32>state.read(V.PIN_BASED_VM_EXEC_CONTROL);
   const proc = <u32>state.read(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
@@ -113,118 +118,122 @@ export function check(): bool {
   const cr4 = state.read(V.GUEST_CR4);
   const rflags = state.read(V.GUEST_RFLAGS);
 
-  // ---- 27.3.1.1 control registers, debug registers, MSRs
-  let cr0Fixed0 = caps.cr0Fixed0();
-  if (unrestricted) cr0Fixed0 &= ~(<u64>(V.X86_CR0_PE | V.X86_CR0_PG));
-  if (!fixedOk(cr0, cr0Fixed0, caps.cr0Fixed1())) return fail("guest.cr0.fixed");
-  if ((cr0 & V.X86_CR0_PG) != 0 && (cr0 & V.X86_CR0_PE) == 0) return fail("guest.cr0.pg-without-pe");
-  if (!fixedOk(cr4, caps.cr4Fixed0(), caps.cr4Fixed1())) return fail("guest.cr4.fixed");
-  if ((cr4 & V.X86_CR4_CET) != 0 && (cr0 & V.X86_CR0_WP) == 0) return fail("guest.cr4.cet-without-wp");
-  const loadDebug = (entry & V.ENTRY_LOAD_DEBUG_CONTROLS) != 0;
-  if (loadDebug && (state.read(V.GUEST_IA32_DEBUGCTL) & ~DEBUGCTL_DEFINED) != 0) return fail("guest.debugctl.reserved");
-  if (ia32e) {
-    if ((cr0 & V.X86_CR0_PG) == 0) return fail("guest.ia32e.pg");
-    if ((cr4 & V.X86_CR4_PAE) == 0) return fail("guest.ia32e.pae");
-  } else if ((cr4 & V.X86_CR4_PCIDE) != 0) {
-    return fail("guest.cr4.pcide-outside-ia32e");
-  }
-  if (beyondPhys(state.read(V.GUEST_CR3))) return fail("guest.cr3.width");
-  if (loadDebug && (state.read(V.GUEST_DR7) >> 32) != 0) return fail("guest.dr7.high");
-  if (!canonical(state.read(V.GUEST_IA32_SYSENTER_ESP))) return fail("guest.sysenter-esp.canonical");
-  if (!canonical(state.read(V.GUEST_IA32_SYSENTER_EIP))) return fail("guest.sysenter-eip.canonical");
-  // "load IA32_PERF_GLOBAL_CTRL", BNDCFGS, RTIT_CTL, CET, LBR_CTL, PKRS,
-  // UINV and FRED are not offered: no checks on their fields.
-  if ((entry & V.ENTRY_LOAD_IA32_PAT) != 0 && !patOk(state.read(V.GUEST_IA32_PAT))) return fail("guest.pat.invalid");
-  if ((entry & V.ENTRY_LOAD_IA32_EFER) != 0) {
-    const efer = state.read(V.GUEST_IA32_EFER);
-    if ((efer & ~EFER_DEFINED) != 0) return fail("guest.efer.reserved");
-    if (((efer & V.X86_EFER_LMA) != 0) != ia32e) return fail("guest.efer.lma");
-    if ((cr0 & V.X86_CR0_PG) != 0 && ((efer & V.X86_EFER_LME) != 0) != ia32e) return fail("guest.efer.lme");
-  }
-
-  // ---- 27.3.1.2 segment registers
-  if (!segmentsOk((rflags & V.X86_RFLAGS_VM) != 0, unrestricted, ia32e)) return false;
-
-  // ---- 27.3.1.3 descriptor-table registers
-  if (!canonical(state.read(V.GUEST_GDTR_BASE))) return fail("guest.gdtr.base-canonical");
-  if (!canonical(state.read(V.GUEST_IDTR_BASE))) return fail("guest.idtr.base-canonical");
-  if ((state.read(V.GUEST_GDTR_LIMIT) >> 16) != 0) return fail("guest.gdtr.limit");
-  if ((state.read(V.GUEST_IDTR_LIMIT) >> 16) != 0) return fail("guest.idtr.limit");
-
-  // ---- 27.3.1.4 RIP and RFLAGS
-  const rip = state.read(V.GUEST_RIP);
-  const csL = (ar(CS) & V.SEG_AR_L) != 0;
-  if (!ia32e || !csL) {
-    if ((rip >> 32) != 0) return fail("guest.rip.high");
-  } else {
-    // Bits 63:N identical, N the linear-address width (not "canonical",
-    // which would take bit N-1 in too).
-    const n = linearBits();
-    if (n < 64) {
-      const top = rip >> <u64>n;
-      if (top != 0 && top != (u64.MAX_VALUE >> <u64>n)) return fail("guest.rip.high-bits");
+  if (level >= CHECK_ALL) {
+    // ---- 27.3.1.1 control registers, debug registers, MSRs
+    let cr0Fixed0 = caps.cr0Fixed0();
+    if (unrestricted) cr0Fixed0 &= ~(<u64>(V.X86_CR0_PE | V.X86_CR0_PG));
+    if (!fixedOk(cr0, cr0Fixed0, caps.cr0Fixed1())) return fail("guest.cr0.fixed");
+    if ((cr0 & V.X86_CR0_PG) != 0 && (cr0 & V.X86_CR0_PE) == 0) return fail("guest.cr0.pg-without-pe");
+    if (!fixedOk(cr4, caps.cr4Fixed0(), caps.cr4Fixed1())) return fail("guest.cr4.fixed");
+    if ((cr4 & V.X86_CR4_CET) != 0 && (cr0 & V.X86_CR0_WP) == 0) return fail("guest.cr4.cet-without-wp");
+    const loadDebug = (entry & V.ENTRY_LOAD_DEBUG_CONTROLS) != 0;
+    if (loadDebug && (state.read(V.GUEST_IA32_DEBUGCTL) & ~DEBUGCTL_DEFINED) != 0) return fail("guest.debugctl.reserved");
+    if (ia32e) {
+      if ((cr0 & V.X86_CR0_PG) == 0) return fail("guest.ia32e.pg");
+      if ((cr4 & V.X86_CR4_PAE) == 0) return fail("guest.ia32e.pae");
+    } else if ((cr4 & V.X86_CR4_PCIDE) != 0) {
+      return fail("guest.cr4.pcide-outside-ia32e");
     }
-  }
-  if ((rflags & ~RFLAGS_DEFINED) != 0) return fail("guest.rflags.reserved");
-  if ((rflags & V.X86_RFLAGS_FIXED1) == 0) return fail("guest.rflags.fixed1");
-  if ((rflags & V.X86_RFLAGS_VM) != 0 && (ia32e || (cr0 & V.X86_CR0_PE) == 0)) return fail("guest.rflags.vm");
-  const info = <u32>state.read(V.VM_ENTRY_INTERRUPTION_INFO);
-  const injecting = (info & V.INTR_INFO_VALID) != 0;
-  const itype = (info & V.INTR_INFO_TYPE_MASK) >> V.INTR_INFO_TYPE_SHIFT;
-  const ivector = (info & V.INTR_INFO_VECTOR_MASK) >> V.INTR_INFO_VECTOR_SHIFT;
-  const extInt = injecting && itype == V.INTR_TYPE_EXTERNAL_INTERRUPT;
-  const nmi = injecting && itype == V.INTR_TYPE_NMI;
-  if (extInt && (rflags & V.X86_RFLAGS_IF) == 0) return fail("guest.rflags.if-extint");
+    if (beyondPhys(state.read(V.GUEST_CR3))) return fail("guest.cr3.width");
+    if (loadDebug && (state.read(V.GUEST_DR7) >> 32) != 0) return fail("guest.dr7.high");
+    if (!canonical(state.read(V.GUEST_IA32_SYSENTER_ESP))) return fail("guest.sysenter-esp.canonical");
+    if (!canonical(state.read(V.GUEST_IA32_SYSENTER_EIP))) return fail("guest.sysenter-eip.canonical");
+    // "load IA32_PERF_GLOBAL_CTRL", BNDCFGS, RTIT_CTL, CET, LBR_CTL, PKRS,
+    // UINV and FRED are not offered: no checks on their fields.
+    if ((entry & V.ENTRY_LOAD_IA32_PAT) != 0 && !patOk(state.read(V.GUEST_IA32_PAT))) return fail("guest.pat.invalid");
+    if ((entry & V.ENTRY_LOAD_IA32_EFER) != 0) {
+      const efer = state.read(V.GUEST_IA32_EFER);
+      if ((efer & ~EFER_DEFINED) != 0) return fail("guest.efer.reserved");
+      if (((efer & V.X86_EFER_LMA) != 0) != ia32e) return fail("guest.efer.lma");
+      if ((cr0 & V.X86_CR0_PG) != 0 && ((efer & V.X86_EFER_LME) != 0) != ia32e) return fail("guest.efer.lme");
+    }
 
-  // ---- 27.3.1.5 non-register state
-  const misc = caps.misc();
-  const activity = <u32>state.read(V.GUEST_ACTIVITY_STATE);
-  let supported = activity == V.ACTIVITY_STATE_ACTIVE;
-  if (activity == V.ACTIVITY_STATE_HLT) supported = (misc & V.VMX_MISC_ACTIVITY_HLT) != 0;
-  if (activity == V.ACTIVITY_STATE_SHUTDOWN) supported = (misc & V.VMX_MISC_ACTIVITY_SHUTDOWN) != 0;
-  if (activity == V.ACTIVITY_STATE_WAIT_FOR_SIPI) supported = (misc & V.VMX_MISC_ACTIVITY_WAIT_FOR_SIPI) != 0;
-  if (!supported) return fail("guest.activity.unsupported");
-  if (activity == V.ACTIVITY_STATE_HLT && dpl(ar(SS)) != 0) return fail("guest.activity.hlt-cpl");
-  const intr = <u32>state.read(V.GUEST_INTERRUPTIBILITY_STATE);
-  const sti = (intr & V.INTERRUPTIBILITY_BLOCKING_BY_STI) != 0;
-  const movss = (intr & V.INTERRUPTIBILITY_BLOCKING_BY_MOV_SS) != 0;
-  if ((sti || movss) && activity != V.ACTIVITY_STATE_ACTIVE) return fail("guest.activity.blocking-not-active");
-  if (injecting && !eventAllowed(activity, itype, ivector)) return fail("guest.activity.event-blocked");
-  // "entry to SMM" is not offered: no wait-for-SIPI / SMM check.
+    // ---- 27.3.1.2 segment registers
+    if (!segmentsOk((rflags & V.X86_RFLAGS_VM) != 0, unrestricted, ia32e)) return false;
 
-  if ((intr & ~INTR_DEFINED) != 0) return fail("guest.intr.reserved");
-  // Enclave interruption needs SGX, which L1 cannot enable (its emulated
-  // IA32_FEATURE_CONTROL has SGX off): no enclave of L1 can be interrupted.
-  if ((intr & V.INTERRUPTIBILITY_ENCLAVE_INTERRUPTION) != 0) return fail("guest.intr.enclave");
-  if (sti && movss) return fail("guest.intr.sti-and-mov-ss");
-  if (sti && (rflags & V.X86_RFLAGS_IF) == 0) return fail("guest.intr.sti-without-if");
-  if (extInt && (sti || movss)) return fail("guest.intr.blocking-with-extint");
-  if (nmi && movss) return fail("guest.intr.mov-ss-with-nmi");
-  // L1 is never in SMM.
-  if ((intr & V.INTERRUPTIBILITY_BLOCKING_BY_SMI) != 0) return fail("guest.intr.smi-outside-smm");
-  // "A processor may require bit 0 (blocking by STI) to be 0" when an NMI
-  // is injected: this one does, with exit qualification 3 (27.8).
-  if (nmi && sti) return fail("guest.intr.sti-with-nmi", Q_NMI_STI);
-  if (nmi && (pin & V.PIN_VIRTUAL_NMIS) != 0 && (intr & V.INTERRUPTIBILITY_BLOCKING_BY_NMI) != 0) {
-    return fail("guest.intr.nmi-blocked-virtual-nmi");
+    // ---- 27.3.1.3 descriptor-table registers
+    if (!canonical(state.read(V.GUEST_GDTR_BASE))) return fail("guest.gdtr.base-canonical");
+    if (!canonical(state.read(V.GUEST_IDTR_BASE))) return fail("guest.idtr.base-canonical");
+    if ((state.read(V.GUEST_GDTR_LIMIT) >> 16) != 0) return fail("guest.gdtr.limit");
+    if ((state.read(V.GUEST_IDTR_LIMIT) >> 16) != 0) return fail("guest.idtr.limit");
   }
 
-  const pde = state.read(V.GUEST_PENDING_DEBUG_EXCEPTIONS);
-  if ((pde & ~PENDING_DBG_DEFINED) != 0) return fail("guest.pending-dbg.reserved");
-  if (sti || movss || activity == V.ACTIVITY_STATE_HLT) {
-    const tf = (rflags & V.X86_RFLAGS_TF) != 0;
-    const btf = (state.read(V.GUEST_IA32_DEBUGCTL) & V.X86_DEBUGCTL_BTF) != 0;
-    const bs = (pde & V.PENDING_DBG_BS) != 0;
-    if (tf && !btf && !bs) return fail("guest.pending-dbg.bs-missing");
-    if ((!tf || btf) && bs) return fail("guest.pending-dbg.bs-unexpected");
-  }
-  if ((pde & V.PENDING_DBG_RTM) != 0) {
-    // Only bits 12 and 16 may be set; bit 12 must be; the processor must
-    // have RTM; no blocking by MOV SS.
-    if ((pde & ~(V.PENDING_DBG_RTM | V.PENDING_DBG_ENABLED_BREAKPOINT)) != 0 ||
-      (pde & V.PENDING_DBG_ENABLED_BREAKPOINT) == 0) return fail("guest.pending-dbg.rtm-bits");
-    if (!hasRtm()) return fail("guest.pending-dbg.rtm-unsupported");
-    if (movss) return fail("guest.pending-dbg.rtm-mov-ss");
+  if (level >= CHECK_DYNAMIC) {
+    // ---- 27.3.1.4 RIP and RFLAGS
+    const rip = state.read(V.GUEST_RIP);
+    const csL = (ar(CS) & V.SEG_AR_L) != 0;
+    if (!ia32e || !csL) {
+      if ((rip >> 32) != 0) return fail("guest.rip.high");
+    } else {
+      // Bits 63:N identical, N the linear-address width (not "canonical",
+      // which would take bit N-1 in too).
+      const n = linearBits();
+      if (n < 64) {
+        const top = rip >> <u64>n;
+        if (top != 0 && top != (u64.MAX_VALUE >> <u64>n)) return fail("guest.rip.high-bits");
+      }
+    }
+    if ((rflags & ~RFLAGS_DEFINED) != 0) return fail("guest.rflags.reserved");
+    if ((rflags & V.X86_RFLAGS_FIXED1) == 0) return fail("guest.rflags.fixed1");
+    if ((rflags & V.X86_RFLAGS_VM) != 0 && (ia32e || (cr0 & V.X86_CR0_PE) == 0)) return fail("guest.rflags.vm");
+    const info = <u32>state.read(V.VM_ENTRY_INTERRUPTION_INFO);
+    const injecting = (info & V.INTR_INFO_VALID) != 0;
+    const itype = (info & V.INTR_INFO_TYPE_MASK) >> V.INTR_INFO_TYPE_SHIFT;
+    const ivector = (info & V.INTR_INFO_VECTOR_MASK) >> V.INTR_INFO_VECTOR_SHIFT;
+    const extInt = injecting && itype == V.INTR_TYPE_EXTERNAL_INTERRUPT;
+    const nmi = injecting && itype == V.INTR_TYPE_NMI;
+    if (extInt && (rflags & V.X86_RFLAGS_IF) == 0) return fail("guest.rflags.if-extint");
+
+    // ---- 27.3.1.5 non-register state
+    const misc = caps.misc();
+    const activity = <u32>state.read(V.GUEST_ACTIVITY_STATE);
+    let supported = activity == V.ACTIVITY_STATE_ACTIVE;
+    if (activity == V.ACTIVITY_STATE_HLT) supported = (misc & V.VMX_MISC_ACTIVITY_HLT) != 0;
+    if (activity == V.ACTIVITY_STATE_SHUTDOWN) supported = (misc & V.VMX_MISC_ACTIVITY_SHUTDOWN) != 0;
+    if (activity == V.ACTIVITY_STATE_WAIT_FOR_SIPI) supported = (misc & V.VMX_MISC_ACTIVITY_WAIT_FOR_SIPI) != 0;
+    if (!supported) return fail("guest.activity.unsupported");
+    if (activity == V.ACTIVITY_STATE_HLT && dpl(ar(SS)) != 0) return fail("guest.activity.hlt-cpl");
+    const intr = <u32>state.read(V.GUEST_INTERRUPTIBILITY_STATE);
+    const sti = (intr & V.INTERRUPTIBILITY_BLOCKING_BY_STI) != 0;
+    const movss = (intr & V.INTERRUPTIBILITY_BLOCKING_BY_MOV_SS) != 0;
+    if ((sti || movss) && activity != V.ACTIVITY_STATE_ACTIVE) return fail("guest.activity.blocking-not-active");
+    if (injecting && !eventAllowed(activity, itype, ivector)) return fail("guest.activity.event-blocked");
+    // "entry to SMM" is not offered: no wait-for-SIPI / SMM check.
+
+    if ((intr & ~INTR_DEFINED) != 0) return fail("guest.intr.reserved");
+    // Enclave interruption needs SGX, which L1 cannot enable (its emulated
+    // IA32_FEATURE_CONTROL has SGX off): no enclave of L1 can be interrupted.
+    if ((intr & V.INTERRUPTIBILITY_ENCLAVE_INTERRUPTION) != 0) return fail("guest.intr.enclave");
+    if (sti && movss) return fail("guest.intr.sti-and-mov-ss");
+    if (sti && (rflags & V.X86_RFLAGS_IF) == 0) return fail("guest.intr.sti-without-if");
+    if (extInt && (sti || movss)) return fail("guest.intr.blocking-with-extint");
+    if (nmi && movss) return fail("guest.intr.mov-ss-with-nmi");
+    // L1 is never in SMM.
+    if ((intr & V.INTERRUPTIBILITY_BLOCKING_BY_SMI) != 0) return fail("guest.intr.smi-outside-smm");
+    // "A processor may require bit 0 (blocking by STI) to be 0" when an NMI
+    // is injected: this one does, with exit qualification 3 (27.8).
+    if (nmi && sti) return fail("guest.intr.sti-with-nmi", Q_NMI_STI);
+    if (nmi && (pin & V.PIN_VIRTUAL_NMIS) != 0 && (intr & V.INTERRUPTIBILITY_BLOCKING_BY_NMI) != 0) {
+      return fail("guest.intr.nmi-blocked-virtual-nmi");
+    }
+
+    const pde = state.read(V.GUEST_PENDING_DEBUG_EXCEPTIONS);
+    if ((pde & ~PENDING_DBG_DEFINED) != 0) return fail("guest.pending-dbg.reserved");
+    if (sti || movss || activity == V.ACTIVITY_STATE_HLT) {
+      const tf = (rflags & V.X86_RFLAGS_TF) != 0;
+      const btf = (state.read(V.GUEST_IA32_DEBUGCTL) & V.X86_DEBUGCTL_BTF) != 0;
+      const bs = (pde & V.PENDING_DBG_BS) != 0;
+      if (tf && !btf && !bs) return fail("guest.pending-dbg.bs-missing");
+      if ((!tf || btf) && bs) return fail("guest.pending-dbg.bs-unexpected");
+    }
+    if ((pde & V.PENDING_DBG_RTM) != 0) {
+      // Only bits 12 and 16 may be set; bit 12 must be; the processor must
+      // have RTM; no blocking by MOV SS.
+      if ((pde & ~(V.PENDING_DBG_RTM | V.PENDING_DBG_ENABLED_BREAKPOINT)) != 0 ||
+        (pde & V.PENDING_DBG_ENABLED_BREAKPOINT) == 0) return fail("guest.pending-dbg.rtm-bits");
+      if (!hasRtm()) return fail("guest.pending-dbg.rtm-unsupported");
+      if (movss) return fail("guest.pending-dbg.rtm-mov-ss");
+    }
   }
 
   if (!linkPointerOk(proc2)) return false;

@@ -50,13 +50,14 @@
 // What is checked: see the names in the three files; `grep -o '"ctls\.[^"]*"'`
 // and the like list them.
 //
-// Nothing is cached between entries: every VMLAUNCH/VMRESUME runs every
-// check, so no check is skipped on the ground that its state is unchanged.
+// Checks whose inputs provably did not change since they last passed are
+// skipped: see check() below.
 import * as state from "./state";
 import * as controls from "./entry-checks-controls";
 import * as host from "./entry-checks-host";
 import * as guest from "./entry-checks-guest";
 import * as env from "./entry-checks-env";
+import * as V from "../arch/vmx";
 
 export const ENTRY_OK: i32 = 0;
 export const FAIL_CONTROLS: i32 = 1;
@@ -73,19 +74,34 @@ export function setL1Ia32e(lma: bool): void {
 // `launch`: VMLAUNCH (true) or VMRESUME (false). The SDM makes the same
 // checks for both; the launch-state checks (VM-instruction errors 4 and 5)
 // belong to the instruction and come before these (31.3).
-// The control and host-state checks are skipped when state.dirty proves
-// those groups unchanged since they last passed (state.ts says how) and
-// L1's IA-32e mode, the one outside input of the host checks, is the same;
-// the capabilities and L1's RAM they also depend on never change while a
-// guest runs. The guest-state checks always run: every reflected exit
-// writes L2's state back into vmcs12.
+//
+// What is skipped, and why it is safe: state.dirty records, per class,
+// whether any field changed value since the checks last all passed
+// (state.ts says why that record is exact). The capabilities and L1's RAM
+// layout the checks also read never change while a guest runs. So:
+//  - controls and host state are checked again only if a control or
+//    host-state field changed, or L1's IA-32e mode (an input of the host
+//    checks) differs from the last pass;
+//  - otherwise the event-injection checks run if the event fields or the
+//    guest fields they read (CR0.PE) changed;
+//  - the guest-state checks run whole if the controls or a non-hot guest
+//    field changed, or RFLAGS.VM differs from the last whole pass (it
+//    selects the virtual-8086 segment rules); only the checks of RIP,
+//    RFLAGS, activity, interruptibility, pending debug exceptions and the
+//    injected event if only those changed;
+//  - the checks that read L1's memory rather than vmcs12 (the VMCS the
+//    link pointer names, the PDPTEs) run at every entry: L1 may have
+//    written that memory without touching vmcs12.
 let passedLma: i32 = -1; // L1's IA-32e mode at the last full pass, -1 none
+let passedVm: u64 = 0; // RFLAGS.VM at the last whole guest-state pass
 export let skipped: u64 = 0; // entries whose control/host checks were skipped
+export let partialGuest: u64 = 0; // entries with only part of the guest-state checks
 
 // Forget the last pass (a new guest, or a test that changed the machine).
 export function forget(): void {
   passedLma = -1;
   skipped = 0;
+  partialGuest = 0;
 }
 
 export function check(launch: bool): i32 {
@@ -93,19 +109,37 @@ export function check(launch: bool): i32 {
   failedCheck = "";
   exitQualification = 0;
   const lma: i32 = env.l1Ia32e ? 1 : 0;
-  const reuse = (state.dirty & (state.DIRTY_CONTROLS | state.DIRTY_HOST)) == 0 && passedLma == lma;
+  const d = state.dirty;
+  const reuse = (d & (state.DIRTY_CONTROLS | state.DIRTY_HOST)) == 0 && passedLma == lma;
   let r = ENTRY_OK;
-  if (reuse) skipped++;
-  else if (!controls.check()) r = FAIL_CONTROLS;
-  else if (!host.check()) r = FAIL_HOST;
-  if (r == ENTRY_OK && !guest.check()) r = FAIL_GUEST;
+  if (reuse) {
+    skipped++;
+    if ((d & (state.DIRTY_EVENT | state.DIRTY_GUEST)) != 0 && !controls.checkInjection()) r = FAIL_CONTROLS;
+  } else if (!controls.check()) {
+    r = FAIL_CONTROLS;
+  } else if (!host.check()) {
+    r = FAIL_HOST;
+  }
+  let whole = false;
+  if (r == ENTRY_OK) {
+    const vm = state.read(V.GUEST_RFLAGS) & V.X86_RFLAGS_VM;
+    whole = !reuse || (d & state.DIRTY_GUEST) != 0 || vm != passedVm;
+    let level = guest.CHECK_MEMORY;
+    if (whole) level = guest.CHECK_ALL;
+    else if ((d & (state.DIRTY_HOT | state.DIRTY_EVENT)) != 0) level = guest.CHECK_DYNAMIC;
+    if (!whole) partialGuest++;
+    if (!guest.check(level)) r = FAIL_GUEST;
+  }
   if (r != ENTRY_OK) {
     failedCheck = env.failName;
     if (r == FAIL_GUEST) exitQualification = env.failQual;
+    // A failure leaves state.dirty as it is: the next entry checks the
+    // same classes again (and more if more changes).
     if (r != FAIL_GUEST) passedLma = -1;
   } else {
     state.markClean();
     passedLma = lma;
+    if (whole) passedVm = state.read(V.GUEST_RFLAGS) & V.X86_RFLAGS_VM;
   }
   return r;
 }

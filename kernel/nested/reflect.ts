@@ -14,6 +14,8 @@ import * as fields from "./fields";
 import * as vmcs02 from "./vmcs02";
 import * as msrlists from "./msrlists";
 import * as shadow from "./shadow";
+import { FieldList } from "./fieldlist";
+import * as hoststate from "./hoststate";
 
 export const counts = new StaticArray<u64>(exits.REASONS); // exits reflected to L1, by reason
 export let handledByL0: u64 = 0; // L2 exits L0 handled itself
@@ -27,104 +29,50 @@ export function resetCounts(): void {
   handledByL0 = 0;
 }
 
+const guestList = new FieldList(fields.GUEST_STATE, true);
+const exitInfoList = new FieldList(fields.EXIT_INFO, true);
+// The entries of guestList saved only when vmcs12's exit controls say so.
+let maskEfer: u64 = 0;
+let maskPat: u64 = 0;
+let maskDebug: u64 = 0;
+for (let i = 0; i < fields.GUEST_STATE.length; i++) {
+  const f = fields.GUEST_STATE[i];
+  if (f == V.GUEST_IA32_EFER) maskEfer |= <u64>1 << <u64>i;
+  if (f == V.GUEST_IA32_PAT) maskPat |= <u64>1 << <u64>i;
+  if (f == V.GUEST_DR7 || f == V.GUEST_IA32_DEBUGCTL) maskDebug |= <u64>1 << <u64>i;
+}
+
 // L2's state into vmcs12 (28.3): the guest-state fields; CR0/CR4 as L2
 // believes them for the bits only L0 owns; EFER/PAT/debug controls when
 // vmcs12's exit controls save them; "IA-32e mode guest" from EFER.LMA.
+// vmcs02 holds all of it already, so the changes are recorded as synced
+// (state.ts): they are re-checked at the next entry, not merged again.
 function syncGuestState(): void {
   const exit12 = <u32>state.read(V.VM_EXIT_CONTROL);
-  for (let i = 0; i < fields.GUEST_STATE.length; i++) {
-    const f = unchecked(fields.GUEST_STATE[i]);
-    if (f == V.GUEST_IA32_EFER && (exit12 & V.EXIT_SAVE_IA32_EFER) == 0) continue;
-    if (f == V.GUEST_IA32_PAT && (exit12 & V.EXIT_SAVE_IA32_PAT) == 0) continue;
-    if ((f == V.GUEST_DR7 || f == V.GUEST_IA32_DEBUGCTL) && (exit12 & V.EXIT_SAVE_DEBUG_CONTROLS) == 0) continue;
-    state.write(f, vmx.vmread(f));
+  let mask = guestList.all;
+  if ((exit12 & V.EXIT_SAVE_IA32_EFER) == 0) mask &= ~maskEfer;
+  if ((exit12 & V.EXIT_SAVE_IA32_PAT) == 0) mask &= ~maskPat;
+  if ((exit12 & V.EXIT_SAVE_DEBUG_CONTROLS) == 0) mask &= ~maskDebug;
+  let changed = vmx.readfields(guestList.ptr, guestList.count, state.cache, mask);
+  while (changed != 0) {
+    state.markSynced(guestList.encodingAt(<i32>ctz(changed)));
+    changed &= changed - 1;
   }
   const only0cr0 = vmcs01.cr0Mask & ~state.read(V.CR0_GUEST_HOST_MASK);
   const only0cr4 = vmcs01.cr4Mask & ~state.read(V.CR4_GUEST_HOST_MASK);
-  state.write(V.GUEST_CR0, (vmx.vmread(V.GUEST_CR0) & ~only0cr0) | (vmx.vmread(V.CR0_READ_SHADOW) & only0cr0));
-  state.write(V.GUEST_CR4, (vmx.vmread(V.GUEST_CR4) & ~only0cr4) | (vmx.vmread(V.CR4_READ_SHADOW) & only0cr4));
+  state.writeSynced(V.GUEST_CR0, (vmx.vmread(V.GUEST_CR0) & ~only0cr0) | (vmx.vmread(V.CR0_READ_SHADOW) & only0cr0));
+  state.writeSynced(V.GUEST_CR4, (vmx.vmread(V.GUEST_CR4) & ~only0cr4) | (vmx.vmread(V.CR4_READ_SHADOW) & only0cr4));
   const ia32e = <u32>vmx.vmread(V.VM_ENTRY_CONTROL) & V.ENTRY_IA32E_MODE_GUEST;
   const entry12 = <u32>state.read(V.VM_ENTRY_CONTROL);
-  if ((entry12 & V.ENTRY_IA32E_MODE_GUEST) != ia32e) state.write(V.VM_ENTRY_CONTROL, (entry12 & ~V.ENTRY_IA32E_MODE_GUEST) | ia32e);
-  // 28.2.x: the valid bit of the VM-entry interruption information is
-  // cleared by every VM exit. Quietly: with no event to inject, the
-  // event-injection checks have nothing to refuse.
-  state.writeQuiet(V.VM_ENTRY_INTERRUPTION_INFO, state.read(V.VM_ENTRY_INTERRUPTION_INFO) & ~<u64>V.INTR_INFO_VALID);
+  if ((entry12 & V.ENTRY_IA32E_MODE_GUEST) != ia32e) state.writeSynced(V.VM_ENTRY_CONTROL, (entry12 & ~V.ENTRY_IA32E_MODE_GUEST) | ia32e);
+  // 28.2 ("updating VM-entry control fields"): every VM exit clears the
+  // valid bit of the VM-entry interruption information — in vmcs02 too.
+  state.writeSynced(V.VM_ENTRY_INTERRUPTION_INFO, state.read(V.VM_ENTRY_INTERRUPTION_INFO) & ~<u64>V.INTR_INFO_VALID);
 }
 
+// The exit-information fields belong to no class of state.ts.
 function syncExitInfo(): void {
-  for (let i = 0; i < fields.EXIT_INFO.length; i++) {
-    const f = unchecked(fields.EXIT_INFO[i]);
-    state.write(f, vmx.vmread(f));
-  }
-}
-
-// Access rights of a segment loaded from the host-state area (28.5.2).
-const AR_UNUSABLE: u32 = 0x10000;
-function dataSegment(sf: u32, sel: u64, base: u64): void {
-  vmx.vmwrite(V.GUEST_ES_SELECTOR + sf, sel);
-  vmx.vmwrite(V.GUEST_ES_BASE + sf, base);
-  vmx.vmwrite(V.GUEST_ES_LIMIT + sf, 0xffffffff);
-  // Usable iff the selector is not null: type 3 (read/write, accessed),
-  // S, DPL 0, P, D/B, G.
-  vmx.vmwrite(V.GUEST_ES_ACCESS_RIGHTS + sf, (sel & 0xfff8) != 0 ? 0xc093 : AR_UNUSABLE | 0xc093);
-}
-
-// L1's state after the exit: vmcs12's host-state area (28.5), written into
-// vmcs01's guest-state area (vmcs01 is current).
-function loadHostState(): void {
-  const exit12 = <u32>state.read(V.VM_EXIT_CONTROL);
-  const longMode = (exit12 & V.EXIT_HOST_ADDRESS_SPACE_SIZE) != 0;
-  const cr0 = state.read(V.HOST_CR0);
-  const cr4 = state.read(V.HOST_CR4);
-  vmx.vmwrite(V.CR0_READ_SHADOW, cr0);
-  vmx.vmwrite(V.GUEST_CR0, vmcs01.realCr0(cr0));
-  vmx.vmwrite(V.CR4_READ_SHADOW, cr4);
-  vmx.vmwrite(V.GUEST_CR4, vmcs01.realCr4(cr4));
-  vmx.vmwrite(V.GUEST_CR3, state.read(V.HOST_CR3));
-  vmx.vmwrite(V.GUEST_DR7, 0x400);
-  vmx.vmwrite(V.GUEST_IA32_DEBUGCTL, 0);
-  vmx.vmwrite(V.GUEST_IA32_SYSENTER_CS, state.read(V.HOST_IA32_SYSENTER_CS));
-  vmx.vmwrite(V.GUEST_IA32_SYSENTER_ESP, state.read(V.HOST_IA32_SYSENTER_ESP));
-  vmx.vmwrite(V.GUEST_IA32_SYSENTER_EIP, state.read(V.HOST_IA32_SYSENTER_EIP));
-  let efer = vmx.vmread(V.GUEST_IA32_EFER);
-  if ((exit12 & V.EXIT_LOAD_IA32_EFER) != 0) efer = state.read(V.HOST_IA32_EFER);
-  else efer = longMode ? efer | (1 << 8) | (1 << 10) : efer & ~<u64>((1 << 8) | (1 << 10));
-  vmx.vmwrite(V.GUEST_IA32_EFER, efer);
-  if ((exit12 & V.EXIT_LOAD_IA32_PAT) != 0) vmx.vmwrite(V.GUEST_IA32_PAT, state.read(V.HOST_IA32_PAT));
-  const entry01 = <u32>vmx.vmread(V.VM_ENTRY_CONTROL);
-  vmx.vmwrite(V.VM_ENTRY_CONTROL, longMode ? entry01 | V.ENTRY_IA32E_MODE_GUEST : entry01 & ~V.ENTRY_IA32E_MODE_GUEST);
-
-  const sf = V.GUEST_CS_SELECTOR - V.GUEST_ES_SELECTOR;
-  // CS: code, execute/read accessed, L = host address-space size, D = !L.
-  vmx.vmwrite(V.GUEST_CS_SELECTOR, state.read(V.HOST_CS_SELECTOR));
-  vmx.vmwrite(V.GUEST_CS_BASE, 0);
-  vmx.vmwrite(V.GUEST_CS_LIMIT, 0xffffffff);
-  vmx.vmwrite(V.GUEST_CS_ACCESS_RIGHTS, longMode ? 0xa09b : 0xc09b);
-  dataSegment(0, state.read(V.HOST_ES_SELECTOR), 0);
-  // SS is usable even when null in 64-bit mode; its DPL is 0 (28.5.2).
-  dataSegment(2 * sf, state.read(V.HOST_SS_SELECTOR), 0);
-  if (longMode) vmx.vmwrite(V.GUEST_SS_ACCESS_RIGHTS, 0xc093);
-  dataSegment(3 * sf, state.read(V.HOST_DS_SELECTOR), 0);
-  dataSegment(4 * sf, state.read(V.HOST_FS_SELECTOR), state.read(V.HOST_FS_BASE));
-  dataSegment(5 * sf, state.read(V.HOST_GS_SELECTOR), state.read(V.HOST_GS_BASE));
-  vmx.vmwrite(V.GUEST_LDTR_SELECTOR, 0);
-  vmx.vmwrite(V.GUEST_LDTR_ACCESS_RIGHTS, AR_UNUSABLE);
-  vmx.vmwrite(V.GUEST_TR_SELECTOR, state.read(V.HOST_TR_SELECTOR));
-  vmx.vmwrite(V.GUEST_TR_BASE, state.read(V.HOST_TR_BASE));
-  vmx.vmwrite(V.GUEST_TR_LIMIT, 0x67);
-  vmx.vmwrite(V.GUEST_TR_ACCESS_RIGHTS, 0x8b);
-  vmx.vmwrite(V.GUEST_GDTR_BASE, state.read(V.HOST_GDTR_BASE));
-  vmx.vmwrite(V.GUEST_GDTR_LIMIT, 0xffff);
-  vmx.vmwrite(V.GUEST_IDTR_BASE, state.read(V.HOST_IDTR_BASE));
-  vmx.vmwrite(V.GUEST_IDTR_LIMIT, 0xffff);
-  vmx.vmwrite(V.GUEST_RIP, state.read(V.HOST_RIP));
-  vmx.vmwrite(V.GUEST_RSP, state.read(V.HOST_RSP));
-  vmx.vmwrite(V.GUEST_RFLAGS, 0x2);
-  vmx.vmwrite(V.GUEST_INTERRUPTIBILITY_STATE, 0);
-  vmx.vmwrite(V.GUEST_ACTIVITY_STATE, V.ACTIVITY_STATE_ACTIVE);
-  vmx.vmwrite(V.GUEST_PENDING_DEBUG_EXCEPTIONS, 0);
-  vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, 0);
+  vmx.readfields(exitInfoList.ptr, exitInfoList.count, state.cache, exitInfoList.all);
 }
 
 // A failure storing or loading the VM-exit MSR lists is a VMX abort (28.7):
@@ -161,7 +109,7 @@ function toL1(): i32 {
   }
   vcpu.setLaunched(vmcs02.l1Launched);
   state.setInL2(false);
-  loadHostState();
+  hoststate.load();
   return loadExitList();
 }
 
@@ -171,6 +119,7 @@ export function reflect(reason: u32): i32 {
   counts[reason]++;
   syncGuestState();
   syncExitInfo();
+  state.markEventStale();
   return toL1();
 }
 
@@ -178,7 +127,10 @@ export function reflect(reason: u32): i32 {
 // an interrupt for L1): the caller gives the exit information.
 export function reflectSynthetic(reason: u32, qualification: u64, intrInfo: u32): i32 {
   counts[reason & 0xffff]++;
-  if ((reason & V.EXIT_REASON_FLAG_ENTRY_FAILURE) == 0) syncGuestState();
+  if ((reason & V.EXIT_REASON_FLAG_ENTRY_FAILURE) == 0) {
+    syncGuestState();
+    state.markEventStale();
+  }
   state.write(V.VM_EXIT_REASON, reason);
   state.write(V.EXIT_QUALIFICATION, qualification);
   state.write(V.VM_EXIT_INTERRUPTION_INFO, intrInfo);
@@ -189,7 +141,7 @@ export function reflectSynthetic(reason: u32, qualification: u64, intrInfo: u32)
     // A failed VM entry (27.8): vmcs01 is still current and L1's state is
     // unchanged apart from the host-state load.
     state.setInL2(false);
-    loadHostState();
+    hoststate.load();
     return loadExitList();
   }
   return toL1();

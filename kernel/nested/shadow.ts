@@ -38,6 +38,7 @@ import * as V from "../arch/vmx";
 import * as vcpu from "../vm/vcpu";
 import * as state from "./state";
 import * as caps from "./caps";
+import { FieldList, MAX } from "./fieldlist";
 
 export let enabled: bool = false; // shadow-vmcs=on for this guest and the processor has it
 export let linked: bool = false; // vmcs01 links the shadow VMCS (see the invariant)
@@ -50,28 +51,39 @@ let writeBitmap: u64 = 0;
 let proc2Off: u32 = 0; // vmcs01's secondary controls without "VMCS shadowing"
 
 // The shadowed fields (full encodings; the high half of a 64-bit field is
-// covered by the full one here and by its own bitmap bit).
-const MAX_FIELDS = 64;
-const all = new StaticArray<u32>(MAX_FIELDS);
-let allCount: i32 = 0;
-const writable = new StaticArray<u32>(MAX_FIELDS);
-let writableCount: i32 = 0;
+// covered by the full one here and by its own bitmap bit). Built once: the
+// offered fields do not change after boot.
+let all: FieldList | null = null;
+let writable: FieldList | null = null;
 
 function listFields(): void {
-  allCount = 0;
-  writableCount = 0;
+  if (all != null) return;
+  const a = new StaticArray<u32>(V.VMCS_FIELD_COUNT);
+  const w = new StaticArray<u32>(V.VMCS_FIELD_COUNT);
+  let na = 0;
+  let nw = 0;
   for (let i = 0; i < V.VMCS_FIELD_COUNT; i++) {
     const enc = V.vmcsFieldEncodingAt(i);
-    if (!V.vmcsFieldIsShadowed(enc) || !caps.fieldSupported(enc) || allCount == MAX_FIELDS) continue;
-    unchecked(all[allCount++] = enc);
-    if (V.vmcsEncodingType(enc) != V.VMCS_TYPE_RO) unchecked(writable[writableCount++] = enc);
+    if (!V.vmcsFieldIsShadowed(enc) || !caps.fieldSupported(enc) || na == MAX) continue;
+    a[na++] = enc;
+    if (V.vmcsEncodingType(enc) != V.VMCS_TYPE_RO) w[nw++] = enc;
   }
+  all = new FieldList(StaticArray.slice<u32>(a, 0, na), true);
+  writable = new FieldList(StaticArray.slice<u32>(w, 0, nw), true);
 }
 
 // Bit enc[14:0] of a bitmap page clear: VMREAD/VMWRITE of enc does not exit (25.6.15).
 function allow(bitmap: u64, enc: u32): void {
   const a = bitmap + <u64>((enc & 0x7fff) >> 3);
   mem.write8(a, mem.read8(a) & ~(1 << (enc & 7)));
+}
+
+function allowList(bitmap: u64, l: FieldList): void {
+  for (let i = 0; i < <i32>l.count; i++) {
+    const enc = l.encodingAt(i);
+    allow(bitmap, enc);
+    if (V.vmcsEncodingWidth(enc) == V.VMCS_WIDTH_64) allow(bitmap, enc | V.VMCS_ENC_HIGH);
+  }
 }
 
 // Per guest, with vmcs01 current and freshly built. Returns false (after
@@ -97,16 +109,8 @@ export function setup(want: bool): bool {
     mem.write64(readBitmap + o, u64.MAX_VALUE);
     mem.write64(writeBitmap + o, u64.MAX_VALUE);
   }
-  for (let i = 0; i < allCount; i++) {
-    const enc = unchecked(all[i]);
-    allow(readBitmap, enc);
-    if (V.vmcsEncodingWidth(enc) == V.VMCS_WIDTH_64) allow(readBitmap, enc | V.VMCS_ENC_HIGH);
-  }
-  for (let i = 0; i < writableCount; i++) {
-    const enc = unchecked(writable[i]);
-    allow(writeBitmap, enc);
-    if (V.vmcsEncodingWidth(enc) == V.VMCS_WIDTH_64) allow(writeBitmap, enc | V.VMCS_ENC_HIGH);
-  }
+  allowList(readBitmap, all!);
+  allowList(writeBitmap, writable!);
   // 25.2: a shadow VMCS has bit 31 of its first dword set; VMCLEAR makes
   // it clear and writes its (empty) data to memory.
   mem.zero(shadowVmcs, 4096);
@@ -157,12 +161,13 @@ function leaveShadow(): void {
 // (state.ts) change only when L1 really changed something.
 export function pull(): void {
   if (!linked || !enterShadow()) return;
-  for (let i = 0; i < writableCount; i++) {
-    const enc = unchecked(writable[i]);
-    const v = vmx.vmread(enc);
-    if (v != state.read(enc)) state.write(enc, v);
-  }
+  const l = writable!;
+  let changed = vmx.readfields(l.ptr, l.count, state.cache, l.all);
   leaveShadow();
+  while (changed != 0) {
+    state.markChanged(l.encodingAt(<i32>ctz(changed)));
+    changed &= changed - 1;
+  }
   pulls++;
 }
 
@@ -170,10 +175,8 @@ export function pull(): void {
 // L1 has a current vmcs12).
 export function push(): void {
   if (!enabled || state.current == state.INVALID || !enterShadow()) return;
-  for (let i = 0; i < allCount; i++) {
-    const enc = unchecked(all[i]);
-    vmx.vmwrite(enc, state.read(enc));
-  }
+  const l = all!;
+  vmx.writefields(l.ptr, l.count, state.cache, l.all);
   leaveShadow();
   if (!linked) link();
   pushes++;

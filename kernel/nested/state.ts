@@ -33,7 +33,7 @@ export function reset(on: bool): void {
   vmxonPtr = INVALID;
   current = INVALID;
   inL2 = false;
-  dirty = DIRTY_ALL;
+  markAllDirty();
   memory.fill(cache, 0, V.VMCS12_PAGE_SIZE);
 }
 
@@ -58,25 +58,82 @@ export function read(enc: u32): u64 {
   return load<u64>(cache + off);
 }
 
-// Which groups of the current vmcs12 changed since the VM-entry checks last
-// passed on it. Every change of the cache goes through write() (L1's
-// VMWRITE, the hypervisor's own updates) or load12() (VMPTRLD: all of it),
-// so a clear bit PROVES that group is what the last successful check saw;
-// entry-checks.ts skips only such groups. The read-only exit-information
-// fields belong to no group (no entry check reads them).
-export const DIRTY_CONTROLS: u32 = 1;
+// What changed in the current vmcs12, in two records that differ in who
+// consumes them:
+//   dirty  since the VM-entry checks last passed on it (entry-checks.ts
+//          skips the checks of a class with its bit clear);
+//   stale  since vmcs02 last received it (vmcs02.ts merges only what is
+//          stale), with `hotStale` saying which of the HOT fields.
+// Every change of the cache goes through write() (L1's VMWRITE, the shadow
+// VMCS pull, the hypervisor's own updates), writeSynced()/markSynced()
+// (values the processor saved in vmcs02 at a VM exit: vmcs02 has them, so
+// they are dirty but not stale) or load12() (VMPTRLD: everything), and a
+// field counts as changed only if its value differs from the cached one.
+// So a clear bit PROVES that class holds what the last successful check
+// (or merge) saw. The read-only exit-information fields belong to no class
+// (no entry check or merge reads them).
+//
+// Classes: the event-injection fields and the guest fields most exits
+// change (HOT) are kept apart from the other controls and guest fields, so
+// that an L2 exit that L1 handles by advancing RIP re-checks and re-merges
+// only what that touched.
+export const DIRTY_CONTROLS: u32 = 1; // control fields other than EVENT
 export const DIRTY_HOST: u32 = 2;
-export const DIRTY_GUEST: u32 = 4;
-export const DIRTY_ALL: u32 = 7;
+export const DIRTY_GUEST: u32 = 4; // guest-state fields other than HOT
+export const DIRTY_EVENT: u32 = 8; // VM-entry interruption information, error code, instruction length
+export const DIRTY_HOT: u32 = 16; // RIP, RSP, RFLAGS, interruptibility, activity, pending debug exceptions
+export const DIRTY_ALL: u32 = 31;
 export let dirty: u32 = DIRTY_ALL;
+export let stale: u32 = DIRTY_ALL;
+
+// The HOT and EVENT fields, in the order of their bits in hotStale.
+export const HOT_FIELDS: StaticArray<u32> = [
+  V.GUEST_RIP, V.GUEST_RSP, V.GUEST_RFLAGS, V.GUEST_INTERRUPTIBILITY_STATE, V.GUEST_ACTIVITY_STATE,
+  V.GUEST_PENDING_DEBUG_EXCEPTIONS, V.VM_ENTRY_INTERRUPTION_INFO, V.VM_ENTRY_EXCEPTION_ERROR_CODE,
+  V.VM_ENTRY_INSTRUCTION_LENGTH,
+];
+export const HOT_ALL: u32 = (1 << 9) - 1;
+export let hotStale: u32 = HOT_ALL;
+
+// A host-state field or the exit controls changed since hoststate.ts last
+// computed L1's post-exit state from them.
+export let hostStale: bool = true;
+export function setHostStale(v: bool): void {
+  hostStale = v;
+}
+
 export function markClean(): void {
   dirty = 0;
 }
+export function markMerged(): void {
+  stale = 0;
+  hotStale = 0;
+}
 export function markAllDirty(): void {
+  hostStale = true;
   dirty = DIRTY_ALL;
+  stale = DIRTY_ALL;
+  hotStale = HOT_ALL;
 }
 
-function dirtyBit(enc: u32): u32 {
+// The bit of enc (full or high encoding) in hotStale, or 0.
+function hotBit(enc: u32): u32 {
+  switch (enc & ~V.VMCS_ENC_HIGH) {
+    case V.GUEST_RIP: return 1;
+    case V.GUEST_RSP: return 2;
+    case V.GUEST_RFLAGS: return 4;
+    case V.GUEST_INTERRUPTIBILITY_STATE: return 8;
+    case V.GUEST_ACTIVITY_STATE: return 16;
+    case V.GUEST_PENDING_DEBUG_EXCEPTIONS: return 32;
+    case V.VM_ENTRY_INTERRUPTION_INFO: return 64;
+    case V.VM_ENTRY_EXCEPTION_ERROR_CODE: return 128;
+    case V.VM_ENTRY_INSTRUCTION_LENGTH: return 256;
+  }
+  return 0;
+}
+
+function classOf(enc: u32, hot: u32): u32 {
+  if (hot != 0) return hot >= 64 ? DIRTY_EVENT : DIRTY_HOT;
   const t = V.vmcsEncodingType(enc);
   if (t == V.VMCS_TYPE_CONTROL) return DIRTY_CONTROLS;
   if (t == V.VMCS_TYPE_HOST) return DIRTY_HOST;
@@ -84,24 +141,56 @@ function dirtyBit(enc: u32): u32 {
   return 0;
 }
 
-// Store v truncated to the field's width.
-export function write(enc: u32, v: u64): void {
-  dirty |= dirtyBit(enc);
-  writeQuiet(enc, v);
+// enc changed: for the checks and for vmcs02.
+export function markChanged(enc: u32): void {
+  const hot = hotBit(enc);
+  const c = classOf(enc, hot);
+  dirty |= c;
+  stale |= c;
+  hotStale |= hot;
+  if (c == DIRTY_HOST || (enc & ~V.VMCS_ENC_HIGH) == V.VM_EXIT_CONTROL) hostStale = true;
+}
+// vmcs02's event-injection fields may hold an event L0 itself set up for
+// L2 (events.reinjectVectoring at every exit) when the exit is reflected
+// instead: the next merge writes vmcs12's values again.
+export function markEventStale(): void {
+  hotStale |= 64 | 128 | 256;
 }
 
-// Store without marking the group changed: only for updates that cannot
-// change what an entry check would conclude (the caller says why).
-export function writeQuiet(enc: u32, v: u64): void {
+// enc changed to what vmcs02 already holds: for the checks only.
+export function markSynced(enc: u32): void {
+  dirty |= classOf(enc, hotBit(enc));
+}
+
+// Store v truncated to the field's width; a change is recorded.
+export function write(enc: u32, v: u64): void {
+  if (store12(enc, v)) markChanged(enc);
+}
+// The same for a value vmcs02 holds already (see above).
+export function writeSynced(enc: u32, v: u64): void {
+  if (store12(enc, v)) markSynced(enc);
+}
+
+// Store; false when the field already had that value.
+function store12(enc: u32, v: u64): bool {
   const off = <usize>V.vmcs12Offset(enc);
   if ((enc & V.VMCS_ENC_HIGH) != 0) {
+    if (load<u32>(cache + off) == <u32>v) return false;
     store<u32>(cache + off, <u32>v);
-    return;
+    return true;
   }
   const w = V.vmcsEncodingWidth(enc);
-  if (w == V.VMCS_WIDTH_16) store<u16>(cache + off, <u16>v);
-  else if (w == V.VMCS_WIDTH_32) store<u32>(cache + off, <u32>v);
-  else store<u64>(cache + off, v);
+  if (w == V.VMCS_WIDTH_16) {
+    if (load<u16>(cache + off) == <u16>v) return false;
+    store<u16>(cache + off, <u16>v);
+  } else if (w == V.VMCS_WIDTH_32) {
+    if (load<u32>(cache + off) == <u32>v) return false;
+    store<u32>(cache + off, <u32>v);
+  } else {
+    if (load<u64>(cache + off) == v) return false;
+    store<u64>(cache + off, v);
+  }
+  return true;
 }
 
 export function launchState(): u32 {
@@ -116,7 +205,7 @@ export function setLaunchState(v: u32): void {
 export function load12(gpa: u64): void {
   guestmem.copyOut(cache, gpa, <u32>V.VMCS12_PAGE_SIZE);
   current = gpa;
-  dirty = DIRTY_ALL;
+  markAllDirty();
 }
 
 // Write the cache back to L1's memory and forget it (VMCLEAR of the current

@@ -29,12 +29,14 @@ import * as guestmem from "../vm/guestmem";
 import * as state from "./state";
 import * as fields from "./fields";
 import * as irq from "../vm/irq";
+import { FieldList } from "./fieldlist";
 
 export const L2_VPID: u32 = 2;
 
 export let vmcs02: u64 = 0; // physical address
 export let initialized: bool = false; // constant state written (seeds/003)
 export let constantWrites: u32 = 0; // how often the constant state was written (1 per vmcs02)
+export let wholeMerges: u64 = 0; // nested entries that merged all of vmcs12 (the others: what changed)
 export let launched: bool = false; // VMLAUNCH done since the last VMCLEAR of vmcs02
 // vmcs01's launch state while vmcs02 is current (vcpu.launched then
 // describes vmcs02).
@@ -57,6 +59,8 @@ let tscOffset01: u64 = 0;
 
 export function reset(): void {
   initialized = false;
+  vmcs01Changed = true;
+  wholeMerges = 0;
   constantWrites = 0;
   launched = false;
   l1Launched = true;
@@ -74,16 +78,30 @@ export function setLaunched(v: bool): void {
 }
 
 // Read what L2's VMCS inherits from L1's while vmcs01 is still current.
+// vmcs01Changed: any of it differs from the previous nested entry (then
+// the whole merge is redone).
+let vmcs01Changed: bool = true;
 export function captureVmcs01(): void {
-  pin01 = <u32>vmx.vmread(V.PIN_BASED_VM_EXEC_CONTROL);
-  proc01 = <u32>vmx.vmread(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & ~V.PROC_INTERRUPT_WINDOW_EXITING;
-  proc2_01 = <u32>vmx.vmread(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL);
-  exit01 = <u32>vmx.vmread(V.VM_EXIT_CONTROL);
-  entry01 = <u32>vmx.vmread(V.VM_ENTRY_CONTROL);
-  eptp01 = vmx.vmread(V.EPT_POINTER);
-  cr0Mask01 = vmx.vmread(V.CR0_GUEST_HOST_MASK);
-  cr4Mask01 = vmx.vmread(V.CR4_GUEST_HOST_MASK);
-  tscOffset01 = vmx.vmread(V.TSC_OFFSET);
+  const pin = <u32>vmx.vmread(V.PIN_BASED_VM_EXEC_CONTROL);
+  const proc = <u32>vmx.vmread(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & ~V.PROC_INTERRUPT_WINDOW_EXITING;
+  const proc2 = <u32>vmx.vmread(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL);
+  const exit = <u32>vmx.vmread(V.VM_EXIT_CONTROL);
+  const entry = <u32>vmx.vmread(V.VM_ENTRY_CONTROL);
+  const eptp = vmx.vmread(V.EPT_POINTER);
+  const cr0m = vmx.vmread(V.CR0_GUEST_HOST_MASK);
+  const cr4m = vmx.vmread(V.CR4_GUEST_HOST_MASK);
+  const tsc = vmx.vmread(V.TSC_OFFSET);
+  if (pin != pin01 || proc != proc01 || proc2 != proc2_01 || exit != exit01 || entry != entry01 || eptp != eptp01 ||
+    cr0m != cr0Mask01 || cr4m != cr4Mask01 || tsc != tscOffset01) vmcs01Changed = true;
+  pin01 = pin;
+  proc01 = proc;
+  proc2_01 = proc2;
+  exit01 = exit;
+  entry01 = entry;
+  eptp01 = eptp;
+  cr0Mask01 = cr0m;
+  cr4Mask01 = cr4m;
+  tscOffset01 = tsc;
 }
 
 // Make vmcs02 current on this processor, creating it the first time.
@@ -116,26 +134,101 @@ function writeConstantState(): void {
   vmx.vmwrite(V.IO_BITMAP_B, vmcs01.ioBitmapB);
   vmx.vmwrite(V.MSR_BITMAPS, msrBitmap02);
   if (vmcs01.vpidEnabled) vmx.vmwrite(V.VIRTUAL_PROCESSOR_ID, L2_VPID);
+  setupMsrBitmap();
   initialized = true;
   constantWrites++;
 }
 
-// L0's MSR bitmap OR L1's (25.6.9): an access exits to L0 if either wants
-// it; reflect.ts then decides whether L1 sees it. When L1 uses no MSR
-// bitmap every MSR access exits anyway, and vmcs02 uses none either.
-function mergeMsrBitmap(useL1: bool): void {
-  // The entry checks made sure the page is L1 RAM (ctls.msr-bitmap.ram).
-  if (useL1) mem.or(msrBitmap02, vmcs01.msrBitmap, guestmem.hpa(state.read(V.MSR_BITMAPS), 4096), 4096);
+// The MSR bitmap of vmcs02 is L0's OR L1's (25.6.9): an access exits to L0
+// if either wants it; reflect.ts then decides whether L1 sees it. Where
+// L0's bitmap has all ones the result is all ones whatever L1's says, so
+// only the few quadwords in which L0 lets some MSR through (vmcs01.ts:
+// the pass-through MSRs) depend on L1: those are merged at every entry
+// (L1 may change its bitmap at any time), the rest is written once here.
+// When L1 uses no MSR bitmap every MSR access exits anyway, and vmcs02
+// uses none either.
+const MERGE_WORDS_MAX: i32 = 32;
+const mergeOffsets = new StaticArray<u32>(MERGE_WORDS_MAX);
+const mergeL0 = new StaticArray<u64>(MERGE_WORDS_MAX);
+let mergeCount: i32 = 0;
+
+function setupMsrBitmap(): void {
+  mergeCount = 0;
+  for (let o: u32 = 0; o < 4096; o += 8) {
+    const w = mem.read64(vmcs01.msrBitmap + <u64>o);
+    mem.write64(msrBitmap02 + <u64>o, u64.MAX_VALUE);
+    if (w == u64.MAX_VALUE) continue;
+    if (mergeCount == MERGE_WORDS_MAX) {
+      // More pass-through than this table holds: merge the whole page.
+      mergeCount = -1;
+      return;
+    }
+    unchecked(mergeOffsets[mergeCount] = o);
+    unchecked(mergeL0[mergeCount] = w);
+    mergeCount++;
+  }
 }
 
-// vmcs12 → vmcs02, at every nested VM entry (vmcs02 is current).
+function mergeMsrBitmap(): void {
+  // The entry checks made sure the page is L1 RAM (ctls.msr-bitmap.ram).
+  const l1 = guestmem.hpa(state.read(V.MSR_BITMAPS), 4096);
+  if (mergeCount < 0) {
+    mem.or(msrBitmap02, vmcs01.msrBitmap, l1, 4096);
+    return;
+  }
+  for (let i = 0; i < mergeCount; i++) {
+    const o = <u64>unchecked(mergeOffsets[i]);
+    mem.write64(msrBitmap02 + o, unchecked(mergeL0[i]) | mem.read64(l1 + o));
+  }
+}
+
+const guestList = new FieldList(fields.GUEST_STATE, true);
+let proc02: u32 = 0; // vmcs02's primary controls as merged
+const hotList = new FieldList(state.HOT_FIELDS, true);
+
+// vmcs12 → vmcs02, at every nested VM entry (vmcs02 is current). What
+// vmcs02 already holds from the previous merge or the last VM exit is not
+// written again: state.stale says which classes changed since the last
+// merge, state.hotStale which of the hot fields (state.ts says why that is
+// exact). Everything is merged again after VMPTRLD, for a fresh vmcs02,
+// and when vmcs01's controls changed.
 export function merge(): void {
   if (!initialized) writeConstantState();
-  const pin12 = <u32>state.read(V.PIN_BASED_VM_EXEC_CONTROL);
+  const entry12 = <u32>state.read(V.VM_ENTRY_CONTROL);
   const proc12 = <u32>state.read(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
+  if (vmcs01Changed || (state.stale & (state.DIRTY_CONTROLS | state.DIRTY_GUEST)) != 0) {
+    mergeAll(proc12, entry12);
+    vmcs01Changed = false;
+    wholeMerges++;
+  } else {
+    if (state.hotStale != 0) vmx.writefields(hotList.ptr, hotList.count, state.cache, <u64>state.hotStale);
+    // l2irq.ts may have set interrupt-window exiting for L0's own use.
+    vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, proc02);
+  }
+  // Inputs from outside vmcs12, at every entry: L1's bitmap, L1's EFER,
+  // PAT, DR7 and DEBUGCTL (when vmcs12 does not load them, 27.3.2.1: L1's
+  // current values, EFER.LMA/LME from "IA-32e mode guest"), the slice.
+  if ((proc12 & V.PROC_USE_MSR_BITMAPS) != 0) mergeMsrBitmap();
+  if ((entry12 & V.ENTRY_LOAD_IA32_EFER) == 0) {
+    let efer = l1Efer & ~(<u64>((1 << 8) | (1 << 10)));
+    if ((entry12 & V.ENTRY_IA32E_MODE_GUEST) != 0) efer |= (1 << 8) | (1 << 10);
+    vmx.vmwrite(V.GUEST_IA32_EFER, efer);
+  }
+  if ((entry12 & V.ENTRY_LOAD_IA32_PAT) == 0) vmx.vmwrite(V.GUEST_IA32_PAT, l1Pat);
+  if ((entry12 & V.ENTRY_LOAD_DEBUG_CONTROLS) == 0) {
+    vmx.vmwrite(V.GUEST_DR7, l1Dr7);
+    vmx.vmwrite(V.GUEST_IA32_DEBUGCTL, l1Debugctl);
+  }
+  // L0 regains control from L2 once per slice, as from L1 (irq.ts), or by
+  // L1's APIC timer deadline (l2irq.ts).
+  if ((pin01 & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0) vmx.vmwrite(V.VMX_PREEMPTION_TIMER_VALUE, irq.SLICE);
+  state.markMerged();
+}
+
+function mergeAll(proc12: u32, entry12: u32): void {
+  const pin12 = <u32>state.read(V.PIN_BASED_VM_EXEC_CONTROL);
   const proc2_12 = (proc12 & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0
     ? <u32>state.read(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) : 0;
-  const entry12 = <u32>state.read(V.VM_ENTRY_CONTROL);
 
   // Exits L0 takes for itself, as in vmcs01: external interrupts, NMIs, the
   // preemption timer (L0 regains control from L2 as from L1), HLT (a halted
@@ -144,20 +237,19 @@ export function merge(): void {
   const proc01Own = proc01 & ~V.PROC_USE_TSC_OFFSETTING;
   vmx.vmwrite(V.PIN_BASED_VM_EXEC_CONTROL, pin01 | pin12);
   const msrBitmaps = (proc12 & V.PROC_USE_MSR_BITMAPS) != 0;
-  vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL,
-    ((proc01Own & ~V.PROC_USE_MSR_BITMAPS) | (proc12 & ~V.PROC_USE_IO_BITMAPS & ~V.PROC_UNCONDITIONAL_IO_EXITING) |
+  proc02 = ((proc01Own & ~V.PROC_USE_MSR_BITMAPS) | (proc12 & ~V.PROC_USE_IO_BITMAPS & ~V.PROC_UNCONDITIONAL_IO_EXITING) |
       V.PROC_USE_IO_BITMAPS | V.PROC_ACTIVATE_SECONDARY_CONTROLS |
       ((proc12 & V.PROC_USE_TSC_OFFSETTING) != 0 ? V.PROC_USE_TSC_OFFSETTING : 0)) |
-    (msrBitmaps ? V.PROC_USE_MSR_BITMAPS : 0));
+    (msrBitmaps ? V.PROC_USE_MSR_BITMAPS : 0);
+  vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, proc02);
   // Secondary: L0's EPT, and VPID when L0 has it; no unrestricted guest
-  // (not offered to L1, so L2 runs with paging on).
-  // Not L0's VMCS shadowing either: that serves L1's VMREAD/VMWRITE
-  // (shadow.ts); L2's must exit to L0.
+  // (not offered to L1, so L2 runs with paging on). Not L0's VMCS shadowing
+  // either: that serves L1's VMREAD/VMWRITE (shadow.ts); L2's must exit to L0.
   vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL,
     (proc2_01 & ~(V.PROC2_UNRESTRICTED_GUEST | V.PROC2_VMCS_SHADOWING)) | proc2_12);
   vmx.vmwrite(V.VM_EXIT_CONTROL, exit01);
-  // Entry: L0 always loads EFER and PAT into L2 (computed below when L1
-  // does not ask for them), IA-32e mode guest as vmcs12 says.
+  // Entry: L0 always loads EFER and PAT into L2 (computed in merge() when
+  // L1 does not ask for them), IA-32e mode guest as vmcs12 says.
   vmx.vmwrite(V.VM_ENTRY_CONTROL,
     (entry01 & ~V.ENTRY_IA32E_MODE_GUEST) | (entry12 & (V.ENTRY_IA32E_MODE_GUEST | V.ENTRY_LOAD_DEBUG_CONTROLS)));
   vmx.vmwrite(V.EPT_POINTER, eptp01);
@@ -165,10 +257,6 @@ export function merge(): void {
   vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MASK, state.read(V.PAGE_FAULT_ERROR_CODE_MASK));
   vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MATCH, state.read(V.PAGE_FAULT_ERROR_CODE_MATCH));
   vmx.vmwrite(V.TSC_OFFSET, tscOffset01 + ((proc12 & V.PROC_USE_TSC_OFFSETTING) != 0 ? state.read(V.TSC_OFFSET) : 0));
-  mergeMsrBitmap(msrBitmaps);
-  // L0 regains control from L2 once per slice, as from L1 (irq.ts), or by
-  // L1's APIC timer deadline (l2irq.ts).
-  if ((pin01 & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0) vmx.vmwrite(V.VMX_PREEMPTION_TIMER_VALUE, irq.SLICE);
 
   // CR0/CR4 (25.6.6): see the comment at the top.
   const cr0Mask12 = state.read(V.CR0_GUEST_HOST_MASK);
@@ -182,26 +270,9 @@ export function merge(): void {
   vmx.vmwrite(V.GUEST_CR0, (cr0_12 | caps.cr0Fixed0) & caps.cr0Fixed1);
   vmx.vmwrite(V.GUEST_CR4, (cr4_12 | caps.cr4Fixed0) & caps.cr4Fixed1);
 
-  for (let i = 0; i < fields.GUEST_STATE.length; i++) {
-    const f = unchecked(fields.GUEST_STATE[i]);
-    vmx.vmwrite(f, state.read(f));
-  }
-  // EFER and PAT when vmcs12 does not load them (27.3.2.1): L1's current
-  // values, EFER.LMA/LME from "IA-32e mode guest".
-  if ((entry12 & V.ENTRY_LOAD_IA32_EFER) == 0) {
-    let efer = l1Efer & ~(<u64>((1 << 8) | (1 << 10)));
-    if ((entry12 & V.ENTRY_IA32E_MODE_GUEST) != 0) efer |= (1 << 8) | (1 << 10);
-    vmx.vmwrite(V.GUEST_IA32_EFER, efer);
-  }
-  if ((entry12 & V.ENTRY_LOAD_IA32_PAT) == 0) vmx.vmwrite(V.GUEST_IA32_PAT, l1Pat);
-  if ((entry12 & V.ENTRY_LOAD_DEBUG_CONTROLS) == 0) {
-    vmx.vmwrite(V.GUEST_DR7, l1Dr7);
-    vmx.vmwrite(V.GUEST_IA32_DEBUGCTL, l1Debugctl);
-  }
-  // The event L1 injects into L2 (26.6).
-  vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, state.read(V.VM_ENTRY_INTERRUPTION_INFO));
-  vmx.vmwrite(V.VM_ENTRY_EXCEPTION_ERROR_CODE, state.read(V.VM_ENTRY_EXCEPTION_ERROR_CODE));
-  vmx.vmwrite(V.VM_ENTRY_INSTRUCTION_LENGTH, state.read(V.VM_ENTRY_INSTRUCTION_LENGTH));
+  // The guest-state area, and the event L1 injects into L2 (26.6).
+  vmx.writefields(guestList.ptr, guestList.count, state.cache, guestList.all);
+  vmx.writefields(hotList.ptr, hotList.count, state.cache, hotList.all);
 }
 
 // L1's EFER, PAT, DR7 and DEBUGCTL at the nested entry (from vmcs01).

@@ -38,6 +38,7 @@ import * as entryChecks from "../nested/entry-checks";
 import * as vmcs02 from "../nested/vmcs02";
 import * as reflect from "../nested/reflect";
 import * as shadow from "../nested/shadow";
+import * as hoststate from "../nested/hoststate";
 
 const SIZE_2M: u64 = 0x200000;
 
@@ -192,6 +193,7 @@ function runOne(g: i32): bool {
     irq.setBudget(config.maxTicks[g]);
     nested.reset(config.nested[g]);
     vmcs02.reset();
+    hoststate.resetCounts();
     reflect.resetCounts();
     launch.resetCounts();
     entryChecks.forget();
@@ -293,6 +295,17 @@ function reportNested(): void {
   } else {
     print.str("off");
   }
+  print.nl();
+  // What the change tracking of nested/state.ts saved.
+  print.str("hv: nested entries: control/host checks skipped ");
+  print.dec(entryChecks.skipped);
+  print.str(", guest-state checks partial ");
+  print.dec(entryChecks.partialGuest);
+  print.str(", vmcs02 merged whole ");
+  print.dec(vmcs02.wholeMerges);
+  print.str("; L1 host state computed ");
+  print.dec(hoststate.stagings);
+  print.str(" time(s)");
   print.nl();
   for (let i = 0; i < exits.REASONS; i++) {
     if (reflect.counts[i] == 0) continue;
