@@ -94,3 +94,4 @@ export { pages_alloc, pages_free, pages_count, pages_rangeStart, pages_rangeEnd,
 export * from "./hooks/loader";
 export * from "./hooks/devices";
 export * from "./hooks/entry";
+export * from "./hooks/ept";

@@ -96,7 +96,7 @@ if (Object.keys(figures).length === 0) throw new Error('the benchmark guest prin
 // L2 round trip minus L1's own handler: the VM exit reflected to L1 and
 // L1's VMRESUME (on bare Bochs: Bochs's VMX transitions, no L0 at all).
 const NESTED_FIGURES = ['l1-vmread-guest-rip', 'l1-vmread-exit-reason', 'l1-vmwrite-guest-rip', 'l2-cpuid-via-l1',
-  'l1-handler', 'l2-exit-to-l1-handler', 'l1-vmresume-to-l2'] as const;
+  'l1-handler', 'l2-exit-to-l1-handler', 'l1-vmresume-to-l2', 'l2-vmfunc-switch-cached', 'l2-vmfunc-switch-cold'] as const;
 interface NestedResult {
   label: string;
   hypervisorCmdline: string | null;
@@ -195,6 +195,13 @@ for (const n of NESTED) {
   const leg = (k: string) => `${f[k].min} - ${b[k].min} = ${f[k].min - b[k].min}`;
   console.log(`  ${n.label}: L2 exit reflected to L1 ${leg('l2-exit-to-l1-handler')}; L1's VMRESUME back to L2 ` +
     `${leg('l1-vmresume-to-l2')}; and inside L1's handler (its VMREAD/VMWRITE exits) ${leg('l1-handler')}`);
+}
+
+console.log('\nEmulated VMFUNC EPTP switch in L2, with the reads of 16 pages (target: cached at most 500, cold at least 10x cached):');
+for (const n of NESTED) {
+  const f = nested[n.key].figures;
+  const c = f['l2-vmfunc-switch-cached'].min, k = f['l2-vmfunc-switch-cold'].min;
+  console.log(`  ${n.label.padEnd(cw)}  cached ${c}, cold ${k}: cold/cached = ${(k / c).toFixed(1)}`);
 }
 
 console.log(`\nwritten: bench/results.json (commit ${commit})`);

@@ -1,10 +1,10 @@
 // The VMX capabilities offered to L1 (SDM Vol. 3D Appendix A): what the
 // processor has, intersected with what the hypervisor emulates for L1 (the
 // controls vmcs02 can honour). L1 never sees a control the hypervisor would
-// not honour. EPT, VPID, unrestricted guest and VM functions are not offered
-// until nested EPT exists (issue 5); the EPT/VPID and VMFUNC capability MSRs
-// are then absent (#GP), as the SDM makes them for such a processor (A.10,
-// A.11).
+// not honour. EPT (run on shadow EPT tables, shadowept.ts) and unrestricted
+// guest are offered when the processor has them, and VM functions with
+// EPTP switching (emulated, vmfunc.ts); VPID is not yet, so
+// IA32_VMX_EPT_VPID_CAP describes EPT only (A.10, A.11).
 import * as V from "../arch/vmx";
 import * as hw from "../vmx/caps";
 
@@ -20,7 +20,34 @@ const PROC_EMULATED: u32 = V.PROC_INTERRUPT_WINDOW_EXITING | V.PROC_USE_TSC_OFFS
   V.PROC_CR3_LOAD_EXITING | V.PROC_CR3_STORE_EXITING | V.PROC_CR8_LOAD_EXITING | V.PROC_CR8_STORE_EXITING |
   V.PROC_NMI_WINDOW_EXITING | V.PROC_MOV_DR_EXITING | V.PROC_UNCONDITIONAL_IO_EXITING | V.PROC_USE_IO_BITMAPS |
   V.PROC_USE_MSR_BITMAPS | V.PROC_MONITOR_EXITING | V.PROC_PAUSE_EXITING | V.PROC_ACTIVATE_SECONDARY_CONTROLS;
-const PROC2_EMULATED: u32 = V.PROC2_DESCRIPTOR_TABLE_EXITING | V.PROC2_ENABLE_RDTSCP | V.PROC2_WBINVD_EXITING;
+const PROC2_EMULATED: u32 = V.PROC2_DESCRIPTOR_TABLE_EXITING | V.PROC2_ENABLE_RDTSCP | V.PROC2_WBINVD_EXITING |
+  V.PROC2_ENABLE_EPT | V.PROC2_UNRESTRICTED_GUEST | V.PROC2_ENABLE_VM_FUNCTIONS;
+
+// IA32_VMX_VMFUNC for L1 (A.11): EPTP switching (function 0), emulated by
+// vmfunc.ts, offered when the processor has EPT and VM functions (vmcs02
+// needs "enable VM functions" so that L2's VMFUNC exits to L0 instead of
+// raising #UD); no other function.
+export function vmfuncCap(): u64 {
+  if ((<u32>(proc2() >> 32) & V.PROC2_ENABLE_VM_FUNCTIONS) == 0) return 0;
+  return hw.vmfunc & V.VMFUNC_CTL_EPTP_SWITCHING;
+}
+
+// IA32_VMX_EPT_VPID_CAP bits the hypervisor implements for L1's EPT
+// (ept12.ts walks L1's tables, shadowept.ts builds what L2 runs on):
+// execute-only entries, 4-level walks, UC and WB structure memory types,
+// 2-MByte and 1-GByte pages, INVEPT single-context and all-context. Not
+// accessed/dirty flags, not 5-level walks, no advanced EPT-violation
+// information, no VPID (INVVPID) yet.
+const EPT_CAP_EMULATED: u64 = V.EPT_VPID_CAP_EXECUTE_ONLY | V.EPT_VPID_CAP_PAGE_WALK_LENGTH_4 |
+  V.EPT_VPID_CAP_MEMTYPE_UC | V.EPT_VPID_CAP_MEMTYPE_WB | V.EPT_VPID_CAP_PDE_2MB_PAGES |
+  V.EPT_VPID_CAP_PDPTE_1GB_PAGES | V.EPT_VPID_CAP_INVEPT | V.EPT_VPID_CAP_INVEPT_SINGLE_CONTEXT |
+  V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT;
+
+// IA32_VMX_EPT_VPID_CAP as offered (0 when L1 is not offered EPT).
+export function eptCap(): u64 {
+  if (!hw.hasEptVpidCap || (<u32>(proc2() >> 32) & V.PROC2_ENABLE_EPT) == 0) return 0;
+  return hw.eptVpidCap & EPT_CAP_EMULATED;
+}
 const EXIT_EMULATED: u32 = V.EXIT_SAVE_DEBUG_CONTROLS | V.EXIT_HOST_ADDRESS_SPACE_SIZE |
   V.EXIT_ACKNOWLEDGE_INTERRUPT_ON_EXIT | V.EXIT_SAVE_IA32_PAT | V.EXIT_LOAD_IA32_PAT | V.EXIT_SAVE_IA32_EFER |
   V.EXIT_LOAD_IA32_EFER;
@@ -52,7 +79,11 @@ export function proc(trueCtls: bool): u64 {
   return limit(hw.proc, PROC_EMULATED, trueCtls ? 0 : V.PROC_DEFAULT1);
 }
 export function proc2(): u64 {
-  return hw.hasProc2 ? limit(hw.proc2, PROC2_EMULATED, 0) : 0;
+  if (!hw.hasProc2) return 0;
+  // VM functions only with EPTP switching to offer, which needs EPT.
+  let emulated = PROC2_EMULATED;
+  if ((hw.vmfunc & V.VMFUNC_CTL_EPTP_SWITCHING) == 0 || !hw.canSet(hw.proc2, V.PROC2_ENABLE_EPT)) emulated &= ~V.PROC2_ENABLE_VM_FUNCTIONS;
+  return limit(hw.proc2, emulated, 0);
 }
 export function exit(trueCtls: bool): u64 {
   return limit(hw.exit, EXIT_EMULATED, trueCtls ? 0 : V.EXIT_DEFAULT1);
@@ -108,6 +139,20 @@ export function vmcsEnum(): u64 {
 // the feature (Appendix B lists fields "if the processor supports" it).
 export function fieldSupported(enc: u32): bool {
   if (V.vmcs12Offset(enc) < 0) return false;
+  // EPT's fields (the EPT pointer, the guest-physical address of an exit,
+  // the PDPTEs VM entry loads with EPT) exist when EPT is offered.
+  switch (enc & ~V.VMCS_ENC_HIGH) {
+    case V.EPT_POINTER:
+    case V.GUEST_PHYSICAL_ADDRESS:
+    case V.GUEST_PDPTE0:
+    case V.GUEST_PDPTE1:
+    case V.GUEST_PDPTE2:
+    case V.GUEST_PDPTE3:
+      return (<u32>(proc2() >> 32) & V.PROC2_ENABLE_EPT) != 0;
+    case V.VM_FUNCTION_CONTROL:
+    case V.EPTP_LIST_ADDRESS:
+      return (<u32>(proc2() >> 32) & V.PROC2_ENABLE_VM_FUNCTIONS) != 0;
+  }
   switch (enc & ~V.VMCS_ENC_HIGH) {
     case V.VIRTUAL_PROCESSOR_ID: // VPID
     case V.POSTED_INTERRUPT_NOTIFICATION_VECTOR:
@@ -118,13 +163,10 @@ export function fieldSupported(enc: u32): bool {
     case V.VIRTUAL_APIC_ADDRESS: // TPR shadow
     case V.APIC_ACCESS_ADDRESS:
     case V.POSTED_INTERRUPT_DESCRIPTOR_ADDRESS:
-    case V.VM_FUNCTION_CONTROL:
-    case V.EPT_POINTER:
     case V.EOI_EXIT_BITMAP_0:
     case V.EOI_EXIT_BITMAP_1:
     case V.EOI_EXIT_BITMAP_2:
     case V.EOI_EXIT_BITMAP_3:
-    case V.EPTP_LIST_ADDRESS:
     case V.VMREAD_BITMAP: // VMCS shadowing
     case V.VMWRITE_BITMAP:
     case V.VIRTUALIZATION_EXCEPTION_INFO_ADDRESS:
@@ -134,11 +176,6 @@ export function fieldSupported(enc: u32): bool {
     case V.TSC_MULTIPLIER:
     case V.TERTIARY_PROC_BASED_VM_EXEC_CONTROL:
     case V.ENCLV_EXITING_BITMAP:
-    case V.GUEST_PHYSICAL_ADDRESS: // EPT
-    case V.GUEST_PDPTE0:
-    case V.GUEST_PDPTE1:
-    case V.GUEST_PDPTE2:
-    case V.GUEST_PDPTE3:
     case V.TPR_THRESHOLD:
     case V.PLE_GAP:
     case V.PLE_WINDOW:
@@ -223,6 +260,18 @@ export function readMsr(msr: u32): bool {
       // Exists only if "activate secondary controls" may be 1 (A.3.3).
       if ((proc(true) >> 32 & V.PROC_ACTIVATE_SECONDARY_CONTROLS) == 0) return false;
       value = proc2();
+      return true;
+    case V.MSR_IA32_VMX_VMFUNC:
+      // Exists if "enable VM functions" may be 1 (A.11).
+      if ((proc(true) >> 32 & V.PROC_ACTIVATE_SECONDARY_CONTROLS) == 0 ||
+        (<u32>(proc2() >> 32) & V.PROC2_ENABLE_VM_FUNCTIONS) == 0) return false;
+      value = vmfuncCap();
+      return true;
+    case V.MSR_IA32_VMX_EPT_VPID_CAP:
+      // Exists if "enable EPT" or "enable VPID" may be 1 (A.10).
+      if ((proc(true) >> 32 & V.PROC_ACTIVATE_SECONDARY_CONTROLS) == 0 ||
+        (<u32>(proc2() >> 32) & (V.PROC2_ENABLE_EPT | V.PROC2_ENABLE_VPID)) == 0) return false;
+      value = eptCap();
       return true;
   }
   if (t) {

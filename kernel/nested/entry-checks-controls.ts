@@ -60,11 +60,31 @@ function msrAreaOk(countEnc: u32, addrEnc: u32, align: string, width: string, ra
   return true;
 }
 
+// An EPT pointer VM entry accepts (27.2.1.1), against the offered
+// IA32_VMX_EPT_VPID_CAP: memory type UC (bit 8) or WB (bit 14); page-walk
+// length 4 (bits 5:3 = 3; 5-level walks are not offered); bit 6 (accessed
+// and dirty flags) only if offered; bits 11:7 and those beyond the
+// physical-address width 0. `what` prefixes the failing check's name
+// (INVEPT uses the same rules with its own name).
+export function eptpOk(eptp: u64, what: string): bool {
+  const cap = caps.eptCap();
+  const type = <u32>eptp & 7;
+  if (!((type == 0 && (cap & V.EPT_VPID_CAP_MEMTYPE_UC) != 0) || (type == 6 && (cap & V.EPT_VPID_CAP_MEMTYPE_WB) != 0))) {
+    return fail(what == "ctls.eptp" ? "ctls.eptp.memory-type" : "invept.eptp.memory-type");
+  }
+  if (((eptp >> 3) & 7) != 3) return fail(what == "ctls.eptp" ? "ctls.eptp.walk-length" : "invept.eptp.walk-length");
+  if ((eptp & (1 << 6)) != 0 && (cap & V.EPT_VPID_CAP_ACCESSED_DIRTY_FLAGS) == 0) {
+    return fail(what == "ctls.eptp" ? "ctls.eptp.accessed-dirty" : "invept.eptp.accessed-dirty");
+  }
+  if ((eptp & 0xf80) != 0 || beyondPhys(eptp)) return fail(what == "ctls.eptp" ? "ctls.eptp.reserved" : "invept.eptp.reserved");
+  return true;
+}
+
 export function check(): bool {
   const t = (caps.basic() & V.VMX_BASIC_TRUE_CONTROLS) != 0;
   const misc = caps.misc();
-  const pin = <u32>state.read(V.PIN_BASED_VM_EXEC_CONTROL);
-  const proc = <u32>state.read(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
+  const pin = <u32>state.get(V.PIN_BASED_VM_EXEC_CONTROL);
+  const proc = <u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
 
   // ---- 27.2.1.1 VM-execution control fields
   if (!reservedOk(pin, caps.pin(t))) return fail("ctls.pin.reserved");
@@ -73,11 +93,11 @@ export function check(): bool {
   // checked and act as 0.
   let proc2: u32 = 0;
   if ((proc & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0) {
-    proc2 = <u32>state.read(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL);
+    proc2 = <u32>state.get(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL);
     if (!reservedOk(proc2, caps.proc2())) return fail("ctls.proc2.reserved");
   }
   const cr3Targets = (misc & V.VMX_MISC_CR3_TARGET_COUNT_MASK) >> V.VMX_MISC_CR3_TARGET_COUNT_SHIFT;
-  if (state.read(V.CR3_TARGET_COUNT) > cr3Targets) return fail("ctls.cr3-target-count");
+  if (state.get(V.CR3_TARGET_COUNT) > cr3Targets) return fail("ctls.cr3-target-count");
   if ((proc & V.PROC_USE_IO_BITMAPS) != 0) {
     if (!bitmapOk(V.IO_BITMAP_A, "ctls.io-bitmap-a.align", "ctls.io-bitmap-a.width", "ctls.io-bitmap-a.ram")) {
       return false;
@@ -89,6 +109,22 @@ export function check(): bool {
   if ((proc & V.PROC_USE_MSR_BITMAPS) != 0) {
     if (!bitmapOk(V.MSR_BITMAPS, "ctls.msr-bitmap.align", "ctls.msr-bitmap.width", "ctls.msr-bitmap.ram")) {
       return false;
+    }
+  }
+  if ((proc2 & V.PROC2_UNRESTRICTED_GUEST) != 0 && (proc2 & V.PROC2_ENABLE_EPT) == 0) {
+    return fail("ctls.proc2.unrestricted-without-ept");
+  }
+  if ((proc2 & V.PROC2_ENABLE_EPT) != 0 && !eptpOk(state.get(V.EPT_POINTER), "ctls.eptp")) return false;
+  // "enable VM functions" (27.2.1.1): no VM-function control beyond
+  // IA32_VMX_VMFUNC; EPTP switching needs EPT and a 4-KiB-aligned EPTP
+  // list within the physical-address width (and, the hypervisor's own
+  // rule since it reads the list in software, in L1's RAM).
+  if ((proc2 & V.PROC2_ENABLE_VM_FUNCTIONS) != 0) {
+    const f = state.get(V.VM_FUNCTION_CONTROL);
+    if ((f & ~caps.vmfuncCap()) != 0) return fail("ctls.vmfunc.reserved");
+    if ((f & V.VMFUNC_CTL_EPTP_SWITCHING) != 0) {
+      if ((proc2 & V.PROC2_ENABLE_EPT) == 0) return fail("ctls.vmfunc.eptp-switching-without-ept");
+      if (!bitmapOk(V.EPTP_LIST_ADDRESS, "ctls.eptp-list.align", "ctls.eptp-list.width", "ctls.eptp-list.ram")) return false;
     }
   }
   // "use TPR shadow" is not offered: its 1-setting already failed
@@ -103,7 +139,7 @@ export function check(): bool {
   }
 
   // ---- 27.2.1.2 VM-exit control fields
-  const exit = <u32>state.read(V.VM_EXIT_CONTROL);
+  const exit = <u32>state.get(V.VM_EXIT_CONTROL);
   if (!reservedOk(exit, caps.exit(t))) return fail("ctls.exit.reserved");
   if (!msrAreaOk(V.VM_EXIT_MSR_STORE_COUNT, V.VM_EXIT_MSR_STORE_ADDRESS, "ctls.exit-msr-store.align",
     "ctls.exit-msr-store.width", "ctls.exit-msr-store.ram")) return false;
@@ -111,7 +147,7 @@ export function check(): bool {
     "ctls.exit-msr-load.width", "ctls.exit-msr-load.ram")) return false;
 
   // ---- 27.2.1.3 VM-entry control fields
-  const entry = <u32>state.read(V.VM_ENTRY_CONTROL);
+  const entry = <u32>state.get(V.VM_ENTRY_CONTROL);
   if (!reservedOk(entry, caps.entry(t))) return fail("ctls.entry.reserved");
   if (!injectionOk(proc2, misc, t)) return false;
   if (!msrAreaOk(V.VM_ENTRY_MSR_LOAD_COUNT, V.VM_ENTRY_MSR_LOAD_ADDRESS, "ctls.entry-msr-load.align",
@@ -125,16 +161,16 @@ export function check(): bool {
 // read changed since the whole set passed (entry-checks.ts).
 export function checkInjection(): bool {
   const t = (caps.basic() & V.VMX_BASIC_TRUE_CONTROLS) != 0;
-  const proc = <u32>state.read(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
+  const proc = <u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
   const proc2 = (proc & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 ?
-    <u32>state.read(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) : 0;
+    <u32>state.get(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) : 0;
   return injectionOk(proc2, caps.misc(), t);
 }
 
 // Event injection (27.2.1.3): the VM-entry interruption-information field,
 // exception error code and instruction length, when the valid bit is 1.
 function injectionOk(proc2: u32, misc: u64, t: bool): bool {
-  const info = <u32>state.read(V.VM_ENTRY_INTERRUPTION_INFO);
+  const info = <u32>state.get(V.VM_ENTRY_INTERRUPTION_INFO);
   if ((info & V.INTR_INFO_VALID) == 0) return true;
   const type = (info & V.INTR_INFO_TYPE_MASK) >> V.INTR_INFO_TYPE_SHIFT;
   const vector = (info & V.INTR_INFO_VECTOR_MASK) >> V.INTR_INFO_VECTOR_SHIFT;
@@ -151,7 +187,7 @@ function injectionOk(proc2: u32, misc: u64, t: bool): bool {
   // hardware exception may have one or not.
   const ec = (info & V.INTR_INFO_DELIVER_ERROR_CODE) != 0;
   const unrestricted = (proc2 & V.PROC2_UNRESTRICTED_GUEST) != 0;
-  const pe = (state.read(V.GUEST_CR0) & V.X86_CR0_PE) != 0;
+  const pe = (state.get(V.GUEST_CR0) & V.X86_CR0_PE) != 0;
   const hw = type == V.INTR_TYPE_HARDWARE_EXCEPTION;
   if (ec && (!hw || (unrestricted && !pe))) return fail("ctls.entry.intr.errcode-not-allowed");
   if (hw && (!unrestricted || pe) && (caps.basic() & V.VMX_BASIC_ANY_ERROR_CODE) == 0) {
@@ -160,10 +196,10 @@ function injectionOk(proc2: u32, misc: u64, t: bool): bool {
     if (!pushes && ec) return fail("ctls.entry.intr.errcode-not-allowed");
   }
   if ((info & ~INTR_INFO_DEFINED) != 0) return fail("ctls.entry.intr.reserved");
-  if (ec && (state.read(V.VM_ENTRY_EXCEPTION_ERROR_CODE) >> 16) != 0) return fail("ctls.entry.errcode.reserved");
+  if (ec && (state.get(V.VM_ENTRY_EXCEPTION_ERROR_CODE) >> 16) != 0) return fail("ctls.entry.errcode.reserved");
   if (type == V.INTR_TYPE_SOFTWARE_INTERRUPT || type == V.INTR_TYPE_PRIVILEGED_SOFTWARE_EXCEPTION ||
     type == V.INTR_TYPE_SOFTWARE_EXCEPTION) {
-    const len = state.read(V.VM_ENTRY_INSTRUCTION_LENGTH);
+    const len = state.get(V.VM_ENTRY_INSTRUCTION_LENGTH);
     if (len > INSN_LEN_MAX || (len == 0 && (misc & V.VMX_MISC_ZERO_LENGTH_INJECTION) == 0)) {
       return fail("ctls.entry.insn-len");
     }

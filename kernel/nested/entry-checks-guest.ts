@@ -107,16 +107,16 @@ export const CHECK_DYNAMIC: i32 = 1; // and RIP, RFLAGS, activity, interruptibil
 export const CHECK_ALL: i32 = 2;
 
 export function check(level: i32): bool {
-  const entry = <u32>state.read(V.VM_ENTRY_CONTROL);
-  const pin = <u32>state.read(V.PIN_BASED_VM_EXEC_CONTROL);
-  const proc = <u32>state.read(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
+  const entry = <u32>state.get(V.VM_ENTRY_CONTROL);
+  const pin = <u32>state.get(V.PIN_BASED_VM_EXEC_CONTROL);
+  const proc = <u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
   const proc2 = (proc & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 ?
-    <u32>state.read(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) : 0;
+    <u32>state.get(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) : 0;
   const unrestricted = (proc2 & V.PROC2_UNRESTRICTED_GUEST) != 0;
   const ia32e = (entry & V.ENTRY_IA32E_MODE_GUEST) != 0;
-  const cr0 = state.read(V.GUEST_CR0);
-  const cr4 = state.read(V.GUEST_CR4);
-  const rflags = state.read(V.GUEST_RFLAGS);
+  const cr0 = state.get(V.GUEST_CR0);
+  const cr4 = state.get(V.GUEST_CR4);
+  const rflags = state.get(V.GUEST_RFLAGS);
 
   if (level >= CHECK_ALL) {
     // ---- 27.3.1.1 control registers, debug registers, MSRs
@@ -127,22 +127,22 @@ export function check(level: i32): bool {
     if (!fixedOk(cr4, caps.cr4Fixed0(), caps.cr4Fixed1())) return fail("guest.cr4.fixed");
     if ((cr4 & V.X86_CR4_CET) != 0 && (cr0 & V.X86_CR0_WP) == 0) return fail("guest.cr4.cet-without-wp");
     const loadDebug = (entry & V.ENTRY_LOAD_DEBUG_CONTROLS) != 0;
-    if (loadDebug && (state.read(V.GUEST_IA32_DEBUGCTL) & ~DEBUGCTL_DEFINED) != 0) return fail("guest.debugctl.reserved");
+    if (loadDebug && (state.get(V.GUEST_IA32_DEBUGCTL) & ~DEBUGCTL_DEFINED) != 0) return fail("guest.debugctl.reserved");
     if (ia32e) {
       if ((cr0 & V.X86_CR0_PG) == 0) return fail("guest.ia32e.pg");
       if ((cr4 & V.X86_CR4_PAE) == 0) return fail("guest.ia32e.pae");
     } else if ((cr4 & V.X86_CR4_PCIDE) != 0) {
       return fail("guest.cr4.pcide-outside-ia32e");
     }
-    if (beyondPhys(state.read(V.GUEST_CR3))) return fail("guest.cr3.width");
-    if (loadDebug && (state.read(V.GUEST_DR7) >> 32) != 0) return fail("guest.dr7.high");
-    if (!canonical(state.read(V.GUEST_IA32_SYSENTER_ESP))) return fail("guest.sysenter-esp.canonical");
-    if (!canonical(state.read(V.GUEST_IA32_SYSENTER_EIP))) return fail("guest.sysenter-eip.canonical");
+    if (beyondPhys(state.get(V.GUEST_CR3))) return fail("guest.cr3.width");
+    if (loadDebug && (state.get(V.GUEST_DR7) >> 32) != 0) return fail("guest.dr7.high");
+    if (!canonical(state.get(V.GUEST_IA32_SYSENTER_ESP))) return fail("guest.sysenter-esp.canonical");
+    if (!canonical(state.get(V.GUEST_IA32_SYSENTER_EIP))) return fail("guest.sysenter-eip.canonical");
     // "load IA32_PERF_GLOBAL_CTRL", BNDCFGS, RTIT_CTL, CET, LBR_CTL, PKRS,
     // UINV and FRED are not offered: no checks on their fields.
-    if ((entry & V.ENTRY_LOAD_IA32_PAT) != 0 && !patOk(state.read(V.GUEST_IA32_PAT))) return fail("guest.pat.invalid");
+    if ((entry & V.ENTRY_LOAD_IA32_PAT) != 0 && !patOk(state.get(V.GUEST_IA32_PAT))) return fail("guest.pat.invalid");
     if ((entry & V.ENTRY_LOAD_IA32_EFER) != 0) {
-      const efer = state.read(V.GUEST_IA32_EFER);
+      const efer = state.get(V.GUEST_IA32_EFER);
       if ((efer & ~EFER_DEFINED) != 0) return fail("guest.efer.reserved");
       if (((efer & V.X86_EFER_LMA) != 0) != ia32e) return fail("guest.efer.lma");
       if ((cr0 & V.X86_CR0_PG) != 0 && ((efer & V.X86_EFER_LME) != 0) != ia32e) return fail("guest.efer.lme");
@@ -152,15 +152,15 @@ export function check(level: i32): bool {
     if (!segmentsOk((rflags & V.X86_RFLAGS_VM) != 0, unrestricted, ia32e)) return false;
 
     // ---- 27.3.1.3 descriptor-table registers
-    if (!canonical(state.read(V.GUEST_GDTR_BASE))) return fail("guest.gdtr.base-canonical");
-    if (!canonical(state.read(V.GUEST_IDTR_BASE))) return fail("guest.idtr.base-canonical");
-    if ((state.read(V.GUEST_GDTR_LIMIT) >> 16) != 0) return fail("guest.gdtr.limit");
-    if ((state.read(V.GUEST_IDTR_LIMIT) >> 16) != 0) return fail("guest.idtr.limit");
+    if (!canonical(state.get(V.GUEST_GDTR_BASE))) return fail("guest.gdtr.base-canonical");
+    if (!canonical(state.get(V.GUEST_IDTR_BASE))) return fail("guest.idtr.base-canonical");
+    if ((state.get(V.GUEST_GDTR_LIMIT) >> 16) != 0) return fail("guest.gdtr.limit");
+    if ((state.get(V.GUEST_IDTR_LIMIT) >> 16) != 0) return fail("guest.idtr.limit");
   }
 
   if (level >= CHECK_DYNAMIC) {
     // ---- 27.3.1.4 RIP and RFLAGS
-    const rip = state.read(V.GUEST_RIP);
+    const rip = state.get(V.GUEST_RIP);
     const csL = (ar(CS) & V.SEG_AR_L) != 0;
     if (!ia32e || !csL) {
       if ((rip >> 32) != 0) return fail("guest.rip.high");
@@ -176,7 +176,7 @@ export function check(level: i32): bool {
     if ((rflags & ~RFLAGS_DEFINED) != 0) return fail("guest.rflags.reserved");
     if ((rflags & V.X86_RFLAGS_FIXED1) == 0) return fail("guest.rflags.fixed1");
     if ((rflags & V.X86_RFLAGS_VM) != 0 && (ia32e || (cr0 & V.X86_CR0_PE) == 0)) return fail("guest.rflags.vm");
-    const info = <u32>state.read(V.VM_ENTRY_INTERRUPTION_INFO);
+    const info = <u32>state.get(V.VM_ENTRY_INTERRUPTION_INFO);
     const injecting = (info & V.INTR_INFO_VALID) != 0;
     const itype = (info & V.INTR_INFO_TYPE_MASK) >> V.INTR_INFO_TYPE_SHIFT;
     const ivector = (info & V.INTR_INFO_VECTOR_MASK) >> V.INTR_INFO_VECTOR_SHIFT;
@@ -186,14 +186,14 @@ export function check(level: i32): bool {
 
     // ---- 27.3.1.5 non-register state
     const misc = caps.misc();
-    const activity = <u32>state.read(V.GUEST_ACTIVITY_STATE);
+    const activity = <u32>state.get(V.GUEST_ACTIVITY_STATE);
     let supported = activity == V.ACTIVITY_STATE_ACTIVE;
     if (activity == V.ACTIVITY_STATE_HLT) supported = (misc & V.VMX_MISC_ACTIVITY_HLT) != 0;
     if (activity == V.ACTIVITY_STATE_SHUTDOWN) supported = (misc & V.VMX_MISC_ACTIVITY_SHUTDOWN) != 0;
     if (activity == V.ACTIVITY_STATE_WAIT_FOR_SIPI) supported = (misc & V.VMX_MISC_ACTIVITY_WAIT_FOR_SIPI) != 0;
     if (!supported) return fail("guest.activity.unsupported");
     if (activity == V.ACTIVITY_STATE_HLT && dpl(ar(SS)) != 0) return fail("guest.activity.hlt-cpl");
-    const intr = <u32>state.read(V.GUEST_INTERRUPTIBILITY_STATE);
+    const intr = <u32>state.get(V.GUEST_INTERRUPTIBILITY_STATE);
     const sti = (intr & V.INTERRUPTIBILITY_BLOCKING_BY_STI) != 0;
     const movss = (intr & V.INTERRUPTIBILITY_BLOCKING_BY_MOV_SS) != 0;
     if ((sti || movss) && activity != V.ACTIVITY_STATE_ACTIVE) return fail("guest.activity.blocking-not-active");
@@ -217,11 +217,11 @@ export function check(level: i32): bool {
       return fail("guest.intr.nmi-blocked-virtual-nmi");
     }
 
-    const pde = state.read(V.GUEST_PENDING_DEBUG_EXCEPTIONS);
+    const pde = state.get(V.GUEST_PENDING_DEBUG_EXCEPTIONS);
     if ((pde & ~PENDING_DBG_DEFINED) != 0) return fail("guest.pending-dbg.reserved");
     if (sti || movss || activity == V.ACTIVITY_STATE_HLT) {
       const tf = (rflags & V.X86_RFLAGS_TF) != 0;
-      const btf = (state.read(V.GUEST_IA32_DEBUGCTL) & V.X86_DEBUGCTL_BTF) != 0;
+      const btf = (state.get(V.GUEST_IA32_DEBUGCTL) & V.X86_DEBUGCTL_BTF) != 0;
       const bs = (pde & V.PENDING_DBG_BS) != 0;
       if (tf && !btf && !bs) return fail("guest.pending-dbg.bs-missing");
       if ((!tf || btf) && bs) return fail("guest.pending-dbg.bs-unexpected");
@@ -238,9 +238,29 @@ export function check(level: i32): bool {
 
   if (!linkPointerOk(proc2)) return false;
 
-  // ---- 27.3.1.6 PDPTEs: with "enable EPT" 0 (EPT is not offered) a guest
-  // that will use PAE paging loads them from the table CR3 points to.
-  if ((cr0 & V.X86_CR0_PG) != 0 && (cr4 & V.X86_CR4_PAE) != 0 && !ia32e) return pdptesOk(state.read(V.GUEST_CR3));
+  // ---- 27.3.1.6 PDPTEs of a guest that will use PAE paging: with "enable
+  // EPT" 0 VM entry loads them from the table CR3 points to (L1's memory:
+  // checked at every entry); with EPT 1 from the PDPTE fields (vmcs12).
+  if ((cr0 & V.X86_CR0_PG) != 0 && (cr4 & V.X86_CR4_PAE) != 0 && !ia32e) {
+    if ((proc2 & V.PROC2_ENABLE_EPT) == 0) return pdptesOk(state.get(V.GUEST_CR3));
+    if (level >= CHECK_ALL) return pdpteFieldsOk();
+  }
+  return true;
+}
+
+function pdpteReserved(e: u64): bool {
+  const w = physBits();
+  const high: u64 = w < 64 ? u64.MAX_VALUE << <u64>w : 0;
+  return (e & PDPTE_P) != 0 && (e & (PDPTE_RESERVED_LOW | high)) != 0;
+}
+
+// 27.3.1.6 with "enable EPT" 1: the four PDPTE fields (also qualification 2,
+// 27.8: the failure is in loading the PDPTEs, from the fields here).
+function pdpteFieldsOk(): bool {
+  if (pdpteReserved(state.get(V.GUEST_PDPTE0)) || pdpteReserved(state.get(V.GUEST_PDPTE1)) ||
+    pdpteReserved(state.get(V.GUEST_PDPTE2)) || pdpteReserved(state.get(V.GUEST_PDPTE3))) {
+    return fail("guest.pdpte-field.reserved", Q_PDPTE);
+  }
   return true;
 }
 
@@ -346,7 +366,7 @@ function codeDataArOk(unrestricted: bool, ia32e: bool): bool {
     return fail("guest.cs.dpl-conforming");
   }
   if (!unrestricted && <u64>dpl(ssAr) != (sel(SS) & SEL_RPL)) return fail("guest.ss.dpl");
-  if (dpl(ssAr) != 0 && (csType == TYPE_DATA_RW_ACCESSED || (state.read(V.GUEST_CR0) & V.X86_CR0_PE) == 0)) {
+  if (dpl(ssAr) != 0 && (csType == TYPE_DATA_RW_ACCESSED || (state.get(V.GUEST_CR0) & V.X86_CR0_PE) == 0)) {
     return fail("guest.ss.dpl-not-0");
   }
   for (let s = ES; s <= GS; s++) {
@@ -387,7 +407,7 @@ function codeDataArOk(unrestricted: bool, ia32e: bool): bool {
 // memory; as the hypervisor's own rule the referenced VMCS region must be
 // inside L1's RAM (a pointer into MMIO or beyond RAM is refused, not read).
 function linkPointerOk(proc2: u32): bool {
-  const link = state.read(V.VMCS_LINK_POINTER);
+  const link = state.get(V.VMCS_LINK_POINTER);
   if (link == u64.MAX_VALUE) return true;
   if ((link & 0xfff) != 0) return fail("guest.link.align", Q_LINK);
   if (beyondPhys(link)) return fail("guest.link.width", Q_LINK);
@@ -407,11 +427,8 @@ function linkPointerOk(proc2: u32): bool {
 function pdptesOk(cr3: u64): bool {
   const table = cr3 & PAE_CR3_MASK;
   if (!guestmem.isRam(table, PDPTE_COUNT * 8)) return fail("guest.pdpte.ram", Q_PDPTE);
-  const w = physBits();
-  const high: u64 = w < 64 ? u64.MAX_VALUE << <u64>w : 0;
   for (let i: u64 = 0; i < PDPTE_COUNT; i++) {
-    const e = guestmem.read64(table + i * 8);
-    if ((e & PDPTE_P) != 0 && (e & (PDPTE_RESERVED_LOW | high)) != 0) return fail("guest.pdpte.reserved", Q_PDPTE);
+    if (pdpteReserved(guestmem.read64(table + i * 8))) return fail("guest.pdpte.reserved", Q_PDPTE);
   }
   return true;
 }

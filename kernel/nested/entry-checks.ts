@@ -122,7 +122,7 @@ export function check(launch: bool): i32 {
   }
   let whole = false;
   if (r == ENTRY_OK) {
-    const vm = state.read(V.GUEST_RFLAGS) & V.X86_RFLAGS_VM;
+    const vm = state.get(V.GUEST_RFLAGS) & V.X86_RFLAGS_VM;
     whole = !reuse || (d & state.DIRTY_GUEST) != 0 || vm != passedVm;
     let level = guest.CHECK_MEMORY;
     if (whole) level = guest.CHECK_ALL;
@@ -139,7 +139,7 @@ export function check(launch: bool): i32 {
   } else {
     state.markClean();
     passedLma = lma;
-    if (whole) passedVm = state.read(V.GUEST_RFLAGS) & V.X86_RFLAGS_VM;
+    if (whole) passedVm = state.get(V.GUEST_RFLAGS) & V.X86_RFLAGS_VM;
   }
   return r;
 }

@@ -30,6 +30,8 @@ import * as common from "./common";
 import * as operand from "./operand";
 import * as linear from "./linear";
 import * as vmfail from "./vmfail";
+import * as controls from "./entry-checks-controls";
+import * as shadowept from "./shadowept";
 
 // INVVPID descriptor (31.3 INVVPID, Figure "INVVPID Descriptor"): VPID in
 // bits 15:0, bits 63:16 reserved, linear address in bits 127:64.
@@ -67,15 +69,16 @@ function readDescriptor(info: u32): bool {
   return false;
 }
 
-// Issue 5: the EPTP checks of VM entry (26.2.1.1) against what L1 is
-// offered decide here, and the invalidations below drop what the
-// hypervisor caches of L1's EPT (shadow/merged EPT) and of L2's VPID. Until
-// then these are never reached (INVEPT/INVVPID are #UD); the EPTP check
-// refuses everything so that turning EPT on without it cannot go unnoticed.
+// The EPTP checks of VM entry (27.2.1.1) against what L1 is offered; the
+// invalidations drop the shadow EPT tables built from L1's (shadowept.ts):
+// single-context those of the EPTP's bits 51:12, all-context every one.
 function eptpPassesEntryChecks(eptp: u64): bool {
-  return false;
+  return controls.eptpOk(eptp, "invept");
 }
-function invalidateEpt(t: u32, eptp: u64): void {}
+function invalidateEpt(t: u32, eptp: u64): void {
+  if (t == V.INVEPT_TYPE_SINGLE_CONTEXT) shadowept.dropMatching(eptp);
+  else shadowept.dropAll();
+}
 function invalidateVpid(t: u32, vpid: u32, addr: u64): void {}
 
 export function invept(reason: u32): i32 {

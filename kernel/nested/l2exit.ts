@@ -15,6 +15,9 @@ import * as crExit from "../vm/exit/cr";
 import * as decide from "./reflect-decide";
 import * as reflect from "./reflect";
 import * as state from "./state";
+import * as eptfault from "./eptfault";
+import * as vmfunc from "./vmfunc";
+import * as vmcs02 from "./vmcs02";
 
 // MOV to CR0/CR4 by L2 that L1 does not intercept: only bits L0 owns
 // changed (vmcs01's mask: VMX's fixed bits). The processor's view gets the
@@ -32,7 +35,7 @@ function crWrite(q: u32): i32 {
   }
   const mask12 = state.read(crn == 0 ? V.CR0_GUEST_HOST_MASK : V.CR4_GUEST_HOST_MASK);
   const shadow12 = state.read(crn == 0 ? V.CR0_READ_SHADOW : V.CR4_READ_SHADOW);
-  const real = crn == 0 ? (v | caps.cr0Fixed0) & caps.cr0Fixed1 : (v | caps.cr4Fixed0) & caps.cr4Fixed1;
+  const real = crn == 0 ? vmcs02.realCr0(v) : (v | caps.cr4Fixed0) & caps.cr4Fixed1;
   vmx.vmwrite(crn == 0 ? V.GUEST_CR0 : V.GUEST_CR4, real);
   vmx.vmwrite(crn == 0 ? V.CR0_READ_SHADOW : V.CR4_READ_SHADOW, (shadow12 & mask12) | (v & ~mask12));
   events.skipInstruction();
@@ -40,6 +43,10 @@ function crWrite(q: u32): i32 {
 }
 
 export function handle(reason: u32): i32 {
+  // With EPT in vmcs12, L2 runs on shadow tables: L1's walk decides.
+  if (reason == V.EXIT_REASON_EPT_VIOLATION && state.eptEnabled()) return eptfault.handle();
+  // VMFUNC: L0 emulates EPTP switching for L2 (vmfunc.ts).
+  if (reason == V.EXIT_REASON_VMFUNC) return vmfunc.handle();
   if (decide.l1Wants(reason)) return reflect.reflect(reason);
   reflect.countL0();
   if (reason == V.EXIT_REASON_CR_ACCESS) return crWrite(<u32>vmx.vmread(V.EXIT_QUALIFICATION));

@@ -38,7 +38,7 @@ function setWindow(on: bool): void {
   if (on == window) return;
   window = on;
   const p = <u32>vmx.vmread(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
-  const l1 = (<u32>state.read(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_INTERRUPT_WINDOW_EXITING) != 0;
+  const l1 = (<u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_INTERRUPT_WINDOW_EXITING) != 0;
   if (on) vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, p | V.PROC_INTERRUPT_WINDOW_EXITING);
   else if (!l1) vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, p & ~V.PROC_INTERRUPT_WINDOW_EXITING);
 }
@@ -57,13 +57,13 @@ export function deliver(): i32 {
   // Not while an event is being injected into L2 at this entry: the exit
   // (or the interrupt) comes after that delivery.
   const busy = (<u32>vmx.vmread(V.VM_ENTRY_INTERRUPTION_INFO) & V.INTR_INFO_VALID) != 0;
-  if ((<u32>state.read(V.PIN_BASED_VM_EXEC_CONTROL) & V.PIN_EXTERNAL_INTERRUPT_EXITING) != 0) {
+  if ((<u32>state.get(V.PIN_BASED_VM_EXEC_CONTROL) & V.PIN_EXTERNAL_INTERRUPT_EXITING) != 0) {
     if (busy) {
       setWindow(true);
       return exits.RESUME;
     }
     let info: u32 = 0;
-    if ((<u32>state.read(V.VM_EXIT_CONTROL) & V.EXIT_ACKNOWLEDGE_INTERRUPT_ON_EXIT) != 0) {
+    if ((<u32>state.get(V.VM_EXIT_CONTROL) & V.EXIT_ACKNOWLEDGE_INTERRUPT_ON_EXIT) != 0) {
       info = V.INTR_INFO_VALID | <u32>v; // type 0: external interrupt
       lapic.acknowledge(<u32>v);
     }

@@ -79,10 +79,13 @@ export function handle(reason: u32): i32 {
     print.say("nested: loading vmcs02 failed");
     return exits.stop(config.OUTCOME_STOPPED);
   }
-  vmcs02.merge();
+  if (!vmcs02.merge()) {
+    print.say("nested: out of memory for shadow EPT tables");
+    return exits.stop(config.OUTCOME_STOPPED);
+  }
   // 27.4: the VM-entry MSR-load list, after the guest state, into L2's
   // state; a failure is a failed VM entry with the entry's 1-based index.
-  const failed = msrlists.loadList(state.read(V.VM_ENTRY_MSR_LOAD_ADDRESS), <u32>state.read(V.VM_ENTRY_MSR_LOAD_COUNT));
+  const failed = msrlists.loadList(state.get(V.VM_ENTRY_MSR_LOAD_ADDRESS), <u32>state.get(V.VM_ENTRY_MSR_LOAD_COUNT));
   if (failed != 0) {
     print.str("hv: nested: VM entry failed loading MSR-load entry ");
     print.dec(failed);

@@ -9,13 +9,13 @@ import * as vcpu from "../vm/vcpu";
 import * as state from "./state";
 
 function proc(): u32 {
-  return <u32>state.read(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
+  return <u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
 }
 function proc2(): u32 {
-  return (proc() & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 ? <u32>state.read(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) : 0;
+  return (proc() & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 ? <u32>state.get(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) : 0;
 }
 function pin(): u32 {
-  return <u32>state.read(V.PIN_BASED_VM_EXEC_CONTROL);
+  return <u32>state.get(V.PIN_BASED_VM_EXEC_CONTROL);
 }
 
 // 26.1.3 I/O instructions: unconditional I/O exiting, or the I/O bitmap bit
@@ -29,7 +29,7 @@ function ioWanted(q: u32): bool {
   if (port + size > 0x10000) return true;
   for (let k: u32 = 0; k < size; k++) {
     const pp = port + k;
-    const bitmap = pp < 0x8000 ? state.read(V.IO_BITMAP_A) : state.read(V.IO_BITMAP_B);
+    const bitmap = pp < 0x8000 ? state.get(V.IO_BITMAP_A) : state.get(V.IO_BITMAP_B);
     const bit = pp & 0x7fff;
     if (!guestmem.isRam(bitmap + (bit >> 3), 1)) return true;
     if ((guestmem.read8(bitmap + <u64>(bit >> 3)) & (1 << (bit & 7))) != 0) return true;
@@ -48,7 +48,7 @@ function msrWanted(write: bool): bool {
   else return true;
   if (write) off += 2048;
   const bit = msr & 0x1fff;
-  const a = state.read(V.MSR_BITMAPS) + off + <u64>(bit >> 3);
+  const a = state.get(V.MSR_BITMAPS) + off + <u64>(bit >> 3);
   if (!guestmem.isRam(a, 1)) return true;
   return (guestmem.read8(a) & (1 << (bit & 7))) != 0;
 }
@@ -83,11 +83,11 @@ function exceptionWanted(): bool {
   const type = (info & V.INTR_INFO_TYPE_MASK) >> V.INTR_INFO_TYPE_SHIFT;
   if (type == V.INTR_TYPE_NMI) return (pin() & V.PIN_NMI_EXITING) != 0;
   const vector = info & 0xff;
-  const bitmap = <u32>state.read(V.EXCEPTION_BITMAP);
+  const bitmap = <u32>state.get(V.EXCEPTION_BITMAP);
   const inBitmap = (bitmap & (1 << vector)) != 0;
   if (vector != 14) return inBitmap;
   const ec = <u32>vmx.vmread(V.VM_EXIT_INTERRUPTION_ERROR_CODE);
-  const match = (ec & <u32>state.read(V.PAGE_FAULT_ERROR_CODE_MASK)) == <u32>state.read(V.PAGE_FAULT_ERROR_CODE_MATCH);
+  const match = (ec & <u32>state.get(V.PAGE_FAULT_ERROR_CODE_MASK)) == <u32>state.get(V.PAGE_FAULT_ERROR_CODE_MATCH);
   return match ? inBitmap : !inBitmap;
 }
 

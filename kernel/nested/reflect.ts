@@ -48,7 +48,7 @@ for (let i = 0; i < fields.GUEST_STATE.length; i++) {
 // vmcs02 holds all of it already, so the changes are recorded as synced
 // (state.ts): they are re-checked at the next entry, not merged again.
 function syncGuestState(): void {
-  const exit12 = <u32>state.read(V.VM_EXIT_CONTROL);
+  const exit12 = <u32>state.get(V.VM_EXIT_CONTROL);
   let mask = guestList.all;
   if ((exit12 & V.EXIT_SAVE_IA32_EFER) == 0) mask &= ~maskEfer;
   if ((exit12 & V.EXIT_SAVE_IA32_PAT) == 0) mask &= ~maskPat;
@@ -58,16 +58,26 @@ function syncGuestState(): void {
     state.markSynced(guestList.encodingAt(<i32>ctz(changed)));
     changed &= changed - 1;
   }
-  const only0cr0 = vmcs01.cr0Mask & ~state.read(V.CR0_GUEST_HOST_MASK);
-  const only0cr4 = vmcs01.cr4Mask & ~state.read(V.CR4_GUEST_HOST_MASK);
+  const only0cr0 = vmcs01.cr0Mask & ~state.get(V.CR0_GUEST_HOST_MASK);
+  const only0cr4 = vmcs01.cr4Mask & ~state.get(V.CR4_GUEST_HOST_MASK);
   state.writeSynced(V.GUEST_CR0, (vmx.vmread(V.GUEST_CR0) & ~only0cr0) | (vmx.vmread(V.CR0_READ_SHADOW) & only0cr0));
   state.writeSynced(V.GUEST_CR4, (vmx.vmread(V.GUEST_CR4) & ~only0cr4) | (vmx.vmread(V.CR4_READ_SHADOW) & only0cr4));
   const ia32e = <u32>vmx.vmread(V.VM_ENTRY_CONTROL) & V.ENTRY_IA32E_MODE_GUEST;
-  const entry12 = <u32>state.read(V.VM_ENTRY_CONTROL);
+  const entry12 = <u32>state.get(V.VM_ENTRY_CONTROL);
   if ((entry12 & V.ENTRY_IA32E_MODE_GUEST) != ia32e) state.writeSynced(V.VM_ENTRY_CONTROL, (entry12 & ~V.ENTRY_IA32E_MODE_GUEST) | ia32e);
+  // PDPTEs of a PAE-paging L2 under L1's EPT (28.3.4).
+  if ((state.get(V.GUEST_CR4) & V.X86_CR4_PAE) != 0 && (state.get(V.VM_ENTRY_CONTROL) & V.ENTRY_IA32E_MODE_GUEST) == 0 &&
+    (state.get(V.GUEST_CR0) & V.X86_CR0_PG) != 0 && state.eptEnabled()) {
+    const l = vmcs02.pdpteFields;
+    let ch = vmx.readfields(l.ptr, l.count, state.cache, l.all);
+    while (ch != 0) {
+      state.markSynced(l.encodingAt(<i32>ctz(ch)));
+      ch &= ch - 1;
+    }
+  }
   // 28.2 ("updating VM-entry control fields"): every VM exit clears the
   // valid bit of the VM-entry interruption information — in vmcs02 too.
-  state.writeSynced(V.VM_ENTRY_INTERRUPTION_INFO, state.read(V.VM_ENTRY_INTERRUPTION_INFO) & ~<u64>V.INTR_INFO_VALID);
+  state.writeSynced(V.VM_ENTRY_INTERRUPTION_INFO, state.get(V.VM_ENTRY_INTERRUPTION_INFO) & ~<u64>V.INTR_INFO_VALID);
 }
 
 // The exit-information fields belong to no class of state.ts.
@@ -91,7 +101,7 @@ function vmxAbort(what: string, index: u32): i32 {
 // the host state.
 // L1 then reads the exit through the shadow VMCS: it gets the new vmcs12.
 function loadExitList(): i32 {
-  const l = msrlists.loadList(state.read(V.VM_EXIT_MSR_LOAD_ADDRESS), <u32>state.read(V.VM_EXIT_MSR_LOAD_COUNT));
+  const l = msrlists.loadList(state.get(V.VM_EXIT_MSR_LOAD_ADDRESS), <u32>state.get(V.VM_EXIT_MSR_LOAD_COUNT));
   if (l != 0) return vmxAbort("VM-exit MSR-load", l);
   shadow.push();
   return exits.RESUME;
@@ -100,7 +110,7 @@ function loadExitList(): i32 {
 // Switch from vmcs02 (current) to vmcs01 with L1 in its host state.
 function toL1(): i32 {
   // 28.4: L2's MSR values into the VM-exit MSR-store list (vmcs02 current).
-  const s = msrlists.storeList(state.read(V.VM_EXIT_MSR_STORE_ADDRESS), <u32>state.read(V.VM_EXIT_MSR_STORE_COUNT));
+  const s = msrlists.storeList(state.get(V.VM_EXIT_MSR_STORE_ADDRESS), <u32>state.get(V.VM_EXIT_MSR_STORE_COUNT));
   if (s != 0) return vmxAbort("VM-exit MSR-store", s);
   vmcs02.setLaunched(vcpu.launched);
   if (vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) {
@@ -119,6 +129,20 @@ export function reflect(reason: u32): i32 {
   counts[reason]++;
   syncGuestState();
   syncExitInfo();
+  state.markEventStale();
+  return toL1();
+}
+
+// Reflect the current exit as another reason with another qualification
+// (an EPT violation of the shadow tables that is L1's violation or
+// misconfiguration: eptfault.ts); the rest of the exit information is the
+// processor's.
+export function reflectAs(reason: u32, qualification: u64): i32 {
+  counts[reason]++;
+  syncGuestState();
+  syncExitInfo();
+  state.write(V.VM_EXIT_REASON, reason);
+  state.write(V.EXIT_QUALIFICATION, qualification);
   state.markEventStale();
   return toL1();
 }

@@ -58,6 +58,18 @@ export function read(enc: u32): u64 {
   return load<u64>(cache + off);
 }
 
+// The same for an encoding known at compile time (V.NAME): the offset and
+// width fold into a single load (V.vmcs12OffsetConst). Computed encodings
+// go through read(), whose table lookup works for any.
+@inline export function get(enc: u32): u64 {
+  const off = <usize>V.vmcs12OffsetConst(enc);
+  if ((enc & V.VMCS_ENC_HIGH) != 0) return <u64>load<u32>(cache + off);
+  const w = V.vmcsEncodingWidth(enc);
+  if (w == V.VMCS_WIDTH_16) return <u64>load<u16>(cache + off);
+  if (w == V.VMCS_WIDTH_32) return <u64>load<u32>(cache + off);
+  return load<u64>(cache + off);
+}
+
 // What changed in the current vmcs12, in two records that differ in who
 // consumes them:
 //   dirty  since the VM-entry checks last passed on it (entry-checks.ts
@@ -191,6 +203,16 @@ function store12(enc: u32, v: u64): bool {
     store<u64>(cache + off, v);
   }
   return true;
+}
+
+// vmcs12 enables EPT (secondary controls active and "enable EPT" set).
+export function eptEnabled(): bool {
+  return (<u32>get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
+    (<u32>get(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_ENABLE_EPT) != 0;
+}
+export function unrestrictedGuest(): bool {
+  return (<u32>get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
+    (<u32>get(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_UNRESTRICTED_GUEST) != 0;
 }
 
 export function launchState(): u32 {

@@ -14,8 +14,9 @@
 //   CR0/CR4       mask = L0's | L1's; the shadow shows L1's shadow for L1's
 //                 bits and vmcs12's guest value for the bits only L0 owns;
 //   TSC offset    vmcs01's + vmcs12's when L1 uses offsetting;
-//   EPT           L1 has no EPT in vmcs12 (not offered), so L2 runs on L1's
-//                 own EPT (vmcs01's EPTP): L2's physical addresses are L1's;
+//   EPT           without EPT in vmcs12 L2 runs on L1's own EPT (vmcs01's
+//                 EPTP): L2's physical addresses are L1's; with it, on
+//                 shadow tables composing L1's EPT with L0's (shadowept.ts);
 //   VPID          L2 gets its own VPID, flushed at every nested entry, which
 //                 is what VM entry means for TLBs when L1 has no VPID.
 import * as vmx from "../hw/vmx";
@@ -30,6 +31,7 @@ import * as state from "./state";
 import * as fields from "./fields";
 import * as irq from "../vm/irq";
 import { FieldList } from "./fieldlist";
+import * as shadowept from "./shadowept";
 
 export const L2_VPID: u32 = 2;
 
@@ -134,6 +136,9 @@ function writeConstantState(): void {
   vmx.vmwrite(V.IO_BITMAP_B, vmcs01.ioBitmapB);
   vmx.vmwrite(V.MSR_BITMAPS, msrBitmap02);
   if (vmcs01.vpidEnabled) vmx.vmwrite(V.VIRTUAL_PROCESSOR_ID, L2_VPID);
+  // VM functions (when L1 enables them) with none allowed: every VMFUNC of
+  // L2 exits to L0, which emulates EPTP switching (vmfunc.ts).
+  if (caps.hasVmfunc) vmx.vmwrite(V.VM_FUNCTION_CONTROL, 0);
   setupMsrBitmap();
   initialized = true;
   constantWrites++;
@@ -171,7 +176,7 @@ function setupMsrBitmap(): void {
 
 function mergeMsrBitmap(): void {
   // The entry checks made sure the page is L1 RAM (ctls.msr-bitmap.ram).
-  const l1 = guestmem.hpa(state.read(V.MSR_BITMAPS), 4096);
+  const l1 = guestmem.hpa(state.get(V.MSR_BITMAPS), 4096);
   if (mergeCount < 0) {
     mem.or(msrBitmap02, vmcs01.msrBitmap, l1, 4096);
     return;
@@ -192,10 +197,10 @@ const hotList = new FieldList(state.HOT_FIELDS, true);
 // merge, state.hotStale which of the hot fields (state.ts says why that is
 // exact). Everything is merged again after VMPTRLD, for a fresh vmcs02,
 // and when vmcs01's controls changed.
-export function merge(): void {
+export function merge(): bool {
   if (!initialized) writeConstantState();
-  const entry12 = <u32>state.read(V.VM_ENTRY_CONTROL);
-  const proc12 = <u32>state.read(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
+  const entry12 = <u32>state.get(V.VM_ENTRY_CONTROL);
+  const proc12 = <u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
   if (vmcs01Changed || (state.stale & (state.DIRTY_CONTROLS | state.DIRTY_GUEST)) != 0) {
     mergeAll(proc12, entry12);
     vmcs01Changed = false;
@@ -205,6 +210,19 @@ export function merge(): void {
     // l2irq.ts may have set interrupt-window exiting for L0's own use.
     vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, proc02);
   }
+  // EPT: L1's own (vmcs01's) when vmcs12 has none — L2's physical
+  // addresses are then L1's — else the shadow tables for vmcs12's EPT
+  // pointer (looked up at every entry: INVEPT may have dropped them).
+  const ept12 = (proc12 & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
+    (<u32>state.get(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_ENABLE_EPT) != 0;
+  if (ept12) {
+    const root = shadowept.rootFor(state.get(V.EPT_POINTER));
+    if (root == 0) return false;
+    vmx.vmwrite(V.EPT_POINTER, root);
+  } else {
+    vmx.vmwrite(V.EPT_POINTER, eptp01);
+  }
+  loadPdptes(entry12, ept12);
   // Inputs from outside vmcs12, at every entry: L1's bitmap, L1's EFER,
   // PAT, DR7 and DEBUGCTL (when vmcs12 does not load them, 27.3.2.1: L1's
   // current values, EFER.LMA/LME from "IA-32e mode guest"), the slice.
@@ -223,12 +241,44 @@ export function merge(): void {
   // L1's APIC timer deadline (l2irq.ts).
   if ((pin01 & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0) vmx.vmwrite(V.VMX_PREEMPTION_TIMER_VALUE, irq.SLICE);
   state.markMerged();
+  return true;
 }
 
+// The CR0 the processor runs L2 with for the CR0 L2 has: VMX's fixed bits
+// applied, except PE and PG when vmcs12 makes L2 an unrestricted guest.
+export function realCr0(v: u64): u64 {
+  if (state.unrestrictedGuest()) return vmcs01.realCr0(v);
+  return (v | caps.cr0Fixed0) & caps.cr0Fixed1;
+}
+
+// L2's PDPTEs, when it will use PAE paging (27.3.2.4 / 27.4): with EPT in
+// vmcs12 from vmcs12's fields; without, vmcs02 still has L0's EPT, so the
+// processor would take them from vmcs02's fields too, and L0 loads them
+// from the table at CR3 in L1's memory (the entry checks made sure it is
+// RAM), as L1's processor would — at every entry, since L1 may change it.
+const pdpteList = new FieldList([V.GUEST_PDPTE0, V.GUEST_PDPTE1, V.GUEST_PDPTE2, V.GUEST_PDPTE3], true);
+function loadPdptes(entry12: u32, ept12: bool): void {
+  if ((entry12 & V.ENTRY_IA32E_MODE_GUEST) != 0 || (state.get(V.GUEST_CR4) & V.X86_CR4_PAE) == 0 ||
+    (state.get(V.GUEST_CR0) & V.X86_CR0_PG) == 0) return;
+  if (ept12) {
+    vmx.writefields(pdpteList.ptr, pdpteList.count, state.cache, pdpteList.all);
+    return;
+  }
+  const table = state.get(V.GUEST_CR3) & 0xffffffe0;
+  vmx.vmwrite(V.GUEST_PDPTE0, guestmem.read64(table));
+  vmx.vmwrite(V.GUEST_PDPTE1, guestmem.read64(table + 8));
+  vmx.vmwrite(V.GUEST_PDPTE2, guestmem.read64(table + 16));
+  vmx.vmwrite(V.GUEST_PDPTE3, guestmem.read64(table + 24));
+}
+
+// The PDPTEs the processor saved at an exit of a PAE-paging L2 with EPT
+// (28.3.4), into vmcs12.
+export const pdpteFields = pdpteList;
+
 function mergeAll(proc12: u32, entry12: u32): void {
-  const pin12 = <u32>state.read(V.PIN_BASED_VM_EXEC_CONTROL);
+  const pin12 = <u32>state.get(V.PIN_BASED_VM_EXEC_CONTROL);
   const proc2_12 = (proc12 & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0
-    ? <u32>state.read(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) : 0;
+    ? <u32>state.get(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) : 0;
 
   // Exits L0 takes for itself, as in vmcs01: external interrupts, NMIs, the
   // preemption timer (L0 regains control from L2 as from L1), HLT (a halted
@@ -252,22 +302,22 @@ function mergeAll(proc12: u32, entry12: u32): void {
   // L1 does not ask for them), IA-32e mode guest as vmcs12 says.
   vmx.vmwrite(V.VM_ENTRY_CONTROL,
     (entry01 & ~V.ENTRY_IA32E_MODE_GUEST) | (entry12 & (V.ENTRY_IA32E_MODE_GUEST | V.ENTRY_LOAD_DEBUG_CONTROLS)));
-  vmx.vmwrite(V.EPT_POINTER, eptp01);
-  vmx.vmwrite(V.EXCEPTION_BITMAP, state.read(V.EXCEPTION_BITMAP));
-  vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MASK, state.read(V.PAGE_FAULT_ERROR_CODE_MASK));
-  vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MATCH, state.read(V.PAGE_FAULT_ERROR_CODE_MATCH));
-  vmx.vmwrite(V.TSC_OFFSET, tscOffset01 + ((proc12 & V.PROC_USE_TSC_OFFSETTING) != 0 ? state.read(V.TSC_OFFSET) : 0));
+
+  vmx.vmwrite(V.EXCEPTION_BITMAP, state.get(V.EXCEPTION_BITMAP));
+  vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MASK, state.get(V.PAGE_FAULT_ERROR_CODE_MASK));
+  vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MATCH, state.get(V.PAGE_FAULT_ERROR_CODE_MATCH));
+  vmx.vmwrite(V.TSC_OFFSET, tscOffset01 + ((proc12 & V.PROC_USE_TSC_OFFSETTING) != 0 ? state.get(V.TSC_OFFSET) : 0));
 
   // CR0/CR4 (25.6.6): see the comment at the top.
-  const cr0Mask12 = state.read(V.CR0_GUEST_HOST_MASK);
-  const cr4Mask12 = state.read(V.CR4_GUEST_HOST_MASK);
-  const cr0_12 = state.read(V.GUEST_CR0);
-  const cr4_12 = state.read(V.GUEST_CR4);
+  const cr0Mask12 = state.get(V.CR0_GUEST_HOST_MASK);
+  const cr4Mask12 = state.get(V.CR4_GUEST_HOST_MASK);
+  const cr0_12 = state.get(V.GUEST_CR0);
+  const cr4_12 = state.get(V.GUEST_CR4);
   vmx.vmwrite(V.CR0_GUEST_HOST_MASK, cr0Mask01 | cr0Mask12);
   vmx.vmwrite(V.CR4_GUEST_HOST_MASK, cr4Mask01 | cr4Mask12);
-  vmx.vmwrite(V.CR0_READ_SHADOW, (state.read(V.CR0_READ_SHADOW) & cr0Mask12) | (cr0_12 & ~cr0Mask12));
-  vmx.vmwrite(V.CR4_READ_SHADOW, (state.read(V.CR4_READ_SHADOW) & cr4Mask12) | (cr4_12 & ~cr4Mask12));
-  vmx.vmwrite(V.GUEST_CR0, (cr0_12 | caps.cr0Fixed0) & caps.cr0Fixed1);
+  vmx.vmwrite(V.CR0_READ_SHADOW, (state.get(V.CR0_READ_SHADOW) & cr0Mask12) | (cr0_12 & ~cr0Mask12));
+  vmx.vmwrite(V.CR4_READ_SHADOW, (state.get(V.CR4_READ_SHADOW) & cr4Mask12) | (cr4_12 & ~cr4Mask12));
+  vmx.vmwrite(V.GUEST_CR0, realCr0(cr0_12));
   vmx.vmwrite(V.GUEST_CR4, (cr4_12 | caps.cr4Fixed0) & caps.cr4Fixed1);
 
   // The guest-state area, and the event L1 injects into L2 (26.6).

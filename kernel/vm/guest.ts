@@ -39,6 +39,7 @@ import * as vmcs02 from "../nested/vmcs02";
 import * as reflect from "../nested/reflect";
 import * as shadow from "../nested/shadow";
 import * as hoststate from "../nested/hoststate";
+import * as shadowept from "../nested/shadowept";
 
 const SIZE_2M: u64 = 0x200000;
 
@@ -194,6 +195,8 @@ function runOne(g: i32): bool {
     nested.reset(config.nested[g]);
     vmcs02.reset();
     hoststate.resetCounts();
+    shadowept.dropAll();
+    shadowept.resetCounts();
     reflect.resetCounts();
     launch.resetCounts();
     entryChecks.forget();
@@ -213,6 +216,7 @@ function runOne(g: i32): bool {
     // is reused (a VMCS region is not written while active, 25.11.1).
     if (vmcs02.initialized) vmx.vmclear(vmcs02.vmcs02);
     shadow.clear();
+    shadowept.dropAll(); // the shadow EPT tables go back to the allocator
     vcpu.setLaunched(false);
     scrubPassThroughMsrs();
     // The next guest starts where the first did.
@@ -307,6 +311,7 @@ function reportNested(): void {
   print.dec(hoststate.stagings);
   print.str(" time(s)");
   print.nl();
+  shadowept.report();
   for (let i = 0; i < exits.REASONS; i++) {
     if (reflect.counts[i] == 0) continue;
     print.str("hv:   L2 -> L1 ");

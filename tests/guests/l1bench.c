@@ -224,6 +224,34 @@ __asm__(
     "    jnz 1b\n"
     "    vmcall\n"
     "    jmp lb_l2_stray\n"
+    /* EBP timed EPTP switches: VMFUNC 0 to EPTP-list entry (lb_view + 1) &
+     * lb_view_mask, then reads of 16 pages 4 KiB apart from lb_buf; the
+     * stamps (EDI) around both. */
+    ".globl lb_l2_vmfunc\n"
+    "lb_l2_vmfunc:\n"
+    "1:  lfence\n"
+    "    rdtsc\n"
+    "    movl %eax, (%edi)\n"
+    "    movl lb_view, %ecx\n"
+    "    incl %ecx\n"
+    "    andl lb_view_mask, %ecx\n"
+    "    movl %ecx, lb_view\n"
+    "    xorl %eax, %eax\n"
+    "    .byte 0x0f, 0x01, 0xd4\n"     /* VMFUNC */
+    "    movl lb_buf, %ebx\n"
+    "    movl $16, %ecx\n"
+    "2:  movl (%ebx), %eax\n"
+    "    addl $4096, %ebx\n"
+    "    decl %ecx\n"
+    "    jnz 2b\n"
+    "    lfence\n"
+    "    rdtsc\n"
+    "    movl %eax, 4(%edi)\n"
+    "    addl $8, %edi\n"
+    "    decl %ebp\n"
+    "    jnz 1b\n"
+    "    vmcall\n"
+    "    jmp lb_l2_stray\n"
     "lb_l2_loop:\n"                  /* EBP CPUIDs (0: none), untimed */
     "    testl %ebp, %ebp\n"
     "    jz 2f\n"
@@ -247,6 +275,10 @@ __asm__(
     "lb_sv_edx: .long 0\n"
     "lb_t0: .long 0\n"
     "lb_t1: .long 0\n"
+    ".globl lb_view, lb_view_mask, lb_buf\n"
+    "lb_view: .long 0\n"
+    "lb_view_mask: .long 0\n"
+    "lb_buf: .long 0\n"
     "lb_gdtr: .word 0\n"
     "    .long 0\n"
     "lb_idtr: .word 0\n"
@@ -454,6 +486,50 @@ static u32 *l2_deltas(void) {
 
 static u32 query_exits(void) { return vmcall(HC_QUERY, 1, 0); }
 
+/* ---- EPTP switching (VMFUNC 0) in L2 ---------------------------------------------------
+ * Eight EPT views of the same memory (L1's first 32 MiB, one to one, 2-MByte pages): each
+ * its own PML4, sharing the rest. Cached: L2 switches between views 0 and 1 (a hypervisor
+ * that caches its tables per EPTP keeps both); cold: L2 cycles through all eight, so a
+ * cache of fewer than eight roots never has the next one. Each sample is the switch plus
+ * reads of 16 pages 4 KiB apart (on a cold root, their first touch). */
+extern u32 lb_view, lb_view_mask, lb_buf;
+extern char lb_l2_vmfunc[];
+#define VIEWS 8
+static u64 ept_pml4s[VIEWS][512] ALIGNED(4096);
+static u64 ept_pdpt[512] ALIGNED(4096);
+static u64 ept_pd[512] ALIGNED(4096);
+static u64 eptp_list[512] ALIGNED(4096);
+static u8 touch_buf[16 * 4096] ALIGNED(4096);
+#define F_EPT_POINTER 0x201Au
+#define F_VMFUNC_CTLS 0x2018u
+#define F_EPTP_LIST 0x2024u
+
+static bool setup_vmfunc(void) {
+    u64 basic = msr(MSR_VMX_BASIC), p2 = 0, vf = 0, ev = 0;
+    u64 procm = msr((basic & BASIC_TRUE_CTLS) ? MSR_VMX_TRUE_PROCBASED : MSR_VMX_PROCBASED);
+    if (!((procm >> 32) & PROC_SECONDARY) || try_rdmsr(MSR_VMX_PROCBASED2, &p2) != NO_EXC) return false;
+    u32 want = PROC2_EPT | PROC2_VMFUNC;
+    if (((u32)(p2 >> 32) & want) != want) return false;
+    if (try_rdmsr(MSR_VMX_VMFUNC, &vf) != NO_EXC || !(vf & 1)) return false;
+    if (try_rdmsr(MSR_VMX_EPT_VPID_CAP, &ev) != NO_EXC || !(ev & (1ull << 6)) || !(ev & (1ull << 14)) || !(ev & (1ull << 16)))
+        return false;
+    for (u32 i = 0; i < 512; i++) ept_pd[i] = i < 16 ? ((u64)i << 21) | 7 | (6 << 3) | (1 << 7) : 0;
+    ept_pdpt[0] = PA(ept_pd) | 7;
+    for (u32 v = 0; v < VIEWS; v++) {
+        ept_pml4s[v][0] = PA(ept_pdpt) | 7;
+        eptp_list[v] = PA(ept_pml4s[v]) | (3 << 3) | 6;
+    }
+    vmcs_errors = 0;
+    vw(F_PROC_CTLS, vr(F_PROC_CTLS) | PROC_SECONDARY);
+    vw(F_PROC2_CTLS, ((u32)p2 | want) & (u32)(p2 >> 32));
+    vw64(F_EPT_POINTER, eptp_list[0]);
+    vw64(F_VMFUNC_CTLS, 1);
+    vw64(F_EPTP_LIST, PA(eptp_list));
+    if (vmcs_errors) die("VMFUNC set-up: VMWRITE of 0x%x failed: %s", vmcs_error_field, vm_str(vmcs_error_outcome));
+    lb_buf = ADDR(touch_buf);
+    return true;
+}
+
 void guest_main(void) {
     guest_init("l1bench");
     char buf[16];
@@ -537,6 +613,22 @@ void guest_main(void) {
                per100 / 100, per100 % 100, delta, K, over);
     } else {
         printf("bench: l0-exits-per-l2-cpuid skipped (not under ASHypervisor: no exit-count hypercall)\n");
+    }
+
+    /* EPTP switching, last: it turns on EPT for L2. */
+    if (setup_vmfunc()) {
+        lb_view = 0;
+        lb_view_mask = 1;
+        l2_run(lb_l2_vmfunc, lb_exit_fast, T, l2_stamps);
+        report("l2-vmfunc-switch-cached", l2_deltas() + WARMUP, l2_over);
+        lb_view = 0;
+        lb_view_mask = VIEWS - 1;
+        l2_run(lb_l2_vmfunc, lb_exit_fast, T, l2_stamps);
+        report("l2-vmfunc-switch-cold", l2_deltas() + WARMUP, l2_over);
+        printf("# l2-vmfunc-switch-*: VMFUNC 0 (EPTP switch) + reads of 16 pages 4 KiB apart; cached: views 0 and 1 "
+               "alternately, cold: 8 views in turn\n");
+    } else {
+        printf("bench: l2-vmfunc-switch skipped (EPT with 2-MByte pages and VMFUNC EPTP switching not offered)\n");
     }
 
     if (vmclear(PA(vmcs)) != VM_OK || vmxoff() != VM_OK) die("VMCLEAR/VMXOFF failed");

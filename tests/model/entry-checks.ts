@@ -3,8 +3,8 @@
 // host-state area (27.2.2 and 27.2.3, failure = VMfailValid 8). Each returns
 // the list of broken rules, worded after the SDM, so a test failure says
 // which check failed. checkGuestState adds the checks on the guest-state
-// area (27.3.1, failure = VM-entry failure, exit reason 33) for a processor
-// without "enable EPT" in use: it is the oracle the unit tests hold the
+// area (27.3.1, failure = VM-entry failure, exit reason 33), with "enable
+// EPT" and "unrestricted guest" 0 or 1: it is the oracle the unit tests hold the
 // hypervisor's own checks on a vmcs12 against (kernel/nested/entry-checks*),
 // written from the SDM text, not from that code.
 import type { VmxCaps } from './vmcs-fields.ts';
@@ -269,8 +269,9 @@ export function checkHostState(env: EntryEnv): string[] {
 // Each broken rule is reported with the exit qualification a VM-entry
 // failure for it carries (27.8): 0, 2 (PDPTEs), 3 (NMI injection with
 // blocking by STI: this model is a processor that makes that requirement),
-// 4 (VMCS link pointer). Written for a VMCS whose "enable EPT" is 0 (the
-// PDPTEs come from memory) and a processor outside SMM.
+// 4 (VMCS link pointer). The PDPTEs of a PAE guest come from memory with
+// "enable EPT" 0 and from the PDPTE fields with it 1 (27.3.1.6). Written for
+// a processor outside SMM.
 export interface GuestProblem {
   rule: string;
   qualification: number;
@@ -281,7 +282,7 @@ const G = {
   GDTR_LIMIT: 0x4810, IDTR_LIMIT: 0x4812, INTERRUPTIBILITY: 0x4824, ACTIVITY: 0x4826,
   CR0: 0x6800, CR3: 0x6802, CR4: 0x6804, GDTR_BASE: 0x6816, IDTR_BASE: 0x6818, DR7: 0x681a,
   RIP: 0x681e, RFLAGS: 0x6820, PENDING_DBG: 0x6822, SYSENTER_ESP: 0x6824, SYSENTER_EIP: 0x6826,
-  LINK: 0x2800, DEBUGCTL: 0x2802, PAT: 0x2804, EFER: 0x2806,
+  LINK: 0x2800, DEBUGCTL: 0x2802, PAT: 0x2804, EFER: 0x2806, PDPTE0: 0x280a, // PDPTE1..3: + 2, 4, 6
 } as const;
 
 const SEGMENTS = ['ES', 'CS', 'SS', 'DS', 'FS', 'GS', 'LDTR', 'TR'] as const;
@@ -496,15 +497,28 @@ export function checkGuestState(env: EntryEnv): GuestProblem[] {
     }
   }
 
-  // 27.3.1.6 PDPTEs, loaded from memory ("enable EPT" 0) for PAE paging
+  // 27.3.1.6 PDPTEs of a guest that will use PAE paging (CR0.PG, CR4.PAE,
+  // not IA-32e mode): with "enable EPT" 0 those CR3 references in memory,
+  // with "enable EPT" 1 the four PDPTE fields of the guest-state area; the
+  // checks of MOV to CR3 (Vol. 3A 4.4.1: a present PDPTE must have bits 2:1,
+  // 8:5 and 63:MAXPHYADDR clear). A failure has exit qualification 2 (27.8:
+  // "a problem loading the PDPTEs (see Section 27.3.1.6)").
   if (pg && ((cr4 >> 5n) & 1n) && !ia32e) {
-    const table = cr3 & 0xffffffe0n;
-    if (env.ramSize !== undefined && table + 32n > env.ramSize) broken('PDPTE table outside the guest\'s RAM', 2);
-    else if (env.readPhys64) {
+    const reserved = 0x1e6n | (0xffffffffffffffffn >> maxPhys << maxPhys);
+    const bad = (e: bigint): boolean => (e & 1n) === 1n && (e & reserved) !== 0n;
+    if (bit(proc2, 1)) {
       for (let i = 0; i < 4; i++) {
-        const e = env.readPhys64(Number(table) + 8 * i);
-        const reserved = 0x1e6n | (0xffffffffffffffffn >> maxPhys << maxPhys);
-        if ((e & 1n) && (e & reserved)) broken(`PDPTE${i} ${hex(e)} is present with reserved bits set`, 2);
+        const e = r(G.PDPTE0 + 2 * i);
+        if (bad(e)) broken(`PDPTE${i} field ${hex(e)} is present with reserved bits set`, 2);
+      }
+    } else {
+      const table = cr3 & 0xffffffe0n;
+      if (env.ramSize !== undefined && table + 32n > env.ramSize) broken('PDPTE table outside the guest\'s RAM', 2);
+      else if (env.readPhys64) {
+        for (let i = 0; i < 4; i++) {
+          const e = env.readPhys64(Number(table) + 8 * i);
+          if (bad(e)) broken(`PDPTE${i} ${hex(e)} is present with reserved bits set`, 2);
+        }
       }
     }
   }

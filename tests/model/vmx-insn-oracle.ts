@@ -16,6 +16,9 @@
 //   SDM Vol. 3C 31.3  the Operation section of each instruction: the order
 //                     of the checks below follows it line by line
 //   SDM Vol. 3C 31.4  VM-instruction error numbers
+//   SDM Vol. 3C 27.2.1.1 the EPT-pointer checks of VM entry, which INVEPT
+//                     single-context applies to its descriptor's EPTP
+//                     (tests/model/entry-checks.ts eptpProblem)
 //   SDM Vol. 3C 28.2.5 instruction information (Tables 28-9, 28-13, 28-14),
 //                     28.2.1 exit qualification = displacement
 //   SDM Vol. 3A 3.4.5, 5.3 (segment type and limit checks), 3.4.4 (64-bit
@@ -37,6 +40,7 @@
 // generator draws another case.
 
 import { lookupField, type VmxCaps } from './vmcs-fields.ts';
+import { eptpProblem } from './entry-checks.ts';
 
 export type Insn = 'VMXON' | 'VMXOFF' | 'VMCLEAR' | 'VMPTRLD' | 'VMPTRST' | 'VMREAD' | 'VMWRITE' |
   'VMLAUNCH' | 'VMRESUME' | 'INVEPT' | 'INVVPID';
@@ -59,6 +63,8 @@ export interface Caps {
   vmwriteAnyField: boolean; // IA32_VMX_MISC[29]
   shadowVmcs: boolean; // secondary control "VMCS shadowing" may be 1
   invept: boolean; invvpid: boolean; // the instructions exist for L1
+  eptVpidCap: bigint; // IA32_VMX_EPT_VPID_CAP as L1 reads it (0: #GP)
+  vmx: VmxCaps; // every capability MSR decoded (the EPTP checks use it)
   pin0: number; pin1: number; // pin-based controls: must-be-1, may-be-1
   fieldExists(enc: number): boolean; // SDM Vol. 3D Appendix B, for L1's capabilities
 }
@@ -106,7 +112,7 @@ const VM_INSTRUCTION_ERROR = 0x4400, PIN_BASED = 0x4000;
 export const ERR = {
   VMCLEAR_ADDR: 2, VMCLEAR_VMXON: 3, VMLAUNCH_NONCLEAR: 4, VMRESUME_NONLAUNCHED: 5, CONTROLS: 7, HOST: 8,
   VMPTRLD_ADDR: 9, VMPTRLD_VMXON: 10, VMPTRLD_REVISION: 11, UNSUPPORTED: 12, READ_ONLY: 13, VMXON_IN_ROOT: 15,
-  MOV_SS: 26,
+  MOV_SS: 26, INVEPT_INVVPID: 28,
 } as const;
 
 export type Mode = 'real' | 'v86' | 'compat' | 'long' | 'prot';
@@ -162,7 +168,7 @@ export function capsFromMsrs(rdmsr: (msr: number) => bigint | null, cpuid8000000
     vmwriteAnyField: ((v.misc >> 29n) & 1n) === 1n, shadowVmcs: ((proc2_1 >>> 14) & 1) === 1,
     invept: ((proc2_1 >>> 1) & 1) === 1 && ((eptVpidCap >> 20n) & 1n) === 1n, // A.10: INVEPT supported
     invvpid: ((proc2_1 >>> 5) & 1) === 1 && ((eptVpidCap >> 32n) & 1n) === 1n, // INVVPID supported
-    pin0: v.pin0, pin1: v.pin1,
+    pin0: v.pin0, pin1: v.pin1, eptVpidCap, vmx: v,
     fieldExists: (enc) => lookupField(enc, v) !== null,
   };
 }
@@ -363,7 +369,7 @@ export class VmxOracle {
     if (c.insn === 'INVEPT' || c.insn === 'INVVPID') {
       // INVEPT/INVVPID: #UD if the processor does not support the instruction.
       if (!(c.insn === 'INVEPT' ? this.caps.invept : this.caps.invvpid)) return [this.fault(UD, `#UD (${c.insn} not offered)`)];
-      throw new Error(`${c.insn} is offered to L1 now: the oracle does not model its operands yet (31.3 ${c.insn})`);
+      if (c.insn === 'INVVPID') throw new Error('INVVPID is offered to L1 now: the oracle does not model its operands yet (31.3 INVVPID)');
     }
     if (c.insn === 'VMXON') return this.vmxon(c, badMode, cpl);
     // Every other VMX instruction: #UD outside VMX operation or in real,
@@ -425,6 +431,7 @@ export class VmxOracle {
         return this.access(c, 8, true).map((a) => 'fault' in a ? this.faultOutcome(a.fault)
           : { what: `VMsucceed (VMPTRST stores ${hex(value)})`, flags: 'succeed', mem: { pieces: a.pieces, value, mask: M64 }, commit: () => {} });
       }
+      case 'INVEPT': return this.invept(c, long);
       case 'VMREAD': return this.vmread(c, long);
       case 'VMWRITE': return this.vmwrite(c, long);
       case 'VMLAUNCH': case 'VMRESUME': {
@@ -464,6 +471,34 @@ export class VmxOracle {
         this.vmxonPtr = p;
         this.current = null;
       })];
+    });
+  }
+
+  // 31.3 INVEPT, after the checks every VMX instruction makes (#UD, #GP(0)):
+  //   INVEPT_TYPE := the register operand (Reg2, Table 28-13; 64 bits in
+  //                  64-bit mode, 32 outside it)
+  //   VMfail(28) if IA32_VMX_EPT_VPID_CAP does not support the type (type 1
+  //                  single-context: bit 25; type 2 all-context: bit 26;
+  //                  no other type exists)
+  //   INVEPT_DESC := the 128-bit memory operand (a read: segmentation and
+  //                  paging faults); EPTP := INVEPT_DESC[63:0]; bits 127:64
+  //                  are not examined by the Operation section
+  //   type 1: VMfail(28) if VM entry with "enable EPT" 1 would fail because
+  //                  of that EPTP (27.2.1.1)
+  //   VMsucceed. Nothing is written to registers or memory.
+  private invept(c: Case, long: boolean): Outcome[] {
+    const type = c.cpu.gpr[(c.info >>> 28) & 15] & (long ? M64 : M32);
+    const cap = this.caps.eptVpidCap;
+    const supported = (type === 1n && ((cap >> 25n) & 1n) === 1n) || (type === 2n && ((cap >> 26n) & 1n) === 1n);
+    if (!supported) return [this.vmfail(ERR.INVEPT_INVVPID, `INVEPT type ${hex(type)} not supported`)];
+    return this.access(c, 16, false).map((a) => {
+      if ('fault' in a) return this.faultOutcome(a.fault);
+      const eptp = this.readPieces(a.pieces) & M64;
+      if (type === 1n) {
+        const bad = eptpProblem(eptp, this.caps.vmx);
+        if (bad) return this.vmfail(ERR.INVEPT_INVVPID, `INVEPT single-context: ${bad}`);
+      }
+      return this.ok(`VMsucceed (INVEPT ${type === 1n ? `single-context ${hex(eptp)}` : 'all-context'})`);
     });
   }
 

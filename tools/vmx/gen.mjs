@@ -390,6 +390,20 @@ export function vmcsFieldEncodingAt(i: i32): u32 {
   return unchecked(VMCS_FIELD_ENCODINGS[i]);
 }`);
 
+  // vmcs12 offsets as a switch, for constant encodings: inlined, it folds
+  // to the offset (binaryen evaluates the switch on a constant).
+  o.push('', '// vmcs12Offset for an encoding known at compile time (V.NAME): inlined, the optimizer folds it');
+  o.push('// to the constant. Use vmcs12Offset for computed encodings (this is a long chain of compares).');
+  o.push('@inline export function vmcs12OffsetConst(enc: u32): i32 {');
+  o.push('  switch (enc) {');
+  for (const f of m.fields) {
+    o.push(`    case ${hex(f.encoding, 4)}: return ${f.vmcs12Offset};`);
+    if (f.width === '64') o.push(`    case ${hex(f.encoding | 1, 4)}: return ${f.vmcs12Offset + 4};`);
+  }
+  o.push('  }');
+  o.push('  return -1;');
+  o.push('}');
+
   // name lookups
   o.push('', '// ---- names (static literals; "" when unknown)');
   o.push('', '// Name of a VMCS field from its full or high encoding.');

@@ -327,11 +327,12 @@ static void test_discovery(void) {
     u32 wr = try_wrmsr(MSR_VMX_BASIC, cap.basic);
     check(wr == 13 && exc.error == 0, "WRMSR to VMX_BASIC (read-only) -> #GP(0)|vector %d", (i32)wr);
 
-    /* What our L0 promises (kernel/nested/caps.ts, issue 4): no EPT, VPID,
-     * unrestricted guest, VM functions or VMCS shadowing for L1 yet;
-     * VMWRITE to read-only fields allowed. */
-    HV_CHECK(!(p2a1 & (PROC2_EPT | PROC2_VPID | (1u << 7) | PROC2_VMFUNC | PROC2_VMCS_SHADOWING)),
-             "L0 offers no EPT, VPID, unrestricted guest, VMFUNC, shadowing|PROCBASED_CTLS2 0x%llx", cap.proc2);
+    /* What our L0 promises (kernel/nested/caps.ts): EPT, unrestricted guest
+     * and VM functions (EPTP switching), but no VPID or VMCS shadowing for L1
+     * yet; VMWRITE to read-only fields allowed. */
+    HV_CHECK((p2a1 & (PROC2_EPT | (1u << 7) | PROC2_VMFUNC)) == (PROC2_EPT | (1u << 7) | PROC2_VMFUNC) &&
+                 !(p2a1 & (PROC2_VPID | PROC2_VMCS_SHADOWING)),
+             "L0 offers EPT, unrestricted guest, VMFUNC; no VPID, shadowing|PROCBASED_CTLS2 0x%llx", cap.proc2);
     HV_CHECK(cap.misc & MISC_VMWRITE_ANY, "L0 offers VMWRITE to read-only fields (MISC bit 29)|0x%llx", cap.misc);
 
     cr0_vmx = (read_cr0() | (u32)cap.cr0f0) & (u32)cap.cr0f1;
@@ -1547,6 +1548,256 @@ static void test_entry_failures(void) {
 /* ======================================================================================
  * VMXOFF (SDM 30.3, 23.7)
  * ====================================================================================== */
+/* ======================================================================================
+ * L2 under L1's EPT (SDM 29.3, 28.2.1 Table 28-7, 31.3 INVEPT): L1's tables map its
+ * first 32 MiB one to one with 2-MByte pages, except the 2 MiB around ept_page, which
+ * a page table maps with 4-KByte pages so that single pages can change.
+ * ====================================================================================== */
+static u64 ept_pml4[512] ALIGNED(4096);
+static u64 ept_pdpt[512] ALIGNED(4096);
+static u64 ept_pd[512] ALIGNED(4096);
+static u64 ept_pt[512] ALIGNED(4096);
+static u8 ept_page[4096] ALIGNED(4096);  /* the page whose mapping the cases change */
+static u8 ept_alt[4096] ALIGNED(4096);   /* another page to map at ept_page's address */
+#define EPT_R 1ull
+#define EPT_W 2ull
+#define EPT_X 4ull
+#define EPT_RWX 7ull
+#define EPT_WB (6ull << 3)
+#define EPT_LARGE (1ull << 7)
+#define EXIT_EPT_VIOLATION 48
+#define EXIT_EPT_MISCONFIG 49
+#define F_EPT_POINTER 0x201Au
+
+static u32 ept_pt_index(void) { return (PA(ept_page) >> 12) & 511; }
+
+static void ept_build(void) {
+    memset(ept_pml4, 0, sizeof ept_pml4);
+    memset(ept_pdpt, 0, sizeof ept_pdpt);
+    ept_pml4[0] = PA(ept_pdpt) | EPT_RWX;
+    ept_pdpt[0] = PA(ept_pd) | EPT_RWX;
+    for (u32 i = 0; i < 512; i++) ept_pd[i] = i < 16 ? ((u64)i << 21) | EPT_RWX | EPT_WB | EPT_LARGE : 0;
+    u32 big = PA(ept_page) >> 21;
+    for (u32 i = 0; i < 512; i++) ept_pt[i] = ((u64)big << 21) + ((u64)i << 12) | EPT_RWX | EPT_WB;
+    ept_pd[big] = PA(ept_pt) | EPT_RWX;
+}
+
+static void ept_set(u64 entry) { ept_pt[ept_pt_index()] = entry; }
+
+static u32 invept_single(void) {
+    static u64 desc[2] ALIGNED(16);
+    desc[0] = PA(ept_pml4) | (3 << 3) | 6;
+    desc[1] = 0;
+    return invept(1, desc);
+}
+
+static bool ept_offered(void) {
+    return (allowed1(cap.proc2) & PROC2_EPT) && (cap.ept_vpid & (1ull << 6)) && (cap.ept_vpid & (1ull << 14)) &&
+           (cap.ept_vpid & (1ull << 16)) && (cap.ept_vpid & EPTCAP_INVEPT_SINGLE);
+}
+
+static bool ept_exit(u32 reason, u32 access, u32 perms) {
+    return exit_is(reason) && (reason != EXIT_EPT_VIOLATION || ((ex.qual & 7) == access && ((ex.qual >> 3) & 7) == perms));
+}
+
+static void test_l2_ept(void) {
+    if (!ept_offered()) {
+        check(false, "L2 under L1's EPT|not offered: EPT with 4-level walks, WB, 2-MByte pages, INVEPT single-context");
+        return;
+    }
+    if (!l2_setup(0, PROC2_EPT, "L2 under L1's EPT")) return;
+    ept_build();
+    u64 eptp = PA(ept_pml4) | (3 << 3) | 6;
+    vw64(F_EPT_POINTER, eptp);
+    diag("L2 under L1's EPT");
+    l2_run(ADDR(l2_vmcall));
+    check(vmcall_at(l2_vmcall, 0), "L2 runs under L1's EPT (2-MByte and 4-KByte pages): VMCALL exits to L1|%s", run_str());
+
+    /* Not present: a read is an EPT violation; bits 5:3 are 0 (28.2.1). */
+    volatile u32 *word = (volatile u32 *)ept_page;
+    *word = 0x600DF00D;
+    ept_set(0);
+    invept_single();
+    regs.ebx = PA(ept_page) + 8;
+    l2_run(ADDR(l2_pf_read));
+    u32 gpa = vr(F_GUEST_PHYS_ADDR), gla = vr(F_GUEST_LINEAR_ADDR);
+    check(ept_exit(EXIT_EPT_VIOLATION, 1, 0) && (ex.qual & (1u << 7)) && (ex.qual & (1u << 8)) && gpa == PA(ept_page) + 8 &&
+              gla == PA(ept_page) + 8 && ex.rip == ADDR(l2_pf_read),
+          "L2 read of a page L1's EPT does not map: exit 48, qualification read, bits 5:3 = 0, linear address valid|"
+          "%s gpa 0x%x gla 0x%x", run_str(), gpa, gla);
+
+    /* Read-only (R and X): a write is a violation with bits 5:3 = 101b. */
+    ept_set(PA(ept_page) | EPT_R | EPT_X | EPT_WB);
+    invept_single();
+    regs.ebx = PA(ept_page);
+    regs.eax = 0x12345678;
+    l2_run(ADDR(l2_write));
+    check(ept_exit(EXIT_EPT_VIOLATION, 2, 5) && ex.rip == ADDR(l2_write) && *word == 0x600DF00D,
+          "L2 write to a page L1 maps read/execute: exit 48, qualification write, bits 5:3 = 101b, nothing written|%s word 0x%x",
+          run_str(), *word);
+    /* L1 grants write access and resumes L2 at the same instruction. */
+    ept_set(PA(ept_page) | EPT_RWX | EPT_WB);
+    invept_single();
+    l2_run_at(0, !l2_launched);
+    check(vmcall_at(l2_write, 2) && *word == 0x12345678,
+          "after L1 makes the page writable (INVEPT) the resumed L2 write completes|%s word 0x%x", run_str(), *word);
+
+    /* Not executable: an instruction fetch is a violation with bits 5:3 = 011b. */
+    ept_page[64] = 0x0F; ept_page[65] = 0x01; ept_page[66] = 0xC1; /* VMCALL */
+    ept_set(PA(ept_page) | EPT_R | EPT_W | EPT_WB);
+    invept_single();
+    l2_run(PA(ept_page) + 64);
+    check(ept_exit(EXIT_EPT_VIOLATION, 4, 3) && ex.rip == PA(ept_page) + 64,
+          "L2 fetch from a page L1 maps read/write: exit 48, qualification fetch, bits 5:3 = 011b|%s", run_str());
+    ept_set(PA(ept_page) | EPT_RWX | EPT_WB);
+    invept_single();
+    l2_run(PA(ept_page) + 64);
+    check(exit_is(EXIT_VMCALL) && ex.rip == PA(ept_page) + 64, "the same fetch once the page is executable: VMCALL|%s", run_str());
+
+    /* Write-only (010b) is a misconfiguration (29.3.3.1): exit 49. */
+    ept_set(PA(ept_page) | EPT_W | EPT_WB);
+    invept_single();
+    regs.ebx = PA(ept_page);
+    l2_run(ADDR(l2_pf_read));
+    gpa = vr(F_GUEST_PHYS_ADDR);
+    check(exit_is(EXIT_EPT_MISCONFIG) && gpa == PA(ept_page),
+          "L2 access through a write-only EPT entry: EPT misconfiguration, exit 49, guest-physical address|%s gpa 0x%x",
+          run_str(), gpa);
+
+    /* A new mapping takes effect after INVEPT (29.4.3): the same L2 address
+     * reads another L1 page. */
+    *(volatile u32 *)ept_alt = 0xA17E0000;
+    *word = 0x0D1D0000;
+    ept_set(PA(ept_page) | EPT_RWX | EPT_WB);
+    invept_single();
+    regs.ebx = PA(ept_page);
+    l2_run(ADDR(l2_pf_read));
+    u32 before = regs.eax;
+    ept_set(PA(ept_alt) | EPT_RWX | EPT_WB);
+    u32 o = invept_single();
+    regs.ebx = PA(ept_page);
+    l2_run(ADDR(l2_pf_read));
+    check(o == VM_OK && before == 0x0D1D0000 && vmcall_at(l2_pf_read, 2) && regs.eax == 0xA17E0000,
+          "L1 remaps a page and executes INVEPT single-context: L2 reads the new page|%s before 0x%x after 0x%x",
+          out_str(o), before, regs.eax);
+    ept_set(PA(ept_page) | EPT_RWX | EPT_WB);
+    static u64 desc[2] ALIGNED(16);
+    desc[0] = desc[1] = 0;
+    o = invept(2, desc);
+    check(o == VM_OK, "INVEPT all-context -> VMsucceed|%s", out_str(o));
+    desc[0] = PA(ept_pml4) | (3 << 3) | 1; /* memory type 1: reserved */
+    o = invept(1, desc);
+    check(fail_valid(o, VMERR_INVEPT_INVVPID_OPERAND), "INVEPT single-context with an invalid EPTP -> VMfailValid(28)|%s",
+          out_str(o));
+
+    /* The EPTP is checked at VM entry (27.2.1.1): memory type 1 -> VMfailValid(7). */
+    vw64(F_EPT_POINTER, (eptp & ~7ull) | 1);
+    l2_run(ADDR(l2_vmcall));
+    check(entry_fails(VMERR_ENTRY_BAD_CONTROL), "VM entry with EPT memory type 1 -> VMfailValid(7)|%s", run_str());
+    vw64(F_EPT_POINTER, eptp | (1ull << 11));
+    l2_run(ADDR(l2_vmcall));
+    check(entry_fails(VMERR_ENTRY_BAD_CONTROL), "VM entry with EPTP bit 11 set -> VMfailValid(7)|%s", run_str());
+    vw64(F_EPT_POINTER, eptp);
+}
+
+/* ======================================================================================
+ * VMFUNC EPTP switching in L2 (SDM 27.5.6.3, 26.1.3, 27.2.1.1): two EPT views that show
+ * different pages at ept_page's address; list entry 0 = view A, 1 = view B, 2 = invalid.
+ * ====================================================================================== */
+static u64 eptb_pml4[512] ALIGNED(4096);
+static u64 eptb_pdpt[512] ALIGNED(4096);
+static u64 eptb_pd[512] ALIGNED(4096);
+static u64 eptb_pt[512] ALIGNED(4096);
+static u64 eptp_list[512] ALIGNED(4096);
+#define F_VMFUNC_CTLS 0x2018u
+#define F_EPTP_LIST 0x2024u
+#define EXIT_VMFUNC 59
+
+static void test_l2_vmfunc(void) {
+    u64 vmfunc_cap = 0;
+    bool offered = (allowed1(cap.proc2) & PROC2_VMFUNC) && msr_exists(MSR_VMX_VMFUNC, &vmfunc_cap) && (vmfunc_cap & 1) &&
+                   ept_offered();
+    if (!offered) {
+        HV_CHECK(false, "VMFUNC EPTP switching offered to L1 (EPT and VM functions)|VMFUNC MSR 0x%llx", vmfunc_cap);
+        return;
+    }
+    if (!l2_setup(0, PROC2_EPT | PROC2_VMFUNC, "L2 VMFUNC EPTP switching")) return;
+    ept_build();
+    memcpy(eptb_pml4, ept_pml4, 4096);
+    memcpy(eptb_pdpt, ept_pdpt, 4096);
+    memcpy(eptb_pd, ept_pd, 4096);
+    memcpy(eptb_pt, ept_pt, 4096);
+    eptb_pml4[0] = PA(eptb_pdpt) | EPT_RWX;
+    eptb_pdpt[0] = PA(eptb_pd) | EPT_RWX;
+    eptb_pd[PA(ept_page) >> 21] = PA(eptb_pt) | EPT_RWX;
+    eptb_pt[ept_pt_index()] = PA(ept_alt) | EPT_RWX | EPT_WB;
+    u64 eptp_a = PA(ept_pml4) | (3 << 3) | 6, eptp_b = PA(eptb_pml4) | (3 << 3) | 6;
+    memset(eptp_list, 0, sizeof eptp_list);
+    eptp_list[0] = eptp_a;
+    eptp_list[1] = eptp_b;
+    eptp_list[2] = eptp_b | (1ull << 11); /* reserved bit: not a valid EPTP */
+    vw64(F_EPT_POINTER, eptp_a);
+    vw64(F_VMFUNC_CTLS, 1); /* EPTP switching */
+    vw64(F_EPTP_LIST, PA(eptp_list));
+    *(volatile u32 *)ept_page = 0xAAAA0001;
+    *(volatile u32 *)ept_alt = 0xBBBB0002;
+    diag("L2 VMFUNC EPTP switching");
+
+    regs.ebx = PA(ept_page);
+    regs.ecx = 1;
+    l2_run(ADDR(l2_vmfunc));
+    u64 now = vr64(F_EPT_POINTER);
+    check(vmcall_at(l2_vmfunc, 7) && regs.eax == 0xBBBB0002 && now == eptp_b,
+          "L2 VMFUNC 0 with ECX = 1: no exit to L1, the page reads as view B's, EPT pointer = list entry 1|%s eax 0x%x eptp 0x%llx",
+          run_str(), regs.eax, now);
+    regs.ecx = 0;
+    l2_run(ADDR(l2_vmfunc));
+    now = vr64(F_EPT_POINTER);
+    check(vmcall_at(l2_vmfunc, 7) && regs.eax == 0xAAAA0001 && now == eptp_a,
+          "L2 VMFUNC 0 with ECX = 0: back to view A|%s eax 0x%x eptp 0x%llx", run_str(), regs.eax, now);
+
+    regs.ecx = 2;
+    l2_run(ADDR(l2_vmfunc));
+    now = vr64(F_EPT_POINTER);
+    check(exit_is(EXIT_VMFUNC) && ex.rip == ADDR(l2_vmfunc_insn) && ex.len == 3 && now == eptp_a,
+          "VMFUNC to an invalid EPTP-list entry: exit 59 to L1, EPT pointer unchanged|%s eptp 0x%llx", run_str(), now);
+    regs.ecx = 512;
+    l2_run(ADDR(l2_vmfunc));
+    check(exit_is(EXIT_VMFUNC) && ex.rip == ADDR(l2_vmfunc_insn), "VMFUNC with ECX = 512: exit 59|%s", run_str());
+    regs.eax = 1;
+    regs.ecx = 0;
+    l2_run(ADDR(l2_vmfunc_eax));
+    check(exit_is(EXIT_VMFUNC) && ex.rip == ADDR(l2_vmfunc_eax), "VMFUNC function 1 (not enabled): exit 59|%s", run_str());
+
+    /* Many switches in a row, then one more to view B. */
+    regs.ebx = PA(ept_page);
+    regs.edx = 1000;
+    regs.esi = 1;
+    l2_run(ADDR(l2_vmfunc_loop));
+    now = vr64(F_EPT_POINTER);
+    check(exit_is(EXIT_VMCALL) && regs.eax == 0xBBBB0002 && now == eptp_b,
+          "2,001 EPTP switches in L2, then a read through view B|%s eax 0x%x", run_str(), regs.eax);
+
+    /* EPTP switching enabled with "enable EPT" 0 fails VM entry (27.2.1.1). */
+    vw(F_PROC2_CTLS, vmcs_ctl_proc2 & ~PROC2_EPT);
+    l2_run(ADDR(l2_vmcall));
+    check(entry_fails(VMERR_ENTRY_BAD_CONTROL), "EPTP switching without EPT -> VMfailValid(7)|%s", run_str());
+    vw(F_PROC2_CTLS, vmcs_ctl_proc2);
+    vw64(F_EPTP_LIST, PA(eptp_list) | 0x800);
+    l2_run(ADDR(l2_vmcall));
+    check(entry_fails(VMERR_ENTRY_BAD_CONTROL), "EPTP-list address not 4-KiB aligned -> VMfailValid(7)|%s", run_str());
+    vw64(F_EPTP_LIST, PA(eptp_list));
+
+    /* "enable VM functions" 0: VMFUNC is #UD in L2 (here exit 0, #UD in the bitmap). */
+    vw(F_PROC2_CTLS, vmcs_ctl_proc2 & ~PROC2_VMFUNC);
+    vw(F_EXCEPTION_BITMAP, 1u << 6);
+    regs.eax = 0;
+    regs.ecx = 0;
+    l2_run(ADDR(l2_vmfunc_eax));
+    check(exit_is(EXIT_EXCEPTION) && (ex.intr & 0x800007FF) == (INTR_VALID | INTR_TYPE_HW_EXCEPTION | 6),
+          "VMFUNC with \"enable VM functions\" 0 -> #UD in L2|%s", run_str());
+}
+
 static void test_vmxoff(void) {
     if (!need_root("VMXOFF")) return;
     user_gp(user_vmxoff, "VMXOFF");
@@ -1653,6 +1904,8 @@ void guest_main(void) {
     test_l2_event_delivery();
     test_l2_interrupts();
     test_msr_lists();
+    test_l2_ept();
+    test_l2_vmfunc();
     test_entry_failures();
     test_vmxoff();
     test_host_failures();

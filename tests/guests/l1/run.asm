@@ -235,6 +235,40 @@ L2 l2_load_ss                   ; MOV SS, BX with BX = a code selector: #GP(BX)
     mov ss, bx
     vmcall
     jmp l2_stray
+L2 l2_write                     ; MOV [EBX], EAX (2 bytes)
+    mov [ebx], eax
+    vmcall
+    jmp l2_stray
+; VMFUNC is 0F 01 D4 (3 bytes).
+%define VMFUNC db 0x0F, 0x01, 0xD4
+L2 l2_vmfunc                    ; EPTP switch to entry ECX, then read [EBX] into EAX
+    xor eax, eax
+global l2_vmfunc_insn
+l2_vmfunc_insn:
+    VMFUNC
+    mov eax, [ebx]
+    vmcall
+    jmp l2_stray
+L2 l2_vmfunc_eax                ; VMFUNC with EAX and ECX as L1 set them
+    VMFUNC
+    vmcall
+    jmp l2_stray
+L2 l2_vmfunc_loop               ; EDX times: switch to entry 1, then to entry 0; then to
+.again:                         ; entry ESI and read [EBX] into EAX
+    xor eax, eax
+    mov ecx, 1
+    VMFUNC
+    xor eax, eax
+    xor ecx, ecx
+    VMFUNC
+    dec edx
+    jnz .again
+    xor eax, eax
+    mov ecx, esi
+    VMFUNC
+    mov eax, [ebx]
+    vmcall
+    jmp l2_stray
 L2 l2_pf_read                   ; read of an unmapped linear address in EBX: #PF
     mov eax, [ebx]
     vmcall

@@ -330,7 +330,7 @@ u32 vmx_run(struct l2regs *regs, u32 launch);
 void vmx_exit_entry(void);
 
 /* L2 code (run.asm): each snippet starts at its label; L1 puts it in GUEST_RIP. */
-extern char l2_vmcall[], l2_cpuid[], l2_hlt[], l2_rdtsc[], l2_in_imm[], l2_out_dx_ax[], l2_in_dx_eax[],
+extern char l2_vmfunc[], l2_vmfunc_insn[], l2_vmfunc_eax[], l2_vmfunc_loop[], l2_write[], l2_vmcall[], l2_cpuid[], l2_hlt[], l2_rdtsc[], l2_in_imm[], l2_out_dx_ax[], l2_in_dx_eax[],
     l2_in_dx_ax[], l2_scratch[], l2_rdmsr[], l2_wrmsr[], l2_ud2[], l2_int3[], l2_load_ss[], l2_pf_read[],
     l2_triple[], l2_mov_cr3[], l2_read_cr0[], l2_clear_ts[], l2_clear_ts_write[], l2_sgdt[], l2_vmptrst[],
     l2_vmptrst_ebp[], l2_vmread[], l2_spin[], l2_irq40[], l2_end[];
