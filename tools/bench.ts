@@ -71,9 +71,24 @@ const NESTED = [
   { key: 'bare', label: 'bare Bochs (ref.)', name: 'bench-nested-bare', options: '', bare: true },
 ] as const;
 
+// Turtles: this hypervisor as L0 running itself as L1 (nested=on), which
+// runs bench.elf as L2: L2's round trips go L2 -> L0 -> L1 -> L0 -> L2.
+async function turtles(name: string) {
+  const runDir = freshRunDir(name);
+  const l1 = path.join(runDir, 'hvl1.elf');
+  fs.copyFileSync(HV, l1);
+  const iso = path.join(runDir, 'hv.iso');
+  const cmdline = 'caps=off guest=hvl1.elf mem=160M nested=on args=caps=off,guest=bench.elf module=bench.elf';
+  execFileSync('bash', [path.join(REPO, 'tools', 'mkiso.sh'), HV, iso, '--cmdline', cmdline, '--module', l1, 'hvl1.elf',
+    '--module', path.join(GUESTS, 'bench.elf'), 'bench.elf'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const t = await runBochs({ name, boot: 'bios-cdrom', image: iso, runDir, cpus: 1, timeoutMs: 300_000, progress: true });
+  expectRun(t, { status: 0, exitCode: 0, lines: [/^L1\| L2\| RESULT: PASS$/] });
+  return t;
+}
+
 // The figures come from the ordinary image; the profile (where a CPUID
 // round trip's ticks go) from the profiling build, whose stamps add ticks.
-let r, p;
+let r, p, tr;
 const nestedRuns: Record<string, Awaited<ReturnType<typeof run>>> = {};
 try {
   r = await run('bench', HV);
@@ -81,6 +96,7 @@ try {
   for (const n of NESTED) {
     nestedRuns[n.key] = await run(n.name, HV, { guest: 'l1bench.elf', options: n.options, bare: 'bare' in n && n.bare });
   }
+  tr = await turtles('bench-turtles');
 } catch (e) {
   console.error((e as Error).message);
   process.exit(1);
@@ -137,6 +153,13 @@ try {
 } catch {
   /* not a git checkout */
 }
+// Turtles: L2's figures (bench.elf under this hypervisor as L1 under itself).
+const turtleFigures: Record<string, Figure> = {};
+for (const m of tr.serial.matchAll(/^L1\| L2\| bench: (\S+) min=(\d+) median=(\d+) n=(\d+)$/gm)) {
+  turtleFigures[m[1]] = { min: Number(m[2]), median: Number(m[3]), n: Number(m[4]) };
+}
+if (!turtleFigures['cpuid']) throw new Error('bench-turtles: no L2 cpuid figure');
+
 const result = {
   what: 'round trips measured in the guest with RDTSC; Bochs 2.7, cpu: model=tigerlake, count=1, clock: sync=none (1 tick = 1 emulated instruction)',
   commit,
@@ -151,6 +174,12 @@ const result = {
       'instructions around the stamps); L0 VM exits per L2 CPUID from the exit-count hypercall (not on bare Bochs). ' +
       'l0TicksPerNestedCpuid = l2-cpuid-via-l1 - l1-handler (on bare Bochs: Bochs\'s own VMX transitions).',
     runs: nested,
+  },
+  turtles: {
+    what: 'L0 = this hypervisor, L1 = this hypervisor as its guest (nested=on, shadow VMCS, shadow EPT), L2 = ' +
+      'tests/guests/bench.c: each L2 round trip goes L2 -> L0 -> L1 (this hypervisor\'s exit handler) -> L0 -> L2',
+    hypervisorCmdline: 'caps=off guest=hvl1.elf mem=160M nested=on args=caps=off,guest=bench.elf module=bench.elf',
+    figures: turtleFigures,
   },
 };
 fs.mkdirSync(path.join(REPO, 'bench'), { recursive: true });
@@ -203,5 +232,8 @@ for (const n of NESTED) {
   const c = f['l2-vmfunc-switch-cached'].min, k = f['l2-vmfunc-switch-cold'].min;
   console.log(`  ${n.label.padEnd(cw)}  cached ${c}, cold ${k}: cold/cached = ${(k / c).toFixed(1)}`);
 }
+
+console.log('\nTurtles (L0 = L1 = this hypervisor, L2 = bench.elf), L2 round trips:');
+for (const [k, f] of Object.entries(turtleFigures)) console.log(`  ${k.padEnd(16)} ${cell(f)}`);
 
 console.log(`\nwritten: bench/results.json (commit ${commit})`);

@@ -1,8 +1,9 @@
 /* Ending a run. The final console line always names the status; then the
  * machine stops in the way the platform understands:
- *  - QEMU (CPUID hypervisor signature "TCGTCGTCGTCG" or "KVMKVMKVM"): the
- *    isa-debug-exit device at port 0xF4 (QEMU exits with status*2+1; without
- *    the device the write is ignored);
+ *  - QEMU (CPUID hypervisor signature "TCGTCGTCGTCG" or "KVMKVMKVM") or this
+ *    hypervisor as the parent ("ASHypervisor": the image running as an L1
+ *    guest): the isa-debug-exit device at port 0xF4 (the parent ends with
+ *    status*2+1; without the device the write is ignored);
  *  - Bochs (port 0xE9 hack present, no hypervisor signature): a magic
  *    breakpoint (xchg bx,bx) for success, which the harness's debugger rc
  *    file turns into exit status 0, or the 0x8900 "Shutdown" port otherwise;
@@ -33,6 +34,16 @@ static bool under_qemu(void) {
            (r[1] == 0x4b4d564b && r[2] == 0x564b4d56 && r[3] == 0x0000004d);   /* KVMKVMKVM */
 }
 
+/* Our own hypervisor as the parent (this image running as an L1 guest,
+ * "ASHypervisor"): it offers QEMU's isa-debug-exit at port 0xF4 too. */
+static bool under_ashv(void) {
+    u32 r[4];
+    cpuid(1, 0, r);
+    if (!(r[2] & (1u << 31))) return false;
+    cpuid(0x40000000, 0, r);
+    return r[1] == 0x79485341 && r[2] == 0x76726570 && r[3] == 0x726f7369; /* ASHypervisor */
+}
+
 static bool exiting;
 
 _Noreturn void hv_exit(u32 status) {
@@ -46,7 +57,7 @@ _Noreturn void hv_exit(u32 status) {
         hv_puts(")\n");
     }
     hv_console_flush();
-    if (under_qemu()) {
+    if (under_qemu() || under_ashv()) {
         outl(0xf4, status);
     } else if (hv_console_e9()) {
         if (status == HV_STATUS_OK) {

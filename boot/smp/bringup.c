@@ -153,6 +153,24 @@ static void start_one(u64 tramp, u64 blocks, u32 apic_id) {
     hv_puts(" did not start within " STR(SMP_START_TIMEOUT_MS) " ms; continuing without it\n");
 }
 
+/* The processor count from QEMU's fw_cfg (selector 0: signature "QEMU",
+ * selector 5: the number of CPUs, 16 bits little-endian), or 0. Probed only
+ * under a hypervisor (CPUID.1:ECX[31]): on a bare machine the ports may be
+ * anything. QEMU and this hypervisor (for its guests, which get no ACPI
+ * tables) both offer it. */
+static u32 fwcfg_cpus(void) {
+    u32 r[4];
+    cpuid(1, 0, r);
+    if (!(r[2] & (1u << 31))) return 0;
+    outw(0x510, 0);
+    u32 sig = 0;
+    for (int i = 0; i < 4; i++) sig |= (u32)inb(0x511) << (8 * i);
+    if (sig != 0x554d4551) return 0; /* "QEMU" */
+    outw(0x510, 5);
+    u32 lo = inb(0x511);
+    return lo | (u32)inb(0x511) << 8;
+}
+
 /* No MADT: broadcast, then wait for the processors that took a slot. */
 static u32 start_all(u64 tramp, u64 blocks) {
     for (u32 s = 0; s < MAX_APS; s++) block_init(blocks, s);
@@ -252,6 +270,7 @@ void hv_smp_init(struct hv_bootinfo *bi) {
                      : !blocks ? "no free memory for the processors' stacks" : "the boot map is full");
         return;
     }
+    u32 fw_cpus = have_madt ? 0 : fwcfg_cpus();
     const char *tsc_how = smp_delay_init();
     smp_tramp_install(tramp);
     if (have_madt) {
@@ -260,6 +279,8 @@ void hv_smp_init(struct hv_bootinfo *bi) {
         hv_puts(") lists ");
         hv_put_dec(madt.cpus + madt.more);
         hv_puts(" processors");
+    } else if (fw_cpus == 1) {
+        hv_puts("hv: smp: no ACPI MADT; fw_cfg: 1 processor, no start-up");
     } else {
         hv_puts(madt.rsdp ? "hv: smp: no valid ACPI MADT (RSDP " : "hv: smp: no ACPI RSDP");
         if (madt.rsdp) {
@@ -287,6 +308,8 @@ void hv_smp_init(struct hv_bootinfo *bi) {
          * and its block reused). */
         for (u32 i = 0; i < aps; i++) start_one(tramp, blocks + (u64)(smp_online - 1) * SMP_AP_BLOCK, ap[i]);
         used = smp_online - 1;
+    } else if (fw_cpus == 1) {
+        used = 0;
     } else {
         used = start_all(tramp, blocks); /* a late processor still owns its slot */
     }

@@ -13,6 +13,10 @@ export let leaf1Ecx: u32 = 0;
 export let leaf1Edx: u32 = 0;
 export let physAddrBits: u32 = 36;
 export let hypervisorPresent: bool = false;
+// How deep this hypervisor runs: 0 on the machine itself, 1 as a guest of
+// ASHypervisor (its CPUID leaf 40000001H EBX tells its guests their level),
+// and so on. Its guests are level + 1: their console lines are marked so.
+export let nestingLevel: u32 = 0;
 const vendor: usize = memory.data(13);
 const brand: usize = memory.data(49);
 const hvVendor: usize = memory.data(13);
@@ -67,9 +71,15 @@ export function identify(): void {
   store<u8>(hvVendor, 0);
   if (hypervisorPresent) {
     query(0x40000000);
+    const max = eax();
     store<u32>(hvVendor, ebx());
     store<u32>(hvVendor, ecx(), 4);
     store<u32>(hvVendor, edx(), 8);
+    // "ASHypervisor": our own parent.
+    if (ebx() == 0x79485341 && ecx() == 0x76726570 && edx() == 0x726f7369 && max >= 0x40000001) {
+      query(0x40000001);
+      nestingLevel = ebx();
+    }
   }
 }
 

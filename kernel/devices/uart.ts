@@ -80,7 +80,7 @@ function transmit(b: u32): void {
 }
 
 function emit(): void {
-  print.str("L1| ");
+  print.levelPrefix();
   print.bytes(line, used);
   print.nl();
   used = 0;

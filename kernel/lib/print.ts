@@ -3,6 +3,7 @@
 // starts with "hv: " so that guest output (added later, prefixed by level)
 // can never be mistaken for ours.
 import * as con from "../hw/con";
+import * as ident from "../cpu/ident";
 
 const LINE_MAX: i32 = 240;
 const line: usize = memory.data(256);
@@ -86,4 +87,12 @@ export function say(s: string): void {
   str("hv: ");
   str(s);
   nl();
+}
+
+// "L<n>| ": the mark of a line a guest printed, n its nesting level (this
+// hypervisor's own level + 1: "L1| " on the machine itself).
+export function levelPrefix(): void {
+  str("L");
+  dec(<u64>(ident.nestingLevel + 1));
+  str("| ");
 }

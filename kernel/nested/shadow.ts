@@ -187,3 +187,17 @@ export function push(): void {
 export function clear(): void {
   if (enabled) vmx.vmclear(shadowVmcs);
 }
+
+// Moving the vCPU to another processor (vm/migrate.ts): what L1 wrote
+// through the shadow is taken into the cache on the processor it ran on
+// (with vmcs01 current, L1 not in L2: in L2 the cache holds it already),
+// and the shadow is written again on the new processor before L1 uses it.
+// On hardware the VMCLEAR on the old processor would do; rewriting it
+// also keeps a processor that caches shadow VMCS data by address (Bochs
+// 2.7 shows stale fields after a move without this) from seeing old data.
+export function beforeMove(inL2: bool): void {
+  if (linked && !inL2) pull();
+}
+export function afterMove(): void {
+  if (linked) push();
+}

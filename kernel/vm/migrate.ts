@@ -51,6 +51,7 @@ export function move(): bool {
   const from = cpu.index();
   const to = (from + 1) % cpu.count();
   for (let i = 0; i < CARRIED.length; i++) values[i] = cpu.rdmsr(CARRIED[i]);
+  shadow.beforeMove(nested.inL2);
   // Both VMCSs of a nested guest may be active on this processor.
   if (vmx.vmclear(vcpu.vmcs) != vmx.VMX_SUCCEED ||
     (vmcs02.initialized && vmx.vmclear(vmcs02.vmcs02) != vmx.VMX_SUCCEED)) {
@@ -82,6 +83,7 @@ export function move(): bool {
     return false;
   }
   vmcs01.writeHostState();
+  shadow.afterMove();
   if (nested.inL2 && vmx.vmptrld(vmcs02.vmcs02) != vmx.VMX_SUCCEED) {
     print.say("migrate: VMPTRLD of vmcs02 failed");
     return false;

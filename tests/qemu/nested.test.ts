@@ -83,4 +83,42 @@ for (const { cpus, shadow } of RUNS) {
   });
 }
 
+// Turtles (issue 5): L0 = this hypervisor, L1 = this hypervisor booted as
+// its guest (its VMX bring-up, EPT and guest loading all through L0's
+// nested VMX, with EPT, unrestricted guest and the shadow EPT), L2 = the
+// benchmark guest (which passes) and the triple-fault guest (which L1 must
+// see end in a triple fault). Lines are marked by level: L1's own with
+// "L1| ", L2's with "L1| L2| ".
+test('turtles: this hypervisor as L1 on itself runs L2 guests', async () => {
+  const name = 'test-turtles';
+  const runDir = freshRunDir(name);
+  const l1 = path.join(runDir, 'hvl1.elf');
+  fs.copyFileSync(ELF, l1);
+  const guests = path.join(REPO, 'build', 'guests');
+  const out = path.join(runDir, 'boot.iso');
+  const cmdline = 'caps=off guest=hvl1.elf mem=160M nested=on ' +
+    'args=caps=off,guest=bench.elf,args=n=20,guest=triple.elf,expect=triple-fault module=bench.elf module=triple.elf';
+  execFileSync('bash', [path.join(REPO, 'tools', 'mkiso.sh'), ELF, out, '--cmdline', cmdline,
+    '--module', l1, 'hvl1.elf', '--module', path.join(guests, 'bench.elf'), 'bench.elf',
+    '--module', path.join(guests, 'triple.elf'), 'triple.elf'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const r = await runBochs({ name, boot: 'bios-cdrom', image: out, runDir, cpus: 1, timeoutMs: 240_000 });
+  expectRun(r, {
+    status: 0, exitCode: 0,
+    lines: [
+      /^L1\| hv: vmxon ok: cpu 0, revision 0x41534856/, // L1's VMXON, on L0's emulated VMX (our revision id)
+      /^L1\| hv: smp: no ACPI MADT; fw_cfg: 1 processor, no start-up/,
+      /^L1\| L2\| bench: cpuid min=\d+ median=\d+ n=20$/,
+      /^L1\| L2\| RESULT: PASS$/,
+      /^L1\| hv: guest 2 \(triple\.elf\) ended: triple-fault, .*: as expected$/,
+      /^L1\| hv: guests: 2 run, all as expected$/,
+      /^hv: guest 1 \(hvl1\.elf\) ended: exit via isa-debug-exit, code 1, .*: as expected$/,
+      /^hv: shadow EPT: \d+ roots built, \d+ reused, \d+ pages filled$/,
+    ],
+  });
+  // L2 ran under L1's EPT: L1's guests are unrestricted guests under EPT.
+  const fills = /^hv: shadow EPT: (\d+) roots built, (\d+) reused, (\d+) pages filled$/m.exec(r.serial)!;
+  assert.ok(Number(fills[3]) > 5, `shadow EPT pages filled: ${fills[3]}`);
+  assert.not.match(r.serial, /not ok /);
+});
+
 test.run();

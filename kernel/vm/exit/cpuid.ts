@@ -8,6 +8,7 @@ import * as vcpu from "../vcpu";
 import * as events from "../events";
 import * as profile from "../profile";
 import * as nested from "../../nested/state";
+import * as ident from "../../cpu/ident";
 import { RESUME } from "../exits";
 
 const out: usize = memory.data(16, 16);
@@ -42,6 +43,7 @@ export function handle(reason: u32): i32 {
       d = SIG_EDX;
     } else if (leaf == HV_LEAF_MAX) {
       a = HV_INTERFACE_VERSION;
+      b = ident.nestingLevel + 1; // the guest's level: L1 under a bare-metal hypervisor
     }
   } else {
     cpu.cpuid(leaf, sub, out);

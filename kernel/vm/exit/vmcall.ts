@@ -45,7 +45,7 @@ export function handle(reason: u32): i32 {
       result = HC_BAD_ARGUMENT;
     } else {
       guestmem.copyOut(text, a, <u32>b);
-      print.str("L1| ");
+      print.levelPrefix();
       print.bytes(text, <i32>b);
       print.nl();
     }

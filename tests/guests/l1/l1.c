@@ -1889,6 +1889,14 @@ void guest_main(void) {
         end();
     }
     test_vmxon();
+    if (has_word(boot.cmdline, "demo")) {
+        /* make run: the nested story only — L2 under this L1's EPT, and L2
+         * switching between two EPT views with VMFUNC. */
+        test_l2_basic();
+        test_l2_ept();
+        test_l2_vmfunc();
+        end();
+    }
     test_vmcs_pointers();
     test_vmread_vmwrite();
     test_shadowed_fields();
