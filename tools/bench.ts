@@ -112,7 +112,7 @@ if (Object.keys(figures).length === 0) throw new Error('the benchmark guest prin
 // L2 round trip minus L1's own handler: the VM exit reflected to L1 and
 // L1's VMRESUME (on bare Bochs: Bochs's VMX transitions, no L0 at all).
 const NESTED_FIGURES = ['l1-vmread-guest-rip', 'l1-vmread-exit-reason', 'l1-vmwrite-guest-rip', 'l2-cpuid-via-l1',
-  'l1-handler', 'l2-exit-to-l1-handler', 'l1-vmresume-to-l2', 'l2-vmfunc-switch-cached', 'l2-vmfunc-switch-cold'] as const;
+  'l1-handler', 'l2-exit-to-l1-handler', 'l1-vmresume-to-l2', 'l2-vmfunc-switch-cached', 'l2-vmfunc-switch-cold', 'l2-ept-violation-via-l1'] as const;
 interface NestedResult {
   label: string;
   hypervisorCmdline: string | null;

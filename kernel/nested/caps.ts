@@ -2,9 +2,8 @@
 // processor has, intersected with what the hypervisor emulates for L1 (the
 // controls vmcs02 can honour). L1 never sees a control the hypervisor would
 // not honour. EPT (run on shadow EPT tables, shadowept.ts) and unrestricted
-// guest are offered when the processor has them, and VM functions with
-// EPTP switching (emulated, vmfunc.ts); VPID is not yet, so
-// IA32_VMX_EPT_VPID_CAP describes EPT only (A.10, A.11).
+// guest are offered when the processor has them, VPID with INVVPID, and VM
+// functions with EPTP switching (emulated, vmfunc.ts) (A.10, A.11).
 import * as V from "../arch/vmx";
 import * as hw from "../vmx/caps";
 
@@ -21,7 +20,7 @@ const PROC_EMULATED: u32 = V.PROC_INTERRUPT_WINDOW_EXITING | V.PROC_USE_TSC_OFFS
   V.PROC_NMI_WINDOW_EXITING | V.PROC_MOV_DR_EXITING | V.PROC_UNCONDITIONAL_IO_EXITING | V.PROC_USE_IO_BITMAPS |
   V.PROC_USE_MSR_BITMAPS | V.PROC_MONITOR_EXITING | V.PROC_PAUSE_EXITING | V.PROC_ACTIVATE_SECONDARY_CONTROLS;
 const PROC2_EMULATED: u32 = V.PROC2_DESCRIPTOR_TABLE_EXITING | V.PROC2_ENABLE_RDTSCP | V.PROC2_WBINVD_EXITING |
-  V.PROC2_ENABLE_EPT | V.PROC2_UNRESTRICTED_GUEST | V.PROC2_ENABLE_VM_FUNCTIONS;
+  V.PROC2_ENABLE_EPT | V.PROC2_UNRESTRICTED_GUEST | V.PROC2_ENABLE_VM_FUNCTIONS | V.PROC2_ENABLE_VPID;
 
 // IA32_VMX_VMFUNC for L1 (A.11): EPTP switching (function 0), emulated by
 // vmfunc.ts, offered when the processor has EPT and VM functions (vmcs02
@@ -37,16 +36,27 @@ export function vmfuncCap(): u64 {
 // execute-only entries, 4-level walks, UC and WB structure memory types,
 // 2-MByte and 1-GByte pages, INVEPT single-context and all-context. Not
 // accessed/dirty flags, not 5-level walks, no advanced EPT-violation
-// information, no VPID (INVVPID) yet.
+// information (the VPID half is VPID_CAP_EMULATED below).
 const EPT_CAP_EMULATED: u64 = V.EPT_VPID_CAP_EXECUTE_ONLY | V.EPT_VPID_CAP_PAGE_WALK_LENGTH_4 |
   V.EPT_VPID_CAP_MEMTYPE_UC | V.EPT_VPID_CAP_MEMTYPE_WB | V.EPT_VPID_CAP_PDE_2MB_PAGES |
   V.EPT_VPID_CAP_PDPTE_1GB_PAGES | V.EPT_VPID_CAP_INVEPT | V.EPT_VPID_CAP_INVEPT_SINGLE_CONTEXT |
   V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT;
 
-// IA32_VMX_EPT_VPID_CAP as offered (0 when L1 is not offered EPT).
+// The VPID half: INVVPID and its four types, emulated on the one VPID L0
+// gives L2 (invalidate.ts).
+const VPID_CAP_EMULATED: u64 = V.EPT_VPID_CAP_INVVPID | V.EPT_VPID_CAP_INVVPID_INDIVIDUAL_ADDRESS |
+  V.EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT | V.EPT_VPID_CAP_INVVPID_ALL_CONTEXT |
+  V.EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT_RETAINING_GLOBALS;
+
+// IA32_VMX_EPT_VPID_CAP as offered: the EPT bits when EPT is offered, the
+// VPID bits when VPID is.
 export function eptCap(): u64 {
-  if (!hw.hasEptVpidCap || (<u32>(proc2() >> 32) & V.PROC2_ENABLE_EPT) == 0) return 0;
-  return hw.eptVpidCap & EPT_CAP_EMULATED;
+  if (!hw.hasEptVpidCap) return 0;
+  const p2 = <u32>(proc2() >> 32);
+  let v: u64 = 0;
+  if ((p2 & V.PROC2_ENABLE_EPT) != 0) v |= hw.eptVpidCap & EPT_CAP_EMULATED;
+  if ((p2 & V.PROC2_ENABLE_VPID) != 0) v |= hw.eptVpidCap & VPID_CAP_EMULATED;
+  return v;
 }
 const EXIT_EMULATED: u32 = V.EXIT_SAVE_DEBUG_CONTROLS | V.EXIT_HOST_ADDRESS_SPACE_SIZE |
   V.EXIT_ACKNOWLEDGE_INTERRUPT_ON_EXIT | V.EXIT_SAVE_IA32_PAT | V.EXIT_LOAD_IA32_PAT | V.EXIT_SAVE_IA32_EFER |
@@ -152,9 +162,10 @@ export function fieldSupported(enc: u32): bool {
     case V.VM_FUNCTION_CONTROL:
     case V.EPTP_LIST_ADDRESS:
       return (<u32>(proc2() >> 32) & V.PROC2_ENABLE_VM_FUNCTIONS) != 0;
+    case V.VIRTUAL_PROCESSOR_ID:
+      return (<u32>(proc2() >> 32) & V.PROC2_ENABLE_VPID) != 0;
   }
   switch (enc & ~V.VMCS_ENC_HIGH) {
-    case V.VIRTUAL_PROCESSOR_ID: // VPID
     case V.POSTED_INTERRUPT_NOTIFICATION_VECTOR:
     case V.EPTP_INDEX: // #VE
     case V.GUEST_INTERRUPT_STATUS: // virtual-interrupt delivery

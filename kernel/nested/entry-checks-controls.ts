@@ -111,6 +111,7 @@ export function check(): bool {
       return false;
     }
   }
+  if ((proc2 & V.PROC2_ENABLE_VPID) != 0 && state.get(V.VIRTUAL_PROCESSOR_ID) == 0) return fail("ctls.vpid.zero");
   if ((proc2 & V.PROC2_UNRESTRICTED_GUEST) != 0 && (proc2 & V.PROC2_ENABLE_EPT) == 0) {
     return fail("ctls.proc2.unrestricted-without-ept");
   }

@@ -1,16 +1,13 @@
 // INVEPT and INVVPID for L1 (SDM Vol. 3C 31.3).
 //
-// Today both are #UD: caps.ts offers L1 neither EPT nor VPID (secondary
-// controls "enable EPT"/"enable VPID" allowed-1 are 0, and
-// IA32_VMX_EPT_VPID_CAP does not exist for L1), and the SDM's exception
-// lists for the two instructions say "#UD ... If the logical processor does
-// not support EPT (IA32_VMX_PROCBASED_CTLS2[33] = 0) [INVEPT] / VPIDs
+// Each is #UD when L1 is not offered it: the SDM's exception lists say "#UD
+// ... If the logical processor does not support EPT
+// (IA32_VMX_PROCBASED_CTLS2[33] = 0) [INVEPT] / VPIDs
 // (IA32_VMX_PROCBASED_CTLS2[37] = 0) [INVVPID]", or does not support the
 // instruction (IA32_VMX_EPT_VPID_CAP[20] / [32] = 0). That #UD comes before
 // anything else: the instruction does not exist for such a processor.
-//
-// The rest follows the Operation sections, so that offering EPT/VPID in
-// caps.ts (issue 5) turns the instructions on:
+// caps.ts offers both where the processor has them. The rest follows the
+// Operation sections:
 //   #UD, VM exit, #GP(0)   as every VMX instruction (common.ts)
 //   type := the register operand (Reg2; 64 bits in 64-bit mode, else 32)
 //   VMfail(28) if IA32_VMX_EPT_VPID_CAP (as offered to L1) lacks the type
@@ -32,6 +29,7 @@ import * as linear from "./linear";
 import * as vmfail from "./vmfail";
 import * as controls from "./entry-checks-controls";
 import * as shadowept from "./shadowept";
+import * as vpidFlush from "./vpid";
 
 // INVVPID descriptor (31.3 INVVPID, Figure "INVVPID Descriptor"): VPID in
 // bits 15:0, bits 63:16 reserved, linear address in bits 127:64.
@@ -79,7 +77,9 @@ function invalidateEpt(t: u32, eptp: u64): void {
   if (t == V.INVEPT_TYPE_SINGLE_CONTEXT) shadowept.dropMatching(eptp);
   else shadowept.dropAll();
 }
-function invalidateVpid(t: u32, vpid: u32, addr: u64): void {}
+function invalidateVpid(t: u32, vpid: u32, addr: u64): void {
+  vpidFlush.invvpid(t, addr);
+}
 
 export function invept(reason: u32): i32 {
   if (!inveptOffered()) {

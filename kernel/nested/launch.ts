@@ -7,9 +7,7 @@
 import * as vmx from "../hw/vmx";
 import * as print from "../lib/print";
 import * as V from "../arch/vmx";
-import * as hwcaps from "../vmx/caps";
 import * as vcpu from "../vm/vcpu";
-import * as vmcs01 from "../vm/vmcs01";
 import * as events from "../vm/events";
 import * as exits from "../vm/exits";
 import * as config from "../vm/config";
@@ -22,6 +20,7 @@ import * as reflect from "./reflect";
 import * as msrlists from "./msrlists";
 import * as l2irq from "./l2irq";
 import * as shadow from "./shadow";
+import * as vpid from "./vpid";
 
 export let launches: u64 = 0; // nested VM entries into L2
 export function resetCounts(): void {
@@ -99,9 +98,7 @@ export function handle(reason: u32): i32 {
   if (launch) state.setLaunchState(1);
   state.setInL2(true);
   launches++;
-  // L1 runs without VPID, so to L1 every VM entry and exit flushes the
-  // linear and combined mappings (29.4.3.1): L2's own VPID is flushed here.
-  if (vmcs01.vpidEnabled && (hwcaps.eptVpidCap & V.EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT) != 0)
-    vmx.invvpid(1, vmcs02.L2_VPID, 0);
+  // The TLB flushes this entry means for L1's processor (vpid.ts).
+  vpid.entered();
   return exits.RESUME;
 }

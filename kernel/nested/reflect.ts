@@ -16,6 +16,7 @@ import * as msrlists from "./msrlists";
 import * as shadow from "./shadow";
 import { FieldList } from "./fieldlist";
 import * as hoststate from "./hoststate";
+import * as vpid from "./vpid";
 
 export const counts = new StaticArray<u64>(exits.REASONS); // exits reflected to L1, by reason
 export let handledByL0: u64 = 0; // L2 exits L0 handled itself
@@ -119,6 +120,7 @@ function toL1(): i32 {
   }
   vcpu.setLaunched(vmcs02.l1Launched);
   state.setInL2(false);
+  vpid.exitedToL1();
   hoststate.load();
   return loadExitList();
 }

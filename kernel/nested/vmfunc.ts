@@ -18,9 +18,7 @@
 import * as vmx from "../hw/vmx";
 import * as print from "../lib/print";
 import * as V from "../arch/vmx";
-import * as hwcaps from "../vmx/caps";
 import * as vcpu from "../vm/vcpu";
-import * as vmcs01 from "../vm/vmcs01";
 import * as guestmem from "../vm/guestmem";
 import * as events from "../vm/events";
 import * as exits from "../vm/exits";
@@ -29,7 +27,7 @@ import * as state from "./state";
 import * as controls from "./entry-checks-controls";
 import * as shadowept from "./shadowept";
 import * as reflect from "./reflect";
-import * as vmcs02 from "./vmcs02";
+import * as vpid from "./vpid";
 
 export let switches: u64 = 0; // EPTP switches emulated
 export let reflected: u64 = 0; // VMFUNC exits given to L1
@@ -66,8 +64,7 @@ export function handle(): i32 {
   // vmcs02 takes the new root now: the change is synced, not stale.
   state.writeSynced(V.EPT_POINTER, eptp);
   vmx.vmwrite(V.EPT_POINTER, root);
-  if (vmcs01.vpidEnabled && (hwcaps.eptVpidCap & V.EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT) != 0)
-    vmx.invvpid(1, vmcs02.L2_VPID, 0);
+  vpid.eptpSwitched();
   switches++;
   events.skipInstruction();
   reflect.countL0();

@@ -40,6 +40,7 @@ import * as reflect from "../nested/reflect";
 import * as shadow from "../nested/shadow";
 import * as hoststate from "../nested/hoststate";
 import * as shadowept from "../nested/shadowept";
+import * as nestedVpid from "../nested/vpid";
 
 const SIZE_2M: u64 = 0x200000;
 
@@ -197,6 +198,7 @@ function runOne(g: i32): bool {
     hoststate.resetCounts();
     shadowept.dropAll();
     shadowept.resetCounts();
+    nestedVpid.reset();
     reflect.resetCounts();
     launch.resetCounts();
     entryChecks.forget();

@@ -171,7 +171,11 @@ export function create(eptp: u64, eip: u32, wantVpid: bool): bool {
     V.PROC_HLT_EXITING | V.PROC_USE_IO_BITMAPS | V.PROC_USE_MSR_BITMAPS | V.PROC_ACTIVATE_SECONDARY_CONTROLS |
     V.PROC_CR8_LOAD_EXITING | V.PROC_CR8_STORE_EXITING,
     V.PROC_MWAIT_EXITING | V.PROC_MONITOR_EXITING | V.PROC_RDPMC_EXITING);
-  const p2opt = V.PROC2_ENABLE_RDTSCP | V.PROC2_WBINVD_EXITING | (wantVpid ? V.PROC2_ENABLE_VPID : 0);
+  // VPID only where INVVPID can flush one (single- or all-context): the
+  // hypervisor must be able to drop a guest's cached translations.
+  const invvpid = (caps.eptVpidCap & V.EPT_VPID_CAP_INVVPID) != 0 &&
+    (caps.eptVpidCap & (V.EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT | V.EPT_VPID_CAP_INVVPID_ALL_CONTEXT)) != 0;
+  const p2opt = V.PROC2_ENABLE_RDTSCP | V.PROC2_WBINVD_EXITING | (wantVpid && invvpid ? V.PROC2_ENABLE_VPID : 0);
   const proc2 = ctl.adjust(caps.proc2, ctl.KIND_PROC2, V.PROC2_ENABLE_EPT | V.PROC2_UNRESTRICTED_GUEST, p2opt);
   const exitc = ctl.adjust(caps.exit, ctl.KIND_EXIT,
     V.EXIT_HOST_ADDRESS_SPACE_SIZE | V.EXIT_SAVE_IA32_EFER | V.EXIT_LOAD_IA32_EFER |

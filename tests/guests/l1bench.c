@@ -111,6 +111,23 @@ __asm__(
     "    movl lb_sv_eax, %eax\n"
     "    movl lb_sv_edx, %edx\n"
     ".endm\n"
+    /* L2's timed loops: sample k's start stamp at (EDI), its end stamp at
+     * 4(EDI); EBP samples; VMCALL at the end (never resumed). */
+    ".macro LB_L2_SAMPLE_BEGIN\n"
+    "    lfence\n"
+    "    rdtsc\n"
+    "    movl %eax, (%edi)\n"
+    ".endm\n"
+    ".macro LB_L2_SAMPLE_END\n"
+    "    lfence\n"
+    "    rdtsc\n"
+    "    movl %eax, 4(%edi)\n"
+    "    addl $8, %edi\n"
+    "    decl %ebp\n"
+    "    jnz 1b\n"
+    "    vmcall\n"
+    "    jmp lb_l2_stray\n"
+    ".endm\n"
     ".macro LB_T1\n"
     "    movl %eax, lb_sv_eax\n"
     "    movl %edx, lb_sv_edx\n"
@@ -133,12 +150,12 @@ __asm__(
     "    movl 20(%esp), %eax\n"      /* launch */
     "    movl lb_l2_ebp, %ebp\n"
     "    movl lb_l2_edi, %edi\n"
-    "    xorl %ebx, %ebx\n"
-    "    xorl %ecx, %ecx\n"
-    "    xorl %edx, %edx\n"
-    "    xorl %esi, %esi\n"
+    "    movl lb_l2_ebx, %ebx\n"       /* L2's other GPRs as its last exit to C left them */
+    "    movl lb_l2_ecx, %ecx\n"
+    "    movl lb_l2_edx, %edx\n"
+    "    movl lb_l2_esi, %esi\n"
     "    testl %eax, %eax\n"
-    "    movl $0, %eax\n"            /* MOV keeps the flags of TEST */
+    "    movl lb_l2_eax, %eax\n"     /* MOV keeps the flags of TEST */
     "    jz 1f\n"
     "    vmlaunch\n"
     "    jmp 2f\n"
@@ -179,6 +196,11 @@ __asm__(
     "    popl %eax\n"
     "    movl %ebp, lb_l2_ebp\n"
     "    movl %edi, lb_l2_edi\n"
+    "    movl %eax, lb_l2_eax\n"
+    "    movl %ebx, lb_l2_ebx\n"
+    "    movl %ecx, lb_l2_ecx\n"
+    "    movl %edx, lb_l2_edx\n"
+    "    movl %esi, lb_l2_esi\n"
     "    lgdt lb_gdtr\n"             /* the exit set both limits to FFFFH (SDM 27.5.2) */
     "    lidt lb_idtr\n"
     "    xorl %eax, %eax\n"
@@ -229,9 +251,7 @@ __asm__(
      * stamps (EDI) around both. */
     ".globl lb_l2_vmfunc\n"
     "lb_l2_vmfunc:\n"
-    "1:  lfence\n"
-    "    rdtsc\n"
-    "    movl %eax, (%edi)\n"
+    "1:  LB_L2_SAMPLE_BEGIN\n"
     "    movl lb_view, %ecx\n"
     "    incl %ecx\n"
     "    andl lb_view_mask, %ecx\n"
@@ -244,14 +264,18 @@ __asm__(
     "    addl $4096, %ebx\n"
     "    decl %ecx\n"
     "    jnz 2b\n"
-    "    lfence\n"
-    "    rdtsc\n"
-    "    movl %eax, 4(%edi)\n"
-    "    addl $8, %edi\n"
-    "    decl %ebp\n"
-    "    jnz 1b\n"
-    "    vmcall\n"
-    "    jmp lb_l2_stray\n"
+    "    LB_L2_SAMPLE_END\n"
+    /* EBP timed first touches of page lb_eptv_base + EBP * 4 KiB, which
+     * L1's EPT does not map yet: an EPT violation L1 handles (it maps the
+     * page and resumes L2 at the same instruction). */
+    ".globl lb_l2_eptv\n"
+    "lb_l2_eptv:\n"
+    "1:  LB_L2_SAMPLE_BEGIN\n"
+    "    movl %ebp, %eax\n"
+    "    shll $12, %eax\n"
+    "    addl lb_eptv_base, %eax\n"
+    "    movl (%eax), %eax\n"
+    "    LB_L2_SAMPLE_END\n"
     "lb_l2_loop:\n"                  /* EBP CPUIDs (0: none), untimed */
     "    testl %ebp, %ebp\n"
     "    jz 2f\n"
@@ -269,6 +293,11 @@ __asm__(
     ".balign 4\n"
     ".globl lb_l2_ebp, lb_l2_edi, lb_hidx, lb_hsamples, lb_h_t0, lb_h_t1\n"
     "lb_l2_ebp: .long 0\n"
+    "lb_l2_eax: .long 0\n"
+    "lb_l2_ebx: .long 0\n"
+    "lb_l2_ecx: .long 0\n"
+    "lb_l2_edx: .long 0\n"
+    "lb_l2_esi: .long 0\n"
     "lb_l2_edi: .long 0\n"
     "lb_hidx: .long 0\n"
     "lb_sv_eax: .long 0\n"
@@ -279,6 +308,8 @@ __asm__(
     "lb_view: .long 0\n"
     "lb_view_mask: .long 0\n"
     "lb_buf: .long 0\n"
+    ".globl lb_eptv_base\n"
+    "lb_eptv_base: .long 0\n"
     "lb_gdtr: .word 0\n"
     "    .long 0\n"
     "lb_idtr: .word 0\n"
@@ -492,7 +523,8 @@ static u32 query_exits(void) { return vmcall(HC_QUERY, 1, 0); }
  * that caches its tables per EPTP keeps both); cold: L2 cycles through all eight, so a
  * cache of fewer than eight roots never has the next one. Each sample is the switch plus
  * reads of 16 pages 4 KiB apart (on a cold root, their first touch). */
-extern u32 lb_view, lb_view_mask, lb_buf;
+extern u32 lb_view, lb_view_mask, lb_buf, lb_eptv_base;
+extern char lb_l2_eptv[];
 extern char lb_l2_vmfunc[];
 #define VIEWS 8
 static u64 ept_pml4s[VIEWS][512] ALIGNED(4096);
@@ -503,6 +535,45 @@ static u8 touch_buf[16 * 4096] ALIGNED(4096);
 #define F_EPT_POINTER 0x201Au
 #define F_VMFUNC_CTLS 0x2018u
 #define F_EPTP_LIST 0x2024u
+
+/* L2 EPT violations that L1 handles: L2 reads pages 16-20 MiB, which L1's
+ * EPT maps through two page tables that start empty; L1's C handler maps the
+ * faulting page (one PTE, no INVEPT: not present -> present) and resumes L2
+ * at the same instruction. Each sample is one such round trip. */
+static u64 eptv_pt[2][512] ALIGNED(4096);
+static void eptv_bench(u32 l2_over) {
+    const u32 T = WARMUP + N;
+    memset(eptv_pt, 0, sizeof eptv_pt);
+    ept_pd[8] = PA(eptv_pt[0]) | 7;
+    ept_pd[9] = PA(eptv_pt[1]) | 7;
+    static u64 desc[2] ALIGNED(16);
+    desc[0] = desc[1] = 0;
+    if (invept(2, desc) != VM_OK) die("INVEPT all-context failed");
+    lb_eptv_base = 8u << 21; /* EBP runs T..1: the pages at 16 MiB + EBP * 4 KiB */
+    vmcs_errors = 0;
+    vw64(F_EPT_POINTER, eptp_list[0]);
+    vw(F_GUEST_RIP, ADDR(lb_l2_eptv));
+    vw(F_HOST_RIP, ADDR(lb_exit_fast));
+    lb_l2_ebp = T;
+    lb_l2_edi = ADDR(l2_stamps);
+    u32 handled = 0;
+    for (;;) {
+        u32 r = lb_enter(0);
+        if (r & 0xC0000000u) die("EPT-violation bench: VM entry failed: flags 0x%x, error %u", r & 0xFFFF, vm_error());
+        u32 reason = vr(F_EXIT_REASON);
+        if (reason == EXIT_VMCALL) break;
+        if (reason != 48) die("EPT-violation bench: exit reason %u at 0x%x", reason, vr(F_GUEST_RIP));
+        u32 gpa = (u32)vr64(F_GUEST_PHYS_ADDR);
+        u32 page = (gpa >> 12) - (8u << 9);
+        if (page >= 1024) die("EPT-violation bench: guest-physical 0x%x outside the test pages", gpa);
+        eptv_pt[page >> 9][page & 511] = (u64)(gpa & ~0xFFFu) | 7 | (6 << 3);
+        handled++;
+    }
+    if (handled != T) die("EPT-violation bench: %u violations for %u samples", handled, T);
+    report("l2-ept-violation-via-l1", l2_deltas() + WARMUP, l2_over);
+    printf("# l2-ept-violation-via-l1: L2's first read of a page L1's EPT does not map; L1 maps it in C (VMREAD exit "
+           "reason and guest-physical address, one PTE) and resumes L2 (%u violations)\n", handled);
+}
 
 static bool setup_vmfunc(void) {
     u64 basic = msr(MSR_VMX_BASIC), p2 = 0, vf = 0, ev = 0;
@@ -627,6 +698,7 @@ void guest_main(void) {
         report("l2-vmfunc-switch-cold", l2_deltas() + WARMUP, l2_over);
         printf("# l2-vmfunc-switch-*: VMFUNC 0 (EPTP switch) + reads of 16 pages 4 KiB apart; cached: views 0 and 1 "
                "alternately, cold: 8 views in turn\n");
+        eptv_bench(l2_over);
     } else {
         printf("bench: l2-vmfunc-switch skipped (EPT with 2-MByte pages and VMFUNC EPTP switching not offered)\n");
     }

@@ -140,6 +140,8 @@ export function checkControls(env: EntryEnv): string[] {
   if (bit(proc2, 4) && bit(proc2, 0)) p.push('"virtualize x2APIC mode" and "virtualize APIC accesses" are both 1');
   if (bit(proc2, 9) && !bit(pin, 0)) p.push('"virtual-interrupt delivery" requires "external-interrupt exiting"');
   if (bit(pin, 7)) p.push('"process posted interrupts" is not modelled');
+  // "If the 'enable VPID' VM-execution control is 1, the value of the VPID
+  // VM-execution control field must not be 0000H." (27.2.1.1)
   if (bit(proc2, 5) && (r(F.VPID) & 0xffffn) === 0n) p.push('"enable VPID" with VPID 0');
   if (bit(proc2, 1)) {
     const e = eptpProblem(r(F.EPTP), caps);

@@ -244,6 +244,31 @@ export class Machine {
     new DataView(this.linear(this.regsPtr + n * 8, 8).buffer, this.regsPtr + n * 8, 8).setBigUint64(0, BigInt.asUintN(64, v), true);
   }
 
+  // The selected entries of a field list (boot/imports/vmx.c): for each, its
+  // index, encoding, and a getter/setter of its value at base + offset
+  // (2, 4 or 8 bytes by the encoding's width).
+  private fieldList(what: string, list: number, n: number, base: number, mask: bigint,
+    each: (k: number, enc: number, get: () => bigint, set: (v: bigint) => void) => void): void {
+    const count = n >>> 0;
+    if (count > 64) this.fault(`vmx.${what}: ${count} entries (at most 64)`);
+    const l = this.linear(list >>> 0, count * 4);
+    const b = this.linear(base >>> 0, 4096);
+    const lv = new DataView(l.buffer, l.byteOffset, l.byteLength);
+    const bv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    for (let k = 0; k < count; k++) {
+      if (((BigInt.asUintN(64, mask) >> BigInt(k)) & 1n) === 0n) continue;
+      const e = lv.getUint32(4 * k, true);
+      const enc = e & 0xffff, off = (e >>> 16) & 0xfff, w = (enc >>> 13) & 3;
+      const get = () => (w === 0 ? BigInt(bv.getUint16(off, true)) : w === 2 ? BigInt(bv.getUint32(off, true)) : bv.getBigUint64(off, true));
+      const set = (v: bigint) => {
+        if (w === 0) bv.setUint16(off, Number(v & 0xffffn), true);
+        else if (w === 2) bv.setUint32(off, Number(v & 0xffffffffn), true);
+        else bv.setBigUint64(off, v, true);
+      };
+      each(k, enc, get, set);
+    }
+  }
+
   private linear(ptr: number, len: number): Uint8Array {
     const mem = this.kernelMemory;
     if (!mem) throw new Error('kernel memory not attached');
@@ -432,44 +457,20 @@ export class Machine {
         // 15:0, byte offset from base in 27:16; the value is 2/4/8 bytes by
         // the encoding's width; base names a 4-KiB area; at most 64 entries.
         readfields: (list: number, n: number, base: number, mask: bigint) => {
-          const count = u32(n);
-          if (count > 64) this.fault(`vmx.readfields: ${count} entries (at most 64)`);
-          const l = this.linear(u32(list), count * 4);
-          const b = this.linear(u32(base), 4096);
-          const lv = new DataView(l.buffer, l.byteOffset, l.byteLength);
-          const bv = new DataView(b.buffer, b.byteOffset, b.byteLength);
           let changed = 0n;
-          for (let k = 0; k < count; k++) {
-            if (((u64(mask) >> BigInt(k)) & 1n) === 0n) continue;
-            const e = lv.getUint32(4 * k, true);
-            const enc = e & 0xffff, off = (e >>> 16) & 0xfff;
+          this.fieldList('readfields', list, n, base, mask, (k, enc, get, set) => {
             const r = this.vmx.vmread(enc);
             vmxStatus('VMREAD', enc, r.status);
-            const w = (enc >>> 13) & 3;
-            const old = w === 0 ? BigInt(bv.getUint16(off, true)) : w === 2 ? BigInt(bv.getUint32(off, true)) : bv.getBigUint64(off, true);
-            if (old === r.value) continue;
-            if (w === 0) bv.setUint16(off, Number(r.value & 0xffffn), true);
-            else if (w === 2) bv.setUint32(off, Number(r.value & 0xffffffffn), true);
-            else bv.setBigUint64(off, r.value, true);
+            if (get() === r.value) return;
+            set(r.value);
             changed |= 1n << BigInt(k);
-          }
+          });
           return changed;
         },
         writefields: (list: number, n: number, base: number, mask: bigint) => {
-          const count = u32(n);
-          if (count > 64) this.fault(`vmx.writefields: ${count} entries (at most 64)`);
-          const l = this.linear(u32(list), count * 4);
-          const b = this.linear(u32(base), 4096);
-          const lv = new DataView(l.buffer, l.byteOffset, l.byteLength);
-          const bv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-          for (let k = 0; k < count; k++) {
-            if (((u64(mask) >> BigInt(k)) & 1n) === 0n) continue;
-            const e = lv.getUint32(4 * k, true);
-            const enc = e & 0xffff, off = (e >>> 16) & 0xfff;
-            const w = (enc >>> 13) & 3;
-            const v = w === 0 ? BigInt(bv.getUint16(off, true)) : w === 2 ? BigInt(bv.getUint32(off, true)) : bv.getBigUint64(off, true);
-            vmxStatus('VMWRITE', enc, this.vmx.vmwrite(enc, v));
-          }
+          this.fieldList('writefields', list, n, base, mask, (k, enc, get) => {
+            vmxStatus('VMWRITE', enc, this.vmx.vmwrite(enc, get()));
+          });
         },
         invept: (type: number, eptp: bigint) => this.vmx.invept(u32(type), u64(eptp)),
         invvpid: (type: number, vpid: number, la: bigint) => this.vmx.invvpid(u32(type), u32(vpid), u64(la)),

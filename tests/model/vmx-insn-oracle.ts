@@ -19,6 +19,11 @@
 //   SDM Vol. 3C 27.2.1.1 the EPT-pointer checks of VM entry, which INVEPT
 //                     single-context applies to its descriptor's EPTP
 //                     (tests/model/entry-checks.ts eptpProblem)
+//   SDM Vol. 3C 31.3 INVVPID: the type from IA32_VMX_EPT_VPID_CAP bits
+//                     40-43, the descriptor's reserved bits 63:16, VPID
+//                     0000H, and the canonical linear address of
+//                     individual-address invalidation (the processor's
+//                     linear-address width, CPUID.80000008H:EAX[15:8])
 //   SDM Vol. 3C 28.2.5 instruction information (Tables 28-9, 28-13, 28-14),
 //                     28.2.1 exit qualification = displacement
 //   SDM Vol. 3A 3.4.5, 5.3 (segment type and limit checks), 3.4.4 (64-bit
@@ -40,7 +45,7 @@
 // generator draws another case.
 
 import { lookupField, type VmxCaps } from './vmcs-fields.ts';
-import { eptpProblem } from './entry-checks.ts';
+import { eptpProblem, canonical } from './entry-checks.ts';
 
 export type Insn = 'VMXON' | 'VMXOFF' | 'VMCLEAR' | 'VMPTRLD' | 'VMPTRST' | 'VMREAD' | 'VMWRITE' |
   'VMLAUNCH' | 'VMRESUME' | 'INVEPT' | 'INVVPID';
@@ -57,6 +62,7 @@ export interface Case { insn: Insn; cpu: Cpu; info: number; qual: bigint }
 export interface Caps {
   revision: number; // IA32_VMX_BASIC[30:0]
   physBits: number; // CPUID.80000008H:EAX[7:0]
+  linearBits: number; // CPUID.80000008H:EAX[15:8]
   addr32: boolean; // IA32_VMX_BASIC[48]: VMXON/VMCS pointers below 4 GiB
   ramSize: bigint; // L1's RAM: guest-physical [0, ramSize)
   cr0Fixed0: bigint; cr0Fixed1: bigint; cr4Fixed0: bigint; cr4Fixed1: bigint;
@@ -163,7 +169,7 @@ export function capsFromMsrs(rdmsr: (msr: number) => bigint | null, cpuid8000000
     eptVpidCap, vmfunc: get(0x491), maxPhysAddr: Number(cpuid80000008 & 0xffn),
   };
   return {
-    revision: v.revision, physBits: v.maxPhysAddr, addr32: v.addr32, ramSize,
+    revision: v.revision, physBits: v.maxPhysAddr, linearBits: Number((cpuid80000008 >> 8n) & 0xffn), addr32: v.addr32, ramSize,
     cr0Fixed0: v.cr0Fixed0, cr0Fixed1: v.cr0Fixed1, cr4Fixed0: v.cr4Fixed0, cr4Fixed1: v.cr4Fixed1,
     vmwriteAnyField: ((v.misc >> 29n) & 1n) === 1n, shadowVmcs: ((proc2_1 >>> 14) & 1) === 1,
     invept: ((proc2_1 >>> 1) & 1) === 1 && ((eptVpidCap >> 20n) & 1n) === 1n, // A.10: INVEPT supported
@@ -369,7 +375,6 @@ export class VmxOracle {
     if (c.insn === 'INVEPT' || c.insn === 'INVVPID') {
       // INVEPT/INVVPID: #UD if the processor does not support the instruction.
       if (!(c.insn === 'INVEPT' ? this.caps.invept : this.caps.invvpid)) return [this.fault(UD, `#UD (${c.insn} not offered)`)];
-      if (c.insn === 'INVVPID') throw new Error('INVVPID is offered to L1 now: the oracle does not model its operands yet (31.3 INVVPID)');
     }
     if (c.insn === 'VMXON') return this.vmxon(c, badMode, cpl);
     // Every other VMX instruction: #UD outside VMX operation or in real,
@@ -432,6 +437,7 @@ export class VmxOracle {
           : { what: `VMsucceed (VMPTRST stores ${hex(value)})`, flags: 'succeed', mem: { pieces: a.pieces, value, mask: M64 }, commit: () => {} });
       }
       case 'INVEPT': return this.invept(c, long);
+      case 'INVVPID': return this.invvpid(c, long);
       case 'VMREAD': return this.vmread(c, long);
       case 'VMWRITE': return this.vmwrite(c, long);
       case 'VMLAUNCH': case 'VMRESUME': {
@@ -499,6 +505,45 @@ export class VmxOracle {
         if (bad) return this.vmfail(ERR.INVEPT_INVVPID, `INVEPT single-context: ${bad}`);
       }
       return this.ok(`VMsucceed (INVEPT ${type === 1n ? `single-context ${hex(eptp)}` : 'all-context'})`);
+    });
+  }
+
+  // 31.3 INVVPID, after the checks every VMX instruction makes (#UD -- also
+  // for a processor without VPIDs or without INVVPID, predict() -- and
+  // #GP(0)):
+  //   INVVPID_TYPE := the register operand (Reg2, Table 28-13; 64 bits in
+  //                  64-bit mode, 32 outside it)
+  //   VMfail(28) if IA32_VMX_EPT_VPID_CAP does not support the type
+  //                  (individual-address 0: bit 40; single-context 1: bit
+  //                  41; all-context 2: bit 42; single-context-retaining-
+  //                  globals 3: bit 43; no other type exists)
+  //   INVVPID_DESC := the 128-bit memory operand (a read: segmentation and
+  //                  paging faults)
+  //   VMfail(28) if INVVPID_DESC[63:16] is not 0 (whatever the type)
+  //   types 0, 1, 3: VMfail(28) if the VPID, INVVPID_DESC[15:0], is 0
+  //   type 0: VMfail(28) if the linear address, INVVPID_DESC[127:64], is not
+  //                  canonical for the processor's linear-address width
+  //                  (whatever the mode L1 is in: no mode in that line)
+  //   VMsucceed. Nothing is written to registers or memory.
+  private invvpid(c: Case, long: boolean): Outcome[] {
+    const type = c.cpu.gpr[(c.info >>> 28) & 15] & (long ? M64 : M32);
+    const names = ['individual-address', 'single-context', 'all-context', 'single-context-retaining-globals'];
+    if (type > 3n) return [this.vmfail(ERR.INVEPT_INVVPID, `INVVPID type ${hex(type)} does not exist`)];
+    if (((this.caps.eptVpidCap >> (40n + type)) & 1n) === 0n) {
+      return [this.vmfail(ERR.INVEPT_INVVPID, `INVVPID type ${type} not supported (IA32_VMX_EPT_VPID_CAP bit ${40n + type} is 0)`)];
+    }
+    const name = names[Number(type)];
+    return this.access(c, 16, false).map((a) => {
+      if ('fault' in a) return this.faultOutcome(a.fault);
+      const desc = this.readPieces(a.pieces);
+      const low = desc & M64, addr = desc >> 64n;
+      if (low >> 16n !== 0n) return this.vmfail(ERR.INVEPT_INVVPID, `INVVPID ${name}: descriptor bits 63:16 not 0 (${hex(low)})`);
+      const vpid = low & 0xffffn;
+      if (type !== 2n && vpid === 0n) return this.vmfail(ERR.INVEPT_INVVPID, `INVVPID ${name} with VPID 0`);
+      if (type === 0n && !canonical(addr, this.caps.linearBits)) {
+        return this.vmfail(ERR.INVEPT_INVVPID, `INVVPID individual-address: linear address ${hex(addr)} not canonical (${this.caps.linearBits} bits)`);
+      }
+      return this.ok(`VMsucceed (INVVPID ${name}${type === 2n ? '' : `, VPID ${hex(vpid)}`}${type === 0n ? `, ${hex(addr)}` : ''})`);
     });
   }
 

@@ -9,6 +9,10 @@
 // (27.2.1.1), "unrestricted guest" without "enable EPT", the relaxed guest
 // checks of an unrestricted guest (27.3.1) and, for a PAE guest with EPT, the
 // PDPTE fields (27.3.1.6) have rows and are reached by the random mutations.
+// L1 is offered VPID too: "enable VPID" with a VPID of 0000H fails (27.2.1.1),
+// in rows and in the random mutations. Where a vmcs12 breaks more than one
+// rule, 27.2 lets VM entry report any of them ("These checks may be
+// performed in any order"): such rows accept each.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tigerlake, loadKernel, type Machine } from '../model/index.ts';
@@ -43,7 +47,9 @@ interface Rig {
   caps: VmxCaps;
   offered: { pin0: number; proc0: number; exit0: number; entry0: number; basic: bigint };
   run(f: Fields, l1Ia32e?: boolean): { cls: number; name: string; qual: bigint };
-  model(f: Fields, l1Ia32e?: boolean): { cls: number; problems: string[]; quals: number[] };
+  // cls, problems: the first failing class (controls, then host state, then
+  // guest state) and its broken rules; all: the broken rules of every class.
+  model(f: Fields, l1Ia32e?: boolean): { cls: number; problems: string[]; quals: number[]; all: string[][] };
 }
 
 function rig(): Rig {
@@ -116,13 +122,12 @@ function rig(): Rig {
         debugctlAllowed: B(C.X86_DEBUGCTL_LBR | C.X86_DEBUGCTL_BTF), // no IA32_DEBUGCTL access, no perfmon for L1
         eferAllowed: B(C.X86_EFER_SCE | C.X86_EFER_LME | C.X86_EFER_LMA | C.X86_EFER_NXE),
       };
-      let problems = checkControls(env);
-      if (problems.length) return { cls: CONTROLS, problems, quals: [] };
-      problems = checkHostState(env);
-      if (problems.length) return { cls: HOST, problems, quals: [] };
-      const g = checkGuestState(env);
-      if (g.length) return { cls: GUEST, problems: g.map((p) => p.rule), quals: g.map((p) => p.qualification) };
-      return { cls: OK, problems: [], quals: [] };
+      const ctl = checkControls(env), host = checkHostState(env), g = checkGuestState(env);
+      const all = [[], ctl, host, g.map((p) => p.rule)];
+      if (ctl.length) return { cls: CONTROLS, problems: ctl, quals: [], all };
+      if (host.length) return { cls: HOST, problems: host, quals: [], all };
+      if (g.length) return { cls: GUEST, problems: g.map((p) => p.rule), quals: g.map((p) => p.qualification), all };
+      return { cls: OK, problems: [], quals: [], all };
     },
   };
 }
@@ -224,6 +229,8 @@ function valid(r: Rig): Fields {
   set(C.VMCS_LINK_POINTER, ALL1);
   // EPT's fields, used once a mutation turns "enable EPT" on.
   set(C.EPT_POINTER, GOOD_EPTP);
+  // The VPID, used once a mutation turns "enable VPID" on.
+  set(C.VIRTUAL_PROCESSOR_ID, 1);
   PDPTE_FIELDS.forEach((e, i) => set(e, [0x32001n, 0x33001n, 0n, 0x34001n][i]));
   return f;
 }
@@ -265,6 +272,9 @@ const v86: Mut = all(guest32NoPae, or(C.GUEST_RFLAGS, C.X86_RFLAGS_VM), (f) => {
 const ept: Mut = all(or(C.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, C.PROC2_ENABLE_EPT), put(C.EPT_POINTER, GOOD_EPTP));
 const eptp = (v: bigint): Mut => all(ept, put(C.EPT_POINTER, v));
 const ug: Mut = all(ept, or(C.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, C.PROC2_UNRESTRICTED_GUEST));
+// "enable VPID" with the VPID `v`.
+const vpid = (v: number): Mut => all(or(C.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, C.PROC2_ENABLE_VPID), put(C.VIRTUAL_PROCESSOR_ID, v));
+const vpid0 = vpid(0);
 const pdpteFields = (es: bigint[]): Mut => (f) => es.forEach((e, i) => f.set(PDPTE_FIELDS[i], e));
 // An unrestricted guest in real-address mode: CR0.PE = PG = 0, segments as
 // after reset (CS F000H:FFF0H), TR a busy 32-bit TSS, LDTR unusable.
@@ -292,6 +302,9 @@ interface Row {
   mut: Mut;
   cls: number;
   name?: string;
+  // Other results the SDM permits for a vmcs12 that breaks more than one
+  // rule (27.2: the checks "may be performed in any order").
+  alts?: [cls: number, name: string][];
   qual?: number;
   l1Legacy?: boolean;
   pdpt?: bigint[];
@@ -308,7 +321,6 @@ const ROWS: Row[] = [
   { what: 'monitor trap flag is not offered', mut: or(E.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC_MONITOR_TRAP_FLAG), cls: CONTROLS, name: 'ctls.proc.reserved' },
   // "enable EPT" is offered: its EPT pointer is checked (a pointer of 0 is UC with walk length 1).
   { what: 'enable EPT with an EPT pointer of 0', mut: all(ept, put(E.EPT_POINTER, 0)), cls: CONTROLS, name: 'ctls.eptp.walk-length' },
-  { what: 'enable VPID is not offered', mut: or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_ENABLE_VPID), cls: CONTROLS, name: 'ctls.proc2.reserved' },
   { what: 'mode-based execute control for EPT is not offered', mut: all(ept, or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_MODE_BASED_EXECUTE_CONTROL)), cls: CONTROLS, name: 'ctls.proc2.reserved' },
   { what: 'enable PML is not offered', mut: all(ept, or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_ENABLE_PML)), cls: CONTROLS, name: 'ctls.proc2.reserved' },
   { what: 'secondary controls ignored when not activated', mut: all(andNot(E.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC_ACTIVATE_SECONDARY_CONTROLS), put(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, 0xffffffff)), cls: OK },
@@ -331,6 +343,37 @@ const ROWS: Row[] = [
   ...[39, 45, 51, 52, 63].map((b): Row => ({ what: `EPT pointer bit ${b} beyond MAXPHYADDR`, mut: eptp(GOOD_EPTP | (1n << BigInt(b))), cls: CONTROLS, name: 'ctls.eptp.reserved' })),
   { what: 'EPT pointer unchecked with enable EPT 0', mut: put(E.EPT_POINTER, ALL1), cls: OK },
   { what: 'EPT pointer unchecked when secondary controls are not activated', mut: all(eptp(ALL1), andNot(E.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC_ACTIVATE_SECONDARY_CONTROLS)), cls: OK },
+  // ---- 27.2.1.1 "If the 'enable VPID' VM-execution control is 1, the value
+  // of the VPID VM-execution control field must not be 0000H."
+  { what: 'enable VPID with VPID 0', mut: vpid0, cls: CONTROLS, name: 'ctls.vpid.zero' },
+  { what: 'enable VPID with VPID 1', mut: vpid(1), cls: OK },
+  { what: 'enable VPID with VPID FFFFH', mut: vpid(0xffff), cls: OK },
+  { what: 'enable VPID with VPID 0 and EPT', mut: all(ept, vpid0), cls: CONTROLS, name: 'ctls.vpid.zero' },
+  { what: 'enable VPID with VPID 0, unrestricted guest with EPT', mut: all(ug, vpid0), cls: CONTROLS, name: 'ctls.vpid.zero' },
+  { what: 'enable VPID, VPID 0 and a real-mode unrestricted guest', mut: all(realMode, vpid0), cls: CONTROLS, name: 'ctls.vpid.zero' },
+  { what: 'enable VPID, EPT and unrestricted guest with VPID 8000H', mut: all(ug, vpid(0x8000)), cls: OK },
+  { what: 'VPID 0 unchecked with enable VPID 0', mut: put(E.VIRTUAL_PROCESSOR_ID, 0), cls: OK },
+  { what: 'VPID 0 unchecked when secondary controls are not activated', mut: all(vpid0, andNot(E.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC_ACTIVATE_SECONDARY_CONTROLS)), cls: OK },
+  // VPID 0 together with another broken control: either may be reported (27.2).
+  { what: 'VPID 0 and unrestricted guest without EPT', mut: all(vpid0, or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_UNRESTRICTED_GUEST)),
+    cls: CONTROLS, name: 'ctls.vpid.zero', alts: [[CONTROLS, 'ctls.proc2.unrestricted-without-ept']] },
+  { what: 'VPID 0 and an EPT pointer of 0', mut: all(eptp(0n), vpid0), cls: CONTROLS, name: 'ctls.vpid.zero', alts: [[CONTROLS, 'ctls.eptp.walk-length']] },
+  { what: 'VPID 0 and EPT pointer reserved bit 7', mut: all(eptp(GOOD_EPTP | 0x80n), vpid0), cls: CONTROLS, name: 'ctls.vpid.zero', alts: [[CONTROLS, 'ctls.eptp.reserved']] },
+  { what: 'VPID 0 and a secondary control not offered (PML)', mut: all(ept, vpid0, or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_ENABLE_PML)),
+    cls: CONTROLS, name: 'ctls.vpid.zero', alts: [[CONTROLS, 'ctls.proc2.reserved']] },
+  { what: 'VPID 0 and a pin-based control not offered', mut: all(vpid0, or(E.PIN_BASED_VM_EXEC_CONTROL, E.PIN_ACTIVATE_VMX_PREEMPTION_TIMER)),
+    cls: CONTROLS, name: 'ctls.vpid.zero', alts: [[CONTROLS, 'ctls.pin.reserved']] },
+  { what: 'VPID 0 and I/O bitmap A misaligned', mut: all(vpid0, put(E.IO_BITMAP_A, 0x20800)), cls: CONTROLS, name: 'ctls.vpid.zero', alts: [[CONTROLS, 'ctls.io-bitmap-a.align']] },
+  { what: 'VPID 0 and NMI-window exiting without virtual NMIs', mut: all(vpid0, or(E.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC_NMI_WINDOW_EXITING)),
+    cls: CONTROLS, name: 'ctls.vpid.zero', alts: [[CONTROLS, 'ctls.proc.nmi-window-without-virtual-nmis']] },
+  { what: 'VPID 0 and an exit control not offered', mut: all(vpid0, or(E.VM_EXIT_CONTROL, E.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE)),
+    cls: CONTROLS, name: 'ctls.vpid.zero', alts: [[CONTROLS, 'ctls.exit.reserved']] },
+  { what: 'VPID 0 and #GP injected without an error code', mut: all(vpid0, inject(E.INTR_TYPE_HARDWARE_EXCEPTION, 13)),
+    cls: CONTROLS, name: 'ctls.vpid.zero', alts: [[CONTROLS, 'ctls.entry.intr.errcode-missing']] },
+  // ... or a broken host state: controls and host state "may be performed in any order" too.
+  { what: 'VPID 0 and host CR0.PE clear', mut: all(vpid0, andNot(E.HOST_CR0, E.X86_CR0_PE)), cls: CONTROLS, name: 'ctls.vpid.zero', alts: [[HOST, 'host.cr0.fixed']] },
+  // A broken guest state is checked only after the controls and host state (27.3: VM entry fails there with exit reason 33).
+  { what: 'VPID 0 and guest CR0.NE clear', mut: all(vpid0, andNot(E.GUEST_CR0, E.X86_CR0_NE)), cls: CONTROLS, name: 'ctls.vpid.zero' },
   // ---- 27.2.1.1 "unrestricted guest" requires "enable EPT"
   { what: 'unrestricted guest without enable EPT', mut: or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_UNRESTRICTED_GUEST), cls: CONTROLS, name: 'ctls.proc2.unrestricted-without-ept' },
   { what: 'unrestricted guest without enable EPT, bad EPT pointer', mut: all(or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_UNRESTRICTED_GUEST), put(E.EPT_POINTER, 7)), cls: CONTROLS, name: 'ctls.proc2.unrestricted-without-ept' },
@@ -534,12 +577,25 @@ test(`table: ${ROWS.length} single mutations → class and check name`, () => {
     const k = r0.run(f, !row.l1Legacy);
     const label = `${row.what}: kernel ${CLASS_NAMES[k.cls]} ${k.name || '-'}`;
     const problems: string[] = [];
-    if (k.cls !== row.cls || k.name !== (row.name ?? '')) problems.push(`expected ${CLASS_NAMES[row.cls]} ${row.name ?? '-'}`);
+    const allowed: [number, string][] = [[row.cls, row.name ?? ''], ...(row.alts ?? [])];
+    if (!allowed.some(([c, n]) => k.cls === c && k.name === n)) {
+      problems.push(`expected ${allowed.map(([c, n]) => `${CLASS_NAMES[c]} ${n || '-'}`).join(' or ')}`);
+    }
     const wantQual = row.cls === GUEST ? B(row.qual ?? 0) : 0n;
     if (k.qual !== wantQual) problems.push(`exit qualification ${k.qual}, expected ${wantQual}`);
     const mo = r0.model(f, !row.l1Legacy);
     if (mo.cls !== row.cls) problems.push(`model oracle says ${CLASS_NAMES[mo.cls]} (${mo.problems.join('; ')})`);
     if (row.cls === GUEST && !mo.quals.includes(row.qual ?? 0)) problems.push(`model qualifications ${mo.quals}`);
+    // A row with alternatives breaks that many rules, by the model too.
+    if (row.alts) {
+      for (const c of [CONTROLS, HOST, GUEST]) {
+        const want = allowed.filter(([ac]) => ac === c).length;
+        if (mo.all[c].length < want) problems.push(`model finds ${mo.all[c].length} broken ${CLASS_NAMES[c]} rule(s), not ${want}: ${mo.all[c].join('; ')}`);
+      }
+    }
+    if (row.name === 'ctls.vpid.zero' && !mo.all[CONTROLS].some((p) => /"enable VPID" with VPID 0/.test(p))) {
+      problems.push(`model does not find the VPID-0 rule broken (${mo.all[CONTROLS].join('; ')})`);
+    }
     if (problems.length) wrong.push(`${label}: ${problems.join('; ')}`);
     if (row.name) failing.add(row.name.split('.')[0]);
   }
@@ -573,7 +629,7 @@ const AR_FIELDS = new Set(SEGS.map((s) => seg(s, 'ACCESS_RIGHTS')));
 const VALUE_POOL = [0n, 1n, 2n, 3n, 0x10n, 0xfffn, 0x1000n, 0xffffn, 0x10000n, 0xffffffffn, 0x100000000n, NONCANON,
   0xffff800000000000n, 1n << 39n, 1n << 63n, ALL1, B(RAM), B(RAM - 4096), B(VMCS12), B(OTHER_VMCS), B(SHADOW_VMCS)];
 
-const EPT_MUTATED = [C.EPT_POINTER, C.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, ...PDPTE_FIELDS];
+const EPT_MUTATED = [C.EPT_POINTER, C.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, ...PDPTE_FIELDS, C.VIRTUAL_PROCESSOR_ID];
 const CASES = 5000;
 test(`random: ${CASES} multi-field mutations, kernel class = model class, no trap`, () => {
   const rnd = prng(20240604n);
@@ -595,6 +651,10 @@ test(`random: ${CASES} multi-field mutations, kernel class = model class, no tra
     if (paging === 1) ept(f, r0);
     if (paging === 2) (start === 2 ? realMode : ug)(f, r0);
     if (!l1Ia32e && rnd.int(2) === 0) legacyHost(f, r0);
+    // "enable VPID" now and then, usually with a VPID that is not 0.
+    const vpidStart = rnd.int(16);
+    if (vpidStart < 4) vpid(rnd.pick([1, 2, 0x8000, 0xffff]))(f, r0);
+    if (vpidStart === 4) vpid0(f, r0);
     // The PDPTEs a PAE guest would load (from memory without EPT, from the
     // PDPTE fields with it): mostly valid, sometimes not.
     const pdpte = (): bigint => (rnd.int(4) === 0 ? rnd.pick(PDPTE_POOL) : 0x32001n);
@@ -603,7 +663,7 @@ test(`random: ${CASES} multi-field mutations, kernel class = model class, no tra
     const k = 1 + rnd.int(4);
     const log: string[] = [];
     for (let i = 0; i < k; i++) {
-      // Now and then aim at what EPT and unrestricted guest added.
+      // Now and then aim at what EPT, unrestricted guest and VPID added.
       const enc = i === 0 && rnd.int(6) === 0 ? rnd.pick(EPT_MUTATED) : rnd.pick(fields);
       const old = f.get(enc) ?? 0n;
       const w = width.get(enc) ?? 64;
@@ -618,7 +678,8 @@ test(`random: ${CASES} multi-field mutations, kernel class = model class, no tra
           ? B((0x80000000 | (rnd.int(8) << 8) | rnd.pick([0, 1, 2, 3, 6, 8, 13, 14, 18, 32, 0x80]) | (rnd.int(2) << 11)) >>> 0)
           : enc === C.EPT_POINTER ? rnd.pick([(GOOD_EPTP & ~0x7fn) | BigInt(rnd.int(0x80)), // memory type, walk length, A/D
             GOOD_EPTP | 0x40n, GOOD_EPTP | (1n << BigInt(7 + rnd.int(5))), GOOD_EPTP | (1n << BigInt(39 + rnd.int(25))), GOOD_EPTP])
-          : enc === C.SECONDARY_PROC_BASED_VM_EXEC_CONTROL ? old ^ B(rnd.pick([C.PROC2_ENABLE_EPT, C.PROC2_UNRESTRICTED_GUEST]))
+          : enc === C.SECONDARY_PROC_BASED_VM_EXEC_CONTROL ? old ^ B(rnd.pick([C.PROC2_ENABLE_EPT, C.PROC2_UNRESTRICTED_GUEST, C.PROC2_ENABLE_VPID]))
+          : enc === C.VIRTUAL_PROCESSOR_ID ? B(rnd.pick([0, 0, 1, 0xffff, rnd.int(0x10000)]))
           : PDPTE_FIELDS.includes(enc) ? rnd.pick(PDPTE_POOL)
           : B(rnd.int(6)); break;
         case 6: v = old & ~(1n << BigInt(rnd.int(w))); break;
@@ -651,10 +712,10 @@ test(`random: ${CASES} multi-field mutations, kernel class = model class, no tra
   }
   assert.equal(disagreements.slice(0, 10), [], `${disagreements.length} disagreements, by kernel result: ` +
     [...kinds].map(([k, n]) => `${k} x${n}`).join(', '));
-  // The mutations reach every class, and the checks EPT and unrestricted guest bring.
+  // The mutations reach every class, and the checks EPT, unrestricted guest and VPID bring.
   for (let c = 0; c < 4; c++) assert.ok(counts[c] >= 60, `class ${CLASS_NAMES[c]}: ${counts[c]} cases (${counts.join('/')})`);
   for (const n of ['ctls.eptp.memory-type', 'ctls.eptp.walk-length', 'ctls.eptp.accessed-dirty', 'ctls.eptp.reserved',
-    'ctls.proc2.unrestricted-without-ept', 'guest.pdpte-field.reserved', 'guest.pdpte.reserved']) {
+    'ctls.proc2.unrestricted-without-ept', 'guest.pdpte-field.reserved', 'guest.pdpte.reserved', 'ctls.vpid.zero']) {
     assert.ok((names.get(n) ?? 0) >= 5, `random mutations reach ${n}: ${names.get(n) ?? 0} cases`);
   }
 });

@@ -13,7 +13,8 @@
 //   SDM Vol. 3C 28.2.1    exit qualification of an EPT violation, bits 5:3:
 //                         the AND of bits 0/1/2 of the entries used
 //   SDM Vol. 3D A.10      IA32_VMX_EPT_VPID_CAP: execute-only (bit 0), 2-MByte
-//                         (16) and 1-GByte (17) pages, as offered to L1
+//                         (16) and 1-GByte (17) pages, as offered to L1 (with
+//                         the VPID bits 32, 40-43, "enable VPID" being offered)
 //
 // One rule is the hypervisor's, not the SDM's: a paging structure L1 puts
 // outside its RAM reads as all ones (nothing answers there), so the walk
@@ -43,6 +44,8 @@ const TIGERLAKE_EPT_CAP = 0x00000f0106334141n; // tests/model/presets.ts (measur
 // comment): execute-only, 4-level walks, UC, WB, 2M, 1G, INVEPT + both types.
 const EPT_CAP_MASK = (1n << 0n) | (1n << 6n) | (1n << 8n) | (1n << 14n) | (1n << 16n) | (1n << 17n) |
   (1n << 20n) | (1n << 25n) | (1n << 26n);
+// ... and, L1 being offered "enable VPID", INVVPID (bit 32) and its four types (40-43).
+const VPID_CAP_MASK = (1n << 32n) | (0xfn << 40n);
 
 // ---- the kernel ----------------------------------------------------------------
 
@@ -70,7 +73,7 @@ function rig(opts: { hwCap?: bigint; maxPhys?: number } = {}): Rig {
   call('ept_setupRam', BigInt(HOST_BASE), BigInt(RAM));
   const cap = BigInt.asUintN(64, call<bigint>('ept_cap'));
   // A.10 as caps.ts offers it: the processor's bits the hypervisor implements.
-  assert.is(cap, hwCap & EPT_CAP_MASK, 'IA32_VMX_EPT_VPID_CAP offered to L1');
+  assert.is(cap, hwCap & (EPT_CAP_MASK | VPID_CAP_MASK), 'IA32_VMX_EPT_VPID_CAP offered to L1');
   const inRam = (gpa: bigint) => gpa >= 0n && gpa + 8n <= BigInt(RAM);
   return {
     m, cap, maxPhys: m.maxPhysAddr(),
@@ -200,7 +203,7 @@ function build(r: Rig): void {
 const main = rig();
 
 test('IA32_VMX_EPT_VPID_CAP offered: the processor\'s EPT bits that the walk implements (A.10)', () => {
-  assert.is(main.cap, 0x06134141n, 'execute-only, walk 4, UC, WB, 2M, 1G, INVEPT, single, all; no A/D, no VPID');
+  assert.is(main.cap, 0x00000f0106134141n, 'execute-only, walk 4, UC, WB, 2M, 1G, INVEPT, single, all; INVVPID and its 4 types; no A/D');
   assert.is(main.maxPhys, 39);
 });
 

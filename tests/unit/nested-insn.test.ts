@@ -9,7 +9,7 @@
 // memory.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Machine } from '../model/index.ts';
+import { tigerlake, type Machine } from '../model/index.ts';
 import * as V from '../model/vmx-consts.ts';
 import { play, injected, GP, UD, RAX, RCX, RDX, RBX, type Step, type Snapshot } from './guest-script.ts';
 
@@ -52,9 +52,14 @@ const NP_PAGE = 0x32000; // 4-level paging: not present
 const HOLE = 0x400000; // linear 4 MiB..: not present in either paging mode
 const LAUNCH = V.VMCS12_LAUNCH_STATE_OFFSET;
 const ALL1 = 0xffffffffffffffffn;
-// IA32_VMX_EPT_VPID_CAP offered to L1: tigerlake's 0x00000f0106334141 AND
-// (bits 0, 6, 8, 14, 16, 17, 20, 25, 26) -- kernel/nested/caps.ts eptCap().
+// IA32_VMX_EPT_VPID_CAP offered to L1 (SDM Vol. 3D A.10): tigerlake's
+// 0x00000f0106334141 AND the EPT bits the hypervisor implements (0, 6, 8,
+// 14, 16, 17, 20, 25, 26) and, "enable VPID" being offered, the VPID bits
+// (32 INVVPID; 40-43 its individual-address, single-context, all-context and
+// single-context-retaining-globals types) -- kernel/nested/caps.ts eptCap().
 const EPT_CAP = 0x06134141n;
+const VPID_CAP = 0x00000f0100000000n;
+const EPT_VPID_CAP = EPT_CAP | VPID_CAP;
 
 // Identity-mapped page tables for both paging modes, and VMXON/VMCS regions
 // with our revision identifier.
@@ -189,8 +194,8 @@ function inVmx(mode: Mode = PROT32): Step[] {
 const withVmcsA = (mode: Mode = PROT32): Step[] =>
   [...inVmx(mode), vmclear(VMCS_A, succeeded('VMCLEAR A')), vmptrld(VMCS_A, succeeded('VMPTRLD A'))];
 
-function run(steps: Step[], nested = 'on') {
-  const r = play(steps, `nested=${nested}`);
+function run(steps: Step[], nested = 'on', machine?: Machine) {
+  const r = play(steps, `nested=${nested}`, { machine });
   assert.equal(r.faults, [], r.console);
   assert.is(r.status, 0, r.console);
   assert.is(r.steps, steps.length + 1, 'every step played');
@@ -246,19 +251,20 @@ test('nested=on: IA32_FEATURE_CONTROL is 0 at reset, takes lock and bit 2 once, 
       assert.is(msrValue(m) & BigInt(V.VMX_BASIC_DUAL_MONITOR), 0n, 'no dual-monitor treatment');
     }),
     rdmsr(V.MSR_IA32_VMX_MISC, (m) => assert.ok((msrValue(m) & BigInt(V.VMX_MISC_VMWRITE_ANY_FIELD)) !== 0n, 'VMWRITE to any field offered')),
-    // A.10: IA32_VMX_EPT_VPID_CAP exists because "enable EPT" may be 1; what
-    // the processor has of execute-only, walk length 4, UC, WB, 2-MByte and
-    // 1-GByte pages, INVEPT and its single-context and all-context types
-    // (tigerlake: 0x00000f0106334141). No accessed/dirty flags, no INVVPID.
+    // A.10: IA32_VMX_EPT_VPID_CAP exists because "enable EPT" and "enable
+    // VPID" may be 1; what the processor has of execute-only, walk length 4,
+    // UC, WB, 2-MByte and 1-GByte pages, INVEPT and its single-context and
+    // all-context types, INVVPID and its four types (tigerlake:
+    // 0x00000f0106334141). No accessed/dirty flags.
     rdmsr(V.MSR_IA32_VMX_EPT_VPID_CAP, (m) => {
       assert.is(injected(m), 0n, 'the EPT/VPID capability MSR exists');
-      assert.is(msrValue(m), EPT_CAP, 'IA32_VMX_EPT_VPID_CAP as offered');
+      assert.is(msrValue(m), EPT_VPID_CAP, 'IA32_VMX_EPT_VPID_CAP as offered');
     }),
     rdmsr(V.MSR_IA32_VMX_PROCBASED_CTLS2, (m) => {
       const allowed1 = msrValue(m) >> 32n;
       assert.ok((allowed1 & BigInt(V.PROC2_ENABLE_EPT)) !== 0n, '"enable EPT" may be 1');
       assert.ok((allowed1 & BigInt(V.PROC2_UNRESTRICTED_GUEST)) !== 0n, '"unrestricted guest" may be 1');
-      assert.is(allowed1 & BigInt(V.PROC2_ENABLE_VPID), 0n, '"enable VPID" is not offered');
+      assert.ok((allowed1 & BigInt(V.PROC2_ENABLE_VPID)) !== 0n, '"enable VPID" may be 1');
     }),
     // A.11: IA32_VMX_VMFUNC exists exactly when "enable VM functions" may be 1.
     rdmsr(V.MSR_IA32_VMX_VMFUNC, (m) => assert.is(injected(m), OFFER.vmfunc ? 0n : GP,
@@ -309,11 +315,11 @@ test('VMXON: FEATURE_CONTROL locked without bit 2 is #GP(0); CR4.VMXE set throug
   ]);
 });
 
-test('before VMXON every other VMX instruction is #UD; in VMX operation INVVPID stays #UD (VPID not offered), INVEPT does not', () => {
+test('before VMXON every other VMX instruction is #UD; in VMX operation INVEPT and INVVPID exist (A.10 bits 20, 32)', () => {
   run([
     first(rdmsr(V.MSR_IA32_VMX_EPT_VPID_CAP, (m) => {
       assert.is(injected(m), 0n);
-      assert.is((msrValue(m) >> 32n) & 1n, 0n, 'INVVPID not supported (A.10 bit 32)');
+      assert.is((msrValue(m) >> 32n) & 1n, 1n, 'INVVPID supported (A.10 bit 32)');
       assert.is((msrValue(m) >> 20n) & 1n, 1n, 'INVEPT supported (A.10 bit 20)');
     })),
     ...VMX_REASONS.filter(([n]) => n !== 'VMXON').map(([name, reason]) =>
@@ -322,7 +328,9 @@ test('before VMXON every other VMX instruction is #UD; in VMX operation INVVPID 
     ...inVmx(),
     step(V.EXIT_REASON_INVEPT, withReg2(memInfo(), RCX), { regs: { [RBX]: BigInt(DATA), [RCX]: 2n },
       check: succeeded('INVEPT all-context in VMX operation (no current VMCS)') }),
-    step(V.EXIT_REASON_INVVPID, withReg2(memInfo(), RCX), { regs: { [RBX]: BigInt(DATA), [RCX]: 2n }, check: faulted(UD, 'INVVPID') }),
+    step(V.EXIT_REASON_INVVPID, withReg2(memInfo(), RCX), { regs: { [RBX]: BigInt(DATA), [RCX]: 2n },
+      before: (m) => { w64(m, DATA, 0n); w64(m, DATA + 8, 0n); },
+      check: succeeded('INVVPID all-context in VMX operation (no current VMCS)') }),
     // CPL 3 in VMX operation: #GP(0) for the others.
     step(V.EXIT_REASON_VMPTRST, memInfo(), { regs: { [RBX]: BigInt(DATA) }, fields: { [V.GUEST_SS_ACCESS_RIGHTS]: 0xc0f3n },
       check: faulted(GP, 'VMPTRST at CPL 3', 0n) }),
@@ -412,9 +420,13 @@ const invept = (type: bigint, eptp: bigint, check: Check, o: InvOpts = {}): Step
     regs: { [RBX]: BigInt(o.lin ?? DESC), [RCX]: type }, fields: o.fields,
     before: (m) => { w64(m, DESC, eptp); w64(m, DESC + 8, o.high ?? 0n); }, check,
   });
-const invvpid = (type: bigint, check: Check, fields?: Mode): Step =>
-  step(V.EXIT_REASON_INVVPID, withReg2(memInfo({ base: RBX, asize: 64 }), RCX), {
-    regs: { [RBX]: BigInt(DESC), [RCX]: type }, fields, before: (m) => { w64(m, DESC, 1n); w64(m, DESC + 8, 0n); }, check,
+// INVVPID of type `type` with the descriptor `low` (bits 63:0: VPID in 15:0,
+// 63:16 reserved) and `addr` (bits 127:64: the linear address) at DESC, or
+// at `lin` (Figure 31-2, INVVPID Descriptor).
+const invvpid = (type: bigint, low: bigint, addr: bigint, check: Check, o: InvOpts = {}): Step =>
+  step(V.EXIT_REASON_INVVPID, withReg2(memInfo({ base: RBX, asize: o.asize ?? 64, seg: o.seg }), RCX), {
+    regs: { [RBX]: BigInt(o.lin ?? DESC), [RCX]: type }, fields: o.fields,
+    before: (m) => { w64(m, DESC, low); w64(m, DESC + 8, addr); }, check,
   });
 
 type InvRow = [what: string, type: bigint, eptp: bigint, want: 'ok' | number, high?: bigint];
@@ -494,18 +506,206 @@ test('INVEPT: the type check comes before the memory operand; the 16-byte descri
       { fields: { ...PROT32, [V.GUEST_RFLAGS]: FLAGS_ALL | BigInt(V.X86_RFLAGS_VM) } }),
     invept(2n, GOOD_EPTP, faulted(GP, 'INVEPT at CPL 3', 0n), { fields: { ...LONG64, [V.GUEST_SS_ACCESS_RIGHTS]: 0xc0f3n } }),
     invept(0n, GOOD_EPTP, faulted(GP, 'INVEPT at CPL 3: #GP before the type check', 0n)),
-    // INVVPID does not exist for L1 (VPID not offered): #UD whatever the mode, CPL or type.
-    invvpid(0n, faulted(UD, 'INVVPID at CPL 3')),
-    invvpid(1n, faulted(UD, 'INVVPID type 1'), { ...LONG64, [V.GUEST_SS_ACCESS_RIGHTS]: AR_DATA }),
-    invvpid(2n, faulted(UD, 'INVVPID type 2')),
-    invvpid(3n, faulted(UD, 'INVVPID type 3'), PROT32),
-    invept(1n, GOOD_EPTP, succeeded('INVEPT single-context in 64-bit mode again'), { fields: LONG64 }),
+    invept(1n, GOOD_EPTP, succeeded('INVEPT single-context in 64-bit mode again'), { fields: { ...LONG64, [V.GUEST_SS_ACCESS_RIGHTS]: AR_DATA } }),
     // Outside VMX operation again: #UD.
     vmxoff(succeeded('VMXOFF')),
     invept(2n, GOOD_EPTP, faulted(UD, 'INVEPT after VMXOFF')),
     invept(2n, GOOD_EPTP, faulted(UD, 'INVEPT after VMXOFF at CPL 3 (#UD before #GP)'), { fields: { [V.GUEST_SS_ACCESS_RIGHTS]: 0xc0f3n } }),
-    invvpid(2n, faulted(UD, 'INVVPID after VMXOFF'), { [V.GUEST_SS_ACCESS_RIGHTS]: AR_DATA }),
   ]);
+});
+
+// ---- INVVPID (SDM Vol. 3C 31.3 INVVPID, Operation and exceptions) ---------
+// #UD outside VMX operation, in real-address, virtual-8086 and compatibility
+// mode, and if the processor does not support VPIDs (IA32_VMX_PROCBASED_CTLS2
+// bit 37) or INVVPID (IA32_VMX_EPT_VPID_CAP bit 32); #GP(0) at CPL > 0;
+// INVVPID_TYPE := the register operand (Reg2: 64 bits in 64-bit mode, else
+// 32); VMfail(28) if IA32_VMX_EPT_VPID_CAP does not support the type (bit
+// 40 + type, types 0-3; no other type exists); INVVPID_DESC := the 128-bit
+// memory operand (segmentation and paging faults of a read); VMfail(28) if
+// INVVPID_DESC[63:16] is not 0; individual-address (0), single-context (1)
+// and single-context-retaining-globals (3): VMfail(28) if the VPID
+// (INVVPID_DESC[15:0]) is 0; individual-address: VMfail(28) if the linear
+// address (INVVPID_DESC[127:64]) is not canonical for the processor's
+// linear-address width (CPUID.80000008H:EAX[15:8], 48 on tigerlake); else
+// VMsucceed. All-context examines neither VPID nor address, single-context
+// and single-context-retaining-globals not the address.
+const LINEAR_BITS = (() => {
+  let eax = 0n;
+  const r = play([{ exit: { reason: V.EXIT_REASON_CPUID, len: 2, regs: { [RAX]: 0x80000008n, [RCX]: 0n } }, check: (m) => { eax = m.guestReg(RAX); } }], 'nested=on');
+  assert.is(r.status, 0, r.console);
+  return Number((eax >> 8n) & 0xffn);
+})();
+const NONCANON = 1n << BigInt(LINEAR_BITS - 1); // the lowest non-canonical address
+const TOP_CANON = NONCANON - 1n; // the highest canonical address of the lower half
+const LOW_UPPER = BigInt.asUintN(64, -NONCANON); // the lowest of the upper half
+
+type VpidRow = [what: string, type: bigint, low: bigint, addr: bigint, want: 'ok' | number];
+const ERR28 = V.VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID;
+const INVVPID_ROWS: VpidRow[] = [
+  // Individual-address (type 0): VPID and canonical address examined.
+  ['individual-address, VPID 1, address 1000H', 0n, 1n, 0x1000n, 'ok'],
+  ['individual-address, VPID FFFFH, address 0', 0n, 0xffffn, 0n, 'ok'],
+  ['individual-address, highest canonical lower-half address', 0n, 1n, TOP_CANON, 'ok'],
+  ['individual-address, lowest canonical upper-half address', 0n, 1n, LOW_UPPER, 'ok'],
+  ['individual-address, address 2^64 - 1', 0n, 0x1234n, ALL1, 'ok'],
+  ['individual-address, VPID 0', 0n, 0n, 0x1000n, ERR28],
+  ['individual-address, VPID 0, address not canonical', 0n, 0n, NONCANON, ERR28],
+  ...[NONCANON, BigInt.asUintN(64, -NONCANON - 1n), 1n << 63n, 1n << 48n, (ALL1 << BigInt(LINEAR_BITS)) & ~(1n << 63n) & ALL1]
+    .map((a): VpidRow => [`individual-address, address ${a.toString(16)}H not canonical (${LINEAR_BITS}-bit linear addresses)`, 0n, 1n, a, ERR28]),
+  // Single-context (1): the VPID only.
+  ['single-context, VPID 1', 1n, 1n, 0n, 'ok'],
+  ['single-context, VPID FFFFH, address not canonical (not examined)', 1n, 0xffffn, NONCANON, 'ok'],
+  ['single-context, VPID 0', 1n, 0n, 0n, ERR28],
+  // All-context (2): neither VPID nor address.
+  ['all-context, VPID 0', 2n, 0n, 0n, 'ok'],
+  ['all-context, VPID 7, address 2^63 (not examined)', 2n, 7n, 1n << 63n, 'ok'],
+  // Single-context-retaining-globals (3): the VPID only.
+  ['single-context-retaining-globals, VPID 2', 3n, 2n, 0n, 'ok'],
+  ['single-context-retaining-globals, address not canonical (not examined)', 3n, 2n, NONCANON, 'ok'],
+  ['single-context-retaining-globals, VPID 0', 3n, 0n, 0n, ERR28],
+  // INVVPID_DESC[63:16] must be 0, for every type (checked before the CASE).
+  ...[0n, 1n, 2n, 3n].flatMap((t) => [16, 31, 32, 47, 63].map((b): VpidRow =>
+    [`type ${t}, descriptor bit ${b} (63:16 reserved)`, t, 1n | (1n << BigInt(b)), 0n, ERR28])),
+  ['all-context, VPID 0 with descriptor bits 63:16 all set', 2n, ALL1 & ~0xffffn, 0n, ERR28],
+  // Types that do not exist: 4 and up, and 64-bit values (64-bit mode).
+  ...[4n, 5n, 7n, 8n, 24n, 40n, 64n, 65n, 66n, 67n, 0xffffffffn].map((t): VpidRow => [`type ${t}`, t, 1n, 0n, ERR28]),
+  ['type 2 + 2^32: 64-bit register operand in 64-bit mode', 2n | (1n << 32n), 1n, 0n, ERR28],
+  ['type 1 + 2^63', 1n | (1n << 63n), 1n, 0n, ERR28],
+  ['type 2^64 - 1', ALL1, 1n, 0n, ERR28],
+];
+
+test(`INVVPID: ${INVVPID_ROWS.length} type/descriptor rows with a current VMCS, then without one (VMfail = VMfailInvalid)`, () => {
+  assert.is(LINEAR_BITS, 48, 'CPUID.80000008H:EAX[15:8] as L1 reads it (tigerlake: 48)');
+  const row = ([what, type, low, addr, want]: VpidRow, current: boolean): Step[] => {
+    if (want === 'ok') {
+      return [invvpid(type, low, addr, (m, b) => {
+        succeeded(what)(m, b);
+        assert.is(r64(m, DESC), low, `${what}: descriptor untouched`);
+        assert.is(r64(m, DESC + 8), addr, `${what}: descriptor untouched (address)`);
+      })];
+    }
+    return current ? failsValid(invvpid(type, low, addr, () => {}), want, what)
+      : [invvpid(type, low, addr, failedInvalid(`${what}, no current VMCS`))];
+  };
+  run([
+    ...withVmcsA(LONG64),
+    ...INVVPID_ROWS.flatMap((r) => row(r, true)),
+    // A success leaves the VM-instruction error of the last failure alone.
+    invvpid(2n, 0n, 0n, succeeded()),
+    errorIs(ERR28, 'after INVVPID VMsucceed'),
+    // The VM-instruction error is the current VMCS's: after another failure, VMREAD sees 28 again.
+    vmwriteReg(V.VM_INSTRUCTION_ERROR, 0n),
+    ...failsValid(invvpid(1n, 0n, 0n, () => {}), ERR28, 'single-context, VPID 0, after the error field was cleared'),
+    vmclear(VMCS_A, succeeded('VMCLEAR A: no current VMCS')),
+    ...INVVPID_ROWS.flatMap((r) => row(r, false)),
+  ]);
+});
+
+test('INVVPID: the type check comes before the memory operand, the descriptor read before its checks; modes and CPL', () => {
+  const prot: Mode = { ...PROT32, [V.GUEST_DS_BASE]: BigInt(DATA), [V.GUEST_DS_LIMIT]: 0xfffn };
+  run([
+    ...withVmcsA(LONG64),
+    // Unsupported type: VMfail(28) without reading the descriptor (no #PF, no #GP).
+    ...failsValid(invvpid(4n, 1n, 0n, () => {}, { lin: HOLE }), ERR28, 'type 4, descriptor not present'),
+    ...failsValid(invvpid(2n | (1n << 32n), 1n, 0n, () => {}, { lin: 0x0000800000000000n }), ERR28, 'type 2 + 2^32, non-canonical descriptor'),
+    // Supported types: the read happens, with its faults, before any check of its contents.
+    invvpid(2n, 0n, 0n, pageFault(HOLE + 0x10, 0n, 'all-context: descriptor in a non-present page'), { lin: HOLE + 0x10 }),
+    invvpid(1n, 0n, 0n, pageFault(HOLE, 0n, 'single-context, descriptor not present: the fault, not VMfail'), { lin: HOLE }),
+    invvpid(0n, 1n, 0n, pageFault(NP_PAGE, 0n, 'descriptor crossing into a non-present page'), { lin: NP_PAGE - 8 }),
+    invvpid(3n, 1n, 0n, faulted(GP, 'non-canonical descriptor', 0n), { lin: 0x0000800000000000n }),
+    invvpid(2n, 0n, 0n, faulted(GP, 'descriptor whose last byte is non-canonical', 0n), { lin: 0x00007ffffffffff8n }),
+    invvpid(2n, 0n, 0n, faulted(SS_FAULT, 'non-canonical descriptor through SS', 0n), { lin: 0x0000800000000000n, seg: SS }),
+    { ...invvpid(0n, 0n, 0n, succeeded('descriptor on a read-only page (a read): VPID 1, address 1000H there'), { lin: RO_PAGE }),
+      before: (m) => { w64(m, RO_PAGE, 1n); w64(m, RO_PAGE + 8, 0x1000n); } },
+    { ...invvpid(0n, 1n, 0n, failedValid('the descriptor is read from the operand\'s address: VPID 0 there'), { lin: RO_PAGE }),
+      before: (m) => { w64(m, RO_PAGE, 0n); } },
+    errorIs(ERR28, 'VPID 0 read from the operand'),
+    // 32-bit protected mode: 32-bit type register, segment limit over 16 bytes.
+    invvpid((1n << 32n) | 2n, 0n, 0n, succeeded('type register bits 63:32 ignored outside 64-bit mode'),
+      { asize: 32, lin: DESC - DATA, fields: prot }),
+    invvpid((0xffffffffn << 32n) | 1n, 1n, 0n, succeeded('type 1 + FFFFFFFF_00000000H is type 1 outside 64-bit mode'), { asize: 32, lin: DESC - DATA }),
+    invvpid((1n << 32n) | 4n, 1n, 0n, failedValid('type 4 + 2^32 is type 4 outside 64-bit mode'), { asize: 32, lin: DESC - DATA }),
+    errorIs(ERR28, 'type 4 outside 64-bit mode'),
+    // The linear address is checked against the processor's linear-address
+    // width, whatever the mode (the Operation section has no mode condition).
+    ...failsValid(invvpid(0n, 1n, 0x0000800000000000n, () => {}, { asize: 32, lin: DESC - DATA }), ERR28,
+      'individual-address, non-canonical address, 32-bit mode'),
+    invvpid(0n, 1n, 0xffffffffn, succeeded('individual-address, address FFFFFFFFH, 32-bit mode'), { asize: 32, lin: DESC - DATA }),
+    invvpid(2n, 0n, 0n, succeeded('16 bytes ending at the DS limit'), { asize: 32, lin: 0xff0 }),
+    invvpid(2n, 0n, 0n, faulted(GP, '16 bytes beyond the DS limit (8 would fit)', 0n), { asize: 32, lin: 0xff8 }),
+    invvpid(4n, 0n, 0n, failedValid('type 4 beyond the DS limit: VMfail, not #GP'), { asize: 32, lin: 0xff8 }),
+    invvpid(2n, 0n, 0n, faulted(GP, 'descriptor through an unusable ES', 0n),
+      { asize: 32, lin: 0, seg: ES, fields: { [V.GUEST_ES_ACCESS_RIGHTS]: 0x1c093n } }),
+    invvpid(2n, 0n, 0n, succeeded('descriptor through an execute/read code segment (CS)'),
+      { asize: 32, lin: DESC, seg: CS, fields: { [V.GUEST_CS_BASE]: 0n, [V.GUEST_CS_LIMIT]: 0xffffffffn } }),
+    invvpid(2n, 0n, 0n, faulted(GP, 'descriptor through an execute-only CS', 0n),
+      { asize: 32, lin: DESC, seg: CS, fields: { [V.GUEST_CS_ACCESS_RIGHTS]: 0xc099n } }),
+    // Modes and privilege: #UD in virtual-8086 and compatibility mode, #GP(0) at CPL 3.
+    invvpid(2n, 0n, 0n, faulted(UD, 'INVVPID in compatibility mode'), { fields: { ...LONG64, [V.GUEST_CS_ACCESS_RIGHTS]: AR_CODE32 } }),
+    invvpid(2n, 0n, 0n, faulted(UD, 'INVVPID in virtual-8086 mode'),
+      { fields: { ...PROT32, [V.GUEST_RFLAGS]: FLAGS_ALL | BigInt(V.X86_RFLAGS_VM) } }),
+    invvpid(2n, 0n, 0n, faulted(UD, 'INVVPID in real-address mode'),
+      { fields: { ...PROT32, [V.GUEST_CR0]: 0x30n, [V.CR0_READ_SHADOW]: 0x30n } }),
+    invvpid(2n, 0n, 0n, faulted(GP, 'INVVPID at CPL 3', 0n), { fields: { ...LONG64, [V.GUEST_SS_ACCESS_RIGHTS]: 0xc0f3n } }),
+    invvpid(4n, 0n, 0n, faulted(GP, 'INVVPID at CPL 3: #GP before the type check', 0n)),
+    invvpid(1n, 0n, 0n, faulted(GP, 'INVVPID at CPL 3: #GP before the VPID check', 0n)),
+    invvpid(1n, 1n, 0n, succeeded('INVVPID single-context at CPL 0 again'), { fields: { [V.GUEST_SS_ACCESS_RIGHTS]: AR_DATA } }),
+    // Outside VMX operation again: #UD.
+    vmxoff(succeeded('VMXOFF')),
+    invvpid(2n, 0n, 0n, faulted(UD, 'INVVPID after VMXOFF')),
+    invvpid(2n, 0n, 0n, faulted(UD, 'INVVPID after VMXOFF at CPL 3 (#UD before #GP)'), { fields: { [V.GUEST_SS_ACCESS_RIGHTS]: 0xc0f3n } }),
+  ]);
+});
+
+// Other processors: what L1 is offered of VPID follows the processor (A.10).
+const withEptVpidCap = (cap: bigint) => tigerlake({ msrs: { [V.MSR_IA32_VMX_EPT_VPID_CAP]: cap } });
+const TIGERLAKE_CAP = 0x00000f0106334141n;
+
+test('INVVPID on a processor with only some INVVPID types: the others are VMfail(28) before the descriptor is read', () => {
+  // Individual-address (bit 40) and single-context-retaining-globals (bit 43) missing.
+  const hw = TIGERLAKE_CAP & ~((1n << 40n) | (1n << 43n));
+  run([
+    ...withVmcsA(LONG64),
+    rdmsr(V.MSR_IA32_VMX_EPT_VPID_CAP, (m) => assert.is(msrValue(m), EPT_CAP | (1n << 32n) | (1n << 41n) | (1n << 42n),
+      'IA32_VMX_EPT_VPID_CAP as offered: INVVPID with single-context and all-context only')),
+    ...failsValid(invvpid(0n, 1n, 0x1000n, () => {}, { lin: HOLE }), ERR28, 'individual-address not supported (bit 40 clear): no descriptor read'),
+    ...failsValid(invvpid(3n, 1n, 0n, () => {}, { lin: HOLE }), ERR28, 'single-context-retaining-globals not supported (bit 43 clear)'),
+    invvpid(1n, 1n, 0n, succeeded('single-context supported')),
+    invvpid(2n, 0n, 0n, succeeded('all-context supported')),
+    invvpid(1n, 1n, 0n, pageFault(HOLE, 0n, 'a supported type reads the descriptor'), { lin: HOLE }),
+  ], 'on', withEptVpidCap(hw));
+});
+
+test('a processor with VPIDs but without INVVPID (A.10 bit 32 clear): INVVPID is #UD at CPL 0 in VMX operation', () => {
+  const hw = TIGERLAKE_CAP & ~(0xf01n << 32n);
+  run([
+    ...withVmcsA(LONG64),
+    rdmsr(V.MSR_IA32_VMX_EPT_VPID_CAP, (m) => assert.is(msrValue(m), EPT_CAP, 'IA32_VMX_EPT_VPID_CAP as offered: no INVVPID')),
+    rdmsr(V.MSR_IA32_VMX_PROCBASED_CTLS2, (m) =>
+      assert.ok(((msrValue(m) >> 32n) & BigInt(V.PROC2_ENABLE_VPID)) !== 0n, '"enable VPID" may still be 1')),
+    invvpid(2n, 0n, 0n, faulted(UD, 'INVVPID all-context without INVVPID support')),
+    invvpid(4n, 0n, 0n, faulted(UD, 'INVVPID type 4 without INVVPID support (#UD before the type check)')),
+    invept(2n, GOOD_EPTP, succeeded('INVEPT is unaffected')),
+    // The VPID field exists with "enable VPID" supported (Appendix B).
+    vmwriteReg(V.VIRTUAL_PROCESSOR_ID, 0x12345n),
+    vmreadReg(V.VIRTUAL_PROCESSOR_ID, (m, b) => { succeeded()(m, b); assert.is(m.guestReg(RAX), 0x2345n, 'VPID: a 16-bit field'); }),
+  ], 'on', withEptVpidCap(hw));
+});
+
+test('a processor without VPIDs (PROCBASED_CTLS2 bit 37 clear): no "enable VPID", no INVVPID bits, INVVPID #UD, no VPID field', () => {
+  const m = tigerlake({ msrs: { [V.MSR_IA32_VMX_PROCBASED_CTLS2]: 0x02977fff00000000n & ~(BigInt(V.PROC2_ENABLE_VPID) << 32n) } });
+  run([
+    ...withVmcsA(LONG64),
+    rdmsr(V.MSR_IA32_VMX_PROCBASED_CTLS2, (mm) =>
+      assert.is((msrValue(mm) >> 32n) & BigInt(V.PROC2_ENABLE_VPID), 0n, '"enable VPID" is not offered')),
+    // The processor's MSR still says INVVPID (an inconsistent processor): L1
+    // is not told of an instruction it gets #UD for.
+    rdmsr(V.MSR_IA32_VMX_EPT_VPID_CAP, (mm) => assert.is(msrValue(mm), EPT_CAP, 'IA32_VMX_EPT_VPID_CAP as offered: EPT bits only')),
+    invvpid(2n, 0n, 0n, faulted(UD, 'INVVPID without VPID support')),
+    invvpid(1n, 1n, 0n, faulted(UD, 'INVVPID single-context without VPID support')),
+    ...failsValid(vmreadReg(V.VIRTUAL_PROCESSOR_ID, () => {}), V.VMXERR_UNSUPPORTED_VMCS_COMPONENT, 'VMREAD of the VPID field'),
+    ...failsValid(vmwriteReg(V.VIRTUAL_PROCESSOR_ID, 1n), V.VMXERR_UNSUPPORTED_VMCS_COMPONENT, 'VMWRITE of the VPID field'),
+  ], 'on', m);
 });
 
 test('VMXOFF: writes the current VMCS back and leaves VMX operation; then VMPTRLD is #UD and VMXON works again', () => {
@@ -529,12 +729,12 @@ function truncated(width: V.VmcsWidth, v: bigint): bigint {
   return width === 16 ? v & 0xffffn : width === 32 ? v & 0xffffffffn : v;
 }
 
-// The fields of features L1 is not offered (no VPID, VMFUNC, APIC
+// The fields of features L1 is not offered (no VMFUNC, APIC
 // virtualization, shadowing, PML, #VE, preemption timer, PLE, XSS, SGX,
 // SPP, TSC scaling, tertiary controls): VMREAD/VMWRITE fail with 12, as on a
 // processor without them (SDM Appendix B: fields exist "if supported").
 const NOT_OFFERED = new Set<string>([
-  'VIRTUAL_PROCESSOR_ID', 'POSTED_INTERRUPT_NOTIFICATION_VECTOR', 'EPTP_INDEX', 'GUEST_INTERRUPT_STATUS', 'PML_INDEX',
+  'POSTED_INTERRUPT_NOTIFICATION_VECTOR', 'EPTP_INDEX', 'GUEST_INTERRUPT_STATUS', 'PML_INDEX',
   'PML_ADDRESS', 'VIRTUAL_APIC_ADDRESS', 'APIC_ACCESS_ADDRESS', 'POSTED_INTERRUPT_DESCRIPTOR_ADDRESS',
   'VM_FUNCTION_CONTROL', 'EOI_EXIT_BITMAP_0', 'EOI_EXIT_BITMAP_1', 'EOI_EXIT_BITMAP_2',
   'EOI_EXIT_BITMAP_3', 'EPTP_LIST_ADDRESS', 'VMREAD_BITMAP', 'VMWRITE_BITMAP', 'VIRTUALIZATION_EXCEPTION_INFO_ADDRESS',
@@ -579,6 +779,8 @@ test('VMREAD/VMWRITE round trip for every offered field of every width and type 
   for (const n of ['EPT_POINTER', 'GUEST_PHYSICAL_ADDRESS', 'GUEST_PDPTE0', 'GUEST_PDPTE1', 'GUEST_PDPTE2', 'GUEST_PDPTE3']) {
     assert.ok(OFFERED.some((f) => f.name === n), `${n} exists with "enable EPT" offered`);
   }
+  // VPID is offered: the 16-bit VPID field exists (Appendix B.1.1: "enable VPID").
+  assert.ok(OFFERED.some((f) => f.name === 'VIRTUAL_PROCESSOR_ID' && f.width === 16), 'VIRTUAL_PROCESSOR_ID exists with "enable VPID" offered');
   const pattern = 0xfedcba9876543210n;
   const steps: Step[] = [...withVmcsA(LONG64)];
   for (const fl of OFFERED) {

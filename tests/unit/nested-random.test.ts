@@ -16,13 +16,15 @@
 // the destination may change), the bytes written to L1's memory and no
 // others, and, through later VMREADs, the VM-instruction error and field
 // values. The kernel must never trap or stop the VM; any disagreement is
-// printed with SEED, RUN and case number and fails the test.
+// printed with SEED, RUN and case number and fails the test. INVEPT and
+// INVVPID (SDM Vol. 3C 31.3) each reach every outcome class the SDM gives
+// them, INVVPID also on a processor that supports only some INVVPID types.
 //
 //   SEED=n   replay a seed (printed at the start); RUN=r  only run r of it;
 //   TRACE=1  print every case and its outcome.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Machine } from '../model/index.ts';
+import { tigerlake, type Machine } from '../model/index.ts';
 import * as V from '../model/vmx-consts.ts';
 import { fieldName, FIELD_ENCODINGS } from '../model/vmcs-fields.ts';
 import { play, injected, RAX, RCX, RDX, type Step } from './guest-script.ts';
@@ -76,14 +78,14 @@ const sext = (v: bigint, bits: number) => BigInt.asUintN(64, BigInt.asIntN(bits,
 // ---- what L1 is offered, read the way L1 reads it (RDMSR, CPUID) ----------------
 const MiB = 1 << 20;
 const RAM = 32 * MiB;
-function probe(): Caps {
+function probe(machine?: () => Machine): Caps {
   const msr = new Map<number, bigint | null>();
   let cpuid = 0n;
   const all = Object.entries(V).filter(([k, v]) => k.startsWith('MSR_IA32_VMX_') && typeof v === 'number') as [string, number][];
   const steps: Step[] = all.map(([, n]) => ({ exit: { reason: V.EXIT_REASON_RDMSR, len: 2, regs: { [RCX]: BigInt(n) } },
     check: (m: Machine) => msr.set(n, injected(m) ? null : (m.guestReg(RDX) << 32n) | (m.guestReg(RAX) & M32)) }));
   steps.push({ exit: { reason: V.EXIT_REASON_CPUID, len: 2, regs: { [RAX]: 0x80000008n, [RCX]: 0n } }, check: (m) => { cpuid = m.guestReg(RAX); } });
-  const r = play(steps, `nested=on mem=${RAM / MiB}M`);
+  const r = play(steps, `nested=on mem=${RAM / MiB}M`, { machine: machine?.() });
   assert.is(r.status, 0, r.console);
   return capsFromMsrs((n) => msr.get(n) ?? null, cpuid, BigInt(RAM));
 }
@@ -306,6 +308,7 @@ class Generator {
   private queue: Case[] = [];
   private recent: number[] = []; // encodings VMWRITE was given lately
   lastFailValid = false;
+  invvpidWeight = 7; // INVVPID's share in VMX operation (of about 100)
   constructor(private rng: Rng, private o: VmxOracle, private mem: Mem, private existing: number[], private absent: number[]) {}
 
   private ctx(): Ctx {
@@ -359,9 +362,9 @@ class Generator {
     const cur = o.current !== null;
     const insn = o.vmxOn
       ? r.weighted<Insn>([['VMREAD', cur ? 26 : 8], ['VMWRITE', cur ? 24 : 8], ['VMPTRLD', cur ? 10 : 30], ['VMCLEAR', 10], ['VMPTRST', 6],
-        ['VMLAUNCH', 5], ['VMRESUME', 4], ['VMXOFF', 2], ['VMXON', 4], ['INVEPT', 7], ['INVVPID', 2]])
+        ['VMLAUNCH', 5], ['VMRESUME', 4], ['VMXOFF', 2], ['VMXON', 4], ['INVEPT', 7], ['INVVPID', this.invvpidWeight]])
       : r.weighted<Insn>([['VMXON', 55], ['VMREAD', 6], ['VMWRITE', 6], ['VMPTRLD', 6], ['VMCLEAR', 6], ['VMPTRST', 5],
-        ['VMXOFF', 5], ['VMLAUNCH', 3], ['VMRESUME', 3], ['INVEPT', 3], ['INVVPID', 2]]);
+        ['VMXOFF', 5], ['VMLAUNCH', 3], ['VMRESUME', 3], ['INVEPT', 3], ['INVVPID', 3]]);
     const cpu = makeCpu(r, this.ctx(), r.chance(0.06) ? 3 : 0);
     switch (insn) {
       case 'VMXON': case 'VMCLEAR': case 'VMPTRLD': {
@@ -380,13 +383,19 @@ class Generator {
         // reserved; INVVPID: VPID in 15:0, linear address in 127:64) and the
         // type register (Reg2, Table 28-13), usually not one the address uses.
         const op = memOperand(r, cpu, 16);
-        this.place(op, 16, (r.chance(0.8) ? 0n : r.u64()) << 64n | (insn === 'INVEPT' ? this.eptp() : BigInt(r.int(4)) | (r.chance(0.5) ? 0n : r.u64())));
+        this.place(op, 16, insn === 'INVEPT' ? (r.chance(0.8) ? 0n : r.u64()) << 64n | this.eptp() : this.vpidDescriptor());
         const used = [op.info & 1 << 27 ? -1 : (op.info >>> 23) & 15, op.info & 1 << 22 ? -1 : (op.info >>> 18) & 15];
         const long = modeOf(cpu) === 'long';
         const free = [...Array(long ? 16 : 8).keys()].filter((x) => !used.includes(x));
         const reg2 = r.chance(0.9) ? r.pick(free) : r.int(16);
-        const type = r.weighted<() => bigint>([[() => 1n, 40], [() => 2n, 30], [() => 0n, 8], [() => 3n, 8],
-          [() => BigInt(1 + r.int(2)) | BigInt(1 + r.int(0xffffffff)) << 32n, 8], [() => r.u64(), 4], [() => BigInt(r.int(16)), 2]])();
+        // INVEPT's types are 1 and 2, INVVPID's 0-3 (31.3); then types that do
+        // not exist, and 64-bit values whose low half is a type.
+        const type = insn === 'INVEPT'
+          ? r.weighted<() => bigint>([[() => 1n, 40], [() => 2n, 30], [() => 0n, 8], [() => 3n, 8],
+            [() => BigInt(1 + r.int(2)) | BigInt(1 + r.int(0xffffffff)) << 32n, 8], [() => r.u64(), 4], [() => BigInt(r.int(16)), 2]])()
+          : r.weighted<() => bigint>([[() => 0n, 30], [() => 1n, 20], [() => 2n, 15], [() => 3n, 20],
+            [() => BigInt(4 + r.int(12)), 4], [() => BigInt(r.pick([24, 40, 64, 65, 66, 67])), 2],
+            [() => BigInt(r.int(4)) | BigInt(1 + r.int(0xffffffff)) << 32n, 8], [() => r.u64(), 3]])();
         cpu.gpr[reg2] = type;
         // Bit 10 and bits 6:2, 14:11 of the instruction information are undefined for INVEPT/INVVPID (Table 28-13).
         return { insn, cpu, info: (op.info & 0x0fffffff | (r.chance(0.3) ? 1 << 10 : 0) | reg2 << 28) >>> 0, qual: op.qual };
@@ -418,6 +427,26 @@ class Generator {
     const info = (op.info & 0x0ffffb87) | (r.chance(0.5) ? r.int(16) << 3 : 0) | reg2 << 28;
     cpu.gpr[reg2] = r.chance(0.9) ? cpu.gpr[reg2] : enc; // usually keep the address, sometimes the encoding
     return { insn, cpu, info: info >>> 0, qual: op.qual };
+  }
+  // An INVVPID descriptor (Figure 31-2): VPID in bits 15:0, bits 63:16
+  // reserved, the linear address in 127:64. Mostly well formed with a VPID
+  // that is not 0; else VPID 0, reserved bits set, and addresses on both
+  // sides of the canonical boundary of the linear-address width.
+  private vpidDescriptor(): bigint {
+    const r = this.rng;
+    const half = 1n << BigInt(this.o.caps.linearBits - 1); // the lowest non-canonical address
+    const vpid = r.weighted<() => bigint>([[() => BigInt(1 + r.int(0xffff)), 70], [() => 0n, 20], [() => 0xffffn, 5], [() => 1n, 5]])();
+    const low = r.weighted<() => bigint>([[() => vpid, 80],
+      [() => vpid | 1n << BigInt(16 + r.int(48)), 12], [() => r.u64(), 8]])();
+    const addr = r.weighted<() => bigint>([
+      [() => BigInt(r.u32()), 30], // canonical, low
+      [() => (M64 << BigInt(this.o.caps.linearBits - 1) & M64) | (r.u64() & (half - 1n)), 15], // canonical, high half
+      [() => r.pick([half - 1n, half, M64 - half + 1n, M64 - half, 0n, M64]), 15], // the boundaries
+      [() => half | (r.u64() & (half - 1n)), 10], // non-canonical: bit 47 set, 63:48 clear
+      [() => 1n << BigInt(this.o.caps.linearBits + r.int(64 - this.o.caps.linearBits)), 10], // a high bit alone
+      [() => r.u64(), 20],
+    ])();
+    return addr << 64n | low;
   }
   // An EPT pointer for an INVEPT descriptor: mostly ones VM entry accepts
   // (UC or WB, 4-level walk), or one with exactly one thing wrong (27.2.1.1).
@@ -556,6 +585,7 @@ function describe(p: Planned): string {
   const c = p.c!, cpu = c.cpu, info = c.info;
   const parts = [`${c.insn} mode=${modeOf(cpu)} cpl=${cplOf(cpu)} cr0=${hex(cpu.cr0)} cr4=${hex(cpu.cr4)} efer=${hex(cpu.efer)}`,
     `info=${hex(info)} qual=${hex(c.qual)} rip=${hex(p.rip)} len=${p.len}`];
+  if (c.insn === 'INVEPT' || c.insn === 'INVVPID') parts.push(`reg2(type)=r${info >>> 28}=${hex(cpu.gpr[info >>> 28])}`);
   if (c.insn === 'VMREAD' || c.insn === 'VMWRITE') {
     parts.push(`reg2(enc)=r${info >>> 28}=${hex(cpu.gpr[info >>> 28])}`);
     if (info & 1 << 10) parts.push(`reg1=r${(info >>> 3) & 15}=${hex(cpu.gpr[(info >>> 3) & 15])}`);
@@ -572,18 +602,32 @@ function describe(p: Planned): string {
 
 // ---- runs ----------------------------------------------------------------------------
 interface FieldReport { said: boolean; first: string }
-interface Tally { cases: number; outcomes: Map<string, number>; problems: string[]; fields: Map<number, FieldReport> }
-const newTally = (): Tally => ({ cases: 0, outcomes: new Map(), problems: [], fields: new Map() });
+interface Tally { cases: number; outcomes: Map<string, number>; problems: string[]; fields: Map<number, FieldReport>; invvpid: Map<string, number> }
+const newTally = (): Tally => ({ cases: 0, outcomes: new Map(), problems: [], fields: new Map(), invvpid: new Map() });
+// Why an INVVPID ended as it did (31.3 INVVPID), from the oracle's words.
+function invvpidReason(what: string): string {
+  if (/does not exist/.test(what)) return 'VMfail: type > 3';
+  if (/not supported/.test(what)) return 'VMfail: type not in IA32_VMX_EPT_VPID_CAP';
+  if (/63:16/.test(what)) return 'VMfail: descriptor bits 63:16';
+  if (/VPID 0$|VPID 0\)/.test(what)) return 'VMfail: VPID 0';
+  if (/not canonical/.test(what)) return 'VMfail: linear address not canonical';
+  const ok = /^VMsucceed \(INVVPID ([a-z-]+)/.exec(what);
+  if (ok) return `VMsucceed: ${ok[1]}`;
+  return what.replace(/ \(.*$/, '').replace(/ at 0x.*$/, '');
+}
 const count = (t: Tally, key: string) => t.outcomes.set(key, (t.outcomes.get(key) ?? 0) + 1);
 class StopRun extends Error {}
 
-function runOnce(caps: Caps, runSeed: number, tag: string, cases: number, tally: Tally, script?: (o: VmxOracle, mem: Mem) => Case | null): void {
+interface RunOpts { machine?: () => Machine; invvpidWeight?: number }
+function runOnce(caps: Caps, runSeed: number, tag: string, cases: number, tally: Tally, script?: ((o: VmxOracle, mem: Mem) => Case | null) | null,
+  opts: RunOpts = {}): void {
   const rng = new Rng(runSeed);
   const mem = new Mem();
   const o = new VmxOracle(caps, {
     read: (g, n) => mem.read(g, n), scratch: (g, n) => g >= SCRATCH && g + BigInt(n) <= SCRATCH_END, vmcsPage: (g) => VMCS_PAGES.includes(g),
   });
   const gen = new Generator(rng, o, mem, FIELD_ENCODINGS.filter((e) => caps.fieldExists(e)), FIELD_ENCODINGS.filter((e) => !caps.fieldExists(e)));
+  if (opts.invvpidWeight !== undefined) gen.invvpidWeight = opts.invvpidWeight;
   setupMemory(mem, rng, caps.revision);
   const steps: Step[] = [];
   let issued = 0, vmxCases = 0;
@@ -657,6 +701,7 @@ function runOnce(caps: Caps, runSeed: number, tag: string, cases: number, tally:
     }
     if (TRACE) console.log(`${tag} case ${k}: ${describe(p)} -> ${hit.alt.what}`);
     count(tally, `${c.insn} ${hit.alt.what.replace(/ \(.*$/, '').replace(/ at 0x.*$/, '')}`);
+    if (c.insn === 'INVVPID') tally.invvpid.set(invvpidReason(hit.alt.what), (tally.invvpid.get(invvpidReason(hit.alt.what)) ?? 0) + 1);
     coverage(o, c, hit.alt, tally);
     hit.alt.commit(hit.out.value);
     gen.lastFailValid = hit.alt.flags === 'failValid';
@@ -667,7 +712,7 @@ function runOnce(caps: Caps, runSeed: number, tag: string, cases: number, tally:
   push();
   let r;
   try {
-    r = play(steps, `nested=on mem=${RAM / MiB}M`);
+    r = play(steps, `nested=on mem=${RAM / MiB}M`, { machine: opts.machine?.() });
   } catch (e) {
     if (e instanceof StopRun) return;
     tally.problems.push(`${tag}: harness or oracle error at ${current}: ${(e as Error).stack}`);
@@ -704,8 +749,9 @@ const caps = probe();
 function report(tally: Tally, t0: number, what: string, details = 3): void {
   const list = (pre: boolean) => [...tally.outcomes].filter(([k]) => k.startsWith('~') === pre).sort((a, b) => b[1] - a[1])
     .map(([k, n]) => `${n} ${pre ? k.slice(1) : k}`).join(', ');
+  const inv = [...tally.invvpid].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${n} ${k}`).join(', ');
   console.log(`nested-random: ${what}: ${tally.cases} cases in ${((Date.now() - t0) / 1000).toFixed(1)} s\n  outcomes: ${list(false)}` +
-    (list(true) ? `\n  completed memory operands: ${list(true)}` : ''));
+    (list(true) ? `\n  completed memory operands: ${list(true)}` : '') + (inv ? `\n  INVVPID: ${inv}` : ''));
   const fields = [...tally.fields].sort((a, b) => a[0] - b[0]);
   const lines = [...tally.problems];
   if (fields.length) {
@@ -721,10 +767,12 @@ function report(tally: Tally, t0: number, what: string, details = 3): void {
 }
 
 test(`random VMX instructions, operands, modes and orders against the SDM oracle (SEED=${SEED})`, () => {
-  // EPT is offered (issue 5), so INVEPT exists for L1 (A.10 bit 20) and the
-  // oracle models it; INVVPID's operands are not modelled yet.
+  // EPT and VPID are offered (issue 5), so INVEPT and INVVPID exist for L1
+  // (A.10 bits 20 and 32), with every INVVPID type (bits 40-43).
   assert.ok(caps.invept, 'INVEPT offered to L1 (IA32_VMX_EPT_VPID_CAP bit 20 with "enable EPT" allowed)');
-  assert.ok(!caps.invvpid, 'INVVPID offered: the oracle must model its operands (31.3 INVVPID)');
+  assert.ok(caps.invvpid, 'INVVPID offered to L1 (IA32_VMX_EPT_VPID_CAP bit 32 with "enable VPID" allowed)');
+  assert.is((caps.eptVpidCap >> 40n) & 0xfn, 0xfn, 'INVVPID types 0-3 offered (A.10 bits 40-43)');
+  assert.is(caps.linearBits, 48, 'CPUID.80000008H:EAX[15:8] as L1 reads it');
   const tally = newTally();
   const t0 = Date.now();
   for (let run = 0; run < RUNS; run++) {
@@ -739,8 +787,43 @@ test(`random VMX instructions, operands, modes and orders against the SDM oracle
       assert.ok((tally.outcomes.get(k) ?? 0) >= 3, `${k}: ${tally.outcomes.get(k) ?? 0} cases`);
     }
     assert.ok([...tally.outcomes.keys()].some((k) => /^INVEPT #PF/.test(k)), 'INVEPT #PF');
+    // INVVPID reaches each of its outcomes (31.3), each VMfail(28) for each of
+    // its reasons and VMsucceed for each type.
+    for (const k of ['INVVPID VMsucceed', 'INVVPID VMfailValid(28)', 'INVVPID VMfailInvalid', 'INVVPID #GP(0)', 'INVVPID #UD']) {
+      assert.ok((tally.outcomes.get(k) ?? 0) >= 3, `${k}: ${tally.outcomes.get(k) ?? 0} cases`);
+    }
+    assert.ok([...tally.outcomes.keys()].some((k) => /^INVVPID #PF/.test(k)), 'INVVPID #PF');
+    for (const k of ['VMfail: type > 3', 'VMfail: descriptor bits 63:16', 'VMfail: VPID 0', 'VMfail: linear address not canonical',
+      'VMsucceed: individual-address', 'VMsucceed: single-context', 'VMsucceed: all-context', 'VMsucceed: single-context-retaining-globals']) {
+      assert.ok((tally.invvpid.get(k) ?? 0) >= 3, `INVVPID ${k}: ${tally.invvpid.get(k) ?? 0} cases`);
+    }
   }
   report(tally, t0, 'random runs');
+});
+
+// A processor that supports only single-context and all-context INVVPID
+// (IA32_VMX_EPT_VPID_CAP bits 40 and 43 clear): L1 is offered those two,
+// and INVVPID of type 0 or 3 is VMfail(28) before the descriptor is read.
+const PARTIAL_CAP = 0x00000f0106334141n & ~((1n << 40n) | (1n << 43n));
+const partialMachine = () => tigerlake({ msrs: { [V.MSR_IA32_VMX_EPT_VPID_CAP]: PARTIAL_CAP } });
+const PARTIAL_RUNS = 12;
+test(`random INVVPID-heavy runs on a processor with only some INVVPID types (SEED=${SEED})`, () => {
+  const pc = probe(partialMachine);
+  assert.ok(pc.invvpid, 'INVVPID offered');
+  assert.is((pc.eptVpidCap >> 40n) & 0xfn, 0x6n, 'only INVVPID types 1 and 2 offered (A.10 bits 41, 42)');
+  const tally = newTally();
+  const t0 = Date.now();
+  for (let run = 0; run < PARTIAL_RUNS; run++) {
+    if (ONLY_RUN !== undefined && run !== ONLY_RUN) continue;
+    runOnce(pc, (SEED ^ Math.imul(run + 101, 0x9e3779b1)) >>> 0, `SEED=${SEED} partial RUN=${run}`, CASES_PER_RUN, tally, null,
+      { machine: partialMachine, invvpidWeight: 40 });
+  }
+  if (ONLY_RUN === undefined && !tally.problems.length) {
+    for (const k of ['VMfail: type not in IA32_VMX_EPT_VPID_CAP', 'VMfail: type > 3', 'VMsucceed: single-context', 'VMsucceed: all-context']) {
+      assert.ok((tally.invvpid.get(k) ?? 0) >= 3, `INVVPID ${k}: ${tally.invvpid.get(k) ?? 0} cases`);
+    }
+  }
+  report(tally, t0, 'partial INVVPID types');
 });
 
 // Each encoding of Appendix B (full and high), VMWRITE then VMREAD in

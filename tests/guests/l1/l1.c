@@ -327,12 +327,12 @@ static void test_discovery(void) {
     u32 wr = try_wrmsr(MSR_VMX_BASIC, cap.basic);
     check(wr == 13 && exc.error == 0, "WRMSR to VMX_BASIC (read-only) -> #GP(0)|vector %d", (i32)wr);
 
-    /* What our L0 promises (kernel/nested/caps.ts): EPT, unrestricted guest
-     * and VM functions (EPTP switching), but no VPID or VMCS shadowing for L1
+    /* What our L0 promises (kernel/nested/caps.ts): EPT, unrestricted guest,
+     * VPID and VM functions (EPTP switching), but no VMCS shadowing for L1
      * yet; VMWRITE to read-only fields allowed. */
-    HV_CHECK((p2a1 & (PROC2_EPT | (1u << 7) | PROC2_VMFUNC)) == (PROC2_EPT | (1u << 7) | PROC2_VMFUNC) &&
-                 !(p2a1 & (PROC2_VPID | PROC2_VMCS_SHADOWING)),
-             "L0 offers EPT, unrestricted guest, VMFUNC; no VPID, shadowing|PROCBASED_CTLS2 0x%llx", cap.proc2);
+    u32 promised = PROC2_EPT | (1u << 7) | PROC2_VMFUNC | PROC2_VPID;
+    HV_CHECK((p2a1 & promised) == promised && !(p2a1 & PROC2_VMCS_SHADOWING),
+             "L0 offers EPT, unrestricted guest, VPID, VMFUNC; no shadowing|PROCBASED_CTLS2 0x%llx", cap.proc2);
     HV_CHECK(cap.misc & MISC_VMWRITE_ANY, "L0 offers VMWRITE to read-only fields (MISC bit 29)|0x%llx", cap.misc);
 
     cr0_vmx = (read_cr0() | (u32)cap.cr0f0) & (u32)cap.cr0f1;
@@ -1798,6 +1798,53 @@ static void test_l2_vmfunc(void) {
           "VMFUNC with \"enable VM functions\" 0 -> #UD in L2|%s", run_str());
 }
 
+/* ======================================================================================
+ * VPID (SDM 29.1, 27.2.1.1, 31.3 INVVPID)
+ * ====================================================================================== */
+static void test_l2_vpid(void) {
+    bool offered = (allowed1(cap.proc2) & PROC2_VPID) && (cap.ept_vpid & EPTCAP_INVVPID);
+    if (!offered) {
+        HV_CHECK(false, "VPID and INVVPID offered to L1|PROCBASED_CTLS2 0x%llx EPT_VPID_CAP 0x%llx", cap.proc2, cap.ept_vpid);
+        return;
+    }
+    if (!l2_setup(0, PROC2_VPID, "L2 with a VPID")) return;
+    diag("L2 with a VPID");
+    vw(F_VPID, 0);
+    l2_run(ADDR(l2_vmcall));
+    check(entry_fails(VMERR_ENTRY_BAD_CONTROL), "VM entry with \"enable VPID\" and VPID 0 -> VMfailValid(7)|%s", run_str());
+    vw(F_VPID, 1);
+    l2_run(ADDR(l2_vmcall));
+    check(vmcall_at(l2_vmcall, 0), "L2 with VPID 1 runs: VMCALL exits to L1|%s", run_str());
+    vw(F_VPID, 2);
+    l2_run(ADDR(l2_vmcall));
+    check(vmcall_at(l2_vmcall, 0), "L2 with VPID 2 runs|%s", run_str());
+
+    static u64 desc[2] ALIGNED(16);
+    static const struct { u32 type; u64 d0, d1; bool ok; u64 need; const char *what; } cases[] = {
+        { 0, 1, 0x1000, true, 1ull << 40, "individual address, VPID 1" },
+        { 0, 1, 0x8000000000000000ull, false, 1ull << 40, "individual address not canonical" },
+        { 0, 0, 0x1000, false, 1ull << 40, "individual address, VPID 0" },
+        { 1, 1, 0, true, 1ull << 41, "single-context, VPID 1" },
+        { 1, 0, 0, false, 1ull << 41, "single-context, VPID 0" },
+        { 1, 0x10001, 0, false, 1ull << 41, "descriptor bits 63:16 set" },
+        { 2, 0, 0, true, 1ull << 42, "all-context" },
+        { 3, 2, 0, true, 1ull << 43, "single-context retaining globals, VPID 2" },
+        { 3, 0, 0, false, 1ull << 43, "single-context retaining globals, VPID 0" },
+    };
+    for (u32 i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        desc[0] = cases[i].d0;
+        desc[1] = cases[i].d1;
+        u32 o = invvpid(cases[i].type, desc);
+        bool has = cap.ept_vpid & cases[i].need;
+        bool good = has && cases[i].ok ? o == VM_OK : fail_valid(o, VMERR_INVEPT_INVVPID_OPERAND);
+        check(good, "INVVPID type %u, %s -> %s|%s", cases[i].type, cases[i].what,
+              has && cases[i].ok ? "VMsucceed" : "VMfailValid(28)", out_str(o));
+    }
+    /* L2 runs on after L1's invalidations. */
+    l2_run(ADDR(l2_vmcall));
+    check(vmcall_at(l2_vmcall, 0), "L2 runs after INVVPID of each type|%s", run_str());
+}
+
 static void test_vmxoff(void) {
     if (!need_root("VMXOFF")) return;
     user_gp(user_vmxoff, "VMXOFF");
@@ -1914,6 +1961,7 @@ void guest_main(void) {
     test_msr_lists();
     test_l2_ept();
     test_l2_vmfunc();
+    test_l2_vpid();
     test_entry_failures();
     test_vmxoff();
     test_host_failures();

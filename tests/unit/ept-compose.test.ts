@@ -1,0 +1,1208 @@
+// Shadow EPT: L1's EPT composed with L0's (issue 5 item 8), end to end on
+// kernel.wasm. A scripted L1 (nested=on) builds EPT paging structures in its
+// RAM, sets up a vmcs12 with "enable EPT" and VMLAUNCHes L2; while L2 runs
+// (vmcs02 current) the script produces the EPT violations the processor
+// would report for vmcs02's EPT -- the hypervisor's shadow tables, walked
+// here in model memory -- and every outcome is checked against an oracle
+// written here from the SDM, which shares nothing with the kernel:
+//
+//   SDM Vol. 3C 29.3.2    EPT translation (4-level walk, Tables 29-1..29-6,
+//                         1-GByte and 2-MByte pages)
+//   SDM Vol. 3C 29.3.3.1  EPT misconfigurations
+//   SDM Vol. 3C 29.3.3.2  EPT violations (the AND of bits 2:0 of the entries
+//                         used)
+//   SDM Vol. 3C 28.2.1    exit qualification of an EPT violation (Table
+//                         28-7: 2:0 access, 5:3 the AND of bits 2:0 of the
+//                         entries, 7/8 guest-linear address, 12 NMI
+//                         unblocking), guest-physical address field; the
+//                         qualification is cleared for other exits (49)
+//   SDM Vol. 3C 29.4.3.1  INVEPT single-context / all-context: the mappings
+//                         of an EP4TA / of all EP4TAs are invalidated;
+//                         29.4.3.4: no INVEPT is needed after raising
+//                         permissions (an EPT violation invalidates the
+//                         cached translation it used)
+//   SDM Vol. 3C 27.5.6.3  EPTP switching (VMFUNC leaf 0): ECX >= 512 or an
+//                         invalid EPTP-list entry is a VM exit (59); else the
+//                         EPT pointer becomes the entry, RIP moves on
+//   SDM Vol. 3C 28.5      L1 continues at vmcs12's host RIP after an exit
+//
+// What L1 would see is L1's EPT composed with L0's mapping of L1's RAM:
+// the oracle reads L0's mapping from vmcs01's EPT in model memory. Two rules
+// are the hypervisor's, not the SDM's: a paging structure of L1 outside L1's
+// RAM reads as all ones (bits 51:MAXPHYADDR set: a misconfiguration), and an
+// L2 access that L1's EPT sends outside L1's RAM stops the guest with a
+// message (device memory for L2 is not supported).
+//
+// The shadow VMCS (shadow-vmcs=on, the default) is honoured as the
+// processor does: L1's VMREAD/VMWRITE of a field whose bitmap bit is 0 reads
+// or writes the shadow VMCS without a VM exit (31.3 VMREAD/VMWRITE, 25.10);
+// every other VMREAD/VMWRITE is a scripted exit.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { tigerlake, runKernel, type Machine } from '../model/index.ts';
+import { lookupField, truncate, fieldName } from '../model/vmcs-fields.ts';
+import * as V from '../model/vmx-consts.ts';
+import { tinyKernel, RAX, RCX, RDX, RBX } from './guest-script.ts';
+
+const t0 = Date.now();
+const B = (v: number | bigint): bigint => (typeof v === 'number' ? BigInt(v >>> 0) : BigInt.asUintN(64, v));
+const ALL1 = (1n << 64n) - 1n;
+const ADDR = 0x000ffffffffff000n; // bits 51:12
+const MiB = 0x100000;
+const L1_RAM = 32 * MiB; // kernel/vm/config.ts DEFAULT_MEM: L1-physical [0, 32 MiB)
+const R = 1, W = 2, X = 4;
+const ACCESSES = [R, W, X];
+const ACCESS_NAME: Record<number, string> = { 1: 'read', 2: 'write', 4: 'fetch' };
+const WB = 6n << 3n; // leaf memory type WB (bits 5:3)
+const LARGE = 1n << 7n;
+const K4 = 1n << 12n, M2 = 1n << 21n, G1 = 1n << 30n;
+
+// ---- L1's memory (L1-physical) -----------------------------------------------
+const L1_PML4 = 0x10000, L1_PDPT = 0x11000, L1_PD = 0x12000; // L1's own paging: identity, 2-MiB pages
+const VMXON_REGION = 0x20000, VMCS12 = 0x21000;
+const DATA = 0x30000; // memory operands of L1's VMX instructions
+const EPTP_LIST = 0x31000; // VMFUNC's EPTP list (4 KiB, 512 entries)
+const POOL = 0x400000; // L1's EPT paging structures: page n at POOL + n * 4 KiB
+const TARGET = 0x1000000; // L1-physical pages L1 gives L2
+const HOST_RIP12 = 0x180000n; // where L1 continues after an exit from L2
+const L2_RIP = 0x401000n;
+const pool = (n: number): bigint => BigInt(POOL + n * 4096);
+const eptpOf = (root: bigint, type = 6n): bigint => root | (3n << 3n) | type; // walk length 4, WB
+
+// ---- the run: a generator plays L1 and L2 --------------------------------------
+interface Exit { reason: number; qual?: bigint; len?: number; regs?: Record<number, bigint>; fields?: Record<number, bigint> }
+type Script = Generator<Exit, void, void>;
+
+interface Offer { pin0: number; proc0: number; exit0: number; entry0: number; ept: bigint; vmfunc: bigint; maxPhys: number }
+interface Ctx {
+  m: Machine;
+  vmcs01: bigint; // model address of vmcs01 (current at the first entry)
+  vmcs02: bigint; // model address of vmcs02 (current once L2 runs), -1 before
+  offer: Offer;
+  stopExpected: string | null; // set just before an exit after which the kernel must stop the guest
+  stats: Record<string, number>;
+}
+
+// isa-debug-exit, value 0, from whoever runs: the guest ends (guest-script.ts).
+const FINAL: Exit = { reason: V.EXIT_REASON_IO_INSTRUCTION, qual: (0xf4n << 16n) | 3n, len: 1, regs: { [RAX]: 0n } };
+
+interface Run { status: number; console: string; faults: string[]; trap: string | null; c: Ctx; finished: boolean; entries: number }
+
+function drive(script: (c: Ctx) => Script, opts: { cmdline?: string; machine?: Machine } = {}): Run {
+  const m = opts.machine ?? tigerlake();
+  const c: Ctx = { m, vmcs01: -1n, vmcs02: -1n, offer: { pin0: 0, proc0: 0, exit0: 0, entry0: 0, ept: 0n, vmfunc: 0n, maxPhys: 0 },
+    stopExpected: null, stats: {} };
+  const gen = script(c);
+  let finished = false;
+  let entries = 0;
+  m.vmx.guest = (vmx) => {
+    entries++;
+    if (c.vmcs01 < 0n) c.vmcs01 = vmx.currentVmcs!;
+    if (c.stopExpected !== null) throw new Error(`the kernel resumed a guest it should have stopped: ${c.stopExpected}`);
+    let exit = FINAL;
+    if (!finished) {
+      const r = gen.next();
+      if (r.done) finished = true;
+      else exit = r.value;
+    }
+    for (const [reg, v] of Object.entries(exit.regs ?? {})) m.setGuestReg(Number(reg), v);
+    vmx.setField(V.VM_EXIT_REASON, BigInt(exit.reason));
+    vmx.setField(V.EXIT_QUALIFICATION, exit.qual ?? 0n);
+    vmx.setField(V.VM_EXIT_INSTRUCTION_LENGTH, BigInt(exit.len ?? 0));
+    vmx.setField(V.IDT_VECTORING_INFO, 0n);
+    vmx.setField(V.VM_ENTRY_INTERRUPTION_INFO, 0n); // 26.6 / 28.2: consumed by the entry
+    for (const [f, v] of Object.entries(exit.fields ?? {})) vmx.setField(Number(f), v);
+  };
+  const r = runKernel(m, { boot: { cmdline: `caps=off guest=/g nested=on ${opts.cmdline ?? ''}`, files: [{ name: '/g', data: tinyKernel() }] } });
+  return { status: r.status, console: r.console, faults: r.faults, trap: r.trap, c, finished, entries };
+}
+
+// A run that must end normally: every step played, isa-debug-exit, status 0.
+function runOk(script: (c: Ctx) => Script, cmdline = ''): Run {
+  const r = drive(script, { cmdline });
+  assert.equal(r.faults, [], r.console.slice(-3000));
+  assert.is(r.trap, null, r.console.slice(-3000));
+  assert.ok(r.finished, `the script did not finish: ${r.console.slice(-3000)}`);
+  assert.is(r.status, 0, r.console.slice(-3000));
+  if (process.env.HV_EPT_VERBOSE) console.log(JSON.stringify(r.c.stats), r.entries, 'entries');
+  return r;
+}
+
+const inL1 = (c: Ctx) => c.m.vmx.currentVmcs === c.vmcs01;
+const field = (c: Ctx, enc: number, vmcs?: bigint) => c.m.vmx.field(enc, vmcs);
+const bump = (c: Ctx, k: string) => { c.stats[k] = (c.stats[k] ?? 0) + 1; };
+
+// ---- L0's mapping of L1's RAM: vmcs01's EPT in model memory --------------------
+function l0(c: Ctx, gpa: bigint): bigint | null {
+  let table = field(c, V.EPT_POINTER, c.vmcs01) & ADDR;
+  for (let level = 4; level >= 1; level--) {
+    const shift = BigInt(12 + 9 * (level - 1));
+    const e = c.m.phys.read64(Number(table + ((gpa >> shift) & 511n) * 8n));
+    if ((e & 7n) === 0n) return null;
+    if (level === 1 || (e & LARGE) !== 0n) {
+      const page = (1n << shift) - 1n;
+      return (e & ADDR & ~page) | (gpa & page);
+    }
+    table = e & ADDR;
+  }
+  return null;
+}
+function l1hpa(c: Ctx, gpa: number | bigint): number {
+  const h = l0(c, BigInt(gpa));
+  if (h === null) throw new Error(`test bug: L1-physical 0x${gpa.toString(16)} is not L1 RAM`);
+  return Number(h);
+}
+const w64 = (c: Ctx, gpa: number | bigint, v: bigint) => c.m.phys.write64(l1hpa(c, gpa), B(v));
+const r64 = (c: Ctx, gpa: number | bigint) => c.m.phys.read64(l1hpa(c, gpa));
+const w32 = (c: Ctx, gpa: number | bigint, v: number) => c.m.phys.write32(l1hpa(c, gpa), v);
+const clearPage = (c: Ctx, gpa: number | bigint) => c.m.phys.write(l1hpa(c, gpa), new Uint8Array(4096));
+// What L1 reads at L1-physical gpa: its RAM, all ones elsewhere (the hypervisor's rule).
+const l1Read64 = (c: Ctx, gpa: bigint): bigint => {
+  if (gpa < 0n || gpa + 8n > BigInt(L1_RAM)) return ALL1;
+  const h = l0(c, gpa);
+  return h === null ? ALL1 : c.m.phys.read64(Number(h));
+};
+
+// ---- the SDM oracle: L1's EPT walk (29.3.2, 29.3.3) ------------------------------
+type Kind = 'ok' | 'violation' | 'misconfig';
+interface Walk { kind: Kind; perms: number; gpa1?: bigint; size?: bigint }
+
+function sdmWalk(read: (pa: bigint) => bigint, cap: bigint, maxPhys: number, eptp: bigint, gpa: bigint, access: number): Walk {
+  const has = (b: bigint) => ((cap >> b) & 1n) === 1n;
+  // 29.3.3.1: bits 51:MAXPHYADDR of any entry are reserved.
+  const beyond = maxPhys < 52 ? ((1n << 52n) - 1n) & ~((1n << BigInt(maxPhys)) - 1n) : 0n;
+  const bits = (hi: number, lo: number) => ((1n << BigInt(hi + 1)) - 1n) & ~((1n << BigInt(lo)) - 1n);
+  let table = eptp & ADDR;
+  let and = 7;
+  for (let level = 4; level >= 1; level--) {
+    const shift = BigInt(12 + 9 * (level - 1));
+    const e = read(table + ((gpa >> shift) & 511n) * 8n);
+    const rwx = Number(e & 7n);
+    if (rwx === 0) return { kind: 'violation', perms: 0 }; // 29.3.2: not present
+    // 29.3.3.1: write without read; execute-only without IA32_VMX_EPT_VPID_CAP[0].
+    if (rwx === 2 || rwx === 6 || (rwx === 4 && !has(0n))) return { kind: 'misconfig', perms: 0 };
+    let reserved = beyond;
+    let leaf = false;
+    if (level === 4) reserved |= bits(7, 3); // Table 29-1
+    else if (level === 3 || level === 2) {
+      if ((e & LARGE) !== 0n) {
+        // Tables 29-2 / 29-4; a page size not offered (A.10 bits 17/16): bit 7 is reserved.
+        if (!has(level === 3 ? 17n : 16n)) return { kind: 'misconfig', perms: 0 };
+        leaf = true;
+        reserved |= level === 3 ? bits(29, 12) : bits(20, 12);
+      } else reserved |= bits(6, 3); // Tables 29-3 / 29-5
+    } else leaf = true; // Table 29-6
+    if ((e & reserved) !== 0n) return { kind: 'misconfig', perms: 0 };
+    if (leaf && [2, 3, 7].includes(Number((e >> 3n) & 7n))) return { kind: 'misconfig', perms: 0 }; // memory type
+    and &= rwx;
+    if (leaf) {
+      const size = 1n << shift;
+      const gpa1 = (e & ADDR & ~(size - 1n)) | (gpa & (size - 1n));
+      // 29.3.3.2: each access needs its bit in every entry used.
+      return { kind: (access & ~and) !== 0 ? 'violation' : 'ok', perms: and, gpa1, size };
+    }
+    table = e & ADDR;
+  }
+  throw new Error('unreachable');
+}
+const l1Walk = (c: Ctx, eptp12: bigint, gpa2: bigint, access: number): Walk =>
+  sdmWalk((a) => l1Read64(c, a), c.offer.ept, c.offer.maxPhys, eptp12, gpa2, access);
+
+// ---- the processor's view: vmcs02's EPT (the shadow tables) in model memory ------
+interface Shadow { present: boolean; perms: number; hpa?: bigint; size?: bigint }
+function shadowWalk(c: Ctx, eptp02: bigint, gpa2: bigint): Shadow {
+  const hw = c.m.maxPhysAddr();
+  const beyond = ((1n << 52n) - 1n) & ~((1n << BigInt(hw)) - 1n);
+  let table = eptp02 & ADDR;
+  let and = 7;
+  for (let level = 4; level >= 1; level--) {
+    const shift = BigInt(12 + 9 * (level - 1));
+    const e = c.m.phys.read64(Number(table + ((gpa2 >> shift) & 511n) * 8n));
+    const rwx = Number(e & 7n);
+    if (rwx === 0) return { present: false, perms: 0 };
+    // The processor would take an EPT misconfiguration (29.3.3.1): the
+    // hypervisor's tables must never have one.
+    assert.ok(rwx !== 2 && rwx !== 6, `shadow entry 0x${e.toString(16)} (level ${level}) writable without read`);
+    assert.is(e & beyond, 0n, `shadow entry 0x${e.toString(16)} (level ${level}): bits beyond MAXPHYADDR`);
+    and &= rwx;
+    const leaf = level === 1 || (level <= 3 && (e & LARGE) !== 0n);
+    if (leaf) {
+      assert.ok(![2, 3, 7].includes(Number((e >> 3n) & 7n)), `shadow leaf 0x${e.toString(16)}: reserved memory type`);
+      const size = 1n << shift;
+      return { present: true, perms: and, hpa: (e & ADDR & ~(size - 1n)) | (gpa2 & (size - 1n)), size };
+    }
+    assert.is(e & (level === 4 ? 0xf8n : 0x78n), 0n, `shadow non-leaf entry 0x${e.toString(16)}: reserved bits`);
+    table = e & ADDR;
+  }
+  throw new Error('unreachable');
+}
+// Every mapping of a shadow tree: L2-physical page -> { hpa, perms, size }.
+function shadowLeaves(c: Ctx, eptp02: bigint): Map<bigint, Shadow> {
+  const out = new Map<bigint, Shadow>();
+  const walk = (table: bigint, level: number, base: bigint, and: number) => {
+    const shift = BigInt(12 + 9 * (level - 1));
+    for (let i = 0n; i < 512n; i++) {
+      const e = c.m.phys.read64(Number(table + i * 8n));
+      if ((e & 7n) === 0n) continue;
+      const p = and & Number(e & 7n);
+      const gpa = base | (i << shift);
+      if (level === 1 || (level <= 3 && (e & LARGE) !== 0n)) out.set(gpa, { present: true, perms: p, hpa: e & ADDR, size: 1n << shift });
+      else walk(e & ADDR, level - 1, gpa, p);
+    }
+  };
+  walk(eptp02 & ADDR, 4, 0n, 7);
+  return out;
+}
+const eptp02 = (c: Ctx) => field(c, V.EPT_POINTER, c.vmcs02);
+
+// "never more": every mapping the processor can use for L2 is a 4-KiB page
+// that L1's EPT (eptp12) maps to that L1-physical page, whose host page
+// L0's EPT names, with L1's permissions exactly.
+function assertShadowSound(c: Ctx, eptp12: bigint, what: string): number {
+  const leaves = shadowLeaves(c, eptp02(c));
+  for (const [gpa2, s] of leaves) {
+    const label = `${what}: shadow mapping of L2-physical 0x${gpa2.toString(16)}`;
+    assert.is(s.size, K4, `${label}: a 4-KiB page`);
+    const w = l1Walk(c, eptp12, gpa2, 0);
+    assert.is(w.kind, 'ok', `${label}: L1's EPT maps it`);
+    assert.is(s.perms, w.perms, `${label}: L1's permissions (AND over L1's entries), never more`);
+    assert.is(s.hpa, l0(c, w.gpa1! & ~0xfffn), `${label}: the host page of L1-physical 0x${w.gpa1!.toString(16)}`);
+  }
+  return leaves.size;
+}
+
+// ---- L1's instructions ---------------------------------------------------------------
+const ARITH = 0x8d5n; // CF PF AF ZF SF OF
+const FLAGS_ALL = 0x2n | ARITH;
+const LEN = 3;
+function memInfo(base = RBX): bigint {
+  return B((2 << V.INSN_INFO_ADDR_SIZE_SHIFT) | (3 << V.INSN_INFO_SEGMENT_SHIFT) | V.INSN_INFO_INDEX_INVALID |
+    (base << V.INSN_INFO_BASE_REG_SHIFT)); // [base], 64-bit address, DS
+}
+const regInfo = (reg1: number, reg2: number) =>
+  B(V.INSN_INFO_REG_OPERAND | (reg1 << V.INSN_INFO_REG1_SHIFT) | (reg2 << V.INSN_INFO_REG2_SHIFT));
+const withReg2 = (info: bigint, reg2: number) => info | (BigInt(reg2) << BigInt(V.INSN_INFO_REG2_SHIFT));
+
+// An instruction of L1 that the kernel must complete with VMsucceed (31.2):
+// arithmetic flags cleared, RIP past it, no event.
+function* l1Insn(c: Ctx, what: string, reason: number, info: bigint, regs: Record<number, bigint> = {}, fields: Record<number, bigint> = {}): Script {
+  assert.ok(inL1(c), `${what}: L1 runs`);
+  const rip = field(c, V.GUEST_RIP);
+  yield { reason, len: LEN, regs, fields: { [V.VM_EXIT_INSTRUCTION_INFO]: info, [V.GUEST_RFLAGS]: FLAGS_ALL, ...fields } };
+  assert.ok(inL1(c), `${what}: L1 continues`);
+  assert.is(field(c, V.VM_ENTRY_INTERRUPTION_INFO), 0n, `${what}: no exception`);
+  const f = field(c, V.GUEST_RFLAGS) & ARITH;
+  const next = field(c, V.GUEST_RIP);
+  if (f !== 0n) assert.unreachable(`${what}: not VMsucceed (RFLAGS 0x${f.toString(16)}, VM-instruction error ${yield* l1Read(c, V.VM_INSTRUCTION_ERROR, true)})`);
+  assert.is(next, rip + BigInt(LEN), `${what}: completed`);
+}
+// An L1 instruction with a 64-bit memory operand at DATA.
+function* ptrInsn(c: Ctx, what: string, reason: number, ptr: bigint): Script {
+  w64(c, DATA, ptr);
+  yield* l1Insn(c, what, reason, memInfo(), { [RBX]: BigInt(DATA) });
+}
+function* rdmsr(c: Ctx, msr: number): Generator<Exit, bigint, void> {
+  yield { reason: V.EXIT_REASON_RDMSR, len: 2, regs: { [RCX]: BigInt(msr) } };
+  assert.is(field(c, V.VM_ENTRY_INTERRUPTION_INFO), 0n, `RDMSR 0x${msr.toString(16)}: no #GP`);
+  return (c.m.guestReg(RDX) << 32n) | (c.m.guestReg(RAX) & 0xffffffffn);
+}
+
+// The shadow VMCS the processor would use for L1's VMREAD (write = false) or
+// VMWRITE of enc without a VM exit (25.10, 31.3): vmcs01 has "VMCS
+// shadowing", a link pointer, and the bitmap bit of enc is 0. Else null.
+function shadowVmcsFor(c: Ctx, enc: number, write: boolean): bigint | null {
+  if ((field(c, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, c.vmcs01) & B(V.PROC2_VMCS_SHADOWING)) === 0n) return null;
+  if ((field(c, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, c.vmcs01) & B(V.PROC_ACTIVATE_SECONDARY_CONTROLS)) === 0n) return null;
+  const link = field(c, V.VMCS_LINK_POINTER, c.vmcs01);
+  if (link === ALL1 || enc >>> 15 !== 0) return null;
+  const bitmap = field(c, write ? V.VMWRITE_BITMAP : V.VMREAD_BITMAP, c.vmcs01);
+  if ((c.m.phys.read(Number(bitmap) + (enc >>> 3), 1)[0] >> (enc & 7)) & 1) return null;
+  return link;
+}
+const caps = (c: Ctx) => c.m.vmx.caps();
+
+// L1's VMREAD of enc (64-bit mode): from the shadow VMCS when the processor
+// would read it there, else a VMREAD exit the kernel emulates.
+function* l1Read(c: Ctx, enc: number, quiet = false): Generator<Exit, bigint, void> {
+  const sh = shadowVmcsFor(c, enc, false);
+  if (sh !== null) {
+    const f = lookupField(enc, caps(c))!;
+    const raw = c.m.vmx.field(f.base, sh);
+    return f.high ? raw >> 32n : raw;
+  }
+  const rip = field(c, V.GUEST_RIP);
+  yield { reason: V.EXIT_REASON_VMREAD, len: LEN, regs: { [RCX]: BigInt(enc), [RAX]: 0xdeadbeefn },
+    fields: { [V.VM_EXIT_INSTRUCTION_INFO]: regInfo(RAX, RCX), [V.GUEST_RFLAGS]: FLAGS_ALL } };
+  if (!quiet) {
+    assert.is(field(c, V.GUEST_RFLAGS) & ARITH, 0n, `VMREAD ${fieldName(enc)}: VMsucceed`);
+    assert.is(field(c, V.GUEST_RIP), rip + BigInt(LEN), `VMREAD ${fieldName(enc)}: completed`);
+  }
+  return c.m.guestReg(RAX);
+}
+function* vmwrite(c: Ctx, enc: number, value: bigint): Script {
+  const sh = shadowVmcsFor(c, enc, true);
+  if (sh !== null) {
+    const f = lookupField(enc, caps(c))!;
+    c.m.vmx.setField(f.base, truncate(f.width, value), sh);
+    return;
+  }
+  yield* l1Insn(c, `VMWRITE ${fieldName(enc)} 0x${value.toString(16)}`, V.EXIT_REASON_VMWRITE, regInfo(RDX, RCX),
+    { [RCX]: BigInt(enc), [RDX]: B(value) });
+}
+function* invept(c: Ctx, type: 1 | 2, eptp: bigint): Script {
+  w64(c, DATA + 0x100, eptp);
+  w64(c, DATA + 0x108, 0n);
+  yield* l1Insn(c, `INVEPT type ${type} EPTP 0x${eptp.toString(16)}`, V.EXIT_REASON_INVEPT, withReg2(memInfo(), RCX),
+    { [RBX]: BigInt(DATA + 0x100), [RCX]: BigInt(type) });
+}
+
+// VMLAUNCH / VMRESUME: the next entry runs L2 on vmcs02.
+function* enterL2(c: Ctx, launch: boolean, what = launch ? 'VMLAUNCH' : 'VMRESUME'): Script {
+  assert.ok(inL1(c), `${what}: from L1`);
+  yield { reason: launch ? V.EXIT_REASON_VMLAUNCH : V.EXIT_REASON_VMRESUME, len: LEN,
+    fields: { [V.VM_EXIT_INSTRUCTION_INFO]: 0n, [V.GUEST_RFLAGS]: FLAGS_ALL } };
+  if (inL1(c)) {
+    const rf = field(c, V.GUEST_RFLAGS) & ARITH;
+    const reason = field(c, V.GUEST_RIP) === HOST_RIP12 ? ` (exit to L1, reason 0x${(yield* l1Read(c, V.VM_EXIT_REASON, true)).toString(16)})` : '';
+    const err = yield* l1Read(c, V.VM_INSTRUCTION_ERROR, true);
+    assert.unreachable(`${what} did not enter L2: RFLAGS 0x${rf.toString(16)}, VM-instruction error ${err}${reason}`);
+  }
+  if (c.vmcs02 < 0n) c.vmcs02 = c.m.vmx.currentVmcs!;
+  assert.is(c.m.vmx.currentVmcs, c.vmcs02, `${what}: vmcs02 is current`);
+  assert.is((field(c, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & B(V.PROC2_ENABLE_EPT)), B(V.PROC2_ENABLE_EPT), `${what}: vmcs02 enables EPT`);
+  bump(c, 'nested entries');
+}
+
+// ---- L1 from reset to a launchable vmcs12 -----------------------------------------------
+const CR0 = B(V.X86_CR0_PG | V.X86_CR0_WP | V.X86_CR0_NE | V.X86_CR0_ET | V.X86_CR0_MP | V.X86_CR0_PE);
+const CR4 = B(V.X86_CR4_PAE | V.X86_CR4_PGE | V.X86_CR4_OSFXSR | V.X86_CR4_OSXMMEXCPT | V.X86_CR4_VMXE);
+const EFER64 = B(V.X86_EFER_SCE | V.X86_EFER_LME | V.X86_EFER_LMA | V.X86_EFER_NXE);
+const PAT = 0x0007040600070406n;
+const AR_CODE64 = 0xa09bn, AR_DATA = 0xc093n, AR_TSS_BUSY = 0x8bn, AR_UNUSABLE = 0x10000n;
+// L1: 64-bit mode, CPL 0, paging through its identity map.
+const L1_LONG: Record<number, bigint> = {
+  [V.GUEST_CR0]: CR0, [V.CR0_READ_SHADOW]: CR0, [V.GUEST_CR4]: CR4, [V.CR4_READ_SHADOW]: CR4,
+  [V.GUEST_CR3]: BigInt(L1_PML4), [V.GUEST_IA32_EFER]: EFER64,
+  [V.GUEST_CS_ACCESS_RIGHTS]: AR_CODE64, [V.GUEST_SS_ACCESS_RIGHTS]: AR_DATA,
+};
+
+function setupL1Memory(c: Ctx): void {
+  for (const p of [L1_PML4, L1_PDPT, L1_PD]) clearPage(c, p);
+  w64(c, L1_PML4, BigInt(L1_PDPT | 3));
+  w64(c, L1_PDPT, BigInt(L1_PD | 3));
+  for (let i = 0; i < 16; i++) w64(c, L1_PD + i * 8, (BigInt(i) << 21n) | 0x83n); // P RW PS
+  for (const r of [VMXON_REGION, VMCS12]) w32(c, r, 0x41534856); // kernel/nested/caps.ts REVISION_ID (checked below)
+}
+
+interface L2Opts { eptp: bigint; vmfunc?: boolean; unrestricted?: boolean }
+// The vmcs12 of these tests: 64-bit L1 host, 64-bit L2 (or, unrestricted,
+// real-address mode), "enable EPT" with eptp, HLT exiting, no I/O or MSR
+// bitmaps, no MSR lists.
+function vmcs12Fields(c: Ctx, o: L2Opts): [number, bigint][] {
+  const f: [number, bigint][] = [];
+  const set = (e: number, v: number | bigint) => f.push([e, B(v)]);
+  const off = c.offer;
+  set(V.PIN_BASED_VM_EXEC_CONTROL, off.pin0 | V.PIN_EXTERNAL_INTERRUPT_EXITING | V.PIN_NMI_EXITING);
+  set(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, (off.proc0 | V.PROC_HLT_EXITING | V.PROC_ACTIVATE_SECONDARY_CONTROLS) >>> 0);
+  set(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, V.PROC2_ENABLE_EPT | (o.unrestricted ? V.PROC2_UNRESTRICTED_GUEST : 0) |
+    (o.vmfunc ? V.PROC2_ENABLE_VM_FUNCTIONS : 0));
+  set(V.EPT_POINTER, o.eptp);
+  if (o.vmfunc) {
+    set(V.VM_FUNCTION_CONTROL, 1); // EPTP switching
+    set(V.EPTP_LIST_ADDRESS, EPTP_LIST);
+  }
+  set(V.CR3_TARGET_COUNT, 0);
+  set(V.EXCEPTION_BITMAP, 0);
+  set(V.VM_EXIT_CONTROL, off.exit0 | V.EXIT_HOST_ADDRESS_SPACE_SIZE | V.EXIT_SAVE_IA32_EFER | V.EXIT_LOAD_IA32_EFER);
+  set(V.VM_EXIT_MSR_STORE_COUNT, 0);
+  set(V.VM_EXIT_MSR_LOAD_COUNT, 0);
+  set(V.VM_ENTRY_CONTROL, off.entry0 | (o.unrestricted ? 0 : V.ENTRY_IA32E_MODE_GUEST) | V.ENTRY_LOAD_IA32_EFER);
+  set(V.VM_ENTRY_MSR_LOAD_COUNT, 0);
+  set(V.VM_ENTRY_INTERRUPTION_INFO, 0);
+  // Host state: L1 in 64-bit mode on its identity map.
+  set(V.HOST_CR0, CR0);
+  set(V.HOST_CR3, L1_PML4);
+  set(V.HOST_CR4, CR4);
+  set(V.HOST_ES_SELECTOR, 0x10);
+  set(V.HOST_CS_SELECTOR, 0x08);
+  set(V.HOST_SS_SELECTOR, 0x10);
+  set(V.HOST_DS_SELECTOR, 0x10);
+  set(V.HOST_FS_SELECTOR, 0);
+  set(V.HOST_GS_SELECTOR, 0);
+  set(V.HOST_TR_SELECTOR, 0x18);
+  set(V.HOST_FS_BASE, 0);
+  set(V.HOST_GS_BASE, 0);
+  set(V.HOST_TR_BASE, 0x1000);
+  set(V.HOST_GDTR_BASE, 0x2000);
+  set(V.HOST_IDTR_BASE, 0x3000);
+  set(V.HOST_IA32_SYSENTER_ESP, 0);
+  set(V.HOST_IA32_SYSENTER_EIP, 0);
+  set(V.HOST_IA32_EFER, EFER64);
+  set(V.HOST_RSP, 0x8000);
+  set(V.HOST_RIP, HOST_RIP12);
+  // Guest state (L2).
+  const segs = ['ES', 'CS', 'SS', 'DS', 'FS', 'GS', 'LDTR', 'TR'];
+  const seg = (s: string, what: string) => (V as any)[`GUEST_${s}_${what}`] as number;
+  if (o.unrestricted) {
+    // 27.3.1 with "unrestricted guest": real-address mode, CR0.PE = PG = 0.
+    set(V.GUEST_CR0, V.X86_CR0_NE | V.X86_CR0_ET);
+    set(V.GUEST_CR4, V.X86_CR4_VMXE);
+    set(V.GUEST_IA32_EFER, 0);
+    for (const s of segs) {
+      const sel = s === 'CS' ? 0xf000 : 0;
+      set(seg(s, 'SELECTOR'), s === 'TR' || s === 'LDTR' ? 0 : sel);
+      set(seg(s, 'BASE'), s === 'TR' || s === 'LDTR' ? 0 : sel << 4);
+      set(seg(s, 'LIMIT'), s === 'TR' ? 0x67 : 0xffff);
+      set(seg(s, 'ACCESS_RIGHTS'), s === 'TR' ? AR_TSS_BUSY : s === 'LDTR' ? AR_UNUSABLE : s === 'CS' ? 0x9bn : 0x93n);
+    }
+    set(V.GUEST_RIP, 0xfff0);
+  } else {
+    set(V.GUEST_CR0, CR0);
+    set(V.GUEST_CR4, CR4);
+    set(V.GUEST_IA32_EFER, EFER64);
+    for (const s of segs) {
+      const [sel, ar, lim, base] = s === 'CS' ? [0x08, AR_CODE64, 0xffffffff, 0] : s === 'TR' ? [0x18, AR_TSS_BUSY, 0x67, 0x5000] :
+        s === 'LDTR' ? [0, AR_UNUSABLE, 0, 0] : [0x10, AR_DATA, 0xffffffff, 0];
+      set(seg(s, 'SELECTOR'), sel);
+      set(seg(s, 'ACCESS_RIGHTS'), ar);
+      set(seg(s, 'LIMIT'), lim);
+      set(seg(s, 'BASE'), base);
+    }
+    set(V.GUEST_RIP, L2_RIP);
+  }
+  set(V.GUEST_CR3, 0x30000);
+  set(V.GUEST_DR7, 0x400);
+  set(V.GUEST_IA32_DEBUGCTL, 0);
+  set(V.GUEST_IA32_SYSENTER_ESP, 0);
+  set(V.GUEST_IA32_SYSENTER_EIP, 0);
+  set(V.GUEST_GDTR_BASE, 0x6000);
+  set(V.GUEST_GDTR_LIMIT, 0x7f);
+  set(V.GUEST_IDTR_BASE, 0x7000);
+  set(V.GUEST_IDTR_LIMIT, 0xfff);
+  set(V.GUEST_RSP, 0x9000);
+  set(V.GUEST_RFLAGS, V.X86_RFLAGS_FIXED1);
+  set(V.GUEST_ACTIVITY_STATE, V.ACTIVITY_STATE_ACTIVE);
+  set(V.GUEST_INTERRUPTIBILITY_STATE, 0);
+  set(V.GUEST_PENDING_DEBUG_EXCEPTIONS, 0);
+  set(V.VMCS_LINK_POINTER, ALL1);
+  return f;
+}
+
+// From L1's first instruction to VMLAUNCH of L2 with the tables at eptp:
+// IA32_FEATURE_CONTROL, what the capability MSRs offer, VMXON, VMCLEAR,
+// VMPTRLD, VMWRITEs of the whole vmcs12, VMLAUNCH.
+function* bootL1(c: Ctx, o: L2Opts & { build?: () => void }): Script {
+  setupL1Memory(c);
+  o.build?.();
+  yield { reason: V.EXIT_REASON_WRMSR, len: 2, regs: { [RCX]: B(V.MSR_IA32_FEATURE_CONTROL), [RAX]: 5n, [RDX]: 0n }, fields: L1_LONG };
+  assert.is(field(c, V.VM_ENTRY_INTERRUPTION_INFO), 0n, 'IA32_FEATURE_CONTROL locked with VMX on');
+  const basic = yield* rdmsr(c, V.MSR_IA32_VMX_BASIC);
+  assert.is(Number(basic & 0x7fffffffn), 0x41534856, 'revision identifier');
+  assert.ok((basic >> 55n) & 1n, 'TRUE controls MSRs (A.1 bit 55)');
+  c.offer.pin0 = Number((yield* rdmsr(c, V.MSR_IA32_VMX_TRUE_PINBASED_CTLS)) & 0xffffffffn);
+  c.offer.proc0 = Number((yield* rdmsr(c, V.MSR_IA32_VMX_TRUE_PROCBASED_CTLS)) & 0xffffffffn);
+  c.offer.exit0 = Number((yield* rdmsr(c, V.MSR_IA32_VMX_TRUE_EXIT_CTLS)) & 0xffffffffn);
+  c.offer.entry0 = Number((yield* rdmsr(c, V.MSR_IA32_VMX_TRUE_ENTRY_CTLS)) & 0xffffffffn);
+  const proc2 = (yield* rdmsr(c, V.MSR_IA32_VMX_PROCBASED_CTLS2)) >> 32n;
+  assert.ok(proc2 & B(V.PROC2_ENABLE_EPT), '"enable EPT" offered');
+  c.offer.ept = (yield* rdmsr(c, V.MSR_IA32_VMX_EPT_VPID_CAP)) & 0xffffffffn;
+  if (o.vmfunc) {
+    assert.ok(proc2 & B(V.PROC2_ENABLE_VM_FUNCTIONS), '"enable VM functions" offered');
+    c.offer.vmfunc = yield* rdmsr(c, V.MSR_IA32_VMX_VMFUNC);
+    assert.is(c.offer.vmfunc & 1n, 1n, 'EPTP switching offered (A.11 bit 0)');
+  }
+  if (o.unrestricted) assert.ok(proc2 & B(V.PROC2_UNRESTRICTED_GUEST), '"unrestricted guest" offered');
+  yield { reason: V.EXIT_REASON_CPUID, len: 2, regs: { [RAX]: 0x80000008n, [RCX]: 0n } };
+  c.offer.maxPhys = Number(c.m.guestReg(RAX) & 0xffn);
+  yield* ptrInsn(c, 'VMXON', V.EXIT_REASON_VMXON, BigInt(VMXON_REGION));
+  yield* ptrInsn(c, 'VMCLEAR', V.EXIT_REASON_VMCLEAR, BigInt(VMCS12));
+  yield* ptrInsn(c, 'VMPTRLD', V.EXIT_REASON_VMPTRLD, BigInt(VMCS12));
+  for (const [e, v] of vmcs12Fields(c, o)) yield* vmwrite(c, e, v);
+  yield* enterL2(c, true);
+}
+
+// ---- L2's exits ----------------------------------------------------------------------
+type Outcome = { kind: Kind | 'outside'; perms: number; gpa1?: bigint };
+interface ViolationOpts { linear?: bigint; paging?: boolean; nmiUnblock?: boolean; expect?: Kind | 'outside' }
+
+// What must follow L2's access: L1's walk, and where L0 has the page.
+function predict(c: Ctx, eptp12: bigint, gpa2: bigint, access: number): Outcome {
+  const w = l1Walk(c, eptp12, gpa2, access);
+  if (w.kind === 'ok' && l0(c, w.gpa1! & ~0xfffn) === null) return { kind: 'outside', perms: w.perms, gpa1: w.gpa1 };
+  return { kind: w.kind, perms: w.perms, gpa1: w.gpa1 };
+}
+// Would the processor exit for this access with vmcs02's EPT as it is?
+const shadowDenies = (c: Ctx, gpa2: bigint, access: number) => (access & ~shadowWalk(c, eptp02(c), gpa2).perms) !== 0;
+
+// L2 accesses gpa2 (access R/W/X) and vmcs02's EPT does not allow it: the
+// processor's EPT violation (28.2.1), then the oracle's verdict is checked.
+// Returns the oracle's outcome; L1 runs afterwards unless L1's tables
+// allowed the access.
+function* l2Access(c: Ctx, eptp12: bigint, gpa2: bigint, access: number, o: ViolationOpts = {}): Generator<Exit, Outcome, void> {
+  const label = `L2 ${ACCESS_NAME[access]} at 0x${gpa2.toString(16)} (L1 EPTP 0x${eptp12.toString(16)})`;
+  assert.is(c.m.vmx.currentVmcs, c.vmcs02, `${label}: L2 runs`);
+  const root = eptp02(c);
+  const sh = shadowWalk(c, root, gpa2);
+  assert.ok((access & ~sh.perms) !== 0, `test bug: ${label}: vmcs02's EPT already allows it, the processor would not exit`);
+  // 28.2.1 Table 28-7: bits 2:0 the access, 5:3 the AND of bits 2:0 of the
+  // entries used (0 when one is not present), 7 guest-linear address valid,
+  // 8 the access was to the linear address's translation (not to a paging
+  // structure), 12 NMI unblocking due to IRET.
+  const linear = o.linear ?? 0x7f0000000000n + (gpa2 & 0xfffffn);
+  let q = BigInt(access) | (BigInt(sh.perms) << 3n);
+  if (o.linear !== undefined || o.paging !== undefined) q |= 1n << 7n;
+  if ((q >> 7n) & 1n && !o.paging) q |= 1n << 8n;
+  if (o.nmiUnblock) q |= 1n << 12n;
+  const w = l1Walk(c, eptp12, gpa2, access);
+  const want = predict(c, eptp12, gpa2, access);
+  if (o.expect) assert.is(want.kind, o.expect, `${label}: the case is written for ${o.expect}`);
+  const rip = field(c, V.GUEST_RIP);
+  if (want.kind === 'outside') {
+    c.stopExpected = `${label} -> L1-physical 0x${w.gpa1!.toString(16)} outside L1's RAM`;
+    c.stats.outsideGpa2 = Number(gpa2);
+    c.stats.outsideGpa1 = Number(w.gpa1!);
+  }
+  yield { reason: V.EXIT_REASON_EPT_VIOLATION, qual: q, len: 0,
+    fields: { [V.GUEST_PHYSICAL_ADDRESS]: gpa2, [V.GUEST_LINEAR_ADDRESS]: (q >> 7n) & 1n ? linear : 0n } };
+  if (want.kind === 'ok') {
+    // Not L1's violation: the kernel maps the page and L2 goes on (no exit to L1).
+    assert.is(c.m.vmx.currentVmcs, c.vmcs02, `${label}: L2 resumed, no exit to L1 (console: ${c.m.console.slice(-400)})`);
+    assert.is(field(c, V.GUEST_RIP), rip, `${label}: L2 retries the access`);
+    assert.is(field(c, V.VM_ENTRY_INTERRUPTION_INFO), 0n, `${label}: nothing injected`);
+    assert.is(eptp02(c), root, `${label}: same shadow root`);
+    const now = shadowWalk(c, root, gpa2);
+    assert.ok(now.present, `${label}: vmcs02's EPT maps the page now`);
+    assert.is(now.size, K4, `${label}: a 4-KiB page`);
+    assert.is(now.perms, w.perms, `${label}: L1's effective permissions (AND over L1's levels), exactly`);
+    assert.is(now.hpa, l0(c, w.gpa1!), `${label}: host-physical page of L1-physical 0x${w.gpa1!.toString(16)}`);
+    bump(c, 'filled');
+    return want;
+  }
+  // An exit to L1 (28.5: L1 continues at vmcs12's host RIP, vmcs01 current).
+  assert.ok(inL1(c), `${label}: an exit to L1 (oracle: ${want.kind})`);
+  assert.is(field(c, V.GUEST_RIP), HOST_RIP12, `${label}: L1 at its host RIP`);
+  const reason = yield* l1Read(c, V.VM_EXIT_REASON);
+  const gpa = yield* l1Read(c, V.GUEST_PHYSICAL_ADDRESS);
+  const qual = yield* l1Read(c, V.EXIT_QUALIFICATION);
+  const rip12 = yield* l1Read(c, V.GUEST_RIP);
+  assert.is(gpa, gpa2, `${label}: vmcs12 guest-physical address = the L2 address`);
+  assert.is(rip12, rip, `${label}: vmcs12 guest RIP = the faulting instruction`);
+  if (want.kind === 'violation') {
+    assert.is(reason, B(V.EXIT_REASON_EPT_VIOLATION), `${label}: exit reason 48`);
+    const wantQ = BigInt(access) | (BigInt(w.perms) << 3n) | (q & ((1n << 7n) | (1n << 8n) | (1n << 12n)));
+    assert.is(qual, wantQ, `${label}: qualification (access 2:0, L1's AND ${w.perms} in 5:3, bits 7/8/12 as reported)`);
+    if ((q >> 7n) & 1n) assert.is(yield* l1Read(c, V.GUEST_LINEAR_ADDRESS), linear, `${label}: guest-linear address`);
+    bump(c, 'reflected 48');
+  } else {
+    assert.is(reason, B(V.EXIT_REASON_EPT_MISCONFIG), `${label}: exit reason 49`);
+    assert.is(qual, 0n, `${label}: no qualification for an EPT misconfiguration (28.2.1: cleared)`);
+    bump(c, 'reflected 49');
+  }
+  return want;
+}
+
+// An exit L1 always gets (CPUID, 26.1.2): back to L1 from L2.
+function* l2Cpuid(c: Ctx): Script {
+  assert.is(c.m.vmx.currentVmcs, c.vmcs02, 'CPUID: L2 runs');
+  yield { reason: V.EXIT_REASON_CPUID, len: 2, regs: { [RAX]: 0n, [RCX]: 0n } };
+  assert.ok(inL1(c), 'CPUID in L2: exit to L1');
+  assert.is(yield* l1Read(c, V.VM_EXIT_REASON), B(V.EXIT_REASON_CPUID), 'CPUID: exit reason 10');
+}
+
+// ============================================================================
+
+// A hand-built table set (L1-physical pages from POOL + base*4K on):
+//   PML4[0] -> PDPT (RWX); PML4[1] bit 7 set (reserved in a PML4E)
+//   PDPT[0] -> PD (RWX)
+//   PDPT[1]  1-GByte page at L1-physical 0, RWX      (L2 1G..2G)
+//   PDPT[2]  1-GByte page at 1 GiB (outside L1 RAM)  (L2 2G..3G)
+//   PDPT[3]  1-GByte page, bit 13 set (reserved)
+//   PDPT[4] -> PD2 with RX (5): 2-MByte RW leaf under it: effective R
+//   PD[0] -> PT (RWX)
+//   PD[1]  2-MByte page at TARGET+2M, RW (3)
+//   PD[2]  2-MByte page at TARGET+4M, X only (4)
+//   PD[3] -> PT2 with R (1); PT2 leaves RWX: effective R
+//   PD[4]  non-leaf with bit 3 set (reserved)
+//   PD[5] -> a PT outside L1 RAM (reads as all ones)
+//   PD[6]  2-MByte page with bit 12 set (reserved)
+//   PD[7] -> PT3 with X (4)
+//   PT[i]   TARGET + i*4K: 0 RWX, 1 R, 2 RW, 3 X, 4 RX, 5 not present, 6 not
+//           present with junk bits, 7 W (misconfig), 8 WX (misconfig), 9 memory
+//           type 2, 10 memory type 7, 11 bit 45 (beyond MAXPHYADDR), 12 RWX
+//           outside L1 RAM, 13 RWX IPAT + ignored bits, 14 memory type UC,
+//           15 the last page of L1 RAM, 16 RW the first page beyond it
+//   PD[9]   2-MByte page outside L1 RAM
+interface Hand { eptp: bigint; gpa: Record<string, bigint> }
+function buildHand(c: Ctx, base = 0, target = TARGET): Hand {
+  const [PML4, PDPT, PD, PT, PD2, PT2, PT3] = [0, 1, 2, 3, 4, 5, 6].map((i) => pool(base + i));
+  for (const p of [PML4, PDPT, PD, PT, PD2, PT2, PT3]) clearPage(c, p);
+  const T = BigInt(target);
+  w64(c, PML4, PDPT | 7n);
+  w64(c, PML4 + 8n, PDPT | 7n | LARGE);
+  w64(c, PDPT, PD | 7n);
+  w64(c, PDPT + 8n, 0n | LARGE | WB | 7n);
+  w64(c, PDPT + 16n, G1 | LARGE | WB | 7n);
+  w64(c, PDPT + 24n, (1n << 13n) | LARGE | WB | 7n);
+  w64(c, PDPT + 32n, PD2 | 5n);
+  w64(c, PD2, (T + 6n * M2) | LARGE | WB | 3n);
+  w64(c, PD, PT | 7n);
+  w64(c, PD + 8n, (T + M2) | LARGE | WB | 3n);
+  w64(c, PD + 16n, (T + 2n * M2) | LARGE | WB | 4n);
+  w64(c, PD + 24n, PT2 | 1n);
+  for (let i = 0n; i < 8n; i++) w64(c, PT2 + i * 8n, (T + 0x100000n + i * K4) | WB | 7n);
+  w64(c, PD + 32n, PT | 7n | (1n << 3n));
+  w64(c, PD + 40n, 0x7f000000n | 7n);
+  w64(c, PD + 48n, (T + 4n * M2) | (1n << 12n) | LARGE | WB | 7n);
+  w64(c, PD + 56n, PT3 | 4n);
+  for (let i = 0n; i < 8n; i++) w64(c, PT3 + i * 8n, (T + 0x180000n + i * K4) | WB | 7n);
+  const leaf = (i: number, bits: bigint, page = T + BigInt(i) * K4) => w64(c, PT + BigInt(i) * 8n, page | bits);
+  leaf(0, WB | 7n);
+  leaf(1, WB | 1n);
+  leaf(2, WB | 3n);
+  leaf(3, WB | 4n);
+  leaf(4, WB | 5n);
+  leaf(5, 0n, 0n);
+  leaf(6, 0x000ffffffffff000n | (0x7ffn << 52n) | 0xff8n, 0n); // bits 2:0 = 0: not present whatever the rest
+  leaf(7, WB | 2n);
+  leaf(8, WB | 6n);
+  leaf(9, (2n << 3n) | 7n);
+  leaf(10, (7n << 3n) | 7n);
+  leaf(11, (1n << 45n) | WB | 7n);
+  leaf(12, WB | 7n, 0x3000000n);
+  leaf(13, WB | 7n | (1n << 6n) | (1n << 8n) | (1n << 9n) | (1n << 10n) | (1n << 11n) | (0x7ffn << 52n));
+  leaf(14, 7n);
+  leaf(15, WB | 7n, BigInt(L1_RAM) - K4);
+  leaf(16, WB | 3n, BigInt(L1_RAM));
+  w64(c, PD + 72n, 0x7fe00000n | LARGE | WB | 7n);
+  const pt = (i: number, off = 0n) => BigInt(i) * K4 + off;
+  return {
+    eptp: eptpOf(PML4),
+    gpa: {
+      '4K RWX': pt(0, 0x123n), '4K R': pt(1), '4K RW': pt(2, 0xff8n), '4K X': pt(3), '4K RX': pt(4, 0x40n),
+      '4K not present': pt(5), '4K not present, junk bits': pt(6), '4K W only': pt(7), '4K WX': pt(8),
+      '4K memory type 2': pt(9), '4K memory type 7': pt(10), '4K bit 45': pt(11), '4K outside L1 RAM': pt(12),
+      '4K ignored bits': pt(13, 0x10n), '4K UC': pt(14), '4K last page of L1 RAM': pt(15, 0xff8n),
+      '4K first page beyond L1 RAM': pt(16), '2M outside L1 RAM': 9n * M2 + 0x1f000n,
+      '2M RW': M2 + 0x1234n, '2M RW, 2nd page': M2 + 0x5000n, '2M X': 2n * M2 + 0x1ff000n,
+      'PT under R': 3n * M2 + 2n * K4, 'PD entry bit 3': 4n * M2, 'PT outside L1 RAM': 5n * M2 + K4,
+      '2M bit 12': 6n * M2 + 0x3000n, 'PT under X': 7n * M2 + 5n * K4 + 8n,
+      '2M RW under RX': 4n * G1 + 0x10000n, 'PD not present': 8n * M2,
+      '1G RWX': G1 + BigInt(TARGET) + 0x7000n, '1G RWX low': G1 + 0x3000n, '1G outside L1 RAM': 2n * G1 + 0x1000n,
+      '1G bit 13': 3n * G1, 'PDPT not present': 5n * G1, 'PML4E bit 7': 1n << 39n, 'PML4 not present': 2n << 39n,
+    },
+  };
+}
+
+
+// ============================================================================
+
+const hex = (v: bigint | number) => `0x${v.toString(16)}`;
+const addTo = (m: Map<string, Set<string>>, k: string, v: string) => (m.get(k) ?? m.set(k, new Set()).get(k)!).add(v);
+
+// Every hand-built address, every access kind, in one run; L1 resumes L2
+// after each exit it gets. Returns what happened to each.
+function handRun(cmdline: string, unrestricted: boolean): { seen: Map<string, Set<string>>; outside: [string, number][]; r: Run } {
+  const seen = new Map<string, Set<string>>();
+  const outside: [string, number][] = [];
+  const r = runOk(function* (c) {
+    let h: Hand = { eptp: 0n, gpa: {} };
+    yield* bootL1(c, { eptp: eptpOf(pool(0)), unrestricted, build: () => { h = buildHand(c); } });
+    assert.is(c.offer.ept, 0x06134141n, 'IA32_VMX_EPT_VPID_CAP offered: execute-only, 4 levels, UC, WB, 2M, 1G, INVEPT (A.10)');
+    assert.is(c.offer.maxPhys, 39, 'L1\'s MAXPHYADDR (CPUID.80000008H:EAX[7:0])');
+    // 27.5.6: "enable VM functions" 0 in vmcs12 -> 0 in vmcs02: VMFUNC is #UD in L2 without any exit.
+    assert.is(field(c, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & B(V.PROC2_ENABLE_VM_FUNCTIONS), 0n, 'vmcs02: no VM functions');
+    assert.is(shadowLeaves(c, eptp02(c)).size, 0, 'a new shadow root maps nothing');
+    for (const [name, gpa2] of Object.entries(h.gpa)) {
+      for (const access of ACCESSES) {
+        const what = `${name} ${ACCESS_NAME[access]}`;
+        if (!shadowDenies(c, gpa2, access)) {
+          // The processor does not exit: the shadow may allow only what L1 does.
+          assert.is(l1Walk(c, h.eptp, gpa2, access).kind, 'ok', `${what}: the shadow allows it only where L1 does`);
+          addTo(seen, 'ok', what);
+          continue;
+        }
+        if (predict(c, h.eptp, gpa2, access).kind === 'outside') {
+          outside.push([name, access]); // stops the guest: a test of its own
+          continue;
+        }
+        const out = yield* l2Access(c, h.eptp, gpa2, access, {
+          nmiUnblock: access === W, paging: access === X ? true : undefined, linear: access === R ? 0xffff800000001000n + (gpa2 & 0xfffn) : undefined,
+        });
+        addTo(seen, out.kind, what);
+        if (out.kind !== 'ok') yield* enterL2(c, false);
+        assertShadowSound(c, h.eptp, what);
+      }
+    }
+    yield* l2Cpuid(c);
+  }, cmdline);
+  return { seen, outside, r };
+}
+
+function checkHand(seen: Map<string, Set<string>>): void {
+  const has = (kind: string, what: string) =>
+    assert.ok(seen.get(kind)?.has(what), `${what}: ${kind} expected (got ${[...seen].filter(([, v]) => v.has(what)).map(([k]) => k).join(', ') || 'nothing'})`);
+  for (const a of ['read', 'write', 'fetch']) {
+    for (const n of ['4K RWX', '1G RWX', '1G RWX low', '4K ignored bits', '4K UC', '4K last page of L1 RAM']) has('ok', `${n} ${a}`);
+    for (const n of ['4K not present', '4K not present, junk bits', 'PD not present', 'PDPT not present', 'PML4 not present']) has('violation', `${n} ${a}`);
+    for (const n of ['4K W only', '4K WX', '4K memory type 2', '4K memory type 7', '4K bit 45', 'PD entry bit 3', 'PT outside L1 RAM',
+      '2M bit 12', '1G bit 13', 'PML4E bit 7']) has('misconfig', `${n} ${a}`);
+  }
+  has('ok', '4K R read'); has('violation', '4K R write'); has('violation', '4K R fetch');
+  has('ok', '4K RW read'); has('ok', '4K RW write'); has('violation', '4K RW fetch');
+  has('ok', '4K X fetch'); has('violation', '4K X read'); has('violation', '4K X write');
+  has('ok', '4K RX read'); has('ok', '4K RX fetch'); has('violation', '4K RX write');
+  has('ok', '2M RW read'); has('ok', '2M RW write'); has('violation', '2M RW fetch'); has('ok', '2M RW, 2nd page write');
+  has('violation', '2M X read'); has('ok', '2M X fetch');
+  has('ok', 'PT under R read'); has('violation', 'PT under R write'); has('violation', 'PT under R fetch');
+  has('ok', 'PT under X fetch'); has('violation', 'PT under X write');
+  has('ok', '2M RW under RX read'); has('violation', '2M RW under RX write'); has('violation', '2M RW under RX fetch');
+  has('violation', '4K first page beyond L1 RAM fetch');
+}
+
+for (const [what, cmdline, unrestricted] of [
+  ['shadow VMCS on (default), 64-bit L2', '', false],
+  ['shadow-vmcs=off (every VMREAD exits), 64-bit L2', 'shadow-vmcs=off', false],
+  ['unrestricted guest: L2 in real-address mode', '', true],
+] as [string, string, boolean][]) {
+  test(`hand-built tables, ${what}: 4K/2M/1G pages, permission mixes, malformed entries -> fill, reflect 48, reflect 49`, () => {
+    const { seen, outside, r } = handRun(cmdline, unrestricted);
+    checkHand(seen);
+    const n = (k: string) => seen.get(k)?.size ?? 0;
+    assert.ok(n('ok') >= 30 && n('violation') >= 30 && n('misconfig') >= 30, `ok ${n('ok')} violation ${n('violation')} misconfig ${n('misconfig')}`);
+    assert.equal(outside.map(([nm, a]) => `${nm} ${ACCESS_NAME[a]}`).sort(), [
+      '1G outside L1 RAM fetch', '1G outside L1 RAM read', '1G outside L1 RAM write', '2M outside L1 RAM fetch', '2M outside L1 RAM read',
+      '2M outside L1 RAM write', '4K first page beyond L1 RAM read', '4K first page beyond L1 RAM write', '4K outside L1 RAM fetch',
+      '4K outside L1 RAM read', '4K outside L1 RAM write'].sort());
+    // The kernel's own count: one root, every L1 violation/misconfiguration reflected.
+    assert.match(r.console, /hv: shadow EPT: 1 roots built/);
+    assert.match(r.console, new RegExp(`L2 -> L1 EPT_VIOLATION\\s+${r.c.stats['reflected 48']}\\n`));
+    assert.match(r.console, new RegExp(`L2 -> L1 EPT_MISCONFIG\\s+${r.c.stats['reflected 49']}\\n`));
+  });
+}
+
+test('an L2 access that L1\'s EPT sends outside L1\'s RAM: the guest stops with a message (not a trap, not an exit to L1)', () => {
+  for (const [name, access] of [['4K outside L1 RAM', R], ['4K first page beyond L1 RAM', W], ['2M outside L1 RAM', X], ['1G outside L1 RAM', W]] as [string, number][]) {
+    const r = drive(function* (c) {
+      let h: Hand = { eptp: 0n, gpa: {} };
+      yield* bootL1(c, { eptp: eptpOf(pool(0)), build: () => { h = buildHand(c); } });
+      yield* l2Access(c, h.eptp, h.gpa['4K RWX'], R, { expect: 'ok' });
+      yield* l2Access(c, h.eptp, h.gpa[name], access, { expect: 'outside' });
+      assert.unreachable('not reached: the kernel stops the guest');
+    }, { cmdline: 'expect=ept-violation' });
+    const label = `${name} ${ACCESS_NAME[access]}`;
+    assert.equal(r.faults, [], `${label}: no machine fault`);
+    assert.is(r.trap, null, `${label}: no trap`);
+    assert.not.ok(r.finished);
+    assert.is(r.status, 0, `${label}: the run ends as cmdline expect=ept-violation says (${r.console.slice(-1500)})`);
+    const g2 = r.c.stats.outsideGpa2, g1 = r.c.stats.outsideGpa1;
+    assert.ok(g1 >= L1_RAM, `${label}: the case's L1-physical address 0x${g1.toString(16)} is beyond L1's RAM`);
+    assert.ok(r.console.includes(`hv: nested: L2 access to guest-physical ${hex(g2)} goes through L1's EPT to L1-physical ${hex(g1)}, ` +
+      'which is not L1\'s RAM (device memory for L2 is not supported)'), `${label}: the message (${r.console.slice(-1500)})`);
+    assert.match(r.console, /ended: ept-violation, .*: as expected/);
+    assert.not.match(r.console, /L2 -> L1 EPT_/, `${label}: nothing reflected to L1`);
+  }
+});
+
+// Two table sets; A maps page P to TARGET+0, B (base 8) maps it to TARGET+2M.
+test('INVEPT single-context (by EP4TA, any memory type) and all-context drop the shadow roots (29.4.3.1)', () => {
+  runOk(function* (c) {
+    let a: Hand = { eptp: 0n, gpa: {} }, b: Hand = a;
+    yield* bootL1(c, { eptp: eptpOf(pool(0)), build: () => { a = buildHand(c, 0); b = buildHand(c, 8, TARGET + 2 * Number(M2)); } });
+    const P = a.gpa['4K RWX'], Q = a.gpa['4K RX'];
+    const leaves = () => shadowLeaves(c, eptp02(c));
+    const switchTo = function* (h: Hand) { yield* l2Cpuid(c); yield* vmwrite(c, V.EPT_POINTER, h.eptp); yield* enterL2(c, false); };
+    yield* l2Access(c, a.eptp, P, W, { expect: 'ok' });
+    const rootA = eptp02(c);
+    yield* switchTo(b);
+    const rootB = eptp02(c);
+    assert.is.not(rootB, rootA, 'another EPTP: another shadow root');
+    assert.is(leaves().size, 0, 'B\'s root starts empty');
+    yield* l2Access(c, b.eptp, P, R, { expect: 'ok' });
+    assert.is(shadowWalk(c, rootB, P).hpa, l0(c, BigInt(TARGET) + 2n * M2 + (P & 0xfffn)), 'B\'s translation of P');
+    // INVEPT single-context of B's EP4TA with another memory type (UC): B's root goes, A's stays.
+    yield* l2Cpuid(c);
+    yield* invept(c, 1, eptpOf(pool(8), 0n));
+    yield* vmwrite(c, V.EPT_POINTER, a.eptp);
+    yield* enterL2(c, false);
+    assert.is(eptp02(c), rootA, 'A\'s root survives INVEPT of B');
+    assert.ok(shadowWalk(c, rootA, P).present, 'A\'s mapping of P is still there');
+    yield* switchTo(b);
+    assert.is(leaves().size, 0, 'after INVEPT single-context of B\'s EP4TA, B\'s next entry has an empty root');
+    yield* l2Access(c, b.eptp, P, R, { expect: 'ok' });
+    // All-context: every root goes.
+    yield* l2Cpuid(c);
+    yield* invept(c, 2, 0n);
+    yield* enterL2(c, false);
+    assert.is(leaves().size, 0, 'after INVEPT all-context: B\'s root empty');
+    yield* switchTo(a);
+    assert.is(leaves().size, 0, 'after INVEPT all-context: A\'s root empty');
+    yield* l2Access(c, a.eptp, P, R, { expect: 'ok' });
+    yield* l2Access(c, a.eptp, Q, X, { expect: 'ok' });
+    assert.is(leaves().size, 2);
+    // L1 moves P to another page and takes W away, then INVEPT single-context: the new translation.
+    yield* l2Cpuid(c);
+    w64(c, pool(3), (BigInt(TARGET) + 0x40000n) | WB | 1n);
+    yield* invept(c, 1, a.eptp);
+    yield* enterL2(c, false);
+    assert.is(leaves().size, 0, 'after INVEPT single-context of A: an empty root');
+    yield* l2Access(c, a.eptp, P, W, { expect: 'violation' });
+    yield* enterL2(c, false);
+    yield* l2Access(c, a.eptp, P, R, { expect: 'ok' });
+    assert.is(shadowWalk(c, eptp02(c), P).hpa, l0(c, BigInt(TARGET) + 0x40000n + (P & 0xfffn)), 'P at its new page, read-only');
+    assertShadowSound(c, a.eptp, 'after the move');
+    yield* l2Cpuid(c);
+  });
+});
+
+test('29.4.3.4: permissions raised or an entry made present without INVEPT: the violation re-walks L1\'s tables, L2 goes on', () => {
+  runOk(function* (c) {
+    let h: Hand = { eptp: 0n, gpa: {} };
+    yield* bootL1(c, { eptp: eptpOf(pool(0)), build: () => { h = buildHand(c); } });
+    const P = h.gpa['4K R'], N = h.gpa['4K not present'];
+    yield* l2Access(c, h.eptp, P, R, { expect: 'ok' });
+    yield* l2Access(c, h.eptp, N, R, { expect: 'violation' });
+    w64(c, pool(3) + 8n, (BigInt(TARGET) + K4) | WB | 7n); // PT[1]: R -> RWX
+    w64(c, pool(3) + 40n, (BigInt(TARGET) + 0x9000n) | WB | 3n); // PT[5]: not present -> RW
+    yield* enterL2(c, false);
+    const rootBefore = eptp02(c);
+    yield* l2Access(c, h.eptp, P, W, { expect: 'ok' });
+    assert.is(shadowWalk(c, rootBefore, P).perms, 7, 'the raised permissions');
+    yield* l2Access(c, h.eptp, N, W, { expect: 'ok' });
+    assertShadowSound(c, h.eptp, 'after the raises');
+    yield* l2Cpuid(c);
+  });
+});
+
+// Five table sets, EPTPs E[0..4]; each entry with E[k] touches one more page.
+function* cacheWalk(c: Ctx, sets: Hand[], order: number[], model: { k: number; root: bigint; pages: bigint[] }[], counts: { built: number; reused: number }, first: boolean): Script {
+  let launch = first;
+  let step = 0;
+  for (const k of order) {
+    const label = `entry ${step++} with EPTP ${k}`;
+    if (!launch) {
+      yield* l2Cpuid(c);
+      yield* vmwrite(c, V.EPT_POINTER, sets[k].eptp);
+    }
+    yield* enterL2(c, launch);
+    launch = false;
+    const root = eptp02(c);
+    const i = model.findIndex((e) => e.k === k);
+    if (i >= 0) {
+      // Cached: the same root, its mappings still there.
+      const e = model.splice(i, 1)[0];
+      assert.is(root, e.root, `${label}: the cached root`);
+      for (const p of e.pages) assert.ok(shadowWalk(c, root, p).present, `${label}: page 0x${p.toString(16)} still mapped`);
+      model.push(e);
+      counts.reused++;
+    } else {
+      assert.is(shadowLeaves(c, root).size, 0, `${label}: a new, empty root`);
+      if (model.length === 4) model.shift(); // the least recently used goes
+      model.push({ k, root, pages: [] });
+      counts.built++;
+    }
+    const roots = new Set(model.map((e) => e.root));
+    assert.is(roots.size, model.length, `${label}: the cached roots are distinct`);
+    const e = model[model.length - 1];
+    const names = ['4K RWX', '4K R', '4K RW', '4K RX', '4K ignored bits', '4K UC', '1G RWX low', '2M RW'];
+    const name = names.find((n) => !e.pages.includes(sets[k].gpa[n]));
+    if (name) {
+      yield* l2Access(c, sets[k].eptp, sets[k].gpa[name], R, { expect: 'ok' });
+      e.pages.push(sets[k].gpa[name]);
+    }
+    assertShadowSound(c, sets[k].eptp, label);
+  }
+}
+
+for (const [n, order] of [
+  [2, [0, 1, 0, 1, 1, 0]],
+  [4, [0, 1, 2, 3, 0, 1, 2, 3, 3, 2, 1, 0]],
+  [5, [0, 1, 2, 3, 4, 0, 2, 1, 4, 3, 3, 0, 4]],
+] as [number, number[]][]) {
+  test(`root cache: entries with ${n} distinct L1 EPTPs reuse a recent root, beyond 4 the least recently used goes`, () => {
+    const counts = { built: 0, reused: 0 };
+    const r = runOk(function* (c) {
+      const sets: Hand[] = [];
+      yield* bootL1(c, {
+        eptp: eptpOf(pool(0)),
+        build: () => { for (let k = 0; k < n; k++) sets.push(buildHand(c, 8 * k, TARGET + k * Number(M2))); },
+      });
+      // bootL1 launched with sets[0]; the walk starts from there.
+      const model: { k: number; root: bigint; pages: bigint[] }[] = [{ k: 0, root: eptp02(c), pages: [] }];
+      counts.built++;
+      yield* cacheWalk(c, sets, order.slice(1), model, counts, false);
+      yield* l2Cpuid(c);
+    });
+    assert.is(new Set(order).size, n);
+    assert.match(r.console, new RegExp(`hv: shadow EPT: ${counts.built} roots built, ${counts.reused} reused, `));
+    if (n === 5) assert.ok(counts.built >= 7, `evictions happened (${counts.built} roots built)`);
+    else assert.is(counts.built, n, 'each EPTP built once');
+  });
+}
+
+// ---- VMFUNC (27.5.6.3) ---------------------------------------------------------------
+// L2's VMFUNC with vmcs02's "enable VM functions" 1 and no function enabled
+// exits to L0 (reason 59) whatever EAX < 64 is; the kernel does what L2's
+// processor would do with vmcs12's VM-function controls and EPTP list.
+function* l2Vmfunc(c: Ctx, eax: bigint, rcx: bigint): Generator<Exit, bigint, void> {
+  assert.is(c.m.vmx.currentVmcs, c.vmcs02, 'VMFUNC: L2 runs');
+  const rip = field(c, V.GUEST_RIP);
+  yield { reason: V.EXIT_REASON_VMFUNC, len: 3, regs: { [RAX]: eax, [RCX]: rcx } };
+  return rip;
+}
+// An EPTP switch done by the kernel: L2 goes on past VMFUNC on the root for `to`.
+function* switched(c: Ctx, index: bigint | number, to: Hand, rcxHigh = 0n): Generator<Exit, bigint, void> {
+  const label = `VMFUNC EPTP switch to entry ${index}`;
+  const rip = yield* l2Vmfunc(c, 0n, BigInt(index) | rcxHigh);
+  assert.is(c.m.vmx.currentVmcs, c.vmcs02, `${label}: no exit to L1`);
+  assert.is(field(c, V.GUEST_RIP), rip + 3n, `${label}: RIP past VMFUNC (the instruction length)`);
+  assert.is(field(c, V.VM_ENTRY_INTERRUPTION_INFO), 0n, `${label}: no event`);
+  return eptp02(c);
+}
+// A VMFUNC that is L1's: exit 59 with the processor's information, L2 not past it.
+function* vmfuncToL1(c: Ctx, eax: bigint, rcx: bigint, eptp12: bigint, what: string): Script {
+  const rip = yield* l2Vmfunc(c, eax, rcx);
+  assert.ok(inL1(c), `${what}: exit to L1`);
+  assert.is(field(c, V.GUEST_RIP), HOST_RIP12, `${what}: L1 at its host RIP`);
+  assert.is(yield* l1Read(c, V.VM_EXIT_REASON), B(V.EXIT_REASON_VMFUNC), `${what}: exit reason 59`);
+  assert.is(yield* l1Read(c, V.GUEST_RIP), rip, `${what}: vmcs12 guest RIP at VMFUNC`);
+  assert.is(yield* l1Read(c, V.VM_EXIT_INSTRUCTION_LENGTH), 3n, `${what}: instruction length`);
+  assert.is(yield* l1Read(c, V.EPT_POINTER), eptp12, `${what}: vmcs12's EPT pointer unchanged`);
+  bump(c, 'reflected 59');
+}
+
+test('VMFUNC EPTP switching: valid entries switch to the cached root; bad index, invalid entry, other functions exit to L1', () => {
+  let switches = 0;
+  const r = runOk(function* (c) {
+    const sets: Hand[] = [];
+    const list = (i: number, v: bigint) => w64(c, EPTP_LIST + i * 8, v);
+    yield* bootL1(c, {
+      eptp: eptpOf(pool(0)), vmfunc: true,
+      build: () => {
+        for (let k = 0; k < 3; k++) sets.push(buildHand(c, 8 * k, TARGET + k * Number(M2)));
+        clearPage(c, EPTP_LIST);
+        list(0, sets[0].eptp);
+        list(1, sets[1].eptp);
+        list(2, (sets[2].eptp & ~7n) | 1n); // memory type 1: invalid (27.2.1.1)
+        list(3, (sets[2].eptp & ~0x38n) | (2n << 3n)); // walk length 3: invalid
+        list(4, sets[2].eptp | (1n << 6n)); // accessed/dirty flags not offered: invalid
+        list(5, sets[2].eptp | (1n << 40n)); // beyond MAXPHYADDR: invalid
+        list(511, eptpOf(pool(16), 0n)); // set 2, UC
+      },
+    });
+    assert.is(field(c, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & B(V.PROC2_ENABLE_VM_FUNCTIONS), B(V.PROC2_ENABLE_VM_FUNCTIONS),
+      'vmcs02: "enable VM functions", so that L2\'s VMFUNC is not #UD');
+    assert.is(field(c, V.VM_FUNCTION_CONTROL), 0n, 'vmcs02: no VM function enabled: every VMFUNC exits (27.5.6)');
+    const [A, Bs, Cs] = sets;
+    const P = A.gpa['4K RWX'];
+    yield* l2Access(c, A.eptp, P, R, { expect: 'ok' });
+    const rootA = eptp02(c);
+    // Entry 1 (B): not cached: a new root; B's tables from now on.
+    const rootB = yield* switched(c, 1, Bs);
+    switches++;
+    assert.is.not(rootB, rootA, 'B gets its own root');
+    assert.is(shadowLeaves(c, rootB).size, 0, 'B\'s new root is empty');
+    yield* l2Access(c, Bs.eptp, P, W, { expect: 'ok' });
+    assert.is(shadowWalk(c, rootB, P).hpa, l0(c, BigInt(TARGET) + M2 + (P & 0xfffn)), 'B\'s page for P');
+    // Entry 0 (A): the cached root, A's mapping still there.
+    assert.is(yield* switched(c, 0, A), rootA, 'back to A: A\'s cached root');
+    switches++;
+    assert.ok(shadowWalk(c, rootA, P).present, 'A\'s mapping of P kept');
+    // ECX, not RCX: bits 63:32 of RCX are not the index.
+    assert.is(yield* switched(c, 1, Bs, 1n << 32n), rootB, 'ECX = 1 with RCX bits 63:32 set: B\'s cached root');
+    switches++;
+    assert.ok(shadowWalk(c, rootB, P).present, 'B\'s mapping of P kept');
+    // L1's view after an exit: vmcs12's EPT pointer is the entry, RIP moved on.
+    const rip = field(c, V.GUEST_RIP);
+    yield* l2Cpuid(c);
+    assert.is(yield* l1Read(c, V.EPT_POINTER), Bs.eptp, 'L1 reads the EPT pointer VMFUNC switched to');
+    assert.is(yield* l1Read(c, V.GUEST_RIP), rip, 'L1 reads L2\'s RIP past the VMFUNCs');
+    yield* enterL2(c, false);
+    assert.is(eptp02(c), rootB, 'VMRESUME with vmcs12 on B: B\'s root');
+    // L1's VMFUNCs: invalid entries, ECX >= 512, functions other than 0.
+    for (const i of [2, 3, 4, 5, 6]) {
+      yield* vmfuncToL1(c, 0n, BigInt(i), Bs.eptp, `VMFUNC index ${i} (invalid EPTP-list entry)`);
+      yield* enterL2(c, false);
+    }
+    for (const i of [512n, 513n, 0xffffffffn]) {
+      yield* vmfuncToL1(c, 0n, i, Bs.eptp, `VMFUNC index ${i} (ECX >= 512)`);
+      yield* enterL2(c, false);
+    }
+    for (const f of [1n, 2n, 63n]) {
+      yield* vmfuncToL1(c, f, 0n, Bs.eptp, `VMFUNC function ${f} (not enabled in vmcs12)`);
+      yield* enterL2(c, false);
+    }
+    assert.is(eptp02(c), rootB, 'still B\'s root after the exits');
+    // The last entry (511): set 2's tables with UC: a root of its own.
+    const rootC = yield* switched(c, 511, Cs);
+    switches++;
+    assert.ok(![rootA, rootB].includes(rootC), 'entry 511: another root');
+    yield* l2Access(c, eptpOf(pool(16), 0n), P, X, { expect: 'ok' });
+    assert.is(shadowWalk(c, rootC, P).hpa, l0(c, BigInt(TARGET) + 2n * M2 + (P & 0xfffn)), 'set 2\'s page for P');
+    assertShadowSound(c, eptpOf(pool(16), 0n), 'after the switch to entry 511');
+    // EPTP switching with L1 not allowing it: VM-function controls 0 -> every VMFUNC leaf 0 is L1's.
+    yield* l2Cpuid(c);
+    yield* vmwrite(c, V.VM_FUNCTION_CONTROL, 0n);
+    yield* enterL2(c, false);
+    yield* vmfuncToL1(c, 0n, 0n, eptpOf(pool(16), 0n), 'VMFUNC 0 with EPTP switching off in vmcs12');
+  });
+  assert.match(r.console, /L2 -> L1 VMFUNC\s+12\n/);
+  assert.is(r.c.stats['reflected 59'], 12);
+  assert.is(switches, 4);
+});
+
+// ---- random table sets ------------------------------------------------------------------
+// xorshift128+, fixed seed: the same tables every run.
+function prng(seed: bigint) {
+  let s0 = seed ^ 0x9e3779b97f4a7c15n, s1 = (seed * 0xbf58476d1ce4e5b9n) & ALL1;
+  const next = (): bigint => {
+    let x = s0;
+    const y = s1;
+    s0 = y;
+    x = (x ^ (x << 23n)) & ALL1;
+    s1 = x ^ y ^ (x >> 17n) ^ (y >> 26n);
+    return (s1 + y) & ALL1;
+  };
+  const int = (n: number): number => Number(next() % BigInt(n));
+  return { next, int, pick: <T>(a: readonly T[]): T => a[int(a.length)] };
+}
+type Rng = ReturnType<typeof prng>;
+
+const FUZZ_POOL = Array.from({ length: 8 }, (_, i) => pool(64 + i)); // L1-physical pages of the random tables
+// Entries for any level: mostly pointers to the pool (tables, or 4-KiB pages
+// when used as a leaf), 2-MByte-aligned pages in RAM, L1-physical 0 (1 GiB
+// aligned), targets outside L1's RAM; permissions, memory types, page-size
+// bits, reserved bits and whole random values mixed in.
+function randomEntry(rnd: Rng): bigint {
+  const target = rnd.int(100) < 60 ? rnd.pick(FUZZ_POOL)
+    : rnd.int(40) < 25 ? BigInt(TARGET) + BigInt(rnd.int(8)) * M2
+    : rnd.int(15) < 3 ? 0n
+    : rnd.pick([BigInt(L1_RAM), BigInt(L1_RAM) - K4, G1, 0x7fe00000n, rnd.next() & ADDR & ((1n << 39n) - 1n)]);
+  let e = target | BigInt(rnd.int(4) === 0 ? rnd.int(8) : rnd.pick([7, 7, 7, 5, 3, 1, 4]));
+  switch (rnd.int(24)) {
+    case 0: e |= LARGE | (BigInt(rnd.int(8)) << 3n); break; // a large page, any memory type
+    case 1: e |= BigInt(rnd.int(8)) << 3n; break; // memory type / reserved bits 5:3
+    case 2: case 3: e ^= 1n << BigInt(rnd.int(64)); break; // one bit anywhere
+    case 4: e = rnd.next(); break;
+    case 5: case 6: case 7: e |= LARGE | WB; break; // 1G / 2M page (reserved in a PML4E)
+    case 8: case 9: e |= WB; break; // a leaf's type (reserved bits in a non-leaf)
+    default: break; // UC at a leaf, a clean non-leaf entry
+  }
+  return e;
+}
+// Structured tables: pool page 0 a PML4, 1-2 PDPTs, 3-5 PDs, 6-7 PTs; each
+// entry a clean pointer to the next level or a clean leaf (4-KiB pages in
+// the pool or TARGET region, 2-MByte pages in RAM, 1-GByte pages at 0), one
+// in six of them damaged (randomEntry's mutations, a page outside L1's RAM,
+// other permissions, not present).
+const LEVEL_PAGES: Record<number, number[]> = { 4: [0], 3: [1, 2], 2: [3, 4, 5], 1: [6, 7] };
+function structuredEntry(rnd: Rng, level: number): bigint {
+  if (rnd.int(6) === 0) {
+    switch (rnd.int(5)) {
+      case 0: return randomEntry(rnd);
+      case 1: return 0n;
+      case 2: return (level === 1 ? rnd.pick([BigInt(L1_RAM), BigInt(L1_RAM) + 0x5000n, 0x7ffff000n]) : rnd.pick([BigInt(L1_RAM), G1]) | LARGE) | WB | 7n;
+      default: break; // other permissions below
+    }
+  }
+  const perm = BigInt(rnd.int(4) === 0 ? rnd.pick([1, 3, 4, 5, 2, 6, 0]) : 7);
+  const large = (level === 3 && rnd.int(4) === 0) || (level === 2 && rnd.int(3) === 0);
+  if (level === 1) return (rnd.int(2) ? rnd.pick(FUZZ_POOL) : BigInt(TARGET) + BigInt(rnd.int(2048)) * K4) | BigInt(rnd.pick([0, 6, 6, 4, 1, 5])) << 3n | perm;
+  if (large && level === 3) return 0n | LARGE | WB | perm;
+  if (large) return (BigInt(TARGET) + BigInt(rnd.int(8)) * M2) | LARGE | WB | perm;
+  return FUZZ_POOL[rnd.pick(LEVEL_PAGES[level - 1])] | perm;
+}
+function writeRandomTables(c: Ctx, rnd: Rng): void {
+  const structured = rnd.int(3) !== 0;
+  FUZZ_POOL.forEach((p, n) => {
+    clearPage(c, p);
+    const level = Number(Object.entries(LEVEL_PAGES).find(([, ps]) => ps.includes(n))![0]);
+    const fill = rnd.int(3) === 0 ? 512 : 4; // mostly the first few slots, so that walks reach the lower levels
+    for (let i = 0; i < fill; i++) w64(c, p + BigInt(i) * 8n, structured ? structuredEntry(rnd, level) : randomEntry(rnd));
+  });
+}
+function randomGpa(rnd: Rng): bigint {
+  const idx = () => BigInt(rnd.int(8) === 0 ? rnd.int(512) : rnd.int(4));
+  if (rnd.int(12) === 0) return rnd.next() & ((1n << 48n) - 1n);
+  return (idx() << 39n) | (idx() << 30n) | (idx() << 21n) | (idx() << 12n) | BigInt(rnd.int(4096));
+}
+
+const FUZZ_SETS = 48, FUZZ_ACCESSES = 32;
+test(`random tables: ${FUZZ_SETS} table sets x ${FUZZ_ACCESSES} L2 accesses: never a trap, always fill / reflect 48 / reflect 49 / stop, as the oracle says`, () => {
+  const rnd = prng(20251122n);
+  const kinds: Record<string, number> = { ok: 0, violation: 0, misconfig: 0, outside: 0, 'no exit': 0 };
+  let sets = 0, runs = 0, stops = 0;
+  while (sets < FUZZ_SETS) {
+    runs++;
+    const used = new Set<bigint>(); // EP4TAs this run has used (29.4.3.4: INVEPT before reusing one with new tables)
+    let stopped: string | null = null;
+    const r = drive(function* (c) {
+      const pickEptp = () => {
+        const root = rnd.int(16) === 0 ? rnd.pick([BigInt(L1_RAM), 0x7fe00000n, rnd.next() & ADDR & ((1n << 39n) - 1n)])
+          : rnd.int(16) === 0 ? rnd.pick(FUZZ_POOL) : FUZZ_POOL[0];
+        return eptpOf(root, rnd.pick([6n, 6n, 0n]));
+      };
+      let eptp = pickEptp();
+      yield* bootL1(c, { eptp, unrestricted: rnd.int(4) === 0, build: () => writeRandomTables(c, rnd) });
+      used.add(eptp & ADDR);
+      for (let set = 0; set < 8 && sets < FUZZ_SETS; set++, sets++) {
+        if (set > 0) {
+          yield* l2Cpuid(c);
+          writeRandomTables(c, rnd);
+          eptp = pickEptp();
+          if (used.has(eptp & ADDR) || rnd.int(3) === 0) {
+            if (rnd.int(2) === 0) yield* invept(c, 2, 0n);
+            else yield* invept(c, 1, (eptp & ~7n) | rnd.pick([0n, 6n]));
+          } else {
+            // A never-used EP4TA: no INVEPT needed, but every other root is stale now.
+            yield* invept(c, 2, 0n);
+          }
+          used.add(eptp & ADDR);
+          yield* vmwrite(c, V.EPT_POINTER, eptp);
+          yield* enterL2(c, false);
+          assert.is(shadowLeaves(c, eptp02(c)).size, 0, `set ${sets}: the new tables start with an empty shadow root`);
+        }
+        for (let n = 0; n < FUZZ_ACCESSES; n++) {
+          const gpa2 = randomGpa(rnd);
+          const access = rnd.pick(ACCESSES);
+          if (!shadowDenies(c, gpa2, access)) {
+            kinds['no exit']++;
+            continue; // the processor would not exit; assertShadowSound below checks the mapping
+          }
+          const want = predict(c, eptp, gpa2, access);
+          if (want.kind === 'outside') {
+            if (rnd.int(4) !== 0) continue;
+            stopped = `set ${sets}: 0x${gpa2.toString(16)}`;
+          }
+          const flags = rnd.int(4);
+          const out = yield* l2Access(c, eptp, gpa2, access, {
+            paging: flags === 1 ? true : flags === 2 ? false : undefined, nmiUnblock: rnd.int(5) === 0,
+          });
+          kinds[out.kind]++;
+          if (out.kind !== 'ok') yield* enterL2(c, false);
+        }
+        assertShadowSound(c, eptp, `set ${sets}`);
+      }
+      yield* l2Cpuid(c);
+    });
+    assert.equal(r.faults, [], r.console.slice(-2000));
+    assert.is(r.trap, null, `never a trap (${r.console.slice(-2000)})`);
+    if (stopped !== null) {
+      // The fourth outcome: stopped with the message, no exit to L1.
+      stops++;
+      sets++;
+      kinds.outside++;
+      assert.not.ok(r.finished, `${stopped}: the guest stopped`);
+      assert.match(r.console, /hv: nested: L2 access to guest-physical 0x[0-9a-f]+ goes through L1's EPT to L1-physical 0x[0-9a-f]+, which is not L1's RAM/);
+      assert.match(r.console, /ended: ept-violation, /, stopped);
+      assert.is(r.status, 1, 'STATUS_FAIL: the guest did not end as expected (pass)');
+    } else {
+      assert.ok(r.finished, r.console.slice(-2000));
+      assert.is(r.status, 0, r.console.slice(-2000));
+    }
+  }
+  if (process.env.HV_EPT_VERBOSE) console.log(JSON.stringify({ runs, stops, ...kinds }));
+  for (const k of ['ok', 'violation', 'misconfig']) assert.ok(kinds[k] >= 150, `${k}: ${kinds[k]} (${JSON.stringify(kinds)})`);
+  assert.ok(stops >= 2, `stops: ${stops}`);
+});
+
+test.run();
