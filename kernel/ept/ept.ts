@@ -41,9 +41,10 @@ function next(table: u64, index: u64): u64 {
 }
 
 // Map guest-physical [gpa, gpa+len) to host-physical [hpa, hpa+len) with
-// permissions perm (EPT_READ/WRITE/EXEC). All three must be 4 KiB aligned.
-// Returns false when out of memory for tables.
-export function map(root: u64, gpa: u64, hpa: u64, len: u64, perm: u64): bool {
+// permissions perm (EPT_READ/WRITE/EXEC) and leaf bits 6:3 `memType` (EPT
+// memory type and ignore-PAT, 29.3.7; write-back by default). All three
+// must be 4 KiB aligned. Returns false when out of memory for tables.
+export function map(root: u64, gpa: u64, hpa: u64, len: u64, perm: u64, memType: u64 = EPT_MEMTYPE_WB): bool {
   let off: u64 = 0;
   while (off < len) {
     const g = gpa + off;
@@ -53,13 +54,13 @@ export function map(root: u64, gpa: u64, hpa: u64, len: u64, perm: u64): bool {
     const pd = next(pdpt, (g >> 30) & 511);
     if (pd == 0) return false;
     if ((g & (SIZE_2M - 1)) == 0 && (h & (SIZE_2M - 1)) == 0 && len - off >= SIZE_2M) {
-      mem.write64(pd + ((g >> 21) & 511) * 8, h | perm | EPT_MEMTYPE_WB | EPT_LARGE);
+      mem.write64(pd + ((g >> 21) & 511) * 8, h | perm | memType | EPT_LARGE);
       off += SIZE_2M;
       continue;
     }
     const pt = next(pd, (g >> 21) & 511);
     if (pt == 0) return false;
-    mem.write64(pt + ((g >> 12) & 511) * 8, h | perm | EPT_MEMTYPE_WB);
+    mem.write64(pt + ((g >> 12) & 511) * 8, h | perm | memType);
     off += SIZE_4K;
   }
   return true;

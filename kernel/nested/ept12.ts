@@ -38,6 +38,7 @@ export const ACCESS_EXEC: u32 = 4;
 export let gpa1: u64 = 0; // the L1-physical address (WALK_OK)
 export let perms: u32 = 0; // AND of bits 2:0 of the entries used (R=1, W=2, X=4)
 export let pageSize: u64 = 0; // 4 KiB, 2 MiB or 1 GiB (WALK_OK)
+export let leafMemType: u64 = 0; // bits 6:3 of the leaf: memory type and ignore-PAT (WALK_OK)
 
 const ADDR_MASK: u64 = 0x000ffffffffff000;
 
@@ -97,6 +98,7 @@ export function walk(eptp: u64, gpa: u64, access: u32): i32 {
       if (badMemType(e)) return WALK_MISCONFIG;
       const size = <u64>1 << shift;
       pageSize = size;
+      leafMemType = e & 0x78;
       gpa1 = (e & ADDR_MASK & ~(size - 1)) | (gpa & (size - 1));
       return (access & ~perms) != 0 ? WALK_VIOLATION : WALK_OK;
     }

@@ -57,7 +57,7 @@ export function handle(): i32 {
     print.nl();
     return exits.stop(config.OUTCOME_EPT_VIOLATION);
   }
-  if (!shadowept.fill(eptp12, gpa2, guestmem.hpa(page1, 4096), <u64>ept12.perms)) {
+  if (!shadowept.fill(eptp12, gpa2, guestmem.hpa(page1, 4096), <u64>ept12.perms, ept12.leafMemType)) {
     print.say("nested: out of memory for shadow EPT tables");
     return exits.stop(config.OUTCOME_STOPPED);
   }

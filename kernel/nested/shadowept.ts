@@ -84,14 +84,15 @@ export function rootFor(eptp12: u64): u64 {
   return ept.eptp(r);
 }
 
-// Map the 4-KiB page of gpa2 (L2-physical) to hpa with permissions perm in
-// the shadow tables of eptp12 (whose root rootFor made). False when out of
-// memory.
-export function fill(eptp12: u64, gpa2: u64, hpa: u64, perm: u64): bool {
+// Map the 4-KiB page of gpa2 (L2-physical) to hpa with permissions perm
+// and L1's memory type (leaf bits 6:3: L0 maps L1's RAM write-back, so the
+// type L1 chose is the composition's, 29.3.7) in the shadow tables of
+// eptp12 (whose root rootFor made). False when out of memory.
+export function fill(eptp12: u64, gpa2: u64, hpa: u64, perm: u64, memType: u64): bool {
   for (let i = 0; i < ROOTS; i++) {
     if (unchecked(keys[i]) != eptp12 || unchecked(roots[i]) == 0) continue;
     fills++;
-    return ept.map(unchecked(roots[i]), gpa2 & ~<u64>0xfff, hpa & ~<u64>0xfff, 4096, perm);
+    return ept.map(unchecked(roots[i]), gpa2 & ~<u64>0xfff, hpa & ~<u64>0xfff, 4096, perm, memType);
   }
   return false;
 }

@@ -176,7 +176,7 @@ const l1Read64 = (c: Ctx, gpa: bigint): bigint => {
 
 // ---- the SDM oracle: L1's EPT walk (29.3.2, 29.3.3) ------------------------------
 type Kind = 'ok' | 'violation' | 'misconfig';
-interface Walk { kind: Kind; perms: number; gpa1?: bigint; size?: bigint }
+interface Walk { kind: Kind; perms: number; gpa1?: bigint; size?: bigint; memType?: bigint }
 
 function sdmWalk(read: (pa: bigint) => bigint, cap: bigint, maxPhys: number, eptp: bigint, gpa: bigint, access: number): Walk {
   const has = (b: bigint) => ((cap >> b) & 1n) === 1n;
@@ -210,7 +210,8 @@ function sdmWalk(read: (pa: bigint) => bigint, cap: bigint, maxPhys: number, ept
       const size = 1n << shift;
       const gpa1 = (e & ADDR & ~(size - 1n)) | (gpa & (size - 1n));
       // 29.3.3.2: each access needs its bit in every entry used.
-      return { kind: (access & ~and) !== 0 ? 'violation' : 'ok', perms: and, gpa1, size };
+      // 29.3.7: the leaf's bits 6:3 (memory type, ignore PAT) give the type.
+      return { kind: (access & ~and) !== 0 ? 'violation' : 'ok', perms: and, gpa1, size, memType: (e >> 3n) & 0xfn };
     }
     table = e & ADDR;
   }
@@ -220,7 +221,7 @@ const l1Walk = (c: Ctx, eptp12: bigint, gpa2: bigint, access: number): Walk =>
   sdmWalk((a) => l1Read64(c, a), c.offer.ept, c.offer.maxPhys, eptp12, gpa2, access);
 
 // ---- the processor's view: vmcs02's EPT (the shadow tables) in model memory ------
-interface Shadow { present: boolean; perms: number; hpa?: bigint; size?: bigint }
+interface Shadow { present: boolean; perms: number; hpa?: bigint; size?: bigint; memType?: bigint }
 function shadowWalk(c: Ctx, eptp02: bigint, gpa2: bigint): Shadow {
   const hw = c.m.maxPhysAddr();
   const beyond = ((1n << 52n) - 1n) & ~((1n << BigInt(hw)) - 1n);
@@ -257,7 +258,9 @@ function shadowLeaves(c: Ctx, eptp02: bigint): Map<bigint, Shadow> {
       if ((e & 7n) === 0n) continue;
       const p = and & Number(e & 7n);
       const gpa = base | (i << shift);
-      if (level === 1 || (level <= 3 && (e & LARGE) !== 0n)) out.set(gpa, { present: true, perms: p, hpa: e & ADDR, size: 1n << shift });
+      if (level === 1 || (level <= 3 && (e & LARGE) !== 0n)) {
+        out.set(gpa, { present: true, perms: p, hpa: e & ADDR, size: 1n << shift, memType: (e >> 3n) & 0xfn });
+      }
       else walk(e & ADDR, level - 1, gpa, p);
     }
   };
@@ -278,6 +281,8 @@ function assertShadowSound(c: Ctx, eptp12: bigint, what: string): number {
     assert.is(w.kind, 'ok', `${label}: L1's EPT maps it`);
     assert.is(s.perms, w.perms, `${label}: L1's permissions (AND over L1's entries), never more`);
     assert.is(s.hpa, l0(c, w.gpa1! & ~0xfffn), `${label}: the host page of L1-physical 0x${w.gpa1!.toString(16)}`);
+    // L0 maps L1's RAM write-back, so the composed type is L1's (29.3.7).
+    assert.is(s.memType, w.memType, `${label}: L1's memory type and ignore-PAT bit`);
   }
   return leaves.size;
 }
