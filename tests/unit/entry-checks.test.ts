@@ -19,6 +19,7 @@ import { tigerlake, loadKernel, type Machine } from '../model/index.ts';
 import { checkControls, checkHostState, checkGuestState, type EntryEnv } from '../model/entry-checks.ts';
 import type { VmxCaps } from '../model/vmcs-fields.ts';
 import * as C from '../model/vmx-consts.ts';
+import { prng, type Rng } from './prng.ts';
 
 // A number is a 32-bit pattern (JS bitwise results are signed); a bigint is 64 bits.
 const B = (v: number | bigint): bigint => (typeof v === 'number' ? BigInt(v >>> 0) : BigInt.asUintN(64, v));
@@ -606,20 +607,7 @@ test(`table: ${ROWS.length} single mutations → class and check name`, () => {
 
 // ---- random mutations against the model's oracle ----------------------------------------
 
-// xorshift128+, fixed seed: the same cases every run.
-function prng(seed: bigint) {
-  let s0 = seed ^ 0x9e3779b97f4a7c15n, s1 = (seed * 0xbf58476d1ce4e5b9n) & ALL1;
-  const next = (): bigint => {
-    let x = s0;
-    const y = s1;
-    s0 = y;
-    x = (x ^ (x << 23n)) & ALL1;
-    s1 = x ^ y ^ (x >> 17n) ^ (y >> 26n);
-    return (s1 + y) & ALL1;
-  };
-  const int = (n: number): number => Number(next() % BigInt(n));
-  return { next, int, pick: <T>(a: readonly T[]): T => a[int(a.length)] };
-}
+// (prng.ts: a fixed seed gives the same cases every run.)
 
 const AR_POOL = [AR_UNUSABLE, AR_DATA, AR_CODE64, AR_CODE32, AR_TSS_BUSY, 0x83, 0x82, 0xf3, 0x93, 0xc0f3, 0x9b, 0x9f,
   0xa093, 0x409b, 0xc09f, 0xa0fb, 0xc097, 0x8093, 0x1c093, 0xc193, 0x1008b, 0x808b, 0x8b | 0x20000];

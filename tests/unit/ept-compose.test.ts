@@ -55,6 +55,7 @@ import { tigerlake, runKernel, type Machine } from '../model/index.ts';
 import { lookupField, truncate, fieldName } from '../model/vmcs-fields.ts';
 import * as V from '../model/vmx-consts.ts';
 import { tinyKernel, RAX, RCX, RDX, RBX } from './guest-script.ts';
+import { prng, type Rng } from './prng.ts';
 
 const B = (v: number | bigint): bigint => (typeof v === 'number' ? BigInt(v >>> 0) : BigInt.asUintN(64, v));
 const ALL1 = (1n << 64n) - 1n;
@@ -1085,21 +1086,7 @@ test('VMFUNC EPTP switching: valid entries switch to the cached root; bad index,
 });
 
 // ---- random table sets ------------------------------------------------------------------
-// xorshift128+, fixed seed: the same tables every run.
-function prng(seed: bigint) {
-  let s0 = seed ^ 0x9e3779b97f4a7c15n, s1 = (seed * 0xbf58476d1ce4e5b9n) & ALL1;
-  const next = (): bigint => {
-    let x = s0;
-    const y = s1;
-    s0 = y;
-    x = (x ^ (x << 23n)) & ALL1;
-    s1 = x ^ y ^ (x >> 17n) ^ (y >> 26n);
-    return (s1 + y) & ALL1;
-  };
-  const int = (n: number): number => Number(next() % BigInt(n));
-  return { next, int, pick: <T>(a: readonly T[]): T => a[int(a.length)] };
-}
-type Rng = ReturnType<typeof prng>;
+// (prng.ts: a fixed seed gives the same tables every run.)
 
 const FUZZ_POOL = Array.from({ length: 8 }, (_, i) => pool(64 + i)); // L1-physical pages of the random tables
 // Entries for any level: mostly pointers to the pool (tables, or 4-KiB pages

@@ -23,6 +23,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tigerlake, loadKernel, type Machine } from '../model/index.ts';
 import * as C from '../model/vmx-consts.ts';
+import { prng, type Rng } from './prng.ts';
 
 // ept12.ts results and access kinds (the exit qualification's bits 2:0, 28.2.1).
 const OK = 0, VIOLATION = 1, MISCONFIG = 2;
@@ -447,20 +448,7 @@ test('loops: an entry that points back at its own table is walked at most four l
 
 // ---- random tables ----------------------------------------------------------------
 
-// xorshift128+, fixed seed: the same tables every run.
-function prng(seed: bigint) {
-  let s0 = seed ^ 0x9e3779b97f4a7c15n, s1 = (seed * 0xbf58476d1ce4e5b9n) & ALL1;
-  const next = (): bigint => {
-    let x = s0;
-    const y = s1;
-    s0 = y;
-    x = (x ^ (x << 23n)) & ALL1;
-    s1 = x ^ y ^ (x >> 17n) ^ (y >> 26n);
-    return (s1 + y) & ALL1;
-  };
-  const int = (n: number): number => Number(next() % BigInt(n));
-  return { next, int, pick: <T>(a: readonly T[]): T => a[int(a.length)] };
-}
+// (prng.ts: a fixed seed gives the same tables every run.)
 
 const FUZZ_TABLES = 60, FUZZ_WALKS = 400;
 test(`random tables: ${FUZZ_TABLES} sets x ${FUZZ_WALKS} walks, never a trap, always one of the three results, as the SDM walker says`, () => {
