@@ -57,9 +57,17 @@ export function handle(): i32 {
     print.nl();
     return exits.stop(config.OUTCOME_EPT_VIOLATION);
   }
-  if (!shadowept.fill(eptp12, gpa2, guestmem.hpa(page1, 4096), <u64>ept12.perms, ept12.leafMemType)) {
-    print.say("nested: out of memory for shadow EPT tables");
-    return exits.stop(config.OUTCOME_STOPPED);
+  const hpa = guestmem.hpa(page1, 4096);
+  if (!shadowept.fill(eptp12, gpa2, hpa, <u64>ept12.perms, ept12.leafMemType)) {
+    // Out of pages for tables (L1 can map a huge L2-physical space onto
+    // little RAM): drop every shadow table — cached translations may always
+    // be dropped — and start this root again; stop only if even that fails.
+    const root = shadowept.restart(eptp12);
+    if (root == 0 || !shadowept.fill(eptp12, gpa2, hpa, <u64>ept12.perms, ept12.leafMemType)) {
+      print.say("nested: out of memory for shadow EPT tables");
+      return exits.stop(config.OUTCOME_STOPPED);
+    }
+    vmx.vmwrite(V.EPT_POINTER, root);
   }
   reflect.countL0();
   return exits.RESUME;

@@ -97,6 +97,15 @@ export function fill(eptp12: u64, gpa2: u64, hpa: u64, perm: u64, memType: u64):
   return false;
 }
 
+// Out of table pages: every root dropped, and eptp12's made anew (our EPT
+// pointer for it, 0 when even an empty root cannot be had).
+export function restart(eptp12: u64): u64 {
+  dropAll();
+  restarts++;
+  return rootFor(eptp12);
+}
+export let restarts: u64 = 0;
+
 // INVEPT single-context (29.4.3.1: the mappings of EP4TA = bits 51:12).
 export function dropMatching(eptp12: u64): void {
   for (let i = 0; i < ROOTS; i++) {
@@ -110,6 +119,7 @@ export function dropAll(): void {
 }
 
 export function resetCounts(): void {
+  restarts = 0;
   builds = 0;
   hits = 0;
   fills = 0;
@@ -123,5 +133,10 @@ export function report(): void {
   print.str(" reused, ");
   print.dec(fills);
   print.str(" pages filled");
+  if (restarts != 0) {
+    print.str(", ");
+    print.dec(restarts);
+    print.str(" restarts for want of table pages");
+  }
   print.nl();
 }
