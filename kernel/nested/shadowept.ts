@@ -75,7 +75,13 @@ export function rootFor(eptp12: u64): u64 {
     if (unchecked(used[i]) < unchecked(used[victim])) victim = i;
   }
   dropSlot(victim);
-  const r = ept.create();
+  let r = ept.create();
+  if (r == 0) {
+    // Not even a page for the root: the other roots' tables go too.
+    dropAll();
+    restarts++;
+    r = ept.create();
+  }
   if (r == 0) return 0;
   unchecked(keys[victim] = eptp12);
   unchecked(roots[victim] = r);
