@@ -51,7 +51,7 @@
 // the code after it runs at the next VM entry and sees what the kernel did.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { tigerlake, runKernel, type Machine } from '../model/index.ts';
+import { tigerlake, buildBootInfo, loadKernel, type Machine } from '../model/index.ts';
 import { lookupField, truncate, fieldName } from '../model/vmcs-fields.ts';
 import * as V from '../model/vmx-consts.ts';
 import { tinyKernel, RAX, RCX, RDX, RBX } from './guest-script.ts';
@@ -93,6 +93,7 @@ interface Ctx {
   offer: Offer;
   stopExpected: string | null; // set just before an exit after which the kernel must stop the guest
   stats: Record<string, number>;
+  kernel: Record<string, any>; // kernel.wasm's exports (the test hooks of kernel/testhooks.ts: the page allocator)
 }
 
 // isa-debug-exit, value 0, from whoever runs: the guest ends (guest-script.ts).
@@ -103,7 +104,7 @@ interface Run { status: number; console: string; faults: string[]; trap: string 
 function drive(script: (c: Ctx) => Script, opts: { cmdline?: string; machine?: Machine } = {}): Run {
   const m = opts.machine ?? tigerlake();
   const c: Ctx = { m, vmcs01: -1n, vmcs02: -1n, offer: { pin0: 0, proc0: 0, exit0: 0, entry0: 0, ept: 0n, vmfunc: 0n, maxPhys: 0 },
-    stopExpected: null, stats: {} };
+    stopExpected: null, stats: {}, kernel: {} };
   const gen = script(c);
   let finished = false;
   let entries = 0;
@@ -125,8 +126,14 @@ function drive(script: (c: Ctx) => Script, opts: { cmdline?: string; machine?: M
     vmx.setField(V.VM_ENTRY_INTERRUPTION_INFO, 0n); // 26.6 / 28.2: consumed by the entry
     for (const [f, v] of Object.entries(exit.fields ?? {})) vmx.setField(Number(f), v);
   };
-  const r = runKernel(m, { boot: { cmdline: `caps=off guest=/g nested=on ${opts.cmdline ?? ''}`, files: [{ name: '/g', data: tinyKernel() }] } });
-  return { status: r.status, console: r.console, faults: r.faults, trap: r.trap, c, finished, entries };
+  // runKernel, with the exports kept for the script (c.kernel).
+  buildBootInfo(m, { cmdline: `caps=off guest=/g nested=on ${opts.cmdline ?? ''}`, files: [{ name: '/g', data: tinyKernel() }] });
+  const k = loadKernel(m);
+  c.kernel = k.exports;
+  const r = k.call('kmain', m.bootInfo);
+  assert.ok(r.ended, `kmain returned without ending the run: ${m.console.slice(-2000)}`);
+  const status = m.faults.length ? -1 : (m.exitStatus ?? -1);
+  return { status, console: m.console, faults: m.faults, trap: r.trap, c, finished, entries };
 }
 
 // A run that must end normally: every step played, isa-debug-exit, status 0.
@@ -1084,6 +1091,198 @@ test('VMFUNC EPTP switching: valid entries switch to the cached root; bad index,
   assert.is(r.c.stats['reflected 59'], 12);
   assert.is(switches, 4);
 });
+
+// ---- out of table pages: the shadow tables start again (eptfault.ts) -------------------
+// When a fill finds no free page for a table, the kernel drops every shadow
+// root (cached translations may always be dropped), makes a fresh root for
+// L1's current EPTP, writes it to vmcs02's EPT pointer and fills again; only
+// when even that fails does it stop the guest ("hv: nested: out of memory
+// for shadow EPT tables"). The test makes the allocator's free pages scarce
+// through kernel.wasm's test hooks (pages_alloc / pages_free): it takes
+// every free page and hands back exactly as many as it wants the shadow
+// tables to have. L1 maps all of L2-physical space onto L1-physical
+// [0, 1 GiB) with 1-GByte pages (every PML4 entry -> one PDPT of 512
+// 1-GByte leaves), so that L2 touching pages 512 GiB / 1 GiB / 2 MiB apart
+// costs the shadow tables 3 / 2 / 1 new table pages (a PDPT, a PD, a PT).
+
+// L1's tables: PML4 at pool(0), PDPT at pool(1); PDPT entry j has
+// permissions HUGE_PERMS[j % 4] (all with read).
+const HUGE_PERMS = [7n, 5n, 3n, 1n];
+function buildHuge(c: Ctx): bigint {
+  const [PML4, PDPT] = [pool(0), pool(1)];
+  clearPage(c, PML4);
+  clearPage(c, PDPT);
+  for (let i = 0n; i < 512n; i++) w64(c, PML4 + i * 8n, PDPT | 7n);
+  for (let j = 0n; j < 512n; j++) w64(c, PDPT + j * 8n, 0n | LARGE | WB | HUGE_PERMS[Number(j % 4n)]);
+  return eptpOf(PML4);
+}
+
+// Pages taken from the hypervisor's allocator (one address per page).
+function eatAll(c: Ctx, held: bigint[]): void {
+  for (let n = 1024; n >= 1; n >>= 1) {
+    for (;;) {
+      const a = BigInt(c.kernel.pages_alloc(n, 0n));
+      if (a === 0n) break;
+      for (let i = 0n; i < BigInt(n); i++) held.push(a + i * K4);
+    }
+  }
+  held.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+// Hand back k pages of `held`, the lowest (or highest) addresses.
+function giveBack(c: Ctx, held: bigint[], k: number, from: 'low' | 'high'): void {
+  const out = from === 'low' ? held.splice(0, k) : held.splice(held.length - k, k);
+  assert.is(out.length, k, `test bug: only ${out.length} pages to give back`);
+  for (const p of out) c.kernel.pages_free(p, 1);
+}
+
+// Table pages a fill of gpa2 needs in the tree at eptp: the missing PDPT, PD, PT.
+function tablesNeeded(c: Ctx, eptp: bigint, gpa2: bigint): number {
+  let table = eptp & ADDR;
+  for (let level = 4; level >= 2; level--) {
+    const e = c.m.phys.read64(Number(table + ((gpa2 >> BigInt(12 + 9 * (level - 1))) & 511n) * 8n));
+    if ((e & 7n) === 0n) return level - 1;
+    table = e & ADDR;
+  }
+  return 0;
+}
+
+// L2's access at gpa2, which L1's EPT allows and vmcs02's EPT does not: the
+// kernel fills the page and L2 goes on; with `restart`, on a fresh root
+// holding this one page. Returns vmcs02's EPT pointer afterwards.
+function* l2Fill(c: Ctx, eptp12: bigint, gpa2: bigint, access: number, restart: boolean): Generator<Exit, bigint, void> {
+  const label = `L2 ${ACCESS_NAME[access]} at 0x${gpa2.toString(16)}${restart ? ' (table pages exhausted: restart expected)' : ''}`;
+  assert.is(c.m.vmx.currentVmcs, c.vmcs02, `${label}: L2 runs`);
+  const root = eptp02(c);
+  const sh = shadowWalk(c, root, gpa2);
+  assert.ok((access & ~sh.perms) !== 0, `test bug: ${label}: vmcs02's EPT already allows it`);
+  const w = l1Walk(c, eptp12, gpa2, access);
+  assert.is(w.kind, 'ok', `test bug: ${label}: L1's EPT must allow it`);
+  const rip = field(c, V.GUEST_RIP);
+  yield { reason: V.EXIT_REASON_EPT_VIOLATION, qual: BigInt(access) | (BigInt(sh.perms) << 3n), len: 0,
+    fields: { [V.GUEST_PHYSICAL_ADDRESS]: gpa2, [V.GUEST_LINEAR_ADDRESS]: 0n } };
+  assert.is(c.m.vmx.currentVmcs, c.vmcs02, `${label}: L2 resumed, no exit to L1 (console: ${c.m.console.slice(-400)})`);
+  assert.is(field(c, V.GUEST_RIP), rip, `${label}: L2 retries the access`);
+  assert.is(field(c, V.VM_ENTRY_INTERRUPTION_INFO), 0n, `${label}: nothing injected`);
+  const now = eptp02(c);
+  assert.is(now & 0xfffn, 0x1en, `${label}: vmcs02's EPT pointer: WB, 4-level walk`);
+  if (restart) {
+    const leaves = shadowLeaves(c, now);
+    assert.equal([...leaves.keys()], [gpa2 & ~0xfffn], `${label}: vmcs02's EPT pointer names a fresh root holding only the faulting page`);
+    bump(c, 'restarts');
+  } else {
+    assert.is(now, root, `${label}: same shadow root (enough table pages: no restart)`);
+  }
+  const s = shadowWalk(c, now, gpa2);
+  assert.ok(s.present, `${label}: vmcs02's EPT maps the page now`);
+  assert.is(s.size, K4, `${label}: a 4-KiB page`);
+  assert.is(s.perms, w.perms, `${label}: L1's permissions`);
+  assert.is(s.hpa, l0(c, w.gpa1!), `${label}: host page of L1-physical 0x${w.gpa1!.toString(16)}`);
+  bump(c, 'filled');
+  return now;
+}
+
+const REPORT_RE = /hv: shadow EPT: (\d+) roots built, (\d+) reused, (\d+) pages filled(?:, (\d+) restarts for want of table pages)?\n/;
+
+// spare: free pages left to the shadow tables besides the root made at
+// VMLAUNCH (which is not among them: it lies above every page handed back,
+// so the first restart's root is another page).
+for (const spare of [3, 24]) {
+  test(`shadow EPT out of table pages (${spare} spare pages): every root dropped, a fresh root in vmcs02, L2 goes on`, () => {
+    const rnd = prng(0x5eed0000n + BigInt(spare));
+    let restarts = 0, filled = 0;
+    const r = runOk(function* (c) {
+      const held: bigint[] = [];
+      let eptp = 0n;
+      yield* bootL1(c, {
+        eptp: eptpOf(pool(0)),
+        build: () => {
+          eptp = buildHuge(c);
+          eatAll(c, held);
+          giveBack(c, held, 64, 'high'); // for VMXON .. VMLAUNCH (vmcs02, the first root, ...)
+        },
+      });
+      const root0 = eptp02(c);
+      eatAll(c, held); // what VMLAUNCH left
+      giveBack(c, held, spare, 'low');
+      // Model: the shadow tables have `total` pages (root included) between them and the free list.
+      const total = spare + 1;
+      let free = spare;
+      let last = 0n;
+      let first = true;
+      for (let n = 0; n < 120; n++) {
+        // A new 512-GiB slot (3 tables), a new GiB in the last slot (2), a new
+        // 2 MiB (1), a new 4-KiB page in the last 2 MiB (0).
+        const kind = n === 0 ? 0 : rnd.int(4);
+        const hi = last & ~((1n << BigInt(kind === 1 ? 39 : kind === 2 ? 30 : 21)) - 1n);
+        let gpa2: bigint;
+        if (kind === 0) gpa2 = (BigInt(rnd.int(512)) << 39n) | (BigInt(rnd.int(512)) << 30n);
+        else if (kind === 1) gpa2 = hi | (BigInt(rnd.int(512)) << 30n);
+        else gpa2 = hi;
+        if (kind <= 2) gpa2 |= BigInt(TARGET) + (BigInt(rnd.int(8)) << 21n); // L1-physical: 2 MiB in [16, 32) MiB
+        gpa2 |= (BigInt(rnd.int(512)) << 12n) | BigInt(rnd.int(4096) & ~7);
+        const perms = Number(HUGE_PERMS[Number((gpa2 >> 30n) & 3n)]);
+        if ((shadowWalk(c, eptp02(c), gpa2).perms & R) !== 0) continue; // mapped already: no exit
+        last = gpa2;
+        const access = rnd.pick(ACCESSES.filter((a) => (perms & a) !== 0));
+        const need = tablesNeeded(c, eptp02(c), gpa2);
+        const restart = need > free;
+        const before = eptp02(c);
+        const now = yield* l2Fill(c, eptp, gpa2, access, restart);
+        filled++;
+        if (restart) {
+          restarts++;
+          free = total - 1 - 3; // the fresh root and its PDPT, PD, PT
+          if (first) assert.is.not(now, before, 'the first restart: vmcs02\'s EPT pointer changes to the fresh root');
+          first = false;
+          assert.is.not(now & ADDR, root0 & ADDR, 'not the root made at VMLAUNCH (its page is above the pages handed back)');
+          assertShadowSound(c, eptp, `after restart ${restarts}`);
+        } else free -= need;
+      }
+      assertShadowSound(c, eptp, 'at the end');
+      const root = eptp02(c);
+      // L1 gets an exit and resumes L2: the cached root, mappings kept.
+      yield* l2Cpuid(c);
+      yield* enterL2(c, false);
+      assert.is(eptp02(c), root, 'VMRESUME: the root of the last restart, cached');
+      assert.ok(shadowLeaves(c, root).size >= 1, 'its mappings kept');
+    });
+    assert.ok(restarts >= (spare === 3 ? 10 : 3), `restarts happened: ${restarts}`);
+    const m = REPORT_RE.exec(r.console);
+    assert.ok(m, `the report line (${r.console.slice(-1500)})`);
+    assert.is(Number(m![4] ?? 0), restarts, `report: ${restarts} restarts for want of table pages`);
+    assert.is(Number(m![1]), 1 + restarts, 'report: a root at VMLAUNCH and one per restart');
+    assert.is(Number(m![3]), filled + restarts, 'report: fills counted (each restart fills twice)');
+    if (process.env.HV_EPT_VERBOSE) console.log(m![0].trim(), JSON.stringify(r.c.stats));
+  });
+}
+
+// Not even an empty root fits one mapping (it needs 4 pages: root, PDPT, PD,
+// PT): the guest stops with the message, no trap, no exit to L1.
+for (const spare of [0, 2]) {
+  test(`shadow EPT out of table pages (${spare} spare pages): even a fresh root cannot hold the mapping: the guest stops`, () => {
+    const r = drive(function* (c) {
+      const held: bigint[] = [];
+      let eptp = 0n;
+      yield* bootL1(c, { eptp: eptpOf(pool(0)), build: () => { eptp = buildHuge(c); } });
+      eatAll(c, held);
+      giveBack(c, held, spare, 'low');
+      const gpa2 = (5n << 39n) | (7n << 30n) | BigInt(TARGET) | 0x3000n;
+      assert.is(l1Walk(c, eptp, gpa2, R).kind, 'ok', 'test bug: L1 maps it');
+      c.stopExpected = 'out of memory for shadow EPT tables';
+      yield { reason: V.EXIT_REASON_EPT_VIOLATION, qual: BigInt(R), len: 0,
+        fields: { [V.GUEST_PHYSICAL_ADDRESS]: gpa2, [V.GUEST_LINEAR_ADDRESS]: 0n } };
+      assert.unreachable('the kernel resumed a guest it should have stopped');
+    });
+    assert.equal(r.faults, [], r.console.slice(-2000));
+    assert.is(r.trap, null, `no trap (${r.console.slice(-2000)})`);
+    assert.not.ok(r.finished, 'the guest stopped');
+    assert.match(r.console, /hv: nested: out of memory for shadow EPT tables\n/);
+    assert.match(r.console, /ended: stopped/);
+    const m = REPORT_RE.exec(r.console);
+    assert.ok(m, `the report line (${r.console.slice(-1500)})`);
+    assert.is(Number(m![4] ?? 0), 1, 'report: one restart (tried before stopping)');
+  });
+}
 
 // ---- random table sets ------------------------------------------------------------------
 // (prng.ts: a fixed seed gives the same tables every run.)
