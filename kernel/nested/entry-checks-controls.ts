@@ -64,19 +64,20 @@ function msrAreaOk(countEnc: u32, addrEnc: u32, align: string, width: string, ra
 // IA32_VMX_EPT_VPID_CAP: memory type UC (bit 8) or WB (bit 14); page-walk
 // length 4 (bits 5:3 = 3; 5-level walks are not offered); bit 6 (accessed
 // and dirty flags) only if offered; bits 11:7 and those beyond the
-// physical-address width 0. `what` prefixes the failing check's name
-// (INVEPT uses the same rules with its own name).
-export function eptpOk(eptp: u64, what: string): bool {
+// physical-address width 0. INVEPT and VMFUNC use the same rules (their
+// callers answer a failure in their own way; the name stays the entry
+// check's).
+export function eptpOk(eptp: u64): bool {
   const cap = caps.eptCap();
   const type = <u32>eptp & 7;
   if (!((type == 0 && (cap & V.EPT_VPID_CAP_MEMTYPE_UC) != 0) || (type == 6 && (cap & V.EPT_VPID_CAP_MEMTYPE_WB) != 0))) {
-    return fail(what == "ctls.eptp" ? "ctls.eptp.memory-type" : "invept.eptp.memory-type");
+    return fail("ctls.eptp.memory-type");
   }
-  if (((eptp >> 3) & 7) != 3) return fail(what == "ctls.eptp" ? "ctls.eptp.walk-length" : "invept.eptp.walk-length");
+  if (((eptp >> 3) & 7) != 3) return fail("ctls.eptp.walk-length");
   if ((eptp & (1 << 6)) != 0 && (cap & V.EPT_VPID_CAP_ACCESSED_DIRTY_FLAGS) == 0) {
-    return fail(what == "ctls.eptp" ? "ctls.eptp.accessed-dirty" : "invept.eptp.accessed-dirty");
+    return fail("ctls.eptp.accessed-dirty");
   }
-  if ((eptp & 0xf80) != 0 || beyondPhys(eptp)) return fail(what == "ctls.eptp" ? "ctls.eptp.reserved" : "invept.eptp.reserved");
+  if ((eptp & 0xf80) != 0 || beyondPhys(eptp)) return fail("ctls.eptp.reserved");
   return true;
 }
 
@@ -115,7 +116,7 @@ export function check(): bool {
   if ((proc2 & V.PROC2_UNRESTRICTED_GUEST) != 0 && (proc2 & V.PROC2_ENABLE_EPT) == 0) {
     return fail("ctls.proc2.unrestricted-without-ept");
   }
-  if ((proc2 & V.PROC2_ENABLE_EPT) != 0 && !eptpOk(state.get(V.EPT_POINTER), "ctls.eptp")) return false;
+  if ((proc2 & V.PROC2_ENABLE_EPT) != 0 && !eptpOk(state.get(V.EPT_POINTER))) return false;
   // "enable VM functions" (27.2.1.1): no VM-function control beyond
   // IA32_VMX_VMFUNC; EPTP switching needs EPT and a 4-KiB-aligned EPTP
   // list within the physical-address width (and, the hypervisor's own

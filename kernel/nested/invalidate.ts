@@ -71,7 +71,7 @@ function readDescriptor(info: u32): bool {
 // invalidations drop the shadow EPT tables built from L1's (shadowept.ts):
 // single-context those of the EPTP's bits 51:12, all-context every one.
 function eptpPassesEntryChecks(eptp: u64): bool {
-  return controls.eptpOk(eptp, "invept");
+  return controls.eptpOk(eptp);
 }
 function invalidateEpt(t: u32, eptp: u64): void {
   if (t == V.INVEPT_TYPE_SINGLE_CONTEXT) shadowept.dropMatching(eptp);

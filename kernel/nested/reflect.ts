@@ -54,11 +54,7 @@ function syncGuestState(): void {
   if ((exit12 & V.EXIT_SAVE_IA32_EFER) == 0) mask &= ~maskEfer;
   if ((exit12 & V.EXIT_SAVE_IA32_PAT) == 0) mask &= ~maskPat;
   if ((exit12 & V.EXIT_SAVE_DEBUG_CONTROLS) == 0) mask &= ~maskDebug;
-  let changed = vmx.readfields(guestList.ptr, guestList.count, state.cache, mask);
-  while (changed != 0) {
-    state.markSynced(guestList.encodingAt(<i32>ctz(changed)));
-    changed &= changed - 1;
-  }
+  state.readFields(guestList, mask, true);
   const only0cr0 = vmcs01.cr0Mask & ~state.get(V.CR0_GUEST_HOST_MASK);
   const only0cr4 = vmcs01.cr4Mask & ~state.get(V.CR4_GUEST_HOST_MASK);
   state.writeSynced(V.GUEST_CR0, (vmx.vmread(V.GUEST_CR0) & ~only0cr0) | (vmx.vmread(V.CR0_READ_SHADOW) & only0cr0));
@@ -69,12 +65,7 @@ function syncGuestState(): void {
   // PDPTEs of a PAE-paging L2 under L1's EPT (28.3.4).
   if ((state.get(V.GUEST_CR4) & V.X86_CR4_PAE) != 0 && (state.get(V.VM_ENTRY_CONTROL) & V.ENTRY_IA32E_MODE_GUEST) == 0 &&
     (state.get(V.GUEST_CR0) & V.X86_CR0_PG) != 0 && state.eptEnabled()) {
-    const l = vmcs02.pdpteFields;
-    let ch = vmx.readfields(l.ptr, l.count, state.cache, l.all);
-    while (ch != 0) {
-      state.markSynced(l.encodingAt(<i32>ctz(ch)));
-      ch &= ch - 1;
-    }
+    state.readFields(vmcs02.pdpteFields, vmcs02.pdpteFields.all, true);
   }
   // 28.2 ("updating VM-entry control fields"): every VM exit clears the
   // valid bit of the VM-entry interruption information — in vmcs02 too.
@@ -128,23 +119,22 @@ function toL1(): i32 {
 // Reflect the current exit (vmcs02 current): exit information as the
 // processor reported it.
 export function reflect(reason: u32): i32 {
-  counts[reason]++;
-  syncGuestState();
-  syncExitInfo();
-  state.markEventStale();
-  return toL1();
+  return reflectAs(reason, NO_OVERRIDE);
 }
 
 // Reflect the current exit as another reason with another qualification
 // (an EPT violation of the shadow tables that is L1's violation or
 // misconfiguration: eptfault.ts); the rest of the exit information is the
-// processor's.
+// processor's. NO_OVERRIDE: the processor's reason and qualification.
+const NO_OVERRIDE: u64 = u64.MAX_VALUE;
 export function reflectAs(reason: u32, qualification: u64): i32 {
   counts[reason]++;
   syncGuestState();
   syncExitInfo();
-  state.write(V.VM_EXIT_REASON, reason);
-  state.write(V.EXIT_QUALIFICATION, qualification);
+  if (qualification != NO_OVERRIDE) {
+    state.write(V.VM_EXIT_REASON, reason);
+    state.write(V.EXIT_QUALIFICATION, qualification);
+  }
   state.markEventStale();
   return toL1();
 }

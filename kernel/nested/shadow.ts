@@ -162,12 +162,8 @@ function leaveShadow(): void {
 export function pull(): void {
   if (!linked || !enterShadow()) return;
   const l = writable!;
-  let changed = vmx.readfields(l.ptr, l.count, state.cache, l.all);
+  state.readFields(l, l.all, false);
   leaveShadow();
-  while (changed != 0) {
-    state.markChanged(l.encodingAt(<i32>ctz(changed)));
-    changed &= changed - 1;
-  }
   pulls++;
 }
 

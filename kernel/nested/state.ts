@@ -13,6 +13,8 @@
 //   +16  field slots (vmcs12Offset(encoding)), 8/4/2 bytes by width
 import * as V from "../arch/vmx";
 import * as guestmem from "../vm/guestmem";
+import * as vmx from "../hw/vmx";
+import { FieldList } from "./fieldlist";
 
 export const INVALID: u64 = u64.MAX_VALUE; // "FFFFFFFF_FFFFFFFFH": no current VMCS (31.3)
 
@@ -172,6 +174,20 @@ export function markEventStale(): void {
 // enc changed to what vmcs02 already holds: for the checks only.
 export function markSynced(enc: u32): void {
   dirty |= classOf(enc, hotBit(enc));
+}
+
+// Read the fields of `list` selected by `mask` from the current VMCS into
+// the cache (one import call), recording each one whose value changed:
+// `synced` when vmcs02 is where they came from (markSynced), else as a
+// change for vmcs02 too (markChanged).
+@inline export function readFields(list: FieldList, mask: u64, synced: bool): void {
+  let changed = vmx.readfields(list.ptr, list.count, cache, mask);
+  while (changed != 0) {
+    const enc = list.encodingAt(<i32>ctz(changed));
+    if (synced) markSynced(enc);
+    else markChanged(enc);
+    changed &= changed - 1;
+  }
 }
 
 // Store v truncated to the field's width; a change is recorded.

@@ -54,7 +54,7 @@ export function handle(): i32 {
   // Fast path: a cached root (its EPTP was valid when it was made).
   let root = shadowept.cached(eptp);
   if (root == 0) {
-    if (!controls.eptpOk(eptp, "vmfunc")) return toL1();
+    if (!controls.eptpOk(eptp)) return toL1();
     root = shadowept.rootFor(eptp);
   }
   if (root == 0) {
