@@ -15,6 +15,14 @@ import { expectRun, freshRunDir, REPO } from '../../tools/emu/runner.ts';
 const L1 = path.join(REPO, 'build', 'guests', 'l1.elf');
 const ELF = path.join(REPO, 'build', 'hv.elf');
 
+// L1_RUNS=bare,hv1,hv1-noshadow,hv2,turtles selects runs (while working on
+// one case: the reference on bare Bochs and one run under the hypervisor);
+// unset, every run.
+const ONLY = process.env.L1_RUNS ? new Set(process.env.L1_RUNS.split(',')) : null;
+const run = (key: string, name: string, fn: () => Promise<void>) => {
+  if (!ONLY || ONLY.has(key)) test(name, fn);
+};
+
 function iso(runDir: string, kernel: string, args: string[]): string {
   for (const f of [kernel, L1]) if (!fs.existsSync(f)) throw new Error(`${path.relative(REPO, f)} does not exist: run make all`);
   const out = path.join(runDir, 'boot.iso');
@@ -29,7 +37,7 @@ function tap(serial: string, prefix: string) {
   return { ok, notOk };
 }
 
-test('the test L1 on bare Bochs (reference: Bochs\'s own VMX)', async () => {
+run('bare', 'the test L1 on bare Bochs (reference: Bochs\'s own VMX)', async () => {
   const name = 'test-l1-bare';
   const runDir = freshRunDir(name);
   const r = await runBochs({ name, boot: 'bios-cdrom', image: iso(runDir, L1, []), runDir, timeoutMs: 120_000 });
@@ -49,7 +57,7 @@ const RUNS = [
   { cpus: 2, shadow: true },
 ];
 for (const { cpus, shadow } of RUNS) {
-  test(`the test L1 under this hypervisor, nested=on, shadow-vmcs=${shadow ? 'on' : 'off'}, ${cpus} CPU(s)${cpus > 1 ? ', migrate=50' : ''}`, async () => {
+  run(`hv${cpus}${shadow ? '' : '-noshadow'}`, `the test L1 under this hypervisor, nested=on, shadow-vmcs=${shadow ? 'on' : 'off'}, ${cpus} CPU(s)${cpus > 1 ? ', migrate=50' : ''}`, async () => {
     const name = `test-l1-nested-${cpus}${shadow ? '' : '-noshadow'}`;
     const runDir = freshRunDir(name);
     const cmdline = `caps=off ${cpus > 1 ? 'migrate=50 ' : ''}guest=l1.elf nested=on shadow-vmcs=${shadow ? 'on' : 'off'} max-ticks=400000000`;
@@ -89,7 +97,7 @@ for (const { cpus, shadow } of RUNS) {
 // benchmark guest (which passes) and the triple-fault guest (which L1 must
 // see end in a triple fault). Lines are marked by level: L1's own with
 // "L1| ", L2's with "L1| L2| ".
-test('turtles: this hypervisor as L1 on itself runs L2 guests', async () => {
+run('turtles', 'turtles: this hypervisor as L1 on itself runs L2 guests', async () => {
   const name = 'test-turtles';
   const runDir = freshRunDir(name);
   const l1 = path.join(runDir, 'hvl1.elf');

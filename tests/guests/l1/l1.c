@@ -32,68 +32,40 @@
  * (under our hypervisor, one hypercall per line instead of COM1). */
 #include "guest.h"
 #include "vmx.h"
+#include "l1.h"
 
 /* ---- memory: every VMXON/VMCS region and bitmap is a 4-KiB-aligned page of .bss --- */
-static u8 vmxon_region[4096] ALIGNED(4096);
-static u8 vmcs_a[4096] ALIGNED(4096);
-static u8 vmcs_b[4096] ALIGNED(4096);
-static u8 vmcs_l2[4096] ALIGNED(4096);
-static u8 io_bitmap_a[4096] ALIGNED(4096);
-static u8 io_bitmap_b[4096] ALIGNED(4096);
-static u8 msr_bitmap[4096] ALIGNED(4096);
-static u32 pd[1024] ALIGNED(4096);     /* L1's (and L2's) page directory: 4 MiB pages */
-static u32 pd_alt[1024] ALIGNED(4096); /* the same mappings at another address (HOST_CR3 check) */
-static u8 l2_stack[4096] ALIGNED(16);
-static u32 msr_area[4] ALIGNED(16);    /* one VM-entry MSR-load entry (SDM 24.8.2) */
-static u64 l1_gdt[10] ALIGNED(8);
+u8 vmxon_region[4096] ALIGNED(4096);
+u8 vmcs_a[4096] ALIGNED(4096);
+u8 vmcs_b[4096] ALIGNED(4096);
+u8 vmcs_l2[4096] ALIGNED(4096);
+u8 io_bitmap_a[4096] ALIGNED(4096);
+u8 io_bitmap_b[4096] ALIGNED(4096);
+u8 msr_bitmap[4096] ALIGNED(4096);
+u32 pd[1024] ALIGNED(4096);     /* L1's (and L2's) page directory: 4 MiB pages */
+u32 pd_alt[1024] ALIGNED(4096); /* the same mappings at another address (HOST_CR3 check) */
+u8 l2_stack[4096] ALIGNED(16);
+u32 msr_area[4] ALIGNED(16);    /* one VM-entry MSR-load entry (SDM 24.8.2) */
+u64 l1_gdt[10] ALIGNED(8);
 
-#define PA(p) ((u64)(u32)(uintptr_t)(p))
-#define ADDR(x) ((u32)(uintptr_t)(x))
-#define HOLE 0x40000000u /* a 4-MiB linear range left unmapped (#PF checks) */
-#define L2_STACK_TOP ((u32)(uintptr_t)(l2_stack + sizeof l2_stack))
-#define SEL_FLAT2 0x30   /* a second flat ring-0 data segment */
-#define SEL_BASED 0x38   /* data segment with base 0x10000 */
-#define SEL_SMALL 0x40   /* data segment with limit 0xFFF (bytes) */
-#define SEL_TSS 0x28
-#define CR0_NE (1u << 5)
-#define CR0_TS (1u << 3)
-#define CR4_PGE (1u << 7)
-#define LOW_SCRATCH 0x7000u /* conventional memory for the 16-bit addressing form */
-
-extern u64 gdt[];
-extern u8 tss[];
-
-struct idt_gate { u16 off_lo, sel; u8 zero, type; u16 off_hi; };
-static struct idt_gate l2_idt[0x41] ALIGNED(8); /* exceptions, and vector 40H */
-#define L1_TIMER_VECTOR 0x40
+struct idt_gate l2_idt[0x41] ALIGNED(8); /* exceptions, and vector 40H */
 
 /* ---- what the capability MSRs say ------------------------------------------------- */
-static struct {
-    u64 basic, pin, proc, exit, entry, misc, cr0f0, cr0f1, cr4f0, cr4f1, vmcs_enum;
-    u64 proc2, ept_vpid;
-    bool true_ctls, has_proc2, has_ept_vpid, read_ok;
-    u32 rev, maxphy;
-} cap;
+struct l1_caps cap;
 
-static bool vmx_cpuid, in_root, l2_launched;
-static u32 cr0_vmx, cr4_vmx; /* CR0/CR4 with the bits VMX operation fixes */
+bool vmx_cpuid, in_root, l2_launched;
+u32 cr0_vmx, cr4_vmx; /* CR0/CR4 with the bits VMX operation fixes */
 
-/* A check of an SDM rule that Bochs 2.7 does not follow: strict under our
- * hypervisor and wherever the machine agrees; elsewhere a disagreement is
- * `ok N - ... # SKIP <the known deviation>`. */
-#define CHECK_SDM(cond, deviation, ...) \
-    ((under_hv() || (cond)) ? check((cond), __VA_ARGS__) : (skip((deviation), __VA_ARGS__), true))
-
-static u32 allowed1(u64 c) { return (u32)(c >> 32); }
+u32 allowed1(u64 c) { return (u32)(c >> 32); }
 /* The value of a control word: what is wanted plus what must be 1, and
  * false if something wanted may not be 1 (SDM A.3-A.5). */
-static bool ctl_value(u64 c, u32 want, u32 *out) {
+bool ctl_value(u64 c, u32 want, u32 *out) {
     *out = (want | (u32)c) & allowed1(c);
     return (want & ~allowed1(c)) == 0;
 }
 
 /* ---- small helpers ---------------------------------------------------------------- */
-static const char *out_str(u32 o) {
+const char *out_str(u32 o) {
     static char buf[48];
     if (o == VM_FAIL_VALID) {
         snprintf(buf, sizeof buf, "VMfailValid error %u", vm_error());
@@ -102,14 +74,14 @@ static const char *out_str(u32 o) {
     return vm_str(o);
 }
 
-static bool fail_valid(u32 o, u32 err) { return o == VM_FAIL_VALID && vm_error() == err; }
+bool fail_valid(u32 o, u32 err) { return o == VM_FAIL_VALID && vm_error() == err; }
 
-static void init_region(u8 *r, u32 rev) {
+void init_region(u8 *r, u32 rev) {
     memset(r, 0, 4096);
     *(volatile u32 *)r = rev;
 }
 
-static bool enter_root(void) {
+bool enter_root(void) {
     if (in_root) return true;
     init_region(vmxon_region, cap.rev);
     write_cr0(cr0_vmx);
@@ -120,14 +92,14 @@ static bool enter_root(void) {
 
 /* For a case that needs VMX root operation: reports the case as failed if
  * we are not (and cannot get) there. */
-static bool need_root(const char *name) {
+bool need_root(const char *name) {
     if (enter_root()) return true;
     check(false, "%s|not in VMX root operation", name);
     return false;
 }
 
 /* Make region r (with a valid revision) the current VMCS, launch state clear. */
-static bool make_current(u8 *r) {
+bool make_current(u8 *r) {
     init_region(r, cap.rev);
     return vmclear(PA(r)) == VM_OK && vmptrld(PA(r)) == VM_OK;
 }
@@ -192,7 +164,7 @@ __asm__(".text\n"
         "    .long 1b, 2b\n"
         ".popsection\n");
 
-static bool user_gp(void (*fn)(void), const char *what) {
+bool user_gp(void (*fn)(void), const char *what) {
     exc_clear();
     enter_user(fn);
     return check(exc.vector == 13 && exc.error == 0 && (exc.cs & 3) == 3, "%s at CPL 3 -> #GP(0)|vector %d error 0x%x cs 0x%x",
@@ -202,7 +174,7 @@ static bool user_gp(void (*fn)(void), const char *what) {
 /* ======================================================================================
  * Discovery (SDM 23.6, 23.7, Vol. 3D Appendix A)
  * ====================================================================================== */
-static bool msr_exists(u32 msr, u64 *v) { return try_rdmsr(msr, v) == NO_EXC; }
+bool msr_exists(u32 msr, u64 *v) { return try_rdmsr(msr, v) == NO_EXC; }
 
 static void check_ctl_pair(const char *name, u64 c, u32 default1, bool is_plain) {
     check(((u32)c & ~allowed1(c)) == 0, "%s: allowed-0 settings within allowed-1|0x%llx", name, c);
@@ -692,18 +664,16 @@ static void test_shadowed_fields(void) {
 /* ======================================================================================
  * A VMCS for L2 (SDM 24.4-24.8, checked per 26.2-26.3)
  * ====================================================================================== */
-struct exitinfo { u32 reason, qual, len, info, intr, intr_err, idt_vec, rip; };
-static struct l2regs regs;
-static struct exitinfo ex;
-static u32 last_run; /* what vmx_run returned */
-static u32 last_exc; /* the exception the VM-entry instruction raised (NO_EXC if none) */
-#define NOT_RESUMED 0xC0000001u /* last_run when there was no exit to resume after */
-static u32 vmcs_ctl_pin, vmcs_ctl_proc, vmcs_ctl_proc2, vmcs_ctl_exit, vmcs_ctl_entry;
+struct l2regs regs;
+struct exitinfo ex;
+u32 last_run; /* what vmx_run returned */
+u32 last_exc; /* the exception the VM-entry instruction raised (NO_EXC if none) */
+u32 vmcs_ctl_pin, vmcs_ctl_proc, vmcs_ctl_proc2, vmcs_ctl_exit, vmcs_ctl_entry;
 
 /* Build a fresh, valid VMCS in vmcs_l2 (current, launch state clear): the
  * controls L1 wants plus those the MSRs force, host state = L1 as it is
  * now, guest state = L2 in L1's address space at l2_vmcall. */
-static bool l2_setup_ex(u32 pin_want, u32 proc_want, u32 proc2_want, u32 exit_want, const char *name) {
+bool l2_setup_ex(u32 pin_want, u32 proc_want, u32 proc2_want, u32 exit_want, const char *name) {
     if (!need_root(name)) return false;
     l2_launched = false;
     if (!make_current(vmcs_l2)) {
@@ -812,11 +782,11 @@ static bool l2_setup_ex(u32 pin_want, u32 proc_want, u32 proc2_want, u32 exit_wa
     return true;
 }
 
-static bool l2_setup(u32 proc_want, u32 proc2_want, const char *name) {
+bool l2_setup(u32 proc_want, u32 proc2_want, const char *name) {
     return l2_setup_ex(0, proc_want, proc2_want, 0, name);
 }
 
-static const char *run_str(void) {
+const char *run_str(void) {
     static char buf[96];
     if (last_run == 0) {
         snprintf(buf, sizeof buf, "exit reason 0x%x qual 0x%x len %u info 0x%x intr 0x%x rip 0x%x", ex.reason, ex.qual,
@@ -838,7 +808,7 @@ static const char *run_str(void) {
 /* Enter L2 at rip (0: where GUEST_RIP points), with VMLAUNCH or VMRESUME as
  * the launch state requires; true when a VM exit (or an entry failure that
  * loads host state) came back, with its information in ex. */
-static bool l2_run_at(u32 rip, u32 launch) {
+bool l2_run_at(u32 rip, u32 launch) {
     vmcs_errors = 0;
     if (rip) {
         vw(F_GUEST_RIP, rip);
@@ -859,10 +829,10 @@ static bool l2_run_at(u32 rip, u32 launch) {
     if (!(ex.reason & EXIT_FAILED_ENTRY)) l2_launched = true;
     return true;
 }
-static bool l2_run(u32 rip) { return l2_run_at(rip, !l2_launched); }
+bool l2_run(u32 rip) { return l2_run_at(rip, !l2_launched); }
 /* Resume L2 after the instruction that exited. Only after an exit: without
  * one there is no instruction length to go by, and nothing is run. */
-static bool l2_resume_after_insn(void) {
+bool l2_resume_after_insn(void) {
     if (last_run != 0 || !l2_launched || (ex.reason & EXIT_FAILED_ENTRY)) {
         last_run = NOT_RESUMED;
         return false;
@@ -870,8 +840,8 @@ static bool l2_resume_after_insn(void) {
     vw(F_GUEST_RIP, vr(F_GUEST_RIP) + vr(F_EXIT_INSN_LEN));
     return l2_run_at(0, !l2_launched);
 }
-static bool exit_is(u32 reason) { return last_run == 0 && ex.reason == reason; }
-static bool vmcall_at(const char *label, u32 off) { return exit_is(EXIT_VMCALL) && ex.rip == ADDR(label) + off; }
+bool exit_is(u32 reason) { return last_run == 0 && ex.reason == reason; }
+bool vmcall_at(const char *label, u32 off) { return exit_is(EXIT_VMCALL) && ex.rip == ADDR(label) + off; }
 
 /* ======================================================================================
  * L2: the first entry, VM exits for instructions, host state (SDM 25, 26, 27)
@@ -996,8 +966,8 @@ static void test_l2_hlt_rdtsc(void) {
 }
 
 /* ---- I/O (SDM 25.1.3, 27.2.1 Table 27-5) ---------------------------------------------- */
-static void bitmap_set(u8 *bm, u32 bit) { bm[bit >> 3] |= (u8)(1u << (bit & 7)); }
-static void io_mark(u16 port) { bitmap_set(port < 0x8000 ? io_bitmap_a : io_bitmap_b, port & 0x7FFF); }
+void bitmap_set(u8 *bm, u32 bit) { bm[bit >> 3] |= (u8)(1u << (bit & 7)); }
+void io_mark(u16 port) { bitmap_set(port < 0x8000 ? io_bitmap_a : io_bitmap_b, port & 0x7FFF); }
 #define IOQ(port, size, in, imm) (((u32)(port) << 16) | ((size) - 1) | ((in) ? 8u : 0u) | ((imm) ? 0x40u : 0u))
 #define SCRATCH_PORT 0x3FF /* COM1 scratch register: L1 never marks it */
 
@@ -1057,7 +1027,7 @@ static void test_l2_io(void) {
 }
 
 /* ---- MSRs (SDM 25.1.3, 24.6.9) ------------------------------------------------------- */
-static void msr_mark(u32 msr, bool write) {
+void msr_mark(u32 msr, bool write) {
     u32 base = (write ? 2048 : 0) + (msr >= 0xC0000000u ? 1024 : 0);
     bitmap_set(msr_bitmap + base, msr & 0x1FFF);
 }
@@ -1292,28 +1262,26 @@ static void test_l2_event_delivery(void) {
 }
 
 /* ---- L1's external interrupts while L2 runs (SDM 25.2, 27.2.2, 24.7.1) ------------------ */
-static volatile u32 l1_irqs;
-static void l1_timer_isr(struct frame *f) {
+volatile u32 l1_irqs;
+void l1_timer_isr(struct frame *f) {
     l1_irqs++;
     apic_write(APIC_EOI, 0);
 }
-static void l1_spurious_isr(struct frame *f) {}
-static void apic_arm(u32 count) {
+void l1_spurious_isr(struct frame *f) {}
+void apic_arm(u32 count) {
     apic_write(APIC_SVR, 0x1FF); /* software enable, spurious vector FFH */
     apic_write(APIC_TIMER_DIV, 0xB);
     apic_write(APIC_LVT_TIMER, L1_TIMER_VECTOR); /* one-shot */
     apic_write(APIC_TIMER_INIT, count);
 }
-static void apic_disarm(void) {
+void apic_disarm(void) {
     apic_write(APIC_LVT_TIMER, 0x10000 | L1_TIMER_VECTOR);
     apic_write(APIC_TIMER_INIT, 0);
 }
 /* Let L1 take a pending interrupt: a few windows with IF = 1. */
-static void l1_window(void) {
+void l1_window(void) {
     for (int i = 0; i < 64 && !l1_irqs; i++) __asm__ volatile("sti; nop; nop; cli" ::: "memory");
 }
-#define TIMER_COUNT 20000
-#define SPIN 2000000 /* L2 loop iterations: 100 times the timer count */
 
 static void test_l2_interrupts(void) {
     /* Mask both 8259s: on bare Bochs the BIOS leaves the PIT's IRQ 0
@@ -1379,8 +1347,8 @@ static void test_l2_interrupts(void) {
 }
 
 /* ---- VM-entry MSR-load, VM-exit MSR-store and MSR-load lists (26.4, 27.4, 27.6) ---------- */
-static u32 exit_store_area[4] ALIGNED(16);
-static u32 exit_load_area[4] ALIGNED(16);
+u32 exit_store_area[4] ALIGNED(16);
+u32 exit_load_area[4] ALIGNED(16);
 
 static void test_msr_lists(void) {
     memset(msr_bitmap, 0, 4096);
@@ -1415,14 +1383,14 @@ static void test_msr_lists(void) {
  * VM-entry failures that cannot enter L2 by mistake (SDM 26.1-26.4, 26.7, 30.3)
  * ====================================================================================== */
 /* A control bit that may not be 1 (A.3.1): the lowest pin-based one. */
-static u32 bad_pin_bit(void) {
+u32 bad_pin_bit(void) {
     for (u32 i = 0; i < 32; i++) {
         if (!(allowed1(cap.pin) & (1u << i))) return 1u << i;
     }
     return 0;
 }
 
-static bool entry_fails(u32 err) {
+bool entry_fails(u32 err) {
     return last_run != 0 && last_exc == NO_EXC && !(last_run & FL_CF) && (last_run & FL_ZF) && vm_error() == err;
 }
 
@@ -1553,25 +1521,16 @@ static void test_entry_failures(void) {
  * first 32 MiB one to one with 2-MByte pages, except the 2 MiB around ept_page, which
  * a page table maps with 4-KByte pages so that single pages can change.
  * ====================================================================================== */
-static u64 ept_pml4[512] ALIGNED(4096);
-static u64 ept_pdpt[512] ALIGNED(4096);
-static u64 ept_pd[512] ALIGNED(4096);
-static u64 ept_pt[512] ALIGNED(4096);
-static u8 ept_page[4096] ALIGNED(4096);  /* the page whose mapping the cases change */
-static u8 ept_alt[4096] ALIGNED(4096);   /* another page to map at ept_page's address */
-#define EPT_R 1ull
-#define EPT_W 2ull
-#define EPT_X 4ull
-#define EPT_RWX 7ull
-#define EPT_WB (6ull << 3)
-#define EPT_LARGE (1ull << 7)
-#define EXIT_EPT_VIOLATION 48
-#define EXIT_EPT_MISCONFIG 49
-#define F_EPT_POINTER 0x201Au
+u64 ept_pml4[512] ALIGNED(4096);
+u64 ept_pdpt[512] ALIGNED(4096);
+u64 ept_pd[512] ALIGNED(4096);
+u64 ept_pt[512] ALIGNED(4096);
+u8 ept_page[4096] ALIGNED(4096);  /* the page whose mapping the cases change */
+u8 ept_alt[4096] ALIGNED(4096);   /* another page to map at ept_page's address */
 
-static u32 ept_pt_index(void) { return (PA(ept_page) >> 12) & 511; }
+u32 ept_pt_index(void) { return (PA(ept_page) >> 12) & 511; }
 
-static void ept_build(void) {
+void ept_build(void) {
     memset(ept_pml4, 0, sizeof ept_pml4);
     memset(ept_pdpt, 0, sizeof ept_pdpt);
     ept_pml4[0] = PA(ept_pdpt) | EPT_RWX;
@@ -1582,21 +1541,21 @@ static void ept_build(void) {
     ept_pd[big] = PA(ept_pt) | EPT_RWX;
 }
 
-static void ept_set(u64 entry) { ept_pt[ept_pt_index()] = entry; }
+void ept_set(u64 entry) { ept_pt[ept_pt_index()] = entry; }
 
-static u32 invept_single(void) {
+u32 invept_single(void) {
     static u64 desc[2] ALIGNED(16);
     desc[0] = PA(ept_pml4) | (3 << 3) | 6;
     desc[1] = 0;
     return invept(1, desc);
 }
 
-static bool ept_offered(void) {
+bool ept_offered(void) {
     return (allowed1(cap.proc2) & PROC2_EPT) && (cap.ept_vpid & (1ull << 6)) && (cap.ept_vpid & (1ull << 14)) &&
            (cap.ept_vpid & (1ull << 16)) && (cap.ept_vpid & EPTCAP_INVEPT_SINGLE);
 }
 
-static bool ept_exit(u32 reason, u32 access, u32 perms) {
+bool ept_exit(u32 reason, u32 access, u32 perms) {
     return exit_is(reason) && (reason != EXIT_EPT_VIOLATION || ((ex.qual & 7) == access && ((ex.qual >> 3) & 7) == perms));
 }
 
