@@ -3,7 +3,8 @@
 // controls vmcs02 can honour). L1 never sees a control the hypervisor would
 // not honour. EPT (run on shadow EPT tables, shadowept.ts) and unrestricted
 // guest are offered when the processor has them, VPID with INVVPID, and VM
-// functions with EPTP switching (emulated, vmfunc.ts) (A.10, A.11).
+// functions with EPTP switching (emulated, vmfunc.ts) (A.10, A.11); the
+// VMX-preemption timer at the processor's rate (ptimer.ts).
 import * as V from "../arch/vmx";
 import * as hw from "../vmx/caps";
 
@@ -13,7 +14,8 @@ export const REVISION_ID: u32 = 0x41534856; // "VHSA"
 
 // Controls the hypervisor implements for L1, per control word (1 = may be
 // set by L1). Anything not listed stays 0 in what L1 may set.
-const PIN_EMULATED: u32 = V.PIN_EXTERNAL_INTERRUPT_EXITING | V.PIN_NMI_EXITING | V.PIN_VIRTUAL_NMIS;
+const PIN_EMULATED: u32 = V.PIN_EXTERNAL_INTERRUPT_EXITING | V.PIN_NMI_EXITING | V.PIN_VIRTUAL_NMIS |
+  V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER;
 const PROC_EMULATED: u32 = V.PROC_INTERRUPT_WINDOW_EXITING | V.PROC_USE_TSC_OFFSETTING | V.PROC_HLT_EXITING |
   V.PROC_INVLPG_EXITING | V.PROC_MWAIT_EXITING | V.PROC_RDPMC_EXITING | V.PROC_RDTSC_EXITING |
   V.PROC_CR3_LOAD_EXITING | V.PROC_CR3_STORE_EXITING | V.PROC_CR8_LOAD_EXITING | V.PROC_CR8_STORE_EXITING |
@@ -60,7 +62,7 @@ export function eptCap(): u64 {
 }
 const EXIT_EMULATED: u32 = V.EXIT_SAVE_DEBUG_CONTROLS | V.EXIT_HOST_ADDRESS_SPACE_SIZE |
   V.EXIT_ACKNOWLEDGE_INTERRUPT_ON_EXIT | V.EXIT_SAVE_IA32_PAT | V.EXIT_LOAD_IA32_PAT | V.EXIT_SAVE_IA32_EFER |
-  V.EXIT_LOAD_IA32_EFER;
+  V.EXIT_LOAD_IA32_EFER | V.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE;
 const ENTRY_EMULATED: u32 = V.ENTRY_LOAD_DEBUG_CONTROLS | V.ENTRY_IA32E_MODE_GUEST | V.ENTRY_LOAD_IA32_PAT |
   V.ENTRY_LOAD_IA32_EFER;
 
@@ -96,18 +98,29 @@ export function proc2(): u64 {
   return limit(hw.proc2, emulated, 0);
 }
 export function exit(trueCtls: bool): u64 {
-  return limit(hw.exit, EXIT_EMULATED, trueCtls ? 0 : V.EXIT_DEFAULT1);
+  // "Save VMX-preemption timer value" only with the timer itself.
+  const emulated = hasTimer() ? EXIT_EMULATED : EXIT_EMULATED & ~V.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE;
+  return limit(hw.exit, emulated, trueCtls ? 0 : V.EXIT_DEFAULT1);
+}
+
+// "Activate VMX-preemption timer" offered (the processor has it: L0 runs
+// vmcs02 with it and reads the same rate).
+export function hasTimer(): bool {
+  return (<u32>(pin(true) >> 32) & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0;
 }
 export function entry(trueCtls: bool): u64 {
   return limit(hw.entry, ENTRY_EMULATED, trueCtls ? 0 : V.ENTRY_DEFAULT1);
 }
 
-// IA32_VMX_MISC: VM exits store EFER.LMA (bit 5), activity state HLT (bit 6),
-// no CR3 targets, the processor's MSR-list size, VMWRITE to read-only exit
-// fields (bit 29: the vmcs12 cache takes any write), no preemption timer
-// rate (the timer is not offered).
+// IA32_VMX_MISC: the processor's VMX-preemption timer rate (bits 4:0, with
+// the timer: L1's timer counts as the processor's does, ptimer.ts), VM
+// exits store EFER.LMA (bit 5), activity state HLT (bit 6: l2halt.ts) —
+// not shutdown, not wait-for-SIPI (L1 has one processor and no SIPI
+// reaches it) —, no CR3 targets, the processor's MSR-list size, VMWRITE to
+// read-only exit fields (bit 29: the vmcs12 cache takes any write).
 export function misc(): u64 {
-  return V.VMX_MISC_STORE_EFER_LMA | V.VMX_MISC_ACTIVITY_HLT | (hw.misc & V.VMX_MISC_MAX_MSR_LIST_MASK) |
+  const rate = hasTimer() ? hw.misc & V.VMX_MISC_PREEMPTION_TIMER_RATE_MASK : 0;
+  return rate | V.VMX_MISC_STORE_EFER_LMA | V.VMX_MISC_ACTIVITY_HLT | (hw.misc & V.VMX_MISC_MAX_MSR_LIST_MASK) |
     V.VMX_MISC_VMWRITE_ANY_FIELD;
 }
 
@@ -164,6 +177,8 @@ export function fieldSupported(enc: u32): bool {
       return (<u32>(proc2() >> 32) & V.PROC2_ENABLE_VM_FUNCTIONS) != 0;
     case V.VIRTUAL_PROCESSOR_ID:
       return (<u32>(proc2() >> 32) & V.PROC2_ENABLE_VPID) != 0;
+    case V.VMX_PREEMPTION_TIMER_VALUE:
+      return hasTimer();
   }
   switch (enc & ~V.VMCS_ENC_HIGH) {
     case V.POSTED_INTERRUPT_NOTIFICATION_VECTOR:
@@ -190,7 +205,6 @@ export function fieldSupported(enc: u32): bool {
     case V.TPR_THRESHOLD:
     case V.PLE_GAP:
     case V.PLE_WINDOW:
-    case V.VMX_PREEMPTION_TIMER_VALUE:
     // Features of later processors, none offered: HLAT, IPI virtualization
     // (PID-pointer table, last PID-pointer index), user interrupts (UINV),
     // PASID translation, TDX (shared EPTP, SEAM key id), PCONFIG exiting,

@@ -143,6 +143,8 @@ export function check(): bool {
   // ---- 27.2.1.2 VM-exit control fields
   const exit = <u32>state.get(V.VM_EXIT_CONTROL);
   if (!reservedOk(exit, caps.exit(t))) return fail("ctls.exit.reserved");
+  if ((exit & V.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE) != 0 && (pin & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) == 0)
+    return fail("ctls.exit.save-preemption-timer-without-timer");
   if (!msrAreaOk(V.VM_EXIT_MSR_STORE_COUNT, V.VM_EXIT_MSR_STORE_ADDRESS, "ctls.exit-msr-store.align",
     "ctls.exit-msr-store.width", "ctls.exit-msr-store.ram")) return false;
   if (!msrAreaOk(V.VM_EXIT_MSR_LOAD_COUNT, V.VM_EXIT_MSR_LOAD_ADDRESS, "ctls.exit-msr-load.align",

@@ -32,8 +32,7 @@
 //    shadowing" bitmaps, "EPT-violation #VE", "sub-page write permissions",
 //    "Intel PT uses guest-physical addresses", "enable user wait and pause",
 //    tertiary controls (HLAT, IPI virtualization, ...), secondary exit
-//    controls, "activate VMX-preemption timer" / "save VMX-preemption timer
-//    value", "entry to SMM" / "deactivate dual-monitor treatment", FRED;
+//    controls, "entry to SMM" / "deactivate dual-monitor treatment", FRED;
 //    IA32_VMX_BASIC[48] (32-bit structure addresses) is not offered;
 //  - host state: the fields of "load IA32_PERF_GLOBAL_CTRL", "load CET
 //    state", "load PKRS" and FRED (not offered);
@@ -41,7 +40,7 @@
 //    IA32_BNDCFGS", "load IA32_RTIT_CTL", "load CET state", "load guest
 //    IA32_LBR_CTL", "load PKRS", "load UINV", FRED (not offered); SMBASE
 //    and the SMM interruptibility/activity rules ("entry to SMM" not
-//    offered, L1 never in SMM); the VMX-preemption timer value; guest
+//    offered, L1 never in SMM); guest
 //    interrupt status and PML index; the executive-VMCS and SMM variants of
 //    the VMCS-link-pointer checks; the guest PDPTE fields (27.3.1.6 with
 //    "enable EPT" 1). The unrestricted-guest relaxations are written but

@@ -1,16 +1,14 @@
 // Exits while L2 runs (vmcs02 current): reflected to L1 when L1 asked for
 // them (reflect-decide.ts), otherwise handled by L0 as it would handle the
 // same exit from L1 — on vmcs02, so that L2 continues. Control-register
-// writes need the merged mask/shadow of vmcs02, and a halted L2 that L1
-// does not intercept has no one to wake it.
+// writes need the merged mask/shadow of vmcs02, and an HLT that L1 does
+// not intercept puts L2 in the HLT state (l2halt.ts).
 import * as vmx from "../hw/vmx";
-import * as print from "../lib/print";
 import * as V from "../arch/vmx";
 import * as caps from "../vmx/caps";
 import * as vcpu from "../vm/vcpu";
 import * as events from "../vm/events";
 import * as exits from "../vm/exits";
-import * as config from "../vm/config";
 import * as crExit from "../vm/exit/cr";
 import * as decide from "./reflect-decide";
 import * as reflect from "./reflect";
@@ -18,6 +16,7 @@ import * as state from "./state";
 import * as eptfault from "./eptfault";
 import * as vmfunc from "./vmfunc";
 import * as vmcs02 from "./vmcs02";
+import * as l2halt from "./l2halt";
 
 // MOV to CR0/CR4 by L2 that L1 does not intercept: only bits L0 owns
 // changed (vmcs01's mask: VMX's fixed bits). The processor's view gets the
@@ -50,9 +49,6 @@ export function handle(reason: u32): i32 {
   if (decide.l1Wants(reason)) return reflect.reflect(reason);
   reflect.countL0();
   if (reason == V.EXIT_REASON_CR_ACCESS) return crWrite(<u32>vmx.vmread(V.EXIT_QUALIFICATION));
-  if (reason == V.EXIT_REASON_HLT) {
-    print.say("nested: L2 halted and L1 does not intercept HLT: nothing can wake it");
-    return exits.stop(config.OUTCOME_HALT);
-  }
+  if (reason == V.EXIT_REASON_HLT) return l2halt.handleHlt();
   return exits.dispatch(reason);
 }

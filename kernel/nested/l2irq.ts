@@ -7,7 +7,10 @@
 // the interrupt is L2's to take, as on a processor where L1 let external
 // interrupts through: it is injected into L2 when L2 can take it, else
 // L0 waits for L2's interrupt window. The VMX-preemption timer of vmcs02
-// follows L1's APIC timer so that L0 gets control when it fires.
+// follows L1's APIC timer so that L0 gets control when it fires, and L1's
+// own preemption timer for L2 (ptimer.ts) when that is nearer. The same
+// holds for an L2 in the HLT state (l2halt.ts): the processor waits in HLT
+// until vmcs02's timer brings control back here.
 import * as cpu from "../hw/cpu";
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
@@ -16,6 +19,7 @@ import * as irq from "../vm/irq";
 import * as exits from "../vm/exits";
 import * as state from "./state";
 import * as reflect from "./reflect";
+import * as ptimer from "./ptimer";
 
 let timerValue: u64 = 0;
 let window = false;
@@ -26,9 +30,8 @@ export function entered(): void {
   window = false;
 }
 
-function setTimer(deadline: u64, now: u64): void {
+function setTimer(ticks: u64): void {
   if (!irq.canPreempt()) return;
-  const ticks = irq.preemptionTicks(deadline, now);
   if (ticks == timerValue) return;
   timerValue = ticks;
   vmx.vmwrite(V.VMX_PREEMPTION_TIMER_VALUE, ticks);
@@ -46,10 +49,23 @@ function setWindow(on: bool): void {
 // Before each VM entry while L2 runs (vmcs02 current). Returns RESUME, or
 // what reflecting an external-interrupt exit to L1 returned.
 export function deliver(): i32 {
-  if (!lapic.enabled()) return exits.RESUME;
+  const apic = lapic.enabled();
+  if (!apic && !ptimer.active) return exits.RESUME;
   const now = cpu.rdtsc();
-  const v = lapic.pendingVector(now);
-  setTimer(lapic.nextTimerDeadline(), now);
+  const v = apic ? lapic.pendingVector(now) : -1;
+  let ticks = apic ? irq.preemptionTicks(lapic.nextTimerDeadline(), now) : irq.SLICE;
+  if (ptimer.active) {
+    const left = ptimer.remaining(now);
+    if (left < ticks) ticks = left;
+    // L1's timer has run out: the processor's exit 52 comes at once, and
+    // before an external interrupt (it ranks above NMIs and interrupts,
+    // 26.5.1); an interrupt stays pending for afterwards.
+    if (left == 0) {
+      setTimer(0);
+      return exits.RESUME;
+    }
+  }
+  setTimer(ticks);
   if (v < 0) {
     setWindow(false);
     return exits.RESUME;

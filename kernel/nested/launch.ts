@@ -21,6 +21,8 @@ import * as msrlists from "./msrlists";
 import * as l2irq from "./l2irq";
 import * as shadow from "./shadow";
 import * as vpid from "./vpid";
+import * as ptimer from "./ptimer";
+import * as l2halt from "./l2halt";
 
 export let launches: u64 = 0; // nested VM entries into L2
 export function resetCounts(): void {
@@ -95,10 +97,13 @@ export function handle(reason: u32): i32 {
   }
   vcpu.setLaunched(vmcs02.launched);
   l2irq.entered();
+  ptimer.entered();
   if (launch) state.setLaunchState(1);
   state.setInL2(true);
   launches++;
   // The TLB flushes this entry means for L1's processor (vpid.ts).
   vpid.entered();
+  // L2 entered in the HLT state that nothing can end (27.7.2).
+  if (l2halt.enteredHalted() && !l2halt.canWake()) return l2halt.haltedForever();
   return exits.RESUME;
 }

@@ -5,8 +5,10 @@
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
 import * as guestmem from "../vm/guestmem";
+import * as cpu from "../hw/cpu";
 import * as vcpu from "../vm/vcpu";
 import * as state from "./state";
+import * as ptimer from "./ptimer";
 
 function proc(): u32 {
   return <u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
@@ -134,8 +136,11 @@ export function l1Wants(reason: u32): bool {
     case V.EXIT_REASON_GDTR_IDTR_ACCESS:
     case V.EXIT_REASON_LDTR_TR_ACCESS: return (proc2() & V.PROC2_DESCRIPTOR_TABLE_EXITING) != 0;
     case V.EXIT_REASON_WBINVD: return (proc2() & V.PROC2_WBINVD_EXITING) != 0;
+    // vmcs02's timer is the nearer of L1's and L0's (l2irq.ts): L1's when
+    // L1's has run out (ptimer.ts), else L0's own slice.
+    case V.EXIT_REASON_PREEMPTION_TIMER: return ptimer.expired(cpu.rdtsc());
   }
   // EPT violations/misconfigurations (L1 has no EPT: its own memory, L0's
-  // EPT), the preemption timer (not offered) and the rest are L0's.
+  // EPT) and the rest are L0's.
   return false;
 }

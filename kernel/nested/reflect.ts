@@ -17,6 +17,7 @@ import * as shadow from "./shadow";
 import { FieldList } from "./fieldlist";
 import * as hoststate from "./hoststate";
 import * as vpid from "./vpid";
+import * as ptimer from "./ptimer";
 
 export const counts = new StaticArray<u64>(exits.REASONS); // exits reflected to L1, by reason
 export let handledByL0: u64 = 0; // L2 exits L0 handled itself
@@ -70,6 +71,8 @@ function syncGuestState(): void {
   // 28.2 ("updating VM-entry control fields"): every VM exit clears the
   // valid bit of the VM-entry interruption information — in vmcs02 too.
   state.writeSynced(V.VM_ENTRY_INTERRUPTION_INFO, state.get(V.VM_ENTRY_INTERRUPTION_INFO) & ~<u64>V.INTR_INFO_VALID);
+  // L1's VMX-preemption timer stops; its value is saved if L1 asked.
+  ptimer.exitToL1();
 }
 
 // The exit-information fields belong to no class of state.ts.

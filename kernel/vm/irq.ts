@@ -118,15 +118,23 @@ export function handleWake(reason: u32): i32 {
   return RESUME;
 }
 
+// Can an interrupt of the virtual local APIC still arrive for the vCPU:
+// one pending now, or its timer armed? (The APIC's other sources are the
+// vCPU's own IPIs, which a halted vCPU cannot send.) The rule for a halted
+// L1 here and for a halted L2 (nested/l2halt.ts).
+export function interruptCanArrive(now: u64): bool {
+  return lapic.pendingVector(now) >= 0 || lapic.nextTimerDeadline() != u64.MAX_VALUE;
+}
+
 // HLT with RFLAGS.IF = 1: the guest sleeps until an interrupt. Returns
 // false when nothing can ever wake it (no pending vector, no armed timer).
 // The wait is done here, before the entry that delivers the interrupt;
 // the interrupt then returns to the instruction after HLT.
 export function haltUntilInterrupt(): bool {
   let now = cpu.rdtsc();
+  if (!interruptCanArrive(now)) return false;
   if (lapic.pendingVector(now) >= 0) return true;
   const deadline = lapic.nextTimerDeadline();
-  if (deadline == u64.MAX_VALUE) return false;
   while (now < deadline) now = cpu.rdtsc();
   return true;
 }

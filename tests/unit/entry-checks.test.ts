@@ -316,7 +316,8 @@ const E = C; // brevity in the table
 
 const ROWS: Row[] = [
   // ---- 27.2.1.1 execution controls
-  { what: 'preemption timer is not offered', mut: or(E.PIN_BASED_VM_EXEC_CONTROL, E.PIN_ACTIVATE_VMX_PREEMPTION_TIMER), cls: CONTROLS, name: 'ctls.pin.reserved' },
+  { what: 'preemption timer is offered', mut: or(E.PIN_BASED_VM_EXEC_CONTROL, E.PIN_ACTIVATE_VMX_PREEMPTION_TIMER), cls: OK },
+  { what: 'posted interrupts are not offered', mut: or(E.PIN_BASED_VM_EXEC_CONTROL, E.PIN_PROCESS_POSTED_INTERRUPTS), cls: CONTROLS, name: 'ctls.pin.reserved' },
   { what: 'pin default1 bit cleared', mut: andNot(E.PIN_BASED_VM_EXEC_CONTROL, 0x2), cls: CONTROLS, name: 'ctls.pin.reserved' },
   { what: 'use TPR shadow is not offered', mut: or(E.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC_USE_TPR_SHADOW), cls: CONTROLS, name: 'ctls.proc.reserved' },
   { what: 'monitor trap flag is not offered', mut: or(E.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC_MONITOR_TRAP_FLAG), cls: CONTROLS, name: 'ctls.proc.reserved' },
@@ -362,12 +363,12 @@ const ROWS: Row[] = [
   { what: 'VPID 0 and EPT pointer reserved bit 7', mut: all(eptp(GOOD_EPTP | 0x80n), vpid0), cls: CONTROLS, name: 'ctls.vpid.zero', alts: [[CONTROLS, 'ctls.eptp.reserved']] },
   { what: 'VPID 0 and a secondary control not offered (PML)', mut: all(ept, vpid0, or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_ENABLE_PML)),
     cls: CONTROLS, name: 'ctls.vpid.zero', alts: [[CONTROLS, 'ctls.proc2.reserved']] },
-  { what: 'VPID 0 and a pin-based control not offered', mut: all(vpid0, or(E.PIN_BASED_VM_EXEC_CONTROL, E.PIN_ACTIVATE_VMX_PREEMPTION_TIMER)),
+  { what: 'VPID 0 and a pin-based control not offered', mut: all(vpid0, or(E.PIN_BASED_VM_EXEC_CONTROL, E.PIN_PROCESS_POSTED_INTERRUPTS)),
     cls: CONTROLS, name: 'ctls.vpid.zero', alts: [[CONTROLS, 'ctls.pin.reserved']] },
   { what: 'VPID 0 and I/O bitmap A misaligned', mut: all(vpid0, put(E.IO_BITMAP_A, 0x20800)), cls: CONTROLS, name: 'ctls.vpid.zero', alts: [[CONTROLS, 'ctls.io-bitmap-a.align']] },
   { what: 'VPID 0 and NMI-window exiting without virtual NMIs', mut: all(vpid0, or(E.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC_NMI_WINDOW_EXITING)),
     cls: CONTROLS, name: 'ctls.vpid.zero', alts: [[CONTROLS, 'ctls.proc.nmi-window-without-virtual-nmis']] },
-  { what: 'VPID 0 and an exit control not offered', mut: all(vpid0, or(E.VM_EXIT_CONTROL, E.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE)),
+  { what: 'VPID 0 and an exit control not offered', mut: all(vpid0, or(E.VM_EXIT_CONTROL, E.EXIT_LOAD_IA32_PERF_GLOBAL_CTRL)),
     cls: CONTROLS, name: 'ctls.vpid.zero', alts: [[CONTROLS, 'ctls.exit.reserved']] },
   { what: 'VPID 0 and #GP injected without an error code', mut: all(vpid0, inject(E.INTR_TYPE_HARDWARE_EXCEPTION, 13)),
     cls: CONTROLS, name: 'ctls.vpid.zero', alts: [[CONTROLS, 'ctls.entry.intr.errcode-missing']] },
@@ -396,7 +397,8 @@ const ROWS: Row[] = [
   { what: 'NMI-window exiting without virtual NMIs', mut: or(E.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC_NMI_WINDOW_EXITING), cls: CONTROLS, name: 'ctls.proc.nmi-window-without-virtual-nmis' },
   { what: 'NMI-window exiting with virtual NMIs', mut: all(or(E.PIN_BASED_VM_EXEC_CONTROL, E.PIN_VIRTUAL_NMIS), or(E.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC_NMI_WINDOW_EXITING)), cls: OK },
   // ---- 27.2.1.2 exit controls
-  { what: 'save preemption timer is not offered', mut: or(E.VM_EXIT_CONTROL, E.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE), cls: CONTROLS, name: 'ctls.exit.reserved' },
+  { what: 'save preemption timer value without the timer', mut: or(E.VM_EXIT_CONTROL, E.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE), cls: CONTROLS, name: 'ctls.exit.save-preemption-timer-without-timer' },
+  { what: 'save preemption timer value with the timer', mut: all(or(E.PIN_BASED_VM_EXEC_CONTROL, E.PIN_ACTIVATE_VMX_PREEMPTION_TIMER), or(E.VM_EXIT_CONTROL, E.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE)), cls: OK },
   { what: 'load PERF_GLOBAL_CTRL on exit is not offered', mut: or(E.VM_EXIT_CONTROL, E.EXIT_LOAD_IA32_PERF_GLOBAL_CTRL), cls: CONTROLS, name: 'ctls.exit.reserved' },
   { what: 'exit MSR-store area misaligned', mut: put(E.VM_EXIT_MSR_STORE_ADDRESS, 0x23008), cls: CONTROLS, name: 'ctls.exit-msr-store.align' },
   { what: 'exit MSR-load area ends beyond MAXPHYADDR', mut: all(put(E.VM_EXIT_MSR_LOAD_ADDRESS, (1n << 39n) - 16n), put(E.VM_EXIT_MSR_LOAD_COUNT, 2)), cls: CONTROLS, name: 'ctls.exit-msr-load.width' },

@@ -206,15 +206,16 @@ function run(steps: Step[], nested = 'on', machine?: Machine) {
 // on alongside): read as L1 reads it, so the checks below follow the
 // capability MSRs whichever way that goes.
 const OFFER = (() => {
-  let proc2 = 0n, vmfuncCap = 0n, vmfunc = false;
+  let proc2 = 0n, vmfuncCap = 0n, vmfunc = false, pin = 0n;
   const r = play([
     rdmsr(V.MSR_IA32_VMX_PROCBASED_CTLS2, (m) => { proc2 = msrValue(m) >> 32n; }),
+    rdmsr(V.MSR_IA32_VMX_TRUE_PINBASED_CTLS, (m) => { pin = msrValue(m) >> 32n; }),
     rdmsr(V.MSR_IA32_VMX_VMFUNC, (m) => { vmfunc = injected(m) === 0n; vmfuncCap = vmfunc ? msrValue(m) : 0n; }),
   ], 'nested=on');
   assert.is(r.status, 0, r.console);
   assert.is(vmfunc, (proc2 & BigInt(V.PROC2_ENABLE_VM_FUNCTIONS)) !== 0n,
     'A.11: IA32_VMX_VMFUNC exists exactly when "enable VM functions" may be 1');
-  return { vmfunc, vmfuncCap };
+  return { vmfunc, vmfuncCap, timer: (pin & BigInt(V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER)) !== 0n };
 })();
 
 const VMX_REASONS: [string, number][] = [
@@ -730,7 +731,7 @@ function truncated(width: V.VmcsWidth, v: bigint): bigint {
 }
 
 // The fields of features L1 is not offered (no VMFUNC, APIC
-// virtualization, shadowing, PML, #VE, preemption timer, PLE, XSS, SGX,
+// virtualization, shadowing, PML, #VE, PLE, XSS, SGX,
 // SPP, TSC scaling, tertiary controls): VMREAD/VMWRITE fail with 12, as on a
 // processor without them (SDM Appendix B: fields exist "if supported").
 const NOT_OFFERED = new Set<string>([
@@ -762,6 +763,8 @@ const NOT_OFFERED = new Set<string>([
 // (IA32_VMX_VMFUNC bit 0) is offered (Appendix B, A.11).
 if (OFFER.vmfunc) NOT_OFFERED.delete('VM_FUNCTION_CONTROL');
 if (OFFER.vmfunc && (OFFER.vmfuncCap & 1n) !== 0n) NOT_OFFERED.delete('EPTP_LIST_ADDRESS');
+// The VMX-preemption timer's value exists with "activate VMX-preemption timer".
+if (OFFER.timer) NOT_OFFERED.delete('VMX_PREEMPTION_TIMER_VALUE');
 const OFFERED = V.VMCS_FIELDS.filter((f) => !NOT_OFFERED.has(f.name));
 
 test('fields of features not offered to L1 do not exist: VMREAD/VMWRITE fail with 12', () => {

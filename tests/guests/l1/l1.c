@@ -1917,6 +1917,8 @@ void guest_main(void) {
     test_l2_insn_info();
     test_l2_event_delivery();
     test_l2_interrupts();
+    test_l2_hlt_state();
+    test_l2_preemption_timer();
     test_msr_lists();
     test_l2_ept();
     test_l2_vmfunc();

@@ -122,4 +122,8 @@ u32 invept_single(void);
 bool ept_offered(void);
 bool ept_exit(u32 reason, u32 access, u32 perms);
 
+/* Areas of cases in files of their own */
+void test_l2_hlt_state(void);        /* hlt.c */
+void test_l2_preemption_timer(void); /* ptimer.c */
+
 #endif

@@ -1,0 +1,54 @@
+// L1's VMX-preemption timer for L2 (SDM Vol. 3C 26.5.1 "VMX-Preemption
+// Timer", 27.7.4 at VM entry, 28.3.4 "save VMX-preemption timer value").
+// With "activate VMX-preemption timer" in vmcs12 the timer is loaded with
+// vmcs12's value at each nested VM entry and counts down by one each time
+// bit X of the TSC changes (X = VMX_MISC[4:0], the processor's rate, which
+// L1 is offered unchanged); when it reaches 0, L2 exits with reason 52 —
+// also from the HLT state, and at once when the value is 0 at entry.
+//
+// L0 keeps the timer as an absolute deadline in units of 2^X TSC ticks,
+// counted from the TSC at the nested entry exactly as the processor counts
+// bit-X transitions: remaining(t) = deadline - (t >> X). vmcs02's own timer
+// (l2irq.ts) is the nearer of this and L0's needs; an exit 52 from L2 is
+// L1's only when remaining() is 0 (reflect-decide.ts), else L0's slice.
+// L0's time handling L2's exits counts too: for L1 it is time L2 ran.
+import * as cpu from "../hw/cpu";
+import * as V from "../arch/vmx";
+import * as hw from "../vmx/caps";
+import * as state from "./state";
+
+export let active = false; // vmcs12 activates the timer and L2 runs
+let deadline: u64 = 0; // in units of 2^rate TSC ticks
+
+function rate(): u64 {
+  return hw.misc & V.VMX_MISC_PREEMPTION_TIMER_RATE_MASK;
+}
+
+// A nested VM entry (27.7.4): the timer starts from vmcs12's value.
+export function entered(): void {
+  active = (<u32>state.get(V.PIN_BASED_VM_EXEC_CONTROL) & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0;
+  if (!active) return;
+  deadline = (cpu.rdtsc() >> rate()) + (state.get(V.VMX_PREEMPTION_TIMER_VALUE) & 0xffffffff);
+}
+
+// The timer's value at TSC `now` (0: expired).
+export function remaining(now: u64): u64 {
+  const t = now >> rate();
+  return deadline > t ? deadline - t : 0;
+}
+
+export function expired(now: u64): bool {
+  return active && remaining(now) == 0;
+}
+
+// An exit reflected to L1 (28.3.4): with "save VMX-preemption timer value"
+// the timer's value goes to vmcs12 (0 for the exit its expiry caused). The
+// timer stops while L1 runs; the next entry loads vmcs12's value again.
+// vmcs02 does not hold this field (vmcs02's timer is L0's), so the change
+// is only for the next entry's checks.
+export function exitToL1(): void {
+  if (!active) return;
+  active = false;
+  if ((<u32>state.get(V.VM_EXIT_CONTROL) & V.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE) != 0)
+    state.writeSynced(V.VMX_PREEMPTION_TIMER_VALUE, remaining(cpu.rdtsc()));
+}
