@@ -122,4 +122,7 @@ u32 invept_single(void);
 bool ept_offered(void);
 bool ept_exit(u32 reason, u32 access, u32 perms);
 
+/* ---- areas of cases in files of their own ----------------------------------------- */
+void test_l2_controls(void);   /* controls.c: instruction enables and exiting controls */
+
 #endif
