@@ -21,8 +21,27 @@ const PROC_EMULATED: u32 = V.PROC_INTERRUPT_WINDOW_EXITING | V.PROC_USE_TSC_OFFS
   V.PROC_CR3_LOAD_EXITING | V.PROC_CR3_STORE_EXITING | V.PROC_CR8_LOAD_EXITING | V.PROC_CR8_STORE_EXITING |
   V.PROC_NMI_WINDOW_EXITING | V.PROC_MOV_DR_EXITING | V.PROC_UNCONDITIONAL_IO_EXITING | V.PROC_USE_IO_BITMAPS |
   V.PROC_USE_MSR_BITMAPS | V.PROC_MONITOR_EXITING | V.PROC_PAUSE_EXITING | V.PROC_ACTIVATE_SECONDARY_CONTROLS;
+// Secondary: the exiting controls (descriptor-table, WBINVD, RDRAND,
+// RDSEED, PAUSE-loop: vmcs02 takes them from vmcs12 and reflect-decide.ts
+// gives their exits to L1), the instruction enables whose 0 setting makes
+// the instruction #UD (RDTSCP/RDPID, INVPCID: vmcs02 takes vmcs12's setting,
+// vmcs02.ts), EPT, unrestricted guest, VPID, VM functions. Withheld
+// (docs/guest-interface.md): "enable XSAVES/XRSTORS" (L0 does not
+// virtualize IA32_XSS, so L1 could not give L2 the XSS it chose), the APIC
+// virtualizations, PML, #VE, ENCLS/ENCLV exiting, TSC scaling, user wait
+// and pause, PCONFIG, VMCS shadowing, sub-page permissions, mode-based execute.
 const PROC2_EMULATED: u32 = V.PROC2_DESCRIPTOR_TABLE_EXITING | V.PROC2_ENABLE_RDTSCP | V.PROC2_WBINVD_EXITING |
-  V.PROC2_ENABLE_EPT | V.PROC2_UNRESTRICTED_GUEST | V.PROC2_ENABLE_VM_FUNCTIONS | V.PROC2_ENABLE_VPID;
+  V.PROC2_ENABLE_EPT | V.PROC2_UNRESTRICTED_GUEST | V.PROC2_ENABLE_VM_FUNCTIONS | V.PROC2_ENABLE_VPID |
+  V.PROC2_RDRAND_EXITING | V.PROC2_RDSEED_EXITING | V.PROC2_ENABLE_INVPCID | V.PROC2_PAUSE_LOOP_EXITING;
+
+// Secondary controls whose 0 setting makes an instruction raise #UD in VMX
+// non-root operation (SDM Vol. 3C 26.3, Table 25-7): RDTSCP and RDPID,
+// INVPCID, VMFUNC, XSAVES/XRSTORS, TPAUSE/UMONITOR/UMWAIT, PCONFIG. vmcs02
+// must have exactly vmcs12's setting of each: L0 may add exits, never
+// enable an instruction L1 disabled for L2.
+export const PROC2_INSTRUCTION_ENABLES: u32 = V.PROC2_ENABLE_RDTSCP | V.PROC2_ENABLE_INVPCID |
+  V.PROC2_ENABLE_VM_FUNCTIONS | V.PROC2_ENABLE_XSAVES_XRSTORS | V.PROC2_ENABLE_USER_WAIT_AND_PAUSE |
+  V.PROC2_ENABLE_PCONFIG;
 
 // IA32_VMX_VMFUNC for L1 (A.11): EPTP switching (function 0), emulated by
 // vmfunc.ts, offered when the processor has EPT and VM functions (vmcs02
@@ -179,6 +198,9 @@ export function fieldSupported(enc: u32): bool {
       return (<u32>(proc2() >> 32) & V.PROC2_ENABLE_VPID) != 0;
     case V.VMX_PREEMPTION_TIMER_VALUE:
       return hasTimer();
+    case V.PLE_GAP:
+    case V.PLE_WINDOW:
+      return (<u32>(proc2() >> 32) & V.PROC2_PAUSE_LOOP_EXITING) != 0;
   }
   switch (enc & ~V.VMCS_ENC_HIGH) {
     case V.POSTED_INTERRUPT_NOTIFICATION_VECTOR:
@@ -203,8 +225,6 @@ export function fieldSupported(enc: u32): bool {
     case V.TERTIARY_PROC_BASED_VM_EXEC_CONTROL:
     case V.ENCLV_EXITING_BITMAP:
     case V.TPR_THRESHOLD:
-    case V.PLE_GAP:
-    case V.PLE_WINDOW:
     // Features of later processors, none offered: HLAT, IPI virtualization
     // (PID-pointer table, last PID-pointer index), user interrupts (UINV),
     // PASID translation, TDX (shared EPTP, SEAM key id), PCONFIG exiting,

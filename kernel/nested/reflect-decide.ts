@@ -132,13 +132,21 @@ export function l1Wants(reason: u32): bool {
     case V.EXIT_REASON_WRMSR: return msrWanted(true);
     case V.EXIT_REASON_MWAIT: return (proc() & V.PROC_MWAIT_EXITING) != 0;
     case V.EXIT_REASON_MONITOR: return (proc() & V.PROC_MONITOR_EXITING) != 0;
-    case V.EXIT_REASON_PAUSE: return (proc() & V.PROC_PAUSE_EXITING) != 0;
+    // PAUSE: "PAUSE exiting", or a PAUSE loop L1's PLE gap and window
+    // detected (26.1.3; L0 uses neither, so the exit is L1's either way).
+    case V.EXIT_REASON_PAUSE: return (proc() & V.PROC_PAUSE_EXITING) != 0 || (proc2() & V.PROC2_PAUSE_LOOP_EXITING) != 0;
     case V.EXIT_REASON_GDTR_IDTR_ACCESS:
     case V.EXIT_REASON_LDTR_TR_ACCESS: return (proc2() & V.PROC2_DESCRIPTOR_TABLE_EXITING) != 0;
     case V.EXIT_REASON_WBINVD: return (proc2() & V.PROC2_WBINVD_EXITING) != 0;
     // vmcs02's timer is the nearer of L1's and L0's (l2irq.ts): L1's when
     // L1's has run out (ptimer.ts), else L0's own slice.
     case V.EXIT_REASON_PREEMPTION_TIMER: return ptimer.expired(cpu.rdtsc());
+    case V.EXIT_REASON_RDRAND: return (proc2() & V.PROC2_RDRAND_EXITING) != 0;
+    case V.EXIT_REASON_RDSEED: return (proc2() & V.PROC2_RDSEED_EXITING) != 0;
+    // INVPCID exits when "INVLPG exiting" and "enable INVPCID" are both 1
+    // (26.1.3); with "enable INVPCID" 0 it is #UD and never exits.
+    case V.EXIT_REASON_INVPCID:
+      return (proc() & V.PROC_INVLPG_EXITING) != 0 && (proc2() & V.PROC2_ENABLE_INVPCID) != 0;
   }
   // EPT violations/misconfigurations (L1 has no EPT: its own memory, L0's
   // EPT) and the rest are L0's.

@@ -32,6 +32,7 @@ import * as fields from "./fields";
 import * as irq from "../vm/irq";
 import { FieldList } from "./fieldlist";
 import * as shadowept from "./shadowept";
+import * as l1caps from "./caps";
 
 export const L2_VPID: u32 = 2;
 
@@ -292,13 +293,22 @@ function mergeAll(proc12: u32, entry12: u32): void {
       ((proc12 & V.PROC_USE_TSC_OFFSETTING) != 0 ? V.PROC_USE_TSC_OFFSETTING : 0)) |
     (msrBitmaps ? V.PROC_USE_MSR_BITMAPS : 0);
   vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, proc02);
-  // Secondary: L0's EPT, and VPID when L0 has it; no unrestricted guest
-  // (not offered to L1, so L2 runs with paging on). Not L0's VMCS shadowing
-  // either: that serves L1's VMREAD/VMWRITE (shadow.ts); L2's must exit to L0.
+  // Secondary: L0's EPT, and VPID when L0 has it; L0's unrestricted guest
+  // only as vmcs12 asks (realCr0). Not L0's VMCS shadowing either: that
+  // serves L1's VMREAD/VMWRITE (shadow.ts); L2's must exit to L0.
   // VPID: L2 runs with L0's VPID for it (L2_VPID) whenever L0 uses VPID,
   // whatever vmcs12 says; vmcs12's setting decides the flushes (vpid.ts).
+  // The instruction enables (RDTSCP, INVPCID, ...) are vmcs12's alone: with
+  // one 0 the instruction must #UD in L2 (26.3) whatever L0 gives L1.
   vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL,
-    (proc2_01 & ~(V.PROC2_UNRESTRICTED_GUEST | V.PROC2_VMCS_SHADOWING)) | (proc2_12 & ~V.PROC2_ENABLE_VPID));
+    (proc2_01 & ~(V.PROC2_UNRESTRICTED_GUEST | V.PROC2_VMCS_SHADOWING | l1caps.PROC2_INSTRUCTION_ENABLES)) |
+    (proc2_12 & ~V.PROC2_ENABLE_VPID));
+  // PAUSE-loop exiting is only ever L1's (L0 does not use it): its gap and
+  // window are vmcs12's (25.6.13).
+  if ((proc2_12 & V.PROC2_PAUSE_LOOP_EXITING) != 0) {
+    vmx.vmwrite(V.PLE_GAP, state.get(V.PLE_GAP));
+    vmx.vmwrite(V.PLE_WINDOW, state.get(V.PLE_WINDOW));
+  }
   vmx.vmwrite(V.VM_EXIT_CONTROL, exit01);
   // Entry: L0 always loads EFER and PAT into L2 (computed in merge() when
   // L1 does not ask for them), IA-32e mode guest as vmcs12 says.

@@ -21,6 +21,7 @@ export let ioBitmapB: u64 = 0;
 export let cr0Mask: u64 = 0;
 export let cr4Mask: u64 = 0;
 export let vpidEnabled: bool = false;
+export let invpcidEnabled: bool = false; // "enable INVPCID" in the guest's VMCS
 
 export const GUEST_VPID: u32 = 1;
 
@@ -175,7 +176,10 @@ export function create(eptp: u64, eip: u32, wantVpid: bool): bool {
   // hypervisor must be able to drop a guest's cached translations.
   const invvpid = (caps.eptVpidCap & V.EPT_VPID_CAP_INVVPID) != 0 &&
     (caps.eptVpidCap & (V.EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT | V.EPT_VPID_CAP_INVVPID_ALL_CONTEXT)) != 0;
-  const p2opt = V.PROC2_ENABLE_RDTSCP | V.PROC2_WBINVD_EXITING | (wantVpid && invvpid ? V.PROC2_ENABLE_VPID : 0);
+  // INVPCID where the processor can enable it: without "INVLPG exiting" it
+  // then runs natively (SDM Vol. 3C 26.1.3), and CPUID offers it (cpuid.ts).
+  const p2opt = V.PROC2_ENABLE_RDTSCP | V.PROC2_WBINVD_EXITING | V.PROC2_ENABLE_INVPCID |
+    (wantVpid && invvpid ? V.PROC2_ENABLE_VPID : 0);
   const proc2 = ctl.adjust(caps.proc2, ctl.KIND_PROC2, V.PROC2_ENABLE_EPT | V.PROC2_UNRESTRICTED_GUEST, p2opt);
   const exitc = ctl.adjust(caps.exit, ctl.KIND_EXIT,
     V.EXIT_HOST_ADDRESS_SPACE_SIZE | V.EXIT_SAVE_IA32_EFER | V.EXIT_LOAD_IA32_EFER |
@@ -186,6 +190,7 @@ export function create(eptp: u64, eip: u32, wantVpid: bool): bool {
     ~V.ENTRY_IA32E_MODE_GUEST;
   if (ctl.missing) return false;
   vpidEnabled = (proc2 & V.PROC2_ENABLE_VPID) != 0;
+  invpcidEnabled = (proc2 & V.PROC2_ENABLE_INVPCID) != 0;
 
   vmx.vmwrite(V.PIN_BASED_VM_EXEC_CONTROL, pin);
   vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, proc);

@@ -215,7 +215,8 @@ const OFFER = (() => {
   assert.is(r.status, 0, r.console);
   assert.is(vmfunc, (proc2 & BigInt(V.PROC2_ENABLE_VM_FUNCTIONS)) !== 0n,
     'A.11: IA32_VMX_VMFUNC exists exactly when "enable VM functions" may be 1');
-  return { vmfunc, vmfuncCap, timer: (pin & BigInt(V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER)) !== 0n };
+  return { vmfunc, vmfuncCap, timer: (pin & BigInt(V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER)) !== 0n,
+    ple: (proc2 & BigInt(V.PROC2_PAUSE_LOOP_EXITING)) !== 0n };
 })();
 
 const VMX_REASONS: [string, number][] = [
@@ -765,6 +766,11 @@ if (OFFER.vmfunc) NOT_OFFERED.delete('VM_FUNCTION_CONTROL');
 if (OFFER.vmfunc && (OFFER.vmfuncCap & 1n) !== 0n) NOT_OFFERED.delete('EPTP_LIST_ADDRESS');
 // The VMX-preemption timer's value exists with "activate VMX-preemption timer".
 if (OFFER.timer) NOT_OFFERED.delete('VMX_PREEMPTION_TIMER_VALUE');
+// PAUSE-loop exiting (issue 9): its gap and window exist when it may be 1.
+if (OFFER.ple) {
+  NOT_OFFERED.delete('PLE_GAP');
+  NOT_OFFERED.delete('PLE_WINDOW');
+}
 const OFFERED = V.VMCS_FIELDS.filter((f) => !NOT_OFFERED.has(f.name));
 
 test('fields of features not offered to L1 do not exist: VMREAD/VMWRITE fail with 12', () => {

@@ -5,6 +5,7 @@ import * as cpu from "../../hw/cpu";
 import * as vmx from "../../hw/vmx";
 import * as V from "../../arch/vmx";
 import * as vcpu from "../vcpu";
+import * as vmcs01 from "../vmcs01";
 import * as events from "../events";
 import * as profile from "../profile";
 import * as nested from "../../nested/state";
@@ -21,13 +22,14 @@ const SIG_EBX: u32 = 0x79485341; // "ASHy"
 const SIG_ECX: u32 = 0x76726570; // "perv"
 const SIG_EDX: u32 = 0x726f7369; // "isor"
 
-// Leaf 1 ECX bits hidden: MONITOR (3), VMX (5), SMX (6), PDCM (15), PCID
-// (17), x2APIC (21), TSC-deadline (24); OSXSAVE (27) follows the guest's
-// CR4. HYPERVISOR (31) is set.
-const L1_ECX_HIDE: u32 = (1 << 3) | (1 << 5) | (1 << 6) | (1 << 15) | (1 << 17) | (1 << 21) | (1 << 24) | (1 << 27);
-// Leaf 7.0 EBX: INVPCID (10) is not enabled for guests; RTM (11), HLE (4)
-// pass. ECX: WAITPKG (5) is not enabled.
-const L7_EBX_HIDE: u32 = 1 << 10;
+// Leaf 1 ECX bits hidden: MONITOR (3), VMX (5), SMX (6), PDCM (15), x2APIC
+// (21), TSC-deadline (24); OSXSAVE (27) follows the guest's CR4. HYPERVISOR
+// (31) is set. PCID (17) passes: CR4.PCIDE is the guest's (not in the CR4
+// guest/host mask), so the processor itself checks and applies it.
+const L1_ECX_HIDE: u32 = (1 << 3) | (1 << 5) | (1 << 6) | (1 << 15) | (1 << 21) | (1 << 24) | (1 << 27);
+// Leaf 7.0 EBX: INVPCID (10) only where the VMCS enables it (vmcs01.ts);
+// RTM (11), HLE (4) pass. ECX: WAITPKG (5) is not enabled.
+const L7_EBX_INVPCID: u32 = 1 << 10;
 const L7_ECX_HIDE: u32 = 1 << 5;
 
 export function handle(reason: u32): i32 {
@@ -58,7 +60,7 @@ export function handle(reason: u32): i32 {
       if ((vmx.vmread(V.GUEST_CR4) & V.X86_CR4_OSXSAVE) != 0 && (c & (1 << 26)) != 0) c |= 1 << 27;
       b &= 0x00ffffff; // initial APIC ID 0 (one vCPU)
     } else if (leaf == 7 && sub == 0) {
-      b &= ~L7_EBX_HIDE;
+      if (!vmcs01.invpcidEnabled) b &= ~L7_EBX_INVPCID;
       c &= ~L7_ECX_HIDE;
     } else if (leaf == 0xa) {
       a = 0; // no performance monitoring (0xA: version 0)

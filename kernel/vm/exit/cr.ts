@@ -43,6 +43,8 @@ function writeCr0(v: u64): bool {
   if (nested.vmxOn && !nestedCaps.cr0Allowed(v)) return false;
   if ((v & V.X86_CR0_PG) != 0 && (v & V.X86_CR0_PE) == 0) return false;
   if ((v & V.X86_CR0_NW) != 0 && (v & V.X86_CR0_CD) == 0) return false;
+  // Clearing PG while CR4.PCIDE = 1 is #GP(0) (SDM Vol. 2B MOV to CR0).
+  if ((v & V.X86_CR0_PG) == 0 && (vmx.vmread(V.GUEST_CR4) & V.X86_CR4_PCIDE) != 0) return false;
   vmx.vmwrite(V.CR0_READ_SHADOW, v);
   vmx.vmwrite(V.GUEST_CR0, vmcs01.realCr0(v));
   return true;
@@ -59,6 +61,11 @@ function writeCr4(v: u64): bool {
   if ((v & ~caps.cr4Fixed1 & ~(<u64>V.X86_CR4_VMXE)) != 0) return false;
   // PAE may not be cleared in long mode (SDM Vol. 3A 9.8.5.4).
   if (longMode() && (v & V.X86_CR4_PAE) == 0) return false;
+  // PCIDE (an exit for another bit brings it here; otherwise the processor
+  // checks it): set only in IA-32e mode and with CR3[11:0] = 0 (SDM Vol. 3A
+  // 4.10.1; Vol. 2B MOV to CR4: #GP(0)).
+  if ((v & V.X86_CR4_PCIDE) != 0 && (vmx.vmread(V.GUEST_CR4) & V.X86_CR4_PCIDE) == 0 &&
+    (!longMode() || (vmx.vmread(V.GUEST_CR3) & 0xfff) != 0)) return false;
   vmx.vmwrite(V.CR4_READ_SHADOW, v);
   vmx.vmwrite(V.GUEST_CR4, vmcs01.realCr4(v));
   return true;

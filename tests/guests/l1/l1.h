@@ -122,8 +122,9 @@ u32 invept_single(void);
 bool ept_offered(void);
 bool ept_exit(u32 reason, u32 access, u32 perms);
 
-/* Areas of cases in files of their own */
-void test_l2_hlt_state(void);        /* hlt.c */
-void test_l2_preemption_timer(void); /* ptimer.c */
+/* ---- areas of cases in files of their own ----------------------------------------- */
+void test_l2_hlt_state(void);        /* hlt.c: L2's HLT activity state */
+void test_l2_preemption_timer(void); /* ptimer.c: the VMX-preemption timer */
+void test_l2_controls(void);   /* controls.c: instruction enables and exiting controls */
 
 #endif
