@@ -122,4 +122,7 @@ u32 invept_single(void);
 bool ept_offered(void);
 bool ept_exit(u32 reason, u32 access, u32 perms);
 
+/* ---- areas of cases, one file each (called from guest_main) ---- */
+void test_vmcs_fields(void);     /* fields.c: CR3-target value fields, the CR3-target list */
+
 #endif
