@@ -131,16 +131,34 @@ export function entry(trueCtls: bool): u64 {
   return limit(hw.entry, ENTRY_EMULATED, trueCtls ? 0 : V.ENTRY_DEFAULT1);
 }
 
+// The number of CR3-target values offered (IA32_VMX_MISC bits 24:16, A.6):
+// the processor's, up to the slots of the vmcs12 layout (CR3-target value
+// 0..3, Appendix B.4.1). vmcs02 receives vmcs12's count and values
+// (vmcs02.ts), so a processor with at least that many does the matching
+// itself; reflect-decide.ts applies the same rule (26.1.3) to the CR3-load
+// exits that reach L0.
+function layoutCr3Targets(): u32 {
+  let n: u32 = 0;
+  while (n < 256 && V.vmcs12Offset(V.CR3_TARGET_VALUE0 + 2 * n) >= 0) n++;
+  return n;
+}
+export const CR3_TARGETS_IN_LAYOUT: u32 = layoutCr3Targets();
+export function cr3TargetCount(): u32 {
+  const n = <u32>((hw.misc & V.VMX_MISC_CR3_TARGET_COUNT_MASK) >> V.VMX_MISC_CR3_TARGET_COUNT_SHIFT);
+  return n < CR3_TARGETS_IN_LAYOUT ? n : CR3_TARGETS_IN_LAYOUT;
+}
+
 // IA32_VMX_MISC: the processor's VMX-preemption timer rate (bits 4:0, with
 // the timer: L1's timer counts as the processor's does, ptimer.ts), VM
 // exits store EFER.LMA (bit 5), activity state HLT (bit 6: l2halt.ts) —
 // not shutdown, not wait-for-SIPI (L1 has one processor and no SIPI
-// reaches it) —, no CR3 targets, the processor's MSR-list size, VMWRITE to
-// read-only exit fields (bit 29: the vmcs12 cache takes any write).
+// reaches it) —, the CR3-target count above, the processor's MSR-list
+// size, VMWRITE to read-only exit fields (bit 29: the vmcs12 cache takes
+// any write).
 export function misc(): u64 {
   const rate = hasTimer() ? hw.misc & V.VMX_MISC_PREEMPTION_TIMER_RATE_MASK : 0;
   return rate | V.VMX_MISC_STORE_EFER_LMA | V.VMX_MISC_ACTIVITY_HLT | (hw.misc & V.VMX_MISC_MAX_MSR_LIST_MASK) |
-    V.VMX_MISC_VMWRITE_ANY_FIELD;
+    (<u64>cr3TargetCount() << V.VMX_MISC_CR3_TARGET_COUNT_SHIFT) | V.VMX_MISC_VMWRITE_ANY_FIELD;
 }
 
 // CR0/CR4 in VMX operation: without unrestricted guest, PE, NE and PG are
@@ -166,11 +184,14 @@ export function cr4Allowed(v: u64): bool {
   return (v & cr4Fixed0()) == cr4Fixed0() && (v & ~cr4Fixed1()) == 0;
 }
 
-// IA32_VMX_VMCS_ENUM bits 9:1: the highest field index in our field table.
+// IA32_VMX_VMCS_ENUM bits 9:1: "the highest index value used for any VMCS
+// encoding" (A.9), over the fields that exist for L1 (fieldSupported).
 export function vmcsEnum(): u64 {
   let highest: u32 = 0;
   for (let i = 0; i < V.VMCS_FIELD_COUNT; i++) {
-    const idx = (V.vmcsFieldEncodingAt(i) & V.VMCS_ENC_INDEX_MASK) >> V.VMCS_ENC_INDEX_SHIFT;
+    const enc = V.vmcsFieldEncodingAt(i);
+    if (!fieldSupported(enc)) continue;
+    const idx = (enc & V.VMCS_ENC_INDEX_MASK) >> V.VMCS_ENC_INDEX_SHIFT;
     if (idx > highest) highest = idx;
   }
   return <u64>highest << 1;
@@ -201,6 +222,14 @@ export function fieldSupported(enc: u32): bool {
     case V.PLE_GAP:
     case V.PLE_WINDOW:
       return (<u32>(proc2() >> 32) & V.PROC2_PAUSE_LOOP_EXITING) != 0;
+    // CR3-target value i (6008H + 2i, B.4.1 and its note: values beyond
+    // the first four follow consecutively) exists for i below the count
+    // offered in IA32_VMX_MISC; the others are no fields (error 12).
+    case V.CR3_TARGET_VALUE0:
+    case V.CR3_TARGET_VALUE1:
+    case V.CR3_TARGET_VALUE2:
+    case V.CR3_TARGET_VALUE3:
+      return ((enc - V.CR3_TARGET_VALUE0) >> 1) < cr3TargetCount();
   }
   switch (enc & ~V.VMCS_ENC_HIGH) {
     case V.POSTED_INTERRUPT_NOTIFICATION_VECTOR:

@@ -55,12 +55,31 @@ function msrWanted(write: bool): bool {
   return (guestmem.read8(a) & (1 << (bit & 7))) != 0;
 }
 
+// 26.1.3 MOV to CR3 with "CR3-load exiting": no exit when the value equals
+// one of the first n CR3-target values, n the CR3-target count (25.6.7; a
+// count of 0 makes every MOV to CR3 exit). The entry checks bound n by the
+// count offered (27.2.1.1), and the values below it exist (caps.ts).
+function cr3LoadWanted(q: u32): bool {
+  if ((proc() & V.PROC_CR3_LOAD_EXITING) == 0) return false;
+  const r = (q >> 8) & 0xf;
+  let v = r == vcpu.RSP ? vmx.vmread(V.GUEST_RSP) : vcpu.reg(r);
+  // Outside 64-bit mode the operand is the register's low 32 bits.
+  if ((vmx.vmread(V.GUEST_IA32_EFER) & V.X86_EFER_LMA) == 0 || (vmx.vmread(V.GUEST_CS_ACCESS_RIGHTS) & V.SEG_AR_L) == 0) {
+    v &= 0xffffffff;
+  }
+  const n = <u32>state.get(V.CR3_TARGET_COUNT);
+  for (let i: u32 = 0; i < n; i++) {
+    if (state.read(V.CR3_TARGET_VALUE0 + 2 * i) == v) return false;
+  }
+  return true;
+}
+
 // 26.1.3 MOV to CR0/CR4, CLTS, LMSW against L1's mask and shadow; CR3 and
 // CR8 by their exiting controls.
 function crWanted(q: u32): bool {
   const crn = q & 0xf;
   const access = (q >> 4) & 3;
-  if (crn == 3) return (proc() & (access == 0 ? V.PROC_CR3_LOAD_EXITING : V.PROC_CR3_STORE_EXITING)) != 0;
+  if (crn == 3) return access == 0 ? cr3LoadWanted(q) : (proc() & V.PROC_CR3_STORE_EXITING) != 0;
   if (crn == 8) return (proc() & (access == 0 ? V.PROC_CR8_LOAD_EXITING : V.PROC_CR8_STORE_EXITING)) != 0;
   const mask = state.read(crn == 0 ? V.CR0_GUEST_HOST_MASK : V.CR4_GUEST_HOST_MASK);
   const shadow = state.read(crn == 0 ? V.CR0_READ_SHADOW : V.CR4_READ_SHADOW);

@@ -129,7 +129,6 @@ export function load(): bool {
 function writeConstantState(): void {
   vmcs01.writeHostState();
   vmx.vmwrite(V.VMCS_LINK_POINTER, u64.MAX_VALUE);
-  vmx.vmwrite(V.CR3_TARGET_COUNT, 0);
   vmx.vmwrite(V.VM_EXIT_MSR_STORE_COUNT, 0);
   vmx.vmwrite(V.VM_EXIT_MSR_LOAD_COUNT, 0);
   vmx.vmwrite(V.VM_ENTRY_MSR_LOAD_COUNT, 0);
@@ -315,6 +314,8 @@ function mergeAll(proc12: u32, entry12: u32): void {
   vmx.vmwrite(V.VM_ENTRY_CONTROL,
     (entry01 & ~V.ENTRY_IA32E_MODE_GUEST) | (entry12 & (V.ENTRY_IA32E_MODE_GUEST | V.ENTRY_LOAD_DEBUG_CONTROLS)));
 
+  mergeCr3Targets(proc01Own);
+
   vmx.vmwrite(V.EXCEPTION_BITMAP, state.get(V.EXCEPTION_BITMAP));
   vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MASK, state.get(V.PAGE_FAULT_ERROR_CODE_MASK));
   vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MATCH, state.get(V.PAGE_FAULT_ERROR_CODE_MATCH));
@@ -335,6 +336,20 @@ function mergeAll(proc12: u32, entry12: u32): void {
   // The guest-state area, and the event L1 injects into L2 (26.6).
   vmx.writefields(guestList.ptr, guestList.count, state.cache, guestList.all);
   vmx.writefields(hotList.ptr, hotList.count, state.cache, hotList.all);
+}
+
+// CR3 targets (25.6.7, 26.1.3): vmcs12's count and values, so that L2's
+// MOV to CR3 of a target value does not exit, as on L1's processor. The
+// offered count never exceeds the processor's (caps.ts), so these fields
+// exist in vmcs02 too, and the entry checks bounded the count. Should L0
+// ever load-exit CR3 for itself, it needs every MOV to CR3: count 0.
+function mergeCr3Targets(proc01Own: u32): void {
+  const n: u32 = (proc01Own & V.PROC_CR3_LOAD_EXITING) != 0 ? 0 : <u32>state.get(V.CR3_TARGET_COUNT);
+  vmx.vmwrite(V.CR3_TARGET_COUNT, n);
+  for (let i: u32 = 0; i < n; i++) {
+    const enc = V.CR3_TARGET_VALUE0 + 2 * i;
+    vmx.vmwrite(enc, state.read(enc));
+  }
 }
 
 // L1's EFER, PAT, DR7 and DEBUGCTL at the nested entry (from vmcs01).

@@ -56,6 +56,12 @@ const entry = (bit: number): Cond => (c) => ((c.entry1 >>> bit) & 1) === 1;
 const any = (...cs: Cond[]): Cond => (c) => cs.some((f) => f(c));
 const never: Cond = () => false; // features this model never offers (tertiary controls, CET, ...)
 
+// CR3-target value i exists for i below the count in IA32_VMX_MISC bits
+// 24:16 (A.6: 0..256); the encodings beyond the first four follow them
+// consecutively, 6008H + 2i (B.4.1, note 1).
+const cr3Count = (c: VmxCaps): number => Number((c.misc >> 16n) & 0x1ffn);
+const cr3Target = (i: number): Cond => (c) => i < cr3Count(c);
+
 const EPT = p2(1), VPID = p2(5), VID = p2(9), SHADOW = p2(14), PML = p2(17), VE = p2(18);
 const TPR_SHADOW = proc(21);
 const CET = any(entry(20), exit(28));
@@ -178,11 +184,11 @@ const TABLE: [number, string, Cond][] = [
   [0x482e, 'VMX_PREEMPTION_TIMER_VALUE', pin(6)],
   // 32-bit host state (B.3.4)
   [0x4c00, 'HOST_IA32_SYSENTER_CS', always],
-  // natural-width control (B.4.1); CR3-target values 0-3 are always encodable
+  // natural-width control (B.4.1); CR3-target values by the count offered
   [0x6000, 'CR0_GUEST_HOST_MASK', always], [0x6002, 'CR4_GUEST_HOST_MASK', always],
   [0x6004, 'CR0_READ_SHADOW', always], [0x6006, 'CR4_READ_SHADOW', always],
-  [0x6008, 'CR3_TARGET_VALUE0', always], [0x600a, 'CR3_TARGET_VALUE1', always],
-  [0x600c, 'CR3_TARGET_VALUE2', always], [0x600e, 'CR3_TARGET_VALUE3', always],
+  [0x6008, 'CR3_TARGET_VALUE0', cr3Target(0)], [0x600a, 'CR3_TARGET_VALUE1', cr3Target(1)],
+  [0x600c, 'CR3_TARGET_VALUE2', cr3Target(2)], [0x600e, 'CR3_TARGET_VALUE3', cr3Target(3)],
   // natural-width read-only data (B.4.2)
   [0x6400, 'EXIT_QUALIFICATION', always],
   [0x6402, 'IO_RCX', always], [0x6404, 'IO_RSI', always], [0x6406, 'IO_RDI', always],
@@ -212,10 +218,20 @@ const TABLE: [number, string, Cond][] = [
   [0x6c1c, 'HOST_INTR_SSP_TABLE_ADDR', exit(28)],
 ];
 
+// CR3-target values 4..255 (B.4.1 note 1): kept out of TABLE (and so out
+// of FIELD_ENCODINGS, which random tests draw from), looked up all the same.
+const CR3_BEYOND: [number, string, Cond][] = Array.from({ length: 252 }, (_, k) =>
+  [0x6008 + 2 * (k + 4), `CR3_TARGET_VALUE${k + 4}`, cr3Target(k + 4)]);
+
 const BY_ENC = new Map<number, { name: string; exists: Cond }>(
-  TABLE.map(([e, name, exists]) => [e, { name, exists }]),
+  [...TABLE, ...CR3_BEYOND].map(([e, name, exists]) => [e, { name, exists }]),
 );
 export const FIELD_ENCODINGS: readonly number[] = TABLE.map(([e]) => e);
+
+// Does the encoding name a field on a processor with these capabilities?
+export function fieldExists(enc: number, caps: VmxCaps): boolean {
+  return lookupField(enc, caps) !== null;
+}
 
 export function fieldName(enc: number): string {
   const f = BY_ENC.get(enc & ~1);
@@ -260,6 +276,6 @@ export function truncate(width: Width, v: bigint): bigint {
 // The highest index any supported field uses (IA32_VMX_VMCS_ENUM bits 9:1).
 export function highestIndex(caps: VmxCaps): number {
   let hi = 0;
-  for (const [e, , exists] of TABLE) if (exists(caps)) hi = Math.max(hi, (e >>> 1) & 0x1ff);
+  for (const [e, , exists] of [...TABLE, ...CR3_BEYOND]) if (exists(caps)) hi = Math.max(hi, (e >>> 1) & 0x1ff);
   return hi;
 }

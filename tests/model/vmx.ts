@@ -36,6 +36,8 @@ export interface Vmcs {
 export interface VmxEvent {
   insn: string;
   operand?: string;
+  field?: number; // VMREAD/VMWRITE: the encoding (and value), see fieldOperand()
+  value?: bigint;
   result: number | bigint;
   error?: number;
 }
@@ -45,6 +47,25 @@ export interface VmxEvent {
 export type GuestScript = (vmx: Vmx, vmcs: Vmcs, launch: boolean) => void;
 
 export const INVALID_VMCS_POINTER = 0xffffffffffffffffn;
+const EVENTS_KEPT = 1024;
+function capMsr(h: VmxHost, n: number): bigint {
+  return h.msrPeek(n) ?? 0n;
+}
+function lo(v: bigint): number {
+  return Number(v & 0xffffffffn);
+}
+function hi(v: bigint): number {
+  return Number(v >> 32n);
+}
+
+// A VMREAD/VMWRITE operand, logged as is: fieldOperand() formats it.
+class FieldOp {
+  constructor(readonly enc: number, readonly value?: bigint) {}
+}
+export function fieldOperand(e: VmxEvent): string | undefined {
+  if (e.field === undefined) return e.operand;
+  return e.value === undefined ? fieldName(e.field) : `${fieldName(e.field)}, ${hex(e.value)}`;
+}
 
 export class Vmx {
   inVmxOperation = false;
@@ -67,16 +88,15 @@ export class Vmx {
 
   // ---- capabilities, from the machine's MSRs and CPUID --------------------
   caps(): VmxCaps {
-    const m = (n: number): bigint => this.host.msrPeek(n) ?? 0n;
-    const basic = m(MSR.IA32_VMX_BASIC);
+    // (Helpers are module functions, not closures: this runs on every VMREAD/VMWRITE.)
+    const h = this.host;
+    const basic = capMsr(h, MSR.IA32_VMX_BASIC);
     const trueCtls = ((basic >> 55n) & 1n) === 1n;
-    const lo = (v: bigint): number => Number(v & 0xffffffffn);
-    const hi = (v: bigint): number => Number(v >> 32n);
-    const pin = m(trueCtls ? MSR.IA32_VMX_TRUE_PINBASED_CTLS : MSR.IA32_VMX_PINBASED_CTLS);
-    const proc = m(trueCtls ? MSR.IA32_VMX_TRUE_PROCBASED_CTLS : MSR.IA32_VMX_PROCBASED_CTLS);
-    const exit = m(trueCtls ? MSR.IA32_VMX_TRUE_EXIT_CTLS : MSR.IA32_VMX_EXIT_CTLS);
-    const entry = m(trueCtls ? MSR.IA32_VMX_TRUE_ENTRY_CTLS : MSR.IA32_VMX_ENTRY_CTLS);
-    const proc2_1 = (hi(proc) >>> 31) & 1 ? hi(m(MSR.IA32_VMX_PROCBASED_CTLS2)) : 0;
+    const pin = capMsr(h, trueCtls ? MSR.IA32_VMX_TRUE_PINBASED_CTLS : MSR.IA32_VMX_PINBASED_CTLS);
+    const proc = capMsr(h, trueCtls ? MSR.IA32_VMX_TRUE_PROCBASED_CTLS : MSR.IA32_VMX_PROCBASED_CTLS);
+    const exit = capMsr(h, trueCtls ? MSR.IA32_VMX_TRUE_EXIT_CTLS : MSR.IA32_VMX_EXIT_CTLS);
+    const entry = capMsr(h, trueCtls ? MSR.IA32_VMX_TRUE_ENTRY_CTLS : MSR.IA32_VMX_ENTRY_CTLS);
+    const proc2_1 = (hi(proc) >>> 31) & 1 ? hi(capMsr(h, MSR.IA32_VMX_PROCBASED_CTLS2)) : 0;
     return {
       revision: Number(basic & 0x7fffffffn),
       regionSize: Number((basic >> 32n) & 0x1fffn),
@@ -84,11 +104,11 @@ export class Vmx {
       trueCtls,
       pin0: lo(pin), pin1: hi(pin), proc0: lo(proc), proc1: hi(proc), proc2_1,
       exit0: lo(exit), exit1: hi(exit), entry0: lo(entry), entry1: hi(entry),
-      misc: m(MSR.IA32_VMX_MISC),
-      cr0Fixed0: m(MSR.IA32_VMX_CR0_FIXED0), cr0Fixed1: m(MSR.IA32_VMX_CR0_FIXED1),
-      cr4Fixed0: m(MSR.IA32_VMX_CR4_FIXED0), cr4Fixed1: m(MSR.IA32_VMX_CR4_FIXED1),
-      eptVpidCap: proc2_1 & ((1 << 1) | (1 << 5)) ? m(MSR.IA32_VMX_EPT_VPID_CAP) : 0n,
-      vmfunc: proc2_1 & (1 << 13) ? m(MSR.IA32_VMX_VMFUNC) : 0n,
+      misc: capMsr(h, MSR.IA32_VMX_MISC),
+      cr0Fixed0: capMsr(h, MSR.IA32_VMX_CR0_FIXED0), cr0Fixed1: capMsr(h, MSR.IA32_VMX_CR0_FIXED1),
+      cr4Fixed0: capMsr(h, MSR.IA32_VMX_CR4_FIXED0), cr4Fixed1: capMsr(h, MSR.IA32_VMX_CR4_FIXED1),
+      eptVpidCap: proc2_1 & ((1 << 1) | (1 << 5)) ? capMsr(h, MSR.IA32_VMX_EPT_VPID_CAP) : 0n,
+      vmfunc: proc2_1 & (1 << 13) ? capMsr(h, MSR.IA32_VMX_VMFUNC) : 0n,
       maxPhysAddr: this.host.cpuidRaw(0x80000008, 0)[0] & 0xff,
     };
   }
@@ -98,12 +118,17 @@ export class Vmx {
   }
 
   // ---- helpers ---------------------------------------------------------------
-  private log(insn: string, operand: string | undefined, result: number | bigint, error?: number): void {
-    this.events.push({ insn, operand, result, error });
+  // The last EVENTS_KEPT instructions. VMREAD/VMWRITE (on every exit) log a
+  // FieldOp whose operand text is formatted only if someone reads it.
+  private log(insn: string, operand: string | FieldOp | undefined, result: number | bigint, error?: number): void {
+    if (this.events.length >= EVENTS_KEPT) this.events.splice(0, EVENTS_KEPT / 2);
+    this.events.push(operand instanceof FieldOp
+      ? { insn, field: operand.enc, value: operand.value, result, error }
+      : { insn, operand, result, error });
   }
 
   // VMfail(ErrorNumber) (31.2): VMfailValid when there is a current VMCS.
-  private fail(insn: string, operand: string | undefined, err: number): number {
+  private fail(insn: string, operand: string | FieldOp | undefined, err: number): number {
     if (this.currentVmcs === null) {
       this.log(insn, operand, 1, err);
       return 1;
@@ -112,7 +137,7 @@ export class Vmx {
     this.log(insn, operand, 2, err);
     return 2;
   }
-  private ok(insn: string, operand?: string): number {
+  private ok(insn: string, operand?: string | FieldOp): number {
     this.log(insn, operand, 0);
     return 0;
   }
@@ -266,7 +291,7 @@ export class Vmx {
 
   vmread(enc: number): { status: number; value: bigint } {
     this.requireVmxOperation('VMREAD');
-    const op = fieldName(enc);
+    const op = new FieldOp(enc);
     const v = this.current();
     if (!v) {
       this.log('VMREAD', op, 1);
@@ -282,7 +307,7 @@ export class Vmx {
 
   vmwrite(enc: number, value: bigint): number {
     this.requireVmxOperation('VMWRITE');
-    const op = `${fieldName(enc)}, ${hex(value)}`;
+    const op = new FieldOp(enc, value);
     const v = this.current();
     if (!v) {
       this.log('VMWRITE', op, 1);

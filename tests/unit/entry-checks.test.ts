@@ -326,7 +326,10 @@ const ROWS: Row[] = [
   { what: 'mode-based execute control for EPT is not offered', mut: all(ept, or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_MODE_BASED_EXECUTE_CONTROL)), cls: CONTROLS, name: 'ctls.proc2.reserved' },
   { what: 'enable PML is not offered', mut: all(ept, or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_ENABLE_PML)), cls: CONTROLS, name: 'ctls.proc2.reserved' },
   { what: 'secondary controls ignored when not activated', mut: all(andNot(E.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC_ACTIVATE_SECONDARY_CONTROLS), put(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, 0xffffffff)), cls: OK },
-  { what: 'no CR3-target values offered', mut: put(E.CR3_TARGET_COUNT, 1), cls: CONTROLS, name: 'ctls.cr3-target-count' },
+  // tigerlake has 4 CR3-target values; all 4 are offered (caps.ts cr3TargetCount).
+  { what: 'CR3-target count 4 (as offered)', mut: put(E.CR3_TARGET_COUNT, 4), cls: OK },
+  { what: 'CR3-target count 5 (more than offered)', mut: put(E.CR3_TARGET_COUNT, 5), cls: CONTROLS, name: 'ctls.cr3-target-count' },
+  { what: 'CR3-target count 256', mut: put(E.CR3_TARGET_COUNT, 256), cls: CONTROLS, name: 'ctls.cr3-target-count' },
   { what: 'I/O bitmap A misaligned', mut: put(E.IO_BITMAP_A, 0x20800), cls: CONTROLS, name: 'ctls.io-bitmap-a.align' },
   { what: 'I/O bitmap B beyond MAXPHYADDR', mut: put(E.IO_BITMAP_B, 1n << 39n), cls: CONTROLS, name: 'ctls.io-bitmap-b.width' },
   { what: 'I/O bitmap A outside L1 RAM', mut: put(E.IO_BITMAP_A, RAM), cls: CONTROLS, name: 'ctls.io-bitmap-a.ram' },

@@ -1914,6 +1914,7 @@ void guest_main(void) {
     test_l2_exceptions();
     test_l2_triple_fault();
     test_l2_cr();
+    test_vmcs_fields();
     test_l2_insn_info();
     test_l2_event_delivery();
     test_l2_interrupts();
