@@ -297,8 +297,10 @@ function mergeAll(proc12: u32, entry12: u32): void {
   // either: that serves L1's VMREAD/VMWRITE (shadow.ts); L2's must exit to L0.
   // VPID: L2 runs with L0's VPID for it (L2_VPID) whenever L0 uses VPID,
   // whatever vmcs12 says; vmcs12's setting decides the flushes (vpid.ts).
+  // PML: L0 logs for L1 (eptad.ts), not the processor.
   vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL,
-    (proc2_01 & ~(V.PROC2_UNRESTRICTED_GUEST | V.PROC2_VMCS_SHADOWING)) | (proc2_12 & ~V.PROC2_ENABLE_VPID));
+    (proc2_01 & ~(V.PROC2_UNRESTRICTED_GUEST | V.PROC2_VMCS_SHADOWING)) |
+      (proc2_12 & ~(V.PROC2_ENABLE_VPID | V.PROC2_ENABLE_PML)));
   vmx.vmwrite(V.VM_EXIT_CONTROL, exit01);
   // Entry: L0 always loads EFER and PAT into L2 (computed in merge() when
   // L1 does not ask for them), IA-32e mode guest as vmcs12 says.

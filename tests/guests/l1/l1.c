@@ -1919,6 +1919,7 @@ void guest_main(void) {
     test_l2_interrupts();
     test_msr_lists();
     test_l2_ept();
+    test_l2_ept_ad();
     test_l2_vmfunc();
     test_l2_vpid();
     test_entry_failures();

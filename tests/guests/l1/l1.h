@@ -122,4 +122,7 @@ u32 invept_single(void);
 bool ept_offered(void);
 bool ept_exit(u32 reason, u32 access, u32 perms);
 
+/* ---- areas of cases (one file each) ---- */
+void test_l2_ept_ad(void);  /* eptad.c: EPT accessed/dirty flags, PML */
+
 #endif
