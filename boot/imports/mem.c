@@ -51,6 +51,10 @@ void Z_memZ_or(struct Z_mem_instance_t *i, u64 dst, u64 a, u64 b, u64 len) {
     for (u64 k = 0; k < len / 8; k++) d[k] = x[k] | y[k];
 }
 
+u64 Z_memZ_fetchor64(struct Z_mem_instance_t *i, u64 pa, u64 bits) {
+    return __atomic_fetch_or((u64 *)phys(pa, 8, "fetchor64"), bits, __ATOMIC_SEQ_CST);
+}
+
 void Z_memZ_copyout(struct Z_mem_instance_t *i, u64 pa, u32 src, u32 len) {
     if (len) memcpy(phys(pa, len, "copyout"), hv_linear(src, len), len);
 }

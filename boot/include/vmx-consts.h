@@ -672,6 +672,13 @@
 #define EPT_VPID_CAP_INVVPID_ALL_CONTEXT VMX_U64(0x0000040000000000) /* bit 42: all-context INVVPID type */
 #define EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT_RETAINING_GLOBALS VMX_U64(0x0000080000000000) /* bit 43: single-context-retaining-globals INVVPID type */
 
+/* ---- extended-page-table pointer (25.6.11, Table 25-9) */
+#define EPTP_ACCESSED_DIRTY VMX_U64(0x0000000000000040) /* bit 6: enable accessed and dirty flags for EPT (29.3.5) */
+
+/* ---- EPT paging-structure entry (29.3.2, Tables 29-1 to 29-6) */
+#define EPT_ENTRY_ACCESSED VMX_U64(0x0000000000000100) /* bit 8: accessed flag, when enabled by EPTP bit 6 (29.3.5) */
+#define EPT_ENTRY_DIRTY VMX_U64(0x0000000000000200) /* bit 9: dirty flag of an entry that maps a page, when enabled by EPTP bit 6 (29.3.5) */
+
 /* ---- CR0 (Vol. 3A 2.5) */
 #define X86_CR0_PE 0x00000001 /* bit 0: Protection Enable */
 #define X86_CR0_MP 0x00000002 /* bit 1: Monitor Coprocessor */

@@ -667,6 +667,13 @@ export const EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT: u64 = 0x0000020000000000; // b
 export const EPT_VPID_CAP_INVVPID_ALL_CONTEXT: u64 = 0x0000040000000000; // bit 42: all-context INVVPID type
 export const EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT_RETAINING_GLOBALS: u64 = 0x0000080000000000; // bit 43: single-context-retaining-globals INVVPID type
 
+// ---- extended-page-table pointer (25.6.11, Table 25-9)
+export const EPTP_ACCESSED_DIRTY: u64 = 0x0000000000000040; // bit 6: enable accessed and dirty flags for EPT (29.3.5)
+
+// ---- EPT paging-structure entry (29.3.2, Tables 29-1 to 29-6)
+export const EPT_ENTRY_ACCESSED: u64 = 0x0000000000000100; // bit 8: accessed flag, when enabled by EPTP bit 6 (29.3.5)
+export const EPT_ENTRY_DIRTY: u64 = 0x0000000000000200; // bit 9: dirty flag of an entry that maps a page, when enabled by EPTP bit 6 (29.3.5)
+
 // ---- CR0 (Vol. 3A 2.5)
 export const X86_CR0_PE: u32 = 0x00000001; // bit 0: Protection Enable
 export const X86_CR0_MP: u32 = 0x00000002; // bit 1: Monitor Coprocessor

@@ -40,6 +40,13 @@ export declare function copy(dst: u64, src: u64, len: u64): void;
 @external("mem", "or")
 export declare function or(dst: u64, a: u64, b: u64, len: u64): void;
 
+// Atomically OR `bits` into the 8 bytes at pa and return their previous
+// value (a locked read-modify-write): how the processor sets flags in
+// paging-structure entries that software on another processor may be
+// changing at the same time (EPT accessed/dirty flags, SDM Vol. 3C 29.3.5).
+@external("mem", "fetchor64")
+export declare function fetchOr64(pa: u64, bits: u64): u64;
+
 // Copy len bytes from linear memory at src to physical pa.
 @external("mem", "copyout")
 export declare function copyout(pa: u64, src: usize, len: u32): void;

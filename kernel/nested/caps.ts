@@ -4,7 +4,8 @@
 // not honour. EPT (run on shadow EPT tables, shadowept.ts) and unrestricted
 // guest are offered when the processor has them, VPID with INVVPID, and VM
 // functions with EPTP switching (emulated, vmfunc.ts) (A.10, A.11); the
-// VMX-preemption timer at the processor's rate (ptimer.ts).
+// VMX-preemption timer at the processor's rate (ptimer.ts); EPT accessed
+// and dirty flags and "enable PML" (emulated, eptad.ts).
 import * as V from "../arch/vmx";
 import * as hw from "../vmx/caps";
 
@@ -25,14 +26,15 @@ const PROC_EMULATED: u32 = V.PROC_INTERRUPT_WINDOW_EXITING | V.PROC_USE_TSC_OFFS
 // RDSEED, PAUSE-loop: vmcs02 takes them from vmcs12 and reflect-decide.ts
 // gives their exits to L1), the instruction enables whose 0 setting makes
 // the instruction #UD (RDTSCP/RDPID, INVPCID: vmcs02 takes vmcs12's setting,
-// vmcs02.ts), EPT, unrestricted guest, VPID, VM functions. Withheld
+// vmcs02.ts), EPT, unrestricted guest, VPID, VM functions, PML (emulated). Withheld
 // (docs/guest-interface.md): "enable XSAVES/XRSTORS" (L0 does not
 // virtualize IA32_XSS, so L1 could not give L2 the XSS it chose), the APIC
-// virtualizations, PML, #VE, ENCLS/ENCLV exiting, TSC scaling, user wait
+// virtualizations, #VE, ENCLS/ENCLV exiting, TSC scaling, user wait
 // and pause, PCONFIG, VMCS shadowing, sub-page permissions, mode-based execute.
 const PROC2_EMULATED: u32 = V.PROC2_DESCRIPTOR_TABLE_EXITING | V.PROC2_ENABLE_RDTSCP | V.PROC2_WBINVD_EXITING |
   V.PROC2_ENABLE_EPT | V.PROC2_UNRESTRICTED_GUEST | V.PROC2_ENABLE_VM_FUNCTIONS | V.PROC2_ENABLE_VPID |
-  V.PROC2_RDRAND_EXITING | V.PROC2_RDSEED_EXITING | V.PROC2_ENABLE_INVPCID | V.PROC2_PAUSE_LOOP_EXITING;
+  V.PROC2_RDRAND_EXITING | V.PROC2_RDSEED_EXITING | V.PROC2_ENABLE_INVPCID | V.PROC2_PAUSE_LOOP_EXITING |
+  V.PROC2_ENABLE_PML;
 
 // Secondary controls whose 0 setting makes an instruction raise #UD in VMX
 // non-root operation (SDM Vol. 3C 26.3, Table 25-7): RDTSCP and RDPID,
@@ -55,13 +57,16 @@ export function vmfuncCap(): u64 {
 // IA32_VMX_EPT_VPID_CAP bits the hypervisor implements for L1's EPT
 // (ept12.ts walks L1's tables, shadowept.ts builds what L2 runs on):
 // execute-only entries, 4-level walks, UC and WB structure memory types,
-// 2-MByte and 1-GByte pages, INVEPT single-context and all-context. Not
-// accessed/dirty flags, not 5-level walks, no advanced EPT-violation
-// information (the VPID half is VPID_CAP_EMULATED below).
+// 2-MByte and 1-GByte pages, INVEPT single-context and all-context,
+// accessed and dirty flags (eptad.ts sets them in L1's entries; offered
+// only when the processor has them, because vmcs02's EPTP needs bit 6 for
+// L2's guest paging-structure accesses to count as writes). Not 5-level
+// walks, no advanced EPT-violation information (the VPID half is
+// VPID_CAP_EMULATED below).
 const EPT_CAP_EMULATED: u64 = V.EPT_VPID_CAP_EXECUTE_ONLY | V.EPT_VPID_CAP_PAGE_WALK_LENGTH_4 |
   V.EPT_VPID_CAP_MEMTYPE_UC | V.EPT_VPID_CAP_MEMTYPE_WB | V.EPT_VPID_CAP_PDE_2MB_PAGES |
   V.EPT_VPID_CAP_PDPTE_1GB_PAGES | V.EPT_VPID_CAP_INVEPT | V.EPT_VPID_CAP_INVEPT_SINGLE_CONTEXT |
-  V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT;
+  V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT | V.EPT_VPID_CAP_ACCESSED_DIRTY_FLAGS;
 
 // The VPID half: INVVPID and its four types, emulated on the one VPID L0
 // gives L2 (invalidate.ts).
@@ -114,6 +119,9 @@ export function proc2(): u64 {
   // VM functions only with EPTP switching to offer, which needs EPT.
   let emulated = PROC2_EMULATED;
   if ((hw.vmfunc & V.VMFUNC_CTL_EPTP_SWITCHING) == 0 || !hw.canSet(hw.proc2, V.PROC2_ENABLE_EPT)) emulated &= ~V.PROC2_ENABLE_VM_FUNCTIONS;
+  // PML (emulated by eptad.ts, not the processor's) logs what sets EPT dirty
+  // flags: only with the flags to offer.
+  if (!hw.hasEptVpidCap || (hw.eptVpidCap & V.EPT_VPID_CAP_ACCESSED_DIRTY_FLAGS) == 0) emulated &= ~V.PROC2_ENABLE_PML;
   return limit(hw.proc2, emulated, 0);
 }
 export function exit(trueCtls: bool): u64 {
@@ -230,13 +238,14 @@ export function fieldSupported(enc: u32): bool {
     case V.CR3_TARGET_VALUE2:
     case V.CR3_TARGET_VALUE3:
       return ((enc - V.CR3_TARGET_VALUE0) >> 1) < cr3TargetCount();
+    case V.PML_ADDRESS:
+    case V.PML_INDEX:
+      return (<u32>(proc2() >> 32) & V.PROC2_ENABLE_PML) != 0;
   }
   switch (enc & ~V.VMCS_ENC_HIGH) {
     case V.POSTED_INTERRUPT_NOTIFICATION_VECTOR:
     case V.EPTP_INDEX: // #VE
     case V.GUEST_INTERRUPT_STATUS: // virtual-interrupt delivery
-    case V.PML_INDEX:
-    case V.PML_ADDRESS:
     case V.VIRTUAL_APIC_ADDRESS: // TPR shadow
     case V.APIC_ACCESS_ADDRESS:
     case V.POSTED_INTERRUPT_DESCRIPTOR_ADDRESS:

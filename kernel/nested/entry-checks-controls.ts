@@ -117,6 +117,15 @@ export function check(): bool {
     return fail("ctls.proc2.unrestricted-without-ept");
   }
   if ((proc2 & V.PROC2_ENABLE_EPT) != 0 && !eptpOk(state.get(V.EPT_POINTER))) return false;
+  // "enable PML" (27.2.1.1): needs "enable EPT"; the PML address 4-KiB
+  // aligned and within the physical-address width. No rule of ours on where
+  // it points: L0 writes a log entry only where L1 has RAM (eptad.ts).
+  if ((proc2 & V.PROC2_ENABLE_PML) != 0) {
+    if ((proc2 & V.PROC2_ENABLE_EPT) == 0) return fail("ctls.pml.without-ept");
+    const pml = state.get(V.PML_ADDRESS);
+    if ((pml & (PAGE - 1)) != 0) return fail("ctls.pml-address.align");
+    if (beyondPhys(pml)) return fail("ctls.pml-address.width");
+  }
   // "enable VM functions" (27.2.1.1): no VM-function control beyond
   // IA32_VMX_VMFUNC; EPTP switching needs EPT and a 4-KiB-aligned EPTP
   // list within the physical-address width (and, the hypervisor's own

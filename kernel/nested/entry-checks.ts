@@ -27,8 +27,8 @@
 //  - controls: everything tied to "use TPR shadow" (virtual-APIC address,
 //    TPR threshold, VTPR), "virtualize APIC accesses", "virtualize x2APIC
 //    mode", "APIC-register virtualization", "virtual-interrupt delivery",
-//    "process posted interrupts", "enable VPID", "enable EPT" (EPTP), "enable
-//    PML", "unrestricted guest" needing EPT, "enable VM functions", "VMCS
+//    "process posted interrupts", "enable VPID", "enable EPT" (EPTP),
+//    "unrestricted guest" needing EPT, "enable VM functions", "VMCS
 //    shadowing" bitmaps, "EPT-violation #VE", "sub-page write permissions",
 //    "Intel PT uses guest-physical addresses", "enable user wait and pause",
 //    tertiary controls (HLAT, IPI virtualization, ...), secondary exit
@@ -40,8 +40,8 @@
 //    IA32_BNDCFGS", "load IA32_RTIT_CTL", "load CET state", "load guest
 //    IA32_LBR_CTL", "load PKRS", "load UINV", FRED (not offered); SMBASE
 //    and the SMM interruptibility/activity rules ("entry to SMM" not
-//    offered, L1 never in SMM); guest
-//    interrupt status and PML index; the executive-VMCS and SMM variants of
+//    offered, L1 never in SMM); guest interrupt status; the executive-VMCS
+//    and SMM variants of
 //    the VMCS-link-pointer checks; the guest PDPTE fields (27.3.1.6 with
 //    "enable EPT" 1). The unrestricted-guest relaxations are written but
 //    never taken.

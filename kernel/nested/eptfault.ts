@@ -13,7 +13,12 @@
 //  - L1's tables allow the access: the shadow lacked the page, or had
 //    fewer permissions (L1 raised them; the violation itself invalidated the
 //    processor's cached translation, 29.4.3.1): L0 maps the 4-KiB page with
-//    L1's permissions and resumes L2, which never notices.
+//    L1's permissions and resumes L2, which never notices. With accessed
+//    and dirty flags enabled in vmcs12's EPTP, eptad.ts first sets them in
+//    L1's entries (and logs the page for PML, or makes the access a
+//    page-modification log-full exit to L1, reason 62, whose qualification
+//    has only bit 12, 28.2.1), and a page not yet dirty is mapped without
+//    write permission until its first write.
 // The guest-physical address of a reflected exit is L2's, as the processor
 // reported it: the shadow tables translate the same addresses L1's do.
 import * as vmx from "../hw/vmx";
@@ -25,6 +30,7 @@ import * as config from "../vm/config";
 import * as state from "./state";
 import * as ept12 from "./ept12";
 import * as shadowept from "./shadowept";
+import * as eptad from "./eptad";
 import * as reflect from "./reflect";
 
 export let reflected: u64 = 0; // EPT violations/misconfigurations given to L1
@@ -32,6 +38,7 @@ export let reflected: u64 = 0; // EPT violations/misconfigurations given to L1
 // Qualification bits passed through from the processor's: access (2:0),
 // guest-linear address valid and kind (7, 8), NMI unblocking due to IRET (12).
 const Q_FROM_PROCESSOR: u64 = 7 | (1 << 7) | (1 << 8) | (1 << 12);
+const Q_NMI_UNBLOCKING: u64 = 1 << 12;
 
 export function handle(): i32 {
   const q = vmx.vmread(V.EXIT_QUALIFICATION);
@@ -46,6 +53,14 @@ export function handle(): i32 {
     reflected++;
     return reflect.reflectAs(V.EXIT_REASON_EPT_VIOLATION, (q & Q_FROM_PROCESSOR) | (<u64>ept12.perms << 3));
   }
+  let perms = <u64>ept12.perms;
+  if ((eptp12 & V.EPTP_ACCESSED_DIRTY) != 0) {
+    if (!eptad.update(gpa2, (q & ept12.ACCESS_WRITE) != 0)) {
+      reflected++;
+      return reflect.reflectAs(V.EXIT_REASON_PML_FULL, q & Q_NMI_UNBLOCKING);
+    }
+    if (!eptad.leafDirty) perms &= ~<u64>ept12.ACCESS_WRITE;
+  }
   // L1 maps it: L1-physical → host through L0's EPT, which maps L1's RAM.
   const page1 = ept12.gpa1 & ~<u64>0xfff;
   if (!guestmem.isRam(page1, 4096)) {
@@ -58,12 +73,12 @@ export function handle(): i32 {
     return exits.stop(config.OUTCOME_EPT_VIOLATION);
   }
   const hpa = guestmem.hpa(page1, 4096);
-  if (!shadowept.fill(eptp12, gpa2, hpa, <u64>ept12.perms, ept12.leafMemType)) {
+  if (!shadowept.fill(eptp12, gpa2, hpa, perms, ept12.leafMemType)) {
     // Out of pages for tables (L1 can map a huge L2-physical space onto
     // little RAM): drop every shadow table — cached translations may always
     // be dropped — and start this root again; stop only if even that fails.
     const root = shadowept.restart(eptp12);
-    if (root == 0 || !shadowept.fill(eptp12, gpa2, hpa, <u64>ept12.perms, ept12.leafMemType)) {
+    if (root == 0 || !shadowept.fill(eptp12, gpa2, hpa, perms, ept12.leafMemType)) {
       print.say("nested: out of memory for shadow EPT tables");
       return exits.stop(config.OUTCOME_STOPPED);
     }

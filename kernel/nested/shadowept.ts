@@ -14,6 +14,13 @@
 // effect (29.4.3.4): until then a stale shadow entry is a translation the
 // processor may cache, which the SDM allows.
 //
+// Our EPT pointer for a root has L1's bit 6 (accessed and dirty flags,
+// offered only when the processor has them): with it the processor treats
+// L2's guest paging-structure accesses as writes, as L1's would (eptad.ts).
+// Roots are keyed by the whole EPTP, so a root is only ever used with one
+// setting of the bit (29.4.3.4 asks for INVEPT before an EP4TA is used
+// with the other).
+//
 // A dropped root's tables are freed; the processor may still cache
 // mappings tagged with its EP4TA, so every drop is followed by INVEPT
 // single-context of the shadow EPTP before the pages can be reused.
@@ -50,6 +57,10 @@ function dropSlot(i: i32): void {
   unchecked(roots[i] = 0);
 }
 
+function pointer(root: u64, eptp12: u64): u64 {
+  return ept.eptp(root) | (eptp12 & V.EPTP_ACCESSED_DIRTY);
+}
+
 // Our EPT pointer for L1's eptp12 if its root is cached, else 0. A cached
 // root was made for an EPTP that passed the VM-entry EPTP checks (at VM
 // entry or by VMFUNC), and those never change their answer for a value.
@@ -58,7 +69,7 @@ export function cached(eptp12: u64): u64 {
     if (unchecked(keys[i]) == eptp12 && unchecked(roots[i]) != 0) {
       unchecked(used[i] = ++clock);
       hits++;
-      return ept.eptp(unchecked(roots[i]));
+      return pointer(unchecked(roots[i]), eptp12);
     }
   }
   return 0;
@@ -87,7 +98,7 @@ export function rootFor(eptp12: u64): u64 {
   unchecked(roots[victim] = r);
   unchecked(used[victim] = ++clock);
   builds++;
-  return ept.eptp(r);
+  return pointer(r, eptp12);
 }
 
 // Map the 4-KiB page of gpa2 (L2-physical) to hpa with permissions perm

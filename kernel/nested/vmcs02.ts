@@ -299,9 +299,10 @@ function mergeAll(proc12: u32, entry12: u32): void {
   // whatever vmcs12 says; vmcs12's setting decides the flushes (vpid.ts).
   // The instruction enables (RDTSCP, INVPCID, ...) are vmcs12's alone: with
   // one 0 the instruction must #UD in L2 (26.3) whatever L0 gives L1.
+  // PML: L0 logs for L1 (eptad.ts), not the processor.
   vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL,
     (proc2_01 & ~(V.PROC2_UNRESTRICTED_GUEST | V.PROC2_VMCS_SHADOWING | l1caps.PROC2_INSTRUCTION_ENABLES)) |
-    (proc2_12 & ~V.PROC2_ENABLE_VPID));
+    (proc2_12 & ~(V.PROC2_ENABLE_VPID | V.PROC2_ENABLE_PML)));
   // PAUSE-loop exiting is only ever L1's (L0 does not use it): its gap and
   // window are vmcs12's (25.6.13).
   if ((proc2_12 & V.PROC2_PAUSE_LOOP_EXITING) != 0) {

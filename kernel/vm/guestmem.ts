@@ -59,6 +59,11 @@ export function write64(gpa: u64, v: u64): void {
   assert(isRam(gpa, 8), "guestmem.write64 outside guest RAM");
   mem.write64(hostBase + gpa, v);
 }
+// Set `bits` in the quadword at gpa atomically; the previous value.
+export function setBits64(gpa: u64, bits: u64): u64 {
+  assert(isRam(gpa, 8), "guestmem.setBits64 outside guest RAM");
+  return mem.fetchOr64(hostBase + gpa, bits);
+}
 
 // Copy len bytes of linear memory at src into guest RAM at gpa.
 export function copyIn(gpa: u64, src: usize, len: u32): void {

@@ -415,6 +415,11 @@ export class Machine {
           const s = this.linear(u32(src), u32(len)).slice();
           this.phys.write(this.physCheck('copyout', u64(pa), BigInt(u32(len)), true), s);
         },
+        fetchor64: (pa: bigint, bits: bigint) => {
+          const old = readN(8, u64(pa));
+          writeN(8, u64(pa), old | u64(bits));
+          return old;
+        },
         or: (dst: bigint, a: bigint, b: bigint, len: bigint) => {
           const n = Number(u64(len));
           const x = this.phys.read(this.physCheck('or', u64(a), u64(len), false), n);

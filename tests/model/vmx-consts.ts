@@ -693,6 +693,13 @@ export const EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT = 0x0000020000000000; // bit 41
 export const EPT_VPID_CAP_INVVPID_ALL_CONTEXT = 0x0000040000000000; // bit 42: all-context INVVPID type
 export const EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT_RETAINING_GLOBALS = 0x0000080000000000; // bit 43: single-context-retaining-globals INVVPID type
 
+// ---- extended-page-table pointer (25.6.11, Table 25-9)
+export const EPTP_ACCESSED_DIRTY = 0x0000000000000040; // bit 6: enable accessed and dirty flags for EPT (29.3.5)
+
+// ---- EPT paging-structure entry (29.3.2, Tables 29-1 to 29-6)
+export const EPT_ENTRY_ACCESSED = 0x0000000000000100; // bit 8: accessed flag, when enabled by EPTP bit 6 (29.3.5)
+export const EPT_ENTRY_DIRTY = 0x0000000000000200; // bit 9: dirty flag of an entry that maps a page, when enabled by EPTP bit 6 (29.3.5)
+
 // ---- CR0 (Vol. 3A 2.5)
 export const X86_CR0_PE = 0x00000001; // bit 0: Protection Enable
 export const X86_CR0_MP = 0x00000002; // bit 1: Monitor Coprocessor
@@ -1372,6 +1379,15 @@ export const EPT_VPID_CAP_BITS: readonly BitName[] = [
   { bit: 41, name: "INVVPID_SINGLE_CONTEXT", mask: 0x20000000000, sdm: "single-context INVVPID type" },
   { bit: 42, name: "INVVPID_ALL_CONTEXT", mask: 0x40000000000, sdm: "all-context INVVPID type" },
   { bit: 43, name: "INVVPID_SINGLE_CONTEXT_RETAINING_GLOBALS", mask: 0x80000000000, sdm: "single-context-retaining-globals INVVPID type" },
+];
+
+export const EPTP_BITS: readonly BitName[] = [
+  { bit: 6, name: "ACCESSED_DIRTY", mask: 0x40, sdm: "enable accessed and dirty flags for EPT (29.3.5)" },
+];
+
+export const EPT_ENTRY_BITS: readonly BitName[] = [
+  { bit: 8, name: "ACCESSED", mask: 0x100, sdm: "accessed flag, when enabled by EPTP bit 6 (29.3.5)" },
+  { bit: 9, name: "DIRTY", mask: 0x200, sdm: "dirty flag of an entry that maps a page, when enabled by EPTP bit 6 (29.3.5)" },
 ];
 
 export const X86_CR0_BITS: readonly BitName[] = [

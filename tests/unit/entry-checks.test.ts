@@ -324,7 +324,13 @@ const ROWS: Row[] = [
   // "enable EPT" is offered: its EPT pointer is checked (a pointer of 0 is UC with walk length 1).
   { what: 'enable EPT with an EPT pointer of 0', mut: all(ept, put(E.EPT_POINTER, 0)), cls: CONTROLS, name: 'ctls.eptp.walk-length' },
   { what: 'mode-based execute control for EPT is not offered', mut: all(ept, or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_MODE_BASED_EXECUTE_CONTROL)), cls: CONTROLS, name: 'ctls.proc2.reserved' },
-  { what: 'enable PML is not offered', mut: all(ept, or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_ENABLE_PML)), cls: CONTROLS, name: 'ctls.proc2.reserved' },
+  // "enable PML" is offered (emulated, kernel/nested/eptad.ts): it needs EPT and a 4-KiB-aligned PML address within MAXPHYADDR.
+  { what: 'enable PML with EPT, PML address 0', mut: all(ept, or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_ENABLE_PML)), cls: OK },
+  { what: 'enable PML with EPT, PML address outside L1 RAM (a value, not a structure VM entry reads)', mut: all(ept, or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_ENABLE_PML), put(E.PML_ADDRESS, 0x7f000000)), cls: OK },
+  { what: 'enable PML without enable EPT', mut: or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_ENABLE_PML), cls: CONTROLS, name: 'ctls.pml.without-ept' },
+  { what: 'PML address misaligned', mut: all(ept, or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_ENABLE_PML), put(E.PML_ADDRESS, 0x22008)), cls: CONTROLS, name: 'ctls.pml-address.align' },
+  { what: 'PML address beyond MAXPHYADDR', mut: all(ept, or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_ENABLE_PML), put(E.PML_ADDRESS, 1n << 39n)), cls: CONTROLS, name: 'ctls.pml-address.width' },
+  { what: 'PML address unchecked with enable PML 0', mut: all(ept, put(E.PML_ADDRESS, 0x123)), cls: OK },
   { what: 'secondary controls ignored when not activated', mut: all(andNot(E.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC_ACTIVATE_SECONDARY_CONTROLS), put(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, 0xffffffff)), cls: OK },
   // tigerlake has 4 CR3-target values; all 4 are offered (caps.ts cr3TargetCount).
   { what: 'CR3-target count 4 (as offered)', mut: put(E.CR3_TARGET_COUNT, 4), cls: OK },
@@ -343,7 +349,7 @@ const ROWS: Row[] = [
   { what: 'EPT pointer at the top of the 39-bit width', mut: eptp(((1n << 39n) - 4096n) | 0x1en), cls: OK },
   ...[1, 2, 3, 4, 5, 7].map((t): Row => ({ what: `EPT pointer memory type ${t}`, mut: eptp((GOOD_EPTP & ~7n) | BigInt(t)), cls: CONTROLS, name: 'ctls.eptp.memory-type' })),
   ...[0, 1, 2, 4, 7].map((l): Row => ({ what: `EPT pointer walk length ${l + 1}`, mut: eptp((GOOD_EPTP & ~0x38n) | (BigInt(l) << 3n)), cls: CONTROLS, name: 'ctls.eptp.walk-length' })),
-  { what: 'EPT pointer bit 6: accessed/dirty flags not offered', mut: eptp(GOOD_EPTP | 0x40n), cls: CONTROLS, name: 'ctls.eptp.accessed-dirty' },
+  { what: 'EPT pointer bit 6: accessed/dirty flags offered', mut: eptp(GOOD_EPTP | 0x40n), cls: OK },
   ...[7, 8, 9, 10, 11].map((b): Row => ({ what: `EPT pointer reserved bit ${b}`, mut: eptp(GOOD_EPTP | (1n << BigInt(b))), cls: CONTROLS, name: 'ctls.eptp.reserved' })),
   ...[39, 45, 51, 52, 63].map((b): Row => ({ what: `EPT pointer bit ${b} beyond MAXPHYADDR`, mut: eptp(GOOD_EPTP | (1n << BigInt(b))), cls: CONTROLS, name: 'ctls.eptp.reserved' })),
   { what: 'EPT pointer unchecked with enable EPT 0', mut: put(E.EPT_POINTER, ALL1), cls: OK },
@@ -364,7 +370,7 @@ const ROWS: Row[] = [
     cls: CONTROLS, name: 'ctls.vpid.zero', alts: [[CONTROLS, 'ctls.proc2.unrestricted-without-ept']] },
   { what: 'VPID 0 and an EPT pointer of 0', mut: all(eptp(0n), vpid0), cls: CONTROLS, name: 'ctls.vpid.zero', alts: [[CONTROLS, 'ctls.eptp.walk-length']] },
   { what: 'VPID 0 and EPT pointer reserved bit 7', mut: all(eptp(GOOD_EPTP | 0x80n), vpid0), cls: CONTROLS, name: 'ctls.vpid.zero', alts: [[CONTROLS, 'ctls.eptp.reserved']] },
-  { what: 'VPID 0 and a secondary control not offered (PML)', mut: all(ept, vpid0, or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_ENABLE_PML)),
+  { what: 'VPID 0 and a secondary control not offered (mode-based execute control)', mut: all(ept, vpid0, or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_MODE_BASED_EXECUTE_CONTROL)),
     cls: CONTROLS, name: 'ctls.vpid.zero', alts: [[CONTROLS, 'ctls.proc2.reserved']] },
   { what: 'VPID 0 and a pin-based control not offered', mut: all(vpid0, or(E.PIN_BASED_VM_EXEC_CONTROL, E.PIN_PROCESS_POSTED_INTERRUPTS)),
     cls: CONTROLS, name: 'ctls.vpid.zero', alts: [[CONTROLS, 'ctls.pin.reserved']] },
@@ -707,7 +713,7 @@ test(`random: ${CASES} multi-field mutations, kernel class = model class, no tra
     [...kinds].map(([k, n]) => `${k} x${n}`).join(', '));
   // The mutations reach every class, and the checks EPT, unrestricted guest and VPID bring.
   for (let c = 0; c < 4; c++) assert.ok(counts[c] >= 60, `class ${CLASS_NAMES[c]}: ${counts[c]} cases (${counts.join('/')})`);
-  for (const n of ['ctls.eptp.memory-type', 'ctls.eptp.walk-length', 'ctls.eptp.accessed-dirty', 'ctls.eptp.reserved',
+  for (const n of ['ctls.eptp.memory-type', 'ctls.eptp.walk-length', 'ctls.eptp.reserved',
     'ctls.proc2.unrestricted-without-ept', 'guest.pdpte-field.reserved', 'guest.pdpte.reserved', 'ctls.vpid.zero']) {
     assert.ok((names.get(n) ?? 0) >= 5, `random mutations reach ${n}: ${names.get(n) ?? 0} cases`);
   }

@@ -733,7 +733,7 @@ function handRun(cmdline: string, unrestricted: boolean): { seen: Map<string, Se
   const r = runOk(function* (c) {
     let h: Hand = { eptp: 0n, gpa: {} };
     yield* bootL1(c, { eptp: eptpOf(pool(0)), unrestricted, build: () => { h = buildHand(c); } });
-    assert.is(c.offer.ept, 0x06134141n, 'IA32_VMX_EPT_VPID_CAP offered: execute-only, 4 levels, UC, WB, 2M, 1G, INVEPT (A.10)');
+    assert.is(c.offer.ept, 0x06334141n, 'IA32_VMX_EPT_VPID_CAP offered: execute-only, 4 levels, UC, WB, 2M, 1G, INVEPT, accessed/dirty flags (A.10)');
     assert.is(c.offer.maxPhys, 39, 'L1\'s MAXPHYADDR (CPUID.80000008H:EAX[7:0])');
     // 27.5.6: "enable VM functions" 0 in vmcs12 -> 0 in vmcs02: VMFUNC is #UD in L2 without any exit.
     assert.is(field(c, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & B(V.PROC2_ENABLE_VM_FUNCTIONS), 0n, 'vmcs02: no VM functions');
@@ -1026,7 +1026,7 @@ test('VMFUNC EPTP switching: valid entries switch to the cached root; bad index,
         list(1, sets[1].eptp);
         list(2, (sets[2].eptp & ~7n) | 1n); // memory type 1: invalid (27.2.1.1)
         list(3, (sets[2].eptp & ~0x38n) | (2n << 3n)); // walk length 3: invalid
-        list(4, sets[2].eptp | (1n << 6n)); // accessed/dirty flags not offered: invalid
+        list(4, sets[2].eptp | (1n << 7n)); // reserved bit 7: invalid
         list(5, sets[2].eptp | (1n << 40n)); // beyond MAXPHYADDR: invalid
         list(511, eptpOf(pool(16), 0n)); // set 2, UC
       },

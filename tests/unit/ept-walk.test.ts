@@ -42,9 +42,10 @@ const KiB4 = 1n << 12n, MiB2 = 1n << 21n, GiB1 = 1n << 30n;
 
 const TIGERLAKE_EPT_CAP = 0x00000f0106334141n; // tests/model/presets.ts (measured)
 // What the hypervisor implements for L1 (the brief of issue 5; caps.ts
-// comment): execute-only, 4-level walks, UC, WB, 2M, 1G, INVEPT + both types.
+// comment): execute-only, 4-level walks, UC, WB, 2M, 1G, INVEPT + both types,
+// accessed and dirty flags.
 const EPT_CAP_MASK = (1n << 0n) | (1n << 6n) | (1n << 8n) | (1n << 14n) | (1n << 16n) | (1n << 17n) |
-  (1n << 20n) | (1n << 25n) | (1n << 26n);
+  (1n << 20n) | (1n << 21n) | (1n << 25n) | (1n << 26n);
 // ... and, L1 being offered "enable VPID", INVVPID (bit 32) and its four types (40-43).
 const VPID_CAP_MASK = (1n << 32n) | (0xfn << 40n);
 
@@ -204,7 +205,7 @@ function build(r: Rig): void {
 const main = rig();
 
 test('IA32_VMX_EPT_VPID_CAP offered: the processor\'s EPT bits that the walk implements (A.10)', () => {
-  assert.is(main.cap, 0x00000f0106134141n, 'execute-only, walk 4, UC, WB, 2M, 1G, INVEPT, single, all; INVVPID and its 4 types; no A/D');
+  assert.is(main.cap, 0x00000f0106334141n, 'execute-only, walk 4, UC, WB, 2M, 1G, INVEPT, A/D, single, all; INVVPID and its 4 types');
   assert.is(main.maxPhys, 39);
 });
 

@@ -712,6 +712,19 @@ export const REGISTERS = [
     fields: [{ lsb: 48, msb: 53, name: 'MAX_HLAT_PREFIX_SIZE', sdm: 'maximum HLAT prefix size' }],
   },
   {
+    key: 'eptp', prefix: 'EPTP_', width: 64, sdm: 'extended-page-table pointer (25.6.11, Table 25-9)',
+    bits: [
+      { bit: 6, name: 'ACCESSED_DIRTY', sdm: 'enable accessed and dirty flags for EPT (29.3.5)' },
+    ],
+  },
+  {
+    key: 'eptEntry', prefix: 'EPT_ENTRY_', width: 64, sdm: 'EPT paging-structure entry (29.3.2, Tables 29-1 to 29-6)',
+    bits: [
+      { bit: 8, name: 'ACCESSED', sdm: 'accessed flag, when enabled by EPTP bit 6 (29.3.5)' },
+      { bit: 9, name: 'DIRTY', sdm: 'dirty flag of an entry that maps a page, when enabled by EPTP bit 6 (29.3.5)' },
+    ],
+  },
+  {
     key: 'cr0', prefix: 'X86_CR0_', width: 32, sdm: 'CR0 (Vol. 3A 2.5)',
     bits: [
       { bit: 0, name: 'PE', sdm: 'Protection Enable' },

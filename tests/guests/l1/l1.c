@@ -1922,6 +1922,7 @@ void guest_main(void) {
     test_l2_preemption_timer();
     test_msr_lists();
     test_l2_ept();
+    test_l2_ept_ad();
     test_l2_vmfunc();
     test_l2_vpid();
     test_l2_controls();

@@ -127,5 +127,6 @@ void test_l2_hlt_state(void);        /* hlt.c: L2's HLT activity state */
 void test_l2_preemption_timer(void); /* ptimer.c: the VMX-preemption timer */
 void test_l2_controls(void);          /* controls.c: instruction enables and exiting controls */
 void test_vmcs_fields(void);          /* fields.c: CR3-target value fields, the CR3-target list */
+void test_l2_ept_ad(void);            /* eptad.c: EPT accessed/dirty flags, PML */
 
 #endif

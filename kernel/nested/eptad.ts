@@ -1,0 +1,84 @@
+// Accessed and dirty flags in L1's EPT, and page-modification logging for
+// L2 (SDM Vol. 3C 29.3.5 "Accessed and Dirty Flags for EPT", 29.3.6
+// "Page-Modification Logging"), emulated by L0 where L2's EPT violations
+// arrive (eptfault.ts).
+//
+// With EPTP bit 6 = 1 in vmcs12 the processor L1 was offered sets the
+// accessed flag (bit 8) of every EPT paging-structure entry it uses to
+// translate an L2-physical address, and the dirty flag (bit 9) of the entry
+// that maps the page on a write; accesses to guest paging structures count
+// as writes (29.3.3.2). L2 runs on shadow tables (shadowept.ts) that are
+// filled from EPT violations, so that L0 sees every first use:
+//  - a shadow leaf exists only because an access needed it: the tables
+//    start empty, and INVEPT (which the SDM asks of L1 after clearing a
+//    flag, 29.4.3.4) drops them. When eptfault.ts fills one, the access has
+//    used every entry of L1's walk: their accessed flags are set then;
+//  - the shadow leaf of a page whose L1 leaf is not dirty is filled without
+//    write permission (eptfault.ts), so the first write faults to L0, which
+//    sets the dirty flag and fills the leaf again with L1's permissions;
+//  - vmcs02's EPTP has bit 6 as well (the flags are offered only when the
+//    processor has them, caps.ts), so the processor treats L2's guest
+//    paging-structure accesses as writes against the shadow tables too, and
+//    the page that holds them becomes dirty as on L1's processor. The flags
+//    the processor sets in the shadow tables are L0's own.
+// "Enable PML" in vmcs12 is emulated (vmcs02 does not use the processor's
+// PML): before any flag is set, a PML index outside 0-511 is a
+// page-modification log-full event (VM exit 62 to L1; no flag set, the
+// access not done); otherwise each dirty flag set from 0 to 1 writes the
+// 4-KiB-aligned L2-physical address to PML address + 8 * index and
+// decrements the index (which may go from 0 to FFFFH). A log entry that
+// would land outside L1's RAM is lost, as the processor's write to an
+// address without memory is.
+import * as V from "../arch/vmx";
+import * as guestmem from "../vm/guestmem";
+import * as state from "./state";
+import * as ept12 from "./ept12";
+
+const PML_ENTRIES: u64 = 512;
+const PAGE_MASK: u64 = 0xfff;
+
+// After update(): the leaf L1's walk used has its dirty flag set.
+export let leafDirty: bool = false;
+
+function pmlEnabled(): bool {
+  return (<u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
+    (<u32>state.get(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_ENABLE_PML) != 0;
+}
+
+// The flags for the access to gpa2 that ept12.walk() just allowed (vmcs12's
+// EPTP has bit 6). False when it is a page-modification log-full event
+// instead: nothing was changed.
+export function update(gpa2: u64, write: bool): bool {
+  const n = ept12.entries;
+  const leaf = unchecked(ept12.entryValue[n - 1]);
+  let need = write && (leaf & V.EPT_ENTRY_DIRTY) == 0;
+  for (let i = 0; i < n; i++) {
+    if ((unchecked(ept12.entryValue[i]) & V.EPT_ENTRY_ACCESSED) == 0) need = true;
+  }
+  leafDirty = (leaf & V.EPT_ENTRY_DIRTY) != 0;
+  if (!need) return true;
+  const pml = pmlEnabled();
+  if (pml && state.get(V.PML_INDEX) >= PML_ENTRIES) return false;
+  // Locked updates, as the processor's: L1 may be changing these entries
+  // on another processor.
+  for (let i = 0; i < n - 1; i++) {
+    if ((unchecked(ept12.entryValue[i]) & V.EPT_ENTRY_ACCESSED) == 0) {
+      guestmem.setBits64(unchecked(ept12.entryAddr[i]), V.EPT_ENTRY_ACCESSED);
+    }
+  }
+  const bits = V.EPT_ENTRY_ACCESSED | (write ? V.EPT_ENTRY_DIRTY : 0);
+  const old = guestmem.setBits64(unchecked(ept12.entryAddr[n - 1]), bits);
+  if (write) {
+    leafDirty = true;
+    if (pml && (old & V.EPT_ENTRY_DIRTY) == 0) log(gpa2);
+  }
+  return true;
+}
+
+function log(gpa2: u64): void {
+  const index = state.get(V.PML_INDEX);
+  const a = state.get(V.PML_ADDRESS) + index * 8;
+  if (guestmem.isRam(a, 8)) guestmem.write64(a, gpa2 & ~PAGE_MASK);
+  // The index lives only in vmcs12 (vmcs02 has no PML): nothing to merge.
+  state.writeSynced(V.PML_INDEX, (index - 1) & 0xffff);
+}
