@@ -2,8 +2,9 @@
 // processor has, intersected with what the hypervisor emulates for L1 (the
 // controls vmcs02 can honour). L1 never sees a control the hypervisor would
 // not honour. EPT (run on shadow EPT tables, shadowept.ts) and unrestricted
-// guest are offered when the processor has them, VPID with INVVPID, and VM
-// functions with EPTP switching (emulated, vmfunc.ts) (A.10, A.11).
+// guest are offered when the processor has them, VPID with INVVPID, VM
+// functions with EPTP switching (emulated, vmfunc.ts) (A.10, A.11), and
+// VMCS shadowing for L1's L2 (emulated, shadow12.ts).
 import * as V from "../arch/vmx";
 import * as hw from "../vmx/caps";
 
@@ -20,7 +21,8 @@ const PROC_EMULATED: u32 = V.PROC_INTERRUPT_WINDOW_EXITING | V.PROC_USE_TSC_OFFS
   V.PROC_NMI_WINDOW_EXITING | V.PROC_MOV_DR_EXITING | V.PROC_UNCONDITIONAL_IO_EXITING | V.PROC_USE_IO_BITMAPS |
   V.PROC_USE_MSR_BITMAPS | V.PROC_MONITOR_EXITING | V.PROC_PAUSE_EXITING | V.PROC_ACTIVATE_SECONDARY_CONTROLS;
 const PROC2_EMULATED: u32 = V.PROC2_DESCRIPTOR_TABLE_EXITING | V.PROC2_ENABLE_RDTSCP | V.PROC2_WBINVD_EXITING |
-  V.PROC2_ENABLE_EPT | V.PROC2_UNRESTRICTED_GUEST | V.PROC2_ENABLE_VM_FUNCTIONS | V.PROC2_ENABLE_VPID;
+  V.PROC2_ENABLE_EPT | V.PROC2_UNRESTRICTED_GUEST | V.PROC2_ENABLE_VM_FUNCTIONS | V.PROC2_ENABLE_VPID |
+  V.PROC2_VMCS_SHADOWING;
 
 // IA32_VMX_VMFUNC for L1 (A.11): EPTP switching (function 0), emulated by
 // vmfunc.ts, offered when the processor has EPT and VM functions (vmcs02
@@ -164,6 +166,9 @@ export function fieldSupported(enc: u32): bool {
       return (<u32>(proc2() >> 32) & V.PROC2_ENABLE_VM_FUNCTIONS) != 0;
     case V.VIRTUAL_PROCESSOR_ID:
       return (<u32>(proc2() >> 32) & V.PROC2_ENABLE_VPID) != 0;
+    case V.VMREAD_BITMAP:
+    case V.VMWRITE_BITMAP:
+      return (<u32>(proc2() >> 32) & V.PROC2_VMCS_SHADOWING) != 0;
   }
   switch (enc & ~V.VMCS_ENC_HIGH) {
     case V.POSTED_INTERRUPT_NOTIFICATION_VECTOR:
@@ -178,8 +183,6 @@ export function fieldSupported(enc: u32): bool {
     case V.EOI_EXIT_BITMAP_1:
     case V.EOI_EXIT_BITMAP_2:
     case V.EOI_EXIT_BITMAP_3:
-    case V.VMREAD_BITMAP: // VMCS shadowing
-    case V.VMWRITE_BITMAP:
     case V.VIRTUALIZATION_EXCEPTION_INFO_ADDRESS:
     case V.XSS_EXITING_BITMAP:
     case V.ENCLS_EXITING_BITMAP:

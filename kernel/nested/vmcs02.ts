@@ -293,12 +293,15 @@ function mergeAll(proc12: u32, entry12: u32): void {
     (msrBitmaps ? V.PROC_USE_MSR_BITMAPS : 0);
   vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, proc02);
   // Secondary: L0's EPT, and VPID when L0 has it; no unrestricted guest
-  // (not offered to L1, so L2 runs with paging on). Not L0's VMCS shadowing
-  // either: that serves L1's VMREAD/VMWRITE (shadow.ts); L2's must exit to L0.
+  // (not offered to L1, so L2 runs with paging on). No VMCS shadowing,
+  // neither L0's (it serves L1's VMREAD/VMWRITE, shadow.ts) nor vmcs12's:
+  // L2's VMREAD/VMWRITE must exit to L0, which does what vmcs12's bitmaps
+  // and shadow VMCS say (shadow12.ts).
   // VPID: L2 runs with L0's VPID for it (L2_VPID) whenever L0 uses VPID,
   // whatever vmcs12 says; vmcs12's setting decides the flushes (vpid.ts).
   vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL,
-    (proc2_01 & ~(V.PROC2_UNRESTRICTED_GUEST | V.PROC2_VMCS_SHADOWING)) | (proc2_12 & ~V.PROC2_ENABLE_VPID));
+    (proc2_01 & ~(V.PROC2_UNRESTRICTED_GUEST | V.PROC2_VMCS_SHADOWING)) |
+      (proc2_12 & ~(V.PROC2_ENABLE_VPID | V.PROC2_VMCS_SHADOWING)));
   vmx.vmwrite(V.VM_EXIT_CONTROL, exit01);
   // Entry: L0 always loads EFER and PAT into L2 (computed in merge() when
   // L1 does not ask for them), IA-32e mode guest as vmcs12 says.

@@ -214,7 +214,9 @@ const OFFER = (() => {
   assert.is(r.status, 0, r.console);
   assert.is(vmfunc, (proc2 & BigInt(V.PROC2_ENABLE_VM_FUNCTIONS)) !== 0n,
     'A.11: IA32_VMX_VMFUNC exists exactly when "enable VM functions" may be 1');
-  return { vmfunc, vmfuncCap };
+  // "VMCS shadowing" (for L1's own L2, kernel/nested/shadow12.ts).
+  const shadowing = (proc2 & BigInt(V.PROC2_VMCS_SHADOWING)) !== 0n;
+  return { vmfunc, vmfuncCap, shadowing };
 })();
 
 const VMX_REASONS: [string, number][] = [
@@ -368,9 +370,18 @@ test('VMCLEAR / VMPTRLD / VMPTRST: error numbers, current pointer, launch state 
     ...failsValid(vmptrld(VMXON_REGION), V.VMXERR_VMPTRLD_VMXON_POINTER, 'VMPTRLD of the VMXON pointer'),
     ...failsValid({ ...vmptrld(VMCS_B), before: (m) => { w64(m, DATA, BigInt(VMCS_B)); w32(m, VMCS_B, REV ^ 1); } },
       V.VMXERR_VMPTRLD_INCORRECT_REVISION_ID, 'VMPTRLD with another revision'),
-    ...failsValid({ ...vmptrld(VMCS_B), before: (m) => { w64(m, DATA, BigInt(VMCS_B)); w32(m, VMCS_B, (REV | 0x80000000) >>> 0); } },
-      V.VMXERR_VMPTRLD_INCORRECT_REVISION_ID, 'VMPTRLD of a shadow VMCS (shadowing not offered)'),
-    vmptrst(VMCS_A, 'a failed VMPTRLD leaves A current'),
+    // A shadow VMCS (bit 31): loadable when "VMCS shadowing" is offered, and
+    // then no VM entry from it (27.1: VMfailInvalid); else error 11.
+    ...(OFFER.shadowing ? [
+      { ...vmptrld(VMCS_B, succeeded('VMPTRLD of a shadow VMCS (shadowing offered)')),
+        before: (m: Machine) => { w64(m, DATA, BigInt(VMCS_B)); w32(m, VMCS_B, (REV | 0x80000000) >>> 0); } },
+      vmptrst(VMCS_B, 'the shadow VMCS is current'),
+      step(V.EXIT_REASON_VMLAUNCH, 0n, { check: failedInvalid('VMLAUNCH with a shadow VMCS current') }),
+      step(V.EXIT_REASON_VMRESUME, 0n, { check: failedInvalid('VMRESUME with a shadow VMCS current') }),
+      { ...vmptrld(VMCS_A, succeeded('VMPTRLD A back')), before: (m: Machine) => w64(m, DATA, BigInt(VMCS_A)) },
+    ] : failsValid({ ...vmptrld(VMCS_B), before: (m) => { w64(m, DATA, BigInt(VMCS_B)); w32(m, VMCS_B, (REV | 0x80000000) >>> 0); } },
+      V.VMXERR_VMPTRLD_INCORRECT_REVISION_ID, 'VMPTRLD of a shadow VMCS (shadowing not offered)')),
+    vmptrst(VMCS_A, 'a failed VMPTRLD (or A loaded again) leaves A current'),
     // A's data is in the cache: memory still has the old value.
     vmwriteReg(f, 0x1234n),
     { ...vmclear(VMCS_B, (m, b) => {
@@ -762,6 +773,8 @@ const NOT_OFFERED = new Set<string>([
 // (IA32_VMX_VMFUNC bit 0) is offered (Appendix B, A.11).
 if (OFFER.vmfunc) NOT_OFFERED.delete('VM_FUNCTION_CONTROL');
 if (OFFER.vmfunc && (OFFER.vmfuncCap & 1n) !== 0n) NOT_OFFERED.delete('EPTP_LIST_ADDRESS');
+// The VMREAD/VMWRITE bitmaps exist with "VMCS shadowing" (Appendix B).
+if (OFFER.shadowing) { NOT_OFFERED.delete('VMREAD_BITMAP'); NOT_OFFERED.delete('VMWRITE_BITMAP'); }
 const OFFERED = V.VMCS_FIELDS.filter((f) => !NOT_OFFERED.has(f.name));
 
 test('fields of features not offered to L1 do not exist: VMREAD/VMWRITE fail with 12', () => {

@@ -122,4 +122,7 @@ u32 invept_single(void);
 bool ept_offered(void);
 bool ept_exit(u32 reason, u32 access, u32 perms);
 
+/* ---- areas of cases, one file each ---------------------------------------------- */
+void test_l2_vmcs_shadowing(void); /* shadow12.c: VMCS shadowing for L1's L2 */
+
 #endif
