@@ -5,7 +5,8 @@
 // guest are offered when the processor has them, VPID with INVVPID, and VM
 // functions with EPTP switching (emulated, vmfunc.ts) (A.10, A.11); the
 // VMX-preemption timer at the processor's rate (ptimer.ts); EPT accessed
-// and dirty flags and "enable PML" (emulated, eptad.ts).
+// and dirty flags and "enable PML" (emulated, eptad.ts); VMCS shadowing for
+// L1's L2 (emulated, shadow12.ts).
 import * as V from "../arch/vmx";
 import * as hw from "../vmx/caps";
 
@@ -26,15 +27,16 @@ const PROC_EMULATED: u32 = V.PROC_INTERRUPT_WINDOW_EXITING | V.PROC_USE_TSC_OFFS
 // RDSEED, PAUSE-loop: vmcs02 takes them from vmcs12 and reflect-decide.ts
 // gives their exits to L1), the instruction enables whose 0 setting makes
 // the instruction #UD (RDTSCP/RDPID, INVPCID: vmcs02 takes vmcs12's setting,
-// vmcs02.ts), EPT, unrestricted guest, VPID, VM functions, PML (emulated). Withheld
+// vmcs02.ts), EPT, unrestricted guest, VPID, VM functions, PML and VMCS
+// shadowing (emulated). Withheld
 // (docs/guest-interface.md): "enable XSAVES/XRSTORS" (L0 does not
 // virtualize IA32_XSS, so L1 could not give L2 the XSS it chose), the APIC
 // virtualizations, #VE, ENCLS/ENCLV exiting, TSC scaling, user wait
-// and pause, PCONFIG, VMCS shadowing, sub-page permissions, mode-based execute.
+// and pause, PCONFIG, sub-page permissions, mode-based execute.
 const PROC2_EMULATED: u32 = V.PROC2_DESCRIPTOR_TABLE_EXITING | V.PROC2_ENABLE_RDTSCP | V.PROC2_WBINVD_EXITING |
   V.PROC2_ENABLE_EPT | V.PROC2_UNRESTRICTED_GUEST | V.PROC2_ENABLE_VM_FUNCTIONS | V.PROC2_ENABLE_VPID |
   V.PROC2_RDRAND_EXITING | V.PROC2_RDSEED_EXITING | V.PROC2_ENABLE_INVPCID | V.PROC2_PAUSE_LOOP_EXITING |
-  V.PROC2_ENABLE_PML;
+  V.PROC2_ENABLE_PML | V.PROC2_VMCS_SHADOWING;
 
 // Secondary controls whose 0 setting makes an instruction raise #UD in VMX
 // non-root operation (SDM Vol. 3C 26.3, Table 25-7): RDTSCP and RDPID,
@@ -241,6 +243,9 @@ export function fieldSupported(enc: u32): bool {
     case V.PML_ADDRESS:
     case V.PML_INDEX:
       return (<u32>(proc2() >> 32) & V.PROC2_ENABLE_PML) != 0;
+    case V.VMREAD_BITMAP:
+    case V.VMWRITE_BITMAP:
+      return (<u32>(proc2() >> 32) & V.PROC2_VMCS_SHADOWING) != 0;
   }
   switch (enc & ~V.VMCS_ENC_HIGH) {
     case V.POSTED_INTERRUPT_NOTIFICATION_VECTOR:
@@ -253,8 +258,6 @@ export function fieldSupported(enc: u32): bool {
     case V.EOI_EXIT_BITMAP_1:
     case V.EOI_EXIT_BITMAP_2:
     case V.EOI_EXIT_BITMAP_3:
-    case V.VMREAD_BITMAP: // VMCS shadowing
-    case V.VMWRITE_BITMAP:
     case V.VIRTUALIZATION_EXCEPTION_INFO_ADDRESS:
     case V.XSS_EXITING_BITMAP:
     case V.ENCLS_EXITING_BITMAP:

@@ -97,6 +97,26 @@ export function check(reason: u32, vmxon: bool): i32 {
   return PROCEED;
 }
 
+// L2's VMREAD/VMWRITE that L0 performs because vmcs12's "VMCS shadowing"
+// does not make it exit to L1 (shadow12.ts). The processor made the #UD
+// tests in L2 before its VM exit to L0 (#UD has priority over the exit,
+// 26.1.1), so what remains of the checks is "ELSIF CPL > 0 THEN #GP(0)".
+// rflags and long are L2's (vmcs02 current), as check() sets them for L1.
+export function checkNonRoot(): i32 {
+  rflags = vmx.vmread(V.GUEST_RFLAGS);
+  long = longMode();
+  if (events.guestCpl() > 0) {
+    events.injectGP();
+    return RESUME;
+  }
+  return PROCEED;
+}
+
+// 64-bit mode of the guest of the current VMCS: IA-32e mode active and CS.L.
+export function longMode(): bool {
+  return (efer() & V.X86_EFER_LMA) != 0 && (<u32>vmx.vmread(V.GUEST_CS_ACCESS_RIGHTS) & V.SEG_AR_L) != 0;
+}
+
 // The SDM's test of a VMXON/VMCS pointer (31.3 VMXON, VMCLEAR, VMPTRLD):
 // "addr is not 4KB-aligned or addr sets any bits beyond the
 // physical-address width". The width is the one L1's CPUID.80000008H:EAX[7:0]

@@ -138,6 +138,15 @@ export function check(): bool {
       if (!bitmapOk(V.EPTP_LIST_ADDRESS, "ctls.eptp-list.align", "ctls.eptp-list.width", "ctls.eptp-list.ram")) return false;
     }
   }
+  // "VMCS shadowing" (27.2.1.1): the VMREAD and VMWRITE bitmap addresses
+  // 4-KiB aligned, within the physical-address width (and, the
+  // hypervisor's own rule since shadow12.ts reads them, in L1's RAM).
+  if ((proc2 & V.PROC2_VMCS_SHADOWING) != 0) {
+    if (!bitmapOk(V.VMREAD_BITMAP, "ctls.vmread-bitmap.align", "ctls.vmread-bitmap.width", "ctls.vmread-bitmap.ram")) return false;
+    if (!bitmapOk(V.VMWRITE_BITMAP, "ctls.vmwrite-bitmap.align", "ctls.vmwrite-bitmap.width", "ctls.vmwrite-bitmap.ram")) {
+      return false;
+    }
+  }
   // "use TPR shadow" is not offered: its 1-setting already failed
   // ctls.proc.reserved, and with it 0 the controls that need it (virtualize
   // x2APIC mode, APIC-register virtualization, virtual-interrupt delivery)

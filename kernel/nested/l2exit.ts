@@ -17,6 +17,7 @@ import * as eptfault from "./eptfault";
 import * as vmfunc from "./vmfunc";
 import * as vmcs02 from "./vmcs02";
 import * as l2halt from "./l2halt";
+import * as shadow12 from "./shadow12";
 
 // MOV to CR0/CR4 by L2 that L1 does not intercept: only bits L0 owns
 // changed (vmcs01's mask: VMX's fixed bits). The processor's view gets the
@@ -49,6 +50,8 @@ export function handle(reason: u32): i32 {
   if (decide.l1Wants(reason)) return reflect.reflect(reason);
   reflect.countL0();
   if (reason == V.EXIT_REASON_CR_ACCESS) return crWrite(<u32>vmx.vmread(V.EXIT_QUALIFICATION));
+  // L2's VMREAD/VMWRITE of L1's shadow VMCS (vmcs12's "VMCS shadowing").
+  if (reason == V.EXIT_REASON_VMREAD || reason == V.EXIT_REASON_VMWRITE) return shadow12.emulate(reason);
   if (reason == V.EXIT_REASON_HLT) return l2halt.handleHlt();
   return exits.dispatch(reason);
 }

@@ -45,8 +45,10 @@ export function handle(reason: u32): i32 {
   const c = common.check(reason, false);
   if (c != common.PROCEED) return c;
   const launch = reason == V.EXIT_REASON_VMLAUNCH;
-  // 31.3: no current VMCS (or a shadow VMCS: not offered) → VMfailInvalid.
+  // 27.1: no current VMCS, or a current VMCS that is a shadow VMCS (bit 31
+  // of its first dword, 25.2) → VMfailInvalid.
   if (state.current == state.INVALID) return vmfail.failInvalid();
+  if ((load<u32>(state.cache, V.VMCS12_REVISION_ID_OFFSET) & V.VMCS_SHADOW_INDICATOR) != 0) return vmfail.failInvalid();
   // What L1 wrote through the shadow VMCS, before anything reads vmcs12.
   shadow.pull();
   // Events blocked by MOV SS → VMfailValid(26).

@@ -9,6 +9,7 @@ import * as cpu from "../hw/cpu";
 import * as vcpu from "../vm/vcpu";
 import * as state from "./state";
 import * as ptimer from "./ptimer";
+import * as shadow12 from "./shadow12";
 
 function proc(): u32 {
   return <u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
@@ -130,15 +131,16 @@ export function l1Wants(reason: u32): bool {
     case V.EXIT_REASON_VMLAUNCH:
     case V.EXIT_REASON_VMPTRLD:
     case V.EXIT_REASON_VMPTRST:
-    case V.EXIT_REASON_VMREAD:
     case V.EXIT_REASON_VMRESUME:
-    case V.EXIT_REASON_VMWRITE:
     case V.EXIT_REASON_VMXOFF:
     case V.EXIT_REASON_VMXON:
     case V.EXIT_REASON_INVEPT:
     case V.EXIT_REASON_INVVPID:
     case V.EXIT_REASON_XSETBV:
     case V.EXIT_REASON_VMFUNC: return true; // exit unconditionally (26.1.2)
+    // Unconditionally too unless vmcs12 has "VMCS shadowing" (26.1.3).
+    case V.EXIT_REASON_VMREAD:
+    case V.EXIT_REASON_VMWRITE: return shadow12.l1Wants(reason);
     case V.EXIT_REASON_HLT: return (proc() & V.PROC_HLT_EXITING) != 0;
     case V.EXIT_REASON_INVLPG: return (proc() & V.PROC_INVLPG_EXITING) != 0;
     case V.EXIT_REASON_RDPMC: return (proc() & V.PROC_RDPMC_EXITING) != 0;

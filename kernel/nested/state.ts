@@ -221,6 +221,31 @@ function store12(enc: u32, v: u64): bool {
   return true;
 }
 
+// Field access on a VMCS that is not current: its data is in L1's memory
+// at gpa, in the same private layout (every VMCS stops being current
+// through flush(), which writes it there). Used for the shadow VMCS that
+// vmcs12's link pointer names while L2 runs (shadow12.ts). The caller has
+// checked the encoding (vmcs12Offset >= 0) and that the page is L1's RAM.
+export function readAt(gpa: u64, enc: u32): u64 {
+  const a = gpa + <u64>V.vmcs12Offset(enc);
+  if ((enc & V.VMCS_ENC_HIGH) != 0) return <u64>guestmem.read32(a);
+  const w = V.vmcsEncodingWidth(enc);
+  if (w == V.VMCS_WIDTH_16) return <u64>guestmem.read16(a);
+  if (w == V.VMCS_WIDTH_32) return <u64>guestmem.read32(a);
+  return guestmem.read64(a);
+}
+export function writeAt(gpa: u64, enc: u32, v: u64): void {
+  const a = gpa + <u64>V.vmcs12Offset(enc);
+  if ((enc & V.VMCS_ENC_HIGH) != 0) {
+    guestmem.write32(a, <u32>v);
+    return;
+  }
+  const w = V.vmcsEncodingWidth(enc);
+  if (w == V.VMCS_WIDTH_16) guestmem.write16(a, <u32>v & 0xffff);
+  else if (w == V.VMCS_WIDTH_32) guestmem.write32(a, <u32>v);
+  else guestmem.write64(a, v);
+}
+
 // vmcs12 enables EPT (secondary controls active and "enable EPT" set).
 export function eptEnabled(): bool {
   return (<u32>get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&

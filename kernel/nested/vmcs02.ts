@@ -293,8 +293,10 @@ function mergeAll(proc12: u32, entry12: u32): void {
     (msrBitmaps ? V.PROC_USE_MSR_BITMAPS : 0);
   vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, proc02);
   // Secondary: L0's EPT, and VPID when L0 has it; L0's unrestricted guest
-  // only as vmcs12 asks (realCr0). Not L0's VMCS shadowing either: that
-  // serves L1's VMREAD/VMWRITE (shadow.ts); L2's must exit to L0.
+  // only as vmcs12 asks (realCr0). No VMCS shadowing, neither L0's (it
+  // serves L1's VMREAD/VMWRITE, shadow.ts) nor vmcs12's: L2's VMREAD/VMWRITE
+  // must exit to L0, which does what vmcs12's bitmaps and shadow VMCS say
+  // (shadow12.ts).
   // VPID: L2 runs with L0's VPID for it (L2_VPID) whenever L0 uses VPID,
   // whatever vmcs12 says; vmcs12's setting decides the flushes (vpid.ts).
   // The instruction enables (RDTSCP, INVPCID, ...) are vmcs12's alone: with
@@ -302,7 +304,7 @@ function mergeAll(proc12: u32, entry12: u32): void {
   // PML: L0 logs for L1 (eptad.ts), not the processor.
   vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL,
     (proc2_01 & ~(V.PROC2_UNRESTRICTED_GUEST | V.PROC2_VMCS_SHADOWING | l1caps.PROC2_INSTRUCTION_ENABLES)) |
-    (proc2_12 & ~(V.PROC2_ENABLE_VPID | V.PROC2_ENABLE_PML)));
+    (proc2_12 & ~(V.PROC2_ENABLE_VPID | V.PROC2_ENABLE_PML | V.PROC2_VMCS_SHADOWING)));
   // PAUSE-loop exiting is only ever L1's (L0 does not use it): its gap and
   // window are vmcs12's (25.6.13).
   if ((proc2_12 & V.PROC2_PAUSE_LOOP_EXITING) != 0) {

@@ -57,14 +57,45 @@ function readOnly(enc: u32): bool {
 export function vmread(reason: u32): i32 {
   const c = common.check(reason, false);
   if (c != common.PROCEED) return c;
-  if (state.current == state.INVALID) return vmfail.failInvalid();
+  return readField(state.current, true);
+}
+
+export function vmwrite(reason: u32): i32 {
+  const c = common.check(reason, false);
+  if (c != common.PROCEED) return c;
+  return writeField(state.current, true);
+}
+
+// L2's VMREAD/VMWRITE that vmcs12's "VMCS shadowing" lets through
+// (shadow12.ts, after its CPL check): the same instruction on the VMCS
+// that vmcs12's link pointer references, a VMCS of L1 that is not current,
+// so its data is in L1's memory (state.readAt/writeAt). A link pointer of
+// FFFFFFFF_FFFFFFFFH is "not valid": VMfailInvalid (31.3).
+export function vmreadLinked(link: u64): i32 {
+  return readField(link, false);
+}
+export function vmwriteLinked(link: u64): i32 {
+  return writeField(link, false);
+}
+
+// The instruction after its first checks, on the VMCS at `vmcs`: the
+// current vmcs12 (cached) when `current`, else a VMCS in L1's memory.
+// VMfailValid puts its error number in the current vmcs12 in both cases:
+// that is the current VMCS, also while L2 runs (31.2 conventions).
+function readField(vmcs: u64, current: bool): i32 {
+  if (vmcs == state.INVALID) return vmfail.failInvalid();
   const info = <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO);
   const long = common.long;
   const mask: u64 = long ? u64.MAX_VALUE : 0xffffffff;
   const enc = operand.gpr(operand.reg2(info)) & mask;
   if (!supported(enc)) return vmfail.failValid(V.VMXERR_UNSUPPORTED_VMCS_COMPONENT);
-  syncShadowed(<u32>enc);
-  const v = state.read(<u32>enc) & mask;
+  let v: u64;
+  if (current) {
+    syncShadowed(<u32>enc);
+    v = state.read(<u32>enc) & mask;
+  } else {
+    v = state.readAt(vmcs, <u32>enc) & mask;
+  }
   if (operand.isRegister(info)) {
     operand.setGpr(operand.reg1(info), v);
   } else {
@@ -74,10 +105,8 @@ export function vmread(reason: u32): i32 {
   return vmfail.succeed();
 }
 
-export function vmwrite(reason: u32): i32 {
-  const c = common.check(reason, false);
-  if (c != common.PROCEED) return c;
-  if (state.current == state.INVALID) return vmfail.failInvalid();
+function writeField(vmcs: u64, current: bool): i32 {
+  if (vmcs == state.INVALID) return vmfail.failInvalid();
   const info = <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO);
   const long = common.long;
   const mask: u64 = long ? u64.MAX_VALUE : 0xffffffff;
@@ -93,6 +122,10 @@ export function vmwrite(reason: u32): i32 {
   const enc = operand.gpr(operand.reg2(info)) & mask;
   if (!supported(enc)) return vmfail.failValid(V.VMXERR_UNSUPPORTED_VMCS_COMPONENT);
   if (readOnly(<u32>enc)) return vmfail.failValid(V.VMXERR_VMWRITE_READ_ONLY_VMCS_COMPONENT);
+  if (!current) {
+    state.writeAt(vmcs, <u32>enc, v);
+    return vmfail.succeed();
+  }
   const inShadow = syncShadowed(<u32>enc);
   state.write(<u32>enc, v);
   if (inShadow) shadow.push();

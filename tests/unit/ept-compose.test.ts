@@ -47,7 +47,7 @@
 // off, L2 an unrestricted real-mode guest); targets outside L1's RAM (the
 // stop); INVEPT single-context and all-context; the root cache with 2, 4
 // and 5 EPTPs against an LRU model; VMFUNC EPTP switching; random table
-// sets. The script is a generator (drive()): each `yield` is one VM exit,
+// sets; VMCS shadowing that L1 gives its L2 (L2's VMREAD/VMWRITE). The script is a generator (drive()): each `yield` is one VM exit,
 // the code after it runs at the next VM entry and sees what the kernel did.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -1423,6 +1423,140 @@ test(`random tables: ${FUZZ_SETS} table sets x ${FUZZ_ACCESSES} L2 accesses: nev
   if (process.env.HV_EPT_VERBOSE) console.log(JSON.stringify({ runs, stops, ...kinds }));
   for (const k of ['ok', 'violation', 'misconfig']) assert.ok(kinds[k] >= 150, `${k}: ${kinds[k]} (${JSON.stringify(kinds)})`);
   assert.ok(stops >= 2, `stops: ${stops}`);
+});
+
+// ---- VMCS shadowing for L1's own L2 (kernel/nested/shadow12.ts) -----------------------
+// L1 sets "VMCS shadowing" in vmcs12 with a shadow VMCS of its own and its
+// VMREAD/VMWRITE bitmaps. L2 (64-bit, CPL 0 unless said) executes VMREAD/
+// VMWRITE; vmcs02 has no shadowing, so each is an exit to L0, which must
+// answer as L1's processor would (SDM Vol. 3C 26.1.3, 31.3 VMREAD/VMWRITE
+// in VMX non-root operation): an exit to L1 (23/25) when the bitmap bit is
+// 1 or the encoding sets bits 63:15; else #GP(0) at CPL > 0; else the
+// instruction on the shadow VMCS (VMfailInvalid for a link pointer of
+// FFFFFFFF_FFFFFFFFH, VMfailValid(12) into vmcs12 for a field that does
+// not exist). L1 reads what L2 wrote after VMPTRLD of the shadow VMCS.
+const SHADOW12 = 0x32000, VMREAD_BM = 0x33000, VMWRITE_BM = 0x34000;
+const SHADOW_INDICATOR = 0x80000000;
+
+// L2's VMREAD/VMWRITE (register forms: reg1 the value, RCX the encoding).
+function* l2VmxInsn(c: Ctx, reason: number, regs: Record<number, bigint>, fields: Record<number, bigint> = {}, info = regInfo(RAX, RCX)): Script {
+  assert.is(c.m.vmx.currentVmcs, c.vmcs02, 'L2 runs');
+  yield { reason, len: LEN, regs, fields: { [V.VM_EXIT_INSTRUCTION_INFO]: info, [V.GUEST_RFLAGS]: FLAGS_ALL, ...fields } };
+}
+// It completed in L2 (no exit to L1) with these arithmetic flags.
+function l2Completed(c: Ctx, what: string, rip: bigint, flags: bigint): void {
+  assert.is(c.m.vmx.currentVmcs, c.vmcs02, `${what}: L2 continues, no exit to L1 (${c.m.console.slice(-300)})`);
+  assert.is(field(c, V.VM_ENTRY_INTERRUPTION_INFO), 0n, `${what}: no exception`);
+  assert.is(field(c, V.GUEST_RFLAGS) & ARITH, flags, `${what}: RFLAGS`);
+  assert.is(field(c, V.GUEST_RIP), rip + BigInt(LEN), `${what}: RIP past the instruction`);
+}
+// It was reflected to L1 as exit `reason` at L2's RIP; L1 resumes L2
+// (with `fix` VMWRITten first).
+function* reflectedToL1(c: Ctx, what: string, reason: number, rip: bigint, fix: [number, bigint][] = []): Script {
+  assert.ok(inL1(c), `${what}: exit to L1`);
+  assert.is(yield* l1Read(c, V.VM_EXIT_REASON), B(reason), `${what}: exit reason`);
+  assert.is(yield* l1Read(c, V.GUEST_RIP), rip, `${what}: L2's RIP at the instruction`);
+  for (const [e, v] of fix) yield* vmwrite(c, e, v);
+  yield* enterL2(c, false);
+}
+function setBitmapBit(c: Ctx, bm: number, enc: number): void {
+  const a = l1hpa(c, bm + (enc >>> 3));
+  c.m.phys.write(a, Uint8Array.of(c.m.phys.read(a, 1)[0] | (1 << (enc & 7))));
+}
+
+test('VMCS shadowing for L1\'s L2: VMREAD/VMWRITE of the shadow VMCS without exits, exits by bitmap and encoding, #GP at CPL 3, VMfail', () => {
+  runOk(function* (c) {
+    yield* bootL1(c, { eptp: eptpOf(pool(0)) });
+    yield* l2Cpuid(c);
+    const p2 = (yield* rdmsr(c, V.MSR_IA32_VMX_PROCBASED_CTLS2)) >> 32n;
+    assert.ok(p2 & B(V.PROC2_VMCS_SHADOWING), '"VMCS shadowing" offered');
+    // The shadow VMCS, filled by L1 while current.
+    w32(c, SHADOW12, (0x41534856 | SHADOW_INDICATOR) >>> 0);
+    yield* ptrInsn(c, 'VMCLEAR shadow', V.EXIT_REASON_VMCLEAR, BigInt(SHADOW12));
+    yield* ptrInsn(c, 'VMPTRLD shadow', V.EXIT_REASON_VMPTRLD, BigInt(SHADOW12));
+    yield* vmwrite(c, V.EXCEPTION_BITMAP, 0xa5a5n);
+    yield* vmwrite(c, V.GUEST_RIP, 0x0123456789abcdefn);
+    yield* ptrInsn(c, 'VMPTRLD vmcs12', V.EXIT_REASON_VMPTRLD, BigInt(VMCS12));
+    clearPage(c, VMREAD_BM);
+    clearPage(c, VMWRITE_BM);
+    setBitmapBit(c, VMREAD_BM, V.GUEST_RSP);
+    setBitmapBit(c, VMWRITE_BM, V.GUEST_RSP);
+    yield* vmwrite(c, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, B(V.PROC2_ENABLE_EPT | V.PROC2_VMCS_SHADOWING));
+    yield* vmwrite(c, V.VMREAD_BITMAP, B(VMREAD_BM));
+    yield* vmwrite(c, V.VMWRITE_BITMAP, B(VMWRITE_BM));
+    yield* vmwrite(c, V.VMCS_LINK_POINTER, B(SHADOW12));
+    yield* enterL2(c, false);
+    assert.is(field(c, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, c.vmcs02) & B(V.PROC2_VMCS_SHADOWING), 0n,
+      'vmcs02 has no VMCS shadowing: L2\'s VMREAD/VMWRITE exit to L0');
+
+    let rip = field(c, V.GUEST_RIP);
+    yield* l2VmxInsn(c, V.EXIT_REASON_VMREAD, { [RCX]: B(V.EXCEPTION_BITMAP), [RAX]: 0xdeadn });
+    l2Completed(c, 'VMREAD (bit 0)', rip, 0n);
+    assert.is(c.m.guestReg(RAX), 0xa5a5n, 'VMREAD (bit 0): the shadow VMCS\'s value');
+    rip = field(c, V.GUEST_RIP);
+    yield* l2VmxInsn(c, V.EXIT_REASON_VMREAD, { [RCX]: B(V.GUEST_RIP), [RAX]: 0n });
+    l2Completed(c, 'VMREAD natural width', rip, 0n);
+    assert.is(c.m.guestReg(RAX), 0x0123456789abcdefn, 'VMREAD: all 64 bits in 64-bit mode');
+
+    // Bits 63:15 of the encoding (64-bit operand) or bitmap bit 1: exit to L1.
+    rip = field(c, V.GUEST_RIP);
+    yield* l2VmxInsn(c, V.EXIT_REASON_VMREAD, { [RCX]: (1n << 32n) | B(V.EXCEPTION_BITMAP) });
+    yield* reflectedToL1(c, 'VMREAD, encoding bit 32', V.EXIT_REASON_VMREAD, rip);
+    rip = field(c, V.GUEST_RIP);
+    yield* l2VmxInsn(c, V.EXIT_REASON_VMREAD, { [RCX]: B(V.GUEST_RSP) });
+    yield* reflectedToL1(c, 'VMREAD (bit 1)', V.EXIT_REASON_VMREAD, rip);
+    rip = field(c, V.GUEST_RIP);
+    yield* l2VmxInsn(c, V.EXIT_REASON_VMWRITE, { [RCX]: B(V.GUEST_RSP), [RAX]: 1n });
+    yield* reflectedToL1(c, 'VMWRITE (bit 1)', V.EXIT_REASON_VMWRITE, rip);
+    // The exit comes before the CPL check; without it, CPL 3 is #GP(0).
+    const cpl3 = { [V.GUEST_SS_ACCESS_RIGHTS]: AR_DATA | (3n << 5n) };
+    rip = field(c, V.GUEST_RIP);
+    yield* l2VmxInsn(c, V.EXIT_REASON_VMREAD, { [RCX]: B(V.GUEST_RSP) }, cpl3);
+    // (L2's SS with DPL 3 and CS with DPL 0 is no state to resume: L1 mends it.)
+    yield* reflectedToL1(c, 'VMREAD (bit 1) at CPL 3', V.EXIT_REASON_VMREAD, rip, [[V.GUEST_SS_ACCESS_RIGHTS, AR_DATA]]);
+    rip = field(c, V.GUEST_RIP);
+    yield* l2VmxInsn(c, V.EXIT_REASON_VMREAD, { [RCX]: B(V.EXCEPTION_BITMAP), [RAX]: 7n }, cpl3);
+    assert.is(c.m.vmx.currentVmcs, c.vmcs02, 'VMREAD (bit 0) at CPL 3: no exit to L1');
+    assert.is(field(c, V.VM_ENTRY_INTERRUPTION_INFO), 0x80000b0dn, 'VMREAD (bit 0) at CPL 3: #GP(0) in L2');
+    assert.is(field(c, V.VM_ENTRY_EXCEPTION_ERROR_CODE), 0n, '#GP error code 0');
+    assert.is(field(c, V.GUEST_RIP), rip, 'not completed');
+    assert.is(c.m.guestReg(RAX), 7n, 'destination unchanged');
+
+    // VMWRITE (bit 0): into the shadow VMCS; L1 sees it after VMPTRLD of it.
+    rip = field(c, V.GUEST_RIP);
+    yield* l2VmxInsn(c, V.EXIT_REASON_VMWRITE, { [RCX]: B(V.EXCEPTION_BITMAP), [RDX]: 0x5a5an }, { [V.GUEST_SS_ACCESS_RIGHTS]: AR_DATA },
+      regInfo(RDX, RCX));
+    l2Completed(c, 'VMWRITE (bit 0)', rip, 0n);
+    // A field that does not exist: VMfailValid(12), the number in vmcs12.
+    rip = field(c, V.GUEST_RIP);
+    yield* l2VmxInsn(c, V.EXIT_REASON_VMREAD, { [RCX]: 0x4bfen });
+    l2Completed(c, 'VMREAD of no field', rip, B(V.X86_RFLAGS_ZF));
+    // A memory operand while vmcs12 enables EPT: reflected (shadow12.ts, "Not done").
+    rip = field(c, V.GUEST_RIP);
+    yield* l2VmxInsn(c, V.EXIT_REASON_VMREAD, { [RCX]: B(V.EXCEPTION_BITMAP), [RBX]: 0x8000n }, {}, withReg2(memInfo(), RCX));
+    yield* reflectedToL1(c, 'VMREAD to memory under L1\'s EPT', V.EXIT_REASON_VMREAD, rip);
+    yield* l2Cpuid(c);
+    assert.is(yield* l1Read(c, V.VM_INSTRUCTION_ERROR), 12n, 'VMfailValid(12) in L2: the error number in vmcs12');
+    yield* ptrInsn(c, 'VMPTRLD shadow', V.EXIT_REASON_VMPTRLD, BigInt(SHADOW12));
+    assert.is(yield* l1Read(c, V.EXCEPTION_BITMAP), 0x5a5an, 'L2\'s VMWRITE is in the shadow VMCS');
+    assert.is(yield* l1Read(c, V.VM_INSTRUCTION_ERROR), 0n, 'the shadow VMCS\'s error field untouched');
+    yield* ptrInsn(c, 'VMPTRLD vmcs12', V.EXIT_REASON_VMPTRLD, BigInt(VMCS12));
+    assert.is(yield* l1Read(c, V.EXCEPTION_BITMAP), 0n, 'vmcs12\'s own field untouched');
+
+    // Link pointer FFFFFFFF_FFFFFFFFH: VMfailInvalid.
+    yield* vmwrite(c, V.VMCS_LINK_POINTER, ALL1);
+    yield* enterL2(c, false);
+    rip = field(c, V.GUEST_RIP);
+    yield* l2VmxInsn(c, V.EXIT_REASON_VMWRITE, { [RCX]: B(V.EXCEPTION_BITMAP), [RAX]: 1n });
+    l2Completed(c, 'VMWRITE with link pointer FFFFFFFF_FFFFFFFFH', rip, B(V.X86_RFLAGS_CF));
+    // "VMCS shadowing" 0: every VMREAD exits to L1.
+    yield* l2Cpuid(c);
+    yield* vmwrite(c, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, B(V.PROC2_ENABLE_EPT));
+    yield* enterL2(c, false);
+    rip = field(c, V.GUEST_RIP);
+    yield* l2VmxInsn(c, V.EXIT_REASON_VMREAD, { [RCX]: B(V.EXCEPTION_BITMAP) });
+    yield* reflectedToL1(c, 'VMREAD without VMCS shadowing', V.EXIT_REASON_VMREAD, rip);
+  });
 });
 
 test.run();

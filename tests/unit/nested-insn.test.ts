@@ -215,7 +215,9 @@ const OFFER = (() => {
   assert.is(r.status, 0, r.console);
   assert.is(vmfunc, (proc2 & BigInt(V.PROC2_ENABLE_VM_FUNCTIONS)) !== 0n,
     'A.11: IA32_VMX_VMFUNC exists exactly when "enable VM functions" may be 1');
-  return { vmfunc, vmfuncCap, timer: (pin & BigInt(V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER)) !== 0n,
+  // "VMCS shadowing" (for L1's own L2, kernel/nested/shadow12.ts).
+  const shadowing = (proc2 & BigInt(V.PROC2_VMCS_SHADOWING)) !== 0n;
+  return { vmfunc, vmfuncCap, shadowing, timer: (pin & BigInt(V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER)) !== 0n,
     ple: (proc2 & BigInt(V.PROC2_PAUSE_LOOP_EXITING)) !== 0n };
 })();
 
@@ -370,9 +372,18 @@ test('VMCLEAR / VMPTRLD / VMPTRST: error numbers, current pointer, launch state 
     ...failsValid(vmptrld(VMXON_REGION), V.VMXERR_VMPTRLD_VMXON_POINTER, 'VMPTRLD of the VMXON pointer'),
     ...failsValid({ ...vmptrld(VMCS_B), before: (m) => { w64(m, DATA, BigInt(VMCS_B)); w32(m, VMCS_B, REV ^ 1); } },
       V.VMXERR_VMPTRLD_INCORRECT_REVISION_ID, 'VMPTRLD with another revision'),
-    ...failsValid({ ...vmptrld(VMCS_B), before: (m) => { w64(m, DATA, BigInt(VMCS_B)); w32(m, VMCS_B, (REV | 0x80000000) >>> 0); } },
-      V.VMXERR_VMPTRLD_INCORRECT_REVISION_ID, 'VMPTRLD of a shadow VMCS (shadowing not offered)'),
-    vmptrst(VMCS_A, 'a failed VMPTRLD leaves A current'),
+    // A shadow VMCS (bit 31): loadable when "VMCS shadowing" is offered, and
+    // then no VM entry from it (27.1: VMfailInvalid); else error 11.
+    ...(OFFER.shadowing ? [
+      { ...vmptrld(VMCS_B, succeeded('VMPTRLD of a shadow VMCS (shadowing offered)')),
+        before: (m: Machine) => { w64(m, DATA, BigInt(VMCS_B)); w32(m, VMCS_B, (REV | 0x80000000) >>> 0); } },
+      vmptrst(VMCS_B, 'the shadow VMCS is current'),
+      step(V.EXIT_REASON_VMLAUNCH, 0n, { check: failedInvalid('VMLAUNCH with a shadow VMCS current') }),
+      step(V.EXIT_REASON_VMRESUME, 0n, { check: failedInvalid('VMRESUME with a shadow VMCS current') }),
+      { ...vmptrld(VMCS_A, succeeded('VMPTRLD A back')), before: (m: Machine) => w64(m, DATA, BigInt(VMCS_A)) },
+    ] : failsValid({ ...vmptrld(VMCS_B), before: (m) => { w64(m, DATA, BigInt(VMCS_B)); w32(m, VMCS_B, (REV | 0x80000000) >>> 0); } },
+      V.VMXERR_VMPTRLD_INCORRECT_REVISION_ID, 'VMPTRLD of a shadow VMCS (shadowing not offered)')),
+    vmptrst(VMCS_A, 'a failed VMPTRLD (or A loaded again) leaves A current'),
     // A's data is in the cache: memory still has the old value.
     vmwriteReg(f, 0x1234n),
     { ...vmclear(VMCS_B, (m, b) => {
@@ -770,6 +781,8 @@ if (OFFER.ple) {
   NOT_OFFERED.delete('PLE_GAP');
   NOT_OFFERED.delete('PLE_WINDOW');
 }
+// The VMREAD/VMWRITE bitmaps exist with "VMCS shadowing" (Appendix B).
+if (OFFER.shadowing) { NOT_OFFERED.delete('VMREAD_BITMAP'); NOT_OFFERED.delete('VMWRITE_BITMAP'); }
 const OFFERED = V.VMCS_FIELDS.filter((f) => !NOT_OFFERED.has(f.name));
 
 test('fields of features not offered to L1 do not exist: VMREAD/VMWRITE fail with 12', () => {

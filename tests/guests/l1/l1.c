@@ -300,11 +300,11 @@ static void test_discovery(void) {
     check(wr == 13 && exc.error == 0, "WRMSR to VMX_BASIC (read-only) -> #GP(0)|vector %d", (i32)wr);
 
     /* What our L0 promises (kernel/nested/caps.ts): EPT, unrestricted guest,
-     * VPID and VM functions (EPTP switching), but no VMCS shadowing for L1
-     * yet; VMWRITE to read-only fields allowed. */
-    u32 promised = PROC2_EPT | (1u << 7) | PROC2_VMFUNC | PROC2_VPID;
-    HV_CHECK((p2a1 & promised) == promised && !(p2a1 & PROC2_VMCS_SHADOWING),
-             "L0 offers EPT, unrestricted guest, VPID, VMFUNC; no shadowing|PROCBASED_CTLS2 0x%llx", cap.proc2);
+     * VPID, VM functions (EPTP switching) and VMCS shadowing for L1's L2;
+     * VMWRITE to read-only fields allowed. */
+    u32 promised = PROC2_EPT | (1u << 7) | PROC2_VMFUNC | PROC2_VPID | PROC2_VMCS_SHADOWING;
+    HV_CHECK((p2a1 & promised) == promised,
+             "L0 offers EPT, unrestricted guest, VPID, VMFUNC, VMCS shadowing|PROCBASED_CTLS2 0x%llx", cap.proc2);
     HV_CHECK(cap.misc & MISC_VMWRITE_ANY, "L0 offers VMWRITE to read-only fields (MISC bit 29)|0x%llx", cap.misc);
 
     cr0_vmx = (read_cr0() | (u32)cap.cr0f0) & (u32)cap.cr0f1;
@@ -1926,6 +1926,7 @@ void guest_main(void) {
     test_l2_vmfunc();
     test_l2_vpid();
     test_l2_controls();
+    test_l2_vmcs_shadowing();
     test_entry_failures();
     test_vmxoff();
     test_host_failures();

@@ -128,5 +128,6 @@ void test_l2_preemption_timer(void); /* ptimer.c: the VMX-preemption timer */
 void test_l2_controls(void);          /* controls.c: instruction enables and exiting controls */
 void test_vmcs_fields(void);          /* fields.c: CR3-target value fields, the CR3-target list */
 void test_l2_ept_ad(void);            /* eptad.c: EPT accessed/dirty flags, PML */
+void test_l2_vmcs_shadowing(void);    /* shadow12.c: VMCS shadowing for L1's L2 */
 
 #endif
