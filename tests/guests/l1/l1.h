@@ -122,4 +122,7 @@ u32 invept_single(void);
 bool ept_offered(void);
 bool ept_exit(u32 reason, u32 access, u32 perms);
 
+/* Areas of cases in files of their own */
+void test_xstate(void); /* xstate.c: protection keys, XCR0, vector registers in L2 */
+
 #endif
