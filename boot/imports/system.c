@@ -60,6 +60,22 @@ void Z_cpuZ_xsetbv(struct Z_cpu_instance_t *i, u32 index, u64 v) {
     __asm__ volatile("xsetbv" :: "c"(index), "a"((u32)v), "d"((u32)(v >> 32)) : "memory");
 }
 
+/* XSAVE/XRSTOR need a 64-byte aligned area (SDM Vol. 1 13.7, 13.8: #GP
+ * otherwise); EDX:EAX = the instruction mask. */
+static u8 *xsave_area(u32 area, u32 size) {
+    u8 *p = hv_linear(area, size);
+    if ((u64)p & 63) wasm_rt_trap(WASM_RT_TRAP_OOB);
+    return p;
+}
+void Z_cpuZ_xsave(struct Z_cpu_instance_t *i, u32 area, u32 size, u64 mask) {
+    u8 *p = xsave_area(area, size);
+    __asm__ volatile("xsave64 (%0)" :: "r"(p), "a"((u32)mask), "d"((u32)(mask >> 32)) : "memory");
+}
+void Z_cpuZ_xrstor(struct Z_cpu_instance_t *i, u32 area, u32 size, u64 mask) {
+    u8 *p = xsave_area(area, size);
+    __asm__ volatile("xrstor64 (%0)" :: "r"(p), "a"((u32)mask), "d"((u32)(mask >> 32)) : "memory");
+}
+
 void Z_cpuZ_wbinvd(struct Z_cpu_instance_t *i) { __asm__ volatile("wbinvd" ::: "memory"); }
 
 u64 Z_cpuZ_rdtsc(struct Z_cpu_instance_t *i) { return rdtsc(); }

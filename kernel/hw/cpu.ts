@@ -49,6 +49,16 @@ export declare function hoststate(out: usize): void;
 @external("cpu", "xsetbv")
 export declare function xsetbv(index: u32, value: u64): void;
 
+// XSAVE / XRSTOR (64-bit forms) of the state components in `mask` (SDM
+// Vol. 1 13.7, 13.8) to / from the XSAVE area at `area` (`size` bytes,
+// 64-byte aligned, standard format); the requested-feature bitmap is
+// XCR0 & mask, so the caller sets XCR0 first.
+@external("cpu", "xsave")
+export declare function xsave(area: usize, size: u32, mask: u64): void;
+
+@external("cpu", "xrstor")
+export declare function xrstor(area: usize, size: u32, mask: u64): void;
+
 // End of interrupt on the executing processor's local APIC, for an
 // interrupt the processor acknowledged on a VM exit.
 @external("cpu", "eoi")

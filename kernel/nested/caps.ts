@@ -183,7 +183,7 @@ export function cr4Fixed0(): u64 {
   return hw.cr4Fixed0 | V.X86_CR4_VMXE;
 }
 export function cr4Fixed1(): u64 {
-  return hw.cr4Fixed1;
+  return hw.cr4Guest();
 }
 
 // Does CR0/CR4 value v satisfy the fixed bits of VMX operation (24.8)?

@@ -18,6 +18,7 @@ import * as vmfunc from "./vmfunc";
 import * as vmcs02 from "./vmcs02";
 import * as l2halt from "./l2halt";
 import * as shadow12 from "./shadow12";
+import * as nestedCaps from "./caps";
 
 // MOV to CR0/CR4 by L2 that L1 does not intercept: only bits L0 owns
 // changed (vmcs01's mask: VMX's fixed bits). The processor's view gets the
@@ -29,13 +30,14 @@ function crWrite(q: u32): i32 {
   if (crn == 8 || access != 0 || (crn != 0 && crn != 4)) return crExit.handle(V.EXIT_REASON_CR_ACCESS);
   const r = (q >> 8) & 0xf;
   const v = r == vcpu.RSP ? vmx.vmread(V.GUEST_RSP) : vcpu.reg(r);
-  if ((v >> 32) != 0) {
+  // A CR4 bit the processor offered to L1 lacks (CR4_FIXED1 there) is #GP.
+  if ((v >> 32) != 0 || (crn == 4 && (v & ~nestedCaps.cr4Fixed1()) != 0)) {
     events.injectGP();
     return exits.RESUME;
   }
   const mask12 = state.read(crn == 0 ? V.CR0_GUEST_HOST_MASK : V.CR4_GUEST_HOST_MASK);
   const shadow12 = state.read(crn == 0 ? V.CR0_READ_SHADOW : V.CR4_READ_SHADOW);
-  const real = crn == 0 ? vmcs02.realCr0(v) : (v | caps.cr4Fixed0) & caps.cr4Fixed1;
+  const real = crn == 0 ? vmcs02.realCr0(v) : (v | caps.cr4Fixed0) & caps.cr4Guest();
   vmx.vmwrite(crn == 0 ? V.GUEST_CR0 : V.GUEST_CR4, real);
   vmx.vmwrite(crn == 0 ? V.CR0_READ_SHADOW : V.CR4_READ_SHADOW, (shadow12 & mask12) | (v & ~mask12));
   events.skipInstruction();

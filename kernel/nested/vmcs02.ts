@@ -334,7 +334,7 @@ function mergeAll(proc12: u32, entry12: u32): void {
   vmx.vmwrite(V.CR0_READ_SHADOW, (state.get(V.CR0_READ_SHADOW) & cr0Mask12) | (cr0_12 & ~cr0Mask12));
   vmx.vmwrite(V.CR4_READ_SHADOW, (state.get(V.CR4_READ_SHADOW) & cr4Mask12) | (cr4_12 & ~cr4Mask12));
   vmx.vmwrite(V.GUEST_CR0, realCr0(cr0_12));
-  vmx.vmwrite(V.GUEST_CR4, (cr4_12 | caps.cr4Fixed0) & caps.cr4Fixed1);
+  vmx.vmwrite(V.GUEST_CR4, (cr4_12 | caps.cr4Fixed0) & caps.cr4Guest());
 
   // The guest-state area, and the event L1 injects into L2 (26.6).
   vmx.writefields(guestList.ptr, guestList.count, state.cache, guestList.all);

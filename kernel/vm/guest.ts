@@ -17,6 +17,7 @@ import * as V from "../arch/vmx";
 import * as config from "./config";
 import * as guestmem from "./guestmem";
 import * as vcpu from "./vcpu";
+import * as xstate from "./xstate";
 import * as vmcs01 from "./vmcs01";
 import * as events from "./events";
 import * as exits from "./exits";
@@ -94,13 +95,9 @@ function scrubPassThroughMsrs(): void {
   cpu.wrmsr(V.MSR_IA32_CSTAR, 0);
   cpu.wrmsr(V.MSR_IA32_FMASK, 0);
   cpu.wrmsr(V.MSR_IA32_TSC_AUX, 0);
-  // XCR0 is not switched by VMX either: back to x87 (+ SSE when XSAVE knows it).
-  if ((cpu.readcr(4) & V.X86_CR4_OSXSAVE) != 0) {
-    cpu.cpuid(0xd, 0, xsaveInfo);
-    cpu.xsetbv(0, (load<u32>(xsaveInfo) & 2) != 0 ? 3 : 1);
-  }
+  // Nor are XCR0 and the extended state: initial values, the host's XCR0.
+  xstate.scrub();
 }
-const xsaveInfo: usize = memory.data(16, 16);
 
 function printName(g: i32): void {
   const f = config.file[g];
@@ -191,7 +188,7 @@ function runOne(g: i32): bool {
     irq.reset();
     profile.reset();
     migrate.reset();
-    migrate.setGuestXcr0(1);
+    xstate.reset();
     irq.setBudget(config.maxTicks[g]);
     nested.reset(config.nested[g]);
     vmcs02.reset();

@@ -4,14 +4,15 @@
 // it (SDM Vol. 3C 25.11.1); VMCLEAR also makes it "clear", so the next
 // entry on the new processor is a VMLAUNCH (25.11.3). The host-state area
 // is rewritten for the new processor's tables. State that VMX does not
-// switch — the pass-through MSRs and XCR0 — lives in the processor and is
-// carried over by hand.
+// switch — the pass-through MSRs, XCR0 and the extended state beyond x87/SSE
+// (xstate.ts) — lives in the processor and is carried over by hand.
 import * as cpu from "../hw/cpu";
 import * as vmx from "../hw/vmx";
 import * as print from "../lib/print";
 import * as V from "../arch/vmx";
 import * as vcpu from "./vcpu";
 import * as vmcs01 from "./vmcs01";
+import * as xstate from "./xstate";
 import * as vmcs02 from "../nested/vmcs02";
 import * as nested from "../nested/state";
 import * as shadow from "../nested/shadow";
@@ -34,12 +35,6 @@ export function reset(): void {
   count = 0;
 }
 
-// The guest's XCR0 (XSETBV exits record it): what the next processor needs.
-export let guestXcr0: u64 = 1;
-export function setGuestXcr0(v: u64): void {
-  guestXcr0 = v;
-}
-
 // Is it time to move? Called after each handled exit.
 @inline export function due(): bool {
   return every != 0 && cpu.count() > 1 && vcpu.exits % <u64>every == 0;
@@ -51,6 +46,7 @@ export function move(): bool {
   const from = cpu.index();
   const to = (from + 1) % cpu.count();
   for (let i = 0; i < CARRIED.length; i++) values[i] = cpu.rdmsr(CARRIED[i]);
+  xstate.save();
   shadow.beforeMove(nested.inL2);
   // Both VMCSs of a nested guest may be active on this processor.
   if (vmx.vmclear(vcpu.vmcs) != vmx.VMX_SUCCEED ||
@@ -89,7 +85,7 @@ export function move(): bool {
     return false;
   }
   for (let i = 0; i < CARRIED.length; i++) cpu.wrmsr(CARRIED[i], values[i]);
-  if ((cpu.readcr(4) & V.X86_CR4_OSXSAVE) != 0) cpu.xsetbv(0, guestXcr0);
+  xstate.restore();
   count++;
   return true;
 }

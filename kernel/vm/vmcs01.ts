@@ -137,7 +137,7 @@ export function realCr0(v: u64): u64 {
 }
 
 export function realCr4(v: u64): u64 {
-  return (v | caps.cr4Fixed0) & caps.cr4Fixed1;
+  return (v | caps.cr4Fixed0) & caps.cr4Guest();
 }
 
 // Build and load a fresh VMCS for a guest entering at eip with EAX/EBX set
@@ -218,7 +218,7 @@ export function create(eptp: u64, eip: u32, wantVpid: bool): bool {
   // view of them from the read shadows (25.6.6).
   const lo32: u64 = 0xffffffff;
   cr0Mask = (caps.cr0Fixed0 | (~caps.cr0Fixed1 & lo32)) & ~(<u64>(V.X86_CR0_PE | V.X86_CR0_PG)) & lo32;
-  cr4Mask = (caps.cr4Fixed0 | ~caps.cr4Fixed1) & lo32;
+  cr4Mask = (caps.cr4Fixed0 | ~caps.cr4Guest()) & lo32;
   const cr0Shadow: u64 = V.X86_CR0_PE | V.X86_CR0_ET;
   vmx.vmwrite(V.CR0_GUEST_HOST_MASK, cr0Mask);
   vmx.vmwrite(V.CR4_GUEST_HOST_MASK, cr4Mask);

@@ -25,6 +25,20 @@ export let hasProc2: bool = false;
 export let hasEptVpidCap: bool = false;
 export let hasVmfunc: bool = false;
 
+// CR4 bits no guest of this hypervisor may set even where the processor
+// allows them in VMX operation: their features need state the hypervisor
+// does not give guests — CET (the CET MSRs and XSAVES supervisor state),
+// PKS (IA32_PKRS), Key Locker (LOADIWKEY, its MSRs), user interrupts (their
+// MSRs and XSAVES state). CPUID hides the features (exit/cpuid.ts); the
+// bits are the hypervisor's in the CR4 guest/host mask and a MOV to CR4
+// that sets one is #GP, as for a processor without the feature.
+export const CR4_WITHHELD: u64 = V.X86_CR4_CET | V.X86_CR4_PKS | V.X86_CR4_KL | V.X86_CR4_UINTR;
+
+// The CR4 bits a guest may set: the processor's CR4_FIXED1 minus the above.
+export function cr4Guest(): u64 {
+  return cr4Fixed1 & ~CR4_WITHHELD;
+}
+
 export function revisionId(): u32 {
   return <u32>basic & 0x7fffffff;
 }

@@ -79,6 +79,7 @@ export class Machine {
   cpuCount = 1;
   regsPtr = 0; // the register block of the last vmx.enter (boot/entry/vmenter.S layout)
   xcr0 = 1n;
+  xstateOps: { op: string; mask: bigint; xcr0: bigint; cpu: number }[] = []; // cpu.xsave/xrstor calls
   eois = 0; // cpu.eoi calls
   cpuIndex = 0;
   exitStatus: number | null = null;
@@ -140,6 +141,17 @@ export class Machine {
   maxPhysAddr(): number { return this.cpuidRaw(0x80000008, 0)[0] & 0xff; }
 
   // ---- ending a run -----------------------------------------------------------
+  // XSAVE/XRSTOR (cpu.xsave/xrstor): #UD without CR4.OSXSAVE, #GP on an
+  // area not 64-byte aligned (SDM Vol. 1 13.7/13.8); the kernel always
+  // widens XCR0 to the mask first, so a mask outside XCR0 is a kernel bug.
+  xstateOp(op: string, area: number, size: number, mask: bigint): void {
+    if (!(this.cr(4) & (1n << 18n))) this.fault(`#UD: ${op} with CR4.OSXSAVE clear`);
+    if (area % 64 !== 0) this.fault(`#GP: ${op} area 0x${area.toString(16)} not 64-byte aligned`);
+    if (size < 576) this.fault(`${op}: area of ${size} bytes is smaller than the legacy area and header`);
+    if (mask & ~this.xcr0) this.fault(`${op}: mask 0x${mask.toString(16)} outside XCR0 0x${this.xcr0.toString(16)}`);
+    this.xstateOps.push({ op, mask, xcr0: this.xcr0, cpu: this.cpuIndex });
+  }
+
   fault(msg: string): never {
     this.faults.push(msg);
     throw new MachineFault(msg);
@@ -352,6 +364,12 @@ export class Machine {
           if (!(this.cr(4) & (1n << 18n))) this.fault('#UD: XSETBV with CR4.OSXSAVE clear');
           this.xcr0 = u64(v);
           void idx;
+        },
+        xsave: (area: number, size: number, mask: bigint) => {
+          this.xstateOp('XSAVE', u32(area), u32(size), u64(mask));
+        },
+        xrstor: (area: number, size: number, mask: bigint) => {
+          this.xstateOp('XRSTOR', u32(area), u32(size), u64(mask));
         },
         wbinvd: () => {},
         eoi: () => {

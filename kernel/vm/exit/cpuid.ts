@@ -10,6 +10,8 @@ import * as events from "../events";
 import * as profile from "../profile";
 import * as nested from "../../nested/state";
 import * as ident from "../../cpu/ident";
+import * as caps from "../../vmx/caps";
+import * as xstate from "../xstate";
 import { RESUME } from "../exits";
 
 const out: usize = memory.data(16, 16);
@@ -28,9 +30,21 @@ const SIG_EDX: u32 = 0x726f7369; // "isor"
 // guest/host mask), so the processor itself checks and applies it.
 const L1_ECX_HIDE: u32 = (1 << 3) | (1 << 5) | (1 << 6) | (1 << 15) | (1 << 21) | (1 << 24) | (1 << 27);
 // Leaf 7.0 EBX: INVPCID (10) only where the VMCS enables it (vmcs01.ts);
-// RTM (11), HLE (4) pass. ECX: WAITPKG (5) is not enabled.
+// RTM (11), HLE (4) pass. ECX: WAITPKG (5) is not enabled; CET_SS (7), Key
+// Locker (23) and PKS (31) need state the hypervisor does not give guests
+// (caps.CR4_WITHHELD). EDX: CET_IBT (20), UINTR (5) likewise. OSPKE (ECX 4)
+// follows the guest's CR4.PKE, as OSXSAVE does in leaf 1.
 const L7_EBX_INVPCID: u32 = 1 << 10;
-const L7_ECX_HIDE: u32 = 1 << 5;
+const L7_ECX_HIDE: u32 = (1 << 4) | (1 << 5) | (1 << 7) | (1 << 23) | (1 << 31);
+const L7_EDX_HIDE: u32 = (1 << 5) | (1 << 20);
+
+// Features whose CR4 enable bit the guest cannot set (not in CR4_FIXED1 of
+// the processor, so not in the guest's CR4 either): hidden with the bit.
+// Leaf 7.0 EBX: FSGSBASE (0) / CR4 16, SMEP (7) / 20, SMAP (20) / 21;
+// ECX: UMIP (2) / 11, PKU (3) / 22, LA57 (16) / 12.
+function hideWithoutCr4(reg: u32, cpuidBit: u32, cr4Bit: u64, allowed: u64): u32 {
+  return (allowed & cr4Bit) != 0 ? reg : reg & ~(<u32>1 << cpuidBit);
+}
 
 export function handle(reason: u32): i32 {
   if (profile.enabled) profile.sample();
@@ -61,7 +75,31 @@ export function handle(reason: u32): i32 {
       b &= 0x00ffffff; // initial APIC ID 0 (one vCPU)
     } else if (leaf == 7 && sub == 0) {
       if (!vmcs01.invpcidEnabled) b &= ~L7_EBX_INVPCID;
+      const cr4 = caps.cr4Guest();
+      b = hideWithoutCr4(b, 0, V.X86_CR4_FSGSBASE, cr4);
+      b = hideWithoutCr4(b, 7, V.X86_CR4_SMEP, cr4);
+      b = hideWithoutCr4(b, 20, V.X86_CR4_SMAP, cr4);
       c &= ~L7_ECX_HIDE;
+      c = hideWithoutCr4(c, 2, V.X86_CR4_UMIP, cr4);
+      c = hideWithoutCr4(c, 3, V.X86_CR4_PKE, cr4);
+      c = hideWithoutCr4(c, 16, V.X86_CR4_LA57, cr4);
+      if ((c & (1 << 3)) != 0 && (vmx.vmread(V.GUEST_CR4) & V.X86_CR4_PKE) != 0) c |= 1 << 4;
+      d &= ~L7_EDX_HIDE;
+    } else if (leaf == 0xd) {
+      // XSAVE (SDM Vol. 1 13.2): the user components of xstate.offered. No
+      // supervisor components (IA32_XSS is not offered) and no XSAVES (not
+      // enabled in the guest's VMCS: it would be #UD): sub-leaf 1 EAX bit 3
+      // and ECX/EDX clear, sub-leaves of other components zero.
+      if (sub == 1) {
+        a &= ~(<u32>1 << 3);
+        c = 0;
+        d = 0;
+      } else if (sub >= 2 && (sub >= 64 || ((xstate.offered >> <u64>sub) & 1) == 0)) {
+        a = 0;
+        b = 0;
+        c = 0;
+        d = 0;
+      }
     } else if (leaf == 0xa) {
       a = 0; // no performance monitoring (0xA: version 0)
       b = 0;

@@ -52,13 +52,16 @@ function writeCr0(v: u64): bool {
 
 // MOV to CR4: SMXE is never offered, VMXE only with nested=on (CPUID
 // shows VMX then); setting what is not offered is #GP, as are bits the
-// processor lacks (CR4_FIXED1). In VMX operation CR4.VMXE cannot be cleared
+// processor lacks (CR4_FIXED1) and those the hypervisor withholds
+// (caps.CR4_WITHHELD: CPUID hides their features). Every other bit the
+// guest sets is in the processor's CR4 while it runs (PKE, OSXSAVE, SMEP,
+// SMAP, UMIP, FSGSBASE, ...: not in the guest/host mask). In VMX operation CR4.VMXE cannot be cleared
 // (SDM Vol. 3C 24.8: #GP).
 function writeCr4(v: u64): bool {
   if ((v & V.X86_CR4_SMXE) != 0) return false;
   if ((v & V.X86_CR4_VMXE) != 0 && !nested.enabled) return false;
   if (nested.vmxOn && !nestedCaps.cr4Allowed(v)) return false;
-  if ((v & ~caps.cr4Fixed1 & ~(<u64>V.X86_CR4_VMXE)) != 0) return false;
+  if ((v & ~caps.cr4Guest() & ~(<u64>V.X86_CR4_VMXE)) != 0) return false;
   // PAE may not be cleared in long mode (SDM Vol. 3A 9.8.5.4).
   if (longMode() && (v & V.X86_CR4_PAE) == 0) return false;
   // PCIDE (an exit for another bit brings it here; otherwise the processor

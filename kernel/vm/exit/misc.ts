@@ -10,11 +10,10 @@ import * as events from "../events";
 import * as config from "../config";
 import * as guestmem from "../guestmem";
 import * as irq from "../irq";
-import * as migrate from "../migrate";
+import * as xstate from "../xstate";
 import * as mmio from "../mmio";
 import { RESUME, stop } from "../exits";
 
-const regs: usize = memory.data(16, 16);
 
 // INVD (13) exits unconditionally; WBINVD (54) with WBINVD exiting. Both are
 // done as WBINVD: dropping the guest's dirty lines (INVD) could lose
@@ -31,8 +30,7 @@ export function handleWbinvd(reason: u32): i32 {
 export function handleXsetbv(reason: u32): i32 {
   const idx = <u32>vcpu.reg(vcpu.RCX);
   const v = (vcpu.reg(vcpu.RDX) << 32) | (vcpu.reg(vcpu.RAX) & 0xffffffff);
-  cpu.cpuid(0xd, 0, regs);
-  const supported = (<u64>load<u32>(regs, 12) << 32) | <u64>load<u32>(regs);
+  const supported = xstate.offered;
   let ok = idx == 0 && (v & 1) != 0 && (v & ~supported) == 0;
   if ((v & 4) != 0 && (v & 2) == 0) ok = false;
   const avx512 = v & 0xe0;
@@ -41,8 +39,7 @@ export function handleXsetbv(reason: u32): i32 {
     events.injectGP();
     return RESUME;
   }
-  cpu.xsetbv(0, v);
-  migrate.setGuestXcr0(v);
+  xstate.setXcr0(v);
   events.skipInstruction();
   return RESUME;
 }

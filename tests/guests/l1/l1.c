@@ -1927,6 +1927,7 @@ void guest_main(void) {
     test_l2_vpid();
     test_l2_controls();
     test_l2_vmcs_shadowing();
+    test_xstate();
     test_entry_failures();
     test_vmxoff();
     test_host_failures();

@@ -129,5 +129,6 @@ void test_l2_controls(void);          /* controls.c: instruction enables and exi
 void test_vmcs_fields(void);          /* fields.c: CR3-target value fields, the CR3-target list */
 void test_l2_ept_ad(void);            /* eptad.c: EPT accessed/dirty flags, PML */
 void test_l2_vmcs_shadowing(void);    /* shadow12.c: VMCS shadowing for L1's L2 */
+void test_xstate(void);               /* xstate.c: protection keys, XCR0, vector registers in L2 */
 
 #endif

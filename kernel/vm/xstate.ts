@@ -1,0 +1,108 @@
+// The vCPU's extended processor state: XCR0 and the XSAVE-managed state
+// components (SDM Vol. 1 ch. 13: x87, SSE, AVX, AVX-512 opmask/ZMM, PKRU, ...).
+//
+// VM entry and VM exit switch none of it (SDM Vol. 3C 26.3, 27.5: the VMCS
+// has no field for XCR0, the vector registers or PKRU), so on one processor
+// it simply stays in the registers while the hypervisor runs, as it stays
+// there across L1/L2 switches on a processor. The hypervisor's compiled code
+// touches only what legacy SSE code touches — the x87 and SSE components
+// (XMM0-15 bits 127:0, MXCSR) — and the entry stub (boot/entry/vmenter.S)
+// keeps those in the register block with FXSAVE/FXRSTOR on every exit and
+// entry. Legacy SSE instructions leave bits 255:128 and above of the vector
+// registers unchanged (SDM Vol. 1 14.1.4 / 15.5), and nothing in the
+// hypervisor depends on XCR0 (no VEX/EVEX code, no XSAVE outside this file),
+// so the guest's XCR0 stays loaded while the hypervisor runs: an exit costs
+// no XSETBV and no XSAVE of the upper components.
+//
+// The rest moves with XSAVE/XRSTOR only when the vCPU leaves the processor
+// (migrate.ts) and is initialised when a guest starts, through the per-vCPU
+// XSAVE area below (standard format, 64-byte aligned, SDM Vol. 1 13.4).
+import * as cpu from "../hw/cpu";
+import * as V from "../arch/vmx";
+
+// XCR0 components a guest may enable: every user state component the
+// processor supports (CPUID.(EAX=0DH,ECX=0):EDX:EAX); 0 without XSAVE
+// (CR4.OSXSAVE clear in the hypervisor: XSETBV is then #UD for guests too).
+export let offered: u64 = 0;
+// The guest's XCR0 (its XSETBV exits record it); what the processor has
+// whenever this vCPU's state is loaded on it.
+export let guestXcr0: u64 = 1;
+
+// The XSAVE area: CPUID.(EAX=0DH,ECX=0):ECX bytes (the size for every
+// supported component), allocated once, at the first guest's set-up.
+let area: usize = 0;
+let areaSize: u32 = 0;
+
+// Components that travel through the XSAVE area: all but x87 (bit 0) and
+// SSE (bit 1), which the entry stub keeps in the register block.
+function moved(): u64 {
+  return offered & ~(<u64>3);
+}
+
+const regs: usize = memory.data(16, 16);
+
+// At a guest's set-up: learn the offered components, allocate the area once,
+// and give the vCPU the state a processor has after RESET (SDM Vol. 1
+// 13.6: XCR0 = 1; every component in its initial configuration, PKRU = 0).
+export function reset(): bool {
+  guestXcr0 = 1;
+  if ((cpu.readcr(4) & V.X86_CR4_OSXSAVE) == 0) {
+    offered = 0;
+    return true;
+  }
+  cpu.cpuid(0xd, 0, regs);
+  offered = (<u64>load<u32>(regs, 12) << 32) | <u64>load<u32>(regs);
+  if (area == 0) {
+    areaSize = load<u32>(regs, 8);
+    if (areaSize < 576) areaSize = 576; // legacy area + header at least
+    area = (heap.alloc(<usize>areaSize + 64) + 63) & ~(<usize>63);
+  }
+  // An area whose header (bytes 512-575) is zero holds every component in
+  // its initial configuration: XRSTOR initialises what XSTATE_BV lacks
+  // (13.8.1). MXCSR (byte 24) is loaded whenever AVX is restored: 1F80H.
+  memory.fill(area, 0, areaSize);
+  store<u32>(area + 24, 0x1f80);
+  loadState(moved());
+  cpu.xsetbv(0, guestXcr0);
+  return true;
+}
+
+// The guest's XSETBV passed the SDM's checks (exit/misc.ts): it takes
+// effect on the processor, and stays there while the hypervisor runs.
+export function setXcr0(v: u64): void {
+  guestXcr0 = v;
+  cpu.xsetbv(0, v);
+}
+
+// Before the vCPU leaves this processor: its components (but x87/SSE) into
+// the area. XCR0 is widened to every offered component for the XSAVE, so
+// that state the guest keeps with the component disabled in XCR0 (PKRU is
+// used with CR4.PKE whatever XCR0[9] says) moves too.
+export function save(): void {
+  if (offered == 0) return;
+  cpu.xsetbv(0, offered);
+  cpu.xsave(area, areaSize, moved());
+}
+
+// On the processor it arrives at: the components back, then the guest's XCR0.
+export function restore(): void {
+  if (offered == 0) return;
+  loadState(moved());
+  cpu.xsetbv(0, guestXcr0);
+}
+
+function loadState(mask: u64): void {
+  if (mask == 0) return;
+  cpu.xsetbv(0, offered);
+  cpu.xrstor(area, areaSize, mask);
+}
+
+// After the guest ends: its state must not reach the next guest, nor its
+// XCR0 (the hypervisor's own is x87 + SSE where XSAVE knows SSE).
+export function scrub(): void {
+  if (offered == 0) return;
+  memory.fill(area, 0, areaSize);
+  store<u32>(area + 24, 0x1f80);
+  loadState(moved());
+  cpu.xsetbv(0, offered & 3);
+}
