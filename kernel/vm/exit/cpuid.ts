@@ -21,14 +21,45 @@ const SIG_EBX: u32 = 0x79485341; // "ASHy"
 const SIG_ECX: u32 = 0x76726570; // "perv"
 const SIG_EDX: u32 = 0x726f7369; // "isor"
 
-// Leaf 1 ECX bits hidden: MONITOR (3), VMX (5), SMX (6), PDCM (15), PCID
-// (17), x2APIC (21), TSC-deadline (24); OSXSAVE (27) follows the guest's
-// CR4. HYPERVISOR (31) is set.
-const L1_ECX_HIDE: u32 = (1 << 3) | (1 << 5) | (1 << 6) | (1 << 15) | (1 << 17) | (1 << 21) | (1 << 24) | (1 << 27);
-// Leaf 7.0 EBX: INVPCID (10) is not enabled for guests; RTM (11), HLE (4)
-// pass. ECX: WAITPKG (5) is not enabled.
-const L7_EBX_HIDE: u32 = 1 << 10;
-const L7_ECX_HIDE: u32 = 1 << 5;
+// Features hidden because their instructions or MSRs are not virtualised
+// (SDM Vol. 4 Table 2-2 names the MSRs each CPUID bit makes architectural;
+// docs/guest-interface.md lists every MSR's decision).
+// Leaf 1 ECX: DTES64 (2) and DS-CPL (4) (IA32_DS_AREA), MONITOR (3), VMX
+// (5), SMX (6), EST (7: IA32_PERF_STATUS/CTL), TM2 (8), SDBG (11:
+// IA32_DEBUG_INTERFACE), PDCM (15: IA32_PERF_CAPABILITIES), PCID (17), DCA
+// (18: the DCA_CAP MSRs), x2APIC (21), TSC-deadline (24: IA32_TSC_DEADLINE);
+// OSXSAVE (27) follows the guest's CR4. HYPERVISOR (31) is set.
+const L1_ECX_HIDE: u32 = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 11) |
+  (1 << 15) | (1 << 17) | (1 << 18) | (1 << 21) | (1 << 24) | (1 << 27);
+// Leaf 1 EDX: MCA (14: IA32_MCG_*, IA32_MCi_*), DS (21: IA32_DS_AREA and
+// the branch-trace bits of IA32_DEBUGCTL), ACPI (22: IA32_THERM_*,
+// IA32_CLOCK_MODULATION), TM (29).
+const L1_EDX_HIDE: u32 = (1 << 14) | (1 << 21) | (1 << 22) | (1 << 29);
+// Leaf 6 (thermal and power management): only ARAT (EAX bit 2, the APIC
+// timer runs in every C-state) is kept; the rest names MSRs that are not
+// virtualised (IA32_THERM_*, IA32_PACKAGE_THERM_*, HWP, IA32_MPERF/APERF,
+// IA32_ENERGY_PERF_BIAS, HDC, hardware feedback).
+const L6_EAX_KEEP: u32 = 1 << 2;
+// Leaf 7.0 EBX: SGX (2), PQM (12: IA32_PQR_ASSOC, IA32_QM_*), MPX (14:
+// IA32_BNDCFGS), PQE (15: IA32_L3_QOS_*), Intel PT (25: IA32_RTIT_*);
+// INVPCID (10) is not enabled for guests; RTM (11), HLE (4) and TSC_ADJUST
+// (1: emulated) pass.
+const L7_EBX_HIDE: u32 = (1 << 2) | (1 << 10) | (1 << 12) | (1 << 14) | (1 << 15) | (1 << 25);
+// Leaf 7.0 ECX: WAITPKG (5: IA32_UMWAIT_CONTROL), CET_SS (7: IA32_U_CET,
+// IA32_S_CET, IA32_PLx_SSP), TME (13: IA32_TME_*), ENQCMD (29: IA32_PASID),
+// SGX_LC (30), PKS (31: IA32_PKRS).
+const L7_ECX_HIDE: u32 = (1 << 5) | (1 << 7) | (1 << 13) | (1 << 29) | (1 << 30) | (1 << 31);
+// Leaf 7.0 EDX: UINTR (5: IA32_UINTR_*), SRBDS_CTRL (9: IA32_MCU_OPT_CTRL),
+// arch LBR (19: IA32_LBR_*), CET_IBT (20), IBRS/IBPB (26: IA32_SPEC_CTRL,
+// IA32_PRED_CMD), STIBP (27), L1D_FLUSH (28: IA32_FLUSH_CMD),
+// ARCH_CAPABILITIES (29), CORE_CAPABILITIES (30), SSBD (31).
+const L7_EDX_HIDE: u32 = (1 << 5) | (1 << 9) | (1 << 19) | (1 << 20) | (1 << 26) | (1 << 27) | (1 << 28) |
+  (1 << 29) | (1 << 30) | (1 << 31);
+// Leaf 7.1 EAX: FRED (17: IA32_FRED_*).
+const L7_1_EAX_HIDE: u32 = 1 << 17;
+// Leaf 0DH.1 EAX: XSAVES (3: IA32_XSS; "enable XSAVES/XRSTORS" is not set
+// in vmcs01, so XSAVES is #UD), XFD (4: IA32_XFD, IA32_XFD_ERR).
+const LD_1_EAX_HIDE: u32 = (1 << 3) | (1 << 4);
 
 export function handle(reason: u32): i32 {
   if (profile.enabled) profile.sample();
@@ -53,13 +84,24 @@ export function handle(reason: u32): i32 {
     d = load<u32>(out, 12);
     if (leaf == 1) {
       c &= ~L1_ECX_HIDE;
+      d &= ~L1_EDX_HIDE;
       if (nested.enabled) c |= 1 << 5; // VMX offered (nested=on)
       c |= 1 << 31;
       if ((vmx.vmread(V.GUEST_CR4) & V.X86_CR4_OSXSAVE) != 0 && (c & (1 << 26)) != 0) c |= 1 << 27;
       b &= 0x00ffffff; // initial APIC ID 0 (one vCPU)
+    } else if (leaf == 6) {
+      a &= L6_EAX_KEEP;
+      b = 0;
+      c = 0;
+      d = 0;
     } else if (leaf == 7 && sub == 0) {
       b &= ~L7_EBX_HIDE;
       c &= ~L7_ECX_HIDE;
+      d &= ~L7_EDX_HIDE;
+    } else if (leaf == 7 && sub == 1) {
+      a &= ~L7_1_EAX_HIDE;
+    } else if (leaf == 0xd && sub == 1) {
+      a &= ~LD_1_EAX_HIDE;
     } else if (leaf == 0xa) {
       a = 0; // no performance monitoring (0xA: version 0)
       b = 0;
