@@ -1918,6 +1918,7 @@ void guest_main(void) {
     test_l2_event_delivery();
     test_l2_interrupts();
     test_msr_lists();
+    test_msr();
     test_l2_ept();
     test_l2_vmfunc();
     test_l2_vpid();
