@@ -554,16 +554,27 @@
 
 /* ---- MSR numbers (Vol. 4 Table 2-2; VMX capability MSRs: Vol. 3D Appendix A) */
 #define MSR_IA32_TIME_STAMP_COUNTER 0x10
+#define MSR_IA32_PLATFORM_ID 0x17
 #define MSR_IA32_APIC_BASE 0x1b
 #define MSR_IA32_FEATURE_CONTROL 0x3a
+#define MSR_IA32_TSC_ADJUST 0x3b
 #define MSR_IA32_SPEC_CTRL 0x48
+#define MSR_IA32_BIOS_UPDT_TRIG 0x79
+#define MSR_IA32_BIOS_SIGN_ID 0x8b
 #define MSR_IA32_SMM_MONITOR_CTL 0x9b
+#define MSR_IA32_SMBASE 0x9e
+#define MSR_IA32_MTRRCAP 0xfe
 #define MSR_IA32_SYSENTER_CS 0x174
 #define MSR_IA32_SYSENTER_ESP 0x175
 #define MSR_IA32_SYSENTER_EIP 0x176
 #define MSR_IA32_MISC_ENABLE 0x1a0
 #define MSR_IA32_DEBUGCTL 0x1d9
+#define MSR_IA32_MTRR_FIX64K_00000 0x250
+#define MSR_IA32_MTRR_FIX16K_80000 0x258
+#define MSR_IA32_MTRR_FIX16K_A0000 0x259
+#define MSR_IA32_MTRR_FIX4K_C0000 0x268
 #define MSR_IA32_PAT 0x277
+#define MSR_IA32_MTRR_DEF_TYPE 0x2ff
 #define MSR_IA32_PERF_GLOBAL_CTRL 0x38f
 #define MSR_IA32_VMX_BASIC 0x480 /* SDM Vol. 3D A.1 */
 #define MSR_IA32_VMX_PINBASED_CTLS 0x481 /* SDM Vol. 3D A.3.1 */
@@ -776,6 +787,7 @@
 /* ---- IA32_DEBUGCTL (Vol. 3B 18.4.1, Vol. 4 Table 2-2) */
 #define X86_DEBUGCTL_LBR VMX_U64(0x0000000000000001) /* bit 0: last branch record */
 #define X86_DEBUGCTL_BTF VMX_U64(0x0000000000000002) /* bit 1: single-step on branches */
+#define X86_DEBUGCTL_RTM VMX_U64(0x0000000000008000) /* bit 15: advanced debugging of RTM regions (if CPUID.(EAX=07H,ECX=0):EBX[11]) */
 
 /* ---- interruption-information format shared by the VM-entry, VM-exit and IDT-vectoring fields (25.8.3, 25.9.2, 25.9.3) */
 #define INTR_INFO_VECTOR_SHIFT 0 /* bits 7:0: vector of interrupt or exception */
@@ -804,6 +816,14 @@
 #define INSN_INFO_REG_OPERAND 0x00000400 /* bit 10: VMREAD/VMWRITE: register operand (0 = memory); 0 for the others */
 #define INSN_INFO_INDEX_INVALID 0x00400000 /* bit 22: no index register */
 #define INSN_INFO_BASE_INVALID 0x08000000 /* bit 27: no base register */
+
+/* ---- VMX-abort indicator, written at offset 4 of the VMCS region (28.7) */
+#define VMX_ABORT_SAVE_GUEST_MSR 1 /* failure saving guest MSRs (28.4) */
+#define VMX_ABORT_HOST_PDPTE 2 /* host checking of the PDPTEs failed */
+#define VMX_ABORT_VMCS_CORRUPT 3 /* the current VMCS has been corrupted */
+#define VMX_ABORT_LOAD_HOST_MSR 4 /* failure loading host MSRs (28.6) */
+#define VMX_ABORT_MACHINE_CHECK 5 /* machine-check event during VM exit */
+#define VMX_ABORT_HOST_LONG_MODE 6 /* IA-32e mode before the VM exit and "host address-space size" 0 */
 
 /* ---- memory types for VMX structures and EPT (A.1, 29.3.7) */
 #define VMX_MEMTYPE_UC 0 /* uncacheable */

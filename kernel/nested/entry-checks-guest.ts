@@ -13,6 +13,7 @@ import * as V from "../arch/vmx";
 import * as caps from "./caps";
 import * as state from "./state";
 import * as guestmem from "../vm/guestmem";
+import * as msrExit from "../vm/exit/msr";
 import { fail, beyondPhys, canonical, linearBits, physBits, hasRtm } from "./entry-checks-env";
 import { fixedOk, patOk, EFER_DEFINED } from "./entry-checks-host";
 
@@ -20,12 +21,9 @@ const Q_PDPTE: u64 = V.ENTRY_FAIL_QUAL_PDPTE;
 const Q_NMI_STI: u64 = V.ENTRY_FAIL_QUAL_NMI_STI;
 const Q_LINK: u64 = V.ENTRY_FAIL_QUAL_VMCS_LINK_POINTER;
 
-// IA32_DEBUGCTL bits L1's processor has: LBR and BTF. L1 cannot read or
-// write IA32_DEBUGCTL (RDMSR/WRMSR #GP, kernel/vm/exit/msr.ts) and is
-// offered no performance monitoring (CPUID.0AH is 0), so every other bit is
-// reserved for it.
-const DEBUGCTL_DEFINED: u64 = V.X86_DEBUGCTL_LBR | V.X86_DEBUGCTL_BTF;
-
+// IA32_DEBUGCTL bits L1's processor has: those its WRMSR takes
+// (kernel/vm/exit/msr.ts debugctlDefined: LBR, BTF, RTM with RTM); every
+// other bit is reserved for it.
 const RFLAGS_DEFINED: u64 = V.X86_RFLAGS_CF | V.X86_RFLAGS_FIXED1 | V.X86_RFLAGS_PF | V.X86_RFLAGS_AF |
   V.X86_RFLAGS_ZF | V.X86_RFLAGS_SF | V.X86_RFLAGS_TF | V.X86_RFLAGS_IF | V.X86_RFLAGS_DF | V.X86_RFLAGS_OF |
   V.X86_RFLAGS_IOPL_MASK | V.X86_RFLAGS_NT | V.X86_RFLAGS_RF | V.X86_RFLAGS_VM | V.X86_RFLAGS_AC |
@@ -127,7 +125,7 @@ export function check(level: i32): bool {
     if (!fixedOk(cr4, caps.cr4Fixed0(), caps.cr4Fixed1())) return fail("guest.cr4.fixed");
     if ((cr4 & V.X86_CR4_CET) != 0 && (cr0 & V.X86_CR0_WP) == 0) return fail("guest.cr4.cet-without-wp");
     const loadDebug = (entry & V.ENTRY_LOAD_DEBUG_CONTROLS) != 0;
-    if (loadDebug && (state.get(V.GUEST_IA32_DEBUGCTL) & ~DEBUGCTL_DEFINED) != 0) return fail("guest.debugctl.reserved");
+    if (loadDebug && (state.get(V.GUEST_IA32_DEBUGCTL) & ~msrExit.debugctlDefined) != 0) return fail("guest.debugctl.reserved");
     if (ia32e) {
       if ((cr0 & V.X86_CR0_PG) == 0) return fail("guest.ia32e.pg");
       if ((cr4 & V.X86_CR4_PAE) == 0) return fail("guest.ia32e.pae");

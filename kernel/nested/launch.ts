@@ -23,6 +23,7 @@ import * as shadow from "./shadow";
 import * as vpid from "./vpid";
 import * as ptimer from "./ptimer";
 import * as l2halt from "./l2halt";
+import * as tsc from "../vm/tsc";
 
 export let launches: u64 = 0; // nested VM entries into L2
 export function resetCounts(): void {
@@ -88,12 +89,16 @@ export function handle(reason: u32): i32 {
   }
   // 27.4: the VM-entry MSR-load list, after the guest state, into L2's
   // state; a failure is a failed VM entry with the entry's 1-based index.
-  const failed = msrlists.loadList(state.get(V.VM_ENTRY_MSR_LOAD_ADDRESS), <u32>state.get(V.VM_ENTRY_MSR_LOAD_COUNT));
+  const failed = msrlists.loadList(state.get(V.VM_ENTRY_MSR_LOAD_ADDRESS), <u32>state.get(V.VM_ENTRY_MSR_LOAD_COUNT), true);
   if (failed != 0) {
     print.str("hv: nested: VM entry failed loading MSR-load entry ");
     print.dec(failed);
     print.nl();
     if (vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) return exits.stop(config.OUTCOME_STOPPED);
+    // What the entries before the failing one loaded stays (26.4 loads in
+    // order; 27.8 then loads host state as a VM exit would).
+    msrlists.carryToL1();
+    tsc.toVmcs01();
     return reflect.reflectSynthetic(V.EXIT_REASON_ENTRY_FAILURE_MSR_LOADING | V.EXIT_REASON_FLAG_ENTRY_FAILURE,
       <u64>failed, 0);
   }

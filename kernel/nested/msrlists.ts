@@ -2,34 +2,43 @@
 // the VM-entry MSR-load list (loaded into L2's state), the VM-exit
 // MSR-store list (L2's values saved) and the VM-exit MSR-load list (loaded
 // into L1's state). Each entry is 16 bytes in L1's memory: MSR index (bits
-// 31:0), reserved (63:32, must be 0), data (127:64).
+// 31:0), reserved (63:32, must be 0), data (127:64). Any count up to the
+// recommended maximum (IA32_VMX_MISC bits 27:25) is processed in full.
 //
-// An MSR is loaded as WRMSR at CPL 0 would write it, with the SDM's
-// exclusions (27.4: FS_BASE, GS_BASE, IA32_SMM_MONITOR_CTL, the x2APIC
-// range 800H-8FFH, and any MSR whose WRMSR would #GP fail the load). The
-// MSRs a guest sees are either emulated (kernel/vm/exit/msr.ts) or passed
-// through to the processor (vmcs01.ts's bitmap): the latter are written to
-// the processor after the same checks the processor would make, so a bad
-// value never reaches a WRMSR in the hypervisor.
+// An MSR is loaded as WRMSR at CPL 0 would write it and stored as RDMSR
+// would read it, with the SDM's exclusions: loading FS_BASE or GS_BASE,
+// any MSR of the x2APIC range 800H-8FFH (bits 31:8 = 000008H, whatever the
+// APIC's mode), an MSR writable only in SMM (IA32_SMM_MONITOR_CTL) or
+// readable only in SMM (IA32_SMBASE), bits 63:32 of the index dword not 0,
+// and every MSR whose WRMSR/RDMSR would #GP. The MSRs a guest sees are
+// emulated (kernel/vm/exit/msr.ts, which also keeps the VMCS-held ones:
+// EFER, PAT, DEBUGCTL, the TSC through the offset), held in the VMCS
+// (SYSENTER) or passed through to the processor (vmcs01.ts's bitmap): the
+// latter are written to the processor after the checks the processor
+// would make, so a bad value never reaches a WRMSR in the hypervisor.
 import * as cpu from "../hw/cpu";
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
 import * as guestmem from "../vm/guestmem";
 import * as msrExit from "../vm/exit/msr";
+import * as tsc from "../vm/tsc";
 
 function canonical(v: u64): bool {
   const top = <i64>v >> 47;
   return top == 0 || top == -1;
 }
 
+// 26.4 / 28.6: MSRs no MSR-load list may load, whatever the value.
+function neverLoaded(msr: u32): bool {
+  return msr == V.MSR_IA32_FS_BASE || msr == V.MSR_IA32_GS_BASE || (msr >> 8) == 0x8 ||
+    msr == V.MSR_IA32_SMM_MONITOR_CTL;
+}
+
 // Write one MSR for the guest level whose VMCS is current. False: the
-// load fails (27.4: the entry index goes into the exit qualification).
+// load fails.
 function load(msr: u32, v: u64): bool {
+  if (neverLoaded(msr)) return false;
   switch (msr) {
-    case V.MSR_IA32_FS_BASE:
-    case V.MSR_IA32_GS_BASE:
-    case V.MSR_IA32_SMM_MONITOR_CTL:
-      return false;
     case V.MSR_IA32_KERNEL_GS_BASE:
     case V.MSR_IA32_LSTAR:
     case V.MSR_IA32_CSTAR:
@@ -53,12 +62,12 @@ function load(msr: u32, v: u64): bool {
       vmx.vmwrite(msr == V.MSR_IA32_SYSENTER_ESP ? V.GUEST_IA32_SYSENTER_ESP : V.GUEST_IA32_SYSENTER_EIP, v);
       return true;
   }
-  if (msr >= 0x800 && msr <= 0x8ff) return false;
   return msrExit.write(msr, v);
 }
 
-// Read one MSR of the guest level whose VMCS is current (MSR-store list).
+// Read one MSR of L2 (vmcs02 current) for the MSR-store list (28.4).
 function store(msr: u32): bool {
+  if ((msr >> 8) == 0x8 || msr == V.MSR_IA32_SMBASE) return false;
   switch (msr) {
     case V.MSR_IA32_KERNEL_GS_BASE:
     case V.MSR_IA32_LSTAR:
@@ -73,31 +82,73 @@ function store(msr: u32): bool {
     case V.MSR_IA32_SYSENTER_CS: msrExit.value = vmx.vmread(V.GUEST_IA32_SYSENTER_CS); return true;
     case V.MSR_IA32_SYSENTER_ESP: msrExit.value = vmx.vmread(V.GUEST_IA32_SYSENTER_ESP); return true;
     case V.MSR_IA32_SYSENTER_EIP: msrExit.value = vmx.vmread(V.GUEST_IA32_SYSENTER_EIP); return true;
+    // The processor's TSC, as RDMSR reads it outside VMX non-root
+    // operation: L1's, without vmcs12's offset.
+    case V.MSR_IA32_TIME_STAMP_COUNTER: msrExit.value = tsc.read(true); return true;
   }
   return msrExit.read(msr);
 }
 
-// Process a load list of `count` entries at gpa. Returns 0 when all were
+// EFER and PAT that the VM-entry list loaded into vmcs02 before one of its
+// entries failed stay loaded on L1's processor (27.8: state is loaded as
+// on a VM exit, which keeps them unless vmcs12's exit controls load them).
+let carryEfer: bool = false;
+let carryPat: bool = false;
+let efer: u64 = 0;
+let pat: u64 = 0;
+
+// Process a load list of `count` entries at gpa into the level whose VMCS
+// is current (l2: vmcs02, the VM-entry list). Returns 0 when all were
 // loaded, else the 1-based index of the entry that failed.
-export function loadList(gpa: u64, count: u32): u32 {
+export function loadList(gpa: u64, count: u32, l2: bool): u32 {
+  if (count == 0) return 0;
+  carryEfer = false;
+  carryPat = false;
+  msrExit.setLoadingL2(l2);
+  let failed: u32 = 0;
   for (let i: u32 = 0; i < count; i++) {
     const e = gpa + <u64>i * 16;
-    if (!guestmem.isRam(e, 16)) return i + 1;
+    // The entry checks made sure the list lies below MAXPHYADDR (27.2.1.2);
+    // what is not L1's RAM reads as all ones, which fails bits 63:32.
+    if (!guestmem.isRam(e, 16)) {
+      failed = i + 1;
+      break;
+    }
     const lo = guestmem.read64(e);
-    if ((lo >> 32) != 0) return i + 1; // reserved bits 63:32
-    if (!load(<u32>lo, guestmem.read64(e + 8))) return i + 1;
+    const msr = <u32>lo;
+    if ((lo >> 32) != 0 || !load(msr, guestmem.read64(e + 8))) {
+      failed = i + 1;
+      break;
+    }
+    if (l2 && msr == V.MSR_IA32_EFER) {
+      carryEfer = true;
+      efer = vmx.vmread(V.GUEST_IA32_EFER);
+    } else if (l2 && msr == V.MSR_IA32_PAT) {
+      carryPat = true;
+      pat = vmx.vmread(V.GUEST_IA32_PAT);
+    }
   }
-  return 0;
+  msrExit.setLoadingL2(false);
+  return failed;
 }
 
-// Process the VM-exit MSR-store list. Returns 0, or the 1-based index of
-// an entry that could not be stored (a VMX abort, 28.7).
+// After a failed VM-entry list, vmcs01 current again: what the list loaded
+// into EFER and PAT before the failing entry is L1's now.
+export function carryToL1(): void {
+  if (carryEfer) vmx.vmwrite(V.GUEST_IA32_EFER, efer);
+  if (carryPat) vmx.vmwrite(V.GUEST_IA32_PAT, pat);
+  carryEfer = false;
+  carryPat = false;
+}
+
+// Process the VM-exit MSR-store list (vmcs02 current). Returns 0, or the
+// 1-based index of an entry that could not be stored (a VMX abort, 28.7).
 export function storeList(gpa: u64, count: u32): u32 {
   for (let i: u32 = 0; i < count; i++) {
     const e = gpa + <u64>i * 16;
     if (!guestmem.isRam(e, 16)) return i + 1;
     const lo = guestmem.read64(e);
-    if ((lo >> 32) != 0 || <u32>lo == V.MSR_IA32_SMM_MONITOR_CTL || !store(<u32>lo)) return i + 1;
+    if ((lo >> 32) != 0 || !store(<u32>lo)) return i + 1;
     guestmem.write64(e + 8, msrExit.value);
   }
   return 0;

@@ -18,6 +18,8 @@ import { FieldList } from "./fieldlist";
 import * as hoststate from "./hoststate";
 import * as vpid from "./vpid";
 import * as ptimer from "./ptimer";
+import * as guestmem from "../vm/guestmem";
+import * as tsc from "../vm/tsc";
 
 export const counts = new StaticArray<u64>(exits.REASONS); // exits reflected to L1, by reason
 export let handledByL0: u64 = 0; // L2 exits L0 handled itself
@@ -81,13 +83,22 @@ function syncExitInfo(): void {
 }
 
 // A failure storing or loading the VM-exit MSR lists is a VMX abort (28.7):
-// L1's processor would shut down; its VM stops, with the reason.
-function vmxAbort(what: string, index: u32): i32 {
-  print.str("hv: nested: VMX abort for L1: ");
+// L1's processor writes the nonzero VMX-abort indicator at byte 4 of the
+// VMCS region of vmcs12 (in L1's memory; the rest of the region is not
+// written) and enters the VMX-abort shutdown state, which only RESET
+// leaves. No processor runs on from there: the VM stops, with the reason.
+function vmxAbort(indicator: u32, what: string, index: u32): i32 {
+  if (guestmem.isRam(state.current + V.VMCS12_ABORT_INDICATOR_OFFSET, 4)) {
+    guestmem.write32(state.current + V.VMCS12_ABORT_INDICATOR_OFFSET, indicator);
+  }
+  store<u32>(state.cache + V.VMCS12_ABORT_INDICATOR_OFFSET, indicator);
+  print.str("hv: nested: VMX abort for L1 (SDM 28.7, indicator ");
+  print.dec(indicator);
+  print.str("): ");
   print.str(what);
   print.str(" entry ");
   print.dec(index);
-  print.str(" failed");
+  print.str(" failed; L1's processor is in VMX-abort shutdown");
   print.nl();
   return exits.stop(config.OUTCOME_STOPPED);
 }
@@ -96,8 +107,8 @@ function vmxAbort(what: string, index: u32): i32 {
 // the host state.
 // L1 then reads the exit through the shadow VMCS: it gets the new vmcs12.
 function loadExitList(): i32 {
-  const l = msrlists.loadList(state.get(V.VM_EXIT_MSR_LOAD_ADDRESS), <u32>state.get(V.VM_EXIT_MSR_LOAD_COUNT));
-  if (l != 0) return vmxAbort("VM-exit MSR-load", l);
+  const l = msrlists.loadList(state.get(V.VM_EXIT_MSR_LOAD_ADDRESS), <u32>state.get(V.VM_EXIT_MSR_LOAD_COUNT), false);
+  if (l != 0) return vmxAbort(V.VMX_ABORT_LOAD_HOST_MSR, "VM-exit MSR-load", l);
   shadow.push();
   return exits.RESUME;
 }
@@ -106,12 +117,13 @@ function loadExitList(): i32 {
 function toL1(): i32 {
   // 28.4: L2's MSR values into the VM-exit MSR-store list (vmcs02 current).
   const s = msrlists.storeList(state.get(V.VM_EXIT_MSR_STORE_ADDRESS), <u32>state.get(V.VM_EXIT_MSR_STORE_COUNT));
-  if (s != 0) return vmxAbort("VM-exit MSR-store", s);
+  if (s != 0) return vmxAbort(V.VMX_ABORT_SAVE_GUEST_MSR, "VM-exit MSR-store", s);
   vmcs02.setLaunched(vcpu.launched);
   if (vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) {
     print.say("nested: VMPTRLD of vmcs01 failed");
     return exits.stop(config.OUTCOME_STOPPED);
   }
+  tsc.toVmcs01();
   vcpu.setLaunched(vmcs02.l1Launched);
   state.setInL2(false);
   vpid.exitedToL1();

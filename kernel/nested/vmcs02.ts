@@ -13,7 +13,7 @@
 //   exceptions    L0's bitmap (0) | L1's; #PF error-code mask/match are L1's;
 //   CR0/CR4       mask = L0's | L1's; the shadow shows L1's shadow for L1's
 //                 bits and vmcs12's guest value for the bits only L0 owns;
-//   TSC offset    vmcs01's + vmcs12's when L1 uses offsetting;
+//   TSC offset    vmcs01's (always used) + vmcs12's when L1 uses offsetting;
 //   EPT           without EPT in vmcs12 L2 runs on L1's own EPT (vmcs01's
 //                 EPTP): L2's physical addresses are L1's; with it, on
 //                 shadow tables composing L1's EPT with L0's (shadowept.ts);
@@ -33,6 +33,7 @@ import * as irq from "../vm/irq";
 import { FieldList } from "./fieldlist";
 import * as shadowept from "./shadowept";
 import * as l1caps from "./caps";
+import * as tsc from "../vm/tsc";
 
 export const L2_VPID: u32 = 2;
 
@@ -227,15 +228,25 @@ export function merge(): bool {
   // PAT, DR7 and DEBUGCTL (when vmcs12 does not load them, 27.3.2.1: L1's
   // current values, EFER.LMA/LME from "IA-32e mode guest"), the slice.
   if ((proc12 & V.PROC_USE_MSR_BITMAPS) != 0) mergeMsrBitmap();
+  // When vmcs12 loads one of them but its exit does not save it (28.3.1:
+  // vmcs12 keeps what L1 wrote), vmcs02's copy — saved by vmcs02's own exit
+  // — may be L2's newer value: the entry loads vmcs12's again.
+  const exit12 = <u32>state.get(V.VM_EXIT_CONTROL);
   if ((entry12 & V.ENTRY_LOAD_IA32_EFER) == 0) {
     let efer = l1Efer & ~(<u64>((1 << 8) | (1 << 10)));
     if ((entry12 & V.ENTRY_IA32E_MODE_GUEST) != 0) efer |= (1 << 8) | (1 << 10);
     vmx.vmwrite(V.GUEST_IA32_EFER, efer);
+  } else if ((exit12 & V.EXIT_SAVE_IA32_EFER) == 0) {
+    vmx.vmwrite(V.GUEST_IA32_EFER, state.get(V.GUEST_IA32_EFER));
   }
   if ((entry12 & V.ENTRY_LOAD_IA32_PAT) == 0) vmx.vmwrite(V.GUEST_IA32_PAT, l1Pat);
+  else if ((exit12 & V.EXIT_SAVE_IA32_PAT) == 0) vmx.vmwrite(V.GUEST_IA32_PAT, state.get(V.GUEST_IA32_PAT));
   if ((entry12 & V.ENTRY_LOAD_DEBUG_CONTROLS) == 0) {
     vmx.vmwrite(V.GUEST_DR7, l1Dr7);
     vmx.vmwrite(V.GUEST_IA32_DEBUGCTL, l1Debugctl);
+  } else if ((exit12 & V.EXIT_SAVE_DEBUG_CONTROLS) == 0) {
+    vmx.vmwrite(V.GUEST_DR7, state.get(V.GUEST_DR7));
+    vmx.vmwrite(V.GUEST_IA32_DEBUGCTL, state.get(V.GUEST_IA32_DEBUGCTL));
   }
   // L0 regains control from L2 once per slice, as from L1 (irq.ts), or by
   // L1's APIC timer deadline (l2irq.ts).
@@ -284,12 +295,12 @@ function mergeAll(proc12: u32, entry12: u32): void {
   // preemption timer (L0 regains control from L2 as from L1), HLT (a halted
   // L2 must not stop the processor; reflect.ts gives it to L1 when L1 asked
   // for HLT exiting, else L0 decides), I/O and MSR bitmaps, CR8.
-  const proc01Own = proc01 & ~V.PROC_USE_TSC_OFFSETTING;
+  // TSC offsetting: vmcs01 always uses it (L1's TSC, vm/tsc.ts), so L2
+  // runs on L1's offset plus vmcs12's when L1 uses offsetting (26.3).
   vmx.vmwrite(V.PIN_BASED_VM_EXEC_CONTROL, pin01 | pin12);
   const msrBitmaps = (proc12 & V.PROC_USE_MSR_BITMAPS) != 0;
-  proc02 = ((proc01Own & ~V.PROC_USE_MSR_BITMAPS) | (proc12 & ~V.PROC_USE_IO_BITMAPS & ~V.PROC_UNCONDITIONAL_IO_EXITING) |
-      V.PROC_USE_IO_BITMAPS | V.PROC_ACTIVATE_SECONDARY_CONTROLS |
-      ((proc12 & V.PROC_USE_TSC_OFFSETTING) != 0 ? V.PROC_USE_TSC_OFFSETTING : 0)) |
+  proc02 = ((proc01 & ~V.PROC_USE_MSR_BITMAPS) | (proc12 & ~V.PROC_USE_IO_BITMAPS & ~V.PROC_UNCONDITIONAL_IO_EXITING) |
+      V.PROC_USE_IO_BITMAPS | V.PROC_ACTIVATE_SECONDARY_CONTROLS) |
     (msrBitmaps ? V.PROC_USE_MSR_BITMAPS : 0);
   vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, proc02);
   // Secondary: L0's EPT, and VPID when L0 has it; L0's unrestricted guest
@@ -312,8 +323,9 @@ function mergeAll(proc12: u32, entry12: u32): void {
     vmx.vmwrite(V.PLE_WINDOW, state.get(V.PLE_WINDOW));
   }
   vmx.vmwrite(V.VM_EXIT_CONTROL, exit01);
-  // Entry: L0 always loads EFER and PAT into L2 (computed in merge() when
-  // L1 does not ask for them), IA-32e mode guest as vmcs12 says.
+  // Entry: L0 always loads EFER, PAT and the debug controls into L2
+  // (computed in merge() when L1 does not ask for them: L1's current
+  // values, 27.3.2.1), IA-32e mode guest as vmcs12 says.
   vmx.vmwrite(V.VM_ENTRY_CONTROL,
     (entry01 & ~V.ENTRY_IA32E_MODE_GUEST) | (entry12 & (V.ENTRY_IA32E_MODE_GUEST | V.ENTRY_LOAD_DEBUG_CONTROLS)));
 
@@ -322,7 +334,9 @@ function mergeAll(proc12: u32, entry12: u32): void {
   vmx.vmwrite(V.EXCEPTION_BITMAP, state.get(V.EXCEPTION_BITMAP));
   vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MASK, state.get(V.PAGE_FAULT_ERROR_CODE_MASK));
   vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MATCH, state.get(V.PAGE_FAULT_ERROR_CODE_MATCH));
-  vmx.vmwrite(V.TSC_OFFSET, tscOffset01 + ((proc12 & V.PROC_USE_TSC_OFFSETTING) != 0 ? state.get(V.TSC_OFFSET) : 0));
+  const tsc12 = (proc12 & V.PROC_USE_TSC_OFFSETTING) != 0 ? state.get(V.TSC_OFFSET) : 0;
+  tsc.setL2Part(tsc12);
+  vmx.vmwrite(V.TSC_OFFSET, tscOffset01 + tsc12);
 
   // CR0/CR4 (25.6.6): see the comment at the top.
   const cr0Mask12 = state.get(V.CR0_GUEST_HOST_MASK);

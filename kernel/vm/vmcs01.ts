@@ -168,9 +168,11 @@ export function create(eptp: u64, eip: u32, wantVpid: bool): bool {
   ctl.resetMissing();
   const pin = ctl.adjust(caps.pin, ctl.KIND_PIN,
     V.PIN_EXTERNAL_INTERRUPT_EXITING | V.PIN_NMI_EXITING, V.PIN_VIRTUAL_NMIS);
+  // TSC offsetting: the guest's WRMSR of IA32_TSC / IA32_TSC_ADJUST moves
+  // its TSC (tsc.ts); the offset starts at 0.
   const proc = ctl.adjust(caps.proc, ctl.KIND_PROC,
     V.PROC_HLT_EXITING | V.PROC_USE_IO_BITMAPS | V.PROC_USE_MSR_BITMAPS | V.PROC_ACTIVATE_SECONDARY_CONTROLS |
-    V.PROC_CR8_LOAD_EXITING | V.PROC_CR8_STORE_EXITING,
+    V.PROC_CR8_LOAD_EXITING | V.PROC_CR8_STORE_EXITING | V.PROC_USE_TSC_OFFSETTING,
     V.PROC_MWAIT_EXITING | V.PROC_MONITOR_EXITING | V.PROC_RDPMC_EXITING);
   // VPID only where INVVPID can flush one (single- or all-context): the
   // hypervisor must be able to drop a guest's cached translations.
@@ -181,12 +183,15 @@ export function create(eptp: u64, eip: u32, wantVpid: bool): bool {
   const p2opt = V.PROC2_ENABLE_RDTSCP | V.PROC2_WBINVD_EXITING | V.PROC2_ENABLE_INVPCID |
     (wantVpid && invvpid ? V.PROC2_ENABLE_VPID : 0);
   const proc2 = ctl.adjust(caps.proc2, ctl.KIND_PROC2, V.PROC2_ENABLE_EPT | V.PROC2_UNRESTRICTED_GUEST, p2opt);
+  // Debug controls saved on exit and loaded on entry (DR7, IA32_DEBUGCTL,
+  // 28.3.1, 27.3.2.1): the guest's own, kept in the VMCS while the
+  // hypervisor runs with DR7 = 400H and DEBUGCTL = 0 (28.5.1).
   const exitc = ctl.adjust(caps.exit, ctl.KIND_EXIT,
-    V.EXIT_HOST_ADDRESS_SPACE_SIZE | V.EXIT_SAVE_IA32_EFER | V.EXIT_LOAD_IA32_EFER |
+    V.EXIT_SAVE_DEBUG_CONTROLS | V.EXIT_HOST_ADDRESS_SPACE_SIZE | V.EXIT_SAVE_IA32_EFER | V.EXIT_LOAD_IA32_EFER |
     V.EXIT_SAVE_IA32_PAT | V.EXIT_LOAD_IA32_PAT | V.EXIT_ACKNOWLEDGE_INTERRUPT_ON_EXIT, 0);
   // IA-32e mode guest starts 0; the processor keeps it equal to EFER.LMA on
   // every VM exit (27.2), so guests that enter long mode need nothing more.
-  const entry = ctl.adjust(caps.entry, ctl.KIND_ENTRY, V.ENTRY_LOAD_IA32_EFER | V.ENTRY_LOAD_IA32_PAT, 0) &
+  const entry = ctl.adjust(caps.entry, ctl.KIND_ENTRY, V.ENTRY_LOAD_DEBUG_CONTROLS | V.ENTRY_LOAD_IA32_EFER | V.ENTRY_LOAD_IA32_PAT, 0) &
     ~V.ENTRY_IA32E_MODE_GUEST;
   if (ctl.missing) return false;
   vpidEnabled = (proc2 & V.PROC2_ENABLE_VPID) != 0;

@@ -577,16 +577,27 @@ export const VMFUNCS = [
 // ---------------------------------------------------------------------------------------------
 export const MSRS = [
   { name: 'IA32_TIME_STAMP_COUNTER', number: 0x10 },
+  { name: 'IA32_PLATFORM_ID', number: 0x17 },
   { name: 'IA32_APIC_BASE', number: 0x1b },
   { name: 'IA32_FEATURE_CONTROL', number: 0x3a },
+  { name: 'IA32_TSC_ADJUST', number: 0x3b },
   { name: 'IA32_SPEC_CTRL', number: 0x48 },
+  { name: 'IA32_BIOS_UPDT_TRIG', number: 0x79 },
+  { name: 'IA32_BIOS_SIGN_ID', number: 0x8b },
   { name: 'IA32_SMM_MONITOR_CTL', number: 0x9b },
+  { name: 'IA32_SMBASE', number: 0x9e },
+  { name: 'IA32_MTRRCAP', number: 0xfe },
   { name: 'IA32_SYSENTER_CS', number: 0x174 },
   { name: 'IA32_SYSENTER_ESP', number: 0x175 },
   { name: 'IA32_SYSENTER_EIP', number: 0x176 },
   { name: 'IA32_MISC_ENABLE', number: 0x1a0 },
   { name: 'IA32_DEBUGCTL', number: 0x1d9 },
+  { name: 'IA32_MTRR_FIX64K_00000', number: 0x250 },
+  { name: 'IA32_MTRR_FIX16K_80000', number: 0x258 },
+  { name: 'IA32_MTRR_FIX16K_A0000', number: 0x259 },
+  { name: 'IA32_MTRR_FIX4K_C0000', number: 0x268 }, // the first of eight, 268H-26FH
   { name: 'IA32_PAT', number: 0x277 },
+  { name: 'IA32_MTRR_DEF_TYPE', number: 0x2ff },
   { name: 'IA32_PERF_GLOBAL_CTRL', number: 0x38f },
   { name: 'IA32_VMX_BASIC', number: 0x480, sdm: 'A.1' },
   { name: 'IA32_VMX_PINBASED_CTLS', number: 0x481, sdm: 'A.3.1' },
@@ -844,6 +855,7 @@ export const REGISTERS = [
     bits: [
       { bit: 0, name: 'LBR', sdm: 'last branch record' },
       { bit: 1, name: 'BTF', sdm: 'single-step on branches' },
+      { bit: 15, name: 'RTM', sdm: 'advanced debugging of RTM regions (if CPUID.(EAX=07H,ECX=0):EBX[11])' },
     ],
   },
   {
@@ -881,6 +893,14 @@ export const REGISTERS = [
 
 // Small enumerations: named values that are not bit masks.
 export const VALUES = [
+  { group: 'VMX-abort indicator, written at offset 4 of the VMCS region (28.7)', prefix: 'VMX_ABORT_', values: [
+    { name: 'SAVE_GUEST_MSR', value: 1, sdm: 'failure saving guest MSRs (28.4)' },
+    { name: 'HOST_PDPTE', value: 2, sdm: 'host checking of the PDPTEs failed' },
+    { name: 'VMCS_CORRUPT', value: 3, sdm: 'the current VMCS has been corrupted' },
+    { name: 'LOAD_HOST_MSR', value: 4, sdm: 'failure loading host MSRs (28.6)' },
+    { name: 'MACHINE_CHECK', value: 5, sdm: 'machine-check event during VM exit' },
+    { name: 'HOST_LONG_MODE', value: 6, sdm: 'IA-32e mode before the VM exit and "host address-space size" 0' },
+  ] },
   { group: 'memory types for VMX structures and EPT (A.1, 29.3.7)', prefix: 'VMX_MEMTYPE_', values: [
     { name: 'UC', value: 0, sdm: 'uncacheable' },
     { name: 'WB', value: 6, sdm: 'write-back' },

@@ -24,19 +24,50 @@ const SIG_EBX: u32 = 0x79485341; // "ASHy"
 const SIG_ECX: u32 = 0x76726570; // "perv"
 const SIG_EDX: u32 = 0x726f7369; // "isor"
 
-// Leaf 1 ECX bits hidden: MONITOR (3), VMX (5), SMX (6), PDCM (15), x2APIC
-// (21), TSC-deadline (24); OSXSAVE (27) follows the guest's CR4. HYPERVISOR
-// (31) is set. PCID (17) passes: CR4.PCIDE is the guest's (not in the CR4
-// guest/host mask), so the processor itself checks and applies it.
-const L1_ECX_HIDE: u32 = (1 << 3) | (1 << 5) | (1 << 6) | (1 << 15) | (1 << 21) | (1 << 24) | (1 << 27);
-// Leaf 7.0 EBX: INVPCID (10) only where the VMCS enables it (vmcs01.ts);
-// RTM (11), HLE (4) pass. ECX: WAITPKG (5) is not enabled; CET_SS (7), Key
-// Locker (23) and PKS (31) need state the hypervisor does not give guests
-// (caps.CR4_WITHHELD). EDX: CET_IBT (20), UINTR (5) likewise. OSPKE (ECX 4)
-// follows the guest's CR4.PKE, as OSXSAVE does in leaf 1.
+// Features hidden because their instructions or MSRs are not virtualised
+// (SDM Vol. 4 Table 2-2 names the MSRs each CPUID bit makes architectural;
+// docs/guest-interface.md lists every MSR's decision).
+// Leaf 1 ECX: DTES64 (2) and DS-CPL (4) (IA32_DS_AREA), MONITOR (3), VMX
+// (5), SMX (6), EST (7: IA32_PERF_STATUS/CTL), TM2 (8), SDBG (11:
+// IA32_DEBUG_INTERFACE), PDCM (15: IA32_PERF_CAPABILITIES), DCA (18: the
+// DCA_CAP MSRs), x2APIC (21), TSC-deadline (24: IA32_TSC_DEADLINE); OSXSAVE
+// (27) follows the guest's CR4. HYPERVISOR (31) is set. PCID (17) passes:
+// CR4.PCIDE is the guest's (not in the CR4 guest/host mask), so the
+// processor itself checks and applies it.
+const L1_ECX_HIDE: u32 = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 11) |
+  (1 << 15) | (1 << 18) | (1 << 21) | (1 << 24) | (1 << 27);
+// Leaf 1 EDX: MCA (14: IA32_MCG_*, IA32_MCi_*), DS (21: IA32_DS_AREA and
+// the branch-trace bits of IA32_DEBUGCTL), ACPI (22: IA32_THERM_*,
+// IA32_CLOCK_MODULATION), TM (29).
+const L1_EDX_HIDE: u32 = (1 << 14) | (1 << 21) | (1 << 22) | (1 << 29);
+// Leaf 6 (thermal and power management): only ARAT (EAX bit 2, the APIC
+// timer runs in every C-state) is kept; the rest names MSRs that are not
+// virtualised (IA32_THERM_*, IA32_PACKAGE_THERM_*, HWP, IA32_MPERF/APERF,
+// IA32_ENERGY_PERF_BIAS, HDC, hardware feedback).
+const L6_EAX_KEEP: u32 = 1 << 2;
+// Leaf 7.0 EBX: SGX (2), PQM (12: IA32_PQR_ASSOC, IA32_QM_*), MPX (14:
+// IA32_BNDCFGS), PQE (15: IA32_L3_QOS_*), Intel PT (25: IA32_RTIT_*);
+// INVPCID (10) only where the VMCS enables it (vmcs01.ts); RTM (11), HLE
+// (4) and TSC_ADJUST (1: emulated) pass.
+const L7_EBX_HIDE: u32 = (1 << 2) | (1 << 12) | (1 << 14) | (1 << 15) | (1 << 25);
 const L7_EBX_INVPCID: u32 = 1 << 10;
-const L7_ECX_HIDE: u32 = (1 << 4) | (1 << 5) | (1 << 7) | (1 << 23) | (1 << 31);
-const L7_EDX_HIDE: u32 = (1 << 5) | (1 << 20);
+// Leaf 7.0 ECX: OSPKE (4) follows the guest's CR4.PKE, as OSXSAVE does in
+// leaf 1; WAITPKG (5: IA32_UMWAIT_CONTROL), CET_SS (7: IA32_U_CET,
+// IA32_S_CET, IA32_PLx_SSP), TME (13: IA32_TME_*), Key Locker (23), ENQCMD
+// (29: IA32_PASID), SGX_LC (30), PKS (31: IA32_PKRS) need state the
+// hypervisor does not give guests (caps.CR4_WITHHELD).
+const L7_ECX_HIDE: u32 = (1 << 4) | (1 << 5) | (1 << 7) | (1 << 13) | (1 << 23) | (1 << 29) | (1 << 30) | (1 << 31);
+// Leaf 7.0 EDX: UINTR (5: IA32_UINTR_*), SRBDS_CTRL (9: IA32_MCU_OPT_CTRL),
+// arch LBR (19: IA32_LBR_*), CET_IBT (20), IBRS/IBPB (26: IA32_SPEC_CTRL,
+// IA32_PRED_CMD), STIBP (27), L1D_FLUSH (28: IA32_FLUSH_CMD),
+// ARCH_CAPABILITIES (29), CORE_CAPABILITIES (30), SSBD (31).
+const L7_EDX_HIDE: u32 = (1 << 5) | (1 << 9) | (1 << 19) | (1 << 20) | (1 << 26) | (1 << 27) | (1 << 28) |
+  (1 << 29) | (1 << 30) | (1 << 31);
+// Leaf 7.1 EAX: FRED (17: IA32_FRED_*).
+const L7_1_EAX_HIDE: u32 = 1 << 17;
+// Leaf 0DH.1 EAX: XSAVES (3: IA32_XSS; "enable XSAVES/XRSTORS" is not set
+// in vmcs01, so XSAVES is #UD), XFD (4: IA32_XFD, IA32_XFD_ERR).
+const LD_1_EAX_HIDE: u32 = (1 << 3) | (1 << 4);
 
 // Features whose CR4 enable bit the guest cannot set (not in CR4_FIXED1 of
 // the processor, so not in the guest's CR4 either): hidden with the bit.
@@ -69,11 +100,18 @@ export function handle(reason: u32): i32 {
     d = load<u32>(out, 12);
     if (leaf == 1) {
       c &= ~L1_ECX_HIDE;
+      d &= ~L1_EDX_HIDE;
       if (nested.enabled) c |= 1 << 5; // VMX offered (nested=on)
       c |= 1 << 31;
       if ((vmx.vmread(V.GUEST_CR4) & V.X86_CR4_OSXSAVE) != 0 && (c & (1 << 26)) != 0) c |= 1 << 27;
       b &= 0x00ffffff; // initial APIC ID 0 (one vCPU)
+    } else if (leaf == 6) {
+      a &= L6_EAX_KEEP;
+      b = 0;
+      c = 0;
+      d = 0;
     } else if (leaf == 7 && sub == 0) {
+      b &= ~L7_EBX_HIDE;
       if (!vmcs01.invpcidEnabled) b &= ~L7_EBX_INVPCID;
       const cr4 = caps.cr4Guest();
       b = hideWithoutCr4(b, 0, V.X86_CR4_FSGSBASE, cr4);
@@ -85,13 +123,15 @@ export function handle(reason: u32): i32 {
       c = hideWithoutCr4(c, 16, V.X86_CR4_LA57, cr4);
       if ((c & (1 << 3)) != 0 && (vmx.vmread(V.GUEST_CR4) & V.X86_CR4_PKE) != 0) c |= 1 << 4;
       d &= ~L7_EDX_HIDE;
+    } else if (leaf == 7 && sub == 1) {
+      a &= ~L7_1_EAX_HIDE;
     } else if (leaf == 0xd) {
       // XSAVE (SDM Vol. 1 13.2): the user components of xstate.offered. No
-      // supervisor components (IA32_XSS is not offered) and no XSAVES (not
-      // enabled in the guest's VMCS: it would be #UD): sub-leaf 1 EAX bit 3
-      // and ECX/EDX clear, sub-leaves of other components zero.
+      // supervisor components (IA32_XSS is not offered), no XSAVES (not
+      // enabled in the guest's VMCS: it would be #UD) and no XFD: sub-leaf 1
+      // EAX bits 3-4 and ECX/EDX clear, sub-leaves of other components zero.
       if (sub == 1) {
-        a &= ~(<u32>1 << 3);
+        a &= ~LD_1_EAX_HIDE;
         c = 0;
         d = 0;
       } else if (sub >= 2 && (sub >= 64 || ((xstate.offered >> <u64>sub) & 1) == 0)) {

@@ -1,31 +1,100 @@
 // RDMSR/WRMSR exits (reasons 31, 32; SDM Vol. 3C 26.1.3, 25.6.9): the MSR
 // bitmap lets the pass-through MSRs run natively, so only emulated MSRs and
 // unknown ones arrive here. Unknown MSRs raise #GP(0), as on a processor
-// that does not implement them (SDM Vol. 2B RDMSR/WRMSR).
+// that does not implement them (SDM Vol. 2B RDMSR/WRMSR). Every MSR the
+// offered CPUID makes architectural (SDM Vol. 4 Table 2-2) is either here,
+// passed through (vmcs01.ts) or kept in the VMCS; features whose MSRs are
+// not implemented are hidden in CPUID (cpuid.ts). docs/guest-interface.md
+// lists each MSR with its decision.
+//
+// The same functions serve L2's accesses that L1 lets through (vmcs02
+// current: L2 reaches L1's processor, SDM 26.3) and the VM-entry/VM-exit
+// MSR-load lists (nested/msrlists.ts: "as WRMSR would", 26.4, 28.6).
 import * as cpu from "../../hw/cpu";
 import * as vmx from "../../hw/vmx";
 import * as V from "../../arch/vmx";
 import * as lapic from "../../apic/lapic";
+import * as ident from "../../cpu/ident";
 import * as vcpu from "../vcpu";
 import * as events from "../events";
+import * as tsc from "../tsc";
 import * as nested from "../../nested/state";
 import * as nestedCaps from "../../nested/caps";
 import { RESUME } from "../exits";
 
-const MSR_MTRRCAP: u32 = 0xfe;
-const MSR_MTRR_DEF_TYPE: u32 = 0x2ff;
+// IA32_MTRRCAP (SDM Vol. 3A 11.11.2.1): no variable ranges, fixed ranges
+// (FIX, bit 8) and write-combining (WC, bit 10) supported, no SMRR. Under
+// EPT the guest's MTRRs do not decide memory types (29.3.7), so they are
+// storage that keeps what a valid WRMSR wrote.
+const MTRRCAP: u64 = (1 << 10) | (1 << 8);
+const MTRR_FIXED_COUNT: i32 = 11; // 250H, 258H, 259H, 268H-26FH
 
 // The guest's view of the emulated MSRs that have state.
 let mtrrDefType: u64 = 0xc06; // MTRRs enabled, fixed ranges enabled, default WB
+const mtrrFixed = new StaticArray<u64>(MTRR_FIXED_COUNT);
 let miscEnable: u64 = 0;
+let hasTscAdjust: bool = false; // CPUID.(EAX=07H,ECX=0):EBX[1], passed through
 // L1's IA32_FEATURE_CONTROL with nested=on (SDM Vol. 3C 24.7, Vol. 4 Table
 // 2-2): 0 at reset, as firmware would find it; kernel/nested/vmxon.ts reads it.
 export let featureControl: u64 = 0;
+// IA32_DEBUGCTL bits the guest's processor has (SDM Vol. 3B 18.4.1, Vol. 4
+// Table 2-2): LBR (0) and BTF (1) on every processor since P6, RTM (15)
+// where CPUID.(EAX=07H,ECX=0):EBX.RTM[11] (passed through) says so. Not TR,
+// BTS, BTINT and the BTS_OFF bits (branch trace store needs the DS save
+// area: CPUID.1:EDX.DS is hidden), not the FREEZE bits (no performance
+// monitoring: CPUID.0AH is 0, PDCM hidden): reserved for the guest, #GP.
+// The VM-entry check on vmcs12's guest IA32_DEBUGCTL uses the same set.
+export let debugctlDefined: u64 = V.X86_DEBUGCTL_LBR | V.X86_DEBUGCTL_BTF;
+// Set by nested/msrlists.ts while the VM-entry MSR-load list is loaded into
+// L2's state (vmcs02 current, L2 not yet running).
+export let loadingL2: bool = false;
+export function setLoadingL2(v: bool): void {
+  loadingL2 = v;
+}
 
 export function reset(): void {
   mtrrDefType = 0xc06;
+  for (let i = 0; i < MTRR_FIXED_COUNT; i++) mtrrFixed[i] = 0x0606060606060606; // WB, as firmware leaves them
   featureControl = 0;
   miscEnable = cpu.rdmsr(V.MSR_IA32_MISC_ENABLE);
+  let ebx7: u32 = 0;
+  if (ident.maxBasicLeaf >= 7) {
+    ident.query(7, 0);
+    ebx7 = ident.ebx();
+  }
+  hasTscAdjust = (ebx7 & (1 << 1)) != 0;
+  debugctlDefined = V.X86_DEBUGCTL_LBR | V.X86_DEBUGCTL_BTF | ((ebx7 & (1 << 11)) != 0 ? V.X86_DEBUGCTL_RTM : 0);
+  tsc.reset();
+}
+
+// Which VMCS holds the state of the level whose MSR is accessed: vmcs02
+// while L2 runs or its entry list is loaded.
+function onVmcs02(): bool {
+  return nested.inL2 || loadingL2;
+}
+
+// Index into mtrrFixed, or -1.
+function fixedMtrr(msr: u32): i32 {
+  if (msr == V.MSR_IA32_MTRR_FIX64K_00000) return 0;
+  if (msr == V.MSR_IA32_MTRR_FIX16K_80000) return 1;
+  if (msr == V.MSR_IA32_MTRR_FIX16K_A0000) return 2;
+  if (msr >= V.MSR_IA32_MTRR_FIX4K_C0000 && msr < V.MSR_IA32_MTRR_FIX4K_C0000 + 8) return <i32>(msr - V.MSR_IA32_MTRR_FIX4K_C0000) + 3;
+  return -1;
+}
+
+// A memory type the MTRRs take (11.11.2: UC 0, WC 1, WT 4, WP 5, WB 6).
+function mtrrType(t: u32): bool {
+  return t == 0 || t == 1 || t == 4 || t == 5 || t == 6;
+}
+
+// A valid IA32_PAT value (SDM Vol. 3A 11.12.2): every byte a memory type
+// the PAT encodes (UC 0, WC 1, WT 4, WP 5, WB 6, UC- 7).
+export function patOk(v: u64): bool {
+  for (let i: u64 = 0; i < 64; i += 8) {
+    const t = <u32>(v >> i) & 0xff;
+    if (t != 0 && t != 1 && t != 4 && t != 5 && t != 6 && t != 7) return false;
+  }
+  return true;
 }
 
 // Value of an emulated MSR; false when the guest gets #GP.
@@ -36,11 +105,32 @@ export function read(msr: u32): bool {
     // nested=off: locked, VMX off inside and outside SMX (VMX is not offered).
     case V.MSR_IA32_FEATURE_CONTROL: value = nested.enabled ? featureControl : V.FEATURE_CONTROL_LOCK; return true;
     case V.MSR_IA32_MISC_ENABLE: value = miscEnable; return true;
+    // RDMSR of IA32_TSC returns TSC + the current VMCS's offset (26.3: L2
+    // sees vmcs12's offset added when L1 uses offsetting).
     case V.MSR_IA32_TIME_STAMP_COUNTER: value = cpu.rdtsc() + vmx.vmread(V.TSC_OFFSET); return true;
-    // No variable ranges, fixed ranges supported, WC not (SDM Vol. 3A 11.11.2.1).
-    case MSR_MTRRCAP: value = 1 << 8; return true;
-    case MSR_MTRR_DEF_TYPE: value = mtrrDefType; return true;
+    case V.MSR_IA32_TSC_ADJUST:
+      if (!hasTscAdjust) return false;
+      value = tsc.readAdjust();
+      return true;
+    // No platform ID bits (52:50), microcode revision 0 (bits 63:32).
+    case V.MSR_IA32_PLATFORM_ID: value = 0; return true;
+    case V.MSR_IA32_BIOS_SIGN_ID: value = 0; return true;
+    case V.MSR_IA32_MTRRCAP: value = MTRRCAP; return true;
+    case V.MSR_IA32_MTRR_DEF_TYPE: value = mtrrDefType; return true;
     case V.MSR_IA32_EFER: value = vmx.vmread(V.GUEST_IA32_EFER); return true;
+    case V.MSR_IA32_PAT: value = vmx.vmread(V.GUEST_IA32_PAT); return true;
+    case V.MSR_IA32_DEBUGCTL: value = vmx.vmread(V.GUEST_IA32_DEBUGCTL); return true;
+    // Architectural with VMX (CPUID.1:ECX[5]): dual-monitor treatment is
+    // not offered (IA32_VMX_BASIC bit 49 = 0), so it reads 0 (not valid).
+    case V.MSR_IA32_SMM_MONITOR_CTL:
+      if (!nested.enabled) return false;
+      value = 0;
+      return true;
+  }
+  const f = fixedMtrr(msr);
+  if (f >= 0) {
+    value = unchecked(mtrrFixed[f]);
+    return true;
   }
   // The VMX capability MSRs exist when VMX is offered (nested=on; A.1).
   if (nested.enabled && nestedCaps.readMsr(msr)) {
@@ -55,14 +145,38 @@ export function write(msr: u32, v: u64): bool {
     case V.MSR_IA32_APIC_BASE: return lapic.apicBaseWrite(v);
     case V.MSR_IA32_FEATURE_CONTROL: return nested.enabled && writeFeatureControl(v);
     case V.MSR_IA32_MISC_ENABLE: return true; // accepted, not applied
-    case MSR_MTRR_DEF_TYPE:
-      // Bits 7:0 type (0, 1, 4, 5, 6), 10 FE, 11 E; the rest reserved.
-      if ((v & ~<u64>0xcff) != 0) return false;
-      const t = <u32>v & 0xff;
-      if (t != 0 && t != 1 && t != 4 && t != 5 && t != 6) return false;
+    case V.MSR_IA32_TIME_STAMP_COUNTER:
+      tsc.write(v, onVmcs02());
+      return true;
+    case V.MSR_IA32_TSC_ADJUST:
+      if (!hasTscAdjust) return false;
+      tsc.writeAdjust(v, onVmcs02());
+      return true;
+    // Microcode updates are not offered: a write to the trigger loads
+    // nothing and the signature stays 0 (SDM Vol. 3C 32.4.2 allows a VMM
+    // to drop them); writing the signature MSR is how software asks for it.
+    case V.MSR_IA32_BIOS_UPDT_TRIG: return true;
+    case V.MSR_IA32_BIOS_SIGN_ID: return true;
+    case V.MSR_IA32_MTRR_DEF_TYPE:
+      // Bits 7:0 type, 10 FE, 11 E; the rest reserved.
+      if ((v & ~<u64>0xcff) != 0 || !mtrrType(<u32>v & 0xff)) return false;
       mtrrDefType = v;
       return true;
     case V.MSR_IA32_EFER: return writeEfer(v);
+    case V.MSR_IA32_PAT:
+      if (!patOk(v)) return false;
+      vmx.vmwrite(V.GUEST_IA32_PAT, v);
+      return true;
+    case V.MSR_IA32_DEBUGCTL:
+      if ((v & ~debugctlDefined) != 0) return false;
+      vmx.vmwrite(V.GUEST_IA32_DEBUGCTL, v);
+      return true;
+  }
+  const f = fixedMtrr(msr);
+  if (f >= 0) {
+    for (let i: u64 = 0; i < 64; i += 8) if (!mtrrType(<u32>(v >> i) & 0xff)) return false;
+    unchecked(mtrrFixed[f] = v);
+    return true;
   }
   return false;
 }

@@ -1921,6 +1921,7 @@ void guest_main(void) {
     test_l2_hlt_state();
     test_l2_preemption_timer();
     test_msr_lists();
+    test_msr();
     test_l2_ept();
     test_l2_ept_ad();
     test_l2_vmfunc();

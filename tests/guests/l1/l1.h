@@ -112,6 +112,9 @@ void apic_arm(u32 count);                 /* L1's APIC timer, one-shot, vector L
 void apic_disarm(void);
 void l1_window(void);                     /* a few STI windows for a pending interrupt */
 
+/* ---- areas of cases, one file each --------------------------------------------------- */
+void test_msr(void);                      /* msr.c: DEBUGCTL, unknown MSRs, IA32_TSC, MSR lists */
+
 /* L1's EPT (one-to-one, first 32 MiB; ept_page's 2 MiB mapped with 4-KByte pages) */
 extern u64 ept_pml4[512], ept_pdpt[512], ept_pd[512], ept_pt[512];
 extern u8 ept_page[4096], ept_alt[4096];
