@@ -329,7 +329,7 @@ function mergeAll(proc12: u32, entry12: u32): void {
   vmx.vmwrite(V.VM_ENTRY_CONTROL,
     (entry01 & ~V.ENTRY_IA32E_MODE_GUEST) | (entry12 & (V.ENTRY_IA32E_MODE_GUEST | V.ENTRY_LOAD_DEBUG_CONTROLS)));
 
-  mergeCr3Targets(proc01Own);
+  mergeCr3Targets(proc01);
 
   vmx.vmwrite(V.EXCEPTION_BITMAP, state.get(V.EXCEPTION_BITMAP));
   vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MASK, state.get(V.PAGE_FAULT_ERROR_CODE_MASK));
@@ -360,8 +360,8 @@ function mergeAll(proc12: u32, entry12: u32): void {
 // offered count never exceeds the processor's (caps.ts), so these fields
 // exist in vmcs02 too, and the entry checks bounded the count. Should L0
 // ever load-exit CR3 for itself, it needs every MOV to CR3: count 0.
-function mergeCr3Targets(proc01Own: u32): void {
-  const n: u32 = (proc01Own & V.PROC_CR3_LOAD_EXITING) != 0 ? 0 : <u32>state.get(V.CR3_TARGET_COUNT);
+function mergeCr3Targets(proc01: u32): void {
+  const n: u32 = (proc01 & V.PROC_CR3_LOAD_EXITING) != 0 ? 0 : <u32>state.get(V.CR3_TARGET_COUNT);
   vmx.vmwrite(V.CR3_TARGET_COUNT, n);
   for (let i: u32 = 0; i < n; i++) {
     const enc = V.CR3_TARGET_VALUE0 + 2 * i;
