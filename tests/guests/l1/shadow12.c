@@ -84,6 +84,18 @@ static u64 shadow_field(u32 field, u32 *outcome) {
     return ((u64)hi << 32) | lo;
 }
 
+/* L2's segments: flat ring-0 (as l2_setup_ex) or flat ring-3 ones. */
+static void set_l2_cpl(u32 cpl) {
+    static const u32 dsegs[] = { F_GUEST_ES_SEL, F_GUEST_SS_SEL, F_GUEST_DS_SEL, F_GUEST_FS_SEL, F_GUEST_GS_SEL };
+    for (int i = 0; i < 5; i++) {
+        u32 idx = dsegs[i] - F_GUEST_ES_SEL;
+        vw(dsegs[i], cpl ? SEL_UDATA : SEL_KDATA);
+        vw(F_GUEST_ES_AR + idx, cpl ? (AR_DATA32 | (3u << 5)) : AR_DATA32);
+    }
+    vw(F_GUEST_CS_SEL, cpl ? SEL_UCODE : SEL_KCODE);
+    vw(F_GUEST_CS_AR, cpl ? (AR_CODE32 | (3u << 5)) : AR_CODE32);
+}
+
 static void bm_clear_all(void) {
     memset(vmread_bm, 0, sizeof vmread_bm);
     memset(vmwrite_bm, 0, sizeof vmwrite_bm);
@@ -333,6 +345,20 @@ void test_l2_vmcs_shadowing(void) {
               ex.intr_err == 2 && ex.qual == HOLE + 0x10 && ex.rip == ADDR(l2_sh_read_mem) + 6,
           "L2 VMREAD (bit 0) to an unmapped address, #PF in L1's exception bitmap: exit 0 to L1|%s err 0x%x", run_str(),
           ex.intr_err);
+    vw(F_EXCEPTION_BITMAP, 0);
+
+    /* L2 at CPL 3 (flat user segments): the exit decision comes first (bit
+     * 1: exit 23), then CPL > 0 is #GP(0), here in L1's exception bitmap. */
+    set_l2_cpl(3);
+    vw(F_EXCEPTION_BITMAP, 1u << 13);
+    run_l2(l2_sh_read, EXITING_FIELD);
+    check(exit_is(EXIT_VMREAD) && ex.rip == ADDR(l2_sh_read_insn), "L2 at CPL 3, VMREAD (bit 1): exit 23, before the CPL check|%s",
+          run_str());
+    run_l2(l2_sh_read, F_EXCEPTION_BITMAP);
+    check(exit_is(EXIT_EXCEPTION) && ex.intr == (INTR_VALID | INTR_ERROR_VALID | INTR_TYPE_HW_EXCEPTION | 13) && ex.intr_err == 0 &&
+              ex.rip == ADDR(l2_sh_read_insn),
+          "L2 at CPL 3, VMREAD (bit 0): #GP(0), exit 0 to L1 by its exception bitmap|%s err 0x%x", run_str(), ex.intr_err);
+    set_l2_cpl(0);
     vw(F_EXCEPTION_BITMAP, 0);
 
     /* Without "VMCS shadowing", L2's VMREAD of the same field exits (26.1.2). */
