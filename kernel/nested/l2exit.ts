@@ -49,11 +49,11 @@ export function handle(reason: u32): i32 {
   if (reason == V.EXIT_REASON_EPT_VIOLATION && state.eptEnabled()) return eptfault.handle();
   // VMFUNC: L0 emulates EPTP switching for L2 (vmfunc.ts).
   if (reason == V.EXIT_REASON_VMFUNC) return vmfunc.handle();
+  // VMREAD/VMWRITE: reflected, or performed on L1's shadow VMCS (shadow12.ts).
+  if (reason == V.EXIT_REASON_VMREAD || reason == V.EXIT_REASON_VMWRITE) return shadow12.handle(reason);
   if (decide.l1Wants(reason)) return reflect.reflect(reason);
   reflect.countL0();
   if (reason == V.EXIT_REASON_CR_ACCESS) return crWrite(<u32>vmx.vmread(V.EXIT_QUALIFICATION));
-  // L2's VMREAD/VMWRITE of L1's shadow VMCS (vmcs12's "VMCS shadowing").
-  if (reason == V.EXIT_REASON_VMREAD || reason == V.EXIT_REASON_VMWRITE) return shadow12.emulate(reason);
   if (reason == V.EXIT_REASON_HLT) return l2halt.handleHlt();
   return exits.dispatch(reason);
 }

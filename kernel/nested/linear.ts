@@ -16,6 +16,19 @@
 // processor would have made through EPT: an EPT violation, which stops the
 // VM (as misc.ts does for any unbacked access). Here it is reported the
 // same way.
+//
+// The same walk serves L2's VMREAD/VMWRITE that L0 performs for vmcs12's
+// VMCS shadowing (shadow12.ts; vmcs02 is current, so the registers read
+// are L2's). When vmcs12 enables EPT, the physical addresses L2's paging
+// produces are L2-physical: each paging-structure entry and the operand go
+// through L1's EPT (ept12.ts) to the L1-physical address that is read or
+// written, and a walk that fails is what the processor reports to L1: an
+// EPT misconfiguration (exit 49) or an EPT violation (exit 48; 28.2.1 Table
+// 28-7: the access in bits 2:0 — a read for paging-structure entries, EPT
+// accessed/dirty flags not being offered —, the AND of L1's entries in
+// 5:3, guest-linear address valid (7), bit 8 set for the operand's own
+// translation and clear for a paging-structure entry), with L2's
+// guest-physical and linear addresses. The instruction does not complete.
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
 import * as print from "../lib/print";
@@ -25,15 +38,48 @@ import * as config from "../vm/config";
 import * as ident from "../cpu/ident";
 import { RESUME, stop } from "../vm/exits";
 import * as common from "./common";
+import * as state from "./state";
+import * as ept12 from "./ept12";
+import * as reflect from "./reflect";
 
 // Access results.
 export const OK: i32 = 0;
 export const FAULT: i32 = 1; // an exception was injected: the instruction does not complete
 export const HALT: i32 = 2; // the VM must stop (reported)
+export const EXITED: i32 = 3; // an EPT exit from L2 was reflected to L1 (exitResult)
+let exitResult: i32 = RESUME;
 
-// The handler result for FAULT or HALT.
+// The handler result for FAULT, HALT or EXITED.
 export function handlerResult(r: i32): i32 {
+  if (r == EXITED) return exitResult;
   return r == HALT ? stop(config.OUTCOME_EPT_VIOLATION) : RESUME;
+}
+
+// The address accessed for physical address `a` of the walk (paging-
+// structure entry, or the operand when `final`): `a` itself, or for L2
+// under vmcs12's EPT its translation through L1's EPT (see the top).
+let phys: u64 = 0;
+function throughEpt12(a: u64, write: bool, lin: u64, final: bool): i32 {
+  if (!state.inL2 || !state.eptEnabled()) {
+    phys = a;
+    return OK;
+  }
+  const r = ept12.walk(state.get(V.EPT_POINTER), a, write ? ept12.ACCESS_WRITE : ept12.ACCESS_READ);
+  if (r == ept12.WALK_OK) {
+    phys = ept12.gpa1;
+    return OK;
+  }
+  state.write(V.GUEST_PHYSICAL_ADDRESS, a);
+  if (r == ept12.WALK_MISCONFIG) {
+    state.write(V.GUEST_LINEAR_ADDRESS, 0);
+    exitResult = reflect.reflectSynthetic(V.EXIT_REASON_EPT_MISCONFIG, 0, 0);
+  } else {
+    state.write(V.GUEST_LINEAR_ADDRESS, lin);
+    const q = <u64>(write ? ept12.ACCESS_WRITE : ept12.ACCESS_READ) | (<u64>ept12.perms << 3) | (1 << 7) |
+      (final ? 1 << 8 : 0);
+    exitResult = reflect.reflectSynthetic(V.EXIT_REASON_EPT_VIOLATION, q, 0);
+  }
+  return EXITED;
 }
 
 // #PF error code bits (4.7).
@@ -95,8 +141,9 @@ export function translate(lin: u64, write: bool): i32 {
   usedCount = 0;
   if ((cr0 & V.X86_CR0_PG) == 0) {
     // Without paging, linear addresses are physical (32 bits, 4.1.1).
-    gpa = lin & 0xffffffff;
-    return OK;
+    const x = throughEpt12(lin & 0xffffffff, write, lin, true);
+    if (x == OK) gpa = phys;
+    return x;
   }
   const cr4 = vmx.vmread(V.GUEST_CR4);
   const efer = vmx.vmread(V.GUEST_IA32_EFER);
@@ -127,7 +174,9 @@ export function translate(lin: u64, write: bool): i32 {
     }
     while (true) {
       const shift = <u64>(12 + 9 * (level - 1));
-      const ea = table + ((lin >> shift) & 511) * 8;
+      const x = throughEpt12(table + ((lin >> shift) & 511) * 8, false, lin, false);
+      if (x != OK) return x;
+      const ea = phys;
       if (!guestmem.isRam(ea, 8)) return outsideRam("a paging-structure entry", ea, lin);
       const e = guestmem.read64(ea);
       if ((e & P) == 0) return fault(lin, errW);
@@ -150,7 +199,9 @@ export function translate(lin: u64, write: bool): i32 {
   } else {
     // 32-bit paging (4.3): 4-KByte pages, and 4-MByte pages with CR4.PSE.
     lin &= 0xffffffff;
-    const pdeAddr = (vmx.vmread(V.GUEST_CR3) & 0xfffff000) + (lin >> 22) * 4;
+    let x = throughEpt12((vmx.vmread(V.GUEST_CR3) & 0xfffff000) + (lin >> 22) * 4, false, lin, false);
+    if (x != OK) return x;
+    const pdeAddr = phys;
     if (!guestmem.isRam(pdeAddr, 4)) return outsideRam("a paging-structure entry", pdeAddr, lin);
     const pde = <u64>guestmem.read32(pdeAddr);
     if ((pde & P) == 0) return fault(lin, errW);
@@ -166,7 +217,9 @@ export function translate(lin: u64, write: bool): i32 {
       leaf = (pde & 0xffc00000) | (((pde >> 13) & 0xff) << 32);
       pageMask = 0x3fffff;
     } else {
-      const pteAddr = (pde & 0xfffff000) + ((lin >> 12) & 1023) * 4;
+      x = throughEpt12((pde & 0xfffff000) + ((lin >> 12) & 1023) * 4, false, lin, false);
+      if (x != OK) return x;
+      const pteAddr = phys;
       if (!guestmem.isRam(pteAddr, 4)) return outsideRam("a paging-structure entry", pteAddr, lin);
       const pte = <u64>guestmem.read32(pteAddr);
       if ((pte & P) == 0) return fault(lin, errW);
@@ -182,7 +235,9 @@ export function translate(lin: u64, write: bool): i32 {
   if (user && (cr4 & V.X86_CR4_SMAP) != 0 && (common.rflags & V.X86_RFLAGS_AC) == 0)
     return fault(lin, PF_P | errW);
 
-  gpa = (leaf & ~pageMask) | (lin & pageMask);
+  const x = throughEpt12((leaf & ~pageMask) | (lin & pageMask), write, lin, true);
+  if (x != OK) return x;
+  gpa = phys;
   // Accessed flags in every entry used, dirty in the one that maps the page
   // on a write (4.8).
   for (let i = 0; i < usedCount; i++) {

@@ -105,10 +105,14 @@ function exceptionWanted(): bool {
   const type = (info & V.INTR_INFO_TYPE_MASK) >> V.INTR_INFO_TYPE_SHIFT;
   if (type == V.INTR_TYPE_NMI) return (pin() & V.PIN_NMI_EXITING) != 0;
   const vector = info & 0xff;
+  return exceptionBitmapWants(vector, vector == 14 ? <u32>vmx.vmread(V.VM_EXIT_INTERRUPTION_ERROR_CODE) : 0);
+}
+
+// Does an exception `vector` (error code `ec` for #PF) in L2 exit to L1?
+export function exceptionBitmapWants(vector: u32, ec: u32): bool {
   const bitmap = <u32>state.get(V.EXCEPTION_BITMAP);
   const inBitmap = (bitmap & (1 << vector)) != 0;
   if (vector != 14) return inBitmap;
-  const ec = <u32>vmx.vmread(V.VM_EXIT_INTERRUPTION_ERROR_CODE);
   const match = (ec & <u32>state.get(V.PAGE_FAULT_ERROR_CODE_MASK)) == <u32>state.get(V.PAGE_FAULT_ERROR_CODE_MATCH);
   return match ? inBitmap : !inBitmap;
 }

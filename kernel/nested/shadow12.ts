@@ -30,12 +30,10 @@
 // in memory of an active VMCS (25.11.1), so an L1 that reads the page with
 // ordinary loads gets our layout, which no L1 can expect anything of.
 //
-// Not done: a memory operand of L2's VMREAD/VMWRITE while vmcs12 enables
-// EPT (the operand's L2-physical addresses would have to go through L1's
-// EPT, with its violations as exits to L1). Such an instruction is
-// reflected to L1 as the exit its bitmap bit 1 would have caused
-// (docs/guest-interface.md); register operands, and memory operands
-// without EPT in vmcs12, are done as the processor does them.
+// Memory operands are L2's linear addresses, walked through L2's paging
+// and, when vmcs12 enables EPT, through L1's EPT (linear.ts: its
+// violations and misconfigurations are exits to L1). The instruction's
+// faults go to L2, or to L1 when its exception bitmap asks for them.
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
 import * as guestmem from "../vm/guestmem";
@@ -43,6 +41,11 @@ import * as state from "./state";
 import * as common from "./common";
 import * as operand from "./operand";
 import * as vmrw from "./vmrw";
+import * as reflect from "./reflect";
+import * as decide from "./reflect-decide";
+import * as vcpu from "../vm/vcpu";
+
+const CR2_OFFSET: usize = 128; // in the register block (kernel/vm/vcpu.ts)
 
 // Does L1 get this VMREAD (or VMWRITE) of L2 as a VM exit (31.3: "ELSIF
 // in VMX non-root operation AND ... THEN VMexit")?
@@ -58,16 +61,49 @@ export function l1Wants(reason: u32): bool {
   const a = bitmap + (enc >> 3);
   // The entry checks made sure the bitmap is in L1's RAM (entry-checks-controls.ts).
   if (!guestmem.isRam(a, 1)) return true;
-  if ((guestmem.read8(a) & (1 << <u32>(enc & 7))) != 0) return true;
-  // See "Not done" above.
-  if (!operand.isRegister(info) && state.eptEnabled()) return true;
-  return false;
+  return (guestmem.read8(a) & (1 << <u32>(enc & 7))) != 0;
+}
+
+// The exit of L2's VMREAD/VMWRITE (vmcs02 current). Reflected with the
+// processor's exit information, except that a register operand has no
+// displacement, so its qualification is 0 (28.2.1; Bochs 2.7 reports a
+// stale displacement there), or performed for L1.
+export function handle(reason: u32): i32 {
+  if (l1Wants(reason)) {
+    const info = <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO);
+    return reflect.reflectAs(reason, operand.isRegister(info) ? 0 : vmx.vmread(V.EXIT_QUALIFICATION));
+  }
+  reflect.countL0();
+  return emulate(reason);
 }
 
 // Perform it (l1Wants was false; vmcs02 current).
-export function emulate(reason: u32): i32 {
-  const c = common.checkNonRoot();
-  if (c != common.PROCEED) return c;
-  const link = state.get(V.VMCS_LINK_POINTER);
-  return reason == V.EXIT_REASON_VMREAD ? vmrw.vmreadLinked(link) : vmrw.vmwriteLinked(link);
+function emulate(reason: u32): i32 {
+  const cr2 = load<u64>(vcpu.regs, CR2_OFFSET);
+  let r = common.checkNonRoot();
+  if (r == common.PROCEED) {
+    const link = state.get(V.VMCS_LINK_POINTER);
+    r = reason == V.EXIT_REASON_VMREAD ? vmrw.vmreadLinked(link) : vmrw.vmwriteLinked(link);
+  }
+  return exceptionToL1(r, cr2);
+}
+
+// The instruction's fault (#GP(0) at CPL > 0, or #GP/#SS/#PF of its memory
+// operand) was injected into L2 (vmcs02's entry interruption information);
+// if L1's exception bitmap (with the #PF error-code mask and match, 25.6.3)
+// wants it, it is an exception exit to L1 instead (28.2.2: interruption
+// information and error code; for #PF the qualification is the linear
+// address and CR2 is not loaded).
+function exceptionToL1(r: i32, cr2: u64): i32 {
+  if (!state.inL2) return r; // already reflected (an EPT exit of the operand, linear.ts)
+  const info = <u32>vmx.vmread(V.VM_ENTRY_INTERRUPTION_INFO);
+  if ((info & V.INTR_INFO_VALID) == 0) return r;
+  const vector = info & 0xff;
+  const ec = (info & V.INTR_INFO_DELIVER_ERROR_CODE) != 0 ? <u32>vmx.vmread(V.VM_ENTRY_EXCEPTION_ERROR_CODE) : 0;
+  if (!decide.exceptionBitmapWants(vector, ec)) return r;
+  const lin = load<u64>(vcpu.regs, CR2_OFFSET);
+  store<u64>(vcpu.regs, cr2, CR2_OFFSET);
+  vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, 0);
+  state.write(V.VM_EXIT_INTERRUPTION_ERROR_CODE, ec);
+  return reflect.reflectSynthetic(V.EXIT_REASON_EXCEPTION_NMI, vector == 14 ? lin : 0, info);
 }

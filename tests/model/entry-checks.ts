@@ -165,8 +165,8 @@ export function checkControls(env: EntryEnv): string[] {
     }
   }
   if (bit(proc2, 14)) {
-    p.push(addrProblem('VMREAD-bitmap address', r(F.VMREAD_BITMAP), caps));
-    p.push(addrProblem('VMWRITE-bitmap address', r(F.VMWRITE_BITMAP), caps));
+    p.push(addrProblem('VMREAD-bitmap address', r(F.VMREAD_BITMAP), caps, 4096n, env.ramSize));
+    p.push(addrProblem('VMWRITE-bitmap address', r(F.VMWRITE_BITMAP), caps, 4096n, env.ramSize));
   }
   if (bit(proc2, 18)) p.push(addrProblem('virtualization-exception information address', r(F.VE_INFO), caps));
 

@@ -271,6 +271,9 @@ const v86: Mut = all(guest32NoPae, or(C.GUEST_RFLAGS, C.X86_RFLAGS_VM), (f) => {
 });
 // "enable EPT" with a valid EPT pointer; and "unrestricted guest".
 const ept: Mut = all(or(C.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, C.PROC2_ENABLE_EPT), put(C.EPT_POINTER, GOOD_EPTP));
+// "VMCS shadowing" with bitmaps in L1's RAM (the link pointer stays FFFFFFFF_FFFFFFFFH).
+const shadowing: Mut = all(or(C.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, C.PROC2_VMCS_SHADOWING), put(C.VMREAD_BITMAP, 0x30000),
+  put(C.VMWRITE_BITMAP, 0x31000));
 const eptp = (v: bigint): Mut => all(ept, put(C.EPT_POINTER, v));
 const ug: Mut = all(ept, or(C.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, C.PROC2_UNRESTRICTED_GUEST));
 // "enable VPID" with the VPID `v`.
@@ -544,6 +547,16 @@ const ROWS: Row[] = [
   { what: 'VMCS link pointer to a VMCS (shadowing 0)', mut: put(E.VMCS_LINK_POINTER, OTHER_VMCS), cls: OK },
   { what: 'VMCS link pointer to a shadow VMCS without VMCS shadowing', mut: put(E.VMCS_LINK_POINTER, SHADOW_VMCS), cls: GUEST, name: 'guest.link.shadow-indicator', qual: 4 },
   { what: 'VMCS link pointer is the current VMCS', mut: put(E.VMCS_LINK_POINTER, VMCS12), cls: GUEST, name: 'guest.link.current', qual: 4 },
+  // "VMCS shadowing" (offered for L1's L2): bitmap addresses (27.2.1.1), a
+  // link pointer to a shadow VMCS or FFFFFFFF_FFFFFFFFH (27.3.1.5).
+  { what: 'VMCS shadowing, link pointer to a shadow VMCS', mut: all(shadowing, put(E.VMCS_LINK_POINTER, SHADOW_VMCS)), cls: OK },
+  { what: 'VMCS shadowing, link pointer FFFFFFFF_FFFFFFFFH', mut: shadowing, cls: OK },
+  { what: 'VMCS shadowing, link pointer to an ordinary VMCS', mut: all(shadowing, put(E.VMCS_LINK_POINTER, OTHER_VMCS)), cls: GUEST, name: 'guest.link.shadow-indicator', qual: 4 },
+  { what: 'VMCS shadowing, VMREAD bitmap misaligned', mut: all(shadowing, put(E.VMREAD_BITMAP, 0x30800)), cls: CONTROLS, name: 'ctls.vmread-bitmap.align' },
+  { what: 'VMCS shadowing, VMWRITE bitmap beyond MAXPHYADDR', mut: all(shadowing, put(E.VMWRITE_BITMAP, 1n << 39n)), cls: CONTROLS, name: 'ctls.vmwrite-bitmap.width' },
+  { what: 'VMCS shadowing, VMREAD bitmap outside L1 RAM', mut: all(shadowing, put(E.VMREAD_BITMAP, RAM)), cls: CONTROLS, name: 'ctls.vmread-bitmap.ram' },
+  { what: 'VMCS shadowing, VMWRITE bitmap outside L1 RAM', mut: all(shadowing, put(E.VMWRITE_BITMAP, 0xfee00000)), cls: CONTROLS, name: 'ctls.vmwrite-bitmap.ram' },
+  { what: 'bitmaps unchecked without VMCS shadowing', mut: all(put(E.VMREAD_BITMAP, 0x123), put(E.VMWRITE_BITMAP, ALL1)), cls: OK },
   // ---- 27.3.1.6 PDPTEs (EPT off: loaded from L1 memory)
   { what: 'PAE guest with valid PDPTEs', mut: guest32, pdpt: [0x32001n, 0x33001n, 0n, 0x34001n], cls: OK },
   { what: 'PAE guest, not-present PDPTE with reserved bits', mut: guest32, pdpt: [0x32001n, 0xfffffffffffffffen, 0n, 0n], cls: OK },

@@ -1434,7 +1434,9 @@ test(`random tables: ${FUZZ_SETS} table sets x ${FUZZ_ACCESSES} L2 accesses: nev
 // 1 or the encoding sets bits 63:15; else #GP(0) at CPL > 0; else the
 // instruction on the shadow VMCS (VMfailInvalid for a link pointer of
 // FFFFFFFF_FFFFFFFFH, VMfailValid(12) into vmcs12 for a field that does
-// not exist). L1 reads what L2 wrote after VMPTRLD of the shadow VMCS.
+// not exist; a memory operand's paging structures and data through L1's
+// EPT, its violations exits to L1; #GP to L1 when its exception bitmap
+// says so). L1 reads what L2 wrote after VMPTRLD of the shadow VMCS.
 const SHADOW12 = 0x32000, VMREAD_BM = 0x33000, VMWRITE_BM = 0x34000;
 const SHADOW_INDICATOR = 0x80000000;
 
@@ -1531,17 +1533,36 @@ test('VMCS shadowing for L1\'s L2: VMREAD/VMWRITE of the shadow VMCS without exi
     rip = field(c, V.GUEST_RIP);
     yield* l2VmxInsn(c, V.EXIT_REASON_VMREAD, { [RCX]: 0x4bfen });
     l2Completed(c, 'VMREAD of no field', rip, B(V.X86_RFLAGS_ZF));
-    // A memory operand while vmcs12 enables EPT: reflected (shadow12.ts, "Not done").
+    // A memory operand: L2's paging structures are L2-physical, and L1's
+    // EPT (empty here) maps nothing: the read of the PML4 entry at L2's
+    // CR3 is an EPT violation for L1 (qualification: read, no permissions,
+    // linear address valid, bit 8 clear: a paging-structure access).
     rip = field(c, V.GUEST_RIP);
     yield* l2VmxInsn(c, V.EXIT_REASON_VMREAD, { [RCX]: B(V.EXCEPTION_BITMAP), [RBX]: 0x8000n }, {}, withReg2(memInfo(), RCX));
-    yield* reflectedToL1(c, 'VMREAD to memory under L1\'s EPT', V.EXIT_REASON_VMREAD, rip);
-    yield* l2Cpuid(c);
+    assert.ok(inL1(c), 'VMREAD to memory, L1\'s EPT empty: exit to L1');
+    assert.is(yield* l1Read(c, V.VM_EXIT_REASON), B(V.EXIT_REASON_EPT_VIOLATION), 'exit 48');
+    assert.is(yield* l1Read(c, V.EXIT_QUALIFICATION), 0x81n, 'qualification: read, linear address valid, paging-structure access');
+    assert.is(yield* l1Read(c, V.GUEST_PHYSICAL_ADDRESS), field(c, V.GUEST_CR3, c.vmcs02) & ADDR, 'the PML4 entry\'s L2-physical address');
+    assert.is(yield* l1Read(c, V.GUEST_LINEAR_ADDRESS), 0x8000n, 'the operand\'s linear address');
+    assert.is(yield* l1Read(c, V.GUEST_RIP), rip, 'at the instruction');
     assert.is(yield* l1Read(c, V.VM_INSTRUCTION_ERROR), 12n, 'VMfailValid(12) in L2: the error number in vmcs12');
     yield* ptrInsn(c, 'VMPTRLD shadow', V.EXIT_REASON_VMPTRLD, BigInt(SHADOW12));
     assert.is(yield* l1Read(c, V.EXCEPTION_BITMAP), 0x5a5an, 'L2\'s VMWRITE is in the shadow VMCS');
     assert.is(yield* l1Read(c, V.VM_INSTRUCTION_ERROR), 0n, 'the shadow VMCS\'s error field untouched');
     yield* ptrInsn(c, 'VMPTRLD vmcs12', V.EXIT_REASON_VMPTRLD, BigInt(VMCS12));
     assert.is(yield* l1Read(c, V.EXCEPTION_BITMAP), 0n, 'vmcs12\'s own field untouched');
+    // #GP(0) at CPL 3 with #GP in L1's exception bitmap: exit 0 to L1.
+    yield* vmwrite(c, V.EXCEPTION_BITMAP, 1n << 13n);
+    yield* enterL2(c, false);
+    rip = field(c, V.GUEST_RIP);
+    yield* l2VmxInsn(c, V.EXIT_REASON_VMREAD, { [RCX]: B(V.EXCEPTION_BITMAP) }, cpl3);
+    assert.ok(inL1(c), 'VMREAD (bit 0) at CPL 3, #GP intercepted: exit to L1');
+    assert.is(yield* l1Read(c, V.VM_EXIT_REASON), 0n, 'exit 0 (exception)');
+    assert.is(yield* l1Read(c, V.VM_EXIT_INTERRUPTION_INFO), 0x80000b0dn, '#GP, hardware exception, error code valid');
+    assert.is(yield* l1Read(c, V.VM_EXIT_INTERRUPTION_ERROR_CODE), 0n, 'error code 0');
+    assert.is(yield* l1Read(c, V.GUEST_RIP), rip, 'at the instruction');
+    yield* vmwrite(c, V.GUEST_SS_ACCESS_RIGHTS, AR_DATA);
+    yield* vmwrite(c, V.EXCEPTION_BITMAP, 0n);
 
     // Link pointer FFFFFFFF_FFFFFFFFH: VMfailInvalid.
     yield* vmwrite(c, V.VMCS_LINK_POINTER, ALL1);

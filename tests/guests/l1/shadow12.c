@@ -84,6 +84,18 @@ static u64 shadow_field(u32 field, u32 *outcome) {
     return ((u64)hi << 32) | lo;
 }
 
+/* L2's segments: flat ring-0 (as l2_setup_ex) or flat ring-3 ones. */
+static void set_l2_cpl(u32 cpl) {
+    static const u32 dsegs[] = { F_GUEST_ES_SEL, F_GUEST_SS_SEL, F_GUEST_DS_SEL, F_GUEST_FS_SEL, F_GUEST_GS_SEL };
+    for (int i = 0; i < 5; i++) {
+        u32 idx = dsegs[i] - F_GUEST_ES_SEL;
+        vw(dsegs[i], cpl ? SEL_UDATA : SEL_KDATA);
+        vw(F_GUEST_ES_AR + idx, cpl ? (AR_DATA32 | (3u << 5)) : AR_DATA32);
+    }
+    vw(F_GUEST_CS_SEL, cpl ? SEL_UCODE : SEL_KCODE);
+    vw(F_GUEST_CS_AR, cpl ? (AR_CODE32 | (3u << 5)) : AR_CODE32);
+}
+
 static void bm_clear_all(void) {
     memset(vmread_bm, 0, sizeof vmread_bm);
     memset(vmwrite_bm, 0, sizeof vmwrite_bm);
@@ -99,6 +111,53 @@ static void bm_clear_all(void) {
 #define R_EAX 0
 #define R_ECX 1
 #define R_EBX 3
+
+/* L2 under L1's EPT: the memory operand's L2-physical address goes through
+ * L1's EPT; where L1's EPT refuses the access, the VMREAD/VMWRITE is an EPT
+ * violation for L1 (exit 48, 28.2.1 Table 28-7: access, the entry's
+ * permissions, linear address valid, bit 8 = the operand's own
+ * translation). ept_page is mapped with a 4-KByte EPT page. */
+static void shadowing_under_ept(void) {
+    if (!ept_offered()) {
+        skip("EPT not offered", "L2 VMREAD/VMWRITE memory operands under L1's EPT");
+        return;
+    }
+    if (!l2_setup(0, PROC2_EPT | PROC2_VMCS_SHADOWING, "L2 with VMCS shadowing under L1's EPT")) return;
+    ept_build();
+    vw64(F_EPT_POINTER, PA(ept_pml4) | (3 << 3) | 6);
+    bm_clear_all();
+    vw64(F_VMREAD_BITMAP, PA(vmread_bm));
+    vw64(F_VMWRITE_BITMAP, PA(vmwrite_bm));
+    vw64(F_VMCS_LINK_PTR, PA(shadow_vmcs));
+    volatile u32 *slot = (volatile u32 *)(ept_page + 0x40);
+    *slot = 0xDEADBEEF;
+    regs.edi = ADDR(slot);
+    run_l2(l2_sh_read_mem, F_GUEST_ES_SEL);
+    check(l2_done(0) && *slot == 0x4321, "L2 VMREAD to memory under L1's EPT|%s slot 0x%x", run_str(), *slot);
+    ept_set(PA(ept_page) | EPT_R | EPT_WB);
+    invept_single();
+    *slot = 0xDEADBEEF;
+    run_l2(l2_sh_read_mem, F_GUEST_ES_SEL);
+    u64 gpa = vr64(F_GUEST_PHYS_ADDR);
+    u32 lin = vr(F_GUEST_LINEAR_ADDR);
+    check(exit_is(EXIT_EPT_VIOLATION) && (ex.qual & 0x1FF) == (2 | (1 << 3) | (1 << 7) | (1 << 8)) &&
+              gpa == PA(slot) && lin == ADDR(slot) && ex.rip == ADDR(l2_sh_read_mem) + 6 && *slot == 0xDEADBEEF,
+          "L2 VMREAD to a page L1's EPT maps read-only: EPT violation (48), write, R, linear address, to L1|%s gpa 0x%llx lin 0x%x",
+          run_str(), gpa, lin);
+    ept_set(0);
+    invept_single();
+    *slot = 0x77;
+    regs.esi = ADDR(slot);
+    run_l2(l2_sh_write_mem, F_GUEST_ES_SEL);
+    check(exit_is(EXIT_EPT_VIOLATION) && (ex.qual & 0x1FF) == (1 | (1 << 7) | (1 << 8)),
+          "L2 VMWRITE from a page L1's EPT does not map: EPT violation (48), read, no permissions|%s", run_str());
+    ept_set(PA(ept_page) | EPT_RWX | EPT_WB);
+    invept_single();
+    run_l2(l2_sh_write_mem, F_GUEST_ES_SEL);
+    u32 o;
+    u64 sv = shadow_field(F_GUEST_ES_SEL, &o);
+    check(l2_done(0) && sv == 0x77, "L2 VMWRITE from memory under L1's EPT, page mapped again|%s shadow 0x%llx", run_str(), sv);
+}
 
 void test_l2_vmcs_shadowing(void) {
     bool offered = (allowed1(cap.proc) & PROC_SECONDARY) && (allowed1(cap.proc2) & PROC2_VMCS_SHADOWING);
@@ -276,9 +335,36 @@ void test_l2_vmcs_shadowing(void) {
     run_l2(l2_sh_read, F_EXCEPTION_BITMAP);
     check(l2_done(0) && regs.ebx == 0x5A5A, "valid again: L2 VMREAD of the shadow|%s ebx 0x%x", run_str(), regs.ebx);
 
+    /* The instruction's faults go through L1's exception bitmap: a #PF of
+     * the memory operand (HOLE is not mapped) is exit 0 with the linear
+     * address as qualification and error code 2 (write, not present). */
+    vw(F_EXCEPTION_BITMAP, 1u << 14);
+    regs.edi = HOLE + 0x10;
+    run_l2(l2_sh_read_mem, F_EXCEPTION_BITMAP);
+    check(exit_is(EXIT_EXCEPTION) && ex.intr == (INTR_VALID | INTR_ERROR_VALID | INTR_TYPE_HW_EXCEPTION | 14) &&
+              ex.intr_err == 2 && ex.qual == HOLE + 0x10 && ex.rip == ADDR(l2_sh_read_mem) + 6,
+          "L2 VMREAD (bit 0) to an unmapped address, #PF in L1's exception bitmap: exit 0 to L1|%s err 0x%x", run_str(),
+          ex.intr_err);
+    vw(F_EXCEPTION_BITMAP, 0);
+
+    /* L2 at CPL 3 (flat user segments): the exit decision comes first (bit
+     * 1: exit 23), then CPL > 0 is #GP(0), here in L1's exception bitmap. */
+    set_l2_cpl(3);
+    vw(F_EXCEPTION_BITMAP, 1u << 13);
+    run_l2(l2_sh_read, EXITING_FIELD);
+    check(exit_is(EXIT_VMREAD) && ex.rip == ADDR(l2_sh_read_insn), "L2 at CPL 3, VMREAD (bit 1): exit 23, before the CPL check|%s",
+          run_str());
+    run_l2(l2_sh_read, F_EXCEPTION_BITMAP);
+    check(exit_is(EXIT_EXCEPTION) && ex.intr == (INTR_VALID | INTR_ERROR_VALID | INTR_TYPE_HW_EXCEPTION | 13) && ex.intr_err == 0 &&
+              ex.rip == ADDR(l2_sh_read_insn),
+          "L2 at CPL 3, VMREAD (bit 0): #GP(0), exit 0 to L1 by its exception bitmap|%s err 0x%x", run_str(), ex.intr_err);
+    set_l2_cpl(0);
+    vw(F_EXCEPTION_BITMAP, 0);
+
     /* Without "VMCS shadowing", L2's VMREAD of the same field exits (26.1.2). */
     vw(F_PROC2_CTLS, vmcs_ctl_proc2 & ~PROC2_VMCS_SHADOWING);
     vw64(F_VMCS_LINK_PTR, ~0ull);
     run_l2(l2_sh_read, F_EXCEPTION_BITMAP);
     check(exit_is(EXIT_VMREAD) && ex.rip == ADDR(l2_sh_read_insn), "L2 VMREAD without VMCS shadowing: exit 23|%s", run_str());
+    shadowing_under_ept();
 }
