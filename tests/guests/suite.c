@@ -378,7 +378,11 @@ static void test_misc(void) {
     __asm__ volatile("invd" ::: "memory");
     __asm__ volatile("wbinvd" ::: "memory");
     check(true, "INVD WBINVD");
-    u64 a = rdtsc(), b = rdtsc();
+    /* The counter increases with time, not necessarily between two reads
+     * back to back: Bochs with several CPUs advances it once per quantum
+     * (16 instructions of each CPU in turn). Read until it moves, bounded. */
+    u64 a = rdtsc(), b = a;
+    for (int i = 0; i < 1000 && b == a; i++) b = rdtsc();
     check(b > a, "RDTSC increases|0x%llx 0x%llx", a, b);
 }
 

@@ -829,6 +829,73 @@ test('an L2 access that L1\'s EPT sends outside L1\'s RAM: the guest stops with 
   }
 });
 
+// L2 in the HLT activity state and L1's VMX-preemption timer (not EPT, but
+// this file's scripted L1 is the one that runs L2): after a CPUID exit L1
+// drops HLT exiting (and external-interrupt exiting) from vmcs12 and
+// VMRESUMEs; L2's HLT then completes into the HLT state of vmcs02 (SDM
+// 26.1.3, 27.7.2, l2halt.ts). With nothing that could wake it the guest
+// stops "halted forever"; with L1's preemption timer active vmcs02's timer
+// is the nearer deadline, an exit 52 before L1's timer runs out is L0's,
+// the one after is L1's, from HLT, with the value saved as 0 (26.5.1,
+// 28.3.4, ptimer.ts). The model's TSC advances 100 ticks per import call.
+function* l2WithoutHltExiting(c: Ctx, pin: number, exit: number, timer: bigint | null): Script {
+  let h: Hand = { eptp: 0n, gpa: {} };
+  yield* bootL1(c, { eptp: eptpOf(pool(0)), build: () => { h = buildHand(c); } });
+  yield* l2Cpuid(c);
+  yield* vmwrite(c, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, B((c.offer.proc0 | V.PROC_ACTIVATE_SECONDARY_CONTROLS) >>> 0));
+  yield* vmwrite(c, V.PIN_BASED_VM_EXEC_CONTROL, B(c.offer.pin0 | pin));
+  yield* vmwrite(c, V.VM_EXIT_CONTROL, B(c.offer.exit0 | V.EXIT_HOST_ADDRESS_SPACE_SIZE | V.EXIT_SAVE_IA32_EFER |
+    V.EXIT_LOAD_IA32_EFER | exit));
+  if (timer !== null) yield* vmwrite(c, V.VMX_PREEMPTION_TIMER_VALUE, timer);
+  yield* vmwrite(c, V.GUEST_RIP, L2_RIP);
+  yield* enterL2(c, false);
+}
+
+test('L2 HLT without HLT exiting: the HLT state in vmcs02; nothing can wake it: the guest stops "halted forever"', () => {
+  const r = drive(function* (c) {
+    yield* l2WithoutHltExiting(c, 0, 0, null);
+    c.stopExpected = 'L2 halted with nothing that can wake it';
+    yield { reason: V.EXIT_REASON_HLT, len: 1 };
+    assert.unreachable('not reached: the kernel stops the guest');
+  }, { cmdline: 'expect=halt' });
+  assert.equal(r.faults, []);
+  assert.is(r.trap, null);
+  assert.is(r.status, 0, r.console.slice(-1500));
+  assert.match(r.console, /L2 is in the HLT state with nothing that could wake it .*halted forever/);
+  assert.match(r.console, /ended: halt, .*: as expected/);
+  assert.is(field(r.c, V.GUEST_ACTIVITY_STATE, r.c.vmcs02), B(V.ACTIVITY_STATE_HLT), 'vmcs02: activity state HLT');
+  assert.is(field(r.c, V.GUEST_RIP, r.c.vmcs02), L2_RIP + 1n, 'vmcs02: RIP past the HLT');
+});
+
+test('L1\'s VMX-preemption timer: vmcs02\'s timer is the nearer deadline, it keeps a halted L2 wakeable, exit 52 is L1\'s only once L1\'s timer ran out', () => {
+  const TIMER = 200000n;
+  runOk(function* (c) {
+    yield* l2WithoutHltExiting(c, V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER, V.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE, TIMER);
+    const t0 = field(c, V.VMX_PREEMPTION_TIMER_VALUE, c.vmcs02);
+    assert.ok(t0 > 0n && t0 <= TIMER, `vmcs02's timer ${t0}: L1's value, less what already ran (not L0's slice 2^24)`);
+    yield { reason: V.EXIT_REASON_HLT, len: 1 };
+    assert.is(c.m.vmx.currentVmcs, c.vmcs02, 'L2 HLT: no exit to L1, no stop (the timer can wake it)');
+    assert.is(field(c, V.GUEST_ACTIVITY_STATE, c.vmcs02), B(V.ACTIVITY_STATE_HLT), 'vmcs02: activity state HLT');
+    assert.is(field(c, V.GUEST_RIP, c.vmcs02), L2_RIP + 1n, 'vmcs02: RIP past the HLT');
+    // L0's own timer exit (L1's has time left): L2 stays halted, no exit to L1.
+    yield { reason: V.EXIT_REASON_PREEMPTION_TIMER };
+    assert.is(c.m.vmx.currentVmcs, c.vmcs02, 'exit 52 with L1\'s timer still running: L0\'s, not reflected');
+    const t1 = field(c, V.VMX_PREEMPTION_TIMER_VALUE, c.vmcs02);
+    assert.ok(t1 > 0n && t1 < t0, `vmcs02's timer counts down: ${t0}, then ${t1}`);
+    assert.is(field(c, V.GUEST_ACTIVITY_STATE, c.vmcs02), B(V.ACTIVITY_STATE_HLT), 'still halted');
+    c.m.tsc += 2n * TIMER;
+    yield { reason: V.EXIT_REASON_PREEMPTION_TIMER };
+    assert.ok(inL1(c), 'exit 52 after L1\'s timer ran out: reflected to L1');
+    assert.is(yield* l1Read(c, V.VM_EXIT_REASON), B(V.EXIT_REASON_PREEMPTION_TIMER), 'exit reason 52');
+    assert.is(yield* l1Read(c, V.GUEST_ACTIVITY_STATE), B(V.ACTIVITY_STATE_HLT), 'vmcs12: activity state HLT (28.3.4)');
+    assert.is(yield* l1Read(c, V.GUEST_RIP), L2_RIP + 1n, 'vmcs12: RIP past the HLT');
+    assert.is(yield* l1Read(c, V.VMX_PREEMPTION_TIMER_VALUE), 0n, 'vmcs12: timer value saved as 0');
+    // Value 0 at the next entry: exit 52 at once (the kernel sets vmcs02's timer to 0).
+    yield* enterL2(c, false);
+    assert.is(field(c, V.VMX_PREEMPTION_TIMER_VALUE, c.vmcs02), 0n, 'timer value 0 at entry: vmcs02\'s timer 0');
+  });
+});
+
 test('an EPT pointer whose PML4 is outside L1\'s RAM: VM entry takes the value (27.2.1.1), every L2 access is reflected as 49', () => {
   const r = runOk(function* (c) {
     const eptp = eptpOf(0x7f000000n);
