@@ -22,9 +22,15 @@ fi
 
 node -e 'const [a]=process.versions.node.split(".").map(Number); if (a < 20) { console.error("setup: Node.js >= 20 needed (assemblyscript 0.28), found " + process.versions.node); process.exit(1) }'
 
-if [ ! -x node_modules/.bin/asc ] || [ ! -d node_modules/uvu ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# npm ci again only when the lock file's content changed since the last one
+# (a checksum, not file times: a fresh checkout or a second work tree
+# sharing node_modules has a newer lock file with the same content).
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -x node_modules/.bin/asc ] || [ ! -d node_modules/uvu ] ||
+   [ "$(cat node_modules/.hv-lock-sha256 2>/dev/null)" != "$lock_sum" ]; then
   echo "setup: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_sum" > node_modules/.hv-lock-sha256
 fi
 
 v=$(wasm2c --version)
