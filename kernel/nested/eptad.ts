@@ -47,16 +47,19 @@ function pmlEnabled(): bool {
 }
 
 // The entries a translation of gpa2 uses, root first, after ept12.walk()
-// allowed it (so every one is present, in L1's RAM and well formed): read
-// again here rather than recorded by every walk, so that L1s without the
-// flags pay nothing for them. Returns how many (the last maps the page).
+// allowed it: read again here rather than recorded by every walk, so that
+// L1s without the flags pay nothing for them. Returns how many (the last
+// maps the page), or 0 if L1 (on another processor) changed its tables
+// since the walk so that an entry is gone or outside its RAM.
 const entryAddr = new StaticArray<u64>(4);
 const entryValue = new StaticArray<u64>(4);
 function used(eptp12: u64, gpa2: u64): i32 {
   let table = eptp12 & ADDR_MASK;
   for (let i = 0; i < 4; i++) {
     const a = table + ((gpa2 >> <u64>(39 - 9 * i)) & 511) * 8;
+    if (!guestmem.isRam(a, 8)) return 0;
     const e = guestmem.read64(a);
+    if ((e & 7) == 0) return 0;
     unchecked(entryAddr[i] = a);
     unchecked(entryValue[i] = e);
     if (i == 3 || (i > 0 && (e & LARGE) != 0)) return i + 1;
@@ -70,6 +73,11 @@ function used(eptp12: u64, gpa2: u64): i32 {
 // event instead: nothing was changed.
 export function update(eptp12: u64, gpa2: u64, write: bool): bool {
   const n = used(eptp12, gpa2);
+  if (n == 0) {
+    // Mapped without write permission: the next access faults and walks again.
+    leafDirty = false;
+    return true;
+  }
   const leaf = unchecked(entryValue[n - 1]);
   let need = write && (leaf & V.EPT_ENTRY_DIRTY) == 0;
   for (let i = 0; i < n; i++) {
