@@ -19,9 +19,8 @@
 // A table L1 placed outside its RAM reads as all ones (no device answers),
 // which has reserved bits set: a misconfiguration, never a read of
 // hypervisor memory. A walk has at most four steps: no loops.
-// The walk writes nothing: it records the entries it used (their
-// L1-physical addresses and values, root first), from which eptad.ts sets
-// the accessed and dirty flags when L1 enables them (29.3.5).
+// The walk writes nothing: the accessed and dirty flags, when L1 enables
+// them, are eptad.ts's (after a walk that allowed the access).
 import * as V from "../arch/vmx";
 import * as guestmem from "../vm/guestmem";
 import * as ident from "../cpu/ident";
@@ -41,10 +40,6 @@ export let perms: u32 = 0; // AND of bits 2:0 of the entries used (R=1, W=2, X=4
 export let pageSize: u64 = 0; // 4 KiB, 2 MiB or 1 GiB (WALK_OK)
 export let leafMemType: u64 = 0; // bits 6:3 of the leaf: memory type and ignore-PAT (WALK_OK)
 
-export const entryAddr = new StaticArray<u64>(4); // L1-physical address of each entry used, PML4E first
-export const entryValue = new StaticArray<u64>(4); // and its value as read
-export let entries: i32 = 0; // how many (WALK_OK: the last is the leaf)
-
 const ADDR_MASK: u64 = 0x000ffffffffff000;
 
 function reservedHigh(): u64 {
@@ -63,6 +58,11 @@ function badMemType(e: u64): bool {
   return t == 2 || t == 3 || t == 7;
 }
 
+function entryAt(table: u64, index: u64): u64 {
+  const a = table + index * 8;
+  return guestmem.isRam(a, 8) ? guestmem.read64(a) : u64.MAX_VALUE;
+}
+
 // Translate gpa (L2-physical) through L1's EPT rooted at eptp; `access` is
 // the kind of access (ACCESS_*), checked against the effective permissions.
 export function walk(eptp: u64, gpa: u64, access: u32): i32 {
@@ -72,11 +72,7 @@ export function walk(eptp: u64, gpa: u64, access: u32): i32 {
   perms = 7;
   for (let level = 4; level >= 1; level--) {
     const shift = <u64>(12 + 9 * (level - 1));
-    const a = table + ((gpa >> shift) & 511) * 8;
-    const e = guestmem.isRam(a, 8) ? guestmem.read64(a) : u64.MAX_VALUE;
-    unchecked(entryAddr[4 - level] = a);
-    unchecked(entryValue[4 - level] = e);
-    entries = 5 - level;
+    const e = entryAt(table, (gpa >> shift) & 511);
     if ((e & 7) == 0) {
       perms = 0;
       return WALK_VIOLATION;

@@ -32,10 +32,11 @@
 import * as V from "../arch/vmx";
 import * as guestmem from "../vm/guestmem";
 import * as state from "./state";
-import * as ept12 from "./ept12";
 
 const PML_ENTRIES: u64 = 512;
 const PAGE_MASK: u64 = 0xfff;
+const ADDR_MASK: u64 = 0x000ffffffffff000;
+const LARGE: u64 = 1 << 7; // bit 7 of a PDPTE/PDE: it maps a page
 
 // After update(): the leaf L1's walk used has its dirty flag set.
 export let leafDirty: bool = false;
@@ -45,15 +46,42 @@ function pmlEnabled(): bool {
     (<u32>state.get(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_ENABLE_PML) != 0;
 }
 
+// The entries a translation of gpa2 uses, root first, after ept12.walk()
+// allowed it: read again here rather than recorded by every walk, so that
+// L1s without the flags pay nothing for them. Returns how many (the last
+// maps the page), or 0 if L1 (on another processor) changed its tables
+// since the walk so that an entry is gone or outside its RAM.
+const entryAddr = new StaticArray<u64>(4);
+const entryValue = new StaticArray<u64>(4);
+function used(eptp12: u64, gpa2: u64): i32 {
+  let table = eptp12 & ADDR_MASK;
+  for (let i = 0; i < 4; i++) {
+    const a = table + ((gpa2 >> <u64>(39 - 9 * i)) & 511) * 8;
+    if (!guestmem.isRam(a, 8)) return 0;
+    const e = guestmem.read64(a);
+    if ((e & 7) == 0) return 0;
+    unchecked(entryAddr[i] = a);
+    unchecked(entryValue[i] = e);
+    if (i == 3 || (i > 0 && (e & LARGE) != 0)) return i + 1;
+    table = e & ADDR_MASK;
+  }
+  return 4;
+}
+
 // The flags for the access to gpa2 that ept12.walk() just allowed (vmcs12's
-// EPTP has bit 6). False when it is a page-modification log-full event
-// instead: nothing was changed.
-export function update(gpa2: u64, write: bool): bool {
-  const n = ept12.entries;
-  const leaf = unchecked(ept12.entryValue[n - 1]);
+// EPTP eptp12 has bit 6). False when it is a page-modification log-full
+// event instead: nothing was changed.
+export function update(eptp12: u64, gpa2: u64, write: bool): bool {
+  const n = used(eptp12, gpa2);
+  if (n == 0) {
+    // Mapped without write permission: the next access faults and walks again.
+    leafDirty = false;
+    return true;
+  }
+  const leaf = unchecked(entryValue[n - 1]);
   let need = write && (leaf & V.EPT_ENTRY_DIRTY) == 0;
   for (let i = 0; i < n; i++) {
-    if ((unchecked(ept12.entryValue[i]) & V.EPT_ENTRY_ACCESSED) == 0) need = true;
+    if ((unchecked(entryValue[i]) & V.EPT_ENTRY_ACCESSED) == 0) need = true;
   }
   leafDirty = (leaf & V.EPT_ENTRY_DIRTY) != 0;
   if (!need) return true;
@@ -62,12 +90,12 @@ export function update(gpa2: u64, write: bool): bool {
   // Locked updates, as the processor's: L1 may be changing these entries
   // on another processor.
   for (let i = 0; i < n - 1; i++) {
-    if ((unchecked(ept12.entryValue[i]) & V.EPT_ENTRY_ACCESSED) == 0) {
-      guestmem.setBits64(unchecked(ept12.entryAddr[i]), V.EPT_ENTRY_ACCESSED);
+    if ((unchecked(entryValue[i]) & V.EPT_ENTRY_ACCESSED) == 0) {
+      guestmem.setBits64(unchecked(entryAddr[i]), V.EPT_ENTRY_ACCESSED);
     }
   }
   const bits = V.EPT_ENTRY_ACCESSED | (write ? V.EPT_ENTRY_DIRTY : 0);
-  const old = guestmem.setBits64(unchecked(ept12.entryAddr[n - 1]), bits);
+  const old = guestmem.setBits64(unchecked(entryAddr[n - 1]), bits);
   if (write) {
     leafDirty = true;
     if (pml && (old & V.EPT_ENTRY_DIRTY) == 0) log(gpa2);

@@ -55,7 +55,7 @@ export function handle(): i32 {
   }
   let perms = <u64>ept12.perms;
   if ((eptp12 & V.EPTP_ACCESSED_DIRTY) != 0) {
-    if (!eptad.update(gpa2, (q & ept12.ACCESS_WRITE) != 0)) {
+    if (!eptad.update(eptp12, gpa2, (q & ept12.ACCESS_WRITE) != 0)) {
       reflected++;
       return reflect.reflectAs(V.EXIT_REASON_PML_FULL, q & Q_NMI_UNBLOCKING);
     }

@@ -142,6 +142,12 @@ export function reflect(reason: u32): i32 {
 // misconfiguration: eptfault.ts); the rest of the exit information is the
 // processor's. NO_OVERRIDE: the processor's reason and qualification.
 const NO_OVERRIDE: u64 = u64.MAX_VALUE;
+// Exits whose qualification is the instruction's displacement and whose
+// instruction may have a register operand (VMREAD, VMWRITE, SLDT/STR/LLDT/
+// LTR): 28.2.1 says a register operand has no displacement, qualification
+// 0. Bochs 2.7 reports a stale displacement there, so L0 gives L1 the 0.
+const REGISTER_FORM_EXITS: u64 = (<u64>1 << V.EXIT_REASON_VMREAD) | (<u64>1 << V.EXIT_REASON_VMWRITE) |
+  (<u64>1 << V.EXIT_REASON_LDTR_TR_ACCESS);
 export function reflectAs(reason: u32, qualification: u64): i32 {
   counts[reason]++;
   syncGuestState();
@@ -149,6 +155,9 @@ export function reflectAs(reason: u32, qualification: u64): i32 {
   if (qualification != NO_OVERRIDE) {
     state.write(V.VM_EXIT_REASON, reason);
     state.write(V.EXIT_QUALIFICATION, qualification);
+  } else if (reason < 64 && ((REGISTER_FORM_EXITS >> reason) & 1) != 0 &&
+    (<u32>state.get(V.VM_EXIT_INSTRUCTION_INFO) & V.INSN_INFO_REG_OPERAND) != 0) {
+    state.write(V.EXIT_QUALIFICATION, 0);
   }
   state.markEventStale();
   return toL1();

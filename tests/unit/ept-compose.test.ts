@@ -418,7 +418,7 @@ function setupL1Memory(c: Ctx): void {
   for (const r of [VMXON_REGION, VMCS12]) w32(c, r, 0x41534856); // kernel/nested/caps.ts REVISION_ID (checked below)
 }
 
-interface L2Opts { eptp: bigint; vmfunc?: boolean; unrestricted?: boolean }
+interface L2Opts { eptp: bigint; vmfunc?: boolean; unrestricted?: boolean; pml?: bigint }
 // The vmcs12 of these tests: 64-bit L1 host, 64-bit L2 (or, unrestricted,
 // real-address mode), "enable EPT" with eptp, HLT exiting, no I/O or MSR
 // bitmaps, no MSR lists.
@@ -429,8 +429,12 @@ function vmcs12Fields(c: Ctx, o: L2Opts): [number, bigint][] {
   set(V.PIN_BASED_VM_EXEC_CONTROL, off.pin0 | V.PIN_EXTERNAL_INTERRUPT_EXITING | V.PIN_NMI_EXITING);
   set(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, (off.proc0 | V.PROC_HLT_EXITING | V.PROC_ACTIVATE_SECONDARY_CONTROLS) >>> 0);
   set(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, V.PROC2_ENABLE_EPT | (o.unrestricted ? V.PROC2_UNRESTRICTED_GUEST : 0) |
-    (o.vmfunc ? V.PROC2_ENABLE_VM_FUNCTIONS : 0));
+    (o.vmfunc ? V.PROC2_ENABLE_VM_FUNCTIONS : 0) | (o.pml !== undefined ? V.PROC2_ENABLE_PML : 0));
   set(V.EPT_POINTER, o.eptp);
+  if (o.pml !== undefined) {
+    set(V.PML_ADDRESS, o.pml);
+    set(V.PML_INDEX, 511);
+  }
   if (o.vmfunc) {
     set(V.VM_FUNCTION_CONTROL, 1); // EPTP switching
     set(V.EPTP_LIST_ADDRESS, EPTP_LIST);
@@ -544,7 +548,9 @@ function* bootL1(c: Ctx, o: L2Opts & { build?: () => void }): Script {
   for (const [e, v] of vmcs12Fields(c, o)) yield* vmwrite(c, e, v);
   yield* enterL2(c, true);
   assert.is(field(c, V.GUEST_RIP), o.unrestricted ? 0xfff0n : L2_RIP, 'L2 starts at vmcs12\'s guest RIP');
-  assert.is(field(c, V.EPT_POINTER) & 0x7fn, 0x1en, 'vmcs02\'s EPT pointer: WB, 4-level walk, no accessed/dirty flags');
+  // Bit 6 (accessed and dirty flags) as L1's: with it the processor treats
+  // L2's guest paging-structure accesses as writes (29.3.3.2).
+  assert.is(field(c, V.EPT_POINTER) & 0x7fn, 0x1en | (o.eptp & 0x40n), 'vmcs02\'s EPT pointer: WB, 4-level walk, accessed/dirty flags as L1\'s');
 }
 
 // ---- L2's exits ----------------------------------------------------------------------
@@ -1078,6 +1084,164 @@ function* vmfuncToL1(c: Ctx, eax: bigint, rcx: bigint, eptp12: bigint, what: str
   assert.is(yield* l1Read(c, V.EPT_POINTER), eptp12, `${what}: vmcs12's EPT pointer unchanged`);
   bump(c, 'reflected 59');
 }
+
+// ---- EPT accessed and dirty flags (29.3.5) and page-modification logging (29.3.6) ----
+// The oracle, from the SDM: with EPTP bit 6 every access sets the accessed
+// flag (bit 8) of each EPT entry its translation uses, a write (and, with
+// the flags enabled, an access to a guest paging structure: 29.3.3.2, which
+// the processor reports as a write) the dirty flag (bit 9) of the entry that
+// maps the page; with "enable PML", a dirty flag set from 0 to 1 writes the
+// page's address at PML address + 8 * index and decrements the index; an
+// access that needs a flag set while the index is outside 0-511 is a
+// page-modification log-full event instead (exit 62, qualification bit 12
+// only, nothing set, nothing written). What may be cached: the processor
+// need not set a flag again until INVEPT (29.4.3.4), so every access here
+// is one the shadow tables do not allow yet (the processor would exit).
+const EA = 1n << 8n, ED = 1n << 9n;
+const PML_PAGE = 0x32000;
+
+test('EPT accessed/dirty flags and PML for L2 (29.3.5, 29.3.6): flags as the SDM sets them, clean pages mapped without W, the log, exit 62', () => {
+  runOk(function* (c) {
+    const [PML4, PDPT, PD, PT] = [40, 41, 42, 43].map((i) => pool(i));
+    const T = BigInt(TARGET);
+    const build = () => {
+      for (const p of [PML4, PDPT, PD, PT, BigInt(PML_PAGE)]) clearPage(c, p);
+      w64(c, PML4, PDPT | 7n);
+      w64(c, PDPT, PD | 7n);
+      w64(c, PD, PT | 7n);
+      w64(c, PD + 8n, (T + M2) | LARGE | WB | 3n); // a 2-MByte page, RW
+      for (let i = 0n; i < 8n; i++) w64(c, PT + i * 8n, (T + i * K4) | WB | 7n);
+      w64(c, PT + 6n * 8n, (T + 6n * K4) | WB | 1n); // page 6 read-only
+    };
+    const eptp = eptpOf(PML4) | 0x40n;
+    yield* bootL1(c, { eptp, pml: BigInt(PML_PAGE), build });
+    assert.is(c.offer.ept & (1n << 21n), 1n << 21n, 'IA32_VMX_EPT_VPID_CAP bit 21: accessed and dirty flags offered');
+    assert.is(field(c, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & B(V.PROC2_ENABLE_PML), 0n, 'vmcs02: no PML of the processor (L0 emulates it)');
+    // L2-physical: pages 0-7 through PT (L1-physical TARGET + i * 4K), the
+    // 2-MByte page at 2 MiB (TARGET + 2M).
+    const page = (i: number) => BigInt(i) * K4;
+    const BIG = M2;
+
+    const accessed = new Set<bigint>(), dirty = new Set<bigint>();
+    const logAt = new Map<bigint, bigint>();
+    let index = 511n;
+    // The entries a translation of gpa2 uses, root first (29.3.2).
+    const used = (gpa2: bigint): bigint[] => {
+      const out: bigint[] = [];
+      let table = eptp & ADDR;
+      for (let level = 4; level >= 1; level--) {
+        const a = table + ((gpa2 >> BigInt(12 + 9 * (level - 1))) & 511n) * 8n;
+        out.push(a);
+        const e = r64(c, a);
+        if (level === 1 || (e & LARGE) !== 0n) break;
+        table = e & ADDR;
+      }
+      return out;
+    };
+    const checkFlags = (what: string) => {
+      for (const t of [PML4, PDPT, PD, PT]) {
+        for (let i = 0n; i < 512n; i++) {
+          const a = t + i * 8n;
+          const e = r64(c, a);
+          if ((e & 7n) === 0n) continue;
+          assert.is((e & EA) !== 0n, accessed.has(a), `${what}: accessed flag of the entry at L1-physical 0x${a.toString(16)}`);
+          assert.is((e & ED) !== 0n, dirty.has(a), `${what}: dirty flag of the entry at L1-physical 0x${a.toString(16)}`);
+        }
+      }
+      for (let k = 0n; k < 512n; k++) {
+        assert.is(r64(c, BigInt(PML_PAGE) + k * 8n), logAt.get(k) ?? 0n, `${what}: PML entry ${k}`);
+      }
+    };
+    // L2 accesses gpa2; L1's tables allow it. 'full' when it was a log-full exit to L1.
+    const access = function* (gpa2: bigint, acc: number, o: { paging?: boolean; nmiUnblock?: boolean } = {}): Generator<Exit, 'done' | 'full', void> {
+      const label = `L2 ${o.paging ? 'paging-structure ' : ''}${ACCESS_NAME[acc]} at 0x${gpa2.toString(16)}`;
+      const sh = shadowWalk(c, eptp02(c), gpa2);
+      assert.ok((acc & ~sh.perms) !== 0, `test bug: ${label}: vmcs02's EPT allows it`);
+      const w = l1Walk(c, eptp, gpa2, acc);
+      assert.is(w.kind, 'ok', `test bug: ${label}: L1's EPT must allow it`);
+      const ents = used(gpa2);
+      const leaf = ents[ents.length - 1];
+      const write = (acc & W) !== 0;
+      const needs = ents.some((a) => !accessed.has(a)) || (write && !dirty.has(leaf));
+      const full = needs && index > 511n;
+      let q = BigInt(acc) | (BigInt(sh.perms) << 3n) | (1n << 7n) | (o.paging ? 0n : 1n << 8n);
+      if (o.nmiUnblock) q |= 1n << 12n;
+      const rip = field(c, V.GUEST_RIP);
+      yield { reason: V.EXIT_REASON_EPT_VIOLATION, qual: q, len: 0,
+        fields: { [V.GUEST_PHYSICAL_ADDRESS]: gpa2, [V.GUEST_LINEAR_ADDRESS]: 0x7f0000000000n + (gpa2 & 0xfffffn) } };
+      if (full) {
+        assert.ok(inL1(c), `${label}: page-modification log-full event, exit to L1`);
+        assert.is(yield* l1Read(c, V.VM_EXIT_REASON), B(V.EXIT_REASON_PML_FULL), `${label}: exit reason 62`);
+        assert.is(yield* l1Read(c, V.EXIT_QUALIFICATION), q & (1n << 12n), `${label}: qualification: NMI unblocking (bit 12) only`);
+        assert.is(yield* l1Read(c, V.GUEST_RIP), rip, `${label}: vmcs12 guest RIP = the access's instruction`);
+        assert.is(yield* l1Read(c, V.PML_INDEX), index, `${label}: PML index unchanged`);
+        checkFlags(`${label} (log full)`);
+        bump(c, 'PML full');
+        return 'full';
+      }
+      assert.is(c.m.vmx.currentVmcs, c.vmcs02, `${label}: L2 goes on, no exit to L1`);
+      assert.is(field(c, V.GUEST_RIP), rip, `${label}: L2 retries the access`);
+      for (const a of ents) accessed.add(a);
+      if (write && !dirty.has(leaf)) {
+        dirty.add(leaf);
+        logAt.set(index, gpa2 & ~0xfffn);
+        index = (index - 1n) & 0xffffn;
+      }
+      const now = shadowWalk(c, eptp02(c), gpa2);
+      assert.is(now.perms, dirty.has(leaf) ? w.perms : w.perms & ~W,
+        `${label}: shadow permissions = L1's, without write while L1's leaf is clean`);
+      checkFlags(label);
+      return 'done';
+    };
+    const toL1 = function* (f: () => Script) { yield* l2Cpuid(c); yield* f(); yield* enterL2(c, false); };
+
+    checkFlags('before L2 runs');
+    yield* access(page(0), R);
+    yield* access(page(0), W);
+    yield* access(page(1), W);
+    yield* access(BIG + 0x3000n, R);
+    yield* access(BIG + 0x5000n, W);
+    yield* access(BIG + 0x3000n, W); // the 2-MByte leaf is dirty already: W granted, nothing logged
+    yield* access(page(2), W, { paging: true }); // L2's page walk (a write with the flags enabled)
+    // A violation of L1's tables: no flag set (the access does not happen).
+    yield* l2Access(c, eptp, page(6), W, { expect: 'violation' });
+    checkFlags('after L1\'s EPT violation');
+    yield* enterL2(c, false);
+    // Index 0: one more entry, then the log is full.
+    yield* toL1(function* () {
+      assert.is(yield* l1Read(c, V.PML_INDEX), index, 'PML index as L1 reads it');
+      yield* vmwrite(c, V.PML_INDEX, 0n);
+    });
+    index = 0n;
+    yield* access(page(3), W);
+    assert.is(index, 0xffffn);
+    assert.is(yield* access(page(4), W, { nmiUnblock: true }), 'full');
+    yield* vmwrite(c, V.PML_INDEX, 511n);
+    index = 511n;
+    yield* enterL2(c, false);
+    assert.is(yield* access(page(4), W), 'done');
+    // Full again: an access that needs only an accessed flag is a log-full
+    // event too; one that needs no flag is not.
+    yield* toL1(function* () { yield* vmwrite(c, V.PML_INDEX, 0xffffn); yield* invept(c, 1, eptp); });
+    index = 0xffffn;
+    assert.is(yield* access(page(5), R), 'full');
+    yield* enterL2(c, false);
+    assert.is(yield* access(page(0), R), 'done');
+    // L1 clears every flag and executes INVEPT: they are set again as L2 goes on.
+    yield* toL1(function* () {
+      for (const t of [PML4, PDPT, PD, PT]) for (let i = 0n; i < 512n; i++) w64(c, t + i * 8n, r64(c, t + i * 8n) & ~(EA | ED));
+      accessed.clear();
+      dirty.clear();
+      yield* vmwrite(c, V.PML_INDEX, 511n);
+      yield* invept(c, 1, eptp);
+    });
+    index = 511n;
+    assert.is(shadowLeaves(c, eptp02(c)).size, 0, 'after INVEPT: an empty root');
+    yield* access(page(0), R);
+    yield* access(page(0), W);
+    yield* l2Cpuid(c);
+  });
+});
 
 test('VMFUNC EPTP switching: valid entries switch to the cached root; bad index, invalid entry, other functions exit to L1', () => {
   let switches = 0;
