@@ -64,15 +64,11 @@ export function l1Wants(reason: u32): bool {
   return (guestmem.read8(a) & (1 << <u32>(enc & 7))) != 0;
 }
 
-// The exit of L2's VMREAD/VMWRITE (vmcs02 current). Reflected with the
-// processor's exit information, except that a register operand has no
-// displacement, so its qualification is 0 (28.2.1; Bochs 2.7 reports a
-// stale displacement there), or performed for L1.
+// The exit of L2's VMREAD/VMWRITE (vmcs02 current): reflected with the
+// processor's exit information (reflect.ts gives a register operand
+// qualification 0, 28.2.1), or performed for L1.
 export function handle(reason: u32): i32 {
-  if (l1Wants(reason)) {
-    const info = <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO);
-    return reflect.reflectAs(reason, operand.isRegister(info) ? 0 : vmx.vmread(V.EXIT_QUALIFICATION));
-  }
+  if (l1Wants(reason)) return reflect.reflect(reason);
   reflect.countL0();
   return emulate(reason);
 }
