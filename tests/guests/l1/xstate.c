@@ -134,7 +134,16 @@ __asm__(".text\n"
         "  or $0x80010000, %eax\n"
         "  mov %eax, %cr0\n"
         "  jmp 1f\n"
-        "1: test $4, %edi\n"
+        "1: test $8, %edi\n"
+        "  jz 6f\n"
+        /* EDI bit 3: first a CPL-0 read with PKRU = 0 (the translation is
+         * then cached), and an exit that L0 handles alone (RDMSR/WRMSR of
+         * EFER, L1's bitmap is clear), before PKRU = ESI. */
+        "  xor %eax, %eax\n  xor %ecx, %ecx\n  xor %edx, %edx\n"
+        "  .byte 0x0f, 0x01, 0xef\n" /* WRPKRU */
+        "  mov (%ebx), %eax\n"
+        "  mov $0xC0000080, %ecx\n  rdmsr\n  wrmsr\n"
+        "6: test $4, %edi\n"
         "  jnz 4f\n"
         "  mov %esi, %eax\n  xor %ecx, %ecx\n  xor %edx, %edx\n"
         "  .byte 0x0f, 0x01, 0xef\n" /* WRPKRU */
@@ -423,6 +432,7 @@ static u8 pk_msr_bitmap[4096] ALIGNED(4096); /* zero: L2's RDMSR/WRMSR of EFER d
 #define PK_WRITE 1u
 #define PK_USER 2u
 #define PK_NO_WRPKRU 4u
+#define PK_CACHED 8u
 
 /* One L2 run from paging off at CPL 0 (the last run may have left L2 in
  * IA-32e mode at CPL 3): enables IA-32e mode, PKRU = pkru, then reads or
@@ -485,6 +495,10 @@ static void pk_cases(void) {
     pk_run(ad, PK_USER, true);
     check(pf_is(PF_P | PF_U | PF_PK, ADDR(l2x_pk_read)),
           "PKRU.AD5 = 1: L2's CPL-3 read of a key-5 page -> #PF, error code 25H (P, U, PK), address in the qualification|%s err 0x%x",
+          run_str(), ex.intr_err);
+    pk_run(ad, PK_USER | PK_CACHED, true);
+    check(pf_is(PF_P | PF_U | PF_PK, ADDR(l2x_pk_read)),
+          "PKRU.AD5 set after a read cached the page's translation (and an exit L0 handles): the CPL-3 read -> #PF 25H|%s err 0x%x",
           run_str(), ex.intr_err);
     pk_run(ad, PK_USER | PK_WRITE, true);
     check(pf_is(PF_P | PF_W | PF_U | PF_PK, ADDR(l2x_pk_write)) && *word == 0x600DDA7A,
