@@ -21,9 +21,10 @@ import * as shadow12 from "./shadow12";
 import * as nestedCaps from "./caps";
 
 // MOV to CR0/CR4 by L2 that L1 does not intercept: only bits L0 owns
-// changed (vmcs01's mask: VMX's fixed bits). The processor's view gets the
-// fixed bits, L2's view (the vmcs02 shadow) shows what it wrote for the
-// bits L1 does not own and L1's shadow for those it does.
+// changed (vmcs01's mask: VMX's fixed bits and the withheld CR4 bits). The
+// processor's view gets the fixed bits, L2's view (the vmcs02 shadow) shows
+// what it wrote for the bits L1 does not own and L1's shadow for those it
+// does; a CR4 bit the processor offered to L1 lacks is #GP.
 function crWrite(q: u32): i32 {
   const crn = q & 0xf;
   const access = (q >> 4) & 3;
@@ -37,7 +38,12 @@ function crWrite(q: u32): i32 {
   }
   const mask12 = state.read(crn == 0 ? V.CR0_GUEST_HOST_MASK : V.CR4_GUEST_HOST_MASK);
   const shadow12 = state.read(crn == 0 ? V.CR0_READ_SHADOW : V.CR4_READ_SHADOW);
-  const real = crn == 0 ? vmcs02.realCr0(v) : (v | caps.cr4Fixed0) & caps.cr4Guest();
+  // Bits L1 owns keep the value L1 gave L2's real CR0/CR4 (vmcs12's guest
+  // CR0/CR4): L2's write matched L1's shadow there, or it would have exited
+  // to L1 (26.1.3), and L1's guest value may differ from its shadow.
+  const live = vmx.vmread(crn == 0 ? V.GUEST_CR0 : V.GUEST_CR4);
+  const want = (live & mask12) | (v & ~mask12);
+  const real = crn == 0 ? vmcs02.realCr0(want) : (want | caps.cr4Fixed0) & caps.cr4Guest();
   vmx.vmwrite(crn == 0 ? V.GUEST_CR0 : V.GUEST_CR4, real);
   vmx.vmwrite(crn == 0 ? V.CR0_READ_SHADOW : V.CR4_READ_SHADOW, (shadow12 & mask12) | (v & ~mask12));
   events.skipInstruction();

@@ -64,41 +64,60 @@ __asm__(".text\n"
         "l2x_xgetbv_done:\n"
         "  vmcall\n"
         "  jmp xs_stray\n"
-        /* YMM0-7 from [EBP], EDI CPUIDs (exits to L1), YMM0-7 to [ESI]. */
+        /* YMM0-7 from [EBP]; EDI times: YMM0-7 to [ESI], CPUID (exits to
+         * L1, which checks and sets them); then YMM0-7 to [ESI]. */
         ".globl l2x_ymm_loop\n"
         "l2x_ymm_loop:\n"
         "  vmovdqu 0(%ebp), %ymm0\n  vmovdqu 32(%ebp), %ymm1\n  vmovdqu 64(%ebp), %ymm2\n  vmovdqu 96(%ebp), %ymm3\n"
         "  vmovdqu 128(%ebp), %ymm4\n  vmovdqu 160(%ebp), %ymm5\n  vmovdqu 192(%ebp), %ymm6\n  vmovdqu 224(%ebp), %ymm7\n"
-        "1: xor %eax, %eax\n  xor %ecx, %ecx\n  cpuid\n  dec %edi\n  jnz 1b\n"
-                "  vmovdqu %ymm0, 0(%esi)\n  vmovdqu %ymm1, 32(%esi)\n  vmovdqu %ymm2, 64(%esi)\n  vmovdqu %ymm3, 96(%esi)\n"
-        "  vmovdqu %ymm4, 128(%esi)\n  vmovdqu %ymm5, 160(%esi)\n  vmovdqu %ymm6, 192(%esi)\n  vmovdqu %ymm7, 224(%esi)\n"
+        "1: call xs_ymm_store_esi\n"
+        "  xor %eax, %eax\n  xor %ecx, %ecx\n  cpuid\n  dec %edi\n  jnz 1b\n"
+        "  call xs_ymm_store_esi\n"
         ".globl l2x_ymm_done\n"
         "l2x_ymm_done:\n"
         "  vmcall\n"
         "  jmp xs_stray\n"
-        /* ZMM0-7 and K1-K7 from [EBP] (512 + 56 bytes), EDI CPUIDs, to [ESI]. */
+        "xs_ymm_store_esi:\n"
+        "  vmovdqu %ymm0, 0(%esi)\n  vmovdqu %ymm1, 32(%esi)\n  vmovdqu %ymm2, 64(%esi)\n  vmovdqu %ymm3, 96(%esi)\n"
+        "  vmovdqu %ymm4, 128(%esi)\n  vmovdqu %ymm5, 160(%esi)\n  vmovdqu %ymm6, 192(%esi)\n  vmovdqu %ymm7, 224(%esi)\n"
+        "  ret\n"
+        /* The same with ZMM0-7 and K1-K7 (512 + 56 bytes). */
         ".globl l2x_zmm_loop\n"
         "l2x_zmm_loop:\n"
-        "  vmovdqu64 0(%ebp), %zmm0\n  vmovdqu64 64(%ebp), %zmm1\n  vmovdqu64 128(%ebp), %zmm2\n  vmovdqu64 192(%ebp), %zmm3\n"
-        "  vmovdqu64 256(%ebp), %zmm4\n  vmovdqu64 320(%ebp), %zmm5\n  vmovdqu64 384(%ebp), %zmm6\n  vmovdqu64 448(%ebp), %zmm7\n"
-        "  kmovq 512(%ebp), %k1\n  kmovq 520(%ebp), %k2\n  kmovq 528(%ebp), %k3\n  kmovq 536(%ebp), %k4\n"
-        "  kmovq 544(%ebp), %k5\n  kmovq 552(%ebp), %k6\n  kmovq 560(%ebp), %k7\n"
-        "1: xor %eax, %eax\n  xor %ecx, %ecx\n  cpuid\n  dec %edi\n  jnz 1b\n"
-        "  vmovdqu64 %zmm0, 0(%esi)\n  vmovdqu64 %zmm1, 64(%esi)\n  vmovdqu64 %zmm2, 128(%esi)\n  vmovdqu64 %zmm3, 192(%esi)\n"
-        "  vmovdqu64 %zmm4, 256(%esi)\n  vmovdqu64 %zmm5, 320(%esi)\n  vmovdqu64 %zmm6, 384(%esi)\n  vmovdqu64 %zmm7, 448(%esi)\n"
-        "  kmovq %k1, 512(%esi)\n  kmovq %k2, 520(%esi)\n  kmovq %k3, 528(%esi)\n  kmovq %k4, 536(%esi)\n"
-        "  kmovq %k5, 544(%esi)\n  kmovq %k6, 552(%esi)\n  kmovq %k7, 560(%esi)\n"
+        "  mov %ebp, %eax\n  call xs_zmm_load_eax\n"
+        "1: mov %esi, %eax\n  call xs_zmm_store_eax\n"
+        "  xor %eax, %eax\n  xor %ecx, %ecx\n  cpuid\n  dec %edi\n  jnz 1b\n"
+        "  mov %esi, %eax\n  call xs_zmm_store_eax\n"
+        ".globl l2x_zmm_done\n"
+        "l2x_zmm_done:\n"
         "  vmcall\n"
         "  jmp xs_stray\n"
-        /* EBX = PKRU to write, EDI CPUIDs, ESI = PKRU read at the end. */
+        "xs_zmm_load_eax:\n"
+        "  vmovdqu64 0(%eax), %zmm0\n  vmovdqu64 64(%eax), %zmm1\n  vmovdqu64 128(%eax), %zmm2\n  vmovdqu64 192(%eax), %zmm3\n"
+        "  vmovdqu64 256(%eax), %zmm4\n  vmovdqu64 320(%eax), %zmm5\n  vmovdqu64 384(%eax), %zmm6\n  vmovdqu64 448(%eax), %zmm7\n"
+        "  kmovq 512(%eax), %k1\n  kmovq 520(%eax), %k2\n  kmovq 528(%eax), %k3\n  kmovq 536(%eax), %k4\n"
+        "  kmovq 544(%eax), %k5\n  kmovq 552(%eax), %k6\n  kmovq 560(%eax), %k7\n"
+        "  ret\n"
+        "xs_zmm_store_eax:\n"
+        "  vmovdqu64 %zmm0, 0(%eax)\n  vmovdqu64 %zmm1, 64(%eax)\n  vmovdqu64 %zmm2, 128(%eax)\n  vmovdqu64 %zmm3, 192(%eax)\n"
+        "  vmovdqu64 %zmm4, 256(%eax)\n  vmovdqu64 %zmm5, 320(%eax)\n  vmovdqu64 %zmm6, 384(%eax)\n  vmovdqu64 %zmm7, 448(%eax)\n"
+        "  kmovq %k1, 512(%eax)\n  kmovq %k2, 520(%eax)\n  kmovq %k3, 528(%eax)\n  kmovq %k4, 536(%eax)\n"
+        "  kmovq %k5, 544(%eax)\n  kmovq %k6, 552(%eax)\n  kmovq %k7, 560(%eax)\n"
+        "  ret\n"
+        /* PKRU = EBX; EDI times: RDPKRU to [ESI], CPUID; then RDPKRU to [ESI]. */
         ".globl l2x_pkru_loop\n"
         "l2x_pkru_loop:\n"
         "  mov %ebx, %eax\n  xor %ecx, %ecx\n  xor %edx, %edx\n"
         "  .byte 0x0f, 0x01, 0xef\n" /* WRPKRU */
-        "1: xor %eax, %eax\n  xor %ecx, %ecx\n  cpuid\n  dec %edi\n  jnz 1b\n"
+        "1: xor %ecx, %ecx\n"
+        "  .byte 0x0f, 0x01, 0xee\n" /* RDPKRU */
+        "  mov %eax, (%esi)\n"
+        "  xor %eax, %eax\n  xor %ecx, %ecx\n  cpuid\n  dec %edi\n  jnz 1b\n"
         "  xor %ecx, %ecx\n"
         "  .byte 0x0f, 0x01, 0xee\n" /* RDPKRU */
-        "  mov %eax, %esi\n"
+        "  mov %eax, (%esi)\n"
+        ".globl l2x_pkru_loop_done\n"
+        "l2x_pkru_loop_done:\n"
         "  vmcall\n"
         "  jmp xs_stray\n"
         /* Paging off at entry (CR4.PAE|PKE, CR3 = 4-level tables): EFER.LME,
@@ -115,7 +134,16 @@ __asm__(".text\n"
         "  or $0x80010000, %eax\n"
         "  mov %eax, %cr0\n"
         "  jmp 1f\n"
-        "1: test $4, %edi\n"
+        "1: test $8, %edi\n"
+        "  jz 6f\n"
+        /* EDI bit 3: first a CPL-0 read with PKRU = 0 (the translation is
+         * then cached), and an exit that L0 handles alone (RDMSR/WRMSR of
+         * EFER, L1's bitmap is clear), before PKRU = ESI. */
+        "  xor %eax, %eax\n  xor %ecx, %ecx\n  xor %edx, %edx\n"
+        "  .byte 0x0f, 0x01, 0xef\n" /* WRPKRU */
+        "  mov (%ebx), %eax\n"
+        "  mov $0xC0000080, %ecx\n  rdmsr\n  wrmsr\n"
+        "6: test $4, %edi\n"
         "  jnz 4f\n"
         "  mov %esi, %eax\n  xor %ecx, %ecx\n  xor %edx, %edx\n"
         "  .byte 0x0f, 0x01, 0xef\n" /* WRPKRU */
@@ -147,6 +175,15 @@ __asm__(".text\n"
         "  vmovdqu %ymm0, 0(%eax)\n  vmovdqu %ymm1, 32(%eax)\n  vmovdqu %ymm2, 64(%eax)\n  vmovdqu %ymm3, 96(%eax)\n"
         "  vmovdqu %ymm4, 128(%eax)\n  vmovdqu %ymm5, 160(%eax)\n  vmovdqu %ymm6, 192(%eax)\n  vmovdqu %ymm7, 224(%eax)\n"
         "  ret\n"
+        /* cdecl entry points for L1: ZMM0-7/K1-K7 from / to a buffer. */
+        ".globl xs_zmm_get\n"
+        "xs_zmm_get:\n"
+        "  mov 4(%esp), %eax\n"
+        "  jmp xs_zmm_store_eax\n"
+        ".globl xs_zmm_set\n"
+        "xs_zmm_set:\n"
+        "  mov 4(%esp), %eax\n"
+        "  jmp xs_zmm_load_eax\n"
         ".globl xs_ymm_set\n"
         "xs_ymm_set:\n"
         "  mov 4(%esp), %eax\n"
@@ -160,10 +197,12 @@ __asm__(".text\n"
         ".text\n");
 
 extern char l2x_pkru[], l2x_pkru_done[], l2x_cr4_pke[], l2x_xsetbv[], l2x_xgetbv[], l2x_xgetbv_done[], l2x_ymm_loop[],
-    l2x_ymm_done[], l2x_zmm_loop[], l2x_pkru_loop[], l2x_pk[], l2x_pk_read[], l2x_pk_read_done[], l2x_pk_write[],
+    l2x_ymm_done[], l2x_zmm_loop[], l2x_zmm_done[], l2x_pkru_loop[], l2x_pkru_loop_done[], l2x_pk[], l2x_pk_read[], l2x_pk_read_done[], l2x_pk_write[],
     l2x_pk_write_done[];
 void xs_ymm_get(void *out);
 void xs_ymm_set(const void *in);
+void xs_zmm_get(void *out);
+void xs_zmm_set(const void *in);
 
 static u32 cr4_l1_before;
 static u64 xcr0_l1_before;
@@ -182,7 +221,7 @@ static inline u64 xgetbv0(void) {
     return ((u64)d << 32) | a;
 }
 
-static u8 pattern_in[576] ALIGNED(64), pattern_out[576] ALIGNED(64), l1_regs[256] ALIGNED(64);
+static u8 pattern_in[576] ALIGNED(64), pattern_out[576] ALIGNED(64), l1_regs[576] ALIGNED(64);
 
 static void fill(u8 *p, u32 n, u32 seed) {
     for (u32 i = 0; i < n; i++) p[i] = (u8)(seed + i * 7 + (i >> 5));
@@ -312,72 +351,58 @@ static void xcr0_cases(void) {
 }
 
 /* ---- (2) YMM, ZMM/opmask and PKRU survive many exits (and migration) --------------- */
+/* L2 loads its registers once, then stores them and executes CPUID (an exit
+ * to L1) LOOPS times. At every exit L1 checks that it sees L2's values in
+ * its own registers and that L2 stored the values L1 left at the previous
+ * exit, then sets new values of its own: each exit and entry, and (hv2) each
+ * vCPU migration in between, must keep them. */
+static void vector_loop(const char *name, u32 bytes, void (*get)(void *), void (*set)(const void *), const char *start,
+                        const char *done) {
+    if (!l2_setup_ex(0, 0, 0, 0, name)) return;
+    fill(pattern_in, bytes, 0x31);
+    memset(pattern_out, 0, sizeof pattern_out);
+    static u8 expect[576] ALIGNED(64);
+    memcpy(expect, pattern_in, bytes);
+    regs.ebp = ADDR(pattern_in);
+    regs.esi = ADDR(pattern_out);
+    regs.edi = LOOPS;
+    memcpy(&regs.ebx, pattern_in, 4); /* l2x_pkru_loop: the first PKRU */
+    l2_run(ADDR(start));
+    u32 n = 0, seen_bad = 0, stored_bad = 0;
+    while (exit_is(EXIT_CPUID) && n < 2 * LOOPS) {
+        n++;
+        get(l1_regs);
+        if (memcmp(l1_regs, expect, bytes) != 0) seen_bad++;
+        if (memcmp(pattern_out, expect, bytes) != 0) stored_bad++;
+        fill(expect, bytes, 0x40 + n);
+        set(expect);
+        l2_resume_after_insn();
+    }
+    check(n == LOOPS && seen_bad == 0 && stored_bad == 0 && vmcall_at(done, 0) && memcmp(pattern_out, expect, bytes) == 0,
+          "%s, %u exits: L1 sees L2's values after each exit, L2 sees L1's after each entry|"
+          "%s; wrong for L1 %u, for L2 %u", name, n, run_str(), seen_bad, stored_bad);
+}
+
+static void pkru_get(void *out) { *(u32 *)out = rdpkru(); }
+static void pkru_set(const void *in) { wrpkru(*(const u32 *)in); }
+
 static void vector_cases(void) {
     if (has_avx) {
-        if (!l2_setup_ex(0, 0, 0, 0, "L2 YMM registers across exits to L1")) return;
-        fill(pattern_in, 256, 0x31);
-        memset(pattern_out, 0, sizeof pattern_out);
-        regs.ebp = ADDR(pattern_in);
-        regs.esi = ADDR(pattern_out);
-        regs.edi = LOOPS;
-        l2_run(ADDR(l2x_ymm_loop));
-        u32 n = 0;
-        bool seen = false;
-        while (exit_is(EXIT_CPUID) && n < 2 * LOOPS) {
-            n++;
-            if (n == 1) { /* L1 sees L2's YMM after the exit */
-                xs_ymm_get(l1_regs);
-                seen = memcmp(l1_regs, pattern_in, 256) == 0;
-                check(seen, "after L2's exit L1 reads L2's YMM0-7 (no switch on VM exit)");
-            }
-            if (n == LOOPS) { /* before the last resume L1 sets YMM0-7: L2 stores them */
-                xs_ymm_get(l1_regs);
-                seen = seen && memcmp(l1_regs, pattern_in, 256) == 0;
-                fill(l1_regs, 256, 0x77);
-                xs_ymm_set(l1_regs);
-            }
-            l2_resume_after_insn();
-        }
-        check(n == LOOPS && seen && vmcall_at(l2x_ymm_done, 0) && memcmp(pattern_out, l1_regs, 256) == 0,
-              "YMM0-7 set by L2 are L2's after %u exits to L1; set by L1, L2 reads them at the next entry|%s",
-              n, run_str());
+        vector_loop("YMM0-7 (AVX)", 256, xs_ymm_get, xs_ymm_set, l2x_ymm_loop, l2x_ymm_done);
     } else {
-        skip("no AVX", "L2 YMM registers across exits to L1");
+        skip("no AVX", "YMM0-7 (AVX) across exits to L1 and entries to L2");
     }
     if (has_avx512) {
-        if (!l2_setup_ex(0, 0, 0, 0, "L2 ZMM and opmask registers across exits to L1")) return;
-        fill(pattern_in, 568, 0x5A);
-        memset(pattern_out, 0, sizeof pattern_out);
-        regs.ebp = ADDR(pattern_in);
-        regs.esi = ADDR(pattern_out);
-        regs.edi = LOOPS;
-        l2_run(ADDR(l2x_zmm_loop));
-        u32 n = 0;
-        while (exit_is(EXIT_CPUID) && n < 2 * LOOPS) {
-            n++;
-            l2_resume_after_insn();
-        }
-        check(n == LOOPS && exit_is(EXIT_VMCALL) && memcmp(pattern_out, pattern_in, 568) == 0,
-              "ZMM0-7 and K1-K7 set by L2 are unchanged after %u exits to L1|%s", n, run_str());
+        vector_loop("ZMM0-7 and K1-K7 (AVX-512)", 568, xs_zmm_get, xs_zmm_set, l2x_zmm_loop, l2x_zmm_done);
     } else {
-        skip("no AVX-512", "L2 ZMM and opmask registers across exits to L1");
+        skip("no AVX-512", "ZMM0-7 and K1-K7 (AVX-512) across exits to L1 and entries to L2");
     }
     if (has_pku) {
-        if (!l2_setup_ex(0, 0, 0, 0, "L2 PKRU across exits to L1")) return;
-        vw(F_GUEST_CR4, read_cr4() | CR4_PKE);
-        regs.ebx = 0xA5A5A5A4;
-        regs.edi = LOOPS;
-        l2_run(ADDR(l2x_pkru_loop));
-        u32 n = 0;
-        while (exit_is(EXIT_CPUID) && n < 2 * LOOPS) {
-            n++;
-            l2_resume_after_insn();
-        }
-        check(n == LOOPS && exit_is(EXIT_VMCALL) && regs.esi == 0xA5A5A5A4,
-              "PKRU written by L2 is unchanged after %u exits to L1|%s PKRU 0x%x", n, run_str(), regs.esi);
+        /* L2's CR4 has PKE (l2_setup takes L1's CR4, which has it here). */
+        vector_loop("PKRU", 4, pkru_get, pkru_set, l2x_pkru_loop, l2x_pkru_loop_done);
         wrpkru(0);
     } else {
-        skip("no PKU", "L2 PKRU across exits to L1");
+        skip("no PKU", "PKRU across exits to L1 and entries to L2");
     }
 }
 
@@ -407,6 +432,7 @@ static u8 pk_msr_bitmap[4096] ALIGNED(4096); /* zero: L2's RDMSR/WRMSR of EFER d
 #define PK_WRITE 1u
 #define PK_USER 2u
 #define PK_NO_WRPKRU 4u
+#define PK_CACHED 8u
 
 /* One L2 run from paging off at CPL 0 (the last run may have left L2 in
  * IA-32e mode at CPL 3): enables IA-32e mode, PKRU = pkru, then reads or
@@ -469,6 +495,10 @@ static void pk_cases(void) {
     pk_run(ad, PK_USER, true);
     check(pf_is(PF_P | PF_U | PF_PK, ADDR(l2x_pk_read)),
           "PKRU.AD5 = 1: L2's CPL-3 read of a key-5 page -> #PF, error code 25H (P, U, PK), address in the qualification|%s err 0x%x",
+          run_str(), ex.intr_err);
+    pk_run(ad, PK_USER | PK_CACHED, true);
+    check(pf_is(PF_P | PF_U | PF_PK, ADDR(l2x_pk_read)),
+          "PKRU.AD5 set after a read cached the page's translation (and an exit L0 handles): the CPL-3 read -> #PF 25H|%s err 0x%x",
           run_str(), ex.intr_err);
     pk_run(ad, PK_USER | PK_WRITE, true);
     check(pf_is(PF_P | PF_W | PF_U | PF_PK, ADDR(l2x_pk_write)) && *word == 0x600DDA7A,
