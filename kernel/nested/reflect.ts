@@ -173,16 +173,19 @@ export function reflectSynthetic(reason: u32, qualification: u64, intrInfo: u32)
   }
   state.write(V.VM_EXIT_REASON, reason);
   state.write(V.EXIT_QUALIFICATION, qualification);
-  state.write(V.VM_EXIT_INTERRUPTION_INFO, intrInfo);
-  state.write(V.IDT_VECTORING_INFO, 0);
-  state.write(V.VM_EXIT_INSTRUCTION_LENGTH, 0);
-  state.write(V.VM_EXIT_INSTRUCTION_INFO, 0);
   if ((reason & V.EXIT_REASON_FLAG_ENTRY_FAILURE) != 0) {
-    // A failed VM entry (27.8): vmcs01 is still current and L1's state is
-    // unchanged apart from the host-state load.
+    // A failed VM entry (27.8): only the exit reason and qualification are
+    // written ("all other VM-exit information fields are unmodified"), the
+    // guest state and the VM-entry interruption information stay, no MSR
+    // is stored; vmcs01 is still current and L1's state is unchanged apart
+    // from the host-state load and the VM-exit MSR-load list.
     state.setInL2(false);
     hoststate.load();
     return loadExitList();
   }
+  state.write(V.VM_EXIT_INTERRUPTION_INFO, intrInfo);
+  state.write(V.IDT_VECTORING_INFO, 0);
+  state.write(V.VM_EXIT_INSTRUCTION_LENGTH, 0);
+  state.write(V.VM_EXIT_INSTRUCTION_INFO, 0);
   return toL1();
 }

@@ -8,7 +8,10 @@
 // vmrw.ts on the vmcs12 cache.
 //
 // The shadowed fields are the ones flagged `shadow` in the field table
-// (tools/vmx/table.mjs → vmcsFieldIsShadowed), less any not offered to L1.
+// (tools/vmx/table.mjs → vmcsFieldIsShadowed), less any that does not exist
+// for L1 (caps.fieldSupported): a bitmap bit is 0 only for a field L1 has,
+// so the processor never answers for an encoding L1 must get error 12 for
+// (tests/unit/field-existence.test.ts checks every bit).
 // VMREAD reads all of them; VMWRITE writes only the read/write ones (a
 // write to a read-only exit-information field keeps exiting, so that its
 // value is never only in the shadow).

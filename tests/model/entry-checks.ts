@@ -161,7 +161,8 @@ export function checkControls(env: EntryEnv): string[] {
     if ((fn & ~caps.vmfunc) !== 0n) p.push(`VM-function controls ${hex(fn)} set bits IA32_VMX_VMFUNC ${hex(caps.vmfunc)} does not allow`);
     if (fn & 1n) {
       if (!bit(proc2, 1)) p.push('EPTP switching requires "enable EPT"');
-      p.push(addrProblem('EPTP-list address', r(F.EPTP_LIST), caps));
+      // (env.ramSize: a hypervisor reads the list in software, like the bitmaps.)
+      p.push(addrProblem('EPTP-list address', r(F.EPTP_LIST), caps, 4096n, env.ramSize));
     }
   }
   if (bit(proc2, 14)) {

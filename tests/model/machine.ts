@@ -106,12 +106,17 @@ export class Machine {
     const d = this.msrs.get(n);
     return d ? (d.read ? d.read(this) : d.value) : undefined;
   }
+  // Bumped whenever an MSR changes (setMsr, removeMsr, WRMSR): lets the VMX
+  // model keep its capabilities decoded between changes.
+  msrGeneration = 0;
   setMsr(n: number, value: bigint): void {
+    this.msrGeneration++;
     const d = this.msrs.get(n);
     if (d) d.value = value;
     else this.msrs.set(n, { value, write: null });
   }
   removeMsr(n: number, reason: string): void {
+    this.msrGeneration++;
     this.msrs.delete(n);
     this.absentMsrReasons.set(n, reason);
   }
@@ -242,6 +247,7 @@ export class Machine {
     if (!d.write) return gp('read-only MSR');
     const why = d.write(v, this);
     if (why) gp(why);
+    this.msrGeneration++;
     d.value = d.store ? d.store(v, this) : v;
   }
 
@@ -257,27 +263,25 @@ export class Machine {
   }
 
   // The selected entries of a field list (boot/imports/vmx.c): for each, its
-  // index, encoding, and a getter/setter of its value at base + offset
-  // (2, 4 or 8 bytes by the encoding's width).
+  // index, encoding, and its value's slot at base + offset (2, 4 or 8 bytes
+  // by the encoding's width), read and written with fieldGet/fieldSet. (No
+  // closures per entry: this runs for every nested entry and exit.)
   private fieldList(what: string, list: number, n: number, base: number, mask: bigint,
-    each: (k: number, enc: number, get: () => bigint, set: (v: bigint) => void) => void): void {
+    each: (k: number, enc: number, slot: FieldSlot) => void): void {
     const count = n >>> 0;
     if (count > 64) this.fault(`vmx.${what}: ${count} entries (at most 64)`);
     const l = this.linear(list >>> 0, count * 4);
     const b = this.linear(base >>> 0, 4096);
     const lv = new DataView(l.buffer, l.byteOffset, l.byteLength);
-    const bv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    const slot: FieldSlot = { view: new DataView(b.buffer, b.byteOffset, b.byteLength), off: 0, width: 0 };
+    const m = BigInt.asUintN(64, mask);
     for (let k = 0; k < count; k++) {
-      if (((BigInt.asUintN(64, mask) >> BigInt(k)) & 1n) === 0n) continue;
+      if (((m >> BigInt(k)) & 1n) === 0n) continue;
       const e = lv.getUint32(4 * k, true);
-      const enc = e & 0xffff, off = (e >>> 16) & 0xfff, w = (enc >>> 13) & 3;
-      const get = () => (w === 0 ? BigInt(bv.getUint16(off, true)) : w === 2 ? BigInt(bv.getUint32(off, true)) : bv.getBigUint64(off, true));
-      const set = (v: bigint) => {
-        if (w === 0) bv.setUint16(off, Number(v & 0xffffn), true);
-        else if (w === 2) bv.setUint32(off, Number(v & 0xffffffffn), true);
-        else bv.setBigUint64(off, v, true);
-      };
-      each(k, enc, get, set);
+      const enc = e & 0xffff;
+      slot.off = (e >>> 16) & 0xfff;
+      slot.width = (enc >>> 13) & 3;
+      each(k, enc, slot);
     }
   }
 
@@ -481,18 +485,18 @@ export class Machine {
         // the encoding's width; base names a 4-KiB area; at most 64 entries.
         readfields: (list: number, n: number, base: number, mask: bigint) => {
           let changed = 0n;
-          this.fieldList('readfields', list, n, base, mask, (k, enc, get, set) => {
+          this.fieldList('readfields', list, n, base, mask, (k, enc, slot) => {
             const r = this.vmx.vmread(enc);
             vmxStatus('VMREAD', enc, r.status);
-            if (get() === r.value) return;
-            set(r.value);
+            if (fieldGet(slot) === r.value) return;
+            fieldSet(slot, r.value);
             changed |= 1n << BigInt(k);
           });
           return changed;
         },
         writefields: (list: number, n: number, base: number, mask: bigint) => {
-          this.fieldList('writefields', list, n, base, mask, (k, enc, get) => {
-            vmxStatus('VMWRITE', enc, this.vmx.vmwrite(enc, get()));
+          this.fieldList('writefields', list, n, base, mask, (k, enc, slot) => {
+            vmxStatus('VMWRITE', enc, this.vmx.vmwrite(enc, fieldGet(slot)));
           });
         },
         invept: (type: number, eptp: bigint) => this.vmx.invept(u32(type), u64(eptp)),
@@ -529,4 +533,16 @@ export class Machine {
     if (size !== 1 && size !== 2 && size !== 4) this.fault(`${op}: size ${size} (must be 1, 2 or 4; the C import traps)`);
     if (port > 0xffff) this.fault(`${op}: port ${hex(port)} beyond the 16-bit I/O space`);
   }
+}
+
+// A value slot of a field list (width: the encoding's bits 14:13).
+interface FieldSlot { view: DataView; off: number; width: number }
+function fieldGet(s: FieldSlot): bigint {
+  return s.width === 0 ? BigInt(s.view.getUint16(s.off, true)) : s.width === 2 ? BigInt(s.view.getUint32(s.off, true))
+    : s.view.getBigUint64(s.off, true);
+}
+function fieldSet(s: FieldSlot, v: bigint): void {
+  if (s.width === 0) s.view.setUint16(s.off, Number(v & 0xffffn), true);
+  else if (s.width === 2) s.view.setUint32(s.off, Number(v & 0xffffffffn), true);
+  else s.view.setBigUint64(s.off, v, true);
 }

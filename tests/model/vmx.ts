@@ -23,6 +23,7 @@ export interface VmxHost {
   msrPeek(n: number): bigint | undefined;
   cpuidRaw(leaf: number, sub: number): [number, number, number, number];
   fault(msg: string): never;
+  readonly msrGeneration?: number; // changes whenever an MSR does (caps() is cached until then)
 }
 
 export interface Vmcs {
@@ -87,8 +88,18 @@ export class Vmx {
   }
 
   // ---- capabilities, from the machine's MSRs and CPUID --------------------
+  // Decoded once per MSR generation: this runs on every VMREAD/VMWRITE
+  // (and its helpers are module functions, not closures, for the same reason).
+  private capsCache: VmxCaps | null = null;
+  private capsGeneration = -1;
   caps(): VmxCaps {
-    // (Helpers are module functions, not closures: this runs on every VMREAD/VMWRITE.)
+    const gen = this.host.msrGeneration;
+    if (gen !== undefined && this.capsCache !== null && gen === this.capsGeneration) return this.capsCache;
+    this.capsCache = this.decodeCaps();
+    this.capsGeneration = gen ?? -1;
+    return this.capsCache;
+  }
+  private decodeCaps(): VmxCaps {
     const h = this.host;
     const basic = capMsr(h, MSR.IA32_VMX_BASIC);
     const trueCtls = ((basic >> 55n) & 1n) === 1n;

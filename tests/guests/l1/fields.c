@@ -1,4 +1,5 @@
-/* Which VMCS fields exist (issue 9 item 6) and the CR3-target list.
+/* Which VMCS fields exist (issue 9 item 6), the CR3-target list, and what a
+ * failed VM entry leaves in the VMCS.
  *
  * IA32_VMX_MISC bits 24:16 give the number of CR3-target values the
  * processor supports (SDM Vol. 3D A.6: 0 to 256). CR3-target value i is
@@ -94,9 +95,42 @@ static void cr3_targets(void) {
     if (n >= 2) cr3_run(n - 1, n - 1, "CR3-load exiting, CR3 = a CR3-target value at the count (not used)", true);
 }
 
+/* A VM entry that fails on the guest state (exit reason 33 with bit 31)
+ * writes the exit reason and qualification and nothing else of the VM-exit
+ * information; the valid bit of the VM-entry interruption information
+ * stays set (27.8). The old values are put there with VMWRITE, which
+ * VMX_MISC bit 29 allows for these read-only fields. */
+static void failed_entry_fields(void) {
+    const char *what = "failed VM entry leaves the other exit-information fields and the injected event";
+    if (!(cap.misc & MISC_VMWRITE_ANY)) {
+        skip("VMX_MISC bit 29 clear: the exit-information fields cannot be written", what);
+        return;
+    }
+    if (!l2_setup(0, 0, what)) return;
+    u32 inject = INTR_VALID | INTR_TYPE_HW_EXCEPTION | 6; /* #UD */
+    vw(F_EXIT_INTR_INFO, 0x80000B0E);
+    vw(F_EXIT_INTR_ERROR, 0x1234);
+    vw(F_IDT_VECTORING_INFO, 0x80000300);
+    vw(F_EXIT_INSN_LEN, 5);
+    vw(F_EXIT_INSN_INFO, 0x7777);
+    vw(F_ENTRY_INTR_INFO, inject);
+    vw(F_GUEST_RFLAGS, 0); /* bit 1 clear: invalid guest state */
+    l2_run(ADDR(l2_vmcall));
+    u32 entry_info = vr(F_ENTRY_INTR_INFO);
+    bool failed = exit_is(EXIT_FAILED_ENTRY | EXIT_BAD_GUEST_STATE);
+    check(failed && ex.intr_err == 0x1234 && ex.info == 0x7777 && entry_info == inject,
+          "failed VM entry: interruption error code, instruction information and the injected event's valid bit kept (27.8)"
+          "|%s; error 0x%x info 0x%x, entry interruption 0x%x", run_str(), ex.intr_err, ex.info, entry_info);
+    CHECK_SDM(failed && ex.intr == 0x80000B0E && ex.idt_vec == 0x80000300 && ex.len == 5,
+              "Bochs 2.7 clears the interruption and IDT-vectoring information and writes the instruction length",
+              "failed VM entry: interruption information, IDT-vectoring information and instruction length kept (27.8)"
+              "|%s; interruption info 0x%x IDT-vectoring 0x%x length %u", run_str(), ex.intr, ex.idt_vec, ex.len);
+}
+
 void test_vmcs_fields(void) {
     if (!need_root("VMCS field existence")) return;
     diag("CR3-target value fields and the CR3-target list");
     cr3_target_fields();
     cr3_targets();
+    failed_entry_fields();
 }
