@@ -29,11 +29,21 @@ test('CPUID: hypervisor leaves, hidden features, RIP advanced by the instruction
         const ecx = m.guestReg(RCX);
         assert.is(ecx & (1n << 5n), 0n, 'VMX hidden');
         assert.is(ecx & (1n << 21n), 0n, 'x2APIC hidden');
+        assert.is(ecx & (1n << 17n), 1n << 17n, 'PCID passes (CR4.PCIDE is the guest\'s)');
         assert.is(ecx & (1n << 31n), 1n << 31n, 'hypervisor bit');
         assert.is(m.guestReg(RBX) >> 24n, 0n, 'APIC ID 0');
       } },
     { exit: { reason: V.EXIT_REASON_CPUID, len: 2, regs: { [RAX]: 0x40000001n } },
       check: (m) => assert.is(m.guestReg(RAX), 1n, 'interface version') },
+    { exit: { reason: V.EXIT_REASON_CPUID, len: 2, regs: { [RAX]: 7n, [RCX]: 0n } },
+      check: (m) => {
+        // INVPCID shown because the guest's VMCS enables it (it then runs natively).
+        assert.is(m.guestReg(RBX) & (1n << 10n), 1n << 10n, 'INVPCID');
+        assert.is(m.vmx.field(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & BigInt(V.PROC2_ENABLE_INVPCID),
+          BigInt(V.PROC2_ENABLE_INVPCID), '"enable INVPCID" in the guest\'s VMCS');
+        assert.is(m.vmx.field(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & BigInt(V.PROC_INVLPG_EXITING), 0n, 'no INVLPG exiting');
+        assert.is(m.guestReg(RCX) & (1n << 5n), 0n, 'WAITPKG hidden');
+      } },
   ]);
   assert.equal(r.faults, []);
   assert.is(r.status, 0, r.console);
