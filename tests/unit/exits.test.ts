@@ -155,6 +155,37 @@ test('CR access: CR4.VMXE #GP, CR0 write keeps the guest view in the shadow, CR8
   assert.is(r.status, 0, r.console);
 });
 
+test('CR access: CR4.PCIDE only in IA-32e mode with CR3[11:0] = 0; CR0.PG not cleared while PCIDE = 1 (#GP(0))', () => {
+  const movToCr = (cr: number, gpr: number) => BigInt(cr | (gpr << 8));
+  const PCIDE = BigInt(V.X86_CR4_PCIDE), PAE = BigInt(V.X86_CR4_PAE), VMXE = BigInt(V.X86_CR4_VMXE);
+  // 64-bit mode: paging with PAE, EFER.LME/LMA, IA-32e mode guest, 64-bit CS.
+  const long64 = {
+    [V.GUEST_CR0]: 0x80010031n, [V.CR0_READ_SHADOW]: 0x80010031n, [V.GUEST_CR4]: PAE, [V.CR4_READ_SHADOW]: PAE,
+    [V.GUEST_IA32_EFER]: 0x500n, [V.GUEST_CS_ACCESS_RIGHTS]: 0xa09bn,
+  };
+  const r = play([
+    // nested=on: setting CR4.VMXE (owned by the hypervisor) brings the write here.
+    // Protected mode, paging off: setting PCIDE is #GP.
+    { exit: { reason: V.EXIT_REASON_CR_ACCESS, qual: movToCr(4, RAX), len: 3, regs: { [RAX]: PCIDE | VMXE } },
+      check: (m) => assert.is(injected(m), GP, 'PCIDE outside IA-32e mode') },
+    { exit: { reason: V.EXIT_REASON_CR_ACCESS, qual: movToCr(4, RAX), len: 3, regs: { [RAX]: VMXE } },
+      check: (m) => assert.is(injected(m), 0n, 'VMXE alone is taken (nested=on)') },
+    { exit: { reason: V.EXIT_REASON_CR_ACCESS, qual: movToCr(4, RAX), len: 3, regs: { [RAX]: VMXE | PAE | PCIDE },
+      fields: { ...long64, [V.GUEST_CR3]: 0x100005n } },
+      check: (m) => assert.is(injected(m), GP, 'PCIDE with CR3[11:0] != 0') },
+    { exit: { reason: V.EXIT_REASON_CR_ACCESS, qual: movToCr(4, RAX), len: 3, regs: { [RAX]: VMXE | PAE | PCIDE },
+      fields: { ...long64, [V.GUEST_CR3]: 0x100000n } },
+      check: (m) => {
+        assert.is(injected(m), 0n, 'PCIDE in IA-32e mode, CR3[11:0] = 0');
+        assert.is(m.vmx.field(V.GUEST_CR4) & PCIDE, PCIDE);
+      } },
+    { exit: { reason: V.EXIT_REASON_CR_ACCESS, qual: movToCr(0, RBX), len: 3, regs: { [RBX]: 0x00010031n } },
+      check: (m) => assert.is(injected(m), GP, 'clearing CR0.PG with CR4.PCIDE = 1') },
+  ], 'nested=on');
+  assert.equal(r.faults, []);
+  assert.is(r.status, 0, r.console);
+});
+
 test('XSETBV: #GP for bad values, applied otherwise', () => {
   const r = play([
     { exit: { reason: V.EXIT_REASON_XSETBV, len: 3, regs: { [RCX]: 0n, [RAX]: 0n, [RDX]: 0n } },
