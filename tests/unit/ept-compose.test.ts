@@ -394,6 +394,12 @@ function* enterL2(c: Ctx, launch: boolean, what = launch ? 'VMLAUNCH' : 'VMRESUM
   if (c.vmcs02 < 0n) c.vmcs02 = c.m.vmx.currentVmcs!;
   assert.is(c.m.vmx.currentVmcs, c.vmcs02, `${what}: vmcs02 is current`);
   assert.is((field(c, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & B(V.PROC2_ENABLE_EPT)), B(V.PROC2_ENABLE_EPT), `${what}: vmcs02 enables EPT`);
+  // SDM 26.3: the instruction enables are vmcs12's alone (issue 9 item 3).
+  // vmcs12 here never sets "enable RDTSCP" or "enable INVPCID", though L0
+  // gives both to L1 (vmcs01): in L2 RDTSCP, RDPID and INVPCID must #UD.
+  const enables = B(V.PROC2_ENABLE_RDTSCP | V.PROC2_ENABLE_INVPCID);
+  assert.is(field(c, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, c.vmcs01) & enables, enables, `${what}: vmcs01 enables RDTSCP and INVPCID`);
+  assert.is(field(c, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & enables, 0n, `${what}: vmcs02 has vmcs12's (0) "enable RDTSCP"/"enable INVPCID"`);
   bump(c, 'nested entries');
 }
 

@@ -29,11 +29,21 @@ test('CPUID: hypervisor leaves, hidden features, RIP advanced by the instruction
         const ecx = m.guestReg(RCX);
         assert.is(ecx & (1n << 5n), 0n, 'VMX hidden');
         assert.is(ecx & (1n << 21n), 0n, 'x2APIC hidden');
+        assert.is(ecx & (1n << 17n), 1n << 17n, 'PCID passes (CR4.PCIDE is the guest\'s)');
         assert.is(ecx & (1n << 31n), 1n << 31n, 'hypervisor bit');
         assert.is(m.guestReg(RBX) >> 24n, 0n, 'APIC ID 0');
       } },
     { exit: { reason: V.EXIT_REASON_CPUID, len: 2, regs: { [RAX]: 0x40000001n } },
       check: (m) => assert.is(m.guestReg(RAX), 1n, 'interface version') },
+    { exit: { reason: V.EXIT_REASON_CPUID, len: 2, regs: { [RAX]: 7n, [RCX]: 0n } },
+      check: (m) => {
+        // INVPCID shown because the guest's VMCS enables it (it then runs natively).
+        assert.is(m.guestReg(RBX) & (1n << 10n), 1n << 10n, 'INVPCID');
+        assert.is(m.vmx.field(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & BigInt(V.PROC2_ENABLE_INVPCID),
+          BigInt(V.PROC2_ENABLE_INVPCID), '"enable INVPCID" in the guest\'s VMCS');
+        assert.is(m.vmx.field(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & BigInt(V.PROC_INVLPG_EXITING), 0n, 'no INVLPG exiting');
+        assert.is(m.guestReg(RCX) & (1n << 5n), 0n, 'WAITPKG hidden');
+      } },
   ]);
   assert.equal(r.faults, []);
   assert.is(r.status, 0, r.console);
@@ -141,6 +151,37 @@ test('CR access: CR4.VMXE #GP, CR0 write keeps the guest view in the shadow, CR8
     { exit: { reason: V.EXIT_REASON_CR_ACCESS, qual: movToCr(8, RCX), len: 4, regs: { [RCX]: 16n } },
       check: (m) => assert.is(injected(m), GP, 'CR8 bits 63:4 are reserved') },
   ]);
+  assert.equal(r.faults, []);
+  assert.is(r.status, 0, r.console);
+});
+
+test('CR access: CR4.PCIDE only in IA-32e mode with CR3[11:0] = 0; CR0.PG not cleared while PCIDE = 1 (#GP(0))', () => {
+  const movToCr = (cr: number, gpr: number) => BigInt(cr | (gpr << 8));
+  const PCIDE = BigInt(V.X86_CR4_PCIDE), PAE = BigInt(V.X86_CR4_PAE), VMXE = BigInt(V.X86_CR4_VMXE);
+  // 64-bit mode: paging with PAE, EFER.LME/LMA, IA-32e mode guest, 64-bit CS.
+  const long64 = {
+    [V.GUEST_CR0]: 0x80010031n, [V.CR0_READ_SHADOW]: 0x80010031n, [V.GUEST_CR4]: PAE, [V.CR4_READ_SHADOW]: PAE,
+    [V.GUEST_IA32_EFER]: 0x500n, [V.GUEST_CS_ACCESS_RIGHTS]: 0xa09bn,
+  };
+  const r = play([
+    // nested=on: setting CR4.VMXE (owned by the hypervisor) brings the write here.
+    // Protected mode, paging off: setting PCIDE is #GP.
+    { exit: { reason: V.EXIT_REASON_CR_ACCESS, qual: movToCr(4, RAX), len: 3, regs: { [RAX]: PCIDE | VMXE } },
+      check: (m) => assert.is(injected(m), GP, 'PCIDE outside IA-32e mode') },
+    { exit: { reason: V.EXIT_REASON_CR_ACCESS, qual: movToCr(4, RAX), len: 3, regs: { [RAX]: VMXE } },
+      check: (m) => assert.is(injected(m), 0n, 'VMXE alone is taken (nested=on)') },
+    { exit: { reason: V.EXIT_REASON_CR_ACCESS, qual: movToCr(4, RAX), len: 3, regs: { [RAX]: VMXE | PAE | PCIDE },
+      fields: { ...long64, [V.GUEST_CR3]: 0x100005n } },
+      check: (m) => assert.is(injected(m), GP, 'PCIDE with CR3[11:0] != 0') },
+    { exit: { reason: V.EXIT_REASON_CR_ACCESS, qual: movToCr(4, RAX), len: 3, regs: { [RAX]: VMXE | PAE | PCIDE },
+      fields: { ...long64, [V.GUEST_CR3]: 0x100000n } },
+      check: (m) => {
+        assert.is(injected(m), 0n, 'PCIDE in IA-32e mode, CR3[11:0] = 0');
+        assert.is(m.vmx.field(V.GUEST_CR4) & PCIDE, PCIDE);
+      } },
+    { exit: { reason: V.EXIT_REASON_CR_ACCESS, qual: movToCr(0, RBX), len: 3, regs: { [RBX]: 0x00010031n } },
+      check: (m) => assert.is(injected(m), GP, 'clearing CR0.PG with CR4.PCIDE = 1') },
+  ], 'nested=on');
   assert.equal(r.faults, []);
   assert.is(r.status, 0, r.console);
 });

@@ -25,6 +25,12 @@
 #define C_PROC_PAUSE_EXITING (1u << 30)
 #define C_PROC_INTR_WINDOW_EXITING (1u << 2)
 
+#define C_PROC_NMI_WINDOW_EXITING (1u << 22)
+#define C_PIN_VIRTUAL_NMIS (1u << 5)
+#define C_EXIT_INTR_WINDOW 7
+#define C_EXIT_NMI_WINDOW 8
+#define C_BLOCKING_BY_NMI (1u << 3)
+
 #define C_PROC2_RDTSCP (1u << 3)
 #define C_PROC2_WBINVD_EXITING (1u << 6)
 #define C_PROC2_PLE (1u << 10)
@@ -79,10 +85,12 @@ __asm__(".text\n"
         ".globl ctl_l2_sidt\nctl_l2_sidt:\n\t.byte 0x0f, 0x01, 0x0b\n\tvmcall\n\tjmp ctl_stray\n"
         ".globl ctl_l2_read_cr3\nctl_l2_read_cr3:\n\tmov %cr3, %eax\n\tvmcall\n\tjmp ctl_stray\n"
         ".globl ctl_l2_read_dr7\nctl_l2_read_dr7:\n\tmov %dr7, %eax\n\tvmcall\n\tjmp ctl_stray\n"
-        ".globl ctl_l2_write_dr0\nctl_l2_write_dr0:\n\tmov %ecx, %dr0\n\tvmcall\n\tjmp ctl_stray\n");
+        ".globl ctl_l2_write_dr0\nctl_l2_write_dr0:\n\tmov %ecx, %dr0\n\tvmcall\n\tjmp ctl_stray\n"
+        /* STI, then one instruction in its shadow, then VMCALL */
+        ".globl ctl_l2_sti\n.globl ctl_l2_sti_end\nctl_l2_sti:\n\tsti\n\tnop\nctl_l2_sti_end:\n\tvmcall\n\tjmp ctl_stray\n");
 extern const char ctl_l2_rdtscp[], ctl_l2_rdpid[], ctl_l2_invpcid[], ctl_l2_rdrand[], ctl_l2_rdseed[], ctl_l2_pause[],
     ctl_l2_pause_loop[], ctl_l2_pause_loop_insn[], ctl_l2_monitor[], ctl_l2_mwait[], ctl_l2_invlpg[], ctl_l2_rdpmc[],
-    ctl_l2_wbinvd[], ctl_l2_str[], ctl_l2_sidt[], ctl_l2_read_cr3[], ctl_l2_read_dr7[], ctl_l2_write_dr0[];
+    ctl_l2_wbinvd[], ctl_l2_str[], ctl_l2_sidt[], ctl_l2_read_cr3[], ctl_l2_read_dr7[], ctl_l2_write_dr0[], ctl_l2_sti[], ctl_l2_sti_end[];
 
 static u8 invpcid_desc[16] ALIGNED(16); /* INVPCID descriptor: PCID 0, address 0 */
 
@@ -321,6 +329,31 @@ static void controls_primary(void) {
     skip("CR8 exists only in 64-bit mode; this L1 runs in 32-bit mode", "CR8-load/store exiting");
 }
 
+/* ---- interrupt-window and NMI-window exiting (26.7.5, 26.7.6) ------------------------------ */
+static void controls_windows(void) {
+    if (l2_setup(C_PROC_INTR_WINDOW_EXITING, 0, "L2 with interrupt-window exiting")) {
+        /* IF = 1 and no blocking at entry: the exit comes before any instruction. */
+        vw(F_GUEST_RFLAGS, 0x202);
+        l2_run(ADDR(ctl_l2_sti_end));
+        check(exit_is(C_EXIT_INTR_WINDOW) && ex.rip == ADDR(ctl_l2_sti_end),
+              "interrupt-window exiting, L2 entered with IF = 1: exit 7 before the first instruction|%s", run_str());
+        /* IF = 0: STI opens the window after the instruction in its shadow. */
+        vw(F_GUEST_RFLAGS, 0x2);
+        l2_run(ADDR(ctl_l2_sti));
+        check(exit_is(C_EXIT_INTR_WINDOW) && ex.rip == ADDR(ctl_l2_sti_end),
+              "interrupt-window exiting, L2 runs STI; NOP: exit 7 after the NOP (blocking by STI)|%s", run_str());
+    }
+    if (l2_setup_ex(PIN_NMI_EXITING | C_PIN_VIRTUAL_NMIS, C_PROC_NMI_WINDOW_EXITING, 0, 0, "L2 with NMI-window exiting")) {
+        l2_run(ADDR(ctl_l2_sti_end));
+        check(exit_is(C_EXIT_NMI_WINDOW) && ex.rip == ADDR(ctl_l2_sti_end),
+              "NMI-window exiting, no virtual-NMI blocking: exit 8 before the first instruction|%s", run_str());
+        l2_setup_ex(PIN_NMI_EXITING | C_PIN_VIRTUAL_NMIS, C_PROC_NMI_WINDOW_EXITING, 0, 0, "L2 with NMI-window exiting");
+        vw(F_GUEST_INTERRUPTIBILITY, C_BLOCKING_BY_NMI);
+        l2_run(ADDR(ctl_l2_sti_end));
+        check(vmcall_at(ctl_l2_sti_end, 0), "NMI-window exiting with virtual-NMI blocking: no exit 8, L2 runs|%s", run_str());
+    }
+}
+
 /* ---- secondary exiting controls ------------------------------------------------------------- */
 static void controls_secondary(void) {
     if (l2_setup(0, C_PROC2_WBINVD_EXITING, "L2 WBINVD with WBINVD exiting")) {
@@ -353,5 +386,6 @@ void test_l2_controls(void) {
     controls_rdrand_rdseed();
     controls_pause();
     controls_primary();
+    controls_windows();
     controls_secondary();
 }
