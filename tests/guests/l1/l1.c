@@ -1921,6 +1921,7 @@ void guest_main(void) {
     test_l2_ept();
     test_l2_vmfunc();
     test_l2_vpid();
+    test_l2_apic_passthrough();
     test_entry_failures();
     test_vmxoff();
     test_host_failures();

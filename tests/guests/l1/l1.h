@@ -122,4 +122,7 @@ u32 invept_single(void);
 bool ept_offered(void);
 bool ept_exit(u32 reason, u32 access, u32 perms);
 
+/* ---- areas of cases in files of their own --------------------------------------- */
+void test_l2_apic_passthrough(void); /* apicpass.c: L2 reaching L1's local APIC (issue 9 item 5) */
+
 #endif

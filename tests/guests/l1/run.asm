@@ -173,6 +173,7 @@ global %1
 %1:
 %endmacro
 
+global l2_stray
 l2_stray:
     cli
     hlt
