@@ -138,10 +138,8 @@ function loop(): void {
     } else {
       if (exits.dispatch(reason & 0xffff) == exits.STOP) return;
     }
-    if (nested.inL2 && l2irq.deliver() == exits.STOP) return;
-    // L1's interrupts, also right after l2irq reflected an external-interrupt
-    // exit: the interrupt stays pending for L1, whose window must open.
     if (!nested.inL2) irq.deliver();
+    else if (l2irq.deliver() == exits.STOP) return;
     if (migrate.due() && !migrate.move()) {
       exits.stop(config.OUTCOME_STOPPED);
       return;
