@@ -18,7 +18,10 @@
 //    L1's entries (and logs the page for PML, or makes the access a
 //    page-modification log-full exit to L1, reason 62, whose qualification
 //    has only bit 12, 28.2.1), and a page not yet dirty is mapped without
-//    write permission until its first write.
+//    write permission until its first write;
+//  - L1's tables allow it but send it outside L1's RAM: L1's APIC page is
+//    L1's device, the access is performed on it (vm/mmio.ts) as L1's own
+//    would be; any other address stops the VM, as L1's own access would.
 // The guest-physical address of a reflected exit is L2's, as the processor
 // reported it: the shadow tables translate the same addresses L1's do.
 import * as vmx from "../hw/vmx";
@@ -27,11 +30,20 @@ import * as V from "../arch/vmx";
 import * as guestmem from "../vm/guestmem";
 import * as exits from "../vm/exits";
 import * as config from "../vm/config";
+import * as mmio from "../vm/mmio";
+import * as paging from "../vm/paging";
 import * as state from "./state";
 import * as ept12 from "./ept12";
 import * as shadowept from "./shadowept";
 import * as eptad from "./eptad";
 import * as reflect from "./reflect";
+
+// L2's instruction bytes for an emulated device access: L2-physical →
+// L1-physical through L1's EPT (presence only: the hypervisor reads, as
+// paging.ts does for the guest's own tables).
+function throughL1Ept(gpa2: u64): u64 {
+  return ept12.walk(state.get(V.EPT_POINTER), gpa2, 0) == ept12.WALK_OK ? ept12.gpa1 : paging.NO_TRANSLATION;
+}
 
 export let reflected: u64 = 0; // EPT violations/misconfigurations given to L1
 
@@ -62,13 +74,25 @@ export function handle(): i32 {
     if (!eptad.leafDirty) perms &= ~<u64>ept12.ACCESS_WRITE;
   }
   // L1 maps it: L1-physical → host through L0's EPT, which maps L1's RAM.
-  const page1 = ept12.gpa1 & ~<u64>0xfff;
+  const gpa1 = ept12.gpa1;
+  const page1 = gpa1 & ~<u64>0xfff;
   if (!guestmem.isRam(page1, 4096)) {
-    print.str("hv: nested: L2 access to guest-physical ");
+    // Not RAM: what L1's own access to gpa1 would be. A device's (L1's
+    // APIC page) is performed on L1's device model, never mapped, so that
+    // every access comes back here; anything else stops the VM as L1's
+    // access to unbacked memory does (misc.ts).
+    const d = mmio.access(gpa1, throughL1Ept);
+    if (d != mmio.NOT_A_DEVICE) {
+      reflect.countL0();
+      return d;
+    }
+    print.str("hv: nested: L2 ");
+    print.str((q & 2) != 0 ? "write to" : (q & 4) != 0 ? "instruction fetch from" : "read of");
+    print.str(" guest-physical ");
     print.hex(gpa2);
     print.str(" goes through L1's EPT to L1-physical ");
-    print.hex(ept12.gpa1);
-    print.str(", which is not L1's RAM (device memory for L2 is not supported)");
+    print.hex(gpa1);
+    print.str(", which is neither L1's RAM nor a device: stopped as L1's own access would be");
     print.nl();
     return exits.stop(config.OUTCOME_EPT_VIOLATION);
   }

@@ -83,7 +83,12 @@ export function deliver(): i32 {
       info = V.INTR_INFO_VALID | <u32>v; // type 0: external interrupt
       lapic.acknowledge(<u32>v);
     }
-    return reflect.reflectSynthetic(V.EXIT_REASON_EXTERNAL_INTERRUPT, 0, info);
+    const r = reflect.reflectSynthetic(V.EXIT_REASON_EXTERNAL_INTERRUPT, 0, info);
+    // L1 runs now (vmcs01 current) with RFLAGS.IF = 0 (28.5.3): an interrupt
+    // not acknowledged on exit stays pending at L1's APIC, and L1 must get
+    // it when it opens its window, with or without another exit first.
+    if (r == exits.RESUME) irq.deliver();
+    return r;
   }
   setWindow(!irq.tryInject(<u32>v));
   return exits.RESUME;

@@ -47,14 +47,15 @@ function modrmLength(i: u32, n: u32, addr: u32): i32 {
   return <i32>len;
 }
 
-// Decode the instruction at the guest's RIP. False when it is not one of
+// Decode the instruction at the guest's RIP, its bytes read through the
+// guest's paging and then `stage2` (paging.ts). False when it is not one of
 // the MOV forms (or its bytes cannot be read).
-export function decode(): bool {
+export function decode(stage2: paging.Stage2 = paging.direct): bool {
   const csAr = <u32>vmx.vmread(V.GUEST_CS_ACCESS_RIGHTS);
   const long = (csAr & (1 << 13)) != 0;
   const def32 = long || (csAr & (1 << 14)) != 0;
   const rip = vmx.vmread(V.GUEST_RIP) + vmx.vmread(V.GUEST_CS_BASE);
-  const n = paging.readLinear(bytes, rip, MAX_LEN);
+  const n = paging.readLinear(bytes, rip, MAX_LEN, stage2);
   fetched = n;
   let i: u32 = 0;
   let opsize16 = false;

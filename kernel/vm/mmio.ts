@@ -2,12 +2,23 @@
 // APIC page at 0xFEE00000. The page is absent from the guest's EPT, so each
 // access is an EPT violation (29.3.3.2); the MOV at RIP is decoded
 // (decode.ts) and performed on the software local APIC (apic/lapic.ts).
+//
+// L2 reaches the same devices: an L2 access that lands on L1-physical
+// FEE00000H (through L1's EPT, or directly when vmcs12 does not enable
+// EPT) is L1's own APIC access, performed here with L2's registers and RIP
+// (vmcs02 is current) and L2's instruction bytes, fetched through L2's
+// paging and `stage2` (L1's EPT; paging.ts). Its side effects (EOI, timer,
+// IPIs) are L1's APIC's, as on a processor whose L1 maps its APIC page
+// into L2's EPT.
 import * as cpu from "../hw/cpu";
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
 import * as lapic from "../apic/lapic";
 import * as print from "../lib/print";
 import * as decode from "./decode";
+import * as paging from "./paging";
+import * as config from "./config";
+import { RESUME, stop } from "./exits";
 import * as vcpu from "./vcpu";
 
 export const APIC_PAGE: u64 = 0xfee00000;
@@ -41,10 +52,10 @@ function setRegValue(v: u64): void {
   else vcpu.setReg(r, nv);
 }
 
-// Emulate the access at gpa (inside the APIC page). False when the
-// instruction cannot be decoded; the caller stops the VM.
-export function emulateApic(gpa: u64): bool {
-  if (!decode.decode()) {
+// Emulate the access at gpa (inside the APIC page; L1-physical for L2).
+// False when the instruction cannot be decoded; the caller stops the VM.
+export function emulateApic(gpa: u64, stage2: paging.Stage2 = paging.direct): bool {
+  if (!decode.decode(stage2)) {
     print.str("hv: guest: cannot decode the instruction accessing the local APIC at ");
     print.hex(gpa);
     print.str(": rip ");
@@ -72,4 +83,18 @@ export function emulateApic(gpa: u64): bool {
   const mask = V.INTERRUPTIBILITY_BLOCKING_BY_STI | V.INTERRUPTIBILITY_BLOCKING_BY_MOV_SS;
   if ((intr & mask) != 0) vmx.vmwrite(V.GUEST_INTERRUPTIBILITY_STATE, intr & ~mask);
   return true;
+}
+
+// A guest access to guest-physical gpa outside its RAM, reported by an EPT
+// violation (L1's own, L2's without EPT in vmcs12, or L2's that L1's EPT
+// sends to L1-physical gpa; stage2 as for emulateApic): a device's access
+// handled here (RESUME, or STOP when its instruction cannot be decoded), or
+// NOT_A_DEVICE for the caller to report. An APIC access made while
+// delivering an event (IDT-vectoring information valid: the IDT, a stack or
+// a TSS in the APIC page) is not an instruction to emulate: NOT_A_DEVICE.
+export const NOT_A_DEVICE: i32 = -1;
+export function access(gpa: u64, stage2: paging.Stage2 = paging.direct): i32 {
+  const vectoring = (<u32>vmx.vmread(V.IDT_VECTORING_INFO) & V.INTR_INFO_VALID) != 0;
+  if (!isApic(gpa) || vectoring) return NOT_A_DEVICE;
+  return emulateApic(gpa, stage2) ? RESUME : stop(config.OUTCOME_STOPPED);
 }

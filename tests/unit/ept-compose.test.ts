@@ -34,8 +34,11 @@
 // the oracle reads L0's mapping from vmcs01's EPT in model memory. Two rules
 // are the hypervisor's, not the SDM's: a paging structure of L1 outside L1's
 // RAM reads as all ones (bits 51:MAXPHYADDR set: a misconfiguration), and an
-// L2 access that L1's EPT sends outside L1's RAM stops the guest with a
-// message (device memory for L2 is not supported).
+// L2 access that L1's EPT sends outside L1's RAM to no device stops the guest
+// with a message, as L1's own access there does. L1's APIC page (FEE00000H)
+// is a device: L2's access to it through L1's EPT is L1's APIC access
+// (kernel/vm/mmio.ts), its instruction read through L2's paging and L1's
+// EPT.
 //
 // The shadow VMCS (shadow-vmcs=on, the default) is honoured as the
 // processor does: L1's VMREAD/VMWRITE of a field whose bitmap bit is 0 reads
@@ -45,7 +48,8 @@
 // The tests: one hand-built table set (4K/2M/1G pages, permission mixes,
 // malformed entries) with every access kind, three ways (shadow VMCS on,
 // off, L2 an unrestricted real-mode guest); targets outside L1's RAM (the
-// stop); INVEPT single-context and all-context; the root cache with 2, 4
+// stop); L1's APIC page mapped for L2 (reads, writes, a self-IPI, a
+// read-only mapping); INVEPT single-context and all-context; the root cache with 2, 4
 // and 5 EPTPs against an LRU model; VMFUNC EPTP switching; random table
 // sets; VMCS shadowing that L1 gives its L2 (L2's VMREAD/VMWRITE). The script is a generator (drive()): each `yield` is one VM exit,
 // the code after it runs at the next VM entry and sees what the kernel did.
@@ -560,12 +564,14 @@ function* bootL1(c: Ctx, o: L2Opts & { build?: () => void }): Script {
 }
 
 // ---- L2's exits ----------------------------------------------------------------------
-type Outcome = { kind: Kind | 'outside'; perms: number; gpa1?: bigint };
+type Outcome = { kind: Kind | 'outside' | 'device'; perms: number; gpa1?: bigint };
 interface ViolationOpts { linear?: bigint; paging?: boolean; nmiUnblock?: boolean; expect?: Kind | 'outside' }
+const APIC_PAGE = 0xfee00000n; // L1's local APIC (kernel/vm/mmio.ts)
 
 // What must follow L2's access: L1's walk, and where L0 has the page.
 function predict(c: Ctx, eptp12: bigint, gpa2: bigint, access: number): Outcome {
   const w = l1Walk(c, eptp12, gpa2, access);
+  if (w.kind === 'ok' && (w.gpa1! & ~0xfffn) === APIC_PAGE) return { kind: 'device', perms: w.perms, gpa1: w.gpa1 };
   if (w.kind === 'ok' && l0(c, w.gpa1! & ~0xfffn) === null) return { kind: 'outside', perms: w.perms, gpa1: w.gpa1 };
   return { kind: w.kind, perms: w.perms, gpa1: w.gpa1 };
 }
@@ -594,6 +600,7 @@ function* l2Access(c: Ctx, eptp12: bigint, gpa2: bigint, access: number, o: Viol
   const w = l1Walk(c, eptp12, gpa2, access);
   const want = predict(c, eptp12, gpa2, access);
   if (o.expect) assert.is(want.kind, o.expect, `${label}: the case is written for ${o.expect}`);
+  assert.ok(want.kind !== 'device', `test bug: ${label}: an APIC access has an instruction to decode (apicAccess)`);
   const rip = field(c, V.GUEST_RIP);
   if (want.kind === 'outside') {
     c.stopExpected = `${label} -> L1-physical 0x${w.gpa1!.toString(16)} outside L1's RAM`;
@@ -759,6 +766,7 @@ function handRun(cmdline: string, unrestricted: boolean): { seen: Map<string, Se
           addTo(seen, 'ok', what);
           continue;
         }
+        assert.ok(predict(c, h.eptp, gpa2, access).kind !== 'device', `${what}: no hand-built address is L1's APIC page`);
         if (predict(c, h.eptp, gpa2, access).kind === 'outside') {
           outside.push([name, access]); // stops the guest: a test of its own
           continue;
@@ -818,7 +826,7 @@ for (const [what, cmdline, unrestricted] of [
   });
 }
 
-test('an L2 access that L1\'s EPT sends outside L1\'s RAM: the guest stops with a message (not a trap, not an exit to L1)', () => {
+test('an L2 access that L1\'s EPT sends outside L1\'s RAM to no device: the guest stops with a message, as L1\'s own access does (not a trap, not an exit to L1)', () => {
   for (const [name, access] of [['4K outside L1 RAM', R], ['4K first page beyond L1 RAM', W], ['2M outside L1 RAM', X], ['1G outside L1 RAM', W]] as [string, number][]) {
     const r = drive(function* (c) {
       let h: Hand = { eptp: 0n, gpa: {} };
@@ -834,8 +842,9 @@ test('an L2 access that L1\'s EPT sends outside L1\'s RAM: the guest stops with 
     assert.is(r.status, 0, `${label}: the run ends as cmdline expect=ept-violation says (${r.console.slice(-1500)})`);
     const g2 = r.c.stats.outsideGpa2, g1 = r.c.stats.outsideGpa1;
     assert.ok(g1 >= L1_RAM, `${label}: the case's L1-physical address 0x${g1.toString(16)} is beyond L1's RAM`);
-    assert.ok(r.console.includes(`hv: nested: L2 access to guest-physical ${hex(g2)} goes through L1's EPT to L1-physical ${hex(g1)}, ` +
-      'which is not L1\'s RAM (device memory for L2 is not supported)'), `${label}: the message (${r.console.slice(-1500)})`);
+    const verb = access === W ? 'write to' : access === X ? 'instruction fetch from' : 'read of';
+    assert.ok(r.console.includes(`hv: nested: L2 ${verb} guest-physical ${hex(g2)} goes through L1's EPT to L1-physical ${hex(g1)}, ` +
+      'which is neither L1\'s RAM nor a device: stopped as L1\'s own access would be'), `${label}: the message (${r.console.slice(-1500)})`);
     assert.match(r.console, /ended: ept-violation, .*: as expected/);
     assert.not.match(r.console, /L2 -> L1 EPT_/, `${label}: nothing reflected to L1`);
   }
@@ -906,6 +915,111 @@ test('L1\'s VMX-preemption timer: vmcs02\'s timer is the nearer deadline, it kee
     yield* enterL2(c, false);
     assert.is(field(c, V.VMX_PREEMPTION_TIMER_VALUE, c.vmcs02), 0n, 'timer value 0 at entry: vmcs02\'s timer 0');
   });
+// ---- L1's APIC page in L2's EPT (issue 9 item 5) ---------------------------------
+// L1 passes its local APIC through to L2: its EPT maps L2-physical 5000H
+// (RWX), 6000H (read only) and FEE00000H (RWX) to L1-physical FEE00000H, UC.
+// L2 is a 64-bit guest whose own paging structures are at L2-physical
+// 30000H-32000H (so L1's EPT maps them too) and whose code is at linear =
+// L2-physical 401000H: the kernel reads L2's instruction through L2's paging
+// and L1's EPT. L1's own APIC accesses (MOVs at its host RIP, through L0's
+// EPT, kernel/vm/exit/misc.ts) are the reference for what L2 must see.
+const L2_CODE = 0x401000n; // L2's MOV EAX, [RBX] at +0 (8B 03), MOV [RBX], EAX at +0x10 (89 03)
+const L1_CODE = HOST_RIP12; // L1's own MOVs, the same bytes
+const APIC_VERSION = 0x30n, APIC_SVR = 0xf0n, APIC_ICR_LO = 0x300n, APIC_TIMER_INIT = 0x380n, APIC_TIMER_CUR = 0x390n;
+function buildApicTables(c: Ctx): bigint {
+  const [PML4, PDPT, PD, PT0, PT1, PDA, PTA] = [0, 1, 2, 3, 4, 5, 6].map((i) => pool(40 + i));
+  for (const p of [PML4, PDPT, PD, PT0, PT1, PDA, PTA]) clearPage(c, p);
+  const T = BigInt(TARGET);
+  w64(c, PML4, PDPT | 7n);
+  w64(c, PDPT, PD | 7n);
+  w64(c, PDPT + 3n * 8n, PDA | 7n);
+  w64(c, PD, PT0 | 7n);
+  w64(c, PD + 2n * 8n, PT1 | 7n);
+  for (let i = 0x30n; i <= 0x32n; i++) w64(c, PT0 + i * 8n, (T + i * K4) | WB | 7n); // L2's paging structures
+  w64(c, PT0 + 5n * 8n, APIC_PAGE | 7n); // memory type 0: UC
+  w64(c, PT0 + 6n * 8n, APIC_PAGE | 1n);
+  w64(c, PT1 + 1n * 8n, (T + 0x41000n) | WB | 5n); // L2's code: L2-physical 401000H
+  w64(c, PDA + ((APIC_PAGE >> 21n) & 511n) * 8n, PTA | 7n);
+  w64(c, PTA, APIC_PAGE | 7n);
+  // L2's 4-level paging (L2-physical addresses): 2-MByte page 400000H identity.
+  for (const p of [0x30000n, 0x31000n, 0x32000n]) clearPage(c, T + p);
+  w64(c, T + 0x30000n, 0x31000n | 3n);
+  w64(c, T + 0x31000n, 0x32000n | 3n);
+  w64(c, T + 0x32000n + 2n * 8n, 0x400000n | 0x83n);
+  for (const [at, bytes] of [[T + 0x41000n, [0x8b, 0x03]], [T + 0x41010n, [0x89, 0x03]], [L1_CODE, [0x8b, 0x03]], [L1_CODE + 0x10n, [0x89, 0x03]]] as [bigint, number[]][]) {
+    c.m.phys.write(l1hpa(c, at), new Uint8Array(bytes));
+  }
+  return eptpOf(PML4);
+}
+// L1's own APIC access (L1 runs): MOV at its host RIP; returns EAX after it.
+function* l1Apic(c: Ctx, off: bigint, write: boolean, value = 0n, rflags = 2n): Generator<Exit, bigint, void> {
+  assert.ok(inL1(c), 'L1 runs');
+  const rip = L1_CODE + (write ? 0x10n : 0n);
+  yield { reason: V.EXIT_REASON_EPT_VIOLATION, qual: write ? 2n : 1n, len: 0, regs: { [RBX]: APIC_PAGE + off, [RAX]: write ? value : 0xdeadbeefn },
+    fields: { [V.GUEST_PHYSICAL_ADDRESS]: APIC_PAGE + off, [V.GUEST_RIP]: rip, [V.GUEST_RFLAGS]: rflags } };
+  assert.ok(inL1(c), `L1's APIC access at ${hex(off)}: L1 goes on`);
+  assert.is(field(c, V.GUEST_RIP), rip + 2n, `L1's APIC access at ${hex(off)}: completed`);
+  return c.m.guestReg(RAX) & 0xffffffffn;
+}
+// L2's access to L2-physical gpa2 (which L1's EPT sends to its APIC page):
+// the MOV at L2_CODE (+0x10 for the write). True when L2 goes on past it.
+function* l2Apic(c: Ctx, gpa2: bigint, write: boolean, value = 0n): Generator<Exit, bigint, void> {
+  assert.is(c.m.vmx.currentVmcs, c.vmcs02, `L2 access at ${hex(gpa2)}: L2 runs`);
+  const rip = L2_CODE + (write ? 0x10n : 0n);
+  yield { reason: V.EXIT_REASON_EPT_VIOLATION, qual: (write ? 2n : 1n) | (1n << 7n) | (1n << 8n), len: 0,
+    regs: { [RBX]: gpa2, [RAX]: write ? value : 0xdeadbeefn },
+    fields: { [V.GUEST_PHYSICAL_ADDRESS]: gpa2, [V.GUEST_LINEAR_ADDRESS]: gpa2, [V.GUEST_RIP]: rip } };
+  return c.m.guestReg(RAX) & 0xffffffffn;
+}
+const l2Went = (c: Ctx, write: boolean) => c.m.vmx.currentVmcs === c.vmcs02 && field(c, V.GUEST_RIP) === L2_CODE + (write ? 0x12n : 2n);
+
+test('L1 maps its APIC page into L2\'s EPT: L2\'s reads and writes are L1\'s APIC accesses (instruction read through L2\'s paging and L1\'s EPT); a read-only mapping reflects the write (48)', () => {
+  const r = runOk(function* (c) {
+    let eptp = 0n;
+    yield* bootL1(c, { eptp: eptpOf(pool(40)), build: () => { eptp = buildApicTables(c); } });
+    assert.is(predict(c, eptp, 0x5030n, R).kind, 'device', 'the oracle: L2-physical 5030H is L1\'s APIC page');
+    // The register values L1 itself reads.
+    yield* l2Cpuid(c);
+    const version = yield* l1Apic(c, APIC_VERSION, false);
+    assert.ok(version !== 0n && version !== 0xdeadbeefn, `L1 reads an APIC version (${hex(version)})`);
+    yield* l1Apic(c, APIC_SVR, true, 0x1ffn); // software-enabled, for the IPI below
+    yield* enterL2(c, false);
+    for (const gpa2 of [0x5030n, APIC_PAGE + APIC_VERSION, 0x6030n]) {
+      const v = yield* l2Apic(c, gpa2, false);
+      assert.ok(l2Went(c, false), `L2 read at ${hex(gpa2)}: L2 goes on past its MOV, no exit to L1 (${c.m.console.slice(-600)})`);
+      assert.is(v, version, `L2 read at ${hex(gpa2)}: L1's APIC version`);
+    }
+    // L2 writes the timer's initial count: L1's timer.
+    yield* l2Apic(c, 0x5000n + APIC_TIMER_INIT, true, 0x7654321n);
+    assert.ok(l2Went(c, true), 'L2\'s write of the initial count completes in L2');
+    yield* l2Cpuid(c);
+    assert.is(yield* l1Apic(c, APIC_TIMER_INIT, false), 0x7654321n, 'L1 reads back the initial count L2 wrote');
+    const cur = yield* l1Apic(c, APIC_TIMER_CUR, false);
+    assert.ok(cur > 0n && cur <= 0x7654321n, `L1's timer counts down from it (${hex(cur)})`);
+    yield* l1Apic(c, APIC_TIMER_INIT, true, 0n);
+    yield* enterL2(c, false);
+    // A self-IPI through L1's ICR: L1's interrupt; vmcs12 has external-interrupt exiting.
+    yield* l2Apic(c, 0x5000n + APIC_ICR_LO, true, (1n << 18n) | 0x40n);
+    assert.ok(inL1(c), 'L2\'s self-IPI through L1\'s ICR: an exit to L1');
+    // L1 runs with IF = 0 (host state, 28.5.3): the pending interrupt needs L1's interrupt window at this very entry.
+    assert.ok(field(c, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, c.vmcs01) & B(V.PROC_INTERRUPT_WINDOW_EXITING),
+      'vmcs01: interrupt-window exiting, for the interrupt pending at L1\'s APIC');
+    assert.is(yield* l1Read(c, V.VM_EXIT_REASON), B(V.EXIT_REASON_EXTERNAL_INTERRUPT), 'exit reason 1 (external interrupt)');
+    assert.is(yield* l1Read(c, V.GUEST_RIP), L2_CODE + 0x12n, 'L2 had completed its write');
+    // Not acknowledged on exit: pending at L1's APIC until L1 sets IF, then in service until L1's EOI.
+    yield* l1Apic(c, APIC_VERSION, false, 0n, 0x202n);
+    assert.is(field(c, V.VM_ENTRY_INTERRUPTION_INFO), B(V.INTR_INFO_VALID | 0x40), 'L1 (IF = 1) gets vector 40H, its self-IPI');
+    yield* l1Apic(c, 0xb0n, true, 0n); // EOI
+    yield* enterL2(c, false);
+    // L1's EPT permissions first: a write through the read-only mapping is L1's EPT violation.
+    const out = yield* l2Access(c, eptp, 0x6000n + APIC_TIMER_INIT, W, { expect: 'violation', linear: 0x6380n });
+    assert.is(out.perms, 1, 'bits 5:3 = 001b (read only)');
+    yield* enterL2(c, false);
+    assert.is(shadowLeaves(c, eptp02(c)).has(0x5000n), false, 'the APIC page is never mapped for L2: every access comes back');
+    yield* l2Cpuid(c);
+    assert.is(yield* l1Apic(c, APIC_TIMER_INIT, false), 0n, 'nothing written through the read-only mapping');
+  });
+  assert.is(r.c.stats['reflected 48'], 1);
 });
 
 test('an EPT pointer whose PML4 is outside L1\'s RAM: VM entry takes the value (27.2.1.1), every L2 access is reflected as 49', () => {
@@ -1626,6 +1740,7 @@ test(`random tables: ${FUZZ_SETS} table sets x ${FUZZ_ACCESSES} L2 accesses: nev
             continue; // the processor would not exit; assertShadowSound below checks the mapping
           }
           const want = predict(c, eptp, gpa2, access);
+          if (want.kind === 'device') continue; // L1's APIC page: its own test below
           if (want.kind === 'outside') {
             if (rnd.int(4) !== 0) continue;
             stopped = `set ${sets}: 0x${gpa2.toString(16)}`;
@@ -1649,7 +1764,7 @@ test(`random tables: ${FUZZ_SETS} table sets x ${FUZZ_ACCESSES} L2 accesses: nev
       sets++;
       kinds.outside++;
       assert.not.ok(r.finished, `${stopped}: the guest stopped`);
-      assert.match(r.console, /hv: nested: L2 access to guest-physical 0x[0-9a-f]+ goes through L1's EPT to L1-physical 0x[0-9a-f]+, which is not L1's RAM/);
+      assert.match(r.console, /hv: nested: L2 (read of|write to|instruction fetch from) guest-physical 0x[0-9a-f]+ goes through L1's EPT to L1-physical 0x[0-9a-f]+, which is neither L1's RAM nor a device/);
       assert.match(r.console, /ended: ept-violation, /, stopped);
       assert.is(r.status, 1, 'STATUS_FAIL: the guest did not end as expected (pass)');
     } else {

@@ -133,15 +133,14 @@ export function handleHlt(reason: u32): i32 {
 }
 
 // EPT violation (48; qualification 28.2.1 Table 28-7): the guest touched
-// guest-physical memory that is not its RAM.
+// guest-physical memory that is not its RAM. Also L2's, when vmcs12 does
+// not enable EPT: L2-physical addresses are L1-physical ones then.
 export function handleEptViolation(reason: u32): i32 {
   const q = vmx.vmread(V.EXIT_QUALIFICATION);
   const gpa = vmx.vmread(V.GUEST_PHYSICAL_ADDRESS);
-  // An APIC access by the instruction at RIP is emulated. One made while
-  // delivering an event (IDT-vectoring valid: the IDT, a stack or a TSS in
-  // the APIC page) is not an instruction to emulate; the VM stops below.
-  const vectoring = (<u32>vmx.vmread(V.IDT_VECTORING_INFO) & V.INTR_INFO_VALID) != 0;
-  if (mmio.isApic(gpa) && !vectoring) return mmio.emulateApic(gpa) ? RESUME : stop(config.OUTCOME_STOPPED);
+  // A device's access (the APIC page) is emulated; anything else stops.
+  const d = mmio.access(gpa);
+  if (d != mmio.NOT_A_DEVICE) return d;
   print.str("hv: guest: ");
   print.str((q & 2) != 0 ? "write to" : (q & 4) != 0 ? "instruction fetch from" : "read of");
   print.str(" unbacked guest-physical address ");
