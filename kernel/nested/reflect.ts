@@ -131,6 +131,11 @@ function toL1(): i32 {
 // Reflect the current exit (vmcs02 current): exit information as the
 // processor reported it.
 export function reflect(reason: u32): i32 {
+  // 28.2.1: an instruction without a displacement (a register operand)
+  // has exit qualification 0; Bochs 2.7 may report a stale displacement
+  // for VMREAD/VMWRITE and LLDT/LTR/SLDT/STR with a register operand.
+  if ((reason == V.EXIT_REASON_VMREAD || reason == V.EXIT_REASON_VMWRITE || reason == V.EXIT_REASON_LDTR_TR_ACCESS) &&
+    (<u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO) & V.INSN_INFO_REG_OPERAND) != 0) return reflectAs(reason, 0);
   return reflectAs(reason, NO_OVERRIDE);
 }
 

@@ -82,33 +82,45 @@ export function handle(reason: u32): i32 {
     b = load<u32>(out, 4);
     c = load<u32>(out, 8);
     d = load<u32>(out, 12);
-    if (leaf == 1) {
-      c &= ~L1_ECX_HIDE;
-      d &= ~L1_EDX_HIDE;
-      if (nested.enabled) c |= 1 << 5; // VMX offered (nested=on)
-      c |= 1 << 31;
-      if ((vmx.vmread(V.GUEST_CR4) & V.X86_CR4_OSXSAVE) != 0 && (c & (1 << 26)) != 0) c |= 1 << 27;
-      b &= 0x00ffffff; // initial APIC ID 0 (one vCPU)
-    } else if (leaf == 6) {
-      a &= L6_EAX_KEEP;
-      b = 0;
-      c = 0;
-      d = 0;
-    } else if (leaf == 7 && sub == 0) {
-      b &= ~L7_EBX_HIDE;
-      c &= ~L7_ECX_HIDE;
-      d &= ~L7_EDX_HIDE;
-    } else if (leaf == 7 && sub == 1) {
-      a &= ~L7_1_EAX_HIDE;
-    } else if (leaf == 0xd && sub == 1) {
-      a &= ~LD_1_EAX_HIDE;
-    } else if (leaf == 0xa) {
-      a = 0; // no performance monitoring (0xA: version 0)
-      b = 0;
-      c = 0;
-      d = 0;
-    } else if (leaf == 0xb || leaf == 0x1f) {
-      d = 0; // x2APIC ID of the one vCPU
+    // The leaves with something hidden are 1-1FH: one compare for the
+    // others (leaf 0 is the benchmark's).
+    if (leaf - 1 < 0x1f) {
+      switch (leaf) {
+        case 1:
+          c &= ~L1_ECX_HIDE;
+          d &= ~L1_EDX_HIDE;
+          if (nested.enabled) c |= 1 << 5; // VMX offered (nested=on)
+          c |= 1 << 31;
+          if ((vmx.vmread(V.GUEST_CR4) & V.X86_CR4_OSXSAVE) != 0 && (c & (1 << 26)) != 0) c |= 1 << 27;
+          b &= 0x00ffffff; // initial APIC ID 0 (one vCPU)
+          break;
+        case 6:
+          a &= L6_EAX_KEEP;
+          b = 0;
+          c = 0;
+          d = 0;
+          break;
+        case 7:
+          if (sub == 0) {
+            b &= ~L7_EBX_HIDE;
+            c &= ~L7_ECX_HIDE;
+            d &= ~L7_EDX_HIDE;
+          } else if (sub == 1) a &= ~L7_1_EAX_HIDE;
+          break;
+        case 0xd:
+          if (sub == 1) a &= ~LD_1_EAX_HIDE;
+          break;
+        case 0xa:
+          a = 0; // no performance monitoring (0xA: version 0)
+          b = 0;
+          c = 0;
+          d = 0;
+          break;
+        case 0xb:
+        case 0x1f:
+          d = 0; // x2APIC ID of the one vCPU
+          break;
+      }
     }
   }
   // CPUID writes all four registers, zero-extending in 64-bit mode.
