@@ -228,26 +228,17 @@ export function merge(): bool {
   // PAT, DR7 and DEBUGCTL (when vmcs12 does not load them, 27.3.2.1: L1's
   // current values, EFER.LMA/LME from "IA-32e mode guest"), the slice.
   if ((proc12 & V.PROC_USE_MSR_BITMAPS) != 0) mergeMsrBitmap();
-  // When vmcs12 loads one of them but its exit does not save it (28.3.1:
-  // vmcs12 keeps what L1 wrote), vmcs02's copy — saved by vmcs02's own exit
-  // — may be L2's newer value: the entry loads vmcs12's again.
-  const exit12 = <u32>state.get(V.VM_EXIT_CONTROL);
   if ((entry12 & V.ENTRY_LOAD_IA32_EFER) == 0) {
     let efer = l1Efer & ~(<u64>((1 << 8) | (1 << 10)));
     if ((entry12 & V.ENTRY_IA32E_MODE_GUEST) != 0) efer |= (1 << 8) | (1 << 10);
     vmx.vmwrite(V.GUEST_IA32_EFER, efer);
-  } else if ((exit12 & V.EXIT_SAVE_IA32_EFER) == 0) {
-    vmx.vmwrite(V.GUEST_IA32_EFER, state.get(V.GUEST_IA32_EFER));
   }
   if ((entry12 & V.ENTRY_LOAD_IA32_PAT) == 0) vmx.vmwrite(V.GUEST_IA32_PAT, l1Pat);
-  else if ((exit12 & V.EXIT_SAVE_IA32_PAT) == 0) vmx.vmwrite(V.GUEST_IA32_PAT, state.get(V.GUEST_IA32_PAT));
   if ((entry12 & V.ENTRY_LOAD_DEBUG_CONTROLS) == 0) {
     vmx.vmwrite(V.GUEST_DR7, l1Dr7);
     vmx.vmwrite(V.GUEST_IA32_DEBUGCTL, l1Debugctl);
-  } else if ((exit12 & V.EXIT_SAVE_DEBUG_CONTROLS) == 0) {
-    vmx.vmwrite(V.GUEST_DR7, state.get(V.GUEST_DR7));
-    vmx.vmwrite(V.GUEST_IA32_DEBUGCTL, state.get(V.GUEST_IA32_DEBUGCTL));
   }
+  if (reload12 != 0) reloadFromVmcs12();
   // L0 regains control from L2 once per slice, as from L1 (irq.ts), or by
   // L1's APIC timer deadline (l2irq.ts).
   if ((pin01 & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0) vmx.vmwrite(V.VMX_PREEMPTION_TIMER_VALUE, irq.SLICE);
@@ -286,7 +277,26 @@ function loadPdptes(entry12: u32, ept12: bool): void {
 // (28.3.4), into vmcs12.
 export const pdpteFields = pdpteList;
 
+// What vmcs12 loads on entry but its exit does not save (28.3.1: vmcs12
+// keeps what L1 wrote): vmcs02's copy, saved by vmcs02's own exit, may be
+// L2's newer value, so every entry loads vmcs12's again. Entry bits, set
+// by mergeAll (a change of either control word makes the merge whole).
+let reload12: u32 = 0;
+function reloadFromVmcs12(): void {
+  if ((reload12 & V.ENTRY_LOAD_IA32_EFER) != 0) vmx.vmwrite(V.GUEST_IA32_EFER, state.get(V.GUEST_IA32_EFER));
+  if ((reload12 & V.ENTRY_LOAD_IA32_PAT) != 0) vmx.vmwrite(V.GUEST_IA32_PAT, state.get(V.GUEST_IA32_PAT));
+  if ((reload12 & V.ENTRY_LOAD_DEBUG_CONTROLS) != 0) {
+    vmx.vmwrite(V.GUEST_DR7, state.get(V.GUEST_DR7));
+    vmx.vmwrite(V.GUEST_IA32_DEBUGCTL, state.get(V.GUEST_IA32_DEBUGCTL));
+  }
+}
+
 function mergeAll(proc12: u32, entry12: u32): void {
+  const exit12 = <u32>state.get(V.VM_EXIT_CONTROL);
+  reload12 = 0;
+  if ((exit12 & V.EXIT_SAVE_IA32_EFER) == 0) reload12 |= entry12 & V.ENTRY_LOAD_IA32_EFER;
+  if ((exit12 & V.EXIT_SAVE_IA32_PAT) == 0) reload12 |= entry12 & V.ENTRY_LOAD_IA32_PAT;
+  if ((exit12 & V.EXIT_SAVE_DEBUG_CONTROLS) == 0) reload12 |= entry12 & V.ENTRY_LOAD_DEBUG_CONTROLS;
   const pin12 = <u32>state.get(V.PIN_BASED_VM_EXEC_CONTROL);
   const proc2_12 = (proc12 & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0
     ? <u32>state.get(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) : 0;

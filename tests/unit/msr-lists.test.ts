@@ -343,6 +343,29 @@ test('lists of the largest size VMX_MISC recommends: IA32_TSC in every entry of 
   });
 });
 
+// Not an MSR list, but the same harness: L2's VMREAD/VMWRITE with a register
+// operand reaches L1 with exit qualification 0 (28.2.1: no displacement),
+// whatever the processor under L0 reported (Bochs 2.7 can report a stale
+// displacement); with a memory operand, the displacement as reported.
+test('L2 VMREAD/VMWRITE exits reflected to L1: qualification 0 for a register operand, the displacement for a memory operand', () => {
+  runOk(function* (c) {
+    yield* bootL1(c);
+    const cases: [number, bigint, bigint, bigint][] = [
+      [V.EXIT_REASON_VMREAD, regInfo(RAX, RCX), 0x26c008n, 0n],
+      [V.EXIT_REASON_VMWRITE, regInfo(RDX, RCX), 0x1234n, 0n],
+      [V.EXIT_REASON_VMREAD, memInfo(), 0x18n, 0x18n],
+    ];
+    for (const [reason, info, qual, want] of cases) {
+      yield* enter(c, []);
+      assert.ok(!inL1(c), 'L2 runs');
+      yield { reason, qual, len: 3, fields: { [V.VM_EXIT_INSTRUCTION_INFO]: info } };
+      assert.ok(inL1(c), 'reflected to L1');
+      assert.is(yield* vmread(c, V.EXIT_QUALIFICATION), want, `exit ${reason}, info 0x${info.toString(16)}: qualification`);
+      assert.is(yield* vmread(c, V.VM_EXIT_REASON), BigInt(reason), 'exit reason');
+    }
+  });
+});
+
 // An exit list the processor cannot process: VMX abort (28.7).
 function abortRun(what: string, store: Entry[], load: Entry[], indicator: number) {
   test(`VMX abort: ${what}: indicator ${indicator} at byte 4 of vmcs12's region, the guest stops with SDM 28.7`, () => {

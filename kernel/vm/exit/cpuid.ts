@@ -98,55 +98,68 @@ export function handle(reason: u32): i32 {
     b = load<u32>(out, 4);
     c = load<u32>(out, 8);
     d = load<u32>(out, 12);
-    if (leaf == 1) {
-      c &= ~L1_ECX_HIDE;
-      d &= ~L1_EDX_HIDE;
-      if (nested.enabled) c |= 1 << 5; // VMX offered (nested=on)
-      c |= 1 << 31;
-      if ((vmx.vmread(V.GUEST_CR4) & V.X86_CR4_OSXSAVE) != 0 && (c & (1 << 26)) != 0) c |= 1 << 27;
-      b &= 0x00ffffff; // initial APIC ID 0 (one vCPU)
-    } else if (leaf == 6) {
-      a &= L6_EAX_KEEP;
-      b = 0;
-      c = 0;
-      d = 0;
-    } else if (leaf == 7 && sub == 0) {
-      b &= ~L7_EBX_HIDE;
-      if (!vmcs01.invpcidEnabled) b &= ~L7_EBX_INVPCID;
-      const cr4 = caps.cr4Guest();
-      b = hideWithoutCr4(b, 0, V.X86_CR4_FSGSBASE, cr4);
-      b = hideWithoutCr4(b, 7, V.X86_CR4_SMEP, cr4);
-      b = hideWithoutCr4(b, 20, V.X86_CR4_SMAP, cr4);
-      c &= ~L7_ECX_HIDE;
-      c = hideWithoutCr4(c, 2, V.X86_CR4_UMIP, cr4);
-      c = hideWithoutCr4(c, 3, V.X86_CR4_PKE, cr4);
-      c = hideWithoutCr4(c, 16, V.X86_CR4_LA57, cr4);
-      if ((c & (1 << 3)) != 0 && (vmx.vmread(V.GUEST_CR4) & V.X86_CR4_PKE) != 0) c |= 1 << 4;
-      d &= ~L7_EDX_HIDE;
-    } else if (leaf == 7 && sub == 1) {
-      a &= ~L7_1_EAX_HIDE;
-    } else if (leaf == 0xd) {
-      // XSAVE (SDM Vol. 1 13.2): the user components of xstate.offered. No
-      // supervisor components (IA32_XSS is not offered), no XSAVES (not
-      // enabled in the guest's VMCS: it would be #UD) and no XFD: sub-leaf 1
-      // EAX bits 3-4 and ECX/EDX clear, sub-leaves of other components zero.
-      if (sub == 1) {
-        a &= ~LD_1_EAX_HIDE;
-        c = 0;
-        d = 0;
-      } else if (sub >= 2 && (sub >= 64 || ((xstate.offered >> <u64>sub) & 1) == 0)) {
-        a = 0;
-        b = 0;
-        c = 0;
-        d = 0;
+    // The leaves with something hidden are 1-1FH: one compare for the
+    // others (leaf 0 is the benchmark's).
+    if (leaf - 1 < 0x1f) {
+      switch (leaf) {
+        case 1:
+          c &= ~L1_ECX_HIDE;
+          d &= ~L1_EDX_HIDE;
+          if (nested.enabled) c |= 1 << 5; // VMX offered (nested=on)
+          c |= 1 << 31;
+          if ((vmx.vmread(V.GUEST_CR4) & V.X86_CR4_OSXSAVE) != 0 && (c & (1 << 26)) != 0) c |= 1 << 27;
+          b &= 0x00ffffff; // initial APIC ID 0 (one vCPU)
+          break;
+        case 6:
+          a &= L6_EAX_KEEP;
+          b = 0;
+          c = 0;
+          d = 0;
+          break;
+        case 7:
+          if (sub == 0) {
+            b &= ~L7_EBX_HIDE;
+            if (!vmcs01.invpcidEnabled) b &= ~L7_EBX_INVPCID;
+            const cr4 = caps.cr4Guest();
+            b = hideWithoutCr4(b, 0, V.X86_CR4_FSGSBASE, cr4);
+            b = hideWithoutCr4(b, 7, V.X86_CR4_SMEP, cr4);
+            b = hideWithoutCr4(b, 20, V.X86_CR4_SMAP, cr4);
+            c &= ~L7_ECX_HIDE;
+            c = hideWithoutCr4(c, 2, V.X86_CR4_UMIP, cr4);
+            c = hideWithoutCr4(c, 3, V.X86_CR4_PKE, cr4);
+            c = hideWithoutCr4(c, 16, V.X86_CR4_LA57, cr4);
+            if ((c & (1 << 3)) != 0 && (vmx.vmread(V.GUEST_CR4) & V.X86_CR4_PKE) != 0) c |= 1 << 4;
+            d &= ~L7_EDX_HIDE;
+          } else if (sub == 1) a &= ~L7_1_EAX_HIDE;
+          break;
+        case 0xd:
+          // XSAVE (SDM Vol. 1 13.2): the user components of xstate.offered.
+          // No supervisor components (IA32_XSS is not offered), no XSAVES
+          // (not enabled in the guest's VMCS: it would be #UD) and no XFD:
+          // sub-leaf 1 EAX bits 3-4 and ECX/EDX clear, sub-leaves of other
+          // components zero.
+          if (sub == 1) {
+            a &= ~LD_1_EAX_HIDE;
+            c = 0;
+            d = 0;
+          } else if (sub >= 2 && (sub >= 64 || ((xstate.offered >> <u64>sub) & 1) == 0)) {
+            a = 0;
+            b = 0;
+            c = 0;
+            d = 0;
+          }
+          break;
+        case 0xa:
+          a = 0; // no performance monitoring (0xA: version 0)
+          b = 0;
+          c = 0;
+          d = 0;
+          break;
+        case 0xb:
+        case 0x1f:
+          d = 0; // x2APIC ID of the one vCPU
+          break;
       }
-    } else if (leaf == 0xa) {
-      a = 0; // no performance monitoring (0xA: version 0)
-      b = 0;
-      c = 0;
-      d = 0;
-    } else if (leaf == 0xb || leaf == 0x1f) {
-      d = 0; // x2APIC ID of the one vCPU
     }
   }
   // CPUID writes all four registers, zero-extending in 64-bit mode.

@@ -264,6 +264,28 @@ static void tsc_lists(void) {
                   before, after);
     }
 
+    /* L2's WRMSR of IA32_TSC that L1 lets through writes the TSC itself
+     * (TSC offsetting changes what RDTSC/RDMSR read, not what WRMSR writes). */
+    memset(msr_bitmap, 0, 4096);
+    if (l2_setup(PROC_TSC_OFFSETTING | PROC_USE_MSR_BITMAPS, 0, "L2 WRMSR IA32_TSC, not intercepted")) {
+        u64 off = 1ull << 32;
+        vw64(F_TSC_OFFSET, off);
+        target = rdtsc() + (1ull << 37);
+        regs.ecx = MSR_TSC;
+        regs.eax = (u32)target;
+        regs.edx = (u32)(target >> 32);
+        l2_run(ADDR(l2_wrmsr));
+        l1 = rdtsc();
+        check(vmcall_at(l2_wrmsr, 2) && l1 >= target && l1 < target + 5000000,
+              "L2 WRMSR IA32_TSC (bit 0 in L1's bitmap): the TSC = the value, L1 reads value + elapsed|%s 0x%llx vs 0x%llx", run_str(),
+              l1, target);
+        l2_run(ADDR(l2_msr_tsc));
+        l2 = ((u64)regs.edx << 32) | regs.eax;
+        u64 l1b = rdtsc();
+        check(vmcall_at(l2_msr_tsc, 2) && l2 >= l1 + off && l2 <= l1b + off, "then L2's RDTSC = that TSC + vmcs12's offset|%s 0x%llx",
+              run_str(), l2);
+    }
+
     /* The VM-exit MSR-load list of the largest size sets L1's TSC. */
     if (l2_setup(0, 0, "VM-exit MSR-load list of the largest size, IA32_TSC in every entry")) {
         target = rdtsc() + (1ull << 38);
