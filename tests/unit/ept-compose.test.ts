@@ -915,6 +915,8 @@ test('L1\'s VMX-preemption timer: vmcs02\'s timer is the nearer deadline, it kee
     yield* enterL2(c, false);
     assert.is(field(c, V.VMX_PREEMPTION_TIMER_VALUE, c.vmcs02), 0n, 'timer value 0 at entry: vmcs02\'s timer 0');
   });
+});
+
 // ---- L1's APIC page in L2's EPT (issue 9 item 5) ---------------------------------
 // L1 passes its local APIC through to L2: its EPT maps L2-physical 5000H
 // (RWX), 6000H (read only) and FEE00000H (RWX) to L1-physical FEE00000H, UC.

@@ -276,7 +276,8 @@ for (const [name, machine, hwCr3] of PRESETS) {
     // tigerlake has VMCS shadowing, so the kernel links a shadow VMCS; the reduced processor has none.
     if (name === 'tigerlake') assert.ok(open > 0, 'the shadow bitmaps let some fields through');
     else assert.is(open, 0, 'no shadowing on the reduced processor');
-    assert.not.ok(shadowing, 'VMCS shadowing is not offered to L1');
+    // "VMCS shadowing" for L1's own L2 (shadow12.ts) is offered where the processor has it.
+    assert.is(shadowing, name === 'tigerlake', 'VMCS shadowing offered to L1 exactly where the processor has it');
   });
 }
 
