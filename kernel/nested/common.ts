@@ -15,14 +15,13 @@
 // instruction-information field reports such operands as memory (28.2.5).
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
-import * as print from "../lib/print";
 import * as events from "../vm/events";
-import * as config from "../vm/config";
 import * as guestmem from "../vm/guestmem";
 import * as ident from "../cpu/ident";
-import { RESUME, stop } from "../vm/exits";
+import { RESUME } from "../vm/exits";
 import * as state from "./state";
 import * as caps from "./caps";
+import * as reflect from "./reflect";
 
 // check() results other than a handler result (RESUME/STOP are 0 and 1).
 export const PROCEED: i32 = -1;
@@ -67,16 +66,13 @@ function undefinedOpcode(vmxon: bool): bool {
   return false;
 }
 
-// "ELSIF in VMX non-root operation THEN VMexit": L1's VMX instruction was
-// executed by L2 and belongs to L1 as a VM exit. Reflection is not there yet
-// (it needs VMLAUNCH first, so this cannot happen today): the VM stops
-// rather than doing something the SDM does not allow.
-export function exitToL1NotYet(reason: u32): i32 {
-  print.str("hv: guest: L2 executed ");
-  print.str(V.exitReasonName(reason));
-  print.str(": the VM exit to L1 is not implemented yet");
-  print.nl();
-  return stop(config.OUTCOME_STOPPED);
+// "ELSIF in VMX non-root operation THEN VM exit" (SDM Vol. 3C 31.3, every
+// VMX instruction): executed by L2, the instruction is L1's VM exit. L2's
+// VMX instructions are reflected before they reach these handlers
+// (reflect-decide.ts; VMREAD/VMWRITE through shadow12.ts), so this only
+// keeps a handler called while L2 runs from doing L1's instruction.
+export function exitToL1(reason: u32): i32 {
+  return reflect.reflect(reason);
 }
 
 // The checks shared by all VMX instructions but VMXON, in SDM order; for
@@ -89,7 +85,7 @@ export function check(reason: u32, vmxon: bool): i32 {
     return RESUME;
   }
   if (vmxon) return PROCEED;
-  if (state.inL2) return exitToL1NotYet(reason);
+  if (state.inL2) return exitToL1(reason);
   if (events.guestCpl() > 0) {
     events.injectGP();
     return RESUME;

@@ -57,7 +57,7 @@ export function vmxon(reason: u32): i32 {
   if (c != common.PROCEED) return c;
 
   if (state.vmxOn) {
-    if (state.inL2) return common.exitToL1NotYet(reason);
+    if (state.inL2) return common.exitToL1(reason);
     if (events.guestCpl() > 0) {
       events.injectGP();
       return RESUME;
