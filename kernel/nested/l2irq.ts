@@ -83,12 +83,11 @@ export function deliver(): i32 {
       info = V.INTR_INFO_VALID | <u32>v; // type 0: external interrupt
       lapic.acknowledge(<u32>v);
     }
-    const r = reflect.reflectSynthetic(V.EXIT_REASON_EXTERNAL_INTERRUPT, 0, info);
     // L1 runs now (vmcs01 current) with RFLAGS.IF = 0 (28.5.3): an interrupt
     // not acknowledged on exit stays pending at L1's APIC, and L1 must get
-    // it when it opens its window, with or without another exit first.
-    if (r == exits.RESUME) irq.deliver();
-    return r;
+    // it when it opens its window, with or without another exit first: the
+    // exit loop (vm/guest.ts) runs L1's delivery right after this one.
+    return reflect.reflectSynthetic(V.EXIT_REASON_EXTERNAL_INTERRUPT, 0, info);
   }
   setWindow(!irq.tryInject(<u32>v));
   return exits.RESUME;
