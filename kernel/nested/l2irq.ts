@@ -48,9 +48,16 @@ function setWindow(on: bool): void {
 
 // Before each VM entry while L2 runs (vmcs02 current). Returns RESUME, or
 // what reflecting an external-interrupt exit to L1 returned.
-export function deliver(): i32 {
+// The common case (L1's APIC off, no timer of L1's) is decided inline in
+// the exit loop; the rest is a call (inlining it all cost every L2 exit
+// about 40 ticks).
+@inline export function deliver(): i32 {
   const apic = lapic.enabled();
   if (!apic && !ptimer.active) return exits.RESUME;
+  return deliverFor(apic);
+}
+
+function deliverFor(apic: bool): i32 {
   const now = cpu.rdtsc();
   const v = apic ? lapic.pendingVector(now) : -1;
   let ticks = apic ? irq.preemptionTicks(lapic.nextTimerDeadline(), now) : irq.SLICE;
