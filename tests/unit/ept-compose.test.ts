@@ -58,7 +58,7 @@ import * as assert from 'uvu/assert';
 import { tigerlake, buildBootInfo, loadKernel, type Machine } from '../model/index.ts';
 import { lookupField, truncate, fieldName } from '../model/vmcs-fields.ts';
 import * as V from '../model/vmx-consts.ts';
-import { tinyKernel, RAX, RCX, RDX, RBX } from './guest-script.ts';
+import { tinyKernel, produceExit, RAX, RCX, RDX, RBX, type Exit } from './guest-script.ts';
 import { prng, type Rng } from './prng.ts';
 
 const B = (v: number | bigint): bigint => (typeof v === 'number' ? BigInt(v >>> 0) : BigInt.asUintN(64, v));
@@ -86,7 +86,6 @@ const pool = (n: number): bigint => BigInt(POOL + n * 4096);
 const eptpOf = (root: bigint, type = 6n): bigint => root | (3n << 3n) | type; // walk length 4, WB
 
 // ---- the run: a generator plays L1 and L2 --------------------------------------
-interface Exit { reason: number; qual?: bigint; len?: number; regs?: Record<number, bigint>; fields?: Record<number, bigint> }
 type Script = Generator<Exit, void, void>;
 
 interface Offer { pin0: number; proc0: number; exit0: number; entry0: number; ept: bigint; vmfunc: bigint; maxPhys: number }
@@ -122,13 +121,7 @@ function drive(script: (c: Ctx) => Script, opts: { cmdline?: string; machine?: M
       if (r.done) finished = true;
       else exit = r.value;
     }
-    for (const [reg, v] of Object.entries(exit.regs ?? {})) m.setGuestReg(Number(reg), v);
-    vmx.setField(V.VM_EXIT_REASON, BigInt(exit.reason));
-    vmx.setField(V.EXIT_QUALIFICATION, exit.qual ?? 0n);
-    vmx.setField(V.VM_EXIT_INSTRUCTION_LENGTH, BigInt(exit.len ?? 0));
-    vmx.setField(V.IDT_VECTORING_INFO, 0n);
-    vmx.setField(V.VM_ENTRY_INTERRUPTION_INFO, 0n); // 26.6 / 28.2: consumed by the entry
-    for (const [f, v] of Object.entries(exit.fields ?? {})) vmx.setField(Number(f), v);
+    produceExit(m, vmx, exit, 0);
   };
   // runKernel, with the exports kept for the script (c.kernel).
   buildBootInfo(m, { cmdline: `caps=off guest=/g nested=on ${opts.cmdline ?? ''}`, files: [{ name: '/g', data: tinyKernel() }] });

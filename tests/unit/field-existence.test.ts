@@ -31,7 +31,7 @@ import * as V from '../model/vmx-consts.ts';
 import { MSR } from '../model/consts.ts';
 import { lookupField, fieldName, highestIndex, type VmxCaps } from '../model/vmcs-fields.ts';
 import { capsFromMsrs } from '../model/vmx-insn-oracle.ts';
-import { play, injected, tinyKernel, RAX, RCX, RDX, RBX, type Step } from './guest-script.ts';
+import { play, injected, tinyKernel, produceExit, RAX, RCX, RDX, RBX, type Step } from './guest-script.ts';
 
 const M32 = 0xffffffffn;
 const LEN = 3;
@@ -153,13 +153,7 @@ function playLazy(steps: Iterable<Step>, m: Machine) {
       n.value.before?.(m);
       exit = n.value.exit;
     }
-    for (const [r, v] of Object.entries(exit.regs ?? {})) m.setGuestReg(Number(r), v);
-    vmx.setField(V.VM_EXIT_REASON, BigInt(exit.reason));
-    vmx.setField(V.EXIT_QUALIFICATION, exit.qual ?? 0n);
-    vmx.setField(V.VM_EXIT_INSTRUCTION_LENGTH, BigInt(exit.len ?? 2));
-    vmx.setField(V.IDT_VECTORING_INFO, 0n);
-    vmx.setField(V.VM_ENTRY_INTERRUPTION_INFO, 0n);
-    for (const [f, v] of Object.entries(exit.fields ?? {})) vmx.setField(Number(f), v);
+    produceExit(m, vmx, exit, 2);
   };
   const r = runKernel(m, { boot: { cmdline: 'caps=off guest=/g nested=on', files: [{ name: '/g', data: tinyKernel() }] } });
   return { ...r, finished };

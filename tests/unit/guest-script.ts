@@ -29,6 +29,21 @@ export interface Exit {
   fields?: Record<number, bigint>;
 }
 
+// Produce exit `exit` on the model: the guest's registers, the exit
+// reason, qualification, instruction length (defaultLen when the step gives
+// none) and the step's other fields; no IDT-vectoring information, and the
+// VM-entry interruption information consumed by the entry (26.6, 28.2:
+// every exit clears its valid bit).
+export function produceExit(m: Machine, vmx: { setField(f: number, v: bigint): void }, exit: Exit, defaultLen: number): void {
+  for (const [r, v] of Object.entries(exit.regs ?? {})) m.setGuestReg(Number(r), v);
+  vmx.setField(V.VM_EXIT_REASON, BigInt(exit.reason));
+  vmx.setField(V.EXIT_QUALIFICATION, exit.qual ?? 0n);
+  vmx.setField(V.VM_EXIT_INSTRUCTION_LENGTH, BigInt(exit.len ?? defaultLen));
+  vmx.setField(V.IDT_VECTORING_INFO, 0n);
+  vmx.setField(V.VM_ENTRY_INTERRUPTION_INFO, 0n);
+  for (const [f, v] of Object.entries(exit.fields ?? {})) vmx.setField(Number(f), v);
+}
+
 export interface Snapshot { rip: bigint }
 export type Step = { exit: Exit; before?: (m: Machine) => void; check?: (m: Machine, before: Snapshot) => void };
 
@@ -52,14 +67,7 @@ export function play(steps: Step[], cmdline = '', opts: { noFinalExit?: boolean;
     } else if (opts.noFinalExit) throw new Error('script ran out of exits');
     else exit = { reason: V.EXIT_REASON_IO_INSTRUCTION, qual: (0xf4n << 16n) | 3n, len: 1, regs: { [RAX]: 0n } };
     i++;
-    for (const [r, v] of Object.entries(exit.regs ?? {})) m.setGuestReg(Number(r), v);
-    vmx.setField(V.VM_EXIT_REASON, BigInt(exit.reason));
-    vmx.setField(V.EXIT_QUALIFICATION, exit.qual ?? 0n);
-    vmx.setField(V.VM_EXIT_INSTRUCTION_LENGTH, BigInt(exit.len ?? 2));
-    vmx.setField(V.IDT_VECTORING_INFO, 0n);
-    // VM entry consumed the injected event (26.6: the valid bit is cleared on exit).
-    vmx.setField(V.VM_ENTRY_INTERRUPTION_INFO, 0n);
-    for (const [f, v] of Object.entries(exit.fields ?? {})) vmx.setField(Number(f), v);
+    produceExit(m, vmx, exit, 2);
   };
   const r = runKernel(m, { boot: { cmdline: `caps=off guest=/g ${cmdline}`, files: [{ name: '/g', data: tinyKernel() }] } });
   return { ...r, steps: i };

@@ -26,7 +26,7 @@ import * as assert from 'uvu/assert';
 import { tigerlake, buildBootInfo, loadKernel, type Machine } from '../model/index.ts';
 import { fieldName } from '../model/vmcs-fields.ts';
 import * as V from '../model/vmx-consts.ts';
-import { tinyKernel, RAX, RCX, RDX, RBX } from './guest-script.ts';
+import { tinyKernel, produceExit, RAX, RCX, RDX, RBX, type Exit } from './guest-script.ts';
 
 const B = (v: number | bigint): bigint => (typeof v === 'number' ? BigInt(v >>> 0) : BigInt.asUintN(64, v));
 const ALL1 = (1n << 64n) - 1n;
@@ -41,7 +41,6 @@ const ENTRY_LIST = 0x40000, STORE_LIST = 0x50000, EXIT_LIST = 0x60000; // 64 KiB
 const HOST_RIP12 = 0x180000n;
 const L2_RIP = 0x401000n;
 
-interface Exit { reason: number; qual?: bigint; len?: number; regs?: Record<number, bigint>; fields?: Record<number, bigint> }
 type Script = Generator<Exit, void, void>;
 interface Ctx { m: Machine; vmcs01: bigint; vmcs02: bigint; launched: boolean; misc: bigint; stopExpected: string | null }
 const FINAL: Exit = { reason: V.EXIT_REASON_IO_INSTRUCTION, qual: (0xf4n << 16n) | 3n, len: 1, regs: { [RAX]: 0n } };
@@ -61,13 +60,7 @@ function drive(script: (c: Ctx) => Script): Run {
       if (r.done) finished = true;
       else exit = r.value;
     }
-    for (const [reg, v] of Object.entries(exit.regs ?? {})) m.setGuestReg(Number(reg), v);
-    vmx.setField(V.VM_EXIT_REASON, BigInt(exit.reason));
-    vmx.setField(V.EXIT_QUALIFICATION, exit.qual ?? 0n);
-    vmx.setField(V.VM_EXIT_INSTRUCTION_LENGTH, BigInt(exit.len ?? 0));
-    vmx.setField(V.IDT_VECTORING_INFO, 0n);
-    vmx.setField(V.VM_ENTRY_INTERRUPTION_INFO, 0n);
-    for (const [f, v] of Object.entries(exit.fields ?? {})) vmx.setField(Number(f), v);
+    produceExit(m, vmx, exit, 0);
   };
   buildBootInfo(m, { cmdline: 'caps=off guest=/g nested=on shadow-vmcs=off', files: [{ name: '/g', data: tinyKernel() }] });
   const k = loadKernel(m);
