@@ -35,17 +35,22 @@ KCFLAGS     := -Wno-unused-function -Wno-unused-variable -Wno-unused-but-set-var
 ASCFLAGS := --runtime stub -O3 --initialMemory 16 --maximumMemory 256
 
 .PHONY: all wasm efi elf iso esp setup run run-qemu run-kvm test test-unit test-emu bench gen check-gen clean
-all: $(B)/kernel.wasm $(B)/BOOTX64.EFI $(B)/hv.elf $(B)/esp.img $(B)/hv.iso guests $(B)/guests/hvl1.elf
+# Every build target first makes sure the tools are there (tools/setup.sh:
+# apt packages, npm ci), once per change of the set-up script or the lock
+# file, so that a plain `make` works on a fresh clone as `make run` does.
+SETUP_DONE := $(B)/.setup-done
+all: $(SETUP_DONE) $(B)/kernel.wasm $(B)/BOOTX64.EFI $(B)/hv.elf $(B)/esp.img $(B)/hv.iso guests $(B)/guests/hvl1.elf
 
 # Test guests (tests/guests/): multiboot kernels built by the same toolchain.
 include tests/guests/guests.mk
+guests: | $(SETUP_DONE)
 
 wasm: $(B)/kernel.wasm
 efi: $(B)/BOOTX64.EFI
 elf: $(B)/hv.elf
 
 # ---- kernel: AssemblyScript -> wasm -> C ----------------------------------
-$(B)/kernel.wasm: $(KERNEL_TS) package.json | $(B)
+$(B)/kernel.wasm: $(KERNEL_TS) package.json | $(B) $(SETUP_DONE)
 	$(ASC) kernel/main.ts -o $@ -t $(B)/kernel.wat $(ASCFLAGS)
 
 $(B)/gen/kernel.c $(B)/gen/kernel.h $(B)/gen/instantiate.h: $(B)/kernel.wasm
@@ -142,6 +147,10 @@ check-gen:
 # ---- set-up, demo, tests ---------------------------------------------------------
 setup:
 	bash tools/setup.sh
+	@mkdir -p $(B) && touch $(SETUP_DONE)
+$(SETUP_DONE): tools/setup.sh package-lock.json
+	bash tools/setup.sh
+	@mkdir -p $(B) && touch $@
 
 # The demo, the nested story on Bochs: this hypervisor (L0) runs
 # (1) itself as L1 (hvl1.elf), which runs the benchmark guest as L2, and
