@@ -17,6 +17,7 @@ import * as shadow from "./shadow";
 import { FieldList } from "./fieldlist";
 import * as hoststate from "./hoststate";
 import * as vpid from "./vpid";
+import * as decide from "./reflect-decide";
 import * as ptimer from "./ptimer";
 import * as guestmem from "../vm/guestmem";
 import * as tsc from "../vm/tsc";
@@ -161,6 +162,28 @@ export function reflectAs(reason: u32, qualification: u64): i32 {
   }
   state.markEventStale();
   return toL1();
+}
+
+// An exception L0 raised in L2 while completing an L2 exit itself (the #GP
+// of a WRMSR or MOV to CR0/CR4 it emulates, a fault of a VMREAD/VMWRITE
+// operand on L1's shadow VMCS: vmcs02's entry interruption information)
+// is an exception in L2, and as on L1's processor it is an exception exit
+// to L1 when L1's exception bitmap (with the #PF error-code mask and match,
+// 25.6.3) wants it (26.2, 28.2.2: interruption information and error code;
+// for #PF the qualification is the linear address and CR2 is not loaded:
+// cr2 is L2's CR2 from before the handler). r: the handler's result.
+export function injectedException(r: i32, cr2: u64): i32 {
+  if (r != exits.RESUME || !state.inL2) return r; // stopped, or already reflected (an EPT exit of an operand)
+  const info = <u32>vmx.vmread(V.VM_ENTRY_INTERRUPTION_INFO);
+  if ((info & V.INTR_INFO_VALID) == 0 || (info & V.INTR_INFO_TYPE_MASK) != (3 << V.INTR_INFO_TYPE_SHIFT)) return r;
+  const vector = info & 0xff;
+  const ec = (info & V.INTR_INFO_DELIVER_ERROR_CODE) != 0 ? <u32>vmx.vmread(V.VM_ENTRY_EXCEPTION_ERROR_CODE) : 0;
+  if (!decide.exceptionBitmapWants(vector, ec)) return r;
+  const lin = vcpu.cr2();
+  vcpu.setCr2(cr2);
+  vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, 0);
+  state.write(V.VM_EXIT_INTERRUPTION_ERROR_CODE, ec);
+  return reflectSynthetic(V.EXIT_REASON_EXCEPTION_NMI, vector == 14 ? lin : 0, info);
 }
 
 // Reflect an exit the processor did not produce (a failed nested VM entry,

@@ -42,10 +42,8 @@ import * as common from "./common";
 import * as operand from "./operand";
 import * as vmrw from "./vmrw";
 import * as reflect from "./reflect";
-import * as decide from "./reflect-decide";
 import * as vcpu from "../vm/vcpu";
 
-const CR2_OFFSET: usize = 128; // in the register block (kernel/vm/vcpu.ts)
 
 // Does L1 get this VMREAD (or VMWRITE) of L2 as a VM exit (31.3: "ELSIF
 // in VMX non-root operation AND ... THEN VMexit")?
@@ -75,31 +73,14 @@ export function handle(reason: u32): i32 {
 
 // Perform it (l1Wants was false; vmcs02 current).
 function emulate(reason: u32): i32 {
-  const cr2 = load<u64>(vcpu.regs, CR2_OFFSET);
+  const cr2 = vcpu.cr2();
   let r = common.checkNonRoot();
   if (r == common.PROCEED) {
     const link = state.get(V.VMCS_LINK_POINTER);
     r = reason == V.EXIT_REASON_VMREAD ? vmrw.vmreadLinked(link) : vmrw.vmwriteLinked(link);
   }
-  return exceptionToL1(r, cr2);
+  // Its fault (#GP(0) at CPL > 0, #GP/#SS/#PF of the memory operand) is
+  // L2's exception, or L1's exit when L1's exception bitmap wants it.
+  return reflect.injectedException(r, cr2);
 }
 
-// The instruction's fault (#GP(0) at CPL > 0, or #GP/#SS/#PF of its memory
-// operand) was injected into L2 (vmcs02's entry interruption information);
-// if L1's exception bitmap (with the #PF error-code mask and match, 25.6.3)
-// wants it, it is an exception exit to L1 instead (28.2.2: interruption
-// information and error code; for #PF the qualification is the linear
-// address and CR2 is not loaded).
-function exceptionToL1(r: i32, cr2: u64): i32 {
-  if (!state.inL2) return r; // already reflected (an EPT exit of the operand, linear.ts)
-  const info = <u32>vmx.vmread(V.VM_ENTRY_INTERRUPTION_INFO);
-  if ((info & V.INTR_INFO_VALID) == 0) return r;
-  const vector = info & 0xff;
-  const ec = (info & V.INTR_INFO_DELIVER_ERROR_CODE) != 0 ? <u32>vmx.vmread(V.VM_ENTRY_EXCEPTION_ERROR_CODE) : 0;
-  if (!decide.exceptionBitmapWants(vector, ec)) return r;
-  const lin = load<u64>(vcpu.regs, CR2_OFFSET);
-  store<u64>(vcpu.regs, cr2, CR2_OFFSET);
-  vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, 0);
-  state.write(V.VM_EXIT_INTERRUPTION_ERROR_CODE, ec);
-  return reflect.reflectSynthetic(V.EXIT_REASON_EXCEPTION_NMI, vector == 14 ? lin : 0, info);
-}

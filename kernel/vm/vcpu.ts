@@ -25,6 +25,13 @@ const FX: usize = regs + 256;
 @inline export function setReg(n: u32, v: u64): void {
   store<u64>(regs + (<usize>n << 3), v);
 }
+const CR2: usize = regs + 128;
+@inline export function cr2(): u64 {
+  return load<u64>(CR2);
+}
+@inline export function setCr2(v: u64): void {
+  store<u64>(CR2, v);
+}
 
 export let vmcs: u64 = 0; // physical address of the VMCS (vmcs01)
 export let launched: bool = false; // VMLAUNCH done since the last VMCLEAR

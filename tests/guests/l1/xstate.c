@@ -49,6 +49,12 @@ __asm__(".text\n"
         "  or $0x400000, %eax\n"
         "  mov %eax, %cr4\n"
         "  jmp l2x_pkru\n"
+        /* MOV to CR4 of EBX (a bit L1's processor lacks: #GP). */
+        ".globl l2x_mov_cr4\n"
+        "l2x_mov_cr4:\n"
+        "  mov %ebx, %cr4\n"
+        "  vmcall\n"
+        "  jmp xs_stray\n"
         /* XSETBV with EDX:EAX = XCR0 wanted (exits to L1, 26.1.2); XGETBV. */
         ".globl l2x_xsetbv\n"
         "l2x_xsetbv:\n"
@@ -196,6 +202,7 @@ __asm__(".text\n"
         "xs_user_stack_top:\n"
         ".text\n");
 
+extern char l2x_mov_cr4[];
 extern char l2x_pkru[], l2x_pkru_done[], l2x_cr4_pke[], l2x_xsetbv[], l2x_xgetbv[], l2x_xgetbv_done[], l2x_ymm_loop[],
     l2x_ymm_done[], l2x_zmm_loop[], l2x_zmm_done[], l2x_pkru_loop[], l2x_pkru_loop_done[], l2x_pk[], l2x_pk_read[], l2x_pk_read_done[], l2x_pk_write[],
     l2x_pk_write_done[];
@@ -301,6 +308,28 @@ static void cr4_feature_cases(void) {
               f[i].leaf, f[i].reg == 1 ? "EBX" : "ECX", f[i].cpuid_bit, has, (i32)o);
     }
     write_cr0(cr0);
+    /* The same in L2, with #GP in L1's exception bitmap: the fault is an
+     * exception exit to L1 (exit 0, #GP(0), RIP at the MOV; 26.2, 28.2.2),
+     * whether the processor raises it or (under our L0, for a bit L0
+     * withholds from L1) the hypervisor that completes L2's MOV. */
+    u32 i = 0;
+    while (i < sizeof f / sizeof f[0]) {
+        struct cpuid c = cpuid(f[i].leaf, 0);
+        if (!(((f[i].reg == 1 ? c.ebx : c.ecx) >> f[i].cpuid_bit) & 1)) break;
+        i++;
+    }
+    if (i == sizeof f / sizeof f[0]) {
+        skip("CPUID enumerates every feature of the table", "L2's MOV to CR4 of a missing feature's bit");
+    } else if (l2_setup_ex(0, 0, 0, 0, "L2's MOV to CR4 of a missing feature's bit")) {
+        vw(F_EXCEPTION_BITMAP, 1u << 13);
+        regs.ebx = read_cr4() | (1u << f[i].bit);
+        l2_run(ADDR(l2x_mov_cr4));
+        check(exit_is(EXIT_EXCEPTION) && ex.intr == (INTR_VALID | INTR_TYPE_HW_EXCEPTION | INTR_ERROR_VALID | 13) && ex.intr_err == 0 &&
+                  ex.rip == ADDR(l2x_mov_cr4),
+              "L2's MOV to CR4 setting %s (bit %u, not enumerated), #GP in L1's exception bitmap: exit 0 to L1, #GP(0) at the "
+              "MOV|%s err 0x%x",
+              f[i].name, f[i].bit, run_str(), ex.intr_err);
+    }
 }
 
 /* ---- L1 owns CR4.PKE in L2's guest/host mask ------------------------------------ */
