@@ -27,9 +27,8 @@
 //  - controls: everything tied to "use TPR shadow" (virtual-APIC address,
 //    TPR threshold, VTPR), "virtualize APIC accesses", "virtualize x2APIC
 //    mode", "APIC-register virtualization", "virtual-interrupt delivery",
-//    "process posted interrupts", "enable VPID", "enable EPT" (EPTP),
-//    "unrestricted guest" needing EPT, "enable VM functions", "VMCS
-//    shadowing" bitmaps, "EPT-violation #VE", "sub-page write permissions",
+//    "process posted interrupts", "EPT-violation #VE", "sub-page write
+//    permissions",
 //    "Intel PT uses guest-physical addresses", "enable user wait and pause",
 //    tertiary controls (HLAT, IPI virtualization, ...), secondary exit
 //    controls, "entry to SMM" / "deactivate dual-monitor treatment", FRED;
@@ -41,10 +40,12 @@
 //    IA32_LBR_CTL", "load PKRS", "load UINV", FRED (not offered); SMBASE
 //    and the SMM interruptibility/activity rules ("entry to SMM" not
 //    offered, L1 never in SMM); guest interrupt status; the executive-VMCS
-//    and SMM variants of
-//    the VMCS-link-pointer checks; the guest PDPTE fields (27.3.1.6 with
-//    "enable EPT" 1). The unrestricted-guest relaxations are written but
-//    never taken.
+//    and SMM variants of the VMCS-link-pointer checks.
+// (EPT, VPID, unrestricted guest, VM functions and the EPTP list, PML,
+// VMCS shadowing, the preemption timer, activity states and the PDPTEs are
+// offered and checked: their names are ctls.eptp.*, ctls.vpid.*,
+// ctls.vmfunc.*, ctls.pml*, ctls.vmread-bitmap.*, guest.activity.*,
+// guest.pdpte*.)
 //
 // What is checked: see the names in the three files; `grep -o '"ctls\.[^"]*"'`
 // and the like list them.

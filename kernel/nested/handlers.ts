@@ -2,7 +2,7 @@
 // exit unconditionally in VMX non-root operation). With nested=off the guest
 // has no VMX (CPUID.1:ECX.VMX = 0) and each is #UD, as on such a processor;
 // with nested=on each is emulated (vmxon.ts, vmptr.ts, vmrw.ts,
-// invalidate.ts). VMLAUNCH and VMRESUME are not here (still #UD).
+// invalidate.ts, and VMLAUNCH/VMRESUME in launch.ts).
 import * as V from "../arch/vmx";
 import * as events from "../vm/events";
 import * as exits from "../vm/exits";

@@ -17,8 +17,10 @@
 //   EPT           without EPT in vmcs12 L2 runs on L1's own EPT (vmcs01's
 //                 EPTP): L2's physical addresses are L1's; with it, on
 //                 shadow tables composing L1's EPT with L0's (shadowept.ts);
-//   VPID          L2 gets its own VPID, flushed at every nested entry, which
-//                 is what VM entry means for TLBs when L1 has no VPID.
+//   VPID          L2 runs with L0's VPID for it (L2_VPID) whenever L0 uses
+//                 VPID; vmcs12's VPID setting decides the flushes L0 makes
+//                 (vpid.ts: none at nested transitions with a VPID in
+//                 vmcs12, L1's and L2's mappings at each one without).
 import * as vmx from "../hw/vmx";
 import * as mem from "../hw/mem";
 import * as pages from "../mm/pages";
