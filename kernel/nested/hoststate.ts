@@ -113,7 +113,7 @@ export function load(): void {
   if ((exit12 & V.EXIT_LOAD_IA32_EFER) != 0) efer = state.read(V.HOST_IA32_EFER);
   else {
     efer = vmx.vmread(V.GUEST_IA32_EFER);
-    efer = longMode ? efer | (1 << 8) | (1 << 10) : efer & ~<u64>((1 << 8) | (1 << 10));
+    efer = longMode ? efer | V.X86_EFER_LME | V.X86_EFER_LMA : efer & ~<u64>(V.X86_EFER_LME | V.X86_EFER_LMA);
   }
   vmx.vmwrite(V.GUEST_IA32_EFER, efer);
   // L1 runs in IA-32e mode after the exit iff the host address-space size is 1.

@@ -60,7 +60,7 @@ export function handle(reason: u32): i32 {
 
   // 27.2-27.3, against what L1 was offered. L1's IA-32e mode decides some
   // host-state rules.
-  entry.setL1Ia32e((vmx.vmread(V.GUEST_IA32_EFER) & (1 << 10)) != 0);
+  entry.setL1Ia32e((vmx.vmread(V.GUEST_IA32_EFER) & V.X86_EFER_LMA) != 0);
   const r = entry.check(launch);
   if (r == entry.FAIL_CONTROLS) {
     logFailed("VM entry (controls)");

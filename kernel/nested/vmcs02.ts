@@ -231,8 +231,8 @@ export function merge(): bool {
   // current values, EFER.LMA/LME from "IA-32e mode guest"), the slice.
   if ((proc12 & V.PROC_USE_MSR_BITMAPS) != 0) mergeMsrBitmap();
   if ((entry12 & V.ENTRY_LOAD_IA32_EFER) == 0) {
-    let efer = l1Efer & ~(<u64>((1 << 8) | (1 << 10)));
-    if ((entry12 & V.ENTRY_IA32E_MODE_GUEST) != 0) efer |= (1 << 8) | (1 << 10);
+    let efer = l1Efer & ~<u64>(V.X86_EFER_LME | V.X86_EFER_LMA);
+    if ((entry12 & V.ENTRY_IA32E_MODE_GUEST) != 0) efer |= V.X86_EFER_LME | V.X86_EFER_LMA;
     vmx.vmwrite(V.GUEST_IA32_EFER, efer);
   }
   if ((entry12 & V.ENTRY_LOAD_IA32_PAT) == 0) vmx.vmwrite(V.GUEST_IA32_PAT, l1Pat);

@@ -46,7 +46,7 @@ export function translate(lin: u64, stage2: Stage2 = direct): u64 {
   if ((cr0 & V.X86_CR0_PG) == 0) return lin & 0xffffffff;
   const cr4 = vmx.vmread(V.GUEST_CR4);
   const cr3 = vmx.vmread(V.GUEST_CR3);
-  const lma = (vmx.vmread(V.GUEST_IA32_EFER) & (1 << 10)) != 0;
+  const lma = (vmx.vmread(V.GUEST_IA32_EFER) & V.X86_EFER_LMA) != 0;
   if (lma) {
     let e = entry64(cr3, (lin >> 39) & 511, stage2);
     if ((e & P) == 0) return NO_TRANSLATION;

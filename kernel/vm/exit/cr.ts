@@ -30,7 +30,7 @@ function setGpr(n: u32, v: u64): void {
 }
 
 function longMode(): bool {
-  return (vmx.vmread(V.GUEST_IA32_EFER) & (1 << 10)) != 0;
+  return (vmx.vmread(V.GUEST_IA32_EFER) & V.X86_EFER_LMA) != 0;
 }
 
 // MOV to CR0 (SDM Vol. 2B MOV to CR; Vol. 3A 2.5): reserved bits #GP, PG

@@ -196,12 +196,12 @@ function writeFeatureControl(v: u64): bool {
 // read-only: kept), NXE (11) are what a guest may set. LME may not change
 // while paging is on.
 function writeEfer(v: u64): bool {
-  const allowed: u64 = (1 << 0) | (1 << 8) | (1 << 10) | (1 << 11);
+  const allowed: u64 = V.X86_EFER_SCE | V.X86_EFER_LME | V.X86_EFER_LMA | V.X86_EFER_NXE;
   if ((v & ~allowed) != 0) return false;
   const old = vmx.vmread(V.GUEST_IA32_EFER);
   const pg = (vmx.vmread(V.GUEST_CR0) & V.X86_CR0_PG) != 0;
-  if (pg && ((v ^ old) & (1 << 8)) != 0) return false;
-  vmx.vmwrite(V.GUEST_IA32_EFER, (v & ~(<u64>1 << 10)) | (old & (1 << 10)));
+  if (pg && ((v ^ old) & V.X86_EFER_LME) != 0) return false;
+  vmx.vmwrite(V.GUEST_IA32_EFER, (v & ~<u64>V.X86_EFER_LMA) | (old & V.X86_EFER_LMA));
   return true;
 }
 
