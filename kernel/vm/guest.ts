@@ -89,12 +89,7 @@ let handlersReady = false;
 // Pass-through MSRs that VMX does not switch keep the guest's values in the
 // processor: clear them so that the next guest does not see this one's.
 function scrubPassThroughMsrs(): void {
-  cpu.wrmsr(V.MSR_IA32_KERNEL_GS_BASE, 0);
-  cpu.wrmsr(V.MSR_IA32_STAR, 0);
-  cpu.wrmsr(V.MSR_IA32_LSTAR, 0);
-  cpu.wrmsr(V.MSR_IA32_CSTAR, 0);
-  cpu.wrmsr(V.MSR_IA32_FMASK, 0);
-  cpu.wrmsr(V.MSR_IA32_TSC_AUX, 0);
+  for (let i = 0; i < vmcs01.UNSWITCHED.length; i++) cpu.wrmsr(unchecked(vmcs01.UNSWITCHED[i]), 0);
   // Nor are XCR0 and the extended state: initial values, the host's XCR0.
   xstate.scrub();
 }

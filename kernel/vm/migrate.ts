@@ -21,11 +21,8 @@ export let every: u32 = 0; // 0 = never
 export let count: u32 = 0; // migrations of the current guest
 
 // Guest values of the MSRs passed through without VMCS switching.
-const CARRIED: StaticArray<u32> = [
-  V.MSR_IA32_KERNEL_GS_BASE, V.MSR_IA32_STAR, V.MSR_IA32_LSTAR, V.MSR_IA32_CSTAR, V.MSR_IA32_FMASK,
-  V.MSR_IA32_TSC_AUX,
-];
-const values = new StaticArray<u64>(6);
+const CARRIED = vmcs01.UNSWITCHED;
+const values = new StaticArray<u64>(CARRIED.length);
 
 export function setEvery(n: u32): void {
   every = n;

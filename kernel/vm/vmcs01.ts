@@ -51,6 +51,14 @@ function passThrough(msr: u32, read: bool, write: bool): void {
   }
 }
 
+// The pass-through MSRs that VM entry and exit do not switch (no VMCS
+// field): the guest's values live in the processor, so they are carried
+// when the vCPU moves (migrate.ts) and cleared between guests (guest.ts).
+export const UNSWITCHED: StaticArray<u32> = [
+  V.MSR_IA32_KERNEL_GS_BASE, V.MSR_IA32_STAR, V.MSR_IA32_LSTAR, V.MSR_IA32_CSTAR, V.MSR_IA32_FMASK,
+  V.MSR_IA32_TSC_AUX,
+];
+
 function setupBitmaps(): bool {
   if (msrBitmap == 0) {
     msrBitmap = pages.alloc(1);
@@ -67,12 +75,7 @@ function setupBitmaps(): bool {
   }
   passThrough(V.MSR_IA32_FS_BASE, true, true);
   passThrough(V.MSR_IA32_GS_BASE, true, true);
-  passThrough(V.MSR_IA32_KERNEL_GS_BASE, true, true);
-  passThrough(V.MSR_IA32_STAR, true, true);
-  passThrough(V.MSR_IA32_LSTAR, true, true);
-  passThrough(V.MSR_IA32_CSTAR, true, true);
-  passThrough(V.MSR_IA32_FMASK, true, true);
-  passThrough(V.MSR_IA32_TSC_AUX, true, true);
+  for (let i = 0; i < UNSWITCHED.length; i++) passThrough(unchecked(UNSWITCHED[i]), true, true);
   passThrough(V.MSR_IA32_SYSENTER_CS, true, true);
   passThrough(V.MSR_IA32_SYSENTER_ESP, true, true);
   passThrough(V.MSR_IA32_SYSENTER_EIP, true, true);
