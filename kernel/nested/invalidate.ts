@@ -19,6 +19,7 @@
 //   then the invalidation, VMsucceed.
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
+import * as vcpu from "../vm/vcpu";
 import * as events from "../vm/events";
 import * as ident from "../cpu/ident";
 import { RESUME } from "../vm/exits";
@@ -57,7 +58,7 @@ export function invvpidOffered(): bool {
 let type: u64 = 0;
 let result: i32 = 0;
 function typeOperand(info: u32): u64 {
-  const v = operand.gpr(operand.reg2(info));
+  const v = vcpu.gpr(operand.reg2(info));
   return common.long ? v : v & 0xffffffff;
 }
 function readDescriptor(info: u32): bool {

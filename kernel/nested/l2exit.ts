@@ -30,7 +30,7 @@ function crWrite(q: u32): i32 {
   const access = (q >> 4) & 3;
   if (crn == 8 || access != 0 || (crn != 0 && crn != 4)) return crExit.handle(V.EXIT_REASON_CR_ACCESS);
   const r = (q >> 8) & 0xf;
-  const v = r == vcpu.RSP ? vmx.vmread(V.GUEST_RSP) : vcpu.reg(r);
+  const v = vcpu.gpr(r);
   // A CR4 bit the processor offered to L1 lacks (CR4_FIXED1 there) is #GP.
   if ((v >> 32) != 0 || (crn == 4 && (v & ~nestedCaps.cr4Fixed1()) != 0)) {
     events.injectGP();

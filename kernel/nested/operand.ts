@@ -35,15 +35,6 @@ const SEG_GS: u32 = 5;
 // CS, SS, DS, FS, GS, each kind of field in this order).
 const SEG_STRIDE: u32 = V.GUEST_CS_SELECTOR - V.GUEST_ES_SELECTOR;
 
-// The general registers by hardware number; RSP lives in the VMCS.
-export function gpr(n: u32): u64 {
-  return n == vcpu.RSP ? vmx.vmread(V.GUEST_RSP) : vcpu.reg(n);
-}
-export function setGpr(n: u32, v: u64): void {
-  if (n == vcpu.RSP) vmx.vmwrite(V.GUEST_RSP, v);
-  else vcpu.setReg(n, v);
-}
-
 // Fields of the instruction information.
 export function isRegister(info: u32): bool {
   return (info & V.INSN_INFO_REG_OPERAND) != 0;
@@ -98,10 +89,10 @@ function segmentAllows(ar: u32, limit: u64, ea: u64, len: u32, write: bool): boo
 function address(info: u32, len: u32, write: bool): i32 {
   let ea = vmx.vmread(V.EXIT_QUALIFICATION);
   if ((info & V.INSN_INFO_BASE_INVALID) == 0)
-    ea += gpr((info & V.INSN_INFO_BASE_REG_MASK) >> V.INSN_INFO_BASE_REG_SHIFT);
+    ea += vcpu.gpr((info & V.INSN_INFO_BASE_REG_MASK) >> V.INSN_INFO_BASE_REG_SHIFT);
   if ((info & V.INSN_INFO_INDEX_INVALID) == 0) {
     const scale = (info & V.INSN_INFO_SCALING_MASK) >> V.INSN_INFO_SCALING_SHIFT;
-    ea += gpr((info & V.INSN_INFO_INDEX_REG_MASK) >> V.INSN_INFO_INDEX_REG_SHIFT) << scale;
+    ea += vcpu.gpr((info & V.INSN_INFO_INDEX_REG_MASK) >> V.INSN_INFO_INDEX_REG_SHIFT) << scale;
   }
   const asize = (info & V.INSN_INFO_ADDR_SIZE_MASK) >> V.INSN_INFO_ADDR_SIZE_SHIFT;
   if (asize == 0) ea &= 0xffff;

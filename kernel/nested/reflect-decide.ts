@@ -63,7 +63,7 @@ function msrWanted(write: bool): bool {
 function cr3LoadWanted(q: u32): bool {
   if ((proc() & V.PROC_CR3_LOAD_EXITING) == 0) return false;
   const r = (q >> 8) & 0xf;
-  let v = r == vcpu.RSP ? vmx.vmread(V.GUEST_RSP) : vcpu.reg(r);
+  let v = vcpu.gpr(r);
   // Outside 64-bit mode the operand is the register's low 32 bits.
   if ((vmx.vmread(V.GUEST_IA32_EFER) & V.X86_EFER_LMA) == 0 || (vmx.vmread(V.GUEST_CS_ACCESS_RIGHTS) & V.SEG_AR_L) == 0) {
     v &= 0xffffffff;
@@ -86,7 +86,7 @@ function crWanted(q: u32): bool {
   const shadow = state.read(crn == 0 ? V.CR0_READ_SHADOW : V.CR4_READ_SHADOW);
   if (access == 0) {
     const r = (q >> 8) & 0xf;
-    const v = r == vcpu.RSP ? vmx.vmread(V.GUEST_RSP) : vcpu.reg(r);
+    const v = vcpu.gpr(r);
     return ((v ^ shadow) & mask) != 0;
   }
   if (access == 2) return (mask & V.X86_CR0_TS) != 0 && (shadow & V.X86_CR0_TS) != 0; // CLTS

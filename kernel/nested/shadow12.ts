@@ -53,7 +53,7 @@ export function l1Wants(reason: u32): bool {
   if ((<u32>state.get(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_VMCS_SHADOWING) == 0) return true;
   const info = <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO);
   const mask: u64 = common.longMode() ? u64.MAX_VALUE : 0xffffffff;
-  const enc = operand.gpr(operand.reg2(info)) & mask;
+  const enc = vcpu.gpr(operand.reg2(info)) & mask;
   if ((enc >> 15) != 0) return true;
   const bitmap = state.get(reason == V.EXIT_REASON_VMREAD ? V.VMREAD_BITMAP : V.VMWRITE_BITMAP);
   const a = bitmap + (enc >> 3);

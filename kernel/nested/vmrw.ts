@@ -26,6 +26,7 @@
 // zero-extended (bits 63:32 are not visible outside IA-32e mode).
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
+import * as vcpu from "../vm/vcpu";
 import * as state from "./state";
 import * as caps from "./caps";
 import * as common from "./common";
@@ -87,7 +88,7 @@ function readField(vmcs: u64, current: bool): i32 {
   const info = <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO);
   const long = common.long;
   const mask: u64 = long ? u64.MAX_VALUE : 0xffffffff;
-  const enc = operand.gpr(operand.reg2(info)) & mask;
+  const enc = vcpu.gpr(operand.reg2(info)) & mask;
   if (!supported(enc)) return vmfail.failValid(V.VMXERR_UNSUPPORTED_VMCS_COMPONENT);
   let v: u64;
   if (current) {
@@ -97,7 +98,7 @@ function readField(vmcs: u64, current: bool): i32 {
     v = state.readAt(vmcs, <u32>enc) & mask;
   }
   if (operand.isRegister(info)) {
-    operand.setGpr(operand.reg1(info), v);
+    vcpu.setGpr(operand.reg1(info), v);
   } else {
     const r = operand.write(info, long ? 8 : 4, v);
     if (r != linear.OK) return linear.handlerResult(r);
@@ -112,14 +113,14 @@ function writeField(vmcs: u64, current: bool): i32 {
   const mask: u64 = long ? u64.MAX_VALUE : 0xffffffff;
   let v: u64;
   if (operand.isRegister(info)) {
-    v = operand.gpr(operand.reg1(info));
+    v = vcpu.gpr(operand.reg1(info));
   } else {
     const r = operand.read(info, long ? 8 : 4);
     if (r != linear.OK) return linear.handlerResult(r);
     v = operand.value;
   }
   v &= mask;
-  const enc = operand.gpr(operand.reg2(info)) & mask;
+  const enc = vcpu.gpr(operand.reg2(info)) & mask;
   if (!supported(enc)) return vmfail.failValid(V.VMXERR_UNSUPPORTED_VMCS_COMPONENT);
   if (readOnly(<u32>enc)) return vmfail.failValid(V.VMXERR_VMWRITE_READ_ONLY_VMCS_COMPONENT);
   if (!current) {

@@ -30,7 +30,7 @@ export function isApic(gpa: u64): bool {
 function regValue(): u64 {
   if (decode.hasImm) return decode.imm;
   if (decode.highByte) return (vcpu.reg(<u32>decode.reg - 4) >> 8) & 0xff;
-  return decode.reg == vcpu.RSP ? vmx.vmread(V.GUEST_RSP) : vcpu.reg(<u32>decode.reg);
+  return vcpu.gpr(<u32>decode.reg);
 }
 
 function setRegValue(v: u64): void {
@@ -40,7 +40,7 @@ function setRegValue(v: u64): void {
     vcpu.setReg(r - 4, (q & ~<u64>0xff00) | ((v & 0xff) << 8));
     return;
   }
-  const old = r == vcpu.RSP ? vmx.vmread(V.GUEST_RSP) : vcpu.reg(r);
+  const old = vcpu.gpr(r);
   let nv: u64;
   // A 32-bit destination zero-extends into the 64-bit register; 8- and
   // 16-bit ones keep the rest (SDM Vol. 1 3.4.1.1).
@@ -48,8 +48,7 @@ function setRegValue(v: u64): void {
   else if (decode.size == 4) nv = v & 0xffffffff;
   else if (decode.size == 2) nv = (old & ~<u64>0xffff) | (v & 0xffff);
   else nv = (old & ~<u64>0xff) | (v & 0xff);
-  if (r == vcpu.RSP) vmx.vmwrite(V.GUEST_RSP, nv);
-  else vcpu.setReg(r, nv);
+  vcpu.setGpr(r, nv);
 }
 
 // Emulate the access at gpa (inside the APIC page; L1-physical for L2).

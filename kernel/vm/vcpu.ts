@@ -7,6 +7,9 @@
 //         the RSP slot is unused: RSP is GUEST_RSP in the VMCS)
 //   +128  CR2
 //   +256  FXSAVE area (512 bytes)
+import * as vmx from "../hw/vmx";
+import * as V from "../arch/vmx";
+
 export const RAX: u32 = 0;
 export const RCX: u32 = 1;
 export const RDX: u32 = 2;
@@ -24,6 +27,15 @@ const FX: usize = regs + 256;
 }
 @inline export function setReg(n: u32, v: u64): void {
   store<u64>(regs + (<usize>n << 3), v);
+}
+// General register n in hardware order as the guest sees it: RSP is
+// GUEST_RSP in the current VMCS (25.4.1), the others are in the block.
+export function gpr(n: u32): u64 {
+  return n == RSP ? vmx.vmread(V.GUEST_RSP) : reg(n);
+}
+export function setGpr(n: u32, v: u64): void {
+  if (n == RSP) vmx.vmwrite(V.GUEST_RSP, v);
+  else setReg(n, v);
 }
 const CR2: usize = regs + 128;
 @inline export function cr2(): u64 {

@@ -21,13 +21,6 @@ const ACCESS_MOV_FROM_CR: u32 = 1;
 const ACCESS_CLTS: u32 = 2;
 const ACCESS_LMSW: u32 = 3;
 
-function gpr(n: u32): u64 {
-  return n == vcpu.RSP ? vmx.vmread(V.GUEST_RSP) : vcpu.reg(n);
-}
-function setGpr(n: u32, v: u64): void {
-  if (n == vcpu.RSP) vmx.vmwrite(V.GUEST_RSP, v);
-  else vcpu.setReg(n, v);
-}
 
 function longMode(): bool {
   return (vmx.vmread(V.GUEST_IA32_EFER) & V.X86_EFER_LMA) != 0;
@@ -81,7 +74,7 @@ export function handle(reason: u32): i32 {
   const r = (q >> 8) & 0xf;
   let ok = true;
   if (access == ACCESS_MOV_TO_CR) {
-    const v = gpr(r);
+    const v = vcpu.gpr(r);
     if (crn == 0) ok = writeCr0(v);
     else if (crn == 4) ok = writeCr4(v);
     else if (crn == 8) {
@@ -90,7 +83,7 @@ export function handle(reason: u32): i32 {
     } else return unexpected(q);
   } else if (access == ACCESS_MOV_FROM_CR) {
     if (crn != 8) return unexpected(q);
-    setGpr(r, <u64>((lapic.read(lapic.REG_TPR) >> 4) & 0xf));
+    vcpu.setGpr(r, <u64>((lapic.read(lapic.REG_TPR) >> 4) & 0xf));
   } else if (access == ACCESS_CLTS) {
     const shadow = vmx.vmread(V.CR0_READ_SHADOW) & ~(<u64>V.X86_CR0_TS);
     ok = writeCr0(shadow);
