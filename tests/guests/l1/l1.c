@@ -1524,24 +1524,6 @@ static void test_host_failures(void) {
 /* ======================================================================================
  * main
  * ====================================================================================== */
-static NORETURN void end(void) {
-    if (in_root) {
-        vmclear(PA(vmcs_l2));
-        vmxoff();
-    }
-    finish_result();
-    u32 code = tap_failed() ? 1 : 0;
-    outl(0xF4, code); /* isa-debug-exit: our hypervisor (and QEMU) end the guest here */
-    if (!under_hv()) {
-        /* Bare Bochs has no isa-debug-exit: the magic breakpoint (xchg bx,bx,
-         * Bochs exits 0 with magic_break enabled) for PASS, port 8900H
-         * "Shutdown" (status 1) for FAIL (platform.md). */
-        if (!code) __asm__ volatile("xchg %%bx, %%bx" ::: "memory");
-        for (const char *s = "Shutdown"; *s; s++) outb(0x8900, (u8)*s);
-    }
-    halt_forever();
-}
-
 void guest_main(void) {
     guest_init("l1");
     con_use_hypercall(has_word(boot.cmdline, "console=vmcall"));
@@ -1551,7 +1533,7 @@ void guest_main(void) {
     test_discovery();
     if (!vmx_cpuid || !cap.read_ok) {
         diag("no VMX: nothing more to check");
-        end();
+        l1_end();
     }
     test_vmxon();
     if (has_word(boot.cmdline, "demo")) {
@@ -1560,7 +1542,7 @@ void guest_main(void) {
         test_l2_basic();
         test_l2_ept();
         test_l2_vmfunc();
-        end();
+        l1_end();
     }
     test_vmcs_pointers();
     test_vmread_vmwrite();
@@ -1592,5 +1574,5 @@ void guest_main(void) {
     test_entry_failures();
     test_vmxoff();
     test_host_failures();
-    end();
+    l1_end();
 }

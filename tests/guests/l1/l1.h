@@ -104,6 +104,7 @@ bool l2_run(u32 rip);                     /* VMLAUNCH or VMRESUME as the launch 
 bool l2_resume_after_insn(void);          /* RIP += exit instruction length, VMRESUME */
 bool exit_is(u32 reason);
 bool vmcall_at(const char *label, u32 off);
+NORETURN void l1_end(void);               /* VMXOFF, RESULT line, isa-debug-exit (bare Bochs: its own ways) */
 
 /* ---- helpers (l1.c) -------------------------------------------------------------- */
 bool user_gp(void (*fn)(void), const char *what);

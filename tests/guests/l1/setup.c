@@ -370,3 +370,27 @@ bool ept_offered(void) {
 bool ept_exit(u32 reason, u32 access, u32 perms) {
     return exit_is(reason) && (reason != EXIT_EPT_VIOLATION || ((ex.qual & 7) == access && ((ex.qual >> 3) & 7) == perms));
 }
+
+/* ======================================================================================
+ * The end
+ * ====================================================================================== */
+/* The end of an L1 guest: leave VMX operation, print the result, and end
+ * through isa-debug-exit (our hypervisor, QEMU) or, on bare Bochs, the magic
+ * breakpoint (pass) / port 8900H "Shutdown" (fail). */
+NORETURN void l1_end(void) {
+    if (in_root) {
+        vmclear(PA(vmcs_l2));
+        vmxoff();
+    }
+    finish_result();
+    u32 code = tap_failed() ? 1 : 0;
+    outl(0xF4, code); /* isa-debug-exit: our hypervisor (and QEMU) end the guest here */
+    if (!under_hv()) {
+        /* Bare Bochs has no isa-debug-exit: the magic breakpoint (xchg bx,bx,
+         * Bochs exits 0 with magic_break enabled) for PASS, port 8900H
+         * "Shutdown" (status 1) for FAIL (platform.md). */
+        if (!code) __asm__ volatile("xchg %%bx, %%bx" ::: "memory");
+        for (const char *s = "Shutdown"; *s; s++) outb(0x8900, (u8)*s);
+    }
+    halt_forever();
+}
