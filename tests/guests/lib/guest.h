@@ -183,7 +183,7 @@ int strncmp(const char *a, const char *b, size_t n);
 bool has_word(const char *line, const char *word);
 /* Value of the first word `key=value`, copied into buf; false if absent. */
 bool word_value(const char *line, const char *key, char *buf, int size);
-u32 parse_u32(const char *s, bool *ok);
+u32 parse_u32(const char *s, bool *ok); /* decimal, or hexadecimal after 0x */
 const char *basename_(const char *path, int len, int *outlen);
 
 /* ---- hypervisor interface ------------------------------------------------------- */
@@ -201,6 +201,13 @@ static inline u32 vmcall(u32 fn, u32 a, u32 b) {
 #define HC_OK 0
 #define HC_BADARG 1
 #define HC_UNKNOWN 2
+/* Guest-requested snapshots (issue 10 item 7). Provisional numbers until
+ * docs/guest-interface.md defines them: TAKE returns HC_OK when the snapshot
+ * is taken, and HC_SNAPSHOT_RESTORED (RBX = restores so far) when execution
+ * comes back to it through RESTORE. */
+#define HC_SNAPSHOT_TAKE 4
+#define HC_SNAPSHOT_RESTORE 5
+#define HC_SNAPSHOT_RESTORED 1
 
 /* ---- QEMU fw_cfg (traditional I/O interface) ---------------------------------------- */
 #define FWCFG_SEL 0x510
