@@ -13,36 +13,40 @@
  * FS/GS/KERNEL_GS base, TSC_AUX, DEBUGCTL, MTRRs) and local APIC registers,
  * each one only if this machine lets it hold another value and back.
  *
- * Then the snapshot (VMCALL RAX=HC_SNAPSHOT_TAKE, or with `take=l2` an I/O
- * port read by L2, below): RAX=0, the snapshot is taken; RAX=1 and RBX=n,
- * execution came back through the n-th restore. Each cycle n: L2 scribbles
- * (xorshift seeded per cycle) over its pages and L1's, ends with random
- * registers and a VMCALL or CPUID exit; L1 VMWRITEs random values into a
- * random quarter of the writable VMCS fields, sometimes makes another VMCS
- * current, VMCLEARs its vmcs12 or leaves VMX operation (VMXOFF), and
- * changes all its registers, MSRs and APIC registers above; every change is read back (a scribble that
- * did not take would let a restore that does nothing pass). Then it asks for
- * the restore (VMCALL RAX=HC_SNAPSHOT_RESTORE with GPRs, ESP, DS/ES/SS and
- * EFLAGS also scrambled) and, back at the snapshot point, checks that
- * everything is as recorded: memory, VMCS pointer and fields, registers,
- * MSRs, APIC, GPRs and EFLAGS of the take; the next cycle's VMRESUME checks
- * the launch state. A mismatch ends the run at once (`not ok`, RESULT: FAIL):
- * what a check found after a restore cannot survive the next restore.
+ * Then the snapshot (docs/guest-interface.md "Snapshots": VMCALL RAX =
+ * HC_SNAPSHOT_TAKE, RBX = 0): RAX = 0, the snapshot is taken; RAX =
+ * HC_SNAPSHOT_RESTORED, RBX = n: execution came back through the n-th
+ * restore. Each cycle n: L2 scribbles (xorshift seeded per cycle) over its
+ * pages and L1's, ends with random registers and a VMCALL or CPUID exit; L1
+ * VMWRITEs random values into a random quarter of the writable VMCS fields,
+ * sometimes makes another VMCS current, VMCLEARs its vmcs12 or leaves VMX
+ * operation (VMXOFF), and changes all its registers, MSRs and APIC registers
+ * above; every change is read back (a scribble that did not take would let a
+ * restore that does nothing pass). Then it asks for the restore (VMCALL RAX =
+ * HC_SNAPSHOT_RESTORE with the other GPRs, ESP, DS/ES/SS and EFLAGS also
+ * scrambled) and, back at the snapshot point, checks that everything is as
+ * recorded: memory, VMCS pointer and fields, registers, MSRs, APIC, GPRs and
+ * EFLAGS of the take; the next cycle's VMRESUME checks the launch state. A
+ * mismatch ends the run at once (`not ok`, RESULT: FAIL): what a check found
+ * after a restore cannot survive the next restore.
  *
- * Command line: cycles=N (default 1000); take=l2 with port=P: L2 takes the
- * snapshot by `IN EAX, DX` with DX = P and EAX = HC_SNAPSHOT_TAKE (results
- * in EAX/EBX as from the VMCALL), through L1's I/O bitmap, which passes every
- * port to L0 (SDM 26.1.3, 25.1.3); port=P alone: every other restore is
- * requested by L2 that way (EAX = HC_SNAPSHOT_RESTORE, from a second VMCS).
- * The port form is this guest's proposal: the hypervisor does not define one
- * yet (an unknown port reads all ones: "unavailable"). selftest: instead of
- * the hypercalls, L1 puts everything back itself (software restore): checks
- * the scribbling and the checks; the default where our hypervisor is absent
- * (the snapshot hypercall line is then a SKIP). console=vmcall, verbose.
+ * L2 asks too ("any level may ask": L2's VMCALL always exits to L1, SDM Vol.
+ * 3C 26.1.2, and L1 makes the same call from its exit handler, so the
+ * snapshot point is in that handler, L2's state in vmcs12): with take=l2, L2
+ * asks for the snapshot; L1 hands L2 the result (RAX, RBX, RIP past the
+ * VMCALL) and L2 reports back with a second VMCALL, its other registers
+ * intact. With restore=mixed, every other restore (chosen per cycle) is asked
+ * by L2, running from a second VMCS since vmcs12's fields are scribbled.
+ *
+ * Command line: cycles=N (default 1000), take=l1|l2, restore=l1|mixed;
+ * selftest: instead of the hypercalls, L1 puts everything back itself
+ * (software restore; L2's requests still travel to L1): checks the scribbling
+ * and the checks; the default where our hypervisor is absent (the snapshot
+ * hypercall line is then a SKIP). console=vmcall, verbose.
  *
  * Output: `# cycle N/M` every 100 cycles, `ok`/`not ok` lines, RESULT line;
- * ends like l1.elf (l1_end). Unavailable hypercall (RAX=2, HC_UNKNOWN): `not ok
- * N - snapshot hypercall unavailable`, RESULT: FAIL. */
+ * ends like l1.elf (l1_end). Unavailable hypercall (RAX = 2, HC_UNKNOWN):
+ * `not ok N - snapshot hypercall unavailable`, RESULT: FAIL. */
 #include "guest.h"
 #include "l1/vmx.h"
 #include "l1/l1.h"
@@ -105,8 +109,8 @@ static u32 differ(const struct region *r, u32 *first, u32 *pages) {
 }
 
 /* ---- the cycle's verdicts ------------------------------------------------------------ */
-static u32 cycles = 1000, port;
-static bool selftest, take_l2;
+static u32 cycles = 1000;
+static bool selftest, take_l2, restore_mixed;
 
 /* A failed check ends the run: the next restore would erase what it found. */
 #define FAIL(...) (check(false, __VA_ARGS__), l1_end())
@@ -151,17 +155,11 @@ static u32 fwrite(u32 f, u64 v) {
     if (o == VM_OK && is64(f)) o = vmwrite(f | 1, (u32)(v >> 32));
     return o;
 }
-/* Fields a VM exit for L2's VMCALL leaves undefined (SDM 27.2.1, 27.2.5: guest-
- * physical and guest-linear address, I/O RCX/RSI/RDI/RIP, instruction
- * information): not compared when L2 takes the snapshot, since the exit that
- * brings the restored L2 back to L1 writes them anew. */
-static bool undefined_after_vmcall(u32 f) { return f == 0x2400 || (f >= 0x6402 && f <= 0x640A) || f == 0x440E; }
 /* Whether cycle checks compare field i: software restore cannot put back the
  * exit-information fields without "VMWRITE to any field" (MISC bit 29). */
 static bool compared(u32 i) {
     if (f_state[i] == F_ABSENT) return false;
-    if (selftest && f_state[i] == F_RO) return false;
-    return !(take_l2 && undefined_after_vmcall(fields[i]));
+    return !(selftest && f_state[i] == F_RO);
 }
 
 /* ---- L1's own state: registers, MSRs, APIC registers -------------------------------- */
@@ -319,11 +317,11 @@ static u64 knob_value(const struct knob *k, u64 ref) {
 /* ---- the snapshot point and the restore request (assembly) -------------------------- */
 struct sf_regs { u32 eax, ebx, ecx, edx, esi, edi, ebp, esp, eflags, cs, ds, es, ss, esp0, eflags0; };
 struct sf_regs sf_r;   /* sf_take: what the registers were after the VMCALL, and before it */
-u32 sf_junk[7];        /* sf_restore: EBX, ECX, EDX, ESI, EDI, EBP, ESP for the restore request */
+u32 sf_junk[6];        /* sf_restore: ECX, EDX, ESI, EDI, EBP, ESP for the restore request */
 u32 sf_saved_esp;
 u32 sf_take(void);     /* VMCALL take with known ECX/EDX/ESI/EDI/EBP; returns RAX */
-u32 sf_restore(void);  /* VMCALL restore with every register scrambled; returns only if it failed */
-extern char sf_l2_hello[], sf_l2_scribble[], sf_l2_port[], sf_l2_port_exit[];
+u32 sf_restore(void);  /* VMCALL restore, the other registers scrambled; returns only if it failed */
+extern char sf_l2_hello[], sf_l2_scribble[], sf_l2_ask[];
 #define K_ECX 0x1C0FFEE1
 #define K_EDX 0x2C0FFEE2
 #define K_ESI 0x3C0FFEE3
@@ -334,10 +332,11 @@ __asm__(".text\n"
         ".globl sf_take\n"
         "sf_take:\n"
         "    pushl %ebp\n    pushl %ebx\n    pushl %esi\n    pushl %edi\n"
+        "    xorl %ebx, %ebx\n" /* before the EFLAGS image: XOR writes flags */
         "    movl %esp, sf_r+52\n"
-        "    pushfl\n    popl sf_r+56\n"
+        "    pushfl\n    popl sf_r+56\n" /* EFLAGS at the VMCALL (MOV leaves them) */
         "    movl $" STR(K_ECX) ", %ecx\n    movl $" STR(K_EDX) ", %edx\n    movl $" STR(K_ESI) ", %esi\n"
-        "    movl $" STR(K_EDI) ", %edi\n    movl $" STR(K_EBP) ", %ebp\n    xorl %ebx, %ebx\n"
+        "    movl $" STR(K_EDI) ", %edi\n    movl $" STR(K_EBP) ", %ebp\n"
         "    movl $" STR(HC_SNAPSHOT_TAKE) ", %eax\n"
         "    vmcall\n"
         /* record before anything changes: ESP first, then the GPRs, EFLAGS, selectors */
@@ -355,10 +354,11 @@ __asm__(".text\n"
         "sf_restore:\n"
         "    pushl %ebp\n    pushl %ebx\n    pushl %esi\n    pushl %edi\n"
         "    movl %esp, sf_saved_esp\n"
-        "    movl sf_junk+0, %ebx\n    movl sf_junk+4, %ecx\n    movl sf_junk+8, %edx\n"
-        "    movl sf_junk+12, %esi\n    movl sf_junk+16, %edi\n    movl sf_junk+20, %ebp\n"
+        "    xorl %ebx, %ebx\n" /* RBX = 0: no flags */
+        "    movl sf_junk+0, %ecx\n    movl sf_junk+4, %edx\n    movl sf_junk+8, %esi\n"
+        "    movl sf_junk+12, %edi\n    movl sf_junk+16, %ebp\n"
         "    movl $" STR(SEL_FLAT2) ", %eax\n    movw %ax, %ds\n    movw %ax, %es\n    movw %ax, %ss\n"
-        "    movl sf_junk+24, %esp\n" /* no stack from here: interrupts are off */
+        "    movl sf_junk+20, %esp\n" /* no stack from here: interrupts are off */
         "    movl $0x80000000, %eax\n    addl %eax, %eax\n    std\n" /* CF ZF PF OF DF = 1 */
         "    movl $" STR(HC_SNAPSHOT_RESTORE) ", %eax\n"
         "    vmcall\n"
@@ -388,18 +388,16 @@ __asm__(".text\n"
         "    testl %esi, %esi\n    movl %eax, %esi\n    jnz 2f\n"
         "    vmcall\n    jmp l2_stray\n"
         "2:  cpuid\n    jmp l2_stray\n"
-        /* The snapshot port: EAX = function, DX = port; VMCALL tells L1 the result. */
-        ".globl sf_l2_port, sf_l2_port_exit\n"
-        "sf_l2_port:\n"
-        "    inl %dx, %eax\n"
-        "sf_l2_port_exit:\n"
-        "    vmcall\n    jmp l2_stray\n");
+        /* L2 asks L1 (EAX = function); resumed after it, it tells L1 what it got. */
+        ".globl sf_l2_ask\n"
+        "sf_l2_ask:\n"
+        "    vmcall\n    vmcall\n    jmp l2_stray\n");
 
 /* ---- set-up --------------------------------------------------------------------------- */
 static void setup_vmcs(void) {
     u32 p2 = PROC2_EPT | ((allowed1(cap.proc2) & PROC2_VPID) ? PROC2_VPID : 0);
     if (!ept_offered()) FAIL("L1's EPT offered (secondary controls, WB, 4-level, INVEPT)|PROCBASED_CTLS2 0x%llx", cap.proc2);
-    if (!l2_setup(PROC_USE_IO_BITMAPS, p2, "vmcs12 for L2")) l1_end();
+    if (!l2_setup(0, p2, "vmcs12 for L2")) l1_end();
     ept_build();
     /* L2's own pages: L2-physical 32 MiB, beyond the identity-mapped 32 MiB. */
     ept_pd[SF_L2_WIN >> 21] = PA(sf_win_pt) | EPT_RWX;
@@ -518,8 +516,8 @@ static void scribble(u32 c, u32 vaction) {
         if (!knob_write(&knobs[i], k_new[i]) || !knob_read(&knobs[i], &back) || back != k_new[i])
             FAIL("cycle %u: %s takes a new value|wrote 0x%llx, read 0x%llx", c, knobs[i].name, k_new[i], back);
     }
-    for (u32 i = 0; i < 6; i++) sf_junk[i] = rnd();
-    sf_junk[6] = 0x00100000 + (rnd() & 0xFFFFC); /* ESP: somewhere in the image */
+    for (u32 i = 0; i < 5; i++) sf_junk[i] = rnd();
+    sf_junk[5] = 0x00100000 + (rnd() & 0xFFFFC); /* ESP: somewhere in the image */
 }
 
 /* selftest: L1 undoes its scribbles itself. */
@@ -547,13 +545,10 @@ static void verify(u32 c) {
     for (u32 i = 0; i < NF; i++) {
         u64 v = 0;
         if (!compared(i)) continue;
-        /* When L2 took the snapshot, HOST_RSP is what the take's vmx_run wrote
-         * (run_host_rsp, memory restored with the rest), not the set-up run's. */
-        u64 want = take_l2 && fields[i] == F_HOST_RSP ? run_host_rsp : f_ref[i];
         u32 o = fread(fields[i], &v);
-        if (o != VM_OK || v != want)
-            FAIL("restore %u: vmcs12 field 0x%x back|%s, 0x%llx, was 0x%llx, scribbled 0x%llx", c, fields[i], out_str(o), v, want,
-                 f_new[i]);
+        if (o != VM_OK || v != f_ref[i])
+            FAIL("restore %u: vmcs12 field 0x%x back|%s, 0x%llx, was 0x%llx, scribbled 0x%llx", c, fields[i], out_str(o), v,
+                 f_ref[i], f_new[i]);
     }
     for (u32 i = 0; i < NK; i++) {
         u64 v = 0;
@@ -563,10 +558,11 @@ static void verify(u32 c) {
     if (c % 100 == 0 || c == cycles) diag("cycle %u/%u: restored and checked", c, cycles);
 }
 
-/* The GPRs, ESP, EFLAGS and selectors the take saw (restored: RAX = 1, RBX = c). */
-static void verify_take_regs(u32 c, u32 eax, u32 ebx) {
+/* The GPRs, ESP, EFLAGS and selectors the take saw (taken: RAX = RBX = 0;
+ * restored: RAX = HC_SNAPSHOT_RESTORED, RBX = c). */
+static void verify_take_regs(u32 c, u32 eax) {
     struct sf_regs *r = &sf_r;
-    bool ok = r->eax == eax && (c == 0 || r->ebx == ebx) && r->ecx == K_ECX && r->edx == K_EDX && r->esi == K_ESI &&
+    bool ok = r->eax == eax && r->ebx == c && r->ecx == K_ECX && r->edx == K_EDX && r->esi == K_ESI &&
               r->edi == K_EDI && r->ebp == K_EBP && r->esp == r->esp0 && ((r->eflags ^ r->eflags0) & ~0x10000u) == 0 &&
               r->cs == SEL_KCODE && r->ds == SEL_KDATA && r->es == SEL_KDATA && r->ss == SEL_KDATA;
     if (!ok)
@@ -575,54 +571,48 @@ static void verify_take_regs(u32 c, u32 eax, u32 ebx) {
              c ? "restore" : "take", c, r->eax, r->ebx, r->ecx, r->edx, r->esi, r->edi, r->ebp, r->esp, r->esp0, r->eflags,
              r->eflags0, r->cs, r->ds, r->es, r->ss);
 }
-/* The same for L2 when L2 took the snapshot (its GPRs, as the VMCALL exit stored them). */
-static void verify_l2_take_regs(u32 c, u32 eax) {
-    bool ok = regs.eax == eax && (c == 0 || regs.ebx == c) && regs.ecx == K_ECX && regs.edx == port && regs.esi == K_ESI &&
-              regs.edi == K_EDI && regs.ebp == K_EBP && vmcall_at(sf_l2_port_exit, 0);
+/* take=l2: L1's handler of L2's VMCALL gives L2 the take's result (RAX, RBX,
+ * RIP past the VMCALL); L2 reports back with its next VMCALL: what it got,
+ * and its other registers as they were when it asked. */
+static struct l2regs l2_asked; /* L2's registers when it asked (selftest puts them back) */
+static void answer_l2(u32 c, u32 eax) {
+    regs.eax = eax;
+    regs.ebx = c;
+    vw(F_GUEST_RIP, ADDR(sf_l2_ask) + 3); /* past the VMCALL (0F 01 C1) */
+    l2_run_at(0, 0);
+    struct l2regs w = l2_asked;
+    bool ok = vmcall_at(sf_l2_ask, 3) && regs.eax == eax && regs.ebx == c && regs.ecx == w.ecx && regs.edx == w.edx &&
+              regs.esi == w.esi && regs.edi == w.edi && regs.ebp == w.ebp;
     if (!ok)
-        FAIL("%s %u: L2's registers at the snapshot point|%s eax 0x%x ebx 0x%x ecx 0x%x edx 0x%x esi 0x%x edi 0x%x ebp 0x%x",
+        FAIL("%s %u: L2 goes on after its snapshot VMCALL with the result, its registers kept|%s eax 0x%x ebx 0x%x ecx 0x%x "
+             "edx 0x%x esi 0x%x edi 0x%x ebp 0x%x",
              c ? "restore" : "take", c, run_str(), regs.eax, regs.ebx, regs.ecx, regs.edx, regs.esi, regs.edi, regs.ebp);
 }
 
-/* The snapshot point: the take, by L1 (VMCALL) or by L2 (the port). */
-static u32 take(u32 *count) {
-    if (!take_l2) {
-        u32 r = sf_take();
-        *count = sf_r.ebx;
-        return r;
-    }
-    regs = (struct l2regs){ HC_SNAPSHOT_TAKE, 0, K_ECX, port, K_ESI, K_EDI, K_EBP };
-    l2_run(ADDR(sf_l2_port));
-    *count = regs.ebx;
-    return exit_is(EXIT_VMCALL) ? regs.eax : 0xDEAD0000u | last_run;
-}
-
-/* L2 asks (IN from the port, EAX = fn) from the second VMCS, since vmcs12's
- * fields are scribbled: a launch of vmcs_a. True if L2 came back to L1. */
-static bool l2_request(u32 fn) {
+/* L2 asks L1 for function fn (VMCALL) from the second VMCS, since vmcs12's
+ * fields are scribbled: a launch of vmcs_a. True when the exit is that VMCALL. */
+static bool l2_asks(u32 fn) {
     vmclear(PA(vmcs_a));
     vmptrld(PA(vmcs_a));
-    regs = (struct l2regs){ .eax = fn, .edx = port };
-    l2_run_at(ADDR(sf_l2_port), 1);
-    return vmcall_at(sf_l2_port_exit, 0);
+    regs = (struct l2regs){ fn, 0, K_ECX, K_EDX, K_ESI, K_EDI, K_EBP };
+    l2_run_at(ADDR(sf_l2_ask), 1);
+    return vmcall_at(sf_l2_ask, 0) && regs.eax == fn;
 }
 
 static NORETURN void request_restore(u32 c, u32 vaction, bool by_l2) {
-    u32 r;
-    if (by_l2) {
-        l2_request(HC_SNAPSHOT_RESTORE);
-        FAIL("cycle %u: L2's restore request (IN from port 0x%x) restores|returned EAX 0x%x; %s", c, port, regs.eax, run_str());
-    }
-    r = sf_restore();
-    FAIL("cycle %u: VMCALL restore (after %s) restores|RAX = %u%s", c, vnames[vaction], r,
-         r == HC_UNKNOWN ? " (HC_UNKNOWN)" : "");
+    if (by_l2 && !l2_asks(HC_SNAPSHOT_RESTORE))
+        FAIL("cycle %u: L2 asks for the restore: VMCALL exit to L1|%s", c, run_str());
+    /* L1 itself, or its handler of L2's request: the same call (it does not return). */
+    u32 r = sf_restore();
+    FAIL("cycle %u: VMCALL restore%s (after %s) restores|RAX = %u%s", c, by_l2 ? " asked by L2" : "", vnames[vaction], r,
+         r == HC_UNKNOWN ? " (HC_UNKNOWN)" : r == HC_NO_SNAPSHOT ? " (no snapshot)" : "");
 }
 
 static u32 vaction_of(u32 c) {
     u32 v = (seed_of(c) >> 2) & 3;
     return selftest && v >= V_CLEAR ? v - V_CLEAR : v; /* software cannot undo VMCLEAR, VMXOFF */
 }
-static bool by_l2_of(u32 c) { return port && (seed_of(c) & 0x10); }
+static bool by_l2_of(u32 c) { return restore_mixed && (seed_of(c) & 0x10); }
 
 static NORETURN void summary(void) {
     check(true, "%u %s restores: %u bytes in %u regions, %u vmcs12 fields, %u of L1's registers/MSRs back each time", cycles,
@@ -641,13 +631,15 @@ void guest_main(void) {
     bool ok;
     if (word_value(boot.cmdline, "cycles", buf, sizeof buf) && ((cycles = parse_u32(buf, &ok)), !ok || !cycles))
         fail_stop("cycles=%s: a number >= 1", buf);
-    if (word_value(boot.cmdline, "port", buf, sizeof buf) && ((port = parse_u32(buf, &ok)), !ok || !port || port > 0xFFFF))
-        fail_stop("port=%s: a port number 1-0xffff", buf);
     take_l2 = word_value(boot.cmdline, "take", buf, sizeof buf) && !strcmp(buf, "l2");
+    if (word_value(boot.cmdline, "take", buf, sizeof buf) && strcmp(buf, "l1") && strcmp(buf, "l2"))
+        fail_stop("take=%s: l1 or l2", buf);
+    restore_mixed = word_value(boot.cmdline, "restore", buf, sizeof buf) && !strcmp(buf, "mixed");
+    if (word_value(boot.cmdline, "restore", buf, sizeof buf) && strcmp(buf, "l1") && strcmp(buf, "mixed"))
+        fail_stop("restore=%s: l1 or mixed", buf);
     selftest = has_word(boot.cmdline, "selftest") || !under_hv();
-    if (take_l2 && (!port || selftest)) fail_stop("take=l2 needs port=P and the hypervisor's snapshots (not selftest)");
-    printf("snapfuzz: %u cycles, snapshot taken by %s, %s\n", cycles, take_l2 ? "L2" : "L1",
-           selftest ? "software restore (selftest)" : port ? "restores requested by L1 and L2" : "restores requested by L1");
+    printf("snapfuzz: %u cycles, snapshot asked by %s, restores by %s, %s\n", cycles, take_l2 ? "L2" : "L1",
+           restore_mixed ? "L1 and L2" : "L1", selftest ? "software restore (selftest)" : "hypercalls");
 
     setup_l1();
     if (!caps_read()) FAIL("VMX and its capability MSRs|CPUID.1:ECX.VMX %d, first missing MSR 0x%x", vmx_cpuid, cap.missing);
@@ -658,11 +650,13 @@ void guest_main(void) {
     l2_run(ADDR(sf_l2_hello));
     if (!vmcall_at(sf_l2_hello, 0)) FAIL("L2 runs under L1's EPT|%s", run_str());
     if (take_l2) {
-        /* A first pass through the take's code with a function no one defines:
-         * the exit information the take's exit will have. */
-        regs = (struct l2regs){ 0x7FFF, 0, K_ECX, port, K_ESI, K_EDI, K_EBP };
-        l2_run(ADDR(sf_l2_port));
-        if (!vmcall_at(sf_l2_port_exit, 0)) FAIL("L2 reads the snapshot port|%s", run_str());
+        /* L2 asks for the snapshot: its VMCALL exits here, and this handler
+         * makes the same call below (the snapshot point), then answers L2. */
+        regs = (struct l2regs){ HC_SNAPSHOT_TAKE, 0, K_ECX, K_EDX, K_ESI, K_EDI, K_EBP };
+        l2_run(ADDR(sf_l2_ask));
+        if (!vmcall_at(sf_l2_ask, 0) || regs.eax != HC_SNAPSHOT_TAKE)
+            FAIL("L2 asks for a snapshot: VMCALL exit to L1|%s", run_str());
+        l2_asked = regs;
     }
     probe_fields();
     probe_knobs();
@@ -678,40 +672,45 @@ void guest_main(void) {
 
     if (selftest) {
         skip(under_hv() ? "selftest" : "not under hv", "snapshot hypercalls take and restore");
+        if (take_l2) answer_l2(0, HC_OK);
         for (u32 c = 1; c <= cycles; c++) {
             bool by_l2 = by_l2_of(c);
             u32 va = by_l2 ? V_NONE : vaction_of(c);
             scribble(c, va);
-            /* With port=P, L2's request path from the second VMCS, with a
-             * function no one defines (nothing is restored): L2 comes back. */
-            if (by_l2 && !l2_request(0x7FFF)) FAIL("cycle %u: L2 runs from the second VMCS and reads the port|%s", c, run_str());
+            if (by_l2 && !l2_asks(HC_SNAPSHOT_RESTORE))
+                FAIL("cycle %u: L2 asks for the restore: VMCALL exit to L1|%s", c, run_str());
             software_restore(by_l2 ? V_OTHER : va);
             verify(c);
+            if (take_l2) {
+                regs = l2_asked;
+                answer_l2(c, HC_SNAPSHOT_RESTORED);
+            }
         }
         summary();
     }
 
-    u32 count = 0, r = take(&count);
+    /* The snapshot point (take=l2: in L1's handler of L2's VMCALL). */
+    u32 r = sf_take(), count = sf_r.ebx;
     if (r == HC_OK) {
-        if (take_l2) verify_l2_take_regs(0, HC_OK);
-        else verify_take_regs(0, HC_OK, 0);
+        verify_take_regs(0, HC_OK);
+        if (take_l2) answer_l2(0, HC_OK);
         diag("snapshot taken");
-        count = 0;
     } else if (r == HC_SNAPSHOT_RESTORED && count >= 1 && count <= cycles) {
-        if (take_l2) verify_l2_take_regs(count, HC_SNAPSHOT_RESTORED);
-        else verify_take_regs(count, HC_SNAPSHOT_RESTORED, count);
+        verify_take_regs(count, HC_SNAPSHOT_RESTORED);
         verify(count);
+        if (take_l2) answer_l2(count, HC_SNAPSHOT_RESTORED);
         if (count == cycles) {
-            check(true, "snapshot hypercall: taken with RAX = 0, registers kept; RAX = 1, RBX = n after restore n");
+            check(true, "snapshot hypercalls%s: taken with RAX = RBX = 0, registers kept; back with RAX = %u, RBX = n after restore n",
+                  take_l2 ? " (asked by L2)" : "", HC_SNAPSHOT_RESTORED);
             summary();
         }
-    } else if (r == HC_UNKNOWN || (take_l2 && r == 0xFFFFFFFFu)) {
-        FAIL("snapshot hypercall unavailable|%s returned 0x%x%s", take_l2 ? "IN from the snapshot port" : "VMCALL take", r,
-             r == HC_UNKNOWN ? " (HC_UNKNOWN)" : " (port reads all ones)");
+    } else if (r == HC_UNKNOWN) {
+        FAIL("snapshot hypercall unavailable|VMCALL RAX = %u returned 2 (HC_UNKNOWN); interface version %u", HC_SNAPSHOT_TAKE,
+             vmcall(HC_QUERY, 0, 0));
     } else {
-        FAIL("snapshot take returns 0, or 1 with RBX in 1..%u|RAX 0x%x RBX %u", cycles, r, count);
+        FAIL("snapshot take returns 0, or %u with RBX in 1..%u|RAX 0x%x RBX %u", HC_SNAPSHOT_RESTORED, cycles, r, count);
     }
-    u32 c = count + 1, va = vaction_of(c);
+    u32 c = (r == HC_OK ? 0 : count) + 1, va = vaction_of(c);
     bool by_l2 = by_l2_of(c);
     scribble(c, by_l2 ? V_NONE : va);
     request_restore(c, va, by_l2);

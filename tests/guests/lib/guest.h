@@ -201,13 +201,15 @@ static inline u32 vmcall(u32 fn, u32 a, u32 b) {
 #define HC_OK 0
 #define HC_BADARG 1
 #define HC_UNKNOWN 2
-/* Guest-requested snapshots (issue 10 item 7). Provisional numbers until
- * docs/guest-interface.md defines them: TAKE returns HC_OK when the snapshot
- * is taken, and HC_SNAPSHOT_RESTORED (RBX = restores so far) when execution
- * comes back to it through RESTORE. */
-#define HC_SNAPSHOT_TAKE 4
-#define HC_SNAPSHOT_RESTORE 5
-#define HC_SNAPSHOT_RESTORED 1
+/* Guest-requested snapshots (docs/guest-interface.md "Snapshots", issue 10
+ * item 7; unknown functions until the interface version, query 0, is 2).
+ * RBX = 0 (flags) for both. TAKE returns HC_OK (RBX = 0) when the snapshot is
+ * taken, and returns again with HC_SNAPSHOT_RESTORED (RBX = restores so far)
+ * after each RESTORE, which does not return (HC_NO_SNAPSHOT without one). */
+#define HC_SNAPSHOT_TAKE 3
+#define HC_SNAPSHOT_RESTORE 4
+#define HC_SNAPSHOT_RESTORED 3
+#define HC_NO_SNAPSHOT 4
 
 /* ---- QEMU fw_cfg (traditional I/O interface) ---------------------------------------- */
 #define FWCFG_SEL 0x510
