@@ -9,9 +9,10 @@
  * L2's own pages (L1 memory that L1's EPT maps only at L2-physical 32 MiB),
  * and an L1 page only L1 writes. What is then recorded as "the reference":
  * every VMCS field (VMREAD), L1's CR0/2/3/4, DR0-3/6/7, GDTR/IDTR, FS/GS,
- * the MSRs the snapshot must cover (SYSENTER, PAT, EFER, STAR/LSTAR/CSTAR/FMASK,
- * FS/GS/KERNEL_GS base, TSC_AUX, DEBUGCTL, MTRRs) and local APIC registers,
- * each one only if this machine lets it hold another value and back.
+ * XMM0-7, x87 FCW, MXCSR, the MSRs the snapshot must cover (SYSENTER, PAT,
+ * EFER, STAR/LSTAR/CSTAR/FMASK, FS/GS/KERNEL_GS base, TSC_AUX, DEBUGCTL,
+ * MTRRs) and local APIC registers, each one only if this machine lets it hold
+ * another value and back.
  *
  * Then the snapshot (docs/guest-interface.md "Snapshots": VMCALL RAX =
  * HC_SNAPSHOT_TAKE, RBX = 0): RAX = 0, the snapshot is taken; RAX =
@@ -163,7 +164,7 @@ static bool compared(u32 i) {
 }
 
 /* ---- L1's own state: registers, MSRs, APIC registers -------------------------------- */
-enum { K_CR, K_DR, K_DTR, K_SEG, K_MSR, K_APIC };
+enum { K_CR, K_DR, K_DTR, K_SEG, K_MSR, K_APIC, K_FPU };
 struct knob { const char *name; u8 kind; u32 id; };
 static const struct knob knobs[] = {
     { "FS", K_SEG, 4 }, { "GS", K_SEG, 5 },
@@ -173,6 +174,9 @@ static const struct knob knobs[] = {
     { "STAR", K_MSR, 0xC0000081 }, { "LSTAR", K_MSR, 0xC0000082 }, { "CSTAR", K_MSR, 0xC0000083 },
     { "FMASK", K_MSR, 0xC0000084 }, { "FS_BASE", K_MSR, 0xC0000100 }, { "GS_BASE", K_MSR, 0xC0000101 },
     { "KERNEL_GS_BASE", K_MSR, 0xC0000102 }, { "TSC_AUX", K_MSR, 0xC0000103 },
+    /* The FXSAVE state before CR0 (whose TS bit would make them #NM): */
+    { "XMM0", K_FPU, 0 }, { "XMM1", K_FPU, 1 }, { "XMM2", K_FPU, 2 }, { "XMM3", K_FPU, 3 }, { "XMM4", K_FPU, 4 },
+    { "XMM5", K_FPU, 5 }, { "XMM6", K_FPU, 6 }, { "XMM7", K_FPU, 7 }, { "x87 FCW", K_FPU, 8 }, { "MXCSR", K_FPU, 9 },
     { "CR2", K_CR, 2 }, { "DR0", K_DR, 0 }, { "DR1", K_DR, 1 }, { "DR2", K_DR, 2 }, { "DR3", K_DR, 3 },
     { "DR6", K_DR, 6 }, { "DR7", K_DR, 7 }, { "CR0", K_CR, 0 }, { "CR4", K_CR, 4 }, { "CR3", K_CR, 3 },
     { "GDTR", K_DTR, 0 }, { "IDTR", K_DTR, 1 },
@@ -209,6 +213,29 @@ static void write_dr(u32 n, u32 v) {
     }
 }
 
+/* XMMn's low quadword (MOVQ: a load clears the high one), x87 FCW, MXCSR. */
+#define XMM_CASE(n, insn) case n: __asm__ volatile(insn : : "r"(p) : "memory"); break;
+static void fpu_access(u32 id, u64 *p, bool write) {
+    if (write) {
+        switch (id) {
+        XMM_CASE(0, "movq (%0), %%xmm0") XMM_CASE(1, "movq (%0), %%xmm1") XMM_CASE(2, "movq (%0), %%xmm2")
+        XMM_CASE(3, "movq (%0), %%xmm3") XMM_CASE(4, "movq (%0), %%xmm4") XMM_CASE(5, "movq (%0), %%xmm5")
+        XMM_CASE(6, "movq (%0), %%xmm6") XMM_CASE(7, "movq (%0), %%xmm7")
+        XMM_CASE(8, "fldcw (%0)") XMM_CASE(9, "ldmxcsr (%0)")
+        }
+    } else {
+        *p = 0;
+        switch (id) {
+        XMM_CASE(0, "movq %%xmm0, (%0)") XMM_CASE(1, "movq %%xmm1, (%0)") XMM_CASE(2, "movq %%xmm2, (%0)")
+        XMM_CASE(3, "movq %%xmm3, (%0)") XMM_CASE(4, "movq %%xmm4, (%0)") XMM_CASE(5, "movq %%xmm5, (%0)")
+        XMM_CASE(6, "movq %%xmm6, (%0)") XMM_CASE(7, "movq %%xmm7, (%0)")
+        XMM_CASE(8, "fnstcw (%0)") XMM_CASE(9, "stmxcsr (%0)")
+        }
+    }
+}
+
+static bool sse; /* CPUID FXSR and SSE2: CR4.OSFXSR set, the K_FPU knobs exist */
+
 static bool knob_read(const struct knob *k, u64 *v) {
     struct dtr d;
     u32 s = 0;
@@ -229,6 +256,9 @@ static bool knob_read(const struct knob *k, u64 *v) {
         return true;
     case K_MSR: return try_rdmsr(k->id, v) == NO_EXC;
     case K_APIC: *v = apic_read(k->id); return true;
+    case K_FPU:
+        if (sse) fpu_access(k->id, v, false);
+        return sse;
     }
     return false;
 }
@@ -253,6 +283,9 @@ static bool knob_write(const struct knob *k, u64 v) {
         return true;
     case K_MSR: return try_wrmsr(k->id, v) == NO_EXC;
     case K_APIC: apic_write(k->id, (u32)v); return true;
+    case K_FPU:
+        if (sse) fpu_access(k->id, &v, true);
+        return sse;
     }
     return false;
 }
@@ -300,6 +333,11 @@ static u64 knob_value(const struct knob *k, u64 ref) {
             case 0x2FF: v = 0x800 | (r & 0x400) | mtrr_types[(r >> 16) % 5]; break;
             case 0xC0000081: v = (u64)r2 << 32 | r; break;
             }
+            break;
+        case K_FPU:
+            if (k->id < 8) v = (u64)r2 << 32 | r;
+            else if (k->id == 8) v = (r & 0x0F3F) | 0x40; /* IM-PM masks, precision, rounding; bit 6 reads 1 */
+            else v = r & 0xFFBF;                          /* MXCSR without DAZ (not every processor has it) */
             break;
         case K_APIC:
             switch (k->id) {
@@ -465,7 +503,6 @@ static void probe_knobs(void) {
 enum { V_NONE, V_OTHER, V_CLEAR, V_OFF };
 static const char *const vnames[] = { "none", "VMPTRLD of another VMCS", "VMCLEAR", "VMXOFF" };
 
-
 /* Everything the snapshot covers changes, and is seen to change. */
 static void scribble(u32 c, u32 vaction) {
     u32 s = seed_of(c);
@@ -550,10 +587,14 @@ static void verify(u32 c) {
             FAIL("restore %u: vmcs12 field 0x%x back|%s, 0x%llx, was 0x%llx, scribbled 0x%llx", c, fields[i], out_str(o), v,
                  f_ref[i], f_new[i]);
     }
-    for (u32 i = 0; i < NK; i++) {
-        u64 v = 0;
-        if (k_used[i] && (!knob_read(&knobs[i], &v) || v != k_ref[i]))
-            FAIL("restore %u: L1's %s back|0x%llx, was 0x%llx, scribbled 0x%llx", c, knobs[i].name, v, k_ref[i], k_new[i]);
+    /* The FXSAVE state last: with CR0.TS not back, reading it would be #NM. */
+    for (u32 pass = 0; pass < 2; pass++) {
+        for (u32 i = 0; i < NK; i++) {
+            u64 v = 0;
+            if (!k_used[i] || (knobs[i].kind == K_FPU) != (pass == 1)) continue;
+            if (!knob_read(&knobs[i], &v) || v != k_ref[i])
+                FAIL("restore %u: L1's %s back|0x%llx, was 0x%llx, scribbled 0x%llx", c, knobs[i].name, v, k_ref[i], k_new[i]);
+        }
     }
     if (c % 100 == 0 || c == cycles) diag("cycle %u/%u: restored and checked", c, cycles);
 }
@@ -644,6 +685,14 @@ void guest_main(void) {
     setup_l1();
     if (!caps_read()) FAIL("VMX and its capability MSRs|CPUID.1:ECX.VMX %d, first missing MSR 0x%x", vmx_cpuid, cap.missing);
     if (!enter_root()) FAIL("VMXON|CR4 0x%x", cr4_vmx);
+    /* x87 and SSE usable (SDM Vol. 3A 13.1.3): CR0.EM = TS = 0, MP = 1,
+     * CR4.OSFXSR/OSXMMEXCPT; before the vmcs12 copies CR0/CR4 for L2 and L1. */
+    struct cpuid c1 = cpuid(1, 0);
+    sse = (c1.edx & (1u << 24)) && (c1.edx & (1u << 26)) && try_write_cr4(read_cr4() | (3u << 9)) == NO_EXC;
+    if (sse) {
+        write_cr0((read_cr0() & ~((1u << 2) | (1u << 3))) | (1u << 1));
+        __asm__ volatile("fninit");
+    }
     setup_vmcs();
     for (u32 r = 0; r < NREG; r++) fill(&regions[r]);
     regs = (struct l2regs){ 0 };
@@ -700,8 +749,8 @@ void guest_main(void) {
         verify(count);
         if (take_l2) answer_l2(count, HC_SNAPSHOT_RESTORED);
         if (count == cycles) {
-            check(true, "snapshot hypercalls%s: taken with RAX = RBX = 0, registers kept; back with RAX = %u, RBX = n after restore n",
-                  take_l2 ? " (asked by L2)" : "", HC_SNAPSHOT_RESTORED);
+            check(true, "snapshot hypercalls%s: taken with RAX = RBX = 0, registers kept; back with RAX = %u, RBX = n "
+                  "after restore n", take_l2 ? " (asked by L2)" : "", HC_SNAPSHOT_RESTORED);
             summary();
         }
     } else if (r == HC_UNKNOWN) {
