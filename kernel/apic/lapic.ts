@@ -88,6 +88,11 @@ const lvtWritable: usize = memory.data<u32>([
   0x000100ff, // error: vector, mask
 ]);
 const lvt: usize = memory.data(LVT_COUNT * 4);
+// The bits LVT entry i (0 timer ... 5 error) can hold: what a snapshot's
+// LVT entries may have set (snapshot/validate-state.ts); 0 past the last.
+export function lvtWritableMask(i: u32): u32 {
+  return i < LVT_COUNT ? load<u32>(lvtWritable + (<usize>i << 2)) : 0;
+}
 
 // memory.data reserves its bytes once per call site: one each.
 const irr: usize = memory.data(32);
