@@ -4,7 +4,8 @@
 // asks snap_validate, or builds a blob in it through the kernel's Writer
 // (snap_w_*). Objects are made on first use, never again.
 import { Writer, Reader } from "../snapshot/blob";
-import { Limits } from "../snapshot/limits";
+import { Limits, fill } from "../snapshot/limits";
+import * as vms from "../vm/vm";
 import { Verdict, ruleName, RULE_COUNT } from "../snapshot/rules";
 import { validate } from "../snapshot/validate";
 
@@ -50,6 +51,18 @@ export function snap_setLimits(vcpu: u32, ramBytes: u64, physAddrBits: u32, line
   l.anyErrorCode = anyErrorCode;
   l.zeroLengthInjection = zeroLengthInjection;
   l.mtf = mtf;
+}
+
+// Limits from this machine (snapshot/limits.ts fill) for vCPU 0 of a VM of
+// guest 0 with ramBytes of RAM; returns the MXCSR mask it chose (the rest
+// the test sees through snap_validate).
+export function snap_fillLimits(ramBytes: u64, mxcsrMask: u32): u32 {
+  objects();
+  const vm = vms.create(0);
+  vm.ramBytes = ramBytes;
+  const l = changetype<Limits>(limits);
+  fill(l, vm, 0, mxcsrMask);
+  return l.mxcsrMask;
 }
 
 // Validate the first `length` bytes of the buffer: the rule number (0 ok).

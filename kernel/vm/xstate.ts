@@ -32,6 +32,11 @@ export let guestXcr0: u64 = 1;
 // supported component), allocated once, at the first guest's set-up.
 let area: usize = 0;
 let areaSize: u32 = 0;
+// The area's size (0 before the first guest's set-up): the XSTATE section
+// of a snapshot holds one (kernel/snapshot/).
+export function areaBytes(): u32 {
+  return areaSize;
+}
 
 // Components that travel through the XSAVE area: all but x87 (bit 0) and
 // SSE (bit 1), which the entry stub keeps in the register block.

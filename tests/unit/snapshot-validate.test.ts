@@ -190,6 +190,23 @@ test('valid blobs of every kind are accepted; GUEST_MODE says its vmcs12 entry c
   assert.is(validate(encode({ ...l1Only(), xstate: null }), { ...BASE_LIMITS, xsaveBytes: 0, xcr0Offered: 0n }).rule, 'ok');
 });
 
+test('limits from the machine (snapshot/limits.ts fill): MXCSR mask, revision, RAM, nested from the guest\'s configuration', () => {
+  // Without kmain the capabilities are unread, the guest has nested=off and
+  // the processor no XSAVE: a blob without NESTED and XSTATE, with the
+  // MXCSR that FFBFH allows, passes; DAZ (bit 6) is outside FFBFH.
+  assert.is(call<number>('snap_fillLimits', RAM, 0) >>> 0, 0xffbf, '0 in the FXSAVE image means FFBFH');
+  limitsNow = '';
+  const s = { ...l1Only(), xstate: null };
+  const put = (b: Uint8Array) => { new Uint8Array(mem().buffer, buf, b.length).set(b); return ruleName(call<number>('snap_validate', BigInt(b.length))); };
+  assert.is(put(encode(s)), 'ok');
+  new DataView(s.regs.buffer).setUint32(V.REGS_FX + 24, 0x1f80 | 0x40, true);
+  assert.is(put(encode(s)), 'regs.mxcsr');
+  assert.is(call<number>('snap_fillLimits', RAM, 0xffff) >>> 0, 0xffff);
+  assert.is(put(encode(s)), 'ok');
+  assert.is(put(encode(vmxIdle())), 'section.unexpected', 'XSTATE without XSAVE');
+  assert.is(put(encode({ ...vmxIdle(), xstate: null })), 'nested.not-offered');
+});
+
 // ---- one crafted blob per rule ---------------------------------------------------------------
 
 const u16 = (b: Uint8Array, off: number, v: number) => new DataView(b.buffer, b.byteOffset).setUint16(off, v, true);
