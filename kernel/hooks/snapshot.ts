@@ -6,7 +6,7 @@
 import { Writer, Reader } from "../snapshot/blob";
 import { Limits, fill } from "../snapshot/limits";
 import * as vms from "../vm/vm";
-import { Verdict, ruleName, RULE_COUNT } from "../snapshot/rules";
+import { Verdict, ruleName, report, RULE_COUNT } from "../snapshot/rules";
 import { validate } from "../snapshot/validate";
 
 let buf: usize = 0; // machine-wide: the one test buffer
@@ -69,6 +69,10 @@ export function snap_fillLimits(ramBytes: u64, mxcsrMask: u32): u32 {
 export function snap_validate(length: u64): u32 {
   objects();
   return validate(buf, length, changetype<Limits>(limits), changetype<Verdict>(verdict), changetype<Reader>(reader));
+}
+// The error message of the last verdict, on the console.
+export function snap_report(): void {
+  report(changetype<Verdict>(verdict));
 }
 export function snap_verdictSection(): u32 {
   return changetype<Verdict>(verdict).section;

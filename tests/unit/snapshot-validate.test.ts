@@ -383,6 +383,26 @@ test('the verdict names where: section, item and value', () => {
   assert.is(b.value, BigInt(V.GUEST_RFLAGS), 'the first field missing');
 });
 
+test('the error message names the rule, the section, the item and the value', () => {
+  const m = k.machine;
+  const s = l1Only();
+  s.msrs.set(V.MSR_IA32_KERNEL_GS_BASE, 0x0001000000000000n);
+  assert.is(validate(encode(s)).rule, 'msr.value');
+  const before = m.console.length;
+  call('snap_report');
+  assert.match(m.console.slice(before), /^hv: snapshot rejected: msr\.value \(section MSRS, item 18, value 0x1000000000000\)\n/);
+  const h = encode(l1Only());
+  h[0] ^= 0xff;
+  assert.is(validate(h).rule, 'blob.magic');
+  const b2 = m.console.length;
+  call('snap_report');
+  assert.match(m.console.slice(b2), /^hv: snapshot rejected: blob\.magic \(value 0x4e5348a9\)\n/);
+  assert.is(validate(encode(inL2())).rule, 'ok');
+  const b3 = m.console.length;
+  call('snap_report');
+  assert.match(m.console.slice(b3), /^hv: snapshot accepted \(vmcs12 entry checks not yet made\)\n/);
+});
+
 // ---- the kernel's Writer ---------------------------------------------------------------------
 
 /** Build s with the kernel's Writer (snap_w_*); returns finish()'s size. */
