@@ -184,7 +184,6 @@ function runOne(g: i32): bool {
   let ok = root != 0 && ept.map(root, 0, ram, bytes, ept.EPT_RWX);
   if (!ok) print.say("guest: out of memory for its EPT tables");
   if (ok) {
-    ports.reset(bytes, 1);
     lapic.reset(0, cpu.rdtsc());
     msrExit.reset();
     ok = loader.load(config.file[g], boot.cmdline + <usize>config.argsStart[g], config.argsLen[g],
@@ -217,7 +216,7 @@ function runOne(g: i32): bool {
     if (vmcs01.vpidEnabled && (caps.eptVpidCap & V.EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT) != 0)
       vmx.invvpid(1, vmcs01.GUEST_VPID, 0);
     loop(vcpu);
-    ports.flushConsole();
+    ports.flushConsole(vm);
     vmx.vmclear(vcpu.vmcs);
     // A nested guest's vmcs02 is active here too; clear it before its page
     // is reused (a VMCS region is not written while active, 25.11.1).
@@ -247,7 +246,7 @@ function report(vcpu: Vcpu, g: i32): bool {
   let pass: bool;
   if (want == config.OUTCOME_PASS) {
     // isa-debug-exit value 0 is code 1; hypercall exit status 0 is code 0.
-    pass = o == config.OUTCOME_EXIT && (vcpu.vm.exitCode == 0 || (ports.exitRequested && vcpu.vm.exitCode == 1));
+    pass = o == config.OUTCOME_EXIT && (vcpu.vm.exitCode == 0 || (vcpu.vm.ports.exitRequested && vcpu.vm.exitCode == 1));
   } else if (want == config.OUTCOME_EXIT) {
     pass = o == config.OUTCOME_EXIT && vcpu.vm.exitCode == config.expectCode[g];
   } else {
@@ -260,15 +259,15 @@ function report(vcpu: Vcpu, g: i32): bool {
   print.str(") ended: ");
   print.str(config.outcomeName(o));
   if (o == config.OUTCOME_EXIT) {
-    print.str(ports.exitRequested ? " via isa-debug-exit, code " : " via hypercall, status ");
+    print.str(vcpu.vm.ports.exitRequested ? " via isa-debug-exit, code " : " via hypercall, status ");
     print.dec(vcpu.vm.exitCode);
   }
   print.str(", ");
   print.dec(vcpu.exits);
   print.str(" exits, denied port reads ");
-  print.dec(ports.deniedReads);
+  print.dec(vcpu.vm.ports.deniedReads);
   print.str(" writes ");
-  print.dec(ports.deniedWrites);
+  print.dec(vcpu.vm.ports.deniedWrites);
   print.str(pass ? ": as expected" : ": NOT as expected");
   print.nl();
   if (migrate.every != 0) {

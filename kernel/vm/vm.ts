@@ -4,6 +4,10 @@
 // the guest is set up.
 import * as config from "./config";
 import { Vcpu } from "./vcpu";
+import * as devices from "../devices/ports";
+import { Ports } from "../devices/ports";
+import { Uart } from "../devices/uart";
+import { FwCfg } from "../devices/fwcfg";
 
 export const MAX_VCPUS: i32 = 8;
 
@@ -18,7 +22,21 @@ export const MAX_VCPUS: i32 = 8;
   exitCode: u32 = 0;
   vcpuCount: i32 = 0;
   vcpu0: Vcpu = changetype<Vcpu>(0);
+
+  // Its devices, in the device area after the fields (layout:
+  // kernel/devices/ports.ts); create() resets them.
+  @inline get uart(): Uart {
+    return changetype<Uart>(changetype<usize>(this) + DEVICES_AT + devices.UART_AT);
+  }
+  @inline get ports(): Ports {
+    return changetype<Ports>(changetype<usize>(this) + DEVICES_AT + devices.PORTS_AT);
+  }
+  @inline get fwcfg(): FwCfg {
+    return changetype<FwCfg>(changetype<usize>(this) + DEVICES_AT + devices.FWCFG_AT);
+  }
 }
+
+const DEVICES_AT: usize = (offsetof<Vm>() + 7) & ~(<usize>7);
 
 let theVm: Vm | null = null;
 
@@ -27,11 +45,12 @@ let theVm: Vm | null = null;
 export function create(g: i32): Vm {
   let vm = theVm;
   if (vm == null) {
-    vm = changetype<Vm>(heap.alloc(offsetof<Vm>()));
+    vm = changetype<Vm>(heap.alloc(DEVICES_AT + devices.AREA_BYTES));
     theVm = vm;
   }
   memory.fill(changetype<usize>(vm), 0, offsetof<Vm>());
   vm.guest = g;
   vm.outcome = config.OUTCOME_STOPPED;
+  devices.reset(vm);
   return vm;
 }
