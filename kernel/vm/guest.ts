@@ -186,10 +186,10 @@ function runOne(g: i32): bool {
   if (ok) {
     lapic.reset(0, cpu.rdtsc());
     msrExit.reset();
-    ok = loader.load(config.file[g], boot.cmdline + <usize>config.argsStart[g], config.argsLen[g],
+    ok = loader.load(vm.entry, config.file[g], boot.cmdline + <usize>config.argsStart[g], config.argsLen[g],
       config.modulesOf(g), config.moduleCount[g]);
   }
-  if (ok) ok = vmcs01.create(vcpu, ept.eptp(root), loader.entryEip, config.vpid[g]);
+  if (ok) ok = vmcs01.create(vcpu, ept.eptp(root), vm.entry.eip, config.vpid[g]);
   if (ok) ok = shadow.setup(config.nested[g] && config.shadowVmcs[g]);
   if (ok) {
     irq.reset();
@@ -208,8 +208,8 @@ function runOne(g: i32): bool {
     entryChecks.forget();
   }
   if (ok) {
-    vcpu.setReg(R.RAX, loader.entryEax);
-    vcpu.setReg(R.RBX, loader.entryEbx);
+    vcpu.setReg(R.RAX, vm.entry.eax);
+    vcpu.setReg(R.RBX, vm.entry.ebx);
     // Cached translations of an earlier guest must not survive into this
     // one: the same EPTP or VPID may have been used before (SDM 29.4.3).
     if ((caps.eptVpidCap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0) vmx.invept(2, 0);

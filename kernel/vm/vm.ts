@@ -8,6 +8,7 @@ import * as devices from "../devices/ports";
 import { Ports } from "../devices/ports";
 import { Uart } from "../devices/uart";
 import { FwCfg } from "../devices/fwcfg";
+import { Entry } from "../guest/loader";
 
 export const MAX_VCPUS: i32 = 8;
 
@@ -22,6 +23,9 @@ export const MAX_VCPUS: i32 = 8;
   exitCode: u32 = 0;
   vcpuCount: i32 = 0;
   vcpu0: Vcpu = changetype<Vcpu>(0);
+  // How its boot vCPU starts, as the loader returned it (rebuildable:
+  // loading the kernel again gives the same). Made with the object.
+  entry: Entry = changetype<Entry>(0);
 
   // Its devices, in the device area after the fields (layout:
   // kernel/devices/ports.ts); create() resets them.
@@ -46,9 +50,12 @@ export function create(g: i32): Vm {
   let vm = theVm;
   if (vm == null) {
     vm = changetype<Vm>(heap.alloc(DEVICES_AT + devices.AREA_BYTES));
+    vm.entry = new Entry();
     theVm = vm;
   }
+  const entry = vm.entry;
   memory.fill(changetype<usize>(vm), 0, offsetof<Vm>());
+  vm.entry = entry;
   vm.guest = g;
   vm.outcome = config.OUTCOME_STOPPED;
   devices.reset(vm);
