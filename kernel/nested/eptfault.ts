@@ -102,12 +102,13 @@ export function handle(vcpu: Vcpu): i32 {
   }
   const hpa = guestmem.hpa(page1, 4096);
   const memType = ept12.leafMemType(w);
-  if (!shadowept.fill(eptp12, gpa2, hpa, perms, memType)) {
+  const cache = vcpu.nested.shadowEpt;
+  if (!shadowept.fill(cache, eptp12, gpa2, hpa, perms, memType)) {
     // Out of pages for tables (L1 can map a huge L2-physical space onto
     // little RAM): drop every shadow table — cached translations may always
     // be dropped — and start this root again; stop only if even that fails.
-    const root = shadowept.restart(eptp12);
-    if (root == 0 || !shadowept.fill(eptp12, gpa2, hpa, perms, memType)) {
+    const root = shadowept.restart(cache, eptp12);
+    if (root == 0 || !shadowept.fill(cache, eptp12, gpa2, hpa, perms, memType)) {
       print.say("nested: out of memory for shadow EPT tables");
       return exits.stop(vcpu, config.OUTCOME_STOPPED);
     }

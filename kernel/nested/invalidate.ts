@@ -66,9 +66,9 @@ function typeOperand(vcpu: Vcpu, info: u32): u64 {
 function eptpPassesEntryChecks(eptp: u64): bool {
   return controls.eptpOk(eptp);
 }
-function invalidateEpt(t: u32, eptp: u64): void {
-  if (t == V.INVEPT_TYPE_SINGLE_CONTEXT) shadowept.dropMatching(eptp);
-  else shadowept.dropAll();
+function invalidateEpt(vcpu: Vcpu, t: u32, eptp: u64): void {
+  if (t == V.INVEPT_TYPE_SINGLE_CONTEXT) shadowept.dropMatching(vcpu.nested.shadowEpt, eptp);
+  else shadowept.dropAll(vcpu.nested.shadowEpt);
 }
 function invalidateVpid(t: u32, vpid: u32, addr: u64): void {
   vpidFlush.invvpid(t, addr);
@@ -93,7 +93,7 @@ export function invept(vcpu: Vcpu, reason: u32): i32 {
   const eptp = operand.value;
   if (type == V.INVEPT_TYPE_SINGLE_CONTEXT && !eptpPassesEntryChecks(eptp))
     return vmfail.fail(V.VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID);
-  invalidateEpt(<u32>type, eptp);
+  invalidateEpt(vcpu, <u32>type, eptp);
   return vmfail.succeed();
 }
 

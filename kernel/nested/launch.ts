@@ -84,7 +84,7 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
     print.say("nested: loading vmcs02 failed");
     return exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
-  if (!vmcs02.merge()) {
+  if (!vmcs02.merge(vcpu)) {
     print.say("nested: out of memory for shadow EPT tables");
     return exits.stop(vcpu, config.OUTCOME_STOPPED);
   }

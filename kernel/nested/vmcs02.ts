@@ -36,6 +36,7 @@ import { FieldList } from "./fieldlist";
 import * as shadowept from "./shadowept";
 import * as l1caps from "./caps";
 import * as tsc from "../vm/tsc";
+import { Vcpu } from "../vm/vcpu";
 
 export const L2_VPID: u32 = 2;
 
@@ -200,7 +201,7 @@ const hotList = new FieldList(state.HOT_FIELDS, true);
 // merge, state.hotStale which of the hot fields (state.ts says why that is
 // exact). Everything is merged again after VMPTRLD, for a fresh vmcs02,
 // and when vmcs01's controls changed.
-export function merge(): bool {
+export function merge(vcpu: Vcpu): bool {
   if (!initialized) writeConstantState();
   const entry12 = <u32>state.get(V.VM_ENTRY_CONTROL);
   const proc12 = <u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
@@ -219,7 +220,7 @@ export function merge(): bool {
   const ept12 = (proc12 & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
     (<u32>state.get(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_ENABLE_EPT) != 0;
   if (ept12) {
-    const root = shadowept.rootFor(state.get(V.EPT_POINTER));
+    const root = shadowept.rootFor(vcpu.nested.shadowEpt, state.get(V.EPT_POINTER));
     if (root == 0) return false;
     vmx.vmwrite(V.EPT_POINTER, root);
   } else {

@@ -53,10 +53,11 @@ export function handle(vcpu: Vcpu): i32 {
   // The list is in L1's RAM (ctls.eptp-list.ram at VM entry).
   const eptp = guestmem.read64(state.get(V.EPTP_LIST_ADDRESS) + index * 8);
   // Fast path: a cached root (its EPTP was valid when it was made).
-  let root = shadowept.cached(eptp);
+  const nested = vcpu.nested;
+  let root = shadowept.cached(nested.shadowEpt, eptp);
   if (root == 0) {
     if (!controls.eptpOk(eptp)) return toL1(vcpu);
-    root = shadowept.rootFor(eptp);
+    root = shadowept.rootFor(nested.shadowEpt, eptp);
   }
   if (root == 0) {
     print.say("nested: out of memory for shadow EPT tables");
