@@ -47,7 +47,8 @@ function throughL1Ept(gpa2: u64): u64 {
   return ept12.status(w) == ept12.WALK_OK ? ept12.gpa1(w) : paging.NO_TRANSLATION;
 }
 
-export let reflected: u64 = 0; // EPT violations/misconfigurations given to L1
+// EPT violations/misconfigurations given to L1 are counted per vCPU
+// (vcpu.nested.eptExitsReflected): statistics of the guest.
 
 // Qualification bits passed through from the processor's: access (2:0),
 // guest-linear address valid and kind (7, 8), NMI unblocking due to IRET (12).
@@ -61,18 +62,18 @@ export function handle(vcpu: Vcpu): i32 {
   const w = ept12.walk(eptp12, gpa2, <u32>q & 7);
   const r = ept12.status(w);
   if (r == ept12.WALK_MISCONFIG) {
-    reflected++;
+    vcpu.nested.eptExitsReflected++;
     return reflect.reflectAs(vcpu, V.EXIT_REASON_EPT_MISCONFIG, 0);
   }
   let perms = <u64>ept12.perms(w);
   if (r == ept12.WALK_VIOLATION) {
-    reflected++;
+    vcpu.nested.eptExitsReflected++;
     return reflect.reflectAs(vcpu, V.EXIT_REASON_EPT_VIOLATION, (q & Q_FROM_PROCESSOR) | (perms << 3));
   }
   if ((eptp12 & V.EPTP_ACCESSED_DIRTY) != 0) {
     const flags = eptad.update(eptp12, gpa2, (q & ept12.ACCESS_WRITE) != 0);
     if (flags == eptad.LOG_FULL) {
-      reflected++;
+      vcpu.nested.eptExitsReflected++;
       return reflect.reflectAs(vcpu, V.EXIT_REASON_PML_FULL, q & Q_NMI_UNBLOCKING);
     }
     if (flags != eptad.DIRTY) perms &= ~<u64>ept12.ACCESS_WRITE;

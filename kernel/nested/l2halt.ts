@@ -33,8 +33,8 @@ const IF: u64 = 1 << 9;
 // L1's preemption timer; interrupt- and NMI-window exiting L1 asked for
 // (counted as wake-ups so that no stop is ever wrong); an interrupt for L1
 // that will arrive and that L2 takes (RFLAGS.IF = 1) or that exits to L1.
-export function canWake(): bool {
-  if (ptimer.active) return true;
+export function canWake(vcpu: Vcpu): bool {
+  if (ptimer.active()) return true;
   if ((<u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) &
     (V.PROC_INTERRUPT_WINDOW_EXITING | V.PROC_NMI_WINDOW_EXITING)) != 0) return true;
   if (!lapic.enabled() || !irq.interruptCanArrive(cpu.rdtsc())) return false;
@@ -55,7 +55,7 @@ export function haltedForever(vcpu: Vcpu): i32 {
 export function handleHlt(vcpu: Vcpu): i32 {
   events.skipInstruction();
   vmx.vmwrite(V.GUEST_ACTIVITY_STATE, V.ACTIVITY_STATE_HLT);
-  return canWake() ? exits.RESUME : haltedForever(vcpu);
+  return canWake(vcpu) ? exits.RESUME : haltedForever(vcpu);
 }
 
 // A nested VM entry that leaves L2 in the HLT state (27.7.2: activity state

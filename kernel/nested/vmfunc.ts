@@ -30,17 +30,13 @@ import * as shadowept from "./shadowept";
 import * as reflect from "./reflect";
 import * as vpid from "./vpid";
 
-export let switches: u64 = 0; // EPTP switches emulated
-export let reflected: u64 = 0; // VMFUNC exits given to L1
-export function resetCounts(): void {
-  switches = 0;
-  reflected = 0;
-}
+// Counted per vCPU (vcpu.nested.vmfuncSwitches: EPTP switches emulated,
+// vmfuncReflected: VMFUNC exits given to L1): statistics of the guest.
 
 const EPTP_LIST_ENTRIES: u64 = 512;
 
 function toL1(vcpu: Vcpu): i32 {
-  reflected++;
+  vcpu.nested.vmfuncReflected++;
   return reflect.reflect(vcpu, V.EXIT_REASON_VMFUNC);
 }
 
@@ -66,8 +62,8 @@ export function handle(vcpu: Vcpu): i32 {
   // vmcs02 takes the new root now: the change is synced, not stale.
   state.writeSynced(V.EPT_POINTER, eptp);
   vmx.vmwrite(V.EPT_POINTER, root);
-  vpid.eptpSwitched();
-  switches++;
+  vpid.eptpSwitched(nested);
+  nested.vmfuncSwitches++;
   events.skipInstruction();
   reflect.countL0();
   return exits.RESUME;

@@ -23,13 +23,14 @@ import * as hwcaps from "../vmx/caps";
 import * as vmcs01 from "../vm/vmcs01";
 import * as state from "./state";
 import { L2_VPID as L2 } from "./vmcs02";
+import { Vcpu } from "../vm/vcpu";
+import { Nested } from "./nested";
 
-const NONE: u64 = u64.MAX_VALUE;
-let lastVpid12: u64 = NONE;
-
-export function reset(): void {
-  lastVpid12 = NONE;
-}
+// The vCPU's vcpu.nested.vpid12: vmcs12's VPID at the last nested entry
+// (0 without "enable VPID"), NONE before the first. While L2 runs it is
+// what vmcs12 says (vmcs12 cannot change then); NONE is always safe (the
+// next entry flushes).
+export const NONE: u64 = u64.MAX_VALUE;
 
 function vpid12(): u64 {
   const p = <u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
@@ -55,22 +56,22 @@ function flush(type: u32, vpid: u32, addr: u64): void {
 }
 
 // A nested VM entry (vmcs02 current).
-export function entered(): void {
+export function entered(n: Nested): void {
   const v = vpid12();
-  if (v == 0 || v != lastVpid12) flush(V.INVVPID_TYPE_SINGLE_CONTEXT, L2, 0);
-  lastVpid12 = v;
+  if (v == 0 || v != n.vpid12) flush(V.INVVPID_TYPE_SINGLE_CONTEXT, L2, 0);
+  n.vpid12 = v;
 }
 
 // An exit reflected to L1. (vmcs12 cannot change while L2 runs: the VPID
 // of the last entry is vmcs12's.)
-export function exitedToL1(): void {
-  if (lastVpid12 == 0) flush(V.INVVPID_TYPE_SINGLE_CONTEXT, vmcs01.GUEST_VPID, 0);
+export function exitedToL1(vcpu: Vcpu): void {
+  if (vcpu.nested.vpid12 == 0) flush(V.INVVPID_TYPE_SINGLE_CONTEXT, vmcs01.GUEST_VPID, 0);
 }
 
 // L2's EPTP-switching VMFUNC: without VPID it invalidates VPID 0000H's
 // combined mappings (27.5.6.3).
-export function eptpSwitched(): void {
-  if (lastVpid12 == 0) flush(V.INVVPID_TYPE_SINGLE_CONTEXT, L2, 0);
+export function eptpSwitched(n: Nested): void {
+  if (n.vpid12 == 0) flush(V.INVVPID_TYPE_SINGLE_CONTEXT, L2, 0);
 }
 
 // L1's INVVPID, after its checks.

@@ -44,7 +44,6 @@ import * as reflect from "../nested/reflect";
 import * as shadow from "../nested/shadow";
 import * as hoststate from "../nested/hoststate";
 import * as shadowept from "../nested/shadowept";
-import * as nestedVpid from "../nested/vpid";
 
 const SIZE_2M: u64 = 0x200000;
 
@@ -201,7 +200,6 @@ function runOne(g: i32): bool {
     nested.reset(config.nested[g]);
     vmcs02.reset();
     hoststate.resetCounts();
-    nestedVpid.reset();
     reflect.resetCounts();
     launch.resetCounts();
     entryChecks.forget();
