@@ -90,7 +90,6 @@ function entryAt(table: u64, index: u64): u64 {
 // Translate gpa (L2-physical) through L1's EPT rooted at eptp; `access` is
 // the kind of access (ACCESS_*), checked against the effective permissions.
 export function walk(eptp: u64, gpa: u64, access: u32): u64 {
-  const cap = caps.eptCap();
   const high = reservedHigh();
   let table = eptp & ADDR_MASK;
   let perms: u32 = 7;
@@ -106,6 +105,9 @@ export function walk(eptp: u64, gpa: u64, access: u32): u64 {
       if ((e & 0xf8) != 0) return result(WALK_MISCONFIG, perms);
     } else if (level == 3 || level == 2) {
       if (large) {
+        // What L1 is offered, computed only here: most walks meet no large
+        // page, and they are on the path of every EPT violation of L2.
+        const cap = caps.eptCap();
         const ok = level == 3 ? (cap & V.EPT_VPID_CAP_PDPTE_1GB_PAGES) != 0 : (cap & V.EPT_VPID_CAP_PDE_2MB_PAGES) != 0;
         if (!ok) return result(WALK_MISCONFIG, perms);
         const size = <u64>1 << shift;

@@ -39,44 +39,52 @@ function vpid12(): u64 {
   return state.get(V.VIRTUAL_PROCESSOR_ID);
 }
 
-// INVVPID of `type` where the processor has it, else a wider type it has
-// (single-context, else all-context). L0 enables VPID for guests only with
-// INVVPID single- or all-context (a processor without them has no way to
-// flush a VPID: then nothing is done here and VPID stays off, vmcs01.ts).
+// INVVPID single-context of vpid where the processor has it, else
+// all-context. L0 enables VPID for guests only with one of them (a
+// processor without them has no way to flush a VPID: then nothing is done
+// here and VPID stays off, vmcs01.ts). The nested transitions make this one
+// (at every transition when L1 runs L2 without VPID).
+const SINGLE: u64 = V.EPT_VPID_CAP_INVVPID | V.EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT;
+const ALL: u64 = V.EPT_VPID_CAP_INVVPID | V.EPT_VPID_CAP_INVVPID_ALL_CONTEXT;
+function flushSingle(vpid: u32): void {
+  if (!vmcs01.vpidEnabled) return;
+  const cap = hwcaps.eptVpidCap;
+  if ((cap & SINGLE) == SINGLE) vmx.invvpid(V.INVVPID_TYPE_SINGLE_CONTEXT, vpid, 0);
+  else if ((cap & ALL) == ALL) vmx.invvpid(V.INVVPID_TYPE_ALL_CONTEXT, vpid, 0);
+}
+
+// INVVPID of `type` where the processor has it, else the wider
+// flushSingle().
 function flush(type: u32, vpid: u32, addr: u64): void {
   if (!vmcs01.vpidEnabled) return;
   const cap = hwcaps.eptVpidCap;
-  if ((cap & V.EPT_VPID_CAP_INVVPID) == 0) return;
-  if ((cap & (V.EPT_VPID_CAP_INVVPID_INDIVIDUAL_ADDRESS << <u64>type)) == 0) type = V.INVVPID_TYPE_SINGLE_CONTEXT;
-  if (type == V.INVVPID_TYPE_SINGLE_CONTEXT && (cap & V.EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT) == 0) {
-    if ((cap & V.EPT_VPID_CAP_INVVPID_ALL_CONTEXT) == 0) return;
-    type = V.INVVPID_TYPE_ALL_CONTEXT;
-  }
-  vmx.invvpid(type, vpid, addr);
+  const has = V.EPT_VPID_CAP_INVVPID | (V.EPT_VPID_CAP_INVVPID_INDIVIDUAL_ADDRESS << <u64>type);
+  if ((cap & has) == has) vmx.invvpid(type, vpid, addr);
+  else flushSingle(vpid);
 }
 
 // A nested VM entry (vmcs02 current).
 export function entered(n: Nested): void {
   const v = vpid12();
-  if (v == 0 || v != n.vpid12) flush(V.INVVPID_TYPE_SINGLE_CONTEXT, L2, 0);
+  if (v == 0 || v != n.vpid12) flushSingle(L2);
   n.vpid12 = v;
 }
 
 // An exit reflected to L1. (vmcs12 cannot change while L2 runs: the VPID
 // of the last entry is vmcs12's.)
 export function exitedToL1(vcpu: Vcpu): void {
-  if (vcpu.nested.vpid12 == 0) flush(V.INVVPID_TYPE_SINGLE_CONTEXT, vmcs01.GUEST_VPID, 0);
+  if (vcpu.nested.vpid12 == 0) flushSingle(vmcs01.GUEST_VPID);
 }
 
 // L2's EPTP-switching VMFUNC: without VPID it invalidates VPID 0000H's
 // combined mappings (27.5.6.3).
 export function eptpSwitched(n: Nested): void {
-  if (n.vpid12 == 0) flush(V.INVVPID_TYPE_SINGLE_CONTEXT, L2, 0);
+  if (n.vpid12 == 0) flushSingle(L2);
 }
 
 // L1's INVVPID, after its checks.
 export function invvpid(type: u32, addr: u64): void {
   if (type == V.INVVPID_TYPE_INDIVIDUAL_ADDRESS) flush(type, L2, addr);
   else if (type == V.INVVPID_TYPE_SINGLE_CONTEXT_RETAINING_GLOBALS) flush(type, L2, 0);
-  else flush(V.INVVPID_TYPE_SINGLE_CONTEXT, L2, 0);
+  else flushSingle(L2);
 }
