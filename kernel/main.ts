@@ -95,3 +95,4 @@ export * from "./hooks/loader";
 export * from "./hooks/devices";
 export * from "./hooks/entry";
 export * from "./hooks/ept";
+export * from "./hooks/ramsnap";

@@ -130,6 +130,20 @@ export function dropMatching(eptp12: u64): void {
   }
 }
 
+// No shadow leaf grants write access any more (the leaves stay): L2's next
+// write to each page is an EPT violation that eptfault.ts fills again, after
+// the RAM snapshot (snapshot/ram.ts) recorded the page as written; the
+// shadow leaves map L1's pages directly, past L0's own EPT and its flags.
+// Permissions taken away: INVEPT for each root (29.4.3.4).
+export function revokeWrites(): void {
+  for (let i = 0; i < ROOTS; i++) {
+    const r = unchecked(roots[i]);
+    if (r == 0) continue;
+    ept.clearLeafBits(r, ept.EPT_WRITE);
+    flush(r);
+  }
+}
+
 // INVEPT all-context, and a new guest.
 export function dropAll(): void {
   for (let i = 0; i < ROOTS; i++) dropSlot(i);

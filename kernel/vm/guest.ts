@@ -42,6 +42,8 @@ import * as shadow from "../nested/shadow";
 import * as hoststate from "../nested/hoststate";
 import * as shadowept from "../nested/shadowept";
 import * as nestedVpid from "../nested/vpid";
+import { RamSnapshot } from "../snapshot/ram";
+import * as ramsnap from "../snapshot/testcall";
 
 const SIZE_2M: u64 = 0x200000;
 
@@ -169,10 +171,16 @@ function runOne(g: i32): bool {
     print.say("guest: not enough free memory for its RAM");
     return false;
   }
-  guestmem.setup(ram, bytes);
   const root = ept.create();
   let ok = root != 0 && ept.map(root, 0, ram, bytes, ept.EPT_RWX);
   if (!ok) print.say("guest: out of memory for its EPT tables");
+  // A RAM snapshot (ramsnap=): made now, with the tables it needs.
+  let snap: RamSnapshot | null = null;
+  if (ok && config.ramSnapshot[g] != config.RAMSNAP_OFF) {
+    snap = ramsnap.setup(ram, bytes, root, config.ramSnapshot[g] == config.RAMSNAP_WP);
+    ok = snap !== null;
+  }
+  guestmem.setup(ram, bytes, snap);
   if (ok) {
     ports.reset(bytes, 1);
     lapic.reset(0, cpu.rdtsc());
@@ -181,7 +189,7 @@ function runOne(g: i32): bool {
     ok = loader.load(config.file[g], boot.cmdline + <usize>config.argsStart[g], config.argsLen[g],
       config.modulesOf(g), config.moduleCount[g]);
   }
-  if (ok) ok = vmcs01.create(ept.eptp(root), loader.entryEip, config.vpid[g]);
+  if (ok) ok = vmcs01.create(snap !== null ? snap.eptp() : ept.eptp(root), loader.entryEip, config.vpid[g]);
   if (ok) ok = shadow.setup(config.nested[g] && config.shadowVmcs[g]);
   if (ok) {
     irq.reset();
@@ -225,6 +233,8 @@ function runOne(g: i32): bool {
   } else {
     exits.stop(config.OUTCOME_STOPPED);
   }
+  guestmem.setup(ram, bytes, null);
+  if (snap !== null) RamSnapshot.destroy(snap);
   ept.destroy(root);
   pages.free(ram, <u32>(bytes >> 12));
   return report(g);
