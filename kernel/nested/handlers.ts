@@ -11,38 +11,39 @@ import * as vmxonInsn from "./vmxon";
 import * as vmptr from "./vmptr";
 import * as vmrw from "./vmrw";
 import * as invalidate from "./invalidate";
+import { Vcpu } from "../vm/vcpu";
 
 function noVmx(): i32 {
   events.injectUD();
   return exits.RESUME;
 }
 
-function onVmxon(reason: u32): i32 {
-  return state.enabled ? vmxonInsn.vmxon(reason) : noVmx();
+function onVmxon(vcpu: Vcpu, reason: u32): i32 {
+  return state.enabled ? vmxonInsn.vmxon(vcpu, reason) : noVmx();
 }
-function onVmxoff(reason: u32): i32 {
-  return state.enabled ? vmxonInsn.vmxoff(reason) : noVmx();
+function onVmxoff(vcpu: Vcpu, reason: u32): i32 {
+  return state.enabled ? vmxonInsn.vmxoff(vcpu, reason) : noVmx();
 }
-function onVmclear(reason: u32): i32 {
-  return state.enabled ? vmptr.vmclear(reason) : noVmx();
+function onVmclear(vcpu: Vcpu, reason: u32): i32 {
+  return state.enabled ? vmptr.vmclear(vcpu, reason) : noVmx();
 }
-function onVmptrld(reason: u32): i32 {
-  return state.enabled ? vmptr.vmptrld(reason) : noVmx();
+function onVmptrld(vcpu: Vcpu, reason: u32): i32 {
+  return state.enabled ? vmptr.vmptrld(vcpu, reason) : noVmx();
 }
-function onVmptrst(reason: u32): i32 {
-  return state.enabled ? vmptr.vmptrst(reason) : noVmx();
+function onVmptrst(vcpu: Vcpu, reason: u32): i32 {
+  return state.enabled ? vmptr.vmptrst(vcpu, reason) : noVmx();
 }
-function onVmread(reason: u32): i32 {
-  return state.enabled ? vmrw.vmread(reason) : noVmx();
+function onVmread(vcpu: Vcpu, reason: u32): i32 {
+  return state.enabled ? vmrw.vmread(vcpu, reason) : noVmx();
 }
-function onVmwrite(reason: u32): i32 {
-  return state.enabled ? vmrw.vmwrite(reason) : noVmx();
+function onVmwrite(vcpu: Vcpu, reason: u32): i32 {
+  return state.enabled ? vmrw.vmwrite(vcpu, reason) : noVmx();
 }
-function onInvept(reason: u32): i32 {
-  return state.enabled ? invalidate.invept(reason) : noVmx();
+function onInvept(vcpu: Vcpu, reason: u32): i32 {
+  return state.enabled ? invalidate.invept(vcpu, reason) : noVmx();
 }
-function onInvvpid(reason: u32): i32 {
-  return state.enabled ? invalidate.invvpid(reason) : noVmx();
+function onInvvpid(vcpu: Vcpu, reason: u32): i32 {
+  return state.enabled ? invalidate.invvpid(vcpu, reason) : noVmx();
 }
 
 export function register(): void {

@@ -41,6 +41,7 @@ import * as common from "./common";
 import * as state from "./state";
 import * as ept12 from "./ept12";
 import * as reflect from "./reflect";
+import { Vcpu } from "../vm/vcpu";
 
 // Access results.
 export const OK: i32 = 0;
@@ -50,16 +51,16 @@ export const EXITED: i32 = 3; // an EPT exit from L2 was reflected to L1 (exitRe
 let exitResult: i32 = RESUME;
 
 // The handler result for FAULT, HALT or EXITED.
-export function handlerResult(r: i32): i32 {
+export function handlerResult(vcpu: Vcpu, r: i32): i32 {
   if (r == EXITED) return exitResult;
-  return r == HALT ? stop(config.OUTCOME_EPT_VIOLATION) : RESUME;
+  return r == HALT ? stop(vcpu, config.OUTCOME_EPT_VIOLATION) : RESUME;
 }
 
 // The address accessed for physical address `a` of the walk (paging-
 // structure entry, or the operand when `final`): `a` itself, or for L2
 // under vmcs12's EPT its translation through L1's EPT (see the top).
 let phys: u64 = 0;
-function throughEpt12(a: u64, write: bool, lin: u64, final: bool): i32 {
+function throughEpt12(vcpu: Vcpu, a: u64, write: bool, lin: u64, final: bool): i32 {
   if (!state.inL2 || !state.eptEnabled()) {
     phys = a;
     return OK;
@@ -72,12 +73,12 @@ function throughEpt12(a: u64, write: bool, lin: u64, final: bool): i32 {
   state.write(V.GUEST_PHYSICAL_ADDRESS, a);
   if (r == ept12.WALK_MISCONFIG) {
     state.write(V.GUEST_LINEAR_ADDRESS, 0);
-    exitResult = reflect.reflectSynthetic(V.EXIT_REASON_EPT_MISCONFIG, 0, 0);
+    exitResult = reflect.reflectSynthetic(vcpu, V.EXIT_REASON_EPT_MISCONFIG, 0, 0);
   } else {
     state.write(V.GUEST_LINEAR_ADDRESS, lin);
     const q = <u64>(write ? ept12.ACCESS_WRITE : ept12.ACCESS_READ) | (<u64>ept12.perms << 3) | (1 << 7) |
       (final ? 1 << 8 : 0);
-    exitResult = reflect.reflectSynthetic(V.EXIT_REASON_EPT_VIOLATION, q, 0);
+    exitResult = reflect.reflectSynthetic(vcpu, V.EXIT_REASON_EPT_VIOLATION, q, 0);
   }
   return EXITED;
 }
@@ -103,8 +104,8 @@ export let gpa: u64 = 0;
 const used = new StaticArray<u64>(5);
 let usedCount: i32 = 0;
 
-function fault(lin: u64, error: u32): i32 {
-  events.injectPF(lin, error);
+function fault(vcpu: Vcpu, lin: u64, error: u32): i32 {
+  events.injectPF(vcpu, lin, error);
   return FAULT;
 }
 
@@ -136,12 +137,12 @@ function addrMask(): u64 {
 
 // Translate linear address lin for a supervisor data access (write or
 // read). OK with `gpa` set, or FAULT (#PF injected) or HALT.
-export function translate(lin: u64, write: bool): i32 {
+export function translate(vcpu: Vcpu, lin: u64, write: bool): i32 {
   const cr0 = vmx.vmread(V.GUEST_CR0);
   usedCount = 0;
   if ((cr0 & V.X86_CR0_PG) == 0) {
     // Without paging, linear addresses are physical (32 bits, 4.1.1).
-    const x = throughEpt12(lin & 0xffffffff, write, lin, true);
+    const x = throughEpt12(vcpu, lin & 0xffffffff, write, lin, true);
     if (x == OK) gpa = phys;
     return x;
   }
@@ -168,23 +169,23 @@ export function translate(lin: u64, write: bool): i32 {
       // U/S bits (4.4.1) and its reserved bits were checked when loaded.
       lin &= 0xffffffff;
       const pdpte = vmx.vmread(V.GUEST_PDPTE0 + <u32>((lin >> 30) << 1));
-      if ((pdpte & P) == 0) return fault(lin, errW);
+      if ((pdpte & P) == 0) return fault(vcpu, lin, errW);
       table = pdpte & amask;
       level = 2;
     }
     while (true) {
       const shift = <u64>(12 + 9 * (level - 1));
-      const x = throughEpt12(table + ((lin >> shift) & 511) * 8, false, lin, false);
+      const x = throughEpt12(vcpu, table + ((lin >> shift) & 511) * 8, false, lin, false);
       if (x != OK) return x;
       const ea = phys;
       if (!guestmem.isRam(ea, 8)) return outsideRam("a paging-structure entry", ea, lin);
       const e = guestmem.read64(ea);
-      if ((e & P) == 0) return fault(lin, errW);
+      if ((e & P) == 0) return fault(vcpu, lin, errW);
       let r = rsvd;
       const large = (e & PS) != 0 && (level == 2 || level == 3);
       if (level >= 4) r |= PS; // PS is reserved in PML4Es and PML5Es
       if (large) r |= level == 3 ? <u64>0x3fffe000 : <u64>0x1fe000; // bits 29:13 / 20:13
-      if ((e & r) != 0) return fault(lin, PF_P | errW | PF_RSVD);
+      if ((e & r) != 0) return fault(vcpu, lin, PF_P | errW | PF_RSVD);
       if ((e & RW) == 0) writable = false;
       if ((e & US) == 0) user = false;
       used[usedCount++] = ea;
@@ -199,12 +200,12 @@ export function translate(lin: u64, write: bool): i32 {
   } else {
     // 32-bit paging (4.3): 4-KByte pages, and 4-MByte pages with CR4.PSE.
     lin &= 0xffffffff;
-    let x = throughEpt12((vmx.vmread(V.GUEST_CR3) & 0xfffff000) + (lin >> 22) * 4, false, lin, false);
+    let x = throughEpt12(vcpu, (vmx.vmread(V.GUEST_CR3) & 0xfffff000) + (lin >> 22) * 4, false, lin, false);
     if (x != OK) return x;
     const pdeAddr = phys;
     if (!guestmem.isRam(pdeAddr, 4)) return outsideRam("a paging-structure entry", pdeAddr, lin);
     const pde = <u64>guestmem.read32(pdeAddr);
-    if ((pde & P) == 0) return fault(lin, errW);
+    if ((pde & P) == 0) return fault(vcpu, lin, errW);
     if ((pde & RW) == 0) writable = false;
     if ((pde & US) == 0) user = false;
     used[usedCount++] = pdeAddr;
@@ -213,16 +214,16 @@ export function translate(lin: u64, write: bool): i32 {
       // (PSE-36), those at or above the physical-address width reserved.
       const m = ident.physAddrBits < 32 ? 32 : ident.physAddrBits < 40 ? ident.physAddrBits : 40;
       const r: u64 = (<u64>1 << 21) | (((<u64>1 << 21) - (<u64>1 << (13 + m - 32))) & 0x1fe000);
-      if ((pde & r) != 0) return fault(lin, PF_P | errW | PF_RSVD);
+      if ((pde & r) != 0) return fault(vcpu, lin, PF_P | errW | PF_RSVD);
       leaf = (pde & 0xffc00000) | (((pde >> 13) & 0xff) << 32);
       pageMask = 0x3fffff;
     } else {
-      x = throughEpt12((pde & 0xfffff000) + ((lin >> 12) & 1023) * 4, false, lin, false);
+      x = throughEpt12(vcpu, (pde & 0xfffff000) + ((lin >> 12) & 1023) * 4, false, lin, false);
       if (x != OK) return x;
       const pteAddr = phys;
       if (!guestmem.isRam(pteAddr, 4)) return outsideRam("a paging-structure entry", pteAddr, lin);
       const pte = <u64>guestmem.read32(pteAddr);
-      if ((pte & P) == 0) return fault(lin, errW);
+      if ((pte & P) == 0) return fault(vcpu, lin, errW);
       if ((pte & RW) == 0) writable = false;
       if ((pte & US) == 0) user = false;
       used[usedCount++] = pteAddr;
@@ -231,11 +232,11 @@ export function translate(lin: u64, write: bool): i32 {
   }
 
   // Access rights of a supervisor-mode data access (4.6.1).
-  if (write && wp && !writable) return fault(lin, PF_P | PF_W);
+  if (write && wp && !writable) return fault(vcpu, lin, PF_P | PF_W);
   if (user && (cr4 & V.X86_CR4_SMAP) != 0 && (common.rflags & V.X86_RFLAGS_AC) == 0)
-    return fault(lin, PF_P | errW);
+    return fault(vcpu, lin, PF_P | errW);
 
-  const x = throughEpt12((leaf & ~pageMask) | (lin & pageMask), write, lin, true);
+  const x = throughEpt12(vcpu, (leaf & ~pageMask) | (lin & pageMask), write, lin, true);
   if (x != OK) return x;
   gpa = phys;
   // Accessed flags in every entry used, dirty in the one that maps the page
@@ -255,17 +256,17 @@ export function translate(lin: u64, write: bool): i32 {
 // any byte moves. gpa is the first byte's; gpa2 the next page's, when split.
 export let gpa2: u64 = 0;
 export let firstLen: u32 = 0; // bytes in the first page
-export function translateRange(lin: u64, len: u32, write: bool, wrap32: bool): i32 {
+export function translateRange(vcpu: Vcpu, lin: u64, len: u32, write: bool, wrap32: bool): i32 {
   const inPage = <u32>(0x1000 - (lin & 0xfff));
   firstLen = len <= inPage ? len : inPage;
-  let r = translate(lin, write);
+  let r = translate(vcpu, lin, write);
   if (r != OK) return r;
   const first = gpa;
   if (!guestmem.isRam(first, <u64>firstLen)) return outsideRam("data", first, lin);
   if (firstLen < len) {
     let next = (lin | 0xfff) + 1;
     if (wrap32) next &= 0xffffffff;
-    r = translate(next, write);
+    r = translate(vcpu, next, write);
     if (r != OK) return r;
     gpa2 = gpa;
     if (!guestmem.isRam(gpa2, <u64>(len - firstLen))) return outsideRam("data", gpa2, next);

@@ -6,7 +6,7 @@
 //   RAX = 2 (unknown function) for a guest without a RAM snapshot.
 // It snapshots RAM only: registers and devices are not touched.
 import * as print from "../lib/print";
-import * as guestmem from "../vm/guestmem";
+import { Vcpu } from "../vm/vcpu";
 import { RamSnapshot } from "./ram";
 
 export const HC_RAM_SNAPSHOT: u64 = 0x100;
@@ -35,8 +35,8 @@ export function setup(ram: u64, bytes: u64, root: u64, writeProtect: bool): RamS
 }
 
 // The count for RBX, or -1 when the guest has no snapshot, -2 for a bad op.
-export function call(op: u64): i64 {
-  const s = guestmem.snapshot;
+export function call(vcpu: Vcpu, op: u64): i64 {
+  const s = vcpu.vm.ramSnapshot;
   if (s === null) return -1;
   if (op == OP_TAKE) return s.take();
   if (op == OP_RESTORE) return s.restore();

@@ -16,7 +16,10 @@ import * as lapic from "../apic/lapic";
 import * as V from "../arch/vmx";
 import * as config from "./config";
 import * as guestmem from "./guestmem";
-import * as vcpu from "./vcpu";
+import * as R from "./vcpu";
+import * as vcpus from "./vcpu";
+import * as vms from "./vm";
+import { Vcpu } from "./vcpu";
 import * as xstate from "./xstate";
 import * as vmcs01 from "./vmcs01";
 import * as events from "./events";
@@ -81,7 +84,7 @@ function registerHandlers(): void {
 
 // RDPMC exits only when intercepted: a guest without a PMU gets #GP
 // (SDM Vol. 2B RDPMC: invalid counter).
-function handleRdpmc(reason: u32): i32 {
+function handleRdpmc(vcpu: Vcpu, reason: u32): i32 {
   events.injectGP();
   return exits.RESUME;
 }
@@ -107,14 +110,14 @@ function printName(g: i32): void {
 }
 
 // The VM-entry/exit loop. Returns when a handler stops the VM.
-function loop(): void {
+function loop(vcpu: Vcpu): void {
   while (true) {
     const r = vmx.enter(vcpu.regs, vcpu.launched);
     if (r != vmx.VMX_SUCCEED) {
       print.str("hv: guest: VM entry failed: ");
       vmfail.describe(r);
       print.nl();
-      exits.stop(config.OUTCOME_STOPPED);
+      exits.stop(vcpu, config.OUTCOME_STOPPED);
       return;
     }
     vcpu.setLaunched(true);
@@ -122,24 +125,24 @@ function loop(): void {
     const reason = <u32>vmx.vmread(V.VM_EXIT_REASON);
     if ((reason & V.EXIT_REASON_FLAG_ENTRY_FAILURE) != 0) {
       if (nested.inL2) print.say("nested: the processor refused vmcs02 that the hypervisor's entry checks passed (a hypervisor bug)");
-      misc.reportEntryFailure(reason);
-      exits.stop(config.OUTCOME_STOPPED);
+      misc.reportEntryFailure(vcpu, reason);
+      exits.stop(vcpu, config.OUTCOME_STOPPED);
       return;
     }
     events.reinjectVectoring();
     if (nested.inL2) {
-      if (l2exit.handle(reason & 0xffff) == exits.STOP) return;
+      if (l2exit.handle(vcpu, reason & 0xffff) == exits.STOP) return;
     } else {
-      if (exits.dispatch(reason & 0xffff) == exits.STOP) return;
+      if (exits.dispatch(vcpu, reason & 0xffff) == exits.STOP) return;
     }
     // Interrupts: L2's (l2irq.ts may reflect an exit to L1 for one), then
     // L1's, also right after such a reflection. One call site for
     // irq.deliver keeps it inlined in this loop (a second one cost every
     // exit 17 ticks).
-    if (nested.inL2 && l2irq.deliver() == exits.STOP) return;
+    if (nested.inL2 && l2irq.deliver(vcpu) == exits.STOP) return;
     if (!nested.inL2) irq.deliver();
-    if (migrate.due() && !migrate.move()) {
-      exits.stop(config.OUTCOME_STOPPED);
+    if (migrate.due(vcpu) && !migrate.move(vcpu)) {
+      exits.stop(vcpu, config.OUTCOME_STOPPED);
       return;
     }
   }
@@ -166,12 +169,19 @@ function runOne(g: i32): bool {
   print.nl();
 
   exits.resetCounts();
+  const vm = vms.create(g);
+  const vcpu = vcpus.create(vm, 0);
+  vm.vcpu0 = vcpu;
+  vm.vcpuCount = 1;
   const ram = pages.allocAligned(<u32>(bytes >> 12), SIZE_2M);
   if (ram == 0) {
     print.say("guest: not enough free memory for its RAM");
     return false;
   }
   const root = ept.create();
+  vm.ramHpa = ram;
+  vm.ramBytes = bytes;
+  vm.eptRoot = root;
   let ok = root != 0 && ept.map(root, 0, ram, bytes, ept.EPT_RWX);
   if (!ok) print.say("guest: out of memory for its EPT tables");
   // A RAM snapshot (ramsnap=): made now, with the tables it needs.
@@ -180,16 +190,16 @@ function runOne(g: i32): bool {
     snap = ramsnap.setup(ram, bytes, root, config.ramSnapshot[g] == config.RAMSNAP_WP);
     ok = snap !== null;
   }
+  vm.ramSnapshot = snap;
   guestmem.setup(ram, bytes, snap);
   if (ok) {
     ports.reset(bytes, 1);
     lapic.reset(0, cpu.rdtsc());
     msrExit.reset();
-    vcpu.reset();
     ok = loader.load(config.file[g], boot.cmdline + <usize>config.argsStart[g], config.argsLen[g],
       config.modulesOf(g), config.moduleCount[g]);
   }
-  if (ok) ok = vmcs01.create(snap !== null ? snap.eptp() : ept.eptp(root), loader.entryEip, config.vpid[g]);
+  if (ok) ok = vmcs01.create(vcpu, snap !== null ? snap.eptp() : ept.eptp(root), loader.entryEip, config.vpid[g]);
   if (ok) ok = shadow.setup(config.nested[g] && config.shadowVmcs[g]);
   if (ok) {
     irq.reset();
@@ -208,14 +218,14 @@ function runOne(g: i32): bool {
     entryChecks.forget();
   }
   if (ok) {
-    vcpu.setReg(vcpu.RAX, loader.entryEax);
-    vcpu.setReg(vcpu.RBX, loader.entryEbx);
+    vcpu.setReg(R.RAX, loader.entryEax);
+    vcpu.setReg(R.RBX, loader.entryEbx);
     // Cached translations of an earlier guest must not survive into this
     // one: the same EPTP or VPID may have been used before (SDM 29.4.3).
     if ((caps.eptVpidCap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0) vmx.invept(2, 0);
     if (vmcs01.vpidEnabled && (caps.eptVpidCap & V.EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT) != 0)
       vmx.invvpid(1, vmcs01.GUEST_VPID, 0);
-    loop();
+    loop(vcpu);
     ports.flushConsole();
     vmx.vmclear(vcpu.vmcs);
     // A nested guest's vmcs02 is active here too; clear it before its page
@@ -231,24 +241,27 @@ function runOne(g: i32): bool {
       scrubPassThroughMsrs();
     }
   } else {
-    exits.stop(config.OUTCOME_STOPPED);
+    exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
   guestmem.setup(ram, bytes, null);
+  vm.ramSnapshot = null;
   if (snap !== null) RamSnapshot.destroy(snap);
   ept.destroy(root);
   pages.free(ram, <u32>(bytes >> 12));
-  return report(g);
+  const pass = report(vcpu, g);
+  vcpus.destroy(vcpu);
+  return pass;
 }
 
-function report(g: i32): bool {
-  const o = exits.outcome;
+function report(vcpu: Vcpu, g: i32): bool {
+  const o = vcpu.vm.outcome;
   const want = config.expect[g];
   let pass: bool;
   if (want == config.OUTCOME_PASS) {
     // isa-debug-exit value 0 is code 1; hypercall exit status 0 is code 0.
-    pass = o == config.OUTCOME_EXIT && (exits.exitCode == 0 || (ports.exitRequested && exits.exitCode == 1));
+    pass = o == config.OUTCOME_EXIT && (vcpu.vm.exitCode == 0 || (ports.exitRequested && vcpu.vm.exitCode == 1));
   } else if (want == config.OUTCOME_EXIT) {
-    pass = o == config.OUTCOME_EXIT && exits.exitCode == config.expectCode[g];
+    pass = o == config.OUTCOME_EXIT && vcpu.vm.exitCode == config.expectCode[g];
   } else {
     pass = o == want;
   }
@@ -260,7 +273,7 @@ function report(g: i32): bool {
   print.str(config.outcomeName(o));
   if (o == config.OUTCOME_EXIT) {
     print.str(ports.exitRequested ? " via isa-debug-exit, code " : " via hypercall, status ");
-    print.dec(exits.exitCode);
+    print.dec(vcpu.vm.exitCode);
   }
   print.str(", ");
   print.dec(vcpu.exits);

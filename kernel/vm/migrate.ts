@@ -11,7 +11,8 @@ import * as vmx from "../hw/vmx";
 import * as print from "../lib/print";
 import * as V from "../arch/vmx";
 import * as caps from "../vmx/caps";
-import * as vcpu from "./vcpu";
+import * as R from "./vcpu";
+import { Vcpu } from "./vcpu";
 import * as vmcs01 from "./vmcs01";
 import * as xstate from "./xstate";
 import * as vmcs02 from "../nested/vmcs02";
@@ -34,18 +35,18 @@ export function reset(): void {
 }
 
 // Is it time to move? Called after each handled exit.
-@inline export function due(): bool {
+@inline export function due(vcpu: Vcpu): bool {
   return every != 0 && cpu.count() > 1 && vcpu.exits % <u64>every == 0;
 }
 
 // Move to the next processor. Returns false (after printing why) when the
 // VMCS cannot be cleared or loaded.
-export function move(): bool {
+export function move(vcpu: Vcpu): bool {
   const from = cpu.index();
   const to = (from + 1) % cpu.count();
   for (let i = 0; i < CARRIED.length; i++) values[i] = cpu.rdmsr(CARRIED[i]);
   xstate.save();
-  shadow.beforeMove(nested.inL2);
+  shadow.beforeMove(vcpu, nested.inL2);
   // Both VMCSs of a nested guest may be active on this processor.
   if (vmx.vmclear(vcpu.vmcs) != vmx.VMX_SUCCEED ||
     (vmcs02.initialized && vmx.vmclear(vmcs02.vmcs02) != vmx.VMX_SUCCEED)) {
@@ -83,7 +84,7 @@ export function move(): bool {
     return false;
   }
   vmcs01.writeHostState();
-  shadow.afterMove();
+  shadow.afterMove(vcpu);
   if (nested.inL2 && vmx.vmptrld(vmcs02.vmcs02) != vmx.VMX_SUCCEED) {
     print.say("migrate: VMPTRLD of vmcs02 failed");
     return false;

@@ -19,7 +19,8 @@ import * as decode from "./decode";
 import * as paging from "./paging";
 import * as config from "./config";
 import { RESUME, stop } from "./exits";
-import * as vcpu from "./vcpu";
+import * as R from "./vcpu";
+import { Vcpu } from "./vcpu";
 
 export const APIC_PAGE: u64 = 0xfee00000;
 
@@ -27,13 +28,13 @@ export function isApic(gpa: u64): bool {
   return (gpa & ~<u64>0xfff) == APIC_PAGE;
 }
 
-function regValue(): u64 {
+function regValue(vcpu: Vcpu): u64 {
   if (decode.hasImm) return decode.imm;
   if (decode.highByte) return (vcpu.reg(<u32>decode.reg - 4) >> 8) & 0xff;
   return vcpu.gpr(<u32>decode.reg);
 }
 
-function setRegValue(v: u64): void {
+function setRegValue(vcpu: Vcpu, v: u64): void {
   const r = <u32>decode.reg;
   if (decode.highByte) {
     const q = vcpu.reg(r - 4);
@@ -53,7 +54,7 @@ function setRegValue(v: u64): void {
 
 // Emulate the access at gpa (inside the APIC page; L1-physical for L2).
 // False when the instruction cannot be decoded; the caller stops the VM.
-export function emulateApic(gpa: u64, stage2: paging.Stage2 = paging.direct): bool {
+export function emulateApic(vcpu: Vcpu, gpa: u64, stage2: paging.Stage2 = paging.direct): bool {
   if (!decode.decode(stage2)) {
     print.str("hv: guest: cannot decode the instruction accessing the local APIC at ");
     print.hex(gpa);
@@ -73,9 +74,9 @@ export function emulateApic(gpa: u64, stage2: paging.Stage2 = paging.direct): bo
   // dropped.
   const aligned = (off & 3) == 0 && decode.size == 4;
   if (decode.isWrite) {
-    if (aligned) lapic.write(off, <u32>regValue(), cpu.rdtsc());
+    if (aligned) lapic.write(off, <u32>regValue(vcpu), cpu.rdtsc());
   } else {
-    setRegValue(aligned ? <u64>lapic.read(off, cpu.rdtsc()) : 0);
+    setRegValue(vcpu, aligned ? <u64>lapic.read(off, cpu.rdtsc()) : 0);
   }
   vmx.vmwrite(V.GUEST_RIP, vmx.vmread(V.GUEST_RIP) + decode.length);
   const intr = <u32>vmx.vmread(V.GUEST_INTERRUPTIBILITY_STATE);
@@ -92,8 +93,8 @@ export function emulateApic(gpa: u64, stage2: paging.Stage2 = paging.direct): bo
 // delivering an event (IDT-vectoring information valid: the IDT, a stack or
 // a TSS in the APIC page) is not an instruction to emulate: NOT_A_DEVICE.
 export const NOT_A_DEVICE: i32 = -1;
-export function access(gpa: u64, stage2: paging.Stage2 = paging.direct): i32 {
+export function access(vcpu: Vcpu, gpa: u64, stage2: paging.Stage2 = paging.direct): i32 {
   const vectoring = (<u32>vmx.vmread(V.IDT_VECTORING_INFO) & V.INTR_INFO_VALID) != 0;
   if (!isApic(gpa) || vectoring) return NOT_A_DEVICE;
-  return emulateApic(gpa, stage2) ? RESUME : stop(config.OUTCOME_STOPPED);
+  return emulateApic(vcpu, gpa, stage2) ? RESUME : stop(vcpu, config.OUTCOME_STOPPED);
 }
