@@ -129,6 +129,17 @@ function option(p: usize, n: i32): bool {
     migrate.setEvery(<u32>k);
     return true;
   }
+  v = keyIs(p, n, "snapshot");
+  if (v >= 0) {
+    // A test option (docs/snapshot.md): every N exits save the running vCPU,
+    // destroy it and continue on one made from the blob. After a guest=,
+    // for that guest; before any, for all that follow.
+    const k = parseDec(p + <usize>v, n - v);
+    if (k <= 0) return bad("snapshot= needs a number of exits (1 or more), not", p + <usize>v, n - v);
+    if (!config.SNAPSHOT_RUNS) return bad("snapshot= cannot run yet (vCPU save/restore is being built), refused rather than ignored:", p, n);
+    config.setSnapshotEvery(current, <u32>k);
+    return true;
+  }
   v = keyIs(p, n, "guest");
   if (v >= 0) {
     const f = config.findFile(p + <usize>v, n - v);

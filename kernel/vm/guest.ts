@@ -12,7 +12,6 @@ import * as vmfail from "../vmx/vmfail";
 import * as ept from "../ept/ept";
 import * as loader from "../guest/loader";
 import * as ports from "../devices/ports";
-import * as lapic from "../apic/lapic";
 import * as V from "../arch/vmx";
 import * as config from "./config";
 import * as guestmem from "./guestmem";
@@ -31,7 +30,6 @@ import * as ioExit from "./exit/io";
 import * as vmcallExit from "./exit/vmcall";
 import * as misc from "./exit/misc";
 import * as irq from "./irq";
-import * as profile from "./profile";
 import * as migrate from "./migrate";
 import * as nested from "../nested/state";
 import * as nestedInsn from "../nested/handlers";
@@ -89,14 +87,14 @@ function handleRdpmc(vcpu: Vcpu, reason: u32): i32 {
   return exits.RESUME;
 }
 
-let handlersReady = false;
+let handlersReady = false; // machine-wide: the exit table is filled once
 
 // Pass-through MSRs that VMX does not switch keep the guest's values in the
 // processor: clear them so that the next guest does not see this one's.
-function scrubPassThroughMsrs(): void {
+function scrubPassThroughMsrs(vcpu: Vcpu): void {
   for (let i = 0; i < vmcs01.UNSWITCHED.length; i++) cpu.wrmsr(unchecked(vmcs01.UNSWITCHED[i]), 0);
   // Nor are XCR0 and the extended state: initial values, the host's XCR0.
-  xstate.scrub();
+  xstate.scrub(vcpu);
 }
 
 function printName(g: i32): void {
@@ -110,9 +108,14 @@ function printName(g: i32): void {
 }
 
 // The VM-entry/exit loop. Returns when a handler stops the VM.
+// Every exit passes here: what it reads and writes of the objects costs a
+// bounds-checked access each in the wasm2c build, so the loop keeps the
+// address of the exit counters in a local, and the launch state and exit
+// count are the entry wrapper's to keep (vmx.enter).
 function loop(vcpu: Vcpu): void {
+  const counts = vcpu.vm.exitCounts;
   while (true) {
-    const r = vmx.enter(vcpu.regs, vcpu.launched);
+    const r = vmx.enter(vcpu.regs);
     if (r != vmx.VMX_SUCCEED) {
       print.str("hv: guest: VM entry failed: ");
       vmfail.describe(r);
@@ -120,8 +123,6 @@ function loop(vcpu: Vcpu): void {
       exits.stop(vcpu, config.OUTCOME_STOPPED);
       return;
     }
-    vcpu.setLaunched(true);
-    vcpu.countExit();
     const reason = <u32>vmx.vmread(V.VM_EXIT_REASON);
     if ((reason & V.EXIT_REASON_FLAG_ENTRY_FAILURE) != 0) {
       if (nested.inL2) print.say("nested: the processor refused vmcs02 that the hypervisor's entry checks passed (a hypervisor bug)");
@@ -133,14 +134,14 @@ function loop(vcpu: Vcpu): void {
     if (nested.inL2) {
       if (l2exit.handle(vcpu, reason & 0xffff) == exits.STOP) return;
     } else {
-      if (exits.dispatch(vcpu, reason & 0xffff) == exits.STOP) return;
+      if (exits.dispatchCounted(vcpu, reason & 0xffff, counts) == exits.STOP) return;
     }
     // Interrupts: L2's (l2irq.ts may reflect an exit to L1 for one), then
     // L1's, also right after such a reflection. One call site for
     // irq.deliver keeps it inlined in this loop (a second one cost every
     // exit 17 ticks).
     if (nested.inL2 && l2irq.deliver(vcpu) == exits.STOP) return;
-    if (!nested.inL2) irq.deliver();
+    if (!nested.inL2) irq.deliver(vcpu);
     if (migrate.due(vcpu) && !migrate.move(vcpu)) {
       exits.stop(vcpu, config.OUTCOME_STOPPED);
       return;
@@ -168,7 +169,6 @@ function runOne(g: i32): bool {
   }
   print.nl();
 
-  exits.resetCounts();
   const vm = vms.create(g);
   const vcpu = vcpus.create(vm, 0);
   vm.vcpu0 = vcpu;
@@ -191,22 +191,15 @@ function runOne(g: i32): bool {
     ok = snap !== null;
   }
   vm.ramSnapshot = snap;
-  guestmem.setup(ram, bytes, snap);
+  guestmem.use(vm);
   if (ok) {
     ports.reset(bytes, 1);
-    lapic.reset(0, cpu.rdtsc());
-    msrExit.reset();
     ok = loader.load(config.file[g], boot.cmdline + <usize>config.argsStart[g], config.argsLen[g],
       config.modulesOf(g), config.moduleCount[g]);
   }
   if (ok) ok = vmcs01.create(vcpu, snap !== null ? snap.eptp() : ept.eptp(root), loader.entryEip, config.vpid[g]);
   if (ok) ok = shadow.setup(config.nested[g] && config.shadowVmcs[g]);
   if (ok) {
-    irq.reset();
-    profile.reset();
-    migrate.reset();
-    xstate.reset();
-    irq.setBudget(config.maxTicks[g]);
     nested.reset(config.nested[g]);
     vmcs02.reset();
     hoststate.resetCounts();
@@ -225,6 +218,8 @@ function runOne(g: i32): bool {
     if ((caps.eptVpidCap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0) vmx.invept(2, 0);
     if (vmcs01.vpidEnabled && (caps.eptVpidCap & V.EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT) != 0)
       vmx.invvpid(1, vmcs01.GUEST_VPID, 0);
+    // The vCPU's extended state onto this processor (VM entry loads none).
+    xstate.restore(vcpu);
     loop(vcpu);
     ports.flushConsole();
     vmx.vmclear(vcpu.vmcs);
@@ -234,17 +229,17 @@ function runOne(g: i32): bool {
     shadow.clear();
     shadowept.dropAll(); // the shadow EPT tables go back to the allocator
     vcpu.setLaunched(false);
-    scrubPassThroughMsrs();
+    scrubPassThroughMsrs(vcpu);
     // The next guest starts where the first did.
     if (cpu.index() != 0) {
       cpu.migrate(0);
-      scrubPassThroughMsrs();
+      scrubPassThroughMsrs(vcpu);
     }
   } else {
     exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
-  guestmem.setup(ram, bytes, null);
   vm.ramSnapshot = null;
+  guestmem.use(vm);
   if (snap !== null) RamSnapshot.destroy(snap);
   ept.destroy(root);
   pages.free(ram, <u32>(bytes >> 12));
@@ -285,7 +280,7 @@ function report(vcpu: Vcpu, g: i32): bool {
   print.nl();
   if (migrate.every != 0) {
     print.str("hv: vcpu migrations: ");
-    print.dec(migrate.count);
+    print.dec(vcpu.vm.migrations);
     print.str(" (every ");
     print.dec(migrate.every);
     print.str(" exits, ");
@@ -293,9 +288,9 @@ function report(vcpu: Vcpu, g: i32): bool {
     print.str(" processors)");
     print.nl();
   }
-  exits.report();
+  exits.report(vcpu.vm);
   if (config.nested[g]) reportNested();
-  profile.report();
+  vcpu.vm.profile.report();
   return pass;
 }
 

@@ -5,16 +5,29 @@
 // against the guest's RAM: a guest-supplied address can never reach
 // hypervisor memory or another guest's.
 //
+// The RAM belongs to the guest's Vm (vm.ramHpa, vm.ramBytes); the two
+// values below are a copy of the running guest's, made by use() when its
+// vCPU starts on this processor, so that the many accessors stay one
+// global read each rather than a load through a Vm pointer.
+//
 // With a RAM snapshot (snapshot/ram.ts) every write made here is recorded
 // as written, as the processor records the guest's own writes in the EPT:
 // the hypervisor's writes do not go through EPT.
 import * as mem from "../hw/mem";
+import { Vm } from "./vm";
 import { RamSnapshot } from "../snapshot/ram";
 
-export let hostBase: u64 = 0;
-export let size: u64 = 0;
-export let snapshot: RamSnapshot | null = null;
+export let hostBase: u64 = 0; // rebuildable cache: vm.ramHpa of the guest running here
+export let size: u64 = 0; // rebuildable cache: vm.ramBytes of the guest running here
+export let snapshot: RamSnapshot | null = null; // rebuildable cache: vm.ramSnapshot
 
+// The accessors below reach vm's RAM from now on.
+export function use(vm: Vm): void {
+  setup(vm.ramHpa, vm.ramBytes, vm.ramSnapshot);
+}
+
+// RAM at host-physical base, bytes long, and its snapshot if any (the unit
+// tests' hooks, use()).
 export function setup(base: u64, bytes: u64, snap: RamSnapshot | null = null): void {
   hostBase = base;
   size = bytes;
