@@ -16,6 +16,7 @@ import * as V from "../arch/vmx";
 import * as lapic from "../apic/lapic";
 import * as print from "../lib/print";
 import * as decode from "./decode";
+import * as events from "./events";
 import * as paging from "./paging";
 import * as config from "./config";
 import { RESUME, stop } from "./exits";
@@ -77,10 +78,8 @@ export function emulateApic(gpa: u64, stage2: paging.Stage2 = paging.direct): bo
   } else {
     setRegValue(aligned ? <u64>lapic.read(off, cpu.rdtsc()) : 0);
   }
-  vmx.vmwrite(V.GUEST_RIP, vmx.vmread(V.GUEST_RIP) + decode.length);
-  const intr = <u32>vmx.vmread(V.GUEST_INTERRUPTIBILITY_STATE);
-  const mask = V.INTERRUPTIBILITY_BLOCKING_BY_STI | V.INTERRUPTIBILITY_BLOCKING_BY_MOV_SS;
-  if ((intr & mask) != 0) vmx.vmwrite(V.GUEST_INTERRUPTIBILITY_STATE, intr & ~mask);
+  // An EPT violation reports no instruction length (28.2.5): the decoded one.
+  events.completeInstruction(<u64>decode.length);
   return true;
 }
 
