@@ -38,11 +38,13 @@ import * as shadowept from "./shadowept";
 import * as eptad from "./eptad";
 import * as reflect from "./reflect";
 
-// L2's instruction bytes for an emulated device access: L2-physical →
-// L1-physical through L1's EPT (presence only: the hypervisor reads, as
-// paging.ts does for the guest's own tables).
-function throughL1Ept(gpa2: u64): u64 {
-  return ept12.walk(state.get(V.EPT_POINTER), gpa2, 0) == ept12.WALK_OK ? ept12.gpa1 : paging.NO_TRANSLATION;
+// The second stage of the walk that reads L2's instruction bytes for an
+// emulated device access (vm/paging.ts): L2-physical → L1-physical through
+// L1's EPT, presence only — the processor has just fetched them, the
+// hypervisor only reads them again. A failure (L1 changed its tables
+// meanwhile) is nobody's fault to report: the decode fails.
+function throughL1Ept(gpa2: u64, access: u32, lin: u64, final: bool): u64 {
+  return ept12.walk(state.get(V.EPT_POINTER), gpa2, 0) == ept12.WALK_OK ? ept12.gpa1 : paging.STAGE2;
 }
 
 export let reflected: u64 = 0; // EPT violations/misconfigurations given to L1
