@@ -40,9 +40,9 @@ import * as reflect from "./reflect";
 
 // The second stage of the walk that reads L2's instruction bytes for an
 // emulated device access (vm/paging.ts): L2-physical → L1-physical through
-// L1's EPT, presence only — the processor has just fetched them, the
-// hypervisor only reads them again. A failure (L1 changed its tables
-// meanwhile) is nobody's fault to report: the decode fails.
+// L1's EPT, presence only — the processor has just fetched those bytes
+// through the same tables, the hypervisor only reads them again. Should
+// the walk fail all the same, the decode fails (mmio.ts reports it).
 function throughL1Ept(gpa2: u64, access: u32, lin: u64, final: bool): u64 {
   return ept12.walk(state.get(V.EPT_POINTER), gpa2, 0) == ept12.WALK_OK ? ept12.gpa1 : paging.STAGE2;
 }

@@ -2,15 +2,17 @@
 // exit unconditionally in VMX non-root operation). With nested=off the guest
 // has no VMX (CPUID.1:ECX.VMX = 0) and each is #UD, as on such a processor;
 // with nested=on each is emulated (vmxon.ts, vmptr.ts, vmrw.ts,
-// invalidate.ts, and VMLAUNCH/VMRESUME in launch.ts).
+// invalidate.ts, and VMLAUNCH/VMRESUME in launch.ts). register() is called
+// at start (install.ts).
 import * as V from "../arch/vmx";
 import * as events from "../vm/events";
 import * as exits from "../vm/exits";
-import * as state from "./state";
+import * as nesting from "../vm/nesting";
 import * as vmxonInsn from "./vmxon";
 import * as vmptr from "./vmptr";
 import * as vmrw from "./vmrw";
 import * as invalidate from "./invalidate";
+import * as launch from "./launch";
 
 function noVmx(): i32 {
   events.injectUD();
@@ -18,31 +20,31 @@ function noVmx(): i32 {
 }
 
 function onVmxon(reason: u32): i32 {
-  return state.enabled ? vmxonInsn.vmxon(reason) : noVmx();
+  return nesting.offered ? vmxonInsn.vmxon(reason) : noVmx();
 }
 function onVmxoff(reason: u32): i32 {
-  return state.enabled ? vmxonInsn.vmxoff(reason) : noVmx();
+  return nesting.offered ? vmxonInsn.vmxoff(reason) : noVmx();
 }
 function onVmclear(reason: u32): i32 {
-  return state.enabled ? vmptr.vmclear(reason) : noVmx();
+  return nesting.offered ? vmptr.vmclear(reason) : noVmx();
 }
 function onVmptrld(reason: u32): i32 {
-  return state.enabled ? vmptr.vmptrld(reason) : noVmx();
+  return nesting.offered ? vmptr.vmptrld(reason) : noVmx();
 }
 function onVmptrst(reason: u32): i32 {
-  return state.enabled ? vmptr.vmptrst(reason) : noVmx();
+  return nesting.offered ? vmptr.vmptrst(reason) : noVmx();
 }
 function onVmread(reason: u32): i32 {
-  return state.enabled ? vmrw.vmread(reason) : noVmx();
+  return nesting.offered ? vmrw.vmread(reason) : noVmx();
 }
 function onVmwrite(reason: u32): i32 {
-  return state.enabled ? vmrw.vmwrite(reason) : noVmx();
+  return nesting.offered ? vmrw.vmwrite(reason) : noVmx();
 }
 function onInvept(reason: u32): i32 {
-  return state.enabled ? invalidate.invept(reason) : noVmx();
+  return nesting.offered ? invalidate.invept(reason) : noVmx();
 }
 function onInvvpid(reason: u32): i32 {
-  return state.enabled ? invalidate.invvpid(reason) : noVmx();
+  return nesting.offered ? invalidate.invvpid(reason) : noVmx();
 }
 
 export function register(): void {
@@ -55,4 +57,6 @@ export function register(): void {
   exits.register(V.EXIT_REASON_VMWRITE, onVmwrite);
   exits.register(V.EXIT_REASON_INVEPT, onInvept);
   exits.register(V.EXIT_REASON_INVVPID, onInvvpid);
+  exits.register(V.EXIT_REASON_VMLAUNCH, launch.handle);
+  exits.register(V.EXIT_REASON_VMRESUME, launch.handle);
 }

@@ -24,6 +24,7 @@ import * as vpid from "./vpid";
 import * as ptimer from "./ptimer";
 import * as l2halt from "./l2halt";
 import * as tsc from "../vm/tsc";
+import * as nesting from "../vm/nesting";
 
 export let launches: u64 = 0; // nested VM entries into L2
 export function resetCounts(): void {
@@ -39,7 +40,7 @@ function logFailed(what: string): void {
 }
 
 export function handle(reason: u32): i32 {
-  if (!state.enabled) {
+  if (!nesting.offered) {
     events.injectUD();
     return exits.RESUME;
   }
@@ -106,7 +107,7 @@ export function handle(reason: u32): i32 {
   l2irq.entered();
   ptimer.entered();
   if (launch) state.setLaunchState(1);
-  state.setInL2(true);
+  nesting.setInL2(true);
   launches++;
   // The TLB flushes this entry means for L1's processor (vpid.ts).
   vpid.entered();

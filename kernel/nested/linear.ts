@@ -31,6 +31,7 @@ import * as guestmem from "../vm/guestmem";
 import * as paging from "../vm/paging";
 import * as config from "../vm/config";
 import { RESUME, stop } from "../vm/exits";
+import * as nesting from "../vm/nesting";
 import * as state from "./state";
 import * as ept12 from "./ept12";
 import * as reflect from "./reflect";
@@ -86,7 +87,7 @@ export let gpa: u64 = 0;
 // Translate linear address lin for a supervisor data access (write or
 // read): OK with `gpa` set, or FAULT (#PF injected), HALT or EXITED.
 function translate(lin: u64, write: bool): i32 {
-  const stage2 = state.inL2 && state.eptEnabled() ? throughEpt12 : paging.direct;
+  const stage2 = nesting.inL2 && state.eptEnabled() ? throughEpt12 : paging.direct;
   const r = paging.translate(lin, write ? paging.WRITE : 0, stage2);
   if (!paging.failed(r)) {
     gpa = r;

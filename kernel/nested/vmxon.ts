@@ -34,6 +34,7 @@ import * as events from "../vm/events";
 import * as guestmem from "../vm/guestmem";
 import * as msrExit from "../vm/exit/msr";
 import { RESUME } from "../vm/exits";
+import * as nesting from "../vm/nesting";
 import * as state from "./state";
 import * as caps from "./caps";
 import * as common from "./common";
@@ -57,7 +58,7 @@ export function vmxon(reason: u32): i32 {
   if (c != common.PROCEED) return c;
 
   if (state.vmxOn) {
-    if (state.inL2) return common.exitToL1(reason);
+    if (nesting.inL2) return common.exitToL1(reason);
     if (events.guestCpl() > 0) {
       events.injectGP();
       return RESUME;

@@ -30,18 +30,7 @@ import * as misc from "./exit/misc";
 import * as irq from "./irq";
 import * as profile from "./profile";
 import * as migrate from "./migrate";
-import * as nested from "../nested/state";
-import * as nestedInsn from "../nested/handlers";
-import * as l2exit from "../nested/l2exit";
-import * as launch from "../nested/launch";
-import * as l2irq from "../nested/l2irq";
-import * as entryChecks from "../nested/entry-checks";
-import * as vmcs02 from "../nested/vmcs02";
-import * as reflect from "../nested/reflect";
-import * as shadow from "../nested/shadow";
-import * as hoststate from "../nested/hoststate";
-import * as shadowept from "../nested/shadowept";
-import * as nestedVpid from "../nested/vpid";
+import * as nesting from "./nesting";
 
 const SIZE_2M: u64 = 0x200000;
 
@@ -56,8 +45,6 @@ function registerHandlers(): void {
   exits.register(V.EXIT_REASON_INVD, misc.handleWbinvd);
   exits.register(V.EXIT_REASON_RDTSC, misc.handleRdtsc);
   exits.register(V.EXIT_REASON_VMCALL, vmcallExit.handle);
-  exits.register(V.EXIT_REASON_VMLAUNCH, launch.handle);
-  exits.register(V.EXIT_REASON_VMRESUME, launch.handle);
   exits.register(V.EXIT_REASON_CR_ACCESS, crExit.handle);
   exits.register(V.EXIT_REASON_IO_INSTRUCTION, ioExit.handle);
   exits.register(V.EXIT_REASON_RDMSR, msrExit.handleRead);
@@ -72,9 +59,7 @@ function registerHandlers(): void {
   exits.register(V.EXIT_REASON_VMFUNC, misc.handleUD);
   exits.register(V.EXIT_REASON_INTERRUPT_WINDOW, irq.handleWake);
   exits.register(V.EXIT_REASON_PREEMPTION_TIMER, irq.handleWake);
-  // VMXON, VMXOFF, VMCLEAR, VMPTRLD, VMPTRST, VMREAD, VMWRITE, INVEPT,
-  // INVVPID: emulated with nested=on, #UD otherwise.
-  nestedInsn.register();
+  // The VMX instructions' exits are nested/'s (nested/install.ts).
 }
 
 // RDPMC exits only when intercepted: a guest without a PMU gets #GP
@@ -104,8 +89,13 @@ function printName(g: i32): void {
   print.bytes(tmp, w);
 }
 
-// The VM-entry/exit loop. Returns when a handler stops the VM.
-function loop(): void {
+// The VM-entry/exit loop. Returns when a handler stops the VM. Exits while
+// L2 runs, and then L2's interrupts, go to `l2`: nested VMX's exit path
+// (nested/install.ts L2Path), which kmain passes down. vm/ does not import
+// nested/ (vm/nesting.ts); as a type parameter rather than a function
+// reference, L2's path is compiled into this loop and inlined as before
+// (two calls through references cost every L2 exit about 60 ticks).
+function loop<L2>(l2: L2): void {
   while (true) {
     const r = vmx.enter(vcpu.regs, vcpu.launched);
     if (r != vmx.VMX_SUCCEED) {
@@ -119,23 +109,23 @@ function loop(): void {
     vcpu.countExit();
     const reason = <u32>vmx.vmread(V.VM_EXIT_REASON);
     if ((reason & V.EXIT_REASON_FLAG_ENTRY_FAILURE) != 0) {
-      if (nested.inL2) print.say("nested: the processor refused vmcs02 that the hypervisor's entry checks passed (a hypervisor bug)");
+      if (nesting.inL2) print.say("nested: the processor refused vmcs02 that the hypervisor's entry checks passed (a hypervisor bug)");
       misc.reportEntryFailure(reason);
       exits.stop(config.OUTCOME_STOPPED);
       return;
     }
     events.reinjectVectoring();
-    if (nested.inL2) {
-      if (l2exit.handle(reason & 0xffff) == exits.STOP) return;
+    if (nesting.inL2) {
+      if (l2.exit(reason & 0xffff) == exits.STOP) return;
     } else {
       if (exits.dispatch(reason & 0xffff) == exits.STOP) return;
     }
-    // Interrupts: L2's (l2irq.ts may reflect an exit to L1 for one), then
-    // L1's, also right after such a reflection. One call site for
+    // Interrupts: L2's (nested/l2irq.ts may reflect an exit to L1 for one),
+    // then L1's, also right after such a reflection. One call site for
     // irq.deliver keeps it inlined in this loop (a second one cost every
     // exit 17 ticks).
-    if (nested.inL2 && l2irq.deliver() == exits.STOP) return;
-    if (!nested.inL2) irq.deliver();
+    if (nesting.inL2 && l2.deliver() == exits.STOP) return;
+    if (!nesting.inL2) irq.deliver();
     if (migrate.due() && !migrate.move()) {
       exits.stop(config.OUTCOME_STOPPED);
       return;
@@ -143,8 +133,9 @@ function loop(): void {
   }
 }
 
-// Run guest g; returns whether it ended as expected.
-function runOne(g: i32): bool {
+// Run guest g (L2's exits to `l2`, see loop); returns whether it ended as
+// expected.
+function runOne<L2>(g: i32, l2: L2): bool {
   const bytes = config.memBytes[g];
   print.str("hv: guest ");
   print.dec(g + 1);
@@ -182,22 +173,13 @@ function runOne(g: i32): bool {
       config.modulesOf(g), config.moduleCount[g]);
   }
   if (ok) ok = vmcs01.create(ept.eptp(root), loader.entryEip, config.vpid[g]);
-  if (ok) ok = shadow.setup(config.nested[g] && config.shadowVmcs[g]);
+  if (ok) ok = nesting.start(config.nested[g], config.shadowVmcs[g]);
   if (ok) {
     irq.reset();
     profile.reset();
     migrate.reset();
     xstate.reset();
     irq.setBudget(config.maxTicks[g]);
-    nested.reset(config.nested[g]);
-    vmcs02.reset();
-    hoststate.resetCounts();
-    shadowept.dropAll();
-    shadowept.resetCounts();
-    nestedVpid.reset();
-    reflect.resetCounts();
-    launch.resetCounts();
-    entryChecks.forget();
   }
   if (ok) {
     vcpu.setReg(vcpu.RAX, loader.entryEax);
@@ -207,14 +189,10 @@ function runOne(g: i32): bool {
     if ((caps.eptVpidCap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0) vmx.invept(2, 0);
     if (vmcs01.vpidEnabled && (caps.eptVpidCap & V.EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT) != 0)
       vmx.invvpid(1, vmcs01.GUEST_VPID, 0);
-    loop();
+    loop<L2>(l2);
     ports.flushConsole();
     vmx.vmclear(vcpu.vmcs);
-    // A nested guest's vmcs02 is active here too; clear it before its page
-    // is reused (a VMCS region is not written while active, 25.11.1).
-    if (vmcs02.initialized) vmx.vmclear(vmcs02.vmcs02);
-    shadow.clear();
-    shadowept.dropAll(); // the shadow EPT tables go back to the allocator
+    nesting.tearDown();
     vcpu.setLaunched(false);
     scrubPassThroughMsrs();
     // The next guest starts where the first did.
@@ -271,59 +249,14 @@ function report(g: i32): bool {
     print.nl();
   }
   exits.report();
-  if (config.nested[g]) reportNested();
+  if (config.nested[g]) nesting.report();
   profile.report();
   return pass;
 }
 
-// The L2 exits: reflected to L1 by reason, and those L0 handled itself.
-function reportNested(): void {
-  let total: u64 = 0;
-  for (let i = 0; i < exits.REASONS; i++) total += reflect.counts[i];
-  print.str("hv: L2 exits: ");
-  print.dec(total);
-  print.str(" reflected to L1, ");
-  print.dec(reflect.handledByL0);
-  print.str(" handled by L0; ");
-  print.dec(launch.launches);
-  print.str(" nested entries; vmcs02 constant state written ");
-  print.dec(vmcs02.constantWrites);
-  print.str(" time(s); shadow VMCS ");
-  if (shadow.enabled) {
-    print.dec(shadow.pushes);
-    print.str(" pushes, ");
-    print.dec(shadow.pulls);
-    print.str(" pulls");
-  } else {
-    print.str("off");
-  }
-  print.nl();
-  // What the change tracking of nested/state.ts saved.
-  print.str("hv: nested entries: control/host checks skipped ");
-  print.dec(entryChecks.skipped);
-  print.str(", guest-state checks partial ");
-  print.dec(entryChecks.partialGuest);
-  print.str(", vmcs02 merged whole ");
-  print.dec(vmcs02.wholeMerges);
-  print.str("; L1 host state computed ");
-  print.dec(hoststate.stagings);
-  print.str(" time(s)");
-  print.nl();
-  shadowept.report();
-  for (let i = 0; i < exits.REASONS; i++) {
-    if (reflect.counts[i] == 0) continue;
-    print.str("hv:   L2 -> L1 ");
-    const name = V.exitReasonName(<u32>i);
-    print.str(name);
-    // At least one space: ENTRY_FAILURE_GUEST_STATE is 25 characters.
-    for (let pad = name.length; pad < 24 || pad == name.length; pad++) print.chr(0x20);
-    print.dec(reflect.counts[i]);
-    print.nl();
-  }
-}
-
-// Run every guest; returns whether all ended as expected.
-export function runAll(): bool {
+// Run every guest (L2's exits to `l2`, see loop); returns whether all ended
+// as expected.
+export function runAll<L2>(l2: L2): bool {
   if (!handlersReady) {
     registerHandlers();
     exits.register(V.EXIT_REASON_RDPMC, handleRdpmc);
@@ -331,7 +264,7 @@ export function runAll(): bool {
   }
   let all = true;
   for (let g = 0; g < config.count; g++) {
-    if (!runOne(g)) all = false;
+    if (!runOne<L2>(g, l2)) all = false;
   }
   print.str("hv: guests: ");
   print.dec(config.count);

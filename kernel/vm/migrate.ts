@@ -13,9 +13,7 @@ import * as V from "../arch/vmx";
 import * as vcpu from "./vcpu";
 import * as vmcs01 from "./vmcs01";
 import * as xstate from "./xstate";
-import * as vmcs02 from "../nested/vmcs02";
-import * as nested from "../nested/state";
-import * as shadow from "../nested/shadow";
+import * as nesting from "./nesting";
 
 export let every: u32 = 0; // 0 = never
 export let count: u32 = 0; // migrations of the current guest
@@ -44,17 +42,13 @@ export function move(): bool {
   const to = (from + 1) % cpu.count();
   for (let i = 0; i < CARRIED.length; i++) values[i] = cpu.rdmsr(CARRIED[i]);
   xstate.save();
-  shadow.beforeMove(nested.inL2);
-  // Both VMCSs of a nested guest may be active on this processor.
-  if (vmx.vmclear(vcpu.vmcs) != vmx.VMX_SUCCEED ||
-    (vmcs02.initialized && vmx.vmclear(vmcs02.vmcs02) != vmx.VMX_SUCCEED)) {
+  // A nested guest's VMCSs (vmcs02, the shadow VMCS) may be active on this
+  // processor too.
+  if (!nesting.leaveCpu() || vmx.vmclear(vcpu.vmcs) != vmx.VMX_SUCCEED) {
     print.say("migrate: VMCLEAR failed");
     return false;
   }
-  shadow.clear();
   vcpu.setLaunched(false);
-  vmcs02.cleared();
-  vmcs02.setL1Launched(false);
   if (!cpu.migrate(to)) {
     print.str("hv: migrate: processor ");
     print.dec(to);
@@ -63,24 +57,13 @@ export function move(): bool {
     cpu.migrate(from);
   }
   // Host state is the processor's: rewrite it in each VMCS, then make the
-  // one the vCPU runs current again (vmcs02 while L2 runs).
-  if (vmcs02.initialized) {
-    if (vmx.vmptrld(vmcs02.vmcs02) != vmx.VMX_SUCCEED) {
-      print.say("migrate: VMPTRLD of vmcs02 failed");
-      return false;
-    }
-    vmcs01.writeHostState();
-  }
+  // one the vCPU runs current again (nested/: vmcs02 while L2 runs).
   if (vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) {
     print.say("migrate: VMPTRLD failed");
     return false;
   }
   vmcs01.writeHostState();
-  shadow.afterMove();
-  if (nested.inL2 && vmx.vmptrld(vmcs02.vmcs02) != vmx.VMX_SUCCEED) {
-    print.say("migrate: VMPTRLD of vmcs02 failed");
-    return false;
-  }
+  if (!nesting.arriveCpu()) return false;
   for (let i = 0; i < CARRIED.length; i++) cpu.wrmsr(CARRIED[i], values[i]);
   xstate.restore();
   count++;

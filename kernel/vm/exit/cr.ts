@@ -14,8 +14,7 @@ import * as crqual from "./crqual";
 import { RESUME, stop } from "../exits";
 import * as config from "../config";
 import * as print from "../../lib/print";
-import * as nested from "../../nested/state";
-import * as nestedCaps from "../../nested/caps";
+import * as nesting from "../nesting";
 
 function longMode(): bool {
   return (vmx.vmread(V.GUEST_IA32_EFER) & V.X86_EFER_LMA) != 0;
@@ -28,7 +27,7 @@ function writeCr0(v: u64): bool {
   if ((v >> 32) != 0) return false;
   // In VMX operation CR0 must stay inside the fixed bits offered to L1
   // (SDM Vol. 3C 24.8: MOV to CR0 that violates them is #GP).
-  if (nested.vmxOn && !nestedCaps.cr0Allowed(v)) return false;
+  if (!nesting.cr0Allowed(v)) return false;
   if ((v & V.X86_CR0_PG) != 0 && (v & V.X86_CR0_PE) == 0) return false;
   if ((v & V.X86_CR0_NW) != 0 && (v & V.X86_CR0_CD) == 0) return false;
   // Clearing PG while CR4.PCIDE = 1 is #GP(0) (SDM Vol. 2B MOV to CR0).
@@ -47,8 +46,8 @@ function writeCr0(v: u64): bool {
 // (SDM Vol. 3C 24.8: #GP).
 function writeCr4(v: u64): bool {
   if ((v & V.X86_CR4_SMXE) != 0) return false;
-  if ((v & V.X86_CR4_VMXE) != 0 && !nested.enabled) return false;
-  if (nested.vmxOn && !nestedCaps.cr4Allowed(v)) return false;
+  if ((v & V.X86_CR4_VMXE) != 0 && !nesting.offered) return false;
+  if (!nesting.cr4Allowed(v)) return false;
   if ((v & ~caps.cr4Guest() & ~(<u64>V.X86_CR4_VMXE)) != 0) return false;
   // PAE may not be cleared in long mode (SDM Vol. 3A 9.8.5.4).
   if (longMode() && (v & V.X86_CR4_PAE) == 0) return false;

@@ -18,8 +18,7 @@ import * as ident from "../../cpu/ident";
 import * as vcpu from "../vcpu";
 import * as events from "../events";
 import * as tsc from "../tsc";
-import * as nested from "../../nested/state";
-import * as nestedCaps from "../../nested/caps";
+import * as nesting from "../nesting";
 import { RESUME } from "../exits";
 
 // IA32_MTRRCAP (SDM Vol. 3A 11.11.2.1): no variable ranges, fixed ranges
@@ -70,7 +69,7 @@ export function reset(): void {
 // Which VMCS holds the state of the level whose MSR is accessed: vmcs02
 // while L2 runs or its entry list is loaded.
 function onVmcs02(): bool {
-  return nested.inL2 || loadingL2;
+  return nesting.inL2 || loadingL2;
 }
 
 // Index into mtrrFixed, or -1.
@@ -103,7 +102,7 @@ export function read(msr: u32): bool {
   switch (msr) {
     case V.MSR_IA32_APIC_BASE: value = lapic.apicBaseRead(); return true;
     // nested=off: locked, VMX off inside and outside SMX (VMX is not offered).
-    case V.MSR_IA32_FEATURE_CONTROL: value = nested.enabled ? featureControl : V.FEATURE_CONTROL_LOCK; return true;
+    case V.MSR_IA32_FEATURE_CONTROL: value = nesting.offered ? featureControl : V.FEATURE_CONTROL_LOCK; return true;
     case V.MSR_IA32_MISC_ENABLE: value = miscEnable; return true;
     // RDMSR of IA32_TSC returns TSC + the current VMCS's offset (26.3: L2
     // sees vmcs12's offset added when L1 uses offsetting).
@@ -123,7 +122,7 @@ export function read(msr: u32): bool {
     // Architectural with VMX (CPUID.1:ECX[5]): dual-monitor treatment is
     // not offered (IA32_VMX_BASIC bit 49 = 0), so it reads 0 (not valid).
     case V.MSR_IA32_SMM_MONITOR_CTL:
-      if (!nested.enabled) return false;
+      if (!nesting.offered) return false;
       value = 0;
       return true;
   }
@@ -133,17 +132,15 @@ export function read(msr: u32): bool {
     return true;
   }
   // The VMX capability MSRs exist when VMX is offered (nested=on; A.1).
-  if (nested.enabled && nestedCaps.readMsr(msr)) {
-    value = nestedCaps.value;
-    return true;
-  }
+  // nested/caps.ts computes them and sets `value` (vm/nesting.ts).
+  if (nesting.offered && nesting.readVmxMsr(msr)) return true;
   return false;
 }
 
 export function write(msr: u32, v: u64): bool {
   switch (msr) {
     case V.MSR_IA32_APIC_BASE: return lapic.apicBaseWrite(v);
-    case V.MSR_IA32_FEATURE_CONTROL: return nested.enabled && writeFeatureControl(v);
+    case V.MSR_IA32_FEATURE_CONTROL: return nesting.offered && writeFeatureControl(v);
     case V.MSR_IA32_MISC_ENABLE: return true; // accepted, not applied
     case V.MSR_IA32_TIME_STAMP_COUNTER:
       tsc.write(v, onVmcs02());
