@@ -15,23 +15,8 @@
  */
 #include "vmx-consts.h"
 
-#define R_RAX 0
-#define R_RCX 8
-#define R_RDX 16
-#define R_RBX 24
-#define R_RBP 40
-#define R_RSI 48
-#define R_RDI 56
-#define R_R8 64
-#define R_R9 72
-#define R_R10 80
-#define R_R11 88
-#define R_R12 96
-#define R_R13 104
-#define R_R14 112
-#define R_R15 120
-#define R_CR2 128
-#define R_FX 256
+/* The block's offsets (REGS_*) are generated from tools/vmx/table.mjs into
+ * vmx-consts.h, shared with vmx.c and kernel/vm/vcpu.ts. */
 
 /* With HV_PROFILE (make bench's profiling build only), the stub records
  * RDTSC at its start, just before VMLAUNCH/VMRESUME, first thing after a VM
@@ -71,26 +56,26 @@ hv_vmenter:
     vmwrite %rdx, %rax
 
     STAMP(1)
-    fxrstor64 R_FX(%rdi)            /* guest x87/SSE state */
-    movq R_CR2(%rdi), %rax
+    fxrstor64 REGS_FX(%rdi)            /* guest x87/SSE state */
+    movq REGS_CR2(%rdi), %rax
     movq %rax, %cr2
     movl %esi, %eax                 /* launched? (before RSI is overwritten) */
     testl %eax, %eax
-    movq R_RCX(%rdi), %rcx
-    movq R_RDX(%rdi), %rdx
-    movq R_RBX(%rdi), %rbx
-    movq R_RBP(%rdi), %rbp
-    movq R_RSI(%rdi), %rsi
-    movq R_R8(%rdi), %r8
-    movq R_R9(%rdi), %r9
-    movq R_R10(%rdi), %r10
-    movq R_R11(%rdi), %r11
-    movq R_R12(%rdi), %r12
-    movq R_R13(%rdi), %r13
-    movq R_R14(%rdi), %r14
-    movq R_R15(%rdi), %r15
-    movq R_RAX(%rdi), %rax          /* MOV leaves the flags of the TEST */
-    movq R_RDI(%rdi), %rdi
+    movq REGS_RCX(%rdi), %rcx
+    movq REGS_RDX(%rdi), %rdx
+    movq REGS_RBX(%rdi), %rbx
+    movq REGS_RBP(%rdi), %rbp
+    movq REGS_RSI(%rdi), %rsi
+    movq REGS_R8(%rdi), %r8
+    movq REGS_R9(%rdi), %r9
+    movq REGS_R10(%rdi), %r10
+    movq REGS_R11(%rdi), %r11
+    movq REGS_R12(%rdi), %r12
+    movq REGS_R13(%rdi), %r13
+    movq REGS_R14(%rdi), %r14
+    movq REGS_R15(%rdi), %r15
+    movq REGS_RAX(%rdi), %rax          /* MOV leaves the flags of the TEST */
+    movq REGS_RDI(%rdi), %rdi
     jnz 1f
     vmlaunch
     jmp vm_fail
@@ -109,26 +94,26 @@ vm_exit:
     /* RSP = HOST_RSP: the regs pointer is on top. */
     pushq %rdi
     movq 8(%rsp), %rdi
-    movq %rax, R_RAX(%rdi)
-    movq %rcx, R_RCX(%rdi)
-    movq %rdx, R_RDX(%rdi)
+    movq %rax, REGS_RAX(%rdi)
+    movq %rcx, REGS_RCX(%rdi)
+    movq %rdx, REGS_RDX(%rdi)
     STAMP(2)
-    movq %rbx, R_RBX(%rdi)
-    movq %rbp, R_RBP(%rdi)
-    movq %rsi, R_RSI(%rdi)
-    movq %r8, R_R8(%rdi)
-    movq %r9, R_R9(%rdi)
-    movq %r10, R_R10(%rdi)
-    movq %r11, R_R11(%rdi)
-    movq %r12, R_R12(%rdi)
-    movq %r13, R_R13(%rdi)
-    movq %r14, R_R14(%rdi)
-    movq %r15, R_R15(%rdi)
+    movq %rbx, REGS_RBX(%rdi)
+    movq %rbp, REGS_RBP(%rdi)
+    movq %rsi, REGS_RSI(%rdi)
+    movq %r8, REGS_R8(%rdi)
+    movq %r9, REGS_R9(%rdi)
+    movq %r10, REGS_R10(%rdi)
+    movq %r11, REGS_R11(%rdi)
+    movq %r12, REGS_R12(%rdi)
+    movq %r13, REGS_R13(%rdi)
+    movq %r14, REGS_R14(%rdi)
+    movq %r15, REGS_R15(%rdi)
     popq %rax
-    movq %rax, R_RDI(%rdi)
+    movq %rax, REGS_RDI(%rdi)
     movq %cr2, %rax
-    movq %rax, R_CR2(%rdi)
-    fxsave64 R_FX(%rdi)
+    movq %rax, REGS_CR2(%rdi)
+    fxsave64 REGS_FX(%rdi)
     fninit                          /* the host's x87/SSE defaults */
     popq %rdi
     xorl %eax, %eax

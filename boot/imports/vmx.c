@@ -134,9 +134,8 @@ u32 Z_vmxZ_invvpid(struct Z_vmx_instance_t *i, u32 type, u32 vpid, u64 linear) {
 }
 
 /* VM entry: boot/entry/vmenter.S. The register block (see there) lives in
- * linear memory; 256 + 512 bytes. */
+ * linear memory; its layout (REGS_*) is generated into vmx-consts.h. */
 __attribute__((sysv_abi)) u32 hv_vmenter(u64 *regs, u32 launched);
-#define REGS_BYTES (256 + 512)
 
 /* Profiling build only: timestamps of the last round trip through here.
  * [0] stub start, [1] stub before VM entry, [2] stub after VM exit, [3] stub

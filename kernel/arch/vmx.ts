@@ -875,6 +875,27 @@ export const ENTRY_FAIL_QUAL_VMCS_LINK_POINTER: u32 = 4; // failure was due to a
 // ---- VMCS region (25.2)
 export const VMCS_SHADOW_INDICATOR: u32 = 0x80000000; // bit 31 of the first dword of a VMCS region: shadow VMCS
 
+// ---- vCPU register block (boot/entry/vmenter.S; 64-byte aligned)
+export const REGS_RAX: u32 = 0; // guest RAX, register number 0 (exit-qualification order)
+export const REGS_RCX: u32 = 8; // guest RCX, register number 1 (exit-qualification order)
+export const REGS_RDX: u32 = 16; // guest RDX, register number 2 (exit-qualification order)
+export const REGS_RBX: u32 = 24; // guest RBX, register number 3 (exit-qualification order)
+export const REGS_RSP: u32 = 32; // unused: RSP is GUEST_RSP in the VMCS (25.4.1)
+export const REGS_RBP: u32 = 40; // guest RBP, register number 5 (exit-qualification order)
+export const REGS_RSI: u32 = 48; // guest RSI, register number 6 (exit-qualification order)
+export const REGS_RDI: u32 = 56; // guest RDI, register number 7 (exit-qualification order)
+export const REGS_R8: u32 = 64; // guest R8, register number 8 (exit-qualification order)
+export const REGS_R9: u32 = 72; // guest R9, register number 9 (exit-qualification order)
+export const REGS_R10: u32 = 80; // guest R10, register number 10 (exit-qualification order)
+export const REGS_R11: u32 = 88; // guest R11, register number 11 (exit-qualification order)
+export const REGS_R12: u32 = 96; // guest R12, register number 12 (exit-qualification order)
+export const REGS_R13: u32 = 104; // guest R13, register number 13 (exit-qualification order)
+export const REGS_R14: u32 = 112; // guest R14, register number 14 (exit-qualification order)
+export const REGS_R15: u32 = 120; // guest R15, register number 15 (exit-qualification order)
+export const REGS_CR2: u32 = 128; // guest CR2 (VMX does not switch CR2)
+export const REGS_FX: u32 = 0x00000100; // the guest's 512-byte FXSAVE area (16-byte aligned)
+export const REGS_BYTES: u32 = 0x00000300; // size of the block
+
 // ---- VMCS field metadata
 
 // Every field in VMCS_FIELDS order (Appendix B order: width, then type, then index).

@@ -23,6 +23,7 @@ import * as nesting from "../vm/nesting";
 import * as state from "./state";
 import * as caps from "./caps";
 import * as reflect from "./reflect";
+import { Vcpu } from "../vm/vcpu";
 
 // check() results other than a handler result (RESUME/STOP are 0 and 1).
 export const PROCEED: i32 = -1;
@@ -72,21 +73,21 @@ function undefinedOpcode(vmxon: bool): bool {
 // VMX instructions are reflected before they reach these handlers
 // (reflect-decide.ts; VMREAD/VMWRITE through shadow12.ts), so this only
 // keeps a handler called while L2 runs from doing L1's instruction.
-export function exitToL1(reason: u32): i32 {
-  return reflect.reflect(reason);
+export function exitToL1(vcpu: Vcpu, reason: u32): i32 {
+  return reflect.reflect(vcpu, reason);
 }
 
 // The checks shared by all VMX instructions but VMXON, in SDM order; for
 // VMXON (vmxon = true) only its #UD test. PROCEED (rflags and long set),
 // or the handler's result after the fault was injected (the instruction
 // does not complete). Every VMX instruction handler calls it first.
-export function check(reason: u32, vmxon: bool): i32 {
+export function check(vcpu: Vcpu, reason: u32, vmxon: bool): i32 {
   if (undefinedOpcode(vmxon)) {
     events.injectUD();
     return RESUME;
   }
   if (vmxon) return PROCEED;
-  if (nesting.inL2) return exitToL1(reason);
+  if (nesting.inL2) return exitToL1(vcpu, reason);
   if (events.guestCpl() > 0) {
     events.injectGP();
     return RESUME;

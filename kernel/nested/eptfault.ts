@@ -37,13 +37,14 @@ import * as ept12 from "./ept12";
 import * as shadowept from "./shadowept";
 import * as eptad from "./eptad";
 import * as reflect from "./reflect";
+import { Vcpu } from "../vm/vcpu";
 
 // The second stage of the walk that reads L2's instruction bytes for an
 // emulated device access (vm/paging.ts): L2-physical → L1-physical through
 // L1's EPT, presence only — the processor has just fetched those bytes
 // through the same tables, the hypervisor only reads them again. Should
 // the walk fail all the same, the decode fails (mmio.ts reports it).
-function throughL1Ept(gpa2: u64, access: u32, lin: u64, final: bool): u64 {
+function throughL1Ept(vcpu: Vcpu, gpa2: u64, access: u32, lin: u64, final: bool): u64 {
   return ept12.walk(state.get(V.EPT_POINTER), gpa2, 0) == ept12.WALK_OK ? ept12.gpa1 : paging.STAGE2;
 }
 
@@ -54,24 +55,24 @@ export let reflected: u64 = 0; // EPT violations/misconfigurations given to L1
 const Q_FROM_PROCESSOR: u64 = 7 | (1 << 7) | (1 << 8) | (1 << 12);
 const Q_NMI_UNBLOCKING: u64 = 1 << 12;
 
-export function handle(): i32 {
+export function handle(vcpu: Vcpu): i32 {
   const q = vmx.vmread(V.EXIT_QUALIFICATION);
   const gpa2 = vmx.vmread(V.GUEST_PHYSICAL_ADDRESS);
   const eptp12 = state.get(V.EPT_POINTER);
   const r = ept12.walk(eptp12, gpa2, <u32>q & 7);
   if (r == ept12.WALK_MISCONFIG) {
     reflected++;
-    return reflect.reflectAs(V.EXIT_REASON_EPT_MISCONFIG, 0);
+    return reflect.reflectAs(vcpu, V.EXIT_REASON_EPT_MISCONFIG, 0);
   }
   if (r == ept12.WALK_VIOLATION) {
     reflected++;
-    return reflect.reflectAs(V.EXIT_REASON_EPT_VIOLATION, (q & Q_FROM_PROCESSOR) | (<u64>ept12.perms << 3));
+    return reflect.reflectAs(vcpu, V.EXIT_REASON_EPT_VIOLATION, (q & Q_FROM_PROCESSOR) | (<u64>ept12.perms << 3));
   }
   let perms = <u64>ept12.perms;
   if ((eptp12 & V.EPTP_ACCESSED_DIRTY) != 0) {
     if (!eptad.update(eptp12, gpa2, (q & ept12.ACCESS_WRITE) != 0)) {
       reflected++;
-      return reflect.reflectAs(V.EXIT_REASON_PML_FULL, q & Q_NMI_UNBLOCKING);
+      return reflect.reflectAs(vcpu, V.EXIT_REASON_PML_FULL, q & Q_NMI_UNBLOCKING);
     }
     if (!eptad.leafDirty) perms &= ~<u64>ept12.ACCESS_WRITE;
   }
@@ -83,7 +84,7 @@ export function handle(): i32 {
     // APIC page) is performed on L1's device model, never mapped, so that
     // every access comes back here; anything else stops the VM as L1's
     // access to unbacked memory does (misc.ts).
-    const d = mmio.access(gpa1, throughL1Ept);
+    const d = mmio.access(vcpu, gpa1, throughL1Ept);
     if (d != mmio.NOT_A_DEVICE) {
       reflect.countL0();
       return d;
@@ -96,7 +97,7 @@ export function handle(): i32 {
     print.hex(gpa1);
     print.str(", which is neither L1's RAM nor a device: stopped as L1's own access would be");
     print.nl();
-    return exits.stop(config.OUTCOME_EPT_VIOLATION);
+    return exits.stop(vcpu, config.OUTCOME_EPT_VIOLATION);
   }
   const hpa = guestmem.hpa(page1, 4096);
   if (!shadowept.fill(eptp12, gpa2, hpa, perms, ept12.leafMemType)) {
@@ -106,7 +107,7 @@ export function handle(): i32 {
     const root = shadowept.restart(eptp12);
     if (root == 0 || !shadowept.fill(eptp12, gpa2, hpa, perms, ept12.leafMemType)) {
       print.say("nested: out of memory for shadow EPT tables");
-      return exits.stop(config.OUTCOME_STOPPED);
+      return exits.stop(vcpu, config.OUTCOME_STOPPED);
     }
     vmx.vmwrite(V.EPT_POINTER, root);
   }

@@ -13,38 +13,39 @@ import * as vmptr from "./vmptr";
 import * as vmrw from "./vmrw";
 import * as invalidate from "./invalidate";
 import * as launch from "./launch";
+import { Vcpu } from "../vm/vcpu";
 
 function noVmx(): i32 {
   events.injectUD();
   return exits.RESUME;
 }
 
-function onVmxon(reason: u32): i32 {
-  return nesting.offered ? vmxonInsn.vmxon(reason) : noVmx();
+function onVmxon(vcpu: Vcpu, reason: u32): i32 {
+  return nesting.offered ? vmxonInsn.vmxon(vcpu, reason) : noVmx();
 }
-function onVmxoff(reason: u32): i32 {
-  return nesting.offered ? vmxonInsn.vmxoff(reason) : noVmx();
+function onVmxoff(vcpu: Vcpu, reason: u32): i32 {
+  return nesting.offered ? vmxonInsn.vmxoff(vcpu, reason) : noVmx();
 }
-function onVmclear(reason: u32): i32 {
-  return nesting.offered ? vmptr.vmclear(reason) : noVmx();
+function onVmclear(vcpu: Vcpu, reason: u32): i32 {
+  return nesting.offered ? vmptr.vmclear(vcpu, reason) : noVmx();
 }
-function onVmptrld(reason: u32): i32 {
-  return nesting.offered ? vmptr.vmptrld(reason) : noVmx();
+function onVmptrld(vcpu: Vcpu, reason: u32): i32 {
+  return nesting.offered ? vmptr.vmptrld(vcpu, reason) : noVmx();
 }
-function onVmptrst(reason: u32): i32 {
-  return nesting.offered ? vmptr.vmptrst(reason) : noVmx();
+function onVmptrst(vcpu: Vcpu, reason: u32): i32 {
+  return nesting.offered ? vmptr.vmptrst(vcpu, reason) : noVmx();
 }
-function onVmread(reason: u32): i32 {
-  return nesting.offered ? vmrw.vmread(reason) : noVmx();
+function onVmread(vcpu: Vcpu, reason: u32): i32 {
+  return nesting.offered ? vmrw.vmread(vcpu, reason) : noVmx();
 }
-function onVmwrite(reason: u32): i32 {
-  return nesting.offered ? vmrw.vmwrite(reason) : noVmx();
+function onVmwrite(vcpu: Vcpu, reason: u32): i32 {
+  return nesting.offered ? vmrw.vmwrite(vcpu, reason) : noVmx();
 }
-function onInvept(reason: u32): i32 {
-  return nesting.offered ? invalidate.invept(reason) : noVmx();
+function onInvept(vcpu: Vcpu, reason: u32): i32 {
+  return nesting.offered ? invalidate.invept(vcpu, reason) : noVmx();
 }
-function onInvvpid(reason: u32): i32 {
-  return nesting.offered ? invalidate.invvpid(reason) : noVmx();
+function onInvvpid(vcpu: Vcpu, reason: u32): i32 {
+  return nesting.offered ? invalidate.invvpid(vcpu, reason) : noVmx();
 }
 
 export function register(): void {

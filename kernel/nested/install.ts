@@ -7,7 +7,7 @@
 import * as vmx from "../hw/vmx";
 import * as print from "../lib/print";
 import * as nesting from "../vm/nesting";
-import * as vcpu from "../vm/vcpu";
+import { Vcpu } from "../vm/vcpu";
 import * as vmcs01 from "../vm/vmcs01";
 import * as msrExit from "../vm/exit/msr";
 import * as state from "./state";
@@ -70,12 +70,12 @@ function tearDown(): void {
 // that one caller, l2irq.deliver is @inline).
 @unmanaged export class L2Path {
   // An exit (instead of exits.dispatch): a handler result.
-  exit(reason: u32): i32 {
-    return l2exit.handle(reason);
+  exit(vcpu: Vcpu, reason: u32): i32 {
+    return l2exit.handle(vcpu, reason);
   }
   // L2's interrupts after an exit handled while L2 (still or newly) runs.
-  deliver(): i32 {
-    return l2irq.deliver();
+  deliver(vcpu: Vcpu): i32 {
+    return l2irq.deliver(vcpu);
   }
 }
 export const l2Path = new L2Path();
@@ -83,8 +83,8 @@ export const l2Path = new L2Path();
 // vm/migrate.ts moves the vCPU. Before (vmcs01 or vmcs02 current): what L1
 // wrote through the shadow VMCS into the cache (shadow.ts), and vmcs02 and
 // the shadow VMCS cleared (25.11.1), so that both launch again.
-function leaveCpu(): bool {
-  shadow.beforeMove(nesting.inL2);
+function leaveCpu(vcpu: Vcpu): bool {
+  shadow.beforeMove(vcpu, nesting.inL2);
   if (vmcs02.initialized && vmx.vmclear(vmcs02.vmcs02) != vmx.VMX_SUCCEED) return false;
   shadow.clear();
   vmcs02.cleared();
@@ -93,8 +93,8 @@ function leaveCpu(): bool {
 }
 // After (vmcs01 current on the new processor): the shadow written again,
 // vmcs02's host state the new processor's, vmcs02 current while L2 runs.
-function arriveCpu(): bool {
-  shadow.afterMove();
+function arriveCpu(vcpu: Vcpu): bool {
+  shadow.afterMove(vcpu);
   if (!vmcs02.initialized) return true;
   if (vmx.vmptrld(vmcs02.vmcs02) != vmx.VMX_SUCCEED) {
     print.say("migrate: VMPTRLD of vmcs02 failed");

@@ -19,7 +19,8 @@
 //   then the invalidation, VMsucceed.
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
-import * as vcpu from "../vm/vcpu";
+import * as R from "../vm/vcpu";
+import { Vcpu } from "../vm/vcpu";
 import * as events from "../vm/events";
 import * as ident from "../cpu/ident";
 import { RESUME } from "../vm/exits";
@@ -57,14 +58,14 @@ export function invvpidOffered(): bool {
 // `result` when reading the descriptor faulted.
 let type: u64 = 0;
 let result: i32 = 0;
-function typeOperand(info: u32): u64 {
+function typeOperand(vcpu: Vcpu, info: u32): u64 {
   const v = vcpu.gpr(operand.reg2(info));
   return common.long ? v : v & 0xffffffff;
 }
-function readDescriptor(info: u32): bool {
-  const r = operand.read(info, 16);
+function readDescriptor(vcpu: Vcpu, info: u32): bool {
+  const r = operand.read(vcpu, info, 16);
   if (r == linear.OK) return true;
-  result = linear.handlerResult(r);
+  result = linear.handlerResult(vcpu, r);
   return false;
 }
 
@@ -82,20 +83,20 @@ function invalidateVpid(t: u32, vpid: u32, addr: u64): void {
   vpidFlush.invvpid(t, addr);
 }
 
-export function invept(reason: u32): i32 {
+export function invept(vcpu: Vcpu, reason: u32): i32 {
   if (!inveptOffered()) {
     events.injectUD();
     return RESUME;
   }
-  const c = common.check(reason, false);
+  const c = common.check(vcpu, reason, false);
   if (c != common.PROCEED) return c;
   const info = <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO);
-  type = typeOperand(info);
+  type = typeOperand(vcpu, info);
   const cap = eptVpidCap();
   const ok = (type == V.INVEPT_TYPE_SINGLE_CONTEXT && (cap & V.EPT_VPID_CAP_INVEPT_SINGLE_CONTEXT) != 0) ||
     (type == V.INVEPT_TYPE_ALL_CONTEXT && (cap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0);
   if (!ok) return vmfail.fail(V.VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID);
-  if (!readDescriptor(info)) return result;
+  if (!readDescriptor(vcpu, info)) return result;
   const eptp = operand.value;
   if (type == V.INVEPT_TYPE_SINGLE_CONTEXT && !eptpPassesEntryChecks(eptp))
     return vmfail.fail(V.VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID);
@@ -103,20 +104,20 @@ export function invept(reason: u32): i32 {
   return vmfail.succeed();
 }
 
-export function invvpid(reason: u32): i32 {
+export function invvpid(vcpu: Vcpu, reason: u32): i32 {
   if (!invvpidOffered()) {
     events.injectUD();
     return RESUME;
   }
-  const c = common.check(reason, false);
+  const c = common.check(vcpu, reason, false);
   if (c != common.PROCEED) return c;
   const info = <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO);
-  type = typeOperand(info);
+  type = typeOperand(vcpu, info);
   // Types 0-3 are supported when IA32_VMX_EPT_VPID_CAP bits 40-43 say so.
   const typeBit = V.EPT_VPID_CAP_INVVPID_INDIVIDUAL_ADDRESS << type;
   if (type > <u64>V.INVVPID_TYPE_SINGLE_CONTEXT_RETAINING_GLOBALS || (eptVpidCap() & typeBit) == 0)
     return vmfail.fail(V.VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID);
-  if (!readDescriptor(info)) return result;
+  if (!readDescriptor(vcpu, info)) return result;
   const desc = operand.value;
   const addr = operand.valueHigh;
   if ((desc & ~VPID_MASK) != 0) return vmfail.fail(V.VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID);

@@ -6,7 +6,8 @@
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
 import * as caps from "../vmx/caps";
-import * as vcpu from "../vm/vcpu";
+import * as R from "../vm/vcpu";
+import { Vcpu } from "../vm/vcpu";
 import * as events from "../vm/events";
 import * as exits from "../vm/exits";
 import * as crExit from "../vm/exit/cr";
@@ -26,10 +27,10 @@ import * as nestedCaps from "./caps";
 // processor's view gets the fixed bits, L2's view (the vmcs02 shadow) shows
 // what it wrote for the bits L1 does not own and L1's shadow for those it
 // does; a CR4 bit the processor offered to L1 lacks is #GP.
-function crWrite(q: u32): i32 {
+function crWrite(vcpu: Vcpu, q: u32): i32 {
   const crn = crqual.cr(q);
-  if (crn == 8 || crqual.access(q) != V.CR_ACCESS_MOV_TO_CR || (crn != 0 && crn != 4)) return crExit.handle(V.EXIT_REASON_CR_ACCESS);
-  const v = crqual.source(q);
+  if (crn == 8 || crqual.access(q) != V.CR_ACCESS_MOV_TO_CR || (crn != 0 && crn != 4)) return crExit.handle(vcpu, V.EXIT_REASON_CR_ACCESS);
+  const v = crqual.source(vcpu, q);
   // A CR4 bit the processor offered to L1 lacks (CR4_FIXED1 there) is #GP.
   if ((v >> 32) != 0 || (crn == 4 && (v & ~nestedCaps.cr4Fixed1()) != 0)) {
     events.injectGP();
@@ -53,21 +54,21 @@ function crWrite(q: u32): i32 {
 // references, not direct calls: binaryen inlines a function called once,
 // and inlined here their code and locals cost every L2 exit (+30 ticks on
 // an L2 VMFUNC, measured twice).
-let shadow12Handle: (reason: u32) => i32 = shadow12.handle;
-let hltHandle: () => i32 = l2halt.handleHlt;
-let l0Handle: (reason: u32) => i32 = l0Handles;
+let shadow12Handle: (vcpu: Vcpu, reason: u32) => i32 = shadow12.handle;
+let hltHandle: (vcpu: Vcpu) => i32 = l2halt.handleHlt;
+let l0Handle: (vcpu: Vcpu, reason: u32) => i32 = l0Handles;
 
-export function handle(reason: u32): i32 {
+export function handle(vcpu: Vcpu, reason: u32): i32 {
   // With EPT in vmcs12, L2 runs on shadow tables: L1's walk decides.
-  if (reason == V.EXIT_REASON_EPT_VIOLATION && state.eptEnabled()) return eptfault.handle();
+  if (reason == V.EXIT_REASON_EPT_VIOLATION && state.eptEnabled()) return eptfault.handle(vcpu);
   // VMFUNC: L0 emulates EPTP switching for L2 (vmfunc.ts).
-  if (reason == V.EXIT_REASON_VMFUNC) return vmfunc.handle();
+  if (reason == V.EXIT_REASON_VMFUNC) return vmfunc.handle(vcpu);
   // VMREAD/VMWRITE: reflected, or performed on L1's shadow VMCS (shadow12.ts).
-  if (reason == V.EXIT_REASON_VMREAD || reason == V.EXIT_REASON_VMWRITE) return shadow12Handle(reason);
-  if (decide.l1Wants(reason)) return reflect.reflect(reason);
+  if (reason == V.EXIT_REASON_VMREAD || reason == V.EXIT_REASON_VMWRITE) return shadow12Handle(vcpu, reason);
+  if (decide.l1Wants(vcpu, reason)) return reflect.reflect(vcpu, reason);
   reflect.countL0();
-  if (reason == V.EXIT_REASON_HLT) return hltHandle();
-  return l0Handle(reason);
+  if (reason == V.EXIT_REASON_HLT) return hltHandle(vcpu);
+  return l0Handle(vcpu, reason);
 }
 
 // L0 completes the exit for L2 as for L1 (vmcs02 current). An exception it
@@ -75,9 +76,9 @@ export function handle(reason: u32): i32 {
 // a bit L1's processor lacks) is L2's exception: L1's if L1's exception
 // bitmap wants it (reflect.injectedException). Only a new injection counts:
 // an event already being delivered (re-injected, events.ts) is not one.
-function l0Handles(reason: u32): i32 {
+function l0Handles(vcpu: Vcpu, reason: u32): i32 {
   const pending = (<u32>vmx.vmread(V.VM_ENTRY_INTERRUPTION_INFO) & V.INTR_INFO_VALID) != 0;
   const cr2 = vcpu.cr2();
-  const r = reason == V.EXIT_REASON_CR_ACCESS ? crWrite(<u32>vmx.vmread(V.EXIT_QUALIFICATION)) : exits.dispatch(reason);
-  return pending ? r : reflect.injectedException(r, cr2);
+  const r = reason == V.EXIT_REASON_CR_ACCESS ? crWrite(vcpu, <u32>vmx.vmread(V.EXIT_QUALIFICATION)) : exits.dispatch(vcpu, reason);
+  return pending ? r : reflect.injectedException(vcpu, r, cr2);
 }

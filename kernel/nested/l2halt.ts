@@ -25,6 +25,7 @@ import * as exits from "../vm/exits";
 import * as config from "../vm/config";
 import * as state from "./state";
 import * as ptimer from "./ptimer";
+import { Vcpu } from "../vm/vcpu";
 
 const IF: u64 = 1 << 9;
 
@@ -45,16 +46,16 @@ export function canWake(): bool {
 // only an enabled interrupt, NMI, SMI, INIT, RESET or a debug exception
 // resumes it; Vol. 3C 26.5.1 and 26.2: or a VM exit the state allows). As
 // for a halted L1 (vm/exit/misc.ts), the guest stops.
-export function haltedForever(): i32 {
+export function haltedForever(vcpu: Vcpu): i32 {
   print.say("nested: L2 is in the HLT state with nothing that could wake it (no interrupt for L1 that L2 can take or that exits to L1, no NMI, no VMX-preemption timer): halted forever, as its processor would be (SDM Vol. 2A HLT, Vol. 3C 27.7.2)");
-  return exits.stop(config.OUTCOME_HALT);
+  return exits.stop(vcpu, config.OUTCOME_HALT);
 }
 
 // L2's HLT, not intercepted by L1 (vmcs02 current).
-export function handleHlt(): i32 {
+export function handleHlt(vcpu: Vcpu): i32 {
   events.skipInstruction();
   vmx.vmwrite(V.GUEST_ACTIVITY_STATE, V.ACTIVITY_STATE_HLT);
-  return canWake() ? exits.RESUME : haltedForever();
+  return canWake() ? exits.RESUME : haltedForever(vcpu);
 }
 
 // A nested VM entry that leaves L2 in the HLT state (27.7.2: activity state

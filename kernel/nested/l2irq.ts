@@ -20,6 +20,7 @@ import * as exits from "../vm/exits";
 import * as state from "./state";
 import * as reflect from "./reflect";
 import * as ptimer from "./ptimer";
+import { Vcpu } from "../vm/vcpu";
 
 let timerValue: u64 = 0;
 let window = false;
@@ -51,13 +52,13 @@ function setWindow(on: bool): void {
 // The common case (L1's APIC off, no timer of L1's) is decided inline in
 // the exit loop; the rest is a call (inlining it all cost every L2 exit
 // about 40 ticks).
-@inline export function deliver(): i32 {
+@inline export function deliver(vcpu: Vcpu): i32 {
   const apic = lapic.enabled();
   if (!apic && !ptimer.active) return exits.RESUME;
-  return deliverFor(apic);
+  return deliverFor(vcpu, apic);
 }
 
-function deliverFor(apic: bool): i32 {
+function deliverFor(vcpu: Vcpu, apic: bool): i32 {
   const now = cpu.rdtsc();
   const v = apic ? lapic.pendingVector(now) : -1;
   let ticks = apic ? irq.preemptionTicks(lapic.nextTimerDeadline(), now) : irq.SLICE;
@@ -94,7 +95,7 @@ function deliverFor(apic: bool): i32 {
     // not acknowledged on exit stays pending at L1's APIC, and L1 must get
     // it when it opens its window, with or without another exit first: the
     // exit loop (vm/guest.ts) runs L1's delivery right after this one.
-    return reflect.reflectSynthetic(V.EXIT_REASON_EXTERNAL_INTERRUPT, 0, info);
+    return reflect.reflectSynthetic(vcpu, V.EXIT_REASON_EXTERNAL_INTERRUPT, 0, info);
   }
   setWindow(!irq.tryInject(<u32>v));
   return exits.RESUME;

@@ -7,7 +7,8 @@
 import * as vmx from "../hw/vmx";
 import * as print from "../lib/print";
 import * as V from "../arch/vmx";
-import * as vcpu from "../vm/vcpu";
+import * as R from "../vm/vcpu";
+import { Vcpu } from "../vm/vcpu";
 import * as events from "../vm/events";
 import * as exits from "../vm/exits";
 import * as config from "../vm/config";
@@ -39,12 +40,12 @@ function logFailed(what: string): void {
   print.nl();
 }
 
-export function handle(reason: u32): i32 {
+export function handle(vcpu: Vcpu, reason: u32): i32 {
   if (!nesting.offered) {
     events.injectUD();
     return exits.RESUME;
   }
-  const c = common.check(reason, false);
+  const c = common.check(vcpu, reason, false);
   if (c != common.PROCEED) return c;
   const launch = reason == V.EXIT_REASON_VMLAUNCH;
   // 27.1: no current VMCS, or a current VMCS that is a shadow VMCS (bit 31
@@ -52,7 +53,7 @@ export function handle(reason: u32): i32 {
   if (state.current == state.INVALID) return vmfail.failInvalid();
   if ((load<u32>(state.cache, V.VMCS12_REVISION_ID_OFFSET) & V.VMCS_SHADOW_INDICATOR) != 0) return vmfail.failInvalid();
   // What L1 wrote through the shadow VMCS, before anything reads vmcs12.
-  shadow.pull();
+  shadow.pull(vcpu);
   // Events blocked by MOV SS → VMfailValid(26).
   if ((<u32>vmx.vmread(V.GUEST_INTERRUPTIBILITY_STATE) & V.INTERRUPTIBILITY_BLOCKING_BY_MOV_SS) != 0)
     return vmfail.failValid(V.VMXERR_ENTRY_EVENTS_BLOCKED_BY_MOV_SS);
@@ -73,7 +74,7 @@ export function handle(reason: u32): i32 {
   }
   if (r == entry.FAIL_GUEST) {
     logFailed("VM entry (guest state)");
-    return reflect.reflectSynthetic(V.EXIT_REASON_ENTRY_FAILURE_GUEST_STATE | V.EXIT_REASON_FLAG_ENTRY_FAILURE,
+    return reflect.reflectSynthetic(vcpu, V.EXIT_REASON_ENTRY_FAILURE_GUEST_STATE | V.EXIT_REASON_FLAG_ENTRY_FAILURE,
       entry.exitQualification, 0);
   }
   // Into L2: vmcs02 becomes current and the next VM entry runs it.
@@ -82,11 +83,11 @@ export function handle(reason: u32): i32 {
   vmcs02.setL1Launched(vcpu.launched);
   if (!vmcs02.load()) {
     print.say("nested: loading vmcs02 failed");
-    return exits.stop(config.OUTCOME_STOPPED);
+    return exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
   if (!vmcs02.merge()) {
     print.say("nested: out of memory for shadow EPT tables");
-    return exits.stop(config.OUTCOME_STOPPED);
+    return exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
   // 27.4: the VM-entry MSR-load list, after the guest state, into L2's
   // state; a failure is a failed VM entry with the entry's 1-based index.
@@ -95,12 +96,12 @@ export function handle(reason: u32): i32 {
     print.str("hv: nested: VM entry failed loading MSR-load entry ");
     print.dec(failed);
     print.nl();
-    if (vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) return exits.stop(config.OUTCOME_STOPPED);
+    if (vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) return exits.stop(vcpu, config.OUTCOME_STOPPED);
     // What the entries before the failing one loaded stays (26.4 loads in
     // order; 27.8 then loads host state as a VM exit would).
     msrlists.carryToL1();
     tsc.toVmcs01();
-    return reflect.reflectSynthetic(V.EXIT_REASON_ENTRY_FAILURE_MSR_LOADING | V.EXIT_REASON_FLAG_ENTRY_FAILURE,
+    return reflect.reflectSynthetic(vcpu, V.EXIT_REASON_ENTRY_FAILURE_MSR_LOADING | V.EXIT_REASON_FLAG_ENTRY_FAILURE,
       <u64>failed, 0);
   }
   vcpu.setLaunched(vmcs02.launched);
@@ -112,6 +113,6 @@ export function handle(reason: u32): i32 {
   // The TLB flushes this entry means for L1's processor (vpid.ts).
   vpid.entered();
   // L2 entered in the HLT state that nothing can end (27.7.2).
-  if (l2halt.enteredHalted() && !l2halt.canWake()) return l2halt.haltedForever();
+  if (l2halt.enteredHalted() && !l2halt.canWake()) return l2halt.haltedForever(vcpu);
   return exits.RESUME;
 }

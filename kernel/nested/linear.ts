@@ -35,6 +35,7 @@ import * as nesting from "../vm/nesting";
 import * as state from "./state";
 import * as ept12 from "./ept12";
 import * as reflect from "./reflect";
+import { Vcpu } from "../vm/vcpu";
 
 // Access results.
 export const OK: i32 = 0;
@@ -44,27 +45,27 @@ export const EXITED: i32 = 3; // an EPT exit from L2 was reflected to L1 (exitRe
 let exitResult: i32 = RESUME;
 
 // The handler result for FAULT, HALT or EXITED.
-export function handlerResult(r: i32): i32 {
+export function handlerResult(vcpu: Vcpu, r: i32): i32 {
   if (r == EXITED) return exitResult;
-  return r == HALT ? stop(config.OUTCOME_EPT_VIOLATION) : RESUME;
+  return r == HALT ? stop(vcpu, config.OUTCOME_EPT_VIOLATION) : RESUME;
 }
 
 // The walk's second stage for L2 under vmcs12's EPT (see the top): the
 // L1-physical address of L2-physical `a` (a paging-structure entry, or the
 // operand when `final`), or paging.STAGE2 once the EPT exit is reflected.
-function throughEpt12(a: u64, access: u32, lin: u64, final: bool): u64 {
+function throughEpt12(vcpu: Vcpu, a: u64, access: u32, lin: u64, final: bool): u64 {
   const write = (access & paging.WRITE) != 0;
   const r = ept12.walk(state.get(V.EPT_POINTER), a, write ? ept12.ACCESS_WRITE : ept12.ACCESS_READ);
   if (r == ept12.WALK_OK) return ept12.gpa1;
   state.write(V.GUEST_PHYSICAL_ADDRESS, a);
   if (r == ept12.WALK_MISCONFIG) {
     state.write(V.GUEST_LINEAR_ADDRESS, 0);
-    exitResult = reflect.reflectSynthetic(V.EXIT_REASON_EPT_MISCONFIG, 0, 0);
+    exitResult = reflect.reflectSynthetic(vcpu, V.EXIT_REASON_EPT_MISCONFIG, 0, 0);
   } else {
     state.write(V.GUEST_LINEAR_ADDRESS, lin);
     const q = <u64>(write ? ept12.ACCESS_WRITE : ept12.ACCESS_READ) | (<u64>ept12.perms << 3) | (1 << 7) |
       (final ? 1 << 8 : 0);
-    exitResult = reflect.reflectSynthetic(V.EXIT_REASON_EPT_VIOLATION, q, 0);
+    exitResult = reflect.reflectSynthetic(vcpu, V.EXIT_REASON_EPT_VIOLATION, q, 0);
   }
   return paging.STAGE2;
 }
@@ -86,16 +87,16 @@ export let gpa: u64 = 0;
 
 // Translate linear address lin for a supervisor data access (write or
 // read): OK with `gpa` set, or FAULT (#PF injected), HALT or EXITED.
-function translate(lin: u64, write: bool): i32 {
+function translate(vcpu: Vcpu, lin: u64, write: bool): i32 {
   const stage2 = nesting.inL2 && state.eptEnabled() ? throughEpt12 : paging.direct;
-  const r = paging.translate(lin, write ? paging.WRITE : 0, stage2);
+  const r = paging.translate(vcpu, lin, write ? paging.WRITE : 0, stage2);
   if (!paging.failed(r)) {
     gpa = r;
     return OK;
   }
   const k = paging.kind(r);
   if (k == paging.PAGE_FAULT) {
-    events.injectPF(lin, <u32>paging.detail(r));
+    events.injectPF(vcpu, lin, <u32>paging.detail(r));
     return FAULT;
   }
   if (k == paging.OUTSIDE_RAM) return outsideRam("a paging-structure entry", paging.detail(r), lin);
@@ -107,17 +108,17 @@ function translate(lin: u64, write: bool): i32 {
 // any byte moves. gpa is the first byte's; gpa2 the next page's, when split.
 export let gpa2: u64 = 0;
 export let firstLen: u32 = 0; // bytes in the first page
-export function translateRange(lin: u64, len: u32, write: bool, wrap32: bool): i32 {
+export function translateRange(vcpu: Vcpu, lin: u64, len: u32, write: bool, wrap32: bool): i32 {
   const inPage = <u32>(0x1000 - (lin & 0xfff));
   firstLen = len <= inPage ? len : inPage;
-  let r = translate(lin, write);
+  let r = translate(vcpu, lin, write);
   if (r != OK) return r;
   const first = gpa;
   if (!guestmem.isRam(first, <u64>firstLen)) return outsideRam("data", first, lin);
   if (firstLen < len) {
     let next = (lin | 0xfff) + 1;
     if (wrap32) next &= 0xffffffff;
-    r = translate(next, write);
+    r = translate(vcpu, next, write);
     if (r != OK) return r;
     gpa2 = gpa;
     if (!guestmem.isRam(gpa2, <u64>(len - firstLen))) return outsideRam("data", gpa2, next);

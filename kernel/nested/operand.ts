@@ -22,7 +22,8 @@
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
 import * as print from "../lib/print";
-import * as vcpu from "../vm/vcpu";
+import * as R from "../vm/vcpu";
+import { Vcpu } from "../vm/vcpu";
 import * as events from "../vm/events";
 import * as guestmem from "../vm/guestmem";
 import * as common from "./common";
@@ -86,7 +87,7 @@ function segmentAllows(ar: u32, limit: u64, ea: u64, len: u32, write: bool): boo
 
 // The linear address of the memory operand of `len` bytes, with the
 // segmentation checks: linear.OK (lin set), or linear.FAULT / HALT.
-function address(info: u32, len: u32, write: bool): i32 {
+function address(vcpu: Vcpu, info: u32, len: u32, write: bool): i32 {
   let ea = vmx.vmread(V.EXIT_QUALIFICATION);
   if ((info & V.INSN_INFO_BASE_INVALID) == 0)
     ea += vcpu.gpr((info & V.INSN_INFO_BASE_REG_MASK) >> V.INSN_INFO_BASE_REG_SHIFT);
@@ -125,10 +126,10 @@ function address(info: u32, len: u32, write: bool): i32 {
 
 // Read the memory operand of `len` bytes (2, 4, 8 or 16) into value /
 // valueHigh. linear.OK, or FAULT (exception injected) / HALT.
-export function read(info: u32, len: u32): i32 {
-  let r = address(info, len, false);
+export function read(vcpu: Vcpu, info: u32, len: u32): i32 {
+  let r = address(vcpu, info, len, false);
   if (r != linear.OK) return r;
-  r = linear.translateRange(lin, len, false, wrap32);
+  r = linear.translateRange(vcpu, lin, len, false, wrap32);
   if (r != linear.OK) return r;
   const n1 = linear.firstLen;
   guestmem.copyOut(buf, linear.gpa, n1);
@@ -141,10 +142,10 @@ export function read(info: u32, len: u32): i32 {
 }
 
 // Write the low `len` bytes (2, 4 or 8) of v to the memory operand.
-export function write(info: u32, len: u32, v: u64): i32 {
-  let r = address(info, len, true);
+export function write(vcpu: Vcpu, info: u32, len: u32, v: u64): i32 {
+  let r = address(vcpu, info, len, true);
   if (r != linear.OK) return r;
-  r = linear.translateRange(lin, len, true, wrap32);
+  r = linear.translateRange(vcpu, lin, len, true, wrap32);
   if (r != linear.OK) return r;
   store<u64>(buf, v);
   const n1 = linear.firstLen;

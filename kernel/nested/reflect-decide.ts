@@ -6,7 +6,8 @@ import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
 import * as guestmem from "../vm/guestmem";
 import * as cpu from "../hw/cpu";
-import * as vcpu from "../vm/vcpu";
+import * as R from "../vm/vcpu";
+import { Vcpu } from "../vm/vcpu";
 import * as crqual from "../vm/exit/crqual";
 import * as state from "./state";
 import * as ptimer from "./ptimer";
@@ -43,9 +44,9 @@ function ioWanted(q: u32): bool {
 
 // 26.1.3 RDMSR/WRMSR with MSR bitmaps (25.6.9): low MSRs 0-1FFFH, high
 // C0000000H-C0001FFFH; any other MSR always exits.
-function msrWanted(write: bool): bool {
+function msrWanted(vcpu: Vcpu, write: bool): bool {
   if ((proc() & V.PROC_USE_MSR_BITMAPS) == 0) return true;
-  const msr = <u32>vcpu.reg(vcpu.RCX);
+  const msr = <u32>vcpu.reg(R.RCX);
   let off: u64;
   if (msr < 0x2000) off = 0;
   else if (msr >= 0xc0000000 && msr < 0xc0002000) off = 1024;
@@ -61,9 +62,9 @@ function msrWanted(write: bool): bool {
 // one of the first n CR3-target values, n the CR3-target count (25.6.7; a
 // count of 0 makes every MOV to CR3 exit). The entry checks bound n by the
 // count offered (27.2.1.1), and the values below it exist (caps.ts).
-function cr3LoadWanted(q: u32): bool {
+function cr3LoadWanted(vcpu: Vcpu, q: u32): bool {
   if ((proc() & V.PROC_CR3_LOAD_EXITING) == 0) return false;
-  const v = crqual.source(q);
+  const v = crqual.source(vcpu, q);
   const n = <u32>state.get(V.CR3_TARGET_COUNT);
   for (let i: u32 = 0; i < n; i++) {
     if (state.read(V.CR3_TARGET_VALUE0 + 2 * i) == v) return false;
@@ -73,15 +74,15 @@ function cr3LoadWanted(q: u32): bool {
 
 // 26.1.3 MOV to CR0/CR4, CLTS, LMSW against L1's mask and shadow; CR3 and
 // CR8 by their exiting controls.
-function crWanted(q: u32): bool {
+function crWanted(vcpu: Vcpu, q: u32): bool {
   const crn = crqual.cr(q);
   const access = crqual.access(q);
   const toCr = access == V.CR_ACCESS_MOV_TO_CR;
-  if (crn == 3) return toCr ? cr3LoadWanted(q) : (proc() & V.PROC_CR3_STORE_EXITING) != 0;
+  if (crn == 3) return toCr ? cr3LoadWanted(vcpu, q) : (proc() & V.PROC_CR3_STORE_EXITING) != 0;
   if (crn == 8) return (proc() & (toCr ? V.PROC_CR8_LOAD_EXITING : V.PROC_CR8_STORE_EXITING)) != 0;
   const mask = state.read(crn == 0 ? V.CR0_GUEST_HOST_MASK : V.CR4_GUEST_HOST_MASK);
   const shadow = state.read(crn == 0 ? V.CR0_READ_SHADOW : V.CR4_READ_SHADOW);
-  if (toCr) return ((crqual.source(q) ^ shadow) & mask) != 0;
+  if (toCr) return ((crqual.source(vcpu, q) ^ shadow) & mask) != 0;
   if (access == V.CR_ACCESS_CLTS) return (mask & V.X86_CR0_TS) != 0 && (shadow & V.X86_CR0_TS) != 0;
   if (access == V.CR_ACCESS_LMSW) {
     // LMSW: bits 3:0; PE can be set but not cleared.
@@ -110,7 +111,7 @@ export function exceptionBitmapWants(vector: u32, ec: u32): bool {
   return match ? inBitmap : !inBitmap;
 }
 
-export function l1Wants(reason: u32): bool {
+export function l1Wants(vcpu: Vcpu, reason: u32): bool {
   switch (reason) {
     case V.EXIT_REASON_EXCEPTION_NMI: return exceptionWanted();
     case V.EXIT_REASON_EXTERNAL_INTERRUPT: return false; // a physical interrupt: L0's
@@ -137,17 +138,17 @@ export function l1Wants(reason: u32): bool {
     case V.EXIT_REASON_VMFUNC: return true; // exit unconditionally (26.1.2)
     // Unconditionally too unless vmcs12 has "VMCS shadowing" (26.1.3).
     case V.EXIT_REASON_VMREAD:
-    case V.EXIT_REASON_VMWRITE: return shadow12.l1Wants(reason);
+    case V.EXIT_REASON_VMWRITE: return shadow12.l1Wants(vcpu, reason);
     case V.EXIT_REASON_HLT: return (proc() & V.PROC_HLT_EXITING) != 0;
     case V.EXIT_REASON_INVLPG: return (proc() & V.PROC_INVLPG_EXITING) != 0;
     case V.EXIT_REASON_RDPMC: return (proc() & V.PROC_RDPMC_EXITING) != 0;
     case V.EXIT_REASON_RDTSC: return (proc() & V.PROC_RDTSC_EXITING) != 0;
     case V.EXIT_REASON_RDTSCP: return (proc() & V.PROC_RDTSC_EXITING) != 0;
-    case V.EXIT_REASON_CR_ACCESS: return crWanted(<u32>vmx.vmread(V.EXIT_QUALIFICATION));
+    case V.EXIT_REASON_CR_ACCESS: return crWanted(vcpu, <u32>vmx.vmread(V.EXIT_QUALIFICATION));
     case V.EXIT_REASON_MOV_DR: return (proc() & V.PROC_MOV_DR_EXITING) != 0;
     case V.EXIT_REASON_IO_INSTRUCTION: return ioWanted(<u32>vmx.vmread(V.EXIT_QUALIFICATION));
-    case V.EXIT_REASON_RDMSR: return msrWanted(false);
-    case V.EXIT_REASON_WRMSR: return msrWanted(true);
+    case V.EXIT_REASON_RDMSR: return msrWanted(vcpu, false);
+    case V.EXIT_REASON_WRMSR: return msrWanted(vcpu, true);
     case V.EXIT_REASON_MWAIT: return (proc() & V.PROC_MWAIT_EXITING) != 0;
     case V.EXIT_REASON_MONITOR: return (proc() & V.PROC_MONITOR_EXITING) != 0;
     // PAUSE: "PAUSE exiting", or a PAUSE loop L1's PLE gap and window

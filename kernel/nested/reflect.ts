@@ -5,7 +5,8 @@
 import * as vmx from "../hw/vmx";
 import * as print from "../lib/print";
 import * as V from "../arch/vmx";
-import * as vcpu from "../vm/vcpu";
+import * as R from "../vm/vcpu";
+import { Vcpu } from "../vm/vcpu";
 import * as vmcs01 from "../vm/vmcs01";
 import * as exits from "../vm/exits";
 import * as config from "../vm/config";
@@ -89,7 +90,7 @@ function syncExitInfo(): void {
 // VMCS region of vmcs12 (in L1's memory; the rest of the region is not
 // written) and enters the VMX-abort shutdown state, which only RESET
 // leaves. No processor runs on from there: the VM stops, with the reason.
-function vmxAbort(indicator: u32, what: string, index: u32): i32 {
+function vmxAbort(vcpu: Vcpu, indicator: u32, what: string, index: u32): i32 {
   if (guestmem.isRam(state.current + V.VMCS12_ABORT_INDICATOR_OFFSET, 4)) {
     guestmem.write32(state.current + V.VMCS12_ABORT_INDICATOR_OFFSET, indicator);
   }
@@ -102,41 +103,41 @@ function vmxAbort(indicator: u32, what: string, index: u32): i32 {
   print.dec(index);
   print.str(" failed; L1's processor is in VMX-abort shutdown");
   print.nl();
-  return exits.stop(config.OUTCOME_STOPPED);
+  return exits.stop(vcpu, config.OUTCOME_STOPPED);
 }
 
 // 28.6: the VM-exit MSR-load list into L1's state (vmcs01 current), after
 // the host state.
 // L1 then reads the exit through the shadow VMCS: it gets the new vmcs12.
-function loadExitList(): i32 {
+function loadExitList(vcpu: Vcpu): i32 {
   const l = msrlists.loadList(state.get(V.VM_EXIT_MSR_LOAD_ADDRESS), <u32>state.get(V.VM_EXIT_MSR_LOAD_COUNT), false);
-  if (l != 0) return vmxAbort(V.VMX_ABORT_LOAD_HOST_MSR, "VM-exit MSR-load", l);
-  shadow.push();
+  if (l != 0) return vmxAbort(vcpu, V.VMX_ABORT_LOAD_HOST_MSR, "VM-exit MSR-load", l);
+  shadow.push(vcpu);
   return exits.RESUME;
 }
 
 // Switch from vmcs02 (current) to vmcs01 with L1 in its host state.
-function toL1(): i32 {
+function toL1(vcpu: Vcpu): i32 {
   // 28.4: L2's MSR values into the VM-exit MSR-store list (vmcs02 current).
   const s = msrlists.storeList(state.get(V.VM_EXIT_MSR_STORE_ADDRESS), <u32>state.get(V.VM_EXIT_MSR_STORE_COUNT));
-  if (s != 0) return vmxAbort(V.VMX_ABORT_SAVE_GUEST_MSR, "VM-exit MSR-store", s);
+  if (s != 0) return vmxAbort(vcpu, V.VMX_ABORT_SAVE_GUEST_MSR, "VM-exit MSR-store", s);
   vmcs02.setLaunched(vcpu.launched);
   if (vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) {
     print.say("nested: VMPTRLD of vmcs01 failed");
-    return exits.stop(config.OUTCOME_STOPPED);
+    return exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
   tsc.toVmcs01();
   vcpu.setLaunched(vmcs02.l1Launched);
   nesting.setInL2(false);
   vpid.exitedToL1();
   hoststate.load();
-  return loadExitList();
+  return loadExitList(vcpu);
 }
 
 // Reflect the current exit (vmcs02 current): exit information as the
 // processor reported it.
-export function reflect(reason: u32): i32 {
-  return reflectAs(reason, NO_OVERRIDE);
+export function reflect(vcpu: Vcpu, reason: u32): i32 {
+  return reflectAs(vcpu, reason, NO_OVERRIDE);
 }
 
 // Reflect the current exit as another reason with another qualification
@@ -150,7 +151,7 @@ const NO_OVERRIDE: u64 = u64.MAX_VALUE;
 // 0. Bochs 2.7 reports a stale displacement there, so L0 gives L1 the 0.
 const REGISTER_FORM_EXITS: u64 = (<u64>1 << V.EXIT_REASON_VMREAD) | (<u64>1 << V.EXIT_REASON_VMWRITE) |
   (<u64>1 << V.EXIT_REASON_LDTR_TR_ACCESS);
-export function reflectAs(reason: u32, qualification: u64): i32 {
+export function reflectAs(vcpu: Vcpu, reason: u32, qualification: u64): i32 {
   counts[reason]++;
   syncGuestState();
   syncExitInfo();
@@ -162,7 +163,7 @@ export function reflectAs(reason: u32, qualification: u64): i32 {
     state.write(V.EXIT_QUALIFICATION, 0);
   }
   state.markEventStale();
-  return toL1();
+  return toL1(vcpu);
 }
 
 // An exception L0 raised in L2 while completing an L2 exit itself (the #GP
@@ -173,7 +174,7 @@ export function reflectAs(reason: u32, qualification: u64): i32 {
 // 25.6.3) wants it (26.2, 28.2.2: interruption information and error code;
 // for #PF the qualification is the linear address and CR2 is not loaded:
 // cr2 is L2's CR2 from before the handler). r: the handler's result.
-export function injectedException(r: i32, cr2: u64): i32 {
+export function injectedException(vcpu: Vcpu, r: i32, cr2: u64): i32 {
   if (r != exits.RESUME || !nesting.inL2) return r; // stopped, or already reflected (an EPT exit of an operand)
   const info = <u32>vmx.vmread(V.VM_ENTRY_INTERRUPTION_INFO);
   if ((info & V.INTR_INFO_VALID) == 0 || (info & V.INTR_INFO_TYPE_MASK) != (3 << V.INTR_INFO_TYPE_SHIFT)) return r;
@@ -184,12 +185,12 @@ export function injectedException(r: i32, cr2: u64): i32 {
   vcpu.setCr2(cr2);
   vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, 0);
   state.write(V.VM_EXIT_INTERRUPTION_ERROR_CODE, ec);
-  return reflectSynthetic(V.EXIT_REASON_EXCEPTION_NMI, vector == 14 ? lin : 0, info);
+  return reflectSynthetic(vcpu, V.EXIT_REASON_EXCEPTION_NMI, vector == 14 ? lin : 0, info);
 }
 
 // Reflect an exit the processor did not produce (a failed nested VM entry,
 // an interrupt for L1): the caller gives the exit information.
-export function reflectSynthetic(reason: u32, qualification: u64, intrInfo: u32): i32 {
+export function reflectSynthetic(vcpu: Vcpu, reason: u32, qualification: u64, intrInfo: u32): i32 {
   counts[reason & 0xffff]++;
   if ((reason & V.EXIT_REASON_FLAG_ENTRY_FAILURE) == 0) {
     syncGuestState();
@@ -205,11 +206,11 @@ export function reflectSynthetic(reason: u32, qualification: u64, intrInfo: u32)
     // from the host-state load and the VM-exit MSR-load list.
     nesting.setInL2(false);
     hoststate.load();
-    return loadExitList();
+    return loadExitList(vcpu);
   }
   state.write(V.VM_EXIT_INTERRUPTION_INFO, intrInfo);
   state.write(V.IDT_VECTORING_INFO, 0);
   state.write(V.VM_EXIT_INSTRUCTION_LENGTH, 0);
   state.write(V.VM_EXIT_INSTRUCTION_INFO, 0);
-  return toL1();
+  return toL1(vcpu);
 }

@@ -38,7 +38,8 @@ import * as pages from "../mm/pages";
 import * as print from "../lib/print";
 import * as hwcaps from "../vmx/caps";
 import * as V from "../arch/vmx";
-import * as vcpu from "../vm/vcpu";
+import * as R from "../vm/vcpu";
+import { Vcpu } from "../vm/vcpu";
 import * as state from "./state";
 import * as caps from "./caps";
 import { FieldList, MAX } from "./fieldlist";
@@ -154,7 +155,7 @@ function enterShadow(): bool {
   print.say("nested: VMPTRLD of the shadow VMCS failed");
   return false;
 }
-function leaveShadow(): void {
+function leaveShadow(vcpu: Vcpu): void {
   if (vmx.vmclear(shadowVmcs) != vmx.VMX_SUCCEED) print.say("nested: VMCLEAR of the shadow VMCS failed");
   if (vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) print.say("nested: VMPTRLD of vmcs01 failed");
 }
@@ -162,21 +163,21 @@ function leaveShadow(): void {
 // Shadow → cache for the fields L1 can write without an exit. Only values
 // that differ are written, so the dirty groups the entry checks use
 // (state.ts) change only when L1 really changed something.
-export function pull(): void {
+export function pull(vcpu: Vcpu): void {
   if (!linked || !enterShadow()) return;
   const l = writable!;
   state.readFields(l, l.all, false);
-  leaveShadow();
+  leaveShadow(vcpu);
   pulls++;
 }
 
 // Cache → shadow for every shadowed field, then link it (vmcs01 current,
 // L1 has a current vmcs12).
-export function push(): void {
+export function push(vcpu: Vcpu): void {
   if (!enabled || state.current == state.INVALID || !enterShadow()) return;
   const l = all!;
   vmx.writefields(l.ptr, l.count, state.cache, l.all);
-  leaveShadow();
+  leaveShadow(vcpu);
   if (!linked) link();
   pushes++;
 }
@@ -194,9 +195,9 @@ export function clear(): void {
 // On hardware the VMCLEAR on the old processor would do; rewriting it
 // also keeps a processor that caches shadow VMCS data by address (Bochs
 // 2.7 shows stale fields after a move without this) from seeing old data.
-export function beforeMove(inL2: bool): void {
-  if (linked && !inL2) pull();
+export function beforeMove(vcpu: Vcpu, inL2: bool): void {
+  if (linked && !inL2) pull(vcpu);
 }
-export function afterMove(): void {
-  if (linked) push();
+export function afterMove(vcpu: Vcpu): void {
+  if (linked) push(vcpu);
 }

@@ -42,12 +42,13 @@ import * as common from "./common";
 import * as operand from "./operand";
 import * as vmrw from "./vmrw";
 import * as reflect from "./reflect";
-import * as vcpu from "../vm/vcpu";
+import * as R from "../vm/vcpu";
+import { Vcpu } from "../vm/vcpu";
 
 
 // Does L1 get this VMREAD (or VMWRITE) of L2 as a VM exit (31.3: "ELSIF
 // in VMX non-root operation AND ... THEN VMexit")?
-export function l1Wants(reason: u32): bool {
+export function l1Wants(vcpu: Vcpu, reason: u32): bool {
   const proc = <u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
   if ((proc & V.PROC_ACTIVATE_SECONDARY_CONTROLS) == 0) return true;
   if ((<u32>state.get(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_VMCS_SHADOWING) == 0) return true;
@@ -65,22 +66,22 @@ export function l1Wants(reason: u32): bool {
 // The exit of L2's VMREAD/VMWRITE (vmcs02 current): reflected with the
 // processor's exit information (reflect.ts gives a register operand
 // qualification 0, 28.2.1), or performed for L1.
-export function handle(reason: u32): i32 {
-  if (l1Wants(reason)) return reflect.reflect(reason);
+export function handle(vcpu: Vcpu, reason: u32): i32 {
+  if (l1Wants(vcpu, reason)) return reflect.reflect(vcpu, reason);
   reflect.countL0();
-  return emulate(reason);
+  return emulate(vcpu, reason);
 }
 
 // Perform it (l1Wants was false; vmcs02 current).
-function emulate(reason: u32): i32 {
+function emulate(vcpu: Vcpu, reason: u32): i32 {
   const cr2 = vcpu.cr2();
   let r = common.checkNonRoot();
   if (r == common.PROCEED) {
     const link = state.get(V.VMCS_LINK_POINTER);
-    r = reason == V.EXIT_REASON_VMREAD ? vmrw.vmreadLinked(link) : vmrw.vmwriteLinked(link);
+    r = reason == V.EXIT_REASON_VMREAD ? vmrw.vmreadLinked(vcpu, link) : vmrw.vmwriteLinked(vcpu, link);
   }
   // Its fault (#GP(0) at CPL > 0, #GP/#SS/#PF of the memory operand) is
   // L2's exception, or L1's exit when L1's exception bitmap wants it.
-  return reflect.injectedException(r, cr2);
+  return reflect.injectedException(vcpu, r, cr2);
 }
 

@@ -18,7 +18,8 @@
 import * as vmx from "../hw/vmx";
 import * as print from "../lib/print";
 import * as V from "../arch/vmx";
-import * as vcpu from "../vm/vcpu";
+import * as R from "../vm/vcpu";
+import { Vcpu } from "../vm/vcpu";
 import * as guestmem from "../vm/guestmem";
 import * as events from "../vm/events";
 import * as exits from "../vm/exits";
@@ -38,28 +39,28 @@ export function resetCounts(): void {
 
 const EPTP_LIST_ENTRIES: u64 = 512;
 
-function toL1(): i32 {
+function toL1(vcpu: Vcpu): i32 {
   reflected++;
-  return reflect.reflect(V.EXIT_REASON_VMFUNC);
+  return reflect.reflect(vcpu, V.EXIT_REASON_VMFUNC);
 }
 
-export function handle(): i32 {
-  const fn = <u32>vcpu.reg(vcpu.RAX);
+export function handle(vcpu: Vcpu): i32 {
+  const fn = <u32>vcpu.reg(R.RAX);
   const controls12 = state.get(V.VM_FUNCTION_CONTROL);
-  if (fn != V.VMFUNC_EPTP_SWITCHING || (controls12 & V.VMFUNC_CTL_EPTP_SWITCHING) == 0) return toL1();
-  const index = <u64>(<u32>vcpu.reg(vcpu.RCX));
-  if (index >= EPTP_LIST_ENTRIES) return toL1();
+  if (fn != V.VMFUNC_EPTP_SWITCHING || (controls12 & V.VMFUNC_CTL_EPTP_SWITCHING) == 0) return toL1(vcpu);
+  const index = <u64>(<u32>vcpu.reg(R.RCX));
+  if (index >= EPTP_LIST_ENTRIES) return toL1(vcpu);
   // The list is in L1's RAM (ctls.eptp-list.ram at VM entry).
   const eptp = guestmem.read64(state.get(V.EPTP_LIST_ADDRESS) + index * 8);
   // Fast path: a cached root (its EPTP was valid when it was made).
   let root = shadowept.cached(eptp);
   if (root == 0) {
-    if (!controls.eptpOk(eptp)) return toL1();
+    if (!controls.eptpOk(eptp)) return toL1(vcpu);
     root = shadowept.rootFor(eptp);
   }
   if (root == 0) {
     print.say("nested: out of memory for shadow EPT tables");
-    return exits.stop(config.OUTCOME_STOPPED);
+    return exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
   // vmcs02 takes the new root now: the change is synced, not stale.
   state.writeSynced(V.EPT_POINTER, eptp);

@@ -30,13 +30,14 @@ import * as operand from "./operand";
 import * as linear from "./linear";
 import * as vmfail from "./vmfail";
 import * as shadow from "./shadow";
+import { Vcpu } from "../vm/vcpu";
 
 // The pointer operand of VMCLEAR/VMPTRLD, or a handler result in `result`.
 let result: i32 = 0;
-function readPointer(): bool {
-  const r = operand.read(<u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO), 8);
+function readPointer(vcpu: Vcpu): bool {
+  const r = operand.read(vcpu, <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO), 8);
   if (r == linear.OK) return true;
-  result = linear.handlerResult(r);
+  result = linear.handlerResult(vcpu, r);
   return false;
 }
 
@@ -50,16 +51,16 @@ function revisionOk(rev: u32): bool {
   return proc2Allowed != 0 && (<u32>(caps.proc2() >> 32) & V.PROC2_VMCS_SHADOWING) != 0;
 }
 
-export function vmclear(reason: u32): i32 {
-  const c = common.check(reason, false);
+export function vmclear(vcpu: Vcpu, reason: u32): i32 {
+  const c = common.check(vcpu, reason, false);
   if (c != common.PROCEED) return c;
-  if (!readPointer()) return result;
+  if (!readPointer(vcpu)) return result;
   const addr = operand.value;
   if (common.badAddress(addr) || !common.inRam(addr)) return vmfail.fail(V.VMXERR_VMCLEAR_INVALID_ADDRESS);
   if (addr == state.vmxonPtr) return vmfail.fail(V.VMXERR_VMCLEAR_VMXON_POINTER);
   if (addr == state.current) {
     // Its data goes to memory with the launch state cleared.
-    shadow.pull();
+    shadow.pull(vcpu);
     shadow.unlink();
     state.setLaunchState(0);
     state.flush();
@@ -69,10 +70,10 @@ export function vmclear(reason: u32): i32 {
   return vmfail.succeed();
 }
 
-export function vmptrld(reason: u32): i32 {
-  const c = common.check(reason, false);
+export function vmptrld(vcpu: Vcpu, reason: u32): i32 {
+  const c = common.check(vcpu, reason, false);
   if (c != common.PROCEED) return c;
-  if (!readPointer()) return result;
+  if (!readPointer(vcpu)) return result;
   const addr = operand.value;
   if (common.badAddress(addr) || !common.inRam(addr)) return vmfail.fail(V.VMXERR_VMPTRLD_INVALID_ADDRESS);
   if (addr == state.vmxonPtr) return vmfail.fail(V.VMXERR_VMPTRLD_VMXON_POINTER);
@@ -83,18 +84,18 @@ export function vmptrld(reason: u32): i32 {
   if (!revisionOk(guestmem.read32(addr + <u64>V.VMCS12_REVISION_ID_OFFSET)))
     return vmfail.fail(V.VMXERR_VMPTRLD_INCORRECT_REVISION_ID);
   if (addr != state.current) {
-    shadow.pull();
+    shadow.pull(vcpu);
     state.flush();
     state.load12(addr);
-    shadow.push();
+    shadow.push(vcpu);
   }
   return vmfail.succeed();
 }
 
-export function vmptrst(reason: u32): i32 {
-  const c = common.check(reason, false);
+export function vmptrst(vcpu: Vcpu, reason: u32): i32 {
+  const c = common.check(vcpu, reason, false);
   if (c != common.PROCEED) return c;
-  const r = operand.write(<u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO), 8, state.current);
-  if (r != linear.OK) return linear.handlerResult(r);
+  const r = operand.write(vcpu, <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO), 8, state.current);
+  if (r != linear.OK) return linear.handlerResult(vcpu, r);
   return vmfail.succeed();
 }

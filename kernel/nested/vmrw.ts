@@ -26,7 +26,8 @@
 // zero-extended (bits 63:32 are not visible outside IA-32e mode).
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
-import * as vcpu from "../vm/vcpu";
+import * as R from "../vm/vcpu";
+import { Vcpu } from "../vm/vcpu";
 import * as state from "./state";
 import * as caps from "./caps";
 import * as common from "./common";
@@ -38,9 +39,9 @@ import * as shadow from "./shadow";
 // A shadowed field exits only where the processor says so (never for the
 // bitmaps shadow.ts builds, but e.g. in a software model): its current
 // value may be in the shadow VMCS, so the shadow is pulled first.
-function syncShadowed(enc: u32): bool {
+function syncShadowed(vcpu: Vcpu, enc: u32): bool {
   if (!shadow.linked || !V.vmcsFieldIsShadowed(enc)) return false;
-  shadow.pull();
+  shadow.pull(vcpu);
   return true;
 }
 
@@ -55,16 +56,16 @@ function readOnly(enc: u32): bool {
   return V.vmcsEncodingType(enc) == V.VMCS_TYPE_RO && (caps.misc() & V.VMX_MISC_VMWRITE_ANY_FIELD) == 0;
 }
 
-export function vmread(reason: u32): i32 {
-  const c = common.check(reason, false);
+export function vmread(vcpu: Vcpu, reason: u32): i32 {
+  const c = common.check(vcpu, reason, false);
   if (c != common.PROCEED) return c;
-  return readField(state.current, true);
+  return readField(vcpu, state.current, true);
 }
 
-export function vmwrite(reason: u32): i32 {
-  const c = common.check(reason, false);
+export function vmwrite(vcpu: Vcpu, reason: u32): i32 {
+  const c = common.check(vcpu, reason, false);
   if (c != common.PROCEED) return c;
-  return writeField(state.current, true);
+  return writeField(vcpu, state.current, true);
 }
 
 // L2's VMREAD/VMWRITE that vmcs12's "VMCS shadowing" lets through
@@ -72,18 +73,18 @@ export function vmwrite(reason: u32): i32 {
 // that vmcs12's link pointer references, a VMCS of L1 that is not current,
 // so its data is in L1's memory (state.readAt/writeAt). A link pointer of
 // FFFFFFFF_FFFFFFFFH is "not valid": VMfailInvalid (31.3).
-export function vmreadLinked(link: u64): i32 {
-  return readField(link, false);
+export function vmreadLinked(vcpu: Vcpu, link: u64): i32 {
+  return readField(vcpu, link, false);
 }
-export function vmwriteLinked(link: u64): i32 {
-  return writeField(link, false);
+export function vmwriteLinked(vcpu: Vcpu, link: u64): i32 {
+  return writeField(vcpu, link, false);
 }
 
 // The instruction after its first checks, on the VMCS at `vmcs`: the
 // current vmcs12 (cached) when `current`, else a VMCS in L1's memory.
 // VMfailValid puts its error number in the current vmcs12 in both cases:
 // that is the current VMCS, also while L2 runs (31.2 conventions).
-function readField(vmcs: u64, current: bool): i32 {
+function readField(vcpu: Vcpu, vmcs: u64, current: bool): i32 {
   if (vmcs == state.INVALID) return vmfail.failInvalid();
   const info = <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO);
   const long = common.long;
@@ -92,7 +93,7 @@ function readField(vmcs: u64, current: bool): i32 {
   if (!supported(enc)) return vmfail.failValid(V.VMXERR_UNSUPPORTED_VMCS_COMPONENT);
   let v: u64;
   if (current) {
-    syncShadowed(<u32>enc);
+    syncShadowed(vcpu, <u32>enc);
     v = state.read(<u32>enc) & mask;
   } else {
     v = state.readAt(vmcs, <u32>enc) & mask;
@@ -100,13 +101,13 @@ function readField(vmcs: u64, current: bool): i32 {
   if (operand.isRegister(info)) {
     vcpu.setGpr(operand.reg1(info), v);
   } else {
-    const r = operand.write(info, long ? 8 : 4, v);
-    if (r != linear.OK) return linear.handlerResult(r);
+    const r = operand.write(vcpu, info, long ? 8 : 4, v);
+    if (r != linear.OK) return linear.handlerResult(vcpu, r);
   }
   return vmfail.succeed();
 }
 
-function writeField(vmcs: u64, current: bool): i32 {
+function writeField(vcpu: Vcpu, vmcs: u64, current: bool): i32 {
   if (vmcs == state.INVALID) return vmfail.failInvalid();
   const info = <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO);
   const long = common.long;
@@ -115,8 +116,8 @@ function writeField(vmcs: u64, current: bool): i32 {
   if (operand.isRegister(info)) {
     v = vcpu.gpr(operand.reg1(info));
   } else {
-    const r = operand.read(info, long ? 8 : 4);
-    if (r != linear.OK) return linear.handlerResult(r);
+    const r = operand.read(vcpu, info, long ? 8 : 4);
+    if (r != linear.OK) return linear.handlerResult(vcpu, r);
     v = operand.value;
   }
   v &= mask;
@@ -127,8 +128,8 @@ function writeField(vmcs: u64, current: bool): i32 {
     state.writeAt(vmcs, <u32>enc, v);
     return vmfail.succeed();
   }
-  const inShadow = syncShadowed(<u32>enc);
+  const inShadow = syncShadowed(vcpu, <u32>enc);
   state.write(<u32>enc, v);
-  if (inShadow) shadow.push();
+  if (inShadow) shadow.push(vcpu);
   return vmfail.succeed();
 }

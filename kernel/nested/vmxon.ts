@@ -42,6 +42,7 @@ import * as operand from "./operand";
 import * as linear from "./linear";
 import * as vmfail from "./vmfail";
 import * as shadow from "./shadow";
+import { Vcpu } from "../vm/vcpu";
 
 // "the values of CR0 and CR4 are supported in VMX operation" (24.8): every
 // bit that is 1 in FIXED0 is 1, every bit that is 0 in FIXED1 is 0.
@@ -53,12 +54,12 @@ function crAllowed(): bool {
   return true;
 }
 
-export function vmxon(reason: u32): i32 {
-  const c = common.check(reason, true);
+export function vmxon(vcpu: Vcpu, reason: u32): i32 {
+  const c = common.check(vcpu, reason, true);
   if (c != common.PROCEED) return c;
 
   if (state.vmxOn) {
-    if (nesting.inL2) return common.exitToL1(reason);
+    if (nesting.inL2) return common.exitToL1(vcpu, reason);
     if (events.guestCpl() > 0) {
       events.injectGP();
       return RESUME;
@@ -73,8 +74,8 @@ export function vmxon(reason: u32): i32 {
     return RESUME;
   }
 
-  const r = operand.read(<u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO), 8);
-  if (r != linear.OK) return linear.handlerResult(r);
+  const r = operand.read(vcpu, <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO), 8);
+  if (r != linear.OK) return linear.handlerResult(vcpu, r);
   const addr = operand.value;
   if (common.badAddress(addr)) return vmfail.failInvalid();
   // A pointer inside the physical-address width but outside L1's RAM names
@@ -96,10 +97,10 @@ export function vmxon(reason: u32): i32 {
   return vmfail.succeed();
 }
 
-export function vmxoff(reason: u32): i32 {
-  const c = common.check(reason, false);
+export function vmxoff(vcpu: Vcpu, reason: u32): i32 {
+  const c = common.check(vcpu, reason, false);
   if (c != common.PROCEED) return c;
-  shadow.pull();
+  shadow.pull(vcpu);
   shadow.unlink();
   state.flush();
   state.setVmxOn(false, state.INVALID);

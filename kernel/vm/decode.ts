@@ -7,6 +7,7 @@ import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
 import * as paging from "./paging";
 import * as events from "./events";
+import { Vcpu } from "./vcpu";
 
 export const MAX_LEN: u32 = 15;
 export const bytes: usize = memory.data(16);
@@ -48,17 +49,17 @@ function modrmLength(i: u32, n: u32, addr: u32): i32 {
   return <i32>len;
 }
 
-// Decode the instruction at the guest's RIP, its bytes read through the
+// Decode the instruction at vcpu's RIP, its bytes read through the
 // guest's paging and then `stage2` (paging.ts) as the fetch the processor
 // has made (at the guest's CPL, SS.DPL; no flags set again). False when it
 // is not one of the MOV forms (or its bytes cannot be read).
-export function decode(stage2: paging.Stage2 = paging.direct): bool {
+export function decode(vcpu: Vcpu, stage2: paging.Stage2 = paging.direct): bool {
   const csAr = <u32>vmx.vmread(V.GUEST_CS_ACCESS_RIGHTS);
   const long = (csAr & (1 << 13)) != 0;
   const def32 = long || (csAr & (1 << 14)) != 0;
   const rip = vmx.vmread(V.GUEST_RIP) + vmx.vmread(V.GUEST_CS_BASE);
   const fetch = paging.FETCH | paging.PEEK | (events.guestCpl() == 3 ? paging.USER : 0);
-  const n = paging.readLinear(bytes, rip, MAX_LEN, fetch, stage2);
+  const n = paging.readLinear(vcpu, bytes, rip, MAX_LEN, fetch, stage2);
   fetched = n;
   let i: u32 = 0;
   let opsize16 = false;

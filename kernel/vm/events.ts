@@ -1,7 +1,8 @@
 // Event injection and instruction completion (SDM Vol. 3C 27.2.4, 28.6).
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
-import * as vcpu from "./vcpu";
+import * as R from "./vcpu";
+import { Vcpu } from "./vcpu";
 
 export const VEC_DE: u32 = 0;
 export const VEC_UD: u32 = 6;
@@ -39,7 +40,7 @@ export function injectSS(): void {
 // linear address `lin`, which the processor would have put in CR2 before
 // delivering it (6.15, "Interrupt 14"). CR2 is the one in the register
 // block (vcpu.ts layout, +128): the entry stub loads it into the real CR2.
-export function injectPF(lin: u64, error: u32): void {
+export function injectPF(vcpu: Vcpu, lin: u64, error: u32): void {
   store<u64>(vcpu.regs, lin, 128);
   injectException(VEC_PF, true, error);
 }

@@ -5,20 +5,16 @@ import * as print from "../lib/print";
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
 import * as config from "./config";
+import { Vcpu } from "./vcpu";
 
 export const RESUME: i32 = 0;
 export const STOP: i32 = 1;
 export const REASONS: i32 = 80;
 
-export type Handler = (reason: u32) => i32;
-
-// How the guest ended (config.OUTCOME_*) and its exit code when it ended
-// itself.
-export let outcome: i32 = config.OUTCOME_STOPPED;
-export let exitCode: u32 = 0;
+export type Handler = (v: Vcpu, reason: u32) => i32;
 
 
-function unhandled(reason: u32): i32 {
+function unhandled(v: Vcpu, reason: u32): i32 {
   print.str("hv: guest: exit reason ");
   print.dec(reason);
   print.str(" (");
@@ -28,7 +24,7 @@ function unhandled(reason: u32): i32 {
   print.str(", rip ");
   print.hex(vmx.vmread(V.GUEST_RIP));
   print.nl();
-  return stop(config.OUTCOME_STOPPED);
+  return stop(v, config.OUTCOME_STOPPED);
 }
 
 const table = new StaticArray<Handler>(REASONS);
@@ -39,27 +35,25 @@ export function register(reason: u32, h: Handler): void {
   table[reason] = h;
 }
 
-@inline export function dispatch(reason: u32): i32 {
-  if (reason >= <u32>REASONS) return unhandled(reason);
+@inline export function dispatch(v: Vcpu, reason: u32): i32 {
+  if (reason >= <u32>REASONS) return unhandled(v, reason);
   unchecked(counts[reason]++);
-  return unchecked(table[reason])(reason);
+  return unchecked(table[reason])(v, reason);
 }
 
-export function stop(o: i32): i32 {
-  outcome = o;
+export function stop(v: Vcpu, o: i32): i32 {
+  v.vm.outcome = o;
   return STOP;
 }
 
-export function stopWithCode(code: u32): i32 {
-  outcome = config.OUTCOME_EXIT;
-  exitCode = code;
+export function stopWithCode(v: Vcpu, code: u32): i32 {
+  v.vm.outcome = config.OUTCOME_EXIT;
+  v.vm.exitCode = code;
   return STOP;
 }
 
 export function resetCounts(): void {
   for (let i = 0; i < REASONS; i++) counts[i] = 0;
-  outcome = config.OUTCOME_STOPPED;
-  exitCode = 0;
 }
 
 // The exit table printed when a guest ends (like kvm_stat): reasons with a

@@ -16,7 +16,10 @@ import * as lapic from "../apic/lapic";
 import * as V from "../arch/vmx";
 import * as config from "./config";
 import * as guestmem from "./guestmem";
-import * as vcpu from "./vcpu";
+import * as R from "./vcpu";
+import * as vcpus from "./vcpu";
+import * as vms from "./vm";
+import { Vcpu } from "./vcpu";
 import * as xstate from "./xstate";
 import * as vmcs01 from "./vmcs01";
 import * as events from "./events";
@@ -64,7 +67,7 @@ function registerHandlers(): void {
 
 // RDPMC exits only when intercepted: a guest without a PMU gets #GP
 // (SDM Vol. 2B RDPMC: invalid counter).
-function handleRdpmc(reason: u32): i32 {
+function handleRdpmc(vcpu: Vcpu, reason: u32): i32 {
   events.injectGP();
   return exits.RESUME;
 }
@@ -95,14 +98,14 @@ function printName(g: i32): void {
 // nested/ (vm/nesting.ts); as a type parameter rather than a function
 // reference, L2's path is compiled into this loop and inlined as before
 // (two calls through references cost every L2 exit about 60 ticks).
-function loop<L2>(l2: L2): void {
+function loop<L2>(vcpu: Vcpu, l2: L2): void {
   while (true) {
     const r = vmx.enter(vcpu.regs, vcpu.launched);
     if (r != vmx.VMX_SUCCEED) {
       print.str("hv: guest: VM entry failed: ");
       vmfail.describe(r);
       print.nl();
-      exits.stop(config.OUTCOME_STOPPED);
+      exits.stop(vcpu, config.OUTCOME_STOPPED);
       return;
     }
     vcpu.setLaunched(true);
@@ -110,24 +113,24 @@ function loop<L2>(l2: L2): void {
     const reason = <u32>vmx.vmread(V.VM_EXIT_REASON);
     if ((reason & V.EXIT_REASON_FLAG_ENTRY_FAILURE) != 0) {
       if (nesting.inL2) print.say("nested: the processor refused vmcs02 that the hypervisor's entry checks passed (a hypervisor bug)");
-      misc.reportEntryFailure(reason);
-      exits.stop(config.OUTCOME_STOPPED);
+      misc.reportEntryFailure(vcpu, reason);
+      exits.stop(vcpu, config.OUTCOME_STOPPED);
       return;
     }
     events.reinjectVectoring();
     if (nesting.inL2) {
-      if (l2.exit(reason & 0xffff) == exits.STOP) return;
+      if (l2.exit(vcpu, reason & 0xffff) == exits.STOP) return;
     } else {
-      if (exits.dispatch(reason & 0xffff) == exits.STOP) return;
+      if (exits.dispatch(vcpu, reason & 0xffff) == exits.STOP) return;
     }
     // Interrupts: L2's (nested/l2irq.ts may reflect an exit to L1 for one),
     // then L1's, also right after such a reflection. One call site for
     // irq.deliver keeps it inlined in this loop (a second one cost every
     // exit 17 ticks).
-    if (nesting.inL2 && l2.deliver() == exits.STOP) return;
+    if (nesting.inL2 && l2.deliver(vcpu) == exits.STOP) return;
     if (!nesting.inL2) irq.deliver();
-    if (migrate.due() && !migrate.move()) {
-      exits.stop(config.OUTCOME_STOPPED);
+    if (migrate.due(vcpu) && !migrate.move(vcpu)) {
+      exits.stop(vcpu, config.OUTCOME_STOPPED);
       return;
     }
   }
@@ -155,6 +158,10 @@ function runOne<L2>(g: i32, l2: L2): bool {
   print.nl();
 
   exits.resetCounts();
+  const vm = vms.create(g);
+  const vcpu = vcpus.create(vm, 0);
+  vm.vcpu0 = vcpu;
+  vm.vcpuCount = 1;
   const ram = pages.allocAligned(<u32>(bytes >> 12), SIZE_2M);
   if (ram == 0) {
     print.say("guest: not enough free memory for its RAM");
@@ -162,17 +169,19 @@ function runOne<L2>(g: i32, l2: L2): bool {
   }
   guestmem.setup(ram, bytes);
   const root = ept.create();
+  vm.ramHpa = ram;
+  vm.ramBytes = bytes;
+  vm.eptRoot = root;
   let ok = root != 0 && ept.map(root, 0, ram, bytes, ept.EPT_RWX);
   if (!ok) print.say("guest: out of memory for its EPT tables");
   if (ok) {
     ports.reset(bytes, 1);
     lapic.reset(0, cpu.rdtsc());
     msrExit.reset();
-    vcpu.reset();
     ok = loader.load(config.file[g], boot.cmdline + <usize>config.argsStart[g], config.argsLen[g],
       config.modulesOf(g), config.moduleCount[g]);
   }
-  if (ok) ok = vmcs01.create(ept.eptp(root), loader.entryEip, config.vpid[g]);
+  if (ok) ok = vmcs01.create(vcpu, ept.eptp(root), loader.entryEip, config.vpid[g]);
   if (ok) ok = nesting.start(config.nested[g], config.shadowVmcs[g]);
   if (ok) {
     irq.reset();
@@ -182,14 +191,14 @@ function runOne<L2>(g: i32, l2: L2): bool {
     irq.setBudget(config.maxTicks[g]);
   }
   if (ok) {
-    vcpu.setReg(vcpu.RAX, loader.entryEax);
-    vcpu.setReg(vcpu.RBX, loader.entryEbx);
+    vcpu.setReg(R.RAX, loader.entryEax);
+    vcpu.setReg(R.RBX, loader.entryEbx);
     // Cached translations of an earlier guest must not survive into this
     // one: the same EPTP or VPID may have been used before (SDM 29.4.3).
     if ((caps.eptVpidCap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0) vmx.invept(2, 0);
     if (vmcs01.vpidEnabled && (caps.eptVpidCap & V.EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT) != 0)
       vmx.invvpid(1, vmcs01.GUEST_VPID, 0);
-    loop<L2>(l2);
+    loop<L2>(vcpu, l2);
     ports.flushConsole();
     vmx.vmclear(vcpu.vmcs);
     nesting.tearDown();
@@ -201,22 +210,24 @@ function runOne<L2>(g: i32, l2: L2): bool {
       scrubPassThroughMsrs();
     }
   } else {
-    exits.stop(config.OUTCOME_STOPPED);
+    exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
   ept.destroy(root);
   pages.free(ram, <u32>(bytes >> 12));
-  return report(g);
+  const pass = report(vcpu, g);
+  vcpus.destroy(vcpu);
+  return pass;
 }
 
-function report(g: i32): bool {
-  const o = exits.outcome;
+function report(vcpu: Vcpu, g: i32): bool {
+  const o = vcpu.vm.outcome;
   const want = config.expect[g];
   let pass: bool;
   if (want == config.OUTCOME_PASS) {
     // isa-debug-exit value 0 is code 1; hypercall exit status 0 is code 0.
-    pass = o == config.OUTCOME_EXIT && (exits.exitCode == 0 || (ports.exitRequested && exits.exitCode == 1));
+    pass = o == config.OUTCOME_EXIT && (vcpu.vm.exitCode == 0 || (ports.exitRequested && vcpu.vm.exitCode == 1));
   } else if (want == config.OUTCOME_EXIT) {
-    pass = o == config.OUTCOME_EXIT && exits.exitCode == config.expectCode[g];
+    pass = o == config.OUTCOME_EXIT && vcpu.vm.exitCode == config.expectCode[g];
   } else {
     pass = o == want;
   }
@@ -228,7 +239,7 @@ function report(g: i32): bool {
   print.str(config.outcomeName(o));
   if (o == config.OUTCOME_EXIT) {
     print.str(ports.exitRequested ? " via isa-debug-exit, code " : " via hypercall, status ");
-    print.dec(exits.exitCode);
+    print.dec(vcpu.vm.exitCode);
   }
   print.str(", ");
   print.dec(vcpu.exits);

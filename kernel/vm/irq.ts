@@ -15,6 +15,7 @@ import * as events from "./events";
 import * as print from "../lib/print";
 import * as config from "./config";
 import { RESUME, stop } from "./exits";
+import { Vcpu } from "./vcpu";
 
 export const SLICE: u64 = 1 << 24; // preemption-timer ticks between forced exits
 
@@ -110,10 +111,10 @@ export let budgetEnd: u64 = u64.MAX_VALUE;
 export function setBudget(ticks: u64): void {
   budgetEnd = ticks == 0 ? u64.MAX_VALUE : cpu.rdtsc() + ticks;
 }
-export function handleWake(reason: u32): i32 {
+export function handleWake(vcpu: Vcpu, reason: u32): i32 {
   if (cpu.rdtsc() >= budgetEnd) {
     print.say("guest: ran past its max-ticks= budget");
-    return stop(config.OUTCOME_TIMEOUT);
+    return stop(vcpu, config.OUTCOME_TIMEOUT);
   }
   return RESUME;
 }

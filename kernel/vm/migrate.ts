@@ -10,7 +10,8 @@ import * as cpu from "../hw/cpu";
 import * as vmx from "../hw/vmx";
 import * as print from "../lib/print";
 import * as V from "../arch/vmx";
-import * as vcpu from "./vcpu";
+import * as R from "./vcpu";
+import { Vcpu } from "./vcpu";
 import * as vmcs01 from "./vmcs01";
 import * as xstate from "./xstate";
 import * as nesting from "./nesting";
@@ -31,20 +32,20 @@ export function reset(): void {
 }
 
 // Is it time to move? Called after each handled exit.
-@inline export function due(): bool {
+@inline export function due(vcpu: Vcpu): bool {
   return every != 0 && cpu.count() > 1 && vcpu.exits % <u64>every == 0;
 }
 
 // Move to the next processor. Returns false (after printing why) when the
 // VMCS cannot be cleared or loaded.
-export function move(): bool {
+export function move(vcpu: Vcpu): bool {
   const from = cpu.index();
   const to = (from + 1) % cpu.count();
   for (let i = 0; i < CARRIED.length; i++) values[i] = cpu.rdmsr(CARRIED[i]);
   xstate.save();
   // A nested guest's VMCSs (vmcs02, the shadow VMCS) may be active on this
   // processor too.
-  if (!nesting.leaveCpu() || vmx.vmclear(vcpu.vmcs) != vmx.VMX_SUCCEED) {
+  if (!nesting.leaveCpu(vcpu) || vmx.vmclear(vcpu.vmcs) != vmx.VMX_SUCCEED) {
     print.say("migrate: VMCLEAR failed");
     return false;
   }
@@ -63,7 +64,7 @@ export function move(): bool {
     return false;
   }
   vmcs01.writeHostState();
-  if (!nesting.arriveCpu()) return false;
+  if (!nesting.arriveCpu(vcpu)) return false;
   for (let i = 0; i < CARRIED.length; i++) cpu.wrmsr(CARRIED[i], values[i]);
   xstate.restore();
   count++;

@@ -20,7 +20,8 @@ import * as events from "./events";
 import * as paging from "./paging";
 import * as config from "./config";
 import { RESUME, stop } from "./exits";
-import * as vcpu from "./vcpu";
+import * as R from "./vcpu";
+import { Vcpu } from "./vcpu";
 
 export const APIC_PAGE: u64 = 0xfee00000;
 
@@ -28,13 +29,13 @@ export function isApic(gpa: u64): bool {
   return (gpa & ~<u64>0xfff) == APIC_PAGE;
 }
 
-function regValue(): u64 {
+function regValue(vcpu: Vcpu): u64 {
   if (decode.hasImm) return decode.imm;
   if (decode.highByte) return (vcpu.reg(<u32>decode.reg - 4) >> 8) & 0xff;
   return vcpu.gpr(<u32>decode.reg);
 }
 
-function setRegValue(v: u64): void {
+function setRegValue(vcpu: Vcpu, v: u64): void {
   const r = <u32>decode.reg;
   if (decode.highByte) {
     const q = vcpu.reg(r - 4);
@@ -54,8 +55,8 @@ function setRegValue(v: u64): void {
 
 // Emulate the access at gpa (inside the APIC page; L1-physical for L2).
 // False when the instruction cannot be decoded; the caller stops the VM.
-export function emulateApic(gpa: u64, stage2: paging.Stage2 = paging.direct): bool {
-  if (!decode.decode(stage2)) {
+export function emulateApic(vcpu: Vcpu, gpa: u64, stage2: paging.Stage2 = paging.direct): bool {
+  if (!decode.decode(vcpu, stage2)) {
     print.str("hv: guest: cannot decode the instruction accessing the local APIC at ");
     print.hex(gpa);
     print.str(": rip ");
@@ -74,9 +75,9 @@ export function emulateApic(gpa: u64, stage2: paging.Stage2 = paging.direct): bo
   // dropped.
   const aligned = (off & 3) == 0 && decode.size == 4;
   if (decode.isWrite) {
-    if (aligned) lapic.write(off, <u32>regValue(), cpu.rdtsc());
+    if (aligned) lapic.write(off, <u32>regValue(vcpu), cpu.rdtsc());
   } else {
-    setRegValue(aligned ? <u64>lapic.read(off, cpu.rdtsc()) : 0);
+    setRegValue(vcpu, aligned ? <u64>lapic.read(off, cpu.rdtsc()) : 0);
   }
   // An EPT violation reports no instruction length (28.2.5): the decoded one.
   events.completeInstruction(<u64>decode.length);
@@ -91,8 +92,8 @@ export function emulateApic(gpa: u64, stage2: paging.Stage2 = paging.direct): bo
 // delivering an event (IDT-vectoring information valid: the IDT, a stack or
 // a TSS in the APIC page) is not an instruction to emulate: NOT_A_DEVICE.
 export const NOT_A_DEVICE: i32 = -1;
-export function access(gpa: u64, stage2: paging.Stage2 = paging.direct): i32 {
+export function access(vcpu: Vcpu, gpa: u64, stage2: paging.Stage2 = paging.direct): i32 {
   const vectoring = (<u32>vmx.vmread(V.IDT_VECTORING_INFO) & V.INTR_INFO_VALID) != 0;
   if (!isApic(gpa) || vectoring) return NOT_A_DEVICE;
-  return emulateApic(gpa, stage2) ? RESUME : stop(config.OUTCOME_STOPPED);
+  return emulateApic(vcpu, gpa, stage2) ? RESUME : stop(vcpu, config.OUTCOME_STOPPED);
 }

@@ -8,6 +8,8 @@
 // itself (its exits, its interrupts) is not called through references:
 // kmain hands it to the exit loop as a type parameter (guest.ts loop),
 // so that it is inlined there.
+import { Vcpu } from "./vcpu";
+
 // VMX is offered to the running guest (nested=on): CPUID.1:ECX.VMX, the
 // VMX capability MSRs, IA32_FEATURE_CONTROL's VMX bits, CR4.VMXE, the VMX
 // instructions emulated rather than #UD.
@@ -37,8 +39,8 @@ export let tearDown: () => void = nothing;
 // cleared (nested VMX's VMCSs cleared; false when one cannot be), and after
 // vmcs01 is current again on the new processor with its host state
 // rewritten (theirs rewritten, and vmcs02 current again while L2 runs).
-export let leaveCpu: () => bool = yes;
-export let arriveCpu: () => bool = yes;
+export let leaveCpu: (vcpu: Vcpu) => bool = yes;
+export let arriveCpu: (vcpu: Vcpu) => bool = yes;
 // In VMX operation CR0 and CR4 must stay inside the fixed bits offered
 // (SDM Vol. 3C 24.8: a MOV to CR that violates them is #GP): may v be
 // written?
@@ -54,7 +56,7 @@ function noSetUp(on: bool, shadowVmcs: bool): bool {
   return !on; // VMX cannot be offered without nested/
 }
 function nothing(): void {}
-function yes(): bool {
+function yes(vcpu: Vcpu): bool {
   return true;
 }
 function anyCr(v: u64): bool {

@@ -27,6 +27,7 @@ import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
 import * as ident from "../cpu/ident";
 import * as guestmem from "./guestmem";
+import { Vcpu } from "./vcpu";
 
 // Kinds of access, as bits of the #PF error code (4.7); 0 is a supervisor
 // data read.
@@ -56,14 +57,14 @@ const DETAIL: u64 = (<u64>1 << 52) - 1;
   return r & DETAIL;
 }
 
-// A second stage: the guest-physical address `gpa` met by the walk for
+// A second stage: the guest-physical address `gpa` met by vcpu's walk for
 // linear address `lin` — a paging-structure entry, read, or the page
 // accessed (`final`, with the access's kind) — to an address in the
 // guest's RAM space, or STAGE2.
-export type Stage2 = (gpa: u64, access: u32, lin: u64, final: bool) => u64;
+export type Stage2 = (vcpu: Vcpu, gpa: u64, access: u32, lin: u64, final: bool) => u64;
 // The guest's physical addresses are its RAM's (L1, or L2 without EPT in
 // vmcs12).
-export function direct(gpa: u64, access: u32, lin: u64, final: bool): u64 {
+export function direct(vcpu: Vcpu, gpa: u64, access: u32, lin: u64, final: bool): u64 {
   return gpa;
 }
 
@@ -100,20 +101,20 @@ function addrMask(): u64 {
 
 // The RAM address of the paging-structure entry of `size` bytes at
 // guest-physical `a`, or a failure.
-function entryAt(a: u64, size: u64, lin: u64, stage2: Stage2): u64 {
-  const ea = stage2(a, 0, lin, false);
+function entryAt(vcpu: Vcpu, a: u64, size: u64, lin: u64, stage2: Stage2): u64 {
+  const ea = stage2(vcpu, a, 0, lin, false);
   if (failed(ea)) return ea;
   return guestmem.isRam(ea, size) ? ea : OUTSIDE_RAM | ea;
 }
 
-// Translate linear address `lin` for an access of kind `access` (WRITE,
-// USER, FETCH, PEEK). The address in the guest's RAM space (guestmem.ts;
+// Translate linear address `lin` of vcpu's guest (the current VMCS's) for
+// an access of kind `access` (WRITE, USER, FETCH, PEEK). The address in the guest's RAM space (guestmem.ts;
 // the caller checks that its bytes are RAM), or a failure (PAGE_FAULT |
 // error code, OUTSIDE_RAM | entry address, STAGE2); nothing is injected.
-export function translate(lin: u64, access: u32, stage2: Stage2 = direct): u64 {
+export function translate(vcpu: Vcpu, lin: u64, access: u32, stage2: Stage2 = direct): u64 {
   const cr0 = vmx.vmread(V.GUEST_CR0);
   // Without paging, linear addresses are physical (32 bits, 4.1.1).
-  if ((cr0 & V.X86_CR0_PG) == 0) return stage2(lin & 0xffffffff, access, lin, true);
+  if ((cr0 & V.X86_CR0_PG) == 0) return stage2(vcpu, lin & 0xffffffff, access, lin, true);
   const cr4 = vmx.vmread(V.GUEST_CR4);
   const efer = vmx.vmread(V.GUEST_IA32_EFER);
   const lma = (efer & V.X86_EFER_LMA) != 0;
@@ -152,7 +153,7 @@ export function translate(lin: u64, access: u32, stage2: Stage2 = direct): u64 {
     }
     while (true) {
       const shift = <u64>(12 + 9 * (level - 1));
-      const ea = entryAt(table + ((lin >> shift) & 511) * 8, 8, lin, stage2);
+      const ea = entryAt(vcpu, table + ((lin >> shift) & 511) * 8, 8, lin, stage2);
       if (failed(ea)) return ea;
       const e = guestmem.read64(ea);
       if ((e & P) == 0) return PAGE_FAULT | err;
@@ -176,7 +177,7 @@ export function translate(lin: u64, access: u32, stage2: Stage2 = direct): u64 {
   } else {
     // 32-bit paging (4.3): 4-KByte pages, and 4-MByte pages with CR4.PSE.
     lin &= 0xffffffff;
-    const pdeAddr = entryAt((vmx.vmread(V.GUEST_CR3) & 0xfffff000) + (lin >> 22) * 4, 4, lin, stage2);
+    const pdeAddr = entryAt(vcpu, (vmx.vmread(V.GUEST_CR3) & 0xfffff000) + (lin >> 22) * 4, 4, lin, stage2);
     if (failed(pdeAddr)) return pdeAddr;
     const pde = <u64>guestmem.read32(pdeAddr);
     if ((pde & P) == 0) return PAGE_FAULT | err;
@@ -192,7 +193,7 @@ export function translate(lin: u64, access: u32, stage2: Stage2 = direct): u64 {
       leaf = (pde & 0xffc00000) | (((pde >> 13) & 0xff) << 32);
       pageMask = 0x3fffff;
     } else {
-      const pteAddr = entryAt((pde & 0xfffff000) + ((lin >> 12) & 1023) * 4, 4, lin, stage2);
+      const pteAddr = entryAt(vcpu, (pde & 0xfffff000) + ((lin >> 12) & 1023) * 4, 4, lin, stage2);
       if (failed(pteAddr)) return pteAddr;
       const pte = <u64>guestmem.read32(pteAddr);
       if ((pte & P) == 0) return PAGE_FAULT | err;
@@ -219,7 +220,7 @@ export function translate(lin: u64, access: u32, stage2: Stage2 = direct): u64 {
       return PAGE_FAULT | err | PF_P;
   }
 
-  const g = stage2((leaf & ~pageMask) | (lin & pageMask), access, lin, true);
+  const g = stage2(vcpu, (leaf & ~pageMask) | (lin & pageMask), access, lin, true);
   if (failed(g) || (access & PEEK) != 0) return g;
   // Accessed flags in every entry used, dirty in the one that maps the page
   // on a write (4.8).
@@ -237,10 +238,10 @@ export function translate(lin: u64, access: u32, stage2: Stage2 = direct): u64 {
 // (page by page, since consecutive linear pages need not be consecutive
 // physical ones), each page translated for `access`. Returns the number of
 // bytes copied: fewer when a page cannot be.
-export function readLinear(dst: usize, lin: u64, n: u32, access: u32, stage2: Stage2 = direct): u32 {
+export function readLinear(vcpu: Vcpu, dst: usize, lin: u64, n: u32, access: u32, stage2: Stage2 = direct): u32 {
   let done: u32 = 0;
   while (done < n) {
-    const a = translate(lin + done, access, stage2);
+    const a = translate(vcpu, lin + done, access, stage2);
     if (failed(a)) break;
     const chunk = <u32>min<u64>(<u64>(n - done), 0x1000 - ((lin + done) & 0xfff));
     if (!guestmem.isRam(a, chunk)) break;

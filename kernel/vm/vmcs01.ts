@@ -9,7 +9,8 @@ import * as pages from "../mm/pages";
 import * as print from "../lib/print";
 import * as caps from "../vmx/caps";
 import * as ctl from "./controls";
-import * as vcpu from "./vcpu";
+import * as R from "./vcpu";
+import { Vcpu } from "./vcpu";
 import * as V from "../arch/vmx";
 
 // Per-guest pages (allocated once, reused for every guest).
@@ -146,7 +147,7 @@ export function realCr4(v: u64): u64 {
 // Build and load a fresh VMCS for a guest entering at eip with EAX/EBX set
 // by the caller. eptp is its EPT pointer. Returns false (after printing
 // why) when the processor cannot run it.
-export function create(eptp: u64, eip: u32, wantVpid: bool): bool {
+export function create(vcpu: Vcpu, eptp: u64, eip: u32, wantVpid: bool): bool {
   if (!setupBitmaps()) {
     print.say("out of memory for the VMX bitmaps");
     return false;

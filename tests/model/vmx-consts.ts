@@ -901,6 +901,27 @@ export const ENTRY_FAIL_QUAL_VMCS_LINK_POINTER = 4; // failure was due to an inv
 // ---- VMCS region (25.2)
 export const VMCS_SHADOW_INDICATOR = 0x80000000; // bit 31 of the first dword of a VMCS region: shadow VMCS
 
+// ---- vCPU register block (boot/entry/vmenter.S; 64-byte aligned)
+export const REGS_RAX = 0; // guest RAX, register number 0 (exit-qualification order)
+export const REGS_RCX = 8; // guest RCX, register number 1 (exit-qualification order)
+export const REGS_RDX = 16; // guest RDX, register number 2 (exit-qualification order)
+export const REGS_RBX = 24; // guest RBX, register number 3 (exit-qualification order)
+export const REGS_RSP = 32; // unused: RSP is GUEST_RSP in the VMCS (25.4.1)
+export const REGS_RBP = 40; // guest RBP, register number 5 (exit-qualification order)
+export const REGS_RSI = 48; // guest RSI, register number 6 (exit-qualification order)
+export const REGS_RDI = 56; // guest RDI, register number 7 (exit-qualification order)
+export const REGS_R8 = 64; // guest R8, register number 8 (exit-qualification order)
+export const REGS_R9 = 72; // guest R9, register number 9 (exit-qualification order)
+export const REGS_R10 = 80; // guest R10, register number 10 (exit-qualification order)
+export const REGS_R11 = 88; // guest R11, register number 11 (exit-qualification order)
+export const REGS_R12 = 96; // guest R12, register number 12 (exit-qualification order)
+export const REGS_R13 = 104; // guest R13, register number 13 (exit-qualification order)
+export const REGS_R14 = 112; // guest R14, register number 14 (exit-qualification order)
+export const REGS_R15 = 120; // guest R15, register number 15 (exit-qualification order)
+export const REGS_CR2 = 128; // guest CR2 (VMX does not switch CR2)
+export const REGS_FX = 0x00000100; // the guest's 512-byte FXSAVE area (16-byte aligned)
+export const REGS_BYTES = 0x00000300; // size of the block
+
 // ---- metadata
 
 export const VMCS_FIELDS: readonly VmcsFieldInfo[] = [

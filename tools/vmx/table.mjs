@@ -958,6 +958,30 @@ export const VALUES = [
   { group: 'VMCS region (25.2)', prefix: 'VMCS_', values: [
     { name: 'SHADOW_INDICATOR', value: 0x80000000, sdm: 'bit 31 of the first dword of a VMCS region: shadow VMCS' },
   ] },
+  // Not an SDM structure: the vCPU's register block in linear memory that boot/entry/vmenter.S,
+  // boot/imports/vmx.c and kernel/vm/vcpu.ts share. General registers in hardware register-number
+  // order so that an instruction-information register number indexes it directly.
+  { group: 'vCPU register block (boot/entry/vmenter.S; 64-byte aligned)', prefix: 'REGS_', values: [
+    { name: 'RAX', value: 0, sdm: 'guest RAX, register number 0 (exit-qualification order)' },
+    { name: 'RCX', value: 8, sdm: 'guest RCX, register number 1 (exit-qualification order)' },
+    { name: 'RDX', value: 16, sdm: 'guest RDX, register number 2 (exit-qualification order)' },
+    { name: 'RBX', value: 24, sdm: 'guest RBX, register number 3 (exit-qualification order)' },
+    { name: 'RSP', value: 32, sdm: 'unused: RSP is GUEST_RSP in the VMCS (25.4.1)' },
+    { name: 'RBP', value: 40, sdm: 'guest RBP, register number 5 (exit-qualification order)' },
+    { name: 'RSI', value: 48, sdm: 'guest RSI, register number 6 (exit-qualification order)' },
+    { name: 'RDI', value: 56, sdm: 'guest RDI, register number 7 (exit-qualification order)' },
+    { name: 'R8', value: 64, sdm: 'guest R8, register number 8 (exit-qualification order)' },
+    { name: 'R9', value: 72, sdm: 'guest R9, register number 9 (exit-qualification order)' },
+    { name: 'R10', value: 80, sdm: 'guest R10, register number 10 (exit-qualification order)' },
+    { name: 'R11', value: 88, sdm: 'guest R11, register number 11 (exit-qualification order)' },
+    { name: 'R12', value: 96, sdm: 'guest R12, register number 12 (exit-qualification order)' },
+    { name: 'R13', value: 104, sdm: 'guest R13, register number 13 (exit-qualification order)' },
+    { name: 'R14', value: 112, sdm: 'guest R14, register number 14 (exit-qualification order)' },
+    { name: 'R15', value: 120, sdm: 'guest R15, register number 15 (exit-qualification order)' },
+    { name: 'CR2', value: 128, sdm: 'guest CR2 (VMX does not switch CR2)' },
+    { name: 'FX', value: 256, sdm: 'the guest\'s 512-byte FXSAVE area (16-byte aligned)' },
+    { name: 'BYTES', value: 768, sdm: 'size of the block' },
+  ] },
 ];
 
 // ---------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 import * as cpu from "../../hw/cpu";
 import * as vmx from "../../hw/vmx";
 import * as V from "../../arch/vmx";
-import * as vcpu from "../vcpu";
+import * as R from "../vcpu";
+import { Vcpu } from "../vcpu";
 import * as vmcs01 from "../vmcs01";
 import * as events from "../events";
 import * as profile from "../profile";
@@ -77,10 +78,10 @@ function hideWithoutCr4(reg: u32, cpuidBit: u32, cr4Bit: u64, allowed: u64): u32
   return (allowed & cr4Bit) != 0 ? reg : reg & ~(<u32>1 << cpuidBit);
 }
 
-export function handle(reason: u32): i32 {
+export function handle(vcpu: Vcpu, reason: u32): i32 {
   if (profile.enabled) profile.sample();
-  const leaf = <u32>vcpu.reg(vcpu.RAX);
-  const sub = <u32>vcpu.reg(vcpu.RCX);
+  const leaf = <u32>vcpu.reg(R.RAX);
+  const sub = <u32>vcpu.reg(R.RCX);
   let a: u32 = 0, b: u32 = 0, c: u32 = 0, d: u32 = 0;
   if ((leaf & 0xffffff00) == HV_LEAF_BASE) {
     if (leaf == HV_LEAF_BASE) {
@@ -163,10 +164,10 @@ export function handle(reason: u32): i32 {
     }
   }
   // CPUID writes all four registers, zero-extending in 64-bit mode.
-  vcpu.setReg(vcpu.RAX, a);
-  vcpu.setReg(vcpu.RBX, b);
-  vcpu.setReg(vcpu.RCX, c);
-  vcpu.setReg(vcpu.RDX, d);
+  vcpu.setReg(R.RAX, a);
+  vcpu.setReg(R.RBX, b);
+  vcpu.setReg(R.RCX, c);
+  vcpu.setReg(R.RDX, d);
   events.skipInstruction();
   return RESUME;
 }

@@ -7,7 +7,8 @@ import * as V from "../../arch/vmx";
 import * as caps from "../../vmx/caps";
 import * as lapic from "../../apic/lapic";
 import * as cpu from "../../hw/cpu";
-import * as vcpu from "../vcpu";
+import * as R from "../vcpu";
+import { Vcpu } from "../vcpu";
 import * as vmcs01 from "../vmcs01";
 import * as events from "../events";
 import * as crqual from "./crqual";
@@ -61,21 +62,21 @@ function writeCr4(v: u64): bool {
   return true;
 }
 
-export function handle(reason: u32): i32 {
+export function handle(vcpu: Vcpu, reason: u32): i32 {
   const q = <u32>vmx.vmread(V.EXIT_QUALIFICATION);
   const crn = crqual.cr(q);
   const access = crqual.access(q);
   let ok = true;
   if (access == V.CR_ACCESS_MOV_TO_CR) {
-    const v = crqual.source(q);
+    const v = crqual.source(vcpu, q);
     if (crn == 0) ok = writeCr0(v);
     else if (crn == 4) ok = writeCr4(v);
     else if (crn == 8) {
       if ((v & ~<u64>0xf) != 0) ok = false; // CR8 bits 63:4 reserved
       else lapic.write(lapic.REG_TPR, <u32>v << 4, cpu.rdtsc());
-    } else return unexpected(q);
+    } else return unexpected(vcpu, q);
   } else if (access == V.CR_ACCESS_MOV_FROM_CR) {
-    if (crn != 8) return unexpected(q);
+    if (crn != 8) return unexpected(vcpu, q);
     vcpu.setGpr(crqual.reg(q), <u64>((lapic.read(lapic.REG_TPR) >> 4) & 0xf));
   } else if (access == V.CR_ACCESS_CLTS) {
     const shadow = vmx.vmread(V.CR0_READ_SHADOW) & ~(<u64>V.X86_CR0_TS);
@@ -95,9 +96,9 @@ export function handle(reason: u32): i32 {
   return RESUME;
 }
 
-function unexpected(q: u32): i32 {
+function unexpected(vcpu: Vcpu, q: u32): i32 {
   print.str("hv: guest: unexpected control-register exit, qualification ");
   print.hex(q);
   print.nl();
-  return stop(config.OUTCOME_STOPPED);
+  return stop(vcpu, config.OUTCOME_STOPPED);
 }

@@ -6,7 +6,7 @@
 // the qualification; nothing is kept between calls.
 import * as vmx from "../../hw/vmx";
 import * as V from "../../arch/vmx";
-import * as vcpu from "../vcpu";
+import { Vcpu } from "../vcpu";
 
 // The control register (0 for CLTS and LMSW).
 @inline export function cr(q: u32): u32 {
@@ -33,7 +33,7 @@ import * as vcpu from "../vcpu";
 // 32 bits otherwise (SDM Vol. 2B "MOV—Move to/from Control Registers"), so
 // outside 64-bit mode (IA-32e mode active and CS.L, Vol. 3A 2.2.1) what is
 // in the upper half of the register is not part of it.
-export function source(q: u32): u64 {
+export function source(vcpu: Vcpu, q: u32): u64 {
   const v = vcpu.gpr(reg(q));
   const long = (vmx.vmread(V.GUEST_IA32_EFER) & V.X86_EFER_LMA) != 0 &&
     (<u32>vmx.vmread(V.GUEST_CS_ACCESS_RIGHTS) & V.SEG_AR_L) != 0;

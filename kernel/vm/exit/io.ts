@@ -5,12 +5,13 @@ import * as vmx from "../../hw/vmx";
 import * as V from "../../arch/vmx";
 import * as ports from "../../devices/ports";
 import * as print from "../../lib/print";
-import * as vcpu from "../vcpu";
+import * as R from "../vcpu";
+import { Vcpu } from "../vcpu";
 import * as events from "../events";
 import * as config from "../config";
 import { RESUME, STOP, stop, stopWithCode } from "../exits";
 
-export function handle(reason: u32): i32 {
+export function handle(vcpu: Vcpu, reason: u32): i32 {
   const q = <u32>vmx.vmread(V.EXIT_QUALIFICATION);
   const size = (q & 7) + 1;
   const port = q >> 16;
@@ -22,23 +23,23 @@ export function handle(reason: u32): i32 {
     print.hex(port);
     print.str(" is not supported");
     print.nl();
-    return stop(config.OUTCOME_STOPPED);
+    return stop(vcpu, config.OUTCOME_STOPPED);
   }
   if ((q & (1 << 3)) != 0) {
     const v = ports.ioIn(port, size);
-    const rax = vcpu.reg(vcpu.RAX);
+    const rax = vcpu.reg(R.RAX);
     // IN writes AL, AX or EAX; a 32-bit write zero-extends into RAX.
-    if (size == 4) vcpu.setReg(vcpu.RAX, <u64>v);
+    if (size == 4) vcpu.setReg(R.RAX, <u64>v);
     else {
       const mask: u64 = size == 1 ? 0xff : 0xffff;
-      vcpu.setReg(vcpu.RAX, (rax & ~mask) | (<u64>v & mask));
+      vcpu.setReg(R.RAX, (rax & ~mask) | (<u64>v & mask));
     }
   } else {
     const mask: u64 = size == 1 ? 0xff : size == 2 ? 0xffff : 0xffffffff;
-    ports.ioOut(port, size, <u32>(vcpu.reg(vcpu.RAX) & mask));
+    ports.ioOut(port, size, <u32>(vcpu.reg(R.RAX) & mask));
     if (ports.exitRequested) {
       events.skipInstruction();
-      return stopWithCode(ports.exitCode);
+      return stopWithCode(vcpu, ports.exitCode);
     }
   }
   events.skipInstruction();

@@ -5,7 +5,8 @@ import * as cpu from "../../hw/cpu";
 import * as vmx from "../../hw/vmx";
 import * as V from "../../arch/vmx";
 import * as print from "../../lib/print";
-import * as vcpu from "../vcpu";
+import * as R from "../vcpu";
+import { Vcpu } from "../vcpu";
 import * as events from "../events";
 import * as config from "../config";
 import * as guestmem from "../guestmem";
@@ -18,7 +19,7 @@ import { RESUME, stop } from "../exits";
 // INVD (13) exits unconditionally; WBINVD (54) with WBINVD exiting. Both are
 // done as WBINVD: dropping the guest's dirty lines (INVD) could lose
 // hypervisor data sharing those lines.
-export function handleWbinvd(reason: u32): i32 {
+export function handleWbinvd(vcpu: Vcpu, reason: u32): i32 {
   cpu.wbinvd();
   events.skipInstruction();
   return RESUME;
@@ -27,9 +28,9 @@ export function handleWbinvd(reason: u32): i32 {
 // XSETBV (55; SDM Vol. 2C XSETBV): #GP unless ECX = 0, bit 0 set, only
 // supported bits (CPUID.(EAX=0DH,ECX=0):EDX:EAX), AVX (2) only with SSE
 // (1), AVX-512 (5-7) all together and only with AVX.
-export function handleXsetbv(reason: u32): i32 {
-  const idx = <u32>vcpu.reg(vcpu.RCX);
-  const v = (vcpu.reg(vcpu.RDX) << 32) | (vcpu.reg(vcpu.RAX) & 0xffffffff);
+export function handleXsetbv(vcpu: Vcpu, reason: u32): i32 {
+  const idx = <u32>vcpu.reg(R.RCX);
+  const v = (vcpu.reg(R.RDX) << 32) | (vcpu.reg(R.RAX) & 0xffffffff);
   const supported = xstate.offered;
   let ok = idx == 0 && (v & 1) != 0 && (v & ~supported) == 0;
   if ((v & 4) != 0 && (v & 2) == 0) ok = false;
@@ -45,11 +46,11 @@ export function handleXsetbv(reason: u32): i32 {
 }
 
 // RDTSC (16) / RDTSCP (51): only when intercepted; TSC + offset.
-export function handleRdtsc(reason: u32): i32 {
+export function handleRdtsc(vcpu: Vcpu, reason: u32): i32 {
   const t = cpu.rdtsc() + vmx.vmread(V.TSC_OFFSET);
-  vcpu.setReg(vcpu.RAX, t & 0xffffffff);
-  vcpu.setReg(vcpu.RDX, t >> 32);
-  if (reason == V.EXIT_REASON_RDTSCP) vcpu.setReg(vcpu.RCX, cpu.rdmsr(V.MSR_IA32_TSC_AUX) & 0xffffffff);
+  vcpu.setReg(R.RAX, t & 0xffffffff);
+  vcpu.setReg(R.RDX, t >> 32);
+  if (reason == V.EXIT_REASON_RDTSCP) vcpu.setReg(R.RCX, cpu.rdmsr(V.MSR_IA32_TSC_AUX) & 0xffffffff);
   events.skipInstruction();
   return RESUME;
 }
@@ -57,12 +58,12 @@ export function handleRdtsc(reason: u32): i32 {
 // VMX instructions (reasons 19-27, 50, 53, 59) and GETSEC (11) exit
 // unconditionally in VMX non-root operation; without nested VMX the guest
 // sees #UD, as on a processor without VMX/SMX (CPUID hides both).
-export function handleUD(reason: u32): i32 {
+export function handleUD(vcpu: Vcpu, reason: u32): i32 {
   events.injectUD();
   return RESUME;
 }
 
-function dumpRegisters(): void {
+function dumpRegisters(vcpu: Vcpu): void {
   print.str("hv: guest regs: rip=");
   print.hex(vmx.vmread(V.GUEST_RIP));
   print.str(" rsp=");
@@ -77,19 +78,19 @@ function dumpRegisters(): void {
   print.hex(vmx.vmread(V.CR4_READ_SHADOW));
   print.nl();
   print.str("hv: guest regs: rax=");
-  print.hex(vcpu.reg(vcpu.RAX));
+  print.hex(vcpu.reg(R.RAX));
   print.str(" rbx=");
-  print.hex(vcpu.reg(vcpu.RBX));
+  print.hex(vcpu.reg(R.RBX));
   print.str(" rcx=");
-  print.hex(vcpu.reg(vcpu.RCX));
+  print.hex(vcpu.reg(R.RCX));
   print.str(" rdx=");
-  print.hex(vcpu.reg(vcpu.RDX));
+  print.hex(vcpu.reg(R.RDX));
   print.str(" rsi=");
-  print.hex(vcpu.reg(vcpu.RSI));
+  print.hex(vcpu.reg(R.RSI));
   print.str(" rdi=");
-  print.hex(vcpu.reg(vcpu.RDI));
+  print.hex(vcpu.reg(R.RDI));
   print.str(" rbp=");
-  print.hex(vcpu.reg(vcpu.RBP));
+  print.hex(vcpu.reg(R.RBP));
   print.nl();
   print.str("hv: guest regs: cs=");
   print.hex(vmx.vmread(V.GUEST_CS_SELECTOR));
@@ -109,37 +110,37 @@ function dumpRegisters(): void {
 }
 
 // Triple fault (2): the guest would shut down; the VM stops with a dump.
-export function handleTripleFault(reason: u32): i32 {
+export function handleTripleFault(vcpu: Vcpu, reason: u32): i32 {
   print.say("guest: triple fault");
-  dumpRegisters();
-  return stop(config.OUTCOME_TRIPLE_FAULT);
+  dumpRegisters(vcpu);
+  return stop(vcpu, config.OUTCOME_TRIPLE_FAULT);
 }
 
 // HLT (12). Without a pending interrupt source, a halt with interrupts
 // disabled (RFLAGS.IF = 0) can never end: the VM stops.
-export function handleHlt(reason: u32): i32 {
+export function handleHlt(vcpu: Vcpu, reason: u32): i32 {
   const ifSet = (vmx.vmread(V.GUEST_RFLAGS) & (1 << 9)) != 0;
   if (!ifSet) {
     print.say("guest: halted with interrupts disabled and nothing pending: halted forever");
-    dumpRegisters();
-    return stop(config.OUTCOME_HALT);
+    dumpRegisters(vcpu);
+    return stop(vcpu, config.OUTCOME_HALT);
   }
   if (irq.haltUntilInterrupt()) {
     events.skipInstruction();
     return RESUME;
   }
   print.say("guest: halted with no interrupt source that could wake it: halted forever");
-  return stop(config.OUTCOME_HALT);
+  return stop(vcpu, config.OUTCOME_HALT);
 }
 
 // EPT violation (48; qualification 28.2.1 Table 28-7): the guest touched
 // guest-physical memory that is not its RAM. Also L2's, when vmcs12 does
 // not enable EPT: L2-physical addresses are L1-physical ones then.
-export function handleEptViolation(reason: u32): i32 {
+export function handleEptViolation(vcpu: Vcpu, reason: u32): i32 {
   const q = vmx.vmread(V.EXIT_QUALIFICATION);
   const gpa = vmx.vmread(V.GUEST_PHYSICAL_ADDRESS);
   // A device's access (the APIC page) is emulated; anything else stops.
-  const d = mmio.access(gpa);
+  const d = mmio.access(vcpu, gpa);
   if (d != mmio.NOT_A_DEVICE) return d;
   print.str("hv: guest: ");
   print.str((q & 2) != 0 ? "write to" : (q & 4) != 0 ? "instruction fetch from" : "read of");
@@ -151,24 +152,24 @@ export function handleEptViolation(reason: u32): i32 {
     print.hex(vmx.vmread(V.GUEST_LINEAR_ADDRESS));
   }
   print.nl();
-  dumpRegisters();
-  return stop(config.OUTCOME_EPT_VIOLATION);
+  dumpRegisters(vcpu);
+  return stop(vcpu, config.OUTCOME_EPT_VIOLATION);
 }
 
 // EPT misconfiguration (49): our EPT tables are wrong. Never the guest's fault.
-export function handleEptMisconfig(reason: u32): i32 {
+export function handleEptMisconfig(vcpu: Vcpu, reason: u32): i32 {
   print.str("hv: guest: EPT misconfiguration at guest-physical ");
   print.hex(vmx.vmread(V.GUEST_PHYSICAL_ADDRESS));
   print.str(": a hypervisor bug");
   print.nl();
-  return stop(config.OUTCOME_STOPPED);
+  return stop(vcpu, config.OUTCOME_STOPPED);
 }
 
 // External interrupt (1): with "acknowledge interrupt on exit" the vector
 // is in the exit interruption information (27.2.2). The host does not use
 // interrupts while a guest runs; one arriving is counted and dropped.
 export let hostInterrupts: u32 = 0;
-export function handleExternalInterrupt(reason: u32): i32 {
+export function handleExternalInterrupt(vcpu: Vcpu, reason: u32): i32 {
   hostInterrupts++;
   // Acknowledged by the exit, so in service at the local APIC: without an
   // EOI it would block every interrupt of equal or lower priority.
@@ -180,7 +181,7 @@ export function handleExternalInterrupt(reason: u32): i32 {
 // (NMI exiting). An NMI belongs to the host; there is no NMI source the
 // hypervisor uses, so it is counted.
 export let hostNmis: u32 = 0;
-export function handleExceptionOrNmi(reason: u32): i32 {
+export function handleExceptionOrNmi(vcpu: Vcpu, reason: u32): i32 {
   const info = <u32>vmx.vmread(V.VM_EXIT_INTERRUPTION_INFO);
   const type = (info & V.INTR_INFO_TYPE_MASK) >> V.INTR_INFO_TYPE_SHIFT;
   if (type == V.INTR_TYPE_NMI) {
@@ -190,23 +191,23 @@ export function handleExceptionOrNmi(reason: u32): i32 {
   print.str("hv: guest: unexpected exception exit, interruption info ");
   print.hex(info);
   print.nl();
-  return stop(config.OUTCOME_STOPPED);
+  return stop(vcpu, config.OUTCOME_STOPPED);
 }
 
 // Task switch (9): a hardware task switch in the guest; not emulated.
-export function handleTaskSwitch(reason: u32): i32 {
+export function handleTaskSwitch(vcpu: Vcpu, reason: u32): i32 {
   print.say("guest: hardware task switches are not supported");
-  dumpRegisters();
-  return stop(config.OUTCOME_STOPPED);
+  dumpRegisters(vcpu);
+  return stop(vcpu, config.OUTCOME_STOPPED);
 }
 
 // VM-entry failures (33, 34, 41 with bit 31): the guest state or MSR list
 // the hypervisor built is invalid.
-export function reportEntryFailure(reason: u32): void {
+export function reportEntryFailure(vcpu: Vcpu, reason: u32): void {
   print.str("hv: guest: VM entry failed: ");
   print.str(V.exitReasonName(reason & 0xffff));
   print.str(", qualification ");
   print.hex(vmx.vmread(V.EXIT_QUALIFICATION));
   print.nl();
-  dumpRegisters();
+  dumpRegisters(vcpu);
 }

@@ -15,7 +15,8 @@ import * as vmx from "../../hw/vmx";
 import * as V from "../../arch/vmx";
 import * as lapic from "../../apic/lapic";
 import * as ident from "../../cpu/ident";
-import * as vcpu from "../vcpu";
+import * as R from "../vcpu";
+import { Vcpu } from "../vcpu";
 import * as events from "../events";
 import * as tsc from "../tsc";
 import * as nesting from "../nesting";
@@ -202,20 +203,20 @@ function writeEfer(v: u64): bool {
   return true;
 }
 
-export function handleRead(reason: u32): i32 {
-  if (!read(<u32>vcpu.reg(vcpu.RCX))) {
+export function handleRead(vcpu: Vcpu, reason: u32): i32 {
+  if (!read(<u32>vcpu.reg(R.RCX))) {
     events.injectGP();
     return RESUME;
   }
-  vcpu.setReg(vcpu.RAX, value & 0xffffffff);
-  vcpu.setReg(vcpu.RDX, value >> 32);
+  vcpu.setReg(R.RAX, value & 0xffffffff);
+  vcpu.setReg(R.RDX, value >> 32);
   events.skipInstruction();
   return RESUME;
 }
 
-export function handleWrite(reason: u32): i32 {
-  const v = (vcpu.reg(vcpu.RDX) << 32) | (vcpu.reg(vcpu.RAX) & 0xffffffff);
-  if (!write(<u32>vcpu.reg(vcpu.RCX), v)) {
+export function handleWrite(vcpu: Vcpu, reason: u32): i32 {
+  const v = (vcpu.reg(R.RDX) << 32) | (vcpu.reg(R.RAX) & 0xffffffff);
+  if (!write(<u32>vcpu.reg(R.RCX), v)) {
     events.injectGP();
     return RESUME;
   }

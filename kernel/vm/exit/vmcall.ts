@@ -4,7 +4,8 @@ import * as cpu from "../../hw/cpu";
 import * as vmx from "../../hw/vmx";
 import * as V from "../../arch/vmx";
 import * as print from "../../lib/print";
-import * as vcpu from "../vcpu";
+import * as R from "../vcpu";
+import { Vcpu } from "../vcpu";
 import * as guestmem from "../guestmem";
 import * as events from "../events";
 import { RESUME, stopWithCode } from "../exits";
@@ -20,7 +21,7 @@ export const HC_UNKNOWN: u64 = 2;
 export const PRINT_MAX: u64 = 256;
 const text: usize = memory.data(<i32>PRINT_MAX);
 
-function query(what: u64): u64 {
+function query(vcpu: Vcpu, what: u64): u64 {
   if (what == 0) return 1; // interface version
   if (what == 1) return vcpu.exits;
   if (what == 2) return guestmem.size;
@@ -29,16 +30,16 @@ function query(what: u64): u64 {
   return u64.MAX_VALUE;
 }
 
-export function handle(reason: u32): i32 {
+export function handle(vcpu: Vcpu, reason: u32): i32 {
   // VMCALL at CPL > 0 is refused with #UD: the interface is for the guest
   // kernel only.
   if (events.guestCpl() != 0) {
     events.injectUD();
     return RESUME;
   }
-  const fn = vcpu.reg(vcpu.RAX);
-  const a = vcpu.reg(vcpu.RBX);
-  const b = vcpu.reg(vcpu.RCX);
+  const fn = vcpu.reg(R.RAX);
+  const a = vcpu.reg(R.RBX);
+  const b = vcpu.reg(R.RCX);
   let result = HC_OK;
   if (fn == HC_PRINT) {
     if (b > PRINT_MAX || !guestmem.isRam(a, b)) {
@@ -51,14 +52,14 @@ export function handle(reason: u32): i32 {
     }
   } else if (fn == HC_EXIT) {
     events.skipInstruction();
-    return stopWithCode(<u32>a);
+    return stopWithCode(vcpu, <u32>a);
   } else if (fn == HC_QUERY) {
-    const v = query(a);
+    const v = query(vcpu, a);
     result = v == u64.MAX_VALUE ? HC_BAD_ARGUMENT : v;
   } else {
     result = HC_UNKNOWN;
   }
-  vcpu.setReg(vcpu.RAX, result);
+  vcpu.setReg(R.RAX, result);
   events.skipInstruction();
   return RESUME;
 }
