@@ -898,6 +898,8 @@
 #define REGS_R14 112 /* guest R14, register number 14 (exit-qualification order) */
 #define REGS_R15 120 /* guest R15, register number 15 (exit-qualification order) */
 #define REGS_CR2 128 /* guest CR2 (VMX does not switch CR2) */
+#define REGS_LAUNCHED 136 /* u64: 1 once VMLAUNCH succeeded on the current VMCS (VMRESUME next), 0 after VMCLEAR; set by the entry wrapper (vmx.c) */
+#define REGS_EXITS 144 /* u64: VM exits of the vCPU, counted by the entry wrapper (vmx.c) */
 #define REGS_FX 0x00000100 /* the guest's 512-byte FXSAVE area (16-byte aligned) */
 #define REGS_BYTES 0x00000300 /* size of the block */
 

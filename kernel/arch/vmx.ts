@@ -893,6 +893,8 @@ export const REGS_R13: u32 = 104; // guest R13, register number 13 (exit-qualifi
 export const REGS_R14: u32 = 112; // guest R14, register number 14 (exit-qualification order)
 export const REGS_R15: u32 = 120; // guest R15, register number 15 (exit-qualification order)
 export const REGS_CR2: u32 = 128; // guest CR2 (VMX does not switch CR2)
+export const REGS_LAUNCHED: u32 = 136; // u64: 1 once VMLAUNCH succeeded on the current VMCS (VMRESUME next), 0 after VMCLEAR; set by the entry wrapper (vmx.c)
+export const REGS_EXITS: u32 = 144; // u64: VM exits of the vCPU, counted by the entry wrapper (vmx.c)
 export const REGS_FX: u32 = 0x00000100; // the guest's 512-byte FXSAVE area (16-byte aligned)
 export const REGS_BYTES: u32 = 0x00000300; // size of the block
 

@@ -36,36 +36,47 @@ export function dev_uartPending(): i32 {
   return uart.pending();
 }
 
+// The APIC the apic_* hooks work on: one of its own, not a vCPU's.
+let apic: lapic.Lapic | null = null;
+function theApic(): lapic.Lapic {
+  let a = apic;
+  if (a == null) {
+    a = lapic.alloc();
+    apic = a;
+  }
+  return a;
+}
+
 export function apic_reset(apicId: u32, tscNow: u64): void {
-  lapic.reset(apicId, tscNow);
+  theApic().reset(apicId, tscNow);
 }
 export function apic_baseRead(): u64 {
-  return lapic.apicBaseRead();
+  return theApic().apicBaseRead();
 }
 export function apic_baseWrite(v: u64): bool {
-  return lapic.apicBaseWrite(v);
+  return theApic().apicBaseWrite(v);
 }
 export function apic_enabled(): bool {
-  return lapic.enabled();
+  return theApic().enabled();
 }
 export function apic_read(offset: u32, tscNow: u64): u32 {
-  return lapic.read(offset, tscNow);
+  return theApic().read(offset, tscNow);
 }
 export function apic_write(offset: u32, value: u32, tscNow: u64): void {
-  lapic.write(offset, value, tscNow);
+  theApic().write(offset, value, tscNow);
 }
 export function apic_pendingVector(tscNow: u64): i32 {
-  return lapic.pendingVector(tscNow);
+  return theApic().pendingVector(tscNow);
 }
 export function apic_acknowledge(vector: u32): void {
-  lapic.acknowledge(vector);
+  theApic().acknowledge(vector);
 }
 export function apic_nextTimerDeadline(): u64 {
-  return lapic.nextTimerDeadline();
+  return theApic().nextTimerDeadline();
 }
 export function apic_ipisDropped(): u32 {
-  return lapic.ipisDropped;
+  return theApic().ipisDropped;
 }
 export function apic_ipisDelivered(): u32 {
-  return lapic.ipisDelivered;
+  return theApic().ipisDelivered;
 }

@@ -9,7 +9,6 @@ import * as print from "../lib/print";
 import * as nesting from "../vm/nesting";
 import { Vcpu } from "../vm/vcpu";
 import * as vmcs01 from "../vm/vmcs01";
-import * as msrExit from "../vm/exit/msr";
 import * as state from "./state";
 import * as caps from "./caps";
 import * as handlers from "./handlers";
@@ -35,7 +34,8 @@ export function install(): void {
   nesting.arriveCpu = arriveCpu;
   nesting.cr0Allowed = cr0Allowed;
   nesting.cr4Allowed = cr4Allowed;
-  nesting.readVmxMsr = readVmxMsr;
+  nesting.vmxMsrExists = caps.readMsr;
+  nesting.vmxMsrValue = vmxMsrValue;
   nesting.report = report.report;
 }
 
@@ -115,8 +115,7 @@ function cr4Allowed(v: u64): bool {
   return !state.vmxOn || caps.cr4Allowed(v);
 }
 
-function readVmxMsr(msr: u32): bool {
-  if (!caps.readMsr(msr)) return false;
-  msrExit.value = caps.value;
-  return true;
+function vmxMsrValue(msr: u32): u64 {
+  caps.readMsr(msr);
+  return caps.value;
 }

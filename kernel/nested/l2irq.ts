@@ -14,7 +14,6 @@
 import * as cpu from "../hw/cpu";
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
-import * as lapic from "../apic/lapic";
 import * as irq from "../vm/irq";
 import * as exits from "../vm/exits";
 import * as state from "./state";
@@ -53,15 +52,15 @@ function setWindow(on: bool): void {
 // the exit loop; the rest is a call (inlining it all cost every L2 exit
 // about 40 ticks).
 @inline export function deliver(vcpu: Vcpu): i32 {
-  const apic = lapic.enabled();
+  const apic = vcpu.apic.enabled();
   if (!apic && !ptimer.active) return exits.RESUME;
   return deliverFor(vcpu, apic);
 }
 
 function deliverFor(vcpu: Vcpu, apic: bool): i32 {
   const now = cpu.rdtsc();
-  const v = apic ? lapic.pendingVector(now) : -1;
-  let ticks = apic ? irq.preemptionTicks(lapic.nextTimerDeadline(), now) : irq.SLICE;
+  const v = apic ? vcpu.apic.pendingVector(now) : -1;
+  let ticks = apic ? irq.preemptionTicks(vcpu.apic.nextTimerDeadline(), now) : irq.SLICE;
   if (ptimer.active) {
     const left = ptimer.remaining(now);
     if (left < ticks) ticks = left;
@@ -89,7 +88,7 @@ function deliverFor(vcpu: Vcpu, apic: bool): i32 {
     let info: u32 = 0;
     if ((<u32>state.get(V.VM_EXIT_CONTROL) & V.EXIT_ACKNOWLEDGE_INTERRUPT_ON_EXIT) != 0) {
       info = V.INTR_INFO_VALID | <u32>v; // type 0: external interrupt
-      lapic.acknowledge(<u32>v);
+      vcpu.apic.acknowledge(<u32>v);
     }
     // L1 runs now (vmcs01 current) with RFLAGS.IF = 0 (28.5.3): an interrupt
     // not acknowledged on exit stays pending at L1's APIC, and L1 must get
@@ -97,6 +96,6 @@ function deliverFor(vcpu: Vcpu, apic: bool): i32 {
     // exit loop (vm/guest.ts) runs L1's delivery right after this one.
     return reflect.reflectSynthetic(vcpu, V.EXIT_REASON_EXTERNAL_INTERRUPT, 0, info);
   }
-  setWindow(!irq.tryInject(<u32>v));
+  setWindow(!irq.tryInject(vcpu, <u32>v));
   return exits.RESUME;
 }

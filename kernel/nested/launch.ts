@@ -85,13 +85,13 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
     print.say("nested: loading vmcs02 failed");
     return exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
-  if (!vmcs02.merge()) {
+  if (!vmcs02.merge(vcpu)) {
     print.say("nested: out of memory for shadow EPT tables");
     return exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
   // 27.4: the VM-entry MSR-load list, after the guest state, into L2's
   // state; a failure is a failed VM entry with the entry's 1-based index.
-  const failed = msrlists.loadList(state.get(V.VM_ENTRY_MSR_LOAD_ADDRESS), <u32>state.get(V.VM_ENTRY_MSR_LOAD_COUNT), true);
+  const failed = msrlists.loadList(vcpu, state.get(V.VM_ENTRY_MSR_LOAD_ADDRESS), <u32>state.get(V.VM_ENTRY_MSR_LOAD_COUNT), true);
   if (failed != 0) {
     print.str("hv: nested: VM entry failed loading MSR-load entry ");
     print.dec(failed);
@@ -100,7 +100,7 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
     // What the entries before the failing one loaded stays (26.4 loads in
     // order; 27.8 then loads host state as a VM exit would).
     msrlists.carryToL1();
-    tsc.toVmcs01();
+    tsc.toVmcs01(vcpu);
     return reflect.reflectSynthetic(vcpu, V.EXIT_REASON_ENTRY_FAILURE_MSR_LOADING | V.EXIT_REASON_FLAG_ENTRY_FAILURE,
       <u64>failed, 0);
   }
@@ -113,6 +113,6 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
   // The TLB flushes this entry means for L1's processor (vpid.ts).
   vpid.entered();
   // L2 entered in the HLT state that nothing can end (27.7.2).
-  if (l2halt.enteredHalted() && !l2halt.canWake()) return l2halt.haltedForever(vcpu);
+  if (l2halt.enteredHalted() && !l2halt.canWake(vcpu)) return l2halt.haltedForever(vcpu);
   return exits.RESUME;
 }

@@ -22,6 +22,7 @@ import * as V from "../arch/vmx";
 import * as guestmem from "../vm/guestmem";
 import * as msrExit from "../vm/exit/msr";
 import * as tsc from "../vm/tsc";
+import { Vcpu } from "../vm/vcpu";
 
 function canonical(v: u64): bool {
   const top = <i64>v >> 47;
@@ -36,7 +37,7 @@ function neverLoaded(msr: u32): bool {
 
 // Write one MSR for the guest level whose VMCS is current. False: the
 // load fails.
-function load(msr: u32, v: u64): bool {
+function load(vcpu: Vcpu, msr: u32, v: u64): bool {
   if (neverLoaded(msr)) return false;
   switch (msr) {
     case V.MSR_IA32_KERNEL_GS_BASE:
@@ -62,11 +63,12 @@ function load(msr: u32, v: u64): bool {
       vmx.vmwrite(msr == V.MSR_IA32_SYSENTER_ESP ? V.GUEST_IA32_SYSENTER_ESP : V.GUEST_IA32_SYSENTER_EIP, v);
       return true;
   }
-  return msrExit.write(msr, v);
+  return msrExit.write(vcpu, msr, v);
 }
 
-// Read one MSR of L2 (vmcs02 current) for the MSR-store list (28.4).
-function store(msr: u32): bool {
+// Can one MSR of L2 (vmcs02 current) be stored by the MSR-store list
+// (28.4)? Its value is then stored().
+function storable(msr: u32): bool {
   if ((msr >> 8) == 0x8 || msr == V.MSR_IA32_SMBASE) return false;
   switch (msr) {
     case V.MSR_IA32_KERNEL_GS_BASE:
@@ -75,18 +77,36 @@ function store(msr: u32): bool {
     case V.MSR_IA32_STAR:
     case V.MSR_IA32_FMASK:
     case V.MSR_IA32_TSC_AUX:
-      msrExit.value = cpu.rdmsr(msr);
+    case V.MSR_IA32_FS_BASE:
+    case V.MSR_IA32_GS_BASE:
+    case V.MSR_IA32_SYSENTER_CS:
+    case V.MSR_IA32_SYSENTER_ESP:
+    case V.MSR_IA32_SYSENTER_EIP:
+    case V.MSR_IA32_TIME_STAMP_COUNTER:
       return true;
-    case V.MSR_IA32_FS_BASE: msrExit.value = vmx.vmread(V.GUEST_FS_BASE); return true;
-    case V.MSR_IA32_GS_BASE: msrExit.value = vmx.vmread(V.GUEST_GS_BASE); return true;
-    case V.MSR_IA32_SYSENTER_CS: msrExit.value = vmx.vmread(V.GUEST_IA32_SYSENTER_CS); return true;
-    case V.MSR_IA32_SYSENTER_ESP: msrExit.value = vmx.vmread(V.GUEST_IA32_SYSENTER_ESP); return true;
-    case V.MSR_IA32_SYSENTER_EIP: msrExit.value = vmx.vmread(V.GUEST_IA32_SYSENTER_EIP); return true;
+  }
+  return msrExit.readable(msr);
+}
+
+function stored(vcpu: Vcpu, msr: u32): u64 {
+  switch (msr) {
+    case V.MSR_IA32_KERNEL_GS_BASE:
+    case V.MSR_IA32_LSTAR:
+    case V.MSR_IA32_CSTAR:
+    case V.MSR_IA32_STAR:
+    case V.MSR_IA32_FMASK:
+    case V.MSR_IA32_TSC_AUX:
+      return cpu.rdmsr(msr);
+    case V.MSR_IA32_FS_BASE: return vmx.vmread(V.GUEST_FS_BASE);
+    case V.MSR_IA32_GS_BASE: return vmx.vmread(V.GUEST_GS_BASE);
+    case V.MSR_IA32_SYSENTER_CS: return vmx.vmread(V.GUEST_IA32_SYSENTER_CS);
+    case V.MSR_IA32_SYSENTER_ESP: return vmx.vmread(V.GUEST_IA32_SYSENTER_ESP);
+    case V.MSR_IA32_SYSENTER_EIP: return vmx.vmread(V.GUEST_IA32_SYSENTER_EIP);
     // The processor's TSC, as RDMSR reads it outside VMX non-root
     // operation: L1's, without vmcs12's offset.
-    case V.MSR_IA32_TIME_STAMP_COUNTER: msrExit.value = tsc.read(true); return true;
+    case V.MSR_IA32_TIME_STAMP_COUNTER: return tsc.read(vcpu, true);
   }
-  return msrExit.read(msr);
+  return msrExit.read(vcpu, msr);
 }
 
 // EFER and PAT that the VM-entry list loaded into vmcs02 before one of its
@@ -100,11 +120,11 @@ let pat: u64 = 0;
 // Process a load list of `count` entries at gpa into the level whose VMCS
 // is current (l2: vmcs02, the VM-entry list). Returns 0 when all were
 // loaded, else the 1-based index of the entry that failed.
-export function loadList(gpa: u64, count: u32, l2: bool): u32 {
+export function loadList(vcpu: Vcpu, gpa: u64, count: u32, l2: bool): u32 {
   if (count == 0) return 0;
   carryEfer = false;
   carryPat = false;
-  msrExit.setLoadingL2(l2);
+  msrExit.setLoadingL2(vcpu, l2);
   let failed: u32 = 0;
   for (let i: u32 = 0; i < count; i++) {
     const e = gpa + <u64>i * 16;
@@ -116,7 +136,7 @@ export function loadList(gpa: u64, count: u32, l2: bool): u32 {
     }
     const lo = guestmem.read64(e);
     const msr = <u32>lo;
-    if ((lo >> 32) != 0 || !load(msr, guestmem.read64(e + 8))) {
+    if ((lo >> 32) != 0 || !load(vcpu, msr, guestmem.read64(e + 8))) {
       failed = i + 1;
       break;
     }
@@ -128,7 +148,7 @@ export function loadList(gpa: u64, count: u32, l2: bool): u32 {
       pat = vmx.vmread(V.GUEST_IA32_PAT);
     }
   }
-  msrExit.setLoadingL2(false);
+  msrExit.setLoadingL2(vcpu, false);
   return failed;
 }
 
@@ -143,13 +163,13 @@ export function carryToL1(): void {
 
 // Process the VM-exit MSR-store list (vmcs02 current). Returns 0, or the
 // 1-based index of an entry that could not be stored (a VMX abort, 28.7).
-export function storeList(gpa: u64, count: u32): u32 {
+export function storeList(vcpu: Vcpu, gpa: u64, count: u32): u32 {
   for (let i: u32 = 0; i < count; i++) {
     const e = gpa + <u64>i * 16;
     if (!guestmem.isRam(e, 16)) return i + 1;
     const lo = guestmem.read64(e);
-    if ((lo >> 32) != 0 || !store(<u32>lo)) return i + 1;
-    guestmem.write64(e + 8, msrExit.value);
+    if ((lo >> 32) != 0 || !storable(<u32>lo)) return i + 1;
+    guestmem.write64(e + 8, stored(vcpu, <u32>lo));
   }
   return 0;
 }

@@ -110,7 +110,7 @@ function vmxAbort(vcpu: Vcpu, indicator: u32, what: string, index: u32): i32 {
 // the host state.
 // L1 then reads the exit through the shadow VMCS: it gets the new vmcs12.
 function loadExitList(vcpu: Vcpu): i32 {
-  const l = msrlists.loadList(state.get(V.VM_EXIT_MSR_LOAD_ADDRESS), <u32>state.get(V.VM_EXIT_MSR_LOAD_COUNT), false);
+  const l = msrlists.loadList(vcpu, state.get(V.VM_EXIT_MSR_LOAD_ADDRESS), <u32>state.get(V.VM_EXIT_MSR_LOAD_COUNT), false);
   if (l != 0) return vmxAbort(vcpu, V.VMX_ABORT_LOAD_HOST_MSR, "VM-exit MSR-load", l);
   shadow.push(vcpu);
   return exits.RESUME;
@@ -119,14 +119,14 @@ function loadExitList(vcpu: Vcpu): i32 {
 // Switch from vmcs02 (current) to vmcs01 with L1 in its host state.
 function toL1(vcpu: Vcpu): i32 {
   // 28.4: L2's MSR values into the VM-exit MSR-store list (vmcs02 current).
-  const s = msrlists.storeList(state.get(V.VM_EXIT_MSR_STORE_ADDRESS), <u32>state.get(V.VM_EXIT_MSR_STORE_COUNT));
+  const s = msrlists.storeList(vcpu, state.get(V.VM_EXIT_MSR_STORE_ADDRESS), <u32>state.get(V.VM_EXIT_MSR_STORE_COUNT));
   if (s != 0) return vmxAbort(vcpu, V.VMX_ABORT_SAVE_GUEST_MSR, "VM-exit MSR-store", s);
   vmcs02.setLaunched(vcpu.launched);
   if (vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) {
     print.say("nested: VMPTRLD of vmcs01 failed");
     return exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
-  tsc.toVmcs01();
+  tsc.toVmcs01(vcpu);
   vcpu.setLaunched(vmcs02.l1Launched);
   nesting.setInL2(false);
   vpid.exitedToL1();

@@ -36,6 +36,7 @@ import { FieldList } from "./fieldlist";
 import * as shadowept from "./shadowept";
 import * as l1caps from "./caps";
 import * as tsc from "../vm/tsc";
+import { Vcpu } from "../vm/vcpu";
 
 export const L2_VPID: u32 = 2;
 
@@ -200,12 +201,12 @@ const hotList = new FieldList(state.HOT_FIELDS, true);
 // merge, state.hotStale which of the hot fields (state.ts says why that is
 // exact). Everything is merged again after VMPTRLD, for a fresh vmcs02,
 // and when vmcs01's controls changed.
-export function merge(): bool {
+export function merge(vcpu: Vcpu): bool {
   if (!initialized) writeConstantState();
   const entry12 = <u32>state.get(V.VM_ENTRY_CONTROL);
   const proc12 = <u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
   if (vmcs01Changed || (state.stale & (state.DIRTY_CONTROLS | state.DIRTY_GUEST)) != 0) {
-    mergeAll(proc12, entry12);
+    mergeAll(vcpu, proc12, entry12);
     vmcs01Changed = false;
     wholeMerges++;
   } else {
@@ -293,7 +294,7 @@ function reloadFromVmcs12(): void {
   }
 }
 
-function mergeAll(proc12: u32, entry12: u32): void {
+function mergeAll(vcpu: Vcpu, proc12: u32, entry12: u32): void {
   const exit12 = <u32>state.get(V.VM_EXIT_CONTROL);
   reload12 = 0;
   if ((exit12 & V.EXIT_SAVE_IA32_EFER) == 0) reload12 |= entry12 & V.ENTRY_LOAD_IA32_EFER;
@@ -347,7 +348,7 @@ function mergeAll(proc12: u32, entry12: u32): void {
   vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MASK, state.get(V.PAGE_FAULT_ERROR_CODE_MASK));
   vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MATCH, state.get(V.PAGE_FAULT_ERROR_CODE_MATCH));
   const tsc12 = (proc12 & V.PROC_USE_TSC_OFFSETTING) != 0 ? state.get(V.TSC_OFFSET) : 0;
-  tsc.setL2Part(tsc12);
+  tsc.setL2Part(vcpu, tsc12);
   vmx.vmwrite(V.TSC_OFFSET, tscOffset01 + tsc12);
 
   // CR0/CR4 (25.6.6): see the comment at the top.

@@ -12,7 +12,6 @@ import * as vmfail from "../vmx/vmfail";
 import * as ept from "../ept/ept";
 import * as loader from "../guest/loader";
 import * as ports from "../devices/ports";
-import * as lapic from "../apic/lapic";
 import * as V from "../arch/vmx";
 import * as config from "./config";
 import * as guestmem from "./guestmem";
@@ -31,7 +30,6 @@ import * as ioExit from "./exit/io";
 import * as vmcallExit from "./exit/vmcall";
 import * as misc from "./exit/misc";
 import * as irq from "./irq";
-import * as profile from "./profile";
 import * as migrate from "./migrate";
 import * as nesting from "./nesting";
 
@@ -72,14 +70,14 @@ function handleRdpmc(vcpu: Vcpu, reason: u32): i32 {
   return exits.RESUME;
 }
 
-let handlersReady = false;
+let handlersReady = false; // machine-wide: the exit table is filled once
 
 // Pass-through MSRs that VMX does not switch keep the guest's values in the
 // processor: clear them so that the next guest does not see this one's.
-function scrubPassThroughMsrs(): void {
+function scrubPassThroughMsrs(vcpu: Vcpu): void {
   for (let i = 0; i < vmcs01.UNSWITCHED.length; i++) cpu.wrmsr(unchecked(vmcs01.UNSWITCHED[i]), 0);
   // Nor are XCR0 and the extended state: initial values, the host's XCR0.
-  xstate.scrub();
+  xstate.scrub(vcpu);
 }
 
 function printName(g: i32): void {
@@ -98,9 +96,14 @@ function printName(g: i32): void {
 // nested/ (vm/nesting.ts); as a type parameter rather than a function
 // reference, L2's path is compiled into this loop and inlined as before
 // (two calls through references cost every L2 exit about 60 ticks).
+// Every exit passes here: what it reads and writes of the objects costs a
+// bounds-checked access each in the wasm2c build, so the loop keeps the
+// address of the exit counters in a local, and the launch state and exit
+// count are the entry wrapper's to keep (vmx.enter).
 function loop<L2>(vcpu: Vcpu, l2: L2): void {
+  const counts = vcpu.vm.exitCounts;
   while (true) {
-    const r = vmx.enter(vcpu.regs, vcpu.launched);
+    const r = vmx.enter(vcpu.regs);
     if (r != vmx.VMX_SUCCEED) {
       print.str("hv: guest: VM entry failed: ");
       vmfail.describe(r);
@@ -108,8 +111,6 @@ function loop<L2>(vcpu: Vcpu, l2: L2): void {
       exits.stop(vcpu, config.OUTCOME_STOPPED);
       return;
     }
-    vcpu.setLaunched(true);
-    vcpu.countExit();
     const reason = <u32>vmx.vmread(V.VM_EXIT_REASON);
     if ((reason & V.EXIT_REASON_FLAG_ENTRY_FAILURE) != 0) {
       if (nesting.inL2) print.say("nested: the processor refused vmcs02 that the hypervisor's entry checks passed (a hypervisor bug)");
@@ -121,14 +122,14 @@ function loop<L2>(vcpu: Vcpu, l2: L2): void {
     if (nesting.inL2) {
       if (l2.exit(vcpu, reason & 0xffff) == exits.STOP) return;
     } else {
-      if (exits.dispatch(vcpu, reason & 0xffff) == exits.STOP) return;
+      if (exits.dispatchCounted(vcpu, reason & 0xffff, counts) == exits.STOP) return;
     }
     // Interrupts: L2's (nested/l2irq.ts may reflect an exit to L1 for one),
     // then L1's, also right after such a reflection. One call site for
     // irq.deliver keeps it inlined in this loop (a second one cost every
     // exit 17 ticks).
     if (nesting.inL2 && l2.deliver(vcpu) == exits.STOP) return;
-    if (!nesting.inL2) irq.deliver();
+    if (!nesting.inL2) irq.deliver(vcpu);
     if (migrate.due(vcpu) && !migrate.move(vcpu)) {
       exits.stop(vcpu, config.OUTCOME_STOPPED);
       return;
@@ -157,7 +158,6 @@ function runOne<L2>(g: i32, l2: L2): bool {
   }
   print.nl();
 
-  exits.resetCounts();
   const vm = vms.create(g);
   const vcpu = vcpus.create(vm, 0);
   vm.vcpu0 = vcpu;
@@ -167,29 +167,20 @@ function runOne<L2>(g: i32, l2: L2): bool {
     print.say("guest: not enough free memory for its RAM");
     return false;
   }
-  guestmem.setup(ram, bytes);
   const root = ept.create();
   vm.ramHpa = ram;
   vm.ramBytes = bytes;
   vm.eptRoot = root;
+  guestmem.use(vm);
   let ok = root != 0 && ept.map(root, 0, ram, bytes, ept.EPT_RWX);
   if (!ok) print.say("guest: out of memory for its EPT tables");
   if (ok) {
     ports.reset(bytes, 1);
-    lapic.reset(0, cpu.rdtsc());
-    msrExit.reset();
     ok = loader.load(config.file[g], boot.cmdline + <usize>config.argsStart[g], config.argsLen[g],
       config.modulesOf(g), config.moduleCount[g]);
   }
   if (ok) ok = vmcs01.create(vcpu, ept.eptp(root), loader.entryEip, config.vpid[g]);
   if (ok) ok = nesting.start(config.nested[g], config.shadowVmcs[g]);
-  if (ok) {
-    irq.reset();
-    profile.reset();
-    migrate.reset();
-    xstate.reset();
-    irq.setBudget(config.maxTicks[g]);
-  }
   if (ok) {
     vcpu.setReg(R.RAX, loader.entryEax);
     vcpu.setReg(R.RBX, loader.entryEbx);
@@ -198,16 +189,18 @@ function runOne<L2>(g: i32, l2: L2): bool {
     if ((caps.eptVpidCap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0) vmx.invept(2, 0);
     if (vmcs01.vpidEnabled && (caps.eptVpidCap & V.EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT) != 0)
       vmx.invvpid(1, vmcs01.GUEST_VPID, 0);
+    // The vCPU's extended state onto this processor (VM entry loads none).
+    xstate.restore(vcpu);
     loop<L2>(vcpu, l2);
     ports.flushConsole();
     vmx.vmclear(vcpu.vmcs);
     nesting.tearDown();
     vcpu.setLaunched(false);
-    scrubPassThroughMsrs();
+    scrubPassThroughMsrs(vcpu);
     // The next guest starts where the first did.
     if (cpu.index() != 0) {
       cpu.migrate(0);
-      scrubPassThroughMsrs();
+      scrubPassThroughMsrs(vcpu);
     }
   } else {
     exits.stop(vcpu, config.OUTCOME_STOPPED);
@@ -251,7 +244,7 @@ function report(vcpu: Vcpu, g: i32): bool {
   print.nl();
   if (migrate.every != 0) {
     print.str("hv: vcpu migrations: ");
-    print.dec(migrate.count);
+    print.dec(vcpu.vm.migrations);
     print.str(" (every ");
     print.dec(migrate.every);
     print.str(" exits, ");
@@ -259,9 +252,9 @@ function report(vcpu: Vcpu, g: i32): bool {
     print.str(" processors)");
     print.nl();
   }
-  exits.report();
+  exits.report(vcpu.vm);
   if (config.nested[g]) nesting.report();
-  profile.report();
+  vcpu.vm.profile.report();
   return pass;
 }
 

@@ -4,11 +4,23 @@
 // hypervisor makes on the guest's behalf goes through here and is checked
 // against the guest's RAM: a guest-supplied address can never reach
 // hypervisor memory or another guest's.
+//
+// The RAM belongs to the guest's Vm (vm.ramHpa, vm.ramBytes); the two
+// values below are a copy of the running guest's, made by use() when its
+// vCPU starts on this processor, so that the many accessors stay one
+// global read each rather than a load through a Vm pointer.
 import * as mem from "../hw/mem";
+import { Vm } from "./vm";
 
-export let hostBase: u64 = 0;
-export let size: u64 = 0;
+export let hostBase: u64 = 0; // rebuildable cache: vm.ramHpa of the guest running here
+export let size: u64 = 0; // rebuildable cache: vm.ramBytes of the guest running here
 
+// The accessors below reach vm's RAM from now on.
+export function use(vm: Vm): void {
+  setup(vm.ramHpa, vm.ramBytes);
+}
+
+// RAM at host-physical base, bytes long (the unit tests' hooks, use()).
 export function setup(base: u64, bytes: u64): void {
   hostBase = base;
   size = bytes;

@@ -16,19 +16,15 @@ import * as vmcs01 from "./vmcs01";
 import * as xstate from "./xstate";
 import * as nesting from "./nesting";
 
-export let every: u32 = 0; // 0 = never
-export let count: u32 = 0; // migrations of the current guest
+export let every: u32 = 0; // machine-wide: the migrate=N option (0 = never); each guest's count is vm.migrations
 
-// Guest values of the MSRs passed through without VMCS switching.
+// Guest values of the MSRs passed through without VMCS switching, on their
+// way from one processor to the next (only within move()).
 const CARRIED = vmcs01.UNSWITCHED;
-const values = new StaticArray<u64>(CARRIED.length);
+const values = new StaticArray<u64>(CARRIED.length); // machine-wide: scratch of move()
 
 export function setEvery(n: u32): void {
   every = n;
-}
-
-export function reset(): void {
-  count = 0;
 }
 
 // Is it time to move? Called after each handled exit.
@@ -42,7 +38,7 @@ export function move(vcpu: Vcpu): bool {
   const from = cpu.index();
   const to = (from + 1) % cpu.count();
   for (let i = 0; i < CARRIED.length; i++) values[i] = cpu.rdmsr(CARRIED[i]);
-  xstate.save();
+  xstate.save(vcpu);
   // A nested guest's VMCSs (vmcs02, the shadow VMCS) may be active on this
   // processor too.
   if (!nesting.leaveCpu(vcpu) || vmx.vmclear(vcpu.vmcs) != vmx.VMX_SUCCEED) {
@@ -66,7 +62,7 @@ export function move(vcpu: Vcpu): bool {
   vmcs01.writeHostState();
   if (!nesting.arriveCpu(vcpu)) return false;
   for (let i = 0; i < CARRIED.length; i++) cpu.wrmsr(CARRIED[i], values[i]);
-  xstate.restore();
-  count++;
+  xstate.restore(vcpu);
+  vcpu.vm.migrations++;
   return true;
 }

@@ -46,9 +46,10 @@ export let arriveCpu: (vcpu: Vcpu) => bool = yes;
 // written?
 export let cr0Allowed: (v: u64) => bool = anyCr;
 export let cr4Allowed: (v: u64) => bool = anyCr;
-// RDMSR of a VMX capability MSR (offered only): true with exit/msr.ts's
-// `value` set, false for #GP.
-export let readVmxMsr: (msr: u32) => bool = noMsr;
+// The VMX capability MSRs (offered only): does msr exist for the guest
+// (false: RDMSR is #GP), and its value.
+export let vmxMsrExists: (msr: u32) => bool = noMsr;
+export let vmxMsrValue: (msr: u32) => u64 = zero;
 // The lines about nested VMX in the report of a guest that had it.
 export let report: () => void = nothing;
 
@@ -64,4 +65,7 @@ function anyCr(v: u64): bool {
 }
 function noMsr(msr: u32): bool {
   return false;
+}
+function zero(msr: u32): u64 {
+  return 0;
 }

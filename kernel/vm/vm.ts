@@ -4,6 +4,8 @@
 // the guest is set up.
 import * as config from "./config";
 import { Vcpu } from "./vcpu";
+import { REASONS } from "./exits";
+import { Profile } from "./profile";
 
 export const MAX_VCPUS: i32 = 8;
 
@@ -18,20 +20,39 @@ export const MAX_VCPUS: i32 = 8;
   exitCode: u32 = 0;
   vcpuCount: i32 = 0;
   vcpu0: Vcpu = changetype<Vcpu>(0);
+  // Statistics of the guest's run.
+  migrations: u32 = 0; // moves of a vCPU to another processor (migrate=N)
+  hostInterrupts: u32 = 0; // the host's interrupts that arrived while it ran
+  hostNmis: u32 = 0; // the host's NMIs likewise
+
+  // Exits handled by the exit table (exits.ts), per basic exit reason:
+  // REASONS u64 counters, after the fields.
+  @inline get exitCounts(): usize {
+    return changetype<usize>(this) + COUNTS_AT;
+  }
+  // Where its CPUID round trips' ticks go (profiling build).
+  @inline get profile(): Profile {
+    return changetype<Profile>(changetype<usize>(this) + PROFILE_AT);
+  }
 }
 
-let theVm: Vm | null = null;
+const COUNTS_AT: usize = (offsetof<Vm>() + 7) & ~(<usize>7);
+const PROFILE_AT: usize = COUNTS_AT + (<usize>REASONS << 3);
+const VM_BYTES: usize = PROFILE_AT + offsetof<Profile>();
+
+let theVm: Vm | null = null; // machine-wide: the one Vm object, reused (guests run one after another)
 
 // The VM for guest= entry g. Guests run one after another, so one object
 // serves them all; everything in it is set here.
 export function create(g: i32): Vm {
   let vm = theVm;
   if (vm == null) {
-    vm = changetype<Vm>(heap.alloc(offsetof<Vm>()));
+    vm = changetype<Vm>(heap.alloc(VM_BYTES));
     theVm = vm;
   }
-  memory.fill(changetype<usize>(vm), 0, offsetof<Vm>());
+  memory.fill(changetype<usize>(vm), 0, VM_BYTES);
   vm.guest = g;
   vm.outcome = config.OUTCOME_STOPPED;
+  vm.profile.reset();
   return vm;
 }

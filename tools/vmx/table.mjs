@@ -979,6 +979,8 @@ export const VALUES = [
     { name: 'R14', value: 112, sdm: 'guest R14, register number 14 (exit-qualification order)' },
     { name: 'R15', value: 120, sdm: 'guest R15, register number 15 (exit-qualification order)' },
     { name: 'CR2', value: 128, sdm: 'guest CR2 (VMX does not switch CR2)' },
+    { name: 'LAUNCHED', value: 136, sdm: 'u64: 1 once VMLAUNCH succeeded on the current VMCS (VMRESUME next), 0 after VMCLEAR; set by the entry wrapper (vmx.c)' },
+    { name: 'EXITS', value: 144, sdm: 'u64: VM exits of the vCPU, counted by the entry wrapper (vmx.c)' },
     { name: 'FX', value: 256, sdm: 'the guest\'s 512-byte FXSAVE area (16-byte aligned)' },
     { name: 'BYTES', value: 768, sdm: 'size of the block' },
   ] },

@@ -40,7 +40,7 @@ export function handleXsetbv(vcpu: Vcpu, reason: u32): i32 {
     events.injectGP();
     return RESUME;
   }
-  xstate.setXcr0(v);
+  xstate.setXcr0(vcpu, v);
   events.skipInstruction();
   return RESUME;
 }
@@ -125,7 +125,7 @@ export function handleHlt(vcpu: Vcpu, reason: u32): i32 {
     dumpRegisters(vcpu);
     return stop(vcpu, config.OUTCOME_HALT);
   }
-  if (irq.haltUntilInterrupt()) {
+  if (irq.haltUntilInterrupt(vcpu)) {
     events.skipInstruction();
     return RESUME;
   }
@@ -168,9 +168,8 @@ export function handleEptMisconfig(vcpu: Vcpu, reason: u32): i32 {
 // External interrupt (1): with "acknowledge interrupt on exit" the vector
 // is in the exit interruption information (27.2.2). The host does not use
 // interrupts while a guest runs; one arriving is counted and dropped.
-export let hostInterrupts: u32 = 0;
 export function handleExternalInterrupt(vcpu: Vcpu, reason: u32): i32 {
-  hostInterrupts++;
+  vcpu.vm.hostInterrupts++;
   // Acknowledged by the exit, so in service at the local APIC: without an
   // EOI it would block every interrupt of equal or lower priority.
   cpu.eoi();
@@ -180,12 +179,11 @@ export function handleExternalInterrupt(vcpu: Vcpu, reason: u32): i32 {
 // Exception or NMI (0): the exception bitmap is 0, so only NMIs exit here
 // (NMI exiting). An NMI belongs to the host; there is no NMI source the
 // hypervisor uses, so it is counted.
-export let hostNmis: u32 = 0;
 export function handleExceptionOrNmi(vcpu: Vcpu, reason: u32): i32 {
   const info = <u32>vmx.vmread(V.VM_EXIT_INTERRUPTION_INFO);
   const type = (info & V.INTR_INFO_TYPE_MASK) >> V.INTR_INFO_TYPE_SHIFT;
   if (type == V.INTR_TYPE_NMI) {
-    hostNmis++;
+    vcpu.vm.hostNmis++;
     return RESUME;
   }
   print.str("hv: guest: unexpected exception exit, interruption info ");

@@ -19,12 +19,12 @@ export const HC_BAD_ARGUMENT: u64 = 1;
 export const HC_UNKNOWN: u64 = 2;
 
 export const PRINT_MAX: u64 = 256;
-const text: usize = memory.data(<i32>PRINT_MAX);
+const text: usize = memory.data(<i32>PRINT_MAX); // machine-wide: the text being printed (scratch)
 
 function query(vcpu: Vcpu, what: u64): u64 {
   if (what == 0) return 1; // interface version
   if (what == 1) return vcpu.exits;
-  if (what == 2) return guestmem.size;
+  if (what == 2) return vcpu.vm.ramBytes;
   if (what == 3) return cpu.rdtsc() + vmx.vmread(V.TSC_OFFSET); // the guest's TSC, read by the hypervisor
 
   return u64.MAX_VALUE;
