@@ -91,6 +91,11 @@ const lvtWritable: usize = memory.data<u32>([ // machine-wide: a constant table
   0x0001a7ff, // LINT1
   0x000100ff, // error: vector, mask
 ]);
+// The bits LVT entry i (0 timer ... 5 error) can hold: what a snapshot's
+// LVT entries may have set (snapshot/validate-state.ts); 0 past the last.
+export function lvtWritableMask(i: u32): u32 {
+  return i < LVT_COUNT ? load<u32>(lvtWritable + (<usize>i << 2)) : 0;
+}
 const MODE_FIXED: u32 = 0;
 const MODE_LOWEST: u32 = 1;
 

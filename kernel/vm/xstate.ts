@@ -41,6 +41,12 @@ function learn(): void {
   if (size < 576) size = 576; // legacy area + header at least
 }
 
+// The XSAVE area's size (0 before the first guest's set-up): the XSTATE
+// section of a snapshot holds one (kernel/snapshot/).
+export function areaBytes(): u32 {
+  return size;
+}
+
 // Components that travel through the XSAVE area: all but x87 (bit 0) and
 // SSE (bit 1), which the entry stub keeps in the register block.
 function moved(): u64 {

@@ -13,10 +13,17 @@ import { RESUME, stopWithCode } from "../exits";
 export const HC_PRINT: u64 = 0;
 export const HC_EXIT: u64 = 1;
 export const HC_QUERY: u64 = 2;
+// Snapshots (docs/guest-interface.md "Snapshots"): numbers reserved; until
+// vCPU save/restore exists they are unknown functions (HC_UNKNOWN), as the
+// interface version (query 0 = 1) says.
+export const HC_SNAPSHOT: u64 = 3;
+export const HC_RESTORE: u64 = 4;
 
 export const HC_OK: u64 = 0;
 export const HC_BAD_ARGUMENT: u64 = 1;
 export const HC_UNKNOWN: u64 = 2;
+export const HC_RESTORED: u64 = 3; // HC_SNAPSHOT returning at the snapshot point after a restore
+export const HC_NO_SNAPSHOT: u64 = 4; // HC_RESTORE without a snapshot
 
 export const PRINT_MAX: u64 = 256;
 const text: usize = memory.data(<i32>PRINT_MAX); // machine-wide: the text being printed (scratch)
