@@ -101,3 +101,4 @@ export * from "./hooks/devices";
 export * from "./hooks/snapshot";
 export * from "./hooks/entry";
 export * from "./hooks/ept";
+export * from "./hooks/ramsnap";

@@ -20,8 +20,6 @@ import * as vmcs02 from "./vmcs02";
 import * as reflect from "./reflect";
 import * as shadow from "./shadow";
 import * as hoststate from "./hoststate";
-import * as shadowept from "./shadowept";
-import * as vpid from "./vpid";
 import * as report from "./report";
 
 export function install(): void {
@@ -39,30 +37,34 @@ export function install(): void {
   nesting.report = report.report;
 }
 
-// A guest starts (vmcs01 current): the shadow VMCS linked when asked for and
-// the processor has it, L1 outside VMX operation, no vmcs02, no shadow EPT,
-// the counters at 0.
-function setUp(on: bool, shadowVmcs: bool): bool {
+// A guest starts on vcpu (vmcs01 current): the shadow VMCS linked when
+// asked for and the processor has it, L1 outside VMX operation, no vmcs02,
+// the counters at 0. (The shadow EPT, VPID and L2 timer state are the
+// vCPU's Nested, fresh with the vCPU.) A RAM snapshot of the VM revokes
+// write access through this vCPU's shadow EPT too at take and restore:
+// L2's writes through shadow EPT bypass L0's EPT flags (one vCPU per guest
+// today). The link is made here, not in vm/guest.ts, because the shadow EPT
+// is nested/'s.
+function setUp(vcpu: Vcpu, on: bool, shadowVmcs: bool): bool {
   if (!shadow.setup(on && shadowVmcs)) return false;
+  const snap = vcpu.vm.ramSnapshot;
+  if (snap !== null) snap.shadow = vcpu.nested.shadowEpt;
   state.reset();
   vmcs02.reset();
   hoststate.resetCounts();
-  shadowept.dropAll();
-  shadowept.resetCounts();
-  vpid.reset();
   reflect.resetCounts();
   launch.resetCounts();
   entryChecks.forget();
   return true;
 }
 
-// The guest has ended (vmcs01 cleared).
-function tearDown(): void {
+// The guest has ended (vmcs01 cleared). Its shadow EPT tables go back to
+// the allocator with the vCPU (Nested.release, vcpus.destroy).
+function tearDown(vcpu: Vcpu): void {
   // vmcs02 may be active here too; clear it before its page is reused (a
   // VMCS region is not written while active, 25.11.1).
   if (vmcs02.initialized) vmx.vmclear(vmcs02.vmcs02);
   shadow.clear();
-  shadowept.dropAll(); // the shadow EPT tables go back to the allocator
 }
 
 // The exit path while L2 runs, for vm/guest.ts's loop, which takes it as a

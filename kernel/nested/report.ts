@@ -12,8 +12,9 @@ import * as launch from "./launch";
 import * as shadow from "./shadow";
 import * as hoststate from "./hoststate";
 import * as shadowept from "./shadowept";
+import { Vcpu } from "../vm/vcpu";
 
-export function report(): void {
+export function report(vcpu: Vcpu): void {
   let total: u64 = 0;
   for (let i = 0; i < exits.REASONS; i++) total += reflect.counts[i];
   print.str("hv: L2 exits: ");
@@ -45,7 +46,7 @@ export function report(): void {
   print.dec(hoststate.stagings);
   print.str(" time(s)");
   print.nl();
-  shadowept.report();
+  shadowept.report(vcpu.nested.shadowEpt);
   for (let i = 0; i < exits.REASONS; i++) {
     if (reflect.counts[i] == 0) continue;
     print.str("hv:   L2 -> L1 ");

@@ -32,6 +32,8 @@ import * as misc from "./exit/misc";
 import * as irq from "./irq";
 import * as migrate from "./migrate";
 import * as nesting from "./nesting";
+import { RamSnapshot } from "../snapshot/ram";
+import * as ramsnap from "../snapshot/testcall";
 
 const SIZE_2M: u64 = 0x200000;
 
@@ -171,15 +173,23 @@ function runOne<L2>(g: i32, l2: L2): bool {
   vm.ramHpa = ram;
   vm.ramBytes = bytes;
   vm.eptRoot = root;
-  guestmem.use(vm);
   let ok = root != 0 && ept.map(root, 0, ram, bytes, ept.EPT_RWX);
   if (!ok) print.say("guest: out of memory for its EPT tables");
+  // A RAM snapshot (ramsnap=): made now, with the tables it needs. Nested
+  // VMX's set-up (nesting.start) links it to the vCPU's shadow EPT.
+  let snap: RamSnapshot | null = null;
+  if (ok && config.ramSnapshot[g] != config.RAMSNAP_OFF) {
+    snap = ramsnap.setup(ram, bytes, root, config.ramSnapshot[g] == config.RAMSNAP_WP);
+    ok = snap !== null;
+  }
+  vm.ramSnapshot = snap;
+  guestmem.use(vm);
   if (ok) {
     ok = loader.load(vm.entry, config.file[g], boot.cmdline + <usize>config.argsStart[g], config.argsLen[g],
       config.modulesOf(g), config.moduleCount[g]);
   }
-  if (ok) ok = vmcs01.create(vcpu, ept.eptp(root), vm.entry.eip, config.vpid[g]);
-  if (ok) ok = nesting.start(config.nested[g], config.shadowVmcs[g]);
+  if (ok) ok = vmcs01.create(vcpu, snap !== null ? snap.eptp() : ept.eptp(root), vm.entry.eip, config.vpid[g]);
+  if (ok) ok = nesting.start(vcpu, config.nested[g], config.shadowVmcs[g]);
   if (ok) {
     vcpu.setReg(R.RAX, vm.entry.eax);
     vcpu.setReg(R.RBX, vm.entry.ebx);
@@ -193,7 +203,7 @@ function runOne<L2>(g: i32, l2: L2): bool {
     loop<L2>(vcpu, l2);
     ports.flushConsole(vm);
     vmx.vmclear(vcpu.vmcs);
-    nesting.tearDown();
+    nesting.tearDown(vcpu);
     vcpu.setLaunched(false);
     scrubPassThroughMsrs(vcpu);
     // The next guest starts where the first did.
@@ -204,6 +214,9 @@ function runOne<L2>(g: i32, l2: L2): bool {
   } else {
     exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
+  vm.ramSnapshot = null;
+  guestmem.use(vm);
+  if (snap !== null) RamSnapshot.destroy(snap);
   ept.destroy(root);
   pages.free(ram, <u32>(bytes >> 12));
   const pass = report(vcpu, g);
@@ -252,7 +265,7 @@ function report(vcpu: Vcpu, g: i32): bool {
     print.nl();
   }
   exits.report(vcpu.vm);
-  if (config.nested[g]) nesting.report();
+  if (config.nested[g]) nesting.report(vcpu);
   vcpu.vm.profile.report();
   return pass;
 }

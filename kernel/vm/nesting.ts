@@ -21,20 +21,21 @@ export function setInL2(v: bool): void {
   inL2 = v;
 }
 
-// A guest is set up (vmcs01 current) with VMX offered or not and VMCS
-// shadowing asked for or not: nested VMX's state starts afresh. False when
-// it cannot (the guest is not run).
-export function start(on: bool, shadowVmcs: bool): bool {
+// A guest is set up on vcpu (vmcs01 current, the VM's RAM snapshot made
+// when it has one) with VMX offered or not and VMCS shadowing asked for or
+// not: nested VMX's state starts afresh. False when it cannot (the guest is
+// not run).
+export function start(vcpu: Vcpu, on: bool, shadowVmcs: bool): bool {
   offered = on;
   inL2 = false;
-  return setUp(on, shadowVmcs);
+  return setUp(vcpu, on, shadowVmcs);
 }
 
 // ---- references nested/install.ts assigns ----------------------------------
 
-export let setUp: (on: bool, shadowVmcs: bool) => bool = noSetUp;
+export let setUp: (vcpu: Vcpu, on: bool, shadowVmcs: bool) => bool = noSetUp;
 // The guest has ended: nested VMX's VMCSs cleared, its memory given back.
-export let tearDown: () => void = nothing;
+export let tearDown: (vcpu: Vcpu) => void = nothing;
 // The vCPU moves to another processor (migrate.ts): before vmcs01 is
 // cleared (nested VMX's VMCSs cleared; false when one cannot be), and after
 // vmcs01 is current again on the new processor with its host state
@@ -51,12 +52,12 @@ export let cr4Allowed: (v: u64) => bool = anyCr;
 export let vmxMsrExists: (msr: u32) => bool = noMsr;
 export let vmxMsrValue: (msr: u32) => u64 = zero;
 // The lines about nested VMX in the report of a guest that had it.
-export let report: () => void = nothing;
+export let report: (vcpu: Vcpu) => void = nothing;
 
-function noSetUp(on: bool, shadowVmcs: bool): bool {
+function noSetUp(vcpu: Vcpu, on: bool, shadowVmcs: bool): bool {
   return !on; // VMX cannot be offered without nested/
 }
-function nothing(): void {}
+function nothing(vcpu: Vcpu): void {}
 function yes(vcpu: Vcpu): bool {
   return true;
 }

@@ -44,7 +44,7 @@ export const PEEK: u32 = 1 << 16;
 // 51:0.
 export const PAGE_FAULT: u64 = <u64>0x8 << 60; // detail: the #PF error code
 export const OUTSIDE_RAM: u64 = <u64>0x9 << 60; // detail: the address of a paging-structure entry outside the guest's RAM
-export const STAGE2: u64 = <u64>0xa << 60; // the second stage failed (and reported it)
+export const STAGE2: u64 = <u64>0xa << 60; // the second stage failed (and reported it); detail: what the second stage says of it
 const KIND: u64 = <u64>0xf << 60;
 const DETAIL: u64 = (<u64>1 << 52) - 1;
 @inline export function failed(r: u64): bool {
@@ -83,7 +83,7 @@ const XD: u64 = <u64>1 << 63;
 // The paging-structure entries the walk used, for the accessed flags: their
 // addresses in the guest's RAM (the flags are in the low dword of every
 // format). Scratch of one walk.
-const used = new StaticArray<u64>(5);
+const used = new StaticArray<u64>(5); // machine-wide: scratch of one walk (one exit is handled at a time)
 
 // Bits 51:M of an entry (M = physical-address width) are reserved, bit 63
 // too without EFER.NXE (4.5.4 Table 4-20 and 4.4.2).

@@ -4,6 +4,7 @@
 // the guest is set up.
 import * as config from "./config";
 import { Vcpu } from "./vcpu";
+import { RamSnapshot } from "../snapshot/ram";
 import { REASONS } from "./exits";
 import { Profile } from "./profile";
 import * as devices from "../devices/ports";
@@ -19,6 +20,9 @@ export const MAX_VCPUS: i32 = 8;
   ramHpa: u64 = 0; // host-physical base of guest RAM (guest-physical 0)
   ramBytes: u64 = 0;
   eptRoot: u64 = 0; // PML4 of the EPT that maps the RAM
+  // Its RAM snapshot, when it has one (snapshot/ram.ts; vm/guestmem.ts
+  // records the hypervisor's writes in it).
+  ramSnapshot: RamSnapshot | null = null;
   // How the guest ended (config.OUTCOME_*) and its exit code when it ended
   // itself.
   outcome: i32 = config.OUTCOME_STOPPED;

@@ -9,6 +9,7 @@ import { Vcpu } from "../vcpu";
 import * as guestmem from "../guestmem";
 import * as events from "../events";
 import { RESUME, stopWithCode } from "../exits";
+import * as ramsnap from "../../snapshot/testcall";
 
 export const HC_PRINT: u64 = 0;
 export const HC_EXIT: u64 = 1;
@@ -63,6 +64,11 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
   } else if (fn == HC_QUERY) {
     const v = query(vcpu, a);
     result = v == u64.MAX_VALUE ? HC_BAD_ARGUMENT : v;
+  } else if (fn == ramsnap.HC_RAM_SNAPSHOT) {
+    // A test hypercall (ramsnap= guests): RBX = pages copied or counted.
+    const n = ramsnap.call(vcpu, a);
+    if (n >= 0) vcpu.setReg(R.RBX, <u64>n);
+    result = n >= 0 ? HC_OK : n == -1 ? HC_UNKNOWN : HC_BAD_ARGUMENT;
   } else {
     result = HC_UNKNOWN;
   }
