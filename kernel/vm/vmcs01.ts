@@ -62,6 +62,10 @@ export const UNSWITCHED: StaticArray<u32> = [ // machine-wide: a constant list
   V.MSR_IA32_KERNEL_GS_BASE, V.MSR_IA32_STAR, V.MSR_IA32_LSTAR, V.MSR_IA32_CSTAR, V.MSR_IA32_FMASK,
   V.MSR_IA32_TSC_AUX,
 ];
+export function isUnswitched(msr: u32): bool {
+  for (let i = 0; i < UNSWITCHED.length; i++) if (unchecked(UNSWITCHED[i]) == msr) return true;
+  return false;
+}
 
 function setupBitmaps(): bool {
   if (msrBitmap == 0) {
