@@ -115,6 +115,21 @@ export function timers(r: Reader, v: Verdict): u32 {
   return R.OK;
 }
 
+// DR0-DR3 take any value (they hold linear addresses, compared only while
+// DR7 enables them); DR6 bits 63:32 are reserved: MOV to DR6 with one of
+// them set is #GP(0) (SDM Vol. 2B MOV-Move to/from Debug Registers), a
+// fault in the hypervisor. DR6's bits that always read as 1 (17.2.3) are
+// not checked: the processor sets them whatever is written.
+export function debug(r: Reader, v: Verdict): u32 {
+  const sec = V.SNAP_SEC_DEBUG;
+  const off = sectionOffset(r, sec);
+  if (!r.zero(off + V.SNAP_DEBUG_RESERVED, V.SNAP_DEBUG_BYTES - V.SNAP_DEBUG_RESERVED))
+    return v.fail(R.DEBUG_RESERVED, sec, V.SNAP_DEBUG_RESERVED, 0);
+  const dr6 = r.u64(off + V.SNAP_DEBUG_DR6);
+  if ((dr6 >> 32) != 0) return v.fail(R.DEBUG_DR6, sec, V.SNAP_DEBUG_DR6, dr6);
+  return R.OK;
+}
+
 // XCR0 as XSETBV accepts it (exit/misc.ts handleXsetbv, SDM Vol. 2C
 // XSETBV): x87 set, only offered components, AVX with SSE, the three
 // AVX-512 components together and with AVX.

@@ -22,6 +22,7 @@ function fixedSize(id: u32): u32 {
     case V.SNAP_SEC_APIC: return V.SNAP_APIC_BYTES;
     case V.SNAP_SEC_EVENTS: return V.SNAP_EVENTS_BYTES;
     case V.SNAP_SEC_TIMERS: return V.SNAP_TIMERS_BYTES;
+    case V.SNAP_SEC_DEBUG: return V.SNAP_DEBUG_BYTES;
     case V.SNAP_SEC_NESTED: return V.SNAP_NESTED_BYTES;
     case V.SNAP_SEC_VMCS12: return <u32>V.VMCS12_PAGE_SIZE;
     case V.SNAP_SEC_SHADOW_VMCS12: return <u32>V.VMCS12_PAGE_SIZE;
@@ -36,7 +37,7 @@ function sizeOk(id: u32, size: u64): bool {
 }
 
 const REQUIRED: StaticArray<u32> = [V.SNAP_SEC_REGS, V.SNAP_SEC_VMCS01, V.SNAP_SEC_MSRS, V.SNAP_SEC_APIC,
-  V.SNAP_SEC_EVENTS, V.SNAP_SEC_TIMERS];
+  V.SNAP_SEC_EVENTS, V.SNAP_SEC_TIMERS, V.SNAP_SEC_DEBUG];
 
 // The header and the section table. Afterwards every section lies inside
 // the blob, in canonical place and order, with a size its id allows.
@@ -209,6 +210,7 @@ export function validate(blob: usize, length: u64, lim: Limits, v: Verdict, r: R
   if (rule == R.OK) rule = msrs(r, lim, v);
   if (rule == R.OK) rule = st.apic(r, lim, v);
   if (rule == R.OK) rule = st.timers(r, v);
+  if (rule == R.OK) rule = st.debug(r, v);
   if (rule == R.OK) rule = st.xstate(r, lim, v);
   if (rule == R.OK) rule = nest.nested(r, lim, v);
   if (rule == R.OK) rule = st.events(r, lim, v);

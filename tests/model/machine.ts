@@ -80,6 +80,8 @@ export class Machine {
   cpuCount = 1;
   regsPtr = 0; // the register block of the last vmx.enter (boot/entry/vmenter.S layout)
   xcr0 = 1n;
+  // DR0-DR3, DR6, DR7 of the processor (index = register number; DR4/DR5 unused): what the guest left in them.
+  readonly drs: bigint[] = [0n, 0n, 0n, 0n, 0n, 0n, 0xffff0ff0n, 0x400n];
   xstateOps: { op: string; mask: bigint; xcr0: bigint; cpu: number }[] = []; // cpu.xsave/xrstor calls
   eois = 0; // cpu.eoi calls
   cpuIndex = 0;
@@ -363,6 +365,19 @@ export class Machine {
           return this.cr(n);
         },
         writecr: (n: number, v: bigint) => this.writeCr(u32(n), u64(v)),
+        readdr: (n: number) => {
+          n = u32(n);
+          if (![0, 1, 2, 3, 6, 7].includes(n)) this.fault(`#UD: MOV from DR${n} (DR4/DR5 with CR4.DE, or no such register; the C import traps)`);
+          return this.drs[n];
+        },
+        writedr: (n: number, v: bigint) => {
+          n = u32(n);
+          v = u64(v);
+          if (![0, 1, 2, 3, 6, 7].includes(n)) this.fault(`#UD: MOV to DR${n}`);
+          if ((n === 6 || n === 7) && v >> 32n) this.fault(`#GP(0): MOV to DR${n} with bits 63:32 set (${hex(v)})`);
+          // DR6 bits 4-11 and 16-31 read as 1 (no RTM here), DR7 bit 10 too (SDM Vol. 3B 17.2.3, 17.2.4).
+          this.drs[n] = n === 6 ? v | 0xffff0ff0n : n === 7 ? v | 0x400n : v;
+        },
         rdtsc: () => this.tsc,
         index: () => this.cpuIndex,
         xsetbv: (idx: number, v: bigint) => {
