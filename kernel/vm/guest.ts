@@ -31,6 +31,8 @@ import * as vmcallExit from "./exit/vmcall";
 import * as misc from "./exit/misc";
 import * as irq from "./irq";
 import * as migrate from "./migrate";
+import * as cycle from "../snapshot/cycle";
+import * as vmram from "../snapshot/vmram";
 import * as nested from "../nested/state";
 import * as nestedInsn from "../nested/handlers";
 import * as l2exit from "../nested/l2exit";
@@ -110,8 +112,12 @@ function printName(g: i32): void {
 // bounds-checked access each in the wasm2c build, so the loop keeps the
 // address of the exit counters in a local, and the launch state and exit
 // count are the entry wrapper's to keep (vmx.enter).
+// snapshot=N (every, 0 = never) replaces the vCPU every N exits
+// (snapshot/cycle.ts); so may a handler (the restore hypercall: it returns
+// exits.SWITCHED), and the loop then runs vm.vcpu0.
 function loop(vcpu: Vcpu): void {
   const counts = vcpu.vm.exitCounts;
+  const every = <u64>config.snapshotEvery[vcpu.vm.guest];
   while (true) {
     const r = vmx.enter(vcpu.regs);
     if (r != vmx.VMX_SUCCEED) {
@@ -132,7 +138,19 @@ function loop(vcpu: Vcpu): void {
     if (nested.inL2) {
       if (l2exit.handle(vcpu, reason & 0xffff) == exits.STOP) return;
     } else {
-      if (exits.dispatchCounted(vcpu, reason & 0xffff, counts) == exits.STOP) return;
+      const a = exits.dispatchCounted(vcpu, reason & 0xffff, counts);
+      if (a != exits.RESUME) {
+        if (a == exits.STOP) return;
+        vcpu = vcpu.vm.vcpu0; // exits.SWITCHED
+      }
+    }
+    if (every != 0 && vcpu.exits % every == 0) {
+      const v = cycle.cycle(vcpu);
+      if (v == null) {
+        exits.stop(vcpu, config.OUTCOME_STOPPED);
+        return;
+      }
+      vcpu = v;
     }
     // Interrupts: L2's (l2irq.ts may reflect an exit to L1 for one), then
     // L1's, also right after such a reflection. One call site for
@@ -168,7 +186,7 @@ function runOne(g: i32): bool {
   print.nl();
 
   const vm = vms.create(g);
-  const vcpu = vcpus.create(vm, 0);
+  let vcpu = vcpus.create(vm, 0);
   vm.vcpu0 = vcpu;
   vm.vcpuCount = 1;
   const ram = pages.allocAligned(<u32>(bytes >> 12), SIZE_2M);
@@ -212,6 +230,7 @@ function runOne(g: i32): bool {
     // The vCPU's extended state onto this processor (VM entry loads none).
     xstate.restore(vcpu);
     loop(vcpu);
+    vcpu = vm.vcpu0; // snapshot=N and the restore hypercall replace it
     ports.flushConsole();
     vmx.vmclear(vcpu.vmcs);
     // A nested guest's vmcs02 is active here too; clear it before its page
@@ -229,6 +248,7 @@ function runOne(g: i32): bool {
   } else {
     exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
+  vmram.release(vm);
   ept.destroy(root);
   pages.free(ram, <u32>(bytes >> 12));
   const pass = report(vcpu, g);
@@ -274,6 +294,18 @@ function report(vcpu: Vcpu, g: i32): bool {
     print.str(" exits, ");
     print.dec(cpu.count());
     print.str(" processors)");
+    print.nl();
+  }
+  if (config.snapshotEvery[g] != 0) {
+    print.str("hv: snapshots: ");
+    print.dec(vcpu.vm.snapshots);
+    print.str(" taken, ");
+    print.dec(vcpu.vm.snapshotsSkipped);
+    print.str(" skipped: in VMX operation (nested state not yet saved); every ");
+    print.dec(config.snapshotEvery[g]);
+    print.str(" exits, ");
+    print.dec(cpu.count());
+    print.str(" processor(s)");
     print.nl();
   }
   exits.report(vcpu.vm);

@@ -24,6 +24,16 @@ export const MAX_VCPUS: i32 = 8;
   migrations: u32 = 0; // moves of a vCPU to another processor (migrate=N)
   hostInterrupts: u32 = 0; // the host's interrupts that arrived while it ran
   hostNmis: u32 = 0; // the host's NMIs likewise
+  // snapshot=N (snapshot/cycle.ts): vCPU snapshots made and restored, and
+  // those skipped because the nested state is not saved yet.
+  snapshots: u32 = 0;
+  snapshotsSkipped: u32 = 0;
+  // The guest's own snapshot (the snapshot hypercalls, snapshot/hypercall.ts):
+  // the blob's size (0: none taken), the restores of it, and the RAM's copy
+  // (host-physical, 0: none yet; snapshot/vmram.ts).
+  snapBytes: u64 = 0;
+  snapRestores: u64 = 0;
+  ramCopy: u64 = 0;
 
   // Exits handled by the exit table (exits.ts), per basic exit reason:
   // REASONS u64 counters, after the fields.
@@ -41,6 +51,11 @@ const PROFILE_AT: usize = COUNTS_AT + (<usize>REASONS << 3);
 const VM_BYTES: usize = PROFILE_AT + offsetof<Profile>();
 
 let theVm: Vm | null = null; // machine-wide: the one Vm object, reused (guests run one after another)
+
+// The VM of the guest running now, or of the last one (the tests' hooks).
+export function running(): Vm | null {
+  return theVm;
+}
 
 // The VM for guest= entry g. Guests run one after another, so one object
 // serves them all; everything in it is set here.
