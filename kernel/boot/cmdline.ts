@@ -7,7 +7,7 @@ import * as config from "../vm/config";
 import * as migrate from "../vm/migrate";
 
 // caps=on|off: print the decoded VMX capability summary at bring-up.
-export let showCaps: bool = true;
+export let showCaps: bool = true; // machine-wide: command line
 
 // crash=trap|abort|exception: end the run through one of the failure paths
 // (a wasm out-of-bounds trap, an AssemblyScript abort, a CPU #GP in the
@@ -16,7 +16,7 @@ export const CRASH_NONE: i32 = 0;
 export const CRASH_TRAP: i32 = 1;
 export const CRASH_ABORT: i32 = 2;
 export const CRASH_EXCEPTION: i32 = 3;
-export let crash: i32 = CRASH_NONE;
+export let crash: i32 = CRASH_NONE; // machine-wide: command line
 
 function isSpace(c: u32): bool {
   return c == 0x20 || c == 0x09 || c == 0x0a || c == 0x0d;
@@ -96,7 +96,7 @@ function parseDec(p: usize, n: i32): i64 {
   return v;
 }
 
-let current: i32 = -1; // the guest the per-guest options apply to
+let current: i32 = -1; // machine-wide: command-line parser state; the guest the per-guest options apply to
 
 function guestOption(key: string, p: usize, n: i32): bool {
   if (current < 0) return bad(key + "= must follow a guest= option:", p, n);

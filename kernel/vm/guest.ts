@@ -202,11 +202,10 @@ function runOne(g: i32): bool {
   let ok = root != 0 && ept.map(root, 0, ram, bytes, ept.EPT_RWX);
   if (!ok) print.say("guest: out of memory for its EPT tables");
   if (ok) {
-    ports.reset(bytes, 1);
-    ok = loader.load(config.file[g], boot.cmdline + <usize>config.argsStart[g], config.argsLen[g],
+    ok = loader.load(vm.entry, config.file[g], boot.cmdline + <usize>config.argsStart[g], config.argsLen[g],
       config.modulesOf(g), config.moduleCount[g]);
   }
-  if (ok) ok = vmcs01.create(vcpu, ept.eptp(root), loader.entryEip, config.vpid[g]);
+  if (ok) ok = vmcs01.create(vcpu, ept.eptp(root), vm.entry.eip, config.vpid[g]);
   if (ok) ok = shadow.setup(config.nested[g] && config.shadowVmcs[g]);
   if (ok) {
     nested.reset(config.nested[g]);
@@ -220,8 +219,8 @@ function runOne(g: i32): bool {
     entryChecks.forget();
   }
   if (ok) {
-    vcpu.setReg(R.RAX, loader.entryEax);
-    vcpu.setReg(R.RBX, loader.entryEbx);
+    vcpu.setReg(R.RAX, vm.entry.eax);
+    vcpu.setReg(R.RBX, vm.entry.ebx);
     // Cached translations of an earlier guest must not survive into this
     // one: the same EPTP or VPID may have been used before (SDM 29.4.3).
     if ((caps.eptVpidCap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0) vmx.invept(2, 0);
@@ -231,7 +230,7 @@ function runOne(g: i32): bool {
     xstate.restore(vcpu);
     loop(vcpu);
     vcpu = vm.vcpu0; // snapshot=N and the restore hypercall replace it
-    ports.flushConsole();
+    ports.flushConsole(vm);
     vmx.vmclear(vcpu.vmcs);
     // A nested guest's vmcs02 is active here too; clear it before its page
     // is reused (a VMCS region is not written while active, 25.11.1).
@@ -262,7 +261,7 @@ function report(vcpu: Vcpu, g: i32): bool {
   let pass: bool;
   if (want == config.OUTCOME_PASS) {
     // isa-debug-exit value 0 is code 1; hypercall exit status 0 is code 0.
-    pass = o == config.OUTCOME_EXIT && (vcpu.vm.exitCode == 0 || (ports.exitRequested && vcpu.vm.exitCode == 1));
+    pass = o == config.OUTCOME_EXIT && (vcpu.vm.exitCode == 0 || (vcpu.vm.ports.exitRequested && vcpu.vm.exitCode == 1));
   } else if (want == config.OUTCOME_EXIT) {
     pass = o == config.OUTCOME_EXIT && vcpu.vm.exitCode == config.expectCode[g];
   } else {
@@ -275,15 +274,15 @@ function report(vcpu: Vcpu, g: i32): bool {
   print.str(") ended: ");
   print.str(config.outcomeName(o));
   if (o == config.OUTCOME_EXIT) {
-    print.str(ports.exitRequested ? " via isa-debug-exit, code " : " via hypercall, status ");
+    print.str(vcpu.vm.ports.exitRequested ? " via isa-debug-exit, code " : " via hypercall, status ");
     print.dec(vcpu.vm.exitCode);
   }
   print.str(", ");
   print.dec(vcpu.exits);
   print.str(" exits, denied port reads ");
-  print.dec(ports.deniedReads);
+  print.dec(vcpu.vm.ports.deniedReads);
   print.str(" writes ");
-  print.dec(ports.deniedWrites);
+  print.dec(vcpu.vm.ports.deniedWrites);
   print.str(pass ? ": as expected" : ": NOT as expected");
   print.nl();
   if (migrate.every != 0) {

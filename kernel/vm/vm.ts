@@ -6,6 +6,11 @@ import * as config from "./config";
 import { Vcpu } from "./vcpu";
 import { REASONS } from "./exits";
 import { Profile } from "./profile";
+import * as devices from "../devices/ports";
+import { Ports } from "../devices/ports";
+import { Uart } from "../devices/uart";
+import { FwCfg } from "../devices/fwcfg";
+import { Entry } from "../guest/loader";
 
 export const MAX_VCPUS: i32 = 8;
 
@@ -34,6 +39,9 @@ export const MAX_VCPUS: i32 = 8;
   snapBytes: u64 = 0;
   snapRestores: u64 = 0;
   ramCopy: u64 = 0;
+  // How its boot vCPU starts, as the loader returned it (rebuildable:
+  // loading the kernel again gives the same). Made with the object.
+  entry: Entry = changetype<Entry>(0);
 
   // Exits handled by the exit table (exits.ts), per basic exit reason:
   // REASONS u64 counters, after the fields.
@@ -44,11 +52,23 @@ export const MAX_VCPUS: i32 = 8;
   @inline get profile(): Profile {
     return changetype<Profile>(changetype<usize>(this) + PROFILE_AT);
   }
+  // Its devices, in the device area after the counters and profile
+  // (layout: kernel/devices/ports.ts); create() resets them.
+  @inline get uart(): Uart {
+    return changetype<Uart>(changetype<usize>(this) + DEVICES_AT + devices.UART_AT);
+  }
+  @inline get ports(): Ports {
+    return changetype<Ports>(changetype<usize>(this) + DEVICES_AT + devices.PORTS_AT);
+  }
+  @inline get fwcfg(): FwCfg {
+    return changetype<FwCfg>(changetype<usize>(this) + DEVICES_AT + devices.FWCFG_AT);
+  }
 }
 
 const COUNTS_AT: usize = (offsetof<Vm>() + 7) & ~(<usize>7);
 const PROFILE_AT: usize = COUNTS_AT + (<usize>REASONS << 3);
-const VM_BYTES: usize = PROFILE_AT + offsetof<Profile>();
+const DEVICES_AT: usize = (PROFILE_AT + offsetof<Profile>() + 7) & ~(<usize>7);
+const VM_BYTES: usize = DEVICES_AT + devices.AREA_BYTES;
 
 let theVm: Vm | null = null; // machine-wide: the one Vm object, reused (guests run one after another)
 
@@ -63,11 +83,15 @@ export function create(g: i32): Vm {
   let vm = theVm;
   if (vm == null) {
     vm = changetype<Vm>(heap.alloc(VM_BYTES));
+    vm.entry = new Entry();
     theVm = vm;
   }
+  const entry = vm.entry;
   memory.fill(changetype<usize>(vm), 0, VM_BYTES);
+  vm.entry = entry;
   vm.guest = g;
   vm.outcome = config.OUTCOME_STOPPED;
   vm.profile.reset();
+  devices.reset(vm);
   return vm;
 }
