@@ -7,10 +7,13 @@
 // this snapshot there have been. One snapshot per VM: a second take
 // replaces it.
 //
+// The devices go back too: COM1 (its registers and the console line it
+// was printing) and fw_cfg (the selected item and the offset in it), from
+// the Vm's device area; the port statistics (denied accesses) are the
+// run's and go on.
+//
 // Not yet: the nested state (a call in VMX operation answers RAX = 2, as
-// for an unknown function, and says why on the console), and the devices
-// (the UART's and fw_cfg's registers are not put back; their state moves
-// into the Vm on another branch).
+// for an unknown function, and says why on the console).
 import * as print from "../lib/print";
 import * as R from "../vm/vcpu";
 import { Vcpu } from "../vm/vcpu";
@@ -18,6 +21,9 @@ import * as events from "../vm/events";
 import { RESUME, SWITCHED, stop } from "../vm/exits";
 import * as config from "../vm/config";
 import * as nested from "../nested/state";
+import { Vm } from "../vm/vm";
+import * as uart from "../devices/uart";
+import { FwCfg } from "../devices/fwcfg";
 import { Writer } from "./blob";
 import * as save from "./save";
 import * as restore from "./restore";
@@ -28,6 +34,20 @@ export const HC_BAD_ARGUMENT: u64 = 1;
 export const HC_UNKNOWN: u64 = 2;
 export const HC_RESTORED: u64 = 3; // the snapshot call returning at the snapshot point after a restore
 export const HC_NO_SNAPSHOT: u64 = 4; // a restore without a snapshot
+
+// The devices' state as at the take (vm.uart, vm.fwcfg in the device
+// area, kernel/devices/ports.ts), copied as bytes: plain fields, no pointers.
+const UART_BYTES: usize = uart.BYTES;
+const FWCFG_BYTES: usize = offsetof<FwCfg>();
+const devicesAt: usize = memory.data(<i32>((UART_BYTES + FWCFG_BYTES + 7) & ~7), 8); // machine-wide: which guest's: vm.snapBytes
+function saveDevices(vm: Vm): void {
+  memory.copy(devicesAt, changetype<usize>(vm.uart), UART_BYTES);
+  memory.copy(devicesAt + UART_BYTES, changetype<usize>(vm.fwcfg), FWCFG_BYTES);
+}
+function restoreDevices(vm: Vm): void {
+  memory.copy(changetype<usize>(vm.uart), devicesAt, UART_BYTES);
+  memory.copy(changetype<usize>(vm.fwcfg), devicesAt + UART_BYTES, FWCFG_BYTES);
+}
 
 let buf: usize = 0; // machine-wide: the guest's snapshot blob, allocated at the first take (which guest's: vm.snapBytes)
 let cap: u64 = 0; // machine-wide: its size
@@ -72,6 +92,7 @@ export function take(vcpu: Vcpu, flags: u64): i32 {
     vcpu.setReg(R.RAX, HC_UNKNOWN);
     return RESUME;
   }
+  saveDevices(vm);
   vm.snapBytes = n;
   vm.snapRestores = 0;
   return RESUME;
@@ -91,6 +112,7 @@ export function restoreVm(vcpu: Vcpu, flags: u64): i32 {
     print.say("snapshot: the VM cannot be restored: stopped");
     return stop(vcpu, config.OUTCOME_STOPPED);
   }
+  restoreDevices(vm);
   vm.snapRestores++;
   v.setReg(R.RAX, HC_RESTORED);
   v.setReg(R.RBX, vm.snapRestores);

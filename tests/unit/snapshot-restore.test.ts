@@ -303,9 +303,12 @@ test('a rejected blob: the rule on the console, and the vCPU as it was (same obj
 
 // ---- the snapshot hypercalls -------------------------------------------------------------------
 
+// COM1's scratch register (3FFH): device state that the restore puts back.
+const outScr = (v: bigint): Exit => ({ reason: V.EXIT_REASON_IO_INSTRUCTION, qual: (0x3ffn << 16n), len: 1, regs: { [RAX]: v } });
+const inScr: Exit = { reason: V.EXIT_REASON_IO_INSTRUCTION, qual: (0x3ffn << 16n) | 8n, len: 1, regs: { [RAX]: 0n } };
 const vmcall = (fn: bigint, rbx = 0n, more: Record<number, bigint> = {}): Exit => ({ reason: V.EXIT_REASON_VMCALL, len: 3, regs: { [RAX]: fn, [RBX]: rbx, ...more } });
 
-test('hypercalls 3 and 4: RAX = 0 at the take, RAX = 3 and RBX = n after restore n, with registers, MSRs, APIC, RAM and timers back', () => {
+test('hypercalls 3 and 4: RAX = 0 at the take, RAX = 3 and RBX = n after restore n, with registers, MSRs, APIC, RAM, devices and timers back', () => {
   const DATA = 0x300000n;
   let checked = 0;
   // 8 MiB of RAM: the whole-RAM copy (snapshot/vmram.ts) needs as much again.
@@ -318,6 +321,7 @@ test('hypercalls 3 and 4: RAX = 0 at the take, RAX = 3 and RBX = n after restore
     assert.is(c.m.guestReg(RAX), 1n, 'snapshot with RBX != 0: RAX = 1');
     yield* richState(c);
     c.m.phys.write(hpa(c.m, DATA), Uint8Array.of(1, 2, 3, 4));
+    yield outScr(0x5an);
     yield vmcall(3n, 0n, { [R15]: 0x1515n });
     const point = c.m.vmx.field(V.GUEST_RIP);
     assert.is(c.m.guestReg(RAX), 0n, 'taken: RAX = 0');
@@ -335,6 +339,7 @@ test('hypercalls 3 and 4: RAX = 0 at the take, RAX = 3 and RBX = n after restore
       c.m.setMsr(V.MSR_IA32_LSTAR, 0xffffffff82000000n);
       c.m.drs[0] = 0x5000n;
       c.m.tsc += 100000n;
+      yield outScr(0xa5n);
       yield vmcall(4n, 0n, { [R15]: 0xbadn, [RCX]: 0x77n });
       assert.is(c.m.vmx.field(V.GUEST_RIP), point, `restore ${n}: back at the snapshot point`);
       assert.is(c.m.guestReg(RAX), 3n, `restore ${n}: RAX = 3`);
@@ -342,6 +347,8 @@ test('hypercalls 3 and 4: RAX = 0 at the take, RAX = 3 and RBX = n after restore
       assert.is(c.m.guestReg(R15), 0x1515n, `restore ${n}: R15 as at the take`);
       assert.equal([...c.m.phys.read(hpa(c.m, DATA), 4)], [1, 2, 3, 4], `restore ${n}: RAM back`);
       const now = saveLive(c);
+      yield inScr;
+      assert.is(c.m.guestReg(RAX) & 0xffn, 0x5an, `restore ${n}: COM1's scratch register back`);
       hasRichState(now);
       // The TSC went on; the APIC timer is as far from its deadline as at the take.
       const t = sec(now, V.SNAP_SEC_TIMERS).offset;
