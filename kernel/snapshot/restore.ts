@@ -152,11 +152,12 @@ export function restore(old: Vcpu, blob: usize, len: u64, kind: i32, toCpu: i32)
   const v = vcpus.create(vm, old.index);
   const g = vm.guest;
   const rip = <u32>0; // written with the other guest-state fields below
-  if (!vmcs01.create(v, eptp, rip, config.vpid[g]) || !shadow.setup(config.nested[g] && config.shadowVmcs[g])) {
+  if (!vmcs01.create(v, eptp, rip, config.vpid[g])) {
     print.say("snapshot: the restored vCPU's VMCS could not be made");
     vcpus.destroy(v);
     return null;
   }
+  shadow.toVmcs01(); // (not linked: outside VMX operation there is no vmcs12)
   const now = cpu.rdtsc();
   loadAll(v, r, kind, offset, now);
   v.setExits(exits);

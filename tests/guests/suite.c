@@ -129,7 +129,7 @@ static void test_cpuid(void) {
     check_hv(l0.eax < 0xA || (!la.eax && !la.ebx && !la.ecx && !la.edx), "cpuid leaf 0xa zero");
     HV_CHECK(true, "cpuid ASHypervisor signature|at 0x%x", hv_base);
     HV_CHECK(cpuid(hv_base, 0).eax == hv_base + 1, "cpuid hv leaf 0 EAX = base+1|base 0x%x", hv_base);
-    HV_CHECK(cpuid(hv_base + 1, 0).eax == 1, "cpuid hv leaf 1 EAX = version 1");
+    HV_CHECK(cpuid(hv_base + 1, 0).eax == 2, "cpuid hv leaf 1 EAX = version 2");
 }
 
 /* ---- fw_cfg -------------------------------------------------------------------------- */

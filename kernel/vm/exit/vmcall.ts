@@ -10,6 +10,7 @@ import * as guestmem from "../guestmem";
 import * as events from "../events";
 import { RESUME, stopWithCode } from "../exits";
 import * as snap from "../../snapshot/hypercall";
+import * as cpuidExit from "./cpuid";
 
 export const HC_PRINT: u64 = 0;
 export const HC_EXIT: u64 = 1;
@@ -29,7 +30,7 @@ export const PRINT_MAX: u64 = 256;
 const text: usize = memory.data(<i32>PRINT_MAX); // machine-wide: the text being printed (scratch)
 
 function query(vcpu: Vcpu, what: u64): u64 {
-  if (what == 0) return 2; // interface version: 2 with the snapshot functions
+  if (what == 0) return cpuidExit.HV_INTERFACE_VERSION; // as CPUID 40000001H:EAX
   if (what == 1) return vcpu.exits;
   if (what == 2) return vcpu.vm.ramBytes;
   if (what == 3) return cpu.rdtsc() + vmx.vmread(V.TSC_OFFSET); // the guest's TSC, read by the hypervisor
