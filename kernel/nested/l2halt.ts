@@ -33,7 +33,7 @@ const IF: u64 = 1 << 9;
 // (counted as wake-ups so that no stop is ever wrong); an interrupt for L1
 // that will arrive and that L2 takes (RFLAGS.IF = 1) or that exits to L1.
 export function canWake(vcpu: Vcpu): bool {
-  if (ptimer.active) return true;
+  if (ptimer.active()) return true;
   if ((<u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) &
     (V.PROC_INTERRUPT_WINDOW_EXITING | V.PROC_NMI_WINDOW_EXITING)) != 0) return true;
   if (!vcpu.apic.enabled() || !irq.interruptCanArrive(vcpu, cpu.rdtsc())) return false;

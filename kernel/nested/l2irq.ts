@@ -20,26 +20,28 @@ import * as state from "./state";
 import * as reflect from "./reflect";
 import * as ptimer from "./ptimer";
 import { Vcpu } from "../vm/vcpu";
+import { Nested } from "./nested";
 
-let timerValue: u64 = 0;
-let window = false;
+// What L0 last wrote to vmcs02 for its own use is the vCPU's
+// (vcpu.nested.irqTimer, irqWindow), so that it is not written again: a
+// rebuildable cache, set anew at every nested VM entry (entered()).
 
 // vmcs02 was just merged (its controls rewritten, the timer value too).
-export function entered(): void {
-  timerValue = irq.SLICE;
-  window = false;
+export function entered(n: Nested): void {
+  n.irqTimer = irq.SLICE;
+  n.irqWindow = false;
 }
 
-function setTimer(ticks: u64): void {
+function setTimer(n: Nested, ticks: u64): void {
   if (!irq.canPreempt()) return;
-  if (ticks == timerValue) return;
-  timerValue = ticks;
+  if (ticks == n.irqTimer) return;
+  n.irqTimer = ticks;
   vmx.vmwrite(V.VMX_PREEMPTION_TIMER_VALUE, ticks);
 }
 
-function setWindow(on: bool): void {
-  if (on == window) return;
-  window = on;
+function setWindow(n: Nested, on: bool): void {
+  if (on == n.irqWindow) return;
+  n.irqWindow = on;
   const p = <u32>vmx.vmread(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
   const l1 = (<u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_INTERRUPT_WINDOW_EXITING) != 0;
   if (on) vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, p | V.PROC_INTERRUPT_WINDOW_EXITING);
@@ -53,28 +55,29 @@ function setWindow(on: bool): void {
 // about 40 ticks).
 @inline export function deliver(vcpu: Vcpu): i32 {
   const apic = vcpu.apic.enabled();
-  if (!apic && !ptimer.active) return exits.RESUME;
+  if (!apic && !ptimer.active()) return exits.RESUME;
   return deliverFor(vcpu, apic);
 }
 
 function deliverFor(vcpu: Vcpu, apic: bool): i32 {
+  const n = vcpu.nested;
   const now = cpu.rdtsc();
   const v = apic ? vcpu.apic.pendingVector(now) : -1;
   let ticks = apic ? irq.preemptionTicks(vcpu.apic.nextTimerDeadline(), now) : irq.SLICE;
-  if (ptimer.active) {
-    const left = ptimer.remaining(now);
+  if (ptimer.active()) {
+    const left = ptimer.remaining(vcpu, now);
     if (left < ticks) ticks = left;
     // L1's timer has run out: the processor's exit 52 comes at once, and
     // before an external interrupt (it ranks above NMIs and interrupts,
     // 26.5.1); an interrupt stays pending for afterwards.
     if (left == 0) {
-      setTimer(0);
+      setTimer(n, 0);
       return exits.RESUME;
     }
   }
-  setTimer(ticks);
+  setTimer(n, ticks);
   if (v < 0) {
-    setWindow(false);
+    setWindow(n, false);
     return exits.RESUME;
   }
   // Not while an event is being injected into L2 at this entry: the exit
@@ -82,7 +85,7 @@ function deliverFor(vcpu: Vcpu, apic: bool): i32 {
   const busy = (<u32>vmx.vmread(V.VM_ENTRY_INTERRUPTION_INFO) & V.INTR_INFO_VALID) != 0;
   if ((<u32>state.get(V.PIN_BASED_VM_EXEC_CONTROL) & V.PIN_EXTERNAL_INTERRUPT_EXITING) != 0) {
     if (busy) {
-      setWindow(true);
+      setWindow(n, true);
       return exits.RESUME;
     }
     let info: u32 = 0;
@@ -96,6 +99,6 @@ function deliverFor(vcpu: Vcpu, apic: bool): i32 {
     // exit loop (vm/guest.ts) runs L1's delivery right after this one.
     return reflect.reflectSynthetic(vcpu, V.EXIT_REASON_EXTERNAL_INTERRUPT, 0, info);
   }
-  setWindow(!irq.tryInject(vcpu, <u32>v));
+  setWindow(n, !irq.tryInject(vcpu, <u32>v));
   return exits.RESUME;
 }

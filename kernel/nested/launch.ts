@@ -104,13 +104,14 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
       <u64>failed, 0);
   }
   vcpu.setLaunched(vmcs02.launched);
-  l2irq.entered();
-  ptimer.entered();
+  const nested = vcpu.nested;
+  l2irq.entered(nested);
+  ptimer.entered(nested);
   if (launch) state.setLaunchState(1);
   state.setInL2(true);
   launches++;
   // The TLB flushes this entry means for L1's processor (vpid.ts).
-  vpid.entered();
+  vpid.entered(nested);
   // L2 entered in the HLT state that nothing can end (27.7.2).
   if (l2halt.enteredHalted() && !l2halt.canWake(vcpu)) return l2halt.haltedForever(vcpu);
   return exits.RESUME;

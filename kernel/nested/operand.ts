@@ -25,7 +25,6 @@ import * as print from "../lib/print";
 import * as R from "../vm/vcpu";
 import { Vcpu } from "../vm/vcpu";
 import * as events from "../vm/events";
-import * as guestmem from "../vm/guestmem";
 import * as common from "./common";
 import * as linear from "./linear";
 
@@ -129,11 +128,8 @@ function address(vcpu: Vcpu, info: u32, len: u32, write: bool): i32 {
 export function read(vcpu: Vcpu, info: u32, len: u32): i32 {
   let r = address(vcpu, info, len, false);
   if (r != linear.OK) return r;
-  r = linear.translateRange(vcpu, lin, len, false, wrap32);
+  r = linear.read(vcpu, lin, len, wrap32, buf);
   if (r != linear.OK) return r;
-  const n1 = linear.firstLen;
-  guestmem.copyOut(buf, linear.gpa, n1);
-  if (n1 < len) guestmem.copyOut(buf + <usize>n1, linear.gpa2, len - n1);
   if (len == 2) value = <u64>load<u16>(buf);
   else if (len == 4) value = <u64>load<u32>(buf);
   else value = load<u64>(buf);
@@ -145,11 +141,6 @@ export function read(vcpu: Vcpu, info: u32, len: u32): i32 {
 export function write(vcpu: Vcpu, info: u32, len: u32, v: u64): i32 {
   let r = address(vcpu, info, len, true);
   if (r != linear.OK) return r;
-  r = linear.translateRange(vcpu, lin, len, true, wrap32);
-  if (r != linear.OK) return r;
   store<u64>(buf, v);
-  const n1 = linear.firstLen;
-  guestmem.copyIn(linear.gpa, buf, n1);
-  if (n1 < len) guestmem.copyIn(linear.gpa2, buf + <usize>n1, len - n1);
-  return linear.OK;
+  return linear.write(vcpu, lin, len, wrap32, buf);
 }

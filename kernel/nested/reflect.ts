@@ -53,7 +53,7 @@ for (let i = 0; i < fields.GUEST_STATE.length; i++) {
 // vmcs12's exit controls save them; "IA-32e mode guest" from EFER.LMA.
 // vmcs02 holds all of it already, so the changes are recorded as synced
 // (state.ts): they are re-checked at the next entry, not merged again.
-function syncGuestState(): void {
+function syncGuestState(vcpu: Vcpu): void {
   const exit12 = <u32>state.get(V.VM_EXIT_CONTROL);
   let mask = guestList.all;
   if ((exit12 & V.EXIT_SAVE_IA32_EFER) == 0) mask &= ~maskEfer;
@@ -76,7 +76,7 @@ function syncGuestState(): void {
   // valid bit of the VM-entry interruption information — in vmcs02 too.
   state.writeSynced(V.VM_ENTRY_INTERRUPTION_INFO, state.get(V.VM_ENTRY_INTERRUPTION_INFO) & ~<u64>V.INTR_INFO_VALID);
   // L1's VMX-preemption timer stops; its value is saved if L1 asked.
-  ptimer.exitToL1();
+  ptimer.exitToL1(vcpu);
 }
 
 // The exit-information fields belong to no class of state.ts.
@@ -128,7 +128,7 @@ function toL1(vcpu: Vcpu): i32 {
   tsc.toVmcs01(vcpu);
   vcpu.setLaunched(vmcs02.l1Launched);
   state.setInL2(false);
-  vpid.exitedToL1();
+  vpid.exitedToL1(vcpu);
   hoststate.load();
   return loadExitList(vcpu);
 }
@@ -152,7 +152,7 @@ const REGISTER_FORM_EXITS: u64 = (<u64>1 << V.EXIT_REASON_VMREAD) | (<u64>1 << V
   (<u64>1 << V.EXIT_REASON_LDTR_TR_ACCESS);
 export function reflectAs(vcpu: Vcpu, reason: u32, qualification: u64): i32 {
   counts[reason]++;
-  syncGuestState();
+  syncGuestState(vcpu);
   syncExitInfo();
   if (qualification != NO_OVERRIDE) {
     state.write(V.VM_EXIT_REASON, reason);
@@ -192,7 +192,7 @@ export function injectedException(vcpu: Vcpu, r: i32, cr2: u64): i32 {
 export function reflectSynthetic(vcpu: Vcpu, reason: u32, qualification: u64, intrInfo: u32): i32 {
   counts[reason & 0xffff]++;
   if ((reason & V.EXIT_REASON_FLAG_ENTRY_FAILURE) == 0) {
-    syncGuestState();
+    syncGuestState(vcpu);
     state.markEventStale();
   }
   state.write(V.VM_EXIT_REASON, reason);

@@ -220,7 +220,7 @@ export function merge(vcpu: Vcpu): bool {
   const ept12 = (proc12 & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
     (<u32>state.get(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_ENABLE_EPT) != 0;
   if (ept12) {
-    const root = shadowept.rootFor(state.get(V.EPT_POINTER));
+    const root = shadowept.rootFor(vcpu.nested.shadowEpt, state.get(V.EPT_POINTER));
     if (root == 0) return false;
     vmx.vmwrite(V.EPT_POINTER, root);
   } else {

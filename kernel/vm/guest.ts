@@ -44,7 +44,6 @@ import * as reflect from "../nested/reflect";
 import * as shadow from "../nested/shadow";
 import * as hoststate from "../nested/hoststate";
 import * as shadowept from "../nested/shadowept";
-import * as nestedVpid from "../nested/vpid";
 
 const SIZE_2M: u64 = 0x200000;
 
@@ -211,9 +210,6 @@ function runOne(g: i32): bool {
     nested.reset(config.nested[g]);
     vmcs02.reset();
     hoststate.resetCounts();
-    shadowept.dropAll();
-    shadowept.resetCounts();
-    nestedVpid.reset();
     reflect.resetCounts();
     launch.resetCounts();
     entryChecks.forget();
@@ -236,7 +232,6 @@ function runOne(g: i32): bool {
     // is reused (a VMCS region is not written while active, 25.11.1).
     if (vmcs02.initialized) vmx.vmclear(vmcs02.vmcs02);
     shadow.clear();
-    shadowept.dropAll(); // the shadow EPT tables go back to the allocator
     vcpu.setLaunched(false);
     scrubPassThroughMsrs(vcpu);
     // The next guest starts where the first did.
@@ -308,13 +303,13 @@ function report(vcpu: Vcpu, g: i32): bool {
     print.nl();
   }
   exits.report(vcpu.vm);
-  if (config.nested[g]) reportNested();
+  if (config.nested[g]) reportNested(vcpu);
   vcpu.vm.profile.report();
   return pass;
 }
 
 // The L2 exits: reflected to L1 by reason, and those L0 handled itself.
-function reportNested(): void {
+function reportNested(vcpu: Vcpu): void {
   let total: u64 = 0;
   for (let i = 0; i < exits.REASONS; i++) total += reflect.counts[i];
   print.str("hv: L2 exits: ");
@@ -346,7 +341,7 @@ function reportNested(): void {
   print.dec(hoststate.stagings);
   print.str(" time(s)");
   print.nl();
-  shadowept.report();
+  shadowept.report(vcpu.nested.shadowEpt);
   for (let i = 0; i < exits.REASONS; i++) {
     if (reflect.counts[i] == 0) continue;
     print.str("hv:   L2 -> L1 ");

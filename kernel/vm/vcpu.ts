@@ -182,6 +182,7 @@ export function create(vm: Vm, index: u32): Vcpu {
 
 // Give v back; its VMCS pages are the caller's to free first.
 export function destroy(v: Vcpu): void {
+  v.nested.release();
   v.nextFree = freeList;
   freeList = v;
 }
