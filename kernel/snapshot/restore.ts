@@ -162,9 +162,26 @@ export function restore(old: Vcpu, blob: usize, len: u64, kind: i32, toCpu: i32)
   loadAll(v, r, kind, offset, now);
   v.setExits(exits);
   v.irq.budgetEnd = budget;
+  carryStatistics(old, v);
   vcpus.destroy(old);
   vm.vcpu0 = v;
   return v;
+}
+
+// The statistics a vCPU keeps are the run's, reported when the guest ends:
+// the new vCPU goes on counting from the old one's.
+function carryStatistics(from: Vcpu, to: Vcpu): void {
+  to.apic.ipisDropped = from.apic.ipisDropped;
+  to.apic.ipisDelivered = from.apic.ipisDelivered;
+  const a = from.nested;
+  const b = to.nested;
+  b.eptExitsReflected = a.eptExitsReflected;
+  b.vmfuncSwitches = a.vmfuncSwitches;
+  b.vmfuncReflected = a.vmfuncReflected;
+  b.shadowEpt.builds = a.shadowEpt.builds;
+  b.shadowEpt.fills = a.shadowEpt.fills;
+  b.shadowEpt.restarts = a.shadowEpt.restarts;
+  b.shadowEpt.clock = a.shadowEpt.clock; // (LRU time; its reuses count is clock - builds)
 }
 
 // Every section of the validated blob in r into v (fresh, its vmcs01

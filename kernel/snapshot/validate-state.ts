@@ -70,10 +70,14 @@ export function apic(r: Reader, lim: Limits, v: Verdict): u32 {
   if (!r.zero(off + V.SNAP_APIC_RESERVED, V.SNAP_APIC_PAGE - V.SNAP_APIC_RESERVED))
     return v.fail(R.APIC_RESERVED, sec, V.SNAP_APIC_RESERVED, 0);
   const page = off + V.SNAP_APIC_PAGE;
+  // (framing() checked that the section, the page included, is in the blob:
+  // one check here, then plain loads.)
+  if (!r.has(page, APIC_PAGE_BYTES)) return v.fail(R.BLOB_TRUNCATED, sec, -1, page);
+  const at = r.at(page);
   for (let reg: u32 = 0; reg < APIC_PAGE_BYTES; reg += 16) {
     // Registers are 32 bits at 16-byte-aligned offsets (11.4.1).
-    if (!r.zero(page + reg + 4, 12)) return v.fail(R.APIC_RESERVED, sec, reg, r.u64(page + reg + 8));
-    const x = r.u32(page + reg);
+    if ((<u64>load<u32>(at + reg + 4) | load<u64>(at + reg + 8)) != 0) return v.fail(R.APIC_RESERVED, sec, reg, r.u64(page + reg + 8));
+    const x = load<u32>(at + reg);
     if (reg == lapic.REG_VERSION) {
       if (x != lapic.VERSION) return v.fail(R.APIC_VERSION, sec, reg, x);
     } else if (reg == lapic.REG_DFR) {
