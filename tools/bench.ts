@@ -4,6 +4,10 @@
 // figures are measured in the guests with RDTSC; on Bochs with
 // `clock: sync=none` they are exact instruction counts.
 //  - tests/guests/bench.c: round trips of exits the hypervisor handles.
+//  - tests/guests/bench.c with `snap` (the `snapshots` section): the snapshot
+//    hypercalls, take and restore with 0, 16 and 1,024 pages written; and
+//    bench.c under snapshot=1, whose CPUID round trip minus the plain one is
+//    a vCPU's save + destroy + restore (kernel/snapshot/cycle.ts).
 //  - tests/guests/l1bench.c (the `nested` section): a minimal L1 hypervisor
 //    under nested=on, with VMCS shadowing as configured (on, the default)
 //    and with shadow-vmcs=off; and once on bare Bochs, where the same L1 is
@@ -88,10 +92,11 @@ async function turtles(name: string) {
 
 // The figures come from the ordinary image; the profile (where a CPUID
 // round trip's ticks go) from the profiling build, whose stamps add ticks.
-let r, p, tr;
+let r, p, tr, snap1;
 const nestedRuns: Record<string, Awaited<ReturnType<typeof run>>> = {};
 try {
-  r = await run('bench', HV);
+  r = await run('bench', HV, { options: 'args=snap' });
+  snap1 = await run('bench-snapshot1', HV, { options: 'args=n=100 snapshot=1' });
   p = await run('bench-profile', path.join(REPO, 'build', 'prof', 'hv.elf'));
   for (const n of NESTED) {
     nestedRuns[n.key] = await run(n.name, HV, { guest: 'l1bench.elf', options: n.options, bare: 'bare' in n && n.bare });
@@ -107,6 +112,28 @@ for (const m of r.serial.matchAll(/^L1\| bench: (\S+) min=(\d+) median=(\d+) n=(
   figures[m[1]] = { min: Number(m[2]), median: Number(m[3]), n: Number(m[4]) };
 }
 if (Object.keys(figures).length === 0) throw new Error('the benchmark guest printed no figures');
+
+// Snapshots: the hypercalls' figures come out of `figures` into their own
+// section; the snapshot=1 cycle is the difference of two CPUID round trips.
+const SNAP_FIGURES = ['snapshot-take', 'snapshot-restore-0', 'snapshot-restore-16', 'snapshot-restore-1024'] as const;
+const snapFigures: Record<string, Figure> = {};
+for (const k of SNAP_FIGURES) {
+  if (!figures[k]) throw new Error(`bench.elf with snap printed no ${k} figure`);
+  snapFigures[k] = figures[k];
+  delete figures[k];
+}
+const cpuidSnap1 = parseFigures(snap1.serial)['cpuid'];
+if (!cpuidSnap1) throw new Error('bench-snapshot1: no cpuid figure');
+const snapshots = {
+  what: 'tests/guests/bench.c with snap: snapshot-take = the VMCALL round trip of function 3 (the vCPU blob, the ' +
+    '32 MiB RAM copied whole into the snapshot area: kernel/snapshot/vmram.ts, until the RAM snapshot with dirty ' +
+    'tracking replaces it, the devices); snapshot-restore-<D> = one round of D page writes and function 4 (from the ' +
+    'take to the 4th restore, less the take, over 4). cycle = bench.c\'s CPUID round trip under snapshot=1 minus ' +
+    'without: save, destroy and restore of the vCPU (validation included, no RAM).',
+  figures: snapFigures,
+  cycle: cpuidSnap1.min - figures['cpuid'].min,
+  cpuidWithSnapshot1: cpuidSnap1,
+};
 
 // Nested figures per run, and what follows from them. "L0 ticks" = the
 // L2 round trip minus L1's own handler: the VM exit reflected to L1 and
@@ -175,6 +202,7 @@ const result = {
       'l0TicksPerNestedCpuid = l2-cpuid-via-l1 - l1-handler (on bare Bochs: Bochs\'s own VMX transitions).',
     runs: nested,
   },
+  snapshots,
   turtles: {
     what: 'L0 = this hypervisor, L1 = this hypervisor as its guest (nested=on, shadow VMCS, shadow EPT), L2 = ' +
       'tests/guests/bench.c: each L2 round trip goes L2 -> L0 -> L1 (this hypervisor\'s exit handler) -> L0 -> L2',
@@ -232,6 +260,12 @@ for (const n of NESTED) {
   const c = f['l2-vmfunc-switch-cached'].min, k = f['l2-vmfunc-switch-cold'].min;
   console.log(`  ${n.label.padEnd(cw)}  cached ${c}, cold ${k}: cold/cached = ${(k / c).toFixed(1)}`);
 }
+
+console.log('\nSnapshots (bench.elf, 32 MiB of RAM), ticks:');
+console.log(`  take (vCPU blob + whole RAM copy + devices)       ${cell(snapFigures['snapshot-take'])}`);
+for (const d of [0, 16, 1024]) console.log(`  restore, ${String(d).padStart(4)} pages written since              ${cell(snapFigures[`snapshot-restore-${d}`])}`);
+console.log('  (the RAM is copied whole: the same cost whatever was written, until kernel/snapshot/ram.ts)');
+console.log(`  snapshot=1 cycle: save + destroy + restore of the vCPU, no RAM  ${snapshots.cycle} (CPUID ${cpuidSnap1.min} - ${figures['cpuid'].min})`);
 
 console.log('\nTurtles (L0 = L1 = this hypervisor, L2 = bench.elf), L2 round trips:');
 for (const [k, f] of Object.entries(turtleFigures)) console.log(`  ${k.padEnd(16)} ${cell(f)}`);
