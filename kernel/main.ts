@@ -96,3 +96,4 @@ export * from "./hooks/devices";
 export * from "./hooks/snapshot";
 export * from "./hooks/entry";
 export * from "./hooks/ept";
+export * from "./hooks/ramsnap";

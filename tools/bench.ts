@@ -8,6 +8,9 @@
 //    hypercalls, take and restore with 0, 16 and 1,024 pages written; and
 //    bench.c under snapshot=1, whose CPUID round trip minus the plain one is
 //    a vCPU's save + destroy + restore (kernel/snapshot/cycle.ts).
+//  - tests/guests/ramsnap.c (the `ramSnapshot` section): take() and restore()
+//    of a guest's RAM snapshot with 0, 16 and 1,024 dirty pages, with the
+//    processor's EPT accessed/dirty flags and with write protection.
 //  - tests/guests/l1bench.c (the `nested` section): a minimal L1 hypervisor
 //    under nested=on, with VMCS shadowing as configured (on, the default)
 //    and with shadow-vmcs=off; and once on bare Bochs, where the same L1 is
@@ -92,12 +95,16 @@ async function turtles(name: string) {
 
 // The figures come from the ordinary image; the profile (where a CPUID
 // round trip's ticks go) from the profiling build, whose stamps add ticks.
-let r, p, tr, snap1;
+// The RAM snapshot: the same guest twice, one per way of finding dirty pages.
+const RAMSNAP_OPTIONS = 'ramsnap=on args=mode=ad,bench guest=/ramsnap.elf ramsnap=wp args=mode=wp,bench';
+
+let r, p, tr, rs, snap1;
 const nestedRuns: Record<string, Awaited<ReturnType<typeof run>>> = {};
 try {
   r = await run('bench', HV, { options: 'args=snap' });
   snap1 = await run('bench-snapshot1', HV, { options: 'args=n=100 snapshot=1' });
   p = await run('bench-profile', path.join(REPO, 'build', 'prof', 'hv.elf'));
+  rs = await run('bench-ramsnap', HV, { guest: 'ramsnap.elf', options: RAMSNAP_OPTIONS });
   for (const n of NESTED) {
     nestedRuns[n.key] = await run(n.name, HV, { guest: 'l1bench.elf', options: n.options, bare: 'bare' in n && n.bare });
   }
@@ -125,9 +132,10 @@ for (const k of SNAP_FIGURES) {
 const cpuidSnap1 = parseFigures(snap1.serial)['cpuid'];
 if (!cpuidSnap1) throw new Error('bench-snapshot1: no cpuid figure');
 const snapshots = {
-  what: 'tests/guests/bench.c with snap: snapshot-take = the VMCALL round trip of function 3 (the vCPU blob, the ' +
-    '32 MiB RAM copied whole into the snapshot area: kernel/snapshot/vmram.ts, until the RAM snapshot with dirty ' +
-    'tracking replaces it, the devices); snapshot-restore-<D> = one round of D page writes and function 4 (from the ' +
+  what: 'tests/guests/bench.c with snap (32 MiB of RAM): snapshot-take = the VMCALL round trip of function 3 (the ' +
+    'vCPU blob, the RAM pages written since the last take through the RAM snapshot, kernel/snapshot/ram.ts, the ' +
+    'devices; median of 8: the first, which makes the RAM snapshot and copies all of the RAM, is the max); ' +
+    'snapshot-restore-<D> = one round of D page writes and function 4 (from the ' +
     'take to the 4th restore, less the take, over 4). cycle = bench.c\'s CPUID round trip under snapshot=1 minus ' +
     'without: save, destroy and restore of the vCPU (validation included, no RAM).',
   figures: snapFigures,
@@ -187,6 +195,13 @@ for (const m of tr.serial.matchAll(/^L1\| L2\| bench: (\S+) min=(\d+) median=(\d
 }
 if (!turtleFigures['cpuid']) throw new Error('bench-turtles: no L2 cpuid figure');
 
+// RAM snapshot figures: ramsnap-<ad|wp>-<take|restore|write>-<pages>.
+const ramFigures = parseFigures(rs.serial);
+const RAM_OPS = ['take-full', 'take-0', 'take-16', 'take-1024', 'restore-0', 'restore-16', 'restore-1024', 'write-16'];
+for (const mode of ['ad', 'wp']) {
+  for (const op of RAM_OPS) if (!ramFigures[`ramsnap-${mode}-${op}`]) throw new Error(`bench-ramsnap: no ramsnap-${mode}-${op} figure`);
+}
+
 const result = {
   what: 'round trips measured in the guest with RDTSC; Bochs 2.7, cpu: model=tigerlake, count=1, clock: sync=none (1 tick = 1 emulated instruction)',
   commit,
@@ -203,6 +218,15 @@ const result = {
     runs: nested,
   },
   snapshots,
+  ramSnapshot: {
+    what: 'tests/guests/ramsnap.c, 32 MiB guests: a VMCALL to the RAM snapshot\'s test hypercall timed in the guest ' +
+      '(so each figure includes one VMCALL round trip, see vmcall-query), after writing N pages since the last take: ' +
+      'take-N copies them into the snapshot, restore-N copies them back; take-full is the first take (all 8,192 pages); ' +
+      'write-16 is the guest\'s first writes to 16 pages after a take (no exit with the EPT flags, 16 EPT violations ' +
+      'with write protection). ad = EPT accessed/dirty flags (EPTP bit 6), wp = write protection.',
+    hypervisorCmdline: `caps=off guest=/ramsnap.elf ${RAMSNAP_OPTIONS}`,
+    figures: ramFigures,
+  },
   turtles: {
     what: 'L0 = this hypervisor, L1 = this hypervisor as its guest (nested=on, shadow VMCS, shadow EPT), L2 = ' +
       'tests/guests/bench.c: each L2 round trip goes L2 -> L0 -> L1 (this hypervisor\'s exit handler) -> L0 -> L2',
@@ -262,10 +286,16 @@ for (const n of NESTED) {
 }
 
 console.log('\nSnapshots (bench.elf, 32 MiB of RAM), ticks:');
-console.log(`  take (vCPU blob + whole RAM copy + devices)       ${cell(snapFigures['snapshot-take'])}`);
+console.log(`  take (vCPU blob + RAM written since + devices)    ${cell(snapFigures['snapshot-take'])}`);
 for (const d of [0, 16, 1024]) console.log(`  restore, ${String(d).padStart(4)} pages written since              ${cell(snapFigures[`snapshot-restore-${d}`])}`);
-console.log('  (the RAM is copied whole: the same cost whatever was written, until kernel/snapshot/ram.ts)');
+console.log('  (the RAM through its RAM snapshot, kernel/snapshot/ram.ts: the first take copies all of it, the others and the restores what was written)');
 console.log(`  snapshot=1 cycle: save + destroy + restore of the vCPU, no RAM  ${snapshots.cycle} (CPUID ${cpuidSnap1.min} - ${figures['cpuid'].min})`);
+
+console.log('\nRAM snapshot of a 32 MiB guest (tests/guests/ramsnap.c), ticks of one take/restore VMCALL after N written pages:');
+console.log(`  ${'operation'.padEnd(14)} ${'EPT A/D flags'.padStart(16)} ${'write protection'.padStart(18)}`);
+for (const op of RAM_OPS) {
+  console.log(`  ${op.padEnd(14)} ${cell(ramFigures[`ramsnap-ad-${op}`]).padStart(16)} ${cell(ramFigures[`ramsnap-wp-${op}`]).padStart(18)}`);
+}
 
 console.log('\nTurtles (L0 = L1 = this hypervisor, L2 = bench.elf), L2 round trips:');
 for (const [k, f] of Object.entries(turtleFigures)) console.log(`  ${k.padEnd(16)} ${cell(f)}`);

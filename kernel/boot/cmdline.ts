@@ -193,6 +193,17 @@ function option(p: usize, n: i32): bool {
     if (r == 0) return bad("ept=off is not supported (guests run unrestricted, which needs EPT):", p, n);
     return true;
   }
+  v = keyIs(p, n, "ramsnap");
+  if (v >= 0) {
+    if (!guestOption("ramsnap", p, n)) return false;
+    const vp = p + <usize>v;
+    const vn = n - v;
+    if (valueIs(vp, vn, "on")) config.ramSnapshot[current] = config.RAMSNAP_ON;
+    else if (valueIs(vp, vn, "wp")) config.ramSnapshot[current] = config.RAMSNAP_WP;
+    else if (valueIs(vp, vn, "off")) config.ramSnapshot[current] = config.RAMSNAP_OFF;
+    else return bad("ramsnap= takes on, wp or off, not", vp, vn);
+    return true;
+  }
   v = keyIs(p, n, "max-ticks");
   if (v >= 0) {
     if (!guestOption("max-ticks", p, n)) return false;

@@ -18,7 +18,8 @@
 //    L1's entries (and logs the page for PML, or makes the access a
 //    page-modification log-full exit to L1, reason 62, whose qualification
 //    has only bit 12, 28.2.1), and a page not yet dirty is mapped without
-//    write permission until its first write;
+//    write permission until its first write; so is every page while L1's
+//    RAM has a snapshot (snapshot/ram.ts), which records it then;
 //  - L1's tables allow it but send it outside L1's RAM: L1's APIC page is
 //    L1's device, the access is performed on it (vm/mmio.ts) as L1's own
 //    would be; any other address stops the VM, as L1's own access would.
@@ -100,6 +101,13 @@ export function handle(vcpu: Vcpu): i32 {
     print.str(", which is neither L1's RAM nor a device: stopped as L1's own access would be");
     print.nl();
     return exits.stop(vcpu, config.OUTCOME_EPT_VIOLATION);
+  }
+  // A RAM snapshot of L1 (snapshot/ram.ts) cannot see L2's writes through
+  // the shadow leaf, which maps L1's page past L0's EPT: write access is
+  // given with L2's first write, and the page is recorded as written then.
+  if ((perms & ept12.ACCESS_WRITE) != 0 && guestmem.snapshot !== null) {
+    if ((q & ept12.ACCESS_WRITE) != 0) guestmem.written(page1, 4096);
+    else perms &= ~<u64>ept12.ACCESS_WRITE;
   }
   const hpa = guestmem.hpa(page1, 4096);
   const memType = ept12.leafMemType(w);

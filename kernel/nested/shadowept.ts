@@ -176,6 +176,20 @@ export function dropAll(s: ShadowEpt): void {
   for (let i = 0; i < ROOTS; i++) dropSlot(s, i);
 }
 
+// No shadow leaf grants write access any more (the leaves stay): L2's next
+// write to each page is an EPT violation that eptfault.ts fills again, after
+// the RAM snapshot (snapshot/ram.ts) recorded the page as written; the
+// shadow leaves map L1's pages directly, past L0's own EPT and its flags.
+// Permissions taken away: INVEPT for each root (29.4.3.4).
+export function revokeWrites(s: ShadowEpt): void {
+  for (let i = 0; i < ROOTS; i++) {
+    const r = s.root(i);
+    if (r == 0) continue;
+    ept.clearLeafBits(r, ept.EPT_WRITE);
+    flush(r);
+  }
+}
+
 // Back to a vCPU that never ran L2 on shadow EPT: no roots (their tables
 // freed), counts 0.
 export function clear(s: ShadowEpt): void {

@@ -86,7 +86,7 @@ export function take(vcpu: Vcpu, flags: u64): i32 {
     cap = need;
   }
   const n = save.save(vcpu, writer, buf, cap);
-  if (n == 0 || !vmram.take(vm)) {
+  if (n == 0 || !vmram.take(vm, vcpu)) {
     print.say("snapshot: no room for the snapshot (blob or RAM copy)");
     vm.snapBytes = 0;
     vcpu.setReg(R.RAX, HC_UNKNOWN);

@@ -163,6 +163,7 @@ export function restore(old: Vcpu, blob: usize, len: u64, kind: i32, toCpu: i32)
   v.setExits(exits);
   v.irq.budgetEnd = budget;
   carryStatistics(old, v);
+  ram.newVcpu(vm, v);
   vcpus.destroy(old);
   vm.vcpu0 = v;
   return v;

@@ -1,6 +1,7 @@
 // The guests named on the command line, in order:
 //   guest=FILE [mem=SIZE] [vpid=on|off] [ept=on] [shadow-vmcs=on|off] [nested=on|off]
 //              [args=A,B,...] [module=FILE]... [expect=OUTCOME] [max-ticks=N] [snapshot=N]
+//              [ramsnap=on|wp|off]
 // Options after a guest= apply to that guest. FILE is the first word of a
 // boot file's name (UEFI: the ESP path as written; multiboot: the module
 // string). SIZE is a number with K, M or G. OUTCOME is pass (the default:
@@ -10,6 +11,10 @@
 // snapshot=N (a test option, docs/snapshot.md): every N exits the running
 // vCPU is saved to a blob, destroyed, and made again from the blob; before
 // any guest= it applies to every guest that follows.
+// ramsnap=on|wp (a test option) gives the guest a RAM snapshot
+// (snapshot/ram.ts) and the test hypercall that drives it: dirty tracking
+// by the processor's EPT accessed/dirty flags where it has them (on), or by
+// write protection either way (wp).
 import * as boot from "../boot/bootinfo";
 import * as mem from "../hw/mem";
 
@@ -40,6 +45,10 @@ export let snapshotDefault: u32 = 0; // machine-wide: snapshot=N given before an
 // command line refused it, so that a test asking for snapshots could not
 // pass without taking any.
 export const SNAPSHOT_RUNS: bool = true;
+export const RAMSNAP_OFF: i32 = 0;
+export const RAMSNAP_ON: i32 = 1; // EPT accessed/dirty flags when offered, else write protection
+export const RAMSNAP_WP: i32 = 2; // write protection
+export const ramSnapshot = new StaticArray<i32>(MAX_GUESTS);
 export const argsStart = new StaticArray<i32>(MAX_GUESTS); // into boot.cmdline
 export const argsLen = new StaticArray<i32>(MAX_GUESTS);
 export const moduleCount = new StaticArray<i32>(MAX_GUESTS);
@@ -81,6 +90,7 @@ export function addGuest(f: u32): i32 {
   argsStart[g] = 0;
   maxTicks[g] = 0;
   snapshotEvery[g] = snapshotDefault;
+  ramSnapshot[g] = RAMSNAP_OFF;
   argsLen[g] = 0;
   moduleCount[g] = 0;
   return g;

@@ -44,6 +44,8 @@ import * as reflect from "../nested/reflect";
 import * as shadow from "../nested/shadow";
 import * as hoststate from "../nested/hoststate";
 import * as shadowept from "../nested/shadowept";
+import * as ramsnap from "../snapshot/testcall";
+import { RamSnapshot } from "../snapshot/ram";
 
 const SIZE_2M: u64 = 0x200000;
 
@@ -197,14 +199,24 @@ function runOne(g: i32): bool {
   vm.ramHpa = ram;
   vm.ramBytes = bytes;
   vm.eptRoot = root;
-  guestmem.use(vm);
   let ok = root != 0 && ept.map(root, 0, ram, bytes, ept.EPT_RWX);
   if (!ok) print.say("guest: out of memory for its EPT tables");
+  // A RAM snapshot (ramsnap=): made now, with the tables it needs.
+  let snap: RamSnapshot | null = null;
+  if (ok && config.ramSnapshot[g] != config.RAMSNAP_OFF) {
+    snap = ramsnap.setup(ram, bytes, root, config.ramSnapshot[g] == config.RAMSNAP_WP);
+    ok = snap !== null;
+    // L2's writes through shadow EPT bypass L0's EPT flags: the snapshot
+    // revokes their write access (one vCPU per guest today).
+    if (snap !== null) snap.shadow = vcpu.nested.shadowEpt;
+  }
+  vm.ramSnapshot = snap;
+  guestmem.use(vm);
   if (ok) {
     ok = loader.load(vm.entry, config.file[g], boot.cmdline + <usize>config.argsStart[g], config.argsLen[g],
       config.modulesOf(g), config.moduleCount[g]);
   }
-  if (ok) ok = vmcs01.create(vcpu, ept.eptp(root), vm.entry.eip, config.vpid[g]);
+  if (ok) ok = vmcs01.create(vcpu, snap !== null ? snap.eptp() : ept.eptp(root), vm.entry.eip, config.vpid[g]);
   if (ok) ok = shadow.setup(config.nested[g] && config.shadowVmcs[g]);
   if (ok) {
     nested.reset(config.nested[g]);
@@ -242,6 +254,8 @@ function runOne(g: i32): bool {
   } else {
     exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
+  // The RAM snapshot (ramsnap=, or the snapshot hypercalls') and its copy
+  // go back to the allocator.
   vmram.release(vm);
   ept.destroy(root);
   pages.free(ram, <u32>(bytes >> 12));

@@ -10,6 +10,7 @@ import * as cpu from "../hw/cpu";
 import * as vmx from "../hw/vmx";
 import * as print from "../lib/print";
 import * as V from "../arch/vmx";
+import * as caps from "../vmx/caps";
 import * as R from "./vcpu";
 import { Vcpu } from "./vcpu";
 import * as vmcs01 from "./vmcs01";
@@ -59,6 +60,12 @@ export function move(vcpu: Vcpu): bool {
     print.nl();
     cpu.migrate(from);
   }
+  // This processor may still cache translations of the guest's EPT from
+  // when the vCPU last ran here (29.4.2); INVEPT elsewhere did not reach
+  // them (29.4.3.1: it invalidates on the processor that executes it).
+  // Since then tables may have been freed (shadow EPT) and flags cleared
+  // (the RAM snapshot, snapshot/ram.ts): drop them all.
+  if ((caps.eptVpidCap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0) vmx.invept(V.INVEPT_TYPE_ALL_CONTEXT, 0);
   // Host state is the processor's: rewrite it in each VMCS, then make the
   // one the vCPU runs current again (vmcs02 while L2 runs).
   if (vmcs02.initialized) {

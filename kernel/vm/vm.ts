@@ -4,6 +4,7 @@
 // the guest is set up.
 import * as config from "./config";
 import { Vcpu } from "./vcpu";
+import { RamSnapshot } from "../snapshot/ram";
 import { REASONS } from "./exits";
 import { Profile } from "./profile";
 import * as devices from "../devices/ports";
@@ -19,6 +20,9 @@ export const MAX_VCPUS: i32 = 8;
   ramHpa: u64 = 0; // host-physical base of guest RAM (guest-physical 0)
   ramBytes: u64 = 0;
   eptRoot: u64 = 0; // PML4 of the EPT that maps the RAM
+  // Its RAM snapshot, when it has one (snapshot/ram.ts; vm/guestmem.ts
+  // records the hypervisor's writes in it).
+  ramSnapshot: RamSnapshot | null = null;
   // How the guest ended (config.OUTCOME_*) and its exit code when it ended
   // itself.
   outcome: i32 = config.OUTCOME_STOPPED;
@@ -34,11 +38,10 @@ export const MAX_VCPUS: i32 = 8;
   snapshots: u32 = 0;
   snapshotsSkipped: u32 = 0;
   // The guest's own snapshot (the snapshot hypercalls, snapshot/hypercall.ts):
-  // the blob's size (0: none taken), the restores of it, and the RAM's copy
-  // (host-physical, 0: none yet; snapshot/vmram.ts).
+  // the blob's size (0: none taken) and the restores of it (the RAM's part
+  // is ramSnapshot, snapshot/vmram.ts).
   snapBytes: u64 = 0;
   snapRestores: u64 = 0;
-  ramCopy: u64 = 0;
   // How its boot vCPU starts, as the loader returned it (rebuildable:
   // loading the kernel again gives the same). Made with the object.
   entry: Entry = changetype<Entry>(0);

@@ -134,11 +134,25 @@ export function handleHlt(vcpu: Vcpu, reason: u32): i32 {
 }
 
 // EPT violation (48; qualification 28.2.1 Table 28-7): the guest touched
-// guest-physical memory that is not its RAM. Also L2's, when vmcs12 does
+// guest-physical memory that is not its RAM, or wrote a page of RAM that a
+// snapshot write-protects. Also L2's, when vmcs12 does
 // not enable EPT: L2-physical addresses are L1-physical ones then.
+const Q_NMI_UNBLOCKING: u64 = 1 << 12; // exit qualification (28.2.1 Table 28-7)
 export function handleEptViolation(vcpu: Vcpu, reason: u32): i32 {
   const q = vmx.vmread(V.EXIT_QUALIFICATION);
   const gpa = vmx.vmread(V.GUEST_PHYSICAL_ADDRESS);
+  // A write to RAM that a snapshot's write protection stopped: recorded and
+  // made writable (snapshot/ram.ts); the instruction runs again.
+  const s = guestmem.snapshot;
+  if ((q & 2) != 0 && s !== null && s.writeFault(gpa)) {
+    // An IRET that unblocked NMIs before the fault is executed again: NMIs
+    // blocked again first (SDM Vol. 3C 28.2.3).
+    if ((q & Q_NMI_UNBLOCKING) != 0) {
+      const b = vmx.vmread(V.GUEST_INTERRUPTIBILITY_STATE);
+      vmx.vmwrite(V.GUEST_INTERRUPTIBILITY_STATE, b | V.INTERRUPTIBILITY_BLOCKING_BY_NMI);
+    }
+    return RESUME;
+  }
   // A device's access (the APIC page) is emulated; anything else stops.
   const d = mmio.access(vcpu, gpa);
   if (d != mmio.NOT_A_DEVICE) return d;

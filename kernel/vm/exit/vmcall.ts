@@ -11,6 +11,7 @@ import * as events from "../events";
 import { RESUME, stopWithCode } from "../exits";
 import * as snap from "../../snapshot/hypercall";
 import * as cpuidExit from "./cpuid";
+import * as ramsnap from "../../snapshot/testcall";
 
 export const HC_PRINT: u64 = 0;
 export const HC_EXIT: u64 = 1;
@@ -68,6 +69,11 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
     return snap.take(vcpu, a);
   } else if (fn == HC_RESTORE) {
     return snap.restoreVm(vcpu, a);
+  } else if (fn == ramsnap.HC_RAM_SNAPSHOT) {
+    // A test hypercall (ramsnap= guests): RBX = pages copied or counted.
+    const n = ramsnap.call(vcpu, a);
+    if (n >= 0) vcpu.setReg(R.RBX, <u64>n);
+    result = n >= 0 ? HC_OK : n == -1 ? HC_UNKNOWN : HC_BAD_ARGUMENT;
   } else {
     result = HC_UNKNOWN;
   }
