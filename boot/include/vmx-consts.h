@@ -817,6 +817,17 @@
 #define INSN_INFO_INDEX_INVALID 0x00400000 /* bit 22: no index register */
 #define INSN_INFO_BASE_INVALID 0x08000000 /* bit 27: no base register */
 
+/* ---- exit qualification of a control-register access, exit 28 (28.2.1, Table 28-3); bits 7, 15:12 and 63:32 not defined */
+#define CR_QUAL_CR_SHIFT 0 /* bits 3:0: number of the control register (0 for CLTS and LMSW) */
+#define CR_QUAL_CR_MASK 0x0000000f
+#define CR_QUAL_ACCESS_SHIFT 4 /* bits 5:4: access type (CR_ACCESS_*) */
+#define CR_QUAL_ACCESS_MASK 0x00000030
+#define CR_QUAL_REG_SHIFT 8 /* bits 11:8: MOV CR: the general-purpose register (register-number order RAX..R15) */
+#define CR_QUAL_REG_MASK 0x00000f00
+#define CR_QUAL_LMSW_SOURCE_SHIFT 16 /* bits 31:16: LMSW: the source data */
+#define CR_QUAL_LMSW_SOURCE_MASK 0xffff0000
+#define CR_QUAL_LMSW_MEMORY 0x00000040 /* bit 6: LMSW operand type: 0 register, 1 memory */
+
 /* ---- VMX-abort indicator, written at offset 4 of the VMCS region (28.7) */
 #define VMX_ABORT_SAVE_GUEST_MSR 1 /* failure saving guest MSRs (28.4) */
 #define VMX_ABORT_HOST_PDPTE 2 /* host checking of the PDPTEs failed */
@@ -843,6 +854,12 @@
 #define INTR_TYPE_PRIVILEGED_SOFTWARE_EXCEPTION 5 /* Privileged software exception */
 #define INTR_TYPE_SOFTWARE_EXCEPTION 6 /* Software exception */
 #define INTR_TYPE_OTHER_EVENT 7 /* Other event */
+
+/* ---- access type, bits 5:4 of a control-register access exit qualification (28.2.1, Table 28-3) */
+#define CR_ACCESS_MOV_TO_CR 0 /* MOV to CR */
+#define CR_ACCESS_MOV_FROM_CR 1 /* MOV from CR */
+#define CR_ACCESS_CLTS 2 /* CLTS */
+#define CR_ACCESS_LMSW 3 /* LMSW */
 
 /* ---- INVEPT types (31.3 INVEPT) */
 #define INVEPT_TYPE_SINGLE_CONTEXT 1 /* Single-context invalidation */

@@ -812,6 +812,17 @@ export const INSN_INFO_REG_OPERAND: u32 = 0x00000400; // bit 10: VMREAD/VMWRITE:
 export const INSN_INFO_INDEX_INVALID: u32 = 0x00400000; // bit 22: no index register
 export const INSN_INFO_BASE_INVALID: u32 = 0x08000000; // bit 27: no base register
 
+// ---- exit qualification of a control-register access, exit 28 (28.2.1, Table 28-3); bits 7, 15:12 and 63:32 not defined
+export const CR_QUAL_CR_SHIFT: u32 = 0; // bits 3:0: number of the control register (0 for CLTS and LMSW)
+export const CR_QUAL_CR_MASK: u32 = 0x0000000f;
+export const CR_QUAL_ACCESS_SHIFT: u32 = 4; // bits 5:4: access type (CR_ACCESS_*)
+export const CR_QUAL_ACCESS_MASK: u32 = 0x00000030;
+export const CR_QUAL_REG_SHIFT: u32 = 8; // bits 11:8: MOV CR: the general-purpose register (register-number order RAX..R15)
+export const CR_QUAL_REG_MASK: u32 = 0x00000f00;
+export const CR_QUAL_LMSW_SOURCE_SHIFT: u32 = 16; // bits 31:16: LMSW: the source data
+export const CR_QUAL_LMSW_SOURCE_MASK: u32 = 0xffff0000;
+export const CR_QUAL_LMSW_MEMORY: u32 = 0x00000040; // bit 6: LMSW operand type: 0 register, 1 memory
+
 // ---- VMX-abort indicator, written at offset 4 of the VMCS region (28.7)
 export const VMX_ABORT_SAVE_GUEST_MSR: u32 = 1; // failure saving guest MSRs (28.4)
 export const VMX_ABORT_HOST_PDPTE: u32 = 2; // host checking of the PDPTEs failed
@@ -838,6 +849,12 @@ export const INTR_TYPE_SOFTWARE_INTERRUPT: u32 = 4; // Software interrupt
 export const INTR_TYPE_PRIVILEGED_SOFTWARE_EXCEPTION: u32 = 5; // Privileged software exception
 export const INTR_TYPE_SOFTWARE_EXCEPTION: u32 = 6; // Software exception
 export const INTR_TYPE_OTHER_EVENT: u32 = 7; // Other event
+
+// ---- access type, bits 5:4 of a control-register access exit qualification (28.2.1, Table 28-3)
+export const CR_ACCESS_MOV_TO_CR: u32 = 0; // MOV to CR
+export const CR_ACCESS_MOV_FROM_CR: u32 = 1; // MOV from CR
+export const CR_ACCESS_CLTS: u32 = 2; // CLTS
+export const CR_ACCESS_LMSW: u32 = 3; // LMSW
 
 // ---- INVEPT types (31.3 INVEPT)
 export const INVEPT_TYPE_SINGLE_CONTEXT: u32 = 1; // Single-context invalidation

@@ -22,7 +22,7 @@ export function entry_setup(): void {
   ident.identify();
   hwcaps.read();
   env.resetCpuCache();
-  state.reset(true);
+  state.reset();
   checks.forget();
 }
 export function entry_setupRam(hostBase: u64, size: u64): void {

@@ -19,6 +19,7 @@ import * as events from "../vm/events";
 import * as guestmem from "../vm/guestmem";
 import * as ident from "../cpu/ident";
 import { RESUME } from "../vm/exits";
+import * as nesting from "../vm/nesting";
 import * as state from "./state";
 import * as caps from "./caps";
 import * as reflect from "./reflect";
@@ -86,7 +87,7 @@ export function check(vcpu: Vcpu, reason: u32, vmxon: bool): i32 {
     return RESUME;
   }
   if (vmxon) return PROCEED;
-  if (state.inL2) return exitToL1(vcpu, reason);
+  if (nesting.inL2) return exitToL1(vcpu, reason);
   if (events.guestCpl() > 0) {
     events.injectGP();
     return RESUME;

@@ -40,12 +40,14 @@ import * as eptad from "./eptad";
 import * as reflect from "./reflect";
 import { Vcpu } from "../vm/vcpu";
 
-// L2's instruction bytes for an emulated device access: L2-physical →
-// L1-physical through L1's EPT (presence only: the hypervisor reads, as
-// paging.ts does for the guest's own tables).
-function throughL1Ept(gpa2: u64): u64 {
+// The second stage of the walk that reads L2's instruction bytes for an
+// emulated device access (vm/paging.ts): L2-physical → L1-physical through
+// L1's EPT, presence only — the processor has just fetched those bytes
+// through the same tables, the hypervisor only reads them again. Should
+// the walk fail all the same, the decode fails (mmio.ts reports it).
+function throughL1Ept(vcpu: Vcpu, gpa2: u64, access: u32, lin: u64, final: bool): u64 {
   const w = ept12.walk(state.get(V.EPT_POINTER), gpa2, 0);
-  return ept12.status(w) == ept12.WALK_OK ? ept12.gpa1(w) : paging.NO_TRANSLATION;
+  return ept12.status(w) == ept12.WALK_OK ? ept12.gpa1(w) : paging.STAGE2;
 }
 
 // EPT violations/misconfigurations given to L1 are counted per vCPU

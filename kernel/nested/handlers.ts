@@ -2,15 +2,17 @@
 // exit unconditionally in VMX non-root operation). With nested=off the guest
 // has no VMX (CPUID.1:ECX.VMX = 0) and each is #UD, as on such a processor;
 // with nested=on each is emulated (vmxon.ts, vmptr.ts, vmrw.ts,
-// invalidate.ts, and VMLAUNCH/VMRESUME in launch.ts).
+// invalidate.ts, and VMLAUNCH/VMRESUME in launch.ts). register() is called
+// at start (install.ts).
 import * as V from "../arch/vmx";
 import * as events from "../vm/events";
 import * as exits from "../vm/exits";
-import * as state from "./state";
+import * as nesting from "../vm/nesting";
 import * as vmxonInsn from "./vmxon";
 import * as vmptr from "./vmptr";
 import * as vmrw from "./vmrw";
 import * as invalidate from "./invalidate";
+import * as launch from "./launch";
 import { Vcpu } from "../vm/vcpu";
 
 function noVmx(): i32 {
@@ -19,31 +21,31 @@ function noVmx(): i32 {
 }
 
 function onVmxon(vcpu: Vcpu, reason: u32): i32 {
-  return state.enabled ? vmxonInsn.vmxon(vcpu, reason) : noVmx();
+  return nesting.offered ? vmxonInsn.vmxon(vcpu, reason) : noVmx();
 }
 function onVmxoff(vcpu: Vcpu, reason: u32): i32 {
-  return state.enabled ? vmxonInsn.vmxoff(vcpu, reason) : noVmx();
+  return nesting.offered ? vmxonInsn.vmxoff(vcpu, reason) : noVmx();
 }
 function onVmclear(vcpu: Vcpu, reason: u32): i32 {
-  return state.enabled ? vmptr.vmclear(vcpu, reason) : noVmx();
+  return nesting.offered ? vmptr.vmclear(vcpu, reason) : noVmx();
 }
 function onVmptrld(vcpu: Vcpu, reason: u32): i32 {
-  return state.enabled ? vmptr.vmptrld(vcpu, reason) : noVmx();
+  return nesting.offered ? vmptr.vmptrld(vcpu, reason) : noVmx();
 }
 function onVmptrst(vcpu: Vcpu, reason: u32): i32 {
-  return state.enabled ? vmptr.vmptrst(vcpu, reason) : noVmx();
+  return nesting.offered ? vmptr.vmptrst(vcpu, reason) : noVmx();
 }
 function onVmread(vcpu: Vcpu, reason: u32): i32 {
-  return state.enabled ? vmrw.vmread(vcpu, reason) : noVmx();
+  return nesting.offered ? vmrw.vmread(vcpu, reason) : noVmx();
 }
 function onVmwrite(vcpu: Vcpu, reason: u32): i32 {
-  return state.enabled ? vmrw.vmwrite(vcpu, reason) : noVmx();
+  return nesting.offered ? vmrw.vmwrite(vcpu, reason) : noVmx();
 }
 function onInvept(vcpu: Vcpu, reason: u32): i32 {
-  return state.enabled ? invalidate.invept(vcpu, reason) : noVmx();
+  return nesting.offered ? invalidate.invept(vcpu, reason) : noVmx();
 }
 function onInvvpid(vcpu: Vcpu, reason: u32): i32 {
-  return state.enabled ? invalidate.invvpid(vcpu, reason) : noVmx();
+  return nesting.offered ? invalidate.invvpid(vcpu, reason) : noVmx();
 }
 
 export function register(): void {
@@ -56,4 +58,6 @@ export function register(): void {
   exits.register(V.EXIT_REASON_VMWRITE, onVmwrite);
   exits.register(V.EXIT_REASON_INVEPT, onInvept);
   exits.register(V.EXIT_REASON_INVVPID, onInvvpid);
+  exits.register(V.EXIT_REASON_VMLAUNCH, launch.handle);
+  exits.register(V.EXIT_REASON_VMRESUME, launch.handle);
 }

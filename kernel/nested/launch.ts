@@ -25,6 +25,7 @@ import * as vpid from "./vpid";
 import * as ptimer from "./ptimer";
 import * as l2halt from "./l2halt";
 import * as tsc from "../vm/tsc";
+import * as nesting from "../vm/nesting";
 
 export let launches: u64 = 0; // nested VM entries into L2
 export function resetCounts(): void {
@@ -40,7 +41,7 @@ function logFailed(what: string): void {
 }
 
 export function handle(vcpu: Vcpu, reason: u32): i32 {
-  if (!state.enabled) {
+  if (!nesting.offered) {
     events.injectUD();
     return exits.RESUME;
   }
@@ -108,7 +109,7 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
   l2irq.entered(nested);
   ptimer.entered(nested);
   if (launch) state.setLaunchState(1);
-  state.setInL2(true);
+  nesting.setInL2(true);
   launches++;
   // The TLB flushes this entry means for L1's processor (vpid.ts).
   vpid.entered(nested);

@@ -22,6 +22,7 @@ import * as decide from "./reflect-decide";
 import * as ptimer from "./ptimer";
 import * as guestmem from "../vm/guestmem";
 import * as tsc from "../vm/tsc";
+import * as nesting from "../vm/nesting";
 
 export const counts = new StaticArray<u64>(exits.REASONS); // exits reflected to L1, by reason
 export let handledByL0: u64 = 0; // L2 exits L0 handled itself
@@ -127,7 +128,7 @@ function toL1(vcpu: Vcpu): i32 {
   }
   tsc.toVmcs01(vcpu);
   vcpu.setLaunched(vmcs02.l1Launched);
-  state.setInL2(false);
+  nesting.setInL2(false);
   vpid.exitedToL1(vcpu);
   hoststate.load();
   return loadExitList(vcpu);
@@ -174,7 +175,7 @@ export function reflectAs(vcpu: Vcpu, reason: u32, qualification: u64): i32 {
 // for #PF the qualification is the linear address and CR2 is not loaded:
 // cr2 is L2's CR2 from before the handler). r: the handler's result.
 export function injectedException(vcpu: Vcpu, r: i32, cr2: u64): i32 {
-  if (r != exits.RESUME || !state.inL2) return r; // stopped, or already reflected (an EPT exit of an operand)
+  if (r != exits.RESUME || !nesting.inL2) return r; // stopped, or already reflected (an EPT exit of an operand)
   const info = <u32>vmx.vmread(V.VM_ENTRY_INTERRUPTION_INFO);
   if ((info & V.INTR_INFO_VALID) == 0 || (info & V.INTR_INFO_TYPE_MASK) != (3 << V.INTR_INFO_TYPE_SHIFT)) return r;
   const vector = info & 0xff;
@@ -203,7 +204,7 @@ export function reflectSynthetic(vcpu: Vcpu, reason: u32, qualification: u64, in
     // guest state and the VM-entry interruption information stay, no MSR
     // is stored; vmcs01 is still current and L1's state is unchanged apart
     // from the host-state load and the VM-exit MSR-load list.
-    state.setInL2(false);
+    nesting.setInL2(false);
     hoststate.load();
     return loadExitList(vcpu);
   }

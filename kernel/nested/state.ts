@@ -1,6 +1,7 @@
 // L1's VMX state as the hypervisor emulates it (SDM Vol. 3C 24, 25.1, 31):
-// whether L1 is in VMX operation, its VMXON pointer, its current VMCS
-// (vmcs12) and whether L2 is running. The current vmcs12 is cached here in
+// whether L1 is in VMX operation, its VMXON pointer and its current VMCS
+// (vmcs12); whether VMX is offered and whether L2 runs are vm/nesting.ts's
+// (the exit loop reads them). The current vmcs12 is cached here in
 // linear memory in the private layout of kernel/arch/vmx.ts (vmcs12Offset,
 // derived from the field table); the cache is written back to L1's memory
 // (the same layout, in L1's VMCS region) when it stops being current:
@@ -18,23 +19,17 @@ import { FieldList } from "./fieldlist";
 
 export const INVALID: u64 = u64.MAX_VALUE; // "FFFFFFFF_FFFFFFFFH": no current VMCS (31.3)
 
-// nested=on for this guest: VMX is offered (CPUID.1:ECX.VMX, the capability
-// MSRs, VMX instructions emulated instead of #UD).
-export let enabled: bool = false;
 export let vmxOn: bool = false; // L1 executed VMXON
 export let vmxonPtr: u64 = INVALID; // guest-physical
 export let current: u64 = INVALID; // guest-physical address of the current vmcs12
-export let inL2: bool = false; // L2 is running (vmcs02 is current on the processor)
 
 // The current vmcs12, cached.
 export const cache: usize = memory.data(V.VMCS12_PAGE_SIZE, 64);
 
-export function reset(on: bool): void {
-  enabled = on;
+export function reset(): void {
   vmxOn = false;
   vmxonPtr = INVALID;
   current = INVALID;
-  inL2 = false;
   markAllDirty();
   memory.fill(cache, 0, V.VMCS12_PAGE_SIZE);
 }
@@ -42,10 +37,6 @@ export function reset(on: bool): void {
 export function setVmxOn(on: bool, ptr: u64): void {
   vmxOn = on;
   vmxonPtr = ptr;
-}
-
-export function setInL2(v: bool): void {
-  inL2 = v;
 }
 
 // Field access on the cached current vmcs12, by encoding. The caller has

@@ -33,6 +33,7 @@ import * as V from "../arch/vmx";
 import * as events from "../vm/events";
 import * as guestmem from "../vm/guestmem";
 import { RESUME } from "../vm/exits";
+import * as nesting from "../vm/nesting";
 import * as state from "./state";
 import * as caps from "./caps";
 import * as common from "./common";
@@ -57,7 +58,7 @@ export function vmxon(vcpu: Vcpu, reason: u32): i32 {
   if (c != common.PROCEED) return c;
 
   if (state.vmxOn) {
-    if (state.inL2) return common.exitToL1(vcpu, reason);
+    if (nesting.inL2) return common.exitToL1(vcpu, reason);
     if (events.guestCpl() > 0) {
       events.injectGP();
       return RESUME;

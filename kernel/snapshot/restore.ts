@@ -15,9 +15,9 @@
 // irq.deliver.
 //
 // The nested part is not restored yet: a blob whose NESTED section names a
-// VMXON region is refused before anything changes (restorable()). Hooks for
-// it: leaveProcessor/arriveProcessor (vmcs02 and the shadow VMCS, which are
-// still module state of nested/), and restoreNested().
+// VMXON region is refused before anything changes (restorable()). Hook for
+// it: restoreNested(); a move takes nested VMX's VMCSs along through
+// vm/nesting.ts (leaveCpu, arriveCpu), as vm/migrate.ts does.
 import * as cpu from "../hw/cpu";
 import * as vmx from "../hw/vmx";
 import * as print from "../lib/print";
@@ -28,7 +28,8 @@ import { Vcpu } from "../vm/vcpu";
 import * as vmcs01 from "../vm/vmcs01";
 import * as xstate from "../vm/xstate";
 import * as msrExit from "../vm/exit/msr";
-import * as vmcs02 from "../nested/vmcs02";
+import * as nesting from "../vm/nesting";
+import * as caps from "../vmx/caps";
 import * as shadow from "../nested/shadow";
 import { Reader } from "./blob";
 import { Limits, fill } from "./limits";
@@ -85,29 +86,13 @@ function restorable(r: Reader): bool {
   return off == NONE || r.u64(off + V.SNAP_NESTED_VMXON) == NONE;
 }
 
-// Before the old vCPU's VMCS is given up on this processor, and (toCpu)
-// before the vCPU moves: the nested guest's vmcs02 and L0's shadow VMCS may
-// be active here too (vm/migrate.ts does the same for a move).
+// The old vCPU's vmcs01 given up on this processor (a VMCS region is not
+// reused while active, 25.11.1); when the vCPU moves to another processor,
+// nested VMX's VMCSs too (vm/nesting.ts leaveCpu, as vm/migrate.ts does).
 function leaveProcessor(old: Vcpu, moving: bool): bool {
+  if (moving && !nesting.leaveCpu(old)) return false;
   if (vmx.vmclear(old.vmcs) != vmx.VMX_SUCCEED) return false;
   old.setLaunched(false);
-  if (moving) {
-    if (vmcs02.initialized) {
-      if (vmx.vmclear(vmcs02.vmcs02) != vmx.VMX_SUCCEED) return false;
-      vmcs02.cleared();
-      vmcs02.setL1Launched(false);
-    }
-    shadow.clear();
-  }
-  return true;
-}
-
-// On the processor the new vCPU runs on: vmcs02's host state is this
-// processor's (vmcs01's is written by vmcs01.create).
-function arriveProcessor(moved: bool): bool {
-  if (!moved || !vmcs02.initialized) return true;
-  if (vmx.vmptrld(vmcs02.vmcs02) != vmx.VMX_SUCCEED) return false;
-  vmcs01.writeHostState();
   return true;
 }
 
@@ -144,10 +129,10 @@ export function restore(old: Vcpu, blob: usize, len: u64, kind: i32, toCpu: i32)
       print.nl();
     }
   }
-  if (!arriveProcessor(moved)) {
-    print.say("snapshot: VMPTRLD of vmcs02 failed");
-    return null;
-  }
+  // This processor may cache translations of the guest's EPT from when
+  // the vCPU last ran here, older than the RAM snapshot's cleared flags
+  // (vm/migrate.ts, 29.4.3.1).
+  if (moved && (caps.eptVpidCap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0) vmx.invept(V.INVEPT_TYPE_ALL_CONTEXT, 0);
 
   const v = vcpus.create(vm, old.index);
   const g = vm.guest;
@@ -157,7 +142,15 @@ export function restore(old: Vcpu, blob: usize, len: u64, kind: i32, toCpu: i32)
     vcpus.destroy(v);
     return null;
   }
-  shadow.toVmcs01(); // (not linked: outside VMX operation there is no vmcs12)
+  // Nested VMX's VMCSs get this processor's host state (vmcs01 current
+  // again after), and vmcs01 the shadow VMCS's bitmaps (not linked:
+  // outside VMX operation there is no vmcs12).
+  if (moved && !nesting.arriveCpu(v)) {
+    print.say("snapshot: nested VMX's VMCSs could not follow the vCPU");
+    vcpus.destroy(v);
+    return null;
+  }
+  shadow.toVmcs01();
   const now = cpu.rdtsc();
   loadAll(v, r, kind, offset, now);
   v.setExits(exits);

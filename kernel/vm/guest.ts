@@ -19,6 +19,7 @@ import * as R from "./vcpu";
 import * as vcpus from "./vcpu";
 import * as vms from "./vm";
 import { Vcpu } from "./vcpu";
+import { Vm } from "./vm";
 import * as xstate from "./xstate";
 import * as vmcs01 from "./vmcs01";
 import * as events from "./events";
@@ -33,17 +34,7 @@ import * as irq from "./irq";
 import * as migrate from "./migrate";
 import * as cycle from "../snapshot/cycle";
 import * as vmram from "../snapshot/vmram";
-import * as nested from "../nested/state";
-import * as nestedInsn from "../nested/handlers";
-import * as l2exit from "../nested/l2exit";
-import * as launch from "../nested/launch";
-import * as l2irq from "../nested/l2irq";
-import * as entryChecks from "../nested/entry-checks";
-import * as vmcs02 from "../nested/vmcs02";
-import * as reflect from "../nested/reflect";
-import * as shadow from "../nested/shadow";
-import * as hoststate from "../nested/hoststate";
-import * as shadowept from "../nested/shadowept";
+import * as nesting from "./nesting";
 import * as ramsnap from "../snapshot/testcall";
 import { RamSnapshot } from "../snapshot/ram";
 
@@ -60,8 +51,6 @@ function registerHandlers(): void {
   exits.register(V.EXIT_REASON_INVD, misc.handleWbinvd);
   exits.register(V.EXIT_REASON_RDTSC, misc.handleRdtsc);
   exits.register(V.EXIT_REASON_VMCALL, vmcallExit.handle);
-  exits.register(V.EXIT_REASON_VMLAUNCH, launch.handle);
-  exits.register(V.EXIT_REASON_VMRESUME, launch.handle);
   exits.register(V.EXIT_REASON_CR_ACCESS, crExit.handle);
   exits.register(V.EXIT_REASON_IO_INSTRUCTION, ioExit.handle);
   exits.register(V.EXIT_REASON_RDMSR, msrExit.handleRead);
@@ -76,9 +65,7 @@ function registerHandlers(): void {
   exits.register(V.EXIT_REASON_VMFUNC, misc.handleUD);
   exits.register(V.EXIT_REASON_INTERRUPT_WINDOW, irq.handleWake);
   exits.register(V.EXIT_REASON_PREEMPTION_TIMER, irq.handleWake);
-  // VMXON, VMXOFF, VMCLEAR, VMPTRLD, VMPTRST, VMREAD, VMWRITE, INVEPT,
-  // INVVPID: emulated with nested=on, #UD otherwise.
-  nestedInsn.register();
+  // The VMX instructions' exits are nested/'s (nested/install.ts).
 }
 
 // RDPMC exits only when intercepted: a guest without a PMU gets #GP
@@ -108,17 +95,25 @@ function printName(g: i32): void {
   print.bytes(tmp, w);
 }
 
-// The VM-entry/exit loop. Returns when a handler stops the VM.
+// The VM-entry/exit loop. Returns when a handler stops the VM. Exits while
+// L2 runs, and then L2's interrupts, go to `l2`: nested VMX's exit path
+// (nested/install.ts L2Path), which kmain passes down. vm/ does not import
+// nested/ (vm/nesting.ts); as a type parameter rather than a function
+// reference, L2's path is compiled into this loop and inlined as before
+// (two calls through references cost every L2 exit about 60 ticks).
 // Every exit passes here: what it reads and writes of the objects costs a
 // bounds-checked access each in the wasm2c build, so the loop keeps the
 // address of the exit counters in a local, and the launch state and exit
 // count are the entry wrapper's to keep (vmx.enter).
-// snapshot=N (every, 0 = never) replaces the vCPU every N exits
-// (snapshot/cycle.ts); so may a handler (the restore hypercall: it returns
-// exits.SWITCHED), and the loop then runs vm.vcpu0.
-function loop(vcpu: Vcpu): void {
+// What happens every N exits (migrate=N, snapshot=N) is out of line
+// (periodic()), behind one test of a local when neither option is on.
+// snapshot=N replaces the vCPU, and so may a handler (the restore
+// hypercall returns exits.SWITCHED): the loop goes on with the vCPU they
+// return (vm.vcpu0).
+function loop<L2>(vcpu: Vcpu, l2: L2): void {
   const counts = vcpu.vm.exitCounts;
   const every = <u64>config.snapshotEvery[vcpu.vm.guest];
+  const periodic = every != 0 || migrate.every != 0;
   while (true) {
     const r = vmx.enter(vcpu.regs);
     if (r != vmx.VMX_SUCCEED) {
@@ -130,44 +125,70 @@ function loop(vcpu: Vcpu): void {
     }
     const reason = <u32>vmx.vmread(V.VM_EXIT_REASON);
     if ((reason & V.EXIT_REASON_FLAG_ENTRY_FAILURE) != 0) {
-      if (nested.inL2) print.say("nested: the processor refused vmcs02 that the hypervisor's entry checks passed (a hypervisor bug)");
+      if (nesting.inL2) print.say("nested: the processor refused vmcs02 that the hypervisor's entry checks passed (a hypervisor bug)");
       misc.reportEntryFailure(vcpu, reason);
       exits.stop(vcpu, config.OUTCOME_STOPPED);
       return;
     }
     events.reinjectVectoring();
-    if (nested.inL2) {
-      if (l2exit.handle(vcpu, reason & 0xffff) == exits.STOP) return;
+    if (nesting.inL2) {
+      if (l2.exit(vcpu, reason & 0xffff) == exits.STOP) return;
     } else {
       const a = exits.dispatchCounted(vcpu, reason & 0xffff, counts);
       if (a != exits.RESUME) {
         if (a == exits.STOP) return;
-        vcpu = vcpu.vm.vcpu0; // exits.SWITCHED
+        const v = switched(vcpu.vm, every);
+        if (v == null) return;
+        vcpu = v;
+        continue;
       }
     }
-    if (every != 0 && vcpu.exits % every == 0) {
-      const v = cycle.cycle(vcpu);
-      if (v == null) {
-        exits.stop(vcpu, config.OUTCOME_STOPPED);
-        return;
-      }
-      vcpu = v;
-    }
-    // Interrupts: L2's (l2irq.ts may reflect an exit to L1 for one), then
-    // L1's, also right after such a reflection. One call site for
+    // Interrupts: L2's (nested/l2irq.ts may reflect an exit to L1 for one),
+    // then L1's, also right after such a reflection. One call site for
     // irq.deliver keeps it inlined in this loop (a second one cost every
     // exit 17 ticks).
-    if (nested.inL2 && l2irq.deliver(vcpu) == exits.STOP) return;
-    if (!nested.inL2) irq.deliver(vcpu);
-    if (migrate.due(vcpu) && !migrate.move(vcpu)) {
-      exits.stop(vcpu, config.OUTCOME_STOPPED);
-      return;
+    if (nesting.inL2 && l2.deliver(vcpu) == exits.STOP) return;
+    if (!nesting.inL2) irq.deliver(vcpu);
+    if (periodic) {
+      const v = periodicWork(vcpu, every);
+      if (v == null) return;
+      vcpu = v;
     }
   }
 }
 
-// Run guest g; returns whether it ended as expected.
-function runOne(g: i32): bool {
+// Every N exits: the vCPU moves to the next processor (migrate=N), is
+// replaced by one restored from its snapshot (snapshot=N, every; on the
+// next processor when there are several). The vCPU to go on with, or null
+// when the guest stopped. (A restored vCPU has its interrupt window and
+// preemption timer rebuilt: delivery runs again for it.)
+function periodicWork(vcpu: Vcpu, every: u64): Vcpu | null {
+  if (migrate.due(vcpu) && !migrate.move(vcpu)) {
+    exits.stop(vcpu, config.OUTCOME_STOPPED);
+    return null;
+  }
+  if (every == 0 || vcpu.exits % every != 0) return vcpu;
+  const v = cycle.cycle(vcpu);
+  if (v == null) {
+    exits.stop(vcpu, config.OUTCOME_STOPPED);
+    return null;
+  }
+  if (v != vcpu && !nesting.inL2) irq.deliver(v);
+  return v;
+}
+
+// A handler put another vCPU in vm (exits.SWITCHED: the restore hypercall,
+// made by L1): the rest of the exit's work, for that one.
+function switched(vm: Vm, every: u64): Vcpu | null {
+  const v = vm.vcpu0;
+  irq.deliver(v);
+  if (every == 0 && migrate.every == 0) return v;
+  return periodicWork(v, every);
+}
+
+// Run guest g (L2's exits to `l2`, see loop); returns whether it ended as
+// expected.
+function runOne<L2>(g: i32, l2: L2): bool {
   const bytes = config.memBytes[g];
   print.str("hv: guest ");
   print.dec(g + 1);
@@ -201,14 +222,12 @@ function runOne(g: i32): bool {
   vm.eptRoot = root;
   let ok = root != 0 && ept.map(root, 0, ram, bytes, ept.EPT_RWX);
   if (!ok) print.say("guest: out of memory for its EPT tables");
-  // A RAM snapshot (ramsnap=): made now, with the tables it needs.
+  // A RAM snapshot (ramsnap=): made now, with the tables it needs. Nested
+  // VMX's set-up (nesting.start) links it to the vCPU's shadow EPT.
   let snap: RamSnapshot | null = null;
   if (ok && config.ramSnapshot[g] != config.RAMSNAP_OFF) {
     snap = ramsnap.setup(ram, bytes, root, config.ramSnapshot[g] == config.RAMSNAP_WP);
     ok = snap !== null;
-    // L2's writes through shadow EPT bypass L0's EPT flags: the snapshot
-    // revokes their write access (one vCPU per guest today).
-    if (snap !== null) snap.shadow = vcpu.nested.shadowEpt;
   }
   vm.ramSnapshot = snap;
   guestmem.use(vm);
@@ -217,15 +236,7 @@ function runOne(g: i32): bool {
       config.modulesOf(g), config.moduleCount[g]);
   }
   if (ok) ok = vmcs01.create(vcpu, snap !== null ? snap.eptp() : ept.eptp(root), vm.entry.eip, config.vpid[g]);
-  if (ok) ok = shadow.setup(config.nested[g] && config.shadowVmcs[g]);
-  if (ok) {
-    nested.reset(config.nested[g]);
-    vmcs02.reset();
-    hoststate.resetCounts();
-    reflect.resetCounts();
-    launch.resetCounts();
-    entryChecks.forget();
-  }
+  if (ok) ok = nesting.start(vcpu, config.nested[g], config.shadowVmcs[g]);
   if (ok) {
     vcpu.setReg(R.RAX, vm.entry.eax);
     vcpu.setReg(R.RBX, vm.entry.ebx);
@@ -236,14 +247,11 @@ function runOne(g: i32): bool {
       vmx.invvpid(1, vmcs01.GUEST_VPID, 0);
     // The vCPU's extended state onto this processor (VM entry loads none).
     xstate.restore(vcpu);
-    loop(vcpu);
+    loop<L2>(vcpu, l2);
     vcpu = vm.vcpu0; // snapshot=N and the restore hypercall replace it
     ports.flushConsole(vm);
     vmx.vmclear(vcpu.vmcs);
-    // A nested guest's vmcs02 is active here too; clear it before its page
-    // is reused (a VMCS region is not written while active, 25.11.1).
-    if (vmcs02.initialized) vmx.vmclear(vmcs02.vmcs02);
-    shadow.clear();
+    nesting.tearDown(vcpu);
     vcpu.setLaunched(false);
     scrubPassThroughMsrs(vcpu);
     // The next guest starts where the first did.
@@ -317,59 +325,14 @@ function report(vcpu: Vcpu, g: i32): bool {
     print.nl();
   }
   exits.report(vcpu.vm);
-  if (config.nested[g]) reportNested(vcpu);
+  if (config.nested[g]) nesting.report(vcpu);
   vcpu.vm.profile.report();
   return pass;
 }
 
-// The L2 exits: reflected to L1 by reason, and those L0 handled itself.
-function reportNested(vcpu: Vcpu): void {
-  let total: u64 = 0;
-  for (let i = 0; i < exits.REASONS; i++) total += reflect.counts[i];
-  print.str("hv: L2 exits: ");
-  print.dec(total);
-  print.str(" reflected to L1, ");
-  print.dec(reflect.handledByL0);
-  print.str(" handled by L0; ");
-  print.dec(launch.launches);
-  print.str(" nested entries; vmcs02 constant state written ");
-  print.dec(vmcs02.constantWrites);
-  print.str(" time(s); shadow VMCS ");
-  if (shadow.enabled) {
-    print.dec(shadow.pushes);
-    print.str(" pushes, ");
-    print.dec(shadow.pulls);
-    print.str(" pulls");
-  } else {
-    print.str("off");
-  }
-  print.nl();
-  // What the change tracking of nested/state.ts saved.
-  print.str("hv: nested entries: control/host checks skipped ");
-  print.dec(entryChecks.skipped);
-  print.str(", guest-state checks partial ");
-  print.dec(entryChecks.partialGuest);
-  print.str(", vmcs02 merged whole ");
-  print.dec(vmcs02.wholeMerges);
-  print.str("; L1 host state computed ");
-  print.dec(hoststate.stagings);
-  print.str(" time(s)");
-  print.nl();
-  shadowept.report(vcpu.nested.shadowEpt);
-  for (let i = 0; i < exits.REASONS; i++) {
-    if (reflect.counts[i] == 0) continue;
-    print.str("hv:   L2 -> L1 ");
-    const name = V.exitReasonName(<u32>i);
-    print.str(name);
-    // At least one space: ENTRY_FAILURE_GUEST_STATE is 25 characters.
-    for (let pad = name.length; pad < 24 || pad == name.length; pad++) print.chr(0x20);
-    print.dec(reflect.counts[i]);
-    print.nl();
-  }
-}
-
-// Run every guest; returns whether all ended as expected.
-export function runAll(): bool {
+// Run every guest (L2's exits to `l2`, see loop); returns whether all ended
+// as expected.
+export function runAll<L2>(l2: L2): bool {
   if (!handlersReady) {
     registerHandlers();
     exits.register(V.EXIT_REASON_RDPMC, handleRdpmc);
@@ -377,7 +340,7 @@ export function runAll(): bool {
   }
   let all = true;
   for (let g = 0; g < config.count; g++) {
-    if (!runOne(g)) all = false;
+    if (!runOne<L2>(g, l2)) all = false;
   }
   print.str("hv: guests: ");
   print.dec(config.count);

@@ -186,6 +186,30 @@ test('CR access: CR4.PCIDE only in IA-32e mode with CR3[11:0] = 0; CR0.PG not cl
   assert.is(r.status, 0, r.console);
 });
 
+test('CR access: MOV to CR writes the register\'s low 32 bits outside 64-bit mode, all 64 in it', () => {
+  // SDM Vol. 2B "MOV—Move to/from Control Registers": the operand is 32 bits
+  // outside 64-bit mode, so bits 63:32 of the register (left from an earlier
+  // 64-bit mode) are not written to CR0; in 64-bit mode they are, and set
+  // CR0[63:32] bits are reserved: #GP(0).
+  const movCr0Rbx = BigInt(0 | (RBX << 8));
+  const v = 0xdead000080000011n;
+  const long64 = {
+    [V.GUEST_CR0]: 0x80010031n, [V.CR0_READ_SHADOW]: 0x80010031n, [V.GUEST_CR4]: BigInt(V.X86_CR4_PAE),
+    [V.CR4_READ_SHADOW]: BigInt(V.X86_CR4_PAE), [V.GUEST_IA32_EFER]: 0x500n, [V.GUEST_CS_ACCESS_RIGHTS]: 0xa09bn,
+  };
+  const r = play([
+    { exit: { reason: V.EXIT_REASON_CR_ACCESS, qual: movCr0Rbx, len: 3, regs: { [RBX]: v } },
+      check: (m) => {
+        assert.is(injected(m), 0n, 'protected mode: the upper half is not part of the operand');
+        assert.is(m.vmx.field(V.CR0_READ_SHADOW), 0x80000011n);
+      } },
+    { exit: { reason: V.EXIT_REASON_CR_ACCESS, qual: movCr0Rbx, len: 3, regs: { [RBX]: v }, fields: long64 },
+      check: (m) => assert.is(injected(m), GP, '64-bit mode: CR0[63:32] reserved') },
+  ]);
+  assert.equal(r.faults, []);
+  assert.is(r.status, 0, r.console);
+});
+
 test('XSETBV: #GP for bad values, applied otherwise', () => {
   const r = play([
     { exit: { reason: V.EXIT_REASON_XSETBV, len: 3, regs: { [RCX]: 0n, [RAX]: 0n, [RDX]: 0n } },

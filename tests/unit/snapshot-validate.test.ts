@@ -465,7 +465,7 @@ test(`${MUTATIONS} random mutations of valid blobs: accepted or rejected by a na
     for (let k = 0; k < steps; k++) {
       const dv = new DataView(b.buffer);
       const kind = rng.int(8);
-      if (kind === 0) {
+      if (kind === 0 && b.length > 0) {
         const off = rng.int(b.length);
         b[off] ^= 1 << rng.int(8);
       } else if (kind === 1 && b.length >= 4) {

@@ -889,6 +889,19 @@ export const REGISTERS = [
       { bit: 27, name: 'BASE_INVALID', sdm: 'no base register' },
     ],
   },
+  {
+    key: 'crQual', prefix: 'CR_QUAL_', width: 32,
+    sdm: 'exit qualification of a control-register access, exit 28 (28.2.1, Table 28-3); bits 7, 15:12 and 63:32 not defined',
+    fields: [
+      { lsb: 0, msb: 3, name: 'CR', sdm: 'number of the control register (0 for CLTS and LMSW)' },
+      { lsb: 4, msb: 5, name: 'ACCESS', sdm: 'access type (CR_ACCESS_*)' },
+      { lsb: 8, msb: 11, name: 'REG', sdm: 'MOV CR: the general-purpose register (register-number order RAX..R15)' },
+      { lsb: 16, msb: 31, name: 'LMSW_SOURCE', sdm: 'LMSW: the source data' },
+    ],
+    bits: [
+      { bit: 6, name: 'LMSW_MEMORY', sdm: 'LMSW operand type: 0 register, 1 memory' },
+    ],
+  },
 ];
 
 // Small enumerations: named values that are not bit masks.
@@ -919,6 +932,12 @@ export const VALUES = [
     { name: 'PRIVILEGED_SOFTWARE_EXCEPTION', value: 5, sdm: 'Privileged software exception' },
     { name: 'SOFTWARE_EXCEPTION', value: 6, sdm: 'Software exception' },
     { name: 'OTHER_EVENT', value: 7, sdm: 'Other event' },
+  ] },
+  { group: 'access type, bits 5:4 of a control-register access exit qualification (28.2.1, Table 28-3)', prefix: 'CR_ACCESS_', values: [
+    { name: 'MOV_TO_CR', value: 0, sdm: 'MOV to CR' },
+    { name: 'MOV_FROM_CR', value: 1, sdm: 'MOV from CR' },
+    { name: 'CLTS', value: 2, sdm: 'CLTS' },
+    { name: 'LMSW', value: 3, sdm: 'LMSW' },
   ] },
   { group: 'INVEPT types (31.3 INVEPT)', prefix: 'INVEPT_TYPE_', values: [
     { name: 'SINGLE_CONTEXT', value: 1, sdm: 'Single-context invalidation' },

@@ -18,8 +18,7 @@ import * as R from "../vcpu";
 import { Vcpu } from "../vcpu";
 import * as events from "../events";
 import * as tsc from "../tsc";
-import * as nested from "../../nested/state";
-import * as nestedCaps from "../../nested/caps";
+import * as nesting from "../nesting";
 import { RESUME } from "../exits";
 
 // IA32_MTRRCAP (SDM Vol. 3A 11.11.2.1): no variable ranges, fixed ranges
@@ -96,7 +95,7 @@ export function setLoadingL2(vcpu: Vcpu, v: bool): void {
 // Which VMCS holds the state of the level whose MSR is accessed: vmcs02
 // while L2 runs or its entry list is loaded.
 function onVmcs02(vcpu: Vcpu): bool {
-  return nested.inL2 || vcpu.msrs.loadingL2;
+  return nesting.inL2 || vcpu.msrs.loadingL2;
 }
 
 // Index into mtrrFixed, or -1 (also the order snapshot/ saves them in).
@@ -140,11 +139,12 @@ export function patOk(v: u64): bool {
       return true;
     case V.MSR_IA32_TSC_ADJUST: return hasTscAdjust;
     // Architectural with VMX (CPUID.1:ECX[5]).
-    case V.MSR_IA32_SMM_MONITOR_CTL: return nested.enabled;
+    case V.MSR_IA32_SMM_MONITOR_CTL: return nesting.offered;
   }
   if (fixedMtrr(msr) >= 0) return true;
-  // The VMX capability MSRs exist when VMX is offered (nested=on; A.1).
-  return nested.enabled && nestedCaps.readMsr(msr);
+  // The VMX capability MSRs exist when VMX is offered (nested=on; A.1):
+  // which, nested/caps.ts says (vm/nesting.ts).
+  return nesting.offered && nesting.vmxMsrExists(msr);
 }
 
 // The value of emulated MSR msr, which readable() accepted.
@@ -152,7 +152,7 @@ export function read(vcpu: Vcpu, msr: u32): u64 {
   switch (msr) {
     case V.MSR_IA32_APIC_BASE: return vcpu.apic.apicBaseRead();
     // nested=off: locked, VMX off inside and outside SMX (VMX is not offered).
-    case V.MSR_IA32_FEATURE_CONTROL: return nested.enabled ? vcpu.msrs.featureControl : V.FEATURE_CONTROL_LOCK;
+    case V.MSR_IA32_FEATURE_CONTROL: return nesting.offered ? vcpu.msrs.featureControl : V.FEATURE_CONTROL_LOCK;
     case V.MSR_IA32_MISC_ENABLE: return vcpu.msrs.miscEnable;
     // RDMSR of IA32_TSC returns TSC + the current VMCS's offset (26.3: L2
     // sees vmcs12's offset added when L1 uses offsetting).
@@ -172,15 +172,14 @@ export function read(vcpu: Vcpu, msr: u32): u64 {
   }
   const f = fixedMtrr(msr);
   if (f >= 0) return load<u64>(vcpu.msrs.mtrrFixed(f));
-  // A VMX capability MSR: readable() had nested/caps.ts find its value.
-  nestedCaps.readMsr(msr);
-  return nestedCaps.value;
+  // A VMX capability MSR (readable() asked nested/caps.ts whether it is one).
+  return nesting.vmxMsrValue(msr);
 }
 
 export function write(vcpu: Vcpu, msr: u32, v: u64): bool {
   switch (msr) {
     case V.MSR_IA32_APIC_BASE: return vcpu.apic.apicBaseWrite(v);
-    case V.MSR_IA32_FEATURE_CONTROL: return nested.enabled && writeFeatureControl(vcpu.msrs, v);
+    case V.MSR_IA32_FEATURE_CONTROL: return nesting.offered && writeFeatureControl(vcpu.msrs, v);
     case V.MSR_IA32_MISC_ENABLE: return true; // accepted, not applied
     case V.MSR_IA32_TIME_STAMP_COUNTER:
       tsc.write(vcpu, v, onVmcs02(vcpu));
