@@ -135,9 +135,8 @@ export function restore(old: Vcpu, blob: usize, len: u64, kind: i32, toCpu: i32)
   if (moved && (caps.eptVpidCap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0) vmx.invept(V.INVEPT_TYPE_ALL_CONTEXT, 0);
 
   const v = vcpus.create(vm, old.index);
-  const g = vm.guest;
-  const rip = <u32>0; // written with the other guest-state fields below
-  if (!vmcs01.create(v, eptp, rip, config.vpid[g])) {
+  // (The entry RIP 0: RIP comes with the other guest-state fields.)
+  if (!vmcs01.create(v, eptp, 0, config.vpid[vm.guest])) {
     print.say("snapshot: the restored vCPU's VMCS could not be made");
     vcpus.destroy(v);
     return null;
