@@ -957,6 +957,15 @@
 #define SNAP_TIMERS_RESERVED 16 /* 16 bytes: zero */
 #define SNAP_TIMERS_BYTES 32 /* fixed size */
 
+/* ---- snapshot DEBUG section: the debug registers VM entry and exit do not switch (SNAP_DEBUG_*: byte offsets) */
+#define SNAP_DEBUG_DR0 0 /* 8 bytes: DR0 (breakpoint linear address 0) */
+#define SNAP_DEBUG_DR1 8 /* 8 bytes: DR1 */
+#define SNAP_DEBUG_DR2 16 /* 8 bytes: DR2 */
+#define SNAP_DEBUG_DR3 24 /* 8 bytes: DR3 */
+#define SNAP_DEBUG_DR6 32 /* 8 bytes: DR6 (debug status); bits 63:32 zero */
+#define SNAP_DEBUG_RESERVED 40 /* 24 bytes: zero */
+#define SNAP_DEBUG_BYTES 64 /* fixed size */
+
 /* ---- snapshot XSTATE section: fixed part, then the XSAVE area (SNAP_XSTATE_*: byte offsets) */
 #define SNAP_XSTATE_XCR0 0 /* 8 bytes: the guest's XCR0 */
 #define SNAP_XSTATE_AREA_BYTES 8 /* 4 bytes: size of the XSAVE area that follows */
@@ -980,11 +989,12 @@
 #define SNAP_SEC_APIC 4 /* the local APIC (1088 bytes) */
 #define SNAP_SEC_EVENTS 5 /* pending event injection (32 bytes) */
 #define SNAP_SEC_TIMERS 6 /* TSC and timer deadlines (32 bytes) */
-#define SNAP_SEC_XSTATE 7 /* XCR0 and the XSAVE area (present when the processor has XSAVE) */
-#define SNAP_SEC_NESTED 8 /* L1's VMX operation (absent: never entered) (64 bytes) */
-#define SNAP_SEC_VMCS12 9 /* the current vmcs12 (private layout) (4096 bytes) */
-#define SNAP_SEC_SHADOW_VMCS12 10 /* the shadow VMCS vmcs12's link pointer names (GUEST_MODE with VMCS shadowing) (4096 bytes) */
-#define SNAP_SEC_LAST 10 /* highest section id */
+#define SNAP_SEC_DEBUG 7 /* DR0-DR3 and DR6 (the processor holds them: MOV DR does not exit) (64 bytes) */
+#define SNAP_SEC_XSTATE 8 /* XCR0 and the XSAVE area (present when the processor has XSAVE) */
+#define SNAP_SEC_NESTED 9 /* L1's VMX operation (absent: never entered) (64 bytes) */
+#define SNAP_SEC_VMCS12 10 /* the current vmcs12 (private layout) (4096 bytes) */
+#define SNAP_SEC_SHADOW_VMCS12 11 /* the shadow VMCS vmcs12's link pointer names (GUEST_MODE with VMCS shadowing) (4096 bytes) */
+#define SNAP_SEC_LAST 11 /* highest section id */
 
 /* ---- snapshot NESTED flags (after kvm_nested_state.flags) */
 #define SNAP_FLAG_GUEST_MODE 0x1 /* L2 was running (vmcs02 current): KVM_STATE_NESTED_GUEST_MODE */

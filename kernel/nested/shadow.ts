@@ -124,10 +124,18 @@ export function setup(want: bool): bool {
     enabled = false;
     return true;
   }
+  toVmcs01();
+  return true;
+}
+
+// A vmcs01 just built (setup(), or a vCPU restored from a snapshot outside
+// VMX operation, snapshot/restore.ts): the bitmaps' addresses into it.
+export function toVmcs01(): void {
+  if (!enabled) return;
   vmx.vmwrite(V.VMREAD_BITMAP, readBitmap);
   vmx.vmwrite(V.VMWRITE_BITMAP, writeBitmap);
   proc2Off = <u32>vmx.vmread(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & ~V.PROC2_VMCS_SHADOWING;
-  return true;
+  linked = false;
 }
 
 // vmcs01 current. The shadow VMCS becomes what L1's VMREAD/VMWRITE use.

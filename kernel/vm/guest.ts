@@ -19,6 +19,7 @@ import * as R from "./vcpu";
 import * as vcpus from "./vcpu";
 import * as vms from "./vm";
 import { Vcpu } from "./vcpu";
+import { Vm } from "./vm";
 import * as xstate from "./xstate";
 import * as vmcs01 from "./vmcs01";
 import * as events from "./events";
@@ -31,9 +32,11 @@ import * as vmcallExit from "./exit/vmcall";
 import * as misc from "./exit/misc";
 import * as irq from "./irq";
 import * as migrate from "./migrate";
+import * as cycle from "../snapshot/cycle";
+import * as vmram from "../snapshot/vmram";
 import * as nesting from "./nesting";
-import { RamSnapshot } from "../snapshot/ram";
 import * as ramsnap from "../snapshot/testcall";
+import { RamSnapshot } from "../snapshot/ram";
 
 const SIZE_2M: u64 = 0x200000;
 
@@ -102,8 +105,15 @@ function printName(g: i32): void {
 // bounds-checked access each in the wasm2c build, so the loop keeps the
 // address of the exit counters in a local, and the launch state and exit
 // count are the entry wrapper's to keep (vmx.enter).
+// What happens every N exits (migrate=N, snapshot=N) is out of line
+// (periodic()), behind one test of a local when neither option is on.
+// snapshot=N replaces the vCPU, and so may a handler (the restore
+// hypercall returns exits.SWITCHED): the loop goes on with the vCPU they
+// return (vm.vcpu0).
 function loop<L2>(vcpu: Vcpu, l2: L2): void {
   const counts = vcpu.vm.exitCounts;
+  const every = <u64>config.snapshotEvery[vcpu.vm.guest];
+  const periodic = every != 0 || migrate.every != 0;
   while (true) {
     const r = vmx.enter(vcpu.regs);
     if (r != vmx.VMX_SUCCEED) {
@@ -124,7 +134,14 @@ function loop<L2>(vcpu: Vcpu, l2: L2): void {
     if (nesting.inL2) {
       if (l2.exit(vcpu, reason & 0xffff) == exits.STOP) return;
     } else {
-      if (exits.dispatchCounted(vcpu, reason & 0xffff, counts) == exits.STOP) return;
+      const a = exits.dispatchCounted(vcpu, reason & 0xffff, counts);
+      if (a != exits.RESUME) {
+        if (a == exits.STOP) return;
+        const v = switched(vcpu.vm, every);
+        if (v == null) return;
+        vcpu = v;
+        continue;
+      }
     }
     // Interrupts: L2's (nested/l2irq.ts may reflect an exit to L1 for one),
     // then L1's, also right after such a reflection. One call site for
@@ -132,11 +149,41 @@ function loop<L2>(vcpu: Vcpu, l2: L2): void {
     // exit 17 ticks).
     if (nesting.inL2 && l2.deliver(vcpu) == exits.STOP) return;
     if (!nesting.inL2) irq.deliver(vcpu);
-    if (migrate.due(vcpu) && !migrate.move(vcpu)) {
-      exits.stop(vcpu, config.OUTCOME_STOPPED);
-      return;
+    if (periodic) {
+      const v = periodicWork(vcpu, every);
+      if (v == null) return;
+      vcpu = v;
     }
   }
+}
+
+// Every N exits: the vCPU moves to the next processor (migrate=N), is
+// replaced by one restored from its snapshot (snapshot=N, every; on the
+// next processor when there are several). The vCPU to go on with, or null
+// when the guest stopped. (A restored vCPU has its interrupt window and
+// preemption timer rebuilt: delivery runs again for it.)
+function periodicWork(vcpu: Vcpu, every: u64): Vcpu | null {
+  if (migrate.due(vcpu) && !migrate.move(vcpu)) {
+    exits.stop(vcpu, config.OUTCOME_STOPPED);
+    return null;
+  }
+  if (every == 0 || vcpu.exits % every != 0) return vcpu;
+  const v = cycle.cycle(vcpu);
+  if (v == null) {
+    exits.stop(vcpu, config.OUTCOME_STOPPED);
+    return null;
+  }
+  if (v != vcpu && !nesting.inL2) irq.deliver(v);
+  return v;
+}
+
+// A handler put another vCPU in vm (exits.SWITCHED: the restore hypercall,
+// made by L1): the rest of the exit's work, for that one.
+function switched(vm: Vm, every: u64): Vcpu | null {
+  const v = vm.vcpu0;
+  irq.deliver(v);
+  if (every == 0 && migrate.every == 0) return v;
+  return periodicWork(v, every);
 }
 
 // Run guest g (L2's exits to `l2`, see loop); returns whether it ended as
@@ -161,7 +208,7 @@ function runOne<L2>(g: i32, l2: L2): bool {
   print.nl();
 
   const vm = vms.create(g);
-  const vcpu = vcpus.create(vm, 0);
+  let vcpu = vcpus.create(vm, 0);
   vm.vcpu0 = vcpu;
   vm.vcpuCount = 1;
   const ram = pages.allocAligned(<u32>(bytes >> 12), SIZE_2M);
@@ -201,6 +248,7 @@ function runOne<L2>(g: i32, l2: L2): bool {
     // The vCPU's extended state onto this processor (VM entry loads none).
     xstate.restore(vcpu);
     loop<L2>(vcpu, l2);
+    vcpu = vm.vcpu0; // snapshot=N and the restore hypercall replace it
     ports.flushConsole(vm);
     vmx.vmclear(vcpu.vmcs);
     nesting.tearDown(vcpu);
@@ -214,9 +262,9 @@ function runOne<L2>(g: i32, l2: L2): bool {
   } else {
     exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
-  vm.ramSnapshot = null;
-  guestmem.use(vm);
-  if (snap !== null) RamSnapshot.destroy(snap);
+  // The RAM snapshot (ramsnap=, or the snapshot hypercalls') and its copy
+  // go back to the allocator.
+  vmram.release(vm);
   ept.destroy(root);
   pages.free(ram, <u32>(bytes >> 12));
   const pass = report(vcpu, g);
@@ -262,6 +310,18 @@ function report(vcpu: Vcpu, g: i32): bool {
     print.str(" exits, ");
     print.dec(cpu.count());
     print.str(" processors)");
+    print.nl();
+  }
+  if (config.snapshotEvery[g] != 0) {
+    print.str("hv: snapshots: ");
+    print.dec(vcpu.vm.snapshots);
+    print.str(" taken, ");
+    print.dec(vcpu.vm.snapshotsSkipped);
+    print.str(" skipped: in VMX operation (nested state not yet saved); every ");
+    print.dec(config.snapshotEvery[g]);
+    print.str(" exits, ");
+    print.dec(cpu.count());
+    print.str(" processor(s)");
     print.nl();
   }
   exits.report(vcpu.vm);

@@ -978,6 +978,15 @@ export const SNAP_TIMERS_APIC_DEADLINE = 8; // 8 bytes: L1's TSC when the APIC t
 export const SNAP_TIMERS_RESERVED = 16; // 16 bytes: zero
 export const SNAP_TIMERS_BYTES = 32; // fixed size
 
+// ---- snapshot DEBUG section: the debug registers VM entry and exit do not switch (SNAP_DEBUG_*: byte offsets)
+export const SNAP_DEBUG_DR0 = 0; // 8 bytes: DR0 (breakpoint linear address 0)
+export const SNAP_DEBUG_DR1 = 8; // 8 bytes: DR1
+export const SNAP_DEBUG_DR2 = 16; // 8 bytes: DR2
+export const SNAP_DEBUG_DR3 = 24; // 8 bytes: DR3
+export const SNAP_DEBUG_DR6 = 32; // 8 bytes: DR6 (debug status); bits 63:32 zero
+export const SNAP_DEBUG_RESERVED = 40; // 24 bytes: zero
+export const SNAP_DEBUG_BYTES = 64; // fixed size
+
 // ---- snapshot XSTATE section: fixed part, then the XSAVE area (SNAP_XSTATE_*: byte offsets)
 export const SNAP_XSTATE_XCR0 = 0; // 8 bytes: the guest's XCR0
 export const SNAP_XSTATE_AREA_BYTES = 8; // 4 bytes: size of the XSAVE area that follows
@@ -1001,11 +1010,12 @@ export const SNAP_SEC_MSRS = 3; // MSRs no VMCS field holds: SNAP_MSRS as index/
 export const SNAP_SEC_APIC = 4; // the local APIC (1088 bytes)
 export const SNAP_SEC_EVENTS = 5; // pending event injection (32 bytes)
 export const SNAP_SEC_TIMERS = 6; // TSC and timer deadlines (32 bytes)
-export const SNAP_SEC_XSTATE = 7; // XCR0 and the XSAVE area (present when the processor has XSAVE)
-export const SNAP_SEC_NESTED = 8; // L1's VMX operation (absent: never entered) (64 bytes)
-export const SNAP_SEC_VMCS12 = 9; // the current vmcs12 (private layout) (4096 bytes)
-export const SNAP_SEC_SHADOW_VMCS12 = 10; // the shadow VMCS vmcs12's link pointer names (GUEST_MODE with VMCS shadowing) (4096 bytes)
-export const SNAP_SEC_LAST = 10; // highest section id
+export const SNAP_SEC_DEBUG = 7; // DR0-DR3 and DR6 (the processor holds them: MOV DR does not exit) (64 bytes)
+export const SNAP_SEC_XSTATE = 8; // XCR0 and the XSAVE area (present when the processor has XSAVE)
+export const SNAP_SEC_NESTED = 9; // L1's VMX operation (absent: never entered) (64 bytes)
+export const SNAP_SEC_VMCS12 = 10; // the current vmcs12 (private layout) (4096 bytes)
+export const SNAP_SEC_SHADOW_VMCS12 = 11; // the shadow VMCS vmcs12's link pointer names (GUEST_MODE with VMCS shadowing) (4096 bytes)
+export const SNAP_SEC_LAST = 11; // highest section id
 
 // ---- snapshot NESTED flags (after kvm_nested_state.flags)
 export const SNAP_FLAG_GUEST_MODE = 0x1; // L2 was running (vmcs02 current): KVM_STATE_NESTED_GUEST_MODE
@@ -1695,8 +1705,9 @@ export const SNAP_SECTIONS: readonly { id: number; name: string; bytes: number; 
   { id: 4, name: "APIC", bytes: 1088, item: 0 },
   { id: 5, name: "EVENTS", bytes: 32, item: 0 },
   { id: 6, name: "TIMERS", bytes: 32, item: 0 },
-  { id: 7, name: "XSTATE", bytes: 0, item: 0 },
-  { id: 8, name: "NESTED", bytes: 64, item: 0 },
-  { id: 9, name: "VMCS12", bytes: 4096, item: 0 },
-  { id: 10, name: "SHADOW_VMCS12", bytes: 4096, item: 0 },
+  { id: 7, name: "DEBUG", bytes: 64, item: 0 },
+  { id: 8, name: "XSTATE", bytes: 0, item: 0 },
+  { id: 9, name: "NESTED", bytes: 64, item: 0 },
+  { id: 10, name: "VMCS12", bytes: 4096, item: 0 },
+  { id: 11, name: "SHADOW_VMCS12", bytes: 4096, item: 0 },
 ];

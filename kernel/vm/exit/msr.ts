@@ -98,8 +98,8 @@ function onVmcs02(vcpu: Vcpu): bool {
   return nesting.inL2 || vcpu.msrs.loadingL2;
 }
 
-// Index into mtrrFixed, or -1.
-function fixedMtrr(msr: u32): i32 {
+// Index into mtrrFixed, or -1 (also the order snapshot/ saves them in).
+export function fixedMtrr(msr: u32): i32 {
   if (msr == V.MSR_IA32_MTRR_FIX64K_00000) return 0;
   if (msr == V.MSR_IA32_MTRR_FIX16K_80000) return 1;
   if (msr == V.MSR_IA32_MTRR_FIX16K_A0000) return 2;
