@@ -613,6 +613,11 @@
 #define MSR_IA32_GS_BASE 0xc0000101
 #define MSR_IA32_KERNEL_GS_BASE 0xc0000102
 #define MSR_IA32_TSC_AUX 0xc0000103
+#define MSR_HV_GUEST_OS_ID 0x40000000 /* Hyper-V TLFS HV_X64_MSR_GUEST_OS_ID */
+#define MSR_HV_HYPERCALL 0x40000001 /* Hyper-V TLFS HV_X64_MSR_HYPERCALL */
+#define MSR_HV_VP_INDEX 0x40000002 /* Hyper-V TLFS HV_X64_MSR_VP_INDEX */
+#define MSR_HV_VP_ASSIST_PAGE 0x40000073 /* Hyper-V TLFS HV_X64_MSR_VP_ASSIST_PAGE */
+#define MSR_HV_TSC_INVARIANT_CONTROL 0x40000118 /* Hyper-V TLFS HV_X64_MSR_TSC_INVARIANT_CONTROL */
 
 /* ---- IA32_FEATURE_CONTROL (Vol. 3C 24.7, Vol. 4 Table 2-2) */
 #define FEATURE_CONTROL_SENTER_LOCAL_FUNCTIONS_SHIFT 8 /* bits 14:8: SENTER local function enables */
@@ -902,6 +907,186 @@
 #define REGS_EXITS 144 /* u64: VM exits of the vCPU, counted by the entry wrapper (vmx.c) */
 #define REGS_FX 0x00000100 /* the guest's 512-byte FXSAVE area (16-byte aligned) */
 #define REGS_BYTES 0x00000300 /* size of the block */
+
+/* ---- Hyper-V enlightened VMCS v1 (TLFS HV_VMX_ENLIGHTENED_VMCS; tools/vmx/table.mjs EVMCS): byte offsets */
+#define EVMCS_VERSION 1 /* CPUID 4000000AH EAX[7:0] = EAX[15:8]: the eVMCS version */
+#define EVMCS_BYTES 1024 /* size of the structure */
+#define EVMCS_FIELD_COUNT 149 /* fields in the EVMCS_FIELD_* arrays */
+#define EVMCS_REVISION_ID 0 /* 4 bytes, no clean group: always read (synthetic: VersionNumber) */
+#define EVMCS_ABORT 4 /* 4 bytes, no clean group: always read (synthetic: AbortIndicator) */
+#define EVMCS_HOST_ES_SELECTOR 8 /* 2 bytes, clean group HOST_GRP1 */
+#define EVMCS_HOST_CS_SELECTOR 10 /* 2 bytes, clean group HOST_GRP1 */
+#define EVMCS_HOST_SS_SELECTOR 12 /* 2 bytes, clean group HOST_GRP1 */
+#define EVMCS_HOST_DS_SELECTOR 14 /* 2 bytes, clean group HOST_GRP1 */
+#define EVMCS_HOST_FS_SELECTOR 16 /* 2 bytes, clean group HOST_GRP1 */
+#define EVMCS_HOST_GS_SELECTOR 18 /* 2 bytes, clean group HOST_GRP1 */
+#define EVMCS_HOST_TR_SELECTOR 20 /* 2 bytes, clean group HOST_GRP1 */
+#define EVMCS_HOST_IA32_PAT 24 /* 8 bytes, clean group HOST_GRP1 */
+#define EVMCS_HOST_IA32_EFER 32 /* 8 bytes, clean group HOST_GRP1 */
+#define EVMCS_HOST_CR0 40 /* 8 bytes, clean group HOST_GRP1 */
+#define EVMCS_HOST_CR3 48 /* 8 bytes, clean group HOST_GRP1 */
+#define EVMCS_HOST_CR4 56 /* 8 bytes, clean group HOST_GRP1 */
+#define EVMCS_HOST_IA32_SYSENTER_ESP 64 /* 8 bytes, clean group HOST_GRP1 */
+#define EVMCS_HOST_IA32_SYSENTER_EIP 72 /* 8 bytes, clean group HOST_GRP1 */
+#define EVMCS_HOST_RIP 80 /* 8 bytes, clean group HOST_GRP1 */
+#define EVMCS_HOST_IA32_SYSENTER_CS 88 /* 4 bytes, clean group HOST_GRP1 */
+#define EVMCS_PIN_BASED_VM_EXEC_CONTROL 92 /* 4 bytes, clean group CONTROL_GRP1 */
+#define EVMCS_VM_EXIT_CONTROL 96 /* 4 bytes, clean group CONTROL_GRP1 */
+#define EVMCS_SECONDARY_PROC_BASED_VM_EXEC_CONTROL 100 /* 4 bytes, clean group CONTROL_GRP1 */
+#define EVMCS_IO_BITMAP_A 104 /* 8 bytes, clean group IO_BITMAP */
+#define EVMCS_IO_BITMAP_B 112 /* 8 bytes, clean group IO_BITMAP */
+#define EVMCS_MSR_BITMAPS 120 /* 8 bytes, clean group MSR_BITMAP */
+#define EVMCS_GUEST_ES_SELECTOR 128 /* 2 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_CS_SELECTOR 130 /* 2 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_SS_SELECTOR 132 /* 2 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_DS_SELECTOR 134 /* 2 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_FS_SELECTOR 136 /* 2 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_GS_SELECTOR 138 /* 2 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_LDTR_SELECTOR 140 /* 2 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_TR_SELECTOR 142 /* 2 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_ES_LIMIT 144 /* 4 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_CS_LIMIT 148 /* 4 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_SS_LIMIT 152 /* 4 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_DS_LIMIT 156 /* 4 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_FS_LIMIT 160 /* 4 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_GS_LIMIT 164 /* 4 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_LDTR_LIMIT 168 /* 4 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_TR_LIMIT 172 /* 4 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_GDTR_LIMIT 176 /* 4 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_IDTR_LIMIT 180 /* 4 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_ES_ACCESS_RIGHTS 184 /* 4 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_CS_ACCESS_RIGHTS 188 /* 4 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_SS_ACCESS_RIGHTS 192 /* 4 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_DS_ACCESS_RIGHTS 196 /* 4 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_FS_ACCESS_RIGHTS 200 /* 4 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_GS_ACCESS_RIGHTS 204 /* 4 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_LDTR_ACCESS_RIGHTS 208 /* 4 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_TR_ACCESS_RIGHTS 212 /* 4 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_ES_BASE 216 /* 8 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_CS_BASE 224 /* 8 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_SS_BASE 232 /* 8 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_DS_BASE 240 /* 8 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_FS_BASE 248 /* 8 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_GS_BASE 256 /* 8 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_LDTR_BASE 264 /* 8 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_TR_BASE 272 /* 8 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_GDTR_BASE 280 /* 8 bytes, clean group GUEST_GRP2 */
+#define EVMCS_GUEST_IDTR_BASE 288 /* 8 bytes, clean group GUEST_GRP2 */
+#define EVMCS_VM_EXIT_MSR_STORE_ADDRESS 320 /* 8 bytes, no group in the TLFS: every clean bit */
+#define EVMCS_VM_EXIT_MSR_LOAD_ADDRESS 328 /* 8 bytes, no group in the TLFS: every clean bit */
+#define EVMCS_VM_ENTRY_MSR_LOAD_ADDRESS 336 /* 8 bytes, no group in the TLFS: every clean bit */
+#define EVMCS_CR3_TARGET_VALUE0 344 /* 8 bytes, no group in the TLFS: every clean bit */
+#define EVMCS_CR3_TARGET_VALUE1 352 /* 8 bytes, no group in the TLFS: every clean bit */
+#define EVMCS_CR3_TARGET_VALUE2 360 /* 8 bytes, no group in the TLFS: every clean bit */
+#define EVMCS_CR3_TARGET_VALUE3 368 /* 8 bytes, no group in the TLFS: every clean bit */
+#define EVMCS_PAGE_FAULT_ERROR_CODE_MASK 376 /* 4 bytes, no group in the TLFS: every clean bit */
+#define EVMCS_PAGE_FAULT_ERROR_CODE_MATCH 380 /* 4 bytes, no group in the TLFS: every clean bit */
+#define EVMCS_CR3_TARGET_COUNT 384 /* 4 bytes, no group in the TLFS: every clean bit */
+#define EVMCS_VM_EXIT_MSR_STORE_COUNT 388 /* 4 bytes, no group in the TLFS: every clean bit */
+#define EVMCS_VM_EXIT_MSR_LOAD_COUNT 392 /* 4 bytes, no group in the TLFS: every clean bit */
+#define EVMCS_VM_ENTRY_MSR_LOAD_COUNT 396 /* 4 bytes, no group in the TLFS: every clean bit */
+#define EVMCS_TSC_OFFSET 400 /* 8 bytes, clean group CONTROL_GRP2 */
+#define EVMCS_VIRTUAL_APIC_ADDRESS 408 /* 8 bytes, clean group CONTROL_GRP2 */
+#define EVMCS_VMCS_LINK_POINTER 416 /* 8 bytes, clean group GUEST_GRP1 */
+#define EVMCS_GUEST_IA32_DEBUGCTL 424 /* 8 bytes, clean group GUEST_GRP1 */
+#define EVMCS_GUEST_IA32_PAT 432 /* 8 bytes, clean group GUEST_GRP1 */
+#define EVMCS_GUEST_IA32_EFER 440 /* 8 bytes, clean group GUEST_GRP1 */
+#define EVMCS_GUEST_PDPTE0 448 /* 8 bytes, clean group GUEST_GRP1 */
+#define EVMCS_GUEST_PDPTE1 456 /* 8 bytes, clean group GUEST_GRP1 */
+#define EVMCS_GUEST_PDPTE2 464 /* 8 bytes, clean group GUEST_GRP1 */
+#define EVMCS_GUEST_PDPTE3 472 /* 8 bytes, clean group GUEST_GRP1 */
+#define EVMCS_GUEST_PENDING_DEBUG_EXCEPTIONS 480 /* 8 bytes, clean group GUEST_GRP1 */
+#define EVMCS_GUEST_IA32_SYSENTER_ESP 488 /* 8 bytes, clean group GUEST_GRP1 */
+#define EVMCS_GUEST_IA32_SYSENTER_EIP 496 /* 8 bytes, clean group GUEST_GRP1 */
+#define EVMCS_GUEST_ACTIVITY_STATE 504 /* 4 bytes, clean group GUEST_GRP1 */
+#define EVMCS_GUEST_IA32_SYSENTER_CS 508 /* 4 bytes, clean group GUEST_GRP1 */
+#define EVMCS_CR0_GUEST_HOST_MASK 512 /* 8 bytes, clean group CRDR */
+#define EVMCS_CR4_GUEST_HOST_MASK 520 /* 8 bytes, clean group CRDR */
+#define EVMCS_CR0_READ_SHADOW 528 /* 8 bytes, clean group CRDR */
+#define EVMCS_CR4_READ_SHADOW 536 /* 8 bytes, clean group CRDR */
+#define EVMCS_GUEST_CR0 544 /* 8 bytes, clean group CRDR */
+#define EVMCS_GUEST_CR3 552 /* 8 bytes, clean group CRDR */
+#define EVMCS_GUEST_CR4 560 /* 8 bytes, clean group CRDR */
+#define EVMCS_GUEST_DR7 568 /* 8 bytes, clean group CRDR */
+#define EVMCS_HOST_FS_BASE 576 /* 8 bytes, clean group HOST_POINTER */
+#define EVMCS_HOST_GS_BASE 584 /* 8 bytes, clean group HOST_POINTER */
+#define EVMCS_HOST_TR_BASE 592 /* 8 bytes, clean group HOST_POINTER */
+#define EVMCS_HOST_GDTR_BASE 600 /* 8 bytes, clean group HOST_POINTER */
+#define EVMCS_HOST_IDTR_BASE 608 /* 8 bytes, clean group HOST_POINTER */
+#define EVMCS_HOST_RSP 616 /* 8 bytes, clean group HOST_POINTER */
+#define EVMCS_EPT_POINTER 624 /* 8 bytes, clean group CONTROL_XLAT */
+#define EVMCS_VIRTUAL_PROCESSOR_ID 632 /* 2 bytes, clean group CONTROL_XLAT */
+#define EVMCS_GUEST_PHYSICAL_ADDRESS 680 /* 8 bytes, no clean group: always read */
+#define EVMCS_VM_INSTRUCTION_ERROR 688 /* 4 bytes, no clean group: always read */
+#define EVMCS_VM_EXIT_REASON 692 /* 4 bytes, no clean group: always read */
+#define EVMCS_VM_EXIT_INTERRUPTION_INFO 696 /* 4 bytes, no clean group: always read */
+#define EVMCS_VM_EXIT_INTERRUPTION_ERROR_CODE 700 /* 4 bytes, no clean group: always read */
+#define EVMCS_IDT_VECTORING_INFO 704 /* 4 bytes, no clean group: always read */
+#define EVMCS_IDT_VECTORING_ERROR_CODE 708 /* 4 bytes, no clean group: always read */
+#define EVMCS_VM_EXIT_INSTRUCTION_LENGTH 712 /* 4 bytes, no clean group: always read */
+#define EVMCS_VM_EXIT_INSTRUCTION_INFO 716 /* 4 bytes, no clean group: always read */
+#define EVMCS_EXIT_QUALIFICATION 720 /* 8 bytes, no clean group: always read */
+#define EVMCS_IO_RCX 728 /* 8 bytes, no clean group: always read */
+#define EVMCS_IO_RSI 736 /* 8 bytes, no clean group: always read */
+#define EVMCS_IO_RDI 744 /* 8 bytes, no clean group: always read */
+#define EVMCS_IO_RIP 752 /* 8 bytes, no clean group: always read */
+#define EVMCS_GUEST_LINEAR_ADDRESS 760 /* 8 bytes, no clean group: always read */
+#define EVMCS_GUEST_RSP 768 /* 8 bytes, clean group GUEST_BASIC */
+#define EVMCS_GUEST_RFLAGS 776 /* 8 bytes, clean group GUEST_BASIC */
+#define EVMCS_GUEST_INTERRUPTIBILITY_STATE 784 /* 4 bytes, clean group GUEST_BASIC */
+#define EVMCS_PRIMARY_PROC_BASED_VM_EXEC_CONTROL 788 /* 4 bytes, clean group CONTROL_PROC */
+#define EVMCS_EXCEPTION_BITMAP 792 /* 4 bytes, clean group CONTROL_EXCPN */
+#define EVMCS_VM_ENTRY_CONTROL 796 /* 4 bytes, clean group CONTROL_ENTRY */
+#define EVMCS_VM_ENTRY_INTERRUPTION_INFO 800 /* 4 bytes, clean group CONTROL_EVENT */
+#define EVMCS_VM_ENTRY_EXCEPTION_ERROR_CODE 804 /* 4 bytes, clean group CONTROL_EVENT */
+#define EVMCS_VM_ENTRY_INSTRUCTION_LENGTH 808 /* 4 bytes, clean group CONTROL_EVENT */
+#define EVMCS_TPR_THRESHOLD 812 /* 4 bytes, no clean group: always read */
+#define EVMCS_GUEST_RIP 816 /* 8 bytes, no clean group: always read */
+#define EVMCS_CLEAN_FIELDS 824 /* 4 bytes, no clean group: always read (synthetic: CleanFields) */
+#define EVMCS_SYNTHETIC_CONTROLS 832 /* 4 bytes, no group in the TLFS: every clean bit (synthetic: SyntheticControls) */
+#define EVMCS_ENLIGHTENMENTS_CONTROL 836 /* 4 bytes, clean group ENLIGHTENMENTSCONTROL (synthetic: EnlightenmentsControl (bit 0 NestedFlushVirtualHypercall, bit 1 MsrBitmap)) */
+#define EVMCS_VP_ID 840 /* 4 bytes, clean group ENLIGHTENMENTSCONTROL (synthetic: VpId) */
+#define EVMCS_VM_ID 848 /* 8 bytes, clean group ENLIGHTENMENTSCONTROL (synthetic: VmId) */
+#define EVMCS_PARTITION_ASSIST_PAGE 856 /* 8 bytes, clean group ENLIGHTENMENTSCONTROL (synthetic: PartitionAssistPage) */
+#define EVMCS_GUEST_IA32_BNDCFGS 896 /* 8 bytes, clean group GUEST_GRP1 */
+#define EVMCS_GUEST_IA32_PERF_GLOBAL_CTRL 904 /* 8 bytes, clean group GUEST_GRP1 (2022 update, not offered) */
+#define EVMCS_GUEST_IA32_S_CET 912 /* 8 bytes, clean group GUEST_GRP1 (2022 update, not offered) */
+#define EVMCS_GUEST_SSP 920 /* 8 bytes, clean group GUEST_BASIC (2022 update, not offered) */
+#define EVMCS_GUEST_IA32_INTERRUPT_SSP_TABLE_ADDR 928 /* 8 bytes, clean group GUEST_GRP1 (2022 update, not offered) */
+#define EVMCS_GUEST_IA32_LBR_CTL 936 /* 8 bytes, clean group GUEST_GRP1 (2022 update, not offered) */
+#define EVMCS_XSS_EXITING_BITMAP 960 /* 8 bytes, clean group CONTROL_GRP2 */
+#define EVMCS_ENCLS_EXITING_BITMAP 968 /* 8 bytes, clean group CONTROL_GRP2 */
+#define EVMCS_HOST_IA32_PERF_GLOBAL_CTRL 976 /* 8 bytes, clean group HOST_GRP1 (2022 update, not offered) */
+#define EVMCS_TSC_MULTIPLIER 984 /* 8 bytes, clean group CONTROL_GRP2 (2022 update, not offered) */
+#define EVMCS_HOST_IA32_S_CET 992 /* 8 bytes, clean group HOST_GRP1 (2022 update, not offered) */
+#define EVMCS_HOST_SSP 1000 /* 8 bytes, clean group HOST_GRP1 (2022 update, not offered) */
+#define EVMCS_HOST_IA32_INTERRUPT_SSP_TABLE_ADDR 1008 /* 8 bytes, clean group HOST_GRP1 (2022 update, not offered) */
+
+/* ---- Hyper-V eVMCS clean-field groups (TLFS HV_VMX_ENLIGHTENED_CLEAN_FIELD_*): masks of HvCleanFields */
+#define EVMCS_CLEAN_IO_BITMAP 0x1 /* bit 0 */
+#define EVMCS_CLEAN_MSR_BITMAP 0x2 /* bit 1 */
+#define EVMCS_CLEAN_CONTROL_GRP2 0x4 /* bit 2 */
+#define EVMCS_CLEAN_CONTROL_GRP1 0x8 /* bit 3 */
+#define EVMCS_CLEAN_CONTROL_PROC 0x10 /* bit 4 */
+#define EVMCS_CLEAN_CONTROL_EVENT 0x20 /* bit 5 */
+#define EVMCS_CLEAN_CONTROL_ENTRY 0x40 /* bit 6 */
+#define EVMCS_CLEAN_CONTROL_EXCPN 0x80 /* bit 7 */
+#define EVMCS_CLEAN_CRDR 0x100 /* bit 8 */
+#define EVMCS_CLEAN_CONTROL_XLAT 0x200 /* bit 9 */
+#define EVMCS_CLEAN_GUEST_BASIC 0x400 /* bit 10 */
+#define EVMCS_CLEAN_GUEST_GRP1 0x800 /* bit 11 */
+#define EVMCS_CLEAN_GUEST_GRP2 0x1000 /* bit 12 */
+#define EVMCS_CLEAN_HOST_POINTER 0x2000 /* bit 13 */
+#define EVMCS_CLEAN_HOST_GRP1 0x4000 /* bit 14 */
+#define EVMCS_CLEAN_ENLIGHTENMENTSCONTROL 0x8000 /* bit 15 */
+#define EVMCS_CLEAN_ALL 0xffff /* every group */
+
+/* ---- Hyper-V VP assist page (TLFS HV_VP_ASSIST_PAGE): byte offsets */
+#define HV_VP_ASSIST_APIC_ASSIST 0x0 /* 4 bytes: ApicAssist */
+#define HV_VP_ASSIST_VTL_CONTROL 0x8 /* 24 bytes: VtlControl (HV_VP_VTL_CONTROL) */
+#define HV_VP_ASSIST_NESTED_CONTROL 0x20 /* 8 bytes: NestedEnlightenmentsControl (HV_NESTED_ENLIGHTENMENTS_CONTROL) */
+#define HV_VP_ASSIST_ENLIGHTEN_VMENTRY 0x28 /* 1 bytes: EnlightenVmEntry (BOOLEAN) */
+#define HV_VP_ASSIST_CURRENT_NESTED_VMCS 0x30 /* 8 bytes: CurrentNestedVmcs (HV_GPA) */
 
 /* ---- snapshot blob (docs/snapshot.md; tools/vmx/table.mjs SNAPSHOT) */
 #define SNAP_MAGIC 0x4e534856 /* the bytes "VHSN" */

@@ -608,6 +608,11 @@ export const MSR_IA32_FS_BASE: u32 = 0xc0000100;
 export const MSR_IA32_GS_BASE: u32 = 0xc0000101;
 export const MSR_IA32_KERNEL_GS_BASE: u32 = 0xc0000102;
 export const MSR_IA32_TSC_AUX: u32 = 0xc0000103;
+export const MSR_HV_GUEST_OS_ID: u32 = 0x40000000; // Hyper-V TLFS HV_X64_MSR_GUEST_OS_ID
+export const MSR_HV_HYPERCALL: u32 = 0x40000001; // Hyper-V TLFS HV_X64_MSR_HYPERCALL
+export const MSR_HV_VP_INDEX: u32 = 0x40000002; // Hyper-V TLFS HV_X64_MSR_VP_INDEX
+export const MSR_HV_VP_ASSIST_PAGE: u32 = 0x40000073; // Hyper-V TLFS HV_X64_MSR_VP_ASSIST_PAGE
+export const MSR_HV_TSC_INVARIANT_CONTROL: u32 = 0x40000118; // Hyper-V TLFS HV_X64_MSR_TSC_INVARIANT_CONTROL
 
 // ---- IA32_FEATURE_CONTROL (Vol. 3C 24.7, Vol. 4 Table 2-2)
 export const FEATURE_CONTROL_SENTER_LOCAL_FUNCTIONS_SHIFT: u32 = 8; // bits 14:8: SENTER local function enables
@@ -897,6 +902,186 @@ export const REGS_LAUNCHED: u32 = 136; // u64: 1 once VMLAUNCH succeeded on the 
 export const REGS_EXITS: u32 = 144; // u64: VM exits of the vCPU, counted by the entry wrapper (vmx.c)
 export const REGS_FX: u32 = 0x00000100; // the guest's 512-byte FXSAVE area (16-byte aligned)
 export const REGS_BYTES: u32 = 0x00000300; // size of the block
+
+// ---- Hyper-V enlightened VMCS v1 (TLFS HV_VMX_ENLIGHTENED_VMCS; tools/vmx/table.mjs EVMCS): byte offsets
+export const EVMCS_VERSION: u32 = 1; // CPUID 4000000AH EAX[7:0] = EAX[15:8]: the eVMCS version
+export const EVMCS_BYTES: u32 = 1024; // size of the structure
+export const EVMCS_FIELD_COUNT: i32 = 149; // fields in the EVMCS_FIELD_* arrays
+export const EVMCS_REVISION_ID: u32 = 0; // 4 bytes, no clean group: always read (synthetic: VersionNumber)
+export const EVMCS_ABORT: u32 = 4; // 4 bytes, no clean group: always read (synthetic: AbortIndicator)
+export const EVMCS_HOST_ES_SELECTOR: u32 = 8; // 2 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_CS_SELECTOR: u32 = 10; // 2 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_SS_SELECTOR: u32 = 12; // 2 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_DS_SELECTOR: u32 = 14; // 2 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_FS_SELECTOR: u32 = 16; // 2 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_GS_SELECTOR: u32 = 18; // 2 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_TR_SELECTOR: u32 = 20; // 2 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_IA32_PAT: u32 = 24; // 8 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_IA32_EFER: u32 = 32; // 8 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_CR0: u32 = 40; // 8 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_CR3: u32 = 48; // 8 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_CR4: u32 = 56; // 8 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_IA32_SYSENTER_ESP: u32 = 64; // 8 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_IA32_SYSENTER_EIP: u32 = 72; // 8 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_RIP: u32 = 80; // 8 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_IA32_SYSENTER_CS: u32 = 88; // 4 bytes, clean group HOST_GRP1
+export const EVMCS_PIN_BASED_VM_EXEC_CONTROL: u32 = 92; // 4 bytes, clean group CONTROL_GRP1
+export const EVMCS_VM_EXIT_CONTROL: u32 = 96; // 4 bytes, clean group CONTROL_GRP1
+export const EVMCS_SECONDARY_PROC_BASED_VM_EXEC_CONTROL: u32 = 100; // 4 bytes, clean group CONTROL_GRP1
+export const EVMCS_IO_BITMAP_A: u32 = 104; // 8 bytes, clean group IO_BITMAP
+export const EVMCS_IO_BITMAP_B: u32 = 112; // 8 bytes, clean group IO_BITMAP
+export const EVMCS_MSR_BITMAPS: u32 = 120; // 8 bytes, clean group MSR_BITMAP
+export const EVMCS_GUEST_ES_SELECTOR: u32 = 128; // 2 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_CS_SELECTOR: u32 = 130; // 2 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_SS_SELECTOR: u32 = 132; // 2 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_DS_SELECTOR: u32 = 134; // 2 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_FS_SELECTOR: u32 = 136; // 2 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_GS_SELECTOR: u32 = 138; // 2 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_LDTR_SELECTOR: u32 = 140; // 2 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_TR_SELECTOR: u32 = 142; // 2 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_ES_LIMIT: u32 = 144; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_CS_LIMIT: u32 = 148; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_SS_LIMIT: u32 = 152; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_DS_LIMIT: u32 = 156; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_FS_LIMIT: u32 = 160; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_GS_LIMIT: u32 = 164; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_LDTR_LIMIT: u32 = 168; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_TR_LIMIT: u32 = 172; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_GDTR_LIMIT: u32 = 176; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_IDTR_LIMIT: u32 = 180; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_ES_ACCESS_RIGHTS: u32 = 184; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_CS_ACCESS_RIGHTS: u32 = 188; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_SS_ACCESS_RIGHTS: u32 = 192; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_DS_ACCESS_RIGHTS: u32 = 196; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_FS_ACCESS_RIGHTS: u32 = 200; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_GS_ACCESS_RIGHTS: u32 = 204; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_LDTR_ACCESS_RIGHTS: u32 = 208; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_TR_ACCESS_RIGHTS: u32 = 212; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_ES_BASE: u32 = 216; // 8 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_CS_BASE: u32 = 224; // 8 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_SS_BASE: u32 = 232; // 8 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_DS_BASE: u32 = 240; // 8 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_FS_BASE: u32 = 248; // 8 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_GS_BASE: u32 = 256; // 8 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_LDTR_BASE: u32 = 264; // 8 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_TR_BASE: u32 = 272; // 8 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_GDTR_BASE: u32 = 280; // 8 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_IDTR_BASE: u32 = 288; // 8 bytes, clean group GUEST_GRP2
+export const EVMCS_VM_EXIT_MSR_STORE_ADDRESS: u32 = 320; // 8 bytes, no group in the TLFS: every clean bit
+export const EVMCS_VM_EXIT_MSR_LOAD_ADDRESS: u32 = 328; // 8 bytes, no group in the TLFS: every clean bit
+export const EVMCS_VM_ENTRY_MSR_LOAD_ADDRESS: u32 = 336; // 8 bytes, no group in the TLFS: every clean bit
+export const EVMCS_CR3_TARGET_VALUE0: u32 = 344; // 8 bytes, no group in the TLFS: every clean bit
+export const EVMCS_CR3_TARGET_VALUE1: u32 = 352; // 8 bytes, no group in the TLFS: every clean bit
+export const EVMCS_CR3_TARGET_VALUE2: u32 = 360; // 8 bytes, no group in the TLFS: every clean bit
+export const EVMCS_CR3_TARGET_VALUE3: u32 = 368; // 8 bytes, no group in the TLFS: every clean bit
+export const EVMCS_PAGE_FAULT_ERROR_CODE_MASK: u32 = 376; // 4 bytes, no group in the TLFS: every clean bit
+export const EVMCS_PAGE_FAULT_ERROR_CODE_MATCH: u32 = 380; // 4 bytes, no group in the TLFS: every clean bit
+export const EVMCS_CR3_TARGET_COUNT: u32 = 384; // 4 bytes, no group in the TLFS: every clean bit
+export const EVMCS_VM_EXIT_MSR_STORE_COUNT: u32 = 388; // 4 bytes, no group in the TLFS: every clean bit
+export const EVMCS_VM_EXIT_MSR_LOAD_COUNT: u32 = 392; // 4 bytes, no group in the TLFS: every clean bit
+export const EVMCS_VM_ENTRY_MSR_LOAD_COUNT: u32 = 396; // 4 bytes, no group in the TLFS: every clean bit
+export const EVMCS_TSC_OFFSET: u32 = 400; // 8 bytes, clean group CONTROL_GRP2
+export const EVMCS_VIRTUAL_APIC_ADDRESS: u32 = 408; // 8 bytes, clean group CONTROL_GRP2
+export const EVMCS_VMCS_LINK_POINTER: u32 = 416; // 8 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_IA32_DEBUGCTL: u32 = 424; // 8 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_IA32_PAT: u32 = 432; // 8 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_IA32_EFER: u32 = 440; // 8 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_PDPTE0: u32 = 448; // 8 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_PDPTE1: u32 = 456; // 8 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_PDPTE2: u32 = 464; // 8 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_PDPTE3: u32 = 472; // 8 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_PENDING_DEBUG_EXCEPTIONS: u32 = 480; // 8 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_IA32_SYSENTER_ESP: u32 = 488; // 8 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_IA32_SYSENTER_EIP: u32 = 496; // 8 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_ACTIVITY_STATE: u32 = 504; // 4 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_IA32_SYSENTER_CS: u32 = 508; // 4 bytes, clean group GUEST_GRP1
+export const EVMCS_CR0_GUEST_HOST_MASK: u32 = 512; // 8 bytes, clean group CRDR
+export const EVMCS_CR4_GUEST_HOST_MASK: u32 = 520; // 8 bytes, clean group CRDR
+export const EVMCS_CR0_READ_SHADOW: u32 = 528; // 8 bytes, clean group CRDR
+export const EVMCS_CR4_READ_SHADOW: u32 = 536; // 8 bytes, clean group CRDR
+export const EVMCS_GUEST_CR0: u32 = 544; // 8 bytes, clean group CRDR
+export const EVMCS_GUEST_CR3: u32 = 552; // 8 bytes, clean group CRDR
+export const EVMCS_GUEST_CR4: u32 = 560; // 8 bytes, clean group CRDR
+export const EVMCS_GUEST_DR7: u32 = 568; // 8 bytes, clean group CRDR
+export const EVMCS_HOST_FS_BASE: u32 = 576; // 8 bytes, clean group HOST_POINTER
+export const EVMCS_HOST_GS_BASE: u32 = 584; // 8 bytes, clean group HOST_POINTER
+export const EVMCS_HOST_TR_BASE: u32 = 592; // 8 bytes, clean group HOST_POINTER
+export const EVMCS_HOST_GDTR_BASE: u32 = 600; // 8 bytes, clean group HOST_POINTER
+export const EVMCS_HOST_IDTR_BASE: u32 = 608; // 8 bytes, clean group HOST_POINTER
+export const EVMCS_HOST_RSP: u32 = 616; // 8 bytes, clean group HOST_POINTER
+export const EVMCS_EPT_POINTER: u32 = 624; // 8 bytes, clean group CONTROL_XLAT
+export const EVMCS_VIRTUAL_PROCESSOR_ID: u32 = 632; // 2 bytes, clean group CONTROL_XLAT
+export const EVMCS_GUEST_PHYSICAL_ADDRESS: u32 = 680; // 8 bytes, no clean group: always read
+export const EVMCS_VM_INSTRUCTION_ERROR: u32 = 688; // 4 bytes, no clean group: always read
+export const EVMCS_VM_EXIT_REASON: u32 = 692; // 4 bytes, no clean group: always read
+export const EVMCS_VM_EXIT_INTERRUPTION_INFO: u32 = 696; // 4 bytes, no clean group: always read
+export const EVMCS_VM_EXIT_INTERRUPTION_ERROR_CODE: u32 = 700; // 4 bytes, no clean group: always read
+export const EVMCS_IDT_VECTORING_INFO: u32 = 704; // 4 bytes, no clean group: always read
+export const EVMCS_IDT_VECTORING_ERROR_CODE: u32 = 708; // 4 bytes, no clean group: always read
+export const EVMCS_VM_EXIT_INSTRUCTION_LENGTH: u32 = 712; // 4 bytes, no clean group: always read
+export const EVMCS_VM_EXIT_INSTRUCTION_INFO: u32 = 716; // 4 bytes, no clean group: always read
+export const EVMCS_EXIT_QUALIFICATION: u32 = 720; // 8 bytes, no clean group: always read
+export const EVMCS_IO_RCX: u32 = 728; // 8 bytes, no clean group: always read
+export const EVMCS_IO_RSI: u32 = 736; // 8 bytes, no clean group: always read
+export const EVMCS_IO_RDI: u32 = 744; // 8 bytes, no clean group: always read
+export const EVMCS_IO_RIP: u32 = 752; // 8 bytes, no clean group: always read
+export const EVMCS_GUEST_LINEAR_ADDRESS: u32 = 760; // 8 bytes, no clean group: always read
+export const EVMCS_GUEST_RSP: u32 = 768; // 8 bytes, clean group GUEST_BASIC
+export const EVMCS_GUEST_RFLAGS: u32 = 776; // 8 bytes, clean group GUEST_BASIC
+export const EVMCS_GUEST_INTERRUPTIBILITY_STATE: u32 = 784; // 4 bytes, clean group GUEST_BASIC
+export const EVMCS_PRIMARY_PROC_BASED_VM_EXEC_CONTROL: u32 = 788; // 4 bytes, clean group CONTROL_PROC
+export const EVMCS_EXCEPTION_BITMAP: u32 = 792; // 4 bytes, clean group CONTROL_EXCPN
+export const EVMCS_VM_ENTRY_CONTROL: u32 = 796; // 4 bytes, clean group CONTROL_ENTRY
+export const EVMCS_VM_ENTRY_INTERRUPTION_INFO: u32 = 800; // 4 bytes, clean group CONTROL_EVENT
+export const EVMCS_VM_ENTRY_EXCEPTION_ERROR_CODE: u32 = 804; // 4 bytes, clean group CONTROL_EVENT
+export const EVMCS_VM_ENTRY_INSTRUCTION_LENGTH: u32 = 808; // 4 bytes, clean group CONTROL_EVENT
+export const EVMCS_TPR_THRESHOLD: u32 = 812; // 4 bytes, no clean group: always read
+export const EVMCS_GUEST_RIP: u32 = 816; // 8 bytes, no clean group: always read
+export const EVMCS_CLEAN_FIELDS: u32 = 824; // 4 bytes, no clean group: always read (synthetic: CleanFields)
+export const EVMCS_SYNTHETIC_CONTROLS: u32 = 832; // 4 bytes, no group in the TLFS: every clean bit (synthetic: SyntheticControls)
+export const EVMCS_ENLIGHTENMENTS_CONTROL: u32 = 836; // 4 bytes, clean group ENLIGHTENMENTSCONTROL (synthetic: EnlightenmentsControl (bit 0 NestedFlushVirtualHypercall, bit 1 MsrBitmap))
+export const EVMCS_VP_ID: u32 = 840; // 4 bytes, clean group ENLIGHTENMENTSCONTROL (synthetic: VpId)
+export const EVMCS_VM_ID: u32 = 848; // 8 bytes, clean group ENLIGHTENMENTSCONTROL (synthetic: VmId)
+export const EVMCS_PARTITION_ASSIST_PAGE: u32 = 856; // 8 bytes, clean group ENLIGHTENMENTSCONTROL (synthetic: PartitionAssistPage)
+export const EVMCS_GUEST_IA32_BNDCFGS: u32 = 896; // 8 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_IA32_PERF_GLOBAL_CTRL: u32 = 904; // 8 bytes, clean group GUEST_GRP1 (2022 update, not offered)
+export const EVMCS_GUEST_IA32_S_CET: u32 = 912; // 8 bytes, clean group GUEST_GRP1 (2022 update, not offered)
+export const EVMCS_GUEST_SSP: u32 = 920; // 8 bytes, clean group GUEST_BASIC (2022 update, not offered)
+export const EVMCS_GUEST_IA32_INTERRUPT_SSP_TABLE_ADDR: u32 = 928; // 8 bytes, clean group GUEST_GRP1 (2022 update, not offered)
+export const EVMCS_GUEST_IA32_LBR_CTL: u32 = 936; // 8 bytes, clean group GUEST_GRP1 (2022 update, not offered)
+export const EVMCS_XSS_EXITING_BITMAP: u32 = 960; // 8 bytes, clean group CONTROL_GRP2
+export const EVMCS_ENCLS_EXITING_BITMAP: u32 = 968; // 8 bytes, clean group CONTROL_GRP2
+export const EVMCS_HOST_IA32_PERF_GLOBAL_CTRL: u32 = 976; // 8 bytes, clean group HOST_GRP1 (2022 update, not offered)
+export const EVMCS_TSC_MULTIPLIER: u32 = 984; // 8 bytes, clean group CONTROL_GRP2 (2022 update, not offered)
+export const EVMCS_HOST_IA32_S_CET: u32 = 992; // 8 bytes, clean group HOST_GRP1 (2022 update, not offered)
+export const EVMCS_HOST_SSP: u32 = 1000; // 8 bytes, clean group HOST_GRP1 (2022 update, not offered)
+export const EVMCS_HOST_IA32_INTERRUPT_SSP_TABLE_ADDR: u32 = 1008; // 8 bytes, clean group HOST_GRP1 (2022 update, not offered)
+
+// ---- Hyper-V eVMCS clean-field groups (TLFS HV_VMX_ENLIGHTENED_CLEAN_FIELD_*): masks of HvCleanFields
+export const EVMCS_CLEAN_IO_BITMAP: u32 = 0x1; // bit 0
+export const EVMCS_CLEAN_MSR_BITMAP: u32 = 0x2; // bit 1
+export const EVMCS_CLEAN_CONTROL_GRP2: u32 = 0x4; // bit 2
+export const EVMCS_CLEAN_CONTROL_GRP1: u32 = 0x8; // bit 3
+export const EVMCS_CLEAN_CONTROL_PROC: u32 = 0x10; // bit 4
+export const EVMCS_CLEAN_CONTROL_EVENT: u32 = 0x20; // bit 5
+export const EVMCS_CLEAN_CONTROL_ENTRY: u32 = 0x40; // bit 6
+export const EVMCS_CLEAN_CONTROL_EXCPN: u32 = 0x80; // bit 7
+export const EVMCS_CLEAN_CRDR: u32 = 0x100; // bit 8
+export const EVMCS_CLEAN_CONTROL_XLAT: u32 = 0x200; // bit 9
+export const EVMCS_CLEAN_GUEST_BASIC: u32 = 0x400; // bit 10
+export const EVMCS_CLEAN_GUEST_GRP1: u32 = 0x800; // bit 11
+export const EVMCS_CLEAN_GUEST_GRP2: u32 = 0x1000; // bit 12
+export const EVMCS_CLEAN_HOST_POINTER: u32 = 0x2000; // bit 13
+export const EVMCS_CLEAN_HOST_GRP1: u32 = 0x4000; // bit 14
+export const EVMCS_CLEAN_ENLIGHTENMENTSCONTROL: u32 = 0x8000; // bit 15
+export const EVMCS_CLEAN_ALL: u32 = 0xffff; // every group
+
+// ---- Hyper-V VP assist page (TLFS HV_VP_ASSIST_PAGE): byte offsets
+export const HV_VP_ASSIST_APIC_ASSIST: u32 = 0x0; // 4 bytes: ApicAssist
+export const HV_VP_ASSIST_VTL_CONTROL: u32 = 0x8; // 24 bytes: VtlControl (HV_VP_VTL_CONTROL)
+export const HV_VP_ASSIST_NESTED_CONTROL: u32 = 0x20; // 8 bytes: NestedEnlightenmentsControl (HV_NESTED_ENLIGHTENMENTS_CONTROL)
+export const HV_VP_ASSIST_ENLIGHTEN_VMENTRY: u32 = 0x28; // 1 bytes: EnlightenVmEntry (BOOLEAN)
+export const HV_VP_ASSIST_CURRENT_NESTED_VMCS: u32 = 0x30; // 8 bytes: CurrentNestedVmcs (HV_GPA)
 
 // ---- snapshot blob (docs/snapshot.md; tools/vmx/table.mjs SNAPSHOT)
 export const SNAP_MAGIC: u32 = 0x4e534856; // the bytes "VHSN"
@@ -2003,6 +2188,244 @@ export function vmfuncName(n: u32): string {
     case 0: return "EPTP_SWITCHING";
     default: return "";
   }
+}
+
+// ---- the enlightened VMCS by field (EVMCS_FIELD_COUNT entries, in structure order)
+
+// VMCS encoding of each eVMCS field; 0xffffffff for the synthetic ones.
+export const EVMCS_FIELD_ENCODINGS: StaticArray<u32> = [
+  0xffffffff, 0xffffffff, 0x0c00, 0x0c02, 0x0c04, 0x0c06, 0x0c08, 0x0c0a, 0x0c0c, 0x2c00,
+  0x2c02, 0x6c00, 0x6c02, 0x6c04, 0x6c10, 0x6c12, 0x6c16, 0x4c00, 0x4000, 0x400c,
+  0x401e, 0x2000, 0x2002, 0x2004, 0x0800, 0x0802, 0x0804, 0x0806, 0x0808, 0x080a,
+  0x080c, 0x080e, 0x4800, 0x4802, 0x4804, 0x4806, 0x4808, 0x480a, 0x480c, 0x480e,
+  0x4810, 0x4812, 0x4814, 0x4816, 0x4818, 0x481a, 0x481c, 0x481e, 0x4820, 0x4822,
+  0x6806, 0x6808, 0x680a, 0x680c, 0x680e, 0x6810, 0x6812, 0x6814, 0x6816, 0x6818,
+  0x2006, 0x2008, 0x200a, 0x6008, 0x600a, 0x600c, 0x600e, 0x4006, 0x4008, 0x400a,
+  0x400e, 0x4010, 0x4014, 0x2010, 0x2012, 0x2800, 0x2802, 0x2804, 0x2806, 0x280a,
+  0x280c, 0x280e, 0x2810, 0x6822, 0x6824, 0x6826, 0x4826, 0x482a, 0x6000, 0x6002,
+  0x6004, 0x6006, 0x6800, 0x6802, 0x6804, 0x681a, 0x6c06, 0x6c08, 0x6c0a, 0x6c0c,
+  0x6c0e, 0x6c14, 0x201a, 0x0000, 0x2400, 0x4400, 0x4402, 0x4404, 0x4406, 0x4408,
+  0x440a, 0x440c, 0x440e, 0x6400, 0x6402, 0x6404, 0x6406, 0x6408, 0x640a, 0x681c,
+  0x6820, 0x4824, 0x4002, 0x4004, 0x4012, 0x4016, 0x4018, 0x401a, 0x401c, 0x681e,
+  0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0x2812, 0x2808, 0x6828, 0x682a,
+  0x682c, 0x2816, 0x202c, 0x202e, 0x2c04, 0x2032, 0x6c18, 0x6c1a, 0x6c1c,
+];
+
+// Byte offset of each eVMCS field.
+export const EVMCS_FIELD_OFFSETS: StaticArray<u16> = [
+  0, 4, 8, 10, 12, 14, 16, 18, 20, 24, 32, 40, 48, 56, 64, 72,
+  80, 88, 92, 96, 100, 104, 112, 120, 128, 130, 132, 134, 136, 138, 140, 142,
+  144, 148, 152, 156, 160, 164, 168, 172, 176, 180, 184, 188, 192, 196, 200, 204,
+  208, 212, 216, 224, 232, 240, 248, 256, 264, 272, 280, 288, 320, 328, 336, 344,
+  352, 360, 368, 376, 380, 384, 388, 392, 396, 400, 408, 416, 424, 432, 440, 448,
+  456, 464, 472, 480, 488, 496, 504, 508, 512, 520, 528, 536, 544, 552, 560, 568,
+  576, 584, 592, 600, 608, 616, 624, 632, 680, 688, 692, 696, 700, 704, 708, 712,
+  716, 720, 728, 736, 744, 752, 760, 768, 776, 784, 788, 792, 796, 800, 804, 808,
+  812, 816, 824, 832, 836, 840, 848, 856, 896, 904, 912, 920, 928, 936, 960, 968,
+  976, 984, 992, 1000, 1008,
+];
+
+// Size in bytes of each eVMCS field.
+export const EVMCS_FIELD_SIZES: StaticArray<u8> = [
+  4, 4, 2, 2, 2, 2, 2, 2, 2, 8, 8, 8, 8, 8, 8, 8, 8, 4, 4, 4, 4, 8, 8, 8, 2, 2, 2, 2, 2, 2, 2, 2,
+  4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8,
+  8, 8, 8, 4, 4, 4, 4, 4, 4, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 4, 4, 8, 8, 8, 8, 8, 8, 8, 8,
+  8, 8, 8, 8, 8, 8, 8, 2, 8, 4, 4, 4, 4, 4, 4, 4, 4, 8, 8, 8, 8, 8, 8, 8, 8, 4, 4, 4, 4, 4, 4, 4,
+  4, 8, 4, 4, 4, 4, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8,
+];
+
+// Clean-field mask of each eVMCS field: 0 = in no group (read at every entry), 0xffff = no
+// group in the TLFS (read unless every bit is set), else its group's bit.
+export const EVMCS_FIELD_CLEAN: StaticArray<u16> = [
+  0x0000, 0x0000, 0x4000, 0x4000, 0x4000, 0x4000, 0x4000, 0x4000, 0x4000, 0x4000, 0x4000, 0x4000,
+  0x4000, 0x4000, 0x4000, 0x4000, 0x4000, 0x4000, 0x0008, 0x0008, 0x0008, 0x0001, 0x0001, 0x0002,
+  0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000,
+  0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000,
+  0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000, 0x1000,
+  0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff,
+  0xffff, 0x0004, 0x0004, 0x0800, 0x0800, 0x0800, 0x0800, 0x0800, 0x0800, 0x0800, 0x0800, 0x0800,
+  0x0800, 0x0800, 0x0800, 0x0800, 0x0100, 0x0100, 0x0100, 0x0100, 0x0100, 0x0100, 0x0100, 0x0100,
+  0x2000, 0x2000, 0x2000, 0x2000, 0x2000, 0x2000, 0x0200, 0x0200, 0x0000, 0x0000, 0x0000, 0x0000,
+  0x0000, 0x0000, 0x0000, 0x0000, 0x0000, 0x0000, 0x0000, 0x0000, 0x0000, 0x0000, 0x0000, 0x0400,
+  0x0400, 0x0400, 0x0010, 0x0080, 0x0040, 0x0020, 0x0020, 0x0020, 0x0000, 0x0000, 0x0000, 0xffff,
+  0x8000, 0x8000, 0x8000, 0x8000, 0x0800, 0x0800, 0x0800, 0x0400, 0x0800, 0x0800, 0x0004, 0x0004,
+  0x4000, 0x0004, 0x4000, 0x4000, 0x4000,
+];
+
+// Byte offset in the eVMCS of the VMCS field with (full or high) encoding enc, or -1 when eVMCS
+// v1 has no such field. The high encoding of a 64-bit field gives its upper half.
+export function evmcsOffset(enc: u32): i32 {
+  switch (enc) {
+    case 0x0c00: return 8;
+    case 0x0c02: return 10;
+    case 0x0c04: return 12;
+    case 0x0c06: return 14;
+    case 0x0c08: return 16;
+    case 0x0c0a: return 18;
+    case 0x0c0c: return 20;
+    case 0x2c00: return 24;
+    case 0x2c01: return 28;
+    case 0x2c02: return 32;
+    case 0x2c03: return 36;
+    case 0x6c00: return 40;
+    case 0x6c02: return 48;
+    case 0x6c04: return 56;
+    case 0x6c10: return 64;
+    case 0x6c12: return 72;
+    case 0x6c16: return 80;
+    case 0x4c00: return 88;
+    case 0x4000: return 92;
+    case 0x400c: return 96;
+    case 0x401e: return 100;
+    case 0x2000: return 104;
+    case 0x2001: return 108;
+    case 0x2002: return 112;
+    case 0x2003: return 116;
+    case 0x2004: return 120;
+    case 0x2005: return 124;
+    case 0x0800: return 128;
+    case 0x0802: return 130;
+    case 0x0804: return 132;
+    case 0x0806: return 134;
+    case 0x0808: return 136;
+    case 0x080a: return 138;
+    case 0x080c: return 140;
+    case 0x080e: return 142;
+    case 0x4800: return 144;
+    case 0x4802: return 148;
+    case 0x4804: return 152;
+    case 0x4806: return 156;
+    case 0x4808: return 160;
+    case 0x480a: return 164;
+    case 0x480c: return 168;
+    case 0x480e: return 172;
+    case 0x4810: return 176;
+    case 0x4812: return 180;
+    case 0x4814: return 184;
+    case 0x4816: return 188;
+    case 0x4818: return 192;
+    case 0x481a: return 196;
+    case 0x481c: return 200;
+    case 0x481e: return 204;
+    case 0x4820: return 208;
+    case 0x4822: return 212;
+    case 0x6806: return 216;
+    case 0x6808: return 224;
+    case 0x680a: return 232;
+    case 0x680c: return 240;
+    case 0x680e: return 248;
+    case 0x6810: return 256;
+    case 0x6812: return 264;
+    case 0x6814: return 272;
+    case 0x6816: return 280;
+    case 0x6818: return 288;
+    case 0x2006: return 320;
+    case 0x2007: return 324;
+    case 0x2008: return 328;
+    case 0x2009: return 332;
+    case 0x200a: return 336;
+    case 0x200b: return 340;
+    case 0x6008: return 344;
+    case 0x600a: return 352;
+    case 0x600c: return 360;
+    case 0x600e: return 368;
+    case 0x4006: return 376;
+    case 0x4008: return 380;
+    case 0x400a: return 384;
+    case 0x400e: return 388;
+    case 0x4010: return 392;
+    case 0x4014: return 396;
+    case 0x2010: return 400;
+    case 0x2011: return 404;
+    case 0x2012: return 408;
+    case 0x2013: return 412;
+    case 0x2800: return 416;
+    case 0x2801: return 420;
+    case 0x2802: return 424;
+    case 0x2803: return 428;
+    case 0x2804: return 432;
+    case 0x2805: return 436;
+    case 0x2806: return 440;
+    case 0x2807: return 444;
+    case 0x280a: return 448;
+    case 0x280b: return 452;
+    case 0x280c: return 456;
+    case 0x280d: return 460;
+    case 0x280e: return 464;
+    case 0x280f: return 468;
+    case 0x2810: return 472;
+    case 0x2811: return 476;
+    case 0x6822: return 480;
+    case 0x6824: return 488;
+    case 0x6826: return 496;
+    case 0x4826: return 504;
+    case 0x482a: return 508;
+    case 0x6000: return 512;
+    case 0x6002: return 520;
+    case 0x6004: return 528;
+    case 0x6006: return 536;
+    case 0x6800: return 544;
+    case 0x6802: return 552;
+    case 0x6804: return 560;
+    case 0x681a: return 568;
+    case 0x6c06: return 576;
+    case 0x6c08: return 584;
+    case 0x6c0a: return 592;
+    case 0x6c0c: return 600;
+    case 0x6c0e: return 608;
+    case 0x6c14: return 616;
+    case 0x201a: return 624;
+    case 0x201b: return 628;
+    case 0x0000: return 632;
+    case 0x2400: return 680;
+    case 0x2401: return 684;
+    case 0x4400: return 688;
+    case 0x4402: return 692;
+    case 0x4404: return 696;
+    case 0x4406: return 700;
+    case 0x4408: return 704;
+    case 0x440a: return 708;
+    case 0x440c: return 712;
+    case 0x440e: return 716;
+    case 0x6400: return 720;
+    case 0x6402: return 728;
+    case 0x6404: return 736;
+    case 0x6406: return 744;
+    case 0x6408: return 752;
+    case 0x640a: return 760;
+    case 0x681c: return 768;
+    case 0x6820: return 776;
+    case 0x4824: return 784;
+    case 0x4002: return 788;
+    case 0x4004: return 792;
+    case 0x4012: return 796;
+    case 0x4016: return 800;
+    case 0x4018: return 804;
+    case 0x401a: return 808;
+    case 0x401c: return 812;
+    case 0x681e: return 816;
+    case 0x2812: return 896;
+    case 0x2813: return 900;
+    case 0x2808: return 904;
+    case 0x2809: return 908;
+    case 0x6828: return 912;
+    case 0x682a: return 920;
+    case 0x682c: return 928;
+    case 0x2816: return 936;
+    case 0x2817: return 940;
+    case 0x202c: return 960;
+    case 0x202d: return 964;
+    case 0x202e: return 968;
+    case 0x202f: return 972;
+    case 0x2c04: return 976;
+    case 0x2c05: return 980;
+    case 0x2032: return 984;
+    case 0x2033: return 988;
+    case 0x6c18: return 992;
+    case 0x6c1a: return 1000;
+    case 0x6c1c: return 1008;
+  }
+  return -1;
 }
 
 // ---- snapshot lists (docs/snapshot.md)

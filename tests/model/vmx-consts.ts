@@ -634,6 +634,11 @@ export const MSR_IA32_FS_BASE = 0xc0000100;
 export const MSR_IA32_GS_BASE = 0xc0000101;
 export const MSR_IA32_KERNEL_GS_BASE = 0xc0000102;
 export const MSR_IA32_TSC_AUX = 0xc0000103;
+export const MSR_HV_GUEST_OS_ID = 0x40000000; // Hyper-V TLFS HV_X64_MSR_GUEST_OS_ID
+export const MSR_HV_HYPERCALL = 0x40000001; // Hyper-V TLFS HV_X64_MSR_HYPERCALL
+export const MSR_HV_VP_INDEX = 0x40000002; // Hyper-V TLFS HV_X64_MSR_VP_INDEX
+export const MSR_HV_VP_ASSIST_PAGE = 0x40000073; // Hyper-V TLFS HV_X64_MSR_VP_ASSIST_PAGE
+export const MSR_HV_TSC_INVARIANT_CONTROL = 0x40000118; // Hyper-V TLFS HV_X64_MSR_TSC_INVARIANT_CONTROL
 
 // ---- IA32_FEATURE_CONTROL (Vol. 3C 24.7, Vol. 4 Table 2-2)
 export const FEATURE_CONTROL_SENTER_LOCAL_FUNCTIONS_SHIFT = 8; // bits 14:8: SENTER local function enables
@@ -923,6 +928,186 @@ export const REGS_LAUNCHED = 136; // u64: 1 once VMLAUNCH succeeded on the curre
 export const REGS_EXITS = 144; // u64: VM exits of the vCPU, counted by the entry wrapper (vmx.c)
 export const REGS_FX = 0x00000100; // the guest's 512-byte FXSAVE area (16-byte aligned)
 export const REGS_BYTES = 0x00000300; // size of the block
+
+// ---- Hyper-V enlightened VMCS v1 (TLFS HV_VMX_ENLIGHTENED_VMCS; tools/vmx/table.mjs EVMCS): byte offsets
+export const EVMCS_VERSION = 1; // CPUID 4000000AH EAX[7:0] = EAX[15:8]: the eVMCS version
+export const EVMCS_BYTES = 1024; // size of the structure
+export const EVMCS_FIELD_COUNT = 149; // fields in the EVMCS_FIELD_* arrays
+export const EVMCS_REVISION_ID = 0; // 4 bytes, no clean group: always read (synthetic: VersionNumber)
+export const EVMCS_ABORT = 4; // 4 bytes, no clean group: always read (synthetic: AbortIndicator)
+export const EVMCS_HOST_ES_SELECTOR = 8; // 2 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_CS_SELECTOR = 10; // 2 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_SS_SELECTOR = 12; // 2 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_DS_SELECTOR = 14; // 2 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_FS_SELECTOR = 16; // 2 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_GS_SELECTOR = 18; // 2 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_TR_SELECTOR = 20; // 2 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_IA32_PAT = 24; // 8 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_IA32_EFER = 32; // 8 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_CR0 = 40; // 8 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_CR3 = 48; // 8 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_CR4 = 56; // 8 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_IA32_SYSENTER_ESP = 64; // 8 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_IA32_SYSENTER_EIP = 72; // 8 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_RIP = 80; // 8 bytes, clean group HOST_GRP1
+export const EVMCS_HOST_IA32_SYSENTER_CS = 88; // 4 bytes, clean group HOST_GRP1
+export const EVMCS_PIN_BASED_VM_EXEC_CONTROL = 92; // 4 bytes, clean group CONTROL_GRP1
+export const EVMCS_VM_EXIT_CONTROL = 96; // 4 bytes, clean group CONTROL_GRP1
+export const EVMCS_SECONDARY_PROC_BASED_VM_EXEC_CONTROL = 100; // 4 bytes, clean group CONTROL_GRP1
+export const EVMCS_IO_BITMAP_A = 104; // 8 bytes, clean group IO_BITMAP
+export const EVMCS_IO_BITMAP_B = 112; // 8 bytes, clean group IO_BITMAP
+export const EVMCS_MSR_BITMAPS = 120; // 8 bytes, clean group MSR_BITMAP
+export const EVMCS_GUEST_ES_SELECTOR = 128; // 2 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_CS_SELECTOR = 130; // 2 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_SS_SELECTOR = 132; // 2 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_DS_SELECTOR = 134; // 2 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_FS_SELECTOR = 136; // 2 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_GS_SELECTOR = 138; // 2 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_LDTR_SELECTOR = 140; // 2 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_TR_SELECTOR = 142; // 2 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_ES_LIMIT = 144; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_CS_LIMIT = 148; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_SS_LIMIT = 152; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_DS_LIMIT = 156; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_FS_LIMIT = 160; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_GS_LIMIT = 164; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_LDTR_LIMIT = 168; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_TR_LIMIT = 172; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_GDTR_LIMIT = 176; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_IDTR_LIMIT = 180; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_ES_ACCESS_RIGHTS = 184; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_CS_ACCESS_RIGHTS = 188; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_SS_ACCESS_RIGHTS = 192; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_DS_ACCESS_RIGHTS = 196; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_FS_ACCESS_RIGHTS = 200; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_GS_ACCESS_RIGHTS = 204; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_LDTR_ACCESS_RIGHTS = 208; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_TR_ACCESS_RIGHTS = 212; // 4 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_ES_BASE = 216; // 8 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_CS_BASE = 224; // 8 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_SS_BASE = 232; // 8 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_DS_BASE = 240; // 8 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_FS_BASE = 248; // 8 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_GS_BASE = 256; // 8 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_LDTR_BASE = 264; // 8 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_TR_BASE = 272; // 8 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_GDTR_BASE = 280; // 8 bytes, clean group GUEST_GRP2
+export const EVMCS_GUEST_IDTR_BASE = 288; // 8 bytes, clean group GUEST_GRP2
+export const EVMCS_VM_EXIT_MSR_STORE_ADDRESS = 320; // 8 bytes, no group in the TLFS: every clean bit
+export const EVMCS_VM_EXIT_MSR_LOAD_ADDRESS = 328; // 8 bytes, no group in the TLFS: every clean bit
+export const EVMCS_VM_ENTRY_MSR_LOAD_ADDRESS = 336; // 8 bytes, no group in the TLFS: every clean bit
+export const EVMCS_CR3_TARGET_VALUE0 = 344; // 8 bytes, no group in the TLFS: every clean bit
+export const EVMCS_CR3_TARGET_VALUE1 = 352; // 8 bytes, no group in the TLFS: every clean bit
+export const EVMCS_CR3_TARGET_VALUE2 = 360; // 8 bytes, no group in the TLFS: every clean bit
+export const EVMCS_CR3_TARGET_VALUE3 = 368; // 8 bytes, no group in the TLFS: every clean bit
+export const EVMCS_PAGE_FAULT_ERROR_CODE_MASK = 376; // 4 bytes, no group in the TLFS: every clean bit
+export const EVMCS_PAGE_FAULT_ERROR_CODE_MATCH = 380; // 4 bytes, no group in the TLFS: every clean bit
+export const EVMCS_CR3_TARGET_COUNT = 384; // 4 bytes, no group in the TLFS: every clean bit
+export const EVMCS_VM_EXIT_MSR_STORE_COUNT = 388; // 4 bytes, no group in the TLFS: every clean bit
+export const EVMCS_VM_EXIT_MSR_LOAD_COUNT = 392; // 4 bytes, no group in the TLFS: every clean bit
+export const EVMCS_VM_ENTRY_MSR_LOAD_COUNT = 396; // 4 bytes, no group in the TLFS: every clean bit
+export const EVMCS_TSC_OFFSET = 400; // 8 bytes, clean group CONTROL_GRP2
+export const EVMCS_VIRTUAL_APIC_ADDRESS = 408; // 8 bytes, clean group CONTROL_GRP2
+export const EVMCS_VMCS_LINK_POINTER = 416; // 8 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_IA32_DEBUGCTL = 424; // 8 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_IA32_PAT = 432; // 8 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_IA32_EFER = 440; // 8 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_PDPTE0 = 448; // 8 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_PDPTE1 = 456; // 8 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_PDPTE2 = 464; // 8 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_PDPTE3 = 472; // 8 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_PENDING_DEBUG_EXCEPTIONS = 480; // 8 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_IA32_SYSENTER_ESP = 488; // 8 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_IA32_SYSENTER_EIP = 496; // 8 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_ACTIVITY_STATE = 504; // 4 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_IA32_SYSENTER_CS = 508; // 4 bytes, clean group GUEST_GRP1
+export const EVMCS_CR0_GUEST_HOST_MASK = 512; // 8 bytes, clean group CRDR
+export const EVMCS_CR4_GUEST_HOST_MASK = 520; // 8 bytes, clean group CRDR
+export const EVMCS_CR0_READ_SHADOW = 528; // 8 bytes, clean group CRDR
+export const EVMCS_CR4_READ_SHADOW = 536; // 8 bytes, clean group CRDR
+export const EVMCS_GUEST_CR0 = 544; // 8 bytes, clean group CRDR
+export const EVMCS_GUEST_CR3 = 552; // 8 bytes, clean group CRDR
+export const EVMCS_GUEST_CR4 = 560; // 8 bytes, clean group CRDR
+export const EVMCS_GUEST_DR7 = 568; // 8 bytes, clean group CRDR
+export const EVMCS_HOST_FS_BASE = 576; // 8 bytes, clean group HOST_POINTER
+export const EVMCS_HOST_GS_BASE = 584; // 8 bytes, clean group HOST_POINTER
+export const EVMCS_HOST_TR_BASE = 592; // 8 bytes, clean group HOST_POINTER
+export const EVMCS_HOST_GDTR_BASE = 600; // 8 bytes, clean group HOST_POINTER
+export const EVMCS_HOST_IDTR_BASE = 608; // 8 bytes, clean group HOST_POINTER
+export const EVMCS_HOST_RSP = 616; // 8 bytes, clean group HOST_POINTER
+export const EVMCS_EPT_POINTER = 624; // 8 bytes, clean group CONTROL_XLAT
+export const EVMCS_VIRTUAL_PROCESSOR_ID = 632; // 2 bytes, clean group CONTROL_XLAT
+export const EVMCS_GUEST_PHYSICAL_ADDRESS = 680; // 8 bytes, no clean group: always read
+export const EVMCS_VM_INSTRUCTION_ERROR = 688; // 4 bytes, no clean group: always read
+export const EVMCS_VM_EXIT_REASON = 692; // 4 bytes, no clean group: always read
+export const EVMCS_VM_EXIT_INTERRUPTION_INFO = 696; // 4 bytes, no clean group: always read
+export const EVMCS_VM_EXIT_INTERRUPTION_ERROR_CODE = 700; // 4 bytes, no clean group: always read
+export const EVMCS_IDT_VECTORING_INFO = 704; // 4 bytes, no clean group: always read
+export const EVMCS_IDT_VECTORING_ERROR_CODE = 708; // 4 bytes, no clean group: always read
+export const EVMCS_VM_EXIT_INSTRUCTION_LENGTH = 712; // 4 bytes, no clean group: always read
+export const EVMCS_VM_EXIT_INSTRUCTION_INFO = 716; // 4 bytes, no clean group: always read
+export const EVMCS_EXIT_QUALIFICATION = 720; // 8 bytes, no clean group: always read
+export const EVMCS_IO_RCX = 728; // 8 bytes, no clean group: always read
+export const EVMCS_IO_RSI = 736; // 8 bytes, no clean group: always read
+export const EVMCS_IO_RDI = 744; // 8 bytes, no clean group: always read
+export const EVMCS_IO_RIP = 752; // 8 bytes, no clean group: always read
+export const EVMCS_GUEST_LINEAR_ADDRESS = 760; // 8 bytes, no clean group: always read
+export const EVMCS_GUEST_RSP = 768; // 8 bytes, clean group GUEST_BASIC
+export const EVMCS_GUEST_RFLAGS = 776; // 8 bytes, clean group GUEST_BASIC
+export const EVMCS_GUEST_INTERRUPTIBILITY_STATE = 784; // 4 bytes, clean group GUEST_BASIC
+export const EVMCS_PRIMARY_PROC_BASED_VM_EXEC_CONTROL = 788; // 4 bytes, clean group CONTROL_PROC
+export const EVMCS_EXCEPTION_BITMAP = 792; // 4 bytes, clean group CONTROL_EXCPN
+export const EVMCS_VM_ENTRY_CONTROL = 796; // 4 bytes, clean group CONTROL_ENTRY
+export const EVMCS_VM_ENTRY_INTERRUPTION_INFO = 800; // 4 bytes, clean group CONTROL_EVENT
+export const EVMCS_VM_ENTRY_EXCEPTION_ERROR_CODE = 804; // 4 bytes, clean group CONTROL_EVENT
+export const EVMCS_VM_ENTRY_INSTRUCTION_LENGTH = 808; // 4 bytes, clean group CONTROL_EVENT
+export const EVMCS_TPR_THRESHOLD = 812; // 4 bytes, no clean group: always read
+export const EVMCS_GUEST_RIP = 816; // 8 bytes, no clean group: always read
+export const EVMCS_CLEAN_FIELDS = 824; // 4 bytes, no clean group: always read (synthetic: CleanFields)
+export const EVMCS_SYNTHETIC_CONTROLS = 832; // 4 bytes, no group in the TLFS: every clean bit (synthetic: SyntheticControls)
+export const EVMCS_ENLIGHTENMENTS_CONTROL = 836; // 4 bytes, clean group ENLIGHTENMENTSCONTROL (synthetic: EnlightenmentsControl (bit 0 NestedFlushVirtualHypercall, bit 1 MsrBitmap))
+export const EVMCS_VP_ID = 840; // 4 bytes, clean group ENLIGHTENMENTSCONTROL (synthetic: VpId)
+export const EVMCS_VM_ID = 848; // 8 bytes, clean group ENLIGHTENMENTSCONTROL (synthetic: VmId)
+export const EVMCS_PARTITION_ASSIST_PAGE = 856; // 8 bytes, clean group ENLIGHTENMENTSCONTROL (synthetic: PartitionAssistPage)
+export const EVMCS_GUEST_IA32_BNDCFGS = 896; // 8 bytes, clean group GUEST_GRP1
+export const EVMCS_GUEST_IA32_PERF_GLOBAL_CTRL = 904; // 8 bytes, clean group GUEST_GRP1 (2022 update, not offered)
+export const EVMCS_GUEST_IA32_S_CET = 912; // 8 bytes, clean group GUEST_GRP1 (2022 update, not offered)
+export const EVMCS_GUEST_SSP = 920; // 8 bytes, clean group GUEST_BASIC (2022 update, not offered)
+export const EVMCS_GUEST_IA32_INTERRUPT_SSP_TABLE_ADDR = 928; // 8 bytes, clean group GUEST_GRP1 (2022 update, not offered)
+export const EVMCS_GUEST_IA32_LBR_CTL = 936; // 8 bytes, clean group GUEST_GRP1 (2022 update, not offered)
+export const EVMCS_XSS_EXITING_BITMAP = 960; // 8 bytes, clean group CONTROL_GRP2
+export const EVMCS_ENCLS_EXITING_BITMAP = 968; // 8 bytes, clean group CONTROL_GRP2
+export const EVMCS_HOST_IA32_PERF_GLOBAL_CTRL = 976; // 8 bytes, clean group HOST_GRP1 (2022 update, not offered)
+export const EVMCS_TSC_MULTIPLIER = 984; // 8 bytes, clean group CONTROL_GRP2 (2022 update, not offered)
+export const EVMCS_HOST_IA32_S_CET = 992; // 8 bytes, clean group HOST_GRP1 (2022 update, not offered)
+export const EVMCS_HOST_SSP = 1000; // 8 bytes, clean group HOST_GRP1 (2022 update, not offered)
+export const EVMCS_HOST_IA32_INTERRUPT_SSP_TABLE_ADDR = 1008; // 8 bytes, clean group HOST_GRP1 (2022 update, not offered)
+
+// ---- Hyper-V eVMCS clean-field groups (TLFS HV_VMX_ENLIGHTENED_CLEAN_FIELD_*): masks of HvCleanFields
+export const EVMCS_CLEAN_IO_BITMAP = 0x1; // bit 0
+export const EVMCS_CLEAN_MSR_BITMAP = 0x2; // bit 1
+export const EVMCS_CLEAN_CONTROL_GRP2 = 0x4; // bit 2
+export const EVMCS_CLEAN_CONTROL_GRP1 = 0x8; // bit 3
+export const EVMCS_CLEAN_CONTROL_PROC = 0x10; // bit 4
+export const EVMCS_CLEAN_CONTROL_EVENT = 0x20; // bit 5
+export const EVMCS_CLEAN_CONTROL_ENTRY = 0x40; // bit 6
+export const EVMCS_CLEAN_CONTROL_EXCPN = 0x80; // bit 7
+export const EVMCS_CLEAN_CRDR = 0x100; // bit 8
+export const EVMCS_CLEAN_CONTROL_XLAT = 0x200; // bit 9
+export const EVMCS_CLEAN_GUEST_BASIC = 0x400; // bit 10
+export const EVMCS_CLEAN_GUEST_GRP1 = 0x800; // bit 11
+export const EVMCS_CLEAN_GUEST_GRP2 = 0x1000; // bit 12
+export const EVMCS_CLEAN_HOST_POINTER = 0x2000; // bit 13
+export const EVMCS_CLEAN_HOST_GRP1 = 0x4000; // bit 14
+export const EVMCS_CLEAN_ENLIGHTENMENTSCONTROL = 0x8000; // bit 15
+export const EVMCS_CLEAN_ALL = 0xffff; // every group
+
+// ---- Hyper-V VP assist page (TLFS HV_VP_ASSIST_PAGE): byte offsets
+export const HV_VP_ASSIST_APIC_ASSIST = 0x0; // 4 bytes: ApicAssist
+export const HV_VP_ASSIST_VTL_CONTROL = 0x8; // 24 bytes: VtlControl (HV_VP_VTL_CONTROL)
+export const HV_VP_ASSIST_NESTED_CONTROL = 0x20; // 8 bytes: NestedEnlightenmentsControl (HV_NESTED_ENLIGHTENMENTS_CONTROL)
+export const HV_VP_ASSIST_ENLIGHTEN_VMENTRY = 0x28; // 1 bytes: EnlightenVmEntry (BOOLEAN)
+export const HV_VP_ASSIST_CURRENT_NESTED_VMCS = 0x30; // 8 bytes: CurrentNestedVmcs (HV_GPA)
 
 // ---- snapshot blob (docs/snapshot.md; tools/vmx/table.mjs SNAPSHOT)
 export const SNAP_MAGIC = 0x4e534856; // the bytes "VHSN"
@@ -1677,6 +1862,195 @@ export const CONTROL_WORDS: readonly ControlWord[] = [
   { key: "exit2", field: SECONDARY_VM_EXIT_CONTROL, width: 64, capMsr: MSR_IA32_VMX_EXIT_CTLS2, trueCapMsr: null, defaults1: 0x00000000, bits: EXIT2_CONTROL_BITS },
   { key: "entry", field: VM_ENTRY_CONTROL, width: 32, capMsr: MSR_IA32_VMX_ENTRY_CTLS, trueCapMsr: MSR_IA32_VMX_TRUE_ENTRY_CTLS, defaults1: 0x000011ff, bits: ENTRY_CONTROL_BITS },
   { key: "vmfunc", field: VM_FUNCTION_CONTROL, width: 64, capMsr: MSR_IA32_VMX_VMFUNC, trueCapMsr: null, defaults1: 0x00000000, bits: VMFUNC_CONTROL_BITS },
+];
+
+/** The enlightened VMCS v1 (TLFS HV_VMX_ENLIGHTENED_VMCS), in structure order. encoding: the VMCS
+ *  field, null for a synthetic one; clean: the clean-field group (NONE: always read; ALL: no group
+ *  in the TLFS); update2022: named by the TLFS 2022 update (CPUID 4000000AH EBX bit 0). */
+export interface EvmcsField { readonly name: string; readonly encoding: number | null; readonly offset: number; readonly size: number; readonly clean: string; readonly cleanMask: number; readonly update2022: boolean }
+export const EVMCS_FIELDS: readonly EvmcsField[] = [
+  { name: "REVISION_ID", encoding: null, offset: 0, size: 4, clean: "NONE", cleanMask: 0x0000, update2022: false },
+  { name: "ABORT", encoding: null, offset: 4, size: 4, clean: "NONE", cleanMask: 0x0000, update2022: false },
+  { name: "HOST_ES_SELECTOR", encoding: 0x0c00, offset: 8, size: 2, clean: "HOST_GRP1", cleanMask: 0x4000, update2022: false },
+  { name: "HOST_CS_SELECTOR", encoding: 0x0c02, offset: 10, size: 2, clean: "HOST_GRP1", cleanMask: 0x4000, update2022: false },
+  { name: "HOST_SS_SELECTOR", encoding: 0x0c04, offset: 12, size: 2, clean: "HOST_GRP1", cleanMask: 0x4000, update2022: false },
+  { name: "HOST_DS_SELECTOR", encoding: 0x0c06, offset: 14, size: 2, clean: "HOST_GRP1", cleanMask: 0x4000, update2022: false },
+  { name: "HOST_FS_SELECTOR", encoding: 0x0c08, offset: 16, size: 2, clean: "HOST_GRP1", cleanMask: 0x4000, update2022: false },
+  { name: "HOST_GS_SELECTOR", encoding: 0x0c0a, offset: 18, size: 2, clean: "HOST_GRP1", cleanMask: 0x4000, update2022: false },
+  { name: "HOST_TR_SELECTOR", encoding: 0x0c0c, offset: 20, size: 2, clean: "HOST_GRP1", cleanMask: 0x4000, update2022: false },
+  { name: "HOST_IA32_PAT", encoding: 0x2c00, offset: 24, size: 8, clean: "HOST_GRP1", cleanMask: 0x4000, update2022: false },
+  { name: "HOST_IA32_EFER", encoding: 0x2c02, offset: 32, size: 8, clean: "HOST_GRP1", cleanMask: 0x4000, update2022: false },
+  { name: "HOST_CR0", encoding: 0x6c00, offset: 40, size: 8, clean: "HOST_GRP1", cleanMask: 0x4000, update2022: false },
+  { name: "HOST_CR3", encoding: 0x6c02, offset: 48, size: 8, clean: "HOST_GRP1", cleanMask: 0x4000, update2022: false },
+  { name: "HOST_CR4", encoding: 0x6c04, offset: 56, size: 8, clean: "HOST_GRP1", cleanMask: 0x4000, update2022: false },
+  { name: "HOST_IA32_SYSENTER_ESP", encoding: 0x6c10, offset: 64, size: 8, clean: "HOST_GRP1", cleanMask: 0x4000, update2022: false },
+  { name: "HOST_IA32_SYSENTER_EIP", encoding: 0x6c12, offset: 72, size: 8, clean: "HOST_GRP1", cleanMask: 0x4000, update2022: false },
+  { name: "HOST_RIP", encoding: 0x6c16, offset: 80, size: 8, clean: "HOST_GRP1", cleanMask: 0x4000, update2022: false },
+  { name: "HOST_IA32_SYSENTER_CS", encoding: 0x4c00, offset: 88, size: 4, clean: "HOST_GRP1", cleanMask: 0x4000, update2022: false },
+  { name: "PIN_BASED_VM_EXEC_CONTROL", encoding: 0x4000, offset: 92, size: 4, clean: "CONTROL_GRP1", cleanMask: 0x0008, update2022: false },
+  { name: "VM_EXIT_CONTROL", encoding: 0x400c, offset: 96, size: 4, clean: "CONTROL_GRP1", cleanMask: 0x0008, update2022: false },
+  { name: "SECONDARY_PROC_BASED_VM_EXEC_CONTROL", encoding: 0x401e, offset: 100, size: 4, clean: "CONTROL_GRP1", cleanMask: 0x0008, update2022: false },
+  { name: "IO_BITMAP_A", encoding: 0x2000, offset: 104, size: 8, clean: "IO_BITMAP", cleanMask: 0x0001, update2022: false },
+  { name: "IO_BITMAP_B", encoding: 0x2002, offset: 112, size: 8, clean: "IO_BITMAP", cleanMask: 0x0001, update2022: false },
+  { name: "MSR_BITMAPS", encoding: 0x2004, offset: 120, size: 8, clean: "MSR_BITMAP", cleanMask: 0x0002, update2022: false },
+  { name: "GUEST_ES_SELECTOR", encoding: 0x0800, offset: 128, size: 2, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_CS_SELECTOR", encoding: 0x0802, offset: 130, size: 2, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_SS_SELECTOR", encoding: 0x0804, offset: 132, size: 2, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_DS_SELECTOR", encoding: 0x0806, offset: 134, size: 2, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_FS_SELECTOR", encoding: 0x0808, offset: 136, size: 2, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_GS_SELECTOR", encoding: 0x080a, offset: 138, size: 2, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_LDTR_SELECTOR", encoding: 0x080c, offset: 140, size: 2, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_TR_SELECTOR", encoding: 0x080e, offset: 142, size: 2, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_ES_LIMIT", encoding: 0x4800, offset: 144, size: 4, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_CS_LIMIT", encoding: 0x4802, offset: 148, size: 4, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_SS_LIMIT", encoding: 0x4804, offset: 152, size: 4, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_DS_LIMIT", encoding: 0x4806, offset: 156, size: 4, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_FS_LIMIT", encoding: 0x4808, offset: 160, size: 4, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_GS_LIMIT", encoding: 0x480a, offset: 164, size: 4, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_LDTR_LIMIT", encoding: 0x480c, offset: 168, size: 4, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_TR_LIMIT", encoding: 0x480e, offset: 172, size: 4, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_GDTR_LIMIT", encoding: 0x4810, offset: 176, size: 4, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_IDTR_LIMIT", encoding: 0x4812, offset: 180, size: 4, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_ES_ACCESS_RIGHTS", encoding: 0x4814, offset: 184, size: 4, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_CS_ACCESS_RIGHTS", encoding: 0x4816, offset: 188, size: 4, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_SS_ACCESS_RIGHTS", encoding: 0x4818, offset: 192, size: 4, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_DS_ACCESS_RIGHTS", encoding: 0x481a, offset: 196, size: 4, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_FS_ACCESS_RIGHTS", encoding: 0x481c, offset: 200, size: 4, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_GS_ACCESS_RIGHTS", encoding: 0x481e, offset: 204, size: 4, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_LDTR_ACCESS_RIGHTS", encoding: 0x4820, offset: 208, size: 4, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_TR_ACCESS_RIGHTS", encoding: 0x4822, offset: 212, size: 4, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_ES_BASE", encoding: 0x6806, offset: 216, size: 8, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_CS_BASE", encoding: 0x6808, offset: 224, size: 8, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_SS_BASE", encoding: 0x680a, offset: 232, size: 8, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_DS_BASE", encoding: 0x680c, offset: 240, size: 8, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_FS_BASE", encoding: 0x680e, offset: 248, size: 8, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_GS_BASE", encoding: 0x6810, offset: 256, size: 8, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_LDTR_BASE", encoding: 0x6812, offset: 264, size: 8, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_TR_BASE", encoding: 0x6814, offset: 272, size: 8, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_GDTR_BASE", encoding: 0x6816, offset: 280, size: 8, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "GUEST_IDTR_BASE", encoding: 0x6818, offset: 288, size: 8, clean: "GUEST_GRP2", cleanMask: 0x1000, update2022: false },
+  { name: "VM_EXIT_MSR_STORE_ADDRESS", encoding: 0x2006, offset: 320, size: 8, clean: "ALL", cleanMask: 0xffff, update2022: false },
+  { name: "VM_EXIT_MSR_LOAD_ADDRESS", encoding: 0x2008, offset: 328, size: 8, clean: "ALL", cleanMask: 0xffff, update2022: false },
+  { name: "VM_ENTRY_MSR_LOAD_ADDRESS", encoding: 0x200a, offset: 336, size: 8, clean: "ALL", cleanMask: 0xffff, update2022: false },
+  { name: "CR3_TARGET_VALUE0", encoding: 0x6008, offset: 344, size: 8, clean: "ALL", cleanMask: 0xffff, update2022: false },
+  { name: "CR3_TARGET_VALUE1", encoding: 0x600a, offset: 352, size: 8, clean: "ALL", cleanMask: 0xffff, update2022: false },
+  { name: "CR3_TARGET_VALUE2", encoding: 0x600c, offset: 360, size: 8, clean: "ALL", cleanMask: 0xffff, update2022: false },
+  { name: "CR3_TARGET_VALUE3", encoding: 0x600e, offset: 368, size: 8, clean: "ALL", cleanMask: 0xffff, update2022: false },
+  { name: "PAGE_FAULT_ERROR_CODE_MASK", encoding: 0x4006, offset: 376, size: 4, clean: "ALL", cleanMask: 0xffff, update2022: false },
+  { name: "PAGE_FAULT_ERROR_CODE_MATCH", encoding: 0x4008, offset: 380, size: 4, clean: "ALL", cleanMask: 0xffff, update2022: false },
+  { name: "CR3_TARGET_COUNT", encoding: 0x400a, offset: 384, size: 4, clean: "ALL", cleanMask: 0xffff, update2022: false },
+  { name: "VM_EXIT_MSR_STORE_COUNT", encoding: 0x400e, offset: 388, size: 4, clean: "ALL", cleanMask: 0xffff, update2022: false },
+  { name: "VM_EXIT_MSR_LOAD_COUNT", encoding: 0x4010, offset: 392, size: 4, clean: "ALL", cleanMask: 0xffff, update2022: false },
+  { name: "VM_ENTRY_MSR_LOAD_COUNT", encoding: 0x4014, offset: 396, size: 4, clean: "ALL", cleanMask: 0xffff, update2022: false },
+  { name: "TSC_OFFSET", encoding: 0x2010, offset: 400, size: 8, clean: "CONTROL_GRP2", cleanMask: 0x0004, update2022: false },
+  { name: "VIRTUAL_APIC_ADDRESS", encoding: 0x2012, offset: 408, size: 8, clean: "CONTROL_GRP2", cleanMask: 0x0004, update2022: false },
+  { name: "VMCS_LINK_POINTER", encoding: 0x2800, offset: 416, size: 8, clean: "GUEST_GRP1", cleanMask: 0x0800, update2022: false },
+  { name: "GUEST_IA32_DEBUGCTL", encoding: 0x2802, offset: 424, size: 8, clean: "GUEST_GRP1", cleanMask: 0x0800, update2022: false },
+  { name: "GUEST_IA32_PAT", encoding: 0x2804, offset: 432, size: 8, clean: "GUEST_GRP1", cleanMask: 0x0800, update2022: false },
+  { name: "GUEST_IA32_EFER", encoding: 0x2806, offset: 440, size: 8, clean: "GUEST_GRP1", cleanMask: 0x0800, update2022: false },
+  { name: "GUEST_PDPTE0", encoding: 0x280a, offset: 448, size: 8, clean: "GUEST_GRP1", cleanMask: 0x0800, update2022: false },
+  { name: "GUEST_PDPTE1", encoding: 0x280c, offset: 456, size: 8, clean: "GUEST_GRP1", cleanMask: 0x0800, update2022: false },
+  { name: "GUEST_PDPTE2", encoding: 0x280e, offset: 464, size: 8, clean: "GUEST_GRP1", cleanMask: 0x0800, update2022: false },
+  { name: "GUEST_PDPTE3", encoding: 0x2810, offset: 472, size: 8, clean: "GUEST_GRP1", cleanMask: 0x0800, update2022: false },
+  { name: "GUEST_PENDING_DEBUG_EXCEPTIONS", encoding: 0x6822, offset: 480, size: 8, clean: "GUEST_GRP1", cleanMask: 0x0800, update2022: false },
+  { name: "GUEST_IA32_SYSENTER_ESP", encoding: 0x6824, offset: 488, size: 8, clean: "GUEST_GRP1", cleanMask: 0x0800, update2022: false },
+  { name: "GUEST_IA32_SYSENTER_EIP", encoding: 0x6826, offset: 496, size: 8, clean: "GUEST_GRP1", cleanMask: 0x0800, update2022: false },
+  { name: "GUEST_ACTIVITY_STATE", encoding: 0x4826, offset: 504, size: 4, clean: "GUEST_GRP1", cleanMask: 0x0800, update2022: false },
+  { name: "GUEST_IA32_SYSENTER_CS", encoding: 0x482a, offset: 508, size: 4, clean: "GUEST_GRP1", cleanMask: 0x0800, update2022: false },
+  { name: "CR0_GUEST_HOST_MASK", encoding: 0x6000, offset: 512, size: 8, clean: "CRDR", cleanMask: 0x0100, update2022: false },
+  { name: "CR4_GUEST_HOST_MASK", encoding: 0x6002, offset: 520, size: 8, clean: "CRDR", cleanMask: 0x0100, update2022: false },
+  { name: "CR0_READ_SHADOW", encoding: 0x6004, offset: 528, size: 8, clean: "CRDR", cleanMask: 0x0100, update2022: false },
+  { name: "CR4_READ_SHADOW", encoding: 0x6006, offset: 536, size: 8, clean: "CRDR", cleanMask: 0x0100, update2022: false },
+  { name: "GUEST_CR0", encoding: 0x6800, offset: 544, size: 8, clean: "CRDR", cleanMask: 0x0100, update2022: false },
+  { name: "GUEST_CR3", encoding: 0x6802, offset: 552, size: 8, clean: "CRDR", cleanMask: 0x0100, update2022: false },
+  { name: "GUEST_CR4", encoding: 0x6804, offset: 560, size: 8, clean: "CRDR", cleanMask: 0x0100, update2022: false },
+  { name: "GUEST_DR7", encoding: 0x681a, offset: 568, size: 8, clean: "CRDR", cleanMask: 0x0100, update2022: false },
+  { name: "HOST_FS_BASE", encoding: 0x6c06, offset: 576, size: 8, clean: "HOST_POINTER", cleanMask: 0x2000, update2022: false },
+  { name: "HOST_GS_BASE", encoding: 0x6c08, offset: 584, size: 8, clean: "HOST_POINTER", cleanMask: 0x2000, update2022: false },
+  { name: "HOST_TR_BASE", encoding: 0x6c0a, offset: 592, size: 8, clean: "HOST_POINTER", cleanMask: 0x2000, update2022: false },
+  { name: "HOST_GDTR_BASE", encoding: 0x6c0c, offset: 600, size: 8, clean: "HOST_POINTER", cleanMask: 0x2000, update2022: false },
+  { name: "HOST_IDTR_BASE", encoding: 0x6c0e, offset: 608, size: 8, clean: "HOST_POINTER", cleanMask: 0x2000, update2022: false },
+  { name: "HOST_RSP", encoding: 0x6c14, offset: 616, size: 8, clean: "HOST_POINTER", cleanMask: 0x2000, update2022: false },
+  { name: "EPT_POINTER", encoding: 0x201a, offset: 624, size: 8, clean: "CONTROL_XLAT", cleanMask: 0x0200, update2022: false },
+  { name: "VIRTUAL_PROCESSOR_ID", encoding: 0x0000, offset: 632, size: 2, clean: "CONTROL_XLAT", cleanMask: 0x0200, update2022: false },
+  { name: "GUEST_PHYSICAL_ADDRESS", encoding: 0x2400, offset: 680, size: 8, clean: "NONE", cleanMask: 0x0000, update2022: false },
+  { name: "VM_INSTRUCTION_ERROR", encoding: 0x4400, offset: 688, size: 4, clean: "NONE", cleanMask: 0x0000, update2022: false },
+  { name: "VM_EXIT_REASON", encoding: 0x4402, offset: 692, size: 4, clean: "NONE", cleanMask: 0x0000, update2022: false },
+  { name: "VM_EXIT_INTERRUPTION_INFO", encoding: 0x4404, offset: 696, size: 4, clean: "NONE", cleanMask: 0x0000, update2022: false },
+  { name: "VM_EXIT_INTERRUPTION_ERROR_CODE", encoding: 0x4406, offset: 700, size: 4, clean: "NONE", cleanMask: 0x0000, update2022: false },
+  { name: "IDT_VECTORING_INFO", encoding: 0x4408, offset: 704, size: 4, clean: "NONE", cleanMask: 0x0000, update2022: false },
+  { name: "IDT_VECTORING_ERROR_CODE", encoding: 0x440a, offset: 708, size: 4, clean: "NONE", cleanMask: 0x0000, update2022: false },
+  { name: "VM_EXIT_INSTRUCTION_LENGTH", encoding: 0x440c, offset: 712, size: 4, clean: "NONE", cleanMask: 0x0000, update2022: false },
+  { name: "VM_EXIT_INSTRUCTION_INFO", encoding: 0x440e, offset: 716, size: 4, clean: "NONE", cleanMask: 0x0000, update2022: false },
+  { name: "EXIT_QUALIFICATION", encoding: 0x6400, offset: 720, size: 8, clean: "NONE", cleanMask: 0x0000, update2022: false },
+  { name: "IO_RCX", encoding: 0x6402, offset: 728, size: 8, clean: "NONE", cleanMask: 0x0000, update2022: false },
+  { name: "IO_RSI", encoding: 0x6404, offset: 736, size: 8, clean: "NONE", cleanMask: 0x0000, update2022: false },
+  { name: "IO_RDI", encoding: 0x6406, offset: 744, size: 8, clean: "NONE", cleanMask: 0x0000, update2022: false },
+  { name: "IO_RIP", encoding: 0x6408, offset: 752, size: 8, clean: "NONE", cleanMask: 0x0000, update2022: false },
+  { name: "GUEST_LINEAR_ADDRESS", encoding: 0x640a, offset: 760, size: 8, clean: "NONE", cleanMask: 0x0000, update2022: false },
+  { name: "GUEST_RSP", encoding: 0x681c, offset: 768, size: 8, clean: "GUEST_BASIC", cleanMask: 0x0400, update2022: false },
+  { name: "GUEST_RFLAGS", encoding: 0x6820, offset: 776, size: 8, clean: "GUEST_BASIC", cleanMask: 0x0400, update2022: false },
+  { name: "GUEST_INTERRUPTIBILITY_STATE", encoding: 0x4824, offset: 784, size: 4, clean: "GUEST_BASIC", cleanMask: 0x0400, update2022: false },
+  { name: "PRIMARY_PROC_BASED_VM_EXEC_CONTROL", encoding: 0x4002, offset: 788, size: 4, clean: "CONTROL_PROC", cleanMask: 0x0010, update2022: false },
+  { name: "EXCEPTION_BITMAP", encoding: 0x4004, offset: 792, size: 4, clean: "CONTROL_EXCPN", cleanMask: 0x0080, update2022: false },
+  { name: "VM_ENTRY_CONTROL", encoding: 0x4012, offset: 796, size: 4, clean: "CONTROL_ENTRY", cleanMask: 0x0040, update2022: false },
+  { name: "VM_ENTRY_INTERRUPTION_INFO", encoding: 0x4016, offset: 800, size: 4, clean: "CONTROL_EVENT", cleanMask: 0x0020, update2022: false },
+  { name: "VM_ENTRY_EXCEPTION_ERROR_CODE", encoding: 0x4018, offset: 804, size: 4, clean: "CONTROL_EVENT", cleanMask: 0x0020, update2022: false },
+  { name: "VM_ENTRY_INSTRUCTION_LENGTH", encoding: 0x401a, offset: 808, size: 4, clean: "CONTROL_EVENT", cleanMask: 0x0020, update2022: false },
+  { name: "TPR_THRESHOLD", encoding: 0x401c, offset: 812, size: 4, clean: "NONE", cleanMask: 0x0000, update2022: false },
+  { name: "GUEST_RIP", encoding: 0x681e, offset: 816, size: 8, clean: "NONE", cleanMask: 0x0000, update2022: false },
+  { name: "CLEAN_FIELDS", encoding: null, offset: 824, size: 4, clean: "NONE", cleanMask: 0x0000, update2022: false },
+  { name: "SYNTHETIC_CONTROLS", encoding: null, offset: 832, size: 4, clean: "ALL", cleanMask: 0xffff, update2022: false },
+  { name: "ENLIGHTENMENTS_CONTROL", encoding: null, offset: 836, size: 4, clean: "ENLIGHTENMENTSCONTROL", cleanMask: 0x8000, update2022: false },
+  { name: "VP_ID", encoding: null, offset: 840, size: 4, clean: "ENLIGHTENMENTSCONTROL", cleanMask: 0x8000, update2022: false },
+  { name: "VM_ID", encoding: null, offset: 848, size: 8, clean: "ENLIGHTENMENTSCONTROL", cleanMask: 0x8000, update2022: false },
+  { name: "PARTITION_ASSIST_PAGE", encoding: null, offset: 856, size: 8, clean: "ENLIGHTENMENTSCONTROL", cleanMask: 0x8000, update2022: false },
+  { name: "GUEST_IA32_BNDCFGS", encoding: 0x2812, offset: 896, size: 8, clean: "GUEST_GRP1", cleanMask: 0x0800, update2022: false },
+  { name: "GUEST_IA32_PERF_GLOBAL_CTRL", encoding: 0x2808, offset: 904, size: 8, clean: "GUEST_GRP1", cleanMask: 0x0800, update2022: true },
+  { name: "GUEST_IA32_S_CET", encoding: 0x6828, offset: 912, size: 8, clean: "GUEST_GRP1", cleanMask: 0x0800, update2022: true },
+  { name: "GUEST_SSP", encoding: 0x682a, offset: 920, size: 8, clean: "GUEST_BASIC", cleanMask: 0x0400, update2022: true },
+  { name: "GUEST_IA32_INTERRUPT_SSP_TABLE_ADDR", encoding: 0x682c, offset: 928, size: 8, clean: "GUEST_GRP1", cleanMask: 0x0800, update2022: true },
+  { name: "GUEST_IA32_LBR_CTL", encoding: 0x2816, offset: 936, size: 8, clean: "GUEST_GRP1", cleanMask: 0x0800, update2022: true },
+  { name: "XSS_EXITING_BITMAP", encoding: 0x202c, offset: 960, size: 8, clean: "CONTROL_GRP2", cleanMask: 0x0004, update2022: false },
+  { name: "ENCLS_EXITING_BITMAP", encoding: 0x202e, offset: 968, size: 8, clean: "CONTROL_GRP2", cleanMask: 0x0004, update2022: false },
+  { name: "HOST_IA32_PERF_GLOBAL_CTRL", encoding: 0x2c04, offset: 976, size: 8, clean: "HOST_GRP1", cleanMask: 0x4000, update2022: true },
+  { name: "TSC_MULTIPLIER", encoding: 0x2032, offset: 984, size: 8, clean: "CONTROL_GRP2", cleanMask: 0x0004, update2022: true },
+  { name: "HOST_IA32_S_CET", encoding: 0x6c18, offset: 992, size: 8, clean: "HOST_GRP1", cleanMask: 0x4000, update2022: true },
+  { name: "HOST_SSP", encoding: 0x6c1a, offset: 1000, size: 8, clean: "HOST_GRP1", cleanMask: 0x4000, update2022: true },
+  { name: "HOST_IA32_INTERRUPT_SSP_TABLE_ADDR", encoding: 0x6c1c, offset: 1008, size: 8, clean: "HOST_GRP1", cleanMask: 0x4000, update2022: true },
+];
+
+/** Reserved and padding bytes of the eVMCS (with EVMCS_FIELDS they tile EVMCS_BYTES). */
+export const EVMCS_RESERVED: readonly { offset: number; size: number }[] = [
+  { offset: 22, size: 2 },
+  { offset: 296, size: 24 },
+  { offset: 634, size: 6 },
+  { offset: 640, size: 40 },
+  { offset: 828, size: 4 },
+  { offset: 844, size: 4 },
+  { offset: 864, size: 32 },
+  { offset: 944, size: 16 },
+  { offset: 1016, size: 8 },
+];
+
+/** The clean-field groups: name and bit of HvCleanFields. */
+export const EVMCS_CLEAN_GROUPS: readonly { name: string; bit: number }[] = [
+  { name: "IO_BITMAP", bit: 0 },
+  { name: "MSR_BITMAP", bit: 1 },
+  { name: "CONTROL_GRP2", bit: 2 },
+  { name: "CONTROL_GRP1", bit: 3 },
+  { name: "CONTROL_PROC", bit: 4 },
+  { name: "CONTROL_EVENT", bit: 5 },
+  { name: "CONTROL_ENTRY", bit: 6 },
+  { name: "CONTROL_EXCPN", bit: 7 },
+  { name: "CRDR", bit: 8 },
+  { name: "CONTROL_XLAT", bit: 9 },
+  { name: "GUEST_BASIC", bit: 10 },
+  { name: "GUEST_GRP1", bit: 11 },
+  { name: "GUEST_GRP2", bit: 12 },
+  { name: "HOST_POINTER", bit: 13 },
+  { name: "HOST_GRP1", bit: 14 },
+  { name: "ENLIGHTENMENTSCONTROL", bit: 15 },
 ];
 
 /** The VMCS01 section of a snapshot: these fields, ascending (docs/snapshot.md). */

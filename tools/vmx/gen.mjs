@@ -210,7 +210,7 @@ export function buildModel(t = table) {
   for (const m of t.MSRS) {
     if (msrNums.has(m.number)) fail(`MSRs ${m.name} and ${msrNums.get(m.number)} share number ${hex(m.number)}`);
     msrNums.set(m.number, m.name);
-    add('MSR_' + m.name, m.number, 'u32', 'hex', m.sdm ? `SDM Vol. 3D ${m.sdm}` : '');
+    add('MSR_' + m.name, m.number, 'u32', 'hex', m.sdm ? `SDM Vol. 3D ${m.sdm}` : m.tlfs ? `Hyper-V TLFS ${m.tlfs}` : '');
   }
 
   // -- registers, enumerations
@@ -220,8 +220,8 @@ export function buildModel(t = table) {
     for (const v of g.values) add(g.prefix + v.name, v.value, 'u32', v.value > 255 ? 'hex8' : 'dec', v.sdm);
   }
 
-  // -- eVMCS hook (empty until the TLFS layout is declared)
-  if (t.EVMCS.fields.length || t.EVMCS.cleanFields.length) fail('EVMCS is declared but the generator does not emit it yet');
+  // -- the Hyper-V enlightened VMCS (TLFS layout, clean-field groups) and the VP assist page
+  const evmcs = buildEvmcs(t, fields, section, add);
 
   // -- the snapshot blob (docs/snapshot.md)
   const constValue = (name) => {
@@ -230,10 +230,77 @@ export function buildModel(t = table) {
   };
   const snapshot = buildSnapshot(t, fields, vmcs12Size, section, add, constValue, msrNums);
 
-  return { fields, slots, groupFirst, slotCount, vmcs12Size, sections, reasons, errors, controls, registers, allNames, snapshot, table: t };
+  return { fields, slots, groupFirst, slotCount, vmcs12Size, sections, reasons, errors, controls, registers, allNames, snapshot, evmcs, table: t };
 }
 
 const TYPES_LONG = { control: 'control', ro: 'read-only data', guest: 'guest-state', host: 'host-state' };
+
+// The enlightened VMCS declaration (table.mjs EVMCS), checked: each field's VMCS field exists and
+// has the declared size, every field is naturally aligned, fields and reserved ranges tile the
+// structure without overlap, every field has a clean-field group (or NONE/ALL), group bits are
+// distinct and below 16; the VP assist page fields fit the page and do not overlap.
+function buildEvmcs(t, fields, section, add) {
+  const E = t.EVMCS;
+  const byName = new Map(fields.map((f) => [f.name, f]));
+  const groups = new Map();
+  for (const g of E.cleanGroups) {
+    if (!Number.isInteger(g.bit) || g.bit < 0 || g.bit > 15) fail(`EVMCS clean group ${g.name}: bit ${g.bit} is outside 15:0`);
+    if ([...groups.values()].includes(g.bit)) fail(`EVMCS clean group ${g.name}: bit ${g.bit} used twice`);
+    if (g.name === 'NONE' || g.name === 'ALL' || groups.has(g.name)) fail(`EVMCS clean group name ${g.name} is reserved or used twice`);
+    groups.set(g.name, g.bit);
+  }
+  const cleanMask = (c) => (c === 'NONE' ? 0 : c === 'ALL' ? 0xffff : groups.has(c) ? 1 << groups.get(c) : fail(`EVMCS: clean group ${c} is not declared`));
+  const out = [];
+  const spans = [];
+  const seenVmcs = new Set();
+  for (const f of E.fields) {
+    const label = f.vmcs ?? f.name;
+    if (!!f.vmcs === !!f.name) fail(`EVMCS field at ${f.offset}: give exactly one of vmcs (a VMCS field) or name (synthetic)`);
+    if (![1, 2, 4, 8].includes(f.size)) fail(`EVMCS ${label}: size ${f.size} is not 1, 2, 4 or 8`);
+    if (f.offset % f.size) fail(`EVMCS ${label}: offset ${f.offset} is not aligned to its size ${f.size}`);
+    let encoding = null;
+    if (f.vmcs) {
+      const v = byName.get(f.vmcs);
+      if (!v) fail(`EVMCS: ${f.vmcs} is not in VMCS_FIELDS`);
+      if (seenVmcs.has(f.vmcs)) fail(`EVMCS: ${f.vmcs} is declared twice`);
+      seenVmcs.add(f.vmcs);
+      if (WIDTH_BYTES[v.width] !== f.size) fail(`EVMCS ${f.vmcs}: ${f.size} bytes, but the VMCS field is ${v.width === 'natural' ? 'natural-width' : v.width + '-bit'}`);
+      encoding = v.encoding;
+    }
+    if (f.clean === undefined) fail(`EVMCS ${label}: no clean-field group`);
+    out.push({ name: label, encoding, offset: f.offset, size: f.size, clean: f.clean, cleanMask: cleanMask(f.clean), update2022: f.update2022 === true, tlfs: f.tlfs ?? '' });
+    spans.push({ name: label, start: f.offset, end: f.offset + f.size });
+  }
+  for (const r of E.reserved) spans.push({ name: `reserved at ${r.offset}`, start: r.offset, end: r.offset + r.size });
+  spans.sort((a, b) => a.start - b.start);
+  let at = 0;
+  for (const s of spans) {
+    if (s.start < at) fail(`EVMCS: ${s.name} overlaps what comes before it`);
+    if (s.start > at) fail(`EVMCS: bytes ${at}-${s.start - 1} are neither a field nor reserved`);
+    at = s.end;
+  }
+  if (at !== E.bytes) fail(`EVMCS: the fields end at ${at}, not at the structure size ${E.bytes}`);
+  const vp = [...E.vpAssist].sort((a, b) => a.offset - b.offset);
+  for (let i = 0; i < vp.length; i++) {
+    if (vp[i].offset + vp[i].size > 4096) fail(`VP assist page ${vp[i].name} does not fit the page`);
+    if (i && vp[i].offset < vp[i - 1].offset + vp[i - 1].size) fail(`VP assist page ${vp[i].name} overlaps ${vp[i - 1].name}`);
+  }
+
+  section('Hyper-V enlightened VMCS v1 (TLFS HV_VMX_ENLIGHTENED_VMCS; tools/vmx/table.mjs EVMCS): byte offsets');
+  add('EVMCS_VERSION', E.version, 'u32', 'dec', 'CPUID 4000000AH EAX[7:0] = EAX[15:8]: the eVMCS version');
+  add('EVMCS_BYTES', E.bytes, 'u32', 'dec', 'size of the structure');
+  add('EVMCS_FIELD_COUNT', out.length, 'i32', 'dec', 'fields in the EVMCS_FIELD_* arrays');
+  for (const f of out) {
+    const where = f.clean === 'NONE' ? 'no clean group: always read' : f.clean === 'ALL' ? 'no group in the TLFS: every clean bit' : `clean group ${f.clean}`;
+    add('EVMCS_' + f.name, f.offset, 'u32', 'dec', `${f.size} bytes, ${where}${f.encoding !== null ? '' : ' (synthetic' + (f.tlfs ? ': ' + f.tlfs : '') + ')'}${f.update2022 ? ' (2022 update, not offered)' : ''}`);
+  }
+  section('Hyper-V eVMCS clean-field groups (TLFS HV_VMX_ENLIGHTENED_CLEAN_FIELD_*): masks of HvCleanFields');
+  for (const g of E.cleanGroups) add('EVMCS_CLEAN_' + g.name, 1 << g.bit, 'u32', 'hex', `bit ${g.bit}`);
+  add('EVMCS_CLEAN_ALL', 0xffff, 'u32', 'hex', 'every group');
+  section('Hyper-V VP assist page (TLFS HV_VP_ASSIST_PAGE): byte offsets');
+  for (const v of E.vpAssist) add('HV_VP_ASSIST_' + v.name, v.offset, 'u32', 'hex', `${v.size} bytes: ${v.tlfs}`);
+  return { fields: out, reserved: E.reserved, groups: E.cleanGroups };
+}
 
 // FNV-1a over 32-bit words: a fingerprint of the vmcs12 layout that fits a u32 field.
 function fnv1a32(words) {
@@ -534,6 +601,38 @@ export function vmcsFieldEncodingAt(i: i32): u32 {
   }
   o.push(...asSwitch('Name of a VM function number.', 'vmfuncName(n: u32)', 'n', m.table.VMFUNCS.map((f) => [f.number, f.name])));
 
+  const ev = m.evmcs;
+  o.push('', '// ---- the enlightened VMCS by field (EVMCS_FIELD_COUNT entries, in structure order)');
+  o.push('', '// VMCS encoding of each eVMCS field; 0xffffffff for the synthetic ones.');
+  o.push('export const EVMCS_FIELD_ENCODINGS: StaticArray<u32> = [');
+  o.push(...rows(ev.fields.map((f) => (f.encoding === null ? '0xffffffff' : hex(f.encoding, 4))), 10));
+  o.push('];');
+  o.push('', '// Byte offset of each eVMCS field.');
+  o.push('export const EVMCS_FIELD_OFFSETS: StaticArray<u16> = [');
+  o.push(...rows(ev.fields.map((f) => String(f.offset)), 16));
+  o.push('];');
+  o.push('', '// Size in bytes of each eVMCS field.');
+  o.push('export const EVMCS_FIELD_SIZES: StaticArray<u8> = [');
+  o.push(...rows(ev.fields.map((f) => String(f.size)), 32));
+  o.push('];');
+  o.push('', '// Clean-field mask of each eVMCS field: 0 = in no group (read at every entry), 0xffff = no');
+  o.push('// group in the TLFS (read unless every bit is set), else its group\'s bit.');
+  o.push('export const EVMCS_FIELD_CLEAN: StaticArray<u16> = [');
+  o.push(...rows(ev.fields.map((f) => hex(f.cleanMask, 4)), 12));
+  o.push('];');
+  o.push('', '// Byte offset in the eVMCS of the VMCS field with (full or high) encoding enc, or -1 when eVMCS');
+  o.push('// v1 has no such field. The high encoding of a 64-bit field gives its upper half.');
+  o.push('export function evmcsOffset(enc: u32): i32 {');
+  o.push('  switch (enc) {');
+  for (const f of ev.fields) {
+    if (f.encoding === null) continue;
+    o.push(`    case ${hex(f.encoding, 4)}: return ${f.offset};`);
+    if (f.size === 8 && ((f.encoding >>> 13) & 3) === 1) o.push(`    case ${hex(f.encoding | 1, 4)}: return ${f.offset + 4};`);
+  }
+  o.push('  }');
+  o.push('  return -1;');
+  o.push('}');
+
   const snap = m.snapshot;
   o.push('', '// ---- snapshot lists (docs/snapshot.md)');
   o.push('', '// The VMCS01 section: these fields of vmcs01, in this (ascending) order.');
@@ -683,6 +782,23 @@ export function emitTS(m) {
   for (const c of m.controls) {
     o.push(`  { key: ${tsStr(c.key)}, field: ${c.field}, width: ${c.width}, capMsr: MSR_${c.capMsr}, trueCapMsr: ${c.trueCapMsr ? 'MSR_' + c.trueCapMsr : 'null'}, defaults1: ${hex(c.defaults1, 8)}, bits: ${controlArray(c)} },`);
   }
+  o.push('];');
+
+  const ev = m.evmcs;
+  o.push('', '/** The enlightened VMCS v1 (TLFS HV_VMX_ENLIGHTENED_VMCS), in structure order. encoding: the VMCS');
+  o.push(' *  field, null for a synthetic one; clean: the clean-field group (NONE: always read; ALL: no group');
+  o.push(' *  in the TLFS); update2022: named by the TLFS 2022 update (CPUID 4000000AH EBX bit 0). */');
+  o.push('export interface EvmcsField { readonly name: string; readonly encoding: number | null; readonly offset: number; readonly size: number; readonly clean: string; readonly cleanMask: number; readonly update2022: boolean }');
+  o.push('export const EVMCS_FIELDS: readonly EvmcsField[] = [');
+  for (const f of ev.fields) o.push(`  { name: ${tsStr(f.name)}, encoding: ${f.encoding === null ? 'null' : hex(f.encoding, 4)}, offset: ${f.offset}, size: ${f.size}, clean: ${tsStr(f.clean)}, cleanMask: ${hex(f.cleanMask, 4)}, update2022: ${f.update2022} },`);
+  o.push('];');
+  o.push('', '/** Reserved and padding bytes of the eVMCS (with EVMCS_FIELDS they tile EVMCS_BYTES). */');
+  o.push('export const EVMCS_RESERVED: readonly { offset: number; size: number }[] = [');
+  for (const r of ev.reserved) o.push(`  { offset: ${r.offset}, size: ${r.size} },`);
+  o.push('];');
+  o.push('', '/** The clean-field groups: name and bit of HvCleanFields. */');
+  o.push('export const EVMCS_CLEAN_GROUPS: readonly { name: string; bit: number }[] = [');
+  for (const g of ev.groups) o.push(`  { name: ${tsStr(g.name)}, bit: ${g.bit} },`);
   o.push('];');
 
   const snap = m.snapshot;

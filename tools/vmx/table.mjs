@@ -636,6 +636,13 @@ export const MSRS = [
   { name: 'IA32_GS_BASE', number: 0xc0000101 },
   { name: 'IA32_KERNEL_GS_BASE', number: 0xc0000102 },
   { name: 'IA32_TSC_AUX', number: 0xc0000103 },
+  // Hyper-V synthetic MSRs (TLFS "Feature and Interface Discovery" and "Hypercall Interface";
+  // docs/guest-interface.md "Hyper-V interface"): present only for a guest with hyperv=on.
+  { name: 'HV_GUEST_OS_ID', number: 0x40000000, tlfs: 'HV_X64_MSR_GUEST_OS_ID' },
+  { name: 'HV_HYPERCALL', number: 0x40000001, tlfs: 'HV_X64_MSR_HYPERCALL' },
+  { name: 'HV_VP_INDEX', number: 0x40000002, tlfs: 'HV_X64_MSR_VP_INDEX' },
+  { name: 'HV_VP_ASSIST_PAGE', number: 0x40000073, tlfs: 'HV_X64_MSR_VP_ASSIST_PAGE' },
+  { name: 'HV_TSC_INVARIANT_CONTROL', number: 0x40000118, tlfs: 'HV_X64_MSR_TSC_INVARIANT_CONTROL' },
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -1018,16 +1025,223 @@ export const VMX_ERRORS = [
 ];
 
 // ---------------------------------------------------------------------------------------------
-// Hyper-V enlightened VMCS (TLFS "Enlightened VMCS"): reserved for a later issue.
-// When it is filled in, declare here, as the TLFS gives them: the eVMCS version, each eVMCS
-// field's byte offset and size together with the VMCS field it stands for (by name from
-// VMCS_FIELDS), and the clean-field groups (bit number + the fields each covers). The
-// generator will then check that offsets do not overlap and that every referenced VMCS field
-// exists, and emit the offsets next to the vmcs12 layout. Empty sections emit nothing.
+// 6b. Hyper-V enlightened VMCS, version 1 (Hyper-V TLFS, "Nested Virtualization" / "Enlightened
+//    VMCS" and the data type HV_VMX_ENLIGHTENED_VMCS; Linux calls it struct hv_enlightened_vmcs,
+//    arch/x86/include/asm/hyperv-tlfs.h, whose 2022 revision names the fields the TLFS first left
+//    reserved). An L1 that uses it keeps its VMCS for L2 in this 1024-byte layout in its own
+//    memory; L0 reads only the groups whose clean-field bit (HvCleanFields, offset 824) is 0.
+//
+//    fields: every field of the structure, in structure order, with its byte offset and size as
+//      the TLFS gives them (natural alignment: the TLFS declares the structure with plain
+//      UINT16/32/64 members, so a UINT64 after an odd number of UINT16s starts at the next
+//      multiple of 8 — e.g. HostPat at 24 after HostTrSelector at 20):
+//      - vmcs: the VMCS field it stands for (a name of VMCS_FIELDS; its width must be `size`),
+//        or name: a synthetic field (no VMCS encoding) named EVMCS_<name>;
+//      - clean: the clean-field group whose bit covers it (cleanGroups below), or
+//          'NONE' — in no group: read at every enlightened entry (guest RIP, the TPR threshold;
+//                   the exit-information fields, which L0 writes and L1 only reads), or
+//          'ALL'  — the TLFS names no group (Linux's table gives HV_VMX_ENLIGHTENED_CLEAN_FIELD_ALL:
+//                   the MSR-load/store lists, the #PF error-code mask/match, the CR3 targets,
+//                   which Hyper-V does not support): read whenever any clean bit is 0;
+//      - update2022: a field the TLFS first listed as reserved (Rsvd5/6/7), named by the 2022
+//        update that Hyper-V announces with CPUID 4000000AH EBX bit 0; not offered here.
+//    reserved: the padding and reserved members (ReservedZ), so that fields + reserved tile the
+//      structure exactly (the generator checks it).
+//    vpAssist: the part of the VP assist page (HV_VP_ASSIST_PAGE, TLFS "Virtual Processor Assist
+//      Page") that enlightened entry uses: EnlightenVmEntry (a BOOLEAN at 28H) and
+//      CurrentNestedVmcs (the eVMCS's GPA at 30H); Linux's struct hv_vp_assist_page puts
+//      enlighten_vmentry at 28H as a u32 and current_nested_vmcs at 30H.
 // ---------------------------------------------------------------------------------------------
 export const EVMCS = {
-  fields: [],
-  cleanFields: [],
+  version: 1, // 4000000AH EAX[7:0] and [15:8]: lowest and highest eVMCS version
+  bytes: 1024,
+  cleanGroups: [
+    { name: 'IO_BITMAP', bit: 0 },
+    { name: 'MSR_BITMAP', bit: 1 },
+    { name: 'CONTROL_GRP2', bit: 2 },
+    { name: 'CONTROL_GRP1', bit: 3 },
+    { name: 'CONTROL_PROC', bit: 4 },
+    { name: 'CONTROL_EVENT', bit: 5 },
+    { name: 'CONTROL_ENTRY', bit: 6 },
+    { name: 'CONTROL_EXCPN', bit: 7 },
+    { name: 'CRDR', bit: 8 },
+    { name: 'CONTROL_XLAT', bit: 9 },
+    { name: 'GUEST_BASIC', bit: 10 },
+    { name: 'GUEST_GRP1', bit: 11 },
+    { name: 'GUEST_GRP2', bit: 12 },
+    { name: 'HOST_POINTER', bit: 13 },
+    { name: 'HOST_GRP1', bit: 14 },
+    { name: 'ENLIGHTENMENTSCONTROL', bit: 15 },
+  ],
+  fields: [
+    { name: 'REVISION_ID', offset: 0, size: 4, clean: 'NONE', tlfs: 'VersionNumber' },
+    { name: 'ABORT', offset: 4, size: 4, clean: 'NONE', tlfs: 'AbortIndicator' },
+    { vmcs: 'HOST_ES_SELECTOR', offset: 8, size: 2, clean: 'HOST_GRP1' },
+    { vmcs: 'HOST_CS_SELECTOR', offset: 10, size: 2, clean: 'HOST_GRP1' },
+    { vmcs: 'HOST_SS_SELECTOR', offset: 12, size: 2, clean: 'HOST_GRP1' },
+    { vmcs: 'HOST_DS_SELECTOR', offset: 14, size: 2, clean: 'HOST_GRP1' },
+    { vmcs: 'HOST_FS_SELECTOR', offset: 16, size: 2, clean: 'HOST_GRP1' },
+    { vmcs: 'HOST_GS_SELECTOR', offset: 18, size: 2, clean: 'HOST_GRP1' },
+    { vmcs: 'HOST_TR_SELECTOR', offset: 20, size: 2, clean: 'HOST_GRP1' },
+    { vmcs: 'HOST_IA32_PAT', offset: 24, size: 8, clean: 'HOST_GRP1' },
+    { vmcs: 'HOST_IA32_EFER', offset: 32, size: 8, clean: 'HOST_GRP1' },
+    { vmcs: 'HOST_CR0', offset: 40, size: 8, clean: 'HOST_GRP1' },
+    { vmcs: 'HOST_CR3', offset: 48, size: 8, clean: 'HOST_GRP1' },
+    { vmcs: 'HOST_CR4', offset: 56, size: 8, clean: 'HOST_GRP1' },
+    { vmcs: 'HOST_IA32_SYSENTER_ESP', offset: 64, size: 8, clean: 'HOST_GRP1' },
+    { vmcs: 'HOST_IA32_SYSENTER_EIP', offset: 72, size: 8, clean: 'HOST_GRP1' },
+    { vmcs: 'HOST_RIP', offset: 80, size: 8, clean: 'HOST_GRP1' },
+    { vmcs: 'HOST_IA32_SYSENTER_CS', offset: 88, size: 4, clean: 'HOST_GRP1' },
+    { vmcs: 'PIN_BASED_VM_EXEC_CONTROL', offset: 92, size: 4, clean: 'CONTROL_GRP1' },
+    { vmcs: 'VM_EXIT_CONTROL', offset: 96, size: 4, clean: 'CONTROL_GRP1' },
+    { vmcs: 'SECONDARY_PROC_BASED_VM_EXEC_CONTROL', offset: 100, size: 4, clean: 'CONTROL_GRP1' },
+    { vmcs: 'IO_BITMAP_A', offset: 104, size: 8, clean: 'IO_BITMAP' },
+    { vmcs: 'IO_BITMAP_B', offset: 112, size: 8, clean: 'IO_BITMAP' },
+    { vmcs: 'MSR_BITMAPS', offset: 120, size: 8, clean: 'MSR_BITMAP' },
+    { vmcs: 'GUEST_ES_SELECTOR', offset: 128, size: 2, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_CS_SELECTOR', offset: 130, size: 2, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_SS_SELECTOR', offset: 132, size: 2, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_DS_SELECTOR', offset: 134, size: 2, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_FS_SELECTOR', offset: 136, size: 2, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_GS_SELECTOR', offset: 138, size: 2, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_LDTR_SELECTOR', offset: 140, size: 2, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_TR_SELECTOR', offset: 142, size: 2, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_ES_LIMIT', offset: 144, size: 4, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_CS_LIMIT', offset: 148, size: 4, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_SS_LIMIT', offset: 152, size: 4, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_DS_LIMIT', offset: 156, size: 4, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_FS_LIMIT', offset: 160, size: 4, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_GS_LIMIT', offset: 164, size: 4, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_LDTR_LIMIT', offset: 168, size: 4, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_TR_LIMIT', offset: 172, size: 4, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_GDTR_LIMIT', offset: 176, size: 4, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_IDTR_LIMIT', offset: 180, size: 4, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_ES_ACCESS_RIGHTS', offset: 184, size: 4, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_CS_ACCESS_RIGHTS', offset: 188, size: 4, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_SS_ACCESS_RIGHTS', offset: 192, size: 4, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_DS_ACCESS_RIGHTS', offset: 196, size: 4, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_FS_ACCESS_RIGHTS', offset: 200, size: 4, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_GS_ACCESS_RIGHTS', offset: 204, size: 4, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_LDTR_ACCESS_RIGHTS', offset: 208, size: 4, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_TR_ACCESS_RIGHTS', offset: 212, size: 4, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_ES_BASE', offset: 216, size: 8, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_CS_BASE', offset: 224, size: 8, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_SS_BASE', offset: 232, size: 8, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_DS_BASE', offset: 240, size: 8, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_FS_BASE', offset: 248, size: 8, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_GS_BASE', offset: 256, size: 8, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_LDTR_BASE', offset: 264, size: 8, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_TR_BASE', offset: 272, size: 8, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_GDTR_BASE', offset: 280, size: 8, clean: 'GUEST_GRP2' },
+    { vmcs: 'GUEST_IDTR_BASE', offset: 288, size: 8, clean: 'GUEST_GRP2' },
+    { vmcs: 'VM_EXIT_MSR_STORE_ADDRESS', offset: 320, size: 8, clean: 'ALL' },
+    { vmcs: 'VM_EXIT_MSR_LOAD_ADDRESS', offset: 328, size: 8, clean: 'ALL' },
+    { vmcs: 'VM_ENTRY_MSR_LOAD_ADDRESS', offset: 336, size: 8, clean: 'ALL' },
+    { vmcs: 'CR3_TARGET_VALUE0', offset: 344, size: 8, clean: 'ALL' },
+    { vmcs: 'CR3_TARGET_VALUE1', offset: 352, size: 8, clean: 'ALL' },
+    { vmcs: 'CR3_TARGET_VALUE2', offset: 360, size: 8, clean: 'ALL' },
+    { vmcs: 'CR3_TARGET_VALUE3', offset: 368, size: 8, clean: 'ALL' },
+    { vmcs: 'PAGE_FAULT_ERROR_CODE_MASK', offset: 376, size: 4, clean: 'ALL' },
+    { vmcs: 'PAGE_FAULT_ERROR_CODE_MATCH', offset: 380, size: 4, clean: 'ALL' },
+    { vmcs: 'CR3_TARGET_COUNT', offset: 384, size: 4, clean: 'ALL' },
+    { vmcs: 'VM_EXIT_MSR_STORE_COUNT', offset: 388, size: 4, clean: 'ALL' },
+    { vmcs: 'VM_EXIT_MSR_LOAD_COUNT', offset: 392, size: 4, clean: 'ALL' },
+    { vmcs: 'VM_ENTRY_MSR_LOAD_COUNT', offset: 396, size: 4, clean: 'ALL' },
+    { vmcs: 'TSC_OFFSET', offset: 400, size: 8, clean: 'CONTROL_GRP2' },
+    { vmcs: 'VIRTUAL_APIC_ADDRESS', offset: 408, size: 8, clean: 'CONTROL_GRP2' },
+    { vmcs: 'VMCS_LINK_POINTER', offset: 416, size: 8, clean: 'GUEST_GRP1', tlfs: 'GuestWorkingVmcsPtr' },
+    { vmcs: 'GUEST_IA32_DEBUGCTL', offset: 424, size: 8, clean: 'GUEST_GRP1' },
+    { vmcs: 'GUEST_IA32_PAT', offset: 432, size: 8, clean: 'GUEST_GRP1' },
+    { vmcs: 'GUEST_IA32_EFER', offset: 440, size: 8, clean: 'GUEST_GRP1' },
+    { vmcs: 'GUEST_PDPTE0', offset: 448, size: 8, clean: 'GUEST_GRP1' },
+    { vmcs: 'GUEST_PDPTE1', offset: 456, size: 8, clean: 'GUEST_GRP1' },
+    { vmcs: 'GUEST_PDPTE2', offset: 464, size: 8, clean: 'GUEST_GRP1' },
+    { vmcs: 'GUEST_PDPTE3', offset: 472, size: 8, clean: 'GUEST_GRP1' },
+    { vmcs: 'GUEST_PENDING_DEBUG_EXCEPTIONS', offset: 480, size: 8, clean: 'GUEST_GRP1' },
+    { vmcs: 'GUEST_IA32_SYSENTER_ESP', offset: 488, size: 8, clean: 'GUEST_GRP1' },
+    { vmcs: 'GUEST_IA32_SYSENTER_EIP', offset: 496, size: 8, clean: 'GUEST_GRP1' },
+    { vmcs: 'GUEST_ACTIVITY_STATE', offset: 504, size: 4, clean: 'GUEST_GRP1', tlfs: 'GuestSleepState' },
+    { vmcs: 'GUEST_IA32_SYSENTER_CS', offset: 508, size: 4, clean: 'GUEST_GRP1' },
+    { vmcs: 'CR0_GUEST_HOST_MASK', offset: 512, size: 8, clean: 'CRDR' },
+    { vmcs: 'CR4_GUEST_HOST_MASK', offset: 520, size: 8, clean: 'CRDR' },
+    { vmcs: 'CR0_READ_SHADOW', offset: 528, size: 8, clean: 'CRDR' },
+    { vmcs: 'CR4_READ_SHADOW', offset: 536, size: 8, clean: 'CRDR' },
+    { vmcs: 'GUEST_CR0', offset: 544, size: 8, clean: 'CRDR' },
+    { vmcs: 'GUEST_CR3', offset: 552, size: 8, clean: 'CRDR' },
+    { vmcs: 'GUEST_CR4', offset: 560, size: 8, clean: 'CRDR' },
+    { vmcs: 'GUEST_DR7', offset: 568, size: 8, clean: 'CRDR' },
+    { vmcs: 'HOST_FS_BASE', offset: 576, size: 8, clean: 'HOST_POINTER' },
+    { vmcs: 'HOST_GS_BASE', offset: 584, size: 8, clean: 'HOST_POINTER' },
+    { vmcs: 'HOST_TR_BASE', offset: 592, size: 8, clean: 'HOST_POINTER' },
+    { vmcs: 'HOST_GDTR_BASE', offset: 600, size: 8, clean: 'HOST_POINTER' },
+    { vmcs: 'HOST_IDTR_BASE', offset: 608, size: 8, clean: 'HOST_POINTER' },
+    { vmcs: 'HOST_RSP', offset: 616, size: 8, clean: 'HOST_POINTER' },
+    { vmcs: 'EPT_POINTER', offset: 624, size: 8, clean: 'CONTROL_XLAT', tlfs: 'EptRoot' },
+    { vmcs: 'VIRTUAL_PROCESSOR_ID', offset: 632, size: 2, clean: 'CONTROL_XLAT' },
+    { vmcs: 'GUEST_PHYSICAL_ADDRESS', offset: 680, size: 8, clean: 'NONE', tlfs: 'ExitEptFaultGpa' },
+    { vmcs: 'VM_INSTRUCTION_ERROR', offset: 688, size: 4, clean: 'NONE' },
+    { vmcs: 'VM_EXIT_REASON', offset: 692, size: 4, clean: 'NONE' },
+    { vmcs: 'VM_EXIT_INTERRUPTION_INFO', offset: 696, size: 4, clean: 'NONE' },
+    { vmcs: 'VM_EXIT_INTERRUPTION_ERROR_CODE', offset: 700, size: 4, clean: 'NONE' },
+    { vmcs: 'IDT_VECTORING_INFO', offset: 704, size: 4, clean: 'NONE' },
+    { vmcs: 'IDT_VECTORING_ERROR_CODE', offset: 708, size: 4, clean: 'NONE' },
+    { vmcs: 'VM_EXIT_INSTRUCTION_LENGTH', offset: 712, size: 4, clean: 'NONE' },
+    { vmcs: 'VM_EXIT_INSTRUCTION_INFO', offset: 716, size: 4, clean: 'NONE' },
+    { vmcs: 'EXIT_QUALIFICATION', offset: 720, size: 8, clean: 'NONE' },
+    { vmcs: 'IO_RCX', offset: 728, size: 8, clean: 'NONE' },
+    { vmcs: 'IO_RSI', offset: 736, size: 8, clean: 'NONE' },
+    { vmcs: 'IO_RDI', offset: 744, size: 8, clean: 'NONE' },
+    { vmcs: 'IO_RIP', offset: 752, size: 8, clean: 'NONE' },
+    { vmcs: 'GUEST_LINEAR_ADDRESS', offset: 760, size: 8, clean: 'NONE' },
+    { vmcs: 'GUEST_RSP', offset: 768, size: 8, clean: 'GUEST_BASIC' },
+    { vmcs: 'GUEST_RFLAGS', offset: 776, size: 8, clean: 'GUEST_BASIC' },
+    { vmcs: 'GUEST_INTERRUPTIBILITY_STATE', offset: 784, size: 4, clean: 'GUEST_BASIC' },
+    { vmcs: 'PRIMARY_PROC_BASED_VM_EXEC_CONTROL', offset: 788, size: 4, clean: 'CONTROL_PROC' },
+    { vmcs: 'EXCEPTION_BITMAP', offset: 792, size: 4, clean: 'CONTROL_EXCPN' },
+    { vmcs: 'VM_ENTRY_CONTROL', offset: 796, size: 4, clean: 'CONTROL_ENTRY' },
+    { vmcs: 'VM_ENTRY_INTERRUPTION_INFO', offset: 800, size: 4, clean: 'CONTROL_EVENT' },
+    { vmcs: 'VM_ENTRY_EXCEPTION_ERROR_CODE', offset: 804, size: 4, clean: 'CONTROL_EVENT' },
+    { vmcs: 'VM_ENTRY_INSTRUCTION_LENGTH', offset: 808, size: 4, clean: 'CONTROL_EVENT' },
+    { vmcs: 'TPR_THRESHOLD', offset: 812, size: 4, clean: 'NONE' },
+    { vmcs: 'GUEST_RIP', offset: 816, size: 8, clean: 'NONE' },
+    { name: 'CLEAN_FIELDS', offset: 824, size: 4, clean: 'NONE', tlfs: 'CleanFields' },
+    { name: 'SYNTHETIC_CONTROLS', offset: 832, size: 4, clean: 'ALL', tlfs: 'SyntheticControls' },
+    { name: 'ENLIGHTENMENTS_CONTROL', offset: 836, size: 4, clean: 'ENLIGHTENMENTSCONTROL', tlfs: 'EnlightenmentsControl (bit 0 NestedFlushVirtualHypercall, bit 1 MsrBitmap)' },
+    { name: 'VP_ID', offset: 840, size: 4, clean: 'ENLIGHTENMENTSCONTROL', tlfs: 'VpId' },
+    { name: 'VM_ID', offset: 848, size: 8, clean: 'ENLIGHTENMENTSCONTROL', tlfs: 'VmId' },
+    { name: 'PARTITION_ASSIST_PAGE', offset: 856, size: 8, clean: 'ENLIGHTENMENTSCONTROL', tlfs: 'PartitionAssistPage' },
+    { vmcs: 'GUEST_IA32_BNDCFGS', offset: 896, size: 8, clean: 'GUEST_GRP1' },
+    { vmcs: 'GUEST_IA32_PERF_GLOBAL_CTRL', offset: 904, size: 8, clean: 'GUEST_GRP1', update2022: true },
+    { vmcs: 'GUEST_IA32_S_CET', offset: 912, size: 8, clean: 'GUEST_GRP1', update2022: true },
+    { vmcs: 'GUEST_SSP', offset: 920, size: 8, clean: 'GUEST_BASIC', update2022: true },
+    { vmcs: 'GUEST_IA32_INTERRUPT_SSP_TABLE_ADDR', offset: 928, size: 8, clean: 'GUEST_GRP1', update2022: true },
+    { vmcs: 'GUEST_IA32_LBR_CTL', offset: 936, size: 8, clean: 'GUEST_GRP1', update2022: true },
+    { vmcs: 'XSS_EXITING_BITMAP', offset: 960, size: 8, clean: 'CONTROL_GRP2' },
+    { vmcs: 'ENCLS_EXITING_BITMAP', offset: 968, size: 8, clean: 'CONTROL_GRP2' },
+    { vmcs: 'HOST_IA32_PERF_GLOBAL_CTRL', offset: 976, size: 8, clean: 'HOST_GRP1', update2022: true },
+    { vmcs: 'TSC_MULTIPLIER', offset: 984, size: 8, clean: 'CONTROL_GRP2', update2022: true },
+    { vmcs: 'HOST_IA32_S_CET', offset: 992, size: 8, clean: 'HOST_GRP1', update2022: true },
+    { vmcs: 'HOST_SSP', offset: 1000, size: 8, clean: 'HOST_GRP1', update2022: true },
+    { vmcs: 'HOST_IA32_INTERRUPT_SSP_TABLE_ADDR', offset: 1008, size: 8, clean: 'HOST_GRP1', update2022: true },
+  ],
+  reserved: [
+    { offset: 22, size: 2, tlfs: 'alignment of HostPat' },
+    { offset: 296, size: 24, tlfs: 'Rsvd1[3]' },
+    { offset: 634, size: 6, tlfs: 'Rsvd2[3]' },
+    { offset: 640, size: 40, tlfs: 'Rsvd3[5]' },
+    { offset: 828, size: 4, tlfs: 'Rsvd4' },
+    { offset: 844, size: 4, tlfs: 'alignment of VmId' },
+    { offset: 864, size: 32, tlfs: 'Rsvd5[4]' },
+    { offset: 944, size: 16, tlfs: 'Rsvd6 after the 2022 update' },
+    { offset: 1016, size: 8, tlfs: 'Rsvd7 after the 2022 update' },
+  ],
+  vpAssist: [
+    { name: 'APIC_ASSIST', offset: 0x00, size: 4, tlfs: 'ApicAssist' },
+    { name: 'VTL_CONTROL', offset: 0x08, size: 24, tlfs: 'VtlControl (HV_VP_VTL_CONTROL)' },
+    { name: 'NESTED_CONTROL', offset: 0x20, size: 8, tlfs: 'NestedEnlightenmentsControl (HV_NESTED_ENLIGHTENMENTS_CONTROL)' },
+    { name: 'ENLIGHTEN_VMENTRY', offset: 0x28, size: 1, tlfs: 'EnlightenVmEntry (BOOLEAN)' },
+    { name: 'CURRENT_NESTED_VMCS', offset: 0x30, size: 8, tlfs: 'CurrentNestedVmcs (HV_GPA)' },
+  ],
 };
 
 // ---------------------------------------------------------------------------------------------
