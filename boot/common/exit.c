@@ -35,13 +35,19 @@ static bool under_qemu(void) {
 }
 
 /* Our own hypervisor as the parent (this image running as an L1 guest,
- * "ASHypervisor"): it offers QEMU's isa-debug-exit at port 0xF4 too. */
+ * "ASHypervisor"): it offers QEMU's isa-debug-exit at port 0xF4 too. Its
+ * leaves are at 40000000H, or at 40000100H when it also gives its guest the
+ * Hyper-V interface (hyperv=on: "Microsoft Hv" at 40000000H). */
+static bool ashv_at(u32 base) {
+    u32 r[4];
+    cpuid(base, 0, r);
+    return r[1] == 0x79485341 && r[2] == 0x76726570 && r[3] == 0x726f7369; /* ASHypervisor */
+}
 static bool under_ashv(void) {
     u32 r[4];
     cpuid(1, 0, r);
     if (!(r[2] & (1u << 31))) return false;
-    cpuid(0x40000000, 0, r);
-    return r[1] == 0x79485341 && r[2] == 0x76726570 && r[3] == 0x726f7369; /* ASHypervisor */
+    return ashv_at(0x40000000) || ashv_at(0x40000100);
 }
 
 static bool exiting;

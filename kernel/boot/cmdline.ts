@@ -183,6 +183,14 @@ function option(p: usize, n: i32): bool {
     config.nested[current] = r == 1;
     return true;
   }
+  v = keyIs(p, n, "hyperv");
+  if (v >= 0) {
+    if (!guestOption("hyperv", p, n)) return false;
+    const r = onOff("hyperv", p + <usize>v, n - v);
+    if (r < 0) return false;
+    config.hyperv[current] = r == 1;
+    return true;
+  }
   v = keyIs(p, n, "ept");
   if (v >= 0) {
     if (!guestOption("ept", p, n)) return false;

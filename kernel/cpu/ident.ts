@@ -75,12 +75,23 @@ export function identify(): void {
     store<u32>(hvVendor, ebx());
     store<u32>(hvVendor, ecx(), 4);
     store<u32>(hvVendor, edx(), 8);
-    // "ASHypervisor": our own parent.
-    if (ebx() == 0x79485341 && ecx() == 0x76726570 && edx() == 0x726f7369 && max >= 0x40000001) {
-      query(0x40000001);
-      nestingLevel = ebx();
+    // "ASHypervisor": our own parent, at 40000000H, or at 40000100H when
+    // it also offers the Hyper-V interface (hyperv=on: "Microsoft Hv" at
+    // 40000000H), as other hypervisors that speak Hyper-V move theirs.
+    if (!ownLeaves(0x40000000, max)) {
+      query(0x40000100);
+      ownLeaves(0x40000100, eax());
     }
   }
+}
+
+// Our parent's signature in the last query (leaf `base`, whose EAX said
+// `max`): take the nesting level from leaf base + 1.
+function ownLeaves(base: u32, max: u32): bool {
+  if (ebx() != 0x79485341 || ecx() != 0x76726570 || edx() != 0x726f7369 || max < base + 1 || max > base + 0xff) return false;
+  query(base + 1);
+  nestingLevel = ebx();
+  return true;
 }
 
 function cstrlen(p: usize, max: i32): i32 {

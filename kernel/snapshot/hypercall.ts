@@ -14,6 +14,7 @@
 //
 // Not yet: the nested state (a call in VMX operation answers RAX = 2, as
 // for an unknown function, and says why on the console).
+import * as hyperv from "../vm/exit/hyperv";
 import * as print from "../lib/print";
 import * as R from "../vm/vcpu";
 import { Vcpu } from "../vm/vcpu";
@@ -61,11 +62,13 @@ function answer(vcpu: Vcpu, rax: u64): i32 {
 }
 
 // In VMX operation the nested state would be lost: refused until it is saved.
+// Likewise the Hyper-V interface's state (hyperv=on) until the blob has it.
 function inVmx(vcpu: Vcpu, what: string): bool {
-  if (!nested.vmxOn) return false;
+  if (!nested.vmxOn && !hyperv.offered) return false;
   print.str("hv: snapshot: ");
   print.str(what);
-  print.str(" refused: in VMX operation (nested state not yet saved)");
+  print.str(nested.vmxOn ? " refused: in VMX operation (nested state not yet saved)"
+    : " refused: the Hyper-V interface's state is not yet saved");
   print.nl();
   return true;
 }

@@ -22,6 +22,7 @@ import * as config from "../vm/config";
 import * as xstate from "../vm/xstate";
 import { Vcpu } from "../vm/vcpu";
 import * as nested from "../nested/state";
+import * as hyperv from "../vm/exit/hyperv";
 import * as msrExit from "../vm/exit/msr";
 import { Writer } from "./blob";
 
@@ -43,9 +44,11 @@ function vmcs01List(): StaticArray<u32> {
 }
 
 // Can this vCPU be saved now? Not in VMX operation until the nested part
-// is written (its VMXON region, vmcs12 and vmcs02 would be lost).
+// is written (its VMXON region, vmcs12 and vmcs02 would be lost), nor with
+// the Hyper-V interface until the blob holds its MSRs (vm/exit/hyperv.ts:
+// the VP assist page, the guest OS identity, the hypercall page; issue 11).
 export function savable(vcpu: Vcpu): bool {
-  return !nested.vmxOn;
+  return !nested.vmxOn && !hyperv.offered;
 }
 
 // The NESTED section (and, with the nested part, VMCS12 / SHADOW_VMCS12):

@@ -1,7 +1,7 @@
 // The guests named on the command line, in order:
 //   guest=FILE [mem=SIZE] [vpid=on|off] [ept=on] [shadow-vmcs=on|off] [nested=on|off]
 //              [args=A,B,...] [module=FILE]... [expect=OUTCOME] [max-ticks=N] [snapshot=N]
-//              [ramsnap=on|wp|off]
+//              [ramsnap=on|wp|off] [hyperv=on|off]
 // Options after a guest= apply to that guest. FILE is the first word of a
 // boot file's name (UEFI: the ESP path as written; multiboot: the module
 // string). SIZE is a number with K, M or G. OUTCOME is pass (the default:
@@ -15,6 +15,10 @@
 // (snapshot/ram.ts) and the test hypercall that drives it: dirty tracking
 // by the processor's EPT accessed/dirty flags where it has them (on), or by
 // write protection either way (wp).
+// hyperv=on gives the guest the Hyper-V interface (vm/exit/hyperv.ts,
+// docs/guest-interface.md "Hyper-V interface"): the TLFS CPUID leaves at
+// 40000000H (ours move to 40000100H), the synthetic MSRs and the hypercall
+// page.
 import * as boot from "../boot/bootinfo";
 import * as mem from "../hw/mem";
 
@@ -36,6 +40,7 @@ export const memBytes = new StaticArray<u64>(MAX_GUESTS);
 export const vpid = new StaticArray<bool>(MAX_GUESTS);
 export const shadowVmcs = new StaticArray<bool>(MAX_GUESTS);
 export const nested = new StaticArray<bool>(MAX_GUESTS); // nested=on: VMX offered to the guest
+export const hyperv = new StaticArray<bool>(MAX_GUESTS); // hyperv=on: the Hyper-V interface offered
 export const expect = new StaticArray<i32>(MAX_GUESTS);
 export const expectCode = new StaticArray<u32>(MAX_GUESTS);
 export const maxTicks = new StaticArray<u64>(MAX_GUESTS); // 0 = no budget
@@ -85,6 +90,7 @@ export function addGuest(f: u32): i32 {
   vpid[g] = true;
   shadowVmcs[g] = true;
   nested[g] = false;
+  hyperv[g] = false;
   expect[g] = OUTCOME_PASS;
   expectCode[g] = 0;
   argsStart[g] = 0;

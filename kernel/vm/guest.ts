@@ -29,6 +29,7 @@ import * as msrExit from "./exit/msr";
 import * as crExit from "./exit/cr";
 import * as ioExit from "./exit/io";
 import * as vmcallExit from "./exit/vmcall";
+import * as hyperv from "./exit/hyperv";
 import * as misc from "./exit/misc";
 import * as irq from "./irq";
 import * as migrate from "./migrate";
@@ -199,6 +200,7 @@ function runOne<L2>(g: i32, l2: L2): bool {
   print.str(" MiB, vpid ");
   print.str(config.vpid[g] ? "on" : "off");
   if (config.nested[g]) print.str(", nested VMX");
+  if (config.hyperv[g]) print.str(", Hyper-V interface");
   print.str(", expecting ");
   print.str(config.outcomeName(config.expect[g]));
   if (config.expect[g] == config.OUTCOME_EXIT) {
@@ -237,6 +239,7 @@ function runOne<L2>(g: i32, l2: L2): bool {
   }
   if (ok) ok = vmcs01.create(vcpu, snap !== null ? snap.eptp() : ept.eptp(root), vm.entry.eip, config.vpid[g]);
   if (ok) ok = nesting.start(vcpu, config.nested[g], config.shadowVmcs[g]);
+  hyperv.start(config.hyperv[g]);
   if (ok) {
     vcpu.setReg(R.RAX, vm.entry.eax);
     vcpu.setReg(R.RBX, vm.entry.ebx);
@@ -322,6 +325,12 @@ function report(vcpu: Vcpu, g: i32): bool {
     print.str(" exits, ");
     print.dec(cpu.count());
     print.str(" processor(s)");
+    print.nl();
+  }
+  if (config.hyperv[g]) {
+    print.str("hv: hyper-v: ");
+    print.dec(vcpu.vm.hvHypercalls);
+    print.str(" hypercalls (every call code answered HV_STATUS_INVALID_HYPERCALL_CODE)");
     print.nl();
   }
   exits.report(vcpu.vm);

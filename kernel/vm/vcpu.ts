@@ -20,6 +20,7 @@ import { TscState } from "./tsc";
 import { MsrState } from "./exit/msr";
 import { XState } from "./xstate";
 import { Decoded } from "./decode";
+import { HvState } from "./exit/hyperv";
 
 export const RAX: u32 = 0;
 export const RCX: u32 = 1;
@@ -42,6 +43,7 @@ export const RDI: u32 = 7;
 //   +APIC_AT local APIC (Lapic)     +IRQ_AT    interrupt delivery (IrqState)
 //   +TSC_AT  TSC (TscState)         +MSRS_AT   emulated MSRs (MsrState)
 //   +XSTATE_AT extended state (XState)  +DECODED_AT  MMIO decoding (Decoded)
+//   +HV_AT   Hyper-V per-VP state (HvState, hyperv=on)
 const REGS_AT: usize = 256;
 // (Each offset a constant expression, so that it folds into the loads;
 // every area 16-byte aligned.)
@@ -51,7 +53,8 @@ const TSC_AT: usize = (IRQ_AT + offsetof<IrqState>() + 15) & ~15;
 const MSRS_AT: usize = (TSC_AT + offsetof<TscState>() + 15) & ~15;
 const XSTATE_AT: usize = (MSRS_AT + offsetof<MsrState>() + 15) & ~15;
 const DECODED_AT: usize = (XSTATE_AT + offsetof<XState>() + 15) & ~15;
-const OBJECT_BYTES: usize = (DECODED_AT + offsetof<Decoded>() + 15) & ~15;
+const HV_AT: usize = (DECODED_AT + offsetof<Decoded>() + 15) & ~15;
+const OBJECT_BYTES: usize = (HV_AT + offsetof<HvState>() + 15) & ~15;
 
 @unmanaged export class Vcpu {
   vm: Vm = changetype<Vm>(0);
@@ -78,6 +81,11 @@ const OBJECT_BYTES: usize = (DECODED_AT + offsetof<Decoded>() + 15) & ~15;
   // The caller-owned result of decoding an MMIO instruction (mmio.ts).
   @inline get decoded(): Decoded {
     return changetype<Decoded>(changetype<usize>(this) + DECODED_AT);
+  }
+
+  // The per-VP part of the Hyper-V interface (exit/hyperv.ts).
+  @inline get hv(): HvState {
+    return changetype<HvState>(changetype<usize>(this) + HV_AT);
   }
 
   // The register block (V.REGS_* layout), 64-byte aligned.
@@ -177,6 +185,7 @@ export function create(vm: Vm, index: u32): Vcpu {
   v.tsc.reset();
   v.msrs.reset();
   v.xstate.reset();
+  v.hv.reset();
   return v;
 }
 

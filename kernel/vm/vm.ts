@@ -42,6 +42,13 @@ export const MAX_VCPUS: i32 = 8;
   // is ramSnapshot, snapshot/vmram.ts).
   snapBytes: u64 = 0;
   snapRestores: u64 = 0;
+  // The partition-wide Hyper-V MSRs of a guest with hyperv=on (TLFS
+  // "Reporting the Guest OS Identity", "Establishing the Hypercall
+  // Interface": shared by all virtual processors; vm/exit/hyperv.ts).
+  hvGuestOsId: u64 = 0; // HV_X64_MSR_GUEST_OS_ID
+  hvHypercall: u64 = 0; // HV_X64_MSR_HYPERCALL
+  hvTscInvariantControl: u64 = 0; // HV_X64_MSR_TSC_INVARIANT_CONTROL
+  hvHypercalls: u64 = 0; // Hyper-V hypercalls made (statistics)
   // How its boot vCPU starts, as the loader returned it (rebuildable:
   // loading the kernel again gives the same). Made with the object.
   entry: Entry = changetype<Entry>(0);

@@ -5,7 +5,7 @@
 #                                      Makefile has `include tests/guests/guests.mk`)
 #   make -f tests/guests/guests.mk guests      (on its own)
 #
-# Output: build/guests/{suite,mb2,triple,unbacked,badmsr,halt,bench,ramsnap,l1,l1bench,snapfuzz}.elf
+# Output: build/guests/{suite,mb2,triple,unbacked,badmsr,halt,bench,ramsnap,l1,l1bench,snapfuzz,hyperv}.elf
 # (ELF32, loaded at 1 MiB; mb2.elf, l1.elf, l1bench.elf and snapfuzz.elf are Multiboot 2,
 # the others Multiboot 1; l1.elf, the minimal L1 hypervisor, is built from the files in l1/;
 # l1bench.elf, the nested-VMX benchmark L1, from l1bench.c and l1/vmx.c; snapfuzz.elf,
@@ -31,7 +31,7 @@ GUEST_CFLAGS := --target=i386-unknown-none-elf -m32 -std=gnu11 -O2 -ffreestandin
 GUEST_NASMFLAGS := -f elf32 -I$(GUEST_SRC)/data/
 GUEST_LDFLAGS := -m elf_i386 -nostdlib -static -z max-page-size=0x1000 -T $(GUEST_SRC)/lib/guest.ld
 
-GUEST_NAMES := suite mb2 triple unbacked badmsr halt spin bench ramsnap l1 l1bench snapfuzz
+GUEST_NAMES := suite mb2 triple unbacked badmsr halt spin bench ramsnap l1 l1bench snapfuzz hyperv
 GUEST_ELFS  := $(GUEST_NAMES:%=$(GUEST_OUT)/%.elf)
 GUEST_LIB_C := $(wildcard $(GUEST_SRC)/lib/*.c)
 GUEST_LIB_O := $(GUEST_LIB_C:$(GUEST_SRC)/lib/%.c=$(GUEST_OUT)/obj/lib/%.o) $(GUEST_OUT)/obj/lib/start.o

@@ -1,6 +1,9 @@
 // CPUID exits (reason 10; exits unconditionally, SDM Vol. 3C 26.1.2). The
 // guest sees the host's processor minus what the hypervisor does not
-// virtualise, plus the hypervisor leaves (docs/guest-interface.md).
+// virtualise, plus the hypervisor leaves (docs/guest-interface.md). A guest
+// with hyperv=on has exit/hyperv.ts's handler in front of this one: it
+// answers 40000000H-400001FFH (Hyper-V's leaves, ours at 40000100H) and
+// leaves the rest to handle() here, whose path is the same either way.
 import * as cpu from "../../hw/cpu";
 import * as vmx from "../../hw/vmx";
 import * as V from "../../arch/vmx";
@@ -22,9 +25,9 @@ export const HV_LEAF_MAX: u32 = 0x40000001;
 // 2: with the snapshot hypercalls (docs/guest-interface.md); also query 0.
 export const HV_INTERFACE_VERSION: u32 = 2;
 // "ASHypervisor" as EBX, ECX, EDX.
-const SIG_EBX: u32 = 0x79485341; // "ASHy"
-const SIG_ECX: u32 = 0x76726570; // "perv"
-const SIG_EDX: u32 = 0x726f7369; // "isor"
+export const SIG_EBX: u32 = 0x79485341; // "ASHy"
+export const SIG_ECX: u32 = 0x76726570; // "perv"
+export const SIG_EDX: u32 = 0x726f7369; // "isor"
 
 // Features hidden because their instructions or MSRs are not virtualised
 // (SDM Vol. 4 Table 2-2 names the MSRs each CPUID bit makes architectural;

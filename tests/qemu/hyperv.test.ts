@@ -1,0 +1,80 @@
+// The Hyper-V interface (hyperv=on; issue 11 item 1, docs/guest-interface.md "Hyper-V
+// interface") on Bochs: tests/guests/hyperv.c checks the CPUID leaves, every synthetic MSR
+// with its #GP cases, the hypercall page and hypercalls through it against the TLFS, once
+// with hyperv=on and once without (leaves as before, the MSRs #GP). Then turtles with
+// hyperv=on: this hypervisor as L1 must find its parent's leaves at 40000100H (L1's lines
+// marked "L1| ", its guest's "L1| L2| ", and the L2 guest told level 2).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { runBochs } from '../../tools/emu/bochs.ts';
+import { expectRun, freshRunDir, REPO } from '../../tools/emu/runner.ts';
+import { endings } from './guestboot.ts';
+
+const G = path.join(REPO, 'build', 'guests');
+const ELF = path.join(REPO, 'build', 'hv.elf');
+
+function iso(runDir: string, cmdline: string, modules: [string, string][]): string {
+  for (const [f] of modules) if (!fs.existsSync(f)) throw new Error(`${path.relative(REPO, f)} does not exist: run make all first`);
+  const out = path.join(runDir, 'hv.iso');
+  execFileSync('bash', [path.join(REPO, 'tools', 'mkiso.sh'), ELF, out, '--cmdline', cmdline,
+    ...modules.flatMap(([f, name]) => ['--module', f, name])], { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] });
+  return out;
+}
+
+// The guest's TAP lines (with their prefix removed).
+function tap(serial: string, prefix: string): string[] {
+  return serial.split('\n').filter((l) => l.startsWith(prefix)).map((l) => l.slice(prefix.length))
+    .filter((l) => /^(not )?ok \d+ /.test(l));
+}
+
+test('Bochs: the Hyper-V interface with hyperv=on, and the same guest without it', async () => {
+  const name = 'test-hyperv';
+  const runDir = freshRunDir(name);
+  const cmdline = 'caps=off guest=hyperv.elf hyperv=on args=hv=on guest=hyperv.elf args=hv=off';
+  const image = iso(runDir, cmdline, [[path.join(G, 'hyperv.elf'), 'hyperv.elf']]);
+  const r = await runBochs({ name, boot: 'bios-cdrom', image, runDir, cpus: 1, timeoutMs: 120_000 });
+  expectRun(r, {
+    status: 0, exitCode: 0,
+    lines: [
+      /^hv: guest 1 \(hyperv\.elf\): 32 MiB, vpid on, Hyper-V interface, expecting pass$/,
+      /^hv: guest 2 \(hyperv\.elf\): 32 MiB, vpid on, expecting pass$/,
+      // Three hypercalls reached the page (the first, our function numbers, the locked page).
+      /^hv: hyper-v: 3 hypercalls \(every call code answered HV_STATUS_INVALID_HYPERCALL_CODE\)$/,
+      /^hv: guests: 2 run, all as expected$/,
+    ],
+  });
+  assert.equal(endings(r.serial).map((x) => [x[0], x[2]]), [['hyperv.elf', true], ['hyperv.elf', true]]);
+  const lines = tap(r.serial, 'L1| ');
+  assert.equal(lines.filter((l) => l.startsWith('not ok')), []);
+  // Both halves ran their checks (no SKIP, a line for each).
+  assert.ok(lines.filter((l) => l.includes('hyperv=off:')).length >= 10, 'the hyperv=off checks ran');
+  assert.ok(lines.some((l) => /hypercall through the page answers HV_STATUS_INVALID_HYPERCALL_CODE/.test(l)));
+  assert.ok(lines.some((l) => /VMCALL at offset 0 of another page is ours/.test(l)));
+  assert.not.match(r.serial, /# SKIP/);
+  assert.is((r.serial.match(/^L1\| RESULT: PASS$/gm) ?? []).length, 2);
+});
+
+test('Bochs: turtles with hyperv=on: L1 (this hypervisor) finds its parent at 40000100H', async () => {
+  const name = 'test-hyperv-turtles';
+  const runDir = freshRunDir(name);
+  const cmdline = 'caps=off guest=hvl1.elf mem=96M nested=on hyperv=on args=caps=off,guest=hyperv.elf,args=level=2 ' +
+    'module=hyperv.elf';
+  const image = iso(runDir, cmdline, [[path.join(G, 'hvl1.elf'), 'hvl1.elf'], [path.join(G, 'hyperv.elf'), 'hyperv.elf']]);
+  const r = await runBochs({ name, boot: 'bios-cdrom', image, runDir, cpus: 1, timeoutMs: 240_000 });
+  expectRun(r, {
+    status: 0, exitCode: 0,
+    lines: [
+      /^L1\| hv: cpu: .*under hypervisor "Microsoft Hv"$/,
+      /^L1\| L2\| ok \d+ - hyperv=off: 40000001H = version 2, level 2$/,
+      /^L1\| L2\| RESULT: PASS$/,
+      /^L1\| hv: guests: 1 run, all as expected$/,
+      /^hv: guest 1 \(hvl1\.elf\) ended: exit via isa-debug-exit, code 1, .*: as expected$/,
+    ],
+  });
+  assert.not.match(r.serial, /not ok /);
+});
+
+test.run();
