@@ -32,6 +32,11 @@ static u8 hcpage[4096] ALIGNED(4096);
 static u8 other[4096] ALIGNED(4096);
 static u8 assist[4096] ALIGNED(4096);
 
+/* 32-bit paging with 4-MiB pages (PSE): an identity map of 4 GiB, except linear 0x80000000,
+ * which maps the 4 MiB around the hypercall page: the hypercall page is then reached at a
+ * linear address other than its guest-physical one. */
+static u32 pse_pd[1024] ALIGNED(4096);
+
 static bool sig_is(struct cpuid r, const char *s) {
     char b[13];
     memcpy(b, &r.ebx, 4);
@@ -195,9 +200,33 @@ static void hypercalls(void) {
     wrmsr(HV_MSR_GUEST_OS_ID, os_id);
     check(try_wrmsr(HV_MSR_HYPERCALL, hp | 3) == NO_EXC && try_wrmsr(HV_MSR_HYPERCALL, 0) == NO_EXC &&
               try_rdmsr(HV_MSR_HYPERCALL, &v) == NO_EXC && v == (hp | 3u), "HYPERCALL locked: later writes ignored|0x%llx", v);
+    /* (Input value 2 with EBX = 2: as our VMCALL that would be query 2, the RAM size, so the
+     * answer 2 can only be the Hyper-V status; our unknown-function answer is 2 as well.) */
     ecx = 0;
-    res = call_page(hcpage, 0x8, 0, &ecx, 0, 0);
+    res = call_page(hcpage, 2, 2, &ecx, 0, 0);
     check(res == HV_STATUS_INVALID_HYPERCALL_CODE, "a hypercall through the locked page|0x%llx", res);
+
+    /* With paging: what counts is the guest-physical page of the VMCALL, through the guest's
+     * page tables. */
+    u32 big = hp & ~0x3fffffu;
+    if (((u32)(uintptr_t)other & ~0x3fffffu) != big) fail_stop("the two pages are not in one 4-MiB page");
+    for (u32 i = 0; i < 1024; i++) pse_pd[i] = (i << 22) | 0x83; /* P, RW, PS */
+    pse_pd[0x200] = big | 0x83;
+    void *alias_hc = (void *)(uintptr_t)(0x80000000u + (hp & 0x3fffffu));
+    void *alias_other = (void *)(uintptr_t)(0x80000000u + ((u32)(uintptr_t)other & 0x3fffffu));
+    u32 cr0 = read_cr0(), cr4 = read_cr4();
+    write_cr4(cr4 | CR4_PSE);
+    write_cr3((u32)(uintptr_t)pse_pd);
+    write_cr0(cr0 | CR0_PG);
+    u32 ecx1 = 0, ecx2 = 0;
+    u64 via_alias = call_page(alias_hc, 2, 2, &ecx1, 0, 0);
+    u64 via_other = call_page(alias_other, HC_QUERY, 2, &ecx2, 0, 0);
+    write_cr0(cr0);
+    write_cr4(cr4);
+    write_cr3(0);
+    check(via_alias == HV_STATUS_INVALID_HYPERCALL_CODE,
+          "paging on: the hypercall page at another linear address is still the hypercall page|0x%llx", via_alias);
+    check((u32)via_other == ram, "paging on: another page's VMCALL at offset 0 is ours|0x%x", (u32)via_other);
 }
 
 void guest_main(void) {
