@@ -32,6 +32,8 @@
 import * as V from "../arch/vmx";
 import * as guestmem from "../vm/guestmem";
 import * as state from "./state";
+import { Vcpu } from "../vm/vcpu";
+import { Nested } from "./nested";
 
 const PML_ENTRIES: u64 = 512;
 const PAGE_MASK: u64 = 0xfff;
@@ -41,9 +43,9 @@ const LARGE: u64 = 1 << 7; // bit 7 of a PDPTE/PDE: it maps a page
 // After update(): the leaf L1's walk used has its dirty flag set.
 export let leafDirty: bool = false;
 
-function pmlEnabled(): bool {
-  return (<u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
-    (<u32>state.get(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_ENABLE_PML) != 0;
+function pmlEnabled(n: Nested): bool {
+  return (<u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
+    (<u32>state.get(n, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_ENABLE_PML) != 0;
 }
 
 // The entries a translation of gpa2 uses, root first, after ept12.walk()
@@ -71,7 +73,7 @@ function used(eptp12: u64, gpa2: u64): i32 {
 // The flags for the access to gpa2 that ept12.walk() just allowed (vmcs12's
 // EPTP eptp12 has bit 6). False when it is a page-modification log-full
 // event instead: nothing was changed.
-export function update(eptp12: u64, gpa2: u64, write: bool): bool {
+export function update(vcpu: Vcpu, eptp12: u64, gpa2: u64, write: bool): bool {
   const n = used(eptp12, gpa2);
   if (n == 0) {
     // Mapped without write permission: the next access faults and walks again.
@@ -85,8 +87,8 @@ export function update(eptp12: u64, gpa2: u64, write: bool): bool {
   }
   leafDirty = (leaf & V.EPT_ENTRY_DIRTY) != 0;
   if (!need) return true;
-  const pml = pmlEnabled();
-  if (pml && state.get(V.PML_INDEX) >= PML_ENTRIES) return false;
+  const pml = pmlEnabled(vcpu.nested);
+  if (pml && state.get(vcpu.nested, V.PML_INDEX) >= PML_ENTRIES) return false;
   // Locked updates, as the processor's: L1 may be changing these entries
   // on another processor.
   for (let i = 0; i < n - 1; i++) {
@@ -98,15 +100,15 @@ export function update(eptp12: u64, gpa2: u64, write: bool): bool {
   const old = guestmem.setBits64(unchecked(entryAddr[n - 1]), bits);
   if (write) {
     leafDirty = true;
-    if (pml && (old & V.EPT_ENTRY_DIRTY) == 0) log(gpa2);
+    if (pml && (old & V.EPT_ENTRY_DIRTY) == 0) log(vcpu.nested, gpa2);
   }
   return true;
 }
 
-function log(gpa2: u64): void {
-  const index = state.get(V.PML_INDEX);
-  const a = state.get(V.PML_ADDRESS) + index * 8;
+function log(n: Nested, gpa2: u64): void {
+  const index = state.get(n, V.PML_INDEX);
+  const a = state.get(n, V.PML_ADDRESS) + index * 8;
   if (guestmem.isRam(a, 8)) guestmem.write64(a, gpa2 & ~PAGE_MASK);
   // The index lives only in vmcs12 (vmcs02 has no PML): nothing to merge.
-  state.writeSynced(V.PML_INDEX, (index - 1) & 0xffff);
+  state.writeSynced(n, V.PML_INDEX, (index - 1) & 0xffff);
 }

@@ -42,8 +42,9 @@ import { Vcpu } from "../vm/vcpu";
 // L2's instruction bytes for an emulated device access: L2-physical →
 // L1-physical through L1's EPT (presence only: the hypervisor reads, as
 // paging.ts does for the guest's own tables).
+let throughEptp: u64 = 0; // machine-wide: vmcs12's EPTP for throughL1Ept, scratch of one mmio.access call
 function throughL1Ept(gpa2: u64): u64 {
-  return ept12.walk(state.get(V.EPT_POINTER), gpa2, 0) == ept12.WALK_OK ? ept12.gpa1 : paging.NO_TRANSLATION;
+  return ept12.walk(throughEptp, gpa2, 0) == ept12.WALK_OK ? ept12.gpa1 : paging.NO_TRANSLATION;
 }
 
 export let reflected: u64 = 0; // EPT violations/misconfigurations given to L1
@@ -56,7 +57,7 @@ const Q_NMI_UNBLOCKING: u64 = 1 << 12;
 export function handle(vcpu: Vcpu): i32 {
   const q = vmx.vmread(V.EXIT_QUALIFICATION);
   const gpa2 = vmx.vmread(V.GUEST_PHYSICAL_ADDRESS);
-  const eptp12 = state.get(V.EPT_POINTER);
+  const eptp12 = state.get(vcpu.nested, V.EPT_POINTER);
   const r = ept12.walk(eptp12, gpa2, <u32>q & 7);
   if (r == ept12.WALK_MISCONFIG) {
     reflected++;
@@ -68,7 +69,7 @@ export function handle(vcpu: Vcpu): i32 {
   }
   let perms = <u64>ept12.perms;
   if ((eptp12 & V.EPTP_ACCESSED_DIRTY) != 0) {
-    if (!eptad.update(eptp12, gpa2, (q & ept12.ACCESS_WRITE) != 0)) {
+    if (!eptad.update(vcpu, eptp12, gpa2, (q & ept12.ACCESS_WRITE) != 0)) {
       reflected++;
       return reflect.reflectAs(vcpu, V.EXIT_REASON_PML_FULL, q & Q_NMI_UNBLOCKING);
     }
@@ -82,9 +83,10 @@ export function handle(vcpu: Vcpu): i32 {
     // APIC page) is performed on L1's device model, never mapped, so that
     // every access comes back here; anything else stops the VM as L1's
     // access to unbacked memory does (misc.ts).
+    throughEptp = eptp12;
     const d = mmio.access(vcpu, gpa1, throughL1Ept);
     if (d != mmio.NOT_A_DEVICE) {
-      reflect.countL0();
+      reflect.countL0(vcpu);
       return d;
     }
     print.str("hv: nested: L2 ");
@@ -109,6 +111,6 @@ export function handle(vcpu: Vcpu): i32 {
     }
     vmx.vmwrite(V.EPT_POINTER, root);
   }
-  reflect.countL0();
+  reflect.countL0(vcpu);
   return exits.RESUME;
 }

@@ -33,12 +33,12 @@ const IF: u64 = 1 << 9;
 // L1's preemption timer; interrupt- and NMI-window exiting L1 asked for
 // (counted as wake-ups so that no stop is ever wrong); an interrupt for L1
 // that will arrive and that L2 takes (RFLAGS.IF = 1) or that exits to L1.
-export function canWake(): bool {
+export function canWake(vcpu: Vcpu): bool {
   if (ptimer.active) return true;
-  if ((<u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) &
+  if ((<u32>state.get(vcpu.nested, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) &
     (V.PROC_INTERRUPT_WINDOW_EXITING | V.PROC_NMI_WINDOW_EXITING)) != 0) return true;
   if (!lapic.enabled() || !irq.interruptCanArrive(cpu.rdtsc())) return false;
-  if ((<u32>state.get(V.PIN_BASED_VM_EXEC_CONTROL) & V.PIN_EXTERNAL_INTERRUPT_EXITING) != 0) return true;
+  if ((<u32>state.get(vcpu.nested, V.PIN_BASED_VM_EXEC_CONTROL) & V.PIN_EXTERNAL_INTERRUPT_EXITING) != 0) return true;
   return (vmx.vmread(V.GUEST_RFLAGS) & IF) != 0;
 }
 
@@ -55,12 +55,12 @@ export function haltedForever(vcpu: Vcpu): i32 {
 export function handleHlt(vcpu: Vcpu): i32 {
   events.skipInstruction();
   vmx.vmwrite(V.GUEST_ACTIVITY_STATE, V.ACTIVITY_STATE_HLT);
-  return canWake() ? exits.RESUME : haltedForever(vcpu);
+  return canWake(vcpu) ? exits.RESUME : haltedForever(vcpu);
 }
 
 // A nested VM entry that leaves L2 in the HLT state (27.7.2: activity state
 // HLT and no event injected, vmcs02 current and merged).
-export function enteredHalted(): bool {
-  return <u32>state.get(V.GUEST_ACTIVITY_STATE) == V.ACTIVITY_STATE_HLT &&
-    (<u32>state.get(V.VM_ENTRY_INTERRUPTION_INFO) & V.INTR_INFO_VALID) == 0;
+export function enteredHalted(vcpu: Vcpu): bool {
+  return <u32>state.get(vcpu.nested, V.GUEST_ACTIVITY_STATE) == V.ACTIVITY_STATE_HLT &&
+    (<u32>state.get(vcpu.nested, V.VM_ENTRY_INTERRUPTION_INFO) & V.INTR_INFO_VALID) == 0;
 }

@@ -26,7 +26,7 @@ let timerValue: u64 = 0;
 let window = false;
 
 // vmcs02 was just merged (its controls rewritten, the timer value too).
-export function entered(): void {
+export function entered(vcpu: Vcpu): void {
   timerValue = irq.SLICE;
   window = false;
 }
@@ -38,11 +38,11 @@ function setTimer(ticks: u64): void {
   vmx.vmwrite(V.VMX_PREEMPTION_TIMER_VALUE, ticks);
 }
 
-function setWindow(on: bool): void {
+function setWindow(vcpu: Vcpu, on: bool): void {
   if (on == window) return;
   window = on;
   const p = <u32>vmx.vmread(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
-  const l1 = (<u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_INTERRUPT_WINDOW_EXITING) != 0;
+  const l1 = (<u32>state.get(vcpu.nested, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_INTERRUPT_WINDOW_EXITING) != 0;
   if (on) vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, p | V.PROC_INTERRUPT_WINDOW_EXITING);
   else if (!l1) vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, p & ~V.PROC_INTERRUPT_WINDOW_EXITING);
 }
@@ -75,19 +75,19 @@ function deliverFor(vcpu: Vcpu, apic: bool): i32 {
   }
   setTimer(ticks);
   if (v < 0) {
-    setWindow(false);
+    setWindow(vcpu, false);
     return exits.RESUME;
   }
   // Not while an event is being injected into L2 at this entry: the exit
   // (or the interrupt) comes after that delivery.
   const busy = (<u32>vmx.vmread(V.VM_ENTRY_INTERRUPTION_INFO) & V.INTR_INFO_VALID) != 0;
-  if ((<u32>state.get(V.PIN_BASED_VM_EXEC_CONTROL) & V.PIN_EXTERNAL_INTERRUPT_EXITING) != 0) {
+  if ((<u32>state.get(vcpu.nested, V.PIN_BASED_VM_EXEC_CONTROL) & V.PIN_EXTERNAL_INTERRUPT_EXITING) != 0) {
     if (busy) {
-      setWindow(true);
+      setWindow(vcpu, true);
       return exits.RESUME;
     }
     let info: u32 = 0;
-    if ((<u32>state.get(V.VM_EXIT_CONTROL) & V.EXIT_ACKNOWLEDGE_INTERRUPT_ON_EXIT) != 0) {
+    if ((<u32>state.get(vcpu.nested, V.VM_EXIT_CONTROL) & V.EXIT_ACKNOWLEDGE_INTERRUPT_ON_EXIT) != 0) {
       info = V.INTR_INFO_VALID | <u32>v; // type 0: external interrupt
       lapic.acknowledge(<u32>v);
     }
@@ -97,6 +97,6 @@ function deliverFor(vcpu: Vcpu, apic: bool): i32 {
     // exit loop (vm/guest.ts) runs L1's delivery right after this one.
     return reflect.reflectSynthetic(vcpu, V.EXIT_REASON_EXTERNAL_INTERRUPT, 0, info);
   }
-  setWindow(!irq.tryInject(<u32>v));
+  setWindow(vcpu, !irq.tryInject(<u32>v));
   return exits.RESUME;
 }

@@ -61,21 +61,22 @@ export function handlerResult(vcpu: Vcpu, r: i32): i32 {
 // under vmcs12's EPT its translation through L1's EPT (see the top).
 let phys: u64 = 0;
 function throughEpt12(vcpu: Vcpu, a: u64, write: bool, lin: u64, final: bool): i32 {
-  if (!state.inL2 || !state.eptEnabled()) {
+  const n = vcpu.nested;
+  if (!n.inL2 || !state.eptEnabled(n)) {
     phys = a;
     return OK;
   }
-  const r = ept12.walk(state.get(V.EPT_POINTER), a, write ? ept12.ACCESS_WRITE : ept12.ACCESS_READ);
+  const r = ept12.walk(state.get(n, V.EPT_POINTER), a, write ? ept12.ACCESS_WRITE : ept12.ACCESS_READ);
   if (r == ept12.WALK_OK) {
     phys = ept12.gpa1;
     return OK;
   }
-  state.write(V.GUEST_PHYSICAL_ADDRESS, a);
+  state.write(n, V.GUEST_PHYSICAL_ADDRESS, a);
   if (r == ept12.WALK_MISCONFIG) {
-    state.write(V.GUEST_LINEAR_ADDRESS, 0);
+    state.write(n, V.GUEST_LINEAR_ADDRESS, 0);
     exitResult = reflect.reflectSynthetic(vcpu, V.EXIT_REASON_EPT_MISCONFIG, 0, 0);
   } else {
-    state.write(V.GUEST_LINEAR_ADDRESS, lin);
+    state.write(n, V.GUEST_LINEAR_ADDRESS, lin);
     const q = <u64>(write ? ept12.ACCESS_WRITE : ept12.ACCESS_READ) | (<u64>ept12.perms << 3) | (1 << 7) |
       (final ? 1 << 8 : 0);
     exitResult = reflect.reflectSynthetic(vcpu, V.EXIT_REASON_EPT_VIOLATION, q, 0);
@@ -233,7 +234,7 @@ export function translate(vcpu: Vcpu, lin: u64, write: bool): i32 {
 
   // Access rights of a supervisor-mode data access (4.6.1).
   if (write && wp && !writable) return fault(vcpu, lin, PF_P | PF_W);
-  if (user && (cr4 & V.X86_CR4_SMAP) != 0 && (common.rflags & V.X86_RFLAGS_AC) == 0)
+  if (user && (cr4 & V.X86_CR4_SMAP) != 0 && (vcpu.nested.rflags & V.X86_RFLAGS_AC) == 0)
     return fault(vcpu, lin, PF_P | errW);
 
   const x = throughEpt12(vcpu, (leaf & ~pageMask) | (lin & pageMask), write, lin, true);

@@ -22,6 +22,8 @@ import * as V from "../arch/vmx";
 import * as guestmem from "../vm/guestmem";
 import * as msrExit from "../vm/exit/msr";
 import * as tsc from "../vm/tsc";
+import { Nested } from "./nested";
+import { Vcpu } from "../vm/vcpu";
 
 function canonical(v: u64): bool {
   const top = <i64>v >> 47;
@@ -36,7 +38,7 @@ function neverLoaded(msr: u32): bool {
 
 // Write one MSR for the guest level whose VMCS is current. False: the
 // load fails.
-function load(msr: u32, v: u64): bool {
+function load(vcpu: Vcpu, msr: u32, v: u64): bool {
   if (neverLoaded(msr)) return false;
   switch (msr) {
     case V.MSR_IA32_KERNEL_GS_BASE:
@@ -62,11 +64,11 @@ function load(msr: u32, v: u64): bool {
       vmx.vmwrite(msr == V.MSR_IA32_SYSENTER_ESP ? V.GUEST_IA32_SYSENTER_ESP : V.GUEST_IA32_SYSENTER_EIP, v);
       return true;
   }
-  return msrExit.write(msr, v);
+  return msrExit.write(vcpu, msr, v);
 }
 
 // Read one MSR of L2 (vmcs02 current) for the MSR-store list (28.4).
-function store(msr: u32): bool {
+function store(vcpu: Vcpu, msr: u32): bool {
   if ((msr >> 8) == 0x8 || msr == V.MSR_IA32_SMBASE) return false;
   switch (msr) {
     case V.MSR_IA32_KERNEL_GS_BASE:
@@ -86,24 +88,32 @@ function store(msr: u32): bool {
     // operation: L1's, without vmcs12's offset.
     case V.MSR_IA32_TIME_STAMP_COUNTER: msrExit.value = tsc.read(true); return true;
   }
-  return msrExit.read(msr);
+  return msrExit.read(vcpu, msr);
 }
 
 // EFER and PAT that the VM-entry list loaded into vmcs02 before one of its
 // entries failed stay loaded on L1's processor (27.8: state is loaded as
 // on a VM exit, which keeps them unless vmcs12's exit controls load them).
-let carryEfer: bool = false;
-let carryPat: bool = false;
-let efer: u64 = 0;
-let pat: u64 = 0;
+// A vCPU's (vcpu.nested.msrCarry), from the failing entry list to
+// carryToL1 in the same exit.
+@unmanaged export class MsrCarry {
+  hasEfer: bool = false;
+  hasPat: bool = false;
+  efer: u64 = 0;
+  pat: u64 = 0;
+  clear(): void {
+    this.hasEfer = false;
+    this.hasPat = false;
+  }
+}
 
 // Process a load list of `count` entries at gpa into the level whose VMCS
 // is current (l2: vmcs02, the VM-entry list). Returns 0 when all were
 // loaded, else the 1-based index of the entry that failed.
-export function loadList(gpa: u64, count: u32, l2: bool): u32 {
+export function loadList(vcpu: Vcpu, gpa: u64, count: u32, l2: bool): u32 {
   if (count == 0) return 0;
-  carryEfer = false;
-  carryPat = false;
+  const carry = vcpu.nested.msrCarry;
+  carry.clear();
   msrExit.setLoadingL2(l2);
   let failed: u32 = 0;
   for (let i: u32 = 0; i < count; i++) {
@@ -116,16 +126,16 @@ export function loadList(gpa: u64, count: u32, l2: bool): u32 {
     }
     const lo = guestmem.read64(e);
     const msr = <u32>lo;
-    if ((lo >> 32) != 0 || !load(msr, guestmem.read64(e + 8))) {
+    if ((lo >> 32) != 0 || !load(vcpu, msr, guestmem.read64(e + 8))) {
       failed = i + 1;
       break;
     }
     if (l2 && msr == V.MSR_IA32_EFER) {
-      carryEfer = true;
-      efer = vmx.vmread(V.GUEST_IA32_EFER);
+      carry.hasEfer = true;
+      carry.efer = vmx.vmread(V.GUEST_IA32_EFER);
     } else if (l2 && msr == V.MSR_IA32_PAT) {
-      carryPat = true;
-      pat = vmx.vmread(V.GUEST_IA32_PAT);
+      carry.hasPat = true;
+      carry.pat = vmx.vmread(V.GUEST_IA32_PAT);
     }
   }
   msrExit.setLoadingL2(false);
@@ -134,21 +144,21 @@ export function loadList(gpa: u64, count: u32, l2: bool): u32 {
 
 // After a failed VM-entry list, vmcs01 current again: what the list loaded
 // into EFER and PAT before the failing entry is L1's now.
-export function carryToL1(): void {
-  if (carryEfer) vmx.vmwrite(V.GUEST_IA32_EFER, efer);
-  if (carryPat) vmx.vmwrite(V.GUEST_IA32_PAT, pat);
-  carryEfer = false;
-  carryPat = false;
+export function carryToL1(n: Nested): void {
+  const carry = n.msrCarry;
+  if (carry.hasEfer) vmx.vmwrite(V.GUEST_IA32_EFER, carry.efer);
+  if (carry.hasPat) vmx.vmwrite(V.GUEST_IA32_PAT, carry.pat);
+  carry.clear();
 }
 
 // Process the VM-exit MSR-store list (vmcs02 current). Returns 0, or the
 // 1-based index of an entry that could not be stored (a VMX abort, 28.7).
-export function storeList(gpa: u64, count: u32): u32 {
+export function storeList(vcpu: Vcpu, gpa: u64, count: u32): u32 {
   for (let i: u32 = 0; i < count; i++) {
     const e = gpa + <u64>i * 16;
     if (!guestmem.isRam(e, 16)) return i + 1;
     const lo = guestmem.read64(e);
-    if ((lo >> 32) != 0 || !store(<u32>lo)) return i + 1;
+    if ((lo >> 32) != 0 || !store(vcpu, <u32>lo)) return i + 1;
     guestmem.write64(e + 8, msrExit.value);
   }
   return 0;

@@ -16,6 +16,7 @@ import * as cpu from "../hw/cpu";
 import * as V from "../arch/vmx";
 import * as hw from "../vmx/caps";
 import * as state from "./state";
+import { Vcpu } from "../vm/vcpu";
 
 export let active = false; // vmcs12 activates the timer and L2 runs
 let deadline: u64 = 0; // in units of 2^rate TSC ticks
@@ -25,10 +26,10 @@ function rate(): u64 {
 }
 
 // A nested VM entry (27.7.4): the timer starts from vmcs12's value.
-export function entered(): void {
-  active = (<u32>state.get(V.PIN_BASED_VM_EXEC_CONTROL) & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0;
+export function entered(vcpu: Vcpu): void {
+  active = (<u32>state.get(vcpu.nested, V.PIN_BASED_VM_EXEC_CONTROL) & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0;
   if (!active) return;
-  deadline = (cpu.rdtsc() >> rate()) + (state.get(V.VMX_PREEMPTION_TIMER_VALUE) & 0xffffffff);
+  deadline = (cpu.rdtsc() >> rate()) + (state.get(vcpu.nested, V.VMX_PREEMPTION_TIMER_VALUE) & 0xffffffff);
 }
 
 // The timer's value at TSC `now` (0: expired).
@@ -46,9 +47,9 @@ export function expired(now: u64): bool {
 // timer stops while L1 runs; the next entry loads vmcs12's value again.
 // vmcs02 does not hold this field (vmcs02's timer is L0's), so the change
 // is only for the next entry's checks.
-export function exitToL1(): void {
+export function exitToL1(vcpu: Vcpu): void {
   if (!active) return;
   active = false;
-  if ((<u32>state.get(V.VM_EXIT_CONTROL) & V.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE) != 0)
-    state.writeSynced(V.VMX_PREEMPTION_TIMER_VALUE, remaining(cpu.rdtsc()));
+  if ((<u32>state.get(vcpu.nested, V.VM_EXIT_CONTROL) & V.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE) != 0)
+    state.writeSynced(vcpu.nested, V.VMX_PREEMPTION_TIMER_VALUE, remaining(cpu.rdtsc()));
 }

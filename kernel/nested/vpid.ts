@@ -23,6 +23,7 @@ import * as hwcaps from "../vmx/caps";
 import * as vmcs01 from "../vm/vmcs01";
 import * as state from "./state";
 import { L2_VPID as L2 } from "./vmcs02";
+import { Vcpu } from "../vm/vcpu";
 
 const NONE: u64 = u64.MAX_VALUE;
 let lastVpid12: u64 = NONE;
@@ -31,11 +32,12 @@ export function reset(): void {
   lastVpid12 = NONE;
 }
 
-function vpid12(): u64 {
-  const p = <u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
+function vpid12(vcpu: Vcpu): u64 {
+  const n = vcpu.nested;
+  const p = <u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
   if ((p & V.PROC_ACTIVATE_SECONDARY_CONTROLS) == 0) return 0;
-  if ((<u32>state.get(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_ENABLE_VPID) == 0) return 0;
-  return state.get(V.VIRTUAL_PROCESSOR_ID);
+  if ((<u32>state.get(n, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_ENABLE_VPID) == 0) return 0;
+  return state.get(n, V.VIRTUAL_PROCESSOR_ID);
 }
 
 // INVVPID of `type` where the processor has it, else a wider type it has
@@ -55,15 +57,15 @@ function flush(type: u32, vpid: u32, addr: u64): void {
 }
 
 // A nested VM entry (vmcs02 current).
-export function entered(): void {
-  const v = vpid12();
+export function entered(vcpu: Vcpu): void {
+  const v = vpid12(vcpu);
   if (v == 0 || v != lastVpid12) flush(V.INVVPID_TYPE_SINGLE_CONTEXT, L2, 0);
   lastVpid12 = v;
 }
 
 // An exit reflected to L1. (vmcs12 cannot change while L2 runs: the VPID
 // of the last entry is vmcs12's.)
-export function exitedToL1(): void {
+export function exitedToL1(vcpu: Vcpu): void {
   if (lastVpid12 == 0) flush(V.INVVPID_TYPE_SINGLE_CONTEXT, vmcs01.GUEST_VPID, 0);
 }
 

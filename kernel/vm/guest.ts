@@ -33,16 +33,12 @@ import * as misc from "./exit/misc";
 import * as irq from "./irq";
 import * as profile from "./profile";
 import * as migrate from "./migrate";
-import * as nested from "../nested/state";
 import * as nestedInsn from "../nested/handlers";
 import * as l2exit from "../nested/l2exit";
 import * as launch from "../nested/launch";
 import * as l2irq from "../nested/l2irq";
-import * as entryChecks from "../nested/entry-checks";
 import * as vmcs02 from "../nested/vmcs02";
-import * as reflect from "../nested/reflect";
 import * as shadow from "../nested/shadow";
-import * as hoststate from "../nested/hoststate";
 import * as shadowept from "../nested/shadowept";
 import * as nestedVpid from "../nested/vpid";
 
@@ -109,6 +105,10 @@ function printName(g: i32): void {
 
 // The VM-entry/exit loop. Returns when a handler stops the VM.
 function loop(vcpu: Vcpu): void {
+  // The level that runs: n.inL2, read once after each handler that may
+  // change it (each read is a bounds-checked load) and kept in l2.
+  const n = vcpu.nested;
+  let l2 = n.inL2;
   while (true) {
     const r = vmx.enter(vcpu.regs, vcpu.launched);
     if (r != vmx.VMX_SUCCEED) {
@@ -122,23 +122,27 @@ function loop(vcpu: Vcpu): void {
     vcpu.countExit();
     const reason = <u32>vmx.vmread(V.VM_EXIT_REASON);
     if ((reason & V.EXIT_REASON_FLAG_ENTRY_FAILURE) != 0) {
-      if (nested.inL2) print.say("nested: the processor refused vmcs02 that the hypervisor's entry checks passed (a hypervisor bug)");
+      if (l2) print.say("nested: the processor refused vmcs02 that the hypervisor's entry checks passed (a hypervisor bug)");
       misc.reportEntryFailure(vcpu, reason);
       exits.stop(vcpu, config.OUTCOME_STOPPED);
       return;
     }
     events.reinjectVectoring();
-    if (nested.inL2) {
+    if (l2) {
       if (l2exit.handle(vcpu, reason & 0xffff) == exits.STOP) return;
     } else {
       if (exits.dispatch(vcpu, reason & 0xffff) == exits.STOP) return;
     }
+    l2 = n.inL2;
     // Interrupts: L2's (l2irq.ts may reflect an exit to L1 for one), then
     // L1's, also right after such a reflection. One call site for
     // irq.deliver keeps it inlined in this loop (a second one cost every
     // exit 17 ticks).
-    if (nested.inL2 && l2irq.deliver(vcpu) == exits.STOP) return;
-    if (!nested.inL2) irq.deliver();
+    if (l2) {
+      if (l2irq.deliver(vcpu) == exits.STOP) return;
+      l2 = n.inL2;
+    }
+    if (!l2) irq.deliver();
     if (migrate.due(vcpu) && !migrate.move(vcpu)) {
       exits.stop(vcpu, config.OUTCOME_STOPPED);
       return;
@@ -169,6 +173,7 @@ function runOne(g: i32): bool {
   exits.resetCounts();
   const vm = vms.create(g);
   const vcpu = vcpus.create(vm, 0);
+  vcpu.nested.enabled = config.nested[g]; // nested=on: VMX offered to L1
   vm.vcpu0 = vcpu;
   vm.vcpuCount = 1;
   const ram = pages.allocAligned(<u32>(bytes >> 12), SIZE_2M);
@@ -191,22 +196,16 @@ function runOne(g: i32): bool {
       config.modulesOf(g), config.moduleCount[g]);
   }
   if (ok) ok = vmcs01.create(vcpu, ept.eptp(root), loader.entryEip, config.vpid[g]);
-  if (ok) ok = shadow.setup(config.nested[g] && config.shadowVmcs[g]);
+  if (ok) ok = shadow.setup(vcpu, config.nested[g] && config.shadowVmcs[g]);
   if (ok) {
     irq.reset();
     profile.reset();
     migrate.reset();
     xstate.reset();
     irq.setBudget(config.maxTicks[g]);
-    nested.reset(config.nested[g]);
-    vmcs02.reset();
-    hoststate.resetCounts();
     shadowept.dropAll();
     shadowept.resetCounts();
     nestedVpid.reset();
-    reflect.resetCounts();
-    launch.resetCounts();
-    entryChecks.forget();
   }
   if (ok) {
     vcpu.setReg(R.RAX, loader.entryEax);
@@ -221,8 +220,8 @@ function runOne(g: i32): bool {
     vmx.vmclear(vcpu.vmcs);
     // A nested guest's vmcs02 is active here too; clear it before its page
     // is reused (a VMCS region is not written while active, 25.11.1).
-    if (vmcs02.initialized) vmx.vmclear(vmcs02.vmcs02);
-    shadow.clear();
+    vmcs02.vmclear(vcpu.nested);
+    shadow.vmclear(vcpu.nested);
     shadowept.dropAll(); // the shadow EPT tables go back to the allocator
     vcpu.setLaunched(false);
     scrubPassThroughMsrs();
@@ -282,28 +281,30 @@ function report(vcpu: Vcpu, g: i32): bool {
     print.nl();
   }
   exits.report();
-  if (config.nested[g]) reportNested();
+  if (config.nested[g]) reportNested(vcpu);
   profile.report();
   return pass;
 }
 
 // The L2 exits: reflected to L1 by reason, and those L0 handled itself.
-function reportNested(): void {
+function reportNested(vcpu: Vcpu): void {
+  const n = vcpu.nested;
+  const counts = n.counts;
   let total: u64 = 0;
-  for (let i = 0; i < exits.REASONS; i++) total += reflect.counts[i];
+  for (let i = 0; i < exits.REASONS; i++) total += counts.reflected(i);
   print.str("hv: L2 exits: ");
   print.dec(total);
   print.str(" reflected to L1, ");
-  print.dec(reflect.handledByL0);
+  print.dec(n.counts.handledByL0);
   print.str(" handled by L0; ");
-  print.dec(launch.launches);
+  print.dec(n.counts.launches);
   print.str(" nested entries; vmcs02 constant state written ");
-  print.dec(vmcs02.constantWrites);
+  print.dec(n.vmcs02.constantWrites);
   print.str(" time(s); shadow VMCS ");
-  if (shadow.enabled) {
-    print.dec(shadow.pushes);
+  if (n.shadow.enabled) {
+    print.dec(n.shadow.pushes);
     print.str(" pushes, ");
-    print.dec(shadow.pulls);
+    print.dec(n.shadow.pulls);
     print.str(" pulls");
   } else {
     print.str("off");
@@ -311,24 +312,24 @@ function reportNested(): void {
   print.nl();
   // What the change tracking of nested/state.ts saved.
   print.str("hv: nested entries: control/host checks skipped ");
-  print.dec(entryChecks.skipped);
+  print.dec(n.entry.skipped);
   print.str(", guest-state checks partial ");
-  print.dec(entryChecks.partialGuest);
+  print.dec(n.entry.partialGuest);
   print.str(", vmcs02 merged whole ");
-  print.dec(vmcs02.wholeMerges);
+  print.dec(n.vmcs02.wholeMerges);
   print.str("; L1 host state computed ");
-  print.dec(hoststate.stagings);
+  print.dec(n.host.stagings);
   print.str(" time(s)");
   print.nl();
   shadowept.report();
   for (let i = 0; i < exits.REASONS; i++) {
-    if (reflect.counts[i] == 0) continue;
+    if (counts.reflected(i) == 0) continue;
     print.str("hv:   L2 -> L1 ");
     const name = V.exitReasonName(<u32>i);
     print.str(name);
     // At least one space: ENTRY_FAILURE_GUEST_STATE is 25 characters.
     for (let pad = name.length; pad < 24 || pad == name.length; pad++) print.chr(0x20);
-    print.dec(reflect.counts[i]);
+    print.dec(counts.reflected(i));
     print.nl();
   }
 }

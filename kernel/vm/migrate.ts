@@ -15,7 +15,6 @@ import { Vcpu } from "./vcpu";
 import * as vmcs01 from "./vmcs01";
 import * as xstate from "./xstate";
 import * as vmcs02 from "../nested/vmcs02";
-import * as nested from "../nested/state";
 import * as shadow from "../nested/shadow";
 
 export let every: u32 = 0; // 0 = never
@@ -45,17 +44,17 @@ export function move(vcpu: Vcpu): bool {
   const to = (from + 1) % cpu.count();
   for (let i = 0; i < CARRIED.length; i++) values[i] = cpu.rdmsr(CARRIED[i]);
   xstate.save();
-  shadow.beforeMove(vcpu, nested.inL2);
+  const n = vcpu.nested;
+  shadow.beforeMove(vcpu);
   // Both VMCSs of a nested guest may be active on this processor.
-  if (vmx.vmclear(vcpu.vmcs) != vmx.VMX_SUCCEED ||
-    (vmcs02.initialized && vmx.vmclear(vmcs02.vmcs02) != vmx.VMX_SUCCEED)) {
+  if (vmx.vmclear(vcpu.vmcs) != vmx.VMX_SUCCEED || !vmcs02.vmclear(n)) {
     print.say("migrate: VMCLEAR failed");
     return false;
   }
-  shadow.clear();
+  shadow.vmclear(n);
   vcpu.setLaunched(false);
-  vmcs02.cleared();
-  vmcs02.setL1Launched(false);
+  vmcs02.cleared(n);
+  n.vmcs02.l1Launched = false;
   if (!cpu.migrate(to)) {
     print.str("hv: migrate: processor ");
     print.dec(to);
@@ -65,8 +64,8 @@ export function move(vcpu: Vcpu): bool {
   }
   // Host state is the processor's: rewrite it in each VMCS, then make the
   // one the vCPU runs current again (vmcs02 while L2 runs).
-  if (vmcs02.initialized) {
-    if (vmx.vmptrld(vmcs02.vmcs02) != vmx.VMX_SUCCEED) {
+  if (n.vmcs02.initialized) {
+    if (vmx.vmptrld(n.vmcs02.page) != vmx.VMX_SUCCEED) {
       print.say("migrate: VMPTRLD of vmcs02 failed");
       return false;
     }
@@ -78,7 +77,7 @@ export function move(vcpu: Vcpu): bool {
   }
   vmcs01.writeHostState();
   shadow.afterMove(vcpu);
-  if (nested.inL2 && vmx.vmptrld(vmcs02.vmcs02) != vmx.VMX_SUCCEED) {
+  if (n.inL2 && vmx.vmptrld(n.vmcs02.page) != vmx.VMX_SUCCEED) {
     print.say("migrate: VMPTRLD of vmcs02 failed");
     return false;
   }

@@ -12,7 +12,7 @@
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
 import { Vm } from "./vm";
-import { Nested } from "../nested/nested";
+import { Nested, NESTED_BYTES } from "../nested/nested";
 
 export const RAX: u32 = 0;
 export const RCX: u32 = 1;
@@ -29,7 +29,10 @@ export const RDI: u32 = 7;
 // the pointer first, each load bounds-checked). The fields come first and
 // must fit below REGS_AT.
 const REGS_AT: usize = 256;
-const OBJECT_BYTES: usize = REGS_AT + <usize>V.REGS_BYTES;
+// The nested-VMX part follows, in the object too for the same reason (the
+// nested exit path reaches it from the vCPU dozens of times).
+const NESTED_AT: usize = (REGS_AT + <usize>V.REGS_BYTES + 63) & ~(<usize>63);
+const OBJECT_BYTES: usize = NESTED_AT + NESTED_BYTES;
 
 @unmanaged export class Vcpu {
   vm: Vm = changetype<Vm>(0);
@@ -37,12 +40,15 @@ const OBJECT_BYTES: usize = REGS_AT + <usize>V.REGS_BYTES;
   vmcs: u64 = 0; // physical address of vmcs01
   launched: bool = false; // VMLAUNCH done on the current VMCS since its VMCLEAR
   exits: u64 = 0; // VM exits since the guest started
-  nested: Nested = changetype<Nested>(0);
   nextFree: Vcpu | null = null;
 
   // The register block (V.REGS_* layout), 64-byte aligned.
   @inline get regs(): usize {
     return changetype<usize>(this) + REGS_AT;
+  }
+  // The nested-VMX part (nested/nested.ts).
+  @inline get nested(): Nested {
+    return changetype<Nested>(changetype<usize>(this) + NESTED_AT);
   }
   @inline reg(n: u32): u64 {
     return load<u64>(changetype<usize>(this) + (<usize>n << 3), REGS_AT);
@@ -103,15 +109,14 @@ export function create(vm: Vm, index: u32): Vcpu {
     freeList = f.nextFree;
   } else {
     v = changetype<Vcpu>((heap.alloc(OBJECT_BYTES + 64) + 63) & ~(<usize>63));
-    v.nested = new Nested();
+    Nested.at(changetype<usize>(v) + NESTED_AT);
   }
-  // vmcs01's page and the nested part stay with the object across reuse.
+  // vmcs01's page and the nested part's pages stay with the object across
+  // reuse.
   const vmcs = v.vmcs;
-  const n = v.nested;
   memory.fill(changetype<usize>(v), 0, offsetof<Vcpu>());
   v.vmcs = vmcs;
-  v.nested = n;
-  n.clear();
+  v.nested.clear();
   v.vm = vm;
   v.index = index;
   v.resetRegisters();

@@ -19,7 +19,6 @@ import * as R from "../vcpu";
 import { Vcpu } from "../vcpu";
 import * as events from "../events";
 import * as tsc from "../tsc";
-import * as nested from "../../nested/state";
 import * as nestedCaps from "../../nested/caps";
 import { RESUME } from "../exits";
 
@@ -70,8 +69,8 @@ export function reset(): void {
 
 // Which VMCS holds the state of the level whose MSR is accessed: vmcs02
 // while L2 runs or its entry list is loaded.
-function onVmcs02(): bool {
-  return nested.inL2 || loadingL2;
+function onVmcs02(vcpu: Vcpu): bool {
+  return vcpu.nested.inL2 || loadingL2;
 }
 
 // Index into mtrrFixed, or -1.
@@ -100,11 +99,11 @@ export function patOk(v: u64): bool {
 
 // Value of an emulated MSR; false when the guest gets #GP.
 export let value: u64 = 0;
-export function read(msr: u32): bool {
+export function read(vcpu: Vcpu, msr: u32): bool {
   switch (msr) {
     case V.MSR_IA32_APIC_BASE: value = lapic.apicBaseRead(); return true;
     // nested=off: locked, VMX off inside and outside SMX (VMX is not offered).
-    case V.MSR_IA32_FEATURE_CONTROL: value = nested.enabled ? featureControl : V.FEATURE_CONTROL_LOCK; return true;
+    case V.MSR_IA32_FEATURE_CONTROL: value = vcpu.nested.enabled ? featureControl : V.FEATURE_CONTROL_LOCK; return true;
     case V.MSR_IA32_MISC_ENABLE: value = miscEnable; return true;
     // RDMSR of IA32_TSC returns TSC + the current VMCS's offset (26.3: L2
     // sees vmcs12's offset added when L1 uses offsetting).
@@ -124,7 +123,7 @@ export function read(msr: u32): bool {
     // Architectural with VMX (CPUID.1:ECX[5]): dual-monitor treatment is
     // not offered (IA32_VMX_BASIC bit 49 = 0), so it reads 0 (not valid).
     case V.MSR_IA32_SMM_MONITOR_CTL:
-      if (!nested.enabled) return false;
+      if (!vcpu.nested.enabled) return false;
       value = 0;
       return true;
   }
@@ -134,24 +133,24 @@ export function read(msr: u32): bool {
     return true;
   }
   // The VMX capability MSRs exist when VMX is offered (nested=on; A.1).
-  if (nested.enabled && nestedCaps.readMsr(msr)) {
-    value = nestedCaps.value;
+  if (vcpu.nested.enabled && nestedCaps.hasMsr(msr)) {
+    value = nestedCaps.msrValue(msr);
     return true;
   }
   return false;
 }
 
-export function write(msr: u32, v: u64): bool {
+export function write(vcpu: Vcpu, msr: u32, v: u64): bool {
   switch (msr) {
     case V.MSR_IA32_APIC_BASE: return lapic.apicBaseWrite(v);
-    case V.MSR_IA32_FEATURE_CONTROL: return nested.enabled && writeFeatureControl(v);
+    case V.MSR_IA32_FEATURE_CONTROL: return vcpu.nested.enabled && writeFeatureControl(v);
     case V.MSR_IA32_MISC_ENABLE: return true; // accepted, not applied
     case V.MSR_IA32_TIME_STAMP_COUNTER:
-      tsc.write(v, onVmcs02());
+      tsc.write(v, onVmcs02(vcpu));
       return true;
     case V.MSR_IA32_TSC_ADJUST:
       if (!hasTscAdjust) return false;
-      tsc.writeAdjust(v, onVmcs02());
+      tsc.writeAdjust(v, onVmcs02(vcpu));
       return true;
     // Microcode updates are not offered: a write to the trigger loads
     // nothing and the signature stays 0 (SDM Vol. 3C 32.4.2 allows a VMM
@@ -207,7 +206,7 @@ function writeEfer(v: u64): bool {
 }
 
 export function handleRead(vcpu: Vcpu, reason: u32): i32 {
-  if (!read(<u32>vcpu.reg(R.RCX))) {
+  if (!read(vcpu, <u32>vcpu.reg(R.RCX))) {
     events.injectGP();
     return RESUME;
   }
@@ -219,7 +218,7 @@ export function handleRead(vcpu: Vcpu, reason: u32): i32 {
 
 export function handleWrite(vcpu: Vcpu, reason: u32): i32 {
   const v = (vcpu.reg(R.RDX) << 32) | (vcpu.reg(R.RAX) & 0xffffffff);
-  if (!write(<u32>vcpu.reg(R.RCX), v)) {
+  if (!write(vcpu, <u32>vcpu.reg(R.RCX), v)) {
     events.injectGP();
     return RESUME;
   }
