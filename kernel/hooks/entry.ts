@@ -24,6 +24,7 @@ const nameBuf: usize = memory.data(NAME_MAX);
 // The Nested under test and the outcome of the last check (test state).
 let nested: Nested | null = null; // test hook state
 let outcome: EntryCheck | null = null; // test hook state
+let result: i32 = 0; // test hook state: the last check's class
 const own = new EntryCheck(); // test hook state: entry_checkAll's, as a restore brings its own
 
 function n(): Nested {
@@ -62,13 +63,9 @@ export function entry_setField(enc: u32, value: u64): bool {
 // check again).
 export function entry_setFieldRaw(enc: u32, value: u64): bool {
   if (V.vmcs12Offset(enc) < 0) return false;
-  const d = n().dirty;
-  const s = n().stale;
-  const h = n().hotStale;
+  const c = n().changes;
   state.write(n(), enc, value);
-  n().dirty = d;
-  n().stale = s;
-  n().hotStale = h;
+  n().changes = c;
   return true;
 }
 export function entry_getField(enc: u32): u64 {
@@ -83,21 +80,23 @@ export function entry_setL1Ia32e(lma: bool): void {
 export function entry_check(launch: bool): i32 {
   const r = checks.check(n(), launch, l1Ia32e);
   outcome = n().check;
+  result = r;
   return r;
 }
 export function entry_checkAll(): i32 {
   const r = checks.checkAll(n(), l1Ia32e, own);
   outcome = own;
+  result = r;
   return r;
 }
 // What the Nested's record says must be checked again (state.DIRTY_*).
 export function entry_dirty(): u32 {
-  return n().dirty;
+  return state.dirty(n());
 }
 // The failing check's name, copied as ASCII to entry_nameBuf(); its length.
 export function entry_failedName(): i32 {
   const o = outcome!;
-  const s = o.result != checks.ENTRY_OK ? o.failName : "";
+  const s = result != checks.ENTRY_OK ? o.failName : "";
   const n = s.length < NAME_MAX ? s.length : NAME_MAX;
   for (let i = 0; i < n; i++) store<u8>(nameBuf + <usize>i, <u8>s.charCodeAt(i));
   return n;
@@ -107,13 +106,13 @@ export function entry_nameBuf(): usize {
 }
 export function entry_qualification(): u64 {
   const o = outcome!;
-  return o.result != checks.ENTRY_OK ? o.failQual : 0;
+  return result != checks.ENTRY_OK ? o.failQual : 0;
 }
 // The architectural answer: the VM-instruction error (VMfailValid) of a
 // control or host-state failure, else the exit reason of a failed entry.
 export function entry_answer(): u32 {
   const o = outcome!;
-  if (o.result == checks.ENTRY_OK) return 0;
+  if (result == checks.ENTRY_OK) return 0;
   return o.error != 0 ? o.error : o.exitReason;
 }
 // An offered VMX capability MSR (0 when L1 would get #GP).

@@ -42,10 +42,10 @@ export function efer(): u64 {
   return vmx.vmread(V.GUEST_IA32_EFER);
 }
 
-// What check() reads of L1's state is kept for the rest of the same exit
-// (each VMCS field read once per exit) in the vCPU's Nested: rflags, and
-// long, whether L1 is in 64-bit mode (IA-32e mode active and CS.L, Vol. 3A
-// 2.2.1).
+// What check() reads of L1's state (RFLAGS, whether L1 is in 64-bit mode)
+// is read again where the instruction needs it (vmfail.ts, longMode()):
+// a VMREAD costs less than a field of the vCPU, a bounds-checked store and
+// load.
 
 // The #UD conditions. VMXON does not require VMX operation but CR4.VMXE;
 // the others require VMX operation, which implies CR4.VMXE = 1 (cr.ts
@@ -57,15 +57,9 @@ function undefinedOpcode(n: Nested, vmxon: bool): bool {
     return true;
   }
   if ((guestCr0() & V.X86_CR0_PE) == 0) return true; // real-address mode
-  const rflags = vmx.vmread(V.GUEST_RFLAGS);
-  n.rflags = rflags;
-  if ((rflags & V.X86_RFLAGS_VM) != 0) return true; // virtual-8086 mode
+  if ((vmx.vmread(V.GUEST_RFLAGS) & V.X86_RFLAGS_VM) != 0) return true; // virtual-8086 mode
   // Compatibility mode: IA-32e mode with a 16/32-bit code segment.
-  const lma = (efer() & V.X86_EFER_LMA) != 0;
-  const long = lma && (<u32>vmx.vmread(V.GUEST_CS_ACCESS_RIGHTS) & V.SEG_AR_L) != 0;
-  n.long = long;
-  if (lma && !long) return true;
-  return false;
+  return (efer() & V.X86_EFER_LMA) != 0 && (<u32>vmx.vmread(V.GUEST_CS_ACCESS_RIGHTS) & V.SEG_AR_L) == 0;
 }
 
 // "ELSIF in VMX non-root operation THEN VM exit" (SDM Vol. 3C 31.3, every
@@ -78,10 +72,9 @@ export function exitToL1(vcpu: Vcpu, reason: u32): i32 {
 }
 
 // The checks shared by all VMX instructions but VMXON, in SDM order; for
-// VMXON (vmxon = true) only its #UD test. PROCEED (vcpu.nested.rflags and
-// long set), or the handler's result after the fault was injected (the
-// instruction does not complete). Every VMX instruction handler calls it
-// first.
+// VMXON (vmxon = true) only its #UD test. PROCEED, or the handler's result
+// after the fault was injected (the instruction does not complete). Every
+// VMX instruction handler calls it first.
 export function check(vcpu: Vcpu, reason: u32, vmxon: bool): i32 {
   const n = vcpu.nested;
   if (undefinedOpcode(n, vmxon)) {
@@ -101,11 +94,9 @@ export function check(vcpu: Vcpu, reason: u32, vmxon: bool): i32 {
 // does not make it exit to L1 (shadow12.ts). The processor made the #UD
 // tests in L2 before its VM exit to L0 (#UD has priority over the exit,
 // 26.1.1), so what remains of the checks is "ELSIF CPL > 0 THEN #GP(0)".
-// rflags and long are L2's (vmcs02 current), as check() sets them for L1.
+// (vmcs02 is current: what the instruction reads of the guest's state is
+// L2's.)
 export function checkNonRoot(vcpu: Vcpu): i32 {
-  const n = vcpu.nested;
-  n.rflags = vmx.vmread(V.GUEST_RFLAGS);
-  n.long = longMode();
   if (events.guestCpl() > 0) {
     events.injectGP();
     return RESUME;

@@ -10,30 +10,26 @@ import { Nested } from "./nested";
 // the field initializers would; a restore brings its own). Every check
 // function takes it.
 @unmanaged export class EntryCheck {
-  // The Nested whose vmcs12 (cache) is checked, and IA32_EFER.LMA of L1,
-  // the logical processor executing VMLAUNCH/VMRESUME (27.2.4).
+  // The Nested whose vmcs12 (cache) is checked. (L1's IA32_EFER.LMA, the
+  // other input, is a parameter of the checks that read it.)
   n: Nested = changetype<Nested>(0);
-  l1Ia32e: bool = true;
-  // The outcome: the class (entry-checks.ts ENTRY_OK, FAIL_*); when it is
-  // a failure, the failing check (a short, stable name) and the
+  // The outcome of a failure, which the checks return (entry-checks.ts
+  // FAIL_*): the failing check (a short, stable name) and the
   // architectural answer: for FAIL_CONTROLS/FAIL_HOST the VM-instruction
   // error of VMfailValid (7, 8); for FAIL_GUEST the exit reason of the
-  // failed VM entry (33 | bit 31) and its exit qualification (27.8). (Only
-  // `result` is written when all passed: VMRESUME's checks are on the
-  // nested exit path.)
-  result: i32 = 0;
+  // failed VM entry (33 | bit 31) and its exit qualification (27.8).
+  // Nothing is written when all pass (VMRESUME's checks are on the nested
+  // exit path).
   failName: string = "";
   failQual: u64 = 0;
   error: u32 = 0;
   exitReason: u32 = 0;
 
   init(n: Nested): void {
-    this.start(n, true);
+    this.start(n);
   }
-  start(n: Nested, l1Ia32e: bool): void {
+  start(n: Nested): void {
     this.n = n;
-    this.l1Ia32e = l1Ia32e;
-    this.result = 0;
     this.failName = "";
     this.failQual = 0;
     this.error = 0;

@@ -31,7 +31,9 @@ export function fixedOk(v: u64, fixed0: u64, fixed1: u64): bool {
 
 const SEL_RPL_TI: u64 = 7; // selector bits 1:0 (RPL) and 2 (TI)
 
-export function check(c: EntryCheck): bool {
+// l1Ia32e: IA32_EFER.LMA of L1, the logical processor executing
+// VMLAUNCH/VMRESUME (27.2.4).
+export function check(c: EntryCheck, l1Ia32e: bool): bool {
   const n = c.n;
   const exit = <u32>state.get(n, V.VM_EXIT_CONTROL);
   const entry = <u32>state.get(n, V.VM_ENTRY_CONTROL);
@@ -75,7 +77,7 @@ export function check(c: EntryCheck): bool {
 
   // ---- 27.2.4 address-space size: L1 is the processor doing the entry.
   const ia32eGuest = (entry & V.ENTRY_IA32E_MODE_GUEST) != 0;
-  if (!c.l1Ia32e) {
+  if (!l1Ia32e) {
     if (ia32eGuest) return fail(c, "host.l1-legacy.ia32e-guest");
     if (hostLong) return fail(c, "host.l1-legacy.host-64");
   } else if (!hostLong) {

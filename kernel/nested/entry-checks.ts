@@ -89,14 +89,42 @@ export const FAIL_GUEST: i32 = 3;
   // passedLma -1 the next entry checks everything.
   passedLma: i32 = -1; // L1's IA-32e mode at the last full pass, -1 none
   passedVm: u64 = 0; // RFLAGS.VM at the last whole guest-state pass
-  skipped: u64 = 0; // entries whose control/host checks were skipped: statistics
-  partialGuest: u64 = 0; // entries with only part of the guest-state checks: statistics
+  // Statistics, of the rare events only (each count is a load and a store
+  // on the nested exit path): the entries whose control and host checks
+  // were made, whose guest-state checks were made whole, that failed the
+  // control/host or the guest-state checks, and that passed the checks but
+  // did not reach L2 (launch.ts). skipped() and partialGuest() derive the
+  // common cases from them and the nested entries (reflect.ts L2Counts).
+  full: u64 = 0;
+  whole: u64 = 0;
+  failedControlsHost: u64 = 0;
+  failedGuest: u64 = 0;
+  unfinished: u64 = 0;
   clear(): void {
     this.passedLma = -1;
     this.passedVm = 0;
-    this.skipped = 0;
-    this.partialGuest = 0;
+    this.full = 0;
+    this.whole = 0;
+    this.failedControlsHost = 0;
+    this.failedGuest = 0;
+    this.unfinished = 0;
   }
+}
+
+// VMLAUNCH/VMRESUME whose checks were made (check() calls): the nested
+// entries, the failures and the unfinished entries.
+function checks(n: Nested): u64 {
+  const e = n.entry;
+  return n.counts.launches + e.failedControlsHost + e.failedGuest + e.unfinished;
+}
+// Entries whose control and host checks were skipped.
+export function skipped(n: Nested): u64 {
+  return checks(n) - n.entry.full;
+}
+// Entries that made only part of the guest-state checks.
+export function partialGuest(n: Nested): u64 {
+  const e = n.entry;
+  return checks(n) - e.failedControlsHost - e.whole;
 }
 
 // `launch`: VMLAUNCH (true) or VMRESUME (false). The SDM makes the same
@@ -123,36 +151,43 @@ export const FAIL_GUEST: i32 = 3;
 export function check(n: Nested, launch: bool, l1Ia32e: bool): i32 {
   const e = n.entry;
   const c = n.check; // c.n is n
-  c.l1Ia32e = l1Ia32e;
   const lma: i32 = l1Ia32e ? 1 : 0;
-  const d = n.dirty;
-  const reuse = (d & (state.DIRTY_CONTROLS | state.DIRTY_HOST)) == 0 && e.passedLma == lma;
+  const d = state.dirty(n);
+  const passedLma = e.passedLma;
+  const reuse = (d & (state.DIRTY_CONTROLS | state.DIRTY_HOST)) == 0 && passedLma == lma;
   let r = ENTRY_OK;
   if (reuse) {
-    e.skipped++;
     if ((d & (state.DIRTY_EVENT | state.DIRTY_GUEST)) != 0 && !controls.checkInjection(c)) r = FAIL_CONTROLS;
-  } else if (!controls.check(c)) {
-    r = FAIL_CONTROLS;
-  } else if (!host.check(c)) {
-    r = FAIL_HOST;
+  } else {
+    e.full++;
+    if (!controls.check(c)) r = FAIL_CONTROLS;
+    else if (!host.check(c, l1Ia32e)) r = FAIL_HOST;
   }
   let whole = false;
   if (r == ENTRY_OK) {
     const vm = state.get(n, V.GUEST_RFLAGS) & V.X86_RFLAGS_VM;
     whole = !reuse || (d & state.DIRTY_GUEST) != 0 || vm != e.passedVm;
     let level = guest.CHECK_MEMORY;
-    if (whole) level = guest.CHECK_ALL;
-    else if ((d & (state.DIRTY_HOT | state.DIRTY_EVENT)) != 0) level = guest.CHECK_DYNAMIC;
-    if (!whole) e.partialGuest++;
+    if (whole) {
+      level = guest.CHECK_ALL;
+      e.whole++;
+    } else if ((d & (state.DIRTY_HOT | state.DIRTY_EVENT)) != 0) {
+      level = guest.CHECK_DYNAMIC;
+    }
     if (!guest.check(c, level)) r = FAIL_GUEST;
   }
   if (r != ENTRY_OK) {
-    // A failure leaves n.dirty as it is: the next entry checks the same
-    // classes again (and more if more changes).
-    if (r != FAIL_GUEST) e.passedLma = -1;
+    // A failure leaves the dirty record as it is: the next entry checks
+    // the same classes again (and more if more changes).
+    if (r != FAIL_GUEST) {
+      e.passedLma = -1;
+      e.failedControlsHost++;
+    } else {
+      e.failedGuest++;
+    }
   } else {
-    state.markClean(n);
-    e.passedLma = lma;
+    if (d != 0) state.markClean(n);
+    if (passedLma != lma) e.passedLma = lma;
     if (whole) e.passedVm = state.get(n, V.GUEST_RFLAGS) & V.X86_RFLAGS_VM;
   }
   return finish(c, r);
@@ -160,18 +195,17 @@ export function check(n: Nested, launch: bool, l1Ia32e: bool): i32 {
 
 // Every check on n's vmcs12, nothing remembered (see the top).
 export function checkAll(n: Nested, l1Ia32e: bool, c: EntryCheck): i32 {
-  c.start(n, l1Ia32e);
+  c.start(n);
   let r = ENTRY_OK;
   if (!controls.check(c)) r = FAIL_CONTROLS;
-  else if (!host.check(c)) r = FAIL_HOST;
+  else if (!host.check(c, l1Ia32e)) r = FAIL_HOST;
   else if (!guest.check(c, guest.CHECK_ALL)) r = FAIL_GUEST;
   return finish(c, r);
 }
 
 // The outcome into c: the architectural answer for the class (the name
-// and qualification are fail()'s).
+// and qualification are fail()'s). Nothing is written when all passed.
 function finish(c: EntryCheck, r: i32): i32 {
-  c.result = r;
   if (r == ENTRY_OK) return r;
   if (r == FAIL_GUEST) {
     c.error = 0;

@@ -60,7 +60,7 @@ let type: u64 = 0;
 let result: i32 = 0;
 function typeOperand(vcpu: Vcpu, info: u32): u64 {
   const v = vcpu.gpr(operand.reg2(info));
-  return vcpu.nested.long ? v : v & 0xffffffff;
+  return common.longMode() ? v : v & 0xffffffff;
 }
 function readDescriptor(vcpu: Vcpu, info: u32): bool {
   const r = operand.read(vcpu, info, 16, vcpu.nested.operand);

@@ -57,7 +57,8 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
 
   // 27.2-27.3, against what L1 was offered. L1's IA-32e mode decides some
   // host-state rules.
-  const r = entry.check(n, launch, (vmx.vmread(V.GUEST_IA32_EFER) & V.X86_EFER_LMA) != 0);
+  const l1Efer = vmx.vmread(V.GUEST_IA32_EFER);
+  const r = entry.check(n, launch, (l1Efer & V.X86_EFER_LMA) != 0);
   if (r != entry.ENTRY_OK) {
     const f = n.check;
     if (r == entry.FAIL_GUEST) {
@@ -67,15 +68,22 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
     logFailed(r == entry.FAIL_CONTROLS ? "VM entry (controls)" : "VM entry (host state)", f.failName);
     return vmfail.failValid(vcpu, f.error);
   }
-  // Into L2: vmcs02 becomes current and the next VM entry runs it.
+  // Into L2: vmcs02 becomes current and the next VM entry runs it. What
+  // L2's VMCS inherits from L1's is read while vmcs01 is current: vmcs01's
+  // controls, and L1's EFER (above), PAT, DR7 and DEBUGCTL (merge() uses
+  // them for what vmcs12 does not load, 27.3.2.1).
   vmcs02.captureVmcs01(n);
-  vmcs02.captureL1Msrs(n);
+  const l1Pat = vmx.vmread(V.GUEST_IA32_PAT);
+  const l1Dr7 = vmx.vmread(V.GUEST_DR7);
+  const l1Debugctl = vmx.vmread(V.GUEST_IA32_DEBUGCTL);
   n.vmcs02.l1Launched = vcpu.launched;
   if (!vmcs02.load(n)) {
+    n.entry.unfinished++;
     print.say("nested: loading vmcs02 failed");
     return exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
-  if (!vmcs02.merge(vcpu)) {
+  if (!vmcs02.merge(vcpu, l1Efer, l1Pat, l1Dr7, l1Debugctl)) {
+    n.entry.unfinished++;
     print.say("nested: out of memory for shadow EPT tables");
     return exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
@@ -83,6 +91,7 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
   // state; a failure is a failed VM entry with the entry's 1-based index.
   const failed = msrlists.loadList(vcpu, state.get(n, V.VM_ENTRY_MSR_LOAD_ADDRESS), <u32>state.get(n, V.VM_ENTRY_MSR_LOAD_COUNT), true);
   if (failed != 0) {
+    n.entry.unfinished++;
     print.str("hv: nested: VM entry failed loading MSR-load entry ");
     print.dec(failed);
     print.nl();

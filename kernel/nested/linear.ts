@@ -234,7 +234,7 @@ export function translate(vcpu: Vcpu, lin: u64, write: bool): i32 {
 
   // Access rights of a supervisor-mode data access (4.6.1).
   if (write && wp && !writable) return fault(vcpu, lin, PF_P | PF_W);
-  if (user && (cr4 & V.X86_CR4_SMAP) != 0 && (vcpu.nested.rflags & V.X86_RFLAGS_AC) == 0)
+  if (user && (cr4 & V.X86_CR4_SMAP) != 0 && (vmx.vmread(V.GUEST_RFLAGS) & V.X86_RFLAGS_AC) == 0)
     return fault(vcpu, lin, PF_P | errW);
 
   const x = throughEpt12(vcpu, (leaf & ~pageMask) | (lin & pageMask), write, lin, true);

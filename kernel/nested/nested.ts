@@ -44,7 +44,7 @@ const FIELDS_BYTES: usize = 128;
 const V02_AT: usize = FIELDS_BYTES;
 const SHADOW_AT: usize = V02_AT + ((offsetof<Vmcs02State>() + 7) & ~7);
 const HOST_AT: usize = SHADOW_AT + ((offsetof<ShadowState>() + 7) & ~7);
-const ENTRY_AT: usize = HOST_AT + ((offsetof<HostStaging>() + 7) & ~7);
+const ENTRY_AT: usize = HOST_AT + ((HostStaging.BYTES + 7) & ~7);
 const CHECK_AT: usize = ENTRY_AT + ((offsetof<EntryState>() + 7) & ~7);
 const OPERAND_AT: usize = CHECK_AT + ((offsetof<EntryCheck>() + 7) & ~7);
 const CARRY_AT: usize = OPERAND_AT + ((offsetof<Operand>() + 7) & ~7);
@@ -59,21 +59,13 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
   enabled: bool = false; // nested=on for this guest: VMX offered, its instructions emulated
   vmxOn: bool = false; // L1 executed VMXON
   inL2: bool = false; // L2 is running (vmcs02 is current on the processor)
-  hostStale: bool = true;
-  long: bool = false;
   vmxonPtr: u64 = INVALID; // guest-physical
   current: u64 = INVALID; // guest-physical address of the current vmcs12
-  // What changed in the cached vmcs12 (state.ts: classes DIRTY_*): since
-  // the entry checks last passed (dirty), since vmcs02 last received it
-  // (stale, and hotStale for the HOT fields), since hoststate.ts last
-  // staged L1's post-exit state (hostStale above).
-  dirty: u32 = 0;
-  stale: u32 = 0;
-  hotStale: u32 = 0;
-  // What common.check read of L1's state for the VMX instruction being
-  // emulated (each VMCS field read once per exit): RFLAGS, and `long`
-  // above, 64-bit mode.
-  rflags: u64 = 0;
+  // What changed in the cached vmcs12 (state.ts, one word: dirty, stale,
+  // hotStale, hostStale): since the entry checks last passed, since
+  // vmcs02 last received it, since hoststate.ts last staged L1's post-exit
+  // state.
+  changes: u32 = 0;
   // ---- end nestcore
 
   // The embedded objects (see the top).
@@ -117,7 +109,6 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
     memory.copy(p, changetype<usize>(made), offsetof<Nested>());
     const n = changetype<Nested>(p);
     n.vmcs02.init();
-    n.host.init();
     n.check.init(n);
     n.clear();
     return n;
@@ -135,20 +126,20 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
     this.inL2 = false;
     this.vmxonPtr = INVALID;
     this.current = INVALID;
-    this.long = false;
-    this.rflags = 0;
     state.markAllDirty(this);
     memory.fill(this.vmcs12, 0, V.VMCS12_PAGE_SIZE);
     this.vmcs02.clear();
     this.shadow.clear();
     this.host.clear();
     this.entry.clear();
-    this.check.start(this, true);
+    this.check.start(this);
     this.operand.clear();
     this.msrCarry.clear();
     this.counts.clear();
   }
 }
 
-// The fields must end below the embedded objects.
+// The fields must end below the embedded objects; hoststate.ts's staged
+// values need 4 KiB of the block after them (the vmcs12 cache follows).
 if (offsetof<Nested>() > FIELDS_BYTES) unreachable();
+if (HOST_AT + HostStaging.BYTES + 4096 > NESTED_BYTES) unreachable();

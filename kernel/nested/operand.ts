@@ -95,9 +95,9 @@ function segmentAllows(ar: u32, limit: u64, ea: u64, len: u32, write: bool): boo
 
 // The linear address of the memory operand of `len` bytes, with the
 // segmentation checks: linear.OK (op.lin set), or linear.FAULT / HALT.
-// Outside 64-bit mode (n.long, as common.check read it) linear addresses
-// wrap at 4 GiB.
-function address(vcpu: Vcpu, info: u32, len: u32, write: bool, op: Operand): i32 {
+// long: the guest is in 64-bit mode (outside it linear addresses wrap at
+// 4 GiB).
+function address(vcpu: Vcpu, info: u32, len: u32, write: bool, op: Operand, long: bool): i32 {
   let ea = vmx.vmread(V.EXIT_QUALIFICATION);
   if ((info & V.INSN_INFO_BASE_INVALID) == 0)
     ea += vcpu.gpr((info & V.INSN_INFO_BASE_REG_MASK) >> V.INSN_INFO_BASE_REG_SHIFT);
@@ -119,7 +119,7 @@ function address(vcpu: Vcpu, info: u32, len: u32, write: bool, op: Operand): i32
     return linear.HALT;
   }
   const sf = SEG_STRIDE * seg;
-  if (vcpu.nested.long) {
+  if (long) {
     // 64-bit mode: no limits; CS, DS, ES, SS bases are treated as 0 (3.4.4).
     const lin = seg == SEG_FS || seg == SEG_GS ? vmx.vmread(V.GUEST_ES_BASE + sf) + ea : ea;
     op.lin = lin;
@@ -136,9 +136,10 @@ function address(vcpu: Vcpu, info: u32, len: u32, write: bool, op: Operand): i32
 // Read the memory operand of `len` bytes (2, 4, 8 or 16) into op.value /
 // op.valueHigh. linear.OK, or FAULT (exception injected) / HALT.
 export function read(vcpu: Vcpu, info: u32, len: u32, op: Operand): i32 {
-  let r = address(vcpu, info, len, false, op);
+  const long = common.longMode();
+  let r = address(vcpu, info, len, false, op, long);
   if (r != linear.OK) return r;
-  r = linear.translateRange(vcpu, op.lin, len, false, !vcpu.nested.long);
+  r = linear.translateRange(vcpu, op.lin, len, false, !long);
   if (r != linear.OK) return r;
   const buf = changetype<usize>(op);
   const n1 = linear.firstLen;
@@ -153,9 +154,10 @@ export function read(vcpu: Vcpu, info: u32, len: u32, op: Operand): i32 {
 // Write the low `len` bytes (2, 4 or 8) of v to the memory operand (op is
 // the buffer).
 export function write(vcpu: Vcpu, info: u32, len: u32, v: u64, op: Operand): i32 {
-  let r = address(vcpu, info, len, true, op);
+  const long = common.longMode();
+  let r = address(vcpu, info, len, true, op, long);
   if (r != linear.OK) return r;
-  r = linear.translateRange(vcpu, op.lin, len, true, !vcpu.nested.long);
+  r = linear.translateRange(vcpu, op.lin, len, true, !long);
   if (r != linear.OK) return r;
   const buf = changetype<usize>(op);
   op.value = v;

@@ -49,12 +49,16 @@ export function read(n: Nested, enc: u32): u64 {
   return load<u64>(cache + off);
 }
 
-// What changed in the current vmcs12, in two records that differ in who
+// What changed in the current vmcs12, in records that differ in who
 // consumes them:
 //   dirty  since the VM-entry checks last passed on it (entry-checks.ts
 //          skips the checks of a class with its bit clear);
 //   stale  since vmcs02 last received it (vmcs02.ts merges only what is
-//          stale), with `hotStale` saying which of the HOT fields.
+//          stale), with `hotStale` saying which of the HOT fields;
+//   hostStale  a host-state field or the exit controls changed since
+//          hoststate.ts last computed L1's post-exit state from them.
+// All four are bits of one word, the Nested's `changes` (CH_* below: one
+// load and one store record a change, on the nested exit path).
 // Every change of the cache goes through write() (L1's VMWRITE, the shadow
 // VMCS pull, the hypervisor's own updates), writeSynced()/markSynced()
 // (values the processor saved in vmcs02 at a VM exit: vmcs02 has them, so
@@ -82,21 +86,38 @@ export const HOT_FIELDS: StaticArray<u32> = [
   V.VM_ENTRY_INSTRUCTION_LENGTH,
 ];
 export const HOT_ALL: u32 = (1 << 9) - 1;
-// n.hostStale: a host-state field or the exit controls changed since
-// hoststate.ts last computed L1's post-exit state from them.
 
-export function markClean(n: Nested): void {
-  n.dirty = 0;
+// n.changes: dirty in bits 4:0, stale in 9:5, hotStale in 18:10, hostStale
+// bit 19.
+const CH_STALE_SHIFT: u32 = 5;
+const CH_HOT_SHIFT: u32 = 10;
+const CH_HOST_STALE: u32 = 1 << 19;
+const CH_ALL: u32 = DIRTY_ALL | (DIRTY_ALL << CH_STALE_SHIFT) | (HOT_ALL << CH_HOT_SHIFT) | CH_HOST_STALE;
+@inline export function dirty(n: Nested): u32 {
+  return n.changes & DIRTY_ALL;
 }
-export function markMerged(n: Nested): void {
-  n.stale = 0;
-  n.hotStale = 0;
+// stale and hotStale of a value of n.changes.
+@inline export function staleIn(changes: u32): u32 {
+  return (changes >> CH_STALE_SHIFT) & DIRTY_ALL;
+}
+@inline export function hotStaleIn(changes: u32): u32 {
+  return (changes >> CH_HOT_SHIFT) & HOT_ALL;
+}
+@inline export function hostStale(n: Nested): bool {
+  return (n.changes & CH_HOST_STALE) != 0;
+}
+export function markHostStaged(n: Nested): void {
+  n.changes &= ~CH_HOST_STALE;
+}
+export function markClean(n: Nested): void {
+  n.changes &= ~DIRTY_ALL;
+}
+// n.changes once vmcs02 received everything: nothing stale.
+@inline export function merged(changes: u32): u32 {
+  return changes & ~((DIRTY_ALL << CH_STALE_SHIFT) | (HOT_ALL << CH_HOT_SHIFT));
 }
 export function markAllDirty(n: Nested): void {
-  n.hostStale = true;
-  n.dirty = DIRTY_ALL;
-  n.stale = DIRTY_ALL;
-  n.hotStale = HOT_ALL;
+  n.changes = CH_ALL;
 }
 
 // The bit of enc (full or high encoding) in hotStale, or 0.
@@ -124,29 +145,29 @@ function classOf(enc: u32, hot: u32): u32 {
   return 0;
 }
 
-// enc changed: for the checks and for vmcs02.
-export function markChanged(n: Nested, enc: u32): void {
+// The bits of n.changes a change of enc sets: for the checks and for
+// vmcs02 (and hoststate.ts for its inputs).
+@inline function changedBits(enc: u32): u32 {
   const hot = hotBit(enc);
   const c = classOf(enc, hot);
-  n.dirty |= c;
-  n.stale |= c;
-  n.hotStale |= hot;
-  if (hostInput(enc, c)) n.hostStale = true;
+  // A host-state field or the exit controls: inputs of hoststate.ts.
+  const host = c == DIRTY_HOST || (enc & ~V.VMCS_ENC_HIGH) == V.VM_EXIT_CONTROL ? CH_HOST_STALE : 0;
+  return c | (c << CH_STALE_SHIFT) | (hot << CH_HOT_SHIFT) | host;
 }
-// A host-state field or the exit controls: inputs of hoststate.ts.
-@inline function hostInput(enc: u32, c: u32): bool {
-  return c == DIRTY_HOST || (enc & ~V.VMCS_ENC_HIGH) == V.VM_EXIT_CONTROL;
+// enc changed: for the checks and for vmcs02.
+export function markChanged(n: Nested, enc: u32): void {
+  n.changes |= changedBits(enc);
 }
 // vmcs02's event-injection fields may hold an event L0 itself set up for
 // L2 (events.reinjectVectoring at every exit) when the exit is reflected
 // instead: the next merge writes vmcs12's values again.
 export function markEventStale(n: Nested): void {
-  n.hotStale |= 64 | 128 | 256;
+  n.changes |= (64 | 128 | 256) << CH_HOT_SHIFT;
 }
 
 // enc changed to what vmcs02 already holds: for the checks only.
 export function markSynced(n: Nested, enc: u32): void {
-  n.dirty |= classOf(enc, hotBit(enc));
+  n.changes |= classOf(enc, hotBit(enc));
 }
 
 // Read the fields of `list` selected by `mask` from the current VMCS into
@@ -157,31 +178,22 @@ export function markSynced(n: Nested, enc: u32): void {
 @inline export function readFields(n: Nested, list: FieldList, mask: u64, synced: bool): void {
   let changed = vmx.readfields(list.ptr, list.count, n.vmcs12, mask);
   if (changed == 0) return;
-  let classes: u32 = 0;
-  let hot: u32 = 0;
-  let host = false;
+  let bits: u32 = 0;
   while (changed != 0) {
     const enc = list.encodingAt(<i32>ctz(changed));
-    const h = hotBit(enc);
-    const c = classOf(enc, h);
-    classes |= c;
-    hot |= h;
-    if (!synced && hostInput(enc, c)) host = true;
+    bits |= synced ? classOf(enc, hotBit(enc)) : changedBits(enc);
     changed &= changed - 1;
   }
-  n.dirty |= classes;
-  if (synced) return;
-  n.stale |= classes;
-  n.hotStale |= hot;
-  if (host) n.hostStale = true;
+  n.changes |= bits;
 }
 
-// Store v truncated to the field's width; a change is recorded.
-export function write(n: Nested, enc: u32, v: u64): void {
+// Store v truncated to the field's width; a change is recorded. (Inline:
+// one call, as store12's, not two, on the nested exit path.)
+@inline export function write(n: Nested, enc: u32, v: u64): void {
   if (store12(n.vmcs12, enc, v)) markChanged(n, enc);
 }
 // The same for a value vmcs02 holds already (see above).
-export function writeSynced(n: Nested, enc: u32, v: u64): void {
+@inline export function writeSynced(n: Nested, enc: u32, v: u64): void {
   if (store12(n.vmcs12, enc, v)) markSynced(n, enc);
 }
 

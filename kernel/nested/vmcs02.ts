@@ -75,11 +75,6 @@ const MERGE_WORDS_MAX: i32 = 32;
   tscOffset01: u64 = 0;
   proc02: u32 = 0; // vmcs02's primary controls as merged
   reload12: u32 = 0; // entry controls whose fields every entry loads from vmcs12 again (mergeAll)
-  // L1's EFER, PAT, DR7 and DEBUGCTL at the nested entry (from vmcs01).
-  l1Efer: u64 = 0;
-  l1Pat: u64 = 0;
-  l1Dr7: u64 = 0;
-  l1Debugctl: u64 = 0;
   // The MSR bitmap words merged at every entry (setupMsrBitmap): offsets
   // in the page and L0's word; mergeCount -1 merges the whole page.
   mergeOffsets: StaticArray<u32> = changetype<StaticArray<u32>>(0);
@@ -234,19 +229,23 @@ const hotList = new FieldList(state.HOT_FIELDS, true); // machine-wide: a consta
 // written again: the Nested's stale says which classes changed since the last
 // merge, hotStale which of the hot fields (state.ts says why that is
 // exact). Everything is merged again after VMPTRLD, for a fresh vmcs02,
-// and when vmcs01's controls changed.
-export function merge(vcpu: Vcpu): bool {
+// and when vmcs01's controls changed. l1Efer, l1Pat, l1Dr7, l1Debugctl:
+// L1's values at the nested entry (read while vmcs01 was current; passed,
+// not kept: only this entry uses them).
+export function merge(vcpu: Vcpu, l1Efer: u64, l1Pat: u64, l1Dr7: u64, l1Debugctl: u64): bool {
   const n = vcpu.nested;
   const s = n.vmcs02;
   if (!s.initialized) writeConstantState(s);
   const entry12 = <u32>state.get(n, V.VM_ENTRY_CONTROL);
   const proc12 = <u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
-  if (s.vmcs01Changed || (n.stale & (state.DIRTY_CONTROLS | state.DIRTY_GUEST)) != 0) {
+  // The change record, read once: nothing below changes vmcs12.
+  const changes = n.changes;
+  if (s.vmcs01Changed || (state.staleIn(changes) & (state.DIRTY_CONTROLS | state.DIRTY_GUEST)) != 0) {
     mergeAll(n, s, proc12, entry12);
     s.vmcs01Changed = false;
     s.wholeMerges++;
   } else {
-    const hot = n.hotStale;
+    const hot = state.hotStaleIn(changes);
     if (hot != 0) vmx.writefields(hotList.ptr, hotList.count, n.vmcs12, <u64>hot);
     // l2irq.ts may have set interrupt-window exiting for L0's own use.
     vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, s.proc02);
@@ -269,21 +268,21 @@ export function merge(vcpu: Vcpu): bool {
   // current values, EFER.LMA/LME from "IA-32e mode guest"), the slice.
   if ((proc12 & V.PROC_USE_MSR_BITMAPS) != 0) mergeMsrBitmap(n, s);
   if ((entry12 & V.ENTRY_LOAD_IA32_EFER) == 0) {
-    let efer = s.l1Efer & ~<u64>(V.X86_EFER_LME | V.X86_EFER_LMA);
+    let efer = l1Efer & ~<u64>(V.X86_EFER_LME | V.X86_EFER_LMA);
     if ((entry12 & V.ENTRY_IA32E_MODE_GUEST) != 0) efer |= V.X86_EFER_LME | V.X86_EFER_LMA;
     vmx.vmwrite(V.GUEST_IA32_EFER, efer);
   }
-  if ((entry12 & V.ENTRY_LOAD_IA32_PAT) == 0) vmx.vmwrite(V.GUEST_IA32_PAT, s.l1Pat);
+  if ((entry12 & V.ENTRY_LOAD_IA32_PAT) == 0) vmx.vmwrite(V.GUEST_IA32_PAT, l1Pat);
   if ((entry12 & V.ENTRY_LOAD_DEBUG_CONTROLS) == 0) {
-    vmx.vmwrite(V.GUEST_DR7, s.l1Dr7);
-    vmx.vmwrite(V.GUEST_IA32_DEBUGCTL, s.l1Debugctl);
+    vmx.vmwrite(V.GUEST_DR7, l1Dr7);
+    vmx.vmwrite(V.GUEST_IA32_DEBUGCTL, l1Debugctl);
   }
   const reload = s.reload12;
   if (reload != 0) reloadFromVmcs12(n, reload);
   // L0 regains control from L2 once per slice, as from L1 (irq.ts), or by
   // L1's APIC timer deadline (l2irq.ts).
   if ((s.pin01 & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0) vmx.vmwrite(V.VMX_PREEMPTION_TIMER_VALUE, irq.SLICE);
-  state.markMerged(n);
+  n.changes = state.merged(changes);
   return true;
 }
 
@@ -423,11 +422,3 @@ function mergeCr3Targets(n: Nested, proc01: u32): void {
   }
 }
 
-// L1's EFER, PAT, DR7 and DEBUGCTL at the nested entry (from vmcs01).
-export function captureL1Msrs(n: Nested): void {
-  const s = n.vmcs02;
-  s.l1Efer = vmx.vmread(V.GUEST_IA32_EFER);
-  s.l1Pat = vmx.vmread(V.GUEST_IA32_PAT);
-  s.l1Dr7 = vmx.vmread(V.GUEST_DR7);
-  s.l1Debugctl = vmx.vmread(V.GUEST_IA32_DEBUGCTL);
-}

@@ -20,9 +20,10 @@ import { Vcpu } from "../vm/vcpu";
 const ARITH: u64 = V.X86_RFLAGS_CF | V.X86_RFLAGS_PF | V.X86_RFLAGS_AF | V.X86_RFLAGS_ZF | V.X86_RFLAGS_SF |
   V.X86_RFLAGS_OF;
 
-// RFLAGS as common.check() read it at the start of this exit.
+// RFLAGS of the guest of the current VMCS (L1, or L2 for the instructions
+// shadow12.ts performs).
 function finish(vcpu: Vcpu, flags: u64): i32 {
-  vmx.vmwrite(V.GUEST_RFLAGS, (vcpu.nested.rflags & ~ARITH) | flags);
+  vmx.vmwrite(V.GUEST_RFLAGS, (vmx.vmread(V.GUEST_RFLAGS) & ~ARITH) | flags);
   events.skipInstruction();
   return RESUME;
 }

@@ -88,7 +88,7 @@ function readField(vcpu: Vcpu, vmcs: u64, current: bool): i32 {
   if (vmcs == state.INVALID) return vmfail.failInvalid(vcpu);
   const n = vcpu.nested;
   const info = <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO);
-  const long = n.long;
+  const long = common.longMode();
   const mask: u64 = long ? u64.MAX_VALUE : 0xffffffff;
   const enc = vcpu.gpr(operand.reg2(info)) & mask;
   if (!supported(enc)) return vmfail.failValid(vcpu, V.VMXERR_UNSUPPORTED_VMCS_COMPONENT);
@@ -112,7 +112,7 @@ function writeField(vcpu: Vcpu, vmcs: u64, current: bool): i32 {
   if (vmcs == state.INVALID) return vmfail.failInvalid(vcpu);
   const n = vcpu.nested;
   const info = <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO);
-  const long = n.long;
+  const long = common.longMode();
   const mask: u64 = long ? u64.MAX_VALUE : 0xffffffff;
   let v: u64;
   if (operand.isRegister(info)) {

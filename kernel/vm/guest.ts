@@ -36,6 +36,7 @@ import * as migrate from "./migrate";
 import * as nestedInsn from "../nested/handlers";
 import * as l2exit from "../nested/l2exit";
 import * as launch from "../nested/launch";
+import * as entryChecks from "../nested/entry-checks";
 import * as l2irq from "../nested/l2irq";
 import * as vmcs02 from "../nested/vmcs02";
 import * as shadow from "../nested/shadow";
@@ -312,9 +313,9 @@ function reportNested(vcpu: Vcpu): void {
   print.nl();
   // What the change tracking of nested/state.ts saved.
   print.str("hv: nested entries: control/host checks skipped ");
-  print.dec(n.entry.skipped);
+  print.dec(entryChecks.skipped(n));
   print.str(", guest-state checks partial ");
-  print.dec(n.entry.partialGuest);
+  print.dec(entryChecks.partialGuest(n));
   print.str(", vmcs02 merged whole ");
   print.dec(n.vmcs02.wholeMerges);
   print.str("; L1 host state computed ");
