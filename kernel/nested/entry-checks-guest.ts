@@ -102,8 +102,9 @@ const N_G: StaticArray<string> = ["guest.es.g", "guest.cs.g", "guest.ss.g", "gue
 
 // How much to check (entry-checks.ts decides from the Nested's dirty record):
 export const CHECK_MEMORY: i32 = 0; // only what depends on L1's memory (link pointer VMCS, PDPTEs)
-export const CHECK_DYNAMIC: i32 = 1; // and RIP, RFLAGS, activity, interruptibility, pending debug, event
-export const CHECK_ALL: i32 = 2;
+export const CHECK_RIP: i32 = 1; // and RIP
+export const CHECK_DYNAMIC: i32 = 2; // and RFLAGS, activity, interruptibility, pending debug, event
+export const CHECK_ALL: i32 = 3;
 
 export function check(c: EntryCheck, level: i32): bool {
   const n = c.n;
@@ -158,8 +159,8 @@ export function check(c: EntryCheck, level: i32): bool {
     if ((state.get(n, V.GUEST_IDTR_LIMIT) >> 16) != 0) return fail(c, "guest.idtr.limit");
   }
 
-  if (level >= CHECK_DYNAMIC) {
-    // ---- 27.3.1.4 RIP and RFLAGS
+  if (level >= CHECK_RIP) {
+    // ---- 27.3.1.4 RIP (no check reads RSP)
     const rip = state.get(n, V.GUEST_RIP);
     const csL = (ar(n, CS) & V.SEG_AR_L) != 0;
     if (!ia32e || !csL) {
@@ -167,12 +168,16 @@ export function check(c: EntryCheck, level: i32): bool {
     } else {
       // Bits 63:N identical, N the linear-address width (not "canonical",
       // which would take bit N-1 in too).
-      const n = linearBits();
-      if (n < 64) {
-        const top = rip >> <u64>n;
-        if (top != 0 && top != (u64.MAX_VALUE >> <u64>n)) return fail(c, "guest.rip.high-bits");
+      const w = linearBits();
+      if (w < 64) {
+        const top = rip >> <u64>w;
+        if (top != 0 && top != (u64.MAX_VALUE >> <u64>w)) return fail(c, "guest.rip.high-bits");
       }
     }
+  }
+
+  if (level >= CHECK_DYNAMIC) {
+    // ---- 27.3.1.4 RFLAGS
     if ((rflags & ~RFLAGS_DEFINED) != 0) return fail(c, "guest.rflags.reserved");
     if ((rflags & V.X86_RFLAGS_FIXED1) == 0) return fail(c, "guest.rflags.fixed1");
     if ((rflags & V.X86_RFLAGS_VM) != 0 && (ia32e || (cr0 & V.X86_CR0_PE) == 0)) return fail(c, "guest.rflags.vm");

@@ -144,7 +144,8 @@ export function partialGuest(n: Nested): u64 {
 //    field changed, or RFLAGS.VM differs from the last whole pass (it
 //    selects the virtual-8086 segment rules); only the checks of RIP,
 //    RFLAGS, activity, interruptibility, pending debug exceptions and the
-//    injected event if only those changed;
+//    injected event if only those changed; only RIP's if only RIP and RSP
+//    did (no check reads RSP: the common case, L1 advancing L2's RIP);
 //  - the checks that read L1's memory rather than vmcs12 (the VMCS the
 //    link pointer names, the PDPTEs) run at every entry: L1 may have
 //    written that memory without touching vmcs12.
@@ -173,6 +174,8 @@ export function check(n: Nested, launch: bool, l1Ia32e: bool): i32 {
       e.whole++;
     } else if ((d & (state.DIRTY_HOT | state.DIRTY_EVENT)) != 0) {
       level = guest.CHECK_DYNAMIC;
+    } else if ((d & state.DIRTY_RIP) != 0) {
+      level = guest.CHECK_RIP;
     }
     if (!guest.check(c, level)) r = FAIL_GUEST;
   }

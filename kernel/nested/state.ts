@@ -69,15 +69,17 @@ export function read(n: Nested, enc: u32): u64 {
 // (no entry check or merge reads them).
 //
 // Classes: the event-injection fields and the guest fields most exits
-// change (HOT) are kept apart from the other controls and guest fields, so
-// that an L2 exit that L1 handles by advancing RIP re-checks and re-merges
-// only what that touched.
+// change (HOT, and of them RIP and RSP apart: only one entry check reads
+// RIP, none RSP) are kept apart from the other controls and guest fields,
+// so that an L2 exit that L1 handles by advancing RIP re-checks and
+// re-merges only what that touched.
 export const DIRTY_CONTROLS: u32 = 1; // control fields other than EVENT
 export const DIRTY_HOST: u32 = 2;
-export const DIRTY_GUEST: u32 = 4; // guest-state fields other than HOT
+export const DIRTY_GUEST: u32 = 4; // guest-state fields other than HOT and RIP
 export const DIRTY_EVENT: u32 = 8; // VM-entry interruption information, error code, instruction length
-export const DIRTY_HOT: u32 = 16; // RIP, RSP, RFLAGS, interruptibility, activity, pending debug exceptions
-export const DIRTY_ALL: u32 = 31;
+export const DIRTY_HOT: u32 = 16; // RFLAGS, interruptibility, activity, pending debug exceptions
+export const DIRTY_RIP: u32 = 32; // RIP, RSP
+export const DIRTY_ALL: u32 = 63;
 
 // The HOT and EVENT fields, in the order of their bits in hotStale.
 export const HOT_FIELDS: StaticArray<u32> = [
@@ -87,11 +89,11 @@ export const HOT_FIELDS: StaticArray<u32> = [
 ];
 export const HOT_ALL: u32 = (1 << 9) - 1;
 
-// n.changes: dirty in bits 4:0, stale in 9:5, hotStale in 18:10, hostStale
-// bit 19.
-const CH_STALE_SHIFT: u32 = 5;
-const CH_HOT_SHIFT: u32 = 10;
-const CH_HOST_STALE: u32 = 1 << 19;
+// n.changes: dirty in bits 5:0, stale in 11:6, hotStale in 20:12,
+// hostStale bit 21.
+const CH_STALE_SHIFT: u32 = 6;
+const CH_HOT_SHIFT: u32 = 12;
+const CH_HOST_STALE: u32 = 1 << 21;
 const CH_ALL: u32 = DIRTY_ALL | (DIRTY_ALL << CH_STALE_SHIFT) | (HOT_ALL << CH_HOT_SHIFT) | CH_HOST_STALE;
 @inline export function dirty(n: Nested): u32 {
   return n.changes & DIRTY_ALL;
@@ -137,7 +139,7 @@ function hotBit(enc: u32): u32 {
 }
 
 function classOf(enc: u32, hot: u32): u32 {
-  if (hot != 0) return hot >= 64 ? DIRTY_EVENT : DIRTY_HOT;
+  if (hot != 0) return hot >= 64 ? DIRTY_EVENT : hot >= 4 ? DIRTY_HOT : DIRTY_RIP;
   const t = V.vmcsEncodingType(enc);
   if (t == V.VMCS_TYPE_CONTROL) return DIRTY_CONTROLS;
   if (t == V.VMCS_TYPE_HOST) return DIRTY_HOST;

@@ -44,6 +44,12 @@ export const L2_VPID: u32 = 2;
 // When L0 merges MSR bitmap words at every entry (see setupMsrBitmap).
 const MERGE_WORDS_MAX: i32 = 32;
 
+// Vmcs02State.flags: what every nested entry asks, in one word (one load):
+const F_INITIALIZED: u32 = 1; // the constant state is written (seeds/003)
+const F_VMCS01_CHANGED: u32 = 2; // a vmcs01 value differs from the previous entry: merge whole
+const F_TIMER: u32 = 4; // vmcs01 activates the VMX-preemption timer (pin01)
+const F_RELOAD_SHIFT: u32 = 16; // reload12 (entry-control bits 15, 14, 2) in bits 31, 30, 18
+
 // A vCPU's vmcs02 (vcpu.nested.vmcs02, embedded in the Nested: no field
 // initializers run, init() and clear() set everything). Its page and the
 // MSR bitmap page are allocated once and stay with the object; everything
@@ -53,14 +59,11 @@ const MERGE_WORDS_MAX: i32 = 32;
 @unmanaged export class Vmcs02State {
   page: u64 = 0; // physical address of vmcs02
   msrBitmap: u64 = 0; // physical address of vmcs02's MSR bitmap
-  initialized: bool = false; // constant state written (seeds/003)
+  flags: u32 = F_VMCS01_CHANGED; // F_*
   launched: bool = false; // VMLAUNCH done since the last VMCLEAR of vmcs02
   // vmcs01's launch state while vmcs02 is current (vcpu.launched then
   // describes vmcs02).
   l1Launched: bool = true;
-  // Any of the vmcs01 values below differs from the previous nested entry
-  // (then the whole merge is redone).
-  vmcs01Changed: bool = true;
   constantWrites: u32 = 0; // how often the constant state was written (1 per vmcs02): statistics
   wholeMerges: u64 = 0; // nested entries that merged all of vmcs12 (the others: what changed): statistics
   // vmcs01's values this merge builds on (read while vmcs01 was current).
@@ -74,7 +77,6 @@ const MERGE_WORDS_MAX: i32 = 32;
   cr4Mask01: u64 = 0;
   tscOffset01: u64 = 0;
   proc02: u32 = 0; // vmcs02's primary controls as merged
-  reload12: u32 = 0; // entry controls whose fields every entry loads from vmcs12 again (mergeAll)
   // The MSR bitmap words merged at every entry (setupMsrBitmap): offsets
   // in the page and L0's word; mergeCount -1 merges the whole page.
   mergeOffsets: StaticArray<u32> = changetype<StaticArray<u32>>(0);
@@ -88,11 +90,14 @@ const MERGE_WORDS_MAX: i32 = 32;
     this.mergeOffsets = new StaticArray<u32>(MERGE_WORDS_MAX);
     this.mergeL0 = new StaticArray<u64>(MERGE_WORDS_MAX);
   }
+  // The constant state is written (seeds/003).
+  @inline get initialized(): bool {
+    return (this.flags & F_INITIALIZED) != 0;
+  }
   clear(): void {
-    this.initialized = false;
+    this.flags = F_VMCS01_CHANGED;
     this.launched = false;
     this.l1Launched = true;
-    this.vmcs01Changed = true;
     this.constantWrites = 0;
     this.wholeMerges = 0;
     this.mergeCount = 0;
@@ -127,7 +132,7 @@ export function captureVmcs01(n: Nested): void {
   const tsc = vmx.vmread(V.TSC_OFFSET);
   if (pin == s.pin01 && proc == s.proc01 && proc2 == s.proc2_01 && exit == s.exit01 && entry == s.entry01 &&
     eptp == s.eptp01 && cr0m == s.cr0Mask01 && cr4m == s.cr4Mask01 && tsc == s.tscOffset01) return;
-  s.vmcs01Changed = true;
+  s.flags = (s.flags & ~F_TIMER) | F_VMCS01_CHANGED | ((pin & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0 ? F_TIMER : 0);
   s.pin01 = pin;
   s.proc01 = proc;
   s.proc2_01 = proc2;
@@ -173,7 +178,6 @@ function writeConstantState(s: Vmcs02State): void {
   // L2 exits to L0, which emulates EPTP switching (vmfunc.ts).
   if (caps.hasVmfunc) vmx.vmwrite(V.VM_FUNCTION_CONTROL, 0);
   setupMsrBitmap(s);
-  s.initialized = true;
   s.constantWrites++;
 }
 
@@ -235,14 +239,19 @@ const hotList = new FieldList(state.HOT_FIELDS, true); // machine-wide: a consta
 export function merge(vcpu: Vcpu, l1Efer: u64, l1Pat: u64, l1Dr7: u64, l1Debugctl: u64): bool {
   const n = vcpu.nested;
   const s = n.vmcs02;
-  if (!s.initialized) writeConstantState(s);
+  let f = s.flags;
+  const flags = f;
+  if ((f & F_INITIALIZED) == 0) {
+    writeConstantState(s);
+    f |= F_INITIALIZED;
+  }
   const entry12 = <u32>state.get(n, V.VM_ENTRY_CONTROL);
   const proc12 = <u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
   // The change record, read once: nothing below changes vmcs12.
   const changes = n.changes;
-  if (s.vmcs01Changed || (state.staleIn(changes) & (state.DIRTY_CONTROLS | state.DIRTY_GUEST)) != 0) {
-    mergeAll(n, s, proc12, entry12);
-    s.vmcs01Changed = false;
+  if ((f & F_VMCS01_CHANGED) != 0 || (state.staleIn(changes) & (state.DIRTY_CONTROLS | state.DIRTY_GUEST)) != 0) {
+    const reload12 = mergeAll(n, s, proc12, entry12);
+    f = (f & ~F_VMCS01_CHANGED & ((1 << F_RELOAD_SHIFT) - 1)) | (reload12 << F_RELOAD_SHIFT);
     s.wholeMerges++;
   } else {
     const hot = state.hotStaleIn(changes);
@@ -250,6 +259,7 @@ export function merge(vcpu: Vcpu, l1Efer: u64, l1Pat: u64, l1Dr7: u64, l1Debugct
     // l2irq.ts may have set interrupt-window exiting for L0's own use.
     vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, s.proc02);
   }
+  if (f != flags) s.flags = f;
   // EPT: L1's own (vmcs01's) when vmcs12 has none — L2's physical
   // addresses are then L1's — else the shadow tables for vmcs12's EPT
   // pointer (looked up at every entry: INVEPT may have dropped them).
@@ -277,11 +287,11 @@ export function merge(vcpu: Vcpu, l1Efer: u64, l1Pat: u64, l1Dr7: u64, l1Debugct
     vmx.vmwrite(V.GUEST_DR7, l1Dr7);
     vmx.vmwrite(V.GUEST_IA32_DEBUGCTL, l1Debugctl);
   }
-  const reload = s.reload12;
+  const reload = f >> F_RELOAD_SHIFT;
   if (reload != 0) reloadFromVmcs12(n, reload);
   // L0 regains control from L2 once per slice, as from L1 (irq.ts), or by
   // L1's APIC timer deadline (l2irq.ts).
-  if ((s.pin01 & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0) vmx.vmwrite(V.VMX_PREEMPTION_TIMER_VALUE, irq.SLICE);
+  if ((f & F_TIMER) != 0) vmx.vmwrite(V.VMX_PREEMPTION_TIMER_VALUE, irq.SLICE);
   n.changes = state.merged(changes);
   return true;
 }
@@ -320,8 +330,8 @@ export const pdpteFields = pdpteList; // machine-wide: a constant field list
 // What vmcs12 loads on entry but its exit does not save (28.3.1: vmcs12
 // keeps what L1 wrote): vmcs02's copy, saved by vmcs02's own exit, may be
 // L2's newer value, so every entry loads vmcs12's again. Entry bits, set
-// by mergeAll (a change of either control word makes the merge whole):
-// s.reload12.
+// by mergeAll (a change of either control word makes the merge whole),
+// kept in the flags.
 function reloadFromVmcs12(n: Nested, reload12: u32): void {
   if ((reload12 & V.ENTRY_LOAD_IA32_EFER) != 0) vmx.vmwrite(V.GUEST_IA32_EFER, state.get(n, V.GUEST_IA32_EFER));
   if ((reload12 & V.ENTRY_LOAD_IA32_PAT) != 0) vmx.vmwrite(V.GUEST_IA32_PAT, state.get(n, V.GUEST_IA32_PAT));
@@ -331,13 +341,14 @@ function reloadFromVmcs12(n: Nested, reload12: u32): void {
   }
 }
 
-function mergeAll(n: Nested, s: Vmcs02State, proc12: u32, entry12: u32): void {
+// Returns the entry bits whose fields every entry loads from vmcs12 again
+// (reloadFromVmcs12).
+function mergeAll(n: Nested, s: Vmcs02State, proc12: u32, entry12: u32): u32 {
   const exit12 = <u32>state.get(n, V.VM_EXIT_CONTROL);
   let reload12: u32 = 0;
   if ((exit12 & V.EXIT_SAVE_IA32_EFER) == 0) reload12 |= entry12 & V.ENTRY_LOAD_IA32_EFER;
   if ((exit12 & V.EXIT_SAVE_IA32_PAT) == 0) reload12 |= entry12 & V.ENTRY_LOAD_IA32_PAT;
   if ((exit12 & V.EXIT_SAVE_DEBUG_CONTROLS) == 0) reload12 |= entry12 & V.ENTRY_LOAD_DEBUG_CONTROLS;
-  s.reload12 = reload12;
   const pin12 = <u32>state.get(n, V.PIN_BASED_VM_EXEC_CONTROL);
   const proc2_12 = (proc12 & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0
     ? <u32>state.get(n, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) : 0;
@@ -406,6 +417,7 @@ function mergeAll(n: Nested, s: Vmcs02State, proc12: u32, entry12: u32): void {
   // The guest-state area, and the event L1 injects into L2 (26.6).
   vmx.writefields(guestList.ptr, guestList.count, n.vmcs12, guestList.all);
   vmx.writefields(hotList.ptr, hotList.count, n.vmcs12, hotList.all);
+  return reload12;
 }
 
 // CR3 targets (25.6.7, 26.1.3): vmcs12's count and values, so that L2's
