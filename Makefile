@@ -32,7 +32,10 @@ CFLAGS_ELF  := $(CFLAGS_BASE) --target=x86_64-unknown-none-elf -fno-pic -fno-pie
 # wasm2c output: generated code, warnings are not ours to fix
 KCFLAGS     := -Wno-unused-function -Wno-unused-variable -Wno-unused-but-set-variable -Wno-sign-compare
 
-ASCFLAGS := --runtime stub -O3 --initialMemory 16 --maximumMemory 256
+# Linear memory is all of HV_LINEAR_MAX (16 MiB = 256 pages) from the start
+# and never grows, so that its bound is a constant: see the RANGE_CHECK edit
+# below.
+ASCFLAGS := --runtime stub -O3 --initialMemory 256 --maximumMemory 256
 
 .PHONY: all wasm efi elf iso esp setup run run-qemu run-kvm test test-unit test-emu bench gen check-gen clean
 # Every build target first makes sure the tools are there (tools/setup.sh:
@@ -57,6 +60,14 @@ $(B)/gen/kernel.c $(B)/gen/kernel.h $(B)/gen/instantiate.h: $(B)/kernel.wasm
 	@mkdir -p $(B)/gen
 	@$(WASM2C) --version | grep -qx '1.0.32' || { echo "wasm2c 1.0.32 required (Debian 12 wabt): the C API changed after it"; exit 1; }
 	$(WASM2C) $< -n kernel -o $(B)/gen/kernel.c
+	@# Every linear-memory access is checked against the memory's size. The
+	@# size never changes (initial = maximum, ASCFLAGS), so compare with the
+	@# constant instead of loading mem->size: clang then folds the check into
+	@# the address arithmetic (CPUID round trip -N ticks, see ARCHITECTURE.md).
+	@# boot/rt/wasm-rt.c refuses a memory whose size is not that constant.
+	sed -i 's/^  if (UNLIKELY(offset + (uint64_t)len > mem->size)) \\$$/  if (UNLIKELY(offset + (uint64_t)len > HV_LINEAR_BYTES)) \\/' $(B)/gen/kernel.c
+	@grep -q 'len > HV_LINEAR_BYTES' $(B)/gen/kernel.c || { echo "wasm2c output: RANGE_CHECK not found to make constant"; exit 1; }
+	@sed -i '1i #define HV_LINEAR_BYTES (256ull * 65536ull) /* = HV_LINEAR_MAX = ASCFLAGS --maximumMemory, checked by wasm-rt.c */' $(B)/gen/kernel.c
 	cp /usr/include/wasm-rt.h $(B)/gen/wasm-rt.h
 	@# Z_kernel_instantiate takes one (unused) instance pointer per import
 	@# module; count them from the generated prototype.

@@ -4,6 +4,9 @@
 // figures are measured in the guests with RDTSC; on Bochs with
 // `clock: sync=none` they are exact instruction counts.
 //  - tests/guests/bench.c: round trips of exits the hypervisor handles.
+//  - tests/guests/ramsnap.c (the `ramSnapshot` section): take() and restore()
+//    of a guest's RAM snapshot with 0, 16 and 1,024 dirty pages, with the
+//    processor's EPT accessed/dirty flags and with write protection.
 //  - tests/guests/l1bench.c (the `nested` section): a minimal L1 hypervisor
 //    under nested=on, with VMCS shadowing as configured (on, the default)
 //    and with shadow-vmcs=off; and once on bare Bochs, where the same L1 is
@@ -88,11 +91,15 @@ async function turtles(name: string) {
 
 // The figures come from the ordinary image; the profile (where a CPUID
 // round trip's ticks go) from the profiling build, whose stamps add ticks.
-let r, p, tr;
+// The RAM snapshot: the same guest twice, one per way of finding dirty pages.
+const RAMSNAP_OPTIONS = 'ramsnap=on args=mode=ad,bench guest=/ramsnap.elf ramsnap=wp args=mode=wp,bench';
+
+let r, p, tr, rs;
 const nestedRuns: Record<string, Awaited<ReturnType<typeof run>>> = {};
 try {
   r = await run('bench', HV);
   p = await run('bench-profile', path.join(REPO, 'build', 'prof', 'hv.elf'));
+  rs = await run('bench-ramsnap', HV, { guest: 'ramsnap.elf', options: RAMSNAP_OPTIONS });
   for (const n of NESTED) {
     nestedRuns[n.key] = await run(n.name, HV, { guest: 'l1bench.elf', options: n.options, bare: 'bare' in n && n.bare });
   }
@@ -160,6 +167,13 @@ for (const m of tr.serial.matchAll(/^L1\| L2\| bench: (\S+) min=(\d+) median=(\d
 }
 if (!turtleFigures['cpuid']) throw new Error('bench-turtles: no L2 cpuid figure');
 
+// RAM snapshot figures: ramsnap-<ad|wp>-<take|restore|write>-<pages>.
+const ramFigures = parseFigures(rs.serial);
+const RAM_OPS = ['take-full', 'take-0', 'take-16', 'take-1024', 'restore-0', 'restore-16', 'restore-1024', 'write-16'];
+for (const mode of ['ad', 'wp']) {
+  for (const op of RAM_OPS) if (!ramFigures[`ramsnap-${mode}-${op}`]) throw new Error(`bench-ramsnap: no ramsnap-${mode}-${op} figure`);
+}
+
 const result = {
   what: 'round trips measured in the guest with RDTSC; Bochs 2.7, cpu: model=tigerlake, count=1, clock: sync=none (1 tick = 1 emulated instruction)',
   commit,
@@ -174,6 +188,15 @@ const result = {
       'instructions around the stamps); L0 VM exits per L2 CPUID from the exit-count hypercall (not on bare Bochs). ' +
       'l0TicksPerNestedCpuid = l2-cpuid-via-l1 - l1-handler (on bare Bochs: Bochs\'s own VMX transitions).',
     runs: nested,
+  },
+  ramSnapshot: {
+    what: 'tests/guests/ramsnap.c, 32 MiB guests: a VMCALL to the RAM snapshot\'s test hypercall timed in the guest ' +
+      '(so each figure includes one VMCALL round trip, see vmcall-query), after writing N pages since the last take: ' +
+      'take-N copies them into the snapshot, restore-N copies them back; take-full is the first take (all 8,192 pages); ' +
+      'write-16 is the guest\'s first writes to 16 pages after a take (no exit with the EPT flags, 16 EPT violations ' +
+      'with write protection). ad = EPT accessed/dirty flags (EPTP bit 6), wp = write protection.',
+    hypervisorCmdline: `caps=off guest=/ramsnap.elf ${RAMSNAP_OPTIONS}`,
+    figures: ramFigures,
   },
   turtles: {
     what: 'L0 = this hypervisor, L1 = this hypervisor as its guest (nested=on, shadow VMCS, shadow EPT), L2 = ' +
@@ -231,6 +254,12 @@ for (const n of NESTED) {
   const f = nested[n.key].figures;
   const c = f['l2-vmfunc-switch-cached'].min, k = f['l2-vmfunc-switch-cold'].min;
   console.log(`  ${n.label.padEnd(cw)}  cached ${c}, cold ${k}: cold/cached = ${(k / c).toFixed(1)}`);
+}
+
+console.log('\nRAM snapshot of a 32 MiB guest (tests/guests/ramsnap.c), ticks of one take/restore VMCALL after N written pages:');
+console.log(`  ${'operation'.padEnd(14)} ${'EPT A/D flags'.padStart(16)} ${'write protection'.padStart(18)}`);
+for (const op of RAM_OPS) {
+  console.log(`  ${op.padEnd(14)} ${cell(ramFigures[`ramsnap-ad-${op}`]).padStart(16)} ${cell(ramFigures[`ramsnap-wp-${op}`]).padStart(18)}`);
 }
 
 console.log('\nTurtles (L0 = L1 = this hypervisor, L2 = bench.elf), L2 round trips:');

@@ -8,6 +8,8 @@
 // failure, counts as one failed test. The last line of output is
 //   N passed, N failed            (", N skipped" appended when any were skipped)
 // and the exit status is 0 only when nothing failed and at least one test ran.
+// Files in OPT_IN are left out of a directory's files (with a line saying so)
+// and run only when named.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -18,6 +20,12 @@ const DEFAULT_TARGETS = ['tests/unit', 'tests/qemu'];
 /** A file that runs longer than this is killed (its tests have their own,
  * shorter limits; this only stops a runaway). HV_TEST_FILE_TIMEOUT=seconds. */
 const FILE_TIMEOUT_MS = Number(process.env.HV_TEST_FILE_TIMEOUT ?? 1800) * 1000;
+/** Test files that wait for a feature: not in `make test` until it lands
+ * (then delete the entry), run by naming the file. Path -> why. */
+const OPT_IN = new Map<string, string>([
+  ['tests/qemu/snapshot.test.ts', 'needs the snapshot hypercalls of issue 10 item 7, not implemented yet'],
+]);
+const leftOut: string[] = [];
 
 function collect(target: string): string[] {
   const abs = path.resolve(REPO, target);
@@ -34,7 +42,11 @@ function collect(target: string): string[] {
       const p = path.join(dir, e.name);
       if (e.isDirectory()) {
         if (e.name !== 'node_modules') walk(p);
-      } else if (e.name.endsWith('.test.ts')) out.push(p);
+      } else if (e.name.endsWith('.test.ts')) {
+        const rel = path.relative(REPO, p);
+        if (OPT_IN.has(rel)) leftOut.push(`${rel} (${OPT_IN.get(rel)}; run it by naming it)`);
+        else out.push(p);
+      }
     }
   };
   walk(abs);
@@ -167,6 +179,7 @@ async function main(): Promise<number> {
       // a default directory that does not exist yet simply holds no tests
     }
   }
+  for (const l of leftOut) console.log(`test: left out ${l}`);
   const results: FileResult[] = [];
   for (const f of files) {
     console.log(`\n== ${path.relative(REPO, f)}`);

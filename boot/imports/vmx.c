@@ -157,14 +157,22 @@ static inline u64 prof_stamp(void) {
     return ((u64)hi << 32) | lo;
 }
 
-u32 Z_vmxZ_enter(struct Z_vmx_instance_t *i, u32 regs, u32 launched) {
+/* The launch state and the exit count live in the block and are kept here,
+ * where the block is checked once, rather than in the exit loop, where
+ * every access to linear memory is a bounds-checked one (kernel/vm/vcpu.ts). */
+u32 Z_vmxZ_enter(struct Z_vmx_instance_t *i, u32 regs) {
 #ifdef HV_PROFILE
     hv_prof_stamps[6] = hv_prof_stamps[5];
     hv_prof_stamps[4] = prof_stamp();
 #endif
     u8 *p = hv_linear(regs, REGS_BYTES);
     if ((u64)p & 15) wasm_rt_trap(WASM_RT_TRAP_OOB); /* FXSAVE needs 16-byte alignment */
-    u32 r = hv_vmenter((u64 *)p, launched);
+    u64 *launched = (u64 *)(p + REGS_LAUNCHED);
+    u32 r = hv_vmenter((u64 *)p, *launched != 0);
+    if (r == 0) {
+        *launched = 1;
+        (*(u64 *)(p + REGS_EXITS))++;
+    }
 #ifdef HV_PROFILE
     hv_prof_stamps[5] = prof_stamp();
 #endif

@@ -881,7 +881,102 @@
 #define REGS_R14 112 /* guest R14, register number 14 (exit-qualification order) */
 #define REGS_R15 120 /* guest R15, register number 15 (exit-qualification order) */
 #define REGS_CR2 128 /* guest CR2 (VMX does not switch CR2) */
+#define REGS_LAUNCHED 136 /* u64: 1 once VMLAUNCH succeeded on the current VMCS (VMRESUME next), 0 after VMCLEAR; set by the entry wrapper (vmx.c) */
+#define REGS_EXITS 144 /* u64: VM exits of the vCPU, counted by the entry wrapper (vmx.c) */
 #define REGS_FX 0x00000100 /* the guest's 512-byte FXSAVE area (16-byte aligned) */
 #define REGS_BYTES 0x00000300 /* size of the block */
+
+/* ---- snapshot blob (docs/snapshot.md; tools/vmx/table.mjs SNAPSHOT) */
+#define SNAP_MAGIC 0x4e534856 /* the bytes "VHSN" */
+#define SNAP_VERSION 1 /* format version; bump on any change of a blob byte */
+#define SNAP_MAX_SECTIONS 16 /* most entries a section table may have */
+#define SNAP_VMCS12_LAYOUT 0x1edbeca2 /* fingerprint of the vmcs12 layout (FNV-1a of its size, encodings and offsets) */
+
+/* ---- snapshot blob header, at offset 0 (SNAP_HDR_*: byte offsets) */
+#define SNAP_HDR_MAGIC 0 /* 4 bytes: SNAP_MAGIC */
+#define SNAP_HDR_VERSION 4 /* 2 bytes: SNAP_VERSION */
+#define SNAP_HDR_HEADER_BYTES 6 /* 2 bytes: SNAP_HDR_BYTES */
+#define SNAP_HDR_TOTAL_BYTES 8 /* 4 bytes: the whole blob, header included */
+#define SNAP_HDR_SECTION_COUNT 12 /* 4 bytes: entries in the section table (1 to SNAP_MAX_SECTIONS) */
+#define SNAP_HDR_VCPU 16 /* 4 bytes: index of the vCPU in its VM */
+#define SNAP_HDR_VMCS12_LAYOUT 20 /* 4 bytes: SNAP_VMCS12_LAYOUT of the writer */
+#define SNAP_HDR_RESERVED 24 /* 8 bytes: zero */
+#define SNAP_HDR_BYTES 32 /* fixed size */
+
+/* ---- snapshot section table entry; the table follows the header (SNAP_ENTRY_*: byte offsets) */
+#define SNAP_ENTRY_ID 0 /* 4 bytes: SNAP_SEC_* */
+#define SNAP_ENTRY_OFFSET 4 /* 4 bytes: from the start of the blob, 8-byte aligned */
+#define SNAP_ENTRY_SIZE 8 /* 4 bytes: bytes of the section, padding excluded */
+#define SNAP_ENTRY_RESERVED 12 /* 4 bytes: zero */
+#define SNAP_ENTRY_BYTES 16 /* fixed size */
+
+/* ---- snapshot key/value item of the VMCS01 and MSRS sections (SNAP_PAIR_*: byte offsets) */
+#define SNAP_PAIR_KEY 0 /* 4 bytes: VMCS field encoding or MSR index */
+#define SNAP_PAIR_RESERVED 4 /* 4 bytes: zero */
+#define SNAP_PAIR_VALUE 8 /* 8 bytes: the value, zero-extended */
+#define SNAP_PAIR_BYTES 16 /* fixed size */
+
+/* ---- snapshot APIC section (SNAP_APIC_*: byte offsets) */
+#define SNAP_APIC_BASE 0 /* 8 bytes: IA32_APIC_BASE */
+#define SNAP_APIC_ESR_PENDING 8 /* 4 bytes: errors detected since the last write of the ESR (11.5.3) */
+#define SNAP_APIC_RESERVED 12 /* 52 bytes: zero */
+#define SNAP_APIC_PAGE 64 /* 1024 bytes: registers 000H-3F0H at their offsets in the APIC page, 32 bits each */
+#define SNAP_APIC_BYTES 1088 /* fixed size */
+
+/* ---- snapshot EVENTS section: what the next VM entry injects (26.6) (SNAP_EVENTS_*: byte offsets) */
+#define SNAP_EVENTS_L1_INFO 0 /* 4 bytes: vmcs01's VM-entry interruption information */
+#define SNAP_EVENTS_L1_ERROR 4 /* 4 bytes: vmcs01's VM-entry exception error code */
+#define SNAP_EVENTS_L1_LENGTH 8 /* 4 bytes: vmcs01's VM-entry instruction length */
+#define SNAP_EVENTS_L1_RESERVED 12 /* 4 bytes: zero */
+#define SNAP_EVENTS_L2_INFO 16 /* 4 bytes: vmcs02's VM-entry interruption information (GUEST_MODE) */
+#define SNAP_EVENTS_L2_ERROR 20 /* 4 bytes: vmcs02's VM-entry exception error code */
+#define SNAP_EVENTS_L2_LENGTH 24 /* 4 bytes: vmcs02's VM-entry instruction length */
+#define SNAP_EVENTS_L2_RESERVED 28 /* 4 bytes: zero */
+#define SNAP_EVENTS_BYTES 32 /* fixed size */
+
+/* ---- snapshot TIMERS section: times in L1's TSC (SNAP_TIMERS_*: byte offsets) */
+#define SNAP_TIMERS_L1_TSC 0 /* 8 bytes: L1's TSC at the snapshot point */
+#define SNAP_TIMERS_APIC_DEADLINE 8 /* 8 bytes: L1's TSC when the APIC timer count reaches 0; all ones: not counting */
+#define SNAP_TIMERS_RESERVED 16 /* 16 bytes: zero */
+#define SNAP_TIMERS_BYTES 32 /* fixed size */
+
+/* ---- snapshot XSTATE section: fixed part, then the XSAVE area (SNAP_XSTATE_*: byte offsets) */
+#define SNAP_XSTATE_XCR0 0 /* 8 bytes: the guest's XCR0 */
+#define SNAP_XSTATE_AREA_BYTES 8 /* 4 bytes: size of the XSAVE area that follows */
+#define SNAP_XSTATE_RESERVED 12 /* 52 bytes: zero */
+#define SNAP_XSTATE_AREA 64 /* variable: XSAVE area, standard format (SDM Vol. 1 13.4) */
+#define SNAP_XSTATE_BYTES 64 /* fixed size */
+
+/* ---- snapshot NESTED section: after KVM's kvm_nested_state (VMX) (SNAP_NESTED_*: byte offsets) */
+#define SNAP_NESTED_FLAGS 0 /* 4 bytes: SNAP_FLAG_GUEST_MODE | SNAP_FLAG_RUN_PENDING | SNAP_FLAG_EVMCS */
+#define SNAP_NESTED_RESERVED0 4 /* 4 bytes: zero */
+#define SNAP_NESTED_VMXON 8 /* 8 bytes: VMXON pointer (L1-physical); all ones: not in VMX operation */
+#define SNAP_NESTED_VMCS12 16 /* 8 bytes: current-VMCS pointer (L1-physical); all ones: none */
+#define SNAP_NESTED_PREEMPTION_DEADLINE 24 /* 8 bytes: L1's TSC when L1's VMX-preemption timer for L2 expires; all ones: not running */
+#define SNAP_NESTED_RESERVED 32 /* 32 bytes: zero */
+#define SNAP_NESTED_BYTES 64 /* fixed size */
+
+/* ---- snapshot section ids (docs/snapshot.md "Sections"), in blob order */
+#define SNAP_SEC_REGS 1 /* the register block (REGS_*): GPRs, CR2, FXSAVE area (768 bytes) */
+#define SNAP_SEC_VMCS01 2 /* vmcs01's guest state: SNAP_VMCS01_FIELDS as encoding/value pairs (16-byte items) */
+#define SNAP_SEC_MSRS 3 /* MSRs no VMCS field holds: SNAP_MSRS as index/value pairs (16-byte items) */
+#define SNAP_SEC_APIC 4 /* the local APIC (1088 bytes) */
+#define SNAP_SEC_EVENTS 5 /* pending event injection (32 bytes) */
+#define SNAP_SEC_TIMERS 6 /* TSC and timer deadlines (32 bytes) */
+#define SNAP_SEC_XSTATE 7 /* XCR0 and the XSAVE area (present when the processor has XSAVE) */
+#define SNAP_SEC_NESTED 8 /* L1's VMX operation (absent: never entered) (64 bytes) */
+#define SNAP_SEC_VMCS12 9 /* the current vmcs12 (private layout) (4096 bytes) */
+#define SNAP_SEC_SHADOW_VMCS12 10 /* the shadow VMCS vmcs12's link pointer names (GUEST_MODE with VMCS shadowing) (4096 bytes) */
+#define SNAP_SEC_LAST 10 /* highest section id */
+
+/* ---- snapshot NESTED flags (after kvm_nested_state.flags) */
+#define SNAP_FLAG_GUEST_MODE 0x1 /* L2 was running (vmcs02 current): KVM_STATE_NESTED_GUEST_MODE */
+#define SNAP_FLAG_RUN_PENDING 0x2 /* L1's VMLAUNCH/VMRESUME emulated, L2 not yet entered: KVM_STATE_NESTED_RUN_PENDING */
+#define SNAP_FLAG_EVMCS 0x4 /* reserved for the enlightened VMCS (KVM_STATE_NESTED_EVMCS): rejected */
+#define SNAP_FLAGS_DEFINED 0x7 /* every flag with a meaning (EVMCS is defined but rejected) */
+
+/* ---- snapshot lists */
+#define SNAP_VMCS01_FIELD_COUNT 58 /* entries of SNAP_VMCS01_FIELDS */
+#define SNAP_MSR_COUNT 20 /* entries of SNAP_MSRS */
 
 #endif /* HV_VMX_CONSTS_H */

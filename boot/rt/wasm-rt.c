@@ -88,6 +88,13 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *m, uint32_t initial_pages, uint32
         hv_puts("hv: trap: the kernel asks for more linear memory than the image reserves\n");
         hv_exit(HV_STATUS_TRAP);
     }
+    /* The generated bounds checks compare with HV_LINEAR_MAX, not m->size
+     * (the Makefile's RANGE_CHECK edit): that is right only for a memory
+     * that is all of the region from the start and never grows. */
+    if ((u64)initial_pages * 65536u != HV_LINEAR_MAX || max_pages != initial_pages) {
+        hv_puts("hv: trap: the kernel's linear memory is not exactly HV_LINEAR_MAX (asc --initialMemory/--maximumMemory)\n");
+        hv_exit(HV_STATUS_TRAP);
+    }
     linear_allocated = 1;
     m->data = hv_linear_memory;
     m->pages = initial_pages;

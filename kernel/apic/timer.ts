@@ -17,20 +17,67 @@
 // unobserved coalesce into one interrupt, as further edges of an interrupt
 // already pending in IRR would.
 
-let initial: u32 = 0;
-let shift: u32 = 1; // divide configuration 000b: divide by 2
-let armed: bool = false;
-let deadline: u64 = 0;
+@unmanaged export class ApicTimer {
+  initial: u32 = 0;
+  shift: u32 = 1; // divide configuration 000b: divide by 2
+  armed: bool = false;
+  deadline: u64 = 0;
 
-export function reset(): void {
-  initial = 0;
-  shift = 1;
-  armed = false;
-  deadline = 0;
-}
+  reset(): void {
+    this.initial = 0;
+    this.shift = 1;
+    this.armed = false;
+    this.deadline = 0;
+  }
 
-export function initialCount(): u32 {
-  return initial;
+  initialCount(): u32 {
+    return this.initial;
+  }
+
+  // Writing the initial count (re)starts the count-down; 0 stops the timer.
+  start(count: u32, now: u64): void {
+    this.initial = count;
+    this.armed = count != 0;
+    this.deadline = now + (<u64>count << this.shift);
+  }
+
+  // A new divisor takes effect from now: the current count is kept and
+  // counts down at the new rate (the SDM leaves a mid-count change
+  // unspecified; this is the continuous choice).
+  setDivide(dcr: u32, now: u64): void {
+    const s = dcrShift(dcr);
+    if (this.armed && now < this.deadline) {
+      const cur = this.current(now);
+      this.deadline = now + (<u64>cur << s);
+    }
+    this.shift = s;
+  }
+
+  current(now: u64): u32 {
+    if (!this.armed) return 0;
+    if (now >= this.deadline) return 0;
+    const left = this.deadline - now;
+    return <u32>((left + ((<u64>1 << this.shift) - 1)) >> this.shift);
+  }
+
+  // Has the count reached 0 by now? If so, consume the expiry: a periodic
+  // timer moves on to its next deadline after now, a one-shot timer stops.
+  expire(now: u64, periodic: bool): bool {
+    if (!this.armed || now < this.deadline) return false;
+    if (periodic) {
+      const period = <u64>this.initial << this.shift;
+      const missed = (now - this.deadline) / period + 1;
+      this.deadline += missed * period;
+    } else {
+      this.armed = false;
+    }
+    return true;
+  }
+
+  // TSC of the next expiry, or u64.MAX_VALUE when not counting.
+  @inline nextDeadline(): u64 {
+    return this.armed ? this.deadline : u64.MAX_VALUE;
+  }
 }
 
 // Divide configuration register (offset 0x3E0) bits 0, 1 and 3 -> log2 of
@@ -39,49 +86,4 @@ export function initialCount(): u32 {
 export function dcrShift(dcr: u32): u32 {
   const v = ((dcr >> 1) & 4) | (dcr & 3);
   return (v + 1) & 7;
-}
-
-// Writing the initial count (re)starts the count-down; 0 stops the timer.
-export function start(count: u32, now: u64): void {
-  initial = count;
-  armed = count != 0;
-  deadline = now + (<u64>count << shift);
-}
-
-// A new divisor takes effect from now: the current count is kept and
-// counts down at the new rate (the SDM leaves a mid-count change
-// unspecified; this is the continuous choice).
-export function setDivide(dcr: u32, now: u64): void {
-  const s = dcrShift(dcr);
-  if (armed && now < deadline) {
-    const cur = current(now);
-    deadline = now + (<u64>cur << s);
-  }
-  shift = s;
-}
-
-export function current(now: u64): u32 {
-  if (!armed) return 0;
-  if (now >= deadline) return 0;
-  const left = deadline - now;
-  return <u32>((left + ((<u64>1 << shift) - 1)) >> shift);
-}
-
-// Has the count reached 0 by now? If so, consume the expiry: a periodic
-// timer moves on to its next deadline after now, a one-shot timer stops.
-export function expire(now: u64, periodic: bool): bool {
-  if (!armed || now < deadline) return false;
-  if (periodic) {
-    const period = <u64>initial << shift;
-    const missed = (now - deadline) / period + 1;
-    deadline += missed * period;
-  } else {
-    armed = false;
-  }
-  return true;
-}
-
-// TSC of the next expiry, or u64.MAX_VALUE when not counting.
-export function nextDeadline(): u64 {
-  return armed ? deadline : u64.MAX_VALUE;
 }

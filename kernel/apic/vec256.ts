@@ -1,9 +1,8 @@
 // The local APIC's 256-bit registers (IRR, ISR, TMR): one bit per vector,
 // laid out as the APIC page shows them, eight 32-bit words, vector v in
 // word v >> 5, bit v & 31 (SDM Vol. 3A 11.8.4, Figure 11-20).
-// Each register is 32 bytes of static linear memory (memory.data(32) at the
-// owner's declaration: memory.data reserves once per call site, so it
-// cannot be wrapped in a helper); no allocation.
+// Each register is 32 bytes inside the owning Lapic object (lapic.ts), passed
+// here by address; no allocation.
 
 export function clearAll(r: usize): void {
   store<u64>(r, 0);

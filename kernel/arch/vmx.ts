@@ -876,8 +876,103 @@ export const REGS_R13: u32 = 104; // guest R13, register number 13 (exit-qualifi
 export const REGS_R14: u32 = 112; // guest R14, register number 14 (exit-qualification order)
 export const REGS_R15: u32 = 120; // guest R15, register number 15 (exit-qualification order)
 export const REGS_CR2: u32 = 128; // guest CR2 (VMX does not switch CR2)
+export const REGS_LAUNCHED: u32 = 136; // u64: 1 once VMLAUNCH succeeded on the current VMCS (VMRESUME next), 0 after VMCLEAR; set by the entry wrapper (vmx.c)
+export const REGS_EXITS: u32 = 144; // u64: VM exits of the vCPU, counted by the entry wrapper (vmx.c)
 export const REGS_FX: u32 = 0x00000100; // the guest's 512-byte FXSAVE area (16-byte aligned)
 export const REGS_BYTES: u32 = 0x00000300; // size of the block
+
+// ---- snapshot blob (docs/snapshot.md; tools/vmx/table.mjs SNAPSHOT)
+export const SNAP_MAGIC: u32 = 0x4e534856; // the bytes "VHSN"
+export const SNAP_VERSION: u32 = 1; // format version; bump on any change of a blob byte
+export const SNAP_MAX_SECTIONS: u32 = 16; // most entries a section table may have
+export const SNAP_VMCS12_LAYOUT: u32 = 0x1edbeca2; // fingerprint of the vmcs12 layout (FNV-1a of its size, encodings and offsets)
+
+// ---- snapshot blob header, at offset 0 (SNAP_HDR_*: byte offsets)
+export const SNAP_HDR_MAGIC: u32 = 0; // 4 bytes: SNAP_MAGIC
+export const SNAP_HDR_VERSION: u32 = 4; // 2 bytes: SNAP_VERSION
+export const SNAP_HDR_HEADER_BYTES: u32 = 6; // 2 bytes: SNAP_HDR_BYTES
+export const SNAP_HDR_TOTAL_BYTES: u32 = 8; // 4 bytes: the whole blob, header included
+export const SNAP_HDR_SECTION_COUNT: u32 = 12; // 4 bytes: entries in the section table (1 to SNAP_MAX_SECTIONS)
+export const SNAP_HDR_VCPU: u32 = 16; // 4 bytes: index of the vCPU in its VM
+export const SNAP_HDR_VMCS12_LAYOUT: u32 = 20; // 4 bytes: SNAP_VMCS12_LAYOUT of the writer
+export const SNAP_HDR_RESERVED: u32 = 24; // 8 bytes: zero
+export const SNAP_HDR_BYTES: u32 = 32; // fixed size
+
+// ---- snapshot section table entry; the table follows the header (SNAP_ENTRY_*: byte offsets)
+export const SNAP_ENTRY_ID: u32 = 0; // 4 bytes: SNAP_SEC_*
+export const SNAP_ENTRY_OFFSET: u32 = 4; // 4 bytes: from the start of the blob, 8-byte aligned
+export const SNAP_ENTRY_SIZE: u32 = 8; // 4 bytes: bytes of the section, padding excluded
+export const SNAP_ENTRY_RESERVED: u32 = 12; // 4 bytes: zero
+export const SNAP_ENTRY_BYTES: u32 = 16; // fixed size
+
+// ---- snapshot key/value item of the VMCS01 and MSRS sections (SNAP_PAIR_*: byte offsets)
+export const SNAP_PAIR_KEY: u32 = 0; // 4 bytes: VMCS field encoding or MSR index
+export const SNAP_PAIR_RESERVED: u32 = 4; // 4 bytes: zero
+export const SNAP_PAIR_VALUE: u32 = 8; // 8 bytes: the value, zero-extended
+export const SNAP_PAIR_BYTES: u32 = 16; // fixed size
+
+// ---- snapshot APIC section (SNAP_APIC_*: byte offsets)
+export const SNAP_APIC_BASE: u32 = 0; // 8 bytes: IA32_APIC_BASE
+export const SNAP_APIC_ESR_PENDING: u32 = 8; // 4 bytes: errors detected since the last write of the ESR (11.5.3)
+export const SNAP_APIC_RESERVED: u32 = 12; // 52 bytes: zero
+export const SNAP_APIC_PAGE: u32 = 64; // 1024 bytes: registers 000H-3F0H at their offsets in the APIC page, 32 bits each
+export const SNAP_APIC_BYTES: u32 = 1088; // fixed size
+
+// ---- snapshot EVENTS section: what the next VM entry injects (26.6) (SNAP_EVENTS_*: byte offsets)
+export const SNAP_EVENTS_L1_INFO: u32 = 0; // 4 bytes: vmcs01's VM-entry interruption information
+export const SNAP_EVENTS_L1_ERROR: u32 = 4; // 4 bytes: vmcs01's VM-entry exception error code
+export const SNAP_EVENTS_L1_LENGTH: u32 = 8; // 4 bytes: vmcs01's VM-entry instruction length
+export const SNAP_EVENTS_L1_RESERVED: u32 = 12; // 4 bytes: zero
+export const SNAP_EVENTS_L2_INFO: u32 = 16; // 4 bytes: vmcs02's VM-entry interruption information (GUEST_MODE)
+export const SNAP_EVENTS_L2_ERROR: u32 = 20; // 4 bytes: vmcs02's VM-entry exception error code
+export const SNAP_EVENTS_L2_LENGTH: u32 = 24; // 4 bytes: vmcs02's VM-entry instruction length
+export const SNAP_EVENTS_L2_RESERVED: u32 = 28; // 4 bytes: zero
+export const SNAP_EVENTS_BYTES: u32 = 32; // fixed size
+
+// ---- snapshot TIMERS section: times in L1's TSC (SNAP_TIMERS_*: byte offsets)
+export const SNAP_TIMERS_L1_TSC: u32 = 0; // 8 bytes: L1's TSC at the snapshot point
+export const SNAP_TIMERS_APIC_DEADLINE: u32 = 8; // 8 bytes: L1's TSC when the APIC timer count reaches 0; all ones: not counting
+export const SNAP_TIMERS_RESERVED: u32 = 16; // 16 bytes: zero
+export const SNAP_TIMERS_BYTES: u32 = 32; // fixed size
+
+// ---- snapshot XSTATE section: fixed part, then the XSAVE area (SNAP_XSTATE_*: byte offsets)
+export const SNAP_XSTATE_XCR0: u32 = 0; // 8 bytes: the guest's XCR0
+export const SNAP_XSTATE_AREA_BYTES: u32 = 8; // 4 bytes: size of the XSAVE area that follows
+export const SNAP_XSTATE_RESERVED: u32 = 12; // 52 bytes: zero
+export const SNAP_XSTATE_AREA: u32 = 64; // variable: XSAVE area, standard format (SDM Vol. 1 13.4)
+export const SNAP_XSTATE_BYTES: u32 = 64; // fixed size
+
+// ---- snapshot NESTED section: after KVM's kvm_nested_state (VMX) (SNAP_NESTED_*: byte offsets)
+export const SNAP_NESTED_FLAGS: u32 = 0; // 4 bytes: SNAP_FLAG_GUEST_MODE | SNAP_FLAG_RUN_PENDING | SNAP_FLAG_EVMCS
+export const SNAP_NESTED_RESERVED0: u32 = 4; // 4 bytes: zero
+export const SNAP_NESTED_VMXON: u32 = 8; // 8 bytes: VMXON pointer (L1-physical); all ones: not in VMX operation
+export const SNAP_NESTED_VMCS12: u32 = 16; // 8 bytes: current-VMCS pointer (L1-physical); all ones: none
+export const SNAP_NESTED_PREEMPTION_DEADLINE: u32 = 24; // 8 bytes: L1's TSC when L1's VMX-preemption timer for L2 expires; all ones: not running
+export const SNAP_NESTED_RESERVED: u32 = 32; // 32 bytes: zero
+export const SNAP_NESTED_BYTES: u32 = 64; // fixed size
+
+// ---- snapshot section ids (docs/snapshot.md "Sections"), in blob order
+export const SNAP_SEC_REGS: u32 = 1; // the register block (REGS_*): GPRs, CR2, FXSAVE area (768 bytes)
+export const SNAP_SEC_VMCS01: u32 = 2; // vmcs01's guest state: SNAP_VMCS01_FIELDS as encoding/value pairs (16-byte items)
+export const SNAP_SEC_MSRS: u32 = 3; // MSRs no VMCS field holds: SNAP_MSRS as index/value pairs (16-byte items)
+export const SNAP_SEC_APIC: u32 = 4; // the local APIC (1088 bytes)
+export const SNAP_SEC_EVENTS: u32 = 5; // pending event injection (32 bytes)
+export const SNAP_SEC_TIMERS: u32 = 6; // TSC and timer deadlines (32 bytes)
+export const SNAP_SEC_XSTATE: u32 = 7; // XCR0 and the XSAVE area (present when the processor has XSAVE)
+export const SNAP_SEC_NESTED: u32 = 8; // L1's VMX operation (absent: never entered) (64 bytes)
+export const SNAP_SEC_VMCS12: u32 = 9; // the current vmcs12 (private layout) (4096 bytes)
+export const SNAP_SEC_SHADOW_VMCS12: u32 = 10; // the shadow VMCS vmcs12's link pointer names (GUEST_MODE with VMCS shadowing) (4096 bytes)
+export const SNAP_SEC_LAST: u32 = 10; // highest section id
+
+// ---- snapshot NESTED flags (after kvm_nested_state.flags)
+export const SNAP_FLAG_GUEST_MODE: u32 = 0x1; // L2 was running (vmcs02 current): KVM_STATE_NESTED_GUEST_MODE
+export const SNAP_FLAG_RUN_PENDING: u32 = 0x2; // L1's VMLAUNCH/VMRESUME emulated, L2 not yet entered: KVM_STATE_NESTED_RUN_PENDING
+export const SNAP_FLAG_EVMCS: u32 = 0x4; // reserved for the enlightened VMCS (KVM_STATE_NESTED_EVMCS): rejected
+export const SNAP_FLAGS_DEFINED: u32 = 0x7; // every flag with a meaning (EVMCS is defined but rejected)
+
+// ---- snapshot lists
+export const SNAP_VMCS01_FIELD_COUNT: u32 = 58; // entries of SNAP_VMCS01_FIELDS
+export const SNAP_MSR_COUNT: u32 = 20; // entries of SNAP_MSRS
 
 // ---- VMCS field metadata
 
@@ -1879,6 +1974,43 @@ export function eptVpidCapName(bit: u32): string {
 export function vmfuncName(n: u32): string {
   switch (n) {
     case 0: return "EPTP_SWITCHING";
+    default: return "";
+  }
+}
+
+// ---- snapshot lists (docs/snapshot.md)
+
+// The VMCS01 section: these fields of vmcs01, in this (ascending) order.
+export const SNAP_VMCS01_FIELDS: StaticArray<u32> = [
+  0x0800, 0x0802, 0x0804, 0x0806, 0x0808, 0x080a, 0x080c, 0x080e, 0x2802, 0x2804,
+  0x2806, 0x280a, 0x280c, 0x280e, 0x2810, 0x4800, 0x4802, 0x4804, 0x4806, 0x4808,
+  0x480a, 0x480c, 0x480e, 0x4810, 0x4812, 0x4814, 0x4816, 0x4818, 0x481a, 0x481c,
+  0x481e, 0x4820, 0x4822, 0x4824, 0x4826, 0x482a, 0x6004, 0x6006, 0x6800, 0x6802,
+  0x6804, 0x6806, 0x6808, 0x680a, 0x680c, 0x680e, 0x6810, 0x6812, 0x6814, 0x6816,
+  0x6818, 0x681a, 0x681c, 0x681e, 0x6820, 0x6822, 0x6824, 0x6826,
+];
+
+// The MSRS section: these MSRs, in this (ascending) order.
+export const SNAP_MSRS: StaticArray<u32> = [
+  0x0000003a, 0x0000003b, 0x00000250, 0x00000258, 0x00000259, 0x00000268,
+  0x00000269, 0x0000026a, 0x0000026b, 0x0000026c, 0x0000026d, 0x0000026e,
+  0x0000026f, 0x000002ff, 0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084,
+  0xc0000102, 0xc0000103,
+];
+
+// Name of a snapshot section id.
+export function snapSectionName(id: u32): string {
+  switch (id) {
+    case 1: return "REGS";
+    case 2: return "VMCS01";
+    case 3: return "MSRS";
+    case 4: return "APIC";
+    case 5: return "EVENTS";
+    case 6: return "TIMERS";
+    case 7: return "XSTATE";
+    case 8: return "NESTED";
+    case 9: return "VMCS12";
+    case 10: return "SHADOW_VMCS12";
     default: return "";
   }
 }

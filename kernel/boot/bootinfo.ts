@@ -26,18 +26,18 @@ export const FILES_MAX: u32 = 64;
 export const CMDLINE_MAX: u32 = 4095;
 const NAME_MAX: u32 = 255;
 
-export let address: u64 = 0;
-export let source: u32 = 0;
-export let mmapCount: u32 = 0;
-let mmapAddr: u64 = 0;
-export let fileCount: u32 = 0;
-let filesAddr: u64 = 0;
-export let tscAtEntry: u64 = 0;
-export let cpuCount: u32 = 0;
+export let address: u64 = 0; // machine-wide: boot info
+export let source: u32 = 0; // machine-wide: boot info
+export let mmapCount: u32 = 0; // machine-wide: boot info
+let mmapAddr: u64 = 0; // machine-wide: boot info
+export let fileCount: u32 = 0; // machine-wide: boot info
+let filesAddr: u64 = 0; // machine-wide: boot info
+export let tscAtEntry: u64 = 0; // machine-wide: boot info
+export let cpuCount: u32 = 0; // machine-wide: boot info
 
 // The command line, copied into linear memory (NUL-terminated).
-export const cmdline: usize = memory.data(<i32>CMDLINE_MAX + 1);
-export let cmdlineLen: u32 = 0;
+export const cmdline: usize = memory.data(<i32>CMDLINE_MAX + 1); // machine-wide: boot info
+export let cmdlineLen: u32 = 0; // machine-wide: boot info
 
 function fail(what: string, value: u64): bool {
   print.str("hv: boot info invalid: ");

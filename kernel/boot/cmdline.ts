@@ -7,7 +7,7 @@ import * as config from "../vm/config";
 import * as migrate from "../vm/migrate";
 
 // caps=on|off: print the decoded VMX capability summary at bring-up.
-export let showCaps: bool = true;
+export let showCaps: bool = true; // machine-wide: command line
 
 // crash=trap|abort|exception: end the run through one of the failure paths
 // (a wasm out-of-bounds trap, an AssemblyScript abort, a CPU #GP in the
@@ -16,7 +16,7 @@ export const CRASH_NONE: i32 = 0;
 export const CRASH_TRAP: i32 = 1;
 export const CRASH_ABORT: i32 = 2;
 export const CRASH_EXCEPTION: i32 = 3;
-export let crash: i32 = CRASH_NONE;
+export let crash: i32 = CRASH_NONE; // machine-wide: command line
 
 function isSpace(c: u32): bool {
   return c == 0x20 || c == 0x09 || c == 0x0a || c == 0x0d;
@@ -96,7 +96,7 @@ function parseDec(p: usize, n: i32): i64 {
   return v;
 }
 
-let current: i32 = -1; // the guest the per-guest options apply to
+let current: i32 = -1; // machine-wide: command-line parser state; the guest the per-guest options apply to
 
 function guestOption(key: string, p: usize, n: i32): bool {
   if (current < 0) return bad(key + "= must follow a guest= option:", p, n);
@@ -127,6 +127,17 @@ function option(p: usize, n: i32): bool {
     const k = parseDec(p + <usize>v, n - v);
     if (k <= 0) return bad("migrate= needs a number of exits (1 or more), not", p + <usize>v, n - v);
     migrate.setEvery(<u32>k);
+    return true;
+  }
+  v = keyIs(p, n, "snapshot");
+  if (v >= 0) {
+    // A test option (docs/snapshot.md): every N exits save the running vCPU,
+    // destroy it and continue on one made from the blob. After a guest=,
+    // for that guest; before any, for all that follow.
+    const k = parseDec(p + <usize>v, n - v);
+    if (k <= 0) return bad("snapshot= needs a number of exits (1 or more), not", p + <usize>v, n - v);
+    if (!config.SNAPSHOT_RUNS) return bad("snapshot= cannot run yet (vCPU save/restore is being built), refused rather than ignored:", p, n);
+    config.setSnapshotEvery(current, <u32>k);
     return true;
   }
   v = keyIs(p, n, "guest");
@@ -180,6 +191,17 @@ function option(p: usize, n: i32): bool {
     // Guests start in protected mode with paging off, which VMX allows
     // only as an unrestricted guest, which requires EPT (SDM 26.2.1.1).
     if (r == 0) return bad("ept=off is not supported (guests run unrestricted, which needs EPT):", p, n);
+    return true;
+  }
+  v = keyIs(p, n, "ramsnap");
+  if (v >= 0) {
+    if (!guestOption("ramsnap", p, n)) return false;
+    const vp = p + <usize>v;
+    const vn = n - v;
+    if (valueIs(vp, vn, "on")) config.ramSnapshot[current] = config.RAMSNAP_ON;
+    else if (valueIs(vp, vn, "wp")) config.ramSnapshot[current] = config.RAMSNAP_WP;
+    else if (valueIs(vp, vn, "off")) config.ramSnapshot[current] = config.RAMSNAP_OFF;
+    else return bad("ramsnap= takes on, wp or off, not", vp, vn);
     return true;
   }
   v = keyIs(p, n, "max-ticks");

@@ -2,24 +2,24 @@
 import * as cpu from "../hw/cpu";
 import * as print from "../lib/print";
 
-const regs: usize = memory.data(16);
+const regs: usize = memory.data(16); // machine-wide: CPUID identity
 
-export let maxBasicLeaf: u32 = 0;
-export let maxExtLeaf: u32 = 0;
-export let family: u32 = 0;
-export let model: u32 = 0;
-export let stepping: u32 = 0;
-export let leaf1Ecx: u32 = 0;
-export let leaf1Edx: u32 = 0;
-export let physAddrBits: u32 = 36;
-export let hypervisorPresent: bool = false;
+export let maxBasicLeaf: u32 = 0; // machine-wide: CPUID identity
+export let maxExtLeaf: u32 = 0; // machine-wide: CPUID identity
+export let family: u32 = 0; // machine-wide: CPUID identity
+export let model: u32 = 0; // machine-wide: CPUID identity
+export let stepping: u32 = 0; // machine-wide: CPUID identity
+export let leaf1Ecx: u32 = 0; // machine-wide: CPUID identity
+export let leaf1Edx: u32 = 0; // machine-wide: CPUID identity
+export let physAddrBits: u32 = 36; // machine-wide: CPUID identity
+export let hypervisorPresent: bool = false; // machine-wide: CPUID identity
 // How deep this hypervisor runs: 0 on the machine itself, 1 as a guest of
 // ASHypervisor (its CPUID leaf 40000001H EBX tells its guests their level),
 // and so on. Its guests are level + 1: their console lines are marked so.
-export let nestingLevel: u32 = 0;
-const vendor: usize = memory.data(13);
-const brand: usize = memory.data(49);
-const hvVendor: usize = memory.data(13);
+export let nestingLevel: u32 = 0; // machine-wide: CPUID identity
+const vendor: usize = memory.data(13); // machine-wide: CPUID identity
+const brand: usize = memory.data(49); // machine-wide: CPUID identity
+const hvVendor: usize = memory.data(13); // machine-wide: CPUID identity
 
 export function eax(): u32 { return load<u32>(regs); }
 export function ebx(): u32 { return load<u32>(regs, 4); }

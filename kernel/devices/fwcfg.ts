@@ -24,6 +24,8 @@
 // dropped, counted). QEMU's combined port instead accepts an 8-bit access
 // at either port as a data access; no firmware relies on that.
 
+import { Vm } from "../vm/vm";
+
 export const SELECTOR: u32 = 0x510;
 export const DATA: u32 = 0x511;
 
@@ -36,59 +38,58 @@ export const KEY_MAX_CPUS: u32 = 0x000f;
 const WRITE_CHANNEL: u32 = 0x4000;
 const ARCH_LOCAL: u32 = 0x8000;
 
-// The selected item's bytes (every item offered fits 8 bytes).
-const item: usize = memory.data(8);
-let itemLen: u32 = 0;
-let offset: u32 = 0;
-let selected: u32 = 0;
-
-let ramSize: u64 = 0;
-let cpus: u32 = 1;
-
-export function reset(ram: u64, cpuCount: u32): void {
-  ramSize = ram;
-  cpus = cpuCount;
-  select(KEY_SIGNATURE);
+// One guest's fw_cfg: the selected item and how far it has been read. What
+// the items say (RAM size, vCPUs) is read from the Vm when one is
+// selected, so the device cannot disagree with the guest it describes.
+@unmanaged export class FwCfg {
+  selected: u32 = 0;
+  offset: u32 = 0;
+  itemLen: u32 = 0;
+  item: u64 = 0; // the selected item's bytes (every item offered fits 8)
 }
 
-export function selectedKey(): u32 {
-  return selected;
+// After reset the signature is selected.
+export function reset(vm: Vm): void {
+  select(vm, KEY_SIGNATURE);
 }
 
-export function select(key: u32): void {
+export function select(vm: Vm, key: u32): void {
+  const f = vm.fwcfg;
   key &= 0xffff;
-  selected = key;
-  offset = 0;
-  itemLen = 0;
-  store<u64>(item, 0);
+  f.selected = key;
+  f.offset = 0;
+  f.itemLen = 0;
+  f.item = 0;
   if ((key & ARCH_LOCAL) != 0) return;
   switch (key & ~WRITE_CHANNEL) {
     case KEY_SIGNATURE:
-      store<u32>(item, 0x554d4551); // "QEMU" in memory order
-      itemLen = 4;
+      f.item = 0x554d4551; // "QEMU" in memory order
+      f.itemLen = 4;
       break;
     case KEY_ID:
-      store<u32>(item, 1);
-      itemLen = 4;
+      f.item = 1;
+      f.itemLen = 4;
       break;
     case KEY_RAM_SIZE:
-      store<u64>(item, ramSize);
-      itemLen = 8;
+      f.item = vm.ramBytes;
+      f.itemLen = 8;
       break;
     case KEY_NB_CPUS:
     case KEY_MAX_CPUS:
-      store<u16>(item, <u16>cpus);
-      itemLen = 2;
+      f.item = <u64>(<u16>vm.vcpuCount);
+      f.itemLen = 2;
       break;
     default:
       break;
   }
 }
 
-// The next data byte; the offset stops at the item's end.
-export function readData(): u32 {
-  if (offset >= itemLen) return 0;
-  const b = <u32>load<u8>(item + <usize>offset);
-  offset++;
+// The next data byte; the offset stops at the item's end. Items are little-
+// endian: byte k of the item is bits 8k+7:8k of the field.
+export function readData(vm: Vm): u32 {
+  const f = vm.fwcfg;
+  if (f.offset >= f.itemLen) return 0;
+  const b = <u32>(f.item >> (<u64>f.offset << 3)) & 0xff;
+  f.offset++;
   return b;
 }

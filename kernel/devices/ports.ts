@@ -12,28 +12,44 @@
 //   the guest's exit report.
 import * as uart from "./uart";
 import * as fwcfg from "./fwcfg";
+import { Vm } from "../vm/vm";
 
 export const DEBUG_EXIT: u32 = 0xf4;
 
-export let exitRequested: bool = false;
-// QEMU's isa-debug-exit: the emulator exits with status (value << 1) | 1,
-// value being the written data (1, 2 or 4 bytes, zero-extended). Kept in 32
-// bits; a process exit status is its low 8 bits.
-export let exitCode: u32 = 0;
-export let deniedReads: u32 = 0;
-export let deniedWrites: u32 = 0;
-// The most recent denied port and access (for the exit report): port in bits
-// 15:0, size in bits 19:16, bit 31 set for a write. 0 when none.
-export let lastDenied: u32 = 0;
+// One guest's port space apart from its devices' registers: the
+// isa-debug-exit request and the count of accesses to absent ports.
+@unmanaged export class Ports {
+  exitRequested: bool = false;
+  // QEMU's isa-debug-exit: the emulator exits with status (value << 1) | 1,
+  // value being the written data (1, 2 or 4 bytes, zero-extended). Kept in
+  // 32 bits; a process exit status is its low 8 bits.
+  exitCode: u32 = 0;
+  deniedReads: u32 = 0;
+  deniedWrites: u32 = 0;
+  // The most recent denied port and access (for the exit report): port in
+  // bits 15:0, size in bits 19:16, bit 31 set for a write. 0 when none.
+  lastDenied: u32 = 0;
+}
 
-export function reset(ramSize: u64, cpuCount: u32): void {
-  uart.reset();
-  fwcfg.reset(ramSize, cpuCount);
-  exitRequested = false;
-  exitCode = 0;
-  deniedReads = 0;
-  deniedWrites = 0;
-  lastDenied = 0;
+// A guest's devices live in its Vm's allocation after the Vm's fields (the
+// device area, vm.ts), at these offsets, so that reaching one from the Vm is
+// an addition rather than a pointer load (every load on the exit path is
+// bounds-checked).
+export const UART_AT: usize = 0;
+export const PORTS_AT: usize = (uart.BYTES + 7) & ~(<usize>7);
+export const FWCFG_AT: usize = PORTS_AT + ((offsetof<Ports>() + 7) & ~(<usize>7));
+export const AREA_BYTES: usize = FWCFG_AT + offsetof<fwcfg.FwCfg>();
+
+// Every device as at power-on; part of making the Vm for a guest.
+export function reset(vm: Vm): void {
+  vm.uart.reset();
+  fwcfg.reset(vm);
+  const p = vm.ports;
+  p.exitRequested = false;
+  p.exitCode = 0;
+  p.deniedReads = 0;
+  p.deniedWrites = 0;
+  p.lastDenied = 0;
 }
 
 function sizeMask(size: u32): u32 {
@@ -45,57 +61,71 @@ function validSize(size: u32): bool {
 }
 
 // A 16-bit or 32-bit access to COM1 reaches consecutive byte registers, as
-// an ISA bus splits it; it must lie wholly within 0x3F8-0x3FF.
+// an ISA bus splits it; it must lie wholly within 0x3F8-0x3FF. A byte
+// access does not go through the loop of the wider ones: the loop's set-up
+// cost the byte path (every console byte) 20 ticks (readReg and writeReg
+// are inlined into both).
 function inUart(port: u32, size: u32): bool {
   return port >= uart.BASE && port + size <= uart.BASE + 8;
 }
 
-function denyRead(port: u32, size: u32): u32 {
-  deniedReads++;
-  lastDenied = (port & 0xffff) | ((size & 0xf) << 16);
+function denyRead(p: Ports, port: u32, size: u32): u32 {
+  p.deniedReads++;
+  p.lastDenied = (port & 0xffff) | ((size & 0xf) << 16);
   return sizeMask(size);
 }
 
-function denyWrite(port: u32, size: u32): void {
-  deniedWrites++;
-  lastDenied = (port & 0xffff) | ((size & 0xf) << 16) | 0x80000000;
+function denyWrite(p: Ports, port: u32, size: u32): void {
+  p.deniedWrites++;
+  p.lastDenied = (port & 0xffff) | ((size & 0xf) << 16) | 0x80000000;
 }
 
-export function ioIn(port: u32, size: u32): u32 {
-  if (!validSize(size)) return denyRead(port, 4);
+export function ioIn(vm: Vm, port: u32, size: u32): u32 {
+  if (!validSize(size)) return denyRead(vm.ports, port, 4);
   if (inUart(port, size)) {
+    const u = vm.uart;
+    const off = port - uart.BASE;
+    if (size == 1) return u.readReg(off);
     let v: u32 = 0;
-    for (let i: u32 = 0; i < size; i++) v |= uart.readReg(port - uart.BASE + i) << (i << 3);
+    for (let i: u32 = 0; i < size; i++) v |= u.readReg(off + i) << (i << 3);
     return v;
   }
-  if (port == fwcfg.DATA && size == 1) return fwcfg.readData();
-  return denyRead(port, size);
+  if (port == fwcfg.DATA && size == 1) return fwcfg.readData(vm);
+  return denyRead(vm.ports, port, size);
 }
 
-export function ioOut(port: u32, size: u32, value: u32): void {
+// Returns true when the write asks for the guest to end (isa-debug-exit;
+// the code is in vm.ports.exitCode).
+export function ioOut(vm: Vm, port: u32, size: u32, value: u32): bool {
   if (!validSize(size)) {
-    denyWrite(port, 4);
-    return;
+    denyWrite(vm.ports, port, 4);
+    return false;
   }
-  value &= sizeMask(size);
+  // Bits of value above size are ignored: the UART takes bytes 0..size-1,
+  // the fw_cfg selector 16 bits, isa-debug-exit masks it itself.
   if (inUart(port, size)) {
-    for (let i: u32 = 0; i < size; i++) uart.writeReg(port - uart.BASE + i, (value >> (i << 3)) & 0xff);
-    return;
+    const u = vm.uart;
+    const off = port - uart.BASE;
+    if (size == 1) u.writeReg(off, value);
+    else for (let i: u32 = 0; i < size; i++) u.writeReg(off + i, (value >> (i << 3)) & 0xff);
+    return false;
   }
   if (port == DEBUG_EXIT) {
-    exitRequested = true;
-    exitCode = (value << 1) | 1;
-    return;
+    const p = vm.ports;
+    p.exitRequested = true;
+    p.exitCode = ((value & sizeMask(size)) << 1) | 1;
+    return true;
   }
   if (port == fwcfg.SELECTOR && size == 2) {
-    fwcfg.select(value);
-    return;
+    fwcfg.select(vm, value);
+    return false;
   }
-  if (port == fwcfg.DATA && size == 1) return; // fw_cfg data writes: ignored
-  denyWrite(port, size);
+  if (port == fwcfg.DATA && size == 1) return false; // fw_cfg data writes: ignored
+  denyWrite(vm.ports, port, size);
+  return false;
 }
 
 // Print the guest's unfinished console line (called when the guest ends).
-export function flushConsole(): void {
-  uart.flush();
+export function flushConsole(vm: Vm): void {
+  vm.uart.flush();
 }

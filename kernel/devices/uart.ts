@@ -27,18 +27,6 @@ export const BASE: u32 = 0x3f8;
 // One guest line: bytes between newlines, split when longer than LINE_MAX
 // (print's own line holds 240 bytes; "L1| " + 200 + "\n" fits).
 export const LINE_MAX: i32 = 200;
-const line: usize = memory.data(LINE_MAX);
-let used: i32 = 0;
-
-let ier: u32 = 0;
-let lcr: u32 = 0;
-let mcr: u32 = 0;
-let scr: u32 = 0;
-let dll: u32 = 0;
-let dlm: u32 = 0;
-// Loopback receive holding register (only loopback ever fills it).
-let rbr: u32 = 0;
-let dataReady: bool = false;
 
 const LCR_DLAB: u32 = 0x80;
 const MCR_LOOP: u32 = 0x10;
@@ -51,122 +39,151 @@ const MSR_DSR: u32 = 0x20;
 const MSR_RI: u32 = 0x40;
 const MSR_DCD: u32 = 0x80;
 
-// The registers after a master reset (datasheet: IER, LCR, MCR 0; LSR 0x60;
-// IIR 0x01). The divisor latch has no defined reset value; 1 (115200 baud
-// from the 1.8432 MHz clock) is what a loader would have left for a console.
-export function reset(): void {
-  ier = 0;
-  lcr = 0;
-  mcr = 0;
-  scr = 0;
-  dll = 1;
-  dlm = 0;
-  rbr = 0;
-  dataReady = false;
-  used = 0;
-}
+// One guest's COM1: its registers and the console line it is printing. The
+// line's bytes follow the fields (BYTES in all).
+@unmanaged export class Uart {
+  ier: u32 = 0;
+  lcr: u32 = 0;
+  mcr: u32 = 0;
+  scr: u32 = 0;
+  dll: u32 = 0;
+  dlm: u32 = 0;
+  // Loopback receive holding register (only loopback ever fills it).
+  rbr: u32 = 0;
+  dataReady: bool = false;
+  used: i32 = 0; // bytes of the unfinished console line
 
-// The guest's console: printable ASCII is kept, '\r' dropped, '\n' ends the
-// line, anything else prints as '?' (print.bytes does the replacement).
-function transmit(b: u32): void {
-  if (b == 0x0d) return;
-  if (b == 0x0a) {
-    emit();
-    return;
+  @inline private get line(): usize {
+    return changetype<usize>(this) + offsetof<Uart>();
   }
-  if (used == LINE_MAX) emit();
-  store<u8>(line + <usize>used, <u8>b);
-  used++;
-}
 
-function emit(): void {
-  print.levelPrefix();
-  print.bytes(line, used);
-  print.nl();
-  used = 0;
-}
+  // The registers after a master reset (datasheet: IER, LCR, MCR 0; LSR
+  // 0x60; IIR 0x01). The divisor latch has no defined reset value; 1
+  // (115200 baud from the 1.8432 MHz clock) is what a loader would have
+  // left for a console.
+  reset(): void {
+    this.ier = 0;
+    this.lcr = 0;
+    this.mcr = 0;
+    this.scr = 0;
+    this.dll = 1;
+    this.dlm = 0;
+    this.rbr = 0;
+    this.dataReady = false;
+    this.used = 0;
+  }
 
-// Print a partial line (the guest ended without its newline).
-export function flush(): void {
-  if (used > 0) emit();
-}
-
-// Bytes waiting for their newline (tests).
-export function pending(): i32 {
-  return used;
-}
-
-// One byte-wide register read at offset 0..7.
-export function readReg(off: u32): u32 {
-  const dlab = (lcr & LCR_DLAB) != 0;
-  switch (off) {
-    case 0: {
-      if (dlab) return dll;
-      if (!dataReady) return 0;
-      dataReady = false;
-      return rbr;
+  // The guest's console: printable ASCII is kept, '\r' dropped, '\n' ends
+  // the line, anything else prints as '?' (print.bytes does the
+  // replacement).
+  private transmit(b: u32): void {
+    if (b == 0x0d) return;
+    if (b == 0x0a) {
+      this.emit();
+      return;
     }
-    case 1:
-      return dlab ? dlm : ier;
-    case 2:
-      return IIR_NONE;
-    case 3:
-      return lcr;
-    case 4:
-      return mcr;
-    case 5:
-      return LSR_THRE | LSR_TEMT | (dataReady ? LSR_DR : 0);
-    case 6:
-      return msr();
-    default:
-      return scr;
+    if (this.used == LINE_MAX) this.emit();
+    store<u8>(this.line + <usize>this.used, <u8>b);
+    this.used++;
   }
-}
 
-// One byte-wide register write at offset 0..7.
-export function writeReg(off: u32, v: u32): void {
-  v &= 0xff;
-  const dlab = (lcr & LCR_DLAB) != 0;
-  switch (off) {
-    case 0: {
-      if (dlab) {
-        dll = v;
-      } else if ((mcr & MCR_LOOP) != 0) {
-        rbr = v;
-        dataReady = true;
-      } else {
-        transmit(v);
+  private emit(): void {
+    print.levelPrefix();
+    print.bytes(this.line, this.used);
+    print.nl();
+    this.used = 0;
+  }
+
+  // Print a partial line (the guest ended without its newline).
+  flush(): void {
+    if (this.used > 0) this.emit();
+  }
+
+  // Bytes waiting for their newline (tests).
+  pending(): i32 {
+    return this.used;
+  }
+
+  // One byte-wide register read at offset 0..7.
+  // DLAB is read only for the two offsets it switches (one load less on
+  // the other registers' exits).
+  @inline readReg(off: u32): u32 {
+    switch (off) {
+      case 0: {
+        if (this.dlab()) return this.dll;
+        if (!this.dataReady) return 0;
+        this.dataReady = false;
+        return this.rbr;
       }
-      break;
+      case 1:
+        return this.dlab() ? this.dlm : this.ier;
+      case 2:
+        return IIR_NONE;
+      case 3:
+        return this.lcr;
+      case 4:
+        return this.mcr;
+      case 5:
+        return LSR_THRE | LSR_TEMT | (this.dataReady ? LSR_DR : 0);
+      case 6:
+        return this.msr();
+      default:
+        return this.scr;
     }
-    case 1: {
-      if (dlab) dlm = v;
-      else ier = v & 0x0f;
-      break;
+  }
+
+  // One byte-wide register write at offset 0..7.
+  @inline writeReg(off: u32, v: u32): void {
+    v &= 0xff;
+    switch (off) {
+      case 0: {
+        if (this.dlab()) {
+          this.dll = v;
+        } else if ((this.mcr & MCR_LOOP) != 0) {
+          this.rbr = v;
+          this.dataReady = true;
+        } else {
+          this.transmit(v);
+        }
+        break;
+      }
+      case 1: {
+        if (this.dlab()) this.dlm = v;
+        else this.ier = v & 0x0f;
+        break;
+      }
+      case 3:
+        this.lcr = v;
+        break;
+      case 4:
+        this.mcr = v & 0x1f;
+        break;
+      case 7:
+        this.scr = v;
+        break;
+      default:
+        // FCR (2): FIFOs are not modelled (IIR keeps reporting 0x01);
+        // LSR (5) and MSR (6) are read-only.
+        break;
     }
-    case 3:
-      lcr = v;
-      break;
-    case 4:
-      mcr = v & 0x1f;
-      break;
-    case 7:
-      scr = v;
-      break;
-    default:
-      // FCR (2): FIFOs are not modelled (IIR keeps reporting 0x01);
-      // LSR (5) and MSR (6) are read-only.
-      break;
+  }
+
+  @inline private dlab(): bool {
+    return (this.lcr & LCR_DLAB) != 0;
+  }
+
+  private msr(): u32 {
+    const mcr = this.mcr;
+    if ((mcr & MCR_LOOP) == 0) return MSR_DCD | MSR_DSR | MSR_CTS;
+    // MCR bit 0 DTR, 1 RTS, 2 OUT1, 3 OUT2.
+    let v: u32 = 0;
+    if ((mcr & 0x02) != 0) v |= MSR_CTS;
+    if ((mcr & 0x01) != 0) v |= MSR_DSR;
+    if ((mcr & 0x04) != 0) v |= MSR_RI;
+    if ((mcr & 0x08) != 0) v |= MSR_DCD;
+    return v;
   }
 }
 
-function msr(): u32 {
-  if ((mcr & MCR_LOOP) == 0) return MSR_DCD | MSR_DSR | MSR_CTS;
-  // MCR bit 0 DTR, 1 RTS, 2 OUT1, 3 OUT2.
-  let v: u32 = 0;
-  if ((mcr & 0x02) != 0) v |= MSR_CTS;
-  if ((mcr & 0x01) != 0) v |= MSR_DSR;
-  if ((mcr & 0x04) != 0) v |= MSR_RI;
-  if ((mcr & 0x08) != 0) v |= MSR_DCD;
-  return v;
-}
+// Bytes of a Uart with its line buffer (the Vm's device area holds one).
+export const BYTES: usize = offsetof<Uart>() + <usize>LINE_MAX;

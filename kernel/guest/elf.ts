@@ -12,6 +12,11 @@
 // e_version, e_entry, e_phoff, e_phentsize, e_phnum and, per program header,
 // p_type, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz. Everything is
 // checked against the file's length with overflow-free arithmetic before use.
+//
+// The module's variables are scratch of the one load in progress, marked
+// "machine-wide: load() scratch": loads run at guest set-up, one at a time
+// and to completion, and nothing in them outlives load(), whose result
+// (loader.Entry) the caller owns.
 import * as image from "./image";
 import * as print from "../lib/print";
 
@@ -36,12 +41,18 @@ const EHDR64: u64 = 64;
 const PHDR32: u32 = 32;
 const PHDR64: u32 = 56;
 
-export let is64: bool = false;
-export let entry: u64 = 0; // e_entry as found in the header
-export let entryPhys: u64 = 0; // e_entry as a physical address (see resolveEntry)
+// resolveEntry's answer when e_entry lies in no segment. No entry can be
+// this address: a plan range [a, a + n) never wraps, so it ends at or below
+// 2^64 - 1 and contains at most 2^64 - 2.
+export const NO_ENTRY: u64 = u64.MAX_VALUE;
 
 // Segment k of the plan came from a program header with this p_vaddr.
-const vaddrs = new StaticArray<u64>(image.PLAN_MAX);
+const vaddrs = new StaticArray<u64>(image.PLAN_MAX); // machine-wide: load() scratch
+
+// e_entry @24: u32 in ELF32, u64 in ELF64 (plan() has checked the class).
+function entryField(): u64 {
+  return image.rd8(EI_CLASS) == ELFCLASS64 ? image.rd64(24) : <u64>image.rd32(24);
+}
 
 // Does the file start with the ELF magic 0x7f 'E' 'L' 'F'?
 export function isElf(): bool {
@@ -69,7 +80,7 @@ export function plan(): bool {
   if (!image.has(0, EI_NIDENT)) return truncated(EI_NIDENT);
   const cls = image.rd8(EI_CLASS);
   if (cls != ELFCLASS32 && cls != ELFCLASS64) return bad("ELF class (EI_CLASS) is neither ELFCLASS32 nor ELFCLASS64: ", cls);
-  is64 = cls == ELFCLASS64;
+  const is64 = cls == ELFCLASS64;
   if (image.rd8(EI_DATA) != ELFDATA2LSB) return bad("ELF data encoding (EI_DATA) is not little-endian: ", image.rd8(EI_DATA));
   if (image.rd8(EI_VERSION) != EV_CURRENT) return bad("ELF version (EI_VERSION) is not 1: ", image.rd8(EI_VERSION));
   const ehsize = is64 ? EHDR64 : EHDR32;
@@ -83,9 +94,8 @@ export function plan(): bool {
   }
   if (image.rd32(20) != EV_CURRENT) return bad("ELF version (e_version) is not 1: ", image.rd32(20));
 
-  // ELF32: e_entry @24 u32, e_phoff @28 u32, e_phentsize @42, e_phnum @44.
-  // ELF64: e_entry @24 u64, e_phoff @32 u64, e_phentsize @54, e_phnum @56.
-  entry = is64 ? image.rd64(24) : <u64>image.rd32(24);
+  // ELF32: e_phoff @28 u32, e_phentsize @42, e_phnum @44.
+  // ELF64: e_phoff @32 u64, e_phentsize @54, e_phnum @56.
   const phoff = is64 ? image.rd64(32) : <u64>image.rd32(28);
   const phentsize = image.rd16(is64 ? 54 : 42);
   const phnum = image.rd16(is64 ? 56 : 44);
@@ -182,19 +192,15 @@ export function plan(): bool {
 // physical range [p_paddr, p_paddr + p_memsz); otherwise, when it lies in a
 // segment's virtual range [p_vaddr, p_vaddr + p_memsz) (a kernel linked to
 // run at a higher virtual address), its physical counterpart in that segment
-// (what GRUB does for such kernels). Returns false, with the message, when it
-// lies in no segment.
-export function resolveEntry(): bool {
-  if (image.planContains(entry)) {
-    entryPhys = entry;
-    return true;
-  }
+// (what GRUB does for such kernels). Returns NO_ENTRY, with the message, when
+// it lies in no segment. Called after plan() succeeded.
+export function resolveEntry(): u64 {
+  const entry = entryField();
+  if (image.planContains(entry)) return entry;
   for (let k = 0; k < image.planCount; k++) {
     const v = vaddrs[k];
-    if (entry >= v && entry - v < image.planMemOf(k)) {
-      entryPhys = image.planAddrOf(k) + (entry - v);
-      return true;
-    }
+    if (entry >= v && entry - v < image.planMemOf(k)) return image.planAddrOf(k) + (entry - v);
   }
-  return bad("ELF entry point (e_entry) is not inside a loaded segment: ", entry);
+  bad("ELF entry point (e_entry) is not inside a loaded segment: ", entry);
+  return NO_ENTRY;
 }

@@ -7,21 +7,26 @@
 // here writes anywhere. The loader first builds a plan — which file bytes go
 // to which guest-physical range, and how much of each range is zeroed —
 // validates the whole plan, and only then copies.
+//
+// The module's variables are scratch of the one load in progress, marked
+// "machine-wide: load() scratch": loads run at guest set-up, one at a time
+// and to completion, and nothing in them outlives load(), whose result
+// (loader.Entry) the caller owns.
 import * as boot from "../boot/bootinfo";
 import * as mem from "../hw/mem";
 import * as print from "../lib/print";
 
 // ---- the file ---------------------------------------------------------------
 
-export let index: u32 = 0; // boot-file index
-export let base: u64 = 0; // host-physical address of its first byte
-export let length: u64 = 0; // bytes
+export let index: u32 = 0; // machine-wide: load() scratch; boot-file index
+export let base: u64 = 0; // machine-wide: load() scratch; host-physical address of its first byte
+export let length: u64 = 0; // machine-wide: load() scratch; bytes
 
 // Its name string "NAME ARGS" (a multiboot module string), in linear memory.
 const NAME_BUF: i32 = 256;
-export const name: usize = memory.data(NAME_BUF);
-export let nameLen: i32 = 0; // the whole string
-export let wordLen: i32 = 0; // NAME alone (up to the first space)
+export const name: usize = memory.data(NAME_BUF); // machine-wide: load() scratch
+export let nameLen: i32 = 0; // machine-wide: load() scratch; the whole string
+export let wordLen: i32 = 0; // machine-wide: load() scratch; NAME alone (up to the first space)
 
 // Copy the name string of boot file i into buf (at most 255 bytes); returns
 // its length. The boot-info parser already bounded it to 255.
@@ -77,8 +82,8 @@ export function rd64(off: u64): u64 {
 // search (Multiboot 2 searches 32 KiB; the rest lets us say "found, but too
 // far in" instead of just "not found").
 export const HEAD_MAX: u32 = 0x10000;
-export const head: usize = memory.data(<i32>HEAD_MAX);
-export let headLen: u32 = 0;
+export const head: usize = memory.data(<i32>HEAD_MAX); // machine-wide: load() scratch
+export let headLen: u32 = 0; // machine-wide: load() scratch
 
 export function readHead(): void {
   headLen = length < <u64>HEAD_MAX ? <u32>length : HEAD_MAX;
@@ -99,12 +104,12 @@ export function h32(off: u32): u32 {
 // header index, or -1 for an a.out-kludge / address-tag image.
 
 export const PLAN_MAX: i32 = 32;
-const planAddr = new StaticArray<u64>(PLAN_MAX);
-const planMem = new StaticArray<u64>(PLAN_MAX);
-const planOff = new StaticArray<u64>(PLAN_MAX);
-const planFile = new StaticArray<u64>(PLAN_MAX);
-const planLabel = new StaticArray<i32>(PLAN_MAX);
-export let planCount: i32 = 0;
+const planAddr = new StaticArray<u64>(PLAN_MAX); // machine-wide: load() scratch
+const planMem = new StaticArray<u64>(PLAN_MAX); // machine-wide: load() scratch
+const planOff = new StaticArray<u64>(PLAN_MAX); // machine-wide: load() scratch
+const planFile = new StaticArray<u64>(PLAN_MAX); // machine-wide: load() scratch
+const planLabel = new StaticArray<i32>(PLAN_MAX); // machine-wide: load() scratch
+export let planCount: i32 = 0; // machine-wide: load() scratch
 
 export function planAdd(addr: u64, memSize: u64, fileOff: u64, fileSize: u64, label: i32): bool {
   if (planCount == PLAN_MAX) return false;

@@ -59,14 +59,23 @@ const HIGH: u64 = 0x100000;
 const FOUR_GIB: u64 = 0x100000000;
 const PAGE0_END: u64 = 0x1000;
 
-export let entryEip: u32 = 0;
-export let entryEax: u32 = 0;
-export let entryEbx: u32 = 0;
-export let kernelEnd: u64 = 0; // highest guest-physical byte of the image + 1
-export let modulesEnd: u64 = 0; // highest guest-physical byte of a module + 1 (0: none)
-export let version: i32 = 0; // Multiboot version of the loaded kernel
+// What load() returns: the initial state of the guest's boot vCPU, which
+// is all the rest of the hypervisor learns of the boot protocol: it starts
+// at eip in 32-bit protected mode with paging off, with the protocol's
+// magic in EAX and the information structure's address in EBX (Multiboot
+// 0.6.96 §3.2, Multiboot2 §3.3 "Machine state"). And where the kernel image
+// and the modules ended (for tests). The caller owns it.
+@unmanaged export class Entry {
+  eip: u32 = 0;
+  eax: u32 = 0;
+  ebx: u32 = 0;
+  kernelEnd: u64 = 0; // highest guest-physical byte of the image + 1
+  modulesEnd: u64 = 0; // highest guest-physical byte of a module + 1 (0: none)
+}
 
-const modName: usize = memory.data(256);
+// A module's name for a message (image.ts's buffers hold the kernel's);
+// like the variables of image.ts, scratch of the load in progress.
+const modName: usize = memory.data(256); // machine-wide: load() scratch
 
 function fail2(what: string, v: u64, rest: string): bool {
   image.start();
@@ -76,13 +85,9 @@ function fail2(what: string, v: u64, rest: string): bool {
   return image.end();
 }
 
-export function load(file: u32, cmdline: usize, cmdlineLen: i32, modules: usize, moduleCount: i32): bool {
-  entryEip = 0;
-  entryEax = 0;
-  entryEbx = 0;
-  kernelEnd = 0;
-  modulesEnd = 0;
-  version = 0;
+// Load boot file `file` into guest RAM; on success e holds the entry state.
+export function load(e: Entry, file: u32, cmdline: usize, cmdlineLen: i32, modules: usize, moduleCount: i32): bool {
+  memory.fill(changetype<usize>(e), 0, offsetof<Entry>());
   if (file >= boot.fileCount) {
     print.str("hv: guest: boot file ");
     print.dec(file);
@@ -104,7 +109,7 @@ export function load(file: u32, cmdline: usize, cmdlineLen: i32, modules: usize,
   }
 
   if (!mb.detect()) return false;
-  version = mb.version;
+  const version = mb.version;
   if (version == 2 ? !mb.parseMb2() : !mb.parseMb1()) return false;
 
   // The plan.
@@ -118,7 +123,7 @@ export function load(file: u32, cmdline: usize, cmdlineLen: i32, modules: usize,
     }
     if (!elf.plan()) return false;
   }
-  if (!checkPlan()) return false;
+  if (!checkPlan(e)) return false;
 
   // The entry point.
   let entry: u64;
@@ -130,12 +135,12 @@ export function load(file: u32, cmdline: usize, cmdlineLen: i32, modules: usize,
   } else if (mb.hasAddress) {
     return image.fail("Multiboot2 address tag without an entry address tag: no entry point");
   } else {
-    if (!elf.resolveEntry()) return false;
-    entry = elf.entryPhys;
+    entry = elf.resolveEntry();
+    if (entry == elf.NO_ENTRY) return false;
   }
   if (entry >= FOUR_GIB) return fail2("entry point ", entry, " is above 4 GiB (the guest starts in 32-bit protected mode)");
 
-  if (!placeModules(modules, moduleCount)) return false;
+  if (!placeModules(e, modules, moduleCount)) return false;
 
   // The command line (see the decisions above).
   let aOff = 0;
@@ -154,15 +159,16 @@ export function load(file: u32, cmdline: usize, cmdlineLen: i32, modules: usize,
   }
   if (!copyImage() || !copyModules()) return image.fail("internal error: a checked range left guest RAM");
 
-  entryEip = <u32>entry;
-  entryEax = version == 2 ? MB2_BOOT_MAGIC : MB1_BOOT_MAGIC;
-  entryEbx = <u32>ebx;
+  e.eip = <u32>entry;
+  e.eax = version == 2 ? MB2_BOOT_MAGIC : MB1_BOOT_MAGIC;
+  e.ebx = <u32>ebx;
   return true;
 }
 
 // Each loaded range: inside guest RAM, clear of page 0 and of the boot
-// information area, and (ELF) clear of the other segments. Sets kernelEnd.
-function checkPlan(): bool {
+// information area, and (ELF) clear of the other segments. Sets
+// e.kernelEnd.
+function checkPlan(e: Entry): bool {
   let top: u64 = 0;
   for (let k = 0; k < image.planCount; k++) {
     const a = image.planAddrOf(k);
@@ -204,14 +210,14 @@ function checkPlan(): bool {
     }
     if (a + n > top) top = a + n;
   }
-  kernelEnd = top;
+  e.kernelEnd = top;
   return true;
 }
 
-// Page-aligned, in order, above max(kernelEnd, 1 MiB).
-function placeModules(modules: usize, count: i32): bool {
+// Page-aligned, in order, above max(kernelEnd, 1 MiB). Sets e.modulesEnd.
+function placeModules(e: Entry, modules: usize, count: i32): bool {
   info.clearModules();
-  let next = kernelEnd > HIGH ? kernelEnd : HIGH;
+  let next = e.kernelEnd > HIGH ? e.kernelEnd : HIGH;
   next = (next + PAGE - 1) & ~(PAGE - 1);
   for (let k = 0; k < count; k++) {
     const f = image.listAt(modules, k);
@@ -231,7 +237,7 @@ function placeModules(modules: usize, count: i32): bool {
       return image.end();
     }
     info.addModule(f, start, start + len);
-    modulesEnd = start + len;
+    e.modulesEnd = start + len;
     next = (start + len + PAGE - 1) & ~(PAGE - 1);
   }
   return true;

@@ -38,6 +38,11 @@
 // Every write goes through kernel/vm/guestmem.ts after an isRam check; a
 // structure that would pass INFO_END writes nothing further and the build
 // returns 0.
+//
+// The module's variables are scratch of the one load in progress, marked
+// "machine-wide: load() scratch": loads run at guest set-up, one at a time
+// and to completion, and nothing in them outlives load(), whose result
+// (loader.Entry) the caller owns.
 import * as guestmem from "../vm/guestmem";
 import * as boot from "../boot/bootinfo";
 
@@ -54,10 +59,10 @@ const MEM_RESERVED: u32 = 2;
 // The command line: [cmdA, cmdA + cmdALen), then, if cmdBLen > 0, a space
 // (only when the first part is not empty) and [cmdB, cmdB + cmdBLen); both
 // in linear memory.
-let cmdA: usize = 0;
-let cmdALen: u32 = 0;
-let cmdB: usize = 0;
-let cmdBLen: u32 = 0;
+let cmdA: usize = 0; // machine-wide: load() scratch
+let cmdALen: u32 = 0; // machine-wide: load() scratch
+let cmdB: usize = 0; // machine-wide: load() scratch
+let cmdBLen: u32 = 0; // machine-wide: load() scratch
 
 export function setCommandLine(a: usize, aLen: u32, b: usize, bLen: u32): void {
   cmdA = a;
@@ -71,10 +76,10 @@ export function commandLineLength(): u32 {
 }
 
 export const MODULES_MAX: i32 = <i32>boot.FILES_MAX;
-const modFile = new StaticArray<u32>(MODULES_MAX);
-const modStart = new StaticArray<u64>(MODULES_MAX);
-const modEnd = new StaticArray<u64>(MODULES_MAX);
-let modCount: i32 = 0;
+const modFile = new StaticArray<u32>(MODULES_MAX); // machine-wide: load() scratch
+const modStart = new StaticArray<u64>(MODULES_MAX); // machine-wide: load() scratch
+const modEnd = new StaticArray<u64>(MODULES_MAX); // machine-wide: load() scratch
+let modCount: i32 = 0; // machine-wide: load() scratch
 
 export function clearModules(): void {
   modCount = 0;
@@ -102,8 +107,8 @@ export function moduleEndOf(k: i32): u64 {
 
 // ---- placing and writing --------------------------------------------------------
 
-let cur: u64 = 0;
-let overflow: bool = false;
+let cur: u64 = 0; // machine-wide: load() scratch
+let overflow: bool = false; // machine-wide: load() scratch
 
 // Reserve n bytes at the next `align`-aligned address of the area.
 function reserve(n: u64, align: u64): u64 {

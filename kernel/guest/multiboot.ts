@@ -19,6 +19,11 @@
 // "the bootloader may ignore this tag if it lacks relevant support".
 //
 // A Multiboot2 header is preferred when a kernel carries both.
+//
+// The module's variables are scratch of the one load in progress, marked
+// "machine-wide: load() scratch": loads run at guest set-up, one at a time
+// and to completion, and nothing in them outlives load(), whose result
+// (loader.Entry) the caller owns.
 import * as image from "./image";
 import * as print from "../lib/print";
 
@@ -48,24 +53,24 @@ const TAG_RELOCATABLE: u32 = 10;
 const TAG_OPTIONAL: u32 = 1;
 
 // What was found.
-export let version: i32 = 0; // 1 or 2
-export let offset: u32 = 0; // file offset of the header
-export let flags: u32 = 0; // Multiboot 1 flags
+export let version: i32 = 0; // machine-wide: load() scratch; 1 or 2
+export let offset: u32 = 0; // machine-wide: load() scratch; file offset of the header
+export let flags: u32 = 0; // machine-wide: load() scratch; Multiboot 1 flags
 // Address fields: the Multiboot 1 a.out kludge or the Multiboot2 address tag.
-export let hasAddress: bool = false;
-export let headerAddr: u32 = 0;
-export let loadAddr: u32 = 0;
-export let loadEndAddr: u32 = 0;
-export let bssEndAddr: u32 = 0;
+export let hasAddress: bool = false; // machine-wide: load() scratch
+export let headerAddr: u32 = 0; // machine-wide: load() scratch
+export let loadAddr: u32 = 0; // machine-wide: load() scratch
+export let loadEndAddr: u32 = 0; // machine-wide: load() scratch
+export let bssEndAddr: u32 = 0; // machine-wide: load() scratch
 // Entry: Multiboot 1 entry_addr (a.out kludge) or the Multiboot2 entry tag.
-export let hasEntry: bool = false;
-export let entryAddr: u32 = 0;
+export let hasEntry: bool = false; // machine-wide: load() scratch
+export let entryAddr: u32 = 0; // machine-wide: load() scratch
 
 // Scan [0, limit) of the head in steps of `align` for a header with a valid
 // checksum; returns its offset or -1. badAt receives the first offset whose
 // magic matched but whose checksum did not.
-let badAt: i32 = -1;
-let badSum: u32 = 0;
+let badAt: i32 = -1; // machine-wide: load() scratch
+let badSum: u32 = 0; // machine-wide: load() scratch
 function scan(magic: u32, from: u32, limit: u32, align: u32, size: u32): i32 {
   if (limit > image.headLen) limit = image.headLen;
   for (let o = from; o + size <= limit; o += align) {

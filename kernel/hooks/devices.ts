@@ -2,70 +2,89 @@
 // dev_*: the guest's port devices (kernel/devices/ports.ts);
 // apic_*: the guest's local APIC (kernel/apic/lapic.ts).
 import * as ports from "../devices/ports";
-import * as uart from "../devices/uart";
+import * as vms from "../vm/vm";
+import { Vm } from "../vm/vm";
 import * as lapic from "../apic/lapic";
 
+// The VM whose devices the dev_* hooks drive; dev_reset makes it anew.
+let vm: Vm = changetype<Vm>(0); // test hooks only
+
+// A fresh VM with ramSize bytes of RAM (as fw_cfg reports it) and cpuCount
+// vCPUs; making it resets its devices.
 export function dev_reset(ramSize: u64, cpuCount: u32): void {
-  ports.reset(ramSize, cpuCount);
+  vm = vms.create(0);
+  vm.ramBytes = ramSize;
+  vm.vcpuCount = <i32>cpuCount;
 }
 export function dev_in(port: u32, size: u32): u32 {
-  return ports.ioIn(port, size);
+  return ports.ioIn(vm, port, size);
 }
 export function dev_out(port: u32, size: u32, value: u32): void {
-  ports.ioOut(port, size, value);
+  ports.ioOut(vm, port, size, value);
 }
 export function dev_exitRequested(): bool {
-  return ports.exitRequested;
+  return vm.ports.exitRequested;
 }
 export function dev_exitCode(): u32 {
-  return ports.exitCode;
+  return vm.ports.exitCode;
 }
 export function dev_deniedReads(): u32 {
-  return ports.deniedReads;
+  return vm.ports.deniedReads;
 }
 export function dev_deniedWrites(): u32 {
-  return ports.deniedWrites;
+  return vm.ports.deniedWrites;
 }
 export function dev_lastDenied(): u32 {
-  return ports.lastDenied;
+  return vm.ports.lastDenied;
 }
 export function dev_flushConsole(): void {
-  ports.flushConsole();
+  ports.flushConsole(vm);
 }
 export function dev_uartPending(): i32 {
-  return uart.pending();
+  return vm.uart.pending();
+}
+
+// The APIC the apic_* hooks work on: one of its own, not a vCPU's.
+let apic: lapic.Lapic | null = null;
+function theApic(): lapic.Lapic {
+  let a = apic;
+  if (a == null) {
+    a = lapic.alloc();
+    apic = a;
+  }
+  return a;
 }
 
 export function apic_reset(apicId: u32, tscNow: u64): void {
-  lapic.reset(apicId, tscNow);
+  theApic().reset(apicId, tscNow);
 }
 export function apic_baseRead(): u64 {
-  return lapic.apicBaseRead();
+  return theApic().apicBaseRead();
 }
 export function apic_baseWrite(v: u64): bool {
-  return lapic.apicBaseWrite(v);
+  return theApic().apicBaseWrite(v);
 }
 export function apic_enabled(): bool {
-  return lapic.enabled();
+  return theApic().enabled();
 }
 export function apic_read(offset: u32, tscNow: u64): u32 {
-  return lapic.read(offset, tscNow);
+  return theApic().read(offset, tscNow);
 }
 export function apic_write(offset: u32, value: u32, tscNow: u64): void {
-  lapic.write(offset, value, tscNow);
+  theApic().write(offset, value, tscNow);
 }
 export function apic_pendingVector(tscNow: u64): i32 {
-  return lapic.pendingVector(tscNow);
+  return theApic().pendingVector(tscNow);
 }
 export function apic_acknowledge(vector: u32): void {
-  lapic.acknowledge(vector);
+  theApic().acknowledge(vector);
 }
 export function apic_nextTimerDeadline(): u64 {
-  return lapic.nextTimerDeadline();
+  return theApic().nextTimerDeadline();
 }
 export function apic_ipisDropped(): u32 {
-  return lapic.ipisDropped;
+  return theApic().ipisDropped;
 }
 export function apic_ipisDelivered(): u32 {
-  return lapic.ipisDelivered;
+  return theApic().ipisDelivered;
 }

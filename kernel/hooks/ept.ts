@@ -23,15 +23,17 @@ export function ept_setupRam(hostBase: u64, size: u64): void {
 export function ept_cap(): u64 {
   return caps.eptCap();
 }
+let last: u64 = 0; // machine-wide: the result ept_gpa1/ept_perms/ept_pageSize read (tests only)
 export function ept_walk(eptp: u64, gpa: u64, access: u32): i32 {
-  return ept12.walk(eptp, gpa, access);
+  last = ept12.walk(eptp, gpa, access);
+  return ept12.status(last);
 }
 export function ept_gpa1(): u64 {
-  return ept12.gpa1;
+  return ept12.gpa1(last);
 }
 export function ept_perms(): u32 {
-  return ept12.perms;
+  return ept12.perms(last);
 }
 export function ept_pageSize(): u64 {
-  return ept12.pageSize;
+  return ept12.pageSize(last);
 }

@@ -12,6 +12,8 @@ const CMDLINE_BUF: i32 = 8192;
 const MODULES_BUF: i32 = 64 * 4;
 const cmdlineBuf: usize = memory.data(CMDLINE_BUF);
 const modulesBuf: usize = memory.data(MODULES_BUF);
+// What the last loader_load returned (the hooks' own; a guest's is its Vm's).
+const entry = new loader.Entry();
 
 export function loader_setupRam(hpaBase: u64, size: u64): void {
   guestmem.setup(hpaBase, size);
@@ -23,23 +25,20 @@ export function loader_modulesBuf(): usize {
   return modulesBuf;
 }
 export function loader_load(file: u32, cmdlineLen: i32, moduleCount: i32): bool {
-  return loader.load(file, cmdlineBuf, cmdlineLen, modulesBuf, moduleCount);
+  return loader.load(entry, file, cmdlineBuf, cmdlineLen, modulesBuf, moduleCount);
 }
 export function loader_entryEip(): u32 {
-  return loader.entryEip;
+  return entry.eip;
 }
 export function loader_entryEax(): u32 {
-  return loader.entryEax;
+  return entry.eax;
 }
 export function loader_entryEbx(): u32 {
-  return loader.entryEbx;
+  return entry.ebx;
 }
 export function loader_kernelEnd(): u64 {
-  return loader.kernelEnd;
+  return entry.kernelEnd;
 }
 export function loader_modulesEnd(): u64 {
-  return loader.modulesEnd;
-}
-export function loader_version(): i32 {
-  return loader.version;
+  return entry.modulesEnd;
 }

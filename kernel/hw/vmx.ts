@@ -37,9 +37,10 @@ export declare function invvpid(type: u32, vpid: u32, linear: u64): i32;
 
 // Enter the guest whose register block is at regs (boot/entry/vmenter.S:
 // GPRs in hardware order, CR2, FXSAVE area at +256; 768 bytes, 16-byte
-// aligned) with VMRESUME if launched, else VMLAUNCH. Returns VMX_SUCCEED
-// when the guest has exited (the block then holds its registers), or the
-// VMfail status of the entry instruction.
+// aligned) with VMRESUME if the block's REGS_LAUNCHED is set, else
+// VMLAUNCH. Returns VMX_SUCCEED when the guest has exited (the block then
+// holds its registers, REGS_LAUNCHED is 1 and REGS_EXITS one more), or the
+// VMfail status of the entry instruction (the block unchanged).
 // The timestamps of the last VM round trip (12 x u64 at out: stub start,
 // stub before entry, stub after exit, stub return, C wrapper entry, C
 // wrapper return, previous C return, 1 = profiling build, then two pairs of
@@ -49,4 +50,4 @@ export declare function invvpid(type: u32, vpid: u32, linear: u64): i32;
 export declare function profile(out: usize): void;
 
 @external("vmx", "enter")
-export declare function enter(regs: usize, launched: bool): i32;
+export declare function enter(regs: usize): i32;

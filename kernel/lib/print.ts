@@ -6,8 +6,8 @@ import * as con from "../hw/con";
 import * as ident from "../cpu/ident";
 
 const LINE_MAX: i32 = 240;
-const line: usize = memory.data(256);
-let used: i32 = 0;
+const line: usize = memory.data(256); // machine-wide: the console
+let used: i32 = 0; // machine-wide: the console
 
 function putByte(b: u32): void {
   if (used < LINE_MAX) {

@@ -15,9 +15,9 @@ export const PAGE_SIZE: u64 = 4096;
 const LOW_LIMIT: u64 = 0x100000;
 const MAX_RANGES: i32 = 512;
 
-const starts = new StaticArray<u64>(MAX_RANGES);
-const ends = new StaticArray<u64>(MAX_RANGES);
-let count: i32 = 0;
+const starts = new StaticArray<u64>(MAX_RANGES); // machine-wide: page allocator
+const ends = new StaticArray<u64>(MAX_RANGES); // machine-wide: page allocator
+let count: i32 = 0; // machine-wide: page allocator
 
 export function rangeCount(): i32 {
   return count;

@@ -3,10 +3,12 @@
 // one through the tables vmcs12's EPT pointer names, with what the
 // processor L1 was offered would decide on the way.
 //
-//   walk(eptp, gpa, access) -> WALK_OK          gpa1, perms, pageSize
-//                              WALK_VIOLATION   perms (bits 5:3 of the exit
-//                                               qualification, 28.2.1)
-//                              WALK_MISCONFIG   (29.3.3.1)
+//   walk(eptp, gpa, access) -> a result w: status(w) is
+//     WALK_OK          gpa1(w), perms(w), pageSize(w), leafMemType(w)
+//     WALK_VIOLATION   perms(w) (bits 5:3 of the exit qualification, 28.2.1)
+//     WALK_MISCONFIG   (29.3.3.1)
+// The result is one u64 (layout below), a return value: a walk keeps
+// nothing, so every vCPU may walk and nothing travels through globals.
 //
 // Misconfigurations (29.3.3.1), against what caps.eptCap() offers L1:
 //  - bits 2:0 = 010b or 110b (write without read), or 100b (execute-only)
@@ -35,12 +37,34 @@ export const ACCESS_READ: u32 = 1;
 export const ACCESS_WRITE: u32 = 2;
 export const ACCESS_EXEC: u32 = 4;
 
-export let gpa1: u64 = 0; // the L1-physical address (WALK_OK)
-export let perms: u32 = 0; // AND of bits 2:0 of the entries used (R=1, W=2, X=4)
-export let pageSize: u64 = 0; // 4 KiB, 2 MiB or 1 GiB (WALK_OK)
-export let leafMemType: u64 = 0; // bits 6:3 of the leaf: memory type and ignore-PAT (WALK_OK)
-
 const ADDR_MASK: u64 = 0x000ffffffffff000;
+
+// A walk's result:
+//   bits 51:0   the L1-physical address (WALK_OK; gpa's offset in the page
+//               included)
+//   bits 54:52  AND of bits 2:0 of the entries used (R=1, W=2, X=4)
+//   bits 58:55  bits 6:3 of the leaf: memory type and ignore-PAT
+//   bits 60:59  the page: 0 = 4 KiB, 1 = 2 MiB, 2 = 1 GiB
+//   bits 62:61  WALK_OK, WALK_VIOLATION or WALK_MISCONFIG
+const ADDR52: u64 = (<u64>1 << 52) - 1;
+@inline function result(status: i32, perms: u32): u64 {
+  return (<u64>status << 61) | (<u64>perms << 52);
+}
+@inline export function status(w: u64): i32 {
+  return <i32>(w >> 61) & 3;
+}
+@inline export function gpa1(w: u64): u64 {
+  return w & ADDR52;
+}
+@inline export function perms(w: u64): u32 {
+  return <u32>(w >> 52) & 7;
+}
+@inline export function leafMemType(w: u64): u64 {
+  return (w >> 52) & 0x78;
+}
+@inline export function pageSize(w: u64): u64 {
+  return <u64>1 << (12 + 9 * ((w >> 59) & 3));
+}
 
 function reservedHigh(): u64 {
   const w = <u64>ident.physAddrBits;
@@ -65,44 +89,42 @@ function entryAt(table: u64, index: u64): u64 {
 
 // Translate gpa (L2-physical) through L1's EPT rooted at eptp; `access` is
 // the kind of access (ACCESS_*), checked against the effective permissions.
-export function walk(eptp: u64, gpa: u64, access: u32): i32 {
-  const cap = caps.eptCap();
+export function walk(eptp: u64, gpa: u64, access: u32): u64 {
   const high = reservedHigh();
   let table = eptp & ADDR_MASK;
-  perms = 7;
+  let perms: u32 = 7;
   for (let level = 4; level >= 1; level--) {
     const shift = <u64>(12 + 9 * (level - 1));
     const e = entryAt(table, (gpa >> shift) & 511);
-    if ((e & 7) == 0) {
-      perms = 0;
-      return WALK_VIOLATION;
-    }
-    if (badRwx(e) || (e & high) != 0) return WALK_MISCONFIG;
+    if ((e & 7) == 0) return result(WALK_VIOLATION, 0);
+    if (badRwx(e) || (e & high) != 0) return result(WALK_MISCONFIG, perms);
     perms &= <u32>e & 7;
     const large = (e & (1 << 7)) != 0;
     let leaf = level == 1;
     if (level == 4) {
-      if ((e & 0xf8) != 0) return WALK_MISCONFIG;
+      if ((e & 0xf8) != 0) return result(WALK_MISCONFIG, perms);
     } else if (level == 3 || level == 2) {
       if (large) {
+        // What L1 is offered, computed only here: most walks meet no large
+        // page, and they are on the path of every EPT violation of L2.
+        const cap = caps.eptCap();
         const ok = level == 3 ? (cap & V.EPT_VPID_CAP_PDPTE_1GB_PAGES) != 0 : (cap & V.EPT_VPID_CAP_PDE_2MB_PAGES) != 0;
-        if (!ok) return WALK_MISCONFIG;
+        if (!ok) return result(WALK_MISCONFIG, perms);
         const size = <u64>1 << shift;
-        if ((e & (size - 1) & ~<u64>0xfff & ADDR_MASK) != 0) return WALK_MISCONFIG; // bits 29:12 / 20:12
+        if ((e & (size - 1) & ~<u64>0xfff & ADDR_MASK) != 0) return result(WALK_MISCONFIG, perms); // bits 29:12 / 20:12
         leaf = true;
       } else if ((e & 0x78) != 0) {
-        return WALK_MISCONFIG; // bits 6:3 of a non-leaf entry
+        return result(WALK_MISCONFIG, perms); // bits 6:3 of a non-leaf entry
       }
     }
     if (leaf) {
-      if (badMemType(e)) return WALK_MISCONFIG;
+      if (badMemType(e)) return result(WALK_MISCONFIG, perms);
       const size = <u64>1 << shift;
-      pageSize = size;
-      leafMemType = e & 0x78;
-      gpa1 = (e & ADDR_MASK & ~(size - 1)) | (gpa & (size - 1));
-      return (access & ~perms) != 0 ? WALK_VIOLATION : WALK_OK;
+      const gpa1 = (e & ADDR_MASK & ~(size - 1)) | (gpa & (size - 1));
+      const st = (access & ~perms) != 0 ? WALK_VIOLATION : WALK_OK;
+      return result(st, perms) | (<u64>(level - 1) << 59) | ((e & 0x78) << 52) | gpa1;
     }
     table = e & ADDR_MASK;
   }
-  return WALK_MISCONFIG; // not reached: level 1 is always a leaf
+  return result(WALK_MISCONFIG, perms); // not reached: level 1 is always a leaf
 }

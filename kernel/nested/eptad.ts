@@ -30,18 +30,20 @@
 // would land outside L1's RAM is lost, as the processor's write to an
 // address without memory is.
 import * as V from "../arch/vmx";
+import { Nested } from "./nested";
 import * as guestmem from "../vm/guestmem";
 import * as state from "./state";
-import { Vcpu } from "../vm/vcpu";
-import { Nested } from "./nested";
 
 const PML_ENTRIES: u64 = 512;
 const PAGE_MASK: u64 = 0xfff;
 const ADDR_MASK: u64 = 0x000ffffffffff000;
 const LARGE: u64 = 1 << 7; // bit 7 of a PDPTE/PDE: it maps a page
 
-// After update(): the leaf L1's walk used has its dirty flag set.
-export let leafDirty: bool = false;
+// What update() found (the leaf L1's walk used has its dirty flag set, or
+// not), or a page-modification log-full event.
+export const LOG_FULL: i32 = 0;
+export const CLEAN: i32 = 1;
+export const DIRTY: i32 = 2;
 
 function pmlEnabled(n: Nested): bool {
   return (<u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
@@ -52,9 +54,10 @@ function pmlEnabled(n: Nested): bool {
 // allowed it: read again here rather than recorded by every walk, so that
 // L1s without the flags pay nothing for them. Returns how many (the last
 // maps the page), or 0 if L1 (on another processor) changed its tables
-// since the walk so that an entry is gone or outside its RAM.
-const entryAddr = new StaticArray<u64>(4);
-const entryValue = new StaticArray<u64>(4);
+// since the walk so that an entry is gone or outside its RAM. The entries'
+// addresses and values go to entryAddr/entryValue, scratch of one update().
+const entryAddr = new StaticArray<u64>(4); // machine-wide: scratch of one update() (one exit is handled at a time)
+const entryValue = new StaticArray<u64>(4); // machine-wide: scratch of one update()
 function used(eptp12: u64, gpa2: u64): i32 {
   let table = eptp12 & ADDR_MASK;
   for (let i = 0; i < 4; i++) {
@@ -71,24 +74,22 @@ function used(eptp12: u64, gpa2: u64): i32 {
 }
 
 // The flags for the access to gpa2 that ept12.walk() just allowed (vmcs12's
-// EPTP eptp12 has bit 6). False when it is a page-modification log-full
-// event instead: nothing was changed.
-export function update(vcpu: Vcpu, eptp12: u64, gpa2: u64, write: bool): bool {
+// EPTP eptp12 has bit 6): DIRTY or CLEAN, the leaf's dirty flag after the
+// access. LOG_FULL when it is a page-modification log-full event instead:
+// nothing was changed.
+export function update(nested: Nested, eptp12: u64, gpa2: u64, write: bool): i32 {
   const n = used(eptp12, gpa2);
-  if (n == 0) {
-    // Mapped without write permission: the next access faults and walks again.
-    leafDirty = false;
-    return true;
-  }
+  // Mapped without write permission: the next access faults and walks again.
+  if (n == 0) return CLEAN;
   const leaf = unchecked(entryValue[n - 1]);
   let need = write && (leaf & V.EPT_ENTRY_DIRTY) == 0;
   for (let i = 0; i < n; i++) {
     if ((unchecked(entryValue[i]) & V.EPT_ENTRY_ACCESSED) == 0) need = true;
   }
-  leafDirty = (leaf & V.EPT_ENTRY_DIRTY) != 0;
-  if (!need) return true;
-  const pml = pmlEnabled(vcpu.nested);
-  if (pml && state.get(vcpu.nested, V.PML_INDEX) >= PML_ENTRIES) return false;
+  const dirty = (leaf & V.EPT_ENTRY_DIRTY) != 0 ? DIRTY : CLEAN;
+  if (!need) return dirty;
+  const pml = pmlEnabled(nested);
+  if (pml && state.get(nested, V.PML_INDEX) >= PML_ENTRIES) return LOG_FULL;
   // Locked updates, as the processor's: L1 may be changing these entries
   // on another processor.
   for (let i = 0; i < n - 1; i++) {
@@ -98,11 +99,9 @@ export function update(vcpu: Vcpu, eptp12: u64, gpa2: u64, write: bool): bool {
   }
   const bits = V.EPT_ENTRY_ACCESSED | (write ? V.EPT_ENTRY_DIRTY : 0);
   const old = guestmem.setBits64(unchecked(entryAddr[n - 1]), bits);
-  if (write) {
-    leafDirty = true;
-    if (pml && (old & V.EPT_ENTRY_DIRTY) == 0) log(vcpu.nested, gpa2);
-  }
-  return true;
+  if (!write) return dirty;
+  if (pml && (old & V.EPT_ENTRY_DIRTY) == 0) log(nested, gpa2);
+  return DIRTY;
 }
 
 function log(n: Nested, gpa2: u64): void {

@@ -18,7 +18,8 @@
 //    L1's entries (and logs the page for PML, or makes the access a
 //    page-modification log-full exit to L1, reason 62, whose qualification
 //    has only bit 12, 28.2.1), and a page not yet dirty is mapped without
-//    write permission until its first write;
+//    write permission until its first write; so is every page while L1's
+//    RAM has a snapshot (snapshot/ram.ts), which records it then;
 //  - L1's tables allow it but send it outside L1's RAM: L1's APIC page is
 //    L1's device, the access is performed on it (vm/mmio.ts) as L1's own
 //    would be; any other address stops the VM, as L1's own access would.
@@ -44,10 +45,12 @@ import { Vcpu } from "../vm/vcpu";
 // paging.ts does for the guest's own tables).
 let throughEptp: u64 = 0; // machine-wide: vmcs12's EPTP for throughL1Ept, scratch of one mmio.access call
 function throughL1Ept(gpa2: u64): u64 {
-  return ept12.walk(throughEptp, gpa2, 0) == ept12.WALK_OK ? ept12.gpa1 : paging.NO_TRANSLATION;
+  const w = ept12.walk(throughEptp, gpa2, 0);
+  return ept12.status(w) == ept12.WALK_OK ? ept12.gpa1(w) : paging.NO_TRANSLATION;
 }
 
-export let reflected: u64 = 0; // EPT violations/misconfigurations given to L1
+// EPT violations/misconfigurations given to L1 are counted per vCPU
+// (vcpu.nested.eptExitsReflected): statistics of the guest.
 
 // Qualification bits passed through from the processor's: access (2:0),
 // guest-linear address valid and kind (7, 8), NMI unblocking due to IRET (12).
@@ -58,25 +61,27 @@ export function handle(vcpu: Vcpu): i32 {
   const q = vmx.vmread(V.EXIT_QUALIFICATION);
   const gpa2 = vmx.vmread(V.GUEST_PHYSICAL_ADDRESS);
   const eptp12 = state.get(vcpu.nested, V.EPT_POINTER);
-  const r = ept12.walk(eptp12, gpa2, <u32>q & 7);
+  const w = ept12.walk(eptp12, gpa2, <u32>q & 7);
+  const r = ept12.status(w);
   if (r == ept12.WALK_MISCONFIG) {
-    reflected++;
+    vcpu.nested.eptExitsReflected++;
     return reflect.reflectAs(vcpu, V.EXIT_REASON_EPT_MISCONFIG, 0);
   }
+  let perms = <u64>ept12.perms(w);
   if (r == ept12.WALK_VIOLATION) {
-    reflected++;
-    return reflect.reflectAs(vcpu, V.EXIT_REASON_EPT_VIOLATION, (q & Q_FROM_PROCESSOR) | (<u64>ept12.perms << 3));
+    vcpu.nested.eptExitsReflected++;
+    return reflect.reflectAs(vcpu, V.EXIT_REASON_EPT_VIOLATION, (q & Q_FROM_PROCESSOR) | (perms << 3));
   }
-  let perms = <u64>ept12.perms;
   if ((eptp12 & V.EPTP_ACCESSED_DIRTY) != 0) {
-    if (!eptad.update(vcpu, eptp12, gpa2, (q & ept12.ACCESS_WRITE) != 0)) {
-      reflected++;
+    const flags = eptad.update(vcpu.nested, eptp12, gpa2, (q & ept12.ACCESS_WRITE) != 0);
+    if (flags == eptad.LOG_FULL) {
+      vcpu.nested.eptExitsReflected++;
       return reflect.reflectAs(vcpu, V.EXIT_REASON_PML_FULL, q & Q_NMI_UNBLOCKING);
     }
-    if (!eptad.leafDirty) perms &= ~<u64>ept12.ACCESS_WRITE;
+    if (flags != eptad.DIRTY) perms &= ~<u64>ept12.ACCESS_WRITE;
   }
   // L1 maps it: L1-physical → host through L0's EPT, which maps L1's RAM.
-  const gpa1 = ept12.gpa1;
+  const gpa1 = ept12.gpa1(w);
   const page1 = gpa1 & ~<u64>0xfff;
   if (!guestmem.isRam(page1, 4096)) {
     // Not RAM: what L1's own access to gpa1 would be. A device's (L1's
@@ -99,13 +104,22 @@ export function handle(vcpu: Vcpu): i32 {
     print.nl();
     return exits.stop(vcpu, config.OUTCOME_EPT_VIOLATION);
   }
+  // A RAM snapshot of L1 (snapshot/ram.ts) cannot see L2's writes through
+  // the shadow leaf, which maps L1's page past L0's EPT: write access is
+  // given with L2's first write, and the page is recorded as written then.
+  if ((perms & ept12.ACCESS_WRITE) != 0 && guestmem.snapshot !== null) {
+    if ((q & ept12.ACCESS_WRITE) != 0) guestmem.written(page1, 4096);
+    else perms &= ~<u64>ept12.ACCESS_WRITE;
+  }
   const hpa = guestmem.hpa(page1, 4096);
-  if (!shadowept.fill(eptp12, gpa2, hpa, perms, ept12.leafMemType)) {
+  const memType = ept12.leafMemType(w);
+  const cache = vcpu.nested.shadowEpt;
+  if (!shadowept.fill(cache, eptp12, gpa2, hpa, perms, memType)) {
     // Out of pages for tables (L1 can map a huge L2-physical space onto
     // little RAM): drop every shadow table — cached translations may always
     // be dropped — and start this root again; stop only if even that fails.
-    const root = shadowept.restart(eptp12);
-    if (root == 0 || !shadowept.fill(eptp12, gpa2, hpa, perms, ept12.leafMemType)) {
+    const root = shadowept.restart(cache, eptp12);
+    if (root == 0 || !shadowept.fill(cache, eptp12, gpa2, hpa, perms, memType)) {
       print.say("nested: out of memory for shadow EPT tables");
       return exits.stop(vcpu, config.OUTCOME_STOPPED);
     }

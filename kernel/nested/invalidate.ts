@@ -54,19 +54,10 @@ export function invvpidOffered(): bool {
   return (proc2Allowed1() & V.PROC2_ENABLE_VPID) != 0 && (eptVpidCap() & V.EPT_VPID_CAP_INVVPID) != 0;
 }
 
-// The type register and the descriptor; false with the handler's result in
-// `result` when reading the descriptor faulted.
-let type: u64 = 0;
-let result: i32 = 0;
+// The type register.
 function typeOperand(vcpu: Vcpu, info: u32): u64 {
   const v = vcpu.gpr(operand.reg2(info));
   return common.longMode() ? v : v & 0xffffffff;
-}
-function readDescriptor(vcpu: Vcpu, info: u32): bool {
-  const r = operand.read(vcpu, info, 16, vcpu.nested.operand);
-  if (r == linear.OK) return true;
-  result = linear.handlerResult(vcpu, r);
-  return false;
 }
 
 // The EPTP checks of VM entry (27.2.1.1) against what L1 is offered; the
@@ -75,9 +66,9 @@ function readDescriptor(vcpu: Vcpu, info: u32): bool {
 function eptpPassesEntryChecks(eptp: u64): bool {
   return controls.eptpOk(eptp);
 }
-function invalidateEpt(t: u32, eptp: u64): void {
-  if (t == V.INVEPT_TYPE_SINGLE_CONTEXT) shadowept.dropMatching(eptp);
-  else shadowept.dropAll();
+function invalidateEpt(vcpu: Vcpu, t: u32, eptp: u64): void {
+  if (t == V.INVEPT_TYPE_SINGLE_CONTEXT) shadowept.dropMatching(vcpu.nested.shadowEpt, eptp);
+  else shadowept.dropAll(vcpu.nested.shadowEpt);
 }
 function invalidateVpid(t: u32, vpid: u32, addr: u64): void {
   vpidFlush.invvpid(t, addr);
@@ -91,16 +82,19 @@ export function invept(vcpu: Vcpu, reason: u32): i32 {
   const c = common.check(vcpu, reason, false);
   if (c != common.PROCEED) return c;
   const info = <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO);
-  type = typeOperand(vcpu, info);
+  const type = typeOperand(vcpu, info);
   const cap = eptVpidCap();
   const ok = (type == V.INVEPT_TYPE_SINGLE_CONTEXT && (cap & V.EPT_VPID_CAP_INVEPT_SINGLE_CONTEXT) != 0) ||
     (type == V.INVEPT_TYPE_ALL_CONTEXT && (cap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0);
   if (!ok) return vmfail.fail(vcpu, V.VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID);
-  if (!readDescriptor(vcpu, info)) return result;
-  const eptp = vcpu.nested.operand.value;
+  // The descriptor (#GP/#SS/#PF, or an EPT exit to L1 while L2 runs).
+  const op = vcpu.nested.operand;
+  const r = operand.read(vcpu, info, 16, op);
+  if (r != linear.OK) return linear.handlerResult(vcpu, r);
+  const eptp = op.value;
   if (type == V.INVEPT_TYPE_SINGLE_CONTEXT && !eptpPassesEntryChecks(eptp))
     return vmfail.fail(vcpu, V.VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID);
-  invalidateEpt(<u32>type, eptp);
+  invalidateEpt(vcpu, <u32>type, eptp);
   return vmfail.succeed(vcpu);
 }
 
@@ -112,14 +106,16 @@ export function invvpid(vcpu: Vcpu, reason: u32): i32 {
   const c = common.check(vcpu, reason, false);
   if (c != common.PROCEED) return c;
   const info = <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO);
-  type = typeOperand(vcpu, info);
+  const type = typeOperand(vcpu, info);
   // Types 0-3 are supported when IA32_VMX_EPT_VPID_CAP bits 40-43 say so.
   const typeBit = V.EPT_VPID_CAP_INVVPID_INDIVIDUAL_ADDRESS << type;
   if (type > <u64>V.INVVPID_TYPE_SINGLE_CONTEXT_RETAINING_GLOBALS || (eptVpidCap() & typeBit) == 0)
     return vmfail.fail(vcpu, V.VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID);
-  if (!readDescriptor(vcpu, info)) return result;
-  const desc = vcpu.nested.operand.value;
-  const addr = vcpu.nested.operand.valueHigh;
+  const op = vcpu.nested.operand;
+  const r = operand.read(vcpu, info, 16, op);
+  if (r != linear.OK) return linear.handlerResult(vcpu, r);
+  const desc = op.value;
+  const addr = op.valueHigh;
   if ((desc & ~VPID_MASK) != 0) return vmfail.fail(vcpu, V.VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID);
   const vpid = <u32>(desc & VPID_MASK);
   if (type != <u64>V.INVVPID_TYPE_ALL_CONTEXT && vpid == 0)

@@ -14,35 +14,36 @@
 import * as cpu from "../hw/cpu";
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
-import * as lapic from "../apic/lapic";
 import * as irq from "../vm/irq";
 import * as exits from "../vm/exits";
 import * as state from "./state";
 import * as reflect from "./reflect";
 import * as ptimer from "./ptimer";
 import { Vcpu } from "../vm/vcpu";
+import { Nested } from "./nested";
 
-let timerValue: u64 = 0;
-let window = false;
+// What L0 last wrote to vmcs02 for its own use is the vCPU's
+// (vcpu.nested.irqTimer, irqWindow), so that it is not written again: a
+// rebuildable cache, set anew at every nested VM entry (entered()).
 
 // vmcs02 was just merged (its controls rewritten, the timer value too).
-export function entered(vcpu: Vcpu): void {
-  timerValue = irq.SLICE;
-  window = false;
+export function entered(n: Nested): void {
+  n.irqTimer = irq.SLICE;
+  n.irqWindow = false;
 }
 
-function setTimer(ticks: u64): void {
+function setTimer(n: Nested, ticks: u64): void {
   if (!irq.canPreempt()) return;
-  if (ticks == timerValue) return;
-  timerValue = ticks;
+  if (ticks == n.irqTimer) return;
+  n.irqTimer = ticks;
   vmx.vmwrite(V.VMX_PREEMPTION_TIMER_VALUE, ticks);
 }
 
-function setWindow(vcpu: Vcpu, on: bool): void {
-  if (on == window) return;
-  window = on;
+function setWindow(n: Nested, on: bool): void {
+  if (on == n.irqWindow) return;
+  n.irqWindow = on;
   const p = <u32>vmx.vmread(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
-  const l1 = (<u32>state.get(vcpu.nested, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_INTERRUPT_WINDOW_EXITING) != 0;
+  const l1 = (<u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_INTERRUPT_WINDOW_EXITING) != 0;
   if (on) vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, p | V.PROC_INTERRUPT_WINDOW_EXITING);
   else if (!l1) vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, p & ~V.PROC_INTERRUPT_WINDOW_EXITING);
 }
@@ -53,43 +54,44 @@ function setWindow(vcpu: Vcpu, on: bool): void {
 // the exit loop; the rest is a call (inlining it all cost every L2 exit
 // about 40 ticks).
 @inline export function deliver(vcpu: Vcpu): i32 {
-  const apic = lapic.enabled();
-  if (!apic && !ptimer.active) return exits.RESUME;
+  const apic = vcpu.apic.enabled();
+  if (!apic && !ptimer.active(vcpu.nested)) return exits.RESUME;
   return deliverFor(vcpu, apic);
 }
 
 function deliverFor(vcpu: Vcpu, apic: bool): i32 {
+  const n = vcpu.nested;
   const now = cpu.rdtsc();
-  const v = apic ? lapic.pendingVector(now) : -1;
-  let ticks = apic ? irq.preemptionTicks(lapic.nextTimerDeadline(), now) : irq.SLICE;
-  if (ptimer.active) {
-    const left = ptimer.remaining(now);
+  const v = apic ? vcpu.apic.pendingVector(now) : -1;
+  let ticks = apic ? irq.preemptionTicks(vcpu.apic.nextTimerDeadline(), now) : irq.SLICE;
+  if (ptimer.active(n)) {
+    const left = ptimer.remaining(vcpu, now);
     if (left < ticks) ticks = left;
     // L1's timer has run out: the processor's exit 52 comes at once, and
     // before an external interrupt (it ranks above NMIs and interrupts,
     // 26.5.1); an interrupt stays pending for afterwards.
     if (left == 0) {
-      setTimer(0);
+      setTimer(n, 0);
       return exits.RESUME;
     }
   }
-  setTimer(ticks);
+  setTimer(n, ticks);
   if (v < 0) {
-    setWindow(vcpu, false);
+    setWindow(n, false);
     return exits.RESUME;
   }
   // Not while an event is being injected into L2 at this entry: the exit
   // (or the interrupt) comes after that delivery.
   const busy = (<u32>vmx.vmread(V.VM_ENTRY_INTERRUPTION_INFO) & V.INTR_INFO_VALID) != 0;
-  if ((<u32>state.get(vcpu.nested, V.PIN_BASED_VM_EXEC_CONTROL) & V.PIN_EXTERNAL_INTERRUPT_EXITING) != 0) {
+  if ((<u32>state.get(n, V.PIN_BASED_VM_EXEC_CONTROL) & V.PIN_EXTERNAL_INTERRUPT_EXITING) != 0) {
     if (busy) {
-      setWindow(vcpu, true);
+      setWindow(n, true);
       return exits.RESUME;
     }
     let info: u32 = 0;
-    if ((<u32>state.get(vcpu.nested, V.VM_EXIT_CONTROL) & V.EXIT_ACKNOWLEDGE_INTERRUPT_ON_EXIT) != 0) {
+    if ((<u32>state.get(n, V.VM_EXIT_CONTROL) & V.EXIT_ACKNOWLEDGE_INTERRUPT_ON_EXIT) != 0) {
       info = V.INTR_INFO_VALID | <u32>v; // type 0: external interrupt
-      lapic.acknowledge(<u32>v);
+      vcpu.apic.acknowledge(<u32>v);
     }
     // L1 runs now (vmcs01 current) with RFLAGS.IF = 0 (28.5.3): an interrupt
     // not acknowledged on exit stays pending at L1's APIC, and L1 must get
@@ -97,6 +99,6 @@ function deliverFor(vcpu: Vcpu, apic: bool): i32 {
     // exit loop (vm/guest.ts) runs L1's delivery right after this one.
     return reflect.reflectSynthetic(vcpu, V.EXIT_REASON_EXTERNAL_INTERRUPT, 0, info);
   }
-  setWindow(vcpu, !irq.tryInject(<u32>v));
+  setWindow(n, !irq.tryInject(vcpu, <u32>v));
   return exits.RESUME;
 }

@@ -99,19 +99,19 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
     // What the entries before the failing one loaded stays (26.4 loads in
     // order; 27.8 then loads host state as a VM exit would).
     msrlists.carryToL1(n);
-    tsc.toVmcs01();
+    tsc.toVmcs01(vcpu);
     return reflect.reflectSynthetic(vcpu, V.EXIT_REASON_ENTRY_FAILURE_MSR_LOADING | V.EXIT_REASON_FLAG_ENTRY_FAILURE,
       <u64>failed, 0);
   }
   vcpu.setLaunched(n.vmcs02.launched);
-  l2irq.entered(vcpu);
-  ptimer.entered(vcpu);
+  l2irq.entered(n);
+  ptimer.entered(n);
   if (launch) state.setLaunchState(n, 1);
   n.inL2 = true;
   n.counts.launches++;
   // The TLB flushes this entry means for L1's processor (vpid.ts).
-  vpid.entered(vcpu);
+  vpid.entered(n);
   // L2 entered in the HLT state that nothing can end (27.7.2).
-  if (l2halt.enteredHalted(vcpu) && !l2halt.canWake(vcpu)) return l2halt.haltedForever(vcpu);
+  if (l2halt.enteredHalted(n) && !l2halt.canWake(vcpu)) return l2halt.haltedForever(vcpu);
   return exits.RESUME;
 }

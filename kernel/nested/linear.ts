@@ -36,7 +36,7 @@ import * as events from "../vm/events";
 import * as guestmem from "../vm/guestmem";
 import * as config from "../vm/config";
 import * as ident from "../cpu/ident";
-import { RESUME, stop } from "../vm/exits";
+import { RESUME, STOP, stop } from "../vm/exits";
 import * as common from "./common";
 import * as state from "./state";
 import * as ept12 from "./ept12";
@@ -47,41 +47,51 @@ import { Vcpu } from "../vm/vcpu";
 export const OK: i32 = 0;
 export const FAULT: i32 = 1; // an exception was injected: the instruction does not complete
 export const HALT: i32 = 2; // the VM must stop (reported)
-export const EXITED: i32 = 3; // an EPT exit from L2 was reflected to L1 (exitResult)
-let exitResult: i32 = RESUME;
+export const EXITED: i32 = 3; // an EPT exit from L2 was reflected to L1, which runs next
+export const STOPPED: i32 = 4; // reflecting that exit stopped the VM (a VMX abort, reported)
 
-// The handler result for FAULT, HALT or EXITED.
+// The handler result for FAULT, HALT, EXITED or STOPPED.
 export function handlerResult(vcpu: Vcpu, r: i32): i32 {
-  if (r == EXITED) return exitResult;
+  if (r == EXITED) return RESUME;
+  if (r == STOPPED) return STOP;
   return r == HALT ? stop(vcpu, config.OUTCOME_EPT_VIOLATION) : RESUME;
+}
+
+// What the walk's steps return: an address, or a failure (bit 63 set, the
+// access result in the low byte).
+const FAILED: u64 = <u64>1 << 63;
+@inline function failed(a: u64): bool {
+  return <i64>a < 0;
+}
+@inline function failure(r: i32): u64 {
+  return FAILED | <u64>r;
+}
+@inline function resultOf(a: u64): i32 {
+  return <i32>(a & 0xff);
 }
 
 // The address accessed for physical address `a` of the walk (paging-
 // structure entry, or the operand when `final`): `a` itself, or for L2
-// under vmcs12's EPT its translation through L1's EPT (see the top).
-let phys: u64 = 0;
-function throughEpt12(vcpu: Vcpu, a: u64, write: bool, lin: u64, final: bool): i32 {
+// under vmcs12's EPT its translation through L1's EPT (see the top); a
+// failure EXITED or STOPPED once the EPT exit is reflected.
+function throughEpt12(vcpu: Vcpu, a: u64, write: bool, lin: u64, final: bool): u64 {
   const n = vcpu.nested;
-  if (!n.inL2 || !state.eptEnabled(n)) {
-    phys = a;
-    return OK;
-  }
-  const r = ept12.walk(state.get(n, V.EPT_POINTER), a, write ? ept12.ACCESS_WRITE : ept12.ACCESS_READ);
-  if (r == ept12.WALK_OK) {
-    phys = ept12.gpa1;
-    return OK;
-  }
+  if (!n.inL2 || !state.eptEnabled(n)) return a;
+  const w = ept12.walk(state.get(n, V.EPT_POINTER), a, write ? ept12.ACCESS_WRITE : ept12.ACCESS_READ);
+  const r = ept12.status(w);
+  if (r == ept12.WALK_OK) return ept12.gpa1(w);
   state.write(n, V.GUEST_PHYSICAL_ADDRESS, a);
+  let x: i32;
   if (r == ept12.WALK_MISCONFIG) {
     state.write(n, V.GUEST_LINEAR_ADDRESS, 0);
-    exitResult = reflect.reflectSynthetic(vcpu, V.EXIT_REASON_EPT_MISCONFIG, 0, 0);
+    x = reflect.reflectSynthetic(vcpu, V.EXIT_REASON_EPT_MISCONFIG, 0, 0);
   } else {
     state.write(n, V.GUEST_LINEAR_ADDRESS, lin);
-    const q = <u64>(write ? ept12.ACCESS_WRITE : ept12.ACCESS_READ) | (<u64>ept12.perms << 3) | (1 << 7) |
+    const q = <u64>(write ? ept12.ACCESS_WRITE : ept12.ACCESS_READ) | (<u64>ept12.perms(w) << 3) | (1 << 7) |
       (final ? 1 << 8 : 0);
-    exitResult = reflect.reflectSynthetic(vcpu, V.EXIT_REASON_EPT_VIOLATION, q, 0);
+    x = reflect.reflectSynthetic(vcpu, V.EXIT_REASON_EPT_VIOLATION, q, 0);
   }
-  return EXITED;
+  return failure(x == RESUME ? EXITED : STOPPED);
 }
 
 // #PF error code bits (4.7).
@@ -97,17 +107,13 @@ const D: u64 = 1 << 6;
 const PS: u64 = 1 << 7;
 const XD: u64 = <u64>1 << 63;
 
-// The guest-physical address of the last translate().
-export let gpa: u64 = 0;
-
 // Paging-structure entries used by the walk, for the accessed flags: their
 // guest-physical addresses (the flags are in the low dword of every format).
-const used = new StaticArray<u64>(5);
-let usedCount: i32 = 0;
+const used = new StaticArray<u64>(5); // machine-wide: scratch of one translate() (one exit is handled at a time)
 
-function fault(vcpu: Vcpu, lin: u64, error: u32): i32 {
+function fault(vcpu: Vcpu, lin: u64, error: u32): u64 {
   events.injectPF(vcpu, lin, error);
-  return FAULT;
+  return failure(FAULT);
 }
 
 function outsideRam(what: string, addr: u64, lin: u64): i32 {
@@ -137,16 +143,13 @@ function addrMask(): u64 {
 }
 
 // Translate linear address lin for a supervisor data access (write or
-// read). OK with `gpa` set, or FAULT (#PF injected) or HALT.
-export function translate(vcpu: Vcpu, lin: u64, write: bool): i32 {
+// read): its guest-physical address, or a failure: FAULT (#PF injected),
+// HALT, EXITED or STOPPED.
+function translate(vcpu: Vcpu, lin: u64, write: bool): u64 {
   const cr0 = vmx.vmread(V.GUEST_CR0);
-  usedCount = 0;
-  if ((cr0 & V.X86_CR0_PG) == 0) {
-    // Without paging, linear addresses are physical (32 bits, 4.1.1).
-    const x = throughEpt12(vcpu, lin & 0xffffffff, write, lin, true);
-    if (x == OK) gpa = phys;
-    return x;
-  }
+  // Without paging, linear addresses are physical (32 bits, 4.1.1).
+  if ((cr0 & V.X86_CR0_PG) == 0) return throughEpt12(vcpu, lin & 0xffffffff, write, lin, true);
+  let usedCount = 0;
   const cr4 = vmx.vmread(V.GUEST_CR4);
   const efer = vmx.vmread(V.GUEST_IA32_EFER);
   const wp = (cr0 & V.X86_CR0_WP) != 0;
@@ -176,10 +179,9 @@ export function translate(vcpu: Vcpu, lin: u64, write: bool): i32 {
     }
     while (true) {
       const shift = <u64>(12 + 9 * (level - 1));
-      const x = throughEpt12(vcpu, table + ((lin >> shift) & 511) * 8, false, lin, false);
-      if (x != OK) return x;
-      const ea = phys;
-      if (!guestmem.isRam(ea, 8)) return outsideRam("a paging-structure entry", ea, lin);
+      const ea = throughEpt12(vcpu, table + ((lin >> shift) & 511) * 8, false, lin, false);
+      if (failed(ea)) return ea;
+      if (!guestmem.isRam(ea, 8)) return failure(outsideRam("a paging-structure entry", ea, lin));
       const e = guestmem.read64(ea);
       if ((e & P) == 0) return fault(vcpu, lin, errW);
       let r = rsvd;
@@ -201,10 +203,9 @@ export function translate(vcpu: Vcpu, lin: u64, write: bool): i32 {
   } else {
     // 32-bit paging (4.3): 4-KByte pages, and 4-MByte pages with CR4.PSE.
     lin &= 0xffffffff;
-    let x = throughEpt12(vcpu, (vmx.vmread(V.GUEST_CR3) & 0xfffff000) + (lin >> 22) * 4, false, lin, false);
-    if (x != OK) return x;
-    const pdeAddr = phys;
-    if (!guestmem.isRam(pdeAddr, 4)) return outsideRam("a paging-structure entry", pdeAddr, lin);
+    const pdeAddr = throughEpt12(vcpu, (vmx.vmread(V.GUEST_CR3) & 0xfffff000) + (lin >> 22) * 4, false, lin, false);
+    if (failed(pdeAddr)) return pdeAddr;
+    if (!guestmem.isRam(pdeAddr, 4)) return failure(outsideRam("a paging-structure entry", pdeAddr, lin));
     const pde = <u64>guestmem.read32(pdeAddr);
     if ((pde & P) == 0) return fault(vcpu, lin, errW);
     if ((pde & RW) == 0) writable = false;
@@ -219,10 +220,9 @@ export function translate(vcpu: Vcpu, lin: u64, write: bool): i32 {
       leaf = (pde & 0xffc00000) | (((pde >> 13) & 0xff) << 32);
       pageMask = 0x3fffff;
     } else {
-      x = throughEpt12(vcpu, (pde & 0xfffff000) + ((lin >> 12) & 1023) * 4, false, lin, false);
-      if (x != OK) return x;
-      const pteAddr = phys;
-      if (!guestmem.isRam(pteAddr, 4)) return outsideRam("a paging-structure entry", pteAddr, lin);
+      const pteAddr = throughEpt12(vcpu, (pde & 0xfffff000) + ((lin >> 12) & 1023) * 4, false, lin, false);
+      if (failed(pteAddr)) return pteAddr;
+      if (!guestmem.isRam(pteAddr, 4)) return failure(outsideRam("a paging-structure entry", pteAddr, lin));
       const pte = <u64>guestmem.read32(pteAddr);
       if ((pte & P) == 0) return fault(vcpu, lin, errW);
       if ((pte & RW) == 0) writable = false;
@@ -237,9 +237,8 @@ export function translate(vcpu: Vcpu, lin: u64, write: bool): i32 {
   if (user && (cr4 & V.X86_CR4_SMAP) != 0 && (vmx.vmread(V.GUEST_RFLAGS) & V.X86_RFLAGS_AC) == 0)
     return fault(vcpu, lin, PF_P | errW);
 
-  const x = throughEpt12(vcpu, (leaf & ~pageMask) | (lin & pageMask), write, lin, true);
-  if (x != OK) return x;
-  gpa = phys;
+  const pa = throughEpt12(vcpu, (leaf & ~pageMask) | (lin & pageMask), write, lin, true);
+  if (failed(pa)) return pa;
   // Accessed flags in every entry used, dirty in the one that maps the page
   // on a write (4.8).
   for (let i = 0; i < usedCount; i++) {
@@ -249,29 +248,42 @@ export function translate(vcpu: Vcpu, lin: u64, write: bool): i32 {
     if (write && i == usedCount - 1) nv |= D;
     if (nv != lo) guestmem.write32(ea, <u32>nv);
   }
-  return OK;
+  return pa;
 }
 
-// Translate an access of `len` bytes (at most a page) at lin, which may
-// cross into the next page: both pages are translated (and checked) before
-// any byte moves. gpa is the first byte's; gpa2 the next page's, when split.
-export let gpa2: u64 = 0;
-export let firstLen: u32 = 0; // bytes in the first page
-export function translateRange(vcpu: Vcpu, lin: u64, len: u32, write: bool, wrap32: bool): i32 {
+// Copy `len` bytes (at most a page) between linear address lin, which may
+// cross into the next page, and buf (to the guest when `write`): both
+// pages are translated (and checked) before any byte moves. OK, or FAULT,
+// HALT, EXITED, STOPPED.
+function copy(vcpu: Vcpu, lin: u64, len: u32, write: bool, wrap32: bool, buf: usize): i32 {
   const inPage = <u32>(0x1000 - (lin & 0xfff));
-  firstLen = len <= inPage ? len : inPage;
-  let r = translate(vcpu, lin, write);
-  if (r != OK) return r;
-  const first = gpa;
+  const firstLen = len <= inPage ? len : inPage;
+  const first = translate(vcpu, lin, write);
+  if (failed(first)) return resultOf(first);
   if (!guestmem.isRam(first, <u64>firstLen)) return outsideRam("data", first, lin);
+  let second: u64 = 0;
   if (firstLen < len) {
     let next = (lin | 0xfff) + 1;
     if (wrap32) next &= 0xffffffff;
-    r = translate(vcpu, next, write);
-    if (r != OK) return r;
-    gpa2 = gpa;
-    if (!guestmem.isRam(gpa2, <u64>(len - firstLen))) return outsideRam("data", gpa2, next);
+    second = translate(vcpu, next, write);
+    if (failed(second)) return resultOf(second);
+    if (!guestmem.isRam(second, <u64>(len - firstLen))) return outsideRam("data", second, next);
   }
-  gpa = first;
+  if (write) {
+    guestmem.copyIn(first, buf, firstLen);
+    if (firstLen < len) guestmem.copyIn(second, buf + <usize>firstLen, len - firstLen);
+  } else {
+    guestmem.copyOut(buf, first, firstLen);
+    if (firstLen < len) guestmem.copyOut(buf + <usize>firstLen, second, len - firstLen);
+  }
   return OK;
+}
+
+// Read `len` bytes at lin into buf; write `len` bytes from buf to lin
+// (wrap32: the address wraps at 4 GiB, outside 64-bit mode).
+export function read(vcpu: Vcpu, lin: u64, len: u32, wrap32: bool, buf: usize): i32 {
+  return copy(vcpu, lin, len, false, wrap32, buf);
+}
+export function write(vcpu: Vcpu, lin: u64, len: u32, wrap32: bool, buf: usize): i32 {
+  return copy(vcpu, lin, len, true, wrap32, buf);
 }

@@ -22,8 +22,8 @@ import * as V from "../arch/vmx";
 import * as guestmem from "../vm/guestmem";
 import * as msrExit from "../vm/exit/msr";
 import * as tsc from "../vm/tsc";
-import { Nested } from "./nested";
 import { Vcpu } from "../vm/vcpu";
+import { Nested } from "./nested";
 
 function canonical(v: u64): bool {
   const top = <i64>v >> 47;
@@ -67,8 +67,9 @@ function load(vcpu: Vcpu, msr: u32, v: u64): bool {
   return msrExit.write(vcpu, msr, v);
 }
 
-// Read one MSR of L2 (vmcs02 current) for the MSR-store list (28.4).
-function store(vcpu: Vcpu, msr: u32): bool {
+// Can one MSR of L2 (vmcs02 current) be stored by the MSR-store list
+// (28.4)? Its value is then stored().
+function storable(vcpu: Vcpu, msr: u32): bool {
   if ((msr >> 8) == 0x8 || msr == V.MSR_IA32_SMBASE) return false;
   switch (msr) {
     case V.MSR_IA32_KERNEL_GS_BASE:
@@ -77,16 +78,34 @@ function store(vcpu: Vcpu, msr: u32): bool {
     case V.MSR_IA32_STAR:
     case V.MSR_IA32_FMASK:
     case V.MSR_IA32_TSC_AUX:
-      msrExit.value = cpu.rdmsr(msr);
+    case V.MSR_IA32_FS_BASE:
+    case V.MSR_IA32_GS_BASE:
+    case V.MSR_IA32_SYSENTER_CS:
+    case V.MSR_IA32_SYSENTER_ESP:
+    case V.MSR_IA32_SYSENTER_EIP:
+    case V.MSR_IA32_TIME_STAMP_COUNTER:
       return true;
-    case V.MSR_IA32_FS_BASE: msrExit.value = vmx.vmread(V.GUEST_FS_BASE); return true;
-    case V.MSR_IA32_GS_BASE: msrExit.value = vmx.vmread(V.GUEST_GS_BASE); return true;
-    case V.MSR_IA32_SYSENTER_CS: msrExit.value = vmx.vmread(V.GUEST_IA32_SYSENTER_CS); return true;
-    case V.MSR_IA32_SYSENTER_ESP: msrExit.value = vmx.vmread(V.GUEST_IA32_SYSENTER_ESP); return true;
-    case V.MSR_IA32_SYSENTER_EIP: msrExit.value = vmx.vmread(V.GUEST_IA32_SYSENTER_EIP); return true;
+  }
+  return msrExit.readable(vcpu, msr);
+}
+
+function stored(vcpu: Vcpu, msr: u32): u64 {
+  switch (msr) {
+    case V.MSR_IA32_KERNEL_GS_BASE:
+    case V.MSR_IA32_LSTAR:
+    case V.MSR_IA32_CSTAR:
+    case V.MSR_IA32_STAR:
+    case V.MSR_IA32_FMASK:
+    case V.MSR_IA32_TSC_AUX:
+      return cpu.rdmsr(msr);
+    case V.MSR_IA32_FS_BASE: return vmx.vmread(V.GUEST_FS_BASE);
+    case V.MSR_IA32_GS_BASE: return vmx.vmread(V.GUEST_GS_BASE);
+    case V.MSR_IA32_SYSENTER_CS: return vmx.vmread(V.GUEST_IA32_SYSENTER_CS);
+    case V.MSR_IA32_SYSENTER_ESP: return vmx.vmread(V.GUEST_IA32_SYSENTER_ESP);
+    case V.MSR_IA32_SYSENTER_EIP: return vmx.vmread(V.GUEST_IA32_SYSENTER_EIP);
     // The processor's TSC, as RDMSR reads it outside VMX non-root
     // operation: L1's, without vmcs12's offset.
-    case V.MSR_IA32_TIME_STAMP_COUNTER: msrExit.value = tsc.read(true); return true;
+    case V.MSR_IA32_TIME_STAMP_COUNTER: return tsc.read(vcpu, true);
   }
   return msrExit.read(vcpu, msr);
 }
@@ -94,8 +113,8 @@ function store(vcpu: Vcpu, msr: u32): bool {
 // EFER and PAT that the VM-entry list loaded into vmcs02 before one of its
 // entries failed stay loaded on L1's processor (27.8: state is loaded as
 // on a VM exit, which keeps them unless vmcs12's exit controls load them).
-// A vCPU's (vcpu.nested.msrCarry), from the failing entry list to
-// carryToL1 in the same exit.
+// A vCPU's (vcpu.nested.msrCarry, embedded in the Nested), from the
+// failing entry list to carryToL1 in the same exit.
 @unmanaged export class MsrCarry {
   hasEfer: bool = false;
   hasPat: bool = false;
@@ -114,7 +133,7 @@ export function loadList(vcpu: Vcpu, gpa: u64, count: u32, l2: bool): u32 {
   if (count == 0) return 0;
   const carry = vcpu.nested.msrCarry;
   carry.clear();
-  msrExit.setLoadingL2(l2);
+  msrExit.setLoadingL2(vcpu, l2);
   let failed: u32 = 0;
   for (let i: u32 = 0; i < count; i++) {
     const e = gpa + <u64>i * 16;
@@ -138,7 +157,7 @@ export function loadList(vcpu: Vcpu, gpa: u64, count: u32, l2: bool): u32 {
       carry.pat = vmx.vmread(V.GUEST_IA32_PAT);
     }
   }
-  msrExit.setLoadingL2(false);
+  msrExit.setLoadingL2(vcpu, false);
   return failed;
 }
 
@@ -158,8 +177,8 @@ export function storeList(vcpu: Vcpu, gpa: u64, count: u32): u32 {
     const e = gpa + <u64>i * 16;
     if (!guestmem.isRam(e, 16)) return i + 1;
     const lo = guestmem.read64(e);
-    if ((lo >> 32) != 0 || !store(vcpu, <u32>lo)) return i + 1;
-    guestmem.write64(e + 8, msrExit.value);
+    if ((lo >> 32) != 0 || !storable(vcpu, <u32>lo)) return i + 1;
+    guestmem.write64(e + 8, stored(vcpu, <u32>lo));
   }
   return 0;
 }

@@ -37,9 +37,12 @@ import { EntryCheck } from "./entry-checks-env";
 import { Operand } from "./operand";
 import { MsrCarry } from "./msrlists";
 import { L2Counts } from "./reflect";
+import * as shadowept from "./shadowept";
+import { ShadowEpt } from "./shadowept";
+import * as vpid from "./vpid";
 
 const INVALID: u64 = state.INVALID;
-const FIELDS_BYTES: usize = 128;
+const FIELDS_BYTES: usize = 192;
 // The embedded objects, each 8-byte aligned, one after another.
 const V02_AT: usize = FIELDS_BYTES;
 const SHADOW_AT: usize = V02_AT + ((offsetof<Vmcs02State>() + 7) & ~7);
@@ -67,6 +70,20 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
   // state.
   changes: u32 = 0;
   // ---- end nestcore
+
+  // ---- L2's EPT, TLB tags, VM functions, interrupts and timers ----------
+  // Scalars are fields here rather than in an object per module: the exit
+  // path reads them, and a field of a sub-object is one more bounds-checked
+  // load on every L2 exit. The module that owns each one is named.
+  shadowEpt: ShadowEpt = shadowept.create(); // shadowept.ts: roots (rebuildable cache) and their counts
+  ptimerDeadline: u64 = 0; // ptimer.ts: when L1's timer for L2 runs out, absolute (TSC >> rate)
+  irqTimer: u64 = 0; // l2irq.ts: vmcs02's VMX-preemption timer value: rebuildable cache
+  irqWindow: bool = false; // l2irq.ts: interrupt-window exiting L0 set in vmcs02: rebuildable cache
+  vpid12: u64 = vpid.NONE; // vpid.ts: vmcs12's VPID at the last nested entry
+  // Statistics of the guest.
+  eptExitsReflected: u64 = 0; // eptfault.ts: EPT violations/misconfigurations given to L1
+  vmfuncSwitches: u64 = 0; // vmfunc.ts: EPTP switches emulated
+  vmfuncReflected: u64 = 0; // vmfunc.ts: VMFUNC exits given to L1
 
   // The embedded objects (see the top).
   @inline get vmcs02(): Vmcs02State { // vmcs02.ts: a rebuildable cache (+ its page)
@@ -136,6 +153,20 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
     this.operand.clear();
     this.msrCarry.clear();
     this.counts.clear();
+    shadowept.clear(this.shadowEpt);
+    this.ptimerDeadline = 0;
+    this.irqTimer = 0;
+    this.irqWindow = false;
+    this.vpid12 = vpid.NONE;
+    this.eptExitsReflected = 0;
+    this.vmfuncSwitches = 0;
+    this.vmfuncReflected = 0;
+  }
+
+  // What the vCPU holds outside the object goes back: the shadow EPT tables
+  // to the page allocator. Before the Vcpu object is recycled.
+  release(): void {
+    shadowept.dropAll(this.shadowEpt);
   }
 }
 

@@ -25,7 +25,6 @@ import * as print from "../lib/print";
 import * as R from "../vm/vcpu";
 import { Vcpu } from "../vm/vcpu";
 import * as events from "../vm/events";
-import * as guestmem from "../vm/guestmem";
 import * as common from "./common";
 import * as linear from "./linear";
 
@@ -139,12 +138,9 @@ export function read(vcpu: Vcpu, info: u32, len: u32, op: Operand): i32 {
   const long = common.longMode();
   let r = address(vcpu, info, len, false, op, long);
   if (r != linear.OK) return r;
-  r = linear.translateRange(vcpu, op.lin, len, false, !long);
-  if (r != linear.OK) return r;
   const buf = changetype<usize>(op);
-  const n1 = linear.firstLen;
-  guestmem.copyOut(buf, linear.gpa, n1);
-  if (n1 < len) guestmem.copyOut(buf + <usize>n1, linear.gpa2, len - n1);
+  r = linear.read(vcpu, op.lin, len, !long, buf);
+  if (r != linear.OK) return r;
   if (len == 2) op.value = <u64>load<u16>(buf);
   else if (len == 4) op.value = <u64>load<u32>(buf);
   if (len != 16) op.valueHigh = 0;
@@ -157,12 +153,7 @@ export function write(vcpu: Vcpu, info: u32, len: u32, v: u64, op: Operand): i32
   const long = common.longMode();
   let r = address(vcpu, info, len, true, op, long);
   if (r != linear.OK) return r;
-  r = linear.translateRange(vcpu, op.lin, len, true, !long);
-  if (r != linear.OK) return r;
   const buf = changetype<usize>(op);
   op.value = v;
-  const n1 = linear.firstLen;
-  guestmem.copyIn(linear.gpa, buf, n1);
-  if (n1 < len) guestmem.copyIn(linear.gpa2, buf + <usize>n1, len - n1);
-  return linear.OK;
+  return linear.write(vcpu, op.lin, len, !long, buf);
 }

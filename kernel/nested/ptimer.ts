@@ -17,29 +17,38 @@ import * as V from "../arch/vmx";
 import * as hw from "../vmx/caps";
 import * as state from "./state";
 import { Vcpu } from "../vm/vcpu";
+import { Nested } from "./nested";
 
-export let active = false; // vmcs12 activates the timer and L2 runs
-let deadline: u64 = 0; // in units of 2^rate TSC ticks
+// The timer's state is the vCPU's deadline (vcpu.nested.ptimerDeadline),
+// absolute, so that a snapshot restored later keeps the instant the timer
+// runs out at. Whether it runs is vmcs12's: it counts while L2 runs when
+// vmcs12 activates it, and vmcs12 cannot change while L2 runs.
 
 function rate(): u64 {
   return hw.misc & V.VMX_MISC_PREEMPTION_TIMER_RATE_MASK;
 }
 
+// Does the timer run? Asked while L2 runs or is being left for L1, when
+// vmcs12 is the one L2 was entered with.
+@inline export function active(n: Nested): bool {
+  return (<u32>state.get(n, V.PIN_BASED_VM_EXEC_CONTROL) & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0;
+}
+
 // A nested VM entry (27.7.4): the timer starts from vmcs12's value.
-export function entered(vcpu: Vcpu): void {
-  active = (<u32>state.get(vcpu.nested, V.PIN_BASED_VM_EXEC_CONTROL) & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0;
-  if (!active) return;
-  deadline = (cpu.rdtsc() >> rate()) + (state.get(vcpu.nested, V.VMX_PREEMPTION_TIMER_VALUE) & 0xffffffff);
+export function entered(n: Nested): void {
+  if (!active(n)) return;
+  n.ptimerDeadline = (cpu.rdtsc() >> rate()) + (state.get(n, V.VMX_PREEMPTION_TIMER_VALUE) & 0xffffffff);
 }
 
 // The timer's value at TSC `now` (0: expired).
-export function remaining(now: u64): u64 {
+export function remaining(vcpu: Vcpu, now: u64): u64 {
   const t = now >> rate();
+  const deadline = vcpu.nested.ptimerDeadline;
   return deadline > t ? deadline - t : 0;
 }
 
-export function expired(now: u64): bool {
-  return active && remaining(now) == 0;
+export function expired(vcpu: Vcpu, now: u64): bool {
+  return active(vcpu.nested) && remaining(vcpu, now) == 0;
 }
 
 // An exit reflected to L1 (28.3.4): with "save VMX-preemption timer value"
@@ -48,8 +57,8 @@ export function expired(now: u64): bool {
 // vmcs02 does not hold this field (vmcs02's timer is L0's), so the change
 // is only for the next entry's checks.
 export function exitToL1(vcpu: Vcpu): void {
-  if (!active) return;
-  active = false;
-  if ((<u32>state.get(vcpu.nested, V.VM_EXIT_CONTROL) & V.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE) != 0)
-    state.writeSynced(vcpu.nested, V.VMX_PREEMPTION_TIMER_VALUE, remaining(cpu.rdtsc()));
+  const n = vcpu.nested;
+  if (!active(n)) return;
+  if ((<u32>state.get(n, V.VM_EXIT_CONTROL) & V.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE) != 0)
+    state.writeSynced(n, V.VMX_PREEMPTION_TIMER_VALUE, remaining(vcpu, cpu.rdtsc()));
 }

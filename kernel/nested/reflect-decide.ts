@@ -171,7 +171,7 @@ export function l1Wants(vcpu: Vcpu, reason: u32): bool {
     case V.EXIT_REASON_WBINVD: return (proc2(n) & V.PROC2_WBINVD_EXITING) != 0;
     // vmcs02's timer is the nearer of L1's and L0's (l2irq.ts): L1's when
     // L1's has run out (ptimer.ts), else L0's own slice.
-    case V.EXIT_REASON_PREEMPTION_TIMER: return ptimer.expired(cpu.rdtsc());
+    case V.EXIT_REASON_PREEMPTION_TIMER: return ptimer.expired(vcpu, cpu.rdtsc());
     case V.EXIT_REASON_RDRAND: return (proc2(n) & V.PROC2_RDRAND_EXITING) != 0;
     case V.EXIT_REASON_RDSEED: return (proc2(n) & V.PROC2_RDSEED_EXITING) != 0;
     // INVPCID exits when "INVLPG exiting" and "enable INVPCID" are both 1

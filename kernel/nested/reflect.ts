@@ -144,7 +144,7 @@ function toL1(vcpu: Vcpu): i32 {
     print.say("nested: VMPTRLD of vmcs01 failed");
     return exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
-  tsc.toVmcs01();
+  tsc.toVmcs01(vcpu);
   vcpu.setLaunched(v02.l1Launched);
   n.inL2 = false;
   vpid.exitedToL1(vcpu);

@@ -250,7 +250,7 @@ export function merge(vcpu: Vcpu, l1Efer: u64, l1Pat: u64, l1Dr7: u64, l1Debugct
   // The change record, read once: nothing below changes vmcs12.
   const changes = n.changes;
   if ((f & F_VMCS01_CHANGED) != 0 || (state.staleIn(changes) & (state.DIRTY_CONTROLS | state.DIRTY_GUEST)) != 0) {
-    const reload12 = mergeAll(n, s, proc12, entry12);
+    const reload12 = mergeAll(vcpu, s, proc12, entry12);
     f = (f & ~F_VMCS01_CHANGED & ((1 << F_RELOAD_SHIFT) - 1)) | (reload12 << F_RELOAD_SHIFT);
     s.wholeMerges++;
   } else {
@@ -266,7 +266,7 @@ export function merge(vcpu: Vcpu, l1Efer: u64, l1Pat: u64, l1Dr7: u64, l1Debugct
   const ept12 = (proc12 & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
     (<u32>state.get(n, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_ENABLE_EPT) != 0;
   if (ept12) {
-    const root = shadowept.rootFor(state.get(n, V.EPT_POINTER));
+    const root = shadowept.rootFor(n.shadowEpt, state.get(n, V.EPT_POINTER));
     if (root == 0) return false;
     vmx.vmwrite(V.EPT_POINTER, root);
   } else {
@@ -343,7 +343,8 @@ function reloadFromVmcs12(n: Nested, reload12: u32): void {
 
 // Returns the entry bits whose fields every entry loads from vmcs12 again
 // (reloadFromVmcs12).
-function mergeAll(n: Nested, s: Vmcs02State, proc12: u32, entry12: u32): u32 {
+function mergeAll(vcpu: Vcpu, s: Vmcs02State, proc12: u32, entry12: u32): u32 {
+  const n = vcpu.nested;
   const exit12 = <u32>state.get(n, V.VM_EXIT_CONTROL);
   let reload12: u32 = 0;
   if ((exit12 & V.EXIT_SAVE_IA32_EFER) == 0) reload12 |= entry12 & V.ENTRY_LOAD_IA32_EFER;
@@ -399,7 +400,7 @@ function mergeAll(n: Nested, s: Vmcs02State, proc12: u32, entry12: u32): u32 {
   vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MASK, state.get(n, V.PAGE_FAULT_ERROR_CODE_MASK));
   vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MATCH, state.get(n, V.PAGE_FAULT_ERROR_CODE_MATCH));
   const tsc12 = (proc12 & V.PROC_USE_TSC_OFFSETTING) != 0 ? state.get(n, V.TSC_OFFSET) : 0;
-  tsc.setL2Part(tsc12);
+  tsc.setL2Part(vcpu, tsc12);
   vmx.vmwrite(V.TSC_OFFSET, s.tscOffset01 + tsc12);
 
   // CR0/CR4 (25.6.6): see the comment at the top.

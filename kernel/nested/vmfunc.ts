@@ -30,17 +30,13 @@ import * as shadowept from "./shadowept";
 import * as reflect from "./reflect";
 import * as vpid from "./vpid";
 
-export let switches: u64 = 0; // EPTP switches emulated
-export let reflected: u64 = 0; // VMFUNC exits given to L1
-export function resetCounts(): void {
-  switches = 0;
-  reflected = 0;
-}
+// Counted per vCPU (vcpu.nested.vmfuncSwitches: EPTP switches emulated,
+// vmfuncReflected: VMFUNC exits given to L1): statistics of the guest.
 
 const EPTP_LIST_ENTRIES: u64 = 512;
 
 function toL1(vcpu: Vcpu): i32 {
-  reflected++;
+  vcpu.nested.vmfuncReflected++;
   return reflect.reflect(vcpu, V.EXIT_REASON_VMFUNC);
 }
 
@@ -53,10 +49,11 @@ export function handle(vcpu: Vcpu): i32 {
   // The list is in L1's RAM (ctls.eptp-list.ram at VM entry).
   const eptp = guestmem.read64(state.get(vcpu.nested, V.EPTP_LIST_ADDRESS) + index * 8);
   // Fast path: a cached root (its EPTP was valid when it was made).
-  let root = shadowept.cached(eptp);
+  const nested = vcpu.nested;
+  let root = shadowept.cached(nested.shadowEpt, eptp);
   if (root == 0) {
     if (!controls.eptpOk(eptp)) return toL1(vcpu);
-    root = shadowept.rootFor(eptp);
+    root = shadowept.rootFor(nested.shadowEpt, eptp);
   }
   if (root == 0) {
     print.say("nested: out of memory for shadow EPT tables");
@@ -65,8 +62,8 @@ export function handle(vcpu: Vcpu): i32 {
   // vmcs02 takes the new root now: the change is synced, not stale.
   state.writeSynced(vcpu.nested, V.EPT_POINTER, eptp);
   vmx.vmwrite(V.EPT_POINTER, root);
-  vpid.eptpSwitched();
-  switches++;
+  vpid.eptpSwitched(nested);
+  nested.vmfuncSwitches++;
   events.skipInstruction();
   reflect.countL0(vcpu);
   return exits.RESUME;

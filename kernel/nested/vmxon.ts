@@ -32,7 +32,6 @@ import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
 import * as events from "../vm/events";
 import * as guestmem from "../vm/guestmem";
-import * as msrExit from "../vm/exit/msr";
 import { RESUME } from "../vm/exits";
 import * as state from "./state";
 import * as caps from "./caps";
@@ -67,7 +66,7 @@ export function vmxon(vcpu: Vcpu, reason: u32): i32 {
     return vmfail.fail(vcpu, V.VMXERR_VMXON_IN_VMX_ROOT_OPERATION);
   }
 
-  const fc = msrExit.featureControl;
+  const fc = vcpu.msrs.featureControl;
   if (events.guestCpl() > 0 || !crAllowed() || (fc & V.FEATURE_CONTROL_LOCK) == 0 ||
     (fc & V.FEATURE_CONTROL_VMX_OUTSIDE_SMX) == 0) {
     events.injectGP();

@@ -24,60 +24,67 @@ import * as vmcs01 from "../vm/vmcs01";
 import * as state from "./state";
 import { L2_VPID as L2 } from "./vmcs02";
 import { Vcpu } from "../vm/vcpu";
+import { Nested } from "./nested";
 
-const NONE: u64 = u64.MAX_VALUE;
-let lastVpid12: u64 = NONE;
+// The vCPU's vcpu.nested.vpid12: vmcs12's VPID at the last nested entry
+// (0 without "enable VPID"), NONE before the first. While L2 runs it is
+// what vmcs12 says (vmcs12 cannot change then); NONE is always safe (the
+// next entry flushes).
+export const NONE: u64 = u64.MAX_VALUE;
 
-export function reset(): void {
-  lastVpid12 = NONE;
-}
-
-function vpid12(vcpu: Vcpu): u64 {
-  const n = vcpu.nested;
+function vpid12(n: Nested): u64 {
   const p = <u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
   if ((p & V.PROC_ACTIVATE_SECONDARY_CONTROLS) == 0) return 0;
   if ((<u32>state.get(n, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_ENABLE_VPID) == 0) return 0;
   return state.get(n, V.VIRTUAL_PROCESSOR_ID);
 }
 
-// INVVPID of `type` where the processor has it, else a wider type it has
-// (single-context, else all-context). L0 enables VPID for guests only with
-// INVVPID single- or all-context (a processor without them has no way to
-// flush a VPID: then nothing is done here and VPID stays off, vmcs01.ts).
+// INVVPID single-context of vpid where the processor has it, else
+// all-context. L0 enables VPID for guests only with one of them (a
+// processor without them has no way to flush a VPID: then nothing is done
+// here and VPID stays off, vmcs01.ts). The nested transitions make this one
+// (at every transition when L1 runs L2 without VPID).
+const SINGLE: u64 = V.EPT_VPID_CAP_INVVPID | V.EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT;
+const ALL: u64 = V.EPT_VPID_CAP_INVVPID | V.EPT_VPID_CAP_INVVPID_ALL_CONTEXT;
+function flushSingle(vpid: u32): void {
+  if (!vmcs01.vpidEnabled) return;
+  const cap = hwcaps.eptVpidCap;
+  if ((cap & SINGLE) == SINGLE) vmx.invvpid(V.INVVPID_TYPE_SINGLE_CONTEXT, vpid, 0);
+  else if ((cap & ALL) == ALL) vmx.invvpid(V.INVVPID_TYPE_ALL_CONTEXT, vpid, 0);
+}
+
+// INVVPID of `type` where the processor has it, else the wider
+// flushSingle().
 function flush(type: u32, vpid: u32, addr: u64): void {
   if (!vmcs01.vpidEnabled) return;
   const cap = hwcaps.eptVpidCap;
-  if ((cap & V.EPT_VPID_CAP_INVVPID) == 0) return;
-  if ((cap & (V.EPT_VPID_CAP_INVVPID_INDIVIDUAL_ADDRESS << <u64>type)) == 0) type = V.INVVPID_TYPE_SINGLE_CONTEXT;
-  if (type == V.INVVPID_TYPE_SINGLE_CONTEXT && (cap & V.EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT) == 0) {
-    if ((cap & V.EPT_VPID_CAP_INVVPID_ALL_CONTEXT) == 0) return;
-    type = V.INVVPID_TYPE_ALL_CONTEXT;
-  }
-  vmx.invvpid(type, vpid, addr);
+  const has = V.EPT_VPID_CAP_INVVPID | (V.EPT_VPID_CAP_INVVPID_INDIVIDUAL_ADDRESS << <u64>type);
+  if ((cap & has) == has) vmx.invvpid(type, vpid, addr);
+  else flushSingle(vpid);
 }
 
 // A nested VM entry (vmcs02 current).
-export function entered(vcpu: Vcpu): void {
-  const v = vpid12(vcpu);
-  if (v == 0 || v != lastVpid12) flush(V.INVVPID_TYPE_SINGLE_CONTEXT, L2, 0);
-  lastVpid12 = v;
+export function entered(n: Nested): void {
+  const v = vpid12(n);
+  if (v == 0 || v != n.vpid12) flushSingle(L2);
+  n.vpid12 = v;
 }
 
 // An exit reflected to L1. (vmcs12 cannot change while L2 runs: the VPID
 // of the last entry is vmcs12's.)
 export function exitedToL1(vcpu: Vcpu): void {
-  if (lastVpid12 == 0) flush(V.INVVPID_TYPE_SINGLE_CONTEXT, vmcs01.GUEST_VPID, 0);
+  if (vcpu.nested.vpid12 == 0) flushSingle(vmcs01.GUEST_VPID);
 }
 
 // L2's EPTP-switching VMFUNC: without VPID it invalidates VPID 0000H's
 // combined mappings (27.5.6.3).
-export function eptpSwitched(): void {
-  if (lastVpid12 == 0) flush(V.INVVPID_TYPE_SINGLE_CONTEXT, L2, 0);
+export function eptpSwitched(n: Nested): void {
+  if (n.vpid12 == 0) flushSingle(L2);
 }
 
 // L1's INVVPID, after its checks.
 export function invvpid(type: u32, addr: u64): void {
   if (type == V.INVVPID_TYPE_INDIVIDUAL_ADDRESS) flush(type, L2, addr);
   else if (type == V.INVVPID_TYPE_SINGLE_CONTEXT_RETAINING_GLOBALS) flush(type, L2, 0);
-  else flush(V.INVVPID_TYPE_SINGLE_CONTEXT, L2, 0);
+  else flushSingle(L2);
 }

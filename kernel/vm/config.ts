@@ -1,12 +1,20 @@
 // The guests named on the command line, in order:
 //   guest=FILE [mem=SIZE] [vpid=on|off] [ept=on] [shadow-vmcs=on|off] [nested=on|off]
-//              [args=A,B,...] [module=FILE]... [expect=OUTCOME] [max-ticks=N]
+//              [args=A,B,...] [module=FILE]... [expect=OUTCOME] [max-ticks=N] [snapshot=N]
+//              [ramsnap=on|wp|off]
 // Options after a guest= apply to that guest. FILE is the first word of a
 // boot file's name (UEFI: the ESP path as written; multiboot: the module
 // string). SIZE is a number with K, M or G. OUTCOME is pass (the default:
 // the guest ends itself with isa-debug-exit value 0 or hypercall exit 0),
 // exit:N (that exit code), triple-fault, ept-violation, halt or timeout.
 // max-ticks=N stops the guest once it has run N TSC ticks (0: no limit).
+// snapshot=N (a test option, docs/snapshot.md): every N exits the running
+// vCPU is saved to a blob, destroyed, and made again from the blob; before
+// any guest= it applies to every guest that follows.
+// ramsnap=on|wp (a test option) gives the guest a RAM snapshot
+// (snapshot/ram.ts) and the test hypercall that drives it: dirty tracking
+// by the processor's EPT accessed/dirty flags where it has them (on), or by
+// write protection either way (wp).
 import * as boot from "../boot/bootinfo";
 import * as mem from "../hw/mem";
 
@@ -31,6 +39,16 @@ export const nested = new StaticArray<bool>(MAX_GUESTS); // nested=on: VMX offer
 export const expect = new StaticArray<i32>(MAX_GUESTS);
 export const expectCode = new StaticArray<u32>(MAX_GUESTS);
 export const maxTicks = new StaticArray<u64>(MAX_GUESTS); // 0 = no budget
+export const snapshotEvery = new StaticArray<u32>(MAX_GUESTS); // snapshot=N, 0 = never
+export let snapshotDefault: u32 = 0; // machine-wide: snapshot=N given before any guest=
+// snapshot=N is refused on the command line until save and restore of a
+// vCPU exist (kernel/snapshot/ has the format and its validation): a test
+// that asks for snapshots must not pass without taking any.
+export const SNAPSHOT_RUNS: bool = false;
+export const RAMSNAP_OFF: i32 = 0;
+export const RAMSNAP_ON: i32 = 1; // EPT accessed/dirty flags when offered, else write protection
+export const RAMSNAP_WP: i32 = 2; // write protection
+export const ramSnapshot = new StaticArray<i32>(MAX_GUESTS);
 export const argsStart = new StaticArray<i32>(MAX_GUESTS); // into boot.cmdline
 export const argsLen = new StaticArray<i32>(MAX_GUESTS);
 export const moduleCount = new StaticArray<i32>(MAX_GUESTS);
@@ -71,9 +89,18 @@ export function addGuest(f: u32): i32 {
   expectCode[g] = 0;
   argsStart[g] = 0;
   maxTicks[g] = 0;
+  snapshotEvery[g] = snapshotDefault;
+  ramSnapshot[g] = RAMSNAP_OFF;
   argsLen[g] = 0;
   moduleCount[g] = 0;
   return g;
+}
+
+// snapshot=N: for guest g, or (g < 0, before any guest=) for every guest
+// that follows.
+export function setSnapshotEvery(g: i32, n: u32): void {
+  if (g < 0) snapshotDefault = n;
+  else snapshotEvery[g] = n;
 }
 
 export function addModule(g: i32, f: u32): bool {

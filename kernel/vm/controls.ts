@@ -11,8 +11,6 @@ export const KIND_PROC2: i32 = 2;
 export const KIND_EXIT: i32 = 3;
 export const KIND_ENTRY: i32 = 4;
 
-export let missing: bool = false;
-
 function bitName(kind: i32, b: u32): string {
   switch (kind) {
     case KIND_PIN: return V.pinCtlName(b);
@@ -25,13 +23,12 @@ function bitName(kind: i32, b: u32): string {
 
 // The control word with every `required` bit, every `optional` bit the
 // processor allows, and every bit it forces to 1. A required bit it does not
-// allow is printed and sets `missing`.
+// allow is printed and missing from the word (has() tells).
 export function adjust(cap: u64, kind: i32, required: u32, optional: u32): u32 {
   const allowed0 = <u32>cap;
   const allowed1 = <u32>(cap >> 32);
   const lacking = required & ~allowed1;
   if (lacking != 0) {
-    missing = true;
     print.str("hv: vmx: this processor lacks required VMX controls:");
     for (let b: u32 = 0; b < 32; b++) {
       if ((lacking & (1 << b)) == 0) continue;
@@ -43,6 +40,7 @@ export function adjust(cap: u64, kind: i32, required: u32, optional: u32): u32 {
   return (required | (optional & allowed1) | allowed0) & allowed1;
 }
 
-export function resetMissing(): void {
-  missing = false;
+// Does control word w have every required bit?
+@inline export function has(w: u32, required: u32): bool {
+  return (w & required) == required;
 }

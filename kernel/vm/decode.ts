@@ -8,27 +8,35 @@ import * as V from "../arch/vmx";
 import * as paging from "./paging";
 
 export const MAX_LEN: u32 = 15;
-export const bytes: usize = memory.data(16);
-export let fetched: u32 = 0; // bytes read at RIP by the last decode()
 
-// Result of decode():
-export let length: u32 = 0; // instruction length
-export let size: u32 = 0; // operand size in bytes: 1, 2, 4 or 8
-export let isWrite: bool = false; // memory is the destination
-export let hasImm: bool = false; // the source is the immediate `imm`
-export let imm: u64 = 0;
-export let reg: i32 = -1; // register operand (hardware number), or -1
-export let highByte: bool = false; // AH/CH/DH/BH (reg 4-7 without REX)
+// What decode() found: owned by the caller (each vCPU has one,
+// vcpu.decoded), filled by each decode().
+@unmanaged export class Decoded {
+  fetched: u32 = 0; // bytes read at RIP
+  length: u32 = 0; // instruction length
+  size: u32 = 0; // operand size in bytes: 1, 2, 4 or 8
+  isWrite: bool = false; // memory is the destination
+  hasImm: bool = false; // the source is the immediate `imm`
+  highByte: bool = false; // AH/CH/DH/BH (reg 4-7 without REX)
+  reg: i32 = -1; // register operand (hardware number), or -1
+  imm: u64 = 0;
+  // The instruction's bytes (MAX_LEN at most) are laid out here.
+  private bytes0: u64 = 0;
+  private bytes1: u64 = 0;
 
-function b(i: u32): u32 {
-  return <u32>load<u8>(bytes + <usize>i);
+  @inline get bytes(): usize {
+    return changetype<usize>(this) + offsetof<Decoded>("bytes0");
+  }
+  @inline byte(i: u32): u32 {
+    return <u32>load<u8>(this.bytes + <usize>i);
+  }
 }
 
 // Length of ModRM + SIB + displacement starting at i, for the addressing
 // size in effect (16, 32 or 64 bits); -1 when the bytes run out.
-function modrmLength(i: u32, n: u32, addr: u32): i32 {
+function modrmLength(d: Decoded, i: u32, n: u32, addr: u32): i32 {
   if (i >= n) return -1;
-  const modrm = b(i);
+  const modrm = d.byte(i);
   const mod = modrm >> 6;
   const rm = modrm & 7;
   let len: u32 = 1;
@@ -40,7 +48,7 @@ function modrmLength(i: u32, n: u32, addr: u32): i32 {
   if (mod != 3 && rm == 4) {
     if (i + 1 >= n) return -1;
     len += 1;
-    if (mod == 0 && (b(i + 1) & 7) == 5) len += 4;
+    if (mod == 0 && (d.byte(i + 1) & 7) == 5) len += 4;
   }
   if (mod == 1) len += 1;
   else if (mod == 2 || (mod == 0 && rm == 5)) len += 4;
@@ -50,20 +58,20 @@ function modrmLength(i: u32, n: u32, addr: u32): i32 {
 // Decode the instruction at the guest's RIP, its bytes read through the
 // guest's paging and then `stage2` (paging.ts). False when it is not one of
 // the MOV forms (or its bytes cannot be read).
-export function decode(stage2: paging.Stage2 = paging.direct): bool {
+export function decode(d: Decoded, stage2: paging.Stage2 = paging.direct): bool {
   const csAr = <u32>vmx.vmread(V.GUEST_CS_ACCESS_RIGHTS);
   const long = (csAr & (1 << 13)) != 0;
   const def32 = long || (csAr & (1 << 14)) != 0;
   const rip = vmx.vmread(V.GUEST_RIP) + vmx.vmread(V.GUEST_CS_BASE);
-  const n = paging.readLinear(bytes, rip, MAX_LEN, stage2);
-  fetched = n;
+  const n = paging.readLinear(d.bytes, rip, MAX_LEN, stage2);
+  d.fetched = n;
   let i: u32 = 0;
   let opsize16 = false;
   let addrOverride = false;
   let rex: u32 = 0;
   // Legacy prefixes (2.1.1), then REX in 64-bit mode (must come last).
   while (i < n) {
-    const p = b(i);
+    const p = d.byte(i);
     if (p == 0x66) opsize16 = true;
     else if (p == 0x67) addrOverride = true;
     else if (p == 0x26 || p == 0x2e || p == 0x36 || p == 0x3e || p == 0x64 || p == 0x65 || p == 0xf0) {
@@ -71,54 +79,54 @@ export function decode(stage2: paging.Stage2 = paging.direct): bool {
     } else break;
     i++;
   }
-  if (long && i < n && (b(i) & 0xf0) == 0x40) {
-    rex = b(i);
+  if (long && i < n && (d.byte(i) & 0xf0) == 0x40) {
+    rex = d.byte(i);
     i++;
   }
   if (i >= n) return false;
-  const op = b(i++);
+  const op = d.byte(i++);
   const addr: u32 = long ? (addrOverride ? 32 : 64) : (def32 != addrOverride ? 32 : 16);
   const wide: u32 = (rex & 8) != 0 ? 8 : (def32 != opsize16 ? 4 : 2);
-  hasImm = false;
-  imm = 0;
-  reg = -1;
-  highByte = false;
+  d.hasImm = false;
+  d.imm = 0;
+  d.reg = -1;
+  d.highByte = false;
   if (op == 0x88 || op == 0x89 || op == 0x8a || op == 0x8b) {
-    const m = modrmLength(i, n, addr);
+    const m = modrmLength(d, i, n, addr);
     if (m < 0) return false;
-    const modrm = b(i);
+    const modrm = d.byte(i);
     if ((modrm >> 6) == 3) return false; // register to register: no memory access
-    size = (op & 1) != 0 ? wide : 1;
-    isWrite = op == 0x88 || op == 0x89;
-    reg = <i32>(((modrm >> 3) & 7) | ((rex & 4) << 1));
-    highByte = size == 1 && rex == 0 && reg >= 4;
-    length = i + <u32>m;
-    return length <= n;
+    d.size = (op & 1) != 0 ? wide : 1;
+    d.isWrite = op == 0x88 || op == 0x89;
+    d.reg = <i32>(((modrm >> 3) & 7) | ((rex & 4) << 1));
+    d.highByte = d.size == 1 && rex == 0 && d.reg >= 4;
+    d.length = i + <u32>m;
+    return d.length <= n;
   }
   if (op == 0xc6 || op == 0xc7) {
-    const m = modrmLength(i, n, addr);
-    if (m < 0 || ((b(i) >> 3) & 7) != 0 || (b(i) >> 6) == 3) return false;
-    size = op == 0xc6 ? 1 : wide;
-    isWrite = true;
-    hasImm = true;
-    const immLen: u32 = size == 1 ? 1 : size == 2 ? 2 : 4; // imm32 sign-extended for 64-bit
+    const m = modrmLength(d, i, n, addr);
+    if (m < 0 || ((d.byte(i) >> 3) & 7) != 0 || (d.byte(i) >> 6) == 3) return false;
+    d.size = op == 0xc6 ? 1 : wide;
+    d.isWrite = true;
+    d.hasImm = true;
+    const immLen: u32 = d.size == 1 ? 1 : d.size == 2 ? 2 : 4; // imm32 sign-extended for 64-bit
     const at = i + <u32>m;
     if (at + immLen > n) return false;
     let v: u64 = 0;
-    for (let k: u32 = 0; k < immLen; k++) v |= <u64>b(at + k) << (<u64>k * 8);
-    if (size == 8 && (v & 0x80000000) != 0) v |= 0xffffffff00000000;
-    imm = v;
-    length = at + immLen;
+    for (let k: u32 = 0; k < immLen; k++) v |= <u64>d.byte(at + k) << (<u64>k * 8);
+    if (d.size == 8 && (v & 0x80000000) != 0) v |= 0xffffffff00000000;
+    d.imm = v;
+    d.length = at + immLen;
     return true;
   }
   if (op >= 0xa0 && op <= 0xa3) {
     // MOV AL/eAX <-> moffs: the offset is address-size wide.
     const offLen: u32 = addr == 64 ? 8 : addr == 32 ? 4 : 2;
-    size = (op & 1) != 0 ? wide : 1;
-    isWrite = op >= 0xa2;
-    reg = 0;
-    length = i + offLen;
-    return length <= n;
+    d.size = (op & 1) != 0 ? wide : 1;
+    d.isWrite = op >= 0xa2;
+    d.reg = 0;
+    d.length = i + offLen;
+    return d.length <= n;
   }
   return false;
 }

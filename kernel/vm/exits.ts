@@ -6,6 +6,7 @@ import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
 import * as config from "./config";
 import { Vcpu } from "./vcpu";
+import { Vm } from "./vm";
 
 export const RESUME: i32 = 0;
 export const STOP: i32 = 1;
@@ -27,8 +28,9 @@ function unhandled(v: Vcpu, reason: u32): i32 {
   return stop(v, config.OUTCOME_STOPPED);
 }
 
-const table = new StaticArray<Handler>(REASONS);
-export const counts = new StaticArray<u64>(REASONS);
+// The handlers are the same for every guest; the counts are the guest's
+// (vm.exitCounts).
+const table = new StaticArray<Handler>(REASONS); // machine-wide: registered once at start
 for (let i = 0; i < REASONS; i++) table[i] = unhandled;
 
 export function register(reason: u32, h: Handler): void {
@@ -36,8 +38,15 @@ export function register(reason: u32, h: Handler): void {
 }
 
 @inline export function dispatch(v: Vcpu, reason: u32): i32 {
+  return dispatchCounted(v, reason, v.vm.exitCounts);
+}
+
+// dispatch() with the counters of v's VM at `counts` (the exit loop keeps
+// the address in a local rather than loading v.vm at every exit).
+@inline export function dispatchCounted(v: Vcpu, reason: u32, counts: usize): i32 {
   if (reason >= <u32>REASONS) return unhandled(v, reason);
-  unchecked(counts[reason]++);
+  const c = counts + (<usize>reason << 3);
+  store<u64>(c, load<u64>(c) + 1);
   return unchecked(table[reason])(v, reason);
 }
 
@@ -52,15 +61,12 @@ export function stopWithCode(v: Vcpu, code: u32): i32 {
   return STOP;
 }
 
-export function resetCounts(): void {
-  for (let i = 0; i < REASONS; i++) counts[i] = 0;
-}
-
 // The exit table printed when a guest ends (like kvm_stat): reasons with a
 // non-zero count, most frequent first.
-export function report(): void {
+export function report(vm: Vm): void {
+  const counts = vm.exitCounts;
   let total: u64 = 0;
-  for (let i = 0; i < REASONS; i++) total += counts[i];
+  for (let i = 0; i < REASONS; i++) total += count(counts, i);
   print.str("hv: exits: ");
   print.dec(total);
   print.str(" in all");
@@ -69,10 +75,13 @@ export function report(): void {
   // Repeated selection keeps this allocation-free; there are few reasons.
   while (true) {
     let best: u64 = 0;
-    for (let i = 0; i < REASONS; i++) if (counts[i] < last && counts[i] > best) best = counts[i];
+    for (let i = 0; i < REASONS; i++) {
+      const n = count(counts, i);
+      if (n < last && n > best) best = n;
+    }
     if (best == 0) break;
     for (let i = 0; i < REASONS; i++) {
-      if (counts[i] != best) continue;
+      if (count(counts, i) != best) continue;
       print.str("hv:   ");
       print.str(V.exitReasonName(<u32>i));
       for (let pad = V.exitReasonName(<u32>i).length; pad < 24; pad++) print.chr(0x20);
@@ -81,4 +90,8 @@ export function report(): void {
     }
     last = best;
   }
+}
+
+@inline function count(counts: usize, i: i32): u64 {
+  return load<u64>(counts + (<usize>i << 3));
 }

@@ -12,7 +12,6 @@ import * as vmfail from "../vmx/vmfail";
 import * as ept from "../ept/ept";
 import * as loader from "../guest/loader";
 import * as ports from "../devices/ports";
-import * as lapic from "../apic/lapic";
 import * as V from "../arch/vmx";
 import * as config from "./config";
 import * as guestmem from "./guestmem";
@@ -31,17 +30,17 @@ import * as ioExit from "./exit/io";
 import * as vmcallExit from "./exit/vmcall";
 import * as misc from "./exit/misc";
 import * as irq from "./irq";
-import * as profile from "./profile";
 import * as migrate from "./migrate";
 import * as nestedInsn from "../nested/handlers";
 import * as l2exit from "../nested/l2exit";
 import * as launch from "../nested/launch";
-import * as entryChecks from "../nested/entry-checks";
 import * as l2irq from "../nested/l2irq";
+import * as entryChecks from "../nested/entry-checks";
 import * as vmcs02 from "../nested/vmcs02";
 import * as shadow from "../nested/shadow";
 import * as shadowept from "../nested/shadowept";
-import * as nestedVpid from "../nested/vpid";
+import { RamSnapshot } from "../snapshot/ram";
+import * as ramsnap from "../snapshot/testcall";
 
 const SIZE_2M: u64 = 0x200000;
 
@@ -84,14 +83,14 @@ function handleRdpmc(vcpu: Vcpu, reason: u32): i32 {
   return exits.RESUME;
 }
 
-let handlersReady = false;
+let handlersReady = false; // machine-wide: the exit table is filled once
 
 // Pass-through MSRs that VMX does not switch keep the guest's values in the
 // processor: clear them so that the next guest does not see this one's.
-function scrubPassThroughMsrs(): void {
+function scrubPassThroughMsrs(vcpu: Vcpu): void {
   for (let i = 0; i < vmcs01.UNSWITCHED.length; i++) cpu.wrmsr(unchecked(vmcs01.UNSWITCHED[i]), 0);
   // Nor are XCR0 and the extended state: initial values, the host's XCR0.
-  xstate.scrub();
+  xstate.scrub(vcpu);
 }
 
 function printName(g: i32): void {
@@ -105,13 +104,18 @@ function printName(g: i32): void {
 }
 
 // The VM-entry/exit loop. Returns when a handler stops the VM.
+// Every exit passes here: what it reads and writes of the objects costs a
+// bounds-checked access each in the wasm2c build, so the loop keeps the
+// address of the exit counters in a local, and the launch state and exit
+// count are the entry wrapper's to keep (vmx.enter). The level that runs,
+// the Nested's inL2, is read once after each handler that may change it
+// and kept in l2.
 function loop(vcpu: Vcpu): void {
-  // The level that runs: n.inL2, read once after each handler that may
-  // change it (each read is a bounds-checked load) and kept in l2.
+  const counts = vcpu.vm.exitCounts;
   const n = vcpu.nested;
   let l2 = n.inL2;
   while (true) {
-    const r = vmx.enter(vcpu.regs, vcpu.launched);
+    const r = vmx.enter(vcpu.regs);
     if (r != vmx.VMX_SUCCEED) {
       print.str("hv: guest: VM entry failed: ");
       vmfail.describe(r);
@@ -119,8 +123,6 @@ function loop(vcpu: Vcpu): void {
       exits.stop(vcpu, config.OUTCOME_STOPPED);
       return;
     }
-    vcpu.setLaunched(true);
-    vcpu.countExit();
     const reason = <u32>vmx.vmread(V.VM_EXIT_REASON);
     if ((reason & V.EXIT_REASON_FLAG_ENTRY_FAILURE) != 0) {
       if (l2) print.say("nested: the processor refused vmcs02 that the hypervisor's entry checks passed (a hypervisor bug)");
@@ -132,7 +134,7 @@ function loop(vcpu: Vcpu): void {
     if (l2) {
       if (l2exit.handle(vcpu, reason & 0xffff) == exits.STOP) return;
     } else {
-      if (exits.dispatch(vcpu, reason & 0xffff) == exits.STOP) return;
+      if (exits.dispatchCounted(vcpu, reason & 0xffff, counts) == exits.STOP) return;
     }
     l2 = n.inL2;
     // Interrupts: L2's (l2irq.ts may reflect an exit to L1 for one), then
@@ -143,7 +145,7 @@ function loop(vcpu: Vcpu): void {
       if (l2irq.deliver(vcpu) == exits.STOP) return;
       l2 = n.inL2;
     }
-    if (!l2) irq.deliver();
+    if (!l2) irq.deliver(vcpu);
     if (migrate.due(vcpu) && !migrate.move(vcpu)) {
       exits.stop(vcpu, config.OUTCOME_STOPPED);
       return;
@@ -171,7 +173,6 @@ function runOne(g: i32): bool {
   }
   print.nl();
 
-  exits.resetCounts();
   const vm = vms.create(g);
   const vcpu = vcpus.create(vm, 0);
   vcpu.nested.enabled = config.nested[g]; // nested=on: VMX offered to L1
@@ -182,58 +183,59 @@ function runOne(g: i32): bool {
     print.say("guest: not enough free memory for its RAM");
     return false;
   }
-  guestmem.setup(ram, bytes);
   const root = ept.create();
   vm.ramHpa = ram;
   vm.ramBytes = bytes;
   vm.eptRoot = root;
   let ok = root != 0 && ept.map(root, 0, ram, bytes, ept.EPT_RWX);
   if (!ok) print.say("guest: out of memory for its EPT tables");
+  // A RAM snapshot (ramsnap=): made now, with the tables it needs.
+  let snap: RamSnapshot | null = null;
+  if (ok && config.ramSnapshot[g] != config.RAMSNAP_OFF) {
+    snap = ramsnap.setup(ram, bytes, root, config.ramSnapshot[g] == config.RAMSNAP_WP);
+    ok = snap !== null;
+    // L2's writes through shadow EPT bypass L0's EPT flags: the snapshot
+    // revokes their write access (one vCPU per guest today).
+    if (snap !== null) snap.shadow = vcpu.nested.shadowEpt;
+  }
+  vm.ramSnapshot = snap;
+  guestmem.use(vm);
   if (ok) {
-    ports.reset(bytes, 1);
-    lapic.reset(0, cpu.rdtsc());
-    msrExit.reset();
-    ok = loader.load(config.file[g], boot.cmdline + <usize>config.argsStart[g], config.argsLen[g],
+    ok = loader.load(vm.entry, config.file[g], boot.cmdline + <usize>config.argsStart[g], config.argsLen[g],
       config.modulesOf(g), config.moduleCount[g]);
   }
-  if (ok) ok = vmcs01.create(vcpu, ept.eptp(root), loader.entryEip, config.vpid[g]);
+  if (ok) ok = vmcs01.create(vcpu, snap !== null ? snap.eptp() : ept.eptp(root), vm.entry.eip, config.vpid[g]);
   if (ok) ok = shadow.setup(vcpu, config.nested[g] && config.shadowVmcs[g]);
   if (ok) {
-    irq.reset();
-    profile.reset();
-    migrate.reset();
-    xstate.reset();
-    irq.setBudget(config.maxTicks[g]);
-    shadowept.dropAll();
-    shadowept.resetCounts();
-    nestedVpid.reset();
-  }
-  if (ok) {
-    vcpu.setReg(R.RAX, loader.entryEax);
-    vcpu.setReg(R.RBX, loader.entryEbx);
+    vcpu.setReg(R.RAX, vm.entry.eax);
+    vcpu.setReg(R.RBX, vm.entry.ebx);
     // Cached translations of an earlier guest must not survive into this
     // one: the same EPTP or VPID may have been used before (SDM 29.4.3).
     if ((caps.eptVpidCap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0) vmx.invept(2, 0);
     if (vmcs01.vpidEnabled && (caps.eptVpidCap & V.EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT) != 0)
       vmx.invvpid(1, vmcs01.GUEST_VPID, 0);
+    // The vCPU's extended state onto this processor (VM entry loads none).
+    xstate.restore(vcpu);
     loop(vcpu);
-    ports.flushConsole();
+    ports.flushConsole(vm);
     vmx.vmclear(vcpu.vmcs);
     // A nested guest's vmcs02 is active here too; clear it before its page
     // is reused (a VMCS region is not written while active, 25.11.1).
     vmcs02.vmclear(vcpu.nested);
     shadow.vmclear(vcpu.nested);
-    shadowept.dropAll(); // the shadow EPT tables go back to the allocator
     vcpu.setLaunched(false);
-    scrubPassThroughMsrs();
+    scrubPassThroughMsrs(vcpu);
     // The next guest starts where the first did.
     if (cpu.index() != 0) {
       cpu.migrate(0);
-      scrubPassThroughMsrs();
+      scrubPassThroughMsrs(vcpu);
     }
   } else {
     exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
+  vm.ramSnapshot = null;
+  guestmem.use(vm);
+  if (snap !== null) RamSnapshot.destroy(snap);
   ept.destroy(root);
   pages.free(ram, <u32>(bytes >> 12));
   const pass = report(vcpu, g);
@@ -247,7 +249,7 @@ function report(vcpu: Vcpu, g: i32): bool {
   let pass: bool;
   if (want == config.OUTCOME_PASS) {
     // isa-debug-exit value 0 is code 1; hypercall exit status 0 is code 0.
-    pass = o == config.OUTCOME_EXIT && (vcpu.vm.exitCode == 0 || (ports.exitRequested && vcpu.vm.exitCode == 1));
+    pass = o == config.OUTCOME_EXIT && (vcpu.vm.exitCode == 0 || (vcpu.vm.ports.exitRequested && vcpu.vm.exitCode == 1));
   } else if (want == config.OUTCOME_EXIT) {
     pass = o == config.OUTCOME_EXIT && vcpu.vm.exitCode == config.expectCode[g];
   } else {
@@ -260,20 +262,20 @@ function report(vcpu: Vcpu, g: i32): bool {
   print.str(") ended: ");
   print.str(config.outcomeName(o));
   if (o == config.OUTCOME_EXIT) {
-    print.str(ports.exitRequested ? " via isa-debug-exit, code " : " via hypercall, status ");
+    print.str(vcpu.vm.ports.exitRequested ? " via isa-debug-exit, code " : " via hypercall, status ");
     print.dec(vcpu.vm.exitCode);
   }
   print.str(", ");
   print.dec(vcpu.exits);
   print.str(" exits, denied port reads ");
-  print.dec(ports.deniedReads);
+  print.dec(vcpu.vm.ports.deniedReads);
   print.str(" writes ");
-  print.dec(ports.deniedWrites);
+  print.dec(vcpu.vm.ports.deniedWrites);
   print.str(pass ? ": as expected" : ": NOT as expected");
   print.nl();
   if (migrate.every != 0) {
     print.str("hv: vcpu migrations: ");
-    print.dec(migrate.count);
+    print.dec(vcpu.vm.migrations);
     print.str(" (every ");
     print.dec(migrate.every);
     print.str(" exits, ");
@@ -281,9 +283,9 @@ function report(vcpu: Vcpu, g: i32): bool {
     print.str(" processors)");
     print.nl();
   }
-  exits.report();
+  exits.report(vcpu.vm);
   if (config.nested[g]) reportNested(vcpu);
-  profile.report();
+  vcpu.vm.profile.report();
   return pass;
 }
 
@@ -296,9 +298,9 @@ function reportNested(vcpu: Vcpu): void {
   print.str("hv: L2 exits: ");
   print.dec(total);
   print.str(" reflected to L1, ");
-  print.dec(n.counts.handledByL0);
+  print.dec(counts.handledByL0);
   print.str(" handled by L0; ");
-  print.dec(n.counts.launches);
+  print.dec(counts.launches);
   print.str(" nested entries; vmcs02 constant state written ");
   print.dec(n.vmcs02.constantWrites);
   print.str(" time(s); shadow VMCS ");
@@ -322,7 +324,7 @@ function reportNested(vcpu: Vcpu): void {
   print.dec(n.host.stagings);
   print.str(" time(s)");
   print.nl();
-  shadowept.report();
+  shadowept.report(n.shadowEpt);
   for (let i = 0; i < exits.REASONS; i++) {
     if (counts.reflected(i) == 0) continue;
     print.str("hv:   L2 -> L1 ");

@@ -4,14 +4,41 @@
 // hypervisor makes on the guest's behalf goes through here and is checked
 // against the guest's RAM: a guest-supplied address can never reach
 // hypervisor memory or another guest's.
+//
+// The RAM belongs to the guest's Vm (vm.ramHpa, vm.ramBytes); the two
+// values below are a copy of the running guest's, made by use() when its
+// vCPU starts on this processor, so that the many accessors stay one
+// global read each rather than a load through a Vm pointer.
+//
+// With a RAM snapshot (snapshot/ram.ts) every write made here is recorded
+// as written, as the processor records the guest's own writes in the EPT:
+// the hypervisor's writes do not go through EPT.
 import * as mem from "../hw/mem";
+import { Vm } from "./vm";
+import { RamSnapshot } from "../snapshot/ram";
 
-export let hostBase: u64 = 0;
-export let size: u64 = 0;
+export let hostBase: u64 = 0; // rebuildable cache: vm.ramHpa of the guest running here
+export let size: u64 = 0; // rebuildable cache: vm.ramBytes of the guest running here
+export let snapshot: RamSnapshot | null = null; // rebuildable cache: vm.ramSnapshot
 
-export function setup(base: u64, bytes: u64): void {
+// The accessors below reach vm's RAM from now on.
+export function use(vm: Vm): void {
+  setup(vm.ramHpa, vm.ramBytes, vm.ramSnapshot);
+}
+
+// RAM at host-physical base, bytes long, and its snapshot if any (the unit
+// tests' hooks, use()).
+export function setup(base: u64, bytes: u64, snap: RamSnapshot | null = null): void {
   hostBase = base;
   size = bytes;
+  snapshot = snap;
+}
+
+// [gpa, gpa+len) of RAM is written by the hypervisor or made writable for L2
+// past L0's EPT (shadow EPT): the snapshot, if any, must know.
+@inline export function written(gpa: u64, len: u64): void {
+  const s = snapshot;
+  if (s !== null) s.markWritten(gpa, len);
 }
 
 // Is [gpa, gpa+len) entirely guest RAM?
@@ -46,22 +73,27 @@ export function read64(gpa: u64): u64 {
 export function write8(gpa: u64, v: u32): void {
   assert(isRam(gpa, 1), "guestmem.write8 outside guest RAM");
   mem.write8(hostBase + gpa, v);
+  written(gpa, 1);
 }
 export function write16(gpa: u64, v: u32): void {
   assert(isRam(gpa, 2), "guestmem.write16 outside guest RAM");
   mem.write16(hostBase + gpa, v);
+  written(gpa, 2);
 }
 export function write32(gpa: u64, v: u32): void {
   assert(isRam(gpa, 4), "guestmem.write32 outside guest RAM");
   mem.write32(hostBase + gpa, v);
+  written(gpa, 4);
 }
 export function write64(gpa: u64, v: u64): void {
   assert(isRam(gpa, 8), "guestmem.write64 outside guest RAM");
   mem.write64(hostBase + gpa, v);
+  written(gpa, 8);
 }
 // Set `bits` in the quadword at gpa atomically; the previous value.
 export function setBits64(gpa: u64, bits: u64): u64 {
   assert(isRam(gpa, 8), "guestmem.setBits64 outside guest RAM");
+  written(gpa, 8);
   return mem.fetchOr64(hostBase + gpa, bits);
 }
 
@@ -69,6 +101,7 @@ export function setBits64(gpa: u64, bits: u64): u64 {
 export function copyIn(gpa: u64, src: usize, len: u32): void {
   assert(isRam(gpa, len), "guestmem.copyIn outside guest RAM");
   mem.copyout(hostBase + gpa, src, len);
+  written(gpa, len);
 }
 
 // Copy len bytes of guest RAM at gpa into linear memory at dst.
@@ -81,9 +114,11 @@ export function copyOut(dst: usize, gpa: u64, len: u32): void {
 export function copyFromHost(gpa: u64, src: u64, len: u64): void {
   assert(isRam(gpa, len), "guestmem.copyFromHost outside guest RAM");
   mem.copy(hostBase + gpa, src, len);
+  written(gpa, len);
 }
 
 export function zero(gpa: u64, len: u64): void {
   assert(isRam(gpa, len), "guestmem.zero outside guest RAM");
   mem.zero(hostBase + gpa, len);
+  written(gpa, len);
 }

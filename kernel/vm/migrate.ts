@@ -10,6 +10,7 @@ import * as cpu from "../hw/cpu";
 import * as vmx from "../hw/vmx";
 import * as print from "../lib/print";
 import * as V from "../arch/vmx";
+import * as caps from "../vmx/caps";
 import * as R from "./vcpu";
 import { Vcpu } from "./vcpu";
 import * as vmcs01 from "./vmcs01";
@@ -17,19 +18,15 @@ import * as xstate from "./xstate";
 import * as vmcs02 from "../nested/vmcs02";
 import * as shadow from "../nested/shadow";
 
-export let every: u32 = 0; // 0 = never
-export let count: u32 = 0; // migrations of the current guest
+export let every: u32 = 0; // machine-wide: the migrate=N option (0 = never); each guest's count is vm.migrations
 
-// Guest values of the MSRs passed through without VMCS switching.
+// Guest values of the MSRs passed through without VMCS switching, on their
+// way from one processor to the next (only within move()).
 const CARRIED = vmcs01.UNSWITCHED;
-const values = new StaticArray<u64>(CARRIED.length);
+const values = new StaticArray<u64>(CARRIED.length); // machine-wide: scratch of move()
 
 export function setEvery(n: u32): void {
   every = n;
-}
-
-export function reset(): void {
-  count = 0;
 }
 
 // Is it time to move? Called after each handled exit.
@@ -43,7 +40,7 @@ export function move(vcpu: Vcpu): bool {
   const from = cpu.index();
   const to = (from + 1) % cpu.count();
   for (let i = 0; i < CARRIED.length; i++) values[i] = cpu.rdmsr(CARRIED[i]);
-  xstate.save();
+  xstate.save(vcpu);
   const n = vcpu.nested;
   shadow.beforeMove(vcpu);
   // Both VMCSs of a nested guest may be active on this processor.
@@ -62,6 +59,12 @@ export function move(vcpu: Vcpu): bool {
     print.nl();
     cpu.migrate(from);
   }
+  // This processor may still cache translations of the guest's EPT from
+  // when the vCPU last ran here (29.4.2); INVEPT elsewhere did not reach
+  // them (29.4.3.1: it invalidates on the processor that executes it).
+  // Since then tables may have been freed (shadow EPT) and flags cleared
+  // (the RAM snapshot, snapshot/ram.ts): drop them all.
+  if ((caps.eptVpidCap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0) vmx.invept(V.INVEPT_TYPE_ALL_CONTEXT, 0);
   // Host state is the processor's: rewrite it in each VMCS, then make the
   // one the vCPU runs current again (vmcs02 while L2 runs).
   if (n.vmcs02.initialized) {
@@ -82,7 +85,7 @@ export function move(vcpu: Vcpu): bool {
     return false;
   }
   for (let i = 0; i < CARRIED.length; i++) cpu.wrmsr(CARRIED[i], values[i]);
-  xstate.restore();
-  count++;
+  xstate.restore(vcpu);
+  vcpu.vm.migrations++;
   return true;
 }

@@ -1,7 +1,7 @@
 // MMIO emulation for the devices a guest reaches through memory: its local
 // APIC page at 0xFEE00000. The page is absent from the guest's EPT, so each
 // access is an EPT violation (29.3.3.2); the MOV at RIP is decoded
-// (decode.ts) and performed on the software local APIC (apic/lapic.ts).
+// (decode.ts) and performed on the vCPU's software local APIC (apic/lapic.ts).
 //
 // L2 reaches the same devices: an L2 access that lands on L1-physical
 // FEE00000H (through L1's EPT, or directly when vmcs12 does not enable
@@ -13,7 +13,6 @@
 import * as cpu from "../hw/cpu";
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
-import * as lapic from "../apic/lapic";
 import * as print from "../lib/print";
 import * as decode from "./decode";
 import * as paging from "./paging";
@@ -28,15 +27,15 @@ export function isApic(gpa: u64): bool {
   return (gpa & ~<u64>0xfff) == APIC_PAGE;
 }
 
-function regValue(vcpu: Vcpu): u64 {
-  if (decode.hasImm) return decode.imm;
-  if (decode.highByte) return (vcpu.reg(<u32>decode.reg - 4) >> 8) & 0xff;
-  return vcpu.gpr(<u32>decode.reg);
+function regValue(vcpu: Vcpu, d: decode.Decoded): u64 {
+  if (d.hasImm) return d.imm;
+  if (d.highByte) return (vcpu.reg(<u32>d.reg - 4) >> 8) & 0xff;
+  return vcpu.gpr(<u32>d.reg);
 }
 
-function setRegValue(vcpu: Vcpu, v: u64): void {
-  const r = <u32>decode.reg;
-  if (decode.highByte) {
+function setRegValue(vcpu: Vcpu, d: decode.Decoded, v: u64): void {
+  const r = <u32>d.reg;
+  if (d.highByte) {
     const q = vcpu.reg(r - 4);
     vcpu.setReg(r - 4, (q & ~<u64>0xff00) | ((v & 0xff) << 8));
     return;
@@ -45,9 +44,9 @@ function setRegValue(vcpu: Vcpu, v: u64): void {
   let nv: u64;
   // A 32-bit destination zero-extends into the 64-bit register; 8- and
   // 16-bit ones keep the rest (SDM Vol. 1 3.4.1.1).
-  if (decode.size == 8) nv = v;
-  else if (decode.size == 4) nv = v & 0xffffffff;
-  else if (decode.size == 2) nv = (old & ~<u64>0xffff) | (v & 0xffff);
+  if (d.size == 8) nv = v;
+  else if (d.size == 4) nv = v & 0xffffffff;
+  else if (d.size == 2) nv = (old & ~<u64>0xffff) | (v & 0xffff);
   else nv = (old & ~<u64>0xff) | (v & 0xff);
   vcpu.setGpr(r, nv);
 }
@@ -55,15 +54,16 @@ function setRegValue(vcpu: Vcpu, v: u64): void {
 // Emulate the access at gpa (inside the APIC page; L1-physical for L2).
 // False when the instruction cannot be decoded; the caller stops the VM.
 export function emulateApic(vcpu: Vcpu, gpa: u64, stage2: paging.Stage2 = paging.direct): bool {
-  if (!decode.decode(stage2)) {
+  const d = vcpu.decoded;
+  if (!decode.decode(d, stage2)) {
     print.str("hv: guest: cannot decode the instruction accessing the local APIC at ");
     print.hex(gpa);
     print.str(": rip ");
     print.hex(vmx.vmread(V.GUEST_RIP));
     print.str(", bytes");
-    for (let k: u32 = 0; k < decode.fetched; k++) {
+    for (let k: u32 = 0; k < d.fetched; k++) {
       print.str(" ");
-      print.hexw(<u64>load<u8>(decode.bytes + <usize>k), 2);
+      print.hexw(<u64>d.byte(k), 2);
     }
     print.nl();
     return false;
@@ -72,13 +72,13 @@ export function emulateApic(vcpu: Vcpu, gpa: u64, stage2: paging.Stage2 = paging
   // The APIC's registers are 32 bits wide on 16-byte boundaries (SDM Vol.
   // 3A 11.4.1); other accesses are undefined: reads give 0, writes are
   // dropped.
-  const aligned = (off & 3) == 0 && decode.size == 4;
-  if (decode.isWrite) {
-    if (aligned) lapic.write(off, <u32>regValue(vcpu), cpu.rdtsc());
+  const aligned = (off & 3) == 0 && d.size == 4;
+  if (d.isWrite) {
+    if (aligned) vcpu.apic.write(off, <u32>regValue(vcpu, d), cpu.rdtsc());
   } else {
-    setRegValue(vcpu, aligned ? <u64>lapic.read(off, cpu.rdtsc()) : 0);
+    setRegValue(vcpu, d, aligned ? <u64>vcpu.apic.read(off, cpu.rdtsc()) : 0);
   }
-  vmx.vmwrite(V.GUEST_RIP, vmx.vmread(V.GUEST_RIP) + decode.length);
+  vmx.vmwrite(V.GUEST_RIP, vmx.vmread(V.GUEST_RIP) + d.length);
   const intr = <u32>vmx.vmread(V.GUEST_INTERRUPTIBILITY_STATE);
   const mask = V.INTERRUPTIBILITY_BLOCKING_BY_STI | V.INTERRUPTIBILITY_BLOCKING_BY_MOV_SS;
   if ((intr & mask) != 0) vmx.vmwrite(V.GUEST_INTERRUPTIBILITY_STATE, intr & ~mask);

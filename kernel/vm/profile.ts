@@ -13,50 +13,54 @@ import * as cpu from "../hw/cpu";
 import * as vmx from "../hw/vmx";
 import * as print from "../lib/print";
 
-const stamps: usize = memory.data(96, 8);
-export let enabled: bool = false;
-let stub: u64 = u64.MAX_VALUE;
-let c: u64 = u64.MAX_VALUE;
-let as: u64 = u64.MAX_VALUE;
-let ownCost: u64 = 0; // ticks the previous sample() spent (inside the next AS interval)
+const stamps: usize = memory.data(96, 8); // machine-wide: the stamps' import buffer (scratch)
+export let enabled: bool = false; // machine-wide: this image is the profiling build
 
-export function reset(): void {
-  vmx.profile(stamps);
-  enabled = load<u64>(stamps, 56) != 0;
-  stub = u64.MAX_VALUE;
-  c = u64.MAX_VALUE;
-  as = u64.MAX_VALUE;
-  ownCost = 0;
-}
+// The smallest figures seen for one guest (vm.profile).
+@unmanaged export class Profile {
+  stub: u64 = u64.MAX_VALUE;
+  c: u64 = u64.MAX_VALUE;
+  as: u64 = u64.MAX_VALUE;
+  ownCost: u64 = 0; // ticks the previous sample() spent (inside the next AS interval)
 
-// At a CPUID exit: the round trip that ended with this exit.
-export function sample(): void {
-  const t0 = cpu.rdtsc();
-  vmx.profile(stamps);
-  const s0 = load<u64>(stamps, 0), s1 = load<u64>(stamps, 8), s2 = load<u64>(stamps, 16);
-  const s3 = load<u64>(stamps, 24), c0 = load<u64>(stamps, 32), c1 = load<u64>(stamps, 40);
-  const prev = load<u64>(stamps, 48);
-  const asmStamp = load<u64>(stamps, 72) - load<u64>(stamps, 64);
-  const cStamp = load<u64>(stamps, 88) - load<u64>(stamps, 80);
-  if (prev != 0 && c0 > prev && ownCost != 0) {
-    // Each interval between two stamps contains one stamp's own cost; a
-    // C/asm boundary half of each kind's.
-    stub = min(stub, (s1 - s0) + (s3 - s2) - 2 * asmStamp);
-    c = min(c, (s0 - c0) + (c1 - s3) - (asmStamp + cStamp));
-    as = min(as, c0 - prev - cStamp - ownCost);
+  reset(): void {
+    vmx.profile(stamps);
+    enabled = load<u64>(stamps, 56) != 0;
+    this.stub = u64.MAX_VALUE;
+    this.c = u64.MAX_VALUE;
+    this.as = u64.MAX_VALUE;
+    this.ownCost = 0;
   }
-  ownCost = cpu.rdtsc() - t0;
-}
 
-export function report(): void {
-  if (!enabled || stub == u64.MAX_VALUE) return;
-  print.str("hv: profile: stub ");
-  print.dec(stub);
-  print.nl();
-  print.str("hv: profile: c ");
-  print.dec(c);
-  print.nl();
-  print.str("hv: profile: assemblyscript ");
-  print.dec(as);
-  print.nl();
+  // At a CPUID exit: the round trip that ended with this exit.
+  sample(): void {
+    const t0 = cpu.rdtsc();
+    vmx.profile(stamps);
+    const s0 = load<u64>(stamps, 0), s1 = load<u64>(stamps, 8), s2 = load<u64>(stamps, 16);
+    const s3 = load<u64>(stamps, 24), c0 = load<u64>(stamps, 32), c1 = load<u64>(stamps, 40);
+    const prev = load<u64>(stamps, 48);
+    const asmStamp = load<u64>(stamps, 72) - load<u64>(stamps, 64);
+    const cStamp = load<u64>(stamps, 88) - load<u64>(stamps, 80);
+    if (prev != 0 && c0 > prev && this.ownCost != 0) {
+      // Each interval between two stamps contains one stamp's own cost; a
+      // C/asm boundary half of each kind's.
+      this.stub = min(this.stub, (s1 - s0) + (s3 - s2) - 2 * asmStamp);
+      this.c = min(this.c, (s0 - c0) + (c1 - s3) - (asmStamp + cStamp));
+      this.as = min(this.as, c0 - prev - cStamp - this.ownCost);
+    }
+    this.ownCost = cpu.rdtsc() - t0;
+  }
+
+  report(): void {
+    if (!enabled || this.stub == u64.MAX_VALUE) return;
+    print.str("hv: profile: stub ");
+    print.dec(this.stub);
+    print.nl();
+    print.str("hv: profile: c ");
+    print.dec(this.c);
+    print.nl();
+    print.str("hv: profile: assemblyscript ");
+    print.dec(this.as);
+    print.nl();
+  }
 }

@@ -11,52 +11,60 @@
 import * as cpu from "../hw/cpu";
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
+import { Vcpu } from "./vcpu";
 
-let adjust: u64 = 0; // IA32_TSC_ADJUST
-let pendingL1: u64 = 0; // added to vmcs01's offset when it is current again
+// A vCPU's TSC state (vcpu.tsc) beyond vmcs01's offset.
+@unmanaged export class TscState {
+  adjust: u64 = 0; // IA32_TSC_ADJUST
+  pendingL1: u64 = 0; // added to vmcs01's offset when it is current again
+  // vmcs02's offset = L1's + vmcs12's (when L1 uses offsetting); the part
+  // that is vmcs12's is set by the nested merge (vmcs02.ts) and stays while
+  // L2 runs.
+  l2Part: u64 = 0;
 
-export function reset(): void {
-  adjust = 0;
-  pendingL1 = 0;
+  reset(): void {
+    this.adjust = 0;
+    this.pendingL1 = 0;
+    this.l2Part = 0;
+  }
 }
 
-// vmcs02's offset = L1's + vmcs12's (when L1 uses offsetting); the part
-// that is vmcs12's is set by the nested merge (vmcs02.ts) and stays while
-// L2 runs.
-let l2Part: u64 = 0;
-export function setL2Part(v: u64): void {
-  l2Part = v;
+export function setL2Part(vcpu: Vcpu, v: u64): void {
+  vcpu.tsc.l2Part = v;
 }
 
 // L1's TSC. l2: vmcs02 is current (its offset has L1's changes already).
-export function read(l2: bool): u64 {
-  return cpu.rdtsc() + vmx.vmread(V.TSC_OFFSET) - (l2 ? l2Part : 0);
+export function read(vcpu: Vcpu, l2: bool): u64 {
+  return cpu.rdtsc() + vmx.vmread(V.TSC_OFFSET) - (l2 ? vcpu.tsc.l2Part : 0);
 }
 
-function move(delta: u64, l2: bool): void {
+function move(t: TscState, delta: u64, l2: bool): void {
   vmx.vmwrite(V.TSC_OFFSET, vmx.vmread(V.TSC_OFFSET) + delta);
-  if (l2) pendingL1 += delta;
+  if (l2) t.pendingL1 += delta;
 }
 
-export function write(v: u64, l2: bool): void {
-  const delta = v - read(l2);
-  adjust += delta;
-  move(delta, l2);
+export function write(vcpu: Vcpu, v: u64, l2: bool): void {
+  const t = vcpu.tsc;
+  const delta = v - read(vcpu, l2);
+  t.adjust += delta;
+  move(t, delta, l2);
 }
 
-export function readAdjust(): u64 {
-  return adjust;
+export function readAdjust(vcpu: Vcpu): u64 {
+  return vcpu.tsc.adjust;
 }
 
-export function writeAdjust(v: u64, l2: bool): void {
-  const delta = v - adjust;
-  adjust = v;
-  move(delta, l2);
+export function writeAdjust(vcpu: Vcpu, v: u64, l2: bool): void {
+  const t = vcpu.tsc;
+  const delta = v - t.adjust;
+  t.adjust = v;
+  move(t, delta, l2);
 }
 
 // vmcs01 current again after L2 (an exit to L1, a failed nested entry).
-export function toVmcs01(): void {
-  if (pendingL1 == 0) return;
-  vmx.vmwrite(V.TSC_OFFSET, vmx.vmread(V.TSC_OFFSET) + pendingL1);
-  pendingL1 = 0;
+export function toVmcs01(vcpu: Vcpu): void {
+  const t = vcpu.tsc;
+  if (t.pendingL1 == 0) return;
+  vmx.vmwrite(V.TSC_OFFSET, vmx.vmread(V.TSC_OFFSET) + t.pendingL1);
+  t.pendingL1 = 0;
 }

@@ -10,9 +10,16 @@
 // never on the exit path, and are recycled through a free list: the stub
 // runtime does not free.
 import * as vmx from "../hw/vmx";
+import * as cpu from "../hw/cpu";
 import * as V from "../arch/vmx";
 import { Vm } from "./vm";
 import { Nested, NESTED_BYTES } from "../nested/nested";
+import { Lapic } from "../apic/lapic";
+import { IrqState } from "./irq";
+import { TscState } from "./tsc";
+import { MsrState } from "./exit/msr";
+import { XState } from "./xstate";
+import { Decoded } from "./decode";
 
 export const RAX: u32 = 0;
 export const RCX: u32 = 1;
@@ -27,28 +34,61 @@ export const RDI: u32 = 7;
 // access is one load from the vCPU pointer (a separate block behind a
 // pointer field cost the CPUID round trip 70 ticks: every access loaded
 // the pointer first, each load bounds-checked). The fields come first and
-// must fit below REGS_AT.
+// must fit below REGS_AT. The per-area state objects follow the block in
+// the same allocation, for the same reason: vcpu.apic, vcpu.irq, ... are
+// an addition to the vCPU pointer, not a load.
+//
+//   +0       Vcpu fields            +REGS_AT   register block (V.REGS_*)
+//   +APIC_AT local APIC (Lapic)     +IRQ_AT    interrupt delivery (IrqState)
+//   +TSC_AT  TSC (TscState)         +MSRS_AT   emulated MSRs (MsrState)
+//   +XSTATE_AT extended state (XState)  +DECODED_AT  MMIO decoding (Decoded)
+//   +NESTED_AT the nested-VMX part (nested/nested.ts: Nested, with its
+//              vmcs12 cache)
 const REGS_AT: usize = 256;
-// The nested-VMX part follows, in the object too for the same reason (the
-// nested exit path reaches it from the vCPU dozens of times).
-const NESTED_AT: usize = (REGS_AT + <usize>V.REGS_BYTES + 63) & ~(<usize>63);
+// (Each offset a constant expression, so that it folds into the loads;
+// every area 16-byte aligned.)
+const APIC_AT: usize = REGS_AT + <usize>V.REGS_BYTES;
+const IRQ_AT: usize = (APIC_AT + offsetof<Lapic>() + 15) & ~15;
+const TSC_AT: usize = (IRQ_AT + offsetof<IrqState>() + 15) & ~15;
+const MSRS_AT: usize = (TSC_AT + offsetof<TscState>() + 15) & ~15;
+const XSTATE_AT: usize = (MSRS_AT + offsetof<MsrState>() + 15) & ~15;
+const DECODED_AT: usize = (XSTATE_AT + offsetof<XState>() + 15) & ~15;
+const NESTED_AT: usize = (DECODED_AT + offsetof<Decoded>() + 63) & ~63;
 const OBJECT_BYTES: usize = NESTED_AT + NESTED_BYTES;
 
 @unmanaged export class Vcpu {
   vm: Vm = changetype<Vm>(0);
   index: u32 = 0; // vCPU number within its VM (the VP index)
   vmcs: u64 = 0; // physical address of vmcs01
-  launched: bool = false; // VMLAUNCH done on the current VMCS since its VMCLEAR
-  exits: u64 = 0; // VM exits since the guest started
   nextFree: Vcpu | null = null;
+
+  @inline get apic(): Lapic {
+    return changetype<Lapic>(changetype<usize>(this) + APIC_AT);
+  }
+  @inline get irq(): IrqState {
+    return changetype<IrqState>(changetype<usize>(this) + IRQ_AT);
+  }
+  @inline get tsc(): TscState {
+    return changetype<TscState>(changetype<usize>(this) + TSC_AT);
+  }
+  @inline get msrs(): MsrState {
+    return changetype<MsrState>(changetype<usize>(this) + MSRS_AT);
+  }
+  @inline get xstate(): XState {
+    return changetype<XState>(changetype<usize>(this) + XSTATE_AT);
+  }
+  // The caller-owned result of decoding an MMIO instruction (mmio.ts).
+  @inline get decoded(): Decoded {
+    return changetype<Decoded>(changetype<usize>(this) + DECODED_AT);
+  }
+  // The nested-VMX part: reached on every L2 exit dozens of times.
+  @inline get nested(): Nested {
+    return changetype<Nested>(changetype<usize>(this) + NESTED_AT);
+  }
 
   // The register block (V.REGS_* layout), 64-byte aligned.
   @inline get regs(): usize {
     return changetype<usize>(this) + REGS_AT;
-  }
-  // The nested-VMX part (nested/nested.ts).
-  @inline get nested(): Nested {
-    return changetype<Nested>(changetype<usize>(this) + NESTED_AT);
   }
   @inline reg(n: u32): u64 {
     return load<u64>(changetype<usize>(this) + (<usize>n << 3), REGS_AT);
@@ -74,20 +114,27 @@ const OBJECT_BYTES: usize = NESTED_AT + NESTED_BYTES;
   @inline fxArea(): usize {
     return this.regs + V.REGS_FX;
   }
-  setLaunched(l: bool): void {
-    this.launched = l;
+  // VMLAUNCH done on the current VMCS since its VMCLEAR, and the VM exits
+  // since the guest started: in the register block (V.REGS_LAUNCHED,
+  // V.REGS_EXITS), where the entry wrapper (vmx.enter) sets the one and
+  // counts the other, so that the exit loop touches neither.
+  @inline get launched(): bool {
+    return load<u64>(changetype<usize>(this), REGS_AT + V.REGS_LAUNCHED) != 0;
   }
-  @inline countExit(): void {
-    this.exits++;
+  setLaunched(l: bool): void {
+    store<u64>(changetype<usize>(this), l ? 1 : 0, REGS_AT + V.REGS_LAUNCHED);
+  }
+  @inline get exits(): u64 {
+    return load<u64>(changetype<usize>(this), REGS_AT + V.REGS_EXITS);
   }
   setVmcs(pa: u64): void {
     this.vmcs = pa;
-    this.launched = false;
+    this.setLaunched(false);
   }
 
   // Registers and FPU state at a guest's start (the boot protocol sets
   // RAX/RBX afterwards): all zero, x87 control word 0x37F and MXCSR 0x1F80
-  // as after FNINIT/reset (SDM Vol. 3A 9.1.1).
+  // as after FNINIT/reset (SDM Vol. 3A 9.1.1); not launched, no exits.
   resetRegisters(): void {
     memory.fill(this.regs, 0, V.REGS_BYTES);
     store<u16>(this.fxArea(), 0x37f); // FCW
@@ -95,12 +142,14 @@ const OBJECT_BYTES: usize = NESTED_AT + NESTED_BYTES;
   }
 }
 
-let freeList: Vcpu | null = null;
+let freeList: Vcpu | null = null; // machine-wide: recycled objects (the stub runtime does not free)
 
 // The fields must end below the register block.
 if (offsetof<Vcpu>() > REGS_AT) unreachable();
 
-// A vCPU for vm with number index: registers reset, no VMCS yet.
+// A vCPU for vm with number index, in its RESET state: registers, local
+// APIC, TSC, MSRs, extended state; no VMCS yet (vmcs01.create builds it and
+// starts interrupt delivery).
 export function create(vm: Vm, index: u32): Vcpu {
   let v: Vcpu;
   const f = freeList;
@@ -109,10 +158,11 @@ export function create(vm: Vm, index: u32): Vcpu {
     freeList = f.nextFree;
   } else {
     v = changetype<Vcpu>((heap.alloc(OBJECT_BYTES + 64) + 63) & ~(<usize>63));
+    memory.fill(changetype<usize>(v), 0, OBJECT_BYTES);
     Nested.at(changetype<usize>(v) + NESTED_AT);
   }
-  // vmcs01's page and the nested part's pages stay with the object across
-  // reuse.
+  // vmcs01's page, the nested part's pages and the XSAVE area stay with
+  // the object across reuse.
   const vmcs = v.vmcs;
   memory.fill(changetype<usize>(v), 0, offsetof<Vcpu>());
   v.vmcs = vmcs;
@@ -120,11 +170,18 @@ export function create(vm: Vm, index: u32): Vcpu {
   v.vm = vm;
   v.index = index;
   v.resetRegisters();
+  v.apic.reset(index, cpu.rdtsc());
+  memory.fill(changetype<usize>(v.irq), 0, offsetof<IrqState>());
+  v.irq.budgetEnd = u64.MAX_VALUE;
+  v.tsc.reset();
+  v.msrs.reset();
+  v.xstate.reset();
   return v;
 }
 
 // Give v back; its VMCS pages are the caller's to free first.
 export function destroy(v: Vcpu): void {
+  v.nested.release();
   v.nextFree = freeList;
   freeList = v;
 }

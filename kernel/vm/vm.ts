@@ -4,6 +4,14 @@
 // the guest is set up.
 import * as config from "./config";
 import { Vcpu } from "./vcpu";
+import { RamSnapshot } from "../snapshot/ram";
+import { REASONS } from "./exits";
+import { Profile } from "./profile";
+import * as devices from "../devices/ports";
+import { Ports } from "../devices/ports";
+import { Uart } from "../devices/uart";
+import { FwCfg } from "../devices/fwcfg";
+import { Entry } from "../guest/loader";
 
 export const MAX_VCPUS: i32 = 8;
 
@@ -12,26 +20,67 @@ export const MAX_VCPUS: i32 = 8;
   ramHpa: u64 = 0; // host-physical base of guest RAM (guest-physical 0)
   ramBytes: u64 = 0;
   eptRoot: u64 = 0; // PML4 of the EPT that maps the RAM
+  // Its RAM snapshot, when it has one (snapshot/ram.ts; vm/guestmem.ts
+  // records the hypervisor's writes in it).
+  ramSnapshot: RamSnapshot | null = null;
   // How the guest ended (config.OUTCOME_*) and its exit code when it ended
   // itself.
   outcome: i32 = config.OUTCOME_STOPPED;
   exitCode: u32 = 0;
   vcpuCount: i32 = 0;
   vcpu0: Vcpu = changetype<Vcpu>(0);
+  // Statistics of the guest's run.
+  migrations: u32 = 0; // moves of a vCPU to another processor (migrate=N)
+  hostInterrupts: u32 = 0; // the host's interrupts that arrived while it ran
+  hostNmis: u32 = 0; // the host's NMIs likewise
+  // How its boot vCPU starts, as the loader returned it (rebuildable:
+  // loading the kernel again gives the same). Made with the object.
+  entry: Entry = changetype<Entry>(0);
+
+  // Exits handled by the exit table (exits.ts), per basic exit reason:
+  // REASONS u64 counters, after the fields.
+  @inline get exitCounts(): usize {
+    return changetype<usize>(this) + COUNTS_AT;
+  }
+  // Where its CPUID round trips' ticks go (profiling build).
+  @inline get profile(): Profile {
+    return changetype<Profile>(changetype<usize>(this) + PROFILE_AT);
+  }
+  // Its devices, in the device area after the counters and profile
+  // (layout: kernel/devices/ports.ts); create() resets them.
+  @inline get uart(): Uart {
+    return changetype<Uart>(changetype<usize>(this) + DEVICES_AT + devices.UART_AT);
+  }
+  @inline get ports(): Ports {
+    return changetype<Ports>(changetype<usize>(this) + DEVICES_AT + devices.PORTS_AT);
+  }
+  @inline get fwcfg(): FwCfg {
+    return changetype<FwCfg>(changetype<usize>(this) + DEVICES_AT + devices.FWCFG_AT);
+  }
 }
 
-let theVm: Vm | null = null;
+const COUNTS_AT: usize = (offsetof<Vm>() + 7) & ~(<usize>7);
+const PROFILE_AT: usize = COUNTS_AT + (<usize>REASONS << 3);
+const DEVICES_AT: usize = (PROFILE_AT + offsetof<Profile>() + 7) & ~(<usize>7);
+const VM_BYTES: usize = DEVICES_AT + devices.AREA_BYTES;
+
+let theVm: Vm | null = null; // machine-wide: the one Vm object, reused (guests run one after another)
 
 // The VM for guest= entry g. Guests run one after another, so one object
 // serves them all; everything in it is set here.
 export function create(g: i32): Vm {
   let vm = theVm;
   if (vm == null) {
-    vm = changetype<Vm>(heap.alloc(offsetof<Vm>()));
+    vm = changetype<Vm>(heap.alloc(VM_BYTES));
+    vm.entry = new Entry();
     theVm = vm;
   }
-  memory.fill(changetype<usize>(vm), 0, offsetof<Vm>());
+  const entry = vm.entry;
+  memory.fill(changetype<usize>(vm), 0, VM_BYTES);
+  vm.entry = entry;
   vm.guest = g;
   vm.outcome = config.OUTCOME_STOPPED;
+  vm.profile.reset();
+  devices.reset(vm);
   return vm;
 }

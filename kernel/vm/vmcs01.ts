@@ -9,24 +9,27 @@ import * as pages from "../mm/pages";
 import * as print from "../lib/print";
 import * as caps from "../vmx/caps";
 import * as ctl from "./controls";
+import * as config from "./config";
 import * as R from "./vcpu";
 import { Vcpu } from "./vcpu";
 import * as V from "../arch/vmx";
 
-// Per-guest pages (allocated once, reused for every guest).
-export let msrBitmap: u64 = 0;
-export let ioBitmapA: u64 = 0;
-export let ioBitmapB: u64 = 0;
+// The bitmaps (allocated once): their contents do not depend on the guest
+// (every port exits; the same MSRs pass through for all).
+export let msrBitmap: u64 = 0; // machine-wide: the same for every guest
+export let ioBitmapA: u64 = 0; // machine-wide: the same for every guest
+export let ioBitmapB: u64 = 0; // machine-wide: the same for every guest
 
-// What the guest sees in CR0/CR4 for the bits the host owns.
-export let cr0Mask: u64 = 0;
-export let cr4Mask: u64 = 0;
-export let vpidEnabled: bool = false;
-export let invpcidEnabled: bool = false; // "enable INVPCID" in the guest's VMCS
+// The CR0/CR4 bits the host owns (the guest reads its own view of them
+// from the read shadows): VMX's fixed bits, the same for every guest.
+export let cr0Mask: u64 = 0; // machine-wide: from the processor's fixed bits
+export let cr4Mask: u64 = 0; // machine-wide: from the processor's fixed bits
+export let vpidEnabled: bool = false; // rebuildable cache: "enable VPID" in the running guest's vmcs01 (vpid= and the processor)
+export let invpcidEnabled: bool = false; // machine-wide: "enable INVPCID" where the processor allows it
 
 export const GUEST_VPID: u32 = 1;
 
-const host: usize = memory.data(56, 8);
+const host: usize = memory.data(56, 8); // machine-wide: the host state import's buffer (scratch)
 
 // MSRs a guest reads and writes directly: the host never uses them while
 // the guest is stopped (no SYSCALL, no SWAPGS in the hypervisor), and the
@@ -55,7 +58,7 @@ function passThrough(msr: u32, read: bool, write: bool): void {
 // The pass-through MSRs that VM entry and exit do not switch (no VMCS
 // field): the guest's values live in the processor, so they are carried
 // when the vCPU moves (migrate.ts) and cleared between guests (guest.ts).
-export const UNSWITCHED: StaticArray<u32> = [
+export const UNSWITCHED: StaticArray<u32> = [ // machine-wide: a constant list
   V.MSR_IA32_KERNEL_GS_BASE, V.MSR_IA32_STAR, V.MSR_IA32_LSTAR, V.MSR_IA32_CSTAR, V.MSR_IA32_FMASK,
   V.MSR_IA32_TSC_AUX,
 ];
@@ -169,14 +172,13 @@ export function create(vcpu: Vcpu, eptp: u64, eip: u32, wantVpid: bool): bool {
   }
   vcpu.setLaunched(false);
 
-  ctl.resetMissing();
-  const pin = ctl.adjust(caps.pin, ctl.KIND_PIN,
-    V.PIN_EXTERNAL_INTERRUPT_EXITING | V.PIN_NMI_EXITING, V.PIN_VIRTUAL_NMIS);
+  const pinReq = V.PIN_EXTERNAL_INTERRUPT_EXITING | V.PIN_NMI_EXITING;
+  const pin = ctl.adjust(caps.pin, ctl.KIND_PIN, pinReq, V.PIN_VIRTUAL_NMIS);
   // TSC offsetting: the guest's WRMSR of IA32_TSC / IA32_TSC_ADJUST moves
   // its TSC (tsc.ts); the offset starts at 0.
-  const proc = ctl.adjust(caps.proc, ctl.KIND_PROC,
-    V.PROC_HLT_EXITING | V.PROC_USE_IO_BITMAPS | V.PROC_USE_MSR_BITMAPS | V.PROC_ACTIVATE_SECONDARY_CONTROLS |
-    V.PROC_CR8_LOAD_EXITING | V.PROC_CR8_STORE_EXITING | V.PROC_USE_TSC_OFFSETTING,
+  const procReq = V.PROC_HLT_EXITING | V.PROC_USE_IO_BITMAPS | V.PROC_USE_MSR_BITMAPS | V.PROC_ACTIVATE_SECONDARY_CONTROLS |
+    V.PROC_CR8_LOAD_EXITING | V.PROC_CR8_STORE_EXITING | V.PROC_USE_TSC_OFFSETTING;
+  const proc = ctl.adjust(caps.proc, ctl.KIND_PROC, procReq,
     V.PROC_MWAIT_EXITING | V.PROC_MONITOR_EXITING | V.PROC_RDPMC_EXITING);
   // VPID only where INVVPID can flush one (single- or all-context): the
   // hypervisor must be able to drop a guest's cached translations.
@@ -186,18 +188,20 @@ export function create(vcpu: Vcpu, eptp: u64, eip: u32, wantVpid: bool): bool {
   // then runs natively (SDM Vol. 3C 26.1.3), and CPUID offers it (cpuid.ts).
   const p2opt = V.PROC2_ENABLE_RDTSCP | V.PROC2_WBINVD_EXITING | V.PROC2_ENABLE_INVPCID |
     (wantVpid && invvpid ? V.PROC2_ENABLE_VPID : 0);
-  const proc2 = ctl.adjust(caps.proc2, ctl.KIND_PROC2, V.PROC2_ENABLE_EPT | V.PROC2_UNRESTRICTED_GUEST, p2opt);
+  const proc2Req = V.PROC2_ENABLE_EPT | V.PROC2_UNRESTRICTED_GUEST;
+  const proc2 = ctl.adjust(caps.proc2, ctl.KIND_PROC2, proc2Req, p2opt);
   // Debug controls saved on exit and loaded on entry (DR7, IA32_DEBUGCTL,
   // 28.3.1, 27.3.2.1): the guest's own, kept in the VMCS while the
   // hypervisor runs with DR7 = 400H and DEBUGCTL = 0 (28.5.1).
-  const exitc = ctl.adjust(caps.exit, ctl.KIND_EXIT,
-    V.EXIT_SAVE_DEBUG_CONTROLS | V.EXIT_HOST_ADDRESS_SPACE_SIZE | V.EXIT_SAVE_IA32_EFER | V.EXIT_LOAD_IA32_EFER |
-    V.EXIT_SAVE_IA32_PAT | V.EXIT_LOAD_IA32_PAT | V.EXIT_ACKNOWLEDGE_INTERRUPT_ON_EXIT, 0);
+  const exitReq = V.EXIT_SAVE_DEBUG_CONTROLS | V.EXIT_HOST_ADDRESS_SPACE_SIZE | V.EXIT_SAVE_IA32_EFER | V.EXIT_LOAD_IA32_EFER |
+    V.EXIT_SAVE_IA32_PAT | V.EXIT_LOAD_IA32_PAT | V.EXIT_ACKNOWLEDGE_INTERRUPT_ON_EXIT;
+  const exitc = ctl.adjust(caps.exit, ctl.KIND_EXIT, exitReq, 0);
   // IA-32e mode guest starts 0; the processor keeps it equal to EFER.LMA on
   // every VM exit (27.2), so guests that enter long mode need nothing more.
-  const entry = ctl.adjust(caps.entry, ctl.KIND_ENTRY, V.ENTRY_LOAD_DEBUG_CONTROLS | V.ENTRY_LOAD_IA32_EFER | V.ENTRY_LOAD_IA32_PAT, 0) &
-    ~V.ENTRY_IA32E_MODE_GUEST;
-  if (ctl.missing) return false;
+  const entryReq = V.ENTRY_LOAD_DEBUG_CONTROLS | V.ENTRY_LOAD_IA32_EFER | V.ENTRY_LOAD_IA32_PAT;
+  const entry = ctl.adjust(caps.entry, ctl.KIND_ENTRY, entryReq, 0) & ~V.ENTRY_IA32E_MODE_GUEST;
+  if (!ctl.has(pin, pinReq) || !ctl.has(proc, procReq) || !ctl.has(proc2, proc2Req) || !ctl.has(exitc, exitReq) ||
+    !ctl.has(entry, entryReq)) return false;
   vpidEnabled = (proc2 & V.PROC2_ENABLE_VPID) != 0;
   invpcidEnabled = (proc2 & V.PROC2_ENABLE_INVPCID) != 0;
 
@@ -265,5 +269,8 @@ export function create(vcpu: Vcpu, eptp: u64, eip: u32, wantVpid: bool): bool {
   vmx.vmwrite(V.GUEST_IA32_SYSENTER_EIP, 0);
 
   writeHostState();
+  // Interrupt delivery starts with the VMCS (the preemption timer, the
+  // guest's max-ticks= budget).
+  vcpu.irq.start(config.maxTicks[vcpu.vm.guest]);
   return true;
 }

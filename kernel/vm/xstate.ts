@@ -19,19 +19,33 @@
 // XSAVE area below (standard format, 64-byte aligned, SDM Vol. 1 13.4).
 import * as cpu from "../hw/cpu";
 import * as V from "../arch/vmx";
+import { Vcpu } from "./vcpu";
 
 // XCR0 components a guest may enable: every user state component the
 // processor supports (CPUID.(EAX=0DH,ECX=0):EDX:EAX); 0 without XSAVE
 // (CR4.OSXSAVE clear in the hypervisor: XSETBV is then #UD for guests too).
-export let offered: u64 = 0;
-// The guest's XCR0 (its XSETBV exits record it); what the processor has
-// whenever this vCPU's state is loaded on it.
-export let guestXcr0: u64 = 1;
+export let offered: u64 = 0; // machine-wide: the processor's XSAVE support
+let size: u32 = 0; // machine-wide: the XSAVE area's size for every supported component
 
-// The XSAVE area: CPUID.(EAX=0DH,ECX=0):ECX bytes (the size for every
-// supported component), allocated once, at the first guest's set-up.
-let area: usize = 0;
-let areaSize: u32 = 0;
+const regs: usize = memory.data(16, 16); // machine-wide: CPUID's output (scratch)
+
+// Learn what the processor offers (it does not change).
+function learn(): void {
+  if ((cpu.readcr(4) & V.X86_CR4_OSXSAVE) == 0) {
+    offered = 0;
+    return;
+  }
+  cpu.cpuid(0xd, 0, regs);
+  offered = (<u64>load<u32>(regs, 12) << 32) | <u64>load<u32>(regs);
+  size = load<u32>(regs, 8);
+  if (size < 576) size = 576; // legacy area + header at least
+}
+
+// The XSAVE area's size (0 before the first guest's set-up): the XSTATE
+// section of a snapshot holds one (kernel/snapshot/).
+export function areaBytes(): u32 {
+  return size;
+}
 
 // Components that travel through the XSAVE area: all but x87 (bit 0) and
 // SSE (bit 1), which the entry stub keeps in the register block.
@@ -39,38 +53,43 @@ function moved(): u64 {
   return offered & ~(<u64>3);
 }
 
-const regs: usize = memory.data(16, 16);
+// A vCPU's extended state (vcpu.xstate).
+@unmanaged export class XState {
+  // The guest's XCR0 (its XSETBV exits record it); what the processor has
+  // whenever this vCPU's state is loaded on it.
+  xcr0: u64 = 1;
+  // The XSAVE area (CPUID.(EAX=0DH,ECX=0):ECX bytes, 64-byte aligned),
+  // allocated once per vCPU object, at its first reset with XSAVE.
+  area: usize = 0;
+  areaSize: u32 = 0;
 
-// At a guest's set-up: learn the offered components, allocate the area once,
-// and give the vCPU the state a processor has after RESET (SDM Vol. 1
-// 13.6: XCR0 = 1; every component in its initial configuration, PKRU = 0).
-export function reset(): bool {
-  guestXcr0 = 1;
-  if ((cpu.readcr(4) & V.X86_CR4_OSXSAVE) == 0) {
-    offered = 0;
-    return true;
+  // The state a processor has after RESET (SDM Vol. 1 13.6: XCR0 = 1;
+  // every component in its initial configuration, PKRU = 0), in the
+  // object; restore() puts it on the processor.
+  reset(): void {
+    learn();
+    this.xcr0 = 1;
+    if (offered == 0) return;
+    if (this.area == 0 || this.areaSize < size) {
+      this.areaSize = size;
+      this.area = (heap.alloc(<usize>size + 64) + 63) & ~(<usize>63);
+    }
+    this.initial();
   }
-  cpu.cpuid(0xd, 0, regs);
-  offered = (<u64>load<u32>(regs, 12) << 32) | <u64>load<u32>(regs);
-  if (area == 0) {
-    areaSize = load<u32>(regs, 8);
-    if (areaSize < 576) areaSize = 576; // legacy area + header at least
-    area = (heap.alloc(<usize>areaSize + 64) + 63) & ~(<usize>63);
-  }
+
   // An area whose header (bytes 512-575) is zero holds every component in
   // its initial configuration: XRSTOR initialises what XSTATE_BV lacks
   // (13.8.1). MXCSR (byte 24) is loaded whenever AVX is restored: 1F80H.
-  memory.fill(area, 0, areaSize);
-  store<u32>(area + 24, 0x1f80);
-  loadState(moved());
-  cpu.xsetbv(0, guestXcr0);
-  return true;
+  initial(): void {
+    memory.fill(this.area, 0, this.areaSize);
+    store<u32>(this.area + 24, 0x1f80);
+  }
 }
 
 // The guest's XSETBV passed the SDM's checks (exit/misc.ts): it takes
 // effect on the processor, and stays there while the hypervisor runs.
-export function setXcr0(v: u64): void {
-  guestXcr0 = v;
+export function setXcr0(vcpu: Vcpu, v: u64): void {
+  vcpu.xstate.xcr0 = v;
   cpu.xsetbv(0, v);
 }
 
@@ -78,31 +97,33 @@ export function setXcr0(v: u64): void {
 // the area. XCR0 is widened to every offered component for the XSAVE, so
 // that state the guest keeps with the component disabled in XCR0 (PKRU is
 // used with CR4.PKE whatever XCR0[9] says) moves too.
-export function save(): void {
+export function save(vcpu: Vcpu): void {
   if (offered == 0) return;
+  const x = vcpu.xstate;
   cpu.xsetbv(0, offered);
-  cpu.xsave(area, areaSize, moved());
+  cpu.xsave(x.area, x.areaSize, moved());
 }
 
-// On the processor it arrives at: the components back, then the guest's XCR0.
-export function restore(): void {
+// On the processor it arrives at (or starts on): the components back, then
+// the guest's XCR0.
+export function restore(vcpu: Vcpu): void {
   if (offered == 0) return;
-  loadState(moved());
-  cpu.xsetbv(0, guestXcr0);
+  loadState(vcpu.xstate, moved());
+  cpu.xsetbv(0, vcpu.xstate.xcr0);
 }
 
-function loadState(mask: u64): void {
+function loadState(x: XState, mask: u64): void {
   if (mask == 0) return;
   cpu.xsetbv(0, offered);
-  cpu.xrstor(area, areaSize, mask);
+  cpu.xrstor(x.area, x.areaSize, mask);
 }
 
 // After the guest ends: its state must not reach the next guest, nor its
 // XCR0 (the hypervisor's own is x87 + SSE where XSAVE knows SSE).
-export function scrub(): void {
+export function scrub(vcpu: Vcpu): void {
   if (offered == 0) return;
-  memory.fill(area, 0, areaSize);
-  store<u32>(area + 24, 0x1f80);
-  loadState(moved());
+  const x = vcpu.xstate;
+  x.initial();
+  loadState(x, moved());
   cpu.xsetbv(0, offered & 3);
 }

@@ -7,23 +7,23 @@ import * as cpu from "../hw/cpu";
 import * as print from "../lib/print";
 import * as V from "../arch/vmx";
 
-export let basic: u64 = 0;
-export let pin: u64 = 0; // allowed-0 in bits 31:0, allowed-1 in 63:32
-export let proc: u64 = 0;
-export let proc2: u64 = 0;
-export let exit: u64 = 0;
-export let entry: u64 = 0;
-export let misc: u64 = 0;
-export let cr0Fixed0: u64 = 0;
-export let cr0Fixed1: u64 = 0;
-export let cr4Fixed0: u64 = 0;
-export let cr4Fixed1: u64 = 0;
-export let vmcsEnum: u64 = 0;
-export let eptVpidCap: u64 = 0;
-export let vmfunc: u64 = 0;
-export let hasProc2: bool = false;
-export let hasEptVpidCap: bool = false;
-export let hasVmfunc: bool = false;
+export let basic: u64 = 0; // machine-wide: hardware capability
+export let pin: u64 = 0; // machine-wide: hardware capability; allowed-0 in bits 31:0, allowed-1 in 63:32
+export let proc: u64 = 0; // machine-wide: hardware capability
+export let proc2: u64 = 0; // machine-wide: hardware capability
+export let exit: u64 = 0; // machine-wide: hardware capability
+export let entry: u64 = 0; // machine-wide: hardware capability
+export let misc: u64 = 0; // machine-wide: hardware capability
+export let cr0Fixed0: u64 = 0; // machine-wide: hardware capability
+export let cr0Fixed1: u64 = 0; // machine-wide: hardware capability
+export let cr4Fixed0: u64 = 0; // machine-wide: hardware capability
+export let cr4Fixed1: u64 = 0; // machine-wide: hardware capability
+export let vmcsEnum: u64 = 0; // machine-wide: hardware capability
+export let eptVpidCap: u64 = 0; // machine-wide: hardware capability
+export let vmfunc: u64 = 0; // machine-wide: hardware capability
+export let hasProc2: bool = false; // machine-wide: hardware capability
+export let hasEptVpidCap: bool = false; // machine-wide: hardware capability
+export let hasVmfunc: bool = false; // machine-wide: hardware capability
 
 // CR4 bits no guest of this hypervisor may set even where the processor
 // allows them in VMX operation: their features need state the hypervisor

@@ -21,8 +21,8 @@ const FOUR_GIB: u64 = 0x100000000;
 // One VMXON region per processor (24.11.5: each logical processor needs
 // its own), indexed by cpu.index().
 export const MAX_CPUS: i32 = 64;
-export const vmxonRegions = new StaticArray<u64>(MAX_CPUS);
-let capsRead = false;
+export const vmxonRegions = new StaticArray<u64>(MAX_CPUS); // machine-wide: one VMXON region per processor
+let capsRead = false; // machine-wide: capability MSRs, read once
 
 // Bring CR0 or CR4 to a value VMX operation allows: set what FIXED0 requires
 // and check nothing FIXED1 forbids is set. A forbidden bit that is set is not

@@ -13,6 +13,7 @@ import { PhysMem } from './phys.ts';
 import { Vmx } from './vmx.ts';
 import { CR0, CR0_DEFINED, CR4, EFER, MSR, hex, msrName } from './consts.ts';
 import { fieldName } from './vmcs-fields.ts';
+import * as C from './vmx-consts.ts';
 
 export type Regs = [number, number, number, number]; // EAX, EBX, ECX, EDX
 export type CpuidEntry = Regs | ((sub: number, m: Machine) => Regs);
@@ -463,13 +464,21 @@ export class Machine {
         profile: (out: number) => {
           this.linear(u32(out), 96).fill(0);
         },
-        // VMLAUNCH (launched = 0) or VMRESUME: the entry checks, then the
-        // test's guest script plays the guest and writes the exit fields.
-        enter: (regs: number, launched: number) => {
+        // VMLAUNCH (the block's REGS_LAUNCHED = 0) or VMRESUME: the entry
+        // checks, then the test's guest script plays the guest and writes
+        // the exit fields; after an exit, as boot/imports/vmx.c does, the
+        // block's launch state is set and its exit count incremented.
+        enter: (regs: number) => {
           this.regsPtr = u32(regs);
           if ((this.regsPtr & 15) !== 0) this.fault(`vmx.enter: register block ${this.regsPtr} not 16-byte aligned (FXSAVE)`);
           if (!this.vmx.guest) this.fault('vmx.enter: the test gave the model no guest script (m.vmx.guest)');
-          return this.vmx.enter(u32(launched) === 0);
+          const slot = (off: number) => new DataView(this.linear(this.regsPtr + off, 8).buffer, this.regsPtr + off, 8);
+          const r = this.vmx.enter(slot(C.REGS_LAUNCHED).getBigUint64(0, true) === 0n);
+          if (r === 0) {
+            slot(C.REGS_LAUNCHED).setBigUint64(0, 1n, true);
+            slot(C.REGS_EXITS).setBigUint64(0, BigInt.asUintN(64, slot(C.REGS_EXITS).getBigUint64(0, true) + 1n), true);
+          }
+          return r;
         },
         vmclear: (pa: bigint) => this.vmx.vmclear(u64(pa)),
         vmptrld: (pa: bigint) => this.vmx.vmptrld(u64(pa)),

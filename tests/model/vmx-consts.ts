@@ -902,8 +902,103 @@ export const REGS_R13 = 104; // guest R13, register number 13 (exit-qualificatio
 export const REGS_R14 = 112; // guest R14, register number 14 (exit-qualification order)
 export const REGS_R15 = 120; // guest R15, register number 15 (exit-qualification order)
 export const REGS_CR2 = 128; // guest CR2 (VMX does not switch CR2)
+export const REGS_LAUNCHED = 136; // u64: 1 once VMLAUNCH succeeded on the current VMCS (VMRESUME next), 0 after VMCLEAR; set by the entry wrapper (vmx.c)
+export const REGS_EXITS = 144; // u64: VM exits of the vCPU, counted by the entry wrapper (vmx.c)
 export const REGS_FX = 0x00000100; // the guest's 512-byte FXSAVE area (16-byte aligned)
 export const REGS_BYTES = 0x00000300; // size of the block
+
+// ---- snapshot blob (docs/snapshot.md; tools/vmx/table.mjs SNAPSHOT)
+export const SNAP_MAGIC = 0x4e534856; // the bytes "VHSN"
+export const SNAP_VERSION = 1; // format version; bump on any change of a blob byte
+export const SNAP_MAX_SECTIONS = 16; // most entries a section table may have
+export const SNAP_VMCS12_LAYOUT = 0x1edbeca2; // fingerprint of the vmcs12 layout (FNV-1a of its size, encodings and offsets)
+
+// ---- snapshot blob header, at offset 0 (SNAP_HDR_*: byte offsets)
+export const SNAP_HDR_MAGIC = 0; // 4 bytes: SNAP_MAGIC
+export const SNAP_HDR_VERSION = 4; // 2 bytes: SNAP_VERSION
+export const SNAP_HDR_HEADER_BYTES = 6; // 2 bytes: SNAP_HDR_BYTES
+export const SNAP_HDR_TOTAL_BYTES = 8; // 4 bytes: the whole blob, header included
+export const SNAP_HDR_SECTION_COUNT = 12; // 4 bytes: entries in the section table (1 to SNAP_MAX_SECTIONS)
+export const SNAP_HDR_VCPU = 16; // 4 bytes: index of the vCPU in its VM
+export const SNAP_HDR_VMCS12_LAYOUT = 20; // 4 bytes: SNAP_VMCS12_LAYOUT of the writer
+export const SNAP_HDR_RESERVED = 24; // 8 bytes: zero
+export const SNAP_HDR_BYTES = 32; // fixed size
+
+// ---- snapshot section table entry; the table follows the header (SNAP_ENTRY_*: byte offsets)
+export const SNAP_ENTRY_ID = 0; // 4 bytes: SNAP_SEC_*
+export const SNAP_ENTRY_OFFSET = 4; // 4 bytes: from the start of the blob, 8-byte aligned
+export const SNAP_ENTRY_SIZE = 8; // 4 bytes: bytes of the section, padding excluded
+export const SNAP_ENTRY_RESERVED = 12; // 4 bytes: zero
+export const SNAP_ENTRY_BYTES = 16; // fixed size
+
+// ---- snapshot key/value item of the VMCS01 and MSRS sections (SNAP_PAIR_*: byte offsets)
+export const SNAP_PAIR_KEY = 0; // 4 bytes: VMCS field encoding or MSR index
+export const SNAP_PAIR_RESERVED = 4; // 4 bytes: zero
+export const SNAP_PAIR_VALUE = 8; // 8 bytes: the value, zero-extended
+export const SNAP_PAIR_BYTES = 16; // fixed size
+
+// ---- snapshot APIC section (SNAP_APIC_*: byte offsets)
+export const SNAP_APIC_BASE = 0; // 8 bytes: IA32_APIC_BASE
+export const SNAP_APIC_ESR_PENDING = 8; // 4 bytes: errors detected since the last write of the ESR (11.5.3)
+export const SNAP_APIC_RESERVED = 12; // 52 bytes: zero
+export const SNAP_APIC_PAGE = 64; // 1024 bytes: registers 000H-3F0H at their offsets in the APIC page, 32 bits each
+export const SNAP_APIC_BYTES = 1088; // fixed size
+
+// ---- snapshot EVENTS section: what the next VM entry injects (26.6) (SNAP_EVENTS_*: byte offsets)
+export const SNAP_EVENTS_L1_INFO = 0; // 4 bytes: vmcs01's VM-entry interruption information
+export const SNAP_EVENTS_L1_ERROR = 4; // 4 bytes: vmcs01's VM-entry exception error code
+export const SNAP_EVENTS_L1_LENGTH = 8; // 4 bytes: vmcs01's VM-entry instruction length
+export const SNAP_EVENTS_L1_RESERVED = 12; // 4 bytes: zero
+export const SNAP_EVENTS_L2_INFO = 16; // 4 bytes: vmcs02's VM-entry interruption information (GUEST_MODE)
+export const SNAP_EVENTS_L2_ERROR = 20; // 4 bytes: vmcs02's VM-entry exception error code
+export const SNAP_EVENTS_L2_LENGTH = 24; // 4 bytes: vmcs02's VM-entry instruction length
+export const SNAP_EVENTS_L2_RESERVED = 28; // 4 bytes: zero
+export const SNAP_EVENTS_BYTES = 32; // fixed size
+
+// ---- snapshot TIMERS section: times in L1's TSC (SNAP_TIMERS_*: byte offsets)
+export const SNAP_TIMERS_L1_TSC = 0; // 8 bytes: L1's TSC at the snapshot point
+export const SNAP_TIMERS_APIC_DEADLINE = 8; // 8 bytes: L1's TSC when the APIC timer count reaches 0; all ones: not counting
+export const SNAP_TIMERS_RESERVED = 16; // 16 bytes: zero
+export const SNAP_TIMERS_BYTES = 32; // fixed size
+
+// ---- snapshot XSTATE section: fixed part, then the XSAVE area (SNAP_XSTATE_*: byte offsets)
+export const SNAP_XSTATE_XCR0 = 0; // 8 bytes: the guest's XCR0
+export const SNAP_XSTATE_AREA_BYTES = 8; // 4 bytes: size of the XSAVE area that follows
+export const SNAP_XSTATE_RESERVED = 12; // 52 bytes: zero
+export const SNAP_XSTATE_AREA = 64; // variable: XSAVE area, standard format (SDM Vol. 1 13.4)
+export const SNAP_XSTATE_BYTES = 64; // fixed size
+
+// ---- snapshot NESTED section: after KVM's kvm_nested_state (VMX) (SNAP_NESTED_*: byte offsets)
+export const SNAP_NESTED_FLAGS = 0; // 4 bytes: SNAP_FLAG_GUEST_MODE | SNAP_FLAG_RUN_PENDING | SNAP_FLAG_EVMCS
+export const SNAP_NESTED_RESERVED0 = 4; // 4 bytes: zero
+export const SNAP_NESTED_VMXON = 8; // 8 bytes: VMXON pointer (L1-physical); all ones: not in VMX operation
+export const SNAP_NESTED_VMCS12 = 16; // 8 bytes: current-VMCS pointer (L1-physical); all ones: none
+export const SNAP_NESTED_PREEMPTION_DEADLINE = 24; // 8 bytes: L1's TSC when L1's VMX-preemption timer for L2 expires; all ones: not running
+export const SNAP_NESTED_RESERVED = 32; // 32 bytes: zero
+export const SNAP_NESTED_BYTES = 64; // fixed size
+
+// ---- snapshot section ids (docs/snapshot.md "Sections"), in blob order
+export const SNAP_SEC_REGS = 1; // the register block (REGS_*): GPRs, CR2, FXSAVE area (768 bytes)
+export const SNAP_SEC_VMCS01 = 2; // vmcs01's guest state: SNAP_VMCS01_FIELDS as encoding/value pairs (16-byte items)
+export const SNAP_SEC_MSRS = 3; // MSRs no VMCS field holds: SNAP_MSRS as index/value pairs (16-byte items)
+export const SNAP_SEC_APIC = 4; // the local APIC (1088 bytes)
+export const SNAP_SEC_EVENTS = 5; // pending event injection (32 bytes)
+export const SNAP_SEC_TIMERS = 6; // TSC and timer deadlines (32 bytes)
+export const SNAP_SEC_XSTATE = 7; // XCR0 and the XSAVE area (present when the processor has XSAVE)
+export const SNAP_SEC_NESTED = 8; // L1's VMX operation (absent: never entered) (64 bytes)
+export const SNAP_SEC_VMCS12 = 9; // the current vmcs12 (private layout) (4096 bytes)
+export const SNAP_SEC_SHADOW_VMCS12 = 10; // the shadow VMCS vmcs12's link pointer names (GUEST_MODE with VMCS shadowing) (4096 bytes)
+export const SNAP_SEC_LAST = 10; // highest section id
+
+// ---- snapshot NESTED flags (after kvm_nested_state.flags)
+export const SNAP_FLAG_GUEST_MODE = 0x1; // L2 was running (vmcs02 current): KVM_STATE_NESTED_GUEST_MODE
+export const SNAP_FLAG_RUN_PENDING = 0x2; // L1's VMLAUNCH/VMRESUME emulated, L2 not yet entered: KVM_STATE_NESTED_RUN_PENDING
+export const SNAP_FLAG_EVMCS = 0x4; // reserved for the enlightened VMCS (KVM_STATE_NESTED_EVMCS): rejected
+export const SNAP_FLAGS_DEFINED = 0x7; // every flag with a meaning (EVMCS is defined but rejected)
+
+// ---- snapshot lists
+export const SNAP_VMCS01_FIELD_COUNT = 58; // entries of SNAP_VMCS01_FIELDS
+export const SNAP_MSR_COUNT = 20; // entries of SNAP_MSRS
 
 // ---- metadata
 
@@ -1551,4 +1646,36 @@ export const CONTROL_WORDS: readonly ControlWord[] = [
   { key: "exit2", field: SECONDARY_VM_EXIT_CONTROL, width: 64, capMsr: MSR_IA32_VMX_EXIT_CTLS2, trueCapMsr: null, defaults1: 0x00000000, bits: EXIT2_CONTROL_BITS },
   { key: "entry", field: VM_ENTRY_CONTROL, width: 32, capMsr: MSR_IA32_VMX_ENTRY_CTLS, trueCapMsr: MSR_IA32_VMX_TRUE_ENTRY_CTLS, defaults1: 0x000011ff, bits: ENTRY_CONTROL_BITS },
   { key: "vmfunc", field: VM_FUNCTION_CONTROL, width: 64, capMsr: MSR_IA32_VMX_VMFUNC, trueCapMsr: null, defaults1: 0x00000000, bits: VMFUNC_CONTROL_BITS },
+];
+
+/** The VMCS01 section of a snapshot: these fields, ascending (docs/snapshot.md). */
+export const SNAP_VMCS01_FIELDS: readonly number[] = [
+  0x0800, 0x0802, 0x0804, 0x0806, 0x0808, 0x080a, 0x080c, 0x080e, 0x2802, 0x2804,
+  0x2806, 0x280a, 0x280c, 0x280e, 0x2810, 0x4800, 0x4802, 0x4804, 0x4806, 0x4808,
+  0x480a, 0x480c, 0x480e, 0x4810, 0x4812, 0x4814, 0x4816, 0x4818, 0x481a, 0x481c,
+  0x481e, 0x4820, 0x4822, 0x4824, 0x4826, 0x482a, 0x6004, 0x6006, 0x6800, 0x6802,
+  0x6804, 0x6806, 0x6808, 0x680a, 0x680c, 0x680e, 0x6810, 0x6812, 0x6814, 0x6816,
+  0x6818, 0x681a, 0x681c, 0x681e, 0x6820, 0x6822, 0x6824, 0x6826,
+];
+
+/** The MSRS section of a snapshot: these MSRs, ascending. */
+export const SNAP_MSRS: readonly number[] = [
+  0x0000003a, 0x0000003b, 0x00000250, 0x00000258, 0x00000259, 0x00000268,
+  0x00000269, 0x0000026a, 0x0000026b, 0x0000026c, 0x0000026d, 0x0000026e,
+  0x0000026f, 0x000002ff, 0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084,
+  0xc0000102, 0xc0000103,
+];
+
+/** Snapshot sections: id, name, fixed size (0: list or variable), item size of a list. */
+export const SNAP_SECTIONS: readonly { id: number; name: string; bytes: number; item: number }[] = [
+  { id: 1, name: "REGS", bytes: 768, item: 0 },
+  { id: 2, name: "VMCS01", bytes: 0, item: 16 },
+  { id: 3, name: "MSRS", bytes: 0, item: 16 },
+  { id: 4, name: "APIC", bytes: 1088, item: 0 },
+  { id: 5, name: "EVENTS", bytes: 32, item: 0 },
+  { id: 6, name: "TIMERS", bytes: 32, item: 0 },
+  { id: 7, name: "XSTATE", bytes: 0, item: 0 },
+  { id: 8, name: "NESTED", bytes: 64, item: 0 },
+  { id: 9, name: "VMCS12", bytes: 4096, item: 0 },
+  { id: 10, name: "SHADOW_VMCS12", bytes: 4096, item: 0 },
 ];

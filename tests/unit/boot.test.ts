@@ -31,6 +31,19 @@ test('bad option value: named, status 7', () => {
   assert.match(r.console, /caps= takes on or off, not 'maybe'/);
 });
 
+test('snapshot=N: a number of exits; refused (status 7), not ignored, until vCPU save/restore exists', () => {
+  for (const bad of ['snapshot=0', 'snapshot=x', 'snapshot=']) {
+    const r = runKernel(tigerlake(), { boot: { cmdline: `caps=off ${bad}` } });
+    assert.is(r.status, 7, bad);
+    assert.match(r.console, /snapshot= needs a number of exits \(1 or more\)/, bad);
+  }
+  const r = runKernel(tigerlake(), { boot: { cmdline: 'caps=off snapshot=25' } });
+  assert.equal(r.faults, []);
+  assert.is(r.status, 7);
+  assert.match(r.console, /hv: command line: snapshot= cannot run yet .*'snapshot=25'/);
+  assert.not.match(r.console, /vmxon ok/);
+});
+
 // Corrupt one field of a well-formed structure and expect the named check.
 function corrupt(offset: number, width: 32 | 64, value: bigint | number, expect: RegExp): void {
   const m = tigerlake();

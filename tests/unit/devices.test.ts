@@ -154,6 +154,12 @@ test('UART: 16- and 32-bit accesses reach consecutive byte registers', () => {
   assert.is(d.inp(IER), 0x0a);
   d.out(THR, 0x0a, 1);
   assert.equal(d.lines(), ['L1| H']);
+  d.out(SCR, 0xa5c3, 1);
+  assert.is(d.inp(SCR), 0xc3, 'a byte write: bits above the access size are ignored');
+  d.out(IER, 0x830005, 2); // IER 0x05, FCR 0x00; 0x83 would be LCR's
+  assert.is(d.inp(IER), 0x05);
+  assert.is(d.inp(LCR), 0x00, 'a 16-bit write reaches two registers, no more');
+  d.out(IER, 0, 1);
   assert.equal(d.denied(), [0, 0]);
   assert.is(d.inp(MSR, 4), 0xffffffff, 'crossing the end of COM1: denied');
   assert.equal(d.denied(), [1, 0]);

@@ -134,8 +134,8 @@ function drive(script: (c: Ctx) => Script, opts: { cmdline?: string; machine?: M
 }
 
 // A run that must end normally: every step played, isa-debug-exit, status 0.
-function runOk(script: (c: Ctx) => Script, cmdline = ''): Run {
-  const r = drive(script, { cmdline });
+function runOk(script: (c: Ctx) => Script, cmdline = '', machine?: Machine): Run {
+  const r = drive(script, { cmdline, machine });
   assert.equal(r.faults, [], r.console.slice(-3000));
   assert.is(r.trap, null, r.console.slice(-3000));
   assert.ok(r.finished, `the kernel ended the guest before the script finished: ${r.console.slice(-3000)}`);
@@ -1630,6 +1630,39 @@ for (const spare of [0, 2]) {
   });
 }
 
+// ---- the tables go back with the vCPU -------------------------------------------------
+// The shadow tables are the vCPU's (Nested.shadowEpt): when the guest ends,
+// destroying its vCPU gives every table page back to the allocator
+// (Nested.release). Two runs on the same machine differ only in how many
+// tables L2's accesses made (1 fill: 3 table pages; 40 fills in distinct
+// 512-GiB slots: 120): afterwards the allocator has the same free pages.
+function freePages(c: Ctx): bigint {
+  let n = 0n;
+  const k = c.kernel;
+  for (let i = 0; i < k.pages_count(); i++) n += (BigInt(k.pages_rangeEnd(i)) - BigInt(k.pages_rangeStart(i))) >> 12n;
+  return n;
+}
+test('the shadow EPT tables go back to the allocator when the guest\'s vCPU is destroyed', () => {
+  const after = (fills: number): { free: bigint; filled: number } => {
+    const r = runOk(function* (c) {
+      let eptp = 0n;
+      yield* bootL1(c, { eptp: eptpOf(pool(0)), build: () => { eptp = buildHuge(c); } });
+      for (let i = 0; i < fills; i++) {
+        const gpa2 = (BigInt(i + 1) << 39n) | BigInt(TARGET) | (BigInt(i) << 12n);
+        assert.is(tablesNeeded(c, eptp02(c), gpa2), 3, 'test bug: a new 512-GiB slot needs a PDPT, a PD and a PT');
+        yield* l2Fill(c, eptp, gpa2, R, false);
+      }
+    });
+    const m = REPORT_RE.exec(r.console);
+    assert.ok(m, `the report line (${r.console.slice(-1500)})`);
+    return { free: freePages(r.c), filled: Number(m![3]) };
+  };
+  const one = after(1), many = after(40);
+  assert.is(one.filled, 1, 'report: 1 page filled');
+  assert.is(many.filled, 40, 'report: 40 pages filled');
+  assert.is(many.free, one.free, `free pages after the run: ${many.free} after 40 fills, ${one.free} after 1 (120 - 3 table pages not given back?)`);
+});
+
 // ---- random table sets ------------------------------------------------------------------
 // (prng.ts: a fixed seed gives the same tables every run.)
 
@@ -1925,6 +1958,55 @@ test('VMCS shadowing for L1\'s L2: VMREAD/VMWRITE of the shadow VMCS without exi
     yield* l2VmxInsn(c, V.EXIT_REASON_VMREAD, { [RCX]: B(V.EXCEPTION_BITMAP) });
     yield* reflectedToL1(c, 'VMREAD without VMCS shadowing', V.EXIT_REASON_VMREAD, rip);
   });
+});
+
+// ---- L1's RAM snapshot (kernel/snapshot/ram.ts, issue 10 item 6) --------------------
+// A shadow leaf maps L1's page past L0's own EPT, so the processor sets no
+// flag there for L2's writes: with ramsnap=on the kernel gives L2 write
+// access only with its first write to the page, and records the page as
+// written in L0's EPT (the dirty flag of the leaf, the accessed flag of the
+// PDE above it: what the processor would have set, 29.3.5).
+test('ramsnap=on: L2 gets write access to an L1 page with its first write, which marks the page written in L0\'s EPT', () => {
+  runOk(function* (c) {
+    let h: Hand = { eptp: 0n, gpa: {} };
+    yield* bootL1(c, { eptp: eptpOf(pool(0)), build: () => { h = buildHand(c); } });
+    const eptp01 = field(c, V.EPT_POINTER, c.vmcs01);
+    assert.is(eptp01 & 0x7fn, 0x5en, 'vmcs01\'s EPTP: WB, 4-level walk, accessed/dirty flags (the snapshot\'s tracking)');
+    // L0's leaf and PDE for L1-physical gpa1 (4-KiB leaves: the snapshot split them).
+    const l0Entries = (gpa1: bigint) => {
+      let t = eptp01 & ADDR;
+      const at: number[] = [];
+      for (let level = 4; level >= 1; level--) {
+        const a = Number(t + ((gpa1 >> BigInt(12 + 9 * (level - 1))) & 511n) * 8n);
+        at.push(a);
+        t = c.m.phys.read64(a) & ADDR;
+      }
+      return { pde: c.m.phys.read64(at[2]), leaf: c.m.phys.read64(at[3]) };
+    };
+    const P = h.gpa['4K RWX'];
+    const gpa1 = l1Walk(c, h.eptp, P, R).gpa1! & ~0xfffn;
+    const violation = (access: number): Exit => ({
+      reason: V.EXIT_REASON_EPT_VIOLATION, len: 0,
+      qual: BigInt(access) | (BigInt(shadowWalk(c, eptp02(c), P).perms) << 3n),
+      fields: { [V.GUEST_PHYSICAL_ADDRESS]: P, [V.GUEST_LINEAR_ADDRESS]: 0n },
+    });
+    const before = l0Entries(gpa1);
+    assert.is(before.leaf & (LARGE | 0x200n), 0n, 'L0: a 4-KiB leaf, not dirty');
+    yield violation(R);
+    assert.is(c.m.vmx.currentVmcs, c.vmcs02, 'read: L2 goes on');
+    let sh = shadowWalk(c, eptp02(c), P);
+    assert.is(sh.perms, 5, 'read: mapped R-X although L1 allows RWX');
+    assert.is(l0Entries(gpa1).leaf & 0x200n, 0n, 'read: the page is not marked written');
+    yield violation(W);
+    assert.is(c.m.vmx.currentVmcs, c.vmcs02, 'write: L2 goes on');
+    sh = shadowWalk(c, eptp02(c), P);
+    assert.is(sh.perms, 7, 'write: mapped RWX now');
+    assert.is(sh.hpa! & ~0xfffn, l0(c, gpa1), 'write: the same L1 page');
+    const after = l0Entries(gpa1);
+    assert.is(after.leaf & 0x200n, 0x200n, 'write: L0\'s leaf of the L1 page dirty');
+    assert.is(after.pde & 0x100n, 0x100n, 'write: L0\'s PDE above it accessed');
+    yield* l2Cpuid(c);
+  }, 'ramsnap=on', tigerlake({ memSize: 128 << 20 })); // room for the snapshot's copy of L1's 32 MiB
 });
 
 test.run();

@@ -294,6 +294,36 @@ test('buildModel rejects bad tables', () => {
   assert.throws(() => buildModel({ ...table, CONTROLS: badDefault1 }), /default1/);
 });
 
+test('the snapshot declaration: checked, and its lists derived from the field table', () => {
+  const S = table.SNAPSHOT;
+  const withSnap = (over: object) => ({ ...table, SNAPSHOT: { ...S, ...over } });
+  const hdr = S.structs[0];
+  const overlapping = { ...hdr, fields: [...hdr.fields, { name: 'EXTRA', offset: 20, size: 4, doc: '' }] };
+  assert.throws(() => buildModel(withSnap({ structs: [overlapping, ...S.structs.slice(1)] })), /overlaps/);
+  const misaligned = { ...hdr, fields: [{ name: 'ODD', offset: 2, size: 4, doc: '' }] };
+  assert.throws(() => buildModel(withSnap({ structs: [misaligned, ...S.structs.slice(1)] })), /aligned/);
+  assert.throws(() => buildModel(withSnap({ vmcs01Exclude: { ...S.vmcs01Exclude, HOST_RIP: 'x' } })), /not a guest-state field/);
+  assert.throws(() => buildModel(withSnap({ vmcs01Extra: { GUEST_RIP: 'x' } })), /outside the guest-state area/);
+  assert.throws(() => buildModel(withSnap({ msrs: [...S.msrs, { name: 'IA32_STAR' }] })), /listed twice/);
+  assert.throws(() => buildModel(withSnap({ sections: [...S.sections].reverse() })), /ascending/);
+  // Every guest-state field is either in the VMCS01 list or excluded with a reason; the list is
+  // ascending; the read shadows are in it; the vmcs12 fingerprint changes with the layout.
+  const m = buildModel(table);
+  for (const f of m.fields.filter((f: { type: string }) => f.type === 'guest')) {
+    assert.is(V.SNAP_VMCS01_FIELDS.includes(f.encoding), !(f.name in S.vmcs01Exclude), f.name);
+  }
+  assert.ok(V.SNAP_VMCS01_FIELDS.includes(V.CR0_READ_SHADOW) && V.SNAP_VMCS01_FIELDS.includes(V.CR4_READ_SHADOW));
+  assert.ok(V.SNAP_VMCS01_FIELDS.every((e, i, a) => i === 0 || a[i - 1] < e));
+  assert.ok(V.SNAP_MSRS.every((e, i, a) => i === 0 || a[i - 1] < e));
+  assert.is(V.SNAP_VMCS01_FIELDS.length, V.SNAP_VMCS01_FIELD_COUNT);
+  assert.is(V.SNAP_MSRS.length, V.SNAP_MSR_COUNT);
+  const layoutOf = (t: typeof table) => buildModel(t).sections.flatMap((s: { consts: { name: string; value: bigint }[] }) => s.consts)
+    .find((c: { name: string }) => c.name === 'SNAP_VMCS12_LAYOUT').value;
+  assert.is(layoutOf(table), BigInt(V.SNAP_VMCS12_LAYOUT));
+  const oneMore = { ...table, VMCS_FIELDS: [...table.VMCS_FIELDS, { name: 'GUEST_NEW_THING', encoding: 0x6830 }] };
+  assert.is.not(layoutOf(oneMore), BigInt(V.SNAP_VMCS12_LAYOUT));
+});
+
 // ---- the three generated files ------------------------------------------------------------
 
 /** NAME -> value (BigInt) from one generated file. */

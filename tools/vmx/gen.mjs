@@ -223,10 +223,118 @@ export function buildModel(t = table) {
   // -- eVMCS hook (empty until the TLFS layout is declared)
   if (t.EVMCS.fields.length || t.EVMCS.cleanFields.length) fail('EVMCS is declared but the generator does not emit it yet');
 
-  return { fields, slots, groupFirst, slotCount, vmcs12Size, sections, reasons, errors, controls, registers, allNames, table: t };
+  // -- the snapshot blob (docs/snapshot.md)
+  const constValue = (name) => {
+    for (const s of sections) for (const c of s.consts) if (c.name === name) return Number(c.value);
+    fail(`snapshot: no constant named ${name}`);
+  };
+  const snapshot = buildSnapshot(t, fields, vmcs12Size, section, add, constValue, msrNums);
+
+  return { fields, slots, groupFirst, slotCount, vmcs12Size, sections, reasons, errors, controls, registers, allNames, snapshot, table: t };
 }
 
 const TYPES_LONG = { control: 'control', ro: 'read-only data', guest: 'guest-state', host: 'host-state' };
+
+// FNV-1a over 32-bit words: a fingerprint of the vmcs12 layout that fits a u32 field.
+function fnv1a32(words) {
+  let h = 0x811c9dc5;
+  for (const w of words) {
+    for (let i = 0; i < 4; i++) {
+      h ^= (w >>> (8 * i)) & 0xff;
+      h = Math.imul(h, 0x01000193) >>> 0;
+    }
+  }
+  return h >>> 0;
+}
+
+// The snapshot declaration (table.mjs SNAPSHOT): structures, section ids, nested flags, the
+// vmcs01 field list and the MSR list, checked and turned into constants.
+function buildSnapshot(t, fields, vmcs12Size, section, add, constValue, msrNums) {
+  const S = t.SNAPSHOT;
+  section('snapshot blob (docs/snapshot.md; tools/vmx/table.mjs SNAPSHOT)');
+  add('SNAP_MAGIC', S.magic, 'u32', 'hex8', 'the bytes "VHSN"');
+  add('SNAP_VERSION', S.version, 'u32', 'dec', 'format version; bump on any change of a blob byte');
+  add('SNAP_MAX_SECTIONS', S.maxSections, 'u32', 'dec', 'most entries a section table may have');
+  // The layout of vmcs12 pages, in the VMCS12 sections and in L1's memory (every VMCS region
+  // L1 has holds a not-current vmcs12 in this layout): its size and each field's encoding and
+  // offset, in offset order.
+  const byOffset = [...fields].sort((a, b) => a.vmcs12Offset - b.vmcs12Offset);
+  const layout = fnv1a32([vmcs12Size, ...byOffset.flatMap((f) => [f.encoding, f.vmcs12Offset])]);
+  add('SNAP_VMCS12_LAYOUT', layout, 'u32', 'hex8', 'fingerprint of the vmcs12 layout (FNV-1a of its size, encodings and offsets)');
+
+  for (const st of S.structs) {
+    section(`snapshot ${st.doc} (SNAP_${st.prefix}_*: byte offsets)`);
+    let end = 0;
+    const sorted = [...st.fields].sort((a, b) => a.offset - b.offset);
+    sorted.forEach((f, i) => {
+      const where = `snapshot struct ${st.prefix}.${f.name}`;
+      if (f.offset < end) fail(`${where} overlaps the field before it`);
+      if (f.size === 0) {
+        if (i !== sorted.length - 1 || f.offset !== st.bytes) fail(`${where}: a variable tail must come last, at the fixed size`);
+      } else {
+        const align = Math.min(f.size, 8);
+        if ([2, 4, 8].includes(f.size) && f.offset % align) fail(`${where} is not naturally aligned`);
+        if (f.offset + f.size > st.bytes) fail(`${where} does not fit in ${st.bytes} bytes`);
+      }
+      end = f.offset + f.size;
+      add(`SNAP_${st.prefix}_${f.name}`, f.offset, 'u32', 'dec', `${f.size ? f.size + ' bytes' : 'variable'}: ${f.doc}`);
+    });
+    if (st.bytes % 8) fail(`snapshot struct ${st.prefix}: size ${st.bytes} is not a multiple of 8`);
+    add(`SNAP_${st.prefix}_BYTES`, st.bytes, 'u32', 'dec', 'fixed size');
+  }
+
+  section('snapshot section ids (docs/snapshot.md "Sections"), in blob order');
+  const secs = [];
+  let lastId = 0;
+  for (const s of S.sections) {
+    if (!Number.isInteger(s.id) || s.id <= lastId) fail(`snapshot section ${s.name}: ids must be ascending`);
+    lastId = s.id;
+    const size = (v) => (v === undefined ? 0 : typeof v === 'number' ? v : constValue(v));
+    const bytes = size(s.bytes);
+    const item = size(s.item);
+    if (bytes % 8 || item % 8) fail(`snapshot section ${s.name}: sizes must be multiples of 8`);
+    add(`SNAP_SEC_${s.name}`, s.id, 'u32', 'dec', s.doc + (bytes ? ` (${bytes} bytes)` : item ? ` (${item}-byte items)` : ''));
+    secs.push({ name: s.name, id: s.id, bytes, item, doc: s.doc });
+  }
+  add('SNAP_SEC_LAST', lastId, 'u32', 'dec', 'highest section id');
+  if (secs.length > S.maxSections) fail('snapshot: more section ids than SNAP_MAX_SECTIONS');
+
+  section('snapshot NESTED flags (after kvm_nested_state.flags)');
+  let known = 0;
+  for (const f of S.nestedFlags) {
+    add(`SNAP_FLAG_${f.name}`, 1 << f.bit, 'u32', 'hex', f.doc);
+    known |= 1 << f.bit;
+  }
+  add('SNAP_FLAGS_DEFINED', known, 'u32', 'hex', 'every flag with a meaning (EVMCS is defined but rejected)');
+
+  // vmcs01 field list: guest-state fields minus the exclusions, plus the extras.
+  const byName = new Map(fields.map((f) => [f.name, f]));
+  for (const [n, why] of Object.entries(S.vmcs01Exclude)) {
+    const f = byName.get(n);
+    if (!f || f.type !== 'guest') fail(`snapshot vmcs01Exclude: ${n} is not a guest-state field`);
+    if (!why) fail(`snapshot vmcs01Exclude: ${n} needs its reason`);
+  }
+  for (const n of Object.keys(S.vmcs01Extra)) {
+    const f = byName.get(n);
+    if (!f || f.type === 'guest') fail(`snapshot vmcs01Extra: ${n} is not a field outside the guest-state area`);
+  }
+  const vmcs01 = fields
+    .filter((f) => (f.type === 'guest' && !(f.name in S.vmcs01Exclude)) || f.name in S.vmcs01Extra)
+    .sort((a, b) => a.encoding - b.encoding);
+  // MSR list: ascending, unique, every name declared in MSRS.
+  const msrs = [];
+  for (const m of S.msrs) {
+    const decl = t.MSRS.find((x) => x.name === m.name);
+    if (!decl) fail(`snapshot msrs: ${m.name} is not in MSRS`);
+    for (let i = 0; i < (m.count ?? 1); i++) msrs.push(decl.number + i);
+  }
+  msrs.sort((a, b) => a - b);
+  for (let i = 1; i < msrs.length; i++) if (msrs[i] === msrs[i - 1]) fail(`snapshot msrs: ${hex(msrs[i])} listed twice`);
+  section('snapshot lists');
+  add('SNAP_VMCS01_FIELD_COUNT', vmcs01.length, 'u32', 'dec', 'entries of SNAP_VMCS01_FIELDS');
+  add('SNAP_MSR_COUNT', msrs.length, 'u32', 'dec', 'entries of SNAP_MSRS');
+  return { sections: secs, vmcs01, msrs, exclude: S.vmcs01Exclude, extra: S.vmcs01Extra, msrNames: (n) => msrNums.get(n) };
+}
 
 function checkNumbered(list, what, min, max) {
   const seenN = new Map();
@@ -425,6 +533,18 @@ export function vmcsFieldEncodingAt(i: i32): u32 {
     o.push(...asSwitch(`Name of bit ${'`bit`'} of ${r.sdm}.`, `${r.nameFn}(bit: u32)`, 'bit', r.checkedBits.map((b) => [b.bit, b.name])));
   }
   o.push(...asSwitch('Name of a VM function number.', 'vmfuncName(n: u32)', 'n', m.table.VMFUNCS.map((f) => [f.number, f.name])));
+
+  const snap = m.snapshot;
+  o.push('', '// ---- snapshot lists (docs/snapshot.md)');
+  o.push('', '// The VMCS01 section: these fields of vmcs01, in this (ascending) order.');
+  o.push('export const SNAP_VMCS01_FIELDS: StaticArray<u32> = [');
+  o.push(...rows(snap.vmcs01.map((f) => hex(f.encoding, 4)), 10));
+  o.push('];');
+  o.push('', '// The MSRS section: these MSRs, in this (ascending) order.');
+  o.push('export const SNAP_MSRS: StaticArray<u32> = [');
+  o.push(...rows(snap.msrs.map((n) => hex(n, 8)), 6));
+  o.push('];');
+  o.push(...asSwitch('Name of a snapshot section id.', 'snapSectionName(id: u32)', 'id', snap.sections.map((s) => [s.id, s.name])));
   return o.join('\n') + '\n';
 }
 
@@ -563,6 +683,20 @@ export function emitTS(m) {
   for (const c of m.controls) {
     o.push(`  { key: ${tsStr(c.key)}, field: ${c.field}, width: ${c.width}, capMsr: MSR_${c.capMsr}, trueCapMsr: ${c.trueCapMsr ? 'MSR_' + c.trueCapMsr : 'null'}, defaults1: ${hex(c.defaults1, 8)}, bits: ${controlArray(c)} },`);
   }
+  o.push('];');
+
+  const snap = m.snapshot;
+  o.push('', '/** The VMCS01 section of a snapshot: these fields, ascending (docs/snapshot.md). */');
+  o.push('export const SNAP_VMCS01_FIELDS: readonly number[] = [');
+  o.push(...rows(snap.vmcs01.map((f) => hex(f.encoding, 4)), 10));
+  o.push('];');
+  o.push('', '/** The MSRS section of a snapshot: these MSRs, ascending. */');
+  o.push('export const SNAP_MSRS: readonly number[] = [');
+  o.push(...rows(snap.msrs.map((n) => hex(n, 8)), 6));
+  o.push('];');
+  o.push('', '/** Snapshot sections: id, name, fixed size (0: list or variable), item size of a list. */');
+  o.push('export const SNAP_SECTIONS: readonly { id: number; name: string; bytes: number; item: number }[] = [');
+  for (const s of snap.sections) o.push(`  { id: ${s.id}, name: ${tsStr(s.name)}, bytes: ${s.bytes}, item: ${s.item} },`);
   o.push('];');
   return o.join('\n') + '\n';
 }

@@ -960,6 +960,8 @@ export const VALUES = [
     { name: 'R14', value: 112, sdm: 'guest R14, register number 14 (exit-qualification order)' },
     { name: 'R15', value: 120, sdm: 'guest R15, register number 15 (exit-qualification order)' },
     { name: 'CR2', value: 128, sdm: 'guest CR2 (VMX does not switch CR2)' },
+    { name: 'LAUNCHED', value: 136, sdm: 'u64: 1 once VMLAUNCH succeeded on the current VMCS (VMRESUME next), 0 after VMCLEAR; set by the entry wrapper (vmx.c)' },
+    { name: 'EXITS', value: 144, sdm: 'u64: VM exits of the vCPU, counted by the entry wrapper (vmx.c)' },
     { name: 'FX', value: 256, sdm: 'the guest\'s 512-byte FXSAVE area (16-byte aligned)' },
     { name: 'BYTES', value: 768, sdm: 'size of the block' },
   ] },
@@ -1007,4 +1009,147 @@ export const VMX_ERRORS = [
 export const EVMCS = {
   fields: [],
   cleanFields: [],
+};
+
+// ---------------------------------------------------------------------------------------------
+// 8. The snapshot blob: one vCPU's state in the documented, versioned format of
+//    docs/snapshot.md. Not an SDM structure; declared here, next to the VMCS tables it is
+//    built from, so that the kernel (kernel/snapshot/), the C side and the model tests share
+//    one layout. Every structure is little-endian; the generator checks that its fields are
+//    naturally aligned, do not overlap and fit its size (a field of size 0 is the variable
+//    tail and must come last), and emits SNAP_<STRUCT>_<FIELD> (byte offset) and
+//    SNAP_<STRUCT>_BYTES (fixed size). Change anything here that changes a byte of a blob, and
+//    bump `version` (blob.version rejects the other versions; the vmcs12 layout has its own
+//    fingerprint, SNAP_VMCS12_LAYOUT, derived from the field table above).
+// ---------------------------------------------------------------------------------------------
+export const SNAPSHOT = {
+  magic: 0x4e534856, // the bytes "VHSN"
+  version: 1,
+  maxSections: 16,
+  structs: [
+    { prefix: 'HDR', bytes: 32, doc: 'blob header, at offset 0', fields: [
+      { name: 'MAGIC', offset: 0, size: 4, doc: 'SNAP_MAGIC' },
+      { name: 'VERSION', offset: 4, size: 2, doc: 'SNAP_VERSION' },
+      { name: 'HEADER_BYTES', offset: 6, size: 2, doc: 'SNAP_HDR_BYTES' },
+      { name: 'TOTAL_BYTES', offset: 8, size: 4, doc: 'the whole blob, header included' },
+      { name: 'SECTION_COUNT', offset: 12, size: 4, doc: 'entries in the section table (1 to SNAP_MAX_SECTIONS)' },
+      { name: 'VCPU', offset: 16, size: 4, doc: 'index of the vCPU in its VM' },
+      { name: 'VMCS12_LAYOUT', offset: 20, size: 4, doc: 'SNAP_VMCS12_LAYOUT of the writer' },
+      { name: 'RESERVED', offset: 24, size: 8, doc: 'zero' },
+    ] },
+    { prefix: 'ENTRY', bytes: 16, doc: 'section table entry; the table follows the header', fields: [
+      { name: 'ID', offset: 0, size: 4, doc: 'SNAP_SEC_*' },
+      { name: 'OFFSET', offset: 4, size: 4, doc: 'from the start of the blob, 8-byte aligned' },
+      { name: 'SIZE', offset: 8, size: 4, doc: 'bytes of the section, padding excluded' },
+      { name: 'RESERVED', offset: 12, size: 4, doc: 'zero' },
+    ] },
+    { prefix: 'PAIR', bytes: 16, doc: 'key/value item of the VMCS01 and MSRS sections', fields: [
+      { name: 'KEY', offset: 0, size: 4, doc: 'VMCS field encoding or MSR index' },
+      { name: 'RESERVED', offset: 4, size: 4, doc: 'zero' },
+      { name: 'VALUE', offset: 8, size: 8, doc: 'the value, zero-extended' },
+    ] },
+    { prefix: 'APIC', bytes: 1088, doc: 'APIC section', fields: [
+      { name: 'BASE', offset: 0, size: 8, doc: 'IA32_APIC_BASE' },
+      { name: 'ESR_PENDING', offset: 8, size: 4, doc: 'errors detected since the last write of the ESR (11.5.3)' },
+      { name: 'RESERVED', offset: 12, size: 52, doc: 'zero' },
+      { name: 'PAGE', offset: 64, size: 1024, doc: 'registers 000H-3F0H at their offsets in the APIC page, 32 bits each' },
+    ] },
+    { prefix: 'EVENTS', bytes: 32, doc: 'EVENTS section: what the next VM entry injects (26.6)', fields: [
+      { name: 'L1_INFO', offset: 0, size: 4, doc: "vmcs01's VM-entry interruption information" },
+      { name: 'L1_ERROR', offset: 4, size: 4, doc: "vmcs01's VM-entry exception error code" },
+      { name: 'L1_LENGTH', offset: 8, size: 4, doc: "vmcs01's VM-entry instruction length" },
+      { name: 'L1_RESERVED', offset: 12, size: 4, doc: 'zero' },
+      { name: 'L2_INFO', offset: 16, size: 4, doc: "vmcs02's VM-entry interruption information (GUEST_MODE)" },
+      { name: 'L2_ERROR', offset: 20, size: 4, doc: "vmcs02's VM-entry exception error code" },
+      { name: 'L2_LENGTH', offset: 24, size: 4, doc: "vmcs02's VM-entry instruction length" },
+      { name: 'L2_RESERVED', offset: 28, size: 4, doc: 'zero' },
+    ] },
+    { prefix: 'TIMERS', bytes: 32, doc: "TIMERS section: times in L1's TSC", fields: [
+      { name: 'L1_TSC', offset: 0, size: 8, doc: "L1's TSC at the snapshot point" },
+      { name: 'APIC_DEADLINE', offset: 8, size: 8, doc: "L1's TSC when the APIC timer count reaches 0; all ones: not counting" },
+      { name: 'RESERVED', offset: 16, size: 16, doc: 'zero' },
+    ] },
+    { prefix: 'XSTATE', bytes: 64, doc: 'XSTATE section: fixed part, then the XSAVE area', fields: [
+      { name: 'XCR0', offset: 0, size: 8, doc: "the guest's XCR0" },
+      { name: 'AREA_BYTES', offset: 8, size: 4, doc: 'size of the XSAVE area that follows' },
+      { name: 'RESERVED', offset: 12, size: 52, doc: 'zero' },
+      { name: 'AREA', offset: 64, size: 0, doc: 'XSAVE area, standard format (SDM Vol. 1 13.4)' },
+    ] },
+    { prefix: 'NESTED', bytes: 64, doc: "NESTED section: after KVM's kvm_nested_state (VMX)", fields: [
+      { name: 'FLAGS', offset: 0, size: 4, doc: 'SNAP_FLAG_GUEST_MODE | SNAP_FLAG_RUN_PENDING | SNAP_FLAG_EVMCS' },
+      { name: 'RESERVED0', offset: 4, size: 4, doc: 'zero' },
+      { name: 'VMXON', offset: 8, size: 8, doc: 'VMXON pointer (L1-physical); all ones: not in VMX operation' },
+      { name: 'VMCS12', offset: 16, size: 8, doc: 'current-VMCS pointer (L1-physical); all ones: none' },
+      { name: 'PREEMPTION_DEADLINE', offset: 24, size: 8, doc: "L1's TSC when L1's VMX-preemption timer for L2 expires; all ones: not running" },
+      { name: 'RESERVED', offset: 32, size: 32, doc: 'zero' },
+    ] },
+  ],
+  // Section ids in the order a blob holds them. bytes: fixed size (a number, or the name of a
+  // constant); item: size of each item of a list section.
+  sections: [
+    { name: 'REGS', id: 1, bytes: 'REGS_BYTES', doc: 'the register block (REGS_*): GPRs, CR2, FXSAVE area' },
+    { name: 'VMCS01', id: 2, item: 'SNAP_PAIR_BYTES', doc: "vmcs01's guest state: SNAP_VMCS01_FIELDS as encoding/value pairs" },
+    { name: 'MSRS', id: 3, item: 'SNAP_PAIR_BYTES', doc: 'MSRs no VMCS field holds: SNAP_MSRS as index/value pairs' },
+    { name: 'APIC', id: 4, bytes: 'SNAP_APIC_BYTES', doc: 'the local APIC' },
+    { name: 'EVENTS', id: 5, bytes: 'SNAP_EVENTS_BYTES', doc: 'pending event injection' },
+    { name: 'TIMERS', id: 6, bytes: 'SNAP_TIMERS_BYTES', doc: 'TSC and timer deadlines' },
+    { name: 'XSTATE', id: 7, doc: 'XCR0 and the XSAVE area (present when the processor has XSAVE)' },
+    { name: 'NESTED', id: 8, bytes: 'SNAP_NESTED_BYTES', doc: "L1's VMX operation (absent: never entered)" },
+    { name: 'VMCS12', id: 9, bytes: 'VMCS12_PAGE_SIZE', doc: 'the current vmcs12 (private layout)' },
+    { name: 'SHADOW_VMCS12', id: 10, bytes: 'VMCS12_PAGE_SIZE', doc: "the shadow VMCS vmcs12's link pointer names (GUEST_MODE with VMCS shadowing)" },
+  ],
+  nestedFlags: [
+    { name: 'GUEST_MODE', bit: 0, doc: 'L2 was running (vmcs02 current): KVM_STATE_NESTED_GUEST_MODE' },
+    { name: 'RUN_PENDING', bit: 1, doc: "L1's VMLAUNCH/VMRESUME emulated, L2 not yet entered: KVM_STATE_NESTED_RUN_PENDING" },
+    { name: 'EVMCS', bit: 2, doc: 'reserved for the enlightened VMCS (KVM_STATE_NESTED_EVMCS): rejected' },
+  ],
+  // vmcs01's fields in the VMCS01 section: every guest-state field of VMCS_FIELDS except these
+  // (rebuildable, or of features no guest is offered, so that they hold what vmcs01.ts wrote),
+  // plus the extra fields that hold guest-visible state outside the guest-state area.
+  vmcs01Exclude: {
+    GUEST_INTERRUPT_STATUS: 'virtual-interrupt delivery is not used',
+    PML_INDEX: "PML is not used in vmcs01 (L2's is emulated)",
+    GUEST_UINV: 'user interrupts are not offered',
+    VMCS_LINK_POINTER: "L0's own: the shadow VMCS it links (rebuildable)",
+    GUEST_IA32_PERF_GLOBAL_CTRL: 'performance monitoring is not offered',
+    GUEST_IA32_BNDCFGS: 'MPX is not offered',
+    GUEST_IA32_RTIT_CTL: 'Intel PT is not offered',
+    GUEST_IA32_LBR_CTL: 'arch LBR is not offered',
+    GUEST_IA32_PKRS: 'PKS is not offered',
+    GUEST_IA32_FRED_CONFIG: 'FRED is not offered',
+    GUEST_IA32_FRED_RSP1: 'FRED is not offered',
+    GUEST_IA32_FRED_RSP2: 'FRED is not offered',
+    GUEST_IA32_FRED_RSP3: 'FRED is not offered',
+    GUEST_IA32_FRED_STKLVLS: 'FRED is not offered',
+    GUEST_IA32_FRED_SSP1: 'FRED is not offered',
+    GUEST_IA32_FRED_SSP2: 'FRED is not offered',
+    GUEST_IA32_FRED_SSP3: 'FRED is not offered',
+    GUEST_SMBASE: 'SMM is not offered',
+    VMX_PREEMPTION_TIMER_VALUE: "L0's own time slice (rebuildable from TIMERS)",
+    GUEST_IA32_S_CET: 'CET is not offered',
+    GUEST_SSP: 'CET is not offered',
+    GUEST_IA32_INTERRUPT_SSP_TABLE_ADDR: 'CET is not offered',
+  },
+  vmcs01Extra: {
+    CR0_READ_SHADOW: 'what the guest reads of the CR0 bits L0 owns (25.6.6)',
+    CR4_READ_SHADOW: 'what the guest reads of the CR4 bits L0 owns (25.6.6)',
+  },
+  // The MSRS section: MSRs with guest state that no VMCS field holds: the pass-through MSRs
+  // VM entry/exit do not switch (vmcs01.UNSWITCHED) and the emulated MSRs that keep a value.
+  // count: consecutive MSRs from the named one.
+  msrs: [
+    { name: 'IA32_FEATURE_CONTROL' },
+    { name: 'IA32_TSC_ADJUST' },
+    { name: 'IA32_MTRR_FIX64K_00000' },
+    { name: 'IA32_MTRR_FIX16K_80000' },
+    { name: 'IA32_MTRR_FIX16K_A0000' },
+    { name: 'IA32_MTRR_FIX4K_C0000', count: 8 },
+    { name: 'IA32_MTRR_DEF_TYPE' },
+    { name: 'IA32_STAR' },
+    { name: 'IA32_LSTAR' },
+    { name: 'IA32_CSTAR' },
+    { name: 'IA32_FMASK' },
+    { name: 'IA32_KERNEL_GS_BASE' },
+    { name: 'IA32_TSC_AUX' },
+  ],
 };

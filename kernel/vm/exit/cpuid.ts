@@ -14,7 +14,7 @@ import * as caps from "../../vmx/caps";
 import * as xstate from "../xstate";
 import { RESUME } from "../exits";
 
-const out: usize = memory.data(16, 16);
+const out: usize = memory.data(16, 16); // machine-wide: CPUID's output (scratch)
 
 export const HV_LEAF_BASE: u32 = 0x40000000;
 export const HV_LEAF_MAX: u32 = 0x40000001;
@@ -78,7 +78,7 @@ function hideWithoutCr4(reg: u32, cpuidBit: u32, cr4Bit: u64, allowed: u64): u32
 }
 
 export function handle(vcpu: Vcpu, reason: u32): i32 {
-  if (profile.enabled) profile.sample();
+  if (profile.enabled) vcpu.vm.profile.sample();
   const leaf = <u32>vcpu.reg(R.RAX);
   const sub = <u32>vcpu.reg(R.RCX);
   let a: u32 = 0, b: u32 = 0, c: u32 = 0, d: u32 = 0;

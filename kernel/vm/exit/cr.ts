@@ -79,11 +79,11 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
     else if (crn == 4) ok = writeCr4(vcpu, v);
     else if (crn == 8) {
       if ((v & ~<u64>0xf) != 0) ok = false; // CR8 bits 63:4 reserved
-      else lapic.write(lapic.REG_TPR, <u32>v << 4, cpu.rdtsc());
+      else vcpu.apic.write(lapic.REG_TPR, <u32>v << 4, cpu.rdtsc());
     } else return unexpected(vcpu, q);
   } else if (access == ACCESS_MOV_FROM_CR) {
     if (crn != 8) return unexpected(vcpu, q);
-    vcpu.setGpr(r, <u64>((lapic.read(lapic.REG_TPR) >> 4) & 0xf));
+    vcpu.setGpr(r, <u64>((vcpu.apic.read(lapic.REG_TPR) >> 4) & 0xf));
   } else if (access == ACCESS_CLTS) {
     const shadow = vmx.vmread(V.CR0_READ_SHADOW) & ~(<u64>V.X86_CR0_TS);
     ok = writeCr0(vcpu, shadow);

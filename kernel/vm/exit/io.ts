@@ -26,7 +26,7 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
     return stop(vcpu, config.OUTCOME_STOPPED);
   }
   if ((q & (1 << 3)) != 0) {
-    const v = ports.ioIn(port, size);
+    const v = ports.ioIn(vcpu.vm, port, size);
     const rax = vcpu.reg(R.RAX);
     // IN writes AL, AX or EAX; a 32-bit write zero-extends into RAX.
     if (size == 4) vcpu.setReg(R.RAX, <u64>v);
@@ -36,10 +36,9 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
     }
   } else {
     const mask: u64 = size == 1 ? 0xff : size == 2 ? 0xffff : 0xffffffff;
-    ports.ioOut(port, size, <u32>(vcpu.reg(R.RAX) & mask));
-    if (ports.exitRequested) {
+    if (ports.ioOut(vcpu.vm, port, size, <u32>(vcpu.reg(R.RAX) & mask))) {
       events.skipInstruction();
-      return stopWithCode(vcpu, ports.exitCode);
+      return stopWithCode(vcpu, vcpu.vm.ports.exitCode);
     }
   }
   events.skipInstruction();

@@ -40,7 +40,7 @@ export function handleXsetbv(vcpu: Vcpu, reason: u32): i32 {
     events.injectGP();
     return RESUME;
   }
-  xstate.setXcr0(v);
+  xstate.setXcr0(vcpu, v);
   events.skipInstruction();
   return RESUME;
 }
@@ -125,7 +125,7 @@ export function handleHlt(vcpu: Vcpu, reason: u32): i32 {
     dumpRegisters(vcpu);
     return stop(vcpu, config.OUTCOME_HALT);
   }
-  if (irq.haltUntilInterrupt()) {
+  if (irq.haltUntilInterrupt(vcpu)) {
     events.skipInstruction();
     return RESUME;
   }
@@ -134,11 +134,25 @@ export function handleHlt(vcpu: Vcpu, reason: u32): i32 {
 }
 
 // EPT violation (48; qualification 28.2.1 Table 28-7): the guest touched
-// guest-physical memory that is not its RAM. Also L2's, when vmcs12 does
+// guest-physical memory that is not its RAM, or wrote a page of RAM that a
+// snapshot write-protects. Also L2's, when vmcs12 does
 // not enable EPT: L2-physical addresses are L1-physical ones then.
+const Q_NMI_UNBLOCKING: u64 = 1 << 12; // exit qualification (28.2.1 Table 28-7)
 export function handleEptViolation(vcpu: Vcpu, reason: u32): i32 {
   const q = vmx.vmread(V.EXIT_QUALIFICATION);
   const gpa = vmx.vmread(V.GUEST_PHYSICAL_ADDRESS);
+  // A write to RAM that a snapshot's write protection stopped: recorded and
+  // made writable (snapshot/ram.ts); the instruction runs again.
+  const s = guestmem.snapshot;
+  if ((q & 2) != 0 && s !== null && s.writeFault(gpa)) {
+    // An IRET that unblocked NMIs before the fault is executed again: NMIs
+    // blocked again first (SDM Vol. 3C 28.2.3).
+    if ((q & Q_NMI_UNBLOCKING) != 0) {
+      const b = vmx.vmread(V.GUEST_INTERRUPTIBILITY_STATE);
+      vmx.vmwrite(V.GUEST_INTERRUPTIBILITY_STATE, b | V.INTERRUPTIBILITY_BLOCKING_BY_NMI);
+    }
+    return RESUME;
+  }
   // A device's access (the APIC page) is emulated; anything else stops.
   const d = mmio.access(vcpu, gpa);
   if (d != mmio.NOT_A_DEVICE) return d;
@@ -168,9 +182,8 @@ export function handleEptMisconfig(vcpu: Vcpu, reason: u32): i32 {
 // External interrupt (1): with "acknowledge interrupt on exit" the vector
 // is in the exit interruption information (27.2.2). The host does not use
 // interrupts while a guest runs; one arriving is counted and dropped.
-export let hostInterrupts: u32 = 0;
 export function handleExternalInterrupt(vcpu: Vcpu, reason: u32): i32 {
-  hostInterrupts++;
+  vcpu.vm.hostInterrupts++;
   // Acknowledged by the exit, so in service at the local APIC: without an
   // EOI it would block every interrupt of equal or lower priority.
   cpu.eoi();
@@ -180,12 +193,11 @@ export function handleExternalInterrupt(vcpu: Vcpu, reason: u32): i32 {
 // Exception or NMI (0): the exception bitmap is 0, so only NMIs exit here
 // (NMI exiting). An NMI belongs to the host; there is no NMI source the
 // hypervisor uses, so it is counted.
-export let hostNmis: u32 = 0;
 export function handleExceptionOrNmi(vcpu: Vcpu, reason: u32): i32 {
   const info = <u32>vmx.vmread(V.VM_EXIT_INTERRUPTION_INFO);
   const type = (info & V.INTR_INFO_TYPE_MASK) >> V.INTR_INFO_TYPE_SHIFT;
   if (type == V.INTR_TYPE_NMI) {
-    hostNmis++;
+    vcpu.vm.hostNmis++;
     return RESUME;
   }
   print.str("hv: guest: unexpected exception exit, interruption info ");

@@ -13,7 +13,6 @@
 import * as cpu from "../../hw/cpu";
 import * as vmx from "../../hw/vmx";
 import * as V from "../../arch/vmx";
-import * as lapic from "../../apic/lapic";
 import * as ident from "../../cpu/ident";
 import * as R from "../vcpu";
 import { Vcpu } from "../vcpu";
@@ -29,14 +28,46 @@ import { RESUME } from "../exits";
 const MTRRCAP: u64 = (1 << 10) | (1 << 8);
 const MTRR_FIXED_COUNT: i32 = 11; // 250H, 258H, 259H, 268H-26FH
 
-// The guest's view of the emulated MSRs that have state.
-let mtrrDefType: u64 = 0xc06; // MTRRs enabled, fixed ranges enabled, default WB
-const mtrrFixed = new StaticArray<u64>(MTRR_FIXED_COUNT);
-let miscEnable: u64 = 0;
-let hasTscAdjust: bool = false; // CPUID.(EAX=07H,ECX=0):EBX[1], passed through
-// L1's IA32_FEATURE_CONTROL with nested=on (SDM Vol. 3C 24.7, Vol. 4 Table
-// 2-2): 0 at reset, as firmware would find it; kernel/nested/vmxon.ts reads it.
-export let featureControl: u64 = 0;
+// The guest's view of the emulated MSRs that have state: one per vCPU
+// (vcpu.msrs).
+@unmanaged export class MsrState {
+  mtrrDefType: u64 = 0xc06; // MTRRs enabled, fixed ranges enabled, default WB
+  miscEnable: u64 = 0;
+  // L1's IA32_FEATURE_CONTROL with nested=on (SDM Vol. 3C 24.7, Vol. 4
+  // Table 2-2): 0 at reset, as firmware would find it; kernel/nested/
+  // vmxon.ts reads it.
+  featureControl: u64 = 0;
+  // Set by nested/msrlists.ts while the VM-entry MSR-load list is loaded
+  // into L2's state (vmcs02 current, L2 not yet running).
+  loadingL2: bool = false;
+  // The fixed-range MTRRs (fixedMtrr() numbers them) are laid out here.
+  private fixed0: u64 = 0;
+  private fixed1: u64 = 0;
+  private fixed2: u64 = 0;
+  private fixed3: u64 = 0;
+  private fixed4: u64 = 0;
+  private fixed5: u64 = 0;
+  private fixed6: u64 = 0;
+  private fixed7: u64 = 0;
+  private fixed8: u64 = 0;
+  private fixed9: u64 = 0;
+  private fixed10: u64 = 0;
+
+  @inline mtrrFixed(i: i32): usize {
+    return changetype<usize>(this) + offsetof<MsrState>("fixed0") + (<usize>i << 3);
+  }
+
+  reset(): void {
+    learn();
+    this.mtrrDefType = 0xc06;
+    for (let i = 0; i < MTRR_FIXED_COUNT; i++) store<u64>(this.mtrrFixed(i), 0x0606060606060606); // WB, as firmware leaves them
+    this.featureControl = 0;
+    this.miscEnable = cpu.rdmsr(V.MSR_IA32_MISC_ENABLE);
+    this.loadingL2 = false;
+  }
+}
+
+let hasTscAdjust: bool = false; // machine-wide: CPUID.(EAX=07H,ECX=0):EBX[1], passed through
 // IA32_DEBUGCTL bits the guest's processor has (SDM Vol. 3B 18.4.1, Vol. 4
 // Table 2-2): LBR (0) and BTF (1) on every processor since P6, RTM (15)
 // where CPUID.(EAX=07H,ECX=0):EBX.RTM[11] (passed through) says so. Not TR,
@@ -44,19 +75,10 @@ export let featureControl: u64 = 0;
 // area: CPUID.1:EDX.DS is hidden), not the FREEZE bits (no performance
 // monitoring: CPUID.0AH is 0, PDCM hidden): reserved for the guest, #GP.
 // The VM-entry check on vmcs12's guest IA32_DEBUGCTL uses the same set.
-export let debugctlDefined: u64 = V.X86_DEBUGCTL_LBR | V.X86_DEBUGCTL_BTF;
-// Set by nested/msrlists.ts while the VM-entry MSR-load list is loaded into
-// L2's state (vmcs02 current, L2 not yet running).
-export let loadingL2: bool = false;
-export function setLoadingL2(v: bool): void {
-  loadingL2 = v;
-}
+export let debugctlDefined: u64 = V.X86_DEBUGCTL_LBR | V.X86_DEBUGCTL_BTF; // machine-wide: from the processor's CPUID
 
-export function reset(): void {
-  mtrrDefType = 0xc06;
-  for (let i = 0; i < MTRR_FIXED_COUNT; i++) mtrrFixed[i] = 0x0606060606060606; // WB, as firmware leaves them
-  featureControl = 0;
-  miscEnable = cpu.rdmsr(V.MSR_IA32_MISC_ENABLE);
+// What the processor has (it does not change; learnt at each vCPU's reset).
+function learn(): void {
   let ebx7: u32 = 0;
   if (ident.maxBasicLeaf >= 7) {
     ident.query(7, 0);
@@ -64,13 +86,16 @@ export function reset(): void {
   }
   hasTscAdjust = (ebx7 & (1 << 1)) != 0;
   debugctlDefined = V.X86_DEBUGCTL_LBR | V.X86_DEBUGCTL_BTF | ((ebx7 & (1 << 11)) != 0 ? V.X86_DEBUGCTL_RTM : 0);
-  tsc.reset();
+}
+
+export function setLoadingL2(vcpu: Vcpu, v: bool): void {
+  vcpu.msrs.loadingL2 = v;
 }
 
 // Which VMCS holds the state of the level whose MSR is accessed: vmcs02
 // while L2 runs or its entry list is loaded.
 function onVmcs02(vcpu: Vcpu): bool {
-  return vcpu.nested.inL2 || loadingL2;
+  return vcpu.nested.inL2 || vcpu.msrs.loadingL2;
 }
 
 // Index into mtrrFixed, or -1.
@@ -97,60 +122,70 @@ export function patOk(v: u64): bool {
   return true;
 }
 
-// Value of an emulated MSR; false when the guest gets #GP.
-export let value: u64 = 0;
-export function read(vcpu: Vcpu, msr: u32): bool {
+// Can the guest read emulated MSR msr? False: RDMSR is #GP(0).
+@inline export function readable(vcpu: Vcpu, msr: u32): bool {
   switch (msr) {
-    case V.MSR_IA32_APIC_BASE: value = lapic.apicBaseRead(); return true;
+    case V.MSR_IA32_APIC_BASE:
+    case V.MSR_IA32_FEATURE_CONTROL:
+    case V.MSR_IA32_MISC_ENABLE:
+    case V.MSR_IA32_TIME_STAMP_COUNTER:
+    case V.MSR_IA32_PLATFORM_ID:
+    case V.MSR_IA32_BIOS_SIGN_ID:
+    case V.MSR_IA32_MTRRCAP:
+    case V.MSR_IA32_MTRR_DEF_TYPE:
+    case V.MSR_IA32_EFER:
+    case V.MSR_IA32_PAT:
+    case V.MSR_IA32_DEBUGCTL:
+      return true;
+    case V.MSR_IA32_TSC_ADJUST: return hasTscAdjust;
+    // Architectural with VMX (CPUID.1:ECX[5]).
+    case V.MSR_IA32_SMM_MONITOR_CTL: return vcpu.nested.enabled;
+  }
+  if (fixedMtrr(msr) >= 0) return true;
+  // The VMX capability MSRs exist when VMX is offered (nested=on; A.1).
+  return vcpu.nested.enabled && nestedCaps.hasMsr(msr);
+}
+
+// The value of emulated MSR msr, which readable() accepted.
+export function read(vcpu: Vcpu, msr: u32): u64 {
+  switch (msr) {
+    case V.MSR_IA32_APIC_BASE: return vcpu.apic.apicBaseRead();
     // nested=off: locked, VMX off inside and outside SMX (VMX is not offered).
-    case V.MSR_IA32_FEATURE_CONTROL: value = vcpu.nested.enabled ? featureControl : V.FEATURE_CONTROL_LOCK; return true;
-    case V.MSR_IA32_MISC_ENABLE: value = miscEnable; return true;
+    case V.MSR_IA32_FEATURE_CONTROL: return vcpu.nested.enabled ? vcpu.msrs.featureControl : V.FEATURE_CONTROL_LOCK;
+    case V.MSR_IA32_MISC_ENABLE: return vcpu.msrs.miscEnable;
     // RDMSR of IA32_TSC returns TSC + the current VMCS's offset (26.3: L2
     // sees vmcs12's offset added when L1 uses offsetting).
-    case V.MSR_IA32_TIME_STAMP_COUNTER: value = cpu.rdtsc() + vmx.vmread(V.TSC_OFFSET); return true;
-    case V.MSR_IA32_TSC_ADJUST:
-      if (!hasTscAdjust) return false;
-      value = tsc.readAdjust();
-      return true;
+    case V.MSR_IA32_TIME_STAMP_COUNTER: return cpu.rdtsc() + vmx.vmread(V.TSC_OFFSET);
+    case V.MSR_IA32_TSC_ADJUST: return tsc.readAdjust(vcpu);
     // No platform ID bits (52:50), microcode revision 0 (bits 63:32).
-    case V.MSR_IA32_PLATFORM_ID: value = 0; return true;
-    case V.MSR_IA32_BIOS_SIGN_ID: value = 0; return true;
-    case V.MSR_IA32_MTRRCAP: value = MTRRCAP; return true;
-    case V.MSR_IA32_MTRR_DEF_TYPE: value = mtrrDefType; return true;
-    case V.MSR_IA32_EFER: value = vmx.vmread(V.GUEST_IA32_EFER); return true;
-    case V.MSR_IA32_PAT: value = vmx.vmread(V.GUEST_IA32_PAT); return true;
-    case V.MSR_IA32_DEBUGCTL: value = vmx.vmread(V.GUEST_IA32_DEBUGCTL); return true;
-    // Architectural with VMX (CPUID.1:ECX[5]): dual-monitor treatment is
-    // not offered (IA32_VMX_BASIC bit 49 = 0), so it reads 0 (not valid).
-    case V.MSR_IA32_SMM_MONITOR_CTL:
-      if (!vcpu.nested.enabled) return false;
-      value = 0;
-      return true;
+    case V.MSR_IA32_PLATFORM_ID: return 0;
+    case V.MSR_IA32_BIOS_SIGN_ID: return 0;
+    case V.MSR_IA32_MTRRCAP: return MTRRCAP;
+    case V.MSR_IA32_MTRR_DEF_TYPE: return vcpu.msrs.mtrrDefType;
+    case V.MSR_IA32_EFER: return vmx.vmread(V.GUEST_IA32_EFER);
+    case V.MSR_IA32_PAT: return vmx.vmread(V.GUEST_IA32_PAT);
+    case V.MSR_IA32_DEBUGCTL: return vmx.vmread(V.GUEST_IA32_DEBUGCTL);
+    // Dual-monitor treatment is not offered (IA32_VMX_BASIC bit 49 = 0), so
+    // it reads 0 (not valid).
+    case V.MSR_IA32_SMM_MONITOR_CTL: return 0;
   }
   const f = fixedMtrr(msr);
-  if (f >= 0) {
-    value = unchecked(mtrrFixed[f]);
-    return true;
-  }
-  // The VMX capability MSRs exist when VMX is offered (nested=on; A.1).
-  if (vcpu.nested.enabled && nestedCaps.hasMsr(msr)) {
-    value = nestedCaps.msrValue(msr);
-    return true;
-  }
-  return false;
+  if (f >= 0) return load<u64>(vcpu.msrs.mtrrFixed(f));
+  // A VMX capability MSR (readable() found it exists).
+  return nestedCaps.msrValue(msr);
 }
 
 export function write(vcpu: Vcpu, msr: u32, v: u64): bool {
   switch (msr) {
-    case V.MSR_IA32_APIC_BASE: return lapic.apicBaseWrite(v);
-    case V.MSR_IA32_FEATURE_CONTROL: return vcpu.nested.enabled && writeFeatureControl(v);
+    case V.MSR_IA32_APIC_BASE: return vcpu.apic.apicBaseWrite(v);
+    case V.MSR_IA32_FEATURE_CONTROL: return vcpu.nested.enabled && writeFeatureControl(vcpu.msrs, v);
     case V.MSR_IA32_MISC_ENABLE: return true; // accepted, not applied
     case V.MSR_IA32_TIME_STAMP_COUNTER:
-      tsc.write(v, onVmcs02(vcpu));
+      tsc.write(vcpu, v, onVmcs02(vcpu));
       return true;
     case V.MSR_IA32_TSC_ADJUST:
       if (!hasTscAdjust) return false;
-      tsc.writeAdjust(v, onVmcs02(vcpu));
+      tsc.writeAdjust(vcpu, v, onVmcs02(vcpu));
       return true;
     // Microcode updates are not offered: a write to the trigger loads
     // nothing and the signature stays 0 (SDM Vol. 3C 32.4.2 allows a VMM
@@ -160,7 +195,7 @@ export function write(vcpu: Vcpu, msr: u32, v: u64): bool {
     case V.MSR_IA32_MTRR_DEF_TYPE:
       // Bits 7:0 type, 10 FE, 11 E; the rest reserved.
       if ((v & ~<u64>0xcff) != 0 || !mtrrType(<u32>v & 0xff)) return false;
-      mtrrDefType = v;
+      vcpu.msrs.mtrrDefType = v;
       return true;
     case V.MSR_IA32_EFER: return writeEfer(v);
     case V.MSR_IA32_PAT:
@@ -175,7 +210,7 @@ export function write(vcpu: Vcpu, msr: u32, v: u64): bool {
   const f = fixedMtrr(msr);
   if (f >= 0) {
     for (let i: u64 = 0; i < 64; i += 8) if (!mtrrType(<u32>(v >> i) & 0xff)) return false;
-    unchecked(mtrrFixed[f] = v);
+    store<u64>(vcpu.msrs.mtrrFixed(f), v);
     return true;
   }
   return false;
@@ -185,10 +220,10 @@ export function write(vcpu: Vcpu, msr: u32, v: u64): bool {
 // (then #GP, as on the processor). Only the lock bit and bit 2 (VMX outside
 // SMX) may be set: SMX, SGX and LMCE are not offered, so their enables are
 // reserved (#GP). With nested=off the MSR reads locked and writes are #GP.
-function writeFeatureControl(v: u64): bool {
-  if ((featureControl & V.FEATURE_CONTROL_LOCK) != 0) return false;
+function writeFeatureControl(m: MsrState, v: u64): bool {
+  if ((m.featureControl & V.FEATURE_CONTROL_LOCK) != 0) return false;
   if ((v & ~(V.FEATURE_CONTROL_LOCK | V.FEATURE_CONTROL_VMX_OUTSIDE_SMX)) != 0) return false;
-  featureControl = v;
+  m.featureControl = v;
   return true;
 }
 
@@ -206,10 +241,12 @@ function writeEfer(v: u64): bool {
 }
 
 export function handleRead(vcpu: Vcpu, reason: u32): i32 {
-  if (!read(vcpu, <u32>vcpu.reg(R.RCX))) {
+  const msr = <u32>vcpu.reg(R.RCX);
+  if (!readable(vcpu, msr)) {
     events.injectGP();
     return RESUME;
   }
+  const value = read(vcpu, msr);
   vcpu.setReg(R.RAX, value & 0xffffffff);
   vcpu.setReg(R.RDX, value >> 32);
   events.skipInstruction();

@@ -34,97 +34,7 @@
 #include "vmx.h"
 #include "l1.h"
 
-/* ---- memory: every VMXON/VMCS region and bitmap is a 4-KiB-aligned page of .bss --- */
-u8 vmxon_region[4096] ALIGNED(4096);
-u8 vmcs_a[4096] ALIGNED(4096);
-u8 vmcs_b[4096] ALIGNED(4096);
-u8 vmcs_l2[4096] ALIGNED(4096);
-u8 io_bitmap_a[4096] ALIGNED(4096);
-u8 io_bitmap_b[4096] ALIGNED(4096);
-u8 msr_bitmap[4096] ALIGNED(4096);
-u32 pd[1024] ALIGNED(4096);     /* L1's (and L2's) page directory: 4 MiB pages */
-u32 pd_alt[1024] ALIGNED(4096); /* the same mappings at another address (HOST_CR3 check) */
-u8 l2_stack[4096] ALIGNED(16);
 u32 msr_area[4] ALIGNED(16);    /* one VM-entry MSR-load entry (SDM 24.8.2) */
-u64 l1_gdt[10] ALIGNED(8);
-
-struct idt_gate l2_idt[0x41] ALIGNED(8); /* exceptions, and vector 40H */
-
-/* ---- what the capability MSRs say ------------------------------------------------- */
-struct l1_caps cap;
-
-bool vmx_cpuid, in_root, l2_launched;
-u32 cr0_vmx, cr4_vmx; /* CR0/CR4 with the bits VMX operation fixes */
-
-u32 allowed1(u64 c) { return (u32)(c >> 32); }
-/* The value of a control word: what is wanted plus what must be 1, and
- * false if something wanted may not be 1 (SDM A.3-A.5). */
-bool ctl_value(u64 c, u32 want, u32 *out) {
-    *out = (want | (u32)c) & allowed1(c);
-    return (want & ~allowed1(c)) == 0;
-}
-
-/* ---- small helpers ---------------------------------------------------------------- */
-const char *out_str(u32 o) {
-    static char buf[48];
-    if (o == VM_FAIL_VALID) {
-        snprintf(buf, sizeof buf, "VMfailValid error %u", vm_error());
-        return buf;
-    }
-    return vm_str(o);
-}
-
-bool fail_valid(u32 o, u32 err) { return o == VM_FAIL_VALID && vm_error() == err; }
-
-void init_region(u8 *r, u32 rev) {
-    memset(r, 0, 4096);
-    *(volatile u32 *)r = rev;
-}
-
-bool enter_root(void) {
-    if (in_root) return true;
-    init_region(vmxon_region, cap.rev);
-    write_cr0(cr0_vmx);
-    if (try_write_cr4(cr4_vmx) != NO_EXC) return false;
-    in_root = vmxon(PA(vmxon_region)) == VM_OK;
-    return in_root;
-}
-
-/* For a case that needs VMX root operation: reports the case as failed if
- * we are not (and cannot get) there. */
-bool need_root(const char *name) {
-    if (enter_root()) return true;
-    check(false, "%s|not in VMX root operation", name);
-    return false;
-}
-
-/* Make region r (with a valid revision) the current VMCS, launch state clear. */
-bool make_current(u8 *r) {
-    init_region(r, cap.rev);
-    return vmclear(PA(r)) == VM_OK && vmptrld(PA(r)) == VM_OK;
-}
-
-/* ---- L1's own environment: paging and a GDT with a few more segments --------------- */
-static void setup_l1(void) {
-    for (u32 i = 0; i < 1024; i++) pd[i] = (i << 22) | 0x87; /* P, RW, US, PS: 4 MiB, identity */
-    pd[HOLE >> 22] = 0;
-    memcpy(pd_alt, pd, sizeof pd);
-    write_cr4(read_cr4() | CR4_PSE);
-    write_cr3((u32)(uintptr_t)pd);
-    write_cr0(read_cr0() | CR0_PG | CR0_NE);
-
-    for (int i = 0; i < 6; i++) l1_gdt[i] = gdt[i]; /* null, code, data, user code/data, TSS */
-    l1_gdt[SEL_FLAT2 >> 3] = 0x00CF92000000FFFFull;
-    l1_gdt[SEL_BASED >> 3] = 0x00CF92010000FFFFull; /* base 0x00010000, limit 4 GiB */
-    l1_gdt[SEL_SMALL >> 3] = 0x0040920000000FFFull; /* base 0, limit 0xFFF, byte granular */
-    struct __attribute__((packed)) { u16 limit; u32 base; } d = { sizeof l1_gdt - 1, (u32)(uintptr_t)l1_gdt };
-    __asm__ volatile("lgdt %0" ::"m"(d));
-
-    for (int v = 0; v < 0x41; v++) {
-        u32 h = v < 32 ? l2_exc_table[v] : v == L1_TIMER_VECTOR ? ADDR(l2_irq40) : 0;
-        l2_idt[v] = (struct idt_gate){ (u16)h, SEL_KCODE, 0, h ? 0x8E : 0, (u16)(h >> 16) };
-    }
-}
 
 /* ---- ring 3: VMX instructions at CPL 3 raise #GP(0) ---------------------------------- */
 u64 user_operand;
@@ -174,7 +84,6 @@ bool user_gp(void (*fn)(void), const char *what) {
 /* ======================================================================================
  * Discovery (SDM 23.6, 23.7, Vol. 3D Appendix A)
  * ====================================================================================== */
-bool msr_exists(u32 msr, u64 *v) { return try_rdmsr(msr, v) == NO_EXC; }
 
 static void check_ctl_pair(const char *name, u64 c, u32 default1, bool is_plain) {
     check(((u32)c & ~allowed1(c)) == 0, "%s: allowed-0 settings within allowed-1|0x%llx", name, c);
@@ -182,45 +91,27 @@ static void check_ctl_pair(const char *name, u64 c, u32 default1, bool is_plain)
 }
 
 static void test_discovery(void) {
+    caps_read(); /* setup.c: fills cap (TRUE_* controls where they exist), locks FEATURE_CONTROL */
     struct cpuid c1 = cpuid(1, 0);
-    vmx_cpuid = c1.ecx & (1u << 5);
     check(vmx_cpuid, "CPUID.1:ECX.VMX[bit 5] = 1|ECX 0x%x", c1.ecx);
     if (!vmx_cpuid) return;
     u32 ext = cpuid(0x80000000, 0).eax;
-    cap.maxphy = ext >= 0x80000008 ? (cpuid(0x80000008, 0).eax & 0xFF) : 36;
     bool lm = ext >= 0x80000001 && (cpuid(0x80000001, 0).edx & (1u << 29));
 
-    /* IA32_FEATURE_CONTROL (SDM 23.7): VMXON needs lock and "VMX outside SMX";
-     * a BIOS may leave it unlocked (OVMF does): then set both and lock. */
+    /* IA32_FEATURE_CONTROL (SDM 23.7): VMXON needs lock and "VMX outside SMX"
+     * (caps_read sets both when a BIOS left the MSR unlocked). */
     u64 fc = 0;
     u32 v = try_rdmsr(MSR_FEATURE_CONTROL, &fc);
-    if (v == NO_EXC && !(fc & FC_LOCK)) {
-        diag("IA32_FEATURE_CONTROL 0x%llx unlocked: setting lock and VMX outside SMX", fc);
-        try_wrmsr(MSR_FEATURE_CONTROL, fc | FC_LOCK | FC_VMX_OUTSIDE_SMX);
-        v = try_rdmsr(MSR_FEATURE_CONTROL, &fc);
-    }
     check(v == NO_EXC && (fc & FC_LOCK) && (fc & FC_VMX_OUTSIDE_SMX),
           "IA32_FEATURE_CONTROL locked, VMX outside SMX enabled|RDMSR vector %d value 0x%llx", (i32)v, fc);
     u32 w = try_wrmsr(MSR_FEATURE_CONTROL, fc);
     check(w == 13 && exc.error == 0, "WRMSR IA32_FEATURE_CONTROL while locked -> #GP(0)|vector %d", (i32)w);
 
     /* The MSRs every VMX processor has (A.1-A.9). */
-    static const u32 always[] = { MSR_VMX_BASIC, MSR_VMX_PINBASED, MSR_VMX_PROCBASED, MSR_VMX_EXIT, MSR_VMX_ENTRY,
-                                  MSR_VMX_MISC, MSR_VMX_CR0_FIXED0, MSR_VMX_CR0_FIXED1, MSR_VMX_CR4_FIXED0,
-                                  MSR_VMX_CR4_FIXED1, MSR_VMX_VMCS_ENUM };
-    u64 *dst[] = { &cap.basic, &cap.pin, &cap.proc, &cap.exit, &cap.entry, &cap.misc, &cap.cr0f0, &cap.cr0f1,
-                   &cap.cr4f0, &cap.cr4f1, &cap.vmcs_enum };
-    u32 missing = 0;
-    for (u32 i = 0; i < sizeof always / sizeof always[0]; i++) {
-        if (!msr_exists(always[i], dst[i]) && !missing) missing = always[i];
-    }
-    cap.read_ok = !missing;
-    check(!missing, "capability MSRs 480H-48AH readable|#GP at 0x%x", missing);
+    check(cap.read_ok, "capability MSRs 480H-48AH readable|#GP at 0x%x", cap.missing);
     if (!cap.read_ok) return;
 
     u64 b = cap.basic;
-    cap.rev = BASIC_REVISION(b);
-    cap.true_ctls = b & BASIC_TRUE_CTLS;
     diag("VMX_BASIC 0x%llx: revision 0x%x, MISC 0x%llx, MAXPHYADDR %u", b, cap.rev, cap.misc, cap.maxphy);
     check(!(b & (1ull << 31)), "VMX_BASIC bit 31 = 0|0x%llx", b);
     u32 size = BASIC_REGION_SIZE(b);
@@ -234,12 +125,16 @@ static void test_discovery(void) {
      * report the default1 controls as 1; with BASIC bit 55 the TRUE_* MSRs
      * exist, with the same allowed-1 settings and allowed-0 = plain minus
      * the default1 class. Without bit 55 they do not exist. */
-    check_ctl_pair("PINBASED_CTLS", cap.pin, PIN_DEFAULT1, true);
-    check_ctl_pair("PROCBASED_CTLS", cap.proc, PROC_DEFAULT1, true);
-    check_ctl_pair("EXIT_CTLS", cap.exit, EXIT_DEFAULT1, true);
-    check_ctl_pair("ENTRY_CTLS", cap.entry, ENTRY_DEFAULT1, true);
+    u64 plain[4] = { 0, 0, 0, 0 }; /* cap has the TRUE_* values where they exist */
+    msr_exists(MSR_VMX_PINBASED, &plain[0]);
+    msr_exists(MSR_VMX_PROCBASED, &plain[1]);
+    msr_exists(MSR_VMX_EXIT, &plain[2]);
+    msr_exists(MSR_VMX_ENTRY, &plain[3]);
+    check_ctl_pair("PINBASED_CTLS", plain[0], PIN_DEFAULT1, true);
+    check_ctl_pair("PROCBASED_CTLS", plain[1], PROC_DEFAULT1, true);
+    check_ctl_pair("EXIT_CTLS", plain[2], EXIT_DEFAULT1, true);
+    check_ctl_pair("ENTRY_CTLS", plain[3], ENTRY_DEFAULT1, true);
     static const u32 trues[] = { MSR_VMX_TRUE_PINBASED, MSR_VMX_TRUE_PROCBASED, MSR_VMX_TRUE_EXIT, MSR_VMX_TRUE_ENTRY };
-    u64 plain[] = { cap.pin, cap.proc, cap.exit, cap.entry };
     static const u32 d1[] = { PIN_DEFAULT1, PROC_DEFAULT1, EXIT_DEFAULT1, ENTRY_DEFAULT1 };
     static const char *const tnames[] = { "TRUE_PINBASED", "TRUE_PROCBASED", "TRUE_EXIT", "TRUE_ENTRY" };
     u64 tv[4] = { 0, 0, 0, 0 };
@@ -252,10 +147,6 @@ static void test_discovery(void) {
             check(allowed1(tv[i]) == allowed1(plain[i]) && (u32)plain[i] == ((u32)tv[i] | d1[i]),
                   "%s = plain MSR without the default1 class|0x%llx vs 0x%llx", tnames[i], tv[i], plain[i]);
         }
-        cap.pin = tv[0];
-        cap.proc = tv[1];
-        cap.exit = tv[2];
-        cap.entry = tv[3];
     } else {
         check(texist == 0, "TRUE_* control MSRs -> #GP without BASIC bit 55|%u of 4 readable", texist);
     }
@@ -266,17 +157,13 @@ static void test_discovery(void) {
      * secondary exit controls likewise. */
     u64 dummy;
     bool p2 = allowed1(cap.proc) & PROC_SECONDARY;
-    cap.has_proc2 = msr_exists(MSR_VMX_PROCBASED2, &cap.proc2);
     check(cap.has_proc2 == p2, "PROCBASED_CTLS2 (48BH) readable iff secondary controls allowed|allowed %d, readable %d",
           p2, cap.has_proc2);
-    if (!cap.has_proc2) cap.proc2 = 0;
-    else check_ctl_pair("PROCBASED_CTLS2", cap.proc2, 0, false);
+    if (cap.has_proc2) check_ctl_pair("PROCBASED_CTLS2", cap.proc2, 0, false);
     u32 p2a1 = allowed1(cap.proc2);
     bool ev = p2a1 & (PROC2_EPT | PROC2_VPID);
-    cap.has_ept_vpid = msr_exists(MSR_VMX_EPT_VPID_CAP, &cap.ept_vpid);
     check(cap.has_ept_vpid == ev, "EPT_VPID_CAP (48CH) %s|EPT/VPID allowed %d, readable %d",
           ev ? "readable (EPT or VPID allowed)" : "-> #GP (no EPT, no VPID)", ev, cap.has_ept_vpid);
-    if (!cap.has_ept_vpid) cap.ept_vpid = 0;
     bool vf = p2a1 & PROC2_VMFUNC, vfr = msr_exists(MSR_VMX_VMFUNC, &dummy);
     check(vfr == vf, "VMFUNC (491H) %s|allowed %d, readable %d", vf ? "readable (VM functions allowed)" : "-> #GP (no VM functions)",
           vf, vfr);
@@ -306,9 +193,6 @@ static void test_discovery(void) {
     HV_CHECK((p2a1 & promised) == promised,
              "L0 offers EPT, unrestricted guest, VPID, VMFUNC, VMCS shadowing|PROCBASED_CTLS2 0x%llx", cap.proc2);
     HV_CHECK(cap.misc & MISC_VMWRITE_ANY, "L0 offers VMWRITE to read-only fields (MISC bit 29)|0x%llx", cap.misc);
-
-    cr0_vmx = (read_cr0() | (u32)cap.cr0f0) & (u32)cap.cr0f1;
-    cr4_vmx = (read_cr4() | (u32)cap.cr4f0) & (u32)cap.cr4f1;
 }
 
 /* ======================================================================================
@@ -660,188 +544,6 @@ static void test_shadowed_fields(void) {
     }
     user_gp(user_vmread_rip, "VMREAD GUEST_RIP");
 }
-
-/* ======================================================================================
- * A VMCS for L2 (SDM 24.4-24.8, checked per 26.2-26.3)
- * ====================================================================================== */
-struct l2regs regs;
-struct exitinfo ex;
-u32 last_run; /* what vmx_run returned */
-u32 last_exc; /* the exception the VM-entry instruction raised (NO_EXC if none) */
-u32 vmcs_ctl_pin, vmcs_ctl_proc, vmcs_ctl_proc2, vmcs_ctl_exit, vmcs_ctl_entry;
-
-/* Build a fresh, valid VMCS in vmcs_l2 (current, launch state clear): the
- * controls L1 wants plus those the MSRs force, host state = L1 as it is
- * now, guest state = L2 in L1's address space at l2_vmcall. */
-bool l2_setup_ex(u32 pin_want, u32 proc_want, u32 proc2_want, u32 exit_want, const char *name) {
-    if (!need_root(name)) return false;
-    l2_launched = false;
-    if (!make_current(vmcs_l2)) {
-        check(false, "%s|VMCLEAR/VMPTRLD failed", name);
-        return false;
-    }
-    bool ok = ctl_value(cap.pin, pin_want, &vmcs_ctl_pin) && ctl_value(cap.exit, exit_want, &vmcs_ctl_exit) &&
-              ctl_value(cap.entry, 0, &vmcs_ctl_entry) &&
-              ctl_value(cap.proc, proc_want | (proc2_want ? PROC_SECONDARY : 0), &vmcs_ctl_proc);
-    vmcs_ctl_proc2 = 0;
-    if (ok && proc2_want) ok = ctl_value(cap.proc2, proc2_want, &vmcs_ctl_proc2);
-    if (!ok) {
-        skip("not offered", "%s", name);
-        return false;
-    }
-    vmcs_errors = 0;
-    vw(F_PIN_CTLS, vmcs_ctl_pin);
-    vw(F_PROC_CTLS, vmcs_ctl_proc);
-    if (vmcs_ctl_proc & PROC_SECONDARY) vw(F_PROC2_CTLS, vmcs_ctl_proc2);
-    vw(F_EXIT_CTLS, vmcs_ctl_exit);
-    vw(F_ENTRY_CTLS, vmcs_ctl_entry);
-    vw(F_EXCEPTION_BITMAP, 0);
-    vw(F_PF_ERR_MASK, 0);
-    vw(F_PF_ERR_MATCH, 0);
-    vw(F_CR3_TARGET_COUNT, 0);
-    vw(F_EXIT_MSR_STORE_COUNT, 0);
-    vw(F_EXIT_MSR_LOAD_COUNT, 0);
-    vw(F_ENTRY_MSR_LOAD_COUNT, 0);
-    vw(F_ENTRY_INTR_INFO, 0);
-    vw(F_CR0_MASK, 0);
-    vw(F_CR4_MASK, 0);
-    vw(F_CR0_SHADOW, 0);
-    vw(F_CR4_SHADOW, 0);
-    vw64(F_IO_BITMAP_A, PA(io_bitmap_a));
-    vw64(F_IO_BITMAP_B, PA(io_bitmap_b));
-    vw64(F_MSR_BITMAP, PA(msr_bitmap));
-    vw64(F_TSC_OFFSET, 0);
-
-    struct __attribute__((packed)) { u16 limit; u32 base; } idtr;
-    __asm__ volatile("sidt %0" : "=m"(idtr));
-    vw(F_HOST_CR0, read_cr0());
-    vw(F_HOST_CR3, read_cr3());
-    vw(F_HOST_CR4, read_cr4());
-    vw(F_HOST_CS_SEL, SEL_KCODE);
-    vw(F_HOST_SS_SEL, SEL_KDATA);
-    vw(F_HOST_DS_SEL, SEL_KDATA);
-    vw(F_HOST_ES_SEL, SEL_KDATA);
-    vw(F_HOST_FS_SEL, SEL_KDATA);
-    vw(F_HOST_GS_SEL, SEL_KDATA);
-    vw(F_HOST_TR_SEL, SEL_TSS);
-    vw(F_HOST_FS_BASE, 0);
-    vw(F_HOST_GS_BASE, 0);
-    vw(F_HOST_TR_BASE, (u32)(uintptr_t)tss);
-    vw(F_HOST_GDTR_BASE, (u32)(uintptr_t)l1_gdt);
-    vw(F_HOST_IDTR_BASE, idtr.base);
-    vw(F_HOST_SYSENTER_CS, 0);
-    vw(F_HOST_SYSENTER_ESP, 0);
-    vw(F_HOST_SYSENTER_EIP, 0);
-
-    vw(F_GUEST_CR0, read_cr0());
-    vw(F_GUEST_CR3, read_cr3());
-    vw(F_GUEST_CR4, read_cr4());
-    vw(F_GUEST_DR7, 0x400);
-    static const u32 dsegs[] = { F_GUEST_ES_SEL, F_GUEST_SS_SEL, F_GUEST_DS_SEL, F_GUEST_FS_SEL, F_GUEST_GS_SEL };
-    for (int i = 0; i < 5; i++) {
-        u32 s = dsegs[i], idx = s - F_GUEST_ES_SEL; /* 0, 4, 6, 8, 10: same index in each group */
-        vw(s, SEL_KDATA);
-        vw(F_GUEST_ES_BASE + idx, 0);
-        vw(F_GUEST_ES_LIMIT + idx, 0xFFFFFFFF);
-        vw(F_GUEST_ES_AR + idx, AR_DATA32);
-    }
-    vw(F_GUEST_CS_SEL, SEL_KCODE);
-    vw(F_GUEST_CS_BASE, 0);
-    vw(F_GUEST_CS_LIMIT, 0xFFFFFFFF);
-    vw(F_GUEST_CS_AR, AR_CODE32);
-    vw(F_GUEST_LDTR_SEL, 0);
-    vw(F_GUEST_LDTR_BASE, 0);
-    vw(F_GUEST_LDTR_LIMIT, 0);
-    vw(F_GUEST_LDTR_AR, AR_UNUSABLE);
-    vw(F_GUEST_TR_SEL, SEL_TSS);
-    vw(F_GUEST_TR_BASE, (u32)(uintptr_t)tss);
-    vw(F_GUEST_TR_LIMIT, 0x67);
-    vw(F_GUEST_TR_AR, AR_TSS32_BUSY);
-    vw(F_GUEST_GDTR_BASE, (u32)(uintptr_t)l1_gdt);
-    vw(F_GUEST_GDTR_LIMIT, sizeof l1_gdt - 1);
-    vw(F_GUEST_IDTR_BASE, (u32)(uintptr_t)l2_idt);
-    vw(F_GUEST_IDTR_LIMIT, sizeof l2_idt - 1);
-    vw(F_GUEST_RSP, L2_STACK_TOP);
-    vw(F_GUEST_RIP, (u32)(uintptr_t)l2_vmcall);
-    vw(F_GUEST_RFLAGS, 0x2);
-    vw(F_GUEST_PENDING_DBG, 0);
-    vw(F_GUEST_INTERRUPTIBILITY, 0);
-    vw(F_GUEST_ACTIVITY, 0);
-    vw(F_GUEST_SYSENTER_CS, 0);
-    vw(F_GUEST_SYSENTER_ESP, 0);
-    vw(F_GUEST_SYSENTER_EIP, 0);
-    vw64(F_VMCS_LINK_PTR, ~0ull);
-    vw64(F_GUEST_DEBUGCTL, 0);
-    if (vmcs_errors) {
-        check(false, "%s|VMCS set-up: %u VMWRITEs failed, first 0x%x: %s", name, vmcs_errors, vmcs_error_field,
-              vm_str(vmcs_error_outcome));
-        return false;
-    }
-    memset(&regs, 0, sizeof regs);
-    memset((void *)&l2_seen, 0, sizeof l2_seen);
-    return true;
-}
-
-bool l2_setup(u32 proc_want, u32 proc2_want, const char *name) {
-    return l2_setup_ex(0, proc_want, proc2_want, 0, name);
-}
-
-const char *run_str(void) {
-    static char buf[96];
-    if (last_run == 0) {
-        snprintf(buf, sizeof buf, "exit reason 0x%x qual 0x%x len %u info 0x%x intr 0x%x rip 0x%x", ex.reason, ex.qual,
-                 ex.len, ex.info, ex.intr, ex.rip);
-    } else if (last_run == NOT_RESUMED) {
-        snprintf(buf, sizeof buf, "not resumed: no VM exit to resume after");
-    } else if (last_run == 0xC0000000u) {
-        snprintf(buf, sizeof buf, "VMWRITE of HOST_RSP/RIP raised vector %d", (i32)last_exc);
-    } else if (last_exc != NO_EXC) {
-        snprintf(buf, sizeof buf, "VM entry instruction raised vector %d", (i32)last_exc);
-    } else if (last_run & FL_ZF) {
-        snprintf(buf, sizeof buf, "VMfailValid error %u", vm_error());
-    } else {
-        snprintf(buf, sizeof buf, "VM entry instruction fell through, flags 0x%x", last_run & 0xFFFF);
-    }
-    return buf;
-}
-
-/* Enter L2 at rip (0: where GUEST_RIP points), with VMLAUNCH or VMRESUME as
- * the launch state requires; true when a VM exit (or an entry failure that
- * loads host state) came back, with its information in ex. */
-bool l2_run_at(u32 rip, u32 launch) {
-    vmcs_errors = 0;
-    if (rip) {
-        vw(F_GUEST_RIP, rip);
-        vw(F_GUEST_RSP, L2_STACK_TOP);
-    }
-    last_run = vmx_run(&regs, launch);
-    last_exc = exc.vector;
-    memset(&ex, 0, sizeof ex);
-    if (last_run != 0) return false;
-    ex.reason = vr(F_EXIT_REASON);
-    ex.qual = vr(F_EXIT_QUALIFICATION);
-    ex.len = vr(F_EXIT_INSN_LEN);
-    ex.info = vr(F_EXIT_INSN_INFO);
-    ex.intr = vr(F_EXIT_INTR_INFO);
-    ex.intr_err = vr(F_EXIT_INTR_ERROR);
-    ex.idt_vec = vr(F_IDT_VECTORING_INFO);
-    ex.rip = vr(F_GUEST_RIP);
-    if (!(ex.reason & EXIT_FAILED_ENTRY)) l2_launched = true;
-    return true;
-}
-bool l2_run(u32 rip) { return l2_run_at(rip, !l2_launched); }
-/* Resume L2 after the instruction that exited. Only after an exit: without
- * one there is no instruction length to go by, and nothing is run. */
-bool l2_resume_after_insn(void) {
-    if (last_run != 0 || !l2_launched || (ex.reason & EXIT_FAILED_ENTRY)) {
-        last_run = NOT_RESUMED;
-        return false;
-    }
-    vw(F_GUEST_RIP, vr(F_GUEST_RIP) + vr(F_EXIT_INSN_LEN));
-    return l2_run_at(0, !l2_launched);
-}
-bool exit_is(u32 reason) { return last_run == 0 && ex.reason == reason; }
-bool vmcall_at(const char *label, u32 off) { return exit_is(EXIT_VMCALL) && ex.rip == ADDR(label) + off; }
 
 /* ======================================================================================
  * L2: the first entry, VM exits for instructions, host state (SDM 25, 26, 27)
@@ -1514,51 +1216,8 @@ static void test_entry_failures(void) {
 }
 
 /* ======================================================================================
- * VMXOFF (SDM 30.3, 23.7)
+ * L2 under L1's EPT (SDM 29.3, 28.2.1 Table 28-7, 31.3 INVEPT): the tables of setup.c
  * ====================================================================================== */
-/* ======================================================================================
- * L2 under L1's EPT (SDM 29.3, 28.2.1 Table 28-7, 31.3 INVEPT): L1's tables map its
- * first 32 MiB one to one with 2-MByte pages, except the 2 MiB around ept_page, which
- * a page table maps with 4-KByte pages so that single pages can change.
- * ====================================================================================== */
-u64 ept_pml4[512] ALIGNED(4096);
-u64 ept_pdpt[512] ALIGNED(4096);
-u64 ept_pd[512] ALIGNED(4096);
-u64 ept_pt[512] ALIGNED(4096);
-u8 ept_page[4096] ALIGNED(4096);  /* the page whose mapping the cases change */
-u8 ept_alt[4096] ALIGNED(4096);   /* another page to map at ept_page's address */
-
-u32 ept_pt_index(void) { return (PA(ept_page) >> 12) & 511; }
-
-void ept_build(void) {
-    memset(ept_pml4, 0, sizeof ept_pml4);
-    memset(ept_pdpt, 0, sizeof ept_pdpt);
-    ept_pml4[0] = PA(ept_pdpt) | EPT_RWX;
-    ept_pdpt[0] = PA(ept_pd) | EPT_RWX;
-    for (u32 i = 0; i < 512; i++) ept_pd[i] = i < 16 ? ((u64)i << 21) | EPT_RWX | EPT_WB | EPT_LARGE : 0;
-    u32 big = PA(ept_page) >> 21;
-    for (u32 i = 0; i < 512; i++) ept_pt[i] = ((u64)big << 21) + ((u64)i << 12) | EPT_RWX | EPT_WB;
-    ept_pd[big] = PA(ept_pt) | EPT_RWX;
-}
-
-void ept_set(u64 entry) { ept_pt[ept_pt_index()] = entry; }
-
-u32 invept_single(void) {
-    static u64 desc[2] ALIGNED(16);
-    desc[0] = PA(ept_pml4) | (3 << 3) | 6;
-    desc[1] = 0;
-    return invept(1, desc);
-}
-
-bool ept_offered(void) {
-    return (allowed1(cap.proc2) & PROC2_EPT) && (cap.ept_vpid & (1ull << 6)) && (cap.ept_vpid & (1ull << 14)) &&
-           (cap.ept_vpid & (1ull << 16)) && (cap.ept_vpid & EPTCAP_INVEPT_SINGLE);
-}
-
-bool ept_exit(u32 reason, u32 access, u32 perms) {
-    return exit_is(reason) && (reason != EXIT_EPT_VIOLATION || ((ex.qual & 7) == access && ((ex.qual >> 3) & 7) == perms));
-}
-
 static void test_l2_ept(void) {
     if (!ept_offered()) {
         check(false, "L2 under L1's EPT|not offered: EPT with 4-level walks, WB, 2-MByte pages, INVEPT single-context");
@@ -1865,24 +1524,6 @@ static void test_host_failures(void) {
 /* ======================================================================================
  * main
  * ====================================================================================== */
-static NORETURN void end(void) {
-    if (in_root) {
-        vmclear(PA(vmcs_l2));
-        vmxoff();
-    }
-    finish_result();
-    u32 code = tap_failed() ? 1 : 0;
-    outl(0xF4, code); /* isa-debug-exit: our hypervisor (and QEMU) end the guest here */
-    if (!under_hv()) {
-        /* Bare Bochs has no isa-debug-exit: the magic breakpoint (xchg bx,bx,
-         * Bochs exits 0 with magic_break enabled) for PASS, port 8900H
-         * "Shutdown" (status 1) for FAIL (platform.md). */
-        if (!code) __asm__ volatile("xchg %%bx, %%bx" ::: "memory");
-        for (const char *s = "Shutdown"; *s; s++) outb(0x8900, (u8)*s);
-    }
-    halt_forever();
-}
-
 void guest_main(void) {
     guest_init("l1");
     con_use_hypercall(has_word(boot.cmdline, "console=vmcall"));
@@ -1892,7 +1533,7 @@ void guest_main(void) {
     test_discovery();
     if (!vmx_cpuid || !cap.read_ok) {
         diag("no VMX: nothing more to check");
-        end();
+        l1_end();
     }
     test_vmxon();
     if (has_word(boot.cmdline, "demo")) {
@@ -1901,7 +1542,7 @@ void guest_main(void) {
         test_l2_basic();
         test_l2_ept();
         test_l2_vmfunc();
-        end();
+        l1_end();
     }
     test_vmcs_pointers();
     test_vmread_vmwrite();
@@ -1933,5 +1574,5 @@ void guest_main(void) {
     test_entry_failures();
     test_vmxoff();
     test_host_failures();
-    end();
+    l1_end();
 }

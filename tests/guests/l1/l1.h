@@ -1,6 +1,7 @@
-/* The test L1's shared infrastructure (l1.c): what the capability MSRs say,
- * a fresh VMCS for L2, running L2 and reading its exit, bitmaps, L1's APIC
- * timer, L1's EPT tables. Each area of cases lives in a file of its own
+/* The test L1's shared infrastructure: what the capability MSRs say, L1's
+ * paging and GDT, VMXON, a fresh VMCS for L2, running L2 and reading its
+ * exit, L1's EPT tables (setup.c, which snapfuzz.elf links too); bitmaps and
+ * L1's APIC timer (l1.c). Each area of cases lives in a file of its own
  * (l1.c for the original ones; one file per newer area) with one entry
  * point `test_<area>()` called from guest_main in l1.c, in order. L2 code
  * for a case is a global label in run.asm or in a top-level __asm__ block
@@ -16,6 +17,7 @@ struct l1_caps {
     u64 proc2, ept_vpid;
     bool true_ctls, has_proc2, has_ept_vpid, read_ok;
     u32 rev, maxphy;
+    u32 missing; /* the first of 480H-48AH that #GPs (0: none) */
 };
 
 #define PA(p) ((u64)(u32)(uintptr_t)(p))
@@ -61,7 +63,7 @@ struct exitinfo { u32 reason, qual, len, info, intr, intr_err, idt_vec, rip; };
 #define EXIT_EPT_MISCONFIG 49
 #define F_EPT_POINTER 0x201Au
 
-/* ---- state (l1.c) ---------------------------------------------------------------- */
+/* ---- state (setup.c; msr_area, exit_store_area, exit_load_area, l1_irqs: l1.c) ---- */
 extern struct l1_caps cap;
 extern bool vmx_cpuid, in_root, l2_launched;
 extern u32 cr0_vmx, cr4_vmx;
@@ -79,7 +81,9 @@ extern u32 last_exc;           /* the exception the VM-entry instruction raised 
 extern u32 vmcs_ctl_pin, vmcs_ctl_proc, vmcs_ctl_proc2, vmcs_ctl_exit, vmcs_ctl_entry; /* as l2_setup_ex wrote them */
 extern volatile u32 l1_irqs;   /* L1's APIC-timer interrupts taken (vector L1_TIMER_VECTOR) */
 
-/* ---- helpers (l1.c) -------------------------------------------------------------- */
+/* ---- helpers (setup.c, except where marked) ----------------------------------------- */
+bool caps_read(void);                     /* cap from the capability MSRs; false: no VMX */
+void setup_l1(void);                      /* L1's paging (pd), l1_gdt, L2's IDT */
 u32 allowed1(u64 c);
 bool ctl_value(u64 c, u32 want, u32 *out);
 const char *out_str(u32 o);
@@ -88,7 +92,6 @@ void init_region(u8 *r, u32 rev);
 bool enter_root(void);
 bool need_root(const char *name);
 bool make_current(u8 *r);
-bool user_gp(void (*fn)(void), const char *what);
 bool msr_exists(u32 msr, u64 *v);
 /* A fresh, valid VMCS in vmcs_l2 (current, launch state clear) with the
  * controls wanted plus those the MSRs force; SKIP (false) when a wanted
@@ -101,6 +104,10 @@ bool l2_run(u32 rip);                     /* VMLAUNCH or VMRESUME as the launch 
 bool l2_resume_after_insn(void);          /* RIP += exit instruction length, VMRESUME */
 bool exit_is(u32 reason);
 bool vmcall_at(const char *label, u32 off);
+NORETURN void l1_end(void);               /* VMXOFF, RESULT line, isa-debug-exit (bare Bochs: its own ways) */
+
+/* ---- helpers (l1.c) -------------------------------------------------------------- */
+bool user_gp(void (*fn)(void), const char *what);
 bool entry_fails(u32 err);                /* VMfailValid(err) from the last VM entry */
 u32 bad_pin_bit(void);
 void bitmap_set(u8 *bm, u32 bit);
@@ -115,7 +122,7 @@ void l1_window(void);                     /* a few STI windows for a pending int
 /* ---- areas of cases, one file each --------------------------------------------------- */
 void test_msr(void);                      /* msr.c: DEBUGCTL, unknown MSRs, IA32_TSC, MSR lists */
 
-/* L1's EPT (one-to-one, first 32 MiB; ept_page's 2 MiB mapped with 4-KByte pages) */
+/* L1's EPT, setup.c (one-to-one, first 32 MiB; ept_page's 2 MiB mapped with 4-KByte pages) */
 extern u64 ept_pml4[512], ept_pdpt[512], ept_pd[512], ept_pt[512];
 extern u8 ept_page[4096], ept_alt[4096];
 u32 ept_pt_index(void);

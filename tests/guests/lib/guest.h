@@ -183,7 +183,7 @@ int strncmp(const char *a, const char *b, size_t n);
 bool has_word(const char *line, const char *word);
 /* Value of the first word `key=value`, copied into buf; false if absent. */
 bool word_value(const char *line, const char *key, char *buf, int size);
-u32 parse_u32(const char *s, bool *ok);
+u32 parse_u32(const char *s, bool *ok); /* decimal, or hexadecimal after 0x */
 const char *basename_(const char *path, int len, int *outlen);
 
 /* ---- hypervisor interface ------------------------------------------------------- */
@@ -201,6 +201,15 @@ static inline u32 vmcall(u32 fn, u32 a, u32 b) {
 #define HC_OK 0
 #define HC_BADARG 1
 #define HC_UNKNOWN 2
+/* Guest-requested snapshots (docs/guest-interface.md "Snapshots", issue 10
+ * item 7; unknown functions until the interface version, query 0, is 2).
+ * RBX = 0 (flags) for both. TAKE returns HC_OK (RBX = 0) when the snapshot is
+ * taken, and returns again with HC_SNAPSHOT_RESTORED (RBX = restores so far)
+ * after each RESTORE, which does not return (HC_NO_SNAPSHOT without one). */
+#define HC_SNAPSHOT_TAKE 3
+#define HC_SNAPSHOT_RESTORE 4
+#define HC_SNAPSHOT_RESTORED 3
+#define HC_NO_SNAPSHOT 4
 
 /* ---- QEMU fw_cfg (traditional I/O interface) ---------------------------------------- */
 #define FWCFG_SEL 0x510

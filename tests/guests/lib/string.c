@@ -92,6 +92,18 @@ bool word_value(const char *line, const char *key, char *buf, int size) {
 
 u32 parse_u32(const char *s, bool *ok) {
     u32 v = 0;
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) { /* hexadecimal */
+        *ok = s[2] != 0;
+        for (s += 2; *s; s++) {
+            u32 d = *s >= '0' && *s <= '9' ? (u32)(*s - '0') : (u32)((*s | 0x20) - 'a') + 10;
+            if (d > 15) {
+                *ok = false;
+                break;
+            }
+            v = v * 16 + d;
+        }
+        return v;
+    }
     *ok = *s != 0;
     for (; *s; s++) {
         if (*s < '0' || *s > '9') {

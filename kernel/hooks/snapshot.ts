@@ -1,0 +1,121 @@
+// Test hooks of the snapshot blob code (tests/unit/snapshot-*.test.ts). See
+// kernel/testhooks.ts. snap_buffer gives the test a buffer in linear memory
+// (allocated once, grown only by a larger request); the test fills it and
+// asks snap_validate, or builds a blob in it through the kernel's Writer
+// (snap_w_*). Objects are made on first use, never again.
+import { Writer, Reader } from "../snapshot/blob";
+import { Limits, fill } from "../snapshot/limits";
+import * as vms from "../vm/vm";
+import { Verdict, ruleName, report, RULE_COUNT } from "../snapshot/rules";
+import { validate } from "../snapshot/validate";
+
+let buf: usize = 0; // machine-wide: the one test buffer
+let cap: u64 = 0; // machine-wide: its size
+let writer: Writer | null = null; // machine-wide: test objects, made once
+let reader: Reader | null = null; // machine-wide
+let limits: Limits | null = null; // machine-wide
+let verdict: Verdict | null = null; // machine-wide
+
+function objects(): void {
+  if (writer != null) return;
+  writer = new Writer();
+  reader = new Reader();
+  limits = new Limits();
+  verdict = new Verdict();
+}
+
+export function snap_buffer(bytes: u32): usize {
+  objects();
+  if (<u64>bytes > cap) {
+    buf = (heap.alloc(<usize>bytes + 64) + 63) & ~(<usize>63);
+    cap = bytes;
+  }
+  return buf;
+}
+
+export function snap_setLimits(vcpu: u32, ramBytes: u64, physAddrBits: u32, linearBits: u32, nested: bool,
+  shadowVmcs: bool, vmcs12Revision: u32, mxcsrMask: u32, xcr0Offered: u64, xsaveBytes: u32, anyErrorCode: bool,
+  zeroLengthInjection: bool, mtf: bool): void {
+  objects();
+  const l = changetype<Limits>(limits);
+  l.vcpu = vcpu;
+  l.ramBytes = ramBytes;
+  l.physAddrBits = physAddrBits;
+  l.linearBits = linearBits;
+  l.nested = nested;
+  l.shadowVmcs = shadowVmcs;
+  l.vmcs12Revision = vmcs12Revision;
+  l.mxcsrMask = mxcsrMask;
+  l.xcr0Offered = xcr0Offered;
+  l.xsaveBytes = xsaveBytes;
+  l.anyErrorCode = anyErrorCode;
+  l.zeroLengthInjection = zeroLengthInjection;
+  l.mtf = mtf;
+}
+
+// Limits from this machine (snapshot/limits.ts fill) for vCPU 0 of a VM of
+// guest 0 with ramBytes of RAM; returns the MXCSR mask it chose (the rest
+// the test sees through snap_validate).
+export function snap_fillLimits(ramBytes: u64, mxcsrMask: u32): u32 {
+  objects();
+  const vm = vms.create(0);
+  vm.ramBytes = ramBytes;
+  const l = changetype<Limits>(limits);
+  fill(l, vm, 0, mxcsrMask);
+  return l.mxcsrMask;
+}
+
+// Validate the first `length` bytes of the buffer: the rule number (0 ok).
+export function snap_validate(length: u64): u32 {
+  objects();
+  return validate(buf, length, changetype<Limits>(limits), changetype<Verdict>(verdict), changetype<Reader>(reader));
+}
+// The error message of the last verdict, on the console.
+export function snap_report(): void {
+  report(changetype<Verdict>(verdict));
+}
+export function snap_verdictSection(): u32 {
+  return changetype<Verdict>(verdict).section;
+}
+export function snap_verdictItem(): i32 {
+  return changetype<Verdict>(verdict).item;
+}
+export function snap_verdictValue(): u64 {
+  return changetype<Verdict>(verdict).value;
+}
+export function snap_unchecked(): u32 {
+  return changetype<Verdict>(verdict).unchecked;
+}
+export function snap_ruleName(rule: u32): string {
+  return ruleName(rule);
+}
+export function snap_ruleCount(): u32 {
+  return RULE_COUNT;
+}
+
+// The kernel's Writer on the buffer.
+export function snap_w_begin(capacity: u64, sections: u32, vcpu: u32): void {
+  objects();
+  changetype<Writer>(writer).begin(buf, min<u64>(capacity, cap), sections, vcpu);
+}
+export function snap_w_section(id: u32): void {
+  changetype<Writer>(writer).section(id);
+}
+export function snap_w_u32(v: u32): void {
+  changetype<Writer>(writer).u32(v);
+}
+export function snap_w_u64(v: u64): void {
+  changetype<Writer>(writer).u64(v);
+}
+export function snap_w_zeros(n: u32): void {
+  changetype<Writer>(writer).zeros(n);
+}
+export function snap_w_pair(key: u32, value: u64): void {
+  changetype<Writer>(writer).pair(key, value);
+}
+export function snap_w_end(): void {
+  changetype<Writer>(writer).end();
+}
+export function snap_w_finish(): u64 {
+  return changetype<Writer>(writer).finish();
+}

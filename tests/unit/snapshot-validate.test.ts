@@ -1,0 +1,510 @@
+// Snapshot blobs (docs/snapshot.md) against kernel.wasm's validator
+// (kernel/snapshot/validate*.ts) and Writer (kernel/snapshot/blob.ts),
+// through the snap_* hooks (kernel/hooks/snapshot.ts):
+//  - valid blobs of each kind (L1 alone, L1 in VMX operation, L2 running,
+//    L2 running with VMCS shadowing, a nested entry pending) are accepted;
+//  - for every rule of kernel/snapshot/rules.ts a crafted blob that breaks
+//    it and nothing else is rejected with that rule's name (the test fails
+//    if a rule has no case);
+//  - the kernel's Writer builds byte for byte what tests/model/snapshot.ts
+//    encodes, and never writes past its capacity;
+//  - >= 100,000 random mutations of valid blobs: each is accepted or
+//    rejected with a named rule, with no trap, without the validator
+//    writing to the blob, the same answer twice.
+// A fresh seed each run, printed; SEED=n replays it, MUTATIONS=n changes
+// the count.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { tigerlake, loadKernel } from '../model/index.ts';
+import * as V from '../model/vmx-consts.ts';
+import { type Snap, NONE, encode, frame, sections, table, get12, set12 } from '../model/snapshot.ts';
+import { prng } from './prng.ts';
+
+const SEED = process.env.SEED !== undefined ? BigInt(process.env.SEED) : BigInt(Date.now()) ^ (BigInt(process.pid) << 20n);
+const MUTATIONS = Number(process.env.MUTATIONS ?? 100000);
+console.log(`snapshot-validate: SEED=${SEED} (replay: SEED=${SEED} node --import tsx tests/unit/snapshot-validate.test.ts)`);
+
+const REV = 0x41534856; // kernel/nested/caps.ts REVISION_ID
+const SHADOW_BIT = 0x80000000;
+const RAM = 32n << 20n;
+const VMXON = 0x20000n, VMCS12 = 0x21000n, SHADOW12 = 0x24000n;
+const XSAVE_BYTES = 832; // legacy area + header + AVX
+const BASE_LIMITS = {
+  vcpu: 0, ramBytes: RAM, physAddrBits: 39, linearBits: 48, nested: true, shadowVmcs: true, vmcs12Revision: REV,
+  mxcsrMask: 0xffff, xcr0Offered: 7n, xsaveBytes: XSAVE_BYTES, anyErrorCode: false, zeroLengthInjection: false, mtf: true,
+};
+type Limits = typeof BASE_LIMITS;
+
+// ---- the kernel ------------------------------------------------------------------------------
+
+const k = loadKernel(tigerlake());
+const mem = () => k.exports.memory as WebAssembly.Memory;
+function call<T = number>(name: string, ...args: unknown[]): T {
+  const r = k.call<T>(name, ...args);
+  if (r.ended) throw new Error(`${name} ended the run: ${r.trap ?? r.faults.join('; ')}`);
+  return r.value as T;
+}
+const BUF_BYTES = 64 * 1024;
+const buf = call<number>('snap_buffer', BUF_BYTES) >>> 0;
+function asString(ptr: number): string {
+  const len = new Uint32Array(mem().buffer, ptr - 4, 1)[0];
+  return Buffer.from(new Uint8Array(mem().buffer, ptr, len)).toString('utf16le');
+}
+const RULES = call<number>('snap_ruleCount');
+const ruleName = (r: number): string => asString(call<number>('snap_ruleName', r) >>> 0);
+let limitsNow = '';
+function setLimits(l: Limits): void {
+  const key = JSON.stringify(l, (_, v) => (typeof v === 'bigint' ? v.toString() : v));
+  if (key === limitsNow) return;
+  limitsNow = key;
+  call('snap_setLimits', l.vcpu, l.ramBytes, l.physAddrBits, l.linearBits, l.nested, l.shadowVmcs, l.vmcs12Revision,
+    l.mxcsrMask, l.xcr0Offered, l.xsaveBytes, l.anyErrorCode, l.zeroLengthInjection, l.mtf);
+}
+interface Answer { rule: string; section: number; item: number; value: bigint; unchecked: number }
+function validate(blob: Uint8Array, l: Limits = BASE_LIMITS): Answer {
+  setLimits(l);
+  new Uint8Array(mem().buffer, buf, blob.length).set(blob);
+  const r = call<number>('snap_validate', BigInt(blob.length));
+  assert.ok(r >= 0 && r < RULES, `rule number ${r}`);
+  return {
+    rule: ruleName(r), section: call<number>('snap_verdictSection'), item: call<number>('snap_verdictItem'),
+    value: BigInt.asUintN(64, call<bigint>('snap_verdictValue')), unchecked: call<number>('snap_unchecked'),
+  };
+}
+
+// ---- valid snapshots -------------------------------------------------------------------------
+
+const APIC = { ID: 0x20, VERSION: 0x30, TPR: 0x80, PPR: 0xa0, LDR: 0xd0, DFR: 0xe0, SVR: 0xf0, ISR: 0x100, IRR: 0x200, ESR: 0x280,
+  ICR_LO: 0x300, ICR_HI: 0x310, LVT_TIMER: 0x320, LVT_ERROR: 0x370, INITIAL: 0x380, CURRENT: 0x390, DCR: 0x3e0 };
+const PF_WITH_CODE = (0x80000000 | (3 << 8) | (1 << 11) | 14) >>> 0; // valid, hardware exception, error code, #PF
+const CR0_PROT = 0x80050033n; // PG, AM, WP, NE, ET, MP, PE
+
+function vmcs12Page(over: Record<number, bigint> = {}): Uint8Array {
+  const p = new Uint8Array(V.VMCS12_PAGE_SIZE);
+  new DataView(p.buffer).setUint32(V.VMCS12_REVISION_ID_OFFSET, REV, true);
+  new DataView(p.buffer).setUint32(V.VMCS12_LAUNCH_STATE_OFFSET, 1, true);
+  set12(p, V.PIN_BASED_VM_EXEC_CONTROL, 0x16n);
+  set12(p, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, 0x0401e172n);
+  set12(p, V.GUEST_CR0, CR0_PROT);
+  set12(p, V.VMCS_LINK_POINTER, NONE);
+  for (const [e, v] of Object.entries(over)) set12(p, Number(e), v);
+  return p;
+}
+
+/** L1 alone (nested=off). */
+function l1Only(): Snap {
+  const regs = new Uint8Array(V.REGS_BYTES);
+  const rdv = new DataView(regs.buffer);
+  for (let i = 0; i < 16; i++) if (i !== 4) rdv.setBigUint64(i * 8, BigInt(i) * 0x1111n, true);
+  rdv.setBigUint64(V.REGS_CR2, 0xdead000n, true);
+  rdv.setUint16(V.REGS_FX, 0x37f, true);
+  rdv.setUint32(V.REGS_FX + 24, 0x1f80, true);
+  const vmcs01 = new Map<number, bigint>();
+  for (const e of V.SNAP_VMCS01_FIELDS) vmcs01.set(e, 0n);
+  vmcs01.set(V.GUEST_CR0, CR0_PROT);
+  vmcs01.set(V.CR0_READ_SHADOW, CR0_PROT);
+  vmcs01.set(V.GUEST_RIP, 0x101000n);
+  vmcs01.set(V.GUEST_CS_SELECTOR, 0x10n);
+  vmcs01.set(V.GUEST_CS_ACCESS_RIGHTS, 0xa09bn);
+  vmcs01.set(V.GUEST_RFLAGS, 0x202n);
+  const msrs = new Map<number, bigint>();
+  for (const m of V.SNAP_MSRS) msrs.set(m, 0n);
+  msrs.set(V.MSR_IA32_FEATURE_CONTROL, 5n);
+  for (const m of V.SNAP_MSRS) if (m >= V.MSR_IA32_MTRR_FIX64K_00000 && m <= V.MSR_IA32_MTRR_FIX4K_C0000 + 7) msrs.set(m, 0x0606060606060606n);
+  msrs.set(V.MSR_IA32_MTRR_DEF_TYPE, 0xc06n);
+  msrs.set(V.MSR_IA32_STAR, 0x0023001000000000n);
+  msrs.set(V.MSR_IA32_LSTAR, 0xffffffff81000000n);
+  msrs.set(V.MSR_IA32_FMASK, 0x47700n);
+  const page = new Uint32Array(256);
+  const reg = (r: number, v: number) => (page[r / 4] = v >>> 0);
+  reg(APIC.VERSION, 0x00050014);
+  reg(APIC.DFR, 0xffffffff);
+  reg(APIC.SVR, 0x1ff);
+  reg(APIC.TPR, 0x10);
+  reg(APIC.PPR, 0x10);
+  for (let r = APIC.LVT_TIMER; r <= APIC.LVT_ERROR; r += 16) reg(r, 0x10000);
+  reg(APIC.LVT_TIMER, 0x20030); // vector 30H, periodic
+  reg(APIC.INITIAL, 0x10000);
+  reg(APIC.CURRENT, 0x8000);
+  reg(APIC.DCR, 0xb);
+  reg(APIC.IRR + 0x10, 1 << 0x11); // vector 31H pending
+  const area = new Uint8Array(XSAVE_BYTES);
+  new DataView(area.buffer).setUint32(24, 0x1f80, true);
+  new DataView(area.buffer).setBigUint64(512, 7n, true);
+  return {
+    vcpu: 0, regs, vmcs01, msrs,
+    apic: { base: 0xfee00900n, esrPending: 0, page },
+    events: { l1: [0, 0, 0], l2: [0, 0, 0] },
+    timers: { l1Tsc: 5_000_000n, apicDeadline: 5_100_000n },
+    xstate: { xcr0: 7n, area },
+    nested: null, vmcs12: null, shadow12: null,
+  };
+}
+/** L1 in VMX operation, no current VMCS. */
+function vmxIdle(): Snap {
+  return { ...l1Only(), nested: { flags: 0, vmxon: VMXON, vmcs12: NONE, deadline: NONE } };
+}
+/** L1 with a current vmcs12, L2 not running. */
+function vmcs12Loaded(): Snap {
+  return { ...l1Only(), nested: { flags: 0, vmxon: VMXON, vmcs12: VMCS12, deadline: NONE }, vmcs12: vmcs12Page({ [V.VM_ENTRY_INTERRUPTION_INFO]: 0n }) };
+}
+/** L2 running (GUEST_MODE), L0 about to re-inject a #PF into it, L1's preemption timer counting. */
+function inL2(): Snap {
+  const s = l1Only();
+  s.nested = { flags: V.SNAP_FLAG_GUEST_MODE, vmxon: VMXON, vmcs12: VMCS12, deadline: 5_400_000n };
+  s.vmcs12 = vmcs12Page({ [V.PIN_BASED_VM_EXEC_CONTROL]: BigInt(0x16 | V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) });
+  s.events.l2 = [PF_WITH_CODE, 2, 0];
+  return s;
+}
+/** L2 running with VMCS shadowing: the shadow vmcs12 travels too. */
+function inL2Shadow(): Snap {
+  const s = inL2();
+  set12(s.vmcs12!, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, BigInt(0x0401e172 | V.PROC_ACTIVATE_SECONDARY_CONTROLS));
+  set12(s.vmcs12!, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, BigInt(V.PROC2_VMCS_SHADOWING));
+  set12(s.vmcs12!, V.VMCS_LINK_POINTER, SHADOW12);
+  s.shadow12 = new Uint8Array(V.VMCS12_PAGE_SIZE);
+  new DataView(s.shadow12.buffer).setUint32(0, (REV | SHADOW_BIT) >>> 0, true);
+  return s;
+}
+/** L1's VMRESUME emulated, L2 not yet entered: vmcs02 injects what vmcs12 asked for. */
+function runPending(): Snap {
+  const s = inL2();
+  s.nested!.flags = V.SNAP_FLAG_GUEST_MODE | V.SNAP_FLAG_RUN_PENDING;
+  set12(s.vmcs12!, V.VM_ENTRY_INTERRUPTION_INFO, BigInt(PF_WITH_CODE));
+  set12(s.vmcs12!, V.VM_ENTRY_EXCEPTION_ERROR_CODE, 2n);
+  return s;
+}
+const BASES: Record<string, () => Snap> = { l1Only, vmxIdle, vmcs12Loaded, inL2, inL2Shadow, runPending };
+
+test('valid blobs of every kind are accepted; GUEST_MODE says its vmcs12 entry checks were not made', () => {
+  for (const [name, make] of Object.entries(BASES)) {
+    const a = validate(encode(make()));
+    assert.is(a.rule, 'ok', `${name}: ${JSON.stringify(a, (_, v) => (typeof v === 'bigint' ? v.toString(16) : v))}`);
+    const guestMode = ((make().nested?.flags ?? 0) & V.SNAP_FLAG_GUEST_MODE) !== 0;
+    // nested/entry-checks.ts cannot check a vmcs12 that is not current yet:
+    // reported, not passed (validate-nested.ts checkVmcs12).
+    assert.is(a.unchecked, guestMode ? 1 : 0, name);
+  }
+  // nested=off: a blob without NESTED; without XSAVE: without XSTATE.
+  assert.is(validate(encode(l1Only()), { ...BASE_LIMITS, nested: false }).rule, 'ok');
+  assert.is(validate(encode({ ...l1Only(), xstate: null }), { ...BASE_LIMITS, xsaveBytes: 0, xcr0Offered: 0n }).rule, 'ok');
+});
+
+test('limits from the machine (snapshot/limits.ts fill): MXCSR mask, revision, RAM, nested from the guest\'s configuration', () => {
+  // Without kmain the capabilities are unread, the guest has nested=off and
+  // the processor no XSAVE: a blob without NESTED and XSTATE, with the
+  // MXCSR that FFBFH allows, passes; DAZ (bit 6) is outside FFBFH.
+  assert.is(call<number>('snap_fillLimits', RAM, 0) >>> 0, 0xffbf, '0 in the FXSAVE image means FFBFH');
+  limitsNow = '';
+  const s = { ...l1Only(), xstate: null };
+  const put = (b: Uint8Array) => { new Uint8Array(mem().buffer, buf, b.length).set(b); return ruleName(call<number>('snap_validate', BigInt(b.length))); };
+  assert.is(put(encode(s)), 'ok');
+  new DataView(s.regs.buffer).setUint32(V.REGS_FX + 24, 0x1f80 | 0x40, true);
+  assert.is(put(encode(s)), 'regs.mxcsr');
+  assert.is(call<number>('snap_fillLimits', RAM, 0xffff) >>> 0, 0xffff);
+  assert.is(put(encode(s)), 'ok');
+  assert.is(put(encode(vmxIdle())), 'section.unexpected', 'XSTATE without XSAVE');
+  assert.is(put(encode({ ...vmxIdle(), xstate: null })), 'nested.not-offered');
+});
+
+// ---- one crafted blob per rule ---------------------------------------------------------------
+
+const u16 = (b: Uint8Array, off: number, v: number) => new DataView(b.buffer, b.byteOffset).setUint16(off, v, true);
+const u32 = (b: Uint8Array, off: number, v: number) => new DataView(b.buffer, b.byteOffset).setUint32(off, v >>> 0, true);
+const rd32 = (b: Uint8Array, off: number) => new DataView(b.buffer, b.byteOffset).getUint32(off, true);
+const entry = (i: number) => V.SNAP_HDR_BYTES + i * V.SNAP_ENTRY_BYTES;
+const secAt = (b: Uint8Array, id: number) => table(b).find((e) => e.id === id)!;
+/** The Snap's sections with `f` applied to the list, framed. */
+const reframe = (s: Snap, f: (l: [number, Uint8Array][]) => [number, Uint8Array][]) => frame(s.vcpu, f(sections(s)));
+const withoutSection = (id: number) => (s: Snap) => reframe(s, (l) => l.filter(([i]) => i !== id));
+const pairsSwapped = (m: Map<number, bigint>, a: number, b: number) => {
+  const e = [...m.entries()];
+  [e[a], e[b]] = [e[b], e[a]];
+  return new Map(e);
+};
+
+interface Case { rule: string; base: () => Snap; snap?: (s: Snap) => void; blob?: (s: Snap) => Uint8Array; bytes?: (b: Uint8Array) => Uint8Array; limits?: Partial<Limits>; what: string }
+const CASES: Case[] = [
+  // the blob and its table
+  { rule: 'blob.truncated', base: l1Only, bytes: (b) => b.slice(0, 20), what: 'shorter than the header' },
+  { rule: 'blob.truncated', base: l1Only, bytes: (b) => b.slice(0, b.length - 8), what: 'shorter than TOTAL_BYTES' },
+  { rule: 'blob.oversized', base: l1Only, bytes: (b) => Uint8Array.from([...b, 0, 0, 0, 0, 0, 0, 0, 0]), what: 'bytes after TOTAL_BYTES' },
+  { rule: 'blob.oversized', base: l1Only, bytes: (b) => { const c = Uint8Array.from([...b, ...new Uint8Array(8)]); u32(c, V.SNAP_HDR_TOTAL_BYTES, c.length); return c; }, what: 'bytes after the last section' },
+  { rule: 'blob.magic', base: l1Only, bytes: (b) => (b[0] ^= 1, b), what: 'magic' },
+  { rule: 'blob.version', base: l1Only, bytes: (b) => (u16(b, V.SNAP_HDR_VERSION, V.SNAP_VERSION + 1), b), what: 'a newer version' },
+  { rule: 'blob.header-size', base: l1Only, bytes: (b) => (u16(b, V.SNAP_HDR_HEADER_BYTES, 40), b), what: 'header size' },
+  { rule: 'blob.reserved', base: l1Only, bytes: (b) => (b[V.SNAP_HDR_RESERVED + 3] = 1, b), what: 'header reserved byte' },
+  { rule: 'blob.vmcs12-layout', base: vmxIdle, bytes: (b) => (u32(b, V.SNAP_HDR_VMCS12_LAYOUT, V.SNAP_VMCS12_LAYOUT ^ 1), b), what: 'another vmcs12 layout' },
+  { rule: 'blob.vcpu', base: l1Only, limits: { vcpu: 1 }, what: 'a blob of vCPU 0 for vCPU 1' },
+  { rule: 'blob.section-count', base: l1Only, bytes: (b) => (u32(b, V.SNAP_HDR_SECTION_COUNT, 0), b), what: 'no sections' },
+  { rule: 'blob.section-count', base: l1Only, bytes: (b) => (u32(b, V.SNAP_HDR_SECTION_COUNT, V.SNAP_MAX_SECTIONS + 1), b), what: 'too many sections' },
+  { rule: 'section.unknown', base: l1Only, blob: (s) => reframe(s, (l) => [...l, [V.SNAP_SEC_LAST + 1, new Uint8Array(8)]]), what: 'an id of a newer format' },
+  { rule: 'section.order', base: l1Only, blob: (s) => reframe(s, (l) => [l[0], l[2], l[1], ...l.slice(3)]), what: 'MSRS before VMCS01' },
+  { rule: 'section.duplicate', base: l1Only, blob: (s) => reframe(s, (l) => [l[0], ...l]), what: 'REGS twice' },
+  { rule: 'section.offset', base: l1Only, bytes: (b) => (u32(b, entry(1) + V.SNAP_ENTRY_OFFSET, rd32(b, entry(1) + V.SNAP_ENTRY_OFFSET) + 8), b), what: 'a gap before VMCS01' },
+  { rule: 'section.bounds', base: l1Only, bytes: (b) => { const n = table(b).length - 1; u32(b, entry(n) + V.SNAP_ENTRY_SIZE, rd32(b, entry(n) + V.SNAP_ENTRY_SIZE) + 64); return b; }, what: 'the last section runs past the end' },
+  { rule: 'section.reserved', base: l1Only, bytes: (b) => (u32(b, entry(0) + V.SNAP_ENTRY_RESERVED, 1), b), what: 'entry reserved word' },
+  { rule: 'section.padding', base: l1Only, blob: (s) => {
+    const x = s.xstate!;
+    s.xstate = { xcr0: x.xcr0, area: Uint8Array.from([...x.area, 1, 2, 3, 4]) };
+    const b = encode(s);
+    const e = secAt(b, V.SNAP_SEC_XSTATE);
+    b[e.offset + e.size] = 0xcc;
+    return b;
+  }, what: 'non-zero padding after a section whose size is not a multiple of 8' },
+  { rule: 'section.size', base: l1Only, blob: (s) => reframe(s, (l) => l.map(([i, p]) => [i, i === V.SNAP_SEC_REGS ? p.slice(0, 704) : p])), what: 'a register section of the wrong size' },
+  { rule: 'section.size', base: l1Only, blob: (s) => reframe(s, (l) => l.map(([i, p]) => [i, i === V.SNAP_SEC_VMCS01 ? p.slice(0, p.length - 8) : p])), what: 'a pair list cut in a pair' },
+  { rule: 'section.missing', base: l1Only, blob: withoutSection(V.SNAP_SEC_APIC), what: 'no APIC' },
+  { rule: 'section.missing', base: l1Only, blob: withoutSection(V.SNAP_SEC_XSTATE), what: 'no XSTATE on a processor with XSAVE' },
+  { rule: 'section.missing', base: vmcs12Loaded, blob: withoutSection(V.SNAP_SEC_VMCS12), what: 'a vmcs12 pointer without its page' },
+  { rule: 'section.missing', base: inL2Shadow, blob: withoutSection(V.SNAP_SEC_SHADOW_VMCS12), what: 'GUEST_MODE with shadowing but no shadow vmcs12' },
+  { rule: 'section.unexpected', base: l1Only, limits: { xsaveBytes: 0, xcr0Offered: 0n }, what: 'XSTATE on a processor without XSAVE' },
+  { rule: 'section.unexpected', base: l1Only, snap: (s) => (s.vmcs12 = vmcs12Page()), what: 'a vmcs12 page without NESTED' },
+  { rule: 'section.unexpected', base: vmxIdle, snap: (s) => (s.vmcs12 = vmcs12Page()), what: 'a vmcs12 page without a current VMCS' },
+  { rule: 'section.unexpected', base: vmcs12Loaded, snap: (s) => (s.shadow12 = inL2Shadow().shadow12), what: 'a shadow vmcs12 outside GUEST_MODE' },
+  // registers, vmcs01, MSRs
+  { rule: 'regs.mxcsr', base: l1Only, snap: (s) => u32(s.regs, V.REGS_FX + 24, 0x1f80 | (1 << 17)), what: 'MXCSR reserved bit (FXRSTOR would #GP)' },
+  { rule: 'pair.reserved', base: l1Only, bytes: (b) => (u32(b, secAt(b, V.SNAP_SEC_VMCS01).offset + 16 + V.SNAP_PAIR_RESERVED, 1), b), what: 'pair reserved word' },
+  { rule: 'vmcs01.encoding', base: l1Only, snap: (s) => (s.vmcs01 = new Map([[V.GUEST_ES_SELECTOR | 1, 0n], ...[...s.vmcs01].slice(1)])), what: 'a high-access encoding' },
+  { rule: 'vmcs01.encoding', base: l1Only, snap: (s) => (s.vmcs01 = new Map([[0x1800, 0n], ...[...s.vmcs01].slice(1)])), what: 'encoding bit 12 set' },
+  { rule: 'vmcs01.unknown-field', base: l1Only, snap: (s) => (s.vmcs01 = new Map([[0x082e, 0n], ...[...s.vmcs01].slice(1)])), what: 'a field the table does not know (a newer writer)' },
+  { rule: 'vmcs01.not-a-snapshot-field', base: l1Only, snap: (s) => s.vmcs01.set(V.HOST_RIP, 0n), what: 'a host-state field' },
+  { rule: 'vmcs01.order', base: l1Only, snap: (s) => (s.vmcs01 = pairsSwapped(s.vmcs01, 3, 4)), what: 'two fields swapped' },
+  { rule: 'vmcs01.missing-field', base: l1Only, snap: (s) => s.vmcs01.delete(V.GUEST_RIP), what: 'no guest RIP (an older writer)' },
+  { rule: 'vmcs01.value-width', base: l1Only, snap: (s) => s.vmcs01.set(V.GUEST_CS_SELECTOR, 0x10000n), what: 'a 16-bit field with bit 16' },
+  { rule: 'msr.unknown', base: l1Only, snap: (s) => (s.msrs = new Map([[V.MSR_IA32_TIME_STAMP_COUNTER, 0n], ...s.msrs])), what: 'an MSR the format does not carry' },
+  { rule: 'msr.order', base: l1Only, snap: (s) => (s.msrs = pairsSwapped(s.msrs, 0, 1)), what: 'two MSRs swapped' },
+  { rule: 'msr.missing', base: l1Only, snap: (s) => s.msrs.delete(V.MSR_IA32_STAR), what: 'no IA32_STAR' },
+  { rule: 'msr.value', base: l1Only, snap: (s) => s.msrs.set(V.MSR_IA32_LSTAR, 0x0000800000000000n), what: 'non-canonical IA32_LSTAR (WRMSR would #GP)' },
+  { rule: 'msr.value', base: l1Only, snap: (s) => s.msrs.set(V.MSR_IA32_MTRR_DEF_TYPE, 0xc02n), what: 'MTRR default type 2' },
+  { rule: 'msr.value', base: l1Only, snap: (s) => s.msrs.set(V.MSR_IA32_TSC_AUX, 1n << 32n), what: 'IA32_TSC_AUX bit 32' },
+  // APIC, events, timers, extended state
+  { rule: 'apic.base', base: l1Only, snap: (s) => (s.apic.base = 0xfec00900n), what: 'a relocated APIC' },
+  { rule: 'apic.base', base: l1Only, snap: (s) => (s.apic.base |= 1n << 10n), what: 'x2APIC mode' },
+  { rule: 'apic.version', base: l1Only, snap: (s) => (s.apic.page[APIC.VERSION / 4] = 0x00060015), what: 'another APIC model' },
+  { rule: 'apic.reserved-bits', base: l1Only, snap: (s) => (s.apic.page[APIC.TPR / 4] = 0x100), what: 'TPR bit 8' },
+  { rule: 'apic.reserved-bits', base: l1Only, snap: (s) => (s.apic.page[APIC.IRR / 4] = 1 << 3), what: 'vector 3 pending in IRR' },
+  { rule: 'apic.reserved-bits', base: l1Only, snap: (s) => (s.apic.page[(APIC.LVT_TIMER + 4) / 4] = 1), what: 'a byte between registers' },
+  { rule: 'apic.state', base: l1Only, snap: (s) => (s.apic.page[APIC.SVR / 4] = 0xff), what: 'software-disabled with an unmasked LVT entry' },
+  { rule: 'apic.state', base: l1Only, snap: (s) => (s.apic.base = 0xfee00100n), what: 'globally disabled but not in its power-up state' },
+  { rule: 'events.reserved', base: l1Only, bytes: (b) => (u32(b, secAt(b, V.SNAP_SEC_EVENTS).offset + V.SNAP_EVENTS_L1_RESERVED, 1), b), what: 'reserved word' },
+  { rule: 'events.l1-injection', base: l1Only, snap: (s) => (s.events.l1 = [(0x80000000 | (3 << 8) | 32) >>> 0, 0, 0]), what: 'hardware exception vector 32' },
+  { rule: 'events.l1-injection', base: l1Only, snap: (s) => (s.events.l1 = [(0x80000000 | (3 << 8) | 13) >>> 0, 0, 0]), what: '#GP without its error code' },
+  { rule: 'events.l1-injection', base: l1Only, snap: (s) => (s.events.l1 = [(0x80000000 | (4 << 8) | 0x80) >>> 0, 0, 0]), what: 'INT 80H of length 0' },
+  { rule: 'events.l2-injection', base: inL2, snap: (s) => (s.events.l2 = [(0x80000000 | (1 << 8) | 0x20) >>> 0, 0, 0]), what: 'the reserved type 1' },
+  { rule: 'events.l2-without-guest-mode', base: vmcs12Loaded, snap: (s) => (s.events.l2 = [PF_WITH_CODE, 2, 0]), what: 'an event for L2 while L1 runs' },
+  { rule: 'events.run-pending-mismatch', base: runPending, snap: (s) => (s.events.l2 = [PF_WITH_CODE, 6, 0]), what: "not the event vmcs12 asked for" },
+  { rule: 'timers.reserved', base: l1Only, bytes: (b) => (b[secAt(b, V.SNAP_SEC_TIMERS).offset + V.SNAP_TIMERS_RESERVED] = 1, b), what: 'reserved byte' },
+  { rule: 'timers.apic-deadline-without-count', base: l1Only, snap: (s) => (s.apic.page[APIC.INITIAL / 4] = 0), what: 'a deadline with initial count 0' },
+  { rule: 'xstate.size', base: l1Only, snap: (s) => (s.xstate = { xcr0: 7n, area: s.xstate!.area.slice(0, 768) }), what: 'an area of another processor' },
+  { rule: 'xstate.reserved', base: l1Only, bytes: (b) => (b[secAt(b, V.SNAP_SEC_XSTATE).offset + V.SNAP_XSTATE_RESERVED] = 1, b), what: 'reserved byte' },
+  { rule: 'xstate.xcr0', base: l1Only, snap: (s) => (s.xstate!.xcr0 = 5n), what: 'AVX without SSE' },
+  { rule: 'xstate.xcr0', base: l1Only, snap: (s) => (s.xstate!.xcr0 = 0x1fn), what: 'a component not offered' },
+  { rule: 'xstate.header', base: l1Only, snap: (s) => new DataView(s.xstate!.area.buffer).setBigUint64(512, 0x8n, true), what: 'XSTATE_BV with a component not offered' },
+  { rule: 'xstate.header', base: l1Only, snap: (s) => new DataView(s.xstate!.area.buffer).setBigUint64(520, 1n << 63n, true), what: 'the compacted form' },
+  { rule: 'xstate.mxcsr', base: l1Only, snap: (s) => new DataView(s.xstate!.area.buffer).setUint32(24, 0x11f80, true), what: 'MXCSR bit 16 (XRSTOR would #GP)' },
+  // nested state
+  { rule: 'nested.not-offered', base: vmxIdle, limits: { nested: false }, what: 'VMX state for a guest without nested=on' },
+  { rule: 'nested.reserved', base: vmxIdle, bytes: (b) => (b[secAt(b, V.SNAP_SEC_NESTED).offset + V.SNAP_NESTED_RESERVED] = 1, b), what: 'reserved byte' },
+  { rule: 'nested.flags-unknown', base: inL2, snap: (s) => (s.nested!.flags |= 8), what: 'flag 8' },
+  { rule: 'nested.evmcs', base: inL2, snap: (s) => (s.nested!.flags |= V.SNAP_FLAG_EVMCS), what: 'the enlightened VMCS (reserved)' },
+  { rule: 'nested.run-pending-without-guest-mode', base: vmcs12Loaded, snap: (s) => (s.nested!.flags = V.SNAP_FLAG_RUN_PENDING), what: 'RUN_PENDING alone' },
+  { rule: 'nested.flags-without-vmxon', base: vmxIdle, snap: (s) => Object.assign(s.nested!, { vmxon: NONE, flags: V.SNAP_FLAG_GUEST_MODE }), what: 'GUEST_MODE outside VMX operation' },
+  { rule: 'nested.vmcs12-without-vmxon', base: vmcs12Loaded, snap: (s) => (s.nested!.vmxon = NONE), what: 'a current VMCS outside VMX operation' },
+  { rule: 'nested.guest-mode-without-vmcs12', base: vmxIdle, snap: (s) => (s.nested!.flags = V.SNAP_FLAG_GUEST_MODE), what: 'GUEST_MODE without a current VMCS' },
+  { rule: 'nested.vmxon-misaligned', base: vmxIdle, snap: (s) => (s.nested!.vmxon = VMXON + 0x10n), what: 'VMXON pointer not 4-KByte aligned' },
+  { rule: 'nested.vmxon-beyond-maxphyaddr', base: vmxIdle, snap: (s) => (s.nested!.vmxon = 1n << 39n), what: 'VMXON pointer at 2^MAXPHYADDR' },
+  { rule: 'nested.vmxon-outside-ram', base: vmxIdle, snap: (s) => (s.nested!.vmxon = RAM), what: "VMXON pointer at the end of L1's RAM" },
+  { rule: 'nested.vmcs12-misaligned', base: vmcs12Loaded, snap: (s) => (s.nested!.vmcs12 = VMCS12 + 0x800n), what: 'vmcs12 pointer not aligned' },
+  { rule: 'nested.vmcs12-beyond-maxphyaddr', base: vmcs12Loaded, snap: (s) => (s.nested!.vmcs12 = (1n << 40n) | VMCS12), what: 'vmcs12 pointer beyond MAXPHYADDR' },
+  { rule: 'nested.vmcs12-outside-ram', base: vmcs12Loaded, snap: (s) => (s.nested!.vmcs12 = RAM), what: "vmcs12 page past L1's RAM" },
+  { rule: 'nested.vmcs12-is-vmxon', base: vmcs12Loaded, snap: (s) => (s.nested!.vmcs12 = VMXON), what: 'vmcs12 pointer = VMXON pointer' },
+  { rule: 'vmcs12.revision', base: vmcs12Loaded, snap: (s) => u32(s.vmcs12!, V.VMCS12_REVISION_ID_OFFSET, REV + 1), what: 'another revision identifier' },
+  { rule: 'vmcs12.shadow-indicator', base: inL2, snap: (s) => u32(s.vmcs12!, V.VMCS12_REVISION_ID_OFFSET, (REV | SHADOW_BIT) >>> 0), what: 'L2 running from a shadow VMCS' },
+  { rule: 'vmcs12.shadow-indicator', base: vmcs12Loaded, limits: { shadowVmcs: false }, snap: (s) => u32(s.vmcs12!, V.VMCS12_REVISION_ID_OFFSET, (REV | SHADOW_BIT) >>> 0), what: 'a shadow VMCS current without shadowing offered' },
+  { rule: 'vmcs12.launch-state', base: vmcs12Loaded, snap: (s) => u32(s.vmcs12!, V.VMCS12_LAUNCH_STATE_OFFSET, 2), what: 'launch state 2' },
+  { rule: 'vmcs12.launch-state', base: inL2, snap: (s) => u32(s.vmcs12!, V.VMCS12_LAUNCH_STATE_OFFSET, 0), what: 'GUEST_MODE from a clear VMCS' },
+  { rule: 'nested.timer-without-guest-mode', base: vmcs12Loaded, snap: (s) => (s.nested!.deadline = 1000n), what: "L1's preemption timer while L1 runs" },
+  { rule: 'nested.timer-not-activated', base: inL2, snap: (s) => set12(s.vmcs12!, V.PIN_BASED_VM_EXEC_CONTROL, 0x16n), what: 'a deadline vmcs12 does not ask for' },
+  { rule: 'nested.timer-missing', base: inL2, snap: (s) => (s.nested!.deadline = NONE), what: 'an activated timer without its deadline' },
+  { rule: 'shadow-vmcs12.revision', base: inL2Shadow, snap: (s) => u32(s.shadow12!, 0, REV), what: 'a shadow vmcs12 without the shadow-VMCS indicator' },
+  { rule: 'shadow-vmcs12.link-pointer', base: inL2Shadow, snap: (s) => set12(s.vmcs12!, V.VMCS_LINK_POINTER, VMCS12), what: 'the link pointer naming vmcs12 itself' },
+  { rule: 'shadow-vmcs12.link-pointer', base: inL2Shadow, snap: (s) => set12(s.vmcs12!, V.VMCS_LINK_POINTER, RAM), what: "the link pointer outside L1's RAM" },
+];
+
+function craft(c: Case): Uint8Array {
+  const s = c.base();
+  if (c.snap) c.snap(s);
+  let b = c.blob ? c.blob(s) : encode(s);
+  if (c.bytes) b = c.bytes(b);
+  return b;
+}
+
+test('every rule: a crafted blob breaking it is rejected with its name', () => {
+  for (const c of CASES) {
+    const a = validate(craft(c), { ...BASE_LIMITS, ...c.limits });
+    assert.is(a.rule, c.rule, `${c.what}: expected ${c.rule}, got ${a.rule} (section ${a.section}, item ${a.item}, value 0x${a.value.toString(16)})`);
+  }
+});
+
+test('every rule has a case (vmcs12.entry-checks: GUEST_MODE with a broken vmcs12 is accepted, its checks reported as not made)', () => {
+  const covered = new Set(CASES.map((c) => c.rule));
+  const missing: string[] = [];
+  for (let r = 1; r < RULES; r++) {
+    const n = ruleName(r);
+    assert.ok(n.length > 0, `rule ${r} has a name`);
+    if (!covered.has(n) && n !== 'vmcs12.entry-checks') missing.push(n);
+  }
+  assert.equal(missing, [], 'rules without a crafted blob');
+  // The SDM entry checks on a restored vmcs12 (issue 10 item 5) wait for
+  // nested/entry-checks.ts to take a page other than the current vmcs12:
+  // a vmcs12 whose controls VMLAUNCH would refuse (pin-based reserved bits
+  // clear) is not rejected yet, and the verdict says the checks were not
+  // made. This test changes when they are.
+  const s = inL2();
+  set12(s.vmcs12!, V.PIN_BASED_VM_EXEC_CONTROL, BigInt(V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER));
+  const a = validate(encode(s));
+  assert.is(a.rule, 'ok');
+  assert.is(a.unchecked, 1);
+});
+
+test('the verdict names where: section, item and value', () => {
+  const s = l1Only();
+  s.vmcs01.set(V.GUEST_CS_SELECTOR, 0x12345n);
+  const a = validate(encode(s));
+  assert.is(a.rule, 'vmcs01.value-width');
+  assert.is(a.section, V.SNAP_SEC_VMCS01);
+  assert.is(a.item, V.SNAP_VMCS01_FIELDS.indexOf(V.GUEST_CS_SELECTOR));
+  assert.is(a.value, 0x12345n);
+  const m = l1Only();
+  m.vmcs01.delete(V.GUEST_RFLAGS);
+  const b = validate(encode(m));
+  assert.is(b.rule, 'vmcs01.missing-field');
+  assert.is(b.value, BigInt(V.GUEST_RFLAGS), 'the first field missing');
+});
+
+test('the error message names the rule, the section, the item and the value', () => {
+  const m = k.machine;
+  const s = l1Only();
+  s.msrs.set(V.MSR_IA32_KERNEL_GS_BASE, 0x0001000000000000n);
+  assert.is(validate(encode(s)).rule, 'msr.value');
+  const before = m.console.length;
+  call('snap_report');
+  assert.match(m.console.slice(before), /^hv: snapshot rejected: msr\.value \(section MSRS, item 18, value 0x1000000000000\)\n/);
+  const h = encode(l1Only());
+  h[0] ^= 0xff;
+  assert.is(validate(h).rule, 'blob.magic');
+  const b2 = m.console.length;
+  call('snap_report');
+  assert.match(m.console.slice(b2), /^hv: snapshot rejected: blob\.magic \(value 0x4e5348a9\)\n/);
+  assert.is(validate(encode(inL2())).rule, 'ok');
+  const b3 = m.console.length;
+  call('snap_report');
+  assert.match(m.console.slice(b3), /^hv: snapshot accepted \(vmcs12 entry checks not yet made\)\n/);
+});
+
+// ---- the kernel's Writer ---------------------------------------------------------------------
+
+/** Build s with the kernel's Writer (snap_w_*); returns finish()'s size. */
+function writeWithKernel(s: Snap, capacity = BUF_BYTES, order?: (l: [number, Uint8Array][]) => [number, Uint8Array][], announce?: number): number {
+  const secs = order ? order(sections(s)) : sections(s);
+  call('snap_w_begin', BigInt(capacity), announce ?? secs.length, s.vcpu);
+  for (const [id, payload] of secs) {
+    call('snap_w_section', id);
+    const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+    let i = 0;
+    for (; i + 8 <= payload.length; i += 8) call('snap_w_u64', dv.getBigUint64(i, true));
+    for (; i + 4 <= payload.length; i += 4) call('snap_w_u32', dv.getUint32(i, true));
+    if (i < payload.length) throw new Error('payload not a multiple of 4');
+    call('snap_w_end');
+  }
+  return Number(BigInt.asUintN(64, call<bigint>('snap_w_finish')));
+}
+
+test("the kernel's Writer builds the documented bytes, and stays inside its capacity", () => {
+  for (const [name, make] of Object.entries(BASES)) {
+    const want = encode(make());
+    const n = writeWithKernel(make());
+    assert.is(n, want.length, name);
+    assert.ok(Buffer.from(new Uint8Array(mem().buffer, buf, n)).equals(Buffer.from(want)), `${name}: bytes differ`);
+  }
+  const s = inL2Shadow();
+  const size = encode(s).length;
+  // Too small: nothing written past the capacity, and finish() says 0.
+  const view = new Uint8Array(mem().buffer, buf, BUF_BYTES);
+  view.fill(0xa5);
+  assert.is(writeWithKernel(s, size - 8), 0);
+  assert.ok(view.subarray(size - 8, size + 64).every((x) => x === 0xa5), 'bytes past the capacity untouched');
+  assert.is(writeWithKernel(s, size), size);
+  // Sections out of order, or not as many as announced: 0.
+  assert.is(writeWithKernel(s, BUF_BYTES, (l) => [l[1], l[0], ...l.slice(2)]), 0);
+  assert.is(writeWithKernel(s, BUF_BYTES, undefined, sections(s).length + 1), 0);
+  assert.is(writeWithKernel(s, BUF_BYTES, (l) => l.slice(1), sections(s).length), 0);
+});
+
+// ---- random mutations ------------------------------------------------------------------------
+
+test(`${MUTATIONS} random mutations of valid blobs: accepted or rejected by a named rule, no trap, blob untouched`, () => {
+  const rng = prng(SEED);
+  const bases = Object.values(BASES).map((f) => encode(f()));
+  const tables = bases.map((b) => table(b)); // where the sections are before any mutation
+  const interesting32 = [0, 1, 2, 7, 8, 0x10, 0x80000000, 0xffffffff, 0x7fffffff, 0x1000, 0xfff, V.SNAP_SEC_LAST, V.SNAP_SEC_LAST + 1];
+  const interesting64 = [0n, NONE, 1n << 63n, 1n << 39n, RAM, RAM - 0x1000n, VMXON, VMCS12, 0x1000n];
+  const hits = new Map<string, number>();
+  let accepted = 0;
+  const view = () => new Uint8Array(mem().buffer, buf, BUF_BYTES);
+  for (let n = 0; n < MUTATIONS; n++) {
+    const which = rng.int(bases.length);
+    let b = Uint8Array.from(bases[which]);
+    const t = tables[which];
+    const steps = 1 + rng.int(3);
+    for (let k = 0; k < steps; k++) {
+      const dv = new DataView(b.buffer);
+      const kind = rng.int(8);
+      if (kind === 0) {
+        const off = rng.int(b.length);
+        b[off] ^= 1 << rng.int(8);
+      } else if (kind === 1 && b.length >= 4) {
+        dv.setUint32(rng.int(b.length >> 2) << 2, rng.pick(interesting32) >>> 0, true);
+      } else if (kind === 2 && b.length >= 8) {
+        dv.setBigUint64(rng.int(b.length >> 3) << 3, rng.pick(interesting64), true);
+      } else if (kind === 3) {
+        // Cut or extend: near the end, or anywhere.
+        const len = rng.int(2) ? Math.max(0, b.length - 1 - rng.int(64)) : rng.int(b.length + 64);
+        const c = new Uint8Array(len);
+        c.set(b.subarray(0, Math.min(len, b.length)));
+        b = c;
+      } else if (kind === 4 && t.length > 0 && b.length >= V.SNAP_HDR_BYTES + t.length * 16) {
+        // A section table entry: id, offset or size nudged or replaced.
+        const e = entry(rng.int(Math.min(t.length, 16))) + 4 * rng.int(4);
+        if (e + 4 <= b.length) dv.setUint32(e, rng.int(2) ? (dv.getUint32(e, true) + (rng.int(2) ? 8 : -8)) >>> 0 : rng.pick(interesting32) >>> 0, true);
+      } else if (kind >= 5 && t.length > 0) {
+        // Inside a section: a word of it set to something interesting.
+        const s = rng.pick(t);
+        if (s.size >= 8 && s.offset + s.size <= b.length) {
+          const off = s.offset + (rng.int(s.size >> 3) << 3);
+          if (rng.int(2)) dv.setBigUint64(off, rng.pick(interesting64), true);
+          else dv.setUint32(off + 4 * rng.int(2), rng.int(2) ? rng.pick(interesting32) >>> 0 : Number(rng.next() & 0xffffffffn), true);
+        }
+      }
+    }
+    if (b.length > BUF_BYTES) b = b.subarray(0, BUF_BYTES);
+    view().set(b);
+    const r = k.call<number>('snap_validate', BigInt(b.length));
+    if (r.ended) assert.unreachable(`mutation ${n} (SEED=${SEED}): the validator trapped: ${r.trap ?? r.faults.join('; ')}`);
+    const rule = r.value!;
+    assert.ok(rule >= 0 && rule < RULES, `mutation ${n}: rule number ${rule}`);
+    const name = ruleName(rule);
+    assert.ok(name.length > 0, `mutation ${n}: rule ${rule} has no name`);
+    assert.ok(Buffer.from(view().subarray(0, b.length)).equals(Buffer.from(b)), `mutation ${n}: the validator wrote to the blob`);
+    if ((n & 15) === 0) assert.is(k.call<number>('snap_validate', BigInt(b.length)).value, rule, `mutation ${n}: same answer twice`);
+    if (rule === 0) accepted++;
+    hits.set(name, (hits.get(name) ?? 0) + 1);
+  }
+  const top = [...hits].sort((a, b) => b[1] - a[1]);
+  console.log(`snapshot-validate: ${MUTATIONS} mutations, ${accepted} accepted, ${hits.size} rules hit: ${top.map(([n, c]) => `${n} ${c}`).join(', ')}`);
+  // The mutations reach deep into the blob, not only its header.
+  if (MUTATIONS >= 10000) assert.ok(hits.size >= 30, `only ${hits.size} different answers`);
+});
+
+test.run();
