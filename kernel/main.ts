@@ -11,6 +11,8 @@ import * as vmxon from "./vmx/vmxon";
 import * as cmdline from "./boot/cmdline";
 import * as config from "./vm/config";
 import * as guest from "./vm/guest";
+import * as nested from "./nested/install";
+import { L2Path } from "./nested/install";
 import { STATUS_OK, STATUS_BOOT, STATUS_FAIL } from "./lib/status";
 import { MSR_IA32_FS_BASE } from "./arch/vmx";
 
@@ -42,7 +44,10 @@ export function kmain(bootInfo: u64): void {
     sys.exit(STATUS_OK);
     return;
   }
-  sys.exit(guest.runAll() ? STATUS_OK : STATUS_FAIL);
+  // Nested VMX joins the exit path before any guest runs: vm/ reaches it
+  // through vm/nesting.ts and, for L2's exits, the loop's type parameter.
+  nested.install();
+  sys.exit(guest.runAll<L2Path>(nested.l2Path) ? STATUS_OK : STATUS_FAIL);
 }
 
 // VMX root operation on every processor: the kernel thread visits each in

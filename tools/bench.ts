@@ -4,6 +4,10 @@
 // figures are measured in the guests with RDTSC; on Bochs with
 // `clock: sync=none` they are exact instruction counts.
 //  - tests/guests/bench.c: round trips of exits the hypervisor handles.
+//  - tests/guests/bench.c with `snap` (the `snapshots` section): the snapshot
+//    hypercalls, take and restore with 0, 16 and 1,024 pages written; and
+//    bench.c under snapshot=1, whose CPUID round trip minus the plain one is
+//    a vCPU's save + destroy + restore (kernel/snapshot/cycle.ts).
 //  - tests/guests/ramsnap.c (the `ramSnapshot` section): take() and restore()
 //    of a guest's RAM snapshot with 0, 16 and 1,024 dirty pages, with the
 //    processor's EPT accessed/dirty flags and with write protection.
@@ -94,10 +98,11 @@ async function turtles(name: string) {
 // The RAM snapshot: the same guest twice, one per way of finding dirty pages.
 const RAMSNAP_OPTIONS = 'ramsnap=on args=mode=ad,bench guest=/ramsnap.elf ramsnap=wp args=mode=wp,bench';
 
-let r, p, tr, rs;
+let r, p, tr, rs, snap1;
 const nestedRuns: Record<string, Awaited<ReturnType<typeof run>>> = {};
 try {
-  r = await run('bench', HV);
+  r = await run('bench', HV, { options: 'args=snap' });
+  snap1 = await run('bench-snapshot1', HV, { options: 'args=n=100 snapshot=1' });
   p = await run('bench-profile', path.join(REPO, 'build', 'prof', 'hv.elf'));
   rs = await run('bench-ramsnap', HV, { guest: 'ramsnap.elf', options: RAMSNAP_OPTIONS });
   for (const n of NESTED) {
@@ -114,6 +119,29 @@ for (const m of r.serial.matchAll(/^L1\| bench: (\S+) min=(\d+) median=(\d+) n=(
   figures[m[1]] = { min: Number(m[2]), median: Number(m[3]), n: Number(m[4]) };
 }
 if (Object.keys(figures).length === 0) throw new Error('the benchmark guest printed no figures');
+
+// Snapshots: the hypercalls' figures come out of `figures` into their own
+// section; the snapshot=1 cycle is the difference of two CPUID round trips.
+const SNAP_FIGURES = ['snapshot-take', 'snapshot-restore-0', 'snapshot-restore-16', 'snapshot-restore-1024'] as const;
+const snapFigures: Record<string, Figure> = {};
+for (const k of SNAP_FIGURES) {
+  if (!figures[k]) throw new Error(`bench.elf with snap printed no ${k} figure`);
+  snapFigures[k] = figures[k];
+  delete figures[k];
+}
+const cpuidSnap1 = parseFigures(snap1.serial)['cpuid'];
+if (!cpuidSnap1) throw new Error('bench-snapshot1: no cpuid figure');
+const snapshots = {
+  what: 'tests/guests/bench.c with snap (32 MiB of RAM): snapshot-take = the VMCALL round trip of function 3 (the ' +
+    'vCPU blob, the RAM pages written since the last take through the RAM snapshot, kernel/snapshot/ram.ts, the ' +
+    'devices; median of 8: the first, which makes the RAM snapshot and copies all of the RAM, is the max); ' +
+    'snapshot-restore-<D> = one round of D page writes and function 4 (from the ' +
+    'take to the 4th restore, less the take, over 4). cycle = bench.c\'s CPUID round trip under snapshot=1 minus ' +
+    'without: save, destroy and restore of the vCPU (validation included, no RAM).',
+  figures: snapFigures,
+  cycle: cpuidSnap1.min - figures['cpuid'].min,
+  cpuidWithSnapshot1: cpuidSnap1,
+};
 
 // Nested figures per run, and what follows from them. "L0 ticks" = the
 // L2 round trip minus L1's own handler: the VM exit reflected to L1 and
@@ -189,6 +217,7 @@ const result = {
       'l0TicksPerNestedCpuid = l2-cpuid-via-l1 - l1-handler (on bare Bochs: Bochs\'s own VMX transitions).',
     runs: nested,
   },
+  snapshots,
   ramSnapshot: {
     what: 'tests/guests/ramsnap.c, 32 MiB guests: a VMCALL to the RAM snapshot\'s test hypercall timed in the guest ' +
       '(so each figure includes one VMCALL round trip, see vmcall-query), after writing N pages since the last take: ' +
@@ -255,6 +284,12 @@ for (const n of NESTED) {
   const c = f['l2-vmfunc-switch-cached'].min, k = f['l2-vmfunc-switch-cold'].min;
   console.log(`  ${n.label.padEnd(cw)}  cached ${c}, cold ${k}: cold/cached = ${(k / c).toFixed(1)}`);
 }
+
+console.log('\nSnapshots (bench.elf, 32 MiB of RAM), ticks:');
+console.log(`  take (vCPU blob + RAM written since + devices)    ${cell(snapFigures['snapshot-take'])}`);
+for (const d of [0, 16, 1024]) console.log(`  restore, ${String(d).padStart(4)} pages written since              ${cell(snapFigures[`snapshot-restore-${d}`])}`);
+console.log('  (the RAM through its RAM snapshot, kernel/snapshot/ram.ts: the first take copies all of it, the others and the restores what was written)');
+console.log(`  snapshot=1 cycle: save + destroy + restore of the vCPU, no RAM  ${snapshots.cycle} (CPUID ${cpuidSnap1.min} - ${figures['cpuid'].min})`);
 
 console.log('\nRAM snapshot of a 32 MiB guest (tests/guests/ramsnap.c), ticks of one take/restore VMCALL after N written pages:');
 console.log(`  ${'operation'.padEnd(14)} ${'EPT A/D flags'.padStart(16)} ${'write protection'.padStart(18)}`);

@@ -56,6 +56,35 @@ void Z_cpuZ_writecr(struct Z_cpu_instance_t *i, u32 n, u64 v) {
     }
 }
 
+u64 Z_cpuZ_readdr(struct Z_cpu_instance_t *i, u32 n) {
+    u64 v = 0;
+    switch (n) {
+    case 0: __asm__ volatile("mov %%dr0, %0" : "=r"(v)); break;
+    case 1: __asm__ volatile("mov %%dr1, %0" : "=r"(v)); break;
+    case 2: __asm__ volatile("mov %%dr2, %0" : "=r"(v)); break;
+    case 3: __asm__ volatile("mov %%dr3, %0" : "=r"(v)); break;
+    case 6: __asm__ volatile("mov %%dr6, %0" : "=r"(v)); break;
+    case 7: __asm__ volatile("mov %%dr7, %0" : "=r"(v)); break;
+    default: wasm_rt_trap(WASM_RT_TRAP_UNREACHABLE);
+    }
+    return v;
+}
+
+/* MOV to DR6/DR7 with a bit of 63:32 set is #GP (SDM Vol. 2B MOV DR): the
+ * kernel checks the value first, so such a value is a kernel bug. */
+void Z_cpuZ_writedr(struct Z_cpu_instance_t *i, u32 n, u64 v) {
+    if ((n == 6 || n == 7) && (v >> 32)) wasm_rt_trap(WASM_RT_TRAP_UNREACHABLE);
+    switch (n) {
+    case 0: __asm__ volatile("mov %0, %%dr0" :: "r"(v)); break;
+    case 1: __asm__ volatile("mov %0, %%dr1" :: "r"(v)); break;
+    case 2: __asm__ volatile("mov %0, %%dr2" :: "r"(v)); break;
+    case 3: __asm__ volatile("mov %0, %%dr3" :: "r"(v)); break;
+    case 6: __asm__ volatile("mov %0, %%dr6" :: "r"(v)); break;
+    case 7: __asm__ volatile("mov %0, %%dr7" :: "r"(v)); break;
+    default: wasm_rt_trap(WASM_RT_TRAP_UNREACHABLE);
+    }
+}
+
 void Z_cpuZ_xsetbv(struct Z_cpu_instance_t *i, u32 index, u64 v) {
     __asm__ volatile("xsetbv" :: "c"(index), "a"((u32)v), "d"((u32)(v >> 32)) : "memory");
 }

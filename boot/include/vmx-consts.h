@@ -817,6 +817,17 @@
 #define INSN_INFO_INDEX_INVALID 0x00400000 /* bit 22: no index register */
 #define INSN_INFO_BASE_INVALID 0x08000000 /* bit 27: no base register */
 
+/* ---- exit qualification of a control-register access, exit 28 (28.2.1, Table 28-3); bits 7, 15:12 and 63:32 not defined */
+#define CR_QUAL_CR_SHIFT 0 /* bits 3:0: number of the control register (0 for CLTS and LMSW) */
+#define CR_QUAL_CR_MASK 0x0000000f
+#define CR_QUAL_ACCESS_SHIFT 4 /* bits 5:4: access type (CR_ACCESS_*) */
+#define CR_QUAL_ACCESS_MASK 0x00000030
+#define CR_QUAL_REG_SHIFT 8 /* bits 11:8: MOV CR: the general-purpose register (register-number order RAX..R15) */
+#define CR_QUAL_REG_MASK 0x00000f00
+#define CR_QUAL_LMSW_SOURCE_SHIFT 16 /* bits 31:16: LMSW: the source data */
+#define CR_QUAL_LMSW_SOURCE_MASK 0xffff0000
+#define CR_QUAL_LMSW_MEMORY 0x00000040 /* bit 6: LMSW operand type: 0 register, 1 memory */
+
 /* ---- VMX-abort indicator, written at offset 4 of the VMCS region (28.7) */
 #define VMX_ABORT_SAVE_GUEST_MSR 1 /* failure saving guest MSRs (28.4) */
 #define VMX_ABORT_HOST_PDPTE 2 /* host checking of the PDPTEs failed */
@@ -843,6 +854,12 @@
 #define INTR_TYPE_PRIVILEGED_SOFTWARE_EXCEPTION 5 /* Privileged software exception */
 #define INTR_TYPE_SOFTWARE_EXCEPTION 6 /* Software exception */
 #define INTR_TYPE_OTHER_EVENT 7 /* Other event */
+
+/* ---- access type, bits 5:4 of a control-register access exit qualification (28.2.1, Table 28-3) */
+#define CR_ACCESS_MOV_TO_CR 0 /* MOV to CR */
+#define CR_ACCESS_MOV_FROM_CR 1 /* MOV from CR */
+#define CR_ACCESS_CLTS 2 /* CLTS */
+#define CR_ACCESS_LMSW 3 /* LMSW */
 
 /* ---- INVEPT types (31.3 INVEPT) */
 #define INVEPT_TYPE_SINGLE_CONTEXT 1 /* Single-context invalidation */
@@ -940,6 +957,15 @@
 #define SNAP_TIMERS_RESERVED 16 /* 16 bytes: zero */
 #define SNAP_TIMERS_BYTES 32 /* fixed size */
 
+/* ---- snapshot DEBUG section: the debug registers VM entry and exit do not switch (SNAP_DEBUG_*: byte offsets) */
+#define SNAP_DEBUG_DR0 0 /* 8 bytes: DR0 (breakpoint linear address 0) */
+#define SNAP_DEBUG_DR1 8 /* 8 bytes: DR1 */
+#define SNAP_DEBUG_DR2 16 /* 8 bytes: DR2 */
+#define SNAP_DEBUG_DR3 24 /* 8 bytes: DR3 */
+#define SNAP_DEBUG_DR6 32 /* 8 bytes: DR6 (debug status); bits 63:32 zero */
+#define SNAP_DEBUG_RESERVED 40 /* 24 bytes: zero */
+#define SNAP_DEBUG_BYTES 64 /* fixed size */
+
 /* ---- snapshot XSTATE section: fixed part, then the XSAVE area (SNAP_XSTATE_*: byte offsets) */
 #define SNAP_XSTATE_XCR0 0 /* 8 bytes: the guest's XCR0 */
 #define SNAP_XSTATE_AREA_BYTES 8 /* 4 bytes: size of the XSAVE area that follows */
@@ -963,11 +989,12 @@
 #define SNAP_SEC_APIC 4 /* the local APIC (1088 bytes) */
 #define SNAP_SEC_EVENTS 5 /* pending event injection (32 bytes) */
 #define SNAP_SEC_TIMERS 6 /* TSC and timer deadlines (32 bytes) */
-#define SNAP_SEC_XSTATE 7 /* XCR0 and the XSAVE area (present when the processor has XSAVE) */
-#define SNAP_SEC_NESTED 8 /* L1's VMX operation (absent: never entered) (64 bytes) */
-#define SNAP_SEC_VMCS12 9 /* the current vmcs12 (private layout) (4096 bytes) */
-#define SNAP_SEC_SHADOW_VMCS12 10 /* the shadow VMCS vmcs12's link pointer names (GUEST_MODE with VMCS shadowing) (4096 bytes) */
-#define SNAP_SEC_LAST 10 /* highest section id */
+#define SNAP_SEC_DEBUG 7 /* DR0-DR3 and DR6 (the processor holds them: MOV DR does not exit) (64 bytes) */
+#define SNAP_SEC_XSTATE 8 /* XCR0 and the XSAVE area (present when the processor has XSAVE) */
+#define SNAP_SEC_NESTED 9 /* L1's VMX operation (absent: never entered) (64 bytes) */
+#define SNAP_SEC_VMCS12 10 /* the current vmcs12 (private layout) (4096 bytes) */
+#define SNAP_SEC_SHADOW_VMCS12 11 /* the shadow VMCS vmcs12's link pointer names (GUEST_MODE with VMCS shadowing) (4096 bytes) */
+#define SNAP_SEC_LAST 11 /* highest section id */
 
 /* ---- snapshot NESTED flags (after kvm_nested_state.flags) */
 #define SNAP_FLAG_GUEST_MODE 0x1 /* L2 was running (vmcs02 current): KVM_STATE_NESTED_GUEST_MODE */

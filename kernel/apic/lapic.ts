@@ -36,7 +36,7 @@
 // that reaching it costs no pointer load on the exit path); its registers,
 // timer and IPI counters are fields of the object.
 import * as v256 from "./vec256";
-import { ApicTimer } from "./timer";
+import { ApicTimer, dcrShift } from "./timer";
 
 export const BASE_ADDRESS: u64 = 0xfee00000;
 const BASE_BSP: u64 = 1 << 8;
@@ -451,6 +451,74 @@ const MODE_LOWEST: u32 = 1;
     if (v < 0) return;
     v256.clear(this.isr, <u32>v);
     v256.clear(this.tmr, <u32>v);
+  }
+
+  // ---- snapshots (kernel/snapshot/save.ts, restore.ts) -------------------
+  // The registers 000H-3F0H at their offsets in the 1 KiB at `page`, 32 bits
+  // each, the other 12 bytes of each 16 zero (docs/snapshot.md "APIC"), as
+  // this object keeps them: none of read()'s side effects (no timer update,
+  // no error for an absent register), also while globally disabled. PPR and
+  // the current count are computed, for a reader; loadRegisters ignores them.
+  saveRegisters(page: usize, tscNow: u64): void {
+    memory.fill(page, 0, 0x400);
+    store<u32>(page + REG_ID, this.id);
+    store<u32>(page + REG_VERSION, VERSION);
+    store<u32>(page + REG_TPR, this.tpr);
+    store<u32>(page + REG_PPR, this.ppr());
+    store<u32>(page + REG_LDR, this.ldr);
+    store<u32>(page + REG_DFR, this.dfr);
+    store<u32>(page + REG_SVR, this.svr);
+    for (let i: u32 = 0; i < 8; i++) {
+      const o = <usize>(i << 4);
+      store<u32>(page + REG_ISR + o, v256.word(this.isr, i));
+      store<u32>(page + REG_TMR + o, v256.word(this.tmr, i));
+      store<u32>(page + REG_IRR + o, v256.word(this.irr, i));
+    }
+    store<u32>(page + REG_ESR, this.esr);
+    store<u32>(page + REG_ICR_LO, this.icrLo);
+    store<u32>(page + REG_ICR_HI, this.icrHi);
+    for (let i: u32 = 0; i < LVT_COUNT; i++) store<u32>(page + REG_LVT_TIMER + <usize>(i << 4), load<u32>(this.lvt + (<usize>i << 2)));
+    store<u32>(page + REG_TIMER_INITIAL, this.timer.initialCount());
+    store<u32>(page + REG_TIMER_CURRENT, this.timer.current(tscNow));
+    store<u32>(page + REG_TIMER_DCR, this.dcr);
+  }
+
+  // Host TSC at which the timer's count reaches 0, u64.MAX_VALUE when it is
+  // not counting (whatever the LVT mask: a masked timer counts too).
+  timerDeadline(): u64 {
+    return this.timer.nextDeadline();
+  }
+
+  // The inverse of saveRegisters on an object just reset() for the same
+  // vCPU, from a page snapshot/validate-state.ts accepted: IA32_APIC_BASE,
+  // the errors pending for the ESR, the registers, and the timer counting
+  // to `deadline` (host TSC; u64.MAX_VALUE: not counting).
+  loadRegisters(page: usize, apicBase: u64, esrPending: u32, deadline: u64, tscNow: u64): void {
+    this.apicBase = apicBase;
+    this.id = load<u32>(page + REG_ID);
+    this.tpr = load<u32>(page + REG_TPR);
+    this.ldr = load<u32>(page + REG_LDR);
+    this.dfr = load<u32>(page + REG_DFR);
+    this.svr = load<u32>(page + REG_SVR);
+    for (let i: u32 = 0; i < 8; i++) {
+      const o = <usize>(i << 4);
+      store<u32>(this.isr + (<usize>i << 2), load<u32>(page + REG_ISR + o));
+      store<u32>(this.tmr + (<usize>i << 2), load<u32>(page + REG_TMR + o));
+      store<u32>(this.irr + (<usize>i << 2), load<u32>(page + REG_IRR + o));
+    }
+    this.esr = load<u32>(page + REG_ESR);
+    this.esrPending = esrPending;
+    this.icrLo = load<u32>(page + REG_ICR_LO);
+    this.icrHi = load<u32>(page + REG_ICR_HI);
+    for (let i: u32 = 0; i < LVT_COUNT; i++) store<u32>(this.lvt + (<usize>i << 2), load<u32>(page + REG_LVT_TIMER + <usize>(i << 4)));
+    this.dcr = load<u32>(page + REG_TIMER_DCR);
+    const t = this.timer;
+    t.initial = load<u32>(page + REG_TIMER_INITIAL);
+    t.shift = dcrShift(this.dcr);
+    t.armed = deadline != u64.MAX_VALUE;
+    t.deadline = t.armed ? deadline : 0;
+    this.lastTsc = tscNow;
+    this.update();
   }
 
   // ---- IPIs (11.6) -----------------------------------------------------------

@@ -812,6 +812,17 @@ export const INSN_INFO_REG_OPERAND: u32 = 0x00000400; // bit 10: VMREAD/VMWRITE:
 export const INSN_INFO_INDEX_INVALID: u32 = 0x00400000; // bit 22: no index register
 export const INSN_INFO_BASE_INVALID: u32 = 0x08000000; // bit 27: no base register
 
+// ---- exit qualification of a control-register access, exit 28 (28.2.1, Table 28-3); bits 7, 15:12 and 63:32 not defined
+export const CR_QUAL_CR_SHIFT: u32 = 0; // bits 3:0: number of the control register (0 for CLTS and LMSW)
+export const CR_QUAL_CR_MASK: u32 = 0x0000000f;
+export const CR_QUAL_ACCESS_SHIFT: u32 = 4; // bits 5:4: access type (CR_ACCESS_*)
+export const CR_QUAL_ACCESS_MASK: u32 = 0x00000030;
+export const CR_QUAL_REG_SHIFT: u32 = 8; // bits 11:8: MOV CR: the general-purpose register (register-number order RAX..R15)
+export const CR_QUAL_REG_MASK: u32 = 0x00000f00;
+export const CR_QUAL_LMSW_SOURCE_SHIFT: u32 = 16; // bits 31:16: LMSW: the source data
+export const CR_QUAL_LMSW_SOURCE_MASK: u32 = 0xffff0000;
+export const CR_QUAL_LMSW_MEMORY: u32 = 0x00000040; // bit 6: LMSW operand type: 0 register, 1 memory
+
 // ---- VMX-abort indicator, written at offset 4 of the VMCS region (28.7)
 export const VMX_ABORT_SAVE_GUEST_MSR: u32 = 1; // failure saving guest MSRs (28.4)
 export const VMX_ABORT_HOST_PDPTE: u32 = 2; // host checking of the PDPTEs failed
@@ -838,6 +849,12 @@ export const INTR_TYPE_SOFTWARE_INTERRUPT: u32 = 4; // Software interrupt
 export const INTR_TYPE_PRIVILEGED_SOFTWARE_EXCEPTION: u32 = 5; // Privileged software exception
 export const INTR_TYPE_SOFTWARE_EXCEPTION: u32 = 6; // Software exception
 export const INTR_TYPE_OTHER_EVENT: u32 = 7; // Other event
+
+// ---- access type, bits 5:4 of a control-register access exit qualification (28.2.1, Table 28-3)
+export const CR_ACCESS_MOV_TO_CR: u32 = 0; // MOV to CR
+export const CR_ACCESS_MOV_FROM_CR: u32 = 1; // MOV from CR
+export const CR_ACCESS_CLTS: u32 = 2; // CLTS
+export const CR_ACCESS_LMSW: u32 = 3; // LMSW
 
 // ---- INVEPT types (31.3 INVEPT)
 export const INVEPT_TYPE_SINGLE_CONTEXT: u32 = 1; // Single-context invalidation
@@ -935,6 +952,15 @@ export const SNAP_TIMERS_APIC_DEADLINE: u32 = 8; // 8 bytes: L1's TSC when the A
 export const SNAP_TIMERS_RESERVED: u32 = 16; // 16 bytes: zero
 export const SNAP_TIMERS_BYTES: u32 = 32; // fixed size
 
+// ---- snapshot DEBUG section: the debug registers VM entry and exit do not switch (SNAP_DEBUG_*: byte offsets)
+export const SNAP_DEBUG_DR0: u32 = 0; // 8 bytes: DR0 (breakpoint linear address 0)
+export const SNAP_DEBUG_DR1: u32 = 8; // 8 bytes: DR1
+export const SNAP_DEBUG_DR2: u32 = 16; // 8 bytes: DR2
+export const SNAP_DEBUG_DR3: u32 = 24; // 8 bytes: DR3
+export const SNAP_DEBUG_DR6: u32 = 32; // 8 bytes: DR6 (debug status); bits 63:32 zero
+export const SNAP_DEBUG_RESERVED: u32 = 40; // 24 bytes: zero
+export const SNAP_DEBUG_BYTES: u32 = 64; // fixed size
+
 // ---- snapshot XSTATE section: fixed part, then the XSAVE area (SNAP_XSTATE_*: byte offsets)
 export const SNAP_XSTATE_XCR0: u32 = 0; // 8 bytes: the guest's XCR0
 export const SNAP_XSTATE_AREA_BYTES: u32 = 8; // 4 bytes: size of the XSAVE area that follows
@@ -958,11 +984,12 @@ export const SNAP_SEC_MSRS: u32 = 3; // MSRs no VMCS field holds: SNAP_MSRS as i
 export const SNAP_SEC_APIC: u32 = 4; // the local APIC (1088 bytes)
 export const SNAP_SEC_EVENTS: u32 = 5; // pending event injection (32 bytes)
 export const SNAP_SEC_TIMERS: u32 = 6; // TSC and timer deadlines (32 bytes)
-export const SNAP_SEC_XSTATE: u32 = 7; // XCR0 and the XSAVE area (present when the processor has XSAVE)
-export const SNAP_SEC_NESTED: u32 = 8; // L1's VMX operation (absent: never entered) (64 bytes)
-export const SNAP_SEC_VMCS12: u32 = 9; // the current vmcs12 (private layout) (4096 bytes)
-export const SNAP_SEC_SHADOW_VMCS12: u32 = 10; // the shadow VMCS vmcs12's link pointer names (GUEST_MODE with VMCS shadowing) (4096 bytes)
-export const SNAP_SEC_LAST: u32 = 10; // highest section id
+export const SNAP_SEC_DEBUG: u32 = 7; // DR0-DR3 and DR6 (the processor holds them: MOV DR does not exit) (64 bytes)
+export const SNAP_SEC_XSTATE: u32 = 8; // XCR0 and the XSAVE area (present when the processor has XSAVE)
+export const SNAP_SEC_NESTED: u32 = 9; // L1's VMX operation (absent: never entered) (64 bytes)
+export const SNAP_SEC_VMCS12: u32 = 10; // the current vmcs12 (private layout) (4096 bytes)
+export const SNAP_SEC_SHADOW_VMCS12: u32 = 11; // the shadow VMCS vmcs12's link pointer names (GUEST_MODE with VMCS shadowing) (4096 bytes)
+export const SNAP_SEC_LAST: u32 = 11; // highest section id
 
 // ---- snapshot NESTED flags (after kvm_nested_state.flags)
 export const SNAP_FLAG_GUEST_MODE: u32 = 0x1; // L2 was running (vmcs02 current): KVM_STATE_NESTED_GUEST_MODE
@@ -2007,10 +2034,11 @@ export function snapSectionName(id: u32): string {
     case 4: return "APIC";
     case 5: return "EVENTS";
     case 6: return "TIMERS";
-    case 7: return "XSTATE";
-    case 8: return "NESTED";
-    case 9: return "VMCS12";
-    case 10: return "SHADOW_VMCS12";
+    case 7: return "DEBUG";
+    case 8: return "XSTATE";
+    case 9: return "NESTED";
+    case 10: return "VMCS12";
+    case 11: return "SHADOW_VMCS12";
     default: return "";
   }
 }

@@ -8,6 +8,8 @@ import { Limits, fill } from "../snapshot/limits";
 import * as vms from "../vm/vm";
 import { Verdict, ruleName, report, RULE_COUNT } from "../snapshot/rules";
 import { validate } from "../snapshot/validate";
+import * as save from "../snapshot/save";
+import * as restore from "../snapshot/restore";
 
 let buf: usize = 0; // machine-wide: the one test buffer
 let cap: u64 = 0; // machine-wide: its size
@@ -118,4 +120,24 @@ export function snap_w_end(): void {
 }
 export function snap_w_finish(): u64 {
   return changetype<Writer>(writer).finish();
+}
+
+// The running guest's vCPU (the kernel is inside vmx.enter: its vmcs01 is
+// current), saved into the buffer: the blob's size (0: not savable or no room).
+export function snap_saveLive(): u64 {
+  objects();
+  const vm = vms.running();
+  if (vm == null) return 0;
+  return save.save(vm.vcpu0, changetype<Writer>(writer), buf, cap);
+}
+// The first `length` bytes of the buffer restored in place of the running
+// vCPU, for blobs restore must reject: the rule it broke (the vCPU then
+// unchanged), or 0 when it restored one (the exit loop would then run a
+// vCPU that is gone: a test that gets 0 has failed already).
+export function snap_restoreLive(length: u64): u32 {
+  objects();
+  const vm = vms.running();
+  if (vm == null) return 0;
+  if (restore.restore(vm.vcpu0, buf, length, restore.KEEP_DEADLINES, -1) != null) return 0;
+  return restore.lastRule();
 }

@@ -19,6 +19,17 @@ export declare function readcr(n: u32): u64;
 @external("cpu", "writecr")
 export declare function writecr(n: u32, value: u64): void;
 
+// Debug register n (0-3, 6 or 7). The hypervisor never uses DR0-DR3 or
+// DR6, and MOV DR does not exit, so while it runs they hold the guest's
+// values (VM exits switch only DR7, SDM Vol. 3C 28.5.1): a snapshot reads
+// them here and a restore writes them (a value for DR6 or DR7 with bits
+// 63:32 set is #GP(0): the caller checks).
+@external("cpu", "readdr")
+export declare function readdr(n: u32): u64;
+
+@external("cpu", "writedr")
+export declare function writedr(n: u32, value: u64): void;
+
 @external("cpu", "rdtsc")
 export declare function rdtsc(): u64;
 

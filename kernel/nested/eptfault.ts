@@ -40,13 +40,14 @@ import * as eptad from "./eptad";
 import * as reflect from "./reflect";
 import { Vcpu } from "../vm/vcpu";
 
-// L2's instruction bytes for an emulated device access: L2-physical →
-// L1-physical through L1's EPT (presence only: the hypervisor reads, as
-// paging.ts does for the guest's own tables).
-let throughEptp: u64 = 0; // machine-wide: vmcs12's EPTP for throughL1Ept, scratch of one mmio.access call
-function throughL1Ept(gpa2: u64): u64 {
-  const w = ept12.walk(throughEptp, gpa2, 0);
-  return ept12.status(w) == ept12.WALK_OK ? ept12.gpa1(w) : paging.NO_TRANSLATION;
+// The second stage of the walk that reads L2's instruction bytes for an
+// emulated device access (vm/paging.ts): L2-physical → L1-physical through
+// L1's EPT, presence only — the processor has just fetched those bytes
+// through the same tables, the hypervisor only reads them again. Should
+// the walk fail all the same, the decode fails (mmio.ts reports it).
+function throughL1Ept(vcpu: Vcpu, gpa2: u64, access: u32, lin: u64, final: bool): u64 {
+  const w = ept12.walk(state.get(vcpu.nested, V.EPT_POINTER), gpa2, 0);
+  return ept12.status(w) == ept12.WALK_OK ? ept12.gpa1(w) : paging.STAGE2;
 }
 
 // EPT violations/misconfigurations given to L1 are counted per vCPU
@@ -88,7 +89,6 @@ export function handle(vcpu: Vcpu): i32 {
     // APIC page) is performed on L1's device model, never mapped, so that
     // every access comes back here; anything else stops the VM as L1's
     // access to unbacked memory does (misc.ts).
-    throughEptp = eptp12;
     const d = mmio.access(vcpu, gpa1, throughL1Ept);
     if (d != mmio.NOT_A_DEVICE) {
       reflect.countL0(vcpu);

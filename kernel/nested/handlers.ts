@@ -2,10 +2,12 @@
 // exit unconditionally in VMX non-root operation). With nested=off the guest
 // has no VMX (CPUID.1:ECX.VMX = 0) and each is #UD, as on such a processor;
 // with nested=on each is emulated (vmxon.ts, vmptr.ts, vmrw.ts,
-// invalidate.ts, and VMLAUNCH/VMRESUME in launch.ts).
+// invalidate.ts, and VMLAUNCH/VMRESUME in launch.ts). register() is called
+// at start (install.ts).
 import * as V from "../arch/vmx";
 import * as events from "../vm/events";
 import * as exits from "../vm/exits";
+import * as launch from "./launch";
 import * as vmxonInsn from "./vmxon";
 import * as vmptr from "./vmptr";
 import * as vmrw from "./vmrw";
@@ -55,4 +57,6 @@ export function register(): void {
   exits.register(V.EXIT_REASON_VMWRITE, onVmwrite);
   exits.register(V.EXIT_REASON_INVEPT, onInvept);
   exits.register(V.EXIT_REASON_INVVPID, onInvvpid);
+  exits.register(V.EXIT_REASON_VMLAUNCH, launch.handle);
+  exits.register(V.EXIT_REASON_VMRESUME, launch.handle);
 }

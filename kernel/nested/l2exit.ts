@@ -11,6 +11,7 @@ import { Vcpu } from "../vm/vcpu";
 import * as events from "../vm/events";
 import * as exits from "../vm/exits";
 import * as crExit from "../vm/exit/cr";
+import * as crqual from "../vm/exit/crqual";
 import * as decide from "./reflect-decide";
 import * as reflect from "./reflect";
 import * as state from "./state";
@@ -27,11 +28,9 @@ import * as nestedCaps from "./caps";
 // what it wrote for the bits L1 does not own and L1's shadow for those it
 // does; a CR4 bit the processor offered to L1 lacks is #GP.
 function crWrite(vcpu: Vcpu, q: u32): i32 {
-  const crn = q & 0xf;
-  const access = (q >> 4) & 3;
-  if (crn == 8 || access != 0 || (crn != 0 && crn != 4)) return crExit.handle(vcpu, V.EXIT_REASON_CR_ACCESS);
-  const r = (q >> 8) & 0xf;
-  const v = vcpu.gpr(r);
+  const crn = crqual.cr(q);
+  if (crn == 8 || crqual.access(q) != V.CR_ACCESS_MOV_TO_CR || (crn != 0 && crn != 4)) return crExit.handle(vcpu, V.EXIT_REASON_CR_ACCESS);
+  const v = crqual.source(vcpu, q);
   // A CR4 bit the processor offered to L1 lacks (CR4_FIXED1 there) is #GP.
   if ((v >> 32) != 0 || (crn == 4 && (v & ~nestedCaps.cr4Fixed1()) != 0)) {
     events.injectGP();

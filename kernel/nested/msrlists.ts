@@ -19,6 +19,7 @@
 import * as cpu from "../hw/cpu";
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
+import * as vmcs01 from "../vm/vmcs01";
 import * as guestmem from "../vm/guestmem";
 import * as msrExit from "../vm/exit/msr";
 import * as tsc from "../vm/tsc";
@@ -71,13 +72,8 @@ function load(vcpu: Vcpu, msr: u32, v: u64): bool {
 // (28.4)? Its value is then stored().
 function storable(vcpu: Vcpu, msr: u32): bool {
   if ((msr >> 8) == 0x8 || msr == V.MSR_IA32_SMBASE) return false;
+  if (vmcs01.isUnswitched(msr)) return true;
   switch (msr) {
-    case V.MSR_IA32_KERNEL_GS_BASE:
-    case V.MSR_IA32_LSTAR:
-    case V.MSR_IA32_CSTAR:
-    case V.MSR_IA32_STAR:
-    case V.MSR_IA32_FMASK:
-    case V.MSR_IA32_TSC_AUX:
     case V.MSR_IA32_FS_BASE:
     case V.MSR_IA32_GS_BASE:
     case V.MSR_IA32_SYSENTER_CS:
@@ -90,14 +86,10 @@ function storable(vcpu: Vcpu, msr: u32): bool {
 }
 
 function stored(vcpu: Vcpu, msr: u32): u64 {
+  // The pass-through MSRs VMX does not switch hold L2's values in the
+  // processor.
+  if (vmcs01.isUnswitched(msr)) return cpu.rdmsr(msr);
   switch (msr) {
-    case V.MSR_IA32_KERNEL_GS_BASE:
-    case V.MSR_IA32_LSTAR:
-    case V.MSR_IA32_CSTAR:
-    case V.MSR_IA32_STAR:
-    case V.MSR_IA32_FMASK:
-    case V.MSR_IA32_TSC_AUX:
-      return cpu.rdmsr(msr);
     case V.MSR_IA32_FS_BASE: return vmx.vmread(V.GUEST_FS_BASE);
     case V.MSR_IA32_GS_BASE: return vmx.vmread(V.GUEST_GS_BASE);
     case V.MSR_IA32_SYSENTER_CS: return vmx.vmread(V.GUEST_IA32_SYSENTER_CS);

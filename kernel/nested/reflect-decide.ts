@@ -8,6 +8,7 @@ import * as guestmem from "../vm/guestmem";
 import * as cpu from "../hw/cpu";
 import * as R from "../vm/vcpu";
 import { Vcpu } from "../vm/vcpu";
+import * as crqual from "../vm/exit/crqual";
 import * as state from "./state";
 import * as ptimer from "./ptimer";
 import * as shadow12 from "./shadow12";
@@ -66,12 +67,7 @@ function msrWanted(vcpu: Vcpu, write: bool): bool {
 function cr3LoadWanted(vcpu: Vcpu, q: u32): bool {
   const n = vcpu.nested;
   if ((proc(n) & V.PROC_CR3_LOAD_EXITING) == 0) return false;
-  const r = (q >> 8) & 0xf;
-  let v = vcpu.gpr(r);
-  // Outside 64-bit mode the operand is the register's low 32 bits.
-  if ((vmx.vmread(V.GUEST_IA32_EFER) & V.X86_EFER_LMA) == 0 || (vmx.vmread(V.GUEST_CS_ACCESS_RIGHTS) & V.SEG_AR_L) == 0) {
-    v &= 0xffffffff;
-  }
+  const v = crqual.source(vcpu, q);
   const count = <u32>state.get(n, V.CR3_TARGET_COUNT);
   for (let i: u32 = 0; i < count; i++) {
     if (state.read(n, V.CR3_TARGET_VALUE0 + 2 * i) == v) return false;
@@ -83,21 +79,18 @@ function cr3LoadWanted(vcpu: Vcpu, q: u32): bool {
 // CR8 by their exiting controls.
 function crWanted(vcpu: Vcpu, q: u32): bool {
   const n = vcpu.nested;
-  const crn = q & 0xf;
-  const access = (q >> 4) & 3;
-  if (crn == 3) return access == 0 ? cr3LoadWanted(vcpu, q) : (proc(n) & V.PROC_CR3_STORE_EXITING) != 0;
-  if (crn == 8) return (proc(n) & (access == 0 ? V.PROC_CR8_LOAD_EXITING : V.PROC_CR8_STORE_EXITING)) != 0;
+  const crn = crqual.cr(q);
+  const access = crqual.access(q);
+  const toCr = access == V.CR_ACCESS_MOV_TO_CR;
+  if (crn == 3) return toCr ? cr3LoadWanted(vcpu, q) : (proc(n) & V.PROC_CR3_STORE_EXITING) != 0;
+  if (crn == 8) return (proc(n) & (toCr ? V.PROC_CR8_LOAD_EXITING : V.PROC_CR8_STORE_EXITING)) != 0;
   const mask = state.read(n, crn == 0 ? V.CR0_GUEST_HOST_MASK : V.CR4_GUEST_HOST_MASK);
   const shadow = state.read(n, crn == 0 ? V.CR0_READ_SHADOW : V.CR4_READ_SHADOW);
-  if (access == 0) {
-    const r = (q >> 8) & 0xf;
-    const v = vcpu.gpr(r);
-    return ((v ^ shadow) & mask) != 0;
-  }
-  if (access == 2) return (mask & V.X86_CR0_TS) != 0 && (shadow & V.X86_CR0_TS) != 0; // CLTS
-  if (access == 3) {
+  if (toCr) return ((crqual.source(vcpu, q) ^ shadow) & mask) != 0;
+  if (access == V.CR_ACCESS_CLTS) return (mask & V.X86_CR0_TS) != 0 && (shadow & V.X86_CR0_TS) != 0;
+  if (access == V.CR_ACCESS_LMSW) {
     // LMSW: bits 3:0; PE can be set but not cleared.
-    const src = <u64>((q >> 16) & 0xf);
+    const src = crqual.lmswSource(q) & 0xf;
     if ((mask & 1) != 0 && (shadow & 1) == 0 && (src & 1) != 0) return true;
     return ((src ^ shadow) & mask & 0xe) != 0;
   }

@@ -148,10 +148,19 @@ export function setup(vcpu: Vcpu, want: bool): bool {
     s.enabled = false;
     return true;
   }
+  toVmcs01(vcpu.nested);
+  return true;
+}
+
+// A vmcs01 just built (setup(), or a vCPU restored from a snapshot outside
+// VMX operation, snapshot/restore.ts): the bitmaps' addresses into it.
+export function toVmcs01(n: Nested): void {
+  const s = n.shadow;
+  if (!s.enabled) return;
   vmx.vmwrite(V.VMREAD_BITMAP, readBitmap);
   vmx.vmwrite(V.VMWRITE_BITMAP, writeBitmap);
   s.proc2Off = <u32>vmx.vmread(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & ~V.PROC2_VMCS_SHADOWING;
-  return true;
+  s.linked = false;
 }
 
 // vmcs01 current. The shadow VMCS becomes what L1's VMREAD/VMWRITE use.

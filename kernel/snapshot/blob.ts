@@ -199,14 +199,26 @@ import * as V from "../arch/vmx";
     }
     return load<u64>(this.base + <usize>off);
   }
-  // Are the n bytes at off all zero (and inside the blob)?
+  // Are the n bytes at off all zero (and inside the blob)? One bounds check,
+  // then eight bytes a load (restore validates on the exit path of
+  // snapshot=N: a byte a load made this a third of a restore).
   zero(off: u64, n: u64): bool {
     if (!this.has(off, n)) {
       this.overrun = true;
       return false;
     }
-    for (let i: u64 = 0; i < n; i++) if (load<u8>(this.base + <usize>(off + i)) != 0) return false;
-    return true;
+    let p = this.base + <usize>off;
+    const end = p + <usize>n;
+    let acc: u64 = 0;
+    while (p + 8 <= end) {
+      acc |= load<u64>(p);
+      p += 8;
+    }
+    while (p < end) {
+      acc |= <u64>load<u8>(p);
+      p++;
+    }
+    return acc == 0;
   }
   // Linear-memory address of blob offset off, for a caller that checked
   // has(off, n) for the n bytes it will touch.

@@ -66,7 +66,8 @@ const table: usize = memory.data(4096, 8);
 
 @unmanaged export class RamSnapshot {
   // The shadow EPT of the vCPU that runs L2 on it, whose leaves bypass
-  // L0's EPT flags (set by the owner of the vCPU; null without one).
+  // L0's EPT flags (set at nested VMX's guest set-up, nested/install.ts;
+  // null without nested/).
   shadow: ShadowEpt | null = null;
   ramHpa: u64;
   bytes: u64;

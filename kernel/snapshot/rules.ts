@@ -82,7 +82,10 @@ export const TIMER12_MISSING: u32 = 68;
 export const SHADOW12_REVISION: u32 = 69;
 export const SHADOW12_LINK: u32 = 70;
 export const VMCS12_ENTRY_CHECKS: u32 = 71;
-export const RULE_COUNT: u32 = 72;
+// Debug registers (the DEBUG section, added after the numbering above).
+export const DEBUG_RESERVED: u32 = 72;
+export const DEBUG_DR6: u32 = 73;
+export const RULE_COUNT: u32 = 74;
 
 // Checks validate() could not make (Verdict.unchecked): the blob is not
 // rejected for them, and the caller is told.
@@ -162,6 +165,8 @@ export function ruleName(r: u32): string {
     case SHADOW12_REVISION: return "shadow-vmcs12.revision";
     case SHADOW12_LINK: return "shadow-vmcs12.link-pointer";
     case VMCS12_ENTRY_CHECKS: return "vmcs12.entry-checks";
+    case DEBUG_RESERVED: return "debug.reserved";
+    case DEBUG_DR6: return "debug.dr6";
   }
   return "";
 }

@@ -70,10 +70,14 @@ export function apic(r: Reader, lim: Limits, v: Verdict): u32 {
   if (!r.zero(off + V.SNAP_APIC_RESERVED, V.SNAP_APIC_PAGE - V.SNAP_APIC_RESERVED))
     return v.fail(R.APIC_RESERVED, sec, V.SNAP_APIC_RESERVED, 0);
   const page = off + V.SNAP_APIC_PAGE;
+  // (framing() checked that the section, the page included, is in the blob:
+  // one check here, then plain loads.)
+  if (!r.has(page, APIC_PAGE_BYTES)) return v.fail(R.BLOB_TRUNCATED, sec, -1, page);
+  const at = r.at(page);
   for (let reg: u32 = 0; reg < APIC_PAGE_BYTES; reg += 16) {
     // Registers are 32 bits at 16-byte-aligned offsets (11.4.1).
-    if (!r.zero(page + reg + 4, 12)) return v.fail(R.APIC_RESERVED, sec, reg, r.u64(page + reg + 8));
-    const x = r.u32(page + reg);
+    if ((<u64>load<u32>(at + reg + 4) | load<u64>(at + reg + 8)) != 0) return v.fail(R.APIC_RESERVED, sec, reg, r.u64(page + reg + 8));
+    const x = load<u32>(at + reg);
     if (reg == lapic.REG_VERSION) {
       if (x != lapic.VERSION) return v.fail(R.APIC_VERSION, sec, reg, x);
     } else if (reg == lapic.REG_DFR) {
@@ -112,6 +116,21 @@ export function timers(r: Reader, v: Verdict): u32 {
   const deadline = r.u64(off + V.SNAP_TIMERS_APIC_DEADLINE);
   const count = r.u32(sectionOffset(r, V.SNAP_SEC_APIC) + V.SNAP_APIC_PAGE + lapic.REG_TIMER_INITIAL);
   if (deadline != ALL_ONES && count == 0) return v.fail(R.TIMERS_APIC, sec, V.SNAP_TIMERS_APIC_DEADLINE, deadline);
+  return R.OK;
+}
+
+// DR0-DR3 take any value (they hold linear addresses, compared only while
+// DR7 enables them); DR6 bits 63:32 are reserved: MOV to DR6 with one of
+// them set is #GP(0) (SDM Vol. 2B MOV-Move to/from Debug Registers), a
+// fault in the hypervisor. DR6's bits that always read as 1 (17.2.3) are
+// not checked: the processor sets them whatever is written.
+export function debug(r: Reader, v: Verdict): u32 {
+  const sec = V.SNAP_SEC_DEBUG;
+  const off = sectionOffset(r, sec);
+  if (!r.zero(off + V.SNAP_DEBUG_RESERVED, V.SNAP_DEBUG_BYTES - V.SNAP_DEBUG_RESERVED))
+    return v.fail(R.DEBUG_RESERVED, sec, V.SNAP_DEBUG_RESERVED, 0);
+  const dr6 = r.u64(off + V.SNAP_DEBUG_DR6);
+  if ((dr6 >> 32) != 0) return v.fail(R.DEBUG_DR6, sec, V.SNAP_DEBUG_DR6, dr6);
   return R.OK;
 }
 

@@ -6,6 +6,8 @@
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
 import * as paging from "./paging";
+import * as events from "./events";
+import { Vcpu } from "./vcpu";
 
 export const MAX_LEN: u32 = 15;
 
@@ -55,15 +57,17 @@ function modrmLength(d: Decoded, i: u32, n: u32, addr: u32): i32 {
   return <i32>len;
 }
 
-// Decode the instruction at the guest's RIP, its bytes read through the
-// guest's paging and then `stage2` (paging.ts). False when it is not one of
-// the MOV forms (or its bytes cannot be read).
-export function decode(d: Decoded, stage2: paging.Stage2 = paging.direct): bool {
+// Decode the instruction at vcpu's RIP into d, its bytes read through the
+// guest's paging and then `stage2` (paging.ts) as the fetch the processor
+// has made (at the guest's CPL, SS.DPL; no flags set again). False when it
+// is not one of the MOV forms (or its bytes cannot be read).
+export function decode(vcpu: Vcpu, d: Decoded, stage2: paging.Stage2 = paging.direct): bool {
   const csAr = <u32>vmx.vmread(V.GUEST_CS_ACCESS_RIGHTS);
   const long = (csAr & (1 << 13)) != 0;
   const def32 = long || (csAr & (1 << 14)) != 0;
   const rip = vmx.vmread(V.GUEST_RIP) + vmx.vmread(V.GUEST_CS_BASE);
-  const n = paging.readLinear(d.bytes, rip, MAX_LEN, stage2);
+  const fetch = paging.FETCH | paging.PEEK | (events.guestCpl() == 3 ? paging.USER : 0);
+  const n = paging.readLinear(vcpu, d.bytes, rip, MAX_LEN, fetch, stage2);
   d.fetched = n;
   let i: u32 = 0;
   let opsize16 = false;

@@ -1,5 +1,5 @@
 // VM-exit dispatch (SDM Vol. 3C 28, Appendix C): one handler per basic exit
-// reason, each counted. A handler returns RESUME or STOP; an exit reason
+// reason, each counted. A handler returns RESUME, STOP or SWITCHED; an exit reason
 // with no handler stops the VM with a report, never resumes it silently.
 import * as print from "../lib/print";
 import * as vmx from "../hw/vmx";
@@ -10,6 +10,9 @@ import { Vm } from "./vm";
 
 export const RESUME: i32 = 0;
 export const STOP: i32 = 1;
+// The handler put another vCPU object in the running one's place
+// (vm.vcpu0: the restore hypercall, snapshot/hypercall.ts): run that one.
+export const SWITCHED: i32 = 2;
 export const REASONS: i32 = 80;
 
 export type Handler = (v: Vcpu, reason: u32) => i32;

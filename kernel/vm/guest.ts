@@ -19,6 +19,7 @@ import * as R from "./vcpu";
 import * as vcpus from "./vcpu";
 import * as vms from "./vm";
 import { Vcpu } from "./vcpu";
+import { Vm } from "./vm";
 import * as xstate from "./xstate";
 import * as vmcs01 from "./vmcs01";
 import * as events from "./events";
@@ -31,16 +32,11 @@ import * as vmcallExit from "./exit/vmcall";
 import * as misc from "./exit/misc";
 import * as irq from "./irq";
 import * as migrate from "./migrate";
-import * as nestedInsn from "../nested/handlers";
-import * as l2exit from "../nested/l2exit";
-import * as launch from "../nested/launch";
-import * as l2irq from "../nested/l2irq";
-import * as entryChecks from "../nested/entry-checks";
-import * as vmcs02 from "../nested/vmcs02";
-import * as shadow from "../nested/shadow";
-import * as shadowept from "../nested/shadowept";
-import { RamSnapshot } from "../snapshot/ram";
+import * as cycle from "../snapshot/cycle";
+import * as vmram from "../snapshot/vmram";
+import * as nesting from "./nesting";
 import * as ramsnap from "../snapshot/testcall";
+import { RamSnapshot } from "../snapshot/ram";
 
 const SIZE_2M: u64 = 0x200000;
 
@@ -55,8 +51,6 @@ function registerHandlers(): void {
   exits.register(V.EXIT_REASON_INVD, misc.handleWbinvd);
   exits.register(V.EXIT_REASON_RDTSC, misc.handleRdtsc);
   exits.register(V.EXIT_REASON_VMCALL, vmcallExit.handle);
-  exits.register(V.EXIT_REASON_VMLAUNCH, launch.handle);
-  exits.register(V.EXIT_REASON_VMRESUME, launch.handle);
   exits.register(V.EXIT_REASON_CR_ACCESS, crExit.handle);
   exits.register(V.EXIT_REASON_IO_INSTRUCTION, ioExit.handle);
   exits.register(V.EXIT_REASON_RDMSR, msrExit.handleRead);
@@ -71,9 +65,7 @@ function registerHandlers(): void {
   exits.register(V.EXIT_REASON_VMFUNC, misc.handleUD);
   exits.register(V.EXIT_REASON_INTERRUPT_WINDOW, irq.handleWake);
   exits.register(V.EXIT_REASON_PREEMPTION_TIMER, irq.handleWake);
-  // VMXON, VMXOFF, VMCLEAR, VMPTRLD, VMPTRST, VMREAD, VMWRITE, INVEPT,
-  // INVVPID: emulated with nested=on, #UD otherwise.
-  nestedInsn.register();
+  // The VMX instructions' exits are nested/'s (nested/install.ts).
 }
 
 // RDPMC exits only when intercepted: a guest without a PMU gets #GP
@@ -103,17 +95,28 @@ function printName(g: i32): void {
   print.bytes(tmp, w);
 }
 
-// The VM-entry/exit loop. Returns when a handler stops the VM.
+// The VM-entry/exit loop. Returns when a handler stops the VM. Exits while
+// L2 runs, and then L2's interrupts, go to `l2`: nested VMX's exit path
+// (nested/install.ts L2Path), which kmain passes down. vm/ does not import
+// nested/ (vm/nesting.ts); as a type parameter rather than a function
+// reference, L2's path is compiled into this loop and inlined as before
+// (two calls through references cost every L2 exit about 60 ticks).
 // Every exit passes here: what it reads and writes of the objects costs a
 // bounds-checked access each in the wasm2c build, so the loop keeps the
 // address of the exit counters in a local, and the launch state and exit
 // count are the entry wrapper's to keep (vmx.enter). The level that runs,
 // the Nested's inL2, is read once after each handler that may change it
-// and kept in l2.
-function loop(vcpu: Vcpu): void {
+// and kept in l2run.
+// What happens every N exits (migrate=N, snapshot=N) is out of line
+// (periodic()), behind one test of a local when neither option is on.
+// snapshot=N replaces the vCPU, and so may a handler (the restore
+// hypercall returns exits.SWITCHED): the loop goes on with the vCPU they
+// return (vm.vcpu0).
+function loop<L2>(vcpu: Vcpu, l2: L2): void {
   const counts = vcpu.vm.exitCounts;
-  const n = vcpu.nested;
-  let l2 = n.inL2;
+  const every = <u64>config.snapshotEvery[vcpu.vm.guest];
+  const periodic = every != 0 || migrate.every != 0;
+  let l2run = vcpu.nested.inL2;
   while (true) {
     const r = vmx.enter(vcpu.regs);
     if (r != vmx.VMX_SUCCEED) {
@@ -125,36 +128,76 @@ function loop(vcpu: Vcpu): void {
     }
     const reason = <u32>vmx.vmread(V.VM_EXIT_REASON);
     if ((reason & V.EXIT_REASON_FLAG_ENTRY_FAILURE) != 0) {
-      if (l2) print.say("nested: the processor refused vmcs02 that the hypervisor's entry checks passed (a hypervisor bug)");
+      if (l2run) print.say("nested: the processor refused vmcs02 that the hypervisor's entry checks passed (a hypervisor bug)");
       misc.reportEntryFailure(vcpu, reason);
       exits.stop(vcpu, config.OUTCOME_STOPPED);
       return;
     }
     events.reinjectVectoring();
-    if (l2) {
-      if (l2exit.handle(vcpu, reason & 0xffff) == exits.STOP) return;
+    if (l2run) {
+      if (l2.exit(vcpu, reason & 0xffff) == exits.STOP) return;
     } else {
-      if (exits.dispatchCounted(vcpu, reason & 0xffff, counts) == exits.STOP) return;
+      const a = exits.dispatchCounted(vcpu, reason & 0xffff, counts);
+      if (a != exits.RESUME) {
+        if (a == exits.STOP) return;
+        const v = switched(vcpu.vm, every);
+        if (v == null) return;
+        vcpu = v;
+        l2run = v.nested.inL2;
+        continue;
+      }
     }
-    l2 = n.inL2;
-    // Interrupts: L2's (l2irq.ts may reflect an exit to L1 for one), then
-    // L1's, also right after such a reflection. One call site for
+    l2run = vcpu.nested.inL2;
+    // Interrupts: L2's (nested/l2irq.ts may reflect an exit to L1 for one),
+    // then L1's, also right after such a reflection. One call site for
     // irq.deliver keeps it inlined in this loop (a second one cost every
     // exit 17 ticks).
-    if (l2) {
-      if (l2irq.deliver(vcpu) == exits.STOP) return;
-      l2 = n.inL2;
+    if (l2run) {
+      if (l2.deliver(vcpu) == exits.STOP) return;
+      l2run = vcpu.nested.inL2;
     }
-    if (!l2) irq.deliver(vcpu);
-    if (migrate.due(vcpu) && !migrate.move(vcpu)) {
-      exits.stop(vcpu, config.OUTCOME_STOPPED);
-      return;
+    if (!l2run) irq.deliver(vcpu);
+    if (periodic) {
+      const v = periodicWork(vcpu, every);
+      if (v == null) return;
+      vcpu = v;
+      l2run = v.nested.inL2;
     }
   }
 }
 
-// Run guest g; returns whether it ended as expected.
-function runOne(g: i32): bool {
+// Every N exits: the vCPU moves to the next processor (migrate=N), is
+// replaced by one restored from its snapshot (snapshot=N, every; on the
+// next processor when there are several). The vCPU to go on with, or null
+// when the guest stopped. (A restored vCPU has its interrupt window and
+// preemption timer rebuilt: delivery runs again for it.)
+function periodicWork(vcpu: Vcpu, every: u64): Vcpu | null {
+  if (migrate.due(vcpu) && !migrate.move(vcpu)) {
+    exits.stop(vcpu, config.OUTCOME_STOPPED);
+    return null;
+  }
+  if (every == 0 || vcpu.exits % every != 0) return vcpu;
+  const v = cycle.cycle(vcpu);
+  if (v == null) {
+    exits.stop(vcpu, config.OUTCOME_STOPPED);
+    return null;
+  }
+  if (v != vcpu && !v.nested.inL2) irq.deliver(v);
+  return v;
+}
+
+// A handler put another vCPU in vm (exits.SWITCHED: the restore hypercall,
+// made by L1): the rest of the exit's work, for that one.
+function switched(vm: Vm, every: u64): Vcpu | null {
+  const v = vm.vcpu0;
+  irq.deliver(v);
+  if (every == 0 && migrate.every == 0) return v;
+  return periodicWork(v, every);
+}
+
+// Run guest g (L2's exits to `l2`, see loop); returns whether it ended as
+// expected.
+function runOne<L2>(g: i32, l2: L2): bool {
   const bytes = config.memBytes[g];
   print.str("hv: guest ");
   print.dec(g + 1);
@@ -174,8 +217,7 @@ function runOne(g: i32): bool {
   print.nl();
 
   const vm = vms.create(g);
-  const vcpu = vcpus.create(vm, 0);
-  vcpu.nested.enabled = config.nested[g]; // nested=on: VMX offered to L1
+  let vcpu = vcpus.create(vm, 0);
   vm.vcpu0 = vcpu;
   vm.vcpuCount = 1;
   const ram = pages.allocAligned(<u32>(bytes >> 12), SIZE_2M);
@@ -189,14 +231,12 @@ function runOne(g: i32): bool {
   vm.eptRoot = root;
   let ok = root != 0 && ept.map(root, 0, ram, bytes, ept.EPT_RWX);
   if (!ok) print.say("guest: out of memory for its EPT tables");
-  // A RAM snapshot (ramsnap=): made now, with the tables it needs.
+  // A RAM snapshot (ramsnap=): made now, with the tables it needs. Nested
+  // VMX's set-up (nesting.start) links it to the vCPU's shadow EPT.
   let snap: RamSnapshot | null = null;
   if (ok && config.ramSnapshot[g] != config.RAMSNAP_OFF) {
     snap = ramsnap.setup(ram, bytes, root, config.ramSnapshot[g] == config.RAMSNAP_WP);
     ok = snap !== null;
-    // L2's writes through shadow EPT bypass L0's EPT flags: the snapshot
-    // revokes their write access (one vCPU per guest today).
-    if (snap !== null) snap.shadow = vcpu.nested.shadowEpt;
   }
   vm.ramSnapshot = snap;
   guestmem.use(vm);
@@ -205,7 +245,7 @@ function runOne(g: i32): bool {
       config.modulesOf(g), config.moduleCount[g]);
   }
   if (ok) ok = vmcs01.create(vcpu, snap !== null ? snap.eptp() : ept.eptp(root), vm.entry.eip, config.vpid[g]);
-  if (ok) ok = shadow.setup(vcpu, config.nested[g] && config.shadowVmcs[g]);
+  if (ok) ok = nesting.start(vcpu, config.nested[g], config.shadowVmcs[g]);
   if (ok) {
     vcpu.setReg(R.RAX, vm.entry.eax);
     vcpu.setReg(R.RBX, vm.entry.ebx);
@@ -216,13 +256,11 @@ function runOne(g: i32): bool {
       vmx.invvpid(1, vmcs01.GUEST_VPID, 0);
     // The vCPU's extended state onto this processor (VM entry loads none).
     xstate.restore(vcpu);
-    loop(vcpu);
+    loop<L2>(vcpu, l2);
+    vcpu = vm.vcpu0; // snapshot=N and the restore hypercall replace it
     ports.flushConsole(vm);
     vmx.vmclear(vcpu.vmcs);
-    // A nested guest's vmcs02 is active here too; clear it before its page
-    // is reused (a VMCS region is not written while active, 25.11.1).
-    vmcs02.vmclear(vcpu.nested);
-    shadow.vmclear(vcpu.nested);
+    nesting.tearDown(vcpu);
     vcpu.setLaunched(false);
     scrubPassThroughMsrs(vcpu);
     // The next guest starts where the first did.
@@ -233,9 +271,9 @@ function runOne(g: i32): bool {
   } else {
     exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
-  vm.ramSnapshot = null;
-  guestmem.use(vm);
-  if (snap !== null) RamSnapshot.destroy(snap);
+  // The RAM snapshot (ramsnap=, or the snapshot hypercalls') and its copy
+  // go back to the allocator.
+  vmram.release(vm);
   ept.destroy(root);
   pages.free(ram, <u32>(bytes >> 12));
   const pass = report(vcpu, g);
@@ -283,62 +321,27 @@ function report(vcpu: Vcpu, g: i32): bool {
     print.str(" processors)");
     print.nl();
   }
+  if (config.snapshotEvery[g] != 0) {
+    print.str("hv: snapshots: ");
+    print.dec(vcpu.vm.snapshots);
+    print.str(" taken, ");
+    print.dec(vcpu.vm.snapshotsSkipped);
+    print.str(" skipped: in VMX operation (nested state not yet saved); every ");
+    print.dec(config.snapshotEvery[g]);
+    print.str(" exits, ");
+    print.dec(cpu.count());
+    print.str(" processor(s)");
+    print.nl();
+  }
   exits.report(vcpu.vm);
-  if (config.nested[g]) reportNested(vcpu);
+  if (config.nested[g]) nesting.report(vcpu);
   vcpu.vm.profile.report();
   return pass;
 }
 
-// The L2 exits: reflected to L1 by reason, and those L0 handled itself.
-function reportNested(vcpu: Vcpu): void {
-  const n = vcpu.nested;
-  const counts = n.counts;
-  let total: u64 = 0;
-  for (let i = 0; i < exits.REASONS; i++) total += counts.reflected(i);
-  print.str("hv: L2 exits: ");
-  print.dec(total);
-  print.str(" reflected to L1, ");
-  print.dec(counts.handledByL0);
-  print.str(" handled by L0; ");
-  print.dec(counts.launches);
-  print.str(" nested entries; vmcs02 constant state written ");
-  print.dec(n.vmcs02.constantWrites);
-  print.str(" time(s); shadow VMCS ");
-  if (n.shadow.enabled) {
-    print.dec(n.shadow.pushes);
-    print.str(" pushes, ");
-    print.dec(n.shadow.pulls);
-    print.str(" pulls");
-  } else {
-    print.str("off");
-  }
-  print.nl();
-  // What the change tracking of nested/state.ts saved.
-  print.str("hv: nested entries: control/host checks skipped ");
-  print.dec(entryChecks.skipped(n));
-  print.str(", guest-state checks partial ");
-  print.dec(entryChecks.partialGuest(n));
-  print.str(", vmcs02 merged whole ");
-  print.dec(n.vmcs02.wholeMerges);
-  print.str("; L1 host state computed ");
-  print.dec(n.host.stagings);
-  print.str(" time(s)");
-  print.nl();
-  shadowept.report(n.shadowEpt);
-  for (let i = 0; i < exits.REASONS; i++) {
-    if (counts.reflected(i) == 0) continue;
-    print.str("hv:   L2 -> L1 ");
-    const name = V.exitReasonName(<u32>i);
-    print.str(name);
-    // At least one space: ENTRY_FAILURE_GUEST_STATE is 25 characters.
-    for (let pad = name.length; pad < 24 || pad == name.length; pad++) print.chr(0x20);
-    print.dec(counts.reflected(i));
-    print.nl();
-  }
-}
-
-// Run every guest; returns whether all ended as expected.
-export function runAll(): bool {
+// Run every guest (L2's exits to `l2`, see loop); returns whether all ended
+// as expected.
+export function runAll<L2>(l2: L2): bool {
   if (!handlersReady) {
     registerHandlers();
     exits.register(V.EXIT_REASON_RDPMC, handleRdpmc);
@@ -346,7 +349,7 @@ export function runAll(): bool {
   }
   let all = true;
   for (let g = 0; g < config.count; g++) {
-    if (!runOne(g)) all = false;
+    if (!runOne<L2>(g, l2)) all = false;
   }
   print.str("hv: guests: ");
   print.dec(config.count);

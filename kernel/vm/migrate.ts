@@ -15,8 +15,7 @@ import * as R from "./vcpu";
 import { Vcpu } from "./vcpu";
 import * as vmcs01 from "./vmcs01";
 import * as xstate from "./xstate";
-import * as vmcs02 from "../nested/vmcs02";
-import * as shadow from "../nested/shadow";
+import * as nesting from "./nesting";
 
 export let every: u32 = 0; // machine-wide: the migrate=N option (0 = never); each guest's count is vm.migrations
 
@@ -41,17 +40,13 @@ export function move(vcpu: Vcpu): bool {
   const to = (from + 1) % cpu.count();
   for (let i = 0; i < CARRIED.length; i++) values[i] = cpu.rdmsr(CARRIED[i]);
   xstate.save(vcpu);
-  const n = vcpu.nested;
-  shadow.beforeMove(vcpu);
-  // Both VMCSs of a nested guest may be active on this processor.
-  if (vmx.vmclear(vcpu.vmcs) != vmx.VMX_SUCCEED || !vmcs02.vmclear(n)) {
+  // A nested guest's VMCSs (vmcs02, the shadow VMCS) may be active on this
+  // processor too.
+  if (!nesting.leaveCpu(vcpu) || vmx.vmclear(vcpu.vmcs) != vmx.VMX_SUCCEED) {
     print.say("migrate: VMCLEAR failed");
     return false;
   }
-  shadow.vmclear(n);
   vcpu.setLaunched(false);
-  vmcs02.cleared(n);
-  n.vmcs02.l1Launched = false;
   if (!cpu.migrate(to)) {
     print.str("hv: migrate: processor ");
     print.dec(to);
@@ -66,24 +61,13 @@ export function move(vcpu: Vcpu): bool {
   // (the RAM snapshot, snapshot/ram.ts): drop them all.
   if ((caps.eptVpidCap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0) vmx.invept(V.INVEPT_TYPE_ALL_CONTEXT, 0);
   // Host state is the processor's: rewrite it in each VMCS, then make the
-  // one the vCPU runs current again (vmcs02 while L2 runs).
-  if (n.vmcs02.initialized) {
-    if (vmx.vmptrld(n.vmcs02.page) != vmx.VMX_SUCCEED) {
-      print.say("migrate: VMPTRLD of vmcs02 failed");
-      return false;
-    }
-    vmcs01.writeHostState();
-  }
+  // one the vCPU runs current again (nested/: vmcs02 while L2 runs).
   if (vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) {
     print.say("migrate: VMPTRLD failed");
     return false;
   }
   vmcs01.writeHostState();
-  shadow.afterMove(vcpu);
-  if (n.inL2 && vmx.vmptrld(n.vmcs02.page) != vmx.VMX_SUCCEED) {
-    print.say("migrate: VMPTRLD of vmcs02 failed");
-    return false;
-  }
+  if (!nesting.arriveCpu(vcpu)) return false;
   for (let i = 0; i < CARRIED.length; i++) cpu.wrmsr(CARRIED[i], values[i]);
   xstate.restore(vcpu);
   vcpu.vm.migrations++;

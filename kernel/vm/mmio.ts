@@ -15,6 +15,7 @@ import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
 import * as print from "../lib/print";
 import * as decode from "./decode";
+import * as events from "./events";
 import * as paging from "./paging";
 import * as config from "./config";
 import { RESUME, stop } from "./exits";
@@ -55,7 +56,7 @@ function setRegValue(vcpu: Vcpu, d: decode.Decoded, v: u64): void {
 // False when the instruction cannot be decoded; the caller stops the VM.
 export function emulateApic(vcpu: Vcpu, gpa: u64, stage2: paging.Stage2 = paging.direct): bool {
   const d = vcpu.decoded;
-  if (!decode.decode(d, stage2)) {
+  if (!decode.decode(vcpu, d, stage2)) {
     print.str("hv: guest: cannot decode the instruction accessing the local APIC at ");
     print.hex(gpa);
     print.str(": rip ");
@@ -78,10 +79,8 @@ export function emulateApic(vcpu: Vcpu, gpa: u64, stage2: paging.Stage2 = paging
   } else {
     setRegValue(vcpu, d, aligned ? <u64>vcpu.apic.read(off, cpu.rdtsc()) : 0);
   }
-  vmx.vmwrite(V.GUEST_RIP, vmx.vmread(V.GUEST_RIP) + d.length);
-  const intr = <u32>vmx.vmread(V.GUEST_INTERRUPTIBILITY_STATE);
-  const mask = V.INTERRUPTIBILITY_BLOCKING_BY_STI | V.INTERRUPTIBILITY_BLOCKING_BY_MOV_SS;
-  if ((intr & mask) != 0) vmx.vmwrite(V.GUEST_INTERRUPTIBILITY_STATE, intr & ~mask);
+  // An EPT violation reports no instruction length (28.2.5): the decoded one.
+  events.completeInstruction(<u64>d.length);
   return true;
 }
 

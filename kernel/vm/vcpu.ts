@@ -127,6 +127,11 @@ const OBJECT_BYTES: usize = NESTED_AT + NESTED_BYTES;
   @inline get exits(): u64 {
     return load<u64>(changetype<usize>(this), REGS_AT + V.REGS_EXITS);
   }
+  // A vCPU made from a snapshot goes on counting where the one it replaces
+  // stopped (snapshot/restore.ts): the count is the run's, not the guest's.
+  setExits(n: u64): void {
+    store<u64>(changetype<usize>(this), n, REGS_AT + V.REGS_EXITS);
+  }
   setVmcs(pa: u64): void {
     this.vmcs = pa;
     this.setLaunched(false);

@@ -33,6 +33,15 @@ export const MAX_VCPUS: i32 = 8;
   migrations: u32 = 0; // moves of a vCPU to another processor (migrate=N)
   hostInterrupts: u32 = 0; // the host's interrupts that arrived while it ran
   hostNmis: u32 = 0; // the host's NMIs likewise
+  // snapshot=N (snapshot/cycle.ts): vCPU snapshots made and restored, and
+  // those skipped because the nested state is not saved yet.
+  snapshots: u32 = 0;
+  snapshotsSkipped: u32 = 0;
+  // The guest's own snapshot (the snapshot hypercalls, snapshot/hypercall.ts):
+  // the blob's size (0: none taken) and the restores of it (the RAM's part
+  // is ramSnapshot, snapshot/vmram.ts).
+  snapBytes: u64 = 0;
+  snapRestores: u64 = 0;
   // How its boot vCPU starts, as the loader returned it (rebuildable:
   // loading the kernel again gives the same). Made with the object.
   entry: Entry = changetype<Entry>(0);
@@ -65,6 +74,11 @@ const DEVICES_AT: usize = (PROFILE_AT + offsetof<Profile>() + 7) & ~(<usize>7);
 const VM_BYTES: usize = DEVICES_AT + devices.AREA_BYTES;
 
 let theVm: Vm | null = null; // machine-wide: the one Vm object, reused (guests run one after another)
+
+// The VM of the guest running now, or of the last one (the tests' hooks).
+export function running(): Vm | null {
+  return theVm;
+}
 
 // The VM for guest= entry g. Guests run one after another, so one object
 // serves them all; everything in it is set here.

@@ -62,13 +62,23 @@ export const UNSWITCHED: StaticArray<u32> = [ // machine-wide: a constant list
   V.MSR_IA32_KERNEL_GS_BASE, V.MSR_IA32_STAR, V.MSR_IA32_LSTAR, V.MSR_IA32_CSTAR, V.MSR_IA32_FMASK,
   V.MSR_IA32_TSC_AUX,
 ];
+export function isUnswitched(msr: u32): bool {
+  for (let i = 0; i < UNSWITCHED.length; i++) if (unchecked(UNSWITCHED[i]) == msr) return true;
+  return false;
+}
 
+// Filled once, when allocated: nothing writes them afterwards (nested/
+// vmcs02.ts only reads the MSR bitmap), and a vmcs01 is also built for
+// each snapshot restore (snapshot/restore.ts), where 1,536 writes of
+// unchanged bitmap words cost a restore more than everything else.
 function setupBitmaps(): bool {
-  if (msrBitmap == 0) {
-    msrBitmap = pages.alloc(1);
-    ioBitmapA = pages.alloc(1);
-    ioBitmapB = pages.alloc(1);
-    if (msrBitmap == 0 || ioBitmapA == 0 || ioBitmapB == 0) return false;
+  if (msrBitmap != 0) return true;
+  msrBitmap = pages.alloc(1);
+  ioBitmapA = pages.alloc(1);
+  ioBitmapB = pages.alloc(1);
+  if (msrBitmap == 0 || ioBitmapA == 0 || ioBitmapB == 0) {
+    msrBitmap = 0;
+    return false;
   }
   // Every port exits (the guest's devices are all emulated or denied), and
   // every MSR exits except the pass-through set.

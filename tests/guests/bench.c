@@ -9,7 +9,9 @@
  * N times (1000, or the command line's n=N, 1..1000); the guest prints
  *   bench: <op> min=<n> median=<n> n=<N>
  * per operation, then `RESULT: PASS`, and ends with isa-debug-exit 0.
- * The VMCALL only runs under our hypervisor (elsewhere: a `skipped` line). */
+ * The VMCALL only runs under our hypervisor (elsewhere: a `skipped` line).
+ * With `snap` on the command line (under the hypervisor), the snapshot
+ * hypercalls too: snapshot-take, snapshot-restore-<dirty pages>. */
 #include "guest.h"
 
 #define MAX_N 1000
@@ -70,6 +72,59 @@ static u32 s_rdmsr(void) {
 
 static u32 overhead;
 
+/* ---- guest-requested snapshots (snap=1): docs/guest-interface.md "Snapshots" ----------------
+ * take: the VMCALL round trip of function 3 (the vCPU's blob, the RAM, the devices).
+ * restore with D dirty pages: a take, then K rounds of "write one byte in each of D
+ * pages, restore"; the time from the take's return to the K-th return at the snapshot
+ * point, less one take, over K: one restore round (its D writes included: a few
+ * instructions each).
+ * Nothing that must survive a restore may be in RAM written after the take: the start
+ * time is stored before it, and the result printed after the last restore. */
+#define SNAP_K 4
+#define SNAP_PAGES 1024
+static volatile u8 dirty_area[SNAP_PAGES * 4096] __attribute__((aligned(4096))); /* volatile: never read, the writes must stay */
+static volatile u64 snap_t0;
+static u64 take_ticks; /* snapshot-take's median, subtracted from the restore rounds' time */
+
+static u64 snap_take(u32 *rbx) {
+    u32 rax, b;
+    __asm__ volatile("vmcall" : "=a"(rax), "=b"(b) : "a"(HC_SNAPSHOT_TAKE), "b"(0) : "memory", "ecx", "edx", "esi", "edi");
+    *rbx = b;
+    return rax;
+}
+static void snap_restore(void) {
+    __asm__ volatile("vmcall" ::"a"(HC_SNAPSHOT_RESTORE), "b"(0) : "memory", "ecx", "edx", "esi", "edi");
+}
+
+static void snap_take_figure(int n) {
+    for (int i = 0; i < n; i++) {
+        u32 rbx;
+        u64 t = rdtsc();
+        u64 r = snap_take(&rbx);
+        u64 d = rdtsc() - t;
+        if (r != HC_OK) fail_stop("snapshot take: RAX = %llu", r);
+        samples[i] = (u32)d;
+    }
+    sort(samples, n);
+    take_ticks = samples[n / 2];
+    printf("bench: snapshot-take min=%u median=%u n=%d\n", samples[0], samples[n / 2], n);
+}
+
+static void snap_restore_figure(u32 pages) {
+    snap_t0 = rdtsc();
+    u32 rbx;
+    u64 r = snap_take(&rbx);
+    if (r != HC_OK && r != HC_SNAPSHOT_RESTORED) fail_stop("snapshot take: RAX = %llu", r);
+    if (rbx < SNAP_K) {
+        for (u32 p = 0; p < pages; p++) dirty_area[p * 4096 + (rbx & 63)] = (u8)(rbx + 1);
+        snap_restore();
+        fail_stop("snapshot restore returned");
+    }
+    /* (one take, then K rounds of page writes and a restore) */
+    u64 per = (rdtsc() - snap_t0 - take_ticks) / SNAP_K;
+    printf("bench: snapshot-restore-%u min=%llu median=%llu n=%d\n", pages, per, per, SNAP_K);
+}
+
 static void run(u32 (*sample)(void), const char *name) {
     for (int i = 0; i < WARMUP; i++) sample();
     for (int i = 0; i < N; i++) {
@@ -102,6 +157,12 @@ void guest_main(void) {
     else printf("bench: vmcall-query skipped (not under hv)\n");
     run(s_port, "port-out");
     run(s_rdmsr, "rdmsr-apicbase");
+    if (under_hv() && has_word(boot.cmdline, "snap")) {
+        snap_take_figure(N < 8 ? N : 8);
+        snap_restore_figure(0);
+        snap_restore_figure(16);
+        snap_restore_figure(SNAP_PAGES);
+    }
     printf("# bench: %llu TSC ticks since entry\n", rdtsc() - entry.tsc);
     printf("RESULT: PASS\n");
     exit_debug(0);

@@ -129,7 +129,7 @@ static void test_cpuid(void) {
     check_hv(l0.eax < 0xA || (!la.eax && !la.ebx && !la.ecx && !la.edx), "cpuid leaf 0xa zero");
     HV_CHECK(true, "cpuid ASHypervisor signature|at 0x%x", hv_base);
     HV_CHECK(cpuid(hv_base, 0).eax == hv_base + 1, "cpuid hv leaf 0 EAX = base+1|base 0x%x", hv_base);
-    HV_CHECK(cpuid(hv_base + 1, 0).eax == 1, "cpuid hv leaf 1 EAX = version 1");
+    HV_CHECK(cpuid(hv_base + 1, 0).eax == 2, "cpuid hv leaf 1 EAX = version 2");
 }
 
 /* ---- fw_cfg -------------------------------------------------------------------------- */
@@ -410,7 +410,7 @@ static void test_hypercalls(void) {
              "VMCALL print across RAM end -> 1");
     HV_CHECK(vmcall(HC_PRINT, 0xC0000000u, 16) == HC_BADARG, "VMCALL print 0xc0000000 -> 1");
     HV_CHECK(vmcall(0x1234, 0, 0) == HC_UNKNOWN, "VMCALL unknown function -> 2");
-    HV_CHECK(vmcall(HC_QUERY, 0, 0) == 1, "VMCALL query version -> 1");
+    HV_CHECK(vmcall(HC_QUERY, 0, 0) == 2, "VMCALL query version -> 2");
     u32 e1 = 0, e2 = 0;
     if (under_hv()) {
         e1 = vmcall(HC_QUERY, 1, 0);
@@ -419,6 +419,39 @@ static void test_hypercalls(void) {
     HV_CHECK(e2 > e1 && e1 > 0, "VMCALL query exits increases|%u then %u", e1, e2);
     u32 ram = under_hv() ? vmcall(HC_QUERY, 2, 0) : 0;
     HV_CHECK(ram == ram_size, "VMCALL query RAM = fw_cfg RAM|0x%x, 0x%llx", ram, ram_size);
+}
+
+/* ---- snapshots (docs/guest-interface.md "Snapshots") ------------------------------------------ */
+/* Take a snapshot, scribble over memory and registers, restore; three times.
+ * Nothing is printed or counted between the take and the last restore: the
+ * test counter and the console's line buffer are RAM, and would go back
+ * with it. What survives a restore is RAX and RBX, which the hypervisor
+ * sets: RAX = 3 (restored), RBX = restores so far. */
+static volatile u32 snap_word;
+static void test_snapshots(void) {
+    if (!under_hv()) {
+        skip("not under hv", "snapshot hypercalls");
+        return;
+    }
+    check(vmcall(HC_SNAPSHOT_RESTORE, 0, 0) == HC_NO_SNAPSHOT, "snapshot restore without a snapshot -> 4");
+    check(vmcall(HC_SNAPSHOT_TAKE, 1, 0) == HC_BADARG, "snapshot with flags -> 1");
+    snap_word = 0x1111;
+    u64 before = rdtsc();
+    u32 rax, rbx, esi = 0x5151, edi = 0x7171;
+    __asm__ volatile("vmcall" : "=a"(rax), "=b"(rbx), "+S"(esi), "+D"(edi) : "a"(HC_SNAPSHOT_TAKE), "b"(0) : "memory", "ecx", "edx");
+    bool first = rax == HC_OK && rbx == 0;
+    if (first || (rax == HC_SNAPSHOT_RESTORED && rbx < 3)) {
+        snap_word = 0x2222 + rbx;
+        u32 r;
+        __asm__ volatile("vmcall" : "=a"(r) : "a"(HC_SNAPSHOT_RESTORE), "b"(0), "S"(0xdead), "D"(0xbeef) : "memory", "ecx", "edx");
+        check(false, "snapshot restore returned|RAX %u", r);
+        return;
+    }
+    check(rax == HC_SNAPSHOT_RESTORED && rbx == 3, "snapshot: back at the snapshot point after 3 restores|RAX %u RBX %u", rax, rbx);
+    check(snap_word == 0x1111, "snapshot: memory as at the take|0x%x", snap_word);
+    check(esi == 0x5151 && edi == 0x7171, "snapshot: registers as at the take|ESI 0x%x EDI 0x%x", esi, edi);
+    u64 after = rdtsc();
+    check(after > before, "snapshot: the TSC went on|0x%llx then 0x%llx", before, after);
 }
 
 /* ---- ring 3 -------------------------------------------------------------------------------------- */
@@ -534,6 +567,7 @@ void guest_main(void) {
     test_xsetbv();
     test_misc();
     test_hypercalls();
+    test_snapshots();
     test_user();
     test_apic();
     test_init_sipi();

@@ -80,6 +80,13 @@ export class Machine {
   cpuCount = 1;
   regsPtr = 0; // the register block of the last vmx.enter (boot/entry/vmenter.S layout)
   xcr0 = 1n;
+  // DR0-DR3, DR6, DR7 of the processor the kernel runs on (index =
+  // register number; DR4/DR5 unused): what the guest left in them. Each
+  // processor has its own.
+  private readonly drBanks: bigint[][] = [];
+  get drs(): bigint[] {
+    return (this.drBanks[this.cpuIndex] ??= [0n, 0n, 0n, 0n, 0n, 0n, 0xffff0ff0n, 0x400n]);
+  }
   xstateOps: { op: string; mask: bigint; xcr0: bigint; cpu: number }[] = []; // cpu.xsave/xrstor calls
   eois = 0; // cpu.eoi calls
   cpuIndex = 0;
@@ -105,6 +112,8 @@ export class Machine {
   efer(): bigint { return this.msrPeek(MSR.IA32_EFER) ?? 0n; }
   msrPeek(n: number): bigint | undefined {
     const d = this.msrs.get(n);
+    const own = d ? this.bank(n)?.get(n) : undefined;
+    if (own !== undefined) return own;
     return d ? (d.read ? d.read(this) : d.value) : undefined;
   }
   // Bumped whenever an MSR changes (setMsr, removeMsr, WRMSR): lets the VMX
@@ -113,7 +122,9 @@ export class Machine {
   setMsr(n: number, value: bigint): void {
     this.msrGeneration++;
     const d = this.msrs.get(n);
-    if (d) d.value = value;
+    const b = d ? this.bank(n) : null;
+    if (b) b.set(n, value);
+    else if (d) d.value = value;
     else this.msrs.set(n, { value, write: null });
   }
   removeMsr(n: number, reason: string): void {
@@ -145,6 +156,20 @@ export class Machine {
     return ((this.cpuidRaw(leaf, 0)[reg] >>> bit) & 1) === 1;
   }
   maxPhysAddr(): number { return this.cpuidRaw(0x80000008, 0)[0] & 0xff; }
+
+  // Each processor has its own VMX operation, VMXON region and current
+  // VMCS (SDM Vol. 3C 25.11.1: the current-VMCS pointer is per logical
+  // processor); the VMCS regions themselves are memory, shared.
+  private readonly vmxOf: { inVmx: boolean; vmxon: bigint | null; current: bigint | null }[] = [];
+  switchCpu(t: number): void {
+    const v = this.vmx;
+    this.vmxOf[this.cpuIndex] = { inVmx: v.inVmxOperation, vmxon: v.vmxonPtr, current: v.currentVmcs };
+    const n = this.vmxOf[t] ?? { inVmx: false, vmxon: null, current: null };
+    v.inVmxOperation = n.inVmx;
+    v.vmxonPtr = n.vmxon;
+    v.currentVmcs = n.current;
+    this.cpuIndex = t;
+  }
 
   // ---- ending a run -----------------------------------------------------------
   // XSAVE/XRSTOR (cpu.xsave/xrstor): #UD without CR4.OSXSAVE, #GP on an
@@ -232,12 +257,24 @@ export class Machine {
     if (bad) gp(`in VMX operation bits ${hex(bad)} are fixed by IA32_VMX_CR${n}_FIXED0 ${hex(fixed0)} / FIXED1 ${hex(fixed1)} (SDM 24.8)`);
   }
 
+  // MSRs each processor has its own copy of that the tests move between
+  // processors (cpu.migrate): the ones VMX does not switch, which carry a
+  // guest's values while the hypervisor runs (vm/vmcs01.ts UNSWITCHED). A
+  // processor's copy starts as the configured value; the others are shared.
+  static readonly LOCAL_MSRS = new Set<number>([0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084, 0xc0000102, 0xc0000103]);
+  private readonly msrBanks: Map<number, bigint>[] = [];
+  private bank(n: number): Map<number, bigint> | null {
+    if (!Machine.LOCAL_MSRS.has(n)) return null;
+    return (this.msrBanks[this.cpuIndex] ??= new Map());
+  }
   readMsr(n: number): bigint {
     const d = this.msrs.get(n);
     if (!d) {
       const why = this.absentMsrReasons.get(n);
       this.fault(`#GP(0): RDMSR ${msrName(n)} (absent${why ? `: ${why}` : ''})`);
     }
+    const own = this.bank(n)?.get(n);
+    if (own !== undefined) return own;
     return d.read ? d.read(this) : d.value;
   }
   writeMsr(n: number, v: bigint): void {
@@ -249,7 +286,10 @@ export class Machine {
     const why = d.write(v, this);
     if (why) gp(why);
     this.msrGeneration++;
-    d.value = d.store ? d.store(v, this) : v;
+    const stored = d.store ? d.store(v, this) : v;
+    const b = this.bank(n);
+    if (b) b.set(n, stored);
+    else d.value = stored;
   }
 
   // ---- linear memory of the kernel -------------------------------------------
@@ -363,6 +403,19 @@ export class Machine {
           return this.cr(n);
         },
         writecr: (n: number, v: bigint) => this.writeCr(u32(n), u64(v)),
+        readdr: (n: number) => {
+          n = u32(n);
+          if (![0, 1, 2, 3, 6, 7].includes(n)) this.fault(`#UD: MOV from DR${n} (DR4/DR5 with CR4.DE, or no such register; the C import traps)`);
+          return this.drs[n];
+        },
+        writedr: (n: number, v: bigint) => {
+          n = u32(n);
+          v = u64(v);
+          if (![0, 1, 2, 3, 6, 7].includes(n)) this.fault(`#UD: MOV to DR${n}`);
+          if ((n === 6 || n === 7) && v >> 32n) this.fault(`#GP(0): MOV to DR${n} with bits 63:32 set (${hex(v)})`);
+          // DR6 bits 4-11 and 16-31 read as 1 (no RTM here), DR7 bit 10 too (SDM Vol. 3B 17.2.3, 17.2.4).
+          this.drs[n] = n === 6 ? v | 0xffff0ff0n : n === 7 ? v | 0x400n : v;
+        },
         rdtsc: () => this.tsc,
         index: () => this.cpuIndex,
         xsetbv: (idx: number, v: bigint) => {
@@ -384,7 +437,7 @@ export class Machine {
         migrate: (t: number) => {
           t = u32(t);
           if (t >= this.cpuCount) return 0;
-          this.cpuIndex = t;
+          this.switchCpu(t);
           return 1;
         },
         hoststate: (out: number) => {

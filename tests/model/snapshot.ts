@@ -15,6 +15,7 @@ export interface Snap {
   apic: { base: bigint; esrPending: number; page: Uint32Array }; // page: 256 words, register r at word r/4
   events: { l1: [number, number, number]; l2: [number, number, number] };
   timers: { l1Tsc: bigint; apicDeadline: bigint };
+  debug: { dr: [bigint, bigint, bigint, bigint]; dr6: bigint };
   xstate: { xcr0: bigint; area: Uint8Array } | null;
   nested: { flags: number; vmxon: bigint; vmcs12: bigint; deadline: bigint } | null;
   vmcs12: Uint8Array | null; // VMCS12_PAGE_SIZE, private layout
@@ -59,6 +60,13 @@ export function sections(s: Snap): [number, Uint8Array][] {
     dv.setBigUint64(V.SNAP_TIMERS_L1_TSC, s.timers.l1Tsc, true);
     dv.setBigUint64(V.SNAP_TIMERS_APIC_DEADLINE, s.timers.apicDeadline, true);
     out.push([V.SNAP_SEC_TIMERS, b]);
+  }
+  {
+    const b = new Uint8Array(V.SNAP_DEBUG_BYTES);
+    const dv = new DataView(b.buffer);
+    [V.SNAP_DEBUG_DR0, V.SNAP_DEBUG_DR1, V.SNAP_DEBUG_DR2, V.SNAP_DEBUG_DR3].forEach((at, i) => dv.setBigUint64(at, BigInt.asUintN(64, s.debug.dr[i]), true));
+    dv.setBigUint64(V.SNAP_DEBUG_DR6, BigInt.asUintN(64, s.debug.dr6), true);
+    out.push([V.SNAP_SEC_DEBUG, b]);
   }
   if (s.xstate) {
     const b = new Uint8Array(V.SNAP_XSTATE_BYTES + s.xstate.area.length);

@@ -838,6 +838,17 @@ export const INSN_INFO_REG_OPERAND = 0x00000400; // bit 10: VMREAD/VMWRITE: regi
 export const INSN_INFO_INDEX_INVALID = 0x00400000; // bit 22: no index register
 export const INSN_INFO_BASE_INVALID = 0x08000000; // bit 27: no base register
 
+// ---- exit qualification of a control-register access, exit 28 (28.2.1, Table 28-3); bits 7, 15:12 and 63:32 not defined
+export const CR_QUAL_CR_SHIFT = 0; // bits 3:0: number of the control register (0 for CLTS and LMSW)
+export const CR_QUAL_CR_MASK = 0x0000000f;
+export const CR_QUAL_ACCESS_SHIFT = 4; // bits 5:4: access type (CR_ACCESS_*)
+export const CR_QUAL_ACCESS_MASK = 0x00000030;
+export const CR_QUAL_REG_SHIFT = 8; // bits 11:8: MOV CR: the general-purpose register (register-number order RAX..R15)
+export const CR_QUAL_REG_MASK = 0x00000f00;
+export const CR_QUAL_LMSW_SOURCE_SHIFT = 16; // bits 31:16: LMSW: the source data
+export const CR_QUAL_LMSW_SOURCE_MASK = 0xffff0000;
+export const CR_QUAL_LMSW_MEMORY = 0x00000040; // bit 6: LMSW operand type: 0 register, 1 memory
+
 // ---- VMX-abort indicator, written at offset 4 of the VMCS region (28.7)
 export const VMX_ABORT_SAVE_GUEST_MSR = 1; // failure saving guest MSRs (28.4)
 export const VMX_ABORT_HOST_PDPTE = 2; // host checking of the PDPTEs failed
@@ -864,6 +875,12 @@ export const INTR_TYPE_SOFTWARE_INTERRUPT = 4; // Software interrupt
 export const INTR_TYPE_PRIVILEGED_SOFTWARE_EXCEPTION = 5; // Privileged software exception
 export const INTR_TYPE_SOFTWARE_EXCEPTION = 6; // Software exception
 export const INTR_TYPE_OTHER_EVENT = 7; // Other event
+
+// ---- access type, bits 5:4 of a control-register access exit qualification (28.2.1, Table 28-3)
+export const CR_ACCESS_MOV_TO_CR = 0; // MOV to CR
+export const CR_ACCESS_MOV_FROM_CR = 1; // MOV from CR
+export const CR_ACCESS_CLTS = 2; // CLTS
+export const CR_ACCESS_LMSW = 3; // LMSW
 
 // ---- INVEPT types (31.3 INVEPT)
 export const INVEPT_TYPE_SINGLE_CONTEXT = 1; // Single-context invalidation
@@ -961,6 +978,15 @@ export const SNAP_TIMERS_APIC_DEADLINE = 8; // 8 bytes: L1's TSC when the APIC t
 export const SNAP_TIMERS_RESERVED = 16; // 16 bytes: zero
 export const SNAP_TIMERS_BYTES = 32; // fixed size
 
+// ---- snapshot DEBUG section: the debug registers VM entry and exit do not switch (SNAP_DEBUG_*: byte offsets)
+export const SNAP_DEBUG_DR0 = 0; // 8 bytes: DR0 (breakpoint linear address 0)
+export const SNAP_DEBUG_DR1 = 8; // 8 bytes: DR1
+export const SNAP_DEBUG_DR2 = 16; // 8 bytes: DR2
+export const SNAP_DEBUG_DR3 = 24; // 8 bytes: DR3
+export const SNAP_DEBUG_DR6 = 32; // 8 bytes: DR6 (debug status); bits 63:32 zero
+export const SNAP_DEBUG_RESERVED = 40; // 24 bytes: zero
+export const SNAP_DEBUG_BYTES = 64; // fixed size
+
 // ---- snapshot XSTATE section: fixed part, then the XSAVE area (SNAP_XSTATE_*: byte offsets)
 export const SNAP_XSTATE_XCR0 = 0; // 8 bytes: the guest's XCR0
 export const SNAP_XSTATE_AREA_BYTES = 8; // 4 bytes: size of the XSAVE area that follows
@@ -984,11 +1010,12 @@ export const SNAP_SEC_MSRS = 3; // MSRs no VMCS field holds: SNAP_MSRS as index/
 export const SNAP_SEC_APIC = 4; // the local APIC (1088 bytes)
 export const SNAP_SEC_EVENTS = 5; // pending event injection (32 bytes)
 export const SNAP_SEC_TIMERS = 6; // TSC and timer deadlines (32 bytes)
-export const SNAP_SEC_XSTATE = 7; // XCR0 and the XSAVE area (present when the processor has XSAVE)
-export const SNAP_SEC_NESTED = 8; // L1's VMX operation (absent: never entered) (64 bytes)
-export const SNAP_SEC_VMCS12 = 9; // the current vmcs12 (private layout) (4096 bytes)
-export const SNAP_SEC_SHADOW_VMCS12 = 10; // the shadow VMCS vmcs12's link pointer names (GUEST_MODE with VMCS shadowing) (4096 bytes)
-export const SNAP_SEC_LAST = 10; // highest section id
+export const SNAP_SEC_DEBUG = 7; // DR0-DR3 and DR6 (the processor holds them: MOV DR does not exit) (64 bytes)
+export const SNAP_SEC_XSTATE = 8; // XCR0 and the XSAVE area (present when the processor has XSAVE)
+export const SNAP_SEC_NESTED = 9; // L1's VMX operation (absent: never entered) (64 bytes)
+export const SNAP_SEC_VMCS12 = 10; // the current vmcs12 (private layout) (4096 bytes)
+export const SNAP_SEC_SHADOW_VMCS12 = 11; // the shadow VMCS vmcs12's link pointer names (GUEST_MODE with VMCS shadowing) (4096 bytes)
+export const SNAP_SEC_LAST = 11; // highest section id
 
 // ---- snapshot NESTED flags (after kvm_nested_state.flags)
 export const SNAP_FLAG_GUEST_MODE = 0x1; // L2 was running (vmcs02 current): KVM_STATE_NESTED_GUEST_MODE
@@ -1637,6 +1664,10 @@ export const INSN_INFO_BITS: readonly BitName[] = [
   { bit: 27, name: "BASE_INVALID", mask: 0x8000000, sdm: "no base register" },
 ];
 
+export const CR_QUAL_BITS: readonly BitName[] = [
+  { bit: 6, name: "LMSW_MEMORY", mask: 0x40, sdm: "LMSW operand type: 0 register, 1 memory" },
+];
+
 export const CONTROL_WORDS: readonly ControlWord[] = [
   { key: "pin", field: PIN_BASED_VM_EXEC_CONTROL, width: 32, capMsr: MSR_IA32_VMX_PINBASED_CTLS, trueCapMsr: MSR_IA32_VMX_TRUE_PINBASED_CTLS, defaults1: 0x00000016, bits: PIN_CONTROL_BITS },
   { key: "proc", field: PRIMARY_PROC_BASED_VM_EXEC_CONTROL, width: 32, capMsr: MSR_IA32_VMX_PROCBASED_CTLS, trueCapMsr: MSR_IA32_VMX_TRUE_PROCBASED_CTLS, defaults1: 0x0401e172, bits: PROC_CONTROL_BITS },
@@ -1674,8 +1705,9 @@ export const SNAP_SECTIONS: readonly { id: number; name: string; bytes: number; 
   { id: 4, name: "APIC", bytes: 1088, item: 0 },
   { id: 5, name: "EVENTS", bytes: 32, item: 0 },
   { id: 6, name: "TIMERS", bytes: 32, item: 0 },
-  { id: 7, name: "XSTATE", bytes: 0, item: 0 },
-  { id: 8, name: "NESTED", bytes: 64, item: 0 },
-  { id: 9, name: "VMCS12", bytes: 4096, item: 0 },
-  { id: 10, name: "SHADOW_VMCS12", bytes: 4096, item: 0 },
+  { id: 7, name: "DEBUG", bytes: 64, item: 0 },
+  { id: 8, name: "XSTATE", bytes: 0, item: 0 },
+  { id: 9, name: "NESTED", bytes: 64, item: 0 },
+  { id: 10, name: "VMCS12", bytes: 4096, item: 0 },
+  { id: 11, name: "SHADOW_VMCS12", bytes: 4096, item: 0 },
 ];

@@ -9,14 +9,16 @@ const G = path.join(REPO, 'build', 'guests');
 const ELF = path.join(REPO, 'build', 'hv.elf');
 
 // The command line and modules of the all-guests boot.
+// snapshot=N (docs/snapshot.md): each of the first six guests has its vCPU
+// saved, destroyed and restored every N exits, each with another N.
 export const GUESTS_CMDLINE = [
   'caps=off',
-  'guest=suite.elf args=mods=1,tag=suite-args-ok module=module.txt',
-  'guest=mb2.elf args=mods=1,tag=mb2-args-ok module=module.txt',
-  'guest=triple.elf expect=triple-fault',
-  'guest=unbacked.elf expect=ept-violation',
-  'guest=badmsr.elf expect=triple-fault',
-  'guest=halt.elf expect=halt',
+  'guest=suite.elf args=mods=1,tag=suite-args-ok module=module.txt snapshot=7',
+  'guest=mb2.elf args=mods=1,tag=mb2-args-ok module=module.txt snapshot=1',
+  'guest=triple.elf expect=triple-fault snapshot=2',
+  'guest=unbacked.elf expect=ept-violation snapshot=3',
+  'guest=badmsr.elf expect=triple-fault snapshot=4',
+  'guest=halt.elf expect=halt snapshot=6',
   'guest=spin.elf max-ticks=20000000 expect=timeout',
   'guest=bench.elf args=n=50',
 ].join(' ');
@@ -37,3 +39,17 @@ export function endings(serial: string): [string, string, boolean][] {
     .map((m) => [m[1], m[2], m[3] === 'as expected']);
 }
 
+
+// Each guest's snapshot=N line (kernel/vm/guest.ts), by guest number:
+// snapshots taken, skipped, every N exits, processors.
+export function snapshotLines(serial: string): Map<number, { taken: number; skipped: number; every: number; cpus: number }> {
+  const out = new Map<number, { taken: number; skipped: number; every: number; cpus: number }>();
+  let guest = 0;
+  for (const line of serial.split('\n')) {
+    const g = /^hv: guest (\d+) \(\S+\) ended: /.exec(line);
+    if (g) guest = Number(g[1]);
+    const m = /^hv: snapshots: (\d+) taken, (\d+) skipped: in VMX operation \(nested state not yet saved\); every (\d+) exits, (\d+) processor\(s\)$/.exec(line);
+    if (m) out.set(guest, { taken: Number(m[1]), skipped: Number(m[2]), every: Number(m[3]), cpus: Number(m[4]) });
+  }
+  return out;
+}

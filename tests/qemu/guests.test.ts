@@ -7,9 +7,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runBochs } from '../../tools/emu/bochs.ts';
 import { expectRun, freshRunDir } from '../../tools/emu/runner.ts';
-import { GUESTS_CMDLINE, guestIso, endings } from './guestboot.ts';
+import { GUESTS_CMDLINE, guestIso, endings, snapshotLines } from './guestboot.ts';
 
-test('Bochs, 1 CPU: every test guest ends as expected, the hypervisor stays up', async () => {
+test('Bochs, 1 CPU: every test guest ends as expected (six with snapshot=N, N = 7, 1, 2, 3, 4, 6), the hypervisor stays up', async () => {
   const name = 'test-guests';
   const runDir = freshRunDir(name);
   const iso = guestIso(runDir, GUESTS_CMDLINE);
@@ -33,13 +33,27 @@ test('Bochs, 1 CPU: every test guest ends as expected, the hypervisor stays up',
   assert.match(r.serial, /^hv: guest: halted with interrupts disabled and nothing pending: halted forever$/m);
   // Exit tables were printed.
   assert.match(r.serial, /^hv: exits: \d+ in all\nhv:   IO_INSTRUCTION +\d+$/m);
+  expectSnapshots(r.serial, [[1, 7], [2, 1], [3, 2], [4, 3], [5, 4], [6, 6]], 1);
 });
 
-test('Bochs, 2 CPUs, vCPU migration every 7 exits: the suite still passes and the vCPU really moved', async () => {
+/** Guest g with snapshot=N had its vCPU replaced after every N-th exit that
+ * it went on from (the last exit ends it), none skipped (no VMX operation). */
+function expectSnapshots(serial: string, every: [number, number][], cpus: number) {
+  const lines = snapshotLines(serial);
+  const exits = [...serial.matchAll(/^hv: guest (\d+) \(\S+\) ended: .*?, (\d+) exits,/gm)].map((m) => [Number(m[1]), Number(m[2])]);
+  assert.equal([...lines.keys()], every.map(([g]) => g), 'a snapshot line for each guest with snapshot=N');
+  for (const [g, n] of every) {
+    const s = lines.get(g)!;
+    const e = exits.find(([x]) => x === g)![1];
+    assert.equal(s, { taken: Math.floor((e - 1) / n), skipped: 0, every: n, cpus }, `guest ${g}: ${e} exits, snapshot=${n}`);
+  }
+}
+
+test('Bochs, 2 CPUs, vCPU migration every 7 exits and snapshot=5, 1, 3: the suite still passes and the vCPU really moved', async () => {
   const name = 'test-guests-smp-migrate';
   const runDir = freshRunDir(name);
-  const cmdline = 'caps=off migrate=7 guest=suite.elf args=mods=1,tag=suite-args-ok module=module.txt ' +
-    'guest=mb2.elf args=mods=1,tag=mb2-args-ok module=module.txt guest=triple.elf expect=triple-fault';
+  const cmdline = 'caps=off migrate=7 guest=suite.elf args=mods=1,tag=suite-args-ok module=module.txt snapshot=5 ' +
+    'guest=mb2.elf args=mods=1,tag=mb2-args-ok module=module.txt snapshot=1 guest=triple.elf expect=triple-fault snapshot=3';
   const iso = guestIso(runDir, cmdline);
   const r = await runBochs({ name, boot: 'bios-cdrom', image: iso, runDir, cpus: 2, timeoutMs: 240_000 });
   expectRun(r, {
@@ -57,6 +71,8 @@ test('Bochs, 2 CPUs, vCPU migration every 7 exits: the suite still passes and th
   moves.forEach((m, i) => assert.is(m, Math.floor((exitsOf[i] - 1) / 7), `guest ${i + 1}: ${m} moves for ${exitsOf[i]} exits`));
   assert.is((r.serial.match(/^L1\| RESULT: PASS$/gm) ?? []).length, 2);
   assert.not.match(r.serial, /^L1\| not ok /m);
+  // ... and snapshot=N replaced it (on the other processor) every N exits.
+  expectSnapshots(r.serial, [[1, 5], [2, 1], [3, 3]], 2);
 });
 
 test.run();

@@ -50,17 +50,27 @@ run('bare', 'the test L1 on bare Bochs (reference: Bochs\'s own VMX)', async () 
 });
 
 // VMCS shadowing on (the default: L1's VMREAD/VMWRITE of the shadowed
-// fields do not exit) and off (every one is emulated), and on with two CPUs.
+// fields do not exit) and off (every one is emulated), and on with two CPUs;
+// each with snapshot=N (docs/snapshot.md), which replaces the vCPU every N
+// exits outside VMX operation and skips (counting) those inside until the
+// nested state is saved.
 const RUNS = [
-  { cpus: 1, shadow: true },
-  { cpus: 1, shadow: false },
-  { cpus: 2, shadow: true },
+  { cpus: 1, shadow: true, snapshot: 9 },
+  { cpus: 1, shadow: false, snapshot: 4 },
+  { cpus: 2, shadow: true, snapshot: 11 },
 ];
-for (const { cpus, shadow } of RUNS) {
-  run(`hv${cpus}${shadow ? '' : '-noshadow'}`, `the test L1 under this hypervisor, nested=on, shadow-vmcs=${shadow ? 'on' : 'off'}, ${cpus} CPU(s)${cpus > 1 ? ', migrate=50' : ''}`, async () => {
+/** The snapshot=N line: some taken (before VMXON and after VMXOFF), the rest skipped. */
+function expectSnapshotsSkipped(serial: string, n: number, cpus: number) {
+  const m = new RegExp(`^hv: snapshots: (\\d+) taken, (\\d+) skipped: in VMX operation \\(nested state not yet saved\\); every ${n} exits, ${cpus} processor\\(s\\)$`, 'm').exec(serial);
+  assert.ok(m, `the snapshot=${n} line`);
+  assert.ok(Number(m![1]) > 0, `${m![1]} snapshots taken outside VMX operation`);
+  assert.ok(Number(m![2]) > Number(m![1]), `${m![2]} skipped in VMX operation`);
+}
+for (const { cpus, shadow, snapshot } of RUNS) {
+  run(`hv${cpus}${shadow ? '' : '-noshadow'}`, `the test L1 under this hypervisor, nested=on, shadow-vmcs=${shadow ? 'on' : 'off'}, ${cpus} CPU(s)${cpus > 1 ? ', migrate=50' : ''}, snapshot=${snapshot}`, async () => {
     const name = `test-l1-nested-${cpus}${shadow ? '' : '-noshadow'}`;
     const runDir = freshRunDir(name);
-    const cmdline = `caps=off ${cpus > 1 ? 'migrate=50 ' : ''}guest=l1.elf nested=on shadow-vmcs=${shadow ? 'on' : 'off'} max-ticks=400000000`;
+    const cmdline = `caps=off ${cpus > 1 ? 'migrate=50 ' : ''}guest=l1.elf nested=on shadow-vmcs=${shadow ? 'on' : 'off'} max-ticks=400000000 snapshot=${snapshot}`;
     const r = await runBochs({ name, boot: 'bios-cdrom', image: iso(runDir, ELF, ['--cmdline', cmdline, '--module', L1, 'l1.elf']),
       runDir, cpus, timeoutMs: 240_000 });
     expectRun(r, { status: 0, exitCode: 0, lines: [/^L1\| RESULT: PASS$/, /^hv: guest 1 \(l1\.elf\) ended: exit via isa-debug-exit, code 1, .*: as expected$/] });
@@ -88,6 +98,7 @@ for (const { cpus, shadow } of RUNS) {
       const mig = /^hv: vcpu migrations: (\d+)/m.exec(r.serial);
       assert.ok(mig && Number(mig[1]) > 10, 'the vCPU moved');
     }
+    expectSnapshotsSkipped(r.serial, snapshot, cpus);
   });
 }
 
@@ -97,14 +108,14 @@ for (const { cpus, shadow } of RUNS) {
 // benchmark guest (which passes) and the triple-fault guest (which L1 must
 // see end in a triple fault). Lines are marked by level: L1's own with
 // "L1| ", L2's with "L1| L2| ".
-run('turtles', 'turtles: this hypervisor as L1 on itself runs L2 guests', async () => {
+run('turtles', 'turtles: this hypervisor as L1 on itself runs L2 guests, snapshot=13', async () => {
   const name = 'test-turtles';
   const runDir = freshRunDir(name);
   const l1 = path.join(runDir, 'hvl1.elf');
   fs.copyFileSync(ELF, l1);
   const guests = path.join(REPO, 'build', 'guests');
   const out = path.join(runDir, 'boot.iso');
-  const cmdline = 'caps=off guest=hvl1.elf mem=160M nested=on ' +
+  const cmdline = 'caps=off guest=hvl1.elf mem=160M nested=on snapshot=13 ' +
     'args=caps=off,guest=bench.elf,args=n=20,guest=triple.elf,expect=triple-fault module=bench.elf module=triple.elf';
   execFileSync('bash', [path.join(REPO, 'tools', 'mkiso.sh'), ELF, out, '--cmdline', cmdline,
     '--module', l1, 'hvl1.elf', '--module', path.join(guests, 'bench.elf'), 'bench.elf',
@@ -127,6 +138,7 @@ run('turtles', 'turtles: this hypervisor as L1 on itself runs L2 guests', async 
   const fills = /^hv: shadow EPT: (\d+) roots built, (\d+) reused, (\d+) pages filled$/m.exec(r.serial)!;
   assert.ok(Number(fills[3]) > 5, `shadow EPT pages filled: ${fills[3]}`);
   assert.not.match(r.serial, /not ok /);
+  expectSnapshotsSkipped(r.serial, 13, 1);
 });
 
 test.run();

@@ -34,7 +34,7 @@ test('CPUID: hypervisor leaves, hidden features, RIP advanced by the instruction
         assert.is(m.guestReg(RBX) >> 24n, 0n, 'APIC ID 0');
       } },
     { exit: { reason: V.EXIT_REASON_CPUID, len: 2, regs: { [RAX]: 0x40000001n } },
-      check: (m) => assert.is(m.guestReg(RAX), 1n, 'interface version') },
+      check: (m) => assert.is(m.guestReg(RAX), 2n, 'interface version') },
     { exit: { reason: V.EXIT_REASON_CPUID, len: 2, regs: { [RAX]: 7n, [RCX]: 0n } },
       check: (m) => {
         // INVPCID shown because the guest's VMCS enables it (it then runs natively).
@@ -182,6 +182,30 @@ test('CR access: CR4.PCIDE only in IA-32e mode with CR3[11:0] = 0; CR0.PG not cl
     { exit: { reason: V.EXIT_REASON_CR_ACCESS, qual: movToCr(0, RBX), len: 3, regs: { [RBX]: 0x00010031n } },
       check: (m) => assert.is(injected(m), GP, 'clearing CR0.PG with CR4.PCIDE = 1') },
   ], 'nested=on');
+  assert.equal(r.faults, []);
+  assert.is(r.status, 0, r.console);
+});
+
+test('CR access: MOV to CR writes the register\'s low 32 bits outside 64-bit mode, all 64 in it', () => {
+  // SDM Vol. 2B "MOV—Move to/from Control Registers": the operand is 32 bits
+  // outside 64-bit mode, so bits 63:32 of the register (left from an earlier
+  // 64-bit mode) are not written to CR0; in 64-bit mode they are, and set
+  // CR0[63:32] bits are reserved: #GP(0).
+  const movCr0Rbx = BigInt(0 | (RBX << 8));
+  const v = 0xdead000080000011n;
+  const long64 = {
+    [V.GUEST_CR0]: 0x80010031n, [V.CR0_READ_SHADOW]: 0x80010031n, [V.GUEST_CR4]: BigInt(V.X86_CR4_PAE),
+    [V.CR4_READ_SHADOW]: BigInt(V.X86_CR4_PAE), [V.GUEST_IA32_EFER]: 0x500n, [V.GUEST_CS_ACCESS_RIGHTS]: 0xa09bn,
+  };
+  const r = play([
+    { exit: { reason: V.EXIT_REASON_CR_ACCESS, qual: movCr0Rbx, len: 3, regs: { [RBX]: v } },
+      check: (m) => {
+        assert.is(injected(m), 0n, 'protected mode: the upper half is not part of the operand');
+        assert.is(m.vmx.field(V.CR0_READ_SHADOW), 0x80000011n);
+      } },
+    { exit: { reason: V.EXIT_REASON_CR_ACCESS, qual: movCr0Rbx, len: 3, regs: { [RBX]: v }, fields: long64 },
+      check: (m) => assert.is(injected(m), GP, '64-bit mode: CR0[63:32] reserved') },
+  ]);
   assert.equal(r.faults, []);
   assert.is(r.status, 0, r.console);
 });

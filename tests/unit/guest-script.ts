@@ -76,3 +76,22 @@ export function play(steps: Step[], cmdline = '', opts: { noFinalExit?: boolean;
 export const injected = (m: Machine) => m.vmx.field(V.VM_ENTRY_INTERRUPTION_INFO);
 export const GP = 0x80000b0dn; // valid, hardware exception, deliver error code, vector 13
 export const UD = 0x80000306n; // valid, hardware exception, vector 6
+
+// The host-physical address of the guest's (L1's) physical address gpa:
+// through the EPT of the current VMCS (vmcs01), as the guest's accesses go.
+export function guestHpa(m: Machine, gpa: number): number {
+  const mask = 0x000ffffffffff000n;
+  const g = BigInt(gpa);
+  let table = m.vmx.field(V.EPT_POINTER) & mask;
+  for (let level = 4; level >= 1; level--) {
+    const shift = BigInt(12 + 9 * (level - 1));
+    const e = m.phys.read64(Number(table + ((g >> shift) & 511n) * 8n));
+    if ((e & 7n) === 0n) throw new Error(`guest-physical 0x${gpa.toString(16)} is not mapped by EPT`);
+    if (level === 1 || (level <= 3 && (e & 0x80n) !== 0n)) {
+      const page = (1n << shift) - 1n;
+      return Number((e & mask & ~page) | (g & page));
+    }
+    table = e & mask;
+  }
+  throw new Error('unreachable');
+}

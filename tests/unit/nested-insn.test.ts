@@ -11,7 +11,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tigerlake, type Machine } from '../model/index.ts';
 import * as V from '../model/vmx-consts.ts';
-import { play, injected, GP, UD, RAX, RCX, RDX, RBX, type Step, type Snapshot } from './guest-script.ts';
+import { play, injected, guestHpa, GP, UD, RAX, RCX, RDX, RBX, type Step, type Snapshot } from './guest-script.ts';
 
 const RSP = 4, RSI = 6, RDI = 7, R9 = 9;
 const CR2_SLOT = 16; // the register block keeps CR2 at +128 (kernel/vm/vcpu.ts)
@@ -20,22 +20,7 @@ const SS_FAULT = 0x80000b0cn; // #SS with error code
 const PF = 0x80000b0en; // #PF with error code
 
 // ---- L1's memory: guest-physical -> host-physical through vmcs01's EPT ----
-function hpa(m: Machine, gpa: number): number {
-  const mask = 0x000ffffffffff000n;
-  const g = BigInt(gpa);
-  let table = m.vmx.field(V.EPT_POINTER) & mask;
-  for (let level = 4; level >= 1; level--) {
-    const shift = BigInt(12 + 9 * (level - 1));
-    const e = m.phys.read64(Number(table + ((g >> shift) & 511n) * 8n));
-    if ((e & 7n) === 0n) throw new Error(`guest-physical 0x${gpa.toString(16)} is not mapped by EPT`);
-    if (level === 1 || (level <= 3 && (e & 0x80n) !== 0n)) {
-      const page = (1n << shift) - 1n;
-      return Number((e & mask & ~page) | (g & page));
-    }
-    table = e & mask;
-  }
-  throw new Error('unreachable');
-}
+const hpa = guestHpa;
 const w32 = (m: Machine, gpa: number, v: number) => m.phys.write32(hpa(m, gpa), v);
 const w64 = (m: Machine, gpa: number, v: bigint) => m.phys.write64(hpa(m, gpa), BigInt.asUintN(64, v));
 const r32 = (m: Machine, gpa: number) => m.phys.read32(hpa(m, gpa));

@@ -136,6 +136,7 @@ function l1Only(): Snap {
     apic: { base: 0xfee00900n, esrPending: 0, page },
     events: { l1: [0, 0, 0], l2: [0, 0, 0] },
     timers: { l1Tsc: 5_000_000n, apicDeadline: 5_100_000n },
+    debug: { dr: [0x401000n, 0xffff800000001000n, 0n, 0x8000n], dr6: 0xffff4ff1n },
     xstate: { xcr0: 7n, area },
     nested: null, vmcs12: null, shadow12: null,
   };
@@ -255,6 +256,7 @@ const CASES: Case[] = [
   { rule: 'section.size', base: l1Only, blob: (s) => reframe(s, (l) => l.map(([i, p]) => [i, i === V.SNAP_SEC_REGS ? p.slice(0, 704) : p])), what: 'a register section of the wrong size' },
   { rule: 'section.size', base: l1Only, blob: (s) => reframe(s, (l) => l.map(([i, p]) => [i, i === V.SNAP_SEC_VMCS01 ? p.slice(0, p.length - 8) : p])), what: 'a pair list cut in a pair' },
   { rule: 'section.missing', base: l1Only, blob: withoutSection(V.SNAP_SEC_APIC), what: 'no APIC' },
+  { rule: 'section.missing', base: l1Only, blob: withoutSection(V.SNAP_SEC_DEBUG), what: 'no DEBUG (a blob without the debug registers)' },
   { rule: 'section.missing', base: l1Only, blob: withoutSection(V.SNAP_SEC_XSTATE), what: 'no XSTATE on a processor with XSAVE' },
   { rule: 'section.missing', base: vmcs12Loaded, blob: withoutSection(V.SNAP_SEC_VMCS12), what: 'a vmcs12 pointer without its page' },
   { rule: 'section.missing', base: inL2Shadow, blob: withoutSection(V.SNAP_SEC_SHADOW_VMCS12), what: 'GUEST_MODE with shadowing but no shadow vmcs12' },
@@ -296,6 +298,8 @@ const CASES: Case[] = [
   { rule: 'events.run-pending-mismatch', base: runPending, snap: (s) => (s.events.l2 = [PF_WITH_CODE, 6, 0]), what: "not the event vmcs12 asked for" },
   { rule: 'timers.reserved', base: l1Only, bytes: (b) => (b[secAt(b, V.SNAP_SEC_TIMERS).offset + V.SNAP_TIMERS_RESERVED] = 1, b), what: 'reserved byte' },
   { rule: 'timers.apic-deadline-without-count', base: l1Only, snap: (s) => (s.apic.page[APIC.INITIAL / 4] = 0), what: 'a deadline with initial count 0' },
+  { rule: 'debug.reserved', base: l1Only, bytes: (b) => (b[secAt(b, V.SNAP_SEC_DEBUG).offset + V.SNAP_DEBUG_RESERVED + 5] = 1, b), what: 'reserved byte' },
+  { rule: 'debug.dr6', base: l1Only, snap: (s) => (s.debug.dr6 |= 1n << 32n), what: 'DR6 bit 32 (MOV to DR6 would #GP)' },
   { rule: 'xstate.size', base: l1Only, snap: (s) => (s.xstate = { xcr0: 7n, area: s.xstate!.area.slice(0, 768) }), what: 'an area of another processor' },
   { rule: 'xstate.reserved', base: l1Only, bytes: (b) => (b[secAt(b, V.SNAP_SEC_XSTATE).offset + V.SNAP_XSTATE_RESERVED] = 1, b), what: 'reserved byte' },
   { rule: 'xstate.xcr0', base: l1Only, snap: (s) => (s.xstate!.xcr0 = 5n), what: 'AVX without SSE' },
@@ -461,7 +465,7 @@ test(`${MUTATIONS} random mutations of valid blobs: accepted or rejected by a na
     for (let k = 0; k < steps; k++) {
       const dv = new DataView(b.buffer);
       const kind = rng.int(8);
-      if (kind === 0) {
+      if (kind === 0 && b.length > 0) {
         const off = rng.int(b.length);
         b[off] ^= 1 << rng.int(8);
       } else if (kind === 1 && b.length >= 4) {

@@ -889,6 +889,19 @@ export const REGISTERS = [
       { bit: 27, name: 'BASE_INVALID', sdm: 'no base register' },
     ],
   },
+  {
+    key: 'crQual', prefix: 'CR_QUAL_', width: 32,
+    sdm: 'exit qualification of a control-register access, exit 28 (28.2.1, Table 28-3); bits 7, 15:12 and 63:32 not defined',
+    fields: [
+      { lsb: 0, msb: 3, name: 'CR', sdm: 'number of the control register (0 for CLTS and LMSW)' },
+      { lsb: 4, msb: 5, name: 'ACCESS', sdm: 'access type (CR_ACCESS_*)' },
+      { lsb: 8, msb: 11, name: 'REG', sdm: 'MOV CR: the general-purpose register (register-number order RAX..R15)' },
+      { lsb: 16, msb: 31, name: 'LMSW_SOURCE', sdm: 'LMSW: the source data' },
+    ],
+    bits: [
+      { bit: 6, name: 'LMSW_MEMORY', sdm: 'LMSW operand type: 0 register, 1 memory' },
+    ],
+  },
 ];
 
 // Small enumerations: named values that are not bit masks.
@@ -919,6 +932,12 @@ export const VALUES = [
     { name: 'PRIVILEGED_SOFTWARE_EXCEPTION', value: 5, sdm: 'Privileged software exception' },
     { name: 'SOFTWARE_EXCEPTION', value: 6, sdm: 'Software exception' },
     { name: 'OTHER_EVENT', value: 7, sdm: 'Other event' },
+  ] },
+  { group: 'access type, bits 5:4 of a control-register access exit qualification (28.2.1, Table 28-3)', prefix: 'CR_ACCESS_', values: [
+    { name: 'MOV_TO_CR', value: 0, sdm: 'MOV to CR' },
+    { name: 'MOV_FROM_CR', value: 1, sdm: 'MOV from CR' },
+    { name: 'CLTS', value: 2, sdm: 'CLTS' },
+    { name: 'LMSW', value: 3, sdm: 'LMSW' },
   ] },
   { group: 'INVEPT types (31.3 INVEPT)', prefix: 'INVEPT_TYPE_', values: [
     { name: 'SINGLE_CONTEXT', value: 1, sdm: 'Single-context invalidation' },
@@ -1069,6 +1088,14 @@ export const SNAPSHOT = {
       { name: 'APIC_DEADLINE', offset: 8, size: 8, doc: "L1's TSC when the APIC timer count reaches 0; all ones: not counting" },
       { name: 'RESERVED', offset: 16, size: 16, doc: 'zero' },
     ] },
+    { prefix: 'DEBUG', bytes: 64, doc: 'DEBUG section: the debug registers VM entry and exit do not switch', fields: [
+      { name: 'DR0', offset: 0, size: 8, doc: 'DR0 (breakpoint linear address 0)' },
+      { name: 'DR1', offset: 8, size: 8, doc: 'DR1' },
+      { name: 'DR2', offset: 16, size: 8, doc: 'DR2' },
+      { name: 'DR3', offset: 24, size: 8, doc: 'DR3' },
+      { name: 'DR6', offset: 32, size: 8, doc: 'DR6 (debug status); bits 63:32 zero' },
+      { name: 'RESERVED', offset: 40, size: 24, doc: 'zero' },
+    ] },
     { prefix: 'XSTATE', bytes: 64, doc: 'XSTATE section: fixed part, then the XSAVE area', fields: [
       { name: 'XCR0', offset: 0, size: 8, doc: "the guest's XCR0" },
       { name: 'AREA_BYTES', offset: 8, size: 4, doc: 'size of the XSAVE area that follows' },
@@ -1093,10 +1120,11 @@ export const SNAPSHOT = {
     { name: 'APIC', id: 4, bytes: 'SNAP_APIC_BYTES', doc: 'the local APIC' },
     { name: 'EVENTS', id: 5, bytes: 'SNAP_EVENTS_BYTES', doc: 'pending event injection' },
     { name: 'TIMERS', id: 6, bytes: 'SNAP_TIMERS_BYTES', doc: 'TSC and timer deadlines' },
-    { name: 'XSTATE', id: 7, doc: 'XCR0 and the XSAVE area (present when the processor has XSAVE)' },
-    { name: 'NESTED', id: 8, bytes: 'SNAP_NESTED_BYTES', doc: "L1's VMX operation (absent: never entered)" },
-    { name: 'VMCS12', id: 9, bytes: 'VMCS12_PAGE_SIZE', doc: 'the current vmcs12 (private layout)' },
-    { name: 'SHADOW_VMCS12', id: 10, bytes: 'VMCS12_PAGE_SIZE', doc: "the shadow VMCS vmcs12's link pointer names (GUEST_MODE with VMCS shadowing)" },
+    { name: 'DEBUG', id: 7, bytes: 'SNAP_DEBUG_BYTES', doc: 'DR0-DR3 and DR6 (the processor holds them: MOV DR does not exit)' },
+    { name: 'XSTATE', id: 8, doc: 'XCR0 and the XSAVE area (present when the processor has XSAVE)' },
+    { name: 'NESTED', id: 9, bytes: 'SNAP_NESTED_BYTES', doc: "L1's VMX operation (absent: never entered)" },
+    { name: 'VMCS12', id: 10, bytes: 'VMCS12_PAGE_SIZE', doc: 'the current vmcs12 (private layout)' },
+    { name: 'SHADOW_VMCS12', id: 11, bytes: 'VMCS12_PAGE_SIZE', doc: "the shadow VMCS vmcs12's link pointer names (GUEST_MODE with VMCS shadowing)" },
   ],
   nestedFlags: [
     { name: 'GUEST_MODE', bit: 0, doc: 'L2 was running (vmcs02 current): KVM_STATE_NESTED_GUEST_MODE' },

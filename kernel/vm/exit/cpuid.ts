@@ -18,7 +18,8 @@ const out: usize = memory.data(16, 16); // machine-wide: CPUID's output (scratch
 
 export const HV_LEAF_BASE: u32 = 0x40000000;
 export const HV_LEAF_MAX: u32 = 0x40000001;
-export const HV_INTERFACE_VERSION: u32 = 1;
+// 2: with the snapshot hypercalls (docs/guest-interface.md); also query 0.
+export const HV_INTERFACE_VERSION: u32 = 2;
 // "ASHypervisor" as EBX, ECX, EDX.
 const SIG_EBX: u32 = 0x79485341; // "ASHy"
 const SIG_ECX: u32 = 0x76726570; // "perv"

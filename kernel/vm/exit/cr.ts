@@ -11,16 +11,11 @@ import * as R from "../vcpu";
 import { Vcpu } from "../vcpu";
 import * as vmcs01 from "../vmcs01";
 import * as events from "../events";
+import * as crqual from "./crqual";
 import { RESUME, stop } from "../exits";
 import * as config from "../config";
 import * as print from "../../lib/print";
-import * as nestedCaps from "../../nested/caps";
-
-const ACCESS_MOV_TO_CR: u32 = 0;
-const ACCESS_MOV_FROM_CR: u32 = 1;
-const ACCESS_CLTS: u32 = 2;
-const ACCESS_LMSW: u32 = 3;
-
+import * as nesting from "../nesting";
 
 function longMode(): bool {
   return (vmx.vmread(V.GUEST_IA32_EFER) & V.X86_EFER_LMA) != 0;
@@ -33,7 +28,7 @@ function writeCr0(vcpu: Vcpu, v: u64): bool {
   if ((v >> 32) != 0) return false;
   // In VMX operation CR0 must stay inside the fixed bits offered to L1
   // (SDM Vol. 3C 24.8: MOV to CR0 that violates them is #GP).
-  if (vcpu.nested.vmxOn && !nestedCaps.cr0Allowed(v)) return false;
+  if (!nesting.cr0Allowed(vcpu, v)) return false;
   if ((v & V.X86_CR0_PG) != 0 && (v & V.X86_CR0_PE) == 0) return false;
   if ((v & V.X86_CR0_NW) != 0 && (v & V.X86_CR0_CD) == 0) return false;
   // Clearing PG while CR4.PCIDE = 1 is #GP(0) (SDM Vol. 2B MOV to CR0).
@@ -53,7 +48,7 @@ function writeCr0(vcpu: Vcpu, v: u64): bool {
 function writeCr4(vcpu: Vcpu, v: u64): bool {
   if ((v & V.X86_CR4_SMXE) != 0) return false;
   if ((v & V.X86_CR4_VMXE) != 0 && !vcpu.nested.enabled) return false;
-  if (vcpu.nested.vmxOn && !nestedCaps.cr4Allowed(v)) return false;
+  if (!nesting.cr4Allowed(vcpu, v)) return false;
   if ((v & ~caps.cr4Guest() & ~(<u64>V.X86_CR4_VMXE)) != 0) return false;
   // PAE may not be cleared in long mode (SDM Vol. 3A 9.8.5.4).
   if (longMode() && (v & V.X86_CR4_PAE) == 0) return false;
@@ -69,29 +64,28 @@ function writeCr4(vcpu: Vcpu, v: u64): bool {
 
 export function handle(vcpu: Vcpu, reason: u32): i32 {
   const q = <u32>vmx.vmread(V.EXIT_QUALIFICATION);
-  const crn = q & 0xf;
-  const access = (q >> 4) & 3;
-  const r = (q >> 8) & 0xf;
+  const crn = crqual.cr(q);
+  const access = crqual.access(q);
   let ok = true;
-  if (access == ACCESS_MOV_TO_CR) {
-    const v = vcpu.gpr(r);
+  if (access == V.CR_ACCESS_MOV_TO_CR) {
+    const v = crqual.source(vcpu, q);
     if (crn == 0) ok = writeCr0(vcpu, v);
     else if (crn == 4) ok = writeCr4(vcpu, v);
     else if (crn == 8) {
       if ((v & ~<u64>0xf) != 0) ok = false; // CR8 bits 63:4 reserved
       else vcpu.apic.write(lapic.REG_TPR, <u32>v << 4, cpu.rdtsc());
     } else return unexpected(vcpu, q);
-  } else if (access == ACCESS_MOV_FROM_CR) {
+  } else if (access == V.CR_ACCESS_MOV_FROM_CR) {
     if (crn != 8) return unexpected(vcpu, q);
-    vcpu.setGpr(r, <u64>((vcpu.apic.read(lapic.REG_TPR) >> 4) & 0xf));
-  } else if (access == ACCESS_CLTS) {
+    vcpu.setGpr(crqual.reg(q), <u64>((vcpu.apic.read(lapic.REG_TPR) >> 4) & 0xf));
+  } else if (access == V.CR_ACCESS_CLTS) {
     const shadow = vmx.vmread(V.CR0_READ_SHADOW) & ~(<u64>V.X86_CR0_TS);
     ok = writeCr0(vcpu, shadow);
   } else {
     // LMSW loads CR0 bits 3:0 but cannot clear PE (SDM Vol. 2A LMSW).
-    const src = (q >> 16) & 0xffff;
+    const src = crqual.lmswSource(q);
     const shadow = vmx.vmread(V.CR0_READ_SHADOW);
-    const v = (shadow & ~<u64>0xe) | <u64>(src & 0xf) | (shadow & 1);
+    const v = (shadow & ~<u64>0xe) | (src & 0xf) | (shadow & 1);
     ok = writeCr0(vcpu, v);
   }
   if (!ok) {

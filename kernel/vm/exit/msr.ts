@@ -18,7 +18,7 @@ import * as R from "../vcpu";
 import { Vcpu } from "../vcpu";
 import * as events from "../events";
 import * as tsc from "../tsc";
-import * as nestedCaps from "../../nested/caps";
+import * as nesting from "../nesting";
 import { RESUME } from "../exits";
 
 // IA32_MTRRCAP (SDM Vol. 3A 11.11.2.1): no variable ranges, fixed ranges
@@ -98,8 +98,8 @@ function onVmcs02(vcpu: Vcpu): bool {
   return vcpu.nested.inL2 || vcpu.msrs.loadingL2;
 }
 
-// Index into mtrrFixed, or -1.
-function fixedMtrr(msr: u32): i32 {
+// Index into mtrrFixed, or -1 (also the order snapshot/ saves them in).
+export function fixedMtrr(msr: u32): i32 {
   if (msr == V.MSR_IA32_MTRR_FIX64K_00000) return 0;
   if (msr == V.MSR_IA32_MTRR_FIX16K_80000) return 1;
   if (msr == V.MSR_IA32_MTRR_FIX16K_A0000) return 2;
@@ -142,8 +142,9 @@ export function patOk(v: u64): bool {
     case V.MSR_IA32_SMM_MONITOR_CTL: return vcpu.nested.enabled;
   }
   if (fixedMtrr(msr) >= 0) return true;
-  // The VMX capability MSRs exist when VMX is offered (nested=on; A.1).
-  return vcpu.nested.enabled && nestedCaps.hasMsr(msr);
+  // The VMX capability MSRs exist when VMX is offered (nested=on; A.1):
+  // which, nested/caps.ts says (vm/nesting.ts).
+  return vcpu.nested.enabled && nesting.vmxMsrExists(msr);
 }
 
 // The value of emulated MSR msr, which readable() accepted.
@@ -171,8 +172,8 @@ export function read(vcpu: Vcpu, msr: u32): u64 {
   }
   const f = fixedMtrr(msr);
   if (f >= 0) return load<u64>(vcpu.msrs.mtrrFixed(f));
-  // A VMX capability MSR (readable() found it exists).
-  return nestedCaps.msrValue(msr);
+  // A VMX capability MSR (readable() asked nested/caps.ts whether it is one).
+  return nesting.vmxMsrValue(msr);
 }
 
 export function write(vcpu: Vcpu, msr: u32, v: u64): bool {

@@ -9,28 +9,29 @@ import { Vcpu } from "../vcpu";
 import * as guestmem from "../guestmem";
 import * as events from "../events";
 import { RESUME, stopWithCode } from "../exits";
+import * as snap from "../../snapshot/hypercall";
+import * as cpuidExit from "./cpuid";
 import * as ramsnap from "../../snapshot/testcall";
 
 export const HC_PRINT: u64 = 0;
 export const HC_EXIT: u64 = 1;
 export const HC_QUERY: u64 = 2;
-// Snapshots (docs/guest-interface.md "Snapshots"): numbers reserved; until
-// vCPU save/restore exists they are unknown functions (HC_UNKNOWN), as the
-// interface version (query 0 = 1) says.
+// Snapshots (docs/guest-interface.md "Snapshots"; snapshot/hypercall.ts):
+// interface version 2.
 export const HC_SNAPSHOT: u64 = 3;
 export const HC_RESTORE: u64 = 4;
 
-export const HC_OK: u64 = 0;
-export const HC_BAD_ARGUMENT: u64 = 1;
-export const HC_UNKNOWN: u64 = 2;
-export const HC_RESTORED: u64 = 3; // HC_SNAPSHOT returning at the snapshot point after a restore
-export const HC_NO_SNAPSHOT: u64 = 4; // HC_RESTORE without a snapshot
+export const HC_OK: u64 = snap.HC_OK;
+export const HC_BAD_ARGUMENT: u64 = snap.HC_BAD_ARGUMENT;
+export const HC_UNKNOWN: u64 = snap.HC_UNKNOWN;
+export const HC_RESTORED: u64 = snap.HC_RESTORED; // HC_SNAPSHOT returning at the snapshot point after a restore
+export const HC_NO_SNAPSHOT: u64 = snap.HC_NO_SNAPSHOT; // HC_RESTORE without a snapshot
 
 export const PRINT_MAX: u64 = 256;
 const text: usize = memory.data(<i32>PRINT_MAX); // machine-wide: the text being printed (scratch)
 
 function query(vcpu: Vcpu, what: u64): u64 {
-  if (what == 0) return 1; // interface version
+  if (what == 0) return cpuidExit.HV_INTERFACE_VERSION; // as CPUID 40000001H:EAX
   if (what == 1) return vcpu.exits;
   if (what == 2) return vcpu.vm.ramBytes;
   if (what == 3) return cpu.rdtsc() + vmx.vmread(V.TSC_OFFSET); // the guest's TSC, read by the hypervisor
@@ -64,6 +65,10 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
   } else if (fn == HC_QUERY) {
     const v = query(vcpu, a);
     result = v == u64.MAX_VALUE ? HC_BAD_ARGUMENT : v;
+  } else if (fn == HC_SNAPSHOT) {
+    return snap.take(vcpu, a);
+  } else if (fn == HC_RESTORE) {
+    return snap.restoreVm(vcpu, a);
   } else if (fn == ramsnap.HC_RAM_SNAPSHOT) {
     // A test hypercall (ramsnap= guests): RBX = pages copied or counted.
     const n = ramsnap.call(vcpu, a);

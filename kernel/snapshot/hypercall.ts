@@ -1,0 +1,119 @@
+// The snapshot hypercalls (docs/guest-interface.md "Snapshots"): function 3
+// takes a snapshot of the VM — the vCPU's blob (save.ts) and the RAM
+// (vmram.ts) — at the instruction after the VMCALL, and returns RAX = 0,
+// RBX = 0; function 4 returns the VM to it (restore.ts with the RAM put
+// back and the timers moved on by the time since), where the snapshot call
+// returns again with RAX = 3 (restored) and RBX = how many restores of
+// this snapshot there have been. One snapshot per VM: a second take
+// replaces it.
+//
+// The devices go back too: COM1 (its registers and the console line it
+// was printing) and fw_cfg (the selected item and the offset in it), from
+// the Vm's device area; the port statistics (denied accesses) are the
+// run's and go on.
+//
+// Not yet: the nested state (a call in VMX operation answers RAX = 2, as
+// for an unknown function, and says why on the console).
+import * as print from "../lib/print";
+import * as R from "../vm/vcpu";
+import { Vcpu } from "../vm/vcpu";
+import * as events from "../vm/events";
+import { RESUME, SWITCHED, stop } from "../vm/exits";
+import * as config from "../vm/config";
+import { Vm } from "../vm/vm";
+import * as uart from "../devices/uart";
+import { FwCfg } from "../devices/fwcfg";
+import { Writer } from "./blob";
+import * as save from "./save";
+import * as restore from "./restore";
+import * as vmram from "./vmram";
+
+export const HC_OK: u64 = 0;
+export const HC_BAD_ARGUMENT: u64 = 1;
+export const HC_UNKNOWN: u64 = 2;
+export const HC_RESTORED: u64 = 3; // the snapshot call returning at the snapshot point after a restore
+export const HC_NO_SNAPSHOT: u64 = 4; // a restore without a snapshot
+
+// The devices' state as at the take (vm.uart, vm.fwcfg in the device
+// area, kernel/devices/ports.ts), copied as bytes: plain fields, no pointers.
+const UART_BYTES: usize = uart.BYTES;
+const FWCFG_BYTES: usize = offsetof<FwCfg>();
+const devicesAt: usize = memory.data(<i32>((UART_BYTES + FWCFG_BYTES + 7) & ~7), 8); // machine-wide: which guest's: vm.snapBytes
+function saveDevices(vm: Vm): void {
+  memory.copy(devicesAt, changetype<usize>(vm.uart), UART_BYTES);
+  memory.copy(devicesAt + UART_BYTES, changetype<usize>(vm.fwcfg), FWCFG_BYTES);
+}
+function restoreDevices(vm: Vm): void {
+  memory.copy(changetype<usize>(vm.uart), devicesAt, UART_BYTES);
+  memory.copy(changetype<usize>(vm.fwcfg), devicesAt + UART_BYTES, FWCFG_BYTES);
+}
+
+let buf: usize = 0; // machine-wide: the guest's snapshot blob, allocated at the first take (which guest's: vm.snapBytes)
+let cap: u64 = 0; // machine-wide: its size
+const writer = new Writer(); // machine-wide: scratch
+
+// The call's answer in RAX (and RBX), past the VMCALL.
+function answer(vcpu: Vcpu, rax: u64): i32 {
+  vcpu.setReg(R.RAX, rax);
+  events.skipInstruction();
+  return RESUME;
+}
+
+// In VMX operation the nested state would be lost: refused until it is saved.
+function inVmx(vcpu: Vcpu, what: string): bool {
+  if (!vcpu.nested.vmxOn) return false;
+  print.str("hv: snapshot: ");
+  print.str(what);
+  print.str(" refused: in VMX operation (nested state not yet saved)");
+  print.nl();
+  return true;
+}
+
+// Function 3. flags: RBX (none defined).
+export function take(vcpu: Vcpu, flags: u64): i32 {
+  if (flags != 0) return answer(vcpu, HC_BAD_ARGUMENT);
+  if (inVmx(vcpu, "take")) return answer(vcpu, HC_UNKNOWN);
+  const vm = vcpu.vm;
+  // The snapshot point is the instruction after the VMCALL, where the call
+  // returns RAX = 0, RBX = 0 the first time.
+  events.skipInstruction();
+  vcpu.setReg(R.RAX, HC_OK);
+  vcpu.setReg(R.RBX, 0);
+  const need = save.maxBytes();
+  if (need > cap) {
+    buf = (heap.alloc(<usize>need + 64) + 63) & ~(<usize>63);
+    cap = need;
+  }
+  const n = save.save(vcpu, writer, buf, cap);
+  if (n == 0 || !vmram.take(vm, vcpu)) {
+    print.say("snapshot: no room for the snapshot (blob or RAM copy)");
+    vm.snapBytes = 0;
+    vcpu.setReg(R.RAX, HC_UNKNOWN);
+    return RESUME;
+  }
+  saveDevices(vm);
+  vm.snapBytes = n;
+  vm.snapRestores = 0;
+  return RESUME;
+}
+
+// Function 4: does not return to the caller; the vCPU that runs on is a new
+// one, at the snapshot point (SWITCHED).
+export function restoreVm(vcpu: Vcpu, flags: u64): i32 {
+  const vm = vcpu.vm;
+  if (flags != 0) return answer(vcpu, HC_BAD_ARGUMENT);
+  if (vm.snapBytes == 0) return answer(vcpu, HC_NO_SNAPSHOT);
+  if (inVmx(vcpu, "restore")) return answer(vcpu, HC_UNKNOWN);
+  const v = restore.restore(vcpu, buf, vm.snapBytes, restore.GUEST_RESTORE, -1);
+  // A snapshot the hypervisor wrote that it cannot restore is its own bug:
+  // the guest stops with the rule named (restore.check printed it).
+  if (v == null) {
+    print.say("snapshot: the VM cannot be restored: stopped");
+    return stop(vcpu, config.OUTCOME_STOPPED);
+  }
+  restoreDevices(vm);
+  vm.snapRestores++;
+  v.setReg(R.RAX, HC_RESTORED);
+  v.setReg(R.RBX, vm.snapRestores);
+  return SWITCHED;
+}

@@ -1,0 +1,250 @@
+// Making a vCPU from a snapshot blob (docs/snapshot.md "Restore, in order"):
+// the whole blob is validated first (validate.ts, against this machine's
+// Limits); a rejected blob is reported with the rule it breaks and nothing
+// changes. Otherwise a fresh Vcpu object gets a fresh vmcs01 (vm/vmcs01.ts,
+// as at guest set-up) and every saved field, MSR, APIC register, timer,
+// debug register and the extended state; the old vCPU's VMCS is VMCLEARed
+// (a VMCS region is not reused while active, SDM Vol. 3C 25.11.1) and the
+// object given back, and the new one takes its place in the VM.
+//
+// What the new vCPU takes from the one it replaces rather than from the
+// blob, being the run's and not the guest's: the exit count, the max-ticks=
+// budget, the TSC offset (L1's TSC never goes back: TIMERS), and L0's own
+// choices in vmcs01 (the EPT pointer, VPID). The rebuildable rest (interrupt
+// window, preemption-timer slice) is rebuilt by vmcs01.create and the next
+// irq.deliver.
+//
+// The nested part is not restored yet: a blob whose NESTED section names a
+// VMXON region is refused before anything changes (restorable()). Hook for
+// it: restoreNested(); a move takes nested VMX's VMCSs along through
+// vm/nesting.ts (leaveCpu, arriveCpu), as vm/migrate.ts does.
+import * as cpu from "../hw/cpu";
+import * as vmx from "../hw/vmx";
+import * as print from "../lib/print";
+import * as V from "../arch/vmx";
+import * as config from "../vm/config";
+import * as vcpus from "../vm/vcpu";
+import { Vcpu } from "../vm/vcpu";
+import * as vmcs01 from "../vm/vmcs01";
+import * as xstate from "../vm/xstate";
+import * as msrExit from "../vm/exit/msr";
+import * as nesting from "../vm/nesting";
+import * as caps from "../vmx/caps";
+import { L2Counts } from "../nested/reflect";
+import { Reader } from "./blob";
+import { Limits, fill } from "./limits";
+import * as R from "./rules";
+import { Verdict } from "./rules";
+import { validate } from "./validate";
+import { sectionOffset } from "./find";
+import { VMCS01_LIST, vmcs01Mask } from "./save";
+import * as ram from "./vmram";
+
+const NONE: u64 = u64.MAX_VALUE;
+
+// How the timers go on (docs/snapshot.md "TIMERS").
+export const KEEP_DEADLINES: i32 = 0; // snapshot=N, a move: each deadline keeps its value of L1's TSC
+export const GUEST_RESTORE: i32 = 1; // the restore hypercall: deadlines move by the time since the snapshot, and the RAM goes back
+
+// Validation's inputs and outputs, made once (the stub runtime does not
+// free; restore runs on the exit path).
+const reader = new Reader(); // machine-wide: scratch
+const verdict = new Verdict(); // machine-wide: the last restore's verdict (scratch)
+const limits = new Limits(); // machine-wide: this machine's limits for the running guest
+let limitsGuest: i32 = -1; // machine-wide: which guest= entry `limits` was filled for
+
+// The last rejection's rule (R.OK after an accepted blob), for callers
+// that report it.
+export function lastRule(): u32 {
+  return verdict.rule;
+}
+
+// Is the blob one restore may load into vCPU `old`'s place? Prints the
+// verdict when not.
+export function check(old: Vcpu, blob: usize, len: u64): bool {
+  const vm = old.vm;
+  if (limitsGuest != vm.guest) {
+    fill(limits, vm, old.index, load<u32>(old.fxArea() + 28));
+    limitsGuest = vm.guest;
+  }
+  limits.vcpu = old.index;
+  if (validate(blob, len, limits, verdict, reader) != R.OK) {
+    R.report(verdict);
+    return false;
+  }
+  if (!restorable(reader)) {
+    print.say("snapshot: not restored: the blob is in VMX operation (nested state not yet restored)");
+    return false;
+  }
+  return true;
+}
+
+// The nested part is not restored yet: only a NESTED section outside VMX
+// operation (VMXON pointer all ones) can be loaded.
+function restorable(r: Reader): bool {
+  const off = sectionOffset(r, V.SNAP_SEC_NESTED);
+  return off == NONE || r.u64(off + V.SNAP_NESTED_VMXON) == NONE;
+}
+
+// The old vCPU's vmcs01 given up on this processor (a VMCS region is not
+// reused while active, 25.11.1); when the vCPU moves to another processor,
+// nested VMX's VMCSs too (vm/nesting.ts leaveCpu, as vm/migrate.ts does).
+function leaveProcessor(old: Vcpu, moving: bool): bool {
+  if (!nesting.leaveCpu(old)) return false;
+  if (vmx.vmclear(old.vmcs) != vmx.VMX_SUCCEED) return false;
+  old.setLaunched(false);
+  return true;
+}
+
+// The blob [blob, blob + len) into a new vCPU that takes old's place in its
+// VM (vm.vcpu0); old's vmcs01 is current. kind: KEEP_DEADLINES or
+// GUEST_RESTORE. toCpu: the processor to continue on (-1: this one). Returns
+// the new vCPU, or null: after a rejection (reported; old unchanged and
+// still current) or when the processor or memory failed the new one
+// (reported; the guest cannot go on).
+export function restore(old: Vcpu, blob: usize, len: u64, kind: i32, toCpu: i32): Vcpu | null {
+  if (!check(old, blob, len)) return null;
+  const r = reader; // check() opened it on the blob
+  const vm = old.vm;
+  // What the new vCPU keeps of the old one (see the head of this file).
+  const eptp = vmx.vmread(V.EPT_POINTER);
+  const offset = vmx.vmread(V.TSC_OFFSET);
+  const budget = old.irq.budgetEnd;
+  const exits = old.exits;
+  if (kind == GUEST_RESTORE) ram.restore(vm);
+
+  const from = cpu.index();
+  const moving = toCpu >= 0 && <u32>toCpu != from && <u32>toCpu < cpu.count();
+  if (!leaveProcessor(old, moving)) {
+    print.say("snapshot: VMCLEAR of the old vCPU's VMCS failed");
+    return null;
+  }
+  let moved = false;
+  if (moving) {
+    moved = cpu.migrate(<u32>toCpu);
+    if (!moved) {
+      print.str("hv: snapshot: processor ");
+      print.dec(<u32>toCpu);
+      print.str(" is not running");
+      print.nl();
+    }
+  }
+  // This processor may cache translations of the guest's EPT from when
+  // the vCPU last ran here, older than the RAM snapshot's cleared flags
+  // (vm/migrate.ts, 29.4.3.1).
+  if (moved && (caps.eptVpidCap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0) vmx.invept(V.INVEPT_TYPE_ALL_CONTEXT, 0);
+
+  const v = vcpus.create(vm, old.index);
+  // (The entry RIP 0: RIP comes with the other guest-state fields.)
+  if (!vmcs01.create(v, eptp, 0, config.vpid[vm.guest])) {
+    print.say("snapshot: the restored vCPU's VMCS could not be made");
+    vcpus.destroy(v);
+    return null;
+  }
+  // The new vCPU's nested part as at guest set-up (VMX offered or not, the
+  // shadow VMCS's bitmaps in vmcs01, not linked: outside VMX operation
+  // there is no vmcs12; the RAM snapshot's link to its shadow EPT).
+  if (!nesting.start(v, config.nested[vm.guest], config.shadowVmcs[vm.guest])) {
+    print.say("snapshot: the restored vCPU's nested part could not be made");
+    vcpus.destroy(v);
+    return null;
+  }
+  const now = cpu.rdtsc();
+  loadAll(v, r, kind, offset, now);
+  v.setExits(exits);
+  v.irq.budgetEnd = budget;
+  carryStatistics(old, v);
+  ram.newVcpu(vm, v);
+  vcpus.destroy(old);
+  vm.vcpu0 = v;
+  return v;
+}
+
+// The statistics a vCPU keeps are the run's, reported when the guest ends:
+// the new vCPU goes on counting from the old one's.
+function carryStatistics(from: Vcpu, to: Vcpu): void {
+  to.apic.ipisDropped = from.apic.ipisDropped;
+  to.apic.ipisDelivered = from.apic.ipisDelivered;
+  const a = from.nested;
+  const b = to.nested;
+  b.eptExitsReflected = a.eptExitsReflected;
+  b.vmfuncSwitches = a.vmfuncSwitches;
+  b.vmfuncReflected = a.vmfuncReflected;
+  memory.copy(changetype<usize>(b.counts), changetype<usize>(a.counts), L2Counts.BYTES);
+  b.shadowEpt.builds = a.shadowEpt.builds;
+  b.shadowEpt.fills = a.shadowEpt.fills;
+  b.shadowEpt.restarts = a.shadowEpt.restarts;
+  b.shadowEpt.clock = a.shadowEpt.clock; // (LRU time; its reuses count is clock - builds)
+}
+
+// Every section of the validated blob in r into v (fresh, its vmcs01
+// current). offset: the TSC offset the VM runs with; now: host TSC.
+function loadAll(v: Vcpu, r: Reader, kind: i32, offset: u64, now: u64): void {
+  // REGS: the block; launch state clear (a fresh VMCS), the exit count the
+  // caller's.
+  memory.copy(v.regs, r.at(sectionOffset(r, V.SNAP_SEC_REGS)), V.REGS_BYTES);
+  v.setLaunched(false);
+
+  // VMCS01: every guest-state field in one call, then what VM exits keep
+  // equal to the guest state and the new vmcs01 does not: "IA-32e mode
+  // guest" = IA32_EFER.LMA (SDM Vol. 3C 28.2).
+  vmx.writefields(changetype<usize>(VMCS01_LIST), V.SNAP_VMCS01_FIELD_COUNT, r.at(sectionOffset(r, V.SNAP_SEC_VMCS01)), vmcs01Mask());
+  const entry = <u32>vmx.vmread(V.VM_ENTRY_CONTROL) & ~V.ENTRY_IA32E_MODE_GUEST;
+  const lma = (vmx.vmread(V.GUEST_IA32_EFER) & V.X86_EFER_LMA) != 0;
+  vmx.vmwrite(V.VM_ENTRY_CONTROL, entry | (lma ? V.ENTRY_IA32E_MODE_GUEST : 0));
+
+  const ev = sectionOffset(r, V.SNAP_SEC_EVENTS);
+  vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, r.u32(ev + V.SNAP_EVENTS_L1_INFO));
+  vmx.vmwrite(V.VM_ENTRY_EXCEPTION_ERROR_CODE, r.u32(ev + V.SNAP_EVENTS_L1_ERROR));
+  vmx.vmwrite(V.VM_ENTRY_INSTRUCTION_LENGTH, r.u32(ev + V.SNAP_EVENTS_L1_LENGTH));
+
+  // MSRS: the pass-through ones onto this processor, the rest into the
+  // emulation.
+  const m = sectionOffset(r, V.SNAP_SEC_MSRS);
+  for (let i: u32 = 0; i < V.SNAP_MSR_COUNT; i++) {
+    const p = m + <u64>i * V.SNAP_PAIR_BYTES;
+    const msr = r.u32(p + V.SNAP_PAIR_KEY);
+    const value = r.u64(p + V.SNAP_PAIR_VALUE);
+    if (msr == V.MSR_IA32_FEATURE_CONTROL) v.msrs.featureControl = value;
+    else if (msr == V.MSR_IA32_TSC_ADJUST) v.tsc.adjust = value;
+    else if (msr == V.MSR_IA32_MTRR_DEF_TYPE) v.msrs.mtrrDefType = value;
+    else {
+      const f = msrExit.fixedMtrr(msr);
+      if (f >= 0) store<u64>(v.msrs.mtrrFixed(f), value);
+      else cpu.wrmsr(msr, value);
+    }
+  }
+
+  // TIMERS: L1's TSC goes on from the VM's (offset); deadlines are L1's TSC
+  // values, kept (KEEP_DEADLINES) or moved by the time since the snapshot.
+  vmx.vmwrite(V.TSC_OFFSET, offset);
+  const t = sectionOffset(r, V.SNAP_SEC_TIMERS);
+  const shift = kind == GUEST_RESTORE ? now + offset - r.u64(t + V.SNAP_TIMERS_L1_TSC) : 0;
+  const d = r.u64(t + V.SNAP_TIMERS_APIC_DEADLINE);
+  const a = sectionOffset(r, V.SNAP_SEC_APIC);
+  v.apic.loadRegisters(r.at(a + V.SNAP_APIC_PAGE), r.u64(a + V.SNAP_APIC_BASE), r.u32(a + V.SNAP_APIC_ESR_PENDING),
+    d == NONE ? NONE : d + shift - offset, now);
+
+  const dbg = sectionOffset(r, V.SNAP_SEC_DEBUG);
+  cpu.writedr(0, r.u64(dbg + V.SNAP_DEBUG_DR0));
+  cpu.writedr(1, r.u64(dbg + V.SNAP_DEBUG_DR1));
+  cpu.writedr(2, r.u64(dbg + V.SNAP_DEBUG_DR2));
+  cpu.writedr(3, r.u64(dbg + V.SNAP_DEBUG_DR3));
+  cpu.writedr(6, r.u64(dbg + V.SNAP_DEBUG_DR6));
+
+  // XSTATE (validated: this processor's size): the area, then onto the
+  // processor with the guest's XCR0.
+  const x = sectionOffset(r, V.SNAP_SEC_XSTATE);
+  if (x != NONE) {
+    const xs = v.xstate;
+    xs.xcr0 = r.u64(x + V.SNAP_XSTATE_XCR0);
+    memory.copy(xs.area, r.at(x + V.SNAP_XSTATE_AREA), xs.areaSize);
+    xstate.restore(v);
+  }
+  restoreNested(v, r);
+}
+
+// NESTED: outside VMX operation (all restorable() lets through) there is
+// nothing to load: the nested state of a vCPU that never did VMXON is what
+// vcpus.create made. The nested part loads VMXON, vmcs12 and L2 here.
+function restoreNested(v: Vcpu, r: Reader): void {}
