@@ -20,7 +20,6 @@ import { Vcpu } from "../vm/vcpu";
 import * as events from "../vm/events";
 import { RESUME, SWITCHED, stop } from "../vm/exits";
 import * as config from "../vm/config";
-import * as nested from "../nested/state";
 import { Vm } from "../vm/vm";
 import * as uart from "../devices/uart";
 import { FwCfg } from "../devices/fwcfg";
@@ -62,7 +61,7 @@ function answer(vcpu: Vcpu, rax: u64): i32 {
 
 // In VMX operation the nested state would be lost: refused until it is saved.
 function inVmx(vcpu: Vcpu, what: string): bool {
-  if (!nested.vmxOn) return false;
+  if (!vcpu.nested.vmxOn) return false;
   print.str("hv: snapshot: ");
   print.str(what);
   print.str(" refused: in VMX operation (nested state not yet saved)");

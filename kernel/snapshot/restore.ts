@@ -30,7 +30,7 @@ import * as xstate from "../vm/xstate";
 import * as msrExit from "../vm/exit/msr";
 import * as nesting from "../vm/nesting";
 import * as caps from "../vmx/caps";
-import * as shadow from "../nested/shadow";
+import { L2Counts } from "../nested/reflect";
 import { Reader } from "./blob";
 import { Limits, fill } from "./limits";
 import * as R from "./rules";
@@ -90,7 +90,7 @@ function restorable(r: Reader): bool {
 // reused while active, 25.11.1); when the vCPU moves to another processor,
 // nested VMX's VMCSs too (vm/nesting.ts leaveCpu, as vm/migrate.ts does).
 function leaveProcessor(old: Vcpu, moving: bool): bool {
-  if (moving && !nesting.leaveCpu(old)) return false;
+  if (!nesting.leaveCpu(old)) return false;
   if (vmx.vmclear(old.vmcs) != vmx.VMX_SUCCEED) return false;
   old.setLaunched(false);
   return true;
@@ -141,15 +141,14 @@ export function restore(old: Vcpu, blob: usize, len: u64, kind: i32, toCpu: i32)
     vcpus.destroy(v);
     return null;
   }
-  // Nested VMX's VMCSs get this processor's host state (vmcs01 current
-  // again after), and vmcs01 the shadow VMCS's bitmaps (not linked:
-  // outside VMX operation there is no vmcs12).
-  if (moved && !nesting.arriveCpu(v)) {
-    print.say("snapshot: nested VMX's VMCSs could not follow the vCPU");
+  // The new vCPU's nested part as at guest set-up (VMX offered or not, the
+  // shadow VMCS's bitmaps in vmcs01, not linked: outside VMX operation
+  // there is no vmcs12; the RAM snapshot's link to its shadow EPT).
+  if (!nesting.start(v, config.nested[vm.guest], config.shadowVmcs[vm.guest])) {
+    print.say("snapshot: the restored vCPU's nested part could not be made");
     vcpus.destroy(v);
     return null;
   }
-  shadow.toVmcs01();
   const now = cpu.rdtsc();
   loadAll(v, r, kind, offset, now);
   v.setExits(exits);
@@ -171,6 +170,7 @@ function carryStatistics(from: Vcpu, to: Vcpu): void {
   b.eptExitsReflected = a.eptExitsReflected;
   b.vmfuncSwitches = a.vmfuncSwitches;
   b.vmfuncReflected = a.vmfuncReflected;
+  memory.copy(changetype<usize>(b.counts), changetype<usize>(a.counts), L2Counts.BYTES);
   b.shadowEpt.builds = a.shadowEpt.builds;
   b.shadowEpt.fills = a.shadowEpt.fills;
   b.shadowEpt.restarts = a.shadowEpt.restarts;

@@ -21,7 +21,6 @@ import * as V from "../arch/vmx";
 import * as config from "../vm/config";
 import * as xstate from "../vm/xstate";
 import { Vcpu } from "../vm/vcpu";
-import * as nested from "../nested/state";
 import * as msrExit from "../vm/exit/msr";
 import { Writer } from "./blob";
 
@@ -45,7 +44,7 @@ function vmcs01List(): StaticArray<u32> {
 // Can this vCPU be saved now? Not in VMX operation until the nested part
 // is written (its VMXON region, vmcs12 and vmcs02 would be lost).
 export function savable(vcpu: Vcpu): bool {
-  return !nested.vmxOn;
+  return !vcpu.nested.vmxOn;
 }
 
 // The NESTED section (and, with the nested part, VMCS12 / SHADOW_VMCS12):

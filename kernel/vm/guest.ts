@@ -104,7 +104,9 @@ function printName(g: i32): void {
 // Every exit passes here: what it reads and writes of the objects costs a
 // bounds-checked access each in the wasm2c build, so the loop keeps the
 // address of the exit counters in a local, and the launch state and exit
-// count are the entry wrapper's to keep (vmx.enter).
+// count are the entry wrapper's to keep (vmx.enter). The level that runs,
+// the Nested's inL2, is read once after each handler that may change it
+// and kept in l2run.
 // What happens every N exits (migrate=N, snapshot=N) is out of line
 // (periodic()), behind one test of a local when neither option is on.
 // snapshot=N replaces the vCPU, and so may a handler (the restore
@@ -114,6 +116,7 @@ function loop<L2>(vcpu: Vcpu, l2: L2): void {
   const counts = vcpu.vm.exitCounts;
   const every = <u64>config.snapshotEvery[vcpu.vm.guest];
   const periodic = every != 0 || migrate.every != 0;
+  let l2run = vcpu.nested.inL2;
   while (true) {
     const r = vmx.enter(vcpu.regs);
     if (r != vmx.VMX_SUCCEED) {
@@ -125,13 +128,13 @@ function loop<L2>(vcpu: Vcpu, l2: L2): void {
     }
     const reason = <u32>vmx.vmread(V.VM_EXIT_REASON);
     if ((reason & V.EXIT_REASON_FLAG_ENTRY_FAILURE) != 0) {
-      if (nesting.inL2) print.say("nested: the processor refused vmcs02 that the hypervisor's entry checks passed (a hypervisor bug)");
+      if (l2run) print.say("nested: the processor refused vmcs02 that the hypervisor's entry checks passed (a hypervisor bug)");
       misc.reportEntryFailure(vcpu, reason);
       exits.stop(vcpu, config.OUTCOME_STOPPED);
       return;
     }
     events.reinjectVectoring();
-    if (nesting.inL2) {
+    if (l2run) {
       if (l2.exit(vcpu, reason & 0xffff) == exits.STOP) return;
     } else {
       const a = exits.dispatchCounted(vcpu, reason & 0xffff, counts);
@@ -140,19 +143,25 @@ function loop<L2>(vcpu: Vcpu, l2: L2): void {
         const v = switched(vcpu.vm, every);
         if (v == null) return;
         vcpu = v;
+        l2run = v.nested.inL2;
         continue;
       }
     }
+    l2run = vcpu.nested.inL2;
     // Interrupts: L2's (nested/l2irq.ts may reflect an exit to L1 for one),
     // then L1's, also right after such a reflection. One call site for
     // irq.deliver keeps it inlined in this loop (a second one cost every
     // exit 17 ticks).
-    if (nesting.inL2 && l2.deliver(vcpu) == exits.STOP) return;
-    if (!nesting.inL2) irq.deliver(vcpu);
+    if (l2run) {
+      if (l2.deliver(vcpu) == exits.STOP) return;
+      l2run = vcpu.nested.inL2;
+    }
+    if (!l2run) irq.deliver(vcpu);
     if (periodic) {
       const v = periodicWork(vcpu, every);
       if (v == null) return;
       vcpu = v;
+      l2run = v.nested.inL2;
     }
   }
 }
@@ -173,7 +182,7 @@ function periodicWork(vcpu: Vcpu, every: u64): Vcpu | null {
     exits.stop(vcpu, config.OUTCOME_STOPPED);
     return null;
   }
-  if (v != vcpu && !nesting.inL2) irq.deliver(v);
+  if (v != vcpu && !v.nested.inL2) irq.deliver(v);
   return v;
 }
 
