@@ -128,7 +128,7 @@ export function snap_saveLive(): u64 {
   objects();
   const vm = vms.running();
   if (vm == null) return 0;
-  return save.save(vm.vcpu0, changetype<Writer>(writer), buf, cap);
+  return save.save(vm.vcpu0, changetype<Writer>(writer), buf, cap, false);
 }
 // The first `length` bytes of the buffer restored in place of the running
 // vCPU, for blobs restore must reject: the rule it broke (the vCPU then

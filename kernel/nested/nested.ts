@@ -163,6 +163,23 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
     this.vmfuncReflected = 0;
   }
 
+  // The shadow EPT of the Nested this one replaces, when L1's memory is
+  // what it was built from (snapshot=N: snapshot/restore.ts), so that L2
+  // does not fault its working set in again after every restore: a cache,
+  // but one whose rebuilding takes L2 many exits. The two swap tables; a
+  // keeps the statistics too, which takeStatistics copies back.
+  takeShadowEpt(a: Nested): void {
+    const mine = this.shadowEpt;
+    this.shadowEpt = a.shadowEpt;
+    a.shadowEpt = mine;
+    const t = mine;
+    const u = this.shadowEpt;
+    t.builds = u.builds;
+    t.fills = u.fills;
+    t.restarts = u.restarts;
+    t.clock = u.clock;
+  }
+
   // What the vCPU holds outside the object goes back: the shadow EPT tables
   // to the page allocator. Before the Vcpu object is recycled.
   release(): void {

@@ -24,7 +24,7 @@ import { Nested } from "./nested";
 // runs out at. Whether it runs is vmcs12's: it counts while L2 runs when
 // vmcs12 activates it, and vmcs12 cannot change while L2 runs.
 
-function rate(): u64 {
+export function rate(): u64 {
   return hw.misc & V.VMX_MISC_PREEMPTION_TIMER_RATE_MASK;
 }
 

@@ -68,6 +68,24 @@ for (let i = 0; i < fields.GUEST_STATE.length; i++) {
 // vmcs02 holds all of it already, so the changes are recorded as synced
 // (state.ts): they are re-checked at the next entry, not merged again.
 function syncGuestState(vcpu: Vcpu): void {
+  storeGuestState(vcpu);
+  const n = vcpu.nested;
+  // 28.2 ("updating VM-entry control fields"): every VM exit clears the
+  // valid bit of the VM-entry interruption information — in vmcs02 too.
+  state.writeSynced(n, V.VM_ENTRY_INTERRUPTION_INFO, state.get(n, V.VM_ENTRY_INTERRUPTION_INFO) & ~<u64>V.INTR_INFO_VALID);
+  // L1's VMX-preemption timer stops; its value is saved if L1 asked.
+  ptimer.exitToL1(vcpu);
+}
+
+// A snapshot while L2 runs (snapshot/save.ts; docs/snapshot.md "Whose
+// state"): L2's state into vmcs12 as a VM exit stores it, and nothing of
+// what the exit itself does — L2 goes on from vmcs02, which keeps its
+// event and timer.
+export function syncForSnapshot(vcpu: Vcpu): void {
+  storeGuestState(vcpu);
+}
+
+function storeGuestState(vcpu: Vcpu): void {
   const n = vcpu.nested;
   const exit12 = <u32>state.get(n, V.VM_EXIT_CONTROL);
   let mask = guestList.all;
@@ -87,11 +105,6 @@ function syncGuestState(vcpu: Vcpu): void {
     (state.get(n, V.GUEST_CR0) & V.X86_CR0_PG) != 0 && state.eptEnabled(n)) {
     state.readFields(n, vmcs02.pdpteFields, vmcs02.pdpteFields.all, true);
   }
-  // 28.2 ("updating VM-entry control fields"): every VM exit clears the
-  // valid bit of the VM-entry interruption information — in vmcs02 too.
-  state.writeSynced(n, V.VM_ENTRY_INTERRUPTION_INFO, state.get(n, V.VM_ENTRY_INTERRUPTION_INFO) & ~<u64>V.INTR_INFO_VALID);
-  // L1's VMX-preemption timer stops; its value is saved if L1 asked.
-  ptimer.exitToL1(vcpu);
 }
 
 // The exit-information fields belong to no class of state.ts.

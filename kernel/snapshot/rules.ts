@@ -85,7 +85,11 @@ export const VMCS12_ENTRY_CHECKS: u32 = 71;
 // Debug registers (the DEBUG section, added after the numbering above).
 export const DEBUG_RESERVED: u32 = 72;
 export const DEBUG_DR6: u32 = 73;
-export const RULE_COUNT: u32 = 74;
+// L2's state that vmcs12 need not hold (NESTED L2_*, added with the nested
+// part of save and restore).
+export const NESTED_L2_STATE: u32 = 74;
+export const NESTED_L2_OUTSIDE_L2: u32 = 75;
+export const RULE_COUNT: u32 = 76;
 
 // Checks validate() could not make (Verdict.unchecked): the blob is not
 // rejected for them, and the caller is told.
@@ -167,6 +171,8 @@ export function ruleName(r: u32): string {
     case VMCS12_ENTRY_CHECKS: return "vmcs12.entry-checks";
     case DEBUG_RESERVED: return "debug.reserved";
     case DEBUG_DR6: return "debug.dr6";
+    case NESTED_L2_STATE: return "nested.l2-state";
+    case NESTED_L2_OUTSIDE_L2: return "nested.l2-state-without-guest-mode";
   }
   return "";
 }

@@ -67,8 +67,7 @@ export function nested(r: Reader, lim: Limits, v: Verdict): u32 {
     if (hasShadow) return v.fail(R.SECTION_UNEXPECTED, V.SNAP_SEC_SHADOW_VMCS12, -1, V.SNAP_SEC_SHADOW_VMCS12);
     return R.OK;
   }
-  if (r.u32(off + V.SNAP_NESTED_RESERVED0) != 0 || !r.zero(off + V.SNAP_NESTED_RESERVED, V.SNAP_NESTED_BYTES - V.SNAP_NESTED_RESERVED))
-    return v.fail(R.NESTED_RESERVED, sec, -1, 0);
+  if (r.u32(off + V.SNAP_NESTED_RESERVED0) != 0) return v.fail(R.NESTED_RESERVED, sec, V.SNAP_NESTED_RESERVED0, 0);
   const flags = r.u32(off + V.SNAP_NESTED_FLAGS);
   const vmxon = r.u64(off + V.SNAP_NESTED_VMXON);
   const vmcs12 = r.u64(off + V.SNAP_NESTED_VMCS12);

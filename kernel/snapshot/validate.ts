@@ -14,6 +14,7 @@ import { Limits } from "./limits";
 import { sectionOffset, sectionSize, indexIn } from "./find";
 import * as st from "./validate-state";
 import * as nest from "./validate-nested";
+import * as l2 from "./validate-l2";
 
 // Bytes of the sections that have a fixed size; 0 for lists and XSTATE.
 function fixedSize(id: u32): u32 {
@@ -227,6 +228,7 @@ export function validate(blob: usize, length: u64, lim: Limits, v: Verdict, r: R
   if (rule == R.OK) rule = st.xstate(r, lim, v);
   if (rule == R.OK) rule = nest.nested(r, lim, v);
   if (rule == R.OK) rule = st.events(r, lim, v);
+  if (rule == R.OK) rule = l2.l2State(r, v);
   if (rule == R.OK) rule = nest.entryChecks(r, v);
   // Every read stayed inside the blob (framing made sure); a read outside
   // would be a bug here, and is a rejection rather than a wrong answer.

@@ -134,13 +134,14 @@ function loop<L2>(vcpu: Vcpu, l2: L2): void {
       return;
     }
     events.reinjectVectoring();
+    const fromL1 = !l2run;
     if (l2run) {
       if (l2.exit(vcpu, reason & 0xffff) == exits.STOP) return;
     } else {
       const a = exits.dispatchCounted(vcpu, reason & 0xffff, counts);
       if (a != exits.RESUME) {
         if (a == exits.STOP) return;
-        const v = switched(vcpu.vm, every);
+        const v = switched<L2>(vcpu.vm, every, l2);
         if (v == null) return;
         vcpu = v;
         l2run = v.nested.inL2;
@@ -158,7 +159,9 @@ function loop<L2>(vcpu: Vcpu, l2: L2): void {
     }
     if (!l2run) irq.deliver(vcpu);
     if (periodic) {
-      const v = periodicWork(vcpu, every);
+      // An exit of L1's that left L2 to run: L1's VMLAUNCH/VMRESUME, whose
+      // entry into L2 is pending (a snapshot records RUN_PENDING).
+      const v = periodicWork<L2>(vcpu, every, l2, fromL1 && l2run);
       if (v == null) return;
       vcpu = v;
       l2run = v.nested.inL2;
@@ -171,28 +174,31 @@ function loop<L2>(vcpu: Vcpu, l2: L2): void {
 // next processor when there are several). The vCPU to go on with, or null
 // when the guest stopped. (A restored vCPU has its interrupt window and
 // preemption timer rebuilt: delivery runs again for it.)
-function periodicWork(vcpu: Vcpu, every: u64): Vcpu | null {
+function periodicWork<L2>(vcpu: Vcpu, every: u64, l2: L2, runPending: bool): Vcpu | null {
   if (migrate.due(vcpu) && !migrate.move(vcpu)) {
     exits.stop(vcpu, config.OUTCOME_STOPPED);
     return null;
   }
   if (every == 0 || vcpu.exits % every != 0) return vcpu;
-  const v = cycle.cycle(vcpu);
+  const v = cycle.cycle(vcpu, runPending);
   if (v == null) {
     exits.stop(vcpu, config.OUTCOME_STOPPED);
     return null;
   }
-  if (v != vcpu && !v.nested.inL2) irq.deliver(v);
+  if (v.nested.inL2) {
+    if (l2.deliver(v) == exits.STOP) return null;
+  }
+  if (!v.nested.inL2) irq.deliver(v);
   return v;
 }
 
 // A handler put another vCPU in vm (exits.SWITCHED: the restore hypercall,
 // made by L1): the rest of the exit's work, for that one.
-function switched(vm: Vm, every: u64): Vcpu | null {
+function switched<L2>(vm: Vm, every: u64, l2: L2): Vcpu | null {
   const v = vm.vcpu0;
   irq.deliver(v);
   if (every == 0 && migrate.every == 0) return v;
-  return periodicWork(v, every);
+  return periodicWork<L2>(v, every, l2, false);
 }
 
 // Run guest g (L2's exits to `l2`, see loop); returns whether it ended as
@@ -324,14 +330,26 @@ function report(vcpu: Vcpu, g: i32): bool {
   if (config.snapshotEvery[g] != 0) {
     print.str("hv: snapshots: ");
     print.dec(vcpu.vm.snapshots);
-    print.str(" taken, ");
-    print.dec(vcpu.vm.snapshotsSkipped);
-    print.str(" skipped: in VMX operation (nested state not yet saved); every ");
+    print.str(" taken (in VMX operation ");
+    print.dec(vcpu.vm.snapshotsInVmx);
+    print.str(", with a current vmcs12 not launched ");
+    print.dec(vcpu.vm.snapshotsBeforeLaunch);
+    print.str(", in L2 ");
+    print.dec(vcpu.vm.snapshotsInL2);
+    print.str(", in a nested VM entry ");
+    print.dec(vcpu.vm.snapshotsRunPending);
+    print.str("); every ");
     print.dec(config.snapshotEvery[g]);
     print.str(" exits, ");
     print.dec(cpu.count());
     print.str(" processor(s)");
     print.nl();
+    if (vcpu.vm.snapshots != 0) {
+      print.str("hv: snapshot cycles: ");
+      print.dec(vcpu.vm.snapshotTicks / <u64>vcpu.vm.snapshots);
+      print.str(" ticks each (save + restore; L1's TSC stood still meanwhile)");
+      print.nl();
+    }
   }
   exits.report(vcpu.vm);
   if (config.nested[g]) nesting.report(vcpu);

@@ -152,7 +152,7 @@ function vmcs12Loaded(): Snap {
 /** L2 running (GUEST_MODE), L0 about to re-inject a #PF into it, L1's preemption timer counting. */
 function inL2(): Snap {
   const s = l1Only();
-  s.nested = { flags: V.SNAP_FLAG_GUEST_MODE, vmxon: VMXON, vmcs12: VMCS12, deadline: 5_400_000n };
+  s.nested = { flags: V.SNAP_FLAG_GUEST_MODE, vmxon: VMXON, vmcs12: VMCS12, deadline: 5_400_000n, l2: [0n, 0x0007040600070406n, 0x400n, 0n] };
   s.vmcs12 = vmcs12Page({ [V.PIN_BASED_VM_EXEC_CONTROL]: BigInt(0x16 | V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) });
   s.events.l2 = [PF_WITH_CODE, 2, 0];
   return s;
@@ -309,7 +309,11 @@ const CASES: Case[] = [
   { rule: 'xstate.mxcsr', base: l1Only, snap: (s) => new DataView(s.xstate!.area.buffer).setUint32(24, 0x11f80, true), what: 'MXCSR bit 16 (XRSTOR would #GP)' },
   // nested state
   { rule: 'nested.not-offered', base: vmxIdle, limits: { nested: false }, what: 'VMX state for a guest without nested=on' },
-  { rule: 'nested.reserved', base: vmxIdle, bytes: (b) => (b[secAt(b, V.SNAP_SEC_NESTED).offset + V.SNAP_NESTED_RESERVED] = 1, b), what: 'reserved byte' },
+  { rule: 'nested.reserved', base: vmxIdle, bytes: (b) => (b[secAt(b, V.SNAP_SEC_NESTED).offset + V.SNAP_NESTED_RESERVED0] = 1, b), what: 'reserved byte' },
+  { rule: 'nested.l2-state-without-guest-mode', base: vmcs12Loaded, snap: (s) => (s.nested!.l2 = [0n, 0x0007040600070406n, 0n, 0n]), what: "L2's PAT while L1 runs" },
+  { rule: 'nested.l2-state', base: inL2, snap: (s) => (s.nested!.l2![0] = BigInt(V.X86_EFER_LMA)), what: "L2's EFER.LMA without \"IA-32e mode guest\"" },
+  { rule: 'nested.l2-state', base: inL2, snap: (s) => (s.nested!.l2![1] = 0x0007040600070402n), what: "L2's PAT with a reserved memory type (2)" },
+  { rule: 'nested.l2-state', base: inL2, snap: (s) => (s.nested!.l2![2] = 1n << 32n), what: "L2's DR7 bit 32" },
   { rule: 'nested.flags-unknown', base: inL2, snap: (s) => (s.nested!.flags |= 8), what: 'flag 8' },
   { rule: 'nested.evmcs', base: inL2, snap: (s) => (s.nested!.flags |= V.SNAP_FLAG_EVMCS), what: 'the enlightened VMCS (reserved)' },
   { rule: 'nested.run-pending-without-guest-mode', base: vmcs12Loaded, snap: (s) => (s.nested!.flags = V.SNAP_FLAG_RUN_PENDING), what: 'RUN_PENDING alone' },
