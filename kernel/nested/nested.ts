@@ -163,6 +163,32 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
     this.vmfuncReflected = 0;
   }
 
+  // The statistics of the run (the guest's report) from the Nested this
+  // one replaces (a restore makes a fresh vCPU: snapshot/restore.ts). Only
+  // counters: nothing architectural or cached.
+  takeStatistics(a: Nested): void {
+    this.eptExitsReflected = a.eptExitsReflected;
+    this.vmfuncSwitches = a.vmfuncSwitches;
+    this.vmfuncReflected = a.vmfuncReflected;
+    memory.copy(changetype<usize>(this.counts), changetype<usize>(a.counts), L2Counts.BYTES);
+    const e = this.entry;
+    const f = a.entry;
+    e.full = f.full;
+    e.whole = f.whole;
+    e.failedControlsHost = f.failedControlsHost;
+    e.failedGuest = f.failedGuest;
+    e.unfinished = f.unfinished;
+    this.vmcs02.constantWrites = a.vmcs02.constantWrites;
+    this.vmcs02.wholeMerges = a.vmcs02.wholeMerges;
+    this.shadow.pushes = a.shadow.pushes;
+    this.shadow.pulls = a.shadow.pulls;
+    this.host.stagings = a.host.stagings;
+    const t = this.shadowEpt;
+    const u = a.shadowEpt;
+    t.builds = u.builds;
+    t.fills = u.fills;
+    t.restarts = u.restarts;
+    t.clock = u.clock; // (LRU time; its reuses count is clock - builds)
   // The shadow EPT of the Nested this one replaces, when L1's memory is
   // what it was built from (snapshot=N: snapshot/restore.ts), so that L2
   // does not fault its working set in again after every restore: a cache,

@@ -36,7 +36,6 @@ import * as shadow from "../nested/shadow";
 import * as ptimer from "../nested/ptimer";
 import * as resume from "../nested/resume";
 import * as caps from "../vmx/caps";
-import { L2Counts } from "../nested/reflect";
 import { Reader } from "./blob";
 import { Limits, fill } from "./limits";
 import * as R from "./rules";
@@ -179,16 +178,7 @@ export function restore(old: Vcpu, blob: usize, len: u64, kind: i32, toCpu: i32,
 function carryStatistics(from: Vcpu, to: Vcpu): void {
   to.apic.ipisDropped = from.apic.ipisDropped;
   to.apic.ipisDelivered = from.apic.ipisDelivered;
-  const a = from.nested;
-  const b = to.nested;
-  b.eptExitsReflected = a.eptExitsReflected;
-  b.vmfuncSwitches = a.vmfuncSwitches;
-  b.vmfuncReflected = a.vmfuncReflected;
-  memory.copy(changetype<usize>(b.counts), changetype<usize>(a.counts), L2Counts.BYTES);
-  b.shadowEpt.builds = a.shadowEpt.builds;
-  b.shadowEpt.fills = a.shadowEpt.fills;
-  b.shadowEpt.restarts = a.shadowEpt.restarts;
-  b.shadowEpt.clock = a.shadowEpt.clock; // (LRU time; its reuses count is clock - builds)
+  to.nested.takeStatistics(from.nested);
 }
 
 // Every section of the validated blob in r into v (fresh, its vmcs01
