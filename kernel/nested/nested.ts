@@ -189,6 +189,8 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
     t.fills = u.fills;
     t.restarts = u.restarts;
     t.clock = u.clock; // (LRU time; its reuses count is clock - builds)
+  }
+
   // The shadow EPT of the Nested this one replaces, when L1's memory is
   // what it was built from (snapshot=N: snapshot/restore.ts), so that L2
   // does not fault its working set in again after every restore: a cache,

@@ -113,7 +113,7 @@ export function restore(old: Vcpu, blob: usize, len: u64, kind: i32, toCpu: i32,
     return null;
   }
   const eptp = vmx.vmread(V.EPT_POINTER);
-  const offset = vmx.vmread(V.TSC_OFFSET);
+  const offset = vmx.vmread(V.TSC_OFFSET) + (old.nested.inL2 ? old.tsc.pendingL1 : 0); // (save.ts)
   const budget = old.irq.budgetEnd;
   const exits = old.exits;
   if (kind == GUEST_RESTORE) ram.restore(vm);
@@ -158,8 +158,7 @@ export function restore(old: Vcpu, blob: usize, len: u64, kind: i32, toCpu: i32,
   // A guest-requested restore puts memory back: the new vCPU's is empty.
   if (kind == KEEP_DEADLINES) v.nested.takeShadowEpt(old.nested);
   const now = cpu.rdtsc();
-  const stopped = kind == KEEP_DEADLINES && since != 0 ? now - since : 0; // (wrapping: another processor's TSC may be behind)
-  if (!loadAll(v, r, kind, offset - stopped, now)) {
+  if (!loadAll(v, r, kind, offset, now)) {
     print.say("snapshot: L2 could not be entered again (out of memory for vmcs02 or its EPT tables)");
     vcpus.destroy(v);
     return null;
@@ -170,7 +169,23 @@ export function restore(old: Vcpu, blob: usize, len: u64, kind: i32, toCpu: i32,
   ram.newVcpu(vm, v);
   vcpus.destroy(old);
   vm.vcpu0 = v;
+  // Last, so that the whole cycle is hidden (wrapping arithmetic: another
+  // processor's TSC may be behind this one's).
+  if (kind == KEEP_DEADLINES && since != 0) resumeClock(v, cpu.rdtsc() - since);
   return v;
+}
+
+// L1's clock stood still for `ticks` of host TSC: its TSC offset (vmcs01's;
+// while L2 runs, vmcs02's at once and vmcs01's through vm/tsc.ts pendingL1
+// at the exit to L1), the APIC timer and L1's preemption timer for L2 move
+// on by that much. The current VMCS is the one the vCPU runs next.
+function resumeClock(v: Vcpu, ticks: u64): void {
+  vmx.vmwrite(V.TSC_OFFSET, vmx.vmread(V.TSC_OFFSET) - ticks);
+  v.apic.pause(ticks);
+  const n = v.nested;
+  if (!n.inL2) return;
+  v.tsc.pendingL1 -= ticks;
+  n.ptimerDeadline += ticks >> ptimer.rate();
 }
 
 // The statistics a vCPU keeps are the run's, reported when the guest ends:

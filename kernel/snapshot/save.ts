@@ -163,7 +163,10 @@ function write(vcpu: Vcpu, w: Writer, base: usize, capacity: u64, runPending: bo
   const count: u32 = 7 + (hasX ? 1 : 0) + nestedSections(vcpu);
   w.begin(base, capacity, count, vcpu.index);
   const now = cpu.rdtsc();
-  const offset = vmx.vmread(V.TSC_OFFSET);
+  // L1's TSC offset: vmcs01's, plus what L2's writes of the TSC moved it by
+  // while vmcs02 was current (vm/tsc.ts pendingL1, added to vmcs01 at the
+  // exit to L1).
+  const offset = vmx.vmread(V.TSC_OFFSET) + (vcpu.nested.inL2 ? vcpu.tsc.pendingL1 : 0);
 
   // REGS: the block as it is, but for what is the hypervisor's (launch
   // state, exit count: not the guest's, and restore keeps its own).
