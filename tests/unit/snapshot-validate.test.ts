@@ -322,8 +322,8 @@ test('valid blobs of every kind are accepted, GUEST_MODE ones after the SDM entr
 });
 
 test('limits from the machine (snapshot/limits.ts fill): MXCSR mask, revision, RAM, nested from the guest\'s configuration', () => {
-  // Without kmain the capabilities are unread, the guest has nested=off and
-  // the processor no XSAVE: a blob without NESTED and XSTATE, with the
+  // Without kmain (only entry_setup's capability and CPUID reads) the guest
+  // has nested=off and the processor no XSAVE: a blob without NESTED and XSTATE, with the
   // MXCSR that FFBFH allows, passes; DAZ (bit 6) is outside FFBFH.
   assert.is(call<number>('snap_fillLimits', RAM, 0) >>> 0, 0xffbf, '0 in the FXSAVE image means FFBFH');
   limitsNow = '';
