@@ -85,8 +85,9 @@ export function snap_verdictItem(): i32 {
 export function snap_verdictValue(): u64 {
   return changetype<Verdict>(verdict).value;
 }
-export function snap_unchecked(): u32 {
-  return changetype<Verdict>(verdict).unchecked;
+// The failed entry check's name of a vmcs12.entry-checks verdict ("" else).
+export function snap_verdictCheck(): string {
+  return changetype<Verdict>(verdict).check;
 }
 export function snap_ruleName(rule: u32): string {
   return ruleName(rule);
