@@ -32,8 +32,8 @@ export function fixedOk(v: u64, fixed0: u64, fixed1: u64): bool {
 const SEL_RPL_TI: u64 = 7; // selector bits 1:0 (RPL) and 2 (TI)
 
 // l1Ia32e: IA32_EFER.LMA of L1, the logical processor executing
-// VMLAUNCH/VMRESUME (27.2.4).
-export function check(c: EntryCheck, l1Ia32e: bool): bool {
+// VMLAUNCH/VMRESUME (27.2.4). l2Ran: see entry-checks.ts checkAll.
+export function check(c: EntryCheck, l1Ia32e: bool, l2Ran: bool = false): bool {
   const n = c.n;
   const exit = <u32>state.get(n, V.VM_EXIT_CONTROL);
   const entry = <u32>state.get(n, V.VM_ENTRY_CONTROL);
@@ -78,14 +78,19 @@ export function check(c: EntryCheck, l1Ia32e: bool): bool {
   // ---- 27.2.4 address-space size: L1 is the processor doing the entry.
   const ia32eGuest = (entry & V.ENTRY_IA32E_MODE_GUEST) != 0;
   if (!l1Ia32e) {
-    if (ia32eGuest) return fail(c, "host.l1-legacy.ia32e-guest");
+    // Outside IA-32e mode L1 cannot enter an IA-32e-mode L2; but an L2
+    // entered in legacy mode may turn IA-32e mode on itself (unrestricted
+    // guest), and every VM exit then stores "IA-32e mode guest" = 1 (28.2):
+    // a snapshot of that L2 holds a state the processor reached. (The
+    // entry-time rule comes back at L1's next VMRESUME.)
+    if (ia32eGuest && !l2Ran) return fail(c, "host.l1-legacy.ia32e-guest");
     if (hostLong) return fail(c, "host.l1-legacy.host-64");
   } else if (!hostLong) {
     return fail(c, "host.l1-ia32e.host-32");
   }
   const rip = state.get(n, V.HOST_RIP);
   if (!hostLong) {
-    if (ia32eGuest) return fail(c, "host.ia32e-guest-without-host-64");
+    if (ia32eGuest && !l2Ran) return fail(c, "host.ia32e-guest-without-host-64"); // (l2Ran: as above)
     if ((cr4 & V.X86_CR4_PCIDE) != 0) return fail(c, "host.cr4.pcide-host-32");
     if ((rip >> 32) != 0) return fail(c, "host.rip.high");
   } else {

@@ -196,12 +196,14 @@ export function check(n: Nested, launch: bool, l1Ia32e: bool): i32 {
   return finish(c, r);
 }
 
-// Every check on n's vmcs12, nothing remembered (see the top).
-export function checkAll(n: Nested, l1Ia32e: bool, c: EntryCheck): i32 {
+// Every check on n's vmcs12, nothing remembered (see the top). l2Ran: the
+// vmcs12 holds the state of an L2 that has run since its entry (a snapshot
+// taken in GUEST_MODE), not only what L1 wrote (entry-checks-host.ts).
+export function checkAll(n: Nested, l1Ia32e: bool, c: EntryCheck, l2Ran: bool = false): i32 {
   c.start(n);
   let r = ENTRY_OK;
   if (!controls.check(c)) r = FAIL_CONTROLS;
-  else if (!host.check(c, l1Ia32e)) r = FAIL_HOST;
+  else if (!host.check(c, l1Ia32e, l2Ran)) r = FAIL_HOST;
   else if (!guest.check(c, guest.CHECK_ALL)) r = FAIL_GUEST;
   return finish(c, r);
 }

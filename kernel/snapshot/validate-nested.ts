@@ -75,7 +75,7 @@ export function checkVmcs12(page: usize, current: u64, l1Ia32e: bool, lim: Limit
   const snap = guestmem.snapshot;
   // No RAM snapshot: the checks only read, and nothing must count as written.
   guestmem.setup(base, min<u64>(size, lim.ramBytes), null);
-  const r = entry.checkAll(n, l1Ia32e, c);
+  const r = entry.checkAll(n, l1Ia32e, c, true); // GUEST_MODE: L2 has run
   guestmem.setup(base, size, snap);
   if (r == entry.FAIL_CONTROLS) return VMCS12_FAILED_CONTROLS;
   if (r == entry.FAIL_HOST) return VMCS12_FAILED_HOST;

@@ -133,7 +133,7 @@ function oracleClass(page: Uint8Array, current: bigint, l1Ia32e: boolean, ramLim
     readPhys32: (pa) => (inRam(pa, 4) ? m.phys.read32(HOST_BASE + pa) : 0xffffffff),
     readPhys64: (pa) => (inRam(pa, 8) ? m.phys.read64(HOST_BASE + pa) : NONE),
     linearBits: (m.cpuidRaw(0x80000008, 0)[0] >>> 8) & 0xff,
-    ia32eMode: l1Ia32e, inSmm: false, ramSize: ram,
+    ia32eMode: l1Ia32e, inSmm: false, ramSize: ram, l2Ran: true, // (GUEST_MODE blobs only)
     anyErrorCode: ((capMsr(V.MSR_IA32_VMX_BASIC) >> 56n) & 1n) === 1n,
     currentVmcs: current, rtm: ((m.cpuidRaw(7, 0)[1] >>> 11) & 1) === 1, sgx: false,
     debugctlAllowed: BigInt(V.X86_DEBUGCTL_LBR | V.X86_DEBUGCTL_BTF), // as entry-checks.test.ts: what L1 may set
@@ -479,7 +479,7 @@ const CASES: Case[] = [
   { rule: 'vmcs12.entry-checks', check: 'ctls.exit-msr-store.ram', cls: 1, base: inL2, limits: { ramBytes: MSR_AREA }, what: "the VM-exit MSR-store area past the blob's RAM limit (the hypervisor's own rule, 27.2.1.2)" },
   { rule: 'vmcs12.entry-checks', check: 'ctls.msr-bitmap.ram', cls: 1, base: inL2, limits: { ramBytes: 2n * RAM }, snap: (s) => set12(s.vmcs12!, V.MSR_BITMAPS, RAM + 0x1000n), what: "an MSR bitmap inside the limit but past the VM's own RAM" },
   { rule: 'vmcs12.entry-checks', check: 'host.rip.canonical', cls: 2, base: inL2, snap: (s) => set12(s.vmcs12!, V.HOST_RIP, 0x0000800000000000n), what: 'a non-canonical host RIP for a 64-bit L1 (27.2.3)' },
-  { rule: 'vmcs12.entry-checks', check: 'host.l1-legacy.ia32e-guest', cls: 2, base: inL2, snap: (s) => s.vmcs01.set(V.GUEST_IA32_EFER, 0n), what: "L1 outside IA-32e mode at its VMLAUNCH (VMCS01's IA32_EFER.LMA 0) with an IA-32e mode guest (27.2.4)" },
+  { rule: 'vmcs12.entry-checks', check: 'host.l1-legacy.host-64', cls: 2, base: inL2, snap: (s) => s.vmcs01.set(V.GUEST_IA32_EFER, 0n), what: "L1 outside IA-32e mode at its VMLAUNCH (VMCS01's IA32_EFER.LMA 0) with \"host address-space size\" 1 (27.2.4; an IA-32e mode L2 alone is accepted: L2 may have turned it on itself)" },
   { rule: 'vmcs12.entry-checks', check: 'guest.rflags.fixed1', cls: 3, base: runPending, snap: (s) => set12(s.vmcs12!, V.GUEST_RFLAGS, 0n), what: "RFLAGS bit 1 clear (27.3.1.4)" },
   { rule: 'vmcs12.entry-checks', check: 'guest.cr0.fixed', cls: 3, base: inL2, snap: (s) => set12(s.vmcs12!, V.GUEST_CR0, CR0_PROT & ~1n), what: 'CR0.PE clear without "unrestricted guest" (27.3.1.1: IA32_VMX_CR0_FIXED0)' },
   { rule: 'vmcs12.entry-checks', check: 'guest.link.revision', cls: 3, base: inL2Shadow, snap: (s) => set12(s.vmcs12!, V.VMCS_LINK_POINTER, 0x50000n), what: "the link pointer naming a page of L1's RAM that is no VMCS (27.3.1.5: the word read from L1's RAM)" },
