@@ -34,39 +34,50 @@ function logFailed(what: string, check: string): void {
   print.nl();
 }
 
+// Not an exit reason (those are 16 bits): a vCPU restored from a snapshot
+// taken while L2 ran goes back into L2 through handle() (nested/resume.ts),
+// so that the functions of the entry keep this one caller (binaryen inlines
+// them here; a second caller cost the VMRESUME round trip 110 ticks).
+export const RESTORED: u32 = 0x10000;
+
 export function handle(vcpu: Vcpu, reason: u32): i32 {
   const n = vcpu.nested;
-  if (!n.enabled) {
-    events.injectUD();
-    return exits.RESUME;
-  }
-  const c = common.check(vcpu, reason, false);
-  if (c != common.PROCEED) return c;
   const launch = reason == V.EXIT_REASON_VMLAUNCH;
-  // 27.1: no current VMCS, or a current VMCS that is a shadow VMCS (bit 31
-  // of its first dword, 25.2) → VMfailInvalid.
-  if (n.current == state.INVALID) return vmfail.failInvalid(vcpu);
-  if ((load<u32>(n.vmcs12, V.VMCS12_REVISION_ID_OFFSET) & V.VMCS_SHADOW_INDICATOR) != 0) return vmfail.failInvalid(vcpu);
-  // What L1 wrote through the shadow VMCS, before anything reads vmcs12.
-  shadow.pull(vcpu);
-  // Events blocked by MOV SS → VMfailValid(26).
-  if ((<u32>vmx.vmread(V.GUEST_INTERRUPTIBILITY_STATE) & V.INTERRUPTIBILITY_BLOCKING_BY_MOV_SS) != 0)
-    return vmfail.failValid(vcpu, V.VMXERR_ENTRY_EVENTS_BLOCKED_BY_MOV_SS);
-  if (launch && state.launchState(n) != 0) return vmfail.failValid(vcpu, V.VMXERR_VMLAUNCH_NONCLEAR_VMCS);
-  if (!launch && state.launchState(n) != 1) return vmfail.failValid(vcpu, V.VMXERR_VMRESUME_NONLAUNCHED_VMCS);
-
-  // 27.2-27.3, against what L1 was offered. L1's IA-32e mode decides some
-  // host-state rules.
+  const restored = reason == RESTORED;
   const l1Efer = vmx.vmread(V.GUEST_IA32_EFER);
-  const r = entry.check(n, launch, (l1Efer & V.X86_EFER_LMA) != 0);
-  if (r != entry.ENTRY_OK) {
-    const f = n.check;
-    if (r == entry.FAIL_GUEST) {
-      logFailed("VM entry (guest state)", f.failName);
-      return reflect.reflectSynthetic(vcpu, f.exitReason, f.failQual, 0);
+  // A restored entry is one that happened before the snapshot: its checks
+  // were made then (and the restore validated the vmcs12 with them).
+  if (!restored) {
+    if (!n.enabled) {
+      events.injectUD();
+      return exits.RESUME;
     }
-    logFailed(r == entry.FAIL_CONTROLS ? "VM entry (controls)" : "VM entry (host state)", f.failName);
-    return vmfail.failValid(vcpu, f.error);
+    const c = common.check(vcpu, reason, false);
+    if (c != common.PROCEED) return c;
+    // 27.1: no current VMCS, or a current VMCS that is a shadow VMCS (bit 31
+    // of its first dword, 25.2) → VMfailInvalid.
+    if (n.current == state.INVALID) return vmfail.failInvalid(vcpu);
+    if ((load<u32>(n.vmcs12, V.VMCS12_REVISION_ID_OFFSET) & V.VMCS_SHADOW_INDICATOR) != 0) return vmfail.failInvalid(vcpu);
+    // What L1 wrote through the shadow VMCS, before anything reads vmcs12.
+    shadow.pull(vcpu);
+    // Events blocked by MOV SS → VMfailValid(26).
+    if ((<u32>vmx.vmread(V.GUEST_INTERRUPTIBILITY_STATE) & V.INTERRUPTIBILITY_BLOCKING_BY_MOV_SS) != 0)
+      return vmfail.failValid(vcpu, V.VMXERR_ENTRY_EVENTS_BLOCKED_BY_MOV_SS);
+    if (launch && state.launchState(n) != 0) return vmfail.failValid(vcpu, V.VMXERR_VMLAUNCH_NONCLEAR_VMCS);
+    if (!launch && state.launchState(n) != 1) return vmfail.failValid(vcpu, V.VMXERR_VMRESUME_NONLAUNCHED_VMCS);
+
+    // 27.2-27.3, against what L1 was offered. L1's IA-32e mode decides some
+    // host-state rules.
+    const r = entry.check(n, launch, (l1Efer & V.X86_EFER_LMA) != 0);
+    if (r != entry.ENTRY_OK) {
+      const f = n.check;
+      if (r == entry.FAIL_GUEST) {
+        logFailed("VM entry (guest state)", f.failName);
+        return reflect.reflectSynthetic(vcpu, f.exitReason, f.failQual, 0);
+      }
+      logFailed(r == entry.FAIL_CONTROLS ? "VM entry (controls)" : "VM entry (host state)", f.failName);
+      return vmfail.failValid(vcpu, f.error);
+    }
   }
   // Into L2: vmcs02 becomes current and the next VM entry runs it. What
   // L2's VMCS inherits from L1's is read while vmcs01 is current: vmcs01's
@@ -89,7 +100,9 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
   }
   // 27.4: the VM-entry MSR-load list, after the guest state, into L2's
   // state; a failure is a failed VM entry with the entry's 1-based index.
-  const failed = msrlists.loadList(vcpu, state.get(n, V.VM_ENTRY_MSR_LOAD_ADDRESS), <u32>state.get(n, V.VM_ENTRY_MSR_LOAD_COUNT), true);
+  // (Not for a restored entry: those MSRs were restored as MSRs, with the
+  // values L2 gave them since.)
+  const failed = restored ? 0 : msrlists.loadList(vcpu, state.get(n, V.VM_ENTRY_MSR_LOAD_ADDRESS), <u32>state.get(n, V.VM_ENTRY_MSR_LOAD_COUNT), true);
   if (failed != 0) {
     n.entry.unfinished++;
     print.str("hv: nested: VM entry failed loading MSR-load entry ");
@@ -105,7 +118,7 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
   }
   vcpu.setLaunched(n.vmcs02.launched);
   l2irq.entered(n);
-  ptimer.entered(n);
+  ptimer.entered(n); // (a restored entry's deadline is the snapshot's: resume.ts)
   if (launch) state.setLaunchState(n, 1);
   n.inL2 = true;
   n.counts.launches++;

@@ -11,34 +11,22 @@
 //   - the VMX-preemption timer's start (27.7.4): its deadline is restored;
 //   - vmcs12's event injection: vmcs02's pending event is the snapshot's
 //     (EVENTS' L2 event), written by the caller after this.
-// Rebuilt: vmcs02 (constant state, then the whole vmcs12 merged: every
+// It goes through launch.handle (RESTORED), which skips those. Rebuilt:
+// vmcs02 (constant state, then the whole vmcs12 merged: every
 // change class is marked changed), L0's interrupt slice for L2, and a
 // flush of L2's translations (the VPID "changed", vpid.ts).
-import * as vmx from "../hw/vmx";
-import * as V from "../arch/vmx";
 import { Vcpu } from "../vm/vcpu";
-import * as vmcs02 from "./vmcs02";
-import * as l2irq from "./l2irq";
-import * as vpid from "./vpid";
+import * as exits from "../vm/exits";
+import * as launch from "./launch";
 
 // vmcs01 current with L1's state (as at its VMLAUNCH/VMRESUME), the
 // vmcs12 cache loaded. deadline: L1's preemption timer for L2 in
-// nested/ptimer.ts's units (host TSC >> rate), absolute. False when memory
-// ran out (vmcs02 or shadow EPT tables); reported by vmcs02.ts.
+// nested/ptimer.ts's units (host TSC >> rate), absolute. False when L2
+// cannot be entered (memory for vmcs02 or its EPT tables ran out, or L2 is
+// halted with nothing to wake it: reported, the guest stopped).
 export function enterRestored(vcpu: Vcpu, deadline: u64): bool {
-  const n = vcpu.nested;
-  vmcs02.captureVmcs01(n);
-  const l1Efer = vmx.vmread(V.GUEST_IA32_EFER);
-  const l1Pat = vmx.vmread(V.GUEST_IA32_PAT);
-  const l1Dr7 = vmx.vmread(V.GUEST_DR7);
-  const l1Debugctl = vmx.vmread(V.GUEST_IA32_DEBUGCTL);
-  n.vmcs02.l1Launched = vcpu.launched;
-  if (!vmcs02.load(n)) return false;
-  if (!vmcs02.merge(vcpu, l1Efer, l1Pat, l1Dr7, l1Debugctl)) return false;
-  vcpu.setLaunched(n.vmcs02.launched);
-  l2irq.entered(n);
-  n.ptimerDeadline = deadline;
-  n.inL2 = true;
-  vpid.entered(n);
+  // launch.ts skips the checks and the MSR-load list for RESTORED.
+  if (launch.handle(vcpu, launch.RESTORED) != exits.RESUME) return false;
+  vcpu.nested.ptimerDeadline = deadline;
   return true;
 }

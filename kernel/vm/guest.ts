@@ -108,10 +108,13 @@ function printName(g: i32): void {
 // the Nested's inL2, is read once after each handler that may change it
 // and kept in l2run.
 // What happens every N exits (migrate=N, snapshot=N) is out of line
-// (periodic()), behind one test of a local when neither option is on.
-// snapshot=N replaces the vCPU, and so may a handler (the restore
-// hypercall returns exits.SWITCHED): the loop goes on with the vCPU they
-// return (vm.vcpu0).
+// (periodicWork()), behind one test of a local when neither option is on,
+// before the interrupts are delivered. snapshot=N replaces the vCPU, and so
+// may a handler (the restore hypercall returns exits.SWITCHED): the loop
+// goes on with the vCPU they leave in vm.vcpu0, delivering its interrupts
+// as for any other (one call site each for l2.deliver and irq.deliver:
+// binaryen inlines them here, a second caller cost every L2 exit 30-40
+// ticks).
 function loop<L2>(vcpu: Vcpu, l2: L2): void {
   const counts = vcpu.vm.exitCounts;
   const every = <u64>config.snapshotEvery[vcpu.vm.guest];
@@ -141,40 +144,36 @@ function loop<L2>(vcpu: Vcpu, l2: L2): void {
       const a = exits.dispatchCounted(vcpu, reason & 0xffff, counts);
       if (a != exits.RESUME) {
         if (a == exits.STOP) return;
-        const v = switched<L2>(vcpu.vm, every, l2);
-        if (v == null) return;
-        vcpu = v;
-        l2run = v.nested.inL2;
-        continue;
+        vcpu = vcpu.vm.vcpu0; // SWITCHED: the restored vCPU
       }
     }
     l2run = vcpu.nested.inL2;
+    if (periodic) {
+      // An exit of L1's that left L2 to run: L1's VMLAUNCH/VMRESUME, whose
+      // entry into L2 is pending (a snapshot records RUN_PENDING).
+      const v = periodicWork(vcpu, every, fromL1 && l2run);
+      if (v == null) return;
+      vcpu = v;
+      l2run = v.nested.inL2;
+    }
     // Interrupts: L2's (nested/l2irq.ts may reflect an exit to L1 for one),
     // then L1's, also right after such a reflection. One call site for
     // irq.deliver keeps it inlined in this loop (a second one cost every
-    // exit 17 ticks).
+    // exit 17 ticks). (A restored vCPU's interrupt window and preemption
+    // timer are rebuilt here too.)
     if (l2run) {
       if (l2.deliver(vcpu) == exits.STOP) return;
       l2run = vcpu.nested.inL2;
     }
     if (!l2run) irq.deliver(vcpu);
-    if (periodic) {
-      // An exit of L1's that left L2 to run: L1's VMLAUNCH/VMRESUME, whose
-      // entry into L2 is pending (a snapshot records RUN_PENDING).
-      const v = periodicWork<L2>(vcpu, every, l2, fromL1 && l2run);
-      if (v == null) return;
-      vcpu = v;
-      l2run = v.nested.inL2;
-    }
   }
 }
 
 // Every N exits: the vCPU moves to the next processor (migrate=N), is
 // replaced by one restored from its snapshot (snapshot=N, every; on the
 // next processor when there are several). The vCPU to go on with, or null
-// when the guest stopped. (A restored vCPU has its interrupt window and
-// preemption timer rebuilt: delivery runs again for it.)
-function periodicWork<L2>(vcpu: Vcpu, every: u64, l2: L2, runPending: bool): Vcpu | null {
+// when the guest stopped. runPending: see loop.
+function periodicWork(vcpu: Vcpu, every: u64, runPending: bool): Vcpu | null {
   if (migrate.due(vcpu) && !migrate.move(vcpu)) {
     exits.stop(vcpu, config.OUTCOME_STOPPED);
     return null;
@@ -185,20 +184,7 @@ function periodicWork<L2>(vcpu: Vcpu, every: u64, l2: L2, runPending: bool): Vcp
     exits.stop(vcpu, config.OUTCOME_STOPPED);
     return null;
   }
-  if (v.nested.inL2) {
-    if (l2.deliver(v) == exits.STOP) return null;
-  }
-  if (!v.nested.inL2) irq.deliver(v);
   return v;
-}
-
-// A handler put another vCPU in vm (exits.SWITCHED: the restore hypercall,
-// made by L1): the rest of the exit's work, for that one.
-function switched<L2>(vm: Vm, every: u64, l2: L2): Vcpu | null {
-  const v = vm.vcpu0;
-  irq.deliver(v);
-  if (every == 0 && migrate.every == 0) return v;
-  return periodicWork<L2>(v, every, l2, false);
 }
 
 // Run guest g (L2's exits to `l2`, see loop); returns whether it ended as
