@@ -20,12 +20,12 @@ import { Nested } from "../nested/nested";
 import { EntryCheck } from "../nested/entry-checks-env";
 
 const NAME_MAX: i32 = 64;
-const nameBuf: usize = memory.data(NAME_MAX);
+const nameBuf: usize = memory.data(NAME_MAX); // test hooks only: state of the model tests' calls, not in the guest paths
 // The Nested under test and the outcome of the last check (test state).
-let nested: Nested | null = null; // test hook state
-let outcome: EntryCheck | null = null; // test hook state
-let result: i32 = 0; // test hook state: the last check's class
-const own = new EntryCheck(); // test hook state: entry_checkAll's, as a restore brings its own
+let nested: Nested | null = null; // test hooks only: state of the model tests' calls, not in the guest paths; test hook state
+let outcome: EntryCheck | null = null; // test hooks only: state of the model tests' calls, not in the guest paths; test hook state
+let result: i32 = 0; // test hooks only: state of the model tests' calls, not in the guest paths; test hook state: the last check's class
+const own = new EntryCheck(); // test hooks only: state of the model tests' calls, not in the guest paths; test hook state: entry_checkAll's, as a restore brings its own
 
 function n(): Nested {
   return nested!;
@@ -73,7 +73,7 @@ export function entry_getField(enc: u32): u64 {
   return state.read(n(), enc);
 }
 // L1's IA32_EFER.LMA for the next checks (true, a 64-bit L1, by default).
-let l1Ia32e = true; // test hook state
+let l1Ia32e = true; // test hooks only: state of the model tests' calls, not in the guest paths; test hook state
 export function entry_setL1Ia32e(lma: bool): void {
   l1Ia32e = lma;
 }

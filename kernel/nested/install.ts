@@ -69,7 +69,7 @@ function tearDown(vcpu: Vcpu): void {
     return l2irq.deliver(vcpu);
   }
 }
-export const l2Path = new L2Path();
+export const l2Path = new L2Path(); // machine-wide: a constant
 
 // vm/migrate.ts moves the vCPU. Before (vmcs01 or vmcs02 current): what L1
 // wrote through the shadow VMCS into the cache (shadow.ts), and vmcs02 and

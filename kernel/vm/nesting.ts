@@ -27,26 +27,26 @@ export function start(vcpu: Vcpu, on: bool, shadowVmcs: bool): bool {
 
 // ---- references nested/install.ts assigns ----------------------------------
 
-export let setUp: (vcpu: Vcpu, on: bool, shadowVmcs: bool) => bool = noSetUp;
+export let setUp: (vcpu: Vcpu, on: bool, shadowVmcs: bool) => bool = noSetUp; // machine-wide: assigned once at start (nested/install.ts)
 // The guest has ended: nested VMX's VMCSs cleared, its memory given back.
-export let tearDown: (vcpu: Vcpu) => void = nothing;
+export let tearDown: (vcpu: Vcpu) => void = nothing; // machine-wide: assigned once at start (nested/install.ts)
 // The vCPU moves to another processor (migrate.ts): before vmcs01 is
 // cleared (nested VMX's VMCSs cleared; false when one cannot be), and after
 // vmcs01 is current again on the new processor with its host state
 // rewritten (theirs rewritten, and vmcs02 current again while L2 runs).
-export let leaveCpu: (vcpu: Vcpu) => bool = yes;
-export let arriveCpu: (vcpu: Vcpu) => bool = yes;
+export let leaveCpu: (vcpu: Vcpu) => bool = yes; // machine-wide: assigned once at start (nested/install.ts)
+export let arriveCpu: (vcpu: Vcpu) => bool = yes; // machine-wide: assigned once at start (nested/install.ts)
 // In VMX operation CR0 and CR4 must stay inside the fixed bits offered
 // (SDM Vol. 3C 24.8: a MOV to CR that violates them is #GP): may v be
 // written?
-export let cr0Allowed: (vcpu: Vcpu, v: u64) => bool = anyCr;
-export let cr4Allowed: (vcpu: Vcpu, v: u64) => bool = anyCr;
+export let cr0Allowed: (vcpu: Vcpu, v: u64) => bool = anyCr; // machine-wide: assigned once at start (nested/install.ts)
+export let cr4Allowed: (vcpu: Vcpu, v: u64) => bool = anyCr; // machine-wide: assigned once at start (nested/install.ts)
 // The VMX capability MSRs (offered only): does msr exist for the guest
 // (false: RDMSR is #GP), and its value.
-export let vmxMsrExists: (msr: u32) => bool = noMsr;
-export let vmxMsrValue: (msr: u32) => u64 = zero;
+export let vmxMsrExists: (msr: u32) => bool = noMsr; // machine-wide: assigned once at start (nested/install.ts)
+export let vmxMsrValue: (msr: u32) => u64 = zero; // machine-wide: assigned once at start (nested/install.ts)
 // The lines about nested VMX in the report of a guest that had it.
-export let report: (vcpu: Vcpu) => void = nothing;
+export let report: (vcpu: Vcpu) => void = nothing; // machine-wide: assigned once at start (nested/install.ts)
 
 function noSetUp(vcpu: Vcpu, on: bool, shadowVmcs: bool): bool {
   return !on; // VMX cannot be offered without nested/
