@@ -1164,7 +1164,10 @@
 #define SNAP_NESTED_VMXON 8 /* 8 bytes: VMXON pointer (L1-physical); all ones: not in VMX operation */
 #define SNAP_NESTED_VMCS12 16 /* 8 bytes: current-VMCS pointer (L1-physical); all ones: none */
 #define SNAP_NESTED_PREEMPTION_DEADLINE 24 /* 8 bytes: L1's TSC when L1's VMX-preemption timer for L2 expires; all ones: not running */
-#define SNAP_NESTED_RESERVED 32 /* 32 bytes: zero */
+#define SNAP_NESTED_L2_EFER 32 /* 8 bytes: with GUEST_MODE: L2's IA32_EFER (vmcs02's; vmcs12 holds it only when its exit controls save it); else zero */
+#define SNAP_NESTED_L2_PAT 40 /* 8 bytes: with GUEST_MODE: L2's IA32_PAT; else zero */
+#define SNAP_NESTED_L2_DR7 48 /* 8 bytes: with GUEST_MODE: L2's DR7; else zero */
+#define SNAP_NESTED_L2_DEBUGCTL 56 /* 8 bytes: with GUEST_MODE: L2's IA32_DEBUGCTL; else zero */
 #define SNAP_NESTED_BYTES 64 /* fixed size */
 
 /* ---- snapshot section ids (docs/snapshot.md "Sections"), in blob order */

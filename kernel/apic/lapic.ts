@@ -489,6 +489,14 @@ const MODE_LOWEST: u32 = 1;
     return this.timer.nextDeadline();
   }
 
+  // The vCPU's clock stood still for `ticks` of host TSC (snapshot=N,
+  // snapshot/restore.ts): the timer counts on from where it was.
+  pause(ticks: u64): void {
+    const t = this.timer;
+    if (t.armed) t.deadline += ticks;
+    this.lastTsc += ticks;
+  }
+
   // The inverse of saveRegisters on an object just reset() for the same
   // vCPU, from a page snapshot/validate-state.ts accepted: IA32_APIC_BASE,
   // the errors pending for the ESR, the registers, and the timer counting

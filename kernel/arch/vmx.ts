@@ -1159,7 +1159,10 @@ export const SNAP_NESTED_RESERVED0: u32 = 4; // 4 bytes: zero
 export const SNAP_NESTED_VMXON: u32 = 8; // 8 bytes: VMXON pointer (L1-physical); all ones: not in VMX operation
 export const SNAP_NESTED_VMCS12: u32 = 16; // 8 bytes: current-VMCS pointer (L1-physical); all ones: none
 export const SNAP_NESTED_PREEMPTION_DEADLINE: u32 = 24; // 8 bytes: L1's TSC when L1's VMX-preemption timer for L2 expires; all ones: not running
-export const SNAP_NESTED_RESERVED: u32 = 32; // 32 bytes: zero
+export const SNAP_NESTED_L2_EFER: u32 = 32; // 8 bytes: with GUEST_MODE: L2's IA32_EFER (vmcs02's; vmcs12 holds it only when its exit controls save it); else zero
+export const SNAP_NESTED_L2_PAT: u32 = 40; // 8 bytes: with GUEST_MODE: L2's IA32_PAT; else zero
+export const SNAP_NESTED_L2_DR7: u32 = 48; // 8 bytes: with GUEST_MODE: L2's DR7; else zero
+export const SNAP_NESTED_L2_DEBUGCTL: u32 = 56; // 8 bytes: with GUEST_MODE: L2's IA32_DEBUGCTL; else zero
 export const SNAP_NESTED_BYTES: u32 = 64; // fixed size
 
 // ---- snapshot section ids (docs/snapshot.md "Sections"), in blob order

@@ -74,7 +74,7 @@ export function map(root: u64, gpa: u64, hpa: u64, len: u64, perm: u64, memType:
 }
 
 // One table in linear memory (split, clearLeafBits).
-const scratch: usize = memory.data(4096, 8);
+const scratch: usize = memory.data(4096, 8); // machine-wide: scratch
 
 // The table of `level` (3 = PDPT, 2 = PD, 1 = PT) on the walk of gpa,
 // without allocating: 0 when an entry above it is absent or maps a page.

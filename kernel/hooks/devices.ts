@@ -7,7 +7,7 @@ import { Vm } from "../vm/vm";
 import * as lapic from "../apic/lapic";
 
 // The VM whose devices the dev_* hooks drive; dev_reset makes it anew.
-let vm: Vm = changetype<Vm>(0); // test hooks only
+let vm: Vm = changetype<Vm>(0); // test hooks only: state of the model tests' calls, not in the guest paths; test hooks only
 
 // A fresh VM with ramSize bytes of RAM (as fw_cfg reports it) and cpuCount
 // vCPUs; making it resets its devices.
@@ -45,7 +45,7 @@ export function dev_uartPending(): i32 {
 }
 
 // The APIC the apic_* hooks work on: one of its own, not a vCPU's.
-let apic: lapic.Lapic | null = null;
+let apic: lapic.Lapic | null = null; // test hooks only: state of the model tests' calls, not in the guest paths
 function theApic(): lapic.Lapic {
   let a = apic;
   if (a == null) {

@@ -10,10 +10,10 @@ import * as loader from "../guest/loader";
 
 const CMDLINE_BUF: i32 = 8192;
 const MODULES_BUF: i32 = 64 * 4;
-const cmdlineBuf: usize = memory.data(CMDLINE_BUF);
-const modulesBuf: usize = memory.data(MODULES_BUF);
+const cmdlineBuf: usize = memory.data(CMDLINE_BUF); // test hooks only: state of the model tests' calls, not in the guest paths
+const modulesBuf: usize = memory.data(MODULES_BUF); // test hooks only: state of the model tests' calls, not in the guest paths
 // What the last loader_load returned (the hooks' own; a guest's is its Vm's).
-const entry = new loader.Entry();
+const entry = new loader.Entry(); // test hooks only: state of the model tests' calls, not in the guest paths
 
 export function loader_setupRam(hpaBase: u64, size: u64): void {
   guestmem.setup(hpaBase, size);

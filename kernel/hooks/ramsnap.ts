@@ -20,10 +20,10 @@ import { RamSnapshot } from "../snapshot/ram";
 // The shadow EPT the ram tests fill (a vCPU's, in the kernel).
 const testShadow = shadowept.create(); // machine-wide: test hook state
 
-let snap: RamSnapshot | null = null;
-let root: u64 = 0;
-let ram: u64 = 0;
-let ramBytes: u64 = 0;
+let snap: RamSnapshot | null = null; // test hooks only: state of the model tests' calls, not in the guest paths
+let root: u64 = 0; // test hooks only: state of the model tests' calls, not in the guest paths
+let ram: u64 = 0; // test hooks only: state of the model tests' calls, not in the guest paths
+let ramBytes: u64 = 0; // test hooks only: state of the model tests' calls, not in the guest paths
 
 export function ramsnap_setup(): void {
   ident.identify();

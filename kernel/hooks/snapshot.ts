@@ -85,8 +85,9 @@ export function snap_verdictItem(): i32 {
 export function snap_verdictValue(): u64 {
   return changetype<Verdict>(verdict).value;
 }
-export function snap_unchecked(): u32 {
-  return changetype<Verdict>(verdict).unchecked;
+// The failed entry check's name of a vmcs12.entry-checks verdict ("" else).
+export function snap_verdictCheck(): string {
+  return changetype<Verdict>(verdict).check;
 }
 export function snap_ruleName(rule: u32): string {
   return ruleName(rule);
@@ -128,7 +129,7 @@ export function snap_saveLive(): u64 {
   objects();
   const vm = vms.running();
   if (vm == null) return 0;
-  return save.save(vm.vcpu0, changetype<Writer>(writer), buf, cap);
+  return save.save(vm.vcpu0, changetype<Writer>(writer), buf, cap, false);
 }
 // The first `length` bytes of the buffer restored in place of the running
 // vCPU, for blobs restore must reject: the rule it broke (the vCPU then

@@ -325,48 +325,65 @@ export function fieldSupported(enc: u32): bool {
   return true;
 }
 
-// L1's RDMSR of a VMX capability MSR: false when the MSR does not exist for
-// L1's (virtual) processor, which is #GP.
-export let value: u64 = 0;
-export function readMsr(msr: u32): bool {
-  const t = (hw.basic & V.VMX_BASIC_TRUE_CONTROLS) != 0;
+// L1's RDMSR of a VMX capability MSR: hasMsr is false when the MSR does not
+// exist for L1's (virtual) processor, which is #GP; msrValue is its value
+// (0 when it does not exist).
+export function hasMsr(msr: u32): bool {
   switch (msr) {
-    case V.MSR_IA32_VMX_BASIC: value = basic(); return true;
-    case V.MSR_IA32_VMX_PINBASED_CTLS: value = pin(false); return true;
-    case V.MSR_IA32_VMX_PROCBASED_CTLS: value = proc(false); return true;
-    case V.MSR_IA32_VMX_EXIT_CTLS: value = exit(false); return true;
-    case V.MSR_IA32_VMX_ENTRY_CTLS: value = entry(false); return true;
-    case V.MSR_IA32_VMX_MISC: value = misc(); return true;
-    case V.MSR_IA32_VMX_CR0_FIXED0: value = cr0Fixed0(); return true;
-    case V.MSR_IA32_VMX_CR0_FIXED1: value = cr0Fixed1(); return true;
-    case V.MSR_IA32_VMX_CR4_FIXED0: value = cr4Fixed0(); return true;
-    case V.MSR_IA32_VMX_CR4_FIXED1: value = cr4Fixed1(); return true;
-    case V.MSR_IA32_VMX_VMCS_ENUM: value = vmcsEnum(); return true;
+    case V.MSR_IA32_VMX_BASIC:
+    case V.MSR_IA32_VMX_PINBASED_CTLS:
+    case V.MSR_IA32_VMX_PROCBASED_CTLS:
+    case V.MSR_IA32_VMX_EXIT_CTLS:
+    case V.MSR_IA32_VMX_ENTRY_CTLS:
+    case V.MSR_IA32_VMX_MISC:
+    case V.MSR_IA32_VMX_CR0_FIXED0:
+    case V.MSR_IA32_VMX_CR0_FIXED1:
+    case V.MSR_IA32_VMX_CR4_FIXED0:
+    case V.MSR_IA32_VMX_CR4_FIXED1:
+    case V.MSR_IA32_VMX_VMCS_ENUM:
+      return true;
+    // Exists only if "activate secondary controls" may be 1 (A.3.3).
     case V.MSR_IA32_VMX_PROCBASED_CTLS2:
-      // Exists only if "activate secondary controls" may be 1 (A.3.3).
-      if ((proc(true) >> 32 & V.PROC_ACTIVATE_SECONDARY_CONTROLS) == 0) return false;
-      value = proc2();
-      return true;
+      return (proc(true) >> 32 & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0;
+    // Exists if "enable VM functions" may be 1 (A.11).
     case V.MSR_IA32_VMX_VMFUNC:
-      // Exists if "enable VM functions" may be 1 (A.11).
-      if ((proc(true) >> 32 & V.PROC_ACTIVATE_SECONDARY_CONTROLS) == 0 ||
-        (<u32>(proc2() >> 32) & V.PROC2_ENABLE_VM_FUNCTIONS) == 0) return false;
-      value = vmfuncCap();
-      return true;
+      return (proc(true) >> 32 & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
+        (<u32>(proc2() >> 32) & V.PROC2_ENABLE_VM_FUNCTIONS) != 0;
+    // Exists if "enable EPT" or "enable VPID" may be 1 (A.10).
     case V.MSR_IA32_VMX_EPT_VPID_CAP:
-      // Exists if "enable EPT" or "enable VPID" may be 1 (A.10).
-      if ((proc(true) >> 32 & V.PROC_ACTIVATE_SECONDARY_CONTROLS) == 0 ||
-        (<u32>(proc2() >> 32) & (V.PROC2_ENABLE_EPT | V.PROC2_ENABLE_VPID)) == 0) return false;
-      value = eptCap();
-      return true;
-  }
-  if (t) {
-    switch (msr) {
-      case V.MSR_IA32_VMX_TRUE_PINBASED_CTLS: value = pin(true); return true;
-      case V.MSR_IA32_VMX_TRUE_PROCBASED_CTLS: value = proc(true); return true;
-      case V.MSR_IA32_VMX_TRUE_EXIT_CTLS: value = exit(true); return true;
-      case V.MSR_IA32_VMX_TRUE_ENTRY_CTLS: value = entry(true); return true;
-    }
+      return (proc(true) >> 32 & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
+        (<u32>(proc2() >> 32) & (V.PROC2_ENABLE_EPT | V.PROC2_ENABLE_VPID)) != 0;
+    // The TRUE controls exist when IA32_VMX_BASIC[55] says so (A.1).
+    case V.MSR_IA32_VMX_TRUE_PINBASED_CTLS:
+    case V.MSR_IA32_VMX_TRUE_PROCBASED_CTLS:
+    case V.MSR_IA32_VMX_TRUE_EXIT_CTLS:
+    case V.MSR_IA32_VMX_TRUE_ENTRY_CTLS:
+      return (hw.basic & V.VMX_BASIC_TRUE_CONTROLS) != 0;
   }
   return false;
+}
+
+export function msrValue(msr: u32): u64 {
+  if (!hasMsr(msr)) return 0;
+  switch (msr) {
+    case V.MSR_IA32_VMX_BASIC: return basic();
+    case V.MSR_IA32_VMX_PINBASED_CTLS: return pin(false);
+    case V.MSR_IA32_VMX_PROCBASED_CTLS: return proc(false);
+    case V.MSR_IA32_VMX_EXIT_CTLS: return exit(false);
+    case V.MSR_IA32_VMX_ENTRY_CTLS: return entry(false);
+    case V.MSR_IA32_VMX_MISC: return misc();
+    case V.MSR_IA32_VMX_CR0_FIXED0: return cr0Fixed0();
+    case V.MSR_IA32_VMX_CR0_FIXED1: return cr0Fixed1();
+    case V.MSR_IA32_VMX_CR4_FIXED0: return cr4Fixed0();
+    case V.MSR_IA32_VMX_CR4_FIXED1: return cr4Fixed1();
+    case V.MSR_IA32_VMX_VMCS_ENUM: return vmcsEnum();
+    case V.MSR_IA32_VMX_PROCBASED_CTLS2: return proc2();
+    case V.MSR_IA32_VMX_VMFUNC: return vmfuncCap();
+    case V.MSR_IA32_VMX_EPT_VPID_CAP: return eptCap();
+    case V.MSR_IA32_VMX_TRUE_PINBASED_CTLS: return pin(true);
+    case V.MSR_IA32_VMX_TRUE_PROCBASED_CTLS: return proc(true);
+    case V.MSR_IA32_VMX_TRUE_EXIT_CTLS: return exit(true);
+    case V.MSR_IA32_VMX_TRUE_ENTRY_CTLS: return entry(true);
+  }
+  return 0;
 }

@@ -19,11 +19,10 @@ import * as events from "../vm/events";
 import * as guestmem from "../vm/guestmem";
 import * as ident from "../cpu/ident";
 import { RESUME } from "../vm/exits";
-import * as nesting from "../vm/nesting";
-import * as state from "./state";
 import * as caps from "./caps";
 import * as reflect from "./reflect";
 import { Vcpu } from "../vm/vcpu";
+import { Nested } from "./nested";
 
 // check() results other than a handler result (RESUME/STOP are 0 and 1).
 export const PROCEED: i32 = -1;
@@ -43,29 +42,24 @@ export function efer(): u64 {
   return vmx.vmread(V.GUEST_IA32_EFER);
 }
 
-// What check() read of L1's state, for the rest of the same exit (each
-// VMCS field read once per exit): RFLAGS, and whether L1 is in 64-bit mode
-// (IA-32e mode active and CS.L, Vol. 3A 2.2.1).
-export let rflags: u64 = 0;
-export let long: bool = false;
+// What check() reads of L1's state (RFLAGS, whether L1 is in 64-bit mode)
+// is read again where the instruction needs it (vmfail.ts, longMode()):
+// a VMREAD costs less than a field of the vCPU, a bounds-checked store and
+// load.
 
 // The #UD conditions. VMXON does not require VMX operation but CR4.VMXE;
 // the others require VMX operation, which implies CR4.VMXE = 1 (cr.ts
 // refuses to clear it in VMX operation, 24.8), so it is not read again.
-function undefinedOpcode(vmxon: bool): bool {
+function undefinedOpcode(n: Nested, vmxon: bool): bool {
   if (vmxon) {
     if ((guestCr4() & V.X86_CR4_VMXE) == 0) return true;
-  } else if (!state.vmxOn) {
+  } else if (!n.vmxOn) {
     return true;
   }
   if ((guestCr0() & V.X86_CR0_PE) == 0) return true; // real-address mode
-  rflags = vmx.vmread(V.GUEST_RFLAGS);
-  if ((rflags & V.X86_RFLAGS_VM) != 0) return true; // virtual-8086 mode
+  if ((vmx.vmread(V.GUEST_RFLAGS) & V.X86_RFLAGS_VM) != 0) return true; // virtual-8086 mode
   // Compatibility mode: IA-32e mode with a 16/32-bit code segment.
-  const lma = (efer() & V.X86_EFER_LMA) != 0;
-  long = lma && (<u32>vmx.vmread(V.GUEST_CS_ACCESS_RIGHTS) & V.SEG_AR_L) != 0;
-  if (lma && !long) return true;
-  return false;
+  return (efer() & V.X86_EFER_LMA) != 0 && (<u32>vmx.vmread(V.GUEST_CS_ACCESS_RIGHTS) & V.SEG_AR_L) == 0;
 }
 
 // "ELSIF in VMX non-root operation THEN VM exit" (SDM Vol. 3C 31.3, every
@@ -78,16 +72,17 @@ export function exitToL1(vcpu: Vcpu, reason: u32): i32 {
 }
 
 // The checks shared by all VMX instructions but VMXON, in SDM order; for
-// VMXON (vmxon = true) only its #UD test. PROCEED (rflags and long set),
-// or the handler's result after the fault was injected (the instruction
-// does not complete). Every VMX instruction handler calls it first.
+// VMXON (vmxon = true) only its #UD test. PROCEED, or the handler's result
+// after the fault was injected (the instruction does not complete). Every
+// VMX instruction handler calls it first.
 export function check(vcpu: Vcpu, reason: u32, vmxon: bool): i32 {
-  if (undefinedOpcode(vmxon)) {
+  const n = vcpu.nested;
+  if (undefinedOpcode(n, vmxon)) {
     events.injectUD();
     return RESUME;
   }
   if (vmxon) return PROCEED;
-  if (nesting.inL2) return exitToL1(vcpu, reason);
+  if (n.inL2) return exitToL1(vcpu, reason);
   if (events.guestCpl() > 0) {
     events.injectGP();
     return RESUME;
@@ -99,10 +94,9 @@ export function check(vcpu: Vcpu, reason: u32, vmxon: bool): i32 {
 // does not make it exit to L1 (shadow12.ts). The processor made the #UD
 // tests in L2 before its VM exit to L0 (#UD has priority over the exit,
 // 26.1.1), so what remains of the checks is "ELSIF CPL > 0 THEN #GP(0)".
-// rflags and long are L2's (vmcs02 current), as check() sets them for L1.
-export function checkNonRoot(): i32 {
-  rflags = vmx.vmread(V.GUEST_RFLAGS);
-  long = longMode();
+// (vmcs02 is current: what the instruction reads of the guest's state is
+// L2's.)
+export function checkNonRoot(vcpu: Vcpu): i32 {
   if (events.guestCpl() > 0) {
     events.injectGP();
     return RESUME;

@@ -1,40 +1,55 @@
 // What the VM-entry checks on a vmcs12 (entry-checks.ts) need besides the
-// vmcs12 itself: the failure being reported, L1's processor mode, and the
-// address widths and features of the processor L1 sees. No allocation: the
-// failing check's name is a string literal, held by reference.
+// vmcs12 itself: L1's processor mode and the address widths and features of
+// the processor L1 sees; and where they report a failure. No allocation:
+// the failing check's name is a string literal, held by reference.
 import * as ident from "../cpu/ident";
+import { Nested } from "./nested";
 
-// The failing check (a short, stable name) and, for guest-state failures,
-// the exit qualification of SDM Vol. 3C 27.8.
-export let failName: string = "";
-export let failQual: u64 = 0;
+// One run of the checks: its inputs and its outcome, owned by the caller
+// (a Nested has one for its VMLAUNCH/VMRESUME, embedded: init() sets what
+// the field initializers would; a restore brings its own). Every check
+// function takes it.
+@unmanaged export class EntryCheck {
+  // The Nested whose vmcs12 (cache) is checked. (L1's IA32_EFER.LMA, the
+  // other input, is a parameter of the checks that read it.)
+  n: Nested = changetype<Nested>(0);
+  // The outcome of a failure, which the checks return (entry-checks.ts
+  // FAIL_*): the failing check (a short, stable name) and the
+  // architectural answer: for FAIL_CONTROLS/FAIL_HOST the VM-instruction
+  // error of VMfailValid (7, 8); for FAIL_GUEST the exit reason of the
+  // failed VM entry (33 | bit 31) and its exit qualification (27.8).
+  // Nothing is written when all pass (VMRESUME's checks are on the nested
+  // exit path).
+  failName: string = "";
+  failQual: u64 = 0;
+  error: u32 = 0;
+  exitReason: u32 = 0;
+
+  init(n: Nested): void {
+    this.start(n);
+  }
+  start(n: Nested): void {
+    this.n = n;
+    this.failName = "";
+    this.failQual = 0;
+    this.error = 0;
+    this.exitReason = 0;
+  }
+}
 
 // Record a failure; returns false so a check can `return fail(...)`.
-export function fail(name: string, qual: u64 = 0): bool {
-  failName = name;
-  failQual = qual;
+export function fail(c: EntryCheck, name: string, qual: u64 = 0): bool {
+  c.failName = name;
+  c.failQual = qual;
   return false;
-}
-
-export function clearFailure(): void {
-  failName = "";
-  failQual = 0;
-}
-
-// IA32_EFER.LMA of L1 (the logical processor executing VMLAUNCH/VMRESUME,
-// 27.2.4). The caller, which has L1's state at hand, sets it before each
-// check; true is the common case (a 64-bit L1).
-export let l1Ia32e: bool = true;
-export function setL1Ia32e(lma: bool): void {
-  l1Ia32e = lma;
 }
 
 // L1 sees the processor's CPUID leaves 80000008H and 7 (kernel/vm/exit/
 // cpuid.ts passes them through), so its physical- and linear-address widths
 // and its RTM support are the processor's. Read once, on first use.
-let linBits: u32 = 0;
-let rtmKnown: bool = false;
-let rtm: bool = false;
+let linBits: u32 = 0; // machine-wide: the processor's CPUID
+let rtmKnown: bool = false; // machine-wide: the processor's CPUID
+let rtm: bool = false; // machine-wide: the processor's CPUID
 
 // MAXPHYADDR (CPUID.80000008H:EAX[7:0], read by ident.identify at boot).
 export function physBits(): u32 {

@@ -30,6 +30,7 @@
 // would land outside L1's RAM is lost, as the processor's write to an
 // address without memory is.
 import * as V from "../arch/vmx";
+import { Nested } from "./nested";
 import * as guestmem from "../vm/guestmem";
 import * as state from "./state";
 
@@ -44,9 +45,9 @@ export const LOG_FULL: i32 = 0;
 export const CLEAN: i32 = 1;
 export const DIRTY: i32 = 2;
 
-function pmlEnabled(): bool {
-  return (<u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
-    (<u32>state.get(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_ENABLE_PML) != 0;
+function pmlEnabled(n: Nested): bool {
+  return (<u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
+    (<u32>state.get(n, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_ENABLE_PML) != 0;
 }
 
 // The entries a translation of gpa2 uses, root first, after ept12.walk()
@@ -76,7 +77,7 @@ function used(eptp12: u64, gpa2: u64): i32 {
 // EPTP eptp12 has bit 6): DIRTY or CLEAN, the leaf's dirty flag after the
 // access. LOG_FULL when it is a page-modification log-full event instead:
 // nothing was changed.
-export function update(eptp12: u64, gpa2: u64, write: bool): i32 {
+export function update(nested: Nested, eptp12: u64, gpa2: u64, write: bool): i32 {
   const n = used(eptp12, gpa2);
   // Mapped without write permission: the next access faults and walks again.
   if (n == 0) return CLEAN;
@@ -87,8 +88,8 @@ export function update(eptp12: u64, gpa2: u64, write: bool): i32 {
   }
   const dirty = (leaf & V.EPT_ENTRY_DIRTY) != 0 ? DIRTY : CLEAN;
   if (!need) return dirty;
-  const pml = pmlEnabled();
-  if (pml && state.get(V.PML_INDEX) >= PML_ENTRIES) return LOG_FULL;
+  const pml = pmlEnabled(nested);
+  if (pml && state.get(nested, V.PML_INDEX) >= PML_ENTRIES) return LOG_FULL;
   // Locked updates, as the processor's: L1 may be changing these entries
   // on another processor.
   for (let i = 0; i < n - 1; i++) {
@@ -99,14 +100,14 @@ export function update(eptp12: u64, gpa2: u64, write: bool): i32 {
   const bits = V.EPT_ENTRY_ACCESSED | (write ? V.EPT_ENTRY_DIRTY : 0);
   const old = guestmem.setBits64(unchecked(entryAddr[n - 1]), bits);
   if (!write) return dirty;
-  if (pml && (old & V.EPT_ENTRY_DIRTY) == 0) log(gpa2);
+  if (pml && (old & V.EPT_ENTRY_DIRTY) == 0) log(nested, gpa2);
   return DIRTY;
 }
 
-function log(gpa2: u64): void {
-  const index = state.get(V.PML_INDEX);
-  const a = state.get(V.PML_ADDRESS) + index * 8;
+function log(n: Nested, gpa2: u64): void {
+  const index = state.get(n, V.PML_INDEX);
+  const a = state.get(n, V.PML_ADDRESS) + index * 8;
   if (guestmem.isRam(a, 8)) guestmem.write64(a, gpa2 & ~PAGE_MASK);
   // The index lives only in vmcs12 (vmcs02 has no PML): nothing to merge.
-  state.writeSynced(V.PML_INDEX, (index - 1) & 0xffff);
+  state.writeSynced(n, V.PML_INDEX, (index - 1) & 0xffff);
 }

@@ -46,7 +46,7 @@ import { Vcpu } from "../vm/vcpu";
 // through the same tables, the hypervisor only reads them again. Should
 // the walk fail all the same, the decode fails (mmio.ts reports it).
 function throughL1Ept(vcpu: Vcpu, gpa2: u64, access: u32, lin: u64, final: bool): u64 {
-  const w = ept12.walk(state.get(V.EPT_POINTER), gpa2, 0);
+  const w = ept12.walk(state.get(vcpu.nested, V.EPT_POINTER), gpa2, 0);
   return ept12.status(w) == ept12.WALK_OK ? ept12.gpa1(w) : paging.STAGE2;
 }
 
@@ -61,7 +61,7 @@ const Q_NMI_UNBLOCKING: u64 = 1 << 12;
 export function handle(vcpu: Vcpu): i32 {
   const q = vmx.vmread(V.EXIT_QUALIFICATION);
   const gpa2 = vmx.vmread(V.GUEST_PHYSICAL_ADDRESS);
-  const eptp12 = state.get(V.EPT_POINTER);
+  const eptp12 = state.get(vcpu.nested, V.EPT_POINTER);
   const w = ept12.walk(eptp12, gpa2, <u32>q & 7);
   const r = ept12.status(w);
   if (r == ept12.WALK_MISCONFIG) {
@@ -74,7 +74,7 @@ export function handle(vcpu: Vcpu): i32 {
     return reflect.reflectAs(vcpu, V.EXIT_REASON_EPT_VIOLATION, (q & Q_FROM_PROCESSOR) | (perms << 3));
   }
   if ((eptp12 & V.EPTP_ACCESSED_DIRTY) != 0) {
-    const flags = eptad.update(eptp12, gpa2, (q & ept12.ACCESS_WRITE) != 0);
+    const flags = eptad.update(vcpu.nested, eptp12, gpa2, (q & ept12.ACCESS_WRITE) != 0);
     if (flags == eptad.LOG_FULL) {
       vcpu.nested.eptExitsReflected++;
       return reflect.reflectAs(vcpu, V.EXIT_REASON_PML_FULL, q & Q_NMI_UNBLOCKING);
@@ -91,7 +91,7 @@ export function handle(vcpu: Vcpu): i32 {
     // access to unbacked memory does (misc.ts).
     const d = mmio.access(vcpu, gpa1, throughL1Ept);
     if (d != mmio.NOT_A_DEVICE) {
-      reflect.countL0();
+      reflect.countL0(vcpu);
       return d;
     }
     print.str("hv: nested: L2 ");
@@ -125,6 +125,6 @@ export function handle(vcpu: Vcpu): i32 {
     }
     vmx.vmwrite(V.EPT_POINTER, root);
   }
-  reflect.countL0();
+  reflect.countL0(vcpu);
   return exits.RESUME;
 }

@@ -7,12 +7,11 @@
 import * as V from "../arch/vmx";
 import * as events from "../vm/events";
 import * as exits from "../vm/exits";
-import * as nesting from "../vm/nesting";
+import * as launch from "./launch";
 import * as vmxonInsn from "./vmxon";
 import * as vmptr from "./vmptr";
 import * as vmrw from "./vmrw";
 import * as invalidate from "./invalidate";
-import * as launch from "./launch";
 import { Vcpu } from "../vm/vcpu";
 
 function noVmx(): i32 {
@@ -21,31 +20,31 @@ function noVmx(): i32 {
 }
 
 function onVmxon(vcpu: Vcpu, reason: u32): i32 {
-  return nesting.offered ? vmxonInsn.vmxon(vcpu, reason) : noVmx();
+  return vcpu.nested.enabled ? vmxonInsn.vmxon(vcpu, reason) : noVmx();
 }
 function onVmxoff(vcpu: Vcpu, reason: u32): i32 {
-  return nesting.offered ? vmxonInsn.vmxoff(vcpu, reason) : noVmx();
+  return vcpu.nested.enabled ? vmxonInsn.vmxoff(vcpu, reason) : noVmx();
 }
 function onVmclear(vcpu: Vcpu, reason: u32): i32 {
-  return nesting.offered ? vmptr.vmclear(vcpu, reason) : noVmx();
+  return vcpu.nested.enabled ? vmptr.vmclear(vcpu, reason) : noVmx();
 }
 function onVmptrld(vcpu: Vcpu, reason: u32): i32 {
-  return nesting.offered ? vmptr.vmptrld(vcpu, reason) : noVmx();
+  return vcpu.nested.enabled ? vmptr.vmptrld(vcpu, reason) : noVmx();
 }
 function onVmptrst(vcpu: Vcpu, reason: u32): i32 {
-  return nesting.offered ? vmptr.vmptrst(vcpu, reason) : noVmx();
+  return vcpu.nested.enabled ? vmptr.vmptrst(vcpu, reason) : noVmx();
 }
 function onVmread(vcpu: Vcpu, reason: u32): i32 {
-  return nesting.offered ? vmrw.vmread(vcpu, reason) : noVmx();
+  return vcpu.nested.enabled ? vmrw.vmread(vcpu, reason) : noVmx();
 }
 function onVmwrite(vcpu: Vcpu, reason: u32): i32 {
-  return nesting.offered ? vmrw.vmwrite(vcpu, reason) : noVmx();
+  return vcpu.nested.enabled ? vmrw.vmwrite(vcpu, reason) : noVmx();
 }
 function onInvept(vcpu: Vcpu, reason: u32): i32 {
-  return nesting.offered ? invalidate.invept(vcpu, reason) : noVmx();
+  return vcpu.nested.enabled ? invalidate.invept(vcpu, reason) : noVmx();
 }
 function onInvvpid(vcpu: Vcpu, reason: u32): i32 {
-  return nesting.offered ? invalidate.invvpid(vcpu, reason) : noVmx();
+  return vcpu.nested.enabled ? invalidate.invvpid(vcpu, reason) : noVmx();
 }
 
 export function register(): void {

@@ -9,17 +9,12 @@ import * as print from "../lib/print";
 import * as nesting from "../vm/nesting";
 import { Vcpu } from "../vm/vcpu";
 import * as vmcs01 from "../vm/vmcs01";
-import * as state from "./state";
 import * as caps from "./caps";
 import * as handlers from "./handlers";
 import * as l2exit from "./l2exit";
 import * as l2irq from "./l2irq";
-import * as launch from "./launch";
-import * as entryChecks from "./entry-checks";
 import * as vmcs02 from "./vmcs02";
-import * as reflect from "./reflect";
 import * as shadow from "./shadow";
-import * as hoststate from "./hoststate";
 import * as report from "./report";
 
 export function install(): void {
@@ -32,29 +27,23 @@ export function install(): void {
   nesting.arriveCpu = arriveCpu;
   nesting.cr0Allowed = cr0Allowed;
   nesting.cr4Allowed = cr4Allowed;
-  nesting.vmxMsrExists = caps.readMsr;
-  nesting.vmxMsrValue = vmxMsrValue;
+  nesting.vmxMsrExists = caps.hasMsr;
+  nesting.vmxMsrValue = caps.msrValue;
   nesting.report = report.report;
 }
 
 // A guest starts on vcpu (vmcs01 current): the shadow VMCS linked when
-// asked for and the processor has it, L1 outside VMX operation, no vmcs02,
-// the counters at 0. (The shadow EPT, VPID and L2 timer state are the
-// vCPU's Nested, fresh with the vCPU.) A RAM snapshot of the VM revokes
-// write access through this vCPU's shadow EPT too at take and restore:
-// L2's writes through shadow EPT bypass L0's EPT flags (one vCPU per guest
-// today). The link is made here, not in vm/guest.ts, because the shadow EPT
-// is nested/'s.
+// asked for and the processor has it. L1 is outside VMX operation, with no
+// vmcs02 and its counters at 0, because the vCPU's Nested is fresh with the
+// vCPU (vcpus.create). A RAM snapshot of the VM revokes write access
+// through this vCPU's shadow EPT too at take and restore: L2's writes
+// through shadow EPT bypass L0's EPT flags (one vCPU per guest today). The
+// link is made here, not in vm/guest.ts, because the shadow EPT is
+// nested/'s.
 function setUp(vcpu: Vcpu, on: bool, shadowVmcs: bool): bool {
-  if (!shadow.setup(on && shadowVmcs)) return false;
+  if (!shadow.setup(vcpu, on && shadowVmcs)) return false;
   const snap = vcpu.vm.ramSnapshot;
   if (snap !== null) snap.shadow = vcpu.nested.shadowEpt;
-  state.reset();
-  vmcs02.reset();
-  hoststate.resetCounts();
-  reflect.resetCounts();
-  launch.resetCounts();
-  entryChecks.forget();
   return true;
 }
 
@@ -63,8 +52,8 @@ function setUp(vcpu: Vcpu, on: bool, shadowVmcs: bool): bool {
 function tearDown(vcpu: Vcpu): void {
   // vmcs02 may be active here too; clear it before its page is reused (a
   // VMCS region is not written while active, 25.11.1).
-  if (vmcs02.initialized) vmx.vmclear(vmcs02.vmcs02);
-  shadow.clear();
+  vmcs02.vmclear(vcpu.nested);
+  shadow.vmclear(vcpu.nested);
 }
 
 // The exit path while L2 runs, for vm/guest.ts's loop, which takes it as a
@@ -80,44 +69,43 @@ function tearDown(vcpu: Vcpu): void {
     return l2irq.deliver(vcpu);
   }
 }
-export const l2Path = new L2Path();
+export const l2Path = new L2Path(); // machine-wide: a constant
 
 // vm/migrate.ts moves the vCPU. Before (vmcs01 or vmcs02 current): what L1
 // wrote through the shadow VMCS into the cache (shadow.ts), and vmcs02 and
 // the shadow VMCS cleared (25.11.1), so that both launch again.
 function leaveCpu(vcpu: Vcpu): bool {
-  shadow.beforeMove(vcpu, nesting.inL2);
-  if (vmcs02.initialized && vmx.vmclear(vmcs02.vmcs02) != vmx.VMX_SUCCEED) return false;
-  shadow.clear();
-  vmcs02.cleared();
-  vmcs02.setL1Launched(false);
+  const n = vcpu.nested;
+  shadow.beforeMove(vcpu);
+  if (!vmcs02.vmclear(n)) return false;
+  shadow.vmclear(n);
+  vmcs02.cleared(n);
+  n.vmcs02.l1Launched = false;
   return true;
 }
 // After (vmcs01 current on the new processor): the shadow written again,
 // vmcs02's host state the new processor's, vmcs02 current while L2 runs.
 function arriveCpu(vcpu: Vcpu): bool {
+  const n = vcpu.nested;
   shadow.afterMove(vcpu);
-  if (!vmcs02.initialized) return true;
-  if (vmx.vmptrld(vmcs02.vmcs02) != vmx.VMX_SUCCEED) {
+  if (!n.vmcs02.initialized) return true;
+  if (vmx.vmptrld(n.vmcs02.page) != vmx.VMX_SUCCEED) {
     print.say("migrate: VMPTRLD of vmcs02 failed");
     return false;
   }
   vmcs01.writeHostState();
-  if (!nesting.inL2 && vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) {
+  if (!n.inL2 && vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) {
     print.say("migrate: VMPTRLD failed");
     return false;
   }
   return true;
 }
 
-function cr0Allowed(v: u64): bool {
-  return !state.vmxOn || caps.cr0Allowed(v);
+function cr0Allowed(vcpu: Vcpu, v: u64): bool {
+  return !vcpu.nested.vmxOn || caps.cr0Allowed(v);
 }
-function cr4Allowed(v: u64): bool {
-  return !state.vmxOn || caps.cr4Allowed(v);
+function cr4Allowed(vcpu: Vcpu, v: u64): bool {
+  return !vcpu.nested.vmxOn || caps.cr4Allowed(v);
 }
 
-function vmxMsrValue(msr: u32): u64 {
-  caps.readMsr(msr);
-  return caps.value;
-}
+

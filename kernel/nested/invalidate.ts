@@ -44,7 +44,7 @@ function proc2Allowed1(): u32 {
   return <u32>(caps.proc2() >> 32);
 }
 function eptVpidCap(): u64 {
-  return caps.readMsr(V.MSR_IA32_VMX_EPT_VPID_CAP) ? caps.value : 0;
+  return caps.msrValue(V.MSR_IA32_VMX_EPT_VPID_CAP);
 }
 
 export function inveptOffered(): bool {
@@ -57,7 +57,7 @@ export function invvpidOffered(): bool {
 // The type register.
 function typeOperand(vcpu: Vcpu, info: u32): u64 {
   const v = vcpu.gpr(operand.reg2(info));
-  return common.long ? v : v & 0xffffffff;
+  return common.longMode() ? v : v & 0xffffffff;
 }
 
 // The EPTP checks of VM entry (27.2.1.1) against what L1 is offered; the
@@ -86,15 +86,16 @@ export function invept(vcpu: Vcpu, reason: u32): i32 {
   const cap = eptVpidCap();
   const ok = (type == V.INVEPT_TYPE_SINGLE_CONTEXT && (cap & V.EPT_VPID_CAP_INVEPT_SINGLE_CONTEXT) != 0) ||
     (type == V.INVEPT_TYPE_ALL_CONTEXT && (cap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0);
-  if (!ok) return vmfail.fail(V.VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID);
+  if (!ok) return vmfail.fail(vcpu, V.VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID);
   // The descriptor (#GP/#SS/#PF, or an EPT exit to L1 while L2 runs).
-  const r = operand.read(vcpu, info, 16);
+  const op = vcpu.nested.operand;
+  const r = operand.read(vcpu, info, 16, op);
   if (r != linear.OK) return linear.handlerResult(vcpu, r);
-  const eptp = operand.value;
+  const eptp = op.value;
   if (type == V.INVEPT_TYPE_SINGLE_CONTEXT && !eptpPassesEntryChecks(eptp))
-    return vmfail.fail(V.VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID);
+    return vmfail.fail(vcpu, V.VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID);
   invalidateEpt(vcpu, <u32>type, eptp);
-  return vmfail.succeed();
+  return vmfail.succeed(vcpu);
 }
 
 export function invvpid(vcpu: Vcpu, reason: u32): i32 {
@@ -109,22 +110,23 @@ export function invvpid(vcpu: Vcpu, reason: u32): i32 {
   // Types 0-3 are supported when IA32_VMX_EPT_VPID_CAP bits 40-43 say so.
   const typeBit = V.EPT_VPID_CAP_INVVPID_INDIVIDUAL_ADDRESS << type;
   if (type > <u64>V.INVVPID_TYPE_SINGLE_CONTEXT_RETAINING_GLOBALS || (eptVpidCap() & typeBit) == 0)
-    return vmfail.fail(V.VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID);
-  const r = operand.read(vcpu, info, 16);
+    return vmfail.fail(vcpu, V.VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID);
+  const op = vcpu.nested.operand;
+  const r = operand.read(vcpu, info, 16, op);
   if (r != linear.OK) return linear.handlerResult(vcpu, r);
-  const desc = operand.value;
-  const addr = operand.valueHigh;
-  if ((desc & ~VPID_MASK) != 0) return vmfail.fail(V.VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID);
+  const desc = op.value;
+  const addr = op.valueHigh;
+  if ((desc & ~VPID_MASK) != 0) return vmfail.fail(vcpu, V.VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID);
   const vpid = <u32>(desc & VPID_MASK);
   if (type != <u64>V.INVVPID_TYPE_ALL_CONTEXT && vpid == 0)
-    return vmfail.fail(V.VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID);
+    return vmfail.fail(vcpu, V.VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID);
   if (type == <u64>V.INVVPID_TYPE_INDIVIDUAL_ADDRESS) {
     // Canonical for the processor's linear-address width (CPUID.80000008H:EAX[15:8]).
     ident.query(0x80000008);
     const bits = <u64>((ident.eax() >> 8) & 0xff);
     const top = <i64>addr >> (bits - 1);
-    if (top != 0 && top != -1) return vmfail.fail(V.VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID);
+    if (top != 0 && top != -1) return vmfail.fail(vcpu, V.VMXERR_INVALID_OPERAND_TO_INVEPT_INVVPID);
   }
   invalidateVpid(<u32>type, vpid, addr);
-  return vmfail.succeed();
+  return vmfail.succeed(vcpu);
 }

@@ -36,14 +36,15 @@ function crWrite(vcpu: Vcpu, q: u32): i32 {
     events.injectGP();
     return exits.RESUME;
   }
-  const mask12 = state.read(crn == 0 ? V.CR0_GUEST_HOST_MASK : V.CR4_GUEST_HOST_MASK);
-  const shadow12 = state.read(crn == 0 ? V.CR0_READ_SHADOW : V.CR4_READ_SHADOW);
+  const n = vcpu.nested;
+  const mask12 = state.read(n, crn == 0 ? V.CR0_GUEST_HOST_MASK : V.CR4_GUEST_HOST_MASK);
+  const shadow12 = state.read(n, crn == 0 ? V.CR0_READ_SHADOW : V.CR4_READ_SHADOW);
   // Bits L1 owns keep the value L1 gave L2's real CR0/CR4 (vmcs12's guest
   // CR0/CR4): L2's write matched L1's shadow there, or it would have exited
   // to L1 (26.1.3), and L1's guest value may differ from its shadow.
   const live = vmx.vmread(crn == 0 ? V.GUEST_CR0 : V.GUEST_CR4);
   const want = (live & mask12) | (v & ~mask12);
-  const real = crn == 0 ? vmcs02.realCr0(want) : (want | caps.cr4Fixed0) & caps.cr4Guest();
+  const real = crn == 0 ? vmcs02.realCr0(n, want) : (want | caps.cr4Fixed0) & caps.cr4Guest();
   vmx.vmwrite(crn == 0 ? V.GUEST_CR0 : V.GUEST_CR4, real);
   vmx.vmwrite(crn == 0 ? V.CR0_READ_SHADOW : V.CR4_READ_SHADOW, (shadow12 & mask12) | (v & ~mask12));
   events.skipInstruction();
@@ -54,19 +55,19 @@ function crWrite(vcpu: Vcpu, q: u32): i32 {
 // references, not direct calls: binaryen inlines a function called once,
 // and inlined here their code and locals cost every L2 exit (+30 ticks on
 // an L2 VMFUNC, measured twice).
-let shadow12Handle: (vcpu: Vcpu, reason: u32) => i32 = shadow12.handle;
-let hltHandle: (vcpu: Vcpu) => i32 = l2halt.handleHlt;
-let l0Handle: (vcpu: Vcpu, reason: u32) => i32 = l0Handles;
+let shadow12Handle: (vcpu: Vcpu, reason: u32) => i32 = shadow12.handle; // machine-wide: a code reference
+let hltHandle: (vcpu: Vcpu) => i32 = l2halt.handleHlt; // machine-wide: a code reference
+let l0Handle: (vcpu: Vcpu, reason: u32) => i32 = l0Handles; // machine-wide: a code reference
 
 export function handle(vcpu: Vcpu, reason: u32): i32 {
   // With EPT in vmcs12, L2 runs on shadow tables: L1's walk decides.
-  if (reason == V.EXIT_REASON_EPT_VIOLATION && state.eptEnabled()) return eptfault.handle(vcpu);
+  if (reason == V.EXIT_REASON_EPT_VIOLATION && state.eptEnabled(vcpu.nested)) return eptfault.handle(vcpu);
   // VMFUNC: L0 emulates EPTP switching for L2 (vmfunc.ts).
   if (reason == V.EXIT_REASON_VMFUNC) return vmfunc.handle(vcpu);
   // VMREAD/VMWRITE: reflected, or performed on L1's shadow VMCS (shadow12.ts).
   if (reason == V.EXIT_REASON_VMREAD || reason == V.EXIT_REASON_VMWRITE) return shadow12Handle(vcpu, reason);
   if (decide.l1Wants(vcpu, reason)) return reflect.reflect(vcpu, reason);
-  reflect.countL0();
+  reflect.countL0(vcpu);
   if (reason == V.EXIT_REASON_HLT) return hltHandle(vcpu);
   return l0Handle(vcpu, reason);
 }

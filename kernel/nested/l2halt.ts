@@ -25,6 +25,7 @@ import * as config from "../vm/config";
 import * as state from "./state";
 import * as ptimer from "./ptimer";
 import { Vcpu } from "../vm/vcpu";
+import { Nested } from "./nested";
 
 const IF: u64 = 1 << 9;
 
@@ -33,11 +34,12 @@ const IF: u64 = 1 << 9;
 // (counted as wake-ups so that no stop is ever wrong); an interrupt for L1
 // that will arrive and that L2 takes (RFLAGS.IF = 1) or that exits to L1.
 export function canWake(vcpu: Vcpu): bool {
-  if (ptimer.active()) return true;
-  if ((<u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) &
+  const n = vcpu.nested;
+  if (ptimer.active(n)) return true;
+  if ((<u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) &
     (V.PROC_INTERRUPT_WINDOW_EXITING | V.PROC_NMI_WINDOW_EXITING)) != 0) return true;
   if (!vcpu.apic.enabled() || !irq.interruptCanArrive(vcpu, cpu.rdtsc())) return false;
-  if ((<u32>state.get(V.PIN_BASED_VM_EXEC_CONTROL) & V.PIN_EXTERNAL_INTERRUPT_EXITING) != 0) return true;
+  if ((<u32>state.get(n, V.PIN_BASED_VM_EXEC_CONTROL) & V.PIN_EXTERNAL_INTERRUPT_EXITING) != 0) return true;
   return (vmx.vmread(V.GUEST_RFLAGS) & IF) != 0;
 }
 
@@ -59,7 +61,7 @@ export function handleHlt(vcpu: Vcpu): i32 {
 
 // A nested VM entry that leaves L2 in the HLT state (27.7.2: activity state
 // HLT and no event injected, vmcs02 current and merged).
-export function enteredHalted(): bool {
-  return <u32>state.get(V.GUEST_ACTIVITY_STATE) == V.ACTIVITY_STATE_HLT &&
-    (<u32>state.get(V.VM_ENTRY_INTERRUPTION_INFO) & V.INTR_INFO_VALID) == 0;
+export function enteredHalted(n: Nested): bool {
+  return <u32>state.get(n, V.GUEST_ACTIVITY_STATE) == V.ACTIVITY_STATE_HLT &&
+    (<u32>state.get(n, V.VM_ENTRY_INTERRUPTION_INFO) & V.INTR_INFO_VALID) == 0;
 }

@@ -43,7 +43,7 @@ function setWindow(n: Nested, on: bool): void {
   if (on == n.irqWindow) return;
   n.irqWindow = on;
   const p = <u32>vmx.vmread(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
-  const l1 = (<u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_INTERRUPT_WINDOW_EXITING) != 0;
+  const l1 = (<u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_INTERRUPT_WINDOW_EXITING) != 0;
   if (on) vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, p | V.PROC_INTERRUPT_WINDOW_EXITING);
   else if (!l1) vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, p & ~V.PROC_INTERRUPT_WINDOW_EXITING);
 }
@@ -55,7 +55,7 @@ function setWindow(n: Nested, on: bool): void {
 // about 40 ticks).
 @inline export function deliver(vcpu: Vcpu): i32 {
   const apic = vcpu.apic.enabled();
-  if (!apic && !ptimer.active()) return exits.RESUME;
+  if (!apic && !ptimer.active(vcpu.nested)) return exits.RESUME;
   return deliverFor(vcpu, apic);
 }
 
@@ -64,7 +64,7 @@ function deliverFor(vcpu: Vcpu, apic: bool): i32 {
   const now = cpu.rdtsc();
   const v = apic ? vcpu.apic.pendingVector(now) : -1;
   let ticks = apic ? irq.preemptionTicks(vcpu.apic.nextTimerDeadline(), now) : irq.SLICE;
-  if (ptimer.active()) {
+  if (ptimer.active(n)) {
     const left = ptimer.remaining(vcpu, now);
     if (left < ticks) ticks = left;
     // L1's timer has run out: the processor's exit 52 comes at once, and
@@ -83,13 +83,13 @@ function deliverFor(vcpu: Vcpu, apic: bool): i32 {
   // Not while an event is being injected into L2 at this entry: the exit
   // (or the interrupt) comes after that delivery.
   const busy = (<u32>vmx.vmread(V.VM_ENTRY_INTERRUPTION_INFO) & V.INTR_INFO_VALID) != 0;
-  if ((<u32>state.get(V.PIN_BASED_VM_EXEC_CONTROL) & V.PIN_EXTERNAL_INTERRUPT_EXITING) != 0) {
+  if ((<u32>state.get(n, V.PIN_BASED_VM_EXEC_CONTROL) & V.PIN_EXTERNAL_INTERRUPT_EXITING) != 0) {
     if (busy) {
       setWindow(n, true);
       return exits.RESUME;
     }
     let info: u32 = 0;
-    if ((<u32>state.get(V.VM_EXIT_CONTROL) & V.EXIT_ACKNOWLEDGE_INTERRUPT_ON_EXIT) != 0) {
+    if ((<u32>state.get(n, V.VM_EXIT_CONTROL) & V.EXIT_ACKNOWLEDGE_INTERRUPT_ON_EXIT) != 0) {
       info = V.INTR_INFO_VALID | <u32>v; // type 0: external interrupt
       vcpu.apic.acknowledge(<u32>v);
     }

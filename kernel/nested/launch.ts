@@ -25,95 +25,106 @@ import * as vpid from "./vpid";
 import * as ptimer from "./ptimer";
 import * as l2halt from "./l2halt";
 import * as tsc from "../vm/tsc";
-import * as nesting from "../vm/nesting";
 
-export let launches: u64 = 0; // nested VM entries into L2
-export function resetCounts(): void {
-  launches = 0;
-}
-
-function logFailed(what: string): void {
+function logFailed(what: string, check: string): void {
   print.str("hv: nested: ");
   print.str(what);
   print.str(" failed check ");
-  print.str(entry.failedCheck);
+  print.str(check);
   print.nl();
 }
 
-export function handle(vcpu: Vcpu, reason: u32): i32 {
-  if (!nesting.offered) {
-    events.injectUD();
-    return exits.RESUME;
-  }
-  const c = common.check(vcpu, reason, false);
-  if (c != common.PROCEED) return c;
-  const launch = reason == V.EXIT_REASON_VMLAUNCH;
-  // 27.1: no current VMCS, or a current VMCS that is a shadow VMCS (bit 31
-  // of its first dword, 25.2) → VMfailInvalid.
-  if (state.current == state.INVALID) return vmfail.failInvalid();
-  if ((load<u32>(state.cache, V.VMCS12_REVISION_ID_OFFSET) & V.VMCS_SHADOW_INDICATOR) != 0) return vmfail.failInvalid();
-  // What L1 wrote through the shadow VMCS, before anything reads vmcs12.
-  shadow.pull(vcpu);
-  // Events blocked by MOV SS → VMfailValid(26).
-  if ((<u32>vmx.vmread(V.GUEST_INTERRUPTIBILITY_STATE) & V.INTERRUPTIBILITY_BLOCKING_BY_MOV_SS) != 0)
-    return vmfail.failValid(V.VMXERR_ENTRY_EVENTS_BLOCKED_BY_MOV_SS);
-  if (launch && state.launchState() != 0) return vmfail.failValid(V.VMXERR_VMLAUNCH_NONCLEAR_VMCS);
-  if (!launch && state.launchState() != 1) return vmfail.failValid(V.VMXERR_VMRESUME_NONLAUNCHED_VMCS);
+// Not an exit reason (those are 16 bits): a vCPU restored from a snapshot
+// taken while L2 ran goes back into L2 through handle() (nested/resume.ts),
+// so that the functions of the entry keep this one caller (binaryen inlines
+// them here; a second caller cost the VMRESUME round trip 110 ticks).
+export const RESTORED: u32 = 0x10000;
 
-  // 27.2-27.3, against what L1 was offered. L1's IA-32e mode decides some
-  // host-state rules.
-  entry.setL1Ia32e((vmx.vmread(V.GUEST_IA32_EFER) & V.X86_EFER_LMA) != 0);
-  const r = entry.check(launch);
-  if (r == entry.FAIL_CONTROLS) {
-    logFailed("VM entry (controls)");
-    return vmfail.failValid(V.VMXERR_ENTRY_INVALID_CONTROL_FIELD);
+export function handle(vcpu: Vcpu, reason: u32): i32 {
+  const n = vcpu.nested;
+  const launch = reason == V.EXIT_REASON_VMLAUNCH;
+  const restored = reason == RESTORED;
+  const l1Efer = vmx.vmread(V.GUEST_IA32_EFER);
+  // A restored entry is one that happened before the snapshot: its checks
+  // were made then (and the restore validated the vmcs12 with them).
+  if (!restored) {
+    if (!n.enabled) {
+      events.injectUD();
+      return exits.RESUME;
+    }
+    const c = common.check(vcpu, reason, false);
+    if (c != common.PROCEED) return c;
+    // 27.1: no current VMCS, or a current VMCS that is a shadow VMCS (bit 31
+    // of its first dword, 25.2) → VMfailInvalid.
+    if (n.current == state.INVALID) return vmfail.failInvalid(vcpu);
+    if ((load<u32>(n.vmcs12, V.VMCS12_REVISION_ID_OFFSET) & V.VMCS_SHADOW_INDICATOR) != 0) return vmfail.failInvalid(vcpu);
+    // What L1 wrote through the shadow VMCS, before anything reads vmcs12.
+    shadow.pull(vcpu);
+    // Events blocked by MOV SS → VMfailValid(26).
+    if ((<u32>vmx.vmread(V.GUEST_INTERRUPTIBILITY_STATE) & V.INTERRUPTIBILITY_BLOCKING_BY_MOV_SS) != 0)
+      return vmfail.failValid(vcpu, V.VMXERR_ENTRY_EVENTS_BLOCKED_BY_MOV_SS);
+    if (launch && state.launchState(n) != 0) return vmfail.failValid(vcpu, V.VMXERR_VMLAUNCH_NONCLEAR_VMCS);
+    if (!launch && state.launchState(n) != 1) return vmfail.failValid(vcpu, V.VMXERR_VMRESUME_NONLAUNCHED_VMCS);
+
+    // 27.2-27.3, against what L1 was offered. L1's IA-32e mode decides some
+    // host-state rules.
+    const r = entry.check(n, launch, (l1Efer & V.X86_EFER_LMA) != 0);
+    if (r != entry.ENTRY_OK) {
+      const f = n.check;
+      if (r == entry.FAIL_GUEST) {
+        logFailed("VM entry (guest state)", f.failName);
+        return reflect.reflectSynthetic(vcpu, f.exitReason, f.failQual, 0);
+      }
+      logFailed(r == entry.FAIL_CONTROLS ? "VM entry (controls)" : "VM entry (host state)", f.failName);
+      return vmfail.failValid(vcpu, f.error);
+    }
   }
-  if (r == entry.FAIL_HOST) {
-    logFailed("VM entry (host state)");
-    return vmfail.failValid(V.VMXERR_ENTRY_INVALID_HOST_STATE_FIELD);
-  }
-  if (r == entry.FAIL_GUEST) {
-    logFailed("VM entry (guest state)");
-    return reflect.reflectSynthetic(vcpu, V.EXIT_REASON_ENTRY_FAILURE_GUEST_STATE | V.EXIT_REASON_FLAG_ENTRY_FAILURE,
-      entry.exitQualification, 0);
-  }
-  // Into L2: vmcs02 becomes current and the next VM entry runs it.
-  vmcs02.captureVmcs01();
-  vmcs02.captureL1Msrs();
-  vmcs02.setL1Launched(vcpu.launched);
-  if (!vmcs02.load()) {
+  // Into L2: vmcs02 becomes current and the next VM entry runs it. What
+  // L2's VMCS inherits from L1's is read while vmcs01 is current: vmcs01's
+  // controls, and L1's EFER (above), PAT, DR7 and DEBUGCTL (merge() uses
+  // them for what vmcs12 does not load, 27.3.2.1).
+  vmcs02.captureVmcs01(n);
+  const l1Pat = vmx.vmread(V.GUEST_IA32_PAT);
+  const l1Dr7 = vmx.vmread(V.GUEST_DR7);
+  const l1Debugctl = vmx.vmread(V.GUEST_IA32_DEBUGCTL);
+  n.vmcs02.l1Launched = vcpu.launched;
+  if (!vmcs02.load(n)) {
+    n.entry.unfinished++;
     print.say("nested: loading vmcs02 failed");
     return exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
-  if (!vmcs02.merge(vcpu)) {
+  if (!vmcs02.merge(vcpu, l1Efer, l1Pat, l1Dr7, l1Debugctl)) {
+    n.entry.unfinished++;
     print.say("nested: out of memory for shadow EPT tables");
     return exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
   // 27.4: the VM-entry MSR-load list, after the guest state, into L2's
   // state; a failure is a failed VM entry with the entry's 1-based index.
-  const failed = msrlists.loadList(vcpu, state.get(V.VM_ENTRY_MSR_LOAD_ADDRESS), <u32>state.get(V.VM_ENTRY_MSR_LOAD_COUNT), true);
+  // (Not for a restored entry: those MSRs were restored as MSRs, with the
+  // values L2 gave them since.)
+  const failed = restored ? 0 : msrlists.loadList(vcpu, state.get(n, V.VM_ENTRY_MSR_LOAD_ADDRESS), <u32>state.get(n, V.VM_ENTRY_MSR_LOAD_COUNT), true);
   if (failed != 0) {
+    n.entry.unfinished++;
     print.str("hv: nested: VM entry failed loading MSR-load entry ");
     print.dec(failed);
     print.nl();
     if (vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) return exits.stop(vcpu, config.OUTCOME_STOPPED);
     // What the entries before the failing one loaded stays (26.4 loads in
     // order; 27.8 then loads host state as a VM exit would).
-    msrlists.carryToL1();
+    msrlists.carryToL1(n);
     tsc.toVmcs01(vcpu);
     return reflect.reflectSynthetic(vcpu, V.EXIT_REASON_ENTRY_FAILURE_MSR_LOADING | V.EXIT_REASON_FLAG_ENTRY_FAILURE,
       <u64>failed, 0);
   }
-  vcpu.setLaunched(vmcs02.launched);
-  const nested = vcpu.nested;
-  l2irq.entered(nested);
-  ptimer.entered(nested);
-  if (launch) state.setLaunchState(1);
-  nesting.setInL2(true);
-  launches++;
+  vcpu.setLaunched(n.vmcs02.launched);
+  l2irq.entered(n);
+  ptimer.entered(n); // (a restored entry's deadline is the snapshot's: resume.ts)
+  if (launch) state.setLaunchState(n, 1);
+  n.inL2 = true;
+  n.counts.launches++;
   // The TLB flushes this entry means for L1's processor (vpid.ts).
-  vpid.entered(nested);
+  vpid.entered(n);
   // L2 entered in the HLT state that nothing can end (27.7.2).
-  if (l2halt.enteredHalted() && !l2halt.canWake(vcpu)) return l2halt.haltedForever(vcpu);
+  if (l2halt.enteredHalted(n) && !l2halt.canWake(vcpu)) return l2halt.haltedForever(vcpu);
   return exits.RESUME;
 }

@@ -31,7 +31,6 @@ import * as guestmem from "../vm/guestmem";
 import * as paging from "../vm/paging";
 import * as config from "../vm/config";
 import { RESUME, STOP, stop } from "../vm/exits";
-import * as nesting from "../vm/nesting";
 import * as state from "./state";
 import * as ept12 from "./ept12";
 import * as reflect from "./reflect";
@@ -69,17 +68,18 @@ const FAILED: u64 = <u64>1 << 63;
 // operand when `final`), or, once the EPT exit is reflected, paging.STAGE2
 // with EXITED or STOPPED as its detail.
 function throughEpt12(vcpu: Vcpu, a: u64, access: u32, lin: u64, final: bool): u64 {
+  const n = vcpu.nested;
   const write = (access & paging.WRITE) != 0;
-  const w = ept12.walk(state.get(V.EPT_POINTER), a, write ? ept12.ACCESS_WRITE : ept12.ACCESS_READ);
+  const w = ept12.walk(state.get(n, V.EPT_POINTER), a, write ? ept12.ACCESS_WRITE : ept12.ACCESS_READ);
   const r = ept12.status(w);
   if (r == ept12.WALK_OK) return ept12.gpa1(w);
-  state.write(V.GUEST_PHYSICAL_ADDRESS, a);
+  state.write(n, V.GUEST_PHYSICAL_ADDRESS, a);
   let x: i32;
   if (r == ept12.WALK_MISCONFIG) {
-    state.write(V.GUEST_LINEAR_ADDRESS, 0);
+    state.write(n, V.GUEST_LINEAR_ADDRESS, 0);
     x = reflect.reflectSynthetic(vcpu, V.EXIT_REASON_EPT_MISCONFIG, 0, 0);
   } else {
-    state.write(V.GUEST_LINEAR_ADDRESS, lin);
+    state.write(n, V.GUEST_LINEAR_ADDRESS, lin);
     const q = <u64>(write ? ept12.ACCESS_WRITE : ept12.ACCESS_READ) | (<u64>ept12.perms(w) << 3) | (1 << 7) |
       (final ? 1 << 8 : 0);
     x = reflect.reflectSynthetic(vcpu, V.EXIT_REASON_EPT_VIOLATION, q, 0);
@@ -103,7 +103,8 @@ function outsideRam(what: string, addr: u64, lin: u64): i32 {
 // read) through vm/paging.ts's walk: its guest-physical address, or a
 // failure: FAULT (#PF injected), HALT, EXITED or STOPPED.
 function translate(vcpu: Vcpu, lin: u64, write: bool): u64 {
-  const stage2 = nesting.inL2 && state.eptEnabled() ? throughEpt12 : paging.direct;
+  const n = vcpu.nested;
+  const stage2 = n.inL2 && state.eptEnabled(n) ? throughEpt12 : paging.direct;
   const r = paging.translate(vcpu, lin, write ? paging.WRITE : 0, stage2);
   if (!paging.failed(r)) return r;
   const k = paging.kind(r);

@@ -24,6 +24,7 @@ import * as guestmem from "../vm/guestmem";
 import * as msrExit from "../vm/exit/msr";
 import * as tsc from "../vm/tsc";
 import { Vcpu } from "../vm/vcpu";
+import { Nested } from "./nested";
 
 function canonical(v: u64): bool {
   const top = <i64>v >> 47;
@@ -69,7 +70,7 @@ function load(vcpu: Vcpu, msr: u32, v: u64): bool {
 
 // Can one MSR of L2 (vmcs02 current) be stored by the MSR-store list
 // (28.4)? Its value is then stored().
-function storable(msr: u32): bool {
+function storable(vcpu: Vcpu, msr: u32): bool {
   if ((msr >> 8) == 0x8 || msr == V.MSR_IA32_SMBASE) return false;
   if (vmcs01.isUnswitched(msr)) return true;
   switch (msr) {
@@ -81,7 +82,7 @@ function storable(msr: u32): bool {
     case V.MSR_IA32_TIME_STAMP_COUNTER:
       return true;
   }
-  return msrExit.readable(msr);
+  return msrExit.readable(vcpu, msr);
 }
 
 function stored(vcpu: Vcpu, msr: u32): u64 {
@@ -104,18 +105,26 @@ function stored(vcpu: Vcpu, msr: u32): u64 {
 // EFER and PAT that the VM-entry list loaded into vmcs02 before one of its
 // entries failed stay loaded on L1's processor (27.8: state is loaded as
 // on a VM exit, which keeps them unless vmcs12's exit controls load them).
-let carryEfer: bool = false;
-let carryPat: bool = false;
-let efer: u64 = 0;
-let pat: u64 = 0;
+// A vCPU's (vcpu.nested.msrCarry, embedded in the Nested), from the
+// failing entry list to carryToL1 in the same exit.
+@unmanaged export class MsrCarry {
+  hasEfer: bool = false;
+  hasPat: bool = false;
+  efer: u64 = 0;
+  pat: u64 = 0;
+  clear(): void {
+    this.hasEfer = false;
+    this.hasPat = false;
+  }
+}
 
 // Process a load list of `count` entries at gpa into the level whose VMCS
 // is current (l2: vmcs02, the VM-entry list). Returns 0 when all were
 // loaded, else the 1-based index of the entry that failed.
 export function loadList(vcpu: Vcpu, gpa: u64, count: u32, l2: bool): u32 {
   if (count == 0) return 0;
-  carryEfer = false;
-  carryPat = false;
+  const carry = vcpu.nested.msrCarry;
+  carry.clear();
   msrExit.setLoadingL2(vcpu, l2);
   let failed: u32 = 0;
   for (let i: u32 = 0; i < count; i++) {
@@ -133,11 +142,11 @@ export function loadList(vcpu: Vcpu, gpa: u64, count: u32, l2: bool): u32 {
       break;
     }
     if (l2 && msr == V.MSR_IA32_EFER) {
-      carryEfer = true;
-      efer = vmx.vmread(V.GUEST_IA32_EFER);
+      carry.hasEfer = true;
+      carry.efer = vmx.vmread(V.GUEST_IA32_EFER);
     } else if (l2 && msr == V.MSR_IA32_PAT) {
-      carryPat = true;
-      pat = vmx.vmread(V.GUEST_IA32_PAT);
+      carry.hasPat = true;
+      carry.pat = vmx.vmread(V.GUEST_IA32_PAT);
     }
   }
   msrExit.setLoadingL2(vcpu, false);
@@ -146,11 +155,11 @@ export function loadList(vcpu: Vcpu, gpa: u64, count: u32, l2: bool): u32 {
 
 // After a failed VM-entry list, vmcs01 current again: what the list loaded
 // into EFER and PAT before the failing entry is L1's now.
-export function carryToL1(): void {
-  if (carryEfer) vmx.vmwrite(V.GUEST_IA32_EFER, efer);
-  if (carryPat) vmx.vmwrite(V.GUEST_IA32_PAT, pat);
-  carryEfer = false;
-  carryPat = false;
+export function carryToL1(n: Nested): void {
+  const carry = n.msrCarry;
+  if (carry.hasEfer) vmx.vmwrite(V.GUEST_IA32_EFER, carry.efer);
+  if (carry.hasPat) vmx.vmwrite(V.GUEST_IA32_PAT, carry.pat);
+  carry.clear();
 }
 
 // Process the VM-exit MSR-store list (vmcs02 current). Returns 0, or the
@@ -160,7 +169,7 @@ export function storeList(vcpu: Vcpu, gpa: u64, count: u32): u32 {
     const e = gpa + <u64>i * 16;
     if (!guestmem.isRam(e, 16)) return i + 1;
     const lo = guestmem.read64(e);
-    if ((lo >> 32) != 0 || !storable(<u32>lo)) return i + 1;
+    if ((lo >> 32) != 0 || !storable(vcpu, <u32>lo)) return i + 1;
     guestmem.write64(e + 8, stored(vcpu, <u32>lo));
   }
   return 0;

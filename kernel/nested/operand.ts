@@ -46,14 +46,22 @@ export function reg2(info: u32): u32 {
   return (info & V.INSN_INFO_REG2_MASK) >> V.INSN_INFO_REG2_SHIFT;
 }
 
-// The last operand read (read()): the first 8 bytes, and bytes 15:8 of a
-// 16-byte operand.
-export let value: u64 = 0;
-export let valueHigh: u64 = 0;
-
-const buf: usize = memory.data(16, 16);
-let lin: u64 = 0; // the operand's linear address (address())
-let wrap32: bool = false; // linear addresses wrap at 4 GiB (outside IA-32e mode)
+// A memory operand read or written for the instruction being emulated:
+// the caller's result object (vcpu.nested.operand), so that read() can
+// return its status and the value both. Its first 16 bytes are also the
+// buffer the operand moves through.
+@unmanaged export class Operand {
+  value: u64 = 0; // read: the first 8 bytes (zero-extended from 2 or 4)
+  valueHigh: u64 = 0; // read: bytes 15:8 of a 16-byte operand, else 0
+  lin: u64 = 0; // the operand's linear address (address())
+  clear(): void {
+    this.value = 0;
+    this.valueHigh = 0;
+    this.lin = 0;
+  }
+}
+// value and valueHigh are the 16-byte buffer.
+if (offsetof<Operand>("value") != 0 || offsetof<Operand>("valueHigh") != 8) unreachable();
 
 function canonical(a: u64): bool {
   const bits: u64 = (common.guestCr4() & V.X86_CR4_LA57) != 0 ? 57 : 48;
@@ -85,8 +93,10 @@ function segmentAllows(ar: u32, limit: u64, ea: u64, len: u32, write: bool): boo
 }
 
 // The linear address of the memory operand of `len` bytes, with the
-// segmentation checks: linear.OK (lin set), or linear.FAULT / HALT.
-function address(vcpu: Vcpu, info: u32, len: u32, write: bool): i32 {
+// segmentation checks: linear.OK (op.lin set), or linear.FAULT / HALT.
+// long: the guest is in 64-bit mode (outside it linear addresses wrap at
+// 4 GiB).
+function address(vcpu: Vcpu, info: u32, len: u32, write: bool, op: Operand, long: bool): i32 {
   let ea = vmx.vmread(V.EXIT_QUALIFICATION);
   if ((info & V.INSN_INFO_BASE_INVALID) == 0)
     ea += vcpu.gpr((info & V.INSN_INFO_BASE_REG_MASK) >> V.INSN_INFO_BASE_REG_SHIFT);
@@ -108,39 +118,42 @@ function address(vcpu: Vcpu, info: u32, len: u32, write: bool): i32 {
     return linear.HALT;
   }
   const sf = SEG_STRIDE * seg;
-  if (common.long) {
+  if (long) {
     // 64-bit mode: no limits; CS, DS, ES, SS bases are treated as 0 (3.4.4).
-    lin = seg == SEG_FS || seg == SEG_GS ? vmx.vmread(V.GUEST_ES_BASE + sf) + ea : ea;
-    wrap32 = false;
+    const lin = seg == SEG_FS || seg == SEG_GS ? vmx.vmread(V.GUEST_ES_BASE + sf) + ea : ea;
+    op.lin = lin;
     if (!canonical(lin) || !canonical(lin + <u64>len - 1)) return segFault(seg);
     return linear.OK;
   }
   const ar = <u32>vmx.vmread(V.GUEST_ES_ACCESS_RIGHTS + sf);
   const limit = vmx.vmread(V.GUEST_ES_LIMIT + sf) & 0xffffffff;
   if (!segmentAllows(ar, limit, ea, len, write)) return segFault(seg);
-  lin = (vmx.vmread(V.GUEST_ES_BASE + sf) + ea) & 0xffffffff;
-  wrap32 = true;
+  op.lin = (vmx.vmread(V.GUEST_ES_BASE + sf) + ea) & 0xffffffff;
   return linear.OK;
 }
 
-// Read the memory operand of `len` bytes (2, 4, 8 or 16) into value /
-// valueHigh. linear.OK, or FAULT (exception injected) / HALT.
-export function read(vcpu: Vcpu, info: u32, len: u32): i32 {
-  let r = address(vcpu, info, len, false);
+// Read the memory operand of `len` bytes (2, 4, 8 or 16) into op.value /
+// op.valueHigh. linear.OK, or FAULT (exception injected) / HALT.
+export function read(vcpu: Vcpu, info: u32, len: u32, op: Operand): i32 {
+  const long = common.longMode();
+  let r = address(vcpu, info, len, false, op, long);
   if (r != linear.OK) return r;
-  r = linear.read(vcpu, lin, len, wrap32, buf);
+  const buf = changetype<usize>(op);
+  r = linear.read(vcpu, op.lin, len, !long, buf);
   if (r != linear.OK) return r;
-  if (len == 2) value = <u64>load<u16>(buf);
-  else if (len == 4) value = <u64>load<u32>(buf);
-  else value = load<u64>(buf);
-  valueHigh = len == 16 ? load<u64>(buf, 8) : 0;
+  if (len == 2) op.value = <u64>load<u16>(buf);
+  else if (len == 4) op.value = <u64>load<u32>(buf);
+  if (len != 16) op.valueHigh = 0;
   return linear.OK;
 }
 
-// Write the low `len` bytes (2, 4 or 8) of v to the memory operand.
-export function write(vcpu: Vcpu, info: u32, len: u32, v: u64): i32 {
-  let r = address(vcpu, info, len, true);
+// Write the low `len` bytes (2, 4 or 8) of v to the memory operand (op is
+// the buffer).
+export function write(vcpu: Vcpu, info: u32, len: u32, v: u64, op: Operand): i32 {
+  const long = common.longMode();
+  let r = address(vcpu, info, len, true, op, long);
   if (r != linear.OK) return r;
-  store<u64>(buf, v);
-  return linear.write(vcpu, lin, len, wrap32, buf);
+  const buf = changetype<usize>(op);
+  op.value = v;
+  return linear.write(vcpu, op.lin, len, !long, buf);
 }

@@ -24,20 +24,20 @@ import { Nested } from "./nested";
 // runs out at. Whether it runs is vmcs12's: it counts while L2 runs when
 // vmcs12 activates it, and vmcs12 cannot change while L2 runs.
 
-function rate(): u64 {
+export function rate(): u64 {
   return hw.misc & V.VMX_MISC_PREEMPTION_TIMER_RATE_MASK;
 }
 
 // Does the timer run? Asked while L2 runs or is being left for L1, when
 // vmcs12 is the one L2 was entered with.
-@inline export function active(): bool {
-  return (<u32>state.get(V.PIN_BASED_VM_EXEC_CONTROL) & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0;
+@inline export function active(n: Nested): bool {
+  return (<u32>state.get(n, V.PIN_BASED_VM_EXEC_CONTROL) & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0;
 }
 
 // A nested VM entry (27.7.4): the timer starts from vmcs12's value.
 export function entered(n: Nested): void {
-  if (!active()) return;
-  n.ptimerDeadline = (cpu.rdtsc() >> rate()) + (state.get(V.VMX_PREEMPTION_TIMER_VALUE) & 0xffffffff);
+  if (!active(n)) return;
+  n.ptimerDeadline = (cpu.rdtsc() >> rate()) + (state.get(n, V.VMX_PREEMPTION_TIMER_VALUE) & 0xffffffff);
 }
 
 // The timer's value at TSC `now` (0: expired).
@@ -48,7 +48,7 @@ export function remaining(vcpu: Vcpu, now: u64): u64 {
 }
 
 export function expired(vcpu: Vcpu, now: u64): bool {
-  return active() && remaining(vcpu, now) == 0;
+  return active(vcpu.nested) && remaining(vcpu, now) == 0;
 }
 
 // An exit reflected to L1 (28.3.4): with "save VMX-preemption timer value"
@@ -57,7 +57,8 @@ export function expired(vcpu: Vcpu, now: u64): bool {
 // vmcs02 does not hold this field (vmcs02's timer is L0's), so the change
 // is only for the next entry's checks.
 export function exitToL1(vcpu: Vcpu): void {
-  if (!active()) return;
-  if ((<u32>state.get(V.VM_EXIT_CONTROL) & V.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE) != 0)
-    state.writeSynced(V.VMX_PREEMPTION_TIMER_VALUE, remaining(vcpu, cpu.rdtsc()));
+  const n = vcpu.nested;
+  if (!active(n)) return;
+  if ((<u32>state.get(n, V.VM_EXIT_CONTROL) & V.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE) != 0)
+    state.writeSynced(n, V.VMX_PREEMPTION_TIMER_VALUE, remaining(vcpu, cpu.rdtsc()));
 }

@@ -22,26 +22,39 @@ import * as decide from "./reflect-decide";
 import * as ptimer from "./ptimer";
 import * as guestmem from "../vm/guestmem";
 import * as tsc from "../vm/tsc";
-import * as nesting from "../vm/nesting";
+import { Nested } from "./nested";
 
-export const counts = new StaticArray<u64>(exits.REASONS); // exits reflected to L1, by reason
-export let handledByL0: u64 = 0; // L2 exits L0 handled itself
-
-export function countL0(): void {
-  handledByL0++;
+// A vCPU's L2 statistics (vcpu.nested.counts, embedded in the Nested:
+// BYTES long, the counts by reason after the fields; the guest's report
+// sums them).
+@unmanaged export class L2Counts {
+  handledByL0: u64 = 0; // L2 exits L0 handled itself
+  launches: u64 = 0; // nested VM entries into L2 (launch.ts)
+  // then u64 reflected[exits.REASONS]: exits reflected to L1, by reason
+  static readonly BYTES: usize = offsetof<L2Counts>() + <usize>exits.REASONS * 8;
+  @inline reflected(reason: u32): u64 {
+    return reason < <u32>exits.REASONS ? load<u64>(changetype<usize>(this) + offsetof<L2Counts>() + (<usize>reason << 3)) : 0;
+  }
+  @inline countReflected(reason: u32): void {
+    if (reason >= <u32>exits.REASONS) return;
+    const a = changetype<usize>(this) + offsetof<L2Counts>() + (<usize>reason << 3);
+    store<u64>(a, load<u64>(a) + 1);
+  }
+  clear(): void {
+    memory.fill(changetype<usize>(this), 0, L2Counts.BYTES);
+  }
 }
 
-export function resetCounts(): void {
-  for (let i = 0; i < exits.REASONS; i++) counts[i] = 0;
-  handledByL0 = 0;
+export function countL0(vcpu: Vcpu): void {
+  vcpu.nested.counts.handledByL0++;
 }
 
-const guestList = new FieldList(fields.GUEST_STATE, true);
-const exitInfoList = new FieldList(fields.EXIT_INFO, true);
+const guestList = new FieldList(fields.GUEST_STATE, true); // machine-wide: a constant field list
+const exitInfoList = new FieldList(fields.EXIT_INFO, true); // machine-wide: a constant field list
 // The entries of guestList saved only when vmcs12's exit controls say so.
-let maskEfer: u64 = 0;
-let maskPat: u64 = 0;
-let maskDebug: u64 = 0;
+let maskEfer: u64 = 0; // machine-wide: a constant computed at start
+let maskPat: u64 = 0; // machine-wide: a constant computed at start
+let maskDebug: u64 = 0; // machine-wide: a constant computed at start
 for (let i = 0; i < fields.GUEST_STATE.length; i++) {
   const f = fields.GUEST_STATE[i];
   if (f == V.GUEST_IA32_EFER) maskEfer |= <u64>1 << <u64>i;
@@ -55,34 +68,49 @@ for (let i = 0; i < fields.GUEST_STATE.length; i++) {
 // vmcs02 holds all of it already, so the changes are recorded as synced
 // (state.ts): they are re-checked at the next entry, not merged again.
 function syncGuestState(vcpu: Vcpu): void {
-  const exit12 = <u32>state.get(V.VM_EXIT_CONTROL);
-  let mask = guestList.all;
-  if ((exit12 & V.EXIT_SAVE_IA32_EFER) == 0) mask &= ~maskEfer;
-  if ((exit12 & V.EXIT_SAVE_IA32_PAT) == 0) mask &= ~maskPat;
-  if ((exit12 & V.EXIT_SAVE_DEBUG_CONTROLS) == 0) mask &= ~maskDebug;
-  state.readFields(guestList, mask, true);
-  const only0cr0 = vmcs01.cr0Mask & ~state.get(V.CR0_GUEST_HOST_MASK);
-  const only0cr4 = vmcs01.cr4Mask & ~state.get(V.CR4_GUEST_HOST_MASK);
-  state.writeSynced(V.GUEST_CR0, (vmx.vmread(V.GUEST_CR0) & ~only0cr0) | (vmx.vmread(V.CR0_READ_SHADOW) & only0cr0));
-  state.writeSynced(V.GUEST_CR4, (vmx.vmread(V.GUEST_CR4) & ~only0cr4) | (vmx.vmread(V.CR4_READ_SHADOW) & only0cr4));
-  const ia32e = <u32>vmx.vmread(V.VM_ENTRY_CONTROL) & V.ENTRY_IA32E_MODE_GUEST;
-  const entry12 = <u32>state.get(V.VM_ENTRY_CONTROL);
-  if ((entry12 & V.ENTRY_IA32E_MODE_GUEST) != ia32e) state.writeSynced(V.VM_ENTRY_CONTROL, (entry12 & ~V.ENTRY_IA32E_MODE_GUEST) | ia32e);
-  // PDPTEs of a PAE-paging L2 under L1's EPT (28.3.4).
-  if ((state.get(V.GUEST_CR4) & V.X86_CR4_PAE) != 0 && (state.get(V.VM_ENTRY_CONTROL) & V.ENTRY_IA32E_MODE_GUEST) == 0 &&
-    (state.get(V.GUEST_CR0) & V.X86_CR0_PG) != 0 && state.eptEnabled()) {
-    state.readFields(vmcs02.pdpteFields, vmcs02.pdpteFields.all, true);
-  }
+  storeGuestState(vcpu);
+  const n = vcpu.nested;
   // 28.2 ("updating VM-entry control fields"): every VM exit clears the
   // valid bit of the VM-entry interruption information — in vmcs02 too.
-  state.writeSynced(V.VM_ENTRY_INTERRUPTION_INFO, state.get(V.VM_ENTRY_INTERRUPTION_INFO) & ~<u64>V.INTR_INFO_VALID);
+  state.writeSynced(n, V.VM_ENTRY_INTERRUPTION_INFO, state.get(n, V.VM_ENTRY_INTERRUPTION_INFO) & ~<u64>V.INTR_INFO_VALID);
   // L1's VMX-preemption timer stops; its value is saved if L1 asked.
   ptimer.exitToL1(vcpu);
 }
 
+// A snapshot while L2 runs (snapshot/save.ts; docs/snapshot.md "Whose
+// state"): L2's state into vmcs12 as a VM exit stores it, and nothing of
+// what the exit itself does — L2 goes on from vmcs02, which keeps its
+// event and timer.
+export function syncForSnapshot(vcpu: Vcpu): void {
+  storeGuestState(vcpu);
+}
+
+// (@inline: one copy on the exit path, as before there were two callers.)
+@inline function storeGuestState(vcpu: Vcpu): void {
+  const n = vcpu.nested;
+  const exit12 = <u32>state.get(n, V.VM_EXIT_CONTROL);
+  let mask = guestList.all;
+  if ((exit12 & V.EXIT_SAVE_IA32_EFER) == 0) mask &= ~maskEfer;
+  if ((exit12 & V.EXIT_SAVE_IA32_PAT) == 0) mask &= ~maskPat;
+  if ((exit12 & V.EXIT_SAVE_DEBUG_CONTROLS) == 0) mask &= ~maskDebug;
+  state.readFields(n, guestList, mask, true);
+  const only0cr0 = vmcs01.cr0Mask & ~state.get(n, V.CR0_GUEST_HOST_MASK);
+  const only0cr4 = vmcs01.cr4Mask & ~state.get(n, V.CR4_GUEST_HOST_MASK);
+  state.writeSynced(n, V.GUEST_CR0, (vmx.vmread(V.GUEST_CR0) & ~only0cr0) | (vmx.vmread(V.CR0_READ_SHADOW) & only0cr0));
+  state.writeSynced(n, V.GUEST_CR4, (vmx.vmread(V.GUEST_CR4) & ~only0cr4) | (vmx.vmread(V.CR4_READ_SHADOW) & only0cr4));
+  const ia32e = <u32>vmx.vmread(V.VM_ENTRY_CONTROL) & V.ENTRY_IA32E_MODE_GUEST;
+  const entry12 = <u32>state.get(n, V.VM_ENTRY_CONTROL);
+  if ((entry12 & V.ENTRY_IA32E_MODE_GUEST) != ia32e) state.writeSynced(n, V.VM_ENTRY_CONTROL, (entry12 & ~V.ENTRY_IA32E_MODE_GUEST) | ia32e);
+  // PDPTEs of a PAE-paging L2 under L1's EPT (28.3.4).
+  if ((state.get(n, V.GUEST_CR4) & V.X86_CR4_PAE) != 0 && (state.get(n, V.VM_ENTRY_CONTROL) & V.ENTRY_IA32E_MODE_GUEST) == 0 &&
+    (state.get(n, V.GUEST_CR0) & V.X86_CR0_PG) != 0 && state.eptEnabled(n)) {
+    state.readFields(n, vmcs02.pdpteFields, vmcs02.pdpteFields.all, true);
+  }
+}
+
 // The exit-information fields belong to no class of state.ts.
-function syncExitInfo(): void {
-  vmx.readfields(exitInfoList.ptr, exitInfoList.count, state.cache, exitInfoList.all);
+function syncExitInfo(n: Nested): void {
+  vmx.readfields(exitInfoList.ptr, exitInfoList.count, n.vmcs12, exitInfoList.all);
 }
 
 // A failure storing or loading the VM-exit MSR lists is a VMX abort (28.7):
@@ -91,10 +119,11 @@ function syncExitInfo(): void {
 // written) and enters the VMX-abort shutdown state, which only RESET
 // leaves. No processor runs on from there: the VM stops, with the reason.
 function vmxAbort(vcpu: Vcpu, indicator: u32, what: string, index: u32): i32 {
-  if (guestmem.isRam(state.current + V.VMCS12_ABORT_INDICATOR_OFFSET, 4)) {
-    guestmem.write32(state.current + V.VMCS12_ABORT_INDICATOR_OFFSET, indicator);
+  const n = vcpu.nested;
+  if (guestmem.isRam(n.current + V.VMCS12_ABORT_INDICATOR_OFFSET, 4)) {
+    guestmem.write32(n.current + V.VMCS12_ABORT_INDICATOR_OFFSET, indicator);
   }
-  store<u32>(state.cache + V.VMCS12_ABORT_INDICATOR_OFFSET, indicator);
+  store<u32>(n.vmcs12 + V.VMCS12_ABORT_INDICATOR_OFFSET, indicator);
   print.str("hv: nested: VMX abort for L1 (SDM 28.7, indicator ");
   print.dec(indicator);
   print.str("): ");
@@ -110,7 +139,8 @@ function vmxAbort(vcpu: Vcpu, indicator: u32, what: string, index: u32): i32 {
 // the host state.
 // L1 then reads the exit through the shadow VMCS: it gets the new vmcs12.
 function loadExitList(vcpu: Vcpu): i32 {
-  const l = msrlists.loadList(vcpu, state.get(V.VM_EXIT_MSR_LOAD_ADDRESS), <u32>state.get(V.VM_EXIT_MSR_LOAD_COUNT), false);
+  const n = vcpu.nested;
+  const l = msrlists.loadList(vcpu, state.get(n, V.VM_EXIT_MSR_LOAD_ADDRESS), <u32>state.get(n, V.VM_EXIT_MSR_LOAD_COUNT), false);
   if (l != 0) return vmxAbort(vcpu, V.VMX_ABORT_LOAD_HOST_MSR, "VM-exit MSR-load", l);
   shadow.push(vcpu);
   return exits.RESUME;
@@ -118,19 +148,21 @@ function loadExitList(vcpu: Vcpu): i32 {
 
 // Switch from vmcs02 (current) to vmcs01 with L1 in its host state.
 function toL1(vcpu: Vcpu): i32 {
+  const n = vcpu.nested;
   // 28.4: L2's MSR values into the VM-exit MSR-store list (vmcs02 current).
-  const s = msrlists.storeList(vcpu, state.get(V.VM_EXIT_MSR_STORE_ADDRESS), <u32>state.get(V.VM_EXIT_MSR_STORE_COUNT));
+  const s = msrlists.storeList(vcpu, state.get(n, V.VM_EXIT_MSR_STORE_ADDRESS), <u32>state.get(n, V.VM_EXIT_MSR_STORE_COUNT));
   if (s != 0) return vmxAbort(vcpu, V.VMX_ABORT_SAVE_GUEST_MSR, "VM-exit MSR-store", s);
-  vmcs02.setLaunched(vcpu.launched);
+  const v02 = n.vmcs02;
+  v02.launched = vcpu.launched;
   if (vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) {
     print.say("nested: VMPTRLD of vmcs01 failed");
     return exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
   tsc.toVmcs01(vcpu);
-  vcpu.setLaunched(vmcs02.l1Launched);
-  nesting.setInL2(false);
+  vcpu.setLaunched(v02.l1Launched);
+  n.inL2 = false;
   vpid.exitedToL1(vcpu);
-  hoststate.load();
+  hoststate.load(n);
   return loadExitList(vcpu);
 }
 
@@ -152,17 +184,18 @@ const NO_OVERRIDE: u64 = u64.MAX_VALUE;
 const REGISTER_FORM_EXITS: u64 = (<u64>1 << V.EXIT_REASON_VMREAD) | (<u64>1 << V.EXIT_REASON_VMWRITE) |
   (<u64>1 << V.EXIT_REASON_LDTR_TR_ACCESS);
 export function reflectAs(vcpu: Vcpu, reason: u32, qualification: u64): i32 {
-  counts[reason]++;
+  const n = vcpu.nested;
+  n.counts.countReflected(reason);
   syncGuestState(vcpu);
-  syncExitInfo();
+  syncExitInfo(n);
   if (qualification != NO_OVERRIDE) {
-    state.write(V.VM_EXIT_REASON, reason);
-    state.write(V.EXIT_QUALIFICATION, qualification);
+    state.write(n, V.VM_EXIT_REASON, reason);
+    state.write(n, V.EXIT_QUALIFICATION, qualification);
   } else if (reason < 64 && ((REGISTER_FORM_EXITS >> reason) & 1) != 0 &&
-    (<u32>state.get(V.VM_EXIT_INSTRUCTION_INFO) & V.INSN_INFO_REG_OPERAND) != 0) {
-    state.write(V.EXIT_QUALIFICATION, 0);
+    (<u32>state.get(n, V.VM_EXIT_INSTRUCTION_INFO) & V.INSN_INFO_REG_OPERAND) != 0) {
+    state.write(n, V.EXIT_QUALIFICATION, 0);
   }
-  state.markEventStale();
+  state.markEventStale(n);
   return toL1(vcpu);
 }
 
@@ -175,42 +208,43 @@ export function reflectAs(vcpu: Vcpu, reason: u32, qualification: u64): i32 {
 // for #PF the qualification is the linear address and CR2 is not loaded:
 // cr2 is L2's CR2 from before the handler). r: the handler's result.
 export function injectedException(vcpu: Vcpu, r: i32, cr2: u64): i32 {
-  if (r != exits.RESUME || !nesting.inL2) return r; // stopped, or already reflected (an EPT exit of an operand)
+  if (r != exits.RESUME || !vcpu.nested.inL2) return r; // stopped, or already reflected (an EPT exit of an operand)
   const info = <u32>vmx.vmread(V.VM_ENTRY_INTERRUPTION_INFO);
   if ((info & V.INTR_INFO_VALID) == 0 || (info & V.INTR_INFO_TYPE_MASK) != (3 << V.INTR_INFO_TYPE_SHIFT)) return r;
   const vector = info & 0xff;
   const ec = (info & V.INTR_INFO_DELIVER_ERROR_CODE) != 0 ? <u32>vmx.vmread(V.VM_ENTRY_EXCEPTION_ERROR_CODE) : 0;
-  if (!decide.exceptionBitmapWants(vector, ec)) return r;
+  if (!decide.exceptionBitmapWants(vcpu.nested, vector, ec)) return r;
   const lin = vcpu.cr2();
   vcpu.setCr2(cr2);
   vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, 0);
-  state.write(V.VM_EXIT_INTERRUPTION_ERROR_CODE, ec);
+  state.write(vcpu.nested, V.VM_EXIT_INTERRUPTION_ERROR_CODE, ec);
   return reflectSynthetic(vcpu, V.EXIT_REASON_EXCEPTION_NMI, vector == 14 ? lin : 0, info);
 }
 
 // Reflect an exit the processor did not produce (a failed nested VM entry,
 // an interrupt for L1): the caller gives the exit information.
 export function reflectSynthetic(vcpu: Vcpu, reason: u32, qualification: u64, intrInfo: u32): i32 {
-  counts[reason & 0xffff]++;
+  const n = vcpu.nested;
+  n.counts.countReflected(reason & 0xffff);
   if ((reason & V.EXIT_REASON_FLAG_ENTRY_FAILURE) == 0) {
     syncGuestState(vcpu);
-    state.markEventStale();
+    state.markEventStale(n);
   }
-  state.write(V.VM_EXIT_REASON, reason);
-  state.write(V.EXIT_QUALIFICATION, qualification);
+  state.write(n, V.VM_EXIT_REASON, reason);
+  state.write(n, V.EXIT_QUALIFICATION, qualification);
   if ((reason & V.EXIT_REASON_FLAG_ENTRY_FAILURE) != 0) {
     // A failed VM entry (27.8): only the exit reason and qualification are
     // written ("all other VM-exit information fields are unmodified"), the
     // guest state and the VM-entry interruption information stay, no MSR
     // is stored; vmcs01 is still current and L1's state is unchanged apart
     // from the host-state load and the VM-exit MSR-load list.
-    nesting.setInL2(false);
-    hoststate.load();
+    n.inL2 = false;
+    hoststate.load(n);
     return loadExitList(vcpu);
   }
-  state.write(V.VM_EXIT_INTERRUPTION_INFO, intrInfo);
-  state.write(V.IDT_VECTORING_INFO, 0);
-  state.write(V.VM_EXIT_INSTRUCTION_LENGTH, 0);
-  state.write(V.VM_EXIT_INSTRUCTION_INFO, 0);
+  state.write(n, V.VM_EXIT_INTERRUPTION_INFO, intrInfo);
+  state.write(n, V.IDT_VECTORING_INFO, 0);
+  state.write(n, V.VM_EXIT_INSTRUCTION_LENGTH, 0);
+  state.write(n, V.VM_EXIT_INSTRUCTION_INFO, 0);
   return toL1(vcpu);
 }

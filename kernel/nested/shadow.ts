@@ -43,22 +43,38 @@ import { Vcpu } from "../vm/vcpu";
 import * as state from "./state";
 import * as caps from "./caps";
 import { FieldList, MAX } from "./fieldlist";
+import { Nested } from "./nested";
 
-export let enabled: bool = false; // shadow-vmcs=on for this guest and the processor has it
-export let linked: bool = false; // vmcs01 links the shadow VMCS (see the invariant)
-export let pushes: u64 = 0;
-export let pulls: u64 = 0;
+// A vCPU's shadow VMCS (vcpu.nested.shadow, embedded in the Nested: no
+// field initializers run, clear() sets everything but the page). The page
+// is allocated once and stays with the object; its content is the vmcs12
+// cache's (push).
+@unmanaged export class ShadowState {
+  enabled: bool = false; // shadow-vmcs=on for this guest and the processor has it
+  linked: bool = false; // vmcs01 links the shadow VMCS (see the invariant)
+  page: u64 = 0; // physical address of the shadow VMCS
+  proc2Off: u32 = 0; // vmcs01's secondary controls without "VMCS shadowing"
+  pushes: u64 = 0; // statistics
+  pulls: u64 = 0; // statistics
+  clear(): void {
+    this.enabled = false;
+    this.linked = false;
+    this.proc2Off = 0;
+    this.pushes = 0;
+    this.pulls = 0;
+  }
+}
 
-let shadowVmcs: u64 = 0; // physical addresses, allocated once
-let readBitmap: u64 = 0;
-let writeBitmap: u64 = 0;
-let proc2Off: u32 = 0; // vmcs01's secondary controls without "VMCS shadowing"
+// The VMREAD and VMWRITE bitmaps: the same for every vCPU (they follow
+// from the offered fields), allocated and written once.
+let readBitmap: u64 = 0; // machine-wide: a function of the offered capabilities
+let writeBitmap: u64 = 0; // machine-wide: a function of the offered capabilities
 
 // The shadowed fields (full encodings; the high half of a 64-bit field is
 // covered by the full one here and by its own bitmap bit). Built once: the
 // offered fields do not change after boot.
-let all: FieldList | null = null;
-let writable: FieldList | null = null;
+let all: FieldList | null = null; // machine-wide: a function of the offered capabilities
+let writable: FieldList | null = null; // machine-wide: a function of the offered capabilities
 
 function listFields(): void {
   if (all != null) return;
@@ -90,81 +106,91 @@ function allowList(bitmap: u64, l: FieldList): void {
   }
 }
 
+// The bitmaps, once: 1 everywhere but for the shadowed fields.
+function makeBitmaps(): bool {
+  if (writeBitmap != 0) return true;
+  listFields();
+  const r = pages.alloc(1);
+  const w = pages.alloc(1);
+  if (r == 0 || w == 0) return false;
+  for (let o: u64 = 0; o < 4096; o += 8) {
+    mem.write64(r + o, u64.MAX_VALUE);
+    mem.write64(w + o, u64.MAX_VALUE);
+  }
+  allowList(r, all!);
+  allowList(w, writable!);
+  readBitmap = r;
+  writeBitmap = w;
+  return true;
+}
+
 // Per guest, with vmcs01 current and freshly built. Returns false (after
 // printing why) only when memory runs out.
-export function setup(want: bool): bool {
-  linked = false;
-  pushes = 0;
-  pulls = 0;
-  enabled = want && hwcaps.hasProc2 && hwcaps.canSet(hwcaps.proc2, V.PROC2_VMCS_SHADOWING);
-  if (want && !enabled) print.say("nested: this processor has no VMCS shadowing: every VMREAD/VMWRITE of L1 is emulated");
-  if (!enabled) return true;
-  if (shadowVmcs == 0) {
-    shadowVmcs = pages.alloc(1, hwcaps.physAddr32() ? 0x100000000 : 0);
-    readBitmap = pages.alloc(1);
-    writeBitmap = pages.alloc(1);
-    if (shadowVmcs == 0 || readBitmap == 0 || writeBitmap == 0) {
-      print.say("nested: out of memory for the shadow VMCS");
-      return false;
-    }
+export function setup(vcpu: Vcpu, want: bool): bool {
+  const s = vcpu.nested.shadow;
+  s.linked = false;
+  s.pushes = 0;
+  s.pulls = 0;
+  s.enabled = want && hwcaps.hasProc2 && hwcaps.canSet(hwcaps.proc2, V.PROC2_VMCS_SHADOWING);
+  if (want && !s.enabled) print.say("nested: this processor has no VMCS shadowing: every VMREAD/VMWRITE of L1 is emulated");
+  if (!s.enabled) return true;
+  if (s.page == 0) s.page = pages.alloc(1, hwcaps.physAddr32() ? 0x100000000 : 0);
+  if (s.page == 0 || !makeBitmaps()) {
+    print.say("nested: out of memory for the shadow VMCS");
+    return false;
   }
-  listFields();
-  for (let o: u64 = 0; o < 4096; o += 8) {
-    mem.write64(readBitmap + o, u64.MAX_VALUE);
-    mem.write64(writeBitmap + o, u64.MAX_VALUE);
-  }
-  allowList(readBitmap, all!);
-  allowList(writeBitmap, writable!);
   // 25.2: a shadow VMCS has bit 31 of its first dword set; VMCLEAR makes
   // it clear and writes its (empty) data to memory.
-  mem.zero(shadowVmcs, 4096);
-  mem.write32(shadowVmcs, hwcaps.revisionId() | V.VMCS_SHADOW_INDICATOR);
-  if (vmx.vmclear(shadowVmcs) != vmx.VMX_SUCCEED) {
+  mem.zero(s.page, 4096);
+  mem.write32(s.page, hwcaps.revisionId() | V.VMCS_SHADOW_INDICATOR);
+  if (vmx.vmclear(s.page) != vmx.VMX_SUCCEED) {
     print.say("nested: VMCLEAR of the shadow VMCS failed");
-    enabled = false;
+    s.enabled = false;
     return true;
   }
-  toVmcs01();
+  toVmcs01(vcpu.nested);
   return true;
 }
 
 // A vmcs01 just built (setup(), or a vCPU restored from a snapshot outside
 // VMX operation, snapshot/restore.ts): the bitmaps' addresses into it.
-export function toVmcs01(): void {
-  if (!enabled) return;
+export function toVmcs01(n: Nested): void {
+  const s = n.shadow;
+  if (!s.enabled) return;
   vmx.vmwrite(V.VMREAD_BITMAP, readBitmap);
   vmx.vmwrite(V.VMWRITE_BITMAP, writeBitmap);
-  proc2Off = <u32>vmx.vmread(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & ~V.PROC2_VMCS_SHADOWING;
-  linked = false;
+  s.proc2Off = <u32>vmx.vmread(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & ~V.PROC2_VMCS_SHADOWING;
+  s.linked = false;
 }
 
 // vmcs01 current. The shadow VMCS becomes what L1's VMREAD/VMWRITE use.
-function link(): void {
-  vmx.vmwrite(V.VMCS_LINK_POINTER, shadowVmcs);
-  vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, proc2Off | V.PROC2_VMCS_SHADOWING);
-  linked = true;
+function link(s: ShadowState): void {
+  vmx.vmwrite(V.VMCS_LINK_POINTER, s.page);
+  vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, s.proc2Off | V.PROC2_VMCS_SHADOWING);
+  s.linked = true;
 }
 
 // vmcs01 current. Every VMREAD/VMWRITE of L1 exits again; the cache is
 // the truth (the caller pulled first if the shadow could hold news).
-export function unlink(): void {
-  if (!linked) return;
+export function unlink(n: Nested): void {
+  const s = n.shadow;
+  if (!s.linked) return;
   vmx.vmwrite(V.VMCS_LINK_POINTER, u64.MAX_VALUE);
-  vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, proc2Off);
-  linked = false;
+  vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, s.proc2Off);
+  s.linked = false;
 }
 
 // Make the shadow current, run the copy, clear it and return to vmcs01.
 // A failing VMPTRLD/VMCLEAR of our own page is a hypervisor bug: reported,
 // and the copy is skipped (the caller's state stays consistent: the cache
 // keeps its values).
-function enterShadow(): bool {
-  if (vmx.vmptrld(shadowVmcs) == vmx.VMX_SUCCEED) return true;
+function enterShadow(page: u64): bool {
+  if (vmx.vmptrld(page) == vmx.VMX_SUCCEED) return true;
   print.say("nested: VMPTRLD of the shadow VMCS failed");
   return false;
 }
-function leaveShadow(vcpu: Vcpu): void {
-  if (vmx.vmclear(shadowVmcs) != vmx.VMX_SUCCEED) print.say("nested: VMCLEAR of the shadow VMCS failed");
+function leaveShadow(vcpu: Vcpu, page: u64): void {
+  if (vmx.vmclear(page) != vmx.VMX_SUCCEED) print.say("nested: VMCLEAR of the shadow VMCS failed");
   if (vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) print.say("nested: VMPTRLD of vmcs01 failed");
 }
 
@@ -172,28 +198,37 @@ function leaveShadow(vcpu: Vcpu): void {
 // that differ are written, so the dirty groups the entry checks use
 // (state.ts) change only when L1 really changed something.
 export function pull(vcpu: Vcpu): void {
-  if (!linked || !enterShadow()) return;
+  const n = vcpu.nested;
+  const s = n.shadow;
+  if (!s.linked) return;
+  const page = s.page;
+  if (!enterShadow(page)) return;
   const l = writable!;
-  state.readFields(l, l.all, false);
-  leaveShadow(vcpu);
-  pulls++;
+  state.readFields(n, l, l.all, false);
+  leaveShadow(vcpu, page);
+  s.pulls++;
 }
 
 // Cache → shadow for every shadowed field, then link it (vmcs01 current,
 // L1 has a current vmcs12).
 export function push(vcpu: Vcpu): void {
-  if (!enabled || state.current == state.INVALID || !enterShadow()) return;
+  const n = vcpu.nested;
+  const s = n.shadow;
+  if (!s.enabled || n.current == state.INVALID) return;
+  const page = s.page;
+  if (!enterShadow(page)) return;
   const l = all!;
-  vmx.writefields(l.ptr, l.count, state.cache, l.all);
-  leaveShadow(vcpu);
-  if (!linked) link();
-  pushes++;
+  vmx.writefields(l.ptr, l.count, n.vmcs12, l.all);
+  leaveShadow(vcpu, page);
+  if (!s.linked) link(s);
+  s.pushes++;
 }
 
 // The shadow may be cached by this processor: clear it before the vCPU
 // moves or the guest ends (25.11.1).
-export function clear(): void {
-  if (enabled) vmx.vmclear(shadowVmcs);
+export function vmclear(n: Nested): void {
+  const s = n.shadow;
+  if (s.enabled) vmx.vmclear(s.page);
 }
 
 // Moving the vCPU to another processor (vm/migrate.ts): what L1 wrote
@@ -203,9 +238,10 @@ export function clear(): void {
 // On hardware the VMCLEAR on the old processor would do; rewriting it
 // also keeps a processor that caches shadow VMCS data by address (Bochs
 // 2.7 shows stale fields after a move without this) from seeing old data.
-export function beforeMove(vcpu: Vcpu, inL2: bool): void {
-  if (linked && !inL2) pull(vcpu);
+export function beforeMove(vcpu: Vcpu): void {
+  const n = vcpu.nested;
+  if (n.shadow.linked && !n.inL2) pull(vcpu);
 }
 export function afterMove(vcpu: Vcpu): void {
-  if (linked) push(vcpu);
+  if (vcpu.nested.shadow.linked) push(vcpu);
 }

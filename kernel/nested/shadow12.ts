@@ -49,14 +49,15 @@ import { Vcpu } from "../vm/vcpu";
 // Does L1 get this VMREAD (or VMWRITE) of L2 as a VM exit (31.3: "ELSIF
 // in VMX non-root operation AND ... THEN VMexit")?
 export function l1Wants(vcpu: Vcpu, reason: u32): bool {
-  const proc = <u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
+  const n = vcpu.nested;
+  const proc = <u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
   if ((proc & V.PROC_ACTIVATE_SECONDARY_CONTROLS) == 0) return true;
-  if ((<u32>state.get(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_VMCS_SHADOWING) == 0) return true;
+  if ((<u32>state.get(n, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_VMCS_SHADOWING) == 0) return true;
   const info = <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO);
   const mask: u64 = common.longMode() ? u64.MAX_VALUE : 0xffffffff;
   const enc = vcpu.gpr(operand.reg2(info)) & mask;
   if ((enc >> 15) != 0) return true;
-  const bitmap = state.get(reason == V.EXIT_REASON_VMREAD ? V.VMREAD_BITMAP : V.VMWRITE_BITMAP);
+  const bitmap = state.read(n, reason == V.EXIT_REASON_VMREAD ? V.VMREAD_BITMAP : V.VMWRITE_BITMAP);
   const a = bitmap + (enc >> 3);
   // The entry checks made sure the bitmap is in L1's RAM (entry-checks-controls.ts).
   if (!guestmem.isRam(a, 1)) return true;
@@ -68,16 +69,16 @@ export function l1Wants(vcpu: Vcpu, reason: u32): bool {
 // qualification 0, 28.2.1), or performed for L1.
 export function handle(vcpu: Vcpu, reason: u32): i32 {
   if (l1Wants(vcpu, reason)) return reflect.reflect(vcpu, reason);
-  reflect.countL0();
+  reflect.countL0(vcpu);
   return emulate(vcpu, reason);
 }
 
 // Perform it (l1Wants was false; vmcs02 current).
 function emulate(vcpu: Vcpu, reason: u32): i32 {
   const cr2 = vcpu.cr2();
-  let r = common.checkNonRoot();
+  let r = common.checkNonRoot(vcpu);
   if (r == common.PROCEED) {
-    const link = state.get(V.VMCS_LINK_POINTER);
+    const link = state.get(vcpu.nested, V.VMCS_LINK_POINTER);
     r = reason == V.EXIT_REASON_VMREAD ? vmrw.vmreadLinked(vcpu, link) : vmrw.vmwriteLinked(vcpu, link);
   }
   // Its fault (#GP(0) at CPL > 0, #GP/#SS/#PF of the memory operand) is

@@ -1,8 +1,8 @@
 // L1's VMX state as the hypervisor emulates it (SDM Vol. 3C 24, 25.1, 31):
-// whether L1 is in VMX operation, its VMXON pointer and its current VMCS
-// (vmcs12); whether VMX is offered and whether L2 runs are vm/nesting.ts's
-// (the exit loop reads them). The current vmcs12 is cached here in
-// linear memory in the private layout of kernel/arch/vmx.ts (vmcs12Offset,
+// whether L1 is in VMX operation, its VMXON pointer, its current VMCS
+// (vmcs12) and whether L2 is running — fields of the vCPU's Nested
+// (nested.ts). The current vmcs12 is cached in the Nested (its `vmcs12`
+// buffer) in the private layout of kernel/arch/vmx.ts (vmcs12Offset,
 // derived from the field table); the cache is written back to L1's memory
 // (the same layout, in L1's VMCS region) when it stops being current:
 // VMCLEAR of it, VMPTRLD of another, VMXOFF.
@@ -12,37 +12,22 @@
 //   +4   VMX-abort indicator
 //   +8   launch state: 0 clear, 1 launched
 //   +16  field slots (vmcs12Offset(encoding)), 8/4/2 bytes by width
+//
+// Every function here takes the Nested whose vmcs12 it works on: the
+// vCPU's (vcpu.nested), or a scratch one that holds a vmcs12 to validate.
 import * as V from "../arch/vmx";
 import * as guestmem from "../vm/guestmem";
 import * as vmx from "../hw/vmx";
 import { FieldList } from "./fieldlist";
+import { Nested } from "./nested";
 
 export const INVALID: u64 = u64.MAX_VALUE; // "FFFFFFFF_FFFFFFFFH": no current VMCS (31.3)
-
-export let vmxOn: bool = false; // L1 executed VMXON
-export let vmxonPtr: u64 = INVALID; // guest-physical
-export let current: u64 = INVALID; // guest-physical address of the current vmcs12
-
-// The current vmcs12, cached.
-export const cache: usize = memory.data(V.VMCS12_PAGE_SIZE, 64);
-
-export function reset(): void {
-  vmxOn = false;
-  vmxonPtr = INVALID;
-  current = INVALID;
-  markAllDirty();
-  memory.fill(cache, 0, V.VMCS12_PAGE_SIZE);
-}
-
-export function setVmxOn(on: bool, ptr: u64): void {
-  vmxOn = on;
-  vmxonPtr = ptr;
-}
 
 // Field access on the cached current vmcs12, by encoding. The caller has
 // checked that the encoding is supported (vmcs12Offset >= 0). A 64-bit
 // field's "high" encoding addresses bits 63:32 (vmcs12Offset gives +4).
-export function read(enc: u32): u64 {
+export function read(n: Nested, enc: u32): u64 {
+  const cache = n.vmcs12;
   const off = <usize>V.vmcs12Offset(enc);
   if ((enc & V.VMCS_ENC_HIGH) != 0) return <u64>load<u32>(cache + off);
   const w = V.vmcsEncodingWidth(enc);
@@ -54,7 +39,8 @@ export function read(enc: u32): u64 {
 // The same for an encoding known at compile time (V.NAME): the offset and
 // width fold into a single load (V.vmcs12OffsetConst). Computed encodings
 // go through read(), whose table lookup works for any.
-@inline export function get(enc: u32): u64 {
+@inline export function get(n: Nested, enc: u32): u64 {
+  const cache = n.vmcs12;
   const off = <usize>V.vmcs12OffsetConst(enc);
   if ((enc & V.VMCS_ENC_HIGH) != 0) return <u64>load<u32>(cache + off);
   const w = V.vmcsEncodingWidth(enc);
@@ -63,12 +49,16 @@ export function read(enc: u32): u64 {
   return load<u64>(cache + off);
 }
 
-// What changed in the current vmcs12, in two records that differ in who
+// What changed in the current vmcs12, in records that differ in who
 // consumes them:
 //   dirty  since the VM-entry checks last passed on it (entry-checks.ts
 //          skips the checks of a class with its bit clear);
 //   stale  since vmcs02 last received it (vmcs02.ts merges only what is
-//          stale), with `hotStale` saying which of the HOT fields.
+//          stale), with `hotStale` saying which of the HOT fields;
+//   hostStale  a host-state field or the exit controls changed since
+//          hoststate.ts last computed L1's post-exit state from them.
+// All four are bits of one word, the Nested's `changes` (CH_* below: one
+// load and one store record a change, on the nested exit path).
 // Every change of the cache goes through write() (L1's VMWRITE, the shadow
 // VMCS pull, the hypervisor's own updates), writeSynced()/markSynced()
 // (values the processor saved in vmcs02 at a VM exit: vmcs02 has them, so
@@ -79,17 +69,17 @@ export function read(enc: u32): u64 {
 // (no entry check or merge reads them).
 //
 // Classes: the event-injection fields and the guest fields most exits
-// change (HOT) are kept apart from the other controls and guest fields, so
-// that an L2 exit that L1 handles by advancing RIP re-checks and re-merges
-// only what that touched.
+// change (HOT, and of them RIP and RSP apart: only one entry check reads
+// RIP, none RSP) are kept apart from the other controls and guest fields,
+// so that an L2 exit that L1 handles by advancing RIP re-checks and
+// re-merges only what that touched.
 export const DIRTY_CONTROLS: u32 = 1; // control fields other than EVENT
 export const DIRTY_HOST: u32 = 2;
-export const DIRTY_GUEST: u32 = 4; // guest-state fields other than HOT
+export const DIRTY_GUEST: u32 = 4; // guest-state fields other than HOT and RIP
 export const DIRTY_EVENT: u32 = 8; // VM-entry interruption information, error code, instruction length
-export const DIRTY_HOT: u32 = 16; // RIP, RSP, RFLAGS, interruptibility, activity, pending debug exceptions
-export const DIRTY_ALL: u32 = 31;
-export let dirty: u32 = DIRTY_ALL;
-export let stale: u32 = DIRTY_ALL;
+export const DIRTY_HOT: u32 = 16; // RFLAGS, interruptibility, activity, pending debug exceptions
+export const DIRTY_RIP: u32 = 32; // RIP, RSP
+export const DIRTY_ALL: u32 = 63;
 
 // The HOT and EVENT fields, in the order of their bits in hotStale.
 export const HOT_FIELDS: StaticArray<u32> = [
@@ -98,27 +88,38 @@ export const HOT_FIELDS: StaticArray<u32> = [
   V.VM_ENTRY_INSTRUCTION_LENGTH,
 ];
 export const HOT_ALL: u32 = (1 << 9) - 1;
-export let hotStale: u32 = HOT_ALL;
 
-// A host-state field or the exit controls changed since hoststate.ts last
-// computed L1's post-exit state from them.
-export let hostStale: bool = true;
-export function setHostStale(v: bool): void {
-  hostStale = v;
+// n.changes: dirty in bits 5:0, stale in 11:6, hotStale in 20:12,
+// hostStale bit 21.
+const CH_STALE_SHIFT: u32 = 6;
+const CH_HOT_SHIFT: u32 = 12;
+const CH_HOST_STALE: u32 = 1 << 21;
+const CH_ALL: u32 = DIRTY_ALL | (DIRTY_ALL << CH_STALE_SHIFT) | (HOT_ALL << CH_HOT_SHIFT) | CH_HOST_STALE;
+@inline export function dirty(n: Nested): u32 {
+  return n.changes & DIRTY_ALL;
 }
-
-export function markClean(): void {
-  dirty = 0;
+// stale and hotStale of a value of n.changes.
+@inline export function staleIn(changes: u32): u32 {
+  return (changes >> CH_STALE_SHIFT) & DIRTY_ALL;
 }
-export function markMerged(): void {
-  stale = 0;
-  hotStale = 0;
+@inline export function hotStaleIn(changes: u32): u32 {
+  return (changes >> CH_HOT_SHIFT) & HOT_ALL;
 }
-export function markAllDirty(): void {
-  hostStale = true;
-  dirty = DIRTY_ALL;
-  stale = DIRTY_ALL;
-  hotStale = HOT_ALL;
+@inline export function hostStale(n: Nested): bool {
+  return (n.changes & CH_HOST_STALE) != 0;
+}
+export function markHostStaged(n: Nested): void {
+  n.changes &= ~CH_HOST_STALE;
+}
+export function markClean(n: Nested): void {
+  n.changes &= ~DIRTY_ALL;
+}
+// n.changes once vmcs02 received everything: nothing stale.
+@inline export function merged(changes: u32): u32 {
+  return changes & ~((DIRTY_ALL << CH_STALE_SHIFT) | (HOT_ALL << CH_HOT_SHIFT));
+}
+export function markAllDirty(n: Nested): void {
+  n.changes = CH_ALL;
 }
 
 // The bit of enc (full or high encoding) in hotStale, or 0.
@@ -138,7 +139,7 @@ function hotBit(enc: u32): u32 {
 }
 
 function classOf(enc: u32, hot: u32): u32 {
-  if (hot != 0) return hot >= 64 ? DIRTY_EVENT : DIRTY_HOT;
+  if (hot != 0) return hot >= 64 ? DIRTY_EVENT : hot >= 4 ? DIRTY_HOT : DIRTY_RIP;
   const t = V.vmcsEncodingType(enc);
   if (t == V.VMCS_TYPE_CONTROL) return DIRTY_CONTROLS;
   if (t == V.VMCS_TYPE_HOST) return DIRTY_HOST;
@@ -146,52 +147,60 @@ function classOf(enc: u32, hot: u32): u32 {
   return 0;
 }
 
-// enc changed: for the checks and for vmcs02.
-export function markChanged(enc: u32): void {
+// The bits of n.changes a change of enc sets: for the checks and for
+// vmcs02 (and hoststate.ts for its inputs).
+@inline function changedBits(enc: u32): u32 {
   const hot = hotBit(enc);
   const c = classOf(enc, hot);
-  dirty |= c;
-  stale |= c;
-  hotStale |= hot;
-  if (c == DIRTY_HOST || (enc & ~V.VMCS_ENC_HIGH) == V.VM_EXIT_CONTROL) hostStale = true;
+  // A host-state field or the exit controls: inputs of hoststate.ts.
+  const host = c == DIRTY_HOST || (enc & ~V.VMCS_ENC_HIGH) == V.VM_EXIT_CONTROL ? CH_HOST_STALE : 0;
+  return c | (c << CH_STALE_SHIFT) | (hot << CH_HOT_SHIFT) | host;
+}
+// enc changed: for the checks and for vmcs02.
+export function markChanged(n: Nested, enc: u32): void {
+  n.changes |= changedBits(enc);
 }
 // vmcs02's event-injection fields may hold an event L0 itself set up for
 // L2 (events.reinjectVectoring at every exit) when the exit is reflected
 // instead: the next merge writes vmcs12's values again.
-export function markEventStale(): void {
-  hotStale |= 64 | 128 | 256;
+export function markEventStale(n: Nested): void {
+  n.changes |= (64 | 128 | 256) << CH_HOT_SHIFT;
 }
 
 // enc changed to what vmcs02 already holds: for the checks only.
-export function markSynced(enc: u32): void {
-  dirty |= classOf(enc, hotBit(enc));
+export function markSynced(n: Nested, enc: u32): void {
+  n.changes |= classOf(enc, hotBit(enc));
 }
 
 // Read the fields of `list` selected by `mask` from the current VMCS into
 // the cache (one import call), recording each one whose value changed:
-// `synced` when vmcs02 is where they came from (markSynced), else as a
-// change for vmcs02 too (markChanged).
-@inline export function readFields(list: FieldList, mask: u64, synced: bool): void {
-  let changed = vmx.readfields(list.ptr, list.count, cache, mask);
+// `synced` when vmcs02 is where they came from (as markSynced), else as a
+// change for vmcs02 too (as markChanged). The classes are collected first
+// and recorded once.
+@inline export function readFields(n: Nested, list: FieldList, mask: u64, synced: bool): void {
+  let changed = vmx.readfields(list.ptr, list.count, n.vmcs12, mask);
+  if (changed == 0) return;
+  let bits: u32 = 0;
   while (changed != 0) {
     const enc = list.encodingAt(<i32>ctz(changed));
-    if (synced) markSynced(enc);
-    else markChanged(enc);
+    bits |= synced ? classOf(enc, hotBit(enc)) : changedBits(enc);
     changed &= changed - 1;
   }
+  n.changes |= bits;
 }
 
-// Store v truncated to the field's width; a change is recorded.
-export function write(enc: u32, v: u64): void {
-  if (store12(enc, v)) markChanged(enc);
+// Store v truncated to the field's width; a change is recorded. (Inline:
+// one call, as store12's, not two, on the nested exit path.)
+@inline export function write(n: Nested, enc: u32, v: u64): void {
+  if (store12(n.vmcs12, enc, v)) markChanged(n, enc);
 }
 // The same for a value vmcs02 holds already (see above).
-export function writeSynced(enc: u32, v: u64): void {
-  if (store12(enc, v)) markSynced(enc);
+@inline export function writeSynced(n: Nested, enc: u32, v: u64): void {
+  if (store12(n.vmcs12, enc, v)) markSynced(n, enc);
 }
 
 // Store; false when the field already had that value.
-function store12(enc: u32, v: u64): bool {
+function store12(cache: usize, enc: u32, v: u64): bool {
   const off = <usize>V.vmcs12Offset(enc);
   if ((enc & V.VMCS_ENC_HIGH) != 0) {
     if (load<u32>(cache + off) == <u32>v) return false;
@@ -238,34 +247,34 @@ export function writeAt(gpa: u64, enc: u32, v: u64): void {
 }
 
 // vmcs12 enables EPT (secondary controls active and "enable EPT" set).
-export function eptEnabled(): bool {
-  return (<u32>get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
-    (<u32>get(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_ENABLE_EPT) != 0;
+export function eptEnabled(n: Nested): bool {
+  return (<u32>get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
+    (<u32>get(n, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_ENABLE_EPT) != 0;
 }
-export function unrestrictedGuest(): bool {
-  return (<u32>get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
-    (<u32>get(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_UNRESTRICTED_GUEST) != 0;
+export function unrestrictedGuest(n: Nested): bool {
+  return (<u32>get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
+    (<u32>get(n, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_UNRESTRICTED_GUEST) != 0;
 }
 
-export function launchState(): u32 {
-  return load<u32>(cache, V.VMCS12_LAUNCH_STATE_OFFSET);
+export function launchState(n: Nested): u32 {
+  return load<u32>(n.vmcs12, V.VMCS12_LAUNCH_STATE_OFFSET);
 }
-export function setLaunchState(v: u32): void {
-  store<u32>(cache, v, V.VMCS12_LAUNCH_STATE_OFFSET);
+export function setLaunchState(n: Nested, v: u32): void {
+  store<u32>(n.vmcs12, v, V.VMCS12_LAUNCH_STATE_OFFSET);
 }
 
 // Make the vmcs12 at gpa current: read it from L1's memory into the cache.
 // The caller checked gpa (aligned, in RAM, revision).
-export function load12(gpa: u64): void {
-  guestmem.copyOut(cache, gpa, <u32>V.VMCS12_PAGE_SIZE);
-  current = gpa;
-  markAllDirty();
+export function load12(n: Nested, gpa: u64): void {
+  guestmem.copyOut(n.vmcs12, gpa, <u32>V.VMCS12_PAGE_SIZE);
+  n.current = gpa;
+  markAllDirty(n);
 }
 
 // Write the cache back to L1's memory and forget it (VMCLEAR of the current
 // VMCS, VMPTRLD of another, VMXOFF).
-export function flush(): void {
-  if (current == INVALID) return;
-  guestmem.copyIn(current, cache, <u32>V.VMCS12_PAGE_SIZE);
-  current = INVALID;
+export function flush(n: Nested): void {
+  if (n.current == INVALID) return;
+  guestmem.copyIn(n.current, n.vmcs12, <u32>V.VMCS12_PAGE_SIZE);
+  n.current = INVALID;
 }

@@ -37,58 +37,90 @@ import * as shadowept from "./shadowept";
 import * as l1caps from "./caps";
 import * as tsc from "../vm/tsc";
 import { Vcpu } from "../vm/vcpu";
+import { Nested } from "./nested";
 
 export const L2_VPID: u32 = 2;
 
-export let vmcs02: u64 = 0; // physical address
-export let initialized: bool = false; // constant state written (seeds/003)
-export let constantWrites: u32 = 0; // how often the constant state was written (1 per vmcs02)
-export let wholeMerges: u64 = 0; // nested entries that merged all of vmcs12 (the others: what changed)
-export let launched: bool = false; // VMLAUNCH done since the last VMCLEAR of vmcs02
-// vmcs01's launch state while vmcs02 is current (vcpu.launched then
-// describes vmcs02).
-export let l1Launched: bool = true;
-export function setL1Launched(v: bool): void {
-  l1Launched = v;
-}
-let msrBitmap02: u64 = 0;
+// When L0 merges MSR bitmap words at every entry (see setupMsrBitmap).
+const MERGE_WORDS_MAX: i32 = 32;
 
-// vmcs01's values this merge builds on (read while vmcs01 was current).
-let pin01: u32 = 0;
-let proc01: u32 = 0;
-let proc2_01: u32 = 0;
-let exit01: u32 = 0;
-let entry01: u32 = 0;
-let eptp01: u64 = 0;
-let cr0Mask01: u64 = 0;
-let cr4Mask01: u64 = 0;
-let tscOffset01: u64 = 0;
+// Vmcs02State.flags: what every nested entry asks, in one word (one load):
+const F_INITIALIZED: u32 = 1; // the constant state is written (seeds/003)
+const F_VMCS01_CHANGED: u32 = 2; // a vmcs01 value differs from the previous entry: merge whole
+const F_TIMER: u32 = 4; // vmcs01 activates the VMX-preemption timer (pin01)
+const F_RELOAD_SHIFT: u32 = 16; // reload12 (entry-control bits 15, 14, 2) in bits 31, 30, 18
 
-export function reset(): void {
-  initialized = false;
-  vmcs01Changed = true;
-  wholeMerges = 0;
-  constantWrites = 0;
-  launched = false;
-  l1Launched = true;
+// A vCPU's vmcs02 (vcpu.nested.vmcs02, embedded in the Nested: no field
+// initializers run, init() and clear() set everything). Its page and the
+// MSR bitmap page are allocated once and stay with the object; everything
+// else is a rebuildable cache: made again from vmcs12 and vmcs01 after
+// clear() (the constant state once, the merge whole, vmcs02 VMCLEARed
+// first).
+@unmanaged export class Vmcs02State {
+  page: u64 = 0; // physical address of vmcs02
+  msrBitmap: u64 = 0; // physical address of vmcs02's MSR bitmap
+  flags: u32 = F_VMCS01_CHANGED; // F_*
+  launched: bool = false; // VMLAUNCH done since the last VMCLEAR of vmcs02
+  // vmcs01's launch state while vmcs02 is current (vcpu.launched then
+  // describes vmcs02).
+  l1Launched: bool = true;
+  constantWrites: u32 = 0; // how often the constant state was written (1 per vmcs02): statistics
+  wholeMerges: u64 = 0; // nested entries that merged all of vmcs12 (the others: what changed): statistics
+  // vmcs01's values this merge builds on (read while vmcs01 was current).
+  pin01: u32 = 0;
+  proc01: u32 = 0;
+  proc2_01: u32 = 0;
+  exit01: u32 = 0;
+  entry01: u32 = 0;
+  eptp01: u64 = 0;
+  cr0Mask01: u64 = 0;
+  cr4Mask01: u64 = 0;
+  tscOffset01: u64 = 0;
+  proc02: u32 = 0; // vmcs02's primary controls as merged
+  // The MSR bitmap words merged at every entry (setupMsrBitmap): offsets
+  // in the page and L0's word; mergeCount -1 merges the whole page.
+  mergeOffsets: StaticArray<u32> = changetype<StaticArray<u32>>(0);
+  mergeL0: StaticArray<u64> = changetype<StaticArray<u64>>(0);
+  mergeCount: i32 = 0;
+
+  // Once, when the Nested is made (no page yet).
+  init(): void {
+    this.page = 0;
+    this.msrBitmap = 0;
+    this.mergeOffsets = new StaticArray<u32>(MERGE_WORDS_MAX);
+    this.mergeL0 = new StaticArray<u64>(MERGE_WORDS_MAX);
+  }
+  // The constant state is written (seeds/003).
+  @inline get initialized(): bool {
+    return (this.flags & F_INITIALIZED) != 0;
+  }
+  clear(): void {
+    this.flags = F_VMCS01_CHANGED;
+    this.launched = false;
+    this.l1Launched = true;
+    this.constantWrites = 0;
+    this.wholeMerges = 0;
+    this.mergeCount = 0;
+  }
 }
 
 // After VMCLEAR of vmcs02 (vCPU migration): clear, still initialized —
 // the constant state stays (seeds/003); only its host state, which is the
 // processor's, is rewritten on the new processor.
-export function cleared(): void {
-  launched = false;
+export function cleared(n: Nested): void {
+  n.vmcs02.launched = false;
 }
 
-export function setLaunched(v: bool): void {
-  launched = v;
+// VMCLEAR vmcs02 if it was ever loaded (before the vCPU moves, or its
+// guest ends: a VMCS region is not reused while active, 25.11.1).
+export function vmclear(n: Nested): bool {
+  const s = n.vmcs02;
+  return !s.initialized || vmx.vmclear(s.page) == vmx.VMX_SUCCEED;
 }
 
 // Read what L2's VMCS inherits from L1's while vmcs01 is still current.
-// vmcs01Changed: any of it differs from the previous nested entry (then
-// the whole merge is redone).
-let vmcs01Changed: bool = true;
-export function captureVmcs01(): void {
+export function captureVmcs01(n: Nested): void {
+  const s = n.vmcs02;
   const pin = <u32>vmx.vmread(V.PIN_BASED_VM_EXEC_CONTROL);
   const proc = <u32>vmx.vmread(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & ~V.PROC_INTERRUPT_WINDOW_EXITING;
   const proc2 = <u32>vmx.vmread(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL);
@@ -98,39 +130,41 @@ export function captureVmcs01(): void {
   const cr0m = vmx.vmread(V.CR0_GUEST_HOST_MASK);
   const cr4m = vmx.vmread(V.CR4_GUEST_HOST_MASK);
   const tsc = vmx.vmread(V.TSC_OFFSET);
-  if (pin != pin01 || proc != proc01 || proc2 != proc2_01 || exit != exit01 || entry != entry01 || eptp != eptp01 ||
-    cr0m != cr0Mask01 || cr4m != cr4Mask01 || tsc != tscOffset01) vmcs01Changed = true;
-  pin01 = pin;
-  proc01 = proc;
-  proc2_01 = proc2;
-  exit01 = exit;
-  entry01 = entry;
-  eptp01 = eptp;
-  cr0Mask01 = cr0m;
-  cr4Mask01 = cr4m;
-  tscOffset01 = tsc;
+  if (pin == s.pin01 && proc == s.proc01 && proc2 == s.proc2_01 && exit == s.exit01 && entry == s.entry01 &&
+    eptp == s.eptp01 && cr0m == s.cr0Mask01 && cr4m == s.cr4Mask01 && tsc == s.tscOffset01) return;
+  s.flags = (s.flags & ~F_TIMER) | F_VMCS01_CHANGED | ((pin & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0 ? F_TIMER : 0);
+  s.pin01 = pin;
+  s.proc01 = proc;
+  s.proc2_01 = proc2;
+  s.exit01 = exit;
+  s.entry01 = entry;
+  s.eptp01 = eptp;
+  s.cr0Mask01 = cr0m;
+  s.cr4Mask01 = cr4m;
+  s.tscOffset01 = tsc;
 }
 
 // Make vmcs02 current on this processor, creating it the first time.
-export function load(): bool {
-  if (vmcs02 == 0) {
-    vmcs02 = pages.alloc(1, caps.physAddr32() ? 0x100000000 : 0);
-    msrBitmap02 = pages.alloc(1);
-    if (vmcs02 == 0 || msrBitmap02 == 0) {
+export function load(n: Nested): bool {
+  const s = n.vmcs02;
+  if (s.page == 0) {
+    s.page = pages.alloc(1, caps.physAddr32() ? 0x100000000 : 0);
+    s.msrBitmap = pages.alloc(1);
+    if (s.page == 0 || s.msrBitmap == 0) {
       print.say("nested: out of memory for vmcs02");
       return false;
     }
   }
-  if (!initialized) {
-    mem.write32(vmcs02, caps.revisionId());
-    if (vmx.vmclear(vmcs02) != vmx.VMX_SUCCEED) return false;
-    launched = false;
+  if (!s.initialized) {
+    mem.write32(s.page, caps.revisionId());
+    if (vmx.vmclear(s.page) != vmx.VMX_SUCCEED) return false;
+    s.launched = false;
   }
-  return vmx.vmptrld(vmcs02) == vmx.VMX_SUCCEED;
+  return vmx.vmptrld(s.page) == vmx.VMX_SUCCEED;
 }
 
 // State of vmcs02 that never depends on vmcs12: written once per vmcs02.
-function writeConstantState(): void {
+function writeConstantState(s: Vmcs02State): void {
   vmcs01.writeHostState();
   vmx.vmwrite(V.VMCS_LINK_POINTER, u64.MAX_VALUE);
   vmx.vmwrite(V.VM_EXIT_MSR_STORE_COUNT, 0);
@@ -138,14 +172,13 @@ function writeConstantState(): void {
   vmx.vmwrite(V.VM_ENTRY_MSR_LOAD_COUNT, 0);
   vmx.vmwrite(V.IO_BITMAP_A, vmcs01.ioBitmapA);
   vmx.vmwrite(V.IO_BITMAP_B, vmcs01.ioBitmapB);
-  vmx.vmwrite(V.MSR_BITMAPS, msrBitmap02);
+  vmx.vmwrite(V.MSR_BITMAPS, s.msrBitmap);
   if (vmcs01.vpidEnabled) vmx.vmwrite(V.VIRTUAL_PROCESSOR_ID, L2_VPID);
   // VM functions (when L1 enables them) with none allowed: every VMFUNC of
   // L2 exits to L0, which emulates EPTP switching (vmfunc.ts).
   if (caps.hasVmfunc) vmx.vmwrite(V.VM_FUNCTION_CONTROL, 0);
-  setupMsrBitmap();
-  initialized = true;
-  constantWrites++;
+  setupMsrBitmap(s);
+  s.constantWrites++;
 }
 
 // The MSR bitmap of vmcs02 is L0's OR L1's (25.6.9): an access exits to L0
@@ -156,81 +189,94 @@ function writeConstantState(): void {
 // (L1 may change its bitmap at any time), the rest is written once here.
 // When L1 uses no MSR bitmap every MSR access exits anyway, and vmcs02
 // uses none either.
-const MERGE_WORDS_MAX: i32 = 32;
-const mergeOffsets = new StaticArray<u32>(MERGE_WORDS_MAX);
-const mergeL0 = new StaticArray<u64>(MERGE_WORDS_MAX);
-let mergeCount: i32 = 0;
-
-function setupMsrBitmap(): void {
-  mergeCount = 0;
+function setupMsrBitmap(s: Vmcs02State): void {
+  let count = 0;
+  const offsets = s.mergeOffsets;
+  const l0 = s.mergeL0;
   for (let o: u32 = 0; o < 4096; o += 8) {
     const w = mem.read64(vmcs01.msrBitmap + <u64>o);
-    mem.write64(msrBitmap02 + <u64>o, u64.MAX_VALUE);
-    if (w == u64.MAX_VALUE) continue;
-    if (mergeCount == MERGE_WORDS_MAX) {
+    mem.write64(s.msrBitmap + <u64>o, u64.MAX_VALUE);
+    if (w == u64.MAX_VALUE || count < 0) continue;
+    if (count == MERGE_WORDS_MAX) {
       // More pass-through than this table holds: merge the whole page.
-      mergeCount = -1;
-      return;
+      count = -1;
+      continue;
     }
-    unchecked(mergeOffsets[mergeCount] = o);
-    unchecked(mergeL0[mergeCount] = w);
-    mergeCount++;
+    unchecked(offsets[count] = o);
+    unchecked(l0[count] = w);
+    count++;
   }
+  s.mergeCount = count;
 }
 
-function mergeMsrBitmap(): void {
+function mergeMsrBitmap(n: Nested, s: Vmcs02State): void {
   // The entry checks made sure the page is L1 RAM (ctls.msr-bitmap.ram).
-  const l1 = guestmem.hpa(state.get(V.MSR_BITMAPS), 4096);
-  if (mergeCount < 0) {
-    mem.or(msrBitmap02, vmcs01.msrBitmap, l1, 4096);
+  const l1 = guestmem.hpa(state.get(n, V.MSR_BITMAPS), 4096);
+  const count = s.mergeCount;
+  if (count < 0) {
+    mem.or(s.msrBitmap, vmcs01.msrBitmap, l1, 4096);
     return;
   }
-  for (let i = 0; i < mergeCount; i++) {
-    const o = <u64>unchecked(mergeOffsets[i]);
-    mem.write64(msrBitmap02 + o, unchecked(mergeL0[i]) | mem.read64(l1 + o));
+  const offsets = s.mergeOffsets;
+  const l0 = s.mergeL0;
+  for (let i = 0; i < count; i++) {
+    const o = <u64>unchecked(offsets[i]);
+    mem.write64(s.msrBitmap + o, unchecked(l0[i]) | mem.read64(l1 + o));
   }
 }
 
-const guestList = new FieldList(fields.GUEST_STATE, true);
-let proc02: u32 = 0; // vmcs02's primary controls as merged
-const hotList = new FieldList(state.HOT_FIELDS, true);
+const guestList = new FieldList(fields.GUEST_STATE, true); // machine-wide: a constant field list
+const hotList = new FieldList(state.HOT_FIELDS, true); // machine-wide: a constant field list
 
 // vmcs12 → vmcs02, at every nested VM entry (vmcs02 is current). What
 // vmcs02 already holds from the previous merge or the last VM exit is not
-// written again: state.stale says which classes changed since the last
-// merge, state.hotStale which of the hot fields (state.ts says why that is
+// written again: the Nested's stale says which classes changed since the last
+// merge, hotStale which of the hot fields (state.ts says why that is
 // exact). Everything is merged again after VMPTRLD, for a fresh vmcs02,
-// and when vmcs01's controls changed.
-export function merge(vcpu: Vcpu): bool {
-  if (!initialized) writeConstantState();
-  const entry12 = <u32>state.get(V.VM_ENTRY_CONTROL);
-  const proc12 = <u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
-  if (vmcs01Changed || (state.stale & (state.DIRTY_CONTROLS | state.DIRTY_GUEST)) != 0) {
-    mergeAll(vcpu, proc12, entry12);
-    vmcs01Changed = false;
-    wholeMerges++;
-  } else {
-    if (state.hotStale != 0) vmx.writefields(hotList.ptr, hotList.count, state.cache, <u64>state.hotStale);
-    // l2irq.ts may have set interrupt-window exiting for L0's own use.
-    vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, proc02);
+// and when vmcs01's controls changed. l1Efer, l1Pat, l1Dr7, l1Debugctl:
+// L1's values at the nested entry (read while vmcs01 was current; passed,
+// not kept: only this entry uses them).
+export function merge(vcpu: Vcpu, l1Efer: u64, l1Pat: u64, l1Dr7: u64, l1Debugctl: u64): bool {
+  const n = vcpu.nested;
+  const s = n.vmcs02;
+  let f = s.flags;
+  const flags = f;
+  if ((f & F_INITIALIZED) == 0) {
+    writeConstantState(s);
+    f |= F_INITIALIZED;
   }
+  const entry12 = <u32>state.get(n, V.VM_ENTRY_CONTROL);
+  const proc12 = <u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
+  // The change record, read once: nothing below changes vmcs12.
+  const changes = n.changes;
+  if ((f & F_VMCS01_CHANGED) != 0 || (state.staleIn(changes) & (state.DIRTY_CONTROLS | state.DIRTY_GUEST)) != 0) {
+    const reload12 = mergeAll(vcpu, s, proc12, entry12);
+    f = (f & ~F_VMCS01_CHANGED & ((1 << F_RELOAD_SHIFT) - 1)) | (reload12 << F_RELOAD_SHIFT);
+    s.wholeMerges++;
+  } else {
+    const hot = state.hotStaleIn(changes);
+    if (hot != 0) vmx.writefields(hotList.ptr, hotList.count, n.vmcs12, <u64>hot);
+    // l2irq.ts may have set interrupt-window exiting for L0's own use.
+    vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, s.proc02);
+  }
+  if (f != flags) s.flags = f;
   // EPT: L1's own (vmcs01's) when vmcs12 has none — L2's physical
   // addresses are then L1's — else the shadow tables for vmcs12's EPT
   // pointer (looked up at every entry: INVEPT may have dropped them).
   const ept12 = (proc12 & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
-    (<u32>state.get(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_ENABLE_EPT) != 0;
+    (<u32>state.get(n, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_ENABLE_EPT) != 0;
   if (ept12) {
-    const root = shadowept.rootFor(vcpu.nested.shadowEpt, state.get(V.EPT_POINTER));
+    const root = shadowept.rootFor(n.shadowEpt, state.get(n, V.EPT_POINTER));
     if (root == 0) return false;
     vmx.vmwrite(V.EPT_POINTER, root);
   } else {
-    vmx.vmwrite(V.EPT_POINTER, eptp01);
+    vmx.vmwrite(V.EPT_POINTER, s.eptp01);
   }
-  loadPdptes(entry12, ept12);
+  loadPdptes(n, entry12, ept12);
   // Inputs from outside vmcs12, at every entry: L1's bitmap, L1's EFER,
   // PAT, DR7 and DEBUGCTL (when vmcs12 does not load them, 27.3.2.1: L1's
   // current values, EFER.LMA/LME from "IA-32e mode guest"), the slice.
-  if ((proc12 & V.PROC_USE_MSR_BITMAPS) != 0) mergeMsrBitmap();
+  if ((proc12 & V.PROC_USE_MSR_BITMAPS) != 0) mergeMsrBitmap(n, s);
   if ((entry12 & V.ENTRY_LOAD_IA32_EFER) == 0) {
     let efer = l1Efer & ~<u64>(V.X86_EFER_LME | V.X86_EFER_LMA);
     if ((entry12 & V.ENTRY_IA32E_MODE_GUEST) != 0) efer |= V.X86_EFER_LME | V.X86_EFER_LMA;
@@ -241,18 +287,19 @@ export function merge(vcpu: Vcpu): bool {
     vmx.vmwrite(V.GUEST_DR7, l1Dr7);
     vmx.vmwrite(V.GUEST_IA32_DEBUGCTL, l1Debugctl);
   }
-  if (reload12 != 0) reloadFromVmcs12();
+  const reload = f >> F_RELOAD_SHIFT;
+  if (reload != 0) reloadFromVmcs12(n, reload);
   // L0 regains control from L2 once per slice, as from L1 (irq.ts), or by
   // L1's APIC timer deadline (l2irq.ts).
-  if ((pin01 & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0) vmx.vmwrite(V.VMX_PREEMPTION_TIMER_VALUE, irq.SLICE);
-  state.markMerged();
+  if ((f & F_TIMER) != 0) vmx.vmwrite(V.VMX_PREEMPTION_TIMER_VALUE, irq.SLICE);
+  n.changes = state.merged(changes);
   return true;
 }
 
 // The CR0 the processor runs L2 with for the CR0 L2 has: VMX's fixed bits
 // applied, except PE and PG when vmcs12 makes L2 an unrestricted guest.
-export function realCr0(v: u64): u64 {
-  if (state.unrestrictedGuest()) return vmcs01.realCr0(v);
+export function realCr0(n: Nested, v: u64): u64 {
+  if (state.unrestrictedGuest(n)) return vmcs01.realCr0(v);
   return (v | caps.cr0Fixed0) & caps.cr0Fixed1;
 }
 
@@ -261,15 +308,15 @@ export function realCr0(v: u64): u64 {
 // processor would take them from vmcs02's fields too, and L0 loads them
 // from the table at CR3 in L1's memory (the entry checks made sure it is
 // RAM), as L1's processor would — at every entry, since L1 may change it.
-const pdpteList = new FieldList([V.GUEST_PDPTE0, V.GUEST_PDPTE1, V.GUEST_PDPTE2, V.GUEST_PDPTE3], true);
-function loadPdptes(entry12: u32, ept12: bool): void {
-  if ((entry12 & V.ENTRY_IA32E_MODE_GUEST) != 0 || (state.get(V.GUEST_CR4) & V.X86_CR4_PAE) == 0 ||
-    (state.get(V.GUEST_CR0) & V.X86_CR0_PG) == 0) return;
+const pdpteList = new FieldList([V.GUEST_PDPTE0, V.GUEST_PDPTE1, V.GUEST_PDPTE2, V.GUEST_PDPTE3], true); // machine-wide: a constant field list
+function loadPdptes(n: Nested, entry12: u32, ept12: bool): void {
+  if ((entry12 & V.ENTRY_IA32E_MODE_GUEST) != 0 || (state.get(n, V.GUEST_CR4) & V.X86_CR4_PAE) == 0 ||
+    (state.get(n, V.GUEST_CR0) & V.X86_CR0_PG) == 0) return;
   if (ept12) {
-    vmx.writefields(pdpteList.ptr, pdpteList.count, state.cache, pdpteList.all);
+    vmx.writefields(pdpteList.ptr, pdpteList.count, n.vmcs12, pdpteList.all);
     return;
   }
-  const table = state.get(V.GUEST_CR3) & 0xffffffe0;
+  const table = state.get(n, V.GUEST_CR3) & 0xffffffe0;
   vmx.vmwrite(V.GUEST_PDPTE0, guestmem.read64(table));
   vmx.vmwrite(V.GUEST_PDPTE1, guestmem.read64(table + 8));
   vmx.vmwrite(V.GUEST_PDPTE2, guestmem.read64(table + 16));
@@ -278,31 +325,35 @@ function loadPdptes(entry12: u32, ept12: bool): void {
 
 // The PDPTEs the processor saved at an exit of a PAE-paging L2 with EPT
 // (28.3.4), into vmcs12.
-export const pdpteFields = pdpteList;
+export const pdpteFields = pdpteList; // machine-wide: a constant field list
 
 // What vmcs12 loads on entry but its exit does not save (28.3.1: vmcs12
 // keeps what L1 wrote): vmcs02's copy, saved by vmcs02's own exit, may be
 // L2's newer value, so every entry loads vmcs12's again. Entry bits, set
-// by mergeAll (a change of either control word makes the merge whole).
-let reload12: u32 = 0;
-function reloadFromVmcs12(): void {
-  if ((reload12 & V.ENTRY_LOAD_IA32_EFER) != 0) vmx.vmwrite(V.GUEST_IA32_EFER, state.get(V.GUEST_IA32_EFER));
-  if ((reload12 & V.ENTRY_LOAD_IA32_PAT) != 0) vmx.vmwrite(V.GUEST_IA32_PAT, state.get(V.GUEST_IA32_PAT));
+// by mergeAll (a change of either control word makes the merge whole),
+// kept in the flags.
+function reloadFromVmcs12(n: Nested, reload12: u32): void {
+  if ((reload12 & V.ENTRY_LOAD_IA32_EFER) != 0) vmx.vmwrite(V.GUEST_IA32_EFER, state.get(n, V.GUEST_IA32_EFER));
+  if ((reload12 & V.ENTRY_LOAD_IA32_PAT) != 0) vmx.vmwrite(V.GUEST_IA32_PAT, state.get(n, V.GUEST_IA32_PAT));
   if ((reload12 & V.ENTRY_LOAD_DEBUG_CONTROLS) != 0) {
-    vmx.vmwrite(V.GUEST_DR7, state.get(V.GUEST_DR7));
-    vmx.vmwrite(V.GUEST_IA32_DEBUGCTL, state.get(V.GUEST_IA32_DEBUGCTL));
+    vmx.vmwrite(V.GUEST_DR7, state.get(n, V.GUEST_DR7));
+    vmx.vmwrite(V.GUEST_IA32_DEBUGCTL, state.get(n, V.GUEST_IA32_DEBUGCTL));
   }
 }
 
-function mergeAll(vcpu: Vcpu, proc12: u32, entry12: u32): void {
-  const exit12 = <u32>state.get(V.VM_EXIT_CONTROL);
-  reload12 = 0;
+// Returns the entry bits whose fields every entry loads from vmcs12 again
+// (reloadFromVmcs12).
+function mergeAll(vcpu: Vcpu, s: Vmcs02State, proc12: u32, entry12: u32): u32 {
+  const n = vcpu.nested;
+  const exit12 = <u32>state.get(n, V.VM_EXIT_CONTROL);
+  let reload12: u32 = 0;
   if ((exit12 & V.EXIT_SAVE_IA32_EFER) == 0) reload12 |= entry12 & V.ENTRY_LOAD_IA32_EFER;
   if ((exit12 & V.EXIT_SAVE_IA32_PAT) == 0) reload12 |= entry12 & V.ENTRY_LOAD_IA32_PAT;
   if ((exit12 & V.EXIT_SAVE_DEBUG_CONTROLS) == 0) reload12 |= entry12 & V.ENTRY_LOAD_DEBUG_CONTROLS;
-  const pin12 = <u32>state.get(V.PIN_BASED_VM_EXEC_CONTROL);
+  const pin12 = <u32>state.get(n, V.PIN_BASED_VM_EXEC_CONTROL);
   const proc2_12 = (proc12 & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0
-    ? <u32>state.get(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) : 0;
+    ? <u32>state.get(n, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) : 0;
+  const proc01 = s.proc01;
 
   // Exits L0 takes for itself, as in vmcs01: external interrupts, NMIs, the
   // preemption timer (L0 regains control from L2 as from L1), HLT (a halted
@@ -310,11 +361,12 @@ function mergeAll(vcpu: Vcpu, proc12: u32, entry12: u32): void {
   // for HLT exiting, else L0 decides), I/O and MSR bitmaps, CR8.
   // TSC offsetting: vmcs01 always uses it (L1's TSC, vm/tsc.ts), so L2
   // runs on L1's offset plus vmcs12's when L1 uses offsetting (26.3).
-  vmx.vmwrite(V.PIN_BASED_VM_EXEC_CONTROL, pin01 | pin12);
+  vmx.vmwrite(V.PIN_BASED_VM_EXEC_CONTROL, s.pin01 | pin12);
   const msrBitmaps = (proc12 & V.PROC_USE_MSR_BITMAPS) != 0;
-  proc02 = ((proc01 & ~V.PROC_USE_MSR_BITMAPS) | (proc12 & ~V.PROC_USE_IO_BITMAPS & ~V.PROC_UNCONDITIONAL_IO_EXITING) |
+  const proc02 = ((proc01 & ~V.PROC_USE_MSR_BITMAPS) | (proc12 & ~V.PROC_USE_IO_BITMAPS & ~V.PROC_UNCONDITIONAL_IO_EXITING) |
       V.PROC_USE_IO_BITMAPS | V.PROC_ACTIVATE_SECONDARY_CONTROLS) |
     (msrBitmaps ? V.PROC_USE_MSR_BITMAPS : 0);
+  s.proc02 = proc02;
   vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, proc02);
   // Secondary: L0's EPT, and VPID when L0 has it; L0's unrestricted guest
   // only as vmcs12 asks (realCr0). No VMCS shadowing, neither L0's (it
@@ -327,45 +379,46 @@ function mergeAll(vcpu: Vcpu, proc12: u32, entry12: u32): void {
   // one 0 the instruction must #UD in L2 (26.3) whatever L0 gives L1.
   // PML: L0 logs for L1 (eptad.ts), not the processor.
   vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL,
-    (proc2_01 & ~(V.PROC2_UNRESTRICTED_GUEST | V.PROC2_VMCS_SHADOWING | l1caps.PROC2_INSTRUCTION_ENABLES)) |
+    (s.proc2_01 & ~(V.PROC2_UNRESTRICTED_GUEST | V.PROC2_VMCS_SHADOWING | l1caps.PROC2_INSTRUCTION_ENABLES)) |
     (proc2_12 & ~(V.PROC2_ENABLE_VPID | V.PROC2_ENABLE_PML | V.PROC2_VMCS_SHADOWING)));
   // PAUSE-loop exiting is only ever L1's (L0 does not use it): its gap and
   // window are vmcs12's (25.6.13).
   if ((proc2_12 & V.PROC2_PAUSE_LOOP_EXITING) != 0) {
-    vmx.vmwrite(V.PLE_GAP, state.get(V.PLE_GAP));
-    vmx.vmwrite(V.PLE_WINDOW, state.get(V.PLE_WINDOW));
+    vmx.vmwrite(V.PLE_GAP, state.get(n, V.PLE_GAP));
+    vmx.vmwrite(V.PLE_WINDOW, state.get(n, V.PLE_WINDOW));
   }
-  vmx.vmwrite(V.VM_EXIT_CONTROL, exit01);
+  vmx.vmwrite(V.VM_EXIT_CONTROL, s.exit01);
   // Entry: L0 always loads EFER, PAT and the debug controls into L2
   // (computed in merge() when L1 does not ask for them: L1's current
   // values, 27.3.2.1), IA-32e mode guest as vmcs12 says.
   vmx.vmwrite(V.VM_ENTRY_CONTROL,
-    (entry01 & ~V.ENTRY_IA32E_MODE_GUEST) | (entry12 & (V.ENTRY_IA32E_MODE_GUEST | V.ENTRY_LOAD_DEBUG_CONTROLS)));
+    (s.entry01 & ~V.ENTRY_IA32E_MODE_GUEST) | (entry12 & (V.ENTRY_IA32E_MODE_GUEST | V.ENTRY_LOAD_DEBUG_CONTROLS)));
 
-  mergeCr3Targets(proc01);
+  mergeCr3Targets(n, proc01);
 
-  vmx.vmwrite(V.EXCEPTION_BITMAP, state.get(V.EXCEPTION_BITMAP));
-  vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MASK, state.get(V.PAGE_FAULT_ERROR_CODE_MASK));
-  vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MATCH, state.get(V.PAGE_FAULT_ERROR_CODE_MATCH));
-  const tsc12 = (proc12 & V.PROC_USE_TSC_OFFSETTING) != 0 ? state.get(V.TSC_OFFSET) : 0;
+  vmx.vmwrite(V.EXCEPTION_BITMAP, state.get(n, V.EXCEPTION_BITMAP));
+  vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MASK, state.get(n, V.PAGE_FAULT_ERROR_CODE_MASK));
+  vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MATCH, state.get(n, V.PAGE_FAULT_ERROR_CODE_MATCH));
+  const tsc12 = (proc12 & V.PROC_USE_TSC_OFFSETTING) != 0 ? state.get(n, V.TSC_OFFSET) : 0;
   tsc.setL2Part(vcpu, tsc12);
-  vmx.vmwrite(V.TSC_OFFSET, tscOffset01 + tsc12);
+  vmx.vmwrite(V.TSC_OFFSET, s.tscOffset01 + tsc12);
 
   // CR0/CR4 (25.6.6): see the comment at the top.
-  const cr0Mask12 = state.get(V.CR0_GUEST_HOST_MASK);
-  const cr4Mask12 = state.get(V.CR4_GUEST_HOST_MASK);
-  const cr0_12 = state.get(V.GUEST_CR0);
-  const cr4_12 = state.get(V.GUEST_CR4);
-  vmx.vmwrite(V.CR0_GUEST_HOST_MASK, cr0Mask01 | cr0Mask12);
-  vmx.vmwrite(V.CR4_GUEST_HOST_MASK, cr4Mask01 | cr4Mask12);
-  vmx.vmwrite(V.CR0_READ_SHADOW, (state.get(V.CR0_READ_SHADOW) & cr0Mask12) | (cr0_12 & ~cr0Mask12));
-  vmx.vmwrite(V.CR4_READ_SHADOW, (state.get(V.CR4_READ_SHADOW) & cr4Mask12) | (cr4_12 & ~cr4Mask12));
-  vmx.vmwrite(V.GUEST_CR0, realCr0(cr0_12));
+  const cr0Mask12 = state.get(n, V.CR0_GUEST_HOST_MASK);
+  const cr4Mask12 = state.get(n, V.CR4_GUEST_HOST_MASK);
+  const cr0_12 = state.get(n, V.GUEST_CR0);
+  const cr4_12 = state.get(n, V.GUEST_CR4);
+  vmx.vmwrite(V.CR0_GUEST_HOST_MASK, s.cr0Mask01 | cr0Mask12);
+  vmx.vmwrite(V.CR4_GUEST_HOST_MASK, s.cr4Mask01 | cr4Mask12);
+  vmx.vmwrite(V.CR0_READ_SHADOW, (state.get(n, V.CR0_READ_SHADOW) & cr0Mask12) | (cr0_12 & ~cr0Mask12));
+  vmx.vmwrite(V.CR4_READ_SHADOW, (state.get(n, V.CR4_READ_SHADOW) & cr4Mask12) | (cr4_12 & ~cr4Mask12));
+  vmx.vmwrite(V.GUEST_CR0, realCr0(n, cr0_12));
   vmx.vmwrite(V.GUEST_CR4, (cr4_12 | caps.cr4Fixed0) & caps.cr4Guest());
 
   // The guest-state area, and the event L1 injects into L2 (26.6).
-  vmx.writefields(guestList.ptr, guestList.count, state.cache, guestList.all);
-  vmx.writefields(hotList.ptr, hotList.count, state.cache, hotList.all);
+  vmx.writefields(guestList.ptr, guestList.count, n.vmcs12, guestList.all);
+  vmx.writefields(hotList.ptr, hotList.count, n.vmcs12, hotList.all);
+  return reload12;
 }
 
 // CR3 targets (25.6.7, 26.1.3): vmcs12's count and values, so that L2's
@@ -373,23 +426,12 @@ function mergeAll(vcpu: Vcpu, proc12: u32, entry12: u32): void {
 // offered count never exceeds the processor's (caps.ts), so these fields
 // exist in vmcs02 too, and the entry checks bounded the count. Should L0
 // ever load-exit CR3 for itself, it needs every MOV to CR3: count 0.
-function mergeCr3Targets(proc01: u32): void {
-  const n: u32 = (proc01 & V.PROC_CR3_LOAD_EXITING) != 0 ? 0 : <u32>state.get(V.CR3_TARGET_COUNT);
-  vmx.vmwrite(V.CR3_TARGET_COUNT, n);
-  for (let i: u32 = 0; i < n; i++) {
+function mergeCr3Targets(n: Nested, proc01: u32): void {
+  const count: u32 = (proc01 & V.PROC_CR3_LOAD_EXITING) != 0 ? 0 : <u32>state.get(n, V.CR3_TARGET_COUNT);
+  vmx.vmwrite(V.CR3_TARGET_COUNT, count);
+  for (let i: u32 = 0; i < count; i++) {
     const enc = V.CR3_TARGET_VALUE0 + 2 * i;
-    vmx.vmwrite(enc, state.read(enc));
+    vmx.vmwrite(enc, state.read(n, enc));
   }
 }
 
-// L1's EFER, PAT, DR7 and DEBUGCTL at the nested entry (from vmcs01).
-let l1Efer: u64 = 0;
-let l1Pat: u64 = 0;
-let l1Dr7: u64 = 0;
-let l1Debugctl: u64 = 0;
-export function captureL1Msrs(): void {
-  l1Efer = vmx.vmread(V.GUEST_IA32_EFER);
-  l1Pat = vmx.vmread(V.GUEST_IA32_PAT);
-  l1Dr7 = vmx.vmread(V.GUEST_DR7);
-  l1Debugctl = vmx.vmread(V.GUEST_IA32_DEBUGCTL);
-}

@@ -15,32 +15,33 @@ import * as V from "../arch/vmx";
 import * as events from "../vm/events";
 import { RESUME } from "../vm/exits";
 import * as state from "./state";
-import * as common from "./common";
+import { Vcpu } from "../vm/vcpu";
 
 const ARITH: u64 = V.X86_RFLAGS_CF | V.X86_RFLAGS_PF | V.X86_RFLAGS_AF | V.X86_RFLAGS_ZF | V.X86_RFLAGS_SF |
   V.X86_RFLAGS_OF;
 
-// RFLAGS as common.check() read it at the start of this exit.
-function finish(flags: u64): i32 {
-  vmx.vmwrite(V.GUEST_RFLAGS, (common.rflags & ~ARITH) | flags);
+// RFLAGS of the guest of the current VMCS (L1, or L2 for the instructions
+// shadow12.ts performs).
+function finish(vcpu: Vcpu, flags: u64): i32 {
+  vmx.vmwrite(V.GUEST_RFLAGS, (vmx.vmread(V.GUEST_RFLAGS) & ~ARITH) | flags);
   events.skipInstruction();
   return RESUME;
 }
 
-export function succeed(): i32 {
-  return finish(0);
+export function succeed(vcpu: Vcpu): i32 {
+  return finish(vcpu, 0);
 }
 
-export function failInvalid(): i32 {
-  return finish(V.X86_RFLAGS_CF);
+export function failInvalid(vcpu: Vcpu): i32 {
+  return finish(vcpu, V.X86_RFLAGS_CF);
 }
 
 // The caller knows there is a current VMCS (its cache takes the error).
-export function failValid(error: u32): i32 {
-  state.write(V.VM_INSTRUCTION_ERROR, error);
-  return finish(V.X86_RFLAGS_ZF);
+export function failValid(vcpu: Vcpu, error: u32): i32 {
+  state.write(vcpu.nested, V.VM_INSTRUCTION_ERROR, error);
+  return finish(vcpu, V.X86_RFLAGS_ZF);
 }
 
-export function fail(error: u32): i32 {
-  return state.current != state.INVALID ? failValid(error) : failInvalid();
+export function fail(vcpu: Vcpu, error: u32): i32 {
+  return vcpu.nested.current != state.INVALID ? failValid(vcpu, error) : failInvalid(vcpu);
 }

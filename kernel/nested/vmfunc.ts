@@ -42,12 +42,12 @@ function toL1(vcpu: Vcpu): i32 {
 
 export function handle(vcpu: Vcpu): i32 {
   const fn = <u32>vcpu.reg(R.RAX);
-  const controls12 = state.get(V.VM_FUNCTION_CONTROL);
+  const controls12 = state.get(vcpu.nested, V.VM_FUNCTION_CONTROL);
   if (fn != V.VMFUNC_EPTP_SWITCHING || (controls12 & V.VMFUNC_CTL_EPTP_SWITCHING) == 0) return toL1(vcpu);
   const index = <u64>(<u32>vcpu.reg(R.RCX));
   if (index >= EPTP_LIST_ENTRIES) return toL1(vcpu);
   // The list is in L1's RAM (ctls.eptp-list.ram at VM entry).
-  const eptp = guestmem.read64(state.get(V.EPTP_LIST_ADDRESS) + index * 8);
+  const eptp = guestmem.read64(state.get(vcpu.nested, V.EPTP_LIST_ADDRESS) + index * 8);
   // Fast path: a cached root (its EPTP was valid when it was made).
   const nested = vcpu.nested;
   let root = shadowept.cached(nested.shadowEpt, eptp);
@@ -60,11 +60,11 @@ export function handle(vcpu: Vcpu): i32 {
     return exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
   // vmcs02 takes the new root now: the change is synced, not stale.
-  state.writeSynced(V.EPT_POINTER, eptp);
+  state.writeSynced(vcpu.nested, V.EPT_POINTER, eptp);
   vmx.vmwrite(V.EPT_POINTER, root);
   vpid.eptpSwitched(nested);
   nested.vmfuncSwitches++;
   events.skipInstruction();
-  reflect.countL0();
+  reflect.countL0(vcpu);
   return exits.RESUME;
 }

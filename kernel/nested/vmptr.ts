@@ -32,13 +32,10 @@ import * as vmfail from "./vmfail";
 import * as shadow from "./shadow";
 import { Vcpu } from "../vm/vcpu";
 
-// The pointer operand of VMCLEAR/VMPTRLD, or a handler result in `result`.
-let result: i32 = 0;
-function readPointer(vcpu: Vcpu): bool {
-  const r = operand.read(vcpu, <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO), 8);
-  if (r == linear.OK) return true;
-  result = linear.handlerResult(vcpu, r);
-  return false;
+// Read the pointer operand of VMCLEAR/VMPTRLD into vcpu.nested.operand:
+// linear.OK, or what linear.handlerResult makes the handler's result.
+function readPointer(vcpu: Vcpu): i32 {
+  return operand.read(vcpu, <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO), 8, vcpu.nested.operand);
 }
 
 // May L1 load a VMCS whose first dword is rev (31.3 VMPTRLD; 25.2)?
@@ -54,48 +51,53 @@ function revisionOk(rev: u32): bool {
 export function vmclear(vcpu: Vcpu, reason: u32): i32 {
   const c = common.check(vcpu, reason, false);
   if (c != common.PROCEED) return c;
-  if (!readPointer(vcpu)) return result;
-  const addr = operand.value;
-  if (common.badAddress(addr) || !common.inRam(addr)) return vmfail.fail(V.VMXERR_VMCLEAR_INVALID_ADDRESS);
-  if (addr == state.vmxonPtr) return vmfail.fail(V.VMXERR_VMCLEAR_VMXON_POINTER);
-  if (addr == state.current) {
+  const r = readPointer(vcpu);
+  if (r != linear.OK) return linear.handlerResult(vcpu, r);
+  const n = vcpu.nested;
+  const addr = n.operand.value;
+  if (common.badAddress(addr) || !common.inRam(addr)) return vmfail.fail(vcpu, V.VMXERR_VMCLEAR_INVALID_ADDRESS);
+  if (addr == n.vmxonPtr) return vmfail.fail(vcpu, V.VMXERR_VMCLEAR_VMXON_POINTER);
+  if (addr == n.current) {
     // Its data goes to memory with the launch state cleared.
     shadow.pull(vcpu);
-    shadow.unlink();
-    state.setLaunchState(0);
-    state.flush();
+    shadow.unlink(n);
+    state.setLaunchState(n, 0);
+    state.flush(n);
   } else {
     guestmem.write32(addr + <u64>V.VMCS12_LAUNCH_STATE_OFFSET, 0);
   }
-  return vmfail.succeed();
+  return vmfail.succeed(vcpu);
 }
 
 export function vmptrld(vcpu: Vcpu, reason: u32): i32 {
   const c = common.check(vcpu, reason, false);
   if (c != common.PROCEED) return c;
-  if (!readPointer(vcpu)) return result;
-  const addr = operand.value;
-  if (common.badAddress(addr) || !common.inRam(addr)) return vmfail.fail(V.VMXERR_VMPTRLD_INVALID_ADDRESS);
-  if (addr == state.vmxonPtr) return vmfail.fail(V.VMXERR_VMPTRLD_VMXON_POINTER);
+  const r = readPointer(vcpu);
+  if (r != linear.OK) return linear.handlerResult(vcpu, r);
+  const n = vcpu.nested;
+  const addr = n.operand.value;
+  if (common.badAddress(addr) || !common.inRam(addr)) return vmfail.fail(vcpu, V.VMXERR_VMPTRLD_INVALID_ADDRESS);
+  if (addr == n.vmxonPtr) return vmfail.fail(vcpu, V.VMXERR_VMPTRLD_VMXON_POINTER);
   // The revision comes from memory, even for the current VMCS: that is
   // what the processor reads (L1 may have changed the dword meanwhile, which
   // the SDM makes undefined for an active VMCS, 25.11.1; memory is one of
   // the possible answers).
   if (!revisionOk(guestmem.read32(addr + <u64>V.VMCS12_REVISION_ID_OFFSET)))
-    return vmfail.fail(V.VMXERR_VMPTRLD_INCORRECT_REVISION_ID);
-  if (addr != state.current) {
+    return vmfail.fail(vcpu, V.VMXERR_VMPTRLD_INCORRECT_REVISION_ID);
+  if (addr != n.current) {
     shadow.pull(vcpu);
-    state.flush();
-    state.load12(addr);
+    state.flush(n);
+    state.load12(n, addr);
     shadow.push(vcpu);
   }
-  return vmfail.succeed();
+  return vmfail.succeed(vcpu);
 }
 
 export function vmptrst(vcpu: Vcpu, reason: u32): i32 {
   const c = common.check(vcpu, reason, false);
   if (c != common.PROCEED) return c;
-  const r = operand.write(vcpu, <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO), 8, state.current);
+  const n = vcpu.nested;
+  const r = operand.write(vcpu, <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO), 8, n.current, n.operand);
   if (r != linear.OK) return linear.handlerResult(vcpu, r);
-  return vmfail.succeed();
+  return vmfail.succeed(vcpu);
 }

@@ -40,7 +40,7 @@ import * as shadow from "./shadow";
 // bitmaps shadow.ts builds, but e.g. in a software model): its current
 // value may be in the shadow VMCS, so the shadow is pulled first.
 function syncShadowed(vcpu: Vcpu, enc: u32): bool {
-  if (!shadow.linked || !V.vmcsFieldIsShadowed(enc)) return false;
+  if (!vcpu.nested.shadow.linked || !V.vmcsFieldIsShadowed(enc)) return false;
   shadow.pull(vcpu);
   return true;
 }
@@ -59,13 +59,13 @@ function readOnly(enc: u32): bool {
 export function vmread(vcpu: Vcpu, reason: u32): i32 {
   const c = common.check(vcpu, reason, false);
   if (c != common.PROCEED) return c;
-  return readField(vcpu, state.current, true);
+  return readField(vcpu, vcpu.nested.current, true);
 }
 
 export function vmwrite(vcpu: Vcpu, reason: u32): i32 {
   const c = common.check(vcpu, reason, false);
   if (c != common.PROCEED) return c;
-  return writeField(vcpu, state.current, true);
+  return writeField(vcpu, vcpu.nested.current, true);
 }
 
 // L2's VMREAD/VMWRITE that vmcs12's "VMCS shadowing" lets through
@@ -85,51 +85,54 @@ export function vmwriteLinked(vcpu: Vcpu, link: u64): i32 {
 // VMfailValid puts its error number in the current vmcs12 in both cases:
 // that is the current VMCS, also while L2 runs (31.2 conventions).
 function readField(vcpu: Vcpu, vmcs: u64, current: bool): i32 {
-  if (vmcs == state.INVALID) return vmfail.failInvalid();
+  if (vmcs == state.INVALID) return vmfail.failInvalid(vcpu);
+  const n = vcpu.nested;
   const info = <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO);
-  const long = common.long;
+  const long = common.longMode();
   const mask: u64 = long ? u64.MAX_VALUE : 0xffffffff;
   const enc = vcpu.gpr(operand.reg2(info)) & mask;
-  if (!supported(enc)) return vmfail.failValid(V.VMXERR_UNSUPPORTED_VMCS_COMPONENT);
+  if (!supported(enc)) return vmfail.failValid(vcpu, V.VMXERR_UNSUPPORTED_VMCS_COMPONENT);
   let v: u64;
   if (current) {
     syncShadowed(vcpu, <u32>enc);
-    v = state.read(<u32>enc) & mask;
+    v = state.read(n, <u32>enc) & mask;
   } else {
     v = state.readAt(vmcs, <u32>enc) & mask;
   }
   if (operand.isRegister(info)) {
     vcpu.setGpr(operand.reg1(info), v);
   } else {
-    const r = operand.write(vcpu, info, long ? 8 : 4, v);
+    const r = operand.write(vcpu, info, long ? 8 : 4, v, n.operand);
     if (r != linear.OK) return linear.handlerResult(vcpu, r);
   }
-  return vmfail.succeed();
+  return vmfail.succeed(vcpu);
 }
 
 function writeField(vcpu: Vcpu, vmcs: u64, current: bool): i32 {
-  if (vmcs == state.INVALID) return vmfail.failInvalid();
+  if (vmcs == state.INVALID) return vmfail.failInvalid(vcpu);
+  const n = vcpu.nested;
   const info = <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO);
-  const long = common.long;
+  const long = common.longMode();
   const mask: u64 = long ? u64.MAX_VALUE : 0xffffffff;
   let v: u64;
   if (operand.isRegister(info)) {
     v = vcpu.gpr(operand.reg1(info));
   } else {
-    const r = operand.read(vcpu, info, long ? 8 : 4);
+    const op = n.operand;
+    const r = operand.read(vcpu, info, long ? 8 : 4, op);
     if (r != linear.OK) return linear.handlerResult(vcpu, r);
-    v = operand.value;
+    v = op.value;
   }
   v &= mask;
   const enc = vcpu.gpr(operand.reg2(info)) & mask;
-  if (!supported(enc)) return vmfail.failValid(V.VMXERR_UNSUPPORTED_VMCS_COMPONENT);
-  if (readOnly(<u32>enc)) return vmfail.failValid(V.VMXERR_VMWRITE_READ_ONLY_VMCS_COMPONENT);
+  if (!supported(enc)) return vmfail.failValid(vcpu, V.VMXERR_UNSUPPORTED_VMCS_COMPONENT);
+  if (readOnly(<u32>enc)) return vmfail.failValid(vcpu, V.VMXERR_VMWRITE_READ_ONLY_VMCS_COMPONENT);
   if (!current) {
     state.writeAt(vmcs, <u32>enc, v);
-    return vmfail.succeed();
+    return vmfail.succeed(vcpu);
   }
   const inShadow = syncShadowed(vcpu, <u32>enc);
-  state.write(<u32>enc, v);
+  state.write(n, <u32>enc, v);
   if (inShadow) shadow.push(vcpu);
-  return vmfail.succeed();
+  return vmfail.succeed(vcpu);
 }

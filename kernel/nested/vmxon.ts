@@ -33,7 +33,6 @@ import * as V from "../arch/vmx";
 import * as events from "../vm/events";
 import * as guestmem from "../vm/guestmem";
 import { RESUME } from "../vm/exits";
-import * as nesting from "../vm/nesting";
 import * as state from "./state";
 import * as caps from "./caps";
 import * as common from "./common";
@@ -57,13 +56,14 @@ export function vmxon(vcpu: Vcpu, reason: u32): i32 {
   const c = common.check(vcpu, reason, true);
   if (c != common.PROCEED) return c;
 
-  if (state.vmxOn) {
-    if (nesting.inL2) return common.exitToL1(vcpu, reason);
+  const n = vcpu.nested;
+  if (n.vmxOn) {
+    if (n.inL2) return common.exitToL1(vcpu, reason);
     if (events.guestCpl() > 0) {
       events.injectGP();
       return RESUME;
     }
-    return vmfail.fail(V.VMXERR_VMXON_IN_VMX_ROOT_OPERATION);
+    return vmfail.fail(vcpu, V.VMXERR_VMXON_IN_VMX_ROOT_OPERATION);
   }
 
   const fc = vcpu.msrs.featureControl;
@@ -73,35 +73,38 @@ export function vmxon(vcpu: Vcpu, reason: u32): i32 {
     return RESUME;
   }
 
-  const r = operand.read(vcpu, <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO), 8);
+  const r = operand.read(vcpu, <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO), 8, n.operand);
   if (r != linear.OK) return linear.handlerResult(vcpu, r);
-  const addr = operand.value;
-  if (common.badAddress(addr)) return vmfail.failInvalid();
+  const addr = n.operand.value;
+  if (common.badAddress(addr)) return vmfail.failInvalid(vcpu);
   // A pointer inside the physical-address width but outside L1's RAM names
   // memory that does not exist. VMXON's next step reads the revision
   // identifier there, and a read from nowhere returns all ones on x86 (no
   // device claims the cycle): FFFFFFFFH has bit 31 set and is not our
   // revision, so the architectural result is VMfailInvalid, and nothing is
   // read or remembered.
-  if (!common.inRam(addr)) return vmfail.failInvalid();
+  if (!common.inRam(addr)) return vmfail.failInvalid(vcpu);
   const rev = guestmem.read32(addr);
   if ((rev & ~V.VMCS_SHADOW_INDICATOR) != caps.REVISION_ID || (rev & V.VMCS_SHADOW_INDICATOR) != 0)
-    return vmfail.failInvalid();
+    return vmfail.failInvalid(vcpu);
 
   // Enter VMX operation with no current VMCS (the current-VMCS pointer is
   // FFFFFFFF_FFFFFFFFH since reset or VMXOFF). Blocking INIT and clearing
   // address-range monitoring have nothing to do: INIT never reaches a
   // guest and MONITOR is not offered (docs/guest-interface.md).
-  state.setVmxOn(true, addr);
-  return vmfail.succeed();
+  n.vmxOn = true;
+  n.vmxonPtr = addr;
+  return vmfail.succeed(vcpu);
 }
 
 export function vmxoff(vcpu: Vcpu, reason: u32): i32 {
   const c = common.check(vcpu, reason, false);
   if (c != common.PROCEED) return c;
+  const n = vcpu.nested;
   shadow.pull(vcpu);
-  shadow.unlink();
-  state.flush();
-  state.setVmxOn(false, state.INVALID);
-  return vmfail.succeed();
+  shadow.unlink(n);
+  state.flush(n);
+  n.vmxOn = false;
+  n.vmxonPtr = state.INVALID;
+  return vmfail.succeed(vcpu);
 }

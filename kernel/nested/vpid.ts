@@ -32,11 +32,11 @@ import { Nested } from "./nested";
 // next entry flushes).
 export const NONE: u64 = u64.MAX_VALUE;
 
-function vpid12(): u64 {
-  const p = <u32>state.get(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
+function vpid12(n: Nested): u64 {
+  const p = <u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
   if ((p & V.PROC_ACTIVATE_SECONDARY_CONTROLS) == 0) return 0;
-  if ((<u32>state.get(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_ENABLE_VPID) == 0) return 0;
-  return state.get(V.VIRTUAL_PROCESSOR_ID);
+  if ((<u32>state.get(n, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_ENABLE_VPID) == 0) return 0;
+  return state.get(n, V.VIRTUAL_PROCESSOR_ID);
 }
 
 // INVVPID single-context of vpid where the processor has it, else
@@ -65,7 +65,7 @@ function flush(type: u32, vpid: u32, addr: u64): void {
 
 // A nested VM entry (vmcs02 current).
 export function entered(n: Nested): void {
-  const v = vpid12();
+  const v = vpid12(n);
   if (v == 0 || v != n.vpid12) flushSingle(L2);
   n.vpid12 = v;
 }

@@ -62,7 +62,7 @@ const SAVE: i32 = 1; // RAM -> copy, re-arm
 const LOAD: i32 = 2; // copy -> RAM, re-arm
 
 // One page table at a time, read whole into linear memory.
-const table: usize = memory.data(4096, 8);
+const table: usize = memory.data(4096, 8); // machine-wide: scratch
 
 @unmanaged export class RamSnapshot {
   // The shadow EPT of the vCPU that runs L2 on it, whose leaves bypass

@@ -14,10 +14,11 @@
 // window, preemption-timer slice) is rebuilt by vmcs01.create and the next
 // irq.deliver.
 //
-// The nested part is not restored yet: a blob whose NESTED section names a
-// VMXON region is refused before anything changes (restorable()). Hook for
-// it: restoreNested(); a move takes nested VMX's VMCSs along through
-// vm/nesting.ts (leaveCpu, arriveCpu), as vm/migrate.ts does.
+// The nested part (restoreNested): L1's VMX operation, its current vmcs12
+// (the cache, every change class marked changed, L0's shadow VMCS pushed
+// from it), and with GUEST_MODE L2 entered again from a rebuilt vmcs02
+// (nested/resume.ts). The old vCPU's nested VMCSs are cleared before its
+// object goes (vm/nesting.ts leaveCpu, as vm/migrate.ts does).
 import * as cpu from "../hw/cpu";
 import * as vmx from "../hw/vmx";
 import * as print from "../lib/print";
@@ -29,8 +30,12 @@ import * as vmcs01 from "../vm/vmcs01";
 import * as xstate from "../vm/xstate";
 import * as msrExit from "../vm/exit/msr";
 import * as nesting from "../vm/nesting";
-import * as caps from "../vmx/caps";
+import * as guestmem from "../vm/guestmem";
+import * as state from "../nested/state";
 import * as shadow from "../nested/shadow";
+import * as ptimer from "../nested/ptimer";
+import * as resume from "../nested/resume";
+import * as caps from "../vmx/caps";
 import { Reader } from "./blob";
 import { Limits, fill } from "./limits";
 import * as R from "./rules";
@@ -72,25 +77,14 @@ export function check(old: Vcpu, blob: usize, len: u64): bool {
     R.report(verdict);
     return false;
   }
-  if (!restorable(reader)) {
-    print.say("snapshot: not restored: the blob is in VMX operation (nested state not yet restored)");
-    return false;
-  }
   return true;
 }
 
-// The nested part is not restored yet: only a NESTED section outside VMX
-// operation (VMXON pointer all ones) can be loaded.
-function restorable(r: Reader): bool {
-  const off = sectionOffset(r, V.SNAP_SEC_NESTED);
-  return off == NONE || r.u64(off + V.SNAP_NESTED_VMXON) == NONE;
-}
-
-// The old vCPU's vmcs01 given up on this processor (a VMCS region is not
-// reused while active, 25.11.1); when the vCPU moves to another processor,
-// nested VMX's VMCSs too (vm/nesting.ts leaveCpu, as vm/migrate.ts does).
+// The old vCPU's VMCSs given up on this processor (a VMCS region is not
+// reused while active, 25.11.1): nested VMX's (vm/nesting.ts leaveCpu, as
+// vm/migrate.ts does) and vmcs01.
 function leaveProcessor(old: Vcpu, moving: bool): bool {
-  if (moving && !nesting.leaveCpu(old)) return false;
+  if (!nesting.leaveCpu(old)) return false;
   if (vmx.vmclear(old.vmcs) != vmx.VMX_SUCCEED) return false;
   old.setLaunched(false);
   return true;
@@ -102,13 +96,24 @@ function leaveProcessor(old: Vcpu, moving: bool): bool {
 // the new vCPU, or null: after a rejection (reported; old unchanged and
 // still current) or when the processor or memory failed the new one
 // (reported; the guest cannot go on).
-export function restore(old: Vcpu, blob: usize, len: u64, kind: i32, toCpu: i32): Vcpu | null {
+// since: with KEEP_DEADLINES, the host TSC when the snapshot began (0: not
+// known): L1's TSC stands still from then until the new vCPU runs, as for a
+// paused VM, so that snapshot=N's own time is not the guest's (its timers
+// would otherwise fire early by the cost of each cycle, which a guest that
+// times its own code notices).
+export function restore(old: Vcpu, blob: usize, len: u64, kind: i32, toCpu: i32, since: u64 = 0): Vcpu | null {
   if (!check(old, blob, len)) return null;
   const r = reader; // check() opened it on the blob
   const vm = old.vm;
-  // What the new vCPU keeps of the old one (see the head of this file).
+  // What the new vCPU keeps of the old one (see the head of this file),
+  // from vmcs01: while L2 runs vmcs02 is current, whose EPT pointer is
+  // L2's shadow EPT and whose TSC offset adds vmcs12's.
+  if (old.nested.inL2 && vmx.vmptrld(old.vmcs) != vmx.VMX_SUCCEED) {
+    print.say("snapshot: VMPTRLD of the old vCPU's vmcs01 failed");
+    return null;
+  }
   const eptp = vmx.vmread(V.EPT_POINTER);
-  const offset = vmx.vmread(V.TSC_OFFSET);
+  const offset = vmx.vmread(V.TSC_OFFSET) + (old.nested.inL2 ? old.tsc.pendingL1 : 0); // (save.ts)
   const budget = old.irq.budgetEnd;
   const exits = old.exits;
   if (kind == GUEST_RESTORE) ram.restore(vm);
@@ -141,24 +146,46 @@ export function restore(old: Vcpu, blob: usize, len: u64, kind: i32, toCpu: i32)
     vcpus.destroy(v);
     return null;
   }
-  // Nested VMX's VMCSs get this processor's host state (vmcs01 current
-  // again after), and vmcs01 the shadow VMCS's bitmaps (not linked:
-  // outside VMX operation there is no vmcs12).
-  if (moved && !nesting.arriveCpu(v)) {
-    print.say("snapshot: nested VMX's VMCSs could not follow the vCPU");
+  // The new vCPU's nested part as at guest set-up (VMX offered or not, the
+  // shadow VMCS's bitmaps in vmcs01, not linked: outside VMX operation
+  // there is no vmcs12; the RAM snapshot's link to its shadow EPT).
+  if (!nesting.start(v, config.nested[vm.guest], config.shadowVmcs[vm.guest])) {
+    print.say("snapshot: the restored vCPU's nested part could not be made");
     vcpus.destroy(v);
     return null;
   }
-  shadow.toVmcs01();
+  // snapshot=N leaves L1's memory as it was: L2's shadow EPT stays valid.
+  // A guest-requested restore puts memory back: the new vCPU's is empty.
+  if (kind == KEEP_DEADLINES) v.nested.takeShadowEpt(old.nested);
   const now = cpu.rdtsc();
-  loadAll(v, r, kind, offset, now);
+  if (!loadAll(v, r, kind, offset, now)) {
+    print.say("snapshot: L2 could not be entered again (out of memory for vmcs02 or its EPT tables)");
+    vcpus.destroy(v);
+    return null;
+  }
   v.setExits(exits);
   v.irq.budgetEnd = budget;
   carryStatistics(old, v);
   ram.newVcpu(vm, v);
   vcpus.destroy(old);
   vm.vcpu0 = v;
+  // Last, so that the whole cycle is hidden (wrapping arithmetic: another
+  // processor's TSC may be behind this one's).
+  if (kind == KEEP_DEADLINES && since != 0) resumeClock(v, cpu.rdtsc() - since);
   return v;
+}
+
+// L1's clock stood still for `ticks` of host TSC: its TSC offset (vmcs01's;
+// while L2 runs, vmcs02's at once and vmcs01's through vm/tsc.ts pendingL1
+// at the exit to L1), the APIC timer and L1's preemption timer for L2 move
+// on by that much. The current VMCS is the one the vCPU runs next.
+function resumeClock(v: Vcpu, ticks: u64): void {
+  vmx.vmwrite(V.TSC_OFFSET, vmx.vmread(V.TSC_OFFSET) - ticks);
+  v.apic.pause(ticks);
+  const n = v.nested;
+  if (!n.inL2) return;
+  v.tsc.pendingL1 -= ticks;
+  n.ptimerDeadline += ticks >> ptimer.rate();
 }
 
 // The statistics a vCPU keeps are the run's, reported when the guest ends:
@@ -166,20 +193,13 @@ export function restore(old: Vcpu, blob: usize, len: u64, kind: i32, toCpu: i32)
 function carryStatistics(from: Vcpu, to: Vcpu): void {
   to.apic.ipisDropped = from.apic.ipisDropped;
   to.apic.ipisDelivered = from.apic.ipisDelivered;
-  const a = from.nested;
-  const b = to.nested;
-  b.eptExitsReflected = a.eptExitsReflected;
-  b.vmfuncSwitches = a.vmfuncSwitches;
-  b.vmfuncReflected = a.vmfuncReflected;
-  b.shadowEpt.builds = a.shadowEpt.builds;
-  b.shadowEpt.fills = a.shadowEpt.fills;
-  b.shadowEpt.restarts = a.shadowEpt.restarts;
-  b.shadowEpt.clock = a.shadowEpt.clock; // (LRU time; its reuses count is clock - builds)
+  to.nested.takeStatistics(from.nested);
 }
 
 // Every section of the validated blob in r into v (fresh, its vmcs01
-// current). offset: the TSC offset the VM runs with; now: host TSC.
-function loadAll(v: Vcpu, r: Reader, kind: i32, offset: u64, now: u64): void {
+// current; vmcs02 current after, when L2 runs). offset: the TSC offset the
+// VM runs with; now: host TSC. False when L2 could not be entered again.
+function loadAll(v: Vcpu, r: Reader, kind: i32, offset: u64, now: u64): bool {
   // REGS: the block; launch state clear (a fresh VMCS), the exit count the
   // caller's.
   memory.copy(v.regs, r.at(sectionOffset(r, V.SNAP_SEC_REGS)), V.REGS_BYTES);
@@ -241,10 +261,45 @@ function loadAll(v: Vcpu, r: Reader, kind: i32, offset: u64, now: u64): void {
     memory.copy(xs.area, r.at(x + V.SNAP_XSTATE_AREA), xs.areaSize);
     xstate.restore(v);
   }
-  restoreNested(v, r);
+  return restoreNested(v, r, shift, offset);
 }
 
-// NESTED: outside VMX operation (all restorable() lets through) there is
-// nothing to load: the nested state of a vCPU that never did VMXON is what
-// vcpus.create made. The nested part loads VMXON, vmcs12 and L2 here.
-function restoreNested(v: Vcpu, r: Reader): void {}
+// NESTED (docs/snapshot.md "Restore, in order", step 6), vmcs01 current
+// and holding L1's state. shift, offset: as for the timers above.
+function restoreNested(v: Vcpu, r: Reader, shift: u64, offset: u64): bool {
+  const off = sectionOffset(r, V.SNAP_SEC_NESTED);
+  if (off == NONE) return true;
+  const vmxon = r.u64(off + V.SNAP_NESTED_VMXON);
+  if (vmxon == NONE) return true; // never in VMX operation: as vcpus.create made it
+  const n = v.nested;
+  n.vmxOn = true;
+  n.vmxonPtr = vmxon;
+  const ptr = r.u64(off + V.SNAP_NESTED_VMCS12);
+  if (ptr == NONE) return true;
+  // The current vmcs12, as VMPTRLD makes it (vmptr.ts): the cache, all of
+  // it changed (the next entry checks and merges everything), and L1's
+  // VMREAD/VMWRITE through L0's shadow VMCS.
+  memory.copy(n.vmcs12, r.at(sectionOffset(r, V.SNAP_SEC_VMCS12)), <usize>V.VMCS12_PAGE_SIZE);
+  n.current = ptr;
+  state.markAllDirty(n);
+  shadow.push(v);
+  if ((r.u32(off + V.SNAP_NESTED_FLAGS) & V.SNAP_FLAG_GUEST_MODE) == 0) return true;
+
+  // L2 runs. The shadow vmcs12 back at its link pointer (RAM restored
+  // first, validated to be L1's RAM).
+  const sh = sectionOffset(r, V.SNAP_SEC_SHADOW_VMCS12);
+  if (sh != NONE) guestmem.copyIn(state.get(n, V.VMCS_LINK_POINTER), r.at(sh), <u32>V.VMCS12_PAGE_SIZE);
+  const d = r.u64(off + V.SNAP_NESTED_PREEMPTION_DEADLINE);
+  if (!resume.enterRestored(v, d == NONE ? 0 : (d + shift - offset) >> ptimer.rate())) return false;
+  // vmcs02 is current: L2's state vmcs12 may not hold, and its pending
+  // event (with RUN_PENDING, vmcs12's own injection, validated equal).
+  vmx.vmwrite(V.GUEST_IA32_EFER, r.u64(off + V.SNAP_NESTED_L2_EFER));
+  vmx.vmwrite(V.GUEST_IA32_PAT, r.u64(off + V.SNAP_NESTED_L2_PAT));
+  vmx.vmwrite(V.GUEST_DR7, r.u64(off + V.SNAP_NESTED_L2_DR7));
+  vmx.vmwrite(V.GUEST_IA32_DEBUGCTL, r.u64(off + V.SNAP_NESTED_L2_DEBUGCTL));
+  const ev = sectionOffset(r, V.SNAP_SEC_EVENTS);
+  vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, r.u32(ev + V.SNAP_EVENTS_L2_INFO));
+  vmx.vmwrite(V.VM_ENTRY_EXCEPTION_ERROR_CODE, r.u32(ev + V.SNAP_EVENTS_L2_ERROR));
+  vmx.vmwrite(V.VM_ENTRY_INSTRUCTION_LENGTH, r.u32(ev + V.SNAP_EVENTS_L2_LENGTH));
+  return true;
+}

@@ -85,11 +85,11 @@ export const VMCS12_ENTRY_CHECKS: u32 = 71;
 // Debug registers (the DEBUG section, added after the numbering above).
 export const DEBUG_RESERVED: u32 = 72;
 export const DEBUG_DR6: u32 = 73;
-export const RULE_COUNT: u32 = 74;
-
-// Checks validate() could not make (Verdict.unchecked): the blob is not
-// rejected for them, and the caller is told.
-export const UNCHECKED_VMCS12_ENTRY: u32 = 1; // the SDM entry checks on a GUEST_MODE vmcs12
+// L2's state that vmcs12 need not hold (NESTED L2_*, added with the nested
+// part of save and restore).
+export const NESTED_L2_STATE: u32 = 74;
+export const NESTED_L2_OUTSIDE_L2: u32 = 75;
+export const RULE_COUNT: u32 = 76;
 
 export function ruleName(r: u32): string {
   switch (r) {
@@ -167,27 +167,32 @@ export function ruleName(r: u32): string {
     case VMCS12_ENTRY_CHECKS: return "vmcs12.entry-checks";
     case DEBUG_RESERVED: return "debug.reserved";
     case DEBUG_DR6: return "debug.dr6";
+    case NESTED_L2_STATE: return "nested.l2-state";
+    case NESTED_L2_OUTSIDE_L2: return "nested.l2-state-without-guest-mode";
   }
   return "";
 }
 
 // What validate() found: the first broken rule, where (section id, item
 // index within a list section or register offset, -1 when neither), and
-// the offending value; `unchecked` lists checks it could not make
-// (UNCHECKED_*). Owned by the caller, made once.
+// the offending value; for VMCS12_ENTRY_CHECKS the value is the class of
+// the failed check (validate-nested.ts VMCS12_FAILED_*: 1 controls, 2 host
+// state, 3 guest state) and `check` its name (nested/entry-checks*.ts:
+// ctls.*, host.*, guest.*; a string literal, held by reference). Owned by
+// the caller, made once.
 @unmanaged export class Verdict {
   rule: u32 = OK;
   section: u32 = 0; // SNAP_SEC_* where the rule broke, 0 for the header
   item: i32 = -1;
   value: u64 = 0;
-  unchecked: u32 = 0;
+  check: string = ""; // the failed SDM entry check, with VMCS12_ENTRY_CHECKS
 
   clear(): void {
     this.rule = OK;
     this.section = 0;
     this.item = -1;
     this.value = 0;
-    this.unchecked = 0;
+    this.check = "";
   }
   // Record the first broken rule; returns it, for `return v.fail(...)`.
   fail(rule: u32, section: u32, item: i32, value: u64): u32 {
@@ -199,12 +204,19 @@ export function ruleName(r: u32): string {
   }
 }
 
+// The class of a failed entry check, as the SDM groups them.
+function entryClass(c: u64): string {
+  if (c == 1) return "VM-execution, exit and entry controls (SDM 27.2.1)";
+  if (c == 2) return "host state (SDM 27.2.2-27.2.4)";
+  return "guest state (SDM 27.3.1)";
+}
+
 // "hv: snapshot rejected: <rule> (section <NAME>, item <i>, value 0x<v>)",
-// or "hv: snapshot accepted" and the checks not made.
+// for vmcs12.entry-checks followed by ": vmcs12 failed the VM-entry checks:
+// <class>: <check>"; or "hv: snapshot accepted".
 export function report(v: Verdict): void {
   if (v.rule == OK) {
     print.str("hv: snapshot accepted");
-    if ((v.unchecked & UNCHECKED_VMCS12_ENTRY) != 0) print.str(" (vmcs12 entry checks not yet made)");
     print.nl();
     return;
   }
@@ -226,6 +238,12 @@ export function report(v: Verdict): void {
     print.str(" (value ");
     print.hex(v.value);
     print.str(")");
+  }
+  if (v.rule == VMCS12_ENTRY_CHECKS) {
+    print.str(": vmcs12 failed the VM-entry checks: ");
+    print.str(entryClass(v.value));
+    print.str(": ");
+    print.str(v.check);
   }
   print.nl();
 }

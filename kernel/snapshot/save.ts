@@ -7,23 +7,28 @@
 // the vCPU changes (the XSAVE of the extended state goes through its own
 // area and the guest's XCR0 is put back).
 //
-// vmcs01 must be the current VMCS. The nested part (NESTED with a VMXON
-// pointer, VMCS12, SHADOW_VMCS12: docs/snapshot.md "NESTED") is not written
-// yet: a vCPU in VMX operation is not savable() (callers skip it and say
-// so); a nested=on guest outside VMX operation gets a NESTED section saying
-// "never in VMX operation". Hook for the nested part: nestedSections() and
-// writeNested() below; while L2 runs it must first make vmcs01 current
-// (syncing vmcs02 into vmcs12 and pulling the shadow VMCS, docs/snapshot.md
-// "Whose state").
+// The nested part (docs/snapshot.md "NESTED"): a nested=on guest has a
+// NESTED section — VMXON pointer, current vmcs12 pointer, flags, L1's
+// preemption timer for L2, L2's EFER/PAT/DR7/DEBUGCTL —, VMCS12 when there
+// is a current vmcs12 (the cache, after what L1 wrote through L0's shadow
+// VMCS is pulled in, nested/shadow.ts), SHADOW_VMCS12 when L2 runs with
+// VMCS shadowing. While L2 runs, vmcs02 is current: L2's state goes into
+// vmcs12 first as a VM exit stores it (nested/reflect.ts syncForSnapshot),
+// vmcs02's pending event into EVENTS, and vmcs01 is made current for its
+// sections and vmcs02 current again at the end.
 import * as cpu from "../hw/cpu";
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
 import * as config from "../vm/config";
 import * as xstate from "../vm/xstate";
 import { Vcpu } from "../vm/vcpu";
-import * as nested from "../nested/state";
-import * as hyperv from "../vm/exit/hyperv";
 import * as msrExit from "../vm/exit/msr";
+import * as guestmem from "../vm/guestmem";
+import * as print from "../lib/print";
+import * as state from "../nested/state";
+import * as shadow from "../nested/shadow";
+import * as reflect from "../nested/reflect";
+import * as ptimer from "../nested/ptimer";
 import { Writer } from "./blob";
 
 const NONE: u64 = u64.MAX_VALUE;
@@ -43,28 +48,64 @@ function vmcs01List(): StaticArray<u32> {
   return V.SNAP_VMCS01_FIELD_COUNT >= 64 ? NONE : (<u64>1 << <u64>V.SNAP_VMCS01_FIELD_COUNT) - 1;
 }
 
-// Can this vCPU be saved now? Not in VMX operation until the nested part
-// is written (its VMXON region, vmcs12 and vmcs02 would be lost), nor with
-// the Hyper-V interface until the blob holds its MSRs (vm/exit/hyperv.ts:
-// the VP assist page, the guest OS identity, the hypercall page; issue 11).
-export function savable(vcpu: Vcpu): bool {
-  return !nested.vmxOn && !hyperv.offered;
+// What the nested part of a blob is, found before anything is written
+// (the section count comes first): L2 runs, and with VMCS shadowing for it
+// (25.10: the shadow VMCS vmcs12's link pointer names, which L2's
+// VMREAD/VMWRITE use).
+function shadowing12(vcpu: Vcpu): bool {
+  const n = vcpu.nested;
+  const proc = <u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
+  if ((proc & V.PROC_ACTIVATE_SECONDARY_CONTROLS) == 0) return false;
+  return (<u32>state.get(n, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_VMCS_SHADOWING) != 0 &&
+    state.get(n, V.VMCS_LINK_POINTER) != NONE;
+}
+function nestedSections(vcpu: Vcpu): u32 {
+  if (!config.nested[vcpu.vm.guest]) return 0;
+  const n = vcpu.nested;
+  if (n.current == state.INVALID) return 1;
+  return n.inL2 && shadowing12(vcpu) ? 3 : 2;
 }
 
-// The NESTED section (and, with the nested part, VMCS12 / SHADOW_VMCS12):
-// how many sections they add.
-function nestedSections(vcpu: Vcpu): u32 {
-  return config.nested[vcpu.vm.guest] ? 1 : 0;
+// L2's state that vmcs12 holds only when its exit controls save it (28.3),
+// read from vmcs02 (current) before vmcs01 is made current.
+const l2Saved = memory.data(32, 8); // machine-wide: scratch of one save()
+function captureL2(): void {
+  store<u64>(l2Saved, vmx.vmread(V.GUEST_IA32_EFER), 0);
+  store<u64>(l2Saved, vmx.vmread(V.GUEST_IA32_PAT), 8);
+  store<u64>(l2Saved, vmx.vmread(V.GUEST_DR7), 16);
+  store<u64>(l2Saved, vmx.vmread(V.GUEST_IA32_DEBUGCTL), 24);
 }
-function writeNested(vcpu: Vcpu, w: Writer): void {
+
+// offset: vmcs01's TSC offset (L1's TSC = host TSC + offset).
+function writeNested(vcpu: Vcpu, w: Writer, runPending: bool, offset: u64): void {
   if (!config.nested[vcpu.vm.guest]) return;
+  const n = vcpu.nested;
   w.section(V.SNAP_SEC_NESTED);
   const p = w.here();
   w.zeros(V.SNAP_NESTED_BYTES);
   if (w.failed) return;
-  store<u64>(p, NONE, V.SNAP_NESTED_VMXON);
-  store<u64>(p, NONE, V.SNAP_NESTED_VMCS12);
-  store<u64>(p, NONE, V.SNAP_NESTED_PREEMPTION_DEADLINE);
+  let flags: u32 = 0;
+  if (n.inL2) flags |= V.SNAP_FLAG_GUEST_MODE | (runPending ? V.SNAP_FLAG_RUN_PENDING : 0);
+  store<u32>(p, flags, V.SNAP_NESTED_FLAGS);
+  store<u64>(p, n.vmxOn ? n.vmxonPtr : NONE, V.SNAP_NESTED_VMXON);
+  store<u64>(p, n.current, V.SNAP_NESTED_VMCS12); // INVALID is all ones: none
+  // L1's timer for L2, absolute in L1's TSC (ptimer.ts keeps host TSC
+  // >> rate).
+  const timer = n.inL2 && ptimer.active(n);
+  store<u64>(p, timer ? (n.ptimerDeadline << ptimer.rate()) + offset : NONE, V.SNAP_NESTED_PREEMPTION_DEADLINE);
+  if (n.inL2) memory.copy(p + V.SNAP_NESTED_L2_EFER, l2Saved, 32);
+  w.end();
+  if (n.current == state.INVALID) return;
+  w.section(V.SNAP_SEC_VMCS12);
+  w.bytes(n.vmcs12, V.VMCS12_PAGE_SIZE);
+  w.end();
+  if (!n.inL2 || !shadowing12(vcpu)) return;
+  // The shadow vmcs12 is L1's page (L0 keeps no copy, shadow12.ts).
+  w.section(V.SNAP_SEC_SHADOW_VMCS12);
+  const link = state.get(n, V.VMCS_LINK_POINTER);
+  const q = w.here();
+  w.zeros(V.VMCS12_PAGE_SIZE);
+  if (!w.failed && guestmem.isRam(link, V.VMCS12_PAGE_SIZE)) guestmem.copyOut(q, link, V.VMCS12_PAGE_SIZE);
   w.end();
 }
 
@@ -81,14 +122,51 @@ export function maxBytes(): u64 {
 }
 
 // Write vcpu's blob into [base, base + capacity); its size, or 0 when it
-// did not fit or the vCPU is not savable(). w: the caller's Writer.
-export function save(vcpu: Vcpu, w: Writer, base: usize, capacity: u64): u64 {
-  if (!savable(vcpu)) return 0;
+// did not fit (or vmcs01 could not be made current). w: the caller's
+// Writer. runPending: L1's VMLAUNCH/VMRESUME was emulated on the exit just
+// handled and L2 not entered since (RUN_PENDING).
+export function save(vcpu: Vcpu, w: Writer, base: usize, capacity: u64, runPending: bool): u64 {
+  const n = vcpu.nested;
+  const inL2 = n.inL2;
+  let l2Info: u32 = 0;
+  let l2Error: u32 = 0;
+  let l2Length: u32 = 0;
+  if (inL2) {
+    reflect.syncForSnapshot(vcpu);
+    l2Info = <u32>vmx.vmread(V.VM_ENTRY_INTERRUPTION_INFO);
+    if ((l2Info & V.INTR_INFO_VALID) != 0) {
+      l2Error = <u32>vmx.vmread(V.VM_ENTRY_EXCEPTION_ERROR_CODE);
+      l2Length = <u32>vmx.vmread(V.VM_ENTRY_INSTRUCTION_LENGTH);
+    } else {
+      l2Info = 0;
+    }
+    captureL2();
+    if (vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) {
+      print.say("snapshot: VMPTRLD of vmcs01 failed");
+      return 0;
+    }
+  } else if (n.vmxOn) {
+    // What L1 wrote through L0's shadow VMCS, into the cache.
+    shadow.pull(vcpu);
+  }
+  const size = write(vcpu, w, base, capacity, runPending, l2Info, l2Error, l2Length);
+  if (inL2 && vmx.vmptrld(n.vmcs02.page) != vmx.VMX_SUCCEED) {
+    print.say("snapshot: VMPTRLD of vmcs02 failed");
+    return 0;
+  }
+  return size;
+}
+
+function write(vcpu: Vcpu, w: Writer, base: usize, capacity: u64, runPending: bool,
+  l2Info: u32, l2Error: u32, l2Length: u32): u64 {
   const hasX = xstate.offered != 0;
   const count: u32 = 7 + (hasX ? 1 : 0) + nestedSections(vcpu);
   w.begin(base, capacity, count, vcpu.index);
   const now = cpu.rdtsc();
-  const offset = vmx.vmread(V.TSC_OFFSET);
+  // L1's TSC offset: vmcs01's, plus what L2's writes of the TSC moved it by
+  // while vmcs02 was current (vm/tsc.ts pendingL1, added to vmcs01 at the
+  // exit to L1).
+  const offset = vmx.vmread(V.TSC_OFFSET) + (vcpu.nested.inL2 ? vcpu.tsc.pendingL1 : 0);
 
   // REGS: the block as it is, but for what is the hypervisor's (launch
   // state, exit count: not the guest's, and restore keeps its own).
@@ -132,7 +210,12 @@ export function save(vcpu: Vcpu, w: Writer, base: usize, capacity: u64): u64 {
   w.u32(pending ? info : 0);
   w.u32(pending ? <u32>vmx.vmread(V.VM_ENTRY_EXCEPTION_ERROR_CODE) : 0);
   w.u32(pending ? <u32>vmx.vmread(V.VM_ENTRY_INSTRUCTION_LENGTH) : 0);
-  w.zeros(20); // L1 reserved, and no L2 event outside GUEST_MODE
+  w.u32(0);
+  // vmcs02's, while L2 runs (none outside GUEST_MODE).
+  w.u32(l2Info);
+  w.u32(l2Error);
+  w.u32(l2Length);
+  w.u32(0);
   w.end();
 
   // TIMERS in L1's TSC: host TSC + vmcs01's offset.
@@ -165,7 +248,7 @@ export function save(vcpu: Vcpu, w: Writer, base: usize, capacity: u64): u64 {
     w.bytes(x.area, x.areaSize);
     w.end();
   }
-  writeNested(vcpu, w);
+  writeNested(vcpu, w, runPending, offset);
   return w.finish();
 }
 

@@ -7,36 +7,80 @@
 // page. With GUEST_MODE the restored vmcs12 must pass the VM-entry checks
 // L1's VMLAUNCH/VMRESUME made (checkVmcs12).
 import * as V from "../arch/vmx";
+import * as guestmem from "../vm/guestmem";
+import * as state from "../nested/state";
+import * as entry from "../nested/entry-checks";
+import { EntryCheck } from "../nested/entry-checks-env";
+import { Nested } from "../nested/nested";
 import { Reader } from "./blob";
 import * as R from "./rules";
 import { Verdict } from "./rules";
 import { Limits } from "./limits";
-import { sectionOffset, field12 } from "./find";
+import { sectionOffset, field12, vmcs01Value } from "./find";
 
 const NONE: u64 = u64.MAX_VALUE; // "FFFFFFFF_FFFFFFFFH": no pointer, no deadline
 const PAGE: u64 = <u64>V.VMCS12_PAGE_SIZE;
 
-// checkVmcs12's answers.
+// checkVmcs12's answers: the class of the first failed check, as VMLAUNCH
+// would have answered L1 (entry-checks.ts FAIL_*).
 export const VMCS12_PASSED: u32 = 0;
-export const VMCS12_FAILED_CONTROLS: u32 = 1; // what VMLAUNCH answers with VMfailValid(7)
-export const VMCS12_FAILED_HOST: u32 = 2; // VMfailValid(8)
-export const VMCS12_FAILED_GUEST: u32 = 3; // a failed VM entry, exit reason 33
-export const VMCS12_NOT_CHECKED: u32 = 4; // the checks could not be made
+export const VMCS12_FAILED_CONTROLS: u32 = 1; // 27.2.1: VMfailValid(7)
+export const VMCS12_FAILED_HOST: u32 = 2; // 27.2.2-27.2.4: VMfailValid(8)
+export const VMCS12_FAILED_GUEST: u32 = 3; // 27.3.1: a failed VM entry, exit reason 33
 
-// The SDM's VM-entry checks (27.2, 27.3.1: controls, host state, guest
-// state) on the vmcs12 page at `cache` (linear memory, private layout), as
-// L1's VMLAUNCH/VMRESUME makes them (nested/entry-checks.ts), without
-// touching the vCPU or the hardware.
+// The Nested the checks run in: a blob's vmcs12 is not any vCPU's yet, and
+// checkAll reads its input from a Nested's vmcs12 cache. Made at the first
+// GUEST_MODE blob (Nested.create: linear memory only, no pages), then
+// reused; nothing of it outlives a call.
+let scratch: Nested | null = null; // machine-wide: scratch
+// Where checkAll says which check failed; validate() copies the name into
+// the Verdict (the names are string literals: held by reference).
+const outcome = new EntryCheck(); // machine-wide: scratch
+
+// The SDM's VM-entry checks (27.2 controls and host state, 27.3.1 guest
+// state: entry-checks.ts checkAll, the checks VMLAUNCH/VMRESUME make, all
+// of them, nothing remembered) on the vmcs12 page at `page` (linear
+// memory, private layout: a blob's VMCS12 section, read only) as the
+// current VMCS at L1-physical `current`, for an L1 whose IA32_EFER.LMA was
+// `l1Ia32e` at the entry (27.2.4). The failing check's name is in
+// c.failName. Changes nothing but the scratch Nested and c: no vCPU, no
+// VMCS, no guest memory.
 //
-// nested/entry-checks.ts checks the current vmcs12 only: every check reads
-// the cache of nested/state.ts (state.get) and records its result in
-// module state (the dirty classes it clears, the last pass it remembers),
-// so it cannot be pointed at another page without changing the vCPU that
-// page is not yet part of. Until it takes the page to check, the answer is
-// VMCS12_NOT_CHECKED, which validate() reports (Verdict.unchecked) rather
-// than counting as a pass.
-export function checkVmcs12(cache: usize): u32 {
-  return VMCS12_NOT_CHECKED;
+// What the checks compare with:
+//  - the capabilities offered to L1 (nested/caps.ts) and the processor's
+//    CPUID as L1 sees it (MAXPHYADDR = cpu/ident.ts physAddrBits, which
+//    Limits.physAddrBits is filled from; the linear-address width; RTM);
+//  - L1's RAM, for the hypervisor's own rule that every structure the
+//    checks locate (I/O and MSR bitmaps, MSR-load/store areas, VMREAD/
+//    VMWRITE bitmaps, the VMCS the link pointer names, the PDPTE table)
+//    lies inside it, and for the two checks that read it (the first word
+//    at the link pointer, 27.3.1.5; the PDPTEs, 27.3.1.6). The RAM is that
+//    of the VM running on this processor (vm/guestmem.ts: restore runs on
+//    the exit path of the vCPU the blob replaces, whose VM set guestmem up
+//    when its vCPU started), cut to the blob's limit [0, lim.ramBytes):
+//    guestmem checks every address against it before a read, so no
+//    address from the blob reaches hypervisor memory or another guest's.
+export function checkVmcs12(page: usize, current: u64, l1Ia32e: bool, lim: Limits, c: EntryCheck): u32 {
+  if (scratch == null) scratch = Nested.create();
+  const n = changetype<Nested>(scratch);
+  memory.copy(n.vmcs12, page, <usize>V.VMCS12_PAGE_SIZE);
+  // What the checks read besides the cache: the current-VMCS pointer (the
+  // link pointer may not name it, 27.3.1.5). The whole page is new: every
+  // change class marked, as a VMPTRLD leaves them (checkAll reads none of
+  // them, but a scratch Nested never says less than the truth).
+  n.current = current;
+  state.markAllDirty(n);
+  const base = guestmem.hostBase;
+  const size = guestmem.size;
+  const snap = guestmem.snapshot;
+  // No RAM snapshot: the checks only read, and nothing must count as written.
+  guestmem.setup(base, min<u64>(size, lim.ramBytes), null);
+  const r = entry.checkAll(n, l1Ia32e, c, true); // GUEST_MODE: L2 has run
+  guestmem.setup(base, size, snap);
+  if (r == entry.FAIL_CONTROLS) return VMCS12_FAILED_CONTROLS;
+  if (r == entry.FAIL_HOST) return VMCS12_FAILED_HOST;
+  if (r == entry.FAIL_GUEST) return VMCS12_FAILED_GUEST;
+  return VMCS12_PASSED;
 }
 
 // A VMXON region or VMCS pointer: the rule broken, or OK.
@@ -67,8 +111,7 @@ export function nested(r: Reader, lim: Limits, v: Verdict): u32 {
     if (hasShadow) return v.fail(R.SECTION_UNEXPECTED, V.SNAP_SEC_SHADOW_VMCS12, -1, V.SNAP_SEC_SHADOW_VMCS12);
     return R.OK;
   }
-  if (r.u32(off + V.SNAP_NESTED_RESERVED0) != 0 || !r.zero(off + V.SNAP_NESTED_RESERVED, V.SNAP_NESTED_BYTES - V.SNAP_NESTED_RESERVED))
-    return v.fail(R.NESTED_RESERVED, sec, -1, 0);
+  if (r.u32(off + V.SNAP_NESTED_RESERVED0) != 0) return v.fail(R.NESTED_RESERVED, sec, V.SNAP_NESTED_RESERVED0, 0);
   const flags = r.u32(off + V.SNAP_NESTED_FLAGS);
   const vmxon = r.u64(off + V.SNAP_NESTED_VMXON);
   const vmcs12 = r.u64(off + V.SNAP_NESTED_VMCS12);
@@ -149,18 +192,24 @@ function page12(r: Reader, lim: Limits, v: Verdict, flags: u32, vmxon: u64, vmcs
   return R.OK;
 }
 
-// With GUEST_MODE: the entry checks on the restored vmcs12 (last: the most
-// work). A check that could not be made is reported, not passed.
-export function entryChecks(r: Reader, v: Verdict): u32 {
+// With GUEST_MODE: the SDM entry checks on the restored vmcs12 (last: the
+// most work; everything they rely on, the pointers, the revision, the launch
+// state, is checked by then). L1's mode at the entry (27.2.4: with
+// IA32_EFER.LMA = 1 "host address-space size" must be 1, with 0 it and "IA-32e
+// mode guest" must be 0) is VMCS01's GUEST_IA32_EFER.LMA: VMCS01 holds L1's
+// state as of its VMLAUNCH/VMRESUME (docs/snapshot.md, "Whose state"), the
+// very value launch.ts passed to the checks then. Not the exit control
+// itself: that would make the rule compare a field with itself.
+export function entryChecks(r: Reader, lim: Limits, v: Verdict): u32 {
   const off = sectionOffset(r, V.SNAP_SEC_NESTED);
   if (off == NONE || (r.u32(off + V.SNAP_NESTED_FLAGS) & V.SNAP_FLAG_GUEST_MODE) == 0) return R.OK;
   const page = sectionOffset(r, V.SNAP_SEC_VMCS12);
   if (!r.has(page, PAGE)) return v.fail(R.BLOB_TRUNCATED, V.SNAP_SEC_VMCS12, -1, page);
-  const c = checkVmcs12(r.at(page));
-  if (c == VMCS12_NOT_CHECKED) {
-    v.unchecked |= R.UNCHECKED_VMCS12_ENTRY;
-    return R.OK;
-  }
-  if (c != VMCS12_PASSED) return v.fail(R.VMCS12_ENTRY_CHECKS, V.SNAP_SEC_VMCS12, -1, c);
-  return R.OK;
+  const current = r.u64(off + V.SNAP_NESTED_VMCS12);
+  const l1Ia32e = (vmcs01Value(r, V.GUEST_IA32_EFER) & V.X86_EFER_LMA) != 0;
+  const c = checkVmcs12(r.at(page), current, l1Ia32e, lim, outcome);
+  if (c == VMCS12_PASSED) return R.OK;
+  v.fail(R.VMCS12_ENTRY_CHECKS, V.SNAP_SEC_VMCS12, -1, c);
+  v.check = outcome.failName;
+  return R.VMCS12_ENTRY_CHECKS;
 }

@@ -4,8 +4,12 @@
 // section (validate-state.ts: APIC, events, timers, extended state;
 // validate-nested.ts: the nested state and vmcs12). The first broken rule
 // is the answer (rules.ts names them; docs/snapshot.md "Validation" says
-// why each exists). Nothing here writes anything but the Verdict, allocates,
-// or reads outside the blob (blob.ts Reader).
+// why each exists). Nothing here writes anything but the Verdict and
+// validate-nested.ts's scratch (the Nested a GUEST_MODE vmcs12 is checked
+// in, allocated at the first one), or reads outside the blob (blob.ts
+// Reader) — except the SDM entry checks on a GUEST_MODE vmcs12, which read
+// L1's RAM where the SDM has VM entry read memory, within the limits
+// (validate-nested.ts checkVmcs12).
 import * as V from "../arch/vmx";
 import { Reader, align8, firstSectionAt } from "./blob";
 import * as R from "./rules";
@@ -14,6 +18,7 @@ import { Limits } from "./limits";
 import { sectionOffset, sectionSize, indexIn } from "./find";
 import * as st from "./validate-state";
 import * as nest from "./validate-nested";
+import * as l2 from "./validate-l2";
 
 // Bytes of the sections that have a fixed size; 0 for lists and XSTATE.
 function fixedSize(id: u32): u32 {
@@ -227,7 +232,8 @@ export function validate(blob: usize, length: u64, lim: Limits, v: Verdict, r: R
   if (rule == R.OK) rule = st.xstate(r, lim, v);
   if (rule == R.OK) rule = nest.nested(r, lim, v);
   if (rule == R.OK) rule = st.events(r, lim, v);
-  if (rule == R.OK) rule = nest.entryChecks(r, v);
+  if (rule == R.OK) rule = l2.l2State(r, v);
+  if (rule == R.OK) rule = nest.entryChecks(r, lim, v);
   // Every read stayed inside the blob (framing made sure); a read outside
   // would be a bug here, and is a rejection rather than a wrong answer.
   if (rule == R.OK && r.overrun) rule = v.fail(R.BLOB_TRUNCATED, 0, -1, length);

@@ -34,17 +34,17 @@ export const OUTCOME_HALT: i32 = 4;
 export const OUTCOME_STOPPED: i32 = 5; // stopped by the hypervisor for another reason
 export const OUTCOME_TIMEOUT: i32 = 6; // ran past its max-ticks= budget
 
-export let count: i32 = 0;
-export const file = new StaticArray<u32>(MAX_GUESTS);
-export const memBytes = new StaticArray<u64>(MAX_GUESTS);
-export const vpid = new StaticArray<bool>(MAX_GUESTS);
-export const shadowVmcs = new StaticArray<bool>(MAX_GUESTS);
-export const nested = new StaticArray<bool>(MAX_GUESTS); // nested=on: VMX offered to the guest
-export const hyperv = new StaticArray<bool>(MAX_GUESTS); // hyperv=on: the Hyper-V interface offered
-export const expect = new StaticArray<i32>(MAX_GUESTS);
-export const expectCode = new StaticArray<u32>(MAX_GUESTS);
-export const maxTicks = new StaticArray<u64>(MAX_GUESTS); // 0 = no budget
-export const snapshotEvery = new StaticArray<u32>(MAX_GUESTS); // snapshot=N, 0 = never
+export let count: i32 = 0; // machine-wide: the parsed command line
+export const file = new StaticArray<u32>(MAX_GUESTS); // machine-wide: the parsed command line
+export const memBytes = new StaticArray<u64>(MAX_GUESTS); // machine-wide: the parsed command line
+export const vpid = new StaticArray<bool>(MAX_GUESTS); // machine-wide: the parsed command line
+export const shadowVmcs = new StaticArray<bool>(MAX_GUESTS); // machine-wide: the parsed command line
+export const nested = new StaticArray<bool>(MAX_GUESTS); // machine-wide: the parsed command line; nested=on: VMX offered to the guest
+export const hyperv = new StaticArray<bool>(MAX_GUESTS); // machine-wide: the parsed command line; hyperv=on: the Hyper-V interface offered
+export const expect = new StaticArray<i32>(MAX_GUESTS); // machine-wide: the parsed command line
+export const expectCode = new StaticArray<u32>(MAX_GUESTS); // machine-wide: the parsed command line
+export const maxTicks = new StaticArray<u64>(MAX_GUESTS); // machine-wide: the parsed command line; 0 = no budget
+export const snapshotEvery = new StaticArray<u32>(MAX_GUESTS); // machine-wide: the parsed command line; snapshot=N, 0 = never
 export let snapshotDefault: u32 = 0; // machine-wide: snapshot=N given before any guest=
 // snapshot=N runs (kernel/snapshot/cycle.ts); while it was being built the
 // command line refused it, so that a test asking for snapshots could not
@@ -53,13 +53,13 @@ export const SNAPSHOT_RUNS: bool = true;
 export const RAMSNAP_OFF: i32 = 0;
 export const RAMSNAP_ON: i32 = 1; // EPT accessed/dirty flags when offered, else write protection
 export const RAMSNAP_WP: i32 = 2; // write protection
-export const ramSnapshot = new StaticArray<i32>(MAX_GUESTS);
-export const argsStart = new StaticArray<i32>(MAX_GUESTS); // into boot.cmdline
-export const argsLen = new StaticArray<i32>(MAX_GUESTS);
-export const moduleCount = new StaticArray<i32>(MAX_GUESTS);
+export const ramSnapshot = new StaticArray<i32>(MAX_GUESTS); // machine-wide: the parsed command line
+export const argsStart = new StaticArray<i32>(MAX_GUESTS); // machine-wide: the parsed command line; into boot.cmdline
+export const argsLen = new StaticArray<i32>(MAX_GUESTS); // machine-wide: the parsed command line
+export const moduleCount = new StaticArray<i32>(MAX_GUESTS); // machine-wide: the parsed command line
 // Module boot-file indices, MAX_MODULES per guest, as u32 in linear memory
 // (the loader takes a pointer).
-export const modules: usize = memory.data(MAX_GUESTS * MAX_MODULES * 4, 4);
+export const modules: usize = memory.data(MAX_GUESTS * MAX_MODULES * 4, 4); // machine-wide: the parsed command line
 
 export const DEFAULT_MEM: u64 = 32 << 20;
 
@@ -68,7 +68,7 @@ export function modulesOf(g: i32): usize {
 }
 
 // A boot file whose name's first word is [p, p+n), or -1.
-const nameBuf: usize = memory.data(NAME_MAX);
+const nameBuf: usize = memory.data(NAME_MAX); // machine-wide: the parsed command line
 export function findFile(p: usize, n: i32): i32 {
   for (let i: u32 = 0; i < boot.fileCount; i++) {
     const len = <i32>boot.fileNameLen(i);

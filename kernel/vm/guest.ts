@@ -105,16 +105,22 @@ function printName(g: i32): void {
 // Every exit passes here: what it reads and writes of the objects costs a
 // bounds-checked access each in the wasm2c build, so the loop keeps the
 // address of the exit counters in a local, and the launch state and exit
-// count are the entry wrapper's to keep (vmx.enter).
+// count are the entry wrapper's to keep (vmx.enter). The level that runs,
+// the Nested's inL2, is read once after each handler that may change it
+// and kept in l2run.
 // What happens every N exits (migrate=N, snapshot=N) is out of line
-// (periodic()), behind one test of a local when neither option is on.
-// snapshot=N replaces the vCPU, and so may a handler (the restore
-// hypercall returns exits.SWITCHED): the loop goes on with the vCPU they
-// return (vm.vcpu0).
+// (periodicWork()), behind one test of a local when neither option is on,
+// before the interrupts are delivered. snapshot=N replaces the vCPU, and so
+// may a handler (the restore hypercall returns exits.SWITCHED): the loop
+// goes on with the vCPU they leave in vm.vcpu0, delivering its interrupts
+// as for any other (one call site each for l2.deliver and irq.deliver:
+// binaryen inlines them here, a second caller cost every L2 exit 30-40
+// ticks).
 function loop<L2>(vcpu: Vcpu, l2: L2): void {
   const counts = vcpu.vm.exitCounts;
   const every = <u64>config.snapshotEvery[vcpu.vm.guest];
   const periodic = every != 0 || migrate.every != 0;
+  let l2run = vcpu.nested.inL2;
   while (true) {
     const r = vmx.enter(vcpu.regs);
     if (r != vmx.VMX_SUCCEED) {
@@ -126,65 +132,60 @@ function loop<L2>(vcpu: Vcpu, l2: L2): void {
     }
     const reason = <u32>vmx.vmread(V.VM_EXIT_REASON);
     if ((reason & V.EXIT_REASON_FLAG_ENTRY_FAILURE) != 0) {
-      if (nesting.inL2) print.say("nested: the processor refused vmcs02 that the hypervisor's entry checks passed (a hypervisor bug)");
+      if (l2run) print.say("nested: the processor refused vmcs02 that the hypervisor's entry checks passed (a hypervisor bug)");
       misc.reportEntryFailure(vcpu, reason);
       exits.stop(vcpu, config.OUTCOME_STOPPED);
       return;
     }
     events.reinjectVectoring();
-    if (nesting.inL2) {
+    const fromL1 = !l2run;
+    if (l2run) {
       if (l2.exit(vcpu, reason & 0xffff) == exits.STOP) return;
     } else {
       const a = exits.dispatchCounted(vcpu, reason & 0xffff, counts);
       if (a != exits.RESUME) {
         if (a == exits.STOP) return;
-        const v = switched(vcpu.vm, every);
-        if (v == null) return;
-        vcpu = v;
-        continue;
+        vcpu = vcpu.vm.vcpu0; // SWITCHED: the restored vCPU
       }
+    }
+    l2run = vcpu.nested.inL2;
+    if (periodic) {
+      // An exit of L1's that left L2 to run: L1's VMLAUNCH/VMRESUME, whose
+      // entry into L2 is pending (a snapshot records RUN_PENDING).
+      const v = periodicWork(vcpu, every, fromL1 && l2run);
+      if (v == null) return;
+      vcpu = v;
+      l2run = v.nested.inL2;
     }
     // Interrupts: L2's (nested/l2irq.ts may reflect an exit to L1 for one),
     // then L1's, also right after such a reflection. One call site for
     // irq.deliver keeps it inlined in this loop (a second one cost every
-    // exit 17 ticks).
-    if (nesting.inL2 && l2.deliver(vcpu) == exits.STOP) return;
-    if (!nesting.inL2) irq.deliver(vcpu);
-    if (periodic) {
-      const v = periodicWork(vcpu, every);
-      if (v == null) return;
-      vcpu = v;
+    // exit 17 ticks). (A restored vCPU's interrupt window and preemption
+    // timer are rebuilt here too.)
+    if (l2run) {
+      if (l2.deliver(vcpu) == exits.STOP) return;
+      l2run = vcpu.nested.inL2;
     }
+    if (!l2run) irq.deliver(vcpu);
   }
 }
 
 // Every N exits: the vCPU moves to the next processor (migrate=N), is
 // replaced by one restored from its snapshot (snapshot=N, every; on the
 // next processor when there are several). The vCPU to go on with, or null
-// when the guest stopped. (A restored vCPU has its interrupt window and
-// preemption timer rebuilt: delivery runs again for it.)
-function periodicWork(vcpu: Vcpu, every: u64): Vcpu | null {
+// when the guest stopped. runPending: see loop.
+function periodicWork(vcpu: Vcpu, every: u64, runPending: bool): Vcpu | null {
   if (migrate.due(vcpu) && !migrate.move(vcpu)) {
     exits.stop(vcpu, config.OUTCOME_STOPPED);
     return null;
   }
   if (every == 0 || vcpu.exits % every != 0) return vcpu;
-  const v = cycle.cycle(vcpu);
+  const v = cycle.cycle(vcpu, runPending);
   if (v == null) {
     exits.stop(vcpu, config.OUTCOME_STOPPED);
     return null;
   }
-  if (v != vcpu && !nesting.inL2) irq.deliver(v);
   return v;
-}
-
-// A handler put another vCPU in vm (exits.SWITCHED: the restore hypercall,
-// made by L1): the rest of the exit's work, for that one.
-function switched(vm: Vm, every: u64): Vcpu | null {
-  const v = vm.vcpu0;
-  irq.deliver(v);
-  if (every == 0 && migrate.every == 0) return v;
-  return periodicWork(v, every);
 }
 
 // Run guest g (L2's exits to `l2`, see loop); returns whether it ended as
@@ -239,7 +240,7 @@ function runOne<L2>(g: i32, l2: L2): bool {
   }
   if (ok) ok = vmcs01.create(vcpu, snap !== null ? snap.eptp() : ept.eptp(root), vm.entry.eip, config.vpid[g]);
   if (ok) ok = nesting.start(vcpu, config.nested[g], config.shadowVmcs[g]);
-  hyperv.start(config.hyperv[g]);
+  hyperv.start(vm, config.hyperv[g]);
   if (ok) {
     vcpu.setReg(R.RAX, vm.entry.eax);
     vcpu.setReg(R.RBX, vm.entry.ebx);
@@ -318,14 +319,26 @@ function report(vcpu: Vcpu, g: i32): bool {
   if (config.snapshotEvery[g] != 0) {
     print.str("hv: snapshots: ");
     print.dec(vcpu.vm.snapshots);
-    print.str(" taken, ");
-    print.dec(vcpu.vm.snapshotsSkipped);
-    print.str(" skipped: in VMX operation (nested state not yet saved); every ");
+    print.str(" taken (in VMX operation ");
+    print.dec(vcpu.vm.snapshotsInVmx);
+    print.str(", with a current vmcs12 not launched ");
+    print.dec(vcpu.vm.snapshotsBeforeLaunch);
+    print.str(", in L2 ");
+    print.dec(vcpu.vm.snapshotsInL2);
+    print.str(", in a nested VM entry ");
+    print.dec(vcpu.vm.snapshotsRunPending);
+    print.str("); every ");
     print.dec(config.snapshotEvery[g]);
     print.str(" exits, ");
     print.dec(cpu.count());
     print.str(" processor(s)");
     print.nl();
+    if (vcpu.vm.snapshots != 0) {
+      print.str("hv: snapshot cycles: ");
+      print.dec(vcpu.vm.snapshotTicks / <u64>vcpu.vm.snapshots);
+      print.str(" ticks each (save + restore; L1's TSC stood still meanwhile)");
+      print.nl();
+    }
   }
   if (config.hyperv[g]) {
     print.str("hv: hyper-v: ");

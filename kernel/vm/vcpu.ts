@@ -13,7 +13,7 @@ import * as vmx from "../hw/vmx";
 import * as cpu from "../hw/cpu";
 import * as V from "../arch/vmx";
 import { Vm } from "./vm";
-import { Nested } from "../nested/nested";
+import { Nested, NESTED_BYTES } from "../nested/nested";
 import { Lapic } from "../apic/lapic";
 import { IrqState } from "./irq";
 import { TscState } from "./tsc";
@@ -44,6 +44,8 @@ export const RDI: u32 = 7;
 //   +TSC_AT  TSC (TscState)         +MSRS_AT   emulated MSRs (MsrState)
 //   +XSTATE_AT extended state (XState)  +DECODED_AT  MMIO decoding (Decoded)
 //   +HV_AT   Hyper-V per-VP state (HvState, hyperv=on)
+//   +NESTED_AT the nested-VMX part (nested/nested.ts: Nested, with its
+//              vmcs12 cache)
 const REGS_AT: usize = 256;
 // (Each offset a constant expression, so that it folds into the loads;
 // every area 16-byte aligned.)
@@ -54,13 +56,13 @@ const MSRS_AT: usize = (TSC_AT + offsetof<TscState>() + 15) & ~15;
 const XSTATE_AT: usize = (MSRS_AT + offsetof<MsrState>() + 15) & ~15;
 const DECODED_AT: usize = (XSTATE_AT + offsetof<XState>() + 15) & ~15;
 const HV_AT: usize = (DECODED_AT + offsetof<Decoded>() + 15) & ~15;
-const OBJECT_BYTES: usize = (HV_AT + offsetof<HvState>() + 15) & ~15;
+const NESTED_AT: usize = (HV_AT + offsetof<HvState>() + 63) & ~63;
+const OBJECT_BYTES: usize = NESTED_AT + NESTED_BYTES;
 
 @unmanaged export class Vcpu {
   vm: Vm = changetype<Vm>(0);
   index: u32 = 0; // vCPU number within its VM (the VP index)
   vmcs: u64 = 0; // physical address of vmcs01
-  nested: Nested = changetype<Nested>(0);
   nextFree: Vcpu | null = null;
 
   @inline get apic(): Lapic {
@@ -81,6 +83,10 @@ const OBJECT_BYTES: usize = (HV_AT + offsetof<HvState>() + 15) & ~15;
   // The caller-owned result of decoding an MMIO instruction (mmio.ts).
   @inline get decoded(): Decoded {
     return changetype<Decoded>(changetype<usize>(this) + DECODED_AT);
+  }
+  // The nested-VMX part: reached on every L2 exit dozens of times.
+  @inline get nested(): Nested {
+    return changetype<Nested>(changetype<usize>(this) + NESTED_AT);
   }
 
   // The per-VP part of the Hyper-V interface (exit/hyperv.ts).
@@ -166,16 +172,14 @@ export function create(vm: Vm, index: u32): Vcpu {
   } else {
     v = changetype<Vcpu>((heap.alloc(OBJECT_BYTES + 64) + 63) & ~(<usize>63));
     memory.fill(changetype<usize>(v), 0, OBJECT_BYTES);
-    v.nested = new Nested();
+    Nested.at(changetype<usize>(v) + NESTED_AT);
   }
-  // vmcs01's page, the nested part and the XSAVE area stay with the
-  // object across reuse.
+  // vmcs01's page, the nested part's pages and the XSAVE area stay with
+  // the object across reuse.
   const vmcs = v.vmcs;
-  const n = v.nested;
   memory.fill(changetype<usize>(v), 0, offsetof<Vcpu>());
   v.vmcs = vmcs;
-  v.nested = n;
-  n.clear();
+  v.nested.clear();
   v.vm = vm;
   v.index = index;
   v.resetRegisters();

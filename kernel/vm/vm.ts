@@ -33,10 +33,17 @@ export const MAX_VCPUS: i32 = 8;
   migrations: u32 = 0; // moves of a vCPU to another processor (migrate=N)
   hostInterrupts: u32 = 0; // the host's interrupts that arrived while it ran
   hostNmis: u32 = 0; // the host's NMIs likewise
-  // snapshot=N (snapshot/cycle.ts): vCPU snapshots made and restored, and
-  // those skipped because the nested state is not saved yet.
+  // snapshot=N (snapshot/cycle.ts): vCPU snapshots made and restored.
   snapshots: u32 = 0;
-  snapshotsSkipped: u32 = 0;
+  // Of those: taken in VMX operation, with a current vmcs12 not yet
+  // launched (between L1's VMPTRLD/VMCLEAR and VMLAUNCH), while L2 ran, and
+  // with L1's VMLAUNCH/VMRESUME emulated but L2 not yet entered (the tests
+  // show that snapshot=N lands in each of these places).
+  snapshotsInVmx: u32 = 0;
+  snapshotsBeforeLaunch: u32 = 0;
+  snapshotsInL2: u32 = 0;
+  snapshotsRunPending: u32 = 0;
+  snapshotTicks: u64 = 0; // host ticks spent in them (L1's TSC stood still)
   // The guest's own snapshot (the snapshot hypercalls, snapshot/hypercall.ts):
   // the blob's size (0: none taken) and the restores of it (the RAM's part
   // is ramSnapshot, snapshot/vmram.ts).
@@ -45,6 +52,7 @@ export const MAX_VCPUS: i32 = 8;
   // The partition-wide Hyper-V MSRs of a guest with hyperv=on (TLFS
   // "Reporting the Guest OS Identity", "Establishing the Hypercall
   // Interface": shared by all virtual processors; vm/exit/hyperv.ts).
+  hvOffered: bool = false; // hyperv=on (exit/hyperv.ts)
   hvGuestOsId: u64 = 0; // HV_X64_MSR_GUEST_OS_ID
   hvHypercall: u64 = 0; // HV_X64_MSR_HYPERCALL
   hvTscInvariantControl: u64 = 0; // HV_X64_MSR_TSC_INVARIANT_CONTROL

@@ -15,6 +15,10 @@ export interface EntryEnv {
   readPhys32(pa: number): number; // for the TPR-threshold and VMCS-link-pointer checks
   linearBits: number; // CPUID.80000008H:EAX[15:8]
   ia32eMode: boolean; // IA32_EFER.LMA of the processor doing the VM entry
+  // The VMCS holds the state of a guest that has run since its entry (a
+  // snapshot of it): "IA-32e mode guest" is then what the last VM exit
+  // stored (28.2), the guest's own mode, not a control the entry obeyed.
+  l2Ran?: boolean;
   inSmm: boolean;
   // ---- optional, for the checks a hypervisor makes on its guest's VMCS (vmcs12) ----
   // Memory the VMCS structures may lie in: physical addresses [0, ramSize).
@@ -260,7 +264,7 @@ export function checkHostState(env: EntryEnv): string[] {
     if (!(cr4 & 0x20n)) p.push('"host address-space size" is 1 but host CR4.PAE is 0');
     if (!canonical(r(F.HOST_RIP), env.linearBits)) p.push(`host RIP ${hex(r(F.HOST_RIP))} is not canonical`);
   } else {
-    if (bit(Number(r(F.ENTRY)), 9)) p.push('"IA-32e mode guest" requires "host address-space size"');
+    if (bit(Number(r(F.ENTRY)), 9) && !env.l2Ran) p.push('"IA-32e mode guest" requires "host address-space size"');
     if ((cr4 >> 17n) & 1n) p.push('host CR4.PCIDE is 1 with "host address-space size" 0');
     if (r(F.HOST_RIP) >> 32n) p.push(`host RIP ${hex(r(F.HOST_RIP))} sets bits 63:32 with "host address-space size" 0`);
   }

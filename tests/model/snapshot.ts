@@ -17,7 +17,8 @@ export interface Snap {
   timers: { l1Tsc: bigint; apicDeadline: bigint };
   debug: { dr: [bigint, bigint, bigint, bigint]; dr6: bigint };
   xstate: { xcr0: bigint; area: Uint8Array } | null;
-  nested: { flags: number; vmxon: bigint; vmcs12: bigint; deadline: bigint } | null;
+  /** l2: L2's EFER, PAT, DR7, DEBUGCTL (GUEST_MODE; absent: zeros). */
+  nested: { flags: number; vmxon: bigint; vmcs12: bigint; deadline: bigint; l2?: [bigint, bigint, bigint, bigint] } | null;
   vmcs12: Uint8Array | null; // VMCS12_PAGE_SIZE, private layout
   shadow12: Uint8Array | null;
 }
@@ -83,6 +84,11 @@ export function sections(s: Snap): [number, Uint8Array][] {
     dv.setBigUint64(V.SNAP_NESTED_VMXON, s.nested.vmxon, true);
     dv.setBigUint64(V.SNAP_NESTED_VMCS12, s.nested.vmcs12, true);
     dv.setBigUint64(V.SNAP_NESTED_PREEMPTION_DEADLINE, s.nested.deadline, true);
+    const l2 = s.nested.l2 ?? [0n, 0n, 0n, 0n];
+    dv.setBigUint64(V.SNAP_NESTED_L2_EFER, l2[0], true);
+    dv.setBigUint64(V.SNAP_NESTED_L2_PAT, l2[1], true);
+    dv.setBigUint64(V.SNAP_NESTED_L2_DR7, l2[2], true);
+    dv.setBigUint64(V.SNAP_NESTED_L2_DEBUGCTL, l2[3], true);
     out.push([V.SNAP_SEC_NESTED, b]);
   }
   if (s.vmcs12) out.push([V.SNAP_SEC_VMCS12, s.vmcs12]);

@@ -41,15 +41,24 @@ export function endings(serial: string): [string, string, boolean][] {
 
 
 // Each guest's snapshot=N line (kernel/vm/guest.ts), by guest number:
-// snapshots taken, skipped, every N exits, processors.
-export function snapshotLines(serial: string): Map<number, { taken: number; skipped: number; every: number; cpus: number }> {
-  const out = new Map<number, { taken: number; skipped: number; every: number; cpus: number }>();
+// snapshots taken, of those in VMX operation, with a current vmcs12 not yet
+// launched, in L2, in a nested VM entry; every N exits, processors.
+export type SnapshotLine = { taken: number; inVmx: number; beforeLaunch: number; inL2: number; runPending: number; every: number; cpus: number };
+export const SNAPSHOT_LINE = /^hv: snapshots: (\d+) taken \(in VMX operation (\d+), with a current vmcs12 not launched (\d+), in L2 (\d+), in a nested VM entry (\d+)\); every (\d+) exits, (\d+) processor\(s\)$/;
+export function snapshotLine(line: string): SnapshotLine | null {
+  const m = SNAPSHOT_LINE.exec(line);
+  if (!m) return null;
+  const [taken, inVmx, beforeLaunch, inL2, runPending, every, cpus] = m.slice(1).map(Number);
+  return { taken, inVmx, beforeLaunch, inL2, runPending, every, cpus };
+}
+export function snapshotLines(serial: string): Map<number, SnapshotLine> {
+  const out = new Map<number, SnapshotLine>();
   let guest = 0;
   for (const line of serial.split('\n')) {
     const g = /^hv: guest (\d+) \(\S+\) ended: /.exec(line);
     if (g) guest = Number(g[1]);
-    const m = /^hv: snapshots: (\d+) taken, (\d+) skipped: in VMX operation \(nested state not yet saved\); every (\d+) exits, (\d+) processor\(s\)$/.exec(line);
-    if (m) out.set(guest, { taken: Number(m[1]), skipped: Number(m[2]), every: Number(m[3]), cpus: Number(m[4]) });
+    const s = snapshotLine(line);
+    if (s) out.set(guest, s);
   }
   return out;
 }

@@ -3,14 +3,11 @@
 // over memory and L1 over vmcs12 fields, its registers, MSRs and APIC, asks
 // for the restore and checks that everything is back, 1,000 times.
 //
-// In `make test`: bare and hv-selftest. The hv and hv-l2 runs wait for the
-// nested part of snapshots: snapfuzz takes its snapshot as an L1 in VMX
-// operation (after VMXON, with a launched vmcs12), and the hypercalls refuse
-// that until the nested state is saved and restored (RAX = 2, "in VMX
-// operation (nested state not yet saved)"); they are reported as skipped,
-// with that reason, unless named: SNAPFUZZ_RUNS=bare,hv-selftest,hv,hv-l2
-// selects runs (unset: the ones that can pass); SNAPFUZZ_CYCLES=N shortens
-// them while working on one.
+// All four runs are in `make test`. snapfuzz takes its snapshot as an L1 in
+// VMX operation (after VMXON, with a launched vmcs12): the blob carries the
+// nested state (docs/snapshot.md "NESTED"). SNAPFUZZ_RUNS=bare,hv-selftest,
+// hv,hv-l2 selects runs (unset: all); SNAPFUZZ_CYCLES=N shortens them while
+// working on one.
 //
 // bare, hv-selftest: the guest restores in software what it scribbled
 // (selftest): they check the guest itself (its scribbling, its checks, L2's
@@ -33,17 +30,9 @@ const CYCLES = Number(process.env.SNAPFUZZ_CYCLES ?? 1000);
 // comes up many times in 200 (each 1,000 costs ~1 min of Bochs under hv).
 const SELFTEST_CYCLES = Math.min(CYCLES, 200);
 const ONLY = process.env.SNAPFUZZ_RUNS ? new Set(process.env.SNAPFUZZ_RUNS.split(',')) : null;
-// Runs that need what is not there yet, with why (skipped unless named in SNAPFUZZ_RUNS).
-const WAITING: Record<string, string> = {
-  hv: 'the snapshot hypercalls refuse an L1 in VMX operation until the nested state is saved',
-  'hv-l2': 'the snapshot hypercalls refuse an L1 in VMX operation until the nested state is saved',
-};
 const run = (key: string, name: string, fn: () => Promise<void>) => {
   if (ONLY && !ONLY.has(key)) return;
-  if (!ONLY && WAITING[key]) {
-    console.log(`snapshot.test: skipped ${key}, "${name}": ${WAITING[key]} (SNAPFUZZ_RUNS=${key} runs it)`);
-    test.skip(name, fn);
-  } else test(name, fn);
+  test(name, fn);
 };
 
 function iso(runDir: string, kernel: string, args: string[]): string {

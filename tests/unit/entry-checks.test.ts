@@ -48,6 +48,8 @@ interface Rig {
   caps: VmxCaps;
   offered: { pin0: number; proc0: number; exit0: number; entry0: number; basic: bigint };
   run(f: Fields, l1Ia32e?: boolean): { cls: number; name: string; qual: bigint };
+  // The outcome of the check that just returned class cls.
+  outcome(cls: number): { cls: number; name: string; qual: bigint };
   // cls, problems: the first failing class (controls, then host state, then
   // guest state) and its broken rules; all: the broken rules of every class.
   model(f: Fields, l1Ia32e?: boolean): { cls: number; problems: string[]; quals: number[]; all: string[][] };
@@ -93,18 +95,35 @@ function rig(): Rig {
   const inRam = (pa: number, n: number): boolean => pa >= 0 && pa + n <= RAM;
   const rtm = ((m.cpuidRaw(7, 0)[1] >>> 11) & 1) === 1;
 
+  // The outcome of the last check: class, check name, qualification, and
+  // the answer (VM-instruction error 7/8, or exit reason 33 | bit 31).
+  const outcome = (cls: number) => {
+    const n = call<number>('entry_failedName');
+    const buf = call<number>('entry_nameBuf');
+    const name = Buffer.from(new Uint8Array(k.exports.memory.buffer, buf, n)).toString('latin1');
+    const answer = call<number>('entry_answer') >>> 0;
+    assert.is(answer, [0, C.VMXERR_ENTRY_INVALID_CONTROL_FIELD, C.VMXERR_ENTRY_INVALID_HOST_STATE_FIELD,
+      (C.EXIT_REASON_ENTRY_FAILURE_GUEST_STATE | C.EXIT_REASON_FLAG_ENTRY_FAILURE) >>> 0][cls], `answer of class ${cls}`);
+    return { cls, name, qual: call<bigint>('entry_qualification') };
+  };
+
   return {
-    m, call, caps,
+    m, call, caps, outcome,
     offered: { pin0: caps.pin0, proc0: caps.proc0, exit0: caps.exit0, entry0: caps.entry0, basic },
     run(f, l1Ia32e = true) {
       call('entry_clear');
       for (const [enc, v] of f) assert.ok(call<number>('entry_setField', enc, v), `vmcs12 has field ${enc.toString(16)}`);
       call('entry_setL1Ia32e', l1Ia32e ? 1 : 0);
-      const cls = call<number>('entry_check', 1);
-      const n = call<number>('entry_failedName');
-      const buf = call<number>('entry_nameBuf');
-      const name = Buffer.from(new Uint8Array(k.exports.memory.buffer, buf, n)).toString('latin1');
-      return { cls, name, qual: call<bigint>('entry_qualification') };
+      // The full, pure check a restore runs on a vmcs12 (entry-checks.ts
+      // checkAll) first: the same outcome as VMLAUNCH's checks of a vmcs12
+      // whose every field changed, and the Nested's record of what to
+      // check again untouched (entry_clear made it "everything").
+      const dirty = call<number>('entry_dirty');
+      const all = outcome(call<number>('entry_checkAll'));
+      assert.is(call<number>('entry_dirty'), dirty, 'checkAll changed the Nested');
+      const launch = outcome(call<number>('entry_check', 1));
+      assert.equal(all, launch, 'checkAll = VMLAUNCH checks');
+      return launch;
     },
     model(f, l1Ia32e = true) {
       const env: EntryEnv = {
@@ -589,6 +608,29 @@ test('the valid vmcs12 passes, in the kernel and in the model', () => {
   assert.equal(r0.model(f).problems, []);
   // VMRESUME makes the same checks.
   assert.is(r0.call<number>('entry_check', 0), OK);
+});
+
+// A restore copies a whole vmcs12 into a scratch Nested, with no record of
+// what changed: checkAll must check everything whatever the record says,
+// where VMRESUME's checks skip what their record proves unchanged.
+test('checkAll checks a vmcs12 copied in without a record; VMRESUME skips what its record says is unchanged', () => {
+  const f = valid(r0);
+  assert.is(r0.run(f).cls, OK);
+  assert.is(r0.call<number>('entry_dirty'), 0, 'the passing checks leave nothing to check again');
+  const cases: [number, bigint, number, string][] = [
+    [C.HOST_CR0, CR0 & ~B(C.X86_CR0_PE), HOST, 'host.cr0.fixed'],
+    [C.VM_EXIT_MSR_LOAD_ADDRESS, 0x23108n, CONTROLS, 'ctls.exit-msr-load.align'],
+    [C.GUEST_TR_ACCESS_RIGHTS, B(AR_UNUSABLE | AR_TSS_BUSY), GUEST, 'guest.tr.unusable'],
+  ];
+  for (const [enc, v, cls, name] of cases) {
+    const old = f.get(enc)!;
+    assert.ok(r0.call<number>('entry_setFieldRaw', enc, v));
+    assert.is(r0.call<number>('entry_check', 0), OK, `VMRESUME's checks skip ${name}`);
+    const all = r0.outcome(r0.call<number>('entry_checkAll'));
+    assert.equal([all.cls, all.name], [cls, name], `checkAll finds ${name}`);
+    assert.is(r0.call<number>('entry_dirty'), 0, 'checkAll changed the Nested');
+    assert.ok(r0.call<number>('entry_setFieldRaw', enc, old));
+  }
 });
 
 test(`table: ${ROWS.length} single mutations → class and check name`, () => {

@@ -17,7 +17,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tigerlake, loadKernel, buildBootInfo, type Machine, type Kernel } from '../model/index.ts';
 import * as V from '../model/vmx-consts.ts';
-import { NONE, table } from '../model/snapshot.ts';
+import { NONE, table, frame, set12 } from '../model/snapshot.ts';
 import { tinyKernel, produceExit, type Exit, RAX, RBX, RCX, RDX, GP, injected } from './guest-script.ts';
 
 interface Ctx { m: Machine; k: Kernel; buf: number }
@@ -231,7 +231,7 @@ for (const cpus of [1, 2]) {
     assert.equal(r.faults, []);
     assert.is(r.status, 0, r.console);
     assert.is(rounds, 6);
-    assert.match(r.console, new RegExp(`^hv: snapshots: \\d+ taken, 0 skipped: in VMX operation \\(nested state not yet saved\\); every 1 exits, ${cpus} processor`, 'm'));
+    assert.match(r.console, new RegExp(`^hv: snapshots: \\d+ taken \\(in VMX operation 0, with a current vmcs12 not launched 0, in L2 0, in a nested VM entry 0\\); every 1 exits, ${cpus} processor`, 'm'));
   });
 }
 
@@ -275,7 +275,7 @@ function observe(cmdline: string, cpus: number): string[] {
   });
   assert.equal(r.faults, [], cmdline);
   assert.is(r.status, 0, r.console);
-  if (cmdline.includes('snapshot=')) assert.match(r.console, /^hv: snapshots: [1-9]\d* taken, 0 skipped/m);
+  if (cmdline.includes('snapshot=')) assert.match(r.console, /^hv: snapshots: [1-9]\d* taken \(in VMX operation 0,/m);
   return seen;
 }
 
@@ -319,6 +319,41 @@ test('a rejected blob: the rule on the console, and the vCPU as it was (same obj
   assert.equal(r.faults, []);
   assert.is(r.status, 0, r.console);
   assert.is(done, cases.length);
+});
+
+test('a GUEST_MODE blob whose vmcs12 fails a VM-entry check: rejected naming the check, the vCPU as it was', () => {
+  // The running vCPU's own blob made to say L2 was running: L1 in VMX
+  // operation with a current vmcs12 whose controls lack the pin-based
+  // must-be-1 bits (SDM 27.2.1.1). Everything before the entry checks holds.
+  const REV = 0x41534856; // kernel/nested/caps.ts REVISION_ID
+  let done = false;
+  const r = run('nested=on', 1, function* (c) {
+    yield* richState(c);
+    const a = saveLive(c);
+    const secs: [number, Uint8Array][] = table(a).filter((e) => e.id < V.SNAP_SEC_NESTED).map((e) => [e.id, a.slice(e.offset, e.offset + e.size)]);
+    const nested = new Uint8Array(V.SNAP_NESTED_BYTES);
+    const nv = new DataView(nested.buffer);
+    nv.setUint32(V.SNAP_NESTED_FLAGS, V.SNAP_FLAG_GUEST_MODE, true);
+    nv.setBigUint64(V.SNAP_NESTED_VMXON, 0x20000n, true);
+    nv.setBigUint64(V.SNAP_NESTED_VMCS12, 0x21000n, true);
+    nv.setBigUint64(V.SNAP_NESTED_PREEMPTION_DEADLINE, NONE, true);
+    const page = new Uint8Array(V.VMCS12_PAGE_SIZE);
+    new DataView(page.buffer).setUint32(V.VMCS12_REVISION_ID_OFFSET, REV, true);
+    new DataView(page.buffer).setUint32(V.VMCS12_LAUNCH_STATE_OFFSET, 1, true);
+    set12(page, V.VMCS_LINK_POINTER, NONE);
+    const b = frame(0, [...secs, [V.SNAP_SEC_NESTED, nested], [V.SNAP_SEC_VMCS12, page]]);
+    const before = { regs: c.m.regsPtr, vmcs: c.m.vmx.currentVmcs, console: c.m.console.length };
+    assert.is(restoreLive(c, b), 'vmcs12.entry-checks');
+    assert.match(c.m.console.slice(before.console), /^hv: snapshot rejected: vmcs12\.entry-checks \(section VMCS12, value 0x1\): vmcs12 failed the VM-entry checks: VM-execution, exit and entry controls \(SDM 27\.2\.1\): ctls\.pin\.reserved$/m);
+    assert.is(c.m.vmx.currentVmcs, before.vmcs, 'vmcs01 still current');
+    sameBlob(a, saveLive(c), 'the vCPU unchanged');
+    yield { reason: V.EXIT_REASON_CPUID, len: 2, regs: { [RAX]: 0n, [RCX]: 0n } };
+    assert.is(c.m.regsPtr, before.regs, 'the same vCPU runs on');
+    done = true;
+  });
+  assert.equal(r.faults, []);
+  assert.is(r.status, 0, r.console);
+  assert.ok(done);
 });
 
 // ---- the snapshot hypercalls -------------------------------------------------------------------

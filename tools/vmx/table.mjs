@@ -1322,7 +1322,10 @@ export const SNAPSHOT = {
       { name: 'VMXON', offset: 8, size: 8, doc: 'VMXON pointer (L1-physical); all ones: not in VMX operation' },
       { name: 'VMCS12', offset: 16, size: 8, doc: 'current-VMCS pointer (L1-physical); all ones: none' },
       { name: 'PREEMPTION_DEADLINE', offset: 24, size: 8, doc: "L1's TSC when L1's VMX-preemption timer for L2 expires; all ones: not running" },
-      { name: 'RESERVED', offset: 32, size: 32, doc: 'zero' },
+      { name: 'L2_EFER', offset: 32, size: 8, doc: "with GUEST_MODE: L2's IA32_EFER (vmcs02's; vmcs12 holds it only when its exit controls save it); else zero" },
+      { name: 'L2_PAT', offset: 40, size: 8, doc: "with GUEST_MODE: L2's IA32_PAT; else zero" },
+      { name: 'L2_DR7', offset: 48, size: 8, doc: "with GUEST_MODE: L2's DR7; else zero" },
+      { name: 'L2_DEBUGCTL', offset: 56, size: 8, doc: "with GUEST_MODE: L2's IA32_DEBUGCTL; else zero" },
     ] },
   ],
   // Section ids in the order a blob holds them. bytes: fixed size (a number, or the name of a

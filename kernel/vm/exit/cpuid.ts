@@ -12,7 +12,6 @@ import { Vcpu } from "../vcpu";
 import * as vmcs01 from "../vmcs01";
 import * as events from "../events";
 import * as profile from "../profile";
-import * as nesting from "../nesting";
 import * as ident from "../../cpu/ident";
 import * as caps from "../../vmx/caps";
 import * as xstate from "../xstate";
@@ -110,7 +109,7 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
         case 1:
           c &= ~L1_ECX_HIDE;
           d &= ~L1_EDX_HIDE;
-          if (nesting.offered) c |= 1 << 5; // VMX offered (nested=on)
+          if (vcpu.nested.enabled) c |= 1 << 5; // VMX offered (nested=on)
           c |= 1 << 31;
           if ((vmx.vmread(V.GUEST_CR4) & V.X86_CR4_OSXSAVE) != 0 && (c & (1 << 26)) != 0) c |= 1 << 27;
           b &= 0x00ffffff; // initial APIC ID 0 (one vCPU)

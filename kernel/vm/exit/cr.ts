@@ -24,11 +24,11 @@ function longMode(): bool {
 // MOV to CR0 (SDM Vol. 2B MOV to CR; Vol. 3A 2.5): reserved bits #GP, PG
 // without PE #GP, NW without CD #GP. The guest sees what it wrote; the
 // processor runs with VMX's fixed bits added.
-function writeCr0(v: u64): bool {
+function writeCr0(vcpu: Vcpu, v: u64): bool {
   if ((v >> 32) != 0) return false;
   // In VMX operation CR0 must stay inside the fixed bits offered to L1
   // (SDM Vol. 3C 24.8: MOV to CR0 that violates them is #GP).
-  if (!nesting.cr0Allowed(v)) return false;
+  if (!nesting.cr0Allowed(vcpu, v)) return false;
   if ((v & V.X86_CR0_PG) != 0 && (v & V.X86_CR0_PE) == 0) return false;
   if ((v & V.X86_CR0_NW) != 0 && (v & V.X86_CR0_CD) == 0) return false;
   // Clearing PG while CR4.PCIDE = 1 is #GP(0) (SDM Vol. 2B MOV to CR0).
@@ -45,10 +45,10 @@ function writeCr0(v: u64): bool {
 // guest sets is in the processor's CR4 while it runs (PKE, OSXSAVE, SMEP,
 // SMAP, UMIP, FSGSBASE, ...: not in the guest/host mask). In VMX operation CR4.VMXE cannot be cleared
 // (SDM Vol. 3C 24.8: #GP).
-function writeCr4(v: u64): bool {
+function writeCr4(vcpu: Vcpu, v: u64): bool {
   if ((v & V.X86_CR4_SMXE) != 0) return false;
-  if ((v & V.X86_CR4_VMXE) != 0 && !nesting.offered) return false;
-  if (!nesting.cr4Allowed(v)) return false;
+  if ((v & V.X86_CR4_VMXE) != 0 && !vcpu.nested.enabled) return false;
+  if (!nesting.cr4Allowed(vcpu, v)) return false;
   if ((v & ~caps.cr4Guest() & ~(<u64>V.X86_CR4_VMXE)) != 0) return false;
   // PAE may not be cleared in long mode (SDM Vol. 3A 9.8.5.4).
   if (longMode() && (v & V.X86_CR4_PAE) == 0) return false;
@@ -69,8 +69,8 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
   let ok = true;
   if (access == V.CR_ACCESS_MOV_TO_CR) {
     const v = crqual.source(vcpu, q);
-    if (crn == 0) ok = writeCr0(v);
-    else if (crn == 4) ok = writeCr4(v);
+    if (crn == 0) ok = writeCr0(vcpu, v);
+    else if (crn == 4) ok = writeCr4(vcpu, v);
     else if (crn == 8) {
       if ((v & ~<u64>0xf) != 0) ok = false; // CR8 bits 63:4 reserved
       else vcpu.apic.write(lapic.REG_TPR, <u32>v << 4, cpu.rdtsc());
@@ -80,13 +80,13 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
     vcpu.setGpr(crqual.reg(q), <u64>((vcpu.apic.read(lapic.REG_TPR) >> 4) & 0xf));
   } else if (access == V.CR_ACCESS_CLTS) {
     const shadow = vmx.vmread(V.CR0_READ_SHADOW) & ~(<u64>V.X86_CR0_TS);
-    ok = writeCr0(shadow);
+    ok = writeCr0(vcpu, shadow);
   } else {
     // LMSW loads CR0 bits 3:0 but cannot clear PE (SDM Vol. 2A LMSW).
     const src = crqual.lmswSource(q);
     const shadow = vmx.vmread(V.CR0_READ_SHADOW);
     const v = (shadow & ~<u64>0xe) | (src & 0xf) | (shadow & 1);
-    ok = writeCr0(v);
+    ok = writeCr0(vcpu, v);
   }
   if (!ok) {
     events.injectGP();

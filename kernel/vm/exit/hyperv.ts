@@ -33,6 +33,7 @@ import * as V from "../../arch/vmx";
 import * as ident from "../../cpu/ident";
 import * as R from "../vcpu";
 import { Vcpu } from "../vcpu";
+import { Vm } from "../vm";
 import * as exits from "../exits";
 import { RESUME } from "../exits";
 import * as events from "../events";
@@ -48,9 +49,7 @@ import * as vmcallExit from "./vmcall";
 // 0, as a guest would otherwise use an interface that does nothing.
 export const EVMCS_ENTRY_IMPLEMENTED: bool = false;
 
-// The running guest has hyperv=on (machine-wide like vm/nesting.ts's
-// `offered`: guests run one after another; set by start()).
-export let offered: bool = false;
+// Whether a guest has hyperv=on is its Vm's (vm.hvOffered, set by start()).
 
 // ---- CPUID (TLFS "Feature and Interface Discovery") --------------------------
 
@@ -228,7 +227,7 @@ export function read(vcpu: Vcpu, msr: u32): u64 {
 
 // read() for exit/msr.ts, called through a reference there (not inlined);
 // start() assigns it.
-export let readRef: (vcpu: Vcpu, msr: u32) => u64 = readNothing;
+export let readRef: (vcpu: Vcpu, msr: u32) => u64 = readNothing; // machine-wide: a function reference, the same for every guest
 function readNothing(vcpu: Vcpu, msr: u32): u64 {
   return 0;
 }
@@ -371,8 +370,8 @@ function hypercall(vcpu: Vcpu): i32 {
 // A guest starts: with hyperv=on its CPUID and VMCALL exits come here
 // first; without, the exit table has exit/cpuid.ts's and exit/vmcall.ts's
 // handlers as for every guest.
-export function start(on: bool): void {
-  offered = on;
+export function start(vm: Vm, on: bool): void {
+  vm.hvOffered = on;
   readRef = read;
   exits.register(V.EXIT_REASON_CPUID, on ? handleCpuid : cpuidExit.handle);
   exits.register(V.EXIT_REASON_VMCALL, on ? handleVmcall : vmcallExit.handle);

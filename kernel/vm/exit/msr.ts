@@ -96,7 +96,7 @@ export function setLoadingL2(vcpu: Vcpu, v: bool): void {
 // Which VMCS holds the state of the level whose MSR is accessed: vmcs02
 // while L2 runs or its entry list is loaded.
 function onVmcs02(vcpu: Vcpu): bool {
-  return nesting.inL2 || vcpu.msrs.loadingL2;
+  return vcpu.nested.inL2 || vcpu.msrs.loadingL2;
 }
 
 // Index into mtrrFixed, or -1 (also the order snapshot/ saves them in).
@@ -124,7 +124,7 @@ export function patOk(v: u64): bool {
 }
 
 // Can the guest read emulated MSR msr? False: RDMSR is #GP(0).
-@inline export function readable(msr: u32): bool {
+@inline export function readable(vcpu: Vcpu, msr: u32): bool {
   switch (msr) {
     case V.MSR_IA32_APIC_BASE:
     case V.MSR_IA32_FEATURE_CONTROL:
@@ -140,14 +140,14 @@ export function patOk(v: u64): bool {
       return true;
     case V.MSR_IA32_TSC_ADJUST: return hasTscAdjust;
     // Architectural with VMX (CPUID.1:ECX[5]).
-    case V.MSR_IA32_SMM_MONITOR_CTL: return nesting.offered;
+    case V.MSR_IA32_SMM_MONITOR_CTL: return vcpu.nested.enabled;
   }
   if (fixedMtrr(msr) >= 0) return true;
   // The Hyper-V synthetic MSRs with hyperv=on (exit/hyperv.ts).
-  if (hyperv.offered && hyperv.readable(msr)) return true;
+  if (vcpu.vm.hvOffered && hyperv.readable(msr)) return true;
   // The VMX capability MSRs exist when VMX is offered (nested=on; A.1):
   // which, nested/caps.ts says (vm/nesting.ts).
-  return nesting.offered && nesting.vmxMsrExists(msr);
+  return vcpu.nested.enabled && nesting.vmxMsrExists(msr);
 }
 
 // The value of emulated MSR msr, which readable() accepted.
@@ -155,7 +155,7 @@ export function read(vcpu: Vcpu, msr: u32): u64 {
   switch (msr) {
     case V.MSR_IA32_APIC_BASE: return vcpu.apic.apicBaseRead();
     // nested=off: locked, VMX off inside and outside SMX (VMX is not offered).
-    case V.MSR_IA32_FEATURE_CONTROL: return nesting.offered ? vcpu.msrs.featureControl : V.FEATURE_CONTROL_LOCK;
+    case V.MSR_IA32_FEATURE_CONTROL: return vcpu.nested.enabled ? vcpu.msrs.featureControl : V.FEATURE_CONTROL_LOCK;
     case V.MSR_IA32_MISC_ENABLE: return vcpu.msrs.miscEnable;
     // RDMSR of IA32_TSC returns TSC + the current VMCS's offset (26.3: L2
     // sees vmcs12's offset added when L1 uses offsetting).
@@ -177,7 +177,7 @@ export function read(vcpu: Vcpu, msr: u32): u64 {
   if (f >= 0) return load<u64>(vcpu.msrs.mtrrFixed(f));
   // (Through a reference: inlined here, it made every emulated RDMSR 10
   // ticks slower.)
-  if (hyperv.offered && hyperv.readable(msr)) return hyperv.readRef(vcpu, msr);
+  if (vcpu.vm.hvOffered && hyperv.readable(msr)) return hyperv.readRef(vcpu, msr);
   // A VMX capability MSR (readable() asked nested/caps.ts whether it is one).
   return nesting.vmxMsrValue(msr);
 }
@@ -185,7 +185,7 @@ export function read(vcpu: Vcpu, msr: u32): u64 {
 export function write(vcpu: Vcpu, msr: u32, v: u64): bool {
   switch (msr) {
     case V.MSR_IA32_APIC_BASE: return vcpu.apic.apicBaseWrite(v);
-    case V.MSR_IA32_FEATURE_CONTROL: return nesting.offered && writeFeatureControl(vcpu.msrs, v);
+    case V.MSR_IA32_FEATURE_CONTROL: return vcpu.nested.enabled && writeFeatureControl(vcpu.msrs, v);
     case V.MSR_IA32_MISC_ENABLE: return true; // accepted, not applied
     case V.MSR_IA32_TIME_STAMP_COUNTER:
       tsc.write(vcpu, v, onVmcs02(vcpu));
@@ -220,7 +220,7 @@ export function write(vcpu: Vcpu, msr: u32, v: u64): bool {
     store<u64>(vcpu.msrs.mtrrFixed(f), v);
     return true;
   }
-  return hyperv.offered && hyperv.write(vcpu, msr, v);
+  return vcpu.vm.hvOffered && hyperv.write(vcpu, msr, v);
 }
 
 // IA32_FEATURE_CONTROL with nested=on: writable until the lock bit is set
@@ -249,7 +249,7 @@ function writeEfer(v: u64): bool {
 
 export function handleRead(vcpu: Vcpu, reason: u32): i32 {
   const msr = <u32>vcpu.reg(R.RCX);
-  if (!readable(msr)) {
+  if (!readable(vcpu, msr)) {
     events.injectGP();
     return RESUME;
   }
