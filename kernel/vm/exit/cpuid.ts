@@ -166,7 +166,12 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
       }
     }
   }
-  // CPUID writes all four registers, zero-extending in 64-bit mode.
+  return answer(vcpu, a, b, c, d);
+}
+
+// CPUID writes all four registers, zero-extending in 64-bit mode, and
+// completes. (@inline: each handler keeps its own copy, no call.)
+@inline export function answer(vcpu: Vcpu, a: u32, b: u32, c: u32, d: u32): i32 {
   vcpu.setReg(R.RAX, a);
   vcpu.setReg(R.RBX, b);
   vcpu.setReg(R.RCX, c);

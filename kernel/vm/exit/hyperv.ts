@@ -147,12 +147,7 @@ export function handleCpuid(vcpu: Vcpu, reason: u32): i32 {
       break;
   }
   // (40000007H-40000009H, 4000000BH-400000FFH and the rest of ours: 0.)
-  vcpu.setReg(R.RAX, a);
-  vcpu.setReg(R.RBX, b);
-  vcpu.setReg(R.RCX, c);
-  vcpu.setReg(R.RDX, d);
-  events.skipInstruction();
-  return RESUME;
+  return cpuidExit.answer(vcpu, a, b, c, d);
 }
 
 // ---- synthetic MSRs -------------------------------------------------------------
