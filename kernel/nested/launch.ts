@@ -21,6 +21,7 @@ import * as reflect from "./reflect";
 import * as msrlists from "./msrlists";
 import * as l2irq from "./l2irq";
 import * as shadow from "./shadow";
+import * as evmcs from "./evmcs";
 import * as vpid from "./vpid";
 import * as ptimer from "./ptimer";
 import * as l2halt from "./l2halt";
@@ -54,12 +55,22 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
     }
     const c = common.check(vcpu, reason, false);
     if (c != common.PROCEED) return c;
-    // 27.1: no current VMCS, or a current VMCS that is a shadow VMCS (bit 31
-    // of its first dword, 25.2) → VMfailInvalid.
-    if (n.current == state.INVALID) return vmfail.failInvalid(vcpu);
-    if ((load<u32>(n.vmcs12, V.VMCS12_REVISION_ID_OFFSET) & V.VMCS_SHADOW_INDICATOR) != 0) return vmfail.failInvalid(vcpu);
-    // What L1 wrote through the shadow VMCS, before anything reads vmcs12.
-    shadow.pull(vcpu);
+    // hyperv=on with the VP assist page enabled (its MSR is 0 otherwise):
+    // an enlightened entry takes vmcs12 from the eVMCS the page names
+    // (evmcs.ts), one test of the MSR value for every other guest.
+    const assist = vcpu.hv.vpAssistPage;
+    const e = assist != 0 ? evmcs.requested(assist) : state.INVALID;
+    if (e != state.INVALID) {
+      const r = evmcs.enter(vcpu, e, launch);
+      if (r != common.PROCEED) return r;
+    } else {
+      // 27.1: no current VMCS, or a current VMCS that is a shadow VMCS (bit 31
+      // of its first dword, 25.2) → VMfailInvalid.
+      if (n.current == state.INVALID) return vmfail.failInvalid(vcpu);
+      if ((load<u32>(n.vmcs12, V.VMCS12_REVISION_ID_OFFSET) & V.VMCS_SHADOW_INDICATOR) != 0) return vmfail.failInvalid(vcpu);
+      // What L1 wrote through the shadow VMCS, before anything reads vmcs12.
+      shadow.pull(vcpu);
+    }
     // Events blocked by MOV SS → VMfailValid(26).
     if ((<u32>vmx.vmread(V.GUEST_INTERRUPTIBILITY_STATE) & V.INTERRUPTIBILITY_BLOCKING_BY_MOV_SS) != 0)
       return vmfail.failValid(vcpu, V.VMXERR_ENTRY_EVENTS_BLOCKED_BY_MOV_SS);

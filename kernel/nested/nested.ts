@@ -84,6 +84,9 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
   eptExitsReflected: u64 = 0; // eptfault.ts: EPT violations/misconfigurations given to L1
   vmfuncSwitches: u64 = 0; // vmfunc.ts: EPTP switches emulated
   vmfuncReflected: u64 = 0; // vmfunc.ts: VMFUNC exits given to L1
+  // evmcs.ts: guest-physical address of the enlightened VMCS whose fields
+  // the vmcs12 cache holds (hyperv=on), or INVALID.
+  evmcs: u64 = INVALID;
 
   // The embedded objects (see the top).
   @inline get vmcs02(): Vmcs02State { // vmcs02.ts: a rebuildable cache (+ its page)
@@ -161,6 +164,7 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
     this.eptExitsReflected = 0;
     this.vmfuncSwitches = 0;
     this.vmfuncReflected = 0;
+    this.evmcs = INVALID;
   }
 
   // The statistics of the run (the guest's report) from the Nested this

@@ -15,6 +15,7 @@ import * as fields from "./fields";
 import * as vmcs02 from "./vmcs02";
 import * as msrlists from "./msrlists";
 import * as shadow from "./shadow";
+import * as evmcs from "./evmcs";
 import { FieldList } from "./fieldlist";
 import * as hoststate from "./hoststate";
 import * as vpid from "./vpid";
@@ -143,6 +144,8 @@ function loadExitList(vcpu: Vcpu): i32 {
   const l = msrlists.loadList(vcpu, state.get(n, V.VM_EXIT_MSR_LOAD_ADDRESS), <u32>state.get(n, V.VM_EXIT_MSR_LOAD_COUNT), false);
   if (l != 0) return vmxAbort(vcpu, V.VMX_ABORT_LOAD_HOST_MSR, "VM-exit MSR-load", l);
   shadow.push(vcpu);
+  // With an enlightened VMCS in use L1 reads the exit there (evmcs.ts).
+  if (n.evmcs != state.INVALID) evmcs.push(n);
   return exits.RESUME;
 }
 

@@ -30,6 +30,7 @@ import * as operand from "./operand";
 import * as linear from "./linear";
 import * as vmfail from "./vmfail";
 import * as shadow from "./shadow";
+import * as evmcs from "./evmcs";
 import { Vcpu } from "../vm/vcpu";
 
 // Read the pointer operand of VMCLEAR/VMPTRLD into vcpu.nested.operand:
@@ -57,6 +58,12 @@ export function vmclear(vcpu: Vcpu, reason: u32): i32 {
   const addr = n.operand.value;
   if (common.badAddress(addr) || !common.inRam(addr)) return vmfail.fail(vcpu, V.VMXERR_VMCLEAR_INVALID_ADDRESS);
   if (addr == n.vmxonPtr) return vmfail.fail(vcpu, V.VMXERR_VMCLEAR_VMXON_POINTER);
+  if (addr == n.evmcs) {
+    // VMCLEAR of the enlightened VMCS in use ends its use; an eVMCS has no
+    // launch state in memory to clear (TLFS "Enlightened VMCS"; evmcs.ts).
+    evmcs.forget(n);
+    return vmfail.succeed(vcpu);
+  }
   if (addr == n.current) {
     // Its data goes to memory with the launch state cleared.
     shadow.pull(vcpu);
@@ -84,6 +91,8 @@ export function vmptrld(vcpu: Vcpu, reason: u32): i32 {
   // the possible answers).
   if (!revisionOk(guestmem.read32(addr + <u64>V.VMCS12_REVISION_ID_OFFSET)))
     return vmfail.fail(vcpu, V.VMXERR_VMPTRLD_INCORRECT_REVISION_ID);
+  // A VMPTRLD'ed VMCS replaces an enlightened one in the cache.
+  evmcs.forget(n);
   if (addr != n.current) {
     shadow.pull(vcpu);
     state.flush(n);

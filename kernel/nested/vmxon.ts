@@ -40,6 +40,7 @@ import * as operand from "./operand";
 import * as linear from "./linear";
 import * as vmfail from "./vmfail";
 import * as shadow from "./shadow";
+import * as evmcs from "./evmcs";
 import { Vcpu } from "../vm/vcpu";
 
 // "the values of CR0 and CR4 are supported in VMX operation" (24.8): every
@@ -104,6 +105,7 @@ export function vmxoff(vcpu: Vcpu, reason: u32): i32 {
   shadow.pull(vcpu);
   shadow.unlink(n);
   state.flush(n);
+  evmcs.forget(n);
   n.vmxOn = false;
   n.vmxonPtr = state.INVALID;
   return vmfail.succeed(vcpu);
