@@ -39,6 +39,7 @@
 // - Revision (VersionNumber at 0) other than 1 (the eVMCS version offered,
 //   CPUID 4000000AH) or this hypervisor's VMCS revision id: VMfailInvalid,
 //   as KVM answers.
+// - Controls eVMCS v1 cannot express: VMfailValid(7) (unexpressible()).
 // - VMRESUME of an eVMCS address not used before (e.g. after VMCLEAR of the
 //   one in use): the eVMCS has no launch state, so L1's choice of
 //   VMRESUME is taken as "launched".
@@ -60,20 +61,20 @@ const VP_ASSIST_ENABLE: u64 = 1;
 // it holds nothing between exits.
 const buf: usize = memory.data(<i32>V.EVMCS_BYTES); // machine-wide: scratch of one exit
 
-// The guest-physical address of the eVMCS L1's VP assist page asks for, or
-// INVALID when the page is disabled or EnlightenVmEntry is 0. vpAssist: the
-// VP assist page MSR as written (its page was L1 RAM when written:
-// exit/hyperv.ts).
-export function requested(vpAssist: u64): u64 {
-  if ((vpAssist & VP_ASSIST_ENABLE) == 0) return INVALID;
-  const page = vpAssist & ~PAGE_OFFSET;
-  if (guestmem.read8(page + <u64>V.HV_VP_ASSIST_ENLIGHTEN_VMENTRY) == 0) return INVALID;
-  return guestmem.read64(page + <u64>V.HV_VP_ASSIST_CURRENT_NESTED_VMCS);
-}
+// enter(): L1's VP assist page is disabled or its EnlightenVmEntry is 0,
+// the entry uses the current VMCS. (Not a handler result, nor PROCEED.)
+export const NOT_ENLIGHTENED: i32 = -2;
 
-// VMLAUNCH/VMRESUME with the eVMCS at gpa: its checks, then the cache
-// filled from it. PROCEED, or the instruction's outcome (a VMfail).
-export function enter(vcpu: Vcpu, gpa: u64, launch: bool): i32 {
+// VMLAUNCH/VMRESUME of a vCPU whose VP assist page MSR is not 0 (its page
+// was L1 RAM when written: exit/hyperv.ts). If the page asks for an
+// enlightened entry: the eVMCS's checks, then the cache filled from it;
+// PROCEED, or the instruction's outcome (a VMfail).
+export function enter(vcpu: Vcpu, launch: bool): i32 {
+  const vpAssist = vcpu.hv.vpAssistPage;
+  if ((vpAssist & VP_ASSIST_ENABLE) == 0) return NOT_ENLIGHTENED;
+  const page = vpAssist & ~PAGE_OFFSET;
+  if (guestmem.read8(page + <u64>V.HV_VP_ASSIST_ENLIGHTEN_VMENTRY) == 0) return NOT_ENLIGHTENED;
+  const gpa = guestmem.read64(page + <u64>V.HV_VP_ASSIST_CURRENT_NESTED_VMCS);
   const n = vcpu.nested;
   if ((gpa & PAGE_OFFSET) != 0 || !guestmem.isRam(gpa, <u64>V.EVMCS_BYTES)) return vmfail.failInvalid(vcpu);
   guestmem.copyOut(buf, gpa, V.EVMCS_BYTES);
@@ -98,7 +99,34 @@ export function enter(vcpu: Vcpu, gpa: u64, launch: bool): i32 {
   }
   pull(n, clean);
   guestmem.write32(gpa + <u64>V.EVMCS_CLEAN_FIELDS, load<u32>(buf + V.EVMCS_CLEAN_FIELDS) | V.EVMCS_CLEAN_ALL);
+  if (unexpressible(n)) {
+    pushError(n, V.VMXERR_ENTRY_INVALID_CONTROL_FIELD);
+    return vmfail.failValid(vcpu, V.VMXERR_ENTRY_INVALID_CONTROL_FIELD);
+  }
   return PROCEED;
+}
+
+// Controls whose fields eVMCS v1 has no room for (posted-interrupt vector
+// and descriptor, VMX-preemption timer value, VM-function controls and
+// EPTP list, PML address, VMREAD/VMWRITE bitmaps, EOI-exit bitmaps, PLE
+// gap and window, TSC multiplier, PERF_GLOBAL_CTRL: the TLFS 2022 fields
+// are not offered): an L1 using the eVMCS cannot give them values, so an
+// enlightened entry with any of them is VMfailValid(7), the error of an
+// invalid control (SDM 27.2.1.1). It comes before the checks of 27.1 that
+// launch.ts makes afterwards (MOV-SS blocking, launch state): the order
+// matters only to an L1 that breaks two rules at once.
+const PIN_UNEXPRESSIBLE: u32 = V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER | V.PIN_PROCESS_POSTED_INTERRUPTS;
+const PROC2_UNEXPRESSIBLE: u32 = V.PROC2_APIC_REGISTER_VIRTUALIZATION | V.PROC2_VIRTUAL_INTERRUPT_DELIVERY |
+  V.PROC2_PAUSE_LOOP_EXITING | V.PROC2_ENABLE_VM_FUNCTIONS | V.PROC2_VMCS_SHADOWING | V.PROC2_ENABLE_PML |
+  V.PROC2_USE_TSC_SCALING;
+const EXIT_UNEXPRESSIBLE: u32 = V.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE | V.EXIT_LOAD_IA32_PERF_GLOBAL_CTRL;
+const ENTRY_UNEXPRESSIBLE: u32 = V.ENTRY_LOAD_IA32_PERF_GLOBAL_CTRL;
+function unexpressible(n: Nested): bool {
+  if ((<u32>state.get(n, V.PIN_BASED_VM_EXEC_CONTROL) & PIN_UNEXPRESSIBLE) != 0) return true;
+  if ((<u32>state.get(n, V.VM_EXIT_CONTROL) & EXIT_UNEXPRESSIBLE) != 0) return true;
+  if ((<u32>state.get(n, V.VM_ENTRY_CONTROL) & ENTRY_UNEXPRESSIBLE) != 0) return true;
+  return (<u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
+    (<u32>state.get(n, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & PROC2_UNEXPRESSIBLE) != 0;
 }
 
 // The eVMCS fields (in buf) of the groups not clean into the cache.

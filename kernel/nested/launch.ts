@@ -35,6 +35,15 @@ function logFailed(what: string, check: string): void {
   print.nl();
 }
 
+// VMfailValid of the entry; with an enlightened VMCS in use L1 reads the
+// error there too (evmcs.ts). (Here, not in vmfail.ts: the other VMX
+// instructions keep their path.)
+function failValid(vcpu: Vcpu, error: u32): i32 {
+  const n = vcpu.nested;
+  if (n.evmcs != state.INVALID) evmcs.pushError(n, error);
+  return vmfail.failValid(vcpu, error);
+}
+
 // Not an exit reason (those are 16 bits): a vCPU restored from a snapshot
 // taken while L2 ran goes back into L2 through handle() (nested/resume.ts),
 // so that the functions of the entry keep this one caller (binaryen inlines
@@ -58,11 +67,10 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
     // hyperv=on with the VP assist page enabled (its MSR is 0 otherwise):
     // an enlightened entry takes vmcs12 from the eVMCS the page names
     // (evmcs.ts), one test of the MSR value for every other guest.
-    const assist = vcpu.hv.vpAssistPage;
-    const e = assist != 0 ? evmcs.requested(assist) : state.INVALID;
-    if (e != state.INVALID) {
-      const r = evmcs.enter(vcpu, e, launch);
-      if (r != common.PROCEED) return r;
+    let ev = evmcs.NOT_ENLIGHTENED;
+    if (vcpu.hv.vpAssistPage != 0) ev = evmcs.enter(vcpu, launch);
+    if (ev != evmcs.NOT_ENLIGHTENED) {
+      if (ev != common.PROCEED) return ev;
     } else {
       // 27.1: no current VMCS, or a current VMCS that is a shadow VMCS (bit 31
       // of its first dword, 25.2) → VMfailInvalid.
@@ -73,9 +81,9 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
     }
     // Events blocked by MOV SS → VMfailValid(26).
     if ((<u32>vmx.vmread(V.GUEST_INTERRUPTIBILITY_STATE) & V.INTERRUPTIBILITY_BLOCKING_BY_MOV_SS) != 0)
-      return vmfail.failValid(vcpu, V.VMXERR_ENTRY_EVENTS_BLOCKED_BY_MOV_SS);
-    if (launch && state.launchState(n) != 0) return vmfail.failValid(vcpu, V.VMXERR_VMLAUNCH_NONCLEAR_VMCS);
-    if (!launch && state.launchState(n) != 1) return vmfail.failValid(vcpu, V.VMXERR_VMRESUME_NONLAUNCHED_VMCS);
+      return failValid(vcpu, V.VMXERR_ENTRY_EVENTS_BLOCKED_BY_MOV_SS);
+    if (launch && state.launchState(n) != 0) return failValid(vcpu, V.VMXERR_VMLAUNCH_NONCLEAR_VMCS);
+    if (!launch && state.launchState(n) != 1) return failValid(vcpu, V.VMXERR_VMRESUME_NONLAUNCHED_VMCS);
 
     // 27.2-27.3, against what L1 was offered. L1's IA-32e mode decides some
     // host-state rules.
@@ -87,7 +95,7 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
         return reflect.reflectSynthetic(vcpu, f.exitReason, f.failQual, 0);
       }
       logFailed(r == entry.FAIL_CONTROLS ? "VM entry (controls)" : "VM entry (host state)", f.failName);
-      return vmfail.failValid(vcpu, f.error);
+      return failValid(vcpu, f.error);
     }
   }
   // Into L2: vmcs02 becomes current and the next VM entry runs it. What

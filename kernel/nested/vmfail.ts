@@ -15,7 +15,6 @@ import * as V from "../arch/vmx";
 import * as events from "../vm/events";
 import { RESUME } from "../vm/exits";
 import * as state from "./state";
-import * as evmcs from "./evmcs";
 import { Vcpu } from "../vm/vcpu";
 
 const ARITH: u64 = V.X86_RFLAGS_CF | V.X86_RFLAGS_PF | V.X86_RFLAGS_AF | V.X86_RFLAGS_ZF | V.X86_RFLAGS_SF |
@@ -39,10 +38,7 @@ export function failInvalid(vcpu: Vcpu): i32 {
 
 // The caller knows there is a current VMCS (its cache takes the error).
 export function failValid(vcpu: Vcpu, error: u32): i32 {
-  const n = vcpu.nested;
-  state.write(n, V.VM_INSTRUCTION_ERROR, error);
-  // With an enlightened VMCS in use L1 reads the error there (evmcs.ts).
-  if (n.evmcs != state.INVALID) evmcs.pushError(n, error);
+  state.write(vcpu.nested, V.VM_INSTRUCTION_ERROR, error);
   return finish(vcpu, V.X86_RFLAGS_ZF);
 }
 

@@ -9,7 +9,8 @@
 //     makes it count (the TLFS contract);
 //   - revision other than 1 (or our VMCS revision id): VMfailInvalid; an eVMCS address that is
 //     not L1 RAM: VMfailInvalid (this hypervisor's choice; KVM injects #UD);
-//   - VMCLEAR of the eVMCS ends its use: the next VMLAUNCH reads every group again.
+//   - VMCLEAR of the eVMCS ends its use: the next VMLAUNCH reads every group again;
+//   - controls whose fields eVMCS v1 lacks: VMfailValid(7) (as KVM refuses them).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tigerlake, buildBootInfo, loadKernel, type Machine } from '../model/index.ts';
@@ -297,6 +298,29 @@ test('revision other than 1 or ours, an eVMCS outside RAM or not aligned: VMfail
     assert.ok(!inL1(c), 'VMLAUNCH after VMCLEAR: L2 runs');
     assert.is(field(c, V.GUEST_RSP), 0x6660n, 'every group read after VMCLEAR, whatever the clean bits');
     yield* hltToL1(c, 'HLT after VMCLEAR');
+  });
+});
+
+test('controls eVMCS v1 cannot express (PAUSE-loop exiting, offered to L1 without eVMCS) are VMfailValid(7)', () => {
+  runOk(function* (c) {
+    yield* bootL1(c);
+    const proc2caps = yield* rdmsr(c, V.MSR_IA32_VMX_PROCBASED_CTLS2);
+    assert.ok((proc2caps >> 32n) & B(V.PROC2_PAUSE_LOOP_EXITING), 'PAUSE-loop exiting is offered to L1');
+    const proc = evRead(c, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
+    evWrite(c, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, proc | B(V.PROC_ACTIVATE_SECONDARY_CONTROLS));
+    evWrite(c, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, B(V.PROC2_PAUSE_LOOP_EXITING));
+    const rip = field(c, V.GUEST_RIP);
+    yield* enter(c, true);
+    assert.ok(inL1(c), 'PAUSE-loop exiting through the eVMCS: L1 continues');
+    assert.is(field(c, V.GUEST_RFLAGS) & ARITH, B(V.X86_RFLAGS_ZF), 'VMfailValid');
+    assert.is(field(c, V.GUEST_RIP), rip + BigInt(LEN), 'completed');
+    assert.is(evRead(c, V.VM_INSTRUCTION_ERROR), 7n, 'eVMCS VM-instruction error = 7');
+    // Without it (CONTROL_GRP1 holds the secondary controls: its bit cleared) the launch works.
+    evWrite(c, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, 0n);
+    setClean(c, 0xffff & ~V.EVMCS_CLEAN_CONTROL_GRP1);
+    yield* enter(c, true);
+    assert.ok(!inL1(c), 'without PAUSE-loop exiting: L2 runs');
+    yield* hltToL1(c, 'HLT');
   });
 });
 
