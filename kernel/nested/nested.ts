@@ -187,12 +187,7 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
     this.shadow.pushes = a.shadow.pushes;
     this.shadow.pulls = a.shadow.pulls;
     this.host.stagings = a.host.stagings;
-    const t = this.shadowEpt;
-    const u = a.shadowEpt;
-    t.builds = u.builds;
-    t.fills = u.fills;
-    t.restarts = u.restarts;
-    t.clock = u.clock; // (LRU time; its reuses count is clock - builds)
+    shadowept.copyStatistics(this.shadowEpt, a.shadowEpt);
   }
 
   // The shadow EPT of the Nested this one replaces, when L1's memory is
@@ -204,12 +199,7 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
     const mine = this.shadowEpt;
     this.shadowEpt = a.shadowEpt;
     a.shadowEpt = mine;
-    const t = mine;
-    const u = this.shadowEpt;
-    t.builds = u.builds;
-    t.fills = u.fills;
-    t.restarts = u.restarts;
-    t.clock = u.clock;
+    shadowept.copyStatistics(mine, this.shadowEpt);
   }
 
   // What the vCPU holds outside the object goes back: the shadow EPT tables

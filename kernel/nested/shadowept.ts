@@ -190,6 +190,16 @@ export function revokeWrites(s: ShadowEpt): void {
   }
 }
 
+// The statistics of `from` into `to` (a restored vCPU goes on counting
+// from the one it replaces): builds, fills, restarts and the LRU clock
+// (reuses are clock - builds).
+export function copyStatistics(to: ShadowEpt, from: ShadowEpt): void {
+  to.builds = from.builds;
+  to.fills = from.fills;
+  to.restarts = from.restarts;
+  to.clock = from.clock;
+}
+
 // Back to a vCPU that never ran L2 on shadow EPT: no roots (their tables
 // freed), counts 0.
 export function clear(s: ShadowEpt): void {
