@@ -1165,6 +1165,14 @@ export const SNAP_NESTED_L2_DR7: u32 = 48; // 8 bytes: with GUEST_MODE: L2's DR7
 export const SNAP_NESTED_L2_DEBUGCTL: u32 = 56; // 8 bytes: with GUEST_MODE: L2's IA32_DEBUGCTL; else zero
 export const SNAP_NESTED_BYTES: u32 = 64; // fixed size
 
+// ---- snapshot HYPERV section: the synthetic MSRs of a hyperv=on guest (Hyper-V TLFS) (SNAP_HYPERV_*: byte offsets)
+export const SNAP_HYPERV_GUEST_OS_ID: u32 = 0; // 8 bytes: HV_X64_MSR_GUEST_OS_ID (partition-wide)
+export const SNAP_HYPERV_HYPERCALL: u32 = 8; // 8 bytes: HV_X64_MSR_HYPERCALL (partition-wide)
+export const SNAP_HYPERV_TSC_INVARIANT_CONTROL: u32 = 16; // 8 bytes: HV_X64_MSR_TSC_INVARIANT_CONTROL (partition-wide)
+export const SNAP_HYPERV_VP_ASSIST_PAGE: u32 = 24; // 8 bytes: HV_X64_MSR_VP_ASSIST_PAGE (this vCPU's)
+export const SNAP_HYPERV_RESERVED: u32 = 32; // 32 bytes: zero
+export const SNAP_HYPERV_BYTES: u32 = 64; // fixed size
+
 // ---- snapshot section ids (docs/snapshot.md "Sections"), in blob order
 export const SNAP_SEC_REGS: u32 = 1; // the register block (REGS_*): GPRs, CR2, FXSAVE area (768 bytes)
 export const SNAP_SEC_VMCS01: u32 = 2; // vmcs01's guest state: SNAP_VMCS01_FIELDS as encoding/value pairs (16-byte items)
@@ -1177,13 +1185,14 @@ export const SNAP_SEC_XSTATE: u32 = 8; // XCR0 and the XSAVE area (present when 
 export const SNAP_SEC_NESTED: u32 = 9; // L1's VMX operation (absent: never entered) (64 bytes)
 export const SNAP_SEC_VMCS12: u32 = 10; // the current vmcs12 (private layout) (4096 bytes)
 export const SNAP_SEC_SHADOW_VMCS12: u32 = 11; // the shadow VMCS vmcs12's link pointer names (GUEST_MODE with VMCS shadowing) (4096 bytes)
-export const SNAP_SEC_LAST: u32 = 11; // highest section id
+export const SNAP_SEC_HYPERV: u32 = 12; // the Hyper-V synthetic MSRs (exactly for a guest with hyperv=on) (64 bytes)
+export const SNAP_SEC_LAST: u32 = 12; // highest section id
 
 // ---- snapshot NESTED flags (after kvm_nested_state.flags)
 export const SNAP_FLAG_GUEST_MODE: u32 = 0x1; // L2 was running (vmcs02 current): KVM_STATE_NESTED_GUEST_MODE
 export const SNAP_FLAG_RUN_PENDING: u32 = 0x2; // L1's VMLAUNCH/VMRESUME emulated, L2 not yet entered: KVM_STATE_NESTED_RUN_PENDING
-export const SNAP_FLAG_EVMCS: u32 = 0x4; // reserved for the enlightened VMCS (KVM_STATE_NESTED_EVMCS): rejected
-export const SNAP_FLAGS_DEFINED: u32 = 0x7; // every flag with a meaning (EVMCS is defined but rejected)
+export const SNAP_FLAG_EVMCS: u32 = 0x4; // vmcs12 was copied from the eVMCS an enlightened entry made current; NESTED VMCS12 is its address (KVM_STATE_NESTED_EVMCS)
+export const SNAP_FLAGS_DEFINED: u32 = 0x7; // every flag with a meaning
 
 // ---- snapshot lists
 export const SNAP_VMCS01_FIELD_COUNT: u32 = 58; // entries of SNAP_VMCS01_FIELDS
@@ -2465,6 +2474,7 @@ export function snapSectionName(id: u32): string {
     case 9: return "NESTED";
     case 10: return "VMCS12";
     case 11: return "SHADOW_VMCS12";
+    case 12: return "HYPERV";
     default: return "";
   }
 }

@@ -274,16 +274,5 @@ export function parse(): bool {
     while (i < len && !isSpace(load<u8>(base + <usize>i))) i++;
     if (i > start && !option(base + <usize>start, i - start)) return false;
   }
-  // snapshot=N with hyperv=on: the blob does not hold the Hyper-V state yet
-  // (vm/exit/hyperv.ts), so every snapshot would be skipped: refused rather
-  // than a test that passes without taking one.
-  for (let g = 0; g < config.count; g++) {
-    if (config.hyperv[g] && config.snapshotEvery[g] != 0) {
-      print.str("hv: command line: snapshot= with hyperv=on cannot run yet (the Hyper-V state is not in the snapshot), refused for guest ");
-      print.dec(g + 1);
-      print.nl();
-      return false;
-    }
-  }
   return true;
 }

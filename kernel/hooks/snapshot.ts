@@ -10,6 +10,7 @@ import { Verdict, ruleName, report, RULE_COUNT } from "../snapshot/rules";
 import { validate } from "../snapshot/validate";
 import * as save from "../snapshot/save";
 import * as restore from "../snapshot/restore";
+import * as evmcsRestore from "../nested/evmcs-restore";
 
 let buf: usize = 0; // machine-wide: the one test buffer
 let cap: u64 = 0; // machine-wide: its size
@@ -17,6 +18,7 @@ let writer: Writer | null = null; // machine-wide: test objects, made once
 let reader: Reader | null = null; // machine-wide
 let limits: Limits | null = null; // machine-wide
 let verdict: Verdict | null = null; // machine-wide
+const mapFound = new StaticArray<u64>(1); // test hooks only: snap_mapEvmcs's scratch
 
 function objects(): void {
   if (writer != null) return;
@@ -37,7 +39,7 @@ export function snap_buffer(bytes: u32): usize {
 
 export function snap_setLimits(vcpu: u32, ramBytes: u64, physAddrBits: u32, linearBits: u32, nested: bool,
   shadowVmcs: bool, vmcs12Revision: u32, mxcsrMask: u32, xcr0Offered: u64, xsaveBytes: u32, anyErrorCode: bool,
-  zeroLengthInjection: bool, mtf: bool): void {
+  zeroLengthInjection: bool, mtf: bool, hyperv: bool): void {
   objects();
   const l = changetype<Limits>(limits);
   l.vcpu = vcpu;
@@ -53,6 +55,7 @@ export function snap_setLimits(vcpu: u32, ramBytes: u64, physAddrBits: u32, line
   l.anyErrorCode = anyErrorCode;
   l.zeroLengthInjection = zeroLengthInjection;
   l.mtf = mtf;
+  l.hyperv = hyperv;
 }
 
 // Limits from this machine (snapshot/limits.ts fill) for vCPU 0 of a VM of
@@ -141,4 +144,20 @@ export function snap_restoreLive(length: u64): u32 {
   if (vm == null) return 0;
   if (restore.restore(vm.vcpu0, buf, length, restore.KEEP_DEADLINES, -1) != null) return 0;
   return restore.lastRule();
+}
+
+// Load the HYPERV section before NESTED (true) or after (false, the
+// kernel's order) in every restore from now on (snapshot/restore.ts): the
+// tests show both give the same vCPU.
+export function snap_setHypervFirst(first: bool): void {
+  restore.setHypervFirst(first);
+}
+
+// The running vCPU's eVMCS checked against its VP assist page and written
+// as at the end of a GUEST_MODE | EVMCS restore (nested/evmcs-restore.ts):
+// its answer (MAPPED 0, or why not; nothing changed then).
+export function snap_mapEvmcs(): u32 {
+  const vm = vms.running();
+  if (vm == null) return 0xffffffff;
+  return evmcsRestore.mapRestored(vm.vcpu0, mapFound);
 }

@@ -87,6 +87,10 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
   // evmcs.ts: guest-physical address of the enlightened VMCS whose fields
   // the vmcs12 cache holds (hyperv=on), or INVALID.
   evmcs: u64 = INVALID;
+  // evmcs-restore.ts: restored from a snapshot taken while L2 ran from that
+  // eVMCS, not yet checked against the VP assist page and written
+  // (snapshot/restore.ts maps it at the end of the restore).
+  evmcsToMap: bool = false;
 
   // The embedded objects (see the top).
   @inline get vmcs02(): Vmcs02State { // vmcs02.ts: a rebuildable cache (+ its page)
@@ -165,6 +169,7 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
     this.vmfuncSwitches = 0;
     this.vmfuncReflected = 0;
     this.evmcs = INVALID;
+    this.evmcsToMap = false;
   }
 
   // The statistics of the run (the guest's report) from the Nested this

@@ -35,6 +35,7 @@ function countWhere(vcpu: Vcpu, runPending: bool): void {
   if (n.current != state.INVALID && state.launchState(n) == 0) vm.snapshotsBeforeLaunch++;
   if (n.inL2) vm.snapshotsInL2++;
   if (runPending) vm.snapshotsRunPending++;
+  if (n.evmcs != state.INVALID) vm.snapshotsWithEvmcs++;
 }
 
 // Save vcpu, restore it as a new vCPU, and return that one (the one to run

@@ -13,8 +13,9 @@
 // run's and go on.
 //
 // L1 in VMX operation is snapshotted with its nested state (VMXON, the
-// current vmcs12; L2 asks through L1, whose VMCALL this is: L2's VMCALL
-// exits to L1, SDM Vol. 3C 26.1.2).
+// current vmcs12 or eVMCS; L2 asks through L1, whose VMCALL this is: L2's
+// VMCALL exits to L1, SDM Vol. 3C 26.1.2), a hyperv=on guest with its
+// synthetic MSRs (docs/snapshot.md "HYPERV").
 import * as print from "../lib/print";
 import * as R from "../vm/vcpu";
 import { Vcpu } from "../vm/vcpu";
@@ -60,23 +61,9 @@ function answer(vcpu: Vcpu, rax: u64): i32 {
   return RESUME;
 }
 
-// The Hyper-V interface's MSRs (hyperv=on: the VP assist page, the guest
-// OS identity, the hypercall page) are not in the blob yet (issue 11 item
-// 3): a snapshot of such a guest would lose them, so it is refused, and the
-// console says why.
-function hypervRefused(vcpu: Vcpu, what: string): bool {
-  if (!vcpu.vm.hvOffered) return false;
-  print.str("hv: snapshot: ");
-  print.str(what);
-  print.str(" refused: the Hyper-V interface's state is not yet saved (hyperv=on)");
-  print.nl();
-  return true;
-}
-
 // Function 3. flags: RBX (none defined).
 export function take(vcpu: Vcpu, flags: u64): i32 {
   if (flags != 0) return answer(vcpu, HC_BAD_ARGUMENT);
-  if (hypervRefused(vcpu, "take")) return answer(vcpu, HC_UNKNOWN);
   const vm = vcpu.vm;
   // The snapshot point is the instruction after the VMCALL, where the call
   // returns RAX = 0, RBX = 0 the first time.
@@ -107,7 +94,6 @@ export function restoreVm(vcpu: Vcpu, flags: u64): i32 {
   const vm = vcpu.vm;
   if (flags != 0) return answer(vcpu, HC_BAD_ARGUMENT);
   if (vm.snapBytes == 0) return answer(vcpu, HC_NO_SNAPSHOT);
-  if (hypervRefused(vcpu, "restore")) return answer(vcpu, HC_UNKNOWN);
   const v = restore.restore(vcpu, buf, vm.snapBytes, restore.GUEST_RESTORE, -1);
   // A snapshot the hypervisor wrote that it cannot restore is its own bug:
   // the guest stops with the rule named (restore.check printed it).

@@ -16,6 +16,7 @@ import { Vm } from "../vm/vm";
   physAddrBits: u32 = 36; // MAXPHYADDR (CPUID.80000008H:EAX[7:0]) as L1 sees it
   linearBits: u32 = 48; // canonical width of linear addresses (57 with LA57)
   nested: bool = false; // nested=on: VMX offered to L1
+  hyperv: bool = false; // hyperv=on: the Hyper-V interface offered (a HYPERV section; an eVMCS possible)
   shadowVmcs: bool = false; // L1 is offered VMCS shadowing (a vmcs12 may be a shadow VMCS)
   vmcs12Revision: u32 = 0; // the revision identifier L1 is given (nested/caps.ts)
   mxcsrMask: u32 = 0xffbf; // the processor's MXCSR_MASK (FXSAVE byte 28; 0 there means FFBFH)
@@ -44,6 +45,7 @@ export function fill(l: Limits, vm: Vm, vcpuIndex: u32, mxcsrMask: u32): void {
   }
   l.linearBits = la57 ? 57 : 48;
   l.nested = config.nested[vm.guest];
+  l.hyperv = config.hyperv[vm.guest];
   const secondary = (<u32>(nestedCaps.proc(true) >> 32) & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0;
   l.shadowVmcs = secondary && (<u32>(nestedCaps.proc2() >> 32) & V.PROC2_VMCS_SHADOWING) != 0;
   l.vmcs12Revision = nestedCaps.REVISION_ID;

@@ -19,6 +19,10 @@
 // from it), and with GUEST_MODE L2 entered again from a rebuilt vmcs02
 // (nested/resume.ts). The old vCPU's nested VMCSs are cleared before its
 // object goes (vm/nesting.ts leaveCpu, as vm/migrate.ts does).
+//
+// A hyperv=on guest's synthetic MSRs (restoreHyperv), after the nested part:
+// with an eVMCS in use while L2 ran, the eVMCS is mapped once both are back
+// (mapEvmcs, nested/evmcs-restore.ts; seed 000).
 import * as cpu from "../hw/cpu";
 import * as vmx from "../hw/vmx";
 import * as print from "../lib/print";
@@ -35,6 +39,7 @@ import * as state from "../nested/state";
 import * as shadow from "../nested/shadow";
 import * as ptimer from "../nested/ptimer";
 import * as resume from "../nested/resume";
+import * as evmcsRestore from "../nested/evmcs-restore";
 import * as caps from "../vmx/caps";
 import { Reader } from "./blob";
 import { Limits, fill } from "./limits";
@@ -57,6 +62,16 @@ const reader = new Reader(); // machine-wide: scratch
 const verdict = new Verdict(); // machine-wide: the last restore's verdict (scratch)
 const limits = new Limits(); // machine-wide: this machine's limits for the running guest
 let limitsGuest: i32 = -1; // machine-wide: which guest= entry `limits` was filled for
+const found = new StaticArray<u64>(1); // machine-wide: scratch of evmcsRestore.mapRestored
+
+// The order the sections are loaded in is this file's; the nested part
+// must not depend on it (seed 000: KVM's VMM may set the nested state before
+// the VP assist page MSR). NESTED comes first, then HYPERV, as the blob holds
+// them; the unit tests also load HYPERV first and check the same outcome.
+let hypervFirst: bool = false; // test hooks only: HYPERV loaded before NESTED (tests/unit/snapshot-evmcs.test.ts)
+export function setHypervFirst(first: bool): void {
+  hypervFirst = first;
+}
 
 // The last rejection's rule (R.OK after an accepted blob), for callers
 // that report it.
@@ -163,6 +178,13 @@ export function restore(old: Vcpu, blob: usize, len: u64, kind: i32, toCpu: i32,
     vcpus.destroy(v);
     return null;
   }
+  // Now that every section is back (the VP assist page MSR and, for the
+  // hypercall, the RAM), and before L2 runs or an exit reaches L1: the
+  // eVMCS L2 ran from (nested/evmcs-restore.ts).
+  if (v.nested.evmcsToMap && !mapEvmcs(v)) {
+    vcpus.destroy(v);
+    return null;
+  }
   v.setExits(exits);
   v.irq.budgetEnd = budget;
   carryStatistics(old, v);
@@ -186,6 +208,37 @@ function resumeClock(v: Vcpu, ticks: u64): void {
   if (!n.inL2) return;
   v.tsc.pendingL1 -= ticks;
   n.ptimerDeadline += ticks >> ptimer.rate();
+}
+
+// The eVMCS of a GUEST_MODE | EVMCS blob, checked against the restored VP
+// assist page and written; false (reported, naming the guest and why) when
+// it cannot be: the blob's nested state and L1's memory or MSRs do not fit
+// together, and the guest cannot go on as the snapshot had it (the caller
+// stops it, as for a snapshot that cannot be restored).
+function mapEvmcs(v: Vcpu): bool {
+  const why = evmcsRestore.mapRestored(v, found);
+  if (why == evmcsRestore.MAPPED) return true;
+  print.str("hv: snapshot: guest ");
+  print.dec(<u32>v.vm.guest + 1);
+  print.str(": the eVMCS L2 ran from cannot be mapped after the restore: ");
+  evmcsRestore.describe(why, found[0], v.nested.evmcs);
+  print.nl();
+  return false;
+}
+
+// The Hyper-V interface's state (HYPERV; a guest with hyperv=on): the
+// partition's MSRs into the Vm, the VP assist page into the vCPU
+// (vm/exit/hyperv.ts keeps them there). The hypercall page is not written
+// again: it is the guest's RAM, which holds it (or, after the guest changed
+// it, what the guest wrote).
+function restoreHyperv(v: Vcpu, r: Reader): void {
+  const h = sectionOffset(r, V.SNAP_SEC_HYPERV);
+  if (h == NONE) return;
+  const vm = v.vm;
+  vm.hvGuestOsId = r.u64(h + V.SNAP_HYPERV_GUEST_OS_ID);
+  vm.hvHypercall = r.u64(h + V.SNAP_HYPERV_HYPERCALL);
+  vm.hvTscInvariantControl = r.u64(h + V.SNAP_HYPERV_TSC_INVARIANT_CONTROL);
+  v.hv.vpAssistPage = r.u64(h + V.SNAP_HYPERV_VP_ASSIST_PAGE);
 }
 
 // The statistics a vCPU keeps are the run's, reported when the guest ends:
@@ -261,7 +314,10 @@ function loadAll(v: Vcpu, r: Reader, kind: i32, offset: u64, now: u64): bool {
     memory.copy(xs.area, r.at(x + V.SNAP_XSTATE_AREA), xs.areaSize);
     xstate.restore(v);
   }
-  return restoreNested(v, r, shift, offset);
+  if (hypervFirst) restoreHyperv(v, r);
+  if (!restoreNested(v, r, shift, offset)) return false;
+  if (!hypervFirst) restoreHyperv(v, r);
+  return true;
 }
 
 // NESTED (docs/snapshot.md "Restore, in order", step 6), vmcs01 current
@@ -280,10 +336,22 @@ function restoreNested(v: Vcpu, r: Reader, shift: u64, offset: u64): bool {
   // it changed (the next entry checks and merges everything), and L1's
   // VMREAD/VMWRITE through L0's shadow VMCS.
   memory.copy(n.vmcs12, r.at(sectionOffset(r, V.SNAP_SEC_VMCS12)), <usize>V.VMCS12_PAGE_SIZE);
-  n.current = ptr;
+  const flags = r.u32(off + V.SNAP_NESTED_FLAGS);
+  if ((flags & V.SNAP_FLAG_EVMCS) != 0) {
+    // A copy of the eVMCS at ptr (nested/evmcs.ts: no VMPTRLD'ed VMCS is
+    // current, so L0's shadow VMCS stays unlinked: shadow.push below does
+    // nothing). Nothing here reads the VP assist page, which may not be
+    // restored yet: with GUEST_MODE the eVMCS is mapped at the end of the
+    // restore (evmcsToMap); while L1 ran, L1's next enlightened entry reads
+    // it as it would have (nested/evmcs-restore.ts).
+    n.evmcs = ptr;
+    n.evmcsToMap = (flags & V.SNAP_FLAG_GUEST_MODE) != 0;
+  } else {
+    n.current = ptr;
+  }
   state.markAllDirty(n);
   shadow.push(v);
-  if ((r.u32(off + V.SNAP_NESTED_FLAGS) & V.SNAP_FLAG_GUEST_MODE) == 0) return true;
+  if ((flags & V.SNAP_FLAG_GUEST_MODE) == 0) return true;
 
   // L2 runs. The shadow vmcs12 back at its link pointer (RAM restored
   // first, validated to be L1's RAM).

@@ -89,7 +89,15 @@ export const DEBUG_DR6: u32 = 73;
 // part of save and restore).
 export const NESTED_L2_STATE: u32 = 74;
 export const NESTED_L2_OUTSIDE_L2: u32 = 75;
-export const RULE_COUNT: u32 = 76;
+// The Hyper-V state of a hyperv=on guest (the HYPERV section) and the
+// enlightened VMCS (NESTED's EVMCS flag), added with issue 11 item 3.
+export const NESTED_EVMCS_WITHOUT_VMCS12: u32 = 76;
+export const HYPERV_NOT_OFFERED: u32 = 77;
+export const HYPERV_RESERVED: u32 = 78;
+export const HYPERV_RESERVED_BITS: u32 = 79;
+export const HYPERV_PAGE_OUTSIDE_RAM: u32 = 80;
+export const HYPERV_HYPERCALL_WITHOUT_OS_ID: u32 = 81;
+export const RULE_COUNT: u32 = 82;
 
 export function ruleName(r: u32): string {
   switch (r) {
@@ -144,7 +152,7 @@ export function ruleName(r: u32): string {
     case NESTED_NOT_OFFERED: return "nested.not-offered";
     case NESTED_RESERVED: return "nested.reserved";
     case NESTED_FLAGS_UNKNOWN: return "nested.flags-unknown";
-    case NESTED_EVMCS: return "nested.evmcs";
+    case NESTED_EVMCS: return "nested.evmcs-not-offered";
     case NESTED_RUN_PENDING: return "nested.run-pending-without-guest-mode";
     case NESTED_FLAGS_WITHOUT_VMXON: return "nested.flags-without-vmxon";
     case NESTED_VMCS12_WITHOUT_VMXON: return "nested.vmcs12-without-vmxon";
@@ -169,6 +177,12 @@ export function ruleName(r: u32): string {
     case DEBUG_DR6: return "debug.dr6";
     case NESTED_L2_STATE: return "nested.l2-state";
     case NESTED_L2_OUTSIDE_L2: return "nested.l2-state-without-guest-mode";
+    case NESTED_EVMCS_WITHOUT_VMCS12: return "nested.evmcs-without-address";
+    case HYPERV_NOT_OFFERED: return "hyperv.not-offered";
+    case HYPERV_RESERVED: return "hyperv.reserved";
+    case HYPERV_RESERVED_BITS: return "hyperv.reserved-bits";
+    case HYPERV_PAGE_OUTSIDE_RAM: return "hyperv.page-outside-ram";
+    case HYPERV_HYPERCALL_WITHOUT_OS_ID: return "hyperv.hypercall-without-os-id";
   }
   return "";
 }

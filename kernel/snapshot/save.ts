@@ -15,7 +15,9 @@
 // VMCS shadowing. While L2 runs, vmcs02 is current: L2's state goes into
 // vmcs12 first as a VM exit stores it (nested/reflect.ts syncForSnapshot),
 // vmcs02's pending event into EVENTS, and vmcs01 is made current for its
-// sections and vmcs02 current again at the end.
+// sections and vmcs02 current again at the end. With an enlightened VMCS in
+// use the cache is saved the same way, with the EVMCS flag and the eVMCS's
+// address. A hyperv=on guest has a HYPERV section: its synthetic MSRs.
 import * as cpu from "../hw/cpu";
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
@@ -29,6 +31,7 @@ import * as state from "../nested/state";
 import * as shadow from "../nested/shadow";
 import * as reflect from "../nested/reflect";
 import * as ptimer from "../nested/ptimer";
+import * as caps from "../nested/caps";
 import { Writer } from "./blob";
 
 const NONE: u64 = u64.MAX_VALUE;
@@ -62,7 +65,7 @@ function shadowing12(vcpu: Vcpu): bool {
 function nestedSections(vcpu: Vcpu): u32 {
   if (!config.nested[vcpu.vm.guest]) return 0;
   const n = vcpu.nested;
-  if (n.current == state.INVALID) return 1;
+  if (n.current == state.INVALID && n.evmcs == state.INVALID) return 1;
   return n.inL2 && shadowing12(vcpu) ? 3 : 2;
 }
 
@@ -86,18 +89,29 @@ function writeNested(vcpu: Vcpu, w: Writer, runPending: bool, offset: u64): void
   if (w.failed) return;
   let flags: u32 = 0;
   if (n.inL2) flags |= V.SNAP_FLAG_GUEST_MODE | (runPending ? V.SNAP_FLAG_RUN_PENDING : 0);
+  // The cache is a copy of the eVMCS an enlightened entry made current
+  // (seed 002: not "eVMCS enabled"; an L1 that never entered through one has
+  // no EVMCS flag): VMCS12 names the eVMCS (no VMPTRLD'ed VMCS is current
+  // then, nested/evmcs.ts).
+  const evmcs = n.evmcs != state.INVALID;
+  if (evmcs) flags |= V.SNAP_FLAG_EVMCS;
   store<u32>(p, flags, V.SNAP_NESTED_FLAGS);
   store<u64>(p, n.vmxOn ? n.vmxonPtr : NONE, V.SNAP_NESTED_VMXON);
-  store<u64>(p, n.current, V.SNAP_NESTED_VMCS12); // INVALID is all ones: none
+  store<u64>(p, evmcs ? n.evmcs : n.current, V.SNAP_NESTED_VMCS12); // INVALID is all ones: none
   // L1's timer for L2, absolute in L1's TSC (ptimer.ts keeps host TSC
   // >> rate).
   const timer = n.inL2 && ptimer.active(n);
   store<u64>(p, timer ? (n.ptimerDeadline << ptimer.rate()) + offset : NONE, V.SNAP_NESTED_PREEMPTION_DEADLINE);
   if (n.inL2) memory.copy(p + V.SNAP_NESTED_L2_EFER, l2Saved, 32);
   w.end();
-  if (n.current == state.INVALID) return;
+  if (n.current == state.INVALID && !evmcs) return;
   w.section(V.SNAP_SEC_VMCS12);
+  const page = w.here();
   w.bytes(n.vmcs12, V.VMCS12_PAGE_SIZE);
+  // A copy of an eVMCS has no revision identifier of its own (the cache's
+  // word is whatever the entry that filled it left, and nothing reads it):
+  // ours, so that the same state is the same bytes.
+  if (evmcs && !w.failed) store<u32>(page + V.VMCS12_REVISION_ID_OFFSET, caps.REVISION_ID);
   w.end();
   if (!n.inL2 || !shadowing12(vcpu)) return;
   // The shadow vmcs12 is L1's page (L0 keeps no copy, shadow12.ts).
@@ -106,6 +120,21 @@ function writeNested(vcpu: Vcpu, w: Writer, runPending: bool, offset: u64): void
   const q = w.here();
   w.zeros(V.VMCS12_PAGE_SIZE);
   if (!w.failed && guestmem.isRam(link, V.VMCS12_PAGE_SIZE)) guestmem.copyOut(q, link, V.VMCS12_PAGE_SIZE);
+  w.end();
+}
+
+// HYPERV (a guest with hyperv=on): the synthetic MSRs that keep a value
+// (vm/exit/hyperv.ts): the partition's, held by the Vm (one vCPU per VM, so
+// its blob carries them), and the vCPU's VP assist page.
+function writeHyperv(vcpu: Vcpu, w: Writer): void {
+  const vm = vcpu.vm;
+  if (!vm.hvOffered) return;
+  w.section(V.SNAP_SEC_HYPERV);
+  w.u64(vm.hvGuestOsId);
+  w.u64(vm.hvHypercall);
+  w.u64(vm.hvTscInvariantControl);
+  w.u64(vcpu.hv.vpAssistPage);
+  w.zeros(V.SNAP_HYPERV_BYTES - V.SNAP_HYPERV_RESERVED);
   w.end();
 }
 
@@ -118,6 +147,7 @@ export function maxBytes(): u64 {
   n += V.SNAP_APIC_BYTES + V.SNAP_EVENTS_BYTES + V.SNAP_TIMERS_BYTES + V.SNAP_DEBUG_BYTES;
   n += <u64>V.SNAP_XSTATE_BYTES + <u64>xstate.areaBytes() + 8;
   n += V.SNAP_NESTED_BYTES + 2 * <u64>V.VMCS12_PAGE_SIZE;
+  n += V.SNAP_HYPERV_BYTES;
   return n;
 }
 
@@ -145,8 +175,10 @@ export function save(vcpu: Vcpu, w: Writer, base: usize, capacity: u64, runPendi
       print.say("snapshot: VMPTRLD of vmcs01 failed");
       return 0;
     }
-  } else if (n.vmxOn) {
-    // What L1 wrote through L0's shadow VMCS, into the cache.
+  } else if (n.vmxOn && n.evmcs == state.INVALID) {
+    // What L1 wrote through L0's shadow VMCS, into the cache. (Not with an
+    // eVMCS in use: L1 writes that in its memory, and its enlightened
+    // entries read it, launch.ts.)
     shadow.pull(vcpu);
   }
   const size = write(vcpu, w, base, capacity, runPending, l2Info, l2Error, l2Length);
@@ -160,7 +192,7 @@ export function save(vcpu: Vcpu, w: Writer, base: usize, capacity: u64, runPendi
 function write(vcpu: Vcpu, w: Writer, base: usize, capacity: u64, runPending: bool,
   l2Info: u32, l2Error: u32, l2Length: u32): u64 {
   const hasX = xstate.offered != 0;
-  const count: u32 = 7 + (hasX ? 1 : 0) + nestedSections(vcpu);
+  const count: u32 = 7 + (hasX ? 1 : 0) + nestedSections(vcpu) + (vcpu.vm.hvOffered ? 1 : 0);
   w.begin(base, capacity, count, vcpu.index);
   const now = cpu.rdtsc();
   // L1's TSC offset: vmcs01's, plus what L2's writes of the TSC moved it by
@@ -249,6 +281,7 @@ function write(vcpu: Vcpu, w: Writer, base: usize, capacity: u64, runPending: bo
     w.end();
   }
   writeNested(vcpu, w, runPending, offset);
+  writeHyperv(vcpu, w);
   return w.finish();
 }
 

@@ -5,7 +5,8 @@
 // within MAXPHYADDR, and here also a whole page of L1's RAM (the hypervisor
 // reads those pages in software, nested/common.ts inRam) and not the same
 // page. With GUEST_MODE the restored vmcs12 must pass the VM-entry checks
-// L1's VMLAUNCH/VMRESUME made (checkVmcs12).
+// L1's VMLAUNCH/VMRESUME made (checkVmcs12). With EVMCS the vmcs12 is a copy
+// of an enlightened VMCS and NESTED's VMCS12 its address (docs/snapshot.md).
 import * as V from "../arch/vmx";
 import * as guestmem from "../vm/guestmem";
 import * as state from "../nested/state";
@@ -116,9 +117,11 @@ export function nested(r: Reader, lim: Limits, v: Verdict): u32 {
   const vmxon = r.u64(off + V.SNAP_NESTED_VMXON);
   const vmcs12 = r.u64(off + V.SNAP_NESTED_VMCS12);
   const deadline = r.u64(off + V.SNAP_NESTED_PREEMPTION_DEADLINE);
-  // The enlightened VMCS is reserved: no Hyper-V interface yet (seed 002:
-  // with it the vmcs12 would be a copy of an eVMCS in L1's memory).
-  if ((flags & V.SNAP_FLAG_EVMCS) != 0) return v.fail(R.NESTED_EVMCS, sec, V.SNAP_NESTED_FLAGS, flags);
+  // EVMCS (seed 002): the vmcs12 is a copy of the enlightened VMCS an
+  // enlightened entry made current, and VMCS12 is that eVMCS's address. Only
+  // a guest with the Hyper-V interface can have one.
+  const evmcs = (flags & V.SNAP_FLAG_EVMCS) != 0;
+  if (evmcs && !lim.hyperv) return v.fail(R.NESTED_EVMCS, sec, V.SNAP_NESTED_FLAGS, flags);
   if ((flags & ~V.SNAP_FLAGS_DEFINED) != 0) return v.fail(R.NESTED_FLAGS_UNKNOWN, sec, V.SNAP_NESTED_FLAGS, flags);
   const guestMode = (flags & V.SNAP_FLAG_GUEST_MODE) != 0;
   if ((flags & V.SNAP_FLAG_RUN_PENDING) != 0 && !guestMode) return v.fail(R.NESTED_RUN_PENDING, sec, V.SNAP_NESTED_FLAGS, flags);
@@ -131,11 +134,15 @@ export function nested(r: Reader, lim: Limits, v: Verdict): u32 {
   }
   if (vmcs12 == NONE) {
     if (guestMode) return v.fail(R.NESTED_GUEST_MODE_WITHOUT_VMCS12, sec, V.SNAP_NESTED_FLAGS, flags);
+    if (evmcs) return v.fail(R.NESTED_EVMCS_WITHOUT_VMCS12, sec, V.SNAP_NESTED_FLAGS, flags);
   } else {
+    // An eVMCS address passed the same alignment and RAM tests at the
+    // enlightened entry (nested/evmcs.ts: else VMfailInvalid).
     const p = pointerRule(vmcs12, lim, R.VMCS12_MISALIGNED, R.VMCS12_MAXPHYADDR, R.VMCS12_OUTSIDE_RAM);
     if (p != R.OK) return v.fail(p, sec, V.SNAP_NESTED_VMCS12, vmcs12);
-    // VMPTRLD refuses the VMXON pointer (31.3, error 10).
-    if (vmcs12 == vmxon) return v.fail(R.VMCS12_IS_VMXON, sec, V.SNAP_NESTED_VMCS12, vmcs12);
+    // VMPTRLD refuses the VMXON pointer (31.3, error 10); an enlightened
+    // entry does not check it (the eVMCS is plain memory, TLFS).
+    if (vmcs12 == vmxon && !evmcs) return v.fail(R.VMCS12_IS_VMXON, sec, V.SNAP_NESTED_VMCS12, vmcs12);
   }
   // L1's preemption timer for L2 runs only while L2 does (nested/ptimer.ts).
   if (deadline != NONE && !guestMode) return v.fail(R.TIMER12_OUTSIDE_L2, sec, V.SNAP_NESTED_PREEMPTION_DEADLINE, deadline);
@@ -153,12 +160,15 @@ function page12(r: Reader, lim: Limits, v: Verdict, flags: u32, vmxon: u64, vmcs
   const sec = V.SNAP_SEC_VMCS12;
   const page = sectionOffset(r, sec);
   const guestMode = (flags & V.SNAP_FLAG_GUEST_MODE) != 0;
+  const evmcs = (flags & V.SNAP_FLAG_EVMCS) != 0;
   // What VMPTRLD accepted (31.3): our revision identifier; the shadow-VMCS
   // indicator only when L1 is offered VMCS shadowing, and never for a VMCS
-  // L2 runs from (VMLAUNCH/VMRESUME fail on a shadow VMCS, 27.1).
+  // L2 runs from (VMLAUNCH/VMRESUME fail on a shadow VMCS, 27.1). A copy of
+  // an eVMCS has no revision of its own (the eVMCS's VersionNumber is in
+  // L1's memory): save.ts writes ours, without the indicator.
   const rev = r.u32(page + V.VMCS12_REVISION_ID_OFFSET);
   if ((rev & ~V.VMCS_SHADOW_INDICATOR) != lim.vmcs12Revision) return v.fail(R.VMCS12_REVISION, sec, V.VMCS12_REVISION_ID_OFFSET, rev);
-  if ((rev & V.VMCS_SHADOW_INDICATOR) != 0 && (guestMode || !lim.shadowVmcs))
+  if ((rev & V.VMCS_SHADOW_INDICATOR) != 0 && (guestMode || evmcs || !lim.shadowVmcs))
     return v.fail(R.VMCS12_SHADOW_INDICATOR, sec, V.VMCS12_REVISION_ID_OFFSET, rev);
   // Launch state: clear (0) or launched (1); launched once L2 has been
   // entered from it (a VMLAUNCH sets it before L2 runs: launch.ts).
@@ -205,7 +215,11 @@ export function entryChecks(r: Reader, lim: Limits, v: Verdict): u32 {
   if (off == NONE || (r.u32(off + V.SNAP_NESTED_FLAGS) & V.SNAP_FLAG_GUEST_MODE) == 0) return R.OK;
   const page = sectionOffset(r, V.SNAP_SEC_VMCS12);
   if (!r.has(page, PAGE)) return v.fail(R.BLOB_TRUNCATED, V.SNAP_SEC_VMCS12, -1, page);
-  const current = r.u64(off + V.SNAP_NESTED_VMCS12);
+  // The current-VMCS pointer the checks compare the link pointer with
+  // (27.3.1.5): none with an eVMCS, as at its enlightened entry (launch.ts
+  // checked with no VMPTRLD'ed VMCS current).
+  const flags = r.u32(off + V.SNAP_NESTED_FLAGS);
+  const current = (flags & V.SNAP_FLAG_EVMCS) != 0 ? NONE : r.u64(off + V.SNAP_NESTED_VMCS12);
   const l1Ia32e = (vmcs01Value(r, V.GUEST_IA32_EFER) & V.X86_EFER_LMA) != 0;
   const c = checkVmcs12(r.at(page), current, l1Ia32e, lim, outcome);
   if (c == VMCS12_PASSED) return R.OK;

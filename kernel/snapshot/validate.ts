@@ -2,7 +2,8 @@
 // the blob and on the machine it is restored on (Limits), checked before
 // restore changes anything (issue 10 item 5): the framing here, then each
 // section (validate-state.ts: APIC, events, timers, extended state;
-// validate-nested.ts: the nested state and vmcs12). The first broken rule
+// validate-nested.ts: the nested state and vmcs12; validate-hyperv.ts: the
+// Hyper-V synthetic MSRs). The first broken rule
 // is the answer (rules.ts names them; docs/snapshot.md "Validation" says
 // why each exists). Nothing here writes anything but the Verdict and
 // validate-nested.ts's scratch (the Nested a GUEST_MODE vmcs12 is checked
@@ -19,6 +20,7 @@ import { sectionOffset, sectionSize, indexIn } from "./find";
 import * as st from "./validate-state";
 import * as nest from "./validate-nested";
 import * as l2 from "./validate-l2";
+import * as hv from "./validate-hyperv";
 
 // Bytes of the sections that have a fixed size; 0 for lists and XSTATE.
 function fixedSize(id: u32): u32 {
@@ -31,6 +33,7 @@ function fixedSize(id: u32): u32 {
     case V.SNAP_SEC_NESTED: return V.SNAP_NESTED_BYTES;
     case V.SNAP_SEC_VMCS12: return <u32>V.VMCS12_PAGE_SIZE;
     case V.SNAP_SEC_SHADOW_VMCS12: return <u32>V.VMCS12_PAGE_SIZE;
+    case V.SNAP_SEC_HYPERV: return V.SNAP_HYPERV_BYTES;
   }
   return 0;
 }
@@ -96,6 +99,11 @@ function framing(r: Reader, lim: Limits, v: Verdict): u32 {
   if (lim.xsaveBytes != 0 && !hasX) return v.fail(R.SECTION_MISSING, V.SNAP_SEC_XSTATE, -1, V.SNAP_SEC_XSTATE);
   if (lim.xsaveBytes == 0 && hasX) return v.fail(R.SECTION_UNEXPECTED, V.SNAP_SEC_XSTATE, -1, V.SNAP_SEC_XSTATE);
   if (!lim.nested && r.find(V.SNAP_SEC_NESTED) >= 0) return v.fail(R.NESTED_NOT_OFFERED, V.SNAP_SEC_NESTED, -1, 0);
+  // HYPERV exactly for a guest with hyperv=on (its synthetic MSRs would
+  // otherwise be lost, or be given to a guest that has none).
+  const hasHv = r.find(V.SNAP_SEC_HYPERV) >= 0;
+  if (!lim.hyperv && hasHv) return v.fail(R.HYPERV_NOT_OFFERED, V.SNAP_SEC_HYPERV, -1, 0);
+  if (lim.hyperv && !hasHv) return v.fail(R.SECTION_MISSING, V.SNAP_SEC_HYPERV, -1, V.SNAP_SEC_HYPERV);
   return R.OK;
 }
 
@@ -233,6 +241,7 @@ export function validate(blob: usize, length: u64, lim: Limits, v: Verdict, r: R
   if (rule == R.OK) rule = nest.nested(r, lim, v);
   if (rule == R.OK) rule = st.events(r, lim, v);
   if (rule == R.OK) rule = l2.l2State(r, v);
+  if (rule == R.OK) rule = hv.hypervState(r, lim, v);
   if (rule == R.OK) rule = nest.entryChecks(r, lim, v);
   // Every read stayed inside the blob (framing made sure); a read outside
   // would be a bug here, and is a rejection rather than a wrong answer.

@@ -327,6 +327,8 @@ function report(vcpu: Vcpu, g: i32): bool {
     print.dec(vcpu.vm.snapshotsInL2);
     print.str(", in a nested VM entry ");
     print.dec(vcpu.vm.snapshotsRunPending);
+    print.str(", with an eVMCS ");
+    print.dec(vcpu.vm.snapshotsWithEvmcs);
     print.str("); every ");
     print.dec(config.snapshotEvery[g]);
     print.str(" exits, ");

@@ -37,12 +37,14 @@ export const MAX_VCPUS: i32 = 8;
   snapshots: u32 = 0;
   // Of those: taken in VMX operation, with a current vmcs12 not yet
   // launched (between L1's VMPTRLD/VMCLEAR and VMLAUNCH), while L2 ran, and
-  // with L1's VMLAUNCH/VMRESUME emulated but L2 not yet entered (the tests
-  // show that snapshot=N lands in each of these places).
+  // with L1's VMLAUNCH/VMRESUME emulated but L2 not yet entered, and with
+  // an enlightened VMCS in use (the EVMCS flag: the tests show that
+  // snapshot=N lands in each of these places).
   snapshotsInVmx: u32 = 0;
   snapshotsBeforeLaunch: u32 = 0;
   snapshotsInL2: u32 = 0;
   snapshotsRunPending: u32 = 0;
+  snapshotsWithEvmcs: u32 = 0;
   snapshotTicks: u64 = 0; // host ticks spent in them (L1's TSC stood still)
   // The guest's own snapshot (the snapshot hypercalls, snapshot/hypercall.ts):
   // the blob's size (0: none taken) and the restores of it (the RAM's part

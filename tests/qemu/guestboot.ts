@@ -42,14 +42,15 @@ export function endings(serial: string): [string, string, boolean][] {
 
 // Each guest's snapshot=N line (kernel/vm/guest.ts), by guest number:
 // snapshots taken, of those in VMX operation, with a current vmcs12 not yet
-// launched, in L2, in a nested VM entry; every N exits, processors.
-export type SnapshotLine = { taken: number; inVmx: number; beforeLaunch: number; inL2: number; runPending: number; every: number; cpus: number };
-export const SNAPSHOT_LINE = /^hv: snapshots: (\d+) taken \(in VMX operation (\d+), with a current vmcs12 not launched (\d+), in L2 (\d+), in a nested VM entry (\d+)\); every (\d+) exits, (\d+) processor\(s\)$/;
+// launched, in L2, in a nested VM entry, with an enlightened VMCS in use (the
+// NESTED EVMCS flag); every N exits, processors.
+export type SnapshotLine = { taken: number; inVmx: number; beforeLaunch: number; inL2: number; runPending: number; evmcs: number; every: number; cpus: number };
+export const SNAPSHOT_LINE = /^hv: snapshots: (\d+) taken \(in VMX operation (\d+), with a current vmcs12 not launched (\d+), in L2 (\d+), in a nested VM entry (\d+), with an eVMCS (\d+)\); every (\d+) exits, (\d+) processor\(s\)$/;
 export function snapshotLine(line: string): SnapshotLine | null {
   const m = SNAPSHOT_LINE.exec(line);
   if (!m) return null;
-  const [taken, inVmx, beforeLaunch, inL2, runPending, every, cpus] = m.slice(1).map(Number);
-  return { taken, inVmx, beforeLaunch, inL2, runPending, every, cpus };
+  const [taken, inVmx, beforeLaunch, inL2, runPending, evmcs, every, cpus] = m.slice(1).map(Number);
+  return { taken, inVmx, beforeLaunch, inL2, runPending, evmcs, every, cpus };
 }
 export function snapshotLines(serial: string): Map<number, SnapshotLine> {
   const out = new Map<number, SnapshotLine>();

@@ -231,7 +231,7 @@ for (const cpus of [1, 2]) {
     assert.equal(r.faults, []);
     assert.is(r.status, 0, r.console);
     assert.is(rounds, 6);
-    assert.match(r.console, new RegExp(`^hv: snapshots: \\d+ taken \\(in VMX operation 0, with a current vmcs12 not launched 0, in L2 0, in a nested VM entry 0\\); every 1 exits, ${cpus} processor`, 'm'));
+    assert.match(r.console, new RegExp(`^hv: snapshots: \\d+ taken \\(in VMX operation 0, with a current vmcs12 not launched 0, in L2 0, in a nested VM entry 0, with an eVMCS 0\\); every 1 exits, ${cpus} processor`, 'm'));
   });
 }
 

@@ -372,7 +372,7 @@ function buildSnapshot(t, fields, vmcs12Size, section, add, constValue, msrNums)
     add(`SNAP_FLAG_${f.name}`, 1 << f.bit, 'u32', 'hex', f.doc);
     known |= 1 << f.bit;
   }
-  add('SNAP_FLAGS_DEFINED', known, 'u32', 'hex', 'every flag with a meaning (EVMCS is defined but rejected)');
+  add('SNAP_FLAGS_DEFINED', known, 'u32', 'hex', 'every flag with a meaning');
 
   // vmcs01 field list: guest-state fields minus the exclusions, plus the extras.
   const byName = new Map(fields.map((f) => [f.name, f]));

@@ -1327,6 +1327,13 @@ export const SNAPSHOT = {
       { name: 'L2_DR7', offset: 48, size: 8, doc: "with GUEST_MODE: L2's DR7; else zero" },
       { name: 'L2_DEBUGCTL', offset: 56, size: 8, doc: "with GUEST_MODE: L2's IA32_DEBUGCTL; else zero" },
     ] },
+    { prefix: 'HYPERV', bytes: 64, doc: 'HYPERV section: the synthetic MSRs of a hyperv=on guest (Hyper-V TLFS)', fields: [
+      { name: 'GUEST_OS_ID', offset: 0, size: 8, doc: 'HV_X64_MSR_GUEST_OS_ID (partition-wide)' },
+      { name: 'HYPERCALL', offset: 8, size: 8, doc: 'HV_X64_MSR_HYPERCALL (partition-wide)' },
+      { name: 'TSC_INVARIANT_CONTROL', offset: 16, size: 8, doc: 'HV_X64_MSR_TSC_INVARIANT_CONTROL (partition-wide)' },
+      { name: 'VP_ASSIST_PAGE', offset: 24, size: 8, doc: "HV_X64_MSR_VP_ASSIST_PAGE (this vCPU's)" },
+      { name: 'RESERVED', offset: 32, size: 32, doc: 'zero' },
+    ] },
   ],
   // Section ids in the order a blob holds them. bytes: fixed size (a number, or the name of a
   // constant); item: size of each item of a list section.
@@ -1342,11 +1349,12 @@ export const SNAPSHOT = {
     { name: 'NESTED', id: 9, bytes: 'SNAP_NESTED_BYTES', doc: "L1's VMX operation (absent: never entered)" },
     { name: 'VMCS12', id: 10, bytes: 'VMCS12_PAGE_SIZE', doc: 'the current vmcs12 (private layout)' },
     { name: 'SHADOW_VMCS12', id: 11, bytes: 'VMCS12_PAGE_SIZE', doc: "the shadow VMCS vmcs12's link pointer names (GUEST_MODE with VMCS shadowing)" },
+    { name: 'HYPERV', id: 12, bytes: 'SNAP_HYPERV_BYTES', doc: 'the Hyper-V synthetic MSRs (exactly for a guest with hyperv=on)' },
   ],
   nestedFlags: [
     { name: 'GUEST_MODE', bit: 0, doc: 'L2 was running (vmcs02 current): KVM_STATE_NESTED_GUEST_MODE' },
     { name: 'RUN_PENDING', bit: 1, doc: "L1's VMLAUNCH/VMRESUME emulated, L2 not yet entered: KVM_STATE_NESTED_RUN_PENDING" },
-    { name: 'EVMCS', bit: 2, doc: 'reserved for the enlightened VMCS (KVM_STATE_NESTED_EVMCS): rejected' },
+    { name: 'EVMCS', bit: 2, doc: 'vmcs12 was copied from the eVMCS an enlightened entry made current; NESTED VMCS12 is its address (KVM_STATE_NESTED_EVMCS)' },
   ],
   // vmcs01's fields in the VMCS01 section: every guest-state field of VMCS_FIELDS except these
   // (rebuildable, or of features no guest is offered, so that they hold what vmcs01.ts wrote),

@@ -160,7 +160,7 @@ const PAGE_MASK: u64 = ~(<u64>0xfff);
 // HV_X64_MSR_VP_ASSIST_PAGE (TLFS "Virtual Processor Assist Page"): 63:12
 // the page's GPFN, 11:1 reserved, 0 enable.
 export const VP_ASSIST_ENABLE: u64 = 1 << 0;
-const VP_ASSIST_RESERVED: u64 = 0xffe;
+export const VP_ASSIST_RESERVED: u64 = 0xffe;
 // HV_X64_MSR_TSC_INVARIANT_CONTROL: bit 0 exposes the invariant TSC; the
 // rest is reserved.
 export const TSC_INVARIANT_EXPOSE: u64 = 1 << 0;
