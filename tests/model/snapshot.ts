@@ -21,6 +21,8 @@ export interface Snap {
   nested: { flags: number; vmxon: bigint; vmcs12: bigint; deadline: bigint; l2?: [bigint, bigint, bigint, bigint] } | null;
   vmcs12: Uint8Array | null; // VMCS12_PAGE_SIZE, private layout
   shadow12: Uint8Array | null;
+  /** The HYPERV section (a guest with hyperv=on); absent or null: none. */
+  hyperv?: { guestOsId: bigint; hypercall: bigint; tscInvariantControl: bigint; vpAssistPage: bigint } | null;
 }
 
 const align8 = (n: number): number => (n + 7) & ~7;
@@ -93,6 +95,15 @@ export function sections(s: Snap): [number, Uint8Array][] {
   }
   if (s.vmcs12) out.push([V.SNAP_SEC_VMCS12, s.vmcs12]);
   if (s.shadow12) out.push([V.SNAP_SEC_SHADOW_VMCS12, s.shadow12]);
+  if (s.hyperv) {
+    const b = new Uint8Array(V.SNAP_HYPERV_BYTES);
+    const dv = new DataView(b.buffer);
+    dv.setBigUint64(V.SNAP_HYPERV_GUEST_OS_ID, BigInt.asUintN(64, s.hyperv.guestOsId), true);
+    dv.setBigUint64(V.SNAP_HYPERV_HYPERCALL, BigInt.asUintN(64, s.hyperv.hypercall), true);
+    dv.setBigUint64(V.SNAP_HYPERV_TSC_INVARIANT_CONTROL, BigInt.asUintN(64, s.hyperv.tscInvariantControl), true);
+    dv.setBigUint64(V.SNAP_HYPERV_VP_ASSIST_PAGE, BigInt.asUintN(64, s.hyperv.vpAssistPage), true);
+    out.push([V.SNAP_SEC_HYPERV, b]);
+  }
   return out;
 }
 

@@ -44,8 +44,12 @@ const XSAVE_BYTES = 832; // legacy area + header + AVX
 const BASE_LIMITS = {
   vcpu: 0, ramBytes: RAM, physAddrBits: 39, linearBits: 48, nested: true, shadowVmcs: true, vmcs12Revision: REV,
   mxcsrMask: 0xffff, xcr0Offered: 7n, xsaveBytes: XSAVE_BYTES, anyErrorCode: false, zeroLengthInjection: false, mtf: true,
+  hyperv: false,
 };
 type Limits = typeof BASE_LIMITS;
+// A guest with hyperv=on: its blobs have a HYPERV section, and may have an eVMCS.
+const HV = { hyperv: true };
+const HV_LIMITS: Limits = { ...BASE_LIMITS, ...HV };
 
 // ---- the kernel ------------------------------------------------------------------------------
 
@@ -78,7 +82,7 @@ function setLimits(l: Limits): void {
   if (key === limitsNow) return;
   limitsNow = key;
   call('snap_setLimits', l.vcpu, l.ramBytes, l.physAddrBits, l.linearBits, l.nested, l.shadowVmcs, l.vmcs12Revision,
-    l.mxcsrMask, l.xcr0Offered, l.xsaveBytes, l.anyErrorCode, l.zeroLengthInjection, l.mtf);
+    l.mxcsrMask, l.xcr0Offered, l.xsaveBytes, l.anyErrorCode, l.zeroLengthInjection, l.mtf, l.hyperv);
 }
 interface Answer { rule: string; section: number; item: number; value: bigint; check: string }
 function validate(blob: Uint8Array, l: Limits = BASE_LIMITS): Answer {
@@ -308,16 +312,59 @@ function runPending(): Snap {
   set12(s.vmcs12!, V.VM_ENTRY_EXCEPTION_ERROR_CODE, 2n);
   return s;
 }
-const BASES: Record<string, () => Snap> = { l1Only, vmxIdle, vmcs12Loaded, inL2, inL2Shadow, runPending };
+// hyperv=on: the synthetic MSRs of a guest that identified itself, enabled
+// its hypercall page and VP assist page, exposed the invariant TSC (TLFS);
+// an eVMCS made current by an enlightened entry (nested/evmcs.ts), while L1
+// runs and while L2 runs from it.
+const EVMCS12 = 0x23000n, ASSIST = 0x25000n, HYPERCALL_PAGE = 0x26000n;
+const hvMsrs = () => ({ guestOsId: 0x8100_0000_0001_0000n, hypercall: HYPERCALL_PAGE | 1n, tscInvariantControl: 1n, vpAssistPage: ASSIST | 1n });
+/** L1 alone with hyperv=on. */
+function hvL1(): Snap {
+  return { ...l1Only(), hyperv: hvMsrs() };
+}
+/** L1 runs after an enlightened entry: vmcs12 is a copy of the eVMCS at EVMCS12. */
+function evmcsL1(): Snap {
+  const s = vmcs12Loaded();
+  s.nested = { flags: V.SNAP_FLAG_EVMCS, vmxon: VMXON, vmcs12: EVMCS12, deadline: NONE };
+  s.hyperv = hvMsrs();
+  return s;
+}
+/** L2 runs from an eVMCS (no preemption timer: eVMCS v1 cannot express it). */
+function evmcsL2(): Snap {
+  const s = inL2();
+  s.nested = { ...s.nested!, flags: V.SNAP_FLAG_GUEST_MODE | V.SNAP_FLAG_EVMCS, vmcs12: EVMCS12, deadline: NONE };
+  set12(s.vmcs12!, V.PIN_BASED_VM_EXEC_CONTROL, get12(s.vmcs12!, V.PIN_BASED_VM_EXEC_CONTROL) & ~BigInt(V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER));
+  s.hyperv = hvMsrs();
+  return s;
+}
+const BASES: Record<string, () => Snap> = { l1Only, vmxIdle, vmcs12Loaded, inL2, inL2Shadow, runPending, hvL1, evmcsL1, evmcsL2 };
+const HV_BASES = new Set(['hvL1', 'evmcsL1', 'evmcsL2']);
+const limitsOf = (name: string): Limits => (HV_BASES.has(name) ? HV_LIMITS : BASE_LIMITS);
 
 test('valid blobs of every kind are accepted, GUEST_MODE ones after the SDM entry checks on their vmcs12', () => {
   for (const [name, make] of Object.entries(BASES)) {
-    const a = validate(encode(make()));
+    const a = validate(encode(make()), limitsOf(name));
     assert.is(a.rule, 'ok', `${name}: ${JSON.stringify(a, (_, v) => (typeof v === 'bigint' ? v.toString(16) : v))}`);
     assert.is(a.check, '', name);
     const s = make();
     if (s.vmcs12) assert.is(oracleClass(s.vmcs12, s.nested!.vmcs12, true, RAM), 0, `${name}: the model's entry checks pass its vmcs12`);
   }
+  // hyperv=on: what the MSRs allow is accepted. A disabled page may name
+  // anything (the enable bit off, the MSR keeps what was written); the
+  // hypercall MSR's bits 11:2 are reserved-preserved; no identity and
+  // nothing enabled; an eVMCS at the VMXON page (an enlightened entry does
+  // not check that, unlike VMPTRLD).
+  const hv = (f: (h: NonNullable<Snap['hyperv']>) => void, base = hvL1) => { const s = base(); f(s.hyperv!); return encode(s); };
+  assert.is(validate(hv((h) => (h.vpAssistPage = 0xffff_f000n)), HV_LIMITS).rule, 'ok', 'a disabled VP assist page beyond RAM');
+  assert.is(validate(hv((h) => (h.hypercall = HYPERCALL_PAGE | 0xffcn | 1n)), HV_LIMITS).rule, 'ok', 'hypercall MSR bits 11:2');
+  assert.is(validate(hv((h) => Object.assign(h, { guestOsId: 0n, hypercall: RAM, vpAssistPage: 0n, tscInvariantControl: 0n })), HV_LIMITS).rule, 'ok', 'nothing enabled');
+  const atVmxon = evmcsL1();
+  atVmxon.nested!.vmcs12 = VMXON;
+  assert.is(validate(encode(atVmxon), HV_LIMITS).rule, 'ok', 'an eVMCS at the VMXON page');
+  // An eVMCS while L1 runs or L2 runs, with the VP assist page disabled
+  // since: the blob alone is consistent (the link is checked when the
+  // eVMCS is mapped after the restore: snapshot-evmcs.test.ts).
+  assert.is(validate(hv((h) => (h.vpAssistPage = 0n), evmcsL2), HV_LIMITS).rule, 'ok', 'GUEST_MODE eVMCS, VP assist page disabled');
   // nested=off: a blob without NESTED; without XSAVE: without XSTATE.
   assert.is(validate(encode(l1Only()), { ...BASE_LIMITS, nested: false }).rule, 'ok');
   assert.is(validate(encode({ ...l1Only(), xstate: null }), { ...BASE_LIMITS, xsaveBytes: 0, xcr0Offered: 0n }).rule, 'ok');
@@ -450,7 +497,22 @@ const CASES: Case[] = [
   { rule: 'nested.l2-state', base: inL2, snap: (s) => (s.nested!.l2![1] = 0x0007040600070402n), what: "L2's PAT with a reserved memory type (2)" },
   { rule: 'nested.l2-state', base: inL2, snap: (s) => (s.nested!.l2![2] = 1n << 32n), what: "L2's DR7 bit 32" },
   { rule: 'nested.flags-unknown', base: inL2, snap: (s) => (s.nested!.flags |= 8), what: 'flag 8' },
-  { rule: 'nested.evmcs', base: inL2, snap: (s) => (s.nested!.flags |= V.SNAP_FLAG_EVMCS), what: 'the enlightened VMCS (reserved)' },
+  { rule: 'nested.evmcs-not-offered', base: inL2, snap: (s) => (s.nested!.flags |= V.SNAP_FLAG_EVMCS), what: 'an eVMCS for a guest without hyperv=on' },
+  { rule: 'nested.evmcs-without-address', base: evmcsL1, limits: HV, snap: (s) => Object.assign(s, { nested: { ...s.nested!, vmcs12: NONE }, vmcs12: null }), what: 'EVMCS without the eVMCS address' },
+  { rule: 'nested.flags-without-vmxon', base: evmcsL1, limits: HV, snap: (s) => Object.assign(s, { nested: { ...s.nested!, vmxon: NONE, vmcs12: NONE }, vmcs12: null }), what: 'EVMCS outside VMX operation' },
+  { rule: 'nested.vmcs12-outside-ram', base: evmcsL2, limits: HV, snap: (s) => (s.nested!.vmcs12 = RAM), what: "an eVMCS past L1's RAM (the enlightened entry refused it)" },
+  { rule: 'nested.vmcs12-misaligned', base: evmcsL1, limits: HV, snap: (s) => (s.nested!.vmcs12 = EVMCS12 + 0x10n), what: 'an eVMCS not 4-KiB aligned' },
+  { rule: 'vmcs12.revision', base: evmcsL1, limits: HV, snap: (s) => u32(s.vmcs12!, V.VMCS12_REVISION_ID_OFFSET, 1), what: "a copy of an eVMCS with the eVMCS's version (1) as its revision word" },
+  { rule: 'vmcs12.shadow-indicator', base: evmcsL1, limits: HV, snap: (s) => u32(s.vmcs12!, V.VMCS12_REVISION_ID_OFFSET, (REV | SHADOW_BIT) >>> 0), what: 'a copy of an eVMCS marked as a shadow VMCS' },
+  // the Hyper-V synthetic MSRs (TLFS)
+  { rule: 'hyperv.not-offered', base: hvL1, what: 'Hyper-V state for a guest without hyperv=on' },
+  { rule: 'section.missing', base: l1Only, limits: HV, what: 'no HYPERV for a guest with hyperv=on' },
+  { rule: 'hyperv.reserved', base: hvL1, limits: HV, bytes: (b) => (b[secAt(b, V.SNAP_SEC_HYPERV).offset + V.SNAP_HYPERV_RESERVED + 9] = 1, b), what: 'reserved byte' },
+  { rule: 'hyperv.reserved-bits', base: hvL1, limits: HV, snap: (s) => (s.hyperv!.vpAssistPage |= 2n), what: 'VP assist page MSR bit 1 (TLFS: reserved, #GP)' },
+  { rule: 'hyperv.reserved-bits', base: hvL1, limits: HV, snap: (s) => (s.hyperv!.tscInvariantControl = 3n), what: 'TSC_INVARIANT_CONTROL bit 1 (reserved, #GP)' },
+  { rule: 'hyperv.page-outside-ram', base: hvL1, limits: HV, snap: (s) => (s.hyperv!.vpAssistPage = RAM | 1n), what: "an enabled VP assist page past the guest's RAM" },
+  { rule: 'hyperv.page-outside-ram', base: evmcsL2, limits: HV, snap: (s) => (s.hyperv!.hypercall = (1n << 40n) | 1n), what: "an enabled hypercall page beyond the guest's RAM" },
+  { rule: 'hyperv.hypercall-without-os-id', base: hvL1, limits: HV, snap: (s) => (s.hyperv!.guestOsId = 0n), what: 'the hypercall page enabled without a guest OS identity (TLFS: writing 0 disables it)' },
   { rule: 'nested.run-pending-without-guest-mode', base: vmcs12Loaded, snap: (s) => (s.nested!.flags = V.SNAP_FLAG_RUN_PENDING), what: 'RUN_PENDING alone' },
   { rule: 'nested.flags-without-vmxon', base: vmxIdle, snap: (s) => Object.assign(s.nested!, { vmxon: NONE, flags: V.SNAP_FLAG_GUEST_MODE }), what: 'GUEST_MODE outside VMX operation' },
   { rule: 'nested.vmcs12-without-vmxon', base: vmcs12Loaded, snap: (s) => (s.nested!.vmxon = NONE), what: 'a current VMCS outside VMX operation' },
@@ -609,6 +671,7 @@ test("the kernel's Writer builds the documented bytes, and stays inside its capa
 
 test(`${MUTATIONS} random mutations of valid blobs: accepted or rejected by a named rule, no trap, blob untouched`, () => {
   const rng = prng(SEED);
+  const names = Object.keys(BASES);
   const bases = Object.values(BASES).map((f) => encode(f()));
   const tables = bases.map((b) => table(b)); // where the sections are before any mutation
   const interesting32 = [0, 1, 2, 7, 8, 0x10, 0x80000000, 0xffffffff, 0x7fffffff, 0x1000, 0xfff, V.SNAP_SEC_LAST, V.SNAP_SEC_LAST + 1];
@@ -677,6 +740,7 @@ test(`${MUTATIONS} random mutations of valid blobs: accepted or rejected by a na
       }
     }
     if (b.length > BUF_BYTES) b = b.subarray(0, BUF_BYTES);
+    setLimits(limitsOf(names[which]));
     view().set(b);
     const r = k.call<number>('snap_validate', BigInt(b.length));
     if (r.ended) assert.unreachable(`mutation ${n} (SEED=${SEED}): the validator trapped: ${r.trap ?? r.faults.join('; ')}`);
@@ -698,8 +762,10 @@ test(`${MUTATIONS} random mutations of valid blobs: accepted or rejected by a na
       const at = (id: number) => t2.find((e) => e.id === id)!.offset;
       const dv = new DataView(b.buffer, b.byteOffset);
       const efer = dv.getBigUint64(at(V.SNAP_SEC_VMCS01) + V.SNAP_VMCS01_FIELDS.indexOf(V.GUEST_IA32_EFER) * V.SNAP_PAIR_BYTES + V.SNAP_PAIR_VALUE, true);
+      // (With an eVMCS no VMPTRLD'ed VMCS was current at the entry.)
+      const evmcs = (dv.getUint32(at(V.SNAP_SEC_NESTED) + V.SNAP_NESTED_FLAGS, true) & V.SNAP_FLAG_EVMCS) !== 0;
       const want = oracleClass(b.subarray(at(V.SNAP_SEC_VMCS12), at(V.SNAP_SEC_VMCS12) + V.VMCS12_PAGE_SIZE),
-        dv.getBigUint64(at(V.SNAP_SEC_NESTED) + V.SNAP_NESTED_VMCS12, true), (efer & BigInt(V.X86_EFER_LMA)) !== 0n, RAM);
+        evmcs ? NONE : dv.getBigUint64(at(V.SNAP_SEC_NESTED) + V.SNAP_NESTED_VMCS12, true), (efer & BigInt(V.X86_EFER_LMA)) !== 0n, RAM);
       if (want !== entryClass) oracleDisagrees.push(`mutation ${n}: kernel class ${entryClass}, model ${want}`);
     }
     if (rule === 0 && guestMode(b)) guestModeAccepted++;
@@ -727,7 +793,7 @@ test(`${MUTATIONS} random mutations of valid blobs: accepted or rejected by a na
   }
   // The checks left nothing behind: the valid blobs still pass, the broken
   // ones still fail the same check.
-  for (const [name, make] of Object.entries(BASES)) assert.is(validate(encode(make())).rule, 'ok', `${name} after the mutations`);
+  for (const [name, make] of Object.entries(BASES)) assert.is(validate(encode(make()), limitsOf(name)).rule, 'ok', `${name} after the mutations`);
   for (const c of CASES.filter((x) => x.rule === 'vmcs12.entry-checks')) assert.is(validate(craft(c), { ...BASE_LIMITS, ...c.limits }).check, c.check, `${c.what} after the mutations`);
 });
 
