@@ -161,3 +161,12 @@ export function snap_mapEvmcs(): u32 {
   if (vm == null) return 0xffffffff;
   return evmcsRestore.mapRestored(vm.vcpu0, mapFound);
 }
+
+// Which level the running guest's vCPU runs: 1 L2 (vmcs02 current), 0 L1,
+// -1 no guest (a restore replaces the vCPU and its VMCSs: the tests ask
+// the kernel rather than compare VMCS addresses).
+export function snap_inL2(): i32 {
+  const vm = vms.running();
+  if (vm == null) return -1;
+  return vm.vcpu0.nested.inL2 ? 1 : 0;
+}

@@ -235,6 +235,73 @@ for (const cpus of [1, 2]) {
   });
 }
 
+// ---- hyperv=on: the HYPERV section ----------------------------------------------------------------
+
+// The synthetic MSRs that keep a value (vm/exit/hyperv.ts), with the guest's values: an identity,
+// the hypercall page enabled (written into RAM when enabled), the invariant TSC exposed, the VP
+// assist page enabled.
+const HV_MSRS: [number, bigint][] = [[V.MSR_HV_GUEST_OS_ID, 0x8100_0000_0001_0000n], [V.MSR_HV_HYPERCALL, 0x240000n | 0x5n],
+  [V.MSR_HV_TSC_INVARIANT_CONTROL, 1n], [V.MSR_HV_VP_ASSIST_PAGE, 0x241000n | 1n]];
+const hvSection = (b: Uint8Array): bigint[] => [V.SNAP_HYPERV_GUEST_OS_ID, V.SNAP_HYPERV_HYPERCALL, V.SNAP_HYPERV_TSC_INVARIANT_CONTROL,
+  V.SNAP_HYPERV_VP_ASSIST_PAGE].map((o) => dv(b).getBigUint64(sec(b, V.SNAP_SEC_HYPERV).offset + o, true));
+function* readHv(c: Ctx): Generator<Exit, bigint[], void> {
+  const out: bigint[] = [];
+  for (const [msr] of HV_MSRS) {
+    yield rdmsr(msr);
+    assert.is(injected(c.m), 0n, `RDMSR ${msr.toString(16)}: no #GP`);
+    out.push((c.m.guestReg(RDX) << 32n) | (c.m.guestReg(RAX) & 0xffffffffn));
+  }
+  return out;
+}
+
+test('hyperv=on: the synthetic MSRs in HYPERV, the same blob after each snapshot=1 cycle, read back as written', () => {
+  let rounds = 0;
+  const r = run('hyperv=on snapshot=1', 1, function* (c) {
+    assert.equal(hvSection(saveLive(c)), [0n, 0n, 0n, 0n], 'a guest that wrote none: all 0');
+    for (const [msr, v] of HV_MSRS) {
+      yield wrmsr(msr, v);
+      assert.is(injected(c.m), 0n, `WRMSR ${msr.toString(16)}: no #GP`);
+    }
+    yield* richState(c);
+    const a = saveLive(c);
+    assert.equal(hvSection(a), HV_MSRS.map(([, v]) => v), 'HYPERV holds what the guest wrote');
+    assert.is(table(a).at(-1)!.id, V.SNAP_SEC_HYPERV, 'the last section');
+    for (let i = 0; i < 3; i++) {
+      yield { reason: V.EXIT_REASON_PREEMPTION_TIMER, len: 0 };
+      sameBlob(a, saveLive(c), `round ${i}`);
+      rounds++;
+    }
+    assert.equal(yield* readHv(c), HV_MSRS.map(([, v]) => v), 'RDMSR after the cycles');
+  });
+  assert.equal(r.faults, []);
+  assert.is(r.status, 0, r.console);
+  assert.is(rounds, 3);
+  assert.match(r.console, /^hv: snapshots: \d+ taken \(in VMX operation 0, with a current vmcs12 not launched 0, in L2 0, in a nested VM entry 0, with an eVMCS 0\); every 1 exits/m);
+});
+
+test('hyperv=on: hypercalls 3 and 4 take and put back the synthetic MSRs (no longer refused)', () => {
+  let checked = false;
+  const r = run('mem=8M hyperv=on', 1, function* (c) {
+    for (const [msr, v] of HV_MSRS) yield wrmsr(msr, v);
+    yield vmcall(3n, 0n);
+    assert.is(c.m.guestReg(RAX), 0n, 'taken: RAX = 0');
+    // Scribble: the identity cleared (which disables the hypercall page), the VP assist page
+    // moved, the invariant TSC hidden again.
+    yield wrmsr(V.MSR_HV_GUEST_OS_ID, 0n);
+    yield wrmsr(V.MSR_HV_VP_ASSIST_PAGE, 0x300000n | 1n);
+    yield wrmsr(V.MSR_HV_TSC_INVARIANT_CONTROL, 0n);
+    assert.equal(yield* readHv(c), [0n, 0x240000n | 0x4n, 0n, 0x300000n | 1n], 'scribbled');
+    yield vmcall(4n, 0n);
+    assert.is(c.m.guestReg(RAX), 3n, 'restored: RAX = 3');
+    assert.equal(yield* readHv(c), HV_MSRS.map(([, v]) => v), 'the MSRs as at the take');
+    checked = true;
+  });
+  assert.equal(r.faults, []);
+  assert.is(r.status, 0, r.console);
+  assert.ok(checked);
+  assert.not.match(r.console, /refused/);
+});
+
 // ---- snapshot=N is invisible -------------------------------------------------------------------
 
 /** What the guest sees at each entry of a script of exits with visible answers. */
