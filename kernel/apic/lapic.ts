@@ -121,6 +121,9 @@ const MODE_LOWEST: u32 = 1;
   ipisDropped: u32 = 0;
   // Fixed IPIs delivered to this vCPU (self-IPIs and broadcasts).
   ipisDelivered: u32 = 0;
+  // A level-triggered interrupt's EOI to broadcast to the I/O APIC
+  // (eoi()), or -1.
+  levelEoi: i32 = -1;
   // The LVT entries (timer, thermal, performance, LINT0, LINT1, error) and
   // the 256-bit IRR, ISR and TMR (vec256.ts) are laid out in these fields.
   private lvt0: u64 = 0;
@@ -174,6 +177,7 @@ const MODE_LOWEST: u32 = 1;
 
   private powerUpState(): void {
     this.id = this.initialId << 24;
+    this.levelEoi = -1;
     this.tpr = 0;
     this.ldr = 0;
     this.dfr = 0xffffffff;
@@ -444,13 +448,25 @@ const MODE_LOWEST: u32 = 1;
     }
   }
 
-  // EOI (11.8.5): the highest in-service vector is done. A level-triggered
-  // one would also send an EOI message to the I/O APICs; there are none.
+  // EOI (11.8.5): the highest in-service vector is done. For a
+  // level-triggered one (TMR set) the APIC sends an EOI message to the I/O
+  // APICs: its vector is left in levelEoi for the caller to broadcast
+  // (takeLevelEoi). EOI-broadcast suppression (SVR bit 12) is not offered
+  // (VERSION bit 24 is 0), so every such EOI is broadcast.
   private eoi(): void {
     const v = v256.highest(this.isr);
     if (v < 0) return;
     v256.clear(this.isr, <u32>v);
+    if (v256.test(this.tmr, <u32>v)) this.levelEoi = v;
     v256.clear(this.tmr, <u32>v);
+  }
+
+  // The vector of a level-triggered interrupt's EOI not yet broadcast, or
+  // -1; reading it clears it.
+  takeLevelEoi(): i32 {
+    const v = this.levelEoi;
+    this.levelEoi = -1;
+    return v;
   }
 
   // ---- snapshots (kernel/snapshot/save.ts, restore.ts) -------------------
@@ -539,14 +555,34 @@ const MODE_LOWEST: u32 = 1;
     const shorthand = (this.icrLo >> 18) & 3;
     if (shorthand == 1 || shorthand == 2) return true;
     if (shorthand == 3) return false;
-    const dest = this.icrHi >> 24;
+    return this.matchesDestination(this.icrHi >> 24, (this.icrLo & (1 << 11)) != 0);
+  }
+
+  // Is this APIC among the destinations of an interrupt message with
+  // destination dest (8 bits) in physical or logical mode (11.6.2; the I/O
+  // APIC's messages use the same rules, 82093AA 3.2.4)?
+  matchesDestination(dest: u32, logicalMode: bool): bool {
     if (dest == 0xff) return true;
-    if ((this.icrLo & (1 << 11)) == 0) return dest == this.id >> 24;
+    if (!logicalMode) return dest == this.id >> 24;
     const logical = this.ldr >> 24;
     const model = this.dfr >> 28;
     if (model == 0xf) return (dest & logical) != 0;
     if (model == 0) return (dest >> 4) == (logical >> 4) && (dest & logical & 0xf) != 0;
     return false;
+  }
+
+  // A fixed or lowest-priority interrupt from the bus (an I/O APIC's
+  // message): into IRR, and TMR for a level-triggered one, whose EOI this
+  // APIC then broadcasts (eoi()). A software-disabled APIC accepts none
+  // (11.4.7.2); false then, or for vectors 0-15 (an error, 11.5.3).
+  acceptFromBus(vector: u32, level: bool): bool {
+    if (!this.softwareEnabled()) return false;
+    if (vector < 16) {
+      this.raiseError(ESR_RECV_ILLEGAL);
+      return false;
+    }
+    this.accept(vector, level);
+    return true;
   }
 
   // With one vCPU only fixed (and lowest-priority, whose only candidate is

@@ -12,6 +12,8 @@
 //   the guest's exit report.
 import * as uart from "./uart";
 import * as fwcfg from "./fwcfg";
+import * as ioapic from "./ioapic";
+import * as intbus from "../vm/intbus";
 import { Vm } from "../vm/vm";
 
 export const DEBUG_EXIT: u32 = 0xf4;
@@ -38,12 +40,15 @@ export const DEBUG_EXIT: u32 = 0xf4;
 export const UART_AT: usize = 0;
 export const PORTS_AT: usize = (uart.BYTES + 7) & ~(<usize>7);
 export const FWCFG_AT: usize = PORTS_AT + ((offsetof<Ports>() + 7) & ~(<usize>7));
-export const AREA_BYTES: usize = FWCFG_AT + offsetof<fwcfg.FwCfg>();
+export const IOAPIC_AT: usize = FWCFG_AT + ((offsetof<fwcfg.FwCfg>() + 7) & ~(<usize>7));
+export const AREA_BYTES: usize = IOAPIC_AT + ioapic.BYTES;
 
 // Every device as at power-on; part of making the Vm for a guest.
 export function reset(vm: Vm): void {
   vm.uart.reset();
   fwcfg.reset(vm);
+  vm.ioapic.wires = 0;
+  vm.ioapic.reset();
   const p = vm.ports;
   p.exitRequested = false;
   p.exitCode = 0;
@@ -80,14 +85,27 @@ function denyWrite(p: Ports, port: u32, size: u32): void {
   p.lastDenied = (port & 0xffff) | ((size & 0xf) << 16) | 0x80000000;
 }
 
+// COM1's interrupt wire, after an access that may have changed it, to
+// I/O APIC input 4 (the ISA IRQ 4 of a PC; docs/guest-interface.md).
+export const UART_IOAPIC_INPUT: u32 = 4;
+function uartIrq(vm: Vm): void {
+  const u = vm.uart;
+  const high = u.irqLine();
+  if (high == u.irqHigh) return;
+  u.irqHigh = high;
+  vm.ioapic.setLine(UART_IOAPIC_INPUT, high);
+  intbus.route(vm);
+}
+
 export function ioIn(vm: Vm, port: u32, size: u32): u32 {
   if (!validSize(size)) return denyRead(vm.ports, port, 4);
   if (inUart(port, size)) {
     const u = vm.uart;
     const off = port - uart.BASE;
-    if (size == 1) return u.readReg(off);
     let v: u32 = 0;
-    for (let i: u32 = 0; i < size; i++) v |= u.readReg(off + i) << (i << 3);
+    if (size == 1) v = u.readReg(off);
+    else for (let i: u32 = 0; i < size; i++) v |= u.readReg(off + i) << (i << 3);
+    uartIrq(vm);
     return v;
   }
   if (port == fwcfg.DATA && size == 1) return fwcfg.readData(vm);
@@ -108,6 +126,7 @@ export function ioOut(vm: Vm, port: u32, size: u32, value: u32): bool {
     const off = port - uart.BASE;
     if (size == 1) u.writeReg(off, value);
     else for (let i: u32 = 0; i < size; i++) u.writeReg(off + i, (value >> (i << 3)) & 0xff);
+    uartIrq(vm);
     return false;
   }
   if (port == DEBUG_EXIT) {

@@ -1,12 +1,13 @@
 // COM1 (ports 0x3F8-0x3FF): the subset of a 16550 UART a guest needs to
-// print. Transmitted bytes become console lines "L1| <text>"; nothing is
-// ever received from outside. No interrupt is raised (there is no PIC or
-// I/O APIC for one to reach), so IIR always says "none pending".
+// print, with its interrupt. Transmitted bytes become console lines
+// "L1| <text>"; nothing is ever received from outside.
 //
 //   off  DLAB=0 read   DLAB=0 write   DLAB=1 (both)   here
 //   0    RBR           THR            DLL             RBR 0 (loopback: last byte), THR -> console line
 //   1    IER           IER            DLM             IER bits 3:0 kept (7:4 read 0, as on a 16550)
-//   2    IIR           FCR            IIR / FCR       IIR reads 0x01; FCR writes accepted, ignored
+//   2    IIR           FCR            IIR / FCR       IIR: the interrupt pending (below), bits 7:6 = 11 with
+//                                                     the FIFOs enabled; FCR bit 0 (FIFO enable) kept, the
+//                                                     reset bits act on FIFOs that are always empty
 //   3    LCR           LCR                            8 bits kept; bit 7 = DLAB
 //   4    MCR           MCR                            bits 4:0 kept (7:5 read 0); bit 4 = loopback
 //   5    LSR           (factory test)                 0x60 = THRE | TEMT (+ DR in loopback); writes ignored
@@ -20,6 +21,17 @@
 // RI = OUT1, DCD = OUT2). Loopback is what probing drivers (Linux 8250's
 // autoconfig) use to tell a UART is present. The delta bits of MSR (3:0)
 // stay 0: no input line ever changes by itself.
+//
+// Interrupts (datasheet, "Interrupt Identification Register"), highest
+// priority first: receiver line status (never: no errors happen), received
+// data available (IER bit 0, a byte in RBR; cleared by reading RBR),
+// transmitter holding register empty (IER bit 1; raised when THR empties —
+// at once, transmission is instantaneous — and when IER bit 1 is set while
+// THR is empty; cleared by reading IIR while it reports it, or by writing
+// THR), modem status (never: the delta bits stay 0). The chip's interrupt
+// output reaches the PC's IRQ 4 through OUT2 (MCR bit 3) and not in
+// loopback mode, where the datasheet disconnects the output pins: irqLine()
+// is that wire, which ports.ts gives to I/O APIC input 4.
 import * as print from "../lib/print";
 
 export const BASE: u32 = 0x3f8;
@@ -34,6 +46,13 @@ const LSR_DR: u32 = 0x01;
 const LSR_THRE: u32 = 0x20;
 const LSR_TEMT: u32 = 0x40;
 const IIR_NONE: u32 = 0x01;
+const IIR_THRE: u32 = 0x02;
+const IIR_RDA: u32 = 0x04;
+const IIR_FIFOS: u32 = 0xc0;
+const IER_RDA: u32 = 0x01;
+const IER_THRE: u32 = 0x02;
+const FCR_ENABLE: u32 = 0x01;
+const MCR_OUT2: u32 = 0x08;
 const MSR_CTS: u32 = 0x10;
 const MSR_DSR: u32 = 0x20;
 const MSR_RI: u32 = 0x40;
@@ -51,6 +70,9 @@ const MSR_DCD: u32 = 0x80;
   // Loopback receive holding register (only loopback ever fills it).
   rbr: u32 = 0;
   dataReady: bool = false;
+  fcr: u32 = 0; // FIFO enable (bit 0)
+  threPending: bool = false; // the THR-empty interrupt is pending
+  irqHigh: bool = false; // the IRQ 4 wire as last given to the I/O APIC (ports.ts)
   used: i32 = 0; // bytes of the unfinished console line
 
   @inline private get line(): usize {
@@ -70,6 +92,9 @@ const MSR_DCD: u32 = 0x80;
     this.dlm = 0;
     this.rbr = 0;
     this.dataReady = false;
+    this.fcr = 0;
+    this.threPending = false;
+    this.irqHigh = false;
     this.used = 0;
   }
 
@@ -118,7 +143,7 @@ const MSR_DCD: u32 = 0x80;
       case 1:
         return this.dlab() ? this.dlm : this.ier;
       case 2:
-        return IIR_NONE;
+        return this.readIir();
       case 3:
         return this.lcr;
       case 4:
@@ -142,16 +167,27 @@ const MSR_DCD: u32 = 0x80;
         } else if ((this.mcr & MCR_LOOP) != 0) {
           this.rbr = v;
           this.dataReady = true;
+          this.threPending = true;
         } else {
           this.transmit(v);
+          this.threPending = true;
         }
         break;
       }
       case 1: {
-        if (this.dlab()) this.dlm = v;
-        else this.ier = v & 0x0f;
+        if (this.dlab()) {
+          this.dlm = v;
+        } else {
+          // Enabling the THR-empty interrupt with THR empty (it always is)
+          // raises it.
+          if ((v & ~this.ier & IER_THRE) != 0) this.threPending = true;
+          this.ier = v & 0x0f;
+        }
         break;
       }
+      case 2:
+        this.fcr = v & FCR_ENABLE;
+        break;
       case 3:
         this.lcr = v;
         break;
@@ -162,10 +198,27 @@ const MSR_DCD: u32 = 0x80;
         this.scr = v;
         break;
       default:
-        // FCR (2): FIFOs are not modelled (IIR keeps reporting 0x01);
         // LSR (5) and MSR (6) are read-only.
         break;
     }
+  }
+
+  // The interrupt IIR reports, highest priority first (top of the file).
+  private pendingIir(): u32 {
+    if (this.dataReady && (this.ier & IER_RDA) != 0) return IIR_RDA;
+    if (this.threPending && (this.ier & IER_THRE) != 0) return IIR_THRE;
+    return IIR_NONE;
+  }
+
+  private readIir(): u32 {
+    const id = this.pendingIir();
+    if (id == IIR_THRE) this.threPending = false;
+    return id | ((this.fcr & FCR_ENABLE) != 0 ? IIR_FIFOS : 0);
+  }
+
+  // The IRQ wire: an interrupt pending, OUT2 set, not in loopback.
+  irqLine(): bool {
+    return (this.mcr & (MCR_OUT2 | MCR_LOOP)) == MCR_OUT2 && this.pendingIir() != IIR_NONE;
   }
 
   @inline private dlab(): bool {

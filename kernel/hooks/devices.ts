@@ -1,6 +1,7 @@
 // Test hooks of the device models (tests/unit). See kernel/testhooks.ts.
 // dev_*: the guest's port devices (kernel/devices/ports.ts);
 // apic_*: the guest's local APIC (kernel/apic/lapic.ts).
+// ioapic_*: the guest's I/O APIC (kernel/devices/ioapic.ts).
 import * as ports from "../devices/ports";
 import * as vms from "../vm/vm";
 import { Vm } from "../vm/vm";
@@ -87,4 +88,33 @@ export function apic_ipisDropped(): u32 {
 }
 export function apic_ipisDelivered(): u32 {
   return theApic().ipisDelivered;
+}
+
+// ioapic_*: the I/O APIC of the VM dev_reset made (kernel/devices/ioapic.ts).
+export function ioapic_read(offset: u32, size: u32): u32 {
+  return vm.ioapic.read(offset, size);
+}
+export function ioapic_write(offset: u32, size: u32, value: u32): void {
+  vm.ioapic.write(offset, size, value);
+}
+export function ioapic_setLine(n: u32, high: bool): void {
+  vm.ioapic.setLine(n, high);
+}
+export function ioapic_queued(): u32 {
+  return vm.ioapic.queued;
+}
+export function ioapic_takeMessage(): u64 {
+  return vm.ioapic.takeMessage();
+}
+export function ioapic_sent(): u32 {
+  return vm.ioapic.sent;
+}
+export function apic_acceptFromBus(vector: u32, level: bool): bool {
+  return theApic().acceptFromBus(vector, level);
+}
+export function apic_takeLevelEoi(): i32 {
+  return theApic().takeLevelEoi();
+}
+export function apic_matchesDestination(dest: u32, logical: bool): bool {
+  return theApic().matchesDestination(dest, logical);
 }

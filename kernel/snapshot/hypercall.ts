@@ -24,6 +24,7 @@ import { RESUME, SWITCHED, stop } from "../vm/exits";
 import * as config from "../vm/config";
 import { Vm } from "../vm/vm";
 import * as uart from "../devices/uart";
+import * as ioapic from "../devices/ioapic";
 import { FwCfg } from "../devices/fwcfg";
 import { Writer } from "./blob";
 import * as save from "./save";
@@ -36,18 +37,22 @@ export const HC_UNKNOWN: u64 = 2;
 export const HC_RESTORED: u64 = 3; // the snapshot call returning at the snapshot point after a restore
 export const HC_NO_SNAPSHOT: u64 = 4; // a restore without a snapshot
 
-// The devices' state as at the take (vm.uart, vm.fwcfg in the device
-// area, kernel/devices/ports.ts), copied as bytes: plain fields, no pointers.
+// The devices' state as at the take (vm.uart, vm.fwcfg, vm.ioapic in the
+// device area, kernel/devices/ports.ts), copied as bytes: plain fields, no
+// pointers.
 const UART_BYTES: usize = uart.BYTES;
 const FWCFG_BYTES: usize = offsetof<FwCfg>();
-const devicesAt: usize = memory.data(<i32>((UART_BYTES + FWCFG_BYTES + 7) & ~7), 8); // machine-wide: which guest's: vm.snapBytes
+const IOAPIC_BYTES: usize = ioapic.BYTES;
+const devicesAt: usize = memory.data(<i32>((UART_BYTES + FWCFG_BYTES + IOAPIC_BYTES + 7) & ~7), 8); // machine-wide: which guest's: vm.snapBytes
 function saveDevices(vm: Vm): void {
   memory.copy(devicesAt, changetype<usize>(vm.uart), UART_BYTES);
   memory.copy(devicesAt + UART_BYTES, changetype<usize>(vm.fwcfg), FWCFG_BYTES);
+  memory.copy(devicesAt + UART_BYTES + FWCFG_BYTES, changetype<usize>(vm.ioapic), IOAPIC_BYTES);
 }
 function restoreDevices(vm: Vm): void {
   memory.copy(changetype<usize>(vm.uart), devicesAt, UART_BYTES);
   memory.copy(changetype<usize>(vm.fwcfg), devicesAt + UART_BYTES, FWCFG_BYTES);
+  memory.copy(changetype<usize>(vm.ioapic), devicesAt + UART_BYTES + FWCFG_BYTES, IOAPIC_BYTES);
 }
 
 let buf: usize = 0; // machine-wide: the guest's snapshot blob, allocated at the first take (which guest's: vm.snapBytes)

@@ -348,6 +348,15 @@ function report(vcpu: Vcpu, g: i32): bool {
     print.str(" hypercalls (every call code answered HV_STATUS_INVALID_HYPERCALL_CODE)");
     print.nl();
   }
+  const io = vcpu.vm.ioapic;
+  if (io.sent != 0) {
+    print.str("hv: ioapic: ");
+    print.dec(io.sent);
+    print.str(" interrupts sent, ");
+    print.dec(io.dropped);
+    print.str(" taken by no local APIC");
+    print.nl();
+  }
   exits.report(vcpu.vm);
   if (config.nested[g]) nesting.report(vcpu);
   vcpu.vm.profile.report();

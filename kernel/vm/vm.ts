@@ -11,6 +11,7 @@ import * as devices from "../devices/ports";
 import { Ports } from "../devices/ports";
 import { Uart } from "../devices/uart";
 import { FwCfg } from "../devices/fwcfg";
+import { Ioapic } from "../devices/ioapic";
 import { Entry } from "../guest/loader";
 
 export const MAX_VCPUS: i32 = 8;
@@ -82,6 +83,9 @@ export const MAX_VCPUS: i32 = 8;
   }
   @inline get fwcfg(): FwCfg {
     return changetype<FwCfg>(changetype<usize>(this) + DEVICES_AT + devices.FWCFG_AT);
+  }
+  @inline get ioapic(): Ioapic {
+    return changetype<Ioapic>(changetype<usize>(this) + DEVICES_AT + devices.IOAPIC_AT);
   }
 }
 

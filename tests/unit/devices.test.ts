@@ -100,10 +100,62 @@ test('UART: SCR, LCR, IER, MCR keep what is written (IER bits 3:0, MCR bits 4:0)
   d.out(MCR, 0xeb);
   assert.is(d.inp(MCR), 0x0b, '16550 MCR bits 7:5 read 0');
   d.out(FCR, 0xc7);
-  assert.is(d.inp(IIR), 0x01, 'FCR writes do not change IIR');
+  assert.is(d.inp(IIR), 0xc2, 'FIFOs enabled: IIR bits 7:6 set; IER bit 1 set with THR empty: THRE interrupt');
+  assert.is(d.inp(IIR), 0xc1, 'reading IIR cleared the THRE interrupt');
   d.out(LSR, 0x00);
   assert.is(d.inp(LSR), 0x60, 'LSR is read-only');
   assert.equal(d.lines(), []);
+});
+
+// 16550 datasheet, "Interrupt Identification Register" and the interrupt
+// control table; the IRQ output through OUT2 as a PC wires it.
+test('UART: interrupts: THRE raised by enabling it and by each THR write, cleared by reading IIR', () => {
+  const d = setup();
+  assert.is(d.inp(IIR), 0x01, 'none pending after reset');
+  d.out(IER, 0x02);
+  assert.is(d.inp(IIR), 0x02, 'THRE: enabled with THR empty');
+  assert.is(d.inp(IIR), 0x01, 'the IIR read cleared it');
+  d.out(THR, 0x41);
+  assert.is(d.inp(IIR), 0x02, 'THR written and (at once) empty again');
+  d.out(IER, 0x00);
+  d.out(THR, 0x42);
+  assert.is(d.inp(IIR), 0x01, 'disabled: not reported');
+  d.out(IER, 0x02);
+  assert.is(d.inp(IIR), 0x02, 'enabled again with THR empty');
+  d.puts('\n');
+});
+
+test('UART: interrupts: received data (loopback) outranks THRE and clears when RBR is read', () => {
+  const d = setup();
+  d.out(MCR, 0x10);
+  d.out(IER, 0x03);
+  d.out(THR, 0x5a);
+  assert.is(d.inp(IIR), 0x04, 'received data available first');
+  assert.is(d.inp(IIR), 0x04, 'reading IIR does not clear it');
+  assert.is(d.inp(RBR), 0x5a);
+  assert.is(d.inp(IIR), 0x02, 'then THRE');
+  assert.is(d.inp(IIR), 0x01);
+});
+
+test('UART: the IRQ 4 wire: pending interrupt with OUT2, not in loopback; I/O APIC input 4 sends it', () => {
+  const d = setup();
+  // I/O APIC entry 4: vector 0x24, edge, unmasked (82093AA registers).
+  d.call('ioapic_write', 0x00, 4, 0x18);
+  d.call('ioapic_write', 0x10, 4, 0x24);
+  const sent = (): number => d.call<number>('ioapic_sent') >>> 0;
+  d.out(IER, 0x02);
+  assert.is(sent(), 0, 'OUT2 clear: the wire stays low');
+  d.out(MCR, 0x08);
+  assert.is(sent(), 1, 'OUT2 set with THRE pending: a rising edge on input 4');
+  d.inp(IIR);
+  assert.is(sent(), 1, 'reading IIR lowered the wire');
+  d.out(THR, 0x0a);
+  assert.is(sent(), 2, 'the next THRE is another edge');
+  d.out(MCR, 0x18);
+  d.out(THR, 0x01);
+  assert.is(sent(), 2, 'loopback: the output pins are disconnected');
+  const m = BigInt.asUintN(64, d.call<bigint>('ioapic_takeMessage'));
+  assert.is(Number(m & 0xffn), 0x24);
 });
 
 test('UART: DLAB makes 0x3F8/0x3F9 the divisor latch; THR/IER untouched meanwhile', () => {

@@ -504,4 +504,38 @@ test('writable bits; read-only registers ignore writes', () => {
   assert.is(a.rd(TPR + 4), 0, 'not 16-byte aligned: ignored');
 });
 
+// An I/O APIC's message (82093AA 3.2.4) enters IRR, and TMR when
+// level-triggered; the EOI of a level-triggered interrupt is broadcast to
+// the I/O APICs (11.8.5), of an edge-triggered one not.
+test('APIC: interrupts from the bus: TMR for level-triggered, EOI broadcast only for those', () => {
+  const a = setup(2);
+  a.wr(SVR, 0x1ff);
+  const bus = (v: number, level: boolean): boolean => a.call<number>('apic_acceptFromBus', v, level ? 1 : 0) === 1;
+  const levelEoi = (): number => a.call<number>('apic_takeLevelEoi');
+  assert.ok(bus(0x41, true));
+  assert.ok(bus(0x31, false));
+  assert.is(a.rd(TMR + 0x20) >>> 0, 1 << 1, 'TMR bit 41H');
+  assert.is(a.pending(), 0x41);
+  a.ack(0x41);
+  a.wr(EOI, 0);
+  assert.is(levelEoi(), 0x41, 'level-triggered EOI broadcast');
+  assert.is(levelEoi(), -1, 'taken once');
+  assert.is(a.pending(), 0x31);
+  a.ack(0x31);
+  a.wr(EOI, 0);
+  assert.is(levelEoi(), -1, 'edge-triggered: no broadcast');
+  assert.not.ok(bus(0x05, false), 'vectors 0-15 are refused');
+  a.wr(SVR, 0x0ff);
+  assert.not.ok(bus(0x42, false), 'a software-disabled APIC accepts nothing (11.4.7.2)');
+  // Destinations (11.6.2): physical ID 2, broadcast, flat logical.
+  const match = (dest: number, logical: boolean): boolean => a.call<number>('apic_matchesDestination', dest, logical ? 1 : 0) === 1;
+  assert.ok(match(2, false));
+  assert.not.ok(match(1, false));
+  assert.ok(match(0xff, false));
+  a.wr(DFR, 0xffffffff);
+  a.wr(LDR, 0x04000000);
+  assert.ok(match(0x06, true));
+  assert.not.ok(match(0x01, true));
+});
+
 test.run();
