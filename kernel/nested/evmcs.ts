@@ -39,7 +39,12 @@
 // - Revision (VersionNumber at 0) other than 1 (the eVMCS version offered,
 //   CPUID 4000000AH) or this hypervisor's VMCS revision id: VMfailInvalid,
 //   as KVM answers.
-// - Controls eVMCS v1 cannot express: VMfailValid(7) (unexpressible()).
+// - Controls eVMCS v1 cannot express (caps.ts EVMCS1_*_HIDDEN): a guest
+//   with hyperv=on (the only kind with a VP assist page) is not offered
+//   them, so the entry checks that follow (launch.ts, against what the
+//   guest is offered) answer VMfailValid(7) for them, after the checks of
+//   27.1 as a processor without them would; launch.ts writes the error
+//   into the eVMCS too.
 // - VMRESUME of an eVMCS address not used before (e.g. after VMCLEAR of the
 //   one in use): the eVMCS has no launch state, so L1's choice of
 //   VMRESUME is taken as "launched".
@@ -99,34 +104,7 @@ export function enter(vcpu: Vcpu, launch: bool): i32 {
   }
   pull(n, clean);
   guestmem.write32(gpa + <u64>V.EVMCS_CLEAN_FIELDS, load<u32>(buf + V.EVMCS_CLEAN_FIELDS) | V.EVMCS_CLEAN_ALL);
-  if (unexpressible(n)) {
-    pushError(n, V.VMXERR_ENTRY_INVALID_CONTROL_FIELD);
-    return vmfail.failValid(vcpu, V.VMXERR_ENTRY_INVALID_CONTROL_FIELD);
-  }
   return PROCEED;
-}
-
-// Controls whose fields eVMCS v1 has no room for (posted-interrupt vector
-// and descriptor, VMX-preemption timer value, VM-function controls and
-// EPTP list, PML address, VMREAD/VMWRITE bitmaps, EOI-exit bitmaps, PLE
-// gap and window, TSC multiplier, PERF_GLOBAL_CTRL: the TLFS 2022 fields
-// are not offered): an L1 using the eVMCS cannot give them values, so an
-// enlightened entry with any of them is VMfailValid(7), the error of an
-// invalid control (SDM 27.2.1.1). It comes before the checks of 27.1 that
-// launch.ts makes afterwards (MOV-SS blocking, launch state): the order
-// matters only to an L1 that breaks two rules at once.
-const PIN_UNEXPRESSIBLE: u32 = V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER | V.PIN_PROCESS_POSTED_INTERRUPTS;
-const PROC2_UNEXPRESSIBLE: u32 = V.PROC2_APIC_REGISTER_VIRTUALIZATION | V.PROC2_VIRTUAL_INTERRUPT_DELIVERY |
-  V.PROC2_PAUSE_LOOP_EXITING | V.PROC2_ENABLE_VM_FUNCTIONS | V.PROC2_VMCS_SHADOWING | V.PROC2_ENABLE_PML |
-  V.PROC2_USE_TSC_SCALING;
-const EXIT_UNEXPRESSIBLE: u32 = V.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE | V.EXIT_LOAD_IA32_PERF_GLOBAL_CTRL;
-const ENTRY_UNEXPRESSIBLE: u32 = V.ENTRY_LOAD_IA32_PERF_GLOBAL_CTRL;
-function unexpressible(n: Nested): bool {
-  if ((<u32>state.get(n, V.PIN_BASED_VM_EXEC_CONTROL) & PIN_UNEXPRESSIBLE) != 0) return true;
-  if ((<u32>state.get(n, V.VM_EXIT_CONTROL) & EXIT_UNEXPRESSIBLE) != 0) return true;
-  if ((<u32>state.get(n, V.VM_ENTRY_CONTROL) & ENTRY_UNEXPRESSIBLE) != 0) return true;
-  return (<u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
-    (<u32>state.get(n, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & PROC2_UNEXPRESSIBLE) != 0;
 }
 
 // The eVMCS fields (in buf) of the groups not clean into the cache.

@@ -60,6 +60,10 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
   // (state.ts, vmcs02.ts, shadow.ts, hoststate.ts, entry-checks.ts,
   // common.ts, operand.ts, msrlists.ts, reflect.ts, launch.ts).
   enabled: bool = false; // nested=on for this guest: VMX offered, its instructions emulated
+  // The VM's hyperv=on (vm.hvOffered), copied at set-up (install.ts setUp):
+  // L1 is offered only the controls the enlightened VMCS v1 can express
+  // (caps.ts EVMCS1_*_HIDDEN), in its capability MSRs and its entry checks.
+  hvOffered: bool = false;
   vmxOn: bool = false; // L1 executed VMXON
   inL2: bool = false; // L2 is running (vmcs02 is current on the processor)
   vmxonPtr: u64 = INVALID; // guest-physical
@@ -142,6 +146,7 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
   // The pages the objects own stay with them.
   clear(): void {
     this.enabled = false;
+    this.hvOffered = false;
     this.vmxOn = false;
     this.inL2 = false;
     this.vmxonPtr = INVALID;

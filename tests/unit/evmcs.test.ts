@@ -10,7 +10,8 @@
 //   - revision other than 1 (or our VMCS revision id): VMfailInvalid; an eVMCS address that is
 //     not L1 RAM: VMfailInvalid (this hypervisor's choice; KVM injects #UD);
 //   - VMCLEAR of the eVMCS ends its use: the next VMLAUNCH reads every group again;
-//   - controls whose fields eVMCS v1 lacks: VMfailValid(7) (as KVM refuses them).
+//   - controls whose fields eVMCS v1 lacks are not offered (capability MSRs) and fail the entry
+//     with VMfailValid(7) (SDM 27.2.1.1 against what the guest is offered).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tigerlake, buildBootInfo, loadKernel, type Machine } from '../model/index.ts';
@@ -301,25 +302,50 @@ test('revision other than 1 or ours, an eVMCS outside RAM or not aligned: VMfail
   });
 });
 
-test('controls eVMCS v1 cannot express (PAUSE-loop exiting, offered to L1 without eVMCS) are VMfailValid(7)', () => {
+// TLFS HV_VMX_ENLIGHTENED_VMCS has no fields for these controls' values (the PLE gap and
+// window, the VMX-preemption timer value, the VM-function controls, the VMREAD/VMWRITE bitmaps,
+// the PML address, ...): a guest with hyperv=on is not offered them (kernel/nested/caps.ts
+// EVMCS1_*_HIDDEN), so a processor with its capability MSRs would fail VMLAUNCH with one of them
+// set: VMfailValid(7) (SDM 27.2.1.1: reserved control bits), the error in the eVMCS too.
+test('hyperv=on: controls eVMCS v1 cannot express are not in the capability MSRs; setting one is VMfailValid(7)', () => {
   runOk(function* (c) {
     yield* bootL1(c);
     const proc2caps = yield* rdmsr(c, V.MSR_IA32_VMX_PROCBASED_CTLS2);
-    assert.ok((proc2caps >> 32n) & B(V.PROC2_PAUSE_LOOP_EXITING), 'PAUSE-loop exiting is offered to L1');
-    const proc = evRead(c, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
-    evWrite(c, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, proc | B(V.PROC_ACTIVATE_SECONDARY_CONTROLS));
-    evWrite(c, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, B(V.PROC2_PAUSE_LOOP_EXITING));
-    const rip = field(c, V.GUEST_RIP);
+    for (const [bit, name] of [[V.PROC2_PAUSE_LOOP_EXITING, 'PAUSE-loop exiting'], [V.PROC2_ENABLE_VM_FUNCTIONS, 'VM functions'],
+      [V.PROC2_VMCS_SHADOWING, 'VMCS shadowing'], [V.PROC2_ENABLE_PML, 'PML'], [V.PROC2_APIC_REGISTER_VIRTUALIZATION, 'APIC-register virtualization'],
+      [V.PROC2_VIRTUAL_INTERRUPT_DELIVERY, 'virtual-interrupt delivery'], [V.PROC2_USE_TSC_SCALING, 'TSC scaling']] as const) {
+      assert.is((proc2caps >> 32n) & B(bit), 0n, `${name} not offered with hyperv=on`);
+    }
+    assert.ok((proc2caps >> 32n) & B(V.PROC2_ENABLE_EPT), 'EPT still offered');
+    const pin = yield* rdmsr(c, V.MSR_IA32_VMX_TRUE_PINBASED_CTLS);
+    assert.is((pin >> 32n) & B(V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER | V.PIN_PROCESS_POSTED_INTERRUPTS), 0n, 'no timer, no posted interrupts');
+    const exit = yield* rdmsr(c, V.MSR_IA32_VMX_TRUE_EXIT_CTLS);
+    assert.is((exit >> 32n) & B(V.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE | V.EXIT_LOAD_IA32_PERF_GLOBAL_CTRL), 0n, 'exit: no timer save, no PERF_GLOBAL_CTRL');
+    const entry = yield* rdmsr(c, V.MSR_IA32_VMX_TRUE_ENTRY_CTLS);
+    assert.is((entry >> 32n) & B(V.ENTRY_LOAD_IA32_PERF_GLOBAL_CTRL), 0n, 'entry: no PERF_GLOBAL_CTRL');
+    // IA32_VMX_VMFUNC exists only if "enable VM functions" may be 1 (A.11): #GP(0).
+    yield { reason: V.EXIT_REASON_RDMSR, len: 2, regs: { [RCX]: B(V.MSR_IA32_VMX_VMFUNC) } };
+    assert.is(field(c, V.VM_ENTRY_INTERRUPTION_INFO), 0x80000b0dn, 'RDMSR IA32_VMX_VMFUNC: #GP(0)');
+    for (const [ctl, v] of [[V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, B(V.PROC2_PAUSE_LOOP_EXITING)],
+      [V.PIN_BASED_VM_EXEC_CONTROL, evRead(c, V.PIN_BASED_VM_EXEC_CONTROL) | B(V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER)]] as const) {
+      const before = evRead(c, ctl);
+      const proc = evRead(c, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
+      evWrite(c, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, proc | B(V.PROC_ACTIVATE_SECONDARY_CONTROLS));
+      evWrite(c, ctl, v);
+      setClean(c, 0);
+      const rip = field(c, V.GUEST_RIP);
+      yield* enter(c, true);
+      assert.ok(inL1(c), `${fieldName(ctl)} = ${v.toString(16)} through the eVMCS: L1 continues`);
+      assert.is(field(c, V.GUEST_RFLAGS) & ARITH, B(V.X86_RFLAGS_ZF), 'VMfailValid');
+      assert.is(field(c, V.GUEST_RIP), rip + BigInt(LEN), 'completed');
+      assert.is(evRead(c, V.VM_INSTRUCTION_ERROR), 7n, 'eVMCS VM-instruction error = 7');
+      evWrite(c, ctl, before);
+      evWrite(c, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, proc);
+    }
+    // Without them (CONTROL_GRP1 holds the pin-based and secondary controls: its bit cleared) the launch works.
+    setClean(c, 0xffff & ~(V.EVMCS_CLEAN_CONTROL_GRP1 | V.EVMCS_CLEAN_CONTROL_PROC));
     yield* enter(c, true);
-    assert.ok(inL1(c), 'PAUSE-loop exiting through the eVMCS: L1 continues');
-    assert.is(field(c, V.GUEST_RFLAGS) & ARITH, B(V.X86_RFLAGS_ZF), 'VMfailValid');
-    assert.is(field(c, V.GUEST_RIP), rip + BigInt(LEN), 'completed');
-    assert.is(evRead(c, V.VM_INSTRUCTION_ERROR), 7n, 'eVMCS VM-instruction error = 7');
-    // Without it (CONTROL_GRP1 holds the secondary controls: its bit cleared) the launch works.
-    evWrite(c, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, 0n);
-    setClean(c, 0xffff & ~V.EVMCS_CLEAN_CONTROL_GRP1);
-    yield* enter(c, true);
-    assert.ok(!inL1(c), 'without PAUSE-loop exiting: L2 runs');
+    assert.ok(!inL1(c), 'without them: L2 runs');
     yield* hltToL1(c, 'HLT');
   });
 });
