@@ -91,6 +91,13 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
   // evmcs.ts: guest-physical address of the enlightened VMCS whose fields
   // the vmcs12 cache holds (hyperv=on), or INVALID.
   evmcs: u64 = INVALID;
+  // evmcs.ts: that eVMCS's EnlightenmentsControl as last read (its clean
+  // group is honoured like the others'), and for the enlightened MSR
+  // bitmap the nested-entry count (counts.launches) before the last entry
+  // that merged L1's MSR bitmap into vmcs02's, INVALID when none did: the
+  // merge is skipped only after one such entry completed.
+  evmcsEnlightenments: u32 = 0;
+  evmcsBitmapMerged: u64 = INVALID;
 
   // The embedded objects (see the top).
   @inline get vmcs02(): Vmcs02State { // vmcs02.ts: a rebuildable cache (+ its page)
@@ -170,6 +177,8 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
     this.vmfuncSwitches = 0;
     this.vmfuncReflected = 0;
     this.evmcs = INVALID;
+    this.evmcsEnlightenments = 0;
+    this.evmcsBitmapMerged = INVALID;
   }
 
   // The statistics of the run (the guest's report) from the Nested this
