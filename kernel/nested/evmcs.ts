@@ -48,6 +48,10 @@
 // - VMRESUME of an eVMCS address not used before (e.g. after VMCLEAR of the
 //   one in use): the eVMCS has no launch state, so L1's choice of
 //   VMRESUME is taken as "launched".
+// - VMREAD/VMWRITE while the eVMCS is in use ("unsupported" in the TLFS):
+//   VMREAD reads the eVMCS (readField, from vmrw.ts), VMWRITE fails as
+//   without a current VMCS; VMPTRST stores all ones (no VMCS is current).
+// - The enlightened MSR bitmap: msrBitmap() below.
 import * as V from "../arch/vmx";
 import * as guestmem from "../vm/guestmem";
 import { Vcpu } from "../vm/vcpu";
