@@ -63,6 +63,17 @@ export function vmread(vcpu: Vcpu, reason: u32): i32 {
   return readField(vcpu, vcpu.nested.current, true);
 }
 
+// VMREAD of an L1 with hyperv=on (the exit table's handler for such a
+// guest, handlers.ts; every other guest's is vmread above, unchanged): with
+// no current VMCS but an enlightened VMCS in use, readEvmcs.
+export function vmreadHv(vcpu: Vcpu, reason: u32): i32 {
+  const c = common.check(vcpu, reason, false);
+  if (c != common.PROCEED) return c;
+  const n = vcpu.nested;
+  if (n.current == state.INVALID && n.evmcs != state.INVALID) return readEvmcs(vcpu);
+  return readField(vcpu, n.current, true);
+}
+
 export function vmwrite(vcpu: Vcpu, reason: u32): i32 {
   const c = common.check(vcpu, reason, false);
   if (c != common.PROCEED) return c;
@@ -86,11 +97,7 @@ export function vmwriteLinked(vcpu: Vcpu, link: u64): i32 {
 // VMfailValid puts its error number in the current vmcs12 in both cases:
 // that is the current VMCS, also while L2 runs (31.2 conventions).
 function readField(vcpu: Vcpu, vmcs: u64, current: bool): i32 {
-  if (vmcs == state.INVALID) {
-    // No current VMCS, but L1's enlightened VMCS in use: readEvmcs.
-    if (current && vcpu.nested.evmcs != state.INVALID) return readEvmcs(vcpu);
-    return vmfail.failInvalid(vcpu);
-  }
+  if (vmcs == state.INVALID) return vmfail.failInvalid(vcpu);
   const n = vcpu.nested;
   const info = <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO);
   const long = common.longMode();
@@ -113,7 +120,7 @@ function readField(vcpu: Vcpu, vmcs: u64, current: bool): i32 {
   return vmfail.succeed(vcpu);
 }
 
-// L1's VMREAD while its enlightened VMCS is in use (no VMCS is current:
+// L1's VMREAD while its enlightened VMCS is in use (vmreadHv; no VMCS is current:
 // the eVMCS is not made current by VMPTRLD, TLFS "Enlightened VMCS").
 // The TLFS makes VMREAD/VMWRITE then unsupported; this hypervisor, as KVM,
 // lets VMREAD read the eVMCS in L1's memory (evmcs.ts), the fields L1
