@@ -1081,6 +1081,10 @@
 #define EVMCS_CLEAN_ENLIGHTENMENTSCONTROL 0x8000 /* bit 15 */
 #define EVMCS_CLEAN_ALL 0xffff /* every group */
 
+/* ---- Hyper-V eVMCS EnlightenmentsControl bits (TLFS; tools/vmx/table.mjs EVMCS.enlightenments): masks */
+#define EVMCS_ENLIGHTENMENT_NESTED_FLUSH_VIRTUAL_HYPERCALL 0x1 /* bit 0 */
+#define EVMCS_ENLIGHTENMENT_MSR_BITMAP 0x2 /* bit 1 */
+
 /* ---- Hyper-V VP assist page (TLFS HV_VP_ASSIST_PAGE): byte offsets */
 #define HV_VP_ASSIST_APIC_ASSIST 0x0 /* 4 bytes: ApicAssist */
 #define HV_VP_ASSIST_VTL_CONTROL 0x8 /* 24 bytes: VtlControl (HV_VP_VTL_CONTROL) */

@@ -115,7 +115,8 @@ export function entry_answer(): u32 {
   if (result == checks.ENTRY_OK) return 0;
   return o.error != 0 ? o.error : o.exitReason;
 }
-// An offered VMX capability MSR (0 when L1 would get #GP).
+// An offered VMX capability MSR (0 when L1 would get #GP), to an L1 with
+// hyperv=off (the Nested under test's hvOffered is false).
 export function entry_capMsr(msr: u32): u64 {
-  return caps.msrValue(msr);
+  return caps.msrValue(msr, n().hvOffered);
 }

@@ -38,6 +38,31 @@ const PROC2_EMULATED: u32 = V.PROC2_DESCRIPTOR_TABLE_EXITING | V.PROC2_ENABLE_RD
   V.PROC2_RDRAND_EXITING | V.PROC2_RDSEED_EXITING | V.PROC2_ENABLE_INVPCID | V.PROC2_PAUSE_LOOP_EXITING |
   V.PROC2_ENABLE_PML | V.PROC2_VMCS_SHADOWING;
 
+// What a guest with the Hyper-V interface (hyperv=on: vm.hvOffered, copied
+// into its Nested as n.hvOffered) is NOT offered: the controls the
+// enlightened VMCS v1 has no fields for (TLFS HV_VMX_ENLIGHTENED_VMCS; the
+// TLFS 2022 fields are not offered, tools/vmx/table.mjs EVMCS update2022):
+// posted interrupts (vector, descriptor), the VMX-preemption timer (its
+// value) and saving it, APIC-register virtualization and virtual-interrupt
+// delivery (EOI-exit bitmaps, guest interrupt status), PAUSE-loop exiting
+// (gap, window), VM functions (controls, EPTP list), VMCS shadowing
+// (VMREAD/VMWRITE bitmaps), PML (address, index), TSC scaling (multiplier),
+// loading IA32_PERF_GLOBAL_CTRL on entry or exit. An L1 that uses the eVMCS
+// could not give them values, so an L1 on a Hyper-V interface is told they
+// do not exist, as KVM does with eVMCS enabled. One definition for the
+// capability MSRs below and for evmcs.ts, which refuses them at an
+// enlightened entry (VMfailValid(7)); the entry checks of such a guest
+// check against these reduced capabilities (entry-checks-controls.ts), so a
+// VMPTRLD'ed vmcs12 with one of them fails as on a processor without it.
+// (Some are not offered to any L1: they are listed so that the set is the
+// eVMCS's, whatever PIN_EMULATED and the others become.)
+export const EVMCS1_PIN_HIDDEN: u32 = V.PIN_PROCESS_POSTED_INTERRUPTS | V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER;
+export const EVMCS1_PROC2_HIDDEN: u32 = V.PROC2_APIC_REGISTER_VIRTUALIZATION | V.PROC2_VIRTUAL_INTERRUPT_DELIVERY |
+  V.PROC2_PAUSE_LOOP_EXITING | V.PROC2_ENABLE_VM_FUNCTIONS | V.PROC2_VMCS_SHADOWING | V.PROC2_ENABLE_PML |
+  V.PROC2_USE_TSC_SCALING;
+export const EVMCS1_EXIT_HIDDEN: u32 = V.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE | V.EXIT_LOAD_IA32_PERF_GLOBAL_CTRL;
+export const EVMCS1_ENTRY_HIDDEN: u32 = V.ENTRY_LOAD_IA32_PERF_GLOBAL_CTRL;
+
 // Secondary controls whose 0 setting makes an instruction raise #UD in VMX
 // non-root operation (SDM Vol. 3C 26.3, Table 25-7): RDTSCP and RDPID,
 // INVPCID, VMFUNC, XSAVES/XRSTORS, TPAUSE/UMONITOR/UMWAIT, PCONFIG. vmcs02
@@ -50,9 +75,13 @@ export const PROC2_INSTRUCTION_ENABLES: u32 = V.PROC2_ENABLE_RDTSCP | V.PROC2_EN
 // IA32_VMX_VMFUNC for L1 (A.11): EPTP switching (function 0), emulated by
 // vmfunc.ts, offered when the processor has EPT and VM functions (vmcs02
 // needs "enable VM functions" so that L2's VMFUNC exits to L0 instead of
-// raising #UD); no other function.
-export function vmfuncCap(): u64 {
-  if ((<u32>(proc2() >> 32) & V.PROC2_ENABLE_VM_FUNCTIONS) == 0) return 0;
+// raising #UD); no other function. 0 for a guest with hyperv=on (no VM
+// functions: EVMCS1_PROC2_HIDDEN).
+//
+// Here and below, `hv`: the capabilities of an L1 with hyperv=on (its
+// Nested's hvOffered), without the EVMCS1_*_HIDDEN controls.
+export function vmfuncCap(hv: bool): u64 {
+  if ((<u32>(proc2(hv) >> 32) & V.PROC2_ENABLE_VM_FUNCTIONS) == 0) return 0;
   return hw.vmfunc & V.VMFUNC_CTL_EPTP_SWITCHING;
 }
 
@@ -80,7 +109,8 @@ const VPID_CAP_EMULATED: u64 = V.EPT_VPID_CAP_INVVPID | V.EPT_VPID_CAP_INVVPID_I
 // VPID bits when VPID is.
 export function eptCap(): u64 {
   if (!hw.hasEptVpidCap) return 0;
-  const p2 = <u32>(proc2() >> 32);
+  // (EPT and VPID are offered with hyperv=on too.)
+  const p2 = <u32>(proc2(false) >> 32);
   let v: u64 = 0;
   if ((p2 & V.PROC2_ENABLE_EPT) != 0) v |= hw.eptVpidCap & EPT_CAP_EMULATED;
   if ((p2 & V.PROC2_ENABLE_VPID) != 0) v |= hw.eptVpidCap & VPID_CAP_EMULATED;
@@ -110,35 +140,36 @@ export function basic(): u64 {
 
 // The TRUE_* controls (allowed-0 may clear default1 bits) and the plain ones
 // (default1 bits reported as required, A.3.1).
-export function pin(trueCtls: bool): u64 {
-  return limit(hw.pin, PIN_EMULATED, trueCtls ? 0 : V.PIN_DEFAULT1);
+export function pin(trueCtls: bool, hv: bool): u64 {
+  return limit(hw.pin, hv ? PIN_EMULATED & ~EVMCS1_PIN_HIDDEN : PIN_EMULATED, trueCtls ? 0 : V.PIN_DEFAULT1);
 }
 export function proc(trueCtls: bool): u64 {
   return limit(hw.proc, PROC_EMULATED, trueCtls ? 0 : V.PROC_DEFAULT1);
 }
-export function proc2(): u64 {
+export function proc2(hv: bool): u64 {
   if (!hw.hasProc2) return 0;
   // VM functions only with EPTP switching to offer, which needs EPT.
-  let emulated = PROC2_EMULATED;
+  let emulated = hv ? PROC2_EMULATED & ~EVMCS1_PROC2_HIDDEN : PROC2_EMULATED;
   if ((hw.vmfunc & V.VMFUNC_CTL_EPTP_SWITCHING) == 0 || !hw.canSet(hw.proc2, V.PROC2_ENABLE_EPT)) emulated &= ~V.PROC2_ENABLE_VM_FUNCTIONS;
   // PML (emulated by eptad.ts, not the processor's) logs what sets EPT dirty
   // flags: only with the flags to offer.
   if (!hw.hasEptVpidCap || (hw.eptVpidCap & V.EPT_VPID_CAP_ACCESSED_DIRTY_FLAGS) == 0) emulated &= ~V.PROC2_ENABLE_PML;
   return limit(hw.proc2, emulated, 0);
 }
-export function exit(trueCtls: bool): u64 {
+export function exit(trueCtls: bool, hv: bool): u64 {
   // "Save VMX-preemption timer value" only with the timer itself.
-  const emulated = hasTimer() ? EXIT_EMULATED : EXIT_EMULATED & ~V.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE;
+  let emulated = hasTimer(false) ? EXIT_EMULATED : EXIT_EMULATED & ~V.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE;
+  if (hv) emulated &= ~EVMCS1_EXIT_HIDDEN;
   return limit(hw.exit, emulated, trueCtls ? 0 : V.EXIT_DEFAULT1);
 }
 
 // "Activate VMX-preemption timer" offered (the processor has it: L0 runs
 // vmcs02 with it and reads the same rate).
-export function hasTimer(): bool {
-  return (<u32>(pin(true) >> 32) & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0;
+export function hasTimer(hv: bool): bool {
+  return (<u32>(pin(true, hv) >> 32) & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) != 0;
 }
-export function entry(trueCtls: bool): u64 {
-  return limit(hw.entry, ENTRY_EMULATED, trueCtls ? 0 : V.ENTRY_DEFAULT1);
+export function entry(trueCtls: bool, hv: bool): u64 {
+  return limit(hw.entry, hv ? ENTRY_EMULATED & ~EVMCS1_ENTRY_HIDDEN : ENTRY_EMULATED, trueCtls ? 0 : V.ENTRY_DEFAULT1);
 }
 
 // The number of CR3-target values offered (IA32_VMX_MISC bits 24:16, A.6):
@@ -164,9 +195,11 @@ export function cr3TargetCount(): u32 {
 // not shutdown, not wait-for-SIPI (L1 has one processor and no SIPI
 // reaches it) —, the CR3-target count above, the processor's MSR-list
 // size, VMWRITE to read-only exit fields (bit 29: the vmcs12 cache takes
-// any write).
+// any write). The same with hyperv=on, where the timer is not offered: bits
+// 4:0 then still describe the processor's timer (as under KVM with eVMCS),
+// since nothing depends on them without the timer.
 export function misc(): u64 {
-  const rate = hasTimer() ? hw.misc & V.VMX_MISC_PREEMPTION_TIMER_RATE_MASK : 0;
+  const rate = hasTimer(false) ? hw.misc & V.VMX_MISC_PREEMPTION_TIMER_RATE_MASK : 0;
   return rate | V.VMX_MISC_STORE_EFER_LMA | V.VMX_MISC_ACTIVITY_HLT | (hw.misc & V.VMX_MISC_MAX_MSR_LIST_MASK) |
     (<u64>cr3TargetCount() << V.VMX_MISC_CR3_TARGET_COUNT_SHIFT) | V.VMX_MISC_VMWRITE_ANY_FIELD;
 }
@@ -210,6 +243,11 @@ export function vmcsEnum(): u64 {
 // VMCS fields of features L1 is not offered do not exist for L1: VMREAD
 // and VMWRITE of them fail with error 12 (31.4), as on a processor without
 // the feature (Appendix B lists fields "if the processor supports" it).
+// Against the full offer, also for a guest with hyperv=on: the fields of
+// the EVMCS1_*_HIDDEN controls still exist for it (as under KVM with eVMCS;
+// an L1 on the eVMCS does not VMREAD/VMWRITE, and L0's VMREAD/VMWRITE
+// bitmaps for its shadow VMCS are the same for every guest), and
+// IA32_VMX_VMCS_ENUM is the same (docs/guest-interface.md).
 export function fieldSupported(enc: u32): bool {
   if (V.vmcs12Offset(enc) < 0) return false;
   // EPT's fields (the EPT pointer, the guest-physical address of an exit,
@@ -221,17 +259,17 @@ export function fieldSupported(enc: u32): bool {
     case V.GUEST_PDPTE1:
     case V.GUEST_PDPTE2:
     case V.GUEST_PDPTE3:
-      return (<u32>(proc2() >> 32) & V.PROC2_ENABLE_EPT) != 0;
+      return (<u32>(proc2(false) >> 32) & V.PROC2_ENABLE_EPT) != 0;
     case V.VM_FUNCTION_CONTROL:
     case V.EPTP_LIST_ADDRESS:
-      return (<u32>(proc2() >> 32) & V.PROC2_ENABLE_VM_FUNCTIONS) != 0;
+      return (<u32>(proc2(false) >> 32) & V.PROC2_ENABLE_VM_FUNCTIONS) != 0;
     case V.VIRTUAL_PROCESSOR_ID:
-      return (<u32>(proc2() >> 32) & V.PROC2_ENABLE_VPID) != 0;
+      return (<u32>(proc2(false) >> 32) & V.PROC2_ENABLE_VPID) != 0;
     case V.VMX_PREEMPTION_TIMER_VALUE:
-      return hasTimer();
+      return hasTimer(false);
     case V.PLE_GAP:
     case V.PLE_WINDOW:
-      return (<u32>(proc2() >> 32) & V.PROC2_PAUSE_LOOP_EXITING) != 0;
+      return (<u32>(proc2(false) >> 32) & V.PROC2_PAUSE_LOOP_EXITING) != 0;
     // CR3-target value i (6008H + 2i, B.4.1 and its note: values beyond
     // the first four follow consecutively) exists for i below the count
     // offered in IA32_VMX_MISC; the others are no fields (error 12).
@@ -242,10 +280,10 @@ export function fieldSupported(enc: u32): bool {
       return ((enc - V.CR3_TARGET_VALUE0) >> 1) < cr3TargetCount();
     case V.PML_ADDRESS:
     case V.PML_INDEX:
-      return (<u32>(proc2() >> 32) & V.PROC2_ENABLE_PML) != 0;
+      return (<u32>(proc2(false) >> 32) & V.PROC2_ENABLE_PML) != 0;
     case V.VMREAD_BITMAP:
     case V.VMWRITE_BITMAP:
-      return (<u32>(proc2() >> 32) & V.PROC2_VMCS_SHADOWING) != 0;
+      return (<u32>(proc2(false) >> 32) & V.PROC2_VMCS_SHADOWING) != 0;
   }
   switch (enc & ~V.VMCS_ENC_HIGH) {
     case V.POSTED_INTERRUPT_NOTIFICATION_VECTOR:
@@ -327,8 +365,10 @@ export function fieldSupported(enc: u32): bool {
 
 // L1's RDMSR of a VMX capability MSR: hasMsr is false when the MSR does not
 // exist for L1's (virtual) processor, which is #GP; msrValue is its value
-// (0 when it does not exist).
-export function hasMsr(msr: u32): bool {
+// (0 when it does not exist). hv: the guest has hyperv=on (see
+// EVMCS1_PIN_HIDDEN): IA32_VMX_VMFUNC does not exist for it (no VM
+// functions may be 1, A.11).
+export function hasMsr(msr: u32, hv: bool): bool {
   switch (msr) {
     case V.MSR_IA32_VMX_BASIC:
     case V.MSR_IA32_VMX_PINBASED_CTLS:
@@ -348,11 +388,11 @@ export function hasMsr(msr: u32): bool {
     // Exists if "enable VM functions" may be 1 (A.11).
     case V.MSR_IA32_VMX_VMFUNC:
       return (proc(true) >> 32 & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
-        (<u32>(proc2() >> 32) & V.PROC2_ENABLE_VM_FUNCTIONS) != 0;
+        (<u32>(proc2(hv) >> 32) & V.PROC2_ENABLE_VM_FUNCTIONS) != 0;
     // Exists if "enable EPT" or "enable VPID" may be 1 (A.10).
     case V.MSR_IA32_VMX_EPT_VPID_CAP:
       return (proc(true) >> 32 & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
-        (<u32>(proc2() >> 32) & (V.PROC2_ENABLE_EPT | V.PROC2_ENABLE_VPID)) != 0;
+        (<u32>(proc2(hv) >> 32) & (V.PROC2_ENABLE_EPT | V.PROC2_ENABLE_VPID)) != 0;
     // The TRUE controls exist when IA32_VMX_BASIC[55] says so (A.1).
     case V.MSR_IA32_VMX_TRUE_PINBASED_CTLS:
     case V.MSR_IA32_VMX_TRUE_PROCBASED_CTLS:
@@ -363,27 +403,27 @@ export function hasMsr(msr: u32): bool {
   return false;
 }
 
-export function msrValue(msr: u32): u64 {
-  if (!hasMsr(msr)) return 0;
+export function msrValue(msr: u32, hv: bool): u64 {
+  if (!hasMsr(msr, hv)) return 0;
   switch (msr) {
     case V.MSR_IA32_VMX_BASIC: return basic();
-    case V.MSR_IA32_VMX_PINBASED_CTLS: return pin(false);
+    case V.MSR_IA32_VMX_PINBASED_CTLS: return pin(false, hv);
     case V.MSR_IA32_VMX_PROCBASED_CTLS: return proc(false);
-    case V.MSR_IA32_VMX_EXIT_CTLS: return exit(false);
-    case V.MSR_IA32_VMX_ENTRY_CTLS: return entry(false);
+    case V.MSR_IA32_VMX_EXIT_CTLS: return exit(false, hv);
+    case V.MSR_IA32_VMX_ENTRY_CTLS: return entry(false, hv);
     case V.MSR_IA32_VMX_MISC: return misc();
     case V.MSR_IA32_VMX_CR0_FIXED0: return cr0Fixed0();
     case V.MSR_IA32_VMX_CR0_FIXED1: return cr0Fixed1();
     case V.MSR_IA32_VMX_CR4_FIXED0: return cr4Fixed0();
     case V.MSR_IA32_VMX_CR4_FIXED1: return cr4Fixed1();
     case V.MSR_IA32_VMX_VMCS_ENUM: return vmcsEnum();
-    case V.MSR_IA32_VMX_PROCBASED_CTLS2: return proc2();
-    case V.MSR_IA32_VMX_VMFUNC: return vmfuncCap();
+    case V.MSR_IA32_VMX_PROCBASED_CTLS2: return proc2(hv);
+    case V.MSR_IA32_VMX_VMFUNC: return vmfuncCap(hv);
     case V.MSR_IA32_VMX_EPT_VPID_CAP: return eptCap();
-    case V.MSR_IA32_VMX_TRUE_PINBASED_CTLS: return pin(true);
+    case V.MSR_IA32_VMX_TRUE_PINBASED_CTLS: return pin(true, hv);
     case V.MSR_IA32_VMX_TRUE_PROCBASED_CTLS: return proc(true);
-    case V.MSR_IA32_VMX_TRUE_EXIT_CTLS: return exit(true);
-    case V.MSR_IA32_VMX_TRUE_ENTRY_CTLS: return entry(true);
+    case V.MSR_IA32_VMX_TRUE_EXIT_CTLS: return exit(true, hv);
+    case V.MSR_IA32_VMX_TRUE_ENTRY_CTLS: return entry(true, hv);
   }
   return 0;
 }

@@ -1,7 +1,7 @@
 // VM-entry checks on the VMX controls of the current vmcs12 (SDM Vol. 3C
 // 27.2.1: execution controls 27.2.1.1, exit controls 27.2.1.2, entry
 // controls and event injection 27.2.1.3), made against what the hypervisor
-// OFFERS L1 (nested/caps.ts), not against the processor. A failure is
+// OFFERS L1 (nested/caps.ts; less with hyperv=on), not against the processor. A failure is
 // VMfailValid(7) for the caller. See entry-checks.ts for the list of checks
 // that cannot apply with the offered capabilities.
 import * as V from "../arch/vmx";
@@ -87,20 +87,23 @@ export function eptpOk(eptp: u64): bool {
 
 export function check(c: EntryCheck): bool {
   const n = c.n;
+  // A guest with hyperv=on is offered less (caps.ts EVMCS1_*_HIDDEN): a
+  // processor with its capability MSRs fails the entry with what it lacks.
+  const hv = n.hvOffered;
   const t = (caps.basic() & V.VMX_BASIC_TRUE_CONTROLS) != 0;
   const misc = caps.misc();
   const pin = <u32>state.get(n, V.PIN_BASED_VM_EXEC_CONTROL);
   const proc = <u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
 
   // ---- 27.2.1.1 VM-execution control fields
-  if (!reservedOk(pin, caps.pin(t))) return fail(c, "ctls.pin.reserved");
+  if (!reservedOk(pin, caps.pin(t, hv))) return fail(c, "ctls.pin.reserved");
   if (!reservedOk(proc, caps.proc(t))) return fail(c, "ctls.proc.reserved");
   // With "activate secondary controls" 0 the secondary controls are not
   // checked and act as 0.
   let proc2: u32 = 0;
   if ((proc & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0) {
     proc2 = <u32>state.get(n, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL);
-    if (!reservedOk(proc2, caps.proc2())) return fail(c, "ctls.proc2.reserved");
+    if (!reservedOk(proc2, caps.proc2(hv))) return fail(c, "ctls.proc2.reserved");
   }
   const cr3Targets = (misc & V.VMX_MISC_CR3_TARGET_COUNT_MASK) >> V.VMX_MISC_CR3_TARGET_COUNT_SHIFT;
   if (state.get(n, V.CR3_TARGET_COUNT) > cr3Targets) return fail(c, "ctls.cr3-target-count");
@@ -140,7 +143,7 @@ export function check(c: EntryCheck): bool {
   // rule since it reads the list in software, in L1's RAM).
   if ((proc2 & V.PROC2_ENABLE_VM_FUNCTIONS) != 0) {
     const f = state.get(n, V.VM_FUNCTION_CONTROL);
-    if ((f & ~caps.vmfuncCap()) != 0) return fail(c, "ctls.vmfunc.reserved");
+    if ((f & ~caps.vmfuncCap(hv)) != 0) return fail(c, "ctls.vmfunc.reserved");
     if ((f & V.VMFUNC_CTL_EPTP_SWITCHING) != 0) {
       if ((proc2 & V.PROC2_ENABLE_EPT) == 0) return fail(c, "ctls.vmfunc.eptp-switching-without-ept");
       if (!bitmapOk(c, V.EPTP_LIST_ADDRESS, "ctls.eptp-list.align", "ctls.eptp-list.width", "ctls.eptp-list.ram")) return false;
@@ -168,7 +171,7 @@ export function check(c: EntryCheck): bool {
 
   // ---- 27.2.1.2 VM-exit control fields
   const exit = <u32>state.get(n, V.VM_EXIT_CONTROL);
-  if (!reservedOk(exit, caps.exit(t))) return fail(c, "ctls.exit.reserved");
+  if (!reservedOk(exit, caps.exit(t, hv))) return fail(c, "ctls.exit.reserved");
   if ((exit & V.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE) != 0 && (pin & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) == 0)
     return fail(c, "ctls.exit.save-preemption-timer-without-timer");
   if (!msrAreaOk(c, V.VM_EXIT_MSR_STORE_COUNT, V.VM_EXIT_MSR_STORE_ADDRESS, "ctls.exit-msr-store.align",
@@ -178,7 +181,7 @@ export function check(c: EntryCheck): bool {
 
   // ---- 27.2.1.3 VM-entry control fields
   const entry = <u32>state.get(n, V.VM_ENTRY_CONTROL);
-  if (!reservedOk(entry, caps.entry(t))) return fail(c, "ctls.entry.reserved");
+  if (!reservedOk(entry, caps.entry(t, hv))) return fail(c, "ctls.entry.reserved");
   if (!injectionOk(c, proc2, misc, t)) return false;
   if (!msrAreaOk(c, V.VM_ENTRY_MSR_LOAD_COUNT, V.VM_ENTRY_MSR_LOAD_ADDRESS, "ctls.entry-msr-load.align",
     "ctls.entry-msr-load.width", "ctls.entry-msr-load.ram")) return false;

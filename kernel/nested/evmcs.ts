@@ -39,16 +39,27 @@
 // - Revision (VersionNumber at 0) other than 1 (the eVMCS version offered,
 //   CPUID 4000000AH) or this hypervisor's VMCS revision id: VMfailInvalid,
 //   as KVM answers.
-// - Controls eVMCS v1 cannot express: VMfailValid(7) (unexpressible()).
+// - Controls eVMCS v1 cannot express (caps.ts EVMCS1_*_HIDDEN): a guest
+//   with hyperv=on (the only kind with a VP assist page) is not offered
+//   them, so the entry checks that follow (launch.ts, against what the
+//   guest is offered) answer VMfailValid(7) for them, after the checks of
+//   27.1 as a processor without them would; launch.ts writes the error
+//   into the eVMCS too.
 // - VMRESUME of an eVMCS address not used before (e.g. after VMCLEAR of the
 //   one in use): the eVMCS has no launch state, so L1's choice of
 //   VMRESUME is taken as "launched".
+// - VMREAD/VMWRITE while the eVMCS is in use ("unsupported" in the TLFS):
+//   VMREAD reads the eVMCS (readField, from vmrw.ts), VMWRITE fails as
+//   without a current VMCS; VMPTRST stores all ones (no VMCS is current).
+// - The enlightened MSR bitmap: msrBitmap() below.
 import * as V from "../arch/vmx";
 import * as guestmem from "../vm/guestmem";
 import { Vcpu } from "../vm/vcpu";
 import * as state from "./state";
 import * as vmfail from "./vmfail";
 import * as caps from "./caps";
+import * as shadow from "./shadow";
+import * as vmcs02 from "./vmcs02";
 import { Nested } from "./nested";
 import { PROCEED } from "./common";
 
@@ -84,7 +95,11 @@ export function enter(vcpu: Vcpu, launch: bool): i32 {
   if (launch || gpa != n.evmcs) {
     if (gpa != n.evmcs) {
       // A VMPTRLD'ed vmcs12 stops being current (written back to its
-      // region as VMPTRLD of another would); the eVMCS takes its place.
+      // region as VMPTRLD of another would, with what L1 wrote through
+      // L0's shadow VMCS; the shadow is unlinked, so L1's VMREAD/VMWRITE
+      // exit again and see the eVMCS's rules); the eVMCS takes its place.
+      shadow.pull(vcpu);
+      shadow.unlink(n);
       state.flush(n);
       n.evmcs = gpa;
       if (launch) {
@@ -98,35 +113,38 @@ export function enter(vcpu: Vcpu, launch: bool): i32 {
     clean = 0;
   }
   pull(n, clean);
+  msrBitmap(n, clean);
   guestmem.write32(gpa + <u64>V.EVMCS_CLEAN_FIELDS, load<u32>(buf + V.EVMCS_CLEAN_FIELDS) | V.EVMCS_CLEAN_ALL);
-  if (unexpressible(n)) {
-    pushError(n, V.VMXERR_ENTRY_INVALID_CONTROL_FIELD);
-    return vmfail.failValid(vcpu, V.VMXERR_ENTRY_INVALID_CONTROL_FIELD);
-  }
   return PROCEED;
 }
 
-// Controls whose fields eVMCS v1 has no room for (posted-interrupt vector
-// and descriptor, VMX-preemption timer value, VM-function controls and
-// EPTP list, PML address, VMREAD/VMWRITE bitmaps, EOI-exit bitmaps, PLE
-// gap and window, TSC multiplier, PERF_GLOBAL_CTRL: the TLFS 2022 fields
-// are not offered): an L1 using the eVMCS cannot give them values, so an
-// enlightened entry with any of them is VMfailValid(7), the error of an
-// invalid control (SDM 27.2.1.1). It comes before the checks of 27.1 that
-// launch.ts makes afterwards (MOV-SS blocking, launch state): the order
-// matters only to an L1 that breaks two rules at once.
-const PIN_UNEXPRESSIBLE: u32 = V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER | V.PIN_PROCESS_POSTED_INTERRUPTS;
-const PROC2_UNEXPRESSIBLE: u32 = V.PROC2_APIC_REGISTER_VIRTUALIZATION | V.PROC2_VIRTUAL_INTERRUPT_DELIVERY |
-  V.PROC2_PAUSE_LOOP_EXITING | V.PROC2_ENABLE_VM_FUNCTIONS | V.PROC2_VMCS_SHADOWING | V.PROC2_ENABLE_PML |
-  V.PROC2_USE_TSC_SCALING;
-const EXIT_UNEXPRESSIBLE: u32 = V.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE | V.EXIT_LOAD_IA32_PERF_GLOBAL_CTRL;
-const ENTRY_UNEXPRESSIBLE: u32 = V.ENTRY_LOAD_IA32_PERF_GLOBAL_CTRL;
-function unexpressible(n: Nested): bool {
-  if ((<u32>state.get(n, V.PIN_BASED_VM_EXEC_CONTROL) & PIN_UNEXPRESSIBLE) != 0) return true;
-  if ((<u32>state.get(n, V.VM_EXIT_CONTROL) & EXIT_UNEXPRESSIBLE) != 0) return true;
-  if ((<u32>state.get(n, V.VM_ENTRY_CONTROL) & ENTRY_UNEXPRESSIBLE) != 0) return true;
-  return (<u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
-    (<u32>state.get(n, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & PROC2_UNEXPRESSIBLE) != 0;
+// The enlightened MSR bitmap (TLFS "Enlightened MSR Bitmap", offered by
+// CPUID 4000000AH EAX bit 19): with EnlightenmentsControl.MsrBitmap set,
+// "the L0 hypervisor does not monitor the MSR bitmaps for changes.
+// Instead, the L1 hypervisor must invalidate the corresponding clean field
+// after making changes to one of the MSR bitmaps." So while the MSR_BITMAP
+// clean bit is 1, vmcs02's MSR bitmap keeps the words the last merge of
+// L1's bitmap made (vmcs02.keepMsrBitmap): a change of L1's bitmap under a
+// set bit is not seen by the MSRs L0 lets L2 reach directly (vmcs02.ts
+// setupMsrBitmap), as the TLFS allows; an MSR access that exits to L0
+// anyway is still decided by L1's bitmap as it is (reflect-decide.ts:
+// monitoring nothing, reading when asked). Skipped only when the previous
+// entry of this eVMCS merged L1's bitmap and reached L2 (counts.launches
+// moved past the record): a first entry, a failed one, or one without
+// "use MSR bitmaps" leaves nothing to keep. EnlightenmentsControl itself is
+// read when its clean group says so, like any field.
+function msrBitmap(n: Nested, clean: u32): void {
+  if ((clean & V.EVMCS_CLEAN_ENLIGHTENMENTSCONTROL) == 0) {
+    n.evmcsEnlightenments = load<u32>(buf + V.EVMCS_ENLIGHTENMENTS_CONTROL);
+  }
+  const merged = n.evmcsBitmapMerged;
+  const keep = (n.evmcsEnlightenments & V.EVMCS_ENLIGHTENMENT_MSR_BITMAP) != 0 &&
+    (clean & V.EVMCS_CLEAN_MSR_BITMAP) != 0 && merged != INVALID && n.counts.launches > merged;
+  if (!keep) {
+    const uses = (<u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_USE_MSR_BITMAPS) != 0;
+    n.evmcsBitmapMerged = uses ? n.counts.launches : INVALID;
+  }
+  vmcs02.keepMsrBitmap(n, keep);
 }
 
 // The eVMCS fields (in buf) of the groups not clean into the cache.
@@ -180,13 +198,36 @@ export function push(n: Nested): void {
   guestmem.copyIn(gpa, buf, V.EVMCS_BYTES);
 }
 
+// VMREAD by L1 while the eVMCS is in use (vmrw.ts; TLFS "Enlightened
+// VMCS": "Any VMREAD or VMWRITE instructions while an enlightened VMCS is
+// active is unsupported and can result in unexpected behavior"). This
+// hypervisor's choice, KVM's: VMREAD reads the field from the eVMCS in L1's
+// memory (some L1s read exit information that way regardless), hasField
+// says whether it has one; VMWRITE fails as without a current VMCS.
+export function hasField(enc: u32): bool {
+  return V.evmcsOffset(enc) >= 0;
+}
+export function readField(n: Nested, enc: u32): u64 {
+  const a = n.evmcs + <u64>V.evmcsOffset(enc);
+  // The high access of a 64-bit field: its bits 63:32 (evmcsOffset + 4).
+  if ((enc & V.VMCS_ENC_HIGH) != 0) return <u64>guestmem.read32(a);
+  const w = V.vmcsEncodingWidth(enc);
+  if (w == V.VMCS_WIDTH_16) return <u64>guestmem.read16(a);
+  if (w == V.VMCS_WIDTH_32) return <u64>guestmem.read32(a);
+  return guestmem.read64(a);
+}
+
 // A VMfailValid of an enlightened entry: the error into the eVMCS too.
 export function pushError(n: Nested, error: u32): void {
   guestmem.write32(n.evmcs + <u64>V.EVMCS_VM_INSTRUCTION_ERROR, error);
 }
 
 // L1 stops using the eVMCS (VMCLEAR of it, VMPTRLD, VMXOFF): the next
-// enlightened entry reads every group again.
+// enlightened entry reads every group again, and every entry merges L1's
+// MSR bitmap again.
 export function forget(n: Nested): void {
   n.evmcs = INVALID;
+  n.evmcsEnlightenments = 0;
+  n.evmcsBitmapMerged = INVALID;
+  vmcs02.keepMsrBitmap(n, false);
 }

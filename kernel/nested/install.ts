@@ -27,8 +27,8 @@ export function install(): void {
   nesting.arriveCpu = arriveCpu;
   nesting.cr0Allowed = cr0Allowed;
   nesting.cr4Allowed = cr4Allowed;
-  nesting.vmxMsrExists = caps.hasMsr;
-  nesting.vmxMsrValue = caps.msrValue;
+  nesting.vmxMsrExists = vmxMsrExists;
+  nesting.vmxMsrValue = vmxMsrValue;
   nesting.report = report.report;
 }
 
@@ -41,10 +41,22 @@ export function install(): void {
 // link is made here, not in vm/guest.ts, because the shadow EPT is
 // nested/'s.
 function setUp(vcpu: Vcpu, on: bool, shadowVmcs: bool): bool {
+  // What VMX L1 is offered depends on the VM's hyperv= (caps.ts), which
+  // hyperv.start set before this.
+  vcpu.nested.hvOffered = vcpu.vm.hvOffered;
+  handlers.forGuest(vcpu.vm.hvOffered);
   if (!shadow.setup(vcpu, on && shadowVmcs)) return false;
   const snap = vcpu.vm.ramSnapshot;
   if (snap !== null) snap.shadow = vcpu.nested.shadowEpt;
   return true;
+}
+
+// L1's RDMSR of a VMX capability MSR (exit/msr.ts): what its VM offers.
+function vmxMsrExists(vcpu: Vcpu, msr: u32): bool {
+  return caps.hasMsr(msr, vcpu.nested.hvOffered);
+}
+function vmxMsrValue(vcpu: Vcpu, msr: u32): u64 {
+  return caps.msrValue(msr, vcpu.nested.hvOffered);
 }
 
 // The guest has ended (vmcs01 cleared). Its shadow EPT tables go back to

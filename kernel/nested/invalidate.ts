@@ -38,13 +38,15 @@ import * as vpidFlush from "./vpid";
 const VPID_MASK: u64 = 0xffff;
 
 // What L1 is offered: the secondary controls it may set, and its
-// IA32_VMX_EPT_VPID_CAP (0 when the MSR does not exist for it).
+// IA32_VMX_EPT_VPID_CAP (0 when the MSR does not exist for it). Only the
+// EPT and VPID bits are read here, which hyperv=on does not change
+// (caps.ts EVMCS1_PROC2_HIDDEN): the full offer.
 function proc2Allowed1(): u32 {
   if ((<u32>(caps.proc(true) >> 32) & V.PROC_ACTIVATE_SECONDARY_CONTROLS) == 0) return 0;
-  return <u32>(caps.proc2() >> 32);
+  return <u32>(caps.proc2(false) >> 32);
 }
 function eptVpidCap(): u64 {
-  return caps.msrValue(V.MSR_IA32_VMX_EPT_VPID_CAP);
+  return caps.msrValue(V.MSR_IA32_VMX_EPT_VPID_CAP, false);
 }
 
 export function inveptOffered(): bool {

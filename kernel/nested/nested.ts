@@ -60,6 +60,10 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
   // (state.ts, vmcs02.ts, shadow.ts, hoststate.ts, entry-checks.ts,
   // common.ts, operand.ts, msrlists.ts, reflect.ts, launch.ts).
   enabled: bool = false; // nested=on for this guest: VMX offered, its instructions emulated
+  // The VM's hyperv=on (vm.hvOffered), copied at set-up (install.ts setUp):
+  // L1 is offered only the controls the enlightened VMCS v1 can express
+  // (caps.ts EVMCS1_*_HIDDEN), in its capability MSRs and its entry checks.
+  hvOffered: bool = false;
   vmxOn: bool = false; // L1 executed VMXON
   inL2: bool = false; // L2 is running (vmcs02 is current on the processor)
   vmxonPtr: u64 = INVALID; // guest-physical
@@ -91,6 +95,13 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
   // eVMCS, not yet checked against the VP assist page and written
   // (snapshot/restore.ts maps it at the end of the restore).
   evmcsToMap: bool = false;
+  // evmcs.ts: that eVMCS's EnlightenmentsControl as last read (its clean
+  // group is honoured like the others'), and for the enlightened MSR
+  // bitmap the nested-entry count (counts.launches) before the last entry
+  // that merged L1's MSR bitmap into vmcs02's, INVALID when none did: the
+  // merge is skipped only after one such entry completed.
+  evmcsEnlightenments: u32 = 0;
+  evmcsBitmapMerged: u64 = INVALID;
 
   // The embedded objects (see the top).
   @inline get vmcs02(): Vmcs02State { // vmcs02.ts: a rebuildable cache (+ its page)
@@ -146,6 +157,7 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
   // The pages the objects own stay with them.
   clear(): void {
     this.enabled = false;
+    this.hvOffered = false;
     this.vmxOn = false;
     this.inL2 = false;
     this.vmxonPtr = INVALID;
@@ -170,6 +182,8 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
     this.vmfuncReflected = 0;
     this.evmcs = INVALID;
     this.evmcsToMap = false;
+    this.evmcsEnlightenments = 0;
+    this.evmcsBitmapMerged = INVALID;
   }
 
   // The statistics of the run (the guest's report) from the Nested this

@@ -78,10 +78,13 @@ const F_RELOAD_SHIFT: u32 = 16; // reload12 (entry-control bits 15, 14, 2) in bi
   tscOffset01: u64 = 0;
   proc02: u32 = 0; // vmcs02's primary controls as merged
   // The MSR bitmap words merged at every entry (setupMsrBitmap): offsets
-  // in the page and L0's word; mergeCount -1 merges the whole page.
+  // in the page and L0's word; mergeWords -1 merges the whole page.
+  // mergeCount is what the next entry merges: mergeWords, or 0 while an
+  // enlightened MSR bitmap is clean (keepMsrBitmap).
   mergeOffsets: StaticArray<u32> = changetype<StaticArray<u32>>(0);
   mergeL0: StaticArray<u64> = changetype<StaticArray<u64>>(0);
   mergeCount: i32 = 0;
+  mergeWords: i32 = 0;
 
   // Once, when the Nested is made (no page yet).
   init(): void {
@@ -101,6 +104,7 @@ const F_RELOAD_SHIFT: u32 = 16; // reload12 (entry-control bits 15, 14, 2) in bi
     this.constantWrites = 0;
     this.wholeMerges = 0;
     this.mergeCount = 0;
+    this.mergeWords = 0;
   }
 }
 
@@ -207,6 +211,20 @@ function setupMsrBitmap(s: Vmcs02State): void {
     count++;
   }
   s.mergeCount = count;
+  s.mergeWords = count;
+}
+
+// The enlightened MSR bitmap (nested/evmcs.ts; TLFS "Enlightened MSR
+// Bitmap": L0 "does not monitor the MSR bitmaps for changes", L1 clears
+// the MSR_BITMAP clean bit when it changes them): keep, the next entry
+// leaves vmcs02's merged words as the last merge made them; otherwise it
+// merges L1's bitmap as at every entry. vmcs02's bitmap page holds its
+// words between entries (nothing else writes them), so keeping is only
+// right after a merge of the same bitmap, which the caller knows. The
+// entry's merge itself is unchanged: a count of 0 merges nothing.
+export function keepMsrBitmap(n: Nested, keep: bool): void {
+  const s = n.vmcs02;
+  s.mergeCount = keep ? 0 : s.mergeWords;
 }
 
 function mergeMsrBitmap(n: Nested, s: Vmcs02State): void {

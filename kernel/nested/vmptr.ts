@@ -39,14 +39,15 @@ function readPointer(vcpu: Vcpu): i32 {
   return operand.read(vcpu, <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO), 8, vcpu.nested.operand);
 }
 
-// May L1 load a VMCS whose first dword is rev (31.3 VMPTRLD; 25.2)?
-function revisionOk(rev: u32): bool {
+// May L1 load a VMCS whose first dword is rev (31.3 VMPTRLD; 25.2)? hv:
+// L1 has hyperv=on, which offers no VMCS shadowing (caps.ts).
+function revisionOk(rev: u32, hv: bool): bool {
   if ((rev & ~V.VMCS_SHADOW_INDICATOR) != caps.REVISION_ID) return false;
   if ((rev & V.VMCS_SHADOW_INDICATOR) == 0) return true;
   // A shadow VMCS needs the 1-setting of "VMCS shadowing" (secondary
   // controls allowed-1, and the secondary controls themselves).
   const proc2Allowed = <u32>(caps.proc(true) >> 32) & V.PROC_ACTIVATE_SECONDARY_CONTROLS;
-  return proc2Allowed != 0 && (<u32>(caps.proc2() >> 32) & V.PROC2_VMCS_SHADOWING) != 0;
+  return proc2Allowed != 0 && (<u32>(caps.proc2(hv) >> 32) & V.PROC2_VMCS_SHADOWING) != 0;
 }
 
 export function vmclear(vcpu: Vcpu, reason: u32): i32 {
@@ -89,7 +90,7 @@ export function vmptrld(vcpu: Vcpu, reason: u32): i32 {
   // what the processor reads (L1 may have changed the dword meanwhile, which
   // the SDM makes undefined for an active VMCS, 25.11.1; memory is one of
   // the possible answers).
-  if (!revisionOk(guestmem.read32(addr + <u64>V.VMCS12_REVISION_ID_OFFSET)))
+  if (!revisionOk(guestmem.read32(addr + <u64>V.VMCS12_REVISION_ID_OFFSET), n.hvOffered))
     return vmfail.fail(vcpu, V.VMXERR_VMPTRLD_INCORRECT_REVISION_ID);
   // A VMPTRLD'ed VMCS replaces an enlightened one in the cache.
   evmcs.forget(n);

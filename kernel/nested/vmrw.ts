@@ -35,6 +35,7 @@ import * as operand from "./operand";
 import * as linear from "./linear";
 import * as vmfail from "./vmfail";
 import * as shadow from "./shadow";
+import * as evmcs from "./evmcs";
 
 // A shadowed field exits only where the processor says so (never for the
 // bitmaps shadow.ts builds, but e.g. in a software model): its current
@@ -60,6 +61,17 @@ export function vmread(vcpu: Vcpu, reason: u32): i32 {
   const c = common.check(vcpu, reason, false);
   if (c != common.PROCEED) return c;
   return readField(vcpu, vcpu.nested.current, true);
+}
+
+// VMREAD of an L1 with hyperv=on (the exit table's handler for such a
+// guest, handlers.ts; every other guest's is vmread above, unchanged): with
+// no current VMCS but an enlightened VMCS in use, readEvmcs.
+export function vmreadHv(vcpu: Vcpu, reason: u32): i32 {
+  const c = common.check(vcpu, reason, false);
+  if (c != common.PROCEED) return c;
+  const n = vcpu.nested;
+  if (n.current == state.INVALID && n.evmcs != state.INVALID) return readEvmcs(vcpu);
+  return readField(vcpu, n.current, true);
 }
 
 export function vmwrite(vcpu: Vcpu, reason: u32): i32 {
@@ -99,6 +111,34 @@ function readField(vcpu: Vcpu, vmcs: u64, current: bool): i32 {
   } else {
     v = state.readAt(vmcs, <u32>enc) & mask;
   }
+  if (operand.isRegister(info)) {
+    vcpu.setGpr(operand.reg1(info), v);
+  } else {
+    const r = operand.write(vcpu, info, long ? 8 : 4, v, n.operand);
+    if (r != linear.OK) return linear.handlerResult(vcpu, r);
+  }
+  return vmfail.succeed(vcpu);
+}
+
+// L1's VMREAD while its enlightened VMCS is in use (vmreadHv; no VMCS is current:
+// the eVMCS is not made current by VMPTRLD, TLFS "Enlightened VMCS").
+// The TLFS makes VMREAD/VMWRITE then unsupported; this hypervisor, as KVM,
+// lets VMREAD read the eVMCS in L1's memory (evmcs.ts), the fields L1
+// wrote and those the last exit wrote back; a field the eVMCS does not
+// have, or that does not exist for L1, is VMfailValid(12) with the error
+// in the eVMCS too. VMWRITE is VMfailInvalid (writeField: no current
+// VMCS), VMPTRST stores FFFFFFFF_FFFFFFFFH (vmptr.ts: n.current).
+function readEvmcs(vcpu: Vcpu): i32 {
+  const n = vcpu.nested;
+  const info = <u32>vmx.vmread(V.VM_EXIT_INSTRUCTION_INFO);
+  const long = common.longMode();
+  const mask: u64 = long ? u64.MAX_VALUE : 0xffffffff;
+  const enc = vcpu.gpr(operand.reg2(info)) & mask;
+  if (!supported(enc) || !evmcs.hasField(<u32>enc)) {
+    evmcs.pushError(n, V.VMXERR_UNSUPPORTED_VMCS_COMPONENT);
+    return vmfail.failValid(vcpu, V.VMXERR_UNSUPPORTED_VMCS_COMPONENT);
+  }
+  const v = evmcs.readField(n, <u32>enc) & mask;
   if (operand.isRegister(info)) {
     vcpu.setGpr(operand.reg1(info), v);
   } else {

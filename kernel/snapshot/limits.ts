@@ -47,7 +47,8 @@ export function fill(l: Limits, vm: Vm, vcpuIndex: u32, mxcsrMask: u32): void {
   l.nested = config.nested[vm.guest];
   l.hyperv = config.hyperv[vm.guest];
   const secondary = (<u32>(nestedCaps.proc(true) >> 32) & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0;
-  l.shadowVmcs = secondary && (<u32>(nestedCaps.proc2() >> 32) & V.PROC2_VMCS_SHADOWING) != 0;
+  // (hyperv=on offers no VMCS shadowing: nested/caps.ts EVMCS1_PROC2_HIDDEN.)
+  l.shadowVmcs = secondary && (<u32>(nestedCaps.proc2(vm.hvOffered) >> 32) & V.PROC2_VMCS_SHADOWING) != 0;
   l.vmcs12Revision = nestedCaps.REVISION_ID;
   l.mxcsrMask = mxcsrMask == 0 ? 0xffbf : mxcsrMask;
   l.xcr0Offered = xstate.offered;

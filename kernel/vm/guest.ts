@@ -239,8 +239,9 @@ function runOne<L2>(g: i32, l2: L2): bool {
       config.modulesOf(g), config.moduleCount[g]);
   }
   if (ok) ok = vmcs01.create(vcpu, snap !== null ? snap.eptp() : ept.eptp(root), vm.entry.eip, config.vpid[g]);
-  if (ok) ok = nesting.start(vcpu, config.nested[g], config.shadowVmcs[g]);
+  // The Hyper-V interface first: what nested VMX offers depends on it.
   hyperv.start(vm, config.hyperv[g]);
+  if (ok) ok = nesting.start(vcpu, config.nested[g], config.shadowVmcs[g]);
   if (ok) {
     vcpu.setReg(R.RAX, vm.entry.eax);
     vcpu.setReg(R.RBX, vm.entry.ebx);

@@ -42,9 +42,9 @@ export let arriveCpu: (vcpu: Vcpu) => bool = yes; // machine-wide: assigned once
 export let cr0Allowed: (vcpu: Vcpu, v: u64) => bool = anyCr; // machine-wide: assigned once at start (nested/install.ts)
 export let cr4Allowed: (vcpu: Vcpu, v: u64) => bool = anyCr; // machine-wide: assigned once at start (nested/install.ts)
 // The VMX capability MSRs (offered only): does msr exist for the guest
-// (false: RDMSR is #GP), and its value.
-export let vmxMsrExists: (msr: u32) => bool = noMsr; // machine-wide: assigned once at start (nested/install.ts)
-export let vmxMsrValue: (msr: u32) => u64 = zero; // machine-wide: assigned once at start (nested/install.ts)
+// (false: RDMSR is #GP), and its value (they depend on the VM's hyperv=).
+export let vmxMsrExists: (vcpu: Vcpu, msr: u32) => bool = noMsr; // machine-wide: assigned once at start (nested/install.ts)
+export let vmxMsrValue: (vcpu: Vcpu, msr: u32) => u64 = zero; // machine-wide: assigned once at start (nested/install.ts)
 // The lines about nested VMX in the report of a guest that had it.
 export let report: (vcpu: Vcpu) => void = nothing; // machine-wide: assigned once at start (nested/install.ts)
 
@@ -58,9 +58,9 @@ function yes(vcpu: Vcpu): bool {
 function anyCr(vcpu: Vcpu, v: u64): bool {
   return true;
 }
-function noMsr(msr: u32): bool {
+function noMsr(vcpu: Vcpu, msr: u32): bool {
   return false;
 }
-function zero(msr: u32): u64 {
+function zero(vcpu: Vcpu, msr: u32): u64 {
   return 0;
 }

@@ -1102,6 +1102,10 @@ export const EVMCS_CLEAN_HOST_GRP1 = 0x4000; // bit 14
 export const EVMCS_CLEAN_ENLIGHTENMENTSCONTROL = 0x8000; // bit 15
 export const EVMCS_CLEAN_ALL = 0xffff; // every group
 
+// ---- Hyper-V eVMCS EnlightenmentsControl bits (TLFS; tools/vmx/table.mjs EVMCS.enlightenments): masks
+export const EVMCS_ENLIGHTENMENT_NESTED_FLUSH_VIRTUAL_HYPERCALL = 0x1; // bit 0
+export const EVMCS_ENLIGHTENMENT_MSR_BITMAP = 0x2; // bit 1
+
 // ---- Hyper-V VP assist page (TLFS HV_VP_ASSIST_PAGE): byte offsets
 export const HV_VP_ASSIST_APIC_ASSIST = 0x0; // 4 bytes: ApicAssist
 export const HV_VP_ASSIST_VTL_CONTROL = 0x8; // 24 bytes: VtlControl (HV_VP_VTL_CONTROL)

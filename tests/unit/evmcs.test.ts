@@ -10,7 +10,8 @@
 //   - revision other than 1 (or our VMCS revision id): VMfailInvalid; an eVMCS address that is
 //     not L1 RAM: VMfailInvalid (this hypervisor's choice; KVM injects #UD);
 //   - VMCLEAR of the eVMCS ends its use: the next VMLAUNCH reads every group again;
-//   - controls whose fields eVMCS v1 lacks: VMfailValid(7) (as KVM refuses them).
+//   - controls whose fields eVMCS v1 lacks are not offered (capability MSRs) and fail the entry
+//     with VMfailValid(7) (SDM 27.2.1.1 against what the guest is offered).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tigerlake, buildBootInfo, loadKernel, type Machine } from '../model/index.ts';
@@ -25,7 +26,7 @@ const LARGE = 1n << 7n;
 
 // ---- L1's memory -------------------------------------------------------------------
 const L1_PML4 = 0x10000, L1_PDPT = 0x11000, L1_PD = 0x12000;
-const VMXON_REGION = 0x20000, EVMCS = 0x21000, ASSIST = 0x22000;
+const VMXON_REGION = 0x20000, EVMCS = 0x21000, ASSIST = 0x22000, BITMAP = 0x23000;
 const DATA = 0x30000;
 const HOST_RIP12 = 0x180000n;
 const L2_RIP = 0x401000n;
@@ -162,7 +163,7 @@ const L1_LONG: Record<number, bigint> = {
 };
 
 function* bootL1(c: Ctx, revision = 1): Script {
-  for (const p of [L1_PML4, L1_PDPT, L1_PD, EVMCS, ASSIST]) c.m.phys.write(l1hpa(c, p), new Uint8Array(4096));
+  for (const p of [L1_PML4, L1_PDPT, L1_PD, EVMCS, ASSIST, BITMAP]) c.m.phys.write(l1hpa(c, p), new Uint8Array(4096));
   w64(c, L1_PML4, BigInt(L1_PDPT | 3));
   w64(c, L1_PDPT, BigInt(L1_PD | 3));
   for (let i = 0; i < 16; i++) w64(c, L1_PD + i * 8, (BigInt(i) << 21n) | 0x83n);
@@ -301,25 +302,143 @@ test('revision other than 1 or ours, an eVMCS outside RAM or not aligned: VMfail
   });
 });
 
-test('controls eVMCS v1 cannot express (PAUSE-loop exiting, offered to L1 without eVMCS) are VMfailValid(7)', () => {
+// TLFS "Enlightened MSR Bitmap": "When enabled, the L0 hypervisor does not monitor the MSR
+// bitmaps for changes. Instead, the L1 hypervisor must invalidate the corresponding clean field
+// after making changes to one of the MSR bitmaps." Shown on vmcs02's MSR bitmap (L0's OR L1's,
+// 25.6.9): its read bit for IA32_SYSENTER_CS (174H), an MSR L0 lets L2 read directly, so that
+// the bit in vmcs02 alone decides whether L2's RDMSR exits. L1 sets its own bit with the
+// MSR_BITMAP clean bit set: ignored; cleared: it counts. Without the enlightenment every entry
+// takes L1's bitmap as it is (SDM: the processor reads the bitmap at each access).
+const SYSENTER_CS_READ_BYTE = 0x174 >> 3, SYSENTER_CS_READ_BIT = 1 << (0x174 & 7);
+function* setL1Bit(c: Ctx, on: boolean): Script {
+  const a = l1hpa(c, BITMAP + SYSENTER_CS_READ_BYTE);
+  const b = c.m.phys.read(a, 1)[0];
+  c.m.phys.write(a, new Uint8Array([on ? b | SYSENTER_CS_READ_BIT : b & ~SYSENTER_CS_READ_BIT]));
+}
+const vmcs02Bit = (c: Ctx) => {
+  const bitmap = Number(field(c, V.MSR_BITMAPS, c.vmcs02));
+  return (c.m.phys.read(bitmap + SYSENTER_CS_READ_BYTE, 1)[0] & SYSENTER_CS_READ_BIT) !== 0;
+};
+test('enlightened MSR bitmap: a change of L1\'s bitmap is ignored while MSR_BITMAP is clean and counts once it is cleared', () => {
+  runOk(function* (c) {
+    yield* bootL1(c);
+    evWrite(c, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, evRead(c, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) | B(V.PROC_USE_MSR_BITMAPS));
+    evWrite(c, V.MSR_BITMAPS, BigInt(BITMAP));
+    w32(c, EVMCS + V.EVMCS_ENLIGHTENMENTS_CONTROL, V.EVMCS_ENLIGHTENMENT_MSR_BITMAP);
+    yield* enter(c, true);
+    assert.ok(!inL1(c), 'VMLAUNCH: L2 runs');
+    assert.ok(!vmcs02Bit(c), 'vmcs02: RDMSR 174H does not exit (neither L0 nor L1 asks)');
+    yield* hltToL1(c, 'HLT');
+    yield* setL1Bit(c, true);
+    yield* enter(c, false);
+    assert.ok(!vmcs02Bit(c), 'L1 set its bit with MSR_BITMAP clean: vmcs02 unchanged (ignored)');
+    yield* hltToL1(c, 'HLT 2');
+    setClean(c, 0xffff & ~V.EVMCS_CLEAN_MSR_BITMAP);
+    yield* enter(c, false);
+    assert.ok(vmcs02Bit(c), 'MSR_BITMAP cleared: L1\'s bit counts');
+    assert.is(clean(c), 0xffff, 'L0 set every clean bit again');
+    yield* hltToL1(c, 'HLT 3');
+    // Enlightenment off (its group's bit cleared so that the change is read): L1's bitmap is
+    // merged at every entry, clean bit or not.
+    w32(c, EVMCS + V.EVMCS_ENLIGHTENMENTS_CONTROL, 0);
+    setClean(c, 0xffff & ~V.EVMCS_CLEAN_ENLIGHTENMENTSCONTROL);
+    yield* setL1Bit(c, false);
+    yield* enter(c, false);
+    assert.ok(!vmcs02Bit(c), 'without the enlightenment L1\'s cleared bit counts at once');
+    yield* hltToL1(c, 'HLT 4');
+    // EnlightenmentsControl changed under its set clean bit is not picked up either.
+    w32(c, EVMCS + V.EVMCS_ENLIGHTENMENTS_CONTROL, V.EVMCS_ENLIGHTENMENT_MSR_BITMAP);
+    yield* setL1Bit(c, true);
+    yield* enter(c, false);
+    assert.ok(vmcs02Bit(c), 'the enlightenment set under a clean ENLIGHTENMENTSCONTROL bit is ignored: merged');
+    yield* hltToL1(c, 'HLT 5');
+  });
+});
+
+// VMREAD/VMWRITE/VMPTRST while the eVMCS is in use. TLFS "Enlightened VMCS": "No VMPTRLD
+// instruction must be executed to make an enlightened VMCS active or current ... Any VMREAD or
+// VMWRITE instructions while an enlightened VMCS is active is unsupported and can result in
+// unexpected behavior." This hypervisor's answer (docs/guest-interface.md): VMREAD reads the
+// eVMCS (KVM's, for L1s that do it anyway), a field the eVMCS lacks is VMfailValid(12) with
+// the error in the eVMCS; VMWRITE is VMfailInvalid and VMPTRST stores FFFFFFFF_FFFFFFFFH, as
+// with no current VMCS (SDM 31.3).
+const regInfo = (reg1: number, reg2: number) =>
+  BigInt((V.INSN_INFO_REG_OPERAND | reg1 << V.INSN_INFO_REG1_SHIFT | reg2 << V.INSN_INFO_REG2_SHIFT) >>> 0);
+function* vmxInsn(c: Ctx, reason: number, info: bigint, regs: Record<number, bigint>): Generator<Exit, bigint, void> {
+  const rip = field(c, V.GUEST_RIP);
+  yield { reason, len: LEN, regs, fields: { [V.VM_EXIT_INSTRUCTION_INFO]: info, [V.GUEST_RFLAGS]: FLAGS_ALL } };
+  assert.ok(inL1(c), 'L1 continues');
+  assert.is(field(c, V.GUEST_RIP), rip + BigInt(LEN), 'completed');
+  return field(c, V.GUEST_RFLAGS) & ARITH;
+}
+test('eVMCS in use: VMREAD reads it (12 for a field it lacks), VMWRITE VMfailInvalid, VMPTRST all ones', () => {
+  runOk(function* (c) {
+    yield* bootL1(c);
+    yield* enter(c, true);
+    yield* hltToL1(c, 'HLT');
+    let f = yield* vmxInsn(c, V.EXIT_REASON_VMREAD, regInfo(RAX, RCX), { [RCX]: B(V.VM_EXIT_REASON), [RAX]: 0x5555n });
+    assert.is(f, 0n, 'VMREAD of the exit reason: VMsucceed');
+    assert.is(c.m.guestReg(RAX), B(V.EXIT_REASON_HLT), 'VMREAD gives the eVMCS exit reason');
+    evWrite(c, V.GUEST_RSP, 0x4321n);
+    f = yield* vmxInsn(c, V.EXIT_REASON_VMREAD, regInfo(RAX, RCX), { [RCX]: B(V.GUEST_RSP) });
+    assert.is(c.m.guestReg(RAX), 0x4321n, 'VMREAD reads what L1 wrote into the eVMCS memory');
+    f = yield* vmxInsn(c, V.EXIT_REASON_VMREAD, regInfo(RAX, RCX), { [RCX]: B(V.PLE_GAP) });
+    assert.is(f, B(V.X86_RFLAGS_ZF), 'VMREAD of a field the eVMCS lacks: VMfailValid');
+    assert.is(evRead(c, V.VM_INSTRUCTION_ERROR), 12n, 'error 12 in the eVMCS');
+    f = yield* vmxInsn(c, V.EXIT_REASON_VMWRITE, regInfo(RDX, RCX), { [RCX]: B(V.GUEST_RSP), [RDX]: 0x1111n });
+    assert.is(f, CF, 'VMWRITE: VMfailInvalid');
+    assert.is(evRead(c, V.GUEST_RSP), 0x4321n, 'VMWRITE changed nothing');
+    w64(c, DATA, 0x1234n);
+    f = yield* vmxInsn(c, V.EXIT_REASON_VMPTRST, memInfo(), { [RBX]: BigInt(DATA) });
+    assert.is(f, 0n, 'VMPTRST: VMsucceed');
+    assert.is(c.m.phys.read64(l1hpa(c, DATA)), ALL1, 'VMPTRST: FFFFFFFF_FFFFFFFFH (no VMCS made current by VMPTRLD)');
+  });
+});
+
+// TLFS HV_VMX_ENLIGHTENED_VMCS has no fields for these controls' values (the PLE gap and
+// window, the VMX-preemption timer value, the VM-function controls, the VMREAD/VMWRITE bitmaps,
+// the PML address, ...): a guest with hyperv=on is not offered them (kernel/nested/caps.ts
+// EVMCS1_*_HIDDEN), so a processor with its capability MSRs would fail VMLAUNCH with one of them
+// set: VMfailValid(7) (SDM 27.2.1.1: reserved control bits), the error in the eVMCS too.
+test('hyperv=on: controls eVMCS v1 cannot express are not in the capability MSRs; setting one is VMfailValid(7)', () => {
   runOk(function* (c) {
     yield* bootL1(c);
     const proc2caps = yield* rdmsr(c, V.MSR_IA32_VMX_PROCBASED_CTLS2);
-    assert.ok((proc2caps >> 32n) & B(V.PROC2_PAUSE_LOOP_EXITING), 'PAUSE-loop exiting is offered to L1');
-    const proc = evRead(c, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
-    evWrite(c, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, proc | B(V.PROC_ACTIVATE_SECONDARY_CONTROLS));
-    evWrite(c, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, B(V.PROC2_PAUSE_LOOP_EXITING));
-    const rip = field(c, V.GUEST_RIP);
+    for (const [bit, name] of [[V.PROC2_PAUSE_LOOP_EXITING, 'PAUSE-loop exiting'], [V.PROC2_ENABLE_VM_FUNCTIONS, 'VM functions'],
+      [V.PROC2_VMCS_SHADOWING, 'VMCS shadowing'], [V.PROC2_ENABLE_PML, 'PML'], [V.PROC2_APIC_REGISTER_VIRTUALIZATION, 'APIC-register virtualization'],
+      [V.PROC2_VIRTUAL_INTERRUPT_DELIVERY, 'virtual-interrupt delivery'], [V.PROC2_USE_TSC_SCALING, 'TSC scaling']] as const) {
+      assert.is((proc2caps >> 32n) & B(bit), 0n, `${name} not offered with hyperv=on`);
+    }
+    assert.ok((proc2caps >> 32n) & B(V.PROC2_ENABLE_EPT), 'EPT still offered');
+    const pin = yield* rdmsr(c, V.MSR_IA32_VMX_TRUE_PINBASED_CTLS);
+    assert.is((pin >> 32n) & B(V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER | V.PIN_PROCESS_POSTED_INTERRUPTS), 0n, 'no timer, no posted interrupts');
+    const exit = yield* rdmsr(c, V.MSR_IA32_VMX_TRUE_EXIT_CTLS);
+    assert.is((exit >> 32n) & B(V.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE | V.EXIT_LOAD_IA32_PERF_GLOBAL_CTRL), 0n, 'exit: no timer save, no PERF_GLOBAL_CTRL');
+    const entry = yield* rdmsr(c, V.MSR_IA32_VMX_TRUE_ENTRY_CTLS);
+    assert.is((entry >> 32n) & B(V.ENTRY_LOAD_IA32_PERF_GLOBAL_CTRL), 0n, 'entry: no PERF_GLOBAL_CTRL');
+    // IA32_VMX_VMFUNC exists only if "enable VM functions" may be 1 (A.11): #GP(0).
+    yield { reason: V.EXIT_REASON_RDMSR, len: 2, regs: { [RCX]: B(V.MSR_IA32_VMX_VMFUNC) } };
+    assert.is(field(c, V.VM_ENTRY_INTERRUPTION_INFO), 0x80000b0dn, 'RDMSR IA32_VMX_VMFUNC: #GP(0)');
+    for (const [ctl, v] of [[V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, B(V.PROC2_PAUSE_LOOP_EXITING)],
+      [V.PIN_BASED_VM_EXEC_CONTROL, evRead(c, V.PIN_BASED_VM_EXEC_CONTROL) | B(V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER)]] as const) {
+      const before = evRead(c, ctl);
+      const proc = evRead(c, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
+      evWrite(c, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, proc | B(V.PROC_ACTIVATE_SECONDARY_CONTROLS));
+      evWrite(c, ctl, v);
+      setClean(c, 0);
+      const rip = field(c, V.GUEST_RIP);
+      yield* enter(c, true);
+      assert.ok(inL1(c), `${fieldName(ctl)} = ${v.toString(16)} through the eVMCS: L1 continues`);
+      assert.is(field(c, V.GUEST_RFLAGS) & ARITH, B(V.X86_RFLAGS_ZF), 'VMfailValid');
+      assert.is(field(c, V.GUEST_RIP), rip + BigInt(LEN), 'completed');
+      assert.is(evRead(c, V.VM_INSTRUCTION_ERROR), 7n, 'eVMCS VM-instruction error = 7');
+      evWrite(c, ctl, before);
+      evWrite(c, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, proc);
+    }
+    // Without them (CONTROL_GRP1 holds the pin-based and secondary controls: its bit cleared) the launch works.
+    setClean(c, 0xffff & ~(V.EVMCS_CLEAN_CONTROL_GRP1 | V.EVMCS_CLEAN_CONTROL_PROC));
     yield* enter(c, true);
-    assert.ok(inL1(c), 'PAUSE-loop exiting through the eVMCS: L1 continues');
-    assert.is(field(c, V.GUEST_RFLAGS) & ARITH, B(V.X86_RFLAGS_ZF), 'VMfailValid');
-    assert.is(field(c, V.GUEST_RIP), rip + BigInt(LEN), 'completed');
-    assert.is(evRead(c, V.VM_INSTRUCTION_ERROR), 7n, 'eVMCS VM-instruction error = 7');
-    // Without it (CONTROL_GRP1 holds the secondary controls: its bit cleared) the launch works.
-    evWrite(c, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, 0n);
-    setClean(c, 0xffff & ~V.EVMCS_CLEAN_CONTROL_GRP1);
-    yield* enter(c, true);
-    assert.ok(!inL1(c), 'without PAUSE-loop exiting: L2 runs');
+    assert.ok(!inL1(c), 'without them: L2 runs');
     yield* hltToL1(c, 'HLT');
   });
 });

@@ -100,4 +100,28 @@ test('without hyperv=on the same VMCALL is ours and the synthetic MSRs are #GP',
   assert.not.match(r.console, /hyper-v/);
 });
 
+// TLFS "Feature and Interface Discovery": 40000004H EAX bit 14 recommends the enlightened
+// VMCS; "Nested Hypervisor Feature Identification" (4000000AH): EAX[7:0] and EAX[15:8] the
+// lowest and highest eVMCS version (1), bit 19 the enlightened MSR bitmap. Offered with
+// nested=on (enlightened entry, kernel/nested/evmcs.ts); a hyperv=on guest without VMX has no
+// VM entry to enlighten and sees neither.
+const cpuid = (leaf: number): Exit => ({ reason: V.EXIT_REASON_CPUID, len: 2, regs: { [RAX]: BigInt(leaf), [RCX]: 0n } });
+for (const nested of [true, false]) {
+  test(`CPUID 40000004H bit 14 and 4000000AH with hyperv=on, nested=${nested ? 'on' : 'off'}`, () => {
+    const r = play([
+      { exit: cpuid(0x40000004), check: (m) => {
+        assert.is((m.guestReg(RAX) >> 14n) & 1n, nested ? 1n : 0n, '40000004H EAX bit 14 (eVMCS recommended)');
+        assert.is(m.guestReg(RBX), 0xffffffffn, '40000004H EBX: never notify a long spin wait');
+      } },
+      { exit: cpuid(0x4000000a), check: (m) => {
+        const eax = m.guestReg(RAX);
+        assert.is(eax, nested ? (1n | (1n << 8n) | (1n << 19n)) : 0n, '4000000AH EAX: eVMCS version 1..1, enlightened MSR bitmap');
+        assert.equal([m.guestReg(RBX), m.guestReg(RCX), m.guestReg(RDX)], [0n, 0n, 0n], '4000000AH EBX/ECX/EDX: nothing else');
+      } },
+    ], nested ? 'hyperv=on nested=on' : 'hyperv=on');
+    assert.equal(r.faults, []);
+    assert.is(r.status, 0, r.console);
+  });
+}
+
 test.run();

@@ -297,6 +297,8 @@ function buildEvmcs(t, fields, section, add) {
   section('Hyper-V eVMCS clean-field groups (TLFS HV_VMX_ENLIGHTENED_CLEAN_FIELD_*): masks of HvCleanFields');
   for (const g of E.cleanGroups) add('EVMCS_CLEAN_' + g.name, 1 << g.bit, 'u32', 'hex', `bit ${g.bit}`);
   add('EVMCS_CLEAN_ALL', 0xffff, 'u32', 'hex', 'every group');
+  section('Hyper-V eVMCS EnlightenmentsControl bits (TLFS; tools/vmx/table.mjs EVMCS.enlightenments): masks');
+  for (const e of E.enlightenments) add('EVMCS_ENLIGHTENMENT_' + e.name, 1 << e.bit, 'u32', 'hex', `bit ${e.bit}`);
   section('Hyper-V VP assist page (TLFS HV_VP_ASSIST_PAGE): byte offsets');
   for (const v of E.vpAssist) add('HV_VP_ASSIST_' + v.name, v.offset, 'u32', 'hex', `${v.size} bytes: ${v.tlfs}`);
   return { fields: out, reserved: E.reserved, groups: E.cleanGroups };

@@ -1073,6 +1073,16 @@ export const EVMCS = {
     { name: 'HOST_GRP1', bit: 14 },
     { name: 'ENLIGHTENMENTSCONTROL', bit: 15 },
   ],
+  // The bits of EnlightenmentsControl (offset 836; TLFS HV_VMX_ENLIGHTENED_VMCS, Linux's
+  // hv_enlightenments_control): bit 0 NestedFlushVirtualHypercall (not offered: no TLB-flush
+  // hypercalls), bit 1 MsrBitmap, the enlightened MSR bitmap (TLFS "Enlightened MSR Bitmap":
+  // "When enabled, the L0 hypervisor does not monitor the MSR bitmaps for changes. Instead, the
+  // L1 hypervisor must invalidate the corresponding clean field after making changes to one of
+  // the MSR bitmaps"; offered through CPUID 4000000AH EAX bit 19).
+  enlightenments: [
+    { name: 'NESTED_FLUSH_VIRTUAL_HYPERCALL', bit: 0 },
+    { name: 'MSR_BITMAP', bit: 1 },
+  ],
   fields: [
     { name: 'REVISION_ID', offset: 0, size: 4, clean: 'NONE', tlfs: 'VersionNumber' },
     { name: 'ABORT', offset: 4, size: 4, clean: 'NONE', tlfs: 'AbortIndicator' },

@@ -9,9 +9,10 @@
 //   hypercalls made through it, none of which is implemented: each answers
 //   HV_STATUS_INVALID_HYPERCALL_CODE.
 // Nothing is offered that is not implemented: no synthetic timers, SynIC,
-// reference counter/TSC page, TLB-flush or IPI hypercalls; the enlightened
-// VMCS recommendation and nested features only once enlightened entry
-// exists (EVMCS_ENTRY_IMPLEMENTED).
+// reference counter/TSC page, TLB-flush or IPI hypercalls. The enlightened
+// VMCS (nested/evmcs.ts) is recommended and its version and the
+// enlightened MSR bitmap offered (40000004H, 4000000AH) when the guest
+// also has nested=on.
 //
 // How a Hyper-V hypercall is told apart from this hypervisor's own VMCALL
 // interface (exit/vmcall.ts): by where the VMCALL is. The TLFS has guests
@@ -42,12 +43,6 @@ import * as paging from "../paging";
 import * as lapic from "../../apic/lapic";
 import * as cpuidExit from "./cpuid";
 import * as vmcallExit from "./vmcall";
-
-// Enlightened VM entry (the eVMCS used by L1's VMLAUNCH/VMRESUME) is not
-// implemented yet: until it is, CPUID 40000004H EAX bit 14 (eVMCS
-// recommended) and 4000000AH (eVMCS version, enlightened MSR bitmap) stay
-// 0, as a guest would otherwise use an interface that does nothing.
-export const EVMCS_ENTRY_IMPLEMENTED: bool = false;
 
 // Whether a guest has hyperv=on is its Vm's (vm.hvOffered, set by start()).
 
@@ -120,7 +115,9 @@ export function handleCpuid(vcpu: Vcpu, reason: u32): i32 {
       a = PRIVILEGES;
       break;
     case 0x40000004:
-      a = EVMCS_ENTRY_IMPLEMENTED ? REC_ENLIGHTENED_VMCS : 0;
+      // Bit 14, the enlightened VMCS, with VMX (nested=on) only: without
+      // it there is no VM entry to enlighten.
+      if (vcpu.nested.enabled) a = REC_ENLIGHTENED_VMCS;
       b = SPIN_NEVER;
       break;
     case 0x40000005:
@@ -133,7 +130,11 @@ export function handleCpuid(vcpu: Vcpu, reason: u32): i32 {
       a = HW_FEATURES;
       break;
     case 0x4000000a:
-      if (EVMCS_ENTRY_IMPLEMENTED) a = V.EVMCS_VERSION | (V.EVMCS_VERSION << 8) | NESTED_MSR_BITMAP;
+      // TLFS "Nested Hypervisor Feature Identification": EAX[7:0] the
+      // lowest, EAX[15:8] the highest eVMCS version supported; bit 19 the
+      // enlightened MSR bitmap (nested/evmcs.ts). With nested=on only, as
+      // bit 14 of 40000004H.
+      if (vcpu.nested.enabled) a = V.EVMCS_VERSION | (V.EVMCS_VERSION << 8) | NESTED_MSR_BITMAP;
       break;
     case OWN_BASE:
       a = OWN_BASE + 1;

@@ -147,7 +147,7 @@ export function patOk(v: u64): bool {
   if (vcpu.vm.hvOffered && hyperv.readable(msr)) return true;
   // The VMX capability MSRs exist when VMX is offered (nested=on; A.1):
   // which, nested/caps.ts says (vm/nesting.ts).
-  return vcpu.nested.enabled && nesting.vmxMsrExists(msr);
+  return vcpu.nested.enabled && nesting.vmxMsrExists(vcpu, msr);
 }
 
 // The value of emulated MSR msr, which readable() accepted.
@@ -179,7 +179,7 @@ export function read(vcpu: Vcpu, msr: u32): u64 {
   // ticks slower.)
   if (vcpu.vm.hvOffered && hyperv.readable(msr)) return hyperv.readRef(vcpu, msr);
   // A VMX capability MSR (readable() asked nested/caps.ts whether it is one).
-  return nesting.vmxMsrValue(msr);
+  return nesting.vmxMsrValue(vcpu, msr);
 }
 
 export function write(vcpu: Vcpu, msr: u32, v: u64): bool {

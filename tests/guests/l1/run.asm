@@ -48,9 +48,15 @@ S_COUNT equ 76
 HOST_RSP equ 0x6C14
 HOST_RIP equ 0x6C16
 SEL_KDATA equ 0x10
+; The enlightened VMCS (Hyper-V TLFS HV_VMX_ENLIGHTENED_VMCS): HostRsp (UINT64 at 616) in the
+; clean-field group HOST_POINTER (bit 13) of CleanFields (UINT32 at 824).
+EV_HOST_RSP equ 616
+EV_CLEAN_FIELDS equ 824
+EV_CLEAN_HOST_POINTER equ 0x2000
 
 section .text
 global vmx_run
+global vmx_run_evmcs
 global vmx_exit_entry
 
 vmx_run:
@@ -72,6 +78,7 @@ vmx_run:
     mov edx, vmx_exit_entry
 .w_rip:
     vmwrite eax, edx
+.load:
     mov eax, [run_regs]
     mov ebx, [eax + R_EBX]
     mov ecx, [eax + R_ECX]
@@ -100,6 +107,34 @@ vmx_run:
     pop ebx
     pop ebp
     ret
+
+; vmx_run_evmcs(regs, launch, evmcs) (evmcs.c): as vmx_run, for an L1 whose VMLAUNCH/VMRESUME
+; use the enlightened VMCS at evmcs (linear = physical): HOST_RSP goes into the eVMCS's HostRsp
+; in memory, not through VMWRITE (TLFS: VMREAD/VMWRITE are not for an eVMCS in use), and when it
+; changes the HOST_POINTER clean bit is cleared, as the TLFS asks of an L1 that changes a
+; field. HostRip (vmx_exit_entry) is the caller's to fill in.
+vmx_run_evmcs:
+    push ebp
+    push ebx
+    push esi
+    push edi
+    mov eax, [esp + 20]
+    mov [run_regs], eax
+    mov eax, [esp + 24]
+    mov [run_launch], eax
+    sgdt [l1_gdtr]
+    sidt [l1_idtr]
+    mov [run_host_rsp], esp
+    mov eax, [esp + 28]
+    cmp [eax + EV_HOST_RSP], esp
+    jne .new_rsp
+    cmp dword [eax + EV_HOST_RSP + 4], 0
+    je vmx_run.load
+.new_rsp:
+    mov [eax + EV_HOST_RSP], esp
+    mov dword [eax + EV_HOST_RSP + 4], 0
+    and dword [eax + EV_CLEAN_FIELDS], ~EV_CLEAN_HOST_POINTER
+    jmp vmx_run.load
 
 vmx_exit_entry:
     ; ESP = HOST_RSP, RFLAGS = 2 (SDM 27.5.3); record before changing anything

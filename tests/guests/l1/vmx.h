@@ -327,6 +327,9 @@ extern u32 run_host_rsp; /* the HOST_RSP the last vmx_run wrote */
  * otherwise 0x80000000 | EFLAGS after the instruction (VMfail), with
  * exc.vector set if it raised an exception. */
 u32 vmx_run(struct l2regs *regs, u32 launch);
+/* The same for an L1 whose entries use the enlightened VMCS at evmcs (evmcs.c): HOST_RSP is
+ * stored into the eVMCS (its HOST_POINTER clean bit cleared when it changes), not VMWRITten. */
+u32 vmx_run_evmcs(struct l2regs *regs, u32 launch, void *evmcs);
 void vmx_exit_entry(void);
 
 /* L2 code (run.asm): each snippet starts at its label; L1 puts it in GUEST_RIP. */
