@@ -98,6 +98,7 @@ export function lvtWritableMask(i: u32): u32 {
 }
 const MODE_FIXED: u32 = 0;
 const MODE_LOWEST: u32 = 1;
+const MODE_NMI: u32 = 4;
 
 @unmanaged export class Lapic {
   // Globally and software enabled (IA32_APIC_BASE[11] and SVR[8]), kept
@@ -124,6 +125,9 @@ const MODE_LOWEST: u32 = 1;
   // A level-triggered interrupt's EOI to broadcast to the I/O APIC
   // (eoi()), or -1.
   levelEoi: i32 = -1;
+  // An NMI IPI this APIC sent to itself, for the caller to raise on the
+  // vCPU (takeNmi; vm/irq.ts raiseNmi).
+  nmiSent: bool = false;
   // The LVT entries (timer, thermal, performance, LINT0, LINT1, error) and
   // the 256-bit IRR, ISR and TMR (vec256.ts) are laid out in these fields.
   private lvt0: u64 = 0;
@@ -178,6 +182,7 @@ const MODE_LOWEST: u32 = 1;
   private powerUpState(): void {
     this.id = this.initialId << 24;
     this.levelEoi = -1;
+    this.nmiSent = false;
     this.tpr = 0;
     this.ldr = 0;
     this.dfr = 0xffffffff;
@@ -586,12 +591,20 @@ const MODE_LOWEST: u32 = 1;
   }
 
   // With one vCPU only fixed (and lowest-priority, whose only candidate is
-  // this vCPU) interrupts addressed to this APIC go anywhere: into its own
-  // IRR. The other processors a destination may name do not exist; INIT,
-  // start-up, NMI and SMI are never acted on. Nothing reaches a physical CPU.
+  // this vCPU) interrupts and NMIs addressed to this APIC go anywhere: into
+  // its own IRR, or the vCPU's NMI. The other processors a destination may
+  // name do not exist; INIT, start-up and SMI are never acted on. Nothing
+  // reaches a physical CPU.
   private sendIpi(): void {
     const mode = (this.icrLo >> 8) & 7;
     const vector = this.icrLo & 0xff;
+    // An NMI addressed to this APIC (its vector is ignored, 11.6.1): the
+    // vCPU's NMI, raised by the caller (takeNmi).
+    if (mode == MODE_NMI && this.targetsSelf()) {
+      this.nmiSent = true;
+      this.ipisDelivered++;
+      return;
+    }
     if (mode != MODE_FIXED && mode != MODE_LOWEST) {
       this.ipisDropped++;
       return;
@@ -608,6 +621,14 @@ const MODE_LOWEST: u32 = 1;
     this.accept(vector, false);
     this.ipisDelivered++;
   }
+
+  // Did this APIC just send itself an NMI? Reading it clears it.
+  takeNmi(): bool {
+    const s = this.nmiSent;
+    this.nmiSent = false;
+    return s;
+  }
+
 }
 
 // The timer's fields fit the space kept for them.

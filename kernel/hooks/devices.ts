@@ -118,3 +118,6 @@ export function apic_takeLevelEoi(): i32 {
 export function apic_matchesDestination(dest: u32, logical: bool): bool {
   return theApic().matchesDestination(dest, logical);
 }
+export function apic_takeNmi(): bool {
+  return theApic().takeNmi();
+}

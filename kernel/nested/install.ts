@@ -4,6 +4,7 @@
 // references vm/ calls: a guest's set-up and end, vCPU migration, the
 // CR0/CR4 bits fixed in VMX operation, the VMX capability MSRs and the
 // report. kmain gives `l2Path` to vm/guest.ts's exit loop.
+import * as l2nmi from "./l2nmi";
 import * as vmx from "../hw/vmx";
 import * as print from "../lib/print";
 import * as nesting from "../vm/nesting";
@@ -30,6 +31,7 @@ export function install(): void {
   nesting.vmxMsrExists = vmxMsrExists;
   nesting.vmxMsrValue = vmxMsrValue;
   nesting.report = report.report;
+  nesting.l2Nmi = l2nmi.arrive;
 }
 
 // A guest starts on vcpu (vmcs01 current): the shadow VMCS linked when

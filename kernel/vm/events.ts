@@ -22,6 +22,11 @@ export function injectException(vector: u32, hasError: bool, error: u32): void {
   vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, info);
 }
 
+// An NMI (type 2, vector 2; 26.6.1.1: the vector of an NMI must be 2).
+export function injectNmi(): void {
+  vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, V.INTR_INFO_VALID | (V.INTR_TYPE_NMI << V.INTR_INFO_TYPE_SHIFT) | 2);
+}
+
 export function injectGP(): void {
   injectException(VEC_GP, true, 0);
 }

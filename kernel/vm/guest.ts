@@ -66,6 +66,7 @@ function registerHandlers(): void {
   exits.register(V.EXIT_REASON_VMFUNC, misc.handleUD);
   exits.register(V.EXIT_REASON_INTERRUPT_WINDOW, irq.handleWake);
   exits.register(V.EXIT_REASON_PREEMPTION_TIMER, irq.handleWake);
+  exits.register(V.EXIT_REASON_NMI_WINDOW, irq.handleWake);
   // The VMX instructions' exits are nested/'s (nested/install.ts).
 }
 

@@ -15,6 +15,7 @@ import * as print from "../lib/print";
 import * as config from "./config";
 import { RESUME, stop } from "./exits";
 import { Vcpu } from "./vcpu";
+import * as nesting from "./nesting";
 
 export const SLICE: u64 = 1 << 24; // preemption-timer ticks between forced exits
 
@@ -23,8 +24,14 @@ export const SLICE: u64 = 1 << 24; // preemption-timer ticks between forced exit
 // time budget.
 @unmanaged export class IrqState {
   windowExiting: bool = false;
-  // No interrupt-window exiting and the timer at one slice: what an APIC
-  // that is off needs, so the one test of the exit path's fast case.
+  nmiWindowExiting: bool = false;
+  // An NMI for the vCPU not yet delivered (raiseNmi), and whether vmcs01
+  // can ask for an NMI window (it has "virtual NMIs", 25.3).
+  nmiPending: bool = false;
+  nmiWindowOk: bool = false;
+  // No interrupt-window exiting, no NMI pending and the timer at one slice:
+  // what an APIC that is off needs, so the one test of the exit path's fast
+  // case.
   quiet: bool = false;
   timerValue: u64 = 0; // what the VMCS holds (reloaded by every entry)
   procBase: u32 = 0; // vmcs01's primary controls without interrupt-window exiting
@@ -35,8 +42,13 @@ export const SLICE: u64 = 1 << 24; // preemption-timer ticks between forced exit
   // exits (no "save VMX-preemption timer value"), so an unchanged value
   // costs nothing per entry. ticks: the guest's budget (0: none).
   start(ticks: u64): void {
-    this.procBase = <u32>vmx.vmread(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & ~V.PROC_INTERRUPT_WINDOW_EXITING;
+    this.procBase = <u32>vmx.vmread(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) &
+      ~(V.PROC_INTERRUPT_WINDOW_EXITING | V.PROC_NMI_WINDOW_EXITING);
     this.windowExiting = false;
+    this.nmiWindowExiting = false;
+    this.nmiPending = false;
+    this.nmiWindowOk = (<u32>vmx.vmread(V.PIN_BASED_VM_EXEC_CONTROL) & V.PIN_VIRTUAL_NMIS) != 0 &&
+      (<u32>(caps.proc >> 32) & V.PROC_NMI_WINDOW_EXITING) != 0;
     this.timerValue = 0;
     this.quiet = false;
     if (canPreempt()) {
@@ -50,15 +62,31 @@ export const SLICE: u64 = 1 << 24; // preemption-timer ticks between forced exit
   setTimer(v: u64): void {
     if (v == this.timerValue) return;
     this.timerValue = v;
-    this.quiet = !this.windowExiting && v == SLICE;
+    this.updateQuiet();
     vmx.vmwrite(V.VMX_PREEMPTION_TIMER_VALUE, v);
   }
 
   setWindow(on: bool): void {
     if (on == this.windowExiting) return;
     this.windowExiting = on;
-    this.quiet = !on && this.timerValue == SLICE;
-    vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, this.procBase | (on ? V.PROC_INTERRUPT_WINDOW_EXITING : 0));
+    this.updateQuiet();
+    this.writeProc();
+  }
+
+  setNmiWindow(on: bool): void {
+    if (on == this.nmiWindowExiting) return;
+    this.nmiWindowExiting = on;
+    this.writeProc();
+  }
+
+  private writeProc(): void {
+    vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, this.procBase |
+      (this.windowExiting ? V.PROC_INTERRUPT_WINDOW_EXITING : 0) |
+      (this.nmiWindowExiting ? V.PROC_NMI_WINDOW_EXITING : 0));
+  }
+
+  updateQuiet(): void {
+    this.quiet = !this.windowExiting && !this.nmiPending && this.timerValue == SLICE;
   }
 
   setPreemption(deadline: u64, now: u64): void {
@@ -96,28 +124,71 @@ export function tryInject(vcpu: Vcpu, v: u32): bool {
   return true;
 }
 
+// ---- NMIs (SDM Vol. 3C 26.6.1.1 injection, 25.2 NMI-window exiting) -------
+// An NMI for the vCPU (its APIC's self-NMI, or a test's request after a
+// restore): while L2 runs it is the nested part's (vm/nesting.ts l2Nmi:
+// an NMI exit to L1 or L2's NMI, as vmcs12 says), else it waits here for
+// L1's next entry (deliver). Returns the exit path's RESUME, or what the
+// nested part returned.
+export function raiseNmi(vcpu: Vcpu): i32 {
+  if (vcpu.nested.inL2) return nesting.l2Nmi(vcpu);
+  const s = vcpu.irq;
+  s.nmiPending = true;
+  s.quiet = false;
+  return RESUME;
+}
+
+// Inject the pending NMI if the guest can take it now: not while another
+// event is injected, nor with blocking by NMI, MOV SS or STI (some
+// processors refuse NMI injection in the STI shadow, so it waits for the
+// end of the shadow as KVM does: an interrupt window, IF being 1 then,
+// 26.3.1.5). Otherwise an NMI window (vmcs01 with virtual NMIs), or the
+// next exit, at most a time slice away. A halted guest wakes (26.6.1).
+// Returns whether it waits for the interrupt window.
+function deliverNmi(vcpu: Vcpu): bool {
+  const s = vcpu.irq;
+  const busy = (<u32>vmx.vmread(V.VM_ENTRY_INTERRUPTION_INFO) & V.INTR_INFO_VALID) != 0;
+  const block = <u32>vmx.vmread(V.GUEST_INTERRUPTIBILITY_STATE);
+  if (busy || (block & (V.INTERRUPTIBILITY_BLOCKING_BY_NMI | V.INTERRUPTIBILITY_BLOCKING_BY_MOV_SS)) != 0) {
+    s.setNmiWindow(s.nmiWindowOk);
+    return false;
+  }
+  if ((block & V.INTERRUPTIBILITY_BLOCKING_BY_STI) != 0) return true;
+  events.injectNmi();
+  s.nmiPending = false;
+  s.setNmiWindow(false);
+  s.updateQuiet();
+  if (<u32>vmx.vmread(V.GUEST_ACTIVITY_STATE) != V.ACTIVITY_STATE_ACTIVE)
+    vmx.vmwrite(V.GUEST_ACTIVITY_STATE, V.ACTIVITY_STATE_ACTIVE);
+  return false;
+}
+
 // Before VM entry.
 @inline export function deliver(vcpu: Vcpu): void {
   // Fast path: an APIC that is not software-enabled (SVR bit 8, clear after
   // reset) accepts no interrupts and its LVT entries are masked (11.4.7.2);
-  // most exits of most guests take this branch.
+  // most exits of most guests take this branch. A pending NMI keeps `quiet`
+  // false, so that it is seen here at no cost to the fast path.
   const apic = vcpu.apic;
   const s = vcpu.irq;
   if (!apic.enabled()) {
     if (!s.quiet) {
-      s.setWindow(false);
+      s.setWindow(s.nmiPending && deliverNmi(vcpu));
       s.setPreemption(u64.MAX_VALUE, 0);
     }
     return;
   }
+  // An NMI ranks above maskable interrupts (SDM Vol. 3A 6.9); injecting one
+  // makes tryInject below wait for the next window.
+  const nmiWaits = s.nmiPending && deliverNmi(vcpu);
   const now = cpu.rdtsc();
   const v = apic.pendingVector(now);
   s.setPreemption(apic.nextTimerDeadline(), now);
   if (v < 0) {
-    s.setWindow(false);
+    s.setWindow(nmiWaits);
     return;
   }
-  s.setWindow(!tryInject(vcpu, <u32>v));
+  s.setWindow(!tryInject(vcpu, <u32>v) || nmiWaits);
 }
 
 // Interrupt window (7) and preemption timer (52) exits only bring control

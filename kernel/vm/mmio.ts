@@ -27,6 +27,7 @@ import * as config from "./config";
 import { RESUME, stop } from "./exits";
 import * as R from "./vcpu";
 import * as intbus from "./intbus";
+import * as irq from "./irq";
 import * as lapic from "../apic/lapic";
 import * as ioapic from "../devices/ioapic";
 import { Vcpu } from "./vcpu";
@@ -132,5 +133,8 @@ export function access(vcpu: Vcpu, gpa: u64, stage2: paging.Stage2 = paging.dire
   const device = deviceAt(gpa);
   if (device == NOT_A_DEVICE) return NOT_A_DEVICE;
   if ((<u32>vmx.vmread(V.IDT_VECTORING_INFO) & V.INTR_INFO_VALID) != 0) return NOT_A_DEVICE;
-  return emulate(vcpu, device, gpa, stage2) ? RESUME : stop(vcpu, config.OUTCOME_STOPPED);
+  if (!emulate(vcpu, device, gpa, stage2)) return stop(vcpu, config.OUTCOME_STOPPED);
+  // An NMI IPI the APIC sent itself (after the instruction, which is done).
+  if (device == DEVICE_APIC && vcpu.apic.takeNmi()) return irq.raiseNmi(vcpu);
+  return RESUME;
 }

@@ -45,6 +45,9 @@ export let cr4Allowed: (vcpu: Vcpu, v: u64) => bool = anyCr; // machine-wide: as
 // (false: RDMSR is #GP), and its value (they depend on the VM's hyperv=).
 export let vmxMsrExists: (vcpu: Vcpu, msr: u32) => bool = noMsr; // machine-wide: assigned once at start (nested/install.ts)
 export let vmxMsrValue: (vcpu: Vcpu, msr: u32) => u64 = zero; // machine-wide: assigned once at start (nested/install.ts)
+// An NMI arrives for a vCPU while L2 runs (vm/irq.ts raiseNmi): an exit
+// to L1 or L2's NMI, as vmcs12 says; the exit path's answer.
+export let l2Nmi: (vcpu: Vcpu) => i32 = resume; // machine-wide: assigned once at start (nested/install.ts)
 // The lines about nested VMX in the report of a guest that had it.
 export let report: (vcpu: Vcpu) => void = nothing; // machine-wide: assigned once at start (nested/install.ts)
 
@@ -52,6 +55,9 @@ function noSetUp(vcpu: Vcpu, on: bool, shadowVmcs: bool): bool {
   return !on; // VMX cannot be offered without nested/
 }
 function nothing(vcpu: Vcpu): void {}
+function resume(vcpu: Vcpu): i32 {
+  return 0; // exits.RESUME (never called without nested/: no L2 runs)
+}
 function yes(vcpu: Vcpu): bool {
   return true;
 }

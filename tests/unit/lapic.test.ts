@@ -364,7 +364,7 @@ test('timer expiry is observed before a later register write masks it', () => {
 });
 
 // ---- IPIs (11.6) ------------------------------------------------------------------------------
-test('ICR: INIT, SIPI, NMI, SMI and IPIs to other processors are dropped and counted', () => {
+test('ICR: INIT, SIPI, SMI and IPIs to other processors are dropped and counted; an NMI to self is the vCPU\'s', () => {
   const a = setup();
   a.swEnable();
   a.wr(ICR_HI, 0x01000000);
@@ -376,8 +376,16 @@ test('ICR: INIT, SIPI, NMI, SMI and IPIs to other processors are dropped and cou
   a.wr(ICR_LO, 0x000c4608); // SIPI to all excluding self
   assert.is(a.dropped(), 4);
   a.wr(ICR_LO, 0x00044500); // INIT to self: not acted on
-  a.wr(ICR_LO, 0x00040400); // NMI to self
   a.wr(ICR_LO, 0x00040200); // SMI to self
+  assert.is(a.dropped(), 6);
+  const nmi = (): boolean => a.call<number>('apic_takeNmi') === 1;
+  assert.not.ok(nmi(), 'no NMI sent yet');
+  a.wr(ICR_HI, 0x01000000);
+  a.wr(ICR_LO, 0x00000400); // NMI to APIC 1: not this one
+  assert.not.ok(nmi());
+  a.wr(ICR_LO, 0x00040400); // NMI to self (11.6.1: the vector is ignored)
+  assert.ok(nmi(), 'an NMI to self is raised for the vCPU');
+  assert.not.ok(nmi(), 'taken once');
   assert.is(a.dropped(), 7);
   a.wr(ICR_LO, 0x00000041); // fixed, physical, to APIC 1
   a.wr(ICR_LO, 0x000c0042); // fixed, all excluding self
@@ -385,7 +393,7 @@ test('ICR: INIT, SIPI, NMI, SMI and IPIs to other processors are dropped and cou
   a.wr(ICR_LO, 0x00000843); // fixed, logical, flat, 0x02: LDR is 0
   assert.is(a.dropped(), 10);
   assert.equal(a.vectors(IRR), [], 'nothing arrived here');
-  assert.is(a.delivered(), 0);
+  assert.is(a.delivered(), 1, 'the NMI');
   assert.equal(a.m.faults, []);
 });
 

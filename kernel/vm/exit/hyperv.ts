@@ -43,6 +43,9 @@ import * as paging from "../paging";
 import * as lapic from "../../apic/lapic";
 import * as cpuidExit from "./cpuid";
 import * as vmcallExit from "./vmcall";
+import * as msrExit from "./msr";
+import * as irq from "../irq";
+import * as intbus from "../intbus";
 
 // Whether a guest has hyperv=on is its Vm's (vm.hvOffered, set by start()).
 
@@ -371,4 +374,18 @@ export function start(vm: Vm, on: bool): void {
   readRef = read;
   exits.register(V.EXIT_REASON_CPUID, on ? handleCpuid : cpuidExit.handle);
   exits.register(V.EXIT_REASON_VMCALL, on ? handleVmcall : vmcallExit.handle);
+  exits.register(V.EXIT_REASON_WRMSR, on ? handleWrmsr : msrExit.handleWrite);
+}
+
+// WRMSR of a hyperv=on guest: as for any guest (exit/msr.ts), then what a
+// write of the APIC-access MSRs sends on: an NMI the guest sent itself
+// through HV_X64_MSR_ICR (vm/irq.ts raiseNmi), the EOI of a level-triggered
+// interrupt through HV_X64_MSR_EOI to the I/O APIC (vm/intbus.ts). Guests
+// without hyperv=on keep exit/msr.ts's handler alone.
+function handleWrmsr(vcpu: Vcpu, reason: u32): i32 {
+  const r = msrExit.handleWrite(vcpu, reason);
+  const msr = <u32>vcpu.reg(R.RCX);
+  if (msr == MSR_HV_EOI) intbus.broadcastEoi(vcpu);
+  if (msr == MSR_HV_ICR && vcpu.apic.takeNmi()) return irq.raiseNmi(vcpu);
+  return r;
 }

@@ -26,6 +26,17 @@
 
 #define APIC_ISR_40 0x120u /* ISR bits 63:32: vector 40H is bit 0 */
 #define ICR_SELF (1u << 18) /* destination shorthand 01b: self */
+#define ICR_NMI (4u << 8)   /* delivery mode 100b: NMI */
+
+/* An IRET to the next instruction: ends the blocking of NMIs that a VM
+ * exit caused by an NMI leaves (SDM Vol. 3C 28.5.5; Vol. 3A 6.7.1). */
+static void nmi_unblock(void) {
+    __asm__ volatile("pushfl\n\t"
+                     "pushl %%cs\n\t"
+                     "pushl $1f\n\t"
+                     "iretl\n"
+                     "1:" ::: "memory");
+}
 
 /* L2 writes EAX to [EBX] (an APIC register), then spins ECX times with
  * interrupts as RFLAGS.IF says, then VMCALL. */
@@ -121,6 +132,32 @@ static void passthrough_ept(u32 version, u32 id) {
         l1_window();
         check(exited && l1_irqs == 1, "L2's self-IPI through L1's ICR interrupts L1: exit 1, then delivered to L1|%s, %u deliveries", s,
               l1_irqs);
+    }
+    /* An NMI L2 sends through L1's ICR is L1's processor's NMI: with "NMI
+     * exiting" a VM exit to L1 (reason 0, exit interruption information
+     * valid, type 2 NMI, vector 2: SDM Vol. 3C 26.2, 28.2.2) at the
+     * instruction after the MOV (the NMI arrives after it completes); L1's
+     * VMRESUME continues L2 there. After the exit NMIs are blocked in L1
+     * (28.5.5) until L1's next IRET, which this case executes. */
+    if (l2_setup_ex(PIN_NMI_EXITING, 0, PROC2_EPT, 0, "APIC page in L1's EPT: L2 sends an NMI to itself")) {
+        ept_with_apic(EPT_RWX);
+        diag("L2 sends an NMI to itself through L1's ICR (NMI exiting)");
+        /* To its own APIC ID, physical: the "self" shorthand is valid only
+         * with fixed delivery (SDM Vol. 3A 11.6.1, valid ICR combinations). */
+        apic_write(APIC_ICR_HI, id & 0xFF000000u);
+        regs.ebx = APIC_BASE + APIC_ICR_LO;
+        regs.eax = ICR_NMI;
+        regs.ecx = 1000;
+        l2_run(ADDR(l2_apic_write_spin));
+        bool nmi_exit = exit_is(EXIT_EXCEPTION) && ex.intr == 0x80000202u && ex.rip == ADDR(l2_apic_write_spin) + 2;
+        const char *s = run_str();
+        u32 intr = ex.intr, rip = ex.rip;
+        l2_run(0);
+        check(nmi_exit && vmcall_at((const char *)l2_apic_write_spin, 5),
+              "L2's NMI through L1's ICR with NMI exiting: exit 0 (NMI, info 0x80000202) after the MOV; VMRESUME continues L2|"
+              "%s info 0x%x rip 0x%x (MOV at 0x%x); then %s",
+              s, intr, rip, ADDR(l2_apic_write_spin), run_str());
+        nmi_unblock();
     }
     /* Without external-interrupt exiting the timer's interrupt goes through
      * L2's IDT and stays in service at L1's APIC until L2's EOI. */
