@@ -360,8 +360,15 @@ static void msr_bitmap_cases(void) {
     set_msr_read_bit(MSR_SYSENTER_CS_, true);
     regs.ecx = MSR_SYSENTER_CS_;
     ev_run(ADDR(l2_rdmsr), false);
-    check(ev_exit(EXIT_VMCALL, ADDR(l2_rdmsr) + 2),
-          "enlightened MSR bitmap: 174H marked, MSR_BITMAP clean bit set: not seen, no exit|%s", ev_str());
+    /* Under snapshot=N (args=snapshots) the vCPU is restored every N exits and L0 merges L1's
+     * MSR bitmap again after a restore (as KVM forces after a migration): "does not monitor"
+     * allows L0 to read it, so a change may then be seen. The check is not made there. */
+    if (has_word(boot.cmdline, "snapshots"))
+        skip("snapshot=N: L0 merges the MSR bitmap again after each restore",
+             "enlightened MSR bitmap: 174H marked, MSR_BITMAP clean bit set: not seen, no exit");
+    else
+        check(ev_exit(EXIT_VMCALL, ADDR(l2_rdmsr) + 2),
+              "enlightened MSR bitmap: 174H marked, MSR_BITMAP clean bit set: not seen, no exit|%s", ev_str());
     EV32(EV_CLEAN_FIELDS) &= ~CLEAN_MSR_BITMAP;
     regs.ecx = MSR_SYSENTER_CS_;
     ev_run(ADDR(l2_rdmsr), false);

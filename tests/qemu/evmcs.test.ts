@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { runBochs } from '../../tools/emu/bochs.ts';
 import { expectRun, freshRunDir, REPO } from '../../tools/emu/runner.ts';
-import { endings } from './guestboot.ts';
+import { endings, snapshotLines } from './guestboot.ts';
 
 const G = path.join(REPO, 'build', 'guests');
 const ELF = path.join(REPO, 'build', 'hv.elf');
@@ -66,5 +66,37 @@ test('Bochs: an L1 on the enlightened VMCS (hyperv=on, nested=on), and the same 
   }
   assert.is((r.serial.match(/^L1\| RESULT: PASS$/gm) ?? []).length, 2);
 });
+
+// Issue 11: snapshots at every stage of an L1 on the eVMCS (after VMXON, after the first
+// enlightened entry, in L2, back in L1): snapshot=N saves, destroys and restores the vCPU every
+// N exits (docs/snapshot.md "HYPERV", NESTED's EVMCS flag; while L2 runs the restored vmcs12 is
+// written into the eVMCS, seed 000). Every case must see what it sees without snapshots (but
+// one: a change of L1's MSR bitmap under a set clean bit may be seen after a restore, which
+// merges the bitmap again as KVM does after a migration; the guest SKIPs that check, and only
+// that one), and
+// the snapshots must have landed in VMX operation, in L2, in a nested VM entry and with the
+// eVMCS in use.
+for (const every of [3, 7]) {
+  test(`Bochs: the L1 on the enlightened VMCS with snapshot=${every}`, async () => {
+    const name = `test-evmcs-snapshot-${every}`;
+    const runDir = freshRunDir(name);
+    const cmdline = `caps=off guest=evmcs.elf nested=on hyperv=on snapshot=${every} args=hv=on,snapshots`;
+    const image = iso(runDir, cmdline, [[path.join(G, 'evmcs.elf'), 'evmcs.elf']]);
+    const r = await runBochs({ name, boot: 'bios-cdrom', image, runDir, cpus: 1, timeoutMs: 400_000 });
+    expectRun(r, { status: 0, exitCode: 0, lines: [/^hv: guests: 1 run, all as expected$/] });
+    const lines = tap(r.serial, 'L1| ');
+    assert.equal(lines.filter((l) => l.startsWith('not ok')), [], 'every case passes');
+    assert.ok(lines.length >= 35, `${lines.length} checks`);
+    const skips = lines.filter((l) => / # SKIP/.test(l));
+    assert.is(skips.length, 1, `one SKIP: ${skips.join('; ')}`);
+    assert.match(skips[0], /enlightened MSR bitmap: 174H marked, MSR_BITMAP clean bit set: not seen, no exit # SKIP snapshot=N/);
+    const s = snapshotLines(r.serial).get(1);
+    assert.ok(s, 'the snapshot line');
+    assert.is(s!.every, every);
+    assert.ok(s!.taken > 20, `${s!.taken} snapshots`);
+    assert.ok(s!.inVmx > 0 && s!.inL2 > 0 && s!.runPending > 0 && s!.evmcs > 0,
+      `in VMX operation ${s!.inVmx}, in L2 ${s!.inL2}, in a nested VM entry ${s!.runPending}, with an eVMCS ${s!.evmcs}`);
+  });
+}
 
 test.run();
