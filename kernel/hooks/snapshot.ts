@@ -3,6 +3,7 @@
 // (allocated once, grown only by a larger request); the test fills it and
 // asks snap_validate, or builds a blob in it through the kernel's Writer
 // (snap_w_*). Objects are made on first use, never again.
+import * as cycle from "../snapshot/cycle";
 import { Writer, Reader } from "../snapshot/blob";
 import { Limits, fill } from "../snapshot/limits";
 import * as vms from "../vm/vm";
@@ -151,6 +152,12 @@ export function snap_restoreLive(length: u64): u32 {
 // tests show both give the same vCPU.
 export function snap_setHypervFirst(first: bool): void {
   restore.setHypervFirst(first);
+}
+
+// snapshot=N: an NMI arrives for the vCPU right after each restore (true)
+// or not (false, the kernel's way) from now on (snapshot/cycle.ts).
+export function snap_nmiAfterRestore(on: bool): void {
+  cycle.setNmiAfterRestore(on);
 }
 
 // The running vCPU's eVMCS checked against its VP assist page and written

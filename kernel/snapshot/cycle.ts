@@ -11,6 +11,8 @@ import { Vcpu } from "../vm/vcpu";
 import { Writer } from "./blob";
 import * as save from "./save";
 import * as restore from "./restore";
+import * as irq from "../vm/irq";
+import { STOP } from "../vm/exits";
 import * as state from "../nested/state";
 
 let buf: usize = 0; // machine-wide: the blob buffer, allocated at the first snapshot, reused by every guest
@@ -58,5 +60,14 @@ export function cycle(vcpu: Vcpu, runPending: bool): Vcpu | null {
   if (v == null) return null;
   vm.snapshots++;
   vm.snapshotTicks += cpu.rdtsc() - t0;
+  // The model tests' NMI arriving right after a restore (as KVM's
+  // KVM_SET_VCPU_EVENTS with an NMI pending after a migration): an NMI exit
+  // to L1 while L2 runs, L1's NMI otherwise (vm/irq.ts raiseNmi).
+  if (nmiAfterRestore && irq.raiseNmi(v) == STOP) return null;
   return v;
+}
+
+let nmiAfterRestore: bool = false; // test hooks only: tests/unit/snapshot-evmcs.test.ts
+export function setNmiAfterRestore(on: bool): void {
+  nmiAfterRestore = on;
 }

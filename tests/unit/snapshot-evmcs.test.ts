@@ -394,6 +394,39 @@ test("seed 000: after a restore in L2 the restored vmcs12 is in the eVMCS (L2's 
   }
 });
 
+// Issue 11: "an NMI delivered right after a restore while L2 runs: L2 exits to L1 with reason
+// 0 and L1's VMRESUME continues at the right RIP" (as KVM's selftest injects one with
+// KVM_SET_VCPU_EVENTS after restoring the nested state). vmcs12 has NMI exiting (bootL1):
+// SDM Vol. 3C 26.2 (exit 0, interruption information valid, type NMI, vector 2) and 28.5.5
+// (NMIs blocked after a VM exit caused by an NMI).
+test('an NMI right after a restore while L2 runs from the eVMCS: exit 0 to L1 with L2\'s RIP; VMRESUME continues there', () => {
+  for (const hypervFirst of [false, true]) {
+    let checked = false;
+    runOk('snapshot=1', function* (c) {
+      yield* bootL1(c);
+      yield* enter(true);
+      assert.ok(inL2(c), 'L2 runs');
+      c.m.vmx.setField(V.GUEST_RIP, L2_RIP + 0x30n);
+      hook(c, 'snap_nmiAfterRestore', true);
+      yield { reason: V.EXIT_REASON_PREEMPTION_TIMER, len: 0 }; // L0's own exit: a snapshot in L2, then the NMI
+      hook(c, 'snap_nmiAfterRestore', false);
+      assert.ok(inL1(c), 'the NMI exits to L1 (NMI exiting)');
+      assert.is(field(c, V.GUEST_RIP), HOST_RIP12, "L1 at vmcs12's host RIP");
+      assert.is(evRead(c, V.VM_EXIT_REASON), 0n, 'exit reason 0 in the eVMCS');
+      assert.is(evRead(c, V.VM_EXIT_INTERRUPTION_INFO), 0x80000202n, 'interruption information: valid, NMI, vector 2');
+      assert.is(evRead(c, V.GUEST_RIP), L2_RIP + 0x30n, "L2's RIP where the NMI arrived");
+      assert.is(field(c, V.GUEST_INTERRUPTIBILITY_STATE) & B(V.INTERRUPTIBILITY_BLOCKING_BY_NMI),
+        B(V.INTERRUPTIBILITY_BLOCKING_BY_NMI), 'NMIs blocked in L1 after the NMI exit');
+      yield* enter(false);
+      assert.ok(inL2(c), 'VMRESUME enters L2');
+      assert.is(field(c, V.GUEST_RIP), L2_RIP + 0x30n, 'L2 continues at that RIP');
+      yield* hltToL1(c, 'HLT');
+      checked = true;
+    }, hypervFirst);
+    assert.ok(checked);
+  }
+});
+
 /** L2 runs from the eVMCS; `spoil` changes L1's memory as L2 could (then a snapshot in L2). */
 function failing(spoil: (c: Ctx) => void, hypervFirst = false) {
   let spoiled = false;
