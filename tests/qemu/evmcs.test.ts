@@ -9,35 +9,20 @@
 // the guest only runs under this hypervisor.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { runBochs } from '../../tools/emu/bochs.ts';
 import { expectRun, freshRunDir, REPO } from '../../tools/emu/runner.ts';
-import { endings, snapshotLines } from './guestboot.ts';
+import { endings, snapshotLines, hvIso, tapLines } from './guestboot.ts';
 
 const G = path.join(REPO, 'build', 'guests');
-const ELF = path.join(REPO, 'build', 'hv.elf');
 
-function iso(runDir: string, cmdline: string, modules: [string, string][]): string {
-  for (const [f] of modules) if (!fs.existsSync(f)) throw new Error(`${path.relative(REPO, f)} does not exist: run make all first`);
-  const out = path.join(runDir, 'hv.iso');
-  execFileSync('bash', [path.join(REPO, 'tools', 'mkiso.sh'), ELF, out, '--cmdline', cmdline,
-    ...modules.flatMap(([f, name]) => ['--module', f, name])], { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] });
-  return out;
-}
 
-// The guest's TAP lines (with their prefix removed).
-function tap(serial: string, prefix: string): string[] {
-  return serial.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l.startsWith(prefix))
-    .map((l) => l.slice(prefix.length)).filter((l) => /^(not )?ok \d+ /.test(l));
-}
 
 test('Bochs: an L1 on the enlightened VMCS (hyperv=on, nested=on), and the same L1 without hyperv=on', async () => {
   const name = 'test-evmcs';
   const runDir = freshRunDir(name);
   const cmdline = 'caps=off guest=evmcs.elf nested=on hyperv=on args=hv=on guest=evmcs.elf nested=on args=hv=off';
-  const image = iso(runDir, cmdline, [[path.join(G, 'evmcs.elf'), 'evmcs.elf']]);
+  const image = hvIso(runDir, cmdline, [[path.join(G, 'evmcs.elf'), 'evmcs.elf']]);
   const r = await runBochs({ name, boot: 'bios-cdrom', image, runDir, cpus: 1, timeoutMs: 300_000 });
   expectRun(r, {
     status: 0, exitCode: 0,
@@ -47,7 +32,7 @@ test('Bochs: an L1 on the enlightened VMCS (hyperv=on, nested=on), and the same 
     ],
   });
   assert.equal(endings(r.serial).map((x) => [x[0], x[2]]), [['evmcs.elf', true], ['evmcs.elf', true]]);
-  const lines = tap(r.serial, 'L1| ');
+  const lines = tapLines(r.serial, 'L1| ');
   assert.equal(lines.filter((l) => l.startsWith('not ok')), [], 'every case passes');
   assert.not.match(r.serial, /# SKIP/);
   const off = lines.filter((l) => l.includes('hyperv=off:'));
@@ -81,10 +66,10 @@ for (const every of [3, 7]) {
     const name = `test-evmcs-snapshot-${every}`;
     const runDir = freshRunDir(name);
     const cmdline = `caps=off guest=evmcs.elf nested=on hyperv=on snapshot=${every} args=hv=on,snapshots`;
-    const image = iso(runDir, cmdline, [[path.join(G, 'evmcs.elf'), 'evmcs.elf']]);
+    const image = hvIso(runDir, cmdline, [[path.join(G, 'evmcs.elf'), 'evmcs.elf']]);
     const r = await runBochs({ name, boot: 'bios-cdrom', image, runDir, cpus: 1, timeoutMs: 400_000 });
     expectRun(r, { status: 0, exitCode: 0, lines: [/^hv: guests: 1 run, all as expected$/] });
-    const lines = tap(r.serial, 'L1| ');
+    const lines = tapLines(r.serial, 'L1| ');
     assert.equal(lines.filter((l) => l.startsWith('not ok')), [], 'every case passes');
     assert.ok(lines.length >= 35, `${lines.length} checks`);
     const skips = lines.filter((l) => / # SKIP/.test(l));

@@ -24,6 +24,28 @@ export const GUESTS_CMDLINE = [
 ].join(' ');
 const MODULES = ['suite', 'mb2', 'triple', 'unbacked', 'badmsr', 'halt', 'spin', 'bench'].flatMap((g) => ['--module', path.join(G, `${g}.elf`), `${g}.elf`]);
 
+// A GRUB ISO (tools/mkiso.sh) booting `kernel` with mkiso's `args` (--cmdline, --module):
+// runDir/boot.iso. Every file it needs must have been built (make all).
+export function isoOf(runDir: string, kernel: string, args: string[], needs: string[] = []): string {
+  for (const f of [kernel, ...needs]) if (!fs.existsSync(f)) throw new Error(`${path.relative(REPO, f)} does not exist: run make all first`);
+  const out = path.join(runDir, 'boot.iso');
+  execFileSync('bash', [path.join(REPO, 'tools', 'mkiso.sh'), kernel, out, ...args], { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] });
+  return out;
+}
+
+// This hypervisor with `cmdline` and the modules [file, name].
+export function hvIso(runDir: string, cmdline: string, modules: [string, string][]): string {
+  return isoOf(runDir, ELF, ['--cmdline', cmdline, ...modules.flatMap(([f, name]) => ['--module', f, name])],
+    modules.map(([f]) => f));
+}
+
+// A guest's TAP lines (`ok N - ...` / `not ok N - ...`) with `prefix` ("L1| " for an L0 guest's
+// console, "" for a guest on bare Bochs) removed.
+export function tapLines(serial: string, prefix: string): string[] {
+  return serial.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l.startsWith(prefix))
+    .map((l) => l.slice(prefix.length)).filter((l) => /^(not )?ok \d+ /.test(l));
+}
+
 export function guestIso(runDir: string, cmdline: string): string {
   for (const f of [ELF, path.join(G, 'suite.elf'), path.join(G, 'module.txt')])
     if (!fs.existsSync(f)) throw new Error(`${path.relative(REPO, f)} does not exist: run make all first`);

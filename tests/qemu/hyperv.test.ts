@@ -10,35 +10,20 @@
 // while L2 runs.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { runBochs } from '../../tools/emu/bochs.ts';
 import { expectRun, freshRunDir, REPO } from '../../tools/emu/runner.ts';
-import { endings, snapshotLines } from './guestboot.ts';
+import { endings, snapshotLines, hvIso, tapLines } from './guestboot.ts';
 
 const G = path.join(REPO, 'build', 'guests');
-const ELF = path.join(REPO, 'build', 'hv.elf');
 
-function iso(runDir: string, cmdline: string, modules: [string, string][]): string {
-  for (const [f] of modules) if (!fs.existsSync(f)) throw new Error(`${path.relative(REPO, f)} does not exist: run make all first`);
-  const out = path.join(runDir, 'hv.iso');
-  execFileSync('bash', [path.join(REPO, 'tools', 'mkiso.sh'), ELF, out, '--cmdline', cmdline,
-    ...modules.flatMap(([f, name]) => ['--module', f, name])], { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] });
-  return out;
-}
 
-// The guest's TAP lines (with their prefix removed).
-function tap(serial: string, prefix: string): string[] {
-  return serial.split('\n').filter((l) => l.startsWith(prefix)).map((l) => l.slice(prefix.length))
-    .filter((l) => /^(not )?ok \d+ /.test(l));
-}
 
 test('Bochs: the Hyper-V interface with hyperv=on, and the same guest without it', async () => {
   const name = 'test-hyperv';
   const runDir = freshRunDir(name);
   const cmdline = 'caps=off guest=hyperv.elf hyperv=on snapshot=3 args=hv=on guest=hyperv.elf args=hv=off';
-  const image = iso(runDir, cmdline, [[path.join(G, 'hyperv.elf'), 'hyperv.elf']]);
+  const image = hvIso(runDir, cmdline, [[path.join(G, 'hyperv.elf'), 'hyperv.elf']]);
   const r = await runBochs({ name, boot: 'bios-cdrom', image, runDir, cpus: 1, timeoutMs: 120_000 });
   expectRun(r, {
     status: 0, exitCode: 0,
@@ -52,7 +37,7 @@ test('Bochs: the Hyper-V interface with hyperv=on, and the same guest without it
     ],
   });
   assert.equal(endings(r.serial).map((x) => [x[0], x[2]]), [['hyperv.elf', true], ['hyperv.elf', true]]);
-  const lines = tap(r.serial, 'L1| ');
+  const lines = tapLines(r.serial, 'L1| ');
   assert.equal(lines.filter((l) => l.startsWith('not ok')), []);
   // Both halves ran their checks (no SKIP, a line for each).
   assert.ok(lines.filter((l) => l.includes('hyperv=off:')).length >= 10, 'the hyperv=off checks ran');
@@ -74,7 +59,7 @@ test('Bochs: turtles with hyperv=on: L1 (this hypervisor) finds its parent at 40
   const runDir = freshRunDir(name);
   const cmdline = 'caps=off guest=hvl1.elf mem=96M nested=on hyperv=on args=caps=off,guest=hyperv.elf,args=level=2 ' +
     'module=hyperv.elf';
-  const image = iso(runDir, cmdline, [[path.join(G, 'hvl1.elf'), 'hvl1.elf'], [path.join(G, 'hyperv.elf'), 'hyperv.elf']]);
+  const image = hvIso(runDir, cmdline, [[path.join(G, 'hvl1.elf'), 'hvl1.elf'], [path.join(G, 'hyperv.elf'), 'hyperv.elf']]);
   const r = await runBochs({ name, boot: 'bios-cdrom', image, runDir, cpus: 1, timeoutMs: 240_000 });
   expectRun(r, {
     status: 0, exitCode: 0,
@@ -94,7 +79,7 @@ test('Bochs: turtles with hyperv=on and snapshot=7: L1 (this hypervisor) is snap
   const runDir = freshRunDir(name);
   const cmdline = 'caps=off guest=hvl1.elf mem=96M nested=on hyperv=on snapshot=7 args=caps=off,guest=hyperv.elf,args=level=2 ' +
     'module=hyperv.elf';
-  const image = iso(runDir, cmdline, [[path.join(G, 'hvl1.elf'), 'hvl1.elf'], [path.join(G, 'hyperv.elf'), 'hyperv.elf']]);
+  const image = hvIso(runDir, cmdline, [[path.join(G, 'hvl1.elf'), 'hvl1.elf'], [path.join(G, 'hyperv.elf'), 'hyperv.elf']]);
   const r = await runBochs({ name, boot: 'bios-cdrom', image, runDir, cpus: 1, timeoutMs: 240_000 });
   expectRun(r, {
     status: 0, exitCode: 0,

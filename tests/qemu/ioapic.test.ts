@@ -6,40 +6,27 @@
 // of this hypervisor.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { runBochs } from '../../tools/emu/bochs.ts';
 import { expectRun, freshRunDir, REPO } from '../../tools/emu/runner.ts';
+import { isoOf, hvIso, tapLines } from './guestboot.ts';
 
 const GUEST = path.join(REPO, 'build', 'guests', 'ioapic.elf');
-const ELF = path.join(REPO, 'build', 'hv.elf');
 
-function iso(runDir: string, kernel: string, args: string[]): string {
-  for (const f of [kernel, GUEST]) if (!fs.existsSync(f)) throw new Error(`${path.relative(REPO, f)} does not exist: run make all`);
-  const out = path.join(runDir, 'boot.iso');
-  execFileSync('bash', [path.join(REPO, 'tools', 'mkiso.sh'), kernel, out, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
-  return out;
-}
 
-// The guest's TAP lines (prefix removed).
-function tap(serial: string, prefix: string): string[] {
-  return serial.split('\n').map((l) => l.replace(/\r$/, '')).filter((l) => l.startsWith(prefix))
-    .map((l) => l.slice(prefix.length)).filter((l) => /^(not )?ok \d+ /.test(l));
-}
 
 const CHECKS = 17; // the guest's checks (every one must run and pass)
 
 test('Bochs: the I/O APIC and COM1 interrupts on bare Bochs (reference)', async () => {
   const name = 'test-ioapic-bare';
   const runDir = freshRunDir(name);
-  const r = await runBochs({ name, boot: 'bios-cdrom', image: iso(runDir, GUEST, []), runDir, timeoutMs: 180_000 });
+  const r = await runBochs({ name, boot: 'bios-cdrom', image: isoOf(runDir, GUEST, []), runDir, timeoutMs: 180_000 });
   // The guest ends with the magic breakpoint (exit code 0, pass) or port
   // 8900H (exit code 1, fail); there is no hypervisor status line.
   const where = `(reproduce: ${r.command}; serial ${r.serialPath})`;
   assert.not.ok(r.timedOut, `timed out ${where}`);
   assert.is(r.exitCode, 0, `Bochs exit code ${where}`);
-  const lines = tap(r.serial, '');
+  const lines = tapLines(r.serial, '');
   assert.equal(lines.filter((l) => l.startsWith('not ok')), []);
   assert.is(lines.length, CHECKS, `${lines.length} checks`);
   // Bochs keeps no remote IRR and has I/O APIC version 11H: those three
@@ -51,7 +38,7 @@ test('Bochs: the I/O APIC and COM1 interrupts on bare Bochs (reference)', async 
 test('Bochs: the I/O APIC and COM1 interrupts under the hypervisor', async () => {
   const name = 'test-ioapic-hv';
   const runDir = freshRunDir(name);
-  const image = iso(runDir, ELF, ['--cmdline', 'caps=off guest=ioapic.elf', '--module', GUEST, 'ioapic.elf']);
+  const image = hvIso(runDir, 'caps=off guest=ioapic.elf', [[GUEST, 'ioapic.elf']]);
   const r = await runBochs({ name, boot: 'bios-cdrom', image, runDir, cpus: 1, timeoutMs: 180_000 });
   expectRun(r, {
     status: 0, exitCode: 0,
@@ -61,7 +48,7 @@ test('Bochs: the I/O APIC and COM1 interrupts under the hypervisor', async () =>
       /^hv: guests: 1 run, all as expected$/,
     ],
   });
-  const lines = tap(r.serial, 'L1| ');
+  const lines = tapLines(r.serial, 'L1| ');
   assert.equal(lines.filter((l) => l.startsWith('not ok')), []);
   assert.is(lines.length, CHECKS, `${lines.length} checks`);
   assert.not.match(r.serial, /# SKIP/);

@@ -11,33 +11,20 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import { runBochs } from '../../tools/emu/bochs.ts';
 import { expectRun, freshRunDir, REPO } from '../../tools/emu/runner.ts';
-import { endings } from './guestboot.ts';
+import { endings, hvIso, tapLines } from './guestboot.ts';
 
 const G = path.join(REPO, 'build', 'guests');
 const ELF = path.join(REPO, 'build', 'hv.elf');
 
-function iso(runDir: string, cmdline: string, modules: [string, string][]): string {
-  for (const [f] of modules) if (!fs.existsSync(f)) throw new Error(`${path.relative(REPO, f)} does not exist: run make all first`);
-  const out = path.join(runDir, 'hv.iso');
-  execFileSync('bash', [path.join(REPO, 'tools', 'mkiso.sh'), ELF, out, '--cmdline', cmdline,
-    ...modules.flatMap(([f, name]) => ['--module', f, name])], { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] });
-  return out;
-}
 
-// The guest's TAP lines (with their `L1| ` or `L1| L2| ` prefix removed).
-function tap(serial: string, prefix: string): string[] {
-  return serial.split('\n').filter((l) => l.startsWith(prefix)).map((l) => l.slice(prefix.length))
-    .filter((l) => /^(not )?ok \d+ /.test(l));
-}
 
 test('Bochs: RAM snapshots with EPT accessed/dirty flags and with write protection', async () => {
   const name = 'test-ramsnap';
   const runDir = freshRunDir(name);
   const cmdline = 'caps=off guest=ramsnap.elf ramsnap=on args=mode=ad guest=ramsnap.elf ramsnap=wp args=mode=wp';
-  const image = iso(runDir, cmdline, [[path.join(G, 'ramsnap.elf'), 'ramsnap.elf']]);
+  const image = hvIso(runDir, cmdline, [[path.join(G, 'ramsnap.elf'), 'ramsnap.elf']]);
   const r = await runBochs({ name, boot: 'bios-cdrom', image, runDir, cpus: 1, timeoutMs: 240_000 });
   expectRun(r, { status: 0, exitCode: 0, lines: [/^hv: guests: 2 run, all as expected$/] });
   const e = endings(r.serial);
@@ -45,7 +32,7 @@ test('Bochs: RAM snapshots with EPT accessed/dirty flags and with write protecti
   // The hypervisor said how each tracks: 32 MiB = 16 page tables for 4-KiB leaves.
   const made = [...r.serial.matchAll(/^hv: ram snapshot: 32 MiB, (\d+) EPT page tables added for 4-KiB pages \(\d+ ticks\), dirty pages by (.*)$/gm)];
   assert.equal(made.map((m) => [Number(m[1]), m[2]]), [[16, 'EPT accessed/dirty flags'], [16, 'write protection']]);
-  const lines = tap(r.serial, 'L1| ');
+  const lines = tapLines(r.serial, 'L1| ');
   assert.ok(lines.length >= 2 * 12, `${lines.length} TAP lines`);
   assert.equal(lines.filter((l) => l.startsWith('not ok')), []);
   assert.is((r.serial.match(/^L1\| RESULT: PASS$/gm) ?? []).length, 2);
@@ -59,11 +46,11 @@ test('Bochs, turtles: L1 (this hypervisor) snapshots its L2 with the EPT flags L
   const l1 = path.join(runDir, 'hvl1.elf');
   fs.copyFileSync(ELF, l1);
   const cmdline = 'caps=off guest=hvl1.elf mem=160M nested=on args=caps=off,guest=ramsnap.elf,ramsnap=on,args=mode=ad module=ramsnap.elf';
-  const image = iso(runDir, cmdline, [[l1, 'hvl1.elf'], [path.join(G, 'ramsnap.elf'), 'ramsnap.elf']]);
+  const image = hvIso(runDir, cmdline, [[l1, 'hvl1.elf'], [path.join(G, 'ramsnap.elf'), 'ramsnap.elf']]);
   const r = await runBochs({ name, boot: 'bios-cdrom', image, runDir, cpus: 1, timeoutMs: 400_000 });
   expectRun(r, { status: 0, exitCode: 0, lines: [/^hv: guests: 1 run, all as expected$/, /^L1\| L2\| RESULT: PASS$/] });
   assert.match(r.serial, /^L1\| hv: ram snapshot: 32 MiB, 16 EPT page tables added for 4-KiB pages \(\d+ ticks\), dirty pages by EPT accessed\/dirty flags$/m);
-  const lines = tap(r.serial, 'L1| L2| ');
+  const lines = tapLines(r.serial, 'L1| L2| ');
   assert.ok(lines.length >= 12, `${lines.length} TAP lines`);
   assert.equal(lines.filter((l) => l.startsWith('not ok')), []);
 });

@@ -18,27 +18,24 @@ import { tigerlake, buildBootInfo, loadKernel, type Machine } from '../model/ind
 import { fieldName } from '../model/vmcs-fields.ts';
 import * as V from '../model/vmx-consts.ts';
 import { tinyKernel, produceExit, RAX, RCX, RDX, RBX, type Exit } from './guest-script.ts';
-
-const B = (v: number | bigint): bigint => (typeof v === 'number' ? BigInt(v >>> 0) : BigInt.asUintN(64, v));
-const ALL1 = (1n << 64n) - 1n;
-const ADDR = 0x000ffffffffff000n;
-const LARGE = 1n << 7n;
+import {
+  type L1Ctx, type Script, B, ALL1, ADDR, L1_PML4, L1_PDPT, L1_PD, VMXON_REGION, EVMCS, ASSIST, DATA, HOST_RIP12, L2_RIP, OUTSIDE,
+  field, l1hpa, w64, w32, r32, l1ToVmxon, fillEvmcs, CR0, CR4, EFER64, evField, evWrite, evRead, clean, setClean, ARITH, FLAGS_ALL, LEN, memInfo, l1Insn, ptrInsn, rdmsr, wrmsr,
+} from './evmcs-script.ts';
 
 // ---- L1's memory -------------------------------------------------------------------
-const L1_PML4 = 0x10000, L1_PDPT = 0x11000, L1_PD = 0x12000;
-const VMXON_REGION = 0x20000, EVMCS = 0x21000, ASSIST = 0x22000, BITMAP = 0x23000;
-const DATA = 0x30000;
-const HOST_RIP12 = 0x180000n;
-const L2_RIP = 0x401000n;
-const OUTSIDE = 0x7ff000000000n; // far above L1's RAM
+const BITMAP = 0x23000;
 
-type Script = Generator<Exit, void, void>;
-interface Ctx { m: Machine; vmcs01: bigint; vmcs02: bigint }
+interface Ctx extends L1Ctx { vmcs01: bigint; vmcs02: bigint }
 const FINAL: Exit = { reason: V.EXIT_REASON_IO_INSTRUCTION, qual: (0xf4n << 16n) | 3n, len: 1, regs: { [RAX]: 0n } };
 
 function runOk(script: (c: Ctx) => Script): void {
   const m = tigerlake();
-  const c: Ctx = { m, vmcs01: -1n, vmcs02: -1n };
+  const c: Ctx = {
+    m, vmcs01: -1n, vmcs02: -1n,
+    l1Root: () => c.m.vmx.field(V.EPT_POINTER, c.vmcs01) & ADDR,
+    l1Runs: () => c.m.vmx.currentVmcs === c.vmcs01,
+  };
   const gen = script(c);
   let finished = false;
   m.vmx.guest = (vmx) => {
@@ -61,75 +58,9 @@ function runOk(script: (c: Ctx) => Script): void {
   assert.is(m.faults.length ? -1 : (m.exitStatus ?? -1), 0, m.console.slice(-3000));
 }
 
-const field = (c: Ctx, enc: number, vmcs?: bigint) => c.m.vmx.field(enc, vmcs);
-const inL1 = (c: Ctx) => c.m.vmx.currentVmcs === c.vmcs01;
-function l1hpa(c: Ctx, gpa: number | bigint): number {
-  let table = field(c, V.EPT_POINTER, c.vmcs01) & ADDR;
-  const g = BigInt(gpa);
-  for (let level = 4; level >= 1; level--) {
-    const shift = BigInt(12 + 9 * (level - 1));
-    const e = c.m.phys.read64(Number(table + ((g >> shift) & 511n) * 8n));
-    if ((e & 7n) === 0n) throw new Error(`test bug: L1-physical 0x${g.toString(16)} not mapped`);
-    if (level === 1 || (e & LARGE) !== 0n) return Number((e & ADDR & ~((1n << shift) - 1n)) | (g & ((1n << shift) - 1n)));
-    table = e & ADDR;
-  }
-  throw new Error('unreachable');
-}
-const w64 = (c: Ctx, gpa: number | bigint, v: bigint) => c.m.phys.write64(l1hpa(c, gpa), B(v));
-const w32 = (c: Ctx, gpa: number | bigint, v: number) => c.m.phys.write32(l1hpa(c, gpa), v);
-const r32 = (c: Ctx, gpa: number | bigint) => c.m.phys.read32(l1hpa(c, gpa));
-
-// ---- the eVMCS, by VMCS encoding (tools/vmx/table.mjs EVMCS, as the TLFS lays it out) --------
-const BY_ENC = new Map(V.EVMCS_FIELDS.filter((f) => f.encoding !== null).map((f) => [f.encoding!, f]));
-function evField(enc: number) {
-  const f = BY_ENC.get(enc);
-  if (!f) throw new Error(`test bug: ${fieldName(enc)} is not in the eVMCS`);
-  return f;
-}
-function evWrite(c: Ctx, enc: number, v: bigint): void {
-  const f = evField(enc);
-  const a = l1hpa(c, EVMCS + f.offset);
-  if (f.size === 8) c.m.phys.write64(a, B(v));
-  else if (f.size === 4) c.m.phys.write32(a, Number(v & 0xffffffffn));
-  else c.m.phys.write(a, new Uint8Array([Number(v & 0xffn), Number((v >> 8n) & 0xffn)]));
-}
-function evRead(c: Ctx, enc: number): bigint {
-  const f = evField(enc);
-  const a = l1hpa(c, EVMCS + f.offset);
-  if (f.size === 8) return c.m.phys.read64(a);
-  if (f.size === 4) return BigInt(c.m.phys.read32(a));
-  const b = c.m.phys.read(a, 2);
-  return BigInt(b[0] | (b[1] << 8));
-}
-const clean = (c: Ctx) => r32(c, EVMCS + V.EVMCS_CLEAN_FIELDS);
-const setClean = (c: Ctx, v: number) => w32(c, EVMCS + V.EVMCS_CLEAN_FIELDS, v);
-
 // ---- L1's instructions -----------------------------------------------------------------
-const ARITH = 0x8d5n, FLAGS_ALL = 0x2n | ARITH, LEN = 3;
+const inL1 = (c: Ctx) => c.l1Runs();
 const CF = 1n;
-const memInfo = () => B((2 << V.INSN_INFO_ADDR_SIZE_SHIFT) | (3 << V.INSN_INFO_SEGMENT_SHIFT) | V.INSN_INFO_INDEX_INVALID |
-  (RBX << V.INSN_INFO_BASE_REG_SHIFT));
-function* l1Insn(c: Ctx, what: string, reason: number, info: bigint, regs: Record<number, bigint> = {}): Script {
-  assert.ok(inL1(c), `${what}: L1 runs`);
-  const rip = field(c, V.GUEST_RIP);
-  yield { reason, len: LEN, regs, fields: { [V.VM_EXIT_INSTRUCTION_INFO]: info, [V.GUEST_RFLAGS]: FLAGS_ALL } };
-  assert.ok(inL1(c), `${what}: L1 continues`);
-  assert.is(field(c, V.GUEST_RFLAGS) & ARITH, 0n, `${what}: VMsucceed`);
-  assert.is(field(c, V.GUEST_RIP), rip + BigInt(LEN), `${what}: completed`);
-}
-function* ptrInsn(c: Ctx, what: string, reason: number, ptr: bigint): Script {
-  w64(c, DATA, ptr);
-  yield* l1Insn(c, what, reason, memInfo(), { [RBX]: BigInt(DATA) });
-}
-function* rdmsr(c: Ctx, msr: number): Generator<Exit, bigint, void> {
-  yield { reason: V.EXIT_REASON_RDMSR, len: 2, regs: { [RCX]: BigInt(msr) } };
-  assert.is(field(c, V.VM_ENTRY_INTERRUPTION_INFO), 0n, `RDMSR ${msr.toString(16)}: no #GP`);
-  return (c.m.guestReg(RDX) << 32n) | (c.m.guestReg(RAX) & 0xffffffffn);
-}
-function* wrmsr(c: Ctx, msr: number, v: bigint): Script {
-  yield { reason: V.EXIT_REASON_WRMSR, len: 2, regs: { [RCX]: BigInt(msr), [RAX]: v & 0xffffffffn, [RDX]: v >> 32n } };
-  assert.is(field(c, V.VM_ENTRY_INTERRUPTION_INFO), 0n, `WRMSR ${msr.toString(16)}: no #GP`);
-}
 // VMLAUNCH/VMRESUME; the outcome is the caller's to check.
 function* enter(c: Ctx, launch: boolean): Script {
   yield { reason: launch ? V.EXIT_REASON_VMLAUNCH : V.EXIT_REASON_VMRESUME, len: LEN,
@@ -152,63 +83,10 @@ function* hltToL1(c: Ctx, what: string): Script {
 }
 
 // ---- L1 from reset to a launchable eVMCS --------------------------------------------------
-const CR0 = B(V.X86_CR0_PG | V.X86_CR0_WP | V.X86_CR0_NE | V.X86_CR0_ET | V.X86_CR0_MP | V.X86_CR0_PE);
-const CR4 = B(V.X86_CR4_PAE | V.X86_CR4_PGE | V.X86_CR4_OSFXSR | V.X86_CR4_OSXMMEXCPT | V.X86_CR4_VMXE);
-const EFER64 = B(V.X86_EFER_SCE | V.X86_EFER_LME | V.X86_EFER_LMA | V.X86_EFER_NXE);
-const AR_CODE64 = 0xa09bn, AR_DATA = 0xc093n, AR_TSS_BUSY = 0x8bn, AR_UNUSABLE = 0x10000n;
-const L1_LONG: Record<number, bigint> = {
-  [V.GUEST_CR0]: CR0, [V.CR0_READ_SHADOW]: CR0, [V.GUEST_CR4]: CR4, [V.CR4_READ_SHADOW]: CR4,
-  [V.GUEST_CR3]: BigInt(L1_PML4), [V.GUEST_IA32_EFER]: EFER64,
-  [V.GUEST_CS_ACCESS_RIGHTS]: AR_CODE64, [V.GUEST_SS_ACCESS_RIGHTS]: AR_DATA,
-};
-
 function* bootL1(c: Ctx, revision = 1): Script {
-  for (const p of [L1_PML4, L1_PDPT, L1_PD, EVMCS, ASSIST, BITMAP]) c.m.phys.write(l1hpa(c, p), new Uint8Array(4096));
-  w64(c, L1_PML4, BigInt(L1_PDPT | 3));
-  w64(c, L1_PDPT, BigInt(L1_PD | 3));
-  for (let i = 0; i < 16; i++) w64(c, L1_PD + i * 8, (BigInt(i) << 21n) | 0x83n);
-  w32(c, VMXON_REGION, 0x41534856);
-  yield { reason: V.EXIT_REASON_WRMSR, len: 2, regs: { [RCX]: B(V.MSR_IA32_FEATURE_CONTROL), [RAX]: 5n, [RDX]: 0n }, fields: L1_LONG };
-  const ctl = function* (msr: number) { return Number((yield* rdmsr(c, msr)) & 0xffffffffn); };
-  const pin0 = yield* ctl(V.MSR_IA32_VMX_TRUE_PINBASED_CTLS);
-  const proc0 = yield* ctl(V.MSR_IA32_VMX_TRUE_PROCBASED_CTLS);
-  const exit0 = yield* ctl(V.MSR_IA32_VMX_TRUE_EXIT_CTLS);
-  const entry0 = yield* ctl(V.MSR_IA32_VMX_TRUE_ENTRY_CTLS);
-  yield* ptrInsn(c, 'VMXON', V.EXIT_REASON_VMXON, BigInt(VMXON_REGION));
+  const ctls = yield* l1ToVmxon(c, BITMAP);
   yield* wrmsr(c, V.MSR_HV_VP_ASSIST_PAGE, BigInt(ASSIST) | 1n);
-  const f: [number, number | bigint][] = [
-    [V.PIN_BASED_VM_EXEC_CONTROL, pin0 | V.PIN_EXTERNAL_INTERRUPT_EXITING | V.PIN_NMI_EXITING],
-    [V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, (proc0 | V.PROC_HLT_EXITING) >>> 0],
-    [V.CR3_TARGET_COUNT, 0], [V.EXCEPTION_BITMAP, 0],
-    [V.VM_EXIT_CONTROL, exit0 | V.EXIT_HOST_ADDRESS_SPACE_SIZE | V.EXIT_SAVE_IA32_EFER | V.EXIT_LOAD_IA32_EFER],
-    [V.VM_ENTRY_CONTROL, entry0 | V.ENTRY_IA32E_MODE_GUEST | V.ENTRY_LOAD_IA32_EFER],
-    [V.VM_EXIT_MSR_STORE_COUNT, 0], [V.VM_EXIT_MSR_LOAD_COUNT, 0], [V.VM_ENTRY_MSR_LOAD_COUNT, 0],
-    [V.VM_ENTRY_INTERRUPTION_INFO, 0],
-    [V.HOST_CR0, CR0], [V.HOST_CR3, L1_PML4], [V.HOST_CR4, CR4],
-    [V.HOST_ES_SELECTOR, 0x10], [V.HOST_CS_SELECTOR, 0x08], [V.HOST_SS_SELECTOR, 0x10], [V.HOST_DS_SELECTOR, 0x10],
-    [V.HOST_FS_SELECTOR, 0], [V.HOST_GS_SELECTOR, 0], [V.HOST_TR_SELECTOR, 0x18],
-    [V.HOST_FS_BASE, 0], [V.HOST_GS_BASE, 0], [V.HOST_TR_BASE, 0x1000], [V.HOST_GDTR_BASE, 0x2000], [V.HOST_IDTR_BASE, 0x3000],
-    [V.HOST_IA32_SYSENTER_ESP, 0], [V.HOST_IA32_SYSENTER_EIP, 0], [V.HOST_IA32_EFER, EFER64],
-    [V.HOST_RSP, 0x8000], [V.HOST_RIP, HOST_RIP12],
-    [V.GUEST_CR0, CR0], [V.GUEST_CR4, CR4], [V.GUEST_CR3, L1_PML4], [V.GUEST_IA32_EFER, EFER64],
-    [V.GUEST_DR7, 0x400], [V.GUEST_IA32_DEBUGCTL, 0], [V.GUEST_IA32_SYSENTER_ESP, 0], [V.GUEST_IA32_SYSENTER_EIP, 0],
-    [V.GUEST_GDTR_BASE, 0x6000], [V.GUEST_GDTR_LIMIT, 0x7f], [V.GUEST_IDTR_BASE, 0x7000], [V.GUEST_IDTR_LIMIT, 0xfff],
-    [V.GUEST_RSP, 0x9000], [V.GUEST_RIP, L2_RIP], [V.GUEST_RFLAGS, V.X86_RFLAGS_FIXED1],
-    [V.GUEST_ACTIVITY_STATE, V.ACTIVITY_STATE_ACTIVE], [V.GUEST_INTERRUPTIBILITY_STATE, 0], [V.GUEST_PENDING_DEBUG_EXCEPTIONS, 0],
-    [V.VMCS_LINK_POINTER, ALL1],
-  ];
-  for (const s of ['ES', 'CS', 'SS', 'DS', 'FS', 'GS', 'LDTR', 'TR']) {
-    const [sel, ar, lim, base] = s === 'CS' ? [0x08, AR_CODE64, 0xffffffff, 0] : s === 'TR' ? [0x18, AR_TSS_BUSY, 0x67, 0x5000] :
-      s === 'LDTR' ? [0, AR_UNUSABLE, 0, 0] : [0x10, AR_DATA, 0xffffffff, 0];
-    const g = (what: string) => (V as any)[`GUEST_${s}_${what}`] as number;
-    f.push([g('SELECTOR'), sel], [g('ACCESS_RIGHTS'), ar], [g('LIMIT'), lim], [g('BASE'), base]);
-  }
-  for (const [e, v] of f) evWrite(c, e, B(v));
-  w32(c, EVMCS + V.EVMCS_REVISION_ID, revision);
-  setClean(c, 0);
-  // TLFS "Virtual Processor Assist Page": EnlightenVmEntry and CurrentNestedVmcs.
-  c.m.phys.write(l1hpa(c, ASSIST + V.HV_VP_ASSIST_ENLIGHTEN_VMENTRY), new Uint8Array([1]));
-  w64(c, ASSIST + V.HV_VP_ASSIST_CURRENT_NESTED_VMCS, BigInt(EVMCS));
+  fillEvmcs(c, ctls, revision);
 }
 
 test('enlightened VMLAUNCH runs L2 from the eVMCS; all clean bits set; a nested exit writes exit information and L2 state back', () => {
