@@ -65,15 +65,21 @@ const buf: usize = memory.data(<i32>V.EVMCS_BYTES); // machine-wide: scratch of 
 // the entry uses the current VMCS. (Not a handler result, nor PROCEED.)
 export const NOT_ENLIGHTENED: i32 = -2;
 
+// Does L1's VP assist page ask for enlightened entry (enabled, and
+// EnlightenVmEntry nonzero)? Only for a vCPU whose VP assist MSR is not 0.
+export function requested(vcpu: Vcpu): bool {
+  const vpAssist = vcpu.hv.vpAssistPage;
+  if ((vpAssist & VP_ASSIST_ENABLE) == 0) return false;
+  return guestmem.read8((vpAssist & ~PAGE_OFFSET) + <u64>V.HV_VP_ASSIST_ENLIGHTEN_VMENTRY) != 0;
+}
+
 // VMLAUNCH/VMRESUME of a vCPU whose VP assist page MSR is not 0 (its page
 // was L1 RAM when written: exit/hyperv.ts). If the page asks for an
 // enlightened entry: the eVMCS's checks, then the cache filled from it;
 // PROCEED, or the instruction's outcome (a VMfail).
 export function enter(vcpu: Vcpu, launch: bool): i32 {
-  const vpAssist = vcpu.hv.vpAssistPage;
-  if ((vpAssist & VP_ASSIST_ENABLE) == 0) return NOT_ENLIGHTENED;
-  const page = vpAssist & ~PAGE_OFFSET;
-  if (guestmem.read8(page + <u64>V.HV_VP_ASSIST_ENLIGHTEN_VMENTRY) == 0) return NOT_ENLIGHTENED;
+  if (!requested(vcpu)) return NOT_ENLIGHTENED;
+  const page = vcpu.hv.vpAssistPage & ~PAGE_OFFSET;
   const gpa = guestmem.read64(page + <u64>V.HV_VP_ASSIST_CURRENT_NESTED_VMCS);
   const n = vcpu.nested;
   if ((gpa & PAGE_OFFSET) != 0 || !guestmem.isRam(gpa, <u64>V.EVMCS_BYTES)) return vmfail.failInvalid(vcpu);

@@ -561,6 +561,12 @@ export class Machine {
             vmxStatus('VMWRITE', enc, this.vmx.vmwrite(enc, fieldGet(slot)));
           });
         },
+        // The model is no Hyper-V L0: the kernel must never ask for the
+        // enlightened VMCS here (kernel/vmx/evmcs.ts needs Hyper-V's CPUID).
+        enlighten: (assist: bigint) => {
+          this.fault(`vmx.enlighten(${hex(u64(assist))}): the model offers no Hyper-V enlightened VMCS`);
+          return 0;
+        },
         invept: (type: number, eptp: bigint) => this.vmx.invept(u32(type), u64(eptp)),
         invvpid: (type: number, vpid: number, la: bigint) => this.vmx.invvpid(u32(type), u32(vpid), u64(la)),
       },
