@@ -47,7 +47,7 @@ import * as vmcallExit from "./vmcall";
 // implemented yet: until it is, CPUID 40000004H EAX bit 14 (eVMCS
 // recommended) and 4000000AH (eVMCS version, enlightened MSR bitmap) stay
 // 0, as a guest would otherwise use an interface that does nothing.
-export const EVMCS_ENTRY_IMPLEMENTED: bool = false;
+export const EVMCS_ENTRY_IMPLEMENTED: bool = true;
 
 // Whether a guest has hyperv=on is its Vm's (vm.hvOffered, set by start()).
 
