@@ -33,6 +33,7 @@ import * as vmx from "../hw/vmx";
 import * as print from "../lib/print";
 import * as pages from "../mm/pages";
 import * as ident from "../cpu/ident";
+import * as cmdline from "../boot/cmdline";
 import * as caps from "./caps";
 import * as V from "../arch/vmx";
 
@@ -85,7 +86,13 @@ export function offered(): bool {
 // use the eVMCS if offered (and possible with these capabilities).
 export function choose(): void {
   if (!offered()) return;
-  if (!caps.restrict(PIN_KEEP, PROC_KEEP, PROC2_KEEP, EXIT_KEEP, ENTRY_KEEP, V.EVMCS_VERSION)) {
+  if (!cmdline.useEvmcs) {
+    print.say("vmx: the parent recommends the enlightened VMCS; not used (evmcs=off)");
+    return;
+  }
+  // The reserved bits that are 1 by default (A.2) stay as the processor has them.
+  if (!caps.restrict(PIN_KEEP | V.PIN_DEFAULT1, PROC_KEEP, PROC2_KEEP, EXIT_KEEP | V.EXIT_DEFAULT1,
+    ENTRY_KEEP | V.ENTRY_DEFAULT1, V.EVMCS_VERSION)) {
     print.say("vmx: the parent recommends the enlightened VMCS, but the processor requires a control eVMCS v1 cannot express: not used");
     return;
   }
