@@ -26,13 +26,84 @@ struct Z_vmx_instance_t;
  * A field eVMCS v1 lacks is never needed in this mode (the capability
  * restrictions of kernel/vmx/evmcs.ts keep the kernel from the controls
  * that need one): an access to one stops the machine as a hypervisor bug.
- * Bare VT-x pays one test of evmcs_on per import call (the imports are
- * inlined into the kernel by LTO). */
+ * Bare VT-x pays one NOP per import call (evmcs_mode below; the imports
+ * are inlined into the kernel by LTO). */
 #define EVMCS_MAX_CPUS 64 /* = kernel/vmx/vmxon.ts MAX_CPUS */
 #define EVMCS_NONE (~0ull)
 static bool evmcs_on;                      /* machine-wide: set once, at start-up */
 static u64 evmcs_assist[EVMCS_MAX_CPUS];   /* each processor's VP assist page */
 static u64 evmcs_cur[EVMCS_MAX_CPUS];      /* each processor's current eVMCS, EVMCS_NONE: none */
+
+/* Bare VT-x must not pay for this mode on its hot path, where LTO inlines
+ * these imports at some 450 places (ten on a CPUID round trip; a Bochs
+ * tick per instruction). So the switch is made once, by patching code, when
+ * the mode starts (before any VMCS exists):
+ * - a VMREAD/VMWRITE import is the instruction and its JBE to the failure
+ *   report (at least 5 bytes: 0F 78/79 with ModRM, maybe a REX prefix, and
+ *   a JBE), which evmcs_patch overwrites with a JMP to the import's eVMCS
+ *   code: nothing is added to the bare path;
+ * - the other imports (VMPTRLD, VMCLEAR, VMPTRST, the field lists) test
+ *   evmcs_mode(), a 5-byte NOP patched into a JMP the same way (one tick).
+ * Each site records where it is and where the JMP goes, as offsets from the
+ * record (no relocation needed), in a section of its own: bounded by
+ * __hv_evmcs_keys_start/_end in linker.ld (ELF), by the .rdata$hvk_a /
+ * $hvk_c markers below in the PE image (lld-link orders grouped sections by
+ * the part after '$'). */
+#ifdef HV_UEFI
+/* (LLVM's COFF assembler has no .pushsection/.popsection: the record goes
+ * into its section with .section and the code returns to .text, where
+ * every function of this freestanding C program is.) */
+#define EVMCS_KEYS_PUSH ".section .rdata$hvk_b, \"dr\""
+#define EVMCS_KEYS_POP ".text"
+__attribute__((section(".rdata$hvk_a"), aligned(8), used)) static const u32 hv_evmcs_keys_start[2];
+__attribute__((section(".rdata$hvk_c"), aligned(8), used)) static const u32 hv_evmcs_keys_end[2];
+#define EVMCS_KEYS_BEGIN ((const i32 *)(hv_evmcs_keys_start + 2))
+#define EVMCS_KEYS_END ((const i32 *)hv_evmcs_keys_end)
+#else
+#define EVMCS_KEYS_PUSH ".pushsection hv_evmcs_keys, \"a\""
+#define EVMCS_KEYS_POP ".popsection"
+extern const i32 __hv_evmcs_keys_start[], __hv_evmcs_keys_end[];
+#define EVMCS_KEYS_BEGIN __hv_evmcs_keys_start
+#define EVMCS_KEYS_END __hv_evmcs_keys_end
+#endif
+/* The record of the site at local label 1 whose JMP goes to label `to`. */
+#define EVMCS_SITE(to) EVMCS_KEYS_PUSH "\n\t.balign 8\n\t.long 1b - ., %l[" #to "] - .\n\t" EVMCS_KEYS_POP
+static inline __attribute__((always_inline)) bool evmcs_mode(void) {
+    __asm__ goto("1: .byte 0x0f, 0x1f, 0x44, 0x00, 0x00\n\t" /* nopl 0(%%rax,%%rax,1) */
+                 EVMCS_SITE(on) :::: on);
+    return false;
+on:
+    return true;
+}
+
+/* Every recorded site becomes JMP rel32 to its eVMCS code (E9 and the
+ * distance from the end of the 5 bytes). Only the kernel thread runs this
+ * code, on this processor; the others wait in their idle loop, and reach
+ * the patched code only after the interrupt that wakes them (IRET
+ * serializes, SDM Vol. 3A 8.1.3). */
+static void evmcs_patch(void) {
+    for (const i32 *k = EVMCS_KEYS_BEGIN; k + 2 <= EVMCS_KEYS_END; k += 2) {
+        if (k[0] == 0 && k[1] == 0) continue; /* alignment padding */
+        /* Addresses as numbers, hidden from the optimizer: the records are
+         * const data, and a pointer derived from one may not be written
+         * through (the compiler would drop the stores). */
+        u64 sa = (u64)k + (u64)(i64)k[0];
+        u64 ta = (u64)(k + 1) + (u64)(i64)k[1];
+        __asm__("" : "+r"(sa));
+        u8 *site = (u8 *)sa;
+        const u8 *target = (const u8 *)ta;
+        bool nop = site[0] == 0x0f && site[1] == 0x1f && site[2] == 0x44 && site[3] == 0x00 && site[4] == 0x00;
+        const u8 *op = (site[0] & 0xf0) == 0x40 ? site + 1 : site; /* REX */
+        bool vmrw = op[0] == 0x0f && (op[1] == 0x78 || op[1] == 0x79);
+        if (!nop && !vmrw) {
+            hv_puts("hv: trap: eVMCS static branch: neither a NOP nor a VMREAD/VMWRITE at a recorded site\n");
+            hv_exit(HV_STATUS_TRAP);
+        }
+        i32 rel = (i32)(target - (site + 5));
+        site[0] = 0xe9;
+        __builtin_memcpy(site + 1, &rel, 4);
+    }
+}
 
 /* A VMX import misused in eVMCS mode: a hypervisor bug, reported like vmx_bug. */
 static _Noreturn __attribute__((noinline, cold)) void evmcs_bug(const char *insn, u32 field, const char *what) {
@@ -65,7 +136,7 @@ u32 Z_vmxZ_vmxon(struct Z_vmx_instance_t *i, u64 pa) { return VMX_STATUS("vmxon 
 u32 Z_vmxZ_vmxoff(struct Z_vmx_instance_t *i) { return VMX_STATUS("vmxoff", "i"(0)); }
 u32 Z_vmxZ_vmclear(struct Z_vmx_instance_t *i, u64 pa) {
     u32 r = VMX_STATUS("vmclear %2", "m"(pa));
-    if (__builtin_expect(evmcs_on, 0) && r == 0) {
+    if (__builtin_expect(evmcs_mode(), 0) && r == 0) {
         /* The eVMCS is inactive now (TLFS); VMCLEAR of the current VMCS
          * leaves none current (SDM 31.3 VMCLEAR). */
         u32 c = evmcs_cpu();
@@ -105,31 +176,17 @@ static u32 evmcs_vmptrld(u64 pa) {
 }
 
 u32 Z_vmxZ_vmptrld(struct Z_vmx_instance_t *i, u64 pa) {
-    if (__builtin_expect(evmcs_on, 0)) return evmcs_vmptrld(pa);
+    if (__builtin_expect(evmcs_mode(), 0)) return evmcs_vmptrld(pa);
     return VMX_STATUS("vmptrld %2", "m"(pa));
 }
 
 u64 Z_vmxZ_vmptrst(struct Z_vmx_instance_t *i) {
-    if (__builtin_expect(evmcs_on, 0)) return evmcs_cur[evmcs_cpu()];
+    if (__builtin_expect(evmcs_mode(), 0)) return evmcs_cur[evmcs_cpu()];
     u64 pa = 0;
     __asm__ volatile("vmptrst %0" : "=m"(pa) :: "memory");
     return pa;
 }
 
-/* vmx.enlighten: this processor's VP assist page (enabled by the kernel
- * through HV_X64_MSR_VP_ASSIST_PAGE) and, from the first call on, the
- * eVMCS mode for every VMX instruction import. 0 if the page cannot be one
- * (not 4-KiB aligned, not identity-mapped, the hypervisor's own), else 1. */
-u32 Z_vmxZ_enlighten(struct Z_vmx_instance_t *i, u64 assist) {
-    if ((assist & 0xfff) != 0 || assist == 0 || assist >= hv_paging_top() || hv_range_protected(assist, 4096)) return 0;
-    u32 c = evmcs_cpu();
-    if (!evmcs_on) {
-        for (u32 k = 0; k < EVMCS_MAX_CPUS; k++) evmcs_cur[k] = EVMCS_NONE;
-        evmcs_on = 1;
-    }
-    evmcs_assist[c] = assist;
-    return 1;
-}
 
 /* A VMREAD/VMWRITE of the kernel's own failed: a hypervisor bug. Which
  * VMfail it was is told by the current-VMCS pointer (VMfailInvalid only
@@ -153,8 +210,9 @@ static _Noreturn __attribute__((noinline, cold)) void vmx_bug(const char *insn, 
     hv_exit(HV_STATUS_TRAP);
 }
 
-/* The flag output "=@ccbe" (CF or ZF: either VMfail) lets the compiler
- * branch on the flags directly: these two run on every field access. */
+/* The hardware instructions alone (the field lists use them once they
+ * chose). The flag output "=@ccbe" (CF or ZF: either VMfail) lets the
+ * compiler branch on the flags directly. */
 static inline u64 hw_vmread(u32 field) {
     u64 v;
     _Bool bad;
@@ -196,7 +254,7 @@ static inline u64 evmcs_load(const u8 *p, u32 size) {
     u64 v; __builtin_memcpy(&v, p, 8); return v;
 }
 
-static __attribute__((noinline)) u64 evmcs_read(u32 field) {
+__attribute__((noinline, used, sysv_abi)) u64 hv_evmcs_read(u32 field) {
     u8 *e = evmcs_current("VMREAD", field);
     u32 m = evmcs_entry("VMREAD", field);
     u32 off = (m & 0xffff) + ((field & 1) ? 4 : 0);
@@ -206,7 +264,7 @@ static __attribute__((noinline)) u64 evmcs_read(u32 field) {
 /* A VMWRITE stores the value truncated to the field's width (a VMWRITE
  * ignores the source operand's excess bits, SDM Vol. 3C 31 VMWRITE); a
  * changed value clears the clean bit(s) of its group. */
-static __attribute__((noinline)) void evmcs_write(u32 field, u64 v) {
+__attribute__((noinline, used, sysv_abi)) void hv_evmcs_write(u32 field, u64 v) {
     u8 *e = evmcs_current("VMWRITE", field);
     u32 m = evmcs_entry("VMWRITE", field);
     u32 size = evmcs_size(field);
@@ -220,17 +278,61 @@ static __attribute__((noinline)) void evmcs_write(u32 field, u64 v) {
     __builtin_memcpy(e + EVMCS_CLEAN_FIELDS, &clean, 4);
 }
 
+/* The eVMCS accesses from the inlined imports go through these thunks,
+ * which keep every register but the result: a plain call would make the
+ * compiler keep fewer values in registers on the bare path too (7 ticks
+ * per CPUID round trip measured). Field in EDI, value in RSI, result in
+ * RAX; the C functions are SysV on both targets (as hv_vmenter). */
+__asm__(".text\n"
+        "hv_evmcs_read_thunk:\n"
+        "    pushq %rcx; pushq %rdx; pushq %rsi; pushq %rdi\n"
+        "    pushq %r8; pushq %r9; pushq %r10; pushq %r11; pushq %rbx\n"
+        "    movq %rsp, %rbx; andq $-16, %rsp\n"  /* the ABI's alignment at the call */
+        "    call hv_evmcs_read\n"
+        "    movq %rbx, %rsp\n"
+        "    popq %rbx; popq %r11; popq %r10; popq %r9; popq %r8\n"
+        "    popq %rdi; popq %rsi; popq %rdx; popq %rcx\n"
+        "    ret\n"
+        "hv_evmcs_write_thunk:\n"
+        "    pushq %rax; pushq %rcx; pushq %rdx; pushq %rsi; pushq %rdi\n"
+        "    pushq %r8; pushq %r9; pushq %r10; pushq %r11; pushq %rbx\n"
+        "    movq %rsp, %rbx; andq $-16, %rsp\n"
+        "    call hv_evmcs_write\n"
+        "    movq %rbx, %rsp\n"
+        "    popq %rbx; popq %r11; popq %r10; popq %r9; popq %r8\n"
+        "    popq %rdi; popq %rsi; popq %rdx; popq %rcx; popq %rax\n"
+        "    ret\n");
+#define EVMCS_XMM_CLOBBERS "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", \
+    "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15"
+
+/* These two run on every field access: the instruction, then JBE (CF or
+ * ZF: either VMfail) to the report; the pair is the eVMCS patch site. (With
+ * asm goto the output is valid on the fall-through path only, the one that
+ * uses it.) */
 u64 Z_vmxZ_vmread(struct Z_vmx_instance_t *i, u32 field) {
-    if (__builtin_expect(evmcs_on, 0)) return evmcs_read(field);
-    return hw_vmread(field);
+    u64 v;
+    __asm__ goto("1: vmread %1, %0\n\t"
+                 "jbe %l[bad]\n\t"
+                 EVMCS_SITE(ev) : "=r"(v) : "r"((u64)field) : "cc" : bad, ev);
+    return v;
+bad:
+    vmx_bug("VMREAD", field);
+ev: {
+        u64 r;
+        __asm__ volatile("call hv_evmcs_read_thunk" : "=a"(r) : "D"((u64)field) : "memory", "cc", EVMCS_XMM_CLOBBERS);
+        return r;
+    }
 }
 
 void Z_vmxZ_vmwrite(struct Z_vmx_instance_t *i, u32 field, u64 v) {
-    if (__builtin_expect(evmcs_on, 0)) {
-        evmcs_write(field, v);
-        return;
-    }
-    hw_vmwrite(field, v);
+    __asm__ goto("1: vmwrite %1, %0\n\t"
+                 "jbe %l[bad]\n\t"
+                 EVMCS_SITE(ev) :: "r"((u64)field), "rm"(v) : "cc" : bad, ev);
+    return;
+bad:
+    vmx_bug("VMWRITE", field);
+ev:
+    __asm__ volatile("call hv_evmcs_write_thunk" :: "D"((u64)field), "S"(v) : "memory", "cc", EVMCS_XMM_CLOBBERS);
 }
 
 /* Field lists: copying many fields of the current VMCS to or from linear
@@ -264,13 +366,13 @@ u64 Z_vmxZ_readfields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u64
     const u8 *l = hv_linear(list, n * 4);
     u8 *b = hv_linear(base, 4096);
     u64 changed = 0;
-    bool ev = __builtin_expect(evmcs_on, 0);
+    bool ev = __builtin_expect(evmcs_mode(), 0);
     for (u32 k = 0; k < n; k++) {
         if (!(mask >> k & 1)) continue;
         u32 e;
         __builtin_memcpy(&e, l + 4 * k, 4);
         u32 enc = FL_ENC(e);
-        u64 v = ev ? evmcs_read(enc) : hw_vmread(enc);
+        u64 v = ev ? hv_evmcs_read(enc) : hw_vmread(enc);
         u8 *p = b + FL_OFF(e);
         if (fl_load(p, enc) != v) {
             fl_store(p, enc, v);
@@ -285,13 +387,13 @@ void Z_vmxZ_writefields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u
     if (n > 64) wasm_rt_trap(WASM_RT_TRAP_OOB);
     const u8 *l = hv_linear(list, n * 4);
     u8 *b = hv_linear(base, 4096);
-    bool ev = __builtin_expect(evmcs_on, 0);
+    bool ev = __builtin_expect(evmcs_mode(), 0);
     for (u32 k = 0; k < n; k++) {
         if (!(mask >> k & 1)) continue;
         u32 e;
         __builtin_memcpy(&e, l + 4 * k, 4);
         u64 v = fl_load(b + FL_OFF(e), FL_ENC(e));
-        if (ev) evmcs_write(FL_ENC(e), v);
+        if (ev) hv_evmcs_write(FL_ENC(e), v);
         else hw_vmwrite(FL_ENC(e), v);
     }
 }
@@ -317,7 +419,7 @@ __attribute__((sysv_abi)) u32 hv_vmenter_evmcs(u64 *regs, u32 launched, u8 *evmc
  * clean bit is set: L0 read the eVMCS for this entry, and the kernel's
  * VMWRITEs from now on clear the bits of what they change (TLFS "Clean
  * Fields"; KVM as L1 does the same after each exit). */
-static __attribute__((noinline)) u32 evmcs_enter(u64 *regs, u32 launched) {
+static __attribute__((sysv_abi)) u32 evmcs_enter(u64 *regs, u32 launched) {
     u8 *e = evmcs_current("VMLAUNCH/VMRESUME", 0);
     u32 r = hv_vmenter_evmcs(regs, launched, e);
     if (r == 0) {
@@ -327,6 +429,27 @@ static __attribute__((noinline)) u32 evmcs_enter(u64 *regs, u32 launched) {
         __builtin_memcpy(e + EVMCS_CLEAN_FIELDS, &clean, 4);
     }
     return r;
+}
+
+/* The entry stub: hv_vmenter, or evmcs_enter from vmx.enlighten on (an
+ * indirect call costs what a direct one does: no test on the way in). */
+static u32 (*__attribute__((sysv_abi)) vmenter_fn)(u64 *, u32) = hv_vmenter; /* machine-wide */
+
+/* vmx.enlighten: this processor's VP assist page (enabled by the kernel
+ * through HV_X64_MSR_VP_ASSIST_PAGE) and, from the first call on, the
+ * eVMCS mode for every VMX instruction import. 0 if the page cannot be one
+ * (not 4-KiB aligned, not identity-mapped, the hypervisor's own), else 1. */
+u32 Z_vmxZ_enlighten(struct Z_vmx_instance_t *i, u64 assist) {
+    if ((assist & 0xfff) != 0 || assist == 0 || assist >= hv_paging_top() || hv_range_protected(assist, 4096)) return 0;
+    u32 c = evmcs_cpu();
+    if (!evmcs_on) {
+        for (u32 k = 0; k < EVMCS_MAX_CPUS; k++) evmcs_cur[k] = EVMCS_NONE;
+        evmcs_on = 1;
+        evmcs_patch();
+        vmenter_fn = evmcs_enter;
+    }
+    evmcs_assist[c] = assist;
+    return 1;
 }
 
 /* Profiling build only: timestamps of the last round trip through here.
@@ -360,7 +483,7 @@ u32 Z_vmxZ_enter(struct Z_vmx_instance_t *i, u32 regs) {
     u8 *p = hv_linear(regs, REGS_BYTES);
     if ((u64)p & 15) wasm_rt_trap(WASM_RT_TRAP_OOB); /* FXSAVE needs 16-byte alignment */
     u64 *launched = (u64 *)(p + REGS_LAUNCHED);
-    u32 r = __builtin_expect(evmcs_on, 0) ? evmcs_enter((u64 *)p, *launched != 0) : hv_vmenter((u64 *)p, *launched != 0);
+    u32 r = vmenter_fn((u64 *)p, *launched != 0);
     if (r == 0) {
         *launched = 1;
         (*(u64 *)(p + REGS_EXITS))++;
