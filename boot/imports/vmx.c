@@ -55,8 +55,10 @@ static u64 evmcs_cur[EVMCS_MAX_CPUS];      /* each processor's current eVMCS, EV
  * every function of this freestanding C program is.) */
 #define EVMCS_KEYS_PUSH ".section .rdata$hvk_b, \"dr\""
 #define EVMCS_KEYS_POP ".text"
-__attribute__((section(".rdata$hvk_a"), aligned(8), used)) static const u32 hv_evmcs_keys_start[2];
-__attribute__((section(".rdata$hvk_c"), aligned(8), used)) static const u32 hv_evmcs_keys_end[2];
+/* (Markers with contents, so that tests/unit/evmcs-sites.test.ts finds the
+ * records in the image: "HVKEYS<<" and "HVKEYS>>".) */
+__attribute__((section(".rdata$hvk_a"), aligned(8), used)) static const u32 hv_evmcs_keys_start[2] = { 0x454b5648, 0x3c3c5359 };
+__attribute__((section(".rdata$hvk_c"), aligned(8), used)) static const u32 hv_evmcs_keys_end[2] = { 0x454b5648, 0x3e3e5359 };
 #define EVMCS_KEYS_BEGIN ((const i32 *)(hv_evmcs_keys_start + 2))
 #define EVMCS_KEYS_END ((const i32 *)hv_evmcs_keys_end)
 #else

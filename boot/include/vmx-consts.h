@@ -1080,6 +1080,7 @@
 #define EVMCS_CLEAN_HOST_GRP1 0x4000 /* bit 14 */
 #define EVMCS_CLEAN_ENLIGHTENMENTSCONTROL 0x8000 /* bit 15 */
 #define EVMCS_CLEAN_ALL 0xffff /* every group */
+#define EVMCS_MAP_BITS 0x6c7f /* encoding bits the C eVMCS map key uses (width, type, index 6:1, high access); an encoding with another bit has no eVMCS field */
 
 /* ---- Hyper-V VP assist page (TLFS HV_VP_ASSIST_PAGE): byte offsets */
 #define HV_VP_ASSIST_APIC_ASSIST 0x0 /* 4 bytes: ApicAssist */
@@ -1195,12 +1196,11 @@
 #define SNAP_MSR_COUNT 20 /* entries of SNAP_MSRS */
 
 /* ---- the enlightened VMCS by VMCS field, for boot/imports/vmx.c (this hypervisor as L1 on an eVMCS) */
-/* EVMCS_MAP_KEY(enc) indexes hv_evmcs_map when (enc & ~EVMCS_MAP_BITS) == 0; entry = byte offset
+/* EVMCS_MAP_KEY(enc) indexes hv_evmcs_map when (enc & ~EVMCS_MAP_BITS) == 0 (EVMCS_MAP_BITS above); entry = byte offset
  * (bits 15:0, 0: no eVMCS v1 field; the 2022-update fields are left out) | clean-field mask << 16. */
-#define EVMCS_MAP_BITS 0x6c7f
 #define EVMCS_MAP_KEY(enc) (((((enc) >> 13) & 3u) << 8) | ((((enc) >> 10) & 3u) << 6) | (((enc) >> 1) & 63u))
 #ifndef __ASSEMBLER__
-static const unsigned int hv_evmcs_map[1024] = {
+__attribute__((unused)) static const unsigned int hv_evmcs_map[1024] = {
     [0] = 0x02000278, [128] = 0x10000080, [129] = 0x10000082, [130] = 0x10000084, [131] = 0x10000086, [132] = 0x10000088,
     [133] = 0x1000008a, [134] = 0x1000008c, [135] = 0x1000008e, [192] = 0x40000008, [193] = 0x4000000a, [194] = 0x4000000c,
     [195] = 0x4000000e, [196] = 0x40000010, [197] = 0x40000012, [198] = 0x40000014, [256] = 0x00010068, [257] = 0x00010070,

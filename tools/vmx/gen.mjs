@@ -297,6 +297,7 @@ function buildEvmcs(t, fields, section, add) {
   section('Hyper-V eVMCS clean-field groups (TLFS HV_VMX_ENLIGHTENED_CLEAN_FIELD_*): masks of HvCleanFields');
   for (const g of E.cleanGroups) add('EVMCS_CLEAN_' + g.name, 1 << g.bit, 'u32', 'hex', `bit ${g.bit}`);
   add('EVMCS_CLEAN_ALL', 0xffff, 'u32', 'hex', 'every group');
+  add('EVMCS_MAP_BITS', EVMCS_MAP_BITS, 'u32', 'hex', 'encoding bits the C eVMCS map key uses (width, type, index 6:1, high access); an encoding with another bit has no eVMCS field');
   section('Hyper-V VP assist page (TLFS HV_VP_ASSIST_PAGE): byte offsets');
   for (const v of E.vpAssist) add('HV_VP_ASSIST_' + v.name, v.offset, 'u32', 'hex', `${v.size} bytes: ${v.tlfs}`);
   return { fields: out, reserved: E.reserved, groups: E.cleanGroups };
@@ -683,12 +684,11 @@ function emitEvmcsMapC(ev) {
     map[k] = (f.offset | (f.cleanMask << 16)) >>> 0;
   }
   const o = ['', '/* ---- the enlightened VMCS by VMCS field, for boot/imports/vmx.c (this hypervisor as L1 on an eVMCS) */'];
-  o.push('/* EVMCS_MAP_KEY(enc) indexes hv_evmcs_map when (enc & ~EVMCS_MAP_BITS) == 0; entry = byte offset');
+  o.push('/* EVMCS_MAP_KEY(enc) indexes hv_evmcs_map when (enc & ~EVMCS_MAP_BITS) == 0 (EVMCS_MAP_BITS above); entry = byte offset');
   o.push(' * (bits 15:0, 0: no eVMCS v1 field; the 2022-update fields are left out) | clean-field mask << 16. */');
-  o.push(`#define EVMCS_MAP_BITS ${hex(EVMCS_MAP_BITS, 4)}`);
   o.push('#define EVMCS_MAP_KEY(enc) (((((enc) >> 13) & 3u) << 8) | ((((enc) >> 10) & 3u) << 6) | (((enc) >> 1) & 63u))');
   o.push('#ifndef __ASSEMBLER__');
-  o.push('static const unsigned int hv_evmcs_map[1024] = {');
+  o.push('__attribute__((unused)) static const unsigned int hv_evmcs_map[1024] = {');
   const used = [];
   for (let k = 0; k < 1024; k++) if (map[k] !== 0) used.push(`[${k}] = ${hex(map[k], 8)}`);
   for (let i = 0; i < used.length; i += 6) o.push('    ' + used.slice(i, i + 6).join(', ') + ',');
