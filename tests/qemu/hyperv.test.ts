@@ -3,7 +3,8 @@
 // with its #GP cases, the hypercall page and hypercalls through it against the TLFS, once
 // with hyperv=on and once without (leaves as before, the MSRs #GP). Then turtles with
 // hyperv=on: this hypervisor as L1 must find its parent's leaves at 40000100H (L1's lines
-// marked "L1| ", its guest's "L1| L2| ", and the L2 guest told level 2).
+// marked "L1| ", its guest's "L1| L2| ", and the L2 guest told level 2), and run its L2 on
+// the enlightened VMCS its parent recommends (or, with evmcs=off, not).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
@@ -58,10 +59,32 @@ test('Bochs: the Hyper-V interface with hyperv=on, and the same guest without it
   assert.is((r.serial.match(/^L1\| RESULT: PASS$/gm) ?? []).length, 2);
 });
 
-test('Bochs: turtles with hyperv=on: L1 (this hypervisor) finds its parent at 40000100H', async () => {
-  const name = 'test-hyperv-turtles';
+// L0's exit table (the lines after "hv: exits: N in all" up to the next non-table line).
+function l0Exits(serial: string): Map<string, number> {
+  const out = new Map<string, number>();
+  const lines = serial.split('\n');
+  let i = lines.findIndex((l) => /^hv: exits: \d+ in all/.test(l));
+  assert.ok(i >= 0, "L0's exit table");
+  for (i++; i < lines.length; i++) {
+    const m = /^hv: {3}(\S+)\s+(\d+)$/.exec(lines[i]);
+    if (!m) break;
+    out.set(m[1], Number(m[2]));
+  }
+  return out;
+}
+
+// Turtles with hyperv=on: this hypervisor as L1 finds its parent's own leaves at 40000100H
+// and, since the parent recommends the enlightened VMCS (40000004H bit 14, version 1 in
+// 4000000AH), uses it (issue 11 item 4; docs/guest-interface.md "This hypervisor as L1 on an
+// enlightened VMCS"): its VMCS for L2 is an eVMCS made current through its VP assist page, so
+// L0 sees no VMPTRLD, VMREAD or VMWRITE from it (TLFS: with an eVMCS active they are not
+// used), every L2 exit reaches L1 through the eVMCS and every L1 VMRESUME goes through
+// enlightened entry. With evmcs=off the same L1 declines it and uses VMPTRLD/VMREAD/VMWRITE.
+for (const evmcs of [true, false]) {
+test(`Bochs: turtles with hyperv=on${evmcs ? '' : ', L1 evmcs=off'}: L1 finds its parent at 40000100H${evmcs ? ' and runs L2 on an enlightened VMCS' : ''}`, async () => {
+  const name = evmcs ? 'test-hyperv-turtles' : 'test-hyperv-turtles-noevmcs';
   const runDir = freshRunDir(name);
-  const cmdline = 'caps=off guest=hvl1.elf mem=96M nested=on hyperv=on args=caps=off,guest=hyperv.elf,args=level=2 ' +
+  const cmdline = `caps=off guest=hvl1.elf mem=96M nested=on hyperv=on args=caps=off,${evmcs ? '' : 'evmcs=off,'}guest=hyperv.elf,args=level=2 ` +
     'module=hyperv.elf';
   const image = iso(runDir, cmdline, [[path.join(G, 'hvl1.elf'), 'hvl1.elf'], [path.join(G, 'hyperv.elf'), 'hyperv.elf']]);
   const r = await runBochs({ name, boot: 'bios-cdrom', image, runDir, cpus: 1, timeoutMs: 240_000 });
@@ -69,6 +92,8 @@ test('Bochs: turtles with hyperv=on: L1 (this hypervisor) finds its parent at 40
     status: 0, exitCode: 0,
     lines: [
       /^L1\| hv: cpu: .*under hypervisor "Microsoft Hv"$/,
+      evmcs ? /^L1\| hv: vmx: enlightened VMCS \(Hyper-V eVMCS v1\) in use: / : /^L1\| hv: vmx: the parent recommends the enlightened VMCS; not used \(evmcs=off\)$/,
+      evmcs ? /^L1\| hv: guest 1 \(hyperv\.elf\): 32 MiB, vpid on, enlightened VMCS, expecting pass$/ : /^L1\| hv: guest 1 \(hyperv\.elf\): 32 MiB, vpid on, expecting pass$/,
       /^L1\| L2\| ok \d+ - hyperv=off: 40000001H = version 2, level 2$/,
       /^L1\| L2\| RESULT: PASS$/,
       /^L1\| hv: guests: 1 run, all as expected$/,
@@ -76,6 +101,19 @@ test('Bochs: turtles with hyperv=on: L1 (this hypervisor) finds its parent at 40
     ],
   });
   assert.not.match(r.serial, /not ok /);
+  const ex = l0Exits(r.serial);
+  const reflected = /^hv: L2 exits: (\d+) reflected to L1/m.exec(r.serial);
+  assert.ok(reflected && Number(reflected[1]) > 100, 'L2 exits reached L1');
+  // One VMLAUNCH, then a VMRESUME per reflected exit but the last (L2 ends by exiting to L1).
+  assert.is((ex.get('VMLAUNCH') ?? 0) + (ex.get('VMRESUME') ?? 0), Number(reflected![1]), 'an L1 entry per reflected exit');
+  if (evmcs) {
+    for (const insn of ['VMPTRLD', 'VMREAD', 'VMWRITE', 'VMPTRST']) assert.is(ex.get(insn), undefined, `L1 executed ${insn}`);
+    assert.match(r.serial, /^L1\| hv: exits: \d+ in all \(the guest's VMCS an enlightened one: exit information read from memory\)$/m);
+  } else {
+    assert.ok((ex.get('VMPTRLD') ?? 0) >= 1, 'L1 loads its VMCS with VMPTRLD');
+    assert.not.match(r.serial, /enlightened VMCS \(Hyper-V eVMCS v1\) in use/);
+  }
 });
+}
 
 test.run();
