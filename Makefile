@@ -164,11 +164,13 @@ $(SETUP_DONE): tools/setup.sh package-lock.json
 	@mkdir -p $(B) && touch $@
 
 # The demo, the nested story on Bochs: this hypervisor (L0) runs
-# (1) itself as L1 (hvl1.elf), which runs the benchmark guest as L2, and
+# (1) itself as L1 (hvl1.elf) with the Hyper-V interface (hyperv=on), so
+# that L1 keeps its VMCS for L2 in an enlightened VMCS ("L1| hv: vmx:
+# enlightened VMCS ... in use") and runs the benchmark guest as L2 on it, and
 # (2) the minimal test L1 hypervisor, whose L2 runs under L1's EPT and
 # switches EPT views with VMFUNC (emulated by L0); each level ends with its
 # exit counts.
-DEMO ?= guest=hvl1.elf mem=160M nested=on args=caps=off,guest=bench.elf,args=n=50 module=bench.elf guest=l1.elf nested=on args=demo
+DEMO ?= guest=hvl1.elf mem=160M nested=on hyperv=on args=caps=off,guest=bench.elf,args=n=50 module=bench.elf guest=l1.elf nested=on args=demo
 run: setup
 	$(MAKE) all
 	node --import tsx tools/emu/run.ts bochs-mb --cmdline "$(DEMO)"
