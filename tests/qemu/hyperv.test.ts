@@ -116,4 +116,37 @@ test(`Bochs: turtles with hyperv=on${evmcs ? '' : ', L1 evmcs=off'}: L1 finds it
 });
 }
 
+// Four levels: L0, this hypervisor as L1 on the eVMCS with nested=on for its guest, the test L1
+// (tests/guests/l1, demo part) as L2 hypervisor, and its guest as L3 under its EPT. The L2
+// hypervisor's vmcs02 in L1 is an eVMCS too. L1 offers it neither VMCS shadowing nor VM
+// functions (eVMCS v1 cannot express them, docs/guest-interface.md "This hypervisor as L1 on an
+// enlightened VMCS"), so the test L1's two checks that expect them fail and it ends with
+// value 1 (code 3: expect=exit:3); everything else it checks passes.
+test('Bochs: four levels: the test L1 as L2 hypervisor under this hypervisor as L1 on the eVMCS', async () => {
+  const name = 'test-hyperv-evmcs-l3';
+  const runDir = freshRunDir(name);
+  const cmdline = 'caps=off guest=hvl1.elf mem=160M nested=on hyperv=on ' +
+    'args=caps=off,guest=l1.elf,nested=on,args=demo,expect=exit:3 module=l1.elf';
+  const image = iso(runDir, cmdline, [[path.join(G, 'hvl1.elf'), 'hvl1.elf'], [path.join(G, 'l1.elf'), 'l1.elf']]);
+  const r = await runBochs({ name, boot: 'bios-cdrom', image, runDir, cpus: 1, timeoutMs: 600_000 });
+  expectRun(r, {
+    status: 0, exitCode: 0,
+    lines: [
+      /^L1\| hv: vmx: enlightened VMCS \(Hyper-V eVMCS v1\) in use: /,
+      /^L1\| hv: guest 1 \(l1\.elf\): 32 MiB, vpid on, nested VMX, enlightened VMCS, expecting exit:3$/,
+      /^L1\| L2\| ok \d+ - L2 runs under L1's EPT \(2-MByte and 4-KByte pages\): VMCALL exits to L1$/,
+      /^L1\| hv: guest 1 \(l1\.elf\) ended: exit via isa-debug-exit, code 3, .*: as expected$/,
+      /^hv: guest 1 \(hvl1\.elf\) ended: exit via isa-debug-exit, code 1, .*: as expected$/,
+    ],
+  });
+  const notOk = r.serial.split('\n').filter((l) => /^L1\| L2\| not ok /.test(l));
+  assert.is(notOk.length, 2, notOk.join('\n'));
+  assert.match(notOk[0], /offers EPT, unrestricted guest, VPID, VMFUNC, VMCS shadowing/);
+  assert.match(notOk[1], /VMFUNC EPTP switching offered to L1 .*\(VMFUNC MSR 0x0\)$/);
+  assert.ok(r.serial.split('\n').filter((l) => /^L1\| L2\| ok \d+ /.test(l)).length >= 70, 'the rest of the demo part passed');
+  // Without VMCS shadowing L1 emulates every VMREAD/VMWRITE of its L2 hypervisor.
+  assert.match(r.serial, /^L1\| hv: {3}VMWRITE\s+\d+$/m);
+  assert.match(r.serial, /^L1\| hv: {3}VMREAD\s+\d+$/m);
+});
+
 test.run();
