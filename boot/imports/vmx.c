@@ -7,6 +7,13 @@
 struct Z_vmx_instance_t;
 #include "vmx-consts.h"
 
+#ifdef HV_UEFI
+/* Every function of this file in the one .text section (the PE build's
+ * kernel.c is compiled the same way, Makefile kernel-efi.c): see
+ * EVMCS_KEYS_POP below. */
+#pragma clang attribute push (__attribute__((section(".text"))), apply_to = function)
+#endif
+
 /* ---- Hyper-V enlightened VMCS (TLFS "Nested Virtualization": "Enlightened
  * VMCS", "Clean Fields"; "Virtual Processor Assist Page"), used when this
  * hypervisor runs as L1 on an L0 that recommends it (kernel/vmx/evmcs.ts
@@ -51,8 +58,10 @@ static u64 evmcs_cur[EVMCS_MAX_CPUS];      /* each processor's current eVMCS, EV
  * the part after '$'). */
 #ifdef HV_UEFI
 /* (LLVM's COFF assembler has no .pushsection/.popsection: the record goes
- * into its section with .section and the code returns to .text, where
- * every function of this freestanding C program is.) */
+ * into its section with .section and the code returns to .text, where the
+ * PE build puts every function that has a site: this file's and kernel.c's,
+ * by #pragma clang attribute, since lld-link's LTO would otherwise give each
+ * its own COMDAT section.) */
 #define EVMCS_KEYS_PUSH ".section .rdata$hvk_b, \"dr\""
 #define EVMCS_KEYS_POP ".text"
 /* (Markers with contents, so that tests/unit/evmcs-sites.test.ts finds the
@@ -509,3 +518,7 @@ void Z_vmxZ_profile(struct Z_vmx_instance_t *i, u32 out) {
 #endif
     memcpy(hv_linear(out, sizeof hv_prof_stamps), hv_prof_stamps, sizeof hv_prof_stamps);
 }
+
+#ifdef HV_UEFI
+#pragma clang attribute pop
+#endif

@@ -3,7 +3,9 @@
 // a 5-byte JMP rel32 to the import's eVMCS code. Checked here on the built images, both of them
 // (build/hv.elf, build/BOOTX64.EFI), since a wrong record would only show when the mode starts:
 // - each record's site and target lie in .text, no two sites overlap (a JMP written over
-//   another site would break it), no site is recorded twice;
+//   another site would break it), no site is recorded twice, and the code goes on after each
+//   site (no INT3 padding there: the PE build once split functions at the record's section
+//   switch);
 // - each site is what the patch may overwrite (SDM Vol. 2 instruction formats): a 5-byte NOP
 //   (0F 1F 44 00 00), or VMREAD (0F 78 /r) / VMWRITE (0F 79 /r), with an optional REX prefix,
 //   followed directly by JBE (76 cb or 0F 86 cd): the 5 bytes of the JMP cover only that pair;
@@ -108,6 +110,9 @@ function checkSites(img: Image, records: { addr: number; site: number; target: n
     sites.add(r.site);
     const p = at(img, r.site, 16);
     if (p.subarray(0, 5).equals(Buffer.from([0x0f, 0x1f, 0x44, 0x00, 0x00]))) {
+      // The function goes on after the site (not INT3 padding: code split off
+      // by a section switch of the record, as a COMDAT function would be).
+      assert.is.not(p[5], 0xcc, `${where}: INT3 after the NOP`);
       nops++;
       continue;
     }
@@ -116,6 +121,7 @@ function checkSites(img: Image, records: { addr: number; site: number; target: n
     const jbe = p[n] === 0x76 ? 2 : p[n] === 0x0f && p[n + 1] === 0x86 ? 6 : 0;
     assert.ok(jbe > 0, `${where}: VMREAD/VMWRITE not followed by JBE (${p.subarray(0, n + 2).toString('hex')})`);
     assert.ok(n + jbe >= 5, `${where}: the pair is ${n + jbe} bytes, the JMP needs 5`);
+    assert.is.not(p[n + jbe], 0xcc, `${where}: INT3 after the pair`);
     vmrw++;
   }
   const sorted = [...sites].sort((a, b) => a - b);
