@@ -1061,6 +1061,7 @@
 #define EVMCS_HOST_IA32_S_CET 992 /* 8 bytes, clean group HOST_GRP1 (2022 update, not offered) */
 #define EVMCS_HOST_SSP 1000 /* 8 bytes, clean group HOST_GRP1 (2022 update, not offered) */
 #define EVMCS_HOST_IA32_INTERRUPT_SSP_TABLE_ADDR 1008 /* 8 bytes, clean group HOST_GRP1 (2022 update, not offered) */
+#define EVMCS_MAP_BITS 0x6c7f /* encoding bits the C eVMCS map key uses (width, type, index 6:1, high access); an encoding with another bit has no eVMCS field */
 
 /* ---- Hyper-V eVMCS clean-field groups (TLFS HV_VMX_ENLIGHTENED_CLEAN_FIELD_*): masks of HvCleanFields */
 #define EVMCS_CLEAN_IO_BITMAP 0x1 /* bit 0 */
@@ -1080,7 +1081,6 @@
 #define EVMCS_CLEAN_HOST_GRP1 0x4000 /* bit 14 */
 #define EVMCS_CLEAN_ENLIGHTENMENTSCONTROL 0x8000 /* bit 15 */
 #define EVMCS_CLEAN_ALL 0xffff /* every group */
-#define EVMCS_MAP_BITS 0x6c7f /* encoding bits the C eVMCS map key uses (width, type, index 6:1, high access); an encoding with another bit has no eVMCS field */
 
 /* ---- Hyper-V VP assist page (TLFS HV_VP_ASSIST_PAGE): byte offsets */
 #define HV_VP_ASSIST_APIC_ASSIST 0x0 /* 4 bytes: ApicAssist */

@@ -294,10 +294,10 @@ function buildEvmcs(t, fields, section, add) {
     const where = f.clean === 'NONE' ? 'no clean group: always read' : f.clean === 'ALL' ? 'no group in the TLFS: every clean bit' : `clean group ${f.clean}`;
     add('EVMCS_' + f.name, f.offset, 'u32', 'dec', `${f.size} bytes, ${where}${f.encoding !== null ? '' : ' (synthetic' + (f.tlfs ? ': ' + f.tlfs : '') + ')'}${f.update2022 ? ' (2022 update, not offered)' : ''}`);
   }
+  add('EVMCS_MAP_BITS', EVMCS_MAP_BITS, 'u32', 'hex', 'encoding bits the C eVMCS map key uses (width, type, index 6:1, high access); an encoding with another bit has no eVMCS field');
   section('Hyper-V eVMCS clean-field groups (TLFS HV_VMX_ENLIGHTENED_CLEAN_FIELD_*): masks of HvCleanFields');
   for (const g of E.cleanGroups) add('EVMCS_CLEAN_' + g.name, 1 << g.bit, 'u32', 'hex', `bit ${g.bit}`);
   add('EVMCS_CLEAN_ALL', 0xffff, 'u32', 'hex', 'every group');
-  add('EVMCS_MAP_BITS', EVMCS_MAP_BITS, 'u32', 'hex', 'encoding bits the C eVMCS map key uses (width, type, index 6:1, high access); an encoding with another bit has no eVMCS field');
   section('Hyper-V VP assist page (TLFS HV_VP_ASSIST_PAGE): byte offsets');
   for (const v of E.vpAssist) add('HV_VP_ASSIST_' + v.name, v.offset, 'u32', 'hex', `${v.size} bytes: ${v.tlfs}`);
   return { fields: out, reserved: E.reserved, groups: E.cleanGroups };
