@@ -33,8 +33,8 @@ struct Z_vmx_instance_t;
  * A field eVMCS v1 lacks is never needed in this mode (the capability
  * restrictions of kernel/vmx/evmcs.ts keep the kernel from the controls
  * that need one): an access to one stops the machine as a hypervisor bug.
- * Bare VT-x pays one NOP per import call (evmcs_mode below; the imports
- * are inlined into the kernel by LTO). */
+ * Bare VT-x pays nothing on VMREAD/VMWRITE and one NOP on the rarer
+ * imports (the patch sites below). */
 #define EVMCS_MAX_CPUS 64 /* = kernel/vmx/vmxon.ts MAX_CPUS */
 #define EVMCS_NONE (~0ull)
 static bool evmcs_on;                      /* machine-wide: set once, at start-up */
