@@ -33,8 +33,8 @@ struct Z_vmx_instance_t;
  * A field eVMCS v1 lacks is never needed in this mode (the capability
  * restrictions of kernel/vmx/evmcs.ts keep the kernel from the controls
  * that need one): an access to one stops the machine as a hypervisor bug.
- * Bare VT-x pays nothing on VMREAD/VMWRITE and one NOP on the rarer
- * imports (the patch sites below). */
+ * Bare VT-x pays nothing on VMREAD/VMWRITE, a NOP on the other imports
+ * (the patch sites below). */
 #define EVMCS_MAX_CPUS 64 /* = kernel/vmx/vmxon.ts MAX_CPUS */
 #define EVMCS_NONE (~0ull)
 static bool evmcs_on;                      /* machine-wide: set once, at start-up */
@@ -50,7 +50,8 @@ static u64 evmcs_cur[EVMCS_MAX_CPUS];      /* each processor's current eVMCS, EV
  *   a JBE), which evmcs_patch overwrites with a JMP to the import's eVMCS
  *   code: nothing is added to the bare path;
  * - the other imports (VMPTRLD, VMCLEAR, VMPTRST, the field lists) test
- *   evmcs_mode(), a 5-byte NOP patched into a JMP the same way (one tick).
+ *   evmcs_mode(), a 5-byte NOP patched into a JMP the same way (one tick
+ *   per call; as patch sites of their own they measured no better).
  * Each site records where it is and where the JMP goes, as offsets from the
  * record (no relocation needed), in a section of its own: bounded by
  * __hv_evmcs_keys_start/_end in linker.ld (ELF), by the .rdata$hvk_a /
@@ -370,20 +371,54 @@ static void fl_store(u8 *p, u32 enc, u64 v) {
     __builtin_memcpy(p, &v, 8);
 }
 
-/* VMREAD each selected field into base + offset; returns the mask of the
- * entries whose value differed from what was there before. */
-u64 Z_vmxZ_readfields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u64 mask) {
+/* The field lists with the eVMCS in use: the same loops on its memory. */
+static __attribute__((noinline)) u64 evmcs_readfields(u32 list, u32 n, u32 base, u64 mask) {
     if (n > 64) wasm_rt_trap(WASM_RT_TRAP_OOB);
     const u8 *l = hv_linear(list, n * 4);
     u8 *b = hv_linear(base, 4096);
     u64 changed = 0;
-    bool ev = __builtin_expect(evmcs_mode(), 0);
     for (u32 k = 0; k < n; k++) {
         if (!(mask >> k & 1)) continue;
         u32 e;
         __builtin_memcpy(&e, l + 4 * k, 4);
         u32 enc = FL_ENC(e);
-        u64 v = ev ? hv_evmcs_read(enc) : hw_vmread(enc);
+        u64 v = hv_evmcs_read(enc);
+        u8 *p = b + FL_OFF(e);
+        if (fl_load(p, enc) != v) {
+            fl_store(p, enc, v);
+            changed |= 1ull << k;
+        }
+    }
+    return changed;
+}
+static __attribute__((noinline)) void evmcs_writefields(u32 list, u32 n, u32 base, u64 mask) {
+    if (n > 64) wasm_rt_trap(WASM_RT_TRAP_OOB);
+    const u8 *l = hv_linear(list, n * 4);
+    const u8 *b = hv_linear(base, 4096);
+    for (u32 k = 0; k < n; k++) {
+        if (!(mask >> k & 1)) continue;
+        u32 e;
+        __builtin_memcpy(&e, l + 4 * k, 4);
+        hv_evmcs_write(FL_ENC(e), fl_load(b + FL_OFF(e), FL_ENC(e)));
+    }
+}
+
+/* VMREAD each selected field into base + offset; returns the mask of the
+ * entries whose value differed from what was there before. (The eVMCS
+ * test comes first, and the hardware loop is the plain one: a patch site
+ * in the loop made its code longer, 100 ticks per nested round trip.) */
+u64 Z_vmxZ_readfields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u64 mask) {
+    if (__builtin_expect(evmcs_mode(), 0)) return evmcs_readfields(list, n, base, mask);
+    if (n > 64) wasm_rt_trap(WASM_RT_TRAP_OOB);
+    const u8 *l = hv_linear(list, n * 4);
+    u8 *b = hv_linear(base, 4096);
+    u64 changed = 0;
+    for (u32 k = 0; k < n; k++) {
+        if (!(mask >> k & 1)) continue;
+        u32 e;
+        __builtin_memcpy(&e, l + 4 * k, 4);
+        u32 enc = FL_ENC(e);
+        u64 v = hw_vmread(enc);
         u8 *p = b + FL_OFF(e);
         if (fl_load(p, enc) != v) {
             fl_store(p, enc, v);
@@ -395,17 +430,18 @@ u64 Z_vmxZ_readfields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u64
 
 /* VMWRITE each selected field from base + offset. */
 void Z_vmxZ_writefields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u64 mask) {
+    if (__builtin_expect(evmcs_mode(), 0)) {
+        evmcs_writefields(list, n, base, mask);
+        return;
+    }
     if (n > 64) wasm_rt_trap(WASM_RT_TRAP_OOB);
     const u8 *l = hv_linear(list, n * 4);
     u8 *b = hv_linear(base, 4096);
-    bool ev = __builtin_expect(evmcs_mode(), 0);
     for (u32 k = 0; k < n; k++) {
         if (!(mask >> k & 1)) continue;
         u32 e;
         __builtin_memcpy(&e, l + 4 * k, 4);
-        u64 v = fl_load(b + FL_OFF(e), FL_ENC(e));
-        if (ev) hv_evmcs_write(FL_ENC(e), v);
-        else hw_vmwrite(FL_ENC(e), v);
+        hw_vmwrite(FL_ENC(e), fl_load(b + FL_OFF(e), FL_ENC(e)));
     }
 }
 
