@@ -146,14 +146,19 @@ static inline u32 evmcs_cpu(void) {
 
 u32 Z_vmxZ_vmxon(struct Z_vmx_instance_t *i, u64 pa) { return VMX_STATUS("vmxon %2", "m"(pa)); }
 u32 Z_vmxZ_vmxoff(struct Z_vmx_instance_t *i) { return VMX_STATUS("vmxoff", "i"(0)); }
+/* (The eVMCS parts of the imports are out of line: inlined, they made
+ * VMPTRLD too large to be inlined itself, 88 ticks per nested round trip.) */
+
+/* After a VMCLEAR with the eVMCS in use: the eVMCS is inactive now (TLFS);
+ * VMCLEAR of the current VMCS leaves none current (SDM 31.3 VMCLEAR). */
+static __attribute__((noinline)) void evmcs_cleared(u64 pa) {
+    u32 c = evmcs_cpu();
+    if (evmcs_cur[c] == pa) evmcs_cur[c] = EVMCS_NONE;
+}
+
 u32 Z_vmxZ_vmclear(struct Z_vmx_instance_t *i, u64 pa) {
     u32 r = VMX_STATUS("vmclear %2", "m"(pa));
-    if (__builtin_expect(evmcs_mode(), 0) && r == 0) {
-        /* The eVMCS is inactive now (TLFS); VMCLEAR of the current VMCS
-         * leaves none current (SDM 31.3 VMCLEAR). */
-        u32 c = evmcs_cpu();
-        if (evmcs_cur[c] == pa) evmcs_cur[c] = EVMCS_NONE;
-    }
+    if (__builtin_expect(evmcs_mode(), 0) && r == 0) evmcs_cleared(pa);
     return r;
 }
 
@@ -164,7 +169,7 @@ u32 Z_vmxZ_vmclear(struct Z_vmx_instance_t *i, u64 pa) {
  * instruction's answers: VMfailInvalid without a current VMCS, else
  * VMfailValid with error 9 (invalid address) or 11 (wrong revision) in the
  * current eVMCS (SDM 31.3 VMPTRLD). */
-static u32 evmcs_vmptrld(u64 pa) {
+static __attribute__((noinline)) u32 evmcs_vmptrld(u64 pa) {
     u32 c = evmcs_cpu();
     u8 *assist = (u8 *)evmcs_assist[c];
     if (assist == 0) evmcs_bug("VMPTRLD", 0, "this processor has no VP assist page");
@@ -192,8 +197,12 @@ u32 Z_vmxZ_vmptrld(struct Z_vmx_instance_t *i, u64 pa) {
     return VMX_STATUS("vmptrld %2", "m"(pa));
 }
 
+static __attribute__((noinline)) u64 evmcs_vmptrst(void) {
+    return evmcs_cur[evmcs_cpu()];
+}
+
 u64 Z_vmxZ_vmptrst(struct Z_vmx_instance_t *i) {
-    if (__builtin_expect(evmcs_mode(), 0)) return evmcs_cur[evmcs_cpu()];
+    if (__builtin_expect(evmcs_mode(), 0)) return evmcs_vmptrst();
     u64 pa = 0;
     __asm__ volatile("vmptrst %0" : "=m"(pa) :: "memory");
     return pa;
