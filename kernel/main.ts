@@ -8,6 +8,7 @@ import * as boot from "./boot/bootinfo";
 import * as pages from "./mm/pages";
 import * as ident from "./cpu/ident";
 import * as vmxon from "./vmx/vmxon";
+import * as evmcs from "./vmx/evmcs";
 import * as cmdline from "./boot/cmdline";
 import * as config from "./vm/config";
 import * as guest from "./vm/guest";
@@ -74,6 +75,7 @@ function enableVmxEverywhere(): u32 {
     print.str(" processors");
     print.nl();
   }
+  if (status == STATUS_OK) evmcs.report();
   return status;
 }
 

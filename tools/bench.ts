@@ -15,6 +15,9 @@
 //    under nested=on, with VMCS shadowing as configured (on, the default)
 //    and with shadow-vmcs=off; and once on bare Bochs, where the same L1 is
 //    the OS and Bochs's own VMX handles L2's exits: the reference.
+//  - turtles (the `turtles` section): this hypervisor as L1 on itself with
+//    bench.c as L2, plain, with hyperv=on (L1 on the enlightened VMCS) and
+//    with hyperv=on but L1 evmcs=off.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -79,18 +82,33 @@ const NESTED = [
 ] as const;
 
 // Turtles: this hypervisor as L0 running itself as L1 (nested=on), which
-// runs bench.elf as L2: L2's round trips go L2 -> L0 -> L1 -> L0 -> L2.
-async function turtles(name: string) {
-  const runDir = freshRunDir(name);
+// runs bench.elf as L2: L2's round trips go L2 -> L0 -> L1 -> L0 -> L2. Three
+// ways: plain (L1 on VMCS shadowing), hyperv=on (L1 on the enlightened VMCS
+// its parent recommends: its VMREAD/VMWRITE are memory accesses, each VMRESUME
+// an enlightened entry), and hyperv=on with L1 evmcs=off (the same interface
+// without the eVMCS, which tells the eVMCS's share from the interface's).
+const TURTLES = [
+  { key: 'turtles', name: 'bench-turtles', l0: '', l1: '' },
+  { key: 'turtlesEvmcs', name: 'bench-turtles-evmcs', l0: ' hyperv=on', l1: '' },
+  { key: 'turtlesHypervNoEvmcs', name: 'bench-turtles-hyperv-noevmcs', l0: ' hyperv=on', l1: 'evmcs=off,' },
+] as const;
+const turtlesCmdline = (t: (typeof TURTLES)[number]) =>
+  `caps=off guest=hvl1.elf mem=160M nested=on${t.l0} args=caps=off,${t.l1}guest=bench.elf module=bench.elf`;
+async function turtles(t: (typeof TURTLES)[number]) {
+  const runDir = freshRunDir(t.name);
   const l1 = path.join(runDir, 'hvl1.elf');
   fs.copyFileSync(HV, l1);
   const iso = path.join(runDir, 'hv.iso');
-  const cmdline = 'caps=off guest=hvl1.elf mem=160M nested=on args=caps=off,guest=bench.elf module=bench.elf';
+  const cmdline = turtlesCmdline(t);
   execFileSync('bash', [path.join(REPO, 'tools', 'mkiso.sh'), HV, iso, '--cmdline', cmdline, '--module', l1, 'hvl1.elf',
     '--module', path.join(GUESTS, 'bench.elf'), 'bench.elf'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  const t = await runBochs({ name, boot: 'bios-cdrom', image: iso, runDir, cpus: 1, timeoutMs: 300_000, progress: true });
-  expectRun(t, { status: 0, exitCode: 0, lines: [/^L1\| L2\| RESULT: PASS$/] });
-  return t;
+  const r = await runBochs({ name: t.name, boot: 'bios-cdrom', image: iso, runDir, cpus: 1, timeoutMs: 300_000, progress: true });
+  expectRun(r, {
+    status: 0, exitCode: 0,
+    lines: [/^L1\| L2\| RESULT: PASS$/, ...(t.key === 'turtlesEvmcs' ? [/^L1\| hv: vmx: enlightened VMCS \(Hyper-V eVMCS v1\) in use/] : [])],
+  });
+  if (t.key !== 'turtlesEvmcs' && /enlightened VMCS \(Hyper-V eVMCS v1\) in use/.test(r.serial)) throw new Error(`${t.name}: L1 used the eVMCS`);
+  return r;
 }
 
 // The figures come from the ordinary image; the profile (where a CPUID
@@ -98,7 +116,8 @@ async function turtles(name: string) {
 // The RAM snapshot: the same guest twice, one per way of finding dirty pages.
 const RAMSNAP_OPTIONS = 'ramsnap=on args=mode=ad,bench guest=/ramsnap.elf ramsnap=wp args=mode=wp,bench';
 
-let r, p, tr, rs, snap1;
+let r, p, rs, snap1;
+const turtleRuns: Record<string, Awaited<ReturnType<typeof turtles>>> = {};
 const nestedRuns: Record<string, Awaited<ReturnType<typeof run>>> = {};
 try {
   r = await run('bench', HV, { options: 'args=snap' });
@@ -108,7 +127,7 @@ try {
   for (const n of NESTED) {
     nestedRuns[n.key] = await run(n.name, HV, { guest: 'l1bench.elf', options: n.options, bare: 'bare' in n && n.bare });
   }
-  tr = await turtles('bench-turtles');
+  for (const t of TURTLES) turtleRuns[t.key] = await turtles(t);
 } catch (e) {
   console.error((e as Error).message);
   process.exit(1);
@@ -194,11 +213,17 @@ try {
   /* not a git checkout */
 }
 // Turtles: L2's figures (bench.elf under this hypervisor as L1 under itself).
-const turtleFigures: Record<string, Figure> = {};
-for (const m of tr.serial.matchAll(/^L1\| L2\| bench: (\S+) min=(\d+) median=(\d+) n=(\d+)$/gm)) {
-  turtleFigures[m[1]] = { min: Number(m[2]), median: Number(m[3]), n: Number(m[4]) };
+function turtleFiguresOf(serial: string, name: string): Record<string, Figure> {
+  const f: Record<string, Figure> = {};
+  for (const m of serial.matchAll(/^L1\| L2\| bench: (\S+) min=(\d+) median=(\d+) n=(\d+)$/gm)) {
+    f[m[1]] = { min: Number(m[2]), median: Number(m[3]), n: Number(m[4]) };
+  }
+  if (!f['cpuid']) throw new Error(`${name}: no L2 cpuid figure`);
+  return f;
 }
-if (!turtleFigures['cpuid']) throw new Error('bench-turtles: no L2 cpuid figure');
+const turtleFigures = turtleFiguresOf(turtleRuns['turtles'].serial, 'bench-turtles');
+const turtleEvmcsFigures = turtleFiguresOf(turtleRuns['turtlesEvmcs'].serial, 'bench-turtles-evmcs');
+const turtleNoEvmcsFigures = turtleFiguresOf(turtleRuns['turtlesHypervNoEvmcs'].serial, 'bench-turtles-hyperv-noevmcs');
 
 // RAM snapshot figures: ramsnap-<ad|wp>-<take|restore|write>-<pages>.
 const ramFigures = parseFigures(rs.serial);
@@ -235,8 +260,17 @@ const result = {
   turtles: {
     what: 'L0 = this hypervisor, L1 = this hypervisor as its guest (nested=on, shadow VMCS, shadow EPT), L2 = ' +
       'tests/guests/bench.c: each L2 round trip goes L2 -> L0 -> L1 (this hypervisor\'s exit handler) -> L0 -> L2',
-    hypervisorCmdline: 'caps=off guest=hvl1.elf mem=160M nested=on args=caps=off,guest=bench.elf module=bench.elf',
+    hypervisorCmdline: turtlesCmdline(TURTLES[0]),
     figures: turtleFigures,
+    evmcs: {
+      what: 'the same with hyperv=on for L1: L1 (this hypervisor) uses the enlightened VMCS its parent recommends ' +
+        '(VMREAD/VMWRITE memory accesses, each VMRESUME an enlightened entry that reads the groups whose clean bit is 0, ' +
+        'each reflected exit written back into the eVMCS); hypervNoEvmcs: hyperv=on with L1 evmcs=off',
+      hypervisorCmdline: turtlesCmdline(TURTLES[1]),
+      figures: turtleEvmcsFigures,
+      hypervNoEvmcsCmdline: turtlesCmdline(TURTLES[2]),
+      hypervNoEvmcsFigures: turtleNoEvmcsFigures,
+    },
   },
 };
 fs.mkdirSync(path.join(REPO, 'bench'), { recursive: true });
@@ -303,6 +337,9 @@ for (const op of RAM_OPS) {
 }
 
 console.log('\nTurtles (L0 = L1 = this hypervisor, L2 = bench.elf), L2 round trips:');
-for (const [k, f] of Object.entries(turtleFigures)) console.log(`  ${k.padEnd(16)} ${cell(f)}`);
+console.log(`  ${'operation'.padEnd(16)} ${'plain'.padStart(14)} ${'hyperv=on eVMCS'.padStart(18)} ${'hyperv, evmcs=off'.padStart(18)}`);
+for (const [k, f] of Object.entries(turtleFigures)) {
+  console.log(`  ${k.padEnd(16)} ${cell(f).padStart(14)} ${cell(turtleEvmcsFigures[k]).padStart(18)} ${cell(turtleNoEvmcsFigures[k]).padStart(18)}`);
+}
 
 console.log(`\nwritten: bench/results.json (commit ${commit})`);

@@ -55,6 +55,7 @@ hv_vmenter:
     movq $HOST_RIP, %rax
     vmwrite %rdx, %rax
 
+vm_enter_common:
     STAMP(1)
     fxrstor64 REGS_FX(%rdi)            /* guest x87/SSE state */
     movq REGS_CR2(%rdi), %rax
@@ -130,3 +131,30 @@ vm_return:
     popq %rbp
     popq %rbx
     ret
+
+/* u32 hv_vmenter_evmcs(u64 *regs, u32 launched, u8 *evmcs): hv_vmenter with
+ * an enlightened VMCS current (boot/imports/vmx.c): HOST_RSP and HOST_RIP
+ * are stored into the eVMCS instead of VMWRITE, and only when they change,
+ * clearing the clean bit of their group then (HOST_POINTER for HOST_RSP,
+ * HOST_GRP1 for HOST_RIP; TLFS "Clean Fields"). */
+    .globl hv_vmenter_evmcs
+hv_vmenter_evmcs:
+    STAMP(0)
+    pushq %rbx
+    pushq %rbp
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    pushq %rdi                      /* regs, found again at (%rsp) on exit */
+
+    cmpq %rsp, EVMCS_HOST_RSP(%rdx)
+    je 3f
+    movq %rsp, EVMCS_HOST_RSP(%rdx)
+    andl $~EVMCS_CLEAN_HOST_POINTER, EVMCS_CLEAN_FIELDS(%rdx)
+3:  leaq vm_exit(%rip), %rax
+    cmpq %rax, EVMCS_HOST_RIP(%rdx)
+    je vm_enter_common
+    movq %rax, EVMCS_HOST_RIP(%rdx)
+    andl $~EVMCS_CLEAN_HOST_GRP1, EVMCS_CLEAN_FIELDS(%rdx)
+    jmp vm_enter_common

@@ -58,3 +58,19 @@ u64 Z_memZ_fetchor64(struct Z_mem_instance_t *i, u64 pa, u64 bits) {
 void Z_memZ_copyout(struct Z_mem_instance_t *i, u64 pa, u32 src, u32 len) {
     if (len) memcpy(phys(pa, len, "copyout"), hv_linear(src, len), len);
 }
+
+/* mem.scatter: fields of a 4-KiB area of linear memory to a physical range
+ * (kernel/hw/mem.ts for the list format). */
+void Z_memZ_scatter(struct Z_mem_instance_t *i, u64 dst, u32 len, u32 src, u32 list, u32 n) {
+    if (n > 1024) wasm_rt_trap(WASM_RT_TRAP_OOB);
+    u8 *d = phys(dst, len, "scatter");
+    const u8 *s = hv_linear(src, 4096);
+    const u8 *l = hv_linear(list, n * 4);
+    for (u32 k = 0; k < n; k++) {
+        u32 e;
+        __builtin_memcpy(&e, l + 4 * k, 4);
+        u32 doff = e & 0xfff, soff = (e >> 12) & 0xfff, size = e >> 24;
+        if (size == 0 || doff + size > len || soff + size > 4096) wasm_rt_trap(WASM_RT_TRAP_OOB);
+        memcpy(d + doff, s + soff, size);
+    }
+}

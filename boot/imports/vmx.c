@@ -7,6 +7,135 @@
 struct Z_vmx_instance_t;
 #include "vmx-consts.h"
 
+#ifdef HV_UEFI
+/* Every function of this file in the one .text section (the PE build's
+ * kernel.c is compiled the same way, Makefile kernel-efi.c): see
+ * EVMCS_KEYS_POP below. */
+#pragma clang attribute push (__attribute__((section(".text"))), apply_to = function)
+#endif
+
+/* ---- Hyper-V enlightened VMCS (TLFS "Nested Virtualization": "Enlightened
+ * VMCS", "Clean Fields"; "Virtual Processor Assist Page"), used when this
+ * hypervisor runs as L1 on an L0 that recommends it (kernel/vmx/evmcs.ts
+ * decides and calls vmx.enlighten on every processor). Then:
+ *   VMPTRLD  executes nothing: the eVMCS page becomes this processor's
+ *            current one by CurrentNestedVmcs (30H) and EnlightenVmEntry
+ *            (28H) in the processor's VP assist page, as the TLFS asks;
+ *   VMREAD/VMWRITE  are loads/stores at the field's eVMCS offset
+ *            (hv_evmcs_map, generated); a VMWRITE that changes a value
+ *            clears the clean bit of the field's group in HvCleanFields so
+ *            that L0 reads the group at the next entry;
+ *   VMCLEAR  is executed (it makes the eVMCS inactive, TLFS) and forgets
+ *            the current one if it was that;
+ *   VM entry writes HOST_RSP/HOST_RIP into the eVMCS (boot/entry/vmenter.S
+ *            hv_vmenter_evmcs) and, after the exit, sets every clean bit:
+ *            L0 has read what it needs, as KVM does after each exit.
+ * A field eVMCS v1 lacks is never needed in this mode (the capability
+ * restrictions of kernel/vmx/evmcs.ts keep the kernel from the controls
+ * that need one): an access to one stops the machine as a hypervisor bug.
+ * Bare VT-x pays nothing on VMREAD/VMWRITE, a NOP on the other imports
+ * (the patch sites below). */
+#define EVMCS_MAX_CPUS 64 /* = kernel/vmx/vmxon.ts MAX_CPUS */
+#define EVMCS_NONE (~0ull)
+static bool evmcs_on;                      /* machine-wide: set once, at start-up */
+static u64 evmcs_assist[EVMCS_MAX_CPUS];   /* each processor's VP assist page */
+static u64 evmcs_cur[EVMCS_MAX_CPUS];      /* each processor's current eVMCS, EVMCS_NONE: none */
+
+/* Bare VT-x must not pay for this mode on its hot path, where LTO inlines
+ * these imports at some 450 places (ten on a CPUID round trip; a Bochs
+ * tick per instruction). So the switch is made once, by patching code, when
+ * the mode starts (before any VMCS exists):
+ * - a VMREAD/VMWRITE import is the instruction and its JBE to the failure
+ *   report (at least 5 bytes: 0F 78/79 with ModRM, maybe a REX prefix, and
+ *   a JBE), which evmcs_patch overwrites with a JMP to the import's eVMCS
+ *   code: nothing is added to the bare path;
+ * - the other imports (VMPTRLD, VMCLEAR, VMPTRST, the field lists) test
+ *   evmcs_mode(), a 5-byte NOP patched into a JMP the same way (one tick
+ *   per call; as patch sites of their own they measured no better).
+ * Each site records where it is and where the JMP goes, as offsets from the
+ * record (no relocation needed), in a section of its own: bounded by
+ * __hv_evmcs_keys_start/_end in linker.ld (ELF), by the .rdata$hvk_a /
+ * $hvk_c markers below in the PE image (lld-link orders grouped sections by
+ * the part after '$'). */
+#ifdef HV_UEFI
+/* (LLVM's COFF assembler has no .pushsection/.popsection: the record goes
+ * into its section with .section and the code returns to .text, where the
+ * PE build puts every function that has a site: this file's and kernel.c's,
+ * by #pragma clang attribute, since lld-link's LTO would otherwise give each
+ * its own COMDAT section.) */
+#define EVMCS_KEYS_PUSH ".section .rdata$hvk_b, \"dr\""
+#define EVMCS_KEYS_POP ".text"
+/* (Markers with contents, so that tests/unit/evmcs-sites.test.ts finds the
+ * records in the image: "HVKEYS<<" and "HVKEYS>>".) */
+__attribute__((section(".rdata$hvk_a"), aligned(8), used)) static const u32 hv_evmcs_keys_start[2] = { 0x454b5648, 0x3c3c5359 };
+__attribute__((section(".rdata$hvk_c"), aligned(8), used)) static const u32 hv_evmcs_keys_end[2] = { 0x454b5648, 0x3e3e5359 };
+#define EVMCS_KEYS_BEGIN ((const i32 *)(hv_evmcs_keys_start + 2))
+#define EVMCS_KEYS_END ((const i32 *)hv_evmcs_keys_end)
+#else
+#define EVMCS_KEYS_PUSH ".pushsection hv_evmcs_keys, \"a\""
+#define EVMCS_KEYS_POP ".popsection"
+extern const i32 __hv_evmcs_keys_start[], __hv_evmcs_keys_end[];
+#define EVMCS_KEYS_BEGIN __hv_evmcs_keys_start
+#define EVMCS_KEYS_END __hv_evmcs_keys_end
+#endif
+/* The record of the site at local label 1 whose JMP goes to label `to`. */
+#define EVMCS_SITE(to) EVMCS_KEYS_PUSH "\n\t.balign 8\n\t.long 1b - ., %l[" #to "] - .\n\t" EVMCS_KEYS_POP
+static inline __attribute__((always_inline)) bool evmcs_mode(void) {
+    __asm__ goto("1: .byte 0x0f, 0x1f, 0x44, 0x00, 0x00\n\t" /* nopl 0(%%rax,%%rax,1) */
+                 EVMCS_SITE(on) :::: on);
+    return false;
+on:
+    return true;
+}
+
+/* Every recorded site becomes JMP rel32 to its eVMCS code (E9 and the
+ * distance from the end of the 5 bytes). Only the kernel thread runs this
+ * code, on this processor; the others wait in their idle loop, and reach
+ * the patched code only after the interrupt that wakes them (IRET
+ * serializes, SDM Vol. 3A 8.1.3). */
+static void evmcs_patch(void) {
+    for (const i32 *k = EVMCS_KEYS_BEGIN; k + 2 <= EVMCS_KEYS_END; k += 2) {
+        if (k[0] == 0 && k[1] == 0) continue; /* alignment padding */
+        /* Addresses as numbers, hidden from the optimizer: the records are
+         * const data, and a pointer derived from one may not be written
+         * through (the compiler would drop the stores). */
+        u64 sa = (u64)k + (u64)(i64)k[0];
+        u64 ta = (u64)(k + 1) + (u64)(i64)k[1];
+        __asm__("" : "+r"(sa));
+        u8 *site = (u8 *)sa;
+        const u8 *target = (const u8 *)ta;
+        bool nop = site[0] == 0x0f && site[1] == 0x1f && site[2] == 0x44 && site[3] == 0x00 && site[4] == 0x00;
+        const u8 *op = (site[0] & 0xf0) == 0x40 ? site + 1 : site; /* REX */
+        bool vmrw = op[0] == 0x0f && (op[1] == 0x78 || op[1] == 0x79);
+        if (!nop && !vmrw) {
+            hv_puts("hv: trap: eVMCS static branch: neither a NOP nor a VMREAD/VMWRITE at a recorded site\n");
+            hv_exit(HV_STATUS_TRAP);
+        }
+        i32 rel = (i32)(target - (site + 5));
+        site[0] = 0xe9;
+        __builtin_memcpy(site + 1, &rel, 4);
+    }
+}
+
+/* A VMX import misused in eVMCS mode: a hypervisor bug, reported like vmx_bug. */
+static _Noreturn __attribute__((noinline, cold)) void evmcs_bug(const char *insn, u32 field, const char *what) {
+    hv_puts("hv: trap: ");
+    hv_puts(insn);
+    hv_puts(" of field ");
+    hv_put_hex(field);
+    hv_puts(" with the enlightened VMCS in use: ");
+    hv_puts(what);
+    hv_puts("\n");
+    hv_exit(HV_STATUS_TRAP);
+}
+
+static inline u32 evmcs_cpu(void) {
+    u32 v;
+    __asm__ volatile("movl %%gs:0, %0" : "=r"(v)); /* boot/smp: index at %gs:0 */
+    if (v >= EVMCS_MAX_CPUS) wasm_rt_trap(WASM_RT_TRAP_OOB);
+    return v;
+}
+
 #define VMX_STATUS(insn, ...)                                                    \
     ({                                                                         \
         u8 cf, zf;                                                             \
@@ -17,20 +146,75 @@ struct Z_vmx_instance_t;
 
 u32 Z_vmxZ_vmxon(struct Z_vmx_instance_t *i, u64 pa) { return VMX_STATUS("vmxon %2", "m"(pa)); }
 u32 Z_vmxZ_vmxoff(struct Z_vmx_instance_t *i) { return VMX_STATUS("vmxoff", "i"(0)); }
-u32 Z_vmxZ_vmclear(struct Z_vmx_instance_t *i, u64 pa) { return VMX_STATUS("vmclear %2", "m"(pa)); }
-u32 Z_vmxZ_vmptrld(struct Z_vmx_instance_t *i, u64 pa) { return VMX_STATUS("vmptrld %2", "m"(pa)); }
+/* (The eVMCS parts of the imports are out of line: inlined, they made
+ * VMPTRLD too large to be inlined itself, 88 ticks per nested round trip.) */
+
+/* After a VMCLEAR with the eVMCS in use: the eVMCS is inactive now (TLFS);
+ * VMCLEAR of the current VMCS leaves none current (SDM 31.3 VMCLEAR). */
+static __attribute__((noinline)) void evmcs_cleared(u64 pa) {
+    u32 c = evmcs_cpu();
+    if (evmcs_cur[c] == pa) evmcs_cur[c] = EVMCS_NONE;
+}
+
+u32 Z_vmxZ_vmclear(struct Z_vmx_instance_t *i, u64 pa) {
+    u32 r = VMX_STATUS("vmclear %2", "m"(pa));
+    if (__builtin_expect(evmcs_mode(), 0) && r == 0) evmcs_cleared(pa);
+    return r;
+}
+
+/* VMPTRLD of an eVMCS: the page must be one the kernel may use as memory
+ * (4-KiB aligned, identity-mapped, not the hypervisor's own: it is written
+ * through a plain pointer from here on) and carry the eVMCS version (the
+ * kernel writes it, kernel/vmx/caps.ts vmcsRevision) — otherwise the
+ * instruction's answers: VMfailInvalid without a current VMCS, else
+ * VMfailValid with error 9 (invalid address) or 11 (wrong revision) in the
+ * current eVMCS (SDM 31.3 VMPTRLD). */
+static __attribute__((noinline)) u32 evmcs_vmptrld(u64 pa) {
+    u32 c = evmcs_cpu();
+    u8 *assist = (u8 *)evmcs_assist[c];
+    if (assist == 0) evmcs_bug("VMPTRLD", 0, "this processor has no VP assist page");
+    u32 err = 0;
+    if ((pa & 0xfff) != 0 || pa >= hv_paging_top() || hv_range_protected(pa, 4096)) {
+        err = VMXERR_VMPTRLD_INVALID_ADDRESS;
+    } else {
+        u32 rev;
+        __builtin_memcpy(&rev, (const u8 *)pa + EVMCS_REVISION_ID, 4);
+        if (rev != EVMCS_VERSION) err = VMXERR_VMPTRLD_INCORRECT_REVISION_ID;
+    }
+    if (err != 0) {
+        if (evmcs_cur[c] == EVMCS_NONE) return 1;
+        __builtin_memcpy((u8 *)evmcs_cur[c] + EVMCS_VM_INSTRUCTION_ERROR, &err, 4);
+        return 2;
+    }
+    __builtin_memcpy(assist + HV_VP_ASSIST_CURRENT_NESTED_VMCS, &pa, 8);
+    assist[HV_VP_ASSIST_ENLIGHTEN_VMENTRY] = 1;
+    evmcs_cur[c] = pa;
+    return 0;
+}
+
+u32 Z_vmxZ_vmptrld(struct Z_vmx_instance_t *i, u64 pa) {
+    if (__builtin_expect(evmcs_mode(), 0)) return evmcs_vmptrld(pa);
+    return VMX_STATUS("vmptrld %2", "m"(pa));
+}
+
+static __attribute__((noinline)) u64 evmcs_vmptrst(void) {
+    return evmcs_cur[evmcs_cpu()];
+}
 
 u64 Z_vmxZ_vmptrst(struct Z_vmx_instance_t *i) {
+    if (__builtin_expect(evmcs_mode(), 0)) return evmcs_vmptrst();
     u64 pa = 0;
     __asm__ volatile("vmptrst %0" : "=m"(pa) :: "memory");
     return pa;
 }
 
+
 /* A VMREAD/VMWRITE of the kernel's own failed: a hypervisor bug. Which
  * VMfail it was is told by the current-VMCS pointer (VMfailInvalid only
  * without one, 31.2). */
 static _Noreturn __attribute__((noinline, cold)) void vmx_bug(const char *insn, u32 field) {
-    u64 cur = Z_vmxZ_vmptrst(0);
+    u64 cur;
+    __asm__ volatile("vmptrst %0" : "=m"(cur) :: "memory");
     hv_puts("hv: trap: ");
     hv_puts(insn);
     hv_puts(" of field ");
@@ -47,9 +231,10 @@ static _Noreturn __attribute__((noinline, cold)) void vmx_bug(const char *insn, 
     hv_exit(HV_STATUS_TRAP);
 }
 
-/* The flag output "=@ccbe" (CF or ZF: either VMfail) lets the compiler
- * branch on the flags directly: these two run on every field access. */
-u64 Z_vmxZ_vmread(struct Z_vmx_instance_t *i, u32 field) {
+/* The hardware instructions alone (the field lists use them once they
+ * chose). The flag output "=@ccbe" (CF or ZF: either VMfail) lets the
+ * compiler branch on the flags directly. */
+static inline u64 hw_vmread(u32 field) {
     u64 v;
     _Bool bad;
     __asm__ volatile("vmread %2, %0" : "=r"(v), "=@ccbe"(bad) : "r"((u64)field));
@@ -57,10 +242,118 @@ u64 Z_vmxZ_vmread(struct Z_vmx_instance_t *i, u32 field) {
     return v;
 }
 
-void Z_vmxZ_vmwrite(struct Z_vmx_instance_t *i, u32 field, u64 v) {
+static inline void hw_vmwrite(u32 field, u64 v) {
     _Bool bad;
     __asm__ volatile("vmwrite %2, %1" : "=@ccbe"(bad) : "r"((u64)field), "rm"(v));
     if (__builtin_expect(bad, 0)) vmx_bug("VMWRITE", field);
+}
+
+/* The current eVMCS of this processor (VMREAD/VMWRITE without one is a
+ * hypervisor bug, as VMfailInvalid is in hw_vmread). */
+static inline u8 *evmcs_current(const char *insn, u32 field) {
+    u64 pa = evmcs_cur[evmcs_cpu()];
+    if (pa == EVMCS_NONE) evmcs_bug(insn, field, "no current eVMCS");
+    return (u8 *)pa;
+}
+
+/* The map entry of a field (offset | clean mask << 16), and where its value
+ * is: the high half of a 64-bit field is the upper 4 bytes (SDM 25.11.2). */
+static inline u32 evmcs_entry(const char *insn, u32 field) {
+    u32 e = (field & ~(u32)EVMCS_MAP_BITS) ? 0 : hv_evmcs_map[EVMCS_MAP_KEY(field)];
+    if (e == 0) evmcs_bug(insn, field, "eVMCS v1 has no such field");
+    return e;
+}
+/* Bytes of a field by its encoding's width (bits 14:13, Appendix B): 16-bit
+ * 2, 64-bit 8 (its high half 4), 32-bit 4, natural width 8. */
+static inline u32 evmcs_size(u32 field) {
+    static const u8 bytes[4] = { 2, 8, 4, 8 };
+    return (field & 1) ? 4 : bytes[(field >> 13) & 3];
+}
+static inline u64 evmcs_load(const u8 *p, u32 size) {
+    if (size == 2) { u16 v; __builtin_memcpy(&v, p, 2); return v; }
+    if (size == 4) { u32 v; __builtin_memcpy(&v, p, 4); return v; }
+    u64 v; __builtin_memcpy(&v, p, 8); return v;
+}
+
+__attribute__((noinline, used, sysv_abi)) u64 hv_evmcs_read(u32 field) {
+    u8 *e = evmcs_current("VMREAD", field);
+    u32 m = evmcs_entry("VMREAD", field);
+    u32 off = (m & 0xffff) + ((field & 1) ? 4 : 0);
+    return evmcs_load(e + off, evmcs_size(field));
+}
+
+/* A VMWRITE stores the value truncated to the field's width (a VMWRITE
+ * ignores the source operand's excess bits, SDM Vol. 3C 31 VMWRITE); a
+ * changed value clears the clean bit(s) of its group. */
+__attribute__((noinline, used, sysv_abi)) void hv_evmcs_write(u32 field, u64 v) {
+    u8 *e = evmcs_current("VMWRITE", field);
+    u32 m = evmcs_entry("VMWRITE", field);
+    u32 size = evmcs_size(field);
+    u8 *p = e + (m & 0xffff) + ((field & 1) ? 4 : 0);
+    if (size < 8) v &= (1ull << (8 * size)) - 1;
+    if (evmcs_load(p, size) == v) return;
+    __builtin_memcpy(p, &v, size);
+    u32 clean;
+    __builtin_memcpy(&clean, e + EVMCS_CLEAN_FIELDS, 4);
+    clean &= ~(m >> 16);
+    __builtin_memcpy(e + EVMCS_CLEAN_FIELDS, &clean, 4);
+}
+
+/* The eVMCS accesses from the inlined imports go through these thunks,
+ * which keep every register but the result: a plain call would make the
+ * compiler keep fewer values in registers on the bare path too (7 ticks
+ * per CPUID round trip measured). Field in EDI, value in RSI, result in
+ * RAX; the C functions are SysV on both targets (as hv_vmenter). */
+__asm__(".text\n"
+        "hv_evmcs_read_thunk:\n"
+        "    pushq %rcx; pushq %rdx; pushq %rsi; pushq %rdi\n"
+        "    pushq %r8; pushq %r9; pushq %r10; pushq %r11; pushq %rbx\n"
+        "    movq %rsp, %rbx; andq $-16, %rsp\n"  /* the ABI's alignment at the call */
+        "    call hv_evmcs_read\n"
+        "    movq %rbx, %rsp\n"
+        "    popq %rbx; popq %r11; popq %r10; popq %r9; popq %r8\n"
+        "    popq %rdi; popq %rsi; popq %rdx; popq %rcx\n"
+        "    ret\n"
+        "hv_evmcs_write_thunk:\n"
+        "    pushq %rax; pushq %rcx; pushq %rdx; pushq %rsi; pushq %rdi\n"
+        "    pushq %r8; pushq %r9; pushq %r10; pushq %r11; pushq %rbx\n"
+        "    movq %rsp, %rbx; andq $-16, %rsp\n"
+        "    call hv_evmcs_write\n"
+        "    movq %rbx, %rsp\n"
+        "    popq %rbx; popq %r11; popq %r10; popq %r9; popq %r8\n"
+        "    popq %rdi; popq %rsi; popq %rdx; popq %rcx; popq %rax\n"
+        "    ret\n");
+#define EVMCS_XMM_CLOBBERS "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", \
+    "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15"
+
+/* These two run on every field access: the instruction, then JBE (CF or
+ * ZF: either VMfail) to the report; the pair is the eVMCS patch site. (With
+ * asm goto the output is valid on the fall-through path only, the one that
+ * uses it.) */
+u64 Z_vmxZ_vmread(struct Z_vmx_instance_t *i, u32 field) {
+    u64 v;
+    __asm__ goto("1: vmread %1, %0\n\t"
+                 "jbe %l[bad]\n\t"
+                 EVMCS_SITE(ev) : "=r"(v) : "r"((u64)field) : "cc" : bad, ev);
+    return v;
+bad:
+    vmx_bug("VMREAD", field);
+ev: {
+        u64 r;
+        __asm__ volatile("call hv_evmcs_read_thunk" : "=a"(r) : "D"((u64)field) : "memory", "cc", EVMCS_XMM_CLOBBERS);
+        return r;
+    }
+}
+
+void Z_vmxZ_vmwrite(struct Z_vmx_instance_t *i, u32 field, u64 v) {
+    __asm__ goto("1: vmwrite %1, %0\n\t"
+                 "jbe %l[bad]\n\t"
+                 EVMCS_SITE(ev) :: "r"((u64)field), "rm"(v) : "cc" : bad, ev);
+    return;
+bad:
+    vmx_bug("VMWRITE", field);
+ev:
+    __asm__ volatile("call hv_evmcs_write_thunk" :: "D"((u64)field), "S"(v) : "memory", "cc", EVMCS_XMM_CLOBBERS);
 }
 
 /* Field lists: copying many fields of the current VMCS to or from linear
@@ -87,9 +380,8 @@ static void fl_store(u8 *p, u32 enc, u64 v) {
     __builtin_memcpy(p, &v, 8);
 }
 
-/* VMREAD each selected field into base + offset; returns the mask of the
- * entries whose value differed from what was there before. */
-u64 Z_vmxZ_readfields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u64 mask) {
+/* The field lists with the eVMCS in use: the same loops on its memory. */
+static __attribute__((noinline)) u64 evmcs_readfields(u32 list, u32 n, u32 base, u64 mask) {
     if (n > 64) wasm_rt_trap(WASM_RT_TRAP_OOB);
     const u8 *l = hv_linear(list, n * 4);
     u8 *b = hv_linear(base, 4096);
@@ -99,7 +391,43 @@ u64 Z_vmxZ_readfields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u64
         u32 e;
         __builtin_memcpy(&e, l + 4 * k, 4);
         u32 enc = FL_ENC(e);
-        u64 v = Z_vmxZ_vmread(i, enc);
+        u64 v = hv_evmcs_read(enc);
+        u8 *p = b + FL_OFF(e);
+        if (fl_load(p, enc) != v) {
+            fl_store(p, enc, v);
+            changed |= 1ull << k;
+        }
+    }
+    return changed;
+}
+static __attribute__((noinline)) void evmcs_writefields(u32 list, u32 n, u32 base, u64 mask) {
+    if (n > 64) wasm_rt_trap(WASM_RT_TRAP_OOB);
+    const u8 *l = hv_linear(list, n * 4);
+    const u8 *b = hv_linear(base, 4096);
+    for (u32 k = 0; k < n; k++) {
+        if (!(mask >> k & 1)) continue;
+        u32 e;
+        __builtin_memcpy(&e, l + 4 * k, 4);
+        hv_evmcs_write(FL_ENC(e), fl_load(b + FL_OFF(e), FL_ENC(e)));
+    }
+}
+
+/* VMREAD each selected field into base + offset; returns the mask of the
+ * entries whose value differed from what was there before. (The eVMCS
+ * test comes first, and the hardware loop is the plain one: a patch site
+ * in the loop made its code longer, 100 ticks per nested round trip.) */
+u64 Z_vmxZ_readfields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u64 mask) {
+    if (__builtin_expect(evmcs_mode(), 0)) return evmcs_readfields(list, n, base, mask);
+    if (n > 64) wasm_rt_trap(WASM_RT_TRAP_OOB);
+    const u8 *l = hv_linear(list, n * 4);
+    u8 *b = hv_linear(base, 4096);
+    u64 changed = 0;
+    for (u32 k = 0; k < n; k++) {
+        if (!(mask >> k & 1)) continue;
+        u32 e;
+        __builtin_memcpy(&e, l + 4 * k, 4);
+        u32 enc = FL_ENC(e);
+        u64 v = hw_vmread(enc);
         u8 *p = b + FL_OFF(e);
         if (fl_load(p, enc) != v) {
             fl_store(p, enc, v);
@@ -111,6 +439,10 @@ u64 Z_vmxZ_readfields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u64
 
 /* VMWRITE each selected field from base + offset. */
 void Z_vmxZ_writefields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u64 mask) {
+    if (__builtin_expect(evmcs_mode(), 0)) {
+        evmcs_writefields(list, n, base, mask);
+        return;
+    }
     if (n > 64) wasm_rt_trap(WASM_RT_TRAP_OOB);
     const u8 *l = hv_linear(list, n * 4);
     u8 *b = hv_linear(base, 4096);
@@ -118,7 +450,7 @@ void Z_vmxZ_writefields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u
         if (!(mask >> k & 1)) continue;
         u32 e;
         __builtin_memcpy(&e, l + 4 * k, 4);
-        Z_vmxZ_vmwrite(i, FL_ENC(e), fl_load(b + FL_OFF(e), FL_ENC(e)));
+        hw_vmwrite(FL_ENC(e), fl_load(b + FL_OFF(e), FL_ENC(e)));
     }
 }
 
@@ -136,6 +468,45 @@ u32 Z_vmxZ_invvpid(struct Z_vmx_instance_t *i, u32 type, u32 vpid, u64 linear) {
 /* VM entry: boot/entry/vmenter.S. The register block (see there) lives in
  * linear memory; its layout (REGS_*) is generated into vmx-consts.h. */
 __attribute__((sysv_abi)) u32 hv_vmenter(u64 *regs, u32 launched);
+/* The same with an eVMCS current: HOST_RSP/HOST_RIP go into it. */
+__attribute__((sysv_abi)) u32 hv_vmenter_evmcs(u64 *regs, u32 launched, u8 *evmcs);
+
+/* VM entry with the eVMCS current on this processor; after a VM exit every
+ * clean bit is set: L0 read the eVMCS for this entry, and the kernel's
+ * VMWRITEs from now on clear the bits of what they change (TLFS "Clean
+ * Fields"; KVM as L1 does the same after each exit). */
+static __attribute__((sysv_abi)) u32 evmcs_enter(u64 *regs, u32 launched) {
+    u8 *e = evmcs_current("VMLAUNCH/VMRESUME", 0);
+    u32 r = hv_vmenter_evmcs(regs, launched, e);
+    if (r == 0) {
+        u32 clean;
+        __builtin_memcpy(&clean, e + EVMCS_CLEAN_FIELDS, 4);
+        clean |= EVMCS_CLEAN_ALL;
+        __builtin_memcpy(e + EVMCS_CLEAN_FIELDS, &clean, 4);
+    }
+    return r;
+}
+
+/* The entry stub: hv_vmenter, or evmcs_enter from vmx.enlighten on (an
+ * indirect call costs what a direct one does: no test on the way in). */
+static u32 (*__attribute__((sysv_abi)) vmenter_fn)(u64 *, u32) = hv_vmenter; /* machine-wide */
+
+/* vmx.enlighten: this processor's VP assist page (enabled by the kernel
+ * through HV_X64_MSR_VP_ASSIST_PAGE) and, from the first call on, the
+ * eVMCS mode for every VMX instruction import. 0 if the page cannot be one
+ * (not 4-KiB aligned, not identity-mapped, the hypervisor's own), else 1. */
+u32 Z_vmxZ_enlighten(struct Z_vmx_instance_t *i, u64 assist) {
+    if ((assist & 0xfff) != 0 || assist == 0 || assist >= hv_paging_top() || hv_range_protected(assist, 4096)) return 0;
+    u32 c = evmcs_cpu();
+    if (!evmcs_on) {
+        for (u32 k = 0; k < EVMCS_MAX_CPUS; k++) evmcs_cur[k] = EVMCS_NONE;
+        evmcs_on = 1;
+        evmcs_patch();
+        vmenter_fn = evmcs_enter;
+    }
+    evmcs_assist[c] = assist;
+    return 1;
+}
 
 /* Profiling build only: timestamps of the last round trip through here.
  * [0] stub start, [1] stub before VM entry, [2] stub after VM exit, [3] stub
@@ -168,7 +539,7 @@ u32 Z_vmxZ_enter(struct Z_vmx_instance_t *i, u32 regs) {
     u8 *p = hv_linear(regs, REGS_BYTES);
     if ((u64)p & 15) wasm_rt_trap(WASM_RT_TRAP_OOB); /* FXSAVE needs 16-byte alignment */
     u64 *launched = (u64 *)(p + REGS_LAUNCHED);
-    u32 r = hv_vmenter((u64 *)p, *launched != 0);
+    u32 r = vmenter_fn((u64 *)p, *launched != 0);
     if (r == 0) {
         *launched = 1;
         (*(u64 *)(p + REGS_EXITS))++;
@@ -192,3 +563,7 @@ void Z_vmxZ_profile(struct Z_vmx_instance_t *i, u32 out) {
 #endif
     memcpy(hv_linear(out, sizeof hv_prof_stamps), hv_prof_stamps, sizeof hv_prof_stamps);
 }
+
+#ifdef HV_UEFI
+#pragma clang attribute pop
+#endif

@@ -1061,6 +1061,7 @@
 #define EVMCS_HOST_IA32_S_CET 992 /* 8 bytes, clean group HOST_GRP1 (2022 update, not offered) */
 #define EVMCS_HOST_SSP 1000 /* 8 bytes, clean group HOST_GRP1 (2022 update, not offered) */
 #define EVMCS_HOST_IA32_INTERRUPT_SSP_TABLE_ADDR 1008 /* 8 bytes, clean group HOST_GRP1 (2022 update, not offered) */
+#define EVMCS_MAP_BITS 0x6c7f /* encoding bits the C eVMCS map key uses (width, type, index 6:1, high access); an encoding with another bit has no eVMCS field */
 
 /* ---- Hyper-V eVMCS clean-field groups (TLFS HV_VMX_ENLIGHTENED_CLEAN_FIELD_*): masks of HvCleanFields */
 #define EVMCS_CLEAN_IO_BITMAP 0x1 /* bit 0 */
@@ -1206,5 +1207,36 @@
 /* ---- snapshot lists */
 #define SNAP_VMCS01_FIELD_COUNT 58 /* entries of SNAP_VMCS01_FIELDS */
 #define SNAP_MSR_COUNT 20 /* entries of SNAP_MSRS */
+
+/* ---- the enlightened VMCS by VMCS field, for boot/imports/vmx.c (this hypervisor as L1 on an eVMCS) */
+/* EVMCS_MAP_KEY(enc) indexes hv_evmcs_map when (enc & ~EVMCS_MAP_BITS) == 0 (EVMCS_MAP_BITS above); entry = byte offset
+ * (bits 15:0, 0: no eVMCS v1 field; the 2022-update fields are left out) | clean-field mask << 16. */
+#define EVMCS_MAP_KEY(enc) (((((enc) >> 13) & 3u) << 8) | ((((enc) >> 10) & 3u) << 6) | (((enc) >> 1) & 63u))
+#ifndef __ASSEMBLER__
+__attribute__((unused)) static const unsigned int hv_evmcs_map[1024] = {
+    [0] = 0x02000278, [128] = 0x10000080, [129] = 0x10000082, [130] = 0x10000084, [131] = 0x10000086, [132] = 0x10000088,
+    [133] = 0x1000008a, [134] = 0x1000008c, [135] = 0x1000008e, [192] = 0x40000008, [193] = 0x4000000a, [194] = 0x4000000c,
+    [195] = 0x4000000e, [196] = 0x40000010, [197] = 0x40000012, [198] = 0x40000014, [256] = 0x00010068, [257] = 0x00010070,
+    [258] = 0x00020078, [259] = 0xffff0140, [260] = 0xffff0148, [261] = 0xffff0150, [264] = 0x00040190, [265] = 0x00040198,
+    [269] = 0x02000270, [278] = 0x000403c0, [279] = 0x000403c8, [320] = 0x000002a8, [384] = 0x080001a0, [385] = 0x080001a8,
+    [386] = 0x080001b0, [387] = 0x080001b8, [389] = 0x080001c0, [390] = 0x080001c8, [391] = 0x080001d0, [392] = 0x080001d8,
+    [393] = 0x08000380, [448] = 0x40000018, [449] = 0x40000020, [512] = 0x0008005c, [513] = 0x00100314, [514] = 0x00800318,
+    [515] = 0xffff0178, [516] = 0xffff017c, [517] = 0xffff0180, [518] = 0x00080060, [519] = 0xffff0184, [520] = 0xffff0188,
+    [521] = 0x0040031c, [522] = 0xffff018c, [523] = 0x00200320, [524] = 0x00200324, [525] = 0x00200328, [526] = 0x0000032c,
+    [527] = 0x00080064, [576] = 0x000002b0, [577] = 0x000002b4, [578] = 0x000002b8, [579] = 0x000002bc, [580] = 0x000002c0,
+    [581] = 0x000002c4, [582] = 0x000002c8, [583] = 0x000002cc, [640] = 0x10000090, [641] = 0x10000094, [642] = 0x10000098,
+    [643] = 0x1000009c, [644] = 0x100000a0, [645] = 0x100000a4, [646] = 0x100000a8, [647] = 0x100000ac, [648] = 0x100000b0,
+    [649] = 0x100000b4, [650] = 0x100000b8, [651] = 0x100000bc, [652] = 0x100000c0, [653] = 0x100000c4, [654] = 0x100000c8,
+    [655] = 0x100000cc, [656] = 0x100000d0, [657] = 0x100000d4, [658] = 0x04000310, [659] = 0x080001f8, [661] = 0x080001fc,
+    [704] = 0x40000058, [768] = 0x01000200, [769] = 0x01000208, [770] = 0x01000210, [771] = 0x01000218, [772] = 0xffff0158,
+    [773] = 0xffff0160, [774] = 0xffff0168, [775] = 0xffff0170, [832] = 0x000002d0, [833] = 0x000002d8, [834] = 0x000002e0,
+    [835] = 0x000002e8, [836] = 0x000002f0, [837] = 0x000002f8, [896] = 0x01000220, [897] = 0x01000228, [898] = 0x01000230,
+    [899] = 0x100000d8, [900] = 0x100000e0, [901] = 0x100000e8, [902] = 0x100000f0, [903] = 0x100000f8, [904] = 0x10000100,
+    [905] = 0x10000108, [906] = 0x10000110, [907] = 0x10000118, [908] = 0x10000120, [909] = 0x01000238, [910] = 0x04000300,
+    [911] = 0x00000330, [912] = 0x04000308, [913] = 0x080001e0, [914] = 0x080001e8, [915] = 0x080001f0, [960] = 0x40000028,
+    [961] = 0x40000030, [962] = 0x40000038, [963] = 0x20000240, [964] = 0x20000248, [965] = 0x20000250, [966] = 0x20000258,
+    [967] = 0x20000260, [968] = 0x40000040, [969] = 0x40000048, [970] = 0x20000268, [971] = 0x40000050,
+};
+#endif
 
 #endif /* HV_VMX_CONSTS_H */

@@ -1056,6 +1056,7 @@ export const EVMCS_TSC_MULTIPLIER: u32 = 984; // 8 bytes, clean group CONTROL_GR
 export const EVMCS_HOST_IA32_S_CET: u32 = 992; // 8 bytes, clean group HOST_GRP1 (2022 update, not offered)
 export const EVMCS_HOST_SSP: u32 = 1000; // 8 bytes, clean group HOST_GRP1 (2022 update, not offered)
 export const EVMCS_HOST_IA32_INTERRUPT_SSP_TABLE_ADDR: u32 = 1008; // 8 bytes, clean group HOST_GRP1 (2022 update, not offered)
+export const EVMCS_MAP_BITS: u32 = 0x6c7f; // encoding bits the C eVMCS map key uses (width, type, index 6:1, high access); an encoding with another bit has no eVMCS field
 
 // ---- Hyper-V eVMCS clean-field groups (TLFS HV_VMX_ENLIGHTENED_CLEAN_FIELD_*): masks of HvCleanFields
 export const EVMCS_CLEAN_IO_BITMAP: u32 = 0x1; // bit 0

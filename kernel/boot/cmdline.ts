@@ -9,6 +9,10 @@ import * as migrate from "../vm/migrate";
 // caps=on|off: print the decoded VMX capability summary at bring-up.
 export let showCaps: bool = true; // machine-wide: command line
 
+// evmcs=on|off: use the Hyper-V enlightened VMCS when this hypervisor runs
+// as L1 on an L0 that recommends it (kernel/vmx/evmcs.ts); on by default.
+export let useEvmcs: bool = true; // machine-wide: command line
+
 // crash=trap|abort|exception: end the run through one of the failure paths
 // (a wasm out-of-bounds trap, an AssemblyScript abort, a CPU #GP in the
 // hypervisor), so that tests can check each is reported and stops cleanly.
@@ -109,6 +113,13 @@ function option(p: usize, n: i32): bool {
     const r = onOff("caps", p + <usize>v, n - v);
     if (r < 0) return false;
     showCaps = r == 1;
+    return true;
+  }
+  v = keyIs(p, n, "evmcs");
+  if (v >= 0) {
+    const r = onOff("evmcs", p + <usize>v, n - v);
+    if (r < 0) return false;
+    useEvmcs = r == 1;
     return true;
   }
   v = keyIs(p, n, "crash");

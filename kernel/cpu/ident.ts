@@ -17,6 +17,16 @@ export let hypervisorPresent: bool = false; // machine-wide: CPUID identity
 // ASHypervisor (its CPUID leaf 40000001H EBX tells its guests their level),
 // and so on. Its guests are level + 1: their console lines are marked so.
 export let nestingLevel: u32 = 0; // machine-wide: CPUID identity
+// A parent that offers the Hyper-V interface (TLFS "Feature and Interface
+// Discovery": the interface signature "Hv#1" in 40000001H EAX, whatever the
+// vendor string), and its leaves this hypervisor uses (kernel/vmx/evmcs.ts):
+// privileges (40000003H EAX), recommendations (40000004H EAX) and nested
+// features (4000000AH EAX), 0 where the parent's highest leaf stops short.
+export let hvInterface: bool = false; // machine-wide: CPUID identity
+export let hvPrivileges: u32 = 0; // machine-wide: CPUID identity
+export let hvRecommendations: u32 = 0; // machine-wide: CPUID identity
+export let hvNestedFeatures: u32 = 0; // machine-wide: CPUID identity
+const HV_INTERFACE_SIGNATURE: u32 = 0x31237648; // "Hv#1"
 const vendor: usize = memory.data(13); // machine-wide: CPUID identity
 const brand: usize = memory.data(49); // machine-wide: CPUID identity
 const hvVendor: usize = memory.data(13); // machine-wide: CPUID identity
@@ -82,6 +92,28 @@ export function identify(): void {
       query(0x40000100);
       ownLeaves(0x40000100, eax());
     }
+    hyperV(max);
+  }
+}
+
+// The Hyper-V leaves at 40000000H (highest leaf max), if that is the
+// interface there.
+function hyperV(max: u32): void {
+  if (max < 0x40000001 || max > 0x400000ff) return;
+  query(0x40000001);
+  if (eax() != HV_INTERFACE_SIGNATURE) return;
+  hvInterface = true;
+  if (max >= 0x40000003) {
+    query(0x40000003);
+    hvPrivileges = eax();
+  }
+  if (max >= 0x40000004) {
+    query(0x40000004);
+    hvRecommendations = eax();
+  }
+  if (max >= 0x4000000a) {
+    query(0x4000000a);
+    hvNestedFeatures = eax();
   }
 }
 

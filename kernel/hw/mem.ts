@@ -50,3 +50,11 @@ export declare function fetchOr64(pa: u64, bits: u64): u64;
 // Copy len bytes from linear memory at src to physical pa.
 @external("mem", "copyout")
 export declare function copyout(pa: u64, src: usize, len: u32): void;
+
+// Copy n fields from linear memory at src (a 4-KiB area) to physical memory
+// [dst, dst+len), by a list of u32 entries at list: destination offset in
+// bits 11:0, source offset in 23:12, bytes (1-255) in 31:24. One call for a
+// scattered copy (nested/evmcs.ts writes the vmcs12 cache's fields into an
+// enlightened VMCS with it); an entry outside either area traps.
+@external("mem", "scatter")
+export declare function scatter(dst: u64, len: u32, src: usize, list: usize, n: u32): void;

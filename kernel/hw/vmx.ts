@@ -30,6 +30,14 @@ export declare function vmwrite(field: u32, value: u64): void;
 export declare function readfields(list: usize, n: u32, base: usize, mask: u64): u64;
 @external("vmx", "writefields")
 export declare function writefields(list: usize, n: u32, base: usize, mask: u64): void;
+// This processor's Hyper-V VP assist page, already enabled through
+// HV_X64_MSR_VP_ASSIST_PAGE (kernel/vmx/evmcs.ts): from the first call on,
+// the VMX imports use the enlightened VMCS (boot/imports/vmx.c: VMPTRLD
+// makes an eVMCS page current through the VP assist page, VMREAD/VMWRITE
+// become accesses to it, VM entry stores the host RSP/RIP there). Returns
+// 0 if the page cannot be one (unaligned, the hypervisor's own), else 1.
+@external("vmx", "enlighten")
+export declare function enlighten(assist: u64): i32;
 @external("vmx", "invept")
 export declare function invept(type: u32, eptp: u64): i32;
 @external("vmx", "invvpid")

@@ -76,15 +76,21 @@ const buf: usize = memory.data(<i32>V.EVMCS_BYTES); // machine-wide: scratch of 
 // the entry uses the current VMCS. (Not a handler result, nor PROCEED.)
 export const NOT_ENLIGHTENED: i32 = -2;
 
+// Does L1's VP assist page ask for enlightened entry (enabled, and
+// EnlightenVmEntry nonzero)? Only for a vCPU whose VP assist MSR is not 0.
+export function requested(vcpu: Vcpu): bool {
+  const vpAssist = vcpu.hv.vpAssistPage;
+  if ((vpAssist & VP_ASSIST_ENABLE) == 0) return false;
+  return guestmem.read8((vpAssist & ~PAGE_OFFSET) + <u64>V.HV_VP_ASSIST_ENLIGHTEN_VMENTRY) != 0;
+}
+
 // VMLAUNCH/VMRESUME of a vCPU whose VP assist page MSR is not 0 (its page
 // was L1 RAM when written: exit/hyperv.ts). If the page asks for an
 // enlightened entry: the eVMCS's checks, then the cache filled from it;
 // PROCEED, or the instruction's outcome (a VMfail).
 export function enter(vcpu: Vcpu, launch: bool): i32 {
-  const vpAssist = vcpu.hv.vpAssistPage;
-  if ((vpAssist & VP_ASSIST_ENABLE) == 0) return NOT_ENLIGHTENED;
-  const page = vpAssist & ~PAGE_OFFSET;
-  if (guestmem.read8(page + <u64>V.HV_VP_ASSIST_ENLIGHTEN_VMENTRY) == 0) return NOT_ENLIGHTENED;
+  if (!requested(vcpu)) return NOT_ENLIGHTENED;
+  const page = vcpu.hv.vpAssistPage & ~PAGE_OFFSET;
   const gpa = guestmem.read64(page + <u64>V.HV_VP_ASSIST_CURRENT_NESTED_VMCS);
   const n = vcpu.nested;
   if ((gpa & PAGE_OFFSET) != 0 || !guestmem.isRam(gpa, <u64>V.EVMCS_BYTES)) return vmfail.failInvalid(vcpu);
@@ -147,28 +153,90 @@ function msrBitmap(n: Nested, clean: u32): void {
   vmcs02.keepMsrBitmap(n, keep);
 }
 
-// The eVMCS fields (in buf) of the groups not clean into the cache.
-function pull(n: Nested, clean: u32): void {
-  const all = clean == V.EVMCS_CLEAN_ALL;
-  for (let i = 0; i < V.EVMCS_FIELD_COUNT; i++) {
-    const enc = unchecked(V.EVMCS_FIELD_ENCODINGS[i]);
-    if (enc == NO_ENCODING) continue;
-    // Exit information is L0's to write (read-only for L1, 24.9).
-    if (V.vmcsEncodingType(enc) == V.VMCS_TYPE_RO) continue;
-    const g = <u32>unchecked(V.EVMCS_FIELD_CLEAN[i]);
-    if (g == 0xffff ? all : (clean & g) != 0) continue;
-    // Fields of features not offered to L1 have no slot in vmcs12.
-    if (V.vmcs12Offset(enc) < 0) continue;
-    state.write(n, enc, fieldAt(i));
-  }
+// What pull and push do per field, worked out once from the generated
+// tables (the loops over all 149 fields with their lookups cost an
+// enlightened round trip some 15,000 Bochs ticks; with these lists pull
+// visits only the groups not clean and push only copies):
+// - pull: the fields L1 writes (not exit information) that have a vmcs12
+//   slot, ordered by clean-field group — bits 0-15, then the fields in no
+//   group (read at every entry), then those the TLFS gives no group (read
+//   unless every bit is set); group k's are pullEnc/pullOff[pullStart[k] ..
+//   pullStart[k + 1]);
+// - push: the fields a nested exit writes back (writtenBack) that have a
+//   vmcs12 slot, as a list of runs for guestmem.scatterIn (hw/mem.ts
+//   scatter: eVMCS offset in bits 11:0, vmcs12 offset in 23:12, bytes in
+//   31:24): one import call writes them all into L1's memory.
+const GROUP_NONE: i32 = 16;
+const GROUP_ALL: i32 = 17;
+const pullEnc: usize = memory.data(<i32>V.EVMCS_FIELD_COUNT * 4); // machine-wide: constant table (built once)
+const pullOff: usize = memory.data(<i32>V.EVMCS_FIELD_COUNT * 4); // machine-wide: constant table (built once)
+const pullStart: usize = memory.data(19 * 4); // machine-wide: constant table (built once)
+const pushList: usize = memory.data(<i32>V.EVMCS_FIELD_COUNT * 4); // machine-wide: constant table (built once)
+let pushCount: i32 = -1; // machine-wide: constant table (built once); -1 until built
+
+function groupOf(i: i32): i32 {
+  const g = <u32>unchecked(V.EVMCS_FIELD_CLEAN[i]);
+  if (g == 0) return GROUP_NONE;
+  if (g == 0xffff) return GROUP_ALL;
+  return <i32>ctz(g);
 }
 
-function fieldAt(i: i32): u64 {
-  const a = buf + <usize>unchecked(V.EVMCS_FIELD_OFFSETS[i]);
-  const size = unchecked(V.EVMCS_FIELD_SIZES[i]);
-  if (size == 2) return <u64>load<u16>(a);
-  if (size == 4) return <u64>load<u32>(a);
-  return load<u64>(a);
+function buildLists(): void {
+  let k = 0;
+  for (let grp = 0; grp <= GROUP_ALL; grp++) {
+    store<u32>(pullStart + (<usize>grp << 2), <u32>k);
+    for (let i = 0; i < V.EVMCS_FIELD_COUNT; i++) {
+      const enc = unchecked(V.EVMCS_FIELD_ENCODINGS[i]);
+      // Exit information is L0's to write (read-only for L1, 24.9); fields
+      // of features not offered to L1 have no slot in vmcs12.
+      if (enc == NO_ENCODING || V.vmcsEncodingType(enc) == V.VMCS_TYPE_RO || V.vmcs12Offset(enc) < 0) continue;
+      if (groupOf(i) != grp) continue;
+      store<u32>(pullEnc + (<usize>k << 2), enc);
+      store<u32>(pullOff + (<usize>k << 2), <u32>unchecked(V.EVMCS_FIELD_OFFSETS[i]));
+      k++;
+    }
+  }
+  store<u32>(pullStart + (<usize>(GROUP_ALL + 1) << 2), <u32>k);
+  // Fields that follow each other in both layouts (the eVMCS is in
+  // structure order) make one run: 82 fields are 23 copies.
+  let p = 0;
+  let eEnd: u32 = 0, cEnd: u32 = 0;
+  for (let i = 0; i < V.EVMCS_FIELD_COUNT; i++) {
+    const enc = unchecked(V.EVMCS_FIELD_ENCODINGS[i]);
+    if (enc == NO_ENCODING || !writtenBack(enc) || V.vmcs12Offset(enc) < 0) continue;
+    const eo = <u32>unchecked(V.EVMCS_FIELD_OFFSETS[i]);
+    const co = <u32>V.vmcs12Offset(enc);
+    const size = <u32>unchecked(V.EVMCS_FIELD_SIZES[i]);
+    assert(co <= 0xfff && eo <= 0xfff);
+    const last = pushList + (<usize>(p - 1) << 2);
+    if (p > 0 && eo == eEnd && co == cEnd && (load<u32>(last) >> 24) + size <= 0xff) {
+      store<u32>(last, load<u32>(last) + (size << 24));
+    } else {
+      store<u32>(pushList + (<usize>p << 2), eo | (co << 12) | (size << 24));
+      p++;
+    }
+    eEnd = eo + size;
+    cEnd = co + size;
+  }
+  pushCount = p;
+}
+
+// The eVMCS fields (in buf) of the groups not clean into the cache.
+function pull(n: Nested, clean: u32): void {
+  if (pushCount < 0) buildLists();
+  const all = clean == V.EVMCS_CLEAN_ALL;
+  for (let grp = 0; grp <= GROUP_ALL; grp++) {
+    if (grp == GROUP_ALL ? all : grp < GROUP_NONE && (clean & (1 << grp)) != 0) continue;
+    const end = load<u32>(pullStart + (<usize>(grp + 1) << 2));
+    for (let k = load<u32>(pullStart + (<usize>grp << 2)); k < end; k++) {
+      const enc = load<u32>(pullEnc + (<usize>k << 2));
+      const a = buf + <usize>load<u32>(pullOff + (<usize>k << 2));
+      // Width from the encoding (the table's sizes agree: gen.mjs).
+      const w = V.vmcsEncodingWidth(enc);
+      const v = w == V.VMCS_WIDTH_16 ? <u64>load<u16>(a) : w == V.VMCS_WIDTH_32 ? <u64>load<u32>(a) : load<u64>(a);
+      state.write(n, enc, v);
+    }
+  }
 }
 
 // Is enc one of the fields a nested exit writes back (see the top)?
@@ -180,22 +248,11 @@ function writtenBack(enc: u32): bool {
 }
 
 // A nested exit (or a failed entry) to L1 with an eVMCS in use: the cache's
-// guest state, exit information and entry-event fields into the eVMCS. Read
-// first so that the other fields keep what L1 wrote (one copy each way).
+// guest state, exit information and entry-event fields into the eVMCS (the
+// other fields keep what L1 wrote).
 export function push(n: Nested): void {
-  const gpa = n.evmcs;
-  guestmem.copyOut(buf, gpa, V.EVMCS_BYTES);
-  for (let i = 0; i < V.EVMCS_FIELD_COUNT; i++) {
-    const enc = unchecked(V.EVMCS_FIELD_ENCODINGS[i]);
-    if (enc == NO_ENCODING || !writtenBack(enc) || V.vmcs12Offset(enc) < 0) continue;
-    const v = state.read(n, enc);
-    const a = buf + <usize>unchecked(V.EVMCS_FIELD_OFFSETS[i]);
-    const size = unchecked(V.EVMCS_FIELD_SIZES[i]);
-    if (size == 2) store<u16>(a, <u16>v);
-    else if (size == 4) store<u32>(a, <u32>v);
-    else store<u64>(a, v);
-  }
-  guestmem.copyIn(gpa, buf, V.EVMCS_BYTES);
+  if (pushCount < 0) buildLists();
+  guestmem.scatterIn(n.evmcs, V.EVMCS_BYTES, n.vmcs12, pushList, <u32>pushCount);
 }
 
 // VMREAD by L1 while the eVMCS is in use (vmrw.ts; TLFS "Enlightened

@@ -160,7 +160,10 @@ export function load(n: Nested): bool {
     }
   }
   if (!s.initialized) {
-    mem.write32(s.page, caps.revisionId());
+    // Zeroed first: an enlightened VMCS must start zeroed (TLFS), and a
+    // VMCS region's data other than the revision is the processor's.
+    mem.zero(s.page, 4096);
+    mem.write32(s.page, caps.vmcsRevision);
     if (vmx.vmclear(s.page) != vmx.VMX_SUCCEED) return false;
     s.launched = false;
   }

@@ -71,9 +71,15 @@ export function vmclear(vcpu: Vcpu, reason: u32): i32 {
     shadow.unlink(n);
     state.setLaunchState(n, 0);
     state.flush(n);
-  } else {
+  } else if (!evmcs.requested(vcpu)) {
     guestmem.write32(addr + <u64>V.VMCS12_LAUNCH_STATE_OFFSET, 0);
   }
+  // While L1's VP assist page asks for enlightened entry, the VMCSs it
+  // clears are enlightened ones (TLFS: VMCLEAR makes an eVMCS inactive),
+  // which keep no launch state in memory: offset 8 is HostEsSelector and
+  // HostCsSelector there. So nothing is written (as KVM's L0 does); an L1
+  // clears every eVMCS it moves to another processor.
+
   return vmfail.succeed(vcpu);
 }
 

@@ -4,6 +4,7 @@
 import * as print from "../lib/print";
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
+import * as evmcs from "../vmx/evmcs";
 import * as config from "./config";
 import { Vcpu } from "./vcpu";
 import { Vm } from "./vm";
@@ -73,6 +74,7 @@ export function report(vm: Vm): void {
   print.str("hv: exits: ");
   print.dec(total);
   print.str(" in all");
+  if (evmcs.inUse) print.str(" (the guest's VMCS an enlightened one: exit information read from memory)");
   print.nl();
   let last: u64 = u64.MAX_VALUE;
   // Repeated selection keeps this allocation-free; there are few reasons.

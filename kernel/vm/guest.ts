@@ -9,6 +9,7 @@ import * as print from "../lib/print";
 import * as boot from "../boot/bootinfo";
 import * as caps from "../vmx/caps";
 import * as vmfail from "../vmx/vmfail";
+import * as evmcs from "../vmx/evmcs";
 import * as ept from "../ept/ept";
 import * as loader from "../guest/loader";
 import * as ports from "../devices/ports";
@@ -203,6 +204,7 @@ function runOne<L2>(g: i32, l2: L2): bool {
   print.str(config.vpid[g] ? "on" : "off");
   if (config.nested[g]) print.str(", nested VMX");
   if (config.hyperv[g]) print.str(", Hyper-V interface");
+  if (evmcs.inUse) print.str(", enlightened VMCS");
   print.str(", expecting ");
   print.str(config.outcomeName(config.expect[g]));
   if (config.expect[g] == config.OUTCOME_EXIT) {

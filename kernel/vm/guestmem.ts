@@ -104,6 +104,14 @@ export function copyIn(gpa: u64, src: usize, len: u32): void {
   written(gpa, len);
 }
 
+// Copy n fields of the 4-KiB linear area at src into guest RAM [gpa,
+// gpa+len) by list (hw/mem.ts scatter's format).
+export function scatterIn(gpa: u64, len: u32, src: usize, list: usize, n: u32): void {
+  assert(isRam(gpa, len), "guestmem.scatterIn outside guest RAM");
+  mem.scatter(hostBase + gpa, len, src, list, n);
+  written(gpa, len);
+}
+
 // Copy len bytes of guest RAM at gpa into linear memory at dst.
 export function copyOut(dst: usize, gpa: u64, len: u32): void {
   assert(isRam(gpa, len), "guestmem.copyOut outside guest RAM");

@@ -175,7 +175,7 @@ export function create(vcpu: Vcpu, eptp: u64, eip: u32, wantVpid: bool): bool {
   }
   // 24.11.3: a VMCS is launched only after VMCLEAR sets it clear.
   mem.zero(vcpu.vmcs, 4096);
-  mem.write32(vcpu.vmcs, caps.revisionId());
+  mem.write32(vcpu.vmcs, caps.vmcsRevision);
   if (vmx.vmclear(vcpu.vmcs) != vmx.VMX_SUCCEED || vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) {
     print.say("VMCLEAR/VMPTRLD of the guest's VMCS failed");
     return false;

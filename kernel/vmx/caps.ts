@@ -24,6 +24,11 @@ export let vmfunc: u64 = 0; // machine-wide: hardware capability
 export let hasProc2: bool = false; // machine-wide: hardware capability
 export let hasEptVpidCap: bool = false; // machine-wide: hardware capability
 export let hasVmfunc: bool = false; // machine-wide: hardware capability
+// The revision identifier the kernel writes at offset 0 of its VMCS regions
+// (not of its VMXON regions): the processor's, or with the enlightened VMCS
+// in use (kernel/vmx/evmcs.ts) the eVMCS version, which is what an eVMCS
+// carries there (TLFS HV_VMX_ENLIGHTENED_VMCS VersionNumber).
+export let vmcsRevision: u32 = 0; // machine-wide: hardware capability
 
 // CR4 bits no guest of this hypervisor may set even where the processor
 // allows them in VMX operation: their features need state the hypervisor
@@ -78,6 +83,28 @@ export function read(): void {
   eptVpidCap = hasEptVpidCap ? cpu.rdmsr(V.MSR_IA32_VMX_EPT_VPID_CAP) : 0;
   hasVmfunc = (p2 & V.PROC2_ENABLE_VM_FUNCTIONS) != 0;
   vmfunc = hasVmfunc ? cpu.rdmsr(V.MSR_IA32_VMX_VMFUNC) : 0;
+  vmcsRevision = revisionId();
+}
+
+// The controls the kernel may use from now on: only those in the given
+// masks (kernel/vmx/evmcs.ts: the ones an enlightened VMCS can express), as
+// if the processor allowed no other; VMCS regions carry `revision`. False
+// (nothing changed) if the processor requires a control outside the masks
+// (an allowed-0 bit that is 1, A.3).
+export function restrict(pinKeep: u32, procKeep: u32, proc2Keep: u32, exitKeep: u32, entryKeep: u32, revision: u32): bool {
+  if ((<u32>pin & ~pinKeep) != 0 || (<u32>proc & ~procKeep) != 0 || (<u32>proc2 & ~proc2Keep) != 0 ||
+    (<u32>exit & ~exitKeep) != 0 || (<u32>entry & ~entryKeep) != 0) return false;
+  pin &= (<u64>pinKeep << 32) | 0xffffffff;
+  proc &= (<u64>procKeep << 32) | 0xffffffff;
+  proc2 &= (<u64>proc2Keep << 32) | 0xffffffff;
+  exit &= (<u64>exitKeep << 32) | 0xffffffff;
+  entry &= (<u64>entryKeep << 32) | 0xffffffff;
+  hasProc2 = (allowed1(proc) & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0;
+  if (!hasProc2) proc2 = 0;
+  hasVmfunc = (allowed1(proc2) & V.PROC2_ENABLE_VM_FUNCTIONS) != 0;
+  if (!hasVmfunc) vmfunc = 0;
+  vmcsRevision = revision;
+  return true;
 }
 
 // Whether control `mask` may be 1 in the given capability MSR value.

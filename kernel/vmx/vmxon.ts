@@ -9,6 +9,7 @@ import * as ident from "../cpu/ident";
 import * as pages from "../mm/pages";
 import * as caps from "./caps";
 import * as vmfail from "./vmfail";
+import * as evmcs from "./evmcs";
 import * as cmdline from "../boot/cmdline";
 import * as V from "../arch/vmx";
 import { STATUS_OK, STATUS_NO_VTX, STATUS_VMX_LOCKED, STATUS_VMX_SETUP, STATUS_BOOT } from "../lib/status";
@@ -107,6 +108,9 @@ export function enable(): u32 {
   // The capability MSRs describe every processor alike; read and show them once.
   if (!capsRead) {
     caps.read();
+    // With an enlightened VMCS (kernel/vmx/evmcs.ts) the kernel uses fewer
+    // controls: chosen before the summary, which shows what is used.
+    evmcs.choose();
     if (cmdline.showCaps) caps.report();
     capsRead = true;
   }
@@ -144,6 +148,7 @@ export function enable(): u32 {
     return STATUS_VMX_SETUP;
   }
   vmxonRegions[<i32>cpu.index()] = region;
+  if (!evmcs.startHere()) return STATUS_VMX_SETUP;
   print.str("hv: vmxon ok: cpu ");
   print.dec(cpu.index());
   print.str(", revision ");

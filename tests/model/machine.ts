@@ -504,6 +504,21 @@ export class Machine {
           for (let k = 0; k < n; k++) out[k] = x[k] | y[k];
           this.phys.write(this.physCheck('or', u64(dst), u64(len), true), out);
         },
+        // Fields of a 4-KiB linear area to [dst, dst+len) by a list of u32
+        // entries: destination offset 11:0, source offset 23:12, bytes (1-255) 31:24.
+        scatter: (dst: bigint, len: number, src: number, list: number, n: number) => {
+          if (u32(n) > 1024) this.fault(`mem.scatter: ${u32(n)} entries`);
+          const d = this.physCheck('scatter', u64(dst), BigInt(u32(len)), true);
+          const s = this.linear(u32(src), 4096);
+          const l = this.linear(u32(list), u32(n) * 4);
+          const lv = new DataView(l.buffer, l.byteOffset, l.byteLength);
+          for (let k = 0; k < u32(n); k++) {
+            const e = lv.getUint32(4 * k, true);
+            const doff = e & 0xfff, soff = (e >>> 12) & 0xfff, size = e >>> 24;
+            if (size === 0 || doff + size > u32(len) || soff + size > 4096) this.fault(`mem.scatter: entry ${k} (0x${e.toString(16)}) outside its areas`);
+            this.phys.write(d + doff, s.slice(soff, soff + size));
+          }
+        },
         copy: (dst: bigint, src: bigint, len: bigint) => {
           const n = u64(len);
           if (n === 0n) return;
@@ -560,6 +575,12 @@ export class Machine {
           this.fieldList('writefields', list, n, base, mask, (k, enc, slot) => {
             vmxStatus('VMWRITE', enc, this.vmx.vmwrite(enc, fieldGet(slot)));
           });
+        },
+        // The model is no Hyper-V L0: the kernel must never ask for the
+        // enlightened VMCS here (kernel/vmx/evmcs.ts needs Hyper-V's CPUID).
+        enlighten: (assist: bigint) => {
+          this.fault(`vmx.enlighten(${hex(u64(assist))}): the model offers no Hyper-V enlightened VMCS`);
+          return 0;
         },
         invept: (type: number, eptp: bigint) => this.vmx.invept(u32(type), u64(eptp)),
         invvpid: (type: number, vpid: number, la: bigint) => this.vmx.invvpid(u32(type), u32(vpid), u64(la)),

@@ -1082,6 +1082,7 @@ export const EVMCS_TSC_MULTIPLIER = 984; // 8 bytes, clean group CONTROL_GRP2 (2
 export const EVMCS_HOST_IA32_S_CET = 992; // 8 bytes, clean group HOST_GRP1 (2022 update, not offered)
 export const EVMCS_HOST_SSP = 1000; // 8 bytes, clean group HOST_GRP1 (2022 update, not offered)
 export const EVMCS_HOST_IA32_INTERRUPT_SSP_TABLE_ADDR = 1008; // 8 bytes, clean group HOST_GRP1 (2022 update, not offered)
+export const EVMCS_MAP_BITS = 0x6c7f; // encoding bits the C eVMCS map key uses (width, type, index 6:1, high access); an encoding with another bit has no eVMCS field
 
 // ---- Hyper-V eVMCS clean-field groups (TLFS HV_VMX_ENLIGHTENED_CLEAN_FIELD_*): masks of HvCleanFields
 export const EVMCS_CLEAN_IO_BITMAP = 0x1; // bit 0

@@ -294,6 +294,7 @@ function buildEvmcs(t, fields, section, add) {
     const where = f.clean === 'NONE' ? 'no clean group: always read' : f.clean === 'ALL' ? 'no group in the TLFS: every clean bit' : `clean group ${f.clean}`;
     add('EVMCS_' + f.name, f.offset, 'u32', 'dec', `${f.size} bytes, ${where}${f.encoding !== null ? '' : ' (synthetic' + (f.tlfs ? ': ' + f.tlfs : '') + ')'}${f.update2022 ? ' (2022 update, not offered)' : ''}`);
   }
+  add('EVMCS_MAP_BITS', EVMCS_MAP_BITS, 'u32', 'hex', 'encoding bits the C eVMCS map key uses (width, type, index 6:1, high access); an encoding with another bit has no eVMCS field');
   section('Hyper-V eVMCS clean-field groups (TLFS HV_VMX_ENLIGHTENED_CLEAN_FIELD_*): masks of HvCleanFields');
   for (const g of E.cleanGroups) add('EVMCS_CLEAN_' + g.name, 1 << g.bit, 'u32', 'hex', `bit ${g.bit}`);
   add('EVMCS_CLEAN_ALL', 0xffff, 'u32', 'hex', 'every group');
@@ -662,6 +663,42 @@ function rows(items, perRow) {
   return out;
 }
 
+// The eVMCS by VMCS encoding for C (boot/imports/vmx.c: this hypervisor's own VMREAD/VMWRITE
+// when it runs as L1 on an enlightened VMCS). The key packs an encoding's width (bits 14:13),
+// type (11:10) and index (6:1; every field of the table has an index below 64, checked here)
+// into 10 bits; an encoding with any other bit set, other than bit 0 (the high half of a
+// 64-bit field), has no entry. Entry: the field's byte offset in bits 15:0 (0 = eVMCS v1 has
+// no such field: offset 0 is VersionNumber, never a VMCS field) and its clean-field mask in
+// bits 31:16 (what a VMWRITE of it clears in HvCleanFields). The fields of the 2022 update are
+// left out: an L0 offers them only with CPUID 4000000AH EBX bit 0, which this hypervisor does
+// not use.
+export const EVMCS_MAP_BITS = 0x6c7f; // width, type, index bits 6:1, high-access bit 0
+export function evmcsMapKey(enc) {
+  return (((enc >>> 13) & 3) << 8) | (((enc >>> 10) & 3) << 6) | ((enc >>> 1) & 63);
+}
+function emitEvmcsMapC(ev) {
+  const map = new Array(1024).fill(0);
+  for (const f of ev.fields) {
+    if (f.encoding === null || f.update2022) continue;
+    if ((f.encoding & ~EVMCS_MAP_BITS) !== 0) fail(`EVMCS ${f.name}: encoding ${hex(f.encoding, 4)} does not fit the C map key (index 64 or more)`);
+    const k = evmcsMapKey(f.encoding);
+    if (map[k] !== 0) fail(`EVMCS ${f.name}: C map key ${k} used twice`);
+    map[k] = (f.offset | (f.cleanMask << 16)) >>> 0;
+  }
+  const o = ['', '/* ---- the enlightened VMCS by VMCS field, for boot/imports/vmx.c (this hypervisor as L1 on an eVMCS) */'];
+  o.push('/* EVMCS_MAP_KEY(enc) indexes hv_evmcs_map when (enc & ~EVMCS_MAP_BITS) == 0 (EVMCS_MAP_BITS above); entry = byte offset');
+  o.push(' * (bits 15:0, 0: no eVMCS v1 field; the 2022-update fields are left out) | clean-field mask << 16. */');
+  o.push('#define EVMCS_MAP_KEY(enc) (((((enc) >> 13) & 3u) << 8) | ((((enc) >> 10) & 3u) << 6) | (((enc) >> 1) & 63u))');
+  o.push('#ifndef __ASSEMBLER__');
+  o.push('__attribute__((unused)) static const unsigned int hv_evmcs_map[1024] = {');
+  const used = [];
+  for (let k = 0; k < 1024; k++) if (map[k] !== 0) used.push(`[${k}] = ${hex(map[k], 8)}`);
+  for (let i = 0; i < used.length; i += 6) o.push('    ' + used.slice(i, i + 6).join(', ') + ',');
+  o.push('};');
+  o.push('#endif');
+  return o;
+}
+
 /** C header (boot/include/vmx-consts.h), usable from C and from assembly (.S) */
 export function emitC(m) {
   const o = [];
@@ -681,6 +718,7 @@ export function emitC(m) {
       o.push(`#define ${c.name} ${v}${c.comment ? ' /* ' + cComment(c.comment) + ' */' : ''}`);
     }
   }
+  o.push(...emitEvmcsMapC(m.evmcs));
   o.push('', '#endif /* HV_VMX_CONSTS_H */');
   return o.join('\n') + '\n';
 }
