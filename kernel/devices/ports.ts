@@ -88,6 +88,11 @@ function denyWrite(p: Ports, port: u32, size: u32): void {
 // COM1's interrupt wire, after an access that may have changed it, to
 // I/O APIC input 4 (the ISA IRQ 4 of a PC; docs/guest-interface.md).
 export const UART_IOAPIC_INPUT: u32 = 4;
+// Only some accesses can change the interrupt pending or its gate
+// (uart.ts): reads of RBR (0) and IIR (2), and the writes writeReg says
+// (THR, IER, MCR). Other accesses (LSR polling, the scratch register) skip
+// the update and cost what they did before the interrupt existed.
+const IRQ_READS: u32 = (1 << 0) | (1 << 2);
 function uartIrq(vm: Vm): void {
   const u = vm.uart;
   const high = u.irqLine();
@@ -105,7 +110,7 @@ export function ioIn(vm: Vm, port: u32, size: u32): u32 {
     let v: u32 = 0;
     if (size == 1) v = u.readReg(off);
     else for (let i: u32 = 0; i < size; i++) v |= u.readReg(off + i) << (i << 3);
-    uartIrq(vm);
+    if (size > 1 || ((IRQ_READS >> off) & 1) != 0) uartIrq(vm);
     return v;
   }
   if (port == fwcfg.DATA && size == 1) return fwcfg.readData(vm);
@@ -124,9 +129,10 @@ export function ioOut(vm: Vm, port: u32, size: u32, value: u32): bool {
   if (inUart(port, size)) {
     const u = vm.uart;
     const off = port - uart.BASE;
-    if (size == 1) u.writeReg(off, value);
-    else for (let i: u32 = 0; i < size; i++) u.writeReg(off + i, (value >> (i << 3)) & 0xff);
-    uartIrq(vm);
+    let irq = false;
+    if (size == 1) irq = u.writeReg(off, value);
+    else for (let i: u32 = 0; i < size; i++) irq = u.writeReg(off + i, (value >> (i << 3)) & 0xff) || irq;
+    if (irq) uartIrq(vm);
     return false;
   }
   if (port == DEBUG_EXIT) {

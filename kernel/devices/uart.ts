@@ -158,7 +158,9 @@ const MSR_DCD: u32 = 0x80;
   }
 
   // One byte-wide register write at offset 0..7.
-  @inline writeReg(off: u32, v: u32): void {
+  // Returns whether the write may have changed the interrupt pending or
+  // its gate (THR, IER, MCR): then ports.ts updates the IRQ wire.
+  @inline writeReg(off: u32, v: u32): bool {
     v &= 0xff;
     switch (off) {
       case 0: {
@@ -172,7 +174,7 @@ const MSR_DCD: u32 = 0x80;
           this.transmit(v);
           this.threPending = true;
         }
-        break;
+        return true;
       }
       case 1: {
         if (this.dlab()) {
@@ -183,7 +185,7 @@ const MSR_DCD: u32 = 0x80;
           if ((v & ~this.ier & IER_THRE) != 0) this.threPending = true;
           this.ier = v & 0x0f;
         }
-        break;
+        return true;
       }
       case 2:
         this.fcr = v & FCR_ENABLE;
@@ -193,7 +195,7 @@ const MSR_DCD: u32 = 0x80;
         break;
       case 4:
         this.mcr = v & 0x1f;
-        break;
+        return true;
       case 7:
         this.scr = v;
         break;
@@ -201,6 +203,7 @@ const MSR_DCD: u32 = 0x80;
         // LSR (5) and MSR (6) are read-only.
         break;
     }
+    return false;
   }
 
   // The interrupt IIR reports, highest priority first (top of the file).
