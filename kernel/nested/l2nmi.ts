@@ -15,6 +15,7 @@ import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
 import * as events from "../vm/events";
 import * as exits from "../vm/exits";
+import * as irq from "../vm/irq";
 import * as state from "./state";
 import * as reflect from "./reflect";
 import { Vcpu } from "../vm/vcpu";
@@ -39,12 +40,9 @@ export function arrive(vcpu: Vcpu): i32 {
     V.INTERRUPTIBILITY_BLOCKING_BY_MOV_SS | V.INTERRUPTIBILITY_BLOCKING_BY_STI);
   if (!busy && block == 0) {
     events.injectNmi();
-    if (<u32>vmx.vmread(V.GUEST_ACTIVITY_STATE) != V.ACTIVITY_STATE_ACTIVE)
-      vmx.vmwrite(V.GUEST_ACTIVITY_STATE, V.ACTIVITY_STATE_ACTIVE);
+    events.wakeForEvent();
     return exits.RESUME;
   }
-  const s = vcpu.irq;
-  s.nmiPending = true;
-  s.quiet = false;
+  irq.pendNmi(vcpu);
   return exits.RESUME;
 }

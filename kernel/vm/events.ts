@@ -22,6 +22,13 @@ export function injectException(vector: u32, hasError: bool, error: u32): void {
   vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, info);
 }
 
+// An event is being delivered to a guest that may be halted (HLT activity
+// state): delivery makes it active again (26.6.1, SDM Vol. 3C).
+export function wakeForEvent(): void {
+  if (<u32>vmx.vmread(V.GUEST_ACTIVITY_STATE) != V.ACTIVITY_STATE_ACTIVE)
+    vmx.vmwrite(V.GUEST_ACTIVITY_STATE, V.ACTIVITY_STATE_ACTIVE);
+}
+
 // An NMI (type 2, vector 2; 26.6.1.1: the vector of an NMI must be 2).
 export function injectNmi(): void {
   vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, V.INTR_INFO_VALID | (V.INTR_TYPE_NMI << V.INTR_INFO_TYPE_SHIFT) | 2);

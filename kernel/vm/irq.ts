@@ -16,6 +16,7 @@ import * as config from "./config";
 import { RESUME, stop } from "./exits";
 import { Vcpu } from "./vcpu";
 import * as nesting from "./nesting";
+import * as intbus from "./intbus";
 
 export const SLICE: u64 = 1 << 24; // preemption-timer ticks between forced exits
 
@@ -119,8 +120,7 @@ export function tryInject(vcpu: Vcpu, v: u32): bool {
   if (busy || !ifSet || shadow) return false;
   events.injectInterrupt(v);
   vcpu.apic.acknowledge(v);
-  if (<u32>vmx.vmread(V.GUEST_ACTIVITY_STATE) != V.ACTIVITY_STATE_ACTIVE)
-    vmx.vmwrite(V.GUEST_ACTIVITY_STATE, V.ACTIVITY_STATE_ACTIVE);
+  events.wakeForEvent();
   return true;
 }
 
@@ -132,10 +132,25 @@ export function tryInject(vcpu: Vcpu, v: u32): bool {
 // nested part returned.
 export function raiseNmi(vcpu: Vcpu): i32 {
   if (vcpu.nested.inL2) return nesting.l2Nmi(vcpu);
+  pendNmi(vcpu);
+  return RESUME;
+}
+
+// The NMI waits for L1's next entry (deliver); `quiet` false so that the
+// fast path of deliver sees it.
+export function pendNmi(vcpu: Vcpu): void {
   const s = vcpu.irq;
   s.nmiPending = true;
   s.quiet = false;
-  return RESUME;
+}
+
+// After a write to the vCPU's local APIC (its page, or the Hyper-V
+// APIC-access MSRs): the EOI of a level-triggered interrupt goes to the
+// I/O APIC (11.8.5, vm/intbus.ts), an NMI the APIC sent itself is raised.
+// The exit path's answer (raiseNmi's), else RESUME.
+export function apicWritten(vcpu: Vcpu): i32 {
+  intbus.broadcastEoi(vcpu);
+  return vcpu.apic.takeNmi() ? raiseNmi(vcpu) : RESUME;
 }
 
 // Inject the pending NMI if the guest can take it now: not while another
@@ -158,8 +173,7 @@ function deliverNmi(vcpu: Vcpu): bool {
   s.nmiPending = false;
   s.setNmiWindow(false);
   s.updateQuiet();
-  if (<u32>vmx.vmread(V.GUEST_ACTIVITY_STATE) != V.ACTIVITY_STATE_ACTIVE)
-    vmx.vmwrite(V.GUEST_ACTIVITY_STATE, V.ACTIVITY_STATE_ACTIVE);
+  events.wakeForEvent();
   return false;
 }
 

@@ -101,9 +101,6 @@ export function emulate(vcpu: Vcpu, device: i32, gpa: u64, stage2: paging.Stage2
     if (d.isWrite) {
       if (aligned) {
         vcpu.apic.write(off, <u32>regValue(vcpu, d), cpu.rdtsc());
-        // The EOI of a level-triggered interrupt goes to the I/O APIC
-        // (11.8.5).
-        if (off == lapic.REG_EOI) intbus.broadcastEoi(vcpu);
       }
     } else {
       setRegValue(vcpu, d, aligned ? <u64>vcpu.apic.read(off, cpu.rdtsc()) : 0);
@@ -134,7 +131,7 @@ export function access(vcpu: Vcpu, gpa: u64, stage2: paging.Stage2 = paging.dire
   if (device == NOT_A_DEVICE) return NOT_A_DEVICE;
   if ((<u32>vmx.vmread(V.IDT_VECTORING_INFO) & V.INTR_INFO_VALID) != 0) return NOT_A_DEVICE;
   if (!emulate(vcpu, device, gpa, stage2)) return stop(vcpu, config.OUTCOME_STOPPED);
-  // An NMI IPI the APIC sent itself (after the instruction, which is done).
-  if (device == DEVICE_APIC && vcpu.apic.takeNmi()) return irq.raiseNmi(vcpu);
-  return RESUME;
+  // What an APIC write sent on: a level EOI, a self-NMI (nothing after a
+  // read); after the instruction, which is done.
+  return device == DEVICE_APIC ? irq.apicWritten(vcpu) : RESUME;
 }

@@ -45,7 +45,6 @@ import * as cpuidExit from "./cpuid";
 import * as vmcallExit from "./vmcall";
 import * as msrExit from "./msr";
 import * as irq from "../irq";
-import * as intbus from "../intbus";
 
 // Whether a guest has hyperv=on is its Vm's (vm.hvOffered, set by start()).
 
@@ -385,7 +384,5 @@ export function start(vm: Vm, on: bool): void {
 function handleWrmsr(vcpu: Vcpu, reason: u32): i32 {
   const r = msrExit.handleWrite(vcpu, reason);
   const msr = <u32>vcpu.reg(R.RCX);
-  if (msr == MSR_HV_EOI) intbus.broadcastEoi(vcpu);
-  if (msr == MSR_HV_ICR && vcpu.apic.takeNmi()) return irq.raiseNmi(vcpu);
-  return r;
+  return msr == MSR_HV_EOI || msr == MSR_HV_ICR ? irq.apicWritten(vcpu) : r;
 }
