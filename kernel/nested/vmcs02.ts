@@ -99,6 +99,10 @@ const F_RELOAD_SHIFT: u32 = 16; // reload12 (entry-control bits 15, 14, 2) in bi
   }
   clear(): void {
     this.flags = F_VMCS01_CHANGED;
+    // Forget vmcs01's values too: F_TIMER is derived from them, and a
+    // capture that found them unchanged would leave it clear, so that the
+    // preemption timer's value were never written into the new vmcs02.
+    this.proc01 = u32.MAX_VALUE; // no capture matches (interrupt-window bit is masked off)
     this.launched = false;
     this.l1Launched = true;
     this.constantWrites = 0;
@@ -160,12 +164,12 @@ export function load(n: Nested): bool {
     }
   }
   if (!s.initialized) {
-    // An enlightened VMCS (this hypervisor as L1 on one, kernel/vmx/
-    // evmcs.ts) must start zeroed (TLFS); a VMCS region's data other than
-    // the revision is the processor's. (Zeroing it for every guest made the
-    // snapfuzz runs loop on preemption-timer exits after a restore in L2: a
-    // vmcs02 field the merge does not rewrite in that path, to be found.)
-    if (caps.vmcsRevision == V.EVMCS_VERSION) mem.zero(s.page, 4096);
+    // Zeroed: an enlightened VMCS (this hypervisor as L1 on one, kernel/
+    // vmx/evmcs.ts) must start so (TLFS); for a VMCS region the data other
+    // than the revision is the processor's, and zeroing it makes sure no
+    // field of a previous use survives into this one (every field the
+    // merge relies on is written by it).
+    mem.zero(s.page, 4096);
     mem.write32(s.page, caps.vmcsRevision);
     if (vmx.vmclear(s.page) != vmx.VMX_SUCCEED) return false;
     s.launched = false;
