@@ -412,6 +412,20 @@ static __attribute__((noinline)) void evmcs_writefields(u32 list, u32 n, u32 bas
     }
 }
 
+/* The hardware loops visit only the selected entries (lowest set bit of the
+ * mask first, as the list's order) and move each value with one VMREAD or
+ * VMWRITE: on the nested exit path every instruction of a loop body is
+ * paid once per field, fifty fields an exit. VMWRITE reads 8 bytes at the
+ * value whatever the field's width — the processor ignores the bits above
+ * it (SDM Vol. 3C 31.3 VMWRITE) — and the read loop compares and merges
+ * 8 bytes under the width's mask, so neither branches on the width; the
+ * bound checked is therefore base + 4096 + 8 (an offset is at most FFFH). */
+static const u64 fl_width_mask[4] = { 0xffffull, ~0ull, 0xffffffffull, ~0ull };
+#define FL_SPAN (4096 + 8)
+static inline u64 fl_selected(u32 n, u64 mask) {
+    return n >= 64 ? mask : mask & ((1ull << n) - 1);
+}
+
 /* VMREAD each selected field into base + offset; returns the mask of the
  * entries whose value differed from what was there before. (The eVMCS
  * test comes first, and the hardware loop is the plain one: a patch site
@@ -420,17 +434,19 @@ u64 Z_vmxZ_readfields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u64
     if (__builtin_expect(evmcs_mode(), 0)) return evmcs_readfields(list, n, base, mask);
     if (n > 64) wasm_rt_trap(WASM_RT_TRAP_OOB);
     const u8 *l = hv_linear(list, n * 4);
-    u8 *b = hv_linear(base, 4096);
+    u8 *b = hv_linear(base, FL_SPAN);
     u64 changed = 0;
-    for (u32 k = 0; k < n; k++) {
-        if (!(mask >> k & 1)) continue;
+    for (u64 m = fl_selected(n, mask); m; m &= m - 1) {
+        u32 k = (u32)__builtin_ctzll(m);
         u32 e;
         __builtin_memcpy(&e, l + 4 * k, 4);
-        u32 enc = FL_ENC(e);
-        u64 v = hw_vmread(enc);
+        u64 v = hw_vmread(FL_ENC(e));
         u8 *p = b + FL_OFF(e);
-        if (fl_load(p, enc) != v) {
-            fl_store(p, enc, v);
+        u64 old, wm = fl_width_mask[(e >> 13) & 3];
+        __builtin_memcpy(&old, p, 8);
+        if ((old ^ v) & wm) {
+            old = (old & ~wm) | v;
+            __builtin_memcpy(p, &old, 8);
             changed |= 1ull << k;
         }
     }
@@ -445,12 +461,13 @@ void Z_vmxZ_writefields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u
     }
     if (n > 64) wasm_rt_trap(WASM_RT_TRAP_OOB);
     const u8 *l = hv_linear(list, n * 4);
-    u8 *b = hv_linear(base, 4096);
-    for (u32 k = 0; k < n; k++) {
-        if (!(mask >> k & 1)) continue;
+    const u8 *b = hv_linear(base, FL_SPAN);
+    for (u64 m = fl_selected(n, mask); m; m &= m - 1) {
         u32 e;
-        __builtin_memcpy(&e, l + 4 * k, 4);
-        hw_vmwrite(FL_ENC(e), fl_load(b + FL_OFF(e), FL_ENC(e)));
+        __builtin_memcpy(&e, l + 4 * (u32)__builtin_ctzll(m), 4);
+        _Bool bad;
+        __asm__ volatile("vmwrite %2, %1" : "=@ccbe"(bad) : "r"((u64)FL_ENC(e)), "m"(*(const u64 *)(b + FL_OFF(e))));
+        if (__builtin_expect(bad, 0)) vmx_bug("VMWRITE", FL_ENC(e));
     }
 }
 
