@@ -59,6 +59,7 @@ import * as state from "./state";
 import * as vmfail from "./vmfail";
 import * as caps from "./caps";
 import * as shadow from "./shadow";
+import * as guestsync from "./guestsync";
 import * as vmcs02 from "./vmcs02";
 import { Nested } from "./nested";
 import { PROCEED } from "./common";
@@ -106,6 +107,7 @@ export function enter(vcpu: Vcpu, launch: bool): i32 {
       // exit again and see the eVMCS's rules); the eVMCS takes its place.
       shadow.pull(vcpu);
       shadow.unlink(n);
+      guestsync.syncRare(vcpu);
       state.flush(n);
       n.evmcs = gpa;
       if (launch) {

@@ -73,6 +73,9 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
   // vmcs02 last received it, since hoststate.ts last staged L1's post-exit
   // state.
   changes: u32 = 0;
+  // guestsync.ts: vmcs02 holds L2's rare guest-state fields newer than
+  // the cache's (the last reflected exit read only the hot ones).
+  rareUnsynced: bool = false;
   // ---- end nestcore
 
   // ---- L2's EPT, TLB tags, VM functions, interrupts and timers ----------
@@ -160,6 +163,7 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
     this.hvOffered = false;
     this.vmxOn = false;
     this.inL2 = false;
+    this.rareUnsynced = false;
     this.vmxonPtr = INVALID;
     this.current = INVALID;
     state.markAllDirty(this);

@@ -18,6 +18,7 @@ import * as shadow from "./shadow";
 import * as evmcs from "./evmcs";
 import { FieldList } from "./fieldlist";
 import * as hoststate from "./hoststate";
+import * as guestsync from "./guestsync";
 import * as vpid from "./vpid";
 import * as decide from "./reflect-decide";
 import * as ptimer from "./ptimer";
@@ -50,7 +51,7 @@ export function countL0(vcpu: Vcpu): void {
   vcpu.nested.counts.handledByL0++;
 }
 
-const guestList = new FieldList(fields.GUEST_STATE, true); // machine-wide: a constant field list
+const guestList = guestsync.guestList;
 const exitInfoList = new FieldList(fields.EXIT_INFO, true); // machine-wide: a constant field list
 // The entries of guestList saved only when vmcs12's exit controls say so.
 let maskEfer: u64 = 0; // machine-wide: a constant computed at start
@@ -69,7 +70,7 @@ for (let i = 0; i < fields.GUEST_STATE.length; i++) {
 // vmcs02 holds all of it already, so the changes are recorded as synced
 // (state.ts): they are re-checked at the next entry, not merged again.
 function syncGuestState(vcpu: Vcpu): void {
-  storeGuestState(vcpu);
+  storeGuestState(vcpu, vcpu.nested.evmcs != state.INVALID);
   const n = vcpu.nested;
   // 28.2 ("updating VM-entry control fields"): every VM exit clears the
   // valid bit of the VM-entry interruption information — in vmcs02 too.
@@ -83,14 +84,17 @@ function syncGuestState(vcpu: Vcpu): void {
 // what the exit itself does — L2 goes on from vmcs02, which keeps its
 // event and timer.
 export function syncForSnapshot(vcpu: Vcpu): void {
-  storeGuestState(vcpu);
+  storeGuestState(vcpu, true);
 }
 
 // (@inline: one copy on the exit path, as before there were two callers.)
-@inline function storeGuestState(vcpu: Vcpu): void {
+// all: the rare fields too (guestsync.ts), else they stay in vmcs02.
+@inline function storeGuestState(vcpu: Vcpu, all: bool): void {
   const n = vcpu.nested;
   const exit12 = <u32>state.get(n, V.VM_EXIT_CONTROL);
   let mask = guestList.all;
+  if (!all) mask &= ~guestsync.rareMask;
+  n.rareUnsynced = !all;
   if ((exit12 & V.EXIT_SAVE_IA32_EFER) == 0) mask &= ~maskEfer;
   if ((exit12 & V.EXIT_SAVE_IA32_PAT) == 0) mask &= ~maskPat;
   if ((exit12 & V.EXIT_SAVE_DEBUG_CONTROLS) == 0) mask &= ~maskDebug;
@@ -109,9 +113,29 @@ export function syncForSnapshot(vcpu: Vcpu): void {
   }
 }
 
-// The exit-information fields belong to no class of state.ts.
-function syncExitInfo(n: Nested): void {
-  vmx.readfields(exitInfoList.ptr, exitInfoList.count, n.vmcs12, exitInfoList.all);
+// The exit-information fields belong to no class of state.ts. Those the
+// SDM defines for every exit (28.2.1-28.2.5: reason, qualification, the
+// event fields, instruction length and information) are read at each one;
+// the guest-linear and guest-physical addresses only for the exits that
+// define them (LMSW, INS/OUTS, APIC accesses, EPT violations and
+// misconfigurations, PML-full and SPP events; "for all other VM exits, the
+// field is undefined", so vmcs12 keeps its old value); the I/O RCX/RSI/
+// RDI/RIP fields never (only SMIs after an I/O instruction define them,
+// and no SMI reaches L1 as an exit).
+let exitInfoAlways: u64 = 0; // machine-wide: a constant computed at start
+let exitInfoAddresses: u64 = 0; // machine-wide: a constant computed at start
+for (let i = 0; i < fields.EXIT_INFO.length; i++) {
+  const f = fields.EXIT_INFO[i];
+  if (f == V.GUEST_LINEAR_ADDRESS || f == V.GUEST_PHYSICAL_ADDRESS) exitInfoAddresses |= <u64>1 << <u64>i;
+  else if (f != V.IO_RCX && f != V.IO_RSI && f != V.IO_RDI && f != V.IO_RIP) exitInfoAlways |= <u64>1 << <u64>i;
+}
+const ADDRESS_EXITS: u64 = (<u64>1 << V.EXIT_REASON_CR_ACCESS) | (<u64>1 << V.EXIT_REASON_IO_INSTRUCTION) |
+  (<u64>1 << V.EXIT_REASON_APIC_ACCESS) | (<u64>1 << V.EXIT_REASON_EPT_VIOLATION) |
+  (<u64>1 << V.EXIT_REASON_EPT_MISCONFIG) | (<u64>1 << 62); // 62: page-modification log full
+const EXIT_REASON_SPP: u32 = 66; // SPP-related event
+function syncExitInfo(n: Nested, reason: u32): void {
+  const addresses = reason < 64 ? ((ADDRESS_EXITS >> reason) & 1) != 0 : reason == EXIT_REASON_SPP;
+  vmx.readfields(exitInfoList.ptr, exitInfoList.count, n.vmcs12, exitInfoAlways | (addresses ? exitInfoAddresses : 0));
 }
 
 // A failure storing or loading the VM-exit MSR lists is a VMX abort (28.7):
@@ -190,7 +214,7 @@ export function reflectAs(vcpu: Vcpu, reason: u32, qualification: u64): i32 {
   const n = vcpu.nested;
   n.counts.countReflected(reason);
   syncGuestState(vcpu);
-  syncExitInfo(n);
+  syncExitInfo(n, reason);
   if (qualification != NO_OVERRIDE) {
     state.write(n, V.VM_EXIT_REASON, reason);
     state.write(n, V.EXIT_QUALIFICATION, qualification);

@@ -34,6 +34,7 @@ import * as fields from "./fields";
 import * as irq from "../vm/irq";
 import { FieldList } from "./fieldlist";
 import * as shadowept from "./shadowept";
+import * as guestsync from "./guestsync";
 import * as l1caps from "./caps";
 import * as tsc from "../vm/tsc";
 import { Vcpu } from "../vm/vcpu";
@@ -253,7 +254,7 @@ function mergeMsrBitmap(n: Nested, s: Vmcs02State): void {
   }
 }
 
-const guestList = new FieldList(fields.GUEST_STATE, true); // machine-wide: a constant field list
+const guestList = guestsync.guestList;
 const hotList = new FieldList(state.HOT_FIELDS, true); // machine-wide: a constant field list
 
 // vmcs12 → vmcs02, at every nested VM entry (vmcs02 is current). What
@@ -278,6 +279,9 @@ export function merge(vcpu: Vcpu, l1Efer: u64, l1Pat: u64, l1Dr7: u64, l1Debugct
   // The change record, read once: nothing below changes vmcs12.
   const changes = n.changes;
   if ((f & F_VMCS01_CHANGED) != 0 || (state.staleIn(changes) & (state.DIRTY_CONTROLS | state.DIRTY_GUEST)) != 0) {
+    // mergeAll writes the guest-state area whole: L2's rare fields from
+    // vmcs02 into vmcs12 first (guestsync.ts; vmcs02 is current).
+    guestsync.syncRareCurrent(n);
     const reload12 = mergeAll(vcpu, s, proc12, entry12);
     f = (f & ~F_VMCS01_CHANGED & ((1 << F_RELOAD_SHIFT) - 1)) | (reload12 << F_RELOAD_SHIFT);
     s.wholeMerges++;

@@ -31,6 +31,7 @@ import * as linear from "./linear";
 import * as vmfail from "./vmfail";
 import * as shadow from "./shadow";
 import * as evmcs from "./evmcs";
+import * as guestsync from "./guestsync";
 import { Vcpu } from "../vm/vcpu";
 
 // Read the pointer operand of VMCLEAR/VMPTRLD into vcpu.nested.operand:
@@ -70,6 +71,7 @@ export function vmclear(vcpu: Vcpu, reason: u32): i32 {
     shadow.pull(vcpu);
     shadow.unlink(n);
     state.setLaunchState(n, 0);
+    guestsync.syncRare(vcpu);
     state.flush(n);
   } else if (!evmcs.requested(vcpu)) {
     guestmem.write32(addr + <u64>V.VMCS12_LAUNCH_STATE_OFFSET, 0);
@@ -102,6 +104,7 @@ export function vmptrld(vcpu: Vcpu, reason: u32): i32 {
   evmcs.forget(n);
   if (addr != n.current) {
     shadow.pull(vcpu);
+    guestsync.syncRare(vcpu);
     state.flush(n);
     state.load12(n, addr);
     shadow.push(vcpu);

@@ -36,6 +36,7 @@ import * as linear from "./linear";
 import * as vmfail from "./vmfail";
 import * as shadow from "./shadow";
 import * as evmcs from "./evmcs";
+import * as guestsync from "./guestsync";
 
 // A shadowed field exits only where the processor says so (never for the
 // bitmaps shadow.ts builds, but e.g. in a software model): its current
@@ -107,6 +108,7 @@ function readField(vcpu: Vcpu, vmcs: u64, current: bool): i32 {
   let v: u64;
   if (current) {
     syncShadowed(vcpu, <u32>enc);
+    if (V.vmcsEncodingType(<u32>enc) == V.VMCS_TYPE_GUEST) guestsync.syncRare(vcpu);
     v = state.read(n, <u32>enc) & mask;
   } else {
     v = state.readAt(vmcs, <u32>enc) & mask;
@@ -172,6 +174,9 @@ function writeField(vcpu: Vcpu, vmcs: u64, current: bool): i32 {
     return vmfail.succeed(vcpu);
   }
   const inShadow = syncShadowed(vcpu, <u32>enc);
+  // A guest-state field written into a cache whose rare fields are older
+  // than vmcs02's would make the next merge write those back (guestsync.ts).
+  if (V.vmcsEncodingType(<u32>enc) == V.VMCS_TYPE_GUEST) guestsync.syncRare(vcpu);
   state.write(n, <u32>enc, v);
   if (inShadow) shadow.push(vcpu);
   return vmfail.succeed(vcpu);

@@ -40,6 +40,7 @@ import * as operand from "./operand";
 import * as linear from "./linear";
 import * as vmfail from "./vmfail";
 import * as shadow from "./shadow";
+import * as guestsync from "./guestsync";
 import * as evmcs from "./evmcs";
 import { Vcpu } from "../vm/vcpu";
 
@@ -104,6 +105,7 @@ export function vmxoff(vcpu: Vcpu, reason: u32): i32 {
   const n = vcpu.nested;
   shadow.pull(vcpu);
   shadow.unlink(n);
+  guestsync.syncRare(vcpu);
   state.flush(n);
   evmcs.forget(n);
   n.vmxOn = false;

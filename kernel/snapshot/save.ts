@@ -30,6 +30,7 @@ import * as print from "../lib/print";
 import * as state from "../nested/state";
 import * as shadow from "../nested/shadow";
 import * as reflect from "../nested/reflect";
+import * as guestsync from "../nested/guestsync";
 import * as ptimer from "../nested/ptimer";
 import * as caps from "../nested/caps";
 import { Writer } from "./blob";
@@ -181,6 +182,9 @@ export function save(vcpu: Vcpu, w: Writer, base: usize, capacity: u64, runPendi
     // entries read it, launch.ts.)
     shadow.pull(vcpu);
   }
+  // L2's rare guest-state fields that the last exit left in vmcs02
+  // (nested/guestsync.ts): the blob's vmcs12 is whole.
+  if (!inL2) guestsync.syncRare(vcpu);
   const size = write(vcpu, w, base, capacity, runPending, l2Info, l2Error, l2Length);
   if (inL2 && vmx.vmptrld(n.vmcs02.page) != vmx.VMX_SUCCEED) {
     print.say("snapshot: VMPTRLD of vmcs02 failed");
