@@ -28,6 +28,7 @@ import { FieldList } from "./fieldlist";
 import { Nested } from "./nested";
 
 export const guestList = new FieldList(fields.GUEST_STATE, true); // machine-wide: a constant field list
+export const exitInfoList = new FieldList(fields.EXIT_INFO, true); // machine-wide: a constant field list
 
 // The entries of guestList that are rare (see the top).
 export let rareMask: u64 = 0; // machine-wide: a constant computed at start

@@ -76,6 +76,11 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
   // guestsync.ts: vmcs02 holds L2's rare guest-state fields newer than
   // the cache's (the last reflected exit read only the hot ones).
   rareUnsynced: bool = false;
+  // shadow.ts: the entries of guestsync.ts's guest-state and exit-
+  // information lists that the reflected exits since the last push changed
+  // in the cache (the shadow VMCS still has the old values).
+  shadowGuestStale: u64 = 0;
+  shadowExitStale: u64 = 0;
   // ---- end nestcore
 
   // ---- L2's EPT, TLB tags, VM functions, interrupts and timers ----------
@@ -164,6 +169,8 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
     this.vmxOn = false;
     this.inL2 = false;
     this.rareUnsynced = false;
+    this.shadowGuestStale = 0;
+    this.shadowExitStale = 0;
     this.vmxonPtr = INVALID;
     this.current = INVALID;
     state.markAllDirty(this);

@@ -52,7 +52,7 @@ export function countL0(vcpu: Vcpu): void {
 }
 
 const guestList = guestsync.guestList;
-const exitInfoList = new FieldList(fields.EXIT_INFO, true); // machine-wide: a constant field list
+const exitInfoList = guestsync.exitInfoList;
 // The entries of guestList saved only when vmcs12's exit controls say so.
 let maskEfer: u64 = 0; // machine-wide: a constant computed at start
 let maskPat: u64 = 0; // machine-wide: a constant computed at start
@@ -98,7 +98,7 @@ export function syncForSnapshot(vcpu: Vcpu): void {
   if ((exit12 & V.EXIT_SAVE_IA32_EFER) == 0) mask &= ~maskEfer;
   if ((exit12 & V.EXIT_SAVE_IA32_PAT) == 0) mask &= ~maskPat;
   if ((exit12 & V.EXIT_SAVE_DEBUG_CONTROLS) == 0) mask &= ~maskDebug;
-  state.readFields(n, guestList, mask, true);
+  n.shadowGuestStale |= state.readFields(n, guestList, mask, true);
   const only0cr0 = vmcs01.cr0Mask & ~state.get(n, V.CR0_GUEST_HOST_MASK);
   const only0cr4 = vmcs01.cr4Mask & ~state.get(n, V.CR4_GUEST_HOST_MASK);
   state.writeSynced(n, V.GUEST_CR0, (vmx.vmread(V.GUEST_CR0) & ~only0cr0) | (vmx.vmread(V.CR0_READ_SHADOW) & only0cr0));
@@ -135,7 +135,7 @@ const ADDRESS_EXITS: u64 = (<u64>1 << V.EXIT_REASON_CR_ACCESS) | (<u64>1 << V.EX
 const EXIT_REASON_SPP: u32 = 66; // SPP-related event
 function syncExitInfo(n: Nested, reason: u32): void {
   const addresses = reason < 64 ? ((ADDRESS_EXITS >> reason) & 1) != 0 : reason == EXIT_REASON_SPP;
-  vmx.readfields(exitInfoList.ptr, exitInfoList.count, n.vmcs12, exitInfoAlways | (addresses ? exitInfoAddresses : 0));
+  n.shadowExitStale |= vmx.readfields(exitInfoList.ptr, exitInfoList.count, n.vmcs12, exitInfoAlways | (addresses ? exitInfoAddresses : 0));
 }
 
 // A failure storing or loading the VM-exit MSR lists is a VMX abort (28.7):

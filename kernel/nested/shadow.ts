@@ -44,6 +44,7 @@ import * as state from "./state";
 import * as caps from "./caps";
 import { FieldList, MAX } from "./fieldlist";
 import { Nested } from "./nested";
+import * as guestsync from "./guestsync";
 
 // A vCPU's shadow VMCS (vcpu.nested.shadow, embedded in the Nested: no
 // field initializers run, clear() sets everything but the page). The page
@@ -75,6 +76,9 @@ let writeBitmap: u64 = 0; // machine-wide: a function of the offered capabilitie
 // offered fields do not change after boot.
 let all: FieldList | null = null; // machine-wide: a function of the offered capabilities
 let writable: FieldList | null = null; // machine-wide: a function of the offered capabilities
+// The shadowed entries of guestsync.ts's lists (what a partial push writes).
+let guestShadowed: u64 = 0; // machine-wide: a function of the offered capabilities
+let exitShadowed: u64 = 0; // machine-wide: a function of the offered capabilities
 
 function listFields(): void {
   if (all != null) return;
@@ -89,7 +93,18 @@ function listFields(): void {
     if (V.vmcsEncodingType(enc) != V.VMCS_TYPE_RO) w[nw++] = enc;
   }
   all = new FieldList(StaticArray.slice<u32>(a, 0, na), true);
+  guestShadowed = shadowedIn(guestsync.guestList);
+  exitShadowed = shadowedIn(guestsync.exitInfoList);
   writable = new FieldList(StaticArray.slice<u32>(w, 0, nw), true);
+}
+
+function shadowedIn(l: FieldList): u64 {
+  let m: u64 = 0;
+  for (let i = 0; i < <i32>l.count; i++) {
+    const enc = l.encodingAt(i);
+    if (V.vmcsFieldIsShadowed(enc) && caps.fieldSupported(enc)) m |= <u64>1 << <u64>i;
+  }
+  return m;
 }
 
 // Bit enc[14:0] of a bitmap page clear: VMREAD/VMWRITE of enc does not exit (25.6.15).
@@ -209,17 +224,34 @@ export function pull(vcpu: Vcpu): void {
   s.pulls++;
 }
 
-// Cache → shadow for every shadowed field, then link it (vmcs01 current,
-// L1 has a current vmcs12).
+// Cache → shadow, then link it (vmcs01 current, L1 has a current vmcs12).
+// The shadow holds the cache's values of the shadowed fields since the
+// last push or pull, except where the cache changed since: after the
+// reflected exits' own copies (the Nested's shadowGuestStale and
+// shadowExitStale name them) only those fields are written — none when
+// none changed, the common case for an exit L1 has seen before but for
+// RIP — after any other change (state.ts shadowAll) every shadowed field.
 export function push(vcpu: Vcpu): void {
   const n = vcpu.nested;
   const s = n.shadow;
   if (!s.enabled || n.current == state.INVALID) return;
   const page = s.page;
+  const whole = !s.linked || state.shadowAllStale(n);
+  const g = n.shadowGuestStale & guestShadowed;
+  const e = n.shadowExitStale & exitShadowed;
+  n.shadowGuestStale = 0;
+  n.shadowExitStale = 0;
+  if (!whole && (g | e) == 0) return;
   if (!enterShadow(page)) return;
-  const l = all!;
-  vmx.writefields(l.ptr, l.count, n.vmcs12, l.all);
+  if (whole) {
+    const l = all!;
+    vmx.writefields(l.ptr, l.count, n.vmcs12, l.all);
+  } else {
+    if (g != 0) vmx.writefields(guestsync.guestList.ptr, guestsync.guestList.count, n.vmcs12, g);
+    if (e != 0) vmx.writefields(guestsync.exitInfoList.ptr, guestsync.exitInfoList.count, n.vmcs12, e);
+  }
   leaveShadow(vcpu, page);
+  state.markShadowPushed(n);
   if (!s.linked) link(s);
   s.pushes++;
 }
@@ -243,5 +275,7 @@ export function beforeMove(vcpu: Vcpu): void {
   if (n.shadow.linked && !n.inL2) pull(vcpu);
 }
 export function afterMove(vcpu: Vcpu): void {
-  if (vcpu.nested.shadow.linked) push(vcpu);
+  if (!vcpu.nested.shadow.linked) return;
+  state.markShadowAll(vcpu.nested);
+  push(vcpu);
 }

@@ -56,8 +56,12 @@ export function read(n: Nested, enc: u32): u64 {
 //   stale  since vmcs02 last received it (vmcs02.ts merges only what is
 //          stale), with `hotStale` saying which of the HOT fields;
 //   hostStale  a host-state field or the exit controls changed since
-//          hoststate.ts last computed L1's post-exit state from them.
-// All four are bits of one word, the Nested's `changes` (CH_* below: one
+//          hoststate.ts last computed L1's post-exit state from them;
+//   shadowAll  a field changed by other means than the reflected exit's
+//          own copies (which record theirs field by field in the Nested's
+//          shadowGuestStale/shadowExitStale): shadow.ts's next push
+//          writes every shadowed field, not only those.
+// All five are bits of one word, the Nested's `changes` (CH_* below: one
 // load and one store record a change, on the nested exit path).
 // Every change of the cache goes through write() (L1's VMWRITE, the shadow
 // VMCS pull, the hypervisor's own updates), writeSynced()/markSynced()
@@ -94,7 +98,8 @@ export const HOT_ALL: u32 = (1 << 9) - 1;
 const CH_STALE_SHIFT: u32 = 6;
 const CH_HOT_SHIFT: u32 = 12;
 const CH_HOST_STALE: u32 = 1 << 21;
-const CH_ALL: u32 = DIRTY_ALL | (DIRTY_ALL << CH_STALE_SHIFT) | (HOT_ALL << CH_HOT_SHIFT) | CH_HOST_STALE;
+const CH_SHADOW_ALL: u32 = 1 << 22;
+const CH_ALL: u32 = DIRTY_ALL | (DIRTY_ALL << CH_STALE_SHIFT) | (HOT_ALL << CH_HOT_SHIFT) | CH_HOST_STALE | CH_SHADOW_ALL;
 @inline export function dirty(n: Nested): u32 {
   return n.changes & DIRTY_ALL;
 }
@@ -107,6 +112,15 @@ const CH_ALL: u32 = DIRTY_ALL | (DIRTY_ALL << CH_STALE_SHIFT) | (HOT_ALL << CH_H
 }
 @inline export function hostStale(n: Nested): bool {
   return (n.changes & CH_HOST_STALE) != 0;
+}
+@inline export function shadowAllStale(n: Nested): bool {
+  return (n.changes & CH_SHADOW_ALL) != 0;
+}
+export function markShadowAll(n: Nested): void {
+  n.changes |= CH_SHADOW_ALL;
+}
+export function markShadowPushed(n: Nested): void {
+  n.changes &= ~CH_SHADOW_ALL;
 }
 export function markHostStaged(n: Nested): void {
   n.changes &= ~CH_HOST_STALE;
@@ -154,7 +168,7 @@ function classOf(enc: u32, hot: u32): u32 {
   const c = classOf(enc, hot);
   // A host-state field or the exit controls: inputs of hoststate.ts.
   const host = c == DIRTY_HOST || (enc & ~V.VMCS_ENC_HIGH) == V.VM_EXIT_CONTROL ? CH_HOST_STALE : 0;
-  return c | (c << CH_STALE_SHIFT) | (hot << CH_HOT_SHIFT) | host;
+  return c | (c << CH_STALE_SHIFT) | (hot << CH_HOT_SHIFT) | host | CH_SHADOW_ALL;
 }
 // enc changed: for the checks and for vmcs02.
 export function markChanged(n: Nested, enc: u32): void {
@@ -169,24 +183,27 @@ export function markEventStale(n: Nested): void {
 
 // enc changed to what vmcs02 already holds: for the checks only.
 export function markSynced(n: Nested, enc: u32): void {
-  n.changes |= classOf(enc, hotBit(enc));
+  n.changes |= classOf(enc, hotBit(enc)) | CH_SHADOW_ALL;
 }
 
 // Read the fields of `list` selected by `mask` from the current VMCS into
 // the cache (one import call), recording each one whose value changed:
 // `synced` when vmcs02 is where they came from (as markSynced), else as a
 // change for vmcs02 too (as markChanged). The classes are collected first
-// and recorded once.
-@inline export function readFields(n: Nested, list: FieldList, mask: u64, synced: bool): void {
-  let changed = vmx.readfields(list.ptr, list.count, n.vmcs12, mask);
-  if (changed == 0) return;
+// and recorded once. Returns the changed entries (the caller records them
+// for the shadow VMCS where they are shadowed fields; shadow.ts).
+@inline export function readFields(n: Nested, list: FieldList, mask: u64, synced: bool): u64 {
+  const all = vmx.readfields(list.ptr, list.count, n.vmcs12, mask);
+  let changed = all;
+  if (changed == 0) return 0;
   let bits: u32 = 0;
   while (changed != 0) {
     const enc = list.encodingAt(<i32>ctz(changed));
     bits |= synced ? classOf(enc, hotBit(enc)) : changedBits(enc);
     changed &= changed - 1;
   }
-  n.changes |= bits;
+  n.changes |= bits & ~CH_SHADOW_ALL; // (the caller records shadowed ones)
+  return all;
 }
 
 // Store v truncated to the field's width; a change is recorded. (Inline:
