@@ -32,6 +32,20 @@
  * then N (1000, or the command line's n=N, 1..1000); min and median. On Bochs
  * with `clock: sync=none` the ticks are emulated instructions.
  *
+ * args=evmcs: L2's VMCS is a Hyper-V enlightened VMCS v1 (TLFS "Enlightened VMCS"; needs
+ * hyperv=on nested=on, docs/guest-interface.md "Enlightened VM entry"). L1 checks CPUID
+ * (40000000H "Microsoft Hv", 40000001H "Hv#1", 40000004H EAX bit 14, 4000000AH EAX[7:0] <= 1 <=
+ * EAX[15:8]), enables its VP assist page (MSR 40000073H) with EnlightenVmEntry = 1 and
+ * CurrentNestedVmcs = a zeroed page whose VersionNumber is 1, and never executes VMPTRLD, VMREAD
+ * or VMWRITE: the set-up writes the eVMCS members (clearing the clean bit of each group it
+ * changes), VMLAUNCH and VMRESUME enter through the eVMCS, and the exit handler (LB_EV_BODY)
+ * loads the exit reason, the instruction length and the guest RIP from it and stores the new RIP
+ * (in no clean group: L0 reads it at every entry), then sets every clean bit as KVM does as L1.
+ * The l1-vmread/vmwrite figures and the VMFUNC ones (eVMCS v1 has no VM-function fields) are
+ * `skipped` lines; the others are measured as above. Without the interface the guest fails
+ * (RESULT: FAIL) with the reason. The layout comes from l1bench_evmcs.c (the generated
+ * boot/include/vmx-consts.h).
+ *
  * Capabilities come from the VMX MSRs (TRUE_* when VMX_BASIC bit 55 says so),
  * so the same image runs on bare Bochs, where L1 is the OS and Bochs's own VMX
  * handles L2's exits (the reference figures), and under our hypervisor with
@@ -73,7 +87,9 @@ static int N = MAX_N;
  * instruction length (CPUID's results stay what L2 had: no emulation);
  * anything else goes to lb_exit_slow. lb_exit_fast = LB_BODY + VMRESUME;
  * lb_exit_timed wraps LB_BODY in LB_T0/LB_T1 and records the delta in
- * lb_hsamples; lb_stamps_only is LB_T0/LB_T1 around nothing (the overhead). */
+ * lb_hsamples; lb_stamps_only is LB_T0/LB_T1 around nothing (the overhead).
+ * With the eVMCS (args=evmcs): lb_ev_enter (HOST_RSP into the eVMCS's HostRsp),
+ * LB_EV_BODY, lb_ev_exit_fast and lb_ev_exit_timed, the same with memory accesses. */
 extern char lb_exit_fast[], lb_exit_timed[], lb_l2_time[], lb_l2_empty[], lb_l2_loop[];
 extern char lb_ev_exit_fast[], lb_ev_exit_timed[];
 extern u32 lb_enter(u32 launch), lb_ev_enter(u32 launch);
