@@ -12,9 +12,10 @@
 //    of a guest's RAM snapshot with 0, 16 and 1,024 dirty pages, with the
 //    processor's EPT accessed/dirty flags and with write protection.
 //  - tests/guests/l1bench.c (the `nested` section): a minimal L1 hypervisor
-//    under nested=on, with VMCS shadowing as configured (on, the default)
-//    and with shadow-vmcs=off; and once on bare Bochs, where the same L1 is
-//    the OS and Bochs's own VMX handles L2's exits: the reference.
+//    under nested=on, on the Hyper-V enlightened VMCS (hyperv=on, the guest's
+//    args=evmcs), with VMCS shadowing as configured (on, the default) and
+//    with shadow-vmcs=off (neither); and once on bare Bochs, where the same
+//    L1 is the OS and Bochs's own VMX handles L2's exits: the reference.
 //  - turtles (the `turtles` section): this hypervisor as L1 on itself with
 //    bench.c as L2, plain, with hyperv=on (L1 on the enlightened VMCS) and
 //    with hyperv=on but L1 evmcs=off.
@@ -74,11 +75,21 @@ function parseFigures(serial: string): Record<string, Figure> {
   return figures;
 }
 
-// The nested runs: label (as printed), run name, options.
+// The nested runs: label (as printed), run name, options, what the column is;
+// mayskip: the figures the guest reports as `skipped` in that mode (a skipped
+// line must then be there; any other missing figure is an error).
+const EVMCS_SKIPS = ['l1-vmread-guest-rip', 'l1-vmread-exit-reason', 'l1-vmwrite-guest-rip', 'l2-vmfunc-switch-cached',
+  'l2-vmfunc-switch-cold'];
 const NESTED = [
-  { key: 'hv', label: 'hv nested=on', name: 'bench-nested', options: 'nested=on' },
-  { key: 'hv-shadow-off', label: 'hv shadow-vmcs=off', name: 'bench-nested-noshadow', options: 'nested=on shadow-vmcs=off' },
-  { key: 'bare', label: 'bare Bochs (ref.)', name: 'bench-nested-bare', options: '', bare: true },
+  { key: 'hv-evmcs', label: 'hv eVMCS', name: 'bench-nested-evmcs', options: 'nested=on hyperv=on args=evmcs',
+    what: 'L1 under this hypervisor, nested=on hyperv=on: L2\'s VMCS is a Hyper-V enlightened VMCS in L1\'s memory ' +
+      '(args=evmcs: no VMREAD/VMWRITE, entries through the VP assist page, clean bits)', mayskip: EVMCS_SKIPS },
+  { key: 'hv', label: 'hv nested=on', name: 'bench-nested', options: 'nested=on',
+    what: 'L1 under this hypervisor, nested=on: L2\'s VMCS VMPTRLD\'ed, L1\'s VMREAD/VMWRITE through VMCS shadowing', mayskip: [] },
+  { key: 'hv-shadow-off', label: 'hv shadow-vmcs=off', name: 'bench-nested-noshadow', options: 'nested=on shadow-vmcs=off',
+    what: 'L1 under this hypervisor, neither eVMCS nor shadowing: every VMREAD/VMWRITE of L1 exits to L0', mayskip: [] },
+  { key: 'bare', label: 'bare Bochs (ref.)', name: 'bench-nested-bare', options: '', bare: true,
+    what: 'no hypervisor: L1 is the OS on Bochs, whose own VMX handles L2\'s exits (the reference)', mayskip: [] },
 ] as const;
 
 // Turtles: this hypervisor as L0 running itself as L1 (nested=on), which
@@ -176,14 +187,34 @@ interface NestedResult {
   label: string;
   hypervisorCmdline: string | null;
   figures: Record<string, Figure>;
+  /** The figures the mode cannot measure, with the guest's reason (only where there are any). */
+  skipped?: Record<string, string>;
   l0ExitsPerL2Cpuid: number | null;
   l0TicksPerNestedCpuid: number;
 }
+// `bench: <op> skipped (<reason>)` lines; `l2-vmfunc-switch` covers both of its figures.
+function parseSkipped(serial: string): Record<string, string> {
+  const skipped: Record<string, string> = {};
+  for (const m of serial.matchAll(/^(?:L1\| )?bench: (\S+) skipped \((.*)\)$/gm)) skipped[m[1]] = m[2];
+  return skipped;
+}
+// The number of instructions of L1's timed handler body (its `# l1-handler:` line).
+const handlerInstructions = (serial: string) => Number(/# l1-handler: the (\d+) instructions between the stamps/.exec(serial)?.[1] ?? NaN);
 const nested: Record<string, NestedResult> = {};
 for (const n of NESTED) {
   const serial = nestedRuns[n.key].serial;
   const f = parseFigures(serial);
-  for (const k of NESTED_FIGURES) if (!f[k]) throw new Error(`${n.name}: l1bench.elf printed no ${k} figure`);
+  const sk = parseSkipped(serial);
+  if (n.key === 'hv-evmcs' && !/L2's VMCS an enlightened VMCS \(Hyper-V eVMCS v1\)$/m.test(serial)) {
+    throw new Error(`${n.name}: l1bench.elf did not run on the eVMCS`);
+  }
+  const skipped: Record<string, string> = {};
+  for (const k of NESTED_FIGURES) {
+    if (f[k]) continue;
+    const reason = sk[k] ?? (k.startsWith('l2-vmfunc-switch-') ? sk['l2-vmfunc-switch'] : undefined);
+    if (!(n.mayskip as readonly string[]).includes(k) || reason === undefined) throw new Error(`${n.name}: l1bench.elf printed no ${k} figure`);
+    skipped[k] = reason;
+  }
   const ex = /^(?:L1\| )?bench: l0-exits-per-l2-cpuid value=(\d+\.\d+)/m.exec(serial);
   const isBare = 'bare' in n && n.bare;
   if (!isBare && !ex) throw new Error(`${n.name}: l1bench.elf printed no l0-exits-per-l2-cpuid figure`);
@@ -191,6 +222,7 @@ for (const n of NESTED) {
     label: n.label,
     hypervisorCmdline: isBare ? null : `caps=off guest=/l1bench.elf ${n.options}`,
     figures: f,
+    ...(Object.keys(skipped).length ? { skipped } : {}),
     l0ExitsPerL2Cpuid: ex ? Number(ex[1]) : null,
     l0TicksPerNestedCpuid: f['l2-cpuid-via-l1'].min - f['l1-handler'].min,
   };
@@ -244,7 +276,10 @@ const result = {
       'VMWRITE GUEST_RIP (16 instructions), VMRESUME; that handler timed by L1 (l1-handler); the two legs of the round ' +
       'trip (l2-exit-to-l1-handler, l1-vmresume-to-l2: raw stamp-to-stamp ticks, the bare-Bochs values are the ' +
       'instructions around the stamps); L0 VM exits per L2 CPUID from the exit-count hypercall (not on bare Bochs). ' +
-      'l0TicksPerNestedCpuid = l2-cpuid-via-l1 - l1-handler (on bare Bochs: Bochs\'s own VMX transitions).',
+      'l0TicksPerNestedCpuid = l2-cpuid-via-l1 - l1-handler (on bare Bochs: Bochs\'s own VMX transitions). Runs: ' +
+      NESTED.map((n) => `${n.key} = ${n.what}`).join('; ') + '. With the eVMCS the handler loads exit reason, ' +
+      'exit-instruction length and guest RIP from the eVMCS, stores the new RIP there and sets every clean bit (12 ' +
+      'instructions), then VMRESUME; the figures it cannot measure are under `skipped` with the reason.',
     runs: nested,
   },
   snapshots,
@@ -290,14 +325,22 @@ if (Object.keys(profile).length) {
 const cell = (f: Figure | undefined) => (f === undefined ? '-' : f.median === f.min ? `${f.min}` : `${f.min} (med ${f.median})`);
 const nw = Math.max(...NESTED_FIGURES.map((k) => k.length), 'l0-exits-per-l2-cpuid'.length);
 const cw = Math.max(...NESTED.map((n) => n.label.length), 12);
-console.log('\nNested VMX (tests/guests/l1bench.c as L1, 1 CPU), min ticks (median if different):');
+console.log('\nNested VMX (tests/guests/l1bench.c as L1, 1 CPU), min ticks (median if different), one column per run:');
+for (const n of NESTED) console.log(`  ${n.label.padEnd(cw)}  ${n.what}`);
 console.log(`${'operation'.padEnd(nw)}  ${NESTED.map((n) => n.label.padStart(cw)).join('  ')}`);
+const nestedCell = (n: (typeof NESTED)[number], k: string) =>
+  nested[n.key].skipped?.[k] !== undefined ? 'skipped' : cell(nested[n.key].figures[k]);
 for (const k of NESTED_FIGURES) {
-  console.log(`${k.padEnd(nw)}  ${NESTED.map((n) => cell(nested[n.key].figures[k]).padStart(cw)).join('  ')}`);
+  console.log(`${k.padEnd(nw)}  ${NESTED.map((n) => nestedCell(n, k).padStart(cw)).join('  ')}`);
 }
 const exitsCell = (v: number | null) => (v === null ? 'n/a' : v.toFixed(2));
 console.log(`${'l0-exits-per-l2-cpuid'.padEnd(nw)}  ${NESTED.map((n) => exitsCell(nested[n.key].l0ExitsPerL2Cpuid).padStart(cw)).join('  ')}`);
-console.log('  (l0-exits-per-l2-cpuid: from the hypervisor\'s exit-count hypercall, absent on bare Bochs; goal with shadowing: 2)');
+console.log('  (l0-exits-per-l2-cpuid: from the hypervisor\'s exit-count hypercall, absent on bare Bochs; goal with shadowing and with the eVMCS: 2)');
+for (const n of NESTED) {
+  const byReason = new Map<string, string[]>();
+  for (const [k, why] of Object.entries(nested[n.key].skipped ?? {})) byReason.set(why, [...(byReason.get(why) ?? []), k]);
+  for (const [why, ks] of byReason) console.log(`  (${n.label}: ${ks.join(', ')} skipped: ${why})`);
+}
 
 const bare = nested['bare'];
 console.log('\nL0 ticks per nested CPUID round trip = l2-cpuid-via-l1 - l1-handler (target: at most 1000):');
@@ -313,13 +356,24 @@ for (const n of NESTED) {
   const f = nested[n.key].figures;
   const b = bare.figures;
   const leg = (k: string) => `${f[k].min} - ${b[k].min} = ${f[k].min - b[k].min}`;
+  // The eVMCS handler is another body (memory accesses, no exits), which bare Bochs
+  // cannot run: its own instruction count is the reference.
+  const count = handlerInstructions(nestedRuns[n.key].serial);
+  const inside = n.key === 'hv-evmcs'
+    ? `(its eVMCS loads/stores) ${f['l1-handler'].min} - ${count} instructions = ${f['l1-handler'].min - count}`
+    : `(its VMREAD/VMWRITE exits) ${leg('l1-handler')}`;
   console.log(`  ${n.label}: L2 exit reflected to L1 ${leg('l2-exit-to-l1-handler')}; L1's VMRESUME back to L2 ` +
-    `${leg('l1-vmresume-to-l2')}; and inside L1's handler (its VMREAD/VMWRITE exits) ${leg('l1-handler')}`);
+    `${leg('l1-vmresume-to-l2')}; and inside L1's handler ${inside}`);
 }
 
 console.log('\nEmulated VMFUNC EPTP switch in L2, with the reads of 16 pages (target: cached at most 500, cold at least 10x cached):');
 for (const n of NESTED) {
   const f = nested[n.key].figures;
+  const why = nested[n.key].skipped?.['l2-vmfunc-switch-cached'];
+  if (why !== undefined) {
+    console.log(`  ${n.label.padEnd(cw)}  skipped: ${why}`);
+    continue;
+  }
   const c = f['l2-vmfunc-switch-cached'].min, k = f['l2-vmfunc-switch-cold'].min;
   console.log(`  ${n.label.padEnd(cw)}  cached ${c}, cold ${k}: cold/cached = ${(k / c).toFixed(1)}`);
 }

@@ -8,7 +8,7 @@
 # Output: build/guests/{suite,mb2,triple,unbacked,badmsr,halt,bench,ramsnap,l1,l1bench,snapfuzz,hyperv,ioapic,evmcs}.elf
 # (ELF32, loaded at 1 MiB; mb2.elf, l1.elf, l1bench.elf, snapfuzz.elf, ioapic.elf and evmcs.elf are Multiboot 2,
 # the others Multiboot 1; l1.elf, the minimal L1 hypervisor, is built from the files in l1/;
-# l1bench.elf, the nested-VMX benchmark L1, from l1bench.c and l1/vmx.c; snapfuzz.elf,
+# l1bench.elf, the nested-VMX benchmark L1, from l1bench.c, l1bench_evmcs.c and l1/vmx.c; snapfuzz.elf,
 # the snapshot fuzzing L1, from snapfuzz.c and l1/'s setup.c, vmx.c, run.asm; evmcs.elf, the
 # L1 on the Hyper-V enlightened VMCS, likewise from evmcs.c)
 # and build/guests/module.txt (the data module the suite and mb2 check).
@@ -70,9 +70,13 @@ $(GUEST_OUT)/mb2.elf: $(GUEST_MB2) $(GUEST_OUT)/obj/mb2.o $(GUEST_MODREF)
 $(GUEST_OUT)/suite.elf: $(GUEST_MB1) $(GUEST_OUT)/obj/suite.o $(GUEST_MODREF)
 # Multiboot 2, so that GRUB's multiboot2 command (tools/mkiso.sh) boots it on bare Bochs too.
 $(GUEST_OUT)/l1.elf: $(GUEST_MB2) $(GUEST_L1_O)
-# The benchmark L1 (make bench): its own object and l1/'s VMX instruction wrappers.
-$(GUEST_OUT)/l1bench.elf: $(GUEST_MB2) $(GUEST_OUT)/obj/l1bench.o $(GUEST_OUT)/obj/l1/vmx.o
+# The benchmark L1 (make bench): its own object, its eVMCS mode's (l1bench_evmcs.c, which takes
+# the eVMCS layout from the generated boot/include/vmx-consts.h: tools/vmx/table.mjs declares it
+# once) and l1/'s VMX instruction wrappers.
+$(GUEST_OUT)/l1bench.elf: $(GUEST_MB2) $(GUEST_OUT)/obj/l1bench.o $(GUEST_OUT)/obj/l1bench_evmcs.o $(GUEST_OUT)/obj/l1/vmx.o
 $(GUEST_OUT)/obj/l1bench.o: $(GUEST_L1_HDRS)
+$(GUEST_OUT)/obj/l1bench_evmcs.o: GUEST_CFLAGS += -Iboot/include
+$(GUEST_OUT)/obj/l1bench_evmcs.o: boot/include/vmx-consts.h
 # The snapshot fuzzing L1: l1/'s set-up, VMX wrappers and VM entry/exit path.
 GUEST_SNAPFUZZ_O := $(GUEST_OUT)/obj/snapfuzz.o $(addprefix $(GUEST_OUT)/obj/l1/,setup.o vmx.o run.o)
 $(GUEST_OUT)/snapfuzz.elf: $(GUEST_MB2) $(GUEST_SNAPFUZZ_O)

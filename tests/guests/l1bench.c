@@ -32,6 +32,20 @@
  * then N (1000, or the command line's n=N, 1..1000); min and median. On Bochs
  * with `clock: sync=none` the ticks are emulated instructions.
  *
+ * args=evmcs: L2's VMCS is a Hyper-V enlightened VMCS v1 (TLFS "Enlightened VMCS"; needs
+ * hyperv=on nested=on, docs/guest-interface.md "Enlightened VM entry"). L1 checks CPUID
+ * (40000000H "Microsoft Hv", 40000001H "Hv#1", 40000004H EAX bit 14, 4000000AH EAX[7:0] <= 1 <=
+ * EAX[15:8]), enables its VP assist page (MSR 40000073H) with EnlightenVmEntry = 1 and
+ * CurrentNestedVmcs = a zeroed page whose VersionNumber is 1, and never executes VMPTRLD, VMREAD
+ * or VMWRITE: the set-up writes the eVMCS members (clearing the clean bit of each group it
+ * changes), VMLAUNCH and VMRESUME enter through the eVMCS, and the exit handler (LB_EV_BODY)
+ * loads the exit reason, the instruction length and the guest RIP from it and stores the new RIP
+ * (in no clean group: L0 reads it at every entry), then sets every clean bit as KVM does as L1.
+ * The l1-vmread/vmwrite figures and the VMFUNC ones (eVMCS v1 has no VM-function fields) are
+ * `skipped` lines; the others are measured as above. Without the interface the guest fails
+ * (RESULT: FAIL) with the reason. The layout comes from l1bench_evmcs.c (the generated
+ * boot/include/vmx-consts.h).
+ *
  * Capabilities come from the VMX MSRs (TRUE_* when VMX_BASIC bit 55 says so),
  * so the same image runs on bare Bochs, where L1 is the OS and Bochs's own VMX
  * handles L2's exits (the reference figures), and under our hypervisor with
@@ -73,9 +87,12 @@ static int N = MAX_N;
  * instruction length (CPUID's results stay what L2 had: no emulation);
  * anything else goes to lb_exit_slow. lb_exit_fast = LB_BODY + VMRESUME;
  * lb_exit_timed wraps LB_BODY in LB_T0/LB_T1 and records the delta in
- * lb_hsamples; lb_stamps_only is LB_T0/LB_T1 around nothing (the overhead). */
+ * lb_hsamples; lb_stamps_only is LB_T0/LB_T1 around nothing (the overhead).
+ * With the eVMCS (args=evmcs): lb_ev_enter (HOST_RSP into the eVMCS's HostRsp),
+ * LB_EV_BODY, lb_ev_exit_fast and lb_ev_exit_timed, the same with memory accesses. */
 extern char lb_exit_fast[], lb_exit_timed[], lb_l2_time[], lb_l2_empty[], lb_l2_loop[];
-extern u32 lb_enter(u32 launch);
+extern char lb_ev_exit_fast[], lb_ev_exit_timed[];
+extern u32 lb_enter(u32 launch), lb_ev_enter(u32 launch);
 extern u32 lb_stamps_only(void);
 extern volatile u32 lb_l2_ebp, lb_l2_edi, lb_hidx;
 extern u32 lb_hsamples[SLOTS], lb_h_t0[SLOTS], lb_h_t1[SLOTS];
@@ -100,6 +117,24 @@ __asm__(
     "    popl %edx\n"
     "    popl %ecx\n"
     "    popl %eax\n"
+    ".endm\n"
+    /* The same with the eVMCS (args=evmcs): the exit reason, the instruction length and the
+     * guest RIP are loads from the eVMCS in memory, the new RIP a store there (GuestRip is in
+     * no clean group: L0 reads it at every entry); then every clean bit is set, as KVM does as
+     * L1 after each exit (TLFS "Clean Fields"; L0 has set them already). */
+    ".macro LB_EV_BODY\n"
+    "    pushl %ecx\n"
+    "    pushl %edx\n"
+    "    movl lb_ev_exit_reason, %ecx\n"
+    "    cmpl $10, %ecx\n"           /* CPUID */
+    "    jne lb_ev_exit_slow\n"
+    "    movl lb_ev_insn_len, %edx\n"
+    "    movl lb_ev_guest_rip, %ecx\n"
+    "    addl %edx, %ecx\n"
+    "    movl %ecx, lb_ev_guest_rip\n"
+    "    orl $lb_ev_clean_all, lb_ev_clean\n"
+    "    popl %edx\n"
+    "    popl %ecx\n"
     ".endm\n"
     /* EDX:EAX are L2's: kept in memory around the stamps. */
     ".macro LB_T0\n"
@@ -128,6 +163,22 @@ __asm__(
     "    vmcall\n"
     "    jmp lb_l2_stray\n"
     ".endm\n"
+    /* After LB_T1: the sample (EAX) and both stamps into lb_hsamples, lb_h_t0, lb_h_t1
+     * (index lb_hidx, below SLOTS), L2's EAX and EDX back. */
+    ".macro LB_RECORD\n"
+    "    movl lb_hidx, %edx\n"
+    "    cmpl $" "1016" ", %edx\n"   /* SLOTS */
+    "    jae 3f\n"
+    "    movl %eax, lb_hsamples(,%edx,4)\n"
+    "    movl lb_t0, %eax\n"
+    "    movl %eax, lb_h_t0(,%edx,4)\n"
+    "    movl lb_t1, %eax\n"
+    "    movl %eax, lb_h_t1(,%edx,4)\n"
+    "    incl %edx\n"
+    "    movl %edx, lb_hidx\n"
+    "3:  movl lb_sv_eax, %eax\n"
+    "    movl lb_sv_edx, %edx\n"
+    ".endm\n"
     ".macro LB_T1\n"
     "    movl %eax, lb_sv_eax\n"
     "    movl %edx, lb_sv_edx\n"
@@ -137,7 +188,24 @@ __asm__(
     "    subl lb_t0, %eax\n"
     ".endm\n"
     ".text\n"
-    ".globl lb_enter, lb_exit_fast, lb_exit_timed, lb_stamps_only\n"
+    ".globl lb_enter, lb_ev_enter, lb_exit_fast, lb_exit_timed, lb_stamps_only, lb_ev_exit_fast, lb_ev_exit_timed\n"
+    /* lb_ev_enter: as lb_enter, on the eVMCS: HOST_RSP is HostRsp in memory, and a new value
+     * clears the HOST_POINTER clean bit (TLFS "Clean Fields"). */
+    "lb_ev_enter:\n"
+    "    pushl %ebp\n"
+    "    pushl %ebx\n"
+    "    pushl %esi\n"
+    "    pushl %edi\n"
+    "    sgdt lb_gdtr\n"
+    "    sidt lb_idtr\n"
+    "    cmpl %esp, lb_ev_host_rsp\n"
+    "    jne 1f\n"
+    "    cmpl $0, lb_ev_host_rsp+4\n"
+    "    je lb_enter_l2\n"
+    "1:  movl %esp, lb_ev_host_rsp\n"
+    "    movl $0, lb_ev_host_rsp+4\n"
+    "    andl $lb_ev_keep_host_pointer, lb_ev_clean\n"
+    "    jmp lb_enter_l2\n"
     "lb_enter:\n"
     "    pushl %ebp\n"
     "    pushl %ebx\n"
@@ -147,6 +215,7 @@ __asm__(
     "    sidt lb_idtr\n"
     "    movl $0x6C14, %eax\n"       /* HOST_RSP */
     "    vmwrite %esp, %eax\n"
+    "lb_enter_l2:\n"
     "    movl 20(%esp), %eax\n"      /* launch */
     "    movl lb_l2_ebp, %ebp\n"
     "    movl lb_l2_edi, %edi\n"
@@ -172,28 +241,33 @@ __asm__(
     "    LB_T0\n"
     "    LB_BODY\n"
     "    LB_T1\n"
-    "    movl lb_hidx, %edx\n"
-    "    cmpl $" "1016" ", %edx\n"   /* SLOTS */
-    "    jae 3f\n"
-    "    movl %eax, lb_hsamples(,%edx,4)\n"
-    "    movl lb_t0, %eax\n"
-    "    movl %eax, lb_h_t0(,%edx,4)\n"
-    "    movl lb_t1, %eax\n"
-    "    movl %eax, lb_h_t1(,%edx,4)\n"
-    "    incl %edx\n"
-    "    movl %edx, lb_hidx\n"
-    "3:  movl lb_sv_eax, %eax\n"
-    "    movl lb_sv_edx, %edx\n"
+    "    LB_RECORD\n"
     "    vmresume\n"
     "lb_resume_failed:\n"
     "    pushfl\n"
     "    popl %eax\n"
     "    orl $0x40000000, %eax\n"
     "    jmp lb_out\n"
+    "lb_ev_exit_fast:\n"             /* as lb_exit_fast, on the eVMCS */
+    "    LB_EV_BODY\n"
+    "    vmresume\n"
+    "    jmp lb_resume_failed\n"
+    "lb_ev_exit_timed:\n"
+    "    LB_T0\n"
+    "    LB_EV_BODY\n"
+    "    LB_T1\n"
+    "    LB_RECORD\n"
+    "    vmresume\n"
+    "    jmp lb_resume_failed\n"
+    "lb_ev_exit_slow:\n"
+    "    popl %edx\n"
+    "    popl %ecx\n"
+    "    jmp lb_l2_save\n"
     "lb_exit_slow:\n"                /* not a CPUID: back to C */
     "    popl %edx\n"
     "    popl %ecx\n"
     "    popl %eax\n"
+    "lb_l2_save:\n"
     "    movl %ebp, lb_l2_ebp\n"
     "    movl %edi, lb_l2_edi\n"
     "    movl %eax, lb_l2_eax\n"
@@ -300,6 +374,7 @@ __asm__(
     "lb_l2_esi: .long 0\n"
     "lb_l2_edi: .long 0\n"
     "lb_hidx: .long 0\n"
+
     "lb_sv_eax: .long 0\n"
     "lb_sv_edx: .long 0\n"
     "lb_t0: .long 0\n"
@@ -395,6 +470,47 @@ static void l1_sample(u32 (*fn)(u32), u32 arg) {
     for (int i = 0; i < WARMUP + N; i++) l1_samples[i] = fn(arg);
 }
 
+/* ---- the enlightened VMCS (args=evmcs; l1bench_evmcs.c) ----------------------------------- */
+extern const char *lb_ev_start(void);
+extern bool lb_ev_write(u32 field, u64 value);
+extern bool lb_ev_read(u32 field, u64 *value);
+extern void lb_ev_all_clean(void);
+extern u64 lb_ev_address(void);
+static bool ev_mode; /* args=evmcs: L2's VMCS is the eVMCS in memory: no VMPTRLD, VMREAD, VMWRITE */
+static char *h_fast = lb_exit_fast, *h_timed = lb_exit_timed; /* the exit handlers of the mode */
+
+/* Field access for the set-up and the exits handled in C: VMWRITE/VMREAD of the current VMCS,
+ * or with the eVMCS its member in memory. A failure is counted in vmcs_errors (l1/vmx.c's vw/vr);
+ * with the eVMCS the only one is a field eVMCS v1 has no member for. */
+static void ev_missing(u32 field) {
+    if (!vmcs_errors++) vmcs_error_field = field;
+}
+static void set(u32 field, u32 v) {
+    if (!ev_mode) vw(field, v);
+    else if (!lb_ev_write(field, v)) ev_missing(field);
+}
+static void set64(u32 field, u64 v) {
+    if (!ev_mode) vw64(field, v);
+    else if (!lb_ev_write(field, v)) ev_missing(field);
+}
+static u64 get64(u32 field) {
+    u64 v = 0;
+    if (!ev_mode) return vr64(field);
+    if (!lb_ev_read(field, &v)) ev_missing(field);
+    return v;
+}
+static u32 get(u32 field) { return ev_mode ? (u32)get64(field) : vr(field); }
+static const char *field_error(void) { return ev_mode ? "no eVMCS v1 member" : vm_str(vmcs_error_outcome); }
+/* The VM-instruction error of a failed entry (with the eVMCS L0 writes it there, 688). */
+static u32 entry_error(void) { return ev_mode ? get(F_VM_INSTRUCTION_ERROR) : vm_error(); }
+
+/* lb_enter or lb_ev_enter; after an exit every clean bit of the eVMCS is set (lb_ev_all_clean). */
+static u32 enter(u32 launch) {
+    u32 r = ev_mode ? lb_ev_enter(launch) : lb_enter(launch);
+    if (ev_mode && r == 0) lb_ev_all_clean();
+    return r;
+}
+
 /* ---- capabilities, VMX operation, the VMCS ------------------------------------------- */
 static u64 msr(u32 m) {
     u64 v;
@@ -437,7 +553,13 @@ static void setup_vmx(void) {
     *(u32 *)vmcs = rev;
     u32 o;
     if ((o = vmxon(PA(vmxon_region))) != VM_OK) die("VMXON: %s", vm_str(o));
-    if ((o = vmclear(PA(vmcs))) != VM_OK || (o = vmptrld(PA(vmcs))) != VM_OK) die("VMCLEAR/VMPTRLD: %s", vm_str(o));
+    if (ev_mode) {
+        /* The eVMCS replaces VMCLEAR/VMPTRLD: the VP assist page names it (TLFS). */
+        const char *why = lb_ev_start();
+        if (why) die("args=evmcs: the Hyper-V enlightened VMCS v1 is not offered: %s", why);
+    } else if ((o = vmclear(PA(vmcs))) != VM_OK || (o = vmptrld(PA(vmcs))) != VM_OK) {
+        die("VMCLEAR/VMPTRLD: %s", vm_str(o));
+    }
 
     u32 pin = ctl(tru ? MSR_VMX_TRUE_PINBASED : MSR_VMX_PINBASED, 0);
     u32 proc = ctl(tru ? MSR_VMX_TRUE_PROCBASED : MSR_VMX_PROCBASED, 0);
@@ -474,17 +596,17 @@ static void setup_vmx(void) {
         { F_GUEST_SYSENTER_CS, 0 }, { F_GUEST_SYSENTER_ESP, 0 }, { F_GUEST_SYSENTER_EIP, 0 },
     };
     vmcs_errors = 0;
-    for (u32 k = 0; k < sizeof t / sizeof t[0]; k++) vw(t[k].f, t[k].v);
+    for (u32 k = 0; k < sizeof t / sizeof t[0]; k++) set(t[k].f, t[k].v);
     /* ES, SS, DS, FS, GS: flat data; each group (selector, base, limit, AR) at the same index. */
     for (u32 s = F_GUEST_ES_SEL; s <= F_GUEST_GS_SEL; s += 2) {
         if (s == F_GUEST_CS_SEL) continue;
         u32 x = s - F_GUEST_ES_SEL;
-        vw(s, SEL_KDATA);
-        vw(F_GUEST_ES_BASE + x, 0);
-        vw(F_GUEST_ES_LIMIT + x, ~0u);
-        vw(F_GUEST_ES_AR + x, AR_DATA32);
+        set(s, SEL_KDATA);
+        set(F_GUEST_ES_BASE + x, 0);
+        set(F_GUEST_ES_LIMIT + x, ~0u);
+        set(F_GUEST_ES_AR + x, AR_DATA32);
     }
-    if (vmcs_errors) die("VMCS set-up: %u VMWRITEs failed, first 0x%x: %s", vmcs_errors, vmcs_error_field, vm_str(vmcs_error_outcome));
+    if (vmcs_errors) die("VMCS set-up: %u writes failed, first 0x%x: %s", vmcs_errors, vmcs_error_field, field_error());
 }
 
 /* Run L2 at `rip` with handler `host_rip` until its VMCALL: EBP = iterations,
@@ -492,16 +614,16 @@ static void setup_vmx(void) {
 static bool launched;
 static void l2_run(char *rip, char *host_rip, u32 iterations, u32 *out) {
     vmcs_errors = 0;
-    vw(F_GUEST_RIP, ADDR(rip));
-    vw(F_HOST_RIP, ADDR(host_rip));
-    if (vmcs_errors) die("VMWRITE of GUEST_RIP/HOST_RIP failed: %s", vm_str(vmcs_error_outcome));
+    set(F_GUEST_RIP, ADDR(rip));
+    set(F_HOST_RIP, ADDR(host_rip));
+    if (vmcs_errors) die("write of GUEST_RIP/HOST_RIP failed: %s", field_error());
     lb_l2_ebp = iterations;
     lb_l2_edi = ADDR(out);
-    u32 r = lb_enter(!launched);
-    if (r & 0x80000000u) die("VM entry (%s) failed: flags 0x%x, error %u", launched ? "VMRESUME" : "VMLAUNCH", r & 0xFFFF, vm_error());
-    if (r & 0x40000000u) die("the exit handler's VMRESUME failed: flags 0x%x, error %u", r & 0xFFFF, vm_error());
+    u32 r = enter(!launched);
+    if (r & 0x80000000u) die("VM entry (%s) failed: flags 0x%x, error %u", launched ? "VMRESUME" : "VMLAUNCH", r & 0xFFFF, entry_error());
+    if (r & 0x40000000u) die("the exit handler's VMRESUME failed: flags 0x%x, error %u", r & 0xFFFF, entry_error());
     launched = true;
-    u32 reason = vr(F_EXIT_REASON), rip_now = vr(F_GUEST_RIP);
+    u32 reason = get(F_EXIT_REASON), rip_now = get(F_GUEST_RIP);
     if (reason != EXIT_VMCALL) die("L2 at 0x%x: exit reason 0x%x at 0x%x, expected its VMCALL", ADDR(rip), reason, rip_now);
     /* The loop ran to its end with EBP and EDI intact across every exit. */
     if (lb_l2_ebp != 0 || (out && lb_l2_edi != ADDR(out + 2 * iterations)))
@@ -541,6 +663,25 @@ static u8 touch_buf[16 * 4096] ALIGNED(4096);
  * faulting page (one PTE, no INVEPT: not present -> present) and resumes L2
  * at the same instruction. Each sample is one such round trip. */
 static u64 eptv_pt[2][512] ALIGNED(4096);
+/* L1's side of the EPT-violation round trips until L2's VMCALL: the violations handled. Made
+ * once per mode (ev constant), so that the VMCS mode's code is what it was before the eVMCS
+ * mode existed (its figure stays comparable). */
+static inline __attribute__((always_inline)) u32 eptv_loop(bool ev) {
+    u32 handled = 0;
+    for (;;) {
+        u32 r = ev ? enter(0) : lb_enter(0);
+        if (r & 0xC0000000u) die("EPT-violation bench: VM entry failed: flags 0x%x, error %u", r & 0xFFFF, entry_error());
+        u32 reason = ev ? get(F_EXIT_REASON) : vr(F_EXIT_REASON);
+        if (reason == EXIT_VMCALL) break;
+        if (reason != 48) die("EPT-violation bench: exit reason %u at 0x%x", reason, get(F_GUEST_RIP));
+        u32 gpa = (u32)(ev ? get64(F_GUEST_PHYS_ADDR) : vr64(F_GUEST_PHYS_ADDR));
+        u32 page = (gpa >> 12) - (8u << 9);
+        if (page >= 1024) die("EPT-violation bench: guest-physical 0x%x outside the test pages", gpa);
+        eptv_pt[page >> 9][page & 511] = (u64)(gpa & ~0xFFFu) | 7 | (6 << 3);
+        handled++;
+    }
+    return handled;
+}
 static void eptv_bench(u32 l2_over) {
     const u32 T = WARMUP + N;
     memset(eptv_pt, 0, sizeof eptv_pt);
@@ -551,37 +692,29 @@ static void eptv_bench(u32 l2_over) {
     if (invept(2, desc) != VM_OK) die("INVEPT all-context failed");
     lb_eptv_base = 8u << 21; /* EBP runs T..1: the pages at 16 MiB + EBP * 4 KiB */
     vmcs_errors = 0;
-    vw64(F_EPT_POINTER, eptp_list[0]);
-    vw(F_GUEST_RIP, ADDR(lb_l2_eptv));
-    vw(F_HOST_RIP, ADDR(lb_exit_fast));
+    set64(F_EPT_POINTER, eptp_list[0]);
+    set(F_GUEST_RIP, ADDR(lb_l2_eptv));
+    set(F_HOST_RIP, ADDR(h_fast));
+    if (vmcs_errors) die("EPT-violation bench: write of 0x%x failed: %s", vmcs_error_field, field_error());
     lb_l2_ebp = T;
     lb_l2_edi = ADDR(l2_stamps);
-    u32 handled = 0;
-    for (;;) {
-        u32 r = lb_enter(0);
-        if (r & 0xC0000000u) die("EPT-violation bench: VM entry failed: flags 0x%x, error %u", r & 0xFFFF, vm_error());
-        u32 reason = vr(F_EXIT_REASON);
-        if (reason == EXIT_VMCALL) break;
-        if (reason != 48) die("EPT-violation bench: exit reason %u at 0x%x", reason, vr(F_GUEST_RIP));
-        u32 gpa = (u32)vr64(F_GUEST_PHYS_ADDR);
-        u32 page = (gpa >> 12) - (8u << 9);
-        if (page >= 1024) die("EPT-violation bench: guest-physical 0x%x outside the test pages", gpa);
-        eptv_pt[page >> 9][page & 511] = (u64)(gpa & ~0xFFFu) | 7 | (6 << 3);
-        handled++;
-    }
+    u32 handled = ev_mode ? eptv_loop(true) : eptv_loop(false);
     if (handled != T) die("EPT-violation bench: %u violations for %u samples", handled, T);
     report("l2-ept-violation-via-l1", l2_deltas() + WARMUP, l2_over);
-    printf("# l2-ept-violation-via-l1: L2's first read of a page L1's EPT does not map; L1 maps it in C (VMREAD exit "
-           "reason and guest-physical address, one PTE) and resumes L2 (%u violations)\n", handled);
+    printf("# l2-ept-violation-via-l1: L2's first read of a page L1's EPT does not map; L1 maps it in C (%s exit "
+           "reason and guest-physical address, one PTE) and resumes L2 (%u violations)\n",
+           ev_mode ? "reads from the eVMCS the" : "VMREAD", handled);
 }
 
-static bool setup_vmfunc(void) {
+/* EPT for L2 (L1's first 32 MiB in 2-MByte pages, views as above), with `vmfunc` also VMFUNC
+ * EPTP switching; false if not offered. */
+static bool setup_ept(bool vmfunc) {
     u64 basic = msr(MSR_VMX_BASIC), p2 = 0, vf = 0, ev = 0;
     u64 procm = msr((basic & BASIC_TRUE_CTLS) ? MSR_VMX_TRUE_PROCBASED : MSR_VMX_PROCBASED);
     if (!((procm >> 32) & PROC_SECONDARY) || try_rdmsr(MSR_VMX_PROCBASED2, &p2) != NO_EXC) return false;
-    u32 want = PROC2_EPT | PROC2_VMFUNC;
+    u32 want = PROC2_EPT | (vmfunc ? PROC2_VMFUNC : 0);
     if (((u32)(p2 >> 32) & want) != want) return false;
-    if (try_rdmsr(MSR_VMX_VMFUNC, &vf) != NO_EXC || !(vf & 1)) return false;
+    if (vmfunc && (try_rdmsr(MSR_VMX_VMFUNC, &vf) != NO_EXC || !(vf & 1))) return false;
     if (try_rdmsr(MSR_VMX_EPT_VPID_CAP, &ev) != NO_EXC || !(ev & (1ull << 6)) || !(ev & (1ull << 14)) || !(ev & (1ull << 16)))
         return false;
     for (u32 i = 0; i < 512; i++) ept_pd[i] = i < 16 ? ((u64)i << 21) | 7 | (6 << 3) | (1 << 7) : 0;
@@ -591,12 +724,14 @@ static bool setup_vmfunc(void) {
         eptp_list[v] = PA(ept_pml4s[v]) | (3 << 3) | 6;
     }
     vmcs_errors = 0;
-    vw(F_PROC_CTLS, vr(F_PROC_CTLS) | PROC_SECONDARY);
-    vw(F_PROC2_CTLS, ((u32)p2 | want) & (u32)(p2 >> 32));
-    vw64(F_EPT_POINTER, eptp_list[0]);
-    vw64(F_VMFUNC_CTLS, 1);
-    vw64(F_EPTP_LIST, PA(eptp_list));
-    if (vmcs_errors) die("VMFUNC set-up: VMWRITE of 0x%x failed: %s", vmcs_error_field, vm_str(vmcs_error_outcome));
+    set(F_PROC_CTLS, get(F_PROC_CTLS) | PROC_SECONDARY);
+    set(F_PROC2_CTLS, ((u32)p2 | want) & (u32)(p2 >> 32));
+    set64(F_EPT_POINTER, eptp_list[0]);
+    if (vmfunc) {
+        set64(F_VMFUNC_CTLS, 1);
+        set64(F_EPTP_LIST, PA(eptp_list));
+    }
+    if (vmcs_errors) die("EPT/VMFUNC set-up: write of 0x%x failed: %s", vmcs_error_field, field_error());
     lb_buf = ADDR(touch_buf);
     return true;
 }
@@ -610,8 +745,14 @@ void guest_main(void) {
         if (!okn || n < 1 || n > MAX_N) die("n=%s: want 1..%d", buf, MAX_N);
         N = (int)n;
     }
-    printf("bench: nested VMX in RDTSC ticks (Bochs sync=none: instructions), lfence;rdtsc pairs, %s\n",
-           under_hv() ? "L1 under ASHypervisor (nested)" : "L1 on bare metal/Bochs (reference: its own VMX)");
+    ev_mode = has_word(boot.cmdline, "evmcs");
+    if (ev_mode) {
+        h_fast = lb_ev_exit_fast;
+        h_timed = lb_ev_exit_timed;
+    }
+    printf("bench: nested VMX in RDTSC ticks (Bochs sync=none: instructions), lfence;rdtsc pairs, %s%s\n",
+           under_hv() ? "L1 under ASHypervisor (nested)" : "L1 on bare metal/Bochs (reference: its own VMX)",
+           ev_mode ? ", L2's VMCS an enlightened VMCS (Hyper-V eVMCS v1)" : "");
     setup_vmx();
     const u32 T = WARMUP + N;
 
@@ -622,26 +763,34 @@ void guest_main(void) {
     printf("bench: overhead min=%u median=%u n=%d (subtracted: the min)\n", l1_over, med, N);
 
     /* L2's empty pair, measured in L2 (subtracted from the L2 figure); this also launches L2. */
-    l2_run(lb_l2_empty, lb_exit_fast, T, l2_stamps);
+    l2_run(lb_l2_empty, h_fast, T, l2_stamps);
     u32 l2_over;
     stats(l2_deltas() + WARMUP, N, 0, &l2_over, &med);
     printf("bench: l2-overhead min=%u median=%u n=%d (L2's empty pair; subtracted from the L2 figure: the min)\n",
            l2_over, med, N);
 
-    /* L1 VMREAD/VMWRITE of L2's VMCS (launched, current). */
-    u32 v;
-    if (vmread(F_GUEST_RIP, &v) != VM_OK || vmread(F_EXIT_REASON, &v) != VM_OK) die("VMREAD fails");
-    vmwrite_value = vr(F_GUEST_RIP);
-    if (vmwrite(F_GUEST_RIP, vmwrite_value) != VM_OK || vr(F_GUEST_RIP) != vmwrite_value) die("VMWRITE of GUEST_RIP fails");
-    l1_sample(s_vmread, F_GUEST_RIP);
-    report("l1-vmread-guest-rip", l1_samples + WARMUP, l1_over);
-    l1_sample(s_vmread, F_EXIT_REASON);
-    report("l1-vmread-exit-reason", l1_samples + WARMUP, l1_over);
-    l1_sample(s_vmwrite, F_GUEST_RIP);
-    report("l1-vmwrite-guest-rip", l1_samples + WARMUP, l1_over);
+    /* L1 VMREAD/VMWRITE of L2's VMCS (launched, current). With the eVMCS there is none: L1
+     * reads and writes the eVMCS in memory (TLFS "Enlightened VMCS": "Any VMREAD or VMWRITE
+     * instructions while an enlightened VMCS is active is unsupported"). */
+    if (ev_mode) {
+        static const char *const names[] = { "l1-vmread-guest-rip", "l1-vmread-exit-reason", "l1-vmwrite-guest-rip" };
+        for (u32 k = 0; k < 3; k++)
+            printf("bench: %s skipped (eVMCS: L1 reads and writes L2's VMCS in memory, no VMREAD/VMWRITE)\n", names[k]);
+    } else {
+        u32 v;
+        if (vmread(F_GUEST_RIP, &v) != VM_OK || vmread(F_EXIT_REASON, &v) != VM_OK) die("VMREAD fails");
+        vmwrite_value = vr(F_GUEST_RIP);
+        if (vmwrite(F_GUEST_RIP, vmwrite_value) != VM_OK || vr(F_GUEST_RIP) != vmwrite_value) die("VMWRITE of GUEST_RIP fails");
+        l1_sample(s_vmread, F_GUEST_RIP);
+        report("l1-vmread-guest-rip", l1_samples + WARMUP, l1_over);
+        l1_sample(s_vmread, F_EXIT_REASON);
+        report("l1-vmread-exit-reason", l1_samples + WARMUP, l1_over);
+        l1_sample(s_vmwrite, F_GUEST_RIP);
+        report("l1-vmwrite-guest-rip", l1_samples + WARMUP, l1_over);
+    }
 
     /* L2 CPUID round trips through L1's minimal handler, timed in L2. */
-    l2_run(lb_l2_time, lb_exit_fast, T, l2_stamps);
+    l2_run(lb_l2_time, h_fast, T, l2_stamps);
     report("l2-cpuid-via-l1", l2_deltas() + WARMUP, l2_over);
 
     /* The same handler body timed by L1 around it. */
@@ -650,7 +799,7 @@ void guest_main(void) {
     u32 h_over;
     stats(stamps + WARMUP, N, 0, &h_over, &med);
     lb_hidx = 0;
-    l2_run(lb_l2_time, lb_exit_timed, T, l2_stamps);
+    l2_run(lb_l2_time, h_timed, T, l2_stamps);
     if (lb_hidx != T) die("timed handler: %u samples, expected %u", lb_hidx, T);
     report("l1-handler", lb_hsamples + WARMUP, h_over);
     /* The two legs of the same round trips: L1 and L2 read one TSC (no TSC
@@ -661,21 +810,25 @@ void guest_main(void) {
     report("l2-exit-to-l1-handler", deltas + WARMUP, 0);
     for (u32 k = 0; k < T; k++) deltas[k] = l2_stamps[2 * k + 1] - lb_h_t1[k];
     report("l1-vmresume-to-l2", deltas + WARMUP, 0);
-    printf("# l1-handler: the 16 instructions between the stamps (stamps alone: min %u, subtracted); "
-           "VMRESUME is after them\n", h_over);
-    printf("# l1-handler: PUSH EAX/ECX/EDX; MOV, VMREAD exit reason; CMP, JNE; MOV, VMREAD exit-instruction length; "
-           "MOV, VMREAD GUEST_RIP; ADD; VMWRITE GUEST_RIP; POP EDX/ECX/EAX\n");
+    printf("# l1-handler: the %u instructions between the stamps (stamps alone: min %u, subtracted); "
+           "VMRESUME is after them\n", ev_mode ? 12 : 16, h_over);
+    if (ev_mode)
+        printf("# l1-handler: PUSH ECX/EDX; MOV exit reason from the eVMCS; CMP, JNE; MOV exit-instruction length; "
+               "MOV guest RIP; ADD; MOV guest RIP into the eVMCS; OR every clean bit; POP EDX/ECX\n");
+    else
+        printf("# l1-handler: PUSH EAX/ECX/EDX; MOV, VMREAD exit reason; CMP, JNE; MOV, VMREAD exit-instruction length; "
+               "MOV, VMREAD GUEST_RIP; ADD; VMWRITE GUEST_RIP; POP EDX/ECX/EAX\n");
 
     /* VM exits L0 takes per L2 CPUID round trip: the hypervisor's exit count
      * around K CPUIDs, minus the same around none (entry, VMCALL exit, these
      * VMWRITEs and VMREADs, the query itself). */
     if (under_hv()) {
         u32 K = (u32)N;
-        l2_run(lb_l2_loop, lb_exit_fast, 0, 0); /* the same path once before counting */
+        l2_run(lb_l2_loop, h_fast, 0, 0); /* the same path once before counting */
         u32 q0 = query_exits();
-        l2_run(lb_l2_loop, lb_exit_fast, 0, 0);
+        l2_run(lb_l2_loop, h_fast, 0, 0);
         u32 q1 = query_exits();
-        l2_run(lb_l2_loop, lb_exit_fast, K, 0);
+        l2_run(lb_l2_loop, h_fast, K, 0);
         u32 q2 = query_exits();
         u32 over = q1 - q0, delta = q2 - q1;
         if (delta < over) die("exit counts: %u around %u CPUIDs, %u around none", delta, K, over);
@@ -686,15 +839,21 @@ void guest_main(void) {
         printf("bench: l0-exits-per-l2-cpuid skipped (not under ASHypervisor: no exit-count hypercall)\n");
     }
 
-    /* EPTP switching, last: it turns on EPT for L2. */
-    if (setup_vmfunc()) {
+    /* EPTP switching, last: it turns on EPT for L2. eVMCS v1 has no member for the VM-function
+     * controls or the EPTP-list address (and hyperv=on does not offer VM functions,
+     * docs/guest-interface.md): with it only the EPT violations are measured. */
+    if (ev_mode) {
+        printf("bench: l2-vmfunc-switch skipped (eVMCS v1 has no VM-function controls or EPTP-list address)\n");
+        if (setup_ept(false)) eptv_bench(l2_over);
+        else printf("bench: l2-ept-violation-via-l1 skipped (EPT with 2-MByte pages not offered)\n");
+    } else if (setup_ept(true)) {
         lb_view = 0;
         lb_view_mask = 1;
-        l2_run(lb_l2_vmfunc, lb_exit_fast, T, l2_stamps);
+        l2_run(lb_l2_vmfunc, h_fast, T, l2_stamps);
         report("l2-vmfunc-switch-cached", l2_deltas() + WARMUP, l2_over);
         lb_view = 0;
         lb_view_mask = VIEWS - 1;
-        l2_run(lb_l2_vmfunc, lb_exit_fast, T, l2_stamps);
+        l2_run(lb_l2_vmfunc, h_fast, T, l2_stamps);
         report("l2-vmfunc-switch-cold", l2_deltas() + WARMUP, l2_over);
         printf("# l2-vmfunc-switch-*: VMFUNC 0 (EPTP switch) + reads of 16 pages 4 KiB apart; cached: views 0 and 1 "
                "alternately, cold: 8 views in turn\n");
@@ -703,7 +862,7 @@ void guest_main(void) {
         printf("bench: l2-vmfunc-switch skipped (EPT with 2-MByte pages and VMFUNC EPTP switching not offered)\n");
     }
 
-    if (vmclear(PA(vmcs)) != VM_OK || vmxoff() != VM_OK) die("VMCLEAR/VMXOFF failed");
+    if (vmclear(ev_mode ? lb_ev_address() : PA(vmcs)) != VM_OK || vmxoff() != VM_OK) die("VMCLEAR/VMXOFF failed");
     printf("# bench: %llu TSC ticks since entry\n", rdtsc() - entry.tsc);
     end(0);
 }
