@@ -242,12 +242,6 @@ static inline u64 hw_vmread(u32 field) {
     return v;
 }
 
-static inline void hw_vmwrite(u32 field, u64 v) {
-    _Bool bad;
-    __asm__ volatile("vmwrite %2, %1" : "=@ccbe"(bad) : "r"((u64)field), "rm"(v));
-    if (__builtin_expect(bad, 0)) vmx_bug("VMWRITE", field);
-}
-
 /* The current eVMCS of this processor (VMREAD/VMWRITE without one is a
  * hypervisor bug, as VMfailInvalid is in hw_vmread). */
 static inline u8 *evmcs_current(const char *insn, u32 field) {

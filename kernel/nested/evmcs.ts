@@ -194,7 +194,8 @@ function buildLists(): void {
       if (enc == NO_ENCODING || V.vmcsEncodingType(enc) == V.VMCS_TYPE_RO || V.vmcs12Offset(enc) < 0) continue;
       if (groupOf(i) != grp) continue;
       store<u32>(pullEnc + (<usize>k << 2), enc);
-      store<u32>(pullOff + (<usize>k << 2), <u32>unchecked(V.EVMCS_FIELD_OFFSETS[i]));
+      // eVMCS offset in bits 15:0, the vmcs12 cache's in 31:16.
+      store<u32>(pullOff + (<usize>k << 2), <u32>unchecked(V.EVMCS_FIELD_OFFSETS[i]) | (<u32>V.vmcs12Offset(enc) << 16));
       k++;
     }
   }
@@ -232,10 +233,25 @@ function pull(n: Nested, clean: u32): void {
     const end = load<u32>(pullStart + (<usize>(grp + 1) << 2));
     for (let k = load<u32>(pullStart + (<usize>grp << 2)); k < end; k++) {
       const enc = load<u32>(pullEnc + (<usize>k << 2));
-      const a = buf + <usize>load<u32>(pullOff + (<usize>k << 2));
-      // Width from the encoding (the table's sizes agree: gen.mjs).
+      const offs = load<u32>(pullOff + (<usize>k << 2));
+      const a = buf + <usize>(offs & 0xffff);
+      const c = n.vmcs12 + <usize>(offs >> 16);
+      // Width from the encoding (the table's sizes agree: gen.mjs). An
+      // unchanged value is not written (state.write would find it so too,
+      // after a table lookup: RIP and the TPR threshold are read at every
+      // entry, and usually one of them changed).
       const w = V.vmcsEncodingWidth(enc);
-      const v = w == V.VMCS_WIDTH_16 ? <u64>load<u16>(a) : w == V.VMCS_WIDTH_32 ? <u64>load<u32>(a) : load<u64>(a);
+      let v: u64;
+      if (w == V.VMCS_WIDTH_16) {
+        v = <u64>load<u16>(a);
+        if (v == <u64>load<u16>(c)) continue;
+      } else if (w == V.VMCS_WIDTH_32) {
+        v = <u64>load<u32>(a);
+        if (v == <u64>load<u32>(c)) continue;
+      } else {
+        v = load<u64>(a);
+        if (v == load<u64>(c)) continue;
+      }
       state.write(n, enc, v);
     }
   }

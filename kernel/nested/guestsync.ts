@@ -30,15 +30,34 @@ import { Nested } from "./nested";
 export const guestList = new FieldList(fields.GUEST_STATE, true); // machine-wide: a constant field list
 export const exitInfoList = new FieldList(fields.EXIT_INFO, true); // machine-wide: a constant field list
 
-// The entries of guestList that are rare (see the top).
+// The entries of guestList that are rare (see the top), and the same as a
+// set of encodings: bit (width * 32 + index) of rareKeys (Appendix B: a
+// guest-state encoding is its width, bits 14:13, and index, bits 9:1;
+// every guest-state index is below 32).
 export let rareMask: u64 = 0; // machine-wide: a constant computed at start
+const rareKeys = new StaticArray<u64>(2); // machine-wide: a constant computed at start
+@inline function rareKey(enc: u32): u32 {
+  return ((enc >> 13) & 3) * 32 + ((enc >> 1) & 31);
+}
 for (let i = 0; i < fields.GUEST_STATE.length; i++) {
   const f = fields.GUEST_STATE[i];
   const hot = V.vmcsFieldIsShadowed(f) || f == V.GUEST_RIP || f == V.GUEST_RSP || f == V.GUEST_RFLAGS ||
     f == V.GUEST_CR3 || f == V.GUEST_INTERRUPTIBILITY_STATE || f == V.GUEST_ACTIVITY_STATE ||
     f == V.GUEST_PENDING_DEBUG_EXCEPTIONS || f == V.GUEST_IA32_EFER || f == V.GUEST_IA32_PAT ||
     f == V.GUEST_DR7 || f == V.GUEST_IA32_DEBUGCTL;
-  if (!hot) rareMask |= <u64>1 << <u64>i;
+  if (!hot) {
+    rareMask |= <u64>1 << <u64>i;
+    assert(((f >> 1) & 0x1ff) < 32);
+    const k = rareKey(f);
+    rareKeys[k >> 6] |= <u64>1 << <u64>(k & 63);
+  }
+}
+
+// Is enc (full or high encoding) a rare guest-state field?
+export function isRare(enc: u32): bool {
+  if (V.vmcsEncodingType(enc) != V.VMCS_TYPE_GUEST || ((enc >> 1) & 0x1ff) >= 32) return false;
+  const k = rareKey(enc);
+  return ((unchecked(rareKeys[k >> 6]) >> <u64>(k & 63)) & 1) != 0;
 }
 
 // vmcs02 is current (L2's exit, or a nested entry after vmcs02's load).

@@ -108,7 +108,7 @@ function readField(vcpu: Vcpu, vmcs: u64, current: bool): i32 {
   let v: u64;
   if (current) {
     syncShadowed(vcpu, <u32>enc);
-    if (V.vmcsEncodingType(<u32>enc) == V.VMCS_TYPE_GUEST) guestsync.syncRare(vcpu);
+    if (vcpu.nested.rareUnsynced && guestsync.isRare(<u32>enc)) guestsync.syncRare(vcpu);
     v = state.read(n, <u32>enc) & mask;
   } else {
     v = state.readAt(vmcs, <u32>enc) & mask;
@@ -174,9 +174,10 @@ function writeField(vcpu: Vcpu, vmcs: u64, current: bool): i32 {
     return vmfail.succeed(vcpu);
   }
   const inShadow = syncShadowed(vcpu, <u32>enc);
-  // A guest-state field written into a cache whose rare fields are older
-  // than vmcs02's would make the next merge write those back (guestsync.ts).
-  if (V.vmcsEncodingType(<u32>enc) == V.VMCS_TYPE_GUEST) guestsync.syncRare(vcpu);
+  // A rare guest-state field (guestsync.ts) written while vmcs02 holds
+  // newer rare values than the cache: those come into the cache first, or
+  // the next entry's sync would overwrite L1's value with vmcs02's.
+  if (n.rareUnsynced && guestsync.isRare(<u32>enc)) guestsync.syncRare(vcpu);
   state.write(n, <u32>enc, v);
   if (inShadow) shadow.push(vcpu);
   return vmfail.succeed(vcpu);
