@@ -60,21 +60,7 @@ void Z_memZ_copyout(struct Z_mem_instance_t *i, u64 pa, u32 src, u32 len) {
 }
 
 /* mem.scatter: fields of a 4-KiB area of linear memory to a physical range
- * (kernel/hw/mem.ts for the list format). The runs are short (a field or a
- * few: 23 runs write an eVMCS's guest state back at every nested exit), so
- * each is copied by 8, 4, 2 and 1 bytes inline, not by a memcpy call and a
- * string instruction (whose set-up cost each run more than its bytes). */
-typedef u64 __attribute__((aligned(1), may_alias)) u64_u;
-typedef u32 __attribute__((aligned(1), may_alias)) u32_u;
-typedef u16 __attribute__((aligned(1), may_alias)) u16_u;
-__attribute__((no_builtin("memcpy")))
-static inline void scatter_run(u8 *d, const u8 *s, u32 size) {
-    for (; size >= 8; size -= 8, d += 8, s += 8) *(u64_u *)d = *(const u64_u *)s;
-    if (size & 4) { *(u32_u *)d = *(const u32_u *)s; d += 4; s += 4; }
-    if (size & 2) { *(u16_u *)d = *(const u16_u *)s; d += 2; s += 2; }
-    if (size & 1) *d = *s;
-}
-
+ * (kernel/hw/mem.ts for the list format). */
 void Z_memZ_scatter(struct Z_mem_instance_t *i, u64 dst, u32 len, u32 src, u32 list, u32 n) {
     if (n > 1024) wasm_rt_trap(WASM_RT_TRAP_OOB);
     u8 *d = phys(dst, len, "scatter");
@@ -85,6 +71,6 @@ void Z_memZ_scatter(struct Z_mem_instance_t *i, u64 dst, u32 len, u32 src, u32 l
         __builtin_memcpy(&e, l + 4 * k, 4);
         u32 doff = e & 0xfff, soff = (e >> 12) & 0xfff, size = e >> 24;
         if (size == 0 || doff + size > len || soff + size > 4096) wasm_rt_trap(WASM_RT_TRAP_OOB);
-        scatter_run(d + doff, s + soff, size);
+        memcpy(d + doff, s + soff, size);
     }
 }
