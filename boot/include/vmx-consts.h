@@ -1095,7 +1095,7 @@
 
 /* ---- snapshot blob (docs/snapshot.md; tools/vmx/table.mjs SNAPSHOT) */
 #define SNAP_MAGIC 0x4e534856 /* the bytes "VHSN" */
-#define SNAP_VERSION 1 /* format version; bump on any change of a blob byte */
+#define SNAP_VERSION 2 /* format version; bump on any change of a blob byte */
 #define SNAP_MAX_SECTIONS 16 /* most entries a section table may have */
 #define SNAP_VMCS12_LAYOUT 0x1edbeca2 /* fingerprint of the vmcs12 layout (FNV-1a of its size, encodings and offsets) */
 
@@ -1134,7 +1134,7 @@
 #define SNAP_EVENTS_L1_INFO 0 /* 4 bytes: vmcs01's VM-entry interruption information */
 #define SNAP_EVENTS_L1_ERROR 4 /* 4 bytes: vmcs01's VM-entry exception error code */
 #define SNAP_EVENTS_L1_LENGTH 8 /* 4 bytes: vmcs01's VM-entry instruction length */
-#define SNAP_EVENTS_L1_RESERVED 12 /* 4 bytes: zero */
+#define SNAP_EVENTS_NMI_PENDING 12 /* 4 bytes: 1: an NMI the vCPU took is not delivered yet (it waits for L1, vm/irq.ts; KVM's nmi.pending); 0: none */
 #define SNAP_EVENTS_L2_INFO 16 /* 4 bytes: vmcs02's VM-entry interruption information (GUEST_MODE) */
 #define SNAP_EVENTS_L2_ERROR 20 /* 4 bytes: vmcs02's VM-entry exception error code */
 #define SNAP_EVENTS_L2_LENGTH 24 /* 4 bytes: vmcs02's VM-entry instruction length */

@@ -1090,7 +1090,7 @@ export const HV_VP_ASSIST_CURRENT_NESTED_VMCS: u32 = 0x30; // 8 bytes: CurrentNe
 
 // ---- snapshot blob (docs/snapshot.md; tools/vmx/table.mjs SNAPSHOT)
 export const SNAP_MAGIC: u32 = 0x4e534856; // the bytes "VHSN"
-export const SNAP_VERSION: u32 = 1; // format version; bump on any change of a blob byte
+export const SNAP_VERSION: u32 = 2; // format version; bump on any change of a blob byte
 export const SNAP_MAX_SECTIONS: u32 = 16; // most entries a section table may have
 export const SNAP_VMCS12_LAYOUT: u32 = 0x1edbeca2; // fingerprint of the vmcs12 layout (FNV-1a of its size, encodings and offsets)
 
@@ -1129,7 +1129,7 @@ export const SNAP_APIC_BYTES: u32 = 1088; // fixed size
 export const SNAP_EVENTS_L1_INFO: u32 = 0; // 4 bytes: vmcs01's VM-entry interruption information
 export const SNAP_EVENTS_L1_ERROR: u32 = 4; // 4 bytes: vmcs01's VM-entry exception error code
 export const SNAP_EVENTS_L1_LENGTH: u32 = 8; // 4 bytes: vmcs01's VM-entry instruction length
-export const SNAP_EVENTS_L1_RESERVED: u32 = 12; // 4 bytes: zero
+export const SNAP_EVENTS_NMI_PENDING: u32 = 12; // 4 bytes: 1: an NMI the vCPU took is not delivered yet (it waits for L1, vm/irq.ts; KVM's nmi.pending); 0: none
 export const SNAP_EVENTS_L2_INFO: u32 = 16; // 4 bytes: vmcs02's VM-entry interruption information (GUEST_MODE)
 export const SNAP_EVENTS_L2_ERROR: u32 = 20; // 4 bytes: vmcs02's VM-entry exception error code
 export const SNAP_EVENTS_L2_LENGTH: u32 = 24; // 4 bytes: vmcs02's VM-entry instruction length

@@ -32,6 +32,7 @@ import * as vcpus from "../vm/vcpu";
 import { Vcpu } from "../vm/vcpu";
 import * as vmcs01 from "../vm/vmcs01";
 import * as xstate from "../vm/xstate";
+import * as irq from "../vm/irq";
 import * as msrExit from "../vm/exit/msr";
 import * as nesting from "../vm/nesting";
 import * as guestmem from "../vm/guestmem";
@@ -270,6 +271,8 @@ function loadAll(v: Vcpu, r: Reader, kind: i32, offset: u64, now: u64): bool {
   vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, r.u32(ev + V.SNAP_EVENTS_L1_INFO));
   vmx.vmwrite(V.VM_ENTRY_EXCEPTION_ERROR_CODE, r.u32(ev + V.SNAP_EVENTS_L1_ERROR));
   vmx.vmwrite(V.VM_ENTRY_INSTRUCTION_LENGTH, r.u32(ev + V.SNAP_EVENTS_L1_LENGTH));
+  // The NMI the vCPU had taken waits for L1 again (vm/irq.ts deliver).
+  if (r.u32(ev + V.SNAP_EVENTS_NMI_PENDING) != 0) irq.pendNmi(v);
 
   // MSRS: the pass-through ones onto this processor, the rest into the
   // emulation.

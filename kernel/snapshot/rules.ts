@@ -97,7 +97,8 @@ export const HYPERV_RESERVED: u32 = 78;
 export const HYPERV_RESERVED_BITS: u32 = 79;
 export const HYPERV_PAGE_OUTSIDE_RAM: u32 = 80;
 export const HYPERV_HYPERCALL_WITHOUT_OS_ID: u32 = 81;
-export const RULE_COUNT: u32 = 82;
+export const EVENTS_NMI_PENDING: u32 = 82;
+export const RULE_COUNT: u32 = 83;
 
 export function ruleName(r: u32): string {
   switch (r) {
@@ -183,6 +184,7 @@ export function ruleName(r: u32): string {
     case HYPERV_RESERVED_BITS: return "hyperv.reserved-bits";
     case HYPERV_PAGE_OUTSIDE_RAM: return "hyperv.page-outside-ram";
     case HYPERV_HYPERCALL_WITHOUT_OS_ID: return "hyperv.hypercall-without-os-id";
+    case EVENTS_NMI_PENDING: return "events.nmi-pending";
   }
   return "";
 }

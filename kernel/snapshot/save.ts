@@ -246,7 +246,9 @@ function write(vcpu: Vcpu, w: Writer, base: usize, capacity: u64, runPending: bo
   w.u32(pending ? info : 0);
   w.u32(pending ? <u32>vmx.vmread(V.VM_ENTRY_EXCEPTION_ERROR_CODE) : 0);
   w.u32(pending ? <u32>vmx.vmread(V.VM_ENTRY_INSTRUCTION_LENGTH) : 0);
-  w.u32(0);
+  // An NMI the vCPU took and has not delivered yet (vm/irq.ts: blocked, or
+  // waiting for L1): lost otherwise.
+  w.u32(vcpu.irq.nmiPending ? 1 : 0);
   // vmcs02's, while L2 runs (none outside GUEST_MODE).
   w.u32(l2Info);
   w.u32(l2Error);

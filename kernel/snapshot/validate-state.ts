@@ -210,8 +210,9 @@ export function injectionOk(info: u32, error: u32, length: u32, realMode: bool, 
 export function events(r: Reader, lim: Limits, v: Verdict): u32 {
   const sec = V.SNAP_SEC_EVENTS;
   const off = sectionOffset(r, sec);
-  if (r.u32(off + V.SNAP_EVENTS_L1_RESERVED) != 0 || r.u32(off + V.SNAP_EVENTS_L2_RESERVED) != 0)
-    return v.fail(R.EVENTS_RESERVED, sec, -1, 0);
+  if (r.u32(off + V.SNAP_EVENTS_L2_RESERVED) != 0) return v.fail(R.EVENTS_RESERVED, sec, -1, 0);
+  const nmi = r.u32(off + V.SNAP_EVENTS_NMI_PENDING);
+  if (nmi > 1) return v.fail(R.EVENTS_NMI_PENDING, sec, V.SNAP_EVENTS_NMI_PENDING, nmi);
   const info1 = r.u32(off + V.SNAP_EVENTS_L1_INFO);
   const cr0 = vmcs01Value(r, V.GUEST_CR0);
   if (!injectionOk(info1, r.u32(off + V.SNAP_EVENTS_L1_ERROR), r.u32(off + V.SNAP_EVENTS_L1_LENGTH), (cr0 & V.X86_CR0_PE) == 0, lim))

@@ -279,6 +279,36 @@ test('hyperv=on: the synthetic MSRs in HYPERV, the same blob after each snapshot
   assert.match(r.console, /^hv: snapshots: \d+ taken \(in VMX operation 0, with a current vmcs12 not launched 0, in L2 0, in a nested VM entry 0, with an eVMCS 0\); every 1 exits/m);
 });
 
+test('an NMI the vCPU took but could not deliver yet (blocking by NMI) is in EVENTS and survives snapshot=1', () => {
+  // The guest is in its NMI handler (blocking by NMI, 24.4.2) when it sends
+  // itself an NMI through the Hyper-V ICR MSR: the NMI must wait for the NMI
+  // window (26.3.1.5). snapshot=1 saves, destroys and restores the vCPU
+  // after every exit: the NMI must come through the EVENTS section.
+  const NMI = (V.INTR_INFO_VALID | (V.INTR_TYPE_NMI << 8) | 2) >>> 0;
+  const nmiPending = (b: Uint8Array) => dv(b).getUint32(sec(b, V.SNAP_SEC_EVENTS).offset + V.SNAP_EVENTS_NMI_PENDING, true);
+  let checked = false;
+  const r = run('hyperv=on snapshot=1', 1, function* (c) {
+    assert.is(nmiPending(saveLive(c)), 0, 'no NMI yet: NMI_PENDING 0');
+    yield { ...wrmsr(0x40000071 /* HV_X64_MSR_ICR (TLFS; kernel/vm/exit/hyperv.ts) */, 0x00040400n),
+      fields: { [V.GUEST_INTERRUPTIBILITY_STATE]: BigInt(V.INTERRUPTIBILITY_BLOCKING_BY_NMI) } };
+    assert.is(injected(c.m), 0n, 'blocked by NMI: not injected');
+    assert.ok((Number(c.m.vmx.field(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL)) & V.PROC_NMI_WINDOW_EXITING) !== 0,
+      'the restored vCPU waits for the NMI window');
+    assert.is(nmiPending(saveLive(c)), 1, 'EVENTS: NMI_PENDING 1');
+    yield { reason: V.EXIT_REASON_CPUID, len: 2, regs: { [RAX]: 0n, [RCX]: 0n },
+      fields: { [V.GUEST_INTERRUPTIBILITY_STATE]: BigInt(V.INTERRUPTIBILITY_BLOCKING_BY_NMI) } };
+    assert.is(injected(c.m), 0n, 'another exit and cycle, still blocked');
+    // The handler's IRET ends the blocking: the NMI window opens.
+    yield { reason: V.EXIT_REASON_NMI_WINDOW, len: 0, fields: { [V.GUEST_INTERRUPTIBILITY_STATE]: 0n } };
+    assert.is(injected(c.m), BigInt(NMI), 'the NMI injected at the window');
+    assert.is(nmiPending(saveLive(c)), 0, 'delivered: NMI_PENDING 0');
+    checked = true;
+  });
+  assert.equal(r.faults, []);
+  assert.is(r.status, 0, r.console);
+  assert.ok(checked);
+});
+
 test('hyperv=on: hypercalls 3 and 4 take and put back the synthetic MSRs (no longer refused)', () => {
   let checked = false;
   const r = run('mem=8M hyperv=on', 1, function* (c) {

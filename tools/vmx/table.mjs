@@ -1267,7 +1267,7 @@ export const EVMCS = {
 // ---------------------------------------------------------------------------------------------
 export const SNAPSHOT = {
   magic: 0x4e534856, // the bytes "VHSN"
-  version: 1,
+  version: 2, // 2: EVENTS NMI_PENDING (was a reserved zero word)
   maxSections: 16,
   structs: [
     { prefix: 'HDR', bytes: 32, doc: 'blob header, at offset 0', fields: [
@@ -1301,7 +1301,7 @@ export const SNAPSHOT = {
       { name: 'L1_INFO', offset: 0, size: 4, doc: "vmcs01's VM-entry interruption information" },
       { name: 'L1_ERROR', offset: 4, size: 4, doc: "vmcs01's VM-entry exception error code" },
       { name: 'L1_LENGTH', offset: 8, size: 4, doc: "vmcs01's VM-entry instruction length" },
-      { name: 'L1_RESERVED', offset: 12, size: 4, doc: 'zero' },
+      { name: 'NMI_PENDING', offset: 12, size: 4, doc: "1: an NMI the vCPU took is not delivered yet (it waits for L1, vm/irq.ts; KVM's nmi.pending); 0: none" },
       { name: 'L2_INFO', offset: 16, size: 4, doc: "vmcs02's VM-entry interruption information (GUEST_MODE)" },
       { name: 'L2_ERROR', offset: 20, size: 4, doc: "vmcs02's VM-entry exception error code" },
       { name: 'L2_LENGTH', offset: 24, size: 4, doc: "vmcs02's VM-entry instruction length" },
