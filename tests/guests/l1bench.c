@@ -187,17 +187,22 @@ __asm__(
     "    movl %eax, lb_t1\n"        /* after the stamp: not in the delta */
     "    subl lb_t0, %eax\n"
     ".endm\n"
-    ".text\n"
-    ".globl lb_enter, lb_ev_enter, lb_exit_fast, lb_exit_timed, lb_stamps_only, lb_ev_exit_fast, lb_ev_exit_timed\n"
-    /* lb_ev_enter: as lb_enter, on the eVMCS: HOST_RSP is HostRsp in memory, and a new value
-     * clears the HOST_POINTER clean bit (TLFS "Clean Fields"). */
-    "lb_ev_enter:\n"
+    /* Both entries: the callee-saved registers, and L1's GDTR and IDTR (the
+     * exit sets both limits to FFFFH, SDM 27.5.2; lb_exit_slow restores them). */
+    ".macro LB_ENTER_PROLOGUE\n"
     "    pushl %ebp\n"
     "    pushl %ebx\n"
     "    pushl %esi\n"
     "    pushl %edi\n"
     "    sgdt lb_gdtr\n"
     "    sidt lb_idtr\n"
+    ".endm\n"
+    ".text\n"
+    ".globl lb_enter, lb_ev_enter, lb_exit_fast, lb_exit_timed, lb_stamps_only, lb_ev_exit_fast, lb_ev_exit_timed\n"
+    /* lb_ev_enter: as lb_enter, on the eVMCS: HOST_RSP is HostRsp in memory, and a new value
+     * clears the HOST_POINTER clean bit (TLFS "Clean Fields"). */
+    "lb_ev_enter:\n"
+    "    LB_ENTER_PROLOGUE\n"
     "    cmpl %esp, lb_ev_host_rsp\n"
     "    jne 1f\n"
     "    cmpl $0, lb_ev_host_rsp+4\n"
@@ -207,12 +212,7 @@ __asm__(
     "    andl $lb_ev_keep_host_pointer, lb_ev_clean\n"
     "    jmp lb_enter_l2\n"
     "lb_enter:\n"
-    "    pushl %ebp\n"
-    "    pushl %ebx\n"
-    "    pushl %esi\n"
-    "    pushl %edi\n"
-    "    sgdt lb_gdtr\n"
-    "    sidt lb_idtr\n"
+    "    LB_ENTER_PROLOGUE\n"
     "    movl $0x6C14, %eax\n"       /* HOST_RSP */
     "    vmwrite %esp, %eax\n"
     "lb_enter_l2:\n"
