@@ -22,21 +22,26 @@ const PROC_EMULATED: u32 = V.PROC_INTERRUPT_WINDOW_EXITING | V.PROC_USE_TSC_OFFS
   V.PROC_INVLPG_EXITING | V.PROC_MWAIT_EXITING | V.PROC_RDPMC_EXITING | V.PROC_RDTSC_EXITING |
   V.PROC_CR3_LOAD_EXITING | V.PROC_CR3_STORE_EXITING | V.PROC_CR8_LOAD_EXITING | V.PROC_CR8_STORE_EXITING |
   V.PROC_NMI_WINDOW_EXITING | V.PROC_MOV_DR_EXITING | V.PROC_UNCONDITIONAL_IO_EXITING | V.PROC_USE_IO_BITMAPS |
-  V.PROC_USE_MSR_BITMAPS | V.PROC_MONITOR_EXITING | V.PROC_PAUSE_EXITING | V.PROC_ACTIVATE_SECONDARY_CONTROLS;
+  V.PROC_USE_MSR_BITMAPS | V.PROC_MONITOR_EXITING | V.PROC_PAUSE_EXITING | V.PROC_ACTIVATE_SECONDARY_CONTROLS |
+  V.PROC_USE_TPR_SHADOW;
 // Secondary: the exiting controls (descriptor-table, WBINVD, RDRAND,
 // RDSEED, PAUSE-loop: vmcs02 takes them from vmcs12 and reflect-decide.ts
 // gives their exits to L1), the instruction enables whose 0 setting makes
 // the instruction #UD (RDTSCP/RDPID, INVPCID: vmcs02 takes vmcs12's setting,
 // vmcs02.ts), EPT, unrestricted guest, VPID, VM functions, PML and VMCS
-// shadowing (emulated). Withheld
+// shadowing (emulated); "virtualize APIC accesses" and "APIC-register
+// virtualization" with "use TPR shadow" (the processor's: vmcs02 takes
+// vmcs12's pages at their host-physical addresses, their exits go to L1,
+// vmcs02.ts, reflect-decide.ts). Withheld
 // (docs/guest-interface.md): "enable XSAVES/XRSTORS" (L0 does not
-// virtualize IA32_XSS, so L1 could not give L2 the XSS it chose), the APIC
-// virtualizations, #VE, ENCLS/ENCLV exiting, TSC scaling, user wait
+// virtualize IA32_XSS, so L1 could not give L2 the XSS it chose),
+// virtualize x2APIC mode, virtual-interrupt delivery and posted interrupts
+// (issue 12), #VE, ENCLS/ENCLV exiting, TSC scaling, user wait
 // and pause, PCONFIG, sub-page permissions, mode-based execute.
 const PROC2_EMULATED: u32 = V.PROC2_DESCRIPTOR_TABLE_EXITING | V.PROC2_ENABLE_RDTSCP | V.PROC2_WBINVD_EXITING |
   V.PROC2_ENABLE_EPT | V.PROC2_UNRESTRICTED_GUEST | V.PROC2_ENABLE_VM_FUNCTIONS | V.PROC2_ENABLE_VPID |
   V.PROC2_RDRAND_EXITING | V.PROC2_RDSEED_EXITING | V.PROC2_ENABLE_INVPCID | V.PROC2_PAUSE_LOOP_EXITING |
-  V.PROC2_ENABLE_PML | V.PROC2_VMCS_SHADOWING;
+  V.PROC2_ENABLE_PML | V.PROC2_VMCS_SHADOWING | V.PROC2_VIRTUALIZE_APIC_ACCESSES | V.PROC2_APIC_REGISTER_VIRTUALIZATION;
 
 // What a guest with the Hyper-V interface (hyperv=on: vm.hvOffered, copied
 // into its Nested as n.hvOffered) is NOT offered: the controls the
@@ -284,13 +289,16 @@ export function fieldSupported(enc: u32): bool {
     case V.VMREAD_BITMAP:
     case V.VMWRITE_BITMAP:
       return (<u32>(proc2(false) >> 32) & V.PROC2_VMCS_SHADOWING) != 0;
+    case V.VIRTUAL_APIC_ADDRESS:
+    case V.TPR_THRESHOLD:
+      return (<u32>(proc(true) >> 32) & V.PROC_USE_TPR_SHADOW) != 0;
+    case V.APIC_ACCESS_ADDRESS:
+      return (<u32>(proc2(false) >> 32) & V.PROC2_VIRTUALIZE_APIC_ACCESSES) != 0;
   }
   switch (enc & ~V.VMCS_ENC_HIGH) {
     case V.POSTED_INTERRUPT_NOTIFICATION_VECTOR:
     case V.EPTP_INDEX: // #VE
     case V.GUEST_INTERRUPT_STATUS: // virtual-interrupt delivery
-    case V.VIRTUAL_APIC_ADDRESS: // TPR shadow
-    case V.APIC_ACCESS_ADDRESS:
     case V.POSTED_INTERRUPT_DESCRIPTOR_ADDRESS:
     case V.EOI_EXIT_BITMAP_0:
     case V.EOI_EXIT_BITMAP_1:
@@ -303,7 +311,6 @@ export function fieldSupported(enc: u32): bool {
     case V.TSC_MULTIPLIER:
     case V.TERTIARY_PROC_BASED_VM_EXEC_CONTROL:
     case V.ENCLV_EXITING_BITMAP:
-    case V.TPR_THRESHOLD:
     // Features of later processors, none offered: HLAT, IPI virtualization
     // (PID-pointer table, last PID-pointer index), user interrupts (UINV),
     // PASID translation, TDX (shared EPTP, SEAM key id), PCONFIG exiting,

@@ -158,10 +158,28 @@ export function check(c: EntryCheck): bool {
       return false;
     }
   }
-  // "use TPR shadow" is not offered: its 1-setting already failed
-  // ctls.proc.reserved, and with it 0 the controls that need it (virtualize
-  // x2APIC mode, APIC-register virtualization, virtual-interrupt delivery)
-  // are not offered either (ctls.proc2.reserved).
+  // APIC virtualization (27.2.1.1). "Use TPR shadow": the virtual-APIC
+  // address 4-KiB aligned, within the physical-address width (and, the
+  // hypervisor's own rule since vmcs02 needs the page's host-physical
+  // address, in L1's RAM); without virtual-interrupt delivery (not offered)
+  // bits 31:4 of the TPR threshold 0. The threshold against VTPR reads L1's
+  // memory: vtprOk, at every entry. Without it, APIC-register
+  // virtualization must be 0 (virtualize x2APIC mode and virtual-interrupt
+  // delivery, which need it too, are not offered: ctls.proc2.reserved).
+  // "Virtualize APIC accesses": the APIC-access address 4-KiB aligned,
+  // within the width (and in L1's RAM, for the same reason).
+  if ((proc & V.PROC_USE_TPR_SHADOW) != 0) {
+    if (!bitmapOk(c, V.VIRTUAL_APIC_ADDRESS, "ctls.virtual-apic.align", "ctls.virtual-apic.width", "ctls.virtual-apic.ram")) {
+      return false;
+    }
+    if ((<u32>state.get(n, V.TPR_THRESHOLD) & 0xfffffff0) != 0) return fail(c, "ctls.tpr-threshold.reserved");
+  } else if ((proc2 & V.PROC2_APIC_REGISTER_VIRTUALIZATION) != 0) {
+    return fail(c, "ctls.apic-register-virtualization-without-tpr-shadow");
+  }
+  if ((proc2 & V.PROC2_VIRTUALIZE_APIC_ACCESSES) != 0 &&
+    !bitmapOk(c, V.APIC_ACCESS_ADDRESS, "ctls.apic-access.align", "ctls.apic-access.width", "ctls.apic-access.ram")) {
+    return false;
+  }
   if ((pin & V.PIN_NMI_EXITING) == 0 && (pin & V.PIN_VIRTUAL_NMIS) != 0) {
     return fail(c, "ctls.pin.virtual-nmis-without-nmi-exiting");
   }
@@ -239,5 +257,22 @@ function injectionOk(c: EntryCheck, proc2: u32, misc: u64, t: bool): bool {
       return fail(c, "ctls.entry.insn-len");
     }
   }
+  return true;
+}
+
+// "Use TPR shadow" without "virtualize APIC accesses" and virtual-interrupt
+// delivery: bits 3:0 of the TPR threshold not above VTPR bits 7:4 (27.2.1.1;
+// VTPR is byte 80H of the virtual-APIC page, 29.1.1). VTPR is L1's memory,
+// which L1 or L2 may change without touching vmcs12, so this runs at every
+// entry with the control (entry-checks.ts), after the control checks that
+// made sure the page is L1's RAM.
+export function vtprOk(c: EntryCheck): bool {
+  const n = c.n;
+  const proc = <u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
+  if ((proc & V.PROC_USE_TPR_SHADOW) == 0) return true;
+  if ((proc & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
+    (<u32>state.get(n, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_VIRTUALIZE_APIC_ACCESSES) != 0) return true;
+  const vtpr = guestmem.read8(state.get(n, V.VIRTUAL_APIC_ADDRESS) + 0x80);
+  if ((<u32>state.get(n, V.TPR_THRESHOLD) & 0xf) > (vtpr >> 4)) return fail(c, "ctls.tpr-threshold.vtpr");
   return true;
 }

@@ -164,6 +164,8 @@ export function check(n: Nested, launch: bool, l1Ia32e: bool): i32 {
     if (!controls.check(c)) r = FAIL_CONTROLS;
     else if (!host.check(c, l1Ia32e)) r = FAIL_HOST;
   }
+  // The one control check that reads L1's memory, at every entry.
+  if (r == ENTRY_OK && !controls.vtprOk(c)) r = FAIL_CONTROLS;
   let whole = false;
   if (r == ENTRY_OK) {
     const vm = state.get(n, V.GUEST_RFLAGS) & V.X86_RFLAGS_VM;
@@ -202,7 +204,7 @@ export function check(n: Nested, launch: bool, l1Ia32e: bool): i32 {
 export function checkAll(n: Nested, l1Ia32e: bool, c: EntryCheck, l2Ran: bool = false): i32 {
   c.start(n);
   let r = ENTRY_OK;
-  if (!controls.check(c)) r = FAIL_CONTROLS;
+  if (!controls.check(c) || !controls.vtprOk(c)) r = FAIL_CONTROLS;
   else if (!host.check(c, l1Ia32e, l2Ran)) r = FAIL_HOST;
   else if (!guest.check(c, guest.CHECK_ALL)) r = FAIL_GUEST;
   return finish(c, r);

@@ -171,6 +171,11 @@ export function l1Wants(vcpu: Vcpu, reason: u32): bool {
     // (26.1.3); with "enable INVPCID" 0 it is #UD and never exits.
     case V.EXIT_REASON_INVPCID:
       return (proc(n) & V.PROC_INVLPG_EXITING) != 0 && (proc2(n) & V.PROC2_ENABLE_INVPCID) != 0;
+    // APIC virtualization in vmcs02 is vmcs12's alone (vmcs02.ts): these
+    // exits happen only because L1 enabled it (29.1.2, 29.4.2, 29.4.3.3).
+    case V.EXIT_REASON_TPR_BELOW_THRESHOLD:
+    case V.EXIT_REASON_APIC_ACCESS:
+    case V.EXIT_REASON_APIC_WRITE: return true;
   }
   // EPT violations/misconfigurations (L1 has no EPT: its own memory, L0's
   // EPT) and the rest are L0's.

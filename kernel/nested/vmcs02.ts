@@ -395,9 +395,21 @@ function mergeAll(vcpu: Vcpu, s: Vmcs02State, proc12: u32, entry12: u32): u32 {
   // runs on L1's offset plus vmcs12's when L1 uses offsetting (26.3).
   vmx.vmwrite(V.PIN_BASED_VM_EXEC_CONTROL, s.pin01 | pin12);
   const msrBitmaps = (proc12 & V.PROC_USE_MSR_BITMAPS) != 0;
-  const proc02 = ((proc01 & ~V.PROC_USE_MSR_BITMAPS) | (proc12 & ~V.PROC_USE_IO_BITMAPS & ~V.PROC_UNCONDITIONAL_IO_EXITING) |
+  // "Use TPR shadow" is vmcs12's alone: L2's CR8 and TPR accesses then go to
+  // vmcs12's virtual-APIC page (29.1), at its host-physical address, and the
+  // CR8 exiting L0 uses for L1's TPR (vmcs01.ts) is dropped — L2's CR8 is
+  // not L1's TPR then — unless vmcs12 asks for it.
+  const tprShadow = (proc12 & V.PROC_USE_TPR_SHADOW) != 0;
+  let base01 = proc01 & ~(V.PROC_USE_MSR_BITMAPS | V.PROC_USE_TPR_SHADOW);
+  if (tprShadow) base01 &= ~(V.PROC_CR8_LOAD_EXITING | V.PROC_CR8_STORE_EXITING);
+  const proc02 = ((base01 | (proc12 & ~V.PROC_USE_IO_BITMAPS & ~V.PROC_UNCONDITIONAL_IO_EXITING) |
       V.PROC_USE_IO_BITMAPS | V.PROC_ACTIVATE_SECONDARY_CONTROLS) |
-    (msrBitmaps ? V.PROC_USE_MSR_BITMAPS : 0);
+    (msrBitmaps ? V.PROC_USE_MSR_BITMAPS : 0));
+  if (tprShadow) {
+    // The entry checks made sure the page is L1 RAM (ctls.virtual-apic.ram).
+    vmx.vmwrite(V.VIRTUAL_APIC_ADDRESS, guestmem.hpa(state.get(n, V.VIRTUAL_APIC_ADDRESS), 4096));
+    vmx.vmwrite(V.TPR_THRESHOLD, state.get(n, V.TPR_THRESHOLD));
+  }
   s.proc02 = proc02;
   vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, proc02);
   // Secondary: L0's EPT, and VPID when L0 has it; L0's unrestricted guest
@@ -413,6 +425,14 @@ function mergeAll(vcpu: Vcpu, s: Vmcs02State, proc12: u32, entry12: u32): u32 {
   vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL,
     (s.proc2_01 & ~(V.PROC2_UNRESTRICTED_GUEST | V.PROC2_VMCS_SHADOWING | l1caps.PROC2_INSTRUCTION_ENABLES)) |
     (proc2_12 & ~(V.PROC2_ENABLE_VPID | V.PROC2_ENABLE_PML | V.PROC2_VMCS_SHADOWING)));
+  // "Virtualize APIC accesses" is vmcs12's (L0 does not use it for L1): L2's
+  // accesses whose physical address is the APIC-access page's (after L0's
+  // EPT, or the shadow EPT composing L1's) are virtualized or exit to L1
+  // (29.4), so vmcs02 names that page at its host-physical address (the
+  // entry checks made sure it is L1 RAM: ctls.apic-access.ram).
+  if ((proc2_12 & V.PROC2_VIRTUALIZE_APIC_ACCESSES) != 0) {
+    vmx.vmwrite(V.APIC_ACCESS_ADDRESS, guestmem.hpa(state.get(n, V.APIC_ACCESS_ADDRESS), 4096));
+  }
   // PAUSE-loop exiting is only ever L1's (L0 does not use it): its gap and
   // window are vmcs12's (25.6.13).
   if ((proc2_12 & V.PROC2_PAUSE_LOOP_EXITING) != 0) {

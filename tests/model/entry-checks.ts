@@ -125,7 +125,8 @@ export function checkControls(env: EntryEnv): string[] {
   const tprShadow = bit(proc, 21);
   if (tprShadow) {
     const vapic = r(F.VAPIC);
-    const bad = addrProblem('virtual-APIC address', vapic, caps);
+    // (In the guest's RAM: this hypervisor's rule, as for the bitmaps: vmcs02 needs the page's host address.)
+    const bad = addrProblem('virtual-APIC address', vapic, caps, 4096n, env.ramSize);
     p.push(bad);
     const thr = Number(r(F.TPR_THRESHOLD));
     if (!bit(proc2, 9) && thr >>> 4 !== 0) p.push(`TPR threshold ${hex(thr)} sets bits 31:4`);
@@ -140,7 +141,7 @@ export function checkControls(env: EntryEnv): string[] {
   }
   if (!bit(pin, 3) && bit(pin, 5)) p.push('"virtual NMIs" requires "NMI exiting"');
   if (!bit(pin, 5) && bit(proc, 22)) p.push('"NMI-window exiting" requires "virtual NMIs"');
-  if (bit(proc2, 0)) p.push(addrProblem('APIC-access address', r(F.APIC_ACCESS), caps));
+  if (bit(proc2, 0)) p.push(addrProblem('APIC-access address', r(F.APIC_ACCESS), caps, 4096n, env.ramSize));
   if (bit(proc2, 4) && bit(proc2, 0)) p.push('"virtualize x2APIC mode" and "virtualize APIC accesses" are both 1');
   if (bit(proc2, 9) && !bit(pin, 0)) p.push('"virtual-interrupt delivery" requires "external-interrupt exiting"');
   if (bit(pin, 7)) p.push('"process posted interrupts" is not modelled');

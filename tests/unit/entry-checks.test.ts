@@ -295,6 +295,10 @@ const shadowing: Mut = all(or(C.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, C.PROC2_VM
   put(C.VMWRITE_BITMAP, 0x31000));
 const eptp = (v: bigint): Mut => all(ept, put(C.EPT_POINTER, v));
 const ug: Mut = all(ept, or(C.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, C.PROC2_UNRESTRICTED_GUEST));
+const tpr = (vapic: number | bigint, threshold: number): Mut =>
+  all(or(C.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, C.PROC_USE_TPR_SHADOW), put(C.VIRTUAL_APIC_ADDRESS, vapic), put(C.TPR_THRESHOLD, threshold));
+const vaa = (page: number | bigint): Mut =>
+  all(or(C.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, C.PROC2_VIRTUALIZE_APIC_ACCESSES), put(C.APIC_ACCESS_ADDRESS, page));
 // "enable VPID" with the VPID `v`.
 const vpid = (v: number): Mut => all(or(C.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, C.PROC2_ENABLE_VPID), put(C.VIRTUAL_PROCESSOR_ID, v));
 const vpid0 = vpid(0);
@@ -341,7 +345,21 @@ const ROWS: Row[] = [
   { what: 'preemption timer is offered', mut: or(E.PIN_BASED_VM_EXEC_CONTROL, E.PIN_ACTIVATE_VMX_PREEMPTION_TIMER), cls: OK },
   { what: 'posted interrupts are not offered', mut: or(E.PIN_BASED_VM_EXEC_CONTROL, E.PIN_PROCESS_POSTED_INTERRUPTS), cls: CONTROLS, name: 'ctls.pin.reserved' },
   { what: 'pin default1 bit cleared', mut: andNot(E.PIN_BASED_VM_EXEC_CONTROL, 0x2), cls: CONTROLS, name: 'ctls.pin.reserved' },
-  { what: 'use TPR shadow is not offered', mut: or(E.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC_USE_TPR_SHADOW), cls: CONTROLS, name: 'ctls.proc.reserved' },
+  // "use TPR shadow", "virtualize APIC accesses" and "APIC-register virtualization" are offered
+  // (the processor's, vmcs12's pages in vmcs02); L1's RAM is zero, so VTPR is 0.
+  { what: 'use TPR shadow, virtual-APIC page in RAM, TPR threshold 0', mut: tpr(0x40000, 0), cls: OK },
+  { what: 'use TPR shadow, virtual-APIC address misaligned', mut: tpr(0x40010, 0), cls: CONTROLS, name: 'ctls.virtual-apic.align' },
+  { what: 'use TPR shadow, virtual-APIC address beyond MAXPHYADDR', mut: tpr(1n << 39n, 0), cls: CONTROLS, name: 'ctls.virtual-apic.width' },
+  { what: 'use TPR shadow, virtual-APIC page outside L1 RAM', mut: tpr(0xfee00000, 0), cls: CONTROLS, name: 'ctls.virtual-apic.ram' },
+  { what: 'use TPR shadow, TPR threshold bits 31:4 set', mut: tpr(0x40000, 0x10), cls: CONTROLS, name: 'ctls.tpr-threshold.reserved' },
+  { what: 'use TPR shadow, TPR threshold 1 above VTPR[7:4] 0', mut: tpr(0x40000, 1), cls: CONTROLS, name: 'ctls.tpr-threshold.vtpr' },
+  { what: 'use TPR shadow and virtualize APIC accesses: threshold 1 not compared with VTPR', mut: all(tpr(0x40000, 1), vaa(0x41000)), cls: OK },
+  { what: 'virtualize APIC accesses, APIC-access address misaligned', mut: vaa(0x41008), cls: CONTROLS, name: 'ctls.apic-access.align' },
+  { what: 'virtualize APIC accesses, APIC-access address beyond MAXPHYADDR', mut: vaa(1n << 39n), cls: CONTROLS, name: 'ctls.apic-access.width' },
+  { what: 'virtualize APIC accesses, APIC-access page outside L1 RAM (the APIC\'s own page)', mut: vaa(0xfee00000), cls: CONTROLS, name: 'ctls.apic-access.ram' },
+  { what: 'APIC-register virtualization without use TPR shadow', mut: or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_APIC_REGISTER_VIRTUALIZATION), cls: CONTROLS, name: 'ctls.apic-register-virtualization-without-tpr-shadow' },
+  { what: 'APIC-register virtualization with use TPR shadow', mut: all(tpr(0x40000, 0), or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_APIC_REGISTER_VIRTUALIZATION)), cls: OK },
+  { what: 'virtual-interrupt delivery is not offered', mut: all(tpr(0x40000, 0), or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_VIRTUAL_INTERRUPT_DELIVERY)), cls: CONTROLS, name: 'ctls.proc2.reserved' },
   { what: 'monitor trap flag is not offered', mut: or(E.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC_MONITOR_TRAP_FLAG), cls: CONTROLS, name: 'ctls.proc.reserved' },
   // "enable EPT" is offered: its EPT pointer is checked (a pointer of 0 is UC with walk length 1).
   { what: 'enable EPT with an EPT pointer of 0', mut: all(ept, put(E.EPT_POINTER, 0)), cls: CONTROLS, name: 'ctls.eptp.walk-length' },

@@ -1571,6 +1571,7 @@ void guest_main(void) {
     test_l2_vmcs_shadowing();
     test_xstate();
     test_l2_apic_passthrough();
+    test_l2_apic_virtualization();
     test_entry_failures();
     test_vmxoff();
     test_host_failures();

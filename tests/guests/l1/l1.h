@@ -141,5 +141,6 @@ void test_l2_ept_ad(void);            /* eptad.c: EPT accessed/dirty flags, PML 
 void test_l2_vmcs_shadowing(void);    /* shadow12.c: VMCS shadowing for L1's L2 */
 void test_xstate(void);               /* xstate.c: protection keys, XCR0, vector registers in L2 */
 void test_l2_apic_passthrough(void);  /* apicpass.c: L2 reaching L1's local APIC (issue 9 item 5) */
+void test_l2_apic_virtualization(void); /* apicv.c: TPR shadow, APIC-access page, APIC-register virtualization for L2 */
 
 #endif

@@ -1,0 +1,160 @@
+/* APIC virtualization that L1 gives its L2 (SDM Vol. 3C 29 "APIC
+ * Virtualization and Virtual Interrupts"): "use TPR shadow" with the
+ * virtual-APIC page, "virtualize APIC accesses" with the APIC-access page,
+ * "APIC-register virtualization", and their VM-entry checks (27.2.1.1).
+ * L2 is 32-bit (no CR8): it reaches the virtual APIC through the
+ * APIC-access page, which L1 places in ordinary RAM (any 4-KByte page is
+ * allowed; this hypervisor requires it to be L1's RAM, docs/guest-interface.md).
+ * Without EPT, L2-physical addresses are L1's, and L2's paging (L1's page
+ * directory, identity) reaches both pages. The same checks run on bare
+ * Bochs (its own APIC virtualization) and under the hypervisor (the
+ * processor's, with vmcs12's pages in vmcs02, and the exits reflected). */
+#include "guest.h"
+#include "vmx.h"
+#include "l1.h"
+
+#define PROC_TPR_SHADOW (1u << 21)
+#define PROC2_VIRT_APIC_ACCESSES (1u << 0)
+#define PROC2_APIC_REG_VIRT (1u << 8)
+#define PROC2_VID (1u << 9)
+#define F_VIRTUAL_APIC_ADDR 0x2012u
+#define F_APIC_ACCESS_ADDR 0x2014u
+#define F_TPR_THRESHOLD 0x401Cu
+#define EXIT_TPR_BELOW_THRESHOLD 43
+#define EXIT_APIC_ACCESS 44
+#define EXIT_APIC_WRITE 56
+#define VMERR_ENTRY_INVALID_CONTROL 7
+#define VTPR 0x80u       /* 29.1.1: the virtual TPR at offset 80H of the virtual-APIC page */
+#define APIC_VER 0x30u
+
+
+static u8 vapic[4096] ALIGNED(4096);
+u8 apicv_access[4096] ALIGNED(4096);
+
+/* L2: two writes of the TPR through the APIC-access page (40H, then 20H),
+ * then VMCALL; a read of the version register, then VMCALL; a write of
+ * ICR low, then VMCALL. */
+extern char l2_tpr_writes[], l2_tpr_second[], l2_tpr_after[], l2_ver_read[], l2_icr_write[], l2_icr_after[];
+__asm__(".text\n"
+        ".globl l2_tpr_writes, l2_tpr_second, l2_tpr_after, l2_ver_read, l2_icr_write, l2_icr_after\n"
+        "l2_tpr_writes:\n"
+        "    movl $0x40, apicv_access+0x80\n"
+        "l2_tpr_second:\n"
+        "    movl $0x20, apicv_access+0x80\n"
+        "l2_tpr_after:\n"
+        "    vmcall\n"
+        "    jmp l2_stray\n"
+        "l2_ver_read:\n"
+        "    movl apicv_access+0x30, %eax\n"
+        "    vmcall\n"
+        "    jmp l2_stray\n"
+        "l2_icr_write:\n"
+        "    movl $0x000400F0, apicv_access+0x300\n"
+        "l2_icr_after:\n"
+        "    vmcall\n"
+        "    jmp l2_stray\n");
+
+static u32 vapic32(u32 off) { return *(volatile u32 *)(vapic + off); }
+static void set_vapic32(u32 off, u32 v) { *(volatile u32 *)(vapic + off) = v; }
+
+/* A VMCS with "use TPR shadow" (and proc2_want), the virtual-APIC page
+ * zeroed but for VTPR, the given threshold. */
+static bool tpr_setup(u32 proc2_want, u32 vtpr, u32 threshold, const char *name) {
+    if (!l2_setup(PROC_TPR_SHADOW, proc2_want, name)) return false;
+    memset(vapic, 0, sizeof vapic);
+    set_vapic32(VTPR, vtpr);
+    vmcs_errors = 0;
+    vw64(F_VIRTUAL_APIC_ADDR, PA(vapic));
+    vw(F_TPR_THRESHOLD, threshold);
+    if (proc2_want & PROC2_VIRT_APIC_ACCESSES) vw64(F_APIC_ACCESS_ADDR, PA(apicv_access));
+    if (vmcs_errors) {
+        check(false, "%s: VMWRITE of the APIC-virtualization fields|%u failed", name, vmcs_errors);
+        return false;
+    }
+    return true;
+}
+
+/* 27.2.1.1: the checks of the TPR shadow's fields (VMfailValid(7)). */
+static void entry_checks(void) {
+    if (tpr_setup(0, 0, 0, "TPR shadow: virtual-APIC address misaligned")) {
+        vw64(F_VIRTUAL_APIC_ADDR, PA(vapic) + 0x10);
+        l2_run(ADDR(l2_tpr_after));
+        check(entry_fails(VMERR_ENTRY_INVALID_CONTROL), "TPR shadow, virtual-APIC address bits 11:0 not 0 -> VMfailValid(7)|%s", run_str());
+    }
+    if (tpr_setup(0, 0, 0x10, "TPR shadow: TPR threshold bits 31:4 set")) {
+        l2_run(ADDR(l2_tpr_after));
+        check(entry_fails(VMERR_ENTRY_INVALID_CONTROL),
+              "TPR shadow without virtual-interrupt delivery, TPR threshold bits 31:4 not 0 -> VMfailValid(7)|%s", run_str());
+    }
+    if (tpr_setup(0, 0x20, 3, "TPR shadow: threshold above VTPR[7:4]")) {
+        l2_run(ADDR(l2_tpr_after));
+        check(entry_fails(VMERR_ENTRY_INVALID_CONTROL),
+              "TPR shadow, no APIC-access virtualization: threshold 3 above VTPR[7:4] = 2 -> VMfailValid(7)|%s", run_str());
+    }
+    if (tpr_setup(0, 0x30, 3, "TPR shadow: threshold equal to VTPR[7:4]")) {
+        l2_run(ADDR(l2_tpr_after));
+        check(vmcall_at(l2_tpr_after, 0), "TPR shadow, threshold 3 = VTPR[7:4]: the entry succeeds, L2 runs|%s", run_str());
+    }
+    if (l2_setup(0, PROC2_APIC_REG_VIRT, "APIC-register virtualization without TPR shadow")) {
+        l2_run(ADDR(l2_tpr_after));
+        check(entry_fails(VMERR_ENTRY_INVALID_CONTROL), "APIC-register virtualization without use TPR shadow -> VMfailValid(7)|%s", run_str());
+    }
+    if (tpr_setup(PROC2_VIRT_APIC_ACCESSES, 0, 0, "virtualize APIC accesses: APIC-access address misaligned")) {
+        vw64(F_APIC_ACCESS_ADDR, PA(apicv_access) + 8);
+        l2_run(ADDR(l2_tpr_after));
+        check(entry_fails(VMERR_ENTRY_INVALID_CONTROL), "APIC-access address bits 11:0 not 0 -> VMfailValid(7)|%s", run_str());
+    }
+}
+
+/* 29.4.3.1, 29.1.2: a write of the TPR (offset 80H of the APIC-access page)
+ * with "use TPR shadow" goes to VTPR; a VTPR[7:4] below the threshold is a
+ * trap-like TPR-below-threshold exit after the write. */
+static void tpr_virtualization(void) {
+    if (!tpr_setup(PROC2_VIRT_APIC_ACCESSES, 0x50, 3, "TPR virtualization through the APIC-access page")) return;
+    diag("L2 writes 40H, then 20H to the TPR (APIC-access page + 80H); threshold 3");
+    *(volatile u32 *)(apicv_access + VTPR) = 0xAAAA5555; /* not written by a virtualized access */
+    l2_run(ADDR(l2_tpr_writes));
+    u32 q = ex.qual;
+    check(exit_is(EXIT_TPR_BELOW_THRESHOLD) && ex.rip == ADDR(l2_tpr_after) && q == 0,
+          "TPR write 20H below threshold 3: TPR-below-threshold exit (43) after the write, qualification 0|%s qual 0x%x", run_str(), q);
+    check(vapic32(VTPR) == 0x20 && *(volatile u32 *)(apicv_access + VTPR) == 0xAAAA5555,
+          "the writes went to VTPR (virtual-APIC page + 80H), not to the APIC-access page|VTPR 0x%x, page 0x%x",
+          vapic32(VTPR), *(volatile u32 *)(apicv_access + VTPR));
+    vw(F_TPR_THRESHOLD, 2);
+    l2_run(0);
+    check(vmcall_at(l2_tpr_after, 0), "VMRESUME with threshold 2 = VTPR[7:4]: L2 goes on|%s", run_str());
+}
+
+/* 29.4.2, 29.4.4: without APIC-register virtualization a read of the
+ * APIC-access page is an APIC-access exit (44, fault-like: RIP at the
+ * instruction; qualification bits 11:0 the offset, 15:12 access type 0 =
+ * linear read); with it the read returns the virtual-APIC page's register.
+ * A write of ICR low with APIC-register virtualization (and no virtual-
+ * interrupt delivery) is written to the virtual-APIC page and is a
+ * trap-like APIC-write exit (56, qualification the offset, 29.4.3.2-3). */
+static void apic_access(void) {
+    if (tpr_setup(PROC2_VIRT_APIC_ACCESSES, 0, 0, "APIC access without APIC-register virtualization")) {
+        l2_run(ADDR(l2_ver_read));
+        u32 q = ex.qual;
+        check(exit_is(EXIT_APIC_ACCESS) && ex.rip == ADDR(l2_ver_read) && (q & 0xFFFF) == APIC_VER,
+              "read of APIC-access page + 30H: APIC-access exit (44) at the MOV, offset 30H, linear read|%s qual 0x%x", run_str(), q);
+    }
+    if (tpr_setup(PROC2_VIRT_APIC_ACCESSES | PROC2_APIC_REG_VIRT, 0, 0, "APIC-register virtualization")) {
+        set_vapic32(APIC_VER, 0x00050014);
+        regs.eax = 0;
+        l2_run(ADDR(l2_ver_read));
+        check(vmcall_at(l2_ver_read, 5) && regs.eax == 0x00050014,
+              "with APIC-register virtualization the read returns the virtual-APIC page's 30H, no exit|%s eax 0x%x", run_str(), regs.eax);
+        l2_run(ADDR(l2_icr_write));
+        u32 q = ex.qual;
+        check(exit_is(EXIT_APIC_WRITE) && ex.rip == ADDR(l2_icr_after) && q == APIC_ICR_LO && vapic32(APIC_ICR_LO) == 0x000400F0,
+              "write of ICR low: virtual-APIC page + 300H written, APIC-write exit (56) after it, qualification 300H|%s qual 0x%x, "
+              "page 0x%x", run_str(), q, vapic32(APIC_ICR_LO));
+    }
+}
+
+void test_l2_apic_virtualization(void) {
+    entry_checks();
+    tpr_virtualization();
+    apic_access();
+}
