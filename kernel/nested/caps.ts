@@ -29,19 +29,20 @@ const PROC_EMULATED: u32 = V.PROC_INTERRUPT_WINDOW_EXITING | V.PROC_USE_TSC_OFFS
 // gives their exits to L1), the instruction enables whose 0 setting makes
 // the instruction #UD (RDTSCP/RDPID, INVPCID: vmcs02 takes vmcs12's setting,
 // vmcs02.ts), EPT, unrestricted guest, VPID, VM functions, PML and VMCS
-// shadowing (emulated); "virtualize APIC accesses" and "APIC-register
-// virtualization" with "use TPR shadow" (the processor's: vmcs02 takes
-// vmcs12's pages at their host-physical addresses, their exits go to L1,
-// vmcs02.ts, reflect-decide.ts). Withheld
+// shadowing (emulated); "virtualize APIC accesses", "APIC-register
+// virtualization" and virtual-interrupt delivery with "use TPR shadow" (the
+// processor's: vmcs02 takes vmcs12's pages at their host-physical
+// addresses, its EOI-exit bitmaps and guest interrupt status, their exits go
+// to L1, vmcs02.ts, reflect-decide.ts). Withheld
 // (docs/guest-interface.md): "enable XSAVES/XRSTORS" (L0 does not
 // virtualize IA32_XSS, so L1 could not give L2 the XSS it chose),
-// virtualize x2APIC mode, virtual-interrupt delivery and posted interrupts
-// (issue 12), #VE, ENCLS/ENCLV exiting, TSC scaling, user wait
+// virtualize x2APIC mode and posted interrupts (issue 12), #VE, ENCLS/ENCLV exiting, TSC scaling, user wait
 // and pause, PCONFIG, sub-page permissions, mode-based execute.
 const PROC2_EMULATED: u32 = V.PROC2_DESCRIPTOR_TABLE_EXITING | V.PROC2_ENABLE_RDTSCP | V.PROC2_WBINVD_EXITING |
   V.PROC2_ENABLE_EPT | V.PROC2_UNRESTRICTED_GUEST | V.PROC2_ENABLE_VM_FUNCTIONS | V.PROC2_ENABLE_VPID |
   V.PROC2_RDRAND_EXITING | V.PROC2_RDSEED_EXITING | V.PROC2_ENABLE_INVPCID | V.PROC2_PAUSE_LOOP_EXITING |
-  V.PROC2_ENABLE_PML | V.PROC2_VMCS_SHADOWING | V.PROC2_VIRTUALIZE_APIC_ACCESSES | V.PROC2_APIC_REGISTER_VIRTUALIZATION;
+  V.PROC2_ENABLE_PML | V.PROC2_VMCS_SHADOWING | V.PROC2_VIRTUALIZE_APIC_ACCESSES | V.PROC2_APIC_REGISTER_VIRTUALIZATION |
+  V.PROC2_VIRTUAL_INTERRUPT_DELIVERY;
 
 // What a guest with the Hyper-V interface (hyperv=on: vm.hvOffered, copied
 // into its Nested as n.hvOffered) is NOT offered: the controls the
@@ -294,16 +295,17 @@ export function fieldSupported(enc: u32): bool {
       return (<u32>(proc(true) >> 32) & V.PROC_USE_TPR_SHADOW) != 0;
     case V.APIC_ACCESS_ADDRESS:
       return (<u32>(proc2(false) >> 32) & V.PROC2_VIRTUALIZE_APIC_ACCESSES) != 0;
-  }
-  switch (enc & ~V.VMCS_ENC_HIGH) {
-    case V.POSTED_INTERRUPT_NOTIFICATION_VECTOR:
-    case V.EPTP_INDEX: // #VE
-    case V.GUEST_INTERRUPT_STATUS: // virtual-interrupt delivery
-    case V.POSTED_INTERRUPT_DESCRIPTOR_ADDRESS:
+    case V.GUEST_INTERRUPT_STATUS:
     case V.EOI_EXIT_BITMAP_0:
     case V.EOI_EXIT_BITMAP_1:
     case V.EOI_EXIT_BITMAP_2:
     case V.EOI_EXIT_BITMAP_3:
+      return (<u32>(proc2(false) >> 32) & V.PROC2_VIRTUAL_INTERRUPT_DELIVERY) != 0;
+  }
+  switch (enc & ~V.VMCS_ENC_HIGH) {
+    case V.POSTED_INTERRUPT_NOTIFICATION_VECTOR:
+    case V.EPTP_INDEX: // #VE
+    case V.POSTED_INTERRUPT_DESCRIPTOR_ADDRESS:
     case V.VIRTUALIZATION_EXCEPTION_INFO_ADDRESS:
     case V.XSS_EXITING_BITMAP:
     case V.ENCLS_EXITING_BITMAP:

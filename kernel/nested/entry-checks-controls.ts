@@ -164,17 +164,25 @@ export function check(c: EntryCheck): bool {
   // address, in L1's RAM); without virtual-interrupt delivery (not offered)
   // bits 31:4 of the TPR threshold 0. The threshold against VTPR reads L1's
   // memory: vtprOk, at every entry. Without it, APIC-register
-  // virtualization must be 0 (virtualize x2APIC mode and virtual-interrupt
-  // delivery, which need it too, are not offered: ctls.proc2.reserved).
+  // virtualization and virtual-interrupt delivery must be 0 (virtualize
+  // x2APIC mode, which needs it too, is not offered: ctls.proc2.reserved).
+  // Virtual-interrupt delivery needs external-interrupt exiting.
   // "Virtualize APIC accesses": the APIC-access address 4-KiB aligned,
   // within the width (and in L1's RAM, for the same reason).
   if ((proc & V.PROC_USE_TPR_SHADOW) != 0) {
     if (!bitmapOk(c, V.VIRTUAL_APIC_ADDRESS, "ctls.virtual-apic.align", "ctls.virtual-apic.width", "ctls.virtual-apic.ram")) {
       return false;
     }
-    if ((<u32>state.get(n, V.TPR_THRESHOLD) & 0xfffffff0) != 0) return fail(c, "ctls.tpr-threshold.reserved");
+    if ((proc2 & V.PROC2_VIRTUAL_INTERRUPT_DELIVERY) == 0 && (<u32>state.get(n, V.TPR_THRESHOLD) & 0xfffffff0) != 0) {
+      return fail(c, "ctls.tpr-threshold.reserved");
+    }
   } else if ((proc2 & V.PROC2_APIC_REGISTER_VIRTUALIZATION) != 0) {
     return fail(c, "ctls.apic-register-virtualization-without-tpr-shadow");
+  } else if ((proc2 & V.PROC2_VIRTUAL_INTERRUPT_DELIVERY) != 0) {
+    return fail(c, "ctls.vid.without-tpr-shadow");
+  }
+  if ((proc2 & V.PROC2_VIRTUAL_INTERRUPT_DELIVERY) != 0 && (pin & V.PIN_EXTERNAL_INTERRUPT_EXITING) == 0) {
+    return fail(c, "ctls.vid.without-external-interrupt-exiting");
   }
   if ((proc2 & V.PROC2_VIRTUALIZE_APIC_ACCESSES) != 0 &&
     !bitmapOk(c, V.APIC_ACCESS_ADDRESS, "ctls.apic-access.align", "ctls.apic-access.width", "ctls.apic-access.ram")) {
@@ -270,8 +278,8 @@ export function vtprOk(c: EntryCheck): bool {
   const n = c.n;
   const proc = <u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
   if ((proc & V.PROC_USE_TPR_SHADOW) == 0) return true;
-  if ((proc & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
-    (<u32>state.get(n, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_VIRTUALIZE_APIC_ACCESSES) != 0) return true;
+  if ((proc & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 && (<u32>state.get(n, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) &
+    (V.PROC2_VIRTUALIZE_APIC_ACCESSES | V.PROC2_VIRTUAL_INTERRUPT_DELIVERY)) != 0) return true;
   const vtpr = guestmem.read8(state.get(n, V.VIRTUAL_APIC_ADDRESS) + 0x80);
   if ((<u32>state.get(n, V.TPR_THRESHOLD) & 0xf) > (vtpr >> 4)) return fail(c, "ctls.tpr-threshold.vtpr");
   return true;

@@ -175,6 +175,7 @@ export function l1Wants(vcpu: Vcpu, reason: u32): bool {
     // exits happen only because L1 enabled it (29.1.2, 29.4.2, 29.4.3.3).
     case V.EXIT_REASON_TPR_BELOW_THRESHOLD:
     case V.EXIT_REASON_APIC_ACCESS:
+    case V.EXIT_REASON_VIRTUALIZED_EOI:
     case V.EXIT_REASON_APIC_WRITE: return true;
   }
   // EPT violations/misconfigurations (L1 has no EPT: its own memory, L0's

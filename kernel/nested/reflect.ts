@@ -103,6 +103,12 @@ export function syncForSnapshot(vcpu: Vcpu): void {
   const only0cr4 = vmcs01.cr4Mask & ~state.get(n, V.CR4_GUEST_HOST_MASK);
   state.writeSynced(n, V.GUEST_CR0, (vmx.vmread(V.GUEST_CR0) & ~only0cr0) | (vmx.vmread(V.CR0_READ_SHADOW) & only0cr0));
   state.writeSynced(n, V.GUEST_CR4, (vmx.vmread(V.GUEST_CR4) & ~only0cr4) | (vmx.vmread(V.CR4_READ_SHADOW) & only0cr4));
+  // L2's RVI and SVI when vmcs12 uses virtual-interrupt delivery (the
+  // field exists only then; 28.3.1 saves it).
+  if ((<u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
+    (<u32>state.get(n, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_VIRTUAL_INTERRUPT_DELIVERY) != 0) {
+    state.writeSynced(n, V.GUEST_INTERRUPT_STATUS, vmx.vmread(V.GUEST_INTERRUPT_STATUS));
+  }
   const ia32e = <u32>vmx.vmread(V.VM_ENTRY_CONTROL) & V.ENTRY_IA32E_MODE_GUEST;
   const entry12 = <u32>state.get(n, V.VM_ENTRY_CONTROL);
   if ((entry12 & V.ENTRY_IA32E_MODE_GUEST) != ia32e) state.writeSynced(n, V.VM_ENTRY_CONTROL, (entry12 & ~V.ENTRY_IA32E_MODE_GUEST) | ia32e);

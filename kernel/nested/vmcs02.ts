@@ -340,6 +340,7 @@ export function realCr0(n: Nested, v: u64): u64 {
 // processor would take them from vmcs02's fields too, and L0 loads them
 // from the table at CR3 in L1's memory (the entry checks made sure it is
 // RAM), as L1's processor would — at every entry, since L1 may change it.
+const eoiList = new FieldList([V.EOI_EXIT_BITMAP_0, V.EOI_EXIT_BITMAP_1, V.EOI_EXIT_BITMAP_2, V.EOI_EXIT_BITMAP_3, V.GUEST_INTERRUPT_STATUS], true); // machine-wide: a constant field list
 const pdpteList = new FieldList([V.GUEST_PDPTE0, V.GUEST_PDPTE1, V.GUEST_PDPTE2, V.GUEST_PDPTE3], true); // machine-wide: a constant field list
 function loadPdptes(n: Nested, entry12: u32, ept12: bool): void {
   if ((entry12 & V.ENTRY_IA32E_MODE_GUEST) != 0 || (state.get(n, V.GUEST_CR4) & V.X86_CR4_PAE) == 0 ||
@@ -432,6 +433,13 @@ function mergeAll(vcpu: Vcpu, s: Vmcs02State, proc12: u32, entry12: u32): u32 {
   // entry checks made sure it is L1 RAM: ctls.apic-access.ram).
   if ((proc2_12 & V.PROC2_VIRTUALIZE_APIC_ACCESSES) != 0) {
     vmx.vmwrite(V.APIC_ACCESS_ADDRESS, guestmem.hpa(state.get(n, V.APIC_ACCESS_ADDRESS), 4096));
+  }
+  // Virtual-interrupt delivery is vmcs12's too (L0 does not use it for
+  // L2): vmcs02's EOI-exit bitmap is exactly vmcs12's — never L0's own for
+  // L1, which belongs in vmcs01 (seeds/001) — and L2's RVI/SVI are vmcs12's
+  // guest interrupt status (29.1.1, 29.2).
+  if ((proc2_12 & V.PROC2_VIRTUAL_INTERRUPT_DELIVERY) != 0) {
+    vmx.writefields(eoiList.ptr, eoiList.count, n.vmcs12, eoiList.all);
   }
   // PAUSE-loop exiting is only ever L1's (L0 does not use it): its gap and
   // window are vmcs12's (25.6.13).

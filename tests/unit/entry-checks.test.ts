@@ -297,6 +297,8 @@ const eptp = (v: bigint): Mut => all(ept, put(C.EPT_POINTER, v));
 const ug: Mut = all(ept, or(C.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, C.PROC2_UNRESTRICTED_GUEST));
 const tpr = (vapic: number | bigint, threshold: number): Mut =>
   all(or(C.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, C.PROC_USE_TPR_SHADOW), put(C.VIRTUAL_APIC_ADDRESS, vapic), put(C.TPR_THRESHOLD, threshold));
+const vid: Mut = all(or(C.PIN_BASED_VM_EXEC_CONTROL, C.PIN_EXTERNAL_INTERRUPT_EXITING),
+  or(C.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, C.PROC2_VIRTUAL_INTERRUPT_DELIVERY));
 const vaa = (page: number | bigint): Mut =>
   all(or(C.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, C.PROC2_VIRTUALIZE_APIC_ACCESSES), put(C.APIC_ACCESS_ADDRESS, page));
 // "enable VPID" with the VPID `v`.
@@ -359,7 +361,9 @@ const ROWS: Row[] = [
   { what: 'virtualize APIC accesses, APIC-access page outside L1 RAM (the APIC\'s own page)', mut: vaa(0xfee00000), cls: CONTROLS, name: 'ctls.apic-access.ram' },
   { what: 'APIC-register virtualization without use TPR shadow', mut: or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_APIC_REGISTER_VIRTUALIZATION), cls: CONTROLS, name: 'ctls.apic-register-virtualization-without-tpr-shadow' },
   { what: 'APIC-register virtualization with use TPR shadow', mut: all(tpr(0x40000, 0), or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_APIC_REGISTER_VIRTUALIZATION)), cls: OK },
-  { what: 'virtual-interrupt delivery is not offered', mut: all(tpr(0x40000, 0), or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_VIRTUAL_INTERRUPT_DELIVERY)), cls: CONTROLS, name: 'ctls.proc2.reserved' },
+  { what: 'virtual-interrupt delivery with TPR shadow and external-interrupt exiting, threshold bits 31:4 set (no check then)', mut: all(tpr(0x40000, 0x1234), vid), cls: OK },
+  { what: 'virtual-interrupt delivery without external-interrupt exiting', mut: all(tpr(0x40000, 0), vid, andNot(E.PIN_BASED_VM_EXEC_CONTROL, E.PIN_EXTERNAL_INTERRUPT_EXITING)), cls: CONTROLS, name: 'ctls.vid.without-external-interrupt-exiting' },
+  { what: 'virtual-interrupt delivery without use TPR shadow', mut: all(or(E.PIN_BASED_VM_EXEC_CONTROL, E.PIN_EXTERNAL_INTERRUPT_EXITING), or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_VIRTUAL_INTERRUPT_DELIVERY)), cls: CONTROLS, name: 'ctls.vid.without-tpr-shadow' },
   { what: 'monitor trap flag is not offered', mut: or(E.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC_MONITOR_TRAP_FLAG), cls: CONTROLS, name: 'ctls.proc.reserved' },
   // "enable EPT" is offered: its EPT pointer is checked (a pointer of 0 is UC with walk length 1).
   { what: 'enable EPT with an EPT pointer of 0', mut: all(ept, put(E.EPT_POINTER, 0)), cls: CONTROLS, name: 'ctls.eptp.walk-length' },

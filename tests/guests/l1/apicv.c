@@ -1,7 +1,8 @@
 /* APIC virtualization that L1 gives its L2 (SDM Vol. 3C 29 "APIC
  * Virtualization and Virtual Interrupts"): "use TPR shadow" with the
  * virtual-APIC page, "virtualize APIC accesses" with the APIC-access page,
- * "APIC-register virtualization", and their VM-entry checks (27.2.1.1).
+ * "APIC-register virtualization", virtual-interrupt delivery with the
+ * EOI-exit bitmap, and their VM-entry checks (27.2.1.1).
  * L2 is 32-bit (no CR8): it reaches the virtual APIC through the
  * APIC-access page, which L1 places in ordinary RAM (any 4-KByte page is
  * allowed; this hypervisor requires it to be L1's RAM, docs/guest-interface.md).
@@ -20,6 +21,13 @@
 #define F_VIRTUAL_APIC_ADDR 0x2012u
 #define F_APIC_ACCESS_ADDR 0x2014u
 #define F_TPR_THRESHOLD 0x401Cu
+#define F_GUEST_INTR_STATUS 0x0810u /* RVI in bits 7:0, SVI in 15:8 (24.4.2) */
+#define F_EOI_EXIT1 0x201Eu         /* EOI-exit bitmap 1: vectors 64-127 */
+#define EXIT_VIRTUALIZED_EOI 45
+#define VID_VECTOR L1_TIMER_VECTOR  /* 40H: L2's IDT has room up to it */
+#define VIRR(v) (0x200u + ((v) >> 5) * 0x10u) /* 29.1.1: IRR and ISR as in the APIC page */
+#define VISR(v) (0x100u + ((v) >> 5) * 0x10u)
+#define APIC_EOI_OFF 0xB0u
 #define EXIT_TPR_BELOW_THRESHOLD 43
 #define EXIT_APIC_ACCESS 44
 #define EXIT_APIC_WRITE 56
@@ -52,7 +60,21 @@ __asm__(".text\n"
         "    movl $0x000400F0, apicv_access+0x300\n"
         "l2_icr_after:\n"
         "    vmcall\n"
-        "    jmp l2_stray\n");
+        "    jmp l2_stray\n"
+        /* Virtual-interrupt delivery: L2 runs with IF = 1 (the interrupt comes at
+         * entry), its handler counts, writes the EOI register and returns. */
+        ".globl l2_vid_run, l2_vid_isr, l2_vid_after_eoi\n"
+        "l2_vid_run:\n"
+        "    nop\n"
+        "    vmcall\n"
+        "    jmp l2_stray\n"
+        "l2_vid_isr:\n"
+        "    incl vid_isr_count\n"
+        "    movl $0, apicv_access+0xB0\n"
+        "l2_vid_after_eoi:\n"
+        "    iret\n");
+extern char l2_vid_run[], l2_vid_isr[], l2_vid_after_eoi[];
+volatile u32 vid_isr_count;
 
 static u32 vapic32(u32 off) { return *(volatile u32 *)(vapic + off); }
 static void set_vapic32(u32 off, u32 v) { *(volatile u32 *)(vapic + off) = v; }
@@ -60,7 +82,8 @@ static void set_vapic32(u32 off, u32 v) { *(volatile u32 *)(vapic + off) = v; }
 /* A VMCS with "use TPR shadow" (and proc2_want), the virtual-APIC page
  * zeroed but for VTPR, the given threshold. */
 static bool tpr_setup(u32 proc2_want, u32 vtpr, u32 threshold, const char *name) {
-    if (!l2_setup(PROC_TPR_SHADOW, proc2_want, name)) return false;
+    /* Virtual-interrupt delivery needs external-interrupt exiting (27.2.1.1). */
+    if (!l2_setup_ex((proc2_want & PROC2_VID) ? PIN_EXT_INT_EXITING : 0, PROC_TPR_SHADOW, proc2_want, 0, name)) return false;
     memset(vapic, 0, sizeof vapic);
     set_vapic32(VTPR, vtpr);
     vmcs_errors = 0;
@@ -153,8 +176,49 @@ static void apic_access(void) {
     }
 }
 
+/* 29.2.1-29.2.2, 29.1.2: virtual-interrupt delivery. L1 makes vector 40H
+ * pending in L2's virtual APIC (VIRR bit, RVI = 40H); at VM entry, with
+ * RFLAGS.IF = 1 and VPPR 0, the processor delivers it through L2's IDT
+ * (VIRR cleared, VISR set, SVI = 40H, RVI = 0). L2's write of the EOI
+ * register is EOI virtualization (29.1.4): VISR cleared, SVI = 0; with the
+ * vector's bit set in the EOI-exit bitmap it is then an EOI-induced exit
+ * (45, trap-like, qualification the vector). */
+static void vid_run(bool eoi_exit, const char *name) {
+    if (!tpr_setup(PROC2_VIRT_APIC_ACCESSES | PROC2_APIC_REG_VIRT | PROC2_VID, 0, 0, name)) return;
+    struct idt_gate saved = l2_idt[VID_VECTOR];
+    u32 h = ADDR(l2_vid_isr);
+    l2_idt[VID_VECTOR] = (struct idt_gate){ (u16)h, SEL_KCODE, 0, 0x8E, (u16)(h >> 16) };
+    set_vapic32(VIRR(VID_VECTOR), 1u << (VID_VECTOR & 31));
+    vmcs_errors = 0;
+    vw(F_GUEST_INTR_STATUS, VID_VECTOR);
+    vw64(F_EOI_EXIT1, eoi_exit ? 1ull << (VID_VECTOR - 64) : 0);
+    vw(F_GUEST_RFLAGS, 0x202);
+    vid_isr_count = 0;
+    if (vmcs_errors) check(false, "%s: VMWRITE of RVI or the EOI-exit bitmap|%u failed", name, vmcs_errors);
+    l2_run(ADDR(l2_vid_run));
+    if (eoi_exit) {
+        u32 q = ex.qual, status = vr(F_GUEST_INTR_STATUS);
+        check(exit_is(EXIT_VIRTUALIZED_EOI) && q == VID_VECTOR && ex.rip == ADDR(l2_vid_after_eoi) && vid_isr_count == 1,
+              "virtual interrupt 40H delivered at entry; L2's EOI with the vector's EOI-exit bit: exit 45 after the write, "
+              "qualification 40H|%s qual 0x%x, handler ran %u times", run_str(), q, vid_isr_count);
+        check(status == 0 && (vapic32(VISR(VID_VECTOR)) & 1) == 0 && (vapic32(VIRR(VID_VECTOR)) & 1) == 0,
+              "EOI virtualization before the exit: SVI 0, VISR and VIRR bits of 40H clear|guest interrupt status 0x%x, VISR 0x%x, "
+              "VIRR 0x%x", status, vapic32(VISR(VID_VECTOR)), vapic32(VIRR(VID_VECTOR)));
+        l2_run(0);
+        check(vmcall_at(l2_vid_run, 1) && vid_isr_count == 1, "VMRESUME: L2's handler returns, L2 goes on|%s", run_str());
+    } else {
+        u32 status = vr(F_GUEST_INTR_STATUS);
+        check(vmcall_at(l2_vid_run, 1) && vid_isr_count == 1 && status == 0,
+              "virtual interrupt 40H delivered at entry through L2's IDT, its EOI without the EOI-exit bit: no exit, "
+              "RVI and SVI 0 after|%s handler ran %u times, guest interrupt status 0x%x", run_str(), vid_isr_count, status);
+    }
+    l2_idt[VID_VECTOR] = saved;
+}
+
 void test_l2_apic_virtualization(void) {
     entry_checks();
     tpr_virtualization();
     apic_access();
+    vid_run(false, "virtual-interrupt delivery, EOI without an exit");
+    vid_run(true, "virtual-interrupt delivery, EOI-induced exit");
 }
