@@ -55,6 +55,10 @@ u64 Z_memZ_fetchor64(struct Z_mem_instance_t *i, u64 pa, u64 bits) {
     return __atomic_fetch_or((u64 *)phys(pa, 8, "fetchor64"), bits, __ATOMIC_SEQ_CST);
 }
 
+u64 Z_memZ_swap64(struct Z_mem_instance_t *i, u64 pa, u64 v) {
+    return __atomic_exchange_n((u64 *)phys(pa, 8, "swap64"), v, __ATOMIC_SEQ_CST);
+}
+
 void Z_memZ_copyout(struct Z_mem_instance_t *i, u64 pa, u32 src, u32 len) {
     if (len) memcpy(phys(pa, len, "copyout"), hv_linear(src, len), len);
 }

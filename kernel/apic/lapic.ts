@@ -466,6 +466,12 @@ const MODE_NMI: u32 = 4;
     v256.clear(this.tmr, <u32>v);
   }
 
+  // A write of 0 to the EOI register by the processor itself (SDM Vol. 3C
+  // 29.6, posted-interrupt processing dismisses the notification vector so).
+  writeEoi(): void {
+    this.eoi();
+  }
+
   // The vector of a level-triggered interrupt's EOI not yet broadcast, or
   // -1; reading it clears it.
   takeLevelEoi(): i32 {

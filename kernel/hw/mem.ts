@@ -47,6 +47,14 @@ export declare function or(dst: u64, a: u64, b: u64, len: u64): void;
 @external("mem", "fetchor64")
 export declare function fetchOr64(pa: u64, bits: u64): u64;
 
+// Atomically replace the 8 bytes at pa with v and return their previous
+// value (a locked exchange): how the processor reads and clears the PIR of
+// a posted-interrupt descriptor, which other processors may be posting to
+// (SDM Vol. 3C 29.6: "no other agent can read or write a PIR bit (or group
+// of bits) between the time it is read and the time it is cleared").
+@external("mem", "swap64")
+export declare function swap64(pa: u64, v: u64): u64;
+
 // Copy len bytes from linear memory at src to physical pa.
 @external("mem", "copyout")
 export declare function copyout(pa: u64, src: usize, len: u32): void;

@@ -147,7 +147,12 @@ export function basic(): u64 {
 // The TRUE_* controls (allowed-0 may clear default1 bits) and the plain ones
 // (default1 bits reported as required, A.3.1).
 export function pin(trueCtls: bool, hv: bool): u64 {
-  return limit(hw.pin, hv ? PIN_EMULATED & ~EVMCS1_PIN_HIDDEN : PIN_EMULATED, trueCtls ? 0 : V.PIN_DEFAULT1);
+  const c = limit(hw.pin, hv ? PIN_EMULATED & ~EVMCS1_PIN_HIDDEN : PIN_EMULATED, trueCtls ? 0 : V.PIN_DEFAULT1);
+  // "Process posted interrupts": emulated by L0 (l2irq.ts), whether or not
+  // the processor has it, wherever virtual-interrupt delivery (which it
+  // needs) is offered; not with hyperv=on (no eVMCS v1 fields).
+  if (hv || (<u32>(proc2(false) >> 32) & V.PROC2_VIRTUAL_INTERRUPT_DELIVERY) == 0) return c;
+  return c | (<u64>V.PIN_PROCESS_POSTED_INTERRUPTS << 32);
 }
 export function proc(trueCtls: bool): u64 {
   return limit(hw.proc, PROC_EMULATED, trueCtls ? 0 : V.PROC_DEFAULT1);
@@ -295,6 +300,9 @@ export function fieldSupported(enc: u32): bool {
       return (<u32>(proc(true) >> 32) & V.PROC_USE_TPR_SHADOW) != 0;
     case V.APIC_ACCESS_ADDRESS:
       return (<u32>(proc2(false) >> 32) & V.PROC2_VIRTUALIZE_APIC_ACCESSES) != 0;
+    case V.POSTED_INTERRUPT_NOTIFICATION_VECTOR:
+    case V.POSTED_INTERRUPT_DESCRIPTOR_ADDRESS:
+      return (<u32>(pin(true, false) >> 32) & V.PIN_PROCESS_POSTED_INTERRUPTS) != 0;
     case V.GUEST_INTERRUPT_STATUS:
     case V.EOI_EXIT_BITMAP_0:
     case V.EOI_EXIT_BITMAP_1:
@@ -303,9 +311,7 @@ export function fieldSupported(enc: u32): bool {
       return (<u32>(proc2(false) >> 32) & V.PROC2_VIRTUAL_INTERRUPT_DELIVERY) != 0;
   }
   switch (enc & ~V.VMCS_ENC_HIGH) {
-    case V.POSTED_INTERRUPT_NOTIFICATION_VECTOR:
     case V.EPTP_INDEX: // #VE
-    case V.POSTED_INTERRUPT_DESCRIPTOR_ADDRESS:
     case V.VIRTUALIZATION_EXCEPTION_INFO_ADDRESS:
     case V.XSS_EXITING_BITMAP:
     case V.ENCLS_EXITING_BITMAP:

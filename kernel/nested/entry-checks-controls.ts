@@ -198,6 +198,21 @@ export function check(c: EntryCheck): bool {
   // ---- 27.2.1.2 VM-exit control fields
   const exit = <u32>state.get(n, V.VM_EXIT_CONTROL);
   if (!reservedOk(exit, caps.exit(t, hv))) return fail(c, "ctls.exit.reserved");
+  // "Process posted interrupts" (27.2.1.1, listed with the execution
+  // controls; it reads an exit control): virtual-interrupt delivery and
+  // "acknowledge interrupt on exit" 1, the notification vector's bits 15:8
+  // 0, the descriptor address 64-byte aligned and within the width (and,
+  // this hypervisor's rule since L0 processes the descriptor, l2irq.ts, in
+  // L1's RAM).
+  if ((pin & V.PIN_PROCESS_POSTED_INTERRUPTS) != 0) {
+    if ((proc2 & V.PROC2_VIRTUAL_INTERRUPT_DELIVERY) == 0) return fail(c, "ctls.posted.without-vid");
+    if ((exit & V.EXIT_ACKNOWLEDGE_INTERRUPT_ON_EXIT) == 0) return fail(c, "ctls.posted.without-acknowledge");
+    if ((<u32>state.get(n, V.POSTED_INTERRUPT_NOTIFICATION_VECTOR) & 0xff00) != 0) return fail(c, "ctls.posted.vector");
+    const d = state.get(n, V.POSTED_INTERRUPT_DESCRIPTOR_ADDRESS);
+    if ((d & 63) != 0) return fail(c, "ctls.posted.descriptor-align");
+    if (beyondPhys(d)) return fail(c, "ctls.posted.descriptor-width");
+    if (!guestmem.isRam(d, 64)) return fail(c, "ctls.posted.descriptor-ram");
+  }
   if ((exit & V.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE) != 0 && (pin & V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER) == 0)
     return fail(c, "ctls.exit.save-preemption-timer-without-timer");
   if (!msrAreaOk(c, V.VM_EXIT_MSR_STORE_COUNT, V.VM_EXIT_MSR_STORE_ADDRESS, "ctls.exit-msr-store.align",

@@ -19,6 +19,7 @@ import * as exits from "../vm/exits";
 import * as state from "./state";
 import * as reflect from "./reflect";
 import * as ptimer from "./ptimer";
+import * as posted from "./posted";
 import { Vcpu } from "../vm/vcpu";
 import { Nested } from "./nested";
 
@@ -86,6 +87,12 @@ function deliverFor(vcpu: Vcpu, apic: bool): i32 {
   if ((<u32>state.get(n, V.PIN_BASED_VM_EXEC_CONTROL) & V.PIN_EXTERNAL_INTERRUPT_EXITING) != 0) {
     if (busy) {
       setWindow(n, true);
+      return exits.RESUME;
+    }
+    // L1's posted-interrupt notification for L2 is processed, not an exit.
+    if ((<u32>state.get(n, V.PIN_BASED_VM_EXEC_CONTROL) & V.PIN_PROCESS_POSTED_INTERRUPTS) != 0 &&
+      <u32>v == <u32>state.get(n, V.POSTED_INTERRUPT_NOTIFICATION_VECTOR)) {
+      posted.process(vcpu, <u32>v);
       return exits.RESUME;
     }
     let info: u32 = 0;

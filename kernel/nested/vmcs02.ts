@@ -394,7 +394,9 @@ function mergeAll(vcpu: Vcpu, s: Vmcs02State, proc12: u32, entry12: u32): u32 {
   // for HLT exiting, else L0 decides), I/O and MSR bitmaps, CR8.
   // TSC offsetting: vmcs01 always uses it (L1's TSC, vm/tsc.ts), so L2
   // runs on L1's offset plus vmcs12's when L1 uses offsetting (26.3).
-  vmx.vmwrite(V.PIN_BASED_VM_EXEC_CONTROL, s.pin01 | pin12);
+  // "Process posted interrupts" is emulated by L0 (l2irq.ts): the
+  // notification reaches L0 as L1's interrupt, never the processor.
+  vmx.vmwrite(V.PIN_BASED_VM_EXEC_CONTROL, s.pin01 | (pin12 & ~V.PIN_PROCESS_POSTED_INTERRUPTS));
   const msrBitmaps = (proc12 & V.PROC_USE_MSR_BITMAPS) != 0;
   // "Use TPR shadow" is vmcs12's alone: L2's CR8 and TPR accesses then go to
   // vmcs12's virtual-APIC page (29.1), at its host-physical address, and the

@@ -97,6 +97,13 @@ export function setBits64(gpa: u64, bits: u64): u64 {
   return mem.fetchOr64(hostBase + gpa, bits);
 }
 
+// Replace the quadword at gpa atomically; the previous value.
+export function swap64(gpa: u64, v: u64): u64 {
+  assert(isRam(gpa, 8), "guestmem.swap64 outside guest RAM");
+  written(gpa, 8);
+  return mem.swap64(hostBase + gpa, v);
+}
+
 // Copy len bytes of linear memory at src into guest RAM at gpa.
 export function copyIn(gpa: u64, src: usize, len: u32): void {
   assert(isRam(gpa, len), "guestmem.copyIn outside guest RAM");

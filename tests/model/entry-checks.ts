@@ -35,7 +35,7 @@ export interface EntryEnv {
 }
 
 const F = {
-  VPID: 0x0000, IO_A: 0x2000, IO_B: 0x2002, MSR_BITMAP: 0x2004, EXIT_MSR_STORE: 0x2006,
+  VPID: 0x0000, PI_VECTOR: 0x0002, PI_DESC: 0x2016, IO_A: 0x2000, IO_B: 0x2002, MSR_BITMAP: 0x2004, EXIT_MSR_STORE: 0x2006,
   EXIT_MSR_LOAD: 0x2008, ENTRY_MSR_LOAD: 0x200a, PML: 0x200e, VAPIC: 0x2012, APIC_ACCESS: 0x2014,
   VMFUNC: 0x2018, EPTP: 0x201a, EPTP_LIST: 0x2024, VMREAD_BITMAP: 0x2026, VMWRITE_BITMAP: 0x2028,
   VE_INFO: 0x202a, SPPTP: 0x2030, HOST_PAT: 0x2c00, HOST_EFER: 0x2c02,
@@ -144,7 +144,13 @@ export function checkControls(env: EntryEnv): string[] {
   if (bit(proc2, 0)) p.push(addrProblem('APIC-access address', r(F.APIC_ACCESS), caps, 4096n, env.ramSize));
   if (bit(proc2, 4) && bit(proc2, 0)) p.push('"virtualize x2APIC mode" and "virtualize APIC accesses" are both 1');
   if (bit(proc2, 9) && !bit(pin, 0)) p.push('"virtual-interrupt delivery" requires "external-interrupt exiting"');
-  if (bit(pin, 7)) p.push('"process posted interrupts" is not modelled');
+  if (bit(pin, 7)) {
+    if (!bit(proc2, 9)) p.push('"process posted interrupts" requires "virtual-interrupt delivery"');
+    if (!bit(exit, 15)) p.push('"process posted interrupts" requires "acknowledge interrupt on exit"');
+    if ((r(F.PI_VECTOR) & 0xff00n) !== 0n) p.push('posted-interrupt notification vector sets bits 15:8');
+    // (In the guest's RAM: this hypervisor's rule, it processes the descriptor itself.)
+    p.push(addrProblem('posted-interrupt descriptor address', r(F.PI_DESC), caps, 64n, env.ramSize, 64n));
+  }
   // "If the 'enable VPID' VM-execution control is 1, the value of the VPID
   // VM-execution control field must not be 0000H." (27.2.1.1)
   if (bit(proc2, 5) && (r(F.VPID) & 0xffffn) === 0n) p.push('"enable VPID" with VPID 0');

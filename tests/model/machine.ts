@@ -496,6 +496,11 @@ export class Machine {
           writeN(8, u64(pa), old | u64(bits));
           return old;
         },
+        swap64: (pa: bigint, v: bigint) => {
+          const old = readN(8, u64(pa));
+          writeN(8, u64(pa), u64(v));
+          return old;
+        },
         or: (dst: bigint, a: bigint, b: bigint, len: bigint) => {
           const n = Number(u64(len));
           const x = this.phys.read(this.physCheck('or', u64(a), u64(len), false), n);

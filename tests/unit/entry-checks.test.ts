@@ -299,6 +299,9 @@ const tpr = (vapic: number | bigint, threshold: number): Mut =>
   all(or(C.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, C.PROC_USE_TPR_SHADOW), put(C.VIRTUAL_APIC_ADDRESS, vapic), put(C.TPR_THRESHOLD, threshold));
 const vid: Mut = all(or(C.PIN_BASED_VM_EXEC_CONTROL, C.PIN_EXTERNAL_INTERRUPT_EXITING),
   or(C.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, C.PROC2_VIRTUAL_INTERRUPT_DELIVERY));
+const posted = (vector: number, desc: number | bigint): Mut => all(tpr(0x40000, 0), vid,
+  or(C.PIN_BASED_VM_EXEC_CONTROL, C.PIN_PROCESS_POSTED_INTERRUPTS), or(C.VM_EXIT_CONTROL, C.EXIT_ACKNOWLEDGE_INTERRUPT_ON_EXIT),
+  put(C.POSTED_INTERRUPT_NOTIFICATION_VECTOR, vector), put(C.POSTED_INTERRUPT_DESCRIPTOR_ADDRESS, desc));
 const vaa = (page: number | bigint): Mut =>
   all(or(C.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, C.PROC2_VIRTUALIZE_APIC_ACCESSES), put(C.APIC_ACCESS_ADDRESS, page));
 // "enable VPID" with the VPID `v`.
@@ -345,7 +348,14 @@ const E = C; // brevity in the table
 const ROWS: Row[] = [
   // ---- 27.2.1.1 execution controls
   { what: 'preemption timer is offered', mut: or(E.PIN_BASED_VM_EXEC_CONTROL, E.PIN_ACTIVATE_VMX_PREEMPTION_TIMER), cls: OK },
-  { what: 'posted interrupts are not offered', mut: or(E.PIN_BASED_VM_EXEC_CONTROL, E.PIN_PROCESS_POSTED_INTERRUPTS), cls: CONTROLS, name: 'ctls.pin.reserved' },
+  // "process posted interrupts" is offered (emulated by L0, nested/posted.ts) with virtual-interrupt delivery.
+  { what: 'posted interrupts with VID, acknowledge on exit, vector F2H, descriptor in RAM', mut: posted(0xf2, 0x42000), cls: OK },
+  { what: 'posted interrupts without virtual-interrupt delivery', mut: or(E.PIN_BASED_VM_EXEC_CONTROL, E.PIN_PROCESS_POSTED_INTERRUPTS), cls: CONTROLS, name: 'ctls.posted.without-vid' },
+  { what: 'posted interrupts without acknowledge interrupt on exit', mut: all(posted(0xf2, 0x42000), andNot(E.VM_EXIT_CONTROL, E.EXIT_ACKNOWLEDGE_INTERRUPT_ON_EXIT)), cls: CONTROLS, name: 'ctls.posted.without-acknowledge' },
+  { what: 'posted interrupts, notification vector bits 15:8 set', mut: posted(0x1f2, 0x42000), cls: CONTROLS, name: 'ctls.posted.vector' },
+  { what: 'posted interrupts, descriptor not 64-byte aligned', mut: posted(0xf2, 0x42020), cls: CONTROLS, name: 'ctls.posted.descriptor-align' },
+  { what: 'posted interrupts, descriptor beyond MAXPHYADDR', mut: posted(0xf2, 1n << 39n), cls: CONTROLS, name: 'ctls.posted.descriptor-width' },
+  { what: 'posted interrupts, descriptor outside L1 RAM', mut: posted(0xf2, RAM), cls: CONTROLS, name: 'ctls.posted.descriptor-ram' },
   { what: 'pin default1 bit cleared', mut: andNot(E.PIN_BASED_VM_EXEC_CONTROL, 0x2), cls: CONTROLS, name: 'ctls.pin.reserved' },
   // "use TPR shadow", "virtualize APIC accesses" and "APIC-register virtualization" are offered
   // (the processor's, vmcs12's pages in vmcs02); L1's RAM is zero, so VTPR is 0.

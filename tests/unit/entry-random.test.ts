@@ -63,6 +63,8 @@ const DATA = 0x25000;
 const IO_A = 0x30000, IO_B = 0x31000, MSR_BITMAP = 0x32000;
 const ENTRY_MSRS = 0x33000, EXIT_STORE = 0x33400, EXIT_LOAD = 0x33800;
 const EPTP_LIST = 0x34000, L2_PDPT = 0x35000;
+// APIC virtualization's pages (zero: VTPR 0) and a posted-interrupt descriptor.
+const VAPIC = 0x36000, APIC_ACCESS = 0x37000, PI_DESC = 0x38000;
 const EPT_ROOT = 0x40000;
 const HOST_RIP = 0x180000n, L2_RIP = 0x401000n;
 const LEN = 3;
@@ -315,6 +317,20 @@ function randomCase(r: Rng, o: Offer): Case {
     kind === 2 && r.int(8) ? V.PROC2_ENABLE_EPT | V.PROC2_UNRESTRICTED_GUEST : 0, old(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL))), 'proc2');
   set(V.VM_EXIT_CONTROL, B(control(r, c.exit0, c.exit1, r.int(10) ? V.EXIT_HOST_ADDRESS_SPACE_SIZE : 0, old(V.VM_EXIT_CONTROL))), 'exit');
   set(V.VM_ENTRY_CONTROL, B(control(r, c.entry0, c.entry1, r.int(10) ? V.ENTRY_IA32E_MODE_GUEST : 0, old(V.VM_ENTRY_CONTROL))), 'entry');
+  // APIC virtualization's controls depend on each other (27.2.1.1): mostly
+  // (7 in 8) the ones a chosen control needs are added, so that random
+  // words of these controls still reach L2 often enough.
+  if (r.int(8)) {
+    let pin = old(V.PIN_BASED_VM_EXEC_CONTROL), proc = old(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
+    let proc2 = old(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL), exit = old(V.VM_EXIT_CONTROL);
+    if (pin & V.PIN_PROCESS_POSTED_INTERRUPTS) { proc2 |= V.PROC2_VIRTUAL_INTERRUPT_DELIVERY; exit |= V.EXIT_ACKNOWLEDGE_INTERRUPT_ON_EXIT; }
+    if (proc2 & V.PROC2_VIRTUAL_INTERRUPT_DELIVERY) pin |= V.PIN_EXTERNAL_INTERRUPT_EXITING;
+    if (proc2 & (V.PROC2_VIRTUAL_INTERRUPT_DELIVERY | V.PROC2_APIC_REGISTER_VIRTUALIZATION)) proc |= V.PROC_USE_TPR_SHADOW;
+    set(V.PIN_BASED_VM_EXEC_CONTROL, B(pin >>> 0), 'pin+');
+    set(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, B(proc >>> 0), 'proc+');
+    set(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, B(proc2 >>> 0), 'proc2+');
+    set(V.VM_EXIT_CONTROL, B(exit >>> 0), 'exit+');
+  }
   // Related fields.
   set(V.CR3_TARGET_COUNT, B(r.int(8) ? r.int(5) : r.pick([5, 256, r.int(600)])), 'cr3count');
   for (let i = 0; i < 4; i++) if (r.int(4) === 0) set(V.CR3_TARGET_VALUE0 + 2 * i, B(0x30000 + 0x1000 * i));
@@ -325,6 +341,11 @@ function randomCase(r: Rng, o: Offer): Case {
   set(V.VIRTUAL_PROCESSOR_ID, B(r.int(8) ? r.pick([1, 2, 0xffff, 1 + r.int(0xffff)]) : 0), 'vpid');
   set(V.VM_FUNCTION_CONTROL, B(r.int(8) ? r.int(2) : r.pick([2, 3, 1 << r.int(64)])), 'vmfunc');
   set(V.EPTP_LIST_ADDRESS, bitmapAddr(r, EPTP_LIST), 'eptplist');
+  set(V.VIRTUAL_APIC_ADDRESS, bitmapAddr(r, VAPIC), 'vapic');
+  set(V.TPR_THRESHOLD, B(r.int(8) ? 0 : r.pick([1, 0xf, 0x10, Number(r.next() & M32)])), 'tprthreshold');
+  set(V.APIC_ACCESS_ADDRESS, bitmapAddr(r, APIC_ACCESS), 'apicaccess');
+  set(V.POSTED_INTERRUPT_NOTIFICATION_VECTOR, B(r.int(8) ? 0xf2 : r.int(0x10000)), 'pivector');
+  set(V.POSTED_INTERRUPT_DESCRIPTOR_ADDRESS, r.int(8) ? B(PI_DESC) : r.pick([B(PI_DESC + 8), 1n << 39n, B(RAM), 0xfee00000n]), 'pidesc');
   set(V.VMX_PREEMPTION_TIMER_VALUE, B(r.int(1000)), 'timer');
   set(V.EXCEPTION_BITMAP, B(r.pick([0, 0xffffffff, 1 << 14, Number(r.next() & M32)])), 'excbm');
   // MSR lists: counts 0-3 at the good areas or at bad addresses.

@@ -737,13 +737,11 @@ function truncated(width: V.VmcsWidth, v: bigint): bigint {
   return width === 16 ? v & 0xffffn : width === 32 ? v & 0xffffffffn : v;
 }
 
-// The fields of features L1 is not offered (no VMFUNC, posted interrupts,
-// shadowing, #VE, XSS, SGX,
+// The fields of features L1 is not offered (no VMFUNC, shadowing, #VE, XSS, SGX,
 // SPP, TSC scaling, tertiary controls): VMREAD/VMWRITE fail with 12, as on a
 // processor without them (SDM Appendix B: fields exist "if supported").
 const NOT_OFFERED = new Set<string>([
-  'POSTED_INTERRUPT_NOTIFICATION_VECTOR', 'EPTP_INDEX', 'POSTED_INTERRUPT_DESCRIPTOR_ADDRESS',
-  'VM_FUNCTION_CONTROL', 'EPTP_LIST_ADDRESS', 'VMREAD_BITMAP', 'VMWRITE_BITMAP', 'VIRTUALIZATION_EXCEPTION_INFO_ADDRESS',
+  'EPTP_INDEX', 'VM_FUNCTION_CONTROL', 'EPTP_LIST_ADDRESS', 'VMREAD_BITMAP', 'VMWRITE_BITMAP', 'VIRTUALIZATION_EXCEPTION_INFO_ADDRESS',
   'XSS_EXITING_BITMAP', 'ENCLS_EXITING_BITMAP', 'SUB_PAGE_PERMISSION_TABLE_POINTER', 'TSC_MULTIPLIER',
   'TERTIARY_PROC_BASED_VM_EXEC_CONTROL', 'ENCLV_EXITING_BITMAP', 'PLE_GAP', 'PLE_WINDOW', 'VMX_PREEMPTION_TIMER_VALUE',
   // Later processors' features: HLAT, IPI virtualization, user interrupts,
