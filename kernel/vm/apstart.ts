@@ -32,9 +32,13 @@ export function init(v: Vcpu): bool {
   // General registers 0 (EDX would hold the processor signature, 9.1.4;
   // software does not rely on it after a SIPI), x87/SSE in their INIT
   // state; the local APIC keeps its ID (11.4.7.3).
+  // (The register block also holds the VMCS's launch state and the exit
+  // count: both kept.)
   const exits = v.exits;
+  const launched = v.launched;
   v.resetRegisters();
   v.setExits(exits);
+  v.setLaunched(launched);
   v.apic.init();
   v.irq.nmiPending = false;
   v.irq.quiet = false;
