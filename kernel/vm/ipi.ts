@@ -83,7 +83,7 @@ function deliver(vm: Vm, t: Vcpu, mode: u32, vector: u32): void {
     if (apstart.sipi(t, vector)) {
       t.apic.ipisDelivered++;
       vm.wake = <i32>t.index;
-      vm.resched = true;
+      vm.sliceEnd = 0;
     } else {
       t.apic.ipisDropped++;
     }
@@ -100,7 +100,7 @@ export function kick(t: Vcpu): void {
   if (vm.running == <i32>t.index) return;
   if (!wakeIfRunnable(t, cpu.rdtsc())) return;
   vm.wake = <i32>t.index;
-  vm.resched = true;
+  vm.sliceEnd = 0;
 }
 
 // Can v run now? A halted vCPU wakes on an NMI, or with RFLAGS.IF set on

@@ -8,10 +8,12 @@
 //     for SIPI (INIT from another vCPU),
 //   - an IPI or an I/O APIC message makes another vCPU runnable (a halted
 //     one woken, one started by SIPI: vm.wake, set by ipi.ts),
-//   - its time slice (SLICE_TICKS of host TSC) is over: the
-//     VMX-preemption timer that irq.ts always runs brings an exit at least
-//     every irq.SLICE timer ticks, so a vCPU that never exits still gives
-//     the processor up.
+//   - its time slice is over: irq.SLICE ticks of the VMX-preemption timer
+//     (the timer irq.ts always runs, which brings an exit at least that
+//     often, so a vCPU that never exits still gives the processor up),
+//     counted in host TSC ticks from when it got the processor (the timer
+//     counts at the TSC rate divided by 2^IA32_VMX_MISC[4:0], 26.5.1; on
+//     Bochs 2^0: 16.8 million ticks).
 // When every vCPU sleeps, the processor waits for the earliest APIC timer
 // among them (nothing else can wake one: the others cannot run); none
 // armed is "halted forever".
@@ -43,7 +45,9 @@ import * as apstart from "./apstart";
 import { RESUME, STOP, stop } from "./exits";
 
 // Host TSC ticks a vCPU runs before a runnable other gets the processor.
-export const SLICE_TICKS: u64 = 1 << 20;
+@inline function sliceTicks(): u64 {
+  return irq.SLICE << <u64>(<u32>caps.misc & 0x1f);
+}
 
 // HLT of a vCPU of a vcpus=N guest (SDM Vol. 2A HLT): the instruction
 // completes, the vCPU sleeps (runState HALTED) and gives up the processor;
@@ -55,7 +59,7 @@ export function handleHlt(vcpu: Vcpu, reason: u32): i32 {
   vcpu.haltIf = (vmx.vmread(V.GUEST_RFLAGS) & (1 << 9)) != 0;
   events.skipInstruction();
   vcpu.runState = R.RUN_HALTED;
-  vcpu.vm.resched = true;
+  vcpu.vm.sliceEnd = 0;
   return RESUME;
 }
 
@@ -64,9 +68,10 @@ export function handleHlt(vcpu: Vcpu, reason: u32): i32 {
 // its max-ticks= budget, a VMCS that cannot be loaded).
 export function next(cur: Vcpu): Vcpu | null {
   const vm = cur.vm;
+  // The one test every exit of such a guest makes: a halt, a wake-up or
+  // the end of the slice (all of which zero or pass sliceEnd).
   let now = cpu.rdtsc();
-  if (!vm.resched && cur.runState == R.RUN_ACTIVE && now - vm.sliceStart < SLICE_TICKS) return cur;
-  vm.resched = false;
+  if (now < vm.sliceEnd) return cur;
   let t: Vcpu | null = null;
   // One an IPI or interrupt just made runnable; else the halted vCPU itself
   // when something wakes it already (HLT with an interrupt pending); else
@@ -99,7 +104,7 @@ export function next(cur: Vcpu): Vcpu | null {
       return null;
     }
   }
-  vm.sliceStart = now;
+  vm.sliceEnd = now + sliceTicks();
   if (t === cur) return cur;
   const n = changetype<Vcpu>(t);
   return switchTo(cur, n) ? n : null;

@@ -31,13 +31,13 @@ export const MAX_VCPUS: i32 = config.MAX_VCPUS;
   vcpuCount: i32 = 0;
   vcpu0: Vcpu = changetype<Vcpu>(0);
   // With several vCPUs (vm/sched.ts): the one that has the processor, the
-  // one an IPI or interrupt just made runnable (-1: none), whether the
-  // running one gave the processor up (HLT, INIT), and when its time slice
-  // began (host TSC); switches made.
+  // one an IPI or interrupt just made runnable (-1: none), and the host TSC
+  // at which its time slice ends (0: the processor changes hands at the
+  // next exit: it halted, or another vCPU was made runnable); switches
+  // made.
   running: i32 = 0;
   wake: i32 = -1;
-  resched: bool = false;
-  sliceStart: u64 = 0;
+  sliceEnd: u64 = 0;
   switches: u64 = 0;
   // Statistics of the guest's run.
   migrations: u32 = 0; // moves of a vCPU to another processor (migrate=N)

@@ -109,6 +109,8 @@ static u32 bsp_id;
 
 #define CMD_IPI_BSP 1      /* fixed VEC_TO_BSP to the BSP's APIC ID (physical) */
 #define CMD_ALL_EXCL 2     /* fixed VEC_ALL, all excluding self */
+#define CMD_SPIN 3         /* spin, interrupts off, until the BSP sets `release` */
+static volatile u32 spinning, release;
 
 static void apic_wait_idle(void) {
     for (u32 i = 0; i < 100000 && (apic_read(APIC_ICR_LO) & ICR_BUSY); i++) __asm__ volatile("pause");
@@ -152,6 +154,10 @@ void ap_main(void) {
         u32 c = cmd;
         if (c == CMD_IPI_BSP) send_ipi(bsp_id, ICR_FIXED | VEC_TO_BSP);
         else if (c == CMD_ALL_EXCL) send_ipi(0, ICR_ALL_EXCL | ICR_FIXED | VEC_ALL);
+        else if (c == CMD_SPIN) {
+            spinning = 1;
+            while (!release) __asm__ volatile("pause" ::: "memory");
+        }
         cmd = 0;
         __sync_fetch_and_add(&cmd_done, 1);
     }
@@ -160,6 +166,18 @@ void ap_main(void) {
 /* Wait with interrupts enabled until *v reaches want (bounded). */
 static bool wait_for(volatile u32 *v, u32 want) {
     for (u32 i = 0; i < 2000000 && *v < want; i++) {
+        sti();
+        __asm__ volatile("pause" ::: "memory");
+    }
+    cli();
+    return *v >= want;
+}
+
+/* The same, bounded by TSC ticks rather than iterations (a wait that may
+ * last a time slice of a processor the two share: 2^24 ticks on Bochs). */
+static bool wait_ticks(volatile u32 *v, u32 want, u64 ticks) {
+    u64 t0 = rdtsc();
+    while (*v < want && rdtsc() - t0 < ticks) {
         sti();
         __asm__ volatile("pause" ::: "memory");
     }
@@ -218,6 +236,8 @@ void guest_main(void) {
     HV_CHECK(fwcfg_u16(0x05) == 2, "fw_cfg NB_CPUS: 2 vCPUs|%u", fwcfg_u16(0x05));
     check(bsp_id == 0 && (cpuid(1, 0).ebx >> 24) == 0, "BSP: APIC ID 0, CPUID initial APIC ID 0|%u", bsp_id);
     check((rdmsr(MSR_APIC_BASE) & (1u << 8)) != 0, "BSP: IA32_APIC_BASE.BSP set");
+    /* A snapshot holds one vCPU: the snapshot hypercall is unknown here. */
+    HV_CHECK(vmcall(HC_SNAPSHOT_TAKE, 0, 0) == HC_UNKNOWN, "vcpus=2: snapshot hypercall answered unknown (RAX = 2)");
 
     /* The start-up page must not hold what the loader left (boot info). */
     if (boot.lowest < TRAMP + 4096 && boot.highest > TRAMP) fail_stop("boot info overlaps the start-up page");
@@ -272,6 +292,17 @@ void guest_main(void) {
     send_ipi(0x01, ICR_LOGICAL | ICR_FIXED | VEC_TO_BSP);
     check(wait_for(&bsp_hits, before + 1) && bsp_hits == before + 1, "logical, flat model, 01H: the BSP itself|%u",
           bsp_hits - before);
+    /* Neither processor exits while it spins: where the two share one, each
+     * gets it back by time slice (the AP spins until the BSP, which needs
+     * the processor, releases it). */
+    u32 done = cmd_done;
+    cmd = CMD_SPIN;
+    send_ipi(1, ICR_FIXED | VEC_WAKE);
+    bool spun = wait_ticks(&spinning, 1, 200000000ull);
+    release = 1;
+    check(spun && wait_ticks(&cmd_done, done + 1, 200000000ull),
+          "the AP spinning with interrupts off, the BSP waiting for it: both progress|spinning %u, done %u", spinning,
+          cmd_done - done);
     /* BSP -> AP NMI (the vector field is ignored, 11.6.1). */
     send_ipi(1, ICR_NMI);
     check(wait_for(&nmi_hits, 1) && nmi_hits == 1, "BSP -> AP NMI: the AP's NMI handler ran|%u", nmi_hits);
