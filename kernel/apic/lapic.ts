@@ -3,7 +3,9 @@
 // registers in the 4 KiB page at IA32_APIC_BASE; the exit handlers pass
 // register reads and writes here by offset and ask, before each VM entry,
 // which fixed interrupt (if any) to inject. Nothing here touches the
-// physical APIC: IPIs to anything but this vCPU go nowhere and are counted.
+// physical APIC: an IPI this APIC takes itself is handled here, one that
+// may name other APICs is latched (ipiOut) for vm/ipi.ts, which delivers it
+// to the guest's other vCPUs.
 //
 // Model (one P4-style integrated APIC, version 0x14, six LVT entries):
 //   0x020 ID         bits 31:24, read/write (read-only since Nehalem; kept writable)
@@ -117,10 +119,13 @@ const MODE_NMI: u32 = 4;
   icrLo: u32 = 0;
   icrHi: u32 = 0;
   dcr: u32 = 0;
-  // IPIs that reached no one: INIT, SIPI, NMI, SMI, anything addressed only
-  // to other processors, and fixed IPIs this APIC did not accept.
+  // IPIs this APIC sent that it did not take itself (INIT, SIPI, SMI, and
+  // anything addressed only to other processors, which vm/ipi.ts may
+  // deliver), fixed IPIs it did not accept, and those from other vCPUs it
+  // did not act on (vm/ipi.ts).
   ipisDropped: u32 = 0;
-  // Fixed IPIs delivered to this vCPU (self-IPIs and broadcasts).
+  // IPIs delivered to this vCPU: its own (self, broadcasts) and other
+  // vCPUs' (vm/ipi.ts: fixed, NMI, INIT and SIPI acted on).
   ipisDelivered: u32 = 0;
   // A level-triggered interrupt's EOI to broadcast to the I/O APIC
   // (eoi()), or -1.
@@ -606,10 +611,12 @@ const MODE_NMI: u32 = 4;
     return true;
   }
 
-  // With one vCPU only fixed (and lowest-priority, whose only candidate is
-  // this vCPU) interrupts and NMIs addressed to this APIC go anywhere: into
-  // its own IRR, or the vCPU's NMI. The other processors a destination may
-  // name do not exist; INIT, start-up and SMI are never acted on. Nothing
+  // This APIC's own part of an IPI: a fixed (or lowest-priority: the
+  // sender takes it when it is a target) interrupt or an NMI that names it
+  // goes into its own IRR, or is the vCPU's NMI. INIT, start-up and SMI are
+  // never acted on for the sender itself. The counters are this APIC's view:
+  // `ipisDropped` counts what it did not take, also when vm/ipi.ts then
+  // delivers it to another vCPU (whose `ipisDelivered` counts it). Nothing
   // reaches a physical CPU.
   private sendIpi(): void {
     const mode = (this.icrLo >> 8) & 7;
