@@ -267,6 +267,19 @@ void guest_main(void) {
     /* AP -> BSP. */
     post(CMD_IPI_BSP);
     check(wait_for(&bsp_hits, 1) && bsp_hits == 1, "AP -> BSP fixed IPI (physical): the BSP's handler ran once|%u", bsp_hits);
+    /* The figure (not a check): an IPI round trip, the BSP's IPI waking the
+     * AP and the AP's IPI back to the BSP, in TSC ticks, the least of 16. */
+    u64 best = ~0ull;
+    for (int i = 0; i < 16; i++) {
+        u32 h = bsp_hits;
+        u64 t0 = rdtsc_fenced();
+        post(CMD_IPI_BSP);
+        wait_for(&bsp_hits, h + 1);
+        u64 t = rdtsc_fenced() - t0;
+        if (t < best) best = t;
+    }
+    diag("smp: IPI round trip BSP -> AP -> BSP (mailbox): %u ticks, least of 16", (u32)best);
+    u32 bsp_base = bsp_hits - 1;
     /* All excluding self, from the AP: the BSP only. */
     post(CMD_ALL_EXCL);
     wait_for(&all_hits[0], 1);
@@ -336,7 +349,7 @@ void guest_main(void) {
     before = ap_hits;
     send_ipi(1, ICR_FIXED | VEC_TO_AP);
     check(wait_for(&ap_hits, before + 1), "the restarted AP takes a fixed IPI|%u", ap_hits - before);
-    check(bsp_hits == 2 && all_hits[0] == 2, "no stray interrupt on the BSP|%u %u", bsp_hits, all_hits[0]);
+    check(bsp_hits - bsp_base == 2 && all_hits[0] == 2, "no stray interrupt on the BSP|%u %u", bsp_hits - bsp_base, all_hits[0]);
 
     finish_result();
     u32 code = tap_failed() ? 1 : 0;
