@@ -67,4 +67,37 @@ for (const cpus of [1, 2]) {
   });
 }
 
+// Nested VMX on every vCPU: this hypervisor as a vcpus=2 L1 finds two
+// processors through fw_cfg, starts its AP with a broadcast INIT-SIPI-SIPI
+// (real mode -> long mode on our vCPU 1: the CR0 write that sets PE, NE and
+// PG at once activates IA-32e mode, exit/cr.ts), enters VMX root on both,
+// and with migrate=50 moves its L2 between them (VMCLEAR on one vCPU,
+// VMPTRLD and VMLAUNCH on the other, its kernel thread carried by its IPI).
+test('Bochs: this hypervisor as a vcpus=2 L1: its AP started, VMX root on both vCPUs, its L2 migrated between them', async () => {
+  const name = 'test-smp-guest-turtles';
+  const runDir = freshRunDir(name);
+  const G = path.join(REPO, 'build', 'guests');
+  const cmdline = 'caps=off guest=hvl1.elf mem=96M nested=on vcpus=2 module=bench.elf ' +
+    'args=caps=off,migrate=50,guest=bench.elf,args=n=20';
+  const image = hvIso(runDir, cmdline, [[path.join(G, 'hvl1.elf'), 'hvl1.elf'], [path.join(G, 'bench.elf'), 'bench.elf']]);
+  const r = await runBochs({ name, boot: 'bios-cdrom', image, runDir, cpus: 1, timeoutMs: 300_000 });
+  expectRun(r, {
+    status: 0, exitCode: 0,
+    lines: [
+      /^L1\| hv: smp: 2 CPUs online \(LAPIC IDs 0, 1\)$/,
+      /^L1\| hv: VMX root operation on all 2 processors$/,
+      /^L1\| L2\| RESULT: PASS$/,
+      /^L1\| hv: vcpu migrations: \d+ \(every 50 exits, 2 processors\)$/,
+      /^L1\| hv: guests: 1 run, all as expected$/,
+      /^hv: guest 1 \(hvl1\.elf\) ended: exit via isa-debug-exit, code 1, .*: as expected$/,
+      /^hv: vcpus: 2 sharing one processor, \d+ switches$/,
+      /^hv: guests: 1 run, all as expected$/,
+    ],
+  });
+  const moves = Number(/^L1\| hv: vcpu migrations: (\d+) /m.exec(r.serial)![1]);
+  assert.ok(moves >= 5, `${moves} migrations of L1's vCPU between our vCPUs`);
+  const ap = /^hv: {3}vcpu 1: (\d+) exits, /m.exec(r.serial);
+  assert.ok(ap && Number(ap[1]) > 100, `vCPU 1 ran L1's work (${ap?.[1]} exits)`);
+});
+
 test.run();
