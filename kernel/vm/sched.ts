@@ -14,9 +14,10 @@
 //     counted in host TSC ticks from when it got the processor (the timer
 //     counts at the TSC rate divided by 2^IA32_VMX_MISC[4:0], 26.5.1; on
 //     Bochs 2^0: 16.8 million ticks).
-// When every vCPU sleeps, the processor waits for the earliest APIC timer
-// among them (nothing else can wake one: the others cannot run); none
-// armed is "halted forever".
+// A halted vCPU's APIC timer ends the running one's slice early (seen at
+// its first exit after the deadline). When every vCPU sleeps, the
+// processor waits for the earliest APIC timer among them (nothing else can
+// wake one: the others cannot run); none armed is "halted forever".
 // This is called from the exit loop's out-of-line periodic work
 // (guest.ts periodicWork, for guests with several vCPUs only), so a
 // one-vCPU guest's exit path is what it was.
@@ -36,6 +37,7 @@ import * as caps from "../vmx/caps";
 import * as config from "./config";
 import * as R from "./vcpu";
 import { Vcpu } from "./vcpu";
+import { Vm } from "./vm";
 import * as vmcs01 from "./vmcs01";
 import * as xstate from "./xstate";
 import * as events from "./events";
@@ -104,10 +106,22 @@ export function next(cur: Vcpu): Vcpu | null {
       return null;
     }
   }
-  vm.sliceEnd = now + sliceTicks();
+  vm.sliceEnd = sliceEnd(vm, changetype<Vcpu>(t), now);
   if (t === cur) return cur;
   const n = changetype<Vcpu>(t);
   return switchTo(cur, n) ? n : null;
+}
+
+// The end of t's slice, or earlier the first APIC timer deadline among the
+// halted vCPUs it may wake (so that it is seen at t's first exit after it;
+// a t that does not exit is stopped by the preemption timer at its slice).
+function sliceEnd(vm: Vm, t: Vcpu, now: u64): u64 {
+  let end = now + sliceTicks();
+  for (let i = 0; i < vm.vcpuCount; i++) {
+    const v = vm.vcpu(i);
+    if (v !== t && v.runState == R.RUN_HALTED && v.haltIf) end = min(end, v.apic.nextTimerDeadline());
+  }
+  return end;
 }
 
 function roundRobin(cur: Vcpu, now: u64): Vcpu | null {

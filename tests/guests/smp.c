@@ -49,6 +49,7 @@
 #define VEC_ALL 0x53
 #define VEC_COM 0x54
 #define VEC_WAKE 0x55
+#define VEC_TIMER 0x56
 
 #define TRAMP 0x8000u /* start-up page: SIPI vector 08H */
 #define COM_ROUNDS 100
@@ -110,7 +111,9 @@ static u32 bsp_id;
 #define CMD_IPI_BSP 1      /* fixed VEC_TO_BSP to the BSP's APIC ID (physical) */
 #define CMD_ALL_EXCL 2     /* fixed VEC_ALL, all excluding self */
 #define CMD_SPIN 3         /* spin, interrupts off, until the BSP sets `release` */
-static volatile u32 spinning, release;
+#define CMD_TIMER 4        /* arm the AP's APIC timer (one-shot) and go back to sleep */
+#define TIMER_COUNT 200000
+static volatile u32 spinning, release, timer_hits;
 
 static void apic_wait_idle(void) {
     for (u32 i = 0; i < 100000 && (apic_read(APIC_ICR_LO) & ICR_BUSY); i++) __asm__ volatile("pause");
@@ -127,6 +130,10 @@ static void ap_isr(struct frame *f) { ap_hits++; apic_write(APIC_EOI, 0); }
 static void bsp_isr(struct frame *f) { bsp_hits++; apic_write(APIC_EOI, 0); }
 static void all_isr(struct frame *f) { all_hits[me_is_ap() ? 1 : 0]++; apic_write(APIC_EOI, 0); }
 static void wake_isr(struct frame *f) { apic_write(APIC_EOI, 0); }
+static void timer_isr(struct frame *f) {
+    if (me_is_ap()) timer_hits++;
+    apic_write(APIC_EOI, 0);
+}
 static void nmi_isr(struct frame *f) { nmi_hits++; }
 static void com_isr(struct frame *f) {
     /* Level-triggered, on the AP: reading IIR clears THRE, so the line is
@@ -154,7 +161,11 @@ void ap_main(void) {
         u32 c = cmd;
         if (c == CMD_IPI_BSP) send_ipi(bsp_id, ICR_FIXED | VEC_TO_BSP);
         else if (c == CMD_ALL_EXCL) send_ipi(0, ICR_ALL_EXCL | ICR_FIXED | VEC_ALL);
-        else if (c == CMD_SPIN) {
+        else if (c == CMD_TIMER) {
+            apic_write(APIC_TIMER_DIV, 0xB); /* divide by 1 */
+            apic_write(APIC_LVT_TIMER, VEC_TIMER); /* one-shot, unmasked */
+            apic_write(APIC_TIMER_INIT, TIMER_COUNT);
+        } else if (c == CMD_SPIN) {
             spinning = 1;
             while (!release) __asm__ volatile("pause" ::: "memory");
         }
@@ -228,6 +239,7 @@ void guest_main(void) {
     idt_set_handler(VEC_ALL, all_isr);
     idt_set_handler(VEC_WAKE, wake_isr);
     idt_set_handler(VEC_COM, com_isr);
+    idt_set_handler(VEC_TIMER, timer_isr);
     idt_set_handler(2, nmi_isr);
     __asm__ volatile("sidt %0" : "=m"(bsp_idtr));
     apic_write(APIC_SVR, 0x1FF);
@@ -316,6 +328,15 @@ void guest_main(void) {
     check(spun && wait_ticks(&cmd_done, done + 1, 200000000ull),
           "the AP spinning with interrupts off, the BSP waiting for it: both progress|spinning %u, done %u", spinning,
           cmd_done - done);
+    /* The AP sleeps with its APIC timer armed while the BSP works (port
+     * reads: exits under the hypervisor): the timer's interrupt wakes the AP
+     * without waiting for the BSP's time slice (2^24 ticks) to end. */
+    post(CMD_TIMER);
+    u64 t0 = rdtsc();
+    while (timer_hits < 1 && rdtsc() - t0 < 200000000ull) inb(COM1 + 5);
+    u32 took = (u32)(rdtsc() - t0);
+    check(timer_hits == 1, "the sleeping AP's APIC timer interrupt arrives while the BSP runs|%u", timer_hits);
+    check_hv(took < 4000000, "... within 4,000,000 ticks of the arming (count 200,000, divide by 1)|%u ticks", took);
     /* BSP -> AP NMI (the vector field is ignored, 11.6.1). */
     send_ipi(1, ICR_NMI);
     check(wait_for(&nmi_hits, 1) && nmi_hits == 1, "BSP -> AP NMI: the AP's NMI handler ran|%u", nmi_hits);
