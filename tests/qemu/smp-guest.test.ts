@@ -71,6 +71,30 @@ for (const cpus of [1, 2]) {
   });
 }
 
+// Guests run one after another reuse the Vcpu objects (a free list): a
+// one-vCPU guest between two vcpus=2 guests must find nothing of theirs
+// (the HLT handler, the APs' state), and the second vcpus=2 guest runs as
+// the first.
+test('Bochs: vcpus=2, vcpus=1, vcpus=2 guests in one run', async () => {
+  const name = 'test-smp-guest-sequence';
+  const runDir = freshRunDir(name);
+  const G = path.join(REPO, 'build', 'guests');
+  const image = hvIso(runDir, 'caps=off guest=smp.elf vcpus=2 guest=bench.elf args=n=5 guest=smp.elf vcpus=2',
+    [[GUEST, 'smp.elf'], [path.join(G, 'bench.elf'), 'bench.elf']]);
+  const r = await runBochs({ name, boot: 'bios-cdrom', image, runDir, cpus: 1, timeoutMs: 300_000 });
+  expectRun(r, {
+    status: 0, exitCode: 0,
+    lines: [
+      /^hv: guest 1 \(smp\.elf\) ended: exit via hypercall, status 0, .*: as expected$/,
+      /^hv: guest 2 \(bench\.elf\) ended: exit via isa-debug-exit, code 1, .*: as expected$/,
+      /^hv: guest 3 \(smp\.elf\) ended: exit via hypercall, status 0, .*: as expected$/,
+      /^hv: guests: 3 run, all as expected$/,
+    ],
+  });
+  assert.is([...r.serial.matchAll(/^hv: vcpus: 2 sharing one processor/gm)].length, 2, 'two guests with two vCPUs');
+  assert.is([...r.serial.matchAll(/^L1\| RESULT: PASS\r?$/gm)].length, 3);
+});
+
 // Nested VMX on every vCPU: this hypervisor as a vcpus=2 L1 finds two
 // processors through fw_cfg, starts its AP with a broadcast INIT-SIPI-SIPI
 // (real mode -> long mode on our vCPU 1: the CR0 write that sets PE, NE and
