@@ -3,7 +3,9 @@
 // registers in the 4 KiB page at IA32_APIC_BASE; the exit handlers pass
 // register reads and writes here by offset and ask, before each VM entry,
 // which fixed interrupt (if any) to inject. Nothing here touches the
-// physical APIC: IPIs to anything but this vCPU go nowhere and are counted.
+// physical APIC: an IPI this APIC takes itself is handled here, one that
+// may name other APICs is latched (ipiOut) for vm/ipi.ts, which delivers it
+// to the guest's other vCPUs.
 //
 // Model (one P4-style integrated APIC, version 0x14, six LVT entries):
 //   0x020 ID         bits 31:24, read/write (read-only since Nehalem; kept writable)
@@ -117,10 +119,13 @@ const MODE_NMI: u32 = 4;
   icrLo: u32 = 0;
   icrHi: u32 = 0;
   dcr: u32 = 0;
-  // IPIs that reached no one: INIT, SIPI, NMI, SMI, anything addressed only
-  // to other processors, and fixed IPIs this APIC did not accept.
+  // IPIs this APIC sent that it did not take itself (INIT, SIPI, SMI, and
+  // anything addressed only to other processors, which vm/ipi.ts may
+  // deliver), fixed IPIs it did not accept, and those from other vCPUs it
+  // did not act on (vm/ipi.ts).
   ipisDropped: u32 = 0;
-  // Fixed IPIs delivered to this vCPU (self-IPIs and broadcasts).
+  // IPIs delivered to this vCPU: its own (self, broadcasts) and other
+  // vCPUs' (vm/ipi.ts: fixed, NMI, INIT and SIPI acted on).
   ipisDelivered: u32 = 0;
   // A level-triggered interrupt's EOI to broadcast to the I/O APIC
   // (eoi()), or -1.
@@ -128,6 +133,10 @@ const MODE_NMI: u32 = 4;
   // An NMI IPI this APIC sent to itself, for the caller to raise on the
   // vCPU (takeNmi; vm/irq.ts raiseNmi).
   nmiSent: bool = false;
+  // An IPI whose destination may name other APICs was sent: the caller
+  // (vm/irq.ts apicWritten) hands it to vm/ipi.ts, which delivers it to the
+  // guest's other vCPUs. Reading it clears it (takeIpiOut).
+  ipiOut: bool = false;
   // The LVT entries (timer, thermal, performance, LINT0, LINT1, error) and
   // the 256-bit IRR, ISR and TMR (vec256.ts) are laid out in these fields.
   private lvt0: u64 = 0;
@@ -168,21 +177,30 @@ const MODE_NMI: u32 = 4;
 
   // Power-up / RESET state (11.4.7.1): IRR, ISR, TMR, ICR, LDR, TPR, timer
   // counts and DCR 0; DFR all ones; LVT entries masked; SVR 0xFF (software
-  // disabled); APIC globally enabled in xAPIC mode at 0xFEE00000. The one
-  // vCPU is the bootstrap processor.
+  // disabled); APIC globally enabled in xAPIC mode at 0xFEE00000. APIC ID
+  // 0 (vCPU 0) is the bootstrap processor (IA32_APIC_BASE[8], 9.4.1).
   reset(apicId: u32, tscNow: u64): void {
     this.initialId = apicId & 0xff;
-    this.apicBase = BASE_ADDRESS | BASE_BSP | BASE_EN;
+    this.apicBase = BASE_ADDRESS | (this.initialId == 0 ? BASE_BSP : 0) | BASE_EN;
     this.powerUpState();
     this.lastTsc = tscNow;
     this.ipisDropped = 0;
     this.ipisDelivered = 0;
   }
 
+  // INIT (11.4.7.3): the power-up state, except that the APIC ID (and
+  // IA32_APIC_BASE) are kept.
+  init(): void {
+    const id = this.id;
+    this.powerUpState();
+    this.id = id;
+  }
+
   private powerUpState(): void {
     this.id = this.initialId << 24;
     this.levelEoi = -1;
     this.nmiSent = false;
+    this.ipiOut = false;
     this.tpr = 0;
     this.ldr = 0;
     this.dfr = 0xffffffff;
@@ -211,8 +229,8 @@ const MODE_NMI: u32 = 4;
   }
 
   // false: the write is #GP(0) and changes nothing. Accepted values are
-  // 0xFEE00000 | EN (bit 11) with any BSP bit (bit 8, read-only here: the
-  // vCPU stays the BSP). #GP for: reserved bits (7:0, 9, above the base),
+  // 0xFEE00000 | EN (bit 11) with any BSP bit (bit 8, read-only here: vCPU
+  // 0 stays the BSP, the others APs). #GP for: reserved bits (7:0, 9, above the base),
   // EXTD (bit 10: x2APIC is not offered, so both x2APIC transitions of
   // 11.12.5 and the invalid EN=0/EXTD=1 state are out of reach), and a base
   // other than 0xFEE00000 (relocation is not offered: the APIC page is
@@ -226,7 +244,7 @@ const MODE_NMI: u32 = 4;
     const wasEnabled = (this.apicBase & BASE_EN) != 0;
     const enable = (v & BASE_EN) != 0;
     if (wasEnabled && !enable) this.powerUpState();
-    this.apicBase = BASE_ADDRESS | BASE_BSP | (enable ? BASE_EN : 0);
+    this.apicBase = BASE_ADDRESS | (this.apicBase & BASE_BSP) | (enable ? BASE_EN : 0);
     this.update();
     return true;
   }
@@ -562,6 +580,9 @@ const MODE_NMI: u32 = 4;
   // field: physical (ID match or 0xFF broadcast) or logical (11.6.2.2: flat
   // model, DFR[31:28] = 1111b, any common LDR bit; cluster model, 0000b,
   // same cluster in bits 7:4 and a common bit in 3:0; 0xFF is everyone).
+  @inline icrNamesSelf(): bool {
+    return this.targetsSelf();
+  }
   private targetsSelf(): bool {
     const shorthand = (this.icrLo >> 18) & 3;
     if (shorthand == 1 || shorthand == 2) return true;
@@ -596,14 +617,21 @@ const MODE_NMI: u32 = 4;
     return true;
   }
 
-  // With one vCPU only fixed (and lowest-priority, whose only candidate is
-  // this vCPU) interrupts and NMIs addressed to this APIC go anywhere: into
-  // its own IRR, or the vCPU's NMI. The other processors a destination may
-  // name do not exist; INIT, start-up and SMI are never acted on. Nothing
+  // This APIC's own part of an IPI: a fixed (or lowest-priority: the
+  // sender takes it when it is a target) interrupt or an NMI that names it
+  // goes into its own IRR, or is the vCPU's NMI. INIT, start-up and SMI are
+  // never acted on for the sender itself. The counters are this APIC's view:
+  // `ipisDropped` counts what it did not take, also when vm/ipi.ts then
+  // delivers it to another vCPU (whose `ipisDelivered` counts it). Nothing
   // reaches a physical CPU.
   private sendIpi(): void {
     const mode = (this.icrLo >> 8) & 7;
     const vector = this.icrLo & 0xff;
+    // Any shorthand but self, or a destination field other than exactly
+    // this APIC's physical ID, may name another APIC.
+    const shorthand = (this.icrLo >> 18) & 3;
+    if (shorthand != 1 && (shorthand != 0 || (this.icrLo & (1 << 11)) != 0 || (this.icrHi >> 24) != (this.id >> 24)))
+      this.ipiOut = true;
     // An NMI addressed to this APIC (its vector is ignored, 11.6.1): the
     // vCPU's NMI, raised by the caller (takeNmi).
     if (mode == MODE_NMI && this.targetsSelf()) {
@@ -626,6 +654,12 @@ const MODE_NMI: u32 = 4;
     }
     this.accept(vector, false);
     this.ipisDelivered++;
+  }
+
+  takeIpiOut(): bool {
+    const s = this.ipiOut;
+    this.ipiOut = false;
+    return s;
   }
 
   // Did this APIC just send itself an NMI? Reading it clears it.

@@ -202,6 +202,14 @@ function option(p: usize, n: i32): bool {
     config.hyperv[current] = r == 1;
     return true;
   }
+  v = keyIs(p, n, "vcpus");
+  if (v >= 0) {
+    if (!guestOption("vcpus", p, n)) return false;
+    const k = parseDec(p + <usize>v, n - v);
+    if (k < 1 || k > config.MAX_VCPUS) return bad("vcpus= needs a number of vCPUs from 1 to 8, not", p + <usize>v, n - v);
+    config.vcpus[current] = <i32>k;
+    return true;
+  }
   v = keyIs(p, n, "ept");
   if (v >= 0) {
     if (!guestOption("ept", p, n)) return false;

@@ -12,6 +12,9 @@
 // the Vm's device area; the port statistics (denied accesses) are the
 // run's and go on.
 //
+// A guest with several vCPUs (vcpus=N) gets HC_UNKNOWN for both: a
+// snapshot holds one vCPU.
+//
 // L1 in VMX operation is snapshotted with its nested state (VMXON, the
 // current vmcs12 or eVMCS; L2 asks through L1, whose VMCALL this is: L2's
 // VMCALL exits to L1, SDM Vol. 3C 26.1.2), a hyperv=on guest with its
@@ -69,6 +72,9 @@ function answer(vcpu: Vcpu, rax: u64): i32 {
 
 // Function 3. flags: RBX (none defined).
 export function take(vcpu: Vcpu, flags: u64): i32 {
+  // A snapshot holds one vCPU: a guest with several (vcpus=N) has neither
+  // function (docs/guest-interface.md "Several vCPUs").
+  if (vcpu.vm.vcpuCount > 1) return answer(vcpu, HC_UNKNOWN);
   if (flags != 0) return answer(vcpu, HC_BAD_ARGUMENT);
   const vm = vcpu.vm;
   // The snapshot point is the instruction after the VMCALL, where the call
@@ -102,6 +108,7 @@ export function take(vcpu: Vcpu, flags: u64): i32 {
 export const RESTORE_NMI: u64 = 1;
 export function restoreVm(vcpu: Vcpu, flags: u64): i32 {
   const vm = vcpu.vm;
+  if (vcpu.vm.vcpuCount > 1) return answer(vcpu, HC_UNKNOWN);
   if ((flags & ~RESTORE_NMI) != 0) return answer(vcpu, HC_BAD_ARGUMENT);
   if (vm.snapBytes == 0) return answer(vcpu, HC_NO_SNAPSHOT);
   const v = restore.restore(vcpu, buf, vm.snapBytes, restore.GUEST_RESTORE, -1);

@@ -1,7 +1,7 @@
 // The guests named on the command line, in order:
 //   guest=FILE [mem=SIZE] [vpid=on|off] [ept=on] [shadow-vmcs=on|off] [nested=on|off]
 //              [args=A,B,...] [module=FILE]... [expect=OUTCOME] [max-ticks=N] [snapshot=N]
-//              [ramsnap=on|wp|off] [hyperv=on|off]
+//              [ramsnap=on|wp|off] [hyperv=on|off] [vcpus=N]
 // Options after a guest= apply to that guest. FILE is the first word of a
 // boot file's name (UEFI: the ESP path as written; multiboot: the module
 // string). SIZE is a number with K, M or G. OUTCOME is pass (the default:
@@ -19,6 +19,9 @@
 // docs/guest-interface.md "Hyper-V interface"): the TLFS CPUID leaves at
 // 40000000H (ours move to 40000100H), the synthetic MSRs and the hypercall
 // page.
+// vcpus=N (1 to MAX_VCPUS, default 1) gives the guest N virtual processors:
+// vCPU 0 is the bootstrap processor, the others wait for INIT and SIPI
+// (vm/apstart.ts); they share the processor the guest runs on (vm/sched.ts).
 import * as boot from "../boot/bootinfo";
 import * as mem from "../hw/mem";
 
@@ -41,6 +44,8 @@ export const vpid = new StaticArray<bool>(MAX_GUESTS); // machine-wide: the pars
 export const shadowVmcs = new StaticArray<bool>(MAX_GUESTS); // machine-wide: the parsed command line
 export const nested = new StaticArray<bool>(MAX_GUESTS); // machine-wide: the parsed command line; nested=on: VMX offered to the guest
 export const hyperv = new StaticArray<bool>(MAX_GUESTS); // machine-wide: the parsed command line; hyperv=on: the Hyper-V interface offered
+export const vcpus = new StaticArray<i32>(MAX_GUESTS); // machine-wide: the parsed command line; vcpus=N
+export const MAX_VCPUS: i32 = 8;
 export const expect = new StaticArray<i32>(MAX_GUESTS); // machine-wide: the parsed command line
 export const expectCode = new StaticArray<u32>(MAX_GUESTS); // machine-wide: the parsed command line
 export const maxTicks = new StaticArray<u64>(MAX_GUESTS); // machine-wide: the parsed command line; 0 = no budget
@@ -91,6 +96,7 @@ export function addGuest(f: u32): i32 {
   shadowVmcs[g] = true;
   nested[g] = false;
   hyperv[g] = false;
+  vcpus[g] = 1;
   expect[g] = OUTCOME_PASS;
   expectCode[g] = 0;
   argsStart[g] = 0;

@@ -34,6 +34,7 @@ import * as hyperv from "./exit/hyperv";
 import * as misc from "./exit/misc";
 import * as irq from "./irq";
 import * as migrate from "./migrate";
+import * as sched from "./sched";
 import * as cycle from "../snapshot/cycle";
 import * as vmram from "../snapshot/vmram";
 import * as nesting from "./nesting";
@@ -121,7 +122,8 @@ function printName(g: i32): void {
 function loop<L2>(vcpu: Vcpu, l2: L2): void {
   const counts = vcpu.vm.exitCounts;
   const every = <u64>config.snapshotEvery[vcpu.vm.guest];
-  const periodic = every != 0 || migrate.every != 0;
+  // Several vCPUs: the scheduler runs there too (sched.ts).
+  const periodic = every != 0 || migrate.every != 0 || vcpu.vm.vcpuCount > 1;
   let l2run = vcpu.nested.inL2;
   while (true) {
     const r = vmx.enter(vcpu.regs);
@@ -177,6 +179,9 @@ function loop<L2>(vcpu: Vcpu, l2: L2): void {
 // next processor when there are several). The vCPU to go on with, or null
 // when the guest stopped. runPending: see loop.
 function periodicWork(vcpu: Vcpu, every: u64, runPending: bool): Vcpu | null {
+  // With several vCPUs: the one to run next (sched.ts). Guests with
+  // snapshot= or migrate= have one (runOne).
+  if (vcpu.vm.vcpuCount > 1) return sched.next(vcpu);
   if (migrate.due(vcpu) && !migrate.move(vcpu)) {
     exits.stop(vcpu, config.OUTCOME_STOPPED);
     return null;
@@ -213,10 +218,27 @@ function runOne<L2>(g: i32, l2: L2): bool {
   }
   print.nl();
 
+  // Several vCPUs share this processor (sched.ts); what cannot handle them
+  // yet is refused rather than run wrong: a snapshot holds one vCPU
+  // (snapshot=, ramsnap=, whose shadow-EPT link is vCPU 0's), and a
+  // migration moves only the running vCPU's VMCSs (migrate=).
+  const n = config.vcpus[g];
+  if (n > 1 && (config.snapshotEvery[g] != 0 || config.ramSnapshot[g] != config.RAMSNAP_OFF || migrate.every != 0)) {
+    print.say("guest: vcpus= above 1 cannot be combined with snapshot=, ramsnap= or migrate= yet (a snapshot and a migration hold one vCPU): refused");
+    return false;
+  }
   const vm = vms.create(g);
-  let vcpu = vcpus.create(vm, 0);
-  vm.vcpu0 = vcpu;
-  vm.vcpuCount = 1;
+  vm.vcpuCount = n;
+  for (let i = 0; i < n; i++) {
+    const v = vcpus.create(vm, <u32>i);
+    // vCPU 0 is the bootstrap processor; the APs wait for INIT and SIPI
+    // (apstart.ts).
+    if (i > 0) v.runState = R.RUN_WAIT_SIPI;
+    vm.setVcpu(i, v);
+  }
+  let vcpu = vm.vcpu0;
+  // HLT: with several vCPUs it gives the processor to another (sched.ts).
+  exits.register(V.EXIT_REASON_HLT, n > 1 ? sched.handleHlt : misc.handleHlt);
   const ram = pages.allocAligned(<u32>(bytes >> 12), SIZE_2M);
   if (ram == 0) {
     print.say("guest: not enough free memory for its RAM");
@@ -241,10 +263,15 @@ function runOne<L2>(g: i32, l2: L2): bool {
     ok = loader.load(vm.entry, config.file[g], boot.cmdline + <usize>config.argsStart[g], config.argsLen[g],
       config.modulesOf(g), config.moduleCount[g]);
   }
-  if (ok) ok = vmcs01.create(vcpu, snap !== null ? snap.eptp() : ept.eptp(root), vm.entry.eip, config.vpid[g]);
   // The Hyper-V interface first: what nested VMX offers depends on it.
   hyperv.start(vm, config.hyperv[g]);
-  if (ok) ok = nesting.start(vcpu, config.nested[g], config.shadowVmcs[g]);
+  // Each vCPU's vmcs01 and nested part, vCPU 0's last so that its vmcs01
+  // is current for the first entry.
+  for (let i = n - 1; ok && i >= 0; i--) {
+    const v = vm.vcpu(i);
+    ok = vmcs01.create(v, snap !== null ? snap.eptp() : ept.eptp(root), vm.entry.eip, config.vpid[g]);
+    if (ok) ok = nesting.start(v, config.nested[g], config.shadowVmcs[g]);
+  }
   if (ok) {
     vcpu.setReg(R.RAX, vm.entry.eax);
     vcpu.setReg(R.RBX, vm.entry.ebx);
@@ -258,9 +285,12 @@ function runOne<L2>(g: i32, l2: L2): bool {
     loop<L2>(vcpu, l2);
     vcpu = vm.vcpu0; // snapshot=N and the restore hypercall replace it
     ports.flushConsole(vm);
-    vmx.vmclear(vcpu.vmcs);
-    nesting.tearDown(vcpu);
-    vcpu.setLaunched(false);
+    for (let i = 0; i < n; i++) {
+      const v = vm.vcpu(i);
+      vmx.vmclear(v.vmcs);
+      nesting.tearDown(v);
+      v.setLaunched(false);
+    }
     scrubPassThroughMsrs(vcpu);
     // The next guest starts where the first did.
     if (cpu.index() != 0) {
@@ -276,7 +306,7 @@ function runOne<L2>(g: i32, l2: L2): bool {
   ept.destroy(root);
   pages.free(ram, <u32>(bytes >> 12));
   const pass = report(vcpu, g);
-  vcpus.destroy(vcpu);
+  for (let i = n - 1; i >= 0; i--) vcpus.destroy(vm.vcpu(i));
   return pass;
 }
 
@@ -352,6 +382,7 @@ function report(vcpu: Vcpu, g: i32): bool {
     print.str(" hypercalls (every call code answered HV_STATUS_INVALID_HYPERCALL_CODE)");
     print.nl();
   }
+  if (vcpu.vm.vcpuCount > 1) reportVcpus(vcpu.vm);
   const io = vcpu.vm.ioapic;
   if (io.sent != 0) {
     print.str("hv: ioapic: ");
@@ -365,6 +396,29 @@ function report(vcpu: Vcpu, g: i32): bool {
   if (config.nested[g]) nesting.report(vcpu);
   vcpu.vm.profile.report();
   return pass;
+}
+
+// A guest with several vCPUs: each one's exits, how it ended, and how
+// often the processor changed hands.
+function reportVcpus(vm: Vm): void {
+  print.str("hv: vcpus: ");
+  print.dec(vm.vcpuCount);
+  print.str(" sharing one processor, ");
+  print.dec(vm.switches);
+  print.str(" switches");
+  print.nl();
+  for (let i = 0; i < vm.vcpuCount; i++) {
+    const v = vm.vcpu(i);
+    print.str("hv:   vcpu ");
+    print.dec(i);
+    print.str(": ");
+    print.dec(v.exits);
+    print.str(" exits, ");
+    print.str(v.runState == R.RUN_ACTIVE ? "running" : v.runState == R.RUN_HALTED ? "halted" : "waiting for SIPI");
+    print.str(", IPIs taken ");
+    print.dec(v.apic.ipisDelivered);
+    print.nl();
+  }
 }
 
 // Run every guest (L2's exits to `l2`, see loop); returns whether all ended

@@ -5,7 +5,7 @@
 // the I/O APIC (11.8.5).
 //
 // Delivery modes: fixed goes to every local APIC the destination names;
-// lowest priority to one of them (with one vCPU, that one). NMI, SMI, INIT
+// lowest priority to one of them (the lowest-numbered). NMI, SMI, INIT
 // and ExtINT messages have no receiver in this platform yet (no NMI
 // injection into L1, no SMM, no 8259 PIC, INIT only by IPI): they are
 // counted in the I/O APIC's `dropped`, with messages no local APIC
@@ -13,6 +13,7 @@
 import * as ioapic from "../devices/ioapic";
 import { Vm } from "./vm";
 import { Vcpu } from "./vcpu";
+import * as ipi from "./ipi";
 
 // Send every message the VM's I/O APIC has queued.
 // A VM whose vCPU is not made yet (and the device model tests' VM, which
@@ -27,21 +28,24 @@ export function route(vm: Vm): void {
     const logical = (m & ioapic.RTE_DEST_LOGICAL) != 0;
     const level = (m & ioapic.RTE_LEVEL) != 0;
     const dest = <u32>(m >> ioapic.RTE_DEST_SHIFT);
-    // Guests have one vCPU today (vm.vcpu0); with several this becomes the
-    // loop over them (and lowest priority picks one).
-    const vcpu = vm.vcpu0;
-    if (!vcpu.apic.matchesDestination(dest, logical)) {
-      io.dropped++;
-      continue;
-    }
-    if (mode == ioapic.MODE_FIXED || mode == ioapic.MODE_LOWEST_PRIORITY) {
+    // Every local APIC the destination names takes a fixed message; a
+    // lowest-priority one goes to the first of them, the lowest-numbered
+    // vCPU (the platform's choice, 11.6.2.4; priorities are not compared).
+    // A halted vCPU it wakes runs next (ipi.kick).
+    let taken = false;
+    for (let i = 0; i < vm.vcpuCount; i++) {
+      const vcpu = vm.vcpu(i);
+      if (!vcpu.apic.matchesDestination(dest, logical)) continue;
+      if (mode != ioapic.MODE_FIXED && mode != ioapic.MODE_LOWEST_PRIORITY) continue;
       // Not accepted (software-disabled APIC): a level-triggered entry's
       // remote IRR would then never clear, as on hardware; the I/O APIC's
       // EOI register is the guest's way out.
-      if (!vcpu.apic.acceptFromBus(vector, level)) io.dropped++;
-    } else {
-      io.dropped++;
+      if (!vcpu.apic.acceptFromBus(vector, level)) continue;
+      taken = true;
+      ipi.kick(vcpu);
+      if (mode == ioapic.MODE_LOWEST_PRIORITY) break;
     }
+    if (!taken) io.dropped++;
   }
 }
 

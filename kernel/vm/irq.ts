@@ -17,6 +17,7 @@ import { RESUME, stop } from "./exits";
 import { Vcpu } from "./vcpu";
 import * as nesting from "./nesting";
 import * as intbus from "./intbus";
+import * as ipi from "./ipi";
 
 export const SLICE: u64 = 1 << 24; // preemption-timer ticks between forced exits
 
@@ -146,10 +147,13 @@ export function pendNmi(vcpu: Vcpu): void {
 
 // After a write to the vCPU's local APIC (its page, or the Hyper-V
 // APIC-access MSRs): the EOI of a level-triggered interrupt goes to the
-// I/O APIC (11.8.5, vm/intbus.ts), an NMI the APIC sent itself is raised.
+// I/O APIC (11.8.5, vm/intbus.ts), an IPI to other vCPUs is delivered
+// (vm/ipi.ts), an NMI the APIC sent itself is raised.
 // The exit path's answer (raiseNmi's), else RESUME.
 export function apicWritten(vcpu: Vcpu): i32 {
   intbus.broadcastEoi(vcpu);
+  // An IPI that may name other vCPUs (vcpus=N) goes to them (vm/ipi.ts).
+  if (vcpu.apic.takeIpiOut()) ipi.send(vcpu);
   return vcpu.apic.takeNmi() ? raiseNmi(vcpu) : RESUME;
 }
 

@@ -22,6 +22,10 @@ import { XState } from "./xstate";
 import { Decoded } from "./decode";
 import { HvState } from "./exit/hyperv";
 
+export const RUN_ACTIVE: u32 = 0;
+export const RUN_HALTED: u32 = 1;
+export const RUN_WAIT_SIPI: u32 = 2;
+
 export const RAX: u32 = 0;
 export const RCX: u32 = 1;
 export const RDX: u32 = 2;
@@ -64,6 +68,33 @@ const OBJECT_BYTES: usize = NESTED_AT + NESTED_BYTES;
   index: u32 = 0; // vCPU number within its VM (the VP index)
   vmcs: u64 = 0; // physical address of vmcs01
   nextFree: Vcpu | null = null;
+  // With several vCPUs (vcpus=N; vm/sched.ts, vm/apstart.ts): whether it
+  // runs (RUN_ACTIVE), sleeps in HLT (RUN_HALTED; haltIf: RFLAGS.IF then,
+  // so that a fixed interrupt may wake it, otherwise only an NMI or INIT),
+  // or waits for a start-up IPI (RUN_WAIT_SIPI, SDM Vol. 3A 9.4 / 11.4).
+  runState: u32 = 0;
+  haltIf: bool = false;
+  // A SIPI arrived in wait-for-SIPI: it starts in real mode at
+  // CS = sipiVector << 8, IP 0 when it next runs (apstart.start).
+  startPending: bool = false;
+  // An NMI IPI from another vCPU, raised (vm/irq.ts raiseNmi) when it next
+  // runs, with its own VMCS current.
+  ipiNmi: bool = false;
+  sipiVector: u32 = 0;
+  switchedIn: u32 = 0; // times the scheduler gave it the processor
+  // The guest's values of vmcs01.UNSWITCHED while another vCPU of the VM
+  // has the processor (sched.ts).
+  private out0: u64 = 0;
+  private out1: u64 = 0;
+  private out2: u64 = 0;
+  private out3: u64 = 0;
+  private out4: u64 = 0;
+  private out5: u64 = 0;
+  private out6: u64 = 0;
+  private out7: u64 = 0;
+  @inline get msrsOut(): usize {
+    return changetype<usize>(this) + offsetof<Vcpu>("out0");
+  }
 
   @inline get apic(): Lapic {
     return changetype<Lapic>(changetype<usize>(this) + APIC_AT);

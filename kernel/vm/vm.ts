@@ -14,7 +14,7 @@ import { FwCfg } from "../devices/fwcfg";
 import { Ioapic } from "../devices/ioapic";
 import { Entry } from "../guest/loader";
 
-export const MAX_VCPUS: i32 = 8;
+export const MAX_VCPUS: i32 = config.MAX_VCPUS;
 
 @unmanaged export class Vm {
   guest: i32 = 0; // index of its guest= entry (config.*[guest])
@@ -30,6 +30,15 @@ export const MAX_VCPUS: i32 = 8;
   exitCode: u32 = 0;
   vcpuCount: i32 = 0;
   vcpu0: Vcpu = changetype<Vcpu>(0);
+  // With several vCPUs (vm/sched.ts): the one that has the processor, the
+  // one an IPI or interrupt just made runnable (-1: none), and the host TSC
+  // at which its time slice ends (0: the processor changes hands at the
+  // next exit: it halted, or another vCPU was made runnable); switches
+  // made.
+  running: i32 = 0;
+  wake: i32 = -1;
+  sliceEnd: u64 = 0;
+  switches: u64 = 0;
   // Statistics of the guest's run.
   migrations: u32 = 0; // moves of a vCPU to another processor (migrate=N)
   hostInterrupts: u32 = 0; // the host's interrupts that arrived while it ran
@@ -84,6 +93,15 @@ export const MAX_VCPUS: i32 = 8;
   @inline get fwcfg(): FwCfg {
     return changetype<FwCfg>(changetype<usize>(this) + DEVICES_AT + devices.FWCFG_AT);
   }
+  // vCPU i (0 <= i < vcpuCount): vcpu0, or the table after the devices.
+  vcpu(i: i32): Vcpu {
+    if (i == 0) return this.vcpu0;
+    return changetype<Vcpu>(load<usize>(changetype<usize>(this) + VCPUS_AT + (<usize>i << alignof<usize>())));
+  }
+  setVcpu(i: i32, v: Vcpu): void {
+    if (i == 0) this.vcpu0 = v;
+    store<usize>(changetype<usize>(this) + VCPUS_AT + (<usize>i << alignof<usize>()), changetype<usize>(v));
+  }
   @inline get ioapic(): Ioapic {
     return changetype<Ioapic>(changetype<usize>(this) + DEVICES_AT + devices.IOAPIC_AT);
   }
@@ -92,7 +110,8 @@ export const MAX_VCPUS: i32 = 8;
 const COUNTS_AT: usize = (offsetof<Vm>() + 7) & ~(<usize>7);
 const PROFILE_AT: usize = COUNTS_AT + (<usize>REASONS << 3);
 const DEVICES_AT: usize = (PROFILE_AT + offsetof<Profile>() + 7) & ~(<usize>7);
-const VM_BYTES: usize = DEVICES_AT + devices.AREA_BYTES;
+const VCPUS_AT: usize = (DEVICES_AT + devices.AREA_BYTES + 7) & ~(<usize>7);
+const VM_BYTES: usize = VCPUS_AT + (<usize>MAX_VCPUS << alignof<usize>());
 
 let theVm: Vm | null = null; // machine-wide: the one Vm object, reused (guests run one after another)
 

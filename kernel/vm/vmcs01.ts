@@ -137,7 +137,47 @@ const AR_DATA32: u32 = 0xc093; // G, D/B, P, S, type 3 (read/write, accessed)
 const AR_TSS32_BUSY: u32 = 0x008b; // P, type 11
 const AR_UNUSABLE: u32 = 0x10000;
 
-function segment(sel: u32, base: u32, limit: u32, ar: u32, sf: u32): void {
+// Real mode after INIT and a start-up IPI (SDM Vol. 3A 9.1.1 Table 9-1,
+// 9.4 / 11.4.4 MP initialization): CS = vector << 8 with base vector << 12,
+// IP 0, every limit FFFFH; the guest runs unrestricted (26.3.1.2 allows
+// real mode then). CR0 60000010H (CD, NW, ET), CR4, EFER and RFLAGS'
+// flags clear, DR7 400H, IDTR/GDTR base 0 limit FFFFH, LDTR and TR usable
+// as after reset.
+const AR_REAL_CODE: u32 = 0x009b; // P, S, type 11 (execute/read, accessed), 16-bit
+const AR_REAL_DATA: u32 = 0x0093; // P, S, type 3 (read/write, accessed), 16-bit
+const AR_LDT: u32 = 0x0082; // P, type 2
+export function realModeAt(vector: u32): void {
+  const sf = V.GUEST_CS_SELECTOR - V.GUEST_ES_SELECTOR;
+  for (let i: u32 = 0; i < 6; i++) {
+    if (i == 1) segment(vector << 8, vector << 12, 0xffff, AR_REAL_CODE, sf);
+    else segment(0, 0, 0xffff, AR_REAL_DATA, i * sf);
+  }
+  segment(0, 0, 0xffff, AR_LDT, 6 * sf); // LDTR
+  segment(0, 0, 0xffff, AR_TSS32_BUSY, 7 * sf); // TR
+  const cr0: u64 = 0x60000010;
+  vmx.vmwrite(V.CR0_READ_SHADOW, cr0);
+  vmx.vmwrite(V.GUEST_CR0, realCr0(cr0));
+  vmx.vmwrite(V.CR4_READ_SHADOW, 0);
+  vmx.vmwrite(V.GUEST_CR4, realCr4(0));
+  vmx.vmwrite(V.GUEST_CR3, 0);
+  vmx.vmwrite(V.GUEST_DR7, 0x400);
+  vmx.vmwrite(V.GUEST_GDTR_BASE, 0);
+  vmx.vmwrite(V.GUEST_GDTR_LIMIT, 0xffff);
+  vmx.vmwrite(V.GUEST_IDTR_BASE, 0);
+  vmx.vmwrite(V.GUEST_IDTR_LIMIT, 0xffff);
+  vmx.vmwrite(V.GUEST_RIP, 0);
+  vmx.vmwrite(V.GUEST_RSP, 0);
+  vmx.vmwrite(V.GUEST_RFLAGS, 0x2);
+  vmx.vmwrite(V.GUEST_INTERRUPTIBILITY_STATE, 0);
+  vmx.vmwrite(V.GUEST_ACTIVITY_STATE, V.ACTIVITY_STATE_ACTIVE);
+  vmx.vmwrite(V.GUEST_PENDING_DEBUG_EXCEPTIONS, 0);
+  vmx.vmwrite(V.GUEST_IA32_DEBUGCTL, 0);
+  vmx.vmwrite(V.GUEST_IA32_EFER, 0);
+  vmx.vmwrite(V.VM_ENTRY_CONTROL, vmx.vmread(V.VM_ENTRY_CONTROL) & ~(<u64>V.ENTRY_IA32E_MODE_GUEST));
+  vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, 0);
+}
+
+export function segment(sel: u32, base: u32, limit: u32, ar: u32, sf: u32): void {
   // Guest-state fields of a segment lie at fixed distances from its selector
   // field (Appendix B: selector 0x08xx, limit 0x48xx, AR 0x48xx+0x14, base 0x68xx).
   vmx.vmwrite(V.GUEST_ES_SELECTOR + sf, sel);

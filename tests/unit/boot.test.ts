@@ -119,4 +119,32 @@ test('crash=exception: the #GP reaches the machine (on hardware the IDT reports 
   assert.match(r.console, /crash requested on the command line/);
 });
 
+test('vcpus=N per guest: 1 to 8 (status 7 for anything else); above 1 with snapshot=/ramsnap=/migrate= refused at start', () => {
+  const data = new TextEncoder().encode('not a kernel');
+  const files = [{ name: '/g.elf', data }];
+  for (const bad of ['vcpus=0', 'vcpus=9', 'vcpus=x', 'vcpus=']) {
+    const r = runKernel(tigerlake(), { boot: { cmdline: `caps=off guest=/g.elf ${bad}`, files } });
+    assert.is(r.status, 7, bad);
+    assert.match(r.console, /vcpus= needs a number of vCPUs from 1 to 8/, bad);
+  }
+  const before = runKernel(tigerlake(), { boot: { cmdline: 'caps=off vcpus=2 guest=/g.elf', files } });
+  assert.is(before.status, 7);
+  assert.match(before.console, /vcpus= must follow a guest= option/);
+  // Accepted (the guest then fails to load: not a kernel).
+  for (const n of [1, 2, 8]) {
+    const r = runKernel(tigerlake(), { boot: { cmdline: `caps=off guest=/g.elf vcpus=${n}`, files } });
+    assert.not.equal(r.status, 7, `vcpus=${n}`);
+    assert.not.match(r.console, /vcpus= needs|refused/, `vcpus=${n}`);
+    assert.match(r.console, /vmxon ok/);
+  }
+  // Several vCPUs and a snapshot of one, or a migration of one: refused
+  // before the guest is set up, with the reason.
+  for (const extra of ['snapshot=5', 'ramsnap=on', 'migrate=7']) {
+    const r = runKernel(tigerlake(), { boot: { cmdline: `caps=off ${extra === 'migrate=7' ? extra + ' ' : ''}guest=/g.elf vcpus=2 ${extra === 'migrate=7' ? '' : extra}`, files } });
+    assert.match(r.console, /guest: vcpus= above 1 cannot be combined with snapshot=, ramsnap= or migrate= yet .*: refused/, extra);
+    assert.match(r.console, /hv: guests: 1 run, some NOT as expected/, extra);
+    assert.not.equal(r.status, 0, extra);
+  }
+});
+
 test.run();

@@ -72,10 +72,13 @@ test('reset: power-up register values', () => {
   assert.equal(a.vectors(ISR), []);
   assert.equal(a.vectors(TMR), []);
   assert.is(a.rd(ESR), 0);
-  assert.is(a.base(), 0xfee00900n, 'base 0xFEE00000, BSP (8), enabled (11)');
+  assert.is(a.base(), 0xfee00800n, 'base 0xFEE00000, enabled (11); APIC ID 3 is an AP: BSP (8) clear');
   assert.not.ok(a.enabled(), 'globally enabled, software disabled');
   assert.is(a.pending(), -1);
   assert.is(a.deadline(), MAX);
+  // APIC ID 0 is vCPU 0, the bootstrap processor (SDM Vol. 3A 9.4.1).
+  const b = setup(0);
+  assert.is(b.base(), 0xfee00900n, 'APIC ID 0: BSP (8) set');
 });
 
 // ---- enabling and disabling (11.4.3, 11.4.4, 11.4.7.2, 11.12.5) ------------------------
@@ -97,7 +100,7 @@ test('APIC_BASE: reserved bits, x2APIC enable and relocation are #GP and change 
     assert.is(a.base(), 0xfee00900n);
   }
   assert.ok(a.setBase(0xfee00800n), 'BSP bit written 0: accepted');
-  assert.is(a.base(), 0xfee00900n, 'the one vCPU stays the BSP');
+  assert.is(a.base(), 0xfee00900n, 'vCPU 0 (APIC ID 0) stays the BSP');
 });
 
 test('APIC_BASE: global disable resets the APIC; re-enable works', () => {
@@ -108,15 +111,15 @@ test('APIC_BASE: global disable resets the APIC; re-enable works', () => {
   a.wr(TIMER_INIT, 1000);
   a.selfIpi(0x40);
   assert.is(a.pending(), 0x40);
-  assert.ok(a.setBase(0xfee00100n), 'EN=0');
-  assert.is(a.base(), 0xfee00100n);
+  assert.ok(a.setBase(0xfee00000n), 'EN=0');
+  assert.is(a.base(), 0xfee00000n, 'APIC ID 2 is an AP: BSP clear');
   assert.not.ok(a.enabled());
   assert.is(a.pending(), -1, 'nothing delivered while globally disabled');
   assert.is(a.deadline(), MAX);
   assert.is(a.rd(SVR), 0xffffffff, 'the page is not decoded');
   a.wr(SVR, 0x1ff); // ignored
   assert.not.ok(a.setBase(0xfee00500n), 'disabled -> x2APIC: #GP');
-  assert.ok(a.setBase(0xfee00900n), 're-enable');
+  assert.ok(a.setBase(0xfee00800n), 're-enable');
   assert.is(a.rd(ID), 0x02000000, 'ID back to the initial APIC ID');
   assert.is(a.rd(SVR), 0xff, 'power-up state: software disabled');
   assert.is(a.rd(TPR), 0);

@@ -112,7 +112,7 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
           if (vcpu.nested.enabled) c |= 1 << 5; // VMX offered (nested=on)
           c |= 1 << 31;
           if ((vmx.vmread(V.GUEST_CR4) & V.X86_CR4_OSXSAVE) != 0 && (c & (1 << 26)) != 0) c |= 1 << 27;
-          b &= 0x00ffffff; // initial APIC ID 0 (one vCPU)
+          b = (b & 0x00ffffff) | (vcpu.index << 24); // initial APIC ID: the vCPU's number (vcpus=N)
           break;
         case 6:
           a &= L6_EAX_KEEP;
@@ -161,7 +161,7 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
           break;
         case 0xb:
         case 0x1f:
-          d = 0; // x2APIC ID of the one vCPU
+          d = vcpu.index; // x2APIC ID: the vCPU's number (vcpus=N)
           break;
       }
     }

@@ -33,8 +33,30 @@ function writeCr0(vcpu: Vcpu, v: u64): bool {
   if ((v & V.X86_CR0_NW) != 0 && (v & V.X86_CR0_CD) == 0) return false;
   // Clearing PG while CR4.PCIDE = 1 is #GP(0) (SDM Vol. 2B MOV to CR0).
   if ((v & V.X86_CR0_PG) == 0 && (vmx.vmread(V.GUEST_CR4) & V.X86_CR4_PCIDE) != 0) return false;
+  if (!pagingSwitch(v)) return false;
   vmx.vmwrite(V.CR0_READ_SHADOW, v);
   vmx.vmwrite(V.GUEST_CR0, vmcs01.realCr0(v));
+  return true;
+}
+
+// PG turned on or off with EFER.LME set activates or deactivates IA-32e
+// mode (SDM Vol. 3A 10.8.5: EFER.LMA follows; #GP(0) when CR4.PAE is clear,
+// and for clearing PG in 64-bit code, Vol. 2B MOV to CR0). PG is the
+// guest's (not in the CR0 guest/host mask): the processor does this itself
+// and each VM exit saves LMA into "IA-32e mode guest" (SDM Vol. 3C 28.2).
+// A MOV that exits for a host-owned bit in the same write (an AP coming
+// from real mode sets PE, NE and PG at once) is emulated here: EFER.LMA in
+// the VMCS and the entry control with it. False: #GP.
+function pagingSwitch(v: u64): bool {
+  const on = (v & V.X86_CR0_PG) != 0;
+  if (on == ((vmx.vmread(V.GUEST_CR0) & V.X86_CR0_PG) != 0)) return true;
+  const efer = vmx.vmread(V.GUEST_IA32_EFER);
+  if ((efer & V.X86_EFER_LME) == 0) return true;
+  if (on && (vmx.vmread(V.GUEST_CR4) & V.X86_CR4_PAE) == 0) return false;
+  if (!on && (vmx.vmread(V.GUEST_CS_ACCESS_RIGHTS) & (1 << 13)) != 0) return false; // CS.L
+  vmx.vmwrite(V.GUEST_IA32_EFER, on ? efer | V.X86_EFER_LMA : efer & ~(<u64>V.X86_EFER_LMA));
+  const entry = vmx.vmread(V.VM_ENTRY_CONTROL);
+  vmx.vmwrite(V.VM_ENTRY_CONTROL, on ? entry | V.ENTRY_IA32E_MODE_GUEST : entry & ~(<u64>V.ENTRY_IA32E_MODE_GUEST));
   return true;
 }
 

@@ -1,0 +1,166 @@
+// The vCPUs of a vcpus=N guest share the processor the guest runs on
+// (issue 12 item 5, first step; docs/guest-interface.md "Several vCPUs"):
+// one vCPU runs at a time, the others wait with their VMCS active on the
+// same processor (SDM Vol. 3C 25.11.1: a processor may keep several VMCSs
+// active; VMPTRLD makes one current, and the launch state stays in each).
+// The processor changes hands, at an exit of the running vCPU, when
+//   - it halts (HLT, handleHlt: registered for such guests only) or waits
+//     for SIPI (INIT from another vCPU),
+//   - an IPI or an I/O APIC message makes another vCPU runnable (a halted
+//     one woken, one started by SIPI: vm.wake, set by ipi.ts),
+//   - its time slice is over: irq.SLICE ticks of the VMX-preemption timer
+//     (the timer irq.ts always runs, which brings an exit at least that
+//     often, so a vCPU that never exits still gives the processor up),
+//     counted in host TSC ticks from when it got the processor (the timer
+//     counts at the TSC rate divided by 2^IA32_VMX_MISC[4:0], 26.5.1; on
+//     Bochs 2^0: 16.8 million ticks).
+// A halted vCPU's APIC timer ends the running one's slice early (seen at
+// its first exit after the deadline). When every vCPU sleeps, the
+// processor waits for the earliest APIC timer among them (nothing else can
+// wake one: the others cannot run); none armed is "halted forever".
+// This is called from the exit loop's out-of-line periodic work
+// (guest.ts periodicWork, for guests with several vCPUs only), so a
+// one-vCPU guest's exit path is what it was.
+//
+// What the processor holds of the outgoing vCPU and VMX does not switch is
+// carried as for a migration (migrate.ts): the pass-through MSRs without a
+// VMCS field (vmcs01.UNSWITCHED) and the XSAVE-managed state. The vCPUs of
+// a guest share VPIDs (vmcs01.GUEST_VPID for L1, nested/'s for L2) and
+// the EPT: a switch flushes the VPIDs' linear mappings (29.4.3), since
+// the next vCPU has its own CR3 (the EPT's guest-physical mappings are
+// the same for all).
+import * as cpu from "../hw/cpu";
+import * as vmx from "../hw/vmx";
+import * as print from "../lib/print";
+import * as V from "../arch/vmx";
+import * as caps from "../vmx/caps";
+import * as config from "./config";
+import * as R from "./vcpu";
+import { Vcpu } from "./vcpu";
+import { Vm } from "./vm";
+import * as vmcs01 from "./vmcs01";
+import * as xstate from "./xstate";
+import * as events from "./events";
+import * as irq from "./irq";
+import * as ipi from "./ipi";
+import * as apstart from "./apstart";
+import { RESUME, STOP, stop } from "./exits";
+
+// Host TSC ticks a vCPU runs before a runnable other gets the processor.
+@inline function sliceTicks(): u64 {
+  return irq.SLICE << <u64>(<u32>caps.misc & 0x1f);
+}
+
+// HLT of a vCPU of a vcpus=N guest (SDM Vol. 2A HLT): the instruction
+// completes, the vCPU sleeps (runState HALTED) and gives up the processor;
+// an NMI, or with RFLAGS.IF set an interrupt its local APIC delivers,
+// wakes it (ipi.wakeIfRunnable), to resume after the HLT. With IF clear
+// only an NMI or INIT can; the guest stops only when no vCPU can ever run
+// again (next()).
+export function handleHlt(vcpu: Vcpu, reason: u32): i32 {
+  vcpu.haltIf = (vmx.vmread(V.GUEST_RFLAGS) & (1 << 9)) != 0;
+  events.skipInstruction();
+  vcpu.runState = R.RUN_HALTED;
+  vcpu.vm.sliceEnd = 0;
+  return RESUME;
+}
+
+// After an exit of cur: the vCPU to go on with (cur, or another made
+// current), or null when the guest stopped (no vCPU can ever run again,
+// its max-ticks= budget, a VMCS that cannot be loaded).
+export function next(cur: Vcpu): Vcpu | null {
+  const vm = cur.vm;
+  // The one test every exit of such a guest makes: a halt, a wake-up or
+  // the end of the slice (all of which zero or pass sliceEnd).
+  let now = cpu.rdtsc();
+  if (now < vm.sliceEnd) return cur;
+  let t: Vcpu | null = null;
+  // One an IPI or interrupt just made runnable; else the halted vCPU itself
+  // when something wakes it already (HLT with an interrupt pending); else
+  // the next runnable after cur, cur last.
+  if (vm.wake >= 0) {
+    const w = vm.vcpu(vm.wake);
+    vm.wake = -1;
+    if (ipi.wakeIfRunnable(w, now)) t = w;
+  }
+  if (t == null && cur.runState == R.RUN_HALTED && ipi.wakeIfRunnable(cur, now)) t = cur;
+  while (t == null) {
+    t = roundRobin(cur, now);
+    if (t != null) break;
+    // Every vCPU sleeps: the earliest APIC timer among those it would wake.
+    let d = u64.MAX_VALUE;
+    for (let i = 0; i < vm.vcpuCount; i++) {
+      const v = vm.vcpu(i);
+      if (v.runState == R.RUN_HALTED && v.haltIf) d = min(d, v.apic.nextTimerDeadline());
+    }
+    if (d == u64.MAX_VALUE) {
+      print.say("guest: every vCPU halted or waiting for SIPI, with nothing that could wake one: halted forever");
+      stop(cur, config.OUTCOME_HALT);
+      return null;
+    }
+    const end = cur.irq.budgetEnd;
+    while (now < d && now < end) now = cpu.rdtsc();
+    if (now >= end) {
+      print.say("guest: ran past its max-ticks= budget");
+      stop(cur, config.OUTCOME_TIMEOUT);
+      return null;
+    }
+  }
+  vm.sliceEnd = sliceEnd(vm, changetype<Vcpu>(t), now);
+  if (t === cur) return cur;
+  const n = changetype<Vcpu>(t);
+  return switchTo(cur, n) ? n : null;
+}
+
+// The end of t's slice, or earlier the first APIC timer deadline among the
+// halted vCPUs it may wake (so that it is seen at t's first exit after it;
+// a t that does not exit is stopped by the preemption timer at its slice).
+function sliceEnd(vm: Vm, t: Vcpu, now: u64): u64 {
+  let end = now + sliceTicks();
+  for (let i = 0; i < vm.vcpuCount; i++) {
+    const v = vm.vcpu(i);
+    if (v !== t && v.runState == R.RUN_HALTED && v.haltIf) end = min(end, v.apic.nextTimerDeadline());
+  }
+  return end;
+}
+
+function roundRobin(cur: Vcpu, now: u64): Vcpu | null {
+  const vm = cur.vm;
+  const count = vm.vcpuCount;
+  for (let k = 1; k <= count; k++) {
+    const v = vm.vcpu(<i32>((cur.index + <u32>k) % <u32>count));
+    if (ipi.wakeIfRunnable(v, now)) return v;
+  }
+  return null;
+}
+
+// The processor goes from cur to t.
+function switchTo(cur: Vcpu, t: Vcpu): bool {
+  const vm = cur.vm;
+  const un = vmcs01.UNSWITCHED;
+  for (let i = 0; i < un.length; i++) store<u64>(cur.msrsOut + (<usize>i << 3), cpu.rdmsr(unchecked(un[i])));
+  xstate.save(cur);
+  // The VMCS t runs on: vmcs02 while its L2 runs (nested/), else vmcs01.
+  const n = t.nested;
+  const vmcs = n.inL2 ? n.vmcs02.page : t.vmcs;
+  if (vmx.vmptrld(vmcs) != vmx.VMX_SUCCEED) {
+    print.say("sched: VMPTRLD of the next vCPU's VMCS failed");
+    stop(cur, config.OUTCOME_STOPPED);
+    return false;
+  }
+  if (vmcs01.vpidEnabled) {
+    if ((caps.eptVpidCap & V.EPT_VPID_CAP_INVVPID_ALL_CONTEXT) != 0) vmx.invvpid(V.INVVPID_TYPE_ALL_CONTEXT, 0, 0);
+    else vmx.invvpid(V.INVVPID_TYPE_SINGLE_CONTEXT, vmcs01.GUEST_VPID, 0);
+  }
+  for (let i = 0; i < un.length; i++) cpu.wrmsr(unchecked(un[i]), load<u64>(t.msrsOut + (<usize>i << 3)));
+  xstate.restore(t);
+  vm.running = <i32>t.index;
+  vm.switches++;
+  t.switchedIn++;
+  if (t.startPending) apstart.start(t);
+  if (t.ipiNmi) {
+    t.ipiNmi = false;
+    if (irq.raiseNmi(t) == STOP) return false;
+  }
+  return true;
+}
