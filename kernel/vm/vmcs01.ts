@@ -131,6 +131,24 @@ export function writeHostState(): void {
   vmx.vmwrite(V.HOST_IA32_PAT, cpu.rdmsr(V.MSR_IA32_PAT));
 }
 
+// What the multiboot entry state and the state after INIT-SIPI share: GDTR
+// and IDTR base 0 limit FFFFH, RIP, RSP 0, RFLAGS 2 (only the reserved bit),
+// no blocking, active, no pending debug exceptions, DEBUGCTL and EFER 0.
+function entryRegisters(rip: u64): void {
+  vmx.vmwrite(V.GUEST_GDTR_BASE, 0);
+  vmx.vmwrite(V.GUEST_GDTR_LIMIT, 0xffff);
+  vmx.vmwrite(V.GUEST_IDTR_BASE, 0);
+  vmx.vmwrite(V.GUEST_IDTR_LIMIT, 0xffff);
+  vmx.vmwrite(V.GUEST_RIP, rip);
+  vmx.vmwrite(V.GUEST_RSP, 0);
+  vmx.vmwrite(V.GUEST_RFLAGS, 0x2);
+  vmx.vmwrite(V.GUEST_INTERRUPTIBILITY_STATE, 0);
+  vmx.vmwrite(V.GUEST_ACTIVITY_STATE, V.ACTIVITY_STATE_ACTIVE);
+  vmx.vmwrite(V.GUEST_PENDING_DEBUG_EXCEPTIONS, 0);
+  vmx.vmwrite(V.GUEST_IA32_DEBUGCTL, 0);
+  vmx.vmwrite(V.GUEST_IA32_EFER, 0);
+}
+
 // Flat 32-bit segments of the multiboot entry state (access rights 25.4.1).
 const AR_CODE32: u32 = 0xc09b; // G, D/B, P, S, type 11 (execute/read, accessed)
 const AR_DATA32: u32 = 0xc093; // G, D/B, P, S, type 3 (read/write, accessed)
@@ -161,18 +179,7 @@ export function realModeAt(vector: u32): void {
   vmx.vmwrite(V.GUEST_CR4, realCr4(0));
   vmx.vmwrite(V.GUEST_CR3, 0);
   vmx.vmwrite(V.GUEST_DR7, 0x400);
-  vmx.vmwrite(V.GUEST_GDTR_BASE, 0);
-  vmx.vmwrite(V.GUEST_GDTR_LIMIT, 0xffff);
-  vmx.vmwrite(V.GUEST_IDTR_BASE, 0);
-  vmx.vmwrite(V.GUEST_IDTR_LIMIT, 0xffff);
-  vmx.vmwrite(V.GUEST_RIP, 0);
-  vmx.vmwrite(V.GUEST_RSP, 0);
-  vmx.vmwrite(V.GUEST_RFLAGS, 0x2);
-  vmx.vmwrite(V.GUEST_INTERRUPTIBILITY_STATE, 0);
-  vmx.vmwrite(V.GUEST_ACTIVITY_STATE, V.ACTIVITY_STATE_ACTIVE);
-  vmx.vmwrite(V.GUEST_PENDING_DEBUG_EXCEPTIONS, 0);
-  vmx.vmwrite(V.GUEST_IA32_DEBUGCTL, 0);
-  vmx.vmwrite(V.GUEST_IA32_EFER, 0);
+  entryRegisters(0);
   vmx.vmwrite(V.VM_ENTRY_CONTROL, vmx.vmread(V.VM_ENTRY_CONTROL) & ~(<u64>V.ENTRY_IA32E_MODE_GUEST));
   vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, 0);
 }
@@ -301,18 +308,7 @@ export function create(vcpu: Vcpu, eptp: u64, eip: u32, wantVpid: bool): bool {
   segment(0x10, 0, 0xffffffff, AR_DATA32, 5 * sf); // GS
   segment(0, 0, 0, AR_UNUSABLE, 6 * sf); // LDTR
   segment(0, 0, 0x67, AR_TSS32_BUSY, 7 * sf); // TR
-  vmx.vmwrite(V.GUEST_GDTR_BASE, 0);
-  vmx.vmwrite(V.GUEST_GDTR_LIMIT, 0xffff);
-  vmx.vmwrite(V.GUEST_IDTR_BASE, 0);
-  vmx.vmwrite(V.GUEST_IDTR_LIMIT, 0xffff);
-  vmx.vmwrite(V.GUEST_RIP, eip);
-  vmx.vmwrite(V.GUEST_RSP, 0);
-  vmx.vmwrite(V.GUEST_RFLAGS, 0x2);
-  vmx.vmwrite(V.GUEST_INTERRUPTIBILITY_STATE, 0);
-  vmx.vmwrite(V.GUEST_ACTIVITY_STATE, V.ACTIVITY_STATE_ACTIVE);
-  vmx.vmwrite(V.GUEST_PENDING_DEBUG_EXCEPTIONS, 0);
-  vmx.vmwrite(V.GUEST_IA32_DEBUGCTL, 0);
-  vmx.vmwrite(V.GUEST_IA32_EFER, 0);
+  entryRegisters(eip);
   vmx.vmwrite(V.GUEST_IA32_PAT, 0x0007040600070406); // the power-up PAT (SDM Vol. 3A 11.12.4)
   vmx.vmwrite(V.GUEST_IA32_SYSENTER_CS, 0);
   vmx.vmwrite(V.GUEST_IA32_SYSENTER_ESP, 0);
