@@ -18,39 +18,9 @@
  * which Bochs also has, are masked first. */
 #include "guest.h"
 
-#define IOAPIC 0xFEC00000u
-#define IOREGSEL 0x00
-#define IOWIN 0x10
-#define RTE_LEVEL (1u << 15)
-#define RTE_REMOTE_IRR (1u << 14)
-#define RTE_MASKED (1u << 16)
-#define COM1_INPUT 4
-
-#define IER (COM1 + 1)
-#define IIR (COM1 + 2)
-#define MCR (COM1 + 4)
-#define IER_THRE 0x02
-#define MCR_OUT2 0x08
-#define IIR_NONE 0x01
-#define IIR_THRE 0x02
-
 #define VEC_EDGE 0x44
 #define VEC_LEVEL 0x45
 #define LEVEL_ROUNDS 1000
-
-static u32 io_read(u32 reg) {
-    mmio_write32(IOAPIC + IOREGSEL, reg);
-    return mmio_read32(IOAPIC + IOWIN);
-}
-static void io_write(u32 reg, u32 v) {
-    mmio_write32(IOAPIC + IOREGSEL, reg);
-    mmio_write32(IOAPIC + IOWIN, v);
-}
-static u32 rte_lo(u32 n) { return io_read(0x10 + 2 * n); }
-static void set_rte(u32 n, u32 lo, u32 dest) {
-    io_write(0x11 + 2 * n, dest << 24);
-    io_write(0x10 + 2 * n, lo);
-}
 
 /* ---- handlers ---------------------------------------------------------------------- */
 static volatile u32 edge_hits, level_hits, level_iir_bad, remote_irr_seen, spurious_hits;

@@ -17,17 +17,6 @@
  * and the AP's APIC ID is 1 on both. */
 #include "guest.h"
 
-#define IOAPIC 0xFEC00000u
-#define RTE_LEVEL (1u << 15)
-#define RTE_REMOTE_IRR (1u << 14)
-#define RTE_MASKED (1u << 16)
-#define COM1_INPUT 4
-#define IER (COM1 + 1)
-#define IIR (COM1 + 2)
-#define MCR (COM1 + 4)
-#define IER_THRE 0x02
-#define MCR_OUT2 0x08
-#define IIR_THRE 0x02
 
 #define APIC_LDR 0xD0
 #define APIC_DFR 0xE0
@@ -203,18 +192,6 @@ static void post(u32 c) {
     wait_for(&cmd_done, done + 1);
 }
 
-static u32 io_read(u32 reg) {
-    mmio_write32(IOAPIC, reg);
-    return mmio_read32(IOAPIC + 0x10);
-}
-static void io_write(u32 reg, u32 v) {
-    mmio_write32(IOAPIC, reg);
-    mmio_write32(IOAPIC + 0x10, v);
-}
-static void set_rte(u32 n, u32 lo, u32 dest) {
-    io_write(0x11 + 2 * n, dest << 24);
-    io_write(0x10 + 2 * n, lo);
-}
 
 static bool start_ap(u32 want) {
     send_ipi(1, ICR_INIT | ICR_ASSERT);

@@ -260,6 +260,38 @@ void mb_print(void);
 static inline u32 apic_read(u32 reg) { return mmio_read32(APIC_BASE + reg); }
 static inline void apic_write(u32 reg, u32 v) { mmio_write32(APIC_BASE + reg, v); }
 
+/* ---- I/O APIC (82093AA: IOREGSEL at 00H selects the register IOWIN at 10H reads and
+ * writes; redirection entry n at registers 10H + 2n, low, and 11H + 2n, high) and COM1's
+ * interrupt registers (16550) ----------------------------------------------------------- */
+#define IOAPIC 0xFEC00000u
+#define IOREGSEL 0x00
+#define IOWIN 0x10
+#define RTE_LEVEL (1u << 15)
+#define RTE_REMOTE_IRR (1u << 14)
+#define RTE_MASKED (1u << 16)
+#define COM1_INPUT 4 /* COM1's I/O APIC input (ISA IRQ 4) */
+#define IER (COM1 + 1)
+#define IIR (COM1 + 2)
+#define MCR (COM1 + 4)
+#define IER_THRE 0x02
+#define MCR_OUT2 0x08
+#define IIR_NONE 0x01
+#define IIR_THRE 0x02
+static inline u32 io_read(u32 reg) {
+    mmio_write32(IOAPIC + IOREGSEL, reg);
+    return mmio_read32(IOAPIC + IOWIN);
+}
+static inline void io_write(u32 reg, u32 v) {
+    mmio_write32(IOAPIC + IOREGSEL, reg);
+    mmio_write32(IOAPIC + IOWIN, v);
+}
+static inline u32 rte_lo(u32 n) { return io_read(0x10 + 2 * n); }
+/* Redirection entry n: the high word (destination in bits 31:24) first, then the low word. */
+static inline void set_rte(u32 n, u32 lo, u32 dest) {
+    io_write(0x11 + 2 * n, dest << 24);
+    io_write(0x10 + 2 * n, lo);
+}
+
 /* ---- entry state, as the boot stub found it ---------------------------------------- */
 struct entry_state {
     u32 eax, ebx, ecx, edx, esi, edi, ebp, esp;
