@@ -149,6 +149,17 @@ export function partialGuest(n: Nested): u64 {
 //  - the checks that read L1's memory rather than vmcs12 (the VMCS the
 //    link pointer names, the PDPTEs) run at every entry: L1 may have
 //    written that memory without touching vmcs12.
+// Does check() run the guest-state checks whole (CHECK_ALL) at this entry:
+// the controls or host state are checked again (one changed, or L1's
+// IA-32e mode differs from the last pass), a non-hot guest field changed,
+// or RFLAGS.VM differs from the last whole pass? launch.ts asks too: only
+// then do L2's rare guest fields have to be in vmcs12 (guestsync.ts).
+@inline export function checksWholeGuest(n: Nested, l1Ia32e: bool): bool {
+  const e = n.entry;
+  return (state.dirty(n) & (state.DIRTY_CONTROLS | state.DIRTY_HOST | state.DIRTY_GUEST)) != 0 ||
+    e.passedLma != (l1Ia32e ? 1 : 0) || (state.get(n, V.GUEST_RFLAGS) & V.X86_RFLAGS_VM) != e.passedVm;
+}
+
 export function check(n: Nested, launch: bool, l1Ia32e: bool): i32 {
   const e = n.entry;
   const c = n.check; // c.n is n
@@ -170,8 +181,7 @@ export function check(n: Nested, launch: bool, l1Ia32e: bool): i32 {
     !controls.vtprOk(c)) r = FAIL_CONTROLS;
   let whole = false;
   if (r == ENTRY_OK) {
-    const vm = state.get(n, V.GUEST_RFLAGS) & V.X86_RFLAGS_VM;
-    whole = !reuse || (d & state.DIRTY_GUEST) != 0 || vm != e.passedVm;
+    whole = checksWholeGuest(n, l1Ia32e);
     let level = guest.CHECK_MEMORY;
     if (whole) {
       level = guest.CHECK_ALL;

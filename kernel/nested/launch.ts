@@ -87,12 +87,10 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
     if (!launch && state.launchState(n) != 1) return failValid(vcpu, V.VMXERR_VMRESUME_NONLAUNCHED_VMCS);
 
     // 27.2-27.3, against what L1 was offered. L1's IA-32e mode decides some
-    // host-state rules. Checks that read the guest-state area whole (a
-    // control, host or non-hot guest field changed, or RFLAGS.VM flips the
-    // segment rules, entry-checks.ts) want L2's rare fields in vmcs12
+    // host-state rules. Checks that read the guest-state area whole
+    // (entry-checks.ts checksWholeGuest) want L2's rare fields in vmcs12
     // (guestsync.ts); checks of the hot fields alone do not read them.
-    if (n.rareUnsynced && ((state.dirty(n) & (state.DIRTY_CONTROLS | state.DIRTY_HOST | state.DIRTY_GUEST)) != 0 ||
-      (state.get(n, V.GUEST_RFLAGS) & V.X86_RFLAGS_VM) != n.entry.passedVm)) guestsync.syncRare(vcpu);
+    if (n.rareUnsynced && entry.checksWholeGuest(n, (l1Efer & V.X86_EFER_LMA) != 0)) guestsync.syncRare(vcpu);
     const r = entry.check(n, launch, (l1Efer & V.X86_EFER_LMA) != 0);
     if (r != entry.ENTRY_OK) {
       const f = n.check;
