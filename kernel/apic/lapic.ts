@@ -37,7 +37,18 @@
 // Each vCPU has one (vcpu.apic: a Lapic laid inside the Vcpu object, so
 // that reaching it costs no pointer load on the exit path); its registers,
 // timer and IPI counters are fields of the object.
+//
+// With the processor's APIC virtualization (vm/apicv.ts, SDM Vol. 3C ch. 30)
+// the guest reads the registers from a virtual-APIC page (`vapic`) and the
+// processor itself changes the TPR (VTPR), IRR and ISR there (TPR
+// virtualization, virtual-interrupt delivery, EOI virtualization). This
+// object stays the model of everything else: each method that uses them
+// (and ICR high, which the guest writes without an exit) first takes them from the page (pull) and, when done, writes the
+// whole register image back (push), which marks the guest interrupt
+// status (RVI/SVI) stale for vm/apicv.ts. The guest does not run between
+// the two, so nothing the processor did is lost.
 import * as v256 from "./vec256";
+import * as mem from "../hw/mem";
 import { ApicTimer, dcrShift } from "./timer";
 
 export const BASE_ADDRESS: u64 = 0xfee00000;
@@ -98,6 +109,9 @@ const lvtWritable: usize = memory.data<u32>([ // machine-wide: a constant table
 export function lvtWritableMask(i: u32): u32 {
   return i < LVT_COUNT ? load<u32>(lvtWritable + (<usize>i << 2)) : 0;
 }
+// The register image moved between the object and a virtual-APIC page.
+const image: usize = memory.data(0x400, 16); // machine-wide: scratch for pull/push
+
 const MODE_FIXED: u32 = 0;
 const MODE_LOWEST: u32 = 1;
 const MODE_NMI: u32 = 4;
@@ -137,6 +151,12 @@ const MODE_NMI: u32 = 4;
   // (vm/irq.ts apicWritten) hands it to vm/ipi.ts, which delivers it to the
   // guest's other vCPUs. Reading it clears it (takeIpiOut).
   ipiOut: bool = false;
+  // The virtual-APIC page (host-physical) while APIC virtualization runs
+  // this APIC, else 0; its owner (vm/apicv.ts) sets it.
+  vapic: u64 = 0;
+  // The IRR or ISR changed here since vm/apicv.ts last gave the processor
+  // RVI and SVI (SDM Vol. 3C 30.1.1).
+  statusStale: bool = false;
   // The LVT entries (timer, thermal, performance, LINT0, LINT1, error) and
   // the 256-bit IRR, ISR and TMR (vec256.ts) are laid out in these fields.
   private lvt0: u64 = 0;
@@ -183,6 +203,7 @@ const MODE_NMI: u32 = 4;
     this.initialId = apicId & 0xff;
     this.apicBase = BASE_ADDRESS | (this.initialId == 0 ? BASE_BSP : 0) | BASE_EN;
     this.powerUpState();
+    this.push();
     this.lastTsc = tscNow;
     this.ipisDropped = 0;
     this.ipisDelivered = 0;
@@ -194,6 +215,61 @@ const MODE_NMI: u32 = 4;
     const id = this.id;
     this.powerUpState();
     this.id = id;
+    this.push();
+  }
+
+  // ---- the virtual-APIC page (see the top) -------------------------------
+  // VTPR, vIRR, vISR and VICR_HI as the processor left them.
+  @inline private pull(): void {
+    if (this.vapic != 0) this.pullPage();
+  }
+  private pullPage(): void {
+    mem.copyin(image, this.vapic, 0x400);
+    this.tpr = load<u32>(image + REG_TPR) & 0xff;
+    // VICR_HI is written without an exit (30.4.3.2): the destination of
+    // the next IPI is there.
+    this.icrHi = load<u32>(image + REG_ICR_HI) & 0xff000000;
+    for (let i: u32 = 0; i < 8; i++) {
+      const o = <usize>(i << 4);
+      store<u32>(this.isr + (<usize>i << 2), load<u32>(image + REG_ISR + o));
+      store<u32>(this.irr + (<usize>i << 2), load<u32>(image + REG_IRR + o));
+    }
+  }
+  // The whole register image into the page (what the guest's virtualized
+  // reads return, 30.4.1).
+  @inline private push(): void {
+    if (this.vapic != 0) this.pushPage();
+  }
+  private pushPage(): void {
+    this.registerImage(image, this.lastTsc);
+    mem.copyout(this.vapic, image, 0x400);
+    this.statusStale = true;
+  }
+  // Start or stop running on a virtual-APIC page (vm/apicv.ts): the page
+  // gets the current registers.
+  useVirtualApicPage(page: u64): void {
+    this.vapic = page;
+    this.push();
+  }
+  // RVI (bits 7:0, the highest vIRR vector) and SVI (15:8, the highest
+  // vISR vector) for the guest interrupt status field (30.1.1); 0 for none.
+  guestInterruptStatus(): u32 {
+    this.statusStale = false;
+    const r = v256.highest(this.irr);
+    const s = v256.highest(this.isr);
+    return (s < 0 ? 0 : <u32>s << 8) | (r < 0 ? 0 : <u32>r);
+  }
+  // An EOI-induced VM exit for `vector` (30.1.4: the processor has already
+  // taken it out of vISR): a level-triggered one's EOI goes to the I/O APIC
+  // (takeLevelEoi), as eoi() does.
+  virtualEoi(vector: u32): void {
+    this.pull();
+    vector &= 0xff;
+    if (v256.test(this.tmr, vector)) {
+      this.levelEoi = <i32>vector;
+      v256.clear(this.tmr, vector);
+    }
+    this.push();
   }
 
   private powerUpState(): void {
@@ -246,6 +322,7 @@ const MODE_NMI: u32 = 4;
     if (wasEnabled && !enable) this.powerUpState();
     this.apicBase = BASE_ADDRESS | (this.apicBase & BASE_BSP) | (enable ? BASE_EN : 0);
     this.update();
+    this.push();
     return true;
   }
 
@@ -295,13 +372,16 @@ const MODE_NMI: u32 = 4;
   }
 
   // ---- timer -------------------------------------------------------------
-  private updateTimer(now: u64): void {
+  // True when the timer raised its interrupt.
+  private updateTimer(now: u64): bool {
     this.lastTsc = now;
     const t = load<u32>(this.lvt);
-    if (!this.timer.expire(now, (t & LVT_TIMER_PERIODIC) != 0)) return;
+    if (!this.timer.expire(now, (t & LVT_TIMER_PERIODIC) != 0)) return false;
     // The count reached 0: the LVT timer entry says whether that interrupts
     // (a masked entry only inhibits the interrupt; the timer itself counts).
-    if ((t & LVT_MASK) == 0) this.accept(t & 0xff, false);
+    if ((t & LVT_MASK) != 0) return false;
+    this.accept(t & 0xff, false);
+    return true;
   }
 
   // TSC at which the timer next raises an interrupt, or u64.MAX_VALUE (not
@@ -321,7 +401,8 @@ const MODE_NMI: u32 = 4;
   // 11.4.7.2).
   pendingVector(tscNow: u64): i32 {
     if (!this.globallyEnabled()) return -1;
-    this.updateTimer(tscNow);
+    this.pull();
+    if (this.updateTimer(tscNow)) this.push();
     const v = v256.highest(this.irr);
     if (v < 0) return -1;
     return (<u32>v & 0xf0) > (this.ppr() & 0xf0) ? v : -1;
@@ -332,9 +413,11 @@ const MODE_NMI: u32 = 4;
   // the spurious vector (SVR[7:0]) never enters ISR and needs no EOI (11.9).
   acknowledge(vector: u32): void {
     vector &= 0xff;
+    this.pull();
     if (!v256.test(this.irr, vector)) return;
     v256.clear(this.irr, vector);
     v256.set(this.isr, vector);
+    this.push();
   }
 
   // The vector the local APIC answers an interrupt-acknowledge with when
@@ -349,7 +432,8 @@ const MODE_NMI: u32 = 4;
   read(offset: u32, tscNow: u64 = u64.MAX_VALUE): u32 {
     if (!this.globallyEnabled()) return 0xffffffff; // nothing decodes the page
     if ((offset & 0xf) != 0 || offset >= 0x1000) return 0;
-    this.updateTimer(tscNow == u64.MAX_VALUE ? this.lastTsc : tscNow);
+    this.pull();
+    if (this.updateTimer(tscNow == u64.MAX_VALUE ? this.lastTsc : tscNow)) this.push();
     if (offset >= REG_ISR && offset < REG_ISR + 0x80) return v256.word(this.isr, (offset - REG_ISR) >> 4);
     if (offset >= REG_TMR && offset < REG_TMR + 0x80) return v256.word(this.tmr, (offset - REG_TMR) >> 4);
     if (offset >= REG_IRR && offset < REG_IRR + 0x80) return v256.word(this.irr, (offset - REG_IRR) >> 4);
@@ -387,6 +471,7 @@ const MODE_NMI: u32 = 4;
         return this.dcr;
       default:
         this.raiseError(ESR_ILLEGAL_REG);
+        this.push();
         return 0;
     }
   }
@@ -395,6 +480,12 @@ const MODE_NMI: u32 = 4;
   write(offset: u32, value: u32, tscNow: u64): void {
     if (!this.globallyEnabled()) return;
     if ((offset & 0xf) != 0 || offset >= 0x1000) return;
+    this.pull();
+    this.writeRegister(offset, value, tscNow);
+    this.push();
+  }
+
+  private writeRegister(offset: u32, value: u32, tscNow: u64): void {
     this.updateTimer(tscNow);
     if (offset >= REG_LVT_TIMER && offset <= REG_LVT_ERROR) {
       this.writeLvt((offset - REG_LVT_TIMER) >> 4, value);
@@ -487,7 +578,9 @@ const MODE_NMI: u32 = 4;
   // A write of 0 to the EOI register by the processor itself (SDM Vol. 3C
   // 29.6, posted-interrupt processing dismisses the notification vector so).
   writeEoi(): void {
+    this.pull();
     this.eoi();
+    this.push();
   }
 
   // The vector of a level-triggered interrupt's EOI not yet broadcast, or
@@ -505,6 +598,11 @@ const MODE_NMI: u32 = 4;
   // no error for an absent register), also while globally disabled. PPR and
   // the current count are computed, for a reader; loadRegisters ignores them.
   saveRegisters(page: usize, tscNow: u64): void {
+    this.pull();
+    this.registerImage(page, tscNow);
+  }
+
+  private registerImage(page: usize, tscNow: u64): void {
     memory.fill(page, 0, 0x400);
     store<u32>(page + REG_ID, this.id);
     store<u32>(page + REG_VERSION, VERSION);
@@ -572,6 +670,7 @@ const MODE_NMI: u32 = 4;
     t.deadline = t.armed ? deadline : 0;
     this.lastTsc = tscNow;
     this.update();
+    this.push();
   }
 
   // ---- IPIs (11.6) -----------------------------------------------------------
@@ -609,11 +708,14 @@ const MODE_NMI: u32 = 4;
   // (11.4.7.2); false then, or for vectors 0-15 (an error, 11.5.3).
   acceptFromBus(vector: u32, level: bool): bool {
     if (!this.softwareEnabled()) return false;
+    this.pull();
     if (vector < 16) {
       this.raiseError(ESR_RECV_ILLEGAL);
+      this.push();
       return false;
     }
     this.accept(vector, level);
+    this.push();
     return true;
   }
 

@@ -202,6 +202,14 @@ function option(p: usize, n: i32): bool {
     config.hyperv[current] = r == 1;
     return true;
   }
+  v = keyIs(p, n, "apicv");
+  if (v >= 0) {
+    if (!guestOption("apicv", p, n)) return false;
+    const r = onOff("apicv", p + <usize>v, n - v);
+    if (r < 0) return false;
+    config.apicv[current] = r == 1;
+    return true;
+  }
   v = keyIs(p, n, "vcpus");
   if (v >= 0) {
     if (!guestOption("vcpus", p, n)) return false;

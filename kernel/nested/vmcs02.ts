@@ -43,6 +43,10 @@ import { Nested } from "./nested";
 export const L2_VPID: u32 = 2;
 
 // When L0 merges MSR bitmap words at every entry (see setupMsrBitmap).
+// L0's own APIC virtualization of L1 (vm/apicv.ts): never vmcs02's, whose
+// APIC virtualization is vmcs12's alone.
+const L0_APIC_VIRTUALIZATION: u32 = V.PROC2_VIRTUALIZE_APIC_ACCESSES | V.PROC2_APIC_REGISTER_VIRTUALIZATION |
+  V.PROC2_VIRTUAL_INTERRUPT_DELIVERY | V.PROC2_VIRTUALIZE_X2APIC_MODE;
 const MERGE_WORDS_MAX: i32 = 32;
 
 // Vmcs02State.flags: what every nested entry asks, in one word (one load):
@@ -403,8 +407,11 @@ function mergeAll(vcpu: Vcpu, s: Vmcs02State, proc12: u32, entry12: u32): u32 {
   // CR8 exiting L0 uses for L1's TPR (vmcs01.ts) is dropped — L2's CR8 is
   // not L1's TPR then — unless vmcs12 asks for it.
   const tprShadow = (proc12 & V.PROC_USE_TPR_SHADOW) != 0;
+  // Without vmcs12's TPR shadow, L2's CR8 is L1's TPR: it exits to L0 even
+  // when vmcs01 virtualizes L1's TPR (vm/apicv.ts), which L2 must not reach.
   let base01 = proc01 & ~(V.PROC_USE_MSR_BITMAPS | V.PROC_USE_TPR_SHADOW);
   if (tprShadow) base01 &= ~(V.PROC_CR8_LOAD_EXITING | V.PROC_CR8_STORE_EXITING);
+  else base01 |= V.PROC_CR8_LOAD_EXITING | V.PROC_CR8_STORE_EXITING;
   const proc02 = ((base01 | (proc12 & ~V.PROC_USE_IO_BITMAPS & ~V.PROC_UNCONDITIONAL_IO_EXITING) |
       V.PROC_USE_IO_BITMAPS | V.PROC_ACTIVATE_SECONDARY_CONTROLS) |
     (msrBitmaps ? V.PROC_USE_MSR_BITMAPS : 0));
@@ -426,7 +433,7 @@ function mergeAll(vcpu: Vcpu, s: Vmcs02State, proc12: u32, entry12: u32): u32 {
   // one 0 the instruction must #UD in L2 (26.3) whatever L0 gives L1.
   // PML: L0 logs for L1 (eptad.ts), not the processor.
   vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL,
-    (s.proc2_01 & ~(V.PROC2_UNRESTRICTED_GUEST | V.PROC2_VMCS_SHADOWING | l1caps.PROC2_INSTRUCTION_ENABLES)) |
+    (s.proc2_01 & ~(V.PROC2_UNRESTRICTED_GUEST | V.PROC2_VMCS_SHADOWING | l1caps.PROC2_INSTRUCTION_ENABLES | L0_APIC_VIRTUALIZATION)) |
     (proc2_12 & ~(V.PROC2_ENABLE_VPID | V.PROC2_ENABLE_PML | V.PROC2_VMCS_SHADOWING)));
   // "Virtualize APIC accesses" is vmcs12's (L0 does not use it for L1): L2's
   // accesses whose physical address is the APIC-access page's (after L0's

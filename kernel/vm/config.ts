@@ -1,7 +1,7 @@
 // The guests named on the command line, in order:
 //   guest=FILE [mem=SIZE] [vpid=on|off] [ept=on] [shadow-vmcs=on|off] [nested=on|off]
 //              [args=A,B,...] [module=FILE]... [expect=OUTCOME] [max-ticks=N] [snapshot=N]
-//              [ramsnap=on|wp|off] [hyperv=on|off] [vcpus=N]
+//              [ramsnap=on|wp|off] [hyperv=on|off] [vcpus=N] [apicv=on|off]
 // Options after a guest= apply to that guest. FILE is the first word of a
 // boot file's name (UEFI: the ESP path as written; multiboot: the module
 // string). SIZE is a number with K, M or G. OUTCOME is pass (the default:
@@ -22,6 +22,10 @@
 // vcpus=N (1 to MAX_VCPUS, default 1) gives the guest N virtual processors:
 // vCPU 0 is the bootstrap processor, the others wait for INIT and SIPI
 // (vm/apstart.ts); they share the processor the guest runs on (vm/sched.ts).
+// apicv=on (the default) runs the guest's local APICs on the processor's
+// APIC virtualization where it has all of it (vm/apicv.ts: TPR shadow,
+// virtualized APIC accesses and registers, virtual-interrupt delivery);
+// apicv=off, or a processor without it, keeps the software path alone.
 import * as boot from "../boot/bootinfo";
 import * as mem from "../hw/mem";
 
@@ -45,6 +49,7 @@ export const shadowVmcs = new StaticArray<bool>(MAX_GUESTS); // machine-wide: th
 export const nested = new StaticArray<bool>(MAX_GUESTS); // machine-wide: the parsed command line; nested=on: VMX offered to the guest
 export const hyperv = new StaticArray<bool>(MAX_GUESTS); // machine-wide: the parsed command line; hyperv=on: the Hyper-V interface offered
 export const vcpus = new StaticArray<i32>(MAX_GUESTS); // machine-wide: the parsed command line; vcpus=N
+export const apicv = new StaticArray<bool>(MAX_GUESTS); // machine-wide: the parsed command line; apicv=on|off
 export const MAX_VCPUS: i32 = 8;
 export const expect = new StaticArray<i32>(MAX_GUESTS); // machine-wide: the parsed command line
 export const expectCode = new StaticArray<u32>(MAX_GUESTS); // machine-wide: the parsed command line
@@ -97,6 +102,7 @@ export function addGuest(f: u32): i32 {
   nested[g] = false;
   hyperv[g] = false;
   vcpus[g] = 1;
+  apicv[g] = true;
   expect[g] = OUTCOME_PASS;
   expectCode[g] = 0;
   argsStart[g] = 0;

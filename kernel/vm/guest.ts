@@ -33,6 +33,7 @@ import * as vmcallExit from "./exit/vmcall";
 import * as hyperv from "./exit/hyperv";
 import * as misc from "./exit/misc";
 import * as irq from "./irq";
+import * as apicv from "./apicv";
 import * as migrate from "./migrate";
 import * as sched from "./sched";
 import * as cycle from "../snapshot/cycle";
@@ -69,6 +70,9 @@ function registerHandlers(): void {
   exits.register(V.EXIT_REASON_INTERRUPT_WINDOW, irq.handleWake);
   exits.register(V.EXIT_REASON_PREEMPTION_TIMER, irq.handleWake);
   exits.register(V.EXIT_REASON_NMI_WINDOW, irq.handleWake);
+  exits.register(V.EXIT_REASON_APIC_ACCESS, apicv.handleApicAccess);
+  exits.register(V.EXIT_REASON_VIRTUALIZED_EOI, apicv.handleVirtualizedEoi);
+  exits.register(V.EXIT_REASON_APIC_WRITE, apicv.handleApicWrite);
   // The VMX instructions' exits are nested/'s (nested/install.ts).
 }
 
@@ -263,6 +267,7 @@ function runOne<L2>(g: i32, l2: L2): bool {
     ok = loader.load(vm.entry, config.file[g], boot.cmdline + <usize>config.argsStart[g], config.argsLen[g],
       config.modulesOf(g), config.moduleCount[g]);
   }
+  if (ok) ok = apicv.startVm(vm);
   // The Hyper-V interface first: what nested VMX offers depends on it.
   hyperv.start(vm, config.hyperv[g]);
   // Each vCPU's vmcs01 and nested part, vCPU 0's last so that its vmcs01
@@ -303,6 +308,7 @@ function runOne<L2>(g: i32, l2: L2): bool {
   // The RAM snapshot (ramsnap=, or the snapshot hypercalls') and its copy
   // go back to the allocator.
   vmram.release(vm);
+  apicv.endVm(vm);
   ept.destroy(root);
   pages.free(ram, <u32>(bytes >> 12));
   const pass = report(vcpu, g);

@@ -18,6 +18,7 @@ import { Vcpu } from "./vcpu";
 import * as nesting from "./nesting";
 import * as intbus from "./intbus";
 import * as ipi from "./ipi";
+import * as apicv from "./apicv";
 
 export const SLICE: u64 = 1 << 24; // preemption-timer ticks between forced exits
 
@@ -38,6 +39,15 @@ export const SLICE: u64 = 1 << 24; // preemption-timer ticks between forced exit
   timerValue: u64 = 0; // what the VMCS holds (reloaded by every entry)
   procBase: u32 = 0; // vmcs01's primary controls without interrupt-window exiting
   budgetEnd: u64 = u64.MAX_VALUE; // TSC by which the guest must have ended (max-ticks=)
+  // The processor's APIC virtualization runs the APIC (vm/apicv.ts): never
+  // quiet then, so that deliver's slow path gives vmcs01 what changed.
+  vapic: bool = false;
+  // The EOI-exit bitmap (apicv.ts), and whether vmcs01 still needs it.
+  eoiExit0: u64 = 0;
+  eoiExit1: u64 = 0;
+  eoiExit2: u64 = 0;
+  eoiExit3: u64 = 0;
+  eoiExitLoad: bool = false;
 
   // vmcs01 was just built (vmcs01.create, the VMCS current): start the
   // preemption timer at one slice. The VMCS field is not written back by
@@ -88,7 +98,7 @@ export const SLICE: u64 = 1 << 24; // preemption-timer ticks between forced exit
   }
 
   updateQuiet(): void {
-    this.quiet = !this.windowExiting && !this.nmiPending && this.timerValue == SLICE;
+    this.quiet = !this.windowExiting && !this.nmiPending && this.timerValue == SLICE && !this.vapic;
   }
 
   setPreemption(deadline: u64, now: u64): void {
@@ -191,6 +201,7 @@ function deliverNmi(vcpu: Vcpu): bool {
   const s = vcpu.irq;
   if (!apic.enabled()) {
     if (!s.quiet) {
+      if (s.vapic) apicv.update(vcpu);
       s.setWindow(s.nmiPending && deliverNmi(vcpu));
       s.setPreemption(u64.MAX_VALUE, 0);
     }
@@ -200,6 +211,12 @@ function deliverNmi(vcpu: Vcpu): bool {
   // makes tryInject below wait for the next window.
   const nmiWaits = s.nmiPending && deliverNmi(vcpu);
   const now = cpu.rdtsc();
+  // APIC virtualization: the processor delivers from vIRR (apicv.ts).
+  if (s.vapic) {
+    apicv.deliver(vcpu, now);
+    s.setWindow(nmiWaits);
+    return;
+  }
   const v = apic.pendingVector(now);
   s.setPreemption(apic.nextTimerDeadline(), now);
   if (v < 0) {

@@ -28,6 +28,7 @@ import { RESUME, stop } from "./exits";
 import * as R from "./vcpu";
 import * as intbus from "./intbus";
 import * as irq from "./irq";
+import * as apicv from "./apicv";
 import * as lapic from "../apic/lapic";
 import * as ioapic from "../devices/ioapic";
 import { Vcpu } from "./vcpu";
@@ -109,6 +110,9 @@ export function emulate(vcpu: Vcpu, device: i32, gpa: u64, stage2: paging.Stage2
     const io = vcpu.vm.ioapic;
     if (d.isWrite) {
       io.write(off, d.size, <u32>regValue(vcpu, d));
+      // A redirection entry may have changed: the EOI-exit bitmaps of APIC
+      // virtualization follow (apicv.ts).
+      apicv.scan(vcpu.vm);
       intbus.route(vcpu.vm);
     } else {
       setRegValue(vcpu, d, <u64>io.read(off, d.size));

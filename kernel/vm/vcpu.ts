@@ -67,6 +67,7 @@ const OBJECT_BYTES: usize = NESTED_AT + NESTED_BYTES;
   vm: Vm = changetype<Vm>(0);
   index: u32 = 0; // vCPU number within its VM (the VP index)
   vmcs: u64 = 0; // physical address of vmcs01
+  vapicPage: u64 = 0; // its virtual-APIC page (vm/apicv.ts), allocated when first needed
   nextFree: Vcpu | null = null;
   // With several vCPUs (vcpus=N; vm/sched.ts, vm/apstart.ts): whether it
   // runs (RUN_ACTIVE), sleeps in HLT (RUN_HALTED; haltIf: RFLAGS.IF then,
@@ -208,12 +209,15 @@ export function create(vm: Vm, index: u32): Vcpu {
   // vmcs01's page, the nested part's pages and the XSAVE area stay with
   // the object across reuse.
   const vmcs = v.vmcs;
+  const vapicPage = v.vapicPage;
   memory.fill(changetype<usize>(v), 0, offsetof<Vcpu>());
   v.vmcs = vmcs;
+  v.vapicPage = vapicPage;
   v.nested.clear();
   v.vm = vm;
   v.index = index;
   v.resetRegisters();
+  v.apic.vapic = 0; // the software APIC until vmcs01.create says otherwise
   v.apic.reset(index, cpu.rdtsc());
   memory.fill(changetype<usize>(v.irq), 0, offsetof<IrqState>());
   v.irq.budgetEnd = u64.MAX_VALUE;

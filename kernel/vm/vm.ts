@@ -21,6 +21,10 @@ export const MAX_VCPUS: i32 = config.MAX_VCPUS;
   ramHpa: u64 = 0; // host-physical base of guest RAM (guest-physical 0)
   ramBytes: u64 = 0;
   eptRoot: u64 = 0; // PML4 of the EPT that maps the RAM
+  // APIC virtualization runs its vCPUs' APICs (vm/apicv.ts), with this
+  // APIC-access page mapped at FEE00000H.
+  apicv: bool = false;
+  apicAccessPage: u64 = 0;
   // Its RAM snapshot, when it has one (snapshot/ram.ts; vm/guestmem.ts
   // records the hypervisor's writes in it).
   ramSnapshot: RamSnapshot | null = null;

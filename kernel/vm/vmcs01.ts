@@ -13,6 +13,7 @@ import * as config from "./config";
 import * as R from "./vcpu";
 import { Vcpu } from "./vcpu";
 import * as V from "../arch/vmx";
+import * as apicv from "./apicv";
 
 // The bitmaps (allocated once): their contents do not depend on the guest
 // (every port exits; the same MSRs pass through for all).
@@ -233,8 +234,11 @@ export function create(vcpu: Vcpu, eptp: u64, eip: u32, wantVpid: bool): bool {
   const pin = ctl.adjust(caps.pin, ctl.KIND_PIN, pinReq, V.PIN_VIRTUAL_NMIS);
   // TSC offsetting: the guest's WRMSR of IA32_TSC / IA32_TSC_ADJUST moves
   // its TSC (tsc.ts); the offset starts at 0.
+  // The guest's TPR: its CR8 accesses exit to the software APIC, or, with
+  // APIC virtualization (apicv.ts), go to VTPR in the virtual-APIC page.
+  const av = vcpu.vm.apicv;
   const procReq = V.PROC_HLT_EXITING | V.PROC_USE_IO_BITMAPS | V.PROC_USE_MSR_BITMAPS | V.PROC_ACTIVATE_SECONDARY_CONTROLS |
-    V.PROC_CR8_LOAD_EXITING | V.PROC_CR8_STORE_EXITING | V.PROC_USE_TSC_OFFSETTING;
+    (av ? V.PROC_USE_TPR_SHADOW : V.PROC_CR8_LOAD_EXITING | V.PROC_CR8_STORE_EXITING) | V.PROC_USE_TSC_OFFSETTING;
   const proc = ctl.adjust(caps.proc, ctl.KIND_PROC, procReq,
     V.PROC_MWAIT_EXITING | V.PROC_MONITOR_EXITING | V.PROC_RDPMC_EXITING);
   // VPID only where INVVPID can flush one (single- or all-context): the
@@ -245,7 +249,7 @@ export function create(vcpu: Vcpu, eptp: u64, eip: u32, wantVpid: bool): bool {
   // then runs natively (SDM Vol. 3C 26.1.3), and CPUID offers it (cpuid.ts).
   const p2opt = V.PROC2_ENABLE_RDTSCP | V.PROC2_WBINVD_EXITING | V.PROC2_ENABLE_INVPCID |
     (wantVpid && invvpid ? V.PROC2_ENABLE_VPID : 0);
-  const proc2Req = V.PROC2_ENABLE_EPT | V.PROC2_UNRESTRICTED_GUEST;
+  const proc2Req = V.PROC2_ENABLE_EPT | V.PROC2_UNRESTRICTED_GUEST | (av ? apicv.PROC2 : 0);
   const proc2 = ctl.adjust(caps.proc2, ctl.KIND_PROC2, proc2Req, p2opt);
   // Debug controls saved on exit and loaded on entry (DR7, IA32_DEBUGCTL,
   // 28.3.1, 27.3.2.1): the guest's own, kept in the VMCS while the
@@ -315,6 +319,7 @@ export function create(vcpu: Vcpu, eptp: u64, eip: u32, wantVpid: bool): bool {
   vmx.vmwrite(V.GUEST_IA32_SYSENTER_EIP, 0);
 
   writeHostState();
+  if (av && !apicv.startVcpu(vcpu)) return false;
   // Interrupt delivery starts with the VMCS (the preemption timer, the
   // guest's max-ticks= budget).
   vcpu.irq.start(config.maxTicks[vcpu.vm.guest]);
