@@ -171,10 +171,14 @@ export function l1Wants(vcpu: Vcpu, reason: u32): bool {
     // (26.1.3); with "enable INVPCID" 0 it is #UD and never exits.
     case V.EXIT_REASON_INVPCID:
       return (proc(n) & V.PROC_INVLPG_EXITING) != 0 && (proc2(n) & V.PROC2_ENABLE_INVPCID) != 0;
-    // APIC virtualization in vmcs02 is vmcs12's alone (vmcs02.ts): these
-    // exits happen only because L1 enabled it (29.1.2, 29.4.2, 29.4.3.3).
+    // APIC virtualization in vmcs02 is vmcs12's (vmcs02.ts): these exits
+    // happen because L1 enabled it (29.1.2, 29.4.2, 29.4.3.3) — except an
+    // APIC access when vmcs12 does not virtualize APIC accesses: then the
+    // page is L0's APIC-access page for L1's own APIC (vm/apicv.ts), which
+    // an L2 without EPT reaches at L1's APIC address, and the access is L1's
+    // APIC's, emulated by L0.
+    case V.EXIT_REASON_APIC_ACCESS: return (proc2(n) & V.PROC2_VIRTUALIZE_APIC_ACCESSES) != 0;
     case V.EXIT_REASON_TPR_BELOW_THRESHOLD:
-    case V.EXIT_REASON_APIC_ACCESS:
     case V.EXIT_REASON_VIRTUALIZED_EOI:
     case V.EXIT_REASON_APIC_WRITE: return true;
   }

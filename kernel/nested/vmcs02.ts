@@ -432,17 +432,27 @@ function mergeAll(vcpu: Vcpu, s: Vmcs02State, proc12: u32, entry12: u32): u32 {
   // The instruction enables (RDTSCP, INVPCID, ...) are vmcs12's alone: with
   // one 0 the instruction must #UD in L2 (26.3) whatever L0 gives L1.
   // PML: L0 logs for L1 (eptad.ts), not the processor.
-  vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL,
-    (s.proc2_01 & ~(V.PROC2_UNRESTRICTED_GUEST | V.PROC2_VMCS_SHADOWING | l1caps.PROC2_INSTRUCTION_ENABLES | L0_APIC_VIRTUALIZATION)) |
-    (proc2_12 & ~(V.PROC2_ENABLE_VPID | V.PROC2_ENABLE_PML | V.PROC2_VMCS_SHADOWING)));
   // "Virtualize APIC accesses" is vmcs12's (L0 does not use it for L1): L2's
   // accesses whose physical address is the APIC-access page's (after L0's
   // EPT, or the shadow EPT composing L1's) are virtualized or exit to L1
   // (29.4), so vmcs02 names that page at its host-physical address (the
   // entry checks made sure it is L1 RAM: ctls.apic-access.ram).
+  // Without EPT in vmcs12, vmcs02 runs on L0's EPT, which maps L1's APIC
+  // page to L0's APIC-access page when L0 virtualizes L1's APIC
+  // (vm/apicv.ts): vmcs02 then names that page itself, without TPR shadow
+  // every L2 access to it is an APIC-access exit (29.4), and L0 performs it
+  // on L1's APIC (reflect-decide.ts). (An L1 that virtualizes APIC accesses
+  // for such an L2 at another address leaves L1's APIC page as plain
+  // memory for L2: not supported with apicv=on; README.)
+  let proc2_02 = (s.proc2_01 & ~(V.PROC2_UNRESTRICTED_GUEST | V.PROC2_VMCS_SHADOWING | l1caps.PROC2_INSTRUCTION_ENABLES | L0_APIC_VIRTUALIZATION)) |
+    (proc2_12 & ~(V.PROC2_ENABLE_VPID | V.PROC2_ENABLE_PML | V.PROC2_VMCS_SHADOWING));
   if ((proc2_12 & V.PROC2_VIRTUALIZE_APIC_ACCESSES) != 0) {
     vmx.vmwrite(V.APIC_ACCESS_ADDRESS, guestmem.hpa(state.get(n, V.APIC_ACCESS_ADDRESS), 4096));
+  } else if ((proc2_12 & V.PROC2_ENABLE_EPT) == 0 && vcpu.vm.apicv) {
+    proc2_02 |= V.PROC2_VIRTUALIZE_APIC_ACCESSES;
+    vmx.vmwrite(V.APIC_ACCESS_ADDRESS, vcpu.vm.apicAccessPage);
   }
+  vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, proc2_02);
   // Virtual-interrupt delivery is vmcs12's too (L0 does not use it for
   // L2): vmcs02's EOI-exit bitmap is exactly vmcs12's — never L0's own for
   // L1, which belongs in vmcs01 (seeds/001) — and L2's RVI/SVI are vmcs12's

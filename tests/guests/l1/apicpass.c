@@ -55,7 +55,7 @@ __asm__(".text\n"
  * memory type UC. PDPT entry 3 covers 3-4 GiB; PD index 1F7H, PT index 0. */
 static u64 apic_pd[512] ALIGNED(4096);
 static u64 apic_pt[512] ALIGNED(4096);
-static void ept_with_apic(u64 perm) {
+void ept_with_apic(u64 perm) {
     ept_build();
     memset(apic_pd, 0, sizeof apic_pd);
     memset(apic_pt, 0, sizeof apic_pt);

@@ -1536,6 +1536,11 @@ void guest_main(void) {
         l1_end();
     }
     test_vmxon();
+    if (has_word(boot.cmdline, "eoiexit")) {
+        /* Two processors: the seeds/001 case alone (eoiexit.c). */
+        test_eoi_exit_bitmap();
+        l1_end();
+    }
     if (has_word(boot.cmdline, "demo")) {
         /* make run: the nested story only — L2 under this L1's EPT, and L2
          * switching between two EPT views with VMFUNC. */

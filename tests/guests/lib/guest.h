@@ -292,6 +292,16 @@ static inline void set_rte(u32 n, u32 lo, u32 dest) {
     io_write(0x10 + 2 * n, lo);
 }
 
+/* ---- application processors (apboot.c) ---------------------------------------------- */
+/* An IPI through the xAPIC's ICR: dest in ICR high bits 31:24, lo as ICR low. */
+void apic_ipi(u32 dest, u32 lo);
+/* Copy the AP trampoline to `page` (4-KiB aligned, below 1 MiB): the AP then runs fn in
+ * protected mode on apboot_stack, interrupts off. Returns the start-up IPI's vector. */
+u32 apboot_prepare(u32 page, void (*fn)(void));
+/* INIT, INIT de-assert and start-up IPIs to the AP with apic_id (a second SIPI if the
+ * first was not taken, 9.4.4.1); true once fn incremented *started. */
+bool apboot_start_ap(u32 apic_id, u32 page, void (*fn)(void), volatile u32 *started);
+
 /* ---- entry state, as the boot stub found it ---------------------------------------- */
 struct entry_state {
     u32 eax, ebx, ecx, edx, esi, edi, ebp, esp;
