@@ -19,6 +19,10 @@
 //  - turtles (the `turtles` section): this hypervisor as L1 on itself with
 //    bench.c as L2, plain, with hyperv=on (L1 on the enlightened VMCS) and
 //    with hyperv=on but L1 evmcs=off.
+//  - tests/guests/bench.c with `apic` (the `apic` section): a self-IPI and its
+//    EOI, a TPR write, an EOI write, with APIC virtualization (apicv=on, the
+//    default), without (apicv=off) and on bare Bochs; and tests/guests/smp.c's
+//    IPI round trip between two vCPUs (vcpus=2), apicv on and off.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -35,6 +39,8 @@ interface RunOptions {
   options?: string;
   /** Boot the guest itself on bare Bochs (no hypervisor): `elf` is ignored. */
   bare?: boolean;
+  /** The guest's command line on bare Bochs. */
+  bareCmdline?: string;
 }
 
 // One Bochs run of a benchmark guest under image `elf` (or on bare Bochs).
@@ -47,7 +53,7 @@ async function run(name: string, elf: string, o: RunOptions = {}) {
     if (!fs.existsSync(f)) throw new Error(`${path.relative(REPO, f)} is missing: run make bench`);
   }
   const isoArgs = o.bare
-    ? [guest, iso]
+    ? [guest, iso, ...(o.bareCmdline ? ['--cmdline', o.bareCmdline] : [])]
     : [elf, iso, '--cmdline', `caps=off guest=/${guestFile}${o.options ? ` ${o.options}` : ''}`, '--module', guest, `/${guestFile}`];
   execFileSync('bash', [path.join(REPO, 'tools', 'mkiso.sh'), ...isoArgs], { stdio: ['ignore', 'ignore', 'inherit'] });
   const r = await runBochs({ name, boot: 'bios-cdrom', image: iso, runDir, cpus: 1, timeoutMs: 300_000, progress: true });
@@ -130,7 +136,14 @@ const RAMSNAP_OPTIONS = 'ramsnap=on args=mode=ad,bench guest=/ramsnap.elf ramsna
 let r, p, rs, snap1;
 const turtleRuns: Record<string, Awaited<ReturnType<typeof turtles>>> = {};
 const nestedRuns: Record<string, Awaited<ReturnType<typeof run>>> = {};
+const apicRuns: Record<string, Awaited<ReturnType<typeof run>>> = {};
+const ipiRuns: Record<string, Awaited<ReturnType<typeof run>>> = {};
 try {
+  apicRuns['apicv=on'] = await run('bench-apic', HV, { options: 'args=apic,n=200' });
+  apicRuns['apicv=off'] = await run('bench-apic-off', HV, { options: 'apicv=off args=apic,n=200' });
+  apicRuns['bare'] = await run('bench-apic-bare', HV, { bare: true, bareCmdline: 'apic n=200' });
+  ipiRuns['apicv=on'] = await run('bench-ipi', HV, { guest: 'smp.elf', options: 'vcpus=2' });
+  ipiRuns['apicv=off'] = await run('bench-ipi-off', HV, { guest: 'smp.elf', options: 'vcpus=2 apicv=off' });
   r = await run('bench', HV, { options: 'args=snap' });
   snap1 = await run('bench-snapshot1', HV, { options: 'args=n=100 snapshot=1' });
   p = await run('bench-profile', path.join(REPO, 'build', 'prof', 'hv.elf'));
@@ -264,6 +277,21 @@ for (const mode of ['ad', 'wp']) {
   for (const op of RAM_OPS) if (!ramFigures[`ramsnap-${mode}-${op}`]) throw new Error(`bench-ramsnap: no ramsnap-${mode}-${op} figure`);
 }
 
+// The local APIC: bench.c's figures per run, smp.c's IPI round trip.
+const APIC_OPS = ['self-ipi-eoi', 'tpr-write', 'eoi-write'] as const;
+const apicFigures: Record<string, Record<string, Figure>> = {};
+for (const [k, run1] of Object.entries(apicRuns)) {
+  const f = parseFigures(run1.serial);
+  for (const op of APIC_OPS) if (!f[op]) throw new Error(`bench-apic (${k}): no ${op} figure`);
+  apicFigures[k] = Object.fromEntries(APIC_OPS.map((op) => [op, f[op]]));
+}
+const ipiRoundTrip: Record<string, number> = {};
+for (const [k, run1] of Object.entries(ipiRuns)) {
+  const m = /^L1\| # smp: IPI round trip BSP -> AP -> BSP \(mailbox\): (\d+) ticks/m.exec(run1.serial);
+  if (!m) throw new Error(`bench-ipi (${k}): no IPI round trip line`);
+  ipiRoundTrip[k] = Number(m[1]);
+}
+
 const result = {
   what: 'round trips measured in the guest with RDTSC; Bochs 2.7, cpu: model=tigerlake, count=1, clock: sync=none (1 tick = 1 emulated instruction)',
   commit,
@@ -283,6 +311,16 @@ const result = {
     runs: nested,
   },
   snapshots,
+  apic: {
+    what: 'tests/guests/bench.c with apic (n=200): self-ipi-eoi = ICR low write (fixed, self, vector 70H) with IF = 1, ' +
+      'the handler (through the guest library\'s IDT stub) writes EOI and returns; tpr-write = MOV 0 to the TPR; ' +
+      'eoi-write = an EOI with nothing in service. apicv=on: the processor\'s APIC virtualization runs the guest\'s APIC ' +
+      '(kernel/vm/apicv.ts), apicv=off: the software APIC (an exit per APIC write, the interrupt injected); bare: Bochs\'s ' +
+      'APIC. ipiRoundTrip: tests/guests/smp.c (vcpus=2 sharing one processor), a fixed IPI BSP -> AP and the AP\'s IPI back, ' +
+      'least of 16.',
+    figures: apicFigures,
+    ipiRoundTrip,
+  },
   ramSnapshot: {
     what: 'tests/guests/ramsnap.c, 32 MiB guests: a VMCALL to the RAM snapshot\'s test hypercall timed in the guest ' +
       '(so each figure includes one VMCALL round trip, see vmcall-query), after writing N pages since the last take: ' +
@@ -383,6 +421,11 @@ console.log(`  take (vCPU blob + RAM written since + devices)    ${cell(snapFigu
 for (const d of [0, 16, 1024]) console.log(`  restore, ${String(d).padStart(4)} pages written since              ${cell(snapFigures[`snapshot-restore-${d}`])}`);
 console.log('  (the RAM through its RAM snapshot, kernel/snapshot/ram.ts: the first take copies all of it, the others and the restores what was written)');
 console.log(`  snapshot=1 cycle: save + destroy + restore of the vCPU, no RAM  ${snapshots.cycle} (hidden from L1's TSC: CPUID under snapshot=1 ${cpuidSnap1.min}, without ${figures['cpuid'].min})`);
+
+console.log('\nThe local APIC (bench.c apic), min ticks (median if different):');
+console.log(`  ${'operation'.padEnd(14)} ${Object.keys(apicFigures).map((k) => k.padStart(16)).join(' ')}`);
+for (const op of APIC_OPS) console.log(`  ${op.padEnd(14)} ${Object.values(apicFigures).map((f) => cell(f[op]).padStart(16)).join(' ')}`);
+console.log(`  IPI round trip between two vCPUs (smp.c): ${Object.entries(ipiRoundTrip).map(([k, v]) => `${k} ${v}`).join(', ')}`);
 
 console.log('\nRAM snapshot of a 32 MiB guest (tests/guests/ramsnap.c), ticks of one take/restore VMCALL after N written pages:');
 console.log(`  ${'operation'.padEnd(14)} ${'EPT A/D flags'.padStart(16)} ${'write protection'.padStart(18)}`);

@@ -157,6 +157,9 @@ const MODE_NMI: u32 = 4;
   // The IRR or ISR changed here since vm/apicv.ts last gave the processor
   // RVI and SVI (SDM Vol. 3C 30.1.1).
   statusStale: bool = false;
+  // Neither enabled nor statusStale: nothing for vm/irq.ts to deliver or
+  // give the processor (the one test of its fast path).
+  idle: bool = true;
   // The LVT entries (timer, thermal, performance, LINT0, LINT1, error) and
   // the 256-bit IRR, ISR and TMR (vec256.ts) are laid out in these fields.
   private lvt0: u64 = 0;
@@ -244,6 +247,7 @@ const MODE_NMI: u32 = 4;
     this.registerImage(image, this.lastTsc);
     mem.copyout(this.vapic, image, 0x400);
     this.statusStale = true;
+    this.idle = false;
   }
   // Start or stop running on a virtual-APIC page (vm/apicv.ts): the page
   // gets the current registers.
@@ -255,6 +259,7 @@ const MODE_NMI: u32 = 4;
   // vISR vector) for the guest interrupt status field (30.1.1); 0 for none.
   guestInterruptStatus(): u32 {
     this.statusStale = false;
+    this.idle = !this.on;
     const r = v256.highest(this.irr);
     const s = v256.highest(this.isr);
     return (s < 0 ? 0 : <u32>s << 8) | (r < 0 ? 0 : <u32>r);
@@ -297,6 +302,7 @@ const MODE_NMI: u32 = 4;
 
   @inline private update(): void {
     this.on = this.globallyEnabled() && this.softwareEnabled();
+    this.idle = !this.on && !this.statusStale;
   }
 
   // ---- IA32_APIC_BASE (MSR 0x1B, 11.4.4) --------------------------------

@@ -39,8 +39,9 @@ export const SLICE: u64 = 1 << 24; // preemption-timer ticks between forced exit
   timerValue: u64 = 0; // what the VMCS holds (reloaded by every entry)
   procBase: u32 = 0; // vmcs01's primary controls without interrupt-window exiting
   budgetEnd: u64 = u64.MAX_VALUE; // TSC by which the guest must have ended (max-ticks=)
-  // The processor's APIC virtualization runs the APIC (vm/apicv.ts): never
-  // quiet then, so that deliver's slow path gives vmcs01 what changed.
+  // The processor's APIC virtualization runs the APIC (vm/apicv.ts). A new
+  // EOI-exit bitmap for vmcs01 keeps `quiet` false (and a stale guest
+  // interrupt status the APIC's `idle`).
   vapic: bool = false;
   // The EOI-exit bitmap (apicv.ts), and whether vmcs01 still needs it.
   eoiExit0: u64 = 0;
@@ -98,7 +99,7 @@ export const SLICE: u64 = 1 << 24; // preemption-timer ticks between forced exit
   }
 
   updateQuiet(): void {
-    this.quiet = !this.windowExiting && !this.nmiPending && this.timerValue == SLICE && !this.vapic;
+    this.quiet = !this.windowExiting && !this.nmiPending && this.timerValue == SLICE && !this.eoiExitLoad;
   }
 
   setPreemption(deadline: u64, now: u64): void {
@@ -196,10 +197,11 @@ function deliverNmi(vcpu: Vcpu): bool {
   // Fast path: an APIC that is not software-enabled (SVR bit 8, clear after
   // reset) accepts no interrupts and its LVT entries are masked (11.4.7.2);
   // most exits of most guests take this branch. A pending NMI keeps `quiet`
-  // false, so that it is seen here at no cost to the fast path.
+  // false, so that it is seen here at no cost to the fast path. (`idle`: not
+  // enabled, and with APIC virtualization no RVI/SVI to give vmcs01.)
   const apic = vcpu.apic;
   const s = vcpu.irq;
-  if (!apic.enabled()) {
+  if (apic.idle) {
     if (!s.quiet) {
       if (s.vapic) apicv.update(vcpu);
       s.setWindow(s.nmiPending && deliverNmi(vcpu));

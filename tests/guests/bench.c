@@ -11,7 +11,8 @@
  * per operation, then `RESULT: PASS`, and ends with isa-debug-exit 0.
  * The VMCALL only runs under our hypervisor (elsewhere: a `skipped` line).
  * With `snap` on the command line (under the hypervisor), the snapshot
- * hypercalls too: snapshot-take, snapshot-restore-<dirty pages>. */
+ * hypercalls too: snapshot-take, snapshot-restore-<dirty pages>. With `apic`,
+ * the local APIC's: self-ipi-eoi, tpr-write, eoi-write (see apic_figures). */
 #include "guest.h"
 
 #define MAX_N 1000
@@ -71,6 +72,49 @@ static u32 s_rdmsr(void) {
 }
 
 static u32 overhead;
+
+/* ---- the local APIC (`apic`): SDM Vol. 3A 11.6.1, 11.8.3.1, 11.8.5 ------------------------
+ * self-ipi-eoi: with IF = 1, a write of ICR low (fixed, vector APIC_VEC, shorthand self)
+ * interrupts at once; the handler writes EOI and returns: timed from before the write to
+ * after the IRET (the handler's path through the guest library's IDT stub included, the
+ * same everywhere). tpr-write: MOV of 0 to the TPR. eoi-write: a write of EOI with nothing
+ * in service. Under the hypervisor with APIC virtualization (apicv=on) none of them exits
+ * (self-IPI, TPR and EOI virtualization, virtual-interrupt delivery); with apicv=off each
+ * APIC write is an exit and the interrupt is injected. */
+#define APIC_VEC 0x70
+static volatile u32 apic_hits;
+static void apic_isr(struct frame *f) {
+    apic_hits++;
+    apic_write(APIC_EOI, 0);
+}
+static u32 s_self_ipi(void) {
+    u32 t;
+    __asm__ volatile(T_START "movl $0x40070, (%%ecx)\n\tsti\n\tnop\n\tcli\n\t" T_END
+                     : "=a"(t) : "c"(APIC_BASE + APIC_ICR_LO) : "edx", "esi", "memory");
+    return t;
+}
+static u32 s_tpr(void) {
+    u32 t;
+    __asm__ volatile(T_START "movl $0, (%%ecx)\n\t" T_END : "=a"(t) : "c"(APIC_BASE + 0x80) : "edx", "esi", "memory");
+    return t;
+}
+static u32 s_eoi(void) {
+    u32 t;
+    __asm__ volatile(T_START "movl $0, (%%ecx)\n\t" T_END : "=a"(t) : "c"(APIC_BASE + APIC_EOI) : "edx", "esi", "memory");
+    return t;
+}
+static void run(u32 (*sample)(void), const char *name);
+static void apic_figures(void) {
+    outb(0x21, 0xFF); /* no 8259 interrupts (bare Bochs's BIOS leaves the PIT's unmasked) */
+    outb(0xA1, 0xFF);
+    idt_set_handler(APIC_VEC, apic_isr);
+    apic_write(APIC_SVR, 0x1FF);
+    u32 before = apic_hits;
+    run(s_self_ipi, "self-ipi-eoi");
+    if (apic_hits != before + (u32)(WARMUP + N)) fail_stop("self-ipi-eoi: %u interrupts for %d IPIs", apic_hits - before, WARMUP + N);
+    run(s_tpr, "tpr-write");
+    run(s_eoi, "eoi-write");
+}
 
 /* ---- guest-requested snapshots (snap=1): docs/guest-interface.md "Snapshots" ----------------
  * take: the VMCALL round trip of function 3 (the vCPU's blob, the RAM, the devices).
@@ -157,6 +201,7 @@ void guest_main(void) {
     else printf("bench: vmcall-query skipped (not under hv)\n");
     run(s_port, "port-out");
     run(s_rdmsr, "rdmsr-apicbase");
+    if (has_word(boot.cmdline, "apic")) apic_figures();
     if (under_hv() && has_word(boot.cmdline, "snap")) {
         snap_take_figure(N < 8 ? N : 8);
         snap_restore_figure(0);
