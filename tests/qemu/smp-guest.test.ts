@@ -41,11 +41,13 @@ test('Bochs: two processors, INIT/SIPI, IPIs and the I/O APIC on bare Bochs (ref
   assert.match(r.serial, /^RESULT: PASS\r?$/m);
 });
 
-for (const cpus of [1, 2]) {
-  test(`Bochs: a vcpus=2 guest under the hypervisor, ${cpus} physical CPU(s)`, async () => {
-    const name = `test-smp-guest-hv${cpus}`;
+// With APIC virtualization (the default) on one and two physical CPUs, and
+// with the software APIC (apicv=off).
+for (const [cpus, apicv] of [[1, 'on'], [2, 'on'], [1, 'off']] as const) {
+  test(`Bochs: a vcpus=2 guest under the hypervisor, ${cpus} physical CPU(s), apicv=${apicv}`, async () => {
+    const name = `test-smp-guest-hv${cpus}${apicv === 'off' ? '-apicv-off' : ''}`;
     const runDir = freshRunDir(name);
-    const image = hvIso(runDir, 'caps=off guest=smp.elf vcpus=2', [[GUEST, 'smp.elf']]);
+    const image = hvIso(runDir, `caps=off guest=smp.elf vcpus=2 apicv=${apicv}`, [[GUEST, 'smp.elf']]);
     const r = await runBochs({ name, boot: 'bios-cdrom', image, runDir, cpus, timeoutMs: 240_000 });
     expectRun(r, {
       status: 0, exitCode: 0,
