@@ -13,8 +13,8 @@
 // back (the VMX-preemption timer does not count in wait-for-SIPI, 26.5.1,
 // and no real SIPI comes). External interrupts, NMIs and INIT are blocked
 // in that state (27.7.2): L1's interrupts wait in its APIC, an NMI IPI
-// waits in the vCPU (delivered to L1 after the SIPI exit), and INIT is not
-// kept. A SIPI (vm/ipi.ts, vm/apstart.ts) wakes it with the SIPI exit.
+// waits in the vCPU (delivered to L1 after the SIPI exit), and an INIT is
+// held (vm/apstart.ts) as in VMX root operation. A SIPI (vm/ipi.ts, vm/apstart.ts) wakes it with the SIPI exit.
 // A guest with one vCPU has no other processor to send one: its L2
 // entered in wait-for-SIPI would wait for ever, and the guest stops, as
 // for an L2 entered in HLT that nothing can wake (l2halt.ts).
@@ -37,8 +37,7 @@ import * as l2halt from "./l2halt";
 export function entered(vcpu: Vcpu, activity: u32): i32 {
   const n = vcpu.nested;
   if (activity == V.ACTIVITY_STATE_WAIT_FOR_SIPI) {
-    // Blocked in this state (27.7.2): a held INIT is not kept.
-    vcpu.initPending = false;
+    // INIT is blocked in this state too (27.7.2): a held one stays held.
     if (vcpu.vm.vcpuCount < 2) {
       print.say("nested: L2 entered in the wait-for-SIPI state, and the guest has no other vCPU that could send it a SIPI: waiting forever (SDM Vol. 3C 27.7.2)");
       return exits.stop(vcpu, config.OUTCOME_HALT);

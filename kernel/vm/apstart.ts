@@ -22,10 +22,12 @@
 //     qualification 0, delivered when the vCPU next gets the processor
 //     with vmcs02 current (nested/initsipi.ts);
 //   - L2 in the wait-for-SIPI activity state (L1 entered it so): INIT is
-//     blocked there and, as under KVM, not kept ("such events do not cause
-//     VM exits", 27.7.2); a SIPI is a VM exit, reason 4, the vector as the
-//     qualification (28.2.1); nothing else wakes it (external interrupts
-//     and NMIs are blocked in that state);
+//     blocked there ("such events do not cause VM exits", 27.7.2) and held
+//     as in VMX root operation (as Bochs 2.7 does; KVM discards it): after
+//     the SIPI exit L1 is in VMX root, so it stays held; a SIPI is a VM
+//     exit, reason 4, the vector as the qualification (28.2.1); nothing
+//     else wakes it (external interrupts and NMIs are blocked in that
+//     state);
 //   - a SIPI to a vCPU in VMX operation that does not wait for one is
 //     ignored, as outside it.
 //
@@ -49,10 +51,9 @@ export const INIT_RUN: u32 = 2; // an exit to L1 is due: the vCPU should run nex
 export function init(v: Vcpu): u32 {
   const n = v.nested;
   if (n.vmxOn) {
-    // Blocked in L2's wait-for-SIPI state (not kept, see above).
-    if (n.inL2 && v.runState == R.RUN_WAIT_SIPI) return INIT_DROPPED;
     v.initPending = true;
-    return n.inL2 ? INIT_RUN : INIT_DONE;
+    // Blocked in VMX root operation and in L2's wait-for-SIPI state.
+    return n.inL2 && v.runState == R.RUN_ACTIVE ? INIT_RUN : INIT_DONE;
   }
   if (v.index == 0) return INIT_DROPPED;
   reset(v);
