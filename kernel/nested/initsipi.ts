@@ -31,6 +31,15 @@ import * as shadow from "./shadow";
 import * as evmcs from "./evmcs";
 import * as l2halt from "./l2halt";
 
+// launch.ts calls entered() through this reference, which install.ts
+// assigns (at module start the function's globals are not declared yet):
+// called directly, binaryen inlines it into launch.ts (one caller), which
+// cost every nested entry 16 ticks (make bench, L2 CPUID via L1).
+export let afterEntry: (vcpu: Vcpu, activity: u32) => i32 = notInstalled; // machine-wide: a code reference
+function notInstalled(vcpu: Vcpu, activity: u32): i32 {
+  return 0; // exits.RESUME (install.ts runs before any guest)
+}
+
 // L1's VM entry into L2 has just completed (launch.ts, vmcs02 current and
 // merged) with activity state `activity` not active, or with an INIT held
 // since L1 was in VMX root operation (vcpu.initPending).

@@ -34,6 +34,7 @@ export function install(): void {
   nesting.report = report.report;
   nesting.l2Nmi = l2nmi.arrive;
   nesting.signalExit = initsipi.signalExit;
+  initsipi.afterEntry = initsipi.entered;
 }
 
 // A guest starts on vcpu (vmcs01 current): the shadow VMCS linked when
