@@ -30,6 +30,7 @@ import * as reflect from "./reflect";
 import * as shadow from "./shadow";
 import * as evmcs from "./evmcs";
 import * as l2halt from "./l2halt";
+import * as launch from "./launch";
 
 // launch.ts calls entered() through this reference, which install.ts
 // assigns (at module start the function's globals are not declared yet):
@@ -41,8 +42,7 @@ function notInstalled(vcpu: Vcpu, activity: u32): i32 {
 }
 
 // L1's VM entry into L2 has just completed (launch.ts, vmcs02 current and
-// merged) with activity state `activity` not active, or with an INIT held
-// since L1 was in VMX root operation (vcpu.initPending).
+// merged) with activity state `activity` not active.
 export function entered(vcpu: Vcpu, activity: u32): i32 {
   const n = vcpu.nested;
   if (activity == V.ACTIVITY_STATE_WAIT_FOR_SIPI) {
@@ -55,16 +55,23 @@ export function entered(vcpu: Vcpu, activity: u32): i32 {
     vcpu.vm.sliceEnd = 0;
     return exits.RESUME;
   }
-  // INIT is not blocked in VMX non-root operation: the held one is the
-  // INIT-signal exit before L2's first instruction (in HLT too: the exit
-  // saves activity state HLT, 28.3.4).
-  if (vcpu.initPending) {
-    vcpu.initPending = false;
-    return signalExit(vcpu, V.EXIT_REASON_INIT_SIGNAL, 0);
-  }
   // L2 entered in the HLT state that nothing can end (27.7.2).
   if (l2halt.enteredHalted(n) && !l2halt.canWake(vcpu)) return l2halt.haltedForever(vcpu);
   return exits.RESUME;
+}
+
+// L1's VMLAUNCH and VMRESUME in a guest with several vCPUs (handlers.ts
+// registers this for such a guest only, so that the entry of the others is
+// what it was): INIT is not blocked in VMX non-root operation, so one held
+// since L1 was in VMX root operation is the INIT-signal exit right after
+// the entry, before L2's first instruction (from HLT too: the exit saves
+// activity state HLT, 28.3.4). Not after an entry into wait-for-SIPI,
+// which blocks it (the vCPU then sleeps, entered()).
+export function launchSmp(vcpu: Vcpu, reason: u32): i32 {
+  const r = launch.handle(vcpu, reason);
+  if (r != exits.RESUME || !vcpu.initPending || !vcpu.nested.inL2 || vcpu.runState != R.RUN_ACTIVE) return r;
+  vcpu.initPending = false;
+  return signalExit(vcpu, V.EXIT_REASON_INIT_SIGNAL, 0);
 }
 
 // The INIT-signal exit (reason 3, qualification 0) or the SIPI exit

@@ -49,7 +49,7 @@ function setUp(vcpu: Vcpu, on: bool, shadowVmcs: bool): bool {
   // What VMX L1 is offered depends on the VM's hyperv= (caps.ts), which
   // hyperv.start set before this.
   vcpu.nested.hvOffered = vcpu.vm.hvOffered;
-  handlers.forGuest(vcpu.vm.hvOffered);
+  handlers.forGuest(vcpu.vm.hvOffered, vcpu.vm.vcpuCount > 1);
   if (!shadow.setup(vcpu, on && shadowVmcs)) return false;
   const snap = vcpu.vm.ramSnapshot;
   if (snap !== null) snap.shadow = vcpu.nested.shadowEpt;

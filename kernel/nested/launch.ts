@@ -147,9 +147,8 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
   n.counts.launches++;
   // The TLB flushes this entry means for L1's processor (vpid.ts).
   vpid.entered(n);
-  // L2 entered in HLT or wait-for-SIPI, or an INIT held in VMX root
-  // operation (vcpus=N only) that is now an exit (initsipi.ts).
+  // L2 entered in HLT or wait-for-SIPI (initsipi.ts).
   const activity = <u32>state.get(n, V.GUEST_ACTIVITY_STATE);
-  if (activity != V.ACTIVITY_STATE_ACTIVE || vcpu.initPending) return initsipi.afterEntry(vcpu, activity);
+  if (activity != V.ACTIVITY_STATE_ACTIVE) return initsipi.afterEntry(vcpu, activity);
   return exits.RESUME;
 }
