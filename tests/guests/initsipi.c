@@ -357,6 +357,23 @@ void guest_main(void) {
     apic_write(APIC_SVR, 0x1FF);
     setup_l1();
 
+    char part[16] = "all";
+    word_value(boot.cmdline, "part", part, sizeof part);
+    if (!strcmp(part, "solo")) {
+        /* One processor (vcpus=1 under the hypervisor only): the BSP enters
+         * L2 in wait-for-SIPI, from which no SIPI can come. A processor would
+         * wait for ever; the hypervisor stops the guest (expect=halt). */
+        u64 misc = rdmsr(MSR_VMX_MISC);
+        check(caps_read() && enter_root() && (misc & (1u << 8)),
+              "VMX root operation, IA32_VMX_MISC bit 8: activity state wait-for-SIPI offered|0x%llx", misc);
+        if (l2_setup_ex(0, 0, 0, 0, "VMCS for L2")) {
+            vw(F_GUEST_ACTIVITY, ACT_WAIT_SIPI);
+            l2_run(ADDR(l2_vmcall));
+            check(false, "L2 entered in wait-for-SIPI with no other processor: no VM exit comes back|%s", run_str());
+        }
+        goto end;
+    }
+
     /* Start the AP (INIT, SIPI: 9.4.4.1), which enters VMX root operation. */
     if (boot.lowest < TRAMP + 4096 && boot.highest > TRAMP) fail_stop("boot info overlaps the start-up page");
     memcpy((void *)TRAMP, tramp_start, (u32)(tramp_end - tramp_start));
@@ -374,8 +391,6 @@ void guest_main(void) {
 
     /* Which cases (part=): all of them, in this order, by default; on bare
      * Bochs the test runs them in three parts (see the top). */
-    char part[16] = "all";
-    word_value(boot.cmdline, "part", part, sizeof part);
     bool all = !strcmp(part, "all");
     if (all || !strcmp(part, "wfs")) case_wait_for_sipi();
     if (all || !strcmp(part, "hlt")) case_l2_halted();

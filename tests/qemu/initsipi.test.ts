@@ -72,4 +72,25 @@ for (const cpus of [1, 2]) {
   });
 }
 
+// One vCPU: L2 entered in wait-for-SIPI has nobody to send it a SIPI. The
+// processor would wait for ever; the hypervisor stops the guest, as for an
+// L2 halted with nothing that could wake it (hypervisor only: bare Bochs
+// would wait for ever too).
+test('Bochs: L2 entered in wait-for-SIPI by a one-vCPU guest stops the guest (halted forever)', async () => {
+  const name = 'test-initsipi-solo';
+  const runDir = freshRunDir(name);
+  const image = hvIso(runDir, 'caps=off guest=initsipi.elf nested=on expect=halt args=part=solo', [[GUEST, 'initsipi.elf']]);
+  const r = await runBochs({ name, boot: 'bios-cdrom', image, runDir, cpus: 1, timeoutMs: 240_000 });
+  expectRun(r, {
+    status: 0, exitCode: 0,
+    lines: [
+      /^L1\| ok 1 - VMX root operation, IA32_VMX_MISC bit 8: activity state wait-for-SIPI offered$/,
+      /^hv: nested: L2 entered in the wait-for-SIPI state, and the guest has no other vCPU that could send it a SIPI: waiting forever/,
+      /^hv: guest 1 \(initsipi\.elf\) ended: halt, .*: as expected$/,
+      /^hv: guests: 1 run, all as expected$/,
+    ],
+  });
+  assert.not.match(r.serial, /not ok|RESULT:/);
+});
+
 test.run();
