@@ -14,7 +14,8 @@
 // and no real SIPI comes). External interrupts, NMIs and INIT are blocked
 // in that state (27.7.2): L1's interrupts wait in its APIC, an NMI IPI
 // waits in the vCPU (delivered to L1 after the SIPI exit), and an INIT is
-// held (vm/apstart.ts) as in VMX root operation. A SIPI (vm/ipi.ts, vm/apstart.ts) wakes it with the SIPI exit.
+// held (vm/apstart.ts) as in VMX root operation. A SIPI (vm/ipi.ts,
+// vm/apstart.ts) wakes it with the SIPI exit.
 // A guest with one vCPU has no other processor to send one: its L2
 // entered in wait-for-SIPI would wait for ever, and the guest stops, as
 // for an L2 entered in HLT that nothing can wake (l2halt.ts).
@@ -35,7 +36,7 @@ import * as launch from "./launch";
 // launch.ts calls entered() through this reference, which install.ts
 // assigns (at module start the function's globals are not declared yet):
 // called directly, binaryen inlines it into launch.ts (one caller), which
-// cost every nested entry 16 ticks (make bench, L2 CPUID via L1).
+// cost every nested entry 13 ticks (make bench, L2 CPUID via L1).
 export let afterEntry: (vcpu: Vcpu, activity: u32) => i32 = notInstalled; // machine-wide: a code reference
 function notInstalled(vcpu: Vcpu, activity: u32): i32 {
   return 0; // exits.RESUME (install.ts runs before any guest)
