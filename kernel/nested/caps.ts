@@ -202,16 +202,17 @@ export function cr3TargetCount(): u32 {
 
 // IA32_VMX_MISC: the processor's VMX-preemption timer rate (bits 4:0, with
 // the timer: L1's timer counts as the processor's does, ptimer.ts), VM
-// exits store EFER.LMA (bit 5), activity state HLT (bit 6: l2halt.ts) —
-// not shutdown, not wait-for-SIPI (L1 has one processor and no SIPI
-// reaches it) —, the CR3-target count above, the processor's MSR-list
+// exits store EFER.LMA (bit 5), activity states HLT (bit 6: l2halt.ts)
+// and wait-for-SIPI (bit 8: L0 keeps such an L2 from running until a SIPI
+// from another vCPU, initsipi.ts) — not shutdown —, the CR3-target count
+// above, the processor's MSR-list
 // size, VMWRITE to read-only exit fields (bit 29: the vmcs12 cache takes
 // any write). The same with hyperv=on, where the timer is not offered: bits
 // 4:0 then still describe the processor's timer (as under KVM with eVMCS),
 // since nothing depends on them without the timer.
 export function misc(): u64 {
   const rate = hasTimer(false) ? hw.misc & V.VMX_MISC_PREEMPTION_TIMER_RATE_MASK : 0;
-  return rate | V.VMX_MISC_STORE_EFER_LMA | V.VMX_MISC_ACTIVITY_HLT | (hw.misc & V.VMX_MISC_MAX_MSR_LIST_MASK) |
+  return rate | V.VMX_MISC_STORE_EFER_LMA | V.VMX_MISC_ACTIVITY_HLT | V.VMX_MISC_ACTIVITY_WAIT_FOR_SIPI | (hw.misc & V.VMX_MISC_MAX_MSR_LIST_MASK) |
     (<u64>cr3TargetCount() << V.VMX_MISC_CR3_TARGET_COUNT_SHIFT) | V.VMX_MISC_VMWRITE_ANY_FIELD;
 }
 

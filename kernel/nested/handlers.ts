@@ -8,6 +8,7 @@ import * as V from "../arch/vmx";
 import * as events from "../vm/events";
 import * as exits from "../vm/exits";
 import * as launch from "./launch";
+import * as initsipi from "./initsipi";
 import * as vmxonInsn from "./vmxon";
 import * as vmptr from "./vmptr";
 import * as vmrw from "./vmrw";
@@ -69,7 +70,11 @@ export function register(): void {
 
 // A guest starts (install.ts setUp): with hyperv=on its VMREAD exits go to
 // onVmreadHv, so that a guest without it runs exactly the VMREAD it ran
-// before (as exit/hyperv.ts start() does for CPUID and VMCALL).
-export function forGuest(hv: bool): void {
+// before (as exit/hyperv.ts start() does for CPUID and VMCALL); with
+// several vCPUs (smp) VMLAUNCH and VMRESUME go to initsipi.launchSmp (an
+// INIT held in VMX root operation is an exit after the entry).
+export function forGuest(hv: bool, smp: bool): void {
   exits.register(V.EXIT_REASON_VMREAD, hv ? onVmreadHv : onVmread);
+  exits.register(V.EXIT_REASON_VMLAUNCH, smp ? initsipi.launchSmp : launch.handle);
+  exits.register(V.EXIT_REASON_VMRESUME, smp ? initsipi.launchSmp : launch.handle);
 }

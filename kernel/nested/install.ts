@@ -5,6 +5,7 @@
 // CR0/CR4 bits fixed in VMX operation, the VMX capability MSRs and the
 // report. kmain gives `l2Path` to vm/guest.ts's exit loop.
 import * as l2nmi from "./l2nmi";
+import * as initsipi from "./initsipi";
 import * as vmx from "../hw/vmx";
 import * as print from "../lib/print";
 import * as nesting from "../vm/nesting";
@@ -32,6 +33,8 @@ export function install(): void {
   nesting.vmxMsrValue = vmxMsrValue;
   nesting.report = report.report;
   nesting.l2Nmi = l2nmi.arrive;
+  nesting.signalExit = initsipi.signalExit;
+  initsipi.afterEntry = initsipi.entered;
 }
 
 // A guest starts on vcpu (vmcs01 current): the shadow VMCS linked when
@@ -46,7 +49,7 @@ function setUp(vcpu: Vcpu, on: bool, shadowVmcs: bool): bool {
   // What VMX L1 is offered depends on the VM's hyperv= (caps.ts), which
   // hyperv.start set before this.
   vcpu.nested.hvOffered = vcpu.vm.hvOffered;
-  handlers.forGuest(vcpu.vm.hvOffered);
+  handlers.forGuest(vcpu.vm.hvOffered, vcpu.vm.vcpuCount > 1);
   if (!shadow.setup(vcpu, on && shadowVmcs)) return false;
   const snap = vcpu.vm.ramSnapshot;
   if (snap !== null) snap.shadow = vcpu.nested.shadowEpt;

@@ -30,11 +30,14 @@ import { Nested } from "./nested";
 const IF: u64 = 1 << 9;
 
 // Can anything still end L2's HLT state (vmcs02 current, L2 halted)?
-// L1's preemption timer; interrupt- and NMI-window exiting L1 asked for
-// (counted as wake-ups so that no stop is ever wrong); an interrupt for L1
+// Another vCPU's INIT (vcpus=N); L1's preemption timer; interrupt- and
+// NMI-window exiting L1 asked for (counted as wake-ups so that no stop is
+// ever wrong); an interrupt for L1
 // that will arrive and that L2 takes (RFLAGS.IF = 1) or that exits to L1.
 export function canWake(vcpu: Vcpu): bool {
   const n = vcpu.nested;
+  // Another vCPU may send INIT: the INIT-signal exit to L1 (initsipi.ts).
+  if (vcpu.vm.vcpuCount > 1) return true;
   if (ptimer.active(n)) return true;
   if ((<u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) &
     (V.PROC_INTERRUPT_WINDOW_EXITING | V.PROC_NMI_WINDOW_EXITING)) != 0) return true;

@@ -25,7 +25,7 @@ import * as guestsync from "./guestsync";
 import * as evmcs from "./evmcs";
 import * as vpid from "./vpid";
 import * as ptimer from "./ptimer";
-import * as l2halt from "./l2halt";
+import * as initsipi from "./initsipi";
 import * as tsc from "../vm/tsc";
 
 function logFailed(what: string, check: string): void {
@@ -147,7 +147,8 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
   n.counts.launches++;
   // The TLB flushes this entry means for L1's processor (vpid.ts).
   vpid.entered(n);
-  // L2 entered in the HLT state that nothing can end (27.7.2).
-  if (l2halt.enteredHalted(n) && !l2halt.canWake(vcpu)) return l2halt.haltedForever(vcpu);
+  // L2 entered in HLT or wait-for-SIPI (initsipi.ts).
+  const activity = <u32>state.get(n, V.GUEST_ACTIVITY_STATE);
+  if (activity != V.ACTIVITY_STATE_ACTIVE) return initsipi.afterEntry(vcpu, activity);
   return exits.RESUME;
 }

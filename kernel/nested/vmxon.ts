@@ -24,7 +24,9 @@
 //   #UD, VM exit, #GP(0)  as every VMX instruction (common.ts)
 //   VMfail(23) under the dual-monitor treatment of SMIs and SMM: cannot
 //               happen, it is not offered (IA32_VMX_BASIC[49] = 0 for L1)
-//   VMsucceed   out of VMX operation. The current vmcs12 is written back to
+//   VMsucceed   out of VMX operation, INIT unblocked (an INIT held since
+//               it arrived in VMX root operation takes effect: vm/apstart.ts).
+//               The current vmcs12 is written back to
 //               L1's memory first: the SDM leaves the contents of VMCSs still
 //               active at VMXOFF undefined (25.11.1, 25.11.5), and the
 //               data that was in memory is an allowed outcome.
@@ -43,6 +45,7 @@ import * as shadow from "./shadow";
 import * as guestsync from "./guestsync";
 import * as evmcs from "./evmcs";
 import { Vcpu } from "../vm/vcpu";
+import * as apstart from "../vm/apstart";
 
 // "the values of CR0 and CR4 are supported in VMX operation" (24.8): every
 // bit that is 1 in FIXED0 is 1, every bit that is 0 in FIXED1 is 0.
@@ -91,9 +94,10 @@ export function vmxon(vcpu: Vcpu, reason: u32): i32 {
     return vmfail.failInvalid(vcpu);
 
   // Enter VMX operation with no current VMCS (the current-VMCS pointer is
-  // FFFFFFFF_FFFFFFFFH since reset or VMXOFF). Blocking INIT and clearing
-  // address-range monitoring have nothing to do: INIT never reaches a
-  // guest and MONITOR is not offered (docs/guest-interface.md).
+  // FFFFFFFF_FFFFFFFFH since reset or VMXOFF). INIT is blocked from now
+  // on (vm/apstart.ts holds one that arrives); clearing address-range
+  // monitoring has nothing to do: MONITOR is not offered
+  // (docs/guest-interface.md).
   n.vmxOn = true;
   n.vmxonPtr = addr;
   return vmfail.succeed(vcpu);
@@ -110,5 +114,8 @@ export function vmxoff(vcpu: Vcpu, reason: u32): i32 {
   evmcs.forget(n);
   n.vmxOn = false;
   n.vmxonPtr = state.INVALID;
-  return vmfail.succeed(vcpu);
+  const r = vmfail.succeed(vcpu);
+  // INIT is unblocked: one held in VMX root operation takes effect.
+  apstart.vmxoffUnblocks(vcpu);
+  return r;
 }

@@ -16,7 +16,8 @@
 //     compared);
 //   - NMI: the target's NMI (raised when it next runs, sched.ts);
 //   - INIT (level assert; the level de-assert of 11.6.1 does nothing) and
-//     start-up: vm/apstart.ts;
+//     start-up: vm/apstart.ts (in VMX operation: held while VMX root blocks
+//     INIT, or VM exits to L1 while L2 runs or waits for SIPI);
 //   - SMI, ExtINT and the reserved modes: not acted on.
 // Delivery is immediate: the ICR's delivery status (bit 12) always reads
 // 0, idle, as once a real APIC has sent the message.
@@ -77,8 +78,17 @@ function deliver(vm: Vm, t: Vcpu, mode: u32, vector: u32): void {
     t.apic.ipisDelivered++;
     kick(t);
   } else if (mode == MODE_INIT) {
-    if (apstart.init(t)) t.apic.ipisDelivered++;
-    else t.apic.ipisDropped++;
+    const r = apstart.init(t);
+    if (r == apstart.INIT_DROPPED) {
+      t.apic.ipisDropped++;
+      return;
+    }
+    t.apic.ipisDelivered++;
+    // The INIT-signal exit of a vCPU whose L2 runs: it runs next.
+    if (r == apstart.INIT_RUN && vm.running != <i32>t.index) {
+      vm.wake = <i32>t.index;
+      vm.sliceEnd = 0;
+    }
   } else if (mode == MODE_SIPI) {
     if (apstart.sipi(t, vector)) {
       t.apic.ipisDelivered++;

@@ -48,6 +48,11 @@ export let vmxMsrValue: (vcpu: Vcpu, msr: u32) => u64 = zero; // machine-wide: a
 // An NMI arrives for a vCPU while L2 runs (vm/irq.ts raiseNmi): an exit
 // to L1 or L2's NMI, as vmcs12 says; the exit path's answer.
 export let l2Nmi: (vcpu: Vcpu) => i32 = resume; // machine-wide: assigned once at start (nested/install.ts)
+// An INIT (reason 3) or a SIPI (reason 4, the vector as qualification) for
+// a vCPU whose L2 runs or waits for SIPI, now that it has the processor
+// with vmcs02 current (vm/apstart.ts arrive): the VM exit to L1
+// (nested/initsipi.ts); the exit path's answer.
+export let signalExit: (vcpu: Vcpu, reason: u32, qualification: u64) => i32 = signalNone; // machine-wide: assigned once at start (nested/install.ts)
 // The lines about nested VMX in the report of a guest that had it.
 export let report: (vcpu: Vcpu) => void = nothing; // machine-wide: assigned once at start (nested/install.ts)
 
@@ -55,6 +60,9 @@ function noSetUp(vcpu: Vcpu, on: bool, shadowVmcs: bool): bool {
   return !on; // VMX cannot be offered without nested/
 }
 function nothing(vcpu: Vcpu): void {}
+function signalNone(vcpu: Vcpu, reason: u32, qualification: u64): i32 {
+  return 0; // exits.RESUME (never called without nested/: no L2 runs)
+}
 function resume(vcpu: Vcpu): i32 {
   return 0; // exits.RESUME (never called without nested/: no L2 runs)
 }

@@ -157,7 +157,8 @@ function switchTo(cur: Vcpu, t: Vcpu): bool {
   vm.running = <i32>t.index;
   vm.switches++;
   t.switchedIn++;
-  if (t.startPending) apstart.start(t);
+  // A SIPI to start it, or an INIT or SIPI that is a VM exit to its L1.
+  if ((t.startPending || t.initPending) && apstart.arrive(t) == STOP) return false;
   if (t.ipiNmi) {
     t.ipiNmi = false;
     if (irq.raiseNmi(t) == STOP) return false;

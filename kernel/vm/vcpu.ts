@@ -81,6 +81,11 @@ const OBJECT_BYTES: usize = NESTED_AT + NESTED_BYTES;
   // An NMI IPI from another vCPU, raised (vm/irq.ts raiseNmi) when it next
   // runs, with its own VMCS current.
   ipiNmi: bool = false;
+  // An INIT that arrived in VMX operation (vm/apstart.ts): held while L1 is
+  // in VMX root operation, which blocks it (SDM Vol. 3C 24.8), until VMXOFF
+  // or a VM entry into L2; while L2 runs, the INIT-signal exit to L1 due
+  // when the vCPU next gets the processor (nested/initsipi.ts).
+  initPending: bool = false;
   sipiVector: u32 = 0;
   switchedIn: u32 = 0; // times the scheduler gave it the processor
   // The guest's values of vmcs01.UNSWITCHED while another vCPU of the VM
