@@ -332,12 +332,12 @@ static void case_l2_halted(void) {
 }
 
 static void case_vmxoff(void) {
-    u32 done;
     /* VMXOFF unblocks INIT (VMXOFF, 31.3): the INIT held since it
      * arrived in VMX root operation takes effect, the AP waits for SIPI, and
-     * a SIPI starts it again at the start-up page. */
+     * a SIPI starts it again at the start-up page (the command never
+     * completes: its count is not waited for). */
     send_ipi(1, ICR_INIT | ICR_ASSERT);
-    done = post_async(CMD_VMXOFF);
+    (void)post_async(CMD_VMXOFF);
     delay(QUIET);
     send_ipi(1, ICR_SIPI | (TRAMP >> 12));
     bool restarted = wait_ticks(&ap_started, 2, WAIT);
