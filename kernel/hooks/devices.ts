@@ -121,3 +121,17 @@ export function apic_matchesDestination(dest: u32, logical: bool): bool {
 export function apic_takeNmi(): bool {
   return theApic().takeNmi();
 }
+// x2APIC mode (lapic.ts x2Read/x2Write): false is #GP(0); the value read
+// is apic_x2Value's.
+export function apic_x2Read(msr: u32, tscNow: u64): bool {
+  return theApic().x2Read(msr, tscNow);
+}
+export function apic_x2Value(): u64 {
+  return theApic().x2Value;
+}
+export function apic_x2Write(msr: u32, v: u64, tscNow: u64): bool {
+  return theApic().x2Write(msr, v, tscNow);
+}
+export function apic_matchesIpi(dest: u32, logical: bool, wide: bool): bool {
+  return theApic().matchesIpi(dest, logical, wide);
+}

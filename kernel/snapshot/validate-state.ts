@@ -63,8 +63,11 @@ export function apic(r: Reader, lim: Limits, v: Verdict): u32 {
   const sec = V.SNAP_SEC_APIC;
   const off = sectionOffset(r, sec);
   const base = r.u64(off + V.SNAP_APIC_BASE);
-  if ((base & APIC_EXTD) != 0 || (base & ~(APIC_BSP | APIC_EN)) != lapic.BASE_ADDRESS)
+  // x2APIC mode (EXTD) only with EN: EN=0/EXTD=1 is the invalid state
+  // (11.12.5) that apicBaseWrite never makes.
+  if ((base & ~(APIC_BSP | APIC_EN | APIC_EXTD)) != lapic.BASE_ADDRESS || (base & (APIC_EN | APIC_EXTD)) == APIC_EXTD)
     return v.fail(R.APIC_BASE, sec, V.SNAP_APIC_BASE, base);
+  const x2apic = (base & APIC_EXTD) != 0;
   const pending = r.u32(off + V.SNAP_APIC_ESR_PENDING);
   if ((pending & ~ESR_BITS) != 0) return v.fail(R.APIC_RESERVED, sec, V.SNAP_APIC_ESR_PENDING, pending);
   if (!r.zero(off + V.SNAP_APIC_RESERVED, V.SNAP_APIC_PAGE - V.SNAP_APIC_RESERVED))
@@ -82,6 +85,8 @@ export function apic(r: Reader, lim: Limits, v: Verdict): u32 {
       if (x != lapic.VERSION) return v.fail(R.APIC_VERSION, sec, reg, x);
     } else if (reg == lapic.REG_DFR) {
       if ((x & 0x0fffffff) != 0x0fffffff) return v.fail(R.APIC_RESERVED, sec, reg, x);
+    } else if (reg == lapic.REG_ICR_HI && x2apic) {
+      // x2APIC mode: the ICR's destination is bits 63:32, all 32 (11.12.9).
     } else if (reg != lapic.REG_PPR && reg != lapic.REG_TIMER_CURRENT) {
       // PPR and the current count are computed (from TPR/ISR and the
       // timer deadline): written for readers, not loaded.
