@@ -256,11 +256,7 @@ function writeEfer(v: u64): bool {
 // lists (nested/msrlists.ts refuses the range, 26.4, 28.4).
 export function handleRead(vcpu: Vcpu, reason: u32): i32 {
   const msr = <u32>vcpu.reg(R.RCX);
-  if (!readable(vcpu, msr)) {
-    if (msr - lapic.X2APIC_FIRST <= lapic.X2APIC_LAST - lapic.X2APIC_FIRST) return x2apicRead(vcpu, msr);
-    events.injectGP();
-    return RESUME;
-  }
+  if (!readable(vcpu, msr)) return refused(vcpu, msr, false, 0);
   const value = read(vcpu, msr);
   vcpu.setReg(R.RAX, value & 0xffffffff);
   vcpu.setReg(R.RDX, value >> 32);
@@ -271,12 +267,19 @@ export function handleRead(vcpu: Vcpu, reason: u32): i32 {
 export function handleWrite(vcpu: Vcpu, reason: u32): i32 {
   const v = (vcpu.reg(R.RDX) << 32) | (vcpu.reg(R.RAX) & 0xffffffff);
   const msr = <u32>vcpu.reg(R.RCX);
-  if (!write(vcpu, msr, v)) {
-    if (msr - lapic.X2APIC_FIRST <= lapic.X2APIC_LAST - lapic.X2APIC_FIRST) return x2apicWrite(vcpu, msr, v);
-    events.injectGP();
-    return RESUME;
-  }
+  if (!write(vcpu, msr, v)) return refused(vcpu, msr, true, v);
   events.skipInstruction();
+  return RESUME;
+}
+
+// An MSR access readable()/write() refused: an x2APIC MSR's for the local
+// APIC, else #GP(0). (One function for both, with two callers: binaryen
+// keeps it out of line, and the accepted MSRs' path as it was.)
+function refused(vcpu: Vcpu, msr: u32, isWrite: bool, v: u64): i32 {
+  if (msr - lapic.X2APIC_FIRST <= lapic.X2APIC_LAST - lapic.X2APIC_FIRST) {
+    return isWrite ? x2apicWrite(vcpu, msr, v) : x2apicRead(vcpu, msr);
+  }
+  events.injectGP();
   return RESUME;
 }
 
