@@ -36,7 +36,7 @@ const PROC_EMULATED: u32 = V.PROC_INTERRUPT_WINDOW_EXITING | V.PROC_USE_TSC_OFFS
 // to L1, vmcs02.ts, reflect-decide.ts); "virtualize x2APIC mode" (the
 // processor's too: vmcs02 takes it from vmcs12 and lets L2's virtualized
 // x2APIC MSR accesses through its MSR bitmap where vmcs12's does,
-// vmcs02.ts mergeX2apicMsrs). Withheld (docs/guest-interface.md):
+// vmcs02.ts setupX2apicMsrs). Withheld (docs/guest-interface.md):
 // "enable XSAVES/XRSTORS" (L0 does not virtualize IA32_XSS, so L1 could
 // not give L2 the XSS it chose), posted interrupts (issue 12), #VE,
 // ENCLS/ENCLV exiting, TSC scaling, user wait and pause, PCONFIG, sub-page

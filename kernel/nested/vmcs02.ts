@@ -11,7 +11,7 @@
 //                 reflects an access only if L1's bitmaps/controls ask (reflect.ts);
 //   MSR bitmap    L0's bitmap OR L1's, or none (every MSR exits) when L1 uses none;
 //                 with vmcs12's "virtualize x2APIC mode", L1's alone for the
-//                 x2APIC MSRs the processor virtualizes (mergeX2apicMsrs);
+//                 x2APIC MSRs the processor virtualizes (setupX2apicMsrs);
 //   exceptions    L0's bitmap (0) | L1's; #PF error-code mask/match are L1's;
 //   CR0/CR4       mask = L0's | L1's; the shadow shows L1's shadow for L1's
 //                 bits and vmcs12's guest value for the bits only L0 owns;
@@ -51,17 +51,16 @@ const MERGE_WORDS_MAX: i32 = 32;
 const F_INITIALIZED: u32 = 1; // the constant state is written (seeds/003)
 const F_VMCS01_CHANGED: u32 = 2; // a vmcs01 value differs from the previous entry: merge whole
 const F_TIMER: u32 = 4; // vmcs01 activates the VMX-preemption timer (pin01)
-const F_RELOAD_SHIFT: u32 = 16; // reload12 (entry-control bits 15, 14, 2; RELOAD_X2APIC_MSRS) in bits 31, 30, 18, 16
+const F_RELOAD_SHIFT: u32 = 16; // reload12 (entry-control bits 15, 14, 2) in bits 31, 30, 18
 
-// reload12's bit for "merge the x2APIC MSR words at every entry"
-// (mergeX2apicMsrs): bit 0, which no entry control ever puts there (the
-// VM-entry controls' bit 0 is reserved, default 1).
-const RELOAD_X2APIC_MSRS: u32 = 1;
 // The x2APIC MSRs 800H-8FFH in an MSR bitmap (25.6.9): 256 bits at byte
 // 100H of the read bitmap for low MSRs, and 900H of the write bitmap.
-const X2APIC_READ: u64 = 0x100;
-const X2APIC_WRITE: u64 = 0x900;
-const X2APIC_BYTES: u64 = 32;
+const X2APIC_READ: u32 = 0x100;
+const X2APIC_WRITE: u32 = 0x900;
+const X2APIC_BYTES: u32 = 32;
+// The merge words "virtualize x2APIC mode" adds (setupX2apicMsrs): the
+// first read and write words, and the other three read words.
+const X2APIC_MERGE_WORDS: i32 = 5;
 
 // A vCPU's vmcs02 (vcpu.nested.vmcs02, embedded in the Nested: no field
 // initializers run, init() and clear() set everything). Its page and the
@@ -90,29 +89,27 @@ const X2APIC_BYTES: u64 = 32;
   cr4Mask01: u64 = 0;
   tscOffset01: u64 = 0;
   proc02: u32 = 0; // vmcs02's primary controls as merged
-  // The MSR bitmap words merged at every entry (setupMsrBitmap): offsets
-  // in the page and L0's word; mergeWords -1 merges the whole page.
-  // mergeCount is what the next entry merges: mergeWords, or 0 while an
-  // enlightened MSR bitmap is clean (keepMsrBitmap).
+  // The MSR bitmap words merged at every entry (setupMsrBitmap, and
+  // setupX2apicMsrs after them): offsets in the page and L0's word (for an
+  // x2APIC word: the bits vmcs12's bitmap does not decide); mergeWords
+  // -1 - k merges the whole page, then the first k listed (the x2APIC
+  // words). mergeBase is L0's part (-1: the whole page). mergeCount is what
+  // the next entry merges: mergeWords, or 0 while an enlightened MSR bitmap
+  // is clean (keepMsrBitmap).
   mergeOffsets: StaticArray<u32> = changetype<StaticArray<u32>>(0);
   mergeL0: StaticArray<u64> = changetype<StaticArray<u64>>(0);
   mergeCount: i32 = 0;
   mergeWords: i32 = 0;
-  // "Virtualize x2APIC mode" (mergeX2apicMsrs): the bits of the first
-  // read and write words (MSRs 800H-83FH) that vmcs02 takes from vmcs12's
-  // bitmap, whether the other three read words are vmcs12's too, and
-  // whether vmcs02's x2APIC words differ from all ones.
-  x2apicReadPass: u64 = 0;
-  x2apicWritePass: u64 = 0;
-  x2apicReadAll: bool = false;
+  mergeBase: i32 = 0;
+  // vmcs02's x2APIC words may differ from all ones (setupX2apicMsrs).
   x2apicWords: bool = false;
 
   // Once, when the Nested is made (no page yet).
   init(): void {
     this.page = 0;
     this.msrBitmap = 0;
-    this.mergeOffsets = new StaticArray<u32>(MERGE_WORDS_MAX);
-    this.mergeL0 = new StaticArray<u64>(MERGE_WORDS_MAX);
+    this.mergeOffsets = new StaticArray<u32>(MERGE_WORDS_MAX + X2APIC_MERGE_WORDS);
+    this.mergeL0 = new StaticArray<u64>(MERGE_WORDS_MAX + X2APIC_MERGE_WORDS);
   }
   // The constant state is written (seeds/003).
   @inline get initialized(): bool {
@@ -130,6 +127,7 @@ const X2APIC_BYTES: u64 = 32;
     this.wholeMerges = 0;
     this.mergeCount = 0;
     this.mergeWords = 0;
+    this.mergeBase = 0;
     this.x2apicWords = false; // writeConstantState writes the bitmap anew
   }
 }
@@ -244,6 +242,7 @@ function setupMsrBitmap(s: Vmcs02State): void {
   }
   s.mergeCount = count;
   s.mergeWords = count;
+  s.mergeBase = count;
 }
 
 // The enlightened MSR bitmap (nested/evmcs.ts; TLFS "Enlightened MSR
@@ -262,10 +261,10 @@ export function keepMsrBitmap(n: Nested, keep: bool): void {
 function mergeMsrBitmap(n: Nested, s: Vmcs02State): void {
   // The entry checks made sure the page is L1 RAM (ctls.msr-bitmap.ram).
   const l1 = guestmem.hpa(state.get(n, V.MSR_BITMAPS), 4096);
-  const count = s.mergeCount;
+  let count = s.mergeCount;
   if (count < 0) {
     mem.or(s.msrBitmap, vmcs01.msrBitmap, l1, 4096);
-    return;
+    count = -1 - count; // then the x2APIC words (setupX2apicMsrs)
   }
   const offsets = s.mergeOffsets;
   const l0 = s.mergeL0;
@@ -393,7 +392,6 @@ function reloadFromVmcs12(n: Nested, reload12: u32): void {
     vmx.vmwrite(V.GUEST_DR7, state.get(n, V.GUEST_DR7));
     vmx.vmwrite(V.GUEST_IA32_DEBUGCTL, state.get(n, V.GUEST_IA32_DEBUGCTL));
   }
-  if ((reload12 & RELOAD_X2APIC_MSRS) != 0) mergeX2apicMsrs(n);
 }
 
 // "Virtualize x2APIC mode" in vmcs12 (SDM Vol. 3C 30.5): an RDMSR/WRMSR
@@ -408,40 +406,44 @@ function reloadFromVmcs12(n: Nested, reload12: u32): void {
 // intercepts the range), which reflects it to L1 when vmcs12's bitmap
 // says so (reflect-decide.ts) and otherwise performs it on L1's software
 // APIC (exit/msr.ts), which is what "operates normally" reaches on a
-// processor. At every entry while set up (mergeAll): L1 may change its
-// bitmap at any time.
-function mergeX2apicMsrs(n: Nested): void {
-  const s = n.vmcs02;
-  // The entry checks made sure the page is L1 RAM (ctls.msr-bitmap.ram).
-  const l1 = guestmem.hpa(state.get(n, V.MSR_BITMAPS), 4096);
-  const p = s.msrBitmap;
-  mem.write64(p + X2APIC_READ, mem.read64(l1 + X2APIC_READ) | ~s.x2apicReadPass);
-  mem.write64(p + X2APIC_WRITE, mem.read64(l1 + X2APIC_WRITE) | ~s.x2apicWritePass);
-  if (!s.x2apicReadAll) return;
-  for (let o: u64 = 8; o < X2APIC_BYTES; o += 8) mem.write64(p + X2APIC_READ + o, mem.read64(l1 + X2APIC_READ + o));
-}
-
-// mergeAll's part for "virtualize x2APIC mode": which x2APIC MSR bits
-// vmcs02 takes from vmcs12's bitmap (mergeX2apicMsrs, RELOAD_X2APIC_MSRS
-// returned), or none; vmcs02's x2APIC words back to all ones first.
-function setupX2apicMsrs(s: Vmcs02State, proc2_12: u32, msrBitmaps: bool): u32 {
+// processor. The words join the ones merged at every entry (L1 may change
+// its bitmap at any time), L0's word being the bits vmcs12 does not
+// decide: mergeMsrBitmap's loop does it, and an L2 without the control
+// pays nothing. Run by mergeAll (the controls changed); vmcs02's x2APIC
+// words go back to all ones first.
+function setupX2apicMsrs(s: Vmcs02State, proc2_12: u32, msrBitmaps: bool): void {
   if (s.x2apicWords) {
-    for (let o: u64 = 0; o < X2APIC_BYTES; o += 8) {
-      mem.write64(s.msrBitmap + X2APIC_READ + o, u64.MAX_VALUE);
-      mem.write64(s.msrBitmap + X2APIC_WRITE + o, u64.MAX_VALUE);
+    for (let o: u32 = 0; o < X2APIC_BYTES; o += 8) {
+      mem.write64(s.msrBitmap + <u64>(X2APIC_READ + o), u64.MAX_VALUE);
+      mem.write64(s.msrBitmap + <u64>(X2APIC_WRITE + o), u64.MAX_VALUE);
     }
     s.x2apicWords = false;
   }
+  const base = s.mergeBase;
+  let k = base < 0 ? 0 : base; // the first free slot
   // Without an MSR bitmap in vmcs12 every RDMSR/WRMSR exits to L1 (26.1.3).
-  if (!msrBitmaps || (proc2_12 & V.PROC2_VIRTUALIZE_X2APIC_MODE) == 0) return 0;
-  const apicRegs = (proc2_12 & V.PROC2_APIC_REGISTER_VIRTUALIZATION) != 0;
-  const vid = (proc2_12 & V.PROC2_VIRTUAL_INTERRUPT_DELIVERY) != 0;
-  const tpr: u64 = 1 << (0x808 - 0x800);
-  s.x2apicReadPass = apicRegs ? u64.MAX_VALUE : tpr;
-  s.x2apicReadAll = apicRegs;
-  s.x2apicWritePass = tpr | (vid ? (<u64>1 << (0x80b - 0x800)) | (<u64>1 << (0x83f - 0x800)) : 0);
-  s.x2apicWords = true;
-  return RELOAD_X2APIC_MSRS;
+  if (msrBitmaps && (proc2_12 & V.PROC2_VIRTUALIZE_X2APIC_MODE) != 0) {
+    const apicRegs = (proc2_12 & V.PROC2_APIC_REGISTER_VIRTUALIZATION) != 0;
+    const tpr: u64 = 1 << (0x808 - 0x800);
+    let write = tpr;
+    if ((proc2_12 & V.PROC2_VIRTUAL_INTERRUPT_DELIVERY) != 0) write |= (<u64>1 << (0x80b - 0x800)) | (<u64>1 << (0x83f - 0x800));
+    const offsets = s.mergeOffsets;
+    const l0 = s.mergeL0;
+    unchecked(offsets[k] = X2APIC_READ);
+    unchecked(l0[k++] = apicRegs ? 0 : ~tpr);
+    unchecked(offsets[k] = X2APIC_WRITE);
+    unchecked(l0[k++] = ~write);
+    if (apicRegs) {
+      for (let o: u32 = 8; o < X2APIC_BYTES; o += 8) {
+        unchecked(offsets[k] = X2APIC_READ + o);
+        unchecked(l0[k++] = 0);
+      }
+    }
+    s.x2apicWords = true;
+  }
+  const words = base < 0 ? -1 - k : k;
+  s.mergeWords = words;
+  s.mergeCount = words;
 }
 
 // Returns the entry bits whose fields every entry loads from vmcs12 again
@@ -497,12 +499,12 @@ function mergeAll(vcpu: Vcpu, s: Vmcs02State, proc12: u32, entry12: u32): u32 {
   // PML: L0 logs for L1 (eptad.ts), not the processor.
   // "Virtualize x2APIC mode" is vmcs12's alone (L0's own for L1 would
   // virtualize L2's x2APIC MSRs on vmcs12's page when L1 did not ask):
-  // mergeX2apicMsrs.
+  // setupX2apicMsrs.
   vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL,
     (s.proc2_01 & ~(V.PROC2_UNRESTRICTED_GUEST | V.PROC2_VMCS_SHADOWING | V.PROC2_VIRTUALIZE_X2APIC_MODE |
       l1caps.PROC2_INSTRUCTION_ENABLES)) |
     (proc2_12 & ~(V.PROC2_ENABLE_VPID | V.PROC2_ENABLE_PML | V.PROC2_VMCS_SHADOWING)));
-  reload12 |= setupX2apicMsrs(s, proc2_12, msrBitmaps);
+  setupX2apicMsrs(s, proc2_12, msrBitmaps);
   // "Virtualize APIC accesses" is vmcs12's (L0 does not use it for L1): L2's
   // accesses whose physical address is the APIC-access page's (after L0's
   // EPT, or the shadow EPT composing L1's) are virtualized or exit to L1

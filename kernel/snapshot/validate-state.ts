@@ -20,8 +20,9 @@ const APIC_PAGE_BYTES: u32 = 0x400; // registers 000H-3F0H
 
 // The bits register `reg` of the software APIC can hold (apic/lapic.ts
 // write() and its power-up state): 0 for reserved offsets. DFR, the
-// version, PPR and the current count are handled by the caller.
-function apicMask(reg: u32): u32 {
+// version, PPR and the current count are handled by the caller. In x2APIC
+// mode the ICR's destination is bits 63:32, all 32 (11.12.9).
+function apicMask(reg: u32, x2apic: bool): u32 {
   if (reg >= lapic.REG_LVT_TIMER && reg <= lapic.REG_LVT_ERROR) return lapic.lvtWritableMask((reg - lapic.REG_LVT_TIMER) >> 4);
   // ISR, TMR, IRR: vectors 16-255 (0-15 are never accepted, 11.5.3).
   if ((reg >= lapic.REG_ISR && reg < lapic.REG_ISR + 0x80) || (reg >= lapic.REG_TMR && reg < lapic.REG_TMR + 0x80) ||
@@ -35,7 +36,7 @@ function apicMask(reg: u32): u32 {
     case lapic.REG_SVR: return 0x3ff;
     case lapic.REG_ESR: return ESR_BITS;
     case lapic.REG_ICR_LO: return 0x000ccfff;
-    case lapic.REG_ICR_HI: return 0xff000000;
+    case lapic.REG_ICR_HI: return x2apic ? 0xffffffff : 0xff000000;
     case lapic.REG_TIMER_INITIAL: return 0xffffffff;
     case lapic.REG_TIMER_DCR: return 0xb;
   }
@@ -85,12 +86,10 @@ export function apic(r: Reader, lim: Limits, v: Verdict): u32 {
       if (x != lapic.VERSION) return v.fail(R.APIC_VERSION, sec, reg, x);
     } else if (reg == lapic.REG_DFR) {
       if ((x & 0x0fffffff) != 0x0fffffff) return v.fail(R.APIC_RESERVED, sec, reg, x);
-    } else if (reg == lapic.REG_ICR_HI && x2apic) {
-      // x2APIC mode: the ICR's destination is bits 63:32, all 32 (11.12.9).
     } else if (reg != lapic.REG_PPR && reg != lapic.REG_TIMER_CURRENT) {
       // PPR and the current count are computed (from TPR/ISR and the
       // timer deadline): written for readers, not loaded.
-      if ((x & ~apicMask(reg)) != 0) return v.fail(R.APIC_RESERVED, sec, reg, x);
+      if ((x & ~apicMask(reg, x2apic)) != 0) return v.fail(R.APIC_RESERVED, sec, reg, x);
     }
   }
   const svr = r.u32(page + lapic.REG_SVR);

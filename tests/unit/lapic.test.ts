@@ -549,7 +549,6 @@ test('APIC: interrupts from the bus: TMR for level-triggered, EOI broadcast only
   assert.not.ok(match(0x01, true));
 });
 
-test.run();
 
 // ---- x2APIC mode (11.12) -------------------------------------------------------
 const X2 = {
@@ -632,7 +631,7 @@ test('x2APIC: SELF IPI, ICR to itself, EOI, timer', () => {
   assert.is(a.delivered(), 2);
   // Destination 2 << 24 is another APIC in x2APIC mode: not taken.
   assert.ok(a.wrmsr(X2.ICR, (0x02000000n << 32n) | 0x62n));
-  assert.equal(a.vectors(IRR).includes(0x62), false);
+  assert.is(a.rdmsr(X2.IRR0 + 3)! & (1n << 2n), 0n, 'vector 62H not in IRR');
   // The timer by MSR: one-shot, vector 70H, divide by 1.
   assert.ok(a.wrmsr(X2.TIMER_DCR, 0xbn));
   assert.ok(a.wrmsr(X2.LVT_TIMER, 0x70n));
@@ -655,3 +654,5 @@ test('x2APIC: destinations of 32-bit IPIs (11.12.10)', () => {
   assert.ok(a.matches(0x25, false, false), '8-bit physical (I/O APIC)');
   assert.ok(a.matches(0xff, false, false), '8-bit broadcast');
 });
+
+test.run();
