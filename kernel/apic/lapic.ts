@@ -376,12 +376,24 @@ const MODE_NMI: u32 = 4;
   // ---- register reads ------------------------------------------------------
   // Without tscNow, the most recent TSC passed to any method here is used:
   // pass the TSC of the access for the current-count register to be exact.
-  // Globally disabled or in x2APIC mode (EN clear or EXTD set), nothing
-  // decodes the page (11.4.3, 11.12).
+  // A register by its offset in the page, in either mode (the page's own
+  // accesses are pageRead's; CR8 and the Hyper-V APIC MSRs reach the
+  // registers in x2APIC mode too). Globally disabled, nothing answers:
+  // all ones.
   read(offset: u32, tscNow: u64 = u64.MAX_VALUE): u32 {
-    if ((this.apicBase & (BASE_EN | BASE_EXTD)) != BASE_EN) return 0xffffffff;
+    if (!this.globallyEnabled()) return 0xffffffff;
     if ((offset & 0xf) != 0 || offset >= 0x1000) return 0;
     return this.readReg(offset, tscNow);
+  }
+
+  // An access to the APIC page (vm/mmio.ts): in x2APIC mode the page
+  // decodes nothing, as while globally disabled (11.12): reads all ones,
+  // writes dropped.
+  @inline pageRead(offset: u32, tscNow: u64): u32 {
+    return this.x2apicMode() ? 0xffffffff : this.read(offset, tscNow);
+  }
+  @inline pageWrite(offset: u32, value: u32, tscNow: u64): void {
+    if (!this.x2apicMode()) this.write(offset, value, tscNow);
   }
 
   // The register at (16-byte aligned) offset, for the page or an x2APIC MSR.
@@ -430,7 +442,7 @@ const MODE_NMI: u32 = 4;
 
   // ---- register writes -----------------------------------------------------
   write(offset: u32, value: u32, tscNow: u64): void {
-    if ((this.apicBase & (BASE_EN | BASE_EXTD)) != BASE_EN) return; // not decoded (as read)
+    if (!this.globallyEnabled()) return;
     if ((offset & 0xf) != 0 || offset >= 0x1000) return;
     this.writeReg(offset, value, tscNow);
   }

@@ -68,11 +68,12 @@ export function apic_baseWrite(v: u64): bool {
 export function apic_enabled(): bool {
   return theApic().enabled();
 }
+// apic_read/apic_write: accesses to the APIC page (vm/mmio.ts).
 export function apic_read(offset: u32, tscNow: u64): u32 {
-  return theApic().read(offset, tscNow);
+  return theApic().pageRead(offset, tscNow);
 }
 export function apic_write(offset: u32, value: u32, tscNow: u64): void {
-  theApic().write(offset, value, tscNow);
+  theApic().pageWrite(offset, value, tscNow);
 }
 export function apic_pendingVector(tscNow: u64): i32 {
   return theApic().pendingVector(tscNow);
