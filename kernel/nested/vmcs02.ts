@@ -411,7 +411,7 @@ function reloadFromVmcs12(n: Nested, reload12: u32): void {
 // decide: mergeMsrBitmap's loop does it, and an L2 without the control
 // pays nothing. Run by mergeAll (the controls changed); vmcs02's x2APIC
 // words go back to all ones first.
-function setupX2apicMsrs(s: Vmcs02State, proc2_12: u32, msrBitmaps: bool): void {
+function setupX2apicMsrs(n: Nested, s: Vmcs02State, proc2_12: u32, msrBitmaps: bool): void {
   if (s.x2apicWords) {
     for (let o: u32 = 0; o < X2APIC_BYTES; o += 8) {
       mem.write64(s.msrBitmap + <u64>(X2APIC_READ + o), u64.MAX_VALUE);
@@ -420,7 +420,8 @@ function setupX2apicMsrs(s: Vmcs02State, proc2_12: u32, msrBitmaps: bool): void 
     s.x2apicWords = false;
   }
   const base = s.mergeBase;
-  let k = base < 0 ? 0 : base; // the first free slot
+  const first = base < 0 ? 0 : base; // the first free slot
+  let k = first;
   // Without an MSR bitmap in vmcs12 every RDMSR/WRMSR exits to L1 (26.1.3).
   if (msrBitmaps && (proc2_12 & V.PROC2_VIRTUALIZE_X2APIC_MODE) != 0) {
     const apicRegs = (proc2_12 & V.PROC2_APIC_REGISTER_VIRTUALIZATION) != 0;
@@ -442,8 +443,19 @@ function setupX2apicMsrs(s: Vmcs02State, proc2_12: u32, msrBitmaps: bool): void 
     s.x2apicWords = true;
   }
   const words = base < 0 ? -1 - k : k;
+  // A clean enlightened MSR bitmap (keepMsrBitmap: nothing merged this
+  // entry) stays unmerged, but the x2APIC words just listed have no last
+  // merge to keep: they are taken from L1's bitmap now.
+  const keep = s.mergeCount == 0 && s.mergeWords != 0;
   s.mergeWords = words;
-  s.mergeCount = words;
+  s.mergeCount = keep ? 0 : words;
+  if (!keep || k == first) return;
+  // The entry checks made sure the page is L1 RAM (ctls.msr-bitmap.ram).
+  const l1 = guestmem.hpa(state.get(n, V.MSR_BITMAPS), 4096);
+  for (let i = first; i < k; i++) {
+    const o = <u64>unchecked(s.mergeOffsets[i]);
+    mem.write64(s.msrBitmap + o, unchecked(s.mergeL0[i]) | mem.read64(l1 + o));
+  }
 }
 
 // Returns the entry bits whose fields every entry loads from vmcs12 again
@@ -504,7 +516,7 @@ function mergeAll(vcpu: Vcpu, s: Vmcs02State, proc12: u32, entry12: u32): u32 {
     (s.proc2_01 & ~(V.PROC2_UNRESTRICTED_GUEST | V.PROC2_VMCS_SHADOWING | V.PROC2_VIRTUALIZE_X2APIC_MODE |
       l1caps.PROC2_INSTRUCTION_ENABLES)) |
     (proc2_12 & ~(V.PROC2_ENABLE_VPID | V.PROC2_ENABLE_PML | V.PROC2_VMCS_SHADOWING)));
-  setupX2apicMsrs(s, proc2_12, msrBitmaps);
+  setupX2apicMsrs(n, s, proc2_12, msrBitmaps);
   // "Virtualize APIC accesses" is vmcs12's (L0 does not use it for L1): L2's
   // accesses whose physical address is the APIC-access page's (after L0's
   // EPT, or the shadow EPT composing L1's) are virtualized or exit to L1
