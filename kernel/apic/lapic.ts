@@ -31,8 +31,16 @@
 //
 // TSC-deadline mode is not offered: CPUID.01H:ECX[24] is clear for the
 // guest, so LVT timer bit 18 is reserved (not writable) and the mode is
-// one-shot (00b) or periodic (01b). No x2APIC either (CPUID hides it):
-// setting IA32_APIC_BASE[10] is #GP.
+// one-shot (00b) or periodic (01b).
+//
+// x2APIC mode (11.12; CPUID.01H:ECX[21] offered): IA32_APIC_BASE[10] EXTD
+// switches the same registers to the MSRs 800H-8FFH (x2Read/x2Write, the
+// "x2APIC mode" section below; vm/exit/msr.ts passes them here); the page
+// then decodes nothing, as while globally disabled (11.12: "behave similar
+// to ... a legacy xAPIC in globally disabled state"). The x2APIC ID is the
+// initial APIC ID (the vCPU's number, CPUID.0BH:EDX), read-only; the LDR
+// is derived from it (11.12.10.2); ICR is one 64-bit register with a
+// 32-bit destination (11.12.9).
 //
 // Each vCPU has one (vcpu.apic: a Lapic laid inside the Vcpu object, so
 // that reaching it costs no pointer load on the exit path); its registers,
@@ -83,6 +91,20 @@ export const REG_LVT_ERROR: u32 = 0x370;
 export const REG_TIMER_INITIAL: u32 = 0x380;
 export const REG_TIMER_CURRENT: u32 = 0x390;
 export const REG_TIMER_DCR: u32 = 0x3e0;
+export const REG_SELF_IPI: u32 = 0x3f0; // x2APIC mode only (MSR 83FH)
+
+// The x2APIC MSRs (11.12.1.2): 800H-8FFH, the register at offset (MSR -
+// 800H) << 4.
+export const X2APIC_FIRST: u32 = 0x800;
+export const X2APIC_LAST: u32 = 0x8ff;
+
+// Can the x2APIC MSR for page offset off be read through readReg (Table
+// 11-6)? ID, LDR and ICR have their own x2APIC form (x2Read).
+function x2Readable(off: u32): bool {
+  if (off >= REG_ISR && off < REG_IRR + 0x80) return true;
+  if (off >= REG_LVT_TIMER && off <= REG_TIMER_CURRENT) return true;
+  return off == REG_VERSION || off == REG_TPR || off == REG_PPR || off == REG_SVR || off == REG_ESR || off == REG_TIMER_DCR;
+}
 
 export const SVR_ENABLE: u32 = 1 << 8;
 export const LVT_MASK: u32 = 1 << 16;
@@ -160,6 +182,8 @@ const MODE_NMI: u32 = 4;
   // Neither enabled nor statusStale: nothing for vm/irq.ts to deliver or
   // give the processor (the one test of its fast path).
   idle: bool = true;
+  // The value x2Read read.
+  x2Value: u64 = 0;
   // The LVT entries (timer, thermal, performance, LINT0, LINT1, error) and
   // the 256-bit IRR, ISR and TMR (vec256.ts) are laid out in these fields.
   private lvt0: u64 = 0;
@@ -230,8 +254,9 @@ const MODE_NMI: u32 = 4;
     mem.copyin(image, this.vapic, 0x400);
     this.tpr = load<u32>(image + REG_TPR) & 0xff;
     // VICR_HI is written without an exit (30.4.3.2): the destination of
-    // the next IPI is there.
-    this.icrHi = load<u32>(image + REG_ICR_HI) & 0xff000000;
+    // the next IPI is there (in xAPIC mode; x2APIC's ICR is one MSR, whose
+    // accesses all exit: the model's is the register).
+    if (!this.x2apicMode()) this.icrHi = load<u32>(image + REG_ICR_HI) & 0xff000000;
     for (let i: u32 = 0; i < 8; i++) {
       const o = <usize>(i << 4);
       store<u32>(this.isr + (<usize>i << 2), load<u32>(image + REG_ISR + o));
@@ -311,22 +336,28 @@ const MODE_NMI: u32 = 4;
   }
 
   // false: the write is #GP(0) and changes nothing. Accepted values are
-  // 0xFEE00000 | EN (bit 11) with any BSP bit (bit 8, read-only here: vCPU
-  // 0 stays the BSP, the others APs). #GP for: reserved bits (7:0, 9, above the base),
-  // EXTD (bit 10: x2APIC is not offered, so both x2APIC transitions of
-  // 11.12.5 and the invalid EN=0/EXTD=1 state are out of reach), and a base
-  // other than 0xFEE00000 (relocation is not offered: the APIC page is
-  // mapped only there). Clearing EN globally disables the APIC, which
-  // returns to its power-up state (11.4.3: "may return to the state
-  // described in 11.4.7.1"; here it always does); setting it again
-  // re-enables it in that state.
+  // 0xFEE00000 | EN (bit 11) | EXTD (bit 10) with any BSP bit (bit 8,
+  // read-only here: vCPU 0 stays the BSP, the others APs). #GP for:
+  // reserved bits (7:0, 9, above the base), a base other than 0xFEE00000
+  // (relocation is not offered: the APIC page is mapped only there), and
+  // the mode transitions 11.12.5 (Figure 11-27) forbids: EN=0 with EXTD=1
+  // (the invalid state), disabled -> x2APIC (only through xAPIC), x2APIC
+  // -> xAPIC (only through disabled). xAPIC -> x2APIC keeps every register
+  // but the ID and LDR, which become the x2APIC ones (11.12.5.1; here both
+  // are derived from initialId while EXTD is set). Clearing EN globally
+  // disables the APIC, which returns to its power-up state (11.4.3: "may
+  // return to the state described in 11.4.7.1"; here it always does);
+  // setting it again re-enables it in that state, in xAPIC mode.
   apicBaseWrite(v: u64): bool {
-    if ((v & BASE_EXTD) != 0) return false; // x2APIC mode is not offered
-    if ((v & ~(BASE_BSP | BASE_EN)) != BASE_ADDRESS) return false;
-    const wasEnabled = (this.apicBase & BASE_EN) != 0;
+    if ((v & ~(BASE_BSP | BASE_EN | BASE_EXTD)) != BASE_ADDRESS) return false;
     const enable = (v & BASE_EN) != 0;
+    const extd = (v & BASE_EXTD) != 0;
+    if (extd && !enable) return false; // EN=0, EXTD=1: invalid
+    const wasEnabled = (this.apicBase & BASE_EN) != 0;
+    if (extd && !wasEnabled) return false; // disabled -> x2APIC
+    if (this.x2apicMode() && enable && !extd) return false; // x2APIC -> xAPIC
     if (wasEnabled && !enable) this.powerUpState();
-    this.apicBase = BASE_ADDRESS | (this.apicBase & BASE_BSP) | (enable ? BASE_EN : 0);
+    this.apicBase = BASE_ADDRESS | (this.apicBase & BASE_BSP) | (enable ? BASE_EN : 0) | (extd ? BASE_EXTD : 0);
     this.update();
     this.push();
     return true;
@@ -435,11 +466,33 @@ const MODE_NMI: u32 = 4;
   // ---- register reads ------------------------------------------------------
   // Without tscNow, the most recent TSC passed to any method here is used:
   // pass the TSC of the access for the current-count register to be exact.
+  // A register by its offset in the page, in either mode (the page's own
+  // accesses are pageRead's; CR8 and the Hyper-V APIC MSRs reach the
+  // registers in x2APIC mode too). Globally disabled, nothing answers:
+  // all ones.
   read(offset: u32, tscNow: u64 = u64.MAX_VALUE): u32 {
-    if (!this.globallyEnabled()) return 0xffffffff; // nothing decodes the page
+    if (!this.globallyEnabled()) return 0xffffffff;
     if ((offset & 0xf) != 0 || offset >= 0x1000) return 0;
     this.pull();
-    if (this.updateTimer(tscNow == u64.MAX_VALUE ? this.lastTsc : tscNow)) this.push();
+    const v = this.readReg(offset, tscNow);
+    this.push();
+    return v;
+  }
+
+  // An access to the APIC page (vm/mmio.ts): in x2APIC mode the page
+  // decodes nothing, as while globally disabled (11.12): reads all ones,
+  // writes dropped.
+  @inline pageRead(offset: u32, tscNow: u64): u32 {
+    return this.x2apicMode() ? 0xffffffff : this.read(offset, tscNow);
+  }
+  @inline pageWrite(offset: u32, value: u32, tscNow: u64): void {
+    if (!this.x2apicMode()) this.write(offset, value, tscNow);
+  }
+
+  // The register at (16-byte aligned) offset, for the page or an x2APIC MSR.
+  // (With a virtual-APIC page: between the caller's pull and push.)
+  private readReg(offset: u32, tscNow: u64): u32 {
+    this.updateTimer(tscNow == u64.MAX_VALUE ? this.lastTsc : tscNow);
     if (offset >= REG_ISR && offset < REG_ISR + 0x80) return v256.word(this.isr, (offset - REG_ISR) >> 4);
     if (offset >= REG_TMR && offset < REG_TMR + 0x80) return v256.word(this.tmr, (offset - REG_TMR) >> 4);
     if (offset >= REG_IRR && offset < REG_IRR + 0x80) return v256.word(this.irr, (offset - REG_IRR) >> 4);
@@ -477,7 +530,6 @@ const MODE_NMI: u32 = 4;
         return this.dcr;
       default:
         this.raiseError(ESR_ILLEGAL_REG);
-        this.push();
         return 0;
     }
   }
@@ -487,11 +539,11 @@ const MODE_NMI: u32 = 4;
     if (!this.globallyEnabled()) return;
     if ((offset & 0xf) != 0 || offset >= 0x1000) return;
     this.pull();
-    this.writeRegister(offset, value, tscNow);
+    this.writeReg(offset, value, tscNow);
     this.push();
   }
 
-  private writeRegister(offset: u32, value: u32, tscNow: u64): void {
+  private writeReg(offset: u32, value: u32, tscNow: u64): void {
     this.updateTimer(tscNow);
     if (offset >= REG_LVT_TIMER && offset <= REG_LVT_ERROR) {
       this.writeLvt((offset - REG_LVT_TIMER) >> 4, value);
@@ -692,7 +744,26 @@ const MODE_NMI: u32 = 4;
     const shorthand = (this.icrLo >> 18) & 3;
     if (shorthand == 1 || shorthand == 2) return true;
     if (shorthand == 3) return false;
-    return this.matchesDestination(this.icrHi >> 24, (this.icrLo & (1 << 11)) != 0);
+    return this.matchesIpi(this.icrDestination(), (this.icrLo & (1 << 11)) != 0, this.x2apicMode());
+  }
+
+  // The ICR's destination field: bits 63:56 in xAPIC mode, 63:32 in x2APIC
+  // mode (11.6.1, 11.12.9).
+  icrDestination(): u32 {
+    return this.x2apicMode() ? this.icrHi : this.icrHi >> 24;
+  }
+
+  // Is this APIC among the destinations of an IPI whose destination is
+  // dest, 32 bits when the sender is in x2APIC mode (wide), else 8 bits?
+  // FFFFFFFFH (wide) and FFH are broadcasts. A wide destination that names
+  // an APIC in xAPIC mode is compared in its low 8 bits (the SDM does not
+  // define APICs of one system in different modes; 11.12.5 expects all to
+  // switch).
+  matchesIpi(dest: u32, logicalMode: bool, wide: bool): bool {
+    if (!wide) return this.matchesDestination(dest, logicalMode);
+    if (dest == 0xffffffff) return true;
+    if (this.x2apicMode()) return this.matchesX2(dest, logicalMode);
+    return dest < 0xff && this.matchesDestination(dest, logicalMode);
   }
 
   // Is this APIC among the destinations of an interrupt message with
@@ -700,6 +771,9 @@ const MODE_NMI: u32 = 4;
   // APIC's messages use the same rules, 82093AA 3.2.4)?
   matchesDestination(dest: u32, logicalMode: bool): bool {
     if (dest == 0xff) return true;
+    // An 8-bit destination (the I/O APIC's, an xAPIC sender's) reaching an
+    // APIC in x2APIC mode: its x2APIC ID or logical ID zero-extended.
+    if (this.x2apicMode()) return this.matchesX2(dest, logicalMode);
     if (!logicalMode) return dest == this.id >> 24;
     const logical = this.ldr >> 24;
     const model = this.dfr >> 28;
@@ -738,7 +812,7 @@ const MODE_NMI: u32 = 4;
     // Any shorthand but self, or a destination field other than exactly
     // this APIC's physical ID, may name another APIC.
     const shorthand = (this.icrLo >> 18) & 3;
-    if (shorthand != 1 && (shorthand != 0 || (this.icrLo & (1 << 11)) != 0 || (this.icrHi >> 24) != (this.id >> 24)))
+    if (shorthand != 1 && (shorthand != 0 || (this.icrLo & (1 << 11)) != 0 || this.icrDestination() != this.physicalId()))
       this.ipiOut = true;
     // An NMI addressed to this APIC (its vector is ignored, 11.6.1): the
     // vCPU's NMI, raised by the caller (takeNmi).
@@ -762,6 +836,112 @@ const MODE_NMI: u32 = 4;
     }
     this.accept(vector, false);
     this.ipisDelivered++;
+  }
+
+
+  // ---- x2APIC mode (11.12) -------------------------------------------------
+  @inline x2apicMode(): bool {
+    return (this.apicBase & BASE_EXTD) != 0;
+  }
+
+  // The physical APIC ID a destination is compared with: the x2APIC ID in
+  // x2APIC mode, ID[31:24] in xAPIC mode.
+  private physicalId(): u32 {
+    return this.x2apicMode() ? this.initialId : this.id >> 24;
+  }
+
+  // The x2APIC logical ID (11.12.10.2): cluster ID x2APIC ID[19:4] in bits
+  // 31:16, and bit (x2APIC ID[3:0]) of the 16-bit logical ID in bits 15:0.
+  x2Ldr(): u32 {
+    return ((this.initialId >> 4) << 16) | (1 << (this.initialId & 0xf));
+  }
+
+  // A 32-bit destination in x2APIC mode (11.12.10): physical, the x2APIC
+  // ID; logical (cluster model only, 11.12.10.2), the same cluster and a
+  // common bit in 15:0. FFFFFFFFH is a broadcast in both.
+  private matchesX2(dest: u32, logicalMode: bool): bool {
+    if (dest == 0xffffffff) return true;
+    if (!logicalMode) return dest == this.initialId;
+    const ldr = this.x2Ldr();
+    return (dest >> 16) == (ldr >> 16) && (dest & ldr & 0xffff) != 0;
+  }
+
+  // RDMSR of x2APIC MSR msr (800H-8FFH; the register at offset (msr -
+  // 800H) << 4 of the page, Table 11-6). false: #GP(0) — not in x2APIC
+  // mode, a reserved MSR (APR 809H, RRD 80CH, DFR 80EH, ICR high 831H, CMCI
+  // 82FH: not offered, and every one Table 11-6 does not list), or a
+  // write-only one (EOI 80BH, SELF IPI 83FH). The value is left in x2Value.
+  x2Read(msr: u32, tscNow: u64): bool {
+    if (!this.x2apicMode()) return false;
+    this.pull();
+    const ok = this.x2ReadReg(msr, tscNow);
+    this.push();
+    return ok;
+  }
+  private x2ReadReg(msr: u32, tscNow: u64): bool {
+    const off = (msr - X2APIC_FIRST) << 4;
+    let v: u64 = 0;
+    if (off == REG_ID) v = this.initialId;
+    else if (off == REG_LDR) v = this.x2Ldr();
+    else if (off == REG_ICR_LO) v = (<u64>this.icrHi << 32) | this.icrLo;
+    else if (x2Readable(off)) v = this.readReg(off, tscNow);
+    else return false;
+    this.x2Value = v;
+    return true;
+  }
+
+  // WRMSR of x2APIC MSR msr with v. false: #GP(0) — not in x2APIC mode, a
+  // reserved or read-only MSR (ID, version, LDR, PPR, ISR/TMR/IRR, current
+  // count: Table 11-6), bits 63:32 set in any but the ICR, a nonzero EOI or
+  // ESR write (11.12.1.2: "WRMSR of a non-zero value" to EOI is #GP), TPR
+  // bits 31:8 or SVR bits 31:10 set (reserved; SVR bit 12, EOI-broadcast
+  // suppression, is not offered). Other registers' reserved bits are
+  // dropped as in xAPIC mode. The ICR's write sends the IPI with the
+  // destination in bits 63:32 (11.12.9); SELF IPI 83FH sends a fixed,
+  // edge-triggered IPI to this APIC with vector v[7:0] (11.12.11).
+  x2Write(msr: u32, v: u64, tscNow: u64): bool {
+    if (!this.x2apicMode()) return false;
+    this.pull();
+    const ok = this.x2WriteReg(msr, v, tscNow);
+    this.push();
+    return ok;
+  }
+  private x2WriteReg(msr: u32, v: u64, tscNow: u64): bool {
+    const off = (msr - X2APIC_FIRST) << 4;
+    const lo = <u32>v;
+    if (off == REG_ICR_LO) {
+      this.updateTimer(tscNow);
+      this.icrHi = <u32>(v >> 32);
+      this.icrLo = lo & 0x000ccfff;
+      this.sendIpi();
+      return true;
+    }
+    if ((v >> 32) != 0) return false;
+    switch (off) {
+      case REG_TPR:
+        if ((lo & 0xffffff00) != 0) return false;
+        break;
+      case REG_SVR:
+        if ((lo & 0xfffffc00) != 0) return false;
+        break;
+      case REG_EOI:
+      case REG_ESR:
+        if (lo != 0) return false;
+        break;
+      case REG_SELF_IPI:
+        this.updateTimer(tscNow);
+        this.icrLo = (1 << 18) | (lo & 0xff); // shorthand self, fixed, edge
+        this.sendIpi();
+        return true;
+      case REG_TIMER_INITIAL:
+      case REG_TIMER_DCR:
+        break;
+      default:
+        if (off >= REG_LVT_TIMER && off <= REG_LVT_ERROR) break;
+        return false;
+    }
+    this.writeReg(off, lo, tscNow);
+    return true;
   }
 
   takeIpiOut(): bool {

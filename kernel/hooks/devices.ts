@@ -68,11 +68,12 @@ export function apic_baseWrite(v: u64): bool {
 export function apic_enabled(): bool {
   return theApic().enabled();
 }
+// apic_read/apic_write: accesses to the APIC page (vm/mmio.ts).
 export function apic_read(offset: u32, tscNow: u64): u32 {
-  return theApic().read(offset, tscNow);
+  return theApic().pageRead(offset, tscNow);
 }
 export function apic_write(offset: u32, value: u32, tscNow: u64): void {
-  theApic().write(offset, value, tscNow);
+  theApic().pageWrite(offset, value, tscNow);
 }
 export function apic_pendingVector(tscNow: u64): i32 {
   return theApic().pendingVector(tscNow);
@@ -120,4 +121,18 @@ export function apic_matchesDestination(dest: u32, logical: bool): bool {
 }
 export function apic_takeNmi(): bool {
   return theApic().takeNmi();
+}
+// x2APIC mode (lapic.ts x2Read/x2Write): false is #GP(0); the value read
+// is apic_x2Value's.
+export function apic_x2Read(msr: u32, tscNow: u64): bool {
+  return theApic().x2Read(msr, tscNow);
+}
+export function apic_x2Value(): u64 {
+  return theApic().x2Value;
+}
+export function apic_x2Write(msr: u32, v: u64, tscNow: u64): bool {
+  return theApic().x2Write(msr, v, tscNow);
+}
+export function apic_matchesIpi(dest: u32, logical: bool, wide: bool): bool {
+  return theApic().matchesIpi(dest, logical, wide);
 }

@@ -33,16 +33,19 @@ const PROC_EMULATED: u32 = V.PROC_INTERRUPT_WINDOW_EXITING | V.PROC_USE_TSC_OFFS
 // virtualization" and virtual-interrupt delivery with "use TPR shadow" (the
 // processor's: vmcs02 takes vmcs12's pages at their host-physical
 // addresses, its EOI-exit bitmaps and guest interrupt status, their exits go
-// to L1, vmcs02.ts, reflect-decide.ts). Withheld
-// (docs/guest-interface.md): "enable XSAVES/XRSTORS" (L0 does not
-// virtualize IA32_XSS, so L1 could not give L2 the XSS it chose),
-// virtualize x2APIC mode and posted interrupts (issue 12), #VE, ENCLS/ENCLV exiting, TSC scaling, user wait
-// and pause, PCONFIG, sub-page permissions, mode-based execute.
+// to L1, vmcs02.ts, reflect-decide.ts); "virtualize x2APIC mode" (the
+// processor's too: vmcs02 takes it from vmcs12 and lets L2's virtualized
+// x2APIC MSR accesses through its MSR bitmap where vmcs12's does,
+// vmcs02.ts setupX2apicMsrs). Withheld (docs/guest-interface.md):
+// "enable XSAVES/XRSTORS" (L0 does not virtualize IA32_XSS, so L1 could
+// not give L2 the XSS it chose), posted interrupts (issue 12), #VE,
+// ENCLS/ENCLV exiting, TSC scaling, user wait and pause, PCONFIG, sub-page
+// permissions, mode-based execute.
 const PROC2_EMULATED: u32 = V.PROC2_DESCRIPTOR_TABLE_EXITING | V.PROC2_ENABLE_RDTSCP | V.PROC2_WBINVD_EXITING |
   V.PROC2_ENABLE_EPT | V.PROC2_UNRESTRICTED_GUEST | V.PROC2_ENABLE_VM_FUNCTIONS | V.PROC2_ENABLE_VPID |
   V.PROC2_RDRAND_EXITING | V.PROC2_RDSEED_EXITING | V.PROC2_ENABLE_INVPCID | V.PROC2_PAUSE_LOOP_EXITING |
   V.PROC2_ENABLE_PML | V.PROC2_VMCS_SHADOWING | V.PROC2_VIRTUALIZE_APIC_ACCESSES | V.PROC2_APIC_REGISTER_VIRTUALIZATION |
-  V.PROC2_VIRTUAL_INTERRUPT_DELIVERY;
+  V.PROC2_VIRTUAL_INTERRUPT_DELIVERY | V.PROC2_VIRTUALIZE_X2APIC_MODE;
 
 // What a guest with the Hyper-V interface (hyperv=on: vm.hvOffered, copied
 // into its Nested as n.hvOffered) is NOT offered: the controls the

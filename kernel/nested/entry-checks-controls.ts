@@ -163,12 +163,12 @@ export function check(c: EntryCheck): bool {
   // hypervisor's own rule since vmcs02 needs the page's host-physical
   // address, in L1's RAM); without virtual-interrupt delivery (not offered)
   // bits 31:4 of the TPR threshold 0. The threshold against VTPR reads L1's
-  // memory: vtprOk, at every entry. Without it, APIC-register
-  // virtualization and virtual-interrupt delivery must be 0 (virtualize
-  // x2APIC mode, which needs it too, is not offered: ctls.proc2.reserved).
+  // memory: vtprOk, at every entry. Without it, virtualize x2APIC mode,
+  // APIC-register virtualization and virtual-interrupt delivery must be 0.
   // Virtual-interrupt delivery needs external-interrupt exiting.
   // "Virtualize APIC accesses": the APIC-access address 4-KiB aligned,
-  // within the width (and in L1's RAM, for the same reason).
+  // within the width (and in L1's RAM, for the same reason); it excludes
+  // virtualize x2APIC mode (one of the two ways of virtualizing the APIC).
   if ((proc & V.PROC_USE_TPR_SHADOW) != 0) {
     if (!bitmapOk(c, V.VIRTUAL_APIC_ADDRESS, "ctls.virtual-apic.align", "ctls.virtual-apic.width", "ctls.virtual-apic.ram")) {
       return false;
@@ -176,10 +176,16 @@ export function check(c: EntryCheck): bool {
     if ((proc2 & V.PROC2_VIRTUAL_INTERRUPT_DELIVERY) == 0 && (<u32>state.get(n, V.TPR_THRESHOLD) & 0xfffffff0) != 0) {
       return fail(c, "ctls.tpr-threshold.reserved");
     }
+  } else if ((proc2 & V.PROC2_VIRTUALIZE_X2APIC_MODE) != 0) {
+    return fail(c, "ctls.x2apic.without-tpr-shadow");
   } else if ((proc2 & V.PROC2_APIC_REGISTER_VIRTUALIZATION) != 0) {
     return fail(c, "ctls.apic-register-virtualization-without-tpr-shadow");
   } else if ((proc2 & V.PROC2_VIRTUAL_INTERRUPT_DELIVERY) != 0) {
     return fail(c, "ctls.vid.without-tpr-shadow");
+  }
+  if ((proc2 & (V.PROC2_VIRTUALIZE_X2APIC_MODE | V.PROC2_VIRTUALIZE_APIC_ACCESSES)) ==
+    (V.PROC2_VIRTUALIZE_X2APIC_MODE | V.PROC2_VIRTUALIZE_APIC_ACCESSES)) {
+    return fail(c, "ctls.x2apic.with-apic-accesses");
   }
   if ((proc2 & V.PROC2_VIRTUAL_INTERRUPT_DELIVERY) != 0 && (pin & V.PIN_EXTERNAL_INTERRUPT_EXITING) == 0) {
     return fail(c, "ctls.vid.without-external-interrupt-exiting");

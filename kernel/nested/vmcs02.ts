@@ -10,6 +10,8 @@
 //   I/O           every port exits to L0 (vmcs01's all-ones bitmaps); L0
 //                 reflects an access only if L1's bitmaps/controls ask (reflect.ts);
 //   MSR bitmap    L0's bitmap OR L1's, or none (every MSR exits) when L1 uses none;
+//                 with vmcs12's "virtualize x2APIC mode", L1's alone for the
+//                 x2APIC MSRs the processor virtualizes (setupX2apicMsrs);
 //   exceptions    L0's bitmap (0) | L1's; #PF error-code mask/match are L1's;
 //   CR0/CR4       mask = L0's | L1's; the shadow shows L1's shadow for L1's
 //                 bits and vmcs12's guest value for the bits only L0 owns;
@@ -55,6 +57,15 @@ const F_VMCS01_CHANGED: u32 = 2; // a vmcs01 value differs from the previous ent
 const F_TIMER: u32 = 4; // vmcs01 activates the VMX-preemption timer (pin01)
 const F_RELOAD_SHIFT: u32 = 16; // reload12 (entry-control bits 15, 14, 2) in bits 31, 30, 18
 
+// The x2APIC MSRs 800H-8FFH in an MSR bitmap (25.6.9): 256 bits at byte
+// 100H of the read bitmap for low MSRs, and 900H of the write bitmap.
+const X2APIC_READ: u32 = 0x100;
+const X2APIC_WRITE: u32 = 0x900;
+const X2APIC_BYTES: u32 = 32;
+// The merge words "virtualize x2APIC mode" adds (setupX2apicMsrs): the
+// first read and write words, and the other three read words.
+const X2APIC_MERGE_WORDS: i32 = 5;
+
 // A vCPU's vmcs02 (vcpu.nested.vmcs02, embedded in the Nested: no field
 // initializers run, init() and clear() set everything). Its page and the
 // MSR bitmap page are allocated once and stay with the object; everything
@@ -82,21 +93,27 @@ const F_RELOAD_SHIFT: u32 = 16; // reload12 (entry-control bits 15, 14, 2) in bi
   cr4Mask01: u64 = 0;
   tscOffset01: u64 = 0;
   proc02: u32 = 0; // vmcs02's primary controls as merged
-  // The MSR bitmap words merged at every entry (setupMsrBitmap): offsets
-  // in the page and L0's word; mergeWords -1 merges the whole page.
-  // mergeCount is what the next entry merges: mergeWords, or 0 while an
-  // enlightened MSR bitmap is clean (keepMsrBitmap).
+  // The MSR bitmap words merged at every entry (setupMsrBitmap, and
+  // setupX2apicMsrs after them): offsets in the page and L0's word (for an
+  // x2APIC word: the bits vmcs12's bitmap does not decide); mergeWords
+  // -1 - k merges the whole page, then the first k listed (the x2APIC
+  // words). mergeBase is L0's part (-1: the whole page). mergeCount is what
+  // the next entry merges: mergeWords, or 0 while an enlightened MSR bitmap
+  // is clean (keepMsrBitmap).
   mergeOffsets: StaticArray<u32> = changetype<StaticArray<u32>>(0);
   mergeL0: StaticArray<u64> = changetype<StaticArray<u64>>(0);
   mergeCount: i32 = 0;
   mergeWords: i32 = 0;
+  mergeBase: i32 = 0;
+  // vmcs02's x2APIC words may differ from all ones (setupX2apicMsrs).
+  x2apicWords: bool = false;
 
   // Once, when the Nested is made (no page yet).
   init(): void {
     this.page = 0;
     this.msrBitmap = 0;
-    this.mergeOffsets = new StaticArray<u32>(MERGE_WORDS_MAX);
-    this.mergeL0 = new StaticArray<u64>(MERGE_WORDS_MAX);
+    this.mergeOffsets = new StaticArray<u32>(MERGE_WORDS_MAX + X2APIC_MERGE_WORDS);
+    this.mergeL0 = new StaticArray<u64>(MERGE_WORDS_MAX + X2APIC_MERGE_WORDS);
   }
   // The constant state is written (seeds/003).
   @inline get initialized(): bool {
@@ -114,6 +131,8 @@ const F_RELOAD_SHIFT: u32 = 16; // reload12 (entry-control bits 15, 14, 2) in bi
     this.wholeMerges = 0;
     this.mergeCount = 0;
     this.mergeWords = 0;
+    this.mergeBase = 0;
+    this.x2apicWords = false; // writeConstantState writes the bitmap anew
   }
 }
 
@@ -227,6 +246,7 @@ function setupMsrBitmap(s: Vmcs02State): void {
   }
   s.mergeCount = count;
   s.mergeWords = count;
+  s.mergeBase = count;
 }
 
 // The enlightened MSR bitmap (nested/evmcs.ts; TLFS "Enlightened MSR
@@ -245,10 +265,10 @@ export function keepMsrBitmap(n: Nested, keep: bool): void {
 function mergeMsrBitmap(n: Nested, s: Vmcs02State): void {
   // The entry checks made sure the page is L1 RAM (ctls.msr-bitmap.ram).
   const l1 = guestmem.hpa(state.get(n, V.MSR_BITMAPS), 4096);
-  const count = s.mergeCount;
+  let count = s.mergeCount;
   if (count < 0) {
     mem.or(s.msrBitmap, vmcs01.msrBitmap, l1, 4096);
-    return;
+    count = -1 - count; // then the x2APIC words (setupX2apicMsrs)
   }
   const offsets = s.mergeOffsets;
   const l0 = s.mergeL0;
@@ -378,6 +398,70 @@ function reloadFromVmcs12(n: Nested, reload12: u32): void {
   }
 }
 
+// "Virtualize x2APIC mode" in vmcs12 (SDM Vol. 3C 30.5): an RDMSR/WRMSR
+// of 800H-8FFH by L2 that vmcs12's MSR bitmap lets through is virtualized
+// by the processor on vmcs12's virtual-APIC page (vmcs02 has it) where
+// 30.5 says so — RDMSR of 808H (TPR), and of any of them with
+// APIC-register virtualization; WRMSR of 808H, and of 80BH (EOI) and 83FH
+// (SELF IPI) with virtual-interrupt delivery — and reaches L1's own local
+// APIC otherwise ("operates normally"). L0 needs none of the virtualized
+// ones (L1's APIC is not involved), so vmcs02's bitmap takes vmcs12's bits
+// for them; every other x2APIC MSR keeps exiting to L0 (vmcs01's bitmap
+// intercepts the range), which reflects it to L1 when vmcs12's bitmap
+// says so (reflect-decide.ts) and otherwise performs it on L1's software
+// APIC (exit/msr.ts), which is what "operates normally" reaches on a
+// processor. The words join the ones merged at every entry (L1 may change
+// its bitmap at any time), L0's word being the bits vmcs12 does not
+// decide: mergeMsrBitmap's loop does it, and an L2 without the control
+// pays nothing. Run by mergeAll (the controls changed); vmcs02's x2APIC
+// words go back to all ones first.
+function setupX2apicMsrs(n: Nested, s: Vmcs02State, proc2_12: u32, msrBitmaps: bool): void {
+  if (s.x2apicWords) {
+    for (let o: u32 = 0; o < X2APIC_BYTES; o += 8) {
+      mem.write64(s.msrBitmap + <u64>(X2APIC_READ + o), u64.MAX_VALUE);
+      mem.write64(s.msrBitmap + <u64>(X2APIC_WRITE + o), u64.MAX_VALUE);
+    }
+    s.x2apicWords = false;
+  }
+  const base = s.mergeBase;
+  const first = base < 0 ? 0 : base; // the first free slot
+  let k = first;
+  // Without an MSR bitmap in vmcs12 every RDMSR/WRMSR exits to L1 (26.1.3).
+  if (msrBitmaps && (proc2_12 & V.PROC2_VIRTUALIZE_X2APIC_MODE) != 0) {
+    const apicRegs = (proc2_12 & V.PROC2_APIC_REGISTER_VIRTUALIZATION) != 0;
+    const tpr: u64 = 1 << (0x808 - 0x800);
+    let write = tpr;
+    if ((proc2_12 & V.PROC2_VIRTUAL_INTERRUPT_DELIVERY) != 0) write |= (<u64>1 << (0x80b - 0x800)) | (<u64>1 << (0x83f - 0x800));
+    const offsets = s.mergeOffsets;
+    const l0 = s.mergeL0;
+    unchecked(offsets[k] = X2APIC_READ);
+    unchecked(l0[k++] = apicRegs ? 0 : ~tpr);
+    unchecked(offsets[k] = X2APIC_WRITE);
+    unchecked(l0[k++] = ~write);
+    if (apicRegs) {
+      for (let o: u32 = 8; o < X2APIC_BYTES; o += 8) {
+        unchecked(offsets[k] = X2APIC_READ + o);
+        unchecked(l0[k++] = 0);
+      }
+    }
+    s.x2apicWords = true;
+  }
+  const words = base < 0 ? -1 - k : k;
+  // A clean enlightened MSR bitmap (keepMsrBitmap: nothing merged this
+  // entry) stays unmerged, but the x2APIC words just listed have no last
+  // merge to keep: they are taken from L1's bitmap now.
+  const keep = s.mergeCount == 0 && s.mergeWords != 0;
+  s.mergeWords = words;
+  s.mergeCount = keep ? 0 : words;
+  if (!keep || k == first) return;
+  // The entry checks made sure the page is L1 RAM (ctls.msr-bitmap.ram).
+  const l1 = guestmem.hpa(state.get(n, V.MSR_BITMAPS), 4096);
+  for (let i = first; i < k; i++) {
+    const o = <u64>unchecked(s.mergeOffsets[i]);
+    mem.write64(s.msrBitmap + o, unchecked(s.mergeL0[i]) | mem.read64(l1 + o));
+  }
+}
+
 // Returns the entry bits whose fields every entry loads from vmcs12 again
 // (reloadFromVmcs12).
 function mergeAll(vcpu: Vcpu, s: Vmcs02State, proc12: u32, entry12: u32): u32 {
@@ -432,6 +516,10 @@ function mergeAll(vcpu: Vcpu, s: Vmcs02State, proc12: u32, entry12: u32): u32 {
   // The instruction enables (RDTSCP, INVPCID, ...) are vmcs12's alone: with
   // one 0 the instruction must #UD in L2 (26.3) whatever L0 gives L1.
   // PML: L0 logs for L1 (eptad.ts), not the processor.
+  // "Virtualize x2APIC mode" is vmcs12's alone (L0's own for L1 would
+  // virtualize L2's x2APIC MSRs on vmcs12's page when L1 did not ask:
+  // L0_APIC_VIRTUALIZATION): setupX2apicMsrs.
+  setupX2apicMsrs(n, s, proc2_12, msrBitmaps);
   // "Virtualize APIC accesses" is vmcs12's (L0 does not use it for L1): L2's
   // accesses whose physical address is the APIC-access page's (after L0's
   // EPT, or the shadow EPT composing L1's) are virtualized or exit to L1

@@ -20,8 +20,9 @@ const APIC_PAGE_BYTES: u32 = 0x400; // registers 000H-3F0H
 
 // The bits register `reg` of the software APIC can hold (apic/lapic.ts
 // write() and its power-up state): 0 for reserved offsets. DFR, the
-// version, PPR and the current count are handled by the caller.
-function apicMask(reg: u32): u32 {
+// version, PPR and the current count are handled by the caller. In x2APIC
+// mode the ICR's destination is bits 63:32, all 32 (11.12.9).
+function apicMask(reg: u32, x2apic: bool): u32 {
   if (reg >= lapic.REG_LVT_TIMER && reg <= lapic.REG_LVT_ERROR) return lapic.lvtWritableMask((reg - lapic.REG_LVT_TIMER) >> 4);
   // ISR, TMR, IRR: vectors 16-255 (0-15 are never accepted, 11.5.3).
   if ((reg >= lapic.REG_ISR && reg < lapic.REG_ISR + 0x80) || (reg >= lapic.REG_TMR && reg < lapic.REG_TMR + 0x80) ||
@@ -35,7 +36,7 @@ function apicMask(reg: u32): u32 {
     case lapic.REG_SVR: return 0x3ff;
     case lapic.REG_ESR: return ESR_BITS;
     case lapic.REG_ICR_LO: return 0x000ccfff;
-    case lapic.REG_ICR_HI: return 0xff000000;
+    case lapic.REG_ICR_HI: return x2apic ? 0xffffffff : 0xff000000;
     case lapic.REG_TIMER_INITIAL: return 0xffffffff;
     case lapic.REG_TIMER_DCR: return 0xb;
   }
@@ -63,8 +64,11 @@ export function apic(r: Reader, lim: Limits, v: Verdict): u32 {
   const sec = V.SNAP_SEC_APIC;
   const off = sectionOffset(r, sec);
   const base = r.u64(off + V.SNAP_APIC_BASE);
-  if ((base & APIC_EXTD) != 0 || (base & ~(APIC_BSP | APIC_EN)) != lapic.BASE_ADDRESS)
+  // x2APIC mode (EXTD) only with EN: EN=0/EXTD=1 is the invalid state
+  // (11.12.5) that apicBaseWrite never makes.
+  if ((base & ~(APIC_BSP | APIC_EN | APIC_EXTD)) != lapic.BASE_ADDRESS || (base & (APIC_EN | APIC_EXTD)) == APIC_EXTD)
     return v.fail(R.APIC_BASE, sec, V.SNAP_APIC_BASE, base);
+  const x2apic = (base & APIC_EXTD) != 0;
   const pending = r.u32(off + V.SNAP_APIC_ESR_PENDING);
   if ((pending & ~ESR_BITS) != 0) return v.fail(R.APIC_RESERVED, sec, V.SNAP_APIC_ESR_PENDING, pending);
   if (!r.zero(off + V.SNAP_APIC_RESERVED, V.SNAP_APIC_PAGE - V.SNAP_APIC_RESERVED))
@@ -85,7 +89,7 @@ export function apic(r: Reader, lim: Limits, v: Verdict): u32 {
     } else if (reg != lapic.REG_PPR && reg != lapic.REG_TIMER_CURRENT) {
       // PPR and the current count are computed (from TPR/ISR and the
       // timer deadline): written for readers, not loaded.
-      if ((x & ~apicMask(reg)) != 0) return v.fail(R.APIC_RESERVED, sec, reg, x);
+      if ((x & ~apicMask(reg, x2apic)) != 0) return v.fail(R.APIC_RESERVED, sec, reg, x);
     }
   }
   const svr = r.u32(page + lapic.REG_SVR);

@@ -9,6 +9,9 @@
 //     11 all excluding self: every other vCPU) or the ICR's destination
 //     field, physical (APIC ID, FFH broadcast) or logical (flat model, and
 //     the cluster model that apic/lapic.ts matchesDestination decodes);
+//     from a sender in x2APIC mode a 32-bit field (11.12.9): physical
+//     x2APIC ID, logical cluster in 31:16 and a bitmap in 15:0
+//     (11.12.10.2), FFFFFFFFH broadcast (lapic.ts matchesIpi);
 //   - fixed: into each target's IRR (a software-disabled APIC accepts
 //     none, 11.4.7.2); lowest priority: one target only, the sender itself
 //     when it is one, else the lowest-numbered vCPU the destination names
@@ -54,12 +57,15 @@ export function send(from: Vcpu): void {
   if ((mode == MODE_FIXED || mode == MODE_LOWEST) && vector < 16) return;
   if (mode == MODE_LOWEST && a.icrNamesSelf()) return; // the sender took it
   if (mode == MODE_INIT && (lo & ICR_LEVEL_ASSERT) == 0 && (lo & ICR_TRIGGER_LEVEL) != 0) return; // INIT level de-assert
-  const dest = a.icrHi >> 24;
+  // 8 bits from an APIC in xAPIC mode, 32 from one in x2APIC mode
+  // (11.12.9; lapic.ts matchesIpi).
+  const dest = a.icrDestination();
+  const wide = a.x2apicMode();
   const logical = (lo & ICR_LOGICAL) != 0;
   for (let i = 0; i < n; i++) {
     const t = vm.vcpu(i);
     if (t === from) continue;
-    if (shorthand == 0 && !t.apic.matchesDestination(dest, logical)) continue;
+    if (shorthand == 0 && !t.apic.matchesIpi(dest, logical, wide)) continue;
     deliver(vm, t, mode, vector);
     if (mode == MODE_LOWEST) break;
   }

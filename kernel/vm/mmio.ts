@@ -3,7 +3,7 @@
 // access is an EPT violation (29.3.3.2); the MOV at RIP is decoded
 // (decode.ts) and performed on the device the page belongs to (deviceAt):
 //
-//   FEE00000H  the vCPU's local APIC (apic/lapic.ts)
+//   FEE00000H  the vCPU's local APIC (apic/lapic.ts; nothing in x2APIC mode)
 //   FEC00000H  the VM's I/O APIC (devices/ioapic.ts)
 //
 // A new memory-mapped device is a new DEVICE_* with its page here and its
@@ -101,10 +101,10 @@ export function emulate(vcpu: Vcpu, device: i32, gpa: u64, stage2: paging.Stage2
     const aligned = (off & 3) == 0 && d.size == 4;
     if (d.isWrite) {
       if (aligned) {
-        vcpu.apic.write(off, <u32>regValue(vcpu, d), cpu.rdtsc());
+        vcpu.apic.pageWrite(off, <u32>regValue(vcpu, d), cpu.rdtsc());
       }
     } else {
-      setRegValue(vcpu, d, aligned ? <u64>vcpu.apic.read(off, cpu.rdtsc()) : 0);
+      setRegValue(vcpu, d, aligned ? <u64>vcpu.apic.pageRead(off, cpu.rdtsc()) : 0);
     }
   } else {
     const io = vcpu.vm.ioapic;

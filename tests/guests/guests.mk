@@ -5,7 +5,7 @@
 #                                      Makefile has `include tests/guests/guests.mk`)
 #   make -f tests/guests/guests.mk guests      (on its own)
 #
-# Output: build/guests/{suite,mb2,triple,unbacked,badmsr,halt,bench,ramsnap,l1,l1bench,snapfuzz,hyperv,ioapic,evmcs,smp,initsipi}.elf
+# Output: build/guests/{suite,mb2,triple,unbacked,badmsr,halt,bench,ramsnap,l1,l1bench,snapfuzz,hyperv,ioapic,evmcs,smp,initsipi,x2apic}.elf
 # (ELF32, loaded at 1 MiB; mb2.elf, l1.elf, l1bench.elf, snapfuzz.elf, ioapic.elf and evmcs.elf are Multiboot 2,
 # the others Multiboot 1; l1.elf, the minimal L1 hypervisor, is built from the files in l1/;
 # l1bench.elf, the nested-VMX benchmark L1, from l1bench.c, l1bench_evmcs.c and l1/vmx.c; snapfuzz.elf,
@@ -32,7 +32,7 @@ GUEST_CFLAGS := --target=i386-unknown-none-elf -m32 -std=gnu11 -O2 -ffreestandin
 GUEST_NASMFLAGS := -f elf32 -I$(GUEST_SRC)/data/
 GUEST_LDFLAGS := -m elf_i386 -nostdlib -static -z max-page-size=0x1000 -T $(GUEST_SRC)/lib/guest.ld
 
-GUEST_NAMES := suite mb2 triple unbacked badmsr halt spin bench ramsnap l1 l1bench snapfuzz hyperv ioapic evmcs smp initsipi
+GUEST_NAMES := suite mb2 triple unbacked badmsr halt spin bench ramsnap l1 l1bench snapfuzz hyperv ioapic evmcs smp initsipi x2apic
 GUEST_ELFS  := $(GUEST_NAMES:%=$(GUEST_OUT)/%.elf)
 GUEST_LIB_C := $(wildcard $(GUEST_SRC)/lib/*.c)
 GUEST_LIB_O := $(GUEST_LIB_C:$(GUEST_SRC)/lib/%.c=$(GUEST_OUT)/obj/lib/%.o) $(GUEST_OUT)/obj/lib/start.o
@@ -85,6 +85,8 @@ $(GUEST_OUT)/obj/snapfuzz.o: $(GUEST_L1_HDRS)
 $(GUEST_OUT)/ioapic.elf: $(GUEST_MB2) $(GUEST_OUT)/obj/ioapic.o
 # The two-processor guest (vcpus=2): Multiboot 2, to run on bare Bochs with two CPUs too.
 $(GUEST_OUT)/smp.elf: $(GUEST_MB2) $(GUEST_OUT)/obj/smp.o
+# The x2APIC guest: Multiboot 2, to run on bare Bochs with two CPUs too.
+$(GUEST_OUT)/x2apic.elf: $(GUEST_MB2) $(GUEST_OUT)/obj/x2apic.o
 # The L1 on the enlightened VMCS (hyperv=on): the same parts of l1/.
 GUEST_EVMCS_O := $(GUEST_OUT)/obj/evmcs.o $(addprefix $(GUEST_OUT)/obj/l1/,setup.o vmx.o run.o)
 $(GUEST_OUT)/evmcs.elf: $(GUEST_MB2) $(GUEST_EVMCS_O)
@@ -94,7 +96,7 @@ $(GUEST_OUT)/obj/evmcs.o: $(GUEST_L1_HDRS)
 GUEST_INITSIPI_O := $(GUEST_OUT)/obj/initsipi.o $(addprefix $(GUEST_OUT)/obj/l1/,setup.o vmx.o run.o)
 $(GUEST_OUT)/initsipi.elf: $(GUEST_MB2) $(GUEST_INITSIPI_O)
 $(GUEST_OUT)/obj/initsipi.o: $(GUEST_L1_HDRS)
-$(filter-out $(GUEST_OUT)/mb2.elf $(GUEST_OUT)/suite.elf $(GUEST_OUT)/l1.elf $(GUEST_OUT)/l1bench.elf $(GUEST_OUT)/snapfuzz.elf $(GUEST_OUT)/ioapic.elf $(GUEST_OUT)/evmcs.elf $(GUEST_OUT)/smp.elf $(GUEST_OUT)/initsipi.elf,$(GUEST_ELFS)): $(GUEST_OUT)/%.elf: $(GUEST_MB1) $(GUEST_OUT)/obj/%.o
+$(filter-out $(GUEST_OUT)/mb2.elf $(GUEST_OUT)/suite.elf $(GUEST_OUT)/l1.elf $(GUEST_OUT)/l1bench.elf $(GUEST_OUT)/snapfuzz.elf $(GUEST_OUT)/ioapic.elf $(GUEST_OUT)/evmcs.elf $(GUEST_OUT)/smp.elf $(GUEST_OUT)/initsipi.elf $(GUEST_OUT)/x2apic.elf,$(GUEST_ELFS)): $(GUEST_OUT)/%.elf: $(GUEST_MB1) $(GUEST_OUT)/obj/%.o
 $(GUEST_ELFS): $(GUEST_LIB_O) $(GUEST_SRC)/lib/guest.ld
 	$(GUEST_LD) $(GUEST_LDFLAGS) -o $@ $(filter %.o,$^)
 

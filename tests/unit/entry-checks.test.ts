@@ -373,6 +373,10 @@ const ROWS: Row[] = [
   { what: 'APIC-register virtualization with use TPR shadow', mut: all(tpr(0x40000, 0), or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_APIC_REGISTER_VIRTUALIZATION)), cls: OK },
   { what: 'virtual-interrupt delivery with TPR shadow and external-interrupt exiting, threshold bits 31:4 set (no check then)', mut: all(tpr(0x40000, 0x1234), vid), cls: OK },
   { what: 'virtual-interrupt delivery without external-interrupt exiting', mut: all(tpr(0x40000, 0), vid, andNot(E.PIN_BASED_VM_EXEC_CONTROL, E.PIN_EXTERNAL_INTERRUPT_EXITING)), cls: CONTROLS, name: 'ctls.vid.without-external-interrupt-exiting' },
+  { what: 'virtualize x2APIC mode without use TPR shadow', mut: or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_VIRTUALIZE_X2APIC_MODE), cls: CONTROLS, name: 'ctls.x2apic.without-tpr-shadow' },
+  { what: 'virtualize x2APIC mode with use TPR shadow', mut: all(tpr(0x40000, 0), or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_VIRTUALIZE_X2APIC_MODE)), cls: OK },
+  { what: 'virtualize x2APIC mode and virtualize APIC accesses', mut: all(tpr(0x40000, 0), vaa(0x41000), or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_VIRTUALIZE_X2APIC_MODE)), cls: CONTROLS, name: 'ctls.x2apic.with-apic-accesses' },
+  { what: 'virtualize x2APIC mode, APIC-register virtualization and virtual-interrupt delivery with use TPR shadow', mut: all(tpr(0x40000, 0), vid, or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_VIRTUALIZE_X2APIC_MODE | E.PROC2_APIC_REGISTER_VIRTUALIZATION)), cls: OK },
   { what: 'virtual-interrupt delivery without use TPR shadow', mut: all(or(E.PIN_BASED_VM_EXEC_CONTROL, E.PIN_EXTERNAL_INTERRUPT_EXITING), or(E.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC2_VIRTUAL_INTERRUPT_DELIVERY)), cls: CONTROLS, name: 'ctls.vid.without-tpr-shadow' },
   { what: 'monitor trap flag is not offered', mut: or(E.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, E.PROC_MONITOR_TRAP_FLAG), cls: CONTROLS, name: 'ctls.proc.reserved' },
   // "enable EPT" is offered: its EPT pointer is checked (a pointer of 0 is UC with walk length 1).

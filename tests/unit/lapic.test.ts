@@ -82,11 +82,11 @@ test('reset: power-up register values', () => {
 });
 
 // ---- enabling and disabling (11.4.3, 11.4.4, 11.4.7.2, 11.12.5) ------------------------
-test('APIC_BASE: reserved bits, x2APIC enable and relocation are #GP and change nothing', () => {
+test('APIC_BASE: reserved bits, the invalid EXTD state and relocation are #GP and change nothing', () => {
   const a = setup();
   const bad = [
-    0xfee00c00n, // EXTD: x2APIC not offered
     0xfee00400n, // EXTD without EN: the invalid state
+    0xfee00500n, // ... also with BSP
     0xfee00901n, // bit 0 reserved
     0xfee00980n, // bit 7 reserved
     0xfee00b00n, // bit 9 reserved
@@ -547,6 +547,112 @@ test('APIC: interrupts from the bus: TMR for level-triggered, EOI broadcast only
   a.wr(LDR, 0x04000000);
   assert.ok(match(0x06, true));
   assert.not.ok(match(0x01, true));
+});
+
+
+// ---- x2APIC mode (11.12) -------------------------------------------------------
+const X2 = {
+  ID: 0x802, VERSION: 0x803, TPR: 0x808, APR: 0x809, PPR: 0x80a, EOI: 0x80b, RRD: 0x80c, LDR: 0x80d, DFR: 0x80e,
+  SVR: 0x80f, ISR0: 0x810, TMR0: 0x818, IRR0: 0x820, ESR: 0x828, CMCI: 0x82f, ICR: 0x830, ICR_HI: 0x831,
+  LVT_TIMER: 0x832, LVT_ERROR: 0x837, TIMER_INIT: 0x838, TIMER_CUR: 0x839, TIMER_DCR: 0x83e, SELF_IPI: 0x83f,
+};
+function x2(apicId = 0) {
+  const a = setup(apicId);
+  const rdmsr = (msr: number): bigint | null =>
+    a.call<number>('apic_x2Read', msr, a.now()) === 1 ? BigInt.asUintN(64, a.call<bigint>('apic_x2Value')) : null;
+  const wrmsr = (msr: number, v: bigint): boolean => a.call<number>('apic_x2Write', msr, v, a.now()) === 1;
+  const matches = (dest: number, logical: boolean, wide: boolean): boolean =>
+    a.call<number>('apic_matchesIpi', dest >>> 0, logical ? 1 : 0, wide ? 1 : 0) === 1;
+  return { ...a, rdmsr, wrmsr, matches };
+}
+
+test('x2APIC: the mode transitions of 11.12.5 (Figure 11-27)', () => {
+  const a = x2(1);
+  assert.is(a.rdmsr(X2.VERSION), null, 'xAPIC mode: the MSRs are #GP');
+  assert.not.ok(a.wrmsr(X2.TPR, 0n), 'xAPIC mode: WRMSR #GP');
+  assert.ok(a.setBase(0xfee00c00n), 'xAPIC -> x2APIC');
+  assert.is(a.base(), 0xfee00c00n);
+  assert.ok(a.setBase(0xfee00c00n), 'x2APIC -> x2APIC');
+  assert.not.ok(a.setBase(0xfee00800n), 'x2APIC -> xAPIC directly: #GP');
+  assert.not.ok(a.setBase(0xfee00400n), 'x2APIC -> invalid (EN=0, EXTD=1): #GP');
+  assert.is(a.base(), 0xfee00c00n, 'unchanged');
+  assert.ok(a.setBase(0xfee00000n), 'x2APIC -> disabled');
+  assert.not.ok(a.setBase(0xfee00c00n), 'disabled -> x2APIC: #GP');
+  assert.ok(a.setBase(0xfee00800n), 'disabled -> xAPIC');
+  assert.is(a.rd(ID), 0x01000000, 'xAPIC ID again');
+  assert.ok(a.setBase(0xfee00c00n), 'xAPIC -> x2APIC again');
+});
+
+test('x2APIC: registers by MSR, the page not decoded, state kept across xAPIC -> x2APIC', () => {
+  const a = x2(0x13);
+  a.swEnable();
+  a.wr(TPR, 0x20);
+  a.wr(LVT_LINT0, 0x700);
+  assert.ok(a.setBase(0xfee00c00n));
+  assert.is(a.rdmsr(X2.ID), 0x13n, 'x2APIC ID: the initial APIC ID');
+  assert.is(a.rdmsr(X2.VERSION), 0x00050014n);
+  assert.is(a.rdmsr(X2.LDR), (1n << 16n) | (1n << 3n), 'LDR: cluster 1, bit 3 (11.12.10.2)');
+  assert.is(a.rdmsr(X2.TPR), 0x20n, 'TPR kept');
+  assert.is(a.rdmsr(0x835), 0x700n, 'LVT LINT0 kept');
+  assert.is(a.rdmsr(X2.SVR), 0x1ffn);
+  assert.is(a.rd(SVR), 0xffffffff, 'the page decodes nothing');
+  a.wr(TPR, 0x40);
+  assert.is(a.rdmsr(X2.TPR), 0x20n, 'a page write does nothing');
+  for (const m of [X2.APR, X2.RRD, X2.DFR, X2.EOI, X2.SELF_IPI, X2.ICR_HI, X2.CMCI, 0x800, 0x801, 0x804, 0x829, 0x840, 0x8ff])
+    assert.is(a.rdmsr(m), null, `RDMSR 0x${m.toString(16)}: #GP`);
+  for (const m of [X2.ID, X2.VERSION, X2.PPR, X2.LDR, X2.DFR, X2.ISR0, X2.TMR0, X2.IRR0 + 7, X2.TIMER_CUR, X2.APR, X2.ICR_HI, X2.CMCI, 0x800, 0x8ff])
+    assert.not.ok(a.wrmsr(m, 0n), `WRMSR 0x${m.toString(16)}: #GP`);
+  assert.not.ok(a.wrmsr(X2.TPR, 0x100n), 'TPR bits 31:8 reserved');
+  assert.not.ok(a.wrmsr(X2.TPR, 1n << 32n), 'bits 63:32 reserved');
+  assert.not.ok(a.wrmsr(X2.SVR, 0x400n), 'SVR bit 10 reserved');
+  assert.not.ok(a.wrmsr(X2.EOI, 1n), 'EOI: nonzero is #GP');
+  assert.not.ok(a.wrmsr(X2.ESR, 1n), 'ESR: nonzero is #GP');
+  assert.is(a.rdmsr(X2.TPR), 0x20n, 'nothing changed');
+  assert.ok(a.wrmsr(X2.TPR, 0x30n));
+  assert.is(a.rd(TPR), 0xffffffff);
+  assert.is(a.rdmsr(X2.TPR), 0x30n);
+});
+
+test('x2APIC: SELF IPI, ICR to itself, EOI, timer', () => {
+  const a = x2(2);
+  assert.ok(a.setBase(0xfee00c00n));
+  assert.ok(a.wrmsr(X2.SVR, 0x1ffn));
+  assert.ok(a.wrmsr(X2.SELF_IPI, 0x51n));
+  assert.is(a.rdmsr(X2.IRR0 + 2), 1n << 17n, 'IRR: vector 51H');
+  assert.is(a.pending(), 0x51);
+  a.ack(0x51);
+  assert.is(a.rdmsr(X2.ISR0 + 2), 1n << 17n);
+  assert.ok(a.wrmsr(X2.EOI, 0n));
+  assert.is(a.rdmsr(X2.ISR0 + 2), 0n, 'EOI cleared ISR');
+  // ICR: physical destination 2 (itself) in bits 63:32, fixed, vector 61H.
+  assert.ok(a.wrmsr(X2.ICR, (2n << 32n) | 0x61n));
+  assert.is(a.rdmsr(X2.ICR), (2n << 32n) | 0x61n, 'ICR read whole');
+  assert.is(a.pending(), 0x61);
+  assert.is(a.delivered(), 2);
+  // Destination 2 << 24 is another APIC in x2APIC mode: not taken.
+  assert.ok(a.wrmsr(X2.ICR, (0x02000000n << 32n) | 0x62n));
+  assert.is(a.rdmsr(X2.IRR0 + 3)! & (1n << 2n), 0n, 'vector 62H not in IRR');
+  // The timer by MSR: one-shot, vector 70H, divide by 1.
+  assert.ok(a.wrmsr(X2.TIMER_DCR, 0xbn));
+  assert.ok(a.wrmsr(X2.LVT_TIMER, 0x70n));
+  assert.ok(a.wrmsr(X2.TIMER_INIT, 1000n));
+  assert.is(a.rdmsr(X2.TIMER_INIT), 1000n);
+  assert.is(a.deadline(), T0 + 1000n);
+});
+
+test('x2APIC: destinations of 32-bit IPIs (11.12.10)', () => {
+  const a = x2(0x25); // cluster 2, logical bit 5
+  assert.ok(a.setBase(0xfee00c00n));
+  assert.ok(a.matches(0x25, false, true), 'physical: x2APIC ID');
+  assert.not.ok(a.matches(0x25000000, false, true));
+  assert.ok(a.matches(0xffffffff, false, true), 'broadcast');
+  assert.ok(a.matches(0xffffffff, true, true), 'logical broadcast');
+  assert.ok(a.matches(0x00020020, true, true), 'logical: cluster 2, bit 5');
+  assert.ok(a.matches(0x000200ff, true, true));
+  assert.not.ok(a.matches(0x00020010, true, true), 'cluster 2, another bit');
+  assert.not.ok(a.matches(0x00010020, true, true), 'another cluster');
+  assert.ok(a.matches(0x25, false, false), '8-bit physical (I/O APIC)');
+  assert.ok(a.matches(0xff, false, false), '8-bit broadcast');
 });
 
 test.run();

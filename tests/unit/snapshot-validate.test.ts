@@ -365,6 +365,12 @@ test('valid blobs of every kind are accepted, GUEST_MODE ones after the SDM entr
   // since: the blob alone is consistent (the link is checked when the
   // eVMCS is mapped after the restore: snapshot-evmcs.test.ts).
   assert.is(validate(hv((h) => (h.vpAssistPage = 0n), evmcsL2), HV_LIMITS).rule, 'ok', 'GUEST_MODE eVMCS, VP assist page disabled');
+  // x2APIC mode (IA32_APIC_BASE EN and EXTD): the ICR's destination is
+  // 32 bits (SDM 11.12.9).
+  const x2 = l1Only();
+  x2.apic.base |= 1n << 10n;
+  x2.apic.page[APIC.ICR_HI / 4] = 0x12345;
+  assert.is(validate(encode(x2), BASE_LIMITS).rule, 'ok', 'x2APIC mode, a 32-bit ICR destination');
   // nested=off: a blob without NESTED; without XSAVE: without XSTATE.
   assert.is(validate(encode(l1Only()), { ...BASE_LIMITS, nested: false }).rule, 'ok');
   assert.is(validate(encode({ ...l1Only(), xstate: null }), { ...BASE_LIMITS, xsaveBytes: 0, xcr0Offered: 0n }).rule, 'ok');
@@ -464,7 +470,8 @@ const CASES: Case[] = [
   { rule: 'msr.value', base: l1Only, snap: (s) => s.msrs.set(V.MSR_IA32_TSC_AUX, 1n << 32n), what: 'IA32_TSC_AUX bit 32' },
   // APIC, events, timers, extended state
   { rule: 'apic.base', base: l1Only, snap: (s) => (s.apic.base = 0xfec00900n), what: 'a relocated APIC' },
-  { rule: 'apic.base', base: l1Only, snap: (s) => (s.apic.base |= 1n << 10n), what: 'x2APIC mode' },
+  { rule: 'apic.base', base: l1Only, snap: (s) => (s.apic.base = (s.apic.base & ~(1n << 11n)) | (1n << 10n)), what: 'EXTD without EN (the invalid state of 11.12.5)' },
+  { rule: 'apic.reserved-bits', base: l1Only, snap: (s) => (s.apic.page[APIC.ICR_HI / 4] = 0x00000005), what: 'xAPIC mode: ICR bits 55:32' },
   { rule: 'apic.version', base: l1Only, snap: (s) => (s.apic.page[APIC.VERSION / 4] = 0x00060015), what: 'another APIC model' },
   { rule: 'apic.reserved-bits', base: l1Only, snap: (s) => (s.apic.page[APIC.TPR / 4] = 0x100), what: 'TPR bit 8' },
   { rule: 'apic.reserved-bits', base: l1Only, snap: (s) => (s.apic.page[APIC.IRR / 4] = 1 << 3), what: 'vector 3 pending in IRR' },

@@ -34,12 +34,14 @@ export const SIG_EDX: u32 = 0x726f7369; // "isor"
 // Leaf 1 ECX: DTES64 (2) and DS-CPL (4) (IA32_DS_AREA), MONITOR (3), VMX
 // (5), SMX (6), EST (7: IA32_PERF_STATUS/CTL), TM2 (8), SDBG (11:
 // IA32_DEBUG_INTERFACE), PDCM (15: IA32_PERF_CAPABILITIES), DCA (18: the
-// DCA_CAP MSRs), x2APIC (21), TSC-deadline (24: IA32_TSC_DEADLINE); OSXSAVE
-// (27) follows the guest's CR4. HYPERVISOR (31) is set. PCID (17) passes:
+// DCA_CAP MSRs), TSC-deadline (24: IA32_TSC_DEADLINE); OSXSAVE (27)
+// follows the guest's CR4. x2APIC (21) is offered whatever the processor
+// has: the guest's local APIC is software (apic/lapic.ts, 11.12). HYPERVISOR (31) is set. PCID (17) passes:
 // CR4.PCIDE is the guest's (not in the CR4 guest/host mask), so the
 // processor itself checks and applies it.
 const L1_ECX_HIDE: u32 = (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 11) |
-  (1 << 15) | (1 << 18) | (1 << 21) | (1 << 24) | (1 << 27);
+  (1 << 15) | (1 << 18) | (1 << 24) | (1 << 27);
+const L1_ECX_X2APIC: u32 = 1 << 21;
 // Leaf 1 EDX: MCA (14: IA32_MCG_*, IA32_MCi_*), DS (21: IA32_DS_AREA and
 // the branch-trace bits of IA32_DEBUGCTL), ACPI (22: IA32_THERM_*,
 // IA32_CLOCK_MODULATION), TM (29).
@@ -110,7 +112,7 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
           c &= ~L1_ECX_HIDE;
           d &= ~L1_EDX_HIDE;
           if (vcpu.nested.enabled) c |= 1 << 5; // VMX offered (nested=on)
-          c |= 1 << 31;
+          c |= (1 << 31) | L1_ECX_X2APIC;
           if ((vmx.vmread(V.GUEST_CR4) & V.X86_CR4_OSXSAVE) != 0 && (c & (1 << 26)) != 0) c |= 1 << 27;
           b = (b & 0x00ffffff) | (vcpu.index << 24); // initial APIC ID: the vCPU's number (vcpus=N)
           break;

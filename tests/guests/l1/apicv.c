@@ -18,6 +18,10 @@
 #define PROC2_VIRT_APIC_ACCESSES (1u << 0)
 #define PROC2_APIC_REG_VIRT (1u << 8)
 #define PROC2_VID (1u << 9)
+#define PROC2_VIRT_X2APIC (1u << 4)
+#define X2_VERSION 0x803u
+#define X2_TPR 0x808u
+#define X2_SELF_IPI 0x83Fu
 #define F_VIRTUAL_APIC_ADDR 0x2012u
 #define F_APIC_ACCESS_ADDR 0x2014u
 #define F_TPR_THRESHOLD 0x401Cu
@@ -128,6 +132,15 @@ static void entry_checks(void) {
         l2_run(ADDR(l2_tpr_after));
         check(entry_fails(VMERR_ENTRY_INVALID_CONTROL), "APIC-register virtualization without use TPR shadow -> VMfailValid(7)|%s", run_str());
     }
+    if (l2_setup(0, PROC2_VIRT_X2APIC, "virtualize x2APIC mode without TPR shadow")) {
+        l2_run(ADDR(l2_tpr_after));
+        check(entry_fails(VMERR_ENTRY_INVALID_CONTROL), "virtualize x2APIC mode without use TPR shadow -> VMfailValid(7)|%s", run_str());
+    }
+    if (tpr_setup(PROC2_VIRT_APIC_ACCESSES | PROC2_VIRT_X2APIC, 0, 0, "virtualize x2APIC mode and virtualize APIC accesses")) {
+        l2_run(ADDR(l2_tpr_after));
+        check(entry_fails(VMERR_ENTRY_INVALID_CONTROL),
+              "virtualize x2APIC mode with virtualize APIC accesses -> VMfailValid(7)|%s", run_str());
+    }
     if (tpr_setup(PROC2_VIRT_APIC_ACCESSES, 0, 0, "virtualize APIC accesses: APIC-access address misaligned")) {
         vw64(F_APIC_ACCESS_ADDR, PA(apicv_access) + 8);
         l2_run(ADDR(l2_tpr_after));
@@ -221,6 +234,95 @@ static void vid_run(bool eoi_exit, const char *name) {
     l2_idt[VID_VECTOR] = saved;
 }
 
+/* 30.5 (29.5 in older SDMs): "virtualize x2APIC mode" with "use TPR
+ * shadow" and an MSR bitmap. L1's own APIC stays in xAPIC mode: the
+ * virtualized accesses need no x2APIC ("even if the local APIC is not in
+ * x2APIC mode"). L2's RDMSR/WRMSR of 808H (TPR) that L1's bitmap lets
+ * through read and write VTPR (virtual-APIC page + 80H) without an exit;
+ * with the read or write bit set in L1's bitmap they are RDMSR/WRMSR exits
+ * (31/32) to L1. Without APIC-register virtualization a read of another
+ * x2APIC MSR "operates normally": L1's APIC is in xAPIC mode, so #GP in
+ * L2; with it, the read returns the virtual-APIC page's register. With
+ * virtual-interrupt delivery a WRMSR of 83FH (SELF IPI) is self-IPI
+ * virtualization: VIRR bit and RVI, no exit. */
+static bool x2_setup(u32 proc2_more, const char *name) {
+    u32 pin = (proc2_more & PROC2_VID) ? PIN_EXT_INT_EXITING : 0;
+    if (!l2_setup_ex(pin, PROC_TPR_SHADOW | PROC_USE_MSR_BITMAPS, PROC2_VIRT_X2APIC | proc2_more, 0, name)) return false;
+    memset(vapic, 0, sizeof vapic);
+    memset(msr_bitmap, 0, 4096);
+    vmcs_errors = 0;
+    vw64(F_VIRTUAL_APIC_ADDR, PA(vapic));
+    vw(F_TPR_THRESHOLD, 0);
+    if (proc2_more & PROC2_VID) {
+        vw(F_GUEST_INTR_STATUS, 0);
+        vw64(F_EOI_EXIT1, 0);
+    }
+    if (vmcs_errors) {
+        check(false, "%s: VMWRITE of the APIC-virtualization fields|%u failed", name, vmcs_errors);
+        return false;
+    }
+    return true;
+}
+
+static void x2apic_virtualization(void) {
+    if (x2_setup(0, "virtualize x2APIC mode: TPR by MSR")) {
+        regs.ecx = X2_TPR;
+        regs.eax = 0x50;
+        regs.edx = 0;
+        l2_run(ADDR(l2_wrmsr));
+        check(vmcall_at(l2_wrmsr, 2) && vapic32(VTPR) == 0x50,
+              "L2 WRMSR 808H = 50H, not intercepted: no exit, VTPR (virtual-APIC page + 80H) = 50H|%s VTPR 0x%x", run_str(),
+              vapic32(VTPR));
+        set_vapic32(VTPR, 0x30);
+        regs.ecx = X2_TPR;
+        regs.eax = regs.edx = 0xFFFFFFFF;
+        l2_run(ADDR(l2_rdmsr));
+        check(vmcall_at(l2_rdmsr, 2) && regs.eax == 0x30 && regs.edx == 0,
+              "L2 RDMSR 808H, not intercepted: no exit, EDX:EAX = the 8 bytes at virtual-APIC page + 80H|%s edx:eax 0x%x:%x",
+              run_str(), regs.edx, regs.eax);
+        msr_mark(X2_TPR, false);
+        regs.ecx = X2_TPR;
+        l2_run(ADDR(l2_rdmsr));
+        check(exit_is(EXIT_RDMSR) && regs.ecx == X2_TPR && ex.rip == ADDR(l2_rdmsr),
+              "L2 RDMSR 808H with its read bit in L1's bitmap: RDMSR exit (31) to L1|%s", run_str());
+        msr_mark(X2_TPR, true);
+        regs.ecx = X2_TPR;
+        regs.eax = 0x60;
+        regs.edx = 0;
+        l2_run(ADDR(l2_wrmsr));
+        check(exit_is(EXIT_WRMSR) && regs.ecx == X2_TPR && vapic32(VTPR) == 0x30,
+              "L2 WRMSR 808H with its write bit in L1's bitmap: WRMSR exit (32) to L1, VTPR unchanged|%s VTPR 0x%x", run_str(),
+              vapic32(VTPR));
+        /* Not virtualized without APIC-register virtualization: the read
+         * reaches L1's local APIC, in xAPIC mode: #GP(0) through L2's IDT. */
+        memset((void *)&l2_seen, 0, sizeof l2_seen);
+        regs.ecx = X2_VERSION;
+        l2_run(ADDR(l2_rdmsr));
+        check(exit_is(EXIT_VMCALL) && l2_seen.count == 1 && l2_seen.vector == 13 && l2_seen.eip == ADDR(l2_rdmsr),
+              "L2 RDMSR 803H without APIC-register virtualization: not virtualized, L1's xAPIC-mode APIC: #GP in L2|%s "
+              "vector %u count %u", run_str(), l2_seen.vector, l2_seen.count);
+    }
+    if (x2_setup(PROC2_APIC_REG_VIRT, "virtualize x2APIC mode with APIC-register virtualization")) {
+        set_vapic32(APIC_VER, 0x00050014);
+        regs.ecx = X2_VERSION;
+        regs.eax = regs.edx = 0xFFFFFFFF;
+        l2_run(ADDR(l2_rdmsr));
+        check(vmcall_at(l2_rdmsr, 2) && regs.eax == 0x00050014 && regs.edx == 0,
+              "with APIC-register virtualization L2 RDMSR 803H reads virtual-APIC page + 30H, no exit|%s edx:eax 0x%x:%x",
+              run_str(), regs.edx, regs.eax);
+    }
+    if (x2_setup(PROC2_APIC_REG_VIRT | PROC2_VID, "virtualize x2APIC mode with virtual-interrupt delivery: SELF IPI")) {
+        regs.ecx = X2_SELF_IPI;
+        regs.eax = VID_VECTOR;
+        regs.edx = 0;
+        l2_run(ADDR(l2_wrmsr));
+        u32 status = vr(F_GUEST_INTR_STATUS);
+        check(vmcall_at(l2_wrmsr, 2) && (vapic32(VIRR(VID_VECTOR)) & (1u << (VID_VECTOR & 31))) && (status & 0xFF) == VID_VECTOR,
+              "L2 WRMSR 83FH = 40H with virtual-interrupt delivery: self-IPI virtualization, VIRR bit 40H and RVI 40H, no exit (L2 "
+              "has IF = 0)|%s VIRR 0x%x status 0x%x", run_str(), vapic32(VIRR(VID_VECTOR)), status);
+    }
+}
+
 /* 29.6: posted-interrupt processing. L1 (interrupts off) sends itself the
  * notification vector, so it is pending at L1's APIC when L2 is entered,
  * with vector 40H posted in the descriptor (PIR bit, ON set). Instead of an
@@ -276,5 +378,6 @@ void test_l2_apic_virtualization(void) {
     apic_access();
     vid_run(false, "virtual-interrupt delivery, EOI without an exit");
     vid_run(true, "virtual-interrupt delivery, EOI-induced exit");
+    x2apic_virtualization();
     posted_interrupt();
 }
