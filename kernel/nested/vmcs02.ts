@@ -529,14 +529,15 @@ function mergeAll(vcpu: Vcpu, s: Vmcs02State, proc12: u32, entry12: u32): u32 {
   // page to L0's APIC-access page when L0 virtualizes L1's APIC
   // (vm/apicv.ts): vmcs02 then names that page itself, without TPR shadow
   // every L2 access to it is an APIC-access exit (29.4), and L0 performs it
-  // on L1's APIC (reflect-decide.ts). (An L1 that virtualizes APIC accesses
-  // for such an L2 at another address leaves L1's APIC page as plain
-  // memory for L2: not supported with apicv=on; README.)
+  // on L1's APIC (reflect-decide.ts). (Not with vmcs12's "virtualize x2APIC
+  // mode", which excludes it (27.2.1.1); an L1 that virtualizes APIC accesses
+  // at another address, or x2APIC mode, for such an L2 leaves L1's APIC page
+  // as plain memory for L2: not supported with apicv=on; guest-interface.md.)
   let proc2_02 = (s.proc2_01 & ~(V.PROC2_UNRESTRICTED_GUEST | V.PROC2_VMCS_SHADOWING | l1caps.PROC2_INSTRUCTION_ENABLES | L0_APIC_VIRTUALIZATION)) |
     (proc2_12 & ~(V.PROC2_ENABLE_VPID | V.PROC2_ENABLE_PML | V.PROC2_VMCS_SHADOWING));
   if ((proc2_12 & V.PROC2_VIRTUALIZE_APIC_ACCESSES) != 0) {
     vmx.vmwrite(V.APIC_ACCESS_ADDRESS, guestmem.hpa(state.get(n, V.APIC_ACCESS_ADDRESS), 4096));
-  } else if ((proc2_12 & V.PROC2_ENABLE_EPT) == 0 && vcpu.vm.apicv) {
+  } else if ((proc2_12 & (V.PROC2_ENABLE_EPT | V.PROC2_VIRTUALIZE_X2APIC_MODE)) == 0 && vcpu.vm.apicv) {
     proc2_02 |= V.PROC2_VIRTUALIZE_APIC_ACCESSES;
     vmx.vmwrite(V.APIC_ACCESS_ADDRESS, vcpu.vm.apicAccessPage);
   }

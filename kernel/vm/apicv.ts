@@ -76,6 +76,7 @@ export function startVm(vm: Vm): bool {
     return false;
   }
   vm.apicAccessPage = page;
+  vm.apicAccessMapped = true;
   vm.apicv = true;
   return true;
 }
@@ -84,6 +85,7 @@ export function startVm(vm: Vm): bool {
 export function endVm(vm: Vm): void {
   if (vm.apicAccessPage != 0) pages.free(vm.apicAccessPage, 1);
   vm.apicAccessPage = 0;
+  vm.apicAccessMapped = false;
   vm.apicv = false;
 }
 
@@ -186,6 +188,30 @@ export function deliver(vcpu: Vcpu, now: u64): void {
   if (deadline <= now) apic.pendingVector(now);
   update(vcpu);
   vcpu.irq.setPreemption(apic.nextTimerDeadline(), now);
+}
+
+// IA32_APIC_BASE was written (exit/msr.ts, an exit of L1's: vmcs01 is
+// current); ok: the write was accepted. In x2APIC mode the APIC page
+// decodes nothing (SDM Vol. 3A 11.12): vmcs01 stops virtualizing APIC
+// accesses, which the processor would serve from the virtual-APIC page, and
+// the VM's EPT stops mapping the page, so that every access comes to the
+// model (vm/mmio.ts), as without APIC virtualization; the vCPUs still in
+// xAPIC mode are then served that way too. (The page stays unmapped for
+// the rest of the guest: leaving x2APIC mode needs a reset of the APIC.)
+// Virtual-interrupt delivery and the TPR shadow go on; the x2APIC MSRs all
+// exit (no "virtualize x2APIC mode" for L1 yet).
+export function apicBaseWritten(vcpu: Vcpu, ok: bool): bool {
+  if (!ok || !vcpu.vm.apicv || !vcpu.apic.x2apicMode()) return ok;
+  const p2 = <u32>vmx.vmread(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL);
+  if ((p2 & V.PROC2_VIRTUALIZE_APIC_ACCESSES) == 0) return ok;
+  vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, p2 & ~V.PROC2_VIRTUALIZE_APIC_ACCESSES);
+  const vm = vcpu.vm;
+  if (vm.apicAccessMapped) {
+    ept.map(vm.eptRoot, lapic.BASE_ADDRESS, 0, 4096, 0, 0);
+    vm.apicAccessMapped = false;
+    if ((caps.eptVpidCap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0) vmx.invept(V.INVEPT_TYPE_ALL_CONTEXT, 0);
+  }
+  return ok;
 }
 
 // ---- exits ---------------------------------------------------------------

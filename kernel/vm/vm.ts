@@ -25,6 +25,7 @@ export const MAX_VCPUS: i32 = config.MAX_VCPUS;
   // APIC-access page mapped at FEE00000H.
   apicv: bool = false;
   apicAccessPage: u64 = 0;
+  apicAccessMapped: bool = false; // by the EPT at FEE00000H (until an APIC enters x2APIC mode)
   // Its RAM snapshot, when it has one (snapshot/ram.ts; vm/guestmem.ts
   // records the hypervisor's writes in it).
   ramSnapshot: RamSnapshot | null = null;

@@ -23,6 +23,7 @@ import * as hyperv from "./hyperv";
 import { RESUME } from "../exits";
 import * as lapic from "../../apic/lapic";
 import * as irq from "../irq";
+import * as apicv from "../apicv";
 
 // IA32_MTRRCAP (SDM Vol. 3A 11.11.2.1): no variable ranges, fixed ranges
 // (FIX, bit 8) and write-combining (WC, bit 10) supported, no SMRR. Under
@@ -186,7 +187,7 @@ export function read(vcpu: Vcpu, msr: u32): u64 {
 
 export function write(vcpu: Vcpu, msr: u32, v: u64): bool {
   switch (msr) {
-    case V.MSR_IA32_APIC_BASE: return vcpu.apic.apicBaseWrite(v);
+    case V.MSR_IA32_APIC_BASE: return apicv.apicBaseWritten(vcpu, vcpu.apic.apicBaseWrite(v));
     case V.MSR_IA32_FEATURE_CONTROL: return vcpu.nested.enabled && writeFeatureControl(vcpu.msrs, v);
     case V.MSR_IA32_MISC_ENABLE: return true; // accepted, not applied
     case V.MSR_IA32_TIME_STAMP_COUNTER:
