@@ -203,7 +203,9 @@ function vmxAbort(vcpu: Vcpu, indicator: u32, what: string, index: u32): i32 {
 // L1 then reads the exit through the shadow VMCS: it gets the new vmcs12.
 function loadExitList(vcpu: Vcpu): i32 {
   const n = vcpu.nested;
-  const l = msrlists.loadList(vcpu, state.get(n, V.VM_EXIT_MSR_LOAD_ADDRESS), <u32>state.get(n, V.VM_EXIT_MSR_LOAD_COUNT), false);
+  // (The count tested here: an empty list, the common case, costs no call.)
+  const count = <u32>state.get(n, V.VM_EXIT_MSR_LOAD_COUNT);
+  const l = count == 0 ? 0 : msrlists.loadList(vcpu, state.get(n, V.VM_EXIT_MSR_LOAD_ADDRESS), count, false);
   if (l != 0) return vmxAbort(vcpu, V.VMX_ABORT_LOAD_HOST_MSR, "VM-exit MSR-load", l);
   shadow.push(vcpu);
   // With an enlightened VMCS in use L1 reads the exit there (evmcs.ts).
@@ -215,7 +217,8 @@ function loadExitList(vcpu: Vcpu): i32 {
 function toL1(vcpu: Vcpu): i32 {
   const n = vcpu.nested;
   // 28.4: L2's MSR values into the VM-exit MSR-store list (vmcs02 current).
-  const s = msrlists.storeList(vcpu, state.get(n, V.VM_EXIT_MSR_STORE_ADDRESS), <u32>state.get(n, V.VM_EXIT_MSR_STORE_COUNT));
+  const count = <u32>state.get(n, V.VM_EXIT_MSR_STORE_COUNT);
+  const s = count == 0 ? 0 : msrlists.storeList(vcpu, state.get(n, V.VM_EXIT_MSR_STORE_ADDRESS), count);
   if (s != 0) return vmxAbort(vcpu, V.VMX_ABORT_SAVE_GUEST_MSR, "VM-exit MSR-store", s);
   const v02 = n.vmcs02;
   v02.launched = vcpu.launched;
