@@ -98,7 +98,8 @@ export function enter(vcpu: Vcpu, launch: bool): i32 {
   guestmem.copyOut(buf, gpa, V.EVMCS_BYTES);
   const rev = load<u32>(buf + V.EVMCS_REVISION_ID);
   if (rev != V.EVMCS_VERSION && rev != caps.REVISION_ID) return vmfail.failInvalid(vcpu);
-  let clean = load<u32>(buf + V.EVMCS_CLEAN_FIELDS) & V.EVMCS_CLEAN_ALL;
+  const cleanField = load<u32>(buf + V.EVMCS_CLEAN_FIELDS);
+  let clean = cleanField & V.EVMCS_CLEAN_ALL;
   if (launch || gpa != n.evmcs) {
     if (gpa != n.evmcs) {
       // A VMPTRLD'ed vmcs12 stops being current (written back to its
@@ -122,7 +123,10 @@ export function enter(vcpu: Vcpu, launch: bool): i32 {
   }
   pull(n, clean);
   msrBitmap(n, clean);
-  guestmem.write32(gpa + <u64>V.EVMCS_CLEAN_FIELDS, load<u32>(buf + V.EVMCS_CLEAN_FIELDS) | V.EVMCS_CLEAN_ALL);
+  // (Not written when L1 set every bit itself, as KVM does after each exit.)
+  if ((cleanField & V.EVMCS_CLEAN_ALL) != V.EVMCS_CLEAN_ALL) {
+    guestmem.write32(gpa + <u64>V.EVMCS_CLEAN_FIELDS, cleanField | V.EVMCS_CLEAN_ALL);
+  }
   return PROCEED;
 }
 
@@ -227,9 +231,13 @@ function buildLists(): void {
 // The eVMCS fields (in buf) of the groups not clean into the cache.
 function pull(n: Nested, clean: u32): void {
   if (pushCount < 0) buildLists();
-  const all = clean == V.EVMCS_CLEAN_ALL;
-  for (let grp = 0; grp <= GROUP_ALL; grp++) {
-    if (grp == GROUP_ALL ? all : grp < GROUP_NONE && (clean & (1 << grp)) != 0) continue;
+  // The groups whose clean bit is 0, then the fields in no group, then
+  // (unless every bit is set) those the TLFS gives no group.
+  let groups = (~clean & V.EVMCS_CLEAN_ALL) | (1 << GROUP_NONE);
+  if (clean != V.EVMCS_CLEAN_ALL) groups |= 1 << GROUP_ALL;
+  while (groups != 0) {
+    const grp = <i32>ctz(groups);
+    groups &= groups - 1;
     const end = load<u32>(pullStart + (<usize>(grp + 1) << 2));
     for (let k = load<u32>(pullStart + (<usize>grp << 2)); k < end; k++) {
       const enc = load<u32>(pullEnc + (<usize>k << 2));

@@ -125,7 +125,8 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
   // state; a failure is a failed VM entry with the entry's 1-based index.
   // (Not for a restored entry: those MSRs were restored as MSRs, with the
   // values L2 gave them since.)
-  const failed = restored ? 0 : msrlists.loadList(vcpu, state.get(n, V.VM_ENTRY_MSR_LOAD_ADDRESS), <u32>state.get(n, V.VM_ENTRY_MSR_LOAD_COUNT), true);
+  const loadCount = <u32>state.get(n, V.VM_ENTRY_MSR_LOAD_COUNT); // (an empty list costs no call)
+  const failed = restored || loadCount == 0 ? 0 : msrlists.loadList(vcpu, state.get(n, V.VM_ENTRY_MSR_LOAD_ADDRESS), loadCount, true);
   if (failed != 0) {
     n.entry.unfinished++;
     print.str("hv: nested: VM entry failed loading MSR-load entry ");

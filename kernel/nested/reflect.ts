@@ -120,28 +120,60 @@ export function syncForSnapshot(vcpu: Vcpu): void {
 }
 
 // The exit-information fields belong to no class of state.ts. Those the
-// SDM defines for every exit (28.2.1-28.2.5: reason, qualification, the
-// event fields, instruction length and information) are read at each one;
-// the guest-linear and guest-physical addresses only for the exits that
-// define them (LMSW, INS/OUTS, APIC accesses, EPT violations and
-// misconfigurations, PML-full and SPP events; "for all other VM exits, the
-// field is undefined", so vmcs12 keeps its old value); the I/O RCX/RSI/
-// RDI/RIP fields never (only SMIs after an I/O instruction define them,
-// and no SMI reaches L1 as an exit).
+// SDM defines for every exit (28.2.1-28.2.4: reason, qualification, the
+// interruption and IDT-vectoring information, instruction length) are read
+// at each one; the others only for the exits that define them — "for all
+// other VM exits, the field is undefined", so vmcs12 keeps its old value:
+//   the guest-linear and guest-physical addresses: LMSW, INS/OUTS, APIC
+//     accesses, EPT violations and misconfigurations, PML-full and SPP
+//     events (28.2.1);
+//   the instruction information: the exits 28.2.5 lists (VMX
+//     instructions with a memory or register operand, INS/OUTS, descriptor-
+//     table accesses, INVEPT/INVVPID/INVPCID, RDRAND/RDSEED, XSAVES/XRSTORS
+//     and the newer ones above 63);
+//   the two error codes: only when their information field says an error
+//     code was delivered (bits 31 and 11, 28.2.2 and 28.2.4), read after it;
+//   the I/O RCX/RSI/RDI/RIP fields never (only SMIs after an I/O
+//     instruction define them, and no SMI reaches L1 as an exit).
 let exitInfoAlways: u64 = 0; // machine-wide: a constant computed at start
 let exitInfoAddresses: u64 = 0; // machine-wide: a constant computed at start
+let exitInfoInsn: u64 = 0; // machine-wide: a constant computed at start
+let exitInfoIntrError: u64 = 0; // machine-wide: a constant computed at start
+let exitInfoIdtError: u64 = 0; // machine-wide: a constant computed at start
 for (let i = 0; i < fields.EXIT_INFO.length; i++) {
   const f = fields.EXIT_INFO[i];
-  if (f == V.GUEST_LINEAR_ADDRESS || f == V.GUEST_PHYSICAL_ADDRESS) exitInfoAddresses |= <u64>1 << <u64>i;
-  else if (f != V.IO_RCX && f != V.IO_RSI && f != V.IO_RDI && f != V.IO_RIP) exitInfoAlways |= <u64>1 << <u64>i;
+  const bit = <u64>1 << <u64>i;
+  if (f == V.GUEST_LINEAR_ADDRESS || f == V.GUEST_PHYSICAL_ADDRESS) exitInfoAddresses |= bit;
+  else if (f == V.VM_EXIT_INSTRUCTION_INFO) exitInfoInsn = bit;
+  else if (f == V.VM_EXIT_INTERRUPTION_ERROR_CODE) exitInfoIntrError = bit;
+  else if (f == V.IDT_VECTORING_ERROR_CODE) exitInfoIdtError = bit;
+  else if (f != V.IO_RCX && f != V.IO_RSI && f != V.IO_RDI && f != V.IO_RIP) exitInfoAlways |= bit;
 }
 const ADDRESS_EXITS: u64 = (<u64>1 << V.EXIT_REASON_CR_ACCESS) | (<u64>1 << V.EXIT_REASON_IO_INSTRUCTION) |
   (<u64>1 << V.EXIT_REASON_APIC_ACCESS) | (<u64>1 << V.EXIT_REASON_EPT_VIOLATION) |
-  (<u64>1 << V.EXIT_REASON_EPT_MISCONFIG) | (<u64>1 << 62); // 62: page-modification log full
+  (<u64>1 << V.EXIT_REASON_EPT_MISCONFIG) | (<u64>1 << V.EXIT_REASON_PML_FULL);
+const INSN_INFO_EXITS: u64 = (<u64>1 << V.EXIT_REASON_VMCLEAR) | (<u64>1 << V.EXIT_REASON_VMPTRLD) |
+  (<u64>1 << V.EXIT_REASON_VMPTRST) | (<u64>1 << V.EXIT_REASON_VMREAD) | (<u64>1 << V.EXIT_REASON_VMWRITE) |
+  (<u64>1 << V.EXIT_REASON_VMXON) | (<u64>1 << V.EXIT_REASON_IO_INSTRUCTION) |
+  (<u64>1 << V.EXIT_REASON_GDTR_IDTR_ACCESS) | (<u64>1 << V.EXIT_REASON_LDTR_TR_ACCESS) |
+  (<u64>1 << V.EXIT_REASON_INVEPT) | (<u64>1 << V.EXIT_REASON_INVVPID) | (<u64>1 << V.EXIT_REASON_RDRAND) |
+  (<u64>1 << V.EXIT_REASON_INVPCID) | (<u64>1 << V.EXIT_REASON_RDSEED) | (<u64>1 << V.EXIT_REASON_XSAVES);
 const EXIT_REASON_SPP: u32 = 66; // SPP-related event
+// Bits 31 (valid) and 11 (error code delivered) of the interruption and
+// IDT-vectoring information (28.2.2, 28.2.4).
+const ERROR_CODE_VALID: u32 = V.INTR_INFO_VALID | V.INTR_INFO_DELIVER_ERROR_CODE;
 function syncExitInfo(n: Nested, reason: u32): void {
-  const addresses = reason < 64 ? ((ADDRESS_EXITS >> reason) & 1) != 0 : reason == EXIT_REASON_SPP;
-  n.shadowExitStale |= vmx.readfields(exitInfoList.ptr, exitInfoList.count, n.vmcs12, exitInfoAlways | (addresses ? exitInfoAddresses : 0));
+  let mask = exitInfoAlways;
+  if (reason < 64) {
+    if (((ADDRESS_EXITS >> reason) & 1) != 0) mask |= exitInfoAddresses;
+    if (((INSN_INFO_EXITS >> reason) & 1) != 0) mask |= exitInfoInsn;
+  } else mask |= reason == EXIT_REASON_SPP ? exitInfoAddresses | exitInfoInsn : exitInfoInsn;
+  let changed = vmx.readfields(exitInfoList.ptr, exitInfoList.count, n.vmcs12, mask);
+  let errors: u64 = 0;
+  if ((<u32>state.get(n, V.VM_EXIT_INTERRUPTION_INFO) & ERROR_CODE_VALID) == ERROR_CODE_VALID) errors = exitInfoIntrError;
+  if ((<u32>state.get(n, V.IDT_VECTORING_INFO) & ERROR_CODE_VALID) == ERROR_CODE_VALID) errors |= exitInfoIdtError;
+  if (errors != 0) changed |= vmx.readfields(exitInfoList.ptr, exitInfoList.count, n.vmcs12, errors);
+  n.shadowExitStale |= changed;
 }
 
 // A failure storing or loading the VM-exit MSR lists is a VMX abort (28.7):
@@ -171,7 +203,9 @@ function vmxAbort(vcpu: Vcpu, indicator: u32, what: string, index: u32): i32 {
 // L1 then reads the exit through the shadow VMCS: it gets the new vmcs12.
 function loadExitList(vcpu: Vcpu): i32 {
   const n = vcpu.nested;
-  const l = msrlists.loadList(vcpu, state.get(n, V.VM_EXIT_MSR_LOAD_ADDRESS), <u32>state.get(n, V.VM_EXIT_MSR_LOAD_COUNT), false);
+  // (The count tested here: an empty list, the common case, costs no call.)
+  const count = <u32>state.get(n, V.VM_EXIT_MSR_LOAD_COUNT);
+  const l = count == 0 ? 0 : msrlists.loadList(vcpu, state.get(n, V.VM_EXIT_MSR_LOAD_ADDRESS), count, false);
   if (l != 0) return vmxAbort(vcpu, V.VMX_ABORT_LOAD_HOST_MSR, "VM-exit MSR-load", l);
   shadow.push(vcpu);
   // With an enlightened VMCS in use L1 reads the exit there (evmcs.ts).
@@ -183,7 +217,8 @@ function loadExitList(vcpu: Vcpu): i32 {
 function toL1(vcpu: Vcpu): i32 {
   const n = vcpu.nested;
   // 28.4: L2's MSR values into the VM-exit MSR-store list (vmcs02 current).
-  const s = msrlists.storeList(vcpu, state.get(n, V.VM_EXIT_MSR_STORE_ADDRESS), <u32>state.get(n, V.VM_EXIT_MSR_STORE_COUNT));
+  const count = <u32>state.get(n, V.VM_EXIT_MSR_STORE_COUNT);
+  const s = count == 0 ? 0 : msrlists.storeList(vcpu, state.get(n, V.VM_EXIT_MSR_STORE_ADDRESS), count);
   if (s != 0) return vmxAbort(vcpu, V.VMX_ABORT_SAVE_GUEST_MSR, "VM-exit MSR-store", s);
   const v02 = n.vmcs02;
   v02.launched = vcpu.launched;

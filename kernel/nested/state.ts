@@ -163,7 +163,7 @@ function classOf(enc: u32, hot: u32): u32 {
 
 // The bits of n.changes a change of enc sets: for the checks and for
 // vmcs02 (and hoststate.ts for its inputs).
-@inline function changedBits(enc: u32): u32 {
+@inline export function changedBits(enc: u32): u32 {
   const hot = hotBit(enc);
   const c = classOf(enc, hot);
   // A host-state field or the exit controls: inputs of hoststate.ts.
@@ -173,6 +173,10 @@ function classOf(enc: u32, hot: u32): u32 {
 // enc changed: for the checks and for vmcs02.
 export function markChanged(n: Nested, enc: u32): void {
   n.changes |= changedBits(enc);
+}
+// The bits of n.changes a change of enc to what vmcs02 holds sets (markSynced).
+export function syncedBits(enc: u32): u32 {
+  return classOf(enc, hotBit(enc)) | CH_SHADOW_ALL;
 }
 // vmcs02's event-injection fields may hold an event L0 itself set up for
 // L2 (events.reinjectVectoring at every exit) when the exit is reflected
@@ -198,8 +202,7 @@ export function markSynced(n: Nested, enc: u32): void {
   if (changed == 0) return 0;
   let bits: u32 = 0;
   while (changed != 0) {
-    const enc = list.encodingAt(<i32>ctz(changed));
-    bits |= synced ? classOf(enc, hotBit(enc)) : changedBits(enc);
+    bits |= list.bitsAt(<i32>ctz(changed), synced);
     changed &= changed - 1;
   }
   n.changes |= bits & ~CH_SHADOW_ALL; // (the caller records shadowed ones)
