@@ -102,7 +102,8 @@ function parseDec(p: usize, n: i32): i64 {
 
 // args=VALUE in place (the command line itself is space-separated): a
 // comma is a space, two commas are one comma, read left to right (",,,"
-// is a comma and a space). Returns the new length.
+// is a comma and a space; config.ts says why commas). Returns the new
+// length.
 export function unescapeArgs(p: usize, n: i32): i32 {
   let o = 0;
   let i = 0;
@@ -116,6 +117,9 @@ export function unescapeArgs(p: usize, n: i32): i32 {
     store<u8>(p + <usize>o, c);
     o++;
   }
+  // The bytes freed at the end become spaces: the line stays a line of
+  // words should anything read it again.
+  for (let k = o; k < n; k++) store<u8>(p + <usize>k, 0x20);
   return o;
 }
 

@@ -103,8 +103,8 @@ const E820_RESERVED: u32 = 2;
 const LOW_END: u64 = 0x9fc00;
 const HIGH: u64 = 0x100000;
 const PAGE: u64 = 4096;
-const IOAPIC_PAGE: u64 = 0xfec00000;
-const LAPIC_PAGE: u64 = 0xfee00000;
+const IOAPIC_PAGE: u64 = <u64>acpi.IOAPIC_ADDRESS;
+const LAPIC_PAGE: u64 = <u64>acpi.LAPIC_ADDRESS;
 
 // Is the open boot file a bzImage (the "HdrS" signature)?
 export function isBzImage(): bool {

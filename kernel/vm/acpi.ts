@@ -41,6 +41,9 @@
 // Every table's bytes sum to 0 (its checksum); the RSDP's first 20 bytes
 // sum to 0 and so do all 36 (the extended checksum, 5.2.5.3).
 import * as guestmem from "./guestmem";
+import * as ports from "../devices/ports";
+import * as ioapic from "../devices/ioapic";
+import * as lapic from "../apic/lapic";
 
 export const TABLES_BASE: u64 = 0xe0000;
 export const TABLES_END: u64 = 0xe1000;
@@ -67,11 +70,12 @@ export const SCI_INT: u32 = 9;
 
 // The reset register: a Generic Address Structure (5.2.3.2) in System I/O
 // space (1), 8 bits wide at offset 0, byte access (1).
-export const RESET_PORT: u32 = 0xf4; // isa-debug-exit (devices/ports.ts DEBUG_EXIT)
+export const RESET_PORT: u32 = ports.DEBUG_EXIT; // isa-debug-exit
 export const RESET_VALUE: u32 = 0x52;
 
-export const LAPIC_ADDRESS: u32 = 0xfee00000; // apic/lapic.ts BASE_ADDRESS
-export const IOAPIC_ADDRESS: u32 = 0xfec00000; // devices/ioapic.ts BASE_ADDRESS
+// Where the device models are (vm/mmio.ts routes these pages to them).
+export const LAPIC_ADDRESS: u32 = <u32>lapic.BASE_ADDRESS;
+export const IOAPIC_ADDRESS: u32 = <u32>ioapic.BASE_ADDRESS;
 export const IOAPIC_ID: u32 = 0; // the I/O APIC's ID after reset
 
 // MADT interrupt controller structures (Table 5.21).

@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tigerlake, loadKernel, buildBootInfo, runKernel, type BootFile, type Machine } from '../model/index.ts';
 import * as V from '../model/vmx-consts.ts';
-import { produceExit, guestHpa } from './guest-script.ts';
+import { produceExit, guestHpa, tinyKernel } from './guest-script.ts';
 
 const MiB = 1024 * 1024;
 const PAGE = 4096;
@@ -450,6 +450,28 @@ test('whole run: a refused bzImage is not run, the next guest is', () => {
   assert.match(r.console, /hv: guest 1 \(old\.bz\) ended: stopped.*NOT as expected/);
   assert.match(r.console, /hv: guest 2 \(vmlinuz\) ended: exit via isa-debug-exit, code 1.*: as expected/);
   assert.is(entries, 1, 'only the second guest entered');
+});
+
+test('args= escaping is the same for a multiboot guest; the rest of the hypervisor\'s line still parses', () => {
+  const m = tigerlake();
+  let cmd = '';
+  m.vmx.guest = (vmx) => {
+    if (cmd === '') {
+      const ebx = Number(m.guestReg(3));
+      const u32 = (gpa: number) => new DataView(m.phys.read(guestHpa(m, gpa), 4).buffer.slice(0)).getUint32(0, true);
+      for (let a = u32(ebx + 16); ; a++) {
+        const c = m.phys.read(guestHpa(m, a), 1)[0];
+        if (c === 0) break;
+        cmd += String.fromCharCode(c);
+      }
+    }
+    produceExit(m, vmx, { reason: V.EXIT_REASON_IO_INSTRUCTION, qual: (0xf4n << 16n) | 3n, len: 2, regs: { 0: 0n } }, 2);
+  };
+  const r = runKernel(m, { boot: { cmdline: 'caps=off guest=/g args=x=1,,2,,,,3,y vpid=off', files: [{ name: '/g', data: tinyKernel() }] } });
+  assert.equal(r.faults, []);
+  assert.is(cmd, '/g x=1,2,,3 y', 'MB1: the file name, then args= with ,, -> , and , -> space');
+  assert.match(r.console, /hv: guest 1 \(\/g\): \d+ MiB, vpid off/, 'the option after args= still applies');
+  assert.match(r.console, /hv: guests: 1 run, all as expected/);
 });
 
 test('command line: initrd= names a boot file, once; args= escaping keeps the rest of the line', () => {
