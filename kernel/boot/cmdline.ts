@@ -100,6 +100,29 @@ function parseDec(p: usize, n: i32): i64 {
   return v;
 }
 
+// args=VALUE in place (the command line itself is space-separated): a
+// comma is a space, two commas are one comma, read left to right (",,,"
+// is a comma and a space; config.ts says why commas). Returns the new
+// length.
+export function unescapeArgs(p: usize, n: i32): i32 {
+  let o = 0;
+  let i = 0;
+  while (i < n) {
+    let c = load<u8>(p + <usize>i);
+    i++;
+    if (c == 0x2c) {
+      if (i < n && load<u8>(p + <usize>i) == 0x2c) i++;
+      else c = 0x20;
+    }
+    store<u8>(p + <usize>o, c);
+    o++;
+  }
+  // The bytes freed at the end become spaces: the line stays a line of
+  // words should anything read it again.
+  for (let k = o; k < n; k++) store<u8>(p + <usize>k, 0x20);
+  return o;
+}
+
 let current: i32 = -1; // machine-wide: command-line parser state; the guest the per-guest options apply to
 
 function guestOption(key: string, p: usize, n: i32): bool {
@@ -255,10 +278,17 @@ function option(p: usize, n: i32): bool {
   v = keyIs(p, n, "args");
   if (v >= 0) {
     if (!guestOption("args", p, n)) return false;
-    // Commas stand for spaces (the command line itself is space-separated).
-    for (let i = v; i < n; i++) if (load<u8>(p + <usize>i) == 0x2c) store<u8>(p + <usize>i, 0x20);
     config.argsStart[current] = <i32>(p + <usize>v - boot.cmdline);
-    config.argsLen[current] = n - v;
+    config.argsLen[current] = unescapeArgs(p + <usize>v, n - v);
+    return true;
+  }
+  v = keyIs(p, n, "initrd");
+  if (v >= 0) {
+    if (!guestOption("initrd", p, n)) return false;
+    const f = config.findFile(p + <usize>v, n - v);
+    if (f < 0) return bad("no boot file named", p + <usize>v, n - v);
+    if (config.initrd[current] >= 0) return bad("a second initrd= for the same guest:", p, n);
+    config.initrd[current] = f;
     return true;
   }
   v = keyIs(p, n, "module");

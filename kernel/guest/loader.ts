@@ -1,5 +1,6 @@
 // Loading a multiboot kernel (docs/guest-interface.md, "Boot") into the
-// guest RAM described by kernel/vm/guestmem.ts.
+// guest RAM described by kernel/vm/guestmem.ts. A Linux bzImage (the
+// "HdrS" setup header) goes to kernel/guest/bzimage.ts instead.
 //
 //   load(file, cmdline, cmdlineLen, modules, moduleCount)
 //     1. find the header (kernel/guest/multiboot.ts): Multiboot2 preferred;
@@ -48,6 +49,7 @@ import * as image from "./image";
 import * as elf from "./elf";
 import * as mb from "./multiboot";
 import * as info from "./mbinfo";
+import * as bz from "./bzimage";
 
 // EAX at entry (Multiboot 0.6.96 §3.2, Multiboot2 §3.3 "Machine state").
 export const MB1_BOOT_MAGIC: u32 = 0x2badb002;
@@ -71,6 +73,11 @@ const PAGE0_END: u64 = 0x1000;
   ebx: u32 = 0;
   kernelEnd: u64 = 0; // highest guest-physical byte of the image + 1
   modulesEnd: u64 = 0; // highest guest-physical byte of a module + 1 (0: none)
+  // The Linux boot protocol (bzimage.ts): ESI, and the GDT the entry state
+  // loads (gdtLimit 0: none, the multiboot state of vmcs01.create).
+  esi: u32 = 0;
+  gdtBase: u32 = 0;
+  gdtLimit: u32 = 0;
 }
 
 // A module's name for a message (image.ts's buffers hold the kernel's);
@@ -86,7 +93,10 @@ function fail2(what: string, v: u64, rest: string): bool {
 }
 
 // Load boot file `file` into guest RAM; on success e holds the entry state.
-export function load(e: Entry, file: u32, cmdline: usize, cmdlineLen: i32, modules: usize, moduleCount: i32): bool {
+// A Linux bzImage (bzimage.ts) takes `initrd` (a boot file, or -1) and gets
+// ACPI tables for `vcpus` vCPUs; a multiboot kernel takes the modules.
+export function load(e: Entry, file: u32, cmdline: usize, cmdlineLen: i32, modules: usize, moduleCount: i32,
+  initrd: i32 = -1, vcpus: i32 = 1): bool {
   memory.fill(changetype<usize>(e), 0, offsetof<Entry>());
   if (file >= boot.fileCount) {
     print.str("hv: guest: boot file ");
@@ -108,6 +118,14 @@ export function load(e: Entry, file: u32, cmdline: usize, cmdlineLen: i32, modul
     if (f >= boot.fileCount) return fail2("module list names boot file ", f, ", which does not exist");
   }
 
+  if (bz.isBzImage()) {
+    if (moduleCount > 0) return image.fail("module= is for multiboot kernels; a Linux kernel takes initrd=");
+    if (initrd >= <i32>boot.fileCount) return fail2("initrd= names boot file ", <u64>initrd, ", which does not exist");
+    // Its command line: the words after the file's name, then args=.
+    const aOff = image.wordLen < image.nameLen ? image.wordLen + 1 : image.nameLen;
+    return bz.load(e, image.name + <usize>aOff, <u32>(image.nameLen - aOff), cmdline, <u32>cmdlineLen, initrd, vcpus);
+  }
+  if (initrd >= 0) return image.fail("initrd= is for Linux kernels (bzImage); a multiboot kernel takes module=");
   if (!mb.detect()) return false;
   const version = mb.version;
   if (version == 2 ? !mb.parseMb2() : !mb.parseMb1()) return false;

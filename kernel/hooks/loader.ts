@@ -42,3 +42,17 @@ export function loader_kernelEnd(): u64 {
 export function loader_modulesEnd(): u64 {
   return entry.modulesEnd;
 }
+// The same with an initrd (boot file, -1 none) and a vCPU count (the ACPI
+// MADT of a bzImage guest).
+export function loader_loadWith(file: u32, cmdlineLen: i32, moduleCount: i32, initrd: i32, vcpus: i32): bool {
+  return loader.load(entry, file, cmdlineBuf, cmdlineLen, modulesBuf, moduleCount, initrd, vcpus);
+}
+export function loader_entryEsi(): u32 {
+  return entry.esi;
+}
+export function loader_entryGdtBase(): u32 {
+  return entry.gdtBase;
+}
+export function loader_entryGdtLimit(): u32 {
+  return entry.gdtLimit;
+}

@@ -1,7 +1,7 @@
 // The guests named on the command line, in order:
 //   guest=FILE [mem=SIZE] [vpid=on|off] [ept=on] [shadow-vmcs=on|off] [nested=on|off]
 //              [args=A,B,...] [module=FILE]... [expect=OUTCOME] [max-ticks=N] [snapshot=N]
-//              [ramsnap=on|wp|off] [hyperv=on|off] [vcpus=N] [apicv=on|off]
+//              [ramsnap=on|wp|off] [hyperv=on|off] [vcpus=N] [apicv=on|off] [initrd=FILE]
 // Options after a guest= apply to that guest. FILE is the first word of a
 // boot file's name (UEFI: the ESP path as written; multiboot: the module
 // string). SIZE is a number with K, M or G. OUTCOME is pass (the default:
@@ -19,6 +19,13 @@
 // docs/guest-interface.md "Hyper-V interface"): the TLFS CPUID leaves at
 // 40000000H (ours move to 40000100H), the synthetic MSRs and the hypercall
 // page.
+// args=: a comma stands for a space, two commas for one comma (so that
+// Linux's console=ttyS0,115200 is written console=ttyS0,,115200; the rule
+// survives GRUB and the UEFI front-end, which pass commas through, where a
+// backslash would not: GRUB doubles it). Nested, each level halves the
+// commas.
+// initrd=FILE (a Linux bzImage guest only): the boot file loaded as its
+// initial RAM disk (kernel/guest/bzimage.ts).
 // vcpus=N (1 to MAX_VCPUS, default 1) gives the guest N virtual processors:
 // vCPU 0 is the bootstrap processor, the others wait for INIT and SIPI
 // (vm/apstart.ts); they share the processor the guest runs on (vm/sched.ts).
@@ -67,6 +74,7 @@ export const ramSnapshot = new StaticArray<i32>(MAX_GUESTS); // machine-wide: th
 export const argsStart = new StaticArray<i32>(MAX_GUESTS); // machine-wide: the parsed command line; into boot.cmdline
 export const argsLen = new StaticArray<i32>(MAX_GUESTS); // machine-wide: the parsed command line
 export const moduleCount = new StaticArray<i32>(MAX_GUESTS); // machine-wide: the parsed command line
+export const initrd = new StaticArray<i32>(MAX_GUESTS); // machine-wide: the parsed command line; initrd=FILE's boot file, -1 none
 // Module boot-file indices, MAX_MODULES per guest, as u32 in linear memory
 // (the loader takes a pointer).
 export const modules: usize = memory.data(MAX_GUESTS * MAX_MODULES * 4, 4); // machine-wide: the parsed command line
@@ -111,6 +119,7 @@ export function addGuest(f: u32): i32 {
   ramSnapshot[g] = RAMSNAP_OFF;
   argsLen[g] = 0;
   moduleCount[g] = 0;
+  initrd[g] = -1;
   return g;
 }
 

@@ -12,6 +12,7 @@ import * as vmfail from "../vmx/vmfail";
 import * as evmcs from "../vmx/evmcs";
 import * as ept from "../ept/ept";
 import * as loader from "../guest/loader";
+import * as bz from "../guest/bzimage";
 import * as ports from "../devices/ports";
 import * as V from "../arch/vmx";
 import * as config from "./config";
@@ -265,7 +266,7 @@ function runOne<L2>(g: i32, l2: L2): bool {
   guestmem.use(vm);
   if (ok) {
     ok = loader.load(vm.entry, config.file[g], boot.cmdline + <usize>config.argsStart[g], config.argsLen[g],
-      config.modulesOf(g), config.moduleCount[g]);
+      config.modulesOf(g), config.moduleCount[g], config.initrd[g], n);
   }
   if (ok) ok = apicv.startVm(vm);
   // The Hyper-V interface first: what nested VMX offers depends on it.
@@ -275,11 +276,14 @@ function runOne<L2>(g: i32, l2: L2): bool {
   for (let i = n - 1; ok && i >= 0; i--) {
     const v = vm.vcpu(i);
     ok = vmcs01.create(v, snap !== null ? snap.eptp() : ept.eptp(root), vm.entry.eip, config.vpid[g]);
+    // The Linux boot protocol's GDT and selectors (guest/bzimage.ts).
+    if (ok && i == 0 && vm.entry.gdtLimit != 0) vmcs01.bootGdt(vm.entry.gdtBase, vm.entry.gdtLimit, bz.BOOT_CS, bz.BOOT_DS);
     if (ok) ok = nesting.start(v, config.nested[g], config.shadowVmcs[g]);
   }
   if (ok) {
     vcpu.setReg(R.RAX, vm.entry.eax);
     vcpu.setReg(R.RBX, vm.entry.ebx);
+    vcpu.setReg(R.RSI, vm.entry.esi);
     // Cached translations of an earlier guest must not survive into this
     // one: the same EPTP or VPID may have been used before (SDM 29.4.3).
     if ((caps.eptVpidCap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0) vmx.invept(2, 0);

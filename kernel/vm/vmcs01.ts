@@ -205,6 +205,17 @@ export function realCr4(v: u64): u64 {
   return (v | caps.cr4Fixed0) & caps.cr4Guest();
 }
 
+// The Linux 32-bit boot protocol's entry state (kernel/guest/bzimage.ts) on
+// top of create()'s: its GDT at gdtBase loaded, CS = codeSel and the data
+// segments dataSel, the same flat descriptors (boot.rst "32-bit Boot
+// Protocol").
+export function bootGdt(gdtBase: u32, gdtLimit: u32, codeSel: u32, dataSel: u32): void {
+  vmx.vmwrite(V.GUEST_GDTR_BASE, gdtBase);
+  vmx.vmwrite(V.GUEST_GDTR_LIMIT, gdtLimit);
+  const sf = V.GUEST_CS_SELECTOR - V.GUEST_ES_SELECTOR;
+  for (let i: u32 = 0; i < 6; i++) vmx.vmwrite(V.GUEST_ES_SELECTOR + i * sf, i == 1 ? codeSel : dataSel);
+}
+
 // Build and load a fresh VMCS for a guest entering at eip with EAX/EBX set
 // by the caller. eptp is its EPT pointer. Returns false (after printing
 // why) when the processor cannot run it.
