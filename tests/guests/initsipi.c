@@ -51,41 +51,6 @@
 #define BOCHS_ACT_HLT "Bochs 2.7 saves activity state active for an exit from HLT"
 #define BOCHS_SIPI_ACT "Bochs 2.7 saves activity state active for the SIPI exit"
 
-/* ---- the AP's trampoline (as smp.c): CS = 0800H, IP = 0 -------------------------------- */
-extern const u8 tramp_start[], tramp_end[], tramp_gdtr[];
-extern void ap_entry32(void);
-__asm__(".section .rodata\n"
-        ".globl tramp_start, tramp_end, tramp_gdtr\n"
-        "tramp_start:\n"
-        ".code16\n"
-        "cli\n"
-        "movw %cs, %ax\n"
-        "movw %ax, %ds\n"
-        "lgdtl (tramp_gdtr - tramp_start)\n"
-        "movl %cr0, %eax\n"
-        "andl $0x9fffffff, %eax\n"
-        "orl $1, %eax\n"
-        "movl %eax, %cr0\n"
-        "ljmpl $0x08, $ap_entry32\n"
-        ".p2align 2\n"
-        "tramp_gdtr: .word 0\n .long 0\n"
-        ".code32\n"
-        "tramp_end:\n"
-        ".text\n"
-        ".globl ap_entry32\n"
-        "ap_entry32:\n"
-        "movw $0x10, %ax\n"
-        "movw %ax, %ds\n"
-        "movw %ax, %es\n"
-        "movw %ax, %fs\n"
-        "movw %ax, %gs\n"
-        "movw %ax, %ss\n"
-        "movl $ap_stack_top, %esp\n"
-        "call ap_main\n"
-        "1: cli\n hlt\n jmp 1b\n");
-
-u8 ap_stack[16384] ALIGNED(16);
-__asm__(".globl ap_stack_top\n.set ap_stack_top, ap_stack + 16384\n");
 
 /* ---- L2's code (L1's address space) ----------------------------------------------------- */
 volatile u32 l2_flag; /* what L2 got to: 1 spinning, 2 about to halt */
@@ -375,11 +340,7 @@ void guest_main(void) {
     }
 
     /* Start the AP (INIT, SIPI: 9.4.4.1), which enters VMX root operation. */
-    if (boot.lowest < TRAMP + 4096 && boot.highest > TRAMP) fail_stop("boot info overlaps the start-up page");
-    memcpy((void *)TRAMP, tramp_start, (u32)(tramp_end - tramp_start));
-    struct dtr g;
-    __asm__ volatile("sgdt %0" : "=m"(g));
-    memcpy((void *)(TRAMP + (u32)(tramp_gdtr - tramp_start)), &g, sizeof g);
+    apboot_prepare(TRAMP, ap_main); /* lib/apboot.c */
     send_ipi(1, ICR_INIT | ICR_ASSERT);
     send_ipi(1, ICR_INIT | (1u << 15));
     send_ipi(1, ICR_SIPI | (TRAMP >> 12));

@@ -43,45 +43,6 @@
 #define TRAMP 0x8000u /* start-up page: SIPI vector 08H */
 #define COM_ROUNDS 100
 
-/* ---- the AP's trampoline: copied to TRAMP, entered in real mode ---------------------
- * CS = 0800H, IP = 0. It records CS, loads the BSP's GDT (its base is above
- * 1 MiB: o32 LGDT), enters protected mode and jumps to ap_entry32. */
-extern const u8 tramp_start[], tramp_end[], tramp_cs[], tramp_gdtr[];
-extern void ap_entry32(void);
-__asm__(".section .rodata\n"
-        ".globl tramp_start, tramp_end, tramp_cs, tramp_gdtr\n"
-        "tramp_start:\n"
-        ".code16\n"
-        "cli\n"
-        "movw %cs, %ax\n"
-        "movw %ax, %ds\n"
-        "movw %ax, (tramp_cs - tramp_start)\n"
-        "lgdtl (tramp_gdtr - tramp_start)\n"
-        "movl %cr0, %eax\n"
-        "andl $0x9fffffff, %eax\n" /* CD, NW clear (INIT leaves them set) */
-        "orl $1, %eax\n"
-        "movl %eax, %cr0\n"
-        "ljmpl $0x08, $ap_entry32\n"
-        ".p2align 2\n"
-        "tramp_cs: .word 0\n"
-        "tramp_gdtr: .word 0\n .long 0\n"
-        ".code32\n"
-        "tramp_end:\n"
-        ".text\n"
-        ".globl ap_entry32\n"
-        "ap_entry32:\n"
-        "movw $0x10, %ax\n"
-        "movw %ax, %ds\n"
-        "movw %ax, %es\n"
-        "movw %ax, %fs\n"
-        "movw %ax, %gs\n"
-        "movw %ax, %ss\n"
-        "movl $ap_stack_top, %esp\n"
-        "call ap_main\n"
-        "1: cli\n hlt\n jmp 1b\n");
-
-u8 ap_stack[16384] ALIGNED(16);
-__asm__(".globl ap_stack_top\n.set ap_stack_top, ap_stack + 16384\n");
 
 struct __attribute__((packed)) dtr { u16 limit; u32 base; };
 static struct dtr bsp_idtr;
@@ -228,13 +189,8 @@ void guest_main(void) {
     /* A snapshot holds one vCPU: the snapshot hypercall is unknown here. */
     HV_CHECK(vmcall(HC_SNAPSHOT_TAKE, 0, 0) == HC_UNKNOWN, "vcpus=2: snapshot hypercall answered unknown (RAX = 2)");
 
-    /* The start-up page must not hold what the loader left (boot info). */
-    if (boot.lowest < TRAMP + 4096 && boot.highest > TRAMP) fail_stop("boot info overlaps the start-up page");
-    u32 n = (u32)(tramp_end - tramp_start);
-    memcpy((void *)TRAMP, tramp_start, n);
-    struct dtr g;
-    __asm__ volatile("sgdt %0" : "=m"(g));
-    memcpy((void *)(TRAMP + (u32)(tramp_gdtr - tramp_start)), &g, sizeof g);
+    /* The AP's trampoline (lib/apboot.c) at the start-up page. */
+    apboot_prepare(TRAMP, ap_main);
 
     bool up = start_ap(1);
     check(up, "INIT, SIPI: the AP runs the start-up code|%u", ap_started);
@@ -242,7 +198,7 @@ void guest_main(void) {
         finish_result();
         exit_guest(1);
     }
-    u16 cs = *(volatile u16 *)(TRAMP + (u32)(tramp_cs - tramp_start));
+    u16 cs = apboot_cs(TRAMP);
     check(cs == (TRAMP >> 4), "AP started in real mode at CS = vector << 8|CS 0x%x", cs);
     check(ap_apic_id == 1 && ap_cpuid_id == 1, "AP: APIC ID 1, CPUID initial APIC ID 1|%u %u", ap_apic_id, ap_cpuid_id);
     check((ap_apic_base & (1u << 8)) == 0 && (ap_apic_base & 0xfffff000u) == APIC_BASE,

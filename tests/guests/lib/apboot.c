@@ -5,20 +5,22 @@
  * trampoline loads the GDT the caller runs with (its base may be above 1 MiB:
  * o32 LGDT), enters protected mode with paging off and flat segments
  * (SEL_KCODE, SEL_KDATA) and calls the function given, on apboot_stack, with
- * interrupts off. Physical addresses are the caller's linear ones (guests
- * identity-map what they use). */
+ * interrupts off. It leaves the CS it started with in the page (apboot_cs).
+ * Physical addresses are the caller's linear ones (guests identity-map what
+ * they use). */
 #include "guest.h"
 
-extern const u8 apboot_start[], apboot_end[], apboot_gdtr[];
+extern const u8 apboot_start[], apboot_end[], apboot_cs_at[], apboot_gdtr[];
 void (*volatile apboot_fn)(void);
-u8 apboot_stack[8192] ALIGNED(16);
+u8 apboot_stack[16384] ALIGNED(16);
 __asm__(".section .rodata\n"
-        ".globl apboot_start, apboot_end, apboot_gdtr\n"
+        ".globl apboot_start, apboot_end, apboot_cs_at, apboot_gdtr\n"
         "apboot_start:\n"
         ".code16\n"
         "cli\n"
         "movw %cs, %ax\n"
         "movw %ax, %ds\n"
+        "movw %ax, (apboot_cs_at - apboot_start)\n"
         "lgdtl (apboot_gdtr - apboot_start)\n"
         "movl %cr0, %eax\n"
         "andl $0x9fffffff, %eax\n" /* CD, NW clear (INIT leaves them set) */
@@ -26,6 +28,7 @@ __asm__(".section .rodata\n"
         "movl %eax, %cr0\n"
         "ljmpl $0x08, $apboot_entry32\n"
         ".p2align 2\n"
+        "apboot_cs_at: .word 0\n"
         "apboot_gdtr: .word 0\n .long 0\n"
         ".code32\n"
         "apboot_end:\n"
@@ -37,13 +40,15 @@ __asm__(".section .rodata\n"
         "movw %ax, %fs\n"
         "movw %ax, %gs\n"
         "movw %ax, %ss\n"
-        "movl $apboot_stack + 8192, %esp\n"
+        "movl $apboot_stack + 16384, %esp\n"
         "call *apboot_fn\n"
         "1: cli\n hlt\n jmp 1b\n");
 
 struct __attribute__((packed)) apboot_dtr { u16 limit; u32 base; };
 
 u32 apboot_prepare(u32 page, void (*fn)(void)) {
+    /* The start-up page must not hold what the loader left (boot info). */
+    if (boot.lowest < page + 4096 && boot.highest > page) fail_stop("boot info overlaps the start-up page");
     struct apboot_dtr g;
     __asm__ volatile("sgdt %0" : "=m"(g));
     memcpy((void *)(uintptr_t)page, apboot_start, (size_t)(apboot_end - apboot_start));
@@ -60,6 +65,8 @@ void apic_ipi(u32 dest, u32 lo) {
     apic_write(APIC_ICR_LO, lo);
     for (u32 i = 0; i < 100000 && (apic_read(APIC_ICR_LO) & (1u << 12)); i++) __asm__ volatile("pause");
 }
+
+u16 apboot_cs(u32 page) { return *(volatile u16 *)(uintptr_t)(page + (u32)(apboot_cs_at - apboot_start)); }
 
 bool apboot_start_ap(u32 apic_id, u32 page, void (*fn)(void), volatile u32 *started) {
     u32 vector = apboot_prepare(page, fn);

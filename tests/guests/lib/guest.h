@@ -298,6 +298,8 @@ void apic_ipi(u32 dest, u32 lo);
 /* Copy the AP trampoline to `page` (4-KiB aligned, below 1 MiB): the AP then runs fn in
  * protected mode on apboot_stack, interrupts off. Returns the start-up IPI's vector. */
 u32 apboot_prepare(u32 page, void (*fn)(void));
+/* The CS the AP's trampoline at `page` last started with (real mode: vector << 8). */
+u16 apboot_cs(u32 page);
 /* INIT, INIT de-assert and start-up IPIs to the AP with apic_id (a second SIPI if the
  * first was not taken, 9.4.4.1); true once fn incremented *started. */
 bool apboot_start_ap(u32 apic_id, u32 page, void (*fn)(void), volatile u32 *started);
