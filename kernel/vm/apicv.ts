@@ -99,8 +99,10 @@ export function startVcpu(vcpu: Vcpu): bool {
       print.say("apicv: out of memory for a virtual-APIC page");
       return false;
     }
+    // Zeroed once: the push below writes the register image (000H-3FFH),
+    // all the processor uses without virtualize x2APIC mode (30.1).
+    mem.zero(vcpu.vapicPage, 4096);
   }
-  mem.zero(vcpu.vapicPage, 4096);
   vmx.vmwrite(V.VIRTUAL_APIC_ADDRESS, vcpu.vapicPage);
   vmx.vmwrite(V.APIC_ACCESS_ADDRESS, vcpu.vm.apicAccessPage);
   // With virtual-interrupt delivery the TPR threshold is not used (30.1.2).
