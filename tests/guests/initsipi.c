@@ -34,7 +34,6 @@
 #define ICR_FIXED (0u << 8)
 #define ICR_INIT (5u << 8)
 #define ICR_SIPI (6u << 8)
-#define ICR_BUSY (1u << 12)
 #define ICR_ASSERT (1u << 14)
 
 #define VEC_WAKE 0x55
@@ -161,15 +160,8 @@ void ap_main(void) {
 }
 
 /* ---- the BSP ------------------------------------------------------------------------------ */
-static void apic_wait_idle(void) {
-    for (u32 i = 0; i < 100000 && (apic_read(APIC_ICR_LO) & ICR_BUSY); i++) __asm__ volatile("pause");
-}
-static void send_ipi(u32 dest, u32 lo) {
-    apic_wait_idle();
-    apic_write(APIC_ICR_HI, dest << 24);
-    apic_write(APIC_ICR_LO, lo);
-    apic_wait_idle();
-}
+/* IPIs: lib/apboot.c's apic_ipi (ICR high, then low; waits for the delivery status). */
+#define send_ipi apic_ipi
 
 /* Wait until *v reaches want, at most `ticks` TSC ticks. Port reads are
  * exits under the hypervisor (where the two processors share one, the other

@@ -65,15 +65,8 @@ static u32 bsp_id;
 #define TIMER_COUNT 200000
 static volatile u32 spinning, release, timer_hits;
 
-static void apic_wait_idle(void) {
-    for (u32 i = 0; i < 100000 && (apic_read(APIC_ICR_LO) & ICR_BUSY); i++) __asm__ volatile("pause");
-}
-static void send_ipi(u32 dest, u32 lo) {
-    apic_wait_idle();
-    apic_write(APIC_ICR_HI, dest << 24);
-    apic_write(APIC_ICR_LO, lo);
-    apic_wait_idle();
-}
+/* IPIs: lib/apboot.c's apic_ipi (ICR high, then low; waits for the delivery status). */
+#define send_ipi apic_ipi
 static bool me_is_ap(void) { return (apic_read(APIC_ID) >> 24) != bsp_id; }
 
 static void ap_isr(struct frame *f) { ap_hits++; apic_write(APIC_EOI, 0); }
