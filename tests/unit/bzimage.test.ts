@@ -252,6 +252,9 @@ test('zero page: the setup header copied, loader fields, e820 map, entry state',
   assert.is(g.u64(GDT + 8), 0n);
   assert.is(g.u64(GDT + 0x10), 0x00cf9b000000ffffn);
   assert.is(g.u64(GDT + 0x18), 0x00cf93000000ffffn);
+  // The reset vector (0xFFFF0, where a real-mode restart jumps): MOV AL,
+  // 0x52; OUT 0xF4, AL (the FADT's reset register and value); HLT; JMP -3.
+  assert.equal(g.read(0xffff0, 16), Uint8Array.of(0xb0, 0x52, 0xe6, 0xf4, 0xf4, 0xeb, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0));
 });
 
 test('kernel placement: pref_address aligned up for a relocatable kernel; 1 MiB for one that is not', () => {
