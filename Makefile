@@ -201,7 +201,7 @@ linux-fetch:
 	bash tools/linux-fetch.sh
 linux-initrd: linux-fetch
 	bash tools/mkinitramfs.sh
-LINUX_ARGS ?= console=ttyS0,,115200,earlyprintk=serial,,ttyS0,,115200,nosmp,tsc=reliable,clocksource=tsc,pci=off,rdinit=/init,clearcpuid=580,loglevel=8
+LINUX_ARGS ?= console=ttyS0,,115200,earlyprintk=serial,,ttyS0,,115200,tsc=reliable,clocksource=tsc,pci=off,rdinit=/init,clearcpuid=580,loglevel=8
 LINUX_GUEST ?= guest=vmlinuz mem=256M vcpus=1 initrd=initrd.cpio expect=exit:165 args=$(LINUX_ARGS)
 run-linux: setup linux-initrd
 	$(MAKE) all
