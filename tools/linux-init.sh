@@ -1,13 +1,19 @@
 #!/bin/sh
 # /init of the Linux guest's initramfs (tools/mkinitramfs.sh). Says it got here
 # through /dev/kmsg (printk reaches the polled serial console without a UART
-# interrupt) and through /dev/console, then ends the guest: `reboot -f` makes
-# Linux reset the machine through the FADT's reset register (port 0xF4, value
-# 0x52 here: the hypervisor's isa-debug-exit, guest status 165).
+# interrupt) and through /dev/console (the 8250 driver's interrupt-driven
+# path: COM1's IRQ 4 through the I/O APIC), reports what it can see of the
+# platform, then ends the guest: `reboot -f` makes Linux restart the machine
+# (exit code 165 here: the ACPI reset register or the reset-vector stub, both
+# OUT 0xF4 with 0x52, docs/guest-interface.md).
 export PATH=/bin:/sbin
 busybox mount -t proc proc /proc
 busybox mount -t sysfs sysfs /sys
 echo "INIT: reached" > /dev/kmsg
 echo "INIT: reached (console)"
+echo "INIT: console write status $?" > /dev/kmsg
+kmsg() { while read -r l; do echo "INIT: $1: $l" > /dev/kmsg; done; }
+kmsg interrupts < /proc/interrupts
+kmsg serial < /proc/tty/driver/serial
 echo "INIT: uptime $(busybox cat /proc/uptime)" > /dev/kmsg
 busybox reboot -f
