@@ -16,4 +16,11 @@ kmsg() { while read -r l; do echo "INIT: $1: $l" > /dev/kmsg; done; }
 kmsg interrupts < /proc/interrupts
 kmsg serial < /proc/tty/driver/serial
 echo "INIT: uptime $(busybox cat /proc/uptime)" > /dev/kmsg
+# KVM (issue 13's next step; VMX is offered with the hypervisor's nested=on).
+for m in irqbypass kvm kvm-intel; do
+    busybox insmod /lib/modules/$m.ko 2>/dev/kmsg
+    echo "INIT: insmod $m: status $?" > /dev/kmsg
+done
+[ -e /sys/module/kvm_intel ] && echo "INIT: kvm_intel loaded" > /dev/kmsg
+echo "INIT: uptime $(busybox cat /proc/uptime)" > /dev/kmsg
 busybox reboot -f

@@ -7,14 +7,15 @@
 # needs before any devtmpfs is mounted (/dev/console: the kernel opens it for init's
 # stdin/stdout/stderr; /dev/kmsg so init can print through printk, which reaches the
 # polled serial console even without a UART interrupt) and /init (tools/linux-init.sh).
-# Needs build/linux from tools/linux-fetch.sh. Every mtime is 0: same inputs, same bytes.
+# KVM's modules from the same package (irqbypass, kvm, kvm-intel: plain .ko in 6.1) go
+# to /lib/modules for /init to insmod. Needs build/linux from tools/linux-fetch.sh. Every mtime is 0: same inputs, same bytes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-build/linux/initrd.cpio}
 [ -x build/linux/busybox ] || { echo "mkinitramfs: build/linux/busybox missing (make linux-fetch)" >&2; exit 1; }
-node - "$out" build/linux/busybox tools/linux-init.sh <<'JS'
+node - "$out" build/linux/busybox tools/linux-init.sh build/linux/modules <<'JS'
 const fs = require('node:fs');
-const [out, busybox, init] = process.argv.slice(2);
+const [out, busybox, init, modules] = process.argv.slice(2);
 const parts = [];
 let ino = 1;
 // One newc entry: "070701", 13 eight-digit hex fields, the name (NUL-ended),
@@ -34,6 +35,11 @@ entry('dev/kmsg', CHR, undefined, [1, 11]);
 entry('dev/null', 0o020666, undefined, [1, 3]);
 entry('dev/ttyS0', CHR, undefined, [4, 64]);
 entry('init', REG, fs.readFileSync(init));
+entry('lib', DIR, undefined, undefined, 2);
+entry('lib/modules', DIR, undefined, undefined, 2);
+for (const m of ['virt/lib/irqbypass.ko', 'arch/x86/kvm/kvm.ko', 'arch/x86/kvm/kvm-intel.ko']) {
+  entry('lib/modules/' + m.split('/').pop(), 0o100644, fs.readFileSync(`${modules}/kernel/${m}`));
+}
 entry('TRAILER!!!', 0);
 fs.writeFileSync(out, Buffer.concat(parts));
 JS
