@@ -196,7 +196,11 @@ run-kvm: setup
 # Debian 12's own kernel and busybox-static (tools/linux-fetch.sh, cached in
 # build/linux) and the initramfs built from them (tools/mkinitramfs.sh);
 # run-linux boots that kernel as a guest on Bochs (issue 13; not in `make
-# test` yet). Its /init ends the guest with an ACPI reset: status 165.
+# test` yet). Its /init loads kvm and kvm_intel and ends the guest with a
+# restart: exit code 165. For VMX and the Hyper-V interface (kvm_intel then
+# says "using Hyper-V Enlightened VMCS"):
+#   make run-linux LINUX_GUEST='guest=vmlinuz mem=256M vcpus=1 nested=on hyperv=on \
+#     initrd=initrd.cpio expect=exit:165 args=$$(LINUX_ARGS)'
 linux-fetch:
 	bash tools/linux-fetch.sh
 linux-initrd: linux-fetch
