@@ -200,7 +200,7 @@ run-kvm: setup
 # restart: exit code 165. For VMX and the Hyper-V interface (kvm_intel then
 # says "using Hyper-V Enlightened VMCS"):
 #   make run-linux LINUX_GUEST='guest=vmlinuz mem=256M vcpus=1 nested=on hyperv=on \
-#     initrd=initrd.cpio expect=exit:165 args=$$(LINUX_ARGS)'
+#     initrd=initrd.cpio expect=exit:165 args=$(LINUX_ARGS)'
 linux-fetch:
 	bash tools/linux-fetch.sh
 linux-initrd: linux-fetch
