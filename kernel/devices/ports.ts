@@ -7,11 +7,13 @@
 //   0x3F8-0x3FF  COM1, a 16550 subset (uart.ts)
 //   0x0F4        QEMU isa-debug-exit: a write ends the guest
 //   0x510/0x511  QEMU fw_cfg selector / data (fwcfg.ts)
+//   0x070/0x071  the CMOS RTC's index / data, a stopped clock (rtc.ts)
 //   anything else: absent. Reads return all ones for the size (what an
 //   undecoded ISA port floats to), writes are dropped; both are counted for
 //   the guest's exit report.
 import * as uart from "./uart";
 import * as fwcfg from "./fwcfg";
+import * as rtc from "./rtc";
 import * as ioapic from "./ioapic";
 import * as intbus from "../vm/intbus";
 import { Vm } from "../vm/vm";
@@ -31,6 +33,8 @@ export const DEBUG_EXIT: u32 = 0xf4;
   // The most recent denied port and access (for the exit report): port in
   // bits 15:0, size in bits 19:16, bit 31 set for a write. 0 when none.
   lastDenied: u32 = 0;
+  // The CMOS RTC's selected register (port 0x70, bits 6:0; rtc.ts).
+  rtcIndex: u32 = 0;
 }
 
 // A guest's devices live in its Vm's allocation after the Vm's fields (the
@@ -55,6 +59,7 @@ export function reset(vm: Vm): void {
   p.deniedReads = 0;
   p.deniedWrites = 0;
   p.lastDenied = 0;
+  p.rtcIndex = 0;
 }
 
 function sizeMask(size: u32): u32 {
@@ -114,6 +119,10 @@ export function ioIn(vm: Vm, port: u32, size: u32): u32 {
     return v;
   }
   if (port == fwcfg.DATA && size == 1) return fwcfg.readData(vm);
+  if (size == 1) {
+    if (port == rtc.DATA_PORT) return rtc.read(vm.ports.rtcIndex);
+    if (port == rtc.INDEX_PORT) return 0xff; // write-only on a PC
+  }
   return denyRead(vm.ports, port, size);
 }
 
@@ -146,6 +155,13 @@ export function ioOut(vm: Vm, port: u32, size: u32, value: u32): bool {
     return false;
   }
   if (port == fwcfg.DATA && size == 1) return false; // fw_cfg data writes: ignored
+  if (size == 1) {
+    if (port == rtc.INDEX_PORT) {
+      vm.ports.rtcIndex = value & 0x7f;
+      return false;
+    }
+    if (port == rtc.DATA_PORT) return false; // the clock cannot be set (rtc.ts)
+  }
   denyWrite(vm.ports, port, size);
   return false;
 }

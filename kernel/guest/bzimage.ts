@@ -22,6 +22,14 @@
 //            read), 0x18 flat 32-bit data (read/write), as boot.rst's
 //            32-bit protocol asks; Linux reads it only until its own LGDT
 //   0xE0000  the ACPI tables (kernel/vm/acpi.ts)
+//   0xFFFF0  the reset vector (F000:FFF0): a stub that does what the ACPI
+//            reset register does (OUT 0xF4 with 0x52: the guest ends with
+//            exit code 165). There is no firmware to restart, and Linux
+//            jumps here when its other restart methods fail: on a
+//            hardware-reduced ACPI platform (no DMI quirk) it picks
+//            BOOT_EFI first (arch/x86/kernel/reboot.c reboot_init,
+//            efi_reboot_required), finds no EFI runtime, and falls back to
+//            BOOT_BIOS: machine_real_restart, real mode, ljmp F000:FFF0
 //   LOAD     the protected-mode kernel: pref_address aligned up to
 //            kernel_alignment for a relocatable kernel (relocatable_kernel
 //            at 0x234), else 0x100000; the kernel needs [LOAD, LOAD +
@@ -65,6 +73,11 @@ export const ZERO_PAGE: u64 = 0x9000;
 export const CMDLINE_AT: u64 = 0xa000;
 export const CMDLINE_LIMIT: u32 = 4095;
 export const BOOT_GDT_AT: u64 = 0x9fc00;
+// The processor's reset vector (SDM Vol. 3A 9.1.4: CS base FFFF0000H, IP
+// FFF0H at RESET; a real-mode far jump to F000:FFF0, as a PC BIOS restart
+// does, lands at 0xFFFF0) and what sits there: MOV AL, RESET_VALUE; OUT
+// RESET_PORT, AL; then HLT and a jump back to it should the OUT return.
+export const RESET_VECTOR_AT: u64 = 0xffff0;
 export const BOOT_GDT_LIMIT: u32 = 4 * 8 - 1;
 export const BOOT_CS: u32 = 0x10;
 export const BOOT_DS: u32 = 0x18;
@@ -262,6 +275,17 @@ export function load(e: Entry, cmdA: usize, aLen: u32, cmdB: usize, bLen: u32, i
   guestmem.zero(BOOT_GDT_AT, 16);
   guestmem.write64(BOOT_GDT_AT + BOOT_CS, 0x00cf9b000000ffff);
   guestmem.write64(BOOT_GDT_AT + BOOT_DS, 0x00cf93000000ffff);
+
+  // The reset-vector stub (top of the file).
+  const rv = RESET_VECTOR_AT;
+  guestmem.zero(rv, 16);
+  guestmem.write8(rv, 0xb0); // MOV AL, imm8
+  guestmem.write8(rv + 1, <u8>acpi.RESET_VALUE);
+  guestmem.write8(rv + 2, 0xe6); // OUT imm8, AL
+  guestmem.write8(rv + 3, <u8>acpi.RESET_PORT);
+  guestmem.write8(rv + 4, 0xf4); // HLT
+  guestmem.write8(rv + 5, 0xeb); // JMP rel8 -3: back to the HLT
+  guestmem.write8(rv + 6, 0xfd);
 
   guestmem.copyFromHost(at, image.base + pmOff, pmSize);
   if (rdLen > 0) guestmem.copyFromHost(rdStart, boot.fileBase(<u32>initrd), rdLen);

@@ -36,7 +36,7 @@
 //                  is GSI 4 with the ISA default polarity and trigger
 //                  (edge, active high), which is what an absent override
 //                  means (5.2.12.5).
-//   0xE0400  DSDT  (5.2.11.1) the header and an empty AML body
+//   0xE0400  DSDT  (5.2.11.1) one device: COM1 (below)
 //
 // Every table's bytes sum to 0 (its checksum); the RSDP's first 20 bytes
 // sum to 0 and so do all 36 (the extended checksum, 5.2.5.3).
@@ -115,6 +115,39 @@ function ioGas(at: u64, port: u32, bits: u32): void {
   guestmem.write64(at + 4, <u64>port);
 }
 
+// The DSDT's AML (ACPI 6.4 chapter 20, resource descriptors 6.4.2): COM1,
+// the one device a hardware-reduced platform has to describe. On such a
+// platform Linux uses the "null" legacy PIC (acpi_generic_reduced_hw_init),
+// so nr_legacy_irqs() is 0 and no ISA IRQ is mapped to an I/O APIC input:
+// the 8250 driver's built-in port (I/O 0x3F8, IRQ 4) then fails
+// request_irq(4) when /dev/console is opened, and writes to it fail with
+// EIO. Described here, 8250_pnp takes the port over with the interrupt
+// from _CRS, which ACPI maps to GSI 4 (edge, active high: IRQNoFlags).
+//
+//   Scope (\_SB) {
+//     Device (COM1) {
+//       Name (_HID, EisaId ("PNP0501"))       // 16550A-compatible
+//       Name (_UID, Zero)
+//       Name (_CRS, ResourceTemplate () {
+//         IO (Decode16, 0x3F8, 0x3F8, 0x01, 0x08)
+//         IRQNoFlags () {4}
+//       })
+//     }
+//   }
+const DSDT_AML: StaticArray<u8> = [
+  0x10, 0x33, 0x5c, 0x5f, 0x53, 0x42, 0x5f, // ScopeOp, PkgLength 51, \_SB_
+  0x5b, 0x82, 0x2b, 0x43, 0x4f, 0x4d, 0x31, // DeviceOp, PkgLength 43, COM1
+  0x08, 0x5f, 0x48, 0x49, 0x44, 0x0c, 0x41, 0xd0, 0x05, 0x01, // Name (_HID, DWord PNP0501)
+  0x08, 0x5f, 0x55, 0x49, 0x44, 0x00, // Name (_UID, Zero)
+  0x08, 0x5f, 0x43, 0x52, 0x53, 0x11, 0x10, 0x0a, 0x0d, // Name (_CRS, Buffer, PkgLength 16, size 13)
+  0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x01, 0x08, // I/O port descriptor: decode 16, 0x3F8-0x3F8, align 1, 8 ports
+  0x22, 0x10, 0x00, // IRQ descriptor, 2 bytes: IRQ mask bit 4 (edge, active high)
+  0x79, 0x00, // End tag (checksum 0: treated as correct)
+];
+export function dsdtLength(): u32 {
+  return HEADER + <u32>DSDT_AML.length;
+}
+
 export function madtLength(vcpus: i32): u32 {
   return HEADER + 8 + 8 * <u32>vcpus + 12;
 }
@@ -125,9 +158,11 @@ export function build(vcpus: i32): u64 {
   if (!guestmem.isRam(TABLES_BASE, TABLES_END - TABLES_BASE)) return 0;
   guestmem.zero(TABLES_BASE, TABLES_END - TABLES_BASE);
 
-  // DSDT: no objects.
-  header(DSDT_AT, "DSDT", HEADER, 2);
-  checksum(DSDT_AT, HEADER, DSDT_AT + 9);
+  // DSDT: COM1.
+  const dsdtLen = dsdtLength();
+  header(DSDT_AT, "DSDT", dsdtLen, 2);
+  for (let i = 0; i < DSDT_AML.length; i++) guestmem.write8(DSDT_AT + HEADER + <u64>i, DSDT_AML[i]);
+  checksum(DSDT_AT, dsdtLen, DSDT_AT + 9);
 
   // MADT.
   const madtLen = madtLength(vcpus);

@@ -193,8 +193,75 @@ function acpiTables(g: G, rsdp: number) {
   table(madt, 'APIC');
   const dsdt = Number(g.u64(fadt + 140));
   assert.is(g.u32(fadt + 40), dsdt, 'DSDT and X_DSDT agree');
-  assert.is(table(dsdt, 'DSDT'), 36, 'DSDT: header, empty body');
+  const dlen = table(dsdt, 'DSDT');
+  dsdtCom1(g.read(dsdt + 36, dlen - 36));
   return { fadt, madt, dsdt, xsdt };
+}
+
+// The DSDT's AML (ACPI 6.4 chapter 20; resource descriptors 6.4.2) decoded by
+// the grammar's rules, not compared with the bytes the loader writes:
+// Scope (\_SB) { Device (COM1) { _HID EisaId PNP0501, _UID 0, _CRS with
+// the 8 ports at 0x3F8 and IRQ 4 (edge, active high) } }, nothing else.
+function dsdtCom1(aml: Uint8Array) {
+  let p = 0;
+  // PkgLength (20.2.4): bits 7:6 of the lead byte = count of following bytes.
+  const pkgLength = (): [number, number] => {
+    const at = p;
+    const lead = aml[p++];
+    const n = lead >> 6;
+    let len = n === 0 ? lead & 0x3f : lead & 0x0f;
+    for (let i = 0; i < n; i++) len |= aml[p++] << (4 + 8 * i);
+    return [at, at + len];
+  };
+  const seg = () => String.fromCharCode(...aml.slice(p, (p += 4)));
+  assert.is(aml[p++], 0x10, 'ScopeOp');
+  const [, scopeEnd] = pkgLength();
+  assert.is(scopeEnd, aml.length, 'the Scope is the whole body');
+  assert.is(aml[p++], 0x5c, 'root prefix');
+  assert.is(seg(), '_SB_');
+  assert.equal([aml[p++], aml[p++]], [0x5b, 0x82], 'DeviceOp');
+  const [, devEnd] = pkgLength();
+  assert.is(devEnd, scopeEnd, 'the Device ends the Scope');
+  assert.is(seg(), 'COM1');
+  const names: Record<string, number | Uint8Array> = {};
+  while (p < devEnd) {
+    assert.is(aml[p++], 0x08, 'NameOp');
+    const n = seg();
+    const op = aml[p++];
+    if (op === 0x00) names[n] = 0;
+    else if (op === 0x0c) names[n] = new DataView(aml.buffer, aml.byteOffset + p, 4).getUint32(0, true), p += 4;
+    else if (op === 0x11) {
+      const [, bufEnd] = pkgLength();
+      assert.is(aml[p++], 0x0a, 'BufferSize: ByteConst');
+      const size = aml[p++];
+      assert.is(p + size, bufEnd, 'buffer size matches its PkgLength');
+      names[n] = aml.slice(p, bufEnd);
+      p = bufEnd;
+    } else assert.unreachable(`data object 0x${op.toString(16)}`);
+  }
+  assert.is(p, devEnd);
+  // EISA ID (compressed): three 5-bit letters big-endian, then the product number.
+  const id = names._HID as number;
+  const b = [id & 0xff, (id >> 8) & 0xff, (id >> 16) & 0xff, id >>> 24];
+  const w = (b[0] << 8) | b[1];
+  const letters = [(w >> 10) & 31, (w >> 5) & 31, w & 31].map((c) => String.fromCharCode(64 + c)).join('');
+  assert.is(letters + ((b[2] << 8) | b[3]).toString(16).padStart(4, '0').toUpperCase(), 'PNP0501', '_HID');
+  assert.is(names._UID, 0, '_UID');
+  const crs = names._CRS as Uint8Array;
+  // Small resource items (6.4.2): tag byte = type << 3 | length.
+  let q = 0;
+  const items: [number, Uint8Array][] = [];
+  while (q < crs.length) {
+    const tag = crs[q];
+    assert.is(tag & 0x80, 0, 'small items only');
+    const len = tag & 7;
+    items.push([tag >> 3, crs.slice(q + 1, q + 1 + len)]);
+    q += 1 + len;
+  }
+  assert.is(q, crs.length);
+  assert.equal(items.map(([t]) => t), [0x08, 0x04, 0x0f], 'I/O port, IRQ, end tag');
+  assert.equal([...items[0][1]], [1, 0xf8, 0x03, 0xf8, 0x03, 1, 8], 'I/O: 16-bit decode, 0x3F8..0x3F8, align 1, 8 ports');
+  assert.equal([...items[1][1]], [0x10, 0x00], 'IRQ 4, 2-byte form: edge, active high');
 }
 
 // MADT → its entries.
@@ -252,6 +319,9 @@ test('zero page: the setup header copied, loader fields, e820 map, entry state',
   assert.is(g.u64(GDT + 8), 0n);
   assert.is(g.u64(GDT + 0x10), 0x00cf9b000000ffffn);
   assert.is(g.u64(GDT + 0x18), 0x00cf93000000ffffn);
+  // The reset vector (0xFFFF0, where a real-mode restart jumps): MOV AL,
+  // 0x52; OUT 0xF4, AL (the FADT's reset register and value); HLT; JMP -3.
+  assert.equal(g.read(0xffff0, 16), Uint8Array.of(0xb0, 0x52, 0xe6, 0xf4, 0xf4, 0xeb, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0));
 });
 
 test('kernel placement: pref_address aligned up for a relocatable kernel; 1 MiB for one that is not', () => {

@@ -335,6 +335,30 @@ test('other ports: all ones for the size, writes dropped, both counted', () => {
   assert.equal(d.denied(), [0, 0], 'reset clears the counters');
 });
 
+// ---- CMOS RTC (ports 0x70/0x71; kernel/devices/rtc.ts) -------------------------
+test('RTC: a stopped clock at 2026-01-01 00:00:00 (BCD, 24-hour), UIP never set, data valid', () => {
+  const d = setup();
+  const reg = (i: number): number => {
+    d.out(0x70, i);
+    return d.inp(0x71);
+  };
+  // MC146818: 0 s, 2 min, 4 h, 6 weekday (1 = Sunday), 7 day, 8 month, 9 year.
+  assert.equal([0, 2, 4, 6, 7, 8, 9].map(reg), [0, 0, 0, 5, 1, 1, 0x26]);
+  assert.is(reg(0x0a), 0x26, 'A: UIP (bit 7) clear, 32.768 kHz time base, 1024 Hz rate');
+  assert.is(reg(0x0b), 0x02, 'B: 24-hour, BCD, no interrupts, SET clear');
+  assert.is(reg(0x0c), 0, 'C: no interrupt flags');
+  assert.is(reg(0x0d), 0x80, 'D: VRT, time and RAM valid');
+  assert.is(reg(0x8a), 0x26, 'index bit 7 (NMI mask on a PC) does not select');
+  d.out(0x70, 0x00);
+  d.out(0x71, 0x59);
+  assert.is(d.inp(0x71), 0, 'the clock cannot be set');
+  assert.is(d.inp(0x70), 0xff, 'the index port is write-only');
+  assert.equal(d.denied(), [0, 0], 'byte accesses to 0x70/0x71 are the device');
+  d.out(0x70, 0x0a, 2);
+  assert.is(d.inp(0x71, 2), 0xffff, 'only byte accesses decode');
+  assert.equal(d.denied(), [1, 1]);
+});
+
 test('no device touches a real port', () => {
   const d = setup();
   d.puts('x\n');

@@ -3,12 +3,16 @@
 //
 //   node --import tsx tools/emu/run.ts bochs-mb|bochs-efi|qemu-efi|kvm-efi
 //        [--cpus N] [--cmdline "..."] [--megs N] [--timeout SECONDS] [--expect-status N]
+//        [--module PATH NAME]...
 //
 //   bochs-mb   Bochs + legacy BIOS + GRUB ISO (tools/mkiso.sh) + build/hv.elf
 //   bochs-efi  Bochs + OVMF + FAT image (tools/mkesp.sh) of build/esp
 //   qemu-efi   QEMU (TCG) + OVMF + build/esp: no VT-x there, so the
 //              hypervisor stops with status 2 (pass --expect-status 2)
 //   kvm-efi    QEMU -enable-kvm -cpu host: needs an Intel host with nested VMX
+//
+// --module PATH NAME (bochs-mb): one more boot file, PATH loaded as the module
+// NAME next to build/guests/* (e.g. a Linux bzImage and its initrd: guest=NAME).
 //
 // Exits 0 only when the run passed: the hypervisor's final line reports the
 // expected status (default 0) AND the emulator's exit code agrees with it.
@@ -24,14 +28,14 @@ type Mode = (typeof MODES)[number];
 
 function usage(msg?: string): never {
   if (msg) console.error(`run: ${msg}`);
-  console.error(`usage: node --import tsx tools/emu/run.ts ${MODES.join('|')} [--cpus N] [--cmdline "..."] [--megs N] [--timeout SECONDS] [--expect-status N]`);
+  console.error(`usage: node --import tsx tools/emu/run.ts ${MODES.join('|')} [--cpus N] [--cmdline "..."] [--megs N] [--timeout SECONDS] [--expect-status N] [--module PATH NAME]...`);
   process.exit(2);
 }
 
 function parseArgs(argv: string[]) {
   const mode = argv[0] as Mode;
   if (!MODES.includes(mode)) usage(argv[0] ? `unknown mode ${argv[0]}` : 'no mode given');
-  const opts: { mode: Mode; cpus: number; cmdline?: string; megs?: number; timeoutMs?: number; expectStatus: number } = { mode, cpus: 1, expectStatus: 0 };
+  const opts: { mode: Mode; cpus: number; cmdline?: string; megs?: number; timeoutMs?: number; expectStatus: number; modules: [string, string][] } = { mode, cpus: 1, expectStatus: 0, modules: [] };
   const num = (flag: string, v: string | undefined): number => {
     if (v === undefined || !/^\d+$/.test(v)) usage(`${flag} needs a number`);
     return Number(v);
@@ -45,9 +49,14 @@ function parseArgs(argv: string[]) {
     } else if (a === '--megs') opts.megs = num(a, argv[++i]);
     else if (a === '--timeout') opts.timeoutMs = num(a, argv[++i]) * 1000;
     else if (a === '--expect-status') opts.expectStatus = num(a, argv[++i]);
+    else if (a === '--module') {
+      if (argv[i + 1] === undefined || argv[i + 2] === undefined) usage('--module needs PATH NAME');
+      opts.modules.push([argv[++i], argv[++i]]);
+    }
     else usage(`unknown argument ${a}`);
   }
   if (opts.cpus < 1) usage('--cpus must be at least 1');
+  if (opts.modules.length > 0 && opts.mode !== 'bochs-mb') usage('--module is for bochs-mb only');
   return opts;
 }
 
@@ -86,6 +95,7 @@ async function main(): Promise<void> {
     const guests = fs.existsSync(path.join(REPO, 'build/guests'))
       ? fs.readdirSync(path.join(REPO, 'build/guests')).filter((f) => /\.(elf|txt)$/.test(f)).sort() : [];
     const modules = guests.flatMap((f) => ['--module', path.join('build/guests', f), f]);
+    for (const [file, name] of o.modules) modules.push('--module', file, name);
     tool('mkiso.sh', ['build/hv.elf', iso, ...(o.cmdline !== undefined ? ['--cmdline', o.cmdline] : []), ...modules]);
     exitCode = o.expectStatus === 0 ? 0 : 1;
     console.error(`run: Bochs + legacy BIOS + GRUB, ${o.cpus} CPU(s); serial log ${path.relative(REPO, path.join(runDir, 'serial.txt'))}`);

@@ -161,6 +161,23 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
           c = 0;
           d = 0;
           break;
+        case 0x15:
+          // TSC and core crystal clock (SDM Vol. 2A CPUID leaf 15H: TSC
+          // frequency = ECX * EBX / EAX). Linux takes ECX as the local APIC
+          // timer's input clock (lapic_timer_period = crystal / HZ, 6.1
+          // native_calibrate_tsc); the guest's APIC timer counts TSC ticks
+          // (apic/timer.ts), so the crystal offered is the TSC itself: ratio
+          // 1/1, ECX = the processor's TSC frequency. Left as it is when
+          // the processor gives no ratio or crystal, or a TSC past 32 bits.
+          if (a != 0 && b != 0 && c != 0) {
+            const hz = <u64>c * <u64>b / <u64>a;
+            if (hz <= 0xffffffff) {
+              a = 1;
+              b = 1;
+              c = <u32>hz;
+            }
+          }
+          break;
         case 0xb:
         case 0x1f:
           d = vcpu.index; // x2APIC ID: the vCPU's number (vcpus=N)
