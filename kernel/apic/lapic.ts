@@ -294,11 +294,7 @@ const MODE_NMI: u32 = 4;
   // (takeLevelEoi), as eoi() does.
   virtualEoi(vector: u32): void {
     this.pull();
-    vector &= 0xff;
-    if (v256.test(this.tmr, vector)) {
-      this.levelEoi = <i32>vector;
-      v256.clear(this.tmr, vector);
-    }
+    this.ended(vector & 0xff);
     this.push();
   }
 
@@ -629,8 +625,14 @@ const MODE_NMI: u32 = 4;
     const v = v256.highest(this.isr);
     if (v < 0) return;
     v256.clear(this.isr, <u32>v);
-    if (v256.test(this.tmr, <u32>v)) this.levelEoi = v;
-    v256.clear(this.tmr, <u32>v);
+    this.ended(<u32>v);
+  }
+
+  // `vector` left ISR (eoi(), or the processor's EOI virtualization,
+  // virtualEoi): a level-triggered one (TMR set) is the I/O APIC's to hear of.
+  private ended(vector: u32): void {
+    if (v256.test(this.tmr, vector)) this.levelEoi = <i32>vector;
+    v256.clear(this.tmr, vector);
   }
 
   // A write of 0 to the EOI register by the processor itself (SDM Vol. 3C

@@ -110,9 +110,10 @@ export function emulate(vcpu: Vcpu, device: i32, gpa: u64, stage2: paging.Stage2
     const io = vcpu.vm.ioapic;
     if (d.isWrite) {
       io.write(off, d.size, <u32>regValue(vcpu, d));
-      // A redirection entry may have changed: the EOI-exit bitmaps of APIC
-      // virtualization follow (apicv.ts).
-      apicv.scan(vcpu.vm);
+      // A write of IOWIN may have changed a redirection entry: the EOI-exit
+      // bitmaps of APIC virtualization follow (apicv.ts). IOREGSEL and EOI
+      // writes change none.
+      if ((off & ~3) == ioapic.IOWIN) apicv.scan(vcpu.vm);
       intbus.route(vcpu.vm);
     } else {
       setRegValue(vcpu, d, <u64>io.read(off, d.size));
