@@ -735,6 +735,12 @@
 #define X86_CR4_PKS 0x01000000 /* bit 24: Enable protection keys for supervisor-mode pages */
 #define X86_CR4_UINTR 0x02000000 /* bit 25: User Interrupts Enable */
 
+/* ---- XCR0, the XSAVE state components (Vol. 1 13.1, 13.3) */
+#define X86_XCR0_X87 0x00000001 /* bit 0: x87 state */
+#define X86_XCR0_SSE 0x00000002 /* bit 1: SSE state */
+#define X86_XCR0_AVX 0x00000004 /* bit 2: AVX state (upper halves of YMM0-15) */
+#define X86_XCR0_PKRU 0x00000200 /* bit 9: PKRU state */
+
 /* ---- RFLAGS (Vol. 1 3.4.3, Vol. 3A 2.3); VMX status: 31.2 */
 #define X86_RFLAGS_IOPL_SHIFT 12 /* bits 13:12: I/O privilege level */
 #define X86_RFLAGS_IOPL_MASK 0x00003000

@@ -730,6 +730,12 @@ export const X86_CR4_CET: u32 = 0x00800000; // bit 23: Control-flow Enforcement 
 export const X86_CR4_PKS: u32 = 0x01000000; // bit 24: Enable protection keys for supervisor-mode pages
 export const X86_CR4_UINTR: u32 = 0x02000000; // bit 25: User Interrupts Enable
 
+// ---- XCR0, the XSAVE state components (Vol. 1 13.1, 13.3)
+export const X86_XCR0_X87: u32 = 0x00000001; // bit 0: x87 state
+export const X86_XCR0_SSE: u32 = 0x00000002; // bit 1: SSE state
+export const X86_XCR0_AVX: u32 = 0x00000004; // bit 2: AVX state (upper halves of YMM0-15)
+export const X86_XCR0_PKRU: u32 = 0x00000200; // bit 9: PKRU state
+
 // ---- RFLAGS (Vol. 1 3.4.3, Vol. 3A 2.3); VMX status: 31.2
 export const X86_RFLAGS_IOPL_SHIFT: u32 = 12; // bits 13:12: I/O privilege level
 export const X86_RFLAGS_IOPL_MASK: u32 = 0x00003000;

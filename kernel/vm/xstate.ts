@@ -24,24 +24,66 @@ import { Vcpu } from "./vcpu";
 // XCR0 components a guest may enable: every user state component the
 // processor supports (CPUID.(EAX=0DH,ECX=0):EDX:EAX); 0 without XSAVE
 // (CR4.OSXSAVE clear in the hypervisor: XSETBV is then #UD for guests too).
-export let offered: u64 = 0; // machine-wide: the processor's XSAVE support
+export let offered: u64 = 0; // machine-wide: the processor's XSAVE support (learn())
 let size: u32 = 0; // machine-wide: the XSAVE area's size for every supported component
 
 const regs: usize = memory.data(16, 16); // machine-wide: CPUID's output (scratch)
 
-// Learn what the processor offers (it does not change).
-function learn(): void {
+// Component i's size in bytes (bits 30:0) and its "64-byte aligned in the
+// compacted format" flag (bit 31), for the offered components (0 for others).
+const compBytes: usize = memory.data(64 * 4, 4); // machine-wide: the processor's XSAVE layout
+
+// Learn what the processor offers (it does not change; vmx/caps.ts asks
+// first, for CR4.PKE).
+export function learn(): void {
   if ((cpu.readcr(4) & V.X86_CR4_OSXSAVE) == 0) {
     offered = 0;
     return;
   }
   cpu.cpuid(0xd, 0, regs);
   offered = (<u64>load<u32>(regs, 12) << 32) | <u64>load<u32>(regs);
-  size = load<u32>(regs, 8);
-  if (size < 576) size = 576; // legacy area + header at least
+  // Each user component i >= 2 is placed by CPUID.(EAX=0DH,ECX=i): EAX its
+  // size, EBX its offset in the standard format (SDM Vol. 1 13.2). A
+  // component the processor supports but describes with size 0 (Bochs 2.7's
+  // PKRU, leaf 0DH sub-leaf 9 all zero) cannot be laid out by a guest: Linux
+  // warns "misordered xstate" and sizes its buffers wrong. It is not offered
+  // (and CR4.PKE is withheld with PKRU: vmx/caps.ts). The area ends where the
+  // last offered component ends.
+  size = 576; // legacy area + header
+  for (let i: u32 = 2; i < 64; i++) {
+    store<u32>(compBytes + (i << 2), 0);
+    if (((offered >> <u64>i) & 1) == 0) continue;
+    cpu.cpuid(0xd, i, regs);
+    const bytes = load<u32>(regs);
+    if (bytes == 0) {
+      offered &= ~(<u64>1 << <u64>i);
+      continue;
+    }
+    // ECX bit 1: in the compacted format the component starts 64-byte aligned.
+    store<u32>(compBytes + (i << 2), bytes | ((load<u32>(regs, 8) & 2) << 30));
+    const end = load<u32>(regs, 4) + bytes;
+    if (end > size) size = end;
+  }
 }
 
-// The XSAVE area's size (0 before the first guest's set-up): the XSTATE
+// CPUID.(EAX=0DH,ECX=1):EBX as the guest must see it: the size of an area in
+// the compacted format (XSAVEC, SDM Vol. 1 13.4.3) holding the components of
+// the guest's XCR0 (IA32_XSS is not offered, so nothing else). A processor
+// computes it for its own XCR0 | IA32_XSS; Bochs 2.7 reports the standard
+// format's size there, which Linux (compacted format with XSAVEC) rejects.
+export function compactedBytes(xcr0: u64): u32 {
+  let n: u32 = 576;
+  for (let i: u32 = 2; i < 64; i++) {
+    if (((xcr0 >> <u64>i) & 1) == 0) continue;
+    const c = load<u32>(compBytes + (i << 2));
+    if ((c & 0x80000000) != 0) n = (n + 63) & ~63;
+    n += c & 0x7fffffff;
+  }
+  return n;
+}
+
+// The XSAVE area's size for every offered component (CPUID.(EAX=0DH,ECX=0)
+// ECX as guests see it; 0 before the first guest's set-up): the XSTATE
 // section of a snapshot holds one (kernel/snapshot/).
 export function areaBytes(): u32 {
   return size;

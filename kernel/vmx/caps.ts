@@ -6,6 +6,7 @@
 import * as cpu from "../hw/cpu";
 import * as print from "../lib/print";
 import * as V from "../arch/vmx";
+import * as xstate from "../vm/xstate";
 
 export let basic: u64 = 0; // machine-wide: hardware capability
 export let pin: u64 = 0; // machine-wide: hardware capability; allowed-0 in bits 31:0, allowed-1 in 63:32
@@ -75,6 +76,12 @@ export function read(): void {
   cr0Fixed1 = cpu.rdmsr(V.MSR_IA32_VMX_CR0_FIXED1);
   cr4Fixed0 = cpu.rdmsr(V.MSR_IA32_VMX_CR4_FIXED0);
   cr4Fixed1 = cpu.rdmsr(V.MSR_IA32_VMX_CR4_FIXED1);
+  // CR4.PKE only with PKRU among the XSAVE components guests get (XCR0 bit
+  // 9, vm/xstate.ts): the register must move with the vCPU and a guest's
+  // XSAVE must have a place for it. Withheld like the bits above otherwise
+  // (CPUID then hides PKU: exit/cpuid.ts).
+  xstate.learn();
+  if ((xstate.offered & V.X86_XCR0_PKRU) == 0) cr4Fixed1 &= ~V.X86_CR4_PKE;
   vmcsEnum = cpu.rdmsr(V.MSR_IA32_VMX_VMCS_ENUM);
   hasProc2 = (allowed1(proc) & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0;
   proc2 = hasProc2 ? cpu.rdmsr(V.MSR_IA32_VMX_PROCBASED_CTLS2) : 0;

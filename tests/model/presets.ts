@@ -93,10 +93,10 @@ function cpuidTable(vmx: boolean, maxPhys: number): Map<number, CpuidEntry> {
     ? [0, 0xf1bf07ab, 0x18405f4e | (m.cr(4) & CR4.PKE ? 1 << 4 : 0), 0x00000510] : [0, 0, 0, 0]));
   t.set(0xa, [0, 0, 0, 0]); // no architectural performance monitoring
   t.set(0xb, (sub) => (sub === 0 ? [0, 1, 0x100, 0] : sub === 1 ? [0, 1, 0x201, 0] : [0, 0, sub & 0xff, 0]));
-  // XSAVE: x87 SSE AVX opmask ZMM_Hi256 Hi16_ZMM; XCR0 = x87 at hand-over (576 bytes).
+  // XSAVE: x87 SSE AVX opmask ZMM_Hi256 Hi16_ZMM PKRU; XCR0 = x87 at hand-over (576 bytes).
   const xsave: Record<number, Regs> = {
-    0: [0xe7, 0x240, 0xa80, 0], 1: [0xf, 0x240, 0, 0], 2: [256, 576, 0, 0],
-    5: [64, 1088, 0, 0], 6: [512, 1152, 0, 0], 7: [1024, 1664, 0, 0],
+    0: [0x2e7, 0x240, 0xa88, 0], 1: [0xf, 0x240, 0, 0], 2: [256, 576, 0, 0],
+    5: [64, 1088, 0, 0], 6: [512, 1152, 0, 0], 7: [1024, 1664, 0, 0], 9: [8, 2688, 0, 0],
   };
   t.set(0xd, (sub) => xsave[sub] ?? [0, 0, 0, 0]);
   t.set(0x15, [2, 146, 38400000, 0]); // TSC = 38.4 MHz crystal * 146/2

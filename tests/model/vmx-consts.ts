@@ -756,6 +756,12 @@ export const X86_CR4_CET = 0x00800000; // bit 23: Control-flow Enforcement Techn
 export const X86_CR4_PKS = 0x01000000; // bit 24: Enable protection keys for supervisor-mode pages
 export const X86_CR4_UINTR = 0x02000000; // bit 25: User Interrupts Enable
 
+// ---- XCR0, the XSAVE state components (Vol. 1 13.1, 13.3)
+export const X86_XCR0_X87 = 0x00000001; // bit 0: x87 state
+export const X86_XCR0_SSE = 0x00000002; // bit 1: SSE state
+export const X86_XCR0_AVX = 0x00000004; // bit 2: AVX state (upper halves of YMM0-15)
+export const X86_XCR0_PKRU = 0x00000200; // bit 9: PKRU state
+
 // ---- RFLAGS (Vol. 1 3.4.3, Vol. 3A 2.3); VMX status: 31.2
 export const X86_RFLAGS_IOPL_SHIFT = 12; // bits 13:12: I/O privilege level
 export const X86_RFLAGS_IOPL_MASK = 0x00003000;
@@ -1795,6 +1801,13 @@ export const X86_CR4_BITS: readonly BitName[] = [
   { bit: 23, name: "CET", mask: 0x800000, sdm: "Control-flow Enforcement Technology" },
   { bit: 24, name: "PKS", mask: 0x1000000, sdm: "Enable protection keys for supervisor-mode pages" },
   { bit: 25, name: "UINTR", mask: 0x2000000, sdm: "User Interrupts Enable" },
+];
+
+export const X86_XCR0_BITS: readonly BitName[] = [
+  { bit: 0, name: "X87", mask: 0x1, sdm: "x87 state" },
+  { bit: 1, name: "SSE", mask: 0x2, sdm: "SSE state" },
+  { bit: 2, name: "AVX", mask: 0x4, sdm: "AVX state (upper halves of YMM0-15)" },
+  { bit: 9, name: "PKRU", mask: 0x200, sdm: "PKRU state" },
 ];
 
 export const X86_RFLAGS_BITS: readonly BitName[] = [

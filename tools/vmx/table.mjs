@@ -789,6 +789,15 @@ export const REGISTERS = [
     ],
   },
   {
+    key: 'xcr0', prefix: 'X86_XCR0_', width: 32, sdm: 'XCR0, the XSAVE state components (Vol. 1 13.1, 13.3)',
+    bits: [
+      { bit: 0, name: 'X87', sdm: 'x87 state' },
+      { bit: 1, name: 'SSE', sdm: 'SSE state' },
+      { bit: 2, name: 'AVX', sdm: 'AVX state (upper halves of YMM0-15)' },
+      { bit: 9, name: 'PKRU', sdm: 'PKRU state' },
+    ],
+  },
+  {
     key: 'rflags', prefix: 'X86_RFLAGS_', width: 32, sdm: 'RFLAGS (Vol. 1 3.4.3, Vol. 3A 2.3); VMX status: 31.2',
     bits: [
       { bit: 0, name: 'CF', sdm: 'Carry flag (VMfailInvalid)' },

@@ -69,11 +69,14 @@ const L7_ECX_HIDE: u32 = (1 << 4) | (1 << 5) | (1 << 7) | (1 << 13) | (1 << 23) 
 // ARCH_CAPABILITIES (29), CORE_CAPABILITIES (30), SSBD (31).
 const L7_EDX_HIDE: u32 = (1 << 5) | (1 << 9) | (1 << 19) | (1 << 20) | (1 << 26) | (1 << 27) | (1 << 28) |
   (1 << 29) | (1 << 30) | (1 << 31);
+const L7_EDX_FSRM: u32 = 1 << 4;
+const MISC_ENABLE_FAST_STRINGS: u64 = 1; // IA32_MISC_ENABLE bit 0
 // Leaf 7.1 EAX: FRED (17: IA32_FRED_*).
 const L7_1_EAX_HIDE: u32 = 1 << 17;
 // Leaf 0DH.1 EAX: XSAVES (3: IA32_XSS; "enable XSAVES/XRSTORS" is not set
 // in vmcs01, so XSAVES is #UD), XFD (4: IA32_XFD, IA32_XFD_ERR).
 const LD_1_EAX_HIDE: u32 = (1 << 3) | (1 << 4);
+const LD_1_EAX_XSAVEC: u32 = 1 << 1;
 
 // Features whose CR4 enable bit the guest cannot set (not in CR4_FIXED1 of
 // the processor, so not in the guest's CR4 either): hidden with the bit.
@@ -136,6 +139,13 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
             c = hideWithoutCr4(c, 16, V.X86_CR4_LA57, cr4);
             if ((c & (1 << 3)) != 0 && (vmx.vmread(V.GUEST_CR4) & V.X86_CR4_PKE) != 0) c |= 1 << 4;
             d &= ~L7_EDX_HIDE;
+            // FSRM (fast short REP MOVSB) is a property of fast-string
+            // operation, which IA32_MISC_ENABLE[0] turns on and off (SDM
+            // Vol. 4 Table 2-2): not offered while the guest's MISC_ENABLE
+            // says fast strings are off. (Bochs's tigerlake model reports
+            // both, which no processor does, and Linux 6.1's memmove then
+            // corrupts memory: platform.md.)
+            if ((vcpu.msrs.miscEnable & MISC_ENABLE_FAST_STRINGS) == 0) d &= ~L7_EDX_FSRM;
           } else if (sub == 1) a &= ~L7_1_EAX_HIDE;
           break;
         case 0xd:
@@ -144,8 +154,15 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
           // (not enabled in the guest's VMCS: it would be #UD) and no XFD:
           // sub-leaf 1 EAX bits 3-4 and ECX/EDX clear, sub-leaves of other
           // components zero.
-          if (sub == 1) {
+          if (sub == 0) {
+            // EDX:EAX the offered components, ECX the area they need; EBX
+            // (the size for the current XCR0, a subset) is the processor's.
+            a &= <u32>xstate.offered;
+            d &= <u32>(xstate.offered >> 32);
+            c = xstate.areaBytes();
+          } else if (sub == 1) {
             a &= ~LD_1_EAX_HIDE;
+            if ((a & LD_1_EAX_XSAVEC) != 0) b = xstate.compactedBytes(vcpu.xstate.xcr0);
             c = 0;
             d = 0;
           } else if (sub >= 2 && (sub >= 64 || ((xstate.offered >> <u64>sub) & 1) == 0)) {
