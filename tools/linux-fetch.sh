@@ -17,8 +17,19 @@ out=build/linux
 mkdir -p "$out/debs"
 
 # The versioned kernel package the meta-package depends on (e.g. linux-image-6.1.0-57-amd64).
-kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -1)
-[ -n "$kpkg" ] || { echo "linux-fetch: apt-cache knows no linux-image-amd64 (apt-get update?)" >&2; exit 1; }
+kernel_pkg() {
+    apt-cache depends linux-image-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -1
+}
+kpkg=$(kernel_pkg)
+if [ -z "$kpkg" ]; then
+    # A machine whose package lists were never fetched (or were cleaned).
+    echo "linux-fetch: apt-cache knows no linux-image-amd64: apt-get update"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    kpkg=$(kernel_pkg)
+fi
+[ -n "$kpkg" ] || { echo "linux-fetch: apt-cache knows no linux-image-amd64 even after apt-get update" >&2; exit 1; }
 want=""
 for p in "$kpkg" busybox-static; do
     v=$(apt-cache policy "$p" | sed -n 's/^ *Candidate: //p')

@@ -8,14 +8,15 @@
 # stdin/stdout/stderr; /dev/kmsg so init can print through printk, which reaches the
 # polled serial console even without a UART interrupt) and /init (tools/linux-init.sh).
 # KVM's modules from the same package (irqbypass, kvm, kvm-intel: plain .ko in 6.1) go
-# to /lib/modules for /init to insmod. Needs build/linux from tools/linux-fetch.sh. Every mtime is 0: same inputs, same bytes.
+# to /lib/modules for /init to insmod; /bin/vmm is tests/linux/vmm.c (the L2 runner). Needs build/linux from tools/linux-fetch.sh. Every mtime is 0: same inputs, same bytes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-build/linux/initrd.cpio}
 [ -x build/linux/busybox ] || { echo "mkinitramfs: build/linux/busybox missing (make linux-fetch)" >&2; exit 1; }
-node - "$out" build/linux/busybox tools/linux-init.sh build/linux/modules <<'JS'
+[ -x build/linux/vmm ] || { echo "mkinitramfs: build/linux/vmm missing (make build/linux/vmm)" >&2; exit 1; }
+node - "$out" build/linux/busybox tools/linux-init.sh build/linux/modules build/linux/vmm <<'JS'
 const fs = require('node:fs');
-const [out, busybox, init, modules] = process.argv.slice(2);
+const [out, busybox, init, modules, vmm] = process.argv.slice(2);
 const parts = [];
 let ino = 1;
 // One newc entry: "070701", 13 eight-digit hex fields, the name (NUL-ended),
@@ -29,6 +30,7 @@ function entry(name, mode, data = Buffer.alloc(0), rdev = [0, 0], nlink = 1) {
 const DIR = 0o040755, REG = 0o100755, LNK = 0o120777, CHR = 0o020600;
 for (const d of ['bin', 'sbin', 'dev', 'proc', 'sys', 'tmp', 'etc']) entry(d, DIR, undefined, undefined, 2);
 entry('bin/busybox', REG, fs.readFileSync(busybox));
+entry('bin/vmm', REG, fs.readFileSync(vmm));
 for (const l of ['bin/sh', 'sbin/reboot', 'sbin/poweroff']) entry(l, LNK, Buffer.from('/bin/busybox'));
 entry('dev/console', CHR, undefined, [5, 1]);
 entry('dev/kmsg', CHR, undefined, [1, 11]);

@@ -123,6 +123,7 @@ export function enter(vcpu: Vcpu, launch: bool): i32 {
   }
   pull(n, clean);
   msrBitmap(n, clean);
+  n.counts.enlightened++;
   // (Not written when L1 set every bit itself, as KVM does after each exit.)
   if ((cleanField & V.EVMCS_CLEAN_ALL) != V.EVMCS_CLEAN_ALL) {
     guestmem.write32(gpa + <u64>V.EVMCS_CLEAN_FIELDS, cleanField | V.EVMCS_CLEAN_ALL);

@@ -32,6 +32,7 @@ import { Nested } from "./nested";
 @unmanaged export class L2Counts {
   handledByL0: u64 = 0; // L2 exits L0 handled itself
   launches: u64 = 0; // nested VM entries into L2 (launch.ts)
+  enlightened: u64 = 0; // VMLAUNCH/VMRESUMEs that took their VMCS from an eVMCS (evmcs.ts)
   // then u64 reflected[exits.REASONS]: exits reflected to L1, by reason
   static readonly BYTES: usize = offsetof<L2Counts>() + <usize>exits.REASONS * 8;
   @inline reflected(reason: u32): u64 {

@@ -20,7 +20,9 @@ export function report(vcpu: Vcpu): void {
   print.dec(counts.handledByL0);
   print.str(" handled by L0; ");
   print.dec(counts.launches);
-  print.str(" nested entries; vmcs02 constant state written ");
+  print.str(" nested entries (");
+  print.dec(counts.enlightened);
+  print.str(" enlightened); vmcs02 constant state written ");
   print.dec(n.vmcs02.constantWrites);
   print.str(" time(s); shadow VMCS ");
   if (n.shadow.enabled) {

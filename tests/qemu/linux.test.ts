@@ -1,0 +1,105 @@
+// Debian's own Linux 6.1 as a guest, and Linux KVM in it as an L1 hypervisor
+// running an L2 (issue 13; docs/guest-interface.md "Linux guests"). The
+// kernel, busybox and KVM's modules come from Debian's packages
+// (tools/linux-fetch.sh), the initramfs from tools/mkinitramfs.sh: its /init
+// (tools/linux-init.sh) loads kvm and kvm_intel and runs our VMM
+// (tests/linux/vmm.c), which starts the L2 of tests/linux/l2.asm through
+// KVM's ioctls and checks 15 things it does (port I/O both ways, CPUID from
+// the VMM's table, MMIO both ways, 1,000 exits in a row, paging with an alias
+// mapping, HLT, memory it wrote), printing "RESULT: PASS". Then /init
+// restarts the machine (exit code 165 through the ACPI reset register).
+//
+// One boot per configuration, each checked in full: the command line is
+// lean (`quiet`: only warnings reach the console), and any kernel warning,
+// oops or call trace fails the run. `make test` builds the parts first
+// (make linux-initrd).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { runBochs } from '../../tools/emu/bochs.ts';
+import { expectRun, freshRunDir, REPO, RunResult } from '../../tools/emu/runner.ts';
+import { hvIso } from './guestboot.ts';
+
+const L = path.join(REPO, 'build', 'linux');
+const MODULES: [string, string][] = [[path.join(L, 'vmlinuz'), 'vmlinuz'], [path.join(L, 'initrd.cpio'), 'initrd.cpio']];
+// Kernel command line (args=: `,` is a space, `,,` a comma): the serial
+// console, the TSC as the clock (CPUID 15H gives its rate), no PCI (there is
+// none), /init from the initramfs, quiet.
+const ARGS = 'console=ttyS0,,115200,tsc=reliable,clocksource=tsc,pci=off,rdinit=/init,quiet';
+const VMM_CHECKS = 15;
+
+for (const f of MODULES) {
+  if (!fs.existsSync(f[0])) throw new Error(`${path.relative(REPO, f[0])} does not exist: run make linux-initrd first`);
+}
+
+async function boot(name: string, opts: string, cpus = 1): Promise<RunResult> {
+  const runDir = freshRunDir(name);
+  const cmdline = `guest=vmlinuz mem=256M ${opts} initrd=initrd.cpio expect=exit:165 args=${ARGS}`;
+  const image = hvIso(runDir, cmdline, MODULES);
+  const r = await runBochs({ name, boot: 'bios-cdrom', image, runDir, cpus, megs: 512, timeoutMs: 900_000 });
+  expectRun(r, {
+    status: 0, exitCode: 0,
+    lines: [
+      /^hv: guest 1 \(vmlinuz\) ended: exit via isa-debug-exit, code 165, .*: as expected$/,
+      /^hv: exits: \d+ in all$/,
+      /^hv: guests: 1 run, all as expected$/,
+    ],
+  });
+  return r;
+}
+
+// What every boot must show: /init reached, KVM loaded, the VMM's checks
+// all passed, no kernel warning, L2's exits reached L1 through L0.
+function common(r: RunResult): { reflected: number; enlightened: number } {
+  const s = r.serial.replace(/\r/g, '');
+  const where = `(reproduce: ${r.command}; serial ${r.serialPath})`;
+  assert.match(s, /^L1\| INIT: reached/m, `/init ran ${where}`);
+  for (const m of ['irqbypass', 'kvm', 'kvm-intel']) assert.match(s, new RegExp(`^L1\\| INIT: insmod ${m}: status 0$`, 'm'), `insmod ${m} ${where}`);
+  assert.match(s, /^L1\| INIT: kvm_intel loaded$/m);
+  assert.not.match(s, /WARNING: CPU:|Call Trace:|Oops|Kernel panic|BUG:/, `a kernel warning ${where}`);
+  const ok = s.match(/^L1\| VMM: ok /gm) ?? [];
+  const bad = s.match(/^L1\| VMM: FAIL .*$/gm) ?? [];
+  assert.equal(bad, [], `VMM checks failed ${where}`);
+  assert.is(ok.length, VMM_CHECKS, `${ok.length} VMM checks passed ${where}`);
+  assert.match(s, /^L1\| RESULT: PASS$/m);
+  assert.match(s, /^L1\| INIT: vmm status 0,/m);
+  // L0's report of L1's nested VMX: the 1,000 port writes and the other
+  // exits of L2 reflected to L1 (KVM), and as many nested entries.
+  const m = /^hv: L2 exits: (\d+) reflected to L1, (\d+) handled by L0; (\d+) nested entries \((\d+) enlightened\)/m.exec(s);
+  assert.ok(m, `the nested summary line ${where}`);
+  const reflected = Number(m![1]);
+  assert.ok(reflected >= 1010, `${reflected} L2 exits reflected (1,000 port writes and more)`);
+  assert.ok(Number(m![3]) >= reflected, 'a nested entry after each');
+  const io = /^hv: {3}L2 -> L1 IO_INSTRUCTION +(\d+)$/m.exec(s);
+  assert.ok(io && Number(io[1]) >= 1009, `L2's port I/O reflected: ${io?.[1]}`);
+  // The figures for the issue note (TSC = Bochs ticks).
+  const first = /^L1\| VMM: ok first exit: .*\(TSC (\d+),/m.exec(s)?.[1];
+  const trip = /^L1\| VMM: one L2 port-write round trip through user space: (\d+) TSC ticks/m.exec(s)?.[1];
+  console.log(`  ${r.name}: L2's first exit at tick ${first}, L2 port-write round trip ${trip} ticks, ` +
+    `${m![1]} L2 exits reflected, ${m![4]} enlightened entries`);
+  return { reflected, enlightened: Number(m![4]) };
+}
+
+test('Linux: Debian 6.1 boots, kvm_intel loads, its L2 passes (nested=on)', async () => {
+  const r = await boot('test-linux-nested', 'vcpus=1 nested=on');
+  const { enlightened } = common(r);
+  assert.is(enlightened, 0, 'no Hyper-V interface: no enlightened entries');
+  assert.not.match(r.serial, /Hyper-V/);
+  // The platform as Linux sees it: one CPU, COM1 on the I/O APIC.
+  assert.match(r.serial, /^L1\| INIT: cpus: 0\r?$/m);
+  assert.match(r.serial, /^L1\| INIT: interrupts: +\d+: +[1-9]\d* +IO-APIC +4-edge +ttyS0/m);
+  assert.match(r.serial, /^L1\| INIT: serial: 0: uart:16550A port:000003F8/m);
+});
+
+test('Linux: with hyperv=on, kvm_intel uses the enlightened VMCS and its L2 passes', async () => {
+  const r = await boot('test-linux-hyperv', 'vcpus=1 nested=on hyperv=on');
+  const { reflected, enlightened } = common(r);
+  // Linux finds the Hyper-V interface, and KVM the eVMCS it recommends
+  // (kvm_intel says "KVM: vmx: using Hyper-V Enlightened VMCS").
+  assert.match(r.serial, /^L1\| INIT: dmesg: .*Hypervisor detected: Microsoft Hyper-V/m);
+  assert.match(r.serial, /^L1\| INIT: dmesg: .*KVM: vmx: using Hyper-V Enlightened VMCS/m);
+  assert.ok(enlightened >= reflected, `${enlightened} enlightened entries for ${reflected} reflected exits`);
+});
+
+test.run();
