@@ -195,13 +195,12 @@ run-kvm: setup
 
 # Debian 12's own kernel and busybox-static (tools/linux-fetch.sh, cached in
 # build/linux) and the initramfs built from them (tools/mkinitramfs.sh);
-# run-linux boots that kernel as a guest on Bochs (issue 13;
+# run-linux boots that kernel as a guest on Bochs with nested=on (issue 13;
 # tests/qemu/linux.test.ts in `make test` boots it with `quiet`). Its /init
 # loads kvm and kvm_intel, runs the VMM that starts an L2 (RESULT: PASS) and
-# ends the guest with a restart: exit code 165. For VMX and the Hyper-V interface (kvm_intel then
-# says "using Hyper-V Enlightened VMCS"):
-#   make run-linux LINUX_GUEST='guest=vmlinuz mem=256M vcpus=1 nested=on hyperv=on \
-#     initrd=initrd.cpio expect=exit:165 args=$(LINUX_ARGS)'
+# ends the guest with a restart: exit code 165. With the Hyper-V interface
+# (kvm_intel then says "using Hyper-V Enlightened VMCS"):
+#   make run-linux LINUX_HV='nested=on hyperv=on'
 linux-fetch:
 	bash tools/linux-fetch.sh
 linux-initrd: linux-fetch $(B)/linux/vmm
@@ -214,7 +213,8 @@ $(B)/linux/l2.bin: tests/linux/l2.asm | $(SETUP_DONE)
 $(B)/linux/vmm: tests/linux/vmm.c $(B)/linux/l2.bin | $(SETUP_DONE)
 	$(CLANG) -O2 -static -s -Wall -Wextra -DL2_BIN='"$(B)/linux/l2.bin"' -o $@ $<
 LINUX_ARGS ?= console=ttyS0,,115200,earlyprintk=serial,,ttyS0,,115200,tsc=reliable,clocksource=tsc,pci=off,rdinit=/init,loglevel=8
-LINUX_GUEST ?= guest=vmlinuz mem=256M vcpus=1 initrd=initrd.cpio expect=exit:165 args=$(LINUX_ARGS)
+LINUX_HV ?= nested=on
+LINUX_GUEST ?= guest=vmlinuz mem=256M vcpus=1 $(LINUX_HV) initrd=initrd.cpio expect=exit:165 args=$(LINUX_ARGS)
 run-linux: setup linux-initrd
 	$(MAKE) all
 	node --import tsx tools/emu/run.ts bochs-mb --megs 512 --timeout 2400 --cmdline "$(LINUX_GUEST)" \
