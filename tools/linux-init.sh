@@ -11,7 +11,7 @@
 export PATH=/bin:/sbin
 busybox mount -t proc proc /proc
 busybox mount -t sysfs sysfs /sys
-echo "INIT: reached, uptime $(busybox cat /proc/uptime)"
+echo "INIT: reached, uptime $(busybox cat /proc/uptime), TSC $(/bin/vmm tsc)"
 say() { while read -r l; do echo "INIT: $1: $l"; done; }
 say cpus < /sys/devices/system/cpu/online
 busybox grep -e '^IO-APIC\|ttyS0\|LOC' /proc/interrupts | say interrupts

@@ -33,6 +33,7 @@
 // loopback mode, where the datasheet disconnects the output pins: irqLine()
 // is that wire, which ports.ts gives to I/O APIC input 4.
 import * as print from "../lib/print";
+import * as cpu from "../hw/cpu";
 
 export const BASE: u32 = 0x3f8;
 
@@ -74,6 +75,10 @@ const MSR_DCD: u32 = 0x80;
   threPending: bool = false; // the THR-empty interrupt is pending
   irqHigh: bool = false; // the IRQ 4 wire as last given to the I/O APIC (ports.ts)
   used: i32 = 0; // bytes of the unfinished console line
+  // The processor's TSC when the guest's first console line ended (0:
+  // none yet), for the guest's report: how long a guest takes to say
+  // anything (a Linux boot: issue 13's figures).
+  firstLineTsc: u64 = 0;
 
   @inline private get line(): usize {
     return changetype<usize>(this) + offsetof<Uart>();
@@ -96,6 +101,7 @@ const MSR_DCD: u32 = 0x80;
     this.threPending = false;
     this.irqHigh = false;
     this.used = 0;
+    this.firstLineTsc = 0;
   }
 
   // The guest's console: printable ASCII is kept, '\r' dropped, '\n' ends
@@ -113,6 +119,7 @@ const MSR_DCD: u32 = 0x80;
   }
 
   private emit(): void {
+    if (this.firstLineTsc == 0) this.firstLineTsc = cpu.rdtsc();
     print.levelPrefix();
     print.bytes(this.line, this.used);
     print.nl();

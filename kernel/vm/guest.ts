@@ -393,6 +393,11 @@ function report(vcpu: Vcpu, g: i32): bool {
     print.nl();
   }
   if (vcpu.vm.vcpuCount > 1) reportVcpus(vcpu.vm);
+  if (vcpu.vm.uart.firstLineTsc != 0) {
+    print.str("hv: console: the guest's first line ended at tick ");
+    print.dec(vcpu.vm.uart.firstLineTsc);
+    print.nl();
+  }
   const io = vcpu.vm.ioapic;
   if (io.sent != 0) {
     print.str("hv: ioapic: ");

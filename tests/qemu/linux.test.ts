@@ -74,10 +74,16 @@ function common(r: RunResult): { reflected: number; enlightened: number } {
   const io = /^hv: {3}L2 -> L1 IO_INSTRUCTION +(\d+)$/m.exec(s);
   assert.ok(io && Number(io[1]) >= 1009, `L2's port I/O reflected: ${io?.[1]}`);
   // The figures for the issue note (TSC = Bochs ticks).
+  const line = /^hv: console: the guest's first line ended at tick (\d+)$/m.exec(s)?.[1];
+  const init = /^L1\| INIT: reached, .*, TSC (\d+)$/m.exec(s)?.[1];
   const first = /^L1\| VMM: ok first exit: .*\(TSC (\d+),/m.exec(s)?.[1];
   const trip = /^L1\| VMM: one L2 port-write round trip through user space: (\d+) TSC ticks/m.exec(s)?.[1];
-  console.log(`  ${r.name}: L2's first exit at tick ${first}, L2 port-write round trip ${trip} ticks, ` +
-    `${m![1]} L2 exits reflected, ${m![4]} enlightened entries`);
+  assert.ok(line && init && first && trip, 'the timeline figures');
+  assert.ok(Number(init) < Number(first), '/init before L2');
+  // (With `quiet` the first console line is the first warning or error.)
+  console.log(`  ${r.name} (ticks since reset): first console line ${line}, /init ${init}, ` +
+    `L2's first exit ${first}; L2 port-write round trip ${trip}; ${m![1]} L2 exits reflected, ` +
+    `${m![4]} enlightened entries`);
   return { reflected, enlightened: Number(m![4]) };
 }
 
