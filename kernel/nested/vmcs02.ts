@@ -533,7 +533,7 @@ function mergeAll(vcpu: Vcpu, s: Vmcs02State, proc12: u32, entry12: u32): u32 {
   // mode", which excludes it (27.2.1.1); an L1 that virtualizes APIC accesses
   // at another address, or x2APIC mode, for such an L2 leaves L1's APIC page
   // as plain memory for L2: not supported with apicv=on; guest-interface.md.)
-  let proc2_02 = (s.proc2_01 & ~(V.PROC2_UNRESTRICTED_GUEST | V.PROC2_VMCS_SHADOWING | l1caps.PROC2_INSTRUCTION_ENABLES | L0_APIC_VIRTUALIZATION)) |
+  let proc2_02 = (s.proc2_01 & ~(V.PROC2_UNRESTRICTED_GUEST | V.PROC2_VMCS_SHADOWING | l1caps.PROC2_INSTRUCTION_ENABLES | L0_APIC_VIRTUALIZATION | V.PROC2_PAUSE_LOOP_EXITING)) |
     (proc2_12 & ~(V.PROC2_ENABLE_VPID | V.PROC2_ENABLE_PML | V.PROC2_VMCS_SHADOWING));
   if ((proc2_12 & V.PROC2_VIRTUALIZE_APIC_ACCESSES) != 0) {
     vmx.vmwrite(V.APIC_ACCESS_ADDRESS, guestmem.hpa(state.get(n, V.APIC_ACCESS_ADDRESS), 4096));
@@ -549,7 +549,8 @@ function mergeAll(vcpu: Vcpu, s: Vmcs02State, proc12: u32, entry12: u32): u32 {
   if ((proc2_12 & V.PROC2_VIRTUAL_INTERRUPT_DELIVERY) != 0) {
     vmx.writefields(eoiList.ptr, eoiList.count, n.vmcs12, eoiList.all);
   }
-  // PAUSE-loop exiting is only ever L1's (L0 does not use it): its gap and
+  // PAUSE-loop exiting in vmcs02 is only ever L1's (L0's, for L1's vCPUs
+  // sharing the processor, is vmcs01's alone, masked above): its gap and
   // window are vmcs12's (25.6.13).
   if ((proc2_12 & V.PROC2_PAUSE_LOOP_EXITING) != 0) {
     vmx.vmwrite(V.PLE_GAP, state.get(n, V.PLE_GAP));

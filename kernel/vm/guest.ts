@@ -244,6 +244,8 @@ function runOne<L2>(g: i32, l2: L2): bool {
   let vcpu = vm.vcpu0;
   // HLT: with several vCPUs it gives the processor to another (sched.ts).
   exits.register(V.EXIT_REASON_HLT, n > 1 ? sched.handleHlt : misc.handleHlt);
+  // PAUSE loops: only such guests' vmcs01 exits on them (vmcs01.ts).
+  if (n > 1) exits.register(V.EXIT_REASON_PAUSE, sched.handlePause);
   const ram = pages.allocAligned(<u32>(bytes >> 12), SIZE_2M);
   if (ram == 0) {
     print.say("guest: not enough free memory for its RAM");

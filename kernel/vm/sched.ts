@@ -65,6 +65,20 @@ export function handleHlt(vcpu: Vcpu, reason: u32): i32 {
   return RESUME;
 }
 
+// PAUSE-loop exit (reason 40; SDM Vol. 3C 26.1.3, "PAUSE-loop exiting" in
+// vmcs01 for such guests, vmcs01.ts): the vCPU spins in a PAUSE loop,
+// most likely waiting for another vCPU — a lock it holds, an answer to an
+// IPI, a rendezvous — that cannot make progress while this one holds the
+// processor. The PAUSE completes (a PAUSE exit is instruction-like: RIP
+// names the PAUSE, 28.2.5 gives its length) and the vCPU's slice ends:
+// another runnable vCPU gets the processor (next()), or, with none, this
+// one goes on.
+export function handlePause(vcpu: Vcpu, reason: u32): i32 {
+  events.skipInstruction();
+  vcpu.vm.sliceEnd = 0;
+  return RESUME;
+}
+
 // After an exit of cur: the vCPU to go on with (cur, or another made
 // current), or null when the guest stopped (no vCPU can ever run again,
 // its max-ticks= budget, a VMCS that cannot be loaded).

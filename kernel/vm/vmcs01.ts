@@ -219,6 +219,10 @@ export function bootGdt(gdtBase: u32, gdtLimit: u32, codeSel: u32, dataSel: u32)
 // Build and load a fresh VMCS for a guest entering at eip with EAX/EBX set
 // by the caller. eptp is its EPT pointer. Returns false (after printing
 // why) when the processor cannot run it.
+// PAUSE-loop exiting's gap and window (TSC ticks), for vcpus=N guests.
+const PLE_GAP_TICKS: u64 = 128;
+const PLE_WINDOW_TICKS: u64 = 4096;
+
 export function create(vcpu: Vcpu, eptp: u64, eip: u32, wantVpid: bool): bool {
   if (!setupBitmaps()) {
     print.say("out of memory for the VMX bitmaps");
@@ -258,8 +262,12 @@ export function create(vcpu: Vcpu, eptp: u64, eip: u32, wantVpid: bool): bool {
     (caps.eptVpidCap & (V.EPT_VPID_CAP_INVVPID_SINGLE_CONTEXT | V.EPT_VPID_CAP_INVVPID_ALL_CONTEXT)) != 0;
   // INVPCID where the processor can enable it: without "INVLPG exiting" it
   // then runs natively (SDM Vol. 3C 26.1.3), and CPUID offers it (cpuid.ts).
+  // PAUSE-loop exiting for a guest whose vCPUs share the processor
+  // (sched.ts handlePause): a vCPU that spins waits for one that does not
+  // run, and gives the processor up instead of spinning out its slice.
+  const shared = vcpu.vm.vcpuCount > 1;
   const p2opt = V.PROC2_ENABLE_RDTSCP | V.PROC2_WBINVD_EXITING | V.PROC2_ENABLE_INVPCID |
-    (wantVpid && invvpid ? V.PROC2_ENABLE_VPID : 0);
+    (wantVpid && invvpid ? V.PROC2_ENABLE_VPID : 0) | (shared ? V.PROC2_PAUSE_LOOP_EXITING : 0);
   const proc2Req = V.PROC2_ENABLE_EPT | V.PROC2_UNRESTRICTED_GUEST | (av ? apicv.PROC2 : 0);
   const proc2 = ctl.adjust(caps.proc2, ctl.KIND_PROC2, proc2Req, p2opt);
   // Debug controls saved on exit and loaded on entry (DR7, IA32_DEBUGCTL,
@@ -296,6 +304,15 @@ export function create(vcpu: Vcpu, eptp: u64, eip: u32, wantVpid: bool): bool {
   vmx.vmwrite(V.TSC_OFFSET, 0);
   vmx.vmwrite(V.EPT_POINTER, eptp);
   if (vpidEnabled) vmx.vmwrite(V.VIRTUAL_PROCESSOR_ID, GUEST_VPID);
+  if ((proc2 & V.PROC2_PAUSE_LOOP_EXITING) != 0) {
+    // SDM Vol. 3C 25.6.13, 26.1.3: a PAUSE at CPL 0 exits when the PAUSEs
+    // before it, each at most PLE_Gap TSC ticks after the previous one,
+    // began more than PLE_Window ticks ago. On Bochs (one tick an
+    // instruction) a spin loop's PAUSEs are a few ticks apart; a window of
+    // 4096 ticks is some hundreds of iterations.
+    vmx.vmwrite(V.PLE_GAP, PLE_GAP_TICKS);
+    vmx.vmwrite(V.PLE_WINDOW, PLE_WINDOW_TICKS);
+  }
   vmx.vmwrite(V.VMCS_LINK_POINTER, u64.MAX_VALUE);
 
   // CR0/CR4: the host owns the bits VMX fixes (except PE and PG, which an

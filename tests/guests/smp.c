@@ -247,6 +247,7 @@ void guest_main(void) {
      * gets it back by time slice (the AP spins until the BSP, which needs
      * the processor, releases it). */
     u32 done = cmd_done;
+    u64 s0 = rdtsc();
     cmd = CMD_SPIN;
     send_ipi(1, ICR_FIXED | VEC_WAKE);
     bool spun = wait_ticks(&spinning, 1, 200000000ull);
@@ -254,6 +255,12 @@ void guest_main(void) {
     check(spun && wait_ticks(&cmd_done, done + 1, 200000000ull),
           "the AP spinning with interrupts off, the BSP waiting for it: both progress|spinning %u, done %u", spinning,
           cmd_done - done);
+    /* Both wait in PAUSE loops (the AP for `release`, the BSP for `spinning`
+     * and then `cmd_done`): on a shared processor the spinning one gives the
+     * processor up to the other (PAUSE-loop exiting, SDM Vol. 3C 26.1.3)
+     * rather than spinning out its time slice (2^24 ticks). */
+    u32 spin_took = (u32)(rdtsc() - s0);
+    check_hv(spin_took < 4000000, "... within 4,000,000 ticks: a PAUSE loop hands the processor over|%u ticks", spin_took);
     /* The AP sleeps with its APIC timer armed while the BSP works (port
      * reads: exits under the hypervisor): the timer's interrupt wakes the AP
      * without waiting for the BSP's time slice (2^24 ticks) to end. */

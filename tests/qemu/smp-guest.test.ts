@@ -17,7 +17,7 @@ import { isoOf, hvIso, tapLines } from './guestboot.ts';
 
 const GUEST = path.join(REPO, 'build', 'guests', 'smp.elf');
 
-const CHECKS = 26; // the guest's checks (every one must run and pass)
+const CHECKS = 27; // the guest's checks (every one must run and pass)
 
 test('Bochs: two processors, INIT/SIPI, IPIs and the I/O APIC on bare Bochs (reference)', async () => {
   const name = 'test-smp-guest-bare';

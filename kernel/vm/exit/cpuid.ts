@@ -117,7 +117,23 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
           if (vcpu.nested.enabled) c |= 1 << 5; // VMX offered (nested=on)
           c |= (1 << 31) | L1_ECX_X2APIC;
           if ((vmx.vmread(V.GUEST_CR4) & V.X86_CR4_OSXSAVE) != 0 && (c & (1 << 26)) != 0) c |= 1 << 27;
-          b = (b & 0x00ffffff) | (vcpu.index << 24); // initial APIC ID: the vCPU's number (vcpus=N)
+          // Initial APIC ID: the vCPU's number (vcpus=N); EBX[23:16] the
+          // package's addressable logical-processor IDs, valid with HTT
+          // (EDX[28]): the guest's vCPUs are one package (topology()).
+          b = (b & 0xffff) | (idSpan(vcpu) << 16) | (vcpu.index << 24);
+          if (vcpu.vm.vcpuCount > 1) d |= 1 << 28;
+          break;
+        case 4:
+          // Deterministic cache parameters (SDM Vol. 2A CPUID 04H): EAX[31:26]
+          // the package's addressable core IDs - 1, EAX[25:14] the logical
+          // processors sharing the cache - 1: one per core for L1 and L2
+          // (each vCPU is a core), the whole package for L3. Type 0 (no
+          // more caches) stays all zero.
+          if ((a & 0x1f) != 0) {
+            const span = idSpan(vcpu);
+            const sharing = ((a >> 5) & 7) >= 3 ? span - 1 : 0;
+            a = (a & 0x3fff) | (sharing << 14) | ((span - 1) << 26);
+          }
           break;
         case 6:
           a &= L6_EAX_KEEP;
@@ -197,12 +213,43 @@ export function handle(vcpu: Vcpu, reason: u32): i32 {
           break;
         case 0xb:
         case 0x1f:
-          d = vcpu.index; // x2APIC ID: the vCPU's number (vcpus=N)
+          // Extended topology (SDM Vol. 2A CPUID 0BH/1FH; Vol. 3A 9.9.1):
+          // one package of vcpuCount cores with one thread each. Level 0
+          // SMT (shift 0, one logical processor), level 1 Core (shift to the
+          // package ID, vcpuCount logical processors), then the invalid
+          // level (type 0) that ends the list. EDX: the x2APIC ID, the
+          // vCPU's number (vcpus=N).
+          if (sub == 0) {
+            a = 0;
+            b = 1;
+            c = 1 << 8;
+          } else if (sub == 1) {
+            a = 31 - clz(idSpan(vcpu));
+            b = <u32>max(vcpu.vm.vcpuCount, 1);
+            c = (2 << 8) | 1;
+          } else {
+            a = 0;
+            b = 0;
+            c = sub & 0xff;
+          }
+          d = vcpu.index;
           break;
       }
     }
   }
   return answer(vcpu, a, b, c, d);
+}
+
+// The guest's processor topology as CPUID describes it (leaves 1, 4,
+// 0BH, 1FH): its vCPUs are the cores of one package, APIC ID = core
+// number, one thread per core — so that Linux, for one, sees them share a
+// package (and takes the boot CPU's delay-loop calibration for the others,
+// calibrate_delay_is_known) rather than each a package of its own, which the
+// processor's own leaves (one logical processor) would say. The ID span is
+// vcpuCount rounded up to a power of two (the package's APIC ID field width).
+function idSpan(vcpu: Vcpu): u32 {
+  const n = <u32>vcpu.vm.vcpuCount;
+  return n <= 1 ? 1 : <u32>1 << (32 - clz(n - 1));
 }
 
 // CPUID writes all four registers, zero-extending in 64-bit mode, and
