@@ -29,6 +29,12 @@ busybox dmesg | busybox grep -i -e kvm -e hyper-v -e vmx -e 'smp: ' -e 'x86/fpu'
 # /dev/kvm (misc device 10:232) appears in devtmpfs.
 busybox mount -t devtmpfs devtmpfs /dev
 echo "INIT: uptime $(busybox cat /proc/uptime), starting L2"
-/bin/vmm
+busybox taskset 1 /bin/vmm
 echo "INIT: vmm status $?, uptime $(busybox cat /proc/uptime)"
+# With a second CPU the L2 runs again there (KVM's VMXON on every CPU,
+# nested VMX on an AP).
+if [ "$(busybox nproc)" -gt 1 ]; then
+    busybox taskset 2 /bin/vmm
+    echo "INIT: vmm on CPU 1 status $?, uptime $(busybox cat /proc/uptime)"
+fi
 busybox reboot -f

@@ -410,7 +410,20 @@ function report(vcpu: Vcpu, g: i32): bool {
     print.nl();
   }
   exits.report(vcpu.vm);
-  if (config.nested[g]) nesting.report(vcpu);
+  if (config.nested[g]) {
+    // Each vCPU's nested VMX has its own counts (vcpu.nested): one block
+    // per vCPU, headed by its number when there are several.
+    const vm = vcpu.vm;
+    for (let i = 0; i < vm.vcpuCount; i++) {
+      if (vm.vcpuCount > 1) {
+        print.str("hv: nested VMX of vcpu ");
+        print.dec(i);
+        print.str(":");
+        print.nl();
+      }
+      nesting.report(vm.vcpu(i));
+    }
+  }
   vcpu.vm.profile.report();
   return pass;
 }
