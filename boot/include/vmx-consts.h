@@ -25,7 +25,7 @@
 #define GUEST_LDTR_SELECTOR 0x080c /* Guest LDTR selector */
 #define GUEST_TR_SELECTOR 0x080e /* Guest TR selector */
 #define GUEST_INTERRUPT_STATUS 0x0810 /* Guest interrupt status */
-#define PML_INDEX 0x0812 /* PML index */
+#define PML_INDEX 0x0812 /* PML index (shadowed) */
 #define GUEST_UINV 0x0814 /* Guest UINV */
 #define HOST_ES_SELECTOR 0x0c00 /* [16-bit host-state] Host ES selector */
 #define HOST_CS_SELECTOR 0x0c02 /* Host CS selector */
@@ -252,7 +252,7 @@
 #define GUEST_CR3 0x6802 /* Guest CR3 (shadowed) */
 #define GUEST_CR4 0x6804 /* Guest CR4 (shadowed) */
 #define GUEST_ES_BASE 0x6806 /* Guest ES base */
-#define GUEST_CS_BASE 0x6808 /* Guest CS base */
+#define GUEST_CS_BASE 0x6808 /* Guest CS base (shadowed) */
 #define GUEST_SS_BASE 0x680a /* Guest SS base */
 #define GUEST_DS_BASE 0x680c /* Guest DS base */
 #define GUEST_FS_BASE 0x680e /* Guest FS base */
@@ -281,7 +281,7 @@
 #define HOST_IDTR_BASE 0x6c0e /* Host IDTR base */
 #define HOST_IA32_SYSENTER_ESP 0x6c10 /* Host IA32_SYSENTER_ESP */
 #define HOST_IA32_SYSENTER_EIP 0x6c12 /* Host IA32_SYSENTER_EIP */
-#define HOST_RSP 0x6c14 /* Host RSP */
+#define HOST_RSP 0x6c14 /* Host RSP (shadowed) */
 #define HOST_RIP 0x6c16 /* Host RIP */
 #define HOST_IA32_S_CET 0x6c18 /* Host IA32_S_CET */
 #define HOST_SSP 0x6c1a /* Host SSP */

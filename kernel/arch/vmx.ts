@@ -20,7 +20,7 @@ export const GUEST_GS_SELECTOR: u32 = 0x080a; // Guest GS selector
 export const GUEST_LDTR_SELECTOR: u32 = 0x080c; // Guest LDTR selector
 export const GUEST_TR_SELECTOR: u32 = 0x080e; // Guest TR selector
 export const GUEST_INTERRUPT_STATUS: u32 = 0x0810; // Guest interrupt status
-export const PML_INDEX: u32 = 0x0812; // PML index
+export const PML_INDEX: u32 = 0x0812; // PML index (shadowed)
 export const GUEST_UINV: u32 = 0x0814; // Guest UINV
 export const HOST_ES_SELECTOR: u32 = 0x0c00; // [16-bit host-state] Host ES selector
 export const HOST_CS_SELECTOR: u32 = 0x0c02; // Host CS selector
@@ -247,7 +247,7 @@ export const GUEST_CR0: u32 = 0x6800; // [natural-width guest-state] Guest CR0 (
 export const GUEST_CR3: u32 = 0x6802; // Guest CR3 (shadowed)
 export const GUEST_CR4: u32 = 0x6804; // Guest CR4 (shadowed)
 export const GUEST_ES_BASE: u32 = 0x6806; // Guest ES base
-export const GUEST_CS_BASE: u32 = 0x6808; // Guest CS base
+export const GUEST_CS_BASE: u32 = 0x6808; // Guest CS base (shadowed)
 export const GUEST_SS_BASE: u32 = 0x680a; // Guest SS base
 export const GUEST_DS_BASE: u32 = 0x680c; // Guest DS base
 export const GUEST_FS_BASE: u32 = 0x680e; // Guest FS base
@@ -276,7 +276,7 @@ export const HOST_GDTR_BASE: u32 = 0x6c0c; // Host GDTR base
 export const HOST_IDTR_BASE: u32 = 0x6c0e; // Host IDTR base
 export const HOST_IA32_SYSENTER_ESP: u32 = 0x6c10; // Host IA32_SYSENTER_ESP
 export const HOST_IA32_SYSENTER_EIP: u32 = 0x6c12; // Host IA32_SYSENTER_EIP
-export const HOST_RSP: u32 = 0x6c14; // Host RSP
+export const HOST_RSP: u32 = 0x6c14; // Host RSP (shadowed)
 export const HOST_RIP: u32 = 0x6c16; // Host RIP
 export const HOST_IA32_S_CET: u32 = 0x6c18; // Host IA32_S_CET
 export const HOST_SSP: u32 = 0x6c1a; // Host SSP
@@ -1286,7 +1286,7 @@ const VMCS12_OFFSET_BY_SLOT: StaticArray<i16> = [
 
 // Bitmap over slots: fields to be shadowed by hardware VMCS shadowing.
 const VMCS_SHADOW_BY_SLOT: StaticArray<u32> = [
-  0x00000040, 0x00000000, 0x00000002, 0xfc070000, 0x00083001, 0x01c00784, 0x00000000,
+  0x00004040, 0x00000000, 0x00000002, 0xfc070000, 0x00083001, 0x01c01784, 0x00000200,
 ];
 
 // Width code of an encoding (VMCS_WIDTH_*).

@@ -46,7 +46,7 @@ export const GUEST_GS_SELECTOR = 0x080a; // Guest GS selector
 export const GUEST_LDTR_SELECTOR = 0x080c; // Guest LDTR selector
 export const GUEST_TR_SELECTOR = 0x080e; // Guest TR selector
 export const GUEST_INTERRUPT_STATUS = 0x0810; // Guest interrupt status
-export const PML_INDEX = 0x0812; // PML index
+export const PML_INDEX = 0x0812; // PML index (shadowed)
 export const GUEST_UINV = 0x0814; // Guest UINV
 export const HOST_ES_SELECTOR = 0x0c00; // [16-bit host-state] Host ES selector
 export const HOST_CS_SELECTOR = 0x0c02; // Host CS selector
@@ -273,7 +273,7 @@ export const GUEST_CR0 = 0x6800; // [natural-width guest-state] Guest CR0 (shado
 export const GUEST_CR3 = 0x6802; // Guest CR3 (shadowed)
 export const GUEST_CR4 = 0x6804; // Guest CR4 (shadowed)
 export const GUEST_ES_BASE = 0x6806; // Guest ES base
-export const GUEST_CS_BASE = 0x6808; // Guest CS base
+export const GUEST_CS_BASE = 0x6808; // Guest CS base (shadowed)
 export const GUEST_SS_BASE = 0x680a; // Guest SS base
 export const GUEST_DS_BASE = 0x680c; // Guest DS base
 export const GUEST_FS_BASE = 0x680e; // Guest FS base
@@ -302,7 +302,7 @@ export const HOST_GDTR_BASE = 0x6c0c; // Host GDTR base
 export const HOST_IDTR_BASE = 0x6c0e; // Host IDTR base
 export const HOST_IA32_SYSENTER_ESP = 0x6c10; // Host IA32_SYSENTER_ESP
 export const HOST_IA32_SYSENTER_EIP = 0x6c12; // Host IA32_SYSENTER_EIP
-export const HOST_RSP = 0x6c14; // Host RSP
+export const HOST_RSP = 0x6c14; // Host RSP (shadowed)
 export const HOST_RIP = 0x6c16; // Host RIP
 export const HOST_IA32_S_CET = 0x6c18; // Host IA32_S_CET
 export const HOST_SSP = 0x6c1a; // Host SSP
@@ -1252,7 +1252,7 @@ export const VMCS_FIELDS: readonly VmcsFieldInfo[] = [
   { name: "GUEST_LDTR_SELECTOR", encoding: 0x080c, width: 16, type: "guest", shadow: false, vmcs12Offset: 1254, sdm: "Guest LDTR selector" },
   { name: "GUEST_TR_SELECTOR", encoding: 0x080e, width: 16, type: "guest", shadow: false, vmcs12Offset: 1256, sdm: "Guest TR selector" },
   { name: "GUEST_INTERRUPT_STATUS", encoding: 0x0810, width: 16, type: "guest", shadow: false, vmcs12Offset: 1258, sdm: "Guest interrupt status" },
-  { name: "PML_INDEX", encoding: 0x0812, width: 16, type: "guest", shadow: false, vmcs12Offset: 1260, sdm: "PML index" },
+  { name: "PML_INDEX", encoding: 0x0812, width: 16, type: "guest", shadow: true, vmcs12Offset: 1260, sdm: "PML index" },
   { name: "GUEST_UINV", encoding: 0x0814, width: 16, type: "guest", shadow: false, vmcs12Offset: 1262, sdm: "Guest UINV" },
   { name: "HOST_ES_SELECTOR", encoding: 0x0c00, width: 16, type: "host", shadow: false, vmcs12Offset: 1264, sdm: "Host ES selector" },
   { name: "HOST_CS_SELECTOR", encoding: 0x0c02, width: 16, type: "host", shadow: false, vmcs12Offset: 1266, sdm: "Host CS selector" },
@@ -1405,7 +1405,7 @@ export const VMCS_FIELDS: readonly VmcsFieldInfo[] = [
   { name: "GUEST_CR3", encoding: 0x6802, width: "natural", type: "guest", shadow: true, vmcs12Offset: 728, sdm: "Guest CR3" },
   { name: "GUEST_CR4", encoding: 0x6804, width: "natural", type: "guest", shadow: true, vmcs12Offset: 736, sdm: "Guest CR4" },
   { name: "GUEST_ES_BASE", encoding: 0x6806, width: "natural", type: "guest", shadow: false, vmcs12Offset: 744, sdm: "Guest ES base" },
-  { name: "GUEST_CS_BASE", encoding: 0x6808, width: "natural", type: "guest", shadow: false, vmcs12Offset: 752, sdm: "Guest CS base" },
+  { name: "GUEST_CS_BASE", encoding: 0x6808, width: "natural", type: "guest", shadow: true, vmcs12Offset: 752, sdm: "Guest CS base" },
   { name: "GUEST_SS_BASE", encoding: 0x680a, width: "natural", type: "guest", shadow: false, vmcs12Offset: 760, sdm: "Guest SS base" },
   { name: "GUEST_DS_BASE", encoding: 0x680c, width: "natural", type: "guest", shadow: false, vmcs12Offset: 768, sdm: "Guest DS base" },
   { name: "GUEST_FS_BASE", encoding: 0x680e, width: "natural", type: "guest", shadow: false, vmcs12Offset: 776, sdm: "Guest FS base" },
@@ -1434,7 +1434,7 @@ export const VMCS_FIELDS: readonly VmcsFieldInfo[] = [
   { name: "HOST_IDTR_BASE", encoding: 0x6c0e, width: "natural", type: "host", shadow: false, vmcs12Offset: 960, sdm: "Host IDTR base" },
   { name: "HOST_IA32_SYSENTER_ESP", encoding: 0x6c10, width: "natural", type: "host", shadow: false, vmcs12Offset: 968, sdm: "Host IA32_SYSENTER_ESP" },
   { name: "HOST_IA32_SYSENTER_EIP", encoding: 0x6c12, width: "natural", type: "host", shadow: false, vmcs12Offset: 976, sdm: "Host IA32_SYSENTER_EIP" },
-  { name: "HOST_RSP", encoding: 0x6c14, width: "natural", type: "host", shadow: false, vmcs12Offset: 984, sdm: "Host RSP" },
+  { name: "HOST_RSP", encoding: 0x6c14, width: "natural", type: "host", shadow: true, vmcs12Offset: 984, sdm: "Host RSP" },
   { name: "HOST_RIP", encoding: 0x6c16, width: "natural", type: "host", shadow: false, vmcs12Offset: 992, sdm: "Host RIP" },
   { name: "HOST_IA32_S_CET", encoding: 0x6c18, width: "natural", type: "host", shadow: false, vmcs12Offset: 1000, sdm: "Host IA32_S_CET" },
   { name: "HOST_SSP", encoding: 0x6c1a, width: "natural", type: "host", shadow: false, vmcs12Offset: 1008, sdm: "Host SSP" },

@@ -243,9 +243,13 @@ test('shadowed fields: the per-exit set, and nothing L0 must see at once', () =>
     'VM_ENTRY_EXCEPTION_ERROR_CODE', 'VM_ENTRY_INSTRUCTION_LENGTH']) {
     assert.ok(shadowed.has(n), n);
   }
+  // Host state is used only at a nested VM exit, which follows an entry,
+  // and every entry pulls the shadow first (shadow.ts pull, recording the
+  // change): a shadowed host field is never stale when L0 needs it. Only
+  // HOST_RSP is shadowed (Linux KVM writes it around every L2 run).
   for (const f of V.VMCS_FIELDS) {
     if (!f.shadow) continue;
-    assert.is.not(f.type, 'host', f.name);
+    if (f.type === 'host') assert.is(f.name, 'HOST_RSP', f.name);
     assert.not.ok(/_CONTROL$|POINTER|BITMAP|ADDRESS$/.test(f.name) && f.type === 'control', f.name);
   }
 });
