@@ -228,7 +228,7 @@ bench: setup
 	$(MAKE) all $(B)/prof/hv.elf
 	node --import tsx tools/bench.ts
 
-# The Linux boots alone (tests/qemu/linux.test.ts, about 5 minutes).
+# The Linux boots alone (tests/qemu/linux.test.ts, three boots, about 6 minutes).
 test-linux: setup
 	$(MAKE) all linux-initrd
 	node --import tsx tools/test.ts tests/qemu/linux.test.ts
