@@ -6,7 +6,9 @@
 // controls alone, so it is computed into a staged list once and written
 // with one bulk import at every exit; it is recomputed only when one of
 // those fields changed (the Nested's hostStale, set by every change of a
-// host-state field or of the exit controls, and by VMPTRLD). The parts
+// host-state field or of the exit controls, and by VMPTRLD); a change of
+// host RIP or RSP alone (Linux KVM writes HOST_RSP before nearly every
+// VMRESUME) only replaces those two staged values. The parts
 // that depend on L1's state at the exit (EFER without "load IA32_EFER",
 // vmcs01's own entry controls) are computed at each exit.
 import * as vmx from "../hw/vmx";
@@ -26,6 +28,8 @@ const MAX: i32 = 64;
 // provides (nested.ts).
 @unmanaged export class HostStaging {
   count: i32 = 0;
+  ripAt: i32 = 0; // the staged entries of GUEST_RIP and GUEST_RSP (host RIP and RSP)
+  rspAt: i32 = 0;
   stagings: u64 = 0; // how often the staged list was recomputed: statistics
   static readonly BYTES: usize = offsetof<HostStaging>() + <usize>MAX * 4 + <usize>MAX * 8;
   @inline get entries(): usize {
@@ -36,6 +40,8 @@ const MAX: i32 = 64;
   }
   clear(): void {
     this.count = 0;
+    this.ripAt = 0;
+    this.rspAt = 0;
     this.stagings = 0;
   }
 }
@@ -105,7 +111,9 @@ function stage(n: Nested, h: HostStaging): void {
   put(h, V.GUEST_IDTR_LIMIT, 0xffff);
   // 28.5.3: RIP and RSP from the host-state area, RFLAGS = 2; no blocking,
   // active, no pending debug exceptions, no event to inject.
+  h.ripAt = h.count;
   put(h, V.GUEST_RIP, state.get(n, V.HOST_RIP));
+  h.rspAt = h.count;
   put(h, V.GUEST_RSP, state.get(n, V.HOST_RSP));
   put(h, V.GUEST_RFLAGS, 0x2);
   put(h, V.GUEST_INTERRUPTIBILITY_STATE, 0);
@@ -120,6 +128,11 @@ export function load(n: Nested): void {
     stage(n, h);
     state.markHostStaged(n);
     h.stagings++;
+  } else if (state.hostRipRspStale(n)) {
+    // Only host RIP/RSP changed: the staged list stays, with their values.
+    store<u64>(h.values + (<usize>h.ripAt << 3), state.get(n, V.HOST_RIP));
+    store<u64>(h.values + (<usize>h.rspAt << 3), state.get(n, V.HOST_RSP));
+    state.markHostStaged(n);
   }
   const count = h.count;
   vmx.writefields(h.entries, <u32>count, h.values, count == 64 ? u64.MAX_VALUE : (<u64>1 << <u64>count) - 1);

@@ -56,7 +56,8 @@ export function read(n: Nested, enc: u32): u64 {
 //   stale  since vmcs02 last received it (vmcs02.ts merges only what is
 //          stale), with `hotStale` saying which of the HOT fields;
 //   hostStale  a host-state field or the exit controls changed since
-//          hoststate.ts last computed L1's post-exit state from them;
+//          hoststate.ts last computed L1's post-exit state from them
+//          (hostRipRsp: only host RIP or RSP, which it only copies);
 //   shadowAll  a field changed by other means than the reflected exit's
 //          own copies (which record theirs field by field in the Nested's
 //          shadowGuestStale/shadowExitStale): shadow.ts's next push
@@ -94,12 +95,17 @@ export const HOT_FIELDS: StaticArray<u32> = [
 export const HOT_ALL: u32 = (1 << 9) - 1;
 
 // n.changes: dirty in bits 5:0, stale in 11:6, hotStale in 20:12,
-// hostStale bit 21.
+// hostStale bit 21, shadowAll bit 22, hostRipRsp bit 23.
 const CH_STALE_SHIFT: u32 = 6;
 const CH_HOT_SHIFT: u32 = 12;
 const CH_HOST_STALE: u32 = 1 << 21;
 const CH_SHADOW_ALL: u32 = 1 << 22;
-const CH_ALL: u32 = DIRTY_ALL | (DIRTY_ALL << CH_STALE_SHIFT) | (HOT_ALL << CH_HOT_SHIFT) | CH_HOST_STALE | CH_SHADOW_ALL;
+// Only host RIP or RSP changed (not another input of hoststate.ts): the
+// staged post-exit state needs those two values, not a new staging. Linux
+// KVM writes HOST_RSP before nearly every VMRESUME.
+const CH_HOST_RIP_RSP: u32 = 1 << 23;
+const CH_ALL: u32 = DIRTY_ALL | (DIRTY_ALL << CH_STALE_SHIFT) | (HOT_ALL << CH_HOT_SHIFT) | CH_HOST_STALE | CH_SHADOW_ALL |
+  CH_HOST_RIP_RSP;
 @inline export function dirty(n: Nested): u32 {
   return n.changes & DIRTY_ALL;
 }
@@ -113,6 +119,9 @@ const CH_ALL: u32 = DIRTY_ALL | (DIRTY_ALL << CH_STALE_SHIFT) | (HOT_ALL << CH_H
 @inline export function hostStale(n: Nested): bool {
   return (n.changes & CH_HOST_STALE) != 0;
 }
+@inline export function hostRipRspStale(n: Nested): bool {
+  return (n.changes & CH_HOST_RIP_RSP) != 0;
+}
 @inline export function shadowAllStale(n: Nested): bool {
   return (n.changes & CH_SHADOW_ALL) != 0;
 }
@@ -123,7 +132,7 @@ export function markShadowPushed(n: Nested): void {
   n.changes &= ~CH_SHADOW_ALL;
 }
 export function markHostStaged(n: Nested): void {
-  n.changes &= ~CH_HOST_STALE;
+  n.changes &= ~(CH_HOST_STALE | CH_HOST_RIP_RSP);
 }
 export function markClean(n: Nested): void {
   n.changes &= ~DIRTY_ALL;
@@ -166,8 +175,11 @@ function classOf(enc: u32, hot: u32): u32 {
 @inline export function changedBits(enc: u32): u32 {
   const hot = hotBit(enc);
   const c = classOf(enc, hot);
-  // A host-state field or the exit controls: inputs of hoststate.ts.
-  const host = c == DIRTY_HOST || (enc & ~V.VMCS_ENC_HIGH) == V.VM_EXIT_CONTROL ? CH_HOST_STALE : 0;
+  // A host-state field or the exit controls: inputs of hoststate.ts (host
+  // RIP and RSP only copied by it: their own bit).
+  const e = enc & ~V.VMCS_ENC_HIGH;
+  const host = e == V.HOST_RIP || e == V.HOST_RSP ? CH_HOST_RIP_RSP :
+    c == DIRTY_HOST || e == V.VM_EXIT_CONTROL ? CH_HOST_STALE : 0;
   return c | (c << CH_STALE_SHIFT) | (hot << CH_HOT_SHIFT) | host | CH_SHADOW_ALL;
 }
 // enc changed: for the checks and for vmcs02.
