@@ -163,6 +163,12 @@ function hotBit(enc: u32): u32 {
 
 function classOf(enc: u32, hot: u32): u32 {
   if (hot != 0) return hot >= 64 ? DIRTY_EVENT : hot >= 4 ? DIRTY_HOT : DIRTY_RIP;
+  // Host RSP is in no class: no VM-entry check reads it (SDM Vol. 3C
+  // 27.2.2, 27.2.3) and vmcs02 never takes it (its host state is L0's);
+  // only hoststate.ts copies it at the exit (CH_HOST_RIP_RSP). Linux KVM
+  // writes it before nearly every VMRESUME, which made every such entry
+  // check the controls, the host state and the whole guest state again.
+  if ((enc & ~V.VMCS_ENC_HIGH) == V.HOST_RSP) return 0;
   const t = V.vmcsEncodingType(enc);
   if (t == V.VMCS_TYPE_CONTROL) return DIRTY_CONTROLS;
   if (t == V.VMCS_TYPE_HOST) return DIRTY_HOST;
