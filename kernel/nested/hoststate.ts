@@ -28,8 +28,6 @@ const MAX: i32 = 64;
 // provides (nested.ts).
 @unmanaged export class HostStaging {
   count: i32 = 0;
-  ripAt: i32 = 0; // the staged entries of GUEST_RIP and GUEST_RSP (host RIP and RSP)
-  rspAt: i32 = 0;
   stagings: u64 = 0; // how often the staged list was recomputed: statistics
   static readonly BYTES: usize = offsetof<HostStaging>() + <usize>MAX * 4 + <usize>MAX * 8;
   @inline get entries(): usize {
@@ -40,8 +38,6 @@ const MAX: i32 = 64;
   }
   clear(): void {
     this.count = 0;
-    this.ripAt = 0;
-    this.rspAt = 0;
     this.stagings = 0;
   }
 }
@@ -68,8 +64,16 @@ function dataSegment(h: HostStaging, seg: u32, sel: u64, base: u64, alwaysUsable
   put(h, V.GUEST_ES_ACCESS_RIGHTS + sf, (sel & 0xfff8) != 0 || alwaysUsable ? AR_DATA : AR_UNUSABLE | AR_DATA);
 }
 
+// The staged entries of host RIP and RSP: the first two, so that a change
+// of those alone rewrites them in place (load).
+const RIP_AT: usize = 0;
+const RSP_AT: usize = 1;
+
 function stage(n: Nested, h: HostStaging): void {
   h.count = 0;
+  // 28.5.3: RIP and RSP from the host-state area (first: RIP_AT, RSP_AT).
+  put(h, V.GUEST_RIP, state.get(n, V.HOST_RIP));
+  put(h, V.GUEST_RSP, state.get(n, V.HOST_RSP));
   const exit12 = <u32>state.get(n, V.VM_EXIT_CONTROL);
   const longMode = (exit12 & V.EXIT_HOST_ADDRESS_SPACE_SIZE) != 0;
   // 28.5.1: control registers (L1 sees its CR0/CR4 through the read
@@ -109,12 +113,8 @@ function stage(n: Nested, h: HostStaging): void {
   put(h, V.GUEST_GDTR_LIMIT, 0xffff);
   put(h, V.GUEST_IDTR_BASE, state.get(n, V.HOST_IDTR_BASE));
   put(h, V.GUEST_IDTR_LIMIT, 0xffff);
-  // 28.5.3: RIP and RSP from the host-state area, RFLAGS = 2; no blocking,
+  // 28.5.3: RFLAGS = 2 (RIP and RSP are staged first, above); no blocking,
   // active, no pending debug exceptions, no event to inject.
-  h.ripAt = h.count;
-  put(h, V.GUEST_RIP, state.get(n, V.HOST_RIP));
-  h.rspAt = h.count;
-  put(h, V.GUEST_RSP, state.get(n, V.HOST_RSP));
   put(h, V.GUEST_RFLAGS, 0x2);
   put(h, V.GUEST_INTERRUPTIBILITY_STATE, 0);
   put(h, V.GUEST_ACTIVITY_STATE, V.ACTIVITY_STATE_ACTIVE);
@@ -130,8 +130,8 @@ export function load(n: Nested): void {
     h.stagings++;
   } else if (state.hostRipRspStale(n)) {
     // Only host RIP/RSP changed: the staged list stays, with their values.
-    store<u64>(h.values + (<usize>h.ripAt << 3), state.get(n, V.HOST_RIP));
-    store<u64>(h.values + (<usize>h.rspAt << 3), state.get(n, V.HOST_RSP));
+    store<u64>(h.values + (RIP_AT << 3), state.get(n, V.HOST_RIP));
+    store<u64>(h.values + (RSP_AT << 3), state.get(n, V.HOST_RSP));
     state.markHostStaged(n);
   }
   const count = h.count;
