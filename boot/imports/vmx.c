@@ -351,74 +351,71 @@ ev:
 }
 
 /* Field lists: copying many fields of the current VMCS to or from linear
- * memory in one call (kernel/hw/vmx.ts readfields/writefields). Each list
- * entry is a u32: the field encoding in bits 15:0 and the byte offset of
- * its value (from `base`) in bits 27:16; the value is 2, 4 or 8 bytes by
- * the encoding's width (bits 14:13: 0 16-bit, 1 64-bit, 2 32-bit, 3
- * natural width; Appendix B). Only entries whose bit is set in `mask` are
- * copied; lists have at most 64 entries. */
-#define FL_ENC(e) ((e) & 0xffffu)
-#define FL_OFF(e) (((e) >> 16) & 0xfffu)
+ * memory in one call (kernel/hw/vmx.ts readfields/writefields). A list is
+ * the block FL_* of vmx-consts.h (kernel/nested/fieldlist.ts builds them):
+ * per entry k, the field encoding at FL_ENC + 2k, the byte offset of its
+ * value (from `base`) at FL_OFF + 2k, and the mask of its width (16, 32 or
+ * 64 bits: Appendix B) at FL_WMASK + 8k. Only entries whose bit is set in
+ * `mask` are copied; lists have at most FL_MAX entries. */
+#define FL_ENC_AT(l, k) (((const u16 *)((l) + FL_ENC))[k])
+#define FL_OFF_AT(l, k) (((const u16 *)((l) + FL_OFF))[k])
+#define FL_WMASK_AT(l, k) (((const u64 *)((l) + FL_WMASK))[k])
 
 /* (__builtin_memcpy: -ffreestanding would make plain memcpy a call.) */
-static u64 fl_load(const u8 *p, u32 enc) {
-    u32 w = (enc >> 13) & 3;
-    if (w == 0) { u16 v; __builtin_memcpy(&v, p, 2); return v; }
-    if (w == 2) { u32 v; __builtin_memcpy(&v, p, 4); return v; }
+static u64 fl_load(const u8 *p, u64 wm) {
+    if (wm == 0xffffull) { u16 v; __builtin_memcpy(&v, p, 2); return v; }
+    if (wm == 0xffffffffull) { u32 v; __builtin_memcpy(&v, p, 4); return v; }
     u64 v; __builtin_memcpy(&v, p, 8); return v;
 }
-static void fl_store(u8 *p, u32 enc, u64 v) {
-    u32 w = (enc >> 13) & 3;
-    if (w == 0) { u16 x = (u16)v; __builtin_memcpy(p, &x, 2); return; }
-    if (w == 2) { u32 x = (u32)v; __builtin_memcpy(p, &x, 4); return; }
+static void fl_store(u8 *p, u64 wm, u64 v) {
+    if (wm == 0xffffull) { u16 x = (u16)v; __builtin_memcpy(p, &x, 2); return; }
+    if (wm == 0xffffffffull) { u32 x = (u32)v; __builtin_memcpy(p, &x, 4); return; }
     __builtin_memcpy(p, &v, 8);
+}
+static inline u64 fl_selected(u32 n, u64 mask) {
+    return n >= 64 ? mask : mask & ((1ull << n) - 1);
 }
 
 /* The field lists with the eVMCS in use: the same loops on its memory. */
 static __attribute__((noinline)) u64 evmcs_readfields(u32 list, u32 n, u32 base, u64 mask) {
-    if (n > 64) wasm_rt_trap(WASM_RT_TRAP_OOB);
-    const u8 *l = hv_linear(list, n * 4);
+    if (n > FL_MAX) wasm_rt_trap(WASM_RT_TRAP_OOB);
+    const u8 *l = hv_linear(list, FL_BYTES);
     u8 *b = hv_linear(base, 4096);
     u64 changed = 0;
-    for (u32 k = 0; k < n; k++) {
-        if (!(mask >> k & 1)) continue;
-        u32 e;
-        __builtin_memcpy(&e, l + 4 * k, 4);
-        u32 enc = FL_ENC(e);
-        u64 v = hv_evmcs_read(enc);
-        u8 *p = b + FL_OFF(e);
-        if (fl_load(p, enc) != v) {
-            fl_store(p, enc, v);
+    for (u64 m = fl_selected(n, mask); m; m &= m - 1) {
+        u32 k = (u32)__builtin_ctzll(m);
+        u64 v = hv_evmcs_read(FL_ENC_AT(l, k));
+        u8 *p = b + FL_OFF_AT(l, k);
+        u64 wm = FL_WMASK_AT(l, k);
+        if (fl_load(p, wm) != v) {
+            fl_store(p, wm, v);
             changed |= 1ull << k;
         }
     }
     return changed;
 }
 static __attribute__((noinline)) void evmcs_writefields(u32 list, u32 n, u32 base, u64 mask) {
-    if (n > 64) wasm_rt_trap(WASM_RT_TRAP_OOB);
-    const u8 *l = hv_linear(list, n * 4);
+    if (n > FL_MAX) wasm_rt_trap(WASM_RT_TRAP_OOB);
+    const u8 *l = hv_linear(list, FL_BYTES);
     const u8 *b = hv_linear(base, 4096);
-    for (u32 k = 0; k < n; k++) {
-        if (!(mask >> k & 1)) continue;
-        u32 e;
-        __builtin_memcpy(&e, l + 4 * k, 4);
-        hv_evmcs_write(FL_ENC(e), fl_load(b + FL_OFF(e), FL_ENC(e)));
+    for (u64 m = fl_selected(n, mask); m; m &= m - 1) {
+        u32 k = (u32)__builtin_ctzll(m);
+        hv_evmcs_write(FL_ENC_AT(l, k), fl_load(b + FL_OFF_AT(l, k), FL_WMASK_AT(l, k)));
     }
 }
 
 /* The hardware loops visit only the selected entries (lowest set bit of the
  * mask first, as the list's order) and move each value with one VMREAD or
  * VMWRITE: on the nested exit path every instruction of a loop body is
- * paid once per field, fifty fields an exit. VMWRITE reads 8 bytes at the
- * value whatever the field's width — the processor ignores the bits above
- * it (SDM Vol. 3C 31.3 VMWRITE) — and the read loop compares and merges
- * 8 bytes under the width's mask, so neither branches on the width; the
- * bound checked is therefore base + 4096 + 8 (an offset is at most FFFH). */
-static const u64 fl_width_mask[4] = { 0xffffull, ~0ull, 0xffffffffull, ~0ull };
+ * paid once per field, about a hundred fields per round trip, so the list
+ * keeps encoding, offset and width mask apart (one load each, no decoding).
+ * VMWRITE reads 8 bytes at the value whatever the field's width — the
+ * processor ignores the bits above it (SDM Vol. 3C 31.3 VMWRITE) — and the
+ * read loop compares and merges 8 bytes under the width's mask (VMREAD
+ * zero-extends, so old ^ ((old ^ v) & mask) is the merged value), so
+ * neither branches on the width; the bound checked is therefore base +
+ * 4096 + 8 (an offset is below 4096). */
 #define FL_SPAN (4096 + 8)
-static inline u64 fl_selected(u32 n, u64 mask) {
-    return n >= 64 ? mask : mask & ((1ull << n) - 1);
-}
 
 /* VMREAD each selected field into base + offset; returns the mask of the
  * entries whose value differed from what was there before. (The eVMCS
@@ -426,20 +423,19 @@ static inline u64 fl_selected(u32 n, u64 mask) {
  * in the loop made its code longer, 100 ticks per nested round trip.) */
 u64 Z_vmxZ_readfields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u64 mask) {
     if (__builtin_expect(evmcs_mode(), 0)) return evmcs_readfields(list, n, base, mask);
-    if (n > 64) wasm_rt_trap(WASM_RT_TRAP_OOB);
-    const u8 *l = hv_linear(list, n * 4);
+    if (n > FL_MAX) wasm_rt_trap(WASM_RT_TRAP_OOB);
+    const u8 *l = hv_linear(list, FL_BYTES);
     u8 *b = hv_linear(base, FL_SPAN);
     u64 changed = 0;
     for (u64 m = fl_selected(n, mask); m; m &= m - 1) {
         u32 k = (u32)__builtin_ctzll(m);
-        u32 e;
-        __builtin_memcpy(&e, l + 4 * k, 4);
-        u64 v = hw_vmread(FL_ENC(e));
-        u8 *p = b + FL_OFF(e);
-        u64 old, wm = fl_width_mask[(e >> 13) & 3];
+        u64 v = hw_vmread(FL_ENC_AT(l, k));
+        u8 *p = b + FL_OFF_AT(l, k);
+        u64 old;
         __builtin_memcpy(&old, p, 8);
-        if ((old ^ v) & wm) {
-            old = (old & ~wm) | v;
+        u64 d = (old ^ v) & FL_WMASK_AT(l, k);
+        if (d) {
+            old ^= d;
             __builtin_memcpy(p, &old, 8);
             changed |= 1ull << k;
         }
@@ -453,15 +449,15 @@ void Z_vmxZ_writefields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u
         evmcs_writefields(list, n, base, mask);
         return;
     }
-    if (n > 64) wasm_rt_trap(WASM_RT_TRAP_OOB);
-    const u8 *l = hv_linear(list, n * 4);
+    if (n > FL_MAX) wasm_rt_trap(WASM_RT_TRAP_OOB);
+    const u8 *l = hv_linear(list, FL_BYTES);
     const u8 *b = hv_linear(base, FL_SPAN);
     for (u64 m = fl_selected(n, mask); m; m &= m - 1) {
-        u32 e;
-        __builtin_memcpy(&e, l + 4 * (u32)__builtin_ctzll(m), 4);
+        u32 k = (u32)__builtin_ctzll(m);
+        u32 enc = FL_ENC_AT(l, k);
         _Bool bad;
-        __asm__ volatile("vmwrite %2, %1" : "=@ccbe"(bad) : "r"((u64)FL_ENC(e)), "m"(*(const u64 *)(b + FL_OFF(e))));
-        if (__builtin_expect(bad, 0)) vmx_bug("VMWRITE", FL_ENC(e));
+        __asm__ volatile("vmwrite %2, %1" : "=@ccbe"(bad) : "r"((u64)enc), "m"(*(const u64 *)(b + FL_OFF_AT(l, k))));
+        if (__builtin_expect(bad, 0)) vmx_bug("VMWRITE", enc);
     }
 }
 

@@ -914,6 +914,13 @@
 #define REGS_FX 0x00000100 /* the guest's 512-byte FXSAVE area (16-byte aligned) */
 #define REGS_BYTES 0x00000300 /* size of the block */
 
+/* ---- VMCS field list for the bulk copies (boot/imports/vmx.c; at most 64 entries) */
+#define FL_MAX 64 /* entries at most (the selection is a u64 mask) */
+#define FL_ENC 0 /* u16[64]: the field encoding of each entry (a full encoding, Appendix B) */
+#define FL_OFF 128 /* u16[64]: the byte offset of each entry's value from the copy's base (below 4096) */
+#define FL_WMASK 0x00000100 /* u64[64]: the mask of each entry's width (16, 32 or 64 bits; natural width 64) */
+#define FL_BYTES 0x00000300 /* size of a list */
+
 /* ---- Hyper-V enlightened VMCS v1 (TLFS HV_VMX_ENLIGHTENED_VMCS; tools/vmx/table.mjs EVMCS): byte offsets */
 #define EVMCS_VERSION 1 /* CPUID 4000000AH EAX[7:0] = EAX[15:8]: the eVMCS version */
 #define EVMCS_BYTES 1024 /* size of the structure */

@@ -4,18 +4,27 @@
 // with its own slot lookup — what nested entries and exits spend most of
 // their time on otherwise.
 //
-//   entry (u32) = encoding (bits 15:0) | byte offset from the base (27:16)
-//
-// The value is 2, 4 or 8 bytes by the encoding's width. A list built
-// `forCache` uses the vmcs12 cache's offsets (state.ts); a list built
-// `packed` places value i at 8 * i, for a staging area of the caller's.
+// A list is the FL_* block of the field table (tools/vmx/table.mjs):
+// encodings, value offsets from the copy's base and width masks in three
+// parallel arrays (fill()). A list built `forCache` uses the vmcs12
+// cache's offsets (state.ts); a list built `packed` places value i at
+// 8 * i, for a staging area of the caller's.
 import * as V from "../arch/vmx";
 import * as state from "./state";
 
-export const MAX: i32 = 64;
+export const MAX: i32 = <i32>V.FL_MAX;
+
+// Entry i of the list block at `l`: encoding e, value at byte `off`.
+export function fill(l: usize, i: i32, e: u32, off: i32): void {
+  assert(i >= 0 && i < MAX && off >= 0 && off < 4096 && (e & 0xffff0001) == 0);
+  store<u16>(l + V.FL_ENC + (<usize>i << 1), <u16>e);
+  store<u16>(l + V.FL_OFF + (<usize>i << 1), <u16>off);
+  const w = V.vmcsEncodingWidth(e);
+  store<u64>(l + V.FL_WMASK + (<usize>i << 3), w == V.VMCS_WIDTH_16 ? 0xffff : w == V.VMCS_WIDTH_32 ? 0xffffffff : u64.MAX_VALUE);
+}
 
 @unmanaged export class FieldList {
-  entries: StaticArray<u32>;
+  entries: StaticArray<u64>; // the FL_BYTES block
   encodings: StaticArray<u32>;
   // The bits of the Nested's `changes` a change of entry i records
   // (state.ts readFields): as a copy from vmcs02 (synced) or as a change
@@ -25,7 +34,7 @@ export const MAX: i32 = 64;
   count: u32;
   constructor(encs: StaticArray<u32>, forCache: bool) {
     const n = encs.length;
-    this.entries = new StaticArray<u32>(n);
+    this.entries = new StaticArray<u64>(<i32>V.FL_BYTES >> 3);
     this.encodings = new StaticArray<u32>(n);
     this.syncedBits = new StaticArray<u32>(n);
     this.changedBits = new StaticArray<u32>(n);
@@ -34,8 +43,8 @@ export const MAX: i32 = 64;
       const e = encs[i];
       const off = forCache ? V.vmcs12Offset(e) : i * 8;
       // Only the full encodings of fields of the table are listed here.
-      assert(off >= 0 && off < 4096 - 8 && (e & 0xffff0001) == 0 && n <= MAX);
-      this.entries[i] = e | (<u32>off << 16);
+      assert(off >= 0 && off < 4096 - 8 && n <= MAX);
+      fill(changetype<usize>(this.entries), i, e, off);
       this.encodings[i] = e;
       this.syncedBits[i] = state.syncedBits(e);
       this.changedBits[i] = state.changedBits(e);

@@ -16,25 +16,26 @@ import * as V from "../arch/vmx";
 import * as vmcs01 from "../vm/vmcs01";
 import * as state from "./state";
 import { Nested } from "./nested";
+import * as fieldlist from "./fieldlist";
 
-const MAX: i32 = 64;
+const MAX: i32 = fieldlist.MAX;
 
 // A vCPU's staged post-exit state (vcpu.nested.host, embedded in the
 // Nested, BYTES long: no field initializers run): a rebuildable cache
 // (hostStale makes the next exit compute it again). The staged fields
-// follow the fields: an encoding list (fieldlist.ts format, MAX u32) and
-// their values (MAX u64). readfields/writefields want 4 KiB of linear
+// follow the fields: a field list (fieldlist.ts, FL_BYTES) and their
+// values (MAX u64). readfields/writefields want 4 KiB of linear
 // memory at the values, which the Nested's vmcs12 cache after them
 // provides (nested.ts).
 @unmanaged export class HostStaging {
   count: i32 = 0;
   stagings: u64 = 0; // how often the staged list was recomputed: statistics
-  static readonly BYTES: usize = offsetof<HostStaging>() + <usize>MAX * 4 + <usize>MAX * 8;
+  static readonly BYTES: usize = offsetof<HostStaging>() + <usize>V.FL_BYTES + <usize>MAX * 8;
   @inline get entries(): usize {
     return changetype<usize>(this) + offsetof<HostStaging>();
   }
   @inline get values(): usize {
-    return changetype<usize>(this) + offsetof<HostStaging>() + <usize>MAX * 4;
+    return changetype<usize>(this) + offsetof<HostStaging>() + <usize>V.FL_BYTES;
   }
   clear(): void {
     this.count = 0;
@@ -44,7 +45,7 @@ const MAX: i32 = 64;
 
 function put(h: HostStaging, enc: u32, v: u64): void {
   const count = h.count;
-  store<u32>(h.entries + (<usize>count << 2), enc | (<u32>(count * 8) << 16));
+  fieldlist.fill(h.entries, count, enc, count * 8);
   store<u64>(h.values + (<usize>count << 3), v);
   h.count = count + 1;
 }

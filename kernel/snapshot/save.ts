@@ -33,19 +33,20 @@ import * as reflect from "../nested/reflect";
 import * as guestsync from "../nested/guestsync";
 import * as ptimer from "../nested/ptimer";
 import * as caps from "../nested/caps";
+import * as fieldlist from "../nested/fieldlist";
 import { Writer } from "./blob";
 
 const NONE: u64 = u64.MAX_VALUE;
 
 // vmcs01's fields for vmx.readfields/writefields straight into and out of
-// the blob's VMCS01 items: entry i is the encoding with, in bits 27:16, the
-// offset of item i's value from the section's start (hw/vmx.ts). A value
+// the blob's VMCS01 items: a field list (nested/fieldlist.ts) whose entry i
+// has the offset of item i's value from the section's start. A value
 // narrower than 64 bits fills the low bytes of a slot the Writer zeroed.
-export const VMCS01_LIST: StaticArray<u32> = vmcs01List(); // machine-wide: a constant list
-function vmcs01List(): StaticArray<u32> {
+export const VMCS01_LIST: StaticArray<u64> = vmcs01List(); // machine-wide: a constant list
+function vmcs01List(): StaticArray<u64> {
   const n = <i32>V.SNAP_VMCS01_FIELD_COUNT;
-  const l = new StaticArray<u32>(n);
-  for (let i = 0; i < n; i++) l[i] = V.SNAP_VMCS01_FIELDS[i] | (<u32>(i * V.SNAP_PAIR_BYTES + V.SNAP_PAIR_VALUE) << 16);
+  const l = new StaticArray<u64>(<i32>V.FL_BYTES >> 3);
+  for (let i = 0; i < n; i++) fieldlist.fill(changetype<usize>(l), i, V.SNAP_VMCS01_FIELDS[i], <i32>(i * V.SNAP_PAIR_BYTES + V.SNAP_PAIR_VALUE));
   return l;
 }
 @inline export function vmcs01Mask(): u64 {

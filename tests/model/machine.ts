@@ -311,17 +311,21 @@ export class Machine {
     each: (k: number, enc: number, slot: FieldSlot) => void): void {
     const count = n >>> 0;
     if (count > 64) this.fault(`vmx.${what}: ${count} entries (at most 64)`);
-    const l = this.linear(list >>> 0, count * 4);
+    const l = this.linear(list >>> 0, C.FL_BYTES);
     const b = this.linear(base >>> 0, 4096);
     const lv = new DataView(l.buffer, l.byteOffset, l.byteLength);
     const slot: FieldSlot = { view: new DataView(b.buffer, b.byteOffset, b.byteLength), off: 0, width: 0 };
     const m = BigInt.asUintN(64, mask);
     for (let k = 0; k < count; k++) {
       if (((m >> BigInt(k)) & 1n) === 0n) continue;
-      const e = lv.getUint32(4 * k, true);
-      const enc = e & 0xffff;
-      slot.off = (e >>> 16) & 0xfff;
+      // The FL_* block (kernel/nested/fieldlist.ts): encoding, offset and
+      // width mask of entry k; the mask must be the encoding's width's.
+      const enc = lv.getUint16(C.FL_ENC + 2 * k, true);
+      slot.off = lv.getUint16(C.FL_OFF + 2 * k, true);
       slot.width = (enc >>> 13) & 3;
+      const wm = lv.getBigUint64(C.FL_WMASK + 8 * k, true);
+      const want = slot.width === 0 ? 0xffffn : slot.width === 2 ? 0xffffffffn : 0xffffffffffffffffn;
+      if (slot.off >= 4096 || wm !== want) this.fault(`vmx.${what}: entry ${k} (${hex(enc)}) has offset ${slot.off}, width mask ${wm.toString(16)}`);
       each(k, enc, slot);
     }
   }

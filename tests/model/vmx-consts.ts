@@ -935,6 +935,13 @@ export const REGS_EXITS = 144; // u64: VM exits of the vCPU, counted by the entr
 export const REGS_FX = 0x00000100; // the guest's 512-byte FXSAVE area (16-byte aligned)
 export const REGS_BYTES = 0x00000300; // size of the block
 
+// ---- VMCS field list for the bulk copies (boot/imports/vmx.c; at most 64 entries)
+export const FL_MAX = 64; // entries at most (the selection is a u64 mask)
+export const FL_ENC = 0; // u16[64]: the field encoding of each entry (a full encoding, Appendix B)
+export const FL_OFF = 128; // u16[64]: the byte offset of each entry's value from the copy's base (below 4096)
+export const FL_WMASK = 0x00000100; // u64[64]: the mask of each entry's width (16, 32 or 64 bits; natural width 64)
+export const FL_BYTES = 0x00000300; // size of a list
+
 // ---- Hyper-V enlightened VMCS v1 (TLFS HV_VMX_ENLIGHTENED_VMCS; tools/vmx/table.mjs EVMCS): byte offsets
 export const EVMCS_VERSION = 1; // CPUID 4000000AH EAX[7:0] = EAX[15:8]: the eVMCS version
 export const EVMCS_BYTES = 1024; // size of the structure

@@ -1006,6 +1006,18 @@ export const VALUES = [
     { name: 'FX', value: 256, sdm: 'the guest\'s 512-byte FXSAVE area (16-byte aligned)' },
     { name: 'BYTES', value: 768, sdm: 'size of the block' },
   ] },
+  // Not an SDM structure: a field list for the bulk copies between the current VMCS and linear
+  // memory (boot/imports/vmx.c readfields/writefields, kernel/nested/fieldlist.ts). Three
+  // parallel arrays indexed by entry, so that the copy loops load what they need with one
+  // instruction each instead of decoding a packed entry (those loops run ~100 times per nested
+  // round trip).
+  { group: 'VMCS field list for the bulk copies (boot/imports/vmx.c; at most 64 entries)', prefix: 'FL_', values: [
+    { name: 'MAX', value: 64, sdm: 'entries at most (the selection is a u64 mask)' },
+    { name: 'ENC', value: 0, sdm: 'u16[64]: the field encoding of each entry (a full encoding, Appendix B)' },
+    { name: 'OFF', value: 128, sdm: 'u16[64]: the byte offset of each entry\'s value from the copy\'s base (below 4096)' },
+    { name: 'WMASK', value: 256, sdm: 'u64[64]: the mask of each entry\'s width (16, 32 or 64 bits; natural width 64)' },
+    { name: 'BYTES', value: 768, sdm: 'size of a list' },
+  ] },
 ];
 
 // ---------------------------------------------------------------------------------------------
