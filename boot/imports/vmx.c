@@ -461,6 +461,49 @@ void Z_vmxZ_writefields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u
     }
 }
 
+/* vmx.loadhoststate: the fields of HOSTLOAD_FIELDS (vmx-consts.h, from the
+ * field table's HOST_LOAD) from base + 8 * slot, one VMWRITE each in
+ * straight-line code: three instructions a field, where the list loop
+ * above takes eight (every reflected nested exit writes these ~50). An
+ * optional field only when its bit is set in mask. */
+#define HL_WRITE(k, enc, opt)                                                              \
+    if (!(opt) || ((mask >> (k)) & 1)) {                                                   \
+        __asm__ goto("vmwrite %1, %0\n\tjbe %l[bad]" :: "r"((u64)(enc)),                  \
+                     "m"(*(const u64 *)(b + 8 * (k))) : "cc" : bad);                       \
+    }
+#define HL_EVMCS_WRITE(k, enc, opt)                                                        \
+    if (!(opt) || ((mask >> (k)) & 1)) {                                                   \
+        u64 v;                                                                             \
+        __builtin_memcpy(&v, b + 8 * (k), 8);                                              \
+        hv_evmcs_write(enc, v);                                                            \
+    }
+/* After a failure: the same writes again, each tested, to name the field. */
+#define HL_FIND(k, enc, opt)                                                               \
+    if (!(opt) || ((mask >> (k)) & 1)) {                                                   \
+        _Bool failed;                                                                      \
+        __asm__ volatile("vmwrite %2, %1" : "=@ccbe"(failed) : "r"((u64)(enc)),            \
+                         "m"(*(const u64 *)(b + 8 * (k))));                                \
+        if (failed) vmx_bug("VMWRITE", enc);                                               \
+    }
+static _Noreturn __attribute__((noinline, cold)) void loadhoststate_bug(const u8 *b, u64 mask) {
+    HOSTLOAD_FIELDS(HL_FIND)
+    vmx_bug("VMWRITE", 0);
+}
+static __attribute__((noinline)) void evmcs_loadhoststate(const u8 *b, u64 mask) {
+    HOSTLOAD_FIELDS(HL_EVMCS_WRITE)
+}
+void Z_vmxZ_loadhoststate(struct Z_vmx_instance_t *i, u32 base, u64 mask) {
+    const u8 *b = hv_linear(base, HOSTLOAD_COUNT * 8);
+    if (__builtin_expect(evmcs_mode(), 0)) {
+        evmcs_loadhoststate(b, mask);
+        return;
+    }
+    HOSTLOAD_FIELDS(HL_WRITE)
+    return;
+bad:
+    loadhoststate_bug(b, mask);
+}
+
 /* INVEPT/INVVPID take a 128-bit descriptor in memory (31.3). */
 u32 Z_vmxZ_invept(struct Z_vmx_instance_t *i, u32 type, u64 eptp) {
     u64 desc[2] = { eptp, 0 };

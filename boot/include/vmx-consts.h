@@ -1221,6 +1221,62 @@
 #define SNAP_VMCS01_FIELD_COUNT 58 /* entries of SNAP_VMCS01_FIELDS */
 #define SNAP_MSR_COUNT 20 /* entries of SNAP_MSRS */
 
+/* ---- L1's state after a nested VM exit (table.mjs HOST_LOAD): slot of each field in hoststate.ts's staging area */
+#define HOSTLOAD_SLOT_GUEST_RIP 0 /* value at byte 0 */
+#define HOSTLOAD_SLOT_GUEST_RSP 1 /* value at byte 8 */
+#define HOSTLOAD_SLOT_GUEST_RFLAGS 2 /* value at byte 16 */
+#define HOSTLOAD_SLOT_CR0_READ_SHADOW 3 /* value at byte 24 */
+#define HOSTLOAD_SLOT_GUEST_CR0 4 /* value at byte 32 */
+#define HOSTLOAD_SLOT_CR4_READ_SHADOW 5 /* value at byte 40 */
+#define HOSTLOAD_SLOT_GUEST_CR4 6 /* value at byte 48 */
+#define HOSTLOAD_SLOT_GUEST_CR3 7 /* value at byte 56 */
+#define HOSTLOAD_SLOT_GUEST_DR7 8 /* value at byte 64 */
+#define HOSTLOAD_SLOT_GUEST_IA32_DEBUGCTL 9 /* value at byte 72 */
+#define HOSTLOAD_SLOT_GUEST_IA32_SYSENTER_CS 10 /* value at byte 80 */
+#define HOSTLOAD_SLOT_GUEST_IA32_SYSENTER_ESP 11 /* value at byte 88 */
+#define HOSTLOAD_SLOT_GUEST_IA32_SYSENTER_EIP 12 /* value at byte 96 */
+#define HOSTLOAD_SLOT_GUEST_IA32_PAT 13 /* value at byte 104 (optional: its bit in the mask) */
+#define HOSTLOAD_SLOT_GUEST_ES_SELECTOR 14 /* value at byte 112 */
+#define HOSTLOAD_SLOT_GUEST_ES_BASE 15 /* value at byte 120 */
+#define HOSTLOAD_SLOT_GUEST_ES_LIMIT 16 /* value at byte 128 */
+#define HOSTLOAD_SLOT_GUEST_ES_ACCESS_RIGHTS 17 /* value at byte 136 */
+#define HOSTLOAD_SLOT_GUEST_CS_SELECTOR 18 /* value at byte 144 */
+#define HOSTLOAD_SLOT_GUEST_CS_BASE 19 /* value at byte 152 */
+#define HOSTLOAD_SLOT_GUEST_CS_LIMIT 20 /* value at byte 160 */
+#define HOSTLOAD_SLOT_GUEST_CS_ACCESS_RIGHTS 21 /* value at byte 168 */
+#define HOSTLOAD_SLOT_GUEST_SS_SELECTOR 22 /* value at byte 176 */
+#define HOSTLOAD_SLOT_GUEST_SS_BASE 23 /* value at byte 184 */
+#define HOSTLOAD_SLOT_GUEST_SS_LIMIT 24 /* value at byte 192 */
+#define HOSTLOAD_SLOT_GUEST_SS_ACCESS_RIGHTS 25 /* value at byte 200 */
+#define HOSTLOAD_SLOT_GUEST_DS_SELECTOR 26 /* value at byte 208 */
+#define HOSTLOAD_SLOT_GUEST_DS_BASE 27 /* value at byte 216 */
+#define HOSTLOAD_SLOT_GUEST_DS_LIMIT 28 /* value at byte 224 */
+#define HOSTLOAD_SLOT_GUEST_DS_ACCESS_RIGHTS 29 /* value at byte 232 */
+#define HOSTLOAD_SLOT_GUEST_FS_SELECTOR 30 /* value at byte 240 */
+#define HOSTLOAD_SLOT_GUEST_FS_BASE 31 /* value at byte 248 */
+#define HOSTLOAD_SLOT_GUEST_FS_LIMIT 32 /* value at byte 256 */
+#define HOSTLOAD_SLOT_GUEST_FS_ACCESS_RIGHTS 33 /* value at byte 264 */
+#define HOSTLOAD_SLOT_GUEST_GS_SELECTOR 34 /* value at byte 272 */
+#define HOSTLOAD_SLOT_GUEST_GS_BASE 35 /* value at byte 280 */
+#define HOSTLOAD_SLOT_GUEST_GS_LIMIT 36 /* value at byte 288 */
+#define HOSTLOAD_SLOT_GUEST_GS_ACCESS_RIGHTS 37 /* value at byte 296 */
+#define HOSTLOAD_SLOT_GUEST_LDTR_SELECTOR 38 /* value at byte 304 */
+#define HOSTLOAD_SLOT_GUEST_LDTR_ACCESS_RIGHTS 39 /* value at byte 312 */
+#define HOSTLOAD_SLOT_GUEST_TR_SELECTOR 40 /* value at byte 320 */
+#define HOSTLOAD_SLOT_GUEST_TR_BASE 41 /* value at byte 328 */
+#define HOSTLOAD_SLOT_GUEST_TR_LIMIT 42 /* value at byte 336 */
+#define HOSTLOAD_SLOT_GUEST_TR_ACCESS_RIGHTS 43 /* value at byte 344 */
+#define HOSTLOAD_SLOT_GUEST_GDTR_BASE 44 /* value at byte 352 */
+#define HOSTLOAD_SLOT_GUEST_GDTR_LIMIT 45 /* value at byte 360 */
+#define HOSTLOAD_SLOT_GUEST_IDTR_BASE 46 /* value at byte 368 */
+#define HOSTLOAD_SLOT_GUEST_IDTR_LIMIT 47 /* value at byte 376 */
+#define HOSTLOAD_SLOT_GUEST_INTERRUPTIBILITY_STATE 48 /* value at byte 384 */
+#define HOSTLOAD_SLOT_GUEST_ACTIVITY_STATE 49 /* value at byte 392 */
+#define HOSTLOAD_SLOT_GUEST_PENDING_DEBUG_EXCEPTIONS 50 /* value at byte 400 */
+#define HOSTLOAD_SLOT_VM_ENTRY_INTERRUPTION_INFO 51 /* value at byte 408 */
+#define HOSTLOAD_COUNT 52 /* fields (slots) of the list */
+#define HOSTLOAD_OPTIONAL VMX_U64(0x0000000000002000) /* the optional fields: written only when their bit is set in the mask */
+
 /* ---- the enlightened VMCS by VMCS field, for boot/imports/vmx.c (this hypervisor as L1 on an eVMCS) */
 /* EVMCS_MAP_KEY(enc) indexes hv_evmcs_map when (enc & ~EVMCS_MAP_BITS) == 0 (EVMCS_MAP_BITS above); entry = byte offset
  * (bits 15:0, 0: no eVMCS v1 field; the 2022-update fields are left out) | clean-field mask << 16. */
@@ -1251,5 +1307,60 @@ __attribute__((unused)) static const unsigned int hv_evmcs_map[1024] = {
     [967] = 0x20000260, [968] = 0x40000040, [969] = 0x40000048, [970] = 0x20000268, [971] = 0x40000050,
 };
 #endif
+
+/* ---- L1's post-exit state (table.mjs HOST_LOAD): X(slot, encoding, optional) per field, for boot/imports/vmx.c */
+#define HOSTLOAD_FIELDS(X) \
+    X(0, 0x681e, 0) /* GUEST_RIP */ \
+    X(1, 0x681c, 0) /* GUEST_RSP */ \
+    X(2, 0x6820, 0) /* GUEST_RFLAGS */ \
+    X(3, 0x6004, 0) /* CR0_READ_SHADOW */ \
+    X(4, 0x6800, 0) /* GUEST_CR0 */ \
+    X(5, 0x6006, 0) /* CR4_READ_SHADOW */ \
+    X(6, 0x6804, 0) /* GUEST_CR4 */ \
+    X(7, 0x6802, 0) /* GUEST_CR3 */ \
+    X(8, 0x681a, 0) /* GUEST_DR7 */ \
+    X(9, 0x2802, 0) /* GUEST_IA32_DEBUGCTL */ \
+    X(10, 0x482a, 0) /* GUEST_IA32_SYSENTER_CS */ \
+    X(11, 0x6824, 0) /* GUEST_IA32_SYSENTER_ESP */ \
+    X(12, 0x6826, 0) /* GUEST_IA32_SYSENTER_EIP */ \
+    X(13, 0x2804, 1) /* GUEST_IA32_PAT */ \
+    X(14, 0x0800, 0) /* GUEST_ES_SELECTOR */ \
+    X(15, 0x6806, 0) /* GUEST_ES_BASE */ \
+    X(16, 0x4800, 0) /* GUEST_ES_LIMIT */ \
+    X(17, 0x4814, 0) /* GUEST_ES_ACCESS_RIGHTS */ \
+    X(18, 0x0802, 0) /* GUEST_CS_SELECTOR */ \
+    X(19, 0x6808, 0) /* GUEST_CS_BASE */ \
+    X(20, 0x4802, 0) /* GUEST_CS_LIMIT */ \
+    X(21, 0x4816, 0) /* GUEST_CS_ACCESS_RIGHTS */ \
+    X(22, 0x0804, 0) /* GUEST_SS_SELECTOR */ \
+    X(23, 0x680a, 0) /* GUEST_SS_BASE */ \
+    X(24, 0x4804, 0) /* GUEST_SS_LIMIT */ \
+    X(25, 0x4818, 0) /* GUEST_SS_ACCESS_RIGHTS */ \
+    X(26, 0x0806, 0) /* GUEST_DS_SELECTOR */ \
+    X(27, 0x680c, 0) /* GUEST_DS_BASE */ \
+    X(28, 0x4806, 0) /* GUEST_DS_LIMIT */ \
+    X(29, 0x481a, 0) /* GUEST_DS_ACCESS_RIGHTS */ \
+    X(30, 0x0808, 0) /* GUEST_FS_SELECTOR */ \
+    X(31, 0x680e, 0) /* GUEST_FS_BASE */ \
+    X(32, 0x4808, 0) /* GUEST_FS_LIMIT */ \
+    X(33, 0x481c, 0) /* GUEST_FS_ACCESS_RIGHTS */ \
+    X(34, 0x080a, 0) /* GUEST_GS_SELECTOR */ \
+    X(35, 0x6810, 0) /* GUEST_GS_BASE */ \
+    X(36, 0x480a, 0) /* GUEST_GS_LIMIT */ \
+    X(37, 0x481e, 0) /* GUEST_GS_ACCESS_RIGHTS */ \
+    X(38, 0x080c, 0) /* GUEST_LDTR_SELECTOR */ \
+    X(39, 0x4820, 0) /* GUEST_LDTR_ACCESS_RIGHTS */ \
+    X(40, 0x080e, 0) /* GUEST_TR_SELECTOR */ \
+    X(41, 0x6814, 0) /* GUEST_TR_BASE */ \
+    X(42, 0x480e, 0) /* GUEST_TR_LIMIT */ \
+    X(43, 0x4822, 0) /* GUEST_TR_ACCESS_RIGHTS */ \
+    X(44, 0x6816, 0) /* GUEST_GDTR_BASE */ \
+    X(45, 0x4810, 0) /* GUEST_GDTR_LIMIT */ \
+    X(46, 0x6818, 0) /* GUEST_IDTR_BASE */ \
+    X(47, 0x4812, 0) /* GUEST_IDTR_LIMIT */ \
+    X(48, 0x4824, 0) /* GUEST_INTERRUPTIBILITY_STATE */ \
+    X(49, 0x4826, 0) /* GUEST_ACTIVITY_STATE */ \
+    X(50, 0x6822, 0) /* GUEST_PENDING_DEBUG_EXCEPTIONS */ \
+    X(51, 0x4016, 0) /* VM_ENTRY_INTERRUPTION_INFO */
 
 #endif /* HV_VMX_CONSTS_H */

@@ -1216,6 +1216,62 @@ export const SNAP_FLAGS_DEFINED: u32 = 0x7; // every flag with a meaning
 export const SNAP_VMCS01_FIELD_COUNT: u32 = 58; // entries of SNAP_VMCS01_FIELDS
 export const SNAP_MSR_COUNT: u32 = 20; // entries of SNAP_MSRS
 
+// ---- L1's state after a nested VM exit (table.mjs HOST_LOAD): slot of each field in hoststate.ts's staging area
+export const HOSTLOAD_SLOT_GUEST_RIP: u32 = 0; // value at byte 0
+export const HOSTLOAD_SLOT_GUEST_RSP: u32 = 1; // value at byte 8
+export const HOSTLOAD_SLOT_GUEST_RFLAGS: u32 = 2; // value at byte 16
+export const HOSTLOAD_SLOT_CR0_READ_SHADOW: u32 = 3; // value at byte 24
+export const HOSTLOAD_SLOT_GUEST_CR0: u32 = 4; // value at byte 32
+export const HOSTLOAD_SLOT_CR4_READ_SHADOW: u32 = 5; // value at byte 40
+export const HOSTLOAD_SLOT_GUEST_CR4: u32 = 6; // value at byte 48
+export const HOSTLOAD_SLOT_GUEST_CR3: u32 = 7; // value at byte 56
+export const HOSTLOAD_SLOT_GUEST_DR7: u32 = 8; // value at byte 64
+export const HOSTLOAD_SLOT_GUEST_IA32_DEBUGCTL: u32 = 9; // value at byte 72
+export const HOSTLOAD_SLOT_GUEST_IA32_SYSENTER_CS: u32 = 10; // value at byte 80
+export const HOSTLOAD_SLOT_GUEST_IA32_SYSENTER_ESP: u32 = 11; // value at byte 88
+export const HOSTLOAD_SLOT_GUEST_IA32_SYSENTER_EIP: u32 = 12; // value at byte 96
+export const HOSTLOAD_SLOT_GUEST_IA32_PAT: u32 = 13; // value at byte 104 (optional: its bit in the mask)
+export const HOSTLOAD_SLOT_GUEST_ES_SELECTOR: u32 = 14; // value at byte 112
+export const HOSTLOAD_SLOT_GUEST_ES_BASE: u32 = 15; // value at byte 120
+export const HOSTLOAD_SLOT_GUEST_ES_LIMIT: u32 = 16; // value at byte 128
+export const HOSTLOAD_SLOT_GUEST_ES_ACCESS_RIGHTS: u32 = 17; // value at byte 136
+export const HOSTLOAD_SLOT_GUEST_CS_SELECTOR: u32 = 18; // value at byte 144
+export const HOSTLOAD_SLOT_GUEST_CS_BASE: u32 = 19; // value at byte 152
+export const HOSTLOAD_SLOT_GUEST_CS_LIMIT: u32 = 20; // value at byte 160
+export const HOSTLOAD_SLOT_GUEST_CS_ACCESS_RIGHTS: u32 = 21; // value at byte 168
+export const HOSTLOAD_SLOT_GUEST_SS_SELECTOR: u32 = 22; // value at byte 176
+export const HOSTLOAD_SLOT_GUEST_SS_BASE: u32 = 23; // value at byte 184
+export const HOSTLOAD_SLOT_GUEST_SS_LIMIT: u32 = 24; // value at byte 192
+export const HOSTLOAD_SLOT_GUEST_SS_ACCESS_RIGHTS: u32 = 25; // value at byte 200
+export const HOSTLOAD_SLOT_GUEST_DS_SELECTOR: u32 = 26; // value at byte 208
+export const HOSTLOAD_SLOT_GUEST_DS_BASE: u32 = 27; // value at byte 216
+export const HOSTLOAD_SLOT_GUEST_DS_LIMIT: u32 = 28; // value at byte 224
+export const HOSTLOAD_SLOT_GUEST_DS_ACCESS_RIGHTS: u32 = 29; // value at byte 232
+export const HOSTLOAD_SLOT_GUEST_FS_SELECTOR: u32 = 30; // value at byte 240
+export const HOSTLOAD_SLOT_GUEST_FS_BASE: u32 = 31; // value at byte 248
+export const HOSTLOAD_SLOT_GUEST_FS_LIMIT: u32 = 32; // value at byte 256
+export const HOSTLOAD_SLOT_GUEST_FS_ACCESS_RIGHTS: u32 = 33; // value at byte 264
+export const HOSTLOAD_SLOT_GUEST_GS_SELECTOR: u32 = 34; // value at byte 272
+export const HOSTLOAD_SLOT_GUEST_GS_BASE: u32 = 35; // value at byte 280
+export const HOSTLOAD_SLOT_GUEST_GS_LIMIT: u32 = 36; // value at byte 288
+export const HOSTLOAD_SLOT_GUEST_GS_ACCESS_RIGHTS: u32 = 37; // value at byte 296
+export const HOSTLOAD_SLOT_GUEST_LDTR_SELECTOR: u32 = 38; // value at byte 304
+export const HOSTLOAD_SLOT_GUEST_LDTR_ACCESS_RIGHTS: u32 = 39; // value at byte 312
+export const HOSTLOAD_SLOT_GUEST_TR_SELECTOR: u32 = 40; // value at byte 320
+export const HOSTLOAD_SLOT_GUEST_TR_BASE: u32 = 41; // value at byte 328
+export const HOSTLOAD_SLOT_GUEST_TR_LIMIT: u32 = 42; // value at byte 336
+export const HOSTLOAD_SLOT_GUEST_TR_ACCESS_RIGHTS: u32 = 43; // value at byte 344
+export const HOSTLOAD_SLOT_GUEST_GDTR_BASE: u32 = 44; // value at byte 352
+export const HOSTLOAD_SLOT_GUEST_GDTR_LIMIT: u32 = 45; // value at byte 360
+export const HOSTLOAD_SLOT_GUEST_IDTR_BASE: u32 = 46; // value at byte 368
+export const HOSTLOAD_SLOT_GUEST_IDTR_LIMIT: u32 = 47; // value at byte 376
+export const HOSTLOAD_SLOT_GUEST_INTERRUPTIBILITY_STATE: u32 = 48; // value at byte 384
+export const HOSTLOAD_SLOT_GUEST_ACTIVITY_STATE: u32 = 49; // value at byte 392
+export const HOSTLOAD_SLOT_GUEST_PENDING_DEBUG_EXCEPTIONS: u32 = 50; // value at byte 400
+export const HOSTLOAD_SLOT_VM_ENTRY_INTERRUPTION_INFO: u32 = 51; // value at byte 408
+export const HOSTLOAD_COUNT: u32 = 52; // fields (slots) of the list
+export const HOSTLOAD_OPTIONAL: u64 = 0x0000000000002000; // the optional fields: written only when their bit is set in the mask
+
 // ---- VMCS field metadata
 
 // Every field in VMCS_FIELDS order (Appendix B order: width, then type, then index).

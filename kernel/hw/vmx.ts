@@ -23,13 +23,18 @@ export declare function vmread(field: u32): u64;
 export declare function vmwrite(field: u32, value: u64): void;
 // Many fields of the current VMCS at once, to or from a 4-KiB area of
 // linear memory at base (see kernel/nested/fieldlist.ts for the list
-// format: u32 entries, encoding in bits 15:0, byte offset in bits 27:16;
-// at most 64). Only entries whose bit is set in mask are copied.
+// format: the FL_* block, at most 64 entries). Only entries whose bit is
+// set in mask are copied.
 // readfields returns the mask of the entries whose value changed.
 @external("vmx", "readfields")
 export declare function readfields(list: usize, n: u32, base: usize, mask: u64): u64;
 @external("vmx", "writefields")
 export declare function writefields(list: usize, n: u32, base: usize, mask: u64): void;
+// L1's state after a nested VM exit into the current VMCS (vmcs01): the
+// fields of the field table's HOST_LOAD list, field k from base + 8 * k
+// (HOSTLOAD_SLOT_*); an optional one only when its bit is set in mask.
+@external("vmx", "loadhoststate")
+export declare function loadhoststate(base: usize, mask: u64): void;
 // This processor's Hyper-V VP assist page, already enabled through
 // HV_X64_MSR_VP_ASSIST_PAGE (kernel/vmx/evmcs.ts): from the first call on,
 // the VMX imports use the enlightened VMCS (boot/imports/vmx.c: VMPTRLD

@@ -239,7 +239,5 @@ export const NESTED_BYTES: usize = CACHE_AT + <usize>V.VMCS12_PAGE_SIZE;
   }
 }
 
-// The fields must end below the embedded objects; hoststate.ts's staged
-// values need 4 KiB of the block after them (the vmcs12 cache follows).
+// The fields must end below the embedded objects.
 if (offsetof<Nested>() > FIELDS_BYTES) unreachable();
-if (HOST_AT + HostStaging.BYTES + 4096 > NESTED_BYTES) unreachable();

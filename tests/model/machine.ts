@@ -585,6 +585,15 @@ export class Machine {
             vmxStatus('VMWRITE', enc, this.vmx.vmwrite(enc, fieldGet(slot)));
           });
         },
+        loadhoststate: (base: number, mask: bigint) => {
+          const b = this.linear(base >>> 0, C.HOSTLOAD_COUNT * 8);
+          const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+          const m = BigInt.asUintN(64, mask);
+          for (const f of C.HOSTLOAD_FIELDS) {
+            if (f.optional && ((m >> BigInt(f.slot)) & 1n) === 0n) continue;
+            vmxStatus('VMWRITE', f.encoding, this.vmx.vmwrite(f.encoding, view.getBigUint64(8 * f.slot, true)));
+          }
+        },
         // The model is no Hyper-V L0: the kernel must never ask for the
         // enlightened VMCS here (kernel/vmx/evmcs.ts needs Hyper-V's CPUID).
         enlighten: (assist: bigint) => {

@@ -1242,6 +1242,62 @@ export const SNAP_FLAGS_DEFINED = 0x7; // every flag with a meaning
 export const SNAP_VMCS01_FIELD_COUNT = 58; // entries of SNAP_VMCS01_FIELDS
 export const SNAP_MSR_COUNT = 20; // entries of SNAP_MSRS
 
+// ---- L1's state after a nested VM exit (table.mjs HOST_LOAD): slot of each field in hoststate.ts's staging area
+export const HOSTLOAD_SLOT_GUEST_RIP = 0; // value at byte 0
+export const HOSTLOAD_SLOT_GUEST_RSP = 1; // value at byte 8
+export const HOSTLOAD_SLOT_GUEST_RFLAGS = 2; // value at byte 16
+export const HOSTLOAD_SLOT_CR0_READ_SHADOW = 3; // value at byte 24
+export const HOSTLOAD_SLOT_GUEST_CR0 = 4; // value at byte 32
+export const HOSTLOAD_SLOT_CR4_READ_SHADOW = 5; // value at byte 40
+export const HOSTLOAD_SLOT_GUEST_CR4 = 6; // value at byte 48
+export const HOSTLOAD_SLOT_GUEST_CR3 = 7; // value at byte 56
+export const HOSTLOAD_SLOT_GUEST_DR7 = 8; // value at byte 64
+export const HOSTLOAD_SLOT_GUEST_IA32_DEBUGCTL = 9; // value at byte 72
+export const HOSTLOAD_SLOT_GUEST_IA32_SYSENTER_CS = 10; // value at byte 80
+export const HOSTLOAD_SLOT_GUEST_IA32_SYSENTER_ESP = 11; // value at byte 88
+export const HOSTLOAD_SLOT_GUEST_IA32_SYSENTER_EIP = 12; // value at byte 96
+export const HOSTLOAD_SLOT_GUEST_IA32_PAT = 13; // value at byte 104 (optional: its bit in the mask)
+export const HOSTLOAD_SLOT_GUEST_ES_SELECTOR = 14; // value at byte 112
+export const HOSTLOAD_SLOT_GUEST_ES_BASE = 15; // value at byte 120
+export const HOSTLOAD_SLOT_GUEST_ES_LIMIT = 16; // value at byte 128
+export const HOSTLOAD_SLOT_GUEST_ES_ACCESS_RIGHTS = 17; // value at byte 136
+export const HOSTLOAD_SLOT_GUEST_CS_SELECTOR = 18; // value at byte 144
+export const HOSTLOAD_SLOT_GUEST_CS_BASE = 19; // value at byte 152
+export const HOSTLOAD_SLOT_GUEST_CS_LIMIT = 20; // value at byte 160
+export const HOSTLOAD_SLOT_GUEST_CS_ACCESS_RIGHTS = 21; // value at byte 168
+export const HOSTLOAD_SLOT_GUEST_SS_SELECTOR = 22; // value at byte 176
+export const HOSTLOAD_SLOT_GUEST_SS_BASE = 23; // value at byte 184
+export const HOSTLOAD_SLOT_GUEST_SS_LIMIT = 24; // value at byte 192
+export const HOSTLOAD_SLOT_GUEST_SS_ACCESS_RIGHTS = 25; // value at byte 200
+export const HOSTLOAD_SLOT_GUEST_DS_SELECTOR = 26; // value at byte 208
+export const HOSTLOAD_SLOT_GUEST_DS_BASE = 27; // value at byte 216
+export const HOSTLOAD_SLOT_GUEST_DS_LIMIT = 28; // value at byte 224
+export const HOSTLOAD_SLOT_GUEST_DS_ACCESS_RIGHTS = 29; // value at byte 232
+export const HOSTLOAD_SLOT_GUEST_FS_SELECTOR = 30; // value at byte 240
+export const HOSTLOAD_SLOT_GUEST_FS_BASE = 31; // value at byte 248
+export const HOSTLOAD_SLOT_GUEST_FS_LIMIT = 32; // value at byte 256
+export const HOSTLOAD_SLOT_GUEST_FS_ACCESS_RIGHTS = 33; // value at byte 264
+export const HOSTLOAD_SLOT_GUEST_GS_SELECTOR = 34; // value at byte 272
+export const HOSTLOAD_SLOT_GUEST_GS_BASE = 35; // value at byte 280
+export const HOSTLOAD_SLOT_GUEST_GS_LIMIT = 36; // value at byte 288
+export const HOSTLOAD_SLOT_GUEST_GS_ACCESS_RIGHTS = 37; // value at byte 296
+export const HOSTLOAD_SLOT_GUEST_LDTR_SELECTOR = 38; // value at byte 304
+export const HOSTLOAD_SLOT_GUEST_LDTR_ACCESS_RIGHTS = 39; // value at byte 312
+export const HOSTLOAD_SLOT_GUEST_TR_SELECTOR = 40; // value at byte 320
+export const HOSTLOAD_SLOT_GUEST_TR_BASE = 41; // value at byte 328
+export const HOSTLOAD_SLOT_GUEST_TR_LIMIT = 42; // value at byte 336
+export const HOSTLOAD_SLOT_GUEST_TR_ACCESS_RIGHTS = 43; // value at byte 344
+export const HOSTLOAD_SLOT_GUEST_GDTR_BASE = 44; // value at byte 352
+export const HOSTLOAD_SLOT_GUEST_GDTR_LIMIT = 45; // value at byte 360
+export const HOSTLOAD_SLOT_GUEST_IDTR_BASE = 46; // value at byte 368
+export const HOSTLOAD_SLOT_GUEST_IDTR_LIMIT = 47; // value at byte 376
+export const HOSTLOAD_SLOT_GUEST_INTERRUPTIBILITY_STATE = 48; // value at byte 384
+export const HOSTLOAD_SLOT_GUEST_ACTIVITY_STATE = 49; // value at byte 392
+export const HOSTLOAD_SLOT_GUEST_PENDING_DEBUG_EXCEPTIONS = 50; // value at byte 400
+export const HOSTLOAD_SLOT_VM_ENTRY_INTERRUPTION_INFO = 51; // value at byte 408
+export const HOSTLOAD_COUNT = 52; // fields (slots) of the list
+export const HOSTLOAD_OPTIONAL = 0x0000000000002000; // the optional fields: written only when their bit is set in the mask
+
 // ---- metadata
 
 export const VMCS_FIELDS: readonly VmcsFieldInfo[] = [
@@ -2098,6 +2154,62 @@ export const SNAP_VMCS01_FIELDS: readonly number[] = [
   0x481e, 0x4820, 0x4822, 0x4824, 0x4826, 0x482a, 0x6004, 0x6006, 0x6800, 0x6802,
   0x6804, 0x6806, 0x6808, 0x680a, 0x680c, 0x680e, 0x6810, 0x6812, 0x6814, 0x6816,
   0x6818, 0x681a, 0x681c, 0x681e, 0x6820, 0x6822, 0x6824, 0x6826,
+];
+
+/** L1's post-exit state (table.mjs HOST_LOAD): slot, encoding, optional. */
+export const HOSTLOAD_FIELDS: readonly { slot: number; encoding: number; optional: boolean }[] = [
+  { slot: 0, encoding: 0x681e, optional: false }, // GUEST_RIP
+  { slot: 1, encoding: 0x681c, optional: false }, // GUEST_RSP
+  { slot: 2, encoding: 0x6820, optional: false }, // GUEST_RFLAGS
+  { slot: 3, encoding: 0x6004, optional: false }, // CR0_READ_SHADOW
+  { slot: 4, encoding: 0x6800, optional: false }, // GUEST_CR0
+  { slot: 5, encoding: 0x6006, optional: false }, // CR4_READ_SHADOW
+  { slot: 6, encoding: 0x6804, optional: false }, // GUEST_CR4
+  { slot: 7, encoding: 0x6802, optional: false }, // GUEST_CR3
+  { slot: 8, encoding: 0x681a, optional: false }, // GUEST_DR7
+  { slot: 9, encoding: 0x2802, optional: false }, // GUEST_IA32_DEBUGCTL
+  { slot: 10, encoding: 0x482a, optional: false }, // GUEST_IA32_SYSENTER_CS
+  { slot: 11, encoding: 0x6824, optional: false }, // GUEST_IA32_SYSENTER_ESP
+  { slot: 12, encoding: 0x6826, optional: false }, // GUEST_IA32_SYSENTER_EIP
+  { slot: 13, encoding: 0x2804, optional: true }, // GUEST_IA32_PAT
+  { slot: 14, encoding: 0x0800, optional: false }, // GUEST_ES_SELECTOR
+  { slot: 15, encoding: 0x6806, optional: false }, // GUEST_ES_BASE
+  { slot: 16, encoding: 0x4800, optional: false }, // GUEST_ES_LIMIT
+  { slot: 17, encoding: 0x4814, optional: false }, // GUEST_ES_ACCESS_RIGHTS
+  { slot: 18, encoding: 0x0802, optional: false }, // GUEST_CS_SELECTOR
+  { slot: 19, encoding: 0x6808, optional: false }, // GUEST_CS_BASE
+  { slot: 20, encoding: 0x4802, optional: false }, // GUEST_CS_LIMIT
+  { slot: 21, encoding: 0x4816, optional: false }, // GUEST_CS_ACCESS_RIGHTS
+  { slot: 22, encoding: 0x0804, optional: false }, // GUEST_SS_SELECTOR
+  { slot: 23, encoding: 0x680a, optional: false }, // GUEST_SS_BASE
+  { slot: 24, encoding: 0x4804, optional: false }, // GUEST_SS_LIMIT
+  { slot: 25, encoding: 0x4818, optional: false }, // GUEST_SS_ACCESS_RIGHTS
+  { slot: 26, encoding: 0x0806, optional: false }, // GUEST_DS_SELECTOR
+  { slot: 27, encoding: 0x680c, optional: false }, // GUEST_DS_BASE
+  { slot: 28, encoding: 0x4806, optional: false }, // GUEST_DS_LIMIT
+  { slot: 29, encoding: 0x481a, optional: false }, // GUEST_DS_ACCESS_RIGHTS
+  { slot: 30, encoding: 0x0808, optional: false }, // GUEST_FS_SELECTOR
+  { slot: 31, encoding: 0x680e, optional: false }, // GUEST_FS_BASE
+  { slot: 32, encoding: 0x4808, optional: false }, // GUEST_FS_LIMIT
+  { slot: 33, encoding: 0x481c, optional: false }, // GUEST_FS_ACCESS_RIGHTS
+  { slot: 34, encoding: 0x080a, optional: false }, // GUEST_GS_SELECTOR
+  { slot: 35, encoding: 0x6810, optional: false }, // GUEST_GS_BASE
+  { slot: 36, encoding: 0x480a, optional: false }, // GUEST_GS_LIMIT
+  { slot: 37, encoding: 0x481e, optional: false }, // GUEST_GS_ACCESS_RIGHTS
+  { slot: 38, encoding: 0x080c, optional: false }, // GUEST_LDTR_SELECTOR
+  { slot: 39, encoding: 0x4820, optional: false }, // GUEST_LDTR_ACCESS_RIGHTS
+  { slot: 40, encoding: 0x080e, optional: false }, // GUEST_TR_SELECTOR
+  { slot: 41, encoding: 0x6814, optional: false }, // GUEST_TR_BASE
+  { slot: 42, encoding: 0x480e, optional: false }, // GUEST_TR_LIMIT
+  { slot: 43, encoding: 0x4822, optional: false }, // GUEST_TR_ACCESS_RIGHTS
+  { slot: 44, encoding: 0x6816, optional: false }, // GUEST_GDTR_BASE
+  { slot: 45, encoding: 0x4810, optional: false }, // GUEST_GDTR_LIMIT
+  { slot: 46, encoding: 0x6818, optional: false }, // GUEST_IDTR_BASE
+  { slot: 47, encoding: 0x4812, optional: false }, // GUEST_IDTR_LIMIT
+  { slot: 48, encoding: 0x4824, optional: false }, // GUEST_INTERRUPTIBILITY_STATE
+  { slot: 49, encoding: 0x4826, optional: false }, // GUEST_ACTIVITY_STATE
+  { slot: 50, encoding: 0x6822, optional: false }, // GUEST_PENDING_DEBUG_EXCEPTIONS
+  { slot: 51, encoding: 0x4016, optional: false }, // VM_ENTRY_INTERRUPTION_INFO
 ];
 
 /** The MSRS section of a snapshot: these MSRs, ascending. */

@@ -230,7 +230,43 @@ export function buildModel(t = table) {
   };
   const snapshot = buildSnapshot(t, fields, vmcs12Size, section, add, constValue, msrNums);
 
-  return { fields, slots, groupFirst, slotCount, vmcs12Size, sections, reasons, errors, controls, registers, allNames, snapshot, evmcs, table: t };
+  // -- L1's post-exit state written by straight-line code (table.mjs HOST_LOAD)
+  const hostLoad = buildHostLoad(t, fields, section, add);
+
+  return { fields, slots, groupFirst, slotCount, vmcs12Size, sections, reasons, errors, controls, registers, allNames, snapshot, evmcs, hostLoad, table: t };
+}
+
+// table.mjs HOST_LOAD, checked: every name a field of the table, none twice, at most 64 (the
+// optional ones are chosen by a u64 mask), each segment's four fields together in the order
+// selector, base, limit, access rights (hoststate.ts addresses them from the selector's slot).
+function buildHostLoad(t, fields, section, add) {
+  const byName = new Map(fields.map((f) => [f.name, f]));
+  const out = [];
+  const seen = new Set();
+  for (const e of t.HOST_LOAD) {
+    const name = typeof e === 'string' ? e : e.name;
+    const f = byName.get(name);
+    if (!f) fail(`HOST_LOAD: ${name} is not a field of the table`);
+    if (seen.has(name)) fail(`HOST_LOAD: ${name} listed twice`);
+    seen.add(name);
+    out.push({ name, encoding: f.encoding, optional: typeof e !== 'string' && !!e.optional });
+  }
+  if (out.length > 64) fail(`HOST_LOAD: ${out.length} fields (at most 64)`);
+  for (const seg of ['ES', 'CS', 'SS', 'DS', 'FS', 'GS', 'TR']) {
+    const k = out.findIndex((f) => f.name === `GUEST_${seg}_SELECTOR`);
+    ['BASE', 'LIMIT', 'ACCESS_RIGHTS'].forEach((x, i) => {
+      if (k < 0 || out[k + 1 + i]?.name !== `GUEST_${seg}_${x}`) fail(`HOST_LOAD: GUEST_${seg}_${x} must follow GUEST_${seg}_SELECTOR in the order selector, base, limit, access rights`);
+    });
+  }
+  section("L1's state after a nested VM exit (table.mjs HOST_LOAD): slot of each field in hoststate.ts's staging area");
+  let optional = 0n;
+  out.forEach((f, k) => {
+    add(`HOSTLOAD_SLOT_${f.name}`, k, 'u32', 'dec', `value at byte ${8 * k}${f.optional ? ' (optional: its bit in the mask)' : ''}`);
+    if (f.optional) optional |= 1n << BigInt(k);
+  });
+  add('HOSTLOAD_COUNT', out.length, 'u32', 'dec', 'fields (slots) of the list');
+  add('HOSTLOAD_OPTIONAL', optional, 'u64', 'hex16', 'the optional fields: written only when their bit is set in the mask');
+  return out;
 }
 
 const TYPES_LONG = { control: 'control', ro: 'read-only data', guest: 'guest-state', host: 'host-state' };
@@ -719,6 +755,9 @@ export function emitC(m) {
     }
   }
   o.push(...emitEvmcsMapC(m.evmcs));
+  o.push('', "/* ---- L1's post-exit state (table.mjs HOST_LOAD): X(slot, encoding, optional) per field, for boot/imports/vmx.c */");
+  o.push('#define HOSTLOAD_FIELDS(X) \\');
+  m.hostLoad.forEach((f, k) => o.push(`    X(${k}, ${hex(f.encoding, 4)}, ${f.optional ? 1 : 0}) /* ${f.name} */${k + 1 < m.hostLoad.length ? ' \\' : ''}`));
   o.push('', '#endif /* HV_VMX_CONSTS_H */');
   return o.join('\n') + '\n';
 }
@@ -845,6 +884,10 @@ export function emitTS(m) {
   o.push('', '/** The VMCS01 section of a snapshot: these fields, ascending (docs/snapshot.md). */');
   o.push('export const SNAP_VMCS01_FIELDS: readonly number[] = [');
   o.push(...rows(snap.vmcs01.map((f) => hex(f.encoding, 4)), 10));
+  o.push('];');
+  o.push('', "/** L1's post-exit state (table.mjs HOST_LOAD): slot, encoding, optional. */");
+  o.push('export const HOSTLOAD_FIELDS: readonly { slot: number; encoding: number; optional: boolean }[] = [');
+  m.hostLoad.forEach((f, k) => o.push(`  { slot: ${k}, encoding: ${hex(f.encoding, 4)}, optional: ${f.optional} }, // ${f.name}`));
   o.push('];');
   o.push('', '/** The MSRS section of a snapshot: these MSRs, ascending. */');
   o.push('export const SNAP_MSRS: readonly number[] = [');

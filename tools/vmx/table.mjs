@@ -1281,6 +1281,33 @@ export const EVMCS = {
   ],
 };
 
+// L1's state after a nested VM exit (SDM Vol. 3C 28.5 "Loading Host State"), as vmcs01's
+// guest-state fields: kernel/nested/hoststate.ts computes the values into slots (slot k at byte
+// 8 * k of its staging area) and boot/imports/vmx.c (vmx.loadhoststate) writes them with one
+// VMWRITE each, straight-line code generated from this list: about a third of the instructions
+// of the field-list loop, for the ~45 fields every reflected exit writes. Per segment the four
+// fields are in the order selector, base, limit, access rights (hoststate.ts relies on it; the
+// generator checks it). `optional`: written only when its bit is set in the call's mask.
+// EFER is not here: it depends on L1's EFER at the exit (hoststate.ts writes it).
+export const HOST_LOAD = [
+  'GUEST_RIP', 'GUEST_RSP', 'GUEST_RFLAGS',
+  'CR0_READ_SHADOW', 'GUEST_CR0', 'CR4_READ_SHADOW', 'GUEST_CR4', 'GUEST_CR3',
+  'GUEST_DR7', 'GUEST_IA32_DEBUGCTL',
+  'GUEST_IA32_SYSENTER_CS', 'GUEST_IA32_SYSENTER_ESP', 'GUEST_IA32_SYSENTER_EIP',
+  { name: 'GUEST_IA32_PAT', optional: true },
+  'GUEST_ES_SELECTOR', 'GUEST_ES_BASE', 'GUEST_ES_LIMIT', 'GUEST_ES_ACCESS_RIGHTS',
+  'GUEST_CS_SELECTOR', 'GUEST_CS_BASE', 'GUEST_CS_LIMIT', 'GUEST_CS_ACCESS_RIGHTS',
+  'GUEST_SS_SELECTOR', 'GUEST_SS_BASE', 'GUEST_SS_LIMIT', 'GUEST_SS_ACCESS_RIGHTS',
+  'GUEST_DS_SELECTOR', 'GUEST_DS_BASE', 'GUEST_DS_LIMIT', 'GUEST_DS_ACCESS_RIGHTS',
+  'GUEST_FS_SELECTOR', 'GUEST_FS_BASE', 'GUEST_FS_LIMIT', 'GUEST_FS_ACCESS_RIGHTS',
+  'GUEST_GS_SELECTOR', 'GUEST_GS_BASE', 'GUEST_GS_LIMIT', 'GUEST_GS_ACCESS_RIGHTS',
+  'GUEST_LDTR_SELECTOR', 'GUEST_LDTR_ACCESS_RIGHTS',
+  'GUEST_TR_SELECTOR', 'GUEST_TR_BASE', 'GUEST_TR_LIMIT', 'GUEST_TR_ACCESS_RIGHTS',
+  'GUEST_GDTR_BASE', 'GUEST_GDTR_LIMIT', 'GUEST_IDTR_BASE', 'GUEST_IDTR_LIMIT',
+  'GUEST_INTERRUPTIBILITY_STATE', 'GUEST_ACTIVITY_STATE', 'GUEST_PENDING_DEBUG_EXCEPTIONS',
+  'VM_ENTRY_INTERRUPTION_INFO',
+];
+
 // ---------------------------------------------------------------------------------------------
 // 8. The snapshot blob: one vCPU's state in the documented, versioned format of
 //    docs/snapshot.md. Not an SDM structure; declared here, next to the VMCS tables it is
