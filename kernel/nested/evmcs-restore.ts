@@ -31,6 +31,7 @@ import * as hyperv from "../vm/exit/hyperv";
 import { Vcpu } from "../vm/vcpu";
 import * as caps from "./caps";
 import * as evmcs from "./evmcs";
+import * as state from "./state";
 
 const PAGE: u64 = 4096;
 
@@ -61,6 +62,7 @@ export function mapRestored(vcpu: Vcpu, found: StaticArray<u64>): u32 {
   const rev = guestmem.read32(gpa + <u64>V.EVMCS_REVISION_ID);
   found[0] = rev;
   if (rev != V.EVMCS_VERSION && rev != caps.REVISION_ID) return BAD_REVISION;
+  state.markShadowAll(n); // (the restored vmcs12 whole, not a partial push)
   evmcs.push(n);
   n.evmcsToMap = false;
   return MAPPED;

@@ -60,6 +60,7 @@ import * as vmfail from "./vmfail";
 import * as caps from "./caps";
 import * as shadow from "./shadow";
 import * as guestsync from "./guestsync";
+import { FieldList } from "./fieldlist";
 import * as vmcs02 from "./vmcs02";
 import { Nested } from "./nested";
 import { PROCEED } from "./common";
@@ -172,7 +173,10 @@ function msrBitmap(n: Nested, clean: u32): void {
 // - push: the fields a nested exit writes back (writtenBack) that have a
 //   vmcs12 slot, as a list of runs for guestmem.scatterIn (hw/mem.ts
 //   scatter: eVMCS offset in bits 11:0, vmcs12 offset in 23:12, bytes in
-//   31:24): one import call writes them all into L1's memory.
+//   31:24): one import call writes them all into L1's memory;
+// - partial push: the same run word for each entry of guestsync.ts's
+//   guest-state and exit-information lists (0: no eVMCS field), so that an
+//   exit writes back only the fields its own copies changed (push).
 const GROUP_NONE: i32 = 16;
 const GROUP_ALL: i32 = 17;
 const pullEnc: usize = memory.data(<i32>V.EVMCS_FIELD_COUNT * 4); // machine-wide: constant table (built once)
@@ -180,6 +184,9 @@ const pullOff: usize = memory.data(<i32>V.EVMCS_FIELD_COUNT * 4); // machine-wid
 const pullStart: usize = memory.data(19 * 4); // machine-wide: constant table (built once)
 const pushList: usize = memory.data(<i32>V.EVMCS_FIELD_COUNT * 4); // machine-wide: constant table (built once)
 let pushCount: i32 = -1; // machine-wide: constant table (built once); -1 until built
+const guestRuns: usize = memory.data(<i32>V.FL_MAX * 4); // machine-wide: constant table (built once)
+const exitRuns: usize = memory.data(<i32>V.FL_MAX * 4); // machine-wide: constant table (built once)
+const partial: usize = memory.data(<i32>V.FL_MAX * 2 * 4); // machine-wide: scratch of one exit (a run list)
 
 function groupOf(i: i32): i32 {
   const g = <u32>unchecked(V.EVMCS_FIELD_CLEAN[i]);
@@ -227,6 +234,26 @@ function buildLists(): void {
     cEnd = co + size;
   }
   pushCount = p;
+  listRuns(guestsync.guestList, guestRuns);
+  listRuns(guestsync.exitInfoList, exitRuns);
+}
+
+// The run word of each entry of l (see above), 0 where the eVMCS has no
+// such field or vmcs12 no slot for it.
+function listRuns(l: FieldList, runs: usize): void {
+  for (let i = 0; i < <i32>l.count; i++) {
+    const enc = l.encodingAt(i);
+    const eo = V.evmcsOffset(enc);
+    const co = V.vmcs12Offset(enc);
+    let word: u32 = 0;
+    if (eo >= 0 && co >= 0 && writtenBack(enc)) {
+      const w = V.vmcsEncodingWidth(enc);
+      const size: u32 = w == V.VMCS_WIDTH_16 ? 2 : w == V.VMCS_WIDTH_32 ? 4 : 8;
+      assert(co <= 0xfff && eo <= 0xfff);
+      word = <u32>eo | (<u32>co << 12) | (size << 24);
+    }
+    store<u32>(runs + (<usize>i << 2), word);
+  }
 }
 
 // The eVMCS fields (in buf) of the groups not clean into the cache.
@@ -261,7 +288,7 @@ function pull(n: Nested, clean: u32): void {
         v = load<u64>(a);
         if (v == load<u64>(c)) continue;
       }
-      state.write(n, enc, v);
+      state.writeFromL1(n, enc, v);
     }
   }
 }
@@ -276,10 +303,40 @@ function writtenBack(enc: u32): bool {
 
 // A nested exit (or a failed entry) to L1 with an eVMCS in use: the cache's
 // guest state, exit information and entry-event fields into the eVMCS (the
-// other fields keep what L1 wrote).
+// other fields keep what L1 wrote). The eVMCS holds the cache's values of
+// them since the last push (and the pulls of L1's changes, writeFromL1)
+// except where the cache changed since: after the reflected exit's own
+// copies (the Nested's shadowGuestStale and shadowExitStale name those
+// fields, as for shadow.ts) only those are written — RIP and the few
+// fields the exit changed, not the 82 — after any other change (state.ts
+// shadowAll) all of them.
 export function push(n: Nested): void {
   if (pushCount < 0) buildLists();
-  guestmem.scatterIn(n.evmcs, V.EVMCS_BYTES, n.vmcs12, pushList, <u32>pushCount);
+  const g = n.shadowGuestStale;
+  const e = n.shadowExitStale;
+  n.shadowGuestStale = 0;
+  n.shadowExitStale = 0;
+  if (state.shadowAllStale(n)) {
+    guestmem.scatterIn(n.evmcs, V.EVMCS_BYTES, n.vmcs12, pushList, <u32>pushCount);
+    state.markShadowPushed(n);
+    return;
+  }
+  let k: u32 = addRuns(0, g, guestRuns);
+  k = addRuns(k, e, exitRuns);
+  if (k != 0) guestmem.scatterIn(n.evmcs, V.EVMCS_BYTES, n.vmcs12, partial, k);
+}
+
+// The run words of the entries in `mask` (of a list whose words are at
+// `runs`) appended to the partial list from entry k; the new count.
+function addRuns(k: u32, mask: u64, runs: usize): u32 {
+  while (mask != 0) {
+    const w = load<u32>(runs + (<usize>ctz(mask) << 2));
+    mask &= mask - 1;
+    if (w == 0) continue;
+    store<u32>(partial + (<usize>k << 2), w);
+    k++;
+  }
+  return k;
 }
 
 // VMREAD by L1 while the eVMCS is in use (vmrw.ts; TLFS "Enlightened

@@ -63,7 +63,7 @@ export function isRare(enc: u32): bool {
 // vmcs02 is current (L2's exit, or a nested entry after vmcs02's load).
 export function syncRareCurrent(n: Nested): void {
   if (!n.rareUnsynced) return;
-  state.readFields(n, guestList, rareMask, true);
+  n.shadowGuestStale |= state.readFields(n, guestList, rareMask, true);
   n.rareUnsynced = false;
 }
 

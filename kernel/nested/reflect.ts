@@ -116,7 +116,8 @@ export function syncForSnapshot(vcpu: Vcpu): void {
   // PDPTEs of a PAE-paging L2 under L1's EPT (28.3.4).
   if ((state.get(n, V.GUEST_CR4) & V.X86_CR4_PAE) != 0 && (state.get(n, V.VM_ENTRY_CONTROL) & V.ENTRY_IA32E_MODE_GUEST) == 0 &&
     (state.get(n, V.GUEST_CR0) & V.X86_CR0_PG) != 0 && state.eptEnabled(n)) {
-    state.readFields(n, vmcs02.pdpteFields, vmcs02.pdpteFields.all, true);
+    // (Not fields of guestList: a change means a whole push, shadow.ts.)
+    if (state.readFields(n, vmcs02.pdpteFields, vmcs02.pdpteFields.all, true) != 0) state.markShadowAll(n);
   }
 }
 

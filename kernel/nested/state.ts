@@ -61,7 +61,8 @@ export function read(n: Nested, enc: u32): u64 {
 //   shadowAll  a field changed by other means than the reflected exit's
 //          own copies (which record theirs field by field in the Nested's
 //          shadowGuestStale/shadowExitStale): shadow.ts's next push
-//          writes every shadowed field, not only those.
+//          writes every shadowed field, not only those (and evmcs.ts's
+//          every field a nested exit writes back into the eVMCS).
 // All five are bits of one word, the Nested's `changes` (CH_* below: one
 // load and one store record a change, on the nested exit path).
 // Every change of the cache goes through write() (L1's VMWRITE, the shadow
@@ -187,6 +188,12 @@ function classOf(enc: u32, hot: u32): u32 {
   const host = e == V.HOST_RIP || e == V.HOST_RSP ? CH_HOST_RIP_RSP :
     c == DIRTY_HOST || e == V.VM_EXIT_CONTROL ? CH_HOST_STALE : 0;
   return c | (c << CH_STALE_SHIFT) | (hot << CH_HOT_SHIFT) | host | CH_SHADOW_ALL;
+}
+// Store v, a value read from the copy L1 reads and writes itself — its
+// eVMCS (evmcs.ts pull), as shadow.ts's pull does through readFields: a
+// change for the checks and for vmcs02, not one to write back there.
+export function writeFromL1(n: Nested, enc: u32, v: u64): void {
+  if (store12(n.vmcs12, enc, v)) n.changes |= changedBits(enc) & ~CH_SHADOW_ALL;
 }
 // enc changed: for the checks and for vmcs02.
 export function markChanged(n: Nested, enc: u32): void {
