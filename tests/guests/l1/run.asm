@@ -217,6 +217,10 @@ l2_stray:
 L2 l2_vmcall
     vmcall
     jmp l2_stray
+L2 l2_esp_vmcall                ; records its ESP in l2_esp, then exit 18
+    mov [l2_esp], esp
+    vmcall
+    jmp l2_stray
 L2 l2_cpuid                     ; exit 10, length 2
     cpuid
     vmcall
@@ -404,11 +408,14 @@ section .data
 global exit_snap
 global run_host_rsp
 global l2_seen
+global l2_esp
 align 4
 exit_snap:
     times 20 dd 0
 l2_seen:
     times 7 dd 0
+l2_esp:
+    dd 0
 run_regs:
     dd 0
 run_launch:

@@ -336,10 +336,11 @@ void vmx_exit_entry(void);
 extern char l2_vmfunc[], l2_vmfunc_insn[], l2_vmfunc_eax[], l2_vmfunc_loop[], l2_write[], l2_vmcall[], l2_cpuid[], l2_hlt[], l2_rdtsc[], l2_in_imm[], l2_out_dx_ax[], l2_in_dx_eax[],
     l2_in_dx_ax[], l2_scratch[], l2_rdmsr[], l2_wrmsr[], l2_ud2[], l2_int3[], l2_load_ss[], l2_pf_read[],
     l2_triple[], l2_mov_cr3[], l2_read_cr0[], l2_clear_ts[], l2_clear_ts_write[], l2_sgdt[], l2_vmptrst[],
-    l2_vmptrst_ebp[], l2_vmread[], l2_spin[], l2_irq40[], l2_end[];
+    l2_vmptrst_ebp[], l2_vmread[], l2_spin[], l2_irq40[], l2_esp_vmcall[], l2_end[];
 extern const u32 l2_exc_table[32];
 /* What L2's own exception handlers saw (run.asm). */
 struct l2_seen { u32 vector, eip, error, cs, eflags, cr2, count; };
 extern volatile struct l2_seen l2_seen;
+extern volatile u32 l2_esp; /* L2's ESP as l2_esp_vmcall saw it */
 
 #endif
