@@ -71,8 +71,18 @@ const PAGE_OFFSET: u64 = 0xfff;
 const VP_ASSIST_ENABLE: u64 = 1;
 
 // Scratch for the one eVMCS being read or written back during one exit;
-// it holds nothing between exits.
+// it holds nothing between exits. An entry copies into it, at their own
+// offsets, only the parts it reads (see enter).
 const buf: usize = memory.data(<i32>V.EVMCS_BYTES); // machine-wide: scratch of one exit
+// The VP assist page's EnlightenVmEntry .. CurrentNestedVmcs, read in one copy.
+const ASSIST_AT: u32 = V.HV_VP_ASSIST_ENLIGHTEN_VMENTRY;
+const ASSIST_BYTES: u32 = V.HV_VP_ASSIST_CURRENT_NESTED_VMCS + 8 - ASSIST_AT;
+const assist: usize = memory.data(<i32>ASSIST_BYTES); // machine-wide: scratch of one exit
+// The fields an entry reads whatever the clean bits say, and the clean
+// bits themselves: one run (the TLFS layout puts them together; buildLists
+// checks that every field in no group lies in it).
+const ALWAYS_AT: u32 = V.EVMCS_TPR_THRESHOLD;
+const ALWAYS_END: u32 = V.EVMCS_CLEAN_FIELDS + 4;
 
 // enter(): L1's VP assist page is disabled or its EnlightenVmEntry is 0,
 // the entry uses the current VMCS. (Not a handler result, nor PROCEED.)
@@ -91,14 +101,18 @@ export function requested(vcpu: Vcpu): bool {
 // enlightened entry: the eVMCS's checks, then the cache filled from it;
 // PROCEED, or the instruction's outcome (a VMfail).
 export function enter(vcpu: Vcpu, launch: bool): i32 {
-  if (!requested(vcpu)) return NOT_ENLIGHTENED;
-  const page = vcpu.hv.vpAssistPage & ~PAGE_OFFSET;
-  const gpa = guestmem.read64(page + <u64>V.HV_VP_ASSIST_CURRENT_NESTED_VMCS);
+  const vpAssist = vcpu.hv.vpAssistPage;
+  if ((vpAssist & VP_ASSIST_ENABLE) == 0) return NOT_ENLIGHTENED;
+  // (As requested(), with CurrentNestedVmcs in the same copy.)
+  guestmem.copyOut(assist, (vpAssist & ~PAGE_OFFSET) + <u64>ASSIST_AT, ASSIST_BYTES);
+  if (load<u8>(assist) == 0) return NOT_ENLIGHTENED;
+  const gpa = load<u64>(assist + <usize>(V.HV_VP_ASSIST_CURRENT_NESTED_VMCS - ASSIST_AT));
   const n = vcpu.nested;
   if ((gpa & PAGE_OFFSET) != 0 || !guestmem.isRam(gpa, <u64>V.EVMCS_BYTES)) return vmfail.failInvalid(vcpu);
-  guestmem.copyOut(buf, gpa, V.EVMCS_BYTES);
-  const rev = load<u32>(buf + V.EVMCS_REVISION_ID);
+  const rev = guestmem.read32(gpa + <u64>V.EVMCS_REVISION_ID);
   if (rev != V.EVMCS_VERSION && rev != caps.REVISION_ID) return vmfail.failInvalid(vcpu);
+  if (pushCount < 0) buildLists();
+  guestmem.copyOut(buf + <usize>ALWAYS_AT, gpa + <u64>ALWAYS_AT, ALWAYS_END - ALWAYS_AT);
   const cleanField = load<u32>(buf + V.EVMCS_CLEAN_FIELDS);
   let clean = cleanField & V.EVMCS_CLEAN_ALL;
   if (launch || gpa != n.evmcs) {
@@ -122,6 +136,7 @@ export function enter(vcpu: Vcpu, launch: bool): i32 {
     state.markAllDirty(n);
     clean = 0;
   }
+  copyGroups(gpa, clean);
   pull(n, clean);
   msrBitmap(n, clean);
   n.counts.enlightened++;
@@ -187,6 +202,10 @@ let pushCount: i32 = -1; // machine-wide: constant table (built once); -1 until 
 const guestRuns: usize = memory.data(<i32>V.FL_MAX * 4); // machine-wide: constant table (built once)
 const exitRuns: usize = memory.data(<i32>V.FL_MAX * 4); // machine-wide: constant table (built once)
 const partial: usize = memory.data(<i32>V.FL_MAX * 2 * 4); // machine-wide: scratch of one exit (a run list)
+// The byte span [spanLo, spanHi) of each clean group's fields (0-15; 17: the
+// fields the TLFS gives no group), for copyGroups.
+const spanLo: usize = memory.data(18 * 4); // machine-wide: constant table (built once)
+const spanHi: usize = memory.data(18 * 4); // machine-wide: constant table (built once)
 
 function groupOf(i: i32): i32 {
   const g = <u32>unchecked(V.EVMCS_FIELD_CLEAN[i]);
@@ -234,6 +253,29 @@ function buildLists(): void {
     cEnd = co + size;
   }
   pushCount = p;
+  // Group spans, over every field of the layout (EnlightenmentsControl has
+  // no VMCS encoding but a group); the fields in no group must lie in the
+  // always-read run.
+  for (let grp = 0; grp <= GROUP_ALL; grp++) {
+    store<u32>(spanLo + (<usize>grp << 2), V.EVMCS_BYTES);
+    store<u32>(spanHi + (<usize>grp << 2), 0);
+  }
+  for (let i = 0; i < V.EVMCS_FIELD_COUNT; i++) {
+    const grp = groupOf(i);
+    const lo = <u32>unchecked(V.EVMCS_FIELD_OFFSETS[i]);
+    const hi = lo + <u32>unchecked(V.EVMCS_FIELD_SIZES[i]);
+    const enc = unchecked(V.EVMCS_FIELD_ENCODINGS[i]);
+    if (grp == GROUP_NONE) {
+      // Pulled ones (not exit information, not the header) must be in the run.
+      assert(enc == NO_ENCODING || V.vmcsEncodingType(enc) == V.VMCS_TYPE_RO || V.vmcs12Offset(enc) < 0 ||
+        (lo >= ALWAYS_AT && hi <= ALWAYS_END));
+      continue;
+    }
+    const a = spanLo + (<usize>grp << 2);
+    const b = spanHi + (<usize>grp << 2);
+    if (lo < load<u32>(a)) store<u32>(a, lo);
+    if (hi > load<u32>(b)) store<u32>(b, hi);
+  }
   listRuns(guestsync.guestList, guestRuns);
   listRuns(guestsync.exitInfoList, exitRuns);
 }
@@ -253,6 +295,26 @@ function listRuns(l: FieldList, runs: usize): void {
       word = <u32>eo | (<u32>co << 12) | (size << 24);
     }
     store<u32>(runs + (<usize>i << 2), word);
+  }
+}
+
+// Into buf, the parts of the eVMCS at gpa that pull (and msrBitmap) read
+// besides the always-read run: all of it when no bit is clean, else each
+// group whose bit is 0 (its span), and the fields in no group the TLFS
+// names unless every bit is set.
+function copyGroups(gpa: u64, clean: u32): void {
+  if (clean == 0) {
+    guestmem.copyOut(buf, gpa, V.EVMCS_BYTES);
+    return;
+  }
+  let groups = ~clean & V.EVMCS_CLEAN_ALL;
+  if (clean != V.EVMCS_CLEAN_ALL) groups |= 1 << GROUP_ALL;
+  while (groups != 0) {
+    const grp = <i32>ctz(groups);
+    groups &= groups - 1;
+    const lo = load<u32>(spanLo + (<usize>grp << 2));
+    const hi = load<u32>(spanHi + (<usize>grp << 2));
+    if (lo < hi) guestmem.copyOut(buf + <usize>lo, gpa + <u64>lo, hi - lo);
   }
 }
 
