@@ -461,6 +461,59 @@ void Z_vmxZ_writefields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u
     }
 }
 
+/* vmx.readlist: the selected fields of a READ_LISTS list (vmx-consts.h
+ * READLIST_*_FIELDS, from the field table) into the vmcs12 cache at base,
+ * each with one VMREAD and a compare under its width's mask in
+ * straight-line code; returns the mask of the entries whose value changed
+ * (as readfields does for a list loop, with about two thirds of its
+ * instructions: a VMREAD of the list is ~8). */
+#define RL_READ(k, enc, off, wm)                                                           \
+    if ((mask >> (k)) & 1) {                                                               \
+        u64 v, old;                                                                        \
+        _Bool failed;                                                                      \
+        __asm__ volatile("vmread %2, %0" : "=r"(v), "=@ccbe"(failed) : "r"((u64)(enc)));    \
+        if (__builtin_expect(failed, 0)) vmx_bug("VMREAD", enc);                           \
+        __builtin_memcpy(&old, b + (off), 8);                                              \
+        u64 d = (old ^ v) & (wm);                                                          \
+        if (d) {                                                                           \
+            old ^= d;                                                                      \
+            __builtin_memcpy(b + (off), &old, 8);                                          \
+            changed |= 1ull << (k);                                                        \
+        }                                                                                  \
+    }
+#define RL_EVMCS_READ(k, enc, off, wm)                                                     \
+    if ((mask >> (k)) & 1) {                                                               \
+        u64 v = hv_evmcs_read(enc);                                                        \
+        if (fl_load(b + (off), (wm)) != v) {                                               \
+            fl_store(b + (off), (wm), v);                                                  \
+            changed |= 1ull << (k);                                                        \
+        }                                                                                  \
+    }
+#define RL_CASE(name, READ)                                                                \
+    case READLIST_##name: READLIST_##name##_FIELDS(READ) break;
+static __attribute__((noinline)) u64 evmcs_readlist(u32 id, u8 *b, u64 mask) {
+    u64 changed = 0;
+    switch (id) {
+        RL_CASE(GUEST_SAVE, RL_EVMCS_READ)
+        RL_CASE(EXIT_INFO, RL_EVMCS_READ)
+        RL_CASE(SHADOW_RW, RL_EVMCS_READ)
+        default: wasm_rt_trap(WASM_RT_TRAP_OOB);
+    }
+    return changed;
+}
+u64 Z_vmxZ_readlist(struct Z_vmx_instance_t *i, u32 id, u32 base, u64 mask) {
+    u8 *b = hv_linear(base, FL_SPAN);
+    if (__builtin_expect(evmcs_mode(), 0)) return evmcs_readlist(id, b, mask);
+    u64 changed = 0;
+    switch (id) {
+        RL_CASE(GUEST_SAVE, RL_READ)
+        RL_CASE(EXIT_INFO, RL_READ)
+        RL_CASE(SHADOW_RW, RL_READ)
+        default: wasm_rt_trap(WASM_RT_TRAP_OOB);
+    }
+    return changed;
+}
+
 /* vmx.loadhoststate: the fields of HOSTLOAD_FIELDS (vmx-consts.h, from the
  * field table's HOST_LOAD) from base + 8 * slot, one VMWRITE each in
  * straight-line code: three instructions a field, where the list loop

@@ -1272,6 +1272,14 @@ export const HOSTLOAD_SLOT_VM_ENTRY_INTERRUPTION_INFO: u32 = 51; // value at byt
 export const HOSTLOAD_COUNT: u32 = 52; // fields (slots) of the list
 export const HOSTLOAD_OPTIONAL: u64 = 0x0000000000002000; // the optional fields: written only when their bit is set in the mask
 
+// ---- VMCS field lists read by straight-line code (table.mjs READ_LISTS): list ids
+export const READLIST_GUEST_SAVE: u32 = 0; // L2's guest state saved into vmcs12 at a reflected exit (SDM 28.3; nested/guestsync.ts)
+export const READLIST_GUEST_SAVE_COUNT: u32 = 50; // fields of READLIST_GUEST_SAVE
+export const READLIST_EXIT_INFO: u32 = 1; // the VM-exit information fields (25.9) copied into vmcs12 at a reflected exit (nested/reflect.ts)
+export const READLIST_EXIT_INFO_COUNT: u32 = 14; // fields of READLIST_EXIT_INFO
+export const READLIST_SHADOW_RW: u32 = 2; // what L1 can VMWRITE through the shadow VMCS, pulled into vmcs12 before L0 reads it (nested/shadow.ts)
+export const READLIST_SHADOW_RW_COUNT: u32 = 16; // fields of READLIST_SHADOW_RW
+
 // ---- VMCS field metadata
 
 // Every field in VMCS_FIELDS order (Appendix B order: width, then type, then index).
@@ -2513,6 +2521,23 @@ export function evmcsOffset(enc: u32): i32 {
   }
   return -1;
 }
+
+// ---- the lists vmx.readlist reads (table.mjs READ_LISTS): entry k is bit k
+export const READLIST_GUEST_SAVE_FIELDS: StaticArray<u32> = [
+  0x0800, 0x0802, 0x0804, 0x0806, 0x0808, 0x080a, 0x080c, 0x080e, 0x4800, 0x4802,
+  0x4804, 0x4806, 0x4808, 0x480a, 0x480c, 0x480e, 0x4810, 0x4812, 0x4814, 0x4816,
+  0x4818, 0x481a, 0x481c, 0x481e, 0x4820, 0x4822, 0x6806, 0x6808, 0x680a, 0x680c,
+  0x680e, 0x6810, 0x6812, 0x6814, 0x6816, 0x6818, 0x6802, 0x681a, 0x681c, 0x681e,
+  0x6820, 0x6822, 0x482a, 0x6824, 0x6826, 0x4824, 0x4826, 0x2802, 0x2804, 0x2806,
+];
+export const READLIST_EXIT_INFO_FIELDS: StaticArray<u32> = [
+  0x4402, 0x6400, 0x640a, 0x2400, 0x4404, 0x4406, 0x4408, 0x440a, 0x440c, 0x440e,
+  0x6402, 0x6404, 0x6406, 0x6408,
+];
+export const READLIST_SHADOW_RW_FIELDS: StaticArray<u32> = [
+  0x0802, 0x0812, 0x4016, 0x4018, 0x401a, 0x4816, 0x4818, 0x4824, 0x6800, 0x6802,
+  0x6804, 0x6808, 0x681c, 0x681e, 0x6820, 0x6c14,
+];
 
 // ---- snapshot lists (docs/snapshot.md)
 

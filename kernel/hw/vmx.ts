@@ -30,6 +30,11 @@ export declare function vmwrite(field: u32, value: u64): void;
 export declare function readfields(list: usize, n: u32, base: usize, mask: u64): u64;
 @external("vmx", "writefields")
 export declare function writefields(list: usize, n: u32, base: usize, mask: u64): void;
+// The selected entries of a generated field list (the field table's
+// READ_LISTS, id V.READLIST_*) into the vmcs12 cache at base, at their
+// vmcs12 offsets; returns the mask of the entries whose value changed.
+@external("vmx", "readlist")
+export declare function readlist(id: u32, base: usize, mask: u64): u64;
 // L1's state after a nested VM exit into the current VMCS (vmcs01): the
 // fields of the field table's HOST_LOAD list, field k from base + 8 * k
 // (HOSTLOAD_SLOT_*); an optional one only when its bit is set in mask.

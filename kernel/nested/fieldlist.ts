@@ -32,7 +32,11 @@ export function fill(l: usize, i: i32, e: u32, off: i32): void {
   syncedBits: StaticArray<u32>;
   changedBits: StaticArray<u32>;
   count: u32;
-  constructor(encs: StaticArray<u32>, forCache: bool) {
+  // The generated straight-line reader of the same list (V.READLIST_*,
+  // vmx.readlist; the list must be V.READLIST_*_FIELDS itself), or -1.
+  readId: i32;
+  constructor(encs: StaticArray<u32>, forCache: bool, readId: i32 = -1) {
+    this.readId = readId;
     const n = encs.length;
     this.entries = new StaticArray<u64>(<i32>V.FL_BYTES >> 3);
     this.encodings = new StaticArray<u32>(n);

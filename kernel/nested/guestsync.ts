@@ -27,8 +27,8 @@ import * as fields from "./fields";
 import { FieldList } from "./fieldlist";
 import { Nested } from "./nested";
 
-export const guestList = new FieldList(fields.GUEST_STATE, true); // machine-wide: a constant field list
-export const exitInfoList = new FieldList(fields.EXIT_INFO, true); // machine-wide: a constant field list
+export const guestList = new FieldList(fields.GUEST_STATE, true, V.READLIST_GUEST_SAVE); // machine-wide: a constant field list
+export const exitInfoList = new FieldList(fields.EXIT_INFO, true, V.READLIST_EXIT_INFO); // machine-wide: a constant field list
 
 // The entries of guestList that are rare (see the top), and the same as a
 // set of encodings: bit (width * 32 + index) of rareKeys (Appendix B: a

@@ -170,11 +170,11 @@ function syncExitInfo(n: Nested, reason: u32): void {
     if (((ADDRESS_EXITS >> reason) & 1) != 0) mask |= exitInfoAddresses;
     if (((INSN_INFO_EXITS >> reason) & 1) != 0) mask |= exitInfoInsn;
   } else mask |= reason == EXIT_REASON_SPP ? exitInfoAddresses | exitInfoInsn : exitInfoInsn;
-  let changed = vmx.readfields(exitInfoList.ptr, exitInfoList.count, n.vmcs12, mask);
+  let changed = vmx.readlist(V.READLIST_EXIT_INFO, n.vmcs12, mask);
   let errors: u64 = 0;
   if ((<u32>state.get(n, V.VM_EXIT_INTERRUPTION_INFO) & ERROR_CODE_VALID) == ERROR_CODE_VALID) errors = exitInfoIntrError;
   if ((<u32>state.get(n, V.IDT_VECTORING_INFO) & ERROR_CODE_VALID) == ERROR_CODE_VALID) errors |= exitInfoIdtError;
-  if (errors != 0) changed |= vmx.readfields(exitInfoList.ptr, exitInfoList.count, n.vmcs12, errors);
+  if (errors != 0) changed |= vmx.readlist(V.READLIST_EXIT_INFO, n.vmcs12, errors);
   n.shadowExitStale |= changed;
 }
 

@@ -79,6 +79,10 @@ let writable: FieldList | null = null; // machine-wide: a function of the offere
 // The shadowed entries of guestsync.ts's lists (what a partial push writes).
 let guestShadowed: u64 = 0; // machine-wide: a function of the offered capabilities
 let exitShadowed: u64 = 0; // machine-wide: a function of the offered capabilities
+// What pull reads: the field table's read/write shadowed fields (READ_LISTS
+// SHADOW_RW, a generated straight-line reader), those L1 has selected.
+const pullList = new FieldList(V.READLIST_SHADOW_RW_FIELDS, true, V.READLIST_SHADOW_RW); // machine-wide: a constant field list
+let pullMask: u64 = 0; // machine-wide: a function of the offered capabilities
 
 function listFields(): void {
   if (all != null) return;
@@ -95,6 +99,7 @@ function listFields(): void {
   all = new FieldList(StaticArray.slice<u32>(a, 0, na), true);
   guestShadowed = shadowedIn(guestsync.guestList);
   exitShadowed = shadowedIn(guestsync.exitInfoList);
+  pullMask = shadowedIn(pullList);
   writable = new FieldList(StaticArray.slice<u32>(w, 0, nw), true);
 }
 
@@ -218,8 +223,7 @@ export function pull(vcpu: Vcpu): void {
   if (!s.linked) return;
   const page = s.page;
   if (!enterShadow(page)) return;
-  const l = writable!;
-  state.readFields(n, l, l.all, false);
+  state.readFields(n, pullList, pullMask, false);
   leaveShadow(vcpu, page);
   s.pulls++;
 }

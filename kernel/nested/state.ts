@@ -222,7 +222,8 @@ export function markSynced(n: Nested, enc: u32): void {
 // and recorded once. Returns the changed entries (the caller records them
 // for the shadow VMCS where they are shadowed fields; shadow.ts).
 @inline export function readFields(n: Nested, list: FieldList, mask: u64, synced: bool): u64 {
-  const all = vmx.readfields(list.ptr, list.count, n.vmcs12, mask);
+  const id = list.readId;
+  const all = id >= 0 ? vmx.readlist(<u32>id, n.vmcs12, mask) : vmx.readfields(list.ptr, list.count, n.vmcs12, mask);
   let changed = all;
   if (changed == 0) return 0;
   let bits: u32 = 0;

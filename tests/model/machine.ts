@@ -585,6 +585,25 @@ export class Machine {
             vmxStatus('VMWRITE', enc, this.vmx.vmwrite(enc, fieldGet(slot)));
           });
         },
+        readlist: (id: number, base: number, mask: bigint) => {
+          const list = C.READLISTS[id];
+          if (!list) this.fault(`vmx.readlist: no list ${id}`);
+          const b = this.linear(base >>> 0, 4096 + 8);
+          const slot: FieldSlot = { view: new DataView(b.buffer, b.byteOffset, b.byteLength), off: 0, width: 0 };
+          const m = BigInt.asUintN(64, mask);
+          let changed = 0n;
+          list.fields.forEach((f, k) => {
+            if (((m >> BigInt(k)) & 1n) === 0n) return;
+            const r = this.vmx.vmread(f.encoding);
+            vmxStatus('VMREAD', f.encoding, r.status);
+            slot.off = f.offset;
+            slot.width = (f.encoding >>> 13) & 3;
+            if (fieldGet(slot) === r.value) return;
+            fieldSet(slot, r.value);
+            changed |= 1n << BigInt(k);
+          });
+          return changed;
+        },
         loadhoststate: (base: number, mask: bigint) => {
           const b = this.linear(base >>> 0, C.HOSTLOAD_COUNT * 8);
           const view = new DataView(b.buffer, b.byteOffset, b.byteLength);

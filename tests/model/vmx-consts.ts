@@ -1298,6 +1298,14 @@ export const HOSTLOAD_SLOT_VM_ENTRY_INTERRUPTION_INFO = 51; // value at byte 408
 export const HOSTLOAD_COUNT = 52; // fields (slots) of the list
 export const HOSTLOAD_OPTIONAL = 0x0000000000002000; // the optional fields: written only when their bit is set in the mask
 
+// ---- VMCS field lists read by straight-line code (table.mjs READ_LISTS): list ids
+export const READLIST_GUEST_SAVE = 0; // L2's guest state saved into vmcs12 at a reflected exit (SDM 28.3; nested/guestsync.ts)
+export const READLIST_GUEST_SAVE_COUNT = 50; // fields of READLIST_GUEST_SAVE
+export const READLIST_EXIT_INFO = 1; // the VM-exit information fields (25.9) copied into vmcs12 at a reflected exit (nested/reflect.ts)
+export const READLIST_EXIT_INFO_COUNT = 14; // fields of READLIST_EXIT_INFO
+export const READLIST_SHADOW_RW = 2; // what L1 can VMWRITE through the shadow VMCS, pulled into vmcs12 before L0 reads it (nested/shadow.ts)
+export const READLIST_SHADOW_RW_COUNT = 16; // fields of READLIST_SHADOW_RW
+
 // ---- metadata
 
 export const VMCS_FIELDS: readonly VmcsFieldInfo[] = [
@@ -2154,6 +2162,13 @@ export const SNAP_VMCS01_FIELDS: readonly number[] = [
   0x481e, 0x4820, 0x4822, 0x4824, 0x4826, 0x482a, 0x6004, 0x6006, 0x6800, 0x6802,
   0x6804, 0x6806, 0x6808, 0x680a, 0x680c, 0x680e, 0x6810, 0x6812, 0x6814, 0x6816,
   0x6818, 0x681a, 0x681c, 0x681e, 0x6820, 0x6822, 0x6824, 0x6826,
+];
+
+/** The lists vmx.readlist reads (table.mjs READ_LISTS), by id: encoding and vmcs12 offset per bit. */
+export const READLISTS: readonly { name: string; fields: readonly { encoding: number; offset: number }[] }[] = [
+  { name: "GUEST_SAVE", fields: [{ encoding: 0x0800, offset: 1242 }, { encoding: 0x0802, offset: 1244 }, { encoding: 0x0804, offset: 1246 }, { encoding: 0x0806, offset: 1248 }, { encoding: 0x0808, offset: 1250 }, { encoding: 0x080a, offset: 1252 }, { encoding: 0x080c, offset: 1254 }, { encoding: 0x080e, offset: 1256 }, { encoding: 0x4800, offset: 1136 }, { encoding: 0x4802, offset: 1140 }, { encoding: 0x4804, offset: 1144 }, { encoding: 0x4806, offset: 1148 }, { encoding: 0x4808, offset: 1152 }, { encoding: 0x480a, offset: 1156 }, { encoding: 0x480c, offset: 1160 }, { encoding: 0x480e, offset: 1164 }, { encoding: 0x4810, offset: 1168 }, { encoding: 0x4812, offset: 1172 }, { encoding: 0x4814, offset: 1176 }, { encoding: 0x4816, offset: 1180 }, { encoding: 0x4818, offset: 1184 }, { encoding: 0x481a, offset: 1188 }, { encoding: 0x481c, offset: 1192 }, { encoding: 0x481e, offset: 1196 }, { encoding: 0x4820, offset: 1200 }, { encoding: 0x4822, offset: 1204 }, { encoding: 0x6806, offset: 744 }, { encoding: 0x6808, offset: 752 }, { encoding: 0x680a, offset: 760 }, { encoding: 0x680c, offset: 768 }, { encoding: 0x680e, offset: 776 }, { encoding: 0x6810, offset: 784 }, { encoding: 0x6812, offset: 792 }, { encoding: 0x6814, offset: 800 }, { encoding: 0x6816, offset: 808 }, { encoding: 0x6818, offset: 816 }, { encoding: 0x6802, offset: 728 }, { encoding: 0x681a, offset: 824 }, { encoding: 0x681c, offset: 832 }, { encoding: 0x681e, offset: 840 }, { encoding: 0x6820, offset: 848 }, { encoding: 0x6822, offset: 856 }, { encoding: 0x482a, offset: 1220 }, { encoding: 0x6824, offset: 864 }, { encoding: 0x6826, offset: 872 }, { encoding: 0x4824, offset: 1208 }, { encoding: 0x4826, offset: 1212 }, { encoding: 0x2802, offset: 352 }, { encoding: 0x2804, offset: 360 }, { encoding: 0x2806, offset: 368 }] },
+  { name: "EXIT_INFO", fields: [{ encoding: 0x4402, offset: 1108 }, { encoding: 0x6400, offset: 672 }, { encoding: 0x640a, offset: 712 }, { encoding: 0x2400, offset: 320 }, { encoding: 0x4404, offset: 1112 }, { encoding: 0x4406, offset: 1116 }, { encoding: 0x4408, offset: 1120 }, { encoding: 0x440a, offset: 1124 }, { encoding: 0x440c, offset: 1128 }, { encoding: 0x440e, offset: 1132 }, { encoding: 0x6402, offset: 680 }, { encoding: 0x6404, offset: 688 }, { encoding: 0x6406, offset: 696 }, { encoding: 0x6408, offset: 704 }] },
+  { name: "SHADOW_RW", fields: [{ encoding: 0x0802, offset: 1244 }, { encoding: 0x0812, offset: 1260 }, { encoding: 0x4016, offset: 1068 }, { encoding: 0x4018, offset: 1072 }, { encoding: 0x401a, offset: 1076 }, { encoding: 0x4816, offset: 1180 }, { encoding: 0x4818, offset: 1184 }, { encoding: 0x4824, offset: 1208 }, { encoding: 0x6800, offset: 720 }, { encoding: 0x6802, offset: 728 }, { encoding: 0x6804, offset: 736 }, { encoding: 0x6808, offset: 752 }, { encoding: 0x681c, offset: 832 }, { encoding: 0x681e, offset: 840 }, { encoding: 0x6820, offset: 848 }, { encoding: 0x6c14, offset: 984 }] },
 ];
 
 /** L1's post-exit state (table.mjs HOST_LOAD): slot, encoding, optional. */

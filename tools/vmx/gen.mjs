@@ -232,8 +232,38 @@ export function buildModel(t = table) {
 
   // -- L1's post-exit state written by straight-line code (table.mjs HOST_LOAD)
   const hostLoad = buildHostLoad(t, fields, section, add);
+  // -- lists read into the vmcs12 cache by straight-line code (table.mjs READ_LISTS)
+  const readLists = buildReadLists(t, fields, section, add);
 
-  return { fields, slots, groupFirst, slotCount, vmcs12Size, sections, reasons, errors, controls, registers, allNames, snapshot, evmcs, hostLoad, table: t };
+  return { fields, slots, groupFirst, slotCount, vmcs12Size, sections, reasons, errors, controls, registers, allNames, snapshot, evmcs, hostLoad, readLists, table: t };
+}
+
+// table.mjs READ_LISTS, checked: names are fields of the table with a vmcs12 slot, none twice
+// in a list, at most 64; 'shadow-rw' expanded. Each entry gets its vmcs12 offset and width mask.
+const WIDTH_MASKS = { 16: '0xffffull', 32: '0xffffffffull', 64: '~0ull', natural: '~0ull' };
+function buildReadLists(t, fields, section, add) {
+  const byName = new Map(fields.map((f) => [f.name, f]));
+  section('VMCS field lists read by straight-line code (table.mjs READ_LISTS): list ids');
+  const out = t.READ_LISTS.map((l, id) => {
+    const names = l.fields === 'shadow-rw' ? fields.filter((f) => f.shadow && f.type !== 'ro').map((f) => f.name) : l.fields;
+    if (!Array.isArray(names)) fail(`READ_LISTS ${l.name}: fields must be a list of names or 'shadow-rw'`);
+    const seen = new Set();
+    const entries = names.map((n) => {
+      const f = byName.get(n);
+      if (!f) fail(`READ_LISTS ${l.name}: ${n} is not a field of the table`);
+      if (seen.has(n)) fail(`READ_LISTS ${l.name}: ${n} listed twice`);
+      seen.add(n);
+      if (typeof f.vmcs12Offset !== 'number' || f.vmcs12Offset < 0 || f.vmcs12Offset > 4096 - 8) fail(`READ_LISTS ${l.name}: ${n} has no vmcs12 slot below 4088`);
+      const wm = WIDTH_MASKS[f.width];
+      if (!wm) fail(`READ_LISTS ${l.name}: ${n} has width ${f.width}`);
+      return { name: n, encoding: f.encoding, offset: f.vmcs12Offset, wm };
+    });
+    if (entries.length > 64) fail(`READ_LISTS ${l.name}: ${entries.length} fields (at most 64)`);
+    add(`READLIST_${l.name}`, id, 'u32', 'dec', l.doc);
+    add(`READLIST_${l.name}_COUNT`, entries.length, 'u32', 'dec', `fields of READLIST_${l.name}`);
+    return { name: l.name, id, entries };
+  });
+  return out;
 }
 
 // table.mjs HOST_LOAD, checked: every name a field of the table, none twice, at most 64 (the
@@ -672,6 +702,13 @@ export function vmcsFieldEncodingAt(i: i32): u32 {
   o.push('  return -1;');
   o.push('}');
 
+  o.push('', '// ---- the lists vmx.readlist reads (table.mjs READ_LISTS): entry k is bit k');
+  for (const l of m.readLists) {
+    o.push(`export const READLIST_${l.name}_FIELDS: StaticArray<u32> = [`);
+    o.push(...rows(l.entries.map((e) => hex(e.encoding, 4)), 10));
+    o.push('];');
+  }
+
   const snap = m.snapshot;
   o.push('', '// ---- snapshot lists (docs/snapshot.md)');
   o.push('', '// The VMCS01 section: these fields of vmcs01, in this (ascending) order.');
@@ -755,6 +792,11 @@ export function emitC(m) {
     }
   }
   o.push(...emitEvmcsMapC(m.evmcs));
+  for (const l of m.readLists) {
+    o.push('', `/* ---- READLIST_${l.name} (table.mjs READ_LISTS): X(bit, encoding, vmcs12 offset, width mask) per field */`);
+    o.push(`#define READLIST_${l.name}_FIELDS(X) \\`);
+    l.entries.forEach((e, k) => o.push(`    X(${k}, ${hex(e.encoding, 4)}, ${e.offset}, ${e.wm}) /* ${e.name} */${k + 1 < l.entries.length ? ' \\' : ''}`));
+  }
   o.push('', "/* ---- L1's post-exit state (table.mjs HOST_LOAD): X(slot, encoding, optional) per field, for boot/imports/vmx.c */");
   o.push('#define HOSTLOAD_FIELDS(X) \\');
   m.hostLoad.forEach((f, k) => o.push(`    X(${k}, ${hex(f.encoding, 4)}, ${f.optional ? 1 : 0}) /* ${f.name} */${k + 1 < m.hostLoad.length ? ' \\' : ''}`));
@@ -884,6 +926,10 @@ export function emitTS(m) {
   o.push('', '/** The VMCS01 section of a snapshot: these fields, ascending (docs/snapshot.md). */');
   o.push('export const SNAP_VMCS01_FIELDS: readonly number[] = [');
   o.push(...rows(snap.vmcs01.map((f) => hex(f.encoding, 4)), 10));
+  o.push('];');
+  o.push('', '/** The lists vmx.readlist reads (table.mjs READ_LISTS), by id: encoding and vmcs12 offset per bit. */');
+  o.push('export const READLISTS: readonly { name: string; fields: readonly { encoding: number; offset: number }[] }[] = [');
+  for (const l of m.readLists) o.push(`  { name: ${tsStr(l.name)}, fields: [${l.entries.map((e) => `{ encoding: ${hex(e.encoding, 4)}, offset: ${e.offset} }`).join(', ')}] },`);
   o.push('];');
   o.push('', "/** L1's post-exit state (table.mjs HOST_LOAD): slot, encoding, optional. */");
   o.push('export const HOSTLOAD_FIELDS: readonly { slot: number; encoding: number; optional: boolean }[] = [');

@@ -1281,6 +1281,39 @@ export const EVMCS = {
   ],
 };
 
+// Lists of VMCS fields read from the current VMCS into the vmcs12 cache by straight-line code
+// (boot/imports/vmx.c vmx.readlist: per field one VMREAD, a compare with the cached value under
+// the field's width and, when it differs, the store and its bit in the returned mask; about two
+// thirds of the instructions of the field-list loop). kernel/nested/fieldlist.ts builds the same
+// lists as FieldLists with these ids, so a list's entry k is bit k on both sides. `fields`: names,
+// or 'shadow-rw': the fields flagged `shadow` that are not read-only, in table order (what L1
+// can VMWRITE through the shadow VMCS).
+export const READ_LISTS = [
+  { name: 'GUEST_SAVE', doc: "L2's guest state saved into vmcs12 at a reflected exit (SDM 28.3; nested/guestsync.ts)", fields: [
+    'GUEST_ES_SELECTOR', 'GUEST_CS_SELECTOR', 'GUEST_SS_SELECTOR', 'GUEST_DS_SELECTOR',
+    'GUEST_FS_SELECTOR', 'GUEST_GS_SELECTOR', 'GUEST_LDTR_SELECTOR', 'GUEST_TR_SELECTOR',
+    'GUEST_ES_LIMIT', 'GUEST_CS_LIMIT', 'GUEST_SS_LIMIT', 'GUEST_DS_LIMIT',
+    'GUEST_FS_LIMIT', 'GUEST_GS_LIMIT', 'GUEST_LDTR_LIMIT', 'GUEST_TR_LIMIT',
+    'GUEST_GDTR_LIMIT', 'GUEST_IDTR_LIMIT',
+    'GUEST_ES_ACCESS_RIGHTS', 'GUEST_CS_ACCESS_RIGHTS', 'GUEST_SS_ACCESS_RIGHTS', 'GUEST_DS_ACCESS_RIGHTS',
+    'GUEST_FS_ACCESS_RIGHTS', 'GUEST_GS_ACCESS_RIGHTS', 'GUEST_LDTR_ACCESS_RIGHTS', 'GUEST_TR_ACCESS_RIGHTS',
+    'GUEST_ES_BASE', 'GUEST_CS_BASE', 'GUEST_SS_BASE', 'GUEST_DS_BASE',
+    'GUEST_FS_BASE', 'GUEST_GS_BASE', 'GUEST_LDTR_BASE', 'GUEST_TR_BASE',
+    'GUEST_GDTR_BASE', 'GUEST_IDTR_BASE',
+    'GUEST_CR3', 'GUEST_DR7', 'GUEST_RSP', 'GUEST_RIP', 'GUEST_RFLAGS',
+    'GUEST_PENDING_DEBUG_EXCEPTIONS', 'GUEST_IA32_SYSENTER_CS', 'GUEST_IA32_SYSENTER_ESP',
+    'GUEST_IA32_SYSENTER_EIP', 'GUEST_INTERRUPTIBILITY_STATE', 'GUEST_ACTIVITY_STATE',
+    'GUEST_IA32_DEBUGCTL', 'GUEST_IA32_PAT', 'GUEST_IA32_EFER',
+  ] },
+  { name: 'EXIT_INFO', doc: 'the VM-exit information fields (25.9) copied into vmcs12 at a reflected exit (nested/reflect.ts)', fields: [
+    'VM_EXIT_REASON', 'EXIT_QUALIFICATION', 'GUEST_LINEAR_ADDRESS', 'GUEST_PHYSICAL_ADDRESS',
+    'VM_EXIT_INTERRUPTION_INFO', 'VM_EXIT_INTERRUPTION_ERROR_CODE', 'IDT_VECTORING_INFO',
+    'IDT_VECTORING_ERROR_CODE', 'VM_EXIT_INSTRUCTION_LENGTH', 'VM_EXIT_INSTRUCTION_INFO',
+    'IO_RCX', 'IO_RSI', 'IO_RDI', 'IO_RIP',
+  ] },
+  { name: 'SHADOW_RW', doc: "what L1 can VMWRITE through the shadow VMCS, pulled into vmcs12 before L0 reads it (nested/shadow.ts)", fields: 'shadow-rw' },
+];
+
 // L1's state after a nested VM exit (SDM Vol. 3C 28.5 "Loading Host State"), as vmcs01's
 // guest-state fields: kernel/nested/hoststate.ts computes the values into slots (slot k at byte
 // 8 * k of its staging area) and boot/imports/vmx.c (vmx.loadhoststate) writes them with one
