@@ -489,8 +489,10 @@ void Z_vmxZ_writefields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u
             changed |= 1ull << (k);                                                        \
         }                                                                                  \
     }
+#define RL_BEGIN(k) if ((mask >> (k)) & 0xff) {
+#define RL_END }
 #define RL_CASE(name, READ)                                                                \
-    case READLIST_##name: READLIST_##name##_FIELDS(READ) break;
+    case READLIST_##name: READLIST_##name##_FIELDS(READ, RL_BEGIN, RL_END) break;
 static __attribute__((noinline)) u64 evmcs_readlist(u32 id, u8 *b, u64 mask) {
     u64 changed = 0;
     switch (id) {

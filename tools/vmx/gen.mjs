@@ -793,9 +793,14 @@ export function emitC(m) {
   }
   o.push(...emitEvmcsMapC(m.evmcs));
   for (const l of m.readLists) {
-    o.push('', `/* ---- READLIST_${l.name} (table.mjs READ_LISTS): X(bit, encoding, vmcs12 offset, width mask) per field */`);
-    o.push(`#define READLIST_${l.name}_FIELDS(X) \\`);
-    l.entries.forEach((e, k) => o.push(`    X(${k}, ${hex(e.encoding, 4)}, ${e.offset}, ${e.wm}) /* ${e.name} */${k + 1 < l.entries.length ? ' \\' : ''}`));
+    o.push('', `/* ---- READLIST_${l.name} (table.mjs READ_LISTS): X(bit, encoding, vmcs12 offset, width mask) per field,`);
+    o.push(' * each run of 8 between BEGIN(first bit) and END (a reader tests the mask once per run) */');
+    o.push(`#define READLIST_${l.name}_FIELDS(X, BEGIN, END) \\`);
+    l.entries.forEach((e, k) => {
+      if (k % 8 === 0) o.push(`    BEGIN(${k}) \\`);
+      o.push(`    X(${k}, ${hex(e.encoding, 4)}, ${e.offset}, ${e.wm}) /* ${e.name} */ \\`);
+      if (k % 8 === 7 || k + 1 === l.entries.length) o.push(`    END${k + 1 < l.entries.length ? ' \\' : ''}`);
+    });
   }
   o.push('', "/* ---- L1's post-exit state (table.mjs HOST_LOAD): X(slot, encoding, optional) per field, for boot/imports/vmx.c */");
   o.push('#define HOSTLOAD_FIELDS(X) \\');
