@@ -108,18 +108,19 @@ export const CHECK_ALL: i32 = 3;
 
 export function check(c: EntryCheck, level: i32): bool {
   const n = c.n;
+  // (Each level loads what its checks read: an entry after a reflected
+  // exit usually checks only RIP, and every load is a bounds-checked one.)
   const entry = <u32>state.get(n, V.VM_ENTRY_CONTROL);
-  const pin = <u32>state.get(n, V.PIN_BASED_VM_EXEC_CONTROL);
   const proc = <u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
   const proc2 = (proc & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 ?
     <u32>state.get(n, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) : 0;
-  const unrestricted = (proc2 & V.PROC2_UNRESTRICTED_GUEST) != 0;
   const ia32e = (entry & V.ENTRY_IA32E_MODE_GUEST) != 0;
-  const cr0 = state.get(n, V.GUEST_CR0);
-  const cr4 = state.get(n, V.GUEST_CR4);
-  const rflags = state.get(n, V.GUEST_RFLAGS);
 
   if (level >= CHECK_ALL) {
+    const unrestricted = (proc2 & V.PROC2_UNRESTRICTED_GUEST) != 0;
+    const cr0 = state.get(n, V.GUEST_CR0);
+    const cr4 = state.get(n, V.GUEST_CR4);
+    const rflags = state.get(n, V.GUEST_RFLAGS);
     // ---- 27.3.1.1 control registers, debug registers, MSRs
     let cr0Fixed0 = caps.cr0Fixed0();
     if (unrestricted) cr0Fixed0 &= ~(<u64>(V.X86_CR0_PE | V.X86_CR0_PG));
@@ -162,7 +163,7 @@ export function check(c: EntryCheck, level: i32): bool {
   if (level >= CHECK_RIP) {
     // ---- 27.3.1.4 RIP (no check reads RSP)
     const rip = state.get(n, V.GUEST_RIP);
-    const csL = (ar(n, CS) & V.SEG_AR_L) != 0;
+    const csL = (<u32>state.get(n, V.GUEST_CS_ACCESS_RIGHTS) & V.SEG_AR_L) != 0;
     if (!ia32e || !csL) {
       if ((rip >> 32) != 0) return fail(c, "guest.rip.high");
     } else {
@@ -177,6 +178,9 @@ export function check(c: EntryCheck, level: i32): bool {
   }
 
   if (level >= CHECK_DYNAMIC) {
+    const pin = <u32>state.get(n, V.PIN_BASED_VM_EXEC_CONTROL);
+    const cr0 = state.get(n, V.GUEST_CR0);
+    const rflags = state.get(n, V.GUEST_RFLAGS);
     // ---- 27.3.1.4 RFLAGS
     if ((rflags & ~RFLAGS_DEFINED) != 0) return fail(c, "guest.rflags.reserved");
     if ((rflags & V.X86_RFLAGS_FIXED1) == 0) return fail(c, "guest.rflags.fixed1");
@@ -246,7 +250,8 @@ export function check(c: EntryCheck, level: i32): bool {
   // ---- 27.3.1.6 PDPTEs of a guest that will use PAE paging: with "enable
   // EPT" 0 VM entry loads them from the table CR3 points to (L1's memory:
   // checked at every entry); with EPT 1 from the PDPTE fields (vmcs12).
-  if ((cr0 & V.X86_CR0_PG) != 0 && (cr4 & V.X86_CR4_PAE) != 0 && !ia32e) {
+  const cr0 = state.get(n, V.GUEST_CR0);
+  if ((cr0 & V.X86_CR0_PG) != 0 && (state.get(n, V.GUEST_CR4) & V.X86_CR4_PAE) != 0 && !ia32e) {
     if ((proc2 & V.PROC2_ENABLE_EPT) == 0) return pdptesOk(c, state.get(n, V.GUEST_CR3));
     if (level >= CHECK_ALL) return pdpteFieldsOk(c);
   }
