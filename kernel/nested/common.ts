@@ -56,7 +56,12 @@ function undefinedOpcode(n: Nested, vmxon: bool): bool {
   } else if (!n.vmxOn) {
     return true;
   }
-  if ((guestCr0() & V.X86_CR0_PE) == 0) return true; // real-address mode
+  // Real-address mode. vmcs01 never owns CR0.PE (vm/vmcs01.ts cr0Mask
+  // leaves PE and PG to L1), so L1's PE is GUEST_CR0's: one VMREAD, not
+  // three (vmcs02, current when L2's instruction is being handled, may
+  // own it through L1's mask).
+  const cr0 = n.inL2 ? guestCr0() : vmx.vmread(V.GUEST_CR0);
+  if ((cr0 & V.X86_CR0_PE) == 0) return true;
   if ((vmx.vmread(V.GUEST_RFLAGS) & V.X86_RFLAGS_VM) != 0) return true; // virtual-8086 mode
   // Compatibility mode: IA-32e mode with a 16/32-bit code segment.
   return (efer() & V.X86_EFER_LMA) != 0 && (<u32>vmx.vmread(V.GUEST_CS_ACCESS_RIGHTS) & V.SEG_AR_L) == 0;
