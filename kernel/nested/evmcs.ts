@@ -196,6 +196,7 @@ const GROUP_NONE: i32 = 16;
 const GROUP_ALL: i32 = 17;
 const pullEnc: usize = memory.data(<i32>V.EVMCS_FIELD_COUNT * 4); // machine-wide: constant table (built once)
 const pullOff: usize = memory.data(<i32>V.EVMCS_FIELD_COUNT * 4); // machine-wide: constant table (built once)
+const pullBits: usize = memory.data(<i32>V.EVMCS_FIELD_COUNT * 4); // machine-wide: constant table (built once)
 const pullStart: usize = memory.data(19 * 4); // machine-wide: constant table (built once)
 const pushList: usize = memory.data(<i32>V.EVMCS_FIELD_COUNT * 4); // machine-wide: constant table (built once)
 let pushCount: i32 = -1; // machine-wide: constant table (built once); -1 until built
@@ -227,6 +228,8 @@ function buildLists(): void {
       store<u32>(pullEnc + (<usize>k << 2), enc);
       // eVMCS offset in bits 15:0, the vmcs12 cache's in 31:16.
       store<u32>(pullOff + (<usize>k << 2), <u32>unchecked(V.EVMCS_FIELD_OFFSETS[i]) | (<u32>V.vmcs12Offset(enc) << 16));
+      // What a change of it records (state.fromL1Bits).
+      store<u32>(pullBits + (<usize>k << 2), state.fromL1Bits(enc));
       k++;
     }
   }
@@ -334,23 +337,25 @@ function pull(n: Nested, clean: u32): void {
       const offs = load<u32>(pullOff + (<usize>k << 2));
       const a = buf + <usize>(offs & 0xffff);
       const c = n.vmcs12 + <usize>(offs >> 16);
-      // Width from the encoding (the table's sizes agree: gen.mjs). An
-      // unchanged value is not written (state.write would find it so too,
-      // after a table lookup: RIP and the TPR threshold are read at every
-      // entry, and usually one of them changed).
+      // Width from the encoding (the table's sizes agree: gen.mjs). A
+      // changed value is stored and recorded (state.fromL1Bits: a change
+      // that needs no write-back into the eVMCS), with the bits worked out once (RIP and the TPR threshold are read
+      // at every entry, and usually one of them changed).
       const w = V.vmcsEncodingWidth(enc);
-      let v: u64;
       if (w == V.VMCS_WIDTH_16) {
-        v = <u64>load<u16>(a);
-        if (v == <u64>load<u16>(c)) continue;
+        const v = load<u16>(a);
+        if (v == load<u16>(c)) continue;
+        store<u16>(c, v);
       } else if (w == V.VMCS_WIDTH_32) {
-        v = <u64>load<u32>(a);
-        if (v == <u64>load<u32>(c)) continue;
+        const v = load<u32>(a);
+        if (v == load<u32>(c)) continue;
+        store<u32>(c, v);
       } else {
-        v = load<u64>(a);
+        const v = load<u64>(a);
         if (v == load<u64>(c)) continue;
+        store<u64>(c, v);
       }
-      state.writeFromL1(n, enc, v);
+      n.changes |= load<u32>(pullBits + (<usize>k << 2));
     }
   }
 }
@@ -366,7 +371,7 @@ function writtenBack(enc: u32): bool {
 // A nested exit (or a failed entry) to L1 with an eVMCS in use: the cache's
 // guest state, exit information and entry-event fields into the eVMCS (the
 // other fields keep what L1 wrote). The eVMCS holds the cache's values of
-// them since the last push (and the pulls of L1's changes, writeFromL1)
+// them since the last push (and the pulls of L1's changes, pull)
 // except where the cache changed since: after the reflected exit's own
 // copies (the Nested's shadowGuestStale and shadowExitStale name those
 // fields, as for shadow.ts) only those are written — RIP and the few

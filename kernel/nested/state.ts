@@ -189,11 +189,13 @@ function classOf(enc: u32, hot: u32): u32 {
     c == DIRTY_HOST || e == V.VM_EXIT_CONTROL ? CH_HOST_STALE : 0;
   return c | (c << CH_STALE_SHIFT) | (hot << CH_HOT_SHIFT) | host | CH_SHADOW_ALL;
 }
-// Store v, a value read from the copy L1 reads and writes itself — its
-// eVMCS (evmcs.ts pull), as shadow.ts's pull does through readFields: a
-// change for the checks and for vmcs02, not one to write back there.
-export function writeFromL1(n: Nested, enc: u32, v: u64): void {
-  if (store12(n.vmcs12, enc, v)) n.changes |= changedBits(enc) & ~CH_SHADOW_ALL;
+// The bits of n.changes a change of enc records when its new value was
+// read from the copy L1 reads and writes itself — its eVMCS (evmcs.ts
+// pull, which keeps them per field and records them itself), as
+// shadow.ts's pull does through readFields: a change for the checks and
+// for vmcs02, not one to write back there.
+export function fromL1Bits(enc: u32): u32 {
+  return changedBits(enc) & ~CH_SHADOW_ALL;
 }
 // enc changed: for the checks and for vmcs02.
 export function markChanged(n: Nested, enc: u32): void {
