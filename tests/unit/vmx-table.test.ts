@@ -298,6 +298,37 @@ test('buildModel rejects bad tables', () => {
   assert.throws(() => buildModel({ ...table, CONTROLS: badDefault1 }), /default1/);
 });
 
+test('the straight-line copy lists (HOST_LOAD, READ_LISTS): checked, with vmcs12 offsets and widths from the table', () => {
+  // HOST_LOAD: unknown and repeated names, more than 64, a segment's fields out of order.
+  assert.throws(() => buildModel({ ...table, HOST_LOAD: [...table.HOST_LOAD, 'NO_SUCH_FIELD'] }), /not a field/);
+  assert.throws(() => buildModel({ ...table, HOST_LOAD: [...table.HOST_LOAD, 'GUEST_RIP'] }), /listed twice/);
+  const swapped = table.HOST_LOAD.map((f: unknown) => (f === 'GUEST_SS_BASE' ? 'GUEST_SS_LIMIT' : f === 'GUEST_SS_LIMIT' ? 'GUEST_SS_BASE' : f));
+  assert.throws(() => buildModel({ ...table, HOST_LOAD: swapped }), /GUEST_SS_BASE must follow/);
+  // 28.5.2/28.5.3: every guest field a VM exit loads from the host-state area is there (LDTR's
+  // base and limit are left as they were: the SDM loads only its selector and unusability).
+  const slots = V.HOSTLOAD_FIELDS.map((f) => f.encoding);
+  for (const enc of [V.GUEST_RIP, V.GUEST_RSP, V.GUEST_RFLAGS, V.GUEST_CR0, V.GUEST_CR3, V.GUEST_CR4, V.CR0_READ_SHADOW,
+    V.CR4_READ_SHADOW, V.GUEST_DR7, V.GUEST_IA32_DEBUGCTL, V.GUEST_IA32_SYSENTER_CS, V.GUEST_IA32_SYSENTER_ESP,
+    V.GUEST_IA32_SYSENTER_EIP, V.GUEST_IA32_PAT, V.GUEST_TR_BASE, V.GUEST_GDTR_BASE, V.GUEST_IDTR_LIMIT,
+    V.GUEST_INTERRUPTIBILITY_STATE, V.GUEST_ACTIVITY_STATE, V.GUEST_PENDING_DEBUG_EXCEPTIONS]) {
+    assert.ok(slots.includes(enc), `HOST_LOAD has ${enc.toString(16)}`);
+  }
+  assert.is(V.HOSTLOAD_FIELDS.filter((f) => f.optional).map((f) => f.encoding).join(), String(V.GUEST_IA32_PAT), 'only PAT is optional');
+  assert.is(BigInt(V.HOSTLOAD_OPTIONAL), 1n << BigInt(V.HOSTLOAD_SLOT_GUEST_IA32_PAT));
+  // READ_LISTS: unknown names fail; each entry's offset is the field's vmcs12 slot.
+  const bad = table.READ_LISTS.map((l: { name: string }) => (l.name === 'EXIT_INFO' ? { ...l, fields: ['VM_EXIT_REASON', 'NOPE'] } : l));
+  assert.throws(() => buildModel({ ...table, READ_LISTS: bad }), /NOPE is not a field/);
+  const byEnc = new Map(V.VMCS_FIELDS.map((f) => [f.encoding, f]));
+  for (const [id, l] of V.READLISTS.entries()) {
+    assert.ok(l.fields.length <= 64, `${l.name}: at most 64`);
+    for (const f of l.fields) assert.is(f.offset, byEnc.get(f.encoding)!.vmcs12Offset, `${l.name} ${f.encoding.toString(16)}: vmcs12 offset`);
+    assert.is(id, (V as Record<string, unknown>)[`READLIST_${l.name}`], `${l.name}: id`);
+  }
+  // SHADOW_RW is exactly the read/write fields flagged shadow.
+  const rw = V.VMCS_FIELDS.filter((f) => f.shadow && f.type !== 'ro').map((f) => f.encoding);
+  assert.equal(V.READLISTS[V.READLIST_SHADOW_RW].fields.map((f) => f.encoding), rw);
+});
+
 test('the snapshot declaration: checked, and its lists derived from the field table', () => {
   const S = table.SNAPSHOT;
   const withSnap = (over: object) => ({ ...table, SNAPSHOT: { ...S, ...over } });
