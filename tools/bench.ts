@@ -276,7 +276,7 @@ for (const mode of ['ad', 'wp']) {
 }
 
 // The local APIC: bench.c's figures per run, smp.c's IPI round trip.
-const APIC_OPS = ['self-ipi-eoi', 'tpr-write', 'eoi-write'] as const;
+const APIC_OPS = ['self-ipi-eoi', 'tpr-write', 'eoi-write', 'x2-self-ipi-eoi', 'x2-tpr-write', 'x2-eoi-write'] as const;
 const apicFigures: Record<string, Record<string, Figure>> = {};
 for (const [k, run1] of Object.entries(apicRuns)) {
   const f = parseFigures(run1.serial);
@@ -312,7 +312,9 @@ const result = {
   apic: {
     what: 'tests/guests/bench.c with apic (n=200): self-ipi-eoi = ICR low write (fixed, self, vector 70H) with IF = 1, ' +
       'the handler (through the guest library\'s IDT stub) writes EOI and returns; tpr-write = MOV 0 to the TPR; ' +
-      'eoi-write = an EOI with nothing in service. apicv=on: the processor\'s APIC virtualization runs the guest\'s APIC ' +
+      'eoi-write = an EOI with nothing in service; x2-self-ipi-eoi, x2-tpr-write, x2-eoi-write = the same in x2APIC mode through ' +
+      'WRMSR of SELF IPI (83FH), TPR (808H) and EOI (80BH). apicv=on: the processor\'s APIC virtualization runs the guest\'s APIC ' +
+      '(in x2APIC mode with "virtualize x2APIC mode") ' +
       '(kernel/vm/apicv.ts), apicv=off: the software APIC (an exit per APIC write, the interrupt injected). ipiRoundTrip: tests/guests/smp.c (vcpus=2 sharing one processor), a fixed IPI BSP -> AP and the AP\'s IPI back, ' +
       'least of 16.',
     figures: apicFigures,

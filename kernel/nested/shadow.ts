@@ -54,13 +54,11 @@ import * as guestsync from "./guestsync";
   enabled: bool = false; // shadow-vmcs=on for this guest and the processor has it
   linked: bool = false; // vmcs01 links the shadow VMCS (see the invariant)
   page: u64 = 0; // physical address of the shadow VMCS
-  proc2Off: u32 = 0; // vmcs01's secondary controls without "VMCS shadowing"
   pushes: u64 = 0; // statistics
   pulls: u64 = 0; // statistics
   clear(): void {
     this.enabled = false;
     this.linked = false;
-    this.proc2Off = 0;
     this.pushes = 0;
     this.pulls = 0;
   }
@@ -179,14 +177,21 @@ export function toVmcs01(n: Nested): void {
   if (!s.enabled) return;
   vmx.vmwrite(V.VMREAD_BITMAP, readBitmap);
   vmx.vmwrite(V.VMWRITE_BITMAP, writeBitmap);
-  s.proc2Off = <u32>vmx.vmread(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & ~V.PROC2_VMCS_SHADOWING;
   s.linked = false;
+}
+
+// Set or clear "VMCS shadowing" in vmcs01's secondary controls, leaving the
+// others as they are now (vm/apicv.ts changes its APIC bits while L1 runs:
+// a copy of the controls taken earlier would undo that).
+function shadowingControl(on: bool): void {
+  const p2 = <u32>vmx.vmread(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL);
+  vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, on ? p2 | V.PROC2_VMCS_SHADOWING : p2 & ~V.PROC2_VMCS_SHADOWING);
 }
 
 // vmcs01 current. The shadow VMCS becomes what L1's VMREAD/VMWRITE use.
 function link(s: ShadowState): void {
   vmx.vmwrite(V.VMCS_LINK_POINTER, s.page);
-  vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, s.proc2Off | V.PROC2_VMCS_SHADOWING);
+  shadowingControl(true);
   s.linked = true;
 }
 
@@ -196,7 +201,7 @@ export function unlink(n: Nested): void {
   const s = n.shadow;
   if (!s.linked) return;
   vmx.vmwrite(V.VMCS_LINK_POINTER, u64.MAX_VALUE);
-  vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, s.proc2Off);
+  shadowingControl(false);
   s.linked = false;
 }
 

@@ -36,6 +36,7 @@ import * as irq from "../vm/irq";
 import * as msrExit from "../vm/exit/msr";
 import * as nesting from "../vm/nesting";
 import * as guestmem from "../vm/guestmem";
+import * as apicv from "../vm/apicv";
 import * as state from "../nested/state";
 import * as shadow from "../nested/shadow";
 import * as ptimer from "../nested/ptimer";
@@ -300,6 +301,8 @@ function loadAll(v: Vcpu, r: Reader, kind: i32, offset: u64, now: u64): bool {
   const a = sectionOffset(r, V.SNAP_SEC_APIC);
   v.apic.loadRegisters(r.at(a + V.SNAP_APIC_PAGE), r.u64(a + V.SNAP_APIC_BASE), r.u32(a + V.SNAP_APIC_ESR_PENDING),
     d == NONE ? NONE : d + shift - offset, now);
+  // vmcs01 (built for an APIC in its reset state) for the restored mode.
+  apicv.modeChanged(v);
 
   const dbg = sectionOffset(r, V.SNAP_SEC_DEBUG);
   cpu.writedr(0, r.u64(dbg + V.SNAP_DEBUG_DR0));

@@ -37,6 +37,7 @@ import * as ept from "../ept/ept";
 import * as lapic from "../apic/lapic";
 import * as ioapic from "../devices/ioapic";
 import * as config from "./config";
+import * as vmcs01 from "./vmcs01";
 import * as mmio from "./mmio";
 import * as irq from "./irq";
 import { stop } from "./exits";
@@ -193,27 +194,50 @@ export function deliver(vcpu: Vcpu, now: u64): void {
 }
 
 // IA32_APIC_BASE was written (exit/msr.ts, an exit of L1's: vmcs01 is
-// current); ok: the write was accepted. In x2APIC mode the APIC page
-// decodes nothing (SDM Vol. 3A 11.12): vmcs01 stops virtualizing APIC
-// accesses, which the processor would serve from the virtual-APIC page, and
-// the VM's EPT stops mapping the page, so that every access comes to the
-// model (vm/mmio.ts), as without APIC virtualization; the vCPUs still in
-// xAPIC mode are then served that way too. (The page stays unmapped for
-// the rest of the guest: leaving x2APIC mode needs a reset of the APIC.)
-// Virtual-interrupt delivery and the TPR shadow go on; the x2APIC MSRs all
-// exit (no "virtualize x2APIC mode" for L1 yet).
+// current); ok: the write was accepted. vmcs01 follows the APIC's mode.
 export function apicBaseWritten(vcpu: Vcpu, ok: bool): bool {
-  if (!ok || !vcpu.vm.apicv || !vcpu.apic.x2apicMode()) return ok;
-  const p2 = <u32>vmx.vmread(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL);
-  if ((p2 & V.PROC2_VIRTUALIZE_APIC_ACCESSES) == 0) return ok;
-  vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, p2 & ~V.PROC2_VIRTUALIZE_APIC_ACCESSES);
-  const vm = vcpu.vm;
-  if (vm.apicAccessMapped) {
-    ept.map(vm.eptRoot, lapic.BASE_ADDRESS, 0, 4096, 0, 0);
-    vm.apicAccessMapped = false;
-    if ((caps.eptVpidCap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0) vmx.invept(V.INVEPT_TYPE_ALL_CONTEXT, 0);
-  }
+  if (ok) modeChanged(vcpu);
   return ok;
+}
+
+// vmcs01 (current) for the mode of vcpu's APIC (after IA32_APIC_BASE was
+// written, and after a restore: snapshot/restore.ts). In x2APIC mode the
+// APIC page decodes nothing (SDM Vol. 3A 11.12): vmcs01 stops virtualizing
+// APIC accesses, which the processor would serve from the virtual-APIC
+// page, and the VM's EPT stops mapping the page, so that every access
+// comes to the model (vm/mmio.ts), as without APIC virtualization; the
+// vCPUs still in xAPIC mode are then served that way too. (The page stays
+// unmapped for the rest of the guest.) Instead, where the processor has
+// it, "virtualize x2APIC mode" (30.5) with vmcs01.msrBitmapX2: the guest's
+// TPR reads and writes, EOIs and self-IPIs through the x2APIC MSRs are
+// virtualized on the virtual-APIC page as the xAPIC ones were (with the
+// EOI-exit bitmap as before); its other x2APIC MSRs exit to the model.
+// Outside x2APIC mode (the APIC disabled from it) the control is 0 again
+// and every x2APIC MSR exits (the model answers #GP).
+export function modeChanged(vcpu: Vcpu): void {
+  if (!vcpu.vm.apicv) return;
+  const x2 = vcpu.apic.x2apicMode();
+  const p2 = <u32>vmx.vmread(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL);
+  let want = p2 & ~V.PROC2_VIRTUALIZE_X2APIC_MODE;
+  if (x2) {
+    want &= ~V.PROC2_VIRTUALIZE_APIC_ACCESSES;
+    if (x2apicAvailable()) want |= V.PROC2_VIRTUALIZE_X2APIC_MODE;
+    const vm = vcpu.vm;
+    if (vm.apicAccessMapped) {
+      ept.map(vm.eptRoot, lapic.BASE_ADDRESS, 0, 4096, 0, 0);
+      vm.apicAccessMapped = false;
+      if ((caps.eptVpidCap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0) vmx.invept(V.INVEPT_TYPE_ALL_CONTEXT, 0);
+    }
+  }
+  if (want != p2) vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, want);
+  // (Written with the control: the bitmap that passes x2APIC MSRs through
+  // is in vmcs01 only while the processor virtualizes them.)
+  vmx.vmwrite(V.MSR_BITMAPS, (want & V.PROC2_VIRTUALIZE_X2APIC_MODE) != 0 ? vmcs01.msrBitmapX2 : vmcs01.msrBitmap);
+}
+
+// Does the processor allow "virtualize x2APIC mode" (allowed-1, A.3.3)?
+function x2apicAvailable(): bool {
+  return (<u32>(caps.proc2 >> 32) & V.PROC2_VIRTUALIZE_X2APIC_MODE) != 0;
 }
 
 // ---- exits ---------------------------------------------------------------

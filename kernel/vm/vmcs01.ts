@@ -18,6 +18,11 @@ import * as apicv from "./apicv";
 // The bitmaps (allocated once): their contents do not depend on the guest
 // (every port exits; the same MSRs pass through for all).
 export let msrBitmap: u64 = 0; // machine-wide: the same for every guest
+// The same with the x2APIC MSRs the processor virtualizes under "virtualize
+// x2APIC mode" passed through (vm/apicv.ts): vmcs01's bitmap only while
+// that control is 1 — without it those bits would reach the physical
+// APIC. vmcs02's bitmaps start from msrBitmap (nested/vmcs02.ts).
+export let msrBitmapX2: u64 = 0; // machine-wide: the same for every guest
 export let ioBitmapA: u64 = 0; // machine-wide: the same for every guest
 export let ioBitmapB: u64 = 0; // machine-wide: the same for every guest
 
@@ -75,9 +80,10 @@ export function isUnswitched(msr: u32): bool {
 function setupBitmaps(): bool {
   if (msrBitmap != 0) return true;
   msrBitmap = pages.alloc(1);
+  msrBitmapX2 = pages.alloc(1);
   ioBitmapA = pages.alloc(1);
   ioBitmapB = pages.alloc(1);
-  if (msrBitmap == 0 || ioBitmapA == 0 || ioBitmapB == 0) {
+  if (msrBitmap == 0 || msrBitmapX2 == 0 || ioBitmapA == 0 || ioBitmapB == 0) {
     msrBitmap = 0;
     return false;
   }
@@ -98,7 +104,24 @@ function setupBitmaps(): bool {
   // a guest's WRMSR itself (#GP for reserved memory types).
   passThrough(V.MSR_IA32_PAT, true, true);
   passThrough(V.MSR_IA32_EFER, true, false);
+  // The x2APIC variant (30.5): TPR (808H) read and written, EOI (80BH) and
+  // SELF IPI (83FH) written — what "virtualize x2APIC mode" with virtual-
+  // interrupt delivery virtualizes whatever the other controls; every other
+  // x2APIC MSR keeps exiting to the model (apic/lapic.ts x2Read/x2Write).
+  mem.copy(msrBitmapX2, msrBitmap, 4096);
+  clearBit(msrBitmapX2, X2APIC_TPR);
+  clearBit(msrBitmapX2 + 2048, X2APIC_TPR);
+  clearBit(msrBitmapX2 + 2048, X2APIC_EOI);
+  clearBit(msrBitmapX2 + 2048, X2APIC_SELF_IPI);
   return true;
+}
+const X2APIC_TPR: u32 = 0x808;
+const X2APIC_EOI: u32 = 0x80b;
+const X2APIC_SELF_IPI: u32 = 0x83f;
+// Bit msr (below 2000H) of the 1-KiB bitmap at base: 0, the access does not exit (25.6.9).
+function clearBit(base: u64, msr: u32): void {
+  const a = base + <u64>(msr >> 3);
+  mem.write8(a, mem.read8(a) & ~(1 << (msr & 7)));
 }
 
 // Host-state area (25.5, 26.2.3): this processor's tables and the

@@ -80,8 +80,17 @@ static u32 overhead;
  * same everywhere). tpr-write: MOV of 0 to the TPR. eoi-write: a write of EOI with nothing
  * in service. Under the hypervisor with APIC virtualization (apicv=on) none of them exits
  * (self-IPI, TPR and EOI virtualization, virtual-interrupt delivery); with apicv=off each
- * APIC write is an exit and the interrupt is injected. */
+ * APIC write is an exit and the interrupt is injected.
+ * Then the same three in x2APIC mode (11.12; CPUID.01H:ECX[21]), through the MSRs:
+ * x2-self-ipi-eoi: WRMSR of SELF IPI (83FH) with vector APIC_VEC, the handler's EOI by WRMSR
+ * of 80BH; x2-tpr-write: WRMSR of 0 to the TPR (808H); x2-eoi-write: WRMSR of 0 to EOI
+ * (80BH) with nothing in service. With apicv=on the hypervisor runs x2APIC mode with
+ * "virtualize x2APIC mode" (kernel/vm/apicv.ts): none of them exits; with apicv=off each
+ * WRMSR exits to the software APIC. The guest stays in x2APIC mode afterwards. */
 #define APIC_VEC 0x70
+#define X2APIC_TPR 0x808u
+#define X2APIC_EOI 0x80Bu
+#define X2APIC_SELF_IPI 0x83Fu
 static volatile u32 apic_hits;
 static void apic_isr(struct frame *f) {
     apic_hits++;
@@ -103,6 +112,24 @@ static u32 s_eoi(void) {
     __asm__ volatile(T_START "movl $0, (%%ecx)\n\t" T_END : "=a"(t) : "c"(APIC_BASE + APIC_EOI) : "edx", "esi", "memory");
     return t;
 }
+static void apic_x2_isr(struct frame *f) {
+    apic_hits++;
+    wrmsr(X2APIC_EOI, 0);
+}
+static u32 s_x2_self_ipi(void) {
+    u32 t;
+    __asm__ volatile(T_START "movl $0x70, %%eax\n\txorl %%edx, %%edx\n\twrmsr\n\tsti\n\tnop\n\tcli\n\t" T_END
+                     : "=a"(t) : "c"(X2APIC_SELF_IPI) : "edx", "esi", "memory");
+    return t;
+}
+static u32 s_x2_zero(u32 msr) {
+    u32 t;
+    __asm__ volatile(T_START "xorl %%eax, %%eax\n\txorl %%edx, %%edx\n\twrmsr\n\t" T_END
+                     : "=a"(t) : "c"(msr) : "edx", "esi", "memory");
+    return t;
+}
+static u32 s_x2_tpr(void) { return s_x2_zero(X2APIC_TPR); }
+static u32 s_x2_eoi(void) { return s_x2_zero(X2APIC_EOI); }
 static void run(u32 (*sample)(void), const char *name);
 static void apic_figures(void) {
     outb(0x21, 0xFF); /* no 8259 interrupts (bare Bochs's BIOS leaves the PIT's unmasked) */
@@ -114,6 +141,17 @@ static void apic_figures(void) {
     if (apic_hits != before + (u32)(WARMUP + N)) fail_stop("self-ipi-eoi: %u interrupts for %d IPIs", apic_hits - before, WARMUP + N);
     run(s_tpr, "tpr-write");
     run(s_eoi, "eoi-write");
+    if ((cpuid(1, 0).ecx & (1u << 21)) == 0) {
+        printf("bench: x2-self-ipi-eoi skipped (no x2APIC: CPUID.01H:ECX[21] = 0)\n");
+        return;
+    }
+    wrmsr(MSR_APIC_BASE, rdmsr(MSR_APIC_BASE) | (1u << 10)); /* EXTD: xAPIC -> x2APIC (11.12.5) */
+    idt_set_handler(APIC_VEC, apic_x2_isr);
+    before = apic_hits;
+    run(s_x2_self_ipi, "x2-self-ipi-eoi");
+    if (apic_hits != before + (u32)(WARMUP + N)) fail_stop("x2-self-ipi-eoi: %u interrupts for %d IPIs", apic_hits - before, WARMUP + N);
+    run(s_x2_tpr, "x2-tpr-write");
+    run(s_x2_eoi, "x2-eoi-write");
 }
 
 /* ---- guest-requested snapshots (snap=1): docs/guest-interface.md "Snapshots" ----------------
