@@ -375,6 +375,14 @@ static void fl_store(u8 *p, u64 wm, u64 v) {
 static inline u64 fl_selected(u32 n, u64 mask) {
     return n >= 64 ? mask : mask & ((1ull << n) - 1);
 }
+/* The eVMCS's value of field enc into the value at p of width mask wm;
+ * true if it changed (the field-list and READ_LISTS loops on the eVMCS). */
+static inline _Bool fl_evmcs_merge(u8 *p, u32 enc, u64 wm) {
+    u64 v = hv_evmcs_read(enc);
+    if (fl_load(p, wm) == v) return 0;
+    fl_store(p, wm, v);
+    return 1;
+}
 
 /* The field lists with the eVMCS in use: the same loops on its memory. */
 static __attribute__((noinline)) u64 evmcs_readfields(u32 list, u32 n, u32 base, u64 mask) {
@@ -384,13 +392,7 @@ static __attribute__((noinline)) u64 evmcs_readfields(u32 list, u32 n, u32 base,
     u64 changed = 0;
     for (u64 m = fl_selected(n, mask); m; m &= m - 1) {
         u32 k = (u32)__builtin_ctzll(m);
-        u64 v = hv_evmcs_read(FL_ENC_AT(l, k));
-        u8 *p = b + FL_OFF_AT(l, k);
-        u64 wm = FL_WMASK_AT(l, k);
-        if (fl_load(p, wm) != v) {
-            fl_store(p, wm, v);
-            changed |= 1ull << k;
-        }
+        if (fl_evmcs_merge(b + FL_OFF_AT(l, k), FL_ENC_AT(l, k), FL_WMASK_AT(l, k))) changed |= 1ull << k;
     }
     return changed;
 }
@@ -416,6 +418,28 @@ static __attribute__((noinline)) void evmcs_writefields(u32 list, u32 n, u32 bas
  * neither branches on the width; the bound checked is therefore base +
  * 4096 + 8 (an offset is below 4096). */
 #define FL_SPAN (4096 + 8)
+/* The value v (VMREAD, zero-extended) into the 8 bytes at p under the
+ * width mask wm, and bit into the caller's `changed` if that changed them.
+ * (A macro, v read first: as an inline function returning the outcome,
+ * or with the VMREAD after the load, clang laid the READ_LISTS code out
+ * with 15-107 more instructions per round trip.) */
+#define FL_MERGE(p, v, wm, bit)                                                            \
+    do {                                                                                   \
+        u64 v_ = (v), old_;                                                                \
+        __builtin_memcpy(&old_, (p), 8);                                                   \
+        u64 d_ = (old_ ^ v_) & (wm);                                                       \
+        if (d_) {                                                                          \
+            old_ ^= d_;                                                                    \
+            __builtin_memcpy((p), &old_, 8);                                               \
+            changed |= (bit);                                                              \
+        }                                                                                  \
+    } while (0)
+/* VMWRITE of field enc from the 8 bytes at p (a failure: vmx_bug). */
+static inline void hw_vmwrite_at(u32 enc, const u8 *p) {
+    _Bool bad;
+    __asm__ volatile("vmwrite %2, %1" : "=@ccbe"(bad) : "r"((u64)enc), "m"(*(const u64 *)p));
+    if (__builtin_expect(bad, 0)) vmx_bug("VMWRITE", enc);
+}
 
 /* VMREAD each selected field into base + offset; returns the mask of the
  * entries whose value differed from what was there before. (The eVMCS
@@ -429,16 +453,7 @@ u64 Z_vmxZ_readfields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u64
     u64 changed = 0;
     for (u64 m = fl_selected(n, mask); m; m &= m - 1) {
         u32 k = (u32)__builtin_ctzll(m);
-        u64 v = hw_vmread(FL_ENC_AT(l, k));
-        u8 *p = b + FL_OFF_AT(l, k);
-        u64 old;
-        __builtin_memcpy(&old, p, 8);
-        u64 d = (old ^ v) & FL_WMASK_AT(l, k);
-        if (d) {
-            old ^= d;
-            __builtin_memcpy(p, &old, 8);
-            changed |= 1ull << k;
-        }
+        FL_MERGE(b + FL_OFF_AT(l, k), hw_vmread(FL_ENC_AT(l, k)), FL_WMASK_AT(l, k), 1ull << k);
     }
     return changed;
 }
@@ -454,10 +469,7 @@ void Z_vmxZ_writefields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u
     const u8 *b = hv_linear(base, FL_SPAN);
     for (u64 m = fl_selected(n, mask); m; m &= m - 1) {
         u32 k = (u32)__builtin_ctzll(m);
-        u32 enc = FL_ENC_AT(l, k);
-        _Bool bad;
-        __asm__ volatile("vmwrite %2, %1" : "=@ccbe"(bad) : "r"((u64)enc), "m"(*(const u64 *)(b + FL_OFF_AT(l, k))));
-        if (__builtin_expect(bad, 0)) vmx_bug("VMWRITE", enc);
+        hw_vmwrite_at(FL_ENC_AT(l, k), b + FL_OFF_AT(l, k));
     }
 }
 
@@ -468,27 +480,9 @@ void Z_vmxZ_writefields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u
  * (as readfields does for a list loop, with about two thirds of its
  * instructions: a VMREAD of the list is ~8). */
 #define RL_READ(k, enc, off, wm)                                                           \
-    if ((mask >> (k)) & 1) {                                                               \
-        u64 v, old;                                                                        \
-        _Bool failed;                                                                      \
-        __asm__ volatile("vmread %2, %0" : "=r"(v), "=@ccbe"(failed) : "r"((u64)(enc)));    \
-        if (__builtin_expect(failed, 0)) vmx_bug("VMREAD", enc);                           \
-        __builtin_memcpy(&old, b + (off), 8);                                              \
-        u64 d = (old ^ v) & (wm);                                                          \
-        if (d) {                                                                           \
-            old ^= d;                                                                      \
-            __builtin_memcpy(b + (off), &old, 8);                                          \
-            changed |= 1ull << (k);                                                        \
-        }                                                                                  \
-    }
+    if ((mask >> (k)) & 1) FL_MERGE(b + (off), hw_vmread(enc), (wm), 1ull << (k));
 #define RL_EVMCS_READ(k, enc, off, wm)                                                     \
-    if ((mask >> (k)) & 1) {                                                               \
-        u64 v = hv_evmcs_read(enc);                                                        \
-        if (fl_load(b + (off), (wm)) != v) {                                               \
-            fl_store(b + (off), (wm), v);                                                  \
-            changed |= 1ull << (k);                                                        \
-        }                                                                                  \
-    }
+    if (((mask >> (k)) & 1) && fl_evmcs_merge(b + (off), (enc), (wm))) changed |= 1ull << (k);
 #define RL_BEGIN(k) if ((mask >> (k)) & 0xff) {
 #define RL_END }
 #define RL_CASE(name, READ)                                                                \
@@ -534,12 +528,7 @@ u64 Z_vmxZ_readlist(struct Z_vmx_instance_t *i, u32 id, u32 base, u64 mask) {
     }
 /* After a failure: the same writes again, each tested, to name the field. */
 #define HL_FIND(k, enc, opt)                                                               \
-    if (!(opt) || ((mask >> (k)) & 1)) {                                                   \
-        _Bool failed;                                                                      \
-        __asm__ volatile("vmwrite %2, %1" : "=@ccbe"(failed) : "r"((u64)(enc)),            \
-                         "m"(*(const u64 *)(b + 8 * (k))));                                \
-        if (failed) vmx_bug("VMWRITE", enc);                                               \
-    }
+    if (!(opt) || ((mask >> (k)) & 1)) hw_vmwrite_at(enc, b + 8 * (k));
 static _Noreturn __attribute__((noinline, cold)) void loadhoststate_bug(const u8 *b, u64 mask) {
     HOSTLOAD_FIELDS(HL_FIND)
     vmx_bug("VMWRITE", 0);

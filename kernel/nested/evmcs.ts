@@ -338,9 +338,10 @@ function pull(n: Nested, clean: u32): void {
       const a = buf + <usize>(offs & 0xffff);
       const c = n.vmcs12 + <usize>(offs >> 16);
       // Width from the encoding (the table's sizes agree: gen.mjs). A
-      // changed value is stored and recorded (state.fromL1Bits: a change
-      // that needs no write-back into the eVMCS), with the bits worked out once (RIP and the TPR threshold are read
-      // at every entry, and usually one of them changed).
+      // changed value is stored and recorded with the bits worked out once
+      // (state.fromL1Bits: a change that needs no write-back into the
+      // eVMCS; RIP and the TPR threshold are read at every entry, and
+      // usually one of them changed).
       const w = V.vmcsEncodingWidth(enc);
       if (w == V.VMCS_WIDTH_16) {
         const v = load<u16>(a);

@@ -73,32 +73,29 @@ let writeBitmap: u64 = 0; // machine-wide: a function of the offered capabilitie
 // covered by the full one here and by its own bitmap bit). Built once: the
 // offered fields do not change after boot.
 let all: FieldList | null = null; // machine-wide: a function of the offered capabilities
-let writable: FieldList | null = null; // machine-wide: a function of the offered capabilities
 // The shadowed entries of guestsync.ts's lists (what a partial push writes).
 let guestShadowed: u64 = 0; // machine-wide: a function of the offered capabilities
 let exitShadowed: u64 = 0; // machine-wide: a function of the offered capabilities
-// What pull reads: the field table's read/write shadowed fields (READ_LISTS
-// SHADOW_RW, a generated straight-line reader), those L1 has selected.
+// What pull reads and what VMWRITE reaches without an exit: the field
+// table's read/write shadowed fields (READ_LISTS SHADOW_RW, a generated
+// straight-line reader), those L1 is offered (pullMask).
 const pullList = new FieldList(V.READLIST_SHADOW_RW_FIELDS, true, V.READLIST_SHADOW_RW); // machine-wide: a constant field list
 let pullMask: u64 = 0; // machine-wide: a function of the offered capabilities
 
 function listFields(): void {
   if (all != null) return;
   const a = new StaticArray<u32>(V.VMCS_FIELD_COUNT);
-  const w = new StaticArray<u32>(V.VMCS_FIELD_COUNT);
   let na = 0;
-  let nw = 0;
   for (let i = 0; i < V.VMCS_FIELD_COUNT; i++) {
     const enc = V.vmcsFieldEncodingAt(i);
     if (!V.vmcsFieldIsShadowed(enc) || !caps.fieldSupported(enc) || na == MAX) continue;
     a[na++] = enc;
-    if (V.vmcsEncodingType(enc) != V.VMCS_TYPE_RO) w[nw++] = enc;
   }
   all = new FieldList(StaticArray.slice<u32>(a, 0, na), true);
   guestShadowed = shadowedIn(guestsync.guestList);
   exitShadowed = shadowedIn(guestsync.exitInfoList);
+  // The read/write ones L1 has: what VMWRITE reaches without an exit.
   pullMask = shadowedIn(pullList);
-  writable = new FieldList(StaticArray.slice<u32>(w, 0, nw), true);
 }
 
 function shadowedIn(l: FieldList): u64 {
@@ -116,8 +113,10 @@ function allow(bitmap: u64, enc: u32): void {
   mem.write8(a, mem.read8(a) & ~(1 << (enc & 7)));
 }
 
-function allowList(bitmap: u64, l: FieldList): void {
+// The entries of l selected by mask.
+function allowList(bitmap: u64, l: FieldList, mask: u64): void {
   for (let i = 0; i < <i32>l.count; i++) {
+    if (((mask >> <u64>i) & 1) == 0) continue;
     const enc = l.encodingAt(i);
     allow(bitmap, enc);
     if (V.vmcsEncodingWidth(enc) == V.VMCS_WIDTH_64) allow(bitmap, enc | V.VMCS_ENC_HIGH);
@@ -135,8 +134,8 @@ function makeBitmaps(): bool {
     mem.write64(r + o, u64.MAX_VALUE);
     mem.write64(w + o, u64.MAX_VALUE);
   }
-  allowList(r, all!);
-  allowList(w, writable!);
+  allowList(r, all!, all!.all);
+  allowList(w, pullList, pullMask);
   readBitmap = r;
   writeBitmap = w;
   return true;

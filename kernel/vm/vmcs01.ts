@@ -14,6 +14,7 @@ import * as R from "./vcpu";
 import { Vcpu } from "./vcpu";
 import * as V from "../arch/vmx";
 import * as apicv from "./apicv";
+import * as lapic from "../apic/lapic";
 
 // The bitmaps (allocated once): their contents do not depend on the guest
 // (every port exits; the same MSRs pass through for all).
@@ -40,14 +41,15 @@ const host: usize = memory.data(56, 8); // machine-wide: the host state import's
 // MSRs a guest reads and writes directly: the host never uses them while
 // the guest is stopped (no SYSCALL, no SWAPGS in the hypervisor), and the
 // ones VMX does not switch are reset between guests (guest.ts).
-function passThrough(msr: u32, read: bool, write: bool): void {
+// (bitmap: msrBitmap, or msrBitmapX2 for the x2APIC MSRs below.)
+function passThrough(msr: u32, read: bool, write: bool, bitmap: u64 = msrBitmap): void {
   let base: u64;
   let bit: u32;
   if (msr < 0x2000) {
-    base = msrBitmap;
+    base = bitmap;
     bit = msr;
   } else {
-    base = msrBitmap + 1024;
+    base = bitmap + 1024;
     bit = msr - 0xc0000000;
   }
   // Read bitmaps at +0 (low) / +1024 (high), write bitmaps 2048 further (25.6.9).
@@ -109,19 +111,14 @@ function setupBitmaps(): bool {
   // interrupt delivery virtualizes whatever the other controls; every other
   // x2APIC MSR keeps exiting to the model (apic/lapic.ts x2Read/x2Write).
   mem.copy(msrBitmapX2, msrBitmap, 4096);
-  clearBit(msrBitmapX2, X2APIC_TPR);
-  clearBit(msrBitmapX2 + 2048, X2APIC_TPR);
-  clearBit(msrBitmapX2 + 2048, X2APIC_EOI);
-  clearBit(msrBitmapX2 + 2048, X2APIC_SELF_IPI);
+  passThrough(x2apicMsr(lapic.REG_TPR), true, true, msrBitmapX2);
+  passThrough(x2apicMsr(lapic.REG_EOI), false, true, msrBitmapX2);
+  passThrough(x2apicMsr(lapic.REG_SELF_IPI), false, true, msrBitmapX2);
   return true;
 }
-const X2APIC_TPR: u32 = 0x808;
-const X2APIC_EOI: u32 = 0x80b;
-const X2APIC_SELF_IPI: u32 = 0x83f;
-// Bit msr (below 2000H) of the 1-KiB bitmap at base: 0, the access does not exit (25.6.9).
-function clearBit(base: u64, msr: u32): void {
-  const a = base + <u64>(msr >> 3);
-  mem.write8(a, mem.read8(a) & ~(1 << (msr & 7)));
+// The x2APIC MSR of the register at page offset off (11.12.1.2).
+function x2apicMsr(off: u32): u32 {
+  return lapic.X2APIC_FIRST + (off >> 4);
 }
 
 // Host-state area (25.5, 26.2.3): this processor's tables and the
