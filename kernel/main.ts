@@ -14,6 +14,7 @@ import * as config from "./vm/config";
 import * as guest from "./vm/guest";
 import * as nested from "./nested/install";
 import { L2Path } from "./nested/install";
+import { Vcpu } from "./vm/vcpu";
 import { STATUS_OK, STATUS_BOOT, STATUS_FAIL } from "./lib/status";
 import { MSR_IA32_FS_BASE } from "./arch/vmx";
 
@@ -49,6 +50,13 @@ export function kmain(bootInfo: u64): void {
   // through vm/nesting.ts and, for L2's exits, the loop's type parameter.
   nested.install();
   sys.exit(guest.runAll<L2Path>(nested.l2Path) ? STATUS_OK : STATUS_FAIL);
+}
+
+// The first code of a kernel thread started on another processor for a
+// guest's vCPUs (vm/guest.ts startThreads, boot/smp/threads.c): `first`
+// is the first vCPU of the run queue it runs.
+export function vcpuThread(first: u32): void {
+  guest.runThread<L2Path>(changetype<Vcpu>(<usize>first), nested.l2Path);
 }
 
 // VMX root operation on every processor: the kernel thread visits each in

@@ -633,7 +633,12 @@ u32 Z_vmxZ_enter(struct Z_vmx_instance_t *i, u32 regs) {
     u8 *p = hv_linear(regs, REGS_BYTES);
     if ((u64)p & 15) wasm_rt_trap(WASM_RT_TRAP_OOB); /* FXSAVE needs 16-byte alignment */
     u64 *launched = (u64 *)(p + REGS_LAUNCHED);
+    /* With several kernel threads, the kernel is another's while this
+     * processor runs the guest (boot/smp/threads.c). */
+    u32 locked = smp_lock_on;
+    if (locked) smp_unlock();
     u32 r = vmenter_fn((u64 *)p, *launched != 0);
+    if (locked) smp_lock();
     if (r == 0) {
         *launched = 1;
         (*(u64 *)(p + REGS_EXITS))++;

@@ -45,6 +45,11 @@ void hv_idt_set_gate(u8 vec, u64 handler, u8 ist);
  * idle loops (HLT); called by hv_start before the kernel reads the boot map
  * (it reserves its pages there). */
 void hv_smp_init(struct hv_bootinfo *bi);
+/* boot/smp/threads.c: the lock around the kernel while several kernel
+ * threads run (smp_lock_on: from the first cpu.spawn to cpu.solo). */
+extern u32 smp_lock_on;
+void smp_lock(void);
+void smp_unlock(void);
 
 /* paging.c: identity-map physical memory [0, top) and switch CR3 to it. */
 void hv_paging_init(u64 top);

@@ -34,7 +34,6 @@ struct smp_cpu *smp_cpus[SMP_MAX_CPUS];
 u32 smp_online;
 
 __attribute__((sysv_abi)) u32 smp_switch(u32 target);
-__attribute__((sysv_abi, noreturn)) void smp_resume(u64 context);
 extern const u8 smp_wake_isr[], smp_eoi_isr[], smp_spurious_isr[];
 
 __asm__(
@@ -117,12 +116,16 @@ __attribute__((sysv_abi, noreturn)) void smp_idle(struct smp_cpu *c) {
     }
 }
 
-/* On the departing processor's idle stack (smp_switch). */
-__attribute__((sysv_abi, noreturn, used)) void smp_depart(u32 target, u64 ctx) {
-    struct smp_cpu *t = smp_cpus[target];
+/* t (idle) resumes ctx: counted, published, woken. */
+void smp_give(struct smp_cpu *t, u64 ctx) {
     __atomic_fetch_add(&t->wakes_sent, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&t->handoff, ctx, __ATOMIC_RELEASE);
     smp_lapic_ipi(t->apic_id, ICR_FIXED | SMP_WAKE_VECTOR);
+}
+
+/* On the departing processor's idle stack (smp_switch). */
+__attribute__((sysv_abi, noreturn, used)) void smp_depart(u32 target, u64 ctx) {
+    smp_give(smp_cpus[target], ctx);
     smp_idle(this_cpu());
 }
 
@@ -139,7 +142,7 @@ u32 Z_cpuZ_count(struct Z_cpu_instance_t *i) { return smp_online; }
 
 u32 Z_cpuZ_migrate(struct Z_cpu_instance_t *i, u32 target) {
     if (target == Z_cpuZ_index(i)) return 1;
-    if (target >= smp_online) return 0;
+    if (target >= smp_online || smp_lock_on) return 0; /* one thread moves; several stay */
     return smp_switch(target);
 }
 

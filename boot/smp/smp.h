@@ -12,6 +12,7 @@
 
 #define SMP_MAX_CPUS        16
 #define SMP_WAKE_VECTOR     0xf0 /* the IPI that wakes an idle processor */
+#define SMP_KICK_VECTOR     0xf1 /* threads.c: a kernel thread's processor, to look at its vCPUs */
 #define SMP_SPURIOUS_VECTOR 0xff /* SDM Vol. 3A 10.9: bits 3:0 set on P6 */
 
 /* Per-processor block. GS base points at it on its processor: cpu.index()
@@ -30,6 +31,8 @@ struct smp_cpu {
     u32 reserved;
     u64 ist_top[3];         /* 48 #DF, NMI, #MC stacks (application processors) */
     struct hv_cpu_tables tables; /* 72 GDT and TSS (application processors) */
+    u32 kicked;             /* threads.c: a kick arrived since the last cpu.wait */
+    u32 depth;              /* threads.c: wasm call depth of the thread here while it waits for the lock */
 };
 #define SMP_CPU_IDLE_TOP 16
 #define SMP_CPU_WAKES_SEEN 36
@@ -48,6 +51,9 @@ _Static_assert(sizeof(struct smp_cpu) <= SMP_AP_IST_BASE, "block layout");
 extern struct smp_cpu *smp_cpus[SMP_MAX_CPUS]; /* by index, [0, smp_online) */
 extern u32 smp_online;
 __attribute__((sysv_abi, noreturn)) void smp_idle(struct smp_cpu *c);
+__attribute__((sysv_abi, noreturn)) void smp_resume(u64 context);
+void smp_give(struct smp_cpu *t, u64 context); /* hand an idle processor a context to resume */
+
 void smp_install_vectors(void);
 
 /* madt.c: the enabled processors the ACPI MADT lists, in table order. */

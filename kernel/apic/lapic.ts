@@ -363,7 +363,7 @@ const MODE_NMI: u32 = 4;
     return (this.apicBase & BASE_EN) != 0;
   }
 
-  @inline private softwareEnabled(): bool {
+  @inline softwareEnabled(): bool {
     return (this.svr & SVR_ENABLE) != 0;
   }
 

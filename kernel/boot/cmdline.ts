@@ -233,6 +233,14 @@ function option(p: usize, n: i32): bool {
     config.apicv[current] = r == 1;
     return true;
   }
+  v = keyIs(p, n, "spread");
+  if (v >= 0) {
+    if (!guestOption("spread", p, n)) return false;
+    const r = onOff("spread", p + <usize>v, n - v);
+    if (r < 0) return false;
+    config.spread[current] = r == 1;
+    return true;
+  }
   v = keyIs(p, n, "vcpus");
   if (v >= 0) {
     if (!guestOption("vcpus", p, n)) return false;

@@ -48,6 +48,31 @@ export declare function count(): u32;
 @external("cpu", "migrate")
 export declare function migrate(target: u32): bool;
 
+// Several kernel threads (boot/smp/threads.c): a new one on idle processor
+// `target`, on the stack ending at `stackTop` (16-byte aligned), running
+// the kernel's vcpuThread(arg). From the first one on, the kernel runs
+// under one lock, which a thread lets go of in VM entry and in wait(), so
+// that the kernel runs on one processor at a time. False if the target is
+// this processor or not running.
+@external("cpu", "spawn")
+export declare function spawn(target: u32, stackTop: u64, arg: u32): bool;
+
+// Processor `target` looks at its vCPUs soon: a VM exit if it runs a guest,
+// the end of its wait() if it waits.
+@external("cpu", "kick")
+export declare function kick(target: u32): void;
+
+// Without the lock until a kick since the last wait, or until the TSC
+// reaches `deadline` (u64.MAX_VALUE: none); may return early. Whatever the
+// caller looked at before may have changed.
+@external("cpu", "wait")
+export declare function wait(deadline: u64): void;
+
+// Every spawned thread has ended: the caller goes on alone, without the
+// lock. False (nothing changed) while a thread still runs.
+@external("cpu", "solo")
+export declare function solo(): bool;
+
 // The executing processor's host state for the VMCS host-state area, stored
 // at out as little-endian u64: [0] CR3, [1] GDTR base, [2] IDTR base,
 // [3] TR base, [4] FS base, [5] GS base, [6] selectors CS | SS << 16 |

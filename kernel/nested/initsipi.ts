@@ -53,7 +53,7 @@ export function entered(vcpu: Vcpu, activity: u32): i32 {
       return exits.stop(vcpu, config.OUTCOME_HALT);
     }
     vcpu.runState = R.RUN_WAIT_SIPI;
-    vcpu.vm.sliceEnd = 0;
+    vcpu.queue.sliceEnd = 0;
     return exits.RESUME;
   }
   // L2 entered in the HLT state that nothing can end (27.7.2).

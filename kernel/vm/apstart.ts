@@ -91,7 +91,7 @@ export function vmxoffUnblocks(v: Vcpu): void {
   v.initPending = false;
   if (v.index == 0) return;
   reset(v);
-  v.vm.sliceEnd = 0;
+  v.queue.sliceEnd = 0;
 }
 
 // A start-up IPI with `vector` arrives for v: false when v does not wait

@@ -1,7 +1,8 @@
 // The guests named on the command line, in order:
 //   guest=FILE [mem=SIZE] [vpid=on|off] [ept=on] [shadow-vmcs=on|off] [nested=on|off]
 //              [args=A,B,...] [module=FILE]... [expect=OUTCOME] [max-ticks=N] [snapshot=N]
-//              [ramsnap=on|wp|off] [hyperv=on|off] [vcpus=N] [apicv=on|off] [initrd=FILE]
+//              [ramsnap=on|wp|off] [hyperv=on|off] [vcpus=N] [spread=on|off] [apicv=on|off]
+//              [initrd=FILE]
 // Options after a guest= apply to that guest. FILE is the first word of a
 // boot file's name (UEFI: the ESP path as written; multiboot: the module
 // string). SIZE is a number with K, M or G. OUTCOME is pass (the default:
@@ -28,7 +29,10 @@
 // initial RAM disk (kernel/guest/bzimage.ts).
 // vcpus=N (1 to MAX_VCPUS, default 1) gives the guest N virtual processors:
 // vCPU 0 is the bootstrap processor, the others wait for INIT and SIPI
-// (vm/apstart.ts); they share the processor the guest runs on (vm/sched.ts).
+// (vm/apstart.ts). spread=on (the default) runs them on different
+// processors at once when the machine has several (vCPU i on processor
+// i mod P, vm/runqueue.ts); spread=off, or one processor, has them share
+// the processor the guest runs on (vm/sched.ts).
 // apicv=on (the default) runs the guest's local APICs on the processor's
 // APIC virtualization where it has all of it (vm/apicv.ts: TPR shadow,
 // virtualized APIC accesses and registers, virtual-interrupt delivery);
@@ -57,6 +61,7 @@ export const nested = new StaticArray<bool>(MAX_GUESTS); // machine-wide: the pa
 export const hyperv = new StaticArray<bool>(MAX_GUESTS); // machine-wide: the parsed command line; hyperv=on: the Hyper-V interface offered
 export const vcpus = new StaticArray<i32>(MAX_GUESTS); // machine-wide: the parsed command line; vcpus=N
 export const apicv = new StaticArray<bool>(MAX_GUESTS); // machine-wide: the parsed command line; apicv=on|off
+export const spread = new StaticArray<bool>(MAX_GUESTS); // machine-wide: the parsed command line; spread=on|off
 export const MAX_VCPUS: i32 = 8;
 export const expect = new StaticArray<i32>(MAX_GUESTS); // machine-wide: the parsed command line
 export const expectCode = new StaticArray<u32>(MAX_GUESTS); // machine-wide: the parsed command line
@@ -110,6 +115,7 @@ export function addGuest(f: u32): i32 {
   nested[g] = false;
   hyperv[g] = false;
   vcpus[g] = 1;
+  spread[g] = true;
   apicv[g] = true;
   expect[g] = OUTCOME_PASS;
   expectCode[g] = 0;

@@ -241,6 +241,7 @@ function runOne<L2>(g: i32, l2: L2): bool {
     if (i > 0) v.runState = R.RUN_WAIT_SIPI;
     vm.setVcpu(i, v);
   }
+  sched.place(vm, config.spread[g]);
   let vcpu = vm.vcpu0;
   // HLT: with several vCPUs it gives the processor to another (sched.ts).
   exits.register(V.EXIT_REASON_HLT, n > 1 ? sched.handleHlt : misc.handleHlt);
@@ -293,7 +294,8 @@ function runOne<L2>(g: i32, l2: L2): bool {
       vmx.invvpid(1, vmcs01.GUEST_VPID, 0);
     // The vCPU's extended state onto this processor (VM entry loads none).
     xstate.restore(vcpu);
-    loop<L2>(vcpu, l2);
+    if (vm.queueCount == 1 || startThreads(vm)) loop<L2>(vcpu, l2);
+    if (vm.queueCount > 1) endThreads(vm);
     vcpu = vm.vcpu0; // snapshot=N and the restore hypercall replace it
     ports.flushConsole(vm);
     for (let i = 0; i < n; i++) {
@@ -433,7 +435,13 @@ function report(vcpu: Vcpu, g: i32): bool {
 function reportVcpus(vm: Vm): void {
   print.str("hv: vcpus: ");
   print.dec(vm.vcpuCount);
-  print.str(" sharing one processor, ");
+  if (vm.queueCount > 1) {
+    print.str(" on ");
+    print.dec(vm.queueCount);
+    print.str(" processors, ");
+  } else {
+    print.str(" sharing one processor, ");
+  }
   print.dec(vm.switches);
   print.str(" switches");
   print.nl();
@@ -449,6 +457,128 @@ function reportVcpus(vm: Vm): void {
     print.dec(v.apic.ipisDelivered);
     print.nl();
   }
+}
+
+// The kernel threads of a VM whose vCPUs run on several processors
+// (vm/runqueue.ts, boot/smp/threads.c): one for each run queue after the
+// first, which is this thread's. Each queue's VMCSs are made current on its
+// own processor only (SDM Vol. 3C 25.11.1: a VMCS is active on one
+// processor at a time), so they are cleared here first. False (the guest
+// stopped) if a thread cannot be started.
+const THREAD_STACK_PAGES: u32 = 64; // 256 KiB, as the boot processor's (boot/common/start.c)
+
+function startThreads(vm: Vm): bool {
+  for (let i = 0; i < vm.vcpuCount; i++) {
+    const v = vm.vcpu(i);
+    if (v.queue.number == 0) continue;
+    if (!nesting.leaveCpu(v) || vmx.vmclear(v.vmcs) != vmx.VMX_SUCCEED) {
+      print.say("guest: VMCLEAR of a vCPU's VMCS failed");
+      exits.stop(vm.vcpu0, config.OUTCOME_STOPPED);
+      return false;
+    }
+    v.setLaunched(false);
+  }
+  if (vmx.vmptrld(vm.vcpu0.vmcs) != vmx.VMX_SUCCEED) {
+    print.say("guest: VMPTRLD of vCPU 0's VMCS failed");
+    exits.stop(vm.vcpu0, config.OUTCOME_STOPPED);
+    return false;
+  }
+  for (let q = 1; q < vm.queueCount; q++) {
+    const rq = vm.queue(q);
+    const stack = pages.allocAligned(THREAD_STACK_PAGES, 4096);
+    if (stack == 0 || !cpu.spawn(rq.cpu, stack + (<u64>THREAD_STACK_PAGES << 12), <u32>changetype<usize>(vm.vcpu(q)))) {
+      if (stack != 0) pages.free(stack, THREAD_STACK_PAGES);
+      print.str("hv: guest: cannot start the kernel thread of processor ");
+      print.dec(rq.cpu);
+      print.str(stack == 0 ? " (no memory for its stack)" : " (not running)");
+      print.nl();
+      exits.stop(vm.vcpu0, config.OUTCOME_STOPPED);
+      return false;
+    }
+    rq.stack = stack;
+    vm.threadsLive++;
+  }
+  print.str("hv: vcpus: ");
+  print.dec(vm.vcpuCount);
+  print.str(" on ");
+  print.dec(vm.queueCount);
+  print.str(" processors");
+  print.nl();
+  return true;
+}
+
+// The guest has ended (or could not start): every other thread stops at
+// its vCPU's next exit (kicked, so at once) or wait, and ends; then this
+// one goes on alone.
+function endThreads(vm: Vm): void {
+  vm.ending = true;
+  for (let q = 1; q < vm.queueCount; q++) {
+    vm.queue(q).mail = true;
+    cpu.kick(vm.queue(q).cpu);
+  }
+  while (vm.threadsLive > 0) cpu.wait(u64.MAX_VALUE);
+  if (!cpu.solo()) print.say("guest: a kernel thread has not ended (boot/smp/threads.c counts one more)");
+  for (let q = 1; q < vm.queueCount; q++) {
+    const rq = vm.queue(q);
+    if (rq.stack != 0) pages.free(rq.stack, THREAD_STACK_PAGES);
+    rq.stack = 0;
+  }
+}
+
+// A run queue's kernel thread (started by startThreads, on the queue's
+// processor; `first` is its first vCPU): its VMCSs take this processor's
+// host state, it waits until one of its vCPUs can run (an AP waits for
+// SIPI) and runs them until the guest ends, then clears its VMCSs here and
+// leaves this processor's pass-through MSRs clean, as the boot processor's
+// thread does.
+export function runThread<L2>(first: Vcpu, l2: L2): void {
+  const vm = first.vm;
+  const q = first.queue;
+  let ok = true;
+  for (let i = q.number; ok && i < vm.vcpuCount; i += vm.queueCount) {
+    const v = vm.vcpu(i);
+    ok = vmx.vmptrld(v.vmcs) == vmx.VMX_SUCCEED;
+    if (ok) {
+      vmcs01.writeHostState();
+      ok = nesting.arriveCpu(v);
+    }
+  }
+  // This processor may cache translations from an earlier guest with the
+  // same EPTP or VPID (SDM 29.4.3).
+  if (ok) {
+    if ((caps.eptVpidCap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0) vmx.invept(V.INVEPT_TYPE_ALL_CONTEXT, 0);
+    if (vmcs01.vpidEnabled && (caps.eptVpidCap & V.EPT_VPID_CAP_INVVPID_ALL_CONTEXT) != 0)
+      vmx.invvpid(V.INVVPID_TYPE_ALL_CONTEXT, 0, 0);
+    ok = vmx.vmptrld(first.vmcs) == vmx.VMX_SUCCEED;
+  }
+  if (!ok) {
+    print.str("hv: guest: the VMCSs of vCPU ");
+    print.dec(first.index);
+    print.str(" and its queue cannot be loaded on processor ");
+    print.dec(cpu.index());
+    print.nl();
+    exits.stop(first, config.OUTCOME_STOPPED);
+  } else {
+    const un = vmcs01.UNSWITCHED;
+    for (let i = 0; i < un.length; i++) cpu.wrmsr(unchecked(un[i]), load<u64>(first.msrsOut + (<usize>i << 3)));
+    xstate.restore(first);
+    const v = sched.next(first);
+    if (v != null) loop<L2>(v, l2);
+  }
+  vm.ending = true;
+  for (let k = 0; k < vm.queueCount; k++) {
+    if (k == q.number) continue;
+    vm.queue(k).mail = true;
+    cpu.kick(vm.queue(k).cpu);
+  }
+  for (let i = q.number; i < vm.vcpuCount; i += vm.queueCount) {
+    const v = vm.vcpu(i);
+    nesting.leaveCpu(v);
+    vmx.vmclear(v.vmcs);
+    v.setLaunched(false);
+  }
+  scrubPassThroughMsrs(first);
+  vm.threadsLive--;
 }
 
 // Run every guest (L2's exits to `l2`, see loop); returns whether all ended

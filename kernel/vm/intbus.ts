@@ -39,10 +39,16 @@ export function route(vm: Vm): void {
       if (mode != ioapic.MODE_FIXED && mode != ioapic.MODE_LOWEST_PRIORITY) continue;
       // Not accepted (software-disabled APIC): a level-triggered entry's
       // remote IRR would then never clear, as on hardware; the I/O APIC's
-      // EOI register is the guest's way out.
-      if (!vcpu.apic.acceptFromBus(vector, level)) continue;
+      // EOI register is the guest's way out. A vCPU that another processor
+      // runs gets the message there (ipi.post).
+      if (ipi.elsewhere(vcpu)) {
+        if (!vcpu.apic.softwareEnabled()) continue;
+        ipi.post(vcpu, ipi.MODE_FIXED, vector, level);
+      } else {
+        if (!vcpu.apic.acceptFromBus(vector, level)) continue;
+        ipi.kick(vcpu);
+      }
       taken = true;
-      ipi.kick(vcpu);
       if (mode == ioapic.MODE_LOWEST_PRIORITY) break;
     }
     if (!taken) io.dropped++;

@@ -25,14 +25,20 @@
 // Delivery is immediate: the ICR's delivery status (bit 12) always reads
 // 0, idle, as once a real APIC has sent the message.
 // A target that the IPI makes runnable (halted, and now with something to
-// wake it; or started by SIPI) is handed the processor next (vm.wake).
+// wake it; or started by SIPI) is handed the processor next (its run
+// queue's `wake`). A target that another processor runs (vm/runqueue.ts)
+// is changed only there: the message is posted to it (post) and that
+// processor kicked; it takes what was posted at its next exit, or when it
+// wakes from waiting (takePosted, from vm/sched.ts), as the processor's
+// local APIC takes a message from the bus while its core runs on.
 import * as cpu from "../hw/cpu";
+import * as v256 from "../apic/vec256";
 import * as R from "./vcpu";
 import { Vcpu } from "./vcpu";
 import { Vm } from "./vm";
 import * as apstart from "./apstart";
 
-const MODE_FIXED: u32 = 0;
+export const MODE_FIXED: u32 = 0;
 const MODE_LOWEST: u32 = 1;
 const MODE_NMI: u32 = 4;
 const MODE_INIT: u32 = 5;
@@ -66,8 +72,86 @@ export function send(from: Vcpu): void {
     const t = vm.vcpu(i);
     if (t === from) continue;
     if (shorthand == 0 && !t.apic.matchesIpi(dest, logical, wide)) continue;
-    deliver(vm, t, mode, vector);
+    if (elsewhere(t)) {
+      // Counted as the target's APIC will take it: a fixed one only while
+      // it is software-enabled (11.4.7.2).
+      if ((mode == MODE_FIXED || mode == MODE_LOWEST) && !t.apic.softwareEnabled()) {
+        t.apic.ipisDropped++;
+        continue;
+      }
+      if (mode == MODE_FIXED || mode == MODE_LOWEST || mode == MODE_NMI) t.apic.ipisDelivered++;
+      post(t, mode, vector, false);
+    } else {
+      deliver(vm, t, mode, vector);
+    }
     if (mode == MODE_LOWEST) break;
+  }
+}
+
+// Does another processor run t (it has a run queue of its own)?
+@inline export function elsewhere(t: Vcpu): bool {
+  return t.vm.queueCount > 1 && t.queue.cpu != cpu.index();
+}
+
+// A message for t, which another processor runs: kept in t (vm/vcpu.ts
+// `posted*`) for that processor, which is kicked (boot/smp/threads.c: an
+// external-interrupt VM exit if it runs t, the end of its wait if it
+// waits). A queue asleep is not any more: what was posted may wake it.
+export function post(t: Vcpu, mode: u32, vector: u32, level: bool): void {
+  const base = changetype<usize>(t);
+  if (mode == MODE_FIXED || mode == MODE_LOWEST) {
+    v256.set(base + offsetof<Vcpu>("postedIrr0"), vector);
+    const tmr = base + offsetof<Vcpu>("postedTmr0");
+    if (level) v256.set(tmr, vector);
+    else v256.clear(tmr, vector);
+  } else if (mode == MODE_NMI) {
+    t.postedNmi = true;
+  } else if (mode == MODE_INIT) {
+    t.postedInit = true;
+    t.postedSipi = 0; // an earlier SIPI is undone by the INIT after it
+  } else if (mode == MODE_SIPI) {
+    t.postedSipi = SIPI_POSTED | (vector & 0xff);
+  } else {
+    return;
+  }
+  t.posted = true;
+  const q = t.queue;
+  q.mail = true;
+  if (q.asleep) {
+    q.asleep = false;
+    t.vm.queuesAsleep--;
+  }
+  cpu.kick(q.cpu);
+}
+const SIPI_POSTED: u32 = 0x100;
+
+// On t's own processor: what post() kept for it, delivered now in the
+// order it was sent (an INIT before the SIPI that follows it).
+export function takePosted(t: Vcpu): void {
+  const vm = t.vm;
+  t.posted = false;
+  if (t.postedInit) {
+    t.postedInit = false;
+    deliver(vm, t, MODE_INIT, 0);
+  }
+  if (t.postedSipi != 0) {
+    const v = t.postedSipi & 0xff;
+    t.postedSipi = 0;
+    deliver(vm, t, MODE_SIPI, v);
+  }
+  if (t.postedNmi) {
+    t.postedNmi = false;
+    t.ipiNmi = true;
+    kick(t);
+  }
+  const base = changetype<usize>(t);
+  const irr = base + offsetof<Vcpu>("postedIrr0");
+  const tmr = base + offsetof<Vcpu>("postedTmr0");
+  let v = v256.highest(irr);
+  while (v >= 0) {
+    v256.clear(irr, <u32>v);
+    if (t.apic.acceptFromBus(<u32>v, v256.test(tmr, <u32>v))) kick(t);
+    v = v256.highest(irr);
   }
 }
 
@@ -91,15 +175,15 @@ function deliver(vm: Vm, t: Vcpu, mode: u32, vector: u32): void {
     }
     t.apic.ipisDelivered++;
     // The INIT-signal exit of a vCPU whose L2 runs: it runs next.
-    if (r == apstart.INIT_RUN && vm.running != <i32>t.index) {
-      vm.wake = <i32>t.index;
-      vm.sliceEnd = 0;
+    if (r == apstart.INIT_RUN && t.queue.running != <i32>t.index) {
+      t.queue.wake = <i32>t.index;
+      t.queue.sliceEnd = 0;
     }
   } else if (mode == MODE_SIPI) {
     if (apstart.sipi(t, vector)) {
       t.apic.ipisDelivered++;
-      vm.wake = <i32>t.index;
-      vm.sliceEnd = 0;
+      t.queue.wake = <i32>t.index;
+      t.queue.sliceEnd = 0;
     } else {
       t.apic.ipisDropped++;
     }
@@ -112,11 +196,11 @@ function deliver(vm: Vm, t: Vcpu, mode: u32, vector: u32): void {
 // if it was halted, it runs next.
 export function kick(t: Vcpu): void {
   if (t.runState != R.RUN_HALTED) return;
-  const vm = t.vm;
-  if (vm.running == <i32>t.index) return;
+  const q = t.queue;
+  if (q.running == <i32>t.index) return;
   if (!wakeIfRunnable(t, cpu.rdtsc())) return;
-  vm.wake = <i32>t.index;
-  vm.sliceEnd = 0;
+  q.wake = <i32>t.index;
+  q.sliceEnd = 0;
 }
 
 // Can v run now? A halted vCPU wakes on an NMI, or with RFLAGS.IF set on

@@ -38,6 +38,7 @@ import * as config from "./config";
 import * as R from "./vcpu";
 import { Vcpu } from "./vcpu";
 import { Vm } from "./vm";
+import { RunQueue } from "./runqueue";
 import * as vmcs01 from "./vmcs01";
 import * as xstate from "./xstate";
 import * as events from "./events";
@@ -45,6 +46,19 @@ import * as irq from "./irq";
 import * as ipi from "./ipi";
 import * as apstart from "./apstart";
 import { RESUME, STOP, stop } from "./exits";
+
+// The run queues of a new VM's n vCPUs (vm/runqueue.ts): one per
+// processor up to n with spread=on on a machine with several, else one.
+export function place(vm: Vm, spread: bool): void {
+  const n = vm.vcpuCount;
+  const count = spread ? min<i32>(n, <i32>cpu.count()) : 1;
+  vm.queueCount = count;
+  vm.queuesAsleep = 0;
+  vm.threadsLive = 0;
+  vm.ending = false;
+  for (let q = 0; q < count; q++) vm.queue(q).reset(q, <u32>q);
+  for (let i = 0; i < n; i++) vm.vcpu(i).queue = vm.queue(i % count);
+}
 
 // Host TSC ticks a vCPU runs before a runnable other gets the processor.
 @inline function sliceTicks(): u64 {
@@ -61,7 +75,7 @@ export function handleHlt(vcpu: Vcpu, reason: u32): i32 {
   vcpu.haltIf = (vmx.vmread(V.GUEST_RFLAGS) & (1 << 9)) != 0;
   events.skipInstruction();
   vcpu.runState = R.RUN_HALTED;
-  vcpu.vm.sliceEnd = 0;
+  vcpu.queue.sliceEnd = 0;
   return RESUME;
 }
 
@@ -75,74 +89,132 @@ export function handleHlt(vcpu: Vcpu, reason: u32): i32 {
 // one goes on.
 export function handlePause(vcpu: Vcpu, reason: u32): i32 {
   events.skipInstruction();
-  vcpu.vm.sliceEnd = 0;
+  vcpu.queue.sliceEnd = 0;
   return RESUME;
 }
 
-// After an exit of cur: the vCPU to go on with (cur, or another made
-// current), or null when the guest stopped (no vCPU can ever run again,
-// its max-ticks= budget, a VMCS that cannot be loaded).
+// After an exit of cur: the vCPU to go on with (cur, or another of its run
+// queue made current), or null when the guest stopped (no vCPU can ever run
+// again, its max-ticks= budget, a VMCS that cannot be loaded, another
+// processor's vCPU ended it).
 export function next(cur: Vcpu): Vcpu | null {
   const vm = cur.vm;
+  const q = cur.queue;
+  // With several processors: what the others posted (and the guest's end).
+  const mail = q.mail;
+  if (mail) {
+    q.mail = false;
+    if (vm.ending) return null;
+    takePosted(vm, q);
+  }
   // The one test every exit of such a guest makes: a halt, a wake-up or
   // the end of the slice (all of which zero or pass sliceEnd).
   let now = cpu.rdtsc();
-  if (now < vm.sliceEnd) return cur;
+  if (now < q.sliceEnd) return mail ? goOn(cur) : cur;
+  const spread = vm.queueCount > 1;
   let t: Vcpu | null = null;
   // One an IPI or interrupt just made runnable; else the halted vCPU itself
   // when something wakes it already (HLT with an interrupt pending); else
-  // the next runnable after cur, cur last.
-  if (vm.wake >= 0) {
-    const w = vm.vcpu(vm.wake);
-    vm.wake = -1;
+  // the next runnable of the queue after cur, cur last.
+  if (q.wake >= 0) {
+    const w = vm.vcpu(q.wake);
+    q.wake = -1;
     if (ipi.wakeIfRunnable(w, now)) t = w;
   }
   if (t == null && cur.runState == R.RUN_HALTED && ipi.wakeIfRunnable(cur, now)) t = cur;
   while (t == null) {
     t = roundRobin(cur, now);
     if (t != null) break;
-    // Every vCPU sleeps: the earliest APIC timer among those it would wake.
+    // Every vCPU of the queue sleeps: the earliest APIC timer among those
+    // it would wake.
     let d = u64.MAX_VALUE;
-    for (let i = 0; i < vm.vcpuCount; i++) {
+    for (let i = q.number; i < vm.vcpuCount; i += vm.queueCount) {
       const v = vm.vcpu(i);
       if (v.runState == R.RUN_HALTED && v.haltIf) d = min(d, v.apic.nextTimerDeadline());
     }
-    if (d == u64.MAX_VALUE) {
-      print.say("guest: every vCPU halted or waiting for SIPI, with nothing that could wake one: halted forever");
-      stop(cur, config.OUTCOME_HALT);
-      return null;
-    }
     const end = cur.irq.budgetEnd;
-    while (now < d && now < end) now = cpu.rdtsc();
     if (now >= end) {
       print.say("guest: ran past its max-ticks= budget");
       stop(cur, config.OUTCOME_TIMEOUT);
       return null;
     }
+    if (d == u64.MAX_VALUE) {
+      // Nothing here can wake one. On one processor nothing else can
+      // either; with several, another processor's vCPU may send an IPI,
+      // unless every queue is asleep too.
+      if (!spread || vm.queuesAsleep + 1 == vm.queueCount) {
+        print.say("guest: every vCPU halted or waiting for SIPI, with nothing that could wake one: halted forever");
+        stop(cur, config.OUTCOME_HALT);
+        return null;
+      }
+      q.asleep = true;
+      vm.queuesAsleep++;
+    }
+    // Without the kernel's lock (another processor's thread may run it
+    // meanwhile: everything is looked at again after).
+    cpu.wait(min(d, end));
+    if (q.asleep) {
+      q.asleep = false;
+      vm.queuesAsleep--;
+    }
+    if (q.mail) {
+      q.mail = false;
+      if (vm.ending) return null;
+      takePosted(vm, q);
+    }
+    now = cpu.rdtsc();
+    if (q.wake >= 0) {
+      const w = vm.vcpu(q.wake);
+      q.wake = -1;
+      if (ipi.wakeIfRunnable(w, now)) t = w;
+    }
   }
-  vm.sliceEnd = sliceEnd(vm, changetype<Vcpu>(t), now);
-  if (t === cur) return cur;
+  q.sliceEnd = sliceEnd(vm, q, changetype<Vcpu>(t), now);
+  if (t === cur) return spread ? goOn(cur) : cur;
   const n = changetype<Vcpu>(t);
   return switchTo(cur, n) ? n : null;
 }
 
+// What the other processors sent the queue's vCPUs (vm/ipi.ts post), into
+// their APICs and states now, on their own processor.
+function takePosted(vm: Vm, q: RunQueue): void {
+  for (let i = q.number; i < vm.vcpuCount; i += vm.queueCount) {
+    const v = vm.vcpu(i);
+    if (v.posted) ipi.takePosted(v);
+  }
+}
+
+// cur runs on with its VMCS current: with several processors, what
+// another one sent it may be due now (a SIPI, an INIT, an NMI: as when
+// switchTo gives a vCPU the processor). Null when that stopped the guest.
+function goOn(cur: Vcpu): Vcpu | null {
+  if (!cur.startPending && !cur.initPending && !cur.ipiNmi) return cur;
+  return signals(cur) ? cur : null;
+}
+
 // The end of t's slice, or earlier the first APIC timer deadline among the
-// halted vCPUs it may wake (so that it is seen at t's first exit after it;
-// a t that does not exit is stopped by the preemption timer at its slice).
-function sliceEnd(vm: Vm, t: Vcpu, now: u64): u64 {
+// queue's halted vCPUs it may wake (so that it is seen at t's first exit
+// after it; a t that does not exit is stopped by the preemption timer at
+// its slice).
+function sliceEnd(vm: Vm, q: RunQueue, t: Vcpu, now: u64): u64 {
   let end = now + sliceTicks();
-  for (let i = 0; i < vm.vcpuCount; i++) {
+  for (let i = q.number; i < vm.vcpuCount; i += vm.queueCount) {
     const v = vm.vcpu(i);
     if (v !== t && v.runState == R.RUN_HALTED && v.haltIf) end = min(end, v.apic.nextTimerDeadline());
   }
   return end;
 }
 
+// The next vCPU of cur's queue after cur (cur last) that can run.
 function roundRobin(cur: Vcpu, now: u64): Vcpu | null {
   const vm = cur.vm;
-  const count = vm.vcpuCount;
-  for (let k = 1; k <= count; k++) {
-    const v = vm.vcpu(<i32>((cur.index + <u32>k) % <u32>count));
+  const stride = <u32>vm.queueCount;
+  const count = <u32>vm.vcpuCount;
+  // The queue's vCPUs are q, q + stride, ...: k steps of the stride.
+  const mine = (count - <u32>cur.queue.number + stride - 1) / stride;
+  for (let k: u32 = 1; k <= mine; k++) {
+    const at = (cur.index / stride + k) % mine;
+    const v = vm.vcpu(<i32>(at * stride + <u32>cur.queue.number));
     if (ipi.wakeIfRunnable(v, now)) return v;
   }
   return null;
@@ -168,10 +240,17 @@ function switchTo(cur: Vcpu, t: Vcpu): bool {
   }
   for (let i = 0; i < un.length; i++) cpu.wrmsr(unchecked(un[i]), load<u64>(t.msrsOut + (<usize>i << 3)));
   xstate.restore(t);
-  vm.running = <i32>t.index;
+  t.queue.running = <i32>t.index;
+  t.queue.switches++;
   vm.switches++;
   t.switchedIn++;
-  // A SIPI to start it, or an INIT or SIPI that is a VM exit to its L1.
+  return signals(t);
+}
+
+// t has the processor with its VMCS current: a SIPI to start it, or an
+// INIT or SIPI that is a VM exit to its L1; an NMI IPI. False when that
+// stopped the guest.
+function signals(t: Vcpu): bool {
   if ((t.startPending || t.initPending) && apstart.arrive(t) == STOP) return false;
   if (t.ipiNmi) {
     t.ipiNmi = false;

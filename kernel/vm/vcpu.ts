@@ -13,6 +13,7 @@ import * as vmx from "../hw/vmx";
 import * as cpu from "../hw/cpu";
 import * as V from "../arch/vmx";
 import { Vm } from "./vm";
+import { RunQueue } from "./runqueue";
 import { Nested, NESTED_BYTES } from "../nested/nested";
 import { Lapic } from "../apic/lapic";
 import { IrqState } from "./irq";
@@ -88,6 +89,25 @@ const OBJECT_BYTES: usize = NESTED_AT + NESTED_BYTES;
   initPending: bool = false;
   sipiVector: u32 = 0;
   switchedIn: u32 = 0; // times the scheduler gave it the processor
+  // The processor it runs on (vm/runqueue.ts).
+  queue: RunQueue = changetype<RunQueue>(0);
+  // What the other processors' vCPUs sent it while it runs elsewhere
+  // (vm/ipi.ts post): fixed and lowest-priority vectors (and which of them
+  // are level-triggered), an NMI, an INIT, a SIPI (its vector | SIPI_POSTED).
+  // Its own processor takes them at its next exit (ipi.takePosted):
+  // nothing of a vCPU that runs elsewhere is changed in place.
+  posted: bool = false;
+  postedNmi: bool = false;
+  postedInit: bool = false;
+  postedSipi: u32 = 0;
+  postedIrr0: u64 = 0;
+  postedIrr1: u64 = 0;
+  postedIrr2: u64 = 0;
+  postedIrr3: u64 = 0;
+  postedTmr0: u64 = 0;
+  postedTmr1: u64 = 0;
+  postedTmr2: u64 = 0;
+  postedTmr3: u64 = 0;
   // The guest's values of vmcs01.UNSWITCHED while another vCPU of the VM
   // has the processor (sched.ts).
   private out0: u64 = 0;

@@ -13,6 +13,7 @@ import { Uart } from "../devices/uart";
 import { FwCfg } from "../devices/fwcfg";
 import { Ioapic } from "../devices/ioapic";
 import { Entry } from "../guest/loader";
+import { RunQueue } from "./runqueue";
 
 export const MAX_VCPUS: i32 = config.MAX_VCPUS;
 
@@ -35,14 +36,15 @@ export const MAX_VCPUS: i32 = config.MAX_VCPUS;
   exitCode: u32 = 0;
   vcpuCount: i32 = 0;
   vcpu0: Vcpu = changetype<Vcpu>(0);
-  // With several vCPUs (vm/sched.ts): the one that has the processor, the
-  // one an IPI or interrupt just made runnable (-1: none), and the host TSC
-  // at which its time slice ends (0: the processor changes hands at the
-  // next exit: it halted, or another vCPU was made runnable); switches
-  // made.
-  running: i32 = 0;
-  wake: i32 = -1;
-  sliceEnd: u64 = 0;
+  // With several vCPUs: the processors they run on (vm/runqueue.ts: one
+  // queue per processor, queueCount of them); the queues whose vCPUs all
+  // sleep with nothing to wake them; the kernel threads started for the
+  // queues that have not ended; set when the guest has ended and every
+  // thread is to stop at its vCPU's next exit; switches made (sched.ts).
+  queueCount: i32 = 0;
+  queuesAsleep: i32 = 0;
+  threadsLive: i32 = 0;
+  ending: bool = false;
   switches: u64 = 0;
   // Statistics of the guest's run.
   migrations: u32 = 0; // moves of a vCPU to another processor (migrate=N)
@@ -107,6 +109,10 @@ export const MAX_VCPUS: i32 = config.MAX_VCPUS;
     if (i == 0) this.vcpu0 = v;
     store<usize>(changetype<usize>(this) + VCPUS_AT + (<usize>i << alignof<usize>()), changetype<usize>(v));
   }
+  // Run queue q (0 <= q < queueCount; vm/runqueue.ts).
+  queue(q: i32): RunQueue {
+    return changetype<RunQueue>(changetype<usize>(this) + QUEUES_AT + <usize>q * QUEUE_BYTES);
+  }
   @inline get ioapic(): Ioapic {
     return changetype<Ioapic>(changetype<usize>(this) + DEVICES_AT + devices.IOAPIC_AT);
   }
@@ -116,7 +122,9 @@ const COUNTS_AT: usize = (offsetof<Vm>() + 7) & ~(<usize>7);
 const PROFILE_AT: usize = COUNTS_AT + (<usize>REASONS << 3);
 const DEVICES_AT: usize = (PROFILE_AT + offsetof<Profile>() + 7) & ~(<usize>7);
 const VCPUS_AT: usize = (DEVICES_AT + devices.AREA_BYTES + 7) & ~(<usize>7);
-const VM_BYTES: usize = VCPUS_AT + (<usize>MAX_VCPUS << alignof<usize>());
+const QUEUE_BYTES: usize = (offsetof<RunQueue>() + 7) & ~(<usize>7);
+const QUEUES_AT: usize = VCPUS_AT + (<usize>MAX_VCPUS << alignof<usize>());
+const VM_BYTES: usize = QUEUES_AT + <usize>MAX_VCPUS * QUEUE_BYTES;
 
 let theVm: Vm | null = null; // machine-wide: the one Vm object, reused (guests run one after another)
 

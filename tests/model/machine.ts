@@ -438,6 +438,16 @@ export class Machine {
           this.eois++;
         },
         count: () => this.cpuCount,
+        // One kernel thread here: spawn refuses (vm/guest.ts then stops
+        // the guest), a kick only marks, wait jumps the TSC to the deadline.
+        spawn: () => 0,
+        kick: () => {},
+        wait: (deadline: bigint) => {
+          const d = u64(deadline);
+          if (d === 0xffffffffffffffffn) this.fault('cpu.wait with no deadline: nothing in the model can end it');
+          if (this.tsc < d) this.tsc = d;
+        },
+        solo: () => 1,
         migrate: (t: number) => {
           t = u32(t);
           if (t >= this.cpuCount) return 0;

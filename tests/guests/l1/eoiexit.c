@@ -22,7 +22,12 @@
  * APIC keeps no remote IRR (tests/guests/ioapic.c): on bare Bochs that check
  * is a SKIP, the rest must pass there. Runs only with the command-line word
  * `eoiexit` (tests/qemu/eoiexit.test.ts: two CPUs on bare Bochs, vcpus=2
- * under the hypervisor). */
+ * under the hypervisor on one CPU and, with the word `concurrent`, on two,
+ * where the vCPUs run at once). In an even round the interrupt and the
+ * AP's answer race, as on bare hardware: L2 may see the answer first and
+ * VMCALL. Only a hypervisor whose vCPUs share one processor delivers the
+ * interrupt first every time (its AP runs only while the BSP has exited),
+ * and there every even round must be exit 1. */
 #include "guest.h"
 #include "vmx.h"
 #include "l1.h"
@@ -84,7 +89,8 @@ static void ap_main(void) {
     }
 }
 
-void test_eoi_exit_bitmap(void) {
+void test_eoi_exit_bitmap(bool concurrent) {
+    bool strict = under_hv() && !concurrent; /* exit 1 every even round */
     outb(0x21, 0xFF);
     outb(0xA1, 0xFF);
     apic_write(APIC_SVR, 0x1FF);
@@ -103,7 +109,7 @@ void test_eoi_exit_bitmap(void) {
         check(false, "seed 001: L1's EPT maps its APIC page for L2|EPT not offered");
         return;
     }
-    u32 exits_to_l1 = 0, l2_took = 0, irr_stuck = 0, lost = 0, first_bad = ~0u;
+    u32 exits_to_l1 = 0, l1_took = 0, l2_took = 0, irr_stuck = 0, lost = 0, first_bad = ~0u;
     const char *first_why = "";
     for (u32 k = 0; k < ROUNDS; k++) {
         bool in_l1 = (k & 1) == 0;
@@ -122,9 +128,10 @@ void test_eoi_exit_bitmap(void) {
              * reads the answer); on bare Bochs L2 may see the answer first
              * (VMCALL): L1 takes the interrupt once it sets IF either way. */
             if (exit_is(EXIT_EXTERNAL_INTERRUPT)) exits_to_l1++;
-            else if (under_hv() || !exit_is(EXIT_VMCALL)) ok = false, why = "L2 did not exit with reason 1";
+            else if (strict || !exit_is(EXIT_VMCALL)) ok = false, why = "L2 did not exit with reason 1";
             for (u32 i = 0; i < 100000 && l1_hits == hits; i++) __asm__ volatile("sti; nop; nop; cli" ::: "memory");
             if (l1_hits != hits + 1) ok = false, why = "L1 did not take the interrupt once";
+            else l1_took++;
         } else {
             if (exit_is(EXIT_VMCALL) && l2_seen.count == 1 && l2_seen.vector == L1_TIMER_VECTOR) l2_took++;
             else ok = false, why = "L2's handler did not take vector 40H";
@@ -151,7 +158,7 @@ void test_eoi_exit_bitmap(void) {
           lost, first_bad, first_why, exits_to_l1, l2_took);
     check(iir_bad == 0, "seed 001: every interrupt found IIR = THRE|%u not", iir_bad);
     HV_CHECK(irr_stuck == 0, "seed 001: remote IRR clear after every EOI, L1's (virtualized) and L2's|%u stuck", irr_stuck);
-    check(under_hv() ? exits_to_l1 == ROUNDS / 2 && l2_took == ROUNDS / 2 : l2_took == ROUNDS / 2,
-          "seed 001: L1 took the even rounds' interrupts after exit 1, L2 the odd rounds'|%u exits to L1, %u taken by L2", exits_to_l1,
-          l2_took);
+    check(l1_took == ROUNDS / 2 && l2_took == ROUNDS / 2 && (!strict || exits_to_l1 == ROUNDS / 2),
+          "seed 001: L1 took the even rounds' interrupts (after exit 1 or L2's VMCALL), L2 the odd rounds'|"
+          "%u taken by L1, %u of them after exit 1, %u taken by L2", l1_took, exits_to_l1, l2_took);
 }

@@ -1538,7 +1538,7 @@ void guest_main(void) {
     test_vmxon();
     if (has_word(boot.cmdline, "eoiexit")) {
         /* Two processors: the seeds/001 case alone (eoiexit.c). */
-        test_eoi_exit_bitmap();
+        test_eoi_exit_bitmap(has_word(boot.cmdline, "concurrent"));
         l1_end();
     }
     if (has_word(boot.cmdline, "demo")) {

@@ -143,6 +143,7 @@ void test_xstate(void);               /* xstate.c: protection keys, XCR0, vector
 void test_l2_apic_passthrough(void);  /* apicpass.c: L2 reaching L1's local APIC (issue 9 item 5) */
 void test_l2_apic_virtualization(void); /* apicv.c: TPR shadow, APIC-access page, APIC-register virtualization for L2 */
 void ept_with_apic(u64 perm);         /* apicpass.c: ept_build() plus L1's APIC page for L2, memory type UC */
-void test_eoi_exit_bitmap(void);      /* eoiexit.c: seeds/001 on two processors (command-line word eoiexit) */
+void test_eoi_exit_bitmap(bool concurrent); /* eoiexit.c: seeds/001 on two processors (command-line word eoiexit;
+                                                with `concurrent`, the hypervisor runs the vCPUs at once) */
 
 #endif
