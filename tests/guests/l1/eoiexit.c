@@ -46,7 +46,13 @@ static struct __attribute__((packed)) { u16 limit; u32 base; } idtr;
 /* L2: post the command, wake the AP through L1's ICR, wait (bounded) for
  * its answer (EBX: the answer count to wait for), VMCALL. An interrupt may
  * come first: with external-interrupt exiting an exit to L1, without it
- * L2's handler (vector 40H), which ends in VMCALL too. */
+ * L2's handler (vector 40H), which ends in VMCALL too. While it waits, L2
+ * reads L1's APIC ID: under a hypervisor each read is an exit to L0 that
+ * L0 handles and returns from into L2, so L2 is entered again after the
+ * AP's I/O APIC write and before the interrupt arrives — the moment at which
+ * the seed's bug loaded the new EOI-exit bitmap into vmcs02 — also when the
+ * two vCPUs run at once (without the reads, the interrupt's own exit is
+ * L2's first after the write there). */
 void l2_kick_ap(void);
 __asm__(".text\n"
         ".globl l2_kick_ap\n"
@@ -57,6 +63,7 @@ __asm__(".text\n"
         "    movl $2000000, %ecx\n"
         "1:  cmpl %ebx, eoiexit_done\n"
         "    je 2f\n"
+        "    movl 0xFEE00020, %eax\n"      /* L1's APIC ID: an exit to L0 and back (see above) */
         "    pause\n"
         "    decl %ecx\n"
         "    jnz 1b\n"
