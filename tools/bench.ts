@@ -23,7 +23,13 @@
 //    EOI, a TPR write, an EOI write, with APIC virtualization (apicv=on, the
 //    default) and without (apicv=off) (bench.elf is Multiboot 1, which the
 //    bare-Bochs ISO's GRUB entry does not boot); and tests/guests/smp.c's
-//    IPI round trip between two vCPUs (vcpus=2), apicv on and off.
+//    IPI round trip between two vCPUs (vcpus=2), apicv on and off, sharing
+//    one processor, and on two processors (spread=on; those runs use two
+//    Bochs CPUs, whose RDTSC advances per quantum round: their figures are
+//    within a quantum, not exact); and (the `smp` section) what a vcpus=2
+//    guest's exit costs: bench.c's CPUID round trip with one vCPU, with two
+//    sharing one processor and with two on two processors (the kernel's
+//    lock, boot/smp/threads.c).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -40,6 +46,8 @@ interface RunOptions {
   options?: string;
   /** Boot the guest itself on bare Bochs (no hypervisor): `elf` is ignored. */
   bare?: boolean;
+  /** Bochs CPUs (default 1: only then is RDTSC an exact instruction count). */
+  cpus?: number;
 }
 
 // One Bochs run of a benchmark guest under image `elf` (or on bare Bochs).
@@ -55,7 +63,7 @@ async function run(name: string, elf: string, o: RunOptions = {}) {
     ? [guest, iso]
     : [elf, iso, '--cmdline', `caps=off guest=/${guestFile}${o.options ? ` ${o.options}` : ''}`, '--module', guest, `/${guestFile}`];
   execFileSync('bash', [path.join(REPO, 'tools', 'mkiso.sh'), ...isoArgs], { stdio: ['ignore', 'ignore', 'inherit'] });
-  const r = await runBochs({ name, boot: 'bios-cdrom', image: iso, runDir, cpus: 1, timeoutMs: 300_000, progress: true });
+  const r = await runBochs({ name, boot: 'bios-cdrom', image: iso, runDir, cpus: o.cpus ?? 1, timeoutMs: 300_000, progress: true });
   if (o.bare) {
     // No hypervisor, so no status line: the guest prints its result and
     // ends Bochs itself (magic breakpoint: 0, port 8900H: 1).
@@ -137,11 +145,16 @@ const turtleRuns: Record<string, Awaited<ReturnType<typeof turtles>>> = {};
 const nestedRuns: Record<string, Awaited<ReturnType<typeof run>>> = {};
 const apicRuns: Record<string, Awaited<ReturnType<typeof run>>> = {};
 const ipiRuns: Record<string, Awaited<ReturnType<typeof run>>> = {};
+const smpRuns: Record<string, Awaited<ReturnType<typeof run>>> = {};
 try {
   apicRuns['apicv=on'] = await run('bench-apic', HV, { options: 'args=apic,n=200' });
   apicRuns['apicv=off'] = await run('bench-apic-off', HV, { options: 'apicv=off args=apic,n=200' });
   ipiRuns['apicv=on'] = await run('bench-ipi', HV, { guest: 'smp.elf', options: 'vcpus=2' });
   ipiRuns['apicv=off'] = await run('bench-ipi-off', HV, { guest: 'smp.elf', options: 'vcpus=2 apicv=off' });
+  ipiRuns['spread apicv=on'] = await run('bench-ipi-spread', HV, { guest: 'smp.elf', options: 'vcpus=2', cpus: 2 });
+  ipiRuns['spread apicv=off'] = await run('bench-ipi-spread-off', HV, { guest: 'smp.elf', options: 'vcpus=2 apicv=off', cpus: 2 });
+  smpRuns['vcpus=2 shared'] = await run('bench-smp-shared', HV, { options: 'vcpus=2 args=n=50' });
+  smpRuns['vcpus=2 spread'] = await run('bench-smp-spread', HV, { options: 'vcpus=2 args=n=50', cpus: 2 });
   r = await run('bench', HV, { options: 'args=snap' });
   snap1 = await run('bench-snapshot1', HV, { options: 'args=n=100 snapshot=1' });
   p = await run('bench-profile', path.join(REPO, 'build', 'prof', 'hv.elf'));
@@ -290,6 +303,15 @@ for (const [k, run1] of Object.entries(ipiRuns)) {
   ipiRoundTrip[k] = Number(m[1]);
 }
 
+// What a vcpus=2 guest's exits cost: the CPUID round trip of vCPU 0 (the
+// AP waits for SIPI meanwhile), against the one-vCPU figure of the main run.
+const smpCpuid: Record<string, number> = {};
+for (const [k, run1] of Object.entries(smpRuns)) {
+  const f = parseFigures(run1.serial);
+  if (!f['cpuid']) throw new Error(`bench-smp (${k}): no cpuid figure`);
+  smpCpuid[k] = f['cpuid'].min;
+}
+
 const result = {
   what: 'round trips measured in the guest with RDTSC; Bochs 2.7, cpu: model=tigerlake, count=1, clock: sync=none (1 tick = 1 emulated instruction)',
   commit,
@@ -315,10 +337,19 @@ const result = {
       'eoi-write = an EOI with nothing in service; x2-self-ipi-eoi, x2-tpr-write, x2-eoi-write = the same in x2APIC mode through ' +
       'WRMSR of SELF IPI (83FH), TPR (808H) and EOI (80BH). apicv=on: the processor\'s APIC virtualization runs the guest\'s APIC ' +
       '(in x2APIC mode with "virtualize x2APIC mode") ' +
-      '(kernel/vm/apicv.ts), apicv=off: the software APIC (an exit per APIC write, the interrupt injected). ipiRoundTrip: tests/guests/smp.c (vcpus=2 sharing one processor), a fixed IPI BSP -> AP and the AP\'s IPI back, ' +
+      '(kernel/vm/apicv.ts), apicv=off: the software APIC (an exit per APIC write, the interrupt injected). ipiRoundTrip: tests/guests/smp.c (vcpus=2 sharing one processor; spread: on two processors, two Bochs CPUs), a fixed IPI BSP -> AP and the AP\'s IPI back, ' +
       'least of 16.',
     figures: apicFigures,
     ipiRoundTrip,
+  },
+  smp: {
+    what: 'the CPUID round trip (tests/guests/bench.c, min of 50) of vCPU 0 of a vcpus=2 guest whose AP waits for SIPI: ' +
+      '"vcpus=2 shared" both vCPUs on one processor (every exit tests the slice: a TSC read), "vcpus=2 spread" one per ' +
+      'processor on two Bochs CPUs (the kernel lock taken after each exit and let go of before the entry, and the test ' +
+      'for posted messages; RDTSC advances per Bochs quantum round with two CPUs: within a quantum); cpuidOneVcpu: the ' +
+      'one-vCPU figure of the main run (one kernel thread: no lock taken).',
+    cpuidOneVcpu: figures['cpuid'].min,
+    cpuid: smpCpuid,
   },
   ramSnapshot: {
     what: 'tests/guests/ramsnap.c, 32 MiB guests: a VMCALL to the RAM snapshot\'s test hypercall timed in the guest ' +
@@ -425,6 +456,7 @@ console.log('\nThe local APIC (bench.c apic), min ticks (median if different):')
 console.log(`  ${'operation'.padEnd(14)} ${Object.keys(apicFigures).map((k) => k.padStart(16)).join(' ')}`);
 for (const op of APIC_OPS) console.log(`  ${op.padEnd(14)} ${Object.values(apicFigures).map((f) => cell(f[op]).padStart(16)).join(' ')}`);
 console.log(`  IPI round trip between two vCPUs (smp.c): ${Object.entries(ipiRoundTrip).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+console.log(`  CPUID round trip of a vcpus=2 guest's vCPU 0: one vCPU ${result.smp.cpuidOneVcpu}, ${Object.entries(smpCpuid).map(([k, v]) => `${k} ${v}`).join(', ')}`);
 
 console.log('\nRAM snapshot of a 32 MiB guest (tests/guests/ramsnap.c), ticks of one take/restore VMCALL after N written pages:');
 console.log(`  ${'operation'.padEnd(14)} ${'EPT A/D flags'.padStart(16)} ${'write protection'.padStart(18)}`);

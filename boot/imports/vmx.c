@@ -585,6 +585,26 @@ static __attribute__((sysv_abi)) u32 evmcs_enter(u64 *regs, u32 launched) {
  * indirect call costs what a direct one does: no test on the way in). */
 static u32 (*__attribute__((sysv_abi)) vmenter_fn)(u64 *, u32) = hv_vmenter; /* machine-wide */
 
+/* With several kernel threads (boot/smp/threads.c) the kernel is another
+ * thread's while this processor runs its guest: the entry lets go of the
+ * kernel's lock and takes it again after the VM exit. The stub is swapped
+ * in only while such threads live, so that one thread pays nothing for it. */
+static u32 (*__attribute__((sysv_abi)) vmenter_unlocked)(u64 *, u32); /* machine-wide: the stub inside */
+static __attribute__((sysv_abi)) u32 locked_enter(u64 *regs, u32 launched) {
+    smp_unlock();
+    u32 r = vmenter_unlocked(regs, launched);
+    smp_lock();
+    return r;
+}
+void hv_vmenter_locking(bool on) {
+    if (on && vmenter_fn != locked_enter) {
+        vmenter_unlocked = vmenter_fn;
+        vmenter_fn = locked_enter;
+    } else if (!on && vmenter_fn == locked_enter) {
+        vmenter_fn = vmenter_unlocked;
+    }
+}
+
 /* vmx.enlighten: this processor's VP assist page (enabled by the kernel
  * through HV_X64_MSR_VP_ASSIST_PAGE) and, from the first call on, the
  * eVMCS mode for every VMX instruction import. 0 if the page cannot be one
@@ -633,12 +653,7 @@ u32 Z_vmxZ_enter(struct Z_vmx_instance_t *i, u32 regs) {
     u8 *p = hv_linear(regs, REGS_BYTES);
     if ((u64)p & 15) wasm_rt_trap(WASM_RT_TRAP_OOB); /* FXSAVE needs 16-byte alignment */
     u64 *launched = (u64 *)(p + REGS_LAUNCHED);
-    /* With several kernel threads, the kernel is another's while this
-     * processor runs the guest (boot/smp/threads.c). */
-    u32 locked = smp_lock_on;
-    if (locked) smp_unlock();
     u32 r = vmenter_fn((u64 *)p, *launched != 0);
-    if (locked) smp_lock();
     if (r == 0) {
         *launched = 1;
         (*(u64 *)(p + REGS_EXITS))++;

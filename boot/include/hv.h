@@ -50,6 +50,7 @@ void hv_smp_init(struct hv_bootinfo *bi);
 extern u32 smp_lock_on;
 void smp_lock(void);
 void smp_unlock(void);
+void hv_vmenter_locking(bool on); /* boot/imports/vmx.c: VM entry lets go of the lock (on) or not */
 
 /* paging.c: identity-map physical memory [0, top) and switch CR3 to it. */
 void hv_paging_init(u64 top);

@@ -6,8 +6,8 @@
  * kernel code and lets go only where it stops doing so for a while — in
  * VM entry (boot/imports/vmx.c, from VMLAUNCH/VMRESUME until the VM exit)
  * and in cpu.wait. Until the first cpu.spawn nobody takes the lock
- * (smp_lock_on is 0): a machine that runs one thread pays one load and a
- * branch per VM entry and exit.
+ * (smp_lock_on is 0) and VM entry goes straight to its stub: a machine that
+ * runs one thread pays nothing (boot/imports/vmx.c hv_vmenter_locking).
  *
  * A ticket lock: processors get the kernel in the order they asked for it,
  * so a vCPU with many exits cannot keep another's exits waiting.
@@ -91,6 +91,7 @@ u32 Z_cpuZ_spawn(struct Z_cpu_instance_t *i, u32 target, u64 top, u32 arg) {
         me()->depth = wasm_rt_call_stack_depth;
         smp_lock();
         smp_lock_on = 1;
+        hv_vmenter_locking(true);
     }
     __atomic_fetch_add(&threads, 1, __ATOMIC_RELAXED);
     /* smp_resume's frame: MXCSR and x87 control word, R15-R12, RBX, RBP,
@@ -140,6 +141,7 @@ u32 Z_cpuZ_solo(struct Z_cpu_instance_t *i) {
     if (__atomic_load_n(&threads, __ATOMIC_ACQUIRE) != 0) return 0;
     if (smp_lock_on) {
         smp_lock_on = 0;
+        hv_vmenter_locking(false);
         smp_unlock();
     }
     return 1;

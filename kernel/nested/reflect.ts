@@ -202,14 +202,15 @@ function vmxAbort(vcpu: Vcpu, indicator: u32, what: string, index: u32): i32 {
 
 // 28.6: the VM-exit MSR-load list into L1's state (vmcs01 current), after
 // the host state.
-// L1 then reads the exit through the shadow VMCS: it gets the new vmcs12.
-function loadExitList(vcpu: Vcpu): i32 {
+// L1 then reads the exit through the shadow VMCS: it gets the new vmcs12
+// (pushed here after a failed entry; toL1 pushes before the host state).
+function loadExitList(vcpu: Vcpu, push: bool): i32 {
   const n = vcpu.nested;
   // (The count tested here: an empty list, the common case, costs no call.)
   const count = <u32>state.get(n, V.VM_EXIT_MSR_LOAD_COUNT);
   const l = count == 0 ? 0 : msrlists.loadList(vcpu, state.get(n, V.VM_EXIT_MSR_LOAD_ADDRESS), count, false);
   if (l != 0) return vmxAbort(vcpu, V.VMX_ABORT_LOAD_HOST_MSR, "VM-exit MSR-load", l);
-  shadow.push(vcpu);
+  if (push) shadow.push(vcpu);
   // With an enlightened VMCS in use L1 reads the exit there (evmcs.ts).
   if (n.evmcs != state.INVALID) evmcs.push(n);
   return exits.RESUME;
@@ -224,7 +225,10 @@ function toL1(vcpu: Vcpu): i32 {
   if (s != 0) return vmxAbort(vcpu, V.VMX_ABORT_SAVE_GUEST_MSR, "VM-exit MSR-store", s);
   const v02 = n.vmcs02;
   v02.launched = vcpu.launched;
-  if (vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) {
+  // The exit into the shadow VMCS first: the push ends by making vmcs01
+  // current, which saves a VMPTRLD here (what it writes is vmcs12's, which
+  // the host-state load and the MSR-load list below do not change).
+  if (!shadow.push(vcpu) && vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) {
     print.say("nested: VMPTRLD of vmcs01 failed");
     return exits.stop(vcpu, config.OUTCOME_STOPPED);
   }
@@ -233,7 +237,7 @@ function toL1(vcpu: Vcpu): i32 {
   n.inL2 = false;
   vpid.exitedToL1(vcpu);
   hoststate.load(n);
-  return loadExitList(vcpu);
+  return loadExitList(vcpu, false);
 }
 
 // Reflect the current exit (vmcs02 current): exit information as the
@@ -310,7 +314,7 @@ export function reflectSynthetic(vcpu: Vcpu, reason: u32, qualification: u64, in
     // from the host-state load and the VM-exit MSR-load list.
     n.inL2 = false;
     hoststate.load(n);
-    return loadExitList(vcpu);
+    return loadExitList(vcpu, true);
   }
   state.write(n, V.VM_EXIT_INTERRUPTION_INFO, intrInfo);
   state.write(n, V.IDT_VECTORING_INFO, 0);

@@ -239,18 +239,21 @@ export function pull(vcpu: Vcpu): void {
 // shadowExitStale name them) only those fields are written — none when
 // none changed, the common case for an exit L1 has seen before but for
 // RIP — after any other change (state.ts shadowAll) every shadowed field.
-export function push(vcpu: Vcpu): void {
+// Whatever VMCS was current, vmcs01 is when it returns true (it wrote the
+// shadow: leaveShadow); false: nothing was written, the current VMCS is
+// the caller's still.
+export function push(vcpu: Vcpu): bool {
   const n = vcpu.nested;
   const s = n.shadow;
-  if (!s.enabled || n.current == state.INVALID) return;
+  if (!s.enabled || n.current == state.INVALID) return false;
   const page = s.page;
   const whole = !s.linked || state.shadowAllStale(n);
   const g = n.shadowGuestStale & guestShadowed;
   const e = n.shadowExitStale & exitShadowed;
   n.shadowGuestStale = 0;
   n.shadowExitStale = 0;
-  if (!whole && (g | e) == 0) return;
-  if (!enterShadow(page)) return;
+  if (!whole && (g | e) == 0) return false;
+  if (!enterShadow(page)) return false;
   if (whole) {
     const l = all!;
     vmx.writefields(l.ptr, l.count, n.vmcs12, l.all);
@@ -262,6 +265,7 @@ export function push(vcpu: Vcpu): void {
   state.markShadowPushed(n);
   if (!s.linked) link(s);
   s.pushes++;
+  return true;
 }
 
 // The shadow may be cached by this processor: clear it before the vCPU
