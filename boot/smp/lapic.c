@@ -91,6 +91,18 @@ void smp_lapic_init(void) {
     for (int i = 0; i < 8; i++) wr(REG_EOI, 0);
 }
 
+/* The timer in TSC-deadline mode (SDM Vol. 3A 11.5.4.1) with `vector`, for
+ * cpu.wait (threads.c): false where the processor has no such mode
+ * (CPUID.01H:ECX[24]). Armed by writing IA32_TSC_DEADLINE (6E0H), disarmed
+ * by writing 0 there. */
+bool smp_lapic_tsc_deadline(u32 vector) {
+    u32 r[4];
+    cpuid(1, 0, r);
+    if (!(r[2] & (1u << 24))) return false;
+    wr(REG_TIMER, (2u << 17) | vector);
+    return true;
+}
+
 /* End of interrupt for the vector in service (an interrupt acknowledged by
  * a VM exit, "acknowledge interrupt on exit", SDM Vol. 3C 27.2.2). */
 void smp_lapic_eoi_now(void) { wr(REG_EOI, 0); }

@@ -33,6 +33,7 @@ struct smp_cpu {
     struct hv_cpu_tables tables; /* 72 GDT and TSS (application processors) */
     u32 kicked;             /* threads.c: a kick arrived since the last cpu.wait */
     u32 depth;              /* threads.c: wasm call depth of the thread here while it waits for the lock */
+    u32 timer;              /* threads.c: 0 not set up, 1 TSC-deadline timer, 2 none (wait spins) */
 };
 #define SMP_CPU_IDLE_TOP 16
 #define SMP_CPU_WAKES_SEEN 36
@@ -80,6 +81,7 @@ bool smp_lapic_probe(void);       /* boot processor: mode and base; false if unu
 void smp_lapic_init(void);        /* executing CPU: enable, mask LVTs, spurious vector */
 u32 smp_lapic_id(void);
 void smp_lapic_eoi_now(void);
+bool smp_lapic_tsc_deadline(u32 vector); /* timer in TSC-deadline mode; false if there is none */
 void smp_lapic_ipi(u32 apic_id, u32 icr);
 void smp_mask_legacy(const struct smp_madt *m); /* 8259 PIC and I/O APIC inputs */
 

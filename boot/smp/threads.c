@@ -32,6 +32,7 @@
 #include "smp.h"
 #include "kernel.h"
 #include "wasm-rt.h"
+#include "vmx-consts.h"
 
 struct Z_cpu_instance_t;
 extern Z_kernel_instance_t hv_kernel;
@@ -118,20 +119,26 @@ void Z_cpuZ_kick(struct Z_cpu_instance_t *i, u32 target) {
 }
 
 /* cpu.wait: without the lock, until a kick since the last wait or until
- * the TSC reaches `deadline` (all ones: no deadline, HLT between kicks;
- * else PAUSE, with interrupts taken between). */
+ * the TSC reaches `deadline` (all ones: none). The processor HLTs between
+ * kicks; a deadline arms its local APIC timer in TSC-deadline mode with the
+ * kick's vector (SDM Vol. 3A 11.5.4.1), disarmed after; a processor without
+ * that mode spins in PAUSE with interrupts taken between. */
 void Z_cpuZ_wait(struct Z_cpu_instance_t *i, u64 deadline) {
     struct smp_cpu *c = me();
     if (smp_lock_on) smp_unlock();
+    if (!c->timer) c->timer = smp_lapic_tsc_deadline(SMP_KICK_VECTOR) ? 1 : 2;
+    bool halt = deadline == ~0ull || c->timer == 1;
+    if (deadline != ~0ull && c->timer == 1) wrmsr(MSR_IA32_TSC_DEADLINE, deadline);
     for (;;) {
         if (__atomic_exchange_n(&c->kicked, 0, __ATOMIC_ACQUIRE)) break;
         if (rdtsc() >= deadline) break;
-        /* STI's interrupt shadow covers the next instruction: a kick that
-         * came after the test above is taken after HLT/PAUSE begins, which
-         * it then ends. */
-        if (deadline == ~0ull) __asm__ volatile("sti; hlt; cli" ::: "memory");
+        /* STI's interrupt shadow covers the next instruction: a kick (or
+         * the timer) that came after the test above is taken after
+         * HLT/PAUSE begins, which it then ends. */
+        if (halt) __asm__ volatile("sti; hlt; cli" ::: "memory");
         else __asm__ volatile("sti; pause; cli" ::: "memory");
     }
+    if (deadline != ~0ull && c->timer == 1) wrmsr(MSR_IA32_TSC_DEADLINE, 0);
     if (smp_lock_on) smp_lock();
 }
 
