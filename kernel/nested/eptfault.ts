@@ -39,6 +39,7 @@ import * as shadowept from "./shadowept";
 import * as eptad from "./eptad";
 import * as reflect from "./reflect";
 import { Vcpu } from "../vm/vcpu";
+import * as vmcs01 from "../vm/vmcs01";
 
 // The second stage of the walk that reads L2's instruction bytes for an
 // emulated device access (vm/paging.ts): L2-physical → L1-physical through
@@ -124,6 +125,7 @@ export function handle(vcpu: Vcpu): i32 {
       return exits.stop(vcpu, config.OUTCOME_STOPPED);
     }
     vmx.vmwrite(V.EPT_POINTER, root);
+    vmcs01.controlsWritten(); // (vmcs02's: counted all the same)
   }
   reflect.countL0(vcpu);
   return exits.RESUME;

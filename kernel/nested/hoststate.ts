@@ -136,5 +136,8 @@ export function load(n: Nested): void {
   // L1 runs in IA-32e mode after the exit iff the host address-space size is 1.
   const entry01 = <u32>vmx.vmread(V.VM_ENTRY_CONTROL);
   const want = longMode ? entry01 | V.ENTRY_IA32E_MODE_GUEST : entry01 & ~V.ENTRY_IA32E_MODE_GUEST;
-  if (want != entry01) vmx.vmwrite(V.VM_ENTRY_CONTROL, want);
+  if (want != entry01) {
+    vmx.vmwrite(V.VM_ENTRY_CONTROL, want);
+    vmcs01.controlsWritten();
+  }
 }

@@ -22,6 +22,7 @@ import * as ptimer from "./ptimer";
 import * as posted from "./posted";
 import { Vcpu } from "../vm/vcpu";
 import { Nested } from "./nested";
+import * as vmcs01 from "../vm/vmcs01";
 
 // What L0 last wrote to vmcs02 for its own use is the vCPU's
 // (vcpu.nested.irqTimer, irqWindow), so that it is not written again: a
@@ -47,6 +48,7 @@ function setWindow(n: Nested, on: bool): void {
   const l1 = (<u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_INTERRUPT_WINDOW_EXITING) != 0;
   if (on) vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, p | V.PROC_INTERRUPT_WINDOW_EXITING);
   else if (!l1) vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, p & ~V.PROC_INTERRUPT_WINDOW_EXITING);
+  vmcs01.controlsWritten(); // (vmcs02's: counted all the same)
 }
 
 // Before each VM entry while L2 runs (vmcs02 current). Returns RESUME, or

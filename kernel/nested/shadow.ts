@@ -45,6 +45,7 @@ import * as caps from "./caps";
 import { FieldList, MAX } from "./fieldlist";
 import { Nested } from "./nested";
 import * as guestsync from "./guestsync";
+import * as vmcs01 from "../vm/vmcs01";
 
 // A vCPU's shadow VMCS (vcpu.nested.shadow, embedded in the Nested: no
 // field initializers run, clear() sets everything but the page). The page
@@ -185,6 +186,7 @@ export function toVmcs01(n: Nested): void {
 function shadowingControl(on: bool): void {
   const p2 = <u32>vmx.vmread(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL);
   vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, on ? p2 | V.PROC2_VMCS_SHADOWING : p2 & ~V.PROC2_VMCS_SHADOWING);
+  vmcs01.controlsWritten();
 }
 
 // vmcs01 current. The shadow VMCS becomes what L1's VMREAD/VMWRITE use.

@@ -93,6 +93,7 @@ const X2APIC_MERGE_WORDS: i32 = 5;
   cr4Mask01: u64 = 0;
   tscOffset01: u64 = 0;
   proc02: u32 = 0; // vmcs02's primary controls as merged
+  capturedAt: u32 = 0; // vmcs01.controlWrites when the fields above were read (captureVmcs01)
   // The MSR bitmap words merged at every entry (setupMsrBitmap, and
   // setupX2apicMsrs after them): offsets in the page and L0's word (for an
   // x2APIC word: the bits vmcs12's bitmap does not decide); mergeWords
@@ -125,6 +126,7 @@ const X2APIC_MERGE_WORDS: i32 = 5;
     // capture that found them unchanged would leave it clear, so that the
     // preemption timer's value were never written into the new vmcs02.
     this.proc01 = u32.MAX_VALUE; // no capture matches (interrupt-window bit is masked off)
+    this.capturedAt = 0; // (vmcs01.controlWrites starts at 1)
     this.launched = false;
     this.l1Launched = true;
     this.constantWrites = 0;
@@ -153,6 +155,9 @@ export function vmclear(n: Nested): bool {
 // Read what L2's VMCS inherits from L1's while vmcs01 is still current.
 export function captureVmcs01(n: Nested): void {
   const s = n.vmcs02;
+  // None written since the last capture (vm/vmcs01.ts controlsWritten).
+  if (s.capturedAt == vmcs01.controlWrites) return;
+  s.capturedAt = vmcs01.controlWrites;
   const pin = <u32>vmx.vmread(V.PIN_BASED_VM_EXEC_CONTROL);
   const proc = <u32>vmx.vmread(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & ~V.PROC_INTERRUPT_WINDOW_EXITING;
   const proc2 = <u32>vmx.vmread(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL);

@@ -29,6 +29,7 @@ import * as controls from "./entry-checks-controls";
 import * as shadowept from "./shadowept";
 import * as reflect from "./reflect";
 import * as vpid from "./vpid";
+import * as vmcs01 from "../vm/vmcs01";
 
 // Counted per vCPU (vcpu.nested.vmfuncSwitches: EPTP switches emulated,
 // vmfuncReflected: VMFUNC exits given to L1): statistics of the guest.
@@ -62,6 +63,7 @@ export function handle(vcpu: Vcpu): i32 {
   // vmcs02 takes the new root now: the change is synced, not stale.
   state.writeSynced(vcpu.nested, V.EPT_POINTER, eptp);
   vmx.vmwrite(V.EPT_POINTER, root);
+  vmcs01.controlsWritten(); // (vmcs02's: counted all the same)
   vpid.eptpSwitched(nested);
   nested.vmfuncSwitches++;
   events.skipInstruction();

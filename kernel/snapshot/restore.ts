@@ -267,6 +267,7 @@ function loadAll(v: Vcpu, r: Reader, kind: i32, offset: u64, now: u64): bool {
   const entry = <u32>vmx.vmread(V.VM_ENTRY_CONTROL) & ~V.ENTRY_IA32E_MODE_GUEST;
   const lma = (vmx.vmread(V.GUEST_IA32_EFER) & V.X86_EFER_LMA) != 0;
   vmx.vmwrite(V.VM_ENTRY_CONTROL, entry | (lma ? V.ENTRY_IA32E_MODE_GUEST : 0));
+  vmcs01.controlsWritten();
 
   const ev = sectionOffset(r, V.SNAP_SEC_EVENTS);
   vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, r.u32(ev + V.SNAP_EVENTS_L1_INFO));
@@ -295,6 +296,7 @@ function loadAll(v: Vcpu, r: Reader, kind: i32, offset: u64, now: u64): bool {
   // TIMERS: L1's TSC goes on from the VM's (offset); deadlines are L1's TSC
   // values, kept (KEEP_DEADLINES) or moved by the time since the snapshot.
   vmx.vmwrite(V.TSC_OFFSET, offset);
+  vmcs01.controlsWritten();
   const t = sectionOffset(r, V.SNAP_SEC_TIMERS);
   const shift = kind == GUEST_RESTORE ? now + offset - r.u64(t + V.SNAP_TIMERS_L1_TSC) : 0;
   const d = r.u64(t + V.SNAP_TIMERS_APIC_DEADLINE);

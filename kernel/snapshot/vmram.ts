@@ -11,6 +11,7 @@ import * as guestmem from "../vm/guestmem";
 import { Vm } from "../vm/vm";
 import { Vcpu } from "../vm/vcpu";
 import { RamSnapshot } from "./ram";
+import * as vmcs01 from "../vm/vmcs01";
 
 // RAM -> snapshot (only the pages written since, after the first). vcpu:
 // the running one, its vmcs01 current. False (nothing taken) when there is
@@ -31,6 +32,7 @@ export function take(vm: Vm, vcpu: Vcpu): bool {
     vm.ramSnapshot = s;
     guestmem.use(vm);
     vmx.vmwrite(V.EPT_POINTER, s.eptp());
+    vmcs01.controlsWritten();
   }
   s.take();
   return true;

@@ -229,7 +229,10 @@ export function modeChanged(vcpu: Vcpu): void {
       if ((caps.eptVpidCap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0) vmx.invept(V.INVEPT_TYPE_ALL_CONTEXT, 0);
     }
   }
-  if (want != p2) vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, want);
+  if (want != p2) {
+    vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, want);
+    vmcs01.controlsWritten();
+  }
   // (Written with the control: the bitmap that passes x2APIC MSRs through
   // is in vmcs01 only while the processor virtualizes them.)
   vmx.vmwrite(V.MSR_BITMAPS, (want & V.PROC2_VIRTUALIZE_X2APIC_MODE) != 0 ? vmcs01.msrBitmapX2 : vmcs01.msrBitmap);

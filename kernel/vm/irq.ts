@@ -19,6 +19,7 @@ import * as nesting from "./nesting";
 import * as intbus from "./intbus";
 import * as ipi from "./ipi";
 import * as apicv from "./apicv";
+import * as vmcs01 from "./vmcs01";
 
 export const SLICE: u64 = 1 << 24; // preemption-timer ticks between forced exits
 
@@ -67,6 +68,7 @@ export const SLICE: u64 = 1 << 24; // preemption-timer ticks between forced exit
     if (canPreempt()) {
       vmx.vmwrite(V.PIN_BASED_VM_EXEC_CONTROL,
         vmx.vmread(V.PIN_BASED_VM_EXEC_CONTROL) | V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER);
+      vmcs01.controlsWritten();
       this.setTimer(SLICE);
     }
     this.budgetEnd = ticks == 0 ? u64.MAX_VALUE : cpu.rdtsc() + ticks;
@@ -96,6 +98,7 @@ export const SLICE: u64 = 1 << 24; // preemption-timer ticks between forced exit
     vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, this.procBase |
       (this.windowExiting ? V.PROC_INTERRUPT_WINDOW_EXITING : 0) |
       (this.nmiWindowExiting ? V.PROC_NMI_WINDOW_EXITING : 0));
+    vmcs01.controlsWritten();
   }
 
   updateQuiet(): void {

@@ -12,6 +12,7 @@ import * as cpu from "../hw/cpu";
 import * as vmx from "../hw/vmx";
 import * as V from "../arch/vmx";
 import { Vcpu } from "./vcpu";
+import * as vmcs01 from "./vmcs01";
 
 // A vCPU's TSC state (vcpu.tsc) beyond vmcs01's offset.
 @unmanaged export class TscState {
@@ -40,6 +41,7 @@ export function read(vcpu: Vcpu, l2: bool): u64 {
 
 function move(t: TscState, delta: u64, l2: bool): void {
   vmx.vmwrite(V.TSC_OFFSET, vmx.vmread(V.TSC_OFFSET) + delta);
+  vmcs01.controlsWritten();
   if (l2) t.pendingL1 += delta;
 }
 
@@ -66,5 +68,6 @@ export function toVmcs01(vcpu: Vcpu): void {
   const t = vcpu.tsc;
   if (t.pendingL1 == 0) return;
   vmx.vmwrite(V.TSC_OFFSET, vmx.vmread(V.TSC_OFFSET) + t.pendingL1);
+  vmcs01.controlsWritten();
   t.pendingL1 = 0;
 }

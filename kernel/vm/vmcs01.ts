@@ -176,6 +176,18 @@ const AR_DATA32: u32 = 0xc093; // G, D/B, P, S, type 3 (read/write, accessed)
 const AR_TSS32_BUSY: u32 = 0x008b; // P, type 11
 const AR_UNUSABLE: u32 = 0x10000;
 
+// L0's writes of vmcs01's controls — the fields nested/vmcs02.ts
+// captureVmcs01 inherits into vmcs02: pin-based, primary and secondary
+// processor-based, VM-exit and VM-entry controls, EPT pointer, CR0/CR4
+// guest/host masks, TSC offset — are counted, so that a nested VM entry
+// reads them again only after one (nine VMREADs, ~115 ticks, otherwise).
+// Every writer of those fields calls controlsWritten(), also where the
+// current VMCS may be vmcs02 (a count too many costs one re-read).
+export let controlWrites: u32 = 1; // machine-wide: a change counter (a write to any vCPU's vmcs01 makes every vCPU re-read its own)
+@inline export function controlsWritten(): void {
+  controlWrites++;
+}
+
 // Real mode after INIT and a start-up IPI (SDM Vol. 3A 9.1.1 Table 9-1,
 // 9.4 / 11.4.4 MP initialization): CS = vector << 8 with base vector << 12,
 // IP 0, every limit FFFFH; the guest runs unrestricted (26.3.1.2 allows
@@ -202,6 +214,7 @@ export function realModeAt(vector: u32): void {
   vmx.vmwrite(V.GUEST_DR7, 0x400);
   entryRegisters(0);
   vmx.vmwrite(V.VM_ENTRY_CONTROL, vmx.vmread(V.VM_ENTRY_CONTROL) & ~(<u64>V.ENTRY_IA32E_MODE_GUEST));
+  controlsWritten();
   vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, 0);
 }
 
@@ -344,6 +357,7 @@ export function create(vcpu: Vcpu, eptp: u64, eip: u32, wantVpid: bool): bool {
   const cr0Shadow: u64 = V.X86_CR0_PE | V.X86_CR0_ET;
   vmx.vmwrite(V.CR0_GUEST_HOST_MASK, cr0Mask);
   vmx.vmwrite(V.CR4_GUEST_HOST_MASK, cr4Mask);
+  controlsWritten();
   vmx.vmwrite(V.CR0_READ_SHADOW, cr0Shadow);
   vmx.vmwrite(V.CR4_READ_SHADOW, 0);
   vmx.vmwrite(V.GUEST_CR0, realCr0(cr0Shadow));
