@@ -108,6 +108,7 @@ function crashNow(kind: i32): void {
 export { pages_alloc, pages_free, pages_count, pages_rangeStart, pages_rangeEnd, boot_parse, pages_init } from "./testhooks";
 export * from "./hooks/loader";
 export * from "./hooks/devices";
+export * from "./hooks/smp";
 export * from "./hooks/snapshot";
 export * from "./hooks/entry";
 export * from "./hooks/ept";
