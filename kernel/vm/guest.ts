@@ -433,15 +433,8 @@ function report(vcpu: Vcpu, g: i32): bool {
 // A guest with several vCPUs: each one's exits, how it ended, and how
 // often the processor changed hands.
 function reportVcpus(vm: Vm): void {
-  print.str("hv: vcpus: ");
-  print.dec(vm.vcpuCount);
-  if (vm.queueCount > 1) {
-    print.str(" on ");
-    print.dec(vm.queueCount);
-    print.str(" processors, ");
-  } else {
-    print.str(" sharing one processor, ");
-  }
+  printPlacement(vm);
+  print.str(", ");
   print.dec(vm.switches);
   print.str(" switches");
   print.nl();
@@ -498,13 +491,22 @@ function startThreads(vm: Vm): bool {
     rq.stack = stack;
     vm.threadsLive++;
   }
-  print.str("hv: vcpus: ");
-  print.dec(vm.vcpuCount);
-  print.str(" on ");
-  print.dec(vm.queueCount);
-  print.str(" processors");
+  printPlacement(vm);
   print.nl();
   return true;
+}
+
+// "hv: vcpus: N on P processors" or "... sharing one processor" (no newline).
+function printPlacement(vm: Vm): void {
+  print.str("hv: vcpus: ");
+  print.dec(vm.vcpuCount);
+  if (vm.queueCount > 1) {
+    print.str(" on ");
+    print.dec(vm.queueCount);
+    print.str(" processors");
+  } else {
+    print.str(" sharing one processor");
+  }
 }
 
 // The guest has ended (or could not start): every other thread stops at
