@@ -32,6 +32,7 @@ import * as shadow from "./shadow";
 import * as evmcs from "./evmcs";
 import * as l2halt from "./l2halt";
 import * as launch from "./launch";
+import * as events from "../vm/events";
 
 // launch.ts calls entered() through this reference, which install.ts
 // assigns (at module start the function's globals are not declared yet):
@@ -94,6 +95,7 @@ export function signalExit(vcpu: Vcpu, reason: u32, qualification: u64): i32 {
     ec = vmx.vmread(V.VM_ENTRY_EXCEPTION_ERROR_CODE);
     len = vmx.vmread(V.VM_ENTRY_INSTRUCTION_LENGTH);
     vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, 0);
+    events.entryEventWritten();
   }
   const r = reflect.reflectSynthetic(vcpu, reason, qualification, 0);
   if (!pending || r != exits.RESUME) return r;

@@ -25,6 +25,7 @@ import * as ptimer from "./ptimer";
 import * as guestmem from "../vm/guestmem";
 import * as tsc from "../vm/tsc";
 import { Nested } from "./nested";
+import * as events from "../vm/events";
 
 // A vCPU's L2 statistics (vcpu.nested.counts, embedded in the Nested:
 // BYTES long, the counts by reason after the fields; the guest's report
@@ -216,6 +217,14 @@ function loadExitList(vcpu: Vcpu, push: bool): i32 {
   return exits.RESUME;
 }
 
+// vmcs02's VM-entry event fields hold vmcs12's values unless L0 wrote its
+// own since the last merge (vm/events.ts entryEventWritten: a reinjection
+// at an L2 exit, an event L0 injected into L2): then the next merge writes
+// vmcs12's again (state.ts markEventStale).
+@inline function eventsStale(n: Nested): void {
+  if (n.vmcs02.eventsAt != events.entryEventWrites) state.markEventStale(n);
+}
+
 // Switch from vmcs02 (current) to vmcs01 with L1 in its host state.
 function toL1(vcpu: Vcpu): i32 {
   const n = vcpu.nested;
@@ -269,7 +278,7 @@ export function reflectAs(vcpu: Vcpu, reason: u32, qualification: u64): i32 {
     (<u32>state.get(n, V.VM_EXIT_INSTRUCTION_INFO) & V.INSN_INFO_REG_OPERAND) != 0) {
     state.write(n, V.EXIT_QUALIFICATION, 0);
   }
-  state.markEventStale(n);
+  eventsStale(n);
   return toL1(vcpu);
 }
 
@@ -291,6 +300,7 @@ export function injectedException(vcpu: Vcpu, r: i32, cr2: u64): i32 {
   const lin = vcpu.cr2();
   vcpu.setCr2(cr2);
   vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, 0);
+  events.entryEventWritten();
   state.write(vcpu.nested, V.VM_EXIT_INTERRUPTION_ERROR_CODE, ec);
   return reflectSynthetic(vcpu, V.EXIT_REASON_EXCEPTION_NMI, vector == 14 ? lin : 0, info);
 }
@@ -302,7 +312,7 @@ export function reflectSynthetic(vcpu: Vcpu, reason: u32, qualification: u64, in
   n.counts.countReflected(reason & 0xffff);
   if ((reason & V.EXIT_REASON_FLAG_ENTRY_FAILURE) == 0) {
     syncGuestState(vcpu);
-    state.markEventStale(n);
+    eventsStale(n);
   }
   state.write(n, V.VM_EXIT_REASON, reason);
   state.write(n, V.EXIT_QUALIFICATION, qualification);

@@ -41,6 +41,7 @@ import * as l1caps from "./caps";
 import * as tsc from "../vm/tsc";
 import { Vcpu } from "../vm/vcpu";
 import { Nested } from "./nested";
+import * as events from "../vm/events";
 
 export const L2_VPID: u32 = 2;
 
@@ -94,6 +95,7 @@ const X2APIC_MERGE_WORDS: i32 = 5;
   tscOffset01: u64 = 0;
   proc02: u32 = 0; // vmcs02's primary controls as merged
   capturedAt: u32 = 0; // vmcs01.controlWrites when the fields above were read (captureVmcs01)
+  eventsAt: u32 = 0; // events.entryEventWrites when the merge left vmcs12's event fields in vmcs02
   // The MSR bitmap words merged at every entry (setupMsrBitmap, and
   // setupX2apicMsrs after them): offsets in the page and L0's word (for an
   // x2APIC word: the bits vmcs12's bitmap does not decide); mergeWords
@@ -127,6 +129,7 @@ const X2APIC_MERGE_WORDS: i32 = 5;
     // preemption timer's value were never written into the new vmcs02.
     this.proc01 = u32.MAX_VALUE; // no capture matches (interrupt-window bit is masked off)
     this.capturedAt = 0; // (vmcs01.controlWrites starts at 1)
+    this.eventsAt = 0; // (events.entryEventWrites starts at 1)
     this.launched = false;
     this.l1Launched = true;
     this.constantWrites = 0;
@@ -354,6 +357,8 @@ export function merge(vcpu: Vcpu, l1Efer: u64, l1Pat: u64, l1Dr7: u64, l1Debugct
   // L1's APIC timer deadline (l2irq.ts).
   if ((f & F_TIMER) != 0) vmx.vmwrite(V.VMX_PREEMPTION_TIMER_VALUE, irq.SLICE);
   n.changes = state.merged(changes);
+  // vmcs02's event fields are vmcs12's now (written, or not stale).
+  s.eventsAt = events.entryEventWrites;
   return true;
 }
 

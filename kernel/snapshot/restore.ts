@@ -51,6 +51,7 @@ import { validate } from "./validate";
 import { sectionOffset } from "./find";
 import { VMCS01_LIST, vmcs01Mask } from "./save";
 import * as ram from "./vmram";
+import * as events from "../vm/events";
 
 const NONE: u64 = u64.MAX_VALUE;
 
@@ -273,6 +274,7 @@ function loadAll(v: Vcpu, r: Reader, kind: i32, offset: u64, now: u64): bool {
   vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, r.u32(ev + V.SNAP_EVENTS_L1_INFO));
   vmx.vmwrite(V.VM_ENTRY_EXCEPTION_ERROR_CODE, r.u32(ev + V.SNAP_EVENTS_L1_ERROR));
   vmx.vmwrite(V.VM_ENTRY_INSTRUCTION_LENGTH, r.u32(ev + V.SNAP_EVENTS_L1_LENGTH));
+  events.entryEventWritten();
   // The NMI the vCPU had taken waits for L1 again (vm/irq.ts deliver).
   if (r.u32(ev + V.SNAP_EVENTS_NMI_PENDING) != 0) irq.pendNmi(v);
 
@@ -377,5 +379,6 @@ function restoreNested(v: Vcpu, r: Reader, shift: u64, offset: u64): bool {
   vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, r.u32(ev + V.SNAP_EVENTS_L2_INFO));
   vmx.vmwrite(V.VM_ENTRY_EXCEPTION_ERROR_CODE, r.u32(ev + V.SNAP_EVENTS_L2_ERROR));
   vmx.vmwrite(V.VM_ENTRY_INSTRUCTION_LENGTH, r.u32(ev + V.SNAP_EVENTS_L2_LENGTH));
+  events.entryEventWritten();
   return true;
 }

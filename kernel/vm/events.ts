@@ -11,6 +11,19 @@ export const VEC_SS: u32 = 12;
 export const VEC_GP: u32 = 13;
 export const VEC_PF: u32 = 14;
 
+// L0's writes of the VM-entry event fields (interruption information,
+// exception error code, instruction length) of whatever VMCS is current,
+// counted: vmcs02's hold vmcs12's values after a nested entry's merge until
+// L0 writes its own there (an L2 exit's reinjection, an event L0 injects
+// into L2), and a reflected exit makes the next merge write them again
+// only after such a write (nested/reflect.ts, nested/vmcs02.ts eventsAt).
+// Every writer of those fields calls entryEventWritten() (a write into
+// vmcs01 counted as well only costs one such rewrite).
+export let entryEventWrites: u32 = 1; // machine-wide: a change counter (any VMCS: a count too many costs one rewrite)
+@inline export function entryEventWritten(): void {
+  entryEventWrites++;
+}
+
 // Inject hardware exception `vector` at the next VM entry (26.6), with an
 // error code when hasError. The faulting instruction is not completed.
 export function injectException(vector: u32, hasError: bool, error: u32): void {
@@ -20,6 +33,7 @@ export function injectException(vector: u32, hasError: bool, error: u32): void {
     vmx.vmwrite(V.VM_ENTRY_EXCEPTION_ERROR_CODE, error);
   }
   vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, info);
+  entryEventWritten();
 }
 
 // An event is being delivered to a guest that may be halted (HLT activity
@@ -32,6 +46,7 @@ export function wakeForEvent(): void {
 // An NMI (type 2, vector 2; 26.6.1.1: the vector of an NMI must be 2).
 export function injectNmi(): void {
   vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, V.INTR_INFO_VALID | (V.INTR_TYPE_NMI << V.INTR_INFO_TYPE_SHIFT) | 2);
+  entryEventWritten();
 }
 
 export function injectGP(): void {
@@ -60,6 +75,7 @@ export function injectPF(vcpu: Vcpu, lin: u64, error: u32): void {
 // Inject external interrupt `vector` (the guest must be able to take it).
 export function injectInterrupt(vector: u32): void {
   vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, V.INTR_INFO_VALID | vector);
+  entryEventWritten();
 }
 
 // Complete an emulated instruction of `len` bytes: move RIP past it, and
@@ -94,6 +110,7 @@ export function reinjectVectoring(): void {
   // length again (26.6.1.3).
   if (type >= 4) vmx.vmwrite(V.VM_ENTRY_INSTRUCTION_LENGTH, vmx.vmread(V.VM_EXIT_INSTRUCTION_LENGTH));
   vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, info & ~V.INTR_INFO_NMI_UNBLOCKING_IRET);
+  entryEventWritten();
 }
 
 // Guest CPL: the DPL of SS (SDM Vol. 3A 5.5: CPL = SS.DPL outside real mode).

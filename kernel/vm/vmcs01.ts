@@ -15,6 +15,7 @@ import { Vcpu } from "./vcpu";
 import * as V from "../arch/vmx";
 import * as apicv from "./apicv";
 import * as lapic from "../apic/lapic";
+import * as events from "./events";
 
 // The bitmaps (allocated once): their contents do not depend on the guest
 // (every port exits; the same MSRs pass through for all).
@@ -216,6 +217,7 @@ export function realModeAt(vector: u32): void {
   vmx.vmwrite(V.VM_ENTRY_CONTROL, vmx.vmread(V.VM_ENTRY_CONTROL) & ~(<u64>V.ENTRY_IA32E_MODE_GUEST));
   controlsWritten();
   vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, 0);
+  events.entryEventWritten();
 }
 
 export function segment(sel: u32, base: u32, limit: u32, ar: u32, sf: u32): void {
@@ -331,6 +333,7 @@ export function create(vcpu: Vcpu, eptp: u64, eip: u32, wantVpid: bool): bool {
   vmx.vmwrite(V.VM_EXIT_MSR_LOAD_COUNT, 0);
   vmx.vmwrite(V.VM_ENTRY_MSR_LOAD_COUNT, 0);
   vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, 0);
+  events.entryEventWritten();
   vmx.vmwrite(V.IO_BITMAP_A, ioBitmapA);
   vmx.vmwrite(V.IO_BITMAP_B, ioBitmapB);
   vmx.vmwrite(V.MSR_BITMAPS, msrBitmap);
