@@ -223,7 +223,7 @@ function runOne<L2>(g: i32, l2: L2): bool {
   }
   print.nl();
 
-  // Several vCPUs share this processor (sched.ts); what cannot handle them
+  // Several vCPUs (sched.ts, runqueue.ts); what cannot handle them
   // yet is refused rather than run wrong: a snapshot holds one vCPU
   // (snapshot=, ramsnap=, whose shadow-EPT link is vCPU 0's), and a
   // migration moves only the running vCPU's VMCSs (migrate=).

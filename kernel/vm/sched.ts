@@ -1,13 +1,15 @@
-// The vCPUs of a vcpus=N guest share the processor the guest runs on
-// (issue 12 item 5, first step; docs/guest-interface.md "Several vCPUs"):
-// one vCPU runs at a time, the others wait with their VMCS active on the
+// The vCPUs of one run queue share its processor (vm/runqueue.ts: with
+// spread=on one queue per processor, vCPU i in queue i mod P; with
+// spread=off or one processor every vCPU of the guest in one; docs/
+// guest-interface.md "Several vCPUs"). Each queue's processor runs this on
+// its own kernel thread: one vCPU runs at a time, the others wait with their VMCS active on the
 // same processor (SDM Vol. 3C 25.11.1: a processor may keep several VMCSs
 // active; VMPTRLD makes one current, and the launch state stays in each).
 // The processor changes hands, at an exit of the running vCPU, when
 //   - it halts (HLT, handleHlt: registered for such guests only) or waits
 //     for SIPI (INIT from another vCPU),
 //   - an IPI or an I/O APIC message makes another vCPU runnable (a halted
-//     one woken, one started by SIPI: vm.wake, set by ipi.ts),
+//     one woken, one started by SIPI: the queue's wake, set by ipi.ts),
 //   - its time slice is over: irq.SLICE ticks of the VMX-preemption timer
 //     (the timer irq.ts always runs, which brings an exit at least that
 //     often, so a vCPU that never exits still gives the processor up),
@@ -15,9 +17,10 @@
 //     counts at the TSC rate divided by 2^IA32_VMX_MISC[4:0], 26.5.1; on
 //     Bochs 2^0: 16.8 million ticks).
 // A halted vCPU's APIC timer ends the running one's slice early (seen at
-// its first exit after the deadline). When every vCPU sleeps, the
-// processor waits for the earliest APIC timer among them (nothing else can
-// wake one: the others cannot run); none armed is "halted forever".
+// its first exit after the deadline). When every vCPU of the queue sleeps,
+// the processor waits (cpu.wait, without the kernel's lock) for the
+// earliest APIC timer among them or for another processor's message
+// (ipi.post); none armed on any queue is "halted forever".
 // This is called from the exit loop's out-of-line periodic work
 // (guest.ts periodicWork, for guests with several vCPUs only), so a
 // one-vCPU guest's exit path is what it was.
