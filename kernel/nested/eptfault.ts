@@ -124,8 +124,7 @@ export function handle(vcpu: Vcpu): i32 {
       print.say("nested: out of memory for shadow EPT tables");
       return exits.stop(vcpu, config.OUTCOME_STOPPED);
     }
-    vmx.vmwrite(V.EPT_POINTER, root);
-    vmcs01.controlsWritten(); // (vmcs02's: counted all the same)
+    vmcs01.writeControl(V.EPT_POINTER, root);
   }
   reflect.countL0(vcpu);
   return exits.RESUME;

@@ -137,7 +137,6 @@ export function load(n: Nested): void {
   const entry01 = <u32>vmx.vmread(V.VM_ENTRY_CONTROL);
   const want = longMode ? entry01 | V.ENTRY_IA32E_MODE_GUEST : entry01 & ~V.ENTRY_IA32E_MODE_GUEST;
   if (want != entry01) {
-    vmx.vmwrite(V.VM_ENTRY_CONTROL, want);
-    vmcs01.controlsWritten();
+    vmcs01.writeControl(V.VM_ENTRY_CONTROL, want);
   }
 }

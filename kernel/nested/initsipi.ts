@@ -94,8 +94,7 @@ export function signalExit(vcpu: Vcpu, reason: u32, qualification: u64): i32 {
   if (pending) {
     ec = vmx.vmread(V.VM_ENTRY_EXCEPTION_ERROR_CODE);
     len = vmx.vmread(V.VM_ENTRY_INSTRUCTION_LENGTH);
-    vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, 0);
-    events.entryEventWritten();
+    events.writeEntryEvent(V.VM_ENTRY_INTERRUPTION_INFO, 0);
   }
   const r = reflect.reflectSynthetic(vcpu, reason, qualification, 0);
   if (!pending || r != exits.RESUME) return r;

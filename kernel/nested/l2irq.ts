@@ -46,9 +46,8 @@ function setWindow(n: Nested, on: bool): void {
   n.irqWindow = on;
   const p = <u32>vmx.vmread(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL);
   const l1 = (<u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_INTERRUPT_WINDOW_EXITING) != 0;
-  if (on) vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, p | V.PROC_INTERRUPT_WINDOW_EXITING);
-  else if (!l1) vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, p & ~V.PROC_INTERRUPT_WINDOW_EXITING);
-  vmcs01.controlsWritten(); // (vmcs02's: counted all the same)
+  if (on) vmcs01.writeControl(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, p | V.PROC_INTERRUPT_WINDOW_EXITING); // (vmcs02's: counted all the same)
+  else if (!l1) vmcs01.writeControl(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, p & ~V.PROC_INTERRUPT_WINDOW_EXITING);
 }
 
 // Before each VM entry while L2 runs (vmcs02 current). Returns RESUME, or

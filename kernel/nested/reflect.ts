@@ -299,8 +299,7 @@ export function injectedException(vcpu: Vcpu, r: i32, cr2: u64): i32 {
   if (!decide.exceptionBitmapWants(vcpu.nested, vector, ec)) return r;
   const lin = vcpu.cr2();
   vcpu.setCr2(cr2);
-  vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, 0);
-  events.entryEventWritten();
+  events.writeEntryEvent(V.VM_ENTRY_INTERRUPTION_INFO, 0);
   state.write(vcpu.nested, V.VM_EXIT_INTERRUPTION_ERROR_CODE, ec);
   return reflectSynthetic(vcpu, V.EXIT_REASON_EXCEPTION_NMI, vector == 14 ? lin : 0, info);
 }

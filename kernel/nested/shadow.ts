@@ -185,8 +185,7 @@ export function toVmcs01(n: Nested): void {
 // a copy of the controls taken earlier would undo that).
 function shadowingControl(on: bool): void {
   const p2 = <u32>vmx.vmread(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL);
-  vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, on ? p2 | V.PROC2_VMCS_SHADOWING : p2 & ~V.PROC2_VMCS_SHADOWING);
-  vmcs01.controlsWritten();
+  vmcs01.writeControl(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, on ? p2 | V.PROC2_VMCS_SHADOWING : p2 & ~V.PROC2_VMCS_SHADOWING);
 }
 
 // vmcs01 current. The shadow VMCS becomes what L1's VMREAD/VMWRITE use.

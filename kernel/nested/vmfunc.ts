@@ -62,8 +62,7 @@ export function handle(vcpu: Vcpu): i32 {
   }
   // vmcs02 takes the new root now: the change is synced, not stale.
   state.writeSynced(vcpu.nested, V.EPT_POINTER, eptp);
-  vmx.vmwrite(V.EPT_POINTER, root);
-  vmcs01.controlsWritten(); // (vmcs02's: counted all the same)
+  vmcs01.writeControl(V.EPT_POINTER, root);
   vpid.eptpSwitched(nested);
   nested.vmfuncSwitches++;
   events.skipInstruction();

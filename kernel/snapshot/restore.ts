@@ -205,7 +205,7 @@ export function restore(old: Vcpu, blob: usize, len: u64, kind: i32, toCpu: i32,
 // at the exit to L1), the APIC timer and L1's preemption timer for L2 move
 // on by that much. The current VMCS is the one the vCPU runs next.
 function resumeClock(v: Vcpu, ticks: u64): void {
-  vmx.vmwrite(V.TSC_OFFSET, vmx.vmread(V.TSC_OFFSET) - ticks);
+  vmcs01.writeControl(V.TSC_OFFSET, vmx.vmread(V.TSC_OFFSET) - ticks);
   v.apic.pause(ticks);
   const n = v.nested;
   if (!n.inL2) return;
@@ -267,14 +267,12 @@ function loadAll(v: Vcpu, r: Reader, kind: i32, offset: u64, now: u64): bool {
   vmx.writefields(changetype<usize>(VMCS01_LIST), V.SNAP_VMCS01_FIELD_COUNT, r.at(sectionOffset(r, V.SNAP_SEC_VMCS01)), vmcs01Mask());
   const entry = <u32>vmx.vmread(V.VM_ENTRY_CONTROL) & ~V.ENTRY_IA32E_MODE_GUEST;
   const lma = (vmx.vmread(V.GUEST_IA32_EFER) & V.X86_EFER_LMA) != 0;
-  vmx.vmwrite(V.VM_ENTRY_CONTROL, entry | (lma ? V.ENTRY_IA32E_MODE_GUEST : 0));
-  vmcs01.controlsWritten();
+  vmcs01.writeControl(V.VM_ENTRY_CONTROL, entry | (lma ? V.ENTRY_IA32E_MODE_GUEST : 0));
 
   const ev = sectionOffset(r, V.SNAP_SEC_EVENTS);
-  vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, r.u32(ev + V.SNAP_EVENTS_L1_INFO));
-  vmx.vmwrite(V.VM_ENTRY_EXCEPTION_ERROR_CODE, r.u32(ev + V.SNAP_EVENTS_L1_ERROR));
-  vmx.vmwrite(V.VM_ENTRY_INSTRUCTION_LENGTH, r.u32(ev + V.SNAP_EVENTS_L1_LENGTH));
-  events.entryEventWritten();
+  events.writeEntryEvent(V.VM_ENTRY_INTERRUPTION_INFO, r.u32(ev + V.SNAP_EVENTS_L1_INFO));
+  events.writeEntryEvent(V.VM_ENTRY_EXCEPTION_ERROR_CODE, r.u32(ev + V.SNAP_EVENTS_L1_ERROR));
+  events.writeEntryEvent(V.VM_ENTRY_INSTRUCTION_LENGTH, r.u32(ev + V.SNAP_EVENTS_L1_LENGTH));
   // The NMI the vCPU had taken waits for L1 again (vm/irq.ts deliver).
   if (r.u32(ev + V.SNAP_EVENTS_NMI_PENDING) != 0) irq.pendNmi(v);
 
@@ -297,8 +295,7 @@ function loadAll(v: Vcpu, r: Reader, kind: i32, offset: u64, now: u64): bool {
 
   // TIMERS: L1's TSC goes on from the VM's (offset); deadlines are L1's TSC
   // values, kept (KEEP_DEADLINES) or moved by the time since the snapshot.
-  vmx.vmwrite(V.TSC_OFFSET, offset);
-  vmcs01.controlsWritten();
+  vmcs01.writeControl(V.TSC_OFFSET, offset);
   const t = sectionOffset(r, V.SNAP_SEC_TIMERS);
   const shift = kind == GUEST_RESTORE ? now + offset - r.u64(t + V.SNAP_TIMERS_L1_TSC) : 0;
   const d = r.u64(t + V.SNAP_TIMERS_APIC_DEADLINE);
@@ -376,9 +373,8 @@ function restoreNested(v: Vcpu, r: Reader, shift: u64, offset: u64): bool {
   vmx.vmwrite(V.GUEST_DR7, r.u64(off + V.SNAP_NESTED_L2_DR7));
   vmx.vmwrite(V.GUEST_IA32_DEBUGCTL, r.u64(off + V.SNAP_NESTED_L2_DEBUGCTL));
   const ev = sectionOffset(r, V.SNAP_SEC_EVENTS);
-  vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, r.u32(ev + V.SNAP_EVENTS_L2_INFO));
-  vmx.vmwrite(V.VM_ENTRY_EXCEPTION_ERROR_CODE, r.u32(ev + V.SNAP_EVENTS_L2_ERROR));
-  vmx.vmwrite(V.VM_ENTRY_INSTRUCTION_LENGTH, r.u32(ev + V.SNAP_EVENTS_L2_LENGTH));
-  events.entryEventWritten();
+  events.writeEntryEvent(V.VM_ENTRY_INTERRUPTION_INFO, r.u32(ev + V.SNAP_EVENTS_L2_INFO));
+  events.writeEntryEvent(V.VM_ENTRY_EXCEPTION_ERROR_CODE, r.u32(ev + V.SNAP_EVENTS_L2_ERROR));
+  events.writeEntryEvent(V.VM_ENTRY_INSTRUCTION_LENGTH, r.u32(ev + V.SNAP_EVENTS_L2_LENGTH));
   return true;
 }

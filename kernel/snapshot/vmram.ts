@@ -31,8 +31,7 @@ export function take(vm: Vm, vcpu: Vcpu): bool {
     s.shadow = vcpu.nested.shadowEpt;
     vm.ramSnapshot = s;
     guestmem.use(vm);
-    vmx.vmwrite(V.EPT_POINTER, s.eptp());
-    vmcs01.controlsWritten();
+    vmcs01.writeControl(V.EPT_POINTER, s.eptp());
   }
   s.take();
   return true;

@@ -230,8 +230,7 @@ export function modeChanged(vcpu: Vcpu): void {
     }
   }
   if (want != p2) {
-    vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, want);
-    vmcs01.controlsWritten();
+    vmcs01.writeControl(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, want);
   }
   // (Written with the control: the bitmap that passes x2APIC MSRs through
   // is in vmcs01 only while the processor virtualizes them.)

@@ -17,10 +17,11 @@ export const VEC_PF: u32 = 14;
 // L0 writes its own there (an L2 exit's reinjection, an event L0 injects
 // into L2), and a reflected exit makes the next merge write them again
 // only after such a write (nested/reflect.ts, nested/vmcs02.ts eventsAt).
-// Every writer of those fields calls entryEventWritten() (a write into
-// vmcs01 counted as well only costs one such rewrite).
+// Every write of those fields goes through writeEntryEvent (one into
+// vmcs01, counted as well, only costs one such rewrite).
 export let entryEventWrites: u32 = 1; // machine-wide: a change counter (any VMCS: a count too many costs one rewrite)
-@inline export function entryEventWritten(): void {
+@inline export function writeEntryEvent(enc: u32, v: u64): void {
+  vmx.vmwrite(enc, v);
   entryEventWrites++;
 }
 
@@ -30,10 +31,9 @@ export function injectException(vector: u32, hasError: bool, error: u32): void {
   let info = V.INTR_INFO_VALID | (3 << V.INTR_INFO_TYPE_SHIFT) | vector;
   if (hasError) {
     info |= V.INTR_INFO_DELIVER_ERROR_CODE;
-    vmx.vmwrite(V.VM_ENTRY_EXCEPTION_ERROR_CODE, error);
+    writeEntryEvent(V.VM_ENTRY_EXCEPTION_ERROR_CODE, error);
   }
-  vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, info);
-  entryEventWritten();
+  writeEntryEvent(V.VM_ENTRY_INTERRUPTION_INFO, info);
 }
 
 // An event is being delivered to a guest that may be halted (HLT activity
@@ -45,8 +45,7 @@ export function wakeForEvent(): void {
 
 // An NMI (type 2, vector 2; 26.6.1.1: the vector of an NMI must be 2).
 export function injectNmi(): void {
-  vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, V.INTR_INFO_VALID | (V.INTR_TYPE_NMI << V.INTR_INFO_TYPE_SHIFT) | 2);
-  entryEventWritten();
+  writeEntryEvent(V.VM_ENTRY_INTERRUPTION_INFO, V.INTR_INFO_VALID | (V.INTR_TYPE_NMI << V.INTR_INFO_TYPE_SHIFT) | 2);
 }
 
 export function injectGP(): void {
@@ -74,8 +73,7 @@ export function injectPF(vcpu: Vcpu, lin: u64, error: u32): void {
 
 // Inject external interrupt `vector` (the guest must be able to take it).
 export function injectInterrupt(vector: u32): void {
-  vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, V.INTR_INFO_VALID | vector);
-  entryEventWritten();
+  writeEntryEvent(V.VM_ENTRY_INTERRUPTION_INFO, V.INTR_INFO_VALID | vector);
 }
 
 // Complete an emulated instruction of `len` bytes: move RIP past it, and
@@ -105,12 +103,11 @@ export function reinjectVectoring(): void {
   if ((info & V.INTR_INFO_VALID) == 0) return;
   const type = (info & V.INTR_INFO_TYPE_MASK) >> V.INTR_INFO_TYPE_SHIFT;
   if ((info & V.INTR_INFO_DELIVER_ERROR_CODE) != 0)
-    vmx.vmwrite(V.VM_ENTRY_EXCEPTION_ERROR_CODE, vmx.vmread(V.IDT_VECTORING_ERROR_CODE));
+    writeEntryEvent(V.VM_ENTRY_EXCEPTION_ERROR_CODE, vmx.vmread(V.IDT_VECTORING_ERROR_CODE));
   // Software interrupts and exceptions (types 4-6) need their instruction
   // length again (26.6.1.3).
-  if (type >= 4) vmx.vmwrite(V.VM_ENTRY_INSTRUCTION_LENGTH, vmx.vmread(V.VM_EXIT_INSTRUCTION_LENGTH));
-  vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, info & ~V.INTR_INFO_NMI_UNBLOCKING_IRET);
-  entryEventWritten();
+  if (type >= 4) writeEntryEvent(V.VM_ENTRY_INSTRUCTION_LENGTH, vmx.vmread(V.VM_EXIT_INSTRUCTION_LENGTH));
+  writeEntryEvent(V.VM_ENTRY_INTERRUPTION_INFO, info & ~V.INTR_INFO_NMI_UNBLOCKING_IRET);
 }
 
 // Guest CPL: the DPL of SS (SDM Vol. 3A 5.5: CPL = SS.DPL outside real mode).

@@ -66,9 +66,8 @@ export const SLICE: u64 = 1 << 24; // preemption-timer ticks between forced exit
     this.timerValue = 0;
     this.quiet = false;
     if (canPreempt()) {
-      vmx.vmwrite(V.PIN_BASED_VM_EXEC_CONTROL,
+      vmcs01.writeControl(V.PIN_BASED_VM_EXEC_CONTROL,
         vmx.vmread(V.PIN_BASED_VM_EXEC_CONTROL) | V.PIN_ACTIVATE_VMX_PREEMPTION_TIMER);
-      vmcs01.controlsWritten();
       this.setTimer(SLICE);
     }
     this.budgetEnd = ticks == 0 ? u64.MAX_VALUE : cpu.rdtsc() + ticks;
@@ -95,10 +94,9 @@ export const SLICE: u64 = 1 << 24; // preemption-timer ticks between forced exit
   }
 
   private writeProc(): void {
-    vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, this.procBase |
+    vmcs01.writeControl(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, this.procBase |
       (this.windowExiting ? V.PROC_INTERRUPT_WINDOW_EXITING : 0) |
       (this.nmiWindowExiting ? V.PROC_NMI_WINDOW_EXITING : 0));
-    vmcs01.controlsWritten();
   }
 
   updateQuiet(): void {

@@ -40,8 +40,7 @@ export function read(vcpu: Vcpu, l2: bool): u64 {
 }
 
 function move(t: TscState, delta: u64, l2: bool): void {
-  vmx.vmwrite(V.TSC_OFFSET, vmx.vmread(V.TSC_OFFSET) + delta);
-  vmcs01.controlsWritten();
+  vmcs01.writeControl(V.TSC_OFFSET, vmx.vmread(V.TSC_OFFSET) + delta);
   if (l2) t.pendingL1 += delta;
 }
 
@@ -67,7 +66,6 @@ export function writeAdjust(vcpu: Vcpu, v: u64, l2: bool): void {
 export function toVmcs01(vcpu: Vcpu): void {
   const t = vcpu.tsc;
   if (t.pendingL1 == 0) return;
-  vmx.vmwrite(V.TSC_OFFSET, vmx.vmread(V.TSC_OFFSET) + t.pendingL1);
-  vmcs01.controlsWritten();
+  vmcs01.writeControl(V.TSC_OFFSET, vmx.vmread(V.TSC_OFFSET) + t.pendingL1);
   t.pendingL1 = 0;
 }

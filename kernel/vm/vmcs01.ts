@@ -182,10 +182,11 @@ const AR_UNUSABLE: u32 = 0x10000;
 // processor-based, VM-exit and VM-entry controls, EPT pointer, CR0/CR4
 // guest/host masks, TSC offset — are counted, so that a nested VM entry
 // reads them again only after one (nine VMREADs, ~115 ticks, otherwise).
-// Every writer of those fields calls controlsWritten(), also where the
+// Every write of those fields goes through writeControl, also where the
 // current VMCS may be vmcs02 (a count too many costs one re-read).
 export let controlWrites: u32 = 1; // machine-wide: a change counter (a write to any vCPU's vmcs01 makes every vCPU re-read its own)
-@inline export function controlsWritten(): void {
+@inline export function writeControl(enc: u32, v: u64): void {
+  vmx.vmwrite(enc, v);
   controlWrites++;
 }
 
@@ -214,10 +215,8 @@ export function realModeAt(vector: u32): void {
   vmx.vmwrite(V.GUEST_CR3, 0);
   vmx.vmwrite(V.GUEST_DR7, 0x400);
   entryRegisters(0);
-  vmx.vmwrite(V.VM_ENTRY_CONTROL, vmx.vmread(V.VM_ENTRY_CONTROL) & ~(<u64>V.ENTRY_IA32E_MODE_GUEST));
-  controlsWritten();
-  vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, 0);
-  events.entryEventWritten();
+  writeControl(V.VM_ENTRY_CONTROL, vmx.vmread(V.VM_ENTRY_CONTROL) & ~(<u64>V.ENTRY_IA32E_MODE_GUEST));
+  events.writeEntryEvent(V.VM_ENTRY_INTERRUPTION_INFO, 0);
 }
 
 export function segment(sel: u32, base: u32, limit: u32, ar: u32, sf: u32): void {
@@ -320,11 +319,11 @@ export function create(vcpu: Vcpu, eptp: u64, eip: u32, wantVpid: bool): bool {
   vpidEnabled = (proc2 & V.PROC2_ENABLE_VPID) != 0;
   invpcidEnabled = (proc2 & V.PROC2_ENABLE_INVPCID) != 0;
 
-  vmx.vmwrite(V.PIN_BASED_VM_EXEC_CONTROL, pin);
-  vmx.vmwrite(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, proc);
-  vmx.vmwrite(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, proc2);
-  vmx.vmwrite(V.VM_EXIT_CONTROL, exitc);
-  vmx.vmwrite(V.VM_ENTRY_CONTROL, entry);
+  writeControl(V.PIN_BASED_VM_EXEC_CONTROL, pin);
+  writeControl(V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL, proc);
+  writeControl(V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL, proc2);
+  writeControl(V.VM_EXIT_CONTROL, exitc);
+  writeControl(V.VM_ENTRY_CONTROL, entry);
   vmx.vmwrite(V.EXCEPTION_BITMAP, 0);
   vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MASK, 0);
   vmx.vmwrite(V.PAGE_FAULT_ERROR_CODE_MATCH, 0);
@@ -332,13 +331,12 @@ export function create(vcpu: Vcpu, eptp: u64, eip: u32, wantVpid: bool): bool {
   vmx.vmwrite(V.VM_EXIT_MSR_STORE_COUNT, 0);
   vmx.vmwrite(V.VM_EXIT_MSR_LOAD_COUNT, 0);
   vmx.vmwrite(V.VM_ENTRY_MSR_LOAD_COUNT, 0);
-  vmx.vmwrite(V.VM_ENTRY_INTERRUPTION_INFO, 0);
-  events.entryEventWritten();
+  events.writeEntryEvent(V.VM_ENTRY_INTERRUPTION_INFO, 0);
   vmx.vmwrite(V.IO_BITMAP_A, ioBitmapA);
   vmx.vmwrite(V.IO_BITMAP_B, ioBitmapB);
   vmx.vmwrite(V.MSR_BITMAPS, msrBitmap);
-  vmx.vmwrite(V.TSC_OFFSET, 0);
-  vmx.vmwrite(V.EPT_POINTER, eptp);
+  writeControl(V.TSC_OFFSET, 0);
+  writeControl(V.EPT_POINTER, eptp);
   if (vpidEnabled) vmx.vmwrite(V.VIRTUAL_PROCESSOR_ID, GUEST_VPID);
   if ((proc2 & V.PROC2_PAUSE_LOOP_EXITING) != 0) {
     // SDM Vol. 3C 25.6.13, 26.1.3: a PAUSE at CPL 0 exits when the PAUSEs
@@ -358,9 +356,8 @@ export function create(vcpu: Vcpu, eptp: u64, eip: u32, wantVpid: bool): bool {
   cr0Mask = (caps.cr0Fixed0 | (~caps.cr0Fixed1 & lo32)) & ~(<u64>(V.X86_CR0_PE | V.X86_CR0_PG)) & lo32;
   cr4Mask = (caps.cr4Fixed0 | ~caps.cr4Guest()) & lo32;
   const cr0Shadow: u64 = V.X86_CR0_PE | V.X86_CR0_ET;
-  vmx.vmwrite(V.CR0_GUEST_HOST_MASK, cr0Mask);
-  vmx.vmwrite(V.CR4_GUEST_HOST_MASK, cr4Mask);
-  controlsWritten();
+  writeControl(V.CR0_GUEST_HOST_MASK, cr0Mask);
+  writeControl(V.CR4_GUEST_HOST_MASK, cr4Mask);
   vmx.vmwrite(V.CR0_READ_SHADOW, cr0Shadow);
   vmx.vmwrite(V.CR4_READ_SHADOW, 0);
   vmx.vmwrite(V.GUEST_CR0, realCr0(cr0Shadow));

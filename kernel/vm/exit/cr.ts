@@ -56,8 +56,7 @@ function pagingSwitch(v: u64): bool {
   if (!on && (vmx.vmread(V.GUEST_CS_ACCESS_RIGHTS) & (1 << 13)) != 0) return false; // CS.L
   vmx.vmwrite(V.GUEST_IA32_EFER, on ? efer | V.X86_EFER_LMA : efer & ~(<u64>V.X86_EFER_LMA));
   const entry = vmx.vmread(V.VM_ENTRY_CONTROL);
-  vmx.vmwrite(V.VM_ENTRY_CONTROL, on ? entry | V.ENTRY_IA32E_MODE_GUEST : entry & ~(<u64>V.ENTRY_IA32E_MODE_GUEST));
-  vmcs01.controlsWritten();
+  vmcs01.writeControl(V.VM_ENTRY_CONTROL, on ? entry | V.ENTRY_IA32E_MODE_GUEST : entry & ~(<u64>V.ENTRY_IA32E_MODE_GUEST));
   return true;
 }
 
