@@ -463,13 +463,11 @@ const THREAD_STACK_PAGES: u32 = 64; // 256 KiB, as the boot processor's (boot/co
 function startThreads(vm: Vm): bool {
   for (let i = 0; i < vm.vcpuCount; i++) {
     const v = vm.vcpu(i);
-    if (v.queue.number == 0) continue;
-    if (!nesting.leaveCpu(v) || vmx.vmclear(v.vmcs) != vmx.VMX_SUCCEED) {
+    if (v.queue.number != 0 && !migrate.leaveCpu(v)) {
       print.say("guest: VMCLEAR of a vCPU's VMCS failed");
       exits.stop(vm.vcpu0, config.OUTCOME_STOPPED);
       return false;
     }
-    v.setLaunched(false);
   }
   if (vmx.vmptrld(vm.vcpu0.vmcs) != vmx.VMX_SUCCEED) {
     print.say("guest: VMPTRLD of vCPU 0's VMCS failed");
@@ -509,15 +507,21 @@ function printPlacement(vm: Vm): void {
   }
 }
 
-// The guest has ended (or could not start): every other thread stops at
-// its vCPU's next exit (kicked, so at once) or wait, and ends; then this
-// one goes on alone.
-function endThreads(vm: Vm): void {
+// The guest has ended: the threads of the queues but `mine` stop at their
+// vCPU's next exit (kicked, so at once) or wait (sched.ts takeMail).
+function endGuest(vm: Vm, mine: i32): void {
   vm.ending = true;
-  for (let q = 1; q < vm.queueCount; q++) {
+  for (let q = 0; q < vm.queueCount; q++) {
+    if (q == mine) continue;
     vm.queue(q).mail = true;
     cpu.kick(vm.queue(q).cpu);
   }
+}
+
+// The guest has ended (or could not start): the other threads end; then
+// this one goes on alone.
+function endThreads(vm: Vm): void {
+  endGuest(vm, 0);
   while (vm.threadsLive > 0) cpu.wait(u64.MAX_VALUE);
   if (!cpu.solo()) print.say("guest: a kernel thread has not ended (boot/smp/threads.c counts one more)");
   for (let q = 1; q < vm.queueCount; q++) {
@@ -536,22 +540,17 @@ function endThreads(vm: Vm): void {
 export function runThread<L2>(first: Vcpu, l2: L2): void {
   const vm = first.vm;
   const q = first.queue;
+  // The queue's vCPUs onto this processor, `first` last: its VMCS is
+  // current then.
   let ok = true;
-  for (let i = q.number; ok && i < vm.vcpuCount; i += vm.queueCount) {
-    const v = vm.vcpu(i);
-    ok = vmx.vmptrld(v.vmcs) == vmx.VMX_SUCCEED;
-    if (ok) {
-      vmcs01.writeHostState();
-      ok = nesting.arriveCpu(v);
-    }
-  }
+  const last = q.number + ((vm.vcpuCount - 1 - q.number) / vm.queueCount) * vm.queueCount;
+  for (let i = last; ok && i >= q.number; i -= vm.queueCount) ok = migrate.arriveCpu(vm.vcpu(i));
   // This processor may cache translations from an earlier guest with the
   // same EPTP or VPID (SDM 29.4.3).
   if (ok) {
     if ((caps.eptVpidCap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0) vmx.invept(V.INVEPT_TYPE_ALL_CONTEXT, 0);
     if (vmcs01.vpidEnabled && (caps.eptVpidCap & V.EPT_VPID_CAP_INVVPID_ALL_CONTEXT) != 0)
       vmx.invvpid(V.INVVPID_TYPE_ALL_CONTEXT, 0, 0);
-    ok = vmx.vmptrld(first.vmcs) == vmx.VMX_SUCCEED;
   }
   if (!ok) {
     print.str("hv: guest: the VMCSs of vCPU ");
@@ -561,24 +560,12 @@ export function runThread<L2>(first: Vcpu, l2: L2): void {
     print.nl();
     exits.stop(first, config.OUTCOME_STOPPED);
   } else {
-    const un = vmcs01.UNSWITCHED;
-    for (let i = 0; i < un.length; i++) cpu.wrmsr(unchecked(un[i]), load<u64>(first.msrsOut + (<usize>i << 3)));
-    xstate.restore(first);
+    migrate.carryIn(first);
     const v = sched.next(first);
     if (v != null) loop<L2>(v, l2);
   }
-  vm.ending = true;
-  for (let k = 0; k < vm.queueCount; k++) {
-    if (k == q.number) continue;
-    vm.queue(k).mail = true;
-    cpu.kick(vm.queue(k).cpu);
-  }
-  for (let i = q.number; i < vm.vcpuCount; i += vm.queueCount) {
-    const v = vm.vcpu(i);
-    nesting.leaveCpu(v);
-    vmx.vmclear(v.vmcs);
-    v.setLaunched(false);
-  }
+  endGuest(vm, q.number);
+  for (let i = q.number; i < vm.vcpuCount; i += vm.queueCount) migrate.leaveCpu(vm.vcpu(i));
   scrubPassThroughMsrs(first);
   vm.threadsLive--;
 }

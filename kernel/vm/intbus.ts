@@ -42,8 +42,7 @@ export function route(vm: Vm): void {
       // EOI register is the guest's way out. A vCPU that another processor
       // runs gets the message there (ipi.post).
       if (ipi.elsewhere(vcpu)) {
-        if (!vcpu.apic.softwareEnabled()) continue;
-        ipi.post(vcpu, ipi.MODE_FIXED, vector, level);
+        if (!ipi.post(vcpu, ipi.MODE_FIXED, vector, level)) continue;
       } else {
         if (!vcpu.apic.acceptFromBus(vector, level)) continue;
         ipi.kick(vcpu);

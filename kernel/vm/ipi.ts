@@ -73,14 +73,12 @@ export function send(from: Vcpu): void {
     if (t === from) continue;
     if (shorthand == 0 && !t.apic.matchesIpi(dest, logical, wide)) continue;
     if (elsewhere(t)) {
-      // Counted as the target's APIC will take it: a fixed one only while
-      // it is software-enabled (11.4.7.2).
-      if ((mode == MODE_FIXED || mode == MODE_LOWEST) && !t.apic.softwareEnabled()) {
+      // Counted as the target's APIC takes it (INIT and SIPI when taken).
+      if (!post(t, mode, vector, false)) {
         t.apic.ipisDropped++;
         continue;
       }
       if (mode == MODE_FIXED || mode == MODE_LOWEST || mode == MODE_NMI) t.apic.ipisDelivered++;
-      post(t, mode, vector, false);
     } else {
       deliver(vm, t, mode, vector);
     }
@@ -97,9 +95,13 @@ export function send(from: Vcpu): void {
 // `posted*`) for that processor, which is kicked (boot/smp/threads.c: an
 // external-interrupt VM exit if it runs t, the end of its wait if it
 // waits). A queue asleep is not any more: what was posted may wake it.
-export function post(t: Vcpu, mode: u32, vector: u32, level: bool): void {
+// False (nothing posted) for a fixed or lowest-priority message to a
+// software-disabled APIC, which does not accept one (11.4.7.2), and for a
+// mode that has no receiver.
+export function post(t: Vcpu, mode: u32, vector: u32, level: bool): bool {
   const base = changetype<usize>(t);
   if (mode == MODE_FIXED || mode == MODE_LOWEST) {
+    if (!t.apic.softwareEnabled()) return false;
     v256.set(base + offsetof<Vcpu>("postedIrr0"), vector);
     const tmr = base + offsetof<Vcpu>("postedTmr0");
     if (level) v256.set(tmr, vector);
@@ -112,7 +114,7 @@ export function post(t: Vcpu, mode: u32, vector: u32, level: bool): void {
   } else if (mode == MODE_SIPI) {
     t.postedSipi = SIPI_POSTED | (vector & 0xff);
   } else {
-    return;
+    return false;
   }
   t.posted = true;
   const q = t.queue;
@@ -122,6 +124,7 @@ export function post(t: Vcpu, mode: u32, vector: u32, level: bool): void {
     t.vm.queuesAsleep--;
   }
   cpu.kick(q.cpu);
+  return true;
 }
 const SIPI_POSTED: u32 = 0x100;
 

@@ -19,10 +19,41 @@ import * as nesting from "./nesting";
 
 export let every: u32 = 0; // machine-wide: the migrate=N option (0 = never); each guest's count is vm.migrations
 
-// Guest values of the MSRs passed through without VMCS switching, on their
-// way from one processor to the next (only within move()).
-const CARRIED = vmcs01.UNSWITCHED;
-const values = new StaticArray<u64>(CARRIED.length); // machine-wide: scratch of move()
+// What the processor holds of a vCPU and VMX does not switch — the
+// pass-through MSRs without a VMCS field (vmcs01.UNSWITCHED) and the
+// XSAVE-managed state — out of the processor into the vCPU (carryOut), and
+// into the processor that runs it next (carryIn): a migration, a switch
+// between the vCPUs of a run queue (sched.ts), a queue's thread starting
+// (guest.ts).
+export function carryOut(vcpu: Vcpu): void {
+  const un = vmcs01.UNSWITCHED;
+  for (let i = 0; i < un.length; i++) store<u64>(vcpu.msrsOut + (<usize>i << 3), cpu.rdmsr(unchecked(un[i])));
+  xstate.save(vcpu);
+}
+export function carryIn(vcpu: Vcpu): void {
+  const un = vmcs01.UNSWITCHED;
+  for (let i = 0; i < un.length; i++) cpu.wrmsr(unchecked(un[i]), load<u64>(vcpu.msrsOut + (<usize>i << 3)));
+  xstate.restore(vcpu);
+}
+
+// vcpu's VMCSs leave this processor, which may cache them (a nested
+// guest's vmcs02 and shadow VMCS too): cleared (SDM Vol. 3C 25.11.1), so
+// that the next entry, on whichever processor, is a VMLAUNCH (25.11.3).
+// False if a VMCLEAR failed.
+export function leaveCpu(vcpu: Vcpu): bool {
+  if (!nesting.leaveCpu(vcpu) || vmx.vmclear(vcpu.vmcs) != vmx.VMX_SUCCEED) return false;
+  vcpu.setLaunched(false);
+  return true;
+}
+
+// vcpu's VMCSs become this processor's: the host state is the processor's,
+// rewritten in each; then the one the vCPU runs is current (nested/:
+// vmcs02 while L2 runs). False if a VMPTRLD failed.
+export function arriveCpu(vcpu: Vcpu): bool {
+  if (vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) return false;
+  vmcs01.writeHostState();
+  return nesting.arriveCpu(vcpu);
+}
 
 export function setEvery(n: u32): void {
   every = n;
@@ -38,15 +69,11 @@ export function setEvery(n: u32): void {
 export function move(vcpu: Vcpu): bool {
   const from = cpu.index();
   const to = (from + 1) % cpu.count();
-  for (let i = 0; i < CARRIED.length; i++) values[i] = cpu.rdmsr(CARRIED[i]);
-  xstate.save(vcpu);
-  // A nested guest's VMCSs (vmcs02, the shadow VMCS) may be active on this
-  // processor too.
-  if (!nesting.leaveCpu(vcpu) || vmx.vmclear(vcpu.vmcs) != vmx.VMX_SUCCEED) {
+  carryOut(vcpu);
+  if (!leaveCpu(vcpu)) {
     print.say("migrate: VMCLEAR failed");
     return false;
   }
-  vcpu.setLaunched(false);
   if (!cpu.migrate(to)) {
     print.str("hv: migrate: processor ");
     print.dec(to);
@@ -60,16 +87,11 @@ export function move(vcpu: Vcpu): bool {
   // Since then tables may have been freed (shadow EPT) and flags cleared
   // (the RAM snapshot, snapshot/ram.ts): drop them all.
   if ((caps.eptVpidCap & V.EPT_VPID_CAP_INVEPT_ALL_CONTEXT) != 0) vmx.invept(V.INVEPT_TYPE_ALL_CONTEXT, 0);
-  // Host state is the processor's: rewrite it in each VMCS, then make the
-  // one the vCPU runs current again (nested/: vmcs02 while L2 runs).
-  if (vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) {
+  if (!arriveCpu(vcpu)) {
     print.say("migrate: VMPTRLD failed");
     return false;
   }
-  vmcs01.writeHostState();
-  if (!nesting.arriveCpu(vcpu)) return false;
-  for (let i = 0; i < CARRIED.length; i++) cpu.wrmsr(CARRIED[i], values[i]);
-  xstate.restore(vcpu);
+  carryIn(vcpu);
   vcpu.vm.migrations++;
   return true;
 }

@@ -19,11 +19,10 @@
   // The vCPU that has the processor, the one an IPI or interrupt just made
   // runnable (-1: none), and the host TSC at which the time slice ends (0:
   // the processor changes hands at the next exit: it halted, or another
-  // vCPU was made runnable); switches made.
+  // vCPU was made runnable).
   running: i32 = 0;
   wake: i32 = -1;
   sliceEnd: u64 = 0;
-  switches: u64 = 0;
   // Another processor posted something for one of its vCPUs (vm/ipi.ts
   // post), or the guest ended (vm.ending): the one test each exit makes.
   mail: bool = false;
@@ -40,7 +39,6 @@
     this.running = number;
     this.wake = -1;
     this.sliceEnd = 0;
-    this.switches = 0;
     this.mail = false;
     this.asleep = false;
     this.stack = 0;

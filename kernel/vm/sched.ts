@@ -43,7 +43,7 @@ import { Vcpu } from "./vcpu";
 import { Vm } from "./vm";
 import { RunQueue } from "./runqueue";
 import * as vmcs01 from "./vmcs01";
-import * as xstate from "./xstate";
+import * as migrate from "./migrate";
 import * as events from "./events";
 import * as irq from "./irq";
 import * as ipi from "./ipi";
@@ -105,25 +105,16 @@ export function next(cur: Vcpu): Vcpu | null {
   const q = cur.queue;
   // With several processors: what the others posted (and the guest's end).
   const mail = q.mail;
-  if (mail) {
-    q.mail = false;
-    if (vm.ending) return null;
-    takePosted(vm, q);
-  }
+  if (mail && takeMail(vm, q)) return null;
   // The one test every exit of such a guest makes: a halt, a wake-up or
   // the end of the slice (all of which zero or pass sliceEnd).
   let now = cpu.rdtsc();
   if (now < q.sliceEnd) return mail ? goOn(cur) : cur;
   const spread = vm.queueCount > 1;
-  let t: Vcpu | null = null;
   // One an IPI or interrupt just made runnable; else the halted vCPU itself
   // when something wakes it already (HLT with an interrupt pending); else
   // the next runnable of the queue after cur, cur last.
-  if (q.wake >= 0) {
-    const w = vm.vcpu(q.wake);
-    q.wake = -1;
-    if (ipi.wakeIfRunnable(w, now)) t = w;
-  }
+  let t = woken(vm, q, now);
   if (t == null && cur.runState == R.RUN_HALTED && ipi.wakeIfRunnable(cur, now)) t = cur;
   while (t == null) {
     t = roundRobin(cur, now);
@@ -160,17 +151,9 @@ export function next(cur: Vcpu): Vcpu | null {
       q.asleep = false;
       vm.queuesAsleep--;
     }
-    if (q.mail) {
-      q.mail = false;
-      if (vm.ending) return null;
-      takePosted(vm, q);
-    }
+    if (q.mail && takeMail(vm, q)) return null;
     now = cpu.rdtsc();
-    if (q.wake >= 0) {
-      const w = vm.vcpu(q.wake);
-      q.wake = -1;
-      if (ipi.wakeIfRunnable(w, now)) t = w;
-    }
+    t = woken(vm, q, now);
   }
   q.sliceEnd = sliceEnd(vm, q, changetype<Vcpu>(t), now);
   if (t === cur) return spread ? goOn(cur) : cur;
@@ -178,13 +161,26 @@ export function next(cur: Vcpu): Vcpu | null {
   return switchTo(cur, n) ? n : null;
 }
 
-// What the other processors sent the queue's vCPUs (vm/ipi.ts post), into
-// their APICs and states now, on their own processor.
-function takePosted(vm: Vm, q: RunQueue): void {
+// The queue's mail: what the other processors sent its vCPUs (vm/ipi.ts
+// post), into their APICs and states now, on their own processor; true
+// when the guest has ended instead.
+function takeMail(vm: Vm, q: RunQueue): bool {
+  q.mail = false;
+  if (vm.ending) return true;
   for (let i = q.number; i < vm.vcpuCount; i += vm.queueCount) {
     const v = vm.vcpu(i);
     if (v.posted) ipi.takePosted(v);
   }
+  return false;
+}
+
+// The vCPU an IPI or interrupt made runnable (the queue's wake), if it
+// still is.
+function woken(vm: Vm, q: RunQueue, now: u64): Vcpu | null {
+  if (q.wake < 0) return null;
+  const w = vm.vcpu(q.wake);
+  q.wake = -1;
+  return ipi.wakeIfRunnable(w, now) ? w : null;
 }
 
 // cur runs on with its VMCS current: with several processors, what
@@ -226,9 +222,7 @@ function roundRobin(cur: Vcpu, now: u64): Vcpu | null {
 // The processor goes from cur to t.
 function switchTo(cur: Vcpu, t: Vcpu): bool {
   const vm = cur.vm;
-  const un = vmcs01.UNSWITCHED;
-  for (let i = 0; i < un.length; i++) store<u64>(cur.msrsOut + (<usize>i << 3), cpu.rdmsr(unchecked(un[i])));
-  xstate.save(cur);
+  migrate.carryOut(cur);
   // The VMCS t runs on: vmcs02 while its L2 runs (nested/), else vmcs01.
   const n = t.nested;
   const vmcs = n.inL2 ? n.vmcs02.page : t.vmcs;
@@ -241,10 +235,8 @@ function switchTo(cur: Vcpu, t: Vcpu): bool {
     if ((caps.eptVpidCap & V.EPT_VPID_CAP_INVVPID_ALL_CONTEXT) != 0) vmx.invvpid(V.INVVPID_TYPE_ALL_CONTEXT, 0, 0);
     else vmx.invvpid(V.INVVPID_TYPE_SINGLE_CONTEXT, vmcs01.GUEST_VPID, 0);
   }
-  for (let i = 0; i < un.length; i++) cpu.wrmsr(unchecked(un[i]), load<u64>(t.msrsOut + (<usize>i << 3)));
-  xstate.restore(t);
+  migrate.carryIn(t);
   t.queue.running = <i32>t.index;
-  t.queue.switches++;
   vm.switches++;
   t.switchedIn++;
   return signals(t);
