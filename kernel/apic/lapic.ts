@@ -352,6 +352,10 @@ const MODE_NMI: u32 = 4;
     const wasEnabled = (this.apicBase & BASE_EN) != 0;
     if (extd && !wasEnabled) return false; // disabled -> x2APIC
     if (this.x2apicMode() && enable && !extd) return false; // x2APIC -> xAPIC
+    // The page first: with virtual-interrupt delivery the processor moved
+    // vectors between vIRR and vISR since the last pull, and the push below
+    // writes the whole register image back (30.2.2, 30.1.3).
+    this.pull();
     if (wasEnabled && !enable) this.powerUpState();
     this.apicBase = BASE_ADDRESS | (this.apicBase & BASE_BSP) | (enable ? BASE_EN : 0) | (extd ? BASE_EXTD : 0);
     this.update();

@@ -65,6 +65,10 @@ export function apic_baseRead(): u64 {
 export function apic_baseWrite(v: u64): bool {
   return theApic().apicBaseWrite(v);
 }
+// The APIC on a virtual-APIC page at physical `page` (vm/apicv.ts).
+export function apic_useVirtualApicPage(page: u64): void {
+  theApic().useVirtualApicPage(page);
+}
 export function apic_enabled(): bool {
   return theApic().enabled();
 }

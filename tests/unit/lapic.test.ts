@@ -655,4 +655,27 @@ test('x2APIC: destinations of 32-bit IPIs (11.12.10)', () => {
   assert.ok(a.matches(0xff, false, false), '8-bit broadcast');
 });
 
+// With APIC virtualization the registers live in a virtual-APIC page, where
+// the processor itself moves a vector from vIRR to vISR when it delivers it
+// (SDM Vol. 3C 30.2.2). A write of IA32_APIC_BASE that keeps the APIC
+// enabled must not put back what the model last saw there: the delivered
+// vector stays in service, not pending again.
+test('virtual-APIC page: IA32_APIC_BASE write keeps what the processor delivered', () => {
+  const a = setup();
+  a.swEnable();
+  a.selfIpi(0x31);
+  assert.equal(a.vectors(IRR), [0x31]);
+  const page = 0x300000;
+  a.call('apic_useVirtualApicPage', BigInt(page));
+  assert.is(a.m.phys.read32(page + IRR + 0x10) >>> 0, 1 << 17, 'vIRR holds 0x31 (word 1, bit 17)');
+  // The processor delivers 0x31: vIRR -> vISR.
+  a.m.phys.write32(page + IRR + 0x10, 0);
+  a.m.phys.write32(page + ISR + 0x10, 1 << 17);
+  assert.ok(a.setBase(a.base()), 'the same IA32_APIC_BASE written again');
+  assert.is(a.m.phys.read32(page + IRR + 0x10) >>> 0, 0, 'not pending again');
+  assert.is(a.m.phys.read32(page + ISR + 0x10) >>> 0, 1 << 17, 'still in service');
+  assert.equal(a.vectors(ISR), [0x31]);
+  assert.equal(a.vectors(IRR), []);
+});
+
 test.run();
