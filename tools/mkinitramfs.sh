@@ -12,9 +12,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-build/linux/initrd.cpio}
+init=${INIT:-tools/linux-init.sh} # /init (tools/stress/linux-smp.ts gives its own)
 [ -x build/linux/busybox ] || { echo "mkinitramfs: build/linux/busybox missing (make linux-fetch)" >&2; exit 1; }
 [ -x build/linux/vmm ] || { echo "mkinitramfs: build/linux/vmm missing (make build/linux/vmm)" >&2; exit 1; }
-node - "$out" build/linux/busybox tools/linux-init.sh build/linux/modules build/linux/vmm <<'JS'
+node - "$out" build/linux/busybox "$init" build/linux/modules build/linux/vmm <<'JS'
 const fs = require('node:fs');
 const [out, busybox, init, modules, vmm] = process.argv.slice(2);
 const parts = [];
