@@ -34,6 +34,12 @@ export function isoOf(runDir: string, kernel: string, args: string[], needs: str
 }
 
 // This hypervisor with `cmdline` and the modules [file, name].
+// The Linux guests' kernel command line (args=: `,` is a space, `,,` a
+// comma): the serial console, the TSC as the clock (CPUID 15H gives its
+// rate), no PCI (there is none), /init from the initramfs, quiet
+// (tests/qemu/linux.test.ts, tools/stress/linux-smp.ts).
+export const LINUX_ARGS = 'console=ttyS0,,115200,tsc=reliable,clocksource=tsc,pci=off,rdinit=/init,quiet';
+
 export function hvIso(runDir: string, cmdline: string, modules: [string, string][]): string {
   return isoOf(runDir, ELF, ['--cmdline', cmdline, ...modules.flatMap(([f, name]) => ['--module', f, name])],
     modules.map(([f]) => f));

@@ -20,14 +20,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runBochs } from '../../tools/emu/bochs.ts';
 import { expectRun, freshRunDir, REPO, RunResult } from '../../tools/emu/runner.ts';
-import { hvIso } from './guestboot.ts';
+import { hvIso, LINUX_ARGS } from './guestboot.ts';
 
 const L = path.join(REPO, 'build', 'linux');
 const MODULES: [string, string][] = [[path.join(L, 'vmlinuz'), 'vmlinuz'], [path.join(L, 'initrd.cpio'), 'initrd.cpio']];
-// Kernel command line (args=: `,` is a space, `,,` a comma): the serial
-// console, the TSC as the clock (CPUID 15H gives its rate), no PCI (there is
-// none), /init from the initramfs, quiet.
-const ARGS = 'console=ttyS0,,115200,tsc=reliable,clocksource=tsc,pci=off,rdinit=/init,quiet';
+const ARGS = LINUX_ARGS; // guestboot.ts
 const VMM_CHECKS = 15;
 
 for (const f of MODULES) {

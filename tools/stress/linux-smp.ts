@@ -16,7 +16,7 @@ import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { runBochs } from '../emu/bochs.ts';
 import { freshRunDir, REPO } from '../emu/runner.ts';
-import { hvIso } from '../../tests/qemu/guestboot.ts';
+import { hvIso, LINUX_ARGS as ARGS } from '../../tests/qemu/guestboot.ts';
 
 const name = process.argv[2] ?? 'stress-linux-smp';
 const extra = process.argv.slice(3).join(' ');
@@ -25,7 +25,6 @@ const initrd = path.join(L, 'initrd-stress.cpio');
 execFileSync('bash', [path.join(REPO, 'tools', 'mkinitramfs.sh'), initrd], {
   stdio: 'inherit', env: { ...process.env, INIT: path.join(REPO, 'tools', 'stress', 'linux-smp-init.sh') },
 });
-const ARGS = 'console=ttyS0,,115200,tsc=reliable,clocksource=tsc,pci=off,rdinit=/init,quiet';
 const runDir = freshRunDir(name);
 const cmdline = `guest=vmlinuz mem=256M vcpus=2 nested=on ${extra} initrd=initrd.cpio expect=exit:165 args=${ARGS}`;
 const image = hvIso(runDir, cmdline, [[path.join(L, 'vmlinuz'), 'vmlinuz'], [initrd, 'initrd.cpio']]);
