@@ -12,6 +12,14 @@ import * as sched from "../vm/sched";
 import * as ipi from "../vm/ipi";
 import * as irq from "../vm/irq";
 import * as intbus from "../vm/intbus";
+import * as apicv from "../vm/apicv";
+import * as lapic from "../apic/lapic";
+import * as ident from "../cpu/ident";
+import * as hwcaps from "../vmx/caps";
+import * as vmxon from "../vmx/vmxon";
+import * as pages from "../mm/pages";
+import * as mem from "../hw/mem";
+import * as vmx from "../hw/vmx";
 
 let vm: Vm = changetype<Vm>(0); // test hooks only: state of the model tests' calls, not in the guest paths
 
@@ -72,9 +80,51 @@ export function smp_ipisDropped(i: i32): u32 {
 // out (vm/intbus.ts route, as after an I/O APIC access or a device's line).
 export function smp_ioapicWrite(offset: u32, value: u32): void {
   vm.ioapic.write(offset, 4, value);
+  apicv.scan(vm);
   intbus.route(vm);
 }
 export function smp_ioapicLine(n: u32, high: bool): void {
   vm.ioapic.setLine(n, high);
   intbus.route(vm);
+}
+
+// ---- the guard of vm/apicv.ts (tests/unit/apicv-guard.test.ts) ------------
+// vCPU i gets a vmcs01 made current on the model (after VMXON) with APIC
+// virtualization's fields (apicv.startVcpu: its virtual-APIC page, RVI/SVI,
+// the EOI-exit bitmap); the test then plays the processor on that page and
+// in the guest interrupt status, and runs the L1 entry's interrupt step.
+let vmxOn = false; // test hooks only: state of the model tests' calls, not in the guest paths
+export function smp_vmcsSetup(i: i32): bool {
+  if (!vmxOn) {
+    ident.identify();
+    hwcaps.read();
+    if (vmxon.enable() != 0) return false;
+    vmxOn = true;
+  }
+  const region = pages.alloc(1);
+  if (region == 0) return false;
+  mem.zero(region, 4096);
+  mem.write32(region, hwcaps.revisionId());
+  if (vmx.vmclear(region) != vmx.VMX_SUCCEED || vmx.vmptrld(region) != vmx.VMX_SUCCEED) return false;
+  const v = vm.vcpu(i);
+  v.apic.write(lapic.REG_SVR, 0x1ff, 0);
+  vm.apicv = true; // (apicv.startVm's EPT mapping is not needed here)
+  return apicv.startVcpu(v);
+}
+// Write a register of vCPU i's virtual-APIC page, as the processor does.
+export function smp_vapicWrite(i: i32, offset: u32, value: u32): void {
+  mem.write32(vm.vcpu(i).vapicPage + <u64>offset, value);
+}
+export function smp_vmwrite(enc: u32, value: u64): void {
+  vmx.vmwrite(enc, value);
+}
+export function smp_vmread(enc: u32): u64 {
+  return vmx.vmread(enc);
+}
+// vCPU i's interrupt step before an entry as L1 (vm/irq.ts deliver): whether
+// it asks for the interrupt window.
+export function smp_deliver(i: i32): bool {
+  const v = vm.vcpu(i);
+  irq.deliver(v);
+  return v.irq.windowExiting;
 }

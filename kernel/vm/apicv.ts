@@ -117,19 +117,98 @@ export function startVcpu(vcpu: Vcpu): bool {
   s.eoiExit1 = 0;
   s.eoiExit2 = 0;
   s.eoiExit3 = 0;
+  s.eoiGuard = 0;
   writeEoiExitBitmap(vcpu);
   // A restored vCPU (snapshot/restore.ts) meets an I/O APIC already set up.
   scanVcpu(vcpu);
   return true;
 }
 
+// vmcs01's EOI-exit bitmap: the I/O APIC's level-triggered vectors (scan)
+// and the guard's (below).
 function writeEoiExitBitmap(vcpu: Vcpu): void {
   const s = vcpu.irq;
-  vmx.vmwrite(V.EOI_EXIT_BITMAP_0, s.eoiExit0);
-  vmx.vmwrite(V.EOI_EXIT_BITMAP_1, s.eoiExit1);
-  vmx.vmwrite(V.EOI_EXIT_BITMAP_2, s.eoiExit2);
-  vmx.vmwrite(V.EOI_EXIT_BITMAP_3, s.eoiExit3);
+  const g = s.eoiGuard;
+  vmx.vmwrite(V.EOI_EXIT_BITMAP_0, s.eoiExit0 | guardBits(g, 0));
+  vmx.vmwrite(V.EOI_EXIT_BITMAP_1, s.eoiExit1 | guardBits(g, 1));
+  vmx.vmwrite(V.EOI_EXIT_BITMAP_2, s.eoiExit2 | guardBits(g, 2));
+  vmx.vmwrite(V.EOI_EXIT_BITMAP_3, s.eoiExit3 | guardBits(g, 3));
   s.eoiExitLoad = false;
+}
+
+// The bits of bitmap word `word` (vectors 64*word to 64*word+63) for the
+// guard's vectors g (two, 8 bits each; 0 for none: vectors 0-15 are never
+// delivered as interrupts, 11.5.2).
+function guardBits(g: u32, word: u32): u64 {
+  let b: u64 = 0;
+  for (let k: u32 = 0; k < 2; k++) {
+    const v = (g >> (k << 3)) & 0xff;
+    if (v != 0 && (v >> 6) == word) b |= <u64>1 << (v & 63);
+  }
+  return b;
+}
+
+// ---- the guard: no virtual interrupt pending while IF = 0 -----------------
+// SDM Vol. 3C 30.2.2: a pending virtual interrupt is delivered only when
+// RFLAGS.IF is 1 (and nothing blocks it). Bochs 2.7 does not keep this when
+// a physical interrupt arrives while the guest runs with IF = 0 and a
+// virtual interrupt is pending (RVI above VPPR): its interrupt acknowledge
+// (cpu/event.cc, InterruptAcknowledge) delivers the virtual interrupt into
+// the guest instead of making the external-interrupt VM exit. A VM whose
+// vCPUs run on several processors gets such physical interrupts while it
+// runs — the kicks with which another processor's vCPU posts it an IPI or
+// an I/O APIC message (vm/ipi.ts) — and Linux deadlocked on its runqueue
+// lock when an IPI reached it that way inside the handler of another (the
+// issue-12 hang, tools/stress/linux-smp.ts). So for such a VM a vCPU never
+// runs where a virtual interrupt could become pending while IF = 0 without
+// an exit first:
+//   - entering with IF = 0 and a vIRR vector its PPR lets through: interrupt-
+//     window exiting, with which no virtual interrupt is pending (30.2.1);
+//     the window exit comes when IF is 1, and the next entry lets the
+//     processor deliver;
+//   - a vIRR vector that waits for an EOI (behind the vISR one, or behind the
+//     vector delivered first): that EOI exits (EOI-exit bitmap, 30.1.4),
+//     so the entry after it decides as above.
+// Both are SDM behaviour any VMM may ask for; on a processor that keeps
+// 30.2.2 they only cost exits, and only when interrupts queue up. (Not
+// covered: a TPR lowered while IF = 0, which Linux does not do; virtualized
+// x2APIC self-IPIs sent while IF = 0; L2 running on vmcs02 with vmcs12's
+// virtual-interrupt delivery.) Returns whether the entry needs the
+// interrupt window.
+function guard(vcpu: Vcpu): bool {
+  const status = <u32>vmx.vmread(V.GUEST_INTERRUPT_STATUS);
+  const rvi = status & 0xff;
+  let want: u32 = 0;
+  let wait = false;
+  if (rvi != 0) {
+    const svi = (status >> 8) & 0xff;
+    const page = vcpu.vapicPage;
+    // VPPR's priority class (30.1.3): VTPR's or SVI's, the higher.
+    const tprClass = mem.read32(page + lapic.REG_TPR) & 0xf0;
+    const pprClass = max(tprClass, svi & 0xf0);
+    if ((rvi & 0xf0) > pprClass) {
+      wait = (vmx.vmread(V.GUEST_RFLAGS) & V.X86_RFLAGS_IF) == 0;
+      if (otherInVirr(page, rvi)) want = rvi;
+    } else {
+      want = svi;
+    }
+  }
+  const s = vcpu.irq;
+  if (want != s.eoiGuard) {
+    s.eoiGuard = want;
+    writeEoiExitBitmap(vcpu);
+  }
+  return wait;
+}
+
+// Does vIRR on the virtual-APIC page hold a vector other than v?
+function otherInVirr(page: u64, v: u32): bool {
+  for (let i: u32 = 0; i < 8; i++) {
+    let w = mem.read32(page + lapic.REG_IRR + (<u64>i << 4));
+    if (i == (v >> 5)) w &= ~(<u32>1 << (v & 31));
+    if (w != 0) return true;
+  }
+  return false;
 }
 
 // ---- the EOI-exit bitmap: which EOIs the I/O APIC must see ---------------
@@ -185,12 +264,15 @@ export function update(vcpu: Vcpu): void {
 // interrupt into vIRR when due), the bitmap and RVI/SVI, and the
 // preemption timer for the APIC timer's next deadline. The processor
 // delivers what vIRR holds (30.2.1): no interrupt window is needed.
-export function deliver(vcpu: Vcpu, now: u64): void {
+// Returns whether the entry needs the interrupt window (the guard above,
+// for a VM whose vCPUs run on several processors).
+export function deliver(vcpu: Vcpu, now: u64): bool {
   const apic = vcpu.apic;
   const deadline = apic.nextTimerDeadline();
   if (deadline <= now) apic.pendingVector(now);
   update(vcpu);
   vcpu.irq.setPreemption(apic.nextTimerDeadline(), now);
+  return vcpu.vm.queueCount > 1 && guard(vcpu);
 }
 
 // IA32_APIC_BASE was written (exit/msr.ts, an exit of L1's: vmcs01 is

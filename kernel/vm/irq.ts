@@ -50,6 +50,10 @@ export const SLICE: u64 = 1 << 24; // preemption-timer ticks between forced exit
   eoiExit2: u64 = 0;
   eoiExit3: u64 = 0;
   eoiExitLoad: bool = false;
+  // Vectors whose EOI must exit for the guard of apicv.ts (spread VMs on
+  // Bochs 2.7): the delivered one (bits 7:0) and the one in service (15:8)
+  // a waiting vector is behind; 0 for none. Part of the bitmap vmcs01 holds.
+  eoiGuard: u32 = 0;
 
   // vmcs01 was just built (vmcs01.create, the VMCS current): start the
   // preemption timer at one slice. The VMCS field is not written back by
@@ -216,8 +220,7 @@ function deliverNmi(vcpu: Vcpu): bool {
   const now = cpu.rdtsc();
   // APIC virtualization: the processor delivers from vIRR (apicv.ts).
   if (s.vapic) {
-    apicv.deliver(vcpu, now);
-    s.setWindow(nmiWaits);
+    s.setWindow(apicv.deliver(vcpu, now) || nmiWaits);
     return;
   }
   const v = apic.pendingVector(now);

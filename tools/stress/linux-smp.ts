@@ -1,17 +1,23 @@
-// A stress run for the open SMP hang (README "Status"; the session-12 note
-// of issue 12): Debian's Linux with vcpus=2 on two Bochs processors, KVM's
-// modules loaded, then /init (tools/stress/linux-smp-init.sh) forks 3,000
-// short processes pinned to alternate CPUs, with a dmesg | grep pipeline
-// every 25 — the burst of console output after which linux.test.ts's
-// vcpus=2 boot once hung in CI. Not part of `make test` (about 10 minutes).
+// A stress run for two processors (the issue-12 hang, README "Status"):
+// Debian's Linux with vcpus=2 on two Bochs processors, KVM's modules
+// loaded, then /init (tools/stress/linux-smp-init.sh) runs 200 rounds of a
+// short process pinned to alternate CPUs and the dmesg | grep pipeline of
+// linux.test.ts's /init — a burst of console output, serial interrupts and
+// IPIs between the vCPUs. Not part of `make test` (about 12 minutes).
+// Before apicv.ts's guard (a VM spread over processors never runs a vCPU
+// where Bochs 2.7 could deliver a virtual interrupt with IF = 0) it hung
+// within the first 80 rounds in each of 3 runs: vCPU 0 deadlocked on its
+// runqueue lock, inside an interrupt delivered with IF = 0.
 //
 //   node --import tsx tools/stress/linux-smp.ts [name] [extra hv options]
 //
 // Needs `make linux-initrd`. Passes when /init prints "STRESS done"; a hang
 // shows as the time limit (20 minutes). tools/stress/sched-report.patch adds
 // a periodic report of both vCPUs (APIC state, guest RIP, code and stack)
-// to vm/sched.ts for looking at such a hang; runs with it are repeatable
-// as long as the image is the same.
+// to vm/sched.ts for looking at such a hang. Bochs's debugger helps too:
+// SIGINT to bochs-bin runs the rc file's commands after `c` (`set $cpu = 0`,
+// `r`, `print-stack 100`, ...); a guest's interrupted frames on its stack
+// show the RFLAGS each interrupt found.
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { runBochs } from '../emu/bochs.ts';
