@@ -289,6 +289,21 @@ const MODE_NMI: u32 = 4;
     const s = v256.highest(this.isr);
     return (s < 0 ? 0 : <u32>s << 8) | (r < 0 ? 0 : <u32>r);
   }
+  // Does the model's IRR hold a vector other than v? Between pulls the
+  // processor only takes vectors out of vIRR (delivery; only L0 adds them,
+  // without self-IPI virtualization or posted interrupts), so the model's
+  // IRR holds at least what vIRR holds: false means vIRR holds none either
+  // (vm/apicv.ts's guard).
+  irrHasOtherThan(v: u32): bool {
+    const w = v >> 5;
+    for (let i: u32 = 0; i < 8; i++) {
+      let x = v256.word(this.irr, i);
+      if (i == w) x &= ~(<u32>1 << (v & 31));
+      if (x != 0) return true;
+    }
+    return false;
+  }
+
   // An EOI-induced VM exit for `vector` (30.1.4: the processor has already
   // taken it out of vISR): a level-triggered one's EOI goes to the I/O APIC
   // (takeLevelEoi), as eoi() does.

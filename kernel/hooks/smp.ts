@@ -121,6 +121,14 @@ export function smp_vmwrite(enc: u32, value: u64): void {
 export function smp_vmread(enc: u32): u64 {
   return vmx.vmread(enc);
 }
+// vCPU i's APIC takes a fixed, edge-triggered message (into vIRR, as from an
+// IPI or the I/O APIC), and an EOI-induced exit for vector (apicv.ts).
+export function smp_accept(i: i32, vector: u32): bool {
+  return vm.vcpu(i).apic.acceptFromBus(vector, false);
+}
+export function smp_virtualEoi(i: i32, vector: u32): void {
+  vm.vcpu(i).apic.virtualEoi(vector);
+}
 // vCPU i's interrupt step before an entry as L1 (vm/irq.ts deliver): whether
 // it asks for the interrupt window.
 export function smp_deliver(i: i32): bool {

@@ -136,16 +136,11 @@ function writeEoiExitBitmap(vcpu: Vcpu): void {
   s.eoiExitLoad = false;
 }
 
-// The bits of bitmap word `word` (vectors 64*word to 64*word+63) for the
-// guard's vectors g (two, 8 bits each; 0 for none: vectors 0-15 are never
-// delivered as interrupts, 11.5.2).
-function guardBits(g: u32, word: u32): u64 {
-  let b: u64 = 0;
-  for (let k: u32 = 0; k < 2; k++) {
-    const v = (g >> (k << 3)) & 0xff;
-    if (v != 0 && (v >> 6) == word) b |= <u64>1 << (v & 63);
-  }
-  return b;
+// The bit of bitmap word `word` (vectors 64*word to 64*word+63) for the
+// guard's vector g (0 for none: vectors 0-15 are never delivered as
+// interrupts, 11.5.2).
+@inline function guardBits(g: u32, word: u32): u64 {
+  return g != 0 && (g >> 6) == word ? <u64>1 << (g & 63) : 0;
 }
 
 // ---- the guard: no virtual interrupt pending while IF = 0 -----------------
@@ -188,7 +183,8 @@ function guard(vcpu: Vcpu): bool {
     const pprClass = max(tprClass, svi & 0xf0);
     if ((rvi & 0xf0) > pprClass) {
       wait = (vmx.vmread(V.GUEST_RFLAGS) & V.X86_RFLAGS_IF) == 0;
-      if (otherInVirr(page, rvi)) want = rvi;
+      // (The model's IRR, not the page's: it holds at least vIRR's vectors.)
+      if (vcpu.apic.irrHasOtherThan(rvi)) want = rvi;
     } else {
       want = svi;
     }
@@ -201,15 +197,6 @@ function guard(vcpu: Vcpu): bool {
   return wait;
 }
 
-// Does vIRR on the virtual-APIC page hold a vector other than v?
-function otherInVirr(page: u64, v: u32): bool {
-  for (let i: u32 = 0; i < 8; i++) {
-    let w = mem.read32(page + lapic.REG_IRR + (<u64>i << 4));
-    if (i == (v >> 5)) w &= ~(<u32>1 << (v & 31));
-    if (w != 0) return true;
-  }
-  return false;
-}
 
 // ---- the EOI-exit bitmap: which EOIs the I/O APIC must see ---------------
 // The vectors of the redirection entries that are level-triggered and

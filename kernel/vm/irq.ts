@@ -50,9 +50,9 @@ export const SLICE: u64 = 1 << 24; // preemption-timer ticks between forced exit
   eoiExit2: u64 = 0;
   eoiExit3: u64 = 0;
   eoiExitLoad: bool = false;
-  // Vectors whose EOI must exit for the guard of apicv.ts (spread VMs on
-  // Bochs 2.7): the delivered one (bits 7:0) and the one in service (15:8)
-  // a waiting vector is behind; 0 for none. Part of the bitmap vmcs01 holds.
+  // The vector whose EOI must exit for the guard of apicv.ts (spread VMs on
+  // Bochs 2.7): the one a waiting vIRR vector is behind; 0 for none. Part of
+  // the bitmap vmcs01 holds.
   eoiGuard: u32 = 0;
 
   // vmcs01 was just built (vmcs01.create, the VMCS current): start the

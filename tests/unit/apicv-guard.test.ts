@@ -36,9 +36,12 @@ function setup(spread: boolean) {
   assert.is(call<number>('smp_setup', 2, spread ? 1 : 0), spread ? 2 : 1);
   assert.is(call<number>('smp_vmcsSetup', 0), 1, 'vCPU 0 has a vmcs01 with APIC virtualization');
   const page = (off: number, v: number) => call('smp_vapicWrite', 0, off, v >>> 0);
-  /** The processor's state at the exit: vIRR and vISR (vector lists),
-   * VTPR, RVI/SVI (the highest of each), RFLAGS.IF. */
-  const state = (irr: number[], isr: number[], tpr: number, ifSet: boolean) => {
+  /** vCPU 0's APIC takes vector v from the bus (L0: into the model and vIRR). */
+  const accept = (...vs: number[]) => { for (const v of vs) assert.is(call<number>('smp_accept', 0, v), 1); };
+  /** What the processor left at the exit: vIRR and vISR (vector lists; it
+   * only moves vectors out of vIRR, 30.2.2), VTPR, RVI/SVI (the highest of
+   * each), RFLAGS.IF. */
+  const processor = (irr: number[], isr: number[], tpr: number, ifSet: boolean) => {
     for (let w = 0; w < 8; w++) {
       page(IRR + w * 16, irr.filter((v) => v >> 5 === w).reduce((a, v) => a | (1 << (v & 31)), 0));
       page(ISR + w * 16, isr.filter((v) => v >> 5 === w).reduce((a, v) => a | (1 << (v & 31)), 0));
@@ -49,6 +52,8 @@ function setup(spread: boolean) {
     call('smp_vmwrite', V.GUEST_INTERRUPT_STATUS, BigInt(rvi | (svi << 8)));
     call('smp_vmwrite', V.GUEST_RFLAGS, 2n | (ifSet ? IF : 0n));
   };
+  /** An EOI-induced exit for v (the processor took it out of vISR first). */
+  const eoiExit = (v: number) => call('smp_virtualEoi', 0, v);
   const window = () => call<number>('smp_deliver', 0) !== 0;
   const windowControl = () => (call<bigint>('smp_vmread', V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & BigInt(V.PROC_INTERRUPT_WINDOW_EXITING)) !== 0n;
   /** The vectors whose EOI exits (vmcs01's EOI-exit bitmap). */
@@ -60,67 +65,79 @@ function setup(spread: boolean) {
     }
     return out;
   };
-  return { call, state, window, windowControl, eoiExits };
+  return { call, accept, processor, eoiExit, window, windowControl, eoiExits };
 }
 
 test('spread VM, IF = 0 at entry, vIRR holds a vector VPPR lets through: interrupt-window exiting', () => {
   const s = setup(true);
-  s.state([0xfb], [], 0x10, false);
+  s.accept(0xfb);
+  s.processor([0xfb], [], 0x10, false);
   assert.ok(s.window(), 'the entry waits for the interrupt window');
   assert.ok(s.windowControl(), 'vmcs01 has interrupt-window exiting');
   assert.equal(s.eoiExits(), [], 'one vector, nothing behind it: no EOI exits');
   // The window exit came: IF = 1, the processor may deliver (30.2.1).
-  s.state([0xfb], [], 0x10, true);
+  s.processor([0xfb], [], 0x10, true);
   assert.not.ok(s.window(), 'IF = 1: the processor delivers, no window');
   assert.not.ok(s.windowControl());
 });
 
 test('spread VM, a vector blocked by TPR only: no window, no EOI exit (no EOI can let it through)', () => {
   const s = setup(true);
-  s.state([0x31], [], 0x40, false);
+  s.accept(0x31);
+  s.processor([0x31], [], 0x40, false);
   assert.not.ok(s.window());
   assert.equal(s.eoiExits(), []);
 });
 
 test('spread VM, two vectors in vIRR: the EOI of the one delivered first exits', () => {
   const s = setup(true);
-  s.state([0xfb, 0x21], [], 0x10, true);
+  s.accept(0xfb, 0x21);
+  s.processor([0xfb, 0x21], [], 0x10, true);
   assert.not.ok(s.window(), 'IF = 1: delivered at entry');
   assert.equal(s.eoiExits(), [0xfb], 'the EOI of 0xFB would make 0x21 pending inside its handler (IF = 0)');
 });
 
 test('spread VM, a vector behind the one in service: that EOI exits, and the next entry waits for IF = 1', () => {
   const s = setup(true);
-  s.state([0x21], [0xfb], 0x10, false);
+  s.accept(0xfb, 0x21);
+  // The entry that gives both to the processor (IF = 1).
+  s.processor([0xfb, 0x21], [], 0x10, true);
+  assert.not.ok(s.window());
+  // The processor delivered 0xFB; its handler runs (IF = 0) and exits.
+  s.processor([0x21], [0xfb], 0x10, false);
   assert.not.ok(s.window(), 'blocked by vISR: nothing can be delivered yet');
   assert.equal(s.eoiExits(), [0xfb], 'the EOI of 0xFB exits');
-  // The EOI-induced exit: 0xFB left vISR, the handler still runs with IF = 0.
-  s.state([0x21], [], 0x10, false);
+  // The handler's EOI: an EOI-induced exit, 0xFB out of vISR, still IF = 0.
+  s.processor([0x21], [], 0x10, false);
+  s.eoiExit(0xfb);
   assert.ok(s.window(), '0x21 is deliverable with IF = 0: interrupt window');
   assert.equal(s.eoiExits(), [], 'nothing behind 0x21: the guard asks for no EOI exit any more');
-  s.state([], [0x21], 0x10, true);
+  // IF = 1 again: delivered.
+  s.processor([], [0x21], 0x10, true);
   assert.not.ok(s.window());
   assert.equal(s.eoiExits(), []);
 });
 
 test('spread VM: the I/O APIC\'s level-triggered vectors stay in the EOI-exit bitmap with the guard\'s', () => {
   const s = setup(true);
-  // Redirection entry 5: vector 0x45, level-triggered, physical destination 0 (vCPU 0).
+  // Redirection entry 5: vector 0x45, level-triggered, masked, physical destination 0 (vCPU 0).
   s.call('smp_ioapicWrite', 0x00, 0x10 + 2 * 5);
   s.call('smp_ioapicWrite', 0x10, 0x45 | (1 << 15) | (1 << 16));
   s.call('smp_ioapicWrite', 0x00, 0x11 + 2 * 5);
   s.call('smp_ioapicWrite', 0x10, 0);
-  s.state([0x61, 0x21], [], 0x10, true);
+  s.accept(0x61, 0x21);
+  s.processor([0x61, 0x21], [], 0x10, true);
   s.window();
   assert.equal(s.eoiExits(), [0x45, 0x61]);
-  s.state([], [], 0x10, true);
+  s.processor([], [], 0x10, true);
   s.window();
   assert.equal(s.eoiExits(), [0x45], 'vIRR empty: only the I/O APIC\'s vector');
 });
 
 test('a VM on one processor gets no guard (no physical interrupt arrives while it runs)', () => {
   const s = setup(false);
-  s.state([0xfb, 0x21], [], 0x10, false);
+  s.accept(0xfb, 0x21);
+  s.processor([0xfb, 0x21], [], 0x10, false);
   assert.not.ok(s.window());
   assert.equal(s.eoiExits(), []);
 });
