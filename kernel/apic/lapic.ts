@@ -295,13 +295,7 @@ const MODE_NMI: u32 = 4;
   // IRR holds at least what vIRR holds: false means vIRR holds none either
   // (vm/apicv.ts's guard).
   irrHasOtherThan(v: u32): bool {
-    const w = v >> 5;
-    for (let i: u32 = 0; i < 8; i++) {
-      let x = v256.word(this.irr, i);
-      if (i == w) x &= ~(<u32>1 << (v & 31));
-      if (x != 0) return true;
-    }
-    return false;
+    return v256.anyExcept(this.irr, v);
   }
 
   // An EOI-induced VM exit for `vector` (30.1.4: the processor has already

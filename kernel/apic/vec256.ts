@@ -37,3 +37,13 @@ export function highest(r: usize): i32 {
   }
   return -1;
 }
+
+// Is a bit other than vector v's set?
+export function anyExcept(r: usize, v: u32): bool {
+  for (let i: u32 = 0; i < 8; i++) {
+    let w = word(r, i);
+    if (i == ((v >> 5) & 7)) w &= ~(<u32>1 << (v & 31));
+    if (w != 0) return true;
+  }
+  return false;
+}

@@ -197,7 +197,6 @@ function guard(vcpu: Vcpu): bool {
   return wait;
 }
 
-
 // ---- the EOI-exit bitmap: which EOIs the I/O APIC must see ---------------
 // The vectors of the redirection entries that are level-triggered and
 // name vcpu's APIC, whether masked or not (an entry may be unmasked by a
