@@ -67,6 +67,18 @@ $(B)/gen/kernel.c $(B)/gen/kernel.h $(B)/gen/instantiate.h: $(B)/kernel.wasm
 	@# boot/rt/wasm-rt.c refuses a memory whose size is not that constant.
 	sed -i 's/^  if (UNLIKELY(offset + (uint64_t)len > mem->size)) \\$$/  if (UNLIKELY(offset + (uint64_t)len > HV_LINEAR_BYTES)) \\/' $(B)/gen/kernel.c
 	@grep -q 'len > HV_LINEAR_BYTES' $(B)/gen/kernel.c || { echo "wasm2c output: RANGE_CHECK not found to make constant"; exit 1; }
+	@# Loads and stores address the memory at its fixed virtual address
+	@# (boot/include/hv.h HV_LINEAR_VA), a constant, instead of mem->data,
+	@# which the compiler must reload after every store (a byte store may
+	@# alias it); and a load or store checks its address against the bound
+	@# less its own size, one compare (the sum cannot wrap: a wasm address is
+	@# below 2^33). wasm-rt.c refuses a memory that is not at that address.
+	sed -i -e 's/^    wasm_rt_memcpy(&result, &mem->data\[addr\], sizeof(t1)); \\$$/    wasm_rt_memcpy(\&result, \&((u8 *)HV_LINEAR_VA)[addr], sizeof(t1)); \\/' \
+	  -e 's/^    wasm_rt_memcpy(&mem->data\[addr\], &wrapped, sizeof(t1));  *\\$$/    wasm_rt_memcpy(\&((u8 *)HV_LINEAR_VA)[addr], \&wrapped, sizeof(t1)); \\/' \
+	  -e 's/^#define MEMCHECK(mem, a, t) RANGE_CHECK(mem, a, sizeof(t))$$/#define MEMCHECK(mem, a, t) if (UNLIKELY((a) > HV_LINEAR_BYTES - sizeof(t))) TRAP(OOB);/' $(B)/gen/kernel.c
+	@test $$(grep -c 'HV_LINEAR_VA)\[addr\]' $(B)/gen/kernel.c) = 2 || { echo "wasm2c output: LINEAR_BASE edit (load/store addresses) not found"; exit 1; }
+	@grep -q 'UNLIKELY((a) > HV_LINEAR_BYTES - sizeof(t))' $(B)/gen/kernel.c || { echo "wasm2c output: MEMCHECK edit not found"; exit 1; }
+	@sed -i '1i #include "linear.h" /* HV_LINEAR_VA */' $(B)/gen/kernel.c
 	@sed -i '1i #define HV_LINEAR_BYTES (256ull * 65536ull) /* = HV_LINEAR_MAX = ASCFLAGS --maximumMemory, checked by wasm-rt.c */' $(B)/gen/kernel.c
 	cp /usr/include/wasm-rt.h $(B)/gen/wasm-rt.h
 	@# Z_kernel_instantiate takes one (unused) instance pointer per import

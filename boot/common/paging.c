@@ -17,6 +17,22 @@ static u64 pd[MAX_2M_GIB][512] __attribute__((aligned(4096)));
 
 static u64 mapped_top;
 
+/* The linear memory window (hv.h HV_LINEAR_VA): the last GiB of the address
+ * space, pml4[511] -> pdpt[511] -> 2 MiB pages of the region, nothing else
+ * (an access past the 16 MiB faults, though the bounds checks come first). */
+static u64 pdpt_top[512] __attribute__((aligned(4096)));
+static u64 pd_top[512] __attribute__((aligned(4096)));
+
+void hv_paging_map_linear(u64 phys) {
+    const u64 two_mib = 2ull << 20;
+    for (u64 i = 0; i < HV_LINEAR_MAX / two_mib; i++) pd_top[i] = (phys + i * two_mib) | PTE_P | PTE_RW | PTE_PS;
+    pdpt_top[(HV_LINEAR_VA >> 30) & 511] = (u64)pd_top | PTE_P | PTE_RW;
+    pml4[(HV_LINEAR_VA >> 39) & 511] = (u64)pdpt_top | PTE_P | PTE_RW;
+    /* (Entries that were not present: nothing stale to flush; reloading CR3
+     * anyway costs nothing at boot.) */
+    __asm__ volatile("mov %%cr3, %%rax\n\tmov %%rax, %%cr3" ::: "rax", "memory");
+}
+
 u64 hv_paging_top(void) { return mapped_top; }
 
 void hv_paging_init(u64 top) {

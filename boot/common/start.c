@@ -80,6 +80,10 @@ __attribute__((sysv_abi, noreturn, used)) static void hv_start_on_stack(struct h
         if (m[i].base + m[i].length > top) top = m[i].base + m[i].length;
     hv_paging_init(top);
     place_linear_memory(bi);
+    /* From here on the kernel reaches its memory through the fixed window;
+     * the boot map and the protected ranges keep the physical address. */
+    hv_paging_map_linear((u64)hv_linear_memory);
+    hv_linear_memory = (u8 *)HV_LINEAR_VA;
     hv_smp_init(bi); /* reserves its pages in the map: before the protected ranges */
     hv_protect_from_bootinfo(bi);
 

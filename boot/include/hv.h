@@ -72,6 +72,10 @@ void hv_image_range(u64 *base, u64 *end);
  * ~35M emulated instructions per boot for 16 MiB under GRUB). */
 extern u8 *hv_linear_memory;
 #define HV_LINEAR_MAX (16u << 20)
+/* ... used through its window at HV_LINEAR_VA (linear.h), which
+ * paging.c maps: hv_linear_memory points there once hv_start set it up. */
+#include "linear.h"
+void hv_paging_map_linear(u64 phys);
 
 /* imports/system.c: a pointer to [ptr, ptr+len) of the kernel's linear
  * memory, bounds-checked like a wasm access (a bad one traps). */

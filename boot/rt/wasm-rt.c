@@ -95,6 +95,12 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *m, uint32_t initial_pages, uint32
         hv_puts("hv: trap: the kernel's linear memory is not exactly HV_LINEAR_MAX (asc --initialMemory/--maximumMemory)\n");
         hv_exit(HV_STATUS_TRAP);
     }
+    /* The generated accesses use HV_LINEAR_VA itself (the Makefile's
+     * LINEAR_BASE edit), not m->data: they must be the same. */
+    if (hv_linear_memory != (u8 *)HV_LINEAR_VA) {
+        hv_puts("hv: trap: the kernel's linear memory is not mapped at HV_LINEAR_VA\n");
+        hv_exit(HV_STATUS_TRAP);
+    }
     linear_allocated = 1;
     m->data = hv_linear_memory;
     m->pages = initial_pages;
