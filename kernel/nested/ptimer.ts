@@ -60,5 +60,5 @@ export function exitToL1(vcpu: Vcpu): void {
   const n = vcpu.nested;
   if (!active(n)) return;
   if ((<u32>state.get(n, V.VM_EXIT_CONTROL) & V.EXIT_SAVE_VMX_PREEMPTION_TIMER_VALUE) != 0)
-    state.writeSynced(n, V.VMX_PREEMPTION_TIMER_VALUE, remaining(vcpu, cpu.rdtsc()));
+    state.setSynced(n, V.VMX_PREEMPTION_TIMER_VALUE, remaining(vcpu, cpu.rdtsc()));
 }

@@ -76,7 +76,7 @@ function syncGuestState(vcpu: Vcpu): void {
   const n = vcpu.nested;
   // 28.2 ("updating VM-entry control fields"): every VM exit clears the
   // valid bit of the VM-entry interruption information — in vmcs02 too.
-  state.writeSynced(n, V.VM_ENTRY_INTERRUPTION_INFO, state.get(n, V.VM_ENTRY_INTERRUPTION_INFO) & ~<u64>V.INTR_INFO_VALID);
+  state.setSynced(n, V.VM_ENTRY_INTERRUPTION_INFO, state.get(n, V.VM_ENTRY_INTERRUPTION_INFO) & ~<u64>V.INTR_INFO_VALID);
   // L1's VMX-preemption timer stops; its value is saved if L1 asked.
   ptimer.exitToL1(vcpu);
 }
@@ -103,17 +103,17 @@ export function syncForSnapshot(vcpu: Vcpu): void {
   n.shadowGuestStale |= state.readFields(n, guestList, mask, true);
   const only0cr0 = vmcs01.cr0Mask & ~state.get(n, V.CR0_GUEST_HOST_MASK);
   const only0cr4 = vmcs01.cr4Mask & ~state.get(n, V.CR4_GUEST_HOST_MASK);
-  state.writeSynced(n, V.GUEST_CR0, (vmx.vmread(V.GUEST_CR0) & ~only0cr0) | (vmx.vmread(V.CR0_READ_SHADOW) & only0cr0));
-  state.writeSynced(n, V.GUEST_CR4, (vmx.vmread(V.GUEST_CR4) & ~only0cr4) | (vmx.vmread(V.CR4_READ_SHADOW) & only0cr4));
+  state.setSynced(n, V.GUEST_CR0, (vmx.vmread(V.GUEST_CR0) & ~only0cr0) | (vmx.vmread(V.CR0_READ_SHADOW) & only0cr0));
+  state.setSynced(n, V.GUEST_CR4, (vmx.vmread(V.GUEST_CR4) & ~only0cr4) | (vmx.vmread(V.CR4_READ_SHADOW) & only0cr4));
   // L2's RVI and SVI when vmcs12 uses virtual-interrupt delivery (the
   // field exists only then; 28.3.1 saves it).
   if ((<u32>state.get(n, V.PRIMARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC_ACTIVATE_SECONDARY_CONTROLS) != 0 &&
     (<u32>state.get(n, V.SECONDARY_PROC_BASED_VM_EXEC_CONTROL) & V.PROC2_VIRTUAL_INTERRUPT_DELIVERY) != 0) {
-    state.writeSynced(n, V.GUEST_INTERRUPT_STATUS, vmx.vmread(V.GUEST_INTERRUPT_STATUS));
+    state.setSynced(n, V.GUEST_INTERRUPT_STATUS, vmx.vmread(V.GUEST_INTERRUPT_STATUS));
   }
   const ia32e = <u32>vmx.vmread(V.VM_ENTRY_CONTROL) & V.ENTRY_IA32E_MODE_GUEST;
   const entry12 = <u32>state.get(n, V.VM_ENTRY_CONTROL);
-  if ((entry12 & V.ENTRY_IA32E_MODE_GUEST) != ia32e) state.writeSynced(n, V.VM_ENTRY_CONTROL, (entry12 & ~V.ENTRY_IA32E_MODE_GUEST) | ia32e);
+  if ((entry12 & V.ENTRY_IA32E_MODE_GUEST) != ia32e) state.setSynced(n, V.VM_ENTRY_CONTROL, (entry12 & ~V.ENTRY_IA32E_MODE_GUEST) | ia32e);
   // PDPTEs of a PAE-paging L2 under L1's EPT (28.3.4).
   if ((state.get(n, V.GUEST_CR4) & V.X86_CR4_PAE) != 0 && (state.get(n, V.VM_ENTRY_CONTROL) & V.ENTRY_IA32E_MODE_GUEST) == 0 &&
     (state.get(n, V.GUEST_CR0) & V.X86_CR0_PG) != 0 && state.eptEnabled(n)) {
@@ -276,7 +276,7 @@ export function reflectAs(vcpu: Vcpu, reason: u32, qualification: u64): i32 {
     state.write(n, V.EXIT_QUALIFICATION, qualification);
   } else if (reason < 64 && ((REGISTER_FORM_EXITS >> reason) & 1) != 0 &&
     (<u32>state.get(n, V.VM_EXIT_INSTRUCTION_INFO) & V.INSN_INFO_REG_OPERAND) != 0) {
-    state.write(n, V.EXIT_QUALIFICATION, 0);
+    state.set(n, V.EXIT_QUALIFICATION, 0);
   }
   eventsStale(n);
   return toL1(vcpu);

@@ -146,8 +146,9 @@ export function markAllDirty(n: Nested): void {
   n.changes = CH_ALL;
 }
 
-// The bit of enc (full or high encoding) in hotStale, or 0.
-function hotBit(enc: u32): u32 {
+// The bit of enc (full or high encoding) in hotStale, or 0. (@inline, as
+// classOf: for a constant encoding both fold to a constant.)
+@inline function hotBit(enc: u32): u32 {
   switch (enc & ~V.VMCS_ENC_HIGH) {
     case V.GUEST_RIP: return 1;
     case V.GUEST_RSP: return 2;
@@ -162,7 +163,7 @@ function hotBit(enc: u32): u32 {
   return 0;
 }
 
-function classOf(enc: u32, hot: u32): u32 {
+@inline function classOf(enc: u32, hot: u32): u32 {
   if (hot != 0) return hot >= 64 ? DIRTY_EVENT : hot >= 4 ? DIRTY_HOT : DIRTY_RIP;
   // Host RSP is in no class: no VM-entry check reads it (SDM Vol. 3C
   // 27.2.2, 27.2.3) and vmcs02 never takes it (its host state is L0's);
@@ -235,6 +236,33 @@ export function markSynced(n: Nested, enc: u32): void {
   }
   n.changes |= bits & ~CH_SHADOW_ALL; // (the caller records shadowed ones)
   return all;
+}
+
+// write() and writeSynced() for an encoding known at compile time (V.NAME):
+// offset, width and change bits fold into a load, a compare and a store
+// (the generic ones look the offset up and call store12: ~40 instructions
+// each, six of them on every reflected exit).
+@inline export function set(n: Nested, enc: u32, v: u64): void {
+  if (store12Const(n.vmcs12, enc, v)) n.changes |= changedBits(enc);
+}
+@inline export function setSynced(n: Nested, enc: u32, v: u64): void {
+  if (store12Const(n.vmcs12, enc, v)) n.changes |= classOf(enc, hotBit(enc)) | CH_SHADOW_ALL;
+}
+@inline function store12Const(cache: usize, enc: u32, v: u64): bool {
+  const a = cache + <usize>V.vmcs12OffsetConst(enc);
+  if ((enc & V.VMCS_ENC_HIGH) != 0 || V.vmcsEncodingWidth(enc) == V.VMCS_WIDTH_32) {
+    if (load<u32>(a) == <u32>v) return false;
+    store<u32>(a, <u32>v);
+    return true;
+  }
+  if (V.vmcsEncodingWidth(enc) == V.VMCS_WIDTH_16) {
+    if (load<u16>(a) == <u16>v) return false;
+    store<u16>(a, <u16>v);
+    return true;
+  }
+  if (load<u64>(a) == v) return false;
+  store<u64>(a, v);
+  return true;
 }
 
 // Store v truncated to the field's width; a change is recorded. (Inline:
