@@ -1,9 +1,13 @@
 /* A freestanding runtime for wasm2c 1.0.32 output (the API in wasm-rt.h).
  *
- * - Linear memory is a fixed region in the image's .bss (hv_linear_memory),
- *   never moved; growing only raises the bound up to the region's size.
+ * - Linear memory is HV_LINEAR_MAX bytes of RAM that hv_start chose, seen
+ *   at the fixed virtual window HV_LINEAR_VA (linear.h; hv_linear_memory),
+ *   never moved, all of it from the start. The generated loads and stores
+ *   use the window's address as a constant (the Makefile's edits of
+ *   kernel.c), so allocate_memory refuses anything else.
  * - Every linear-memory access is bounds-checked by the generated code
- *   (built with WASM_RT_MEMCHECK_SIGNAL_HANDLER=0: there are no signals here).
+ *   (built with WASM_RT_MEMCHECK_SIGNAL_HANDLER=0: there are no signals here):
+ *   one compare of the address with the constant bound less the access size.
  * - Call depth is counted (WASM_RT_USE_STACK_DEPTH_COUNT) so runaway
  *   recursion traps instead of overflowing the C stack.
  * - A trap prints its kind and stops the machine with HV_STATUS_TRAP: the
