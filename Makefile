@@ -68,7 +68,7 @@ $(B)/gen/kernel.c $(B)/gen/kernel.h $(B)/gen/instantiate.h: $(B)/kernel.wasm
 	sed -i 's/^  if (UNLIKELY(offset + (uint64_t)len > mem->size)) \\$$/  if (UNLIKELY(offset + (uint64_t)len > HV_LINEAR_BYTES)) \\/' $(B)/gen/kernel.c
 	@grep -q 'len > HV_LINEAR_BYTES' $(B)/gen/kernel.c || { echo "wasm2c output: RANGE_CHECK not found to make constant"; exit 1; }
 	@# Loads and stores address the memory at its fixed virtual address
-	@# (boot/include/hv.h HV_LINEAR_VA), a constant, instead of mem->data,
+	@# (boot/include/linear.h HV_LINEAR_VA), a constant, instead of mem->data,
 	@# which the compiler must reload after every store (a byte store may
 	@# alias it); and a load or store checks its address against the bound
 	@# less its own size, one compare (the sum cannot wrap: a wasm address is

@@ -203,7 +203,7 @@ export function markChanged(n: Nested, enc: u32): void {
   n.changes |= changedBits(enc);
 }
 // The bits of n.changes a change of enc to what vmcs02 holds sets (markSynced).
-export function syncedBits(enc: u32): u32 {
+@inline export function syncedBits(enc: u32): u32 {
   return classOf(enc, hotBit(enc)) | CH_SHADOW_ALL;
 }
 // vmcs02's event-injection fields may hold an event L0 itself set up for
@@ -215,7 +215,7 @@ export function markEventStale(n: Nested): void {
 
 // enc changed to what vmcs02 already holds: for the checks only.
 export function markSynced(n: Nested, enc: u32): void {
-  n.changes |= classOf(enc, hotBit(enc)) | CH_SHADOW_ALL;
+  n.changes |= syncedBits(enc);
 }
 
 // Read the fields of `list` selected by `mask` from the current VMCS into
@@ -243,26 +243,10 @@ export function markSynced(n: Nested, enc: u32): void {
 // (the generic ones look the offset up and call store12: ~40 instructions
 // each, six of them on every reflected exit).
 @inline export function set(n: Nested, enc: u32, v: u64): void {
-  if (store12Const(n.vmcs12, enc, v)) n.changes |= changedBits(enc);
+  if (storeAt(n.vmcs12 + <usize>V.vmcs12OffsetConst(enc), enc, v)) n.changes |= changedBits(enc);
 }
 @inline export function setSynced(n: Nested, enc: u32, v: u64): void {
-  if (store12Const(n.vmcs12, enc, v)) n.changes |= classOf(enc, hotBit(enc)) | CH_SHADOW_ALL;
-}
-@inline function store12Const(cache: usize, enc: u32, v: u64): bool {
-  const a = cache + <usize>V.vmcs12OffsetConst(enc);
-  if ((enc & V.VMCS_ENC_HIGH) != 0 || V.vmcsEncodingWidth(enc) == V.VMCS_WIDTH_32) {
-    if (load<u32>(a) == <u32>v) return false;
-    store<u32>(a, <u32>v);
-    return true;
-  }
-  if (V.vmcsEncodingWidth(enc) == V.VMCS_WIDTH_16) {
-    if (load<u16>(a) == <u16>v) return false;
-    store<u16>(a, <u16>v);
-    return true;
-  }
-  if (load<u64>(a) == v) return false;
-  store<u64>(a, v);
-  return true;
+  if (storeAt(n.vmcs12 + <usize>V.vmcs12OffsetConst(enc), enc, v)) n.changes |= syncedBits(enc);
 }
 
 // Store v truncated to the field's width; a change is recorded. (Inline:
@@ -277,22 +261,21 @@ export function markSynced(n: Nested, enc: u32): void {
 
 // Store; false when the field already had that value.
 function store12(cache: usize, enc: u32, v: u64): bool {
-  const off = <usize>V.vmcs12Offset(enc);
-  if ((enc & V.VMCS_ENC_HIGH) != 0) {
-    if (load<u32>(cache + off) == <u32>v) return false;
-    store<u32>(cache + off, <u32>v);
-    return true;
-  }
-  const w = V.vmcsEncodingWidth(enc);
+  return storeAt(cache + <usize>V.vmcs12Offset(enc), enc, v);
+}
+// The store at the field's slot a, truncated to its width (a high access:
+// bits 63:32, 4 bytes); false when the slot already had that value.
+@inline function storeAt(a: usize, enc: u32, v: u64): bool {
+  const w = (enc & V.VMCS_ENC_HIGH) != 0 ? V.VMCS_WIDTH_32 : V.vmcsEncodingWidth(enc);
   if (w == V.VMCS_WIDTH_16) {
-    if (load<u16>(cache + off) == <u16>v) return false;
-    store<u16>(cache + off, <u16>v);
+    if (load<u16>(a) == <u16>v) return false;
+    store<u16>(a, <u16>v);
   } else if (w == V.VMCS_WIDTH_32) {
-    if (load<u32>(cache + off) == <u32>v) return false;
-    store<u32>(cache + off, <u32>v);
+    if (load<u32>(a) == <u32>v) return false;
+    store<u32>(a, <u32>v);
   } else {
-    if (load<u64>(cache + off) == v) return false;
-    store<u64>(cache + off, v);
+    if (load<u64>(a) == v) return false;
+    store<u64>(a, v);
   }
   return true;
 }
