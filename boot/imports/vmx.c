@@ -197,6 +197,24 @@ u32 Z_vmxZ_vmptrld(struct Z_vmx_instance_t *i, u64 pa) {
     return VMX_STATUS("vmptrld %2", "m"(pa));
 }
 
+/* vmx.vmcsswitch: VMCLEAR of `clear` (none when 0), then VMPTRLD of `load`,
+ * both VMCSs of the hypervisor's own (the shadow VMCS copies of
+ * kernel/nested/shadow.ts): a failure is a hypervisor bug and stops the
+ * machine with a report, so the caller tests no status (one import where
+ * there were two, each with its test and report in AssemblyScript). */
+static _Noreturn __attribute__((noinline, cold)) void vmcs_switch_bug(const char *insn, u64 pa) {
+    hv_puts("hv: trap: ");
+    hv_puts(insn);
+    hv_puts(" of the hypervisor's own VMCS at ");
+    hv_put_hex(pa);
+    hv_puts(" failed (a hypervisor bug)\n");
+    hv_exit(HV_STATUS_TRAP);
+}
+void Z_vmxZ_vmcsswitch(struct Z_vmx_instance_t *i, u64 clear, u64 load) {
+    if (clear != 0 && Z_vmxZ_vmclear(i, clear) != 0) vmcs_switch_bug("VMCLEAR", clear);
+    if (Z_vmxZ_vmptrld(i, load) != 0) vmcs_switch_bug("VMPTRLD", load);
+}
+
 static __attribute__((noinline)) u64 evmcs_vmptrst(void) {
     return evmcs_cur[evmcs_cpu()];
 }

@@ -15,6 +15,11 @@ export declare function vmxoff(): i32;
 export declare function vmclear(pa: u64): i32;
 @external("vmx", "vmptrld")
 export declare function vmptrld(pa: u64): i32;
+// VMCLEAR of `clear` (none when 0), then VMPTRLD of `load`: VMCSs of the
+// hypervisor's own, whose failure is a hypervisor bug that stops the
+// machine with a report (no status to test).
+@external("vmx", "vmcsswitch")
+export declare function vmcsswitch(clear: u64, load: u64): void;
 @external("vmx", "vmptrst")
 export declare function vmptrst(): u64;
 @external("vmx", "vmread")

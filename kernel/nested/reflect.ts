@@ -237,10 +237,7 @@ function toL1(vcpu: Vcpu): i32 {
   // The exit into the shadow VMCS first: the push ends by making vmcs01
   // current, which saves a VMPTRLD here (what it writes is vmcs12's, which
   // the host-state load and the MSR-load list below do not change).
-  if (!shadow.push(vcpu) && vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) {
-    print.say("nested: VMPTRLD of vmcs01 failed");
-    return exits.stop(vcpu, config.OUTCOME_STOPPED);
-  }
+  if (!shadow.push(vcpu)) vmx.vmcsswitch(0, vcpu.vmcs);
   tsc.toVmcs01(vcpu);
   vcpu.setLaunched(v02.l1Launched);
   n.inL2 = false;

@@ -205,19 +205,10 @@ export function unlink(n: Nested): void {
   s.linked = false;
 }
 
-// Make the shadow current, run the copy, clear it and return to vmcs01.
-// A failing VMPTRLD/VMCLEAR of our own page is a hypervisor bug: reported,
-// and the copy is skipped (the caller's state stays consistent: the cache
-// keeps its values).
-function enterShadow(page: u64): bool {
-  if (vmx.vmptrld(page) == vmx.VMX_SUCCEED) return true;
-  print.say("nested: VMPTRLD of the shadow VMCS failed");
-  return false;
-}
-function leaveShadow(vcpu: Vcpu, page: u64): void {
-  if (vmx.vmclear(page) != vmx.VMX_SUCCEED) print.say("nested: VMCLEAR of the shadow VMCS failed");
-  if (vmx.vmptrld(vcpu.vmcs) != vmx.VMX_SUCCEED) print.say("nested: VMPTRLD of vmcs01 failed");
-}
+// A copy makes the shadow current (vmx.vmcsswitch(0, page)), copies, and
+// clears it and makes vmcs01 current again (vmx.vmcsswitch(page, vmcs01)).
+// A failing VMPTRLD/VMCLEAR of our own page is a hypervisor bug: the
+// machine stops with a report (the import's, hw/vmx.ts).
 
 // Shadow → cache for the fields L1 can write without an exit. Only values
 // that differ are written, so the dirty groups the entry checks use
@@ -227,9 +218,9 @@ export function pull(vcpu: Vcpu): void {
   const s = n.shadow;
   if (!s.linked) return;
   const page = s.page;
-  if (!enterShadow(page)) return;
+  vmx.vmcsswitch(0, page);
   state.readFields(n, pullList, pullMask, false);
-  leaveShadow(vcpu, page);
+  vmx.vmcsswitch(page, vcpu.vmcs);
   s.pulls++;
 }
 
@@ -241,8 +232,8 @@ export function pull(vcpu: Vcpu): void {
 // none changed, the common case for an exit L1 has seen before but for
 // RIP — after any other change (state.ts shadowAll) every shadowed field.
 // Whatever VMCS was current, vmcs01 is when it returns true (it wrote the
-// shadow: leaveShadow); false: nothing was written, the current VMCS is
-// the caller's still.
+// shadow); false: nothing was written, the current VMCS is the caller's
+// still.
 export function push(vcpu: Vcpu): bool {
   const n = vcpu.nested;
   const s = n.shadow;
@@ -254,7 +245,7 @@ export function push(vcpu: Vcpu): bool {
   n.shadowGuestStale = 0;
   n.shadowExitStale = 0;
   if (!whole && (g | e) == 0) return false;
-  if (!enterShadow(page)) return false;
+  vmx.vmcsswitch(0, page);
   if (whole) {
     const l = all!;
     vmx.writefields(l.ptr, l.count, n.vmcs12, l.all);
@@ -262,7 +253,7 @@ export function push(vcpu: Vcpu): bool {
     if (g != 0) vmx.writefields(guestsync.guestList.ptr, guestsync.guestList.count, n.vmcs12, g);
     if (e != 0) vmx.writefields(guestsync.exitInfoList.ptr, guestsync.exitInfoList.count, n.vmcs12, e);
   }
-  leaveShadow(vcpu, page);
+  vmx.vmcsswitch(page, vcpu.vmcs);
   state.markShadowPushed(n);
   if (!s.linked) link(s);
   s.pushes++;

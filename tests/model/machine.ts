@@ -569,6 +569,10 @@ export class Machine {
         },
         vmclear: (pa: bigint) => this.vmx.vmclear(u64(pa)),
         vmptrld: (pa: bigint) => this.vmx.vmptrld(u64(pa)),
+        vmcsswitch: (clear: bigint, load: bigint) => {
+          if (u64(clear) !== 0n && this.vmx.vmclear(u64(clear)) !== 0) this.fault(`vmx.vmcsswitch: VMCLEAR of 0x${u64(clear).toString(16)} failed`);
+          if (this.vmx.vmptrld(u64(load)) !== 0) this.fault(`vmx.vmcsswitch: VMPTRLD of 0x${u64(load).toString(16)} failed`);
+        },
         vmptrst: () => this.vmx.vmptrst(),
         vmread: (enc: number) => {
           const r = this.vmx.vmread(u32(enc));
