@@ -3,6 +3,7 @@
 #include "hv.h"
 #include "kernel.h"
 #include "instantiate.h"
+#include "stack.h"
 
 #define BOOT_STACK_SIZE (256u << 10)
 static u8 boot_stack[BOOT_STACK_SIZE] __attribute__((aligned(16)));
@@ -87,6 +88,7 @@ __attribute__((sysv_abi, noreturn, used)) static void hv_start_on_stack(struct h
     hv_smp_init(bi); /* reserves its pages in the map: before the protected ranges */
     hv_protect_from_bootinfo(bi);
 
+    hv_stack_limit = (u64)&boot_stack[0] + HV_STACK_MARGIN;
     wasm_rt_init();
     Z_kernel_init_module();
     HV_INSTANTIATE(&hv_kernel);

@@ -8,15 +8,19 @@
  * - Every linear-memory access is bounds-checked by the generated code
  *   (built with WASM_RT_MEMCHECK_SIGNAL_HANDLER=0: there are no signals here):
  *   one compare of the address with the constant bound less the access size.
- * - Call depth is counted (WASM_RT_USE_STACK_DEPTH_COUNT) so runaway
- *   recursion traps instead of overflowing the C stack.
+ * - Runaway recursion traps ("call stack exhausted") instead of
+ *   overflowing the stack: every kernel function compares RSP with
+ *   hv_stack_limit (boot/include/stack.h; the Makefile's FUNC_PROLOGUE
+ *   edit), which the boot stack's bottom sets here and each kernel thread's
+ *   on taking the kernel (boot/smp/threads.c).
  * - A trap prints its kind and stops the machine with HV_STATUS_TRAP: the
  *   hypervisor's state can no longer be trusted after one. */
 #include "hv.h"
 #include <stdarg.h>
 #include "wasm-rt.h"
+#include "stack.h"
 
-uint32_t wasm_rt_call_stack_depth;
+unsigned long long hv_stack_limit; /* machine-wide: the running kernel thread's (stack.h) */
 
 static bool initialized;
 static u32 linear_allocated;

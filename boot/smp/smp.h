@@ -32,8 +32,8 @@ struct smp_cpu {
     u64 ist_top[3];         /* 48 #DF, NMI, #MC stacks (application processors) */
     struct hv_cpu_tables tables; /* 72 GDT and TSS (application processors) */
     u32 kicked;             /* threads.c: a kick arrived since the last cpu.wait */
-    u32 depth;              /* threads.c: wasm call depth of the thread here while it waits for the lock */
     u32 timer;              /* threads.c: 0 not set up, 1 TSC-deadline timer, 2 none (wait spins) */
+    u64 stack_limit;        /* threads.c: the stack bound of the kernel thread on this processor */
 };
 #define SMP_CPU_IDLE_TOP 16
 #define SMP_CPU_WAKES_SEEN 36

@@ -12,9 +12,10 @@
  * A ticket lock: processors get the kernel in the order they asked for it,
  * so a vCPU with many exits cannot keep another's exits waiting.
  *
- * wasm2c counts the call depth in one global (wasm_rt_call_stack_depth);
- * each thread has its own depth, kept in its processor's block while it
- * does not hold the lock.
+ * The kernel's stack bound is one global (boot/include/stack.h
+ * hv_stack_limit): each thread has its own stack, whose bound its
+ * processor's block keeps (threads do not move between processors while
+ * several live: cpu.migrate refuses then); taking the lock sets it.
  *
  * A thread is started on an idle processor by handing it a context (the
  * frame smp_resume pops) on a new stack: it returns into smp_thread_start,
@@ -32,6 +33,7 @@
 #include "smp.h"
 #include "kernel.h"
 #include "wasm-rt.h"
+#include "stack.h"
 #include "vmx-consts.h"
 
 struct Z_cpu_instance_t;
@@ -50,18 +52,16 @@ static inline struct smp_cpu *me(void) {
 void smp_lock(void) {
     u32 t = __atomic_fetch_add(&lock_next, 1, __ATOMIC_RELAXED);
     while (__atomic_load_n(&lock_serving, __ATOMIC_ACQUIRE) != t) __asm__ volatile("pause");
-    wasm_rt_call_stack_depth = me()->depth;
+    hv_stack_limit = me()->stack_limit;
 }
 
 void smp_unlock(void) {
-    me()->depth = wasm_rt_call_stack_depth;
     __atomic_store_n(&lock_serving, lock_serving + 1, __ATOMIC_RELEASE);
 }
 
 /* The first code of a spawned thread (smp_resume returns here with the
  * argument in RBX, see spawn). */
 __attribute__((sysv_abi, noreturn, used)) void smp_thread_main(u32 arg) {
-    me()->depth = 0;
     smp_lock();
     Z_kernelZ_vcpuThread(&hv_kernel, arg);
     __atomic_fetch_sub(&threads, 1, __ATOMIC_RELAXED);
@@ -82,14 +82,15 @@ __asm__(".text\n"
 extern const u8 smp_thread_start[];
 
 /* cpu.spawn: a new kernel thread on idle processor `target`, on the stack
- * that ends at `top` (16-byte aligned, at least a page), running the
- * kernel's vcpuThread(arg). Returns 0 if the target is this processor or
- * not online. The caller holds the lock from here on (it is taken now if
- * this is the first thread). */
-u32 Z_cpuZ_spawn(struct Z_cpu_instance_t *i, u32 target, u64 top, u32 arg) {
-    if (target >= smp_online || target == me()->index || (top & 15) || top < 4096) return 0;
+ * of `bytes` that ends at `top` (16-byte aligned, more than the stack
+ * bound's margin), running the kernel's vcpuThread(arg). Returns 0 if the
+ * target is this processor or not online, or the stack is not one. The
+ * caller holds the lock from here on (it is taken now if this is the first
+ * thread). */
+u32 Z_cpuZ_spawn(struct Z_cpu_instance_t *i, u32 target, u64 top, u32 bytes, u32 arg) {
+    if (target >= smp_online || target == me()->index || (top & 15) || bytes <= 2 * HV_STACK_MARGIN || top < bytes) return 0;
     if (!smp_lock_on) {
-        me()->depth = wasm_rt_call_stack_depth;
+        me()->stack_limit = hv_stack_limit;
         smp_lock();
         smp_lock_on = 1;
         hv_vmenter_locking(true);
@@ -106,6 +107,7 @@ u32 Z_cpuZ_spawn(struct Z_cpu_instance_t *i, u32 target, u64 top, u32 arg) {
     sp[5] = arg;                       /* rbx */
     sp[6] = 0;                         /* rbp */
     sp[7] = (u64)smp_thread_start;     /* after the ret, RSP = top */
+    smp_cpus[target]->stack_limit = top - bytes + HV_STACK_MARGIN;
     smp_give(smp_cpus[target], (u64)sp);
     return 1;
 }

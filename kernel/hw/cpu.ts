@@ -49,13 +49,14 @@ export declare function count(): u32;
 export declare function migrate(target: u32): bool;
 
 // Several kernel threads (boot/smp/threads.c): a new one on idle processor
-// `target`, on the stack ending at `stackTop` (16-byte aligned), running
+// `target`, on the stack of `stackBytes` ending at `stackTop` (16-byte
+// aligned; the kernel's stack bound is its bottom plus a margin), running
 // the kernel's vcpuThread(arg). From the first one on, the kernel runs
 // under one lock, which a thread lets go of in VM entry and in wait(), so
 // that the kernel runs on one processor at a time. False if the target is
 // this processor or not running.
 @external("cpu", "spawn")
-export declare function spawn(target: u32, stackTop: u64, arg: u32): bool;
+export declare function spawn(target: u32, stackTop: u64, stackBytes: u32, arg: u32): bool;
 
 // Processor `target` looks at its vCPUs soon: a VM exit if it runs a guest,
 // the end of its wait() if it waits.

@@ -477,7 +477,7 @@ function startThreads(vm: Vm): bool {
   for (let q = 1; q < vm.queueCount; q++) {
     const rq = vm.queue(q);
     const stack = pages.allocAligned(THREAD_STACK_PAGES, 4096);
-    if (stack == 0 || !cpu.spawn(rq.cpu, stack + (<u64>THREAD_STACK_PAGES << 12), <u32>changetype<usize>(vm.vcpu(q)))) {
+    if (stack == 0 || !cpu.spawn(rq.cpu, stack + (<u64>THREAD_STACK_PAGES << 12), THREAD_STACK_PAGES << 12, <u32>changetype<usize>(vm.vcpu(q)))) {
       if (stack != 0) pages.free(stack, THREAD_STACK_PAGES);
       print.str("hv: guest: cannot start the kernel thread of processor ");
       print.dec(rq.cpu);
