@@ -1316,173 +1316,177 @@ __attribute__((unused)) static const unsigned int hv_evmcs_map[1024] = {
 };
 #endif
 
-/* ---- READLIST_GUEST_SAVE (table.mjs READ_LISTS): X(bit, encoding, vmcs12 offset, width mask) per field,
+/* ---- READLIST_GUEST_SAVE (table.mjs READ_LISTS): X(bit, encoding, vmcs12 offset, width mask, always) per field
+ * (always: on every VMX processor, table.mjs ALWAYS_PRESENT),
  * each run of 8 between BEGIN(first bit) and END (a reader tests the mask once per run) */
 #define READLIST_GUEST_SAVE_FIELDS(X, BEGIN, END) \
     BEGIN(0) \
-    X(0, 0x681e, 840, ~0ull) /* GUEST_RIP */ \
-    X(1, 0x681c, 832, ~0ull) /* GUEST_RSP */ \
-    X(2, 0x6820, 848, ~0ull) /* GUEST_RFLAGS */ \
-    X(3, 0x4824, 1208, 0xffffffffull) /* GUEST_INTERRUPTIBILITY_STATE */ \
-    X(4, 0x4826, 1212, 0xffffffffull) /* GUEST_ACTIVITY_STATE */ \
-    X(5, 0x6822, 856, ~0ull) /* GUEST_PENDING_DEBUG_EXCEPTIONS */ \
-    X(6, 0x6802, 728, ~0ull) /* GUEST_CR3 */ \
-    X(7, 0x0802, 1244, 0xffffull) /* GUEST_CS_SELECTOR */ \
+    X(0, 0x681e, 840, ~0ull, 1) /* GUEST_RIP */ \
+    X(1, 0x681c, 832, ~0ull, 1) /* GUEST_RSP */ \
+    X(2, 0x6820, 848, ~0ull, 1) /* GUEST_RFLAGS */ \
+    X(3, 0x4824, 1208, 0xffffffffull, 1) /* GUEST_INTERRUPTIBILITY_STATE */ \
+    X(4, 0x4826, 1212, 0xffffffffull, 1) /* GUEST_ACTIVITY_STATE */ \
+    X(5, 0x6822, 856, ~0ull, 1) /* GUEST_PENDING_DEBUG_EXCEPTIONS */ \
+    X(6, 0x6802, 728, ~0ull, 1) /* GUEST_CR3 */ \
+    X(7, 0x0802, 1244, 0xffffull, 1) /* GUEST_CS_SELECTOR */ \
     END \
     BEGIN(8) \
-    X(8, 0x6808, 752, ~0ull) /* GUEST_CS_BASE */ \
-    X(9, 0x4816, 1180, 0xffffffffull) /* GUEST_CS_ACCESS_RIGHTS */ \
-    X(10, 0x4818, 1184, 0xffffffffull) /* GUEST_SS_ACCESS_RIGHTS */ \
-    X(11, 0x681a, 824, ~0ull) /* GUEST_DR7 */ \
-    X(12, 0x2802, 352, ~0ull) /* GUEST_IA32_DEBUGCTL */ \
-    X(13, 0x2804, 360, ~0ull) /* GUEST_IA32_PAT */ \
-    X(14, 0x2806, 368, ~0ull) /* GUEST_IA32_EFER */ \
-    X(15, 0x0800, 1242, 0xffffull) /* GUEST_ES_SELECTOR */ \
+    X(8, 0x6808, 752, ~0ull, 1) /* GUEST_CS_BASE */ \
+    X(9, 0x4816, 1180, 0xffffffffull, 1) /* GUEST_CS_ACCESS_RIGHTS */ \
+    X(10, 0x4818, 1184, 0xffffffffull, 1) /* GUEST_SS_ACCESS_RIGHTS */ \
+    X(11, 0x681a, 824, ~0ull, 1) /* GUEST_DR7 */ \
+    X(12, 0x2802, 352, ~0ull, 1) /* GUEST_IA32_DEBUGCTL */ \
+    X(13, 0x2804, 360, ~0ull, 0) /* GUEST_IA32_PAT */ \
+    X(14, 0x2806, 368, ~0ull, 0) /* GUEST_IA32_EFER */ \
+    X(15, 0x0800, 1242, 0xffffull, 1) /* GUEST_ES_SELECTOR */ \
     END \
     BEGIN(16) \
-    X(16, 0x0804, 1246, 0xffffull) /* GUEST_SS_SELECTOR */ \
-    X(17, 0x0806, 1248, 0xffffull) /* GUEST_DS_SELECTOR */ \
-    X(18, 0x0808, 1250, 0xffffull) /* GUEST_FS_SELECTOR */ \
-    X(19, 0x080a, 1252, 0xffffull) /* GUEST_GS_SELECTOR */ \
-    X(20, 0x080c, 1254, 0xffffull) /* GUEST_LDTR_SELECTOR */ \
-    X(21, 0x080e, 1256, 0xffffull) /* GUEST_TR_SELECTOR */ \
-    X(22, 0x4800, 1136, 0xffffffffull) /* GUEST_ES_LIMIT */ \
-    X(23, 0x4802, 1140, 0xffffffffull) /* GUEST_CS_LIMIT */ \
+    X(16, 0x0804, 1246, 0xffffull, 1) /* GUEST_SS_SELECTOR */ \
+    X(17, 0x0806, 1248, 0xffffull, 1) /* GUEST_DS_SELECTOR */ \
+    X(18, 0x0808, 1250, 0xffffull, 1) /* GUEST_FS_SELECTOR */ \
+    X(19, 0x080a, 1252, 0xffffull, 1) /* GUEST_GS_SELECTOR */ \
+    X(20, 0x080c, 1254, 0xffffull, 1) /* GUEST_LDTR_SELECTOR */ \
+    X(21, 0x080e, 1256, 0xffffull, 1) /* GUEST_TR_SELECTOR */ \
+    X(22, 0x4800, 1136, 0xffffffffull, 1) /* GUEST_ES_LIMIT */ \
+    X(23, 0x4802, 1140, 0xffffffffull, 1) /* GUEST_CS_LIMIT */ \
     END \
     BEGIN(24) \
-    X(24, 0x4804, 1144, 0xffffffffull) /* GUEST_SS_LIMIT */ \
-    X(25, 0x4806, 1148, 0xffffffffull) /* GUEST_DS_LIMIT */ \
-    X(26, 0x4808, 1152, 0xffffffffull) /* GUEST_FS_LIMIT */ \
-    X(27, 0x480a, 1156, 0xffffffffull) /* GUEST_GS_LIMIT */ \
-    X(28, 0x480c, 1160, 0xffffffffull) /* GUEST_LDTR_LIMIT */ \
-    X(29, 0x480e, 1164, 0xffffffffull) /* GUEST_TR_LIMIT */ \
-    X(30, 0x4810, 1168, 0xffffffffull) /* GUEST_GDTR_LIMIT */ \
-    X(31, 0x4812, 1172, 0xffffffffull) /* GUEST_IDTR_LIMIT */ \
+    X(24, 0x4804, 1144, 0xffffffffull, 1) /* GUEST_SS_LIMIT */ \
+    X(25, 0x4806, 1148, 0xffffffffull, 1) /* GUEST_DS_LIMIT */ \
+    X(26, 0x4808, 1152, 0xffffffffull, 1) /* GUEST_FS_LIMIT */ \
+    X(27, 0x480a, 1156, 0xffffffffull, 1) /* GUEST_GS_LIMIT */ \
+    X(28, 0x480c, 1160, 0xffffffffull, 1) /* GUEST_LDTR_LIMIT */ \
+    X(29, 0x480e, 1164, 0xffffffffull, 1) /* GUEST_TR_LIMIT */ \
+    X(30, 0x4810, 1168, 0xffffffffull, 1) /* GUEST_GDTR_LIMIT */ \
+    X(31, 0x4812, 1172, 0xffffffffull, 1) /* GUEST_IDTR_LIMIT */ \
     END \
     BEGIN(32) \
-    X(32, 0x4814, 1176, 0xffffffffull) /* GUEST_ES_ACCESS_RIGHTS */ \
-    X(33, 0x481a, 1188, 0xffffffffull) /* GUEST_DS_ACCESS_RIGHTS */ \
-    X(34, 0x481c, 1192, 0xffffffffull) /* GUEST_FS_ACCESS_RIGHTS */ \
-    X(35, 0x481e, 1196, 0xffffffffull) /* GUEST_GS_ACCESS_RIGHTS */ \
-    X(36, 0x4820, 1200, 0xffffffffull) /* GUEST_LDTR_ACCESS_RIGHTS */ \
-    X(37, 0x4822, 1204, 0xffffffffull) /* GUEST_TR_ACCESS_RIGHTS */ \
-    X(38, 0x6806, 744, ~0ull) /* GUEST_ES_BASE */ \
-    X(39, 0x680a, 760, ~0ull) /* GUEST_SS_BASE */ \
+    X(32, 0x4814, 1176, 0xffffffffull, 1) /* GUEST_ES_ACCESS_RIGHTS */ \
+    X(33, 0x481a, 1188, 0xffffffffull, 1) /* GUEST_DS_ACCESS_RIGHTS */ \
+    X(34, 0x481c, 1192, 0xffffffffull, 1) /* GUEST_FS_ACCESS_RIGHTS */ \
+    X(35, 0x481e, 1196, 0xffffffffull, 1) /* GUEST_GS_ACCESS_RIGHTS */ \
+    X(36, 0x4820, 1200, 0xffffffffull, 1) /* GUEST_LDTR_ACCESS_RIGHTS */ \
+    X(37, 0x4822, 1204, 0xffffffffull, 1) /* GUEST_TR_ACCESS_RIGHTS */ \
+    X(38, 0x6806, 744, ~0ull, 1) /* GUEST_ES_BASE */ \
+    X(39, 0x680a, 760, ~0ull, 1) /* GUEST_SS_BASE */ \
     END \
     BEGIN(40) \
-    X(40, 0x680c, 768, ~0ull) /* GUEST_DS_BASE */ \
-    X(41, 0x680e, 776, ~0ull) /* GUEST_FS_BASE */ \
-    X(42, 0x6810, 784, ~0ull) /* GUEST_GS_BASE */ \
-    X(43, 0x6812, 792, ~0ull) /* GUEST_LDTR_BASE */ \
-    X(44, 0x6814, 800, ~0ull) /* GUEST_TR_BASE */ \
-    X(45, 0x6816, 808, ~0ull) /* GUEST_GDTR_BASE */ \
-    X(46, 0x6818, 816, ~0ull) /* GUEST_IDTR_BASE */ \
-    X(47, 0x482a, 1220, 0xffffffffull) /* GUEST_IA32_SYSENTER_CS */ \
+    X(40, 0x680c, 768, ~0ull, 1) /* GUEST_DS_BASE */ \
+    X(41, 0x680e, 776, ~0ull, 1) /* GUEST_FS_BASE */ \
+    X(42, 0x6810, 784, ~0ull, 1) /* GUEST_GS_BASE */ \
+    X(43, 0x6812, 792, ~0ull, 1) /* GUEST_LDTR_BASE */ \
+    X(44, 0x6814, 800, ~0ull, 1) /* GUEST_TR_BASE */ \
+    X(45, 0x6816, 808, ~0ull, 1) /* GUEST_GDTR_BASE */ \
+    X(46, 0x6818, 816, ~0ull, 1) /* GUEST_IDTR_BASE */ \
+    X(47, 0x482a, 1220, 0xffffffffull, 1) /* GUEST_IA32_SYSENTER_CS */ \
     END \
     BEGIN(48) \
-    X(48, 0x6824, 864, ~0ull) /* GUEST_IA32_SYSENTER_ESP */ \
-    X(49, 0x6826, 872, ~0ull) /* GUEST_IA32_SYSENTER_EIP */ \
+    X(48, 0x6824, 864, ~0ull, 1) /* GUEST_IA32_SYSENTER_ESP */ \
+    X(49, 0x6826, 872, ~0ull, 1) /* GUEST_IA32_SYSENTER_EIP */ \
     END
 
-/* ---- READLIST_EXIT_INFO (table.mjs READ_LISTS): X(bit, encoding, vmcs12 offset, width mask) per field,
+/* ---- READLIST_EXIT_INFO (table.mjs READ_LISTS): X(bit, encoding, vmcs12 offset, width mask, always) per field
+ * (always: on every VMX processor, table.mjs ALWAYS_PRESENT),
  * each run of 8 between BEGIN(first bit) and END (a reader tests the mask once per run) */
 #define READLIST_EXIT_INFO_FIELDS(X, BEGIN, END) \
     BEGIN(0) \
-    X(0, 0x4402, 1108, 0xffffffffull) /* VM_EXIT_REASON */ \
-    X(1, 0x6400, 672, ~0ull) /* EXIT_QUALIFICATION */ \
-    X(2, 0x640a, 712, ~0ull) /* GUEST_LINEAR_ADDRESS */ \
-    X(3, 0x2400, 320, ~0ull) /* GUEST_PHYSICAL_ADDRESS */ \
-    X(4, 0x4404, 1112, 0xffffffffull) /* VM_EXIT_INTERRUPTION_INFO */ \
-    X(5, 0x4406, 1116, 0xffffffffull) /* VM_EXIT_INTERRUPTION_ERROR_CODE */ \
-    X(6, 0x4408, 1120, 0xffffffffull) /* IDT_VECTORING_INFO */ \
-    X(7, 0x440a, 1124, 0xffffffffull) /* IDT_VECTORING_ERROR_CODE */ \
+    X(0, 0x4402, 1108, 0xffffffffull, 1) /* VM_EXIT_REASON */ \
+    X(1, 0x6400, 672, ~0ull, 1) /* EXIT_QUALIFICATION */ \
+    X(2, 0x640a, 712, ~0ull, 1) /* GUEST_LINEAR_ADDRESS */ \
+    X(3, 0x2400, 320, ~0ull, 0) /* GUEST_PHYSICAL_ADDRESS */ \
+    X(4, 0x4404, 1112, 0xffffffffull, 1) /* VM_EXIT_INTERRUPTION_INFO */ \
+    X(5, 0x4406, 1116, 0xffffffffull, 1) /* VM_EXIT_INTERRUPTION_ERROR_CODE */ \
+    X(6, 0x4408, 1120, 0xffffffffull, 1) /* IDT_VECTORING_INFO */ \
+    X(7, 0x440a, 1124, 0xffffffffull, 1) /* IDT_VECTORING_ERROR_CODE */ \
     END \
     BEGIN(8) \
-    X(8, 0x440c, 1128, 0xffffffffull) /* VM_EXIT_INSTRUCTION_LENGTH */ \
-    X(9, 0x440e, 1132, 0xffffffffull) /* VM_EXIT_INSTRUCTION_INFO */ \
-    X(10, 0x6402, 680, ~0ull) /* IO_RCX */ \
-    X(11, 0x6404, 688, ~0ull) /* IO_RSI */ \
-    X(12, 0x6406, 696, ~0ull) /* IO_RDI */ \
-    X(13, 0x6408, 704, ~0ull) /* IO_RIP */ \
+    X(8, 0x440c, 1128, 0xffffffffull, 1) /* VM_EXIT_INSTRUCTION_LENGTH */ \
+    X(9, 0x440e, 1132, 0xffffffffull, 1) /* VM_EXIT_INSTRUCTION_INFO */ \
+    X(10, 0x6402, 680, ~0ull, 1) /* IO_RCX */ \
+    X(11, 0x6404, 688, ~0ull, 1) /* IO_RSI */ \
+    X(12, 0x6406, 696, ~0ull, 1) /* IO_RDI */ \
+    X(13, 0x6408, 704, ~0ull, 1) /* IO_RIP */ \
     END
 
-/* ---- READLIST_SHADOW_RW (table.mjs READ_LISTS): X(bit, encoding, vmcs12 offset, width mask) per field,
+/* ---- READLIST_SHADOW_RW (table.mjs READ_LISTS): X(bit, encoding, vmcs12 offset, width mask, always) per field
+ * (always: on every VMX processor, table.mjs ALWAYS_PRESENT),
  * each run of 8 between BEGIN(first bit) and END (a reader tests the mask once per run) */
 #define READLIST_SHADOW_RW_FIELDS(X, BEGIN, END) \
     BEGIN(0) \
-    X(0, 0x0802, 1244, 0xffffull) /* GUEST_CS_SELECTOR */ \
-    X(1, 0x0812, 1260, 0xffffull) /* PML_INDEX */ \
-    X(2, 0x4016, 1068, 0xffffffffull) /* VM_ENTRY_INTERRUPTION_INFO */ \
-    X(3, 0x4018, 1072, 0xffffffffull) /* VM_ENTRY_EXCEPTION_ERROR_CODE */ \
-    X(4, 0x401a, 1076, 0xffffffffull) /* VM_ENTRY_INSTRUCTION_LENGTH */ \
-    X(5, 0x4816, 1180, 0xffffffffull) /* GUEST_CS_ACCESS_RIGHTS */ \
-    X(6, 0x4818, 1184, 0xffffffffull) /* GUEST_SS_ACCESS_RIGHTS */ \
-    X(7, 0x4824, 1208, 0xffffffffull) /* GUEST_INTERRUPTIBILITY_STATE */ \
+    X(0, 0x0802, 1244, 0xffffull, 1) /* GUEST_CS_SELECTOR */ \
+    X(1, 0x0812, 1260, 0xffffull, 0) /* PML_INDEX */ \
+    X(2, 0x4016, 1068, 0xffffffffull, 1) /* VM_ENTRY_INTERRUPTION_INFO */ \
+    X(3, 0x4018, 1072, 0xffffffffull, 1) /* VM_ENTRY_EXCEPTION_ERROR_CODE */ \
+    X(4, 0x401a, 1076, 0xffffffffull, 1) /* VM_ENTRY_INSTRUCTION_LENGTH */ \
+    X(5, 0x4816, 1180, 0xffffffffull, 1) /* GUEST_CS_ACCESS_RIGHTS */ \
+    X(6, 0x4818, 1184, 0xffffffffull, 1) /* GUEST_SS_ACCESS_RIGHTS */ \
+    X(7, 0x4824, 1208, 0xffffffffull, 1) /* GUEST_INTERRUPTIBILITY_STATE */ \
     END \
     BEGIN(8) \
-    X(8, 0x6800, 720, ~0ull) /* GUEST_CR0 */ \
-    X(9, 0x6802, 728, ~0ull) /* GUEST_CR3 */ \
-    X(10, 0x6804, 736, ~0ull) /* GUEST_CR4 */ \
-    X(11, 0x6808, 752, ~0ull) /* GUEST_CS_BASE */ \
-    X(12, 0x681c, 832, ~0ull) /* GUEST_RSP */ \
-    X(13, 0x681e, 840, ~0ull) /* GUEST_RIP */ \
-    X(14, 0x6820, 848, ~0ull) /* GUEST_RFLAGS */ \
-    X(15, 0x6c14, 984, ~0ull) /* HOST_RSP */ \
+    X(8, 0x6800, 720, ~0ull, 1) /* GUEST_CR0 */ \
+    X(9, 0x6802, 728, ~0ull, 1) /* GUEST_CR3 */ \
+    X(10, 0x6804, 736, ~0ull, 1) /* GUEST_CR4 */ \
+    X(11, 0x6808, 752, ~0ull, 1) /* GUEST_CS_BASE */ \
+    X(12, 0x681c, 832, ~0ull, 1) /* GUEST_RSP */ \
+    X(13, 0x681e, 840, ~0ull, 1) /* GUEST_RIP */ \
+    X(14, 0x6820, 848, ~0ull, 1) /* GUEST_RFLAGS */ \
+    X(15, 0x6c14, 984, ~0ull, 1) /* HOST_RSP */ \
     END
 
-/* ---- L1's post-exit state (table.mjs HOST_LOAD): X(slot, encoding, optional) per field, for boot/imports/vmx.c */
+/* ---- L1's post-exit state (table.mjs HOST_LOAD): X(slot, encoding, optional, always) per field, for boot/imports/vmx.c
+ * (always: on every VMX processor, table.mjs ALWAYS_PRESENT) */
 #define HOSTLOAD_FIELDS(X) \
-    X(0, 0x681e, 0) /* GUEST_RIP */ \
-    X(1, 0x681c, 0) /* GUEST_RSP */ \
-    X(2, 0x6820, 0) /* GUEST_RFLAGS */ \
-    X(3, 0x6004, 0) /* CR0_READ_SHADOW */ \
-    X(4, 0x6800, 0) /* GUEST_CR0 */ \
-    X(5, 0x6006, 0) /* CR4_READ_SHADOW */ \
-    X(6, 0x6804, 0) /* GUEST_CR4 */ \
-    X(7, 0x6802, 0) /* GUEST_CR3 */ \
-    X(8, 0x681a, 0) /* GUEST_DR7 */ \
-    X(9, 0x2802, 0) /* GUEST_IA32_DEBUGCTL */ \
-    X(10, 0x482a, 0) /* GUEST_IA32_SYSENTER_CS */ \
-    X(11, 0x6824, 0) /* GUEST_IA32_SYSENTER_ESP */ \
-    X(12, 0x6826, 0) /* GUEST_IA32_SYSENTER_EIP */ \
-    X(13, 0x2804, 1) /* GUEST_IA32_PAT */ \
-    X(14, 0x0800, 0) /* GUEST_ES_SELECTOR */ \
-    X(15, 0x6806, 0) /* GUEST_ES_BASE */ \
-    X(16, 0x4800, 0) /* GUEST_ES_LIMIT */ \
-    X(17, 0x4814, 0) /* GUEST_ES_ACCESS_RIGHTS */ \
-    X(18, 0x0802, 0) /* GUEST_CS_SELECTOR */ \
-    X(19, 0x6808, 0) /* GUEST_CS_BASE */ \
-    X(20, 0x4802, 0) /* GUEST_CS_LIMIT */ \
-    X(21, 0x4816, 0) /* GUEST_CS_ACCESS_RIGHTS */ \
-    X(22, 0x0804, 0) /* GUEST_SS_SELECTOR */ \
-    X(23, 0x680a, 0) /* GUEST_SS_BASE */ \
-    X(24, 0x4804, 0) /* GUEST_SS_LIMIT */ \
-    X(25, 0x4818, 0) /* GUEST_SS_ACCESS_RIGHTS */ \
-    X(26, 0x0806, 0) /* GUEST_DS_SELECTOR */ \
-    X(27, 0x680c, 0) /* GUEST_DS_BASE */ \
-    X(28, 0x4806, 0) /* GUEST_DS_LIMIT */ \
-    X(29, 0x481a, 0) /* GUEST_DS_ACCESS_RIGHTS */ \
-    X(30, 0x0808, 0) /* GUEST_FS_SELECTOR */ \
-    X(31, 0x680e, 0) /* GUEST_FS_BASE */ \
-    X(32, 0x4808, 0) /* GUEST_FS_LIMIT */ \
-    X(33, 0x481c, 0) /* GUEST_FS_ACCESS_RIGHTS */ \
-    X(34, 0x080a, 0) /* GUEST_GS_SELECTOR */ \
-    X(35, 0x6810, 0) /* GUEST_GS_BASE */ \
-    X(36, 0x480a, 0) /* GUEST_GS_LIMIT */ \
-    X(37, 0x481e, 0) /* GUEST_GS_ACCESS_RIGHTS */ \
-    X(38, 0x080c, 0) /* GUEST_LDTR_SELECTOR */ \
-    X(39, 0x4820, 0) /* GUEST_LDTR_ACCESS_RIGHTS */ \
-    X(40, 0x080e, 0) /* GUEST_TR_SELECTOR */ \
-    X(41, 0x6814, 0) /* GUEST_TR_BASE */ \
-    X(42, 0x480e, 0) /* GUEST_TR_LIMIT */ \
-    X(43, 0x4822, 0) /* GUEST_TR_ACCESS_RIGHTS */ \
-    X(44, 0x6816, 0) /* GUEST_GDTR_BASE */ \
-    X(45, 0x4810, 0) /* GUEST_GDTR_LIMIT */ \
-    X(46, 0x6818, 0) /* GUEST_IDTR_BASE */ \
-    X(47, 0x4812, 0) /* GUEST_IDTR_LIMIT */ \
-    X(48, 0x4824, 0) /* GUEST_INTERRUPTIBILITY_STATE */ \
-    X(49, 0x4826, 0) /* GUEST_ACTIVITY_STATE */ \
-    X(50, 0x6822, 0) /* GUEST_PENDING_DEBUG_EXCEPTIONS */ \
-    X(51, 0x4016, 0) /* VM_ENTRY_INTERRUPTION_INFO */
+    X(0, 0x681e, 0, 1) /* GUEST_RIP */ \
+    X(1, 0x681c, 0, 1) /* GUEST_RSP */ \
+    X(2, 0x6820, 0, 1) /* GUEST_RFLAGS */ \
+    X(3, 0x6004, 0, 1) /* CR0_READ_SHADOW */ \
+    X(4, 0x6800, 0, 1) /* GUEST_CR0 */ \
+    X(5, 0x6006, 0, 1) /* CR4_READ_SHADOW */ \
+    X(6, 0x6804, 0, 1) /* GUEST_CR4 */ \
+    X(7, 0x6802, 0, 1) /* GUEST_CR3 */ \
+    X(8, 0x681a, 0, 1) /* GUEST_DR7 */ \
+    X(9, 0x2802, 0, 1) /* GUEST_IA32_DEBUGCTL */ \
+    X(10, 0x482a, 0, 1) /* GUEST_IA32_SYSENTER_CS */ \
+    X(11, 0x6824, 0, 1) /* GUEST_IA32_SYSENTER_ESP */ \
+    X(12, 0x6826, 0, 1) /* GUEST_IA32_SYSENTER_EIP */ \
+    X(13, 0x2804, 1, 0) /* GUEST_IA32_PAT */ \
+    X(14, 0x0800, 0, 1) /* GUEST_ES_SELECTOR */ \
+    X(15, 0x6806, 0, 1) /* GUEST_ES_BASE */ \
+    X(16, 0x4800, 0, 1) /* GUEST_ES_LIMIT */ \
+    X(17, 0x4814, 0, 1) /* GUEST_ES_ACCESS_RIGHTS */ \
+    X(18, 0x0802, 0, 1) /* GUEST_CS_SELECTOR */ \
+    X(19, 0x6808, 0, 1) /* GUEST_CS_BASE */ \
+    X(20, 0x4802, 0, 1) /* GUEST_CS_LIMIT */ \
+    X(21, 0x4816, 0, 1) /* GUEST_CS_ACCESS_RIGHTS */ \
+    X(22, 0x0804, 0, 1) /* GUEST_SS_SELECTOR */ \
+    X(23, 0x680a, 0, 1) /* GUEST_SS_BASE */ \
+    X(24, 0x4804, 0, 1) /* GUEST_SS_LIMIT */ \
+    X(25, 0x4818, 0, 1) /* GUEST_SS_ACCESS_RIGHTS */ \
+    X(26, 0x0806, 0, 1) /* GUEST_DS_SELECTOR */ \
+    X(27, 0x680c, 0, 1) /* GUEST_DS_BASE */ \
+    X(28, 0x4806, 0, 1) /* GUEST_DS_LIMIT */ \
+    X(29, 0x481a, 0, 1) /* GUEST_DS_ACCESS_RIGHTS */ \
+    X(30, 0x0808, 0, 1) /* GUEST_FS_SELECTOR */ \
+    X(31, 0x680e, 0, 1) /* GUEST_FS_BASE */ \
+    X(32, 0x4808, 0, 1) /* GUEST_FS_LIMIT */ \
+    X(33, 0x481c, 0, 1) /* GUEST_FS_ACCESS_RIGHTS */ \
+    X(34, 0x080a, 0, 1) /* GUEST_GS_SELECTOR */ \
+    X(35, 0x6810, 0, 1) /* GUEST_GS_BASE */ \
+    X(36, 0x480a, 0, 1) /* GUEST_GS_LIMIT */ \
+    X(37, 0x481e, 0, 1) /* GUEST_GS_ACCESS_RIGHTS */ \
+    X(38, 0x080c, 0, 1) /* GUEST_LDTR_SELECTOR */ \
+    X(39, 0x4820, 0, 1) /* GUEST_LDTR_ACCESS_RIGHTS */ \
+    X(40, 0x080e, 0, 1) /* GUEST_TR_SELECTOR */ \
+    X(41, 0x6814, 0, 1) /* GUEST_TR_BASE */ \
+    X(42, 0x480e, 0, 1) /* GUEST_TR_LIMIT */ \
+    X(43, 0x4822, 0, 1) /* GUEST_TR_ACCESS_RIGHTS */ \
+    X(44, 0x6816, 0, 1) /* GUEST_GDTR_BASE */ \
+    X(45, 0x4810, 0, 1) /* GUEST_GDTR_LIMIT */ \
+    X(46, 0x6818, 0, 1) /* GUEST_IDTR_BASE */ \
+    X(47, 0x4812, 0, 1) /* GUEST_IDTR_LIMIT */ \
+    X(48, 0x4824, 0, 1) /* GUEST_INTERRUPTIBILITY_STATE */ \
+    X(49, 0x4826, 0, 1) /* GUEST_ACTIVITY_STATE */ \
+    X(50, 0x6822, 0, 1) /* GUEST_PENDING_DEBUG_EXCEPTIONS */ \
+    X(51, 0x4016, 0, 1) /* VM_ENTRY_INTERRUPTION_INFO */
 
 #endif /* HV_VMX_CONSTS_H */

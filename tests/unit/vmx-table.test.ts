@@ -14,6 +14,7 @@ import * as V from '../model/vmx-consts.ts';
 import { buildModel, decodeEncoding } from '../../tools/vmx/gen.mjs';
 // @ts-ignore: plain ESM without type declarations
 import * as table from '../../tools/vmx/table.mjs';
+import { lookupField, type VmxCaps } from '../model/vmcs-fields.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const GEN = join(REPO, 'tools/vmx/gen.mjs');
@@ -327,6 +328,45 @@ test('the straight-line copy lists (HOST_LOAD, READ_LISTS): checked, with vmcs12
   // SHADOW_RW is exactly the read/write fields flagged shadow.
   const rw = V.VMCS_FIELDS.filter((f) => f.shadow && f.type !== 'ro').map((f) => f.encoding);
   assert.equal(V.READLISTS[V.READLIST_SHADOW_RW].fields.map((f) => f.encoding), rw);
+});
+
+// boot/imports/vmx.c's straight-line lists test the VMfail flags only of their first access
+// and of fields some processors lack (table.mjs ALWAYS_PRESENT): the list must be exactly the
+// fields Appendix B gives no "exists only on processors that support" condition, which the
+// model's oracle (tests/model/vmcs-fields.ts, written from Appendix B on its own) says by
+// finding them on a processor with no optional control, no CR3-target value, no VM function.
+test('ALWAYS_PRESENT: the fields of every VMX processor (Appendix B), and what the C lists test', () => {
+  const bare: VmxCaps = {
+    revision: 1, regionSize: 4096, pin0: 0, pin1: 0, proc0: 0, proc1: 0, proc2_1: 0, exit0: 0, exit1: 0,
+    entry0: 0, entry1: 0, misc: 0n, cr0Fixed0: 0n, cr0Fixed1: 0n, cr4Fixed0: 0n, cr4Fixed1: 0n,
+    eptVpidCap: 0n, vmfunc: 0n, maxPhysAddr: 36,
+  };
+  const always = new Set<string>(table.ALWAYS_PRESENT);
+  let n = 0;
+  for (const f of table.VMCS_FIELDS as { name: string; encoding: number }[]) {
+    if (f.encoding & 1) continue;
+    const everywhere = lookupField(f.encoding, bare) !== null;
+    assert.is(always.has(f.name), everywhere, `${f.name} (${f.encoding.toString(16)}): ALWAYS_PRESENT ${always.has(f.name)}, Appendix B ${everywhere}`);
+    if (everywhere) n++;
+  }
+  assert.is(n, always.size);
+  assert.ok(always.has('GUEST_RIP') && !always.has('GUEST_IA32_PAT') && !always.has('PML_INDEX') && !always.has('GUEST_PHYSICAL_ADDRESS'));
+  assert.throws(() => buildModel({ ...table, ALWAYS_PRESENT: [...table.ALWAYS_PRESENT, 'NOPE'] }), /ALWAYS_PRESENT: NOPE is not a field/);
+  // The generated C lists carry the flag of each field; entry 0 of each list (the access vmx.c
+  // tests when it is selected) and HOST_LOAD's slot 0 (written at every call) are present
+  // everywhere, and so is VM_EXIT_REASON (vmx.c's tested read when entry 0 is not selected).
+  const h = readFileSync(join(REPO, 'boot/include/vmx-consts.h'), 'utf8');
+  const byEnc = new Map((table.VMCS_FIELDS as { name: string; encoding: number }[]).map((f) => [f.encoding, f.name]));
+  let rows = 0;
+  for (const m of h.matchAll(/^    X\((\d+), (0x[0-9a-f]+), (?:\d+, \S+|[01]), ([01])\) \/\* (\w+) \*\//gm)) {
+    const name = byEnc.get(Number(m[2]))!;
+    assert.is(m[3] === '1', always.has(name), `vmx-consts.h ${m[4]}: always flag`);
+    if (m[1] === '0') assert.ok(always.has(name), `${name}: entry 0 of a list is present everywhere`);
+    rows++;
+  }
+  assert.is(rows, V.READLISTS.reduce((s, l) => s + l.fields.length, 0) + V.HOSTLOAD_FIELDS.length, 'every list entry checked');
+  assert.ok(!V.HOSTLOAD_FIELDS[0].optional);
+  assert.ok(always.has('VM_EXIT_REASON'));
 });
 
 test('the snapshot declaration: checked, and its lists derived from the field table', () => {

@@ -238,11 +238,25 @@ export function buildModel(t = table) {
   return { fields, slots, groupFirst, slotCount, vmcs12Size, sections, reasons, errors, controls, registers, allNames, snapshot, evmcs, hostLoad, readLists, table: t };
 }
 
+// table.mjs ALWAYS_PRESENT, checked: fields of the table, full encodings, none twice.
+function alwaysPresent(t, byName) {
+  const s = new Set();
+  for (const n of t.ALWAYS_PRESENT) {
+    const f = byName.get(n);
+    if (!f) fail(`ALWAYS_PRESENT: ${n} is not a field of the table`);
+    if (f.encoding & 1) fail(`ALWAYS_PRESENT: ${n} is a high access`);
+    if (s.has(n)) fail(`ALWAYS_PRESENT: ${n} listed twice`);
+    s.add(n);
+  }
+  return s;
+}
+
 // table.mjs READ_LISTS, checked: names are fields of the table with a vmcs12 slot, none twice
 // in a list, at most 64; 'shadow-rw' expanded. Each entry gets its vmcs12 offset and width mask.
 const WIDTH_MASKS = { 16: '0xffffull', 32: '0xffffffffull', 64: '~0ull', natural: '~0ull' };
 function buildReadLists(t, fields, section, add) {
   const byName = new Map(fields.map((f) => [f.name, f]));
+  const always = alwaysPresent(t, byName);
   section('VMCS field lists read by straight-line code (table.mjs READ_LISTS): list ids');
   const out = t.READ_LISTS.map((l, id) => {
     const names = l.fields === 'shadow-rw' ? fields.filter((f) => f.shadow && f.type !== 'ro').map((f) => f.name) : l.fields;
@@ -256,7 +270,7 @@ function buildReadLists(t, fields, section, add) {
       if (typeof f.vmcs12Offset !== 'number' || f.vmcs12Offset < 0 || f.vmcs12Offset > 4096 - 8) fail(`READ_LISTS ${l.name}: ${n} has no vmcs12 slot below 4088`);
       const wm = WIDTH_MASKS[f.width];
       if (!wm) fail(`READ_LISTS ${l.name}: ${n} has width ${f.width}`);
-      return { name: n, encoding: f.encoding, offset: f.vmcs12Offset, wm };
+      return { name: n, encoding: f.encoding, offset: f.vmcs12Offset, wm, always: always.has(n) };
     });
     if (entries.length > 64) fail(`READ_LISTS ${l.name}: ${entries.length} fields (at most 64)`);
     add(`READLIST_${l.name}`, id, 'u32', 'dec', l.doc);
@@ -271,6 +285,7 @@ function buildReadLists(t, fields, section, add) {
 // selector, base, limit, access rights (hoststate.ts addresses them from the selector's slot).
 function buildHostLoad(t, fields, section, add) {
   const byName = new Map(fields.map((f) => [f.name, f]));
+  const always = alwaysPresent(t, byName);
   const out = [];
   const seen = new Set();
   for (const e of t.HOST_LOAD) {
@@ -279,7 +294,7 @@ function buildHostLoad(t, fields, section, add) {
     if (!f) fail(`HOST_LOAD: ${name} is not a field of the table`);
     if (seen.has(name)) fail(`HOST_LOAD: ${name} listed twice`);
     seen.add(name);
-    out.push({ name, encoding: f.encoding, optional: typeof e !== 'string' && !!e.optional });
+    out.push({ name, encoding: f.encoding, optional: typeof e !== 'string' && !!e.optional, always: always.has(name) });
   }
   if (out.length > 64) fail(`HOST_LOAD: ${out.length} fields (at most 64)`);
   for (const seg of ['ES', 'CS', 'SS', 'DS', 'FS', 'GS', 'TR']) {
@@ -793,18 +808,20 @@ export function emitC(m) {
   }
   o.push(...emitEvmcsMapC(m.evmcs));
   for (const l of m.readLists) {
-    o.push('', `/* ---- READLIST_${l.name} (table.mjs READ_LISTS): X(bit, encoding, vmcs12 offset, width mask) per field,`);
+    o.push('', `/* ---- READLIST_${l.name} (table.mjs READ_LISTS): X(bit, encoding, vmcs12 offset, width mask, always) per field`);
+    o.push(' * (always: on every VMX processor, table.mjs ALWAYS_PRESENT),');
     o.push(' * each run of 8 between BEGIN(first bit) and END (a reader tests the mask once per run) */');
     o.push(`#define READLIST_${l.name}_FIELDS(X, BEGIN, END) \\`);
     l.entries.forEach((e, k) => {
       if (k % 8 === 0) o.push(`    BEGIN(${k}) \\`);
-      o.push(`    X(${k}, ${hex(e.encoding, 4)}, ${e.offset}, ${e.wm}) /* ${e.name} */ \\`);
+      o.push(`    X(${k}, ${hex(e.encoding, 4)}, ${e.offset}, ${e.wm}, ${e.always ? 1 : 0}) /* ${e.name} */ \\`);
       if (k % 8 === 7 || k + 1 === l.entries.length) o.push(`    END${k + 1 < l.entries.length ? ' \\' : ''}`);
     });
   }
-  o.push('', "/* ---- L1's post-exit state (table.mjs HOST_LOAD): X(slot, encoding, optional) per field, for boot/imports/vmx.c */");
+  o.push('', "/* ---- L1's post-exit state (table.mjs HOST_LOAD): X(slot, encoding, optional, always) per field, for boot/imports/vmx.c");
+  o.push(' * (always: on every VMX processor, table.mjs ALWAYS_PRESENT) */');
   o.push('#define HOSTLOAD_FIELDS(X) \\');
-  m.hostLoad.forEach((f, k) => o.push(`    X(${k}, ${hex(f.encoding, 4)}, ${f.optional ? 1 : 0}) /* ${f.name} */${k + 1 < m.hostLoad.length ? ' \\' : ''}`));
+  m.hostLoad.forEach((f, k) => o.push(`    X(${k}, ${hex(f.encoding, 4)}, ${f.optional ? 1 : 0}, ${f.always ? 1 : 0}) /* ${f.name} */${k + 1 < m.hostLoad.length ? ' \\' : ''}`));
   o.push('', '#endif /* HV_VMX_CONSTS_H */');
   return o.join('\n') + '\n';
 }

@@ -1319,6 +1319,44 @@ export const READ_LISTS = [
   { name: 'SHADOW_RW', doc: "what L1 can VMWRITE through the shadow VMCS, pulled into vmcs12 before L0 reads it (nested/shadow.ts)", fields: 'shadow-rw' },
 ];
 
+// The fields every VMX processor has: SDM Vol. 3C 25.4-25.9 and Vol. 3D Appendix B give them
+// no "exists only on processors that support ..." condition (full encodings; the high access
+// of a 64-bit one follows it). A VMREAD or VMWRITE of one of them fails only when there is no
+// current VMCS (31.3 VMREAD/VMWRITE: VMfailValid(12) is for an unsupported component), so
+// boot/imports/vmx.c's straight-line lists test the flags of their first access and of the
+// fields not listed here, not of every one. tests/unit/vmx-table.test.ts checks this list
+// against the Appendix B oracle of tests/model/vmcs-fields.ts.
+export const ALWAYS_PRESENT = [
+  'GUEST_ES_SELECTOR', 'GUEST_CS_SELECTOR', 'GUEST_SS_SELECTOR', 'GUEST_DS_SELECTOR',
+  'GUEST_FS_SELECTOR', 'GUEST_GS_SELECTOR', 'GUEST_LDTR_SELECTOR', 'GUEST_TR_SELECTOR',
+  'HOST_ES_SELECTOR', 'HOST_CS_SELECTOR', 'HOST_SS_SELECTOR', 'HOST_DS_SELECTOR',
+  'HOST_FS_SELECTOR', 'HOST_GS_SELECTOR', 'HOST_TR_SELECTOR', 'IO_BITMAP_A', 'IO_BITMAP_B',
+  'VM_EXIT_MSR_STORE_ADDRESS', 'VM_EXIT_MSR_LOAD_ADDRESS', 'VM_ENTRY_MSR_LOAD_ADDRESS',
+  'EXECUTIVE_VMCS_POINTER', 'TSC_OFFSET', 'VMCS_LINK_POINTER', 'GUEST_IA32_DEBUGCTL',
+  'PIN_BASED_VM_EXEC_CONTROL', 'PRIMARY_PROC_BASED_VM_EXEC_CONTROL', 'EXCEPTION_BITMAP',
+  'PAGE_FAULT_ERROR_CODE_MASK', 'PAGE_FAULT_ERROR_CODE_MATCH', 'CR3_TARGET_COUNT',
+  'VM_EXIT_CONTROL', 'VM_EXIT_MSR_STORE_COUNT', 'VM_EXIT_MSR_LOAD_COUNT', 'VM_ENTRY_CONTROL',
+  'VM_ENTRY_MSR_LOAD_COUNT', 'VM_ENTRY_INTERRUPTION_INFO', 'VM_ENTRY_EXCEPTION_ERROR_CODE',
+  'VM_ENTRY_INSTRUCTION_LENGTH', 'VM_INSTRUCTION_ERROR', 'VM_EXIT_REASON',
+  'VM_EXIT_INTERRUPTION_INFO', 'VM_EXIT_INTERRUPTION_ERROR_CODE', 'IDT_VECTORING_INFO',
+  'IDT_VECTORING_ERROR_CODE', 'VM_EXIT_INSTRUCTION_LENGTH', 'VM_EXIT_INSTRUCTION_INFO',
+  'GUEST_ES_LIMIT', 'GUEST_CS_LIMIT', 'GUEST_SS_LIMIT', 'GUEST_DS_LIMIT', 'GUEST_FS_LIMIT',
+  'GUEST_GS_LIMIT', 'GUEST_LDTR_LIMIT', 'GUEST_TR_LIMIT', 'GUEST_GDTR_LIMIT', 'GUEST_IDTR_LIMIT',
+  'GUEST_ES_ACCESS_RIGHTS', 'GUEST_CS_ACCESS_RIGHTS', 'GUEST_SS_ACCESS_RIGHTS',
+  'GUEST_DS_ACCESS_RIGHTS', 'GUEST_FS_ACCESS_RIGHTS', 'GUEST_GS_ACCESS_RIGHTS',
+  'GUEST_LDTR_ACCESS_RIGHTS', 'GUEST_TR_ACCESS_RIGHTS', 'GUEST_INTERRUPTIBILITY_STATE',
+  'GUEST_ACTIVITY_STATE', 'GUEST_SMBASE', 'GUEST_IA32_SYSENTER_CS', 'HOST_IA32_SYSENTER_CS',
+  'CR0_GUEST_HOST_MASK', 'CR4_GUEST_HOST_MASK', 'CR0_READ_SHADOW', 'CR4_READ_SHADOW',
+  'EXIT_QUALIFICATION', 'IO_RCX', 'IO_RSI', 'IO_RDI', 'IO_RIP', 'GUEST_LINEAR_ADDRESS',
+  'GUEST_CR0', 'GUEST_CR3', 'GUEST_CR4', 'GUEST_ES_BASE', 'GUEST_CS_BASE', 'GUEST_SS_BASE',
+  'GUEST_DS_BASE', 'GUEST_FS_BASE', 'GUEST_GS_BASE', 'GUEST_LDTR_BASE', 'GUEST_TR_BASE',
+  'GUEST_GDTR_BASE', 'GUEST_IDTR_BASE', 'GUEST_DR7', 'GUEST_RSP', 'GUEST_RIP', 'GUEST_RFLAGS',
+  'GUEST_PENDING_DEBUG_EXCEPTIONS', 'GUEST_IA32_SYSENTER_ESP', 'GUEST_IA32_SYSENTER_EIP',
+  'HOST_CR0', 'HOST_CR3', 'HOST_CR4', 'HOST_FS_BASE', 'HOST_GS_BASE', 'HOST_TR_BASE',
+  'HOST_GDTR_BASE', 'HOST_IDTR_BASE', 'HOST_IA32_SYSENTER_ESP', 'HOST_IA32_SYSENTER_EIP',
+  'HOST_RSP', 'HOST_RIP',
+];
+
 // L1's state after a nested VM exit (SDM Vol. 3C 28.5 "Loading Host State"), as vmcs01's
 // guest-state fields: kernel/nested/hoststate.ts computes the values into slots (slot k at byte
 // 8 * k of its staging area) and boot/imports/vmx.c (vmx.loadhoststate) writes them with one
