@@ -510,21 +510,29 @@ void Z_vmxZ_writefields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u
  * straight-line code; returns the mask of the entries whose value changed
  * (as readfields does for a list loop, with about two thirds of its
  * instructions: a VMREAD of the list is ~8). */
+#define RL_MERGE(k, enc, off, wm, always)                                                  \
+    FL_MERGE(b + (off), (always) && (k) != 0 ? hw_vmread_present(enc) : hw_vmread(enc), (wm), 1ull << (k));
 #define RL_READ(k, enc, off, wm, always)                                                   \
-    if ((mask >> (k)) & 1)                                                                 \
-        FL_MERGE(b + (off), (always) && (k) != 0 ? hw_vmread_present(enc) : hw_vmread(enc), (wm), 1ull << (k));
+    if ((mask >> (k)) & 1) RL_MERGE(k, enc, off, wm, always)
 #define RL_EVMCS_READ(k, enc, off, wm, always)                                             \
     if (((mask >> (k)) & 1) && fl_evmcs_merge(b + (off), (enc), (wm))) changed |= 1ull << (k);
-#define RL_BEGIN(k) if ((mask >> (k)) & 0xff) {
-#define RL_END }
-#define RL_CASE(name, READ)                                                                \
-    case READLIST_##name: READLIST_##name##_FIELDS(READ, RL_BEGIN, RL_END) break;
+/* The mask is tested once per run of 8 entries; a run selected whole (the
+ * hot guest fields, the shadow pull) is read without a test per entry. */
+#define RL_RUN(first, full, RUN)                                                           \
+    {                                                                                      \
+        u64 g_ = (mask >> (first)) & 0xff;                                                 \
+        if (g_ == (full)) { RUN(RL_MERGE) }                                                \
+        else if (g_) { RUN(RL_READ) }                                                      \
+    }
+#define RL_EVMCS_RUN(first, full, RUN) if ((mask >> (first)) & 0xff) { RUN(RL_EVMCS_READ) }
+#define RL_CASE(name, R)                                                                   \
+    case READLIST_##name: READLIST_##name##_RUNS(R) break;
 static __attribute__((noinline)) u64 evmcs_readlist(u32 id, u8 *b, u64 mask) {
     u64 changed = 0;
     switch (id) {
-        RL_CASE(GUEST_SAVE, RL_EVMCS_READ)
-        RL_CASE(EXIT_INFO, RL_EVMCS_READ)
-        RL_CASE(SHADOW_RW, RL_EVMCS_READ)
+        RL_CASE(GUEST_SAVE, RL_EVMCS_RUN)
+        RL_CASE(EXIT_INFO, RL_EVMCS_RUN)
+        RL_CASE(SHADOW_RW, RL_EVMCS_RUN)
         default: wasm_rt_trap(WASM_RT_TRAP_OOB);
     }
     return changed;
@@ -538,9 +546,9 @@ u64 Z_vmxZ_readlist(struct Z_vmx_instance_t *i, u32 id, u32 base, u64 mask) {
     if (__builtin_expect(!(mask & 1), 0) && mask != 0) (void)hw_vmread(VM_EXIT_REASON);
     u64 changed = 0;
     switch (id) {
-        RL_CASE(GUEST_SAVE, RL_READ)
-        RL_CASE(EXIT_INFO, RL_READ)
-        RL_CASE(SHADOW_RW, RL_READ)
+        RL_CASE(GUEST_SAVE, RL_RUN)
+        RL_CASE(EXIT_INFO, RL_RUN)
+        RL_CASE(SHADOW_RW, RL_RUN)
         default: wasm_rt_trap(WASM_RT_TRAP_OOB);
     }
     return changed;

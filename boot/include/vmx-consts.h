@@ -1318,9 +1318,10 @@ __attribute__((unused)) static const unsigned int hv_evmcs_map[1024] = {
 
 /* ---- READLIST_GUEST_SAVE (table.mjs READ_LISTS): X(bit, encoding, vmcs12 offset, width mask, always) per field
  * (always: on every VMX processor, table.mjs ALWAYS_PRESENT),
- * each run of 8 between BEGIN(first bit) and END (a reader tests the mask once per run) */
-#define READLIST_GUEST_SAVE_FIELDS(X, BEGIN, END) \
-    BEGIN(0) \
+ * in runs of 8: READLIST_<list>_RUN<r>(X) the fields of run r, and READLIST_<list>_RUNS(R)
+ * R(first bit, the mask of the whole run shifted down by the first bit, RUN<r>) per run, so that a
+ * reader tests the mask once per run and has a path without a test per field for a whole run) */
+#define READLIST_GUEST_SAVE_RUN0(X) \
     X(0, 0x681e, 840, ~0ull, 1) /* GUEST_RIP */ \
     X(1, 0x681c, 832, ~0ull, 1) /* GUEST_RSP */ \
     X(2, 0x6820, 848, ~0ull, 1) /* GUEST_RFLAGS */ \
@@ -1328,9 +1329,8 @@ __attribute__((unused)) static const unsigned int hv_evmcs_map[1024] = {
     X(4, 0x4826, 1212, 0xffffffffull, 1) /* GUEST_ACTIVITY_STATE */ \
     X(5, 0x6822, 856, ~0ull, 1) /* GUEST_PENDING_DEBUG_EXCEPTIONS */ \
     X(6, 0x6802, 728, ~0ull, 1) /* GUEST_CR3 */ \
-    X(7, 0x0802, 1244, 0xffffull, 1) /* GUEST_CS_SELECTOR */ \
-    END \
-    BEGIN(8) \
+    X(7, 0x0802, 1244, 0xffffull, 1) /* GUEST_CS_SELECTOR */
+#define READLIST_GUEST_SAVE_RUN1(X) \
     X(8, 0x6808, 752, ~0ull, 1) /* GUEST_CS_BASE */ \
     X(9, 0x4816, 1180, 0xffffffffull, 1) /* GUEST_CS_ACCESS_RIGHTS */ \
     X(10, 0x4818, 1184, 0xffffffffull, 1) /* GUEST_SS_ACCESS_RIGHTS */ \
@@ -1338,9 +1338,8 @@ __attribute__((unused)) static const unsigned int hv_evmcs_map[1024] = {
     X(12, 0x2802, 352, ~0ull, 1) /* GUEST_IA32_DEBUGCTL */ \
     X(13, 0x2804, 360, ~0ull, 0) /* GUEST_IA32_PAT */ \
     X(14, 0x2806, 368, ~0ull, 0) /* GUEST_IA32_EFER */ \
-    X(15, 0x0800, 1242, 0xffffull, 1) /* GUEST_ES_SELECTOR */ \
-    END \
-    BEGIN(16) \
+    X(15, 0x0800, 1242, 0xffffull, 1) /* GUEST_ES_SELECTOR */
+#define READLIST_GUEST_SAVE_RUN2(X) \
     X(16, 0x0804, 1246, 0xffffull, 1) /* GUEST_SS_SELECTOR */ \
     X(17, 0x0806, 1248, 0xffffull, 1) /* GUEST_DS_SELECTOR */ \
     X(18, 0x0808, 1250, 0xffffull, 1) /* GUEST_FS_SELECTOR */ \
@@ -1348,9 +1347,8 @@ __attribute__((unused)) static const unsigned int hv_evmcs_map[1024] = {
     X(20, 0x080c, 1254, 0xffffull, 1) /* GUEST_LDTR_SELECTOR */ \
     X(21, 0x080e, 1256, 0xffffull, 1) /* GUEST_TR_SELECTOR */ \
     X(22, 0x4800, 1136, 0xffffffffull, 1) /* GUEST_ES_LIMIT */ \
-    X(23, 0x4802, 1140, 0xffffffffull, 1) /* GUEST_CS_LIMIT */ \
-    END \
-    BEGIN(24) \
+    X(23, 0x4802, 1140, 0xffffffffull, 1) /* GUEST_CS_LIMIT */
+#define READLIST_GUEST_SAVE_RUN3(X) \
     X(24, 0x4804, 1144, 0xffffffffull, 1) /* GUEST_SS_LIMIT */ \
     X(25, 0x4806, 1148, 0xffffffffull, 1) /* GUEST_DS_LIMIT */ \
     X(26, 0x4808, 1152, 0xffffffffull, 1) /* GUEST_FS_LIMIT */ \
@@ -1358,9 +1356,8 @@ __attribute__((unused)) static const unsigned int hv_evmcs_map[1024] = {
     X(28, 0x480c, 1160, 0xffffffffull, 1) /* GUEST_LDTR_LIMIT */ \
     X(29, 0x480e, 1164, 0xffffffffull, 1) /* GUEST_TR_LIMIT */ \
     X(30, 0x4810, 1168, 0xffffffffull, 1) /* GUEST_GDTR_LIMIT */ \
-    X(31, 0x4812, 1172, 0xffffffffull, 1) /* GUEST_IDTR_LIMIT */ \
-    END \
-    BEGIN(32) \
+    X(31, 0x4812, 1172, 0xffffffffull, 1) /* GUEST_IDTR_LIMIT */
+#define READLIST_GUEST_SAVE_RUN4(X) \
     X(32, 0x4814, 1176, 0xffffffffull, 1) /* GUEST_ES_ACCESS_RIGHTS */ \
     X(33, 0x481a, 1188, 0xffffffffull, 1) /* GUEST_DS_ACCESS_RIGHTS */ \
     X(34, 0x481c, 1192, 0xffffffffull, 1) /* GUEST_FS_ACCESS_RIGHTS */ \
@@ -1368,9 +1365,8 @@ __attribute__((unused)) static const unsigned int hv_evmcs_map[1024] = {
     X(36, 0x4820, 1200, 0xffffffffull, 1) /* GUEST_LDTR_ACCESS_RIGHTS */ \
     X(37, 0x4822, 1204, 0xffffffffull, 1) /* GUEST_TR_ACCESS_RIGHTS */ \
     X(38, 0x6806, 744, ~0ull, 1) /* GUEST_ES_BASE */ \
-    X(39, 0x680a, 760, ~0ull, 1) /* GUEST_SS_BASE */ \
-    END \
-    BEGIN(40) \
+    X(39, 0x680a, 760, ~0ull, 1) /* GUEST_SS_BASE */
+#define READLIST_GUEST_SAVE_RUN5(X) \
     X(40, 0x680c, 768, ~0ull, 1) /* GUEST_DS_BASE */ \
     X(41, 0x680e, 776, ~0ull, 1) /* GUEST_FS_BASE */ \
     X(42, 0x6810, 784, ~0ull, 1) /* GUEST_GS_BASE */ \
@@ -1378,18 +1374,25 @@ __attribute__((unused)) static const unsigned int hv_evmcs_map[1024] = {
     X(44, 0x6814, 800, ~0ull, 1) /* GUEST_TR_BASE */ \
     X(45, 0x6816, 808, ~0ull, 1) /* GUEST_GDTR_BASE */ \
     X(46, 0x6818, 816, ~0ull, 1) /* GUEST_IDTR_BASE */ \
-    X(47, 0x482a, 1220, 0xffffffffull, 1) /* GUEST_IA32_SYSENTER_CS */ \
-    END \
-    BEGIN(48) \
+    X(47, 0x482a, 1220, 0xffffffffull, 1) /* GUEST_IA32_SYSENTER_CS */
+#define READLIST_GUEST_SAVE_RUN6(X) \
     X(48, 0x6824, 864, ~0ull, 1) /* GUEST_IA32_SYSENTER_ESP */ \
-    X(49, 0x6826, 872, ~0ull, 1) /* GUEST_IA32_SYSENTER_EIP */ \
-    END
+    X(49, 0x6826, 872, ~0ull, 1) /* GUEST_IA32_SYSENTER_EIP */
+#define READLIST_GUEST_SAVE_RUNS(R) \
+    R(0, 0xff, READLIST_GUEST_SAVE_RUN0) \
+    R(8, 0xff, READLIST_GUEST_SAVE_RUN1) \
+    R(16, 0xff, READLIST_GUEST_SAVE_RUN2) \
+    R(24, 0xff, READLIST_GUEST_SAVE_RUN3) \
+    R(32, 0xff, READLIST_GUEST_SAVE_RUN4) \
+    R(40, 0xff, READLIST_GUEST_SAVE_RUN5) \
+    R(48, 0x03, READLIST_GUEST_SAVE_RUN6)
 
 /* ---- READLIST_EXIT_INFO (table.mjs READ_LISTS): X(bit, encoding, vmcs12 offset, width mask, always) per field
  * (always: on every VMX processor, table.mjs ALWAYS_PRESENT),
- * each run of 8 between BEGIN(first bit) and END (a reader tests the mask once per run) */
-#define READLIST_EXIT_INFO_FIELDS(X, BEGIN, END) \
-    BEGIN(0) \
+ * in runs of 8: READLIST_<list>_RUN<r>(X) the fields of run r, and READLIST_<list>_RUNS(R)
+ * R(first bit, the mask of the whole run shifted down by the first bit, RUN<r>) per run, so that a
+ * reader tests the mask once per run and has a path without a test per field for a whole run) */
+#define READLIST_EXIT_INFO_RUN0(X) \
     X(0, 0x4402, 1108, 0xffffffffull, 1) /* VM_EXIT_REASON */ \
     X(1, 0x6400, 672, ~0ull, 1) /* EXIT_QUALIFICATION */ \
     X(2, 0x640a, 712, ~0ull, 1) /* GUEST_LINEAR_ADDRESS */ \
@@ -1397,22 +1400,24 @@ __attribute__((unused)) static const unsigned int hv_evmcs_map[1024] = {
     X(4, 0x4404, 1112, 0xffffffffull, 1) /* VM_EXIT_INTERRUPTION_INFO */ \
     X(5, 0x4406, 1116, 0xffffffffull, 1) /* VM_EXIT_INTERRUPTION_ERROR_CODE */ \
     X(6, 0x4408, 1120, 0xffffffffull, 1) /* IDT_VECTORING_INFO */ \
-    X(7, 0x440a, 1124, 0xffffffffull, 1) /* IDT_VECTORING_ERROR_CODE */ \
-    END \
-    BEGIN(8) \
+    X(7, 0x440a, 1124, 0xffffffffull, 1) /* IDT_VECTORING_ERROR_CODE */
+#define READLIST_EXIT_INFO_RUN1(X) \
     X(8, 0x440c, 1128, 0xffffffffull, 1) /* VM_EXIT_INSTRUCTION_LENGTH */ \
     X(9, 0x440e, 1132, 0xffffffffull, 1) /* VM_EXIT_INSTRUCTION_INFO */ \
     X(10, 0x6402, 680, ~0ull, 1) /* IO_RCX */ \
     X(11, 0x6404, 688, ~0ull, 1) /* IO_RSI */ \
     X(12, 0x6406, 696, ~0ull, 1) /* IO_RDI */ \
-    X(13, 0x6408, 704, ~0ull, 1) /* IO_RIP */ \
-    END
+    X(13, 0x6408, 704, ~0ull, 1) /* IO_RIP */
+#define READLIST_EXIT_INFO_RUNS(R) \
+    R(0, 0xff, READLIST_EXIT_INFO_RUN0) \
+    R(8, 0x3f, READLIST_EXIT_INFO_RUN1)
 
 /* ---- READLIST_SHADOW_RW (table.mjs READ_LISTS): X(bit, encoding, vmcs12 offset, width mask, always) per field
  * (always: on every VMX processor, table.mjs ALWAYS_PRESENT),
- * each run of 8 between BEGIN(first bit) and END (a reader tests the mask once per run) */
-#define READLIST_SHADOW_RW_FIELDS(X, BEGIN, END) \
-    BEGIN(0) \
+ * in runs of 8: READLIST_<list>_RUN<r>(X) the fields of run r, and READLIST_<list>_RUNS(R)
+ * R(first bit, the mask of the whole run shifted down by the first bit, RUN<r>) per run, so that a
+ * reader tests the mask once per run and has a path without a test per field for a whole run) */
+#define READLIST_SHADOW_RW_RUN0(X) \
     X(0, 0x0802, 1244, 0xffffull, 1) /* GUEST_CS_SELECTOR */ \
     X(1, 0x0812, 1260, 0xffffull, 0) /* PML_INDEX */ \
     X(2, 0x4016, 1068, 0xffffffffull, 1) /* VM_ENTRY_INTERRUPTION_INFO */ \
@@ -1420,9 +1425,8 @@ __attribute__((unused)) static const unsigned int hv_evmcs_map[1024] = {
     X(4, 0x401a, 1076, 0xffffffffull, 1) /* VM_ENTRY_INSTRUCTION_LENGTH */ \
     X(5, 0x4816, 1180, 0xffffffffull, 1) /* GUEST_CS_ACCESS_RIGHTS */ \
     X(6, 0x4818, 1184, 0xffffffffull, 1) /* GUEST_SS_ACCESS_RIGHTS */ \
-    X(7, 0x4824, 1208, 0xffffffffull, 1) /* GUEST_INTERRUPTIBILITY_STATE */ \
-    END \
-    BEGIN(8) \
+    X(7, 0x4824, 1208, 0xffffffffull, 1) /* GUEST_INTERRUPTIBILITY_STATE */
+#define READLIST_SHADOW_RW_RUN1(X) \
     X(8, 0x6800, 720, ~0ull, 1) /* GUEST_CR0 */ \
     X(9, 0x6802, 728, ~0ull, 1) /* GUEST_CR3 */ \
     X(10, 0x6804, 736, ~0ull, 1) /* GUEST_CR4 */ \
@@ -1430,8 +1434,10 @@ __attribute__((unused)) static const unsigned int hv_evmcs_map[1024] = {
     X(12, 0x681c, 832, ~0ull, 1) /* GUEST_RSP */ \
     X(13, 0x681e, 840, ~0ull, 1) /* GUEST_RIP */ \
     X(14, 0x6820, 848, ~0ull, 1) /* GUEST_RFLAGS */ \
-    X(15, 0x6c14, 984, ~0ull, 1) /* HOST_RSP */ \
-    END
+    X(15, 0x6c14, 984, ~0ull, 1) /* HOST_RSP */
+#define READLIST_SHADOW_RW_RUNS(R) \
+    R(0, 0xff, READLIST_SHADOW_RW_RUN0) \
+    R(8, 0xff, READLIST_SHADOW_RW_RUN1)
 
 /* ---- L1's post-exit state (table.mjs HOST_LOAD): X(slot, encoding, optional, always) per field, for boot/imports/vmx.c
  * (always: on every VMX processor, table.mjs ALWAYS_PRESENT) */

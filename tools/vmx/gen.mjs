@@ -810,13 +810,21 @@ export function emitC(m) {
   for (const l of m.readLists) {
     o.push('', `/* ---- READLIST_${l.name} (table.mjs READ_LISTS): X(bit, encoding, vmcs12 offset, width mask, always) per field`);
     o.push(' * (always: on every VMX processor, table.mjs ALWAYS_PRESENT),');
-    o.push(' * each run of 8 between BEGIN(first bit) and END (a reader tests the mask once per run) */');
-    o.push(`#define READLIST_${l.name}_FIELDS(X, BEGIN, END) \\`);
-    l.entries.forEach((e, k) => {
-      if (k % 8 === 0) o.push(`    BEGIN(${k}) \\`);
-      o.push(`    X(${k}, ${hex(e.encoding, 4)}, ${e.offset}, ${e.wm}, ${e.always ? 1 : 0}) /* ${e.name} */ \\`);
-      if (k % 8 === 7 || k + 1 === l.entries.length) o.push(`    END${k + 1 < l.entries.length ? ' \\' : ''}`);
-    });
+    o.push(' * in runs of 8: READLIST_<list>_RUN<r>(X) the fields of run r, and READLIST_<list>_RUNS(R)');
+    o.push(' * R(first bit, the mask of the whole run shifted down by the first bit, RUN<r>) per run, so that a');
+    o.push(' * reader tests the mask once per run and has a path without a test per field for a whole run) */');
+    const runs = [];
+    for (let r = 0; r * 8 < l.entries.length; r++) {
+      const run = l.entries.slice(r * 8, r * 8 + 8);
+      runs.push({ first: r * 8, full: (1 << run.length) - 1, name: `READLIST_${l.name}_RUN${r}` });
+      o.push(`#define READLIST_${l.name}_RUN${r}(X) \\`);
+      run.forEach((e, i) => {
+        const k = r * 8 + i;
+        o.push(`    X(${k}, ${hex(e.encoding, 4)}, ${e.offset}, ${e.wm}, ${e.always ? 1 : 0}) /* ${e.name} */${i + 1 < run.length ? ' \\' : ''}`);
+      });
+    }
+    o.push(`#define READLIST_${l.name}_RUNS(R) \\`);
+    runs.forEach((r, i) => o.push(`    R(${r.first}, ${hex(r.full, 2)}, ${r.name})${i + 1 < runs.length ? ' \\' : ''}`));
   }
   o.push('', "/* ---- L1's post-exit state (table.mjs HOST_LOAD): X(slot, encoding, optional, always) per field, for boot/imports/vmx.c");
   o.push(' * (always: on every VMX processor, table.mjs ALWAYS_PRESENT) */');
