@@ -210,9 +210,24 @@ static _Noreturn __attribute__((noinline, cold)) void vmcs_switch_bug(const char
     hv_puts(" failed (a hypervisor bug)\n");
     hv_exit(HV_STATUS_TRAP);
 }
-void Z_vmxZ_vmcsswitch(struct Z_vmx_instance_t *i, u64 clear, u64 load) {
+static __attribute__((noinline)) void evmcs_vmcsswitch(struct Z_vmx_instance_t *i, u64 clear, u64 load) {
     if (clear != 0 && Z_vmxZ_vmclear(i, clear) != 0) vmcs_switch_bug("VMCLEAR", clear);
     if (Z_vmxZ_vmptrld(i, load) != 0) vmcs_switch_bug("VMPTRLD", load);
+}
+/* (Each instruction with one branch on its flags, CF or ZF: either VMfail.
+ * It runs up to three times per nested round trip.) */
+void Z_vmxZ_vmcsswitch(struct Z_vmx_instance_t *i, u64 clear, u64 load) {
+    if (__builtin_expect(evmcs_mode(), 0)) {
+        evmcs_vmcsswitch(i, clear, load);
+        return;
+    }
+    if (clear != 0) __asm__ goto("vmclear %0\n\tjbe %l[bad_clear]" :: "m"(clear) : "cc", "memory" : bad_clear);
+    __asm__ goto("vmptrld %0\n\tjbe %l[bad_load]" :: "m"(load) : "cc", "memory" : bad_load);
+    return;
+bad_clear:
+    vmcs_switch_bug("VMCLEAR", clear);
+bad_load:
+    vmcs_switch_bug("VMPTRLD", load);
 }
 
 static __attribute__((noinline)) u64 evmcs_vmptrst(void) {
