@@ -77,9 +77,15 @@ extern u8 *hv_linear_memory;
 #include "linear.h"
 void hv_paging_map_linear(u64 phys);
 
-/* imports/system.c: a pointer to [ptr, ptr+len) of the kernel's linear
- * memory, bounds-checked like a wasm access (a bad one traps). */
-u8 *hv_linear(u32 ptr, u32 len);
+/* A pointer to [ptr, ptr+len) of the kernel's linear memory,
+ * bounds-checked like a wasm access (a bad one traps, imports/system.c).
+ * The memory is HV_LINEAR_MAX bytes at HV_LINEAR_VA (wasm-rt.c refuses any
+ * other), so both are constants: one compare, no load. */
+_Noreturn void hv_linear_refused(u32 ptr, u32 len);
+static inline __attribute__((always_inline)) u8 *hv_linear(u32 ptr, u32 len) {
+    if (__builtin_expect((u64)ptr + len > HV_LINEAR_MAX, 0)) hv_linear_refused(ptr, len);
+    return (u8 *)HV_LINEAR_VA + ptr;
+}
 
 /* exit.c: print the final line and stop the machine (emulator exit ports when
  * an emulator is detected, otherwise halt). */
