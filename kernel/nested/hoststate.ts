@@ -109,7 +109,7 @@ function stage(n: Nested, h: HostStaging): void {
   put(h, V.HOSTLOAD_SLOT_VM_ENTRY_INTERRUPTION_INFO, 0);
 }
 
-export function load(n: Nested): void {
+@inline export function load(n: Nested): void {
   const h = n.host;
   if (state.hostStale(n)) {
     stage(n, h);

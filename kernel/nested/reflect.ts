@@ -71,7 +71,7 @@ for (let i = 0; i < fields.GUEST_STATE.length; i++) {
 // vmcs12's exit controls save them; "IA-32e mode guest" from EFER.LMA.
 // vmcs02 holds all of it already, so the changes are recorded as synced
 // (state.ts): they are re-checked at the next entry, not merged again.
-function syncGuestState(vcpu: Vcpu): void {
+@inline function syncGuestState(vcpu: Vcpu): void {
   storeGuestState(vcpu, vcpu.nested.evmcs != state.INVALID);
   const n = vcpu.nested;
   // 28.2 ("updating VM-entry control fields"): every VM exit clears the
@@ -165,7 +165,7 @@ const EXIT_REASON_SPP: u32 = 66; // SPP-related event
 // Bits 31 (valid) and 11 (error code delivered) of the interruption and
 // IDT-vectoring information (28.2.2, 28.2.4).
 const ERROR_CODE_VALID: u32 = V.INTR_INFO_VALID | V.INTR_INFO_DELIVER_ERROR_CODE;
-function syncExitInfo(n: Nested, reason: u32): void {
+@inline function syncExitInfo(n: Nested, reason: u32): void {
   let mask = exitInfoAlways;
   if (reason < 64) {
     if (((ADDRESS_EXITS >> reason) & 1) != 0) mask |= exitInfoAddresses;
@@ -205,7 +205,7 @@ function vmxAbort(vcpu: Vcpu, indicator: u32, what: string, index: u32): i32 {
 // the host state.
 // L1 then reads the exit through the shadow VMCS: it gets the new vmcs12
 // (pushed here after a failed entry; toL1 pushes before the host state).
-function loadExitList(vcpu: Vcpu, push: bool): i32 {
+@inline function loadExitList(vcpu: Vcpu, push: bool): i32 {
   const n = vcpu.nested;
   // (The count tested here: an empty list, the common case, costs no call.)
   const count = <u32>state.get(n, V.VM_EXIT_MSR_LOAD_COUNT);
@@ -226,7 +226,7 @@ function loadExitList(vcpu: Vcpu, push: bool): i32 {
 }
 
 // Switch from vmcs02 (current) to vmcs01 with L1 in its host state.
-function toL1(vcpu: Vcpu): i32 {
+@inline function toL1(vcpu: Vcpu): i32 {
   const n = vcpu.nested;
   // 28.4: L2's MSR values into the VM-exit MSR-store list (vmcs02 current).
   const count = <u32>state.get(n, V.VM_EXIT_MSR_STORE_COUNT);
