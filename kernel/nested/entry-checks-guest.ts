@@ -106,7 +106,7 @@ export const CHECK_RIP: i32 = 1; // and RIP
 export const CHECK_DYNAMIC: i32 = 2; // and RFLAGS, activity, interruptibility, pending debug, event
 export const CHECK_ALL: i32 = 3;
 
-export function check(c: EntryCheck, level: i32): bool {
+@inline export function check(c: EntryCheck, level: i32): bool {
   const n = c.n;
   // (Each level loads what its checks read: an entry after a reflected
   // exit usually checks only RIP, and every load is a bounds-checked one.)

@@ -160,7 +160,7 @@ export function partialGuest(n: Nested): u64 {
     e.passedLma != (l1Ia32e ? 1 : 0) || (state.get(n, V.GUEST_RFLAGS) & V.X86_RFLAGS_VM) != e.passedVm;
 }
 
-export function check(n: Nested, launch: bool, l1Ia32e: bool): i32 {
+@inline export function check(n: Nested, launch: bool, l1Ia32e: bool): i32 {
   const e = n.entry;
   const c = n.check; // c.n is n
   const lma: i32 = l1Ia32e ? 1 : 0;

@@ -213,7 +213,7 @@ export function unlink(n: Nested): void {
 // Shadow → cache for the fields L1 can write without an exit. Only values
 // that differ are written, so the dirty groups the entry checks use
 // (state.ts) change only when L1 really changed something.
-export function pull(vcpu: Vcpu): void {
+@inline export function pull(vcpu: Vcpu): void {
   const n = vcpu.nested;
   const s = n.shadow;
   if (!s.linked) return;
@@ -234,7 +234,7 @@ export function pull(vcpu: Vcpu): void {
 // Whatever VMCS was current, vmcs01 is when it returns true (it wrote the
 // shadow); false: nothing was written, the current VMCS is the caller's
 // still.
-export function push(vcpu: Vcpu): bool {
+@inline export function push(vcpu: Vcpu): bool {
   const n = vcpu.nested;
   const s = n.shadow;
   if (!s.enabled || n.current == state.INVALID) return false;
