@@ -385,7 +385,7 @@ function writtenBack(enc: u32): bool {
 // fields, as for shadow.ts) only those are written — RIP and the few
 // fields the exit changed, not the 82 — after any other change (state.ts
 // shadowAll) all of them.
-export function push(n: Nested): void {
+@inline export function push(n: Nested): void {
   if (pushCount < 0) buildLists();
   const g = n.shadowGuestStale;
   const e = n.shadowExitStale;
