@@ -525,8 +525,25 @@ void Z_vmxZ_writefields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u
  * straight-line code; returns the mask of the entries whose value changed
  * (as readfields does for a list loop, with about two thirds of its
  * instructions: a VMREAD of the list is ~8). */
+/* The straight-line lists know each field's width (wm is a constant), so
+ * the value is compared and stored at that width: one compare with memory
+ * where the 8-byte merge of FL_MERGE takes a load, an XOR and a mask. */
+#define RL_MERGE_AT(p, v, T, bit)                                                          \
+    do {                                                                                   \
+        T v_ = (T)(v), old_;                                                               \
+        __builtin_memcpy(&old_, (p), sizeof(T));                                           \
+        if (v_ != old_) {                                                                  \
+            __builtin_memcpy((p), &v_, sizeof(T));                                         \
+            changed |= (bit);                                                              \
+        }                                                                                  \
+    } while (0)
 #define RL_MERGE(k, enc, off, wm, always)                                                  \
-    FL_MERGE(b + (off), (always) && (k) != 0 ? hw_vmread_present(enc) : hw_vmread(enc), (wm), 1ull << (k));
+    {                                                                                      \
+        u64 rv_ = (always) && (k) != 0 ? hw_vmread_present(enc) : hw_vmread(enc);         \
+        if ((wm) == 0xffffull) RL_MERGE_AT(b + (off), rv_, u16, 1ull << (k));              \
+        else if ((wm) == 0xffffffffull) RL_MERGE_AT(b + (off), rv_, u32, 1ull << (k));     \
+        else RL_MERGE_AT(b + (off), rv_, u64, 1ull << (k));                                \
+    }
 #define RL_READ(k, enc, off, wm, always)                                                   \
     if ((mask >> (k)) & 1) RL_MERGE(k, enc, off, wm, always)
 #define RL_EVMCS_READ(k, enc, off, wm, always)                                             \
