@@ -241,6 +241,10 @@ function buildLists(): void {
     }
   }
   store<u32>(pullStart + (<usize>(GROUP_ALL + 1) << 2), <u32>k);
+  // pull reads the fields in no group itself: exactly these two.
+  const none = load<u32>(pullStart + (<usize>GROUP_NONE << 2));
+  assert(load<u32>(pullStart + (<usize>(GROUP_NONE + 1) << 2)) == none + 2 &&
+    load<u32>(pullEnc + (<usize>none << 2)) == V.TPR_THRESHOLD && load<u32>(pullEnc + (<usize>(none + 1) << 2)) == V.GUEST_RIP);
   // Fields that follow each other in both layouts (the eVMCS is in
   // structure order) make one run: 82 fields are 23 copies.
   let p = 0;
@@ -331,9 +335,13 @@ function copyGroups(gpa: u64, clean: u32): void {
 // The eVMCS fields (in buf) of the groups not clean into the cache.
 function pull(n: Nested, clean: u32): void {
   if (pushCount < 0) buildLists();
-  // The groups whose clean bit is 0, then the fields in no group, then
-  // (unless every bit is set) those the TLFS gives no group.
-  let groups = (~clean & V.EVMCS_CLEAN_ALL) | (1 << GROUP_NONE);
+  // The fields in no group (read at every entry: guest RIP and the TPR
+  // threshold, buildLists checks that these are all) with their offsets
+  // and change bits as constants; then the groups whose clean bit is 0,
+  // then (unless every bit is set) those the TLFS gives no group.
+  state.setFromL1(n, V.GUEST_RIP, load<u64>(buf + <usize>V.EVMCS_GUEST_RIP));
+  state.setFromL1(n, V.TPR_THRESHOLD, <u64>load<u32>(buf + <usize>V.EVMCS_TPR_THRESHOLD));
+  let groups = ~clean & V.EVMCS_CLEAN_ALL;
   if (clean != V.EVMCS_CLEAN_ALL) groups |= 1 << GROUP_ALL;
   while (groups != 0) {
     const grp = <i32>ctz(groups);

@@ -195,7 +195,7 @@ export function markAllDirty(n: Nested): void {
 // pull, which keeps them per field and records them itself), as
 // shadow.ts's pull does through readFields: a change for the checks and
 // for vmcs02, not one to write back there.
-export function fromL1Bits(enc: u32): u32 {
+@inline export function fromL1Bits(enc: u32): u32 {
   return changedBits(enc) & ~CH_SHADOW_ALL;
 }
 // enc changed: for the checks and for vmcs02.
@@ -244,6 +244,10 @@ export function markSynced(n: Nested, enc: u32): void {
 // each, six of them on every reflected exit).
 @inline export function set(n: Nested, enc: u32, v: u64): void {
   if (storeAt(n.vmcs12 + <usize>V.vmcs12OffsetConst(enc), enc, v)) n.changes |= changedBits(enc);
+}
+// The same for a value read from L1's eVMCS (fromL1Bits).
+@inline export function setFromL1(n: Nested, enc: u32, v: u64): void {
+  if (storeAt(n.vmcs12 + <usize>V.vmcs12OffsetConst(enc), enc, v)) n.changes |= fromL1Bits(enc);
 }
 @inline export function setSynced(n: Nested, enc: u32, v: u64): void {
   if (storeAt(n.vmcs12 + <usize>V.vmcs12OffsetConst(enc), enc, v)) n.changes |= syncedBits(enc);
