@@ -406,8 +406,25 @@ function writtenBack(enc: u32): bool {
   }
   let k: u32 = addRuns(0, g, guestRuns);
   k = addRuns(k, e, exitRuns);
-  if (k != 0) guestmem.scatterIn(n.evmcs, V.EVMCS_BYTES, n.vmcs12, partial, k);
+  if (k > FEW_FIELDS) {
+    guestmem.scatterIn(n.evmcs, V.EVMCS_BYTES, n.vmcs12, partial, k);
+    return;
+  }
+  // A few fields (RIP alone, at an exit L1 has seen before): one write
+  // each, not the list import's set-up (some 90 instructions for one field).
+  for (let i: u32 = 0; i < k; i++) {
+    const w = load<u32>(partial + (<usize>i << 2));
+    const to = n.evmcs + <u64>(w & 0xfff);
+    const from = n.vmcs12 + <usize>((w >> 12) & 0xfff);
+    const size = w >> 24;
+    if (size == 8) guestmem.write64(to, load<u64>(from));
+    else if (size == 4) guestmem.write32(to, load<u32>(from));
+    else guestmem.write16(to, load<u16>(from));
+  }
 }
+// Up to this many fields are written back one by one (listRuns: each of
+// the partial list's words is one field of 2, 4 or 8 bytes).
+const FEW_FIELDS: u32 = 3;
 
 // The run words of the entries in `mask` (of a list whose words are at
 // `runs`) appended to the partial list from entry k; the new count.
