@@ -404,16 +404,27 @@ function writtenBack(enc: u32): bool {
     state.markShadowPushed(n);
     return;
   }
-  let k: u32 = addRuns(0, g, guestRuns);
-  k = addRuns(k, e, exitRuns);
-  if (k > FEW_FIELDS) {
-    guestmem.scatterIn(n.evmcs, V.EVMCS_BYTES, n.vmcs12, partial, k);
-    return;
-  }
   // A few fields (RIP alone, at an exit L1 has seen before): one write
   // each, not the list import's set-up (some 90 instructions for one field).
-  for (let i: u32 = 0; i < k; i++) {
-    const w = load<u32>(partial + (<usize>i << 2));
+  if (<u32>(popcnt(g) + popcnt(e)) <= FEW_FIELDS) {
+    writeFields(n, g, guestRuns);
+    writeFields(n, e, exitRuns);
+    return;
+  }
+  let k: u32 = addRuns(0, g, guestRuns);
+  k = addRuns(k, e, exitRuns);
+  if (k != 0) guestmem.scatterIn(n.evmcs, V.EVMCS_BYTES, n.vmcs12, partial, k);
+}
+// Up to this many fields are written back one by one.
+const FEW_FIELDS: u32 = 3;
+
+// The fields of `mask` (entries of a list whose run words are at `runs`:
+// each one field of 2, 4 or 8 bytes, listRuns) from the cache into the eVMCS.
+@inline function writeFields(n: Nested, mask: u64, runs: usize): void {
+  while (mask != 0) {
+    const w = load<u32>(runs + (<usize>ctz(mask) << 2));
+    mask &= mask - 1;
+    if (w == 0) continue;
     const to = n.evmcs + <u64>(w & 0xfff);
     const from = n.vmcs12 + <usize>((w >> 12) & 0xfff);
     const size = w >> 24;
@@ -422,9 +433,6 @@ function writtenBack(enc: u32): bool {
     else guestmem.write16(to, load<u16>(from));
   }
 }
-// Up to this many fields are written back one by one (listRuns: each of
-// the partial list's words is one field of 2, 4 or 8 bytes).
-const FEW_FIELDS: u32 = 3;
 
 // The run words of the entries in `mask` (of a list whose words are at
 // `runs`) appended to the partial list from entry k; the new count.
