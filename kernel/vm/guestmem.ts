@@ -75,17 +75,17 @@ export function write8(gpa: u64, v: u32): void {
   mem.write8(hostBase + gpa, v);
   written(gpa, 1);
 }
-export function write16(gpa: u64, v: u32): void {
+@inline export function write16(gpa: u64, v: u32): void {
   assert(isRam(gpa, 2), "guestmem.write16 outside guest RAM");
   mem.write16(hostBase + gpa, v);
   written(gpa, 2);
 }
-export function write32(gpa: u64, v: u32): void {
+@inline export function write32(gpa: u64, v: u32): void {
   assert(isRam(gpa, 4), "guestmem.write32 outside guest RAM");
   mem.write32(hostBase + gpa, v);
   written(gpa, 4);
 }
-export function write64(gpa: u64, v: u64): void {
+@inline export function write64(gpa: u64, v: u64): void {
   assert(isRam(gpa, 8), "guestmem.write64 outside guest RAM");
   mem.write64(hostBase + gpa, v);
   written(gpa, 8);
