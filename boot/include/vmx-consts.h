@@ -1395,15 +1395,15 @@ __attribute__((unused)) static const unsigned int hv_evmcs_map[1024] = {
 #define READLIST_EXIT_INFO_RUN0(X) \
     X(0, 0x4402, 1108, 0xffffffffull, 1) /* VM_EXIT_REASON */ \
     X(1, 0x6400, 672, ~0ull, 1) /* EXIT_QUALIFICATION */ \
-    X(2, 0x640a, 712, ~0ull, 1) /* GUEST_LINEAR_ADDRESS */ \
-    X(3, 0x2400, 320, ~0ull, 0) /* GUEST_PHYSICAL_ADDRESS */ \
-    X(4, 0x4404, 1112, 0xffffffffull, 1) /* VM_EXIT_INTERRUPTION_INFO */ \
-    X(5, 0x4406, 1116, 0xffffffffull, 1) /* VM_EXIT_INTERRUPTION_ERROR_CODE */ \
-    X(6, 0x4408, 1120, 0xffffffffull, 1) /* IDT_VECTORING_INFO */ \
-    X(7, 0x440a, 1124, 0xffffffffull, 1) /* IDT_VECTORING_ERROR_CODE */
+    X(2, 0x4404, 1112, 0xffffffffull, 1) /* VM_EXIT_INTERRUPTION_INFO */ \
+    X(3, 0x4408, 1120, 0xffffffffull, 1) /* IDT_VECTORING_INFO */ \
+    X(4, 0x440c, 1128, 0xffffffffull, 1) /* VM_EXIT_INSTRUCTION_LENGTH */ \
+    X(5, 0x440e, 1132, 0xffffffffull, 1) /* VM_EXIT_INSTRUCTION_INFO */ \
+    X(6, 0x640a, 712, ~0ull, 1) /* GUEST_LINEAR_ADDRESS */ \
+    X(7, 0x2400, 320, ~0ull, 0) /* GUEST_PHYSICAL_ADDRESS */
 #define READLIST_EXIT_INFO_RUN1(X) \
-    X(8, 0x440c, 1128, 0xffffffffull, 1) /* VM_EXIT_INSTRUCTION_LENGTH */ \
-    X(9, 0x440e, 1132, 0xffffffffull, 1) /* VM_EXIT_INSTRUCTION_INFO */ \
+    X(8, 0x4406, 1116, 0xffffffffull, 1) /* VM_EXIT_INTERRUPTION_ERROR_CODE */ \
+    X(9, 0x440a, 1124, 0xffffffffull, 1) /* IDT_VECTORING_ERROR_CODE */ \
     X(10, 0x6402, 680, ~0ull, 1) /* IO_RCX */ \
     X(11, 0x6404, 688, ~0ull, 1) /* IO_RSI */ \
     X(12, 0x6406, 696, ~0ull, 1) /* IO_RDI */ \
