@@ -523,8 +523,9 @@ void Z_vmxZ_writefields(struct Z_vmx_instance_t *i, u32 list, u32 n, u32 base, u
  * READLIST_*_FIELDS, from the field table) into the vmcs12 cache at base,
  * each with one VMREAD and a compare under its width's mask in
  * straight-line code; returns the mask of the entries whose value changed
- * (as readfields does for a list loop, with about two thirds of its
- * instructions: a VMREAD of the list is ~8). */
+ * (as readfields does for a list loop): four instructions a field of a
+ * run selected whole (encoding, VMREAD, compare, branch), where the loop
+ * takes about eight. */
 /* The straight-line lists know each field's width (wm is a constant), so
  * the value is compared and stored at that width: one compare with memory
  * where the 8-byte merge of FL_MERGE takes a load, an XOR and a mask. */
@@ -588,7 +589,8 @@ u64 Z_vmxZ_readlist(struct Z_vmx_instance_t *i, u32 id, u32 base, u64 mask) {
 
 /* vmx.loadhoststate: the fields of HOSTLOAD_FIELDS (vmx-consts.h, from the
  * field table's HOST_LOAD) from base + 8 * slot, one VMWRITE each in
- * straight-line code: three instructions a field, where the list loop
+ * straight-line code: two instructions a field (encoding, VMWRITE; the
+ * flags tested only where hw_vmread_present says), where the list loop
  * above takes eight (every reflected nested exit writes these ~50). An
  * optional field only when its bit is set in mask. */
 #define HL_WRITE(k, enc, opt, always)                                                      \
